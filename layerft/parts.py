@@ -1,0 +1,73 @@
+"""Named parts of a TaskModel (embeddings, layer.<i>, head), selected by module and index, never by substring."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from torch import nn
+
+from layerft.errors import LayerftError
+from layerft.heads import TaskModel, encoder_layers
+
+EMBEDDINGS = "embeddings"
+HEAD = "head"
+OTHER = "other"
+
+
+def layer_part(index: int) -> str:
+    """The part name of encoder layer `index` (0 is the lowest)."""
+    return f"layer.{index}"
+
+
+def parameter_parts(model: TaskModel) -> dict[str, str]:
+    """Map every parameter name to its part; anything outside embeddings, layers and head is `other`."""
+    owner: dict[int, str] = {}
+    for part, module in part_modules(model).items():
+        for param in module.parameters():
+            owner[id(param)] = part
+    return {name: owner.get(id(p), OTHER) for name, p in model.named_parameters()}
+
+
+def part_modules(model: TaskModel) -> dict[str, nn.Module]:
+    """The module behind each part, bottom to top."""
+    modules: dict[str, nn.Module] = {EMBEDDINGS: model.backbone.embeddings}
+    for i, layer in enumerate(encoder_layers(model.backbone)):
+        modules[layer_part(i)] = layer
+    modules[HEAD] = model.head
+    return modules
+
+
+def set_trainable(model: TaskModel, parts: Iterable[str]) -> None:
+    """Train exactly the parameters of `parts`; fail on a part that matches no parameter."""
+    wanted = set(parts)
+    parts_of = parameter_parts(model)
+    found = Counter(parts_of.values())
+    missing = sorted(p for p in wanted if found[p] == 0)
+    if missing:
+        raise LayerftError(f"no parameter belongs to part(s) {missing}; parts are {sorted(found)}")
+    for name, param in model.named_parameters():
+        param.requires_grad_(parts_of[name] in wanted)
+
+
+def freeze_parts(model: TaskModel, parts: Iterable[str]) -> None:
+    """Freeze every parameter of `parts`, whatever trained them before."""
+    frozen = set(parts)
+    parts_of = parameter_parts(model)
+    for name, param in model.named_parameters():
+        if parts_of[name] in frozen:
+            param.requires_grad_(False)
+
+
+def count_parameters(model: nn.Module, parts_of: dict[str, str]) -> dict[str, int]:
+    """Total and trainable parameter counts, overall and per part (`trainable_params/<part>`)."""
+    counts: dict[str, int] = {"total_params": 0, "trainable_params": 0}
+    per_part: Counter[str] = Counter()
+    for name, param in model.named_parameters():
+        counts["total_params"] += param.numel()
+        if param.requires_grad:
+            counts["trainable_params"] += param.numel()
+            per_part[parts_of.get(name, OTHER)] += param.numel()
+    for part in dict.fromkeys(parts_of.values()):
+        counts[f"trainable_params/{part}"] = per_part[part]
+    return counts

@@ -1,0 +1,173 @@
+"""One combination end to end: compose -> validate -> [stage 1] -> transplant -> stage 2 -> record."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import datasets
+import transformers
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from layerft.config import GROUP_SCHEMAS, RunConfig, to_run_config
+from layerft.data import TaskData, load_task_data
+from layerft.errors import LayerftError
+from layerft.evaluation import check_task_metrics
+from layerft.heads import TaskModel, build_task_model, encoder_layers
+from layerft.layer_split import (
+    InjectedWeights,
+    apply_injected_policy,
+    extract_injected,
+    injected_parts,
+    prepare_injection_model,
+    resolve_num_lower,
+    transplant,
+)
+from layerft.model import load_backbone, load_tokenizer
+from layerft.parts import set_trainable
+from layerft.phase import MetricSink, run_phase
+from layerft.results import config_fingerprint, read_finished, write_metrics
+from layerft.task import TaskConfig
+from layerft.tracker import start_tracker
+from layerft.tuning_mode import apply_tuning_mode
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    """The one place the run's seed reaches torch, numpy and random (before each model is built)."""
+    transformers.set_seed(seed)
+
+
+def train_stages(cfg: RunConfig, run_dir: Path, sink: MetricSink) -> dict[str, float]:
+    """Stage 1 (if any) into the lower layers, then stage 2 on a fresh backbone; all metrics."""
+    tokenizer = load_tokenizer(cfg.model)
+    cache = Path(cfg.cache_dir).expanduser() / "tokenized"
+    # Read and check both tasks' data first, so bad stage-2 data never costs a stage-1 run.
+    target_data = _load(cfg.target_task, "target_task", tokenizer, cache)
+    metrics: dict[str, float] = {}
+    injected = None
+    if cfg.injection_task is not None:
+        injection_data = _load(cfg.injection_task, "injection_task", tokenizer, cache)
+        injected, stage1 = run_injection(cfg, injection_data, run_dir, sink)
+        metrics.update(stage1)
+    metrics.update(run_target(cfg, target_data, injected, run_dir, sink))
+    return metrics
+
+
+def _load(task: TaskConfig, group: str, tokenizer: Any, cache: Path) -> TaskData:
+    check_task_metrics(task, group)
+    return load_task_data(task, group, tokenizer, cache)
+
+
+def _fresh_model(cfg: RunConfig, task: TaskConfig) -> TaskModel:
+    seed_everything(cfg.seed)
+    return build_task_model(load_backbone(cfg.model), task.kind, len(task.label_names), task.head_dropout)
+
+
+def run_injection(
+    cfg: RunConfig, data: TaskData, run_dir: Path, sink: MetricSink
+) -> tuple[InjectedWeights, dict[str, float]]:
+    """Stage 1: train embeddings, the lower layers and a head on the injection task."""
+    assert cfg.injection_task is not None
+    model = _fresh_model(cfg, cfg.injection_task)
+    num_lower = resolve_num_lower(cfg.layer_split, len(encoder_layers(model.backbone)))
+    set_trainable(model, prepare_injection_model(model, cfg.layer_split, num_lower))
+    metrics = run_phase(
+        "injection", model, data, cfg.injection_task, cfg.injection_lr_schedule, {},
+        cfg.trainer, cfg.seed, run_dir, sink,
+    )  # fmt: skip
+    metrics["injection/num_injected_layers"] = float(num_lower)
+    return extract_injected(model, cfg.layer_split, num_lower), metrics
+
+
+def run_target(
+    cfg: RunConfig, data: TaskData, injected: InjectedWeights | None, run_dir: Path, sink: MetricSink
+) -> dict[str, float]:
+    """Stage 2: fresh backbone and head, injected layers transplanted, tuning mode and policy applied."""
+    model = _fresh_model(cfg, cfg.target_task)
+    lr_multipliers: dict[str, float] = {}
+    if injected is not None:
+        transplant(model, injected)
+    apply_tuning_mode(model, cfg.tuning_mode)
+    if injected is not None:
+        parts = injected_parts(cfg.layer_split, len(injected.layers))
+        lr_multipliers = apply_injected_policy(model, cfg.layer_split, parts)
+    return run_phase(
+        "target", model, data, cfg.target_task, cfg.lr_schedule, lr_multipliers,
+        cfg.trainer, cfg.seed, run_dir, sink,
+    )  # fmt: skip
+
+
+def run(
+    cfg: RunConfig,
+    run_dir: Path,
+    resolved: dict[str, Any],
+    choices: dict[str, str],
+    group: str | None,
+) -> dict[str, float]:
+    """Run one combination unless this directory already holds its finished metrics."""
+    fingerprint = config_fingerprint(resolved)
+    finished = read_finished(run_dir, fingerprint)
+    if finished is not None:
+        log.info("already finished, not rerun: %s", run_dir / "metrics.json")
+        return finished
+    name = " ".join(choices.get(g, "-") for g in ("injection_task", "target_task", "layer_split", "tuning_mode"))
+    tracker = start_tracker(cfg.tracker, run_dir, resolved, choices, f"{name} s{cfg.seed}", group)
+    failed = True
+    try:
+        metrics = train_stages(cfg, run_dir, tracker.log)
+        path = write_metrics(run_dir, metrics, fingerprint)
+        tracker.summarize(metrics)
+        failed = False
+    finally:
+        tracker.finish(failed)  # closed even when a stage crashes
+    log.info("results: %s", path)
+    return metrics
+
+
+def quiet_libraries() -> None:
+    """Keep library chatter (load reports, progress bars) out of the run log."""
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+
+
+@contextlib.contextmanager
+def user_errors_exit() -> Iterator[None]:
+    """Turn a LayerftError into one line on stderr and exit code 2 (LAYERFT_TRACEBACK=1 shows it all)."""
+    try:
+        yield
+    except LayerftError as err:
+        if os.environ.get("LAYERFT_TRACEBACK"):
+            raise
+        log.error("%s", err)
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def run_from_hydra(cfg: DictConfig) -> dict[str, float]:
+    """train.py's body: validate the composed config and run it in Hydra's output directory."""
+    quiet_libraries()
+    hydra = HydraConfig.get()
+    with user_errors_exit():
+        run_cfg = to_run_config(cfg)
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        assert isinstance(resolved, dict)
+        choices = {
+            group.split("@")[-1]: str(option)
+            for group, option in hydra.runtime.choices.items()
+            if group.split("@")[-1] in {*GROUP_SCHEMAS, "injection_lr_schedule"}
+        }
+        group = hydra.sweep.dir if hydra.mode == RunMode.MULTIRUN else None
+        metrics = run(run_cfg, Path(hydra.runtime.output_dir), resolved, choices, group)
+    print(f"results: {Path(hydra.runtime.output_dir) / 'metrics.json'}")
+    return metrics

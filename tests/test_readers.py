@@ -1,0 +1,352 @@
+"""Readers: every format round-trips from a tiny fixture, every fault names its file and line."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from layerft.errors import LayerftError
+from layerft.readers import (
+    RELEASE_READERS,
+    read_klue_dp,
+    read_klue_ner,
+    read_klue_pos,
+    read_records,
+)
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# The release header: its column-name line holds real tabs, yet is a comment, not a sentence.
+DP_HEADER = (
+    "## 토큰, 띄어쓰기 구분자 : \\t\n"
+    "## 토큰 구분자 : \\n\n"
+    "## 문장 구분자 : \\n\\n\n"
+    "## 주석 : ##\n"
+    "## 칼럼명 : INDEX\tWORD_FORM\tLEMMA\tPOS\tHEAD\tDEPREL\n"
+)
+DP_TEXT = DP_HEADER + (
+    "## dp-1\t철수가 밥을 먹었다.\n"
+    "1\t철수가\t철수 가\tNNP+JKS\t3\tNP_SBJ\n"
+    "2\t밥을\t밥 을\tNNG+JKO\t3\tNP_OBJ\n"
+    "3\t먹었다.\t먹 었 다 .\tVV+EP+EF+SF\t0\tVP\n"
+    "\n"
+    "## dp-2\t3% 올랐다.\n"
+    "1\t3%\t0\tSN+SW\t2\tNP\n"
+    "2\t올랐다.\t오르 았 다 .\tVV+EP+EF+SF\t0\tVP\n"
+    "\n"
+)
+NER_HEADER = (
+    "## 토큰, 레이블 구분자 : \\t\n"
+    "## 토큰 구분자 : \\n\n"
+    "## 문장 구분자 : \\n\\n\n"
+    "## 주석 : ##\n"
+    "## 컬럼명 : CHAR\tNE_TAG\n"
+)
+# The space inside '<1월 2일:DT>' is tagged I-DT, as in the release.
+NER_TEXT = NER_HEADER + (
+    "## ner-1\t<철수:PS> <1월 2일:DT>에\n"
+    "철\tB-PS\n수\tI-PS\n \tO\n1\tB-DT\n월\tI-DT\n \tI-DT\n2\tI-DT\n일\tI-DT\n에\tO\n"
+    "\n"
+    "## ner-2\t네 !\n"
+    "네\tO\n \tO\n!\tO\n"
+)
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    """Write `text` as UTF-8 to tmp_path/name."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The shared real-format samples beside the checkout, or a skip when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real-format samples not found at {SHARED_DATA} (only CI has them)")
+    return SHARED_DATA
+
+
+def test_json_array(tmp_path: Path) -> None:
+    path = _write(tmp_path, "dev.json", '[\n  {"guid": "a", "label": 1},\n  {"guid": "b"}\n]\n')
+    assert read_records(path) == [{"guid": "a", "label": 1}, {"guid": "b"}]
+
+
+def test_json_lines_in_json_and_jsonl(tmp_path: Path) -> None:
+    text = '{"text": "x", "label": 0}\n\n{"text": "y", "label": 2}\n'
+    expected = [{"text": "x", "label": 0}, {"text": "y", "label": 2}]
+    assert read_records(_write(tmp_path, "a.json", text)) == expected
+    assert read_records(_write(tmp_path, "a.jsonl", text)) == expected
+
+
+def test_csv_types_columns_like_hugging_face(tmp_path: Path) -> None:
+    text = 'id,text,label,score\n007,"a, quoted ""b""",1,0.5\n8,plain,0,2\n\n'
+    assert read_records(_write(tmp_path, "train.csv", text)) == [
+        {"id": 7, "text": 'a, quoted "b"', "label": 1, "score": 0.5},
+        {"id": 8, "text": "plain", "label": 0, "score": 2.0},
+    ]
+
+
+def test_tsv_keeps_quotes_literal(tmp_path: Path) -> None:
+    text = "id\tdocument\tlabel\n1\t\"최고 '명작\t1\n2\tx1\t0\n"
+    assert read_records(_write(tmp_path, "ratings.tsv", text)) == [
+        {"id": 1, "document": "\"최고 '명작", "label": 1},
+        {"id": 2, "document": "x1", "label": 0},
+    ]
+
+
+def test_parquet(tmp_path: Path) -> None:
+    path = tmp_path / "train.parquet"
+    pq.write_table(pa.table({"text": ["a", "b"], "label": [0, 1]}), path)
+    assert read_records(path) == [{"text": "a", "label": 0}, {"text": "b", "label": 1}]
+
+
+def test_klue_dp(tmp_path: Path) -> None:
+    assert read_klue_dp(_write(tmp_path, "klue-dp-v1.1_dev.tsv", DP_TEXT)) == [
+        {
+            "guid": "dp-1",
+            "sentence": "철수가 밥을 먹었다.",
+            "words": ["철수가", "밥을", "먹었다."],
+            "lemmas": ["철수 가", "밥 을", "먹 었 다 ."],
+            "pos": ["NNP+JKS", "NNG+JKO", "VV+EP+EF+SF"],
+            "heads": [3, 3, 0],
+            "deprels": ["NP_SBJ", "NP_OBJ", "VP"],
+        },
+        {
+            "guid": "dp-2",
+            "sentence": "3% 올랐다.",
+            "words": ["3%", "올랐다."],
+            "lemmas": ["0", "오르 았 다 ."],
+            "pos": ["SN+SW", "VV+EP+EF+SF"],
+            "heads": [2, 0],
+            "deprels": ["NP", "VP"],
+        },
+    ]
+
+
+def test_klue_pos_splits_morphemes_and_falls_back_on_count_mismatch(tmp_path: Path) -> None:
+    # '3%' has one lemma ('0') for two tags: it stays one token, its word form, with its first tag.
+    assert read_klue_pos(_write(tmp_path, "klue-dp-v1.1_dev.tsv", DP_TEXT)) == [
+        {
+            "guid": "dp-1",
+            "tokens": ["철수", "가", "밥", "을", "먹", "었", "다", "."],
+            "tags": ["NNP", "JKS", "NNG", "JKO", "VV", "EP", "EF", "SF"],
+        },
+        {
+            "guid": "dp-2",
+            "tokens": ["3%", "오르", "았", "다", "."],
+            "tags": ["SN", "VV", "EP", "EF", "SF"],
+        },
+    ]
+
+
+def test_klue_ner_drops_whitespace(tmp_path: Path) -> None:
+    assert read_klue_ner(_write(tmp_path, "klue-ner-v1.1_dev.tsv", NER_TEXT)) == [
+        {
+            "guid": "ner-1",
+            "sentence": "<철수:PS> <1월 2일:DT>에",
+            "tokens": ["철", "수", "1", "월", "2", "일", "에"],
+            "tags": ["B-PS", "I-PS", "B-DT", "I-DT", "I-DT", "I-DT", "O"],
+        },
+        {"guid": "ner-2", "sentence": "네 !", "tokens": ["네", "!"], "tags": ["O", "O"]},
+    ]
+
+
+def test_release_readers_is_read_only() -> None:
+    assert dict(RELEASE_READERS) == {
+        "records": read_records,
+        "klue_dp": read_klue_dp,
+        "klue_pos": read_klue_pos,
+        "klue_ner": read_klue_ner,
+    }
+    with pytest.raises(TypeError):
+        RELEASE_READERS["other"] = read_records  # type: ignore[index]
+
+
+def _dp_rows(*rows: str) -> str:
+    """A DP file with the release header and one sentence made of `rows` (sentence on line 6)."""
+    return DP_HEADER + "## s1\t가 나\n" + "".join(row + "\n" for row in rows)
+
+
+def _ner_rows(*rows: str) -> str:
+    """A NER file with the release header and one sentence made of `rows` (sentence on line 6)."""
+    return NER_HEADER + "## s1\t가 나\n" + "".join(row + "\n" for row in rows)
+
+
+Reader = Callable[[Path], list[dict[str, Any]]]
+
+MALFORMED: list[tuple[str, str, Reader, str]] = [
+    ("data.jsonl", '{"a": 1}\n{"a": 2,}\n', read_records, "data.jsonl:2: invalid JSON"),
+    ("data.jsonl", '{"a": 1}\n\n[1]\n', read_records, "data.jsonl:3: expected a JSON object"),
+    ("data.json", '{"a": 1}\n{"a" 2}\n', read_records, "data.json:2: invalid JSON"),
+    (
+        "dev.json",
+        '[\n  {"a": 1},\n  {"a": 2}\n  {"a": 3}\n]\n',
+        read_records,
+        "dev.json:4: invalid JSON (Expecting ',' delimiter)",
+    ),
+    (
+        "dev.json",
+        '[\n  {"a": 1},\n  {"a": [1,\n 2]},\n  3\n]\n',
+        read_records,
+        "dev.json:5: record 3 is not an object",
+    ),
+    ("dev.json", "[]\n", read_records, "dev.json: no records"),
+    ("train.csv", "a,b,c\n1,2,3\n\n4,5\n", read_records, "train.csv:4: expected 3 fields, got 2"),
+    ("train.csv", "a,b,a\n1,2,3\n", read_records, "train.csv:1: column 3 'a' repeats"),
+    ("train.csv", "a,b\n", read_records, "train.csv: no records"),
+    ("train.tsv", "a\tb\n1\t2\t3\n", read_records, "train.tsv:2: expected 2 fields, got 3"),
+    ("empty.jsonl", "", read_records, "empty.jsonl: empty file"),
+    ("blank.csv", "\n  \n", read_records, "blank.csv: empty file"),
+    ("data.parquet", "not parquet", read_records, "data.parquet: not a readable Parquet file"),
+    ("data.xml", "<a/>", read_records, "supported: .csv, .json, .jsonl, .parquet, .tsv"),
+    (
+        "dp.tsv",
+        _dp_rows("1\t가\t가\tNNG\t0\tNP", "2\t나\t나\tNNG"),
+        read_klue_dp,
+        "dp.tsv:8: expected 6 tab-separated columns (INDEX WORD_FORM LEMMA POS HEAD DEPREL), got 4",
+    ),
+    (
+        "dp.tsv",
+        _dp_rows("1\t가\t가\tNNG\t\tNP"),
+        read_klue_dp,
+        "dp.tsv:7: HEAD '' is not an integer",
+    ),
+    (
+        "dp.tsv",
+        _dp_rows("1\t가\t가\tNNG\t0\tNP", "3\t나\t나\tNNG\t1\tNP"),
+        read_klue_dp,
+        "dp.tsv:8: expected INDEX 2, got 3",
+    ),
+    (
+        "dp.tsv",
+        _dp_rows("1\t가\t가\tNNG\t0\tNP", "2\t나\t나\tNNG\t5\tNP"),
+        read_klue_dp,
+        "dp.tsv:8: HEAD 5 is outside 0..2",
+    ),
+    ("dp.tsv", _dp_rows("1\t가\t가\tNNG+\t0\tNP"), read_klue_dp, "dp.tsv:7: POS 'NNG+'"),
+    ("dp.tsv", _dp_rows("1\t가\t \tNNG\t0\tNP"), read_klue_pos, "dp.tsv:7: LEMMA is empty"),
+    (
+        "dp.tsv",
+        _dp_rows("1\t가\t가\tNNG\t0\tNP", "", "2\t나\t나\tNNG\t1\tNP"),
+        read_klue_dp,
+        "dp.tsv:9: row outside a sentence",
+    ),
+    (
+        "dp.tsv",
+        DP_HEADER + "## s1\t가\n\n## s2\t나\n",
+        read_klue_dp,
+        "dp.tsv:6: sentence s1 has no",
+    ),
+    ("dp.tsv", DP_HEADER, read_klue_dp, "dp.tsv: no '## <guid>"),
+    ("ner.tsv", _ner_rows("가\tO", "나\tO\tO"), read_klue_ner, "ner.tsv:8: expected 2 tab-sep"),
+    ("ner.tsv", _ner_rows("가\tO", "나\tX-PS"), read_klue_ner, "ner.tsv:8: tag 'X-PS'"),
+    ("ner.tsv", _ner_rows("가\tO", " \tI-PS"), read_klue_ner, "ner.tsv:8: whitespace tagged"),
+    ("ner.tsv", _ner_rows("가\tB-PS", " \tB-PS"), read_klue_ner, "ner.tsv:8: whitespace tagged"),
+    ("ner.tsv", _ner_rows("가나\tO"), read_klue_ner, "ner.tsv:7: CHAR must be one character"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "reader", "expected"), MALFORMED)
+def test_malformed_input_names_file_and_line(
+    tmp_path: Path, name: str, text: str, reader: Reader, expected: str
+) -> None:
+    path = _write(tmp_path, name, text)
+    with pytest.raises(LayerftError) as caught:
+        reader(path)
+    message = str(caught.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_undecodable_bytes_name_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"a": "\xff"}\n')
+    with pytest.raises(LayerftError, match=r"data\.jsonl:2: not UTF-8"):
+        read_records(path)
+
+
+@pytest.mark.parametrize("reader", [read_records, read_klue_dp, read_klue_pos, read_klue_ner])
+def test_missing_file(tmp_path: Path, reader: Reader) -> None:
+    with pytest.raises(LayerftError, match="data file not found: .*nope.json"):
+        reader(tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize(
+    ("relative", "count", "keys"),
+    [
+        ("klue/klue-nli-v1.1/klue-nli-v1.1_train.json", 300, {"premise", "gold_label"}),
+        ("klue/klue-nli-v1.1/klue-nli-v1.1_dev.json", 90, {"premise", "gold_label"}),
+        ("klue/klue-sts-v1.1/klue-sts-v1.1_train.json", 150, {"sentence1", "labels"}),
+        ("klue/klue-sts-v1.1/klue-sts-v1.1_dev.json", 50, {"sentence1", "labels"}),
+        ("snli/train.jsonl", 300, {"premise", "hypothesis", "label"}),
+        ("snli/validation.jsonl", 100, {"premise", "hypothesis", "label"}),
+        ("ag_news/train.jsonl", 200, {"text", "label"}),
+        ("ag_news/test.jsonl", 60, {"text", "label"}),
+        ("nsmc/train.jsonl", 300, {"id", "document", "label"}),
+        ("nsmc/test.jsonl", 100, {"id", "document", "label"}),
+    ],
+)
+def test_shared_records(shared_data: Path, relative: str, count: int, keys: set[str]) -> None:
+    records = read_records(shared_data / relative)
+    assert len(records) == count
+    assert all(keys <= record.keys() for record in records)
+
+
+@pytest.mark.parametrize(
+    ("split", "count", "guid", "words", "heads"),
+    [
+        (
+            "dev",
+            100,
+            "klue-dp-v1_dev_00300_wikitree",
+            ["같은날", "중국", "매체"],
+            [21, 3, 4, 21, 6, 7, 8, 9, 19, 13, 13, 13, 15, 15, 16, 17, 19, 19, 20, 21, 0],
+        ),
+        (
+            "train",
+            300,
+            "klue-dp-v1_dev_00000_wikitree",
+            ["'K팝스타3’", "유희열이", "홍정희의", "탈락에", "눈물을", "흘렸다."],
+            [2, 6, 4, 6, 6, 0],
+        ),
+    ],
+)
+def test_shared_klue_dp(
+    shared_data: Path, split: str, count: int, guid: str, words: list[str], heads: list[int]
+) -> None:
+    path = shared_data / "klue" / "klue-dp-v1.1" / f"klue-dp-v1.1_{split}.tsv"
+    sentences = read_klue_dp(path)
+    assert len(sentences) == count
+    first = sentences[0]
+    assert (first["guid"], first["words"][: len(words)], first["heads"]) == (guid, words, heads)
+    pos = read_klue_pos(path)
+    assert [record["guid"] for record in pos] == [sentence["guid"] for sentence in sentences]
+    assert all(len(record["tokens"]) == len(record["tags"]) for record in pos)
+
+
+def test_shared_klue_pos_mismatch_row(shared_data: Path) -> None:
+    path = shared_data / "klue" / "klue-dp-v1.1" / "klue-dp-v1.1_train.tsv"
+    record = next(r for r in read_klue_pos(path) if r["guid"] == "klue-dp-v1_dev_00244_wikitree")
+    at = record["tokens"].index("3%")
+    assert record["tags"][at] == "SN"
+    assert record["tokens"][at + 1 : at + 3] == ["포인트", "("]
+
+
+@pytest.mark.parametrize(("split", "count"), [("train", 300), ("dev", 100)])
+def test_shared_klue_ner(shared_data: Path, split: str, count: int) -> None:
+    sentences = read_klue_ner(shared_data / "klue" / "klue-ner-v1.1" / f"klue-ner-v1.1_{split}.tsv")
+    assert len(sentences) == count
+    for sentence in sentences:
+        plain = re.sub(r"<([^<>]+):(?:PS|LC|OG|DT|TI|QT)>", r"\1", sentence["sentence"])
+        assert "".join(sentence["tokens"]) == "".join(plain.split())
+        assert len(sentence["tags"]) == len(sentence["tokens"])
+        assert set(sentence["tags"]) <= {"O"} | {
+            f"{bio}-{kind}" for bio in "BI" for kind in ("PS", "LC", "OG", "DT", "TI", "QT")
+        }
