@@ -72,14 +72,35 @@ def _fresh_model(cfg: RunConfig, task: TaskConfig) -> TaskModel:
     return build_task_model(load_backbone(cfg.model), task.kind, len(task.label_names), task.head_dropout)
 
 
+def build_injection_model(cfg: RunConfig) -> tuple[TaskModel, int]:
+    """The stage-1 model, shaped for the split, with only its stage-1 parts trainable."""
+    assert cfg.injection_task is not None
+    model = _fresh_model(cfg, cfg.injection_task)
+    num_lower = resolve_num_lower(cfg.layer_split, len(encoder_layers(model.backbone)))
+    set_trainable(model, prepare_injection_model(model, cfg.layer_split, num_lower))
+    return model, num_lower
+
+
+def build_target_model(
+    cfg: RunConfig, injected: InjectedWeights | None
+) -> tuple[TaskModel, dict[str, float]]:
+    """The stage-2 model: injected weights transplanted, tuning mode, then the split's policy on top."""
+    model = _fresh_model(cfg, cfg.target_task)
+    if injected is None:
+        apply_tuning_mode(model, cfg.tuning_mode)
+        return model, {}
+    transplant(model, injected)
+    apply_tuning_mode(model, cfg.tuning_mode)
+    parts = injected_parts(cfg.layer_split, len(injected.layers))
+    return model, apply_injected_policy(model, cfg.layer_split, parts)
+
+
 def run_injection(
     cfg: RunConfig, data: TaskData, run_dir: Path, sink: MetricSink
 ) -> tuple[InjectedWeights, dict[str, float]]:
     """Stage 1: train embeddings, the lower layers and a head on the injection task."""
     assert cfg.injection_task is not None
-    model = _fresh_model(cfg, cfg.injection_task)
-    num_lower = resolve_num_lower(cfg.layer_split, len(encoder_layers(model.backbone)))
-    set_trainable(model, prepare_injection_model(model, cfg.layer_split, num_lower))
+    model, num_lower = build_injection_model(cfg)
     metrics = run_phase(
         "injection", model, data, cfg.injection_task, cfg.injection_lr_schedule, {},
         cfg.trainer, cfg.seed, run_dir, sink,
@@ -92,14 +113,7 @@ def run_target(
     cfg: RunConfig, data: TaskData, injected: InjectedWeights | None, run_dir: Path, sink: MetricSink
 ) -> dict[str, float]:
     """Stage 2: fresh backbone and head, injected layers transplanted, tuning mode and policy applied."""
-    model = _fresh_model(cfg, cfg.target_task)
-    lr_multipliers: dict[str, float] = {}
-    if injected is not None:
-        transplant(model, injected)
-    apply_tuning_mode(model, cfg.tuning_mode)
-    if injected is not None:
-        parts = injected_parts(cfg.layer_split, len(injected.layers))
-        lr_multipliers = apply_injected_policy(model, cfg.layer_split, parts)
+    model, lr_multipliers = build_target_model(cfg, injected)
     return run_phase(
         "target", model, data, cfg.target_task, cfg.lr_schedule, lr_multipliers,
         cfg.trainer, cfg.seed, run_dir, sink,

