@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,5 +164,9 @@ def build_tiny_backbone(cfg: TinyConfig, vocab_size: int) -> BertModel:
 
 def tokenizer_fingerprint_source(tokenizer: PreTrainedTokenizerFast) -> str:
     """A string that changes whenever tokenization would (for the tokenized-data cache key)."""
-    return tokenizer.backend_tokenizer.to_str()
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    # Each call sets truncation/padding on the backend; they are per-call arguments, not identity.
+    state.pop("truncation", None)
+    state.pop("padding", None)
+    return json.dumps(state, sort_keys=True)
 

@@ -1,0 +1,161 @@
+"""Task data: record checks, label mapping, unlabelled rows, tokenization alignment and its cache."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from compose import compose_run
+from transformers import EvalPrediction
+
+from layerft.data import load_task_data, normalise_records, tokenize
+from layerft.errors import LayerftError
+from layerft.evaluation import build_compute_metrics, check_task_metrics
+from layerft.model import build_tiny_tokenizer
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def snli_task(tmp_path: Path, train: list[dict], validation: list[dict] | None = None):
+    files = {}
+    for split, rows in (("train", train), ("validation", validation or train)):
+        path = tmp_path / f"{split}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        files[split] = path
+    return compose_run(
+        "model=tiny", "target_task=snli",
+        f"target_task.data_files.train={files['train']}",
+        f"target_task.data_files.validation={files['validation']}",
+    ).target_task  # fmt: skip
+
+
+def row(label: object, premise: str = "a man sleeps", hypothesis: str = "a man rests") -> dict:
+    return {"premise": premise, "hypothesis": hypothesis, "label": label}
+
+
+def test_labels_by_index_or_name_and_unlabelled_dropped(tmp_path, caplog) -> None:
+    task = snli_task(tmp_path, [row(0), row(2), row(-1), row("neutral"), row(None)])
+    with caplog.at_level(logging.INFO, logger="layerft.data"):
+        rows = normalise_records(task, "target_task", [row(0), row(2), row(-1), row("neutral"), row(None)], "f")
+    assert [r["label"] for r in rows] == [0, 2, 1]
+    assert rows[0] == {"label": 0, "text_a": "a man sleeps", "text_b": "a man rests"}
+    assert "dropped 2 unlabelled records" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (row(3), "train.jsonl: record 2: label 3 is not in target_task.label_names"),
+        (row("maybe"), "train.jsonl: record 2: label 'maybe' is not in target_task.label_names"),
+        (row(True), "label True is not in"),
+        ({"premise": "x", "label": 0}, "train.jsonl: record 2: no column 'hypothesis'"),
+        (row(0, premise=5), "record 2: column 'premise' is not text"),
+    ],
+)
+def test_bad_records_name_file_and_record(tmp_path, record: dict, message: str) -> None:
+    task = snli_task(tmp_path, [row(0), record])
+    with pytest.raises(LayerftError, match=message):
+        load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache")
+
+
+def test_caps_and_pairs_tokenized_without_padding(tmp_path) -> None:
+    train = [row(i % 3, premise="p" * (i + 1)) for i in range(10)]
+    task = snli_task(tmp_path, train)
+    task.max_train_samples, task.max_eval_samples = 4, 3
+    data = load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache")
+    assert (len(data.train), len(data.validation)) == (4, 3)
+    lengths = [len(ids) for ids in data.train["input_ids"]]
+    # [CLS] premise [SEP] hypothesis-without-spaces [SEP]: lengths differ, nothing padded.
+    assert lengths == [1 + (i + 1) + 1 + len("amanrests") + 1 for i in range(4)]
+    assert data.train["length"] == lengths
+    assert data.train["labels"] == [0, 1, 2, 0]
+    assert data.train[0]["token_type_ids"][-1] == 1
+
+
+def test_tokenization_is_cached_across_runs(tmp_path) -> None:
+    task = snli_task(tmp_path, [row(i % 3) for i in range(6)], [row(1, premise="b")])
+    cache = tmp_path / "cache"
+    first = load_task_data(task, "target_task", build_tiny_tokenizer(), cache)
+    files = sorted(cache.glob("*.arrow"))
+    assert len(files) == 2  # train and validation
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    second = load_task_data(task, "target_task", build_tiny_tokenizer(), cache)
+    assert [f.stat().st_mtime_ns for f in sorted(cache.glob("*.arrow"))] == mtimes  # reused
+    assert second.train["input_ids"] == first.train["input_ids"]
+    task.max_length = 5  # a change that alters tokenization gets its own files
+    load_task_data(task, "target_task", build_tiny_tokenizer(), cache)
+    assert len(list(cache.glob("*.arrow"))) == 4
+
+
+def test_tagging_labels_sit_on_first_subwords(tmp_path) -> None:
+    task = compose_run("model=tiny", "injection_task=demo_pos").injection_task
+    assert task is not None
+    from datasets import Dataset
+
+    records = [{"tokens": ["ab", "c"], "tags": [1, 4]}]
+    encoded = tokenize(Dataset.from_list(records), task, build_tiny_tokenizer(), tmp_path)
+    # char tokenizer: [CLS] a b c [SEP] -> word ids None 0 0 1 None
+    assert encoded[0]["labels"] == [-100, 1, -100, 4, -100]
+
+
+def test_generated_demo_validation_never_repeats_training_records(tmp_path) -> None:
+    cfg = compose_run("model=tiny")
+    task = cfg.target_task
+    data = load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path)
+    train = {tuple(ids) for ids in data.train["input_ids"]}
+    assert not [ids for ids in data.validation["input_ids"] if tuple(ids) in train]
+    assert len(data.train) == task.generator_sizes["train"]
+
+
+def test_compute_metrics_for_tagging_skips_ignored_positions() -> None:
+    task = compose_run("model=tiny", "injection_task=klue_ner").injection_task
+    assert task is not None
+    check_task_metrics(task, "injection_task")
+    o, b_ps = task.label_names.index("O"), task.label_names.index("B-PS")
+    labels = np.array([[-100, b_ps, o, -100], [-100, o, o, -100]])
+    predicted = np.array([[o, b_ps, b_ps, o], [b_ps, o, o, b_ps]])  # ignored positions are wrong
+    logits = np.eye(len(task.label_names))[predicted]
+    metrics = build_compute_metrics(task)(EvalPrediction(predictions=logits, label_ids=labels))
+    # Scored tokens: (B-PS->B-PS), (O->B-PS), (O->O), (O->O): 3 of 4 right; non-O: 1 right of 2
+    # predicted and 1 reference -> P=1/2, R=1, F1=2/3.
+    assert metrics["token_accuracy"] == pytest.approx(0.75)
+    assert metrics["token_f1"] == pytest.approx(2 / 3)
+
+
+def test_metric_checks_fail_before_training() -> None:
+    cfg = compose_run("model=tiny", "target_task.metrics=[token_f1]", "target_task.best_metric=token_f1")
+    with pytest.raises(LayerftError, match="needs a token_tagging task"):
+        check_task_metrics(cfg.target_task, "target_task")
+    cfg = compose_run("model=tiny", "target_task.best_metric=f1")
+    with pytest.raises(LayerftError, match="best_metric 'f1' is not one of accuracy, macro_f1"):
+        check_task_metrics(cfg.target_task, "target_task")
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data (real KLUE samples) is not beside the checkout")
+def test_klue_release_files_load_as_tasks(tmp_path) -> None:
+    tokenizer = build_tiny_tokenizer()
+    nli = compose_run("target_task=klue_nli", f"target_task.data_dir={SHARED}/klue/klue-nli-v1.1").target_task
+    data = load_task_data(nli, "target_task", tokenizer, tmp_path)
+    assert (len(data.train), len(data.validation)) == (300, 90)
+    assert sorted(set(data.validation["labels"])) == [0, 1, 2]
+    pos = compose_run("injection_task=klue_pos", f"injection_task.data_dir={SHARED}/klue/klue-dp-v1.1").injection_task
+    data = load_task_data(pos, "injection_task", tokenizer, tmp_path)
+    assert (len(data.train), len(data.validation)) == (300, 100)
+    ner = compose_run("injection_task=klue_ner", f"injection_task.data_dir={SHARED}/klue/klue-ner-v1.1").injection_task
+    data = load_task_data(ner, "injection_task", tokenizer, tmp_path)
+    assert (len(data.train), len(data.validation)) == (300, 100)
+
+
+def test_unreachable_hub_dataset_names_the_offline_alternatives(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    task = compose_run("target_task=snli").target_task
+    with pytest.raises(LayerftError) as info:
+        load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path)
+    message = str(info.value)
+    assert "stanfordnlp/snli" in message and "\n" not in message
+    for hint in ("target_task.data_files.train=", "target_task.data_dir=", "target_task=demo_sentiment"):
+        assert hint in message
