@@ -71,7 +71,9 @@ def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str,
     if source == "data_files":
         path = task.data_files.get(split)
         if not path:
-            raise LayerftError(f"{group}.data_files.{split} is not set (give a file for every split)")
+            raise LayerftError(
+                f"{group}.data_files.{split} is not set (give a file for every split)"
+            )
         resolved = Path(path).expanduser()
         return read_records(resolved), str(resolved)
     if source == "data_dir":
@@ -80,7 +82,9 @@ def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str,
             raise LayerftError(f"{group}.release_files.{split} is not set")
         if task.release_format not in RELEASE_READERS:
             known = ", ".join(RELEASE_READERS)
-            raise LayerftError(f"{group}.release_format '{task.release_format}' unknown; use one of {known}")
+            raise LayerftError(
+                f"{group}.release_format '{task.release_format}' unknown; use one of {known}"
+            )
         path = Path(task.data_dir or "").expanduser() / name
         records = RELEASE_READERS[task.release_format](path)
         return [_rename(r, task.release_rename) for r in records], str(path)
@@ -90,13 +94,17 @@ def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str,
             raise LayerftError(f"{group}.generator '{task.generator}' unknown; use one of {known}")
         # Fixed seeds: the demo data is part of the task, not of the run's randomness.
         seed = SPLITS.index(split)
-        return DEMO_GENERATORS[task.generator](task.generator_sizes[split], seed), f"{task.generator}:{split}"
+        return DEMO_GENERATORS[task.generator](
+            task.generator_sizes[split], seed
+        ), f"{task.generator}:{split}"
     return _read_hub_split(task, group, split)
 
 
 def _read_hub_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str, Any]], str]:
     hub_split = task.hub_splits[split]
-    origin = f"{task.hub_id}" + (f"/{task.hub_config}" if task.hub_config else "") + f"[{hub_split}]"
+    origin = (
+        f"{task.hub_id}" + (f"/{task.hub_config}" if task.hub_config else "") + f"[{hub_split}]"
+    )
     try:
         dataset = load_dataset(task.hub_id, task.hub_config, split=hub_split)
     except Exception as err:  # noqa: BLE001 - any failure here means "not reachable"; say what to do
@@ -137,7 +145,7 @@ def normalise_records(
                 unlabelled += 1
                 continue
             row = {"label": _label_id(label, label_index, task, group, where)}
-            for key, column in zip(("text_a", "text_b"), task.text_columns):
+            for key, column in zip(("text_a", "text_b"), task.text_columns, strict=False):
                 text = _field(record, column, where)
                 if not isinstance(text, str):
                     raise LayerftError(f"{where}: column '{column}' is not text: {text!r}")
@@ -145,7 +153,11 @@ def normalise_records(
         else:
             tokens = _field(record, task.tokens_column, where)
             tags = _field(record, task.tags_column, where)
-            if not isinstance(tokens, list) or not isinstance(tags, list) or len(tokens) != len(tags):
+            if (
+                not isinstance(tokens, list)
+                or not isinstance(tags, list)
+                or len(tokens) != len(tags)
+            ):
                 raise LayerftError(
                     f"{where}: '{task.tokens_column}' and '{task.tags_column}' must be lists of equal length"
                 )

@@ -30,12 +30,16 @@ def check_task_metrics(task: TaskConfig, group: str) -> None:
     """Fail before training on a metric the kind cannot feed, or a best_metric no metric returns."""
     for name in task.metrics:
         if name not in METRIC_INPUTS:
-            raise LayerftError(f"{group}.metrics: unknown metric '{name}'; use {', '.join(METRIC_INPUTS)}")
+            raise LayerftError(
+                f"{group}.metrics: unknown metric '{name}'; use {', '.join(METRIC_INPUTS)}"
+            )
         if METRIC_INPUTS[name] == TAG_SEQUENCES and task.kind != TaskKind.token_tagging:
             raise LayerftError(f"{group}.metrics: '{name}' needs a token_tagging task")
     keys = [key for name in task.metrics for key in METRIC_KEYS[name]]
     if task.best_metric not in keys:
-        raise LayerftError(f"{group}.best_metric '{task.best_metric}' is not one of {', '.join(keys)}")
+        raise LayerftError(
+            f"{group}.best_metric '{task.best_metric}' is not one of {', '.join(keys)}"
+        )
 
 
 def build_compute_metrics(task: TaskConfig) -> Callable[[EvalPrediction], dict[str, float]]:
@@ -43,19 +47,26 @@ def build_compute_metrics(task: TaskConfig) -> Callable[[EvalPrediction], dict[s
     modules = {name: load_metric(name) for name in task.metrics}
 
     def compute(prediction: EvalPrediction) -> dict[str, float]:
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        logits = (
+            prediction.predictions[0]
+            if isinstance(prediction.predictions, tuple)
+            else prediction.predictions
+        )
         predicted = np.asarray(logits).argmax(-1)
         labels = np.asarray(prediction.label_ids)
         keep = labels != -100  # (batch,) or (batch, seq)
         results: dict[str, float] = {}
         for name, module in modules.items():
             if METRIC_INPUTS[name] == FLAT:
-                inputs = {"predictions": predicted[keep].tolist(), "references": labels[keep].tolist()}
+                inputs = {
+                    "predictions": predicted[keep].tolist(),
+                    "references": labels[keep].tolist(),
+                }
             else:
                 names = np.asarray(task.label_names)
                 inputs = {
-                    "predictions": [names[p[k]].tolist() for p, k in zip(predicted, keep)],
-                    "references": [names[r[k]].tolist() for r, k in zip(labels, keep)],
+                    "predictions": [names[p[k]].tolist() for p, k in zip(predicted, keep, strict=True)],
+                    "references": [names[r[k]].tolist() for r, k in zip(labels, keep, strict=True)],
                 }
             results.update(module.compute(**inputs))
         return {key: float(value) for key, value in results.items()}

@@ -27,7 +27,9 @@ class SequenceClassificationHead(nn.Module):
         self.dense = nn.Linear(hidden_size, hidden_size)
         self.classifier = nn.Linear(hidden_size, num_labels)
 
-    def forward(self, hidden: torch.Tensor, labels: torch.Tensor | None) -> SequenceClassifierOutput:
+    def forward(
+        self, hidden: torch.Tensor, labels: torch.Tensor | None
+    ) -> SequenceClassifierOutput:
         x = self.dropout(hidden[:, 0])  # (batch, hidden): the [CLS]/<s> token
         logits = self.classifier(self.dropout(torch.tanh(self.dense(x))))  # (batch, labels)
         loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
@@ -42,7 +44,9 @@ class TokenTaggingHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden_size, num_labels)
 
-    def forward(self, hidden: torch.Tensor, labels: torch.Tensor | None) -> SequenceClassifierOutput:
+    def forward(
+        self, hidden: torch.Tensor, labels: torch.Tensor | None
+    ) -> SequenceClassifierOutput:
         logits = self.classifier(self.dropout(hidden))  # (batch, seq, labels)
         loss = None
         if labels is not None:
@@ -85,7 +89,9 @@ def build_task_model(
     backbone: PreTrainedModel, kind: TaskKind, num_labels: int, dropout: float
 ) -> TaskModel:
     """Put a fresh head for `kind` on `backbone`."""
-    return TaskModel(backbone, HEAD_BUILDERS[kind](backbone.config.hidden_size, num_labels, dropout))
+    return TaskModel(
+        backbone, HEAD_BUILDERS[kind](backbone.config.hidden_size, num_labels, dropout)
+    )
 
 
 def encoder_layers(backbone: nn.Module) -> nn.ModuleList:

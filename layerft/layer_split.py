@@ -40,11 +40,15 @@ class LayerSplitConfig:
     def __post_init__(self) -> None:
         where = f"layer_split '{self.name}'"
         if (self.num_lower is None) == (self.fraction is None):
-            raise LayerftError(f"{where}: set exactly one of layer_split.num_lower, layer_split.fraction")
+            raise LayerftError(
+                f"{where}: set exactly one of layer_split.num_lower, layer_split.fraction"
+            )
         if self.num_lower is not None and self.num_lower < 1:
             raise LayerftError(f"{where}: layer_split.num_lower must be >= 1, got {self.num_lower}")
         if self.fraction is not None and not 0 < self.fraction <= 1:
-            raise LayerftError(f"{where}: layer_split.fraction must be in (0, 1], got {self.fraction}")
+            raise LayerftError(
+                f"{where}: layer_split.fraction must be in (0, 1], got {self.fraction}"
+            )
         if self.stage2_lr_multiplier <= 0:
             raise LayerftError(f"{where}: layer_split.stage2_lr_multiplier must be > 0")
 
@@ -86,10 +90,14 @@ class InjectedWeights:
 def extract_injected(model: TaskModel, cfg: LayerSplitConfig, num_lower: int) -> InjectedWeights:
     """Copy the injected weights out of a trained stage-1 model."""
     layers = encoder_layers(model.backbone)
-    copies = [{k: v.detach().clone() for k, v in layers[i].state_dict().items()} for i in range(num_lower)]
+    copies = [
+        {k: v.detach().clone() for k, v in layers[i].state_dict().items()} for i in range(num_lower)
+    ]
     embeddings = None
     if cfg.transplant_embeddings:
-        embeddings = {k: v.detach().clone() for k, v in model.backbone.embeddings.state_dict().items()}
+        embeddings = {
+            k: v.detach().clone() for k, v in model.backbone.embeddings.state_dict().items()
+        }
     return InjectedWeights(layers=copies, embeddings=embeddings)
 
 
@@ -100,6 +108,13 @@ def transplant(model: TaskModel, injected: InjectedWeights) -> None:
         layers[i].load_state_dict(state, strict=True)
     if injected.embeddings is not None:
         model.backbone.embeddings.load_state_dict(injected.embeddings, strict=True)
+
+
+def frozen_injected_layers(cfg: LayerSplitConfig, injected: InjectedWeights) -> set[int]:
+    """Indices of the layers stage 2 must leave frozen (tuning modes add nothing to them)."""
+    if cfg.stage2_policy == InjectedPolicy.freeze:
+        return set(range(len(injected.layers)))
+    return set()
 
 
 def apply_injected_policy(

@@ -1,16 +1,24 @@
-"""The `lr_schedule` config group: schedule shape, warmup, and the optimizer's parameter groups."""
+"""The `lr_schedule` config group: schedule shape and warmup, per-part learning rates, the optimizer.
+
+Per-part rates are multipliers of the task's `lr`, built explicitly per part (embeddings,
+layer.<i>, adapters, head); the scheduler then scales every group by the same curve.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
+from types import MappingProxyType
 
 import torch
 from omegaconf import MISSING
 from torch import nn
+from transformers import get_scheduler
 
 from layerft.errors import LayerftError
+from layerft.parts import ADAPTERS, EMBEDDINGS, HEAD, layer_part
 
 
 class ScheduleShape(str, Enum):
@@ -19,12 +27,31 @@ class ScheduleShape(str, Enum):
     constant = "constant"
 
 
+class PartScaling(str, Enum):
+    uniform = "uniform"  # every part at the task's lr
+    discriminative = "discriminative"  # a multiplier per kind of part
+    layerwise_decay = "layerwise_decay"  # decay ** (depth from the top); head and adapters at 1
+
+
 # The transformers scheduler behind each shape; all warm up linearly first.
-HF_SCHEDULER_TYPES: Mapping[ScheduleShape, str] = {
-    ScheduleShape.linear: "linear",
-    ScheduleShape.cosine: "cosine",
-    ScheduleShape.constant: "constant_with_warmup",
-}
+HF_SCHEDULER_TYPES: Mapping[ScheduleShape, str] = MappingProxyType(
+    {
+        ScheduleShape.linear: "linear",
+        ScheduleShape.cosine: "cosine",
+        ScheduleShape.constant: "constant_with_warmup",
+    }
+)
+
+
+@dataclass
+class PartMultipliers:
+    """lr multipliers for `discriminative`: new parts fast, pre-trained parts slow."""
+
+    embeddings: float = 1.0
+    injected: float = 1.0  # the layers stage 1 trained
+    encoder: float = 1.0  # every other encoder layer
+    adapters: float = 1.0
+    head: float = 1.0
 
 
 @dataclass
@@ -34,13 +61,44 @@ class ScheduleConfig:
     name: str = MISSING
     shape: ScheduleShape = MISSING
     warmup_ratio: float = 0.1
+    scaling: PartScaling = PartScaling.uniform
+    multipliers: PartMultipliers = field(default_factory=PartMultipliers)
+    layer_decay: float = 0.9
 
     def __post_init__(self) -> None:
-        # transformers reads warmup >= 1 as a step count, so a ratio must stay below 1.
+        where = f"lr_schedule '{self.name}'"
         if not 0 <= self.warmup_ratio < 1:
-            raise LayerftError(
-                f"lr_schedule '{self.name}': warmup_ratio must be in [0, 1), got {self.warmup_ratio}"
-            )
+            raise LayerftError(f"{where}: warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not 0 < self.layer_decay <= 1:
+            raise LayerftError(f"{where}: layer_decay must be in (0, 1], got {self.layer_decay}")
+        if min(vars(self.multipliers).values()) <= 0:
+            raise LayerftError(f"{where}: every multipliers.* must be > 0")
+
+
+def part_lr_multipliers(
+    cfg: ScheduleConfig, num_layers: int, injected: Iterable[str]
+) -> dict[str, float]:
+    """The lr multiplier of each part under the schedule's scaling (parts not listed get 1)."""
+    layers = [layer_part(i) for i in range(num_layers)]
+    if cfg.scaling == PartScaling.discriminative:
+        m, injected_set = cfg.multipliers, set(injected)
+        scales = {EMBEDDINGS: m.embeddings, ADAPTERS: m.adapters, HEAD: m.head}
+        scales.update({p: m.injected if p in injected_set else m.encoder for p in layers})
+        return scales
+    if cfg.scaling == PartScaling.layerwise_decay:
+        # The top layer is one step below the head; the embeddings one below layer 0.
+        scales = {p: cfg.layer_decay ** (num_layers - i) for i, p in enumerate(layers)}
+        return {**scales, EMBEDDINGS: cfg.layer_decay ** (num_layers + 1)}
+    return {}
+
+
+def combine_multipliers(*multipliers: Mapping[str, float]) -> dict[str, float]:
+    """Multiply per-part multipliers together (a part missing from one counts as 1 there)."""
+    combined: dict[str, float] = {}
+    for mapping in multipliers:
+        for part, value in mapping.items():
+            combined[part] = combined.get(part, 1.0) * value
+    return combined
 
 
 def no_decay_parameter_ids(model: nn.Module) -> set[int]:
@@ -54,25 +112,50 @@ def no_decay_parameter_ids(model: nn.Module) -> set[int]:
 
 def build_optimizer(
     model: nn.Module,
-    parts_of: dict[str, str],
+    parts_of: Mapping[str, str],
     lr: float,
     weight_decay: float,
     lr_multipliers: Mapping[str, float],
 ) -> torch.optim.AdamW:
-    """AdamW over trainable parameters only, one group per (part multiplier, decay or not)."""
+    """AdamW over trainable parameters only: one named group per part, split by decay or not."""
     no_decay = no_decay_parameter_ids(model)
-    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+    groups: dict[str, list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        key = (lr_multipliers.get(parts_of[name], 1.0), id(param) in no_decay)
-        groups.setdefault(key, []).append(param)
+        if param.requires_grad:
+            part = parts_of[name]
+            groups.setdefault(part + ("/no_decay" if id(param) in no_decay else ""), []).append(
+                param
+            )
     if not groups:
-        raise LayerftError("nothing to train: the tuning mode and layer split froze every parameter")
+        raise LayerftError(
+            "nothing to train: the tuning mode and layer split froze every parameter"
+        )
     return torch.optim.AdamW(
         [
-            {"params": params, "lr": lr * mult, "weight_decay": 0.0 if skip else weight_decay}
-            for (mult, skip), params in sorted(groups.items())
+            {
+                "name": group,
+                "params": params,
+                "lr": lr * lr_multipliers.get(group.split("/")[0], 1.0),
+                "weight_decay": 0.0 if group.endswith("/no_decay") else weight_decay,
+            }
+            for group, params in groups.items()
         ],
         lr=lr,
+    )
+
+
+def total_steps(num_examples: int, batch_size: int, epochs: float, world_size: int = 1) -> int:
+    """Optimizer steps of a run: batches per epoch (over all processes) times epochs, rounded up."""
+    return max(1, math.ceil(epochs * math.ceil(num_examples / (batch_size * world_size))))
+
+
+def build_scheduler(
+    cfg: ScheduleConfig, optimizer: torch.optim.Optimizer, num_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup over `warmup_ratio` of the steps, then the shape; scales every group alike."""
+    return get_scheduler(
+        HF_SCHEDULER_TYPES[cfg.shape],
+        optimizer,
+        num_warmup_steps=math.ceil(cfg.warmup_ratio * num_steps),
+        num_training_steps=num_steps,
     )

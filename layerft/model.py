@@ -169,4 +169,3 @@ def tokenizer_fingerprint_source(tokenizer: PreTrainedTokenizerFast) -> str:
     state.pop("truncation", None)
     state.pop("padding", None)
     return json.dumps(state, sort_keys=True)
-

@@ -1,16 +1,19 @@
-"""Named parts of a TaskModel (embeddings, layer.<i>, head), selected by module and index, never by substring."""
+"""Named parts of a TaskModel (embeddings, layer.<i>, adapters, head), selected by module and index, never by substring."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
 
+from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
+from layerft.adapters import BottleneckAdapter
 from layerft.errors import LayerftError
 from layerft.heads import TaskModel, encoder_layers
 
 EMBEDDINGS = "embeddings"
+ADAPTERS = "adapters"  # Houlsby adapters and LoRA matrices, wherever they sit
 HEAD = "head"
 OTHER = "other"
 
@@ -26,7 +29,21 @@ def parameter_parts(model: TaskModel) -> dict[str, str]:
     for part, module in part_modules(model).items():
         for param in module.parameters():
             owner[id(param)] = part
+    for param in adapter_parameters(model):  # added inside layers, but a part of their own
+        owner[id(param)] = ADAPTERS
     return {name: owner.get(id(p), OTHER) for name, p in model.named_parameters()}
+
+
+def adapter_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Parameters of layerft adapters and of peft tuner layers (LoRA A/B), found by module type."""
+    params: list[nn.Parameter] = []
+    for module in model.modules():
+        if isinstance(module, BottleneckAdapter):
+            params.extend(module.parameters())
+        elif isinstance(module, BaseTunerLayer):
+            for name in module.adapter_layer_names:
+                params.extend(getattr(module, name).parameters())
+    return params
 
 
 def part_modules(model: TaskModel) -> dict[str, nn.Module]:

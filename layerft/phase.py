@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
 from layerft.data import TaskData
 from layerft.evaluation import build_compute_metrics
 from layerft.heads import TaskModel
-from layerft.lr_schedule import HF_SCHEDULER_TYPES, ScheduleConfig, build_optimizer
+from layerft.lr_schedule import ScheduleConfig, build_optimizer, build_scheduler, total_steps
+from layerft.memory import PeakMemory
 from layerft.parts import count_parameters, parameter_parts
 from layerft.task import TaskConfig
 
@@ -57,9 +57,15 @@ class _ForwardLogs(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 - Trainer's hook
         if logs and state.is_world_process_zero:
-            numbers = {f"{self.stage}/{k}": float(v) for k, v in logs.items() if isinstance(v, (int, float))}
+            numbers = {
+                f"{self.stage}/{k}": float(v)
+                for k, v in logs.items()
+                if isinstance(v, (int, float))
+            }
             self.sink(numbers, state.global_step)
-            shown = ", ".join(f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, (int, float)))
+            shown = ", ".join(
+                f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, (int, float))
+            )
             log.info("%s step %d: %s", self.stage, state.global_step, shown)
 
 
@@ -87,17 +93,16 @@ def run_phase(
     )
     optimizer = build_optimizer(model, parts_of, task.lr, task.weight_decay, lr_multipliers)
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    num_steps = total_steps(len(data.train), task.batch_size, task.epochs, world)
     steps_per_epoch = math.ceil(len(data.train) / (task.batch_size * world))
     eval_steps = max(1, steps_per_epoch // task.evals_per_epoch)
     checkpoints = output_dir / "checkpoints" / stage
     args = TrainingArguments(
         output_dir=str(checkpoints),
-        num_train_epochs=task.epochs,
+        max_steps=num_steps,  # the scheduler below is built for exactly this many steps
         per_device_train_batch_size=task.batch_size,
         per_device_eval_batch_size=task.batch_size * 2,
         learning_rate=task.lr,
-        lr_scheduler_type=HF_SCHEDULER_TYPES[schedule.shape],
-        warmup_steps=schedule.warmup_ratio,  # below 1: a ratio of all steps
         max_grad_norm=task.max_grad_norm,
         eval_strategy="steps",
         eval_steps=eval_steps,
@@ -125,13 +130,12 @@ def run_phase(
         train_dataset=data.train,
         eval_dataset=data.validation,
         compute_metrics=build_compute_metrics(task),
-        optimizers=(optimizer, None),
+        optimizers=(optimizer, build_scheduler(schedule, optimizer, num_steps)),
         callbacks=[_ForwardLogs(stage, sink)],
     )
     trainer.remove_callback(PrinterCallback)  # _ForwardLogs logs instead of raw dict prints
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    train_output = trainer.train()
+    with PeakMemory() as memory:
+        train_output = trainer.train()
     best = trainer.evaluate()  # the best checkpoint is loaded back at the end of train()
     if not trainer_cfg.keep_checkpoints and trainer.is_world_process_zero():
         shutil.rmtree(checkpoints, ignore_errors=True)
@@ -140,7 +144,6 @@ def run_phase(
     metrics = {k: float(v) for k, v in best.items() if k.startswith("eval_") and k != "eval_epoch"}
     for key in ("train_runtime", "train_samples_per_second", "train_loss"):
         metrics[key] = float(train_output.metrics[key])
-    if torch.cuda.is_available():
-        metrics["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    metrics.update(memory.metrics())
     metrics.update({k: float(v) for k, v in counts.items()})
     return {f"{stage}/{k}": v for k, v in metrics.items()}

@@ -25,13 +25,15 @@ from layerft.layer_split import (
     InjectedWeights,
     apply_injected_policy,
     extract_injected,
+    frozen_injected_layers,
     injected_parts,
     prepare_injection_model,
     resolve_num_lower,
     transplant,
 )
+from layerft.lr_schedule import combine_multipliers, part_lr_multipliers
 from layerft.model import load_backbone, load_tokenizer
-from layerft.parts import set_trainable
+from layerft.parts import layer_part, set_trainable
 from layerft.phase import MetricSink, run_phase
 from layerft.results import config_fingerprint, read_finished, write_metrics
 from layerft.task import TaskConfig
@@ -69,7 +71,9 @@ def _load(task: TaskConfig, group: str, tokenizer: Any, cache: Path) -> TaskData
 
 def _fresh_model(cfg: RunConfig, task: TaskConfig) -> TaskModel:
     seed_everything(cfg.seed)
-    return build_task_model(load_backbone(cfg.model), task.kind, len(task.label_names), task.head_dropout)
+    return build_task_model(
+        load_backbone(cfg.model), task.kind, len(task.label_names), task.head_dropout
+    )
 
 
 def build_injection_model(cfg: RunConfig) -> tuple[TaskModel, int]:
@@ -84,15 +88,18 @@ def build_injection_model(cfg: RunConfig) -> tuple[TaskModel, int]:
 def build_target_model(
     cfg: RunConfig, injected: InjectedWeights | None
 ) -> tuple[TaskModel, dict[str, float]]:
-    """The stage-2 model: injected weights transplanted, tuning mode, then the split's policy on top."""
+    """The stage-2 model (injected weights transplanted, tuning mode, the split's policy on top)
+    and its per-part lr multipliers (the schedule's times the split's)."""
     model = _fresh_model(cfg, cfg.target_task)
+    depth = len(encoder_layers(model.backbone))
     if injected is None:
-        apply_tuning_mode(model, cfg.tuning_mode)
-        return model, {}
+        apply_tuning_mode(model, cfg.tuning_mode, frozen_layers=set())
+        return model, part_lr_multipliers(cfg.lr_schedule, depth, injected=[])
     transplant(model, injected)
-    apply_tuning_mode(model, cfg.tuning_mode)
+    apply_tuning_mode(model, cfg.tuning_mode, frozen_injected_layers(cfg.layer_split, injected))
     parts = injected_parts(cfg.layer_split, len(injected.layers))
-    return model, apply_injected_policy(model, cfg.layer_split, parts)
+    policy = apply_injected_policy(model, cfg.layer_split, parts)
+    return model, combine_multipliers(part_lr_multipliers(cfg.lr_schedule, depth, parts), policy)
 
 
 def run_injection(
@@ -101,8 +108,13 @@ def run_injection(
     """Stage 1: train embeddings, the lower layers and a head on the injection task."""
     assert cfg.injection_task is not None
     model, num_lower = build_injection_model(cfg)
+    lr_multipliers = part_lr_multipliers(
+        cfg.injection_lr_schedule,
+        len(encoder_layers(model.backbone)),
+        injected=[layer_part(i) for i in range(num_lower)],
+    )
     metrics = run_phase(
-        "injection", model, data, cfg.injection_task, cfg.injection_lr_schedule, {},
+        "injection", model, data, cfg.injection_task, cfg.injection_lr_schedule, lr_multipliers,
         cfg.trainer, cfg.seed, run_dir, sink,
     )  # fmt: skip
     metrics["injection/num_injected_layers"] = float(num_lower)
@@ -110,7 +122,11 @@ def run_injection(
 
 
 def run_target(
-    cfg: RunConfig, data: TaskData, injected: InjectedWeights | None, run_dir: Path, sink: MetricSink
+    cfg: RunConfig,
+    data: TaskData,
+    injected: InjectedWeights | None,
+    run_dir: Path,
+    sink: MetricSink,
 ) -> dict[str, float]:
     """Stage 2: fresh backbone and head, injected layers transplanted, tuning mode and policy applied."""
     model, lr_multipliers = build_target_model(cfg, injected)
@@ -133,7 +149,9 @@ def run(
     if finished is not None:
         log.info("already finished, not rerun: %s", run_dir / "metrics.json")
         return finished
-    name = " ".join(choices.get(g, "-") for g in ("injection_task", "target_task", "layer_split", "tuning_mode"))
+    name = " ".join(
+        choices.get(g, "-") for g in ("injection_task", "target_task", "layer_split", "tuning_mode")
+    )
     tracker = start_tracker(cfg.tracker, run_dir, resolved, choices, f"{name} s{cfg.seed}", group)
     failed = True
     try:

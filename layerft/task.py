@@ -70,7 +70,9 @@ class TaskConfig:
     def __post_init__(self) -> None:
         where = f"task '{self.name}'"
         if self.kind == TaskKind.sequence_classification and not 1 <= len(self.text_columns) <= 2:
-            raise LayerftError(f"{where}: text_columns must name 1 or 2 columns, got {self.text_columns}")
+            raise LayerftError(
+                f"{where}: text_columns must name 1 or 2 columns, got {self.text_columns}"
+            )
         if len(self.label_names) < 2:
             raise LayerftError(f"{where}: label_names needs at least 2 labels")
         if len(set(self.label_names)) != len(self.label_names):

@@ -1,21 +1,52 @@
-"""The `tuning_mode` config group: which parts of the stage-2 model train."""
+"""The `tuning_mode` config group: which parts of the stage-2 model train, and what modules a mode adds.
+
+Modes never touch a layer the layer split freezes: adapters and LoRA go only into the other
+layers, and the split's policy is applied after the mode, so frozen injected layers stay frozen.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
 
 from omegaconf import MISSING
+from peft import LoraConfig as PeftLoraConfig
+from peft import get_peft_model
+from torch import nn
 
-from layerft.heads import TaskModel
-from layerft.parts import HEAD, parameter_parts, set_trainable
+from layerft.adapters import AdapterConfig, add_adapters, layernorm_parameters
+from layerft.errors import LayerftError
+from layerft.heads import TaskModel, encoder_layers
+from layerft.parts import ADAPTERS, HEAD, parameter_parts, set_trainable
 
 
 class TuningMethod(str, Enum):
     full = "full"
-    frozen = "frozen"
+    frozen = "frozen"  # head only
+    adapter = "adapter"  # Houlsby bottleneck adapters (+ head, + LayerNorms if chosen)
+    lora = "lora"  # peft LoRA (+ head)
+    bitfit = "bitfit"  # biases (+ head)
+
+
+class LayerScope(str, Enum):
+    all = "all"  # every encoder layer
+    top = "top"  # the last encoder layer only
+
+
+@dataclass
+class LoraSettings:
+    """LoRA through peft; `target_modules` are module names inside each encoder layer."""
+
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
+
+    def __post_init__(self) -> None:
+        if self.rank < 1 or not self.target_modules:
+            raise LayerftError("tuning_mode.lora: rank must be >= 1 and target_modules non-empty")
 
 
 @dataclass
@@ -24,21 +55,81 @@ class TuningModeConfig:
 
     name: str = MISSING
     method: TuningMethod = MISSING
+    layers: LayerScope = LayerScope.all  # where adapter / lora modules go
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)
 
 
-def _train_everything(model: TaskModel, cfg: TuningModeConfig) -> None:
+def _layer_indices(model: TaskModel, cfg: TuningModeConfig, frozen: set[int]) -> list[int]:
+    depth = len(encoder_layers(model.backbone))
+    wanted = [depth - 1] if cfg.layers == LayerScope.top else list(range(depth))
+    indices = [i for i in wanted if i not in frozen]
+    if not indices:
+        raise LayerftError(
+            f"tuning_mode={cfg.name}: every layer it would adapt ({wanted}) is frozen by the layer "
+            "split; choose another layer_split.stage2_policy or tuning mode"
+        )
+    return indices
+
+
+def _full(model: TaskModel, cfg: TuningModeConfig, frozen: set[int]) -> None:
     set_trainable(model, set(parameter_parts(model).values()))
 
 
-def _train_head_only(model: TaskModel, cfg: TuningModeConfig) -> None:
+def _frozen(model: TaskModel, cfg: TuningModeConfig, frozen: set[int]) -> None:
     set_trainable(model, [HEAD])
 
 
-TUNING_METHODS: Mapping[TuningMethod, Callable[[TaskModel, TuningModeConfig], None]] = (
-    MappingProxyType({TuningMethod.full: _train_everything, TuningMethod.frozen: _train_head_only})
+def _adapter(model: TaskModel, cfg: TuningModeConfig, frozen: set[int]) -> None:
+    layers = encoder_layers(model.backbone)
+    indices = _layer_indices(model, cfg, frozen)
+    add_adapters(layers, indices, cfg.adapter)
+    set_trainable(model, [ADAPTERS, HEAD])
+    if cfg.adapter.train_layernorm:
+        for param in layernorm_parameters(layers, indices):
+            param.requires_grad_(True)
+
+
+def _lora(model: TaskModel, cfg: TuningModeConfig, frozen: set[int]) -> None:
+    config = PeftLoraConfig(
+        r=cfg.lora.rank,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=list(cfg.lora.target_modules),
+        layers_to_transform=_layer_indices(model, cfg, frozen),
+        layers_pattern="layer",
+    )
+    try:
+        model.backbone = get_peft_model(model.backbone, config)
+    except ValueError as err:  # peft: target modules not found in the base model
+        raise LayerftError(f"tuning_mode.lora: {str(err).splitlines()[0]}") from err
+    set_trainable(model, [ADAPTERS, HEAD])
+
+
+def _bitfit(model: TaskModel, cfg: TuningModeConfig, frozen: set[int]) -> None:
+    set_trainable(model, [HEAD])
+    biases = [
+        m.bias
+        for m in model.backbone.modules()
+        if isinstance(getattr(m, "bias", None), nn.Parameter)
+    ]
+    for bias in biases:
+        bias.requires_grad_(True)
+
+
+TUNING_METHODS: Mapping[TuningMethod, Callable[[TaskModel, TuningModeConfig, set[int]], None]] = (
+    MappingProxyType(
+        {
+            TuningMethod.full: _full,
+            TuningMethod.frozen: _frozen,
+            TuningMethod.adapter: _adapter,
+            TuningMethod.lora: _lora,
+            TuningMethod.bitfit: _bitfit,
+        }
+    )
 )
 
 
-def apply_tuning_mode(model: TaskModel, cfg: TuningModeConfig) -> None:
-    """Set which parameters of the stage-2 model train (and add modules a method needs)."""
-    TUNING_METHODS[cfg.method](model, cfg)
+def apply_tuning_mode(model: TaskModel, cfg: TuningModeConfig, frozen_layers: set[int]) -> None:
+    """Add the mode's modules (outside `frozen_layers`) and set which parameters train."""
+    TUNING_METHODS[cfg.method](model, cfg, frozen_layers)

@@ -18,9 +18,7 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-@pytest.mark.parametrize(
-    ("group", "option"), [(g, o) for g in GROUP_SCHEMAS for o in options(g)]
-)
+@pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUP_SCHEMAS for o in options(g)])
 def test_every_option_composes_and_validates(group: str, option: str) -> None:
     cfg = compose_run(f"{group}={option}")
     node = getattr(cfg, group)

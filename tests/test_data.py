@@ -39,7 +39,9 @@ def row(label: object, premise: str = "a man sleeps", hypothesis: str = "a man r
 def test_labels_by_index_or_name_and_unlabelled_dropped(tmp_path, caplog) -> None:
     task = snli_task(tmp_path, [row(0), row(2), row(-1), row("neutral"), row(None)])
     with caplog.at_level(logging.INFO, logger="layerft.data"):
-        rows = normalise_records(task, "target_task", [row(0), row(2), row(-1), row("neutral"), row(None)], "f")
+        rows = normalise_records(
+            task, "target_task", [row(0), row(2), row(-1), row("neutral"), row(None)], "f"
+        )
     assert [r["label"] for r in rows] == [0, 2, 1]
     assert rows[0] == {"label": 0, "text_a": "a man sleeps", "text_b": "a man rests"}
     assert "dropped 2 unlabelled records" in caplog.text
@@ -126,7 +128,9 @@ def test_compute_metrics_for_tagging_skips_ignored_positions() -> None:
 
 
 def test_metric_checks_fail_before_training() -> None:
-    cfg = compose_run("model=tiny", "target_task.metrics=[token_f1]", "target_task.best_metric=token_f1")
+    cfg = compose_run(
+        "model=tiny", "target_task.metrics=[token_f1]", "target_task.best_metric=token_f1"
+    )
     with pytest.raises(LayerftError, match="needs a token_tagging task"):
         check_task_metrics(cfg.target_task, "target_task")
     cfg = compose_run("model=tiny", "target_task.best_metric=f1")
@@ -134,17 +138,25 @@ def test_metric_checks_fail_before_training() -> None:
         check_task_metrics(cfg.target_task, "target_task")
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data (real KLUE samples) is not beside the checkout")
+@pytest.mark.skipif(
+    not SHARED.is_dir(), reason="../shared/data (real KLUE samples) is not beside the checkout"
+)
 def test_klue_release_files_load_as_tasks(tmp_path) -> None:
     tokenizer = build_tiny_tokenizer()
-    nli = compose_run("target_task=klue_nli", f"target_task.data_dir={SHARED}/klue/klue-nli-v1.1").target_task
+    nli = compose_run(
+        "target_task=klue_nli", f"target_task.data_dir={SHARED}/klue/klue-nli-v1.1"
+    ).target_task
     data = load_task_data(nli, "target_task", tokenizer, tmp_path)
     assert (len(data.train), len(data.validation)) == (300, 90)
     assert sorted(set(data.validation["labels"])) == [0, 1, 2]
-    pos = compose_run("injection_task=klue_pos", f"injection_task.data_dir={SHARED}/klue/klue-dp-v1.1").injection_task
+    pos = compose_run(
+        "injection_task=klue_pos", f"injection_task.data_dir={SHARED}/klue/klue-dp-v1.1"
+    ).injection_task
     data = load_task_data(pos, "injection_task", tokenizer, tmp_path)
     assert (len(data.train), len(data.validation)) == (300, 100)
-    ner = compose_run("injection_task=klue_ner", f"injection_task.data_dir={SHARED}/klue/klue-ner-v1.1").injection_task
+    ner = compose_run(
+        "injection_task=klue_ner", f"injection_task.data_dir={SHARED}/klue/klue-ner-v1.1"
+    ).injection_task
     data = load_task_data(ner, "injection_task", tokenizer, tmp_path)
     assert (len(data.train), len(data.validation)) == (300, 100)
 
@@ -157,5 +169,9 @@ def test_unreachable_hub_dataset_names_the_offline_alternatives(tmp_path, monkey
         load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path)
     message = str(info.value)
     assert "stanfordnlp/snli" in message and "\n" not in message
-    for hint in ("target_task.data_files.train=", "target_task.data_dir=", "target_task=demo_sentiment"):
+    for hint in (
+        "target_task.data_files.train=",
+        "target_task.data_dir=",
+        "target_task=demo_sentiment",
+    ):
         assert hint in message

@@ -115,6 +115,7 @@ def test_injected_layers_are_transplanted_and_nothing_else() -> None:
             model.backbone.encoder.layer[i].state_dict().items(),
             stage1.backbone.encoder.layer[i].state_dict().items(),
             pretrained.backbone.encoder.layer[i].state_dict().items(),
+            strict=True,
         ):
             expected = trained if i < n else original
             assert torch.equal(got, expected), (i, name)
@@ -122,10 +123,12 @@ def test_injected_layers_are_transplanted_and_nothing_else() -> None:
     for (name, got), (_, original) in zip(
         model.backbone.embeddings.state_dict().items(),
         pretrained.backbone.embeddings.state_dict().items(),
+        strict=True,
     ):
         assert torch.equal(got, original), name
     assert not torch.equal(
-        stage1.backbone.embeddings.word_embeddings.weight, model.backbone.embeddings.word_embeddings.weight
+        stage1.backbone.embeddings.word_embeddings.weight,
+        model.backbone.embeddings.word_embeddings.weight,
     )
 
 
@@ -137,7 +140,8 @@ def test_transplanted_embeddings_when_asked() -> None:
     injected: InjectedWeights = extract_injected(stage1, cfg.layer_split, n)
     model, _ = build_target_model(cfg, injected)
     assert torch.equal(
-        model.backbone.embeddings.word_embeddings.weight, stage1.backbone.embeddings.word_embeddings.weight
+        model.backbone.embeddings.word_embeddings.weight,
+        stage1.backbone.embeddings.word_embeddings.weight,
     )
 
 

@@ -1,0 +1,127 @@
+"""Houlsby-style bottleneck adapters, layerft's own (the `adapters` package pins an old transformers).
+
+An adapter is added to the output sub-block of attention and/or feed-forward of chosen encoder
+layers, as a forward hook on its `dense` projection: the pre-trained parameter names stay as they
+were, so checkpoints, transplants and part selection are unaffected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+import torch
+from torch import nn
+
+from layerft.errors import LayerftError
+
+
+class AdapterPlacement(str, Enum):
+    attention = "attention"  # after the attention output projection
+    ffn = "ffn"  # after the feed-forward output projection
+    both = "both"  # Houlsby et al. (2019)
+
+
+class Nonlinearity(str, Enum):
+    gelu = "gelu"
+    relu = "relu"
+    tanh = "tanh"
+
+
+ACTIVATIONS = {Nonlinearity.gelu: nn.GELU, Nonlinearity.relu: nn.ReLU, Nonlinearity.tanh: nn.Tanh}
+
+
+@dataclass
+class AdapterConfig:
+    """Size, placement and training of the adapters; set one of `bottleneck`, `reduction_factor`."""
+
+    bottleneck: int | None = None
+    reduction_factor: float | None = 16.0
+    placement: AdapterPlacement = AdapterPlacement.both
+    nonlinearity: Nonlinearity = Nonlinearity.gelu
+    train_layernorm: bool = True
+    init_std: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if (self.bottleneck is None) == (self.reduction_factor is None):
+            raise LayerftError(
+                "tuning_mode.adapter: set exactly one of adapter.bottleneck, adapter.reduction_factor"
+            )
+        if (self.bottleneck or 1) < 1 or (self.reduction_factor or 1) <= 0:
+            raise LayerftError(
+                "tuning_mode.adapter: bottleneck and reduction_factor must be positive"
+            )
+
+    def width(self, hidden_size: int) -> int:
+        """The bottleneck width for a model of `hidden_size`."""
+        if self.bottleneck is not None:
+            return self.bottleneck
+        assert self.reduction_factor is not None
+        return max(1, int(hidden_size / self.reduction_factor))
+
+
+class BottleneckAdapter(nn.Module):
+    """x + up(act(down(x))), near the identity at initialisation (small weights, zero biases)."""
+
+    def __init__(self, hidden_size: int, cfg: AdapterConfig) -> None:
+        super().__init__()
+        width = cfg.width(hidden_size)
+        self.down = nn.Linear(hidden_size, width)
+        self.act = ACTIVATIONS[cfg.nonlinearity]()
+        self.up = nn.Linear(width, hidden_size)
+        for linear in (self.down, self.up):
+            nn.init.normal_(linear.weight, std=cfg.init_std)
+            nn.init.zeros_(linear.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden + self.up(self.act(self.down(hidden)))  # (batch, seq, hidden)
+
+
+def _output_blocks(layer: nn.Module, placement: AdapterPlacement) -> list[nn.Module]:
+    """The sub-blocks whose `dense` output an adapter follows (BERT/RoBERTa/XLM-R naming)."""
+    blocks = []
+    if placement in (AdapterPlacement.attention, AdapterPlacement.both):
+        blocks.append(getattr(getattr(layer, "attention", None), "output", None))
+    if placement in (AdapterPlacement.ffn, AdapterPlacement.both):
+        blocks.append(getattr(layer, "output", None))
+    for block in blocks:
+        if not isinstance(getattr(block, "dense", None), nn.Linear):
+            raise LayerftError(
+                f"{type(layer).__name__} has no attention.output.dense / output.dense projection; "
+                "adapters support BERT-, RoBERTa- and XLM-R-style layers"
+            )
+    return blocks
+
+
+def _apply_adapter(
+    module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor
+) -> torch.Tensor:
+    return module.adapter_after(output)
+
+
+def add_adapters(
+    layers: nn.ModuleList, indices: Iterable[int], cfg: AdapterConfig
+) -> list[BottleneckAdapter]:
+    """Add an adapter after the chosen projections of each layer in `indices`; return them."""
+    added = []
+    for i in indices:
+        for block in _output_blocks(layers[i], cfg.placement):
+            adapter = BottleneckAdapter(block.dense.out_features, cfg)
+            # Registered on the block (so it is saved and moved with it), applied by a hook on
+            # `dense`: the block then computes LayerNorm(dropout(adapter(dense(x))) + residual).
+            block.dense.adapter_after = adapter
+            block.dense.register_forward_hook(_apply_adapter)
+            added.append(adapter)
+    return added
+
+
+def layernorm_parameters(layers: nn.ModuleList, indices: Iterable[int]) -> list[nn.Parameter]:
+    """The LayerNorm parameters of the given layers (Houlsby adapters train them too)."""
+    return [
+        p
+        for i in indices
+        for module in layers[i].modules()
+        if isinstance(module, nn.LayerNorm)
+        for p in module.parameters()
+    ]
