@@ -1,0 +1,123 @@
+"""Learning rates per parameter group at chosen steps, against hand computation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from compose import compose_run
+
+from layerft.layer_split import extract_injected
+from layerft.lr_schedule import build_optimizer, build_scheduler, total_steps
+from layerft.parts import parameter_parts
+from layerft.run import build_injection_model, build_target_model
+
+LR = 1e-3
+STEPS, WARMUP = 10, 2  # warmup_ratio 0.2 of 10 steps
+
+
+def group_lrs(*overrides: str, at: list[int]) -> dict[int, dict[str, float]]:
+    """{step: {group name: lr}} for a stage-2 model of the tiny config."""
+    cfg = compose_run("model=tiny", "tracker=none", "lr_schedule.warmup_ratio=0.2", *overrides)
+    stage1, n = build_injection_model(cfg)
+    model, multipliers = build_target_model(cfg, extract_injected(stage1, cfg.layer_split, n))
+    optimizer = build_optimizer(model, parameter_parts(model), LR, 0.01, multipliers)
+    scheduler = build_scheduler(cfg.lr_schedule, optimizer, STEPS)
+    seen = {}
+    for step in range(STEPS + 1):
+        if step in at:
+            seen[step] = {g["name"]: g["lr"] for g in optimizer.param_groups}
+        optimizer.step()
+        scheduler.step()
+    return seen
+
+
+def linear(step: int) -> float:
+    return step / WARMUP if step < WARMUP else (STEPS - step) / (STEPS - WARMUP)
+
+
+def cosine(step: int) -> float:
+    if step < WARMUP:
+        return step / WARMUP
+    return 0.5 * (1 + math.cos(math.pi * (step - WARMUP) / (STEPS - WARMUP)))
+
+
+def constant(step: int) -> float:
+    return min(1.0, step / WARMUP)
+
+
+@pytest.mark.parametrize(("schedule", "curve"), [("linear", linear), ("cosine", cosine), ("constant", constant)])
+def test_shapes_scale_every_group_alike(schedule, curve) -> None:
+    steps = [0, 1, 2, 5, 6, 9]
+    seen = group_lrs(f"lr_schedule={schedule}", "tuning_mode=full", at=steps)
+    for step in steps:
+        assert list(seen[step].values()) == pytest.approx([LR * curve(step)] * len(seen[step])), step
+    # hand values: linear at 6 = (10-6)/(10-2) = 0.5; cosine at 6 = (1+cos(pi/2))/2 = 0.5
+    assert seen[6]["head"] == pytest.approx(LR * 0.5 if schedule != "constant" else LR)
+    assert seen[1]["head"] == pytest.approx(LR * 0.5)
+
+
+def test_discriminative_multipliers_per_part() -> None:
+    seen = group_lrs("lr_schedule=discriminative", "layer_split.stage2_policy=train", at=[2, 6])
+    # injected layer 0: 0.1, other layers 0.5, embeddings 0.1, head 1 (yaml); step 2 is the peak.
+    expected = {"embeddings": 0.1, "layer.0": 0.1, "layer.1": 0.5, "layer.2": 0.5, "layer.3": 0.5, "head": 1.0}
+    for name, lr in seen[2].items():
+        assert lr == pytest.approx(LR * expected[name.split("/")[0]]), name
+    assert seen[6]["layer.1"] == pytest.approx(LR * 0.5 * 0.5)
+    assert {name.split("/")[0] for name in seen[2]} == set(expected)
+
+
+def test_discriminative_adapters_and_split_multiplier_combine() -> None:
+    seen = group_lrs(
+        "lr_schedule=discriminative", "tuning_mode=layerwise_adapter",
+        "layer_split.stage2_policy=scale", "layer_split.stage2_lr_multiplier=0.5", at=[2],
+    )  # fmt: skip
+    # adapters 1.0; layer 0 (LayerNorms) injected 0.1 x split's 0.5; other LayerNorms 0.5.
+    assert seen[2]["adapters"] == pytest.approx(LR)
+    assert seen[2]["layer.0/no_decay"] == pytest.approx(LR * 0.1 * 0.5)
+    assert seen[2]["layer.2/no_decay"] == pytest.approx(LR * 0.5)
+
+
+def test_layerwise_decay() -> None:
+    seen = group_lrs("lr_schedule=layerwise_decay", "layer_split.stage2_policy=train", at=[2, 6])
+    d, layers = 0.8, 4
+    expected = {f"layer.{i}": d ** (layers - i) for i in range(layers)}
+    expected.update({"embeddings": d ** (layers + 1), "head": 1.0})
+    for name, lr in seen[2].items():
+        assert lr == pytest.approx(LR * expected[name.split("/")[0]]), name
+    assert seen[6]["layer.3"] == pytest.approx(LR * 0.8 * 0.5)
+    assert seen[2]["layer.0"] == pytest.approx(LR * 0.4096)
+
+
+def test_split_scale_policy_alone() -> None:
+    seen = group_lrs("layer_split.stage2_policy=scale", "layer_split.stage2_lr_multiplier=0.25", at=[2])
+    assert seen[2]["layer.0"] == pytest.approx(LR * 0.25)
+    assert seen[2]["layer.1"] == pytest.approx(LR)
+
+
+def test_weight_decay_off_for_biases_and_layernorm_and_frozen_parameters_left_out() -> None:
+    cfg = compose_run("model=tiny", "tracker=none")
+    stage1, n = build_injection_model(cfg)
+    model, multipliers = build_target_model(cfg, extract_injected(stage1, cfg.layer_split, n))
+    optimizer = build_optimizer(model, parameter_parts(model), LR, 0.01, multipliers)
+    names = {id(p): name for name, p in model.named_parameters()}
+    in_optimizer = set()
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            name = names[id(param)]
+            in_optimizer.add(name)
+            no_decay = name.endswith("bias") or "LayerNorm" in name
+            assert group["weight_decay"] == (0.0 if no_decay else 0.01), name
+    assert in_optimizer == {n for n, p in model.named_parameters() if p.requires_grad}
+    assert not [n for n in in_optimizer if n.startswith("backbone.encoder.layer.0.")]
+
+
+def test_stage1_schedule_is_its_own() -> None:
+    cfg = compose_run("model=tiny", "lr_schedule=constant", "lr_schedule@injection_lr_schedule=cosine")
+    assert (cfg.injection_lr_schedule.shape.value, cfg.lr_schedule.shape.value) == ("cosine", "constant")
+
+
+def test_total_steps() -> None:
+    assert total_steps(100, 32, 3) == 12  # 4 batches per epoch
+    assert total_steps(100, 32, 0.5) == 2
+    assert total_steps(100, 32, 1, world_size=2) == 2
