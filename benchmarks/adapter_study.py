@@ -63,7 +63,9 @@ def table(jobs: list[tuple[str, dict[str, float]]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sweep-dir", type=Path, default=REPO / "multirun_outputs" / "adapter_study")
+    parser.add_argument(
+        "--sweep-dir", type=Path, default=REPO / "multirun_outputs" / "adapter_study"
+    )
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()

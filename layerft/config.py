@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
@@ -54,9 +55,17 @@ def register_configs() -> None:
         store.store(group=group, name=f"base_{group}", node=schema)
 
 
+def drop_disabled_stages(cfg: DictConfig) -> DictConfig:
+    """A copy where a disabled injection task (`none`) becomes null."""
+    plain = copy.deepcopy(cfg)
+    if plain.injection_task is not None and not plain.injection_task.enabled:
+        plain.injection_task = None
+    return plain
+
+
 def to_run_config(cfg: DictConfig) -> RunConfig:
     """Validate the composed config into typed objects (runs each schema's `__post_init__` checks)."""
-    plain = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
+    plain = drop_disabled_stages(cfg)
     try:
         run_cfg = OmegaConf.to_object(plain)
     except OmegaConfBaseException as err:

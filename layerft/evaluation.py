@@ -65,7 +65,9 @@ def build_compute_metrics(task: TaskConfig) -> Callable[[EvalPrediction], dict[s
             else:
                 names = np.asarray(task.label_names)
                 inputs = {
-                    "predictions": [names[p[k]].tolist() for p, k in zip(predicted, keep, strict=True)],
+                    "predictions": [
+                        names[p[k]].tolist() for p, k in zip(predicted, keep, strict=True)
+                    ],
                     "references": [names[r[k]].tolist() for r, k in zip(labels, keep, strict=True)],
                 }
             results.update(module.compute(**inputs))

@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from layerft.config import GROUP_SCHEMAS, RunConfig, to_run_config
+from layerft.config import GROUP_SCHEMAS, RunConfig, drop_disabled_stages, to_run_config
 from layerft.data import TaskData, load_task_data
 from layerft.errors import LayerftError
 from layerft.evaluation import check_task_metrics
@@ -192,7 +192,7 @@ def run_from_hydra(cfg: DictConfig) -> dict[str, float]:
     hydra = HydraConfig.get()
     with user_errors_exit():
         run_cfg = to_run_config(cfg)
-        resolved = OmegaConf.to_container(cfg, resolve=True)
+        resolved = OmegaConf.to_container(drop_disabled_stages(cfg), resolve=True)
         assert isinstance(resolved, dict)
         choices = {
             group.split("@")[-1]: str(option)

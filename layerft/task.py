@@ -29,6 +29,7 @@ class TaskConfig:
     """Schema of one task option; every default lives here."""
 
     name: str = MISSING
+    enabled: bool = True  # false only for injection_task=none (the run then has no stage 1)
     kind: TaskKind = MISSING
     # Data source: the first one set wins, in this order.
     data_files: dict[str, str | None] = field(default_factory=_splits)

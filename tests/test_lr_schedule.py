@@ -46,12 +46,16 @@ def constant(step: int) -> float:
     return min(1.0, step / WARMUP)
 
 
-@pytest.mark.parametrize(("schedule", "curve"), [("linear", linear), ("cosine", cosine), ("constant", constant)])
+@pytest.mark.parametrize(
+    ("schedule", "curve"), [("linear", linear), ("cosine", cosine), ("constant", constant)]
+)
 def test_shapes_scale_every_group_alike(schedule, curve) -> None:
     steps = [0, 1, 2, 5, 6, 9]
     seen = group_lrs(f"lr_schedule={schedule}", "tuning_mode=full", at=steps)
     for step in steps:
-        assert list(seen[step].values()) == pytest.approx([LR * curve(step)] * len(seen[step])), step
+        assert list(seen[step].values()) == pytest.approx([LR * curve(step)] * len(seen[step])), (
+            step
+        )
     # hand values: linear at 6 = (10-6)/(10-2) = 0.5; cosine at 6 = (1+cos(pi/2))/2 = 0.5
     assert seen[6]["head"] == pytest.approx(LR * 0.5 if schedule != "constant" else LR)
     assert seen[1]["head"] == pytest.approx(LR * 0.5)
@@ -60,7 +64,14 @@ def test_shapes_scale_every_group_alike(schedule, curve) -> None:
 def test_discriminative_multipliers_per_part() -> None:
     seen = group_lrs("lr_schedule=discriminative", "layer_split.stage2_policy=train", at=[2, 6])
     # injected layer 0: 0.1, other layers 0.5, embeddings 0.1, head 1 (yaml); step 2 is the peak.
-    expected = {"embeddings": 0.1, "layer.0": 0.1, "layer.1": 0.5, "layer.2": 0.5, "layer.3": 0.5, "head": 1.0}
+    expected = {
+        "embeddings": 0.1,
+        "layer.0": 0.1,
+        "layer.1": 0.5,
+        "layer.2": 0.5,
+        "layer.3": 0.5,
+        "head": 1.0,
+    }
     for name, lr in seen[2].items():
         assert lr == pytest.approx(LR * expected[name.split("/")[0]]), name
     assert seen[6]["layer.1"] == pytest.approx(LR * 0.5 * 0.5)
@@ -90,7 +101,9 @@ def test_layerwise_decay() -> None:
 
 
 def test_split_scale_policy_alone() -> None:
-    seen = group_lrs("layer_split.stage2_policy=scale", "layer_split.stage2_lr_multiplier=0.25", at=[2])
+    seen = group_lrs(
+        "layer_split.stage2_policy=scale", "layer_split.stage2_lr_multiplier=0.25", at=[2]
+    )
     assert seen[2]["layer.0"] == pytest.approx(LR * 0.25)
     assert seen[2]["layer.1"] == pytest.approx(LR)
 
@@ -113,8 +126,13 @@ def test_weight_decay_off_for_biases_and_layernorm_and_frozen_parameters_left_ou
 
 
 def test_stage1_schedule_is_its_own() -> None:
-    cfg = compose_run("model=tiny", "lr_schedule=constant", "lr_schedule@injection_lr_schedule=cosine")
-    assert (cfg.injection_lr_schedule.shape.value, cfg.lr_schedule.shape.value) == ("cosine", "constant")
+    cfg = compose_run(
+        "model=tiny", "lr_schedule=constant", "lr_schedule@injection_lr_schedule=cosine"
+    )
+    assert (cfg.injection_lr_schedule.shape.value, cfg.lr_schedule.shape.value) == (
+        "cosine",
+        "constant",
+    )
 
 
 def test_total_steps() -> None:

@@ -20,7 +20,9 @@ HEAD = (H * H + H) + (H * 2 + 2)  # dense + classifier for 2 labels
 
 
 def build(mode: str, *extra: str, inject: bool = True):
-    cfg = compose_run(*TINY, f"tuning_mode={mode}", *extra, *(() if inject else ("injection_task=none",)))
+    cfg = compose_run(
+        *TINY, f"tuning_mode={mode}", *extra, *(() if inject else ("injection_task=none",))
+    )
     injected = None
     if inject:
         stage1, n = build_injection_model(cfg)
@@ -32,7 +34,9 @@ def build(mode: str, *extra: str, inject: bool = True):
 def trainable(model: torch.nn.Module) -> dict[str, int]:
     parts = parameter_parts(model)
     counts = count_parameters(model, parts)
-    return {k.split("/")[1]: v for k, v in counts.items() if k.startswith("trainable_params/") and v}
+    return {
+        k.split("/")[1]: v for k, v in counts.items() if k.startswith("trainable_params/") and v
+    }
 
 
 def layer_bias_count() -> int:
@@ -72,7 +76,9 @@ def test_trainable_parameters_per_part(mode, extra, inject, expected) -> None:
     model = build(mode, *extra, inject=inject)
     assert trainable(model) == expected
     names = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert sum(p.numel() for n, p in model.named_parameters() if n in names) == sum(expected.values())
+    assert sum(p.numel() for n, p in model.named_parameters() if n in names) == sum(
+        expected.values()
+    )
 
 
 def test_exact_trainable_names_for_top_adapter() -> None:
@@ -80,7 +86,11 @@ def test_exact_trainable_names_for_top_adapter() -> None:
     layer = "backbone.encoder.layer.3."
     expected = [f"{layer}{block}.dense.adapter_after.{lin}.{w}" for block in ("attention.output", "output")
                 for lin in ("down", "up") for w in ("bias", "weight")]  # fmt: skip
-    expected += [f"{layer}{block}.LayerNorm.{w}" for block in ("attention.output", "output") for w in ("bias", "weight")]
+    expected += [
+        f"{layer}{block}.LayerNorm.{w}"
+        for block in ("attention.output", "output")
+        for w in ("bias", "weight")
+    ]
     expected += [f"head.{m}.{w}" for m in ("classifier", "dense") for w in ("bias", "weight")]
     assert names == sorted(expected)
 
@@ -103,7 +113,10 @@ def test_adapter_is_near_identity_at_initialisation() -> None:
     torch.manual_seed(0)
     plain = build("full", inject=False).eval()
     adapted = build("layerwise_adapter", inject=False).eval()
-    inputs = {"input_ids": torch.randint(5, 200, (3, 12)), "attention_mask": torch.ones(3, 12, dtype=torch.long)}
+    inputs = {
+        "input_ids": torch.randint(5, 200, (3, 12)),
+        "attention_mask": torch.ones(3, 12, dtype=torch.long),
+    }
     with torch.no_grad():
         a = plain.backbone(**inputs).last_hidden_state
         b = adapted.backbone(**inputs).last_hidden_state

@@ -1,0 +1,74 @@
+"""Shared fixtures: run `train.py` as a user would, offline and inside a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# model=tiny on a few dozen generated examples, one epoch per stage: a whole run takes seconds.
+SHRINK = (
+    "model=tiny",
+    "tracker=none",
+    "injection_task.generator_sizes.train=64",
+    "injection_task.generator_sizes.validation=32",
+    "target_task.generator_sizes.train=64",
+    "target_task.generator_sizes.validation=32",
+    "injection_task.epochs=1",
+    "target_task.epochs=1",
+)
+
+# Variables that would let a developer's shell change what a run does or where it writes.
+_SCRUBBED_PREFIXES = ("WANDB_", "HF_", "HYDRA_", "LAYERFT_", "XDG_")
+
+
+def run_train(
+    args: Sequence[str],
+    cwd: Path,
+    env_extra: Mapping[str, str] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """Run `python train.py ARGS` in `cwd`; every file it writes (run, sweep, caches, home) lands there.
+
+    Adds `cache_dir=<cwd>/cache hydra.run.dir=<cwd>/run hydra.sweep.dir=<cwd>/sweep` unless
+    `args` set them, so two calls with the same `cwd` share one run directory.
+    """
+    cwd.mkdir(parents=True, exist_ok=True)
+    (cwd / "tmp").mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
+    env.update(
+        HOME=str(cwd / "home"),  # W&B and HF caches default to ~: keep them out of the real home
+        TMPDIR=str(cwd / "tmp"),
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        OMP_NUM_THREADS="1",  # a tiny model gains nothing from threads; runs go side by side
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(env_extra or {})
+    defaults = {
+        "cache_dir": cwd / "cache",
+        "hydra.run.dir": cwd / "run",
+        "hydra.sweep.dir": cwd / "sweep",
+    }
+    given = {arg.split("=", 1)[0] for arg in args}
+    extra = [f"{key}={value}" for key, value in defaults.items() if key not in given]
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args, *extra],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def shrink() -> list[str]:
+    """Overrides that make the default two-stage run tiny (drop `injection_task.*` for `=none`)."""
+    return list(SHRINK)

@@ -1,0 +1,593 @@
+"""End to end: `python train.py ...` as a user runs it, checked through metrics.json, logs and exit codes.
+
+Every subprocess starts at once in a small pool when the module's first test asks for `runs`, so
+the whole file costs about what its runs cost on all cores; each test then reads the runs it needs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from subprocess import CompletedProcess
+from typing import Any
+
+import pytest
+import yaml
+from conftest import run_train
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SECRET = "secret-key-abc123"
+JOBS = min(4, max(2, os.cpu_count() or 2))  # each run holds a few hundred MB
+MEASURED = ("runtime", "per_second", "peak_")  # time and memory vary between identical runs
+
+
+@dataclass
+class Done:
+    """One finished train.py call, the folder it ran in, and its metrics.json as it was then."""
+
+    proc: CompletedProcess[str]
+    root: Path
+    metrics_bytes: bytes | None
+    metrics_mtime_ns: int | None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        assert self.metrics_bytes is not None, self.describe()
+        return json.loads(self.metrics_bytes)
+
+    @property
+    def log(self) -> str:
+        return (self.run_dir / "train.log").read_text()
+
+    def describe(self) -> str:
+        return f"rc={self.proc.returncode}\n--- stdout\n{self.proc.stdout}\n--- stderr\n{self.proc.stderr}"
+
+
+def call(root: Path, args: list[str], env: dict[str, str] | None = None) -> Done:
+    proc = run_train(args, root, env)
+    path = root / "run" / "metrics.json"
+    if not path.exists():
+        return Done(proc, root, None, None)
+    return Done(proc, root, path.read_bytes(), path.stat().st_mtime_ns)
+
+
+def target_only(shrink: list[str]) -> list[str]:
+    return [arg for arg in shrink if not arg.startswith("injection_task.")]
+
+
+@dataclass
+class Tiny:
+    """Parameter counts of the tiny BERT's parts, from a run's own composed config."""
+
+    num_layers: int
+    hidden: int
+    intermediate: int
+    labels: dict[str, int]  # task group -> number of labels
+
+    @classmethod
+    def of(cls, run_dir: Path) -> Tiny:
+        cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+        tiny = cfg["model"]["tiny"]
+        labels = {
+            group: len(cfg[group]["label_names"])
+            for group in ("injection_task", "target_task")
+            if cfg[group] is not None
+        }
+        return cls(tiny["num_layers"], tiny["hidden_size"], tiny["intermediate_size"], labels)
+
+    @property
+    def layer(self) -> int:
+        h, i = self.hidden, self.intermediate
+        # q, k, v and attention output (h*h + h each), two LayerNorms (2h each), FFN in and out
+        return 4 * (h * h + h) + 2 * 2 * h + (h * i + i) + (i * h + h)
+
+    def classification_head(self, labels: int) -> int:
+        h = self.hidden
+        return (h * h + h) + (h * labels + labels)  # dense h->h, then h->labels
+
+    def tagging_head(self, labels: int) -> int:
+        return self.hidden * labels + labels
+
+
+def user_error_lines(proc: CompletedProcess[str]) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+
+
+# --- the runs -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """SNLI-shaped jsonl files, each with one fault in its second or third line."""
+    folder = tmp_path_factory.mktemp("bad_files")
+    good = json.dumps({"premise": "A man sleeps.", "hypothesis": "A man rests.", "label": 0})
+    contents = {
+        "broken_line3": f'{good}\n{good}\n{{"premise": "A man", "hypothesis": \n{good}\n',
+        "label7": good + "\n" + json.dumps({"premise": "a", "hypothesis": "b", "label": 7}) + "\n",
+        "no_hypothesis": good + "\n" + json.dumps({"premise": "a", "label": 1}) + "\n",
+    }
+    paths = {}
+    for name, text in contents.items():
+        paths[name] = folder / f"{name}.jsonl"
+        paths[name].write_text(text)
+    return paths
+
+
+def snli_files(train: Path | str, validation: Path | str | None = None) -> list[str]:
+    return [
+        "target_task=snli",
+        f"target_task.data_files.train={train}",
+        f"target_task.data_files.validation={validation or train}",
+    ]
+
+
+# name -> (overrides, strings the message must contain); Hydra reports these while composing.
+COMPOSITION_ERRORS = {
+    "misspelt_key": (["target_task.lrr=1"], ["target_task.lrr"]),
+    "wrong_type": (["target_task.epochs=abc"], ["target_task.epochs", "'abc'"]),
+    "unknown_option": (
+        ["target_task=nope"],
+        ["target_task/nope", "Available options in 'target_task'", "snli", "demo_sentiment"],
+    ),
+}
+
+
+# name -> (overrides, strings the one `error:` line must contain); layerft reports these.
+# `{name}` stands for the path of that file from `bad_files`.
+USER_ERRORS = {
+    "schema_check": (["target_task.lr=-1"], ["demo_sentiment", "lr must be > 0", "-1"]),
+    "missing_file": (snli_files("/nonexistent.jsonl"), ["not found", "/nonexistent.jsonl"]),
+    "malformed_jsonl": (snli_files("{broken_line3}"), ["{broken_line3}:3:", "invalid JSON"]),
+    "label_outside_set": (
+        snli_files("{label7}"),
+        ["{label7}: record 2", "label 7", "target_task.label_names", "entailment"],
+    ),
+    "missing_column": (
+        snli_files("{no_hypothesis}"),
+        ["{no_hypothesis}: record 2", "'hypothesis'"],
+    ),
+    "hub_unreachable": (
+        ["target_task=snli"],
+        [
+            "stanfordnlp/snli",
+            "target_task.data_files.train",
+            "target_task.data_dir",
+            "target_task=demo_sentiment",
+            "injection_task=demo_pos",
+        ],
+    ),
+}
+
+
+def fill(strings: list[str], files: dict[str, Path]) -> list[str]:
+    return [s.format(**files) for s in strings]
+
+
+def resume_chain(root: Path, shrink: list[str]) -> list[Done]:
+    """Run, rerun the same command in the same folder, then rerun it with another seed."""
+    return [call(root, shrink), call(root, shrink), call(root, [*shrink, "seed=7"])]
+
+
+@pytest.fixture(scope="module")
+def runs(
+    tmp_path_factory: pytest.TempPathFactory, shrink: list[str], bad_files: dict[str, Path]
+) -> Iterator[dict[str, Future]]:
+    """Start every train.py call of this module side by side; values are futures of `Done`s."""
+    base = tmp_path_factory.mktemp("train_cli")
+    no_injection = [*target_only(shrink), "injection_task=none"]
+    wandb = [*(a for a in shrink if a != "tracker=none"), "tracker=wandb", "tracker.mode=offline"]
+    overrides = {
+        "multirun": ["-m", *shrink, "tuning_mode=full,frozen"],
+        "wandb": wandb,
+        "default": shrink,
+        "no_injection": no_injection,
+        "none_with_injection_override": [*no_injection, "injection_task.epochs=1"],
+        "traceback_on_request": [*shrink, "target_task.lr=-1"],
+    }
+    env = {"wandb": {"WANDB_API_KEY": SECRET}, "traceback_on_request": {"LAYERFT_TRACEBACK": "1"}}
+    if SHARED.is_dir():
+        snli, klue = SHARED / "snli", SHARED / "klue"
+        cap = ["injection_task.max_train_samples=64", "injection_task.max_eval_samples=32"]
+        overrides |= {
+            "snli": [*no_injection, *snli_files(snli / "train.jsonl", snli / "validation.jsonl")],
+            "klue_nli": [
+                *no_injection,
+                "target_task=klue_nli",
+                f"target_task.data_dir={klue / 'klue-nli-v1.1'}",
+            ],
+            "klue_pos": [
+                *shrink,
+                "injection_task=klue_pos",
+                f"injection_task.data_dir={klue / 'klue-dp-v1.1'}",
+                *cap,
+            ],
+            "klue_ner": [
+                *shrink,
+                "injection_task=klue_ner",
+                f"injection_task.data_dir={klue / 'klue-ner-v1.1'}",
+                *cap,
+            ],
+        }
+    for name, (args, _) in {**COMPOSITION_ERRORS, **USER_ERRORS}.items():
+        overrides[f"error/{name}"] = [*shrink, *fill(args, bad_files)]
+    pool = ThreadPoolExecutor(max_workers=JOBS)
+    try:
+        # The three-run chain first: it is the longest.
+        futures = {"resume": pool.submit(resume_chain, base / "resume", shrink)}
+        for name, args in overrides.items():
+            futures[name] = pool.submit(call, base / name, args, env.get(name))
+        yield futures
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def finished(runs: dict[str, Future], name: str) -> Done:
+    done = runs[name].result()
+    assert done.proc.returncode == 0, done.describe()
+    return done
+
+
+# --- 1. one default run ---------------------------------------------------------------------
+
+
+def test_default_run_writes_expected_metrics_and_run_files(runs) -> None:
+    done = finished(runs, "default")
+    metrics, run_dir = done.metrics, done.run_dir
+    sizes = Tiny.of(run_dir)
+    layers = [f"layer.{i}" for i in range(sizes.num_layers)]
+    assert f"results: {run_dir / 'metrics.json'}" in done.proc.stdout.splitlines()
+
+    def stage(name: str, evals: list[str]) -> set[str]:
+        keys = [
+            "eval_loss",
+            "eval_runtime",
+            "eval_samples_per_second",
+            "eval_steps_per_second",
+            *evals,
+            "train_loss",
+            "train_runtime",
+            "train_samples_per_second",
+            "peak_rss_mb",
+            "total_params",
+            "trainable_params",
+            *(f"trainable_params/{p}" for p in ["embeddings", *layers, "head"]),
+        ]
+        return {f"{name}/{k}" for k in keys}
+
+    cuda_only = {"injection/peak_cuda_mb", "target/peak_cuda_mb"}
+    assert set(metrics) - cuda_only == {
+        *stage("injection", ["eval_token_f1", "eval_token_accuracy", "eval_token_macro_f1"]),
+        "injection/num_injected_layers",
+        *stage("target", ["eval_accuracy", "eval_macro_f1"]),
+        "run/config_fingerprint",
+    }
+    fingerprint = metrics.pop("run/config_fingerprint")
+    assert isinstance(fingerprint, str) and len(fingerprint) == 16
+    int(fingerprint, 16)
+    assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values()), metrics
+    for key in (
+        "injection/eval_token_f1",
+        "injection/eval_token_accuracy",
+        "injection/eval_token_macro_f1",
+        "target/eval_accuracy",
+        "target/eval_macro_f1",
+    ):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    positive = [
+        "eval_loss",
+        "train_loss",
+        "train_runtime",
+        "train_samples_per_second",
+        "peak_rss_mb",
+    ]
+    for key in positive:
+        assert metrics[f"injection/{key}"] > 0 and metrics[f"target/{key}"] > 0, key
+
+    # lower1: stage 1 trains embeddings, layer 0 and a tagging head; stage 2 freezes layer 0.
+    layer = sizes.layer
+    inj = {p: metrics[f"injection/trainable_params/{p}"] for p in ["embeddings", *layers, "head"]}
+    tgt = {p: metrics[f"target/trainable_params/{p}"] for p in ["embeddings", *layers, "head"]}
+    assert metrics["injection/num_injected_layers"] == 1.0
+    assert inj["layer.0"] == layer
+    assert all(inj[p] == 0 for p in layers[1:])
+    assert inj["head"] == sizes.tagging_head(sizes.labels["injection_task"])
+    assert tgt["layer.0"] == 0
+    assert all(tgt[p] == layer for p in layers[1:])
+    assert tgt["head"] == sizes.classification_head(sizes.labels["target_task"])
+    assert inj["embeddings"] == tgt["embeddings"] > 0
+    for name, parts in (("injection", inj), ("target", tgt)):
+        assert metrics[f"{name}/trainable_params"] == sum(parts.values())
+    assert metrics["injection/total_params"] - metrics["injection/trainable_params"] == 3 * layer
+    assert metrics["target/total_params"] - metrics["target/trainable_params"] == layer
+    assert (
+        metrics["injection/total_params"] - inj["head"]
+        == metrics["target/total_params"] - tgt["head"]
+    )  # one backbone shape
+
+    overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
+    assert "model=tiny" in overrides and "target_task.epochs=1" in overrides
+    config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+    assert config["target_task"]["name"] == "demo_sentiment" and config["model"]["name"] == "tiny"
+    assert config["target_task"]["epochs"] == 1
+    log = done.log
+    trainable, total = int(metrics["target/trainable_params"]), int(metrics["target/total_params"])
+    assert f"target: {trainable} of {total} parameters train" in log
+    assert f"results: {run_dir / 'metrics.json'}" in log
+    assert not (run_dir / "checkpoints").exists()  # removed unless trainer.keep_checkpoints
+
+
+# --- 2. determinism -------------------------------------------------------------------------
+
+
+def test_same_command_twice_gives_identical_metrics(runs) -> None:
+    first = finished(runs, "default").metrics
+    second = runs["resume"].result()[0]
+    assert second.proc.returncode == 0, second.describe()
+    deterministic = {k for k in first if not any(s in k for s in MEASURED)}
+    deterministic.discard("run/config_fingerprint")  # it hashes cache_dir, which differs here
+    assert {
+        "target/eval_accuracy",
+        "target/eval_loss",
+        "injection/eval_loss",
+        "injection/train_loss",
+        "target/train_loss",
+    } <= deterministic
+    assert {k: second.metrics[k] for k in deterministic} == {k: first[k] for k in deterministic}
+
+
+# --- 3. multirun ----------------------------------------------------------------------------
+
+
+def test_multirun_runs_each_tuning_mode_in_its_own_job_dir(runs) -> None:
+    done = runs["multirun"].result()
+    assert done.proc.returncode == 0, done.describe()
+    sweep = done.root / "sweep"
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
+    assert not done.run_dir.exists()
+    results = [line for line in done.proc.stdout.splitlines() if line.startswith("results: ")]
+    assert results == [f"results: {sweep / job / 'metrics.json'}" for job in ("0", "1")]
+    jobs = {}
+    for job in ("0", "1"):
+        overrides = yaml.safe_load((sweep / job / ".hydra" / "overrides.yaml").read_text())
+        mode = next(o.split("=")[1] for o in overrides if o.startswith("tuning_mode="))
+        jobs[mode] = json.loads((sweep / job / "metrics.json").read_text())
+    assert set(jobs) == {"full", "frozen"}
+    sizes = Tiny.of(sweep / "0")
+    full, frozen = jobs["full"], jobs["frozen"]
+    head = sizes.classification_head(sizes.labels["target_task"])
+    assert full["target/total_params"] - full["target/trainable_params"] == sizes.layer
+    assert frozen["target/trainable_params"] == frozen["target/trainable_params/head"] == head
+    frozen_parts = {k: v for k, v in frozen.items() if k.startswith("target/trainable_params/")}
+    assert sum(frozen_parts.values()) == head
+    # Stage 1 does not depend on stage 2's tuning mode.
+    stage1 = [k for k in full if k.startswith("injection/") and not any(s in k for s in MEASURED)]
+    assert {k: frozen[k] for k in stage1} == {k: full[k] for k in stage1}
+
+
+# --- 4. resume ------------------------------------------------------------------------------
+
+
+def test_rerun_in_same_dir_reuses_finished_metrics_and_changed_override_retrains(runs) -> None:
+    first, again, reseeded = runs["resume"].result()
+    for done in (first, again, reseeded):
+        assert done.proc.returncode == 0, done.describe()
+    metrics_line = f"results: {first.run_dir / 'metrics.json'}"
+
+    assert "already finished" in again.proc.stdout
+    assert "parameters train" not in again.proc.stdout  # no stage started
+    assert metrics_line in again.proc.stdout.splitlines()
+    assert again.metrics_bytes == first.metrics_bytes
+    assert again.metrics_mtime_ns == first.metrics_mtime_ns  # not even rewritten
+
+    assert "already finished" not in reseeded.proc.stdout
+    assert "target: " in reseeded.proc.stdout and "parameters train" in reseeded.proc.stdout
+    assert reseeded.metrics["run/config_fingerprint"] != first.metrics["run/config_fingerprint"]
+    assert reseeded.metrics["target/train_loss"] != first.metrics["target/train_loss"]
+    overrides = yaml.safe_load((reseeded.run_dir / ".hydra" / "overrides.yaml").read_text())
+    assert "seed=7" in overrides
+    assert "already finished" in reseeded.log  # one log, appended by all three runs
+
+
+# --- 5. no injection ------------------------------------------------------------------------
+
+
+def test_injection_task_none_runs_stage_2_only_with_every_layer_trainable(runs) -> None:
+    done = finished(runs, "no_injection")
+    metrics = done.metrics
+    assert not [k for k in metrics if k.startswith("injection/")]
+    sizes = Tiny.of(done.run_dir)
+    for i in range(sizes.num_layers):
+        assert metrics[f"target/trainable_params/layer.{i}"] == sizes.layer
+    assert metrics["target/trainable_params"] == metrics["target/total_params"]
+    assert "injection_task train" not in done.proc.stdout and "injection:" not in done.proc.stdout
+
+
+def test_injection_task_none_with_an_injection_override_is_clean(runs) -> None:
+    proc = runs["none_with_injection_override"].result().proc
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+
+
+# --- 6. errors ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(COMPOSITION_ERRORS))
+def test_composition_error_names_the_key_without_traceback(runs, name: str) -> None:
+    done = runs[f"error/{name}"].result()
+    assert done.proc.returncode != 0
+    assert "Traceback" not in done.proc.stderr
+    for part in COMPOSITION_ERRORS[name][1]:
+        assert part in done.proc.stderr, (part, done.proc.stderr)
+    assert done.metrics_bytes is None and not done.run_dir.exists()
+
+
+@pytest.mark.parametrize("name", list(USER_ERRORS))
+def test_user_error_is_one_line_naming_the_fault_without_traceback(
+    runs, bad_files, name: str
+) -> None:
+    done = runs[f"error/{name}"].result()
+    expected = fill(USER_ERRORS[name][1], bad_files)
+    assert done.proc.returncode == 2, done.describe()
+    assert "Traceback" not in done.proc.stderr
+    lines = user_error_lines(done.proc)
+    assert len(lines) == 1, done.proc.stderr
+    for part in expected:
+        assert part in lines[0], (part, lines[0])
+    assert "results:" not in done.proc.stdout
+    assert done.metrics_bytes is None  # a failed run leaves nothing a rerun would reuse
+
+
+def test_layerft_traceback_env_shows_the_traceback(runs) -> None:
+    proc = runs["traceback_on_request"].result().proc
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr
+    assert "LayerftError: task 'demo_sentiment': lr must be > 0" in proc.stderr
+
+
+# --- 7. real data samples -------------------------------------------------------------------
+
+
+def shared_run(runs, name: str) -> Done:
+    if not SHARED.is_dir():
+        pytest.skip(f"real data samples not found at {SHARED} (only CI and dev machines have them)")
+    return finished(runs, name)
+
+
+def test_snli_files_run_and_report_dropped_unlabelled_records(runs) -> None:
+    done = shared_run(runs, "snli")
+    log = done.log
+    for split in ("train", "validation"):
+        path = SHARED / "snli" / f"{split}.jsonl"
+        labels = [json.loads(line)["label"] for line in path.read_text().splitlines() if line]
+        dropped = labels.count(-1)
+        if dropped:
+            assert f"{path}: dropped {dropped} unlabelled records" in log
+        else:
+            assert f"{path}: dropped" not in log
+        assert f"target_task {split}: {len(labels) - dropped} examples from {path}" in log
+    sizes = Tiny.of(done.run_dir)
+    assert done.metrics["target/trainable_params/head"] == sizes.classification_head(3)
+    assert 0.0 <= done.metrics["target/eval_accuracy"] <= 1.0
+
+
+def test_klue_nli_release_folder_runs(runs) -> None:
+    done = shared_run(runs, "klue_nli")
+    folder = SHARED / "klue" / "klue-nli-v1.1"
+    for split, file in (
+        ("train", "klue-nli-v1.1_train.json"),
+        ("validation", "klue-nli-v1.1_dev.json"),
+    ):
+        count = len(json.loads((folder / file).read_text()))
+        assert f"target_task {split}: {count} examples from {folder / file}" in done.log
+    assert 0.0 <= done.metrics["target/eval_accuracy"] <= 1.0
+    assert not [k for k in done.metrics if k.startswith("injection/")]
+
+
+@pytest.mark.parametrize(
+    ("name", "folder", "train_file"),
+    [
+        ("klue_pos", "klue-dp-v1.1", "klue-dp-v1.1_train.tsv"),
+        ("klue_ner", "klue-ner-v1.1", "klue-ner-v1.1_train.tsv"),
+    ],
+)
+def test_klue_tagging_injection_runs(runs, name: str, folder: str, train_file: str) -> None:
+    done = shared_run(runs, name)
+    path = SHARED / "klue" / folder / train_file
+    assert f"injection_task train: 64 examples from {path}" in done.log
+    assert "injection_task validation: 32 examples from" in done.log
+    metrics = done.metrics
+    assert 0.0 <= metrics["injection/eval_token_f1"] <= 1.0
+    assert 0.0 <= metrics["injection/eval_token_accuracy"] <= 1.0
+    sizes = Tiny.of(done.run_dir)
+    labels = sizes.labels["injection_task"]
+    assert metrics["injection/trainable_params/head"] == sizes.tagging_head(labels)
+    assert metrics["target/trainable_params/layer.0"] == 0  # injected, then frozen
+
+
+# --- 8. W&B offline -------------------------------------------------------------------------
+
+_BLOCK, _FULL, _LAST = 32768, 1, 4
+
+
+def read_wandb_records(path: Path) -> list[Any]:
+    """The protobuf records of a `.wandb` file (a LevelDB-style log: 7-byte header, 32 KiB blocks)."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    records, pending, pos = [], b"", 7
+    while pos + 7 <= len(data):
+        if _BLOCK - pos % _BLOCK < 7:  # a block tail too short for a chunk header is padding
+            pos += _BLOCK - pos % _BLOCK
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        pending += data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (_FULL, _LAST):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+            pending = b""
+    return records
+
+
+def wandb_items(items: Any) -> dict[str, Any]:
+    """A config or summary update's items as a plain dict (values are JSON-encoded)."""
+    return {item.key: json.loads(item.value_json) for item in items}
+
+
+def test_wandb_offline_records_config_and_choices_and_never_the_key(runs) -> None:
+    done = finished(runs, "wandb")
+    offline = list((done.run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1, list((done.run_dir / "wandb").iterdir())
+    [log_file] = offline[0].glob("run-*.wandb")
+    by_kind: dict[str, list[Any]] = {}
+    for record in read_wandb_records(log_file):
+        kind = record.WhichOneof("record_type")
+        by_kind.setdefault(kind, []).append(getattr(record, kind))
+    [run_record] = by_kind["run"]
+    config = wandb_items(run_record.config.update)
+    for update in by_kind.get("config", []):
+        config |= wandb_items(update.update)
+    choices = {k: v for k, v in config.items() if k.startswith("choice/")}
+    assert choices == {
+        "choice/model": "tiny",
+        "choice/injection_task": "demo_pos",
+        "choice/target_task": "demo_sentiment",
+        "choice/layer_split": "lower1",
+        "choice/tuning_mode": "full",
+        "choice/lr_schedule": "linear",
+        "choice/injection_lr_schedule": "linear",
+        "choice/tracker": "wandb",
+    }
+    resolved = yaml.safe_load((done.run_dir / ".hydra" / "config.yaml").read_text())
+    for key, value in resolved.items():
+        assert json.loads(json.dumps(config[key])) == value, key
+
+    summary: dict[str, Any] = {}
+    for update in by_kind["summary"]:
+        summary |= wandb_items(update.update)
+    assert summary["target/eval_accuracy"] == done.metrics["target/eval_accuracy"]
+    assert summary["injection/eval_token_f1"] == done.metrics["injection/eval_token_f1"]
+
+    secret = SECRET.encode()
+    assert SECRET not in done.proc.stdout and SECRET not in done.proc.stderr
+    scanned = 0
+    for folder, _, names in os.walk(done.root):  # run dir, caches and the temporary HOME
+        for name in names:
+            path = Path(folder, name)
+            if path.is_symlink() or not path.is_file():
+                continue
+            scanned += 1
+            assert secret not in path.read_bytes(), path
+    assert scanned > 10
