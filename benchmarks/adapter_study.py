@@ -1,5 +1,8 @@
 """Run the adapter-study grid (grid=adapter_study) and print a Markdown table of its results.
 
+Each tuning mode of the grid runs in its own process (`-m grid=adapter_study tuning_mode=<mode>`),
+so peak memory is not inflated by what an earlier job left in the allocator.
+
     python benchmarks/adapter_study.py --sweep-dir multirun_outputs/adapter_study \
         -- model=minilm target_task.data_files.train=../shared/data/snli/train.jsonl \
            target_task.data_files.validation=../shared/data/snli/validation.jsonl
@@ -26,6 +29,7 @@ COLUMNS = (
     ("train samples/s", "target/train_samples_per_second"),
     ("train time (s)", "target/train_runtime"),
     ("peak RSS (MiB)", "target/peak_rss_mb"),
+    ("RSS growth in training (MiB)", "target/train_rss_growth_mb"),
     ("peak CUDA (MiB)", "target/peak_cuda_mb"),
     ("dev accuracy", "target/eval_accuracy"),
 )
@@ -34,7 +38,7 @@ COLUMNS = (
 def read_jobs(sweep_dir: Path) -> list[tuple[str, dict[str, float]]]:
     """(tuning mode, metrics) for every finished job of the sweep, in job order."""
     jobs = []
-    for metrics_path in sorted(sweep_dir.glob("*/metrics.json"), key=lambda p: int(p.parent.name)):
+    for metrics_path in sorted(sweep_dir.glob("*/*/metrics.json"), key=lambda p: p.stat().st_mtime):
         overrides = yaml.safe_load((metrics_path.parent / ".hydra" / "overrides.yaml").read_text())
         mode = next(o.split("=", 1)[1] for o in overrides if o.startswith("tuning_mode="))
         jobs.append((mode, json.loads(metrics_path.read_text())))
@@ -70,9 +74,12 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     if not args.table_only:
-        command = [sys.executable, str(REPO / "train.py"), "-m", "grid=adapter_study", "tracker=none",
-                   f"hydra.sweep.dir={args.sweep_dir}", *args.overrides]  # fmt: skip
-        subprocess.run(command, check=True)
+        grid = yaml.safe_load((REPO / "conf" / "grid" / "adapter_study.yaml").read_text())
+        for mode in grid["hydra"]["sweeper"]["params"]["tuning_mode"].split(","):
+            command = [sys.executable, str(REPO / "train.py"), "-m", "grid=adapter_study",
+                       f"tuning_mode={mode}", "tracker=none", f"hydra.sweep.dir={args.sweep_dir / mode}",
+                       *args.overrides]  # fmt: skip
+            subprocess.run(command, check=True)
     print(table(read_jobs(args.sweep_dir)))
 
 

@@ -10,7 +10,7 @@ import torch
 
 
 class PeakMemory:
-    """Context manager; after exit, `metrics()` gives `peak_rss_mb` (and `peak_cuda_mb` on GPU).
+    """Context manager; after exit, `metrics()` gives peak RSS (and the CUDA peak on GPU).
 
     RSS is sampled every `interval` seconds by a thread: activations live for the whole backward
     pass (tens of ms and more), so sampling sees the peak closely without slowing training.
@@ -19,6 +19,7 @@ class PeakMemory:
     def __init__(self, interval: float = 0.005) -> None:
         self.interval = interval
         self.peak_rss = 0
+        self.start_rss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._process = psutil.Process()
@@ -31,6 +32,7 @@ class PeakMemory:
     def __enter__(self) -> PeakMemory:
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
+        self.start_rss = self._process.memory_info().rss  # model, data and libraries already loaded
         self._thread.start()
         return self
 
@@ -44,8 +46,11 @@ class PeakMemory:
         self._thread.join()
 
     def metrics(self) -> dict[str, float]:
-        """Peaks in MiB."""
-        result = {"peak_rss_mb": self.peak_rss / 2**20}
+        """Peaks in MiB; `train_rss_growth_mb` is what training added on top of the loaded model."""
+        result = {
+            "peak_rss_mb": self.peak_rss / 2**20,
+            "train_rss_growth_mb": (self.peak_rss - self.start_rss) / 2**20,
+        }
         if torch.cuda.is_available():
             result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
         return result

@@ -69,6 +69,16 @@ class _ForwardLogs(TrainerCallback):
             log.info("%s step %d: %s", self.stage, state.global_step, shown)
 
 
+class _EvalClock(TrainerCallback):
+    """Seconds spent in dev evaluations during training (the Trainer's train_runtime includes them)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001 - Trainer's hook
+        self.seconds += float((metrics or {}).get("eval_runtime", 0.0))
+
+
 def run_phase(
     stage: str,
     model: TaskModel,
@@ -131,7 +141,7 @@ def run_phase(
         eval_dataset=data.validation,
         compute_metrics=build_compute_metrics(task),
         optimizers=(optimizer, build_scheduler(schedule, optimizer, num_steps)),
-        callbacks=[_ForwardLogs(stage, sink)],
+        callbacks=[_ForwardLogs(stage, sink), eval_clock := _EvalClock()],
     )
     trainer.remove_callback(PrinterCallback)  # _ForwardLogs logs instead of raw dict prints
     with PeakMemory() as memory:
@@ -142,8 +152,17 @@ def run_phase(
         with contextlib.suppress(OSError):
             checkpoints.parent.rmdir()  # only if no other stage kept its checkpoints
     metrics = {k: float(v) for k, v in best.items() if k.startswith("eval_") and k != "eval_epoch"}
-    for key in ("train_runtime", "train_samples_per_second", "train_loss"):
-        metrics[key] = float(train_output.metrics[key])
+    # Speed of training alone: the dev evaluations inside train() are timed and taken out.
+    runtime = float(train_output.metrics["train_runtime"]) - eval_clock.seconds
+    metrics["train_runtime"] = runtime
+    metrics["train_eval_seconds"] = eval_clock.seconds
+    # Examples actually seen: only the last batch of an epoch is short.
+    epochs_done, steps_left = divmod(trainer.state.global_step, steps_per_epoch)
+    seen = epochs_done * len(data.train) + min(
+        steps_left * task.batch_size * world, len(data.train)
+    )
+    metrics["train_samples_per_second"] = seen / runtime
+    metrics["train_loss"] = float(train_output.metrics["train_loss"])
     metrics.update(memory.metrics())
     metrics.update({k: float(v) for k, v in counts.items()})
     return {f"{stage}/{k}": v for k, v in metrics.items()}
