@@ -42,7 +42,11 @@ class TaskData:
 
 
 def load_task_data(
-    task: TaskConfig, group: str, tokenizer: PreTrainedTokenizerFast, cache_dir: Path
+    task: TaskConfig,
+    group: str,
+    tokenizer: PreTrainedTokenizerFast,
+    cache_dir: Path,
+    pad_to_multiple_of: int | None = None,
 ) -> TaskData:
     """Read, check, cap and tokenize both splits of `task` (`group` names it in messages)."""
     raw = {split: read_split(task, group, split) for split in SPLITS}
@@ -57,12 +61,27 @@ def load_task_data(
             raise LayerftError(f"{group} '{task.name}': {origin} has no labelled records")
         tokenized[split] = tokenize(Dataset.from_list(rows), task, tokenizer, cache_dir)
         log.info("%s %s: %d examples from %s", group, split, len(rows), origin)
-    collator: Callable[[list[dict[str, Any]]], dict[str, Any]]
+    pad: Callable[[list[dict[str, Any]]], dict[str, Any]]
     if task.kind == TaskKind.token_tagging:
-        collator = DataCollatorForTokenClassification(tokenizer)
+        pad = DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
     else:
-        collator = DataCollatorWithPadding(tokenizer)
-    return TaskData(tokenized["train"], tokenized["validation"], collator)
+        pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+    return TaskData(tokenized["train"], tokenized["validation"], DropLengthCollator(pad))
+
+
+@dataclass
+class DropLengthCollator:
+    """Pads a batch without the `length` column.
+
+    `length` must stay in the dataset for the Trainer's length-grouped sampler (which reads it
+    only if column removal left it there, and otherwise re-reads every example each time it
+    builds a dataloader), but it is no model input.
+    """
+
+    pad: Callable[[list[dict[str, Any]]], dict[str, Any]]
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.pad([{k: v for k, v in f.items() if k != "length"} for f in features])
 
 
 def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str, Any]], str]:

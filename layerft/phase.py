@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
@@ -43,10 +44,19 @@ class TrainerConfig:
     """Settings of the phase runner shared by both stages."""
 
     precision: Precision = Precision.fp32
-    group_by_length: bool = True
+    group_by_length: bool = False  # measured slower on an H100 with short inputs; see BENCHMARKS.md
     keep_checkpoints: bool = False
     progress_bar: bool = False
     dataloader_workers: int = 0
+    # Batches are padded to the longest example, rounded up to this multiple; null: 8 on a GPU
+    # (few distinct shapes for its kernels to tune for), none on a CPU (every token costs).
+    pad_to_multiple_of: int | None = None
+
+    def resolved_pad_multiple(self) -> int | None:
+        """The padding multiple to use on this machine."""
+        if self.pad_to_multiple_of is not None:
+            return self.pad_to_multiple_of
+        return 8 if torch.cuda.is_available() else None
 
 
 class _ForwardLogs(TrainerCallback):
@@ -132,6 +142,7 @@ def run_phase(
         train_sampling_strategy="group_by_length" if trainer_cfg.group_by_length else "random",
         dataloader_num_workers=trainer_cfg.dataloader_workers,
         disable_tqdm=not trainer_cfg.progress_bar,
+        remove_unused_columns=False,  # tokenized sets hold model inputs + `length` (see DropLengthCollator)
     )
     trainer = Trainer(
         model=model,

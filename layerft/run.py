@@ -53,20 +53,20 @@ def train_stages(cfg: RunConfig, run_dir: Path, sink: MetricSink) -> dict[str, f
     tokenizer = load_tokenizer(cfg.model)
     cache = Path(cfg.cache_dir).expanduser() / "tokenized"
     # Read and check both tasks' data first, so bad stage-2 data never costs a stage-1 run.
-    target_data = _load(cfg.target_task, "target_task", tokenizer, cache)
+    target_data = _load(cfg, cfg.target_task, "target_task", tokenizer, cache)
     metrics: dict[str, float] = {}
     injected = None
     if cfg.injection_task is not None:
-        injection_data = _load(cfg.injection_task, "injection_task", tokenizer, cache)
+        injection_data = _load(cfg, cfg.injection_task, "injection_task", tokenizer, cache)
         injected, stage1 = run_injection(cfg, injection_data, run_dir, sink)
         metrics.update(stage1)
     metrics.update(run_target(cfg, target_data, injected, run_dir, sink))
     return metrics
 
 
-def _load(task: TaskConfig, group: str, tokenizer: Any, cache: Path) -> TaskData:
+def _load(cfg: RunConfig, task: TaskConfig, group: str, tokenizer: Any, cache: Path) -> TaskData:
     check_task_metrics(task, group)
-    return load_task_data(task, group, tokenizer, cache)
+    return load_task_data(task, group, tokenizer, cache, cfg.trainer.resolved_pad_multiple())
 
 
 def _fresh_model(cfg: RunConfig, task: TaskConfig) -> TaskModel:

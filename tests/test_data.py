@@ -175,3 +175,19 @@ def test_unreachable_hub_dataset_names_the_offline_alternatives(tmp_path, monkey
         "target_task=demo_sentiment",
     ):
         assert hint in message
+
+
+def test_collator_pads_per_batch_to_the_multiple_and_drops_length(tmp_path) -> None:
+    task = snli_task(tmp_path, [row(i % 3, premise="p" * (i + 1)) for i in range(5)])
+    tokenizer = build_tiny_tokenizer()
+    plain = load_task_data(task, "target_task", tokenizer, tmp_path / "cache")
+    rounded = load_task_data(
+        task, "target_task", tokenizer, tmp_path / "cache", pad_to_multiple_of=8
+    )
+    features = [plain.train[i] for i in range(3)]
+    assert all("length" in f for f in features)  # kept for the length-grouped sampler
+    batch = plain.collator(features)
+    assert "length" not in batch
+    longest = max(f["length"] for f in features)
+    assert batch["input_ids"].shape == (3, longest)  # the batch's longest, not max_length
+    assert rounded.collator(features)["input_ids"].shape == (3, -(-longest // 8) * 8)
