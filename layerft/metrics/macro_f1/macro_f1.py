@@ -4,6 +4,8 @@ import datasets
 import evaluate
 import numpy as np
 
+from layerft.metrics.scores import macro_f1
+
 _DESCRIPTION = """
 Macro F1: the unweighted mean of per-class F1 over every class present in the references or the
 predictions; a class with no true positives scores 0 (sklearn's zero_division default). This is
@@ -17,20 +19,6 @@ Args:
 Returns:
     macro_f1 (float): in [0, 1]; 0.0 when there are no examples.
 """
-
-
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Mean per-class F1 over the union of labels in y_true and y_pred; 0.0 on empty input."""
-    labels, inverse = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
-    if labels.size == 0:
-        return 0.0
-    true_idx, pred_idx = inverse[: y_true.size], inverse[y_true.size :]
-    n_true = np.bincount(true_idx, minlength=labels.size)
-    n_pred = np.bincount(pred_idx, minlength=labels.size)
-    tp = np.bincount(true_idx[true_idx == pred_idx], minlength=labels.size)
-    # F1 = 2tp / (2tp + fp + fn) = 2tp / (n_true + n_pred); the denominator is > 0 for every
-    # label in the union, so zero_division never triggers here.
-    return float(np.mean(2 * tp / (n_true + n_pred)))
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)

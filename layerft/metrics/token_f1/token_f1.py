@@ -4,6 +4,8 @@ import datasets
 import evaluate
 import numpy as np
 
+from layerft.metrics.scores import macro_f1
+
 _DESCRIPTION = """
 Token-level scores for tagging (NER, POS, ...), computed on aligned per-sentence tag sequences:
 - token_f1: micro F1 over tokens whose tag is not the outside tag. Precision = correct
@@ -23,20 +25,6 @@ Args:
 Returns:
     token_f1, token_accuracy, token_macro_f1 (float): each in [0, 1]; 0.0 on no tokens.
 """
-
-
-def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Mean per-class F1 over the union of labels in y_true and y_pred; 0.0 on empty input."""
-    # A copy of macro_f1.macro_f1: evaluate copies each metric script alone into its module
-    # cache, so scripts cannot import one another.
-    labels, inverse = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
-    if labels.size == 0:
-        return 0.0
-    true_idx, pred_idx = inverse[: y_true.size], inverse[y_true.size :]
-    n_true = np.bincount(true_idx, minlength=labels.size)
-    n_pred = np.bincount(pred_idx, minlength=labels.size)
-    tp = np.bincount(true_idx[true_idx == pred_idx], minlength=labels.size)
-    return float(np.mean(2 * tp / (n_true + n_pred)))
 
 
 def _flatten(predictions: list[list[str]], references: list[list[str]]) -> tuple[list, list]:
@@ -99,5 +87,5 @@ class TokenF1(evaluate.Metric):
         return {
             "token_f1": float(token_f1),
             "token_accuracy": float(np.mean(correct)),
-            "token_macro_f1": _macro_f1(y_true, y_pred),
+            "token_macro_f1": macro_f1(y_true, y_pred),
         }
