@@ -37,7 +37,7 @@ from layerft.parts import layer_part, set_trainable
 from layerft.phase import MetricSink, run_phase
 from layerft.results import config_fingerprint, read_finished, write_metrics
 from layerft.task import TaskConfig
-from layerft.tracker import start_tracker
+from layerft.tracker import NoTracker, start_tracker
 from layerft.tuning_mode import apply_tuning_mode
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,11 @@ def run_target(
     )  # fmt: skip
 
 
+def is_main_process() -> bool:
+    """Under torchrun every process runs train.py; only the first one records (files, tracker)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def run(
     cfg: RunConfig,
     run_dir: Path,
@@ -152,16 +157,21 @@ def run(
     name = " ".join(
         choices.get(g, "-") for g in ("injection_task", "target_task", "layer_split", "tuning_mode")
     )
-    tracker = start_tracker(cfg.tracker, run_dir, resolved, choices, f"{name} s{cfg.seed}", group)
+    main_process = is_main_process()
+    tracker = (
+        start_tracker(cfg.tracker, run_dir, resolved, choices, f"{name} s{cfg.seed}", group)
+        if main_process
+        else NoTracker()
+    )
     failed = True
     try:
         metrics = train_stages(cfg, run_dir, tracker.log)
-        path = write_metrics(run_dir, metrics, fingerprint)
+        if main_process:
+            log.info("results: %s", write_metrics(run_dir, metrics, fingerprint))
         tracker.summarize(metrics)
         failed = False
     finally:
         tracker.finish(failed)  # closed even when a stage crashes
-    log.info("results: %s", path)
     return metrics
 
 
@@ -201,5 +211,6 @@ def run_from_hydra(cfg: DictConfig) -> dict[str, float]:
         }
         group = hydra.sweep.dir if hydra.mode == RunMode.MULTIRUN else None
         metrics = run(run_cfg, Path(hydra.runtime.output_dir), resolved, choices, group)
-    print(f"results: {Path(hydra.runtime.output_dir) / 'metrics.json'}")
+    if is_main_process():
+        print(f"results: {Path(hydra.runtime.output_dir) / 'metrics.json'}")
     return metrics

@@ -33,11 +33,13 @@ def run_train(
     cwd: Path,
     env_extra: Mapping[str, str] | None = None,
     timeout: float = 300,
+    launcher: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
     """Run `python train.py ARGS` in `cwd`; every file it writes (run, sweep, caches, home) lands there.
 
     Adds `cache_dir=<cwd>/cache hydra.run.dir=<cwd>/run hydra.sweep.dir=<cwd>/sweep` unless
-    `args` set them, so two calls with the same `cwd` share one run directory.
+    `args` set them, so two calls with the same `cwd` share one run directory. `launcher` goes
+    between the interpreter and train.py (e.g. `-m torch.distributed.run --nproc_per_node=2`).
     """
     cwd.mkdir(parents=True, exist_ok=True)
     (cwd / "tmp").mkdir(exist_ok=True)
@@ -59,7 +61,7 @@ def run_train(
     given = {arg.split("=", 1)[0] for arg in args}
     extra = [f"{key}={value}" for key, value in defaults.items() if key not in given]
     return subprocess.run(
-        [sys.executable, str(REPO / "train.py"), *args, *extra],
+        [sys.executable, *launcher, str(REPO / "train.py"), *args, *extra],
         cwd=cwd,
         env=env,
         capture_output=True,

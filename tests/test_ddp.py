@@ -1,0 +1,25 @@
+"""train.py under torchrun: two CPU processes (gloo) train one run; only the first one records it."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import SHRINK, run_train
+
+
+def test_two_process_ddp_run_writes_one_record(tmp_path) -> None:
+    launcher = ["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533"]
+    proc = run_train(
+        [*SHRINK, "tracker=wandb", "tracker.mode=offline"], tmp_path, launcher=launcher
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (
+        proc.stdout.splitlines().count(f"results: {tmp_path}/run/metrics.json") == 1
+    )  # rank 0 only
+    assert proc.stdout.count("layerft.run][INFO] - results: ") == 1
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert 0 <= metrics["target/eval_accuracy"] <= 1
+    # One W&B run, opened by rank 0 alone.
+    assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 1
+    # 64 examples over 2 processes x batch 32: one optimizer step per epoch in each stage.
+    assert "target step 1: train_runtime" in (tmp_path / "run" / "train.log").read_text()
