@@ -24,7 +24,13 @@ from conftest import run_train
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SECRET = "secret-key-abc123"
 JOBS = min(4, max(2, os.cpu_count() or 2))  # each run holds a few hundred MB
-MEASURED = ("runtime", "per_second", "peak_")  # time and memory vary between identical runs
+MEASURED = (
+    "runtime",
+    "per_second",
+    "_seconds",
+    "peak_",
+    "_rss_",
+)  # time and memory vary between identical runs
 
 
 @dataclass
@@ -257,10 +263,12 @@ def test_default_run_writes_expected_metrics_and_run_files(runs) -> None:
             "train_loss",
             "train_runtime",
             "train_samples_per_second",
+            "train_eval_seconds",
             "peak_rss_mb",
+            "train_rss_growth_mb",
             "total_params",
             "trainable_params",
-            *(f"trainable_params/{p}" for p in ["embeddings", *layers, "head"]),
+            *(f"trainable_params/{p}" for p in ["embeddings", *layers, "adapters", "head"]),
         ]
         return {f"{name}/{k}" for k in keys}
 
