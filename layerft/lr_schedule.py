@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
+from typing import Any
 
 import torch
 from omegaconf import MISSING
@@ -116,37 +117,44 @@ def build_optimizer(
     lr: float,
     weight_decay: float,
     lr_multipliers: Mapping[str, float],
+    fused: bool = False,
 ) -> torch.optim.AdamW:
-    """AdamW over trainable parameters only: one named group per part, split by decay or not."""
+    """AdamW over trainable parameters only, one group per distinct (lr, weight decay).
+
+    Each group lists the parts it serves under `parts` (`layer.3`, `head/no_decay`, ...): biases
+    and LayerNorm weights get no weight decay. Merging parts that share hyperparameters keeps the
+    optimizer to a few groups (one kernel launch set each), whatever the number of parts.
+    """
     no_decay = no_decay_parameter_ids(model)
-    groups: dict[str, list[nn.Parameter]] = {}
+    groups: dict[tuple[float, float], dict[str, Any]] = {}
     for name, param in model.named_parameters():
-        if param.requires_grad:
-            part = parts_of[name]
-            groups.setdefault(part + ("/no_decay" if id(param) in no_decay else ""), []).append(
-                param
-            )
+        if not param.requires_grad:
+            continue
+        part = parts_of[name]
+        decays = id(param) not in no_decay
+        key = (lr * lr_multipliers.get(part, 1.0), weight_decay if decays else 0.0)
+        group = groups.setdefault(
+            key, {"params": [], "parts": [], "lr": key[0], "weight_decay": key[1]}
+        )
+        group["params"].append(param)
+        label = part if decays else f"{part}/no_decay"
+        if label not in group["parts"]:
+            group["parts"].append(label)
     if not groups:
         raise LayerftError(
             "nothing to train: the tuning mode and layer split froze every parameter"
         )
-    return torch.optim.AdamW(
-        [
-            {
-                "name": group,
-                "params": params,
-                "lr": lr * lr_multipliers.get(group.split("/")[0], 1.0),
-                "weight_decay": 0.0 if group.endswith("/no_decay") else weight_decay,
-            }
-            for group, params in groups.items()
-        ],
-        lr=lr,
-    )
+    return torch.optim.AdamW(list(groups.values()), lr=lr, fused=fused)
+
+
+def part_learning_rates(optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """The current learning rate of every part (`layer.3`, `head/no_decay`, ...) in `optimizer`."""
+    return {part: group["lr"] for group in optimizer.param_groups for part in group["parts"]}
 
 
 def total_steps(num_examples: int, batch_size: int, epochs: float, world_size: int = 1) -> int:
     """Optimizer steps of a run: batches per epoch (over all processes) times epochs, rounded up."""
-    return max(1, math.ceil(epochs * math.ceil(num_examples / (batch_size * world_size))))
+    return math.ceil(epochs * math.ceil(num_examples / (batch_size * world_size)))
 
 
 def build_scheduler(

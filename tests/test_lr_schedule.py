@@ -8,7 +8,12 @@ import pytest
 from compose import compose_run
 
 from layerft.layer_split import extract_injected
-from layerft.lr_schedule import build_optimizer, build_scheduler, total_steps
+from layerft.lr_schedule import (
+    build_optimizer,
+    build_scheduler,
+    part_learning_rates,
+    total_steps,
+)
 from layerft.parts import parameter_parts
 from layerft.run import build_injection_model, build_target_model
 
@@ -26,7 +31,7 @@ def group_lrs(*overrides: str, at: list[int]) -> dict[int, dict[str, float]]:
     seen = {}
     for step in range(STEPS + 1):
         if step in at:
-            seen[step] = {g["name"]: g["lr"] for g in optimizer.param_groups}
+            seen[step] = part_learning_rates(optimizer)
         optimizer.step()
         scheduler.step()
     return seen
@@ -139,3 +144,4 @@ def test_total_steps() -> None:
     assert total_steps(100, 32, 3) == 12  # 4 batches per epoch
     assert total_steps(100, 32, 0.5) == 2
     assert total_steps(100, 32, 1, world_size=2) == 2
+    assert total_steps(100, 32, 0) == 0  # a stage that only evaluates
