@@ -11,32 +11,55 @@ import logging
 import math
 import os
 import shutil
+import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from layerft.data import TaskData
+from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
 from layerft.heads import TaskModel
-from layerft.lr_schedule import ScheduleConfig, build_optimizer, build_scheduler, total_steps
+from layerft.lr_schedule import (
+    ScheduleConfig,
+    build_optimizer,
+    build_scheduler,
+    part_learning_rates,
+    total_steps,
+)
 from layerft.memory import PeakMemory
 from layerft.parts import count_parameters, parameter_parts
+from layerft.speed import (
+    NonFiniteLossGuard,
+    TokenCounter,
+    device_peak_flops,
+    model_flops_utilization,
+)
 from layerft.task import TaskConfig
 
 log = logging.getLogger(__name__)
 
 MetricSink = Callable[[dict[str, float], int], None]
+FUSED_ADAMW_DEVICES = frozenset({"cuda", "cpu"})  # one kernel per step instead of one per tensor
 
 
 class Precision(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
+
+
+class CompileMode(str, Enum):
+    default = "default"
+    reduce_overhead = "reduce-overhead"  # CUDA graphs: fewer launches for small batches
+    max_autotune = "max-autotune"
 
 
 @dataclass
@@ -46,17 +69,26 @@ class TrainerConfig:
     precision: Precision = Precision.fp32
     group_by_length: bool = False  # measured slower on an H100 with short inputs; see BENCHMARKS.md
     keep_checkpoints: bool = False
-    progress_bar: bool = False
+    # null: a progress bar per stage when stderr is a terminal; log lines only otherwise.
+    progress_bar: bool | None = None
     dataloader_workers: int = 0
     # Batches are padded to the longest example, rounded up to this multiple; null: 8 on a GPU
     # (few distinct shapes for its kernels to tune for), none on a CPU (every token costs).
     pad_to_multiple_of: int | None = None
+    compile: bool = False  # torch.compile the encoder
+    compile_mode: CompileMode = CompileMode.default
 
     def resolved_pad_multiple(self) -> int | None:
         """The padding multiple to use on this machine."""
         if self.pad_to_multiple_of is not None:
             return self.pad_to_multiple_of
         return 8 if torch.cuda.is_available() else None
+
+    def resolved_progress_bar(self) -> bool:
+        """Whether to draw the Trainer's progress bar."""
+        if self.progress_bar is not None:
+            return self.progress_bar
+        return sys.stderr.isatty()
 
 
 class _ForwardLogs(TrainerCallback):
@@ -79,14 +111,111 @@ class _ForwardLogs(TrainerCallback):
             log.info("%s step %d: %s", self.stage, state.global_step, shown)
 
 
-class _EvalClock(TrainerCallback):
-    """Seconds spent in dev evaluations during training (the Trainer's train_runtime includes them)."""
+class _PauseClock(TrainerCallback):
+    """Seconds train() spends on dev evaluations and best-checkpoint saves instead of training.
+
+    A save always follows an evaluation (save_steps == eval_steps), so it lasts from the end of
+    the evaluation to `on_save`.
+    """
 
     def __init__(self) -> None:
         self.seconds = 0.0
+        self._evaluated_at: float | None = None
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001 - Trainer's hook
         self.seconds += float((metrics or {}).get("eval_runtime", 0.0))
+        self._evaluated_at = time.perf_counter()
+
+    def on_save(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer's hook
+        if self._evaluated_at is not None:
+            self.seconds += time.perf_counter() - self._evaluated_at
+            self._evaluated_at = None
+
+
+class _StageProgress(ProgressCallback):
+    """The Trainer's progress bar, labelled with the stage; log lines report the numbers."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__()
+        self.stage = stage
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer's hook
+        super().on_train_begin(args, state, control, **kwargs)
+        if self.training_bar is not None:
+            self.training_bar.set_description(self.stage)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 - Trainer's hook
+        pass  # _ForwardLogs writes them as log lines
+
+
+class _GuardCheckpoints(TrainerCallback):
+    """Settle every pending loss check before the Trainer logs, evaluates or saves."""
+
+    def __init__(self, guard: NonFiniteLossGuard) -> None:
+        self.guard = guard
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer's hook
+        if (
+            control.should_log
+            or control.should_evaluate
+            or control.should_save
+            or state.global_step >= state.max_steps
+        ):
+            self.guard.drain()
+
+
+class _PhaseTrainer(Trainer):
+    """The Trainer, counting tokens and watching the loss of every step without a host sync."""
+
+    def __init__(self, *args: Any, guard: NonFiniteLossGuard, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.guard = guard
+        self.tokens = TokenCounter()
+
+    def training_step(self, model, inputs, num_items_in_batch=None):  # noqa: ANN001 - Trainer's hook
+        self.tokens.count(inputs)
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self.guard.record(loss, self.state.global_step + 1)
+        return loss
+
+
+def _training_arguments(
+    task: TaskConfig, trainer_cfg: TrainerConfig, seed: int, checkpoints: Path, num_steps: int,
+    eval_steps: int,
+) -> TrainingArguments:  # fmt: skip
+    workers = trainer_cfg.dataloader_workers
+    return TrainingArguments(
+        output_dir=str(checkpoints),
+        max_steps=num_steps,  # the scheduler is built for exactly this many steps
+        per_device_train_batch_size=task.batch_size,
+        per_device_eval_batch_size=task.batch_size * 2,
+        learning_rate=task.lr,
+        max_grad_norm=task.max_grad_norm,
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=eval_steps,
+        save_total_limit=1,
+        save_only_model=True,
+        load_best_model_at_end=True,
+        metric_for_best_model=task.best_metric,
+        greater_is_better=True,
+        logging_steps=eval_steps,
+        # Its per-step isnan check syncs with the GPU every step; NonFiniteLossGuard stops the
+        # run instead of hiding the step.
+        logging_nan_inf_filter=False,
+        report_to="none",
+        seed=seed,
+        data_seed=seed,
+        bf16=trainer_cfg.precision == Precision.bf16,
+        fp16=trainer_cfg.precision == Precision.fp16,
+        train_sampling_strategy="group_by_length" if trainer_cfg.group_by_length else "random",
+        dataloader_num_workers=workers,
+        dataloader_persistent_workers=workers > 0,  # not respawned for every evaluation
+        dataloader_pin_memory=torch.cuda.is_available(),
+        disable_tqdm=not trainer_cfg.resolved_progress_bar(),
+        remove_unused_columns=False,  # tokenized sets hold model inputs + `length` (see DropLengthCollator)
+    )
 
 
 def run_phase(
@@ -111,40 +240,26 @@ def run_phase(
         counts["total_params"],
         ", ".join(f"{k.split('/')[1]}={v}" for k, v in counts.items() if "/" in k and v),
     )
-    optimizer = build_optimizer(model, parts_of, task.lr, task.weight_decay, lr_multipliers)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     num_steps = total_steps(len(data.train), task.batch_size, task.epochs, world)
     steps_per_epoch = math.ceil(len(data.train) / (task.batch_size * world))
     eval_steps = max(1, steps_per_epoch // task.evals_per_epoch)
     checkpoints = output_dir / "checkpoints" / stage
-    args = TrainingArguments(
-        output_dir=str(checkpoints),
-        max_steps=num_steps,  # the scheduler below is built for exactly this many steps
-        per_device_train_batch_size=task.batch_size,
-        per_device_eval_batch_size=task.batch_size * 2,
-        learning_rate=task.lr,
-        max_grad_norm=task.max_grad_norm,
-        eval_strategy="steps",
-        eval_steps=eval_steps,
-        save_strategy="steps",
-        save_steps=eval_steps,
-        save_total_limit=1,
-        save_only_model=True,
-        load_best_model_at_end=True,
-        metric_for_best_model=task.best_metric,
-        greater_is_better=True,
-        logging_steps=eval_steps,
-        report_to="none",
-        seed=seed,
-        data_seed=seed,
-        bf16=trainer_cfg.precision == Precision.bf16,
-        fp16=trainer_cfg.precision == Precision.fp16,
-        train_sampling_strategy="group_by_length" if trainer_cfg.group_by_length else "random",
-        dataloader_num_workers=trainer_cfg.dataloader_workers,
-        disable_tqdm=not trainer_cfg.progress_bar,
-        remove_unused_columns=False,  # tokenized sets hold model inputs + `length` (see DropLengthCollator)
-    )
-    trainer = Trainer(
+    args = _training_arguments(task, trainer_cfg, seed, checkpoints, num_steps, eval_steps)
+    optimizer = build_optimizer(
+        model, parts_of, task.lr, task.weight_decay, lr_multipliers,
+        fused=args.device.type in FUSED_ADAMW_DEVICES,
+    )  # fmt: skip
+    part_lrs = {part.split("/")[0]: lr for part, lr in part_learning_rates(optimizer).items()}
+    log.info("%s: lr per part: %s", stage, ", ".join(f"{p}={v:.3g}" for p, v in part_lrs.items()))
+    if trainer_cfg.compile:
+        model.backbone.compile(mode=trainer_cfg.compile_mode.value)
+    group = f"{stage}_task"
+    guard = NonFiniteLossGuard(
+        stage, f"lower {group}.lr={task.lr:g}, or clip gradients: {group}.max_grad_norm"
+        f"={task.max_grad_norm:g}"
+    )  # fmt: skip
+    trainer = _PhaseTrainer(
         model=model,
         args=args,
         data_collator=data.collator,
@@ -152,28 +267,59 @@ def run_phase(
         eval_dataset=data.validation,
         compute_metrics=build_compute_metrics(task),
         optimizers=(optimizer, build_scheduler(schedule, optimizer, num_steps)),
-        callbacks=[_ForwardLogs(stage, sink), eval_clock := _EvalClock()],
+        callbacks=[_ForwardLogs(stage, sink), pauses := _PauseClock(), _GuardCheckpoints(guard)],
+        guard=guard,
     )
     trainer.remove_callback(PrinterCallback)  # _ForwardLogs logs instead of raw dict prints
-    with PeakMemory() as memory:
-        train_output = trainer.train()
-    best = trainer.evaluate()  # the best checkpoint is loaded back at the end of train()
-    if not trainer_cfg.keep_checkpoints and trainer.is_world_process_zero():
-        shutil.rmtree(checkpoints, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            checkpoints.parent.rmdir()  # only if no other stage kept its checkpoints
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(_StageProgress(stage))
+    try:
+        with PeakMemory() as memory:
+            train_output = trainer.train() if num_steps else None
+        paused = pauses.seconds  # before the final evaluation, which train() did not time
+        best = trainer.evaluate()  # the best checkpoint is loaded back at the end of train()
+    finally:
+        if not trainer_cfg.keep_checkpoints and trainer.is_world_process_zero():
+            shutil.rmtree(checkpoints, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                checkpoints.parent.rmdir()  # only if no other stage kept its checkpoints
     metrics = {k: float(v) for k, v in best.items() if k.startswith("eval_") and k != "eval_epoch"}
-    # Speed of training alone: the dev evaluations inside train() are timed and taken out.
-    runtime = float(train_output.metrics["train_runtime"]) - eval_clock.seconds
-    metrics["train_runtime"] = runtime
-    metrics["train_eval_seconds"] = eval_clock.seconds
-    # Examples actually seen: only the last batch of an epoch is short.
-    epochs_done, steps_left = divmod(trainer.state.global_step, steps_per_epoch)
-    seen = epochs_done * len(data.train) + min(
-        steps_left * task.batch_size * world, len(data.train)
-    )
-    metrics["train_samples_per_second"] = seen / runtime
-    metrics["train_loss"] = float(train_output.metrics["train_loss"])
+    for key, value in metrics.items():
+        if not math.isfinite(value):
+            raise LayerftError(f"{stage} stage: dev {key} is {value} for the best checkpoint")
+    if train_output is not None:
+        metrics.update(
+            _speed(trainer, train_output.metrics, paused, len(data.train), steps_per_epoch,
+                   task.batch_size * world, counts["total_params"], world)
+        )  # fmt: skip
+    else:  # epochs=0: the phase only evaluates the model it was given
+        metrics.update(train_runtime=0.0, train_paused_seconds=0.0)
     metrics.update(memory.metrics())
     metrics.update({k: float(v) for k, v in counts.items()})
+    metrics.update({f"lr/{part}": lr for part, lr in part_lrs.items()})
     return {f"{stage}/{k}": v for k, v in metrics.items()}
+
+
+def _speed(
+    trainer: _PhaseTrainer, train_metrics: Mapping[str, float], paused: float,
+    num_examples: int, steps_per_epoch: int, global_batch: int, total_params: int, world: int,
+) -> dict[str, float]:  # fmt: skip
+    """Loss and speed of training alone: evaluations and saves inside train() are taken out."""
+    runtime = float(train_metrics["train_runtime"]) - paused
+    # Examples actually seen: only the last batch of an epoch is short.
+    epochs_done, steps_left = divmod(trainer.state.global_step, steps_per_epoch)
+    seen = epochs_done * num_examples + min(steps_left * global_batch, num_examples)
+    real, padded = trainer.tokens.totals()
+    speed = {
+        "train_loss": float(train_metrics["train_loss"]),
+        "train_runtime": runtime,
+        "train_paused_seconds": paused,
+        "train_samples_per_second": seen / runtime,
+        "train_tokens_per_second": real / runtime,
+    }
+    if torch.cuda.is_available():
+        peak = device_peak_flops(torch.cuda.get_device_name())
+        if peak is not None:
+            speed["mfu"] = model_flops_utilization(total_params, padded, runtime, peak, world)
+            speed["mfu_peak_tflops"] = peak / 1e12
+    return speed

@@ -1,0 +1,239 @@
+"""Training throughput side by side, in one process: layerft's phase runner, a plain `transformers`
+Trainer script as a user would write it, and a raw PyTorch loop over batches already on the device.
+
+All three train the same model (a fresh copy each run), on the same tokenized examples, at the same
+batch size, for one epoch. Runs are interleaved (the order rotates each repeat) after one discarded
+warm-up run of each, and the medians are reported, since shared machines drift.
+
+    # CPU (the issue's figure): MiniLM on the shared SNLI sample
+    python benchmarks/throughput.py --batch-sizes 32 -- model=minilm target_task=snli \
+        target_task.data_files.train=../shared/data/snli/train.jsonl \
+        target_task.data_files.validation=../shared/data/snli/validation.jsonl
+    # GPU: a BERT-base-shaped model at a fixed 128 tokens, bf16
+    python benchmarks/throughput.py --batch-sizes 32 256 --pad-to 128 --precision bf16 --compile \
+        -- model=tiny model.tiny.hidden_size=768 ... target_task.generator_sizes.train=6400
+
+Everything after `--` is a layerft override (injection_task=none and tracker=none are implied).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from layerft.config import RunConfig, register_configs, to_run_config  # noqa: E402
+from layerft.data import TaskData, load_task_data  # noqa: E402
+from layerft.heads import TaskModel, build_task_model  # noqa: E402
+from layerft.model import load_backbone, load_tokenizer  # noqa: E402
+from layerft.phase import run_phase  # noqa: E402
+from layerft.run import quiet_libraries, seed_everything  # noqa: E402
+
+Pipeline = Callable[[int], dict[str, float]]
+
+
+def compose_config(overrides: list[str], precision: str, pad_to: int | None) -> RunConfig:
+    """The layerft config of the benchmark: one epoch of the target task, dev evaluated once."""
+    register_configs()
+    fixed = ["injection_task=none", "tracker=none", "target_task.epochs=1",
+             "target_task.evals_per_epoch=1", f"trainer.precision={precision}",
+             "trainer.progress_bar=false"]  # fmt: skip
+    if pad_to is not None:
+        fixed.append(f"trainer.pad_to_multiple_of={pad_to}")
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return to_run_config(compose("config", overrides=[*fixed, *overrides]))
+
+
+def fresh_model(cfg: RunConfig) -> TaskModel:
+    """The same freshly initialised model for every pipeline and run."""
+    seed_everything(cfg.seed)
+    task = cfg.target_task
+    return build_task_model(
+        load_backbone(cfg.model), task.kind, len(task.label_names), task.head_dropout
+    )
+
+
+def layerft_pipeline(cfg: RunConfig, data: TaskData, compile_encoder: bool) -> Pipeline:
+    """layerft's phase runner with its defaults: samples/s as it reports them in metrics.json."""
+
+    def run(batch_size: int) -> dict[str, float]:
+        task = cfg.target_task
+        task.batch_size = batch_size
+        cfg.trainer.compile = compile_encoder
+        with tempfile.TemporaryDirectory() as out:
+            metrics = run_phase(
+                "target", fresh_model(cfg), data, task, cfg.lr_schedule, {}, cfg.trainer,
+                cfg.seed, Path(out), lambda numbers, step: None,
+            )  # fmt: skip
+        result = {"samples_per_second": metrics["target/train_samples_per_second"]}
+        if "target/mfu" in metrics:
+            result["mfu"] = metrics["target/mfu"]
+        return result
+
+    return run
+
+
+def plain_trainer_pipeline(
+    cfg: RunConfig, data: TaskData, tokenizer, pad_to: int | None
+) -> Pipeline:  # noqa: ANN001
+    """What a user writes instead: Trainer defaults (fused AdamW, linear schedule, clipping at 1)."""
+
+    def run(batch_size: int) -> dict[str, float]:
+        task = cfg.target_task
+        with tempfile.TemporaryDirectory() as out:
+            args = TrainingArguments(
+                output_dir=out, per_device_train_batch_size=batch_size, num_train_epochs=1,
+                learning_rate=task.lr, bf16=cfg.trainer.precision.value == "bf16",
+                fp16=cfg.trainer.precision.value == "fp16", eval_strategy="no",
+                save_strategy="no", report_to="none", seed=cfg.seed, disable_tqdm=True,
+            )  # fmt: skip
+            trainer = Trainer(
+                model=fresh_model(cfg),
+                args=args,
+                train_dataset=data.train,
+                data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to),
+            )
+            output = trainer.train()
+        return {"samples_per_second": len(data.train) / output.metrics["train_runtime"]}
+
+    return run
+
+
+def raw_loop_pipeline(cfg: RunConfig, data: TaskData, compile_encoder: bool) -> Pipeline:
+    """forward, backward, clip, fused AdamW step, over batches collated and moved beforehand."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.trainer.precision.value)
+
+    def run(batch_size: int) -> dict[str, float]:
+        generator = torch.Generator().manual_seed(cfg.seed)
+        order = torch.randperm(len(data.train), generator=generator).tolist()
+        batches = [
+            {k: v.to(device) for k, v in data.collator([data.train[i] for i in chunk]).items()}
+            for chunk in (order[s : s + batch_size] for s in range(0, len(order), batch_size))
+        ]
+        model = fresh_model(cfg).to(device).train()
+        if compile_encoder:
+            model.backbone.compile()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.target_task.lr, fused=True)
+        synchronize(device)
+        start = time.perf_counter()
+        for batch in batches:
+            with torch.autocast(
+                device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+            ):
+                loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        synchronize(device)
+        return {"samples_per_second": len(data.train) / (time.perf_counter() - start)}
+
+    return run
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(
+    pipelines: dict[str, Pipeline], batch_size: int, repeats: int
+) -> dict[str, list[dict[str, float]]]:
+    """One discarded warm-up run of each pipeline, then `repeats` rounds in rotating order."""
+    names = list(pipelines)
+    for name in names:
+        started = time.perf_counter()
+        pipelines[name](batch_size)
+        print(f"  warm-up {name}: {time.perf_counter() - started:.1f} s", flush=True)
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for repeat in range(repeats):
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
+            results[name].append(pipelines[name](batch_size))
+            print(f"  {name} #{repeat}: {results[name][-1]}", flush=True)
+    return results
+
+
+def summarise(results: dict[str, list[dict[str, float]]], batch_size: int) -> list[str]:
+    """Markdown rows: median samples/s, the ratio to the plain Trainer, the spread, the MFU."""
+    plain = statistics.median(r["samples_per_second"] for r in results["plain Trainer"])
+    rows = []
+    for name, runs in results.items():
+        speeds = sorted(r["samples_per_second"] for r in runs)
+        mfus = [r["mfu"] for r in runs if "mfu" in r]
+        median = statistics.median(speeds)
+        mfu = f"{100 * statistics.median(mfus):.1f}%" if mfus else "-"
+        rows.append(
+            f"| {batch_size} | {name} | {median:,.1f} | {median / plain:.2f}x | "
+            f"{speeds[0]:,.1f}-{speeds[-1]:,.1f} | {mfu} |"
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    parser.add_argument("--pad-to", type=int, default=None, help="pad every batch to this multiple")
+    parser.add_argument("--compile", action="store_true", help="add trainer.compile=true runs")
+    parser.add_argument(
+        "--variant", action="append", default=[], metavar="NAME=OVERRIDE[,OVERRIDE]",
+        help="add a layerft pipeline with these overrides, e.g. workers4=trainer.dataloader_workers=4",
+    )  # fmt: skip
+    parser.add_argument("--json", type=Path, default=None, help="write every run's figures here")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+
+    quiet_libraries()
+    cfg = compose_config(args.overrides, args.precision, args.pad_to)
+    tokenizer = load_tokenizer(cfg.model)
+    cache = Path(cfg.cache_dir).expanduser() / "tokenized"
+    data = load_task_data(
+        cfg.target_task, "target_task", tokenizer, cache, cfg.trainer.resolved_pad_multiple()
+    )
+    pipelines = {
+        "layerft": layerft_pipeline(cfg, data, compile_encoder=False),
+        "plain Trainer": plain_trainer_pipeline(cfg, data, tokenizer, args.pad_to),
+        "raw loop": raw_loop_pipeline(cfg, data, compile_encoder=False),
+    }
+    if args.compile:
+        pipelines["layerft, trainer.compile=true"] = layerft_pipeline(cfg, data, True)
+        pipelines["raw loop, compiled"] = raw_loop_pipeline(cfg, data, True)
+    for variant in args.variant:
+        name, overrides = variant.split("=", 1)
+        variant_cfg = compose_config(
+            [*args.overrides, *overrides.split(",")], args.precision, args.pad_to
+        )
+        pipelines[f"layerft, {name}"] = layerft_pipeline(
+            variant_cfg, data, compile_encoder=variant_cfg.trainer.compile
+        )
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    print(f"{device}, torch {torch.__version__}, {len(data.train)} examples, {args.precision}")
+    rows, everything = [], {}
+    for batch_size in args.batch_sizes:
+        print(f"batch {batch_size}:", flush=True)
+        results = measure(pipelines, batch_size, args.repeats)
+        everything[batch_size] = results
+        rows += summarise(results, batch_size)
+    print("\n| batch | pipeline | samples/s (median) | vs plain Trainer | range | MFU |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    if args.json:
+        args.json.write_text(json.dumps({"device": device, "runs": everything}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""What a training phase counts while it runs: tokens seen, non-finite losses, and the device's peak.
+
+Both counters work without a host synchronisation per step: on a GPU a `.item()` in the step
+stalls the CPU until the GPU has caught up, so the next step's kernels are launched late.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from layerft.errors import LayerftError
+
+# Dense bf16/fp16 tensor-core peaks (no sparsity), in FLOP/s, from the vendors' datasheets. More
+# specific names come first: "H100 PCIe" must match before "H100".
+DEVICE_PEAK_FLOPS: tuple[tuple[str, float], ...] = (
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", 989e12),  # SXM (e.g. "NVIDIA H100 80GB HBM3")
+    ("H200", 989e12),
+    ("GH200", 989e12),
+    ("B200", 2250e12),
+    ("A100", 312e12),
+    ("L40S", 362e12),
+    ("L40", 181e12),
+    ("L4", 121e12),
+    ("RTX 4090", 165e12),
+    ("V100", 125e12),  # fp16 only
+)
+
+
+def device_peak_flops(device_name: str) -> float | None:
+    """The dense bf16 peak of a GPU named `device_name`, or None if layerft does not know it."""
+    for key, flops in DEVICE_PEAK_FLOPS:
+        if key in device_name:
+            return flops
+    return None
+
+
+def model_flops_utilization(
+    total_params: int, padded_tokens: int, seconds: float, peak_flops: float, world: int = 1
+) -> float:
+    """Model FLOPs (6 per parameter per padded token: forward 2, backward 4) per second per device,
+    over the device's peak."""
+    return 6 * total_params * padded_tokens / seconds / (peak_flops * world)
+
+
+class TokenCounter:
+    """Real (unpadded) and padded tokens of the training batches a process has seen."""
+
+    def __init__(self) -> None:
+        self.padded = 0
+        self._real: torch.Tensor | int = 0  # stays on the batch's device until read
+
+    def count(self, batch: Mapping[str, Any]) -> None:
+        """Add one batch (called before it is moved, so a CPU batch costs nothing on the GPU)."""
+        mask = batch.get("attention_mask")
+        ids = batch["input_ids"]
+        self.padded += ids.numel()
+        self._real = self._real + (mask.sum() if mask is not None else ids.numel())
+
+    def totals(self) -> tuple[int, int]:
+        """(real, padded) tokens over every process of a distributed run."""
+        counts = torch.tensor([int(self._real), self.padded], dtype=torch.float64)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            backend = torch.distributed.get_backend()
+            device = "cuda" if backend == "nccl" else "cpu"
+            counts = counts.to(device)
+            torch.distributed.all_reduce(counts)
+        real, padded = counts.tolist()
+        return int(real), int(padded)
+
+
+class NonFiniteLossGuard:
+    """Stops a phase at the first non-finite training loss, naming the stage and step.
+
+    On a GPU each step's loss is copied into pinned host memory without blocking, and read once
+    the copy's event has completed: a few steps late at most, and the CPU never waits for the
+    GPU. `drain()` waits for every pending copy; the phase calls it before anything logs,
+    evaluates or saves, so no NaN reaches a log, a checkpoint or metrics.json.
+    """
+
+    RING = 64  # pending copies; the GPU is never that many steps behind the CPU
+
+    def __init__(self, stage: str, hint: str) -> None:
+        self.stage, self.hint = stage, hint
+        self._host: torch.Tensor | None = None
+        self._pending: deque[tuple[int, int, Any]] = deque()
+        self._next_slot = 0
+
+    def record(self, loss: torch.Tensor, step: int) -> None:
+        """Note the loss of optimizer step `step` (1-based); raise if it is known to be non-finite."""
+        if loss.device.type != "cuda":
+            self._check(step, float(loss))
+            return
+        if self._host is None:
+            self._host = torch.empty(self.RING, dtype=torch.float32, pin_memory=True)
+        if len(self._pending) == self.RING:
+            self._settle(self._pending.popleft(), wait=True)
+        slot = self._next_slot % self.RING
+        self._next_slot += 1
+        self._host[slot].copy_(loss.detach().float(), non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self._pending.append((step, slot, event))
+        while self._pending and self._pending[0][2].query():
+            self._settle(self._pending.popleft(), wait=False)
+
+    def drain(self) -> None:
+        """Check every loss still in flight (one synchronisation)."""
+        while self._pending:
+            self._settle(self._pending.popleft(), wait=True)
+
+    def _settle(self, pending: tuple[int, int, Any], wait: bool) -> None:
+        step, slot, event = pending
+        if wait:
+            event.synchronize()
+        assert self._host is not None
+        self._check(step, float(self._host[slot]))
+
+    def _check(self, step: int, value: float) -> None:
+        if not math.isfinite(value):
+            self._pending.clear()
+            raise LayerftError(
+                f"{self.stage} stage: training loss is {value} at step {step}; stopped ({self.hint})"
+            )

@@ -1,0 +1,224 @@
+"""Training trains: the phase runner learns an easy task, reports its best dev evaluation, runs each
+stage on its own schedule, transplants exactly, and stops on a non-finite loss.
+
+Each test runs the real stages in-process (`train_stages`, the body of `train.py`) on model=tiny,
+recording every log the phase runner sends to the tracker.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from compose import compose_run
+from easy_data import CHANCE, keyword_task
+
+from layerft.errors import LayerftError
+from layerft.run import train_stages
+
+Logs = list[tuple[int, dict[str, float]]]
+
+# The keyword task at a learning rate the tiny model learns it with in 5 epochs (~3 s): 125
+# steps, dev evaluated every 6 (4 times an epoch) and at the last step.
+LEARNS = ("injection_task=none", "target_task.epochs=5", "target_task.lr=5e-3",
+          "target_task.batch_size=16")  # fmt: skip
+# Stage 1 alone, shrunk: demo_pos tagging for 3 epochs, then a stage 2 that only evaluates.
+TAGGING = (
+    "injection_task.generator_sizes.train=300", "injection_task.generator_sizes.validation=100",
+    "injection_task.epochs=3", "injection_task.lr=3e-3", "injection_task.batch_size=16",
+    "target_task.generator_sizes.train=32", "target_task.generator_sizes.validation=32",
+    "target_task.epochs=0",
+)  # fmt: skip
+
+
+def train(tmp_path: Path, *overrides: str) -> tuple[dict[str, float], Logs]:
+    """Run both stages of model=tiny with `overrides`; the metrics and every (step, log) sent."""
+    cfg = compose_run("model=tiny", "tracker=none", f"cache_dir={tmp_path / 'cache'}", *overrides)
+    logs: Logs = []
+    metrics = train_stages(
+        cfg, tmp_path / "run", lambda numbers, step: logs.append((step, numbers))
+    )
+    return metrics, logs
+
+
+def series(logs: Logs, key: str) -> list[tuple[int, float]]:
+    """Every (step, value) logged under `key`, in order."""
+    return [(step, numbers[key]) for step, numbers in logs if key in numbers]
+
+
+@pytest.fixture(scope="module")
+def keyword(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    return keyword_task(tmp_path_factory.mktemp("keyword"))
+
+
+# --- it learns --------------------------------------------------------------------------------
+
+
+def test_target_stage_learns_the_keyword_task_and_a_zero_lr_does_not(tmp_path, keyword) -> None:
+    learned, _ = train(tmp_path / "a", *keyword, *LEARNS)
+    frozen, _ = train(tmp_path / "b", *keyword, *LEARNS, "target_task.lr=1e-9")
+    # Measured: 0.83 at lr 5e-3 (0.76-0.95 over seeds 1-3) and 0.255 at lr 1e-9; chance 0.25.
+    assert learned["target/eval_accuracy"] >= 0.6
+    assert frozen["target/eval_accuracy"] <= CHANCE + 0.1
+
+
+def test_injection_stage_learns_tagging_and_a_zero_lr_does_not(tmp_path) -> None:
+    learned, _ = train(tmp_path / "a", *TAGGING)
+    frozen, _ = train(tmp_path / "b", *TAGGING, "injection_task.lr=1e-9")
+    # Measured: 0.54 at lr 3e-3 and 0.08 at lr 1e-9 (14 tags).
+    assert learned["injection/eval_token_f1"] >= 0.4
+    assert frozen["injection/eval_token_f1"] <= 0.15
+
+
+# --- what it reports --------------------------------------------------------------------------
+
+
+def test_reported_score_is_the_best_dev_evaluation_not_the_last(tmp_path, keyword) -> None:
+    # A high constant rate makes dev accuracy rise and fall (measured: best 0.78 at step 48 of 75).
+    metrics, logs = train(tmp_path, *keyword, *LEARNS, "target_task.epochs=3",
+                          "target_task.lr=1e-2", "lr_schedule=constant")  # fmt: skip
+    evals = series(logs, "target/eval_accuracy")[:-1]  # the last log is the final evaluation
+    assert len(evals) == 13
+    best_step, best = max(evals, key=lambda e: (e[1], -e[0]))  # the first of equal bests
+    assert best_step != evals[-1][0], "precondition: the best evaluation is not the last one"
+    assert metrics["target/eval_accuracy"] == best > evals[-1][1]
+    losses = dict(series(logs, "target/eval_loss"))
+    assert metrics["target/eval_loss"] == pytest.approx(losses[best_step], rel=1e-6)
+
+
+def test_paused_seconds_are_the_evaluations_and_saves_made_while_training(tmp_path) -> None:
+    # A large dev set, evaluated once an epoch: the final evaluation (after train(), so not part
+    # of its runtime) then takes far longer than the few saves of the tiny model.
+    files = keyword_task(tmp_path / "data", validation=3000)
+    metrics, logs = train(tmp_path, *files, *LEARNS, "target_task.evals_per_epoch=1")
+    runtimes = [value for _, value in series(logs, "target/eval_runtime")]
+    assert len(runtimes) == 6  # after each of 5 epochs, then the final evaluation of the best
+    inside, final = sum(runtimes[:-1]), runtimes[-1]
+    assert inside <= metrics["target/train_paused_seconds"] < inside + final / 2
+
+
+def test_each_stage_runs_its_own_schedule(tmp_path) -> None:
+    metrics, logs = train(
+        tmp_path, *TAGGING, "injection_task.evals_per_epoch=100", "target_task.epochs=2",
+        "target_task.evals_per_epoch=100", "target_task.lr=1e-3", "target_task.batch_size=16",
+        "lr_schedule@injection_lr_schedule=constant", "injection_lr_schedule.warmup_ratio=0",
+        "lr_schedule=linear", "lr_schedule.warmup_ratio=0.25",
+    )  # fmt: skip
+    # Logged every step: the rate the optimizer applied at that step.
+    stage1 = series(logs, "injection/learning_rate")
+    assert len(stage1) == 57 and {lr for _, lr in stage1} == {3e-3}  # 19 steps x 3 epochs
+    stage2 = [lr for _, lr in series(logs, "target/learning_rate")]
+    assert len(stage2) == 4  # 2 steps x 2 epochs: warmup of one step, then linear decay
+    assert stage2 == pytest.approx([0.0, 1e-3, 1e-3 * 2 / 3, 1e-3 / 3])
+    assert metrics["target/lr/head"] == 1e-3 and metrics["injection/lr/head"] == 3e-3
+
+
+def test_epochs_zero_only_evaluates_the_model_it_was_given(tmp_path) -> None:
+    metrics, logs = train(tmp_path, *TAGGING)
+    assert not series(logs, "target/loss") and not series(logs, "target/learning_rate")
+    assert metrics["target/train_runtime"] == 0.0
+    assert "target/train_loss" not in metrics
+    assert len(series(logs, "target/eval_accuracy")) == 1
+
+
+# --- transplant -------------------------------------------------------------------------------
+
+
+def deterministic(metrics: dict[str, Any], stage: str) -> dict[str, float]:
+    measured = ("runtime", "per_second", "_seconds", "peak_", "_rss_")
+    return {
+        k: v
+        for k, v in metrics.items()
+        if k.startswith(stage) and not any(m in k for m in measured)
+    }
+
+
+def test_transplant_of_untrained_layers_changes_nothing_and_of_trained_ones_does(
+    tmp_path, keyword
+) -> None:
+    stage2 = (*keyword, *LEARNS[1:], "layer_split.stage2_policy=train")
+    stage1 = (
+        "injection_task.generator_sizes.train=64",
+        "injection_task.generator_sizes.validation=32",
+    )
+    baseline, _ = train(tmp_path / "none", *stage2, "injection_task=none")
+    identity, _ = train(tmp_path / "zero", *stage2, *stage1, "injection_task.epochs=0")
+    injected, _ = train(tmp_path / "one", *stage2, *stage1, "injection_task.epochs=1",
+                        "injection_task.lr=1e-2")  # fmt: skip
+    assert identity["injection/train_runtime"] == 0.0
+    assert deterministic(identity, "target/") == deterministic(baseline, "target/")
+    assert identity["target/eval_loss"] != injected["target/eval_loss"]
+    assert deterministic(injected, "target/") != deterministic(baseline, "target/")
+
+
+# --- failures ---------------------------------------------------------------------------------
+
+
+def test_non_finite_loss_stops_the_stage_at_its_step(tmp_path, keyword) -> None:
+    with pytest.raises(LayerftError) as caught:
+        train(tmp_path, *keyword, *LEARNS, "target_task.lr=1e30", "target_task.max_grad_norm=0")
+    message = str(caught.value)
+    assert message.startswith("target stage: training loss is nan at step ")
+    step = int(message.split("at step ")[1].split(";")[0])
+    assert 2 <= step <= 4  # warmup: step 1 has lr 0; the first update makes the weights inf
+    assert "target_task.lr=1e+30" in message and "target_task.max_grad_norm=0" in message
+
+
+def test_merged_optimizer_groups_cover_every_trainable_parameter_once(tmp_path) -> None:
+    from layerft.lr_schedule import build_optimizer
+    from layerft.parts import parameter_parts
+    from layerft.run import build_target_model
+
+    cfg = compose_run("model=tiny", "injection_task=none", "lr_schedule=layerwise_decay")
+    model, multipliers = build_target_model(cfg, None)
+    optimizer = build_optimizer(model, parameter_parts(model), 1e-3, 0.01, multipliers)
+    keys = [(g["lr"], g["weight_decay"]) for g in optimizer.param_groups]
+    # layer-wise decay: embeddings, 4 layers and the head at 6 rates, each with and without decay.
+    assert len(keys) == len(set(keys)) == 12
+    grouped = [id(p) for g in optimizer.param_groups for p in g["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters() if p.requires_grad)
+    uniform = compose_run("model=tiny", "injection_task=none")
+    model, multipliers = build_target_model(uniform, None)
+    optimizer = build_optimizer(model, parameter_parts(model), 1e-3, 0.01, multipliers)
+    assert len(optimizer.param_groups) == 2  # decay and no decay, whatever the number of parts
+    assert math.isclose(optimizer.param_groups[0]["lr"], 1e-3)
+
+
+@pytest.mark.slow
+def test_compiled_encoder_computes_the_same_losses_and_updates_as_eager() -> None:
+    import torch
+
+    from layerft.lr_schedule import build_optimizer
+    from layerft.parts import parameter_parts
+    from layerft.run import build_target_model
+
+    cfg = compose_run("model=tiny", "injection_task=none")
+    eager, _ = build_target_model(cfg, None)
+    compiled, _ = build_target_model(cfg, None)
+    compiled.backbone.compile()  # what trainer.compile=true does, in place
+    generator = torch.Generator().manual_seed(0)
+    batches = [
+        {
+            "input_ids": torch.randint(5, 100, (8, 24), generator=generator),
+            "attention_mask": torch.ones(8, 24, dtype=torch.long),
+            "labels": torch.randint(0, 2, (8,), generator=generator),
+        }
+        for _ in range(3)
+    ]
+    losses = {}
+    for name, model in (("eager", eager), ("compiled", compiled)):
+        model.eval()  # no dropout: eager and compiled code draw different random masks
+        optimizer = build_optimizer(model, parameter_parts(model), 1e-3, 0.0, {}, fused=True)
+        losses[name] = []
+        for batch in batches:
+            loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            losses[name].append(loss.item())
+    assert losses["compiled"] == pytest.approx(losses["eager"], rel=1e-4)
+    assert losses["eager"][0] != losses["eager"][-1]  # the steps changed the weights
+    for (name, a), b in zip(eager.named_parameters(), compiled.parameters(), strict=True):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-5), name
