@@ -35,7 +35,7 @@ from layerft.lr_schedule import combine_multipliers, part_lr_multipliers
 from layerft.model import load_backbone, load_tokenizer
 from layerft.parts import layer_part, set_trainable
 from layerft.phase import MetricSink, run_phase
-from layerft.results import config_fingerprint, read_finished, write_metrics
+from layerft.results import RunRecord, read_finished, write_metrics
 from layerft.task import TaskConfig
 from layerft.tracker import NoTracker, start_tracker
 from layerft.tuning_mode import apply_tuning_mode
@@ -145,21 +145,22 @@ def run(
     cfg: RunConfig,
     run_dir: Path,
     resolved: dict[str, Any],
-    choices: dict[str, str],
-    group: str | None,
+    record: RunRecord,
+    sweep_dir: str | None,  # the multirun's folder (the W&B group); None for a single run
 ) -> dict[str, float]:
     """Run one combination unless this directory already holds its finished metrics."""
-    fingerprint = config_fingerprint(resolved)
-    finished = read_finished(run_dir, fingerprint)
+    dir_key = "hydra.sweep.dir" if sweep_dir else "hydra.run.dir"
+    finished = read_finished(run_dir, record.fingerprint, dir_key)
     if finished is not None:
         log.info("already finished, not rerun: %s", run_dir / "metrics.json")
         return finished
+    choices = record.choices
     name = " ".join(
         choices.get(g, "-") for g in ("injection_task", "target_task", "layer_split", "tuning_mode")
     )
     main_process = is_main_process()
     tracker = (
-        start_tracker(cfg.tracker, run_dir, resolved, choices, f"{name} s{cfg.seed}", group)
+        start_tracker(cfg.tracker, run_dir, resolved, choices, f"{name} s{cfg.seed}", sweep_dir)
         if main_process
         else NoTracker()
     )
@@ -167,7 +168,7 @@ def run(
     try:
         metrics = train_stages(cfg, run_dir, tracker.log)
         if main_process:
-            log.info("results: %s", write_metrics(run_dir, metrics, fingerprint))
+            log.info("results: %s", write_metrics(run_dir, metrics, record))
         tracker.summarize(metrics)
         failed = False
     finally:
@@ -196,21 +197,29 @@ def user_errors_exit() -> Iterator[None]:
         raise SystemExit(2) from None
 
 
+def resolve_config(cfg: DictConfig) -> dict[str, Any]:
+    """The composed config as plain data, a disabled stage 1 as null: what is hashed and tracked."""
+    resolved = OmegaConf.to_container(drop_disabled_stages(cfg), resolve=True)
+    assert isinstance(resolved, dict)
+    return resolved
+
+
 def run_from_hydra(cfg: DictConfig) -> dict[str, float]:
     """train.py's body: validate the composed config and run it in Hydra's output directory."""
     quiet_libraries()
     hydra = HydraConfig.get()
     with user_errors_exit():
         run_cfg = to_run_config(cfg)
-        resolved = OmegaConf.to_container(drop_disabled_stages(cfg), resolve=True)
-        assert isinstance(resolved, dict)
+        resolved = resolve_config(cfg)
         choices = {
             group.split("@")[-1]: str(option)
             for group, option in hydra.runtime.choices.items()
             if group.split("@")[-1] in {*GROUP_SCHEMAS, "injection_lr_schedule"}
         }
-        group = hydra.sweep.dir if hydra.mode == RunMode.MULTIRUN else None
-        metrics = run(run_cfg, Path(hydra.runtime.output_dir), resolved, choices, group)
+        overrides = list(hydra.overrides.task)
+        sweep_dir = hydra.sweep.dir if hydra.mode == RunMode.MULTIRUN else None
+        record = RunRecord.of(resolved, choices, overrides)
+        metrics = run(run_cfg, Path(hydra.runtime.output_dir), resolved, record, sweep_dir)
     if is_main_process():
         print(f"results: {Path(hydra.runtime.output_dir) / 'metrics.json'}")
     return metrics
