@@ -10,6 +10,7 @@ import json
 import math
 import os
 import struct
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from conftest import run_train
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SECRET = "secret-key-abc123"
+SECRET_40 = "0123456789abcdef0123456789abcdef01234567"  # a W&B key's shape; 17 chars is too short
+CLOSED_PORT = "http://127.0.0.1:9"  # discard port: nothing listens, connections are refused
 JOBS = min(4, max(2, os.cpu_count() or 2))  # each run holds a few hundred MB
 RUN_KEYS = ("run/config_fingerprint", "run/choices", "run/seed", "run/overrides")
 MEASURED = (
@@ -42,6 +45,7 @@ class Done:
     root: Path
     metrics_bytes: bytes | None
     metrics_mtime_ns: int | None
+    seconds: float  # wall time of the whole train.py call
 
     @property
     def run_dir(self) -> Path:
@@ -61,11 +65,27 @@ class Done:
 
 
 def call(root: Path, args: list[str], env: dict[str, str] | None = None) -> Done:
+    start = time.monotonic()
     proc = run_train(args, root, env)
+    seconds = time.monotonic() - start
     path = root / "run" / "metrics.json"
     if not path.exists():
-        return Done(proc, root, None, None)
-    return Done(proc, root, path.read_bytes(), path.stat().st_mtime_ns)
+        return Done(proc, root, None, None, seconds)
+    return Done(proc, root, path.read_bytes(), path.stat().st_mtime_ns, seconds)
+
+
+# What a killed earlier attempt with W&B leaves in its run dir: run folders and the latest link.
+STALE_WANDB = ("offline-run-20200101_000000-stale001", "run-20200101_000001-stale002")
+
+
+def call_after_killed_attempt(root: Path, args: list[str], env: dict[str, str]) -> Done:
+    """`call`, in a run dir where an earlier attempt with W&B was killed before it finished."""
+    folder = root / "run" / "wandb"
+    for name in STALE_WANDB:
+        (folder / name / "files").mkdir(parents=True)
+        (folder / name / f"{name.split('-')[-1]}.wandb").write_bytes(b":W&B stale")
+    (folder / "latest-run").symlink_to(STALE_WANDB[0])
+    return call(root, args, env)
 
 
 @dataclass
@@ -226,14 +246,21 @@ def runs(
     base = tmp_path_factory.mktemp("train_cli")
     no_injection = [*target_only(shrink), "injection_task=none"]
     wandb = [*(a for a in shrink if a != "tracker=none"), "tracker=wandb", "tracker.mode=offline"]
+    wandb_auto = [*(a for a in no_injection if a != "tracker=none"), "tracker=wandb"]
     overrides = {
-        "wandb": wandb,
         "default": shrink,
         "no_injection": no_injection,
         "none_with_injection_override": [*no_injection, "injection_task.epochs=1"],
         "traceback_on_request": [*shrink, "target_task.lr=-1"],
+        "wandb_unreachable": wandb_auto,
+        "wandb_unreachable_short_key": wandb_auto,
+        "wandb_bad_data": [*wandb, *fill(snli_files("{broken_line3}"), bad_files)],
     }
-    env = {"wandb": {"WANDB_API_KEY": SECRET}, "traceback_on_request": {"LAYERFT_TRACEBACK": "1"}}
+    env = {
+        "traceback_on_request": {"LAYERFT_TRACEBACK": "1"},
+        "wandb_unreachable": {"WANDB_API_KEY": SECRET_40, "WANDB_BASE_URL": CLOSED_PORT},
+        "wandb_unreachable_short_key": {"WANDB_API_KEY": SECRET, "WANDB_BASE_URL": CLOSED_PORT},
+    }
     if SHARED.is_dir():
         snli, klue = SHARED / "snli", SHARED / "klue"
         cap = ["injection_task.max_train_samples=64", "injection_task.max_eval_samples=32"]
@@ -265,6 +292,9 @@ def runs(
         futures = {
             "resume": pool.submit(resume_chain, base / "resume", shrink),
             "multirun": pool.submit(sweep_chain, base / "multirun", shrink),
+            "wandb": pool.submit(
+                call_after_killed_attempt, base / "wandb", wandb, {"WANDB_API_KEY": SECRET}
+            ),
         }
         for name, args in overrides.items():
             futures[name] = pool.submit(call, base / name, args, env.get(name))
@@ -661,14 +691,51 @@ def test_wandb_offline_records_config_and_choices_and_never_the_key(runs) -> Non
     assert summary["target/eval_accuracy"] == done.metrics["target/eval_accuracy"]
     assert summary["injection/eval_token_f1"] == done.metrics["injection/eval_token_f1"]
 
-    secret = SECRET.encode()
-    assert SECRET not in done.proc.stdout and SECRET not in done.proc.stderr
+    assert_key_nowhere(done, SECRET)
+
+
+def assert_key_nowhere(done: Done, key: str) -> None:
+    """The key is in no output and in no file the run left (run dir, caches, temporary HOME)."""
+    assert key not in done.proc.stdout and key not in done.proc.stderr
     scanned = 0
-    for folder, _, names in os.walk(done.root):  # run dir, caches and the temporary HOME
+    for folder, _, names in os.walk(done.root):
         for name in names:
             path = Path(folder, name)
             if path.is_symlink() or not path.is_file():
                 continue
             scanned += 1
-            assert secret not in path.read_bytes(), path
+            assert key.encode() not in path.read_bytes(), path
     assert scanned > 10
+
+
+def test_rerun_removes_the_wandb_run_folders_a_killed_attempt_left(runs) -> None:
+    done = finished(runs, "wandb")
+    folder = done.run_dir / "wandb"
+    assert not [name for name in STALE_WANDB if (folder / name).exists()]
+    assert "removed 2 W&B run folder(s) of an unfinished attempt" in done.log
+    [run] = folder.glob("offline-run-*")
+    assert (folder / "latest-run").resolve() == run.resolve()
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [("wandb_unreachable", SECRET_40), ("wandb_unreachable_short_key", SECRET)],
+)
+def test_wandb_key_without_a_reachable_host_goes_offline_with_one_warning(
+    runs, name: str, key: str
+) -> None:
+    done = finished(runs, name)
+    assert done.seconds < 60, done.seconds  # W&B alone would wait ~100 s, then fail
+    assert "Traceback" not in done.proc.stderr
+    output = (done.proc.stdout + done.proc.stderr).splitlines()
+    [warning] = [line for line in output if "WARNING" in line]
+    assert CLOSED_PORT in warning and "offline" in warning, warning
+    assert len(list((done.run_dir / "wandb").glob("offline-run-*"))) == 1
+    assert_key_nowhere(done, key)
+
+
+def test_bad_data_stops_the_run_before_a_wandb_run_starts(runs) -> None:
+    done = runs["wandb_bad_data"].result()
+    assert done.proc.returncode == 2, done.describe()
+    assert len(user_error_lines(done.proc)) == 1
+    assert not (done.run_dir / "wandb").exists()
