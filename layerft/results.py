@@ -3,11 +3,13 @@ skip a finished run (and never overwrite another config's result)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,8 +76,21 @@ class RunRecord:
         }
 
 
+def file_error(action: str, path: Path | str, err: OSError) -> LayerftError:
+    """One line naming the path and the system's reason (read-only, no space, not a directory...)."""
+    return LayerftError(f"cannot {action} {path}: {err.strerror or err}")
+
+
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write to a temporary file in the same folder, then rename: readers see all of it or none."""
+    """Write to a temporary file in the same folder, then rename: readers see all of it or none,
+    and a failed write (read-only, full disk) leaves an earlier file as it was."""
+    try:
+        _write_then_rename(path, data)
+    except OSError as err:
+        raise file_error("write", path, err) from err
+
+
+def _write_then_rename(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -108,6 +123,8 @@ def read_finished(run_dir: Path, fingerprint: str, dir_key: str) -> dict[str, fl
         data = json.loads(path.read_text())
     except FileNotFoundError:
         return None
+    except OSError as err:
+        raise file_error("read", path, err) from err
     except json.JSONDecodeError:
         data = None
     if not isinstance(data, dict) or data.get(FINGERPRINT_KEY) != fingerprint:
@@ -116,3 +133,15 @@ def read_finished(run_dir: Path, fingerprint: str, dir_key: str) -> dict[str, fl
             f"run this one in a new folder ({dir_key}=<new folder>) or delete {path} to redo it"
         )
     return {key: value for key, value in data.items() if not key.startswith(RUN_PREFIX)}
+
+
+@contextlib.contextmanager
+def run_dir_errors(run_dir: Path) -> Iterator[None]:
+    """Turn a failed file operation under `run_dir` (checkpoints, tracker files) into one error line."""
+    try:
+        yield
+    except OSError as err:
+        inside = isinstance(err.filename, str) and Path(err.filename).is_relative_to(run_dir)
+        if not inside:
+            raise
+        raise file_error("write", err.filename, err) from err

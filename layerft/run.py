@@ -36,7 +36,7 @@ from layerft.lr_schedule import combine_multipliers, part_lr_multipliers
 from layerft.model import load_backbone, load_tokenizer
 from layerft.parts import layer_part, set_trainable
 from layerft.phase import MetricSink, run_phase
-from layerft.results import RunRecord, read_finished, write_metrics
+from layerft.results import RunRecord, read_finished, run_dir_errors, write_metrics
 from layerft.task import TaskConfig
 from layerft.tracker import NoTracker, Tracker, remove_stale_runs, start_tracker
 from layerft.tuning_mode import apply_tuning_mode
@@ -172,16 +172,17 @@ def run(
         log.info("already finished, not rerun: %s", run_dir / "metrics.json")
         return finished
     data = load_stage_data(cfg)
-    tracker = open_tracker(cfg, run_dir, resolved, record, sweep_dir)
-    failed = True
-    try:
-        metrics = train_stages(cfg, data, run_dir, tracker.log)
-        if is_main_process():
-            log.info("results: %s", write_metrics(run_dir, metrics, record))
-        tracker.summarize(metrics)
-        failed = False
-    finally:
-        tracker.finish(failed)  # closed even when a stage crashes
+    with run_dir_errors(run_dir):  # a read-only or full disk, a file in the way: one line
+        tracker = open_tracker(cfg, run_dir, resolved, record, sweep_dir)
+        failed = True
+        try:
+            metrics = train_stages(cfg, data, run_dir, tracker.log)
+            if is_main_process():
+                log.info("results: %s", write_metrics(run_dir, metrics, record))
+            tracker.summarize(metrics)
+            failed = False
+        finally:
+            tracker.finish(failed)  # closed even when a stage crashes
     return metrics
 
 

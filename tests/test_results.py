@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,8 @@ from layerft.results import (
     RunRecord,
     config_fingerprint,
     read_finished,
+    run_dir_errors,
+    write_json_atomic,
     write_metrics,
 )
 from layerft.run import resolve_config
@@ -144,3 +149,66 @@ def test_another_configs_result_is_refused_naming_the_folder_and_the_way_out(
     assert "\n" not in message
     assert str(tmp_path / "metrics.json") in message and "hydra.sweep.dir=" in message
     assert (tmp_path / "metrics.json").read_bytes() == before
+
+
+# --- a read-only or full disk ---------------------------------------------------------------
+
+
+def fail_with(code: int) -> Any:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(code, os.strerror(code))
+
+    return fail
+
+
+def test_full_disk_keeps_the_earlier_metrics_json_and_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_metrics(tmp_path, {"target/eval_accuracy": 0.5}, record())
+    before = path.read_bytes()
+    monkeypatch.setattr(os, "fsync", fail_with(errno.ENOSPC))  # the data does not fit
+    with pytest.raises(LayerftError) as caught:
+        write_json_atomic(path, {"target/eval_accuracy": 0.9})
+    assert str(caught.value) == f"cannot write {path}: No space left on device"
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_read_only_folder_is_one_error_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "mkstemp", fail_with(errno.EROFS))
+    path = tmp_path / "metrics.json"
+    with pytest.raises(LayerftError, match=f"^cannot write {path}: Read-only file system$"):
+        write_json_atomic(path, {})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_where_the_run_dir_should_be_is_one_error(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("")
+    path = tmp_path / "taken" / "run" / "metrics.json"
+    with pytest.raises(LayerftError, match=f"^cannot write {path}: Not a directory$"):
+        write_json_atomic(path, {})
+
+
+def test_an_unreadable_metrics_json_is_one_error(tmp_path: Path) -> None:
+    (tmp_path / "metrics.json").mkdir()
+    with pytest.raises(LayerftError, match="cannot read .*metrics.json: Is a directory"):
+        read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir")
+
+
+@pytest.mark.parametrize(
+    ("filename", "converted"), [("run/checkpoints/target", True), ("elsewhere/x", False)]
+)
+def test_only_failures_under_the_run_dir_become_user_errors(
+    tmp_path: Path, filename: str, converted: bool
+) -> None:
+    run_dir = tmp_path / "run"
+    err = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / filename))
+    with pytest.raises(LayerftError if converted else OSError) as caught, run_dir_errors(run_dir):
+        raise err
+    if converted:
+        message = f"cannot write {tmp_path / filename}: No space left on device"
+        assert str(caught.value) == message
+    else:
+        assert caught.value is err

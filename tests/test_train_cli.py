@@ -11,7 +11,7 @@ import math
 import os
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,13 +78,26 @@ def call(root: Path, args: list[str], env: dict[str, str] | None = None) -> Done
 STALE_WANDB = ("offline-run-20200101_000000-stale001", "run-20200101_000001-stale002")
 
 
-def call_after_killed_attempt(root: Path, args: list[str], env: dict[str, str]) -> Done:
-    """`call`, in a run dir where an earlier attempt with W&B was killed before it finished."""
-    folder = root / "run" / "wandb"
+def plant_killed_wandb_attempt(run_dir: Path) -> None:
+    """What an earlier attempt with W&B, killed before it finished, left in `run_dir`."""
+    folder = run_dir / "wandb"
     for name in STALE_WANDB:
         (folder / name / "files").mkdir(parents=True)
         (folder / name / f"{name.split('-')[-1]}.wandb").write_bytes(b":W&B stale")
     (folder / "latest-run").symlink_to(STALE_WANDB[0])
+
+
+def plant_file_at_checkpoints(run_dir: Path) -> None:
+    """A regular file where the run keeps its checkpoints folder."""
+    run_dir.mkdir(parents=True)
+    (run_dir / "checkpoints").write_text("not a folder")
+
+
+def call_after(
+    plant: Callable[[Path], None], root: Path, args: list[str], env: dict[str, str] | None = None
+) -> Done:
+    """`call`, in a run dir that `plant` prepared first."""
+    plant(root / "run")
     return call(root, args, env)
 
 
@@ -293,7 +306,14 @@ def runs(
             "resume": pool.submit(resume_chain, base / "resume", shrink),
             "multirun": pool.submit(sweep_chain, base / "multirun", shrink),
             "wandb": pool.submit(
-                call_after_killed_attempt, base / "wandb", wandb, {"WANDB_API_KEY": SECRET}
+                call_after,
+                plant_killed_wandb_attempt,
+                base / "wandb",
+                wandb,
+                {"WANDB_API_KEY": SECRET},
+            ),
+            "checkpoints_blocked": pool.submit(
+                call_after, plant_file_at_checkpoints, base / "checkpoints_blocked", no_injection
             ),
         }
         for name, args in overrides.items():
@@ -556,6 +576,15 @@ def test_user_error_is_one_line_naming_the_fault_without_traceback(
         assert part in lines[0], (part, lines[0])
     assert "results:" not in done.proc.stdout
     assert done.metrics_bytes is None  # a failed run leaves nothing a rerun would reuse
+
+
+def test_a_file_in_the_way_of_the_checkpoints_folder_is_one_error_line(runs) -> None:
+    done = runs["checkpoints_blocked"].result()
+    assert done.proc.returncode == 2, done.describe()
+    assert "Traceback" not in done.proc.stderr
+    [line] = user_error_lines(done.proc)
+    assert line == f"error: cannot write {done.run_dir / 'checkpoints' / 'target'}: Not a directory"
+    assert done.metrics_bytes is None
 
 
 def test_layerft_traceback_env_shows_the_traceback(runs) -> None:
