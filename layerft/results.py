@@ -1,5 +1,8 @@
 """The run directory's record: `metrics.json`, written atomically, and the check that lets a rerun
-skip a finished run (and never overwrite another config's result)."""
+skip a finished run and never overwrite another config's result.
+
+Serves no config group; `RESULT_NEUTRAL_KEYS` names the config keys a finished result ignores.
+"""
 
 from __future__ import annotations
 

@@ -58,8 +58,7 @@ class StageData:
 
 
 def load_stage_data(cfg: RunConfig) -> StageData:
-    """Read and check both tasks' data before anything trains or is tracked: bad data (of
-    either stage) then costs no stage-1 run and leaves no failed tracker run."""
+    """Both tasks' data, read and checked first: bad data costs no stage-1 run and no tracker run."""
     tokenizer = load_tokenizer(cfg.model)
     cache = Path(cfg.cache_dir).expanduser() / "tokenized"
     target = _load(cfg, cfg.target_task, "target_task", tokenizer, cache)

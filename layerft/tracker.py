@@ -139,8 +139,7 @@ def unreachable(url: str, timeout: float = PROBE_SECONDS) -> str | None:
 
 
 def remove_stale_runs(run_dir: Path) -> None:
-    """Delete the W&B run folders an unfinished earlier attempt left in `run_dir`, so a rerun
-    leaves one run to sync, not two."""
+    """Delete the W&B run folders an unfinished attempt left in `run_dir` (a rerun syncs one run)."""
     folder = run_dir / "wandb"
     stale = [*folder.glob("offline-run-*"), *folder.glob("run-*")]
     latest = folder / "latest-run"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import tempfile
@@ -62,6 +63,7 @@ RESULT_CHANGING = [
 ]
 
 
+@functools.cache  # composing costs; callers only read the result
 def resolved(*overrides: str) -> dict[str, Any]:
     """The resolved config train.py would hash for these overrides."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
