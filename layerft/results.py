@@ -1,25 +1,99 @@
-"""The run directory's record: `metrics.json`, written atomically, and the check that lets a rerun skip it."""
+"""The run directory's record: `metrics.json`, written atomically, and the check that lets a rerun
+skip a finished run and never overwrite another config's result.
+
+Serves no config group; `RESULT_NEUTRAL_KEYS` names the config keys a finished result ignores.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from layerft.errors import LayerftError
+
 METRICS_FILE = "metrics.json"
 FINGERPRINT_KEY = "run/config_fingerprint"
+RUN_PREFIX = "run/"  # metrics.json keys that describe the run; every other key is a float metric
+
+# Resolved-config keys (dotted paths) that decide where a run writes or how it reports, never
+# what it measures: a rerun that differs only in these reuses the finished result. `hydra.*` is
+# never part of the resolved config. Data file paths are not here: other files, other results.
+RESULT_NEUTRAL_KEYS = (
+    "tracker",  # where metrics are sent (and whether)
+    "cache_dir",  # where tokenized data is cached
+    "trainer.keep_checkpoints",  # whether checkpoints stay on disk after the run
+    "trainer.progress_bar",
+    "trainer.dataloader_workers",  # workers only collate; the sampler runs in the main process
+)
 
 
-def config_fingerprint(config: dict[str, Any]) -> str:
-    """A stable hash of the resolved run config (what decides whether a finished run can be reused)."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def result_config(resolved: dict[str, Any]) -> dict[str, Any]:
+    """The resolved config without RESULT_NEUTRAL_KEYS (a KeyError if one of them is not in it)."""
+    kept = copy.deepcopy(resolved)
+    for dotted in RESULT_NEUTRAL_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = kept
+        for key in parents:
+            node = node[key]
+        del node[leaf]
+    return kept
+
+
+def config_fingerprint(resolved: dict[str, Any]) -> str:
+    """A stable hash of what a run's metrics depend on: the resolved config minus neutral keys."""
+    text = json.dumps(result_config(resolved), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What `metrics.json` says about its run besides the metrics, so readers need no `.hydra/`."""
+
+    fingerprint: str
+    choices: dict[str, str]  # config group -> option
+    seed: int
+    overrides: list[str]  # the command line's task overrides
+
+    @classmethod
+    def of(
+        cls, resolved: dict[str, Any], choices: dict[str, str], overrides: list[str]
+    ) -> RunRecord:
+        """The record of a run of this resolved config."""
+        return cls(config_fingerprint(resolved), dict(choices), int(resolved["seed"]), overrides)
+
+    def entries(self) -> dict[str, Any]:
+        """The `run/*` entries of `metrics.json`."""
+        return {
+            FINGERPRINT_KEY: self.fingerprint,
+            f"{RUN_PREFIX}choices": dict(self.choices),
+            f"{RUN_PREFIX}seed": self.seed,
+            f"{RUN_PREFIX}overrides": list(self.overrides),
+        }
+
+
+def file_error(action: str, path: Path | str, err: OSError) -> LayerftError:
+    """One line naming the path and the system's reason (read-only, no space, not a directory...)."""
+    return LayerftError(f"cannot {action} {path}: {err.strerror or err}")
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write to a temporary file in the same folder, then rename: readers see all of it or none."""
+    """Write to a temporary file in the same folder, then rename: readers see all of it or none,
+    and a failed write (read-only, full disk) leaves an earlier file as it was."""
+    try:
+        _write_then_rename(path, data)
+    except OSError as err:
+        raise file_error("write", path, err) from err
+
+
+def _write_then_rename(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -34,20 +108,43 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def write_metrics(run_dir: Path, metrics: dict[str, float], fingerprint: str) -> Path:
-    """Write `metrics.json` (flat `<stage>/<name>` keys plus the config fingerprint)."""
+def write_metrics(run_dir: Path, metrics: dict[str, float], record: RunRecord) -> Path:
+    """Write `metrics.json`: flat `<stage>/<name>` metrics beside the record's `run/*` entries."""
     path = run_dir / METRICS_FILE
-    write_json_atomic(path, {**metrics, FINGERPRINT_KEY: fingerprint})
+    write_json_atomic(path, {**metrics, **record.entries()})
     return path
 
 
-def read_finished(run_dir: Path, fingerprint: str) -> dict[str, float] | None:
-    """The metrics of a finished run of this exact config in `run_dir`, or None if it must run."""
+def read_finished(run_dir: Path, fingerprint: str, dir_key: str) -> dict[str, float] | None:
+    """The metrics of a finished run of this config in `run_dir`, or None if there is none.
+
+    Another config's result there is never overwritten: that is a LayerftError telling the user to
+    pick a new folder with the `dir_key` override (`hydra.run.dir` or `hydra.sweep.dir`).
+    """
     path = run_dir / METRICS_FILE
     try:
         data = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except FileNotFoundError:
         return None
-    if data.pop(FINGERPRINT_KEY, None) != fingerprint:
-        return None
-    return data
+    except OSError as err:
+        raise file_error("read", path, err) from err
+    except json.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict) or data.get(FINGERPRINT_KEY) != fingerprint:
+        raise LayerftError(
+            f"{run_dir} holds the result of another config ({path}), which is never overwritten; "
+            f"run this one in a new folder ({dir_key}=<new folder>) or delete {path} to redo it"
+        )
+    return {key: value for key, value in data.items() if not key.startswith(RUN_PREFIX)}
+
+
+@contextlib.contextmanager
+def run_dir_errors(run_dir: Path) -> Iterator[None]:
+    """Turn a failed file operation under `run_dir` (checkpoints, tracker files) into one error line."""
+    try:
+        yield
+    except OSError as err:
+        inside = isinstance(err.filename, str) and Path(err.filename).is_relative_to(run_dir)
+        if not inside:
+            raise
+        raise file_error("write", err.filename, err) from err

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,9 @@ from layerft.lr_schedule import combine_multipliers, part_lr_multipliers
 from layerft.model import load_backbone, load_tokenizer
 from layerft.parts import layer_part, set_trainable
 from layerft.phase import MetricSink, run_phase
-from layerft.results import config_fingerprint, read_finished, write_metrics
+from layerft.results import RunRecord, read_finished, run_dir_errors, write_metrics
 from layerft.task import TaskConfig
-from layerft.tracker import NoTracker, start_tracker
+from layerft.tracker import NoTracker, Tracker, remove_stale_runs, start_tracker
 from layerft.tuning_mode import apply_tuning_mode
 
 log = logging.getLogger(__name__)
@@ -48,19 +49,34 @@ def seed_everything(seed: int) -> None:
     transformers.set_seed(seed)
 
 
-def train_stages(cfg: RunConfig, run_dir: Path, sink: MetricSink) -> dict[str, float]:
-    """Stage 1 (if any) into the lower layers, then stage 2 on a fresh backbone; all metrics."""
+@dataclass(frozen=True)
+class StageData:
+    """Both stages' checked, tokenized data (no stage-1 data without an injection task)."""
+
+    target: TaskData
+    injection: TaskData | None
+
+
+def load_stage_data(cfg: RunConfig) -> StageData:
+    """Both tasks' data, read and checked first: bad data costs no stage-1 run and no tracker run."""
     tokenizer = load_tokenizer(cfg.model)
     cache = Path(cfg.cache_dir).expanduser() / "tokenized"
-    # Read and check both tasks' data first, so bad stage-2 data never costs a stage-1 run.
-    target_data = _load(cfg, cfg.target_task, "target_task", tokenizer, cache)
+    target = _load(cfg, cfg.target_task, "target_task", tokenizer, cache)
+    if cfg.injection_task is None:
+        return StageData(target, None)
+    return StageData(target, _load(cfg, cfg.injection_task, "injection_task", tokenizer, cache))
+
+
+def train_stages(
+    cfg: RunConfig, data: StageData, run_dir: Path, sink: MetricSink
+) -> dict[str, float]:
+    """Stage 1 (if any) into the lower layers, then stage 2 on a fresh backbone; all metrics."""
     metrics: dict[str, float] = {}
     injected = None
-    if cfg.injection_task is not None:
-        injection_data = _load(cfg, cfg.injection_task, "injection_task", tokenizer, cache)
-        injected, stage1 = run_injection(cfg, injection_data, run_dir, sink)
+    if data.injection is not None:
+        injected, stage1 = run_injection(cfg, data.injection, run_dir, sink)
         metrics.update(stage1)
-    metrics.update(run_target(cfg, target_data, injected, run_dir, sink))
+    metrics.update(run_target(cfg, data.target, injected, run_dir, sink))
     return metrics
 
 
@@ -145,34 +161,46 @@ def run(
     cfg: RunConfig,
     run_dir: Path,
     resolved: dict[str, Any],
-    choices: dict[str, str],
-    group: str | None,
+    record: RunRecord,
+    sweep_dir: str | None,  # the multirun's folder (the W&B group); None for a single run
 ) -> dict[str, float]:
     """Run one combination unless this directory already holds its finished metrics."""
-    fingerprint = config_fingerprint(resolved)
-    finished = read_finished(run_dir, fingerprint)
+    dir_key = "hydra.sweep.dir" if sweep_dir else "hydra.run.dir"
+    finished = read_finished(run_dir, record.fingerprint, dir_key)
     if finished is not None:
         log.info("already finished, not rerun: %s", run_dir / "metrics.json")
         return finished
-    name = " ".join(
-        choices.get(g, "-") for g in ("injection_task", "target_task", "layer_split", "tuning_mode")
-    )
-    main_process = is_main_process()
-    tracker = (
-        start_tracker(cfg.tracker, run_dir, resolved, choices, f"{name} s{cfg.seed}", group)
-        if main_process
-        else NoTracker()
-    )
-    failed = True
-    try:
-        metrics = train_stages(cfg, run_dir, tracker.log)
-        if main_process:
-            log.info("results: %s", write_metrics(run_dir, metrics, fingerprint))
-        tracker.summarize(metrics)
-        failed = False
-    finally:
-        tracker.finish(failed)  # closed even when a stage crashes
+    data = load_stage_data(cfg)
+    with run_dir_errors(run_dir):  # a read-only or full disk, a file in the way: one line
+        tracker = open_tracker(cfg, run_dir, resolved, record, sweep_dir)
+        failed = True
+        try:
+            metrics = train_stages(cfg, data, run_dir, tracker.log)
+            if is_main_process():
+                log.info("results: %s", write_metrics(run_dir, metrics, record))
+            tracker.summarize(metrics)
+            failed = False
+        finally:
+            tracker.finish(failed)  # closed even when a stage crashes
     return metrics
+
+
+def open_tracker(
+    cfg: RunConfig,
+    run_dir: Path,
+    resolved: dict[str, Any],
+    record: RunRecord,
+    sweep_dir: str | None,
+) -> Tracker:
+    """The first process's tracker run, after removing what an unfinished attempt left; others get none."""
+    if not is_main_process():
+        return NoTracker()
+    remove_stale_runs(run_dir)
+    parts = ("injection_task", "target_task", "layer_split", "tuning_mode")
+    name = " ".join(record.choices.get(g, "-") for g in parts)
+    return start_tracker(
+        cfg.tracker, run_dir, resolved, record.choices, f"{name} s{cfg.seed}", sweep_dir
+    )
 
 
 def quiet_libraries() -> None:
@@ -196,21 +224,29 @@ def user_errors_exit() -> Iterator[None]:
         raise SystemExit(2) from None
 
 
+def resolve_config(cfg: DictConfig) -> dict[str, Any]:
+    """The composed config as plain data, a disabled stage 1 as null: what is hashed and tracked."""
+    resolved = OmegaConf.to_container(drop_disabled_stages(cfg), resolve=True)
+    assert isinstance(resolved, dict)
+    return resolved
+
+
 def run_from_hydra(cfg: DictConfig) -> dict[str, float]:
     """train.py's body: validate the composed config and run it in Hydra's output directory."""
     quiet_libraries()
     hydra = HydraConfig.get()
     with user_errors_exit():
         run_cfg = to_run_config(cfg)
-        resolved = OmegaConf.to_container(drop_disabled_stages(cfg), resolve=True)
-        assert isinstance(resolved, dict)
+        resolved = resolve_config(cfg)
         choices = {
             group.split("@")[-1]: str(option)
             for group, option in hydra.runtime.choices.items()
             if group.split("@")[-1] in {*GROUP_SCHEMAS, "injection_lr_schedule"}
         }
-        group = hydra.sweep.dir if hydra.mode == RunMode.MULTIRUN else None
-        metrics = run(run_cfg, Path(hydra.runtime.output_dir), resolved, choices, group)
+        overrides = list(hydra.overrides.task)
+        sweep_dir = hydra.sweep.dir if hydra.mode == RunMode.MULTIRUN else None
+        record = RunRecord.of(resolved, choices, overrides)
+        metrics = run(run_cfg, Path(hydra.runtime.output_dir), resolved, record, sweep_dir)
     if is_main_process():
         print(f"results: {Path(hydra.runtime.output_dir) / 'metrics.json'}")
     return metrics

@@ -9,6 +9,11 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import shutil
+import ssl
+import threading
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -17,6 +22,9 @@ from typing import Any, Protocol
 from omegaconf import MISSING
 
 log = logging.getLogger(__name__)
+
+WANDB_URL = "https://api.wandb.ai"  # W&B's own default; WANDB_BASE_URL points elsewhere
+PROBE_SECONDS = 3.0  # W&B itself waits ~90 s per attempt before it gives up on a dead host
 
 
 class TrackerBackend(str, Enum):
@@ -105,6 +113,59 @@ def resolve_mode(cfg: TrackerConfig) -> str:
     return "online" if has_wandb_credentials() else "offline"
 
 
+def unreachable(url: str, timeout: float = PROBE_SECONDS) -> str | None:
+    """Why `url` gives no HTTP answer (any status counts) within `timeout` seconds; None if it does."""
+    # The probe sends nothing secret, so it skips certificate checks (a proxy's own CA must not fail it).
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            request = urllib.request.Request(url, method="HEAD")
+            urllib.request.urlopen(request, timeout=timeout, context=context).close()
+        except urllib.error.HTTPError:
+            pass  # an error status is an answer
+        except (OSError, ValueError) as err:
+            outcome.append(str(getattr(err, "reason", err)))
+            return
+        outcome.append(None)
+
+    # A thread, because the name lookup inside urlopen ignores the timeout.
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return outcome[0] if outcome else f"no answer within {timeout:g} s"
+
+
+def remove_stale_runs(run_dir: Path) -> None:
+    """Delete the W&B run folders an unfinished attempt left in `run_dir` (a rerun syncs one run)."""
+    folder = run_dir / "wandb"
+    stale = [*folder.glob("offline-run-*"), *folder.glob("run-*")]
+    latest = folder / "latest-run"
+    if not stale and not latest.is_symlink():
+        return
+    for path in stale:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    latest.unlink(missing_ok=True)
+    log.info("removed %d W&B run folder(s) of an unfinished attempt in %s", len(stale), folder)
+
+
+def _first_line(err: Exception) -> str:
+    """The error's type and first line, the API key masked should a library echo it."""
+    lines = str(err).strip().splitlines()
+    text = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+    key = os.environ.get("WANDB_API_KEY")
+    return text.replace(key, "***") if key else text
+
+
+def _warn_offline(reason: str) -> None:
+    log.warning("W&B: %s; logging offline instead (wandb sync the run later)", reason)
+
+
 def start_tracker(
     cfg: TrackerConfig,
     run_dir: Path,
@@ -113,23 +174,42 @@ def start_tracker(
     name: str,
     group: str | None,
 ) -> Tracker:
-    """Open the run (config, choices as `choice/<group>` keys and tags) or return a no-op tracker."""
+    """Open the run (config, choices as `choice/<group>` keys and tags) or return a no-op tracker.
+
+    An online run whose host cannot be reached, or which W&B fails to start, goes offline with one
+    warning: tracking never stops an experiment.
+    """
     if cfg.backend == TrackerBackend.none:
         return NoTracker()
     import wandb  # only a W&B run pays for importing it
 
+    def init(mode: str) -> Any:
+        return wandb.init(
+            project=cfg.project,
+            entity=cfg.entity,
+            mode=mode,
+            dir=str(run_dir),
+            name=name,
+            group=cfg.group or group,
+            tags=[*cfg.tags, *(f"{g}:{o}"[:64] for g, o in sorted(choices.items()))],
+            config={**config, **{f"choice/{g}": o for g, o in choices.items()}},
+            reinit="finish_previous",
+            settings=wandb.Settings(console="off", x_disable_stats=True, silent=True),
+        )
+
     mode = resolve_mode(cfg)
-    run = wandb.init(
-        project=cfg.project,
-        entity=cfg.entity,
-        mode=mode,
-        dir=str(run_dir),
-        name=name,
-        group=cfg.group or group,
-        tags=[*cfg.tags, *(f"{g}:{o}"[:64] for g, o in sorted(choices.items()))],
-        config={**config, **{f"choice/{g}": o for g, o in choices.items()}},
-        reinit="finish_previous",
-        settings=wandb.Settings(console="off", x_disable_stats=True, silent=True),
-    )
+    url = os.environ.get("WANDB_BASE_URL") or WANDB_URL
+    if mode == "online" and (reason := unreachable(url)):
+        _warn_offline(f"{url} unreachable ({reason})")
+        mode = "offline"
+    try:
+        run = init(mode)
+    except Exception as err:  # W&B raises its own errors and plain ones (bad key, timeout)
+        if mode != "online":
+            raise
+        _warn_offline(f"online start failed ({_first_line(err)})")
+        remove_stale_runs(run_dir)  # the failed attempt's folder
+        mode = "offline"
+        run = init(mode)
     log.info("W&B run %s (%s) in %s", run.id, mode, run.dir)
     return WandbTracker(run)

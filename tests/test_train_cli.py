@@ -10,7 +10,8 @@ import json
 import math
 import os
 import struct
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,10 @@ from conftest import run_train
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SECRET = "secret-key-abc123"
+SECRET_40 = "0123456789abcdef0123456789abcdef01234567"  # a W&B key's shape; 17 chars is too short
+CLOSED_PORT = "http://127.0.0.1:9"  # discard port: nothing listens, connections are refused
 JOBS = min(4, max(2, os.cpu_count() or 2))  # each run holds a few hundred MB
+RUN_KEYS = ("run/config_fingerprint", "run/choices", "run/seed", "run/overrides")
 MEASURED = (
     "runtime",
     "per_second",
@@ -41,6 +45,7 @@ class Done:
     root: Path
     metrics_bytes: bytes | None
     metrics_mtime_ns: int | None
+    seconds: float  # wall time of the whole train.py call
 
     @property
     def run_dir(self) -> Path:
@@ -60,11 +65,58 @@ class Done:
 
 
 def call(root: Path, args: list[str], env: dict[str, str] | None = None) -> Done:
+    start = time.monotonic()
     proc = run_train(args, root, env)
+    seconds = time.monotonic() - start
     path = root / "run" / "metrics.json"
     if not path.exists():
-        return Done(proc, root, None, None)
-    return Done(proc, root, path.read_bytes(), path.stat().st_mtime_ns)
+        return Done(proc, root, None, None, seconds)
+    return Done(proc, root, path.read_bytes(), path.stat().st_mtime_ns, seconds)
+
+
+# What a killed earlier attempt with W&B leaves in its run dir: run folders and the latest link.
+STALE_WANDB = ("offline-run-20200101_000000-stale001", "run-20200101_000001-stale002")
+
+
+def plant_killed_wandb_attempt(run_dir: Path) -> None:
+    """What an earlier attempt with W&B, killed before it finished, left in `run_dir`."""
+    folder = run_dir / "wandb"
+    for name in STALE_WANDB:
+        (folder / name / "files").mkdir(parents=True)
+        (folder / name / f"{name.split('-')[-1]}.wandb").write_bytes(b":W&B stale")
+    (folder / "latest-run").symlink_to(STALE_WANDB[0])
+
+
+def plant_file_at_checkpoints(run_dir: Path) -> None:
+    """A regular file where the run keeps its checkpoints folder."""
+    run_dir.mkdir(parents=True)
+    (run_dir / "checkpoints").write_text("not a folder")
+
+
+def call_after(
+    plant: Callable[[Path], None], root: Path, args: list[str], env: dict[str, str] | None = None
+) -> Done:
+    """`call`, in a run dir that `plant` prepared first."""
+    plant(root / "run")
+    return call(root, args, env)
+
+
+@dataclass
+class Launch:
+    """One `train.py -m` call and its sweep's metrics.json files (bytes, mtime) as they were then."""
+
+    proc: CompletedProcess[str]
+    sweep: Path
+    files: dict[str, tuple[bytes, int]]  # job folder name -> (bytes, mtime_ns)
+
+
+def launch(root: Path, args: list[str]) -> Launch:
+    proc = run_train(args, root)
+    files = {
+        p.parent.name: (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in root.glob("sweep/*/metrics.json")
+    }
+    return Launch(proc, root / "sweep", files)
 
 
 def target_only(shrink: list[str]) -> list[str]:
@@ -184,6 +236,21 @@ def resume_chain(root: Path, shrink: list[str]) -> list[Done]:
     return [call(root, shrink), call(root, shrink), call(root, [*shrink, "seed=7"])]
 
 
+def sweep_chain(root: Path, shrink: list[str]) -> list[Launch]:
+    """A grid; the same grid relaunched into its folder with only result-neutral settings
+    changed; then another grid (the same jobs in another order) into that folder."""
+    grid = ["-m", *shrink, "tuning_mode=full,frozen"]
+    neutral = [
+        *(a for a in grid if a != "tracker=none"),
+        "tracker=wandb",
+        "tracker.mode=offline",
+        "trainer.progress_bar=true",
+        f"cache_dir={root / 'other_cache'}",
+    ]
+    reordered = ["-m", *shrink, "tuning_mode=frozen,full"]
+    return [launch(root, args) for args in (grid, neutral, reordered)]
+
+
 @pytest.fixture(scope="module")
 def runs(
     tmp_path_factory: pytest.TempPathFactory, shrink: list[str], bad_files: dict[str, Path]
@@ -192,15 +259,21 @@ def runs(
     base = tmp_path_factory.mktemp("train_cli")
     no_injection = [*target_only(shrink), "injection_task=none"]
     wandb = [*(a for a in shrink if a != "tracker=none"), "tracker=wandb", "tracker.mode=offline"]
+    wandb_auto = [*(a for a in no_injection if a != "tracker=none"), "tracker=wandb"]
     overrides = {
-        "multirun": ["-m", *shrink, "tuning_mode=full,frozen"],
-        "wandb": wandb,
         "default": shrink,
         "no_injection": no_injection,
         "none_with_injection_override": [*no_injection, "injection_task.epochs=1"],
         "traceback_on_request": [*shrink, "target_task.lr=-1"],
+        "wandb_unreachable": wandb_auto,
+        "wandb_unreachable_short_key": wandb_auto,
+        "wandb_bad_data": [*wandb, *fill(snli_files("{broken_line3}"), bad_files)],
     }
-    env = {"wandb": {"WANDB_API_KEY": SECRET}, "traceback_on_request": {"LAYERFT_TRACEBACK": "1"}}
+    env = {
+        "traceback_on_request": {"LAYERFT_TRACEBACK": "1"},
+        "wandb_unreachable": {"WANDB_API_KEY": SECRET_40, "WANDB_BASE_URL": CLOSED_PORT},
+        "wandb_unreachable_short_key": {"WANDB_API_KEY": SECRET, "WANDB_BASE_URL": CLOSED_PORT},
+    }
     if SHARED.is_dir():
         snli, klue = SHARED / "snli", SHARED / "klue"
         cap = ["injection_task.max_train_samples=64", "injection_task.max_eval_samples=32"]
@@ -228,8 +301,21 @@ def runs(
         overrides[f"error/{name}"] = [*shrink, *fill(args, bad_files)]
     pool = ThreadPoolExecutor(max_workers=JOBS)
     try:
-        # The three-run chain first: it is the longest.
-        futures = {"resume": pool.submit(resume_chain, base / "resume", shrink)}
+        # The chains first: they are the longest.
+        futures = {
+            "resume": pool.submit(resume_chain, base / "resume", shrink),
+            "multirun": pool.submit(sweep_chain, base / "multirun", shrink),
+            "wandb": pool.submit(
+                call_after,
+                plant_killed_wandb_attempt,
+                base / "wandb",
+                wandb,
+                {"WANDB_API_KEY": SECRET},
+            ),
+            "checkpoints_blocked": pool.submit(
+                call_after, plant_file_at_checkpoints, base / "checkpoints_blocked", no_injection
+            ),
+        }
         for name, args in overrides.items():
             futures[name] = pool.submit(call, base / name, args, env.get(name))
         yield futures
@@ -277,11 +363,26 @@ def test_default_run_writes_expected_metrics_and_run_files(runs) -> None:
         *stage("injection", ["eval_token_f1", "eval_token_accuracy", "eval_token_macro_f1"]),
         "injection/num_injected_layers",
         *stage("target", ["eval_accuracy", "eval_macro_f1"]),
-        "run/config_fingerprint",
+        *RUN_KEYS,
     }
-    fingerprint = metrics.pop("run/config_fingerprint")
+    run = {key: metrics.pop(key) for key in RUN_KEYS}
+    fingerprint = run["run/config_fingerprint"]
     assert isinstance(fingerprint, str) and len(fingerprint) == 16
     int(fingerprint, 16)
+    assert run["run/choices"] == {
+        "model": "tiny",
+        "injection_task": "demo_pos",
+        "target_task": "demo_sentiment",
+        "layer_split": "lower1",
+        "tuning_mode": "full",
+        "lr_schedule": "linear",
+        "injection_lr_schedule": "linear",
+        "tracker": "none",
+    }
+    assert run["run/seed"] == 42
+    overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
+    assert run["run/overrides"] == overrides
+    assert "model=tiny" in overrides and "target_task.epochs=1" in overrides
     assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values()), metrics
     for key in (
         "injection/eval_token_f1",
@@ -322,8 +423,6 @@ def test_default_run_writes_expected_metrics_and_run_files(runs) -> None:
         == metrics["target/total_params"] - tgt["head"]
     )  # one backbone shape
 
-    overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
-    assert "model=tiny" in overrides and "target_task.epochs=1" in overrides
     config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
     assert config["target_task"]["name"] == "demo_sentiment" and config["model"]["name"] == "tiny"
     assert config["target_task"]["epochs"] == 1
@@ -341,8 +440,7 @@ def test_same_command_twice_gives_identical_metrics(runs) -> None:
     first = finished(runs, "default").metrics
     second = runs["resume"].result()[0]
     assert second.proc.returncode == 0, second.describe()
-    deterministic = {k for k in first if not any(s in k for s in MEASURED)}
-    deterministic.discard("run/config_fingerprint")  # it hashes cache_dir, which differs here
+    deterministic = {k for k in first if not any(s in k for s in (*MEASURED, "run/"))}
     assert {
         "target/eval_accuracy",
         "target/eval_loss",
@@ -351,26 +449,28 @@ def test_same_command_twice_gives_identical_metrics(runs) -> None:
         "target/train_loss",
     } <= deterministic
     assert {k: second.metrics[k] for k in deterministic} == {k: first[k] for k in deterministic}
+    # Their cache_dir differs, which the fingerprint leaves out: it changes no result.
+    assert second.metrics["run/config_fingerprint"] == first["run/config_fingerprint"]
 
 
 # --- 3. multirun ----------------------------------------------------------------------------
 
 
 def test_multirun_runs_each_tuning_mode_in_its_own_job_dir(runs) -> None:
-    done = runs["multirun"].result()
-    assert done.proc.returncode == 0, done.describe()
-    sweep = done.root / "sweep"
+    first = runs["multirun"].result()[0]
+    proc, sweep = first.proc, first.sweep
+    assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
-    assert not done.run_dir.exists()
-    results = [line for line in done.proc.stdout.splitlines() if line.startswith("results: ")]
+    assert not (sweep.parent / "run").exists()
+    results = [line for line in proc.stdout.splitlines() if line.startswith("results: ")]
     assert results == [f"results: {sweep / job / 'metrics.json'}" for job in ("0", "1")]
     jobs = {}
     for job in ("0", "1"):
-        overrides = yaml.safe_load((sweep / job / ".hydra" / "overrides.yaml").read_text())
-        mode = next(o.split("=")[1] for o in overrides if o.startswith("tuning_mode="))
-        jobs[mode] = json.loads((sweep / job / "metrics.json").read_text())
+        metrics = json.loads((sweep / job / "metrics.json").read_text())
+        jobs[metrics["run/choices"]["tuning_mode"]] = metrics
+        assert f"tuning_mode={metrics['run/choices']['tuning_mode']}" in metrics["run/overrides"]
     assert set(jobs) == {"full", "frozen"}
-    sizes = Tiny.of(sweep / "0")
+    sizes = Tiny.of(sweep / "1")
     full, frozen = jobs["full"], jobs["frozen"]
     head = sizes.classification_head(sizes.labels["target_task"])
     assert full["target/total_params"] - full["target/trainable_params"] == sizes.layer
@@ -382,12 +482,33 @@ def test_multirun_runs_each_tuning_mode_in_its_own_job_dir(runs) -> None:
     assert {k: frozen[k] for k in stage1} == {k: full[k] for k in stage1}
 
 
+def test_relaunched_grid_skips_jobs_whose_only_change_is_result_neutral(runs) -> None:
+    first, relaunched, _ = runs["multirun"].result()
+    assert relaunched.proc.returncode == 0, relaunched.proc.stderr
+    assert relaunched.proc.stdout.count("already finished, not rerun") == 2
+    assert "parameters train" not in relaunched.proc.stdout  # no stage started
+    assert relaunched.files == first.files  # not rewritten either
+    sweep = first.sweep
+    assert not list(sweep.glob("*/wandb"))  # no tracker run for a skipped job
+
+
+def test_another_grid_into_a_used_sweep_dir_never_overwrites_a_result(runs) -> None:
+    first, _, reordered = runs["multirun"].result()
+    sweep = first.sweep
+    assert reordered.proc.returncode == 2, reordered.proc.stderr
+    assert "Traceback" not in reordered.proc.stderr
+    [line] = user_error_lines(reordered.proc)
+    assert str(sweep / "0" / "metrics.json") in line and "hydra.sweep.dir=" in line
+    assert "parameters train" not in reordered.proc.stdout
+    assert reordered.files == first.files
+
+
 # --- 4. resume ------------------------------------------------------------------------------
 
 
-def test_rerun_in_same_dir_reuses_finished_metrics_and_changed_override_retrains(runs) -> None:
+def test_rerun_in_same_dir_reuses_finished_metrics_and_another_config_is_refused(runs) -> None:
     first, again, reseeded = runs["resume"].result()
-    for done in (first, again, reseeded):
+    for done in (first, again):
         assert done.proc.returncode == 0, done.describe()
     metrics_line = f"results: {first.run_dir / 'metrics.json'}"
 
@@ -397,12 +518,14 @@ def test_rerun_in_same_dir_reuses_finished_metrics_and_changed_override_retrains
     assert again.metrics_bytes == first.metrics_bytes
     assert again.metrics_mtime_ns == first.metrics_mtime_ns  # not even rewritten
 
-    assert "already finished" not in reseeded.proc.stdout
-    assert "target: " in reseeded.proc.stdout and "parameters train" in reseeded.proc.stdout
-    assert reseeded.metrics["run/config_fingerprint"] != first.metrics["run/config_fingerprint"]
-    assert reseeded.metrics["target/train_loss"] != first.metrics["target/train_loss"]
-    overrides = yaml.safe_load((reseeded.run_dir / ".hydra" / "overrides.yaml").read_text())
-    assert "seed=7" in overrides
+    # Another seed is another config: its result would replace this one, so it does not run.
+    assert reseeded.proc.returncode == 2, reseeded.describe()
+    assert "Traceback" not in reseeded.proc.stderr
+    [line] = user_error_lines(reseeded.proc)
+    assert str(first.run_dir / "metrics.json") in line and "hydra.run.dir=" in line
+    assert "parameters train" not in reseeded.proc.stdout
+    assert reseeded.metrics_bytes == first.metrics_bytes
+    assert reseeded.metrics_mtime_ns == first.metrics_mtime_ns
     assert "already finished" in reseeded.log  # one log, appended by all three runs
 
 
@@ -453,6 +576,15 @@ def test_user_error_is_one_line_naming_the_fault_without_traceback(
         assert part in lines[0], (part, lines[0])
     assert "results:" not in done.proc.stdout
     assert done.metrics_bytes is None  # a failed run leaves nothing a rerun would reuse
+
+
+def test_a_file_in_the_way_of_the_checkpoints_folder_is_one_error_line(runs) -> None:
+    done = runs["checkpoints_blocked"].result()
+    assert done.proc.returncode == 2, done.describe()
+    assert "Traceback" not in done.proc.stderr
+    [line] = user_error_lines(done.proc)
+    assert line == f"error: cannot write {done.run_dir / 'checkpoints' / 'target'}: Not a directory"
+    assert done.metrics_bytes is None
 
 
 def test_layerft_traceback_env_shows_the_traceback(runs) -> None:
@@ -588,14 +720,51 @@ def test_wandb_offline_records_config_and_choices_and_never_the_key(runs) -> Non
     assert summary["target/eval_accuracy"] == done.metrics["target/eval_accuracy"]
     assert summary["injection/eval_token_f1"] == done.metrics["injection/eval_token_f1"]
 
-    secret = SECRET.encode()
-    assert SECRET not in done.proc.stdout and SECRET not in done.proc.stderr
+    assert_key_nowhere(done, SECRET)
+
+
+def assert_key_nowhere(done: Done, key: str) -> None:
+    """The key is in no output and in no file the run left (run dir, caches, temporary HOME)."""
+    assert key not in done.proc.stdout and key not in done.proc.stderr
     scanned = 0
-    for folder, _, names in os.walk(done.root):  # run dir, caches and the temporary HOME
+    for folder, _, names in os.walk(done.root):
         for name in names:
             path = Path(folder, name)
             if path.is_symlink() or not path.is_file():
                 continue
             scanned += 1
-            assert secret not in path.read_bytes(), path
+            assert key.encode() not in path.read_bytes(), path
     assert scanned > 10
+
+
+def test_rerun_removes_the_wandb_run_folders_a_killed_attempt_left(runs) -> None:
+    done = finished(runs, "wandb")
+    folder = done.run_dir / "wandb"
+    assert not [name for name in STALE_WANDB if (folder / name).exists()]
+    assert "removed 2 W&B run folder(s) of an unfinished attempt" in done.log
+    [run] = folder.glob("offline-run-*")
+    assert (folder / "latest-run").resolve() == run.resolve()
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [("wandb_unreachable", SECRET_40), ("wandb_unreachable_short_key", SECRET)],
+)
+def test_wandb_key_without_a_reachable_host_goes_offline_with_one_warning(
+    runs, name: str, key: str
+) -> None:
+    done = finished(runs, name)
+    assert done.seconds < 60, done.seconds  # W&B alone would wait ~100 s, then fail
+    assert "Traceback" not in done.proc.stderr
+    output = (done.proc.stdout + done.proc.stderr).splitlines()
+    [warning] = [line for line in output if "WARNING" in line]
+    assert CLOSED_PORT in warning and "offline" in warning, warning
+    assert len(list((done.run_dir / "wandb").glob("offline-run-*"))) == 1
+    assert_key_nowhere(done, key)
+
+
+def test_bad_data_stops_the_run_before_a_wandb_run_starts(runs) -> None:
+    done = runs["wandb_bad_data"].result()
+    assert done.proc.returncode == 2, done.describe()
+    assert len(user_error_lines(done.proc)) == 1
+    assert not (done.run_dir / "wandb").exists()

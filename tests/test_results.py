@@ -1,0 +1,216 @@
+"""The run record: which config keys decide whether a finished run is reused, and metrics.json itself."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from compose import CONF
+from hydra import compose, initialize_config_dir
+
+from layerft.errors import LayerftError
+from layerft.results import (
+    FINGERPRINT_KEY,
+    RESULT_NEUTRAL_KEYS,
+    RunRecord,
+    config_fingerprint,
+    read_finished,
+    run_dir_errors,
+    write_json_atomic,
+    write_metrics,
+)
+from layerft.run import resolve_config
+
+BASE = ("model=tiny",)
+
+# Every result-neutral key, and overrides that change only it.
+NEUTRAL = {
+    "tracker": [
+        "tracker=none",
+        "tracker.project=other",
+        "tracker.mode=offline",
+        "tracker.tags=[a]",
+    ],
+    "cache_dir": ["cache_dir=/elsewhere/cache"],
+    "trainer.keep_checkpoints": ["trainer.keep_checkpoints=true"],
+    "trainer.progress_bar": ["trainer.progress_bar=true"],
+    "trainer.dataloader_workers": ["trainer.dataloader_workers=2"],
+}
+HYDRA_ONLY = ["hydra.run.dir=/elsewhere/run", "hydra.job_logging.root.level=WARNING"]
+
+# Overrides that change what a run measures.
+RESULT_CHANGING = [
+    "seed=7",
+    "target_task.lr=1e-4",
+    "model=minilm",
+    "model.tiny.hidden_size=64",
+    "target_task.max_length=96",
+    "target_task=snli",
+    "injection_task=none",
+    "injection_task.epochs=2",
+    "layer_split=lower_half",
+    "tuning_mode=frozen",
+    "lr_schedule=cosine",
+    "trainer.precision=bf16",
+    "trainer.pad_to_multiple_of=8",
+    "target_task.data_files.train=/data/a.jsonl",
+]
+
+
+@functools.cache  # composing costs; callers only read the result
+def resolved(*overrides: str) -> dict[str, Any]:
+    """The resolved config train.py would hash for these overrides."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return resolve_config(compose("config", overrides=[*BASE, *overrides]))
+
+
+def test_every_result_neutral_key_is_in_the_config_and_covered_here() -> None:
+    assert set(NEUTRAL) == set(RESULT_NEUTRAL_KEYS)
+    config = resolved()
+    for dotted in RESULT_NEUTRAL_KEYS:
+        node: Any = config
+        for key in dotted.split("."):
+            assert key in node, dotted
+            node = node[key]
+
+
+@pytest.mark.parametrize(
+    "override", [o for overrides in NEUTRAL.values() for o in overrides] + HYDRA_ONLY
+)
+def test_result_neutral_override_keeps_the_fingerprint(override: str) -> None:
+    assert resolved(override) != resolved() or override in HYDRA_ONLY  # it does change the config
+    assert config_fingerprint(resolved(override)) == config_fingerprint(resolved())
+
+
+@pytest.mark.parametrize("override", RESULT_CHANGING)
+def test_result_changing_override_changes_the_fingerprint(override: str) -> None:
+    assert config_fingerprint(resolved(override)) != config_fingerprint(resolved())
+
+
+# --- metrics.json ---------------------------------------------------------------------------
+
+CHOICES = {"model": "tiny", "tuning_mode": "full"}
+OVERRIDES = ["model=tiny", "seed=3"]
+
+
+def record(fingerprint: str = "0123456789abcdef") -> RunRecord:
+    return RunRecord(fingerprint, CHOICES, 3, OVERRIDES)
+
+
+def test_metrics_json_describes_its_run_and_a_rerun_reads_back_only_metrics(tmp_path: Path) -> None:
+    path = write_metrics(tmp_path, {"target/eval_accuracy": 0.5}, record())
+    assert json.loads(path.read_text()) == {
+        "target/eval_accuracy": 0.5,
+        FINGERPRINT_KEY: "0123456789abcdef",
+        "run/choices": CHOICES,
+        "run/seed": 3,
+        "run/overrides": OVERRIDES,
+    }
+    assert read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir") == {
+        "target/eval_accuracy": 0.5
+    }
+
+
+def test_record_of_a_resolved_config_takes_its_seed_and_fingerprint() -> None:
+    config = resolved("seed=5")
+    run_record = RunRecord.of(config, CHOICES, ["seed=5"])
+    assert run_record.seed == 5
+    assert run_record.fingerprint == config_fingerprint(config)
+
+
+def test_an_empty_run_dir_has_no_finished_run(tmp_path: Path) -> None:
+    assert read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir") is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        None,  # written by write_metrics with another fingerprint
+        '{"target/eval_accuracy": 0.5}',  # no fingerprint
+        '{"target/eval_acc',  # not JSON
+        "[1, 2]",  # not an object
+    ],
+)
+def test_another_configs_result_is_refused_naming_the_folder_and_the_way_out(
+    tmp_path: Path, content: str | None
+) -> None:
+    if content is None:
+        write_metrics(tmp_path, {"target/eval_accuracy": 0.5}, record("ffffffffffffffff"))
+    else:
+        (tmp_path / "metrics.json").write_text(content)
+    before = (tmp_path / "metrics.json").read_bytes()
+    with pytest.raises(LayerftError) as caught:
+        read_finished(tmp_path, "0123456789abcdef", "hydra.sweep.dir")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(tmp_path / "metrics.json") in message and "hydra.sweep.dir=" in message
+    assert (tmp_path / "metrics.json").read_bytes() == before
+
+
+# --- a read-only or full disk ---------------------------------------------------------------
+
+
+def fail_with(code: int) -> Any:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(code, os.strerror(code))
+
+    return fail
+
+
+def test_full_disk_keeps_the_earlier_metrics_json_and_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_metrics(tmp_path, {"target/eval_accuracy": 0.5}, record())
+    before = path.read_bytes()
+    monkeypatch.setattr(os, "fsync", fail_with(errno.ENOSPC))  # the data does not fit
+    with pytest.raises(LayerftError) as caught:
+        write_json_atomic(path, {"target/eval_accuracy": 0.9})
+    assert str(caught.value) == f"cannot write {path}: No space left on device"
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_read_only_folder_is_one_error_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "mkstemp", fail_with(errno.EROFS))
+    path = tmp_path / "metrics.json"
+    with pytest.raises(LayerftError, match=f"^cannot write {path}: Read-only file system$"):
+        write_json_atomic(path, {})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_where_the_run_dir_should_be_is_one_error(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("")
+    path = tmp_path / "taken" / "run" / "metrics.json"
+    with pytest.raises(LayerftError, match=f"^cannot write {path}: Not a directory$"):
+        write_json_atomic(path, {})
+
+
+def test_an_unreadable_metrics_json_is_one_error(tmp_path: Path) -> None:
+    (tmp_path / "metrics.json").mkdir()
+    with pytest.raises(LayerftError, match="cannot read .*metrics.json: Is a directory"):
+        read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir")
+
+
+@pytest.mark.parametrize(
+    ("filename", "converted"), [("run/checkpoints/target", True), ("elsewhere/x", False)]
+)
+def test_only_failures_under_the_run_dir_become_user_errors(
+    tmp_path: Path, filename: str, converted: bool
+) -> None:
+    run_dir = tmp_path / "run"
+    err = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / filename))
+    with pytest.raises(LayerftError if converted else OSError) as caught, run_dir_errors(run_dir):
+        raise err
+    if converted:
+        message = f"cannot write {tmp_path / filename}: No space left on device"
+        assert str(caught.value) == message
+    else:
+        assert caught.value is err
