@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import difflib
+from dataclasses import dataclass, field, fields, is_dataclass
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -63,8 +64,25 @@ def drop_disabled_stages(cfg: DictConfig) -> DictConfig:
     return plain
 
 
+def check_known_keys(node: DictConfig, key: str = "") -> None:
+    """Fail on a key that no schema declares (Hydra's `+key=value` adds it past struct mode)."""
+    schema = OmegaConf.get_type(node)
+    if not is_dataclass(schema):
+        return  # a plain dict field (data_files, release_rename, ...): its keys are free
+    known = [f.name for f in fields(schema)]
+    parent = f"{key}." if key else ""
+    for name, child in node.items_ex(resolve=False):
+        if name not in known:
+            close = difflib.get_close_matches(str(name), known, n=1)
+            hint = f"; did you mean '{parent}{close[0]}'?" if close else ""
+            raise LayerftError(f"unknown config key '{parent}{name}'{hint}")
+        if isinstance(child, DictConfig):
+            check_known_keys(child, f"{parent}{name}")
+
+
 def to_run_config(cfg: DictConfig) -> RunConfig:
     """Validate the composed config into typed objects (runs each schema's `__post_init__` checks)."""
+    check_known_keys(cfg)
     plain = drop_disabled_stages(cfg)
     try:
         run_cfg = OmegaConf.to_object(plain)

@@ -93,6 +93,27 @@ def test_bad_overrides_fail_at_composition(override: str, error: type[Exception]
 
 
 @pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["+target_task.lrr=1e-4"], "target_task.lrr"),  # the form Hydra's own error suggests
+        (["+sed=3"], "sed"),
+        (["+tuning_mode.adapter.bottelneck=4"], "tuning_mode.adapter.bottelneck"),
+        (["+model.tiny.layers=2", "model=tiny"], "model.tiny.layers"),
+        (["injection_task=none", "+injection_task.lrr=1"], "injection_task.lrr"),
+    ],
+)
+def test_added_unknown_keys_fail(overrides: list[str], key: str) -> None:
+    # `+key=value` adds a key to the composed config: it must still be a field of its schema.
+    with pytest.raises(LayerftError, match=rf"unknown config key '{re.escape(key)}'"):
+        compose_run(*overrides)
+
+
+def test_unknown_key_message_suggests_the_close_field() -> None:
+    with pytest.raises(LayerftError, match=r"did you mean 'target_task\.lr'"):
+        compose_run("+target_task.lrr=1e-4")
+
+
+@pytest.mark.parametrize(
     ("override", "message"),
     [
         ("target_task.lr=-1", "lr must be > 0"),
