@@ -46,6 +46,8 @@ GROUP_SCHEMAS = {
     "lr_schedule": ScheduleConfig,
     "tracker": TrackerConfig,
 }
+# Root keys filled by a group's option, and that group (stage 1's schedule is an lr_schedule option).
+GROUP_OF_KEY = {**{group: group for group in GROUP_SCHEMAS}, "injection_lr_schedule": "lr_schedule"}
 
 
 def register_configs() -> None:
@@ -80,9 +82,25 @@ def check_known_keys(node: DictConfig, key: str = "") -> None:
             check_known_keys(child, f"{parent}{name}")
 
 
+def check_options_chosen(cfg: DictConfig) -> None:
+    """Fail when a group's schema itself was chosen as the option (`tuning_mode=base_tuning_mode`).
+
+    Every option file sets `name` (tests check it equals the file name), so a group node whose
+    `name` is missing is the bare schema.
+    """
+    for key, group in GROUP_OF_KEY.items():
+        node = None if OmegaConf.is_missing(cfg, key) else cfg[key]
+        if node is not None and OmegaConf.is_missing(node, "name"):
+            raise LayerftError(
+                f"{key}: base_{group} is the schema that {group} options extend, not an option; "
+                f"choose one of the files in conf/{group}/"
+            )
+
+
 def to_run_config(cfg: DictConfig) -> RunConfig:
     """Validate the composed config into typed objects (runs each schema's `__post_init__` checks)."""
     check_known_keys(cfg)
+    check_options_chosen(cfg)
     plain = drop_disabled_stages(cfg)
     try:
         run_cfg = OmegaConf.to_object(plain)

@@ -114,6 +114,16 @@ def test_unknown_key_message_suggests_the_close_field() -> None:
 
 
 @pytest.mark.parametrize(
+    ("override", "key"),
+    [(f"{group}=base_{group}", group) for group in GROUP_SCHEMAS]
+    + [("lr_schedule@injection_lr_schedule=base_lr_schedule", "injection_lr_schedule")],
+)
+def test_a_group_schema_is_not_an_option(override: str, key: str) -> None:
+    with pytest.raises(LayerftError, match=rf"^{key}: .*base_.* not an option"):
+        compose_run(override)
+
+
+@pytest.mark.parametrize(
     ("override", "message"),
     [
         ("target_task.lr=-1", "lr must be > 0"),
