@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -101,13 +103,38 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
     """Validate the composed config into typed objects (runs each schema's `__post_init__` checks)."""
     check_known_keys(cfg)
     check_options_chosen(cfg)
-    plain = drop_disabled_stages(cfg)
     try:
-        run_cfg = OmegaConf.to_object(plain)
+        run_cfg = _to_object(drop_disabled_stages(cfg))
     except OmegaConfBaseException as err:
-        cause = err.__cause__ or err.__context__
-        if isinstance(cause, LayerftError):
-            raise cause from None
         raise LayerftError(str(err).splitlines()[0]) from err
     assert isinstance(run_cfg, RunConfig)
     return run_cfg
+
+
+def _to_object(node: DictConfig, key: str = "", option: str = "") -> Any:
+    """`node` as its schema's object, typed nodes under it first, so that a failing schema check
+    is reported at the innermost failing node's full key (`option`: the group choice it sits in)."""
+    for name, child in node.items_ex(resolve=False):
+        if isinstance(child, DictConfig) and is_dataclass(OmegaConf.get_type(child)):
+            full = f"{key}.{name}" if key else str(name)
+            _to_object(child, full, f"{full}={child.name}" if full in GROUP_OF_KEY else option)
+    try:
+        return OmegaConf.to_object(node)
+    except LayerftError as err:
+        raise LayerftError(_at_key(str(err), key, OmegaConf.get_type(node), option)) from err
+
+
+def _at_key(message: str, key: str, schema: Any, option: str) -> str:
+    """A schema check's message reworded to start with the config key it is about.
+
+    Schema checks say `<label>: <field> <problem>` (the label is the schema's own, e.g.
+    `task 'snli'`); the result is `<key>.<field> <problem> (<option>)`, or `<key>: <problem>`
+    when the problem does not start with one of the schema's fields.
+    """
+    problem = message.split(": ", 1)[-1]
+    first = re.match(r"\w+", problem)
+    if first and first.group() in {f.name for f in fields(schema)}:
+        located = f"{key}.{problem}"
+    else:
+        located = f"{key}: {problem}"
+    return f"{located} ({option})" if option else located

@@ -52,9 +52,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         sources = [s for s in (self.package, self.hub_id, self.tiny) if s is not None]
         if len(sources) != 1:
-            raise LayerftError(
-                f"model '{self.name}': set exactly one of model.package, model.hub_id, model.tiny"
-            )
+            raise LayerftError(f"model '{self.name}': set exactly one of package, hub_id, tiny")
 
 
 def resolve_model_path(cfg: ModelConfig) -> str:
