@@ -12,6 +12,7 @@ from omegaconf import MISSING
 from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordLevel
 from transformers import (
+    AutoConfig,
     AutoModel,
     AutoTokenizer,
     BertConfig,
@@ -21,8 +22,12 @@ from transformers import (
 )
 
 from layerft.errors import LayerftError
+from layerft.task import TaskConfig
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# Model types whose position ids start after the padding index (fairseq's make_positions):
+# a sequence of n tokens uses positions pad+1 .. pad+n.
+POSITIONS_AFTER_PADDING = frozenset({"roberta", "xlm-roberta", "camembert"})
 
 
 @dataclass
@@ -104,6 +109,35 @@ def load_backbone(cfg: ModelConfig) -> PreTrainedModel:
         )
     except OSError as err:
         raise _unreachable(cfg, err) from err
+
+
+def max_sequence_length(cfg: ModelConfig) -> int:
+    """How many tokens one sequence may hold on this backbone (read from its config, no weights)."""
+    if cfg.tiny is not None:
+        return cfg.tiny.max_position_embeddings
+    path = resolve_model_path(cfg)
+    try:
+        config = AutoConfig.from_pretrained(
+            path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+        )
+    except OSError as err:
+        raise _unreachable(cfg, err) from err
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is None:
+        raise LayerftError(f"model '{cfg.name}': its config names no max_position_embeddings")
+    if config.model_type in POSITIONS_AFTER_PADDING:
+        return positions - config.pad_token_id - 1
+    return positions
+
+
+def check_max_length(cfg: ModelConfig, task: TaskConfig, group: str) -> None:
+    """Fail before any data loads when `task.max_length` needs more positions than the model has."""
+    limit = max_sequence_length(cfg)
+    if task.max_length > limit:
+        raise LayerftError(
+            f"{group}.max_length={task.max_length} exceeds the model's {limit} positions "
+            f"(model '{cfg.name}')"
+        )
 
 
 def _unreachable(cfg: ModelConfig, err: Exception) -> LayerftError:
