@@ -106,6 +106,9 @@ def load_backbone(cfg: ModelConfig) -> PreTrainedModel:
             trust_remote_code=cfg.trust_remote_code,
             use_safetensors=True,
             add_pooling_layer=False,
+            # transformers 5 keeps a checkpoint's dtype (bf16 stays bf16); the optimizer needs
+            # fp32 master weights, and mixed precision is the trainer's business.
+            dtype=torch.float32,
         )
     except OSError as err:
         raise _unreachable(cfg, err) from err

@@ -1,4 +1,4 @@
-"""Backbones: the number of positions a model takes."""
+"""Backbones: the number of positions a model takes, and the dtype its weights load in."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 from compose import compose_run
-from transformers import RobertaConfig, RobertaModel
+from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
 
 from layerft.errors import LayerftError
-from layerft.model import ModelConfig, check_max_length, max_sequence_length
+from layerft.model import ModelConfig, check_max_length, load_backbone, max_sequence_length
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +55,16 @@ def test_max_length_beyond_the_positions_fails_naming_the_key(roberta_dir: Path)
     task = compose_run("target_task.max_length=65").target_task
     with pytest.raises(LayerftError, match=r"max_length=65 exceeds the model's 64 positions"):
         check_max_length(roberta, task, "target_task")
+
+
+def test_weights_load_in_float32(tmp_path: Path) -> None:
+    # transformers 5 keeps a checkpoint's dtype by default; AdamW on bf16 master weights degrades.
+    config = BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32,
+    )  # fmt: skip
+    BertModel(config, add_pooling_layer=False).to(torch.bfloat16).save_pretrained(
+        tmp_path, safe_serialization=True
+    )
+    model = load_backbone(ModelConfig(name="bf16", hub_id=str(tmp_path)))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
