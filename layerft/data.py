@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,26 +48,55 @@ def load_task_data(
     tokenizer: PreTrainedTokenizerFast,
     cache_dir: Path,
     pad_to_multiple_of: int | None = None,
+    seed: int = 0,
 ) -> TaskData:
-    """Read, check, cap and tokenize both splits of `task` (`group` names it in messages)."""
+    """Read, check, cap and tokenize both splits of `task` (`group` names it in messages).
+
+    `seed` (the run's) picks the rows kept under max_train_samples / max_eval_samples.
+    """
     raw = {split: read_split(task, group, split) for split in SPLITS}
     if task.source == "generator":
         raw["validation"] = _drop_seen(raw["train"], raw["validation"])
-    tokenized = {}
+    rows = {}
     for split, (records, origin) in raw.items():
-        rows = normalise_records(task, group, records, origin)
         limit = task.max_train_samples if split == "train" else task.max_eval_samples
-        rows = rows[:limit] if limit else rows
-        if not rows:
+        rows[split] = select_rows(normalise_records(task, group, records, origin), limit, seed)
+        if not rows[split]:
             raise LayerftError(f"{group} '{task.name}': {origin} has no labelled records")
-        tokenized[split] = tokenize(Dataset.from_list(rows), task, tokenizer, cache_dir)
-        log.info("%s %s: %d examples from %s", group, split, len(rows), origin)
+        log.info("%s %s: %d examples from %s", group, split, len(rows[split]), origin)
+    if task.kind == TaskKind.sequence_classification:
+        warn_missing_classes(task, group, rows["train"], rows["validation"])
+    tokenized = {
+        split: tokenize(Dataset.from_list(split_rows), task, tokenizer, cache_dir)
+        for split, split_rows in rows.items()
+    }
     pad: Callable[[list[dict[str, Any]]], dict[str, Any]]
     if task.kind == TaskKind.token_tagging:
         pad = DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
     else:
         pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
     return TaskData(tokenized["train"], tokenized["validation"], DropLengthCollator(pad))
+
+
+def select_rows(rows: list[dict[str, Any]], limit: int | None, seed: int) -> list[dict[str, Any]]:
+    """A seeded random `limit` of `rows`, in file order (files are often sorted by label)."""
+    if limit is None or limit >= len(rows):
+        return rows
+    kept = sorted(random.Random(seed).sample(range(len(rows)), limit))
+    return [rows[i] for i in kept]
+
+
+def warn_missing_classes(
+    task: TaskConfig, group: str, train: list[dict[str, Any]], validation: list[dict[str, Any]]
+) -> None:
+    """Warn when training has no example of a class that dev scores (a sorted file, a small cap)."""
+    missing = {r["label"] for r in validation} - {r["label"] for r in train}
+    if missing:
+        names = ", ".join(task.label_names[i] for i in sorted(missing))
+        log.warning(
+            "%s train: no examples of %s, which validation has (%d training examples)",
+            group, names, len(train),
+        )  # fmt: skip
 
 
 @dataclass

@@ -67,14 +67,61 @@ def test_caps_and_pairs_tokenized_without_padding(tmp_path) -> None:
     train = [row(i % 3, premise="p" * (i + 1)) for i in range(10)]
     task = snli_task(tmp_path, train)
     task.max_train_samples, task.max_eval_samples = 4, 3
-    data = load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache")
+    data = load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache", seed=0)
     assert (len(data.train), len(data.validation)) == (4, 3)
     lengths = [len(ids) for ids in data.train["input_ids"]]
     # [CLS] premise [SEP] hypothesis-without-spaces [SEP]: lengths differ, nothing padded.
-    assert lengths == [1 + (i + 1) + 1 + len("amanrests") + 1 for i in range(4)]
+    premises = [n - (1 + 1 + len("amanrests") + 1) for n in lengths]
+    assert premises == sorted(premises) and set(premises) <= set(range(1, 11))  # in file order
     assert data.train["length"] == lengths
-    assert data.train["labels"] == [0, 1, 2, 0]
+    assert data.train["labels"] == [(n - 1) % 3 for n in premises]
     assert data.train[0]["token_type_ids"][-1] == 1
+
+
+def premise_lengths(data) -> list[int]:
+    return [ids.index(3) - 1 for ids in data.train["input_ids"]]  # tokens before the first [SEP]
+
+
+def test_capped_samples_are_a_seeded_random_subset_in_file_order(tmp_path) -> None:
+    task = snli_task(tmp_path, [row(0, premise="p" * (i + 1)) for i in range(40)])
+    task.max_train_samples = 10
+    cache, tokenizer = tmp_path / "cache", build_tiny_tokenizer()
+    picks = {
+        seed: premise_lengths(load_task_data(task, "target_task", tokenizer, cache, seed=seed))
+        for seed in (1, 2)
+    }
+    again = premise_lengths(load_task_data(task, "target_task", tokenizer, cache, seed=1))
+    assert again == picks[1]  # deterministic for a seed
+    assert picks[1] != picks[2]  # another seed, another subset
+    for lengths in picks.values():
+        assert len(lengths) == 10 and lengths == sorted(lengths)
+        assert lengths != list(range(1, 11))  # not the first rows
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"real data samples not found at {SHARED}")
+def test_capped_label_sorted_file_keeps_several_classes(tmp_path) -> None:
+    # The AG News sample is sorted by label: its first 50 rows are all Business.
+    path = SHARED / "ag_news" / "train.jsonl"
+    labels = [json.loads(line)["label"] for line in path.read_text().splitlines()]
+    assert len(set(labels[:50])) == 1
+    task = compose_run(
+        "model=tiny", "target_task=ag_news", f"target_task.data_files.train={path}",
+        f"target_task.data_files.validation={SHARED / 'ag_news' / 'test.jsonl'}",
+        "target_task.max_train_samples=50",
+    ).target_task  # fmt: skip
+    for seed in (0, 1, 42):
+        data = load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path, seed=seed)
+        assert len(set(data.train["labels"])) >= 3, seed
+
+
+def test_training_labels_missing_dev_classes_warn(tmp_path, caplog) -> None:
+    task = snli_task(tmp_path, [row(0)] * 4, [row(0), row(1), row("contradiction")])
+    with caplog.at_level(logging.WARNING, logger="layerft.data"):
+        load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache", seed=0)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "target_task" in warnings[0] and "train" in warnings[0]
+    assert "neutral, contradiction" in warnings[0] and "entailment" not in warnings[0]
 
 
 def test_tokenization_is_cached_across_runs(tmp_path) -> None:
