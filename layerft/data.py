@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import random
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from datasets import Dataset, load_dataset
 from transformers import (
     DataCollatorForTokenClassification,
@@ -254,15 +257,26 @@ def tokenize(
             ]
         ).encode()
     ).hexdigest()[:24]
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"{key}.arrow"
+    cached = _read_cached(path, len(dataset))
+    if cached is not None:
+        return cached
+    return _write_cached(dataset, _encoder(task, tokenizer), path, f"tokenizing {task.name}")
 
-    def encode_pairs(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+
+Batch = dict[str, list[Any]]
+
+
+def _encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast) -> Callable[[Batch], Batch]:
+    """The batched `datasets.map` function that encodes records of the task's kind."""
+
+    def encode_pairs(batch: Batch) -> Batch:
         texts = [batch["text_a"]] + ([batch["text_b"]] if "text_b" in batch else [])
         encoded = tokenizer(*texts, truncation=True, max_length=task.max_length)
         encoded["labels"] = batch["label"]
         return encoded
 
-    def encode_words(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    def encode_words(batch: Batch) -> Batch:
         encoded = tokenizer(
             batch["tokens"], is_split_into_words=True, truncation=True, max_length=task.max_length
         )
@@ -272,20 +286,55 @@ def tokenize(
         ]
         return encoded
 
-    def encode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    def encode(batch: Batch) -> Batch:
         kind_encode = encode_words if task.kind == TaskKind.token_tagging else encode_pairs
         encoded = kind_encode(batch)
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]  # for length-grouped batches
         return encoded
 
-    return dataset.map(
-        encode,
-        batched=True,
-        remove_columns=dataset.column_names,
-        cache_file_name=str(cache_dir / f"{key}.arrow"),
-        load_from_cache_file=True,
-        desc=f"tokenizing {task.name}",
-    )
+    return encode
+
+
+def _write_cached(
+    dataset: Dataset, encode: Callable[[Batch], Batch], path: Path, desc: str
+) -> Dataset:
+    """Map `dataset` into the cache entry `path` atomically and return the entry."""
+    # Map into a temporary name beside the entry, then rename: a run killed mid-write, or two
+    # jobs writing the same entry, never leave a partial file under the entry's name.
+    temporary = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        dataset.map(
+            encode,
+            batched=True,
+            remove_columns=dataset.column_names,
+            cache_file_name=str(temporary),
+            load_from_cache_file=False,
+            desc=desc,
+        )
+        os.replace(temporary, path)
+    except OSError as err:
+        raise LayerftError(
+            f"cannot write tokenized data into cache_dir folder {path.parent} "
+            f"({err.strerror or err}); set cache_dir=<a writable folder>"
+        ) from err
+    return Dataset.from_file(str(path))
+
+
+def _read_cached(path: Path, rows: int) -> Dataset | None:
+    """The cached tokenization at `path`, or None when it is absent or broken (then rebuilt)."""
+    if not path.is_file():
+        return None
+    try:
+        cached = Dataset.from_file(str(path))
+    except (OSError, pa.ArrowException) as err:
+        reason = str(err).splitlines()[0]
+    else:
+        if len(cached) == rows:
+            return cached
+        reason = f"{len(cached)} rows, expected {rows}"
+    log.warning("%s: broken tokenization cache entry (%s); rebuilding it", path, reason)
+    return None
 
 
 def _first_subword_labels(word_ids: list[int | None], tags: list[int]) -> list[int]:
