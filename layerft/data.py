@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import datasets
 import pyarrow as pa
 from datasets import Dataset, load_dataset
 from transformers import (
@@ -26,7 +27,7 @@ from transformers import (
 
 from layerft.demo_data import DEMO_GENERATORS
 from layerft.errors import LayerftError
-from layerft.model import tokenizer_fingerprint_source
+from layerft.model import first_line, hub_unreachable, tokenizer_fingerprint_source
 from layerft.readers import RELEASE_READERS, read_records
 from layerft.task import TaskConfig, TaskKind
 
@@ -157,17 +158,26 @@ def _read_hub_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict
     origin = (
         f"{task.hub_id}" + (f"/{task.hub_config}" if task.hub_config else "") + f"[{hub_split}]"
     )
+    # datasets' offline mode fails fast and reads the HF cache by itself; online mode retries an
+    # unreachable hub for half a minute, so ask the hub once first.
+    reason = None if datasets.config.HF_HUB_OFFLINE else hub_unreachable()
+    if reason is not None:
+        raise _hub_dataset_error(task, group, origin, reason)
     try:
         dataset = load_dataset(task.hub_id, task.hub_config, split=hub_split)
     except Exception as err:  # noqa: BLE001 - any failure here means "not reachable"; say what to do
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise LayerftError(
-            f"{group} '{task.name}': could not load hub dataset {origin} ({reason}); offline, set "
-            f"{group}.data_files.train=... {group}.data_files.validation=... (json/jsonl/csv/tsv/parquet), "
-            f"or {group}.data_dir=... for a KLUE release folder, or use the demo tasks "
-            "(injection_task=demo_pos, target_task=demo_sentiment)"
-        ) from err
+        raise _hub_dataset_error(task, group, origin, first_line(err)) from err
     return dataset.to_list(), origin
+
+
+def _hub_dataset_error(task: TaskConfig, group: str, origin: str, reason: str) -> LayerftError:
+    return LayerftError(
+        f"{group} '{task.name}': could not load hub dataset {origin} ({reason}); offline, set "
+        f"{group}.data_files.train=... {group}.data_files.validation=... (json/jsonl/csv/tsv/parquet), "
+        f"or {group}.data_dir=... for a KLUE release folder, or use the demo tasks "
+        "(injection_task=demo_pos, target_task=demo_sentiment), or set HF_HUB_OFFLINE=1 to load "
+        "it from the Hugging Face cache"
+    )
 
 
 def _rename(record: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:

