@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import difflib
+import re
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -45,6 +48,8 @@ GROUP_SCHEMAS = {
     "lr_schedule": ScheduleConfig,
     "tracker": TrackerConfig,
 }
+# Root keys filled by a group's option, and that group (stage 1's schedule is an lr_schedule option).
+GROUP_OF_KEY = {**{group: group for group in GROUP_SCHEMAS}, "injection_lr_schedule": "lr_schedule"}
 
 
 def register_configs() -> None:
@@ -63,15 +68,73 @@ def drop_disabled_stages(cfg: DictConfig) -> DictConfig:
     return plain
 
 
+def check_known_keys(node: DictConfig, key: str = "") -> None:
+    """Fail on a key that no schema declares (Hydra's `+key=value` adds it past struct mode)."""
+    schema = OmegaConf.get_type(node)
+    if not is_dataclass(schema):
+        return  # a plain dict field (data_files, release_rename, ...): its keys are free
+    known = [f.name for f in fields(schema)]
+    parent = f"{key}." if key else ""
+    for name, child in node.items_ex(resolve=False):
+        if name not in known:
+            close = difflib.get_close_matches(str(name), known, n=1)
+            hint = f"; did you mean '{parent}{close[0]}'?" if close else ""
+            raise LayerftError(f"unknown config key '{parent}{name}'{hint}")
+        if isinstance(child, DictConfig):
+            check_known_keys(child, f"{parent}{name}")
+
+
+def check_options_chosen(cfg: DictConfig) -> None:
+    """Fail when a group's schema itself was chosen as the option (`tuning_mode=base_tuning_mode`).
+
+    Every option file sets `name` (tests check it equals the file name), so a group node whose
+    `name` is missing is the bare schema.
+    """
+    for key, group in GROUP_OF_KEY.items():
+        node = None if OmegaConf.is_missing(cfg, key) else cfg[key]
+        if node is not None and OmegaConf.is_missing(node, "name"):
+            raise LayerftError(
+                f"{key}: base_{group} is the schema that {group} options extend, not an option; "
+                f"choose one of the files in conf/{group}/"
+            )
+
+
 def to_run_config(cfg: DictConfig) -> RunConfig:
     """Validate the composed config into typed objects (runs each schema's `__post_init__` checks)."""
-    plain = drop_disabled_stages(cfg)
+    check_known_keys(cfg)
+    check_options_chosen(cfg)
     try:
-        run_cfg = OmegaConf.to_object(plain)
+        run_cfg = _to_object(drop_disabled_stages(cfg))
     except OmegaConfBaseException as err:
-        cause = err.__cause__ or err.__context__
-        if isinstance(cause, LayerftError):
-            raise cause from None
         raise LayerftError(str(err).splitlines()[0]) from err
     assert isinstance(run_cfg, RunConfig)
     return run_cfg
+
+
+def _to_object(node: DictConfig, key: str = "", option: str = "") -> Any:
+    """`node` as its schema's object, typed nodes under it first, so that a failing schema check
+    is reported at the innermost failing node's full key (`option`: the group choice it sits in)."""
+    for name, child in node.items_ex(resolve=False):
+        if isinstance(child, DictConfig) and is_dataclass(OmegaConf.get_type(child)):
+            full = f"{key}.{name}" if key else str(name)
+            _to_object(child, full, f"{full}={child.name}" if full in GROUP_OF_KEY else option)
+    try:
+        return OmegaConf.to_object(node)
+    except LayerftError as err:
+        raise LayerftError(_at_key(str(err), key, OmegaConf.get_type(node), option)) from err
+
+
+def _at_key(message: str, key: str, schema: Any, option: str) -> str:
+    """A schema check's message reworded to start with the config key it is about.
+
+    Schema checks say `<label>: <field> <problem>` (the label is the schema's own, e.g.
+    `task 'snli'`); the result is `<key>.<field> <problem> (<option>)`, or `<key>: <problem>`
+    when the problem does not start with one of the schema's fields.
+    """
+    problem = message.split(": ", 1)[-1]
+    first = re.match(r"\w+", problem)
+    if first and first.group() in {f.name for f in fields(schema)}:
+        located = f"{key}.{problem}"
+    else:
+        located = f"{key}: {problem}"
+    return f"{located} ({option})" if option else located

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import random
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import datasets
+import pyarrow as pa
 from datasets import Dataset, load_dataset
 from transformers import (
     DataCollatorForTokenClassification,
@@ -22,7 +27,7 @@ from transformers import (
 
 from layerft.demo_data import DEMO_GENERATORS
 from layerft.errors import LayerftError
-from layerft.model import tokenizer_fingerprint_source
+from layerft.model import first_line, hub_unreachable, tokenizer_fingerprint_source
 from layerft.readers import RELEASE_READERS, read_records
 from layerft.task import TaskConfig, TaskKind
 
@@ -47,26 +52,55 @@ def load_task_data(
     tokenizer: PreTrainedTokenizerFast,
     cache_dir: Path,
     pad_to_multiple_of: int | None = None,
+    seed: int = 0,
 ) -> TaskData:
-    """Read, check, cap and tokenize both splits of `task` (`group` names it in messages)."""
+    """Read, check, cap and tokenize both splits of `task` (`group` names it in messages).
+
+    `seed` (the run's) picks the rows kept under max_train_samples / max_eval_samples.
+    """
     raw = {split: read_split(task, group, split) for split in SPLITS}
     if task.source == "generator":
         raw["validation"] = _drop_seen(raw["train"], raw["validation"])
-    tokenized = {}
+    rows = {}
     for split, (records, origin) in raw.items():
-        rows = normalise_records(task, group, records, origin)
         limit = task.max_train_samples if split == "train" else task.max_eval_samples
-        rows = rows[:limit] if limit else rows
-        if not rows:
+        rows[split] = select_rows(normalise_records(task, group, records, origin), limit, seed)
+        if not rows[split]:
             raise LayerftError(f"{group} '{task.name}': {origin} has no labelled records")
-        tokenized[split] = tokenize(Dataset.from_list(rows), task, tokenizer, cache_dir)
-        log.info("%s %s: %d examples from %s", group, split, len(rows), origin)
+        log.info("%s %s: %d examples from %s", group, split, len(rows[split]), origin)
+    if task.kind == TaskKind.sequence_classification:
+        warn_missing_classes(task, group, rows["train"], rows["validation"])
+    tokenized = {
+        split: tokenize(Dataset.from_list(split_rows), task, tokenizer, cache_dir)
+        for split, split_rows in rows.items()
+    }
     pad: Callable[[list[dict[str, Any]]], dict[str, Any]]
     if task.kind == TaskKind.token_tagging:
         pad = DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
     else:
         pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
     return TaskData(tokenized["train"], tokenized["validation"], DropLengthCollator(pad))
+
+
+def select_rows(rows: list[dict[str, Any]], limit: int | None, seed: int) -> list[dict[str, Any]]:
+    """A seeded random `limit` of `rows`, in file order (files are often sorted by label)."""
+    if limit is None or limit >= len(rows):
+        return rows
+    kept = sorted(random.Random(seed).sample(range(len(rows)), limit))
+    return [rows[i] for i in kept]
+
+
+def warn_missing_classes(
+    task: TaskConfig, group: str, train: list[dict[str, Any]], validation: list[dict[str, Any]]
+) -> None:
+    """Warn when training has no example of a class that dev scores (a sorted file, a small cap)."""
+    missing = {r["label"] for r in validation} - {r["label"] for r in train}
+    if missing:
+        names = ", ".join(task.label_names[i] for i in sorted(missing))
+        log.warning(
+            "%s train: no examples of %s, which validation has (%d training examples)",
+            group, names, len(train),
+        )  # fmt: skip
 
 
 @dataclass
@@ -124,17 +158,26 @@ def _read_hub_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict
     origin = (
         f"{task.hub_id}" + (f"/{task.hub_config}" if task.hub_config else "") + f"[{hub_split}]"
     )
+    # datasets' offline mode fails fast and reads the HF cache by itself; online mode retries an
+    # unreachable hub for half a minute, so ask the hub once first.
+    reason = None if datasets.config.HF_HUB_OFFLINE else hub_unreachable()
+    if reason is not None:
+        raise _hub_dataset_error(task, group, origin, reason)
     try:
         dataset = load_dataset(task.hub_id, task.hub_config, split=hub_split)
     except Exception as err:  # noqa: BLE001 - any failure here means "not reachable"; say what to do
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise LayerftError(
-            f"{group} '{task.name}': could not load hub dataset {origin} ({reason}); offline, set "
-            f"{group}.data_files.train=... {group}.data_files.validation=... (json/jsonl/csv/tsv/parquet), "
-            f"or {group}.data_dir=... for a KLUE release folder, or use the demo tasks "
-            "(injection_task=demo_pos, target_task=demo_sentiment)"
-        ) from err
+        raise _hub_dataset_error(task, group, origin, first_line(err)) from err
     return dataset.to_list(), origin
+
+
+def _hub_dataset_error(task: TaskConfig, group: str, origin: str, reason: str) -> LayerftError:
+    return LayerftError(
+        f"{group} '{task.name}': could not load hub dataset {origin} ({reason}); offline, set "
+        f"{group}.data_files.train=... {group}.data_files.validation=... (json/jsonl/csv/tsv/parquet), "
+        f"or {group}.data_dir=... for a KLUE release folder, or use the demo tasks "
+        "(injection_task=demo_pos, target_task=demo_sentiment), or set HF_HUB_OFFLINE=1 to load "
+        "it from the Hugging Face cache"
+    )
 
 
 def _rename(record: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
@@ -224,15 +267,26 @@ def tokenize(
             ]
         ).encode()
     ).hexdigest()[:24]
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"{key}.arrow"
+    cached = _read_cached(path, len(dataset))
+    if cached is not None:
+        return cached
+    return _write_cached(dataset, _encoder(task, tokenizer), path, f"tokenizing {task.name}")
 
-    def encode_pairs(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+
+Batch = dict[str, list[Any]]
+
+
+def _encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast) -> Callable[[Batch], Batch]:
+    """The batched `datasets.map` function that encodes records of the task's kind."""
+
+    def encode_pairs(batch: Batch) -> Batch:
         texts = [batch["text_a"]] + ([batch["text_b"]] if "text_b" in batch else [])
         encoded = tokenizer(*texts, truncation=True, max_length=task.max_length)
         encoded["labels"] = batch["label"]
         return encoded
 
-    def encode_words(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    def encode_words(batch: Batch) -> Batch:
         encoded = tokenizer(
             batch["tokens"], is_split_into_words=True, truncation=True, max_length=task.max_length
         )
@@ -242,20 +296,55 @@ def tokenize(
         ]
         return encoded
 
-    def encode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    def encode(batch: Batch) -> Batch:
         kind_encode = encode_words if task.kind == TaskKind.token_tagging else encode_pairs
         encoded = kind_encode(batch)
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]  # for length-grouped batches
         return encoded
 
-    return dataset.map(
-        encode,
-        batched=True,
-        remove_columns=dataset.column_names,
-        cache_file_name=str(cache_dir / f"{key}.arrow"),
-        load_from_cache_file=True,
-        desc=f"tokenizing {task.name}",
-    )
+    return encode
+
+
+def _write_cached(
+    dataset: Dataset, encode: Callable[[Batch], Batch], path: Path, desc: str
+) -> Dataset:
+    """Map `dataset` into the cache entry `path` atomically and return the entry."""
+    # Map into a temporary name beside the entry, then rename: a run killed mid-write, or two
+    # jobs writing the same entry, never leave a partial file under the entry's name.
+    temporary = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        dataset.map(
+            encode,
+            batched=True,
+            remove_columns=dataset.column_names,
+            cache_file_name=str(temporary),
+            load_from_cache_file=False,
+            desc=desc,
+        )
+        os.replace(temporary, path)
+    except OSError as err:
+        raise LayerftError(
+            f"cannot write tokenized data into cache_dir folder {path.parent} "
+            f"({err.strerror or err}); set cache_dir=<a writable folder>"
+        ) from err
+    return Dataset.from_file(str(path))
+
+
+def _read_cached(path: Path, rows: int) -> Dataset | None:
+    """The cached tokenization at `path`, or None when it is absent or broken (then rebuilt)."""
+    if not path.is_file():
+        return None
+    try:
+        cached = Dataset.from_file(str(path))
+    except (OSError, pa.ArrowException) as err:
+        reason = str(err).splitlines()[0]
+    else:
+        if len(cached) == rows:
+            return cached
+        reason = f"{len(cached)} rows, expected {rows}"
+    log.warning("%s: broken tokenization cache entry (%s); rebuilding it", path, reason)
+    return None
 
 
 def _first_subword_labels(word_ids: list[int | None], tags: list[int]) -> list[int]:

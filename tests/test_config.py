@@ -93,19 +93,80 @@ def test_bad_overrides_fail_at_composition(override: str, error: type[Exception]
 
 
 @pytest.mark.parametrize(
-    ("override", "message"),
+    ("overrides", "key"),
     [
-        ("target_task.lr=-1", "lr must be > 0"),
-        ("target_task.max_train_samples=0", "max_train_samples must be > 0"),
-        ("layer_split.fraction=0.5", "exactly one of layer_split.num_lower"),
-        ("layer_split.num_lower=0", "num_lower must be >= 1"),
-        ("lr_schedule.warmup_ratio=1.5", "warmup_ratio must be in [0, 1)"),
-        ("target_task.label_names=[a]", "at least 2 labels"),
+        (["+target_task.lrr=1e-4"], "target_task.lrr"),  # the form Hydra's own error suggests
+        (["+sed=3"], "sed"),
+        (["+tuning_mode.adapter.bottelneck=4"], "tuning_mode.adapter.bottelneck"),
+        (["+model.tiny.layers=2", "model=tiny"], "model.tiny.layers"),
+        (["injection_task=none", "+injection_task.lrr=1"], "injection_task.lrr"),
     ],
 )
-def test_schema_checks_name_the_key(override: str, message: str) -> None:
-    with pytest.raises(LayerftError, match=re.escape(message)):
+def test_added_unknown_keys_fail(overrides: list[str], key: str) -> None:
+    # `+key=value` adds a key to the composed config: it must still be a field of its schema.
+    with pytest.raises(LayerftError, match=rf"unknown config key '{re.escape(key)}'"):
+        compose_run(*overrides)
+
+
+def test_unknown_key_message_suggests_the_close_field() -> None:
+    with pytest.raises(LayerftError, match=r"did you mean 'target_task\.lr'"):
+        compose_run("+target_task.lrr=1e-4")
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [(f"{group}=base_{group}", group) for group in GROUP_SCHEMAS]
+    + [("lr_schedule@injection_lr_schedule=base_lr_schedule", "injection_lr_schedule")],
+)
+def test_a_group_schema_is_not_an_option(override: str, key: str) -> None:
+    with pytest.raises(LayerftError, match=rf"^{key}: .*base_.* not an option"):
         compose_run(override)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["target_task.lr=-1"],
+            "target_task.lr must be > 0, got -1.0 (target_task=demo_sentiment)",
+        ),
+        (["target_task.epochs=-1"], "target_task.epochs must be >= 0, got -1.0"),
+        (
+            ["injection_task.lr=0"],
+            "injection_task.lr must be > 0, got 0.0 (injection_task=demo_pos)",
+        ),
+        (["target_task.batch_size=0"], "target_task.batch_size must be > 0"),
+        (["target_task.max_length=0"], "target_task.max_length must be > 0"),
+        (["target_task.evals_per_epoch=0"], "target_task.evals_per_epoch must be > 0"),
+        (["target_task.max_train_samples=0"], "target_task.max_train_samples must be > 0"),
+        (["target_task.label_names=[a]"], "target_task.label_names needs at least 2 labels"),
+        (["layer_split.fraction=0.5"], "layer_split: set exactly one of layer_split.num_lower"),
+        (["layer_split.num_lower=0"], "layer_split.num_lower must be >= 1"),
+        (["lr_schedule.warmup_ratio=1.5"], "lr_schedule.warmup_ratio must be in [0, 1)"),
+        (
+            ["injection_lr_schedule.warmup_ratio=-0.5"],
+            "injection_lr_schedule.warmup_ratio must be in [0, 1), got -0.5",
+        ),
+        (
+            [
+                "tuning_mode=top_adapter",
+                "tuning_mode.adapter.reduction_factor=null",
+                "tuning_mode.adapter.bottleneck=-1",
+            ],
+            "tuning_mode.adapter.bottleneck",
+        ),  # fmt: skip
+        (["tuning_mode=lora", "tuning_mode.lora.rank=0"], "tuning_mode.lora.rank must be >= 1"),
+        (["model=tiny", "model.hub_id=x"], "model: set exactly one of package, hub_id, tiny"),
+    ],
+)
+def test_schema_checks_name_the_key(overrides: list[str], message: str) -> None:
+    # The message starts with the full key (not only the option's name), whatever group holds it.
+    with pytest.raises(LayerftError, match="^" + re.escape(message)):
+        compose_run(*overrides)
+
+
+def test_a_stage_may_have_zero_epochs() -> None:
+    assert compose_run("target_task.epochs=0").target_task.epochs == 0
 
 
 def test_config_never_holds_credentials() -> None:

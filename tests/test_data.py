@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from compose import compose_run
+from datasets import Dataset
+from datasets.arrow_writer import ArrowWriter
 from transformers import EvalPrediction
 
 from layerft.data import load_task_data, normalise_records, tokenize
@@ -67,14 +70,61 @@ def test_caps_and_pairs_tokenized_without_padding(tmp_path) -> None:
     train = [row(i % 3, premise="p" * (i + 1)) for i in range(10)]
     task = snli_task(tmp_path, train)
     task.max_train_samples, task.max_eval_samples = 4, 3
-    data = load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache")
+    data = load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache", seed=0)
     assert (len(data.train), len(data.validation)) == (4, 3)
     lengths = [len(ids) for ids in data.train["input_ids"]]
     # [CLS] premise [SEP] hypothesis-without-spaces [SEP]: lengths differ, nothing padded.
-    assert lengths == [1 + (i + 1) + 1 + len("amanrests") + 1 for i in range(4)]
+    premises = [n - (1 + 1 + len("amanrests") + 1) for n in lengths]
+    assert premises == sorted(premises) and set(premises) <= set(range(1, 11))  # in file order
     assert data.train["length"] == lengths
-    assert data.train["labels"] == [0, 1, 2, 0]
+    assert data.train["labels"] == [(n - 1) % 3 for n in premises]
     assert data.train[0]["token_type_ids"][-1] == 1
+
+
+def premise_lengths(data) -> list[int]:
+    return [ids.index(3) - 1 for ids in data.train["input_ids"]]  # tokens before the first [SEP]
+
+
+def test_capped_samples_are_a_seeded_random_subset_in_file_order(tmp_path) -> None:
+    task = snli_task(tmp_path, [row(0, premise="p" * (i + 1)) for i in range(40)])
+    task.max_train_samples = 10
+    cache, tokenizer = tmp_path / "cache", build_tiny_tokenizer()
+    picks = {
+        seed: premise_lengths(load_task_data(task, "target_task", tokenizer, cache, seed=seed))
+        for seed in (1, 2)
+    }
+    again = premise_lengths(load_task_data(task, "target_task", tokenizer, cache, seed=1))
+    assert again == picks[1]  # deterministic for a seed
+    assert picks[1] != picks[2]  # another seed, another subset
+    for lengths in picks.values():
+        assert len(lengths) == 10 and lengths == sorted(lengths)
+        assert lengths != list(range(1, 11))  # not the first rows
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"real data samples not found at {SHARED}")
+def test_capped_label_sorted_file_keeps_several_classes(tmp_path) -> None:
+    # The AG News sample is sorted by label: its first 50 rows are all Business.
+    path = SHARED / "ag_news" / "train.jsonl"
+    labels = [json.loads(line)["label"] for line in path.read_text().splitlines()]
+    assert len(set(labels[:50])) == 1
+    task = compose_run(
+        "model=tiny", "target_task=ag_news", f"target_task.data_files.train={path}",
+        f"target_task.data_files.validation={SHARED / 'ag_news' / 'test.jsonl'}",
+        "target_task.max_train_samples=50",
+    ).target_task  # fmt: skip
+    for seed in (0, 1, 42):
+        data = load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path, seed=seed)
+        assert len(set(data.train["labels"])) >= 3, seed
+
+
+def test_training_labels_missing_dev_classes_warn(tmp_path, caplog) -> None:
+    task = snli_task(tmp_path, [row(0)] * 4, [row(0), row(1), row("contradiction")])
+    with caplog.at_level(logging.WARNING, logger="layerft.data"):
+        load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache", seed=0)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "target_task" in warnings[0] and "train" in warnings[0]
+    assert "neutral, contradiction" in warnings[0] and "entailment" not in warnings[0]
 
 
 def test_tokenization_is_cached_across_runs(tmp_path) -> None:
@@ -92,11 +142,58 @@ def test_tokenization_is_cached_across_runs(tmp_path) -> None:
     assert len(list(cache.glob("*.arrow"))) == 4
 
 
+def test_truncated_cache_entry_is_rebuilt_with_a_warning(tmp_path, caplog) -> None:
+    task = snli_task(tmp_path, [row(i % 3, premise="p" * (i + 1)) for i in range(200)])
+    cache = tmp_path / "cache"
+    expected = load_task_data(task, "target_task", build_tiny_tokenizer(), cache).train[:]
+    assert not [f for f in cache.iterdir() if f.suffix != ".arrow"]  # no temporary files left
+    entry = next(f for f in cache.glob("*.arrow") if len(Dataset.from_file(str(f))) == 200)
+    size = entry.stat().st_size
+    with entry.open("r+b") as handle:  # a run killed while writing, a full disk, a bad copy
+        handle.truncate(size // 2)
+    with caplog.at_level(logging.WARNING, logger="layerft.data"):
+        second = load_task_data(task, "target_task", build_tiny_tokenizer(), cache)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(entry) in warnings[0], warnings
+    assert second.train[:]["input_ids"] == expected["input_ids"]
+    assert entry.stat().st_size == size  # rebuilt in place of the broken file
+
+
+def test_cache_entry_with_too_few_rows_is_rebuilt(tmp_path, caplog) -> None:
+    task = snli_task(tmp_path, [row(i % 3) for i in range(6)], [row(1, premise="b")])
+    cache = tmp_path / "cache"
+    load_task_data(task, "target_task", build_tiny_tokenizer(), cache)
+    train_entry = next(f for f in cache.glob("*.arrow") if len(Dataset.from_file(str(f))) == 6)
+    short = Dataset.from_file(str(train_entry)).data.table.slice(0, 2)  # readable, rows missing
+    with ArrowWriter(path=str(tmp_path / "short.arrow")) as writer:
+        writer.write_table(short)
+    os.replace(tmp_path / "short.arrow", train_entry)
+    with caplog.at_level(logging.WARNING, logger="layerft.data"):
+        data = load_task_data(task, "target_task", build_tiny_tokenizer(), cache)
+    assert len(data.train) == 6 and "rebuilding" in caplog.text
+
+
+@pytest.mark.parametrize("blocked", ["under_a_file", "read_only"])
+def test_unwritable_cache_dir_fails_naming_the_folder(tmp_path, blocked: str) -> None:
+    task = snli_task(tmp_path, [row(i % 3) for i in range(6)])
+    if blocked == "under_a_file":
+        (tmp_path / "afile").write_text("not a folder")
+        cache = tmp_path / "afile" / "sub"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes into a read-only folder; under_a_file covers root")
+        cache = tmp_path / "ro"
+        cache.mkdir()
+        cache.chmod(0o555)
+    with pytest.raises(LayerftError) as info:
+        load_task_data(task, "target_task", build_tiny_tokenizer(), cache)
+    message = str(info.value)
+    assert str(cache) in message and "cache_dir" in message and "\n" not in message
+
+
 def test_tagging_labels_sit_on_first_subwords(tmp_path) -> None:
     task = compose_run("model=tiny", "injection_task=demo_pos").injection_task
     assert task is not None
-    from datasets import Dataset
-
     records = [{"tokens": ["ab", "c"], "tags": [1, 4]}]
     encoded = tokenize(Dataset.from_list(records), task, build_tiny_tokenizer(), tmp_path)
     # char tokenizer: [CLS] a b c [SEP] -> word ids None 0 0 1 None

@@ -1,0 +1,77 @@
+"""Hub ids on a machine that cannot reach the hub: one clear error at once, not half a minute of retries."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import datasets
+import huggingface_hub
+import pytest
+from compose import compose_run
+from conftest import run_train
+
+from layerft import model as model_module
+from layerft.data import load_task_data
+from layerft.errors import LayerftError
+from layerft.model import build_tiny_tokenizer, load_tokenizer
+
+CLOSED_PORT = "http://127.0.0.1:9"  # discard: nothing listens there, connections are refused
+ONLINE_MODE = {"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "HF_ENDPOINT": CLOSED_PORT}
+
+
+@pytest.fixture
+def hub_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The libraries in online mode, their endpoint a closed local port, no probe result cached."""
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", CLOSED_PORT)
+    model_module.probe_endpoint.cache_clear()
+    yield
+    model_module.probe_endpoint.cache_clear()
+
+
+def test_unreachable_hub_dataset_fails_at_once(tmp_path: Path, hub_down: None) -> None:
+    task = compose_run("target_task=snli").target_task
+    start = time.monotonic()
+    with pytest.raises(LayerftError) as info:
+        load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path)
+    assert time.monotonic() - start < 5
+    message = str(info.value)
+    assert (
+        "stanfordnlp/snli" in message and CLOSED_PORT in message and "HF_HUB_OFFLINE=1" in message
+    )
+    assert "target_task.data_files.train=" in message and "\n" not in message
+
+
+def test_unreachable_hub_model_fails_at_once(hub_down: None) -> None:
+    start = time.monotonic()
+    with pytest.raises(LayerftError, match=r"model 'bert_base_uncased'.*model=minilm"):
+        load_tokenizer(compose_run("model=bert_base_uncased").model)
+    assert time.monotonic() - start < 5
+
+
+def test_the_hub_is_probed_once_per_process(hub_down: None) -> None:
+    cfg = compose_run("model=bert_base_uncased").model
+    for _ in range(3):
+        with pytest.raises(LayerftError):
+            load_tokenizer(cfg)
+    assert model_module.probe_endpoint.cache_info().misses == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["injection_task=none", "target_task=snli"], "stanfordnlp/snli"),
+        (["injection_task=none", "model=bert_base_uncased"], "google-bert/bert-base-uncased"),
+    ],
+)
+def test_train_without_offline_mode_fails_fast(tmp_path: Path, args: list[str], names: str) -> None:
+    start = time.monotonic()
+    proc = run_train(["model=tiny", "tracker=none", *args], tmp_path, env_extra=ONLINE_MODE)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and names in lines[0], proc.stderr
+    assert "Retrying" not in proc.stderr
+    assert elapsed < 20, elapsed  # imports take most of it; the retries took over 30 s

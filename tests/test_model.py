@@ -1,0 +1,70 @@
+"""Backbones: the number of positions a model takes, and the dtype its weights load in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from compose import compose_run
+from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+
+from layerft.errors import LayerftError
+from layerft.model import ModelConfig, check_max_length, load_backbone, max_sequence_length
+
+
+@pytest.fixture(scope="module")
+def roberta_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small RoBERTa-shaped model in the Hugging Face layout: 66 position embeddings, pad id 1."""
+    folder = tmp_path_factory.mktemp("roberta")
+    config = RobertaConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=66, pad_token_id=1,
+    )  # fmt: skip
+    RobertaModel(config, add_pooling_layer=False).save_pretrained(folder)
+    return folder
+
+
+def test_positions_of_tiny_and_of_a_package_model() -> None:
+    assert max_sequence_length(compose_run("model=tiny").model) == 512
+    tiny = compose_run("model=tiny", "model.tiny.max_position_embeddings=64").model
+    assert max_sequence_length(tiny) == 64
+    assert max_sequence_length(compose_run("model=minilm").model) == 512  # BERT: all of them
+
+
+def test_roberta_positions_start_after_the_padding_index(roberta_dir: Path) -> None:
+    cfg = ModelConfig(name="roberta", hub_id=str(roberta_dir))
+    usable = max_sequence_length(cfg)
+    assert usable == 66 - 1 - 1
+    # The model itself agrees: `usable` tokens run, one more indexes past the position table.
+    model = RobertaModel.from_pretrained(roberta_dir, add_pooling_layer=False)
+    model(input_ids=torch.full((1, usable), 5))
+    with pytest.raises((IndexError, RuntimeError)):
+        model(input_ids=torch.full((1, usable + 1), 5))
+
+
+def test_max_length_beyond_the_positions_fails_naming_the_key(roberta_dir: Path) -> None:
+    cfg = compose_run("model=tiny", "target_task.max_length=600")
+    with pytest.raises(LayerftError) as info:
+        check_max_length(cfg.model, cfg.target_task, "target_task")
+    assert str(info.value) == (
+        "target_task.max_length=600 exceeds the model's 512 positions (model 'tiny')"
+    )
+    check_max_length(cfg.model, compose_run("model=tiny").target_task, "target_task")  # 64 fits
+    roberta = ModelConfig(name="roberta", hub_id=str(roberta_dir))
+    task = compose_run("target_task.max_length=65").target_task
+    with pytest.raises(LayerftError, match=r"max_length=65 exceeds the model's 64 positions"):
+        check_max_length(roberta, task, "target_task")
+
+
+def test_weights_load_in_float32(tmp_path: Path) -> None:
+    # transformers 5 keeps a checkpoint's dtype by default; AdamW on bf16 master weights degrades.
+    config = BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32,
+    )  # fmt: skip
+    BertModel(config, add_pooling_layer=False).to(torch.bfloat16).save_pretrained(
+        tmp_path, safe_serialization=True
+    )
+    model = load_backbone(ModelConfig(name="bf16", hub_id=str(tmp_path)))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
