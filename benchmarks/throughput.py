@@ -202,7 +202,12 @@ def main() -> None:
     tokenizer = load_tokenizer(cfg.model)
     cache = Path(cfg.cache_dir).expanduser() / "tokenized"
     data = load_task_data(
-        cfg.target_task, "target_task", tokenizer, cache, cfg.trainer.resolved_pad_multiple()
+        cfg.target_task,
+        "target_task",
+        tokenizer,
+        cache,
+        cfg.trainer.resolved_pad_multiple(),
+        seed=cfg.seed,
     )
     pipelines = {
         "layerft": layerft_pipeline(cfg, data, compile_encoder=False),

@@ -57,7 +57,7 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="base_config", node=RunConfig)
     for group, schema in GROUP_SCHEMAS.items():
-        store.store(group=group, name=f"base_{group}", node=schema)
+        store.store(name=f"base_{group}", node=schema)
 
 
 def drop_disabled_stages(cfg: DictConfig) -> DictConfig:
@@ -84,25 +84,9 @@ def check_known_keys(node: DictConfig, key: str = "") -> None:
             check_known_keys(child, f"{parent}{name}")
 
 
-def check_options_chosen(cfg: DictConfig) -> None:
-    """Fail when a group's schema itself was chosen as the option (`tuning_mode=base_tuning_mode`).
-
-    Every option file sets `name` (tests check it equals the file name), so a group node whose
-    `name` is missing is the bare schema.
-    """
-    for key, group in GROUP_OF_KEY.items():
-        node = None if OmegaConf.is_missing(cfg, key) else cfg[key]
-        if node is not None and OmegaConf.is_missing(node, "name"):
-            raise LayerftError(
-                f"{key}: base_{group} is the schema that {group} options extend, not an option; "
-                f"choose one of the files in conf/{group}/"
-            )
-
-
 def to_run_config(cfg: DictConfig) -> RunConfig:
     """Validate the composed config into typed objects (runs each schema's `__post_init__` checks)."""
     check_known_keys(cfg)
-    check_options_chosen(cfg)
     try:
         run_cfg = _to_object(drop_disabled_stages(cfg))
     except OmegaConfBaseException as err:

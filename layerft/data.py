@@ -52,7 +52,8 @@ def load_task_data(
     tokenizer: PreTrainedTokenizerFast,
     cache_dir: Path,
     pad_to_multiple_of: int | None = None,
-    seed: int = 0,
+    *,
+    seed: int,
 ) -> TaskData:
     """Read, check, cap and tokenize both splits of `task` (`group` names it in messages).
 

@@ -33,7 +33,7 @@ from layerft.layer_split import (
     transplant,
 )
 from layerft.lr_schedule import combine_multipliers, part_lr_multipliers
-from layerft.model import load_backbone, load_tokenizer
+from layerft.model import check_max_length, load_backbone, load_tokenizer
 from layerft.parts import layer_part, set_trainable
 from layerft.phase import MetricSink, run_phase
 from layerft.results import RunRecord, read_finished, run_dir_errors, write_metrics
@@ -59,6 +59,9 @@ class StageData:
 
 def load_stage_data(cfg: RunConfig) -> StageData:
     """Both tasks' data, read and checked first: bad data costs no stage-1 run and no tracker run."""
+    for task, group in ((cfg.target_task, "target_task"), (cfg.injection_task, "injection_task")):
+        if task is not None:
+            check_max_length(cfg.model, task, group)
     tokenizer = load_tokenizer(cfg.model)
     cache = Path(cfg.cache_dir).expanduser() / "tokenized"
     target = _load(cfg, cfg.target_task, "target_task", tokenizer, cache)
@@ -82,7 +85,9 @@ def train_stages(
 
 def _load(cfg: RunConfig, task: TaskConfig, group: str, tokenizer: Any, cache: Path) -> TaskData:
     check_task_metrics(task, group)
-    return load_task_data(task, group, tokenizer, cache, cfg.trainer.resolved_pad_multiple())
+    return load_task_data(
+        task, group, tokenizer, cache, cfg.trainer.resolved_pad_multiple(), seed=cfg.seed
+    )
 
 
 def _fresh_model(cfg: RunConfig, task: TaskConfig) -> TaskModel:

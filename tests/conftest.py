@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -68,6 +69,18 @@ def run_train(
         text=True,
         timeout=timeout,
     )
+
+
+def dev_examples(log: str, group: str) -> int:
+    """How many dev examples a run's log says `group` (target_task, injection_task) scored on."""
+    found = re.findall(rf"{group} validation: (\d+) examples from ", log)
+    assert len(set(found)) == 1, found
+    return int(found[0])
+
+
+def assert_counts_of(fraction: float, total: int) -> None:
+    """`fraction` is k/total for a whole k: the metric was computed over exactly `total` examples."""
+    assert abs(fraction * total - round(fraction * total)) < 1e-6, (fraction, total)
 
 
 @pytest.fixture(scope="session")

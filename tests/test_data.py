@@ -63,7 +63,7 @@ def test_labels_by_index_or_name_and_unlabelled_dropped(tmp_path, caplog) -> Non
 def test_bad_records_name_file_and_record(tmp_path, record: dict, message: str) -> None:
     task = snli_task(tmp_path, [row(0), record])
     with pytest.raises(LayerftError, match=message):
-        load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache")
+        load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache", seed=0)
 
 
 def test_caps_and_pairs_tokenized_without_padding(tmp_path) -> None:
@@ -130,29 +130,29 @@ def test_training_labels_missing_dev_classes_warn(tmp_path, caplog) -> None:
 def test_tokenization_is_cached_across_runs(tmp_path) -> None:
     task = snli_task(tmp_path, [row(i % 3) for i in range(6)], [row(1, premise="b")])
     cache = tmp_path / "cache"
-    first = load_task_data(task, "target_task", build_tiny_tokenizer(), cache)
+    first = load_task_data(task, "target_task", build_tiny_tokenizer(), cache, seed=0)
     files = sorted(cache.glob("*.arrow"))
     assert len(files) == 2  # train and validation
     mtimes = [f.stat().st_mtime_ns for f in files]
-    second = load_task_data(task, "target_task", build_tiny_tokenizer(), cache)
+    second = load_task_data(task, "target_task", build_tiny_tokenizer(), cache, seed=0)
     assert [f.stat().st_mtime_ns for f in sorted(cache.glob("*.arrow"))] == mtimes  # reused
     assert second.train["input_ids"] == first.train["input_ids"]
     task.max_length = 5  # a change that alters tokenization gets its own files
-    load_task_data(task, "target_task", build_tiny_tokenizer(), cache)
+    load_task_data(task, "target_task", build_tiny_tokenizer(), cache, seed=0)
     assert len(list(cache.glob("*.arrow"))) == 4
 
 
 def test_truncated_cache_entry_is_rebuilt_with_a_warning(tmp_path, caplog) -> None:
     task = snli_task(tmp_path, [row(i % 3, premise="p" * (i + 1)) for i in range(200)])
     cache = tmp_path / "cache"
-    expected = load_task_data(task, "target_task", build_tiny_tokenizer(), cache).train[:]
+    expected = load_task_data(task, "target_task", build_tiny_tokenizer(), cache, seed=0).train[:]
     assert not [f for f in cache.iterdir() if f.suffix != ".arrow"]  # no temporary files left
     entry = next(f for f in cache.glob("*.arrow") if len(Dataset.from_file(str(f))) == 200)
     size = entry.stat().st_size
     with entry.open("r+b") as handle:  # a run killed while writing, a full disk, a bad copy
         handle.truncate(size // 2)
     with caplog.at_level(logging.WARNING, logger="layerft.data"):
-        second = load_task_data(task, "target_task", build_tiny_tokenizer(), cache)
+        second = load_task_data(task, "target_task", build_tiny_tokenizer(), cache, seed=0)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and str(entry) in warnings[0], warnings
     assert second.train[:]["input_ids"] == expected["input_ids"]
@@ -162,14 +162,14 @@ def test_truncated_cache_entry_is_rebuilt_with_a_warning(tmp_path, caplog) -> No
 def test_cache_entry_with_too_few_rows_is_rebuilt(tmp_path, caplog) -> None:
     task = snli_task(tmp_path, [row(i % 3) for i in range(6)], [row(1, premise="b")])
     cache = tmp_path / "cache"
-    load_task_data(task, "target_task", build_tiny_tokenizer(), cache)
+    load_task_data(task, "target_task", build_tiny_tokenizer(), cache, seed=0)
     train_entry = next(f for f in cache.glob("*.arrow") if len(Dataset.from_file(str(f))) == 6)
     short = Dataset.from_file(str(train_entry)).data.table.slice(0, 2)  # readable, rows missing
     with ArrowWriter(path=str(tmp_path / "short.arrow")) as writer:
         writer.write_table(short)
     os.replace(tmp_path / "short.arrow", train_entry)
     with caplog.at_level(logging.WARNING, logger="layerft.data"):
-        data = load_task_data(task, "target_task", build_tiny_tokenizer(), cache)
+        data = load_task_data(task, "target_task", build_tiny_tokenizer(), cache, seed=0)
     assert len(data.train) == 6 and "rebuilding" in caplog.text
 
 
@@ -186,7 +186,7 @@ def test_unwritable_cache_dir_fails_naming_the_folder(tmp_path, blocked: str) ->
         cache.mkdir()
         cache.chmod(0o555)
     with pytest.raises(LayerftError) as info:
-        load_task_data(task, "target_task", build_tiny_tokenizer(), cache)
+        load_task_data(task, "target_task", build_tiny_tokenizer(), cache, seed=0)
     message = str(info.value)
     assert str(cache) in message and "cache_dir" in message and "\n" not in message
 
@@ -203,7 +203,7 @@ def test_tagging_labels_sit_on_first_subwords(tmp_path) -> None:
 def test_generated_demo_validation_never_repeats_training_records(tmp_path) -> None:
     cfg = compose_run("model=tiny")
     task = cfg.target_task
-    data = load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path)
+    data = load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path, seed=0)
     train = {tuple(ids) for ids in data.train["input_ids"]}
     assert not [ids for ids in data.validation["input_ids"] if tuple(ids) in train]
     assert len(data.train) == task.generator_sizes["train"]
@@ -243,18 +243,18 @@ def test_klue_release_files_load_as_tasks(tmp_path) -> None:
     nli = compose_run(
         "target_task=klue_nli", f"target_task.data_dir={SHARED}/klue/klue-nli-v1.1"
     ).target_task
-    data = load_task_data(nli, "target_task", tokenizer, tmp_path)
+    data = load_task_data(nli, "target_task", tokenizer, tmp_path, seed=0)
     assert (len(data.train), len(data.validation)) == (300, 90)
     assert sorted(set(data.validation["labels"])) == [0, 1, 2]
     pos = compose_run(
         "injection_task=klue_pos", f"injection_task.data_dir={SHARED}/klue/klue-dp-v1.1"
     ).injection_task
-    data = load_task_data(pos, "injection_task", tokenizer, tmp_path)
+    data = load_task_data(pos, "injection_task", tokenizer, tmp_path, seed=0)
     assert (len(data.train), len(data.validation)) == (300, 100)
     ner = compose_run(
         "injection_task=klue_ner", f"injection_task.data_dir={SHARED}/klue/klue-ner-v1.1"
     ).injection_task
-    data = load_task_data(ner, "injection_task", tokenizer, tmp_path)
+    data = load_task_data(ner, "injection_task", tokenizer, tmp_path, seed=0)
     assert (len(data.train), len(data.validation)) == (300, 100)
 
 
@@ -263,7 +263,7 @@ def test_unreachable_hub_dataset_names_the_offline_alternatives(tmp_path, monkey
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     task = compose_run("target_task=snli").target_task
     with pytest.raises(LayerftError) as info:
-        load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path)
+        load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path, seed=0)
     message = str(info.value)
     assert "stanfordnlp/snli" in message and "\n" not in message
     for hint in (
@@ -277,9 +277,9 @@ def test_unreachable_hub_dataset_names_the_offline_alternatives(tmp_path, monkey
 def test_collator_pads_per_batch_to_the_multiple_and_drops_length(tmp_path) -> None:
     task = snli_task(tmp_path, [row(i % 3, premise="p" * (i + 1)) for i in range(5)])
     tokenizer = build_tiny_tokenizer()
-    plain = load_task_data(task, "target_task", tokenizer, tmp_path / "cache")
+    plain = load_task_data(task, "target_task", tokenizer, tmp_path / "cache", seed=0)
     rounded = load_task_data(
-        task, "target_task", tokenizer, tmp_path / "cache", pad_to_multiple_of=8
+        task, "target_task", tokenizer, tmp_path / "cache", pad_to_multiple_of=8, seed=0
     )
     features = [plain.train[i] for i in range(3)]
     assert all("length" in f for f in features)  # kept for the length-grouped sampler

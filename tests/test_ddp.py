@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import SHRINK, run_train
+from conftest import SHRINK, assert_counts_of, dev_examples, run_train
 
 
 def test_two_process_ddp_run_writes_one_record(tmp_path) -> None:
@@ -18,7 +18,8 @@ def test_two_process_ddp_run_writes_one_record(tmp_path) -> None:
     )  # rank 0 only
     assert proc.stdout.count("layerft.run][INFO] - results: ") == 1
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert 0 <= metrics["target/eval_accuracy"] <= 1
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert_counts_of(metrics["target/eval_accuracy"], dev_examples(log, "target_task"))
     # One W&B run, opened by rank 0 alone.
     assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 1
     # 64 examples over 2 processes x batch 32: one optimizer step per epoch in each stage.

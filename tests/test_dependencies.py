@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-LOCAL = {"layerft", "compose", "conftest"}  # the package and the tests' own helpers
+# The package and the modules of its own folders (the tests' helpers, the benchmark scripts).
+LOCAL = {"layerft"} | {
+    p.stem for folder in ("tests", "benchmarks") for p in (REPO / folder).glob("*.py")
+}
 
 
 def imported_modules(paths: list[Path]) -> set[str]:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import yaml
-from conftest import SHRINK, run_train
+from conftest import SHRINK, assert_counts_of, dev_examples, run_train
 
 MODES = ("full", "frozen", "top_adapter", "layerwise_adapter", "lora", "bitfit")
 
@@ -16,11 +16,12 @@ def test_every_tuning_mode_runs_and_reports_parameter_counts(tmp_path: Path) -> 
         ["-m", *SHRINK, f"tuning_mode={','.join(MODES)}", "lr_schedule=discriminative"], tmp_path
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    results = {}
+    results, dev = {}, {}
     for job in sorted((tmp_path / "sweep").glob("*/metrics.json")):
         overrides = yaml.safe_load((job.parent / ".hydra" / "overrides.yaml").read_text())
         mode = next(o.split("=")[1] for o in overrides if o.startswith("tuning_mode="))
         results[mode] = json.loads(job.read_text())
+        dev[mode] = dev_examples((job.parent / "train.log").read_text(), "target_task")
     assert set(results) == set(MODES)
     for mode, metrics in results.items():
         parts = {k: v for k, v in metrics.items() if k.startswith("target/trainable_params/")}
@@ -28,7 +29,7 @@ def test_every_tuning_mode_runs_and_reports_parameter_counts(tmp_path: Path) -> 
         assert metrics["target/trainable_params/layer.0"] == 0, (
             mode
         )  # lower1: frozen injected layer
-        assert 0 <= metrics["target/eval_accuracy"] <= 1
+        assert_counts_of(metrics["target/eval_accuracy"], dev[mode])
         assert metrics["target/train_samples_per_second"] > 0 and metrics["target/peak_rss_mb"] > 0
     full = results["full"]["target/trainable_params"]
     for mode in ("top_adapter", "layerwise_adapter", "lora"):

@@ -16,7 +16,7 @@ from compose import compose_run
 from easy_data import CHANCE, keyword_task
 
 from layerft.errors import LayerftError
-from layerft.run import train_stages
+from layerft.run import load_stage_data, train_stages
 
 Logs = list[tuple[int, dict[str, float]]]
 
@@ -37,9 +37,8 @@ def train(tmp_path: Path, *overrides: str) -> tuple[dict[str, float], Logs]:
     """Run both stages of model=tiny with `overrides`; the metrics and every (step, log) sent."""
     cfg = compose_run("model=tiny", "tracker=none", f"cache_dir={tmp_path / 'cache'}", *overrides)
     logs: Logs = []
-    metrics = train_stages(
-        cfg, tmp_path / "run", lambda numbers, step: logs.append((step, numbers))
-    )
+    data = load_stage_data(cfg)
+    metrics = train_stages(cfg, data, tmp_path / "run", lambda n, step: logs.append((step, n)))
     return metrics, logs
 
 
