@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import huggingface_hub
 import torch
@@ -93,13 +94,7 @@ def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerFast:
     """The backbone's fast tokenizer (fast tokenizers give word ids for tagging)."""
     if cfg.tiny is not None:
         return build_tiny_tokenizer()
-    path = resolve_model_path(cfg)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
-        )
-    except OSError as err:
-        raise _unreachable(cfg, first_line(err)) from err
+    tokenizer = _from_pretrained(AutoTokenizer, cfg)
     if not tokenizer.is_fast:
         raise LayerftError(f"model '{cfg.name}': layerft needs a fast tokenizer")
     return tokenizer
@@ -109,17 +104,25 @@ def load_backbone(cfg: ModelConfig) -> PreTrainedModel:
     """A fresh copy of the pre-trained encoder (no pooler: heads are layerft's own)."""
     if cfg.tiny is not None:
         return build_tiny_backbone(cfg.tiny, vocab_size=len(build_tiny_tokenizer()))
-    path = resolve_model_path(cfg)
+    return _from_pretrained(
+        AutoModel,
+        cfg,
+        use_safetensors=True,
+        add_pooling_layer=False,
+        # transformers 5 keeps a checkpoint's dtype (bf16 stays bf16); the optimizer needs fp32
+        # master weights, and mixed precision is the trainer's business.
+        dtype=torch.float32,
+    )
+
+
+def _from_pretrained(loader: Any, cfg: ModelConfig, **kwargs: Any) -> Any:
+    """`loader.from_pretrained` on the model's folder or hub id, failing with the offline advice."""
     try:
-        return AutoModel.from_pretrained(
-            path,
+        return loader.from_pretrained(
+            resolve_model_path(cfg),
             revision=cfg.revision,
             trust_remote_code=cfg.trust_remote_code,
-            use_safetensors=True,
-            add_pooling_layer=False,
-            # transformers 5 keeps a checkpoint's dtype (bf16 stays bf16); the optimizer needs
-            # fp32 master weights, and mixed precision is the trainer's business.
-            dtype=torch.float32,
+            **kwargs,
         )
     except OSError as err:
         raise _unreachable(cfg, first_line(err)) from err
@@ -129,13 +132,7 @@ def max_sequence_length(cfg: ModelConfig) -> int:
     """How many tokens one sequence may hold on this backbone (read from its config, no weights)."""
     if cfg.tiny is not None:
         return cfg.tiny.max_position_embeddings
-    path = resolve_model_path(cfg)
-    try:
-        config = AutoConfig.from_pretrained(
-            path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
-        )
-    except OSError as err:
-        raise _unreachable(cfg, first_line(err)) from err
+    config = _from_pretrained(AutoConfig, cfg)
     positions = getattr(config, "max_position_embeddings", None)
     if positions is None:
         raise LayerftError(f"model '{cfg.name}': its config names no max_position_embeddings")
