@@ -34,30 +34,28 @@ ACTIVATIONS = {Nonlinearity.gelu: nn.GELU, Nonlinearity.relu: nn.ReLU, Nonlinear
 
 @dataclass
 class AdapterConfig:
-    """Size, placement and training of the adapters; set one of `bottleneck`, `reduction_factor`."""
+    """Size, placement and training of the adapters: `bottleneck` (a width) when set, else
+    hidden size / `reduction_factor`."""
 
     bottleneck: int | None = None
-    reduction_factor: float | None = 16.0
+    reduction_factor: float = 16.0
     placement: AdapterPlacement = AdapterPlacement.both
     nonlinearity: Nonlinearity = Nonlinearity.gelu
     train_layernorm: bool = True
     init_std: float = 1e-3
 
     def __post_init__(self) -> None:
-        if (self.bottleneck is None) == (self.reduction_factor is None):
+        if self.bottleneck is not None and self.bottleneck < 1:
+            raise LayerftError(f"adapter: bottleneck must be >= 1 or null, got {self.bottleneck}")
+        if self.reduction_factor <= 0:
             raise LayerftError(
-                "tuning_mode.adapter: set exactly one of adapter.bottleneck, adapter.reduction_factor"
-            )
-        if (self.bottleneck or 1) < 1 or (self.reduction_factor or 1) <= 0:
-            raise LayerftError(
-                "tuning_mode.adapter: bottleneck and reduction_factor must be positive"
+                f"adapter: reduction_factor must be > 0, got {self.reduction_factor}"
             )
 
     def width(self, hidden_size: int) -> int:
         """The bottleneck width for a model of `hidden_size`."""
         if self.bottleneck is not None:
             return self.bottleneck
-        assert self.reduction_factor is not None
         return max(1, int(hidden_size / self.reduction_factor))
 
 

@@ -38,6 +38,10 @@ class RunConfig:
     seed: int = 42
     cache_dir: str = "~/.cache/layerft"
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.seed < 2**32:  # numpy's range, which transformers.set_seed feeds
+            raise LayerftError(f"seed must be in [0, 2**32), got {self.seed}")
+
 
 GROUP_SCHEMAS = {
     "model": ModelConfig,
@@ -118,7 +122,7 @@ def _at_key(message: str, key: str, schema: Any, option: str) -> str:
     problem = message.split(": ", 1)[-1]
     first = re.match(r"\w+", problem)
     if first and first.group() in {f.name for f in fields(schema)}:
-        located = f"{key}.{problem}"
+        located = f"{key}.{problem}" if key else problem
     else:
         located = f"{key}: {problem}"
     return f"{located} ({option})" if option else located

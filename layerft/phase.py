@@ -78,6 +78,21 @@ class TrainerConfig:
     compile: bool = False  # torch.compile the encoder
     compile_mode: CompileMode = CompileMode.default
 
+    def __post_init__(self) -> None:
+        if self.dataloader_workers < 0:
+            raise LayerftError(
+                f"trainer: dataloader_workers must be >= 0, got {self.dataloader_workers}"
+            )
+        if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 1:
+            raise LayerftError(
+                f"trainer: pad_to_multiple_of must be >= 1 or null, got {self.pad_to_multiple_of}"
+            )
+
+    def check_device(self) -> None:
+        """Fail on a setting this machine cannot honour (the Trainer would ignore it silently)."""
+        if self.precision == Precision.fp16 and not torch.cuda.is_available():
+            raise LayerftError("trainer.precision=fp16 needs a CUDA GPU; on a CPU use bf16 or fp32")
+
     def resolved_pad_multiple(self) -> int | None:
         """The padding multiple to use on this machine."""
         if self.pad_to_multiple_of is not None:
@@ -149,7 +164,8 @@ class _StageProgress(ProgressCallback):
 
 
 class _GuardCheckpoints(TrainerCallback):
-    """Settle every pending loss check before the Trainer logs, evaluates or saves."""
+    """Settle every pending loss check before the Trainer logs, evaluates or saves, and check
+    each dev loss before its checkpoint can be saved."""
 
     def __init__(self, guard: NonFiniteLossGuard) -> None:
         self.guard = guard
@@ -162,6 +178,9 @@ class _GuardCheckpoints(TrainerCallback):
             or state.global_step >= state.max_steps
         ):
             self.guard.drain()
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001 - Trainer's hook
+        self.guard.check_dev_loss(float((metrics or {}).get("eval_loss", 0.0)), state.global_step)
 
 
 class _PhaseTrainer(Trainer):
@@ -240,6 +259,7 @@ def run_phase(
         counts["total_params"],
         ", ".join(f"{k.split('/')[1]}={v}" for k, v in counts.items() if "/" in k and v),
     )
+    trainer_cfg.check_device()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     num_steps = total_steps(len(data.train), task.batch_size, task.epochs, world)
     steps_per_epoch = math.ceil(len(data.train) / (task.batch_size * world))

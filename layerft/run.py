@@ -236,6 +236,14 @@ def resolve_config(cfg: DictConfig) -> dict[str, Any]:
     return resolved
 
 
+def warn_unused_stage1_overrides(cfg: RunConfig, overrides: list[str]) -> None:
+    """Say so when `injection_task.*` overrides meet `injection_task=none` (allowed, so that one
+    grid can mix stage-1 tasks and none, but they change nothing)."""
+    unused = [o for o in overrides if o.lstrip("+~").startswith("injection_task.")]
+    if cfg.injection_task is None and unused:
+        log.warning("injection_task=none: no stage 1, so %s change nothing", " ".join(unused))
+
+
 def run_from_hydra(cfg: DictConfig) -> dict[str, float]:
     """train.py's body: validate the composed config and run it in Hydra's output directory."""
     quiet_libraries()
@@ -249,6 +257,7 @@ def run_from_hydra(cfg: DictConfig) -> dict[str, float]:
             if group.split("@")[-1] in {*GROUP_SCHEMAS, "injection_lr_schedule"}
         }
         overrides = list(hydra.overrides.task)
+        warn_unused_stage1_overrides(run_cfg, overrides)
         sweep_dir = hydra.sweep.dir if hydra.mode == RunMode.MULTIRUN else None
         record = RunRecord.of(resolved, choices, overrides)
         metrics = run(run_cfg, Path(hydra.runtime.output_dir), resolved, record, sweep_dir)

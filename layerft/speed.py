@@ -110,6 +110,15 @@ class NonFiniteLossGuard:
         while self._pending and self._pending[0][2].query():
             self._settle(self._pending.popleft(), wait=False)
 
+    def check_dev_loss(self, loss: float, step: int) -> None:
+        """Stop when a dev evaluation's loss is not finite: the last update broke the weights,
+        even if no training step has run on them yet."""
+        if not math.isfinite(loss):
+            raise LayerftError(
+                f"{self.stage} stage: dev loss is {loss} after step {step}: the weights diverged; "
+                f"stopped ({self.hint})"
+            )
+
     def drain(self) -> None:
         """Check every loss still in flight (one synchronisation)."""
         while self._pending:

@@ -81,8 +81,15 @@ class TaskConfig:
         for key in ("lr", "batch_size", "max_length", "evals_per_epoch"):
             if getattr(self, key) <= 0:
                 raise LayerftError(f"{where}: {key} must be > 0, got {getattr(self, key)}")
-        if self.epochs < 0:  # 0: the stage only evaluates
-            raise LayerftError(f"{where}: epochs must be >= 0, got {self.epochs}")
+        for key in (
+            "epochs",
+            "weight_decay",
+            "max_grad_norm",
+        ):  # epochs 0: the stage only evaluates
+            if getattr(self, key) < 0:
+                raise LayerftError(f"{where}: {key} must be >= 0, got {getattr(self, key)}")
+        if not 0 <= self.head_dropout < 1:
+            raise LayerftError(f"{where}: head_dropout must be in [0, 1), got {self.head_dropout}")
         for key in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, key)
             if value is not None and value <= 0:

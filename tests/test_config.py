@@ -152,13 +152,15 @@ def test_a_group_schema_is_neither_an_option_nor_offered(override: str) -> None:
             "injection_lr_schedule.warmup_ratio must be in [0, 1), got -0.5",
         ),
         (
-            [
-                "tuning_mode=top_adapter",
-                "tuning_mode.adapter.reduction_factor=null",
-                "tuning_mode.adapter.bottleneck=-1",
-            ],
-            "tuning_mode.adapter.bottleneck",
-        ),  # fmt: skip
+            ["tuning_mode=top_adapter", "tuning_mode.adapter.bottleneck=0"],
+            "tuning_mode.adapter.bottleneck must be >= 1 or null, got 0",
+        ),
+        (["seed=-1"], "seed must be in [0, 2**32), got -1"),
+        (["target_task.head_dropout=1.5"], "target_task.head_dropout must be in [0, 1)"),
+        (["target_task.weight_decay=-1"], "target_task.weight_decay must be >= 0"),
+        (["injection_task.max_grad_norm=-1"], "injection_task.max_grad_norm must be >= 0"),
+        (["trainer.dataloader_workers=-1"], "trainer.dataloader_workers must be >= 0"),
+        (["trainer.pad_to_multiple_of=0"], "trainer.pad_to_multiple_of must be >= 1 or null"),
         (["tuning_mode=lora", "tuning_mode.lora.rank=0"], "tuning_mode.lora.rank must be >= 1"),
         (["model=tiny", "model.hub_id=x"], "model: set exactly one of package, hub_id, tiny"),
     ],
@@ -167,6 +169,13 @@ def test_schema_checks_name_the_key(overrides: list[str], message: str) -> None:
     # The message starts with the full key (not only the option's name), whatever group holds it.
     with pytest.raises(LayerftError, match="^" + re.escape(message)):
         compose_run(*overrides)
+
+
+def test_a_bottleneck_width_overrides_the_option_reduction_factor() -> None:
+    # top_adapter.yaml sets reduction_factor 16; the README's `adapter.bottleneck=8` just works.
+    cfg = compose_run("model=tiny", "tuning_mode=top_adapter", "tuning_mode.adapter.bottleneck=8")
+    assert cfg.tuning_mode.adapter.width(32) == 8
+    assert compose_run("tuning_mode=top_adapter").tuning_mode.adapter.width(384) == 24
 
 
 def test_a_stage_may_have_zero_epochs() -> None:

@@ -546,9 +546,12 @@ def test_injection_task_none_runs_stage_2_only_with_every_layer_trainable(runs) 
 
 
 def test_injection_task_none_with_an_injection_override_is_clean(runs) -> None:
-    proc = runs["none_with_injection_override"].result().proc
-    assert "Traceback" not in proc.stderr
-    assert proc.returncode == 0, proc.stderr
+    done = runs["none_with_injection_override"].result()
+    assert "Traceback" not in done.proc.stderr
+    assert done.proc.returncode == 0, done.proc.stderr
+    warning = "injection_task=none: no stage 1, so injection_task.epochs=1 change nothing"
+    assert warning in done.log
+    assert "change nothing" not in finished(runs, "no_injection").log
 
 
 # --- 6. errors ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from compose import compose_run
 from easy_data import CHANCE, keyword_task
 
@@ -163,6 +164,23 @@ def test_non_finite_loss_stops_the_stage_at_its_step(tmp_path, keyword) -> None:
     step = int(message.split("at step ")[1].split(";")[0])
     assert 2 <= step <= 4  # warmup: step 1 has lr 0; the first update makes the weights inf
     assert "target_task.lr=1e+30" in message and "target_task.max_grad_norm=0" in message
+
+
+def test_weights_broken_by_the_last_update_stop_the_stage_at_the_dev_evaluation(tmp_path) -> None:
+    # Two steps: step 1 runs at lr 0 (warmup), step 2's update makes the weights inf; no training
+    # loss is computed on them, but the dev evaluation after step 2 is.
+    with pytest.raises(LayerftError, match=r"^target stage: dev loss is nan after step 2: "):
+        train(tmp_path, "injection_task=none", "target_task.generator_sizes.train=64",
+              "target_task.generator_sizes.validation=32", "target_task.epochs=1",
+              "target_task.lr=1e30", "target_task.max_grad_norm=0")  # fmt: skip
+
+
+def test_fp16_on_a_machine_without_a_gpu_is_refused(tmp_path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: fp16 is honoured")
+    with pytest.raises(LayerftError, match=r"^trainer.precision=fp16 needs a CUDA GPU"):
+        train(tmp_path, "injection_task=none", "target_task.generator_sizes.train=32",
+              "target_task.generator_sizes.validation=32", "trainer.precision=fp16")  # fmt: skip
 
 
 def test_merged_optimizer_groups_cover_every_trainable_parameter_once(tmp_path) -> None:

@@ -64,7 +64,7 @@ CASES = [
     ("layerwise_adapter", (), False, {**{f"layer.{i}": 2 * LN for i in range(L)}, "adapters": L * 2 * ADAPTER, "head": HEAD}),
     ("top_adapter", ("tuning_mode.adapter.train_layernorm=false", "tuning_mode.adapter.placement=ffn"), False,
      {"adapters": ADAPTER, "head": HEAD}),
-    ("top_adapter", ("tuning_mode.adapter.reduction_factor=null", "tuning_mode.adapter.bottleneck=4"), False,
+    ("top_adapter", ("tuning_mode.adapter.bottleneck=4",), False,
      {"layer.3": 2 * LN, "adapters": 2 * ((H * 4 + 4) + (4 * H + H)), "head": HEAD}),
     ("lora", ("tuning_mode.lora.rank=2", "tuning_mode.lora.target_modules=[query,key,value]"), False,
      {"adapters": L * 3 * (2 * H + H * 2), "head": HEAD}),
