@@ -39,9 +39,8 @@ def read_jobs(sweep_dir: Path) -> list[tuple[str, dict[str, float]]]:
     """(tuning mode, metrics) for every finished job of the sweep, in job order."""
     jobs = []
     for metrics_path in sorted(sweep_dir.glob("*/*/metrics.json"), key=lambda p: p.stat().st_mtime):
-        overrides = yaml.safe_load((metrics_path.parent / ".hydra" / "overrides.yaml").read_text())
-        mode = next(o.split("=", 1)[1] for o in overrides if o.startswith("tuning_mode="))
-        jobs.append((mode, json.loads(metrics_path.read_text())))
+        metrics = json.loads(metrics_path.read_text())  # it records its own group choices
+        jobs.append((metrics["run/choices"]["tuning_mode"], metrics))
     return jobs
 
 
