@@ -12,17 +12,17 @@ import math
 import os
 import shutil
 import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from layerft.callbacks import ForwardLogs, GuardCheckpoints, MetricSink, PauseClock, StageProgress
 from layerft.data import TaskData
 from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
@@ -46,7 +46,6 @@ from layerft.task import TaskConfig
 
 log = logging.getLogger(__name__)
 
-MetricSink = Callable[[dict[str, float], int], None]
 FUSED_ADAMW_DEVICES = frozenset({"cuda", "cpu"})  # one kernel per step instead of one per tensor
 
 
@@ -104,83 +103,6 @@ class TrainerConfig:
         if self.progress_bar is not None:
             return self.progress_bar
         return sys.stderr.isatty()
-
-
-class _ForwardLogs(TrainerCallback):
-    """Send the Trainer's logs to the tracker as `<stage>/<name>` (its own W&B reporting is off)."""
-
-    def __init__(self, stage: str, sink: MetricSink) -> None:
-        self.stage, self.sink = stage, sink
-
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 - Trainer's hook
-        if logs and state.is_world_process_zero:
-            numbers = {
-                f"{self.stage}/{k}": float(v)
-                for k, v in logs.items()
-                if isinstance(v, (int, float))
-            }
-            self.sink(numbers, state.global_step)
-            shown = ", ".join(
-                f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, (int, float))
-            )
-            log.info("%s step %d: %s", self.stage, state.global_step, shown)
-
-
-class _PauseClock(TrainerCallback):
-    """Seconds train() spends on dev evaluations and best-checkpoint saves instead of training.
-
-    A save always follows an evaluation (save_steps == eval_steps), so it lasts from the end of
-    the evaluation to `on_save`.
-    """
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self._evaluated_at: float | None = None
-
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001 - Trainer's hook
-        self.seconds += float((metrics or {}).get("eval_runtime", 0.0))
-        self._evaluated_at = time.perf_counter()
-
-    def on_save(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer's hook
-        if self._evaluated_at is not None:
-            self.seconds += time.perf_counter() - self._evaluated_at
-            self._evaluated_at = None
-
-
-class _StageProgress(ProgressCallback):
-    """The Trainer's progress bar, labelled with the stage; log lines report the numbers."""
-
-    def __init__(self, stage: str) -> None:
-        super().__init__()
-        self.stage = stage
-
-    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer's hook
-        super().on_train_begin(args, state, control, **kwargs)
-        if self.training_bar is not None:
-            self.training_bar.set_description(self.stage)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 - Trainer's hook
-        pass  # _ForwardLogs writes them as log lines
-
-
-class _GuardCheckpoints(TrainerCallback):
-    """Settle every pending loss check before the Trainer logs, evaluates or saves, and check
-    each dev loss before its checkpoint can be saved."""
-
-    def __init__(self, guard: NonFiniteLossGuard) -> None:
-        self.guard = guard
-
-    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer's hook
-        if (
-            control.should_log
-            or control.should_evaluate
-            or control.should_save
-            or state.global_step >= state.max_steps
-        ):
-            self.guard.drain()
-
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001 - Trainer's hook
-        self.guard.check_dev_loss(float((metrics or {}).get("eval_loss", 0.0)), state.global_step)
 
 
 class _PhaseTrainer(Trainer):
@@ -287,12 +209,12 @@ def run_phase(
         eval_dataset=data.validation,
         compute_metrics=build_compute_metrics(task),
         optimizers=(optimizer, build_scheduler(schedule, optimizer, num_steps)),
-        callbacks=[_ForwardLogs(stage, sink), pauses := _PauseClock(), _GuardCheckpoints(guard)],
+        callbacks=[ForwardLogs(stage, sink), pauses := PauseClock(), GuardCheckpoints(guard)],
         guard=guard,
     )
-    trainer.remove_callback(PrinterCallback)  # _ForwardLogs logs instead of raw dict prints
+    trainer.remove_callback(PrinterCallback)  # ForwardLogs logs instead of raw dict prints
     if trainer.pop_callback(ProgressCallback) is not None:
-        trainer.add_callback(_StageProgress(stage))
+        trainer.add_callback(StageProgress(stage))
     try:
         with PeakMemory() as memory:
             train_output = trainer.train() if num_steps else None

@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from layerft.callbacks import MetricSink
 from layerft.config import GROUP_SCHEMAS, RunConfig, drop_disabled_stages, to_run_config
 from layerft.data import TaskData, load_task_data
 from layerft.errors import LayerftError
@@ -35,7 +36,7 @@ from layerft.layer_split import (
 from layerft.lr_schedule import combine_multipliers, part_lr_multipliers
 from layerft.model import check_max_length, load_backbone, load_tokenizer
 from layerft.parts import layer_part, set_trainable
-from layerft.phase import MetricSink, run_phase
+from layerft.phase import run_phase
 from layerft.results import RunRecord, read_finished, run_dir_errors, write_metrics
 from layerft.task import TaskConfig
 from layerft.tracker import NoTracker, Tracker, remove_stale_runs, start_tracker

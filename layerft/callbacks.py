@@ -1,0 +1,94 @@
+"""The Trainer callbacks of the phase runner: logs to the tracker, the clock of pauses in
+training, a labelled progress bar, and the non-finite loss checks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from transformers import TrainerCallback
+from transformers.trainer_callback import ProgressCallback
+
+from layerft.speed import NonFiniteLossGuard
+
+log = logging.getLogger(__name__)
+
+MetricSink = Callable[[dict[str, float], int], None]
+
+
+class ForwardLogs(TrainerCallback):
+    """Send the Trainer's logs to the tracker as `<stage>/<name>` (its own W&B reporting is off)."""
+
+    def __init__(self, stage: str, sink: MetricSink) -> None:
+        self.stage, self.sink = stage, sink
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 - Trainer's hook
+        if logs and state.is_world_process_zero:
+            numbers = {
+                f"{self.stage}/{k}": float(v)
+                for k, v in logs.items()
+                if isinstance(v, (int, float))
+            }
+            self.sink(numbers, state.global_step)
+            shown = ", ".join(
+                f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, (int, float))
+            )
+            log.info("%s step %d: %s", self.stage, state.global_step, shown)
+
+
+class PauseClock(TrainerCallback):
+    """Seconds train() spends on dev evaluations and best-checkpoint saves instead of training.
+
+    A save always follows an evaluation (save_steps == eval_steps), so it lasts from the end of
+    the evaluation to `on_save`.
+    """
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._evaluated_at: float | None = None
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001 - Trainer's hook
+        self.seconds += float((metrics or {}).get("eval_runtime", 0.0))
+        self._evaluated_at = time.perf_counter()
+
+    def on_save(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer's hook
+        if self._evaluated_at is not None:
+            self.seconds += time.perf_counter() - self._evaluated_at
+            self._evaluated_at = None
+
+
+class StageProgress(ProgressCallback):
+    """The Trainer's progress bar, labelled with the stage; log lines report the numbers."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__()
+        self.stage = stage
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer's hook
+        super().on_train_begin(args, state, control, **kwargs)
+        if self.training_bar is not None:
+            self.training_bar.set_description(self.stage)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 - Trainer's hook
+        pass  # ForwardLogs writes them as log lines
+
+
+class GuardCheckpoints(TrainerCallback):
+    """Settle every pending loss check before the Trainer logs, evaluates or saves, and check
+    each dev loss before its checkpoint can be saved."""
+
+    def __init__(self, guard: NonFiniteLossGuard) -> None:
+        self.guard = guard
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer's hook
+        if (
+            control.should_log
+            or control.should_evaluate
+            or control.should_save
+            or state.global_step >= state.max_steps
+        ):
+            self.guard.drain()
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001 - Trainer's hook
+        self.guard.check_dev_loss(float((metrics or {}).get("eval_loss", 0.0)), state.global_step)
