@@ -13,10 +13,12 @@ class PeakMemory:
     """Context manager; after exit, `metrics()` gives peak RSS (and the CUDA peak on GPU).
 
     RSS is sampled every `interval` seconds by a thread: activations live for the whole backward
-    pass (tens of ms and more), so sampling sees the peak closely without slowing training.
+    pass (hundreds of ms for a CPU step of MiniLM at batch 32), so sampling sees the peak closely.
+    Sampling every 5 ms instead cost 4% of training speed on a 2-core CPU (BENCHMARKS.md): each
+    wake-up preempts one of torch's compute threads.
     """
 
-    def __init__(self, interval: float = 0.005) -> None:
+    def __init__(self, interval: float = 0.05) -> None:
         self.interval = interval
         self.peak_rss = 0
         self.start_rss = 0
