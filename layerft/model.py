@@ -5,8 +5,6 @@ from __future__ import annotations
 import functools
 import importlib
 import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +25,10 @@ from transformers import (
 )
 
 from layerft.errors import LayerftError
+from layerft.network import unreachable
 from layerft.task import TaskConfig
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-HUB_PROBE_TIMEOUT_S = 3.0
 # Model types whose position ids start after the padding index (fairseq's make_positions):
 # a sequence of n tokens uses positions pad+1 .. pad+n.
 POSITIONS_AFTER_PADDING = frozenset({"roberta", "xlm-roberta", "camembert"})
@@ -158,15 +156,9 @@ def hub_unreachable() -> str | None:
 
 @functools.cache  # once per process: every hub id of a run asks the same endpoint
 def probe_endpoint(endpoint: str) -> str | None:
-    """One HEAD request to `endpoint`: None if any HTTP answer comes, else why not."""
-    request = urllib.request.Request(endpoint, method="HEAD")
-    try:
-        urllib.request.urlopen(request, timeout=HUB_PROBE_TIMEOUT_S).close()
-    except urllib.error.HTTPError:
-        return None  # an error status is still an answer
-    except OSError as err:  # refused, unresolvable, timed out
-        return f"{endpoint} does not answer: {getattr(err, 'reason', err)}"
-    return None
+    """Why `endpoint` gives no HTTP answer, or None when it answers (any status)."""
+    reason = unreachable(endpoint)
+    return None if reason is None else f"{endpoint} does not answer: {reason}"
 
 
 def first_line(err: Exception) -> str:

@@ -10,10 +10,6 @@ import logging
 import netrc
 import os
 import shutil
-import ssl
-import threading
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -21,10 +17,11 @@ from typing import Any, Protocol
 
 from omegaconf import MISSING
 
+from layerft.network import unreachable
+
 log = logging.getLogger(__name__)
 
 WANDB_URL = "https://api.wandb.ai"  # W&B's own default; WANDB_BASE_URL points elsewhere
-PROBE_SECONDS = 3.0  # W&B itself waits ~90 s per attempt before it gives up on a dead host
 
 
 class TrackerBackend(str, Enum):
@@ -111,31 +108,6 @@ def resolve_mode(cfg: TrackerConfig) -> str:
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
     return "online" if has_wandb_credentials() else "offline"
-
-
-def unreachable(url: str, timeout: float = PROBE_SECONDS) -> str | None:
-    """Why `url` gives no HTTP answer (any status counts) within `timeout` seconds; None if it does."""
-    # The probe sends nothing secret, so it skips certificate checks (a proxy's own CA must not fail it).
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    outcome: list[str | None] = []
-
-    def probe() -> None:
-        try:
-            request = urllib.request.Request(url, method="HEAD")
-            urllib.request.urlopen(request, timeout=timeout, context=context).close()
-        except urllib.error.HTTPError:
-            pass  # an error status is an answer
-        except (OSError, ValueError) as err:
-            outcome.append(str(getattr(err, "reason", err)))
-            return
-        outcome.append(None)
-
-    # A thread, because the name lookup inside urlopen ignores the timeout.
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return outcome[0] if outcome else f"no answer within {timeout:g} s"
 
 
 def remove_stale_runs(run_dir: Path) -> None:

@@ -16,13 +16,13 @@ import pytest
 import wandb
 
 from layerft import tracker
+from layerft.network import unreachable
 from layerft.tracker import (
     TrackerBackend,
     TrackerConfig,
     TrackerMode,
     remove_stale_runs,
     start_tracker,
-    unreachable,
 )
 
 KEY = "0123456789abcdef0123456789abcdef01234567"
