@@ -214,3 +214,10 @@ def test_only_failures_under_the_run_dir_become_user_errors(
         assert str(caught.value) == message
     else:
         assert caught.value is err
+
+
+def test_metrics_json_is_strict_json_and_refuses_nan(tmp_path) -> None:
+    path = tmp_path / "metrics.json"
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        write_json_atomic(path, {"target/eval_loss": float("nan")})
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary
