@@ -19,6 +19,7 @@ Everything after `--` is a layerft override (injection_task=none and tracker=non
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -69,12 +70,12 @@ def layerft_pipeline(cfg: RunConfig, data: TaskData, compile_encoder: bool) -> P
     """layerft's phase runner with its defaults: samples/s as it reports them in metrics.json."""
 
     def run(batch_size: int) -> dict[str, float]:
-        task = cfg.target_task
-        task.batch_size = batch_size
-        cfg.trainer.compile = compile_encoder
+        # Copies: the pipelines of one process share `cfg`.
+        task = dataclasses.replace(cfg.target_task, batch_size=batch_size)
+        trainer = dataclasses.replace(cfg.trainer, compile=compile_encoder)
         with tempfile.TemporaryDirectory() as out:
             metrics = run_phase(
-                "target", fresh_model(cfg), data, task, cfg.lr_schedule, {}, cfg.trainer,
+                "target", fresh_model(cfg), data, task, cfg.lr_schedule, {}, trainer,
                 cfg.seed, Path(out), lambda numbers, step: None,
             )  # fmt: skip
         result = {"samples_per_second": metrics["target/train_samples_per_second"]}
