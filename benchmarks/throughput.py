@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
-from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+from transformers import Trainer, TrainingArguments
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -60,10 +60,7 @@ def compose_config(overrides: list[str], precision: str, pad_to: int | None) -> 
 def fresh_model(cfg: RunConfig) -> TaskModel:
     """The same freshly initialised model for every pipeline and run."""
     seed_everything(cfg.seed)
-    task = cfg.target_task
-    return build_task_model(
-        load_backbone(cfg.model), task.kind, len(task.label_names), task.head_dropout
-    )
+    return build_task_model(load_backbone(cfg.model), cfg.target_task)
 
 
 def layerft_pipeline(cfg: RunConfig, data: TaskData, compile_encoder: bool) -> Pipeline:
@@ -99,12 +96,15 @@ def plain_trainer_pipeline(
                 learning_rate=task.lr, bf16=cfg.trainer.precision.value == "bf16",
                 fp16=cfg.trainer.precision.value == "fp16", eval_strategy="no",
                 save_strategy="no", report_to="none", seed=cfg.seed, disable_tqdm=True,
+                # TaskModel.forward takes **batch, so the Trainer cannot tell its inputs from the
+                # signature; data.collator (DataCollatorWithPadding) drops the `length` column.
+                remove_unused_columns=False,
             )  # fmt: skip
             trainer = Trainer(
                 model=fresh_model(cfg),
                 args=args,
                 train_dataset=data.train,
-                data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to),
+                data_collator=data.collator,
             )
             output = trainer.train()
         return {"samples_per_second": len(data.train) / output.metrics["train_runtime"]}

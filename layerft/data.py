@@ -1,7 +1,8 @@
 """Task data: read a task's source, check and normalise its records, tokenize with a cross-run cache.
 
-Every source ends in the same normalised records, so only the task kind changes the code path:
-sequence classification -> {"text_a", "text_b"?, "label"}; token tagging -> {"tokens", "tags"}.
+Every source ends in the same raw records; the task's kind (`layerft/kinds/`) normalises them
+(e.g. sequence classification -> {"text_a", "text_b"?, "label"}; token tagging -> {"tokens",
+"tags"}), encodes them and pads them. This module is kind-blind.
 """
 
 from __future__ import annotations
@@ -19,31 +20,31 @@ from typing import Any
 import datasets
 import pyarrow as pa
 from datasets import Dataset, load_dataset
-from transformers import (
-    DataCollatorForTokenClassification,
-    DataCollatorWithPadding,
-    PreTrainedTokenizerFast,
-)
+from transformers import PreTrainedTokenizerFast
 
 from layerft.demo_data import DEMO_GENERATORS
 from layerft.errors import LayerftError
+from layerft.kinds import kind_of
+from layerft.kinds.base import Batch, Collator, Record
 from layerft.model import first_line, hub_unreachable, tokenizer_fingerprint_source
 from layerft.readers import RELEASE_READERS, read_records
-from layerft.task import TaskConfig, TaskKind
+from layerft.task import TaskConfig
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation")
-TOKENIZED_FORMAT_VERSION = "1"  # bump when tokenization changes, to invalidate cached files
+TOKENIZED_FORMAT_VERSION = "2"  # bump when tokenization changes, to invalidate cached files
 
 
 @dataclass
 class TaskData:
-    """Tokenized train and validation sets with the collator that pads them per batch."""
+    """Tokenized train and validation sets, the collator that pads them per batch, and the
+    normalised validation records (metrics that score examples, not features, read them)."""
 
     train: Dataset
     validation: Dataset
-    collator: Callable[[list[dict[str, Any]]], dict[str, Any]]
+    collator: Collator
+    validation_rows: list[Record]
 
 
 def load_task_data(
@@ -69,18 +70,19 @@ def load_task_data(
         if not rows[split]:
             raise LayerftError(f"{group} '{task.name}': {origin} has no labelled records")
         log.info("%s %s: %d examples from %s", group, split, len(rows[split]), origin)
-    if task.kind == TaskKind.sequence_classification:
-        warn_missing_classes(task, group, rows["train"], rows["validation"])
+    kind = kind_of(task)
+    if kind.check_coverage is not None:
+        kind.check_coverage(task, group, rows["train"], rows["validation"])
     tokenized = {
         split: tokenize(Dataset.from_list(split_rows), task, tokenizer, cache_dir)
         for split, split_rows in rows.items()
     }
-    pad: Callable[[list[dict[str, Any]]], dict[str, Any]]
-    if task.kind == TaskKind.token_tagging:
-        pad = DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
-    else:
-        pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
-    return TaskData(tokenized["train"], tokenized["validation"], DropLengthCollator(pad))
+    return TaskData(
+        tokenized["train"],
+        tokenized["validation"],
+        kind.collator(tokenizer, pad_to_multiple_of),
+        rows["validation"],
+    )
 
 
 def select_rows(rows: list[dict[str, Any]], limit: int | None, seed: int) -> list[dict[str, Any]]:
@@ -89,34 +91,6 @@ def select_rows(rows: list[dict[str, Any]], limit: int | None, seed: int) -> lis
         return rows
     kept = sorted(random.Random(seed).sample(range(len(rows)), limit))
     return [rows[i] for i in kept]
-
-
-def warn_missing_classes(
-    task: TaskConfig, group: str, train: list[dict[str, Any]], validation: list[dict[str, Any]]
-) -> None:
-    """Warn when training has no example of a class that dev scores (a sorted file, a small cap)."""
-    missing = {r["label"] for r in validation} - {r["label"] for r in train}
-    if missing:
-        names = ", ".join(task.label_names[i] for i in sorted(missing))
-        log.warning(
-            "%s train: no examples of %s, which validation has (%d training examples)",
-            group, names, len(train),
-        )  # fmt: skip
-
-
-@dataclass
-class DropLengthCollator:
-    """Pads a batch without the `length` column.
-
-    `length` must stay in the dataset for the Trainer's length-grouped sampler (which reads it
-    only if column removal left it there, and otherwise re-reads every example each time it
-    builds a dataloader), but it is no model input.
-    """
-
-    pad: Callable[[list[dict[str, Any]]], dict[str, Any]]
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        return self.pad([{k: v for k, v in f.items() if k != "length"} for f in features])
 
 
 def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str, Any]], str]:
@@ -134,20 +108,13 @@ def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str,
         name = task.release_files.get(split)
         if not name:
             raise LayerftError(f"{group}.release_files.{split} is not set")
-        if task.release_format not in RELEASE_READERS:
-            known = ", ".join(RELEASE_READERS)
-            raise LayerftError(
-                f"{group}.release_format '{task.release_format}' unknown; use one of {known}"
-            )
         path = Path(task.data_dir or "").expanduser() / name
         records = RELEASE_READERS[task.release_format](path)
         return [_rename(r, task.release_rename) for r in records], str(path)
     if source == "generator":
-        if task.generator not in DEMO_GENERATORS:
-            known = ", ".join(DEMO_GENERATORS)
-            raise LayerftError(f"{group}.generator '{task.generator}' unknown; use one of {known}")
         # Fixed seeds: the demo data is part of the task, not of the run's randomness.
         seed = SPLITS.index(split)
+        assert task.generator is not None  # `source` said so; the name was checked in TaskConfig
         return DEMO_GENERATORS[task.generator](
             task.generator_sizes[split], seed
         ), f"{task.generator}:{split}"
@@ -194,63 +161,21 @@ def _drop_seen(
 
 
 def normalise_records(
-    task: TaskConfig, group: str, records: Iterable[dict[str, Any]], origin: str
-) -> list[dict[str, Any]]:
-    """Check every record against the task's columns and label set; drop and count unlabelled rows."""
-    label_index = {name: i for i, name in enumerate(task.label_names)}
-    rows: list[dict[str, Any]] = []
+    task: TaskConfig, group: str, records: Iterable[Record], origin: str
+) -> list[Record]:
+    """Check every record against the task's columns and labels; drop and count unlabelled rows."""
+    normalise = kind_of(task).normalise
+    rows: list[Record] = []
     unlabelled = 0
     for number, record in enumerate(records, start=1):
-        where = f"{origin}: record {number}"
-        if task.kind == TaskKind.sequence_classification:
-            label = _field(record, task.label_column, where)
-            if label is None or label == -1:
-                unlabelled += 1
-                continue
-            row = {"label": _label_id(label, label_index, task, group, where)}
-            for key, column in zip(("text_a", "text_b"), task.text_columns, strict=False):
-                text = _field(record, column, where)
-                if not isinstance(text, str):
-                    raise LayerftError(f"{where}: column '{column}' is not text: {text!r}")
-                row[key] = text
+        row = normalise(task, group, record, f"{origin}: record {number}")
+        if row is None:
+            unlabelled += 1
         else:
-            tokens = _field(record, task.tokens_column, where)
-            tags = _field(record, task.tags_column, where)
-            if (
-                not isinstance(tokens, list)
-                or not isinstance(tags, list)
-                or len(tokens) != len(tags)
-            ):
-                raise LayerftError(
-                    f"{where}: '{task.tokens_column}' and '{task.tags_column}' must be lists of equal length"
-                )
-            ids = [_label_id(tag, label_index, task, group, where) for tag in tags]
-            row = {"tokens": [str(t) for t in tokens], "tags": ids}
-        rows.append(row)
+            rows.append(row)
     if unlabelled:
         log.info("%s: dropped %d unlabelled records", origin, unlabelled)
     return rows
-
-
-def _field(record: dict[str, Any], column: str, where: str) -> Any:
-    if column not in record:
-        raise LayerftError(f"{where}: no column '{column}' (has {', '.join(map(str, record))})")
-    return record[column]
-
-
-def _label_id(
-    value: Any, label_index: dict[str, int], task: TaskConfig, group: str, where: str
-) -> int:
-    """A label given as a name or as an index into label_names (bools are neither)."""
-    if isinstance(value, str) and value in label_index:
-        return label_index[value]
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(label_index):
-        return value
-    raise LayerftError(
-        f"{where}: label {value!r} is not in {group}.label_names "
-        f"({len(label_index)} labels: {', '.join(task.label_names[:8])}"
-        f"{', ...' if len(label_index) > 8 else ''})"
-    )
 
 
 def tokenize(
@@ -275,30 +200,11 @@ def tokenize(
     return _write_cached(dataset, _encoder(task, tokenizer), path, f"tokenizing {task.name}")
 
 
-Batch = dict[str, list[Any]]
-
-
 def _encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast) -> Callable[[Batch], Batch]:
-    """The batched `datasets.map` function that encodes records of the task's kind."""
-
-    def encode_pairs(batch: Batch) -> Batch:
-        texts = [batch["text_a"]] + ([batch["text_b"]] if "text_b" in batch else [])
-        encoded = tokenizer(*texts, truncation=True, max_length=task.max_length)
-        encoded["labels"] = batch["label"]
-        return encoded
-
-    def encode_words(batch: Batch) -> Batch:
-        encoded = tokenizer(
-            batch["tokens"], is_split_into_words=True, truncation=True, max_length=task.max_length
-        )
-        # Only the first subword of each word carries its tag; the rest are ignored (-100).
-        encoded["labels"] = [
-            _first_subword_labels(encoded.word_ids(i), tags) for i, tags in enumerate(batch["tags"])
-        ]
-        return encoded
+    """The batched `datasets.map` function: the kind's encoding plus each feature's length."""
+    kind_encode = kind_of(task).encoder(task, tokenizer)
 
     def encode(batch: Batch) -> Batch:
-        kind_encode = encode_words if task.kind == TaskKind.token_tagging else encode_pairs
         encoded = kind_encode(batch)
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]  # for length-grouped batches
         return encoded
@@ -346,11 +252,3 @@ def _read_cached(path: Path, rows: int) -> Dataset | None:
         reason = f"{len(cached)} rows, expected {rows}"
     log.warning("%s: broken tokenization cache entry (%s); rebuilding it", path, reason)
     return None
-
-
-def _first_subword_labels(word_ids: list[int | None], tags: list[int]) -> list[int]:
-    labels, previous = [], None
-    for word in word_ids:
-        labels.append(-100 if word is None or word == previous else tags[word])
-        previous = word
-    return labels

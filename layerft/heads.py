@@ -1,97 +1,45 @@
-"""Task heads, one per task kind, and the backbone+head module both stages train.
+"""The backbone+head module both stages train, and access to the encoder's layers.
 
-Heads are layerft's own (not `AutoModelFor...`) so that every backbone gets the same fresh head,
-the encoder can be cut at the layer split, and parameters group cleanly into parts.
+Heads are layerft's own (one per task kind, in `layerft/kinds/`), not `AutoModelFor...`, so that
+every backbone gets the same fresh head, the encoder can be cut at the layer split, and
+parameters group cleanly into parts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
-
 import torch
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.modeling_outputs import SequenceClassifierOutput
 
 from layerft.errors import LayerftError
-from layerft.task import TaskKind
-
-
-class SequenceClassificationHead(nn.Module):
-    """Dense+tanh on the first token, then a linear classifier (the RoBERTa/BERT-pooler shape)."""
-
-    def __init__(self, hidden_size: int, num_labels: int, dropout: float) -> None:
-        super().__init__()
-        self.dropout = nn.Dropout(dropout)
-        self.dense = nn.Linear(hidden_size, hidden_size)
-        self.classifier = nn.Linear(hidden_size, num_labels)
-
-    def forward(
-        self, hidden: torch.Tensor, labels: torch.Tensor | None
-    ) -> SequenceClassifierOutput:
-        x = self.dropout(hidden[:, 0])  # (batch, hidden): the [CLS]/<s> token
-        logits = self.classifier(self.dropout(torch.tanh(self.dense(x))))  # (batch, labels)
-        loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
-        return SequenceClassifierOutput(loss=loss, logits=logits)
-
-
-class TokenTaggingHead(nn.Module):
-    """A linear tag classifier on every token; labels of -100 (non-first subwords) are ignored."""
-
-    def __init__(self, hidden_size: int, num_labels: int, dropout: float) -> None:
-        super().__init__()
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden_size, num_labels)
-
-    def forward(
-        self, hidden: torch.Tensor, labels: torch.Tensor | None
-    ) -> SequenceClassifierOutput:
-        logits = self.classifier(self.dropout(hidden))  # (batch, seq, labels)
-        loss = None
-        if labels is not None:
-            loss = nn.functional.cross_entropy(
-                logits.flatten(0, 1), labels.flatten(), ignore_index=-100
-            )
-        return SequenceClassifierOutput(loss=loss, logits=logits)
-
-
-HEAD_BUILDERS: Mapping[TaskKind, Callable[[int, int, float], nn.Module]] = MappingProxyType(
-    {
-        TaskKind.sequence_classification: SequenceClassificationHead,
-        TaskKind.token_tagging: TokenTaggingHead,
-    }
-)
+from layerft.kinds import kind_of
+from layerft.kinds.base import HeadOutput
+from layerft.task import TaskConfig
 
 
 class TaskModel(nn.Module):
-    """An encoder and a task head; forward returns loss and logits like a transformers model."""
+    """An encoder and a task head; forward returns loss and predictions like a transformers model.
+
+    The head runs the encoder itself (`head(backbone, **batch)`): a bi-encoder runs it twice, a
+    parser reads word positions from the batch.
+    """
+
+    # The Trainer would pass `num_items_in_batch` to a forward with **kwargs; heads average
+    # their own losses.
+    accepts_loss_kwargs = False
 
     def __init__(self, backbone: PreTrainedModel, head: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-    ) -> SequenceClassifierOutput:
-        hidden = self.backbone(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).last_hidden_state  # (batch, seq, hidden)
-        return self.head(hidden, labels)
+    def forward(self, **batch: torch.Tensor) -> HeadOutput:
+        return self.head(self.backbone, **batch)
 
 
-def build_task_model(
-    backbone: PreTrainedModel, kind: TaskKind, num_labels: int, dropout: float
-) -> TaskModel:
-    """Put a fresh head for `kind` on `backbone`."""
-    return TaskModel(
-        backbone, HEAD_BUILDERS[kind](backbone.config.hidden_size, num_labels, dropout)
-    )
+def build_task_model(backbone: PreTrainedModel, task: TaskConfig) -> TaskModel:
+    """Put a fresh head for `task`'s kind on `backbone`."""
+    return TaskModel(backbone, kind_of(task).build_head(backbone.config.hidden_size, task))
 
 
 def encoder_layers(backbone: nn.Module) -> nn.ModuleList:

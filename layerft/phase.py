@@ -27,6 +27,7 @@ from layerft.data import TaskData
 from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
 from layerft.heads import TaskModel
+from layerft.kinds import kind_of
 from layerft.lr_schedule import (
     ScheduleConfig,
     build_optimizer,
@@ -140,7 +141,8 @@ def _training_arguments(
         save_only_model=True,
         load_best_model_at_end=True,
         metric_for_best_model=task.best_metric,
-        greater_is_better=True,
+        greater_is_better=task.best_is_higher,
+        label_names=list(kind_of(task).label_keys),
         logging_steps=eval_steps,
         # Its per-step isnan check syncs with the GPU every step; NonFiniteLossGuard stops the
         # run instead of hiding the step.
@@ -155,7 +157,7 @@ def _training_arguments(
         dataloader_persistent_workers=workers > 0,  # not respawned for every evaluation
         dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=not trainer_cfg.resolved_progress_bar(),
-        remove_unused_columns=False,  # tokenized sets hold model inputs + `length` (see DropLengthCollator)
+        remove_unused_columns=False,  # tokenized sets hold model inputs + `length` (see DropKeysCollator)
     )
 
 
@@ -207,7 +209,7 @@ def run_phase(
         data_collator=data.collator,
         train_dataset=data.train,
         eval_dataset=data.validation,
-        compute_metrics=build_compute_metrics(task),
+        compute_metrics=build_compute_metrics(task, data.validation, data.validation_rows),
         optimizers=(optimizer, build_scheduler(schedule, optimizer, num_steps)),
         callbacks=[ForwardLogs(stage, sink), pauses := PauseClock(), GuardCheckpoints(guard)],
         guard=guard,

@@ -21,7 +21,6 @@ from layerft.callbacks import MetricSink
 from layerft.config import GROUP_SCHEMAS, RunConfig, drop_disabled_stages, to_run_config
 from layerft.data import TaskData, load_task_data
 from layerft.errors import LayerftError
-from layerft.evaluation import check_task_metrics
 from layerft.heads import TaskModel, build_task_model, encoder_layers
 from layerft.layer_split import (
     InjectedWeights,
@@ -85,7 +84,6 @@ def train_stages(
 
 
 def _load(cfg: RunConfig, task: TaskConfig, group: str, tokenizer: Any, cache: Path) -> TaskData:
-    check_task_metrics(task, group)
     return load_task_data(
         task, group, tokenizer, cache, cfg.trainer.resolved_pad_multiple(), seed=cfg.seed
     )
@@ -93,9 +91,7 @@ def _load(cfg: RunConfig, task: TaskConfig, group: str, tokenizer: Any, cache: P
 
 def _fresh_model(cfg: RunConfig, task: TaskConfig) -> TaskModel:
     seed_everything(cfg.seed)
-    return build_task_model(
-        load_backbone(cfg.model), task.kind, len(task.label_names), task.head_dropout
-    )
+    return build_task_model(load_backbone(cfg.model), task)
 
 
 def build_injection_model(cfg: RunConfig) -> tuple[TaskModel, int]:

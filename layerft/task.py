@@ -1,22 +1,23 @@
 """The `injection_task` and `target_task` config groups: a task is data, not code.
 
 A task option names where its data comes from, which columns hold what, its label set, its
-metrics and its training recipe. Code differs only by `kind`.
+metrics and its training recipe. Code differs only by `kind` (one module per kind in
+`layerft/kinds/`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 
 from omegaconf import MISSING
 
+from layerft.demo_data import DEMO_GENERATORS
 from layerft.errors import LayerftError
+from layerft.kinds import TaskKind, kind_of
+from layerft.metrics import metric_spec
+from layerft.readers import RELEASE_READERS
 
-
-class TaskKind(str, Enum):
-    sequence_classification = "sequence_classification"
-    token_tagging = "token_tagging"
+__all__ = ["TaskConfig", "TaskKind"]
 
 
 def _splits() -> dict[str, str | None]:
@@ -52,7 +53,7 @@ class TaskConfig:
     label_column: str = "label"
     tokens_column: str = "tokens"
     tags_column: str = "tags"
-    label_names: list[str] = MISSING
+    label_names: list[str] = field(default_factory=list)  # empty for scores (regression)
     # Metrics (local evaluate modules) and which one picks the best dev checkpoint.
     metrics: list[str] = field(default_factory=lambda: ["accuracy"])
     best_metric: str = "accuracy"
@@ -70,14 +71,8 @@ class TaskConfig:
 
     def __post_init__(self) -> None:
         where = f"task '{self.name}'"
-        if self.kind == TaskKind.sequence_classification and not 1 <= len(self.text_columns) <= 2:
-            raise LayerftError(
-                f"{where}: text_columns must name 1 or 2 columns, got {self.text_columns}"
-            )
-        if len(self.label_names) < 2:
-            raise LayerftError(f"{where}: label_names needs at least 2 labels")
-        if len(set(self.label_names)) != len(self.label_names):
-            raise LayerftError(f"{where}: label_names has duplicates")
+        kind_of(self).check(self, where)
+        self._check_names(where)
         for key in ("lr", "batch_size", "max_length", "evals_per_epoch"):
             if getattr(self, key) <= 0:
                 raise LayerftError(f"{where}: {key} must be > 0, got {getattr(self, key)}")
@@ -94,6 +89,41 @@ class TaskConfig:
             value = getattr(self, key)
             if value is not None and value <= 0:
                 raise LayerftError(f"{where}: {key} must be > 0 or null, got {value}")
+
+    def _check_names(self, where: str) -> None:
+        """Names resolved through a registry (metrics, release format, generator) must exist."""
+        keys: list[str] = []
+        for name in self.metrics:
+            spec = metric_spec(name, f"{where}: metrics")
+            if spec.reads not in kind_of(self).provides:
+                raise LayerftError(
+                    f"{where}: metrics: '{name}' reads {spec.reads.value}, which a {self.kind.value} "
+                    f"task does not produce"
+                )
+            keys += spec.keys
+        if self.best_metric not in keys:
+            raise LayerftError(
+                f"{where}: best_metric '{self.best_metric}' is not one of {', '.join(keys)}"
+            )
+        if self.release_format not in RELEASE_READERS:
+            raise LayerftError(
+                f"{where}: release_format '{self.release_format}' unknown; use one of "
+                f"{', '.join(RELEASE_READERS)}"
+            )
+        if self.generator is not None and self.generator not in DEMO_GENERATORS:
+            raise LayerftError(
+                f"{where}: generator '{self.generator}' unknown; use one of "
+                f"{', '.join(DEMO_GENERATORS)}"
+            )
+
+    @property
+    def best_is_higher(self) -> bool:
+        """Whether a larger best_metric is better."""
+        return next(
+            metric_spec(name).higher_is_better
+            for name in self.metrics
+            if self.best_metric in metric_spec(name).keys
+        )
 
     @property
     def source(self) -> str:

@@ -16,7 +16,7 @@ from transformers import EvalPrediction
 
 from layerft.data import load_task_data, normalise_records, tokenize
 from layerft.errors import LayerftError
-from layerft.evaluation import build_compute_metrics, check_task_metrics
+from layerft.evaluation import build_compute_metrics
 from layerft.model import build_tiny_tokenizer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -212,27 +212,45 @@ def test_generated_demo_validation_never_repeats_training_records(tmp_path) -> N
 def test_compute_metrics_for_tagging_skips_ignored_positions() -> None:
     task = compose_run("model=tiny", "injection_task=klue_ner").injection_task
     assert task is not None
-    check_task_metrics(task, "injection_task")
     o, b_ps = task.label_names.index("O"), task.label_names.index("B-PS")
     labels = np.array([[-100, b_ps, o, -100], [-100, o, o, -100]])
     predicted = np.array([[o, b_ps, b_ps, o], [b_ps, o, o, b_ps]])  # ignored positions are wrong
     logits = np.eye(len(task.label_names))[predicted]
-    metrics = build_compute_metrics(task)(EvalPrediction(predictions=logits, label_ids=labels))
+    compute = build_compute_metrics(task, Dataset.from_list([{"x": 0}] * 2), [])
+    metrics = compute(EvalPrediction(predictions=logits, label_ids=labels))
     # Scored tokens: (B-PS->B-PS), (O->B-PS), (O->O), (O->O): 3 of 4 right; non-O: 1 right of 2
     # predicted and 1 reference -> P=1/2, R=1, F1=2/3.
     assert metrics["token_accuracy"] == pytest.approx(0.75)
     assert metrics["token_f1"] == pytest.approx(2 / 3)
 
 
-def test_metric_checks_fail_before_training() -> None:
-    cfg = compose_run(
-        "model=tiny", "target_task.metrics=[token_f1]", "target_task.best_metric=token_f1"
-    )
-    with pytest.raises(LayerftError, match="needs a token_tagging task"):
-        check_task_metrics(cfg.target_task, "target_task")
-    cfg = compose_run("model=tiny", "target_task.best_metric=f1")
-    with pytest.raises(LayerftError, match="best_metric 'f1' is not one of accuracy, macro_f1"):
-        check_task_metrics(cfg.target_task, "target_task")
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["target_task.metrics=[token_f1]", "target_task.best_metric=token_f1"],
+            "target_task.metrics: 'token_f1' reads tag_sequences, which a sequence_classification "
+            "task does not produce (target_task=demo_sentiment)",
+        ),
+        (
+            ["target_task.best_metric=f1"],
+            "target_task.best_metric 'f1' is not one of accuracy, macro_f1",
+        ),
+        (
+            ["target_task.metrics=[acuracy]"],
+            "target_task.metrics: unknown metric 'acuracy'; available: accuracy, macro_f1",
+        ),
+        (
+            ["target_task.release_format=klue_dq"],
+            "target_task.release_format 'klue_dq' unknown; use one of records, klue_dp",
+        ),
+        (["target_task.generator=demo_sentimnt"], "target_task.generator 'demo_sentimnt' unknown"),
+    ],
+)
+def test_registry_names_are_checked_when_the_config_is_built(overrides, message) -> None:
+    with pytest.raises(LayerftError) as info:
+        compose_run("model=tiny", *overrides)
+    assert message in str(info.value)
 
 
 @pytest.mark.skipif(

@@ -1,9 +1,18 @@
-"""Packaged `evaluate` metrics (accuracy, macro_f1, token_f1), loadable offline by name."""
+"""The metric registry: packaged `evaluate` modules, loadable offline by name, and what feeds them.
+
+Each metric is a local module folder (`layerft/metrics/<name>/<name>.py`) plus one registry entry:
+the keys it returns, whether higher is better, and the input type it reads. A task kind says
+which input types it produces, so a metric a kind cannot feed fails when the config is built.
+"""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from layerft.errors import LayerftError
@@ -12,14 +21,59 @@ if TYPE_CHECKING:
     import evaluate
 
 METRICS_DIR: Path = Path(__file__).resolve().parent
-# Listed, not globbed, so a stray folder (e.g. __pycache__) can never become a metric name.
-METRIC_NAMES: tuple[str, ...] = ("accuracy", "macro_f1", "token_f1")
+
+
+class MetricInput(str, Enum):
+    """What a metric module's `compute` takes; each task kind produces some of these."""
+
+    class_ids = "class_ids"  # predictions, references: flat label ids
+    tag_sequences = "tag_sequences"  # predictions, references: per-sentence tag strings
+    scores = "scores"  # predictions, references: real-valued scores
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A packaged metric: the keys its `compute` returns and the input type it reads."""
+
+    keys: tuple[str, ...]
+    reads: MetricInput
+    higher_is_better: bool = True
+
+
+def _registry(**specs: MetricSpec) -> Mapping[str, MetricSpec]:
+    """The registry, refusing a key returned by two metrics (results are merged by key)."""
+    seen: dict[str, str] = {}
+    for name, spec in specs.items():
+        if not (METRICS_DIR / name / f"{name}.py").is_file():
+            raise LayerftError(f"metric '{name}' has no module {METRICS_DIR / name / name}.py")
+        for key in spec.keys:
+            if key in seen:
+                raise LayerftError(f"metric key '{key}' is returned by both {seen[key]} and {name}")
+            seen[key] = name
+    return MappingProxyType(specs)
+
+
+METRICS: Mapping[str, MetricSpec] = _registry(
+    accuracy=MetricSpec(("accuracy",), MetricInput.class_ids),
+    macro_f1=MetricSpec(("macro_f1",), MetricInput.class_ids),
+    token_f1=MetricSpec(
+        ("token_f1", "token_accuracy", "token_macro_f1"), MetricInput.tag_sequences
+    ),
+)
+METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
+
+
+def metric_spec(name: str, key: str = "metrics") -> MetricSpec:
+    """The registry entry of `name`; `key` (the config key that named it) is in the error."""
+    if name not in METRICS:
+        raise LayerftError(f"{key}: unknown metric '{name}'; available: {', '.join(METRICS)}")
+    return METRICS[name]
 
 
 def load_metric(name: str) -> evaluate.EvaluationModule:
     """Load a packaged metric by name from its local module directory (works offline)."""
-    if name not in METRIC_NAMES:
-        raise LayerftError(f"unknown metric '{name}'; available: {', '.join(METRIC_NAMES)}")
+    if name not in METRICS:
+        raise LayerftError(f"unknown metric '{name}'; available: {', '.join(METRICS)}")
     return _load_cached(name)
 
 

@@ -1,0 +1,152 @@
+"""What a task kind is made of, and the record and batch helpers every kind shares.
+
+A kind (`layerft/kinds/<kind>.py`) owns everything that differs between, say, sentence
+classification and dependency parsing: the checks on its task config, the normalised record,
+tokenization with label alignment, the collator, the head, and the step from raw dev predictions
+to metric inputs. The rest of layerft (data sources, the phase runner, the stages) is kind-blind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from layerft.errors import LayerftError
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import EvalPrediction, PreTrainedModel, PreTrainedTokenizerFast
+
+    from layerft.task import TaskConfig
+
+
+class TaskKind(str, Enum):
+    sequence_classification = "sequence_classification"
+    sequence_regression = "sequence_regression"
+    token_tagging = "token_tagging"
+
+
+Batch = dict[str, list[Any]]
+Record = dict[str, Any]
+Collator = Callable[[list[dict[str, Any]]], dict[str, Any]]
+# metric input type (layerft.metrics.MetricInput value) -> keyword arguments of the metric module
+MetricInputs = dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One task kind: the functions the kind-blind code calls, looked up once by `TaskKind`."""
+
+    name: TaskKind
+    # Metric input types this kind can produce (layerft.metrics.MetricInput values).
+    provides: frozenset[str]
+    # Batch keys holding labels: the Trainer gathers them into `label_ids` for evaluation.
+    label_keys: tuple[str, ...]
+    # Fail on task settings this kind cannot use (called when the config is built).
+    check: Callable[[TaskConfig, str], None]
+    # One raw record -> the kind's normalised record, or None for an unlabelled one (dropped).
+    normalise: Callable[[TaskConfig, str, Record, str], Record | None]
+    # A batched `datasets.map` function from normalised records to model features.
+    encoder: Callable[[TaskConfig, PreTrainedTokenizerFast], Callable[[Batch], Batch]]
+    # Pads a list of features into a batch (`pad_to_multiple_of` may be None).
+    collator: Callable[[PreTrainedTokenizerFast, int | None], Collator]
+    # A fresh head for a backbone of this hidden size.
+    build_head: Callable[[int, TaskConfig], nn.Module]
+    # Dev predictions (in feature order) -> inputs of each metric input type it provides.
+    metric_inputs: Callable[[TaskConfig, EvalPrediction, Dataset, list[Record]], MetricInputs]
+    # Warns about normalised training records that miss something dev has (e.g. a class).
+    check_coverage: Callable[[TaskConfig, str, list[Record], list[Record]], None] | None = None
+
+
+def field_of(record: Record, column: str, where: str) -> Any:
+    """`record[column]`, or an error naming the record and the columns it has."""
+    if column not in record:
+        raise LayerftError(f"{where}: no column '{column}' (has {', '.join(map(str, record))})")
+    return record[column]
+
+
+def text_of(record: Record, column: str, where: str) -> str:
+    """`record[column]` when it is a string."""
+    text = field_of(record, column, where)
+    if not isinstance(text, str):
+        raise LayerftError(f"{where}: column '{column}' is not text: {text!r}")
+    return text
+
+
+def label_id(value: Any, task: TaskConfig, group: str, where: str) -> int:
+    """A label given as a name or as an index into label_names (bools are neither)."""
+    names = task.label_names
+    if isinstance(value, str) and value in names:
+        return names.index(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
+        return value
+    raise LayerftError(
+        f"{where}: label {value!r} is not in {group}.label_names "
+        f"({len(names)} labels: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''})"
+    )
+
+
+def check_label_names(task: TaskConfig, where: str) -> None:
+    """A classification-like kind needs at least two distinct labels."""
+    if len(task.label_names) < 2:
+        raise LayerftError(f"{where}: label_names needs at least 2 labels")
+    if len(set(task.label_names)) != len(task.label_names):
+        raise LayerftError(f"{where}: label_names has duplicates")
+
+
+def run_encoder(
+    backbone: PreTrainedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    token_type_ids: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The backbone's last hidden states, (batch, seq, hidden)."""
+    return backbone(
+        input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+    ).last_hidden_state
+
+
+class HeadOutput(dict):
+    """A head's output: `loss` (when labels were given) first, then the predictions in order.
+
+    A dict, as the Trainer reads it (the predictions it gathers are the values after `loss`),
+    whose entries also read as attributes (`out.loss`, `out.logits`), as transformers' outputs do.
+    """
+
+    def __getattr__(self, name: str) -> torch.Tensor:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def head_output(loss: torch.Tensor | None, **predictions: torch.Tensor) -> HeadOutput:
+    """The output of a head; no `loss` entry without labels."""
+    return HeadOutput(({"loss": loss} if loss is not None else {}) | predictions)
+
+
+@dataclass
+class DropKeysCollator:
+    """Pads a batch without the dataset columns that are no model input.
+
+    `length` must stay in the dataset for the Trainer's length-grouped sampler (which reads it
+    only if column removal left it there, and otherwise re-reads every example each time it
+    builds a dataloader); kinds keep other bookkeeping columns (example ids, offsets) the same way.
+    """
+
+    pad: Collator
+    drop: frozenset[str] = frozenset({"length"})
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.pad([{k: v for k, v in f.items() if k not in self.drop} for f in features])
+
+
+def logits_of(prediction: EvalPrediction) -> Any:
+    """The first prediction array (heads return their main scores first)."""
+    predictions = prediction.predictions
+    return predictions[0] if isinstance(predictions, tuple) else predictions

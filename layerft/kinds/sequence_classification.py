@@ -1,0 +1,161 @@
+"""Sentence and sentence-pair classification (NLI, topic, sentiment): a label per text or pair."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import DataCollatorWithPadding
+
+from layerft.errors import LayerftError
+from layerft.kinds.base import (
+    Batch,
+    DropKeysCollator,
+    HeadOutput,
+    Kind,
+    MetricInputs,
+    Record,
+    TaskKind,
+    check_label_names,
+    field_of,
+    head_output,
+    label_id,
+    logits_of,
+    run_encoder,
+    text_of,
+)
+from layerft.metrics import MetricInput
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import EvalPrediction, PreTrainedTokenizerFast
+
+    from layerft.task import TaskConfig
+
+log = logging.getLogger(__name__)
+
+
+def check_text_columns(task: TaskConfig, where: str) -> None:
+    """One text column, or two for a pair."""
+    if not 1 <= len(task.text_columns) <= 2:
+        raise LayerftError(
+            f"{where}: text_columns must name 1 or 2 columns, got {task.text_columns}"
+        )
+
+
+def check(task: TaskConfig, where: str) -> None:
+    """Texts and at least two labels."""
+    check_text_columns(task, where)
+    check_label_names(task, where)
+
+
+def texts(task: TaskConfig, record: Record, where: str) -> Record:
+    """The record's one or two texts as text_a / text_b."""
+    return {
+        key: text_of(record, column, where)
+        for key, column in zip(("text_a", "text_b"), task.text_columns, strict=False)
+    }
+
+
+def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Record | None:
+    """{"text_a", "text_b"?, "label"}; a missing label (None or -1) marks an unlabelled record."""
+    label = field_of(record, task.label_column, where)
+    if label is None or label == -1:
+        return None
+    return {"label": label_id(label, task, group, where)} | texts(task, record, where)
+
+
+def encode_texts(task: TaskConfig, tokenizer: PreTrainedTokenizerFast, batch: Batch) -> Batch:
+    """Tokenize text_a (and text_b as the pair's second segment), truncated to max_length."""
+    segments = [batch["text_a"]] + ([batch["text_b"]] if "text_b" in batch else [])
+    return tokenizer(*segments, truncation=True, max_length=task.max_length)
+
+
+def encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast):  # noqa: ANN201 - see Kind
+    """Texts -> input ids, the label id as `labels`."""
+
+    def encode(batch: Batch) -> Batch:
+        encoded = encode_texts(task, tokenizer, batch)
+        encoded["labels"] = batch["label"]
+        return encoded
+
+    return encode
+
+
+def collator(
+    tokenizer: PreTrainedTokenizerFast, pad_to_multiple_of: int | None
+) -> DropKeysCollator:
+    """Pad input ids per batch."""
+    return DropKeysCollator(
+        DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+    )
+
+
+class ClassificationHead(nn.Module):
+    """Dense+tanh on the first token, then a linear classifier (the RoBERTa/BERT-pooler shape)."""
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.classifier = nn.Linear(hidden_size, num_labels)
+
+    def scores(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(batch, seq, hidden) -> (batch, labels) from the [CLS]/<s> token."""
+        x = self.dropout(hidden[:, 0])
+        return self.classifier(self.dropout(torch.tanh(self.dense(x))))
+
+    def forward(
+        self, backbone: nn.Module, labels: torch.Tensor | None = None, **inputs: torch.Tensor
+    ) -> HeadOutput:
+        logits = self.scores(run_encoder(backbone, **inputs))
+        loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
+        return head_output(loss, logits=logits)
+
+
+def build_head(hidden_size: int, task: TaskConfig) -> nn.Module:
+    """A fresh classification head."""
+    return ClassificationHead(hidden_size, len(task.label_names), task.head_dropout)
+
+
+def metric_inputs(
+    task: TaskConfig, prediction: EvalPrediction, features: Dataset, rows: list[Record]
+) -> MetricInputs:
+    """Argmax label ids against the gold ones."""
+    predicted = np.asarray(logits_of(prediction)).argmax(-1)
+    return {
+        MetricInput.class_ids: {
+            "predictions": predicted.tolist(),
+            "references": np.asarray(prediction.label_ids).tolist(),
+        }
+    }
+
+
+def check_coverage(
+    task: TaskConfig, group: str, train: list[Record], validation: list[Record]
+) -> None:
+    """Warn when training has no example of a class that dev scores (a sorted file, a small cap)."""
+    missing = {r["label"] for r in validation} - {r["label"] for r in train}
+    if missing:
+        names = ", ".join(task.label_names[i] for i in sorted(missing))
+        log.warning(
+            "%s train: no examples of %s, which validation has (%d training examples)",
+            group, names, len(train),
+        )  # fmt: skip
+
+
+KIND = Kind(
+    name=TaskKind.sequence_classification,
+    provides=frozenset({MetricInput.class_ids}),
+    label_keys=("labels",),
+    check=check,
+    normalise=normalise,
+    encoder=encoder,
+    collator=collator,
+    build_head=build_head,
+    metric_inputs=metric_inputs,
+    check_coverage=check_coverage,
+)

@@ -1,0 +1,96 @@
+"""Sentence-pair regression (STS): a real-valued score per pair from a cross-encoder."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+
+from layerft.errors import LayerftError
+from layerft.kinds import sequence_classification as classification
+from layerft.kinds.base import (
+    HeadOutput,
+    Kind,
+    MetricInputs,
+    Record,
+    TaskKind,
+    field_of,
+    head_output,
+    logits_of,
+    run_encoder,
+)
+from layerft.metrics import MetricInput
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import EvalPrediction
+
+    from layerft.task import TaskConfig
+
+
+def check(task: TaskConfig, where: str) -> None:
+    """Texts, no label set (the label is a number)."""
+    classification.check_text_columns(task, where)
+    if task.label_names:
+        raise LayerftError(f"{where}: label_names must be empty for a regression task (scores)")
+
+
+def score_of(record: Record, column: str, where: str) -> float | None:
+    """The record's gold score as a float; None marks an unlabelled record."""
+    value = field_of(record, column, where)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise LayerftError(f"{where}: column '{column}' is not a finite number: {value!r}")
+    return float(value)
+
+
+def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Record | None:
+    """{"text_a", "text_b"?, "label": float}."""
+    score = score_of(record, task.label_column, where)
+    if score is None:
+        return None
+    return {"label": score} | classification.texts(task, record, where)
+
+
+class RegressionHead(nn.Module):
+    """The classification head's shape with one output, trained with mean squared error."""
+
+    def __init__(self, hidden_size: int, dropout: float) -> None:
+        super().__init__()
+        self.head = classification.ClassificationHead(hidden_size, 1, dropout)
+
+    def forward(
+        self, backbone: nn.Module, labels: torch.Tensor | None = None, **inputs: torch.Tensor
+    ) -> HeadOutput:
+        scores = self.head.scores(run_encoder(backbone, **inputs)).squeeze(-1)  # (batch,)
+        loss = None if labels is None else nn.functional.mse_loss(scores, labels.to(scores.dtype))
+        return head_output(loss, scores=scores)
+
+
+def metric_inputs(
+    task: TaskConfig, prediction: EvalPrediction, features: Dataset, rows: list[Record]
+) -> MetricInputs:
+    """Predicted scores against the gold ones."""
+    return {
+        MetricInput.scores: {
+            "predictions": np.asarray(logits_of(prediction), dtype=float).tolist(),
+            "references": np.asarray(prediction.label_ids, dtype=float).tolist(),
+        }
+    }
+
+
+KIND = Kind(
+    name=TaskKind.sequence_regression,
+    provides=frozenset({MetricInput.scores}),
+    label_keys=("labels",),
+    check=check,
+    normalise=normalise,
+    encoder=classification.encoder,
+    collator=classification.collator,
+    build_head=lambda hidden_size, task: RegressionHead(hidden_size, task.head_dropout),
+    metric_inputs=metric_inputs,
+)
