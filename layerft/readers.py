@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -244,6 +245,36 @@ def _parse_int(value: str, name: str, where: str) -> int:
     return int(value)
 
 
+def _dp_record(guid: str, sentence: str, rows: list[tuple[str, list[str]]]) -> dict[str, Any]:
+    """One KLUE-DP sentence from its (where, [INDEX, WORD_FORM, LEMMA, POS, HEAD, DEPREL]) rows."""
+    words, lemmas, pos, heads, deprels = [], [], [], [], []
+    for where, (index, word, lemma, tags, head, deprel) in rows:
+        if _parse_int(index, "INDEX", where) != len(words) + 1:
+            raise LayerftError(f"{where}: expected INDEX {len(words) + 1}, got {index}")
+        for name, value in (("WORD_FORM", word), ("LEMMA", lemma), ("DEPREL", deprel)):
+            if not value.strip():
+                raise LayerftError(f"{where}: {name} is empty")
+        if "" in tags.split("+"):
+            raise LayerftError(f"{where}: POS {tags!r} has an empty tag")
+        words.append(word)
+        lemmas.append(lemma)
+        pos.append(tags)
+        heads.append(_parse_int(head, "HEAD", where))
+        deprels.append(deprel)
+    for (where, _), head in zip(rows, heads, strict=True):
+        if not 0 <= head <= len(words):
+            raise LayerftError(f"{where}: HEAD {head} is outside 0..{len(words)}")
+    return {
+        "guid": guid,
+        "sentence": sentence,
+        "words": words,
+        "lemmas": lemmas,
+        "pos": pos,
+        "heads": heads,
+        "deprels": deprels,
+    }
+
+
 def read_klue_dp(path: Path) -> list[dict[str, Any]]:
     """KLUE-DP release TSV -> one record per sentence.
 
@@ -251,38 +282,12 @@ def read_klue_dp(path: Path) -> list[dict[str, Any]]:
     the root), deprels (DEPREL); one list entry per eojeol.
     """
     path = Path(path)
-    records = []
-    for block in _read_blocks(path, _DP_COLUMNS):
-        words, lemmas, pos, heads, deprels = [], [], [], [], []
-        for number, (index, word, lemma, tags, head, deprel) in block.rows:
-            where = f"{path}:{number}"
-            if _parse_int(index, "INDEX", where) != len(words) + 1:
-                raise LayerftError(f"{where}: expected INDEX {len(words) + 1}, got {index}")
-            for name, value in (("WORD_FORM", word), ("LEMMA", lemma), ("DEPREL", deprel)):
-                if not value.strip():
-                    raise LayerftError(f"{where}: {name} is empty")
-            if "" in tags.split("+"):
-                raise LayerftError(f"{where}: POS {tags!r} has an empty tag")
-            words.append(word)
-            lemmas.append(lemma)
-            pos.append(tags)
-            heads.append(_parse_int(head, "HEAD", where))
-            deprels.append(deprel)
-        for (number, _), head in zip(block.rows, heads, strict=True):
-            if not 0 <= head <= len(words):
-                raise LayerftError(f"{path}:{number}: HEAD {head} is outside 0..{len(words)}")
-        records.append(
-            {
-                "guid": block.guid,
-                "sentence": block.sentence,
-                "words": words,
-                "lemmas": lemmas,
-                "pos": pos,
-                "heads": heads,
-                "deprels": deprels,
-            }
+    return [
+        _dp_record(
+            block.guid, block.sentence, [(f"{path}:{number}", row) for number, row in block.rows]
         )
-    return records
+        for block in _read_blocks(path, _DP_COLUMNS)
+    ]
 
 
 def read_klue_pos(path: Path) -> list[dict[str, Any]]:
@@ -344,11 +349,364 @@ def read_klue_ner(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+# The 30 KLUE-RE relations in the release's relation_list.json order, which is also the order of the
+# class ids in the hub's `klue/klue` re config.
+KLUE_RE_RELATIONS: tuple[str, ...] = (
+    "no_relation",
+    "org:dissolved",
+    "org:founded",
+    "org:place_of_headquarters",
+    "org:alternate_names",
+    "org:member_of",
+    "org:members",
+    "org:political/religious_affiliation",
+    "org:product",
+    "org:founded_by",
+    "org:top_members/employees",
+    "org:number_of_employees/members",
+    "per:date_of_birth",
+    "per:date_of_death",
+    "per:place_of_birth",
+    "per:place_of_death",
+    "per:place_of_residence",
+    "per:origin",
+    "per:employee_of",
+    "per:schools_attended",
+    "per:alternate_names",
+    "per:parents",
+    "per:children",
+    "per:siblings",
+    "per:spouse",
+    "per:other_family",
+    "per:colleagues",
+    "per:product",
+    "per:religion",
+    "per:title",
+)
+
+
+class _Fault(Exception):
+    """What is wrong with one record; the caller prefixes where the record is."""
+
+
+_KIND_WORDS: Mapping[type, str] = MappingProxyType(
+    {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "an object"}
+)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """`value` as JSON, cut to `limit` characters, for a one-line message."""
+    text = json.dumps(value, ensure_ascii=False, default=repr)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _field(record: Any, key: str, kind: type, name: str = "") -> Any:
+    """record[key] if present and of type `kind` (`object`: any); a string must not be blank."""
+    name = name or key
+    if not isinstance(record, Mapping):
+        raise _Fault(f"{name.rpartition('.')[0] or 'record'} is not an object")
+    value = record.get(key)
+    if value is None:
+        raise _Fault(f"{name} is missing")
+    # bool is an int subclass in Python; JSON keeps them apart.
+    wrong_bool = isinstance(value, bool) and kind is not bool
+    if kind is not object and (wrong_bool or not isinstance(value, kind)):
+        raise _Fault(f"{name} is not {_KIND_WORDS[kind]} (got {_short(value)})")
+    if isinstance(value, str) and not value.strip():
+        raise _Fault(f"{name} is empty")
+    return value
+
+
+def _score(labels: Mapping[str, Any], key: str) -> float:
+    """labels[key] as a float in 0..5."""
+    value = _field(labels, key, object, f"labels.{key}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _Fault(f"labels.{key} {_short(value)} is not a number")
+    if not 0 <= value <= 5:
+        raise _Fault(f"labels.{key} {value} is outside 0..5")
+    return float(value)
+
+
+def _load_json(path: Path) -> tuple[str, Any]:
+    """The file's text and its parsed JSON value; invalid JSON names the line."""
+    text = _read_text(path)
+    try:
+        return text, json.loads(text)
+    except json.JSONDecodeError as err:
+        raise LayerftError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
+
+
+def _guid_line(text: str, guid: str) -> str:
+    """':<line>' where `guid` first appears as a JSON string in `text`, or '' if it does not."""
+    at = text.find(json.dumps(guid, ensure_ascii=False))
+    if at < 0:
+        return ""
+    line = text.count("\n", 0, at) + 1
+    return f":{line}"
+
+
+def _read_release_array(
+    path: Path, layout: str, convert: Callable[[dict[str, Any]], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """A release JSON array of records with a guid each, each converted by `convert`."""
+    text, rows = _load_json(path)
+    if not isinstance(rows, list):
+        raise LayerftError(f"{path}: expected a JSON array of records ({layout})")
+    records = []
+    for number, row in enumerate(rows, 1):
+        guid = row.get("guid") if isinstance(row, dict) else None
+        if not isinstance(guid, str) or not guid.strip():
+            # Located only now: finding a line rescans the array up to the record.
+            line = _array_element_line(text, number - 1)
+            problem = "has no guid" if isinstance(row, dict) else "is not an object"
+            raise LayerftError(f"{path}:{line}: record {number} {problem}")
+        try:
+            records.append(convert(row))
+        except _Fault as fault:
+            raise LayerftError(f"{path}{_guid_line(text, guid)}: {guid}: {fault}") from None
+    return _nonempty(path, records)
+
+
+def _sts_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A KLUE-STS row (release or hub: labels.{label, real-label, binary-label}) -> flat record."""
+    labels = _field(row, "labels", dict)
+    binary = _field(labels, "binary-label", object, "labels.binary-label")
+    if isinstance(binary, bool) or binary not in (0, 1) or not isinstance(binary, int):
+        raise _Fault(f"labels.binary-label {_short(binary)} is not 0 or 1")
+    return {
+        "guid": _field(row, "guid", str),
+        "sentence1": _field(row, "sentence1", str),
+        "sentence2": _field(row, "sentence2", str),
+        "label": _score(labels, "label"),
+        "real_label": _score(labels, "real-label"),
+        "binary_label": binary,
+    }
+
+
+def read_klue_sts(path: Path) -> list[dict[str, Any]]:
+    """KLUE-STS release JSON -> {guid, sentence1, sentence2, label, real_label, binary_label}.
+
+    label is labels.label (0-5), real_label labels.real-label (the annotators' mean, 0-5),
+    binary_label labels.binary-label (0 or 1; KLUE sets 1 for label >= 3).
+    """
+    return _read_release_array(Path(path), "the KLUE-STS release layout", _sts_record)
+
+
+def _spans(values: Any, context: str, name: str) -> list[dict[str, Any]]:
+    """A list of {text, answer_start}, each found in `context` at its answer_start."""
+    if not isinstance(values, list):
+        raise _Fault(f"{name} is not a list (got {_short(values)})")
+    spans = []
+    for number, span in enumerate(values):
+        label = f"{name}[{number}]"
+        text = _field(span, "text", str, f"{label}.text")
+        start = _field(span, "answer_start", int, f"{label}.answer_start")
+        found = context[start : start + len(text)] if start >= 0 else ""
+        if found != text:
+            raise _Fault(
+                f"{label} {text!r} does not match the context at answer_start {start} ({found!r})"
+            )
+        spans.append({"text": text, "answer_start": start})
+    return spans
+
+
+def _mrc_record(title: str, context: str, qa: Mapping[str, Any]) -> dict[str, Any]:
+    """One KLUE-MRC question in the release layout -> flat record."""
+    is_impossible = _field(qa, "is_impossible", bool)
+    answers = _spans(_field(qa, "answers", list), context, "answers")
+    if is_impossible and answers:
+        raise _Fault(f"is_impossible is true but it has {len(answers)} answers")
+    if not is_impossible and not answers:
+        raise _Fault("has no answers and is_impossible is false")
+    return {
+        "guid": _field(qa, "guid", str),
+        "title": title,
+        "context": context,
+        "question": _field(qa, "question", str),
+        "answers": answers,
+        "is_impossible": is_impossible,
+        "plausible_answers": _spans(qa.get("plausible_answers", []), context, "plausible_answers"),
+        "question_type": _field(qa, "question_type", int),
+    }
+
+
+def _title(article: Mapping[str, Any], name: str) -> str:
+    """An article's title; the hub's loader treats it as optional, so a missing one is ''."""
+    title = article.get("title", "")
+    if not isinstance(title, str):
+        raise _Fault(f"{name} is not a string (got {_short(title)})")
+    return title
+
+
+def read_klue_mrc(path: Path) -> list[dict[str, Any]]:
+    """KLUE-MRC release JSON (SQuAD 2.0 style) -> one record per question.
+
+    Keys: guid, title, context, question, answers [{text, answer_start}] (empty when is_impossible),
+    is_impossible, plausible_answers [{text, answer_start}] (an unanswerable question's decoy spans;
+    empty when absent), question_type (1 paraphrase, 2 multi-sentence reasoning, 3 unanswerable).
+    Every answer and plausible answer must be found in the context at its answer_start.
+    """
+    path = Path(path)
+    text, document = _load_json(path)
+    if not isinstance(document, dict) or not isinstance(document.get("data"), list):
+        raise LayerftError(f"{path}: expected an object with a 'data' list (the KLUE-MRC layout)")
+    records = []
+    for d, article in enumerate(document["data"]):
+        try:
+            paragraphs = _field(article, "paragraphs", list, f"data[{d}].paragraphs")
+            title = _title(article, f"data[{d}].title")
+            for p, paragraph in enumerate(paragraphs):
+                where = f"data[{d}].paragraphs[{p}]"
+                context = _field(paragraph, "context", str, f"{where}.context")
+                for q, qa in enumerate(_field(paragraph, "qas", list, f"{where}.qas")):
+                    guid = _field(qa, "guid", str, f"{where}.qas[{q}].guid")
+                    try:
+                        records.append(_mrc_record(title, context, qa))
+                    except _Fault as fault:
+                        line = _guid_line(text, guid)
+                        raise LayerftError(f"{path}{line}: {guid}: {fault}") from None
+        except _Fault as fault:
+            # Above a question's guid, the fault names its place in the JSON (data[0].paragraphs).
+            raise LayerftError(f"{path}: {fault}") from None
+    return _nonempty(path, records)
+
+
+def _entity(row: Mapping[str, Any], key: str, sentence: str) -> dict[str, Any]:
+    """A KLUE-RE entity {word, start_idx, end_idx (inclusive), type} checked against `sentence`."""
+    entity = _field(row, key, dict)
+    word = _field(entity, "word", str, f"{key}.word")
+    start = _field(entity, "start_idx", int, f"{key}.start_idx")
+    end = _field(entity, "end_idx", int, f"{key}.end_idx")
+    found = sentence[start : end + 1] if 0 <= start <= end < len(sentence) else ""
+    if found != word:
+        raise _Fault(
+            f"{key}.word {word!r} does not match sentence[{start}:{end}+1] ({found!r}; "
+            "end_idx is inclusive)"
+        )
+    kind = _field(entity, "type", str, f"{key}.type")
+    return {"word": word, "start": start, "end": end, "type": kind}
+
+
+def _re_record(row: Mapping[str, Any], label: str) -> dict[str, Any]:
+    """A KLUE-RE row (release or hub) whose relation is named `label` -> flat record."""
+    if label not in KLUE_RE_RELATIONS:
+        raise _Fault(f"label {_short(label)} is not one of the 30 KLUE-RE relations")
+    sentence = _field(row, "sentence", str)
+    return {
+        "guid": _field(row, "guid", str),
+        "sentence": sentence,
+        "subject": _entity(row, "subject_entity", sentence),
+        "object": _entity(row, "object_entity", sentence),
+        "label": label,
+    }
+
+
+def read_klue_re(path: Path) -> list[dict[str, Any]]:
+    """KLUE-RE release JSON -> {guid, sentence, subject, object, label}.
+
+    subject and object are {word, start, end, type} with end inclusive, as in the release
+    (sentence[start:end + 1] == word); label is the relation's name (one of KLUE_RE_RELATIONS).
+    """
+    return _read_release_array(
+        Path(path),
+        "the KLUE-RE release layout",
+        lambda row: _re_record(row, _field(row, "label", str)),
+    )
+
+
+def _hub_rows(
+    config: str, rows: list[dict[str, Any]], convert: Callable[[int, Mapping[str, Any]], dict]
+) -> list[dict[str, Any]]:
+    """Convert each row of the hub's `klue/klue` `config`; a fault names the row and its guid."""
+    if not rows:
+        raise LayerftError(f"klue/klue {config}: no rows")
+    records = []
+    for index, row in enumerate(rows):
+        try:
+            if not isinstance(row, Mapping):
+                raise _Fault(f"is not a mapping (got {type(row).__name__})")
+            records.append(convert(index, row))
+        except _Fault as fault:
+            guid = row.get("guid") if isinstance(row, Mapping) else None
+            named = f" ({guid})" if isinstance(guid, str) else ""
+            raise LayerftError(f"klue/klue {config} row {index}{named}: {fault}") from None
+    return records
+
+
+def _hub_mrc(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A `klue/klue` mrc row: answers is {answer_start: [...], text: [...]}."""
+    answers = _field(row, "answers", dict)
+    starts = _field(answers, "answer_start", list, "answers.answer_start")
+    texts = _field(answers, "text", list, "answers.text")
+    if len(starts) != len(texts):
+        raise _Fault(f"answers has {len(starts)} answer_start values for {len(texts)} texts")
+    spans = [{"text": t, "answer_start": s} for t, s in zip(texts, starts, strict=True)]
+    is_impossible = _field(row, "is_impossible", bool)
+    # The hub's loader appended plausible_answers to answers: an unanswerable question's spans
+    # are its plausible answers.
+    qa = {
+        **row,
+        "answers": [] if is_impossible else spans,
+        "plausible_answers": spans if is_impossible else [],
+    }
+    return _mrc_record(_title(row, "title"), _field(row, "context", str), qa)
+
+
+def _hub_re(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A `klue/klue` re row: label is an index into KLUE_RE_RELATIONS."""
+    label = _field(row, "label", int)
+    if not 0 <= label < len(KLUE_RE_RELATIONS):
+        raise _Fault(f"label {label} is outside 0..{len(KLUE_RE_RELATIONS) - 1}")
+    return _re_record(row, KLUE_RE_RELATIONS[label])
+
+
+_HUB_DP_COLUMNS = ("index", "word_form", "lemma", "pos", "head", "deprel")
+
+
+def _hub_dp(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A `klue/klue` dp row: one list per column, no guid (it becomes 'row-<index>')."""
+    sentence = _field(row, "sentence", str)
+    columns = [_field(row, name, list) for name in _HUB_DP_COLUMNS]
+    lengths = {name: len(column) for name, column in zip(_HUB_DP_COLUMNS, columns, strict=True)}
+    if len(set(lengths.values())) != 1:
+        raise _Fault(f"columns differ in length ({lengths})")
+    if not columns[0]:
+        raise _Fault("has no words")
+    rows = []
+    for word, values in enumerate(zip(*columns, strict=True), 1):
+        where = f"klue/klue dp row {index}, word {word}"
+        for name, value in zip(_HUB_DP_COLUMNS, values, strict=True):
+            kind = int if name in ("index", "head") else str
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise LayerftError(
+                    f"{where}: {name} is not {_KIND_WORDS[kind]} (got {_short(value)})"
+                )
+        # As strings, the words go through the same checks as the release's TSV rows.
+        rows.append((where, [str(value) for value in values]))
+    return _dp_record(row.get("guid") or f"row-{index}", sentence, rows)
+
+
+HUB_ADAPTERS: Mapping[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]]] = (
+    MappingProxyType(
+        {
+            "klue_sts": partial(_hub_rows, "sts", convert=lambda _, row: _sts_record(row)),
+            "klue_mrc": partial(_hub_rows, "mrc", convert=_hub_mrc),
+            "klue_re": partial(_hub_rows, "re", convert=_hub_re),
+            "klue_dp": partial(_hub_rows, "dp", convert=_hub_dp),
+        }
+    )
+)
+"""Rows of the hub's `klue/klue` configs (sts, mrc, re, dp) -> the release readers' records."""
+
+
 RELEASE_READERS: Mapping[str, Callable[[Path], list[dict[str, Any]]]] = MappingProxyType(
     {
         "records": read_records,
         "klue_dp": read_klue_dp,
         "klue_pos": read_klue_pos,
         "klue_ner": read_klue_ner,
+        "klue_sts": read_klue_sts,
+        "klue_mrc": read_klue_mrc,
+        "klue_re": read_klue_re,
     }
 )

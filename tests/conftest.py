@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Real-format samples of public data sets beside the checkout (CI has them; a user's clone does not).
+SHARED_DATA = REPO.parent / "shared" / "data"
 
 # model=tiny on a few dozen generated examples, one epoch per stage: a whole run takes seconds.
 SHRINK = (
@@ -87,3 +89,11 @@ def assert_counts_of(fraction: float, total: int) -> None:
 def shrink() -> list[str]:
     """Overrides that make the default two-stage run tiny (drop `injection_task.*` for `=none`)."""
     return list(SHRINK)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The shared real-format samples beside the checkout, or a skip when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real-format samples not found at {SHARED_DATA} (only CI has them)")
+    return SHARED_DATA

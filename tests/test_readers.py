@@ -15,12 +15,13 @@ from layerft.errors import LayerftError
 from layerft.readers import (
     RELEASE_READERS,
     read_klue_dp,
+    read_klue_mrc,
     read_klue_ner,
     read_klue_pos,
+    read_klue_re,
+    read_klue_sts,
     read_records,
 )
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # The release header: its column-name line holds real tabs, yet is a comment, not a sentence.
 DP_HEADER = (
@@ -63,14 +64,6 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def shared_data() -> Path:
-    """The shared real-format samples beside the checkout, or a skip when absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real-format samples not found at {SHARED_DATA} (only CI has them)")
-    return SHARED_DATA
 
 
 def test_json_array(tmp_path: Path) -> None:
@@ -164,6 +157,9 @@ def test_release_readers_is_read_only() -> None:
         "klue_dp": read_klue_dp,
         "klue_pos": read_klue_pos,
         "klue_ner": read_klue_ner,
+        "klue_sts": read_klue_sts,
+        "klue_mrc": read_klue_mrc,
+        "klue_re": read_klue_re,
     }
     with pytest.raises(TypeError):
         RELEASE_READERS["other"] = read_records  # type: ignore[index]
