@@ -13,7 +13,16 @@ if TYPE_CHECKING:
 
 METRICS_DIR: Path = Path(__file__).resolve().parent
 # Listed, not globbed, so a stray folder (e.g. __pycache__) can never become a metric name.
-METRIC_NAMES: tuple[str, ...] = ("accuracy", "macro_f1", "token_f1")
+METRIC_NAMES: tuple[str, ...] = (
+    "accuracy",
+    "macro_f1",
+    "token_f1",
+    "klue_sts",
+    "klue_dp",
+    "klue_ner",
+    "klue_re",
+    "klue_mrc",
+)
 
 
 def load_metric(name: str) -> evaluate.EvaluationModule:
