@@ -29,6 +29,12 @@ class MetricInput(str, Enum):
     class_ids = "class_ids"  # predictions, references: flat label ids
     tag_sequences = "tag_sequences"  # predictions, references: per-sentence tag strings
     scores = "scores"  # predictions, references: real-valued scores
+    # predictions, references: label ids; probabilities: per-class lists; no_relation_id: int
+    class_probabilities = "class_probabilities"
+    # per sentence: predictions, references: head per word (0 = root, i = i-th word);
+    # predicted_relations, reference_relations: relation id per word
+    arcs = "arcs"
+    answers = "answers"  # predictions: answer texts ("" = none); references: gold texts each
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,12 @@ METRICS: Mapping[str, MetricSpec] = _registry(
     token_f1=MetricSpec(
         ("token_f1", "token_accuracy", "token_macro_f1"), MetricInput.tag_sequences
     ),
+    # KLUE's official metrics, as KLUE-baseline computes them (each module's description).
+    klue_dp=MetricSpec(("uas", "las"), MetricInput.arcs),
+    klue_mrc=MetricSpec(("exact_match", "rouge_w"), MetricInput.answers),
+    klue_ner=MetricSpec(("entity_f1", "char_f1"), MetricInput.tag_sequences),
+    klue_re=MetricSpec(("re_micro_f1", "auprc"), MetricInput.class_probabilities),
+    klue_sts=MetricSpec(("pearsonr", "f1"), MetricInput.scores),
 )
 METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
 

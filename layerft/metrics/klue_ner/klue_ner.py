@@ -1,0 +1,79 @@
+"""KLUE-NER: entity-level macro F1 (strict IOB2) and character-level macro F1, as KLUE scores them."""
+
+import datasets
+import evaluate
+import numpy as np
+
+from layerft.metrics.klue import (
+    KLUE_NER_LABELS,
+    flatten_aligned,
+    ner_char_macro_f1,
+    ner_entity_macro_f1,
+)
+
+_DESCRIPTION = """
+KLUE-NER's official scores, as KLUE-baseline's klue_baseline/metrics/functional.py computes them
+(klue_ner_entity_macro_f1, klue_ner_char_macro_f1), on per-character BIO tags (whitespace
+removed, as KLUE aligns its predictions to characters):
+- entity_f1: seqeval's f1_score(average="macro", mode="strict", scheme=IOB2). Entities are
+  maximal runs B-X I-X*; a stray I-X (after O or after another type) starts nothing and is
+  dropped. An entity counts only if type, start and end all match. The score is the unweighted
+  mean of per-type F1 over every type found in the gold or the predictions (a type only ever
+  predicted scores 0). Reimplemented here; seqeval is not a dependency.
+- char_f1: sklearn's f1_score over characters with labels = KLUE's whole label list and
+  average="macro", zero_division=True. Despite KLUE's docstring ("except O tag") the list
+  includes "O", so "O" is averaged in; a label absent from both sides scores 1.0, and a label
+  only in one side scores 0.
+Both are higher-is-better. KLUE reports x100; these are in [0, 1].
+Deviations: KLUE flattens all sentences into one sequence framed by the [CLS]/[SEP] positions,
+where the gold is "O" and the model's own tag is scored; here sentences are scored apart and only
+real characters count (the same number when the model tags [CLS]/[SEP] "O"). With no entity on
+either side seqeval returns NaN; entity_f1 is 0.0 then. On no characters both are 0.0.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (list of list of str): predicted per-character BIO tags, one list per sentence.
+    references (list of list of str): gold per-character tags, same shapes.
+    label_list (list of str or None): the labels char_f1 averages over; default KLUE's 13
+        (B-/I- of PS, LC, OG, DT, TI, QT, and O). Every tag must be in it.
+Returns:
+    entity_f1, char_f1 (float): in [0, 1].
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class KlueNer(evaluate.Metric):
+    """KLUE-NER entity and character macro F1, numpy only."""
+
+    def _info(self) -> evaluate.MetricInfo:
+        """Describe the metric and its input features."""
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features(
+                {
+                    "predictions": datasets.Sequence(datasets.Value("string")),
+                    "references": datasets.Sequence(datasets.Value("string")),
+                }
+            ),
+        )
+
+    def _compute(
+        self,
+        predictions: list[list[str]],
+        references: list[list[str]],
+        label_list: list[str] | None = None,
+    ) -> dict[str, float]:
+        """Return {"entity_f1", "char_f1"}."""
+        flat_pred, flat_true = flatten_aligned("klue_ner", "tags", predictions, references)
+        if not flat_true:
+            return {"entity_f1": 0.0, "char_f1": 0.0}
+        labels = KLUE_NER_LABELS if label_list is None else tuple(label_list)
+        return {
+            "entity_f1": ner_entity_macro_f1(predictions, references),
+            "char_f1": ner_char_macro_f1(
+                np.asarray(flat_pred, dtype=object), np.asarray(flat_true, dtype=object), labels
+            ),
+        }
