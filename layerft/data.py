@@ -27,7 +27,7 @@ from layerft.errors import LayerftError
 from layerft.kinds import kind_of
 from layerft.kinds.base import Batch, Collator, Record
 from layerft.model import first_line, hub_unreachable, tokenizer_fingerprint_source
-from layerft.readers import RELEASE_READERS, read_records
+from layerft.readers import HUB_ADAPTERS, RELEASE_READERS, read_records
 from layerft.task import TaskConfig
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,10 @@ def _read_hub_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict
         dataset = load_dataset(task.hub_id, task.hub_config, split=hub_split)
     except Exception as err:  # noqa: BLE001 - any failure here means "not reachable"; say what to do
         raise _hub_dataset_error(task, group, origin, first_line(err)) from err
-    return dataset.to_list(), origin
+    # The hub's rows of a KLUE task are laid out differently from its release files; convert
+    # them to the records the release reader gives, so the kind sees one shape.
+    convert = HUB_ADAPTERS.get(task.release_format)
+    return (dataset.to_list() if convert is None else convert(dataset.to_list())), origin
 
 
 def _hub_dataset_error(task: TaskConfig, group: str, origin: str, reason: str) -> LayerftError:

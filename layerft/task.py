@@ -14,6 +14,9 @@ from omegaconf import MISSING
 from layerft.demo_data import DEMO_GENERATORS
 from layerft.errors import LayerftError
 from layerft.kinds import TaskKind, kind_of
+from layerft.kinds.biencoder_regression import BiencoderConfig
+from layerft.kinds.relation_classification import RelationConfig
+from layerft.kinds.token_tagging import TaggingConfig
 from layerft.metrics import metric_spec
 from layerft.readers import RELEASE_READERS
 
@@ -54,6 +57,10 @@ class TaskConfig:
     tokens_column: str = "tokens"
     tags_column: str = "tags"
     label_names: list[str] = field(default_factory=list)  # empty for scores (regression)
+    # Settings of one kind each (layerft/kinds/<kind>.py); the other kinds ignore them.
+    tagging: TaggingConfig = field(default_factory=TaggingConfig)
+    relation: RelationConfig = field(default_factory=RelationConfig)
+    biencoder: BiencoderConfig = field(default_factory=BiencoderConfig)
     # Metrics (local evaluate modules) and which one picks the best dev checkpoint.
     metrics: list[str] = field(default_factory=lambda: ["accuracy"])
     best_metric: str = "accuracy"

@@ -11,7 +11,13 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from layerft.errors import LayerftError
-from layerft.kinds import sequence_classification, sequence_regression, token_tagging
+from layerft.kinds import (
+    biencoder_regression,
+    relation_classification,
+    sequence_classification,
+    sequence_regression,
+    token_tagging,
+)
 from layerft.kinds.base import Kind, TaskKind
 
 if TYPE_CHECKING:
@@ -36,6 +42,8 @@ def _registry(*kinds: Kind) -> Mapping[TaskKind, Kind]:
 KINDS: Mapping[TaskKind, Kind] = _registry(
     sequence_classification.KIND,
     sequence_regression.KIND,
+    biencoder_regression.KIND,
+    relation_classification.KIND,
     token_tagging.KIND,
 )
 

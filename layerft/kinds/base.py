@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 class TaskKind(str, Enum):
     sequence_classification = "sequence_classification"
     sequence_regression = "sequence_regression"
+    biencoder_regression = "biencoder_regression"
+    relation_classification = "relation_classification"
     token_tagging = "token_tagging"
 
 

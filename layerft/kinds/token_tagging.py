@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,8 +26,10 @@ from layerft.kinds.base import (
     label_id,
     logits_of,
     run_encoder,
+    text_of,
 )
 from layerft.metrics import MetricInput
+from layerft.morph import silver_morphemes
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -34,10 +38,36 @@ if TYPE_CHECKING:
     from layerft.task import TaskConfig
 
 
+class SilverTagger(str, Enum):
+    kiwi = "kiwi"  # Kiwi's morphemes and POS tags (kiwipiepy, the `korean` extra)
+
+
+@dataclass
+class TaggingConfig:
+    """Tagging settings: gold tags from the data, or silver ones from an analyser."""
+
+    # Set: tokens and tags come from this analyser run over text_columns[0] of each record, so
+    # any Korean corpus (a target task's own) can be the injection corpus.
+    silver: SilverTagger | None = None
+
+
+def check(task: TaskConfig, where: str) -> None:
+    """A tag set; one text column when tags are silver."""
+    check_label_names(task, where)
+    if task.tagging.silver is not None and len(task.text_columns) != 1:
+        raise LayerftError(
+            f"{where}: text_columns must name the 1 column the silver tagger reads, got "
+            f"{task.text_columns}"
+        )
+
+
 def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Record:
     """{"tokens": [str], "tags": [tag id]}, one tag per token."""
-    tokens = field_of(record, task.tokens_column, where)
-    tags = field_of(record, task.tags_column, where)
+    if task.tagging.silver is not None:
+        tokens, tags = silver_morphemes([text_of(record, task.text_columns[0], where)])[0]
+    else:
+        tokens = field_of(record, task.tokens_column, where)
+        tags = field_of(record, task.tags_column, where)
     if not isinstance(tokens, list) or not isinstance(tags, list) or len(tokens) != len(tags):
         raise LayerftError(
             f"{where}: '{task.tokens_column}' and '{task.tags_column}' must be lists of equal length"
@@ -132,7 +162,7 @@ KIND = Kind(
     name=TaskKind.token_tagging,
     provides=frozenset({MetricInput.class_ids, MetricInput.tag_sequences}),
     label_keys=("labels",),
-    check=lambda task, where: check_label_names(task, where),
+    check=check,
     normalise=normalise,
     encoder=encoder,
     collator=collator,
