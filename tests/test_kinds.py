@@ -195,3 +195,42 @@ def test_heads_return_outputs_that_read_as_attributes() -> None:
     out = model(input_ids=torch.tensor([[2, 5, 6, 3]]), labels=torch.tensor([2.0]))
     assert out.loss.ndim == 0 and out.scores.shape == (1,)
     assert list(out) == ["loss", "scores"]  # the Trainer takes what follows `loss` as predictions
+
+
+# --- the paper's presets ------------------------------------------------------------------------
+
+
+def test_klue_paper_preset_is_the_papers_setup() -> None:
+    cfg = compose_run("experiment=klue_paper")
+    assert cfg.model.hub_id == "klue/bert-base"
+    assert cfg.injection_task is not None and cfg.injection_task.name == "klue_dp"
+    split = cfg.layer_split
+    assert (split.num_lower, split.stage1_head.value, split.stage2_policy.value) == (
+        1,
+        "top",
+        "freeze",
+    )
+    assert split.stage1_train_embeddings and not split.transplant_embeddings
+    assert cfg.lr_schedule.shape.value == "linear" and cfg.lr_schedule.warmup_ratio == 0.1
+
+
+def test_klue_paper_grid_expands_to_valid_runs() -> None:
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        params = compose(
+            "config", overrides=["experiment=klue_paper_grid"], return_hydra_config=True
+        ).hydra.sweeper.params
+    assert dict(params) == {
+        "injection_task": "none,klue_dp",
+        "target_task": "klue_mrc,klue_nli,klue_sts,klue_ner,klue_re,klue_ynat",
+        "seed": "1,2,3",
+    }
+    for injection in params.injection_task.split(","):
+        for target in params.target_task.split(","):
+            cfg = compose_run(
+                "experiment=klue_paper_grid", f"injection_task={injection}", f"target_task={target}"
+            )
+            assert cfg.target_task.name == target and cfg.model.hub_id == "klue/bert-base"
+            lr = 3e-5 if target == "klue_mrc" else 5e-5
+            assert (cfg.target_task.lr, cfg.target_task.epochs) == (lr, 3)
