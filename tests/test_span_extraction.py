@@ -239,24 +239,24 @@ def test_long_spans_reversed_spans_and_spans_in_the_question_are_excluded() -> N
 
 def test_compute_metrics_scores_answers_against_gold_texts_and_empty_for_unanswerable() -> None:
     task = mrc_task(**DECODE)
-    rows = [
-        normalise(task, "t", record("q", LETTERS, "cd", "cde"), "r1"),
-        normalise(task, "t", record("q", LETTERS), "r2"),
-    ]
-    first, second = Logits(LETTERS, task), Logits(LETTERS, task)
-    first.span(0, "cde", 3.0, 3.0)
-    second.span(1, "kl", 3.0, 3.0)  # answers an unanswerable question
+    gold = [("cd", "cde"), (), ()]
+    rows = [normalise(task, "t", record("q", LETTERS, *g), "r") for g in gold]
+    logits = [Logits(LETTERS, task) for _ in gold]
+    logits[0].span(0, "cde", 3.0, 3.0)
+    for window in range(5):
+        logits[1].null(window, 7.0)  # right: no answer
+    logits[2].span(1, "kl", 3.0, 3.0)  # answers an unanswerable question
     features = Dataset.from_dict(
         {
-            "example_index": [0] * 5 + [1] * 5,
-            "offset_mapping": first.features["offset_mapping"] * 2,
+            "example_index": [r for r in range(3) for _ in range(5)],
+            "offset_mapping": logits[0].features["offset_mapping"] * 3,
         }
     )
-    start = np.concatenate([first.start, second.start])
-    end = np.concatenate([first.end, second.end])
+    start = np.concatenate([one.start for one in logits])
+    end = np.concatenate([one.end for one in logits])
     compute = build_compute_metrics(task, features, rows)
-    prediction = EvalPrediction((start, end), (np.zeros(10), np.zeros(10)))
-    assert compute(prediction) == {"exact_match": 0.5, "rouge_w": 0.5}
+    metrics = compute(EvalPrediction((start, end), (np.zeros(15), np.zeros(15))))
+    assert metrics == pytest.approx({"exact_match": 2 / 3, "rouge_w": 2 / 3})
 
 
 # --- through the stages -----------------------------------------------------------------------
