@@ -23,12 +23,13 @@ from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
 from layerft.kinds.span_extraction import (
     SpanConfig,
+    collator,
     encoder,
     normalise,
     predict_answers,
 )
 from layerft.model import build_tiny_tokenizer
-from layerft.run import load_stage_data, train_stages
+from layerft.run import build_target_model, load_stage_data, train_stages
 from layerft.task import TaskConfig, TaskKind
 
 MRC_DATA = Path(__file__).resolve().parent / "data" / "klue" / "klue-mrc-v1.1"
@@ -257,6 +258,18 @@ def test_compute_metrics_scores_answers_against_gold_texts_and_empty_for_unanswe
     compute = build_compute_metrics(task, features, rows)
     metrics = compute(EvalPrediction((start, end), (np.zeros(15), np.zeros(15))))
     assert metrics == pytest.approx({"exact_match": 2 / 3, "rouge_w": 2 / 3})
+
+
+def test_the_loss_does_not_depend_on_how_far_a_batch_is_padded() -> None:
+    model, _ = build_target_model(compose_run("model=tiny", "target_task=klue_mrc"), None)
+    model.eval()
+    task = mrc_task(max_length=40)
+    features = encode(task, [record("When?", "It opened on 8 May.", "8 May")])
+    feature = {key: values[0] for key, values in features.items()}
+    losses = [
+        model(**collator(TOKENIZER, multiple)([feature])).loss.item() for multiple in (None, 64)
+    ]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
 
 
 # --- through the stages -----------------------------------------------------------------------
