@@ -193,6 +193,7 @@ def tokenize(
                 tokenizer_fingerprint_source(tokenizer),
                 task.kind.value,
                 str(task.max_length),
+                repr(task.spans),
             ]
         ).encode()
     ).hexdigest()[:24]
@@ -203,12 +204,18 @@ def tokenize(
     return _write_cached(dataset, _encoder(task, tokenizer), path, f"tokenizing {task.name}")
 
 
-def _encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast) -> Callable[[Batch], Batch]:
-    """The batched `datasets.map` function: the kind's encoding plus each feature's length."""
+def _encoder(
+    task: TaskConfig, tokenizer: PreTrainedTokenizerFast
+) -> Callable[[Batch, list[int]], Batch]:
+    """The batched `datasets.map` function: the kind's encoding plus each feature's length.
+
+    The kind also sees `row_index`, each record's position in its split: a kind that makes several
+    features of one record (context windows) points them back at it.
+    """
     kind_encode = kind_of(task).encoder(task, tokenizer)
 
-    def encode(batch: Batch) -> Batch:
-        encoded = kind_encode(batch)
+    def encode(batch: Batch, indices: list[int]) -> Batch:
+        encoded = kind_encode({**batch, "row_index": indices})
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]  # for length-grouped batches
         return encoded
 
@@ -216,7 +223,7 @@ def _encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast) -> Callable[[
 
 
 def _write_cached(
-    dataset: Dataset, encode: Callable[[Batch], Batch], path: Path, desc: str
+    dataset: Dataset, encode: Callable[[Batch, list[int]], Batch], path: Path, desc: str
 ) -> Dataset:
     """Map `dataset` into the cache entry `path` atomically and return the entry."""
     # Map into a temporary name beside the entry, then rename: a run killed mid-write, or two
@@ -227,6 +234,7 @@ def _write_cached(
         dataset.map(
             encode,
             batched=True,
+            with_indices=True,
             remove_columns=dataset.column_names,
             cache_file_name=str(temporary),
             load_from_cache_file=False,
@@ -250,8 +258,11 @@ def _read_cached(path: Path, rows: int) -> Dataset | None:
     except (OSError, pa.ArrowException) as err:
         reason = str(err).splitlines()[0]
     else:
-        if len(cached) == rows:
+        found = len(cached)
+        if "example_index" in cached.column_names and found:  # several features per record
+            found = cached[-1]["example_index"] + 1
+        if found == rows:
             return cached
-        reason = f"{len(cached)} rows, expected {rows}"
+        reason = f"{found} records, expected {rows}"
     log.warning("%s: broken tokenization cache entry (%s); rebuilding it", path, reason)
     return None

@@ -16,6 +16,7 @@ from layerft.errors import LayerftError
 from layerft.kinds import TaskKind, kind_of
 from layerft.kinds.biencoder_regression import BiencoderConfig
 from layerft.kinds.relation_classification import RelationConfig
+from layerft.kinds.span_extraction import SpanConfig
 from layerft.kinds.token_tagging import TaggingConfig
 from layerft.metrics import metric_spec
 from layerft.readers import RELEASE_READERS
@@ -61,6 +62,7 @@ class TaskConfig:
     tagging: TaggingConfig = field(default_factory=TaggingConfig)
     relation: RelationConfig = field(default_factory=RelationConfig)
     biencoder: BiencoderConfig = field(default_factory=BiencoderConfig)
+    spans: SpanConfig = field(default_factory=SpanConfig)
     # Metrics (local evaluate modules) and which one picks the best dev checkpoint.
     metrics: list[str] = field(default_factory=lambda: ["accuracy"])
     best_metric: str = "accuracy"

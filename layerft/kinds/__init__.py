@@ -16,6 +16,7 @@ from layerft.kinds import (
     relation_classification,
     sequence_classification,
     sequence_regression,
+    span_extraction,
     token_tagging,
 )
 from layerft.kinds.base import Kind, TaskKind
@@ -45,6 +46,7 @@ KINDS: Mapping[TaskKind, Kind] = _registry(
     biencoder_regression.KIND,
     relation_classification.KIND,
     token_tagging.KIND,
+    span_extraction.KIND,
 )
 
 

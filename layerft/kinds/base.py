@@ -31,6 +31,7 @@ class TaskKind(str, Enum):
     biencoder_regression = "biencoder_regression"
     relation_classification = "relation_classification"
     token_tagging = "token_tagging"
+    span_extraction = "span_extraction"
 
 
 Batch = dict[str, list[Any]]
@@ -53,7 +54,8 @@ class Kind:
     check: Callable[[TaskConfig, str], None]
     # One raw record -> the kind's normalised record, or None for an unlabelled one (dropped).
     normalise: Callable[[TaskConfig, str, Record, str], Record | None]
-    # A batched `datasets.map` function from normalised records to model features.
+    # A batched `datasets.map` function from normalised records to model features (batches also
+    # hold `row_index`, each record's position in its split).
     encoder: Callable[[TaskConfig, PreTrainedTokenizerFast], Callable[[Batch], Batch]]
     # Pads a list of features into a batch (`pad_to_multiple_of` may be None).
     collator: Callable[[PreTrainedTokenizerFast, int | None], Collator]

@@ -1,0 +1,394 @@
+"""Extractive question answering (KLUE-MRC, SQuAD 2.0): an answer span of the context, or none.
+
+The recipe is KLUE-baseline's (klue_baseline/data/klue_mrc.py feeds transformers' SQuAD processor;
+models/machine_reading_comprehension.py decodes with `compute_predictions_logits`,
+version_2_with_negative, null_score_diff_threshold 0), written for a fast tokenizer's offsets as
+transformers' run_qa.py / utils_qa.py do:
+- question first, context second; a long context is cut into windows that start every
+  `spans.doc_stride` context tokens (the SQuAD processor's meaning of doc_stride: run_qa.py's
+  is the overlap instead); a window trains on its first gold answer, or on [CLS] when the
+  question is unanswerable or that answer is not wholly inside the window;
+- decoding scores span (a, b) as start[a] + end[b] over the n-best starts and ends of each window,
+  in the context, b >= a, at most `spans.max_answer_length` tokens, starting at a token that has
+  its most context in that window; "" wins when the smallest [CLS] score start[0] + end[0] over
+  the windows beats the best span by more than `spans.null_score_threshold`.
+Deviations: the n-best are taken among context tokens (KLUE takes them over every position,
+padding included, then drops the ones outside the context); the answer is the context's text
+between the span's character offsets (KLUE maps tokens back to whitespace words); padding
+positions are masked out of the loss, so it does not depend on how a batch is padded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import DataCollatorWithPadding
+
+from layerft.errors import LayerftError
+from layerft.kinds.base import (
+    Batch,
+    DropKeysCollator,
+    HeadOutput,
+    Kind,
+    MetricInputs,
+    Record,
+    TaskKind,
+    field_of,
+    head_output,
+    run_encoder,
+    text_of,
+)
+from layerft.metrics import MetricInput
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import BatchEncoding, EvalPrediction, PreTrainedTokenizerFast
+
+    from layerft.task import TaskConfig
+
+# The most special tokens a question-context pair gets (RoBERTa's <s> q </s></s> c </s>).
+MAX_PAIR_SPECIAL_TOKENS = 4
+CLS = 0  # [CLS] / <s> position: the "no answer" span (right padding, question first)
+MODEL_INPUTS = frozenset({"input_ids", "token_type_ids", "attention_mask"})
+
+
+@dataclass
+class SpanConfig:
+    """`<task>.spans`: windows over long contexts, and how answers are read back (KLUE's values)."""
+
+    doc_stride: int = 128  # context tokens between the starts of consecutive windows
+    max_query_length: int = 64  # question tokens kept
+    max_answer_length: int = 30  # tokens of a predicted answer at most
+    n_best: int = 20  # start and end candidates per window
+    null_score_threshold: float = 0.0  # "" when null score - best span score exceeds this
+
+
+def check(task: TaskConfig, where: str) -> None:
+    """Question and context columns, no label set, span settings that leave no gaps."""
+    if len(task.text_columns) != 2:
+        raise LayerftError(
+            f"{where}: text_columns must name the question and the context column, got "
+            f"{list(task.text_columns)}"
+        )
+    if task.label_names:
+        raise LayerftError(f"{where}: label_names must be empty for span extraction (spans)")
+    spans = task.spans
+    for key in ("doc_stride", "max_query_length", "max_answer_length", "n_best"):
+        if getattr(spans, key) < 1:
+            raise LayerftError(f"{where}: spans.{key} must be >= 1, got {getattr(spans, key)}")
+    if not math.isfinite(spans.null_score_threshold):
+        raise LayerftError(
+            f"{where}: spans.null_score_threshold must be finite, got {spans.null_score_threshold}"
+        )
+    room = task.max_length - spans.max_query_length - MAX_PAIR_SPECIAL_TOKENS
+    if room < 1:
+        raise LayerftError(
+            f"{where}: spans.max_query_length={spans.max_query_length} leaves no context tokens "
+            f"in max_length={task.max_length}"
+        )
+    if spans.doc_stride > room:
+        # A larger step would skip context tokens between windows.
+        raise LayerftError(
+            f"{where}: spans.doc_stride={spans.doc_stride} must be <= max_length - "
+            f"spans.max_query_length - {MAX_PAIR_SPECIAL_TOKENS} = {room}"
+        )
+
+
+def _answer_lists(answers: Any, where: str, column: str) -> tuple[list[Any], list[Any]]:
+    """Texts and starts of [{"text", "answer_start"}] (release) or {"text": [], ...} (SQuAD hub)."""
+    if isinstance(answers, dict) and {"text", "answer_start"} <= answers.keys():
+        texts, starts = answers["text"], answers["answer_start"]
+        if isinstance(texts, list) and isinstance(starts, list) and len(texts) == len(starts):
+            return texts, starts
+    if isinstance(answers, list) and all(
+        isinstance(a, dict) and {"text", "answer_start"} <= a.keys() for a in answers
+    ):
+        return [a["text"] for a in answers], [a["answer_start"] for a in answers]
+    raise LayerftError(
+        f"{where}: column '{column}' must be a list of {{text, answer_start}} answers, "
+        f"got {str(answers)[:80]}"
+    )
+
+
+def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Record | None:
+    """{"question", "context", "answer_texts", "answer_starts"}; no answers: unanswerable."""
+    guid = record.get("guid")
+    where = f"{where} ({guid})" if isinstance(guid, str) else where
+    question_column, context_column = task.text_columns
+    answers = field_of(record, task.label_column, where)
+    if answers is None:
+        return None
+    question = text_of(record, question_column, where)
+    context = text_of(record, context_column, where)
+    if not context:
+        raise LayerftError(f"{where}: column '{context_column}' is empty")
+    texts, starts = _answer_lists(answers, where, task.label_column)
+    for text, start in zip(texts, starts, strict=True):
+        if not (isinstance(text, str) and text and type(start) is int):
+            raise LayerftError(
+                f"{where}: an answer needs a non-empty text and an integer answer_start, got "
+                f"{text!r} at {start!r}"
+            )
+        found = context[start : start + len(text)] if start >= 0 else None
+        if found != text:
+            raise LayerftError(
+                f"{where}: answer {text!r} does not match {context_column}[{start}:"
+                f"{start + len(text)}] ({found!r})"
+            )
+    if record.get("is_impossible") is True and texts:
+        raise LayerftError(f"{where}: is_impossible is true but it has {len(texts)} answers")
+    return {
+        "question": question,
+        "context": context,
+        "answer_texts": texts,
+        "answer_starts": starts,
+    }
+
+
+def _cut_questions(
+    tokenizer: PreTrainedTokenizerFast, questions: list[str], limit: int
+) -> list[str]:
+    """Each question cut after its `limit`-th token (SQuAD's max_query_length)."""
+    # Leading spaces would only take room in the window (run_qa strips them too).
+    questions = [q.lstrip() for q in questions]
+    offsets = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)
+    return [
+        q if len(o) <= limit else q[: o[limit - 1][1]]
+        for q, o in zip(questions, offsets["offset_mapping"], strict=True)
+    ]
+
+
+def answer_tokens(
+    offsets: Sequence[Sequence[int] | None], start_char: int, end_char: int
+) -> tuple[int, int]:
+    """Token positions of the answer [start_char, end_char) in a window; [CLS] when not inside it.
+
+    `offsets` holds each position's character span in the context, None outside the context.
+    """
+    context = [p for p, o in enumerate(offsets) if o is not None]
+    first, last = context[0], context[-1]
+    if not (offsets[first][0] <= start_char and offsets[last][1] >= end_char):
+        return CLS, CLS
+    # The first token that ends after the answer starts, the last one that starts before it ends.
+    start = next(p for p in context if offsets[p][1] > start_char)
+    end = next(p for p in reversed(context) if offsets[p][0] < end_char)
+    return start, end
+
+
+def _window(
+    encoded: BatchEncoding, j: int, texts: list[str], starts: list[int], row_index: int
+) -> dict[str, Any]:
+    """Window `j` of `encoded`: model inputs, the first answer's token span, record, offsets."""
+    in_context = [sequence == 1 for sequence in encoded.sequence_ids(j)]
+    offsets = [
+        tuple(offset) if inside else None
+        for offset, inside in zip(encoded["offset_mapping"][j], in_context, strict=True)
+    ]
+    start = end = CLS
+    if texts:
+        start, end = answer_tokens(offsets, starts[0], starts[0] + len(texts[0]))
+    inputs = {k: v[j] for k, v in encoded.items() if k in MODEL_INPUTS}
+    return inputs | {
+        "start_positions": start,
+        "end_positions": end,
+        "example_index": row_index,
+        "offset_mapping": offsets,
+    }
+
+
+def encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast):  # noqa: ANN201 - see Kind
+    """Question-context pairs -> windows with start/end positions, record index and offsets."""
+    if tokenizer.padding_side != "right":
+        raise LayerftError(
+            f"task '{task.name}': span extraction needs a tokenizer that pads on the right "
+            "([CLS] at position 0 marks 'no answer')"
+        )
+    spans = task.spans
+    specials = tokenizer.num_special_tokens_to_add(pair=True)
+
+    def encode(batch: Batch) -> Batch:
+        questions = _cut_questions(tokenizer, batch["question"], spans.max_query_length)
+        # The overlap that makes windows start every doc_stride tokens depends on the question's
+        # length, and the tokenizer takes one overlap per call: one call per question length.
+        by_length: dict[int, list[int]] = defaultdict(list)
+        for i, ids in enumerate(tokenizer(questions, add_special_tokens=False)["input_ids"]):
+            by_length[len(ids)].append(i)
+        windows: list[list[dict[str, Any]]] = [[] for _ in questions]
+        for length, rows in by_length.items():
+            window = task.max_length - specials - length
+            encoded = tokenizer(
+                [questions[i] for i in rows],
+                [batch["context"][i] for i in rows],
+                truncation="only_second",
+                max_length=task.max_length,
+                stride=max(0, window - spans.doc_stride),  # 0 only if a re-cut question grew
+                return_overflowing_tokens=True,
+                return_offsets_mapping=True,
+            )
+            for j, i in enumerate(rows[r] for r in encoded["overflow_to_sample_mapping"]):
+                windows[i].append(
+                    _window(encoded, j, batch["answer_texts"][i], batch["answer_starts"][i],
+                            batch["row_index"][i])
+                )  # fmt: skip
+        features = [f for record_windows in windows for f in record_windows]  # record order
+        return {key: [f[key] for f in features] for key in features[0]}
+
+    return encode
+
+
+def collator(
+    tokenizer: PreTrainedTokenizerFast, pad_to_multiple_of: int | None
+) -> DropKeysCollator:
+    """Pad input ids per batch; record index and offsets are for decoding only."""
+    return DropKeysCollator(
+        DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of),
+        drop=frozenset({"length", "example_index", "offset_mapping"}),
+    )
+
+
+class SpanHead(nn.Module):
+    """A linear start and end score on every token (BERT's QA head); loss: mean of both CEs."""
+
+    def __init__(self, hidden_size: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.scorer = nn.Linear(hidden_size, 2)
+
+    def forward(
+        self,
+        backbone: nn.Module,
+        start_positions: torch.Tensor | None = None,
+        end_positions: torch.Tensor | None = None,
+        **inputs: torch.Tensor,
+    ) -> HeadOutput:
+        logits = self.scorer(self.dropout(run_encoder(backbone, **inputs)))  # (batch, seq, 2)
+        mask = inputs.get("attention_mask")
+        if mask is not None:  # padding is never an answer, whatever the batch is padded to
+            logits = logits.masked_fill(mask.unsqueeze(-1) == 0, torch.finfo(logits.dtype).min)
+        start, end = logits.unbind(-1)  # (batch, seq) each
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            loss = (
+                nn.functional.cross_entropy(start, start_positions)
+                + nn.functional.cross_entropy(end, end_positions)
+            ) / 2
+        return head_output(loss, start_logits=start, end_logits=end)
+
+
+def _max_context_owner(lengths: list[int], stride: int) -> np.ndarray:
+    """For each context token of a record, the window where it has the most context.
+
+    Window k holds context tokens k*stride .. k*stride + lengths[k] - 1; a token's context there
+    is min(tokens left, tokens right) + 0.01 * window length; ties go to the earlier window
+    (the SQuAD processor's _new_check_is_max_context).
+    """
+    total = max(k * stride + n for k, n in enumerate(lengths))
+    best = np.full(total, -np.inf)
+    owner = np.zeros(total, dtype=int)
+    for k, n in enumerate(lengths):
+        i = np.arange(n)
+        score = np.minimum(i, n - 1 - i) + 0.01 * n
+        tokens = k * stride + i
+        better = score > best[tokens]
+        best[tokens[better]] = score[better]
+        owner[tokens[better]] = k
+    return owner
+
+
+def best_answer(
+    starts: list[np.ndarray],
+    ends: list[np.ndarray],
+    offsets: list[Sequence[Sequence[int] | None]],
+    context: str,
+    spans: SpanConfig,
+) -> str:
+    """One record's answer text ("" for none) from the (seq,) logits of its windows, in order."""
+    null = math.inf
+    best_score, best_chars = -math.inf, None
+    positions = [np.array([p for p, o in enumerate(offs) if o is not None]) for offs in offsets]
+    owner = _max_context_owner([len(p) for p in positions], spans.doc_stride)
+    windows = zip(starts, ends, offsets, positions, strict=True)
+    for k, (start, end, offs, context_at) in enumerate(windows):
+        null = min(null, float(start[CLS] + end[CLS]))
+        a = context_at[np.argsort(-start[context_at], kind="stable")[: spans.n_best]]
+        b = context_at[np.argsort(-end[context_at], kind="stable")[: spans.n_best]]
+        a = a[owner[k * spans.doc_stride + a - context_at[0]] == k]
+        score = start[a][:, None] + end[b][None, :]  # (starts, ends)
+        length = b[None, :] - a[:, None] + 1
+        score[(length < 1) | (length > spans.max_answer_length)] = -np.inf
+        if score.size and score.max() > best_score:
+            s, e = np.unravel_index(np.argmax(score), score.shape)
+            best_score, best_chars = float(score[s, e]), (offs[a[s]][0], offs[b[e]][1])
+    if best_chars is None or null - best_score > spans.null_score_threshold:
+        return ""
+    return context[best_chars[0] : best_chars[1]]
+
+
+def predict_answers(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    example_index: Sequence[int],
+    offsets: Sequence[Sequence[Sequence[int] | None]],
+    contexts: Sequence[str],
+    spans: SpanConfig,
+) -> list[str]:
+    """Each record's answer from its windows' (features, seq) logits, padded with anything."""
+    windows: list[list[int]] = [[] for _ in contexts]
+    for feature, record in enumerate(example_index):
+        windows[record].append(feature)
+    # A feature's logits beyond its own length are padding (of its batch, or -100 between batches).
+    return [
+        best_answer(
+            [start_logits[f, : len(offsets[f])] for f in features],
+            [end_logits[f, : len(offsets[f])] for f in features],
+            [offsets[f] for f in features],
+            context,
+            spans,
+        )
+        for features, context in zip(windows, contexts, strict=True)
+    ]
+
+
+def metric_inputs(
+    task: TaskConfig, prediction: EvalPrediction, features: Dataset, rows: list[Record]
+) -> MetricInputs:
+    """Answer texts decoded over each record's windows, against its gold texts ([""]: none)."""
+    start_logits, end_logits = prediction.predictions[:2]
+    if len(start_logits) != len(features):
+        raise LayerftError(
+            f"task '{task.name}': {len(start_logits)} predictions for {len(features)} dev windows"
+        )
+    answers = predict_answers(
+        np.asarray(start_logits),
+        np.asarray(end_logits),
+        features["example_index"],
+        features["offset_mapping"],
+        [row["context"] for row in rows],
+        task.spans,
+    )
+    return {
+        MetricInput.answers: {
+            "predictions": answers,
+            "references": [row["answer_texts"] or [""] for row in rows],
+        }
+    }
+
+
+KIND = Kind(
+    name=TaskKind.span_extraction,
+    provides=frozenset({MetricInput.answers}),
+    label_keys=("start_positions", "end_positions"),
+    check=check,
+    normalise=normalise,
+    encoder=encoder,
+    collator=collator,
+    build_head=lambda hidden_size, task: SpanHead(hidden_size, task.head_dropout),
+    metric_inputs=metric_inputs,
+)
