@@ -14,6 +14,7 @@ from omegaconf import MISSING
 from layerft.demo_data import DEMO_GENERATORS
 from layerft.errors import LayerftError
 from layerft.kinds import TaskKind, kind_of
+from layerft.kinds.dependency_parsing import ParsingConfig
 from layerft.metrics import metric_spec
 from layerft.readers import RELEASE_READERS
 
@@ -68,6 +69,8 @@ class TaskConfig:
     max_grad_norm: float = 1.0
     evals_per_epoch: int = 4
     head_dropout: float = 0.1
+    # Kind-specific settings.
+    parsing: ParsingConfig = field(default_factory=ParsingConfig)
 
     def __post_init__(self) -> None:
         where = f"task '{self.name}'"

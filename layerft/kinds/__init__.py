@@ -11,7 +11,12 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from layerft.errors import LayerftError
-from layerft.kinds import sequence_classification, sequence_regression, token_tagging
+from layerft.kinds import (
+    dependency_parsing,
+    sequence_classification,
+    sequence_regression,
+    token_tagging,
+)
 from layerft.kinds.base import Kind, TaskKind
 
 if TYPE_CHECKING:
@@ -37,6 +42,7 @@ KINDS: Mapping[TaskKind, Kind] = _registry(
     sequence_classification.KIND,
     sequence_regression.KIND,
     token_tagging.KIND,
+    dependency_parsing.KIND,
 )
 
 
