@@ -258,7 +258,7 @@ def test_metric_inputs_score_kept_eojeols_and_warn_about_cut_ones(caplog) -> Non
         "references": [[2, 0, 2], [2, 0, 2]],
         "reference_relations": [[3, 2, 5], [3, 2, 6]],
     }
-    assert "2 eojeols of 1 dev sentences lie past max_length=256" in caplog.text
+    assert "2 eojeols in 1 dev sentences lie past max_length=256" in caplog.text
     scores = load_metric("klue_dp").compute(**arcs, average="micro")
     assert scores == {"uas": pytest.approx(4 / 6), "las": pytest.approx(3 / 6)}
 

@@ -376,7 +376,7 @@ def metric_inputs(
 @functools.cache  # once per task and count, not at every evaluation
 def _warn_cut(task: str, max_length: int, words: int, sentences: int) -> None:
     log.warning(
-        "%s: %d eojeols of %d dev sentences lie past max_length=%d and are not scored (as in "
+        "%s: %d eojeols in %d dev sentences lie past max_length=%d and are not scored (as in "
         "KLUE-baseline); raise max_length to score them", task, words, sentences, max_length,
     )  # fmt: skip
 
