@@ -15,6 +15,7 @@ from layerft.demo_data import DEMO_GENERATORS
 from layerft.errors import LayerftError
 from layerft.kinds import TaskKind, kind_of
 from layerft.kinds.biencoder_regression import BiencoderConfig
+from layerft.kinds.dependency_parsing import ParsingConfig
 from layerft.kinds.relation_classification import RelationConfig
 from layerft.kinds.span_extraction import SpanConfig
 from layerft.kinds.token_tagging import TaggingConfig
@@ -63,6 +64,7 @@ class TaskConfig:
     relation: RelationConfig = field(default_factory=RelationConfig)
     biencoder: BiencoderConfig = field(default_factory=BiencoderConfig)
     spans: SpanConfig = field(default_factory=SpanConfig)
+    parsing: ParsingConfig = field(default_factory=ParsingConfig)
     # Metrics (local evaluate modules) and which one picks the best dev checkpoint.
     metrics: list[str] = field(default_factory=lambda: ["accuracy"])
     best_metric: str = "accuracy"

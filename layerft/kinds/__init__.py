@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from layerft.errors import LayerftError
 from layerft.kinds import (
     biencoder_regression,
+    dependency_parsing,
     relation_classification,
     sequence_classification,
     sequence_regression,
@@ -47,6 +48,7 @@ KINDS: Mapping[TaskKind, Kind] = _registry(
     relation_classification.KIND,
     token_tagging.KIND,
     span_extraction.KIND,
+    dependency_parsing.KIND,
 )
 
 

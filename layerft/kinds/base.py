@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 class TaskKind(str, Enum):
     sequence_classification = "sequence_classification"
+    dependency_parsing = "dependency_parsing"
     sequence_regression = "sequence_regression"
     biencoder_regression = "biencoder_regression"
     relation_classification = "relation_classification"
