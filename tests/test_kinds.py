@@ -3,6 +3,7 @@ silver tags) learning an easy task through the real phase runner on model=tiny."
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -234,3 +235,30 @@ def test_klue_paper_grid_expands_to_valid_runs() -> None:
             assert cfg.target_task.name == target and cfg.model.hub_id == "klue/bert-base"
             lr = 3e-5 if target == "klue_mrc" else 5e-5
             assert (cfg.target_task.lr, cfg.target_task.epochs) == (lr, 3)
+
+
+def test_dp_injection_then_sts_from_the_klue_release_files(tmp_path, shared_data) -> None:
+    """The issue's command, on model=tiny and one epoch a stage: the paper's pipeline offline."""
+    from conftest import run_train
+
+    klue = shared_data / "klue"
+    result = run_train(
+        [
+            "model=tiny", "tracker=none",
+            "injection_task=klue_dp", f"injection_task.data_dir={klue / 'klue-dp-v1.1'}",
+            "target_task=klue_sts", f"target_task.data_dir={klue / 'klue-sts-v1.1'}",
+            "injection_task.epochs=1", "target_task.epochs=1", "injection_task.max_length=128",
+        ],
+        tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for key in (
+        "injection/eval_uas",
+        "injection/eval_las",
+        "target/eval_pearsonr",
+        "target/eval_f1",
+    ):
+        assert key in metrics, sorted(metrics)
+    assert metrics["injection/num_injected_layers"] == 1
+    assert "injection_task train: 300 examples" in result.stderr + result.stdout
