@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from layerft.e5_offline import converted_e5_small, mean_pooled_embeddings
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from layerft.e5_offline import converted_e5_small, mean_pooled_embeddings  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "data"
 
 
 def shared_sentences() -> list[str]:
