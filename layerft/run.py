@@ -59,11 +59,12 @@ class StageData:
 
 def load_stage_data(cfg: RunConfig) -> StageData:
     """Both tasks' data, read and checked first: bad data costs no stage-1 run and no tracker run."""
+    cache_dir = Path(cfg.cache_dir).expanduser()
     for task, group in ((cfg.target_task, "target_task"), (cfg.injection_task, "injection_task")):
         if task is not None:
-            check_max_length(cfg.model, task, group)
-    tokenizer = load_tokenizer(cfg.model)
-    cache = Path(cfg.cache_dir).expanduser() / "tokenized"
+            check_max_length(cfg.model, task, group, cache_dir)
+    tokenizer = load_tokenizer(cfg.model, cache_dir)
+    cache = cache_dir / "tokenized"
     target = _load(cfg, cfg.target_task, "target_task", tokenizer, cache)
     if cfg.injection_task is None:
         return StageData(target, None)
@@ -91,7 +92,7 @@ def _load(cfg: RunConfig, task: TaskConfig, group: str, tokenizer: Any, cache: P
 
 def _fresh_model(cfg: RunConfig, task: TaskConfig) -> TaskModel:
     seed_everything(cfg.seed)
-    return build_task_model(load_backbone(cfg.model), task)
+    return build_task_model(load_backbone(cfg.model, Path(cfg.cache_dir).expanduser()), task)
 
 
 def build_injection_model(cfg: RunConfig) -> tuple[TaskModel, int]:
