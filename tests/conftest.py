@@ -10,12 +10,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
-import torch
-
-# In-process training on model=tiny gains nothing from a second thread (measured on 2 cores:
-# 10.9 s with two, 11.8 s with one), and with two it slows down several-fold whenever another
-# process competes for the cores (380 s instead of ~15 s for one test under load).
-torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 # Real-format samples of public data sets beside the checkout (CI has them; a user's clone does not).
