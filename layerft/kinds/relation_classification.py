@@ -32,6 +32,7 @@ from layerft.kinds.base import (
     label_id,
     logits_of,
     run_encoder,
+    text_of,
 )
 from layerft.metrics import MetricInput
 
@@ -109,9 +110,7 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
     label = field_of(record, task.label_column, where)
     if label is None:
         return None
-    sentence = field_of(record, task.text_columns[0], where)
-    if not isinstance(sentence, str):
-        raise LayerftError(f"{where}: column '{task.text_columns[0]}' is not text: {sentence!r}")
+    sentence = text_of(record, task.text_columns[0], where)
     subject_column, object_column = task.relation.entity_columns
     subject = _entity(record, subject_column, sentence, where)
     obj = _entity(record, object_column, sentence, where)
