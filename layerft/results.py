@@ -20,6 +20,12 @@ from typing import Any
 from layerft.errors import LayerftError
 
 METRICS_FILE = "metrics.json"
+HISTORY_FILE = (
+    "history.jsonl"  # one line per tracker log call: {"step": n, "<stage>/<name>": x, ...}
+)
+FAILED_FILE = (
+    "failed.json"  # a job that failed in a sweep: its record's `run/*` entries + the error
+)
 FINGERPRINT_KEY = "run/config_fingerprint"
 RUN_PREFIX = "run/"  # metrics.json keys that describe the run; every other key is a float metric
 
@@ -61,21 +67,34 @@ class RunRecord:
     choices: dict[str, str]  # config group -> option
     seed: int
     overrides: list[str]  # the command line's task overrides
+    selection_metric: str  # the metrics.json key that picks the best dev checkpoint
+    higher_is_better: bool  # for selection_metric
+    sweep: str | None = None  # the sweep's name (None for a single run)
 
     @classmethod
     def of(
-        cls, resolved: dict[str, Any], choices: dict[str, str], overrides: list[str]
+        cls,
+        resolved: dict[str, Any],
+        choices: dict[str, str],
+        overrides: list[str],
+        selection: tuple[str, bool],
+        sweep: str | None = None,
     ) -> RunRecord:
-        """The record of a run of this resolved config."""
-        return cls(config_fingerprint(resolved), dict(choices), int(resolved["seed"]), overrides)
+        """The record of a run of this resolved config; `selection`: (metric key, higher is better)."""
+        fingerprint = config_fingerprint(resolved)
+        seed = int(resolved["seed"])
+        return cls(fingerprint, dict(choices), seed, overrides, *selection, sweep)
 
     def entries(self) -> dict[str, Any]:
-        """The `run/*` entries of `metrics.json`."""
+        """The `run/*` entries of `metrics.json` (and of `failed.json`)."""
         return {
             FINGERPRINT_KEY: self.fingerprint,
             f"{RUN_PREFIX}choices": dict(self.choices),
             f"{RUN_PREFIX}seed": self.seed,
             f"{RUN_PREFIX}overrides": list(self.overrides),
+            f"{RUN_PREFIX}selection_metric": self.selection_metric,
+            f"{RUN_PREFIX}higher_is_better": self.higher_is_better,
+            f"{RUN_PREFIX}sweep": self.sweep,
         }
 
 
@@ -106,6 +125,28 @@ def _write_then_rename(path: Path, data: dict[str, Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class HistoryFile:
+    """`history.jsonl` in the run directory: every logged step's metrics, one JSON line each
+    (dev curves for plots). Started afresh by each attempt; written as the run goes."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / HISTORY_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("")
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        with self.path.open("a") as handle:
+            handle.write(json.dumps({"step": step, **metrics}, allow_nan=True) + "\n")
+
+
+def read_history(run_dir: Path) -> list[dict[str, float]]:
+    """The lines of a run's `history.jsonl` (none if it has no such file)."""
+    path = run_dir / HISTORY_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def write_metrics(run_dir: Path, metrics: dict[str, float], record: RunRecord) -> Path:

@@ -36,7 +36,13 @@ from layerft.lr_schedule import combine_multipliers, part_lr_multipliers
 from layerft.model import check_max_length, load_backbone, load_tokenizer
 from layerft.parts import layer_part, set_trainable
 from layerft.phase import run_phase
-from layerft.results import RunRecord, read_finished, run_dir_errors, write_metrics
+from layerft.results import (
+    HistoryFile,
+    RunRecord,
+    read_finished,
+    run_dir_errors,
+    write_metrics,
+)
 from layerft.task import TaskConfig
 from layerft.tracker import NoTracker, Tracker, remove_stale_runs, start_tracker
 from layerft.tuning_mode import apply_tuning_mode
@@ -176,9 +182,15 @@ def run(
     data = load_stage_data(cfg)
     with run_dir_errors(run_dir):  # a read-only or full disk, a file in the way: one line
         tracker = open_tracker(cfg, run_dir, resolved, record, sweep_dir)
+        history = HistoryFile(run_dir)
+
+        def sink(metrics: dict[str, float], step: int) -> None:
+            history.log(metrics, step)
+            tracker.log(metrics, step)
+
         failed = True
         try:
-            metrics = train_stages(cfg, data, run_dir, tracker.log)
+            metrics = train_stages(cfg, data, run_dir, sink)
             if is_main_process():
                 log.info("results: %s", write_metrics(run_dir, metrics, record))
             tracker.summarize(metrics)
@@ -257,7 +269,11 @@ def run_from_hydra(cfg: DictConfig) -> dict[str, float]:
         overrides = list(hydra.overrides.task)
         warn_unused_stage1_overrides(run_cfg, overrides)
         sweep_dir = hydra.sweep.dir if hydra.mode == RunMode.MULTIRUN else None
-        record = RunRecord.of(resolved, choices, overrides)
+        selection = (
+            f"target/eval_{run_cfg.target_task.best_metric}",
+            run_cfg.target_task.best_is_higher,
+        )
+        record = RunRecord.of(resolved, choices, overrides, selection)
         metrics = run(run_cfg, Path(hydra.runtime.output_dir), resolved, record, sweep_dir)
     if is_main_process():
         print(f"results: {Path(hydra.runtime.output_dir) / 'metrics.json'}")

@@ -100,7 +100,7 @@ OVERRIDES = ["model=tiny", "seed=3"]
 
 
 def record(fingerprint: str = "0123456789abcdef") -> RunRecord:
-    return RunRecord(fingerprint, CHOICES, 3, OVERRIDES)
+    return RunRecord(fingerprint, CHOICES, 3, OVERRIDES, "target/eval_accuracy", True, "grid")
 
 
 def test_metrics_json_describes_its_run_and_a_rerun_reads_back_only_metrics(tmp_path: Path) -> None:
@@ -111,6 +111,9 @@ def test_metrics_json_describes_its_run_and_a_rerun_reads_back_only_metrics(tmp_
         "run/choices": CHOICES,
         "run/seed": 3,
         "run/overrides": OVERRIDES,
+        "run/selection_metric": "target/eval_accuracy",
+        "run/higher_is_better": True,
+        "run/sweep": "grid",
     }
     assert read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir") == {
         "target/eval_accuracy": 0.5
@@ -119,9 +122,10 @@ def test_metrics_json_describes_its_run_and_a_rerun_reads_back_only_metrics(tmp_
 
 def test_record_of_a_resolved_config_takes_its_seed_and_fingerprint() -> None:
     config = resolved("seed=5")
-    run_record = RunRecord.of(config, CHOICES, ["seed=5"])
+    run_record = RunRecord.of(config, CHOICES, ["seed=5"], ("target/eval_loss", False))
     assert run_record.seed == 5
     assert run_record.fingerprint == config_fingerprint(config)
+    assert (run_record.selection_metric, run_record.higher_is_better) == ("target/eval_loss", False)
 
 
 def test_an_empty_run_dir_has_no_finished_run(tmp_path: Path) -> None:
