@@ -37,10 +37,10 @@ VARIANTS: dict[str, list[str]] = {
     "none": ["injection_task=none"],
     "paper": [],  # the defaults: demo_pos into layer 0, frozen in stage 2
     "zero_steps_freeze": ["injection_task.epochs=0"],
-    "zero_steps_train": ["injection_task.epochs=0", "layer_split.stage2_policy=train"],
-    "inject_train": ["layer_split.stage2_policy=train"],
-    "inject_embeddings": ["layer_split.transplant_embeddings=true"],
-    "inject_no_embeddings": ["layer_split.stage1_train_embeddings=false"],
+    "zero_steps_train": ["injection_task.epochs=0", "layer_split.stage2.policy=train"],
+    "inject_train": ["layer_split.stage2.policy=train"],
+    "inject_embeddings": ["layer_split.stage2.transplant_embeddings=true"],
+    "inject_no_embeddings": ["layer_split.stage1.train_embeddings=false"],
     "gentle": ["injection_task.lr=1e-5"],
 }
 EXTRA_SEED_VARIANTS = ("none", "paper")

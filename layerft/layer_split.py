@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 import torch
@@ -21,112 +21,127 @@ class HeadPlacement(str, Enum):
 class InjectedPolicy(str, Enum):
     freeze = "freeze"
     train = "train"
-    scale = "scale"  # train with lr x stage2_lr_multiplier
+    scale = "scale"  # train with lr x stage2.lr_multiplier
+
+
+@dataclass
+class Stage1Split:
+    """What stage 1 trains: everything its result (the injected weights) depends on from the split.
+
+    Set exactly one of `num_lower` and `fraction`.
+    """
+
+    num_lower: int | None = None
+    fraction: float | None = None
+    head: HeadPlacement = HeadPlacement.top
+    train_embeddings: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.num_lower is None) == (self.fraction is None):
+            raise LayerftError("layer_split: set exactly one of num_lower, fraction")
+        if self.num_lower is not None and self.num_lower < 1:
+            raise LayerftError(f"layer_split: num_lower must be >= 1, got {self.num_lower}")
+        if self.fraction is not None and not 0 < self.fraction <= 1:
+            raise LayerftError(f"layer_split: fraction must be in (0, 1], got {self.fraction}")
+
+
+@dataclass
+class Stage2Split:
+    """What stage 2 does with the injected weights; no part of it changes stage 1's result."""
+
+    policy: InjectedPolicy = InjectedPolicy.freeze
+    lr_multiplier: float = 1.0  # for policy=scale
+    transplant_embeddings: bool = False
+
+    def __post_init__(self) -> None:
+        if self.lr_multiplier <= 0:
+            raise LayerftError(f"layer_split: lr_multiplier must be > 0, got {self.lr_multiplier}")
 
 
 @dataclass
 class LayerSplitConfig:
-    """Schema of one split option; set exactly one of `num_lower` and `fraction`."""
+    """Schema of one split option: the stage-1 part (the key of a stored stage-1 result) and the
+    stage-2 part."""
 
     name: str = MISSING
-    num_lower: int | None = None
-    fraction: float | None = None
-    stage1_head: HeadPlacement = HeadPlacement.top
-    stage1_train_embeddings: bool = True
-    stage2_policy: InjectedPolicy = InjectedPolicy.freeze
-    stage2_lr_multiplier: float = 1.0
-    transplant_embeddings: bool = False
-
-    def __post_init__(self) -> None:
-        where = f"layer_split '{self.name}'"
-        if (self.num_lower is None) == (self.fraction is None):
-            raise LayerftError(
-                f"{where}: set exactly one of layer_split.num_lower, layer_split.fraction"
-            )
-        if self.num_lower is not None and self.num_lower < 1:
-            raise LayerftError(f"{where}: num_lower must be >= 1, got {self.num_lower}")
-        if self.fraction is not None and not 0 < self.fraction <= 1:
-            raise LayerftError(f"{where}: fraction must be in (0, 1], got {self.fraction}")
-        if self.stage2_lr_multiplier <= 0:
-            raise LayerftError(
-                f"{where}: stage2_lr_multiplier must be > 0, got {self.stage2_lr_multiplier}"
-            )
+    stage1: Stage1Split = MISSING
+    stage2: Stage2Split = field(default_factory=Stage2Split)
 
 
-def resolve_num_lower(cfg: LayerSplitConfig, depth: int) -> int:
+def resolve_num_lower(cfg: Stage1Split, depth: int) -> int:
     """How many lower layers the split takes on a `depth`-layer encoder (fractions round half up, min 1)."""
     if cfg.num_lower is not None:
         if cfg.num_lower > depth:
             raise LayerftError(
-                f"layer_split.num_lower={cfg.num_lower} exceeds the model's {depth} layers"
+                f"layer_split.stage1.num_lower={cfg.num_lower} exceeds the model's {depth} layers"
             )
         return cfg.num_lower
     assert cfg.fraction is not None
     return max(1, min(depth, int(cfg.fraction * depth + 0.5)))
 
 
-def injected_parts(cfg: LayerSplitConfig, num_lower: int) -> list[str]:
+def injected_parts(cfg: Stage2Split, num_lower: int) -> list[str]:
     """Parts that stage 2 receives from stage 1."""
     parts = [layer_part(i) for i in range(num_lower)]
     return [EMBEDDINGS, *parts] if cfg.transplant_embeddings else parts
 
 
-def prepare_injection_model(model: TaskModel, cfg: LayerSplitConfig, num_lower: int) -> list[str]:
+def prepare_injection_model(model: TaskModel, cfg: Stage1Split, num_lower: int) -> list[str]:
     """Shape the stage-1 model for the split and return the parts stage 1 trains."""
-    if cfg.stage1_head == HeadPlacement.split:
+    if cfg.head == HeadPlacement.split:
         truncate_encoder(model.backbone, num_lower)
     trained = [layer_part(i) for i in range(num_lower)] + [HEAD]
-    return [EMBEDDINGS, *trained] if cfg.stage1_train_embeddings else trained
+    return [EMBEDDINGS, *trained] if cfg.train_embeddings else trained
 
 
 @dataclass
 class InjectedWeights:
-    """What stage 1 hands to stage 2: copies of the lower layers (and embeddings if transplanted)."""
+    """What stage 1 hands to stage 2: copies of the lower layers and of the embeddings (stage 2's
+    `transplant_embeddings` decides whether it takes the latter)."""
 
     layers: list[dict[str, torch.Tensor]]
-    embeddings: dict[str, torch.Tensor] | None
+    embeddings: dict[str, torch.Tensor] | None  # None: stage 1 left them as pre-trained
 
 
-def extract_injected(model: TaskModel, cfg: LayerSplitConfig, num_lower: int) -> InjectedWeights:
-    """Copy the injected weights out of a trained stage-1 model."""
+def extract_injected(model: TaskModel, cfg: Stage1Split, num_lower: int) -> InjectedWeights:
+    """Copy the injected weights out of a trained stage-1 model (the embeddings if it trained them)."""
     layers = encoder_layers(model.backbone)
     copies = [
         {k: v.detach().clone() for k, v in layers[i].state_dict().items()} for i in range(num_lower)
     ]
     embeddings = None
-    if cfg.transplant_embeddings:
+    if cfg.train_embeddings:
         embeddings = {
             k: v.detach().clone() for k, v in model.backbone.embeddings.state_dict().items()
         }
     return InjectedWeights(layers=copies, embeddings=embeddings)
 
 
-def transplant(model: TaskModel, injected: InjectedWeights) -> None:
-    """Load the injected weights into a fresh model's lower layers (strict: shapes and names must match)."""
+def transplant(model: TaskModel, injected: InjectedWeights, cfg: Stage2Split) -> None:
+    """Load the injected weights into a fresh model's lower layers, and its embeddings if the
+    split transplants them (strict: shapes and names must match)."""
     layers = encoder_layers(model.backbone)
     for i, state in enumerate(injected.layers):
         layers[i].load_state_dict(state, strict=True)
-    if injected.embeddings is not None:
+    if cfg.transplant_embeddings and injected.embeddings is not None:  # None: pre-trained as is
         model.backbone.embeddings.load_state_dict(injected.embeddings, strict=True)
 
 
-def frozen_injected_layers(cfg: LayerSplitConfig, injected: InjectedWeights) -> set[int]:
+def frozen_injected_layers(cfg: Stage2Split, injected: InjectedWeights) -> set[int]:
     """Indices of the layers stage 2 must leave frozen (tuning modes add nothing to them)."""
-    if cfg.stage2_policy == InjectedPolicy.freeze:
+    if cfg.policy == InjectedPolicy.freeze:
         return set(range(len(injected.layers)))
     return set()
 
 
-def apply_injected_policy(
-    model: TaskModel, cfg: LayerSplitConfig, parts: list[str]
-) -> dict[str, float]:
+def apply_injected_policy(model: TaskModel, cfg: Stage2Split, parts: list[str]) -> dict[str, float]:
     """Apply stage 2's policy to the injected parts after the tuning mode; return lr multipliers.
 
     `freeze` wins over any tuning mode; `train` and `scale` leave the parts as the mode set them.
     """
-    if cfg.stage2_policy == InjectedPolicy.freeze:
+    if cfg.policy == InjectedPolicy.freeze:
         freeze_parts(model, parts)
         return {}
-    if cfg.stage2_policy == InjectedPolicy.scale:
-        return dict.fromkeys(parts, cfg.stage2_lr_multiplier)
+    if cfg.policy == InjectedPolicy.scale:
+        return dict.fromkeys(parts, cfg.lr_multiplier)
     return {}

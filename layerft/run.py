@@ -105,8 +105,9 @@ def build_injection_model(cfg: RunConfig) -> tuple[TaskModel, int]:
     """The stage-1 model, shaped for the split, with only its stage-1 parts trainable."""
     assert cfg.injection_task is not None
     model = _fresh_model(cfg, cfg.injection_task)
-    num_lower = resolve_num_lower(cfg.layer_split, len(encoder_layers(model.backbone)))
-    set_trainable(model, prepare_injection_model(model, cfg.layer_split, num_lower))
+    split = cfg.layer_split.stage1
+    num_lower = resolve_num_lower(split, len(encoder_layers(model.backbone)))
+    set_trainable(model, prepare_injection_model(model, split, num_lower))
     return model, num_lower
 
 
@@ -120,10 +121,11 @@ def build_target_model(
     if injected is None:
         apply_tuning_mode(model, cfg.tuning_mode, frozen_layers=set())
         return model, part_lr_multipliers(cfg.lr_schedule, depth, injected=[])
-    transplant(model, injected)
-    apply_tuning_mode(model, cfg.tuning_mode, frozen_injected_layers(cfg.layer_split, injected))
-    parts = injected_parts(cfg.layer_split, len(injected.layers))
-    policy = apply_injected_policy(model, cfg.layer_split, parts)
+    split = cfg.layer_split.stage2
+    transplant(model, injected, split)
+    apply_tuning_mode(model, cfg.tuning_mode, frozen_injected_layers(split, injected))
+    parts = injected_parts(split, len(injected.layers))
+    policy = apply_injected_policy(model, split, parts)
     return model, combine_multipliers(part_lr_multipliers(cfg.lr_schedule, depth, parts), policy)
 
 
@@ -143,7 +145,7 @@ def run_injection(
         cfg.trainer, cfg.seed, run_dir, sink,
     )  # fmt: skip
     metrics["injection/num_injected_layers"] = float(num_lower)
-    return extract_injected(model, cfg.layer_split, num_lower), metrics
+    return extract_injected(model, cfg.layer_split.stage1, num_lower), metrics
 
 
 def run_target(

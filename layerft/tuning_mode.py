@@ -67,7 +67,7 @@ def _layer_indices(model: TaskModel, cfg: TuningModeConfig, frozen: set[int]) ->
     if not indices:
         raise LayerftError(
             f"tuning_mode={cfg.name}: every layer it would adapt ({wanted}) is frozen by the layer "
-            "split; choose another layer_split.stage2_policy or tuning mode"
+            "split; choose another layer_split.stage2.policy or tuning mode"
         )
     return indices
 

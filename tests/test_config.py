@@ -82,7 +82,7 @@ def test_yaml_options_hold_values_only() -> None:
         ("target_task.lrr=1", ConfigCompositionException),  # misspelt key
         ("target_task.epochs=abc", ConfigCompositionException),  # wrong type
         ("target_task=nope", ConfigCompositionException),  # unknown option
-        ("layer_split.stage2_policy=thaw", ConfigCompositionException),  # not an enum value
+        ("layer_split.stage2.policy=thaw", ConfigCompositionException),  # not an enum value
     ],
 )
 def test_bad_overrides_fail_at_composition(override: str, error: type[Exception]) -> None:
@@ -144,8 +144,12 @@ def test_a_group_schema_is_neither_an_option_nor_offered(override: str) -> None:
         (["target_task.evals_per_epoch=0"], "target_task.evals_per_epoch must be > 0"),
         (["target_task.max_train_samples=0"], "target_task.max_train_samples must be > 0"),
         (["target_task.label_names=[a]"], "target_task.label_names needs at least 2 labels"),
-        (["layer_split.fraction=0.5"], "layer_split: set exactly one of layer_split.num_lower"),
-        (["layer_split.num_lower=0"], "layer_split.num_lower must be >= 1"),
+        (
+            ["layer_split.stage1.fraction=0.5"],
+            "layer_split.stage1: set exactly one of num_lower, fraction",
+        ),
+        (["layer_split.stage1.num_lower=0"], "layer_split.stage1.num_lower must be >= 1"),
+        (["layer_split.stage2.lr_multiplier=0"], "layer_split.stage2.lr_multiplier must be > 0"),
         (["lr_schedule.warmup_ratio=1.5"], "lr_schedule.warmup_ratio must be in [0, 1)"),
         (
             ["injection_lr_schedule.warmup_ratio=-0.5"],

@@ -206,12 +206,12 @@ def test_klue_paper_preset_is_the_papers_setup() -> None:
     assert cfg.model.hub_id == "klue/bert-base"
     assert cfg.injection_task is not None and cfg.injection_task.name == "klue_dp"
     split = cfg.layer_split
-    assert (split.num_lower, split.stage1_head.value, split.stage2_policy.value) == (
+    assert (split.stage1.num_lower, split.stage1.head.value, split.stage2.policy.value) == (
         1,
         "top",
         "freeze",
     )
-    assert split.stage1_train_embeddings and not split.transplant_embeddings
+    assert split.stage1.train_embeddings and not split.stage2.transplant_embeddings
     assert cfg.lr_schedule.shape.value == "linear" and cfg.lr_schedule.warmup_ratio == 0.1
 
 

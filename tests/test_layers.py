@@ -41,8 +41,8 @@ def assert_exact_trainable(model: torch.nn.Module, parts: set[str]) -> None:
         ("lower_quarter", (), 1, {"embeddings", "layer.0", "head"}, 4),  # 0.25 * 4 layers
         ("lower_half", (), 2, {"embeddings", "layer.0", "layer.1", "head"}, 4),
         ("all", (), 4, ALL_PARTS, 4),
-        ("lower_half", ("layer_split.stage1_head=split",), 2, {"embeddings", "layer.0", "layer.1", "head"}, 2),
-        ("lower1", ("layer_split.stage1_train_embeddings=false",), 1, {"layer.0", "head"}, 4),
+        ("lower_half", ("layer_split.stage1.head=split",), 2, {"embeddings", "layer.0", "layer.1", "head"}, 2),
+        ("lower1", ("layer_split.stage1.train_embeddings=false",), 1, {"layer.0", "head"}, 4),
     ],
 )  # fmt: skip
 def test_stage1_trainable_parts(split, extra, num_lower, stage1_parts, layers_kept) -> None:
@@ -63,11 +63,11 @@ STAGE2_CASES = [
     ("lower1", "frozen", (), {"head"}, {}),
     ("lower_half", "frozen", (), {"head"}, {}),
     ("all", "frozen", (), {"head"}, {}),
-    ("lower1", "full", ("layer_split.stage2_policy=train",), ALL_PARTS, {}),
-    ("lower1", "frozen", ("layer_split.stage2_policy=train",), {"head"}, {}),
-    ("lower_half", "full", ("layer_split.stage2_policy=scale", "layer_split.stage2_lr_multiplier=0.1"),
+    ("lower1", "full", ("layer_split.stage2.policy=train",), ALL_PARTS, {}),
+    ("lower1", "frozen", ("layer_split.stage2.policy=train",), {"head"}, {}),
+    ("lower_half", "full", ("layer_split.stage2.policy=scale", "layer_split.stage2.lr_multiplier=0.1"),
      ALL_PARTS, {"layer.0": 0.1, "layer.1": 0.1}),
-    ("lower1", "full", ("layer_split.transplant_embeddings=true",), ALL_PARTS - {"embeddings", "layer.0"}, {}),
+    ("lower1", "full", ("layer_split.stage2.transplant_embeddings=true",), ALL_PARTS - {"embeddings", "layer.0"}, {}),
 ]  # fmt: skip
 
 
@@ -75,7 +75,9 @@ STAGE2_CASES = [
 def test_stage2_trainable_parts(split, mode, extra, parts, multipliers) -> None:
     cfg = compose_run(*TINY, f"layer_split={split}", f"tuning_mode={mode}", *extra)
     stage1, n = build_injection_model(cfg)
-    model, lr_multipliers = build_target_model(cfg, extract_injected(stage1, cfg.layer_split, n))
+    model, lr_multipliers = build_target_model(
+        cfg, extract_injected(stage1, cfg.layer_split.stage1, n)
+    )
     assert_exact_trainable(model, parts)
     assert lr_multipliers == multipliers
 
@@ -92,7 +94,7 @@ def test_layers_are_selected_by_index_not_substring() -> None:
     # With 12 layers, "layer.1" as a substring would also catch layer.10 and layer.11.
     cfg = compose_run(*TINY, "model.tiny.num_layers=12", "layer_split=lower1")
     stage1, n = build_injection_model(cfg)
-    model, _ = build_target_model(cfg, extract_injected(stage1, cfg.layer_split, n))
+    model, _ = build_target_model(cfg, extract_injected(stage1, cfg.layer_split.stage1, n))
     trained = trainable_parts(model)
     assert "layer.0" not in trained
     assert {"layer.1", "layer.10", "layer.11"} <= trained
@@ -107,7 +109,7 @@ def test_injected_layers_are_transplanted_and_nothing_else() -> None:
         for p in stage1.parameters():
             if p.requires_grad:
                 p.add_(torch.randn_like(p))
-    injected = extract_injected(stage1, cfg.layer_split, n)
+    injected = extract_injected(stage1, cfg.layer_split.stage1, n)
     model, _ = build_target_model(cfg, injected)
     pretrained, _ = build_target_model(cfg, None)
     for i in range(4):
@@ -133,11 +135,11 @@ def test_injected_layers_are_transplanted_and_nothing_else() -> None:
 
 
 def test_transplanted_embeddings_when_asked() -> None:
-    cfg = compose_run(*TINY, "layer_split.transplant_embeddings=true")
+    cfg = compose_run(*TINY, "layer_split.stage2.transplant_embeddings=true")
     stage1, n = build_injection_model(cfg)
     with torch.no_grad():
         stage1.backbone.embeddings.word_embeddings.weight.add_(1.0)
-    injected: InjectedWeights = extract_injected(stage1, cfg.layer_split, n)
+    injected: InjectedWeights = extract_injected(stage1, cfg.layer_split.stage1, n)
     model, _ = build_target_model(cfg, injected)
     assert torch.equal(
         model.backbone.embeddings.word_embeddings.weight,
@@ -148,6 +150,6 @@ def test_transplanted_embeddings_when_asked() -> None:
 def test_split_larger_than_model_fails_clearly() -> None:
     from layerft.errors import LayerftError
 
-    cfg = compose_run(*TINY, "layer_split=lower1", "layer_split.num_lower=9")
+    cfg = compose_run(*TINY, "layer_split=lower1", "layer_split.stage1.num_lower=9")
     with pytest.raises(LayerftError, match="num_lower=9 exceeds the model's 4 layers"):
         build_injection_model(cfg)

@@ -25,7 +25,9 @@ def group_lrs(*overrides: str, at: list[int]) -> dict[int, dict[str, float]]:
     """{step: {group name: lr}} for a stage-2 model of the tiny config."""
     cfg = compose_run("model=tiny", "tracker=none", "lr_schedule.warmup_ratio=0.2", *overrides)
     stage1, n = build_injection_model(cfg)
-    model, multipliers = build_target_model(cfg, extract_injected(stage1, cfg.layer_split, n))
+    model, multipliers = build_target_model(
+        cfg, extract_injected(stage1, cfg.layer_split.stage1, n)
+    )
     optimizer = build_optimizer(model, parameter_parts(model), LR, 0.01, multipliers)
     scheduler = build_scheduler(cfg.lr_schedule, optimizer, STEPS)
     seen = {}
@@ -67,7 +69,7 @@ def test_shapes_scale_every_group_alike(schedule, curve) -> None:
 
 
 def test_discriminative_multipliers_per_part() -> None:
-    seen = group_lrs("lr_schedule=discriminative", "layer_split.stage2_policy=train", at=[2, 6])
+    seen = group_lrs("lr_schedule=discriminative", "layer_split.stage2.policy=train", at=[2, 6])
     # injected layer 0: 0.1, other layers 0.5, embeddings 0.1, head 1 (yaml); step 2 is the peak.
     expected = {
         "embeddings": 0.1,
@@ -86,7 +88,7 @@ def test_discriminative_multipliers_per_part() -> None:
 def test_discriminative_adapters_and_split_multiplier_combine() -> None:
     seen = group_lrs(
         "lr_schedule=discriminative", "tuning_mode=layerwise_adapter",
-        "layer_split.stage2_policy=scale", "layer_split.stage2_lr_multiplier=0.5", at=[2],
+        "layer_split.stage2.policy=scale", "layer_split.stage2.lr_multiplier=0.5", at=[2],
     )  # fmt: skip
     # adapters 1.0; layer 0 (LayerNorms) injected 0.1 x split's 0.5; other LayerNorms 0.5.
     assert seen[2]["adapters"] == pytest.approx(LR)
@@ -95,7 +97,7 @@ def test_discriminative_adapters_and_split_multiplier_combine() -> None:
 
 
 def test_layerwise_decay() -> None:
-    seen = group_lrs("lr_schedule=layerwise_decay", "layer_split.stage2_policy=train", at=[2, 6])
+    seen = group_lrs("lr_schedule=layerwise_decay", "layer_split.stage2.policy=train", at=[2, 6])
     d, layers = 0.8, 4
     expected = {f"layer.{i}": d ** (layers - i) for i in range(layers)}
     expected.update({"embeddings": d ** (layers + 1), "head": 1.0})
@@ -107,7 +109,7 @@ def test_layerwise_decay() -> None:
 
 def test_split_scale_policy_alone() -> None:
     seen = group_lrs(
-        "layer_split.stage2_policy=scale", "layer_split.stage2_lr_multiplier=0.25", at=[2]
+        "layer_split.stage2.policy=scale", "layer_split.stage2.lr_multiplier=0.25", at=[2]
     )
     assert seen[2]["layer.0"] == pytest.approx(LR * 0.25)
     assert seen[2]["layer.1"] == pytest.approx(LR)
@@ -116,7 +118,9 @@ def test_split_scale_policy_alone() -> None:
 def test_weight_decay_off_for_biases_and_layernorm_and_frozen_parameters_left_out() -> None:
     cfg = compose_run("model=tiny", "tracker=none")
     stage1, n = build_injection_model(cfg)
-    model, multipliers = build_target_model(cfg, extract_injected(stage1, cfg.layer_split, n))
+    model, multipliers = build_target_model(
+        cfg, extract_injected(stage1, cfg.layer_split.stage1, n)
+    )
     optimizer = build_optimizer(model, parameter_parts(model), LR, 0.01, multipliers)
     names = {id(p): name for name, p in model.named_parameters()}
     in_optimizer = set()

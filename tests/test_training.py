@@ -138,7 +138,7 @@ def deterministic(metrics: dict[str, Any], stage: str) -> dict[str, float]:
 def test_transplant_of_untrained_layers_changes_nothing_and_of_trained_ones_does(
     tmp_path, keyword
 ) -> None:
-    stage2 = (*keyword, *LEARNS[1:], "layer_split.stage2_policy=train")
+    stage2 = (*keyword, *LEARNS[1:], "layer_split.stage2.policy=train")
     stage1 = (
         "injection_task.generator_sizes.train=64",
         "injection_task.generator_sizes.validation=32",

@@ -26,7 +26,7 @@ def build(mode: str, *extra: str, inject: bool = True):
     injected = None
     if inject:
         stage1, n = build_injection_model(cfg)
-        injected = extract_injected(stage1, cfg.layer_split, n)
+        injected = extract_injected(stage1, cfg.layer_split.stage1, n)
     model, _ = build_target_model(cfg, injected)
     return model
 
@@ -52,10 +52,10 @@ CASES = [
     ("lora", (), True, {"adapters": 3 * 2 * LORA, "head": HEAD}),
     ("bitfit", (), True, {"embeddings": H, **{f"layer.{i}": layer_bias_count() for i in (1, 2, 3)}, "head": HEAD}),
     # train policy: injected layer 0 is treated like the others.
-    ("layerwise_adapter", ("layer_split.stage2_policy=train",), True,
+    ("layerwise_adapter", ("layer_split.stage2.policy=train",), True,
      {**{f"layer.{i}": 2 * LN for i in range(L)}, "adapters": L * 2 * ADAPTER, "head": HEAD}),
-    ("lora", ("layer_split.stage2_policy=scale",), True, {"adapters": L * 2 * LORA, "head": HEAD}),
-    ("bitfit", ("layer_split.stage2_policy=train",), True,
+    ("lora", ("layer_split.stage2.policy=scale",), True, {"adapters": L * 2 * LORA, "head": HEAD}),
+    ("bitfit", ("layer_split.stage2.policy=train",), True,
      {"embeddings": H, **{f"layer.{i}": layer_bias_count() for i in range(L)}, "head": HEAD}),
     # lower_half + freeze: layers 0 and 1 untouched.
     ("layerwise_adapter", ("layer_split=lower_half",), True,
@@ -106,7 +106,7 @@ def test_top_adapter_cannot_hide_in_a_frozen_layer() -> None:
     from layerft.errors import LayerftError
 
     with pytest.raises(LayerftError, match="frozen by the layer split"):
-        build("top_adapter", "layer_split=all", "layer_split.stage2_policy=freeze")
+        build("top_adapter", "layer_split=all", "layer_split.stage2.policy=freeze")
 
 
 def test_adapter_is_near_identity_at_initialisation() -> None:
