@@ -37,6 +37,11 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     seed: int = 42
     cache_dir: str = "~/.cache/layerft"
+    # Store each stage-1 result under <cache_dir>/stage1/ and reuse it in every run that needs the
+    # same one (layerft/stage1.py); false: train stage 1 in each run and keep it in memory only.
+    reuse_stage1: bool = True
+    # Redo a run whose finished result exists (sweep.py --force); false: skip it.
+    force_rerun: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.seed < 2**32:  # numpy's range, which transformers.set_seed feeds

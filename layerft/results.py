@@ -10,14 +10,18 @@ import contextlib
 import copy
 import hashlib
 import json
+import logging
 import os
 import tempfile
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from layerft.errors import LayerftError
+
+log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = (
@@ -34,7 +38,9 @@ RUN_PREFIX = "run/"  # metrics.json keys that describe the run; every other key 
 # never part of the resolved config. Data file paths are not here: other files, other results.
 RESULT_NEUTRAL_KEYS = (
     "tracker",  # where metrics are sent (and whether)
-    "cache_dir",  # where tokenized data is cached
+    "cache_dir",  # where tokenized data and stage-1 results are cached
+    "reuse_stage1",
+    "force_rerun",  # whether a finished result is redone (the same config, the same result)  # whether a stored stage-1 result is reused (it is the same result)
     "trainer.keep_checkpoints",  # whether checkpoints stay on disk after the run
     "trainer.progress_bar",
     "trainer.dataloader_workers",  # workers only collate; the sampler runs in the main process
@@ -149,10 +155,16 @@ def read_history(run_dir: Path) -> list[dict[str, float]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def write_metrics(run_dir: Path, metrics: dict[str, float], record: RunRecord) -> Path:
-    """Write `metrics.json`: flat `<stage>/<name>` metrics beside the record's `run/*` entries."""
+def write_metrics(
+    run_dir: Path,
+    metrics: dict[str, float],
+    record: RunRecord,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write `metrics.json`: flat `<stage>/<name>` metrics beside the record's `run/*` entries
+    (and `extra` ones: `run/stage1`, where stage 1 came from)."""
     path = run_dir / METRICS_FILE
-    write_json_atomic(path, {**metrics, **record.entries()})
+    write_json_atomic(path, {**metrics, **record.entries(), **(extra or {})})
     return path
 
 
@@ -177,6 +189,20 @@ def read_finished(run_dir: Path, fingerprint: str, dir_key: str) -> dict[str, fl
             f"run this one in a new folder ({dir_key}=<new folder>) or delete {path} to redo it"
         )
     return {key: value for key, value in data.items() if not key.startswith(RUN_PREFIX)}
+
+
+def record_failure(run_dir: Path, entries: dict[str, Any], err: BaseException) -> None:
+    """`failed.json`: the job's record and its error's first line (the traceback goes to the log)."""
+    first = (str(err).strip().splitlines() or [""])[0]
+    write_json_atomic(
+        run_dir / FAILED_FILE,
+        {
+            **entries,
+            "run/error": f"{type(err).__name__}: {first}",
+            "run/error_type": type(err).__name__,
+        },
+    )
+    log.error("job failed (%s): %s\n%s", run_dir, first, traceback.format_exc())
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,12 +38,16 @@ from layerft.model import check_max_length, load_backbone, load_tokenizer
 from layerft.parts import layer_part, set_trainable
 from layerft.phase import run_phase
 from layerft.results import (
+    FAILED_FILE,
+    METRICS_FILE,
     HistoryFile,
     RunRecord,
     read_finished,
+    record_failure,
     run_dir_errors,
     write_metrics,
 )
+from layerft.stage1 import Stage1Key, Stage1Outcome, Stage1Store, obtain_stage1
 from layerft.task import TaskConfig
 from layerft.tracker import NoTracker, Tracker, remove_stale_runs, start_tracker
 from layerft.tuning_mode import apply_tuning_mode
@@ -79,15 +84,39 @@ def load_stage_data(cfg: RunConfig) -> StageData:
 
 def train_stages(
     cfg: RunConfig, data: StageData, run_dir: Path, sink: MetricSink
-) -> dict[str, float]:
-    """Stage 1 (if any) into the lower layers, then stage 2 on a fresh backbone; all metrics."""
+) -> tuple[dict[str, float], Stage1Outcome | None]:
+    """Stage 1 (if any, trained or reused) into the lower layers, then stage 2 on a fresh
+    backbone: all metrics, and where stage 1 came from."""
     metrics: dict[str, float] = {}
-    injected = None
+    injected, outcome = None, None
     if data.injection is not None:
-        injected, stage1 = run_injection(cfg, data.injection, run_dir, sink)
-        metrics.update(stage1)
+        outcome = stage1_for(cfg, data.injection, run_dir, sink)
+        injected = outcome.result.injected
+        metrics.update(outcome.result.metrics)
     metrics.update(run_target(cfg, data.target, injected, run_dir, sink))
-    return metrics
+    return metrics, outcome
+
+
+def stage1_for(cfg: RunConfig, data: TaskData, run_dir: Path, sink: MetricSink) -> Stage1Outcome:
+    """This run's stage 1: the stored result of its key, or trained now (and stored). A reused
+    result's logged steps are replayed into this run's history and tracker."""
+    store = Stage1Store(Path(cfg.cache_dir).expanduser()) if cfg.reuse_stage1 else None
+
+    def train() -> tuple[InjectedWeights, dict[str, float], list[dict[str, float]]]:
+        history: list[dict[str, float]] = []
+
+        def recording(metrics: dict[str, float], step: int) -> None:
+            history.append({"step": step, **metrics})
+            sink(metrics, step)
+
+        injected, metrics = run_injection(cfg, data, run_dir, recording)
+        return injected, metrics, history
+
+    outcome = obtain_stage1(store, Stage1Key.of(cfg), train, run_dir)
+    if not outcome.trained:
+        for line in outcome.result.history:
+            sink({k: v for k, v in line.items() if k != "step"}, int(line["step"]))
+    return outcome
 
 
 def _load(cfg: RunConfig, task: TaskConfig, group: str, tokenizer: Any, cache: Path) -> TaskData:
@@ -173,17 +202,17 @@ def run(
     run_dir: Path,
     resolved: dict[str, Any],
     record: RunRecord,
-    sweep_dir: str | None,  # the multirun's folder (the W&B group); None for a single run
+    sweep_dir: str | None,  # the multirun's folder; None for a single run
 ) -> dict[str, float]:
-    """Run one combination unless this directory already holds its finished metrics."""
-    dir_key = "hydra.sweep.dir" if sweep_dir else "hydra.run.dir"
-    finished = read_finished(run_dir, record.fingerprint, dir_key)
-    if finished is not None:
-        log.info("already finished, not rerun: %s", run_dir / "metrics.json")
+    """Run one combination unless its finished metrics exist: in this directory, or (in a
+    multirun) in another job folder of the same sweep. `force_rerun` redoes it."""
+    if cfg.force_rerun:  # a finished result of this config is redone; another config's never
+        read_finished(run_dir, record.fingerprint, dir_key(sweep_dir))
+    elif (finished := previous_result(run_dir, record, sweep_dir)) is not None:
         return finished
     data = load_stage_data(cfg)
     with run_dir_errors(run_dir):  # a read-only or full disk, a file in the way: one line
-        tracker = open_tracker(cfg, run_dir, resolved, record, sweep_dir)
+        tracker = open_tracker(cfg, run_dir, resolved, record)
         history = HistoryFile(run_dir)
 
         def sink(metrics: dict[str, float], step: int) -> None:
@@ -192,9 +221,13 @@ def run(
 
         failed = True
         try:
-            metrics = train_stages(cfg, data, run_dir, sink)
+            metrics, stage1 = train_stages(cfg, data, run_dir, sink)
+            if stage1 is not None:
+                tracker.stage1(stage1)
             if is_main_process():
-                log.info("results: %s", write_metrics(run_dir, metrics, record))
+                extra = {"run/stage1": stage1.entry() if stage1 else {"status": "none"}}
+                log.info("results: %s", write_metrics(run_dir, metrics, record, extra))
+                (run_dir / FAILED_FILE).unlink(missing_ok=True)  # an earlier attempt's failure
             tracker.summarize(metrics)
             failed = False
         finally:
@@ -202,12 +235,41 @@ def run(
     return metrics
 
 
+def previous_result(
+    run_dir: Path, record: RunRecord, sweep_dir: str | None
+) -> dict[str, float] | None:
+    """The finished metrics of this config, here or in a sibling job folder of the sweep."""
+    finished = read_finished(run_dir, record.fingerprint, dir_key(sweep_dir))
+    if finished is not None:
+        log.info("already finished, not rerun: %s", run_dir / METRICS_FILE)
+        return finished
+    if sweep_dir is None:
+        return None
+    from layerft.sweep import finished_elsewhere
+
+    elsewhere = finished_elsewhere(Path(sweep_dir), record.fingerprint, run_dir)
+    if elsewhere is None:
+        return None
+    log.info("already finished in %s, not rerun", elsewhere / METRICS_FILE)
+    remove_if_only_hydra_files(run_dir)
+    return read_finished(elsewhere, record.fingerprint, dir_key(sweep_dir))
+
+
+def dir_key(sweep_dir: str | None) -> str:
+    """The override that picks another folder for this run (named in a refusal to overwrite)."""
+    return "hydra.sweep.dir" if sweep_dir else "hydra.run.dir"
+
+
+def remove_if_only_hydra_files(run_dir: Path) -> None:
+    """Remove a job folder Hydra made for a combination already finished elsewhere (it holds
+    only `.hydra/` and the job's log)."""
+    entries = list(run_dir.iterdir()) if run_dir.is_dir() else []
+    if entries and all(e.name == ".hydra" or e.suffix == ".log" for e in entries):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def open_tracker(
-    cfg: RunConfig,
-    run_dir: Path,
-    resolved: dict[str, Any],
-    record: RunRecord,
-    sweep_dir: str | None,
+    cfg: RunConfig, run_dir: Path, resolved: dict[str, Any], record: RunRecord
 ) -> Tracker:
     """The first process's tracker run, after removing what an unfinished attempt left; others get none."""
     if not is_main_process():
@@ -215,9 +277,15 @@ def open_tracker(
     remove_stale_runs(run_dir)
     parts = ("injection_task", "target_task", "layer_split", "tuning_mode")
     name = " ".join(record.choices.get(g, "-") for g in parts)
+    selection = {record.selection_metric: record.higher_is_better}
+    if cfg.injection_task is not None:
+        task = cfg.injection_task
+        selection[f"injection/eval_{task.best_metric}"] = task.best_is_higher
+    job_type = "injection+target" if cfg.injection_task is not None else "target"
     return start_tracker(
-        cfg.tracker, run_dir, resolved, record.choices, f"{name} s{cfg.seed}", sweep_dir
-    )
+        cfg.tracker, run_dir, resolved, record.choices, f"{name} s{cfg.seed}", record.sweep,
+        job_type, selection,
+    )  # fmt: skip
 
 
 def quiet_libraries() -> None:
@@ -229,12 +297,13 @@ def quiet_libraries() -> None:
 
 
 @contextlib.contextmanager
-def user_errors_exit() -> Iterator[None]:
-    """Turn a LayerftError into one line on stderr and exit code 2 (LAYERFT_TRACEBACK=1 shows it all)."""
+def user_errors_exit(reraise: bool = False) -> Iterator[None]:
+    """Turn a LayerftError into one line on stderr and exit code 2 (LAYERFT_TRACEBACK=1 shows it
+    all; `reraise`: the caller records it)."""
     try:
         yield
     except LayerftError as err:
-        if os.environ.get("LAYERFT_TRACEBACK"):
+        if reraise or os.environ.get("LAYERFT_TRACEBACK"):
             raise
         log.error("%s", err)
         print(f"error: {err}", file=sys.stderr)
@@ -256,27 +325,48 @@ def warn_unused_stage1_overrides(cfg: RunConfig, overrides: list[str]) -> None:
         log.warning("injection_task=none: no stage 1, so %s change nothing", " ".join(unused))
 
 
-def run_from_hydra(cfg: DictConfig) -> dict[str, float]:
-    """train.py's body: validate the composed config and run it in Hydra's output directory."""
+def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str, float] | None:
+    """train.py's body: validate the composed config and run it in Hydra's output directory.
+
+    `isolate_failures` (sweep.py's jobs): any error is recorded in the job folder's `failed.json`
+    and None returned, so that the sweep goes on; KeyboardInterrupt still stops it.
+    """
     quiet_libraries()
     hydra = HydraConfig.get()
-    with user_errors_exit():
-        run_cfg = to_run_config(cfg)
-        resolved = resolve_config(cfg)
-        choices = {
-            group.split("@")[-1]: str(option)
-            for group, option in hydra.runtime.choices.items()
-            if group.split("@")[-1] in {*GROUP_SCHEMAS, "injection_lr_schedule"}
-        }
-        overrides = list(hydra.overrides.task)
-        warn_unused_stage1_overrides(run_cfg, overrides)
-        sweep_dir = hydra.sweep.dir if hydra.mode == RunMode.MULTIRUN else None
-        selection = (
-            f"target/eval_{run_cfg.target_task.best_metric}",
-            run_cfg.target_task.best_is_higher,
-        )
-        record = RunRecord.of(resolved, choices, overrides, selection)
-        metrics = run(run_cfg, Path(hydra.runtime.output_dir), resolved, record, sweep_dir)
+    run_dir = Path(hydra.runtime.output_dir)
+    choices = {
+        group.split("@")[-1]: str(option)
+        for group, option in hydra.runtime.choices.items()
+        if group.split("@")[-1] in {*GROUP_SCHEMAS, "injection_lr_schedule"}
+    }
+    overrides = list(hydra.overrides.task)
+    multirun = hydra.mode == RunMode.MULTIRUN
+    sweep_dir = hydra.sweep.dir if multirun else None
+    sweep_name = hydra.runtime.choices.get("sweep") or sweep_dir  # the W&B group
+    entries: dict[str, Any] = {
+        "run/choices": choices,
+        "run/overrides": overrides,
+        "run/seed": cfg.get("seed"),
+        "run/sweep": sweep_name,
+    }
+    try:
+        with user_errors_exit(reraise=isolate_failures):
+            run_cfg = to_run_config(cfg)
+            resolved = resolve_config(cfg)
+            warn_unused_stage1_overrides(run_cfg, overrides)
+            selection = (
+                f"target/eval_{run_cfg.target_task.best_metric}",
+                run_cfg.target_task.best_is_higher,
+            )
+            record = RunRecord.of(resolved, choices, overrides, selection, sweep_name)
+            entries = record.entries()
+            metrics = run(run_cfg, run_dir, resolved, record, sweep_dir)
+    except Exception as err:
+        if not isolate_failures:
+            raise
+        if is_main_process():
+            record_failure(run_dir, entries, err)
+        return None
     if is_main_process():
-        print(f"results: {Path(hydra.runtime.output_dir) / 'metrics.json'}")
+        print(f"results: {run_dir / METRICS_FILE}")
     return metrics

@@ -13,11 +13,14 @@ import shutil
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from omegaconf import MISSING
 
 from layerft.network import unreachable
+
+if TYPE_CHECKING:
+    from layerft.stage1 import Stage1Outcome
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ class TrackerConfig:
 
 class Tracker(Protocol):
     def log(self, metrics: dict[str, float], step: int) -> None: ...
+    def stage1(self, outcome: Stage1Outcome) -> None: ...
     def summarize(self, metrics: dict[str, float]) -> None: ...
     def finish(self, failed: bool) -> None: ...
 
@@ -58,6 +62,9 @@ class NoTracker:
     """tracker=none: files only."""
 
     def log(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def stage1(self, outcome: Stage1Outcome) -> None:
         pass
 
     def summarize(self, metrics: dict[str, float]) -> None:
@@ -82,6 +89,33 @@ class WandbTracker:
         for stage in {key.split("/")[0] for key in metrics}:
             metrics = {**metrics, f"{stage}/step": step}
         self.run.log(metrics)
+
+    def stage1(self, outcome: Stage1Outcome) -> None:
+        """The stage-1 result as an artifact: logged (output) by the run that trained it, used
+        (input) by every run that reused it, so the dashboard shows the lineage.
+
+        The artifact references the stored files (file:// with checksums) instead of uploading
+        weights. Offline, W&B refuses `use_artifact`; the draft artifact is then recorded with
+        `use_after_commit`, which is what `use_artifact` does online with a draft, and `wandb sync`
+        links it to the same version (same files, same digest).
+        """
+        import wandb
+
+        result = outcome.result
+        if not result.stored:  # reuse_stage1=false: nothing on disk to link
+            return
+        artifact = wandb.Artifact(
+            f"stage1-{result.path.name}", type="stage1", metadata={"metrics": result.metrics}
+        )
+        artifact.add_reference(result.path.resolve().as_uri(), name="stage1")
+        if outcome.trained:
+            self.run.log_artifact(artifact)
+        elif not self.run.settings._offline:
+            self.run.use_artifact(artifact)
+        else:
+            self.run._log_artifact(
+                artifact, aliases=[], is_user_created=True, use_after_commit=True
+            )
 
     def summarize(self, metrics: dict[str, float]) -> None:
         self.run.summary.update(metrics)
@@ -145,8 +179,13 @@ def start_tracker(
     choices: dict[str, str],
     name: str,
     group: str | None,
+    job_type: str,
+    selection: dict[str, bool],
 ) -> Tracker:
     """Open the run (config, choices as `choice/<group>` keys and tags) or return a no-op tracker.
+
+    `group`: the sweep; `job_type`: the stage layout; `selection`: each stage's selection metric
+    (higher is better?), whose W&B summary is its best value.
 
     An online run whose host cannot be reached, or which W&B fails to start, goes offline with one
     warning: tracking never stops an experiment.
@@ -163,6 +202,7 @@ def start_tracker(
             dir=str(run_dir),
             name=name,
             group=cfg.group or group,
+            job_type=job_type,
             tags=[*cfg.tags, *(f"{g}:{o}"[:64] for g, o in sorted(choices.items()))],
             config={**config, **{f"choice/{g}": o for g, o in choices.items()}},
             reinit="finish_previous",
@@ -183,5 +223,7 @@ def start_tracker(
         remove_stale_runs(run_dir)  # the failed attempt's folder
         mode = "offline"
         run = init(mode)
+    for key, higher in selection.items():
+        run.define_metric(key, summary="max" if higher else "min")
     log.info("W&B run %s (%s) in %s", run.id, mode, run.dir)
     return WandbTracker(run)

@@ -1,0 +1,249 @@
+"""Stage-1 results stored once and reused: the injected weights and their metrics, under a content
+key of exactly what they depend on, with a file lock so that two jobs never train the same one.
+
+Layout under `<cache_dir>/stage1/`:
+    <key>/weights.safetensors   the injected layers (`layer.<i>.<name>`) and trained embeddings
+    <key>/result.json           key data, stage-1 metrics, number of layers, who trained it
+    <key>/history.jsonl         stage 1's logged steps (dev curves)
+    <key>.lock                  held (flock) while a job trains it; the OS drops it if that job dies
+
+A result folder is written under a temporary name and renamed, so it is complete or absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from safetensors.torch import load_file, save_file
+
+from layerft.layer_split import InjectedWeights, Stage1Split
+from layerft.results import RESULT_NEUTRAL_KEYS, file_error, read_history
+from layerft.task import TaskConfig
+
+if TYPE_CHECKING:
+    from layerft.config import RunConfig
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # bump when what is stored, or how stage 1 trains, changes incompatibly
+RESULT_FILE = "result.json"
+WEIGHTS_FILE = "weights.safetensors"
+_NEUTRAL_TRAINER = {
+    key.split(".", 1)[1] for key in RESULT_NEUTRAL_KEYS if key.startswith("trainer.")
+}
+
+
+@dataclass(frozen=True)
+class Stage1Key:
+    """Everything a stage-1 result depends on, and nothing else: the backbone, the injection task
+    and its schedule, the split's stage-1 part, the trainer settings that change results, the seed.
+    Stage 2's settings (target task, tuning mode, its schedule, `layer_split.stage2`) are not in it.
+    """
+
+    model: Any  # ModelConfig
+    task: TaskConfig
+    schedule: Any  # ScheduleConfig (injection_lr_schedule)
+    split: Stage1Split
+    trainer: Any  # TrainerConfig
+    seed: int
+
+    @classmethod
+    def of(cls, cfg: RunConfig) -> Stage1Key:
+        """The key of this run's stage 1 (it must have an injection task)."""
+        assert cfg.injection_task is not None
+        return cls(
+            model=cfg.model,
+            task=cfg.injection_task,
+            schedule=cfg.injection_lr_schedule,
+            split=cfg.layer_split.stage1,
+            trainer=cfg.trainer,
+            seed=cfg.seed,
+        )
+
+    def data(self) -> dict[str, Any]:
+        """The key as plain JSON-able data (what is hashed and stored beside the result)."""
+        data = {field.name: _plain(getattr(self, field.name)) for field in dataclasses.fields(self)}
+        data["trainer"] = {k: v for k, v in data["trainer"].items() if k not in _NEUTRAL_TRAINER}
+        data["format"] = FORMAT
+        return data
+
+    def digest(self) -> str:
+        """A stable short hash of `data()`: the result's folder name."""
+        text = json.dumps(self.data(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _plain(value: Any) -> Any:
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+
+@dataclass(frozen=True)
+class Stage1Result:
+    """A stored stage-1 result, as a job that needs it reads it back."""
+
+    injected: InjectedWeights
+    metrics: dict[str, float]
+    history: list[dict[str, float]]
+    path: Path
+    trained_by: str  # the run directory of the job that trained it
+    stored: bool = True  # False: trained in this run and kept in memory only (reuse_stage1=false)
+
+
+@dataclass(frozen=True)
+class Stage1Outcome:
+    """What a job used: the result and whether it trained it or reused it (for logs and metrics.json)."""
+
+    result: Stage1Result
+    trained: bool
+
+    def entry(self) -> dict[str, Any]:
+        """The `run/stage1` entry of metrics.json."""
+        if not self.result.stored:
+            return {"status": "trained", "stored": False}
+        return {
+            "status": "trained" if self.trained else "reused",
+            "key": self.result.path.name,
+            "path": str(self.result.path),
+            "trained_by": self.result.trained_by,
+        }
+
+
+class Stage1Store:
+    """The stage-1 results under one cache folder."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.root = cache_dir / "stage1"
+
+    def folder(self, key: Stage1Key) -> Path:
+        return self.root / key.digest()
+
+    def load(self, key: Stage1Key) -> Stage1Result | None:
+        """The stored result of this key, or None if there is none (yet)."""
+        folder = self.folder(key)
+        result_path = folder / RESULT_FILE
+        if not result_path.exists():
+            return None
+        try:
+            record = json.loads(result_path.read_text())
+            tensors = load_file(str(folder / WEIGHTS_FILE))
+        except (OSError, ValueError) as err:  # ValueError: bad JSON; safetensors' own errors too
+            raise file_error(
+                "read the stored stage-1 result in", folder, OSError(str(err))
+            ) from err
+        layers: list[dict[str, Any]] = [{} for _ in range(int(record["num_lower"]))]
+        embeddings: dict[str, Any] = {}
+        for name, tensor in tensors.items():
+            part, rest = name.split(".", 1)
+            if part == "embeddings":
+                embeddings[rest] = tensor
+            else:
+                index, param = rest.split(".", 1)
+                layers[int(index)][param] = tensor
+        injected = InjectedWeights(layers=layers, embeddings=embeddings or None)
+        metrics = {k: float(v) for k, v in record["metrics"].items()}
+        history = read_history(folder)
+        return Stage1Result(injected, metrics, history, folder, record["trained_by"])
+
+    def save(
+        self,
+        key: Stage1Key,
+        injected: InjectedWeights,
+        metrics: dict[str, float],
+        history: list[dict[str, float]],
+        trained_by: Path,
+    ) -> Stage1Result:
+        """Store a freshly trained result (all files, then one rename) and return it as stored."""
+        folder = self.folder(key)
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{folder.name}."))
+        try:
+            tensors = {
+                f"layer.{i}.{name}": tensor.contiguous()
+                for i, state in enumerate(injected.layers)
+                for name, tensor in state.items()
+            }
+            for name, tensor in (injected.embeddings or {}).items():
+                tensors[f"embeddings.{name}"] = tensor.contiguous()
+            save_file(tensors, str(tmp / WEIGHTS_FILE))
+            (tmp / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+            record = {
+                "key": key.data(),
+                "metrics": metrics,
+                "num_lower": len(injected.layers),
+                "trained_by": str(trained_by),
+            }
+            (tmp / RESULT_FILE).write_text(
+                json.dumps(record, indent=2, sort_keys=True, default=str)
+            )
+            os.chmod(tmp, 0o755)  # mkdtemp makes it private
+            if folder.exists():  # an unreadable leftover of an older layout: replaced
+                shutil.rmtree(folder)
+            os.replace(tmp, folder)
+        except OSError as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise file_error("store the stage-1 result in", folder, err) from err
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return Stage1Result(injected, metrics, history, folder, str(trained_by))
+
+    @contextlib.contextmanager
+    def lock(self, key: Stage1Key) -> Iterator[None]:
+        """Hold the key's lock (waiting, with one log line, while another job holds it)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / f"{key.digest()}.lock"
+        with path.open("a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another job"
+                log.info("stage 1 %s is being trained by %s; waiting for it", key.digest(), holder)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
+                handle.flush()
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def obtain_stage1(
+    store: Stage1Store | None,
+    key: Stage1Key,
+    train: Callable[[], tuple[InjectedWeights, dict[str, float], list[dict[str, float]]]],
+    run_dir: Path,
+) -> Stage1Outcome:
+    """The stored result of `key` if there is one, else `train()`'s, stored for the next job.
+
+    Without a store (reuse_stage1=false) stage 1 is trained and kept in memory only.
+    """
+    if store is None:
+        injected, metrics, history = train()
+        result = Stage1Result(injected, metrics, history, run_dir, str(run_dir), stored=False)
+        return Stage1Outcome(result, trained=True)
+    found = store.load(key)
+    if found is None:
+        with store.lock(key):
+            found = store.load(key)  # trained by the job we waited for
+            if found is None:
+                injected, metrics, history = train()
+                result = store.save(key, injected, metrics, history, run_dir)
+                log.info("stage 1: trained, stored as %s", result.path)
+                return Stage1Outcome(result, trained=True)
+    log.info("stage 1: reused %s (trained by %s)", found.path, found.trained_by)
+    return Stage1Outcome(found, trained=False)

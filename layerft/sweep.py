@@ -1,0 +1,300 @@
+"""`python sweep.py <grid>`: a named grid of conf/sweep/ as one Hydra multirun into
+`multirun_outputs/<grid>/`, resumable and failure-isolated, aggregated at the end.
+
+- Each combination's job directory is named after its swept settings (`seed=1,tuning_mode=lora`);
+  a job whose config already has a finished result anywhere in the sweep folder is skipped (the
+  key is the config fingerprint, layerft/results.py), so a rerun only runs what is missing.
+- A job that fails (an exception, a NaN loss, out of memory) writes `failed.json` and the sweep
+  goes on; the summary lists failures and the exit code is 1 if any combination is not finished.
+- `--dry-run` lists the combinations, the distinct stage-1 trainings they need, and which are done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from omegaconf import DictConfig, OmegaConf
+
+from layerft.config import register_configs, to_run_config
+from layerft.errors import LayerftError
+from layerft.results import FAILED_FILE, FINGERPRINT_KEY, METRICS_FILE, config_fingerprint
+
+log = logging.getLogger(__name__)
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+OUTPUTS = Path("multirun_outputs")
+MAX_DIRNAME = 120
+
+
+def job_dirname(override_dirname: str) -> str:
+    """A job folder's name from Hydra's `override_dirname` of its swept settings: path separators
+    replaced, long names cut with a hash of the whole (so distinct settings never share a folder)."""
+    name = re.sub(r"[/\\\s]+", "_", override_dirname).strip("._") or "default"
+    if len(name) > MAX_DIRNAME:
+        digest = hashlib.sha256(override_dirname.encode()).hexdigest()[:10]
+        name = f"{name[: MAX_DIRNAME - 11]}-{digest}"
+    return name
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("layerft_dirname"):
+        OmegaConf.register_new_resolver("layerft_dirname", job_dirname)
+
+
+register_resolvers()  # also in a launcher's job process, which unpickles `job` from this module
+register_configs()
+
+
+# --- the grid ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Combination:
+    """One job of the grid: its overrides, config fingerprint and stage-1 key (None: no stage 1)."""
+
+    overrides: list[str]
+    fingerprint: str
+    stage1: str | None
+    label: str  # its swept settings, as its job folder is named
+
+
+def grid_names() -> list[str]:
+    return sorted(path.stem for path in (CONF / "sweep").glob("*.yaml"))
+
+
+def check_grid(grid: str) -> None:
+    if grid not in grid_names():
+        raise LayerftError(
+            f"no grid '{grid}' in {CONF / 'sweep'}; grids: {', '.join(grid_names())}"
+        )
+
+
+def split_overrides(overrides: Sequence[str]) -> tuple[list[Override], list[str]]:
+    """Parsed command-line overrides, and the keys of those that are fixed (not swept)."""
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    fixed = [o.get_key_element() for o in parsed if not o.is_sweep_override()]
+    return parsed, fixed
+
+
+def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
+    """Every combination the grid (narrowed or extended by `overrides`) runs, in Hydra's order."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+
+    from layerft.run import resolve_config
+    from layerft.stage1 import Stage1Key
+
+    _, fixed = split_overrides(overrides)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        fixed_args = [o for o in overrides if o.split("=", 1)[0] in fixed]
+        base = compose("config", overrides=[f"sweep={grid}", *fixed_args], return_hydra_config=True)
+        params = [f"{k}={v}" for k, v in (base.hydra.sweeper.params or {}).items()]
+        parsed = OverridesParser.create().parse_overrides([*params, *overrides])
+        [jobs] = BasicSweeper.split_arguments(parsed, None)
+        swept = {o.get_key_element() for o in parsed if o.is_sweep_override()} | {
+            k for k in (base.hydra.sweeper.params or {})
+        }
+        combinations = []
+        for job in jobs:
+            cfg = compose("config", overrides=[f"sweep={grid}", *job])
+            run_cfg = to_run_config(cfg)
+            stage1 = Stage1Key.of(run_cfg).digest() if run_cfg.injection_task else None
+            label = ",".join(o for o in job if o.split("=", 1)[0] in swept)
+            fingerprint = config_fingerprint(resolve_config(cfg))
+            combinations.append(Combination(job, fingerprint, stage1, label or "(defaults)"))
+    GlobalHydra.instance().clear()
+    return combinations
+
+
+def swept_keys(grid: str, overrides: Sequence[str]) -> list[str]:
+    """Keys that vary in the grid (its params and sweep overrides): they name the job folders."""
+    parsed, _ = split_overrides(overrides)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        base = compose("config", overrides=[f"sweep={grid}"], return_hydra_config=True)
+    keys = list(base.hydra.sweeper.params or {})
+    return keys + [o.get_key_element() for o in parsed if o.is_sweep_override()]
+
+
+# --- what the sweep folder holds -----------------------------------------------------------------
+
+
+def job_records(sweep_dir: Path, name: str) -> dict[str, Path]:
+    """fingerprint -> job folder, for every `name` file (metrics.json, failed.json) in the sweep."""
+    found: dict[str, Path] = {}
+    for path in sorted(sweep_dir.glob(f"*/{name}"), key=lambda p: p.stat().st_mtime):
+        try:
+            fingerprint = json.loads(path.read_text()).get(FINGERPRINT_KEY)
+        except (OSError, ValueError):
+            continue  # a corrupt file counts as not finished; the job reruns and replaces it
+        if isinstance(fingerprint, str):
+            found[fingerprint] = path.parent
+    return found
+
+
+def finished_elsewhere(sweep_dir: Path, fingerprint: str, run_dir: Path) -> Path | None:
+    """Another job folder of the sweep holding this config's finished result."""
+    folder = job_records(sweep_dir, METRICS_FILE).get(fingerprint)
+    return folder if folder is not None and folder.resolve() != run_dir.resolve() else None
+
+
+# --- entry points ---------------------------------------------------------------------------------
+
+
+def job(cfg: DictConfig) -> float | None:
+    """One job of a sweep (the Hydra task function sweep.py runs): train.py's run, but a failure
+    is recorded in the job folder instead of stopping the sweep."""
+    from layerft.run import run_from_hydra
+
+    metrics = run_from_hydra(cfg, isolate_failures=True)
+    if metrics is None:
+        return None
+    return metrics.get(f"target/eval_{cfg.target_task.best_metric}")
+
+
+def hydra_args(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool) -> list[str]:
+    """The multirun's command line: the grid, its folder, job folders named by swept settings."""
+    swept = swept_keys(grid, overrides)
+    _, fixed = split_overrides(overrides)
+    excluded = sorted({"sweep", *fixed} - set(swept))
+    return [
+        "-m",
+        f"sweep={grid}",
+        f"hydra.sweep.dir={sweep_dir}",
+        "hydra.sweep.subdir='${layerft_dirname:${hydra.job.override_dirname}}'",
+        f"hydra.job.config.override_dirname.exclude_keys=[{','.join(excluded)}]",
+        *(["force_rerun=true"] if force else []),
+        *overrides,
+    ]
+
+
+def run_grid(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool) -> None:
+    """Run the multirun in this process (Hydra's launcher from the config: sequential by default)."""
+    register_configs()
+    argv = sys.argv
+    sys.argv = [argv[0], *hydra_args(grid, overrides, sweep_dir, force)]
+    try:
+        hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")(job)()
+    finally:
+        sys.argv = argv
+
+
+@dataclass(frozen=True)
+class Status:
+    done: list[tuple[Combination, Path]]
+    failed: list[tuple[Combination, Path, str]]
+    missing: list[Combination]
+
+
+def status(combinations: list[Combination], sweep_dir: Path) -> Status:
+    """Which combinations have a finished result, a recorded failure, or nothing, in the folder."""
+    finished = job_records(sweep_dir, METRICS_FILE)
+    failures = job_records(sweep_dir, FAILED_FILE)
+    done, failed, missing = [], [], []
+    for combination in combinations:
+        if combination.fingerprint in finished:
+            done.append((combination, finished[combination.fingerprint]))
+        elif combination.fingerprint in failures:
+            folder = failures[combination.fingerprint]
+            error = json.loads((folder / FAILED_FILE).read_text()).get("run/error", "")
+            failed.append((combination, folder, error))
+        else:
+            missing.append(combination)
+    return Status(done, failed, missing)
+
+
+def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) -> None:
+    """The dry run: combinations, distinct stage-1 trainings, which are done."""
+    state = status(combinations, sweep_dir)
+    done = {c.fingerprint for c, _ in state.done}
+    stage1 = {c.stage1 for c in combinations if c.stage1}
+    print(f"{len(combinations)} combinations, {len(stage1)} distinct stage-1 trainings")
+    for combination in combinations:
+        mark = "done" if combination.fingerprint in done and not force else "todo"
+        s1 = f"stage1 {combination.stage1}" if combination.stage1 else "no stage 1"
+        print(f"  [{mark}] {combination.label}  ({s1})")
+    todo = len(combinations) if force else len(combinations) - len(done)
+    print(f"{len(combinations) - todo} done, {todo} to run{' (--force)' if force else ''}")
+
+
+def print_summary(state: Status) -> None:
+    print(
+        f"sweep: {len(state.done)} finished, {len(state.failed)} failed, {len(state.missing)} not run"
+    )
+    for combination, folder, error in state.failed:
+        print(f"  FAILED {combination.label}: {error} ({folder / FAILED_FILE})")
+    for combination in state.missing:
+        print(f"  NOT RUN {combination.label}")
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="sweep.py",
+        description="Run a named grid of conf/sweep/ (or aggregate a sweep folder).",
+        epilog="python sweep.py aggregate <dir> [--baseline key=value ...]: tables and plots only",
+    )
+    parser.add_argument("grid", help=f"one of: {', '.join(grid_names())}; or 'aggregate'")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides narrowing or extending it")
+    parser.add_argument("--dry-run", action="store_true", help="list combinations, run nothing")
+    parser.add_argument("--force", action="store_true", help="rerun finished combinations too")
+    parser.add_argument(
+        "--dir", type=Path, help="the sweep folder (default multirun_outputs/<grid>)"
+    )
+    parser.add_argument(
+        "--baseline",
+        nargs="*",
+        default=None,
+        help="settings of the baseline row, key=value (default: injection_task=none)",
+    )
+    parser.add_argument("--heatmap", nargs=2, default=None, help="the two settings of the heatmap")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str]) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+    )
+    args = parse_args(argv)
+    try:
+        if args.grid == "aggregate":
+            if len(args.overrides) != 1:
+                raise LayerftError("usage: python sweep.py aggregate <sweep folder>")
+            aggregate_dir(Path(args.overrides[0]), args.baseline, args.heatmap)
+            return 0
+        check_grid(args.grid)
+        sweep_dir = args.dir or OUTPUTS / args.grid
+        combinations = expand(args.grid, args.overrides)
+        if args.dry_run:
+            print_plan(combinations, sweep_dir, args.force)
+            return 0
+        run_grid(args.grid, args.overrides, sweep_dir, args.force)
+        state = status(combinations, sweep_dir)
+        print_summary(state)
+        if state.done:
+            aggregate_dir(sweep_dir, args.baseline, args.heatmap)
+        return 0 if not state.failed and not state.missing else 1
+    except LayerftError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def aggregate_dir(sweep_dir: Path, baseline: list[str] | None, heatmap: list[str] | None) -> None:
+    """Write results.csv / results.md / plots for a sweep folder (layerft/aggregate.py)."""
+    from layerft.aggregate import aggregate
+
+    pairs = dict(item.split("=", 1) for item in baseline) if baseline else None
+    result = aggregate(sweep_dir, baseline=pairs, heatmap=tuple(heatmap) if heatmap else None)
+    for path in result.paths:
+        print(f"wrote {path}")

@@ -1,0 +1,12 @@
+"""Run a named grid of conf/sweep/ resumably, then aggregate it (see layerft/sweep.py).
+
+python sweep.py <grid> [overrides...] [--dry-run] [--force]
+python sweep.py aggregate <sweep folder> [--baseline key=value ...] [--heatmap a b]
+"""
+
+import sys
+
+from layerft.sweep import main
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
