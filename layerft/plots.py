@@ -1,0 +1,183 @@
+"""Figures of a sweep's results: a heatmap over two settings, one bar per combination, and the
+stage-2 dev curves. Drawn off-screen (Agg) into Figure objects; `layerft.aggregate` saves them.
+
+Serves no config group. Nothing here touches pyplot's global state or opens a window.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from layerft.errors import LayerftError
+
+log = logging.getLogger(__name__)
+
+FIGURES = ("heatmap.png", "bars.png", "dev_curves.png")
+LINESTYLES = ("-", "--", ":", "-.")  # after the 10 colours of tab10 are used up
+
+
+@dataclass(frozen=True)
+class PlotRow:
+    """One combination, as the plots see it."""
+
+    label: str  # `key=value,...` over the varied settings
+    settings: dict[str, str]  # varied setting -> value
+    scores: list[float]  # the selection metric, one per finished seed
+    curves: list[list[tuple[int, float]]]  # per seed: (step, dev selection metric)
+    is_baseline: bool = False  # another row's baseline
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.scores)) if self.scores else float("nan")
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.scores, ddof=1)) if len(self.scores) > 1 else 0.0
+
+
+def natural_key(value: str) -> tuple[int, float, str]:
+    """Sort setting values as numbers when they are (1e-5 before 3e-5 before 1e-4), else as text."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def heatmap_axes(
+    rows: list[PlotRow], varied: list[str], requested: tuple[str, str] | None
+) -> tuple[str, str] | None:
+    """The heatmap's (x, y) settings: the requested ones, else the two varied settings with the most
+    distinct values; None when fewer than two settings vary."""
+    if requested is not None:
+        wrong = [name for name in requested if name not in varied]
+        if wrong or requested[0] == requested[1]:
+            raise LayerftError(
+                f"heatmap needs two different varied settings, not {wrong or requested}; "
+                f"varied: {', '.join(varied) or 'none'}"
+            )
+        return requested
+    if len(varied) < 2:
+        return None
+    counts = {k: len({row.settings[k] for row in rows}) for k in varied}
+    x, y = sorted(varied, key=lambda k: -counts[k])[:2]  # stable: ties keep column order
+    return x, y
+
+
+def draw(
+    rows: list[PlotRow], varied: list[str], metric: str, axes: tuple[str, str] | None
+) -> dict[str, Figure]:
+    """File name -> figure, for the figures there is something to show."""
+    figures = {"bars.png": bars_figure(rows, metric)}
+    if axes is None:
+        log.info("no heatmap.png: %d varied setting(s), it needs 2", len(varied))
+    else:
+        figures["heatmap.png"] = heatmap_figure(rows, axes, varied, metric)
+    if any(row.curves for row in rows):
+        figures["dev_curves.png"] = curves_figure(rows, metric)
+    else:
+        log.info("no dev_curves.png: no job has a history.jsonl with dev evaluations")
+    return figures
+
+
+def _figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def heatmap_figure(
+    rows: list[PlotRow], axes: tuple[str, str], varied: list[str], metric: str
+) -> Figure:
+    """Mean selection metric per (x, y) pair of values; other varied settings are averaged over
+    (each combination weighs the same)."""
+    x, y = axes
+    xs = sorted({row.settings[x] for row in rows}, key=natural_key)
+    ys = sorted({row.settings[y] for row in rows}, key=natural_key)
+    cells: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for row in rows:
+        if row.scores:
+            cells[row.settings[x], row.settings[y]].append(row.mean)
+    grid = np.array(
+        [[np.mean(cells[xv, yv]) if cells[xv, yv] else np.nan for xv in xs] for yv in ys]
+    )
+    figure = _figure(max(5.0, 1.2 * len(xs) + 3.5), max(3.5, 0.6 * len(ys) + 2.5))
+    ax = figure.add_subplot()
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", aspect="auto")
+    finite = grid[np.isfinite(grid)]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for (i, j), value in np.ndenumerate(grid):
+        text = "-" if np.isnan(value) else f"{value:.3f}"
+        color = "white" if np.isnan(value) or value < middle else "black"
+        ax.text(j, i, text, ha="center", va="center", color=color, fontsize="small")
+    ax.set_xticks(range(len(xs)), xs, rotation=30 if max(map(len, xs)) > 8 else 0, ha="right")
+    ax.set_yticks(range(len(ys)), ys)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    others = [k for k in varied if k not in axes]
+    title = f"mean {metric}"
+    if others:
+        title += "\naveraged over " + ", ".join(others)
+    ax.set_title(title, fontsize="medium")
+    figure.colorbar(image, ax=ax, label=metric)
+    return figure
+
+
+def bars_figure(rows: list[PlotRow], metric: str) -> Figure:
+    """One horizontal bar per combination (mean, std error bar, n), the first at the top."""
+    longest = max(len(row.label) for row in rows)
+    figure = _figure(min(22.0, 5.0 + 0.075 * longest), 1.4 + 0.42 * len(rows))
+    ax = figure.add_subplot()
+    place = np.arange(len(rows))[::-1]
+    means = np.array([row.mean for row in rows])
+    colors = ["tab:orange" if row.is_baseline else "tab:blue" for row in rows]
+    ax.barh(place, np.nan_to_num(means), xerr=[row.std for row in rows], color=colors, capsize=3)
+    labels = [row.label + (" (baseline)" if row.is_baseline else "") for row in rows]
+    ax.set_yticks(place, labels, fontsize="small")
+    reach = max([abs(row.mean) + row.std for row in rows if row.scores], default=1.0)
+    for y, row in zip(place, rows, strict=True):
+        text = f" {row.mean:.3f} (n={len(row.scores)})" if row.scores else " no finished run"
+        ax.text(
+            max(row.mean + row.std, 0) if row.scores else 0, y, text, va="center", fontsize="small"
+        )
+    ax.set_xlim(min(0.0, np.nanmin(means, initial=0.0) * 1.1), reach * 1.35)
+    ax.set_xlabel(f"{metric} (mean ± std over seeds)")
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    return figure
+
+
+def curves_figure(rows: list[PlotRow], metric: str) -> Figure:
+    """Stage-2 dev curves: per combination the mean over seeds, each seed faint behind it."""
+    drawn = [row for row in rows if row.curves]
+    figure = _figure(8.0, 4.5 + 0.22 * len(drawn))
+    ax = figure.add_subplot()
+    for i, row in enumerate(drawn):
+        color = f"C{i % 10}"
+        by_step: dict[int, list[float]] = defaultdict(list)
+        for curve in row.curves:
+            steps, values = zip(*curve, strict=True)
+            if len(row.curves) > 1:
+                ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8)
+            for step, value in curve:
+                by_step[step].append(value)
+        steps = sorted(by_step)
+        style = LINESTYLES[(i // 10) % len(LINESTYLES)]
+        ax.plot(
+            steps,
+            [np.mean(by_step[s]) for s in steps],
+            color=color,
+            linestyle=style,
+            marker=".",
+            label=f"{row.label} (n={len(row.curves)})",
+        )
+    ax.set_xlabel("step (stage 2)")
+    ax.set_ylabel(f"dev {metric}")
+    ax.set_title("stage-2 dev curves: mean over seeds (faint: each seed)", fontsize="medium")
+    ax.grid(alpha=0.3)
+    figure.legend(loc="outside lower center", fontsize="small", ncols=1)
+    return figure
