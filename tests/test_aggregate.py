@@ -1,0 +1,377 @@
+"""Sweep aggregation on hand-made job folders with known numbers: rows, seeds folded, the paired
+baseline difference, failures, errors and the plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from layerft.aggregate import aggregate, bootstrap_ci, dev_curve, job_settings, read_job
+from layerft.errors import LayerftError
+
+REPO = Path(__file__).resolve().parents[1]
+ACC = "target/eval_accuracy"
+CHOICES = {
+    "model": "tiny",
+    "injection_task": "demo_pos",
+    "target_task": "demo_sentiment",
+    "layer_split": "lower1",
+    "tuning_mode": "full",
+    "lr_schedule": "linear",
+    "injection_lr_schedule": "linear",
+    "tracker": "none",
+}
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def write_job(
+    path: Path,
+    seed: int,
+    score: float | None = None,
+    *,
+    overrides: tuple[str, ...] = (),
+    metrics: dict[str, float] | None = None,
+    error: str | None = None,
+    metric: str = ACC,
+    higher_is_better: bool = True,
+    fingerprint: str | None = None,
+    history: list[dict[str, float]] | None = None,
+    mtime: float | None = None,
+    **choices: str,
+) -> Path:
+    """A job folder as a sweep leaves it: metrics.json (or failed.json with `error`) and, if given,
+    history.jsonl. Group choices not given are CHOICES'; each given one is also an override."""
+    path.mkdir(parents=True, exist_ok=True)
+    record = {
+        "run/config_fingerprint": fingerprint or f"{path}-{seed}",
+        "run/choices": CHOICES | choices,
+        "run/seed": seed,
+        "run/overrides": [f"{k}={v}" for k, v in choices.items()] + [f"seed={seed}", *overrides],
+        "run/selection_metric": metric,
+        "run/higher_is_better": higher_is_better,
+        "run/sweep": "test",
+    }
+    if error is not None:
+        file = path / "failed.json"
+        file.write_text(json.dumps(record | {"run/error": error, "run/error_type": "RuntimeError"}))  # fmt: skip
+    else:
+        values = {"target/train_runtime": 30.0, "target/trainable_params": 1000.0}
+        values |= {"target/total_params": 4000.0, "target/eval_loss": 0.5}
+        values |= ({} if score is None else {metric: score}) | (metrics or {})
+        file = path / "metrics.json"
+        file.write_text(json.dumps(values | record))
+    if history is not None:
+        (path / "history.jsonl").write_text("".join(json.dumps(line) + "\n" for line in history))
+    if mtime is not None:
+        os.utime(file, (mtime, mtime))
+    return path
+
+
+def write_seeds(root: Path, scores: dict[int, float], **kwargs: Any) -> None:
+    """One job per seed under `root/<combination>/<seed>`."""
+    name = ",".join(f"{k}={v}" for k, v in sorted(kwargs.items()) if isinstance(v, str)) or "base"
+    for seed, score in scores.items():
+        write_job(root / name / str(seed), seed, score, **kwargs)
+
+
+def row_of(result: Any, **settings: str) -> dict[str, Any]:
+    (row,) = [r for r in result.rows if all(r[k] == v for k, v in settings.items())]
+    return row
+
+
+# --- rows, settings, columns --------------------------------------------------------------------
+
+
+def test_seeds_fold_into_mean_sample_std_and_n(tmp_path: Path) -> None:
+    write_seeds(tmp_path, {1: 0.80, 2: 0.82, 3: 0.84}, tuning_mode="full")
+    write_seeds(tmp_path, {1: 0.70}, tuning_mode="frozen")
+    result = aggregate(tmp_path)
+    assert result.varied == ["tuning_mode"]
+    assert [r["tuning_mode"] for r in result.rows] == ["frozen", "full"]
+    full, frozen = row_of(result, tuning_mode="full"), row_of(result, tuning_mode="frozen")
+    assert full[f"{ACC}_mean"] == pytest.approx(0.82)
+    assert full[f"{ACC}_std"] == pytest.approx(0.02)  # ddof=1; ddof=0 would be 0.01633
+    assert (full[f"{ACC}_n"], full["seeds"], full["failed"]) == (3, "1 2 3", 0)
+    assert (frozen[f"{ACC}_mean"], frozen[f"{ACC}_std"], frozen[f"{ACC}_n"]) == (0.70, None, 1)
+    markdown = (tmp_path / "results.md").read_text()
+    assert "| full | 0.8200 ± 0.0200 (3) |" in markdown
+    assert "| frozen | 0.7000 (1) |" in markdown
+    with (tmp_path / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == result.columns
+    assert float(rows[1][f"{ACC}_std"]) == pytest.approx(0.02)
+    assert rows[0][f"{ACC}_std"] == ""  # one seed: no std
+    assert not list(tmp_path.glob(".*.tmp")), "a temporary file was left behind"
+
+
+def test_settings_merge_choices_and_overrides_without_seed_or_neutral_keys() -> None:
+    overrides = [
+        "model=tiny", "seed=3", "+extra.key=1", "++forced=2", "~trainer.compile", "tracker=none",
+        "tracker.project=x", "hydra.run.dir=/x", "cache_dir=/c", "trainer.keep_checkpoints=true",
+        "trainer.progress_bar=false", "trainer.dataloader_workers=2",
+        "lr_schedule@injection_lr_schedule=cosine", "target_task.lr=1e-4",
+    ]  # fmt: skip
+    settings = job_settings(CHOICES, overrides)
+    assert settings == {
+        **{k: v for k, v in CHOICES.items() if k != "tracker"},
+        "injection_lr_schedule": "cosine",
+        "extra.key": "1",
+        "forced": "2",
+        "trainer.compile": "(deleted)",
+        "target_task.lr": "1e-4",
+    }
+
+
+def test_a_group_override_is_the_same_setting_as_its_choice(tmp_path: Path) -> None:
+    write_job(tmp_path / "a", 1, 0.5)  # model=tiny by default
+    write_job(tmp_path / "b", 2, 0.7, model="tiny", overrides=("tracker=wandb", "cache_dir=/x"))
+    result = aggregate(tmp_path)
+    assert len(result.rows) == 1 and result.varied == []
+    assert result.rows[0][f"{ACC}_n"] == 2
+    assert "| all |" in result.markdown
+
+
+def test_varied_columns_a_missing_setting_and_numeric_order(tmp_path: Path) -> None:
+    for lr in ("1e-4", "5e-5", "2e-5"):
+        write_seeds(tmp_path / lr, {1: 0.6}, tuning_mode="lora", overrides=(f"target_task.lr={lr}",))  # fmt: skip
+    write_seeds(tmp_path / "default", {1: 0.6}, tuning_mode="full")
+    result = aggregate(tmp_path)
+    assert result.varied == ["tuning_mode", "target_task.lr"]  # groups first
+    assert [(r["tuning_mode"], r["target_task.lr"]) for r in result.rows] == [
+        ("full", "-"), ("lora", "2e-5"), ("lora", "5e-5"), ("lora", "1e-4"),
+    ]  # fmt: skip
+    assert "Same in every job: `model=tiny`" in result.markdown
+
+
+def test_metric_columns_runtime_and_parameters(tmp_path: Path) -> None:
+    extra = {
+        "target/eval_macro_f1": 0.6, "target/eval_runtime": 3.0,
+        "target/eval_samples_per_second": 100.0, "target/eval_steps_per_second": 9.0,
+        "injection/eval_token_f1": 0.9, "injection/eval_loss": 0.2, "target/peak_rss_mb": 900.0,
+    }  # fmt: skip
+    write_job(tmp_path / "1", 1, 0.8, metrics=extra | {"injection/train_runtime": 10.0})
+    write_job(tmp_path / "2", 2, 0.8, metrics=extra | {"injection/train_runtime": 12.0, "target/train_runtime": 34.0})  # fmt: skip
+    result = aggregate(tmp_path, extra_metrics=["target/peak_rss_mb", "target/peak_cuda_mb"])
+    summarized = [c[:-5] for c in result.columns if c.endswith("_mean") and c != "diff_mean"]
+    assert summarized == [ACC, "target/eval_macro_f1", "injection/eval_token_f1", "target/peak_rss_mb"]  # fmt: skip
+    (row,) = result.rows
+    assert row["runtime_s"] == pytest.approx((10 + 30 + 12 + 34) / 2)
+    assert (row["trainable_params"], row["trainable_share"]) == (1000, 0.25)
+    assert "| 43.0 | 1,000 | 25.00% | 1 2 | 0 |" in result.markdown
+
+
+def test_rows_with_different_selection_metrics_name_theirs(tmp_path: Path) -> None:
+    write_seeds(tmp_path, {1: 0.8}, target_task="demo_sentiment")
+    write_seeds(tmp_path, {1: 0.3}, target_task="klue_sts", metric="target/eval_pearsonr")
+    result = aggregate(tmp_path)
+    sts = row_of(result, target_task="klue_sts")
+    assert (sts["selection_metric"], sts["selection_mean"]) == ("target/eval_pearsonr", 0.3)
+    assert row_of(result, target_task="demo_sentiment")["selection_mean"] == 0.8
+
+
+# --- the paired baseline difference -------------------------------------------------------------
+
+
+def test_bootstrap_interval_of_a_constant_difference_collapses_to_it() -> None:
+    low, high = bootstrap_ci(np.array([0.02, 0.02, 0.02, 0.02]))
+    assert low == pytest.approx(0.02, abs=1e-12) and high == pytest.approx(0.02, abs=1e-12)
+
+
+def test_bootstrap_interval_of_three_pairs_spans_their_extremes() -> None:
+    # Each resample of 3 pairs is all-minimum (or all-maximum) with probability 1/27 = 3.7%, more
+    # than the 2.5% in each tail: the 95% interval is exactly [min, max].
+    low, high = bootstrap_ci(np.array([0.01, 0.06, 0.02]))
+    assert (low, high) == (pytest.approx(0.01), pytest.approx(0.06))
+    assert bootstrap_ci(np.array([0.01, 0.06, 0.02])) == (low, high)  # a fixed seed
+
+
+def test_difference_pairs_by_seed_and_ignores_an_unpaired_one(tmp_path: Path) -> None:
+    write_seeds(tmp_path, {1: 0.80, 2: 0.85, 3: 0.90, 4: 0.99}, injection_task="demo_pos")
+    write_seeds(tmp_path, {1: 0.70, 2: 0.75, 3: 0.80, 5: 0.10}, injection_task="none")
+    result = aggregate(tmp_path)
+    row = row_of(result, injection_task="demo_pos")
+    assert row["diff_n"] == 3
+    assert row["diff_mean"] == pytest.approx(0.10)
+    assert row["diff_ci_low"] == pytest.approx(0.10) and row["diff_ci_high"] == pytest.approx(0.10)
+    assert row["verdict"] == "better"
+    assert row_of(result, injection_task="none")["verdict"] == "baseline"
+    assert "| demo_pos | 0.8850 ± 0.0810 (4) | +0.1000 [+0.1000, +0.1000] (3) | better |" in (
+        result.markdown
+    )
+
+
+@pytest.mark.parametrize(
+    ("scores", "higher_is_better", "verdict"),
+    [
+        ({1: 0.9, 2: 0.9}, True, "too few seeds (n=2)"),
+        ({1: 0.61, 2: 0.72, 3: 0.83}, True, "better"),
+        ({1: 0.61, 2: 0.68, 3: 0.83}, True, "no clear difference"),
+        ({1: 0.59, 2: 0.68, 3: 0.77}, True, "worse"),
+        ({1: 0.61, 2: 0.72, 3: 0.83}, False, "worse"),  # a loss-like metric: higher is worse
+        ({1: 0.59, 2: 0.68, 3: 0.77}, False, "better"),
+    ],
+)
+def test_verdicts(
+    tmp_path: Path, scores: dict[int, float], higher_is_better: bool, verdict: str
+) -> None:
+    base = {1: 0.60, 2: 0.70, 3: 0.80}  # diffs +.01 +.02 +.03; +.01 -.02 +.03; -.01 -.02 -.03
+    write_seeds(tmp_path, base, injection_task="none", higher_is_better=higher_is_better)
+    write_seeds(tmp_path, scores, injection_task="demo_pos", higher_is_better=higher_is_better)
+    assert row_of(aggregate(tmp_path), injection_task="demo_pos")["verdict"] == verdict
+
+
+def test_no_baseline_when_its_combination_is_missing(tmp_path: Path) -> None:
+    write_seeds(tmp_path, {1: 0.8, 2: 0.8, 3: 0.8}, injection_task="demo_pos", tuning_mode="full")
+    write_seeds(tmp_path, {1: 0.7, 2: 0.7, 3: 0.7}, injection_task="none", tuning_mode="lora")
+    result = aggregate(tmp_path)
+    row = row_of(result, tuning_mode="full")
+    assert (row["verdict"], row["diff_mean"], row["diff_n"]) == ("no baseline", None, None)
+
+
+def test_a_given_baseline_replaces_those_settings(tmp_path: Path) -> None:
+    for mode, shift in (("full", 0.0), ("lora", -0.1), ("bitfit", -0.1)):
+        for split in ("lower1", "all"):
+            scores = {s: 0.8 + shift + 0.01 * s for s in (1, 2, 3)}
+            write_seeds(tmp_path, scores, tuning_mode=mode, layer_split=split)
+    result = aggregate(tmp_path, baseline={"tuning_mode": "full"})
+    for row in result.rows:
+        expected = "baseline" if row["tuning_mode"] == "full" else "worse"
+        assert row["verdict"] == expected
+        if expected == "worse":
+            assert row["diff_mean"] == pytest.approx(-0.1)
+    with pytest.raises(LayerftError, match="baseline setting tuning_mod is in no job"):
+        aggregate(tmp_path, baseline={"tuning_mod": "full"})
+
+
+# --- which jobs count -----------------------------------------------------------------------------
+
+
+def test_a_config_run_twice_counts_once_the_newer(tmp_path: Path) -> None:
+    write_job(tmp_path / "old", 1, 0.5, fingerprint="same", mtime=1_000_000)
+    write_job(tmp_path / "new", 1, 0.9, fingerprint="same", mtime=2_000_000)
+    (row,) = aggregate(tmp_path).rows
+    assert (row[f"{ACC}_mean"], row[f"{ACC}_n"]) == (0.9, 1)
+
+
+def test_a_folder_that_failed_then_finished_counts_as_finished(tmp_path: Path) -> None:
+    write_job(tmp_path / "job", 1, error="CUDA out of memory", mtime=2_000_000)
+    write_job(tmp_path / "job", 1, 0.7, mtime=1_000_000)  # metrics.json beside failed.json
+    result = aggregate(tmp_path)
+    assert (result.rows[0]["failed"], result.rows[0][f"{ACC}_n"], result.failures) == (0, 1, [])
+    assert "No job failed." in result.markdown
+    assert not (tmp_path / "failures.csv").exists()
+
+
+def test_failures_get_a_row_a_count_and_a_section(tmp_path: Path) -> None:
+    write_seeds(tmp_path, {1: 0.8, 2: 0.8}, tuning_mode="full")
+    write_job(tmp_path / "lora" / "1", 1, error="CUDA out of memory | at step 3", tuning_mode="lora")  # fmt: skip
+    write_job(tmp_path / "lora" / "2", 2, error="CUDA out of memory", tuning_mode="lora")
+    write_job(tmp_path / "full" / "3", 3, error="NaN loss", tuning_mode="full")
+    result = aggregate(tmp_path)
+    lora = row_of(result, tuning_mode="lora")
+    assert (lora[f"{ACC}_mean"], lora[f"{ACC}_n"], lora["failed"], lora["seeds"]) == (None, 0, 2, "")  # fmt: skip
+    assert row_of(result, tuning_mode="full")["failed"] == 1
+    assert [(f.run_dir.name, f.seed, f.settings) for f in result.failures] == [
+        ("3", 3, "tuning_mode=full"), ("1", 1, "tuning_mode=lora"), ("2", 2, "tuning_mode=lora"),
+    ]  # fmt: skip
+    section = result.markdown.split("## Failures")[1]
+    assert "| lora/1 | tuning_mode=lora | 1 | RuntimeError: CUDA out of memory \\| at step 3 |" in section  # fmt: skip
+    assert "| lora | - | - | no baseline | - | - | - | - | 2 |" in result.markdown
+    assert len((tmp_path / "failures.csv").read_text().splitlines()) == 4
+    assert "5 jobs (2 finished, 3 failed) in 2 combinations" in result.markdown
+
+
+def test_jobs_are_found_at_any_depth(tmp_path: Path) -> None:
+    write_job(tmp_path / "a" / "b" / "c", 1, 0.8)
+    write_job(tmp_path / "d", 2, 0.6)
+    (tmp_path / "d" / ".hydra").mkdir()  # a run's other folders hold no job
+    assert aggregate(tmp_path).rows[0][f"{ACC}_n"] == 2
+
+
+def test_a_corrupt_record_names_its_file(tmp_path: Path) -> None:
+    write_job(tmp_path / "good", 1, 0.8)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "metrics.json").write_text('{"target/eval_accuracy": 0.')
+    with pytest.raises(LayerftError, match=re.escape(f"corrupt run record {tmp_path}/bad/metrics.json")):  # fmt: skip
+        aggregate(tmp_path)
+    (tmp_path / "bad" / "metrics.json").write_text('{"target/eval_accuracy": 0.5}')  # no record
+    with pytest.raises(LayerftError, match="bad/metrics.json: 'run/choices'"):
+        aggregate(tmp_path)
+
+
+def test_a_folder_without_jobs_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(LayerftError, match=re.escape(f"no job in {tmp_path / 'empty'}")):
+        aggregate(tmp_path / "empty")
+    with pytest.raises(LayerftError, match="no sweep folder"):
+        aggregate(tmp_path / "missing")
+
+
+# --- plots ------------------------------------------------------------------------------------
+
+
+def curve(score: float) -> list[dict[str, float]]:
+    """A stage-2 history: stage-1 lines, dev evaluations, the train summary, the best re-scored."""
+    return [
+        {"step": 5, "injection/eval_token_f1": 0.9},
+        {"step": 10, ACC: score - 0.2, "target/eval_loss": 0.9},
+        {"step": 20, ACC: score, "target/eval_loss": 0.7},
+        {"step": 20, "target/train_runtime": 30.0},
+        {"step": 20, ACC: 0.0},  # the best checkpoint re-evaluated: not a point of the curve
+    ]
+
+
+def test_plots_with_two_varied_settings(tmp_path: Path) -> None:
+    long = {"injection_task": "klue_dp", "layer_split": "lower_half"}
+    for mode in ("full", "layerwise_adapter", "top_adapter"):
+        for inj in ("none", "klue_dp"):
+            for seed in (1, 2):
+                settings = long | {"injection_task": inj, "tuning_mode": mode}
+                write_job(tmp_path / mode / inj / str(seed), seed, 0.7 + 0.01 * seed, history=curve(0.7), **settings)  # fmt: skip
+    result = aggregate(tmp_path)
+    names = {p.name for p in result.paths}
+    assert names == {"results.csv", "results.md", "bars.png", "heatmap.png", "dev_curves.png"}
+    for name in ("bars.png", "heatmap.png", "dev_curves.png"):
+        assert (tmp_path / name).read_bytes()[:8] == PNG
+
+
+def test_dev_curve_stops_before_the_best_checkpoint_is_rescored(tmp_path: Path) -> None:
+    job = read_job(write_job(tmp_path / "j", 1, 0.7, history=curve(0.7)))
+    assert dev_curve(job) == [(10, pytest.approx(0.5)), (20, 0.7)]
+
+
+def test_one_varied_setting_draws_no_heatmap_and_no_history_no_curves(tmp_path: Path) -> None:
+    (tmp_path / "heatmap.png").write_bytes(PNG)  # an earlier aggregation's
+    write_seeds(tmp_path, {1: 0.8}, tuning_mode="full")
+    write_seeds(tmp_path, {1: 0.7}, tuning_mode="lora")
+    write_job(tmp_path / "failed", 1, error="boom", tuning_mode="bitfit")
+    result = aggregate(tmp_path)
+    assert (tmp_path / "bars.png").read_bytes()[:8] == PNG
+    assert not (tmp_path / "heatmap.png").exists()
+    assert not (tmp_path / "dev_curves.png").exists()
+    assert tmp_path / "bars.png" in result.paths
+    with pytest.raises(LayerftError, match="heatmap needs two different varied settings"):
+        aggregate(tmp_path, heatmap=("tuning_mode", "model"))
+
+
+def test_adapter_benchmark_table_only_reads_its_sweep(tmp_path: Path) -> None:
+    for n, mode in enumerate(("full", "lora")):
+        metrics = {"target/peak_rss_mb": 900.0 + n, "target/train_samples_per_second": 50.0}
+        write_job(tmp_path / mode / "0", 42, 0.3 + n, metrics=metrics, injection_task="none", tuning_mode=mode)  # fmt: skip
+    script = REPO / "benchmarks" / "adapter_study.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--table-only", "--sweep-dir", str(tmp_path)],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert "target/peak_rss_mb" in done.stdout and "| lora |" in done.stdout
+    assert "| full | 0.3000 (1) | - | baseline |" in done.stdout
+    assert (tmp_path / "results.csv").exists()
