@@ -8,13 +8,14 @@ so peak memory is not inflated by what an earlier job left in the allocator.
            target_task.data_files.validation=../shared/data/snli/validation.jsonl
 
 Everything after `--` is passed to `train.py -m grid=adapter_study`. Finished jobs in the sweep
-directory are not rerun. With `--table-only` it only reads an existing sweep directory.
+directory are not rerun. With `--table-only` it only reads an existing sweep directory. The table
+is `layerft.aggregate`'s (results.csv, results.md and plots in the sweep directory), with the
+speed and memory metrics below as extra columns.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -22,46 +23,17 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-COLUMNS = (
-    ("tuning mode", None),
-    ("trainable params", "target/trainable_params"),
-    ("of total", None),
-    ("train samples/s", "target/train_samples_per_second"),
-    ("train time (s)", "target/train_runtime"),
-    ("peak RSS (MiB)", "target/peak_rss_mb"),
-    ("RSS growth in training (MiB)", "target/train_rss_growth_mb"),
-    ("peak CUDA (MiB)", "target/peak_cuda_mb"),
-    ("dev accuracy", "target/eval_accuracy"),
+sys.path.insert(0, str(REPO))
+
+from layerft.aggregate import aggregate  # noqa: E402
+
+# Besides the dev scores, run time and trainable parameters that every sweep table has.
+EXTRA_METRICS = (
+    "target/train_samples_per_second",
+    "target/peak_rss_mb",
+    "target/train_rss_growth_mb",
+    "target/peak_cuda_mb",  # on a GPU only; a metric no job has gets no column
 )
-
-
-def read_jobs(sweep_dir: Path) -> list[tuple[str, dict[str, float]]]:
-    """(tuning mode, metrics) for every finished job of the sweep, in job order."""
-    jobs = []
-    for metrics_path in sorted(sweep_dir.glob("*/*/metrics.json"), key=lambda p: p.stat().st_mtime):
-        metrics = json.loads(metrics_path.read_text())  # it records its own group choices
-        jobs.append((metrics["run/choices"]["tuning_mode"], metrics))
-    return jobs
-
-
-def table(jobs: list[tuple[str, dict[str, float]]]) -> str:
-    """A Markdown table, one row per tuning mode."""
-    shown = [(name, key) for name, key in COLUMNS if key is None or any(key in m for _, m in jobs)]
-    lines = ["| " + " | ".join(name for name, _ in shown) + " |", "|" + "---|" * len(shown)]
-    for mode, metrics in jobs:
-        cells = []
-        for name, key in shown:
-            if name == "tuning mode":
-                cells.append(mode)
-            elif name == "of total":
-                share = metrics["target/trainable_params"] / metrics["target/total_params"]
-                cells.append(f"{100 * share:.2f}%")
-            elif key == "target/trainable_params":
-                cells.append(f"{int(metrics[key]):,}")
-            else:
-                cells.append(f"{metrics[key]:.3f}" if "accuracy" in key else f"{metrics[key]:.1f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -79,7 +51,11 @@ def main() -> None:
                        f"tuning_mode={mode}", "tracker=none", f"hydra.sweep.dir={args.sweep_dir / mode}",
                        *args.overrides]  # fmt: skip
             subprocess.run(command, check=True)
-    print(table(read_jobs(args.sweep_dir)))
+    # full fine-tuning is the reference every parameter-efficient mode is compared with
+    result = aggregate(
+        args.sweep_dir, baseline={"tuning_mode": "full"}, extra_metrics=EXTRA_METRICS
+    )
+    print(result.markdown)
 
 
 if __name__ == "__main__":
