@@ -517,15 +517,13 @@ def _md_line(cells: list[str]) -> str:
     return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
 
-def _number(value: float) -> str:
-    return f"{value:.1f}" if abs(value) >= 100 else f"{value:.4f}"
-
-
 def _md_summary(row: dict[str, Any], name: str) -> str:
     mean, std, n = row[f"{name}_mean"], row[f"{name}_std"], row[f"{name}_n"]
     if not n:
         return "-"
-    return _number(mean) + ("" if std is None else f" ± {_number(std)}") + f" ({n})"
+    digits = 1 if abs(mean) >= 100 else 4  # run times and memory in MiB; scores in [0, 1]
+    text = f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
+    return f"{text} ({n})"
 
 
 def _md_diff(row: dict[str, Any]) -> str:

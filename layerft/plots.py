@@ -115,7 +115,10 @@ def heatmap_figure(
         text = "-" if np.isnan(value) else f"{value:.3f}"
         color = "white" if np.isnan(value) or value < middle else "black"
         ax.text(j, i, text, ha="center", va="center", color=color, fontsize="small")
-    ax.set_xticks(range(len(xs)), xs, rotation=30 if max(map(len, xs)) > 8 else 0, ha="right")
+    tilt = 30 if max(map(len, xs)) > 8 else 0
+    ax.set_xticks(
+        range(len(xs)), xs, rotation=tilt, ha="right" if tilt else "center", rotation_mode="anchor"
+    )
     ax.set_yticks(range(len(ys)), ys)
     ax.set_xlabel(x)
     ax.set_ylabel(y)

@@ -191,7 +191,13 @@ def test_bootstrap_interval_of_three_pairs_spans_their_extremes() -> None:
     # than the 2.5% in each tail: the 95% interval is exactly [min, max].
     low, high = bootstrap_ci(np.array([0.01, 0.06, 0.02]))
     assert (low, high) == (pytest.approx(0.01), pytest.approx(0.06))
-    assert bootstrap_ci(np.array([0.01, 0.06, 0.02])) == (low, high)  # a fixed seed
+
+
+def test_bootstrap_interval_is_reproducible() -> None:
+    diffs = np.array([0.03, -0.01, 0.02, 0.05, 0.0, 0.04, -0.02, 0.01])
+    low, high = bootstrap_ci(diffs)
+    assert bootstrap_ci(diffs) == (low, high)  # a fixed seed
+    assert low < diffs.mean() < high and (low, high) != (diffs.min(), diffs.max())
 
 
 def test_difference_pairs_by_seed_and_ignores_an_unpaired_one(tmp_path: Path) -> None:
