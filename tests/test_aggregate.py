@@ -277,6 +277,13 @@ def test_a_folder_that_failed_then_finished_counts_as_finished(tmp_path: Path) -
     assert not (tmp_path / "failures.csv").exists()
 
 
+def test_a_finished_run_of_a_config_wins_over_a_later_failed_one(tmp_path: Path) -> None:
+    write_job(tmp_path / "first", 1, 0.7, fingerprint="same", mtime=1_000_000)
+    write_job(tmp_path / "rerun", 1, error="killed", fingerprint="same", mtime=2_000_000)
+    (row,) = aggregate(tmp_path).rows
+    assert (row[f"{ACC}_mean"], row["failed"]) == (0.7, 0)
+
+
 def test_failures_get_a_row_a_count_and_a_section(tmp_path: Path) -> None:
     write_seeds(tmp_path, {1: 0.8, 2: 0.8}, tuning_mode="full")
     write_job(tmp_path / "lora" / "1", 1, error="CUDA out of memory | at step 3", tuning_mode="lora")  # fmt: skip
