@@ -199,7 +199,9 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
     if bad:
         raise ValueError(f"{bad[0]} is not a number")
     finished = path.name == METRICS_FILE
-    error = f"{data.get('run/error_type', 'Error')}: {data.get('run/error', '(no message)')}"
+    error, kind = str(data.get("run/error", "(no message)")), data.get("run/error_type")
+    if kind and not error.startswith(f"{kind}:"):  # sweep.py writes "<type>: <first line>"
+        error = f"{kind}: {error}"
     return Job(
         run_dir,
         path.stat().st_mtime,
@@ -479,6 +481,7 @@ def render_markdown(sweep_dir: Path, table: Table, failures: list[Failure], jobs
         else "Selection metric: each row's own (column `selection metric`).",
         f"vs baseline: this row minus its baseline (same settings but {spec}) on the selection "
         f"metric, paired by seed, with a 95% bootstrap interval; a verdict needs {MIN_PAIRS} pairs.",
+        "runtime: stage 1 + stage 2 training seconds (a reused stage 1 counts its original time).",
     ]
     if table.constant:
         lines.append(

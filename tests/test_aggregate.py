@@ -17,6 +17,7 @@ import pytest
 
 from layerft.aggregate import aggregate, bootstrap_ci, dev_curve, job_settings, read_job
 from layerft.errors import LayerftError
+from layerft.results import record_failure
 
 REPO = Path(__file__).resolve().parents[1]
 ACC = "target/eval_accuracy"
@@ -40,7 +41,7 @@ def write_job(
     *,
     overrides: tuple[str, ...] = (),
     metrics: dict[str, float] | None = None,
-    error: str | None = None,
+    error: str | BaseException | None = None,
     metric: str = ACC,
     higher_is_better: bool = True,
     fingerprint: str | None = None,
@@ -48,8 +49,9 @@ def write_job(
     mtime: float | None = None,
     **choices: str,
 ) -> Path:
-    """A job folder as a sweep leaves it: metrics.json (or failed.json with `error`) and, if given,
-    history.jsonl. Group choices not given are CHOICES'; each given one is also an override."""
+    """A job folder as a sweep leaves it: metrics.json (or failed.json with `error`: a message, or
+    an exception recorded as sweep.py records it) and, if given, history.jsonl. Group choices not
+    given are CHOICES'; each given one is also an override."""
     path.mkdir(parents=True, exist_ok=True)
     record = {
         "run/config_fingerprint": fingerprint or f"{path}-{seed}",
@@ -60,8 +62,10 @@ def write_job(
         "run/higher_is_better": higher_is_better,
         "run/sweep": "test",
     }
-    if error is not None:
-        file = path / "failed.json"
+    file = path / "failed.json"
+    if isinstance(error, BaseException):
+        record_failure(path, record, error)
+    elif error is not None:
         file.write_text(json.dumps(record | {"run/error": error, "run/error_type": "RuntimeError"}))  # fmt: skip
     else:
         values = {"target/train_runtime": 30.0, "target/trainable_params": 1000.0}
@@ -287,7 +291,7 @@ def test_a_finished_run_of_a_config_wins_over_a_later_failed_one(tmp_path: Path)
 def test_failures_get_a_row_a_count_and_a_section(tmp_path: Path) -> None:
     write_seeds(tmp_path, {1: 0.8, 2: 0.8}, tuning_mode="full")
     write_job(tmp_path / "lora" / "1", 1, error="CUDA out of memory | at step 3", tuning_mode="lora")  # fmt: skip
-    write_job(tmp_path / "lora" / "2", 2, error="CUDA out of memory", tuning_mode="lora")
+    write_job(tmp_path / "lora" / "2", 2, error=MemoryError("CUDA out of memory\nat"), tuning_mode="lora")  # fmt: skip
     write_job(tmp_path / "full" / "3", 3, error="NaN loss", tuning_mode="full")
     result = aggregate(tmp_path)
     lora = row_of(result, tuning_mode="lora")
@@ -298,6 +302,7 @@ def test_failures_get_a_row_a_count_and_a_section(tmp_path: Path) -> None:
     ]  # fmt: skip
     section = result.markdown.split("## Failures")[1]
     assert "| lora/1 | tuning_mode=lora | 1 | RuntimeError: CUDA out of memory \\| at step 3 |" in section  # fmt: skip
+    assert "| lora/2 | tuning_mode=lora | 2 | MemoryError: CUDA out of memory |" in section
     assert "| lora | - | - | no baseline | - | - | - | - | 2 |" in result.markdown
     assert len((tmp_path / "failures.csv").read_text().splitlines()) == 4
     assert "5 jobs (2 finished, 3 failed) in 2 combinations" in result.markdown
