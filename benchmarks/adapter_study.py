@@ -1,13 +1,13 @@
-"""Run the adapter-study grid (grid=adapter_study) and print a Markdown table of its results.
+"""Run the adapter-study grid (conf/sweep/adapter_study.yaml) and print a Markdown table of its results.
 
-Each tuning mode of the grid runs in its own process (`-m grid=adapter_study tuning_mode=<mode>`),
+Each tuning mode of the grid runs in its own process (`-m sweep=adapter_study tuning_mode=<mode>`),
 so peak memory is not inflated by what an earlier job left in the allocator.
 
     python benchmarks/adapter_study.py --sweep-dir multirun_outputs/adapter_study \
         -- model=minilm target_task.data_files.train=../shared/data/snli/train.jsonl \
            target_task.data_files.validation=../shared/data/snli/validation.jsonl
 
-Everything after `--` is passed to `train.py -m grid=adapter_study`. Finished jobs in the sweep
+Everything after `--` is passed to `train.py -m sweep=adapter_study`. Finished jobs in the sweep
 directory are not rerun. With `--table-only` it only reads an existing sweep directory. The table
 is `layerft.aggregate`'s (results.csv, results.md and plots in the sweep directory), with the
 speed and memory metrics below as extra columns.
@@ -45,9 +45,9 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     if not args.table_only:
-        grid = yaml.safe_load((REPO / "conf" / "grid" / "adapter_study.yaml").read_text())
+        grid = yaml.safe_load((REPO / "conf" / "sweep" / "adapter_study.yaml").read_text())
         for mode in grid["hydra"]["sweeper"]["params"]["tuning_mode"].split(","):
-            command = [sys.executable, str(REPO / "train.py"), "-m", "grid=adapter_study",
+            command = [sys.executable, str(REPO / "train.py"), "-m", "sweep=adapter_study",
                        f"tuning_mode={mode}", "tracker=none", f"hydra.sweep.dir={args.sweep_dir / mode}",
                        *args.overrides]  # fmt: skip
             subprocess.run(command, check=True)
