@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from layerft.errors import LayerftError
 
@@ -179,6 +180,7 @@ def curves_figure(rows: list[PlotRow], metric: str) -> Figure:
             label=f"{row.label} (n={len(row.curves)})",
         )
     ax.set_xlabel("step (stage 2)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"dev {metric}")
     ax.set_title("stage-2 dev curves: mean over seeds (faint: each seed)", fontsize="medium")
     ax.grid(alpha=0.3)
