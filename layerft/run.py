@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,6 +164,7 @@ def run_injection(
 ) -> tuple[InjectedWeights, dict[str, float]]:
     """Stage 1: train embeddings, the lower layers and a head on the injection task."""
     assert cfg.injection_task is not None
+    started = time.perf_counter()
     model, num_lower = build_injection_model(cfg)
     lr_multipliers = part_lr_multipliers(
         cfg.injection_lr_schedule,
@@ -174,7 +176,9 @@ def run_injection(
         cfg.trainer, cfg.seed, run_dir, sink,
     )  # fmt: skip
     metrics["injection/num_injected_layers"] = float(num_lower)
-    return extract_injected(model, cfg.layer_split.stage1, num_lower), metrics
+    injected = extract_injected(model, cfg.layer_split.stage1, num_lower)
+    metrics["injection/stage_seconds"] = time.perf_counter() - started  # build, train, evaluate
+    return injected, metrics
 
 
 def run_target(
@@ -185,11 +189,14 @@ def run_target(
     sink: MetricSink,
 ) -> dict[str, float]:
     """Stage 2: fresh backbone and head, injected layers transplanted, tuning mode and policy applied."""
+    started = time.perf_counter()
     model, lr_multipliers = build_target_model(cfg, injected)
-    return run_phase(
+    metrics = run_phase(
         "target", model, data, cfg.target_task, cfg.lr_schedule, lr_multipliers,
         cfg.trainer, cfg.seed, run_dir, sink,
     )  # fmt: skip
+    metrics["target/stage_seconds"] = time.perf_counter() - started  # build, train, evaluate
+    return metrics
 
 
 def is_main_process() -> bool:

@@ -44,6 +44,26 @@ def run_train(
     `args` set them, so two calls with the same `cwd` share one run directory. `launcher` goes
     between the interpreter and train.py (e.g. `-m torch.distributed.run --nproc_per_node=2`).
     """
+    env = script_env(cwd, env_extra)
+    defaults = {
+        "cache_dir": cwd / "cache",
+        "hydra.run.dir": cwd / "run",
+        "hydra.sweep.dir": cwd / "sweep",
+    }
+    given = {arg.split("=", 1)[0] for arg in args}
+    extra = [f"{key}={value}" for key, value in defaults.items() if key not in given]
+    return subprocess.run(
+        [sys.executable, *launcher, str(REPO / "train.py"), *args, *extra],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def script_env(cwd: Path, env_extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a script run in `cwd`: offline, one thread, home and temp inside `cwd`."""
     cwd.mkdir(parents=True, exist_ok=True)
     (cwd / "tmp").mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
@@ -56,17 +76,21 @@ def run_train(
         PYTHONUNBUFFERED="1",
     )
     env.update(env_extra or {})
-    defaults = {
-        "cache_dir": cwd / "cache",
-        "hydra.run.dir": cwd / "run",
-        "hydra.sweep.dir": cwd / "sweep",
-    }
-    given = {arg.split("=", 1)[0] for arg in args}
-    extra = [f"{key}={value}" for key, value in defaults.items() if key not in given]
+    return env
+
+
+def sweep_command(args: Sequence[str]) -> list[str]:
+    return [sys.executable, str(REPO / "sweep.py"), *args]
+
+
+def run_sweep(
+    args: Sequence[str], cwd: Path, env_extra: Mapping[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run `python sweep.py ARGS` in `cwd`: its `multirun_outputs/` lands there."""
     return subprocess.run(
-        [sys.executable, *launcher, str(REPO / "train.py"), *args, *extra],
+        sweep_command(args),
         cwd=cwd,
-        env=env,
+        env=script_env(cwd, env_extra),
         capture_output=True,
         text=True,
         timeout=timeout,

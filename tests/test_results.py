@@ -41,6 +41,8 @@ NEUTRAL = {
     "trainer.keep_checkpoints": ["trainer.keep_checkpoints=true"],
     "trainer.progress_bar": ["trainer.progress_bar=true"],
     "trainer.dataloader_workers": ["trainer.dataloader_workers=2"],
+    "reuse_stage1": ["reuse_stage1=false"],
+    "force_rerun": ["force_rerun=true"],
 }
 HYDRA_ONLY = ["hydra.run.dir=/elsewhere/run", "hydra.job_logging.root.level=WARNING"]
 

@@ -93,7 +93,9 @@ def fake_init(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def start(tmp_path: Path, mode: TrackerMode) -> tracker.Tracker:
-    return start_tracker(wandb_cfg(mode), tmp_path, {}, {"model": "tiny"}, "a run", None)
+    return start_tracker(
+        wandb_cfg(mode), tmp_path, {}, {"model": "tiny"}, "a run", None, "target", {}
+    )
 
 
 def test_online_start_failure_goes_offline_with_one_warning_without_the_key(

@@ -27,7 +27,16 @@ SECRET = "secret-key-abc123"
 SECRET_40 = "0123456789abcdef0123456789abcdef01234567"  # a W&B key's shape; 17 chars is too short
 CLOSED_PORT = "http://127.0.0.1:9"  # discard port: nothing listens, connections are refused
 JOBS = min(4, max(2, os.cpu_count() or 2))  # each run holds a few hundred MB
-RUN_KEYS = ("run/config_fingerprint", "run/choices", "run/seed", "run/overrides")
+RUN_KEYS = (
+    "run/config_fingerprint",
+    "run/choices",
+    "run/seed",
+    "run/overrides",
+    "run/selection_metric",
+    "run/higher_is_better",
+    "run/sweep",
+    "run/stage1",
+)
 MEASURED = (
     "runtime",
     "per_second",
@@ -351,6 +360,7 @@ def test_default_run_writes_expected_metrics_and_run_files(runs) -> None:
             "train_samples_per_second",
             "train_tokens_per_second",
             "train_paused_seconds",
+            "stage_seconds",
             "peak_rss_mb",
             "train_rss_growth_mb",
             "total_params",
@@ -386,6 +396,13 @@ def test_default_run_writes_expected_metrics_and_run_files(runs) -> None:
         "tracker": "none",
     }
     assert run["run/seed"] == 42
+    assert run["run/selection_metric"] == "target/eval_accuracy" and run["run/higher_is_better"]
+    assert run["run/sweep"] is None  # a single run
+    stage1 = run["run/stage1"]  # trained here and stored for reuse, under its content key
+    assert stage1["status"] == "trained" and stage1["trained_by"] == str(run_dir)
+    assert (Path(stage1["path"]) / "result.json").exists() and Path(stage1["path"]).name == stage1[
+        "key"
+    ]
     overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
     assert run["run/overrides"] == overrides
     assert "model=tiny" in overrides and "target_task.epochs=1" in overrides

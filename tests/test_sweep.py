@@ -1,0 +1,293 @@
+"""sweep.py end to end on model=tiny: grids, resume after kill -9, failure isolation, the shared
+stage-1 store (also with two processes racing), and the typed stage-1 key."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from compose import compose_run
+from conftest import SHRINK, run_sweep, script_env, sweep_command
+
+from layerft.layer_split import InjectedWeights, Stage1Split, Stage2Split
+from layerft.stage1 import Stage1Key, Stage1Store
+from layerft.sweep import expand, grid_names, job_dirname
+
+# The demo grid on model=tiny, one epoch per stage (each job takes a few seconds).
+TINY_GRID = [a for a in SHRINK if a != "tracker=none"] + ["tracker=none"]
+MEASURED = ("runtime", "per_second", "_seconds", "peak_", "_rss_")
+
+
+def deterministic(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metrics a rerun must reproduce exactly (not times, speeds or memory; not `run/*`)."""
+    return {
+        k: v
+        for k, v in metrics.items()
+        if not k.startswith("run/") and not any(m in k for m in MEASURED)
+    }
+
+
+def results(sweep_dir: Path) -> dict[str, dict[str, Any]]:
+    """job folder name -> its metrics.json."""
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/metrics.json")}
+
+
+def sweep(tmp: Path, *args: str, expect: int = 0) -> str:
+    done = run_sweep(["demo", *TINY_GRID, f"cache_dir={tmp / 'cache'}", *args], tmp)
+    assert done.returncode == expect, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+# --- grids ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("grid", grid_names())
+def test_every_grid_composes_and_expands(grid: str) -> None:
+    combinations = expand(grid, [])
+    assert len({c.fingerprint for c in combinations}) == len(combinations) > 1
+    if grid == "klue_paper":  # none vs klue_dp x 6 tasks x 3 seeds; one KLUE-DP stage 1 per seed
+        assert len(combinations) == 36
+        assert len({c.stage1 for c in combinations if c.stage1}) == 3
+    if grid == "demo":
+        assert len(combinations) == 12 and len({c.stage1 for c in combinations if c.stage1}) == 3
+
+
+def test_job_folder_names_are_safe_and_distinct() -> None:
+    assert job_dirname("seed=1,tuning_mode=lora") == "seed=1,tuning_mode=lora"
+    assert "/" not in job_dirname("target_task.data_dir=../data/a b,seed=1")
+    long_a, long_b = "x=" + "a" * 300, "x=" + "a" * 299 + "b"
+    assert len(job_dirname(long_a)) <= 120 and job_dirname(long_a) != job_dirname(long_b)
+
+
+def test_dry_run_lists_combinations_stage1_trainings_and_what_is_done(tmp_path) -> None:
+    out = sweep(tmp_path, "seed=1,2", "--dry-run")
+    assert "8 combinations, 2 distinct stage-1 trainings" in out
+    assert "0 done, 8 to run" in out
+    assert not (tmp_path / "multirun_outputs").exists()  # nothing ran
+
+
+def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path) -> None:
+    out = sweep(tmp_path, "seed=1,2")
+    sweep_dir = tmp_path / "multirun_outputs" / "demo"
+    first = results(sweep_dir)
+    assert sorted(first) == sorted(
+        f"injection_task={i},seed={s},tuning_mode={m}"
+        for i in ("demo_pos", "none")
+        for s in (1, 2)
+        for m in ("full", "lora")
+    )
+    assert "sweep: 8 finished, 0 failed, 0 not run" in out
+    # One stage 1 per seed, trained by one job and reused by the other; recorded in metrics.json.
+    assert out.count("stage 1: trained, stored as") == 2
+    assert out.count("stage 1: reused") == 2
+    assert len(list((tmp_path / "cache" / "stage1").glob("*/result.json"))) == 2
+    for seed in (1, 2):
+        full = first[f"injection_task=demo_pos,seed={seed},tuning_mode=full"]
+        lora = first[f"injection_task=demo_pos,seed={seed},tuning_mode=lora"]
+        assert {full["run/stage1"]["status"], lora["run/stage1"]["status"]} == {"trained", "reused"}
+        assert full["run/stage1"]["key"] == lora["run/stage1"]["key"]
+        # The reused stage 1 is the trained one: its metrics are carried into the job's record.
+        assert {k: v for k, v in full.items() if k.startswith("injection/eval_")} == {
+            k: v for k, v in lora.items() if k.startswith("injection/eval_")
+        }
+    none = first["injection_task=none,seed=1,tuning_mode=full"]
+    assert none["run/stage1"] == {"status": "none"} and none["run/sweep"] == "demo"
+    assert none["run/choices"]["tuning_mode"] == "full" and none["run/seed"] == 1
+
+    mtimes = {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/metrics.json")}
+    again = sweep(tmp_path, "seed=1,2")
+    assert again.count("already finished") == 8 and "stage 1:" not in again
+    assert {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/metrics.json")} == mtimes
+
+    # Narrowed, the grid finds its results although Hydra numbers its jobs differently.
+    narrowed = sweep(tmp_path, "seed=2", "tuning_mode=lora")
+    assert narrowed.count("already finished") == 2
+
+    forced = sweep(tmp_path, "seed=1", "tuning_mode=lora", "injection_task=none", "--force")
+    assert "already finished" not in forced and "sweep: 1 finished" in forced
+
+
+def test_reused_stage1_gives_the_same_results_as_training_it_in_the_run(tmp_path) -> None:
+    args = ("seed=1", "injection_task=demo_pos", "tuning_mode=lora")
+    sweep(tmp_path / "store", *args, "tuning_mode=full,lora")  # lora reuses full's stage 1
+    sweep(tmp_path / "fresh", *args, "reuse_stage1=false")
+    name = "injection_task=demo_pos,seed=1,tuning_mode=lora"
+    stored = results(tmp_path / "store" / "multirun_outputs" / "demo")[name]
+    fresh = results(tmp_path / "fresh" / "multirun_outputs" / "demo")[name]
+    assert stored["run/stage1"]["status"] == "reused"
+    assert fresh["run/stage1"] == {"status": "trained", "stored": False}
+    assert deterministic(stored) == deterministic(fresh)
+    assert not (tmp_path / "fresh" / "cache" / "stage1").exists()
+
+
+# --- failures ------------------------------------------------------------------------------------
+
+
+def test_a_nan_job_is_recorded_failed_and_the_others_finish(tmp_path) -> None:
+    out = sweep(
+        tmp_path, "seed=1", "injection_task=none", "tuning_mode=full",
+        "target_task.lr=5e-5,1e30", "target_task.max_grad_norm=0", expect=1,
+    )  # fmt: skip
+    sweep_dir = tmp_path / "multirun_outputs" / "demo"
+    bad = sweep_dir / "injection_task=none,seed=1,target_task.lr=1e30,tuning_mode=full"
+    good = sweep_dir / "injection_task=none,seed=1,target_task.lr=5e-5,tuning_mode=full"
+    assert (good / "metrics.json").exists() and not (good / "failed.json").exists()
+    assert not (bad / "metrics.json").exists()
+    failure = json.loads((bad / "failed.json").read_text())
+    assert failure["run/error"].startswith("LayerftError: target stage: training loss is nan")
+    assert failure["run/seed"] == 1 and failure["run/choices"]["tuning_mode"] == "full"
+    assert "sweep: 1 finished, 1 failed, 0 not run" in out
+    assert "FAILED injection_task=none,tuning_mode=full,seed=1,target_task.lr=1e30" in out
+
+
+def test_kill_9_in_the_second_job_then_rerun_matches_an_uninterrupted_sweep(tmp_path) -> None:
+    grid = [*TINY_GRID, "injection_task=demo_pos", "tuning_mode=full", "seed=1,2,3"]
+    killed = tmp_path / "killed"
+    args = ["demo", *grid, f"cache_dir={killed / 'cache'}"]
+    process = subprocess.Popen(
+        sweep_command(args), cwd=killed, env=script_env(killed), start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    sweep_dir = killed / "multirun_outputs" / "demo"
+    first = sweep_dir / "injection_task=demo_pos,seed=1,tuning_mode=full"
+    second = sweep_dir / "injection_task=demo_pos,seed=2,tuning_mode=full"
+    deadline = time.monotonic() + 300
+    while not (second / "history.jsonl").exists() or not (second / "history.jsonl").read_text():
+        assert process.poll() is None and time.monotonic() < deadline, "second job never started"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # in the middle of the second job's stage 1
+    process.wait()
+    assert (first / "metrics.json").exists() and not (second / "metrics.json").exists()
+    finished_at = (first / "metrics.json").stat().st_mtime_ns
+
+    out = run_sweep(args, killed)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (first / "metrics.json").stat().st_mtime_ns == finished_at  # not rerun
+    assert "sweep: 3 finished, 0 failed, 0 not run" in out.stdout
+
+    sweep(tmp_path / "whole", "injection_task=demo_pos", "tuning_mode=full", "seed=1,2,3")
+    whole = results(tmp_path / "whole" / "multirun_outputs" / "demo")
+    resumed = results(sweep_dir)
+    assert sorted(whole) == sorted(resumed)
+    for name in whole:
+        assert deterministic(resumed[name]) == deterministic(whole[name]), name
+
+
+# --- the stage-1 store ---------------------------------------------------------------------------
+
+
+def test_two_processes_racing_for_one_stage1_train_it_once(tmp_path) -> None:
+    cache = tmp_path / "cache"
+    common = [*TINY_GRID, f"cache_dir={cache}", "injection_task=demo_pos", "seed=1",
+              "injection_task.epochs=3"]  # fmt: skip
+    processes = [
+        subprocess.Popen(
+            sweep_command(["demo", *common, f"tuning_mode={mode}", "--dir", f"out_{mode}"]),
+            cwd=tmp_path,
+            env=script_env(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        for mode in ("full", "lora")
+    ]
+    logs = [p.communicate(timeout=600)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], logs
+    joined = "".join(logs)
+    assert joined.count("stage 1: trained, stored as") == 1
+    assert joined.count("stage 1: reused") == 1
+    assert len(list((cache / "stage1").glob("*/result.json"))) == 1
+    assert not list((cache / "stage1").glob(".*"))  # no temporary folder left
+
+
+def test_a_crashed_holder_does_not_block_the_lock(tmp_path) -> None:
+    key = Stage1Key.of(compose_run("model=tiny", "injection_task=demo_pos"))
+    store = Stage1Store(tmp_path)
+    store.root.mkdir(parents=True)
+    holder = subprocess.Popen(
+        ["python", "-c", "import fcntl,sys,time; f=open(sys.argv[1],'a'); "
+         "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(600)",
+         str(store.root / f"{key.digest()}.lock")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    holder.kill()  # like kill -9: the OS releases its lock
+    holder.wait()
+    started = time.monotonic()
+    with store.lock(key):
+        assert time.monotonic() - started < 5
+
+
+def test_stored_weights_read_back_exactly(tmp_path) -> None:
+    key = Stage1Key.of(compose_run("model=tiny", "injection_task=demo_pos"))
+    injected = InjectedWeights(
+        layers=[{"w": torch.randn(3, 4), "b": torch.randn(4)} for _ in range(2)],
+        embeddings={"word_embeddings.weight": torch.randn(5, 4)},
+    )
+    history = [{"step": 1, "injection/eval_token_f1": 0.5}]
+    store = Stage1Store(tmp_path)
+    assert store.load(key) is None
+    store.save(key, injected, {"injection/eval_token_f1": 0.5}, history, tmp_path / "run")
+    back = store.load(key)
+    assert back is not None and back.history == history and back.trained_by == str(tmp_path / "run")
+    for mine, theirs in zip(injected.layers, back.injected.layers, strict=True):
+        assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    assert back.injected.embeddings is not None
+    assert torch.equal(
+        back.injected.embeddings["word_embeddings.weight"],
+        injected.embeddings["word_embeddings.weight"],
+    )
+
+
+# --- the stage-1 key -----------------------------------------------------------------------------
+
+BASE = ("model=tiny", "injection_task=demo_pos", "layer_split=lower1")
+# A changed value for every field of each part of the split.
+STAGE1_CHANGES = {
+    "num_lower": "layer_split.stage1.num_lower=2",
+    "fraction": ["layer_split.stage1.num_lower=null", "layer_split.stage1.fraction=0.5"],
+    "head": "layer_split.stage1.head=split",
+    "train_embeddings": "layer_split.stage1.train_embeddings=false",
+}
+STAGE2_CHANGES = {
+    "policy": "layer_split.stage2.policy=train",
+    "lr_multiplier": "layer_split.stage2.lr_multiplier=0.5",
+    "transplant_embeddings": "layer_split.stage2.transplant_embeddings=true",
+}
+OTHER_STAGE1_INPUTS = [
+    "model=minilm", "injection_task.lr=1e-4", "injection_lr_schedule.warmup_ratio=0.2",
+    "trainer.group_by_length=true", "seed=7",
+]  # fmt: skip
+STAGE2_ONLY = [
+    "target_task.lr=1e-4", "tuning_mode=lora", "lr_schedule=cosine", "tracker=none",
+    "trainer.progress_bar=true", "trainer.keep_checkpoints=true", "cache_dir=/elsewhere",
+    "layer_split.name=renamed",
+]  # fmt: skip
+
+
+def key_of(*overrides: str | list[str]) -> str:
+    flat = [o for item in overrides for o in ([item] if isinstance(item, str) else item)]
+    return Stage1Key.of(compose_run(*BASE, *flat)).digest()
+
+
+def test_every_stage1_field_and_only_those_change_the_stage1_key() -> None:
+    # The test lists every field of both parts: a field added to either must be placed here.
+    assert set(STAGE1_CHANGES) == {f.name for f in dataclasses.fields(Stage1Split)}
+    assert set(STAGE2_CHANGES) == {f.name for f in dataclasses.fields(Stage2Split)}
+    base = key_of()
+    for field, change in STAGE1_CHANGES.items():
+        assert key_of(change) != base, field
+    for field, change in STAGE2_CHANGES.items():
+        assert key_of(change) == base, field
+    for change in OTHER_STAGE1_INPUTS:
+        assert key_of(change) != base, change
+    for change in STAGE2_ONLY:
+        assert key_of(change) == base, change
