@@ -81,11 +81,10 @@ def check_grid(grid: str) -> None:
         )
 
 
-def split_overrides(overrides: Sequence[str]) -> tuple[list[Override], list[str]]:
-    """Parsed command-line overrides, and the keys of those that are fixed (not swept)."""
+def split_overrides(overrides: Sequence[str]) -> tuple[list[Override], list[Override]]:
+    """Parsed command-line overrides, and those of them that are fixed (not swept)."""
     parsed = OverridesParser.create().parse_overrides(list(overrides))
-    fixed = [o.get_key_element() for o in parsed if not o.is_sweep_override()]
-    return parsed, fixed
+    return parsed, [o for o in parsed if not o.is_sweep_override()]
 
 
 def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
@@ -99,7 +98,7 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
     _, fixed = split_overrides(overrides)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        fixed_args = [o for o in overrides if o.split("=", 1)[0] in fixed]
+        fixed_args = [o.input_line for o in fixed if o.input_line]
         base = compose("config", overrides=[f"sweep={grid}", *fixed_args], return_hydra_config=True)
         params = [f"{k}={v}" for k, v in (base.hydra.sweeper.params or {}).items()]
         parsed = OverridesParser.create().parse_overrides([*params, *overrides])
@@ -168,7 +167,7 @@ def hydra_args(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool
     """The multirun's command line: the grid, its folder, job folders named by swept settings."""
     swept = swept_keys(grid, overrides)
     _, fixed = split_overrides(overrides)
-    excluded = sorted({"sweep", *fixed} - set(swept))
+    excluded = sorted({"sweep", *(o.get_key_element() for o in fixed)} - set(swept))
     return [
         "-m",
         f"sweep={grid}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -116,9 +117,9 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
 
 
 def test_reused_stage1_gives_the_same_results_as_training_it_in_the_run(tmp_path) -> None:
-    args = ("seed=1", "injection_task=demo_pos", "tuning_mode=lora")
+    args = ("seed=1", "injection_task=demo_pos")
     sweep(tmp_path / "store", *args, "tuning_mode=full,lora")  # lora reuses full's stage 1
-    sweep(tmp_path / "fresh", *args, "reuse_stage1=false")
+    sweep(tmp_path / "fresh", *args, "tuning_mode=lora", "reuse_stage1=false")
     name = "injection_task=demo_pos,seed=1,tuning_mode=lora"
     stored = results(tmp_path / "store" / "multirun_outputs" / "demo")[name]
     fresh = results(tmp_path / "fresh" / "multirun_outputs" / "demo")[name]
@@ -137,15 +138,15 @@ def test_a_nan_job_is_recorded_failed_and_the_others_finish(tmp_path) -> None:
         "target_task.lr=5e-5,1e30", "target_task.max_grad_norm=0", expect=1,
     )  # fmt: skip
     sweep_dir = tmp_path / "multirun_outputs" / "demo"
-    bad = sweep_dir / "injection_task=none,seed=1,target_task.lr=1e30,tuning_mode=full"
-    good = sweep_dir / "injection_task=none,seed=1,target_task.lr=5e-5,tuning_mode=full"
+    bad = sweep_dir / "injection_task=none,seed=1,target_task.lr=1e+30,tuning_mode=full"
+    good = sweep_dir / "injection_task=none,seed=1,target_task.lr=5e-05,tuning_mode=full"
     assert (good / "metrics.json").exists() and not (good / "failed.json").exists()
     assert not (bad / "metrics.json").exists()
     failure = json.loads((bad / "failed.json").read_text())
-    assert failure["run/error"].startswith("LayerftError: target stage: training loss is nan")
+    assert re.match(r"LayerftError: target stage: (training|dev) loss is nan", failure["run/error"])
     assert failure["run/seed"] == 1 and failure["run/choices"]["tuning_mode"] == "full"
     assert "sweep: 1 finished, 1 failed, 0 not run" in out
-    assert "FAILED injection_task=none,tuning_mode=full,seed=1,target_task.lr=1e30" in out
+    assert re.search(r"FAILED \S*target_task.lr=1e\+30\S*: LayerftError: target stage: ", out)
 
 
 def test_kill_9_in_the_second_job_then_rerun_matches_an_uninterrupted_sweep(tmp_path) -> None:
