@@ -90,9 +90,8 @@ def run_pooled(
     def run(job: Callable[[str | None], R]) -> R:
         if not gpus:
             return job(None)
-        gpu = (
-            free.get()
-        )  # never waits while n_jobs <= len(gpus); a GPU comes back when its job ends
+        # Never waits while n_jobs <= len(gpus); a GPU comes back only when its job has ended.
+        gpu = free.get()
         try:
             return job(gpu)
         finally:
