@@ -40,6 +40,9 @@ needs_submitit = pytest.mark.skipif(
     not HAS_SUBMITIT, reason='hydra-submitit-launcher not installed (pip install -e ".[slurm]")'
 )
 
+# Two jobs at a time on any machine: with GPUs, n_jobs=2 would otherwise need two of them.
+TWO_UNPINNED = ("hydra.launcher.n_jobs=2", "hydra.launcher.gpus=[]")
+
 # A Hydra app whose jobs end as told: the launcher's plumbing without training anything.
 APP = textwrap.dedent(
     """
@@ -203,7 +206,7 @@ def fates(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path]:
     """Five jobs, two at a time: killed by SIGKILL, finished, `os._exit(3)`, a Python error, an
     exception that does not pickle."""
     root = tmp_path_factory.mktemp("fates")
-    grid = ["fate=sigkill,finish,exit3,raise,unpicklable", "seconds=1", "hydra.launcher.n_jobs=2"]
+    grid = ["fate=sigkill,finish,exit3,raise,unpicklable", "seconds=1", *TWO_UNPINNED]
     return run_app([*grid, f"hydra.sweep.dir={root / 'sweep'}"], root), root / "sweep"
 
 
@@ -243,8 +246,8 @@ def test_an_error_that_does_not_pickle_comes_back_as_its_text(fates) -> None:
 
 def test_a_relaunch_never_reads_the_last_launchs_return(tmp_path) -> None:
     sweep = f"hydra.sweep.dir={tmp_path / 'sweep'}"
-    assert run_app(["fate=finish", sweep], tmp_path).returncode == 0
-    proc = run_app(["fate=exit0", sweep], tmp_path)
+    assert run_app(["fate=finish", sweep, *TWO_UNPINNED], tmp_path).returncode == 0
+    proc = run_app(["fate=exit0", sweep, *TWO_UNPINNED], tmp_path)
     assert proc.returncode == 1
     assert "local_parallel job #0 (fate=exit0) exited with code 0" in proc.stderr
 
@@ -252,7 +255,7 @@ def test_a_relaunch_never_reads_the_last_launchs_return(tmp_path) -> None:
 def test_ctrl_c_stops_the_running_jobs_and_starts_no_more(tmp_path) -> None:
     (tmp_path / "app.py").write_text(APP)
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    grid = ["tag=1,2,3", "seconds=60", "hydra.launcher.n_jobs=2", "hydra.launcher.gpus=[]"]
+    grid = ["tag=1,2,3", "seconds=60", *TWO_UNPINNED]
     args = [sys.executable, "app.py", "-m", "hydra/launcher=local_parallel", *grid]
     parent = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
     started: list[Path] = []
@@ -322,7 +325,7 @@ def assert_seeds_finished(sweep: Path) -> None:
 
 
 def test_local_parallel_runs_a_grid_two_at_a_time(tmp_path) -> None:
-    grid = ["-m", *SHRINK, "seed=1,2", "hydra/launcher=local_parallel", "hydra.launcher.n_jobs=2"]
+    grid = ["-m", *SHRINK, "seed=1,2", "hydra/launcher=local_parallel", *TWO_UNPINNED]
     proc = run_train(grid, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     sweep = tmp_path / "sweep"
