@@ -1,0 +1,5 @@
+"""layerft's Hydra launcher plugins: `hydra/launcher=local_parallel` (config.py, local_parallel.py).
+
+Hydra finds them because `hydra_plugins` is a namespace package: this folder joins it from the
+repository root (the script's folder when running `python train.py`) or from site-packages.
+"""

@@ -1,0 +1,278 @@
+"""`hydra/launcher=local_parallel`: a multirun's jobs on this machine, each in a fresh process.
+
+Each job runs in its own `python -m layerft.launch_worker` (no allocator or CUDA state carries
+over from one job to the next), at most `n_jobs` at once, each pinned to a GPU that no running
+job holds. The job travels as a cloudpickle file, as hydra_submitit_launcher ships it to SLURM,
+and its JobReturn comes back the same way; a process that dies without one (SIGKILL, the OOM
+killer, `os._exit`) becomes a FAILED JobReturn naming the job and how it ended, so the other jobs
+still run and Hydra's sweeper reports the failure when the batch is done.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+LOG_NAME = "launcher.log"  # the job process's stdout and stderr, in its job dir
+LOG_TAIL_LINES = 5  # of that log, quoted in a dead job's error
+
+
+class JobProcessDied(RuntimeError):
+    """A job's process ended without handing back its result (killed, or exited by itself)."""
+
+
+def visible_gpus() -> list[str]:
+    """This process's GPUs as CUDA_VISIBLE_DEVICES entries: its own mask if set, else 0..count-1."""
+    mask = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if mask is None:
+        import torch  # only here: Hydra imports this module whenever it scans plugins
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    gpus = []
+    for entry in mask.split(","):
+        if not entry.strip() or entry.strip().startswith("-"):
+            break  # CUDA ignores the mask from its first invalid entry on
+        gpus.append(entry.strip())
+    return gpus
+
+
+def plan_slots(n_jobs: int | None, gpus: Sequence[str]) -> int:
+    """How many jobs run at once: `n_jobs`, or one per GPU, or 1 without GPUs; checked against `gpus`."""
+    if len(set(gpus)) != len(gpus):
+        raise ValueError(f"hydra.launcher.gpus lists a GPU twice: {list(gpus)}")
+    if n_jobs is None:
+        return max(1, len(gpus))
+    if n_jobs < 1:
+        raise ValueError(f"hydra.launcher.n_jobs must be at least 1, got {n_jobs}")
+    if gpus and n_jobs > len(gpus):
+        raise ValueError(
+            f"hydra.launcher.n_jobs={n_jobs} but only {len(gpus)} GPUs ({','.join(gpus)}): a job "
+            "never shares a GPU; lower n_jobs, list more hydra.launcher.gpus, or gpus=[] to not pin"
+        )
+    return n_jobs
+
+
+def run_pooled(
+    jobs: Sequence[Callable[[str | None], R]],
+    n_jobs: int,
+    gpus: Sequence[str],
+    on_abort: Callable[[], None] = lambda: None,
+) -> list[R]:
+    """Call each job with a GPU no running job holds (None when `gpus` is empty), `n_jobs` at a
+    time; results in job order. On an error or Ctrl-C, jobs not started are dropped and
+    `on_abort` runs (to stop the running ones) before waiting for them."""
+    free: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for gpu in gpus:
+        free.put(gpu)
+
+    def run(job: Callable[[str | None], R]) -> R:
+        if not gpus:
+            return job(None)
+        # Never waits while n_jobs <= len(gpus); a GPU comes back only when its job has ended.
+        gpu = free.get()
+        try:
+            return job(gpu)
+        finally:
+            free.put(gpu)
+
+    with ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="local_parallel") as pool:
+        futures = [pool.submit(run, job) for job in jobs]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            on_abort()
+            raise
+
+
+def child_env(gpu: str | None) -> dict[str, str]:
+    """The job process's environment: this one's, pinned to `gpu`, importing what this one imports.
+
+    `python train.py` imports layerft and this plugin from the script's folder (sys.path[0]); a
+    `python -m` child does not see that folder unless PYTHONPATH names it.
+    """
+    env = dict(os.environ)
+    script_dir = sys.path[0] or os.getcwd()
+    env["PYTHONPATH"] = os.pathsep.join(
+        [script_dir, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    )
+    env["PYTHONUNBUFFERED"] = "1"  # a killed job's log still ends where it died
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu  # set before the child's torch touches CUDA
+    return env
+
+
+def describe_exit(code: int) -> str:
+    """`exited with code 3`, `killed by signal SIGKILL (9)`: how a process ended."""
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = "an unknown signal"
+    return f"killed by signal {name} ({-code})"
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of a job's log, or a note that it has none."""
+    if not path.exists():
+        return "(no output)"
+    kept = path.read_text(errors="replace").splitlines()[-lines:]
+    return "\n".join(f"    {line}" for line in kept) or "(no output)"
+
+
+class LocalParallelLauncher(Launcher):
+    """Hydra's launcher interface over `run_pooled`: one worker process per job."""
+
+    def __init__(self, n_jobs: int | None, gpus: list[int] | None) -> None:
+        self.n_jobs = n_jobs
+        self.gpus = None if gpus is None else [str(gpu) for gpu in gpus]
+        self.config: DictConfig | None = None
+        self.task_function: TaskFunction | None = None
+        self.hydra_context: HydraContext | None = None
+        self._compose = threading.Lock()  # Hydra's config loader is not thread-safe
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._running_lock = threading.Lock()
+        self._stopping = False
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        """Run every job of this batch and return its JobReturn; a dead process gives FAILED."""
+        assert self.config is not None
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        gpus = visible_gpus() if self.gpus is None else self.gpus
+        n_jobs = plan_slots(self.n_jobs, gpus)
+        files = Path(str(self.config.hydra.sweep.dir)).absolute() / ".local_parallel"
+        files.mkdir(parents=True, exist_ok=True)
+        pinned = f", pinned to GPUs {','.join(gpus)}" if gpus else ""
+        log.info("Launching %d jobs locally, %d at a time%s", len(job_overrides), n_jobs, pinned)
+        state = Singleton.get_state()
+        jobs = [
+            partial(self._run_job, initial_job_idx + i, list(overrides), state, files)
+            for i, overrides in enumerate(job_overrides)
+        ]
+        return run_pooled(jobs, n_jobs, gpus, on_abort=self._stop_running)
+
+    def _run_job(
+        self, idx: int, overrides: list[str], state: dict[Any, Any], files: Path, gpu: str | None
+    ) -> JobReturn:
+        """Ship job `idx` to a fresh worker process pinned to `gpu`; its JobReturn, or FAILED."""
+        import cloudpickle
+
+        from layerft.launch_worker import ShippedJob
+
+        assert self.hydra_context is not None and self.task_function is not None
+        config, job_dir = self._job_config(idx, overrides)
+        job_file, return_file = files / f"{idx}.job.pkl", files / f"{idx}.return.pkl"
+        log_path = job_dir / LOG_NAME
+        return_file.unlink(missing_ok=True)  # an earlier launch's must not pass for this one's
+        job = ShippedJob(self.hydra_context, self.task_function, config, state)
+        job_file.write_bytes(cloudpickle.dumps(job))
+        on_gpu = f" (GPU {gpu})" if gpu is not None else ""
+        log.info("\t#%d : %s%s -> %s", idx, " ".join(filter_overrides(overrides)), on_gpu, log_path)
+        start = time.monotonic()
+        code = self._run_worker([str(job_file), str(return_file)], log_path, gpu)
+        seconds = time.monotonic() - start
+        if code == 0 and return_file.exists():
+            ret = cloudpickle.loads(return_file.read_bytes())
+            assert isinstance(ret, JobReturn)
+            error = f": {ret._return_value!r}" if ret.status == JobStatus.FAILED else ""
+            log.info("\t#%d %s in %.0f s%s", idx, ret.status.name.lower(), seconds, error)
+            return ret
+        log.error("\t#%d %s, see %s", idx, describe_exit(code), log_path)
+        died = JobProcessDied(
+            f"local_parallel job #{idx} ({' '.join(overrides)}) {describe_exit(code)} after "
+            f"{seconds:.0f} s without a result; the end of {log_path}:\n{log_tail(log_path)}"
+        )
+        return failed_return(config, overrides, job_dir, died)
+
+    def _job_config(self, idx: int, overrides: list[str]) -> tuple[DictConfig, Path]:
+        """The job's composed config (numbered as BasicLauncher numbers it) and its job dir."""
+        assert self.hydra_context is not None and self.config is not None
+        with self._compose:
+            config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+            with open_dict(config):
+                config.hydra.job.id = idx
+                config.hydra.job.num = idx
+            hydra_cfg = HydraConfig.instance().cfg
+            HydraConfig.instance().set_config(config)  # as run_job resolves the dir: `${hydra:...}`
+            try:
+                job_dir = Path(str(config.hydra.sweep.dir), str(config.hydra.sweep.subdir))
+            finally:
+                HydraConfig.instance().cfg = hydra_cfg
+        job_dir = job_dir.absolute()
+        job_dir.mkdir(parents=True, exist_ok=True)
+        return config, job_dir
+
+    def _run_worker(self, args: list[str], log_path: Path, gpu: str | None) -> int:
+        """Run `python -m layerft.launch_worker ARGS` with its output in `log_path`; its exit code."""
+        with log_path.open("ab") as out, self._running_lock:
+            if self._stopping:  # Ctrl-C came while this job was being composed
+                raise JobProcessDied("not started: the launcher is stopping")
+            process = subprocess.Popen(
+                [sys.executable, "-m", "layerft.launch_worker", *args],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=child_env(gpu),
+            )  # fmt: skip
+            self._running.add(process)
+        try:
+            return process.wait()
+        finally:
+            with self._running_lock:
+                self._running.discard(process)
+
+    def _stop_running(self) -> None:
+        """Ctrl-C or an error in the launcher: start no more jobs, terminate the running ones."""
+        with self._running_lock:
+            self._stopping = True
+            for process in self._running:
+                process.terminate()
+
+
+def failed_return(
+    config: DictConfig, overrides: list[str], job_dir: Path, error: Exception
+) -> JobReturn:
+    """The JobReturn of a job whose process never sent one, filled as run_job fills it."""
+    task_cfg = copy.deepcopy(config)
+    with read_write(task_cfg), open_dict(task_cfg):
+        del task_cfg["hydra"]
+    return JobReturn(
+        overrides=overrides,
+        cfg=task_cfg,
+        hydra_cfg=OmegaConf.create({"hydra": config.hydra}),
+        working_dir=str(job_dir) if config.hydra.job.chdir else os.getcwd(),
+        task_name=str(config.hydra.job.name),
+        status=JobStatus.FAILED,
+        _return_value=error,
+    )

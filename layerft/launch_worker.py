@@ -1,0 +1,78 @@
+"""The job process of `hydra/launcher=local_parallel` (hydra_plugins/layerft_launcher).
+
+`python -m layerft.launch_worker JOB RETURN` runs the Hydra job pickled in JOB, as
+hydra_submitit_launcher runs one on a SLURM node, and pickles its JobReturn to RETURN. Rerunning
+that command by hand replays a job that died.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+
+@dataclass(frozen=True)
+class ShippedJob:
+    """What a job needs in a fresh process: the launcher's context, the job's composed config
+    (`hydra.job.num` set) and Hydra's singletons (config store, plugins, runtime) as they were."""
+
+    hydra_context: HydraContext
+    task_function: TaskFunction
+    config: DictConfig
+    singleton_state: dict[Any, Any]
+
+
+def run_shipped(job: ShippedJob) -> JobReturn:
+    """Run the job in its job dir, as hydra_submitit_launcher does on a node."""
+    Singleton.set_state(job.singleton_state)
+    setup_globals()
+    return run_job(
+        hydra_context=job.hydra_context,
+        task_function=job.task_function,
+        config=job.config,
+        job_dir_key="hydra.sweep.dir",
+        job_subdir_key="hydra.sweep.subdir",
+    )
+
+
+def shippable(ret: JobReturn) -> JobReturn:
+    """`ret` with a failure's traceback in the log and a return value that pickles (a pickled
+    exception loses its traceback, and some exceptions do not pickle at all)."""
+    error = ret._return_value
+    if ret.status == JobStatus.FAILED and isinstance(error, BaseException):
+        traceback.print_exception(type(error), error, error.__traceback__)
+    try:
+        cloudpickle.dumps(error)
+    except Exception as pickling:
+        ret.status = JobStatus.FAILED
+        ret._return_value = RuntimeError(
+            f"{error!r} (cannot be sent back to the launcher: {pickling})"
+        )
+    return ret
+
+
+def main(job_file: Path, return_file: Path) -> None:
+    """Run the job in `job_file`; write its JobReturn to `return_file` whole or not at all."""
+    job = cloudpickle.loads(job_file.read_bytes())
+    assert isinstance(job, ShippedJob)
+    ret = shippable(run_shipped(job))
+    partial = return_file.with_name(return_file.name + ".partial")
+    partial.write_bytes(cloudpickle.dumps(ret))
+    os.replace(partial, return_file)
+
+
+if __name__ == "__main__":
+    # The job file names layerft.launch_worker's classes, which are not this __main__'s.
+    from layerft import launch_worker
+
+    launch_worker.main(Path(sys.argv[1]), Path(sys.argv[2]))
