@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra import compose, initialize_config_dir
@@ -28,6 +29,9 @@ from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
 from layerft.config import register_configs, to_run_config
+
+if TYPE_CHECKING:
+    from layerft.aggregate import Aggregate
 from layerft.errors import LayerftError
 from layerft.results import FAILED_FILE, FINGERPRINT_KEY, METRICS_FILE, config_fingerprint
 
@@ -282,18 +286,57 @@ def main(argv: Sequence[str]) -> int:
         state = status(combinations, sweep_dir)
         print_summary(state)
         if state.done:
-            aggregate_dir(sweep_dir, args.baseline, args.heatmap)
+            result = aggregate_dir(sweep_dir, args.baseline, args.heatmap)
+            log_results_table(args.grid, args.overrides, sweep_dir, result)
         return 0 if not state.failed and not state.missing else 1
     except LayerftError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
 
-def aggregate_dir(sweep_dir: Path, baseline: list[str] | None, heatmap: list[str] | None) -> None:
+def aggregate_dir(
+    sweep_dir: Path, baseline: list[str] | None, heatmap: list[str] | None
+) -> Aggregate:
     """Write results.csv / results.md / plots for a sweep folder (layerft/aggregate.py)."""
     from layerft.aggregate import aggregate
 
+    bad = [item for item in baseline or [] if "=" not in item]
+    if bad:
+        raise LayerftError(f"--baseline takes key=value settings, got '{bad[0]}'")
     pairs = dict(item.split("=", 1) for item in baseline) if baseline else None
     result = aggregate(sweep_dir, baseline=pairs, heatmap=tuple(heatmap) if heatmap else None)
     for path in result.paths:
         print(f"wrote {path}")
+    return result
+
+
+def log_results_table(
+    grid: str, overrides: Sequence[str], sweep_dir: Path, result: Aggregate
+) -> None:
+    """With tracker=wandb, one more W&B run in the sweep's group (job type `aggregate`) holding
+    the results table as a W&B Table and the plots as images."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from layerft.tracker import TrackerBackend, start_tracker
+
+    _, fixed = split_overrides(overrides)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        tracker_cfg = to_run_config(
+            compose("config", overrides=[f"sweep={grid}", *(o.input_line for o in fixed)])
+        ).tracker
+    GlobalHydra.instance().clear()
+    if tracker_cfg.backend != TrackerBackend.wandb:
+        return
+    import wandb
+
+    config = {"sweep": grid, "overrides": list(overrides)}
+    tracker = start_tracker(
+        tracker_cfg, sweep_dir, config, {}, f"{grid} results", grid, "aggregate", {}
+    )
+    table = wandb.Table(
+        columns=result.columns, data=[[row.get(c) for c in result.columns] for row in result.rows]
+    )
+    images = {f"plots/{p.stem}": wandb.Image(str(p)) for p in result.paths if p.suffix == ".png"}
+    tracker.run.log({"results": table, **images})  # type: ignore[attr-defined]
+    tracker.finish(failed=False)

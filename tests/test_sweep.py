@@ -17,6 +17,7 @@ import pytest
 import torch
 from compose import compose_run
 from conftest import SHRINK, run_sweep, script_env, sweep_command
+from wandb_records import records_by_kind, wandb_items
 
 from layerft.layer_split import InjectedWeights, Stage1Split, Stage2Split
 from layerft.stage1 import Stage1Key, Stage1Store
@@ -292,3 +293,77 @@ def test_every_stage1_field_and_only_those_change_the_stage1_key() -> None:
         assert key_of(change) != base, change
     for change in STAGE2_ONLY:
         assert key_of(change) == base, change
+
+
+# --- launchers -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        ["hydra/launcher=local_parallel", "hydra.launcher.n_jobs=2", "hydra.launcher.gpus=[]"],
+        ["hydra/launcher=submitit_local"],
+    ],
+    ids=["local_parallel", "submitit_local"],
+)
+def test_parallel_launchers_run_the_grid_with_one_stage1_training(tmp_path, launcher) -> None:
+    if "submitit" in launcher[0]:
+        pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="extra 'slurm' absent")
+    out = sweep(tmp_path, "seed=1", "injection_task=demo_pos", "tuning_mode=full,lora", *launcher)
+    assert "sweep: 2 finished, 0 failed, 0 not run" in out
+    sweep_dir = tmp_path / "multirun_outputs" / "demo"
+    statuses = sorted(m["run/stage1"]["status"] for m in results(sweep_dir).values())
+    assert statuses == ["reused", "trained"]  # the jobs ran as separate processes, one trained it
+    assert len(list((tmp_path / "cache" / "stage1").glob("*/result.json"))) == 1
+    assert (sweep_dir / "results.csv").exists()
+
+
+# --- W&B -----------------------------------------------------------------------------------------
+
+
+def test_wandb_runs_of_a_sweep_carry_group_job_type_summary_and_stage1_lineage(tmp_path) -> None:
+    sweep(tmp_path, "seed=1", "injection_task=demo_pos", "tuning_mode=full,lora",
+          "tracker=wandb", "tracker.mode=offline")  # fmt: skip
+    sweep_dir = tmp_path / "multirun_outputs" / "demo"
+    artifacts = {}
+    for name, metrics in results(sweep_dir).items():
+        [run_file] = (sweep_dir / name / "wandb").glob("offline-run-*/run-*.wandb")
+        records = records_by_kind(run_file)
+        [run] = records["run"]
+        assert (run.run_group, run.job_type) == ("demo", "injection+target")
+        config = wandb_items(run.config.update)
+        assert config["choice/tuning_mode"] == metrics["run/choices"]["tuning_mode"]
+        assert config["choice/injection_task"] == "demo_pos" and config["seed"] == 1
+        logged = {
+            item.key or "/".join(item.nested_key) for h in records["history"] for item in h.item
+        }
+        assert {"injection/eval_token_f1", "target/eval_accuracy", "target/step"} <= logged
+        summary: dict[str, Any] = {}
+        for update in records["summary"]:
+            summary |= wandb_items(update.update)
+        assert summary["target/eval_accuracy"] == metrics["target/eval_accuracy"]
+        [artifact] = records["artifact"]
+        assert (
+            artifact.type == "stage1" and artifact.name == f"stage1-{metrics['run/stage1']['key']}"
+        )
+        artifacts[metrics["run/stage1"]["status"]] = artifact
+    # The job that trained stage 1 logs the artifact (output); the one that reused it uses it
+    # (input): the same name and content digest, so W&B links both runs to one version.
+    assert not artifacts["trained"].use_after_commit and artifacts["reused"].use_after_commit
+    assert artifacts["trained"].digest == artifacts["reused"].digest
+    assert artifacts["trained"].name == artifacts["reused"].name
+
+    [table_run] = (sweep_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    records = records_by_kind(table_run)
+    [run] = records["run"]
+    assert (run.run_group, run.job_type) == ("demo", "aggregate")
+    logged = {
+        tuple(item.nested_key): json.loads(item.value_json)
+        for h in records["history"]
+        for item in h.item
+    }
+    assert logged[("results", "_type")] == "table-file" and logged[("results", "nrows")] == 2
+    assert logged[("plots/bars", "_type")] == "image-file"
+    table = json.loads((table_run.parent / "files" / logged[("results", "path")]).read_text())
+    modes = [row[table["columns"].index("tuning_mode")] for row in table["data"]]
+    assert sorted(modes) == ["full", "lora"]

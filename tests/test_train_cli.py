@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import struct
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import assert_counts_of, dev_examples, run_train
+from wandb_records import read_wandb_records, wandb_items
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SECRET = "secret-key-abc123"
@@ -680,35 +680,6 @@ def test_klue_tagging_injection_runs(runs, name: str, folder: str, train_file: s
 
 
 # --- 8. W&B offline -------------------------------------------------------------------------
-
-_BLOCK, _FULL, _LAST = 32768, 1, 4
-
-
-def read_wandb_records(path: Path) -> list[Any]:
-    """The protobuf records of a `.wandb` file (a LevelDB-style log: 7-byte header, 32 KiB blocks)."""
-    from wandb.proto import wandb_internal_pb2
-
-    data = path.read_bytes()
-    assert data[:4] == b":W&B"
-    records, pending, pos = [], b"", 7
-    while pos + 7 <= len(data):
-        if _BLOCK - pos % _BLOCK < 7:  # a block tail too short for a chunk header is padding
-            pos += _BLOCK - pos % _BLOCK
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        pending += data[pos + 7 : pos + 7 + length]
-        pos += 7 + length
-        if kind in (_FULL, _LAST):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            records.append(record)
-            pending = b""
-    return records
-
-
-def wandb_items(items: Any) -> dict[str, Any]:
-    """A config or summary update's items as a plain dict (values are JSON-encoded)."""
-    return {item.key: json.loads(item.value_json) for item in items}
 
 
 def test_wandb_offline_records_config_and_choices_and_never_the_key(runs) -> None:
