@@ -262,7 +262,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="settings of the baseline row, key=value (default: injection_task=none)",
     )
     parser.add_argument("--heatmap", nargs=2, default=None, help="the two settings of the heatmap")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # overrides may follow options
 
 
 def main(argv: Sequence[str]) -> int:
