@@ -26,7 +26,9 @@ import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from layerft.config import register_configs, to_run_config
 
@@ -91,6 +93,27 @@ def split_overrides(overrides: Sequence[str]) -> tuple[list[Override], list[Over
     return parsed, [o for o in parsed if not o.is_sweep_override()]
 
 
+def grid_params(grid: str, overrides: Sequence[str]) -> dict[str, str]:
+    """The grid file's sweeper params (key -> comma list), composed with the fixed overrides."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    _, fixed = split_overrides(overrides)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        args = [f"sweep={grid}", *(o.input_line for o in fixed if o.input_line)]
+        base = compose("config", overrides=args, return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    return {str(k): str(v) for k, v in (base.hydra.sweeper.params or {}).items()}
+
+
+def swept_keys(grid: str, overrides: Sequence[str]) -> set[str]:
+    """Keys that vary in the grid (its params and sweep overrides): they name the job folders."""
+    parsed, _ = split_overrides(overrides)
+    return set(grid_params(grid, overrides)) | {
+        o.get_key_element() for o in parsed if o.is_sweep_override()
+    }
+
+
 def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
     """Every combination the grid (narrowed or extended by `overrides`) runs, in Hydra's order."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -99,18 +122,12 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
     from layerft.run import resolve_config
     from layerft.stage1 import Stage1Key
 
-    _, fixed = split_overrides(overrides)
-    GlobalHydra.instance().clear()
+    params = [f"{k}={v}" for k, v in grid_params(grid, overrides).items()]
+    parsed = OverridesParser.create().parse_overrides([*params, *overrides])
+    [jobs] = BasicSweeper.split_arguments(parsed, None)
+    swept = swept_keys(grid, overrides)
+    combinations = []
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        fixed_args = [o.input_line for o in fixed if o.input_line]
-        base = compose("config", overrides=[f"sweep={grid}", *fixed_args], return_hydra_config=True)
-        params = [f"{k}={v}" for k, v in (base.hydra.sweeper.params or {}).items()]
-        parsed = OverridesParser.create().parse_overrides([*params, *overrides])
-        [jobs] = BasicSweeper.split_arguments(parsed, None)
-        swept = {o.get_key_element() for o in parsed if o.is_sweep_override()} | {
-            k for k in (base.hydra.sweeper.params or {})
-        }
-        combinations = []
         for job in jobs:
             cfg = compose("config", overrides=[f"sweep={grid}", *job])
             run_cfg = to_run_config(cfg)
@@ -120,15 +137,6 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
             combinations.append(Combination(job, fingerprint, stage1, label or "(defaults)"))
     GlobalHydra.instance().clear()
     return combinations
-
-
-def swept_keys(grid: str, overrides: Sequence[str]) -> list[str]:
-    """Keys that vary in the grid (its params and sweep overrides): they name the job folders."""
-    parsed, _ = split_overrides(overrides)
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        base = compose("config", overrides=[f"sweep={grid}"], return_hydra_config=True)
-    keys = list(base.hydra.sweeper.params or {})
-    return keys + [o.get_key_element() for o in parsed if o.is_sweep_override()]
 
 
 # --- what the sweep folder holds -----------------------------------------------------------------
@@ -171,7 +179,7 @@ def hydra_args(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool
     """The multirun's command line: the grid, its folder, job folders named by swept settings."""
     swept = swept_keys(grid, overrides)
     _, fixed = split_overrides(overrides)
-    excluded = sorted({"sweep", *(o.get_key_element() for o in fixed)} - set(swept))
+    excluded = sorted({"sweep", *(o.get_key_element() for o in fixed)} - swept)
     return [
         "-m",
         f"sweep={grid}",
@@ -289,8 +297,10 @@ def main(argv: Sequence[str]) -> int:
             result = aggregate_dir(sweep_dir, args.baseline, args.heatmap)
             log_results_table(args.grid, args.overrides, sweep_dir, result)
         return 0 if not state.failed and not state.missing else 1
-    except LayerftError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (LayerftError, HydraException, OmegaConfBaseException) as err:
+        print(
+            f"error: {(str(err).strip().splitlines() or [type(err).__name__])[0]}", file=sys.stderr
+        )
         return 2
 
 
@@ -322,9 +332,8 @@ def log_results_table(
     _, fixed = split_overrides(overrides)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        tracker_cfg = to_run_config(
-            compose("config", overrides=[f"sweep={grid}", *(o.input_line for o in fixed)])
-        ).tracker
+        args = [f"sweep={grid}", *(o.input_line for o in fixed if o.input_line)]
+        tracker_cfg = to_run_config(compose("config", overrides=args)).tracker
     GlobalHydra.instance().clear()
     if tracker_cfg.backend != TrackerBackend.wandb:
         return

@@ -367,3 +367,21 @@ def test_wandb_runs_of_a_sweep_carry_group_job_type_summary_and_stage1_lineage(t
     table = json.loads((table_run.parent / "files" / logged[("results", "path")]).read_text())
     modes = [row[table["columns"].index("tuning_mode")] for row in table["data"]]
     assert sorted(modes) == ["full", "lora"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nogrid"], "error: no grid 'nogrid' in "),
+        (
+            ["demo", "tuning_mode=nosuch", "--dry-run"],
+            "error: In 'config': Could not find 'tuning_mode/nosuch'",
+        ),
+        (["demo", "target_task.lr=-1", "--dry-run"], "error: target_task.lr must be > 0, got -1.0"),
+        (["aggregate", "nowhere"], "error: "),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message) -> None:
+    done = run_sweep(args, tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and message in done.stderr
