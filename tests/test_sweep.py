@@ -3,6 +3,7 @@ stage-1 store (also with two processes racing), and the typed stage-1 key."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import os
@@ -103,6 +104,25 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
     none = first["injection_task=none,seed=1,tuning_mode=full"]
     assert none["run/stage1"] == {"status": "none"} and none["run/sweep"] == "demo"
     assert none["run/choices"]["tuning_mode"] == "full" and none["run/seed"] == 1
+
+    # Aggregated at the end: a row per (injection_task, tuning_mode), seeds 1 and 2 folded.
+    with (sweep_dir / "results.csv").open() as handle:
+        rows = {(r["injection_task"], r["tuning_mode"]): r for r in csv.DictReader(handle)}
+    assert sorted(rows) == [(i, m) for i in ("demo_pos", "none") for m in ("full", "lora")]
+    for (injection, mode), row in rows.items():
+        scores = [first[f"injection_task={injection},seed={s},tuning_mode={mode}"] for s in (1, 2)]
+        accuracy = [m["target/eval_accuracy"] for m in scores]
+        assert float(row["target/eval_accuracy_mean"]) == pytest.approx(sum(accuracy) / 2)
+        assert row["target/eval_accuracy_n"] == "2" and row["seeds"] == "1 2"
+        if injection == "demo_pos":
+            baseline = [first[f"injection_task=none,seed={s},tuning_mode={mode}"] for s in (1, 2)]
+            diffs = [a - b["target/eval_accuracy"] for a, b in zip(accuracy, baseline, strict=True)]
+            assert float(row["diff_mean"]) == pytest.approx(sum(diffs) / 2)
+            assert row["verdict"] == "too few seeds (n=2)"
+    markdown = (sweep_dir / "results.md").read_text()
+    assert markdown.count("| demo_pos |") == 2 and markdown.count("| none |") == 2
+    for figure in ("heatmap.png", "bars.png", "dev_curves.png"):
+        assert (sweep_dir / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure
 
     mtimes = {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/metrics.json")}
     again = sweep(tmp_path, "seed=1,2")
