@@ -132,6 +132,16 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
     # Narrowed, the grid finds its results although Hydra numbers its jobs differently.
     narrowed = sweep(tmp_path, "seed=2", "tuning_mode=lora")
     assert narrowed.count("already finished") == 2
+    # Extended by a swept key, job folders get new names; the one combination whose config is
+    # unchanged (lr 5e-5 is the task's default) is found in its old folder by its fingerprint.
+    extended = sweep(tmp_path, "seed=2", "tuning_mode=lora", "injection_task=none",
+                     "target_task.lr=5e-5,1e-4")  # fmt: skip
+    old = "multirun_outputs/demo/injection_task=none,seed=2,tuning_mode=lora"
+    assert f"already finished in {old}/metrics.json" in extended
+    assert "sweep: 2 finished, 0 failed" in extended
+    assert not (
+        sweep_dir / "injection_task=none,seed=2,target_task.lr=5e-05,tuning_mode=lora"
+    ).exists()
 
     forced = sweep(tmp_path, "seed=1", "tuning_mode=lora", "injection_task=none", "--force")
     assert "already finished" not in forced and "sweep: 1 finished" in forced
