@@ -220,7 +220,7 @@ def test_klue_paper_grid_expands_to_valid_runs() -> None:
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         params = compose(
-            "config", overrides=["experiment=klue_paper_grid"], return_hydra_config=True
+            "config", overrides=["sweep=klue_paper"], return_hydra_config=True
         ).hydra.sweeper.params
     assert dict(params) == {
         "injection_task": "none,klue_dp",
@@ -230,7 +230,7 @@ def test_klue_paper_grid_expands_to_valid_runs() -> None:
     for injection in params.injection_task.split(","):
         for target in params.target_task.split(","):
             cfg = compose_run(
-                "experiment=klue_paper_grid", f"injection_task={injection}", f"target_task={target}"
+                "sweep=klue_paper", f"injection_task={injection}", f"target_task={target}"
             )
             assert cfg.target_task.name == target and cfg.model.hub_id == "klue/bert-base"
             lr = 3e-5 if target == "klue_mrc" else 5e-5
