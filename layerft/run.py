@@ -113,7 +113,8 @@ def stage1_for(cfg: RunConfig, data: TaskData, run_dir: Path, sink: MetricSink) 
         injected, metrics = run_injection(cfg, data, run_dir, recording)
         return injected, metrics, history
 
-    outcome = obtain_stage1(store, Stage1Key.of(cfg), train, run_dir)
+    ranks = (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
+    outcome = obtain_stage1(store, Stage1Key.of(cfg), train, run_dir, ranks)
     if not outcome.trained:
         for line in outcome.result.history:
             sink({k: v for k, v in line.items() if k != "step"}, int(line["step"]))

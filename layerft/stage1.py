@@ -227,16 +227,33 @@ def obtain_stage1(
     key: Stage1Key,
     train: Callable[[], tuple[InjectedWeights, dict[str, float], list[dict[str, float]]]],
     run_dir: Path,
+    ranks: tuple[int, int] = (0, 1),
 ) -> Stage1Outcome:
     """The stored result of `key` if there is one, else `train()`'s, stored for the next job.
 
-    Without a store (reuse_stage1=false) stage 1 is trained and kept in memory only.
+    Without a store (reuse_stage1=false) stage 1 is trained and kept in memory only. Under
+    torchrun (`ranks` = (rank, world size) with more than one process) every process must train
+    together, so none waits on the lock to train: all read the store, all train if it has
+    nothing, and the first process stores the result (under the lock, unless a job stored it first).
     """
     if store is None:
         injected, metrics, history = train()
         result = Stage1Result(injected, metrics, history, run_dir, str(run_dir), stored=False)
         return Stage1Outcome(result, trained=True)
+    rank, world = ranks
     found = store.load(key)
+    if found is None and world > 1:
+        injected, metrics, history = train()
+        if rank != 0:
+            return Stage1Outcome(
+                Stage1Result(injected, metrics, history, run_dir, str(run_dir), stored=False), True
+            )
+        with store.lock(key):
+            if store.load(key) is None:
+                store.save(key, injected, metrics, history, run_dir)
+        result = Stage1Result(injected, metrics, history, store.folder(key), str(run_dir))
+        log.info("stage 1: trained, stored as %s", result.path)
+        return Stage1Outcome(result, trained=True)
     if found is None:
         with store.lock(key):
             found = store.load(key)  # trained by the job we waited for

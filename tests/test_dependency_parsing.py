@@ -364,7 +364,7 @@ def train_parser(tmp_path: Path, *overrides: str) -> tuple[dict[str, float], lis
         "target_task.generator_sizes.validation=32", "target_task.epochs=0", *overrides,
     )  # fmt: skip
     logs: list = []
-    metrics = train_stages(
+    metrics, _ = train_stages(
         cfg, load_stage_data(cfg), tmp_path / "run", lambda n, s: logs.append((s, n))
     )
     return metrics, logs

@@ -30,7 +30,8 @@ def train(tmp_path: Path, *overrides: str) -> dict[str, float]:
         "model=tiny", "tracker=none", "injection_task=none", f"cache_dir={tmp_path / 'cache'}",
         *overrides,
     )  # fmt: skip
-    return train_stages(cfg, load_stage_data(cfg), tmp_path / "run", lambda n, s: None)
+    metrics, _ = train_stages(cfg, load_stage_data(cfg), tmp_path / "run", lambda n, s: None)
+    return metrics
 
 
 def test_every_kind_has_a_module_and_every_task_option_builds() -> None:

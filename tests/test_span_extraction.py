@@ -320,7 +320,7 @@ def test_the_kind_trains_on_the_release_samples_and_its_loss_falls(tmp_path) -> 
     cfg = compose_run(*SAMPLES, f"cache_dir={tmp_path / 'cache'}", "target_task.epochs=4",
                       "target_task.lr=2e-3", "target_task.batch_size=16")  # fmt: skip
     logs: list[tuple[int, dict[str, float]]] = []
-    metrics = train_stages(cfg, load_stage_data(cfg), tmp_path / "run",
+    metrics, _ = train_stages(cfg, load_stage_data(cfg), tmp_path / "run",
                            lambda numbers, step: logs.append((step, numbers)))  # fmt: skip
     losses = [numbers["target/loss"] for _, numbers in logs if "target/loss" in numbers]
     assert len(losses) >= 4

@@ -39,7 +39,7 @@ def train(tmp_path: Path, *overrides: str) -> tuple[dict[str, float], Logs]:
     cfg = compose_run("model=tiny", "tracker=none", f"cache_dir={tmp_path / 'cache'}", *overrides)
     logs: Logs = []
     data = load_stage_data(cfg)
-    metrics = train_stages(cfg, data, tmp_path / "run", lambda n, step: logs.append((step, n)))
+    metrics, _ = train_stages(cfg, data, tmp_path / "run", lambda n, step: logs.append((step, n)))
     return metrics, logs
 
 
