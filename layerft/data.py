@@ -13,7 +13,7 @@ import os
 import random
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,14 @@ TOKENIZED_FORMAT_VERSION = "2"  # bump when tokenization changes, to invalidate 
 
 
 @dataclass
+class EvalSplit:
+    """A further dev set (`extra_eval_splits`): its tokenized features and normalised records."""
+
+    features: Dataset
+    rows: list[Record]
+
+
+@dataclass
 class TaskData:
     """Tokenized train and validation sets, the collator that pads them per batch, and the
     normalised validation records (metrics that score examples, not features, read them)."""
@@ -45,6 +53,8 @@ class TaskData:
     validation: Dataset
     collator: Collator
     validation_rows: list[Record]
+    # The task's extra_eval_splits by name, scored with the best checkpoint.
+    extra_eval: dict[str, EvalSplit] = field(default_factory=dict)
 
 
 def load_task_data(
@@ -60,7 +70,7 @@ def load_task_data(
 
     `seed` (the run's) picks the rows kept under max_train_samples / max_eval_samples.
     """
-    raw = {split: read_split(task, group, split) for split in SPLITS}
+    raw = {split: read_split(task, group, split) for split in (*SPLITS, *task.extra_eval_splits)}
     if task.source == "generator":
         raw["validation"] = _drop_seen(raw["train"], raw["validation"])
     rows = {}
@@ -82,6 +92,7 @@ def load_task_data(
         tokenized["validation"],
         kind.collator(tokenizer, pad_to_multiple_of),
         rows["validation"],
+        {name: EvalSplit(tokenized[name], rows[name]) for name in task.extra_eval_splits},
     )
 
 
@@ -112,6 +123,10 @@ def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str,
         records = RELEASE_READERS[task.release_format](path)
         return [_rename(r, task.release_rename) for r in records], str(path)
     if source == "generator":
+        if split not in SPLITS:
+            raise LayerftError(
+                f"{group}: a generated task has no '{split}' split (extra_eval_splits)"
+            )
         # Fixed seeds: the demo data is part of the task, not of the run's randomness.
         seed = SPLITS.index(split)
         assert task.generator is not None  # `source` said so; the name was checked in TaskConfig
@@ -122,7 +137,9 @@ def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str,
 
 
 def _read_hub_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str, Any]], str]:
-    hub_split = task.hub_splits[split]
+    hub_split = task.hub_splits.get(split)
+    if not hub_split:
+        raise LayerftError(f"{group}.hub_splits.{split} is not set")
     origin = (
         f"{task.hub_id}" + (f"/{task.hub_config}" if task.hub_config else "") + f"[{hub_split}]"
     )

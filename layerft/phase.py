@@ -222,6 +222,9 @@ def run_phase(
             train_output = trainer.train() if num_steps else None
         paused = pauses.seconds  # before the final evaluation, which train() did not time
         best = trainer.evaluate()  # the best checkpoint is loaded back at the end of train()
+        for name, split in data.extra_eval.items():  # the same checkpoint on further dev sets
+            trainer.compute_metrics = build_compute_metrics(task, split.features, split.rows)
+            best |= trainer.evaluate(split.features, metric_key_prefix=f"eval_{name}")
     finally:
         if not trainer_cfg.keep_checkpoints and trainer.is_world_process_zero():
             shutil.rmtree(checkpoints, ignore_errors=True)

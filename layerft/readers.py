@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from layerft.errors import LayerftError
+from layerft.readers_glue import GLUE_READERS
 
 _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -708,5 +709,6 @@ RELEASE_READERS: Mapping[str, Callable[[Path], list[dict[str, Any]]]] = MappingP
         "klue_sts": read_klue_sts,
         "klue_mrc": read_klue_mrc,
         "klue_re": read_klue_re,
+        **GLUE_READERS,
     }
 )

@@ -7,6 +7,7 @@ metrics and its training recipe. Code differs only by `kind` (one module per kin
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from omegaconf import MISSING
@@ -23,6 +24,8 @@ from layerft.metrics import metric_spec
 from layerft.readers import RELEASE_READERS
 
 __all__ = ["TaskConfig", "TaskKind"]
+
+_SPLIT_NAME = re.compile(r"[a-z][a-z0-9_]*")  # it becomes part of metric keys
 
 
 def _splits() -> dict[str, str | None]:
@@ -65,6 +68,10 @@ class TaskConfig:
     biencoder: BiencoderConfig = field(default_factory=BiencoderConfig)
     spans: SpanConfig = field(default_factory=SpanConfig)
     parsing: ParsingConfig = field(default_factory=ParsingConfig)
+    # Further dev sets, scored with the best checkpoint at the end of the stage (MNLI's
+    # mismatched dev set): each name is looked up like `validation` in the source's split map
+    # (data_files, release_files or hub_splits); its metrics are `eval_<name>_<metric>`.
+    extra_eval_splits: list[str] = field(default_factory=list)
     # Metrics (local evaluate modules) and which one picks the best dev checkpoint.
     metrics: list[str] = field(default_factory=lambda: ["accuracy"])
     best_metric: str = "accuracy"
@@ -96,6 +103,14 @@ class TaskConfig:
                 raise LayerftError(f"{where}: {key} must be >= 0, got {getattr(self, key)}")
         if not 0 <= self.head_dropout < 1:
             raise LayerftError(f"{where}: head_dropout must be in [0, 1), got {self.head_dropout}")
+        for name in self.extra_eval_splits:
+            if not _SPLIT_NAME.fullmatch(name) or name in ("train", "validation"):
+                raise LayerftError(
+                    f"{where}: extra_eval_splits: {name!r} must be a lowercase name other than "
+                    "train and validation"
+                )
+        if len(set(self.extra_eval_splits)) != len(self.extra_eval_splits):
+            raise LayerftError(f"{where}: extra_eval_splits has duplicates")
         for key in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, key)
             if value is not None and value <= 0:

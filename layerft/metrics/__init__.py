@@ -71,6 +71,10 @@ METRICS: Mapping[str, MetricSpec] = _registry(
     klue_ner=MetricSpec(("entity_f1", "char_f1"), MetricInput.tag_sequences),
     klue_re=MetricSpec(("re_micro_f1", "auprc"), MetricInput.class_probabilities),
     klue_sts=MetricSpec(("pearsonr", "f1"), MetricInput.scores),
+    # GLUE's official metrics (layerft/metrics/glue.py).
+    matthews_correlation=MetricSpec(("matthews_correlation",), MetricInput.class_ids),
+    binary_f1=MetricSpec(("binary_f1",), MetricInput.class_ids),
+    pearson_spearman=MetricSpec(("pearson", "spearman"), MetricInput.scores),
 )
 METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
 

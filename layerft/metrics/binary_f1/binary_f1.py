@@ -1,0 +1,45 @@
+"""F1 of the positive class: GLUE's MRPC and QQP metric (beside accuracy)."""
+
+import datasets
+import evaluate
+import numpy as np
+
+from layerft.metrics.glue import binary_f1
+
+_DESCRIPTION = """
+F1 of the positive class (id 1: MRPC's "equivalent", QQP's "duplicate"), 2 TP / (2 TP + FP + FN):
+GLUE's official MRPC and QQP metric together with accuracy (Wang et al., 2019; the GLUE baselines
+and Hugging Face's glue metric use sklearn's f1_score with its default average="binary", which this
+equals). In [0, 1]; 0.0 with no positive on either side (sklearn's zero_division default). GLUE
+reports x100. The key is binary_f1, not f1: klue_sts already returns an f1.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (list of int): predicted class ids (0 or 1), one per example.
+    references (list of int): gold class ids (0 or 1), one per example.
+Returns:
+    binary_f1 (float): in [0, 1].
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class BinaryF1(evaluate.Metric):
+    """Positive-class F1 over flat integer labels, numpy only."""
+
+    def _info(self) -> evaluate.MetricInfo:
+        """Describe the metric and its input features."""
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features(
+                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
+            ),
+        )
+
+    def _compute(self, predictions: list[int], references: list[int]) -> dict[str, float]:
+        """Return {"binary_f1"}."""
+        y_pred = np.asarray(predictions, dtype=np.int64)
+        y_true = np.asarray(references, dtype=np.int64)
+        return {"binary_f1": binary_f1(y_true, y_pred)}
