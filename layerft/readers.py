@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from layerft.errors import LayerftError
+from layerft.readers_squad import hub_squad, hub_squad_v2, read_squad, read_squad_v2
 
 _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -693,6 +694,8 @@ HUB_ADAPTERS: Mapping[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]
             "klue_mrc": partial(_hub_rows, "mrc", convert=_hub_mrc),
             "klue_re": partial(_hub_rows, "re", convert=_hub_re),
             "klue_dp": partial(_hub_rows, "dp", convert=_hub_dp),
+            "squad": hub_squad,
+            "squad_v2": hub_squad_v2,
         }
     )
 )
@@ -708,5 +711,7 @@ RELEASE_READERS: Mapping[str, Callable[[Path], list[dict[str, Any]]]] = MappingP
         "klue_sts": read_klue_sts,
         "klue_mrc": read_klue_mrc,
         "klue_re": read_klue_re,
+        "squad": read_squad,
+        "squad_v2": read_squad_v2,
     }
 )

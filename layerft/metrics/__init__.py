@@ -35,6 +35,8 @@ class MetricInput(str, Enum):
     # predicted_relations, reference_relations: relation id per word
     arcs = "arcs"
     answers = "answers"  # predictions: answer texts ("" = none); references: gold texts each
+    # answers' keys plus null_score_diffs: null score minus best span score per question
+    scored_answers = "scored_answers"
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,23 @@ METRICS: Mapping[str, MetricSpec] = _registry(
     klue_ner=MetricSpec(("entity_f1", "char_f1"), MetricInput.tag_sequences),
     klue_re=MetricSpec(("re_micro_f1", "auprc"), MetricInput.class_probabilities),
     klue_sts=MetricSpec(("pearsonr", "f1"), MetricInput.scores),
+    # SQuAD's official scripts (layerft/metrics/squad_official.py).
+    squad=MetricSpec(("squad_exact_match", "squad_f1"), MetricInput.answers),
+    squad_v2=MetricSpec(
+        (
+            "squad_v2_exact",
+            "squad_v2_f1",
+            "squad_v2_HasAns_exact",
+            "squad_v2_HasAns_f1",
+            "squad_v2_NoAns_exact",
+            "squad_v2_NoAns_f1",
+            "squad_v2_best_exact",
+            "squad_v2_best_exact_thresh",
+            "squad_v2_best_f1",
+            "squad_v2_best_f1_thresh",
+        ),
+        MetricInput.scored_answers,
+    ),
 )
 METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
 
