@@ -130,7 +130,8 @@ def _ref_v2(
 
 
 WORDS = ["The", "the", "a", "An", "an", "Paris", "paris,", "1915", "in", "bridge", "Bridge.",
-         "(old)", "stone", "theatre", "another", "'s", "--", "café", "A.B.", "", " "]  # fmt: skip
+         "(old)", "stone", "theatre", "another", "'s", "--", "café", "A.B.", "", " ", "end",
+         "the-end", "a.k.a."]  # fmt: skip
 
 
 def _random_text(rng: random.Random, empty: float = 0.1) -> str:
