@@ -467,3 +467,19 @@ def test_squad_v2_end_to_end_from_the_release_files(tmp_path) -> None:
     ]
     losses = [line["target/loss"] for line in history if "target/loss" in line]
     assert len(losses) >= 4 and losses[-1] < losses[0] - 1.0  # it learns
+
+
+def test_squad_end_to_end_from_the_release_files(tmp_path) -> None:
+    result = run_train(
+        ["model=tiny", "tracker=none", "injection_task=none", "target_task=squad",
+         f"target_task.data_dir={SAMPLES}", "target_task.max_length=128",
+         "target_task.spans.doc_stride=64", "target_task.spans.max_query_length=32",
+         "target_task.epochs=2", "target_task.lr=2e-3", "target_task.batch_size=16"],
+        tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    exact, f1 = metrics["target/eval_squad_exact_match"], metrics["target/eval_squad_f1"]
+    assert 0.0 <= exact <= f1 <= 1.0  # F1 gives partial credit, EM none
+    assert not any("squad_v2" in key for key in metrics)
+    assert "target_task validation: 12 examples from " in result.stdout + result.stderr
