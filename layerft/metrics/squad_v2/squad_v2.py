@@ -17,8 +17,8 @@ SQuAD v2.0's official scores, as evaluate-v2.0.py (rajpurkar/SQuAD-explorer) com
 - squad_v2_HasAns_exact / _f1 and squad_v2_NoAns_exact / _f1: the same means over the
   answerable and the unanswerable questions; left out when there are none (as the script).
 - The no-answer threshold is the span kind's decoding (spans.null_score_threshold: "" when the
-  null score minus the best span's score exceeds it), so predictions arrive thresholded, as
-  the script's with its default na_prob_thresh. With null_score_diffs (that difference per
+  null score minus the best span's score exceeds it): predictions arrive thresholded, and
+  the script's own step (apply_no_ans_threshold) is not repeated. With null_score_diffs (per
   question, the script's na_probs), find_best_thresh: squad_v2_best_exact / _f1 are the
   best scores any threshold on it would give, squad_v2_best_exact_thresh / _f1_thresh that
   threshold (a logit difference, not a fraction: a value for spans.null_score_threshold).
