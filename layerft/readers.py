@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from layerft.errors import LayerftError
 from layerft.readers_glue import GLUE_READERS
+from layerft.readers_squad import hub_squad, hub_squad_v2, read_squad, read_squad_v2
 
 _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -694,6 +695,8 @@ HUB_ADAPTERS: Mapping[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]
             "klue_mrc": partial(_hub_rows, "mrc", convert=_hub_mrc),
             "klue_re": partial(_hub_rows, "re", convert=_hub_re),
             "klue_dp": partial(_hub_rows, "dp", convert=_hub_dp),
+            "squad": hub_squad,
+            "squad_v2": hub_squad_v2,
         }
     )
 )
@@ -710,5 +713,7 @@ RELEASE_READERS: Mapping[str, Callable[[Path], list[dict[str, Any]]]] = MappingP
         "klue_mrc": read_klue_mrc,
         "klue_re": read_klue_re,
         **GLUE_READERS,
+        "squad": read_squad,
+        "squad_v2": read_squad_v2,
     }
 )

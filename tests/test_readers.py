@@ -23,6 +23,7 @@ from layerft.readers import (
     read_records,
 )
 from layerft.readers_glue import GLUE_READERS
+from layerft.readers_squad import read_squad, read_squad_v2
 
 # The release header: its column-name line holds real tabs, yet is a comment, not a sentence.
 DP_HEADER = (
@@ -162,6 +163,8 @@ def test_release_readers_is_read_only() -> None:
         "klue_mrc": read_klue_mrc,
         "klue_re": read_klue_re,
         **GLUE_READERS,
+        "squad": read_squad,
+        "squad_v2": read_squad_v2,
     }
     with pytest.raises(TypeError):
         RELEASE_READERS["other"] = read_records  # type: ignore[index]

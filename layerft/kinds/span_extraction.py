@@ -11,7 +11,8 @@ transformers' run_qa.py / utils_qa.py do:
 - decoding scores span (a, b) as start[a] + end[b] over the n-best starts and ends of each window,
   in the context, b >= a, at most `spans.max_answer_length` tokens, starting at a token that has
   its most context in that window; "" wins when the smallest [CLS] score start[0] + end[0] over
-  the windows beats the best span by more than `spans.null_score_threshold`.
+  the windows beats the best span by more than `spans.null_score_threshold`; that difference
+  (null minus best span score) goes to the metrics too (SQuAD 2.0's best threshold).
 Deviations: the n-best are taken among context tokens (KLUE takes them over every position,
 padding included, then drops the ones outside the context); the answer is the context's text
 between the span's character offsets (KLUE maps tokens back to whitespace words); padding
@@ -310,6 +311,17 @@ def best_answer(
     spans: SpanConfig,
 ) -> str:
     """One record's answer text ("" for none) from the (seq,) logits of its windows, in order."""
+    return scored_answer(starts, ends, offsets, context, spans)[0]
+
+
+def scored_answer(
+    starts: list[np.ndarray],
+    ends: list[np.ndarray],
+    offsets: list[Sequence[Sequence[int] | None]],
+    context: str,
+    spans: SpanConfig,
+) -> tuple[str, float]:
+    """best_answer's text and its null score minus best span score (inf: no span candidate)."""
     null = math.inf
     best_score, best_chars = -math.inf, None
     positions = [np.array([p for p, o in enumerate(offs) if o is not None]) for offs in offsets]
@@ -327,8 +339,8 @@ def best_answer(
             s, e = np.unravel_index(np.argmax(score), score.shape)
             best_score, best_chars = float(score[s, e]), (offs[a[s]][0], offs[b[e]][1])
     if best_chars is None or null - best_score > spans.null_score_threshold:
-        return ""
-    return context[best_chars[0] : best_chars[1]]
+        return "", null - best_score
+    return context[best_chars[0] : best_chars[1]], null - best_score
 
 
 def predict_answers(
@@ -340,12 +352,25 @@ def predict_answers(
     spans: SpanConfig,
 ) -> list[str]:
     """Each record's answer from its windows' (features, seq) logits, padded with anything."""
+    scored = scored_answers(start_logits, end_logits, example_index, offsets, contexts, spans)
+    return [text for text, _ in scored]
+
+
+def scored_answers(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    example_index: Sequence[int],
+    offsets: Sequence[Sequence[Sequence[int] | None]],
+    contexts: Sequence[str],
+    spans: SpanConfig,
+) -> list[tuple[str, float]]:
+    """predict_answers with each answer's null score minus best span score (scored_answer)."""
     windows: list[list[int]] = [[] for _ in contexts]
     for feature, record in enumerate(example_index):
         windows[record].append(feature)
     # A feature's logits beyond its own length are padding (of its batch, or -100 between batches).
     return [
-        best_answer(
+        scored_answer(
             [start_logits[f, : len(offsets[f])] for f in features],
             [end_logits[f, : len(offsets[f])] for f in features],
             [offsets[f] for f in features],
@@ -365,7 +390,7 @@ def metric_inputs(
         raise LayerftError(
             f"task '{task.name}': {len(start_logits)} predictions for {len(features)} dev windows"
         )
-    answers = predict_answers(
+    scored = scored_answers(
         np.asarray(start_logits),
         np.asarray(end_logits),
         features["example_index"],
@@ -373,17 +398,19 @@ def metric_inputs(
         [row["context"] for row in rows],
         task.spans,
     )
+    answers = {
+        "predictions": [text for text, _ in scored],
+        "references": [row["answer_texts"] or [""] for row in rows],
+    }
     return {
-        MetricInput.answers: {
-            "predictions": answers,
-            "references": [row["answer_texts"] or [""] for row in rows],
-        }
+        MetricInput.answers: answers,
+        MetricInput.scored_answers: answers | {"null_score_diffs": [diff for _, diff in scored]},
     }
 
 
 KIND = Kind(
     name=TaskKind.span_extraction,
-    provides=frozenset({MetricInput.answers}),
+    provides=frozenset({MetricInput.answers, MetricInput.scored_answers}),
     label_keys=("start_positions", "end_positions"),
     check=check,
     normalise=normalise,

@@ -35,6 +35,8 @@ class MetricInput(str, Enum):
     # predicted_relations, reference_relations: relation id per word
     arcs = "arcs"
     answers = "answers"  # predictions: answer texts ("" = none); references: gold texts each
+    # answers' keys plus null_score_diffs: null score minus best span score per question
+    scored_answers = "scored_answers"
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,23 @@ METRICS: Mapping[str, MetricSpec] = _registry(
     matthews_correlation=MetricSpec(("matthews_correlation",), MetricInput.class_ids),
     binary_f1=MetricSpec(("binary_f1",), MetricInput.class_ids),
     pearson_spearman=MetricSpec(("pearson", "spearman"), MetricInput.scores),
+    # SQuAD's official scripts (layerft/metrics/squad_official.py).
+    squad=MetricSpec(("squad_exact_match", "squad_f1"), MetricInput.answers),
+    squad_v2=MetricSpec(
+        (
+            "squad_v2_exact",
+            "squad_v2_f1",
+            "squad_v2_HasAns_exact",
+            "squad_v2_HasAns_f1",
+            "squad_v2_NoAns_exact",
+            "squad_v2_NoAns_f1",
+            "squad_v2_best_exact",
+            "squad_v2_best_exact_thresh",
+            "squad_v2_best_f1",
+            "squad_v2_best_f1_thresh",
+        ),
+        MetricInput.scored_answers,
+    ),
 )
 METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
 
