@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from layerft import readers_conll
 from layerft.errors import LayerftError
 
 _INT = re.compile(r"[+-]?[0-9]+")
@@ -693,6 +694,7 @@ HUB_ADAPTERS: Mapping[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]
             "klue_mrc": partial(_hub_rows, "mrc", convert=_hub_mrc),
             "klue_re": partial(_hub_rows, "re", convert=_hub_re),
             "klue_dp": partial(_hub_rows, "dp", convert=_hub_dp),
+            "conllu": readers_conll.hub_ud_rows,
         }
     )
 )
@@ -708,5 +710,7 @@ RELEASE_READERS: Mapping[str, Callable[[Path], list[dict[str, Any]]]] = MappingP
         "klue_sts": read_klue_sts,
         "klue_mrc": read_klue_mrc,
         "klue_re": read_klue_re,
+        "conll2003": readers_conll.read_conll2003,
+        "conllu": readers_conll.read_conllu,
     }
 )

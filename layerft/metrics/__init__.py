@@ -71,6 +71,11 @@ METRICS: Mapping[str, MetricSpec] = _registry(
     klue_ner=MetricSpec(("entity_f1", "char_f1"), MetricInput.tag_sequences),
     klue_re=MetricSpec(("re_micro_f1", "auprc"), MetricInput.class_probabilities),
     klue_sts=MetricSpec(("pearsonr", "f1"), MetricInput.scores),
+    # CoNLL's: conlleval's chunk F1 (CoNLL-2000/2003), CoNLL 2018 UD attachment (gold words).
+    conlleval=MetricSpec(
+        ("conll_f1", "conll_precision", "conll_recall"), MetricInput.tag_sequences
+    ),
+    ud_attachment=MetricSpec(("ud_uas", "ud_las"), MetricInput.arcs),
 )
 METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
 
