@@ -18,7 +18,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def test_metric_names_match_module_directories() -> None:
     assert set(METRIC_NAMES) == {
-        "accuracy", "macro_f1", "token_f1", "klue_sts", "klue_dp", "klue_ner", "klue_re", "klue_mrc"
+        "accuracy", "macro_f1", "token_f1", "klue_sts", "klue_dp", "klue_ner", "klue_re", "klue_mrc",
+        "conlleval", "ud_attachment",
     }  # fmt: skip
     for name in METRIC_NAMES:
         assert (METRICS_DIR / name / f"{name}.py").is_file()

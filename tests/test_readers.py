@@ -22,6 +22,7 @@ from layerft.readers import (
     read_klue_sts,
     read_records,
 )
+from layerft.readers_conll import read_conll2003, read_conllu
 
 # The release header: its column-name line holds real tabs, yet is a comment, not a sentence.
 DP_HEADER = (
@@ -160,6 +161,8 @@ def test_release_readers_is_read_only() -> None:
         "klue_sts": read_klue_sts,
         "klue_mrc": read_klue_mrc,
         "klue_re": read_klue_re,
+        "conll2003": read_conll2003,
+        "conllu": read_conllu,
     }
     with pytest.raises(TypeError):
         RELEASE_READERS["other"] = read_records  # type: ignore[index]
