@@ -298,6 +298,12 @@ def test_conlleval_by_hand() -> None:
     assert conlleval(pred, gold)["conll_f1"] == 1.0
     pred = [["B-PER", "I-LOC", "O", "O"], ["O", "O", "O"]]  # 2 predicted, 0 right
     assert conlleval(pred, gold) == {"conll_f1": 0.0, "conll_precision": 0.0, "conll_recall": 0.0}
+    # B- after a chunk of its type opens another (4 predicted: PER split in two), and a type
+    # change too (the I-LOC after B-PER): 3 right of 4 predicted, of 3 gold.
+    pred = [["B-PER", "I-PER", "B-PER", "I-LOC"], ["B-ORG", "I-ORG", "I-ORG"]]
+    assert conlleval(pred, gold) == pytest.approx(
+        {"conll_f1": 6 / 7, "conll_precision": 3 / 4, "conll_recall": 1.0}
+    )
     # A chunk never runs across sentences.
     assert chunks([["I-A"], ["I-A"]]) == {(0, 0, 0, "A"), (1, 0, 0, "A")}
     assert conlleval([["O"]], [["O"]]) == {
