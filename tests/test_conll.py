@@ -279,6 +279,33 @@ def test_hub_universal_dependencies_rows_become_the_files_records(tmp_path) -> N
         HUB_ADAPTERS["conllu"]([{**row, "head": ["0"]}])
 
 
+def test_hub_sources_of_ud_dp_and_conll_ner_read_through_their_adapters(monkeypatch) -> None:
+    from datasets import Dataset
+
+    from layerft import data as data_module
+
+    ud_row = {
+        "idx": "s-1", "text": "Go.", "tokens": ["Go", "."], "lemmas": ["go", "."],
+        "upos": [16, 1], "xpos": ["VB", "."], "feats": ["_", "_"], "head": ["0", "1"],
+        "deprel": ["root", "punct"], "deps": ["_", "_"], "misc": ["_", "_"],
+    }  # fmt: skip
+    ner_row = {"id": "0", "tokens": ["EU"], "pos_tags": [22], "chunk_tags": [11], "ner_tags": [3]}
+    monkeypatch.setattr(data_module.datasets.config, "HF_HUB_OFFLINE", True)
+    for name, row, origin in (
+        ("ud_dp", ud_row, "universal_dependencies/en_ewt[train]"),
+        ("conll_ner", ner_row, "eriktks/conll2003[train]"),
+    ):
+        monkeypatch.setattr(
+            data_module, "load_dataset", lambda *a, row=row, **k: Dataset.from_list([row])
+        )
+        records, where = read_split(task(name), "injection_task", "train")
+        assert where == origin
+        rows = normalise_records(task(name), "injection_task", records, where)
+        assert len(rows) == 1
+    assert records == [ner_row]  # the hub's ids index the hub-ordered label_names
+    assert rows[0]["tags"] == [3]
+
+
 # --- metrics ----------------------------------------------------------------------------------
 
 
