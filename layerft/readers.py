@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from layerft import readers_conll
 from layerft.errors import LayerftError
 from layerft.readers_glue import GLUE_READERS
 from layerft.readers_squad import hub_squad, hub_squad_v2, read_squad, read_squad_v2
@@ -697,6 +698,7 @@ HUB_ADAPTERS: Mapping[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]
             "klue_dp": partial(_hub_rows, "dp", convert=_hub_dp),
             "squad": hub_squad,
             "squad_v2": hub_squad_v2,
+            "conllu": readers_conll.hub_ud_rows,
         }
     )
 )
@@ -715,5 +717,7 @@ RELEASE_READERS: Mapping[str, Callable[[Path], list[dict[str, Any]]]] = MappingP
         **GLUE_READERS,
         "squad": read_squad,
         "squad_v2": read_squad_v2,
+        "conll2003": readers_conll.read_conll2003,
+        "conllu": readers_conll.read_conllu,
     }
 )

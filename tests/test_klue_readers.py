@@ -420,7 +420,9 @@ def _hub_re_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def test_hub_adapters_are_read_only() -> None:
-    assert set(HUB_ADAPTERS) == {"klue_sts", "klue_mrc", "klue_re", "klue_dp", "squad", "squad_v2"}
+    assert set(HUB_ADAPTERS) == {
+        "klue_sts", "klue_mrc", "klue_re", "klue_dp", "squad", "squad_v2", "conllu"
+    }  # fmt: skip
     with pytest.raises(TypeError):
         HUB_ADAPTERS["klue_nli"] = list  # type: ignore[index]
 

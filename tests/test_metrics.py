@@ -20,6 +20,7 @@ def test_metric_names_match_module_directories() -> None:
     assert set(METRIC_NAMES) == {
         "accuracy", "macro_f1", "token_f1", "klue_sts", "klue_dp", "klue_ner", "klue_re", "klue_mrc",
         "matthews_correlation", "binary_f1", "pearson_spearman", "squad", "squad_v2",
+        "conlleval", "ud_attachment",
     }  # fmt: skip
     for name in METRIC_NAMES:
         assert (METRICS_DIR / name / f"{name}.py").is_file()

@@ -22,6 +22,7 @@ from layerft.readers import (
     read_klue_sts,
     read_records,
 )
+from layerft.readers_conll import read_conll2003, read_conllu
 from layerft.readers_glue import GLUE_READERS
 from layerft.readers_squad import read_squad, read_squad_v2
 
@@ -165,6 +166,8 @@ def test_release_readers_is_read_only() -> None:
         **GLUE_READERS,
         "squad": read_squad,
         "squad_v2": read_squad_v2,
+        "conll2003": read_conll2003,
+        "conllu": read_conllu,
     }
     with pytest.raises(TypeError):
         RELEASE_READERS["other"] = read_records  # type: ignore[index]

@@ -93,6 +93,8 @@ class ParsingConfig:
     """`<task>.parsing`: the parser head's settings (KLUE-baseline's defaults)."""
 
     word_subword: WordSubword = WordSubword.first_last
+    # Record column of the POS feature: KLUE-DP's `pos`; a CoNLL-U treebank's `upos` or `xpos`.
+    pos_column: str = "pos"
     # Tags of the last morpheme's POS feature; a tag not listed gets one shared "unknown" id.
     pos_tags: list[str] = field(default_factory=lambda: list(KLUE_POS_TAGS))
     pos_dim: int = 256  # 0: no POS feature (KLUE-baseline's --no_pos)
@@ -131,16 +133,18 @@ def list_of(record: Record, column: str, kind: type, where: str) -> list[Any]:
 def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Record:
     """{"words": [str], "pos": [pos id], "heads": [int], "deprels": [relation id]}, one per eojeol."""
     words = list_of(record, "words", str, where)
-    pos = list_of(record, "pos", str, where)
+    pos = list_of(record, task.parsing.pos_column, str, where)
     heads = list_of(record, "heads", int, where)
     deprels = field_of(record, "deprels", where)
     if not isinstance(deprels, list) or not len(words) == len(pos) == len(heads) == len(deprels):
-        raise LayerftError(f"{where}: 'words', 'pos', 'heads' and 'deprels' differ in length")
+        raise LayerftError(
+            f"{where}: 'words', '{task.parsing.pos_column}', 'heads' and 'deprels' differ in length"
+        )
     for index, head in enumerate(heads, 1):
         if not 0 <= head <= len(words):
             raise LayerftError(f"{where}: word {index} has head {head}, outside 0..{len(words)}")
     tags = task.parsing.pos_tags
-    last = [p.split("+")[-1] for p in pos]  # KLUE: only the last morpheme's tag
+    last = [p.split("+")[-1] for p in pos]  # KLUE: only the last morpheme's tag (UPOS has no '+')
     return {
         "words": words,
         "pos": [tags.index(t) if t in tags else len(tags) for t in last],

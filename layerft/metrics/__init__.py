@@ -94,6 +94,11 @@ METRICS: Mapping[str, MetricSpec] = _registry(
         ),
         MetricInput.scored_answers,
     ),
+    # CoNLL's: conlleval's chunk F1 (CoNLL-2000/2003), CoNLL 2018 UD attachment (gold words).
+    conlleval=MetricSpec(
+        ("conll_f1", "conll_precision", "conll_recall"), MetricInput.tag_sequences
+    ),
+    ud_attachment=MetricSpec(("ud_uas", "ud_las"), MetricInput.arcs),
 )
 METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
 

@@ -1,0 +1,74 @@
+"""UAS and LAS as the CoNLL 2018 UD shared task scores them, for gold tokenisation."""
+
+import datasets
+import evaluate
+import numpy as np
+
+from layerft.metrics.conll import attachment_scores
+from layerft.metrics.klue import flatten_aligned
+
+_DESCRIPTION = """
+Dependency attachment scores as the CoNLL 2018 shared task's evaluation script defines them
+(conll18_ud_eval.py, v1.2, UFAL; https://universaldependencies.org/conll18/evaluation.html):
+- ud_uas: words whose predicted HEAD is the gold head / all words;
+- ud_las: words whose predicted HEAD and DEPREL are both gold / all words.
+Every syntactic word counts, punctuation included (multiword token lines and empty nodes are not
+words, as in the script). DEPREL is compared on its universal part only: the script drops
+subtypes ('nmod:poss' -> 'nmod'); layerft's CoNLL-U reader (layerft/readers_conll.py) does so
+when it reads the treebank, so the relation ids given here are ids of universal relations.
+The script reports precision, recall and F1 over aligned words; with the gold tokenisation that
+a parser given gold words has, every word aligns and all three equal these accuracies.
+Fractions in [0, 1] (the script prints x100); 0.0 when no word is scored.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (list of list of int): predicted head per word, one list per sentence
+        (0 = root, i = the i-th word, 1-based as CoNLL-U IDs).
+    references (list of list of int): gold heads, same shapes.
+    predicted_relations (list of list of int): predicted relation ids, same shapes.
+    reference_relations (list of list of int): gold relation ids (universal relations).
+Returns:
+    ud_uas, ud_las (float): in [0, 1].
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class UdAttachment(evaluate.Metric):
+    """CoNLL 2018 UAS and LAS over all words, numpy only."""
+
+    def _info(self) -> evaluate.MetricInfo:
+        """Describe the metric and its input features."""
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features(
+                {
+                    "predictions": datasets.Sequence(datasets.Value("int64")),
+                    "references": datasets.Sequence(datasets.Value("int64")),
+                }
+            ),
+        )
+
+    def _compute(
+        self,
+        predictions: list[list[int]],
+        references: list[list[int]],
+        predicted_relations: list[list[int]],
+        reference_relations: list[list[int]],
+    ) -> dict[str, float]:
+        """Return {"ud_uas", "ud_las"}."""
+        pred_heads, gold_heads = flatten_aligned("ud_attachment", "heads", predictions, references)
+        pred_relations, gold_relations = flatten_aligned(
+            "ud_attachment", "relations", predicted_relations, reference_relations
+        )
+        if [len(r) for r in reference_relations] != [len(h) for h in references]:
+            raise ValueError("ud_attachment: reference_relations must hold one relation per head")
+        uas, las = attachment_scores(
+            *(
+                np.asarray(values, dtype=np.int64)
+                for values in (pred_heads, pred_relations, gold_heads, gold_relations)
+            )
+        )
+        return {"ud_uas": uas, "ud_las": las}
