@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import torch
 import transformers
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -115,6 +116,8 @@ def stage1_for(cfg: RunConfig, data: TaskData, run_dir: Path, sink: MetricSink) 
 
     ranks = (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
     outcome = obtain_stage1(store, Stage1Key.of(cfg), train, run_dir, ranks)
+    if ranks[1] > 1 and torch.distributed.is_initialized():
+        torch.distributed.barrier()  # stage 2 starts together, after the first process stored stage 1
     if not outcome.trained:
         for line in outcome.result.history:
             sink({k: v for k, v in line.items() if k != "step"}, int(line["step"]))
