@@ -217,6 +217,7 @@ def run_phase(
     trainer.remove_callback(PrinterCallback)  # ForwardLogs logs instead of raw dict prints
     if trainer.pop_callback(ProgressCallback) is not None:
         trainer.add_callback(StageProgress(stage))
+    completed = False
     try:
         with PeakMemory() as memory:
             train_output = trainer.train() if num_steps else None
@@ -225,11 +226,10 @@ def run_phase(
         for name, split in data.extra_eval.items():  # the same checkpoint on further dev sets
             trainer.compute_metrics = build_compute_metrics(task, split.features, split.rows)
             best |= trainer.evaluate(split.features, metric_key_prefix=f"eval_{name}")
+        completed = True
     finally:
-        if not trainer_cfg.keep_checkpoints and trainer.is_world_process_zero():
-            shutil.rmtree(checkpoints, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                checkpoints.parent.rmdir()  # only if no other stage kept its checkpoints
+        if not trainer_cfg.keep_checkpoints:
+            remove_checkpoints(checkpoints, synchronise=completed and world > 1)
     metrics = {k: float(v) for k, v in best.items() if k.startswith("eval_") and k != "eval_epoch"}
     for key, value in metrics.items():
         if not math.isfinite(value):
@@ -245,6 +245,23 @@ def run_phase(
     metrics.update({k: float(v) for k, v in counts.items()})
     metrics.update({f"lr/{part}": lr for part, lr in part_lrs.items()})
     return {f"{stage}/{k}": v for k, v in metrics.items()}
+
+
+def remove_checkpoints(checkpoints: Path, synchronise: bool) -> None:
+    """The first process removes the stage's checkpoints, once every process is done with them.
+
+    Under torchrun on CPUs the Trainer's own rank (`is_world_process_zero`, `should_save`) says 0 in
+    every process (transformers 5 sets up no distributed state for CPU training arguments, while
+    accelerate does train in parallel), so the rank is read from torchrun's `RANK`; the barrier
+    keeps the first process from removing a checkpoint another one still writes or loads.
+    """
+    if synchronise and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        checkpoints.parent.rmdir()  # only if no other stage kept its checkpoints
 
 
 def _speed(
