@@ -122,10 +122,12 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
     from layerft.run import resolve_config
     from layerft.stage1 import Stage1Key
 
-    params = [f"{k}={v}" for k, v in grid_params(grid, overrides).items()]
+    grid_keys = grid_params(grid, overrides)
+    params = [f"{k}={v}" for k, v in grid_keys.items()]
     parsed = OverridesParser.create().parse_overrides([*params, *overrides])
     [jobs] = BasicSweeper.split_arguments(parsed, None)
-    swept = swept_keys(grid, overrides)
+    # As swept_keys(), from the params composed above instead of composing them again.
+    swept = set(grid_keys) | {o.get_key_element() for o in parsed if o.is_sweep_override()}
     combinations = []
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         for job in jobs:
