@@ -1,10 +1,9 @@
 """F1 of the positive class: GLUE's MRPC and QQP metric (beside accuracy)."""
 
-import datasets
-import evaluate
 import numpy as np
 
 from layerft.metrics.glue import binary_f1
+from layerft.metrics.module import build_metric
 
 _DESCRIPTION = """
 F1 of the positive class (id 1: MRPC's "equivalent", QQP's "duplicate"), 2 TP / (2 TP + FP + FN):
@@ -23,23 +22,11 @@ Returns:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class BinaryF1(evaluate.Metric):
+def _compute(predictions: list[int], references: list[int]) -> dict[str, float]:
     """Positive-class F1 over flat integer labels, numpy only."""
+    y_pred = np.asarray(predictions, dtype=np.int64)
+    y_true = np.asarray(references, dtype=np.int64)
+    return {"binary_f1": binary_f1(y_true, y_pred)}
 
-    def _info(self) -> evaluate.MetricInfo:
-        """Describe the metric and its input features."""
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
-            ),
-        )
 
-    def _compute(self, predictions: list[int], references: list[int]) -> dict[str, float]:
-        """Return {"binary_f1"}."""
-        y_pred = np.asarray(predictions, dtype=np.int64)
-        y_true = np.asarray(references, dtype=np.int64)
-        return {"binary_f1": binary_f1(y_true, y_pred)}
+BinaryF1 = build_metric("binary_f1", _DESCRIPTION, _KWARGS_DESCRIPTION, _compute)

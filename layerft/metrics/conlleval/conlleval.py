@@ -1,9 +1,7 @@
 """conlleval: chunk (entity, phrase) precision, recall and F1, as the CoNLL-2000 / 2003 script."""
 
-import datasets
-import evaluate
-
 from layerft.metrics.conll import chunk_scores
+from layerft.metrics.module import build_metric
 
 _DESCRIPTION = """
 The CoNLL shared tasks' chunk scores, as their evaluation script conlleval (Erik Tjong Kim Sang,
@@ -32,27 +30,10 @@ Returns:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class Conlleval(evaluate.Metric):
+def _compute(predictions: list[list[str]], references: list[list[str]]) -> dict[str, float]:
     """conlleval's overall chunk precision, recall and F1, in the stdlib."""
+    scores = chunk_scores(predictions, references)
+    return {f"conll_{name}": value for name, value in scores.items()}
 
-    def _info(self) -> evaluate.MetricInfo:
-        """Describe the metric and its input features."""
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Sequence(datasets.Value("string")),
-                    "references": datasets.Sequence(datasets.Value("string")),
-                }
-            ),
-        )
 
-    def _compute(
-        self, predictions: list[list[str]], references: list[list[str]]
-    ) -> dict[str, float]:
-        """Return {"conll_f1", "conll_precision", "conll_recall"}."""
-        scores = chunk_scores(predictions, references)
-        return {f"conll_{name}": value for name, value in scores.items()}
+Conlleval = build_metric("conlleval", _DESCRIPTION, _KWARGS_DESCRIPTION, _compute)

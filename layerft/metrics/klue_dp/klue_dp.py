@@ -1,10 +1,9 @@
 """KLUE-DP: UAS and LAS as KLUE scores them (macro F1 over head ids and relation classes)."""
 
-import datasets
-import evaluate
 import numpy as np
 
 from layerft.metrics.klue import KLUE_DP_OTHERS_RELATION_ID, dp_attachment_scores, flatten_aligned
+from layerft.metrics.module import build_metric
 
 _DESCRIPTION = """
 KLUE-DP's official scores, as KLUE-baseline's klue_baseline/metrics/functional.py computes them
@@ -43,47 +42,31 @@ Returns:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class KlueDp(evaluate.Metric):
+def _compute(
+    predictions: list[list[int]],
+    references: list[list[int]],
+    predicted_relations: list[list[int]],
+    reference_relations: list[list[int]],
+    average: str = "macro",
+    others_relation_id: int | None = KLUE_DP_OTHERS_RELATION_ID,
+) -> dict[str, float]:
     """KLUE-DP UAS and LAS (macro F1 as KLUE), numpy only."""
+    pred_heads, gold_heads = flatten_aligned("klue_dp", "heads", predictions, references)
+    pred_rels, gold_rels = flatten_aligned(
+        "klue_dp", "relations", predicted_relations, reference_relations
+    )
+    # Heads and relations are each aligned pred-to-gold; tie the two gold sides together.
+    if [len(r) for r in reference_relations] != [len(h) for h in references]:
+        raise ValueError("klue_dp: reference_relations must hold one relation per gold head")
+    uas, las = dp_attachment_scores(
+        np.asarray(pred_heads, dtype=np.int64),
+        np.asarray(pred_rels, dtype=np.int64),
+        np.asarray(gold_heads, dtype=np.int64),
+        np.asarray(gold_rels, dtype=np.int64),
+        average=average,
+        others_relation_id=others_relation_id,
+    )
+    return {"uas": uas, "las": las}
 
-    def _info(self) -> evaluate.MetricInfo:
-        """Describe the metric and its input features."""
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Sequence(datasets.Value("int64")),
-                    "references": datasets.Sequence(datasets.Value("int64")),
-                }
-            ),
-        )
 
-    def _compute(
-        self,
-        predictions: list[list[int]],
-        references: list[list[int]],
-        predicted_relations: list[list[int]],
-        reference_relations: list[list[int]],
-        average: str = "macro",
-        others_relation_id: int | None = KLUE_DP_OTHERS_RELATION_ID,
-    ) -> dict[str, float]:
-        """Return {"uas", "las"}."""
-        pred_heads, gold_heads = flatten_aligned("klue_dp", "heads", predictions, references)
-        pred_rels, gold_rels = flatten_aligned(
-            "klue_dp", "relations", predicted_relations, reference_relations
-        )
-        # Heads and relations are each aligned pred-to-gold; tie the two gold sides together.
-        if [len(r) for r in reference_relations] != [len(h) for h in references]:
-            raise ValueError("klue_dp: reference_relations must hold one relation per gold head")
-        uas, las = dp_attachment_scores(
-            np.asarray(pred_heads, dtype=np.int64),
-            np.asarray(pred_rels, dtype=np.int64),
-            np.asarray(gold_heads, dtype=np.int64),
-            np.asarray(gold_rels, dtype=np.int64),
-            average=average,
-            others_relation_id=others_relation_id,
-        )
-        return {"uas": uas, "las": las}
+KlueDp = build_metric("klue_dp", _DESCRIPTION, _KWARGS_DESCRIPTION, _compute)

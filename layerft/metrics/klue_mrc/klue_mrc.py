@@ -1,9 +1,7 @@
 """KLUE-MRC: exact match and KLUE's character-level "ROUGE-W", best over the gold answers."""
 
-import datasets
-import evaluate
-
 from layerft.metrics.klue import mrc_scores
+from layerft.metrics.module import build_metric
 
 _DESCRIPTION = """
 KLUE-MRC's official scores, as KLUE-baseline computes them (klue_mrc_em and klue_mrc_rouge_w in
@@ -35,25 +33,10 @@ Returns:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class KlueMrc(evaluate.Metric):
+def _compute(predictions: list[str], references: list[list[str]]) -> dict[str, float]:
     """KLUE-MRC exact match and character-level ROUGE-W, stdlib only."""
+    exact_match, rouge_w = mrc_scores(predictions, references)
+    return {"exact_match": exact_match, "rouge_w": rouge_w}
 
-    def _info(self) -> evaluate.MetricInfo:
-        """Describe the metric and its input features."""
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Value("string"),
-                    "references": datasets.Sequence(datasets.Value("string")),
-                }
-            ),
-        )
 
-    def _compute(self, predictions: list[str], references: list[list[str]]) -> dict[str, float]:
-        """Return {"exact_match", "rouge_w"}."""
-        exact_match, rouge_w = mrc_scores(predictions, references)
-        return {"exact_match": exact_match, "rouge_w": rouge_w}
+KlueMrc = build_metric("klue_mrc", _DESCRIPTION, _KWARGS_DESCRIPTION, _compute)

@@ -1,7 +1,5 @@
 """KLUE-NER: entity-level macro F1 (strict IOB2) and character-level macro F1, as KLUE scores them."""
 
-import datasets
-import evaluate
 import numpy as np
 
 from layerft.metrics.klue import (
@@ -10,6 +8,7 @@ from layerft.metrics.klue import (
     ner_char_macro_f1,
     ner_entity_macro_f1,
 )
+from layerft.metrics.module import build_metric
 
 _DESCRIPTION = """
 KLUE-NER's official scores, as KLUE-baseline's klue_baseline/metrics/functional.py computes them
@@ -42,38 +41,22 @@ Returns:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class KlueNer(evaluate.Metric):
+def _compute(
+    predictions: list[list[str]],
+    references: list[list[str]],
+    label_list: list[str] | None = None,
+) -> dict[str, float]:
     """KLUE-NER entity and character macro F1, numpy only."""
+    flat_pred, flat_true = flatten_aligned("klue_ner", "tags", predictions, references)
+    if not flat_true:
+        return {"entity_f1": 0.0, "char_f1": 0.0}
+    labels = KLUE_NER_LABELS if label_list is None else tuple(label_list)
+    return {
+        "entity_f1": ner_entity_macro_f1(predictions, references),
+        "char_f1": ner_char_macro_f1(
+            np.asarray(flat_pred, dtype=object), np.asarray(flat_true, dtype=object), labels
+        ),
+    }
 
-    def _info(self) -> evaluate.MetricInfo:
-        """Describe the metric and its input features."""
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Sequence(datasets.Value("string")),
-                    "references": datasets.Sequence(datasets.Value("string")),
-                }
-            ),
-        )
 
-    def _compute(
-        self,
-        predictions: list[list[str]],
-        references: list[list[str]],
-        label_list: list[str] | None = None,
-    ) -> dict[str, float]:
-        """Return {"entity_f1", "char_f1"}."""
-        flat_pred, flat_true = flatten_aligned("klue_ner", "tags", predictions, references)
-        if not flat_true:
-            return {"entity_f1": 0.0, "char_f1": 0.0}
-        labels = KLUE_NER_LABELS if label_list is None else tuple(label_list)
-        return {
-            "entity_f1": ner_entity_macro_f1(predictions, references),
-            "char_f1": ner_char_macro_f1(
-                np.asarray(flat_pred, dtype=object), np.asarray(flat_true, dtype=object), labels
-            ),
-        }
+KlueNer = build_metric("klue_ner", _DESCRIPTION, _KWARGS_DESCRIPTION, _compute)

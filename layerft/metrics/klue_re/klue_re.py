@@ -1,10 +1,9 @@
 """KLUE-RE: micro F1 without no_relation, and the mean per-class PR-curve area, as KLUE scores them."""
 
-import datasets
-import evaluate
 import numpy as np
 
 from layerft.metrics.klue import re_auprc, re_micro_f1
+from layerft.metrics.module import build_metric
 
 _DESCRIPTION = """
 KLUE-RE's official scores, as KLUE-baseline's klue_baseline/metrics/functional.py computes them
@@ -37,42 +36,29 @@ Returns:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class KlueRe(evaluate.Metric):
+def _compute(
+    predictions: list[int],
+    references: list[int],
+    probabilities: list[list[float]],
+    no_relation_id: int = 0,
+) -> dict[str, float]:
     """KLUE-RE micro F1 (no_relation excluded) and AUPRC, numpy only."""
-
-    def _info(self) -> evaluate.MetricInfo:
-        """Describe the metric and its input features."""
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
-            ),
+    y_pred = np.asarray(predictions, dtype=np.int64)
+    y_true = np.asarray(references, dtype=np.int64)
+    probs = np.asarray(probabilities, dtype=np.float64)
+    if y_true.size == 0:
+        return {"re_micro_f1": 0.0, "auprc": 0.0}
+    if probs.ndim != 2 or probs.shape[0] != y_true.size:
+        raise ValueError(
+            f"klue_re: probabilities must be one row per example ({y_true.size} rows), "
+            f"got shape {probs.shape}"
         )
+    if y_true.min() < 0 or y_true.max() >= probs.shape[1]:
+        raise ValueError(f"klue_re: reference ids must lie in [0, {probs.shape[1]})")
+    return {
+        "re_micro_f1": re_micro_f1(y_pred, y_true, no_relation_id),
+        "auprc": re_auprc(probs, y_true),
+    }
 
-    def _compute(
-        self,
-        predictions: list[int],
-        references: list[int],
-        probabilities: list[list[float]],
-        no_relation_id: int = 0,
-    ) -> dict[str, float]:
-        """Return {"re_micro_f1", "auprc"}."""
-        y_pred = np.asarray(predictions, dtype=np.int64)
-        y_true = np.asarray(references, dtype=np.int64)
-        probs = np.asarray(probabilities, dtype=np.float64)
-        if y_true.size == 0:
-            return {"re_micro_f1": 0.0, "auprc": 0.0}
-        if probs.ndim != 2 or probs.shape[0] != y_true.size:
-            raise ValueError(
-                f"klue_re: probabilities must be one row per example ({y_true.size} rows), "
-                f"got shape {probs.shape}"
-            )
-        if y_true.min() < 0 or y_true.max() >= probs.shape[1]:
-            raise ValueError(f"klue_re: reference ids must lie in [0, {probs.shape[1]})")
-        return {
-            "re_micro_f1": re_micro_f1(y_pred, y_true, no_relation_id),
-            "auprc": re_auprc(probs, y_true),
-        }
+
+KlueRe = build_metric("klue_re", _DESCRIPTION, _KWARGS_DESCRIPTION, _compute)

@@ -1,10 +1,9 @@
 """KLUE-STS: Pearson's r and binary F1 (both sides thresholded at 3.0), as KLUE scores them."""
 
-import datasets
-import evaluate
 import numpy as np
 
 from layerft.metrics.klue import pearson_r, sts_binary_f1
+from layerft.metrics.module import build_metric
 
 _DESCRIPTION = """
 KLUE-STS's two official scores, as KLUE-baseline's klue_baseline/metrics/functional.py computes
@@ -29,28 +28,16 @@ Returns:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class KlueSts(evaluate.Metric):
+def _compute(
+    predictions: list[float], references: list[float], threshold: float = 3.0
+) -> dict[str, float]:
     """KLUE-STS Pearson's r and thresholded F1, numpy only."""
+    y_pred = np.asarray(predictions, dtype=np.float64)
+    y_true = np.asarray(references, dtype=np.float64)
+    return {
+        "pearsonr": pearson_r(y_pred, y_true),
+        "f1": sts_binary_f1(y_pred, y_true, threshold),
+    }
 
-    def _info(self) -> evaluate.MetricInfo:
-        """Describe the metric and its input features."""
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
-            ),
-        )
 
-    def _compute(
-        self, predictions: list[float], references: list[float], threshold: float = 3.0
-    ) -> dict[str, float]:
-        """Return {"pearsonr", "f1"}."""
-        y_pred = np.asarray(predictions, dtype=np.float64)
-        y_true = np.asarray(references, dtype=np.float64)
-        return {
-            "pearsonr": pearson_r(y_pred, y_true),
-            "f1": sts_binary_f1(y_pred, y_true, threshold),
-        }
+KlueSts = build_metric("klue_sts", _DESCRIPTION, _KWARGS_DESCRIPTION, _compute)

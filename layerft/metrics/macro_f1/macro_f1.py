@@ -1,9 +1,8 @@
 """Macro F1: unweighted mean of per-class F1, matching sklearn's f1_score(average="macro")."""
 
-import datasets
-import evaluate
 import numpy as np
 
+from layerft.metrics.module import build_metric
 from layerft.metrics.scores import macro_f1
 
 _DESCRIPTION = """
@@ -21,23 +20,11 @@ Returns:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class MacroF1(evaluate.Metric):
+def _compute(predictions: list[int], references: list[int]) -> dict[str, float]:
     """Macro-averaged F1 over flat integer labels, numpy only."""
+    y_pred = np.asarray(predictions, dtype=np.int64)
+    y_true = np.asarray(references, dtype=np.int64)
+    return {"macro_f1": macro_f1(y_true, y_pred)}
 
-    def _info(self) -> evaluate.MetricInfo:
-        """Describe the metric and its input features."""
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
-            ),
-        )
 
-    def _compute(self, predictions: list[int], references: list[int]) -> dict[str, float]:
-        """Return {"macro_f1": mean per-class F1}."""
-        y_pred = np.asarray(predictions, dtype=np.int64)
-        y_true = np.asarray(references, dtype=np.int64)
-        return {"macro_f1": macro_f1(y_true, y_pred)}
+MacroF1 = build_metric("macro_f1", _DESCRIPTION, _KWARGS_DESCRIPTION, _compute)

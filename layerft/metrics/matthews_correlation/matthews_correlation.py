@@ -1,10 +1,9 @@
 """Matthews correlation: GLUE's CoLA metric."""
 
-import datasets
-import evaluate
 import numpy as np
 
 from layerft.metrics.glue import matthews_correlation
+from layerft.metrics.module import build_metric
 
 _DESCRIPTION = """
 Matthews correlation coefficient between predicted and gold class ids: GLUE's official CoLA
@@ -22,23 +21,13 @@ Returns:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class MatthewsCorrelation(evaluate.Metric):
+def _compute(predictions: list[int], references: list[int]) -> dict[str, float]:
     """Matthews correlation over flat integer labels, numpy only."""
+    y_pred = np.asarray(predictions, dtype=np.int64)
+    y_true = np.asarray(references, dtype=np.int64)
+    return {"matthews_correlation": matthews_correlation(y_true, y_pred)}
 
-    def _info(self) -> evaluate.MetricInfo:
-        """Describe the metric and its input features."""
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
-            ),
-        )
 
-    def _compute(self, predictions: list[int], references: list[int]) -> dict[str, float]:
-        """Return {"matthews_correlation"}."""
-        y_pred = np.asarray(predictions, dtype=np.int64)
-        y_true = np.asarray(references, dtype=np.int64)
-        return {"matthews_correlation": matthews_correlation(y_true, y_pred)}
+MatthewsCorrelation = build_metric(
+    "matthews_correlation", _DESCRIPTION, _KWARGS_DESCRIPTION, _compute
+)

@@ -1,10 +1,9 @@
 """Pearson and Spearman correlation: GLUE's STS-B metrics."""
 
-import datasets
-import evaluate
 import numpy as np
 
 from layerft.metrics.glue import pearson_spearman
+from layerft.metrics.module import build_metric
 
 _DESCRIPTION = """
 Pearson's r and Spearman's rho between predicted and gold similarity scores: GLUE's official
@@ -23,24 +22,12 @@ Returns:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class PearsonSpearman(evaluate.Metric):
+def _compute(predictions: list[float], references: list[float]) -> dict[str, float]:
     """Pearson and Spearman correlation, numpy only."""
+    y_pred = np.asarray(predictions, dtype=np.float64)
+    y_true = np.asarray(references, dtype=np.float64)
+    pearson, spearman = pearson_spearman(y_pred, y_true)
+    return {"pearson": pearson, "spearman": spearman}
 
-    def _info(self) -> evaluate.MetricInfo:
-        """Describe the metric and its input features."""
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
-            ),
-        )
 
-    def _compute(self, predictions: list[float], references: list[float]) -> dict[str, float]:
-        """Return {"pearson", "spearman"}."""
-        y_pred = np.asarray(predictions, dtype=np.float64)
-        y_true = np.asarray(references, dtype=np.float64)
-        pearson, spearman = pearson_spearman(y_pred, y_true)
-        return {"pearson": pearson, "spearman": spearman}
+PearsonSpearman = build_metric("pearson_spearman", _DESCRIPTION, _KWARGS_DESCRIPTION, _compute)

@@ -1,8 +1,6 @@
 """SQuAD v1.1's official exact match and F1 (evaluate-v1.1.py), best over the gold answers."""
 
-import datasets
-import evaluate
-
+from layerft.metrics.module import build_metric
 from layerft.metrics.squad_official import v1_scores
 
 _DESCRIPTION = """
@@ -31,25 +29,10 @@ Returns:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class Squad(evaluate.Metric):
+def _compute(predictions: list[str], references: list[list[str]]) -> dict[str, float]:
     """SQuAD v1.1 exact match and token F1, stdlib only."""
+    scores = v1_scores(predictions, references)
+    return {"squad_exact_match": scores["exact_match"], "squad_f1": scores["f1"]}
 
-    def _info(self) -> evaluate.MetricInfo:
-        """Describe the metric and its input features."""
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Value("string"),
-                    "references": datasets.Sequence(datasets.Value("string")),
-                }
-            ),
-        )
 
-    def _compute(self, predictions: list[str], references: list[list[str]]) -> dict[str, float]:
-        """Return {"squad_exact_match", "squad_f1"}."""
-        scores = v1_scores(predictions, references)
-        return {"squad_exact_match": scores["exact_match"], "squad_f1": scores["f1"]}
+Squad = build_metric("squad", _DESCRIPTION, _KWARGS_DESCRIPTION, _compute)

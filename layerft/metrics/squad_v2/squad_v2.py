@@ -1,8 +1,6 @@
 """SQuAD v2.0's official scores (evaluate-v2.0.py): EM and F1, HasAns / NoAns, best threshold."""
 
-import datasets
-import evaluate
-
+from layerft.metrics.module import build_metric
 from layerft.metrics.squad_official import v2_scores
 
 _DESCRIPTION = """
@@ -40,30 +38,14 @@ Returns:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class SquadV2(evaluate.Metric):
+def _compute(
+    predictions: list[str],
+    references: list[list[str]],
+    null_score_diffs: list[float] | None = None,
+) -> dict[str, float]:
     """SQuAD v2.0 exact match and token F1 with the no-answer breakdown, stdlib only."""
+    scores = v2_scores(predictions, references, null_score_diffs)
+    return {f"squad_v2_{key}": value for key, value in scores.items()}
 
-    def _info(self) -> evaluate.MetricInfo:
-        """Describe the metric and its input features."""
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Value("string"),
-                    "references": datasets.Sequence(datasets.Value("string")),
-                }
-            ),
-        )
 
-    def _compute(
-        self,
-        predictions: list[str],
-        references: list[list[str]],
-        null_score_diffs: list[float] | None = None,
-    ) -> dict[str, float]:
-        """Return the squad_v2_* scores (official keys, prefixed)."""
-        scores = v2_scores(predictions, references, null_score_diffs)
-        return {f"squad_v2_{key}": value for key, value in scores.items()}
+SquadV2 = build_metric("squad_v2", _DESCRIPTION, _KWARGS_DESCRIPTION, _compute)

@@ -1,9 +1,8 @@
 """Token-level F1, accuracy and macro F1 for sequence tagging over aligned tag strings."""
 
-import datasets
-import evaluate
 import numpy as np
 
+from layerft.metrics.module import build_metric
 from layerft.metrics.scores import macro_f1
 
 _DESCRIPTION = """
@@ -46,46 +45,30 @@ def _flatten(predictions: list[list[str]], references: list[list[str]]) -> tuple
     return flat_pred, flat_true
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class TokenF1(evaluate.Metric):
+def _compute(
+    predictions: list[list[str]],
+    references: list[list[str]],
+    outside_tag: str | None = "O",
+) -> dict[str, float]:
     """Token-level tagging scores over aligned tag strings, numpy only."""
+    flat_pred, flat_true = _flatten(predictions, references)
+    y_pred = np.asarray(flat_pred, dtype=object)
+    y_true = np.asarray(flat_true, dtype=object)
+    if y_true.size == 0:
+        return {"token_f1": 0.0, "token_accuracy": 0.0, "token_macro_f1": 0.0}
+    correct = y_pred == y_true
+    pred_in = y_pred != outside_tag if outside_tag is not None else np.ones_like(correct)
+    true_in = y_true != outside_tag if outside_tag is not None else np.ones_like(correct)
+    n_correct_in = int(np.sum(correct & pred_in))
+    n_in = int(np.sum(pred_in)) + int(np.sum(true_in))
+    # 2PR / (P + R) with P = c / n_pred, R = c / n_true simplifies to 2c / (n_pred + n_true);
+    # no non-outside tags on either side means nothing to find: 0.0, as zero_division=0.
+    token_f1 = 2 * n_correct_in / n_in if n_in else 0.0
+    return {
+        "token_f1": float(token_f1),
+        "token_accuracy": float(np.mean(correct)),
+        "token_macro_f1": macro_f1(y_true, y_pred),
+    }
 
-    def _info(self) -> evaluate.MetricInfo:
-        """Describe the metric and its input features."""
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Sequence(datasets.Value("string")),
-                    "references": datasets.Sequence(datasets.Value("string")),
-                }
-            ),
-        )
 
-    def _compute(
-        self,
-        predictions: list[list[str]],
-        references: list[list[str]],
-        outside_tag: str | None = "O",
-    ) -> dict[str, float]:
-        """Return token_f1 (non-outside micro F1), token_accuracy and token_macro_f1."""
-        flat_pred, flat_true = _flatten(predictions, references)
-        y_pred = np.asarray(flat_pred, dtype=object)
-        y_true = np.asarray(flat_true, dtype=object)
-        if y_true.size == 0:
-            return {"token_f1": 0.0, "token_accuracy": 0.0, "token_macro_f1": 0.0}
-        correct = y_pred == y_true
-        pred_in = y_pred != outside_tag if outside_tag is not None else np.ones_like(correct)
-        true_in = y_true != outside_tag if outside_tag is not None else np.ones_like(correct)
-        n_correct_in = int(np.sum(correct & pred_in))
-        n_in = int(np.sum(pred_in)) + int(np.sum(true_in))
-        # 2PR / (P + R) with P = c / n_pred, R = c / n_true simplifies to 2c / (n_pred + n_true);
-        # no non-outside tags on either side means nothing to find: 0.0, as zero_division=0.
-        token_f1 = 2 * n_correct_in / n_in if n_in else 0.0
-        return {
-            "token_f1": float(token_f1),
-            "token_accuracy": float(np.mean(correct)),
-            "token_macro_f1": macro_f1(y_true, y_pred),
-        }
+TokenF1 = build_metric("token_f1", _DESCRIPTION, _KWARGS_DESCRIPTION, _compute)

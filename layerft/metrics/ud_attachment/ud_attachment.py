@@ -1,11 +1,10 @@
 """UAS and LAS as the CoNLL 2018 UD shared task scores them, for gold tokenisation."""
 
-import datasets
-import evaluate
 import numpy as np
 
 from layerft.metrics.conll import attachment_scores
 from layerft.metrics.klue import flatten_aligned
+from layerft.metrics.module import build_metric
 
 _DESCRIPTION = """
 Dependency attachment scores as the CoNLL 2018 shared task's evaluation script defines them
@@ -33,42 +32,26 @@ Returns:
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class UdAttachment(evaluate.Metric):
+def _compute(
+    predictions: list[list[int]],
+    references: list[list[int]],
+    predicted_relations: list[list[int]],
+    reference_relations: list[list[int]],
+) -> dict[str, float]:
     """CoNLL 2018 UAS and LAS over all words, numpy only."""
+    pred_heads, gold_heads = flatten_aligned("ud_attachment", "heads", predictions, references)
+    pred_relations, gold_relations = flatten_aligned(
+        "ud_attachment", "relations", predicted_relations, reference_relations
+    )
+    if [len(r) for r in reference_relations] != [len(h) for h in references]:
+        raise ValueError("ud_attachment: reference_relations must hold one relation per head")
+    uas, las = attachment_scores(
+        *(
+            np.asarray(values, dtype=np.int64)
+            for values in (pred_heads, pred_relations, gold_heads, gold_relations)
+        )
+    )
+    return {"ud_uas": uas, "ud_las": las}
 
-    def _info(self) -> evaluate.MetricInfo:
-        """Describe the metric and its input features."""
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Sequence(datasets.Value("int64")),
-                    "references": datasets.Sequence(datasets.Value("int64")),
-                }
-            ),
-        )
 
-    def _compute(
-        self,
-        predictions: list[list[int]],
-        references: list[list[int]],
-        predicted_relations: list[list[int]],
-        reference_relations: list[list[int]],
-    ) -> dict[str, float]:
-        """Return {"ud_uas", "ud_las"}."""
-        pred_heads, gold_heads = flatten_aligned("ud_attachment", "heads", predictions, references)
-        pred_relations, gold_relations = flatten_aligned(
-            "ud_attachment", "relations", predicted_relations, reference_relations
-        )
-        if [len(r) for r in reference_relations] != [len(h) for h in references]:
-            raise ValueError("ud_attachment: reference_relations must hold one relation per head")
-        uas, las = attachment_scores(
-            *(
-                np.asarray(values, dtype=np.int64)
-                for values in (pred_heads, pred_relations, gold_heads, gold_relations)
-            )
-        )
-        return {"ud_uas": uas, "ud_las": las}
+UdAttachment = build_metric("ud_attachment", _DESCRIPTION, _KWARGS_DESCRIPTION, _compute)
