@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from datasets import Dataset
 from sklearn.metrics import accuracy_score, f1_score
 
 from layerft.errors import LayerftError
-from layerft.metrics import METRIC_NAMES, METRICS_DIR, load_metric
+from layerft.metrics import METRIC_NAMES, METRICS, METRICS_DIR, MetricInput, load_metric
+from layerft.metrics.module import build_metric
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,6 +35,68 @@ def test_unknown_metric_raises_layerft_error() -> None:
 
 def test_load_is_cached_per_process() -> None:
     assert load_metric("accuracy") is load_metric("accuracy")
+
+
+# One small input per input type, in the plain Python values a task kind hands over.
+TINY_INPUTS: dict[MetricInput, dict[str, object]] = {
+    MetricInput.class_ids: {"predictions": [0, 1, 1], "references": [0, 1, 0]},
+    MetricInput.tag_sequences: {
+        "predictions": [["B-PS", "I-PS", "O"], ["O"]],
+        "references": [["B-PS", "O", "O"], ["B-LC"]],
+    },
+    MetricInput.scores: {"predictions": [1.0, 2.5, 4.0], "references": [0.5, 3.0, 4.5]},
+    MetricInput.class_probabilities: {
+        "predictions": [0, 1, 1],
+        "references": [0, 1, 0],
+        "probabilities": [[0.7, 0.3], [0.2, 0.8], [0.4, 0.6]],
+    },
+    MetricInput.arcs: {
+        "predictions": [[2, 0], [0]],
+        "references": [[2, 0], [0]],
+        "predicted_relations": [[1, 2], [3]],
+        "reference_relations": [[1, 2], [4]],
+    },
+    MetricInput.answers: {"predictions": ["the cat", ""], "references": [["cat"], []]},
+    # An answerable and an unanswerable question, so every squad_v2 key is present.
+    MetricInput.scored_answers: {
+        "predictions": ["the cat", ""],
+        "references": [["cat"], []],
+        "null_score_diffs": [-1.0, 2.0],
+    },
+}
+
+
+def test_tiny_inputs_cover_every_input_type() -> None:
+    assert set(TINY_INPUTS) == set(MetricInput)
+
+
+@pytest.mark.parametrize("name", METRIC_NAMES)
+def test_every_metric_reads_its_input_type(name: str) -> None:
+    spec = METRICS[name]
+    inputs = TINY_INPUTS[spec.reads]
+    metric = load_metric(name)
+    assert metric.name == name
+    # Declared features must be what Arrow infers from the kind's values: a wrong dtype is not an
+    # error, evaluate would cast (head 2 -> 2.0 or "2") before `_compute` sees the values.
+    stored = {key: inputs[key] for key in ("predictions", "references")}
+    assert metric.features == Dataset.from_dict(stored).features
+    result = metric.compute(**inputs)
+    assert set(result) == set(spec.keys)
+    assert all(isinstance(value, float) for value in result.values())
+
+
+def test_compute_errors_name_the_metric_class() -> None:
+    # Python names the class's `_compute` in a wrong-keyword TypeError, as it did before the
+    # classes were built.
+    with pytest.raises(TypeError, match=r"^KlueSts\._compute\(\) got an unexpected keyword"):
+        load_metric("klue_sts").compute(predictions=[1.0], references=[1.0], bogus=1)
+    with pytest.raises(TypeError, match=r"^KlueRe\._compute\(\) missing 1 required"):
+        load_metric("klue_re").compute(predictions=[0], references=[0])
+
+
+def test_build_metric_refuses_an_unregistered_name() -> None:
+    with pytest.raises(LayerftError, match=r"unknown metric 'f2'"):
+        build_metric("f2", "", "", lambda predictions, references: {})
 
 
 def test_accuracy_hand_computed() -> None:
