@@ -15,9 +15,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from layerft.aggregate import aggregate, bootstrap_ci, dev_curve, job_settings, read_job
+from layerft.aggregate import aggregate, dev_curve
 from layerft.errors import LayerftError
 from layerft.results import record_failure
+from layerft.sweep_records import job_settings, read_job
+from layerft.sweep_table import bootstrap_ci
 
 REPO = Path(__file__).resolve().parents[1]
 ACC = "target/eval_accuracy"
