@@ -8,15 +8,13 @@ writes (`metrics.json`, `failed.json`, `history.jsonl`), never `.hydra/` or a tr
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from layerft import plots
-from layerft.results import file_error, read_history
+from layerft.results import read_history, write_atomic
 from layerft.sweep_records import Job, read_jobs
 from layerft.sweep_report import csv_text, render_markdown
 from layerft.sweep_table import (
@@ -122,24 +120,3 @@ def dev_curve(job: Job) -> list[tuple[int, float]]:
         if job.selection_metric in line:
             curve.append((int(line["step"]), float(line[job.selection_metric])))
     return curve
-
-
-def write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
-    """`write` into a temporary file beside `path`, then rename it there: readers see all of the
-    file or none, as with results.write_json_atomic."""
-    tmp = None
-    try:
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        tmp = Path(name)
-        write(tmp)
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        tmp.chmod(0o644)  # mkstemp makes it private; results are for everyone to read
-        os.replace(tmp, path)
-    except BaseException as err:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise file_error("write", path, err) from err
-        raise
