@@ -1,5 +1,6 @@
 """Reading a sweep's job records: every `metrics.json` / `failed.json` under a folder, one job per
-config, and the settings each job ran with.
+config, and the settings each job ran with. A setting's value is text from the command line; numbers
+compare by value as Hydra reads them (`1e-4` is `0.0001`), everything else as text.
 
 Serves no config group: `layerft/aggregate.py` folds these jobs into a table. It reads only what each
 run writes, never `.hydra/` or a tracker.
@@ -10,9 +11,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 
 from layerft.errors import LayerftError
 from layerft.results import (
@@ -34,7 +39,8 @@ class Job:
     run_dir: Path
     mtime: float  # of its record file: of two runs of one config, the newer wins
     fingerprint: str
-    settings: dict[str, str]  # choices merged with overrides, minus seed and result-neutral keys
+    settings: dict[str, str]  # choices merged with overrides, minus seed and result-neutral keys;
+    # from read_jobs, a number in one spelling throughout the sweep (`same_spelling`)
     seed: int
     selection_metric: str
     higher_is_better: bool
@@ -50,7 +56,7 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
     dirs = sorted({p.parent for name in (METRICS_FILE, FAILED_FILE) for p in sweep_dir.rglob(name)})
     if not dirs:
         raise LayerftError(f"no job in {sweep_dir}: no {METRICS_FILE} or {FAILED_FILE} under it")
-    jobs = [read_job(d) for d in dirs]
+    jobs = same_spelling([read_job(d) for d in dirs])
     jobs = _latest(jobs, lambda job: job.fingerprint)
     return _latest(jobs, lambda job: (tuple(sorted(job.settings.items())), job.seed))
 
@@ -122,3 +128,46 @@ def _neutral(key: str) -> bool:
     return key.startswith(("hydra.", "hydra/")) or any(
         key == n or key.startswith(n + ".") for n in neutral
     )
+
+
+@cache  # a sweep repeats few texts; parsing one takes a tenth of a millisecond
+def setting_value(text: str) -> str | int | float:
+    """What a setting's text compares as: the number Hydra's override grammar reads in it (`1e-4`,
+    `0.0001`, `1.0e-4` and `1_000`), else the text (a quoted "1e-4", `true`, `null`, a list, a name).
+
+    `3` and `3.0` are one value: what a resolved config holds decides, and for a float field
+    OmegaConf turns 3 into 3.0 while an int field refuses 3.0; both spellings run the same config.
+    """
+    try:
+        value = _override_parser().parse_override(f"x={text}").value()
+    except HydraException:  # no override value: `(deleted)`
+        return text
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return text
+    return "nan" if value != value else value  # NaN equals no number, not even itself
+
+
+@cache
+def _override_parser() -> OverridesParser:
+    return OverridesParser.create()
+
+
+def same_spelling(jobs: list[Job]) -> list[Job]:
+    """The jobs with each setting's number spelled one way: the shortest spelling among the jobs,
+    then the first in text order (`1e-4` over `0.0001`), so the job order changes no row's name."""
+    spellings: dict[tuple[str, Any], str] = {}
+    for job in jobs:
+        for key, text in job.settings.items():
+            slot = (key, setting_value(text))
+            spellings[slot] = min(spellings.get(slot, text), text, key=lambda t: (len(t), t))
+    return [
+        replace(job, settings={k: spellings[k, setting_value(v)] for k, v in job.settings.items()})
+        for job in jobs
+    ]
+
+
+def spelled_as_in(jobs: list[Job], key: str, text: str) -> str:
+    """`text` as the jobs spell the same value of setting `key` (`0.0001` -> `1e-4`), else `text`."""
+    value = setting_value(text)
+    spellings = {job.settings[key] for job in jobs if key in job.settings}
+    return next((s for s in sorted(spellings) if setting_value(s) == value), text)

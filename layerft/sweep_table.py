@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from layerft.errors import LayerftError
-from layerft.sweep_records import Job
+from layerft.sweep_records import Job, spelled_as_in
 
 DEFAULT_BASELINE = {"injection_task": "none"}  # a row's baseline: the same settings, no stage 1
 BOOTSTRAP_RESAMPLES = 10_000
@@ -94,7 +94,7 @@ def check_baseline(baseline: dict[str, str] | None, jobs: list[Job]) -> dict[str
         raise LayerftError(
             f"baseline setting {unknown[0]} is in no job (settings: {', '.join(sorted(known))})"
         )
-    return {key: str(value) for key, value in baseline.items()}
+    return {key: spelled_as_in(jobs, key, str(value)) for key, value in baseline.items()}
 
 
 @dataclass(frozen=True)
