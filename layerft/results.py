@@ -14,7 +14,7 @@ import logging
 import os
 import tempfile
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,26 +110,31 @@ def file_error(action: str, path: Path | str, err: OSError) -> LayerftError:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write to a temporary file in the same folder, then rename: readers see all of it or none,
-    and a failed write (read-only, full disk) leaves an earlier file as it was."""
-    try:
-        _write_then_rename(path, data)
-    except OSError as err:
-        raise file_error("write", path, err) from err
+    """`data` as strict JSON (NaN refused), written with `write_atomic`."""
+    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
+    write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
-def _write_then_rename(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    """`write` into a temporary file in the same folder, then rename it to `path`: readers see all
+    of the file or none, and a failed write (read-only, full disk) leaves an earlier file as it was.
+    """
+    tmp = None
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True, allow_nan=False)  # strict JSON
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for everyone to read
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        tmp = Path(name)
+        write(tmp)
+        with tmp.open("rb") as handle:
+            os.fsync(handle.fileno())  # on disk before the rename makes it the file
+        tmp.chmod(0o644)  # mkstemp makes it private; results are for everyone to read
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise file_error("write", path, err) from err
         raise
 
 

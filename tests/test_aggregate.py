@@ -15,9 +15,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from layerft.aggregate import aggregate, bootstrap_ci, dev_curve, job_settings, read_job
+from layerft.aggregate import aggregate, dev_curve
 from layerft.errors import LayerftError
 from layerft.results import record_failure
+from layerft.sweep_records import job_settings, read_job
+from layerft.sweep_table import bootstrap_ci
 
 REPO = Path(__file__).resolve().parents[1]
 ACC = "target/eval_accuracy"
@@ -261,6 +263,74 @@ def test_a_given_baseline_replaces_those_settings(tmp_path: Path) -> None:
             assert row["diff_mean"] == pytest.approx(-0.1)
     with pytest.raises(LayerftError, match="baseline setting tuning_mod is in no job"):
         aggregate(tmp_path, baseline={"tuning_mod": "full"})
+
+
+# --- numbers written two ways ----------------------------------------------------------------------
+
+LR = "target_task.lr"
+
+
+def test_one_number_written_two_ways_is_one_setting(tmp_path: Path) -> None:
+    write_job(tmp_path / "a", 1, 0.6, overrides=(f"{LR}=0.0001",))
+    write_job(tmp_path / "b", 2, 0.8, overrides=(f"{LR}=1e-4",))
+    result = aggregate(tmp_path)
+    assert result.varied == []  # not a varied setting: both jobs ran with the same rate
+    (row,) = result.rows
+    assert (row[f"{ACC}_n"], row[f"{ACC}_mean"]) == (2, pytest.approx(0.7))
+    assert f"`{LR}=1e-4`" in result.markdown  # the shortest spelling the jobs use
+
+
+def test_a_row_shows_one_spelling_whatever_the_job_order(tmp_path: Path) -> None:
+    tables = []
+    for tree, spellings in (
+        ("x", ("1e-4", "0.0001", "1.0e-4")),
+        ("y", ("1.0e-4", "0.0001", "1e-4")),
+    ):
+        for seed, lr in enumerate(spellings, 1):  # folders a, b, c: another order in each tree
+            write_job(tmp_path / tree / "abc"[seed - 1], seed, 0.7, overrides=(f"{LR}={lr}",))
+        write_job(tmp_path / tree / "d", 1, 0.5, overrides=(f"{LR}=2e-5",))
+        result = aggregate(tmp_path / tree)
+        assert [(r[LR], r[f"{ACC}_n"]) for r in result.rows] == [("2e-5", 1), ("1e-4", 3)]
+        tables.append((tmp_path / tree / "results.csv").read_text())
+    assert tables[0] == tables[1]
+
+
+def test_a_baseline_written_the_other_way_pairs(tmp_path: Path) -> None:
+    scores = {1: 0.60, 2: 0.70, 3: 0.80}
+    write_seeds(tmp_path / "a", scores, injection_task="none", overrides=(f"{LR}=0.0001",))
+    write_seeds(tmp_path / "b", scores, injection_task="none", overrides=(f"{LR}=2e-5",))
+    demo = {s: v + 0.05 for s, v in scores.items()}
+    write_seeds(tmp_path / "c", demo, injection_task="demo_pos", overrides=(f"{LR}=1e-4",))
+    default = aggregate(tmp_path)  # injection_task=none of the same rate, written 0.0001
+    row = row_of(default, injection_task="demo_pos")
+    assert (row[LR], row["verdict"], row["diff_n"]) == ("1e-4", "better", 3)
+    assert row["diff_mean"] == pytest.approx(0.05)
+    given = aggregate(tmp_path, baseline={LR: "0.0001"})
+    assert row_of(given, injection_task="none", **{LR: "2e-5"})["diff_n"] == 3
+    assert row_of(given, injection_task="none", **{LR: "1e-4"})["verdict"] == "baseline"
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "rows"),
+    [
+        ("1e-4", "0.0001", 1),
+        ("1E-4", "1.0e-4", 1),
+        ("3", "3.0", 1),  # an int for a float field: OmegaConf holds 3.0 for both
+        ("1_000", "1000", 1),
+        (".5", "0.5", 1),
+        ("lower_half", "lower-half", 2),  # names are text
+        ("'1e-4'", "1e-4", 2),  # a quoted number is a string
+        ("true", "1", 2),  # a boolean is no number
+        ("null", "0", 2),
+        ("[1]", "1", 2),
+        ("0x10", "16", 2),  # the grammar reads no hex: `0x10` is a name
+        ("1e-4", "2e-4", 2),
+    ],
+)
+def test_which_spellings_are_one_value(tmp_path: Path, first: str, second: str, rows: int) -> None:
+    write_job(tmp_path / "a", 1, 0.6, overrides=(f"x={first}",))
+    write_job(tmp_path / "b", 1, 0.8, overrides=(f"x={second}",))  # the same seed: one run if equal
+    assert len(aggregate(tmp_path).rows) == rows
 
 
 # --- which jobs count -----------------------------------------------------------------------------

@@ -1,0 +1,173 @@
+"""Reading a sweep's job records: every `metrics.json` / `failed.json` under a folder, one job per
+config, and the settings each job ran with. A setting's value is text from the command line; numbers
+compare by value as Hydra reads them (`1e-4` is `0.0001`), everything else as text.
+
+Serves no config group: `layerft/aggregate.py` folds these jobs into a table. It reads only what each
+run writes, never `.hydra/` or a tracker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+
+from layerft.errors import LayerftError
+from layerft.results import (
+    FAILED_FILE,
+    FINGERPRINT_KEY,
+    METRICS_FILE,
+    RESULT_NEUTRAL_KEYS,
+    RUN_PREFIX,
+    file_error,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job of a sweep as its record says: finished (metrics) or failed (error)."""
+
+    run_dir: Path
+    mtime: float  # of its record file: of two runs of one config, the newer wins
+    fingerprint: str
+    settings: dict[str, str]  # choices merged with overrides, minus seed and result-neutral keys;
+    # from read_jobs, a number in one spelling throughout the sweep (`same_spelling`)
+    seed: int
+    selection_metric: str
+    higher_is_better: bool
+    metrics: dict[str, float]  # empty when failed
+    error: str | None = None  # "<type>: <message>" when failed
+
+
+def read_jobs(sweep_dir: Path) -> list[Job]:
+    """Every job under `sweep_dir` at any depth, one per config and per (settings, seed): a finished
+    record before a failed one, then the newer."""
+    if not sweep_dir.is_dir():
+        raise LayerftError(f"no sweep folder {sweep_dir}")
+    dirs = sorted({p.parent for name in (METRICS_FILE, FAILED_FILE) for p in sweep_dir.rglob(name)})
+    if not dirs:
+        raise LayerftError(f"no job in {sweep_dir}: no {METRICS_FILE} or {FAILED_FILE} under it")
+    jobs = same_spelling([read_job(d) for d in dirs])
+    jobs = _latest(jobs, lambda job: job.fingerprint)
+    return _latest(jobs, lambda job: (tuple(sorted(job.settings.items())), job.seed))
+
+
+def _latest(jobs: list[Job], same: Callable[[Job], Any]) -> list[Job]:
+    kept: dict[Any, Job] = {}
+    for job in sorted(jobs, key=lambda j: (j.error is None, j.mtime)):
+        if same(job) in kept:
+            log.info("%s: a newer record of the same run wins over it", kept[same(job)].run_dir)
+        kept[same(job)] = job
+    return sorted(kept.values(), key=lambda j: j.run_dir)
+
+
+def read_job(run_dir: Path) -> Job:
+    """The job in `run_dir`: its `metrics.json` if it finished, else its `failed.json`."""
+    path = run_dir / METRICS_FILE
+    if not path.exists():
+        path = run_dir / FAILED_FILE
+    try:
+        data = json.loads(path.read_text())
+    except OSError as err:
+        raise file_error("read", path, err) from err
+    except json.JSONDecodeError as err:
+        raise LayerftError(f"corrupt run record {path}: not JSON ({err})") from None
+    try:
+        return _job(run_dir, path, data)
+    except (KeyError, TypeError, ValueError) as err:
+        raise LayerftError(f"corrupt run record {path}: {err}") from None
+
+
+def _job(run_dir: Path, path: Path, data: Any) -> Job:
+    if not isinstance(data, dict):
+        raise TypeError("not a JSON object")
+    run = {key: data[RUN_PREFIX + key] for key in ("choices", "seed", "overrides")}
+    run |= {key: data[RUN_PREFIX + key] for key in ("selection_metric", "higher_is_better")}
+    metrics = {k: v for k, v in data.items() if not k.startswith(RUN_PREFIX)}
+    bad = [k for k, v in metrics.items() if isinstance(v, bool) or not isinstance(v, int | float)]
+    if bad:
+        raise ValueError(f"{bad[0]} is not a number")
+    finished = path.name == METRICS_FILE
+    error, kind = str(data.get("run/error", "(no message)")), data.get("run/error_type")
+    if kind and not error.startswith(f"{kind}:"):  # sweep.py writes "<type>: <first line>"
+        error = f"{kind}: {error}"
+    return Job(
+        run_dir,
+        path.stat().st_mtime,
+        str(data[FINGERPRINT_KEY]),
+        job_settings(run["choices"], run["overrides"]),
+        int(run["seed"]),
+        str(run["selection_metric"]),
+        bool(run["higher_is_better"]),
+        {k: float(v) for k, v in metrics.items()} if finished else {},
+        None if finished else error,
+    )
+
+
+def job_settings(choices: dict[str, str], overrides: list[str]) -> dict[str, str]:
+    """Group choices merged with `key=value` overrides, minus seed and keys that change no result."""
+    settings = {group: str(option) for group, option in choices.items()}
+    for override in overrides:
+        key, _, value = override.partition("=")
+        # `+key`, `++key`, `~key` (a deletion); `group@package=option` is the package's choice
+        settings[key.lstrip("+~").split("@")[-1]] = "(deleted)" if key[0] == "~" else value
+    return {key: value for key, value in settings.items() if not _neutral(key)}
+
+
+def _neutral(key: str) -> bool:
+    neutral = ("seed", *RESULT_NEUTRAL_KEYS)
+    return key.startswith(("hydra.", "hydra/")) or any(
+        key == n or key.startswith(n + ".") for n in neutral
+    )
+
+
+@cache  # a sweep repeats few texts; parsing one takes a tenth of a millisecond
+def setting_value(text: str) -> str | int | float:
+    """What a setting's text compares as: the number Hydra's override grammar reads in it (`1e-4`,
+    `0.0001`, `1.0e-4` and `1_000`), else the text (a quoted "1e-4", `true`, `null`, a list, a name).
+
+    `3` and `3.0` are one value: what a resolved config holds decides, and for a float field
+    OmegaConf turns 3 into 3.0 while an int field refuses 3.0; both spellings run the same config.
+    """
+    try:
+        value = _override_parser().parse_override(f"x={text}").value()
+    except HydraException:  # no override value: `(deleted)`
+        return text
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return text
+    return "nan" if value != value else value  # NaN equals no number, not even itself
+
+
+@cache
+def _override_parser() -> OverridesParser:
+    return OverridesParser.create()
+
+
+def same_spelling(jobs: list[Job]) -> list[Job]:
+    """The jobs with each setting's number spelled one way: the shortest spelling among the jobs,
+    then the first in text order (`1e-4` over `0.0001`), so the job order changes no row's name."""
+    spellings: dict[tuple[str, Any], str] = {}
+    for job in jobs:
+        for key, text in job.settings.items():
+            slot = (key, setting_value(text))
+            spellings[slot] = min(spellings.get(slot, text), text, key=lambda t: (len(t), t))
+    return [
+        replace(job, settings={k: spellings[k, setting_value(v)] for k, v in job.settings.items()})
+        for job in jobs
+    ]
+
+
+def spelled_as_in(jobs: list[Job], key: str, text: str) -> str:
+    """`text` as the jobs spell the same value of setting `key` (`0.0001` -> `1e-4`), else `text`."""
+    value = setting_value(text)
+    spellings = {job.settings[key] for job in jobs if key in job.settings}
+    return next((s for s in sorted(spellings) if setting_value(s) == value), text)

@@ -1,0 +1,95 @@
+"""The text of a sweep's table files: `results.md` (mean ± std (n) cells, the failed jobs) and CSV.
+
+Serves no config group: `layerft/aggregate.py` writes these texts (atomically, `results.write_atomic`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from layerft.sweep_records import Job
+from layerft.sweep_table import MIN_PAIRS, Failure, Table
+
+
+def render_markdown(sweep_dir: Path, table: Table, failures: list[Failure], jobs: list[Job]) -> str:
+    """results.md: what was aggregated, the table (mean ± std (n)), then the failed jobs."""
+    first = table.combos[0]
+    better = "higher" if first.higher_is_better else "lower"
+    spec = ", ".join(f"{k}={v}" for k, v in table.spec.items())
+    lines = [
+        f"# Sweep results: {sweep_dir}",
+        "",
+        f"{len(jobs)} jobs ({len(jobs) - len(failures)} finished, {len(failures)} failed) in "
+        f"{len(table.rows)} combinations; a cell is mean ± std (n seeds).",
+        f"Selection metric: `{table.selection}` ({better} is better)."
+        if table.uniform
+        else "Selection metric: each row's own (column `selection metric`).",
+        f"vs baseline: this row minus its baseline (same settings but {spec}) on the selection "
+        f"metric, paired by seed, with a 95% bootstrap interval; a verdict needs {MIN_PAIRS} pairs.",
+        "runtime: stage 1 + stage 2 training seconds (a reused stage 1 counts its original time).",
+    ]
+    if table.constant:
+        lines.append(
+            "Same in every job: " + ", ".join(f"`{k}={v}`" for k, v in table.constant.items())
+        )
+    names = table.varied or ["combination"]
+    header = [*names, *(["selection metric"] if not table.uniform else [])]
+    header += [table.selection, "vs baseline", "verdict", *table.metrics]
+    header += ["runtime (s)", "trainable params", "share", "seeds", "failed"]
+    lines += ["", _md_line(header), "|" + "---|" * len(header)]
+    for row in table.rows:
+        cells = [row.get(k, "all") for k in names]
+        cells += [row["selection_metric"]] if not table.uniform else []
+        cells += [_md_summary(row, table.selection), _md_diff(row), row["verdict"]]
+        cells += [_md_summary(row, key) for key in table.metrics]
+        cells += [
+            "-" if row["runtime_s"] is None else f"{row['runtime_s']:.1f}",
+            "-" if row["trainable_params"] is None else f"{row['trainable_params']:,}",
+            "-" if row["trainable_share"] is None else f"{100 * row['trainable_share']:.2f}%",
+            row["seeds"] or "-",
+            str(row["failed"]),
+        ]
+        lines.append(_md_line(cells))
+    lines += ["", "## Failures", ""]
+    if not failures:
+        lines.append("No job failed.")
+    else:
+        lines += [_md_line(["job", "settings", "seed", "error"]), "|---|---|---|---|"]
+        for failure in failures:
+            job = failure.run_dir.relative_to(sweep_dir) if failure.run_dir != sweep_dir else "."
+            lines.append(_md_line([str(job), failure.settings, str(failure.seed), failure.error]))
+    return "\n".join(lines) + "\n"
+
+
+def _md_line(cells: list[str]) -> str:
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
+def _md_summary(row: dict[str, Any], name: str) -> str:
+    mean, std, n = row[f"{name}_mean"], row[f"{name}_std"], row[f"{name}_n"]
+    if not n:
+        return "-"
+    digits = 1 if abs(mean) >= 100 else 4  # run times and memory in MiB; scores in [0, 1]
+    text = f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
+    return f"{text} ({n})"
+
+
+def _md_diff(row: dict[str, Any]) -> str:
+    if row["diff_mean"] is None:
+        return "-"
+    text = f"{row['diff_mean']:+.4f}"
+    if row["diff_ci_low"] is not None:
+        text += f" [{row['diff_ci_low']:+.4f}, {row['diff_ci_high']:+.4f}]"
+    return f"{text} ({row['diff_n']})"
+
+
+def csv_text(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    """CSV with a header; None is an empty cell."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()

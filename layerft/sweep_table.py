@@ -1,0 +1,250 @@
+"""A sweep's table: jobs with equal settings folded into one row (seeds as samples), each row's
+summaries, costs and paired difference to its baseline row.
+
+Serves no config group: `layerft/aggregate.py` builds it, `layerft/sweep_report.py` renders it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from layerft.errors import LayerftError
+from layerft.sweep_records import Job, spelled_as_in
+
+DEFAULT_BASELINE = {"injection_task": "none"}  # a row's baseline: the same settings, no stage 1
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0  # fixed, so the same sweep always gets the same intervals
+MIN_PAIRS = 3  # fewer paired seeds get no interval and no verdict
+MISSING = "-"  # the value of a setting a job does not have
+NOT_SCORES = ("eval_loss", "eval_runtime")  # and `*_per_second`: cost, not quality
+
+
+@dataclass
+class Combination:
+    """The jobs with equal settings: one row of the table."""
+
+    settings: dict[str, str]
+    finished: list[Job]
+    failed: list[Job]
+
+    @property
+    def selection_metric(self) -> str:
+        return (self.finished or self.failed)[0].selection_metric
+
+    @property
+    def higher_is_better(self) -> bool:
+        return (self.finished or self.failed)[0].higher_is_better
+
+    def values(self, key: str) -> dict[int, float]:
+        """seed -> the metric, for the finished jobs that report it."""
+        return {job.seed: job.metrics[key] for job in self.finished if key in job.metrics}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed job as the failures list names it."""
+
+    run_dir: Path
+    settings: str  # the combination's label (its varied settings)
+    seed: int
+    error: str
+
+
+def combine(jobs: list[Job]) -> list[Combination]:
+    """The jobs grouped by settings (seeds folded), each group's jobs by seed."""
+    groups: dict[tuple[tuple[str, str], ...], Combination] = {}
+    for job in sorted(jobs, key=lambda j: j.seed):
+        combo = groups.setdefault(
+            tuple(sorted(job.settings.items())), Combination(job.settings, [], [])
+        )
+        (combo.finished if job.error is None else combo.failed).append(job)
+    return list(groups.values())
+
+
+def setting(settings: dict[str, str], key: str) -> str:
+    return settings.get(key, MISSING)
+
+
+def varied_settings(combos: list[Combination]) -> list[str]:
+    """Settings whose values differ across combinations: groups first, then dotted keys."""
+    seen: dict[str, int] = {}
+    for combo in combos:
+        for key in combo.settings:
+            seen.setdefault(key, len(seen))
+    varied = [k for k in seen if len({setting(c.settings, k) for c in combos}) > 1]
+    return sorted(varied, key=lambda k: ("." in k, seen[k]))
+
+
+def label(settings: dict[str, str], varied: list[str]) -> str:
+    """`key=value,...` over the varied settings: a row's name in plots and the failures list."""
+    return ",".join(f"{k}={setting(settings, k)}" for k in varied) or "all"
+
+
+def check_baseline(baseline: dict[str, str] | None, jobs: list[Job]) -> dict[str, str]:
+    """The settings replaced to find a row's baseline; a user's key must be a setting of the sweep."""
+    if baseline is None:
+        return DEFAULT_BASELINE
+    known = {key for job in jobs for key in job.settings}
+    unknown = sorted(set(baseline) - known)
+    if unknown:
+        raise LayerftError(
+            f"baseline setting {unknown[0]} is in no job (settings: {', '.join(sorted(known))})"
+        )
+    return {key: spelled_as_in(jobs, key, str(value)) for key, value in baseline.items()}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A row's selection metric against its baseline's, paired by seed (row minus baseline)."""
+
+    verdict: str
+    diffs: tuple[float, ...] | None = None  # None: nothing compared
+    ci: tuple[float, float] | None = None  # 95% bootstrap interval of the mean difference
+
+    def cells(self) -> dict[str, Any]:
+        low, high = self.ci or (None, None)
+        mean = float(np.mean(self.diffs)) if self.diffs else None
+        n = None if self.diffs is None else len(self.diffs)
+        return {
+            "diff_mean": mean,
+            "diff_ci_low": low,
+            "diff_ci_high": high,
+            "diff_n": n,
+            "verdict": self.verdict,
+        }
+
+
+def compare(combo: Combination, base: Combination | None) -> Comparison:
+    """The paired difference to `base` over the seeds both have, its interval and verdict."""
+    if base is combo:
+        return Comparison("baseline")
+    if base is None or base.selection_metric != combo.selection_metric:
+        return Comparison("no baseline")
+    mine, theirs = combo.values(combo.selection_metric), base.values(combo.selection_metric)
+    diffs = np.array([mine[s] - theirs[s] for s in sorted(mine.keys() & theirs.keys())])
+    if len(diffs) < MIN_PAIRS:
+        return Comparison(f"too few seeds (n={len(diffs)})", tuple(diffs.tolist()))
+    low, high = bootstrap_ci(diffs)
+    if low <= 0 <= high:
+        verdict = "no clear difference"
+    else:
+        verdict = "better" if (low > 0) == combo.higher_is_better else "worse"
+    return Comparison(verdict, tuple(diffs.tolist()), (low, high))
+
+
+def bootstrap_ci(diffs: np.ndarray) -> tuple[float, float]:
+    """95% percentile bootstrap interval of the mean of paired differences (pairs resampled)."""
+    rng = np.random.default_rng(BOOTSTRAP_SEED)  # a fresh one per row: rows do not shift each other
+    picks = rng.integers(0, len(diffs), size=(BOOTSTRAP_RESAMPLES, len(diffs)))
+    low, high = np.percentile(diffs[picks].mean(axis=1), [2.5, 97.5])
+    return float(low), float(high)
+
+
+def summary(name: str, values: list[float]) -> dict[str, Any]:
+    """`<name>_mean`, `_std` (sample std; None for one value) and `_n`."""
+    n = len(values)
+    return {
+        f"{name}_mean": float(np.mean(values)) if n else None,
+        f"{name}_std": float(np.std(values, ddof=1)) if n > 1 else None,
+        f"{name}_n": n,
+    }
+
+
+def is_score(key: str) -> bool:
+    """A `<stage>/eval_*` metric that measures quality, not loss, time or speed."""
+    stage, _, name = key.partition("/")
+    return (
+        stage in ("injection", "target")
+        and name.startswith("eval_")
+        and name not in NOT_SCORES
+        and not name.endswith("_per_second")
+    )
+
+
+@dataclass(frozen=True)
+class Table:
+    """results.csv: per row its varied settings, then mean/std/n per metric, the baseline
+    difference, run time, trainable parameters, seeds and failed jobs."""
+
+    combos: list[Combination]  # in row order
+    varied: list[str]
+    selection: str  # the selection metric's key, or "selection" when rows differ in it
+    uniform: bool  # all rows share one selection metric (else a column names each row's)
+    metrics: list[str]  # the other metrics summarised, in column order
+    constant: dict[str, str]  # settings every job shares
+    spec: dict[str, str]  # a row's baseline: its settings with these replaced
+    is_baseline: list[bool]  # per row: the baseline of another row
+    rows: list[dict[str, Any]]
+    columns: list[str]
+
+
+def build_table(
+    combos: list[Combination], varied: list[str], spec: dict[str, str], extra: list[str]
+) -> Table:
+    """The rows of results.csv, the combinations in the given order."""
+    selections = {c.selection_metric for c in combos}
+    uniform = len(selections) == 1
+    selection = selections.pop() if uniform else "selection"
+    keys = {k for c in combos for job in c.finished for k in job.metrics}
+    scores = sorted((k for k in keys if is_score(k)), key=lambda k: (k.startswith("injection/"), k))
+    metrics = [k for k in scores + [k for k in extra if k in keys] if k != selection]
+    metrics = list(dict.fromkeys(metrics))  # an extra metric that is also a score: once
+    first = combos[0].settings
+    constant = {k: v for k, v in first.items() if all(c.settings.get(k) == v for c in combos)}
+    by_settings = {_key(c.settings): c for c in combos}
+    bases = [by_settings.get(_key({**c.settings, **spec})) for c in combos]
+    rows = []
+    for combo, base in zip(combos, bases, strict=True):
+        row: dict[str, Any] = {k: setting(combo.settings, k) for k in varied}
+        if not uniform:
+            row["selection_metric"] = combo.selection_metric
+        row |= summary(selection, list(combo.values(combo.selection_metric).values()))
+        row |= compare(combo, base).cells()
+        for key in metrics:
+            row |= summary(key, list(combo.values(key).values()))
+        rows.append(row | costs(combo))
+    is_baseline = [
+        any(b is c and b is not o for b, o in zip(bases, combos, strict=True)) for c in combos
+    ]
+    return Table(
+        combos,
+        varied,
+        selection,
+        uniform,
+        metrics,
+        constant,
+        spec,
+        is_baseline,
+        rows,
+        list(rows[0]),
+    )
+
+
+def costs(combo: Combination) -> dict[str, Any]:
+    """Mean run time of both stages, trainable parameters and their share, seeds, failed jobs."""
+    runtimes = [
+        job.metrics.get("injection/train_runtime", 0.0) + job.metrics["target/train_runtime"]
+        for job in combo.finished
+        if "target/train_runtime" in job.metrics
+    ]
+    params = combo.values("target/trainable_params")
+    totals = combo.values("target/total_params")
+    return {
+        "runtime_s": _mean(runtimes),
+        "trainable_params": round(np.mean(list(params.values()))) if params else None,
+        "trainable_share": _mean([params[s] / totals[s] for s in params if totals.get(s)]),
+        "seeds": " ".join(str(job.seed) for job in combo.finished),
+        "failed": len(combo.failed),
+    }
+
+
+def _key(settings: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(settings.items()))
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
