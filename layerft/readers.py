@@ -25,6 +25,7 @@ from layerft import readers_conll
 from layerft.errors import LayerftError
 from layerft.readers_glue import GLUE_READERS
 from layerft.readers_squad import hub_squad, hub_squad_v2, read_squad, read_squad_v2
+from layerft.text_files import read_json, read_lines, read_text, require_file
 
 _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -34,28 +35,6 @@ _SENTENCE_HEADER = re.compile(r"## (\S+)\t(.*)")
 _BIO_TAG = re.compile(r"O|[BI]-\S+")
 _DP_COLUMNS = ("INDEX", "WORD_FORM", "LEMMA", "POS", "HEAD", "DEPREL")
 _NER_COLUMNS = ("CHAR", "TAG")
-
-
-def _require_file(path: Path) -> None:
-    """Fail unless `path` is an existing, non-empty file."""
-    if not path.is_file():
-        raise LayerftError(f"data file not found: {path}")
-    if path.stat().st_size == 0:
-        raise LayerftError(f"{path}: empty file")
-
-
-def _read_text(path: Path) -> str:
-    """Return the file's UTF-8 text (a BOM is dropped); fail on bytes that are not UTF-8."""
-    _require_file(path)
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise LayerftError(f"{path}:{line}: not UTF-8 text (byte {err.start})") from err
-    if not text.strip():
-        raise LayerftError(f"{path}: empty file")
-    return text
 
 
 def _nonempty(path: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -94,7 +73,7 @@ def _array_element_line(text: str, index: int) -> int:
 
 def _read_json(path: Path) -> list[dict[str, Any]]:
     """A JSON array of objects (KLUE releases), or JSON lines if the text does not open with '['."""
-    text = _read_text(path)
+    text = read_text(path)
     if not text.lstrip().startswith("["):
         hint = " (a .json file holds a JSON array of objects or one JSON object per line)"
         return _parse_json_lines(path, text, hint)
@@ -112,7 +91,7 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     """JSON lines."""
-    return _parse_json_lines(path, _read_text(path))
+    return _parse_json_lines(path, read_text(path))
 
 
 def _convert_column(values: list[str]) -> list[Any]:
@@ -132,7 +111,7 @@ def _read_delimited(path: Path, delimiter: str) -> list[dict[str, Any]]:
     """
     quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
     reader = csv.reader(
-        io.StringIO(_read_text(path), newline=""), delimiter=delimiter, quoting=quoting
+        io.StringIO(read_text(path), newline=""), delimiter=delimiter, quoting=quoting
     )
     header: list[str] | None = None
     rows: list[list[str]] = []
@@ -154,7 +133,7 @@ def _read_delimited(path: Path, delimiter: str) -> list[dict[str, Any]]:
                 rows.append(row)
     except csv.Error as err:
         raise LayerftError(f"{path}:{reader.line_num}: malformed row ({err})") from err
-    assert header is not None  # _read_text rejected a file with no non-blank line
+    assert header is not None  # read_text rejected a file with no non-blank line
     columns = [_convert_column([row[i] for row in rows]) for i in range(len(header))]
     return _nonempty(
         path, [dict(zip(header, values, strict=True)) for values in zip(*columns, strict=True)]
@@ -163,7 +142,7 @@ def _read_delimited(path: Path, delimiter: str) -> list[dict[str, Any]]:
 
 def _read_parquet(path: Path) -> list[dict[str, Any]]:
     """A Parquet table, one record per row."""
-    _require_file(path)
+    require_file(path)
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as err:
@@ -209,8 +188,7 @@ def _read_blocks(path: Path, columns: tuple[str, ...]) -> list[_Block]:
     """Split a KLUE release TSV into sentences, checking every row's column count."""
     blocks: list[_Block] = []
     current: _Block | None = None
-    for number, raw_line in enumerate(_read_text(path).split("\n"), 1):
-        line = raw_line.rstrip("\r")
+    for number, line in enumerate(read_lines(path), 1):
         if line.startswith("##"):
             header = _SENTENCE_HEADER.fullmatch(line)
             if header:
@@ -430,15 +408,6 @@ def _score(labels: Mapping[str, Any], key: str) -> float:
     return float(value)
 
 
-def _load_json(path: Path) -> tuple[str, Any]:
-    """The file's text and its parsed JSON value; invalid JSON names the line."""
-    text = _read_text(path)
-    try:
-        return text, json.loads(text)
-    except json.JSONDecodeError as err:
-        raise LayerftError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
-
-
 def _guid_line(text: str, guid: str) -> str:
     """':<line>' where `guid` first appears as a JSON string in `text`, or '' if it does not."""
     at = text.find(json.dumps(guid, ensure_ascii=False))
@@ -452,7 +421,7 @@ def _read_release_array(
     path: Path, layout: str, convert: Callable[[dict[str, Any]], dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """A release JSON array of records with a guid each, each converted by `convert`."""
-    text, rows = _load_json(path)
+    text, rows = read_json(path)
     if not isinstance(rows, list):
         raise LayerftError(f"{path}: expected a JSON array of records ({layout})")
     records = []
@@ -550,7 +519,7 @@ def read_klue_mrc(path: Path) -> list[dict[str, Any]]:
     Every answer and plausible answer must be found in the context at its answer_start.
     """
     path = Path(path)
-    text, document = _load_json(path)
+    text, document = read_json(path)
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         raise LayerftError(f"{path}: expected an object with a 'data' list (the KLUE-MRC layout)")
     records = []

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from layerft.errors import LayerftError
+from layerft.text_files import read_lines
 
 # CoNLL-2003: WORD POS CHUNK NER, separated by single spaces.
 CONLL2003_COLUMNS = ("WORD", "POS", "CHUNK", "NER")
@@ -29,14 +30,6 @@ HUB_UPOS: tuple[str, ...] = (
     "NOUN", "PUNCT", "ADP", "NUM", "SYM", "SCONJ", "ADJ", "PART", "DET", "CCONJ", "PROPN",
     "PRON", "X", "_", "ADV", "INTJ", "VERB", "AUX",
 )  # fmt: skip
-
-
-def _lines(path: Path) -> list[str]:
-    """The file's lines without line ends, read by the shared UTF-8 reader (a BOM is dropped)."""
-    # Imported here: layerft.readers imports this module for its registries.
-    from layerft.readers import _read_text
-
-    return [line.rstrip("\r") for line in _read_text(path).split("\n")]
 
 
 def _nonempty(path: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -90,7 +83,7 @@ def read_conll2003(path: Path) -> list[dict[str, Any]]:
             )
         rows = []
 
-    for number, line in enumerate(_lines(path), 1):
+    for number, line in enumerate(read_lines(path), 1):
         if not line.strip():
             close()
             continue
@@ -177,7 +170,7 @@ def read_conllu(path: Path) -> list[dict[str, Any]]:
             records.append(_conllu_record(guid or f"{path.stem}-{len(records) + 1}", text, words))
         words, guid, text, in_sentence = [], None, None, False
 
-    for number, line in enumerate(_lines(path), 1):
+    for number, line in enumerate(read_lines(path), 1):
         if not line.strip():
             close()
             continue

@@ -28,6 +28,7 @@ from types import MappingProxyType
 from typing import Any
 
 from layerft.errors import LayerftError
+from layerft.text_files import read_lines
 
 _COLA_COLUMNS = ("source", "label", "original_label", "sentence")
 _STSB_RANGE = (0.0, 5.0)
@@ -94,19 +95,7 @@ GLUE_LAYOUTS: Mapping[str, GlueLayout] = MappingProxyType(
 
 def _lines(path: Path) -> list[tuple[int, str]]:
     """(line number, line) of every non-blank line of a UTF-8 file (a BOM is dropped)."""
-    if not path.is_file():
-        raise LayerftError(f"data file not found: {path}")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise LayerftError(f"{path}:{line}: not UTF-8 text (byte {err.start})") from err
-    lines = [(n, line.removesuffix("\r")) for n, line in enumerate(text.split("\n"), 1)]
-    lines = [(n, line) for n, line in lines if line.strip()]
-    if not lines:
-        raise LayerftError(f"{path}: empty file")
-    return lines
+    return [(n, line) for n, line in enumerate(read_lines(path), 1) if line.strip()]
 
 
 def _label(layout: GlueLayout, value: str, where: str) -> int | float:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from layerft.errors import LayerftError
+from layerft.text_files import read_json
 
 
 class _Fault(Exception):
@@ -83,22 +84,6 @@ def _record(title: str, context: str, qa: Mapping[str, Any], v2: bool) -> dict[s
     return record | {"is_impossible": is_impossible, "plausible_answers": plausible}
 
 
-def _load(path: Path) -> tuple[str, Any]:
-    """The file's UTF-8 text and its JSON value; each failure names the file (and line)."""
-    if not path.is_file():
-        raise LayerftError(f"data file not found: {path}")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise LayerftError(f"{path}:{line}: not UTF-8 text (byte {err.start})") from err
-    try:
-        return text, json.loads(text)
-    except json.JSONDecodeError as err:
-        raise LayerftError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
-
-
 def _line_of(text: str, qid: str) -> str:
     """':<line>' of the first `"id": "<qid>"` in `text`, '' if it is not written that way."""
     at = text.find(f'"id": {json.dumps(qid)}')
@@ -108,7 +93,7 @@ def _line_of(text: str, qid: str) -> str:
 def _read_release(path: Path, v2: bool) -> list[dict[str, Any]]:
     """A SQuAD release file -> one record per question, in file order."""
     path = Path(path)
-    text, document = _load(path)
+    text, document = read_json(path)
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         raise LayerftError(f"{path}: expected an object with a 'data' list (the SQuAD layout)")
     records = []

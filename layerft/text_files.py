@@ -1,0 +1,51 @@
+"""Reading a data file's text: the one UTF-8 reader every release-format reader shares.
+
+Serves no config group; `layerft/readers*.py` call it, so every data file fails the same way: a
+missing file, an empty one, or bytes that are not UTF-8 give one line naming the file (and line).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from layerft.errors import LayerftError
+
+
+def require_file(path: Path) -> None:
+    """Fail unless `path` is an existing, non-empty file."""
+    if not path.is_file():
+        raise LayerftError(f"data file not found: {path}")
+    if path.stat().st_size == 0:
+        raise LayerftError(f"{path}: empty file")
+
+
+def read_text(path: Path) -> str:
+    """Return the file's UTF-8 text (a BOM is dropped); fail on bytes that are not UTF-8 and on a
+    file with nothing but whitespace."""
+    require_file(path)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise LayerftError(f"{path}:{line}: not UTF-8 text (byte {err.start})") from err
+    if not text.strip():
+        raise LayerftError(f"{path}: empty file")
+    return text
+
+
+def read_lines(path: Path) -> list[str]:
+    """The file's lines (`read_text`'s) without line ends; '\\r\\n' files read as '\\n' ones."""
+    return [line.removesuffix("\r") for line in read_text(path).split("\n")]
+
+
+def read_json(path: Path) -> tuple[str, Any]:
+    """The file's text (kept to name the line of a bad record later) and its parsed JSON value;
+    invalid JSON names the line."""
+    text = read_text(path)
+    try:
+        return text, json.loads(text)
+    except json.JSONDecodeError as err:
+        raise LayerftError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
