@@ -76,11 +76,12 @@ def test_injection_stage_learns_tagging_and_a_zero_lr_does_not(tmp_path) -> None
 
 
 def test_reported_score_is_the_best_dev_evaluation_not_the_last(tmp_path, keyword) -> None:
-    # A high constant rate makes dev accuracy rise and fall (measured: best 0.78 at step 48 of 75).
-    metrics, logs = train(tmp_path, *keyword, *LEARNS, "target_task.epochs=3",
+    # A high constant rate makes dev accuracy rise and fall. Measured, with 1 and 2 torch threads
+    # (their sums differ in the last digits): 0.66 at the 5th of 9 evaluations, 0.63 at the last.
+    metrics, logs = train(tmp_path, *keyword, *LEARNS, "target_task.epochs=2",
                           "target_task.lr=1e-2", "lr_schedule=constant")  # fmt: skip
     evals = series(logs, "target/eval_accuracy")[:-1]  # the last log is the final evaluation
-    assert len(evals) == 13
+    assert len(evals) == 9
     best_step, best = max(evals, key=lambda e: (e[1], -e[0]))  # the first of equal bests
     assert best_step != evals[-1][0], "precondition: the best evaluation is not the last one"
     assert metrics["target/eval_accuracy"] == best > evals[-1][1]
