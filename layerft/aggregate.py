@@ -70,15 +70,19 @@ def aggregate(
     ]
     markdown = render_markdown(sweep_dir, table, failures, jobs)
     written = {
-        "results.csv": lambda p: p.write_text(csv_text(table.columns, table.rows)),
-        "results.md": lambda p: p.write_text(markdown),
+        "results.csv": lambda p: p.write_text(
+            csv_text(table.columns, table.rows), encoding="utf-8"
+        ),
+        "results.md": lambda p: p.write_text(markdown, encoding="utf-8"),
     }
     if failures:
         rows = [
             {"run_dir": str(f.run_dir), "settings": f.settings, "seed": f.seed, "error": f.error}
             for f in failures
         ]
-        written["failures.csv"] = lambda p: p.write_text(csv_text(list(rows[0]), rows))
+        written["failures.csv"] = lambda p: p.write_text(
+            csv_text(list(rows[0]), rows), encoding="utf-8"
+        )
     metric = table.selection if table.uniform else "selection metric (per row)"
     for name, figure in plots.draw(plot_rows, varied, metric, axes).items():
         written[name] = lambda p, fig=figure: fig.savefig(p, format="png", dpi=120)

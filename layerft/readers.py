@@ -25,7 +25,7 @@ from layerft import readers_conll
 from layerft.errors import LayerftError
 from layerft.readers_glue import GLUE_READERS
 from layerft.readers_squad import hub_squad, hub_squad_v2, read_squad, read_squad_v2
-from layerft.text_files import read_json, read_lines, read_text, require_file
+from layerft.text_files import read_json_text, read_lines, read_text, require_file
 
 _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -421,7 +421,7 @@ def _read_release_array(
     path: Path, layout: str, convert: Callable[[dict[str, Any]], dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """A release JSON array of records with a guid each, each converted by `convert`."""
-    text, rows = read_json(path)
+    text, rows = read_json_text(path)
     if not isinstance(rows, list):
         raise LayerftError(f"{path}: expected a JSON array of records ({layout})")
     records = []
@@ -519,7 +519,7 @@ def read_klue_mrc(path: Path) -> list[dict[str, Any]]:
     Every answer and plausible answer must be found in the context at its answer_start.
     """
     path = Path(path)
-    text, document = read_json(path)
+    text, document = read_json_text(path)
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         raise LayerftError(f"{path}: expected an object with a 'data' list (the KLUE-MRC layout)")
     records = []

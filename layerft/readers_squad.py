@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from layerft.errors import LayerftError
-from layerft.text_files import read_json
+from layerft.text_files import read_json_text
 
 
 class _Fault(Exception):
@@ -93,7 +93,7 @@ def _line_of(text: str, qid: str) -> str:
 def _read_release(path: Path, v2: bool) -> list[dict[str, Any]]:
     """A SQuAD release file -> one record per question, in file order."""
     path = Path(path)
-    text, document = read_json(path)
+    text, document = read_json_text(path)
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         raise LayerftError(f"{path}: expected an object with a 'data' list (the SQuAD layout)")
     records = []

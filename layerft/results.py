@@ -112,7 +112,7 @@ def file_error(action: str, path: Path | str, err: OSError) -> LayerftError:
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """`data` as strict JSON (NaN refused), written with `write_atomic`."""
     text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
-    write_atomic(path, lambda tmp: tmp.write_text(text))
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
@@ -145,10 +145,10 @@ class HistoryFile:
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / HISTORY_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text("")
+        self.path.write_text("", encoding="utf-8")
 
     def log(self, metrics: dict[str, float], step: int) -> None:
-        with self.path.open("a") as handle:
+        with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps({"step": step, **metrics}, allow_nan=True) + "\n")
 
 
@@ -157,7 +157,9 @@ def read_history(run_dir: Path) -> list[dict[str, float]]:
     path = run_dir / HISTORY_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def write_metrics(
@@ -181,7 +183,7 @@ def read_finished(run_dir: Path, fingerprint: str, dir_key: str) -> dict[str, fl
     """
     path = run_dir / METRICS_FILE
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except OSError as err:

@@ -136,7 +136,7 @@ class Stage1Store:
         if not result_path.exists():
             return None
         try:
-            record = json.loads(result_path.read_text())
+            record = json.loads(result_path.read_text(encoding="utf-8"))
             tensors = load_file(str(folder / WEIGHTS_FILE))
         except (OSError, ValueError) as err:  # ValueError: bad JSON; safetensors' own errors too
             raise file_error(
@@ -177,7 +177,9 @@ class Stage1Store:
             for name, tensor in (injected.embeddings or {}).items():
                 tensors[f"embeddings.{name}"] = tensor.contiguous()
             save_file(tensors, str(tmp / WEIGHTS_FILE))
-            (tmp / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+            (tmp / "history.jsonl").write_text(
+                "".join(json.dumps(h) + "\n" for h in history), encoding="utf-8"
+            )
             record = {
                 "key": key.data(),
                 "metrics": metrics,
@@ -185,7 +187,7 @@ class Stage1Store:
                 "trained_by": str(trained_by),
             }
             (tmp / RESULT_FILE).write_text(
-                json.dumps(record, indent=2, sort_keys=True, default=str)
+                json.dumps(record, indent=2, sort_keys=True, default=str), encoding="utf-8"
             )
             os.chmod(tmp, 0o755)  # mkdtemp makes it private
             if folder.exists():  # an unreadable leftover of an older layout: replaced

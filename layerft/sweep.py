@@ -149,7 +149,7 @@ def job_records(sweep_dir: Path, name: str) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for path in sorted(sweep_dir.glob(f"*/{name}"), key=lambda p: p.stat().st_mtime):
         try:
-            fingerprint = json.loads(path.read_text()).get(FINGERPRINT_KEY)
+            fingerprint = json.loads(path.read_text(encoding="utf-8")).get(FINGERPRINT_KEY)
         except (OSError, ValueError):
             continue  # a corrupt file counts as not finished; the job reruns and replaces it
         if isinstance(fingerprint, str):
@@ -221,7 +221,9 @@ def status(combinations: list[Combination], sweep_dir: Path) -> Status:
             done.append((combination, finished[combination.fingerprint]))
         elif combination.fingerprint in failures:
             folder = failures[combination.fingerprint]
-            error = json.loads((folder / FAILED_FILE).read_text()).get("run/error", "")
+            error = json.loads((folder / FAILED_FILE).read_text(encoding="utf-8")).get(
+                "run/error", ""
+            )
             failed.append((combination, folder, error))
         else:
             missing.append(combination)

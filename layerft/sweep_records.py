@@ -2,7 +2,7 @@
 config, and the settings each job ran with. A setting's value is text from the command line; numbers
 compare by value as Hydra reads them (`1e-4` is `0.0001`), everything else as text.
 
-Serves no config group: `layerft/aggregate.py` folds these jobs into a table. It reads only what each
+Serves no config group: `layerft/sweep_table.py` folds these jobs into rows. It reads only what each
 run writes, never `.hydra/` or a tracker.
 """
 
@@ -56,16 +56,24 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
     dirs = sorted({p.parent for name in (METRICS_FILE, FAILED_FILE) for p in sweep_dir.rglob(name)})
     if not dirs:
         raise LayerftError(f"no job in {sweep_dir}: no {METRICS_FILE} or {FAILED_FILE} under it")
-    jobs = same_spelling([read_job(d) for d in dirs])
-    jobs = _latest(jobs, lambda job: job.fingerprint)
+    # Superseded records go first, so that no spelling only they used names a row.
+    jobs = same_spelling(_latest([read_job(d) for d in dirs], lambda job: job.fingerprint))
     return _latest(jobs, lambda job: (tuple(sorted(job.settings.items())), job.seed))
 
 
 def _latest(jobs: list[Job], same: Callable[[Job], Any]) -> list[Job]:
     kept: dict[Any, Job] = {}
     for job in sorted(jobs, key=lambda j: (j.error is None, j.mtime)):
-        if same(job) in kept:
-            log.info("%s: a newer record of the same run wins over it", kept[same(job)].run_dir)
+        old = kept.get(same(job))
+        if old is not None and old.fingerprint == job.fingerprint:
+            log.info("%s: a newer record of the same run wins over it", old.run_dir)
+        elif old is not None:  # e.g. `x=1` and `x=1.0` on a str field: two configs, one row
+            log.warning(
+                "%s and %s have the same settings and seed but different configs; the table "
+                "keeps only the second (finished before failed, then newer)",
+                old.run_dir,
+                job.run_dir,
+            )
         kept[same(job)] = job
     return sorted(kept.values(), key=lambda j: j.run_dir)
 
@@ -76,7 +84,7 @@ def read_job(run_dir: Path) -> Job:
     if not path.exists():
         path = run_dir / FAILED_FILE
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise file_error("read", path, err) from err
     except json.JSONDecodeError as err:
@@ -137,6 +145,7 @@ def setting_value(text: str) -> str | int | float:
 
     `3` and `3.0` are one value: what a resolved config holds decides, and for a float field
     OmegaConf turns 3 into 3.0 while an int field refuses 3.0; both spellings run the same config.
+    On a str field (`model.revision=1` vs `=1.0`) they are two configs; `read_jobs` then warns.
     """
     try:
         value = _override_parser().parse_override(f"x={text}").value()
@@ -154,7 +163,7 @@ def _override_parser() -> OverridesParser:
 
 def same_spelling(jobs: list[Job]) -> list[Job]:
     """The jobs with each setting's number spelled one way: the shortest spelling among the jobs,
-    then the first in text order (`1e-4` over `0.0001`), so the job order changes no row's name."""
+    then the first in text order (`1e-4` over `0.0001`, `1E-4` over `1e-4`), so the job order changes no row's name."""
     spellings: dict[tuple[str, Any], str] = {}
     for job in jobs:
         for key, text in job.settings.items():

@@ -38,10 +38,10 @@ def read_text(path: Path) -> str:
 
 def read_lines(path: Path) -> list[str]:
     """The file's lines (`read_text`'s) without line ends; '\\r\\n' files read as '\\n' ones."""
-    return [line.removesuffix("\r") for line in read_text(path).split("\n")]
+    return [line.rstrip("\r") for line in read_text(path).split("\n")]
 
 
-def read_json(path: Path) -> tuple[str, Any]:
+def read_json_text(path: Path) -> tuple[str, Any]:
     """The file's text (kept to name the line of a bad record later) and its parsed JSON value;
     invalid JSON names the line."""
     text = read_text(path)

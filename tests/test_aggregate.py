@@ -333,6 +333,26 @@ def test_which_spellings_are_one_value(tmp_path: Path, first: str, second: str, 
     assert len(aggregate(tmp_path).rows) == rows
 
 
+def test_two_configs_with_one_row_and_seed_keep_one_and_warn(tmp_path: Path, caplog) -> None:
+    # `1` and `1.0` on a str field (model.revision) resolve to "1" and "1.0": two fingerprints.
+    write_job(tmp_path / "a", 1, 0.6, overrides=("model.revision=1",), mtime=1_000_000)
+    write_job(tmp_path / "b", 1, 0.8, overrides=("model.revision=1.0",), mtime=2_000_000)
+    (row,) = aggregate(tmp_path).rows
+    assert (row[f"{ACC}_mean"], row[f"{ACC}_n"]) == (0.8, 1)
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"{tmp_path / 'a'} and {tmp_path / 'b'}" in warning and "different configs" in warning
+
+
+def test_a_spelling_only_a_superseded_record_used_names_no_row(tmp_path: Path) -> None:
+    write_job(tmp_path / "old", 1, 0.5, overrides=(f"{LR}=1e-4",), fingerprint="f", mtime=1_000_000)
+    write_job(
+        tmp_path / "new", 1, 0.9, overrides=(f"{LR}=0.0001",), fingerprint="f", mtime=2_000_000
+    )
+    result = aggregate(tmp_path)
+    assert result.rows[0][f"{ACC}_mean"] == 0.9
+    assert f"`{LR}=0.0001`" in result.markdown  # the spelling of the record that counts
+
+
 # --- which jobs count -----------------------------------------------------------------------------
 
 

@@ -37,6 +37,11 @@ FEATURES: Mapping[MetricInput, tuple[FeatureType, FeatureType]] = MappingProxyTy
         MetricInput.scored_answers: (_TEXT, datasets.Sequence(_TEXT)),
     }
 )
+if set(FEATURES) != set(MetricInput):  # a new input type needs its features here
+    raise LayerftError(
+        "layerft/metrics/module.py: FEATURES has no entry for input type(s) "
+        + ", ".join(sorted(t.value for t in set(MetricInput) - set(FEATURES)))
+    )
 
 
 def build_metric(
