@@ -31,6 +31,17 @@ SHRINK = (
 _SCRUBBED_PREFIXES = ("WANDB_", "HF_", "HYDRA_", "LAYERFT_", "XDG_")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, give each worker its share of the cores for torch's threads: two workers
+    with two threads each on two cores run far slower than with one each (OpenMP threads spin on
+    cores the other worker holds)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 def run_train(
     args: Sequence[str],
     cwd: Path,

@@ -20,6 +20,9 @@ from layerft.e5_offline import converted_e5_small, mean_pooled_embeddings
 from layerft.errors import LayerftError
 from layerft.model import load_backbone, load_tokenizer, max_sequence_length
 
+# One worker runs this module: its fixtures convert the model once.
+pytestmark = pytest.mark.xdist_group(__name__)
+
 PREFIXES = {True: "query: ", False: "passage: "}
 
 

@@ -35,6 +35,9 @@ from hydra_plugins.layerft_launcher.local_parallel import (
     visible_gpus,
 )
 
+# One worker runs this module: its `fates` fixture runs one launch for several tests.
+pytestmark = pytest.mark.xdist_group(__name__)
+
 HAS_SUBMITIT = importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is not None
 needs_submitit = pytest.mark.skipif(
     not HAS_SUBMITIT, reason='hydra-submitit-launcher not installed (pip install -e ".[slurm]")'

@@ -22,6 +22,9 @@ import yaml
 from conftest import assert_counts_of, dev_examples, run_train
 from wandb_records import read_wandb_records, wandb_items
 
+# One worker runs this module: its `runs` fixture starts every train.py call of it at once.
+pytestmark = pytest.mark.xdist_group(__name__)
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SECRET = "secret-key-abc123"
 SECRET_40 = "0123456789abcdef0123456789abcdef01234567"  # a W&B key's shape; 17 chars is too short
