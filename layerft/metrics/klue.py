@@ -60,6 +60,28 @@ def flatten_aligned(
     return flat_pred, flat_true
 
 
+def flatten_arcs(
+    metric: str,
+    predictions: Sequence[Sequence[int]],
+    references: Sequence[Sequence[int]],
+    predicted_relations: Sequence[Sequence[int]],
+    reference_relations: Sequence[Sequence[int]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Predicted heads, predicted relations, gold heads, gold relations: each flat, int64; fails
+    unless each prediction aligns with its gold side and every gold head has one relation."""
+    pred_heads, gold_heads = flatten_aligned(metric, "heads", predictions, references)
+    pred_rels, gold_rels = flatten_aligned(
+        metric, "relations", predicted_relations, reference_relations
+    )
+    # Heads and relations are each aligned pred-to-gold; tie the two gold sides together.
+    if [len(r) for r in reference_relations] != [len(h) for h in references]:
+        raise ValueError(f"{metric}: reference_relations must hold one relation per gold head")
+    return tuple(  # type: ignore[return-value]
+        np.asarray(values, dtype=np.int64)
+        for values in (pred_heads, pred_rels, gold_heads, gold_rels)
+    )
+
+
 def _f1_from_counts(
     tp: np.ndarray, n_true: np.ndarray, n_pred: np.ndarray, zero_division: float
 ) -> np.ndarray:

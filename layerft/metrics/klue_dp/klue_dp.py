@@ -1,8 +1,6 @@
 """KLUE-DP: UAS and LAS as KLUE scores them (macro F1 over head ids and relation classes)."""
 
-import numpy as np
-
-from layerft.metrics.klue import KLUE_DP_OTHERS_RELATION_ID, dp_attachment_scores, flatten_aligned
+from layerft.metrics.klue import KLUE_DP_OTHERS_RELATION_ID, dp_attachment_scores, flatten_arcs
 from layerft.metrics.module import build_metric
 
 _DESCRIPTION = """
@@ -51,18 +49,8 @@ def _compute(
     others_relation_id: int | None = KLUE_DP_OTHERS_RELATION_ID,
 ) -> dict[str, float]:
     """KLUE-DP UAS and LAS (macro F1 as KLUE), numpy only."""
-    pred_heads, gold_heads = flatten_aligned("klue_dp", "heads", predictions, references)
-    pred_rels, gold_rels = flatten_aligned(
-        "klue_dp", "relations", predicted_relations, reference_relations
-    )
-    # Heads and relations are each aligned pred-to-gold; tie the two gold sides together.
-    if [len(r) for r in reference_relations] != [len(h) for h in references]:
-        raise ValueError("klue_dp: reference_relations must hold one relation per gold head")
     uas, las = dp_attachment_scores(
-        np.asarray(pred_heads, dtype=np.int64),
-        np.asarray(pred_rels, dtype=np.int64),
-        np.asarray(gold_heads, dtype=np.int64),
-        np.asarray(gold_rels, dtype=np.int64),
+        *flatten_arcs("klue_dp", predictions, references, predicted_relations, reference_relations),
         average=average,
         others_relation_id=others_relation_id,
     )

@@ -1,9 +1,7 @@
 """UAS and LAS as the CoNLL 2018 UD shared task scores them, for gold tokenisation."""
 
-import numpy as np
-
 from layerft.metrics.conll import attachment_scores
-from layerft.metrics.klue import flatten_aligned
+from layerft.metrics.klue import flatten_arcs
 from layerft.metrics.module import build_metric
 
 _DESCRIPTION = """
@@ -39,18 +37,10 @@ def _compute(
     reference_relations: list[list[int]],
 ) -> dict[str, float]:
     """CoNLL 2018 UAS and LAS over all words, numpy only."""
-    pred_heads, gold_heads = flatten_aligned("ud_attachment", "heads", predictions, references)
-    pred_relations, gold_relations = flatten_aligned(
-        "ud_attachment", "relations", predicted_relations, reference_relations
+    arcs = flatten_arcs(
+        "ud_attachment", predictions, references, predicted_relations, reference_relations
     )
-    if [len(r) for r in reference_relations] != [len(h) for h in references]:
-        raise ValueError("ud_attachment: reference_relations must hold one relation per head")
-    uas, las = attachment_scores(
-        *(
-            np.asarray(values, dtype=np.int64)
-            for values in (pred_heads, pred_relations, gold_heads, gold_relations)
-        )
-    )
+    uas, las = attachment_scores(*arcs)
     return {"ud_uas": uas, "ud_las": las}
 
 
