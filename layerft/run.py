@@ -56,6 +56,8 @@ from layerft.tuning_mode import apply_tuning_mode
 
 log = logging.getLogger(__name__)
 
+HYDRA_DIR = ".hydra"  # Hydra's record of a job's config (hydra.output_subdir's default)
+
 
 def seed_everything(seed: int) -> None:
     """The one place the run's seed reaches torch, numpy and random (before each model is built)."""
@@ -239,6 +241,7 @@ def run(
                 extra = {"run/stage1": stage1.entry() if stage1 else {"status": "none"}}
                 log.info("results: %s", write_metrics(run_dir, metrics, record, extra))
                 (run_dir / FAILED_FILE).unlink(missing_ok=True)  # an earlier attempt's failure
+                keep_hydra_files(run_dir)
             tracker.summarize(metrics)
             failed = False
         finally:
@@ -253,6 +256,7 @@ def previous_result(
     finished = read_finished(run_dir, record.fingerprint, dir_key(sweep_dir))
     if finished is not None:
         log.info("already finished, not rerun: %s", run_dir / METRICS_FILE)
+        restore_hydra_files(run_dir)
         return finished
     if sweep_dir is None:
         return None
@@ -271,11 +275,37 @@ def dir_key(sweep_dir: str | None) -> str:
     return "hydra.sweep.dir" if sweep_dir else "hydra.run.dir"
 
 
+def keep_hydra_files(run_dir: Path) -> None:
+    """Copy `.hydra/*.yaml` of a finished run into `.hydra/finished/`, written then renamed."""
+    hydra_dir = run_dir / HYDRA_DIR
+    if not hydra_dir.is_dir():  # run outside Hydra (benchmarks, tests)
+        return
+    kept = hydra_dir / "finished"
+    tmp = hydra_dir / ".finished.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for path in hydra_dir.glob("*.yaml"):
+        shutil.copy2(path, tmp / path.name)
+    shutil.rmtree(kept, ignore_errors=True)
+    tmp.rename(kept)
+
+
+def restore_hydra_files(run_dir: Path) -> None:
+    """Put back the `.hydra/*.yaml` of the run that wrote this folder's metrics.
+
+    Hydra rewrites them for every launch before the job starts, so a skipped rerun (same config,
+    but result-neutral settings such as the tracker changed) would leave `.hydra/config.yaml`
+    describing a run that never happened here."""
+    kept = run_dir / HYDRA_DIR / "finished"
+    for path in kept.glob("*.yaml") if kept.is_dir() else ():
+        shutil.copy2(path, run_dir / HYDRA_DIR / path.name)
+
+
 def remove_if_only_hydra_files(run_dir: Path) -> None:
     """Remove a job folder Hydra made for a combination already finished elsewhere (it holds
     only `.hydra/` and the job's log)."""
     entries = list(run_dir.iterdir()) if run_dir.is_dir() else []
-    if entries and all(e.name == ".hydra" or e.suffix == ".log" for e in entries):
+    if entries and all(e.name == HYDRA_DIR or e.suffix == ".log" for e in entries):
         shutil.rmtree(run_dir, ignore_errors=True)
 
 

@@ -125,9 +125,14 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
         assert (sweep_dir / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure
 
     mtimes = {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/metrics.json")}
-    again = sweep(tmp_path, "seed=1,2")
+    configs = {p: p.read_bytes() for p in sweep_dir.glob("*/.hydra/*.yaml")}
+    assert len(configs) == 8 * 3
+    # Rerun with a result-neutral change: nothing reruns, and each job's .hydra/ still describes
+    # the run that wrote its metrics (Hydra rewrote it before the job found its result).
+    again = sweep(tmp_path, "seed=1,2", "trainer.progress_bar=true")
     assert again.count("already finished") == 8 and "stage 1:" not in again
     assert {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/metrics.json")} == mtimes
+    assert {p: p.read_bytes() for p in sweep_dir.glob("*/.hydra/*.yaml")} == configs
 
     # Narrowed, the grid finds its results although Hydra numbers its jobs differently.
     narrowed = sweep(tmp_path, "seed=2", "tuning_mode=lora")
