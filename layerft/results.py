@@ -126,8 +126,7 @@ def write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
         os.close(fd)
         tmp = Path(name)
         write(tmp)
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())  # on disk before the rename makes it the file
+        sync_to_disk(tmp)
         tmp.chmod(0o644)  # mkstemp makes it private; results are for everyone to read
         os.replace(tmp, path)
     except BaseException as err:
@@ -136,6 +135,13 @@ def write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
         if isinstance(err, OSError):
             raise file_error("write", path, err) from err
         raise
+
+
+def sync_to_disk(path: Path) -> None:
+    """Flush a written file to disk: done before the rename that publishes it, so that after a
+    crash the published name never holds blocks the disk did not yet have (zeros, on ext4)."""
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
 
 
 class HistoryFile:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from safetensors.torch import load_file, save_file
 
 from layerft.layer_split import InjectedWeights, Stage1Split
-from layerft.results import RESULT_NEUTRAL_KEYS, file_error, read_history
+from layerft.results import RESULT_NEUTRAL_KEYS, file_error, read_history, sync_to_disk
 from layerft.task import TaskConfig
 
 if TYPE_CHECKING:
@@ -189,6 +189,8 @@ class Stage1Store:
             (tmp / RESULT_FILE).write_text(
                 json.dumps(record, indent=2, sort_keys=True, default=str), encoding="utf-8"
             )
+            for path in tmp.iterdir():
+                sync_to_disk(path)
             os.chmod(tmp, 0o755)  # mkdtemp makes it private
             if folder.exists():  # an unreadable leftover of an older layout: replaced
                 shutil.rmtree(folder)

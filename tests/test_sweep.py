@@ -20,6 +20,7 @@ from compose import compose_run
 from conftest import SHRINK, run_sweep, script_env, sweep_command
 from wandb_records import records_by_kind, wandb_items
 
+from layerft import stage1 as stage1_module
 from layerft.layer_split import InjectedWeights, Stage1Split, Stage2Split
 from layerft.stage1 import Stage1Key, Stage1Store
 from layerft.sweep import expand, grid_names, job_dirname
@@ -282,6 +283,20 @@ def test_stored_weights_read_back_exactly(tmp_path) -> None:
         back.injected.embeddings["word_embeddings.weight"],
         injected.embeddings["word_embeddings.weight"],
     )
+
+
+def test_every_stored_file_is_on_disk_before_the_folder_is_published(tmp_path, monkeypatch) -> None:
+    # After a crash, a published stage 1 must not hold blocks the disk never got (zeroed weights
+    # would train stage 2 on nothing, silently): every file is fsynced before the rename.
+    events: list[str] = []
+    monkeypatch.setattr(stage1_module, "sync_to_disk", lambda path: events.append(path.name))
+    rename = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append("rename"), rename(a, b)))
+    key = Stage1Key.of(compose_run("model=tiny", "injection_task=demo_pos"))
+    injected = InjectedWeights(layers=[{"w": torch.randn(3, 4)}], embeddings=None)
+    Stage1Store(tmp_path).save(key, injected, {}, [{"step": 1}], tmp_path / "run")
+    assert sorted(events[:-1]) == ["history.jsonl", "result.json", "weights.safetensors"]
+    assert events[-1] == "rename"
 
 
 # --- the stage-1 key -----------------------------------------------------------------------------
