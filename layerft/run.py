@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,8 +56,6 @@ from layerft.tracker import NoTracker, Tracker, remove_stale_runs, start_tracker
 from layerft.tuning_mode import apply_tuning_mode
 
 log = logging.getLogger(__name__)
-
-HYDRA_DIR = ".hydra"  # Hydra's record of a job's config (hydra.output_subdir's default)
 
 
 def seed_everything(seed: int) -> None:
@@ -239,9 +238,9 @@ def run(
                 tracker.stage1(stage1)
             if is_main_process():
                 extra = {"run/stage1": stage1.entry() if stage1 else {"status": "none"}}
+                keep_hydra_files(run_dir)  # first: a kept copy is never older than the metrics
                 log.info("results: %s", write_metrics(run_dir, metrics, record, extra))
                 (run_dir / FAILED_FILE).unlink(missing_ok=True)  # an earlier attempt's failure
-                keep_hydra_files(run_dir)
             tracker.summarize(metrics)
             failed = False
         finally:
@@ -256,7 +255,8 @@ def previous_result(
     finished = read_finished(run_dir, record.fingerprint, dir_key(sweep_dir))
     if finished is not None:
         log.info("already finished, not rerun: %s", run_dir / METRICS_FILE)
-        restore_hydra_files(run_dir)
+        if is_main_process():
+            restore_hydra_files(run_dir)
         return finished
     if sweep_dir is None:
         return None
@@ -275,37 +275,50 @@ def dir_key(sweep_dir: str | None) -> str:
     return "hydra.sweep.dir" if sweep_dir else "hydra.run.dir"
 
 
+def hydra_record(run_dir: Path) -> Path | None:
+    """Where Hydra wrote this job's config (`hydra.output_subdir`); None outside Hydra or when off."""
+    if not HydraConfig.initialized() or HydraConfig.get().output_subdir is None:
+        return None
+    return run_dir / HydraConfig.get().output_subdir
+
+
 def keep_hydra_files(run_dir: Path) -> None:
-    """Copy `.hydra/*.yaml` of a finished run into `.hydra/finished/`, written then renamed."""
-    hydra_dir = run_dir / HYDRA_DIR
-    if not hydra_dir.is_dir():  # run outside Hydra (benchmarks, tests)
-        return
-    kept = hydra_dir / "finished"
-    tmp = hydra_dir / ".finished.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    for path in hydra_dir.glob("*.yaml"):
-        shutil.copy2(path, tmp / path.name)
-    shutil.rmtree(kept, ignore_errors=True)
-    tmp.rename(kept)
-
-
-def restore_hydra_files(run_dir: Path) -> None:
-    """Put back the `.hydra/*.yaml` of the run that wrote this folder's metrics.
+    """Copy the finished run's `.hydra/*.yaml` into `.hydra/finished/` (written, then renamed).
 
     Hydra rewrites them for every launch before the job starts, so a skipped rerun (same config,
     but result-neutral settings such as the tracker changed) would leave `.hydra/config.yaml`
-    describing a run that never happened here."""
-    kept = run_dir / HYDRA_DIR / "finished"
-    for path in kept.glob("*.yaml") if kept.is_dir() else ():
-        shutil.copy2(path, run_dir / HYDRA_DIR / path.name)
+    describing a run that never happened here; `restore_hydra_files` puts these back."""
+    record = hydra_record(run_dir)
+    if record is None or not record.is_dir():
+        return
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=record, prefix=".finished."))
+        for path in record.glob("*.yaml"):
+            shutil.copy2(path, tmp / path.name)
+        shutil.rmtree(record / "finished", ignore_errors=True)
+        tmp.rename(record / "finished")
+    except OSError as err:  # the results are written; only this copy of the config is missing
+        log.warning("could not keep a copy of %s (%s)", record, err)
+
+
+def restore_hydra_files(run_dir: Path) -> None:
+    """Put back the `.hydra/*.yaml` of the run that wrote this folder's metrics."""
+    record = hydra_record(run_dir)
+    kept = record / "finished" if record is not None else None
+    if kept is None or not kept.is_dir():
+        return  # finished before layerft kept a copy, or outside Hydra
+    try:
+        for path in kept.glob("*.yaml"):
+            shutil.copy2(path, record / path.name)
+    except OSError as err:
+        log.warning("could not restore %s from %s (%s)", record, kept, err)
 
 
 def remove_if_only_hydra_files(run_dir: Path) -> None:
     """Remove a job folder Hydra made for a combination already finished elsewhere (it holds
     only `.hydra/` and the job's log)."""
     entries = list(run_dir.iterdir()) if run_dir.is_dir() else []
-    if entries and all(e.name == HYDRA_DIR or e.suffix == ".log" for e in entries):
+    if entries and all(e.name == ".hydra" or e.suffix == ".log" for e in entries):
         shutil.rmtree(run_dir, ignore_errors=True)
 
 

@@ -39,7 +39,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if workers > 1:
         import torch
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        cores = len(os.sched_getaffinity(0))  # the cores this process may use, not the host's
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), cores // workers)))
 
 
 def run_train(
