@@ -234,11 +234,12 @@ def main() -> None:
         results = measure(pipelines, batch_size, args.repeats)
         everything[batch_size] = results
         rows += summarise(results, batch_size)
-    print("\n| batch | pipeline | samples/s (median) | vs plain Trainer | range | MFU |")
-    print("|---|---|---|---|---|---|")
-    print("\n".join(rows))
-    if args.json:
-        args.json.write_text(json.dumps({"device": device, "runs": everything}, indent=1))
+        # After each batch size: a run cut short by a time limit keeps what it measured.
+        print("\n| batch | pipeline | samples/s (median) | vs plain Trainer | range | MFU |")
+        print("|---|---|---|---|---|---|")
+        print("\n".join(rows), flush=True)
+        if args.json:
+            args.json.write_text(json.dumps({"device": device, "runs": everything}, indent=1))
 
 
 if __name__ == "__main__":
