@@ -3,15 +3,19 @@
 # call (a machine stays warm only briefly, and a fresh start costs minutes of the budget):
 #   run(command="bash benchmarks/gpu/run.sh", carry=[".gpu"], timeout_s=600)
 # Installs what the machine lacks from .gpu/wheels, then measures side by side (throughput.py):
-# layerft, a plain Trainer and a raw loop, each also compiled, at batch 32 and 256, bf16, 128
-# tokens, first on a random BERT-base-shaped model (the issue's targets), then on MiniLM
-# (pre-trained, bf16 weights trained in fp32 masters). Each step gets at most half of what is left
-# of 560 s; tables and JSON are written to $OUT after every batch size, so a cut run keeps them.
-# Knobs: STEPS (default "bert_base minilm"), REPEATS (2), TRAIN (examples, 3200).
+# - bert_base: layerft, a plain Trainer and a raw loop, each also compiled, at batch 32 and 256,
+#   bf16, 128 tokens, on a random BERT-base-shaped model (the issue's targets); table and JSON are
+#   written after every batch size, so a cut run keeps them;
+# - adapter_study: the adapter study (5 tuning modes, benchmarks/adapter_study.py) on MiniLM
+#   (pre-trained; bf16 weights trained in fp32 masters), demo_sentiment, 1 epoch: accuracy, speed,
+#   memory; its results.md and results.csv come back (what finished, if the step is cut);
+# - minilm: the bert_base measurement on MiniLM (not in the default: $OUT returns 8 files).
+# Each step gets its share of what is left of 560 s. Knobs: STEPS ("bert_base adapter_study"),
+# REPEATS (2), TRAIN (examples, 3200).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/layerft_gpu}  # the device tool sets OUT: what is written there comes back
-STEPS=${STEPS:-"bert_base minilm"}
+STEPS=${STEPS:-"bert_base adapter_study"}
 REPEATS=${REPEATS:-2}
 TRAIN=${TRAIN:-3200}
 mkdir -p "$OUT"
@@ -34,17 +38,28 @@ common=(--batch-sizes 32 256 --repeats "$REPEATS" --pad-to 128 --precision bf16 
 # The tokenized cache stays off $OUT: only results come back.
 data=(target_task=demo_sentiment "target_task.generator_sizes.train=$TRAIN"
       target_task.max_length=128 cache_dir=/tmp/layerft_gpu_cache)
+minilm=(model=bert_base_uncased model.name=minilm_bf16 "model.hub_id=$PWD/.gpu/minilm")
 steps=($STEPS)
 for i in "${!steps[@]}"; do
     step=${steps[$i]}
+    left=$(( (560 - SECONDS) / (${#steps[@]} - i) ))
+    echo "== $step (at most ${left} s)"
     case $step in
         bert_base) model=(model=tiny model.tiny.hidden_size=768 model.tiny.num_layers=12
                           model.tiny.num_heads=12 model.tiny.intermediate_size=3072) ;;
-        minilm) model=(model=bert_base_uncased model.name=minilm_bf16 "model.hub_id=$PWD/.gpu/minilm") ;;
+        minilm | adapter_study) model=("${minilm[@]}") ;;
         *) echo "unknown step $step"; exit 2 ;;
     esac
-    left=$(( (560 - SECONDS) / (${#steps[@]} - i) ))
-    echo "== $step (at most ${left} s)"
+    if [ "$step" = adapter_study ]; then
+        study=/tmp/layerft_gpu_study
+        timeout "$left" python -u benchmarks/adapter_study.py --sweep-dir "$study" -- \
+            "${minilm[@]}" "${data[@]}" target_task.generator_sizes.validation=1000 \
+            target_task.epochs=1 target_task.evals_per_epoch=1 trainer.precision=bf16 \
+            2>&1 | grep --line-buffered -v "it/s\]" | tail -40
+        [ -f "$study/results.md" ] || python benchmarks/adapter_study.py --sweep-dir "$study" --table-only
+        cp "$study/results.md" "$study/results.csv" "$OUT/" 2>/dev/null
+        continue
+    fi
     timeout "$left" python -u benchmarks/throughput.py "${common[@]}" --json "$OUT/$step.json" \
         -- "${model[@]}" "${data[@]}" 2>&1 | grep --line-buffered -v "it/s\]" | tee "$OUT/$step.txt"
 done
