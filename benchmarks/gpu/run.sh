@@ -2,7 +2,7 @@
 # On a lent GPU machine (no network), after benchmarks/gpu/prepare.sh filled .gpu/ here, in ONE
 # call (a machine stays warm only briefly, and a fresh start costs minutes of the budget):
 #   run(command="bash benchmarks/gpu/run.sh", carry=[".gpu"], timeout_s=600)
-# Installs what the machine lacks from .gpu/wheels, then measures side by side (throughput.py):
+# Installs the carried wheels into /tmp/layerft_site (first on PYTHONPATH), then runs the steps:
 # - bert_base: layerft, a plain Trainer and a raw loop, each also compiled, at batch 32 and 256,
 #   bf16, 128 tokens, on a random BERT-base-shaped model (the targets); table and JSON are
 #   written after every batch size, so a cut run keeps them;
@@ -25,13 +25,11 @@ mkdir -p "$OUT"
     python -c "import sys, torch, transformers; print(sys.version.split()[0], torch.__version__, transformers.__version__)"
 } 2>&1 | tee "$OUT/machine.txt"
 
-if ! python -m pip install --quiet --no-index --find-links .gpu/wheels -r .gpu/requirements.txt \
-    > "$OUT/pip.txt" 2>&1; then
-    echo "pip with dependencies failed (see pip.txt); installing the carried wheels alone" | tee -a "$OUT/machine.txt"
-    python -m pip install --quiet --no-index --no-deps --find-links .gpu/wheels \
-        -r .gpu/requirements.txt >> "$OUT/pip.txt" 2>&1
-fi
-export PYTHONPATH=$PWD HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=disabled
+# Into a folder of its own, as the device notes advise: the machine's packages stay as they are.
+python -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/layerft_site --find-links .gpu/wheels -r .gpu/requirements.txt \
+    > "$OUT/pip.txt" 2>&1 || echo "pip failed: see pip.txt" | tee -a "$OUT/machine.txt"
+export PYTHONPATH=/tmp/layerft_site:$PWD HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=disabled
 python -c "import layerft.run" 2>&1 | tail -3 | tee -a "$OUT/machine.txt"
 
 common=(--batch-sizes 32 256 --repeats "$REPEATS" --pad-to 128 --precision bf16 --compile)
