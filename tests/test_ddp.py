@@ -8,7 +8,8 @@ from conftest import SHRINK, assert_counts_of, dev_examples, run_train
 
 
 def test_two_process_ddp_run_writes_one_record(tmp_path) -> None:
-    launcher = ["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533"]
+    # --standalone: a free port of its own, so two test runs on one host do not collide
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     proc = run_train(
         [*SHRINK, "tracker=wandb", "tracker.mode=offline"], tmp_path, launcher=launcher
     )
