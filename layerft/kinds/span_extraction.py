@@ -303,17 +303,6 @@ def _max_context_owner(lengths: list[int], stride: int) -> np.ndarray:
     return owner
 
 
-def best_answer(
-    starts: list[np.ndarray],
-    ends: list[np.ndarray],
-    offsets: list[Sequence[Sequence[int] | None]],
-    context: str,
-    spans: SpanConfig,
-) -> str:
-    """One record's answer text ("" for none) from the (seq,) logits of its windows, in order."""
-    return scored_answer(starts, ends, offsets, context, spans)[0]
-
-
 def scored_answer(
     starts: list[np.ndarray],
     ends: list[np.ndarray],
@@ -321,7 +310,8 @@ def scored_answer(
     context: str,
     spans: SpanConfig,
 ) -> tuple[str, float]:
-    """best_answer's text and its null score minus best span score (inf: no span candidate)."""
+    """One record's answer text ("" for none) from the (seq,) logits of its windows, in order, and
+    its null score minus best span score (inf: no span candidate)."""
     null = math.inf
     best_score, best_chars = -math.inf, None
     positions = [np.array([p for p, o in enumerate(offs) if o is not None]) for offs in offsets]
