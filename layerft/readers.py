@@ -25,7 +25,7 @@ from layerft import readers_conll
 from layerft.errors import LayerftError
 from layerft.readers_glue import GLUE_READERS
 from layerft.readers_squad import hub_squad, hub_squad_v2, read_squad, read_squad_v2
-from layerft.text_files import read_json_text, read_lines, read_text, require_file
+from layerft.text_files import line_of, read_json_text, read_lines, read_text, require_file
 
 _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -408,15 +408,6 @@ def _score(labels: Mapping[str, Any], key: str) -> float:
     return float(value)
 
 
-def _guid_line(text: str, guid: str) -> str:
-    """':<line>' where `guid` first appears as a JSON string in `text`, or '' if it does not."""
-    at = text.find(json.dumps(guid, ensure_ascii=False))
-    if at < 0:
-        return ""
-    line = text.count("\n", 0, at) + 1
-    return f":{line}"
-
-
 def _read_release_array(
     path: Path, layout: str, convert: Callable[[dict[str, Any]], dict[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -435,7 +426,8 @@ def _read_release_array(
         try:
             records.append(convert(row))
         except _Fault as fault:
-            raise LayerftError(f"{path}{_guid_line(text, guid)}: {guid}: {fault}") from None
+            line = line_of(text, json.dumps(guid, ensure_ascii=False))
+            raise LayerftError(f"{path}{line}: {guid}: {fault}") from None
     return _nonempty(path, records)
 
 
@@ -535,7 +527,7 @@ def read_klue_mrc(path: Path) -> list[dict[str, Any]]:
                     try:
                         records.append(_mrc_record(title, context, qa))
                     except _Fault as fault:
-                        line = _guid_line(text, guid)
+                        line = line_of(text, json.dumps(guid, ensure_ascii=False))
                         raise LayerftError(f"{path}{line}: {guid}: {fault}") from None
         except _Fault as fault:
             # Above a question's guid, the fault names its place in the JSON (data[0].paragraphs).

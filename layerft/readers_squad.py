@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from layerft.errors import LayerftError
-from layerft.text_files import read_json_text
+from layerft.text_files import line_of, read_json_text
 
 
 class _Fault(Exception):
@@ -84,12 +84,6 @@ def _record(title: str, context: str, qa: Mapping[str, Any], v2: bool) -> dict[s
     return record | {"is_impossible": is_impossible, "plausible_answers": plausible}
 
 
-def _line_of(text: str, qid: str) -> str:
-    """':<line>' of the first `"id": "<qid>"` in `text`, '' if it is not written that way."""
-    at = text.find(f'"id": {json.dumps(qid)}')
-    return f":{text.count(chr(10), 0, at) + 1}" if at >= 0 else ""
-
-
 def _read_release(path: Path, v2: bool) -> list[dict[str, Any]]:
     """A SQuAD release file -> one record per question, in file order."""
     path = Path(path)
@@ -115,7 +109,8 @@ def _read_release(path: Path, v2: bool) -> list[dict[str, Any]]:
                     try:
                         records.append(_record(title, context, qa, v2))
                     except _Fault as fault:
-                        raise LayerftError(f"{path}{_line_of(text, qid)}: {qid}: {fault}") from None
+                        line = line_of(text, '"id": ' + json.dumps(qid))  # as the releases write it
+                        raise LayerftError(f"{path}{line}: {qid}: {fault}") from None
         except _Fault as fault:
             raise LayerftError(f"{path}: {fault}") from None
     if not records:

@@ -49,3 +49,10 @@ def read_json_text(path: Path) -> tuple[str, Any]:
         return text, json.loads(text)
     except json.JSONDecodeError as err:
         raise LayerftError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
+
+
+def line_of(text: str, needle: str) -> str:
+    """':<line>' where `needle` first appears in `text` (to name a record's line in an error), or
+    '' if it does not."""
+    at = text.find(needle)
+    return f":{text.count(chr(10), 0, at) + 1}" if at >= 0 else ""
