@@ -24,7 +24,13 @@ import pyarrow.parquet as pq
 from layerft import readers_conll
 from layerft.errors import LayerftError
 from layerft.readers_glue import GLUE_READERS
-from layerft.readers_squad import hub_squad, hub_squad_v2, read_squad, read_squad_v2
+from layerft.readers_squad import (
+    hub_squad,
+    hub_squad_v2,
+    read_articles,
+    read_squad,
+    read_squad_v2,
+)
 from layerft.text_files import line_of, read_json_text, read_lines, read_text, require_file
 
 _INT = re.compile(r"[+-]?[0-9]+")
@@ -511,11 +517,9 @@ def read_klue_mrc(path: Path) -> list[dict[str, Any]]:
     Every answer and plausible answer must be found in the context at its answer_start.
     """
     path = Path(path)
-    text, document = read_json_text(path)
-    if not isinstance(document, dict) or not isinstance(document.get("data"), list):
-        raise LayerftError(f"{path}: expected an object with a 'data' list (the KLUE-MRC layout)")
+    text, articles = read_articles(path, "KLUE-MRC")
     records = []
-    for d, article in enumerate(document["data"]):
+    for d, article in enumerate(articles):
         try:
             paragraphs = _field(article, "paragraphs", list, f"data[{d}].paragraphs")
             title = _title(article, f"data[{d}].title")

@@ -84,14 +84,21 @@ def _record(title: str, context: str, qa: Mapping[str, Any], v2: bool) -> dict[s
     return record | {"is_impossible": is_impossible, "plausible_answers": plausible}
 
 
+def read_articles(path: Path, layout: str) -> tuple[str, list[Any]]:
+    """A SQuAD-style release file (SQuAD, KLUE-MRC): its text, for error lines, and its `data`
+    list of articles; anything else is an error naming `layout`."""
+    text, document = read_json_text(path)
+    if not isinstance(document, dict) or not isinstance(document.get("data"), list):
+        raise LayerftError(f"{path}: expected an object with a 'data' list (the {layout} layout)")
+    return text, document["data"]
+
+
 def _read_release(path: Path, v2: bool) -> list[dict[str, Any]]:
     """A SQuAD release file -> one record per question, in file order."""
     path = Path(path)
-    text, document = read_json_text(path)
-    if not isinstance(document, dict) or not isinstance(document.get("data"), list):
-        raise LayerftError(f"{path}: expected an object with a 'data' list (the SQuAD layout)")
+    text, articles = read_articles(path, "SQuAD")
     records = []
-    for d, article in enumerate(document["data"]):
+    for d, article in enumerate(articles):
         where = f"data[{d}]"
         try:
             title = _text(article, "title", f"{where}.title", blank_ok=True)
