@@ -58,7 +58,15 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
         raise LayerftError(f"no job in {sweep_dir}: no {METRICS_FILE} or {FAILED_FILE} under it")
     # Superseded records go first, so that no spelling only they used names a row.
     jobs = same_spelling(_latest([read_job(d) for d in dirs], lambda job: job.fingerprint))
-    return _latest(jobs, lambda job: (tuple(sorted(job.settings.items())), job.seed))
+    return _latest(jobs, lambda job: (settings_key(job.settings), job.seed))
+
+
+SettingsKey = tuple[tuple[str, str], ...]
+
+
+def settings_key(settings: dict[str, str]) -> SettingsKey:
+    """The settings as a hashable key, whatever their order: a combination's identity."""
+    return tuple(sorted(settings.items()))
 
 
 def _latest(jobs: list[Job], same: Callable[[Job], Any]) -> list[Job]:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from layerft.errors import LayerftError
-from layerft.sweep_records import Job, spelled_as_in
+from layerft.sweep_records import Job, SettingsKey, settings_key, spelled_as_in
 
 DEFAULT_BASELINE = {"injection_task": "none"}  # a row's baseline: the same settings, no stage 1
 BOOTSTRAP_RESAMPLES = 10_000
@@ -56,11 +56,9 @@ class Failure:
 
 def combine(jobs: list[Job]) -> list[Combination]:
     """The jobs grouped by settings (seeds folded), each group's jobs by seed."""
-    groups: dict[tuple[tuple[str, str], ...], Combination] = {}
+    groups: dict[SettingsKey, Combination] = {}
     for job in sorted(jobs, key=lambda j: j.seed):
-        combo = groups.setdefault(
-            tuple(sorted(job.settings.items())), Combination(job.settings, [], [])
-        )
+        combo = groups.setdefault(settings_key(job.settings), Combination(job.settings, [], []))
         (combo.finished if job.error is None else combo.failed).append(job)
     return list(groups.values())
 
@@ -195,8 +193,8 @@ def build_table(
     metrics = list(dict.fromkeys(metrics))  # an extra metric that is also a score: once
     first = combos[0].settings
     constant = {k: v for k, v in first.items() if all(c.settings.get(k) == v for c in combos)}
-    by_settings = {_key(c.settings): c for c in combos}
-    bases = [by_settings.get(_key({**c.settings, **spec})) for c in combos]
+    by_settings = {settings_key(c.settings): c for c in combos}
+    bases = [by_settings.get(settings_key({**c.settings, **spec})) for c in combos]
     rows = []
     for combo, base in zip(combos, bases, strict=True):
         row: dict[str, Any] = {k: setting(combo.settings, k) for k in varied}
@@ -240,10 +238,6 @@ def costs(combo: Combination) -> dict[str, Any]:
         "seeds": " ".join(str(job.seed) for job in combo.finished),
         "failed": len(combo.failed),
     }
-
-
-def _key(settings: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted(settings.items()))
 
 
 def _mean(values: list[float]) -> float | None:
