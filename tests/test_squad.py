@@ -442,14 +442,16 @@ def test_every_squad_option_composes(option, metrics, best, threshold) -> None:
                     "target_task.best_metric=squad_v2_f1")  # fmt: skip
 
 
+def release_run(task: str) -> list[str]:
+    """train.py overrides: `task` on the release samples, model=tiny, windows of 128 tokens."""
+    return ["model=tiny", "tracker=none", "injection_task=none", f"target_task={task}",
+            f"target_task.data_dir={SAMPLES}", "target_task.max_length=128",
+            "target_task.spans.doc_stride=64", "target_task.spans.max_query_length=32",
+            "target_task.lr=2e-3", "target_task.batch_size=16"]  # fmt: skip
+
+
 def test_squad_v2_end_to_end_from_the_release_files(tmp_path) -> None:
-    result = run_train(
-        ["model=tiny", "tracker=none", "injection_task=none", "target_task=squad_v2",
-         f"target_task.data_dir={SAMPLES}", "target_task.max_length=128",
-         "target_task.spans.doc_stride=64", "target_task.spans.max_query_length=32",
-         "target_task.epochs=4", "target_task.lr=2e-3", "target_task.batch_size=16"],
-        tmp_path,
-    )  # fmt: skip
+    result = run_train([*release_run("squad_v2"), "target_task.epochs=4"], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     scores = {key: metrics[f"target/eval_squad_v2_{key}"] for key in V2_KEYS + BEST_KEYS}
@@ -470,13 +472,7 @@ def test_squad_v2_end_to_end_from_the_release_files(tmp_path) -> None:
 
 
 def test_squad_end_to_end_from_the_release_files(tmp_path) -> None:
-    result = run_train(
-        ["model=tiny", "tracker=none", "injection_task=none", "target_task=squad",
-         f"target_task.data_dir={SAMPLES}", "target_task.max_length=128",
-         "target_task.spans.doc_stride=64", "target_task.spans.max_query_length=32",
-         "target_task.epochs=2", "target_task.lr=2e-3", "target_task.batch_size=16"],
-        tmp_path,
-    )  # fmt: skip
+    result = run_train([*release_run("squad"), "target_task.epochs=2"], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     exact, f1 = metrics["target/eval_squad_exact_match"], metrics["target/eval_squad_f1"]
