@@ -26,7 +26,7 @@ from layerft.kinds.span_extraction import (
     collator,
     encoder,
     normalise,
-    predict_answers,
+    scored_answers,
 )
 from layerft.model import build_tiny_tokenizer
 from layerft.run import build_target_model, load_stage_data, train_stages
@@ -171,7 +171,7 @@ class Logits:
         task = self.task
         if spans:
             task = mrc_task(task.max_length, **(vars(task.spans) | spans))
-        (text,) = predict_answers(
+        ((text, _),) = scored_answers(
             self.start, self.end, self.features["example_index"],
             self.features["offset_mapping"], [self.context], task.spans,
         )  # fmt: skip

@@ -333,19 +333,6 @@ def scored_answer(
     return context[best_chars[0] : best_chars[1]], null - best_score
 
 
-def predict_answers(
-    start_logits: np.ndarray,
-    end_logits: np.ndarray,
-    example_index: Sequence[int],
-    offsets: Sequence[Sequence[Sequence[int] | None]],
-    contexts: Sequence[str],
-    spans: SpanConfig,
-) -> list[str]:
-    """Each record's answer from its windows' (features, seq) logits, padded with anything."""
-    scored = scored_answers(start_logits, end_logits, example_index, offsets, contexts, spans)
-    return [text for text, _ in scored]
-
-
 def scored_answers(
     start_logits: np.ndarray,
     end_logits: np.ndarray,
@@ -354,7 +341,8 @@ def scored_answers(
     contexts: Sequence[str],
     spans: SpanConfig,
 ) -> list[tuple[str, float]]:
-    """predict_answers with each answer's null score minus best span score (scored_answer)."""
+    """Each record's answer from its windows' (features, seq) logits, padded with anything, and its
+    null score minus best span score (scored_answer)."""
     windows: list[list[int]] = [[] for _ in contexts]
     for feature, record in enumerate(example_index):
         windows[record].append(feature)
