@@ -1,20 +1,30 @@
 """Run one layer-wise fine-tuning combination (`-m` for a grid). See conf/config.yaml for the defaults."""
 
+import sys
+
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from layerft.config import register_configs
 from layerft.run import run_from_hydra
+from layerft.sweep import FailedJobs, job
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> float:
-    """Return stage 2's best dev score, so Hydra sweepers can optimise it."""
+def main(cfg: DictConfig) -> float | None:
+    """Return stage 2's best dev score, so Hydra sweepers can optimise it. In a multirun a failing
+    job writes `failed.json`, returns None and the next job runs."""
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        return job(cfg)
     metrics = run_from_hydra(cfg)
+    assert metrics is not None  # failures exit in a single run
     return metrics[f"target/eval_{cfg.target_task.best_metric}"]
 
 
 if __name__ == "__main__":
     main()
+    sys.exit(1 if FailedJobs.failed else 0)

@@ -205,7 +205,8 @@ def read_finished(run_dir: Path, fingerprint: str, dir_key: str) -> dict[str, fl
 
 
 def record_failure(run_dir: Path, entries: dict[str, Any], err: BaseException) -> None:
-    """`failed.json`: the job's record and its error's first line (the traceback goes to the log)."""
+    """`failed.json`: the job's record and its error's first line. The log gets the line, and the
+    traceback unless the error is a user error (LayerftError; LAYERFT_TRACEBACK=1 shows it too)."""
     first = (str(err).strip().splitlines() or [""])[0]
     write_json_atomic(
         run_dir / FAILED_FILE,
@@ -215,7 +216,9 @@ def record_failure(run_dir: Path, entries: dict[str, Any], err: BaseException) -
             "run/error_type": type(err).__name__,
         },
     )
-    log.error("job failed (%s): %s\n%s", run_dir, first, traceback.format_exc())
+    user_error = isinstance(err, LayerftError) and not os.environ.get("LAYERFT_TRACEBACK")
+    trace = "" if user_error else "\n" + traceback.format_exc()
+    log.error("job failed (%s): %s%s", run_dir, first, trace)
 
 
 @contextlib.contextmanager

@@ -382,8 +382,8 @@ def warn_unused_stage1_overrides(cfg: RunConfig, overrides: list[str]) -> None:
 def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str, float] | None:
     """train.py's body: validate the composed config and run it in Hydra's output directory.
 
-    `isolate_failures` (sweep.py's jobs): any error is recorded in the job folder's `failed.json`
-    and None returned, so that the sweep goes on; KeyboardInterrupt still stops it.
+    `isolate_failures` (the jobs of a multirun): any error is recorded in the job folder's
+    `failed.json` and None returned, so that the sweep goes on; KeyboardInterrupt still stops it.
     """
     quiet_libraries()
     hydra = HydraConfig.get()

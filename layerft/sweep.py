@@ -20,13 +20,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -167,14 +168,49 @@ def finished_elsewhere(sweep_dir: Path, fingerprint: str, run_dir: Path) -> Path
 
 
 def job(cfg: DictConfig) -> float | None:
-    """One job of a sweep (the Hydra task function sweep.py runs): train.py's run, but a failure
-    is recorded in the job folder instead of stopping the sweep."""
+    """One job of a sweep (the Hydra task function of sweep.py, and of `train.py -m`): train.py's
+    run, but a failure is recorded in the job folder instead of stopping the sweep."""
     from layerft.run import run_from_hydra
 
     metrics = run_from_hydra(cfg, isolate_failures=True)
     if metrics is None:
         return None
     return metrics.get(f"target/eval_{cfg.target_task.best_metric}")
+
+
+class FailedJobs(Callback):
+    """`train.py -m`'s summary (a Hydra callback, conf/config.yaml): when the multirun ends, one line
+    per job whose failure it recorded (a `failed.json` new or rewritten since it started, so an
+    earlier launch's failures in a reused folder do not count); `failed` tells train.py to exit 1."""
+
+    failed: ClassVar[list[Path]] = []  # the last multirun's failed job folders
+
+    def __init__(self) -> None:
+        self.before: dict[Path, int] = {}
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.before = failure_stamps(Path(config.hydra.sweep.dir))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        now = failure_stamps(sweep_dir)
+        FailedJobs.failed = sorted(
+            p.parent for p, stamp in now.items() if self.before.get(p) != stamp
+        )
+        for folder in FailedJobs.failed:
+            log.error("job failed: %s (%s)", failed_error(folder), folder / FAILED_FILE)
+        if FailedJobs.failed:
+            log.error("%d job(s) of %s failed; the others ran", len(FailedJobs.failed), sweep_dir)
+
+
+def failure_stamps(sweep_dir: Path) -> dict[Path, int]:
+    """Each job's `failed.json` in the sweep folder and its modification time (ns)."""
+    return {path: path.stat().st_mtime_ns for path in sweep_dir.glob(f"*/{FAILED_FILE}")}
+
+
+def failed_error(folder: Path) -> str:
+    """The error line a failed job recorded."""
+    return str(json.loads((folder / FAILED_FILE).read_text(encoding="utf-8")).get("run/error", ""))
 
 
 def hydra_args(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool) -> list[str]:
@@ -188,6 +224,7 @@ def hydra_args(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool
         f"hydra.sweep.dir={sweep_dir}",
         "hydra.sweep.subdir='${layerft_dirname:${hydra.job.override_dirname}}'",
         f"hydra.job.config.override_dirname.exclude_keys=[{','.join(excluded)}]",
+        "~hydra.callbacks.failed_jobs",  # train.py's summary; sweep.py prints its own
         *(["force_rerun=true"] if force else []),
         *overrides,
     ]
@@ -221,10 +258,7 @@ def status(combinations: list[Combination], sweep_dir: Path) -> Status:
             done.append((combination, finished[combination.fingerprint]))
         elif combination.fingerprint in failures:
             folder = failures[combination.fingerprint]
-            error = json.loads((folder / FAILED_FILE).read_text(encoding="utf-8")).get(
-                "run/error", ""
-            )
-            failed.append((combination, folder, error))
+            failed.append((combination, folder, failed_error(folder)))
         else:
             missing.append(combination)
     return Status(done, failed, missing)
