@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from fractions import Fraction
 from types import MappingProxyType
 from typing import Any
 
@@ -152,9 +153,16 @@ def part_learning_rates(optimizer: torch.optim.Optimizer) -> dict[str, float]:
     return {part: group["lr"] for group in optimizer.param_groups for part in group["parts"]}
 
 
+def ceil_of_product(share: float, count: int) -> int:
+    """`share * count` rounded up, with `share` read as the decimal it prints as: 1.1 epochs of 100
+    steps are 110 steps, and a warmup ratio of 0.1 of 30 steps is 3 (the float products,
+    110.00000000000001 and 3.0000000000000004, would round up to one more)."""
+    return math.ceil(Fraction(repr(float(share))) * count)
+
+
 def total_steps(num_examples: int, batch_size: int, epochs: float, world_size: int = 1) -> int:
     """Optimizer steps of a run: batches per epoch (over all processes) times epochs, rounded up."""
-    return math.ceil(epochs * math.ceil(num_examples / (batch_size * world_size)))
+    return ceil_of_product(epochs, math.ceil(num_examples / (batch_size * world_size)))
 
 
 def build_scheduler(
@@ -164,6 +172,6 @@ def build_scheduler(
     return get_scheduler(
         HF_SCHEDULER_TYPES[cfg.shape],
         optimizer,
-        num_warmup_steps=math.ceil(cfg.warmup_ratio * num_steps),
+        num_warmup_steps=ceil_of_product(cfg.warmup_ratio, num_steps),
         num_training_steps=num_steps,
     )

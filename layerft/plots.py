@@ -150,7 +150,7 @@ def bars_figure(rows: list[PlotRow], metric: str) -> Figure:
             max(row.mean + row.std, 0) if row.scores else 0, y, text, va="center", fontsize="small"
         )
     ax.set_xlim(min(0.0, np.nanmin(means, initial=0.0) * 1.1), reach * 1.35)
-    ax.set_xlabel(f"{metric} (mean ± std over seeds)")
+    ax.set_xlabel(f"{metric} (mean ± sample std over seeds)")
     ax.set_ylim(-0.6, len(rows) - 0.4)
     return figure
 

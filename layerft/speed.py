@@ -21,7 +21,8 @@ DEVICE_PEAK_FLOPS: tuple[tuple[str, float], ...] = (
     ("H100 PCIe", 756e12),
     ("H100 NVL", 835e12),
     ("H100", 989e12),  # SXM (e.g. "NVIDIA H100 80GB HBM3")
-    ("H200", 989e12),
+    ("H200 NVL", 835e12),
+    ("H200", 989e12),  # SXM
     ("GH200", 989e12),
     ("B200", 2250e12),
     ("A100", 312e12),
@@ -57,11 +58,14 @@ class TokenCounter:
         self._real: torch.Tensor | int = 0  # stays on the batch's device until read
 
     def count(self, batch: Mapping[str, Any]) -> None:
-        """Add one batch (called before it is moved, so a CPU batch costs nothing on the GPU)."""
-        mask = batch.get("attention_mask")
-        ids = batch["input_ids"]
-        self.padded += ids.numel()
-        self._real = self._real + (mask.sum() if mask is not None else ids.numel())
+        """Add one batch (called before it is moved, so a CPU batch costs nothing on the GPU). Every
+        encoder input counts: `input_ids` and, for a bi-encoder's second sentence, `input_ids_b`."""
+        for key, ids in batch.items():
+            if not key.startswith("input_ids"):
+                continue
+            mask = batch.get("attention_mask" + key.removeprefix("input_ids"))
+            self.padded += ids.numel()
+            self._real = self._real + (mask.sum() if mask is not None else ids.numel())
 
     def totals(self) -> tuple[int, int]:
         """(real, padded) tokens over every process of a distributed run."""

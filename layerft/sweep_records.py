@@ -136,7 +136,16 @@ def job_settings(choices: dict[str, str], overrides: list[str]) -> dict[str, str
         key, _, value = override.partition("=")
         # `+key`, `++key`, `~key` (a deletion); `group@package=option` is the package's choice
         settings[key.lstrip("+~").split("@")[-1]] = "(deleted)" if key[0] == "~" else value
-    return {key: value for key, value in settings.items() if not _neutral(key)}
+    return effective_settings({key: value for key, value in settings.items() if not _neutral(key)})
+
+
+def effective_settings(settings: dict[str, str]) -> dict[str, str]:
+    """The settings without `injection_task.*` under `injection_task=none`: a disabled stage 1 leaves
+    the config (`config.drop_disabled_stages`), so its settings change nothing, and runs that differ
+    only in them are one run, one row, the baseline of every stage-1 row alike."""
+    if settings.get("injection_task") != "none":
+        return settings
+    return {k: v for k, v in settings.items() if not k.startswith("injection_task.")}
 
 
 def _neutral(key: str) -> bool:

@@ -23,7 +23,7 @@ def render_markdown(sweep_dir: Path, table: Table, failures: list[Failure], jobs
         f"# Sweep results: {sweep_dir}",
         "",
         f"{len(jobs)} jobs ({len(jobs) - len(failures)} finished, {len(failures)} failed) in "
-        f"{len(table.rows)} combinations; a cell is mean ± std (n seeds).",
+        f"{len(table.rows)} combinations; a cell is mean ± sample std (n seeds; ddof=1).",
         f"Selection metric: `{table.selection}` ({better} is better)."
         if table.uniform
         else "Selection metric: each row's own (column `selection metric`).",

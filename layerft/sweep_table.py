@@ -13,14 +13,21 @@ from typing import Any
 import numpy as np
 
 from layerft.errors import LayerftError
-from layerft.sweep_records import Job, SettingsKey, settings_key, spelled_as_in
+from layerft.sweep_records import (
+    Job,
+    SettingsKey,
+    effective_settings,
+    settings_key,
+    spelled_as_in,
+)
 
 DEFAULT_BASELINE = {"injection_task": "none"}  # a row's baseline: the same settings, no stage 1
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0  # fixed, so the same sweep always gets the same intervals
 MIN_PAIRS = 3  # fewer paired seeds get no interval and no verdict
 MISSING = "-"  # the value of a setting a job does not have
-NOT_SCORES = ("eval_loss", "eval_runtime")  # and `*_per_second`: cost, not quality
+# Cost, not quality: dev loss and time (also an extra dev set's: `eval_mismatched_loss`), speed.
+NOT_SCORE_ENDINGS = ("_loss", "_runtime", "_per_second")
 
 
 @dataclass
@@ -158,8 +165,7 @@ def is_score(key: str) -> bool:
     return (
         stage in ("injection", "target")
         and name.startswith("eval_")
-        and name not in NOT_SCORES
-        and not name.endswith("_per_second")
+        and not name.endswith(NOT_SCORE_ENDINGS)
     )
 
 
@@ -194,7 +200,9 @@ def build_table(
     first = combos[0].settings
     constant = {k: v for k, v in first.items() if all(c.settings.get(k) == v for c in combos)}
     by_settings = {settings_key(c.settings): c for c in combos}
-    bases = [by_settings.get(settings_key({**c.settings, **spec})) for c in combos]
+    bases = [
+        by_settings.get(settings_key(effective_settings({**c.settings, **spec}))) for c in combos
+    ]
     rows = []
     for combo, base in zip(combos, bases, strict=True):
         row: dict[str, Any] = {k: setting(combo.settings, k) for k in varied}

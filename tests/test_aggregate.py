@@ -163,12 +163,14 @@ def test_metric_columns_runtime_and_parameters(tmp_path: Path) -> None:
         "target/eval_macro_f1": 0.6, "target/eval_runtime": 3.0,
         "target/eval_samples_per_second": 100.0, "target/eval_steps_per_second": 9.0,
         "injection/eval_token_f1": 0.9, "injection/eval_loss": 0.2, "target/peak_rss_mb": 900.0,
+        "target/eval_mismatched_accuracy": 0.7, "target/eval_mismatched_loss": 0.6,
+        "target/eval_mismatched_runtime": 2.0, "target/eval_mismatched_samples_per_second": 50.0,
     }  # fmt: skip
     write_job(tmp_path / "1", 1, 0.8, metrics=extra | {"injection/train_runtime": 10.0})
     write_job(tmp_path / "2", 2, 0.8, metrics=extra | {"injection/train_runtime": 12.0, "target/train_runtime": 34.0})  # fmt: skip
     result = aggregate(tmp_path, extra_metrics=["target/peak_rss_mb", "target/peak_cuda_mb"])
     summarized = [c[:-5] for c in result.columns if c.endswith("_mean") and c != "diff_mean"]
-    assert summarized == [ACC, "target/eval_macro_f1", "injection/eval_token_f1", "target/peak_rss_mb"]  # fmt: skip
+    assert summarized == [ACC, "target/eval_macro_f1", "target/eval_mismatched_accuracy", "injection/eval_token_f1", "target/peak_rss_mb"]  # fmt: skip
     (row,) = result.rows
     assert row["runtime_s"] == pytest.approx((10 + 30 + 12 + 34) / 2)
     assert (row["trainable_params"], row["trainable_share"]) == (1000, 0.25)
@@ -248,6 +250,21 @@ def test_no_baseline_when_its_combination_is_missing(tmp_path: Path) -> None:
     result = aggregate(tmp_path)
     row = row_of(result, tuning_mode="full")
     assert (row["verdict"], row["diff_mean"], row["diff_n"]) == ("no baseline", None, None)
+
+
+def test_stage1_settings_varied_beside_none_share_its_row_as_baseline(tmp_path: Path) -> None:
+    # `injection_task.lr=1e-4,5e-5` beside injection_task=none: the none jobs are one config (a
+    # disabled stage 1 leaves it), so the sweep runs one of them, with either rate's override.
+    write_seeds(tmp_path, {1: 0.6, 2: 0.7, 3: 0.8}, injection_task="none", overrides=("injection_task.lr=1e-4",))  # fmt: skip
+    for lr, shift in (("1e-4", 0.1), ("5e-5", -0.1)):
+        scores = {1: 0.6 + shift, 2: 0.7 + shift, 3: 0.8 + shift}
+        write_seeds(tmp_path / lr, scores, injection_task="demo_pos", overrides=(f"injection_task.lr={lr}",))  # fmt: skip
+    result = aggregate(tmp_path)
+    assert row_of(result, injection_task="none")["injection_task.lr"] == "-"  # it has none
+    for lr, verdict, diff in (("1e-4", "better", 0.1), ("5e-5", "worse", -0.1)):
+        row = row_of(result, injection_task="demo_pos", **{"injection_task.lr": lr})
+        assert (row["verdict"], row["diff_n"]) == (verdict, 3)
+        assert row["diff_mean"] == pytest.approx(diff)
 
 
 def test_a_given_baseline_replaces_those_settings(tmp_path: Path) -> None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 from compose import compose_run
+from torch import nn
 
 from layerft.layer_split import extract_injected
 from layerft.lr_schedule import (
+    ScheduleConfig,
+    ScheduleShape,
     build_optimizer,
     build_scheduler,
     part_learning_rates,
@@ -149,3 +153,20 @@ def test_total_steps() -> None:
     assert total_steps(100, 32, 0.5) == 2
     assert total_steps(100, 32, 1, world_size=2) == 2
     assert total_steps(100, 32, 0) == 0  # a stage that only evaluates
+    # Fractions as written, not as float products: 1.1 x 100 is 110.00000000000001.
+    assert total_steps(1000, 10, 1.1) == 110
+    assert total_steps(1000, 10, 1.15) == 115
+    assert total_steps(1000, 10, 1.155) == 116
+
+
+def test_warmup_steps_round_the_ratio_as_written() -> None:
+    model = nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    cfg = ScheduleConfig(name="constant", shape=ScheduleShape.constant, warmup_ratio=0.07)
+    scheduler = build_scheduler(cfg, optimizer, 100)  # 0.07 * 100 == 7.000000000000001 in floats
+    rates = []
+    for _ in range(9):
+        rates.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert rates == pytest.approx([i / 7 for i in range(8)] + [1])  # 7 warmup steps, then the peak

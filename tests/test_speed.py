@@ -26,6 +26,20 @@ def test_token_counter_counts_real_and_padded_tokens() -> None:
     assert counter.totals() == (7, 11)
 
 
+def test_token_counter_counts_both_sentences_of_a_biencoder_batch() -> None:
+    counter = TokenCounter()
+    counter.count(
+        {
+            "input_ids": torch.zeros(2, 3),
+            "attention_mask": torch.tensor([[1, 1, 1], [1, 1, 0]]),
+            "input_ids_b": torch.zeros(2, 4),
+            "attention_mask_b": torch.tensor([[1, 1, 1, 1], [1, 0, 0, 0]]),
+            "labels": torch.zeros(2),
+        }
+    )
+    assert counter.totals() == (10, 14)
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
 def test_guard_stops_at_the_step_whose_loss_is_not_finite(bad: float) -> None:
     guard = NonFiniteLossGuard("injection", "lower injection_task.lr")
@@ -48,5 +62,6 @@ def test_mfu_of_a_bert_base_step_against_the_h100_peak() -> None:
 def test_peak_table_matches_specific_names_first() -> None:
     assert device_peak_flops("NVIDIA H100 PCIe") == 756e12
     assert device_peak_flops("NVIDIA H200") == 989e12
+    assert device_peak_flops("NVIDIA H200 NVL") == 835e12
     assert device_peak_flops("NVIDIA A100-SXM4-80GB") == 312e12
     assert device_peak_flops("Some Future GPU") is None
