@@ -8,6 +8,7 @@ Every source ends in the same raw records; the task's kind (`layerft/kinds/`) no
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import random
@@ -55,6 +56,8 @@ class TaskData:
     validation_rows: list[Record]
     # The task's extra_eval_splits by name, scored with the best checkpoint.
     extra_eval: dict[str, EvalSplit] = field(default_factory=dict)
+    # A hash of every split's examples as tokenized (part of a stored stage 1's key).
+    content: str = ""
 
 
 def load_task_data(
@@ -83,9 +86,10 @@ def load_task_data(
     kind = kind_of(task)
     if kind.check_coverage is not None:
         kind.check_coverage(task, group, rows["train"], rows["validation"])
+    records = {split: Dataset.from_list(split_rows) for split, split_rows in rows.items()}
+    keys = {split: tokenized_key(dataset, task, tokenizer) for split, dataset in records.items()}
     tokenized = {
-        split: tokenize(Dataset.from_list(split_rows), task, tokenizer, cache_dir)
-        for split, split_rows in rows.items()
+        split: tokenize(dataset, task, tokenizer, cache_dir) for split, dataset in records.items()
     }
     return TaskData(
         tokenized["train"],
@@ -93,6 +97,7 @@ def load_task_data(
         kind.collator(tokenizer, pad_to_multiple_of),
         rows["validation"],
         {name: EvalSplit(tokenized[name], rows[name]) for name in task.extra_eval_splits},
+        hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:24],
     )
 
 
@@ -198,11 +203,9 @@ def normalise_records(
     return rows
 
 
-def tokenize(
-    dataset: Dataset, task: TaskConfig, tokenizer: PreTrainedTokenizerFast, cache_dir: Path
-) -> Dataset:
-    """Tokenize without padding (collators pad per batch); the result is cached across runs."""
-    key = hashlib.sha256(
+def tokenized_key(dataset: Dataset, task: TaskConfig, tokenizer: PreTrainedTokenizerFast) -> str:
+    """A hash of the tokenized examples' content: the records, the tokenizer and the encoding."""
+    return hashlib.sha256(
         "\0".join(
             [
                 TOKENIZED_FORMAT_VERSION,
@@ -214,7 +217,13 @@ def tokenize(
             ]
         ).encode()
     ).hexdigest()[:24]
-    path = cache_dir / f"{key}.arrow"
+
+
+def tokenize(
+    dataset: Dataset, task: TaskConfig, tokenizer: PreTrainedTokenizerFast, cache_dir: Path
+) -> Dataset:
+    """Tokenize without padding (collators pad per batch); the result is cached across runs."""
+    path = cache_dir / f"{tokenized_key(dataset, task, tokenizer)}.arrow"
     cached = _read_cached(path, len(dataset))
     if cached is not None:
         return cached

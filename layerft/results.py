@@ -39,8 +39,8 @@ RUN_PREFIX = "run/"  # metrics.json keys that describe the run; every other key 
 RESULT_NEUTRAL_KEYS = (
     "tracker",  # where metrics are sent (and whether)
     "cache_dir",  # where tokenized data and stage-1 results are cached
-    "reuse_stage1",
-    "force_rerun",  # whether a finished result is redone (the same config, the same result)  # whether a stored stage-1 result is reused (it is the same result)
+    "reuse_stage1",  # whether a stored stage-1 result is reused (it is the same result)
+    "force_rerun",  # whether a finished result is redone (the same config, the same result)
     "trainer.keep_checkpoints",  # whether checkpoints stay on disk after the run
     "trainer.progress_bar",
     "trainer.dataloader_workers",  # workers only collate; the sampler runs in the main process

@@ -116,7 +116,7 @@ def stage1_for(cfg: RunConfig, data: TaskData, run_dir: Path, sink: MetricSink) 
         return injected, metrics, history
 
     ranks = (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
-    outcome = obtain_stage1(store, Stage1Key.of(cfg), train, run_dir, ranks)
+    outcome = obtain_stage1(store, Stage1Key.of(cfg, data.content), train, run_dir, ranks)
     if ranks[1] > 1 and torch.distributed.is_initialized():
         torch.distributed.barrier()  # stage 2 starts together, after the first process stored stage 1
     if not outcome.trained:

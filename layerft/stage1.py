@@ -1,7 +1,8 @@
 """Stage-1 results stored once and reused: the injected weights and their metrics, under a content
-key of exactly what they depend on, with a file lock so that two jobs never train the same one.
+key of exactly what they depend on (settings and data), with a file lock so that two jobs never
+train the same one.
 
-Layout under `<cache_dir>/stage1/`:
+Layout under `<cache_dir>/stage1/`, `<key>` being `<settings digest>-<data digest>`:
     <key>/weights.safetensors   the injected layers (`layer.<i>.<name>`) and trained embeddings
     <key>/result.json           key data, stage-1 metrics, number of layers, who trained it
     <key>/history.jsonl         stage 1's logged steps (dev curves)
@@ -58,10 +59,13 @@ class Stage1Key:
     split: Stage1Split
     trainer: Any  # TrainerConfig
     seed: int
+    # A hash of the task's training and dev examples as tokenized (`TaskData.content`): an edited
+    # file at the same path is other data. None while planning a sweep, before data is read.
+    content: str | None = None
 
     @classmethod
-    def of(cls, cfg: RunConfig) -> Stage1Key:
-        """The key of this run's stage 1 (it must have an injection task)."""
+    def of(cls, cfg: RunConfig, content: str | None = None) -> Stage1Key:
+        """The key of this run's stage 1 (it must have an injection task) on data `content`."""
         assert cfg.injection_task is not None
         return cls(
             model=cfg.model,
@@ -70,6 +74,7 @@ class Stage1Key:
             split=cfg.layer_split.stage1,
             trainer=cfg.trainer,
             seed=cfg.seed,
+            content=content,
         )
 
     def data(self) -> dict[str, Any]:
@@ -79,10 +84,18 @@ class Stage1Key:
         data["format"] = FORMAT
         return data
 
+    def settings_digest(self) -> str:
+        """A stable short hash of the settings (`data()` but the content): which combinations of a
+        sweep share a stage 1."""
+        settings = {k: v for k, v in self.data().items() if k != "content"}
+        return hashlib.sha256(
+            json.dumps(settings, sort_keys=True, default=str).encode()
+        ).hexdigest()[:16]
+
     def digest(self) -> str:
-        """A stable short hash of `data()`: the result's folder name."""
-        text = json.dumps(self.data(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        """The result's folder name: the settings' digest, then the data's (`<settings>-<data>`)."""
+        assert self.content is not None, "a stored stage 1 is keyed by its data too"
+        return f"{self.settings_digest()}-{self.content[:12]}"
 
 
 def _plain(value: Any) -> Any:

@@ -134,7 +134,7 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
         for job in jobs:
             cfg = compose("config", overrides=[f"sweep={grid}", *job])
             run_cfg = to_run_config(cfg)
-            stage1 = Stage1Key.of(run_cfg).digest() if run_cfg.injection_task else None
+            stage1 = Stage1Key.of(run_cfg).settings_digest() if run_cfg.injection_task else None
             label = ",".join(o for o in job if o.split("=", 1)[0] in swept)
             fingerprint = config_fingerprint(resolve_config(cfg))
             combinations.append(Combination(job, fingerprint, stage1, label or "(defaults)"))

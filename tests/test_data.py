@@ -66,6 +66,20 @@ def test_bad_records_name_file_and_record(tmp_path, record: dict, message: str) 
         load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache", seed=0)
 
 
+def test_content_hash_follows_the_examples_not_the_path(tmp_path) -> None:
+    # A stored stage 1 is keyed by it: a file edited in place is other data.
+    tokenizer, cache = build_tiny_tokenizer(), tmp_path / "cache"
+    train = [row(i % 3, premise=f"p{i}") for i in range(6)]
+    task = snli_task(tmp_path, train)
+    first = load_task_data(task, "target_task", tokenizer, cache, seed=0).content
+    assert load_task_data(task, "target_task", tokenizer, cache, seed=0).content == first
+    snli_task(tmp_path, [*train[:-1], row(0, premise="p5")])  # one label changed, same paths
+    assert load_task_data(task, "target_task", tokenizer, cache, seed=0).content != first
+    snli_task(tmp_path, train)
+    task.max_train_samples = 5  # another subset of the same file
+    assert load_task_data(task, "target_task", tokenizer, cache, seed=0).content != first
+
+
 def test_caps_and_pairs_tokenized_without_padding(tmp_path) -> None:
     train = [row(i % 3, premise="p" * (i + 1)) for i in range(10)]
     task = snli_task(tmp_path, train)

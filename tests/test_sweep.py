@@ -247,7 +247,7 @@ def test_two_processes_racing_for_one_stage1_train_it_once(tmp_path) -> None:
 
 
 def test_a_crashed_holder_does_not_block_the_lock(tmp_path) -> None:
-    key = Stage1Key.of(compose_run("model=tiny", "injection_task=demo_pos"))
+    key = Stage1Key.of(compose_run("model=tiny", "injection_task=demo_pos"), "data")
     store = Stage1Store(tmp_path)
     store.root.mkdir(parents=True)
     holder = subprocess.Popen(
@@ -265,7 +265,7 @@ def test_a_crashed_holder_does_not_block_the_lock(tmp_path) -> None:
 
 
 def test_stored_weights_read_back_exactly(tmp_path) -> None:
-    key = Stage1Key.of(compose_run("model=tiny", "injection_task=demo_pos"))
+    key = Stage1Key.of(compose_run("model=tiny", "injection_task=demo_pos"), "data")
     injected = InjectedWeights(
         layers=[{"w": torch.randn(3, 4), "b": torch.randn(4)} for _ in range(2)],
         embeddings={"word_embeddings.weight": torch.randn(5, 4)},
@@ -292,7 +292,7 @@ def test_every_stored_file_is_on_disk_before_the_folder_is_published(tmp_path, m
     monkeypatch.setattr(stage1_module, "sync_to_disk", lambda path: events.append(path.name))
     rename = os.replace
     monkeypatch.setattr(os, "replace", lambda a, b: (events.append("rename"), rename(a, b)))
-    key = Stage1Key.of(compose_run("model=tiny", "injection_task=demo_pos"))
+    key = Stage1Key.of(compose_run("model=tiny", "injection_task=demo_pos"), "data")
     injected = InjectedWeights(layers=[{"w": torch.randn(3, 4)}], embeddings=None)
     Stage1Store(tmp_path).save(key, injected, {}, [{"step": 1}], tmp_path / "run")
     assert sorted(events[:-1]) == ["history.jsonl", "result.json", "weights.safetensors"]
@@ -327,7 +327,7 @@ STAGE2_ONLY = [
 
 def key_of(*overrides: str | list[str]) -> str:
     flat = [o for item in overrides for o in ([item] if isinstance(item, str) else item)]
-    return Stage1Key.of(compose_run(*BASE, *flat)).digest()
+    return Stage1Key.of(compose_run(*BASE, *flat)).settings_digest()
 
 
 def test_every_stage1_field_and_only_those_change_the_stage1_key() -> None:
@@ -343,6 +343,14 @@ def test_every_stage1_field_and_only_those_change_the_stage1_key() -> None:
         assert key_of(change) != base, change
     for change in STAGE2_ONLY:
         assert key_of(change) == base, change
+
+
+def test_the_stored_stage1_folder_is_keyed_by_settings_and_data() -> None:
+    cfg = compose_run(*BASE)
+    first, edited = Stage1Key.of(cfg, "a" * 24), Stage1Key.of(cfg, "b" * 24)
+    assert first.settings_digest() == edited.settings_digest()  # one stage 1 in a sweep's plan
+    assert first.digest() != edited.digest()  # but data edited at the same path is not reused
+    assert first.digest().startswith(first.settings_digest() + "-")
 
 
 # --- launchers -----------------------------------------------------------------------------------
