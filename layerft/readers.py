@@ -101,11 +101,13 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def _convert_column(values: list[str]) -> list[Any]:
-    """Ints if every value is an int, else floats if every value is a number, else the strings."""
-    if all(_INT.fullmatch(value) for value in values):
-        return [int(value) for value in values]
-    if all(_FLOAT.fullmatch(value) for value in values):
-        return [float(value) for value in values]
+    """Ints if every value is an int, else floats if every value is a number, else the strings.
+    In a column of numbers an empty cell is null (a missing label: the record is unlabelled)."""
+    filled = [value for value in values if value]
+    if filled and all(_INT.fullmatch(value) for value in filled):
+        return [int(value) if value else None for value in values]
+    if filled and all(_FLOAT.fullmatch(value) for value in filled):
+        return [float(value) if value else None for value in values]
     return values
 
 

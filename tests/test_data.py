@@ -18,6 +18,7 @@ from layerft.data import load_task_data, normalise_records, tokenize
 from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
 from layerft.model import build_tiny_tokenizer
+from layerft.readers import read_records
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -64,6 +65,20 @@ def test_bad_records_name_file_and_record(tmp_path, record: dict, message: str) 
     task = snli_task(tmp_path, [row(0), record])
     with pytest.raises(LayerftError, match=message):
         load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache", seed=0)
+
+
+def test_integer_label_names_read_integers_as_names(tmp_path) -> None:
+    # Sentiment coded -1/0/1 in a CSV: the column reads as ints, which are names, not indices.
+    path = tmp_path / "tri.csv"
+    path.write_text("premise,hypothesis,label\na,b,-1\nc,d,0\ne,f,1\ng,h,\n")
+    task = compose_run(
+        "model=tiny", "target_task=snli", "target_task.label_names=[-1,0,1]",
+        f"target_task.data_files.train={path}", f"target_task.data_files.validation={path}",
+    ).target_task  # fmt: skip
+    rows = normalise_records(task, "target_task", read_records(path), "tri.csv")
+    assert [r["label"] for r in rows] == [0, 1, 2]  # the empty cell: unlabelled, dropped
+    with pytest.raises(LayerftError, match="record 1: label 2 is not in target_task.label_names"):
+        normalise_records(task, "target_task", [row(2)], "f")  # not a name, and never an index
 
 
 def test_content_hash_follows_the_examples_not_the_path(tmp_path) -> None:

@@ -89,6 +89,14 @@ def test_csv_types_columns_like_hugging_face(tmp_path: Path) -> None:
     ]
 
 
+def test_csv_empty_cell_in_a_number_column_is_null(tmp_path: Path) -> None:
+    text = "text,label,score,note\na,1,0.5,\nb,,,x\n"
+    assert read_records(_write(tmp_path, "train.csv", text)) == [
+        {"text": "a", "label": 1, "score": 0.5, "note": ""},  # a text column keeps ""
+        {"text": "b", "label": None, "score": None, "note": "x"},
+    ]
+
+
 def test_tsv_keeps_quotes_literal(tmp_path: Path) -> None:
     text = "id\tdocument\tlabel\n1\t\"최고 '명작\t1\n2\tx1\t0\n"
     assert read_records(_write(tmp_path, "ratings.tsv", text)) == [

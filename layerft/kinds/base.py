@@ -8,6 +8,7 @@ to metric inputs. The rest of layerft (data sources, the phase runner, the stage
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -84,16 +85,28 @@ def text_of(record: Record, column: str, where: str) -> str:
 
 
 def label_id(value: Any, task: TaskConfig, group: str, where: str) -> int:
-    """A label given as a name or as an index into label_names (bools are neither)."""
+    """A label given as a name or as an index into label_names (bools are neither). When some names
+    are integers (`[-1, 0, 1]`, star ratings), an integer label is a name, never an index: a CSV
+    column of such names reads as numbers, and reading 1 as the index of the name "0" would shift
+    every class."""
     names = task.label_names
-    if isinstance(value, str) and value in names:
+    integer = isinstance(value, int) and not isinstance(value, bool)
+    if integer and numeric_label_names(task):
+        if str(value) in names:
+            return names.index(str(value))
+    elif isinstance(value, str) and value in names:
         return names.index(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
+    elif integer and 0 <= value < len(names):
         return value
     raise LayerftError(
         f"{where}: label {value!r} is not in {group}.label_names "
         f"({len(names)} labels: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''})"
     )
+
+
+def numeric_label_names(task: TaskConfig) -> bool:
+    """Whether a label name is an integer's text, so that integer labels are names."""
+    return any(re.fullmatch(r"[+-]?[0-9]+", name) for name in task.label_names)
 
 
 def check_label_names(task: TaskConfig, where: str) -> None:

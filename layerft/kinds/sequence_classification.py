@@ -61,9 +61,10 @@ def texts(task: TaskConfig, record: Record, where: str) -> Record:
 
 
 def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Record | None:
-    """{"text_a", "text_b"?, "label"}; a missing label (None or -1) marks an unlabelled record."""
+    """{"text_a", "text_b"?, "label"}; a missing label (None, or -1 unless it is a label name)
+    marks an unlabelled record."""
     label = field_of(record, task.label_column, where)
-    if label is None or label == -1:
+    if label is None or (label == -1 and "-1" not in task.label_names):
         return None
     return {"label": label_id(label, task, group, where)} | texts(task, record, where)
 
