@@ -27,7 +27,12 @@ from layerft.demo_data import DEMO_GENERATORS
 from layerft.errors import LayerftError
 from layerft.kinds import kind_of
 from layerft.kinds.base import Batch, Collator, Record
-from layerft.model import first_line, hub_unreachable, tokenizer_fingerprint_source
+from layerft.model import (
+    first_line,
+    hub_cache_hint,
+    hub_unreachable,
+    tokenizer_fingerprint_source,
+)
 from layerft.readers import HUB_ADAPTERS, RELEASE_READERS, read_records
 from layerft.task import TaskConfig
 
@@ -168,8 +173,7 @@ def _hub_dataset_error(task: TaskConfig, group: str, origin: str, reason: str) -
         f"{group} '{task.name}': could not load hub dataset {origin} ({reason}); offline, set "
         f"{group}.data_files.train=... {group}.data_files.validation=... (json/jsonl/csv/tsv/parquet), "
         f"or {group}.data_dir=... for a KLUE release folder, or use the demo tasks "
-        "(injection_task=demo_pos, target_task=demo_sentiment), or set HF_HUB_OFFLINE=1 to load "
-        "it from the Hugging Face cache"
+        f"(injection_task=demo_pos, target_task=demo_sentiment), {hub_cache_hint()}"
     )
 
 

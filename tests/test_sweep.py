@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import fcntl
 import json
 import os
 import re
@@ -23,7 +24,7 @@ from wandb_records import records_by_kind, wandb_items
 from layerft import stage1 as stage1_module
 from layerft.layer_split import InjectedWeights, Stage1Split, Stage2Split
 from layerft.stage1 import Stage1Key, Stage1Store
-from layerft.sweep import expand, grid_names, job_dirname
+from layerft.sweep import expand, grid_names, hydra_args, job_dirname
 
 # The demo grid on model=tiny, one epoch per stage (each job takes a few seconds).
 TINY_GRID = [a for a in SHRINK if a != "tracker=none"] + ["tracker=none"]
@@ -437,11 +438,36 @@ def test_wandb_runs_of_a_sweep_carry_group_job_type_summary_and_stage1_lineage(t
         ),
         (["demo", "target_task.lr=-1", "--dry-run"], "error: target_task.lr must be > 0, got -1.0"),
         (["aggregate", "nowhere"], "error: "),
+        (["aggregate", "somewhere", "--dry-run"], "(no --dry-run, --force or --dir)"),
+        # Hydra's message, all its lines on one: the key and why.
+        (["demo", "target_task.lrr=1", "--dry-run"], "'target_task.lrr'. To append"),
+        (["demo", "seed=1", "--dir", "{file}/sweep"], "cannot use it as the sweep folder"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message) -> None:
+    (tmp_path / "file").write_text("")
+    args = [arg.format(file=tmp_path / "file") for arg in args]
     done = run_sweep(args, tmp_path)
     assert done.returncode == 2, done.stderr[-2000:]
     # One line (a first matplotlib import in a fresh home may log its font cache before it).
     assert done.stderr.strip().splitlines()[-1].startswith("error: ") and message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_second_sweep_on_a_folder_in_use_stops_at_once(tmp_path) -> None:
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    with (folder / ".sweep.lock").open("a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as the sweep.py running this folder holds it
+        held.write("pid 1 on elsewhere")
+        held.flush()
+        done = run_sweep(["demo", "seed=1", "model=tiny", "--dir", str(folder)], tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"error: {folder} is in use by another sweep.py (pid 1 on elsewhere)" in done.stderr
+    assert [p.name for p in folder.iterdir()] == [".sweep.lock"]  # no job started
+
+
+def test_force_reruns_in_the_job_folders_it_would_skip() -> None:
+    args = hydra_args("demo", ["seed=1"], Path("x"), force=True)
+    [exclude] = [a for a in args if a.startswith("hydra.job.config.override_dirname.exclude_keys")]
+    assert "force_rerun" in exclude and "force_rerun=true" in args
