@@ -185,7 +185,9 @@ def read_finished(run_dir: Path, fingerprint: str, dir_key: str) -> dict[str, fl
     """The metrics of a finished run of this config in `run_dir`, or None if there is none.
 
     Another config's result there is never overwritten: that is a LayerftError telling the user to
-    pick a new folder with the `dir_key` override (`hydra.run.dir` or `hydra.sweep.dir`).
+    pick a new folder with the `dir_key` override (`hydra.run.dir` or `hydra.sweep.dir`). A file
+    that is no result at all (not a JSON object: damaged, as layerft writes it atomically) is set
+    aside as `metrics.json.corrupt` with a warning, and the run is redone.
     """
     path = run_dir / METRICS_FILE
     try:
@@ -194,9 +196,16 @@ def read_finished(run_dir: Path, fingerprint: str, dir_key: str) -> dict[str, fl
         return None
     except OSError as err:
         raise file_error("read", path, err) from err
-    except json.JSONDecodeError:
-        data = None
-    if not isinstance(data, dict) or data.get(FINGERPRINT_KEY) != fingerprint:
+    except json.JSONDecodeError as err:
+        data = err
+    if not isinstance(data, dict):
+        kept = path.with_name(f"{METRICS_FILE}.corrupt")
+        with contextlib.suppress(FileNotFoundError):  # another process of the run moved it
+            os.replace(path, kept)
+        problem = f"not JSON ({data})" if isinstance(data, Exception) else "not a JSON object"
+        log.warning("%s is %s: kept as %s; the run is redone", path, problem, kept.name)
+        return None
+    if data.get(FINGERPRINT_KEY) != fingerprint:
         raise LayerftError(
             f"{run_dir} holds the result of another config ({path}), which is never overwritten; "
             f"run this one in a new folder ({dir_key}=<new folder>) or delete {path} to redo it"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -139,8 +140,6 @@ def test_an_empty_run_dir_has_no_finished_run(tmp_path: Path) -> None:
     [
         None,  # written by write_metrics with another fingerprint
         '{"target/eval_accuracy": 0.5}',  # no fingerprint
-        '{"target/eval_acc',  # not JSON
-        "[1, 2]",  # not an object
     ],
 )
 def test_another_configs_result_is_refused_naming_the_folder_and_the_way_out(
@@ -197,6 +196,18 @@ def test_a_file_where_the_run_dir_should_be_is_one_error(tmp_path: Path) -> None
     path = tmp_path / "taken" / "run" / "metrics.json"
     with pytest.raises(LayerftError, match=f"^cannot write {path}: Not a directory$"):
         write_json_atomic(path, {})
+
+
+@pytest.mark.parametrize("content", ['{"target/eval_acc', "[1, 2]"])
+def test_a_damaged_metrics_json_is_set_aside_and_the_run_redone(
+    tmp_path: Path, content: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "metrics.json").write_text(content)
+    with caplog.at_level(logging.WARNING, logger="layerft.results"):
+        assert read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir") is None
+    assert not (tmp_path / "metrics.json").exists()
+    assert (tmp_path / "metrics.json.corrupt").read_text() == content  # kept, not deleted
+    assert f"{tmp_path / 'metrics.json'} is not " in caplog.text and "redone" in caplog.text
 
 
 def test_an_unreadable_metrics_json_is_one_error(tmp_path: Path) -> None:
