@@ -81,6 +81,15 @@ def load_task_data(
     raw = {split: read_split(task, group, split) for split in (*SPLITS, *task.extra_eval_splits)}
     if task.source == "generator":
         raw["validation"] = _drop_seen(raw["train"], raw["validation"])
+    elif task.source in ("data_files", "data_dir"):
+        train_file, dev_file = (Path(raw[split][1]).resolve() for split in SPLITS)
+        if train_file == dev_file:
+            log.warning(
+                "%s: train and validation are the same file (%s): dev scores will measure the "
+                "training data",
+                group,
+                train_file,
+            )
     rows = {}
     for split, (records, origin) in raw.items():
         limit = task.max_train_samples if split == "train" else task.max_eval_samples

@@ -67,6 +67,15 @@ def test_bad_records_name_file_and_record(tmp_path, record: dict, message: str) 
         load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache", seed=0)
 
 
+def test_one_file_for_train_and_validation_is_warned(tmp_path, caplog) -> None:
+    train = [row(i % 3, premise=f"p{i}") for i in range(6)]
+    task = snli_task(tmp_path, train)
+    task.data_files["validation"] = str(tmp_path / "." / "train.jsonl")  # another spelling
+    with caplog.at_level(logging.WARNING, logger="layerft.data"):
+        load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache", seed=0)
+    assert "target_task: train and validation are the same file" in caplog.text
+
+
 def test_integer_label_names_read_integers_as_names(tmp_path) -> None:
     # Sentiment coded -1/0/1 in a CSV: the column reads as ints, which are names, not indices.
     path = tmp_path / "tri.csv"
