@@ -139,7 +139,9 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
             cfg = compose("config", overrides=[f"sweep={grid}", *job])
             run_cfg = to_run_config(cfg)
             stage1 = Stage1Key.of(run_cfg).settings_digest() if run_cfg.injection_task else None
-            label = ",".join(o for o in job if o.split("=", 1)[0] in swept)
+            # As Hydra's override_dirname (the lines sorted) through job_dirname: the folder's name.
+            swept_lines = sorted(o for o in job if o.split("=", 1)[0] in swept)
+            label = job_dirname(",".join(swept_lines)) if swept_lines else ""
             fingerprint = config_fingerprint(resolve_config(cfg))
             combinations.append(Combination(job, fingerprint, stage1, label or "(defaults)"))
     GlobalHydra.instance().clear()

@@ -75,6 +75,7 @@ def test_job_folder_names_are_safe_and_distinct() -> None:
 def test_dry_run_lists_combinations_stage1_trainings_and_what_is_done(tmp_path) -> None:
     out = sweep(tmp_path, "seed=1,2", "--dry-run")
     assert "8 combinations, 2 distinct stage-1 trainings" in out
+    assert "[todo] injection_task=demo_pos,seed=2,tuning_mode=lora  (stage1 " in out  # its folder
     assert "0 done, 8 to run" in out
     assert not (tmp_path / "multirun_outputs").exists()  # nothing ran
 
