@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from safetensors.torch import load_file, save_file
 
+from layerft.file_lock import held_lock
 from layerft.layer_split import InjectedWeights, Stage1Split
 from layerft.results import RESULT_NEUTRAL_KEYS, file_error, read_history, sync_to_disk
 from layerft.task import TaskConfig
@@ -216,27 +216,18 @@ class Stage1Store:
             raise
         return Stage1Result(injected, metrics, history, folder, str(trained_by))
 
-    @contextlib.contextmanager
-    def lock(self, key: Stage1Key) -> Iterator[None]:
+    def lock(self, key: Stage1Key) -> contextlib.AbstractContextManager[None]:
         """Hold the key's lock (waiting, with one log line, while another job holds it)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / f"{key.digest()}.lock"
-        with path.open("a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another job"
-                log.info("stage 1 %s is being trained by %s; waiting for it", key.digest(), holder)
-                fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                handle.seek(0)
-                handle.truncate()
-                handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
-                handle.flush()
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+
+        def wait(holder: str) -> None:
+            log.info(
+                "stage 1 %s is being trained by %s; waiting for it",
+                key.digest(),
+                holder or "another job",
+            )
+
+        return held_lock(self.root / f"{key.digest()}.lock", wait)
 
 
 def obtain_stage1(

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
-import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -39,6 +37,7 @@ from layerft.config import register_configs, to_run_config
 if TYPE_CHECKING:
     from layerft.aggregate import Aggregate
 from layerft.errors import LayerftError
+from layerft.file_lock import held_lock
 from layerft.results import FAILED_FILE, FINGERPRINT_KEY, METRICS_FILE, config_fingerprint
 
 log = logging.getLogger(__name__)
@@ -354,35 +353,25 @@ def main(argv: Sequence[str]) -> int:
         return 2
 
 
-@contextlib.contextmanager
-def sweep_lock(sweep_dir: Path) -> Iterator[None]:
+def sweep_lock(sweep_dir: Path) -> contextlib.AbstractContextManager[None]:
     """Hold the sweep folder's lock while its grid runs: a second sweep.py on the same folder would
     run the same jobs at once, each removing the other's checkpoints and W&B folders."""
+    path = sweep_dir / LOCK_FILE
     try:
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        handle = (sweep_dir / LOCK_FILE).open("a+")
+        path.touch()
     except OSError as err:
         raise LayerftError(
             f"--dir {sweep_dir}: cannot use it as the sweep folder ({err})"
         ) from None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise LayerftError(
-                f"{sweep_dir} is in use by another sweep.py ({holder}); wait for it to end or "
-                "choose another --dir"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def refuse(holder: str) -> None:
+        raise LayerftError(
+            f"{sweep_dir} is in use by another sweep.py ({holder or 'another process'}); wait for "
+            "it to end or choose another --dir"
+        )
+
+    return held_lock(path, refuse)
 
 
 def aggregate_dir(
