@@ -103,7 +103,8 @@ def load_task_data(
     records = {split: Dataset.from_list(split_rows) for split, split_rows in rows.items()}
     keys = {split: tokenized_key(dataset, task, tokenizer) for split, dataset in records.items()}
     tokenized = {
-        split: tokenize(dataset, task, tokenizer, cache_dir) for split, dataset in records.items()
+        split: tokenize(dataset, task, tokenizer, cache_dir, keys[split])
+        for split, dataset in records.items()
     }
     return TaskData(
         tokenized["train"],
@@ -233,10 +234,15 @@ def tokenized_key(dataset: Dataset, task: TaskConfig, tokenizer: PreTrainedToken
 
 
 def tokenize(
-    dataset: Dataset, task: TaskConfig, tokenizer: PreTrainedTokenizerFast, cache_dir: Path
+    dataset: Dataset,
+    task: TaskConfig,
+    tokenizer: PreTrainedTokenizerFast,
+    cache_dir: Path,
+    key: str | None = None,
 ) -> Dataset:
-    """Tokenize without padding (collators pad per batch); the result is cached across runs."""
-    path = cache_dir / f"{tokenized_key(dataset, task, tokenizer)}.arrow"
+    """Tokenize without padding (collators pad per batch); the result is cached across runs under
+    its `tokenized_key` (`key`, when the caller has it already: it serialises the tokenizer)."""
+    path = cache_dir / f"{key or tokenized_key(dataset, task, tokenizer)}.arrow"
     cached = _read_cached(path, len(dataset))
     if cached is not None:
         return cached
