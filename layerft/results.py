@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, traceback_wanted
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ def record_failure(run_dir: Path, entries: dict[str, Any], err: BaseException) -
             "run/error_type": type(err).__name__,
         },
     )
-    user_error = isinstance(err, LayerftError) and not os.environ.get("LAYERFT_TRACEBACK")
+    user_error = isinstance(err, LayerftError) and not traceback_wanted()
     trace = "" if user_error else "\n" + traceback.format_exc()
     log.error("job failed (%s): %s%s", run_dir, first, trace)
 

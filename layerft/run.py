@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from layerft.callbacks import MetricSink
 from layerft.config import GROUP_SCHEMAS, RunConfig, drop_disabled_stages, to_run_config
 from layerft.data import TaskData, load_task_data
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, traceback_wanted
 from layerft.heads import TaskModel, build_task_model, encoder_layers
 from layerft.layer_split import (
     InjectedWeights,
@@ -357,7 +357,7 @@ def user_errors_exit(reraise: bool = False) -> Iterator[None]:
     try:
         yield
     except LayerftError as err:
-        if reraise or os.environ.get("LAYERFT_TRACEBACK"):
+        if reraise or traceback_wanted():
             raise
         log.error("%s", err)
         print(f"error: {err}", file=sys.stderr)
