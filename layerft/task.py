@@ -18,6 +18,7 @@ from layerft.kinds import TaskKind, kind_of
 from layerft.kinds.biencoder_regression import BiencoderConfig
 from layerft.kinds.dependency_parsing import ParsingConfig
 from layerft.kinds.relation_classification import RelationConfig
+from layerft.kinds.sequence_regression import RegressionConfig
 from layerft.kinds.span_extraction import SpanConfig
 from layerft.kinds.token_tagging import TaggingConfig
 from layerft.metrics import metric_spec
@@ -65,6 +66,7 @@ class TaskConfig:
     # Settings of one kind each (layerft/kinds/<kind>.py); the other kinds ignore them.
     tagging: TaggingConfig = field(default_factory=TaggingConfig)
     relation: RelationConfig = field(default_factory=RelationConfig)
+    regression: RegressionConfig = field(default_factory=RegressionConfig)
     biencoder: BiencoderConfig = field(default_factory=BiencoderConfig)
     spans: SpanConfig = field(default_factory=SpanConfig)
     parsing: ParsingConfig = field(default_factory=ParsingConfig)

@@ -38,6 +38,12 @@ def check(task: TaskConfig, where: str) -> None:
         raise LayerftError(
             f"{where}: biencoder.score_max must be > 0, got {task.biencoder.score_max}"
         )
+    span = task.regression.score_range
+    if span is not None and span[1] > task.biencoder.score_max:
+        raise LayerftError(
+            f"{where}: regression.score_range ends at {span[1]:g}, above biencoder.score_max "
+            f"{task.biencoder.score_max:g} (cosine targets are score / score_max, at most 1)"
+        )
 
 
 def encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast):  # noqa: ANN201 - see Kind

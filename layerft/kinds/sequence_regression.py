@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,11 +32,25 @@ if TYPE_CHECKING:
     from layerft.task import TaskConfig
 
 
+@dataclass
+class RegressionConfig:
+    """Settings of both regression kinds (cross- and bi-encoder)."""
+
+    # [low, high]: a gold score outside it is an error naming the record (KLUE-STS and STS-B
+    # scores run 0-5, and KLUE's F1 thresholds them at 3); null: any finite number.
+    score_range: list[float] | None = None
+
+
 def check(task: TaskConfig, where: str) -> None:
-    """Texts, no label set (the label is a number)."""
+    """Texts, no label set (the label is a number), a well-formed score range."""
     classification.check_text_columns(task, where)
     if task.label_names:
         raise LayerftError(f"{where}: label_names must be empty for a regression task (scores)")
+    span = task.regression.score_range
+    if span is not None and (len(span) != 2 or not span[0] < span[1]):
+        raise LayerftError(
+            f"{where}: regression.score_range must be [low, high] with low < high, got {span}"
+        )
 
 
 def score_of(record: Record, column: str, where: str) -> float | None:
@@ -53,6 +68,12 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
     score = score_of(record, task.label_column, where)
     if score is None:
         return None
+    span = task.regression.score_range
+    if span is not None and not span[0] <= score <= span[1]:
+        raise LayerftError(
+            f"{where}: column '{task.label_column}' score {score:g} is outside "
+            f"regression.score_range [{span[0]:g}, {span[1]:g}]"
+        )
     return {"label": score} | classification.texts(task, record, where)
 
 
