@@ -142,6 +142,11 @@ class Stage1Store:
     def folder(self, key: Stage1Key) -> Path:
         return self.root / key.digest()
 
+    def stored_with_settings(self, settings_digest: str) -> list[Path]:
+        """The stored results trained with these settings, on whatever data (a sweep's plan knows
+        the settings of its stage 1s but has not read their data)."""
+        return sorted(p.parent for p in self.root.glob(f"{settings_digest}-*/{RESULT_FILE}"))
+
     def load(self, key: Stage1Key) -> Stage1Result | None:
         """The stored result of this key, or None if there is none (yet)."""
         folder = self.folder(key)

@@ -78,6 +78,9 @@ class Combination:
     fingerprint: str
     stage1: str | None
     label: str  # its swept settings, as its job folder is named
+    # Whether its stage-1 store holds a result with these stage-1 settings (reused if the data is
+    # unchanged: only the run itself reads the data and knows).
+    stage1_stored: bool = False
 
 
 def grid_names() -> list[str]:
@@ -124,7 +127,7 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
     from hydra.core.global_hydra import GlobalHydra
 
     from layerft.run import resolve_config
-    from layerft.stage1 import Stage1Key
+    from layerft.stage1 import Stage1Key, Stage1Store
 
     grid_keys = grid_params(grid, overrides)
     params = [f"{k}={v}" for k, v in grid_keys.items()]
@@ -138,11 +141,15 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
             cfg = compose("config", overrides=[f"sweep={grid}", *job])
             run_cfg = to_run_config(cfg)
             stage1 = Stage1Key.of(run_cfg).settings_digest() if run_cfg.injection_task else None
+            store = Stage1Store(Path(run_cfg.cache_dir).expanduser())
+            stored = bool(stage1 and run_cfg.reuse_stage1 and store.stored_with_settings(stage1))
             # As Hydra's override_dirname (the lines sorted) through job_dirname: the folder's name.
             swept_lines = sorted(o for o in job if o.split("=", 1)[0] in swept)
             label = job_dirname(",".join(swept_lines)) if swept_lines else ""
             fingerprint = config_fingerprint(resolve_config(cfg))
-            combinations.append(Combination(job, fingerprint, stage1, label or "(defaults)"))
+            combinations.append(
+                Combination(job, fingerprint, stage1, label or "(defaults)", stored)
+            )
     GlobalHydra.instance().clear()
     return combinations
 
@@ -274,10 +281,13 @@ def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) ->
     state = status(combinations, sweep_dir)
     done = {c.fingerprint for c, _ in state.done}
     stage1 = {c.stage1 for c in combinations if c.stage1}
-    print(f"{len(combinations)} combinations, {len(stage1)} distinct stage-1 trainings")
+    stored = {c.stage1 for c in combinations if c.stage1_stored}
+    kept = f" ({len(stored)} stored, reused if their data is unchanged)" if stored else ""
+    print(f"{len(combinations)} combinations, {len(stage1)} distinct stage-1 trainings{kept}")
     for combination in combinations:
         mark = "done" if combination.fingerprint in done and not force else "todo"
         s1 = f"stage1 {combination.stage1}" if combination.stage1 else "no stage 1"
+        s1 += ", stored" if combination.stage1_stored else ""
         print(f"  [{mark}] {combination.label}  ({s1})")
     todo = len(combinations) if force else len(combinations) - len(done)
     print(f"{len(combinations) - todo} done, {todo} to run{' (--force)' if force else ''}")

@@ -79,6 +79,22 @@ def test_dry_run_lists_combinations_stage1_trainings_and_what_is_done(tmp_path) 
     assert "0 done, 8 to run" in out
     assert not (tmp_path / "multirun_outputs").exists()  # nothing ran
 
+    # A stage 1 stored by an earlier sweep (same settings, any data) is named, not counted as new.
+    [seed1] = {
+        c.stage1
+        for c in expand("demo", [*TINY_GRID, f"cache_dir={tmp_path / 'cache'}", "seed=1"])
+        if c.stage1
+    }
+    stored = tmp_path / "cache" / "stage1" / f"{seed1}-0123456789ab"
+    stored.mkdir(parents=True)
+    (stored / "result.json").write_text("{}")
+    out = sweep(tmp_path, "seed=1,2", "--dry-run")
+    assert "8 combinations, 2 distinct stage-1 trainings (1 stored, reused if their data" in out
+    assert f"demo_pos,seed=1,tuning_mode=lora  (stage1 {seed1}, stored)" in out
+    assert re.search(r"demo_pos,seed=2,tuning_mode=lora  \(stage1 \w+\)", out)
+    out = sweep(tmp_path, "seed=1,2", "reuse_stage1=false", "--dry-run")
+    assert "2 distinct stage-1 trainings\n" in out and ", stored" not in out
+
 
 def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path) -> None:
     out = sweep(tmp_path, "seed=1,2")
