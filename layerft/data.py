@@ -134,7 +134,7 @@ def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str,
                 f"{group}.data_files.{split} is not set (give a file for every split)"
             )
         resolved = Path(path).expanduser()
-        return read_records(resolved), str(resolved)
+        return read_records(resolved, text_columns=task.text_columns), str(resolved)
     if source == "data_dir":
         name = task.release_files.get(split)
         if not name:

@@ -11,7 +11,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -111,11 +111,14 @@ def _convert_column(values: list[str]) -> list[Any]:
     return values
 
 
-def _read_delimited(path: Path, delimiter: str) -> list[dict[str, Any]]:
+def _read_delimited(
+    path: Path, delimiter: str, text_columns: Collection[str] = ()
+) -> list[dict[str, Any]]:
     """A header row naming the columns, then one record per row; blank lines are skipped.
 
     CSV honours double quotes; TSV does not, because raw TSV corpora (NSMC's ratings files) hold
-    unbalanced quotes inside reviews and never quote a field.
+    unbalanced quotes inside reviews and never quote a field. A column of numbers becomes numbers,
+    except `text_columns`: a text may be digits ("42", a code, a year).
     """
     quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
     reader = csv.reader(
@@ -142,7 +145,12 @@ def _read_delimited(path: Path, delimiter: str) -> list[dict[str, Any]]:
     except csv.Error as err:
         raise LayerftError(f"{path}:{reader.line_num}: malformed row ({err})") from err
     assert header is not None  # read_text rejected a file with no non-blank line
-    columns = [_convert_column([row[i] for row in rows]) for i in range(len(header))]
+    columns = [
+        [row[i] for row in rows]
+        if name in text_columns
+        else _convert_column([row[i] for row in rows])
+        for i, name in enumerate(header)
+    ]
     return _nonempty(
         path, [dict(zip(header, values, strict=True)) for values in zip(*columns, strict=True)]
     )
@@ -170,15 +178,21 @@ _RECORD_READERS: Mapping[str, Callable[[Path], list[dict[str, Any]]]] = MappingP
 )
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Read a local data file by extension: .json (array or lines), .jsonl, .csv, .tsv, .parquet."""
+def read_records(path: Path, text_columns: Collection[str] = ()) -> list[dict[str, Any]]:
+    """Read a local data file by extension: .json (array or lines), .jsonl, .csv, .tsv, .parquet.
+
+    CSV and TSV cells are text; `text_columns` stay text, other columns of numbers become numbers.
+    """
     path = Path(path)
-    reader = _RECORD_READERS.get(path.suffix.lower())
+    suffix = path.suffix.lower()
+    reader = _RECORD_READERS.get(suffix)
     if reader is None:
         supported = ", ".join(_RECORD_READERS)
         raise LayerftError(
             f"{path}: unsupported data file extension {path.suffix!r} (supported: {supported})"
         )
+    if suffix in (".csv", ".tsv"):
+        return reader(path, text_columns=text_columns)
     return reader(path)
 
 

@@ -14,7 +14,7 @@ from datasets import Dataset
 from datasets.arrow_writer import ArrowWriter
 from transformers import EvalPrediction
 
-from layerft.data import load_task_data, normalise_records, tokenize
+from layerft.data import load_task_data, normalise_records, read_split, tokenize
 from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
 from layerft.model import build_tiny_tokenizer
@@ -88,6 +88,22 @@ def test_integer_label_names_read_integers_as_names(tmp_path) -> None:
     assert [r["label"] for r in rows] == [0, 1, 2]  # the empty cell: unlabelled, dropped
     with pytest.raises(LayerftError, match="record 1: label 2 is not in target_task.label_names"):
         normalise_records(task, "target_task", [row(2)], "f")  # not a name, and never an index
+
+
+def test_a_text_column_of_digits_stays_text_in_a_csv_or_tsv(tmp_path) -> None:
+    # Product codes, years: a text column whose every cell is digits, read through the task.
+    for name, sep in (("codes.csv", ","), ("codes.tsv", "\t")):
+        path = tmp_path / name
+        path.write_text(sep.join(["premise", "hypothesis", "label"]) + "\n" + "".join(
+            sep.join([f"00{i}", str(1990 + i), str(i % 3)]) + "\n" for i in range(6)
+        ))  # fmt: skip
+        task = compose_run(
+            "model=tiny", "target_task=snli",
+            f"target_task.data_files.train={path}", f"target_task.data_files.validation={path}",
+        ).target_task  # fmt: skip
+        records, _ = read_split(task, "target_task", "train")
+        rows = normalise_records(task, "target_task", records, name)
+        assert rows[1] == {"text_a": "001", "text_b": "1991", "label": 1}
 
 
 def test_content_hash_follows_the_examples_not_the_path(tmp_path) -> None:
