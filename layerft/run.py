@@ -22,7 +22,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from layerft.callbacks import MetricSink
-from layerft.config import GROUP_SCHEMAS, RunConfig, drop_disabled_stages, to_run_config
+from layerft.config import (
+    GROUP_SCHEMAS,
+    RunConfig,
+    check_switch_overrides,
+    drop_disabled_stages,
+    to_run_config,
+)
 from layerft.data import TaskData, load_task_data
 from layerft.errors import LayerftError, traceback_wanted
 from layerft.heads import TaskModel, build_task_model, encoder_layers
@@ -406,6 +412,7 @@ def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str,
     try:
         with user_errors_exit(reraise=isolate_failures):
             run_cfg = to_run_config(cfg)
+            check_switch_overrides(cfg, overrides)
             resolved = resolve_config(cfg)
             warn_unused_stage1_overrides(run_cfg, overrides)
             selection = (

@@ -32,7 +32,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from layerft.config import register_configs, to_run_config
+from layerft.config import check_switch_overrides, register_configs, to_run_config
 
 if TYPE_CHECKING:
     from layerft.aggregate import Aggregate
@@ -140,6 +140,7 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
         for job in jobs:
             cfg = compose("config", overrides=[f"sweep={grid}", *job])
             run_cfg = to_run_config(cfg)
+            check_switch_overrides(cfg, job)
             stage1 = Stage1Key.of(run_cfg).settings_digest() if run_cfg.injection_task else None
             store = Stage1Store(Path(run_cfg.cache_dir).expanduser())
             stored = bool(stage1 and run_cfg.reuse_stage1 and store.stored_with_settings(stage1))

@@ -6,12 +6,14 @@ import re
 
 import pytest
 from compose import CONF, compose_run
+from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from layerft.config import GROUP_SCHEMAS
+from layerft.config import GROUP_SCHEMAS, check_switch_overrides
 from layerft.errors import LayerftError
+from layerft.sweep import expand
 
 
 def options(group: str) -> list[str]:
@@ -173,6 +175,25 @@ def test_schema_checks_name_the_key(overrides: list[str], message: str) -> None:
     # The message starts with the full key (not only the option's name), whatever group holds it.
     with pytest.raises(LayerftError, match="^" + re.escape(message)):
         compose_run(*overrides)
+
+
+@pytest.mark.parametrize(
+    ("override", "wrong"),
+    [("trainer.keep_checkpoints=2", True), ("reuse_stage1=-1", True), ("trainer.compile=1", False),
+     ("trainer.keep_checkpoints=0", False), ("trainer.dataloader_workers=2", False)],
+)  # fmt: skip
+def test_an_on_off_key_set_to_another_number_is_refused(override: str, wrong: bool) -> None:
+    # OmegaConf reads any non-zero int as true: keep_checkpoints=2 would keep every checkpoint.
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=["model=tiny", override])
+    if not wrong:
+        check_switch_overrides(cfg, ["model=tiny", override])
+        return
+    key, value = override.split("=")
+    with pytest.raises(LayerftError, match=rf"^{re.escape(key)} is true or false, got {value}$"):
+        check_switch_overrides(cfg, ["model=tiny", override])
+    with pytest.raises(LayerftError, match=rf"^{re.escape(key)} is true or false"):
+        expand("demo", ["model=tiny", "seed=1,2", override])  # the sweep's plan checks it too
 
 
 def test_a_bottleneck_width_overrides_the_option_reduction_factor() -> None:

@@ -96,7 +96,9 @@ def test_a_score_outside_the_tasks_range_names_the_record_and_an_open_range_take
     task = compose_run("model=tiny", "target_task=klue_sts").target_task
     assert task.regression.score_range == [0, 5]  # KLUE's F1 thresholds 0-5 scores at 3
     records = [{"sentence1": "a", "sentence2": "b", "real_label": s} for s in (0.0, 5.0, 7.5)]
-    with pytest.raises(LayerftError, match=r"^f: record 3: column 'real_label' score 7.5 is outside"):
+    with pytest.raises(
+        LayerftError, match=r"^f: record 3: column 'real_label' score 7.5 is outside"
+    ):
         normalise_records(task, "target_task", records, "f")
     task = compose_run(
         "model=tiny", "target_task=klue_sts", "target_task.regression.score_range=null"
@@ -112,7 +114,9 @@ def test_a_score_outside_the_tasks_range_names_the_record_and_an_open_range_take
         ("klue_sts_biencoder", "target_task.biencoder.score_max=4", r"above biencoder.score_max 4"),
     ],
 )
-def test_a_score_range_that_cannot_hold_is_refused(option: str, override: str, message: str) -> None:
+def test_a_score_range_that_cannot_hold_is_refused(
+    option: str, override: str, message: str
+) -> None:
     with pytest.raises(LayerftError, match=rf"^target_task.regression.score_range.*{message}"):
         compose_run("model=tiny", f"target_task={option}", override)
 

@@ -216,6 +216,7 @@ COMPOSITION_ERRORS = {
 # `{name}` stands for the path of that file from `bad_files`.
 USER_ERRORS = {
     "schema_check": (["target_task.lr=-1"], ["demo_sentiment", "lr must be > 0", "-1"]),
+    "number_for_a_switch": (["trainer.keep_checkpoints=2"], ["keep_checkpoints is true or false"]),
     "missing_file": (snli_files("/nonexistent.jsonl"), ["not found", "/nonexistent.jsonl"]),
     "malformed_jsonl": (snli_files("{broken_line3}"), ["{broken_line3}:3:", "invalid JSON"]),
     "label_outside_set": (
