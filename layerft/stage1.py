@@ -235,10 +235,13 @@ class Stage1Store:
         return held_lock(self.root / f"{key.digest()}.lock", wait)
 
 
+Trained = tuple[InjectedWeights, dict[str, float], list[dict[str, float]]]  # what train() returns
+
+
 def obtain_stage1(
     store: Stage1Store | None,
     key: Stage1Key,
-    train: Callable[[], tuple[InjectedWeights, dict[str, float], list[dict[str, float]]]],
+    train: Callable[[], Trained],
     run_dir: Path,
     ranks: tuple[int, int] = (0, 1),
 ) -> Stage1Outcome:
@@ -250,30 +253,36 @@ def obtain_stage1(
     nothing, and the first process stores the result (under the lock, unless a job stored it first).
     """
     if store is None:
-        injected, metrics, history = train()
-        result = Stage1Result(injected, metrics, history, run_dir, str(run_dir), stored=False)
-        return Stage1Outcome(result, trained=True)
-    rank, world = ranks
+        return _kept_in_memory(train(), run_dir)
     found = store.load(key)
-    if found is None and world > 1:
-        injected, metrics, history = train()
-        if rank != 0:
-            return Stage1Outcome(
-                Stage1Result(injected, metrics, history, run_dir, str(run_dir), stored=False), True
-            )
-        with store.lock(key):
-            if store.load(key) is None:
-                store.save(key, injected, metrics, history, run_dir)
-        result = Stage1Result(injected, metrics, history, store.folder(key), str(run_dir))
-        log.info("stage 1: trained, stored as %s", result.path)
-        return Stage1Outcome(result, trained=True)
     if found is None:
+        rank, world = ranks
+        if world > 1:
+            trained = train()
+            if rank != 0:
+                return _kept_in_memory(trained, run_dir)
+            with store.lock(key):
+                if store.load(key) is None:
+                    return _stored(store, key, trained, run_dir)
+            log.info("stage 1: trained; another job stored the same key meanwhile, kept as it is")
+            return _kept_in_memory(trained, run_dir)
         with store.lock(key):
             found = store.load(key)  # trained by the job we waited for
             if found is None:
-                injected, metrics, history = train()
-                result = store.save(key, injected, metrics, history, run_dir)
-                log.info("stage 1: trained, stored as %s", result.path)
-                return Stage1Outcome(result, trained=True)
+                return _stored(store, key, train(), run_dir)
     log.info("stage 1: reused %s (trained by %s)", found.path, found.trained_by)
     return Stage1Outcome(found, trained=False)
+
+
+def _kept_in_memory(trained: Trained, run_dir: Path) -> Stage1Outcome:
+    injected, metrics, history = trained
+    return Stage1Outcome(
+        Stage1Result(injected, metrics, history, run_dir, str(run_dir), stored=False), trained=True
+    )
+
+
+def _stored(store: Stage1Store, key: Stage1Key, trained: Trained, run_dir: Path) -> Stage1Outcome:
+    """Store what this job trained (the caller holds the key's lock)."""
+    result = store.save(key, *trained, run_dir)
+    log.info("stage 1: trained, stored as %s", result.path)
+    return Stage1Outcome(result, trained=True)

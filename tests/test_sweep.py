@@ -23,7 +23,7 @@ from wandb_records import records_by_kind, wandb_items
 
 from layerft import stage1 as stage1_module
 from layerft.layer_split import InjectedWeights, Stage1Split, Stage2Split
-from layerft.stage1 import Stage1Key, Stage1Store
+from layerft.stage1 import Stage1Key, Stage1Store, obtain_stage1
 from layerft.sweep import expand, grid_names, hydra_args, job_dirname
 
 # The demo grid on model=tiny, one epoch per stage (each job takes a few seconds).
@@ -301,6 +301,56 @@ def test_stored_weights_read_back_exactly(tmp_path) -> None:
         back.injected.embeddings["word_embeddings.weight"],
         injected.embeddings["word_embeddings.weight"],
     )
+
+
+def test_obtain_stage1_trains_stores_or_reuses_as_the_store_and_the_ranks_say(tmp_path) -> None:
+    key = Stage1Key.of(compose_run("model=tiny", "injection_task=demo_pos"), "data")
+    calls: list[float] = []
+
+    def train(value: float):  # noqa: ANN202 - obtain_stage1's train()
+        def trained():  # noqa: ANN202
+            calls.append(value)
+            weights = InjectedWeights(layers=[{"w": torch.full((2,), value)}], embeddings=None)
+            return weights, {"injection/eval_x": value}, [{"step": 1}]
+
+        return trained
+
+    def outcome(store, value: float, ranks=(0, 1)):  # noqa: ANN001, ANN202
+        got = obtain_stage1(store, key, train(value), tmp_path / f"run{value}", ranks)
+        return got.entry(), got.result.injected.layers[0]["w"][0].item()
+
+    # No store (reuse_stage1=false): trained, kept in memory.
+    assert outcome(None, 1.0) == ({"status": "trained", "stored": False}, 1.0)
+    store = Stage1Store(tmp_path / "cache")
+    # A second process of a torchrun job trains with the first but never stores.
+    assert outcome(store, 2.0, ranks=(1, 2)) == ({"status": "trained", "stored": False}, 2.0)
+    assert store.load(key) is None
+    # The first process of a torchrun job stores what it trained.
+    entry, value = outcome(store, 3.0, ranks=(0, 2))
+    assert (entry["status"], entry["trained_by"], value) == ("trained", str(tmp_path / "run3.0"), 3)
+    # Stored before a torchrun job starts: every process reuses it, none trains.
+    assert outcome(store, 4.0, ranks=(0, 2)) == ({**entry, "status": "reused"}, 3.0)
+    assert outcome(store, 4.0, ranks=(1, 2)) == ({**entry, "status": "reused"}, 3.0)
+    # Another job stores the key while a torchrun job trains: the stored one stays; the run reports
+    # its own weights, kept in memory.
+    raced = Stage1Store(tmp_path / "raced")
+
+    def train_while_another_stores():  # noqa: ANN202
+        result = train(5.0)()
+        raced.save(
+            key, InjectedWeights(layers=[{"w": torch.zeros(2)}], embeddings=None), {}, [], tmp_path
+        )
+        return result
+
+    got = obtain_stage1(raced, key, train_while_another_stores, tmp_path / "run5", (0, 2))
+    assert got.entry() == {"status": "trained", "stored": False}
+    assert got.result.injected.layers[0]["w"][0].item() == 5.0
+    assert raced.load(key).injected.layers[0]["w"][0].item() == 0.0  # not overwritten
+    # One process: trained once under the lock, then reused.
+    single = Stage1Store(tmp_path / "single")
+    assert outcome(single, 6.0)[0]["status"] == "trained"
+    assert outcome(single, 7.0) == ({**outcome(single, 8.0)[0], "status": "reused"}, 6.0)
+    assert calls == [1.0, 2.0, 3.0, 5.0, 6.0]
 
 
 def test_every_stored_file_is_on_disk_before_the_folder_is_published(tmp_path, monkeypatch) -> None:
