@@ -3,11 +3,13 @@ the packaged `evaluate` modules score them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from datasets import Dataset
 from transformers import EvalPrediction
 
+from layerft.errors import LayerftError
 from layerft.kinds import kind_of
 from layerft.kinds.base import Record
 from layerft.metrics import load_metric, metric_spec
@@ -19,13 +21,31 @@ def build_compute_metrics(
 ) -> Callable[[EvalPrediction], dict[str, float]]:
     """compute_metrics over the dev `features` (in order) made from the normalised dev `rows`."""
     kind = kind_of(task)
-    modules = {name: (load_metric(name), metric_spec(name).reads) for name in task.metrics}
+    modules = {name: (load_metric(name), metric_spec(name)) for name in task.metrics}
 
     def compute(prediction: EvalPrediction) -> dict[str, float]:
         inputs = kind.metric_inputs(task, prediction, features, rows)
         results: dict[str, float] = {}
-        for module, reads in modules.values():
-            results.update(module.compute(**inputs[reads]))
+        for name, (module, spec) in modules.items():
+            returned = module.compute(**inputs[spec.reads])
+            check_returned_keys(name, spec.keys, returned)
+            results.update(returned)
+        if task.best_metric not in results:
+            raise LayerftError(
+                f"task '{task.name}': best_metric '{task.best_metric}' was not returned by its "
+                f"metrics this time (they returned {', '.join(results)})"
+            )
         return {key: float(value) for key, value in results.items()}
 
     return compute
+
+
+def check_returned_keys(name: str, declared: tuple[str, ...], returned: Mapping[str, Any]) -> None:
+    """A metric module returns only keys its registry entry declares (results merge by key, so an
+    undeclared one could overwrite another metric's value)."""
+    undeclared = sorted(set(returned) - set(declared))
+    if undeclared:
+        raise LayerftError(
+            f"metric '{name}' returned {', '.join(undeclared)}, which its registry entry in "
+            f"layerft/metrics/__init__.py does not declare (declared: {', '.join(declared)})"
+        )

@@ -14,6 +14,7 @@ from datasets import Dataset
 from datasets.arrow_writer import ArrowWriter
 from transformers import EvalPrediction
 
+from layerft import evaluation
 from layerft.data import load_task_data, normalise_records, read_split, tokenize
 from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
@@ -276,6 +277,24 @@ def test_compute_metrics_for_tagging_skips_ignored_positions() -> None:
     # predicted and 1 reference -> P=1/2, R=1, F1=2/3.
     assert metrics["token_accuracy"] == pytest.approx(0.75)
     assert metrics["token_f1"] == pytest.approx(2 / 3)
+
+
+def test_a_metric_returning_an_undeclared_key_or_no_best_metric_is_one_error(monkeypatch) -> None:
+    # A new metric module whose keys differ from its registry entry would overwrite another
+    # metric's value (results merge by key), or crash the Trainer on a missing best metric.
+    task = compose_run("model=tiny").target_task  # demo_sentiment: accuracy (best), macro_f1
+    prediction = EvalPrediction(predictions=np.eye(2)[[0, 1]], label_ids=np.array([0, 1]))
+    features = Dataset.from_list([{"x": 0}] * 2)
+    for returned, message in [
+        ({"accuracy": 0.1, "macro_f1": 0.5}, r"^metric 'accuracy' returned macro_f1, which its"),
+        ({}, r"^task 'demo_sentiment': best_metric 'accuracy' was not returned"),
+    ]:
+        fake = type("Fake", (), {"compute": lambda self, r=returned, **_: r})()
+        monkeypatch.setattr(evaluation, "load_metric", lambda name, fake=fake: fake)
+        with pytest.raises(LayerftError, match=message):
+            build_compute_metrics(task, features, [])(prediction)
+    monkeypatch.undo()
+    assert build_compute_metrics(task, features, [])(prediction)["accuracy"] == 1.0
 
 
 @pytest.mark.parametrize(
