@@ -14,7 +14,7 @@ import os
 import random
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from layerft.task import TaskConfig
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation")
-TOKENIZED_FORMAT_VERSION = "2"  # bump when tokenization changes, to invalidate cached files
+TOKENIZED_FORMAT_VERSION = "3"  # bump when tokenization changes, to invalidate cached files
 
 
 @dataclass
@@ -218,7 +218,9 @@ def normalise_records(
 
 
 def tokenized_key(dataset: Dataset, task: TaskConfig, tokenizer: PreTrainedTokenizerFast) -> str:
-    """A hash of the tokenized examples' content: the records, the tokenizer and the encoding."""
+    """A hash of the tokenized examples' content: the records, the tokenizer and the encoding
+    settings (kind, max_length, every kind's settings); a change to an encoder's code bumps
+    TOKENIZED_FORMAT_VERSION."""
     return hashlib.sha256(
         "\0".join(
             [
@@ -227,7 +229,8 @@ def tokenized_key(dataset: Dataset, task: TaskConfig, tokenizer: PreTrainedToken
                 tokenizer_fingerprint_source(tokenizer),
                 task.kind.value,
                 str(task.max_length),
-                repr(task.spans),
+                # Every kind's own settings (spans, tagging, ...): an encoder may read any of them.
+                *(repr(value) for value in vars(task).values() if is_dataclass(value)),
             ]
         ).encode()
     ).hexdigest()[:24]
