@@ -302,20 +302,22 @@ def read_klue_pos(path: Path) -> list[dict[str, Any]]:
     eojeol becomes one token, its WORD_FORM, tagged with its first POS tag: no sentence is lost
     and the tag set stays closed.
     """
-    records = []
-    for sentence in read_klue_dp(Path(path)):
-        tokens: list[str] = []
-        tags: list[str] = []
-        for word, lemma, pos in zip(
-            sentence["words"], sentence["lemmas"], sentence["pos"], strict=True
-        ):
-            morphemes, morpheme_tags = lemma.split(), pos.split("+")
-            if len(morphemes) != len(morpheme_tags):
-                morphemes, morpheme_tags = [word], morpheme_tags[:1]
-            tokens += morphemes
-            tags += morpheme_tags
-        records.append({"guid": sentence["guid"], "tokens": tokens, "tags": tags})
-    return records
+    return [_pos_record(sentence) for sentence in read_klue_dp(Path(path))]
+
+
+def _pos_record(sentence: Mapping[str, Any]) -> dict[str, Any]:
+    """A KLUE-DP sentence record -> its morphemes and their POS tags (see read_klue_pos)."""
+    tokens: list[str] = []
+    tags: list[str] = []
+    for word, lemma, pos in zip(
+        sentence["words"], sentence["lemmas"], sentence["pos"], strict=True
+    ):
+        morphemes, morpheme_tags = lemma.split(), pos.split("+")
+        if len(morphemes) != len(morpheme_tags):
+            morphemes, morpheme_tags = [word], morpheme_tags[:1]
+        tokens += morphemes
+        tags += morpheme_tags
+    return {"guid": sentence["guid"], "tokens": tokens, "tags": tags}
 
 
 def read_klue_ner(path: Path) -> list[dict[str, Any]]:
@@ -677,6 +679,10 @@ HUB_ADAPTERS: Mapping[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]
             "klue_mrc": partial(_hub_rows, "mrc", convert=_hub_mrc),
             "klue_re": partial(_hub_rows, "re", convert=_hub_re),
             "klue_dp": partial(_hub_rows, "dp", convert=_hub_dp),
+            # KLUE-DP's rows, as morphemes and their POS tags (`read_klue_pos`).
+            "klue_pos": partial(
+                _hub_rows, "dp", convert=lambda i, row: _pos_record(_hub_dp(i, row))
+            ),
             "squad": hub_squad,
             "squad_v2": hub_squad_v2,
             "conllu": readers_conll.hub_ud_rows,

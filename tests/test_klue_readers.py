@@ -17,6 +17,7 @@ from layerft.readers import (
     KLUE_RE_RELATIONS,
     read_klue_dp,
     read_klue_mrc,
+    read_klue_pos,
     read_klue_re,
     read_klue_sts,
 )
@@ -421,7 +422,7 @@ def _hub_re_rows(path: Path) -> list[dict[str, Any]]:
 
 def test_hub_adapters_are_read_only() -> None:
     assert set(HUB_ADAPTERS) == {
-        "klue_sts", "klue_mrc", "klue_re", "klue_dp", "squad", "squad_v2", "conllu"
+        "klue_sts", "klue_mrc", "klue_re", "klue_dp", "klue_pos", "squad", "squad_v2", "conllu"
     }  # fmt: skip
     with pytest.raises(TypeError):
         HUB_ADAPTERS["klue_nli"] = list  # type: ignore[index]
@@ -546,6 +547,11 @@ def test_hub_dp_matches_the_release_reader(shared_data: Path) -> None:
     ]
     expected = [{**s, "guid": f"row-{i}"} for i, s in enumerate(sentences)]
     assert HUB_ADAPTERS["klue_dp"](rows) == expected
+    # klue_pos reads the same hub rows as morphemes and their tags, as from the release file.
+    tagged = read_klue_pos(shared_data / "klue" / "klue-dp-v1.1" / "klue-dp-v1.1_dev.tsv")
+    assert HUB_ADAPTERS["klue_pos"](rows) == [
+        {**s, "guid": f"row-{i}"} for i, s in enumerate(tagged)
+    ]
 
 
 HUB_MALFORMED: list[tuple[str, dict[str, Any], str]] = [
