@@ -1,7 +1,8 @@
 """The task-kind registry: `TaskKind` -> the module-level `KIND` of `layerft/kinds/<kind>.py`.
 
-Adding a kind is one module defining `KIND = Kind(...)` and one line here; everything else in
-layerft looks the kind up once through `kind_of`.
+Adding a kind is one module defining `KIND = Kind(...)`, its `TaskKind` member, its import and
+registry line here (README.md, "A new kind", lists the rest); everything else in layerft looks the
+kind up once through `kind_of`.
 """
 
 from __future__ import annotations

@@ -63,7 +63,9 @@ class Kind:
     encoder: Callable[[TaskConfig, PreTrainedTokenizerFast], Callable[[Batch], Batch]]
     # Pads a list of features into a batch (`pad_to_multiple_of` may be None).
     collator: Callable[[PreTrainedTokenizerFast, int | None], Collator]
-    # A fresh head for a backbone of this hidden size.
+    # A fresh head for a backbone of this hidden size. It is called as `head(backbone, **batch)`
+    # (it runs the encoder itself: `run_encoder`) and returns `head_output(loss, **predictions)`, the
+    # loss None when the batch has no labels.
     build_head: Callable[[int, TaskConfig], nn.Module]
     # Dev predictions (in feature order) -> inputs of each metric input type it provides.
     metric_inputs: Callable[[TaskConfig, EvalPrediction, Dataset, list[Record]], MetricInputs]
