@@ -181,11 +181,11 @@ def write_metrics(
     return path
 
 
-def read_finished(run_dir: Path, fingerprint: str, dir_key: str) -> dict[str, float] | None:
+def read_finished(run_dir: Path, fingerprint: str, new_folder: str) -> dict[str, float] | None:
     """The metrics of a finished run of this config in `run_dir`, or None if there is none.
 
     Another config's result there is never overwritten: that is a LayerftError telling the user to
-    pick a new folder with the `dir_key` override (`hydra.run.dir` or `hydra.sweep.dir`). A file
+    pick a new folder as `new_folder` says (`hydra.run.dir=<new folder>`, ...). A file
     that is no result at all (not a JSON object: damaged, as layerft writes it atomically) is set
     aside as `metrics.json.corrupt` with a warning, and the run is redone.
     """
@@ -208,7 +208,7 @@ def read_finished(run_dir: Path, fingerprint: str, dir_key: str) -> dict[str, fl
     if data.get(FINGERPRINT_KEY) != fingerprint:
         raise LayerftError(
             f"{run_dir} holds the result of another config ({path}), which is never overwritten; "
-            f"run this one in a new folder ({dir_key}=<new folder>) or delete {path} to redo it"
+            f"run this one in a new folder ({new_folder}) or delete {path} to redo it"
         )
     return {key: value for key, value in data.items() if not key.startswith(RUN_PREFIX)}
 

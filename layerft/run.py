@@ -225,7 +225,7 @@ def run(
     """Run one combination unless its finished metrics exist: in this directory, or (in a
     multirun) in another job folder of the same sweep. `force_rerun` redoes it."""
     if cfg.force_rerun:  # a finished result of this config is redone; another config's never
-        read_finished(run_dir, record.fingerprint, dir_key(sweep_dir))
+        read_finished(run_dir, record.fingerprint, new_folder_hint(sweep_dir))
     elif (finished := previous_result(run_dir, record, sweep_dir)) is not None:
         return finished
     data = load_stage_data(cfg)
@@ -258,7 +258,7 @@ def previous_result(
     run_dir: Path, record: RunRecord, sweep_dir: str | None
 ) -> dict[str, float] | None:
     """The finished metrics of this config, here or in a sibling job folder of the sweep."""
-    finished = read_finished(run_dir, record.fingerprint, dir_key(sweep_dir))
+    finished = read_finished(run_dir, record.fingerprint, new_folder_hint(sweep_dir))
     if finished is not None:
         log.info("already finished, not rerun: %s", run_dir / METRICS_FILE)
         if is_main_process():
@@ -273,12 +273,14 @@ def previous_result(
         return None
     log.info("already finished in %s, not rerun", elsewhere / METRICS_FILE)
     remove_if_only_hydra_files(run_dir)
-    return read_finished(elsewhere, record.fingerprint, dir_key(sweep_dir))
+    return read_finished(elsewhere, record.fingerprint, new_folder_hint(sweep_dir))
 
 
-def dir_key(sweep_dir: str | None) -> str:
-    """The override that picks another folder for this run (named in a refusal to overwrite)."""
-    return "hydra.sweep.dir" if sweep_dir else "hydra.run.dir"
+def new_folder_hint(sweep_dir: str | None) -> str:
+    """How to pick another folder for this run (named in a refusal to overwrite)."""
+    if sweep_dir is None:
+        return "hydra.run.dir=<new folder>"
+    return "sweep.py ... --dir <new folder>, or hydra.sweep.dir=<new folder> with train.py -m"
 
 
 def hydra_record(run_dir: Path) -> Path | None:

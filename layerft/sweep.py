@@ -342,6 +342,7 @@ def main(argv: Sequence[str]) -> int:
             aggregate_dir(Path(args.overrides[0]), args.baseline, args.heatmap)
             return 0
         check_grid(args.grid)
+        check_no_folder_override(args.overrides)
         sweep_dir = args.dir or OUTPUTS / args.grid
         if sweep_dir.exists() and not sweep_dir.is_dir():
             raise LayerftError(f"--dir {sweep_dir}: not a folder")
@@ -353,7 +354,7 @@ def main(argv: Sequence[str]) -> int:
             run_grid(args.grid, args.overrides, sweep_dir, args.force)
             state = status(combinations, sweep_dir)
             print_summary(state)
-            if state.done:
+            if job_records(sweep_dir, METRICS_FILE):  # this grid's or earlier ones': tables match
                 result = aggregate_dir(sweep_dir, args.baseline, args.heatmap)
                 log_results_table(args.grid, args.overrides, sweep_dir, result)
         return 0 if not state.failed and not state.missing else 1
@@ -362,6 +363,14 @@ def main(argv: Sequence[str]) -> int:
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         print(f"error: {' '.join(lines) or type(err).__name__}", file=sys.stderr)
         return 2
+
+
+def check_no_folder_override(overrides: Sequence[str]) -> None:
+    """sweep.py names the sweep folder itself (`--dir`): a `hydra.sweep.dir=` override would send
+    the jobs elsewhere while the summary and tables read the `--dir` folder."""
+    parsed, _ = split_overrides(overrides)
+    if any(o.get_key_element() == "hydra.sweep.dir" for o in parsed):
+        raise LayerftError("hydra.sweep.dir: sweep.py picks the sweep folder with --dir <folder>")
 
 
 def sweep_lock(sweep_dir: Path) -> contextlib.AbstractContextManager[None]:

@@ -26,7 +26,7 @@ from layerft.results import (
     write_json_atomic,
     write_metrics,
 )
-from layerft.run import resolve_config
+from layerft.run import new_folder_hint, resolve_config
 
 BASE = ("model=tiny",)
 
@@ -118,7 +118,7 @@ def test_metrics_json_describes_its_run_and_a_rerun_reads_back_only_metrics(tmp_
         "run/higher_is_better": True,
         "run/sweep": "grid",
     }
-    assert read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir") == {
+    assert read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir=<new folder>") == {
         "target/eval_accuracy": 0.5
     }
 
@@ -132,7 +132,7 @@ def test_record_of_a_resolved_config_takes_its_seed_and_fingerprint() -> None:
 
 
 def test_an_empty_run_dir_has_no_finished_run(tmp_path: Path) -> None:
-    assert read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir") is None
+    assert read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir=<new folder>") is None
 
 
 @pytest.mark.parametrize(
@@ -151,10 +151,14 @@ def test_another_configs_result_is_refused_naming_the_folder_and_the_way_out(
         (tmp_path / "metrics.json").write_text(content)
     before = (tmp_path / "metrics.json").read_bytes()
     with pytest.raises(LayerftError) as caught:
-        read_finished(tmp_path, "0123456789abcdef", "hydra.sweep.dir")
+        read_finished(tmp_path, "0123456789abcdef", new_folder_hint(str(tmp_path)))
     message = str(caught.value)
     assert "\n" not in message
-    assert str(tmp_path / "metrics.json") in message and "hydra.sweep.dir=" in message
+    assert str(tmp_path / "metrics.json") in message
+    # A job of sweep.py picks its folder with --dir (hydra.sweep.dir would be overruled by it).
+    assert (
+        "sweep.py ... --dir <new folder>, or hydra.sweep.dir=<new folder> with train.py" in message
+    )
     assert (tmp_path / "metrics.json").read_bytes() == before
 
 
@@ -204,7 +208,7 @@ def test_a_damaged_metrics_json_is_set_aside_and_the_run_redone(
 ) -> None:
     (tmp_path / "metrics.json").write_text(content)
     with caplog.at_level(logging.WARNING, logger="layerft.results"):
-        assert read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir") is None
+        assert read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir=<new folder>") is None
     assert not (tmp_path / "metrics.json").exists()
     assert (tmp_path / "metrics.json.corrupt").read_text() == content  # kept, not deleted
     assert f"{tmp_path / 'metrics.json'} is not " in caplog.text and "redone" in caplog.text
@@ -213,7 +217,7 @@ def test_a_damaged_metrics_json_is_set_aside_and_the_run_redone(
 def test_an_unreadable_metrics_json_is_one_error(tmp_path: Path) -> None:
     (tmp_path / "metrics.json").mkdir()
     with pytest.raises(LayerftError, match="cannot read .*metrics.json: Is a directory"):
-        read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir")
+        read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir=<new folder>")
 
 
 @pytest.mark.parametrize(

@@ -170,6 +170,18 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
     forced = sweep(tmp_path, "seed=1", "tuning_mode=lora", "injection_task=none", "--force")
     assert "already finished" not in forced and "sweep: 1 finished" in forced
 
+    # Another config in the same job folder (a fixed, unswept change) is refused, never written
+    # over; the way out named is sweep.py's --dir.
+    changed = sweep(tmp_path, "seed=1", "tuning_mode=lora", "injection_task=none",
+                    "target_task.head_dropout=0.2", expect=1)  # fmt: skip
+    assert "holds the result of another config" in changed and "--dir <new folder>" in changed
+    assert "sweep: 0 finished, 1 failed" in changed
+    # A grid whose every job fails still rewrites the folder's tables, now with its failures.
+    assert "9 jobs (9 finished, 0 failed)" in (sweep_dir / "results.md").read_text()
+    sweep(tmp_path, "seed=1", "tuning_mode=lora", "injection_task=none",
+          "target_task.data_files.train=/nowhere/a.jsonl,/nowhere/b.jsonl", expect=1)  # fmt: skip
+    assert "11 jobs (9 finished, 2 failed)" in (sweep_dir / "results.md").read_text()
+
 
 def test_reused_stage1_gives_the_same_results_as_training_it_in_the_run(tmp_path) -> None:
     args = ("seed=1", "injection_task=demo_pos")
@@ -509,6 +521,7 @@ def test_wandb_runs_of_a_sweep_carry_group_job_type_summary_and_stage1_lineage(t
         # Hydra's message, all its lines on one: the key and why.
         (["demo", "target_task.lrr=1", "--dry-run"], "'target_task.lrr'. To append"),
         (["demo", "seed=1", "--dir", "{file}/sweep"], "cannot use it as the sweep folder"),
+        (["demo", "hydra.sweep.dir={file}x", "--dry-run"], "picks the sweep folder with --dir"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message) -> None:
