@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import shutil
 import sys
 from collections.abc import Mapping
@@ -37,6 +36,7 @@ from layerft.lr_schedule import (
 )
 from layerft.memory import PeakMemory
 from layerft.parts import count_parameters, parameter_parts
+from layerft.processes import rank, world_size
 from layerft.speed import (
     NonFiniteLossGuard,
     TokenCounter,
@@ -156,6 +156,10 @@ def _training_arguments(
         dataloader_num_workers=workers,
         dataloader_persistent_workers=workers > 0,  # not respawned for every evaluation
         dataloader_pin_memory=torch.cuda.is_available(),
+        # On a machine without CUDA: under torchrun, accelerate then sets up gloo DDP (each process
+        # its shard of every batch, gradients all-reduced); without it each process would train on
+        # the same batches alone.
+        use_cpu=not torch.cuda.is_available(),
         disable_tqdm=not trainer_cfg.resolved_progress_bar(),
         remove_unused_columns=False,  # tokenized sets hold model inputs + `length` (see DropKeysCollator)
     )
@@ -184,7 +188,7 @@ def run_phase(
         ", ".join(f"{k.split('/')[1]}={v}" for k, v in counts.items() if "/" in k and v),
     )
     trainer_cfg.check_device()
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = world_size()
     num_steps = total_steps(len(data.train), task.batch_size, task.epochs, world)
     steps_per_epoch = math.ceil(len(data.train) / (task.batch_size * world))
     eval_steps = max(1, steps_per_epoch // task.evals_per_epoch)
@@ -250,14 +254,12 @@ def run_phase(
 def remove_checkpoints(checkpoints: Path, synchronise: bool) -> None:
     """The first process removes the stage's checkpoints, once every process is done with them.
 
-    Under torchrun on CPUs the Trainer's own rank (`is_world_process_zero`, `should_save`) says 0 in
-    every process (transformers 5 sets up no distributed state for CPU training arguments, while
-    accelerate does train in parallel), so the rank is read from torchrun's `RANK`; the barrier
-    keeps the first process from removing a checkpoint another one still writes or loads.
+    The rank is torchrun's `RANK` (0 without torchrun); the barrier keeps the first process from
+    removing a checkpoint another one still writes or loads.
     """
     if synchronise and torch.distributed.is_initialized():
         torch.distributed.barrier()
-    if int(os.environ.get("RANK", "0")) != 0:
+    if rank() != 0:
         return
     shutil.rmtree(checkpoints, ignore_errors=True)
     with contextlib.suppress(OSError):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from layerft.errors import LayerftError, traceback_wanted
+from layerft.processes import world_size
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,13 @@ def result_config(resolved: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_fingerprint(resolved: dict[str, Any]) -> str:
-    """A stable hash of what a run's metrics depend on: the resolved config minus neutral keys."""
-    text = json.dumps(result_config(resolved), sort_keys=True, default=str)
+    """A stable hash of what a run's metrics depend on: the resolved config minus neutral keys,
+    and the number of processes when there are several (the global batch is batch_size times it;
+    one process adds nothing, so single-process fingerprints stay as they were)."""
+    kept = result_config(resolved)
+    if world_size() > 1:
+        kept["world_size"] = world_size()
+    text = json.dumps(kept, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

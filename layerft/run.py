@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from layerft.lr_schedule import combine_multipliers, part_lr_multipliers
 from layerft.model import check_max_length, load_backbone, load_tokenizer
 from layerft.parts import layer_part, set_trainable
 from layerft.phase import run_phase
+from layerft.processes import rank, world_size
 from layerft.results import (
     FAILED_FILE,
     METRICS_FILE,
@@ -121,7 +121,7 @@ def stage1_for(cfg: RunConfig, data: TaskData, run_dir: Path, sink: MetricSink) 
         injected, metrics = run_injection(cfg, data, run_dir, recording)
         return injected, metrics, history
 
-    ranks = (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
+    ranks = (rank(), world_size())
     outcome = obtain_stage1(store, Stage1Key.of(cfg, data.content), train, run_dir, ranks)
     if ranks[1] > 1 and torch.distributed.is_initialized():
         torch.distributed.barrier()  # stage 2 starts together, after the first process stored stage 1
@@ -212,7 +212,7 @@ def run_target(
 
 def is_main_process() -> bool:
     """Under torchrun every process runs train.py; only the first one records (files, tracker)."""
-    return int(os.environ.get("RANK", "0")) == 0
+    return rank() == 0
 
 
 def run(

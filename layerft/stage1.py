@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from layerft.file_lock import held_lock
 from layerft.layer_split import InjectedWeights, Stage1Split
+from layerft.processes import world_size
 from layerft.results import RESULT_NEUTRAL_KEYS, file_error, read_history, sync_to_disk
 from layerft.task import TaskConfig
 
@@ -62,6 +63,9 @@ class Stage1Key:
     # A hash of the task's training and dev examples as tokenized (`TaskData.content`): an edited
     # file at the same path is other data. None while planning a sweep, before data is read.
     content: str | None = None
+    # Processes training together (torchrun): batch_size is per process, so this sets the global
+    # batch and the step count. Left out of the key at 1, so single-process keys stay as they were.
+    world_size: int = 1
 
     @classmethod
     def of(cls, cfg: RunConfig, content: str | None = None) -> Stage1Key:
@@ -75,12 +79,15 @@ class Stage1Key:
             trainer=cfg.trainer,
             seed=cfg.seed,
             content=content,
+            world_size=world_size(),
         )
 
     def data(self) -> dict[str, Any]:
         """The key as plain JSON-able data (what is hashed and stored beside the result)."""
         data = {field.name: _plain(getattr(self, field.name)) for field in dataclasses.fields(self)}
         data["trainer"] = {k: v for k, v in data["trainer"].items() if k not in _NEUTRAL_TRAINER}
+        if self.world_size == 1:
+            del data["world_size"]
         data["format"] = FORMAT
         return data
 

@@ -17,12 +17,14 @@ from typing import Any
 
 import pytest
 import torch
-from compose import compose_run
+from compose import compose_config, compose_run
 from conftest import SHRINK, run_sweep, script_env, sweep_command
 from wandb_records import records_by_kind, wandb_items
 
 from layerft import stage1 as stage1_module
 from layerft.layer_split import InjectedWeights, Stage1Split, Stage2Split
+from layerft.results import config_fingerprint
+from layerft.run import resolve_config
 from layerft.stage1 import Stage1Key, Stage1Store, obtain_stage1
 from layerft.sweep import expand, grid_names, hydra_args, job_dirname
 
@@ -423,6 +425,19 @@ def test_every_stage1_field_and_only_those_change_the_stage1_key() -> None:
         assert key_of(change) != base, change
     for change in STAGE2_ONLY:
         assert key_of(change) == base, change
+
+
+def test_the_process_count_keys_stage1_and_the_result_when_there_are_several(monkeypatch) -> None:
+    # batch_size is per process: two torchrun processes train with twice the global batch and half
+    # the steps, which is another stage 1 and another result.
+    cfg = compose_run(*BASE)
+    resolved = resolve_config(compose_config(*BASE))
+    one = (Stage1Key.of(cfg, "a" * 24).digest(), config_fingerprint(resolved))
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert (Stage1Key.of(cfg, "a" * 24).digest(), config_fingerprint(resolved)) == one
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    two = (Stage1Key.of(cfg, "a" * 24).digest(), config_fingerprint(resolved))
+    assert two[0] != one[0] and two[1] != one[1]
 
 
 def test_the_stored_stage1_folder_is_keyed_by_settings_and_data() -> None:
