@@ -4,10 +4,12 @@ Each tuning mode of the grid runs in its own process (`-m sweep=adapter_study tu
 so peak memory is not inflated by what an earlier job left in the allocator.
 
     python benchmarks/adapter_study.py --sweep-dir multirun_outputs/adapter_study \
-        -- model=minilm target_task.data_files.train=../shared/data/snli/train.jsonl \
+        -- model=minilm target_task=snli seed=42 \
+           target_task.data_files.train=../shared/data/snli/train.jsonl \
            target_task.data_files.validation=../shared/data/snli/validation.jsonl
 
-Everything after `--` is passed to `train.py -m sweep=adapter_study`. Finished jobs in the sweep
+Everything after `--` is passed to `train.py -m sweep=adapter_study` (the grid also sweeps three
+tasks and three seeds: name one of each to measure the five modes once). Finished jobs in the sweep
 directory are not rerun. With `--table-only` it only reads an existing sweep directory. The table
 is `layerft.aggregate`'s (results.csv, results.md and plots in the sweep directory), with the
 speed and memory metrics below as extra columns.

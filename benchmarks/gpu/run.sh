@@ -51,7 +51,7 @@ for i in "${!steps[@]}"; do
     if [ "$step" = adapter_study ]; then
         study=/tmp/layerft_gpu_study
         timeout "$left" python -u benchmarks/adapter_study.py --sweep-dir "$study" -- \
-            "${minilm[@]}" "${data[@]}" target_task.generator_sizes.validation=1000 \
+            "${minilm[@]}" "${data[@]}" seed=42 target_task.generator_sizes.validation=1000 \
             target_task.epochs=1 target_task.evals_per_epoch=1 trainer.precision=bf16 \
             2>&1 | grep --line-buffered -v "it/s\]" | tail -40
         [ -f "$study/results.md" ] || python benchmarks/adapter_study.py --sweep-dir "$study" --table-only
