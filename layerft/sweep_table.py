@@ -27,7 +27,7 @@ BOOTSTRAP_SEED = 0  # fixed, so the same sweep always gets the same intervals
 MIN_PAIRS = 3  # fewer paired seeds get no interval and no verdict
 MISSING = "-"  # the value of a setting a job does not have
 # Cost, not quality: dev loss and time (also an extra dev set's: `eval_mismatched_loss`), speed.
-NOT_SCORE_ENDINGS = ("_loss", "_runtime", "_per_second")
+NOT_SCORE_ENDINGS = ("_loss", "_runtime", "_per_second", "_time")
 
 
 @dataclass

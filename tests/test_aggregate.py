@@ -165,6 +165,7 @@ def test_metric_columns_runtime_and_parameters(tmp_path: Path) -> None:
         "injection/eval_token_f1": 0.9, "injection/eval_loss": 0.2, "target/peak_rss_mb": 900.0,
         "target/eval_mismatched_accuracy": 0.7, "target/eval_mismatched_loss": 0.6,
         "target/eval_mismatched_runtime": 2.0, "target/eval_mismatched_samples_per_second": 50.0,
+        "target/eval_model_preparation_time": 0.01,  # the Trainer's, in an epochs=0 stage
     }  # fmt: skip
     write_job(tmp_path / "1", 1, 0.8, metrics=extra | {"injection/train_runtime": 10.0})
     write_job(tmp_path / "2", 2, 0.8, metrics=extra | {"injection/train_runtime": 12.0, "target/train_runtime": 34.0})  # fmt: skip
