@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from conftest import SHRINK, assert_counts_of, dev_examples, run_train
 
@@ -29,3 +30,19 @@ def test_two_process_ddp_run_writes_one_record(tmp_path) -> None:
     # each process would read the same first batch and stop at epoch 0.5).
     assert re.search(r"target step 1: train_runtime=.*, epoch=1$", log, re.MULTILINE)
     assert re.search(r"injection step 1: train_runtime=.*, epoch=1$", log, re.MULTILINE)
+
+
+def test_two_processes_score_dev_as_one_does(tmp_path) -> None:
+    # Dev predictions are gathered from both processes' shards: a span task maps each feature back
+    # to its question by position, so any reordering or a duplicate would change the scores.
+    squad = Path(__file__).resolve().parent / "data" / "squad"
+    args = ["model=tiny", "tracker=none", "injection_task=none", "target_task=squad_v2",
+            f"target_task.data_dir={squad}", "target_task.epochs=0"]  # fmt: skip
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    scores = []
+    for name, prefix in (("one", []), ("two", launcher)):
+        proc = run_train([*args, f"hydra.run.dir={tmp_path / name}"], tmp_path, launcher=prefix)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        scores.append({k: v for k, v in metrics.items() if k.startswith("target/eval_squad_v2")})
+    assert len(scores[0]) == 10 and scores[1] == scores[0]
