@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
+from fractions import Fraction
 
 import torch
 from omegaconf import MISSING
@@ -77,13 +79,17 @@ def resolve_num_lower(cfg: Stage1Split, depth: int) -> int:
             )
         return cfg.num_lower
     assert cfg.fraction is not None
-    return max(1, min(depth, int(cfg.fraction * depth + 0.5)))
+    # Half up on the decimal the user wrote (0.58 of 25 is 14.5 -> 15; as floats it is 14.4999...).
+    exact = Fraction(repr(float(cfg.fraction))) * depth
+    return max(1, min(depth, math.floor(exact + Fraction(1, 2))))
 
 
-def injected_parts(cfg: Stage2Split, num_lower: int) -> list[str]:
-    """Parts that stage 2 receives from stage 1."""
-    parts = [layer_part(i) for i in range(num_lower)]
-    return [EMBEDDINGS, *parts] if cfg.transplant_embeddings else parts
+def injected_parts(cfg: Stage2Split, injected: InjectedWeights) -> list[str]:
+    """Parts that stage 2 receives from stage 1: its lower layers, and the embeddings if stage 1
+    trained them and the split transplants them (else they are pre-trained, not injected)."""
+    parts = [layer_part(i) for i in range(len(injected.layers))]
+    taken = cfg.transplant_embeddings and injected.embeddings is not None
+    return [EMBEDDINGS, *parts] if taken else parts
 
 
 def prepare_injection_model(model: TaskModel, cfg: Stage1Split, num_lower: int) -> list[str]:

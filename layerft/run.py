@@ -165,7 +165,7 @@ def build_target_model(
     split = cfg.layer_split.stage2
     transplant(model, injected, split)
     apply_tuning_mode(model, cfg.tuning_mode, frozen_injected_layers(split, injected))
-    parts = injected_parts(split, len(injected.layers))
+    parts = injected_parts(split, injected)
     policy = apply_injected_policy(model, split, parts)
     return model, combine_multipliers(part_lr_multipliers(cfg.lr_schedule, depth, parts), policy)
 

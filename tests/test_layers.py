@@ -6,8 +6,14 @@ import pytest
 import torch
 from compose import compose_run
 
-from layerft.layer_split import InjectedWeights, extract_injected
-from layerft.parts import count_parameters, parameter_parts
+from layerft.layer_split import (
+    InjectedWeights,
+    Stage1Split,
+    extract_injected,
+    injected_parts,
+    resolve_num_lower,
+)
+from layerft.parts import count_parameters, layer_part, parameter_parts
 from layerft.run import build_injection_model, build_target_model
 
 TINY = ("model=tiny", "tracker=none")
@@ -145,6 +151,29 @@ def test_transplanted_embeddings_when_asked() -> None:
         model.backbone.embeddings.word_embeddings.weight,
         stage1.backbone.embeddings.word_embeddings.weight,
     )
+
+
+def test_embeddings_stage1_left_pretrained_are_not_treated_as_injected() -> None:
+    # transplant_embeddings with a stage 1 that did not train them: nothing to take, so the
+    # injected-layer policy (freeze here) must not freeze the pre-trained embeddings.
+    cfg = compose_run(
+        *TINY, "layer_split.stage1.train_embeddings=false",
+        "layer_split.stage2.transplant_embeddings=true", "layer_split.stage2.policy=freeze",
+    )  # fmt: skip
+    stage1, n = build_injection_model(cfg)
+    injected = extract_injected(stage1, cfg.layer_split.stage1, n)
+    assert injected.embeddings is None
+    assert injected_parts(cfg.layer_split.stage2, injected) == [layer_part(i) for i in range(n)]
+    model, _ = build_target_model(cfg, injected)
+    assert all(p.requires_grad for p in model.backbone.embeddings.parameters())
+
+
+@pytest.mark.parametrize(
+    ("fraction", "depth", "lower"), [(0.58, 25, 15), (0.5, 5, 3), (0.5, 4, 2), (0.01, 12, 1)]
+)
+def test_a_fraction_of_the_depth_rounds_half_up_as_written(fraction, depth, lower) -> None:
+    # 0.58 * 25 is 14.5 as written, 14.499999999999998 as floats.
+    assert resolve_num_lower(Stage1Split(fraction=fraction), depth) == lower
 
 
 def test_split_larger_than_model_fails_clearly() -> None:
