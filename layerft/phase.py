@@ -154,7 +154,10 @@ def _training_arguments(
         fp16=trainer_cfg.precision == Precision.fp16,
         train_sampling_strategy="group_by_length" if trainer_cfg.group_by_length else "random",
         dataloader_num_workers=workers,
-        dataloader_persistent_workers=workers > 0,  # not respawned for every evaluation
+        # Not persistent: a persistent loader draws its workers' seed from the global generator
+        # only once, where a fresh one draws at every evaluation and epoch, so keeping workers
+        # would shift dropout and change results with trainer.dataloader_workers (result-neutral).
+        dataloader_persistent_workers=False,
         dataloader_pin_memory=torch.cuda.is_available(),
         # On a machine without CUDA: under torchrun, accelerate then sets up gloo DDP (each process
         # its shard of every batch, gradients all-reduced); without it each process would train on

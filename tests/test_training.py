@@ -157,6 +157,26 @@ def test_transplant_of_untrained_layers_changes_nothing_and_of_trained_ones_does
 # --- failures ---------------------------------------------------------------------------------
 
 
+def test_dataloader_workers_change_no_number(tmp_path) -> None:
+    # trainer.dataloader_workers is result-neutral (left out of the result and stage-1 keys): with
+    # workers, several evaluations and epochs per stage must leave the random stream as without.
+    shrink = (
+        "injection_task.generator_sizes.train=96", "injection_task.generator_sizes.validation=32",
+        "target_task.generator_sizes.train=96", "target_task.generator_sizes.validation=32",
+        "injection_task.epochs=2", "target_task.epochs=2", "injection_task.batch_size=16",
+        "target_task.batch_size=16",
+    )  # fmt: skip
+    without, logs_without = train(tmp_path / "a", *shrink)
+    with_workers, logs_with = train(tmp_path / "b", *shrink, "trainer.dataloader_workers=2")
+    measured = ("runtime", "per_second", "_seconds", "peak_", "_rss_")
+    assert {k: v for k, v in with_workers.items() if not any(m in k for m in measured)} == {
+        k: v for k, v in without.items() if not any(m in k for m in measured)
+    }
+    for key in ("injection/loss", "target/loss"):
+        losses = [v for _, v in series(logs_without, key)]
+        assert len(losses) >= 4 and [v for _, v in series(logs_with, key)] == losses, key
+
+
 def test_non_finite_loss_stops_the_stage_at_its_step(tmp_path, keyword) -> None:
     with pytest.raises(LayerftError) as caught:
         train(tmp_path, *keyword, *LEARNS, "target_task.lr=1e30", "target_task.max_grad_norm=0")
