@@ -152,16 +152,23 @@ def sync_to_disk(path: Path) -> None:
 
 class HistoryFile:
     """`history.jsonl` in the run directory: every logged step's metrics, one JSON line each
-    (dev curves for plots). Started afresh by each attempt; written as the run goes."""
+    (dev curves for plots). Each attempt writes `history.jsonl.partial` as it goes, started
+    afresh, and `publish` puts it in place when the run finishes: a finished run's history stays
+    whole while a forced rerun of it is killed or fails."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / HISTORY_FILE
+        self.final = run_dir / HISTORY_FILE
+        self.path = run_dir / f"{HISTORY_FILE}.partial"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text("", encoding="utf-8")
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps({"step": step, **metrics}, allow_nan=True) + "\n")
+
+    def publish(self) -> None:
+        sync_to_disk(self.path)
+        os.replace(self.path, self.final)
 
 
 def read_history(run_dir: Path) -> list[dict[str, float]]:

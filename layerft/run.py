@@ -58,7 +58,7 @@ from layerft.results import (
 )
 from layerft.stage1 import Stage1Key, Stage1Outcome, Stage1Store, obtain_stage1
 from layerft.task import TaskConfig
-from layerft.tracker import NoTracker, Tracker, remove_stale_runs, start_tracker
+from layerft.tracker import NoTracker, Tracker, remove_stale_runs, start_tracker, wandb_runs
 from layerft.tuning_mode import apply_tuning_mode
 
 log = logging.getLogger(__name__)
@@ -224,13 +224,17 @@ def run(
 ) -> dict[str, float]:
     """Run one combination unless its finished metrics exist: in this directory, or (in a
     multirun) in another job folder of the same sweep. `force_rerun` redoes it."""
+    replacing = False  # a forced rerun of a finished result: its files stay until this one ends
     if cfg.force_rerun:  # a finished result of this config is redone; another config's never
-        read_finished(run_dir, record.fingerprint, new_folder_hint(sweep_dir))
+        replacing = (
+            read_finished(run_dir, record.fingerprint, new_folder_hint(sweep_dir)) is not None
+        )
     elif (finished := previous_result(run_dir, record, sweep_dir)) is not None:
         return finished
     data = load_stage_data(cfg)
     with run_dir_errors(run_dir):  # a read-only or full disk, a file in the way: one line
-        tracker = open_tracker(cfg, run_dir, resolved, record)
+        earlier_runs = wandb_runs(run_dir) if replacing else []
+        tracker = open_tracker(cfg, run_dir, resolved, record, keep_earlier=replacing)
         history = HistoryFile(run_dir)
 
         def sink(metrics: dict[str, float], step: int) -> None:
@@ -245,8 +249,10 @@ def run(
             if is_main_process():
                 extra = {"run/stage1": stage1.entry() if stage1 else {"status": "none"}}
                 keep_hydra_files(run_dir)  # first: a kept copy is never older than the metrics
+                history.publish()
                 log.info("results: %s", write_metrics(run_dir, metrics, record, extra))
                 (run_dir / FAILED_FILE).unlink(missing_ok=True)  # an earlier attempt's failure
+                remove_stale_runs(run_dir, earlier_runs)  # the replaced result's W&B runs
             tracker.summarize(metrics)
             failed = False
         finally:
@@ -331,12 +337,15 @@ def remove_if_only_hydra_files(run_dir: Path) -> None:
 
 
 def open_tracker(
-    cfg: RunConfig, run_dir: Path, resolved: dict[str, Any], record: RunRecord
+    cfg: RunConfig, run_dir: Path, resolved: dict[str, Any], record: RunRecord, keep_earlier: bool
 ) -> Tracker:
-    """The first process's tracker run, after removing what an unfinished attempt left; others get none."""
+    """The first process's tracker run, after removing what an unfinished attempt left (unless
+    `keep_earlier`: a finished result's runs, removed only once its rerun finishes); others get
+    none."""
     if not is_main_process():
         return NoTracker()
-    remove_stale_runs(run_dir)
+    if not keep_earlier:
+        remove_stale_runs(run_dir)
     parts = ("injection_task", "target_task", "layer_split", "tuning_mode")
     name = " ".join(record.choices.get(g, "-") for g in parts)
     selection = {record.selection_metric: record.higher_is_better}

@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,9 +262,19 @@ class Status:
     missing: list[Combination]
 
 
-def status(combinations: list[Combination], sweep_dir: Path) -> Status:
-    """Which combinations have a finished result, a recorded failure, or nothing, in the folder."""
+def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | None = None) -> Status:
+    """Which combinations have a finished result, a recorded failure, or nothing, in the folder.
+
+    `since_ns` (a --force sweep's start): only a result written since then counts as finished, so
+    a forced rerun that failed or never ran is not reported by the result it was to replace.
+    """
     finished = job_records(sweep_dir, METRICS_FILE)
+    if since_ns is not None:
+        finished = {
+            fingerprint: folder
+            for fingerprint, folder in finished.items()
+            if (folder / METRICS_FILE).stat().st_mtime_ns >= since_ns
+        }
     failures = job_records(sweep_dir, FAILED_FILE)
     done, failed, missing = [], [], []
     for combination in combinations:
@@ -351,8 +362,9 @@ def main(argv: Sequence[str]) -> int:
             print_plan(combinations, sweep_dir, args.force)
             return 0
         with sweep_lock(sweep_dir):
+            started_ns = time.time_ns()
             run_grid(args.grid, args.overrides, sweep_dir, args.force)
-            state = status(combinations, sweep_dir)
+            state = status(combinations, sweep_dir, started_ns if args.force else None)
             print_summary(state)
             if job_records(sweep_dir, METRICS_FILE):  # this grid's or earlier ones': tables match
                 result = aggregate_dir(sweep_dir, args.baseline, args.heatmap)

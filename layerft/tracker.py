@@ -144,20 +144,28 @@ def resolve_mode(cfg: TrackerConfig) -> str:
     return "online" if has_wandb_credentials() else "offline"
 
 
-def remove_stale_runs(run_dir: Path) -> None:
-    """Delete the W&B run folders an unfinished attempt left in `run_dir` (a rerun syncs one run)."""
+def wandb_runs(run_dir: Path) -> list[Path]:
+    """The W&B run folders in `run_dir`."""
     folder = run_dir / "wandb"
-    stale = [*folder.glob("offline-run-*"), *folder.glob("run-*")]
+    return [*folder.glob("offline-run-*"), *folder.glob("run-*")]
+
+
+def remove_stale_runs(run_dir: Path, runs: list[Path] | None = None) -> None:
+    """Delete the W&B run folders `runs` (default: all) that earlier attempts left in `run_dir`
+    (a rerun syncs one run)."""
+    folder = run_dir / "wandb"
+    stale = wandb_runs(run_dir) if runs is None else runs
     latest = folder / "latest-run"
     if not stale and not latest.is_symlink():
         return
     for path in stale:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
-        else:
+        elif path.exists() or path.is_symlink():
             path.unlink()
-    latest.unlink(missing_ok=True)
-    log.info("removed %d W&B run folder(s) of an unfinished attempt in %s", len(stale), folder)
+    if runs is None:
+        latest.unlink(missing_ok=True)
+    log.info("removed %d W&B run folder(s) of an earlier attempt in %s", len(stale), folder)
 
 
 def _first_line(err: Exception) -> str:
@@ -214,13 +222,14 @@ def start_tracker(
     if mode == "online" and (reason := unreachable(url)):
         _warn_offline(f"{url} unreachable ({reason})")
         mode = "offline"
+    before = set(wandb_runs(run_dir))
     try:
         run = init(mode)
     except Exception as err:  # W&B raises its own errors and plain ones (bad key, timeout)
         if mode != "online":
             raise
         _warn_offline(f"online start failed ({_first_line(err)})")
-        remove_stale_runs(run_dir)  # the failed attempt's folder
+        remove_stale_runs(run_dir, [p for p in wandb_runs(run_dir) if p not in before])
         mode = "offline"
         run = init(mode)
     for key, higher in selection.items():

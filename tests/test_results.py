@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from compose import CONF
+from compose import CONF, compose_config, compose_run
+from conftest import SHRINK
 from hydra import compose, initialize_config_dir
 
+from layerft import run as run_module
 from layerft.errors import LayerftError
 from layerft.results import (
     FINGERPRINT_KEY,
@@ -27,6 +29,7 @@ from layerft.results import (
     write_metrics,
 )
 from layerft.run import new_folder_hint, resolve_config
+from layerft.tracker import wandb_runs
 
 BASE = ("model=tiny",)
 
@@ -242,3 +245,37 @@ def test_metrics_json_is_strict_json_and_refuses_nan(tmp_path) -> None:
     with pytest.raises(ValueError, match="not JSON compliant"):
         write_json_atomic(path, {"target/eval_loss": float("nan")})
     assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary
+
+
+# --- a forced rerun ----------------------------------------------------------------------------
+
+
+def test_a_forced_rerun_that_dies_leaves_the_finished_result_whole(tmp_path, monkeypatch) -> None:
+    # --force redoes a finished result; until the new one is written, the old metrics, history
+    # and W&B run stay as they were (a killed or failed rerun must not leave them mismatched).
+    overrides = [
+        *SHRINK, "injection_task=none", "tracker=wandb", "tracker.mode=offline",
+        f"cache_dir={tmp_path / 'cache'}",
+    ]  # fmt: skip
+    resolved_cfg = resolve_config(compose_config(*overrides))
+    record = RunRecord.of(resolved_cfg, {}, [], ("target/eval_accuracy", True))
+    run_dir = tmp_path / "run"
+    run_module.run(compose_run(*overrides), run_dir, resolved_cfg, record, None)
+    finished = {name: (run_dir / name).read_bytes() for name in ("metrics.json", "history.jsonl")}
+    [first_run] = wandb_runs(run_dir)
+
+    def dies(cfg, data, folder, sink):  # noqa: ANN001, ANN202 - train_stages' signature
+        sink({"target/loss": 9.0}, 1)
+        raise RuntimeError("killed mid-stage")
+
+    forced = compose_run(*overrides, "force_rerun=true")
+    monkeypatch.setattr(run_module, "train_stages", dies)
+    with pytest.raises(RuntimeError, match="killed mid-stage"):
+        run_module.run(forced, run_dir, resolved_cfg, record, None)
+    assert {name: (run_dir / name).read_bytes() for name in finished} == finished
+    assert first_run in wandb_runs(run_dir)
+    monkeypatch.undo()
+    run_module.run(forced, run_dir, resolved_cfg, record, None)  # finishes: replaces all of it
+    assert (run_dir / "metrics.json").read_bytes() != finished["metrics.json"]
+    assert len(wandb_runs(run_dir)) == 1 and first_run not in wandb_runs(run_dir)
+    assert not (run_dir / "history.jsonl.partial").exists()

@@ -171,6 +171,12 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
 
     forced = sweep(tmp_path, "seed=1", "tuning_mode=lora", "injection_task=none", "--force")
     assert "already finished" not in forced and "sweep: 1 finished" in forced
+    # A forced rerun that fails is a failure, though the result it was to replace stays.
+    (tmp_path / "a_file").write_text("")
+    job = ["seed=1", "tuning_mode=lora", "injection_task=none", "--force"]
+    failing = run_sweep(["demo", *TINY_GRID, f"cache_dir={tmp_path / 'a_file'}", *job], tmp_path)
+    assert failing.returncode == 1 and "sweep: 0 finished, 1 failed" in failing.stdout
+    assert (sweep_dir / "injection_task=none,seed=1,tuning_mode=lora" / "metrics.json").exists()
 
     # Another config in the same job folder (a fixed, unswept change) is refused, never written
     # over; the way out named is sweep.py's --dir.
@@ -230,7 +236,8 @@ def test_kill_9_in_the_second_job_then_rerun_matches_an_uninterrupted_sweep(tmp_
     first = sweep_dir / "injection_task=demo_pos,seed=1,tuning_mode=full"
     second = sweep_dir / "injection_task=demo_pos,seed=2,tuning_mode=full"
     deadline = time.monotonic() + 300
-    while not (second / "history.jsonl").exists() or not (second / "history.jsonl").read_text():
+    partial = second / "history.jsonl.partial"  # written as the job goes
+    while not partial.exists() or not partial.read_text():
         assert process.poll() is None and time.monotonic() < deadline, "second job never started"
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)  # in the middle of the second job's stage 1
