@@ -263,23 +263,41 @@ def run(
 def previous_result(
     run_dir: Path, record: RunRecord, sweep_dir: str | None
 ) -> dict[str, float] | None:
-    """The finished metrics of this config, here or in a sibling job folder of the sweep."""
-    finished = read_finished(run_dir, record.fingerprint, new_folder_hint(sweep_dir))
+    """The finished metrics of this config, here or in a sibling job folder of the sweep.
+
+    A folder holding another config's result is refused only when this config's result is found
+    nowhere in the sweep (`train.py -m` numbers its job folders, so a narrowed grid's job 0 may
+    land in the folder of another finished job)."""
+    hint = new_folder_hint(sweep_dir)
+    try:
+        finished = read_finished(run_dir, record.fingerprint, hint)
+    except LayerftError:
+        if sweep_dir is None or (elsewhere := found_elsewhere(sweep_dir, record, run_dir)) is None:
+            raise
+        if is_main_process():
+            restore_hydra_files(
+                run_dir
+            )  # Hydra rewrote them for this job; the folder keeps its own
+        return read_finished(elsewhere, record.fingerprint, hint)
     if finished is not None:
         log.info("already finished, not rerun: %s", run_dir / METRICS_FILE)
         if is_main_process():
             restore_hydra_files(run_dir)
         return finished
-    if sweep_dir is None:
+    if sweep_dir is None or (elsewhere := found_elsewhere(sweep_dir, record, run_dir)) is None:
         return None
+    remove_if_only_hydra_files(run_dir)
+    return read_finished(elsewhere, record.fingerprint, hint)
+
+
+def found_elsewhere(sweep_dir: str, record: RunRecord, run_dir: Path) -> Path | None:
+    """Another job folder of the sweep holding this config's finished result (logged), or None."""
     from layerft.sweep import finished_elsewhere
 
     elsewhere = finished_elsewhere(Path(sweep_dir), record.fingerprint, run_dir)
-    if elsewhere is None:
-        return None
-    log.info("already finished in %s, not rerun", elsewhere / METRICS_FILE)
-    remove_if_only_hydra_files(run_dir)
-    return read_finished(elsewhere, record.fingerprint, new_folder_hint(sweep_dir))
+    if elsewhere is not None:
+        log.info("already finished in %s, not rerun", elsewhere / METRICS_FILE)
+    return elsewhere
 
 
 def new_folder_hint(sweep_dir: str | None) -> str:

@@ -521,21 +521,23 @@ def test_relaunched_grid_skips_jobs_whose_only_change_is_result_neutral(runs) ->
     assert not list(sweep.glob("*/wandb"))  # no tracker run for a skipped job
 
 
-def test_another_grid_into_a_used_sweep_dir_never_overwrites_a_result(runs) -> None:
+def test_the_grid_in_another_order_finds_each_result_in_the_other_folder(runs) -> None:
     first, _, reordered, again = runs["multirun"].result()
     sweep = first.sweep
-    assert reordered.proc.returncode == 1, reordered.proc.stderr
-    output = reordered.proc.stdout + reordered.proc.stderr
-    assert "Traceback" not in output
-    for job in ("0", "1"):  # each job meets the other's result in its folder, and goes on
-        failure = json.loads((sweep / job / "failed.json").read_text())
-        assert str(sweep / job / "metrics.json") in failure["run/error"]
-        assert "hydra.sweep.dir=" in failure["run/error"]
-        assert f"job failed: {failure['run/error']}" in output
-    assert "2 job(s) of" in output
+    # Job 0 now lands in the folder of the other job's result: never overwritten, and not a
+    # failure either, as its own result is in the other folder.
+    assert reordered.proc.returncode == 0, reordered.proc.stderr
+    for other in ("1", "0"):
+        assert f"already finished in {sweep / other / 'metrics.json'}" in reordered.proc.stdout
+    assert not list(sweep.glob("*/failed.json"))
     assert "parameters train" not in reordered.proc.stdout
-    assert reordered.files == first.files
-    # The first grid again: both finished; the other grid's failures in the folder are not its own.
+    assert reordered.files == first.files  # not rewritten
+    # Hydra rewrote each folder's .hydra/ for the other job; it is put back to describe its result.
+    for job in ("0", "1"):
+        recorded = json.loads((sweep / job / "metrics.json").read_text())["run/overrides"]
+        overrides = (sweep / job / ".hydra" / "overrides.yaml").read_text()
+        assert [o for o in recorded if o.startswith("tuning_mode=")][0] in overrides
+    # The first grid again: both finished where they are.
     assert again.proc.returncode == 0, again.proc.stderr
     assert again.proc.stdout.count("already finished, not rerun") == 2
     assert "job failed" not in again.proc.stdout + again.proc.stderr
