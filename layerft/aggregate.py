@@ -8,6 +8,7 @@ writes (`metrics.json`, `failed.json`, `history.jsonl`), never `.hydra/` or a tr
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,7 @@ def aggregate(
     `baseline` replaces settings to name each row's baseline (default: injection_task=none);
     `heatmap` names its two settings; `extra_metrics` are metrics.json keys to summarise too.
     """
+    started = time.time()
     jobs = read_jobs(sweep_dir)
     combos = combine(jobs)
     varied = varied_settings(combos)
@@ -90,6 +92,9 @@ def aggregate(
         if name not in written and (sweep_dir / name).exists():
             # an earlier aggregation's, which would disagree with this table
             (sweep_dir / name).unlink()
+        for leftover in sweep_dir.glob(f".{name}.*.tmp"):  # of an aggregation killed mid-write
+            if leftover.stat().st_mtime < started:
+                leftover.unlink(missing_ok=True)
     paths = [sweep_dir / name for name in written]
     for path in paths:
         write_atomic(path, written[path.name])

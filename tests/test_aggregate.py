@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,17 @@ def test_varied_columns_a_missing_setting_and_numeric_order(tmp_path: Path) -> N
         ("full", "-"), ("lora", "2e-5"), ("lora", "5e-5"), ("lora", "1e-4"),
     ]  # fmt: skip
     assert "Same in every job: `model=tiny`" in result.markdown
+
+
+def test_a_killed_aggregations_temporary_files_are_removed(tmp_path: Path) -> None:
+    write_job(tmp_path / "1", 1, 0.8)
+    leftover = tmp_path / ".results.md.k3x9.tmp"  # what write_atomic left when killed
+    leftover.write_text("")
+    os.utime(leftover, (time.time() - 60, time.time() - 60))
+    unrelated = tmp_path / ".notes.tmp"
+    unrelated.write_text("mine")
+    aggregate(tmp_path)
+    assert not leftover.exists() and unrelated.exists() and (tmp_path / "results.md").exists()
 
 
 def test_metric_columns_runtime_and_parameters(tmp_path: Path) -> None:
