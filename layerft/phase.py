@@ -159,10 +159,10 @@ def _training_arguments(
         # would shift dropout and change results with trainer.dataloader_workers (result-neutral).
         dataloader_persistent_workers=False,
         dataloader_pin_memory=torch.cuda.is_available(),
-        # On a machine without CUDA: under torchrun, accelerate then sets up gloo DDP (each process
-        # its shard of every batch, gradients all-reduced); without it each process would train on
-        # the same batches alone.
-        use_cpu=not torch.cuda.is_available(),
+        # Several processes without CUDA: accelerate then sets up gloo DDP (each process its shard
+        # of every batch, gradients all-reduced); without it each process would train on the same
+        # batches alone. One process keeps the Trainer's own choice of device (a Mac's MPS).
+        use_cpu=world_size() > 1 and not torch.cuda.is_available(),
         disable_tqdm=not trainer_cfg.resolved_progress_bar(),
         remove_unused_columns=False,  # tokenized sets hold model inputs + `length` (see DropKeysCollator)
     )
