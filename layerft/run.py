@@ -274,10 +274,8 @@ def previous_result(
     except LayerftError:
         if sweep_dir is None or (elsewhere := found_elsewhere(sweep_dir, record, run_dir)) is None:
             raise
-        if is_main_process():
-            restore_hydra_files(
-                run_dir
-            )  # Hydra rewrote them for this job; the folder keeps its own
+        if is_main_process():  # Hydra rewrote them for this job; the folder keeps its own
+            restore_hydra_files(run_dir)
         return read_finished(elsewhere, record.fingerprint, hint)
     if finished is not None:
         log.info("already finished, not rerun: %s", run_dir / METRICS_FILE)
