@@ -252,7 +252,7 @@ def run(
                 history.publish()
                 log.info("results: %s", write_metrics(run_dir, metrics, record, extra))
                 (run_dir / FAILED_FILE).unlink(missing_ok=True)  # an earlier attempt's failure
-                remove_stale_runs(run_dir, earlier_runs)  # the replaced result's W&B runs
+                remove_stale_runs(run_dir, earlier_runs, "the result this run replaced")
             tracker.summarize(metrics)
             failed = False
         finally:

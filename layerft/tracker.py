@@ -150,22 +150,24 @@ def wandb_runs(run_dir: Path) -> list[Path]:
     return [*folder.glob("offline-run-*"), *folder.glob("run-*")]
 
 
-def remove_stale_runs(run_dir: Path, runs: list[Path] | None = None) -> None:
+def remove_stale_runs(
+    run_dir: Path, runs: list[Path] | None = None, whose: str = "an unfinished attempt"
+) -> None:
     """Delete the W&B run folders `runs` (default: all) that earlier attempts left in `run_dir`
     (a rerun syncs one run)."""
     folder = run_dir / "wandb"
     stale = wandb_runs(run_dir) if runs is None else runs
     latest = folder / "latest-run"
-    if not stale and not latest.is_symlink():
+    if not stale and (runs is not None or not latest.is_symlink()):
         return
     for path in stale:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         elif path.exists() or path.is_symlink():
             path.unlink()
-    if runs is None:
+    if runs is None:  # all of them: the link points at one of them
         latest.unlink(missing_ok=True)
-    log.info("removed %d W&B run folder(s) of an earlier attempt in %s", len(stale), folder)
+    log.info("removed %d W&B run folder(s) of %s in %s", len(stale), whose, folder)
 
 
 def _first_line(err: Exception) -> str:

@@ -83,6 +83,7 @@ def fake_init(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     def init(mode: str, dir: str, **kwargs: Any) -> Any:
         modes.append(mode)
         if mode == "online":
+            (Path(dir) / "wandb" / "run-20200101_000000-failed01").mkdir(parents=True)
             raise wandb.errors.CommError(f"server said no to {KEY}\nmore detail")
         return SimpleNamespace(id="abc", dir=dir)
 
@@ -102,15 +103,16 @@ def test_online_start_failure_goes_offline_with_one_warning_without_the_key(
     tmp_path: Path, fake_init: list[str], monkeypatch: pytest.MonkeyPatch, caplog
 ) -> None:
     monkeypatch.setattr(tracker, "unreachable", lambda url: None)
-    stale = tmp_path / "wandb" / "run-20200101_000000-failed01"  # what the failed start left
-    stale.mkdir(parents=True)
+    earlier = tmp_path / "wandb" / "offline-run-20190101_000000-finished"  # a finished result's
+    earlier.mkdir(parents=True)
+    stale = tmp_path / "wandb" / "run-20200101_000000-failed01"  # what the failed start leaves
     with caplog.at_level(logging.INFO, logger="layerft.tracker"):
         start(tmp_path, TrackerMode.auto)
     assert fake_init == ["online", "offline"]
     [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "offline" in warning and "CommError: server said no to ***" in warning
     assert KEY not in caplog.text and "more detail" not in warning
-    assert not stale.exists()
+    assert not stale.exists() and earlier.exists()  # only the failed start's folder goes
 
 
 def test_unreachable_host_skips_the_online_attempt(
