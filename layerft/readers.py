@@ -167,14 +167,9 @@ def _read_parquet(path: Path) -> list[dict[str, Any]]:
     return _nonempty(path, table.to_pylist())
 
 
+_DELIMITERS: Mapping[str, str] = MappingProxyType({".csv": ",", ".tsv": "\t"})
 _RECORD_READERS: Mapping[str, Callable[[Path], list[dict[str, Any]]]] = MappingProxyType(
-    {
-        ".csv": partial(_read_delimited, delimiter=","),
-        ".json": _read_json,
-        ".jsonl": _read_jsonl,
-        ".parquet": _read_parquet,
-        ".tsv": partial(_read_delimited, delimiter="\t"),
-    }
+    {".json": _read_json, ".jsonl": _read_jsonl, ".parquet": _read_parquet}
 )
 
 
@@ -185,14 +180,14 @@ def read_records(path: Path, text_columns: Collection[str] = ()) -> list[dict[st
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix in _DELIMITERS:
+        return _read_delimited(path, _DELIMITERS[suffix], text_columns)
     reader = _RECORD_READERS.get(suffix)
     if reader is None:
-        supported = ", ".join(_RECORD_READERS)
+        supported = ", ".join(sorted([*_RECORD_READERS, *_DELIMITERS]))
         raise LayerftError(
             f"{path}: unsupported data file extension {path.suffix!r} (supported: {supported})"
         )
-    if suffix in (".csv", ".tsv"):
-        return reader(path, text_columns=text_columns)
     return reader(path)
 
 
