@@ -28,7 +28,7 @@ def render_markdown(sweep_dir: Path, table: Table, failures: list[Failure], jobs
         if table.uniform
         else "Selection metric: each row's own (column `selection metric`).",
         f"vs baseline: this row minus its baseline (same settings but {spec}) on the selection "
-        f"metric, paired by seed, with a 95% bootstrap interval; a verdict needs {MIN_PAIRS} pairs.",
+        f"metric, paired by seed, with a 95% paired t interval; a verdict needs {MIN_PAIRS} pairs.",
         "runtime: stage 1 + stage 2 training seconds (a reused stage 1 counts its original time).",
     ]
     if table.constant:

@@ -20,7 +20,7 @@ from layerft.aggregate import aggregate, dev_curve
 from layerft.errors import LayerftError
 from layerft.results import record_failure
 from layerft.sweep_records import job_settings, read_job
-from layerft.sweep_table import bootstrap_ci
+from layerft.sweep_table import paired_t_interval
 
 REPO = Path(__file__).resolve().parents[1]
 ACC = "target/eval_accuracy"
@@ -202,24 +202,26 @@ def test_rows_with_different_selection_metrics_name_theirs(tmp_path: Path) -> No
 # --- the paired baseline difference -------------------------------------------------------------
 
 
-def test_bootstrap_interval_of_a_constant_difference_collapses_to_it() -> None:
-    low, high = bootstrap_ci(np.array([0.02, 0.02, 0.02, 0.02]))
+def test_interval_of_a_constant_difference_collapses_to_it() -> None:
+    low, high = paired_t_interval(np.array([0.02, 0.02, 0.02, 0.02]))
     assert low == pytest.approx(0.02, abs=1e-12) and high == pytest.approx(0.02, abs=1e-12)
 
 
-def test_bootstrap_interval_of_three_pairs_spans_their_extremes() -> None:
-    # Each resample of 3 pairs is all-minimum (or all-maximum) with probability 1/27 = 3.7%, more
-    # than the 2.5% in each tail: the 95% interval is exactly [min, max].
-    low, high = bootstrap_ci(np.array([0.01, 0.06, 0.02]))
-    assert (low, high) == (pytest.approx(0.01), pytest.approx(0.06))
+@pytest.mark.parametrize("n", [2, 3, 5, 30, 31, 50, 200])
+def test_interval_is_the_paired_t_interval(n: int) -> None:
+    stats = pytest.importorskip("scipy.stats")
+    diffs = 0.01 * np.sin(np.arange(1.0, n + 1.0)) + 0.005
+    expected = stats.t.interval(0.95, n - 1, loc=diffs.mean(), scale=stats.sem(diffs))
+    assert paired_t_interval(diffs) == pytest.approx(expected, abs=1e-5)
 
 
-def test_bootstrap_interval_is_reproducible() -> None:
-    # 20 irregular pairs: resampled means hardly ever tie, so another seed moves the interval
-    diffs = 0.01 * np.sin(np.arange(1.0, 21.0)) + 0.005
-    low, high = bootstrap_ci(diffs)
-    assert bootstrap_ci(diffs) == (low, high)  # a fixed seed
-    assert low < diffs.mean() < high and (low, high) != (diffs.min(), diffs.max())
+def test_verdict_is_wrong_about_one_in_twenty_times_without_a_difference() -> None:
+    # A bootstrap interval over 3 pairs is [min, max]: it left out 0 (a verdict) in 25% of null rows
+    rng = np.random.default_rng(1)
+    for n in (3, 5):
+        rows = rng.normal(0.0, 1.0, size=(4000, n))
+        verdicts = np.mean([not (low <= 0 <= high) for low, high in map(paired_t_interval, rows)])
+        assert 0.035 < verdicts < 0.065
 
 
 def test_difference_pairs_by_seed_and_ignores_an_unpaired_one(tmp_path: Path) -> None:
@@ -241,17 +243,19 @@ def test_difference_pairs_by_seed_and_ignores_an_unpaired_one(tmp_path: Path) ->
     ("scores", "higher_is_better", "verdict"),
     [
         ({1: 0.9, 2: 0.9}, True, "too few seeds (n=2)"),
-        ({1: 0.61, 2: 0.72, 3: 0.83}, True, "better"),
+        ({1: 0.65, 2: 0.76, 3: 0.87}, True, "better"),
+        ({1: 0.61, 2: 0.72, 3: 0.83}, True, "no clear difference"),  # same sign, too spread
         ({1: 0.61, 2: 0.68, 3: 0.83}, True, "no clear difference"),
-        ({1: 0.59, 2: 0.68, 3: 0.77}, True, "worse"),
-        ({1: 0.61, 2: 0.72, 3: 0.83}, False, "worse"),  # a loss-like metric: higher is worse
-        ({1: 0.59, 2: 0.68, 3: 0.77}, False, "better"),
+        ({1: 0.55, 2: 0.64, 3: 0.73}, True, "worse"),
+        ({1: 0.65, 2: 0.76, 3: 0.87}, False, "worse"),  # a loss-like metric: higher is worse
+        ({1: 0.55, 2: 0.64, 3: 0.73}, False, "better"),
     ],
 )
 def test_verdicts(
     tmp_path: Path, scores: dict[int, float], higher_is_better: bool, verdict: str
 ) -> None:
-    base = {1: 0.60, 2: 0.70, 3: 0.80}  # diffs +.01 +.02 +.03; +.01 -.02 +.03; -.01 -.02 -.03
+    # diffs +.05 +.06 +.07: mean ± 4.30 · .01/√3 excludes 0; +.01 +.02 +.03 does not
+    base = {1: 0.60, 2: 0.70, 3: 0.80}
     write_seeds(tmp_path, base, injection_task="none", higher_is_better=higher_is_better)
     write_seeds(tmp_path, scores, injection_task="demo_pos", higher_is_better=higher_is_better)
     assert row_of(aggregate(tmp_path), injection_task="demo_pos")["verdict"] == verdict
