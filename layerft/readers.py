@@ -259,9 +259,7 @@ def _dp_record(guid: str, sentence: str, rows: list[tuple[str, list[str]]]) -> d
         pos.append(tags)
         heads.append(_parse_int(head, "HEAD", where))
         deprels.append(deprel)
-    for (where, _), head in zip(rows, heads, strict=True):
-        if not 0 <= head <= len(words):
-            raise LayerftError(f"{where}: HEAD {head} is outside 0..{len(words)}")
+    readers_conll.check_tree(heads, [where for where, _ in rows])
     return {
         "guid": guid,
         "sentence": sentence,

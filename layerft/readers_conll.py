@@ -125,11 +125,32 @@ def _conllu_word(fields: list[str], expected: int, where: str) -> dict[str, Any]
     return dict(zip(CONLLU_COLUMNS, fields, strict=True))
 
 
+def check_tree(heads: list[int], wheres: list[str]) -> None:
+    """Fail unless the heads (1-based, 0 the root) form one tree: each in range, exactly one root,
+    no word its own head and no cycle. A parser trained on anything else learns wrong arcs."""
+    for where, head in zip(wheres, heads, strict=True):
+        if not 0 <= head <= len(heads):
+            raise LayerftError(f"{where}: HEAD {head} is outside 0..{len(heads)}")
+    roots = [word for word, head in enumerate(heads, 1) if head == 0]
+    if len(roots) > 1:
+        raise LayerftError(f"{wheres[roots[1] - 1]}: a second root (words {roots} have HEAD 0)")
+    reaches_root = {0}
+    for word in range(1, len(heads) + 1):
+        path: list[int] = []
+        while word not in reaches_root:
+            if word in path:
+                cycle = path[path.index(word) :]
+                raise LayerftError(
+                    f"{wheres[word - 1]}: words {sorted(cycle)} form a cycle of heads"
+                )
+            path.append(word)
+            word = heads[word - 1]
+        reaches_root.update(path)
+
+
 def _conllu_record(guid: str, text: str | None, words: list[tuple[str, dict[str, Any]]]) -> dict:
     """A sentence's words -> {guid, text, words, lemmas, upos, xpos, heads, deprels}."""
-    for where, word in words:
-        if int(word["HEAD"]) > len(words):
-            raise LayerftError(f"{where}: HEAD {word['HEAD']} is outside 0..{len(words)}")
+    check_tree([int(word["HEAD"]) for _, word in words], [where for where, _ in words])
     column = {name: [word[name] for _, word in words] for name in CONLLU_COLUMNS}
     return {
         "guid": guid,

@@ -246,6 +246,19 @@ GOOD_WORD = "1\tgo\tgo\tVERB\tVB\t_\t0\troot\t_\t_"
             r"d.conllu:1: HEAD 'one' is not a word ID or 0",
         ),
         (f"{GOOD_WORD}\n2\tx\tx\tX\tX\t_\t5\tdep\t_\t_\n", r"d.conllu:2: HEAD 5 is outside 0..2"),
+        (
+            f"{GOOD_WORD}\n2\tx\tx\tX\tX\t_\t0\tdep\t_\t_\n",
+            r"d.conllu:2: a second root \(words \[1, 2\] have HEAD 0\)",
+        ),
+        (
+            f"{GOOD_WORD}\n2\tx\tx\tX\tX\t_\t2\tdep\t_\t_\n",
+            r"d.conllu:2: words \[2\] form a cycle of heads",
+        ),
+        (
+            "1\tgo\tgo\tVERB\tVB\t_\t2\troot\t_\t_\n2\tx\tx\tX\tX\t_\t3\tdep\t_\t_\n"
+            "3\tx\tx\tX\tX\t_\t1\tdep\t_\t_\n",
+            r"d.conllu:1: words \[1, 2, 3\] form a cycle of heads",
+        ),
         ("1\tgo\tgo\t_\tVB\t_\t0\troot\t_\t_\n", r"d.conllu:1: UPOS is empty \('_'\)"),
         ("1\tgo\tgo\tVERB\tVB\t_\t0\t_\t_\t_\n", r"d.conllu:1: DEPREL is empty"),
         ("1-1\tgo\t_\t_\t_\t_\t_\t_\t_\t_\n", r"d.conllu:1: multiword token ID '1-1'"),

@@ -616,6 +616,16 @@ HUB_MALFORMED: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "klue_dp",
+        {**DP_ROW, "head": [3, 0, 0]},
+        "klue/klue dp row 0, word 3: a second root (words [2, 3] have HEAD 0)",
+    ),
+    (
+        "klue_dp",
+        {**DP_ROW, "head": [2, 1, 0]},
+        "klue/klue dp row 0, word 1: words [1, 2] form a cycle of heads",
+    ),
+    (
+        "klue_dp",
         {**DP_ROW, "index": [1, 3, 2]},
         "klue/klue dp row 0, word 2: expected INDEX 2, got 3",
     ),
