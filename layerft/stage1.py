@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from layerft.errors import LayerftError
 from layerft.file_lock import held_lock
 from layerft.layer_split import InjectedWeights, Stage1Split
 from layerft.processes import world_size
@@ -163,9 +165,10 @@ class Stage1Store:
         try:
             record = json.loads(result_path.read_text(encoding="utf-8"))
             tensors = load_file(str(folder / WEIGHTS_FILE))
-        except (OSError, ValueError) as err:  # ValueError: bad JSON; safetensors' own errors too
-            raise file_error(
-                "read the stored stage-1 result in", folder, OSError(str(err))
+        except (OSError, ValueError, SafetensorError) as err:  # ValueError: bad JSON
+            raise LayerftError(
+                f"cannot read the stored stage-1 result in {folder} ({err}); remove that folder "
+                "to train it again, or run with reuse_stage1=false"
             ) from err
         layers: list[dict[str, Any]] = [{} for _ in range(int(record["num_lower"]))]
         embeddings: dict[str, Any] = {}

@@ -22,6 +22,7 @@ from conftest import SHRINK, run_sweep, script_env, sweep_command
 from wandb_records import records_by_kind, wandb_items
 
 from layerft import stage1 as stage1_module
+from layerft.errors import LayerftError
 from layerft.layer_split import InjectedWeights, Stage1Split, Stage2Split
 from layerft.results import config_fingerprint
 from layerft.run import resolve_config
@@ -322,6 +323,20 @@ def test_stored_weights_read_back_exactly(tmp_path) -> None:
         back.injected.embeddings["word_embeddings.weight"],
         injected.embeddings["word_embeddings.weight"],
     )
+
+
+@pytest.mark.parametrize(("name", "damage"), [("weights.safetensors", 100), ("result.json", 5)])
+def test_a_damaged_stored_stage1_is_one_error_naming_its_folder(tmp_path, name, damage) -> None:
+    key = Stage1Key.of(compose_run("model=tiny", "injection_task=demo_pos"), "data")
+    injected = InjectedWeights(layers=[{"w": torch.randn(3, 4)}], embeddings=None)
+    store = Stage1Store(tmp_path)
+    store.save(key, injected, {}, [{"step": 1}], tmp_path / "run")
+    os.truncate(store.folder(key) / name, damage)
+    with pytest.raises(LayerftError) as caught:
+        store.load(key)
+    message = str(caught.value)
+    assert f"stage-1 result in {store.folder(key)}" in message and "reuse_stage1=false" in message
+    assert "\n" not in message
 
 
 def test_obtain_stage1_trains_stores_or_reuses_as_the_store_and_the_ranks_say(tmp_path) -> None:
