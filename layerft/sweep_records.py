@@ -56,9 +56,24 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
     dirs = sorted({p.parent for name in (METRICS_FILE, FAILED_FILE) for p in sweep_dir.rglob(name)})
     if not dirs:
         raise LayerftError(f"no job in {sweep_dir}: no {METRICS_FILE} or {FAILED_FILE} under it")
+    # A failure newer than the result beside it (a failed --force rerun, or another config refused
+    # in that folder) is listed too: the table keeps the earlier result, the failure is not hidden.
+    reruns = [
+        replace(job, error=f"{job.error} (a later attempt; the earlier result is kept)")
+        for job in (read_job(d, FAILED_FILE) for d in dirs if _failed_after_finishing(d))
+    ]
     # Superseded records go first, so that no spelling only they used names a row.
-    jobs = same_spelling(_latest([read_job(d) for d in dirs], lambda job: job.fingerprint))
-    return _latest(jobs, lambda job: (settings_key(job.settings), job.seed))
+    records = _latest([read_job(d) for d in dirs], lambda job: job.fingerprint)
+    jobs = same_spelling([*records, *reruns])
+    kept = _latest(jobs[: len(records)], lambda job: (settings_key(job.settings), job.seed))
+    return sorted([*kept, *jobs[len(records) :]], key=lambda j: (j.run_dir, j.error is not None))
+
+
+def _failed_after_finishing(run_dir: Path) -> bool:
+    finished, failed = run_dir / METRICS_FILE, run_dir / FAILED_FILE
+    return (
+        finished.exists() and failed.exists() and failed.stat().st_mtime > finished.stat().st_mtime
+    )
 
 
 SettingsKey = tuple[tuple[str, str], ...]
@@ -86,10 +101,11 @@ def _latest(jobs: list[Job], same: Callable[[Job], Any]) -> list[Job]:
     return sorted(kept.values(), key=lambda j: j.run_dir)
 
 
-def read_job(run_dir: Path) -> Job:
-    """The job in `run_dir`: its `metrics.json` if it finished, else its `failed.json`."""
-    path = run_dir / METRICS_FILE
-    if not path.exists():
+def read_job(run_dir: Path, name: str | None = None) -> Job:
+    """The job in `run_dir` as its `name` file records it; by default its `metrics.json` if it
+    finished, else its `failed.json`."""
+    path = run_dir / (name or METRICS_FILE)
+    if name is None and not path.exists():
         path = run_dir / FAILED_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

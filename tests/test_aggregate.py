@@ -398,12 +398,26 @@ def test_a_config_run_twice_counts_once_the_newer(tmp_path: Path) -> None:
 
 
 def test_a_folder_that_failed_then_finished_counts_as_finished(tmp_path: Path) -> None:
-    write_job(tmp_path / "job", 1, error="CUDA out of memory", mtime=2_000_000)
-    write_job(tmp_path / "job", 1, 0.7, mtime=1_000_000)  # metrics.json beside failed.json
+    write_job(tmp_path / "job", 1, error="CUDA out of memory", mtime=1_000_000)
+    write_job(tmp_path / "job", 1, 0.7, mtime=2_000_000)  # metrics.json beside an older failed.json
     result = aggregate(tmp_path)
     assert (result.rows[0]["failed"], result.rows[0][f"{ACC}_n"], result.failures) == (0, 1, [])
     assert "No job failed." in result.markdown
     assert not (tmp_path / "failures.csv").exists()
+
+
+def test_a_failure_after_a_result_in_its_folder_is_listed_and_the_result_kept(tmp_path) -> None:
+    # A failed --force rerun, or another config refused in that folder: the failure is newer
+    write_seeds(tmp_path, {1: 0.7, 2: 0.8, 3: 0.9}, mtime=1_000_000)
+    write_job(tmp_path / "base" / "2", 2, error="CUDA out of memory", mtime=2_000_000)
+    result = aggregate(tmp_path)
+    (row,) = result.rows
+    assert (row[f"{ACC}_n"], row[f"{ACC}_mean"], row["failed"]) == (3, pytest.approx(0.8), 1)
+    (failure,) = result.failures
+    assert failure.seed == 2 and failure.run_dir == tmp_path / "base" / "2"
+    assert "CUDA out of memory (a later attempt; the earlier result is kept)" in failure.error
+    assert "4 jobs (3 finished, 1 failed)" in result.markdown
+    assert (tmp_path / "failures.csv").exists()
 
 
 def test_a_finished_run_of_a_config_wins_over_a_later_failed_one(tmp_path: Path) -> None:
