@@ -18,22 +18,29 @@ MetricSink = Callable[[dict[str, float], int], None]
 
 
 class ForwardLogs(TrainerCallback):
-    """Send the Trainer's logs to the tracker as `<stage>/<name>` (its own W&B reporting is off)."""
+    """Send the Trainer's logs to the tracker as `<stage>/<name>` (its own W&B reporting is off).
+
+    Only what happens during training goes to the tracker's history: train()'s closing times
+    include its evaluations and saves (the phase sends corrected ones), and the evaluations
+    after `train_done` re-score the best checkpoint, which plotted at the last step would read
+    as the model's final score (they reach the tracker's summary through the phase's metrics).
+    """
 
     def __init__(self, stage: str, sink: MetricSink) -> None:
         self.stage, self.sink = stage, sink
+        self.train_done = False
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 - Trainer's hook
-        if logs and state.is_world_process_zero:
-            numbers = {
-                f"{self.stage}/{k}": float(v)
-                for k, v in logs.items()
-                if isinstance(v, (int, float))
-            }
-            self.sink(numbers, state.global_step)
-            shown = ", ".join(
-                f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, (int, float))
-            )
+        if not logs or not state.is_world_process_zero:
+            return
+        numbers = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in numbers.items())
+        if self.train_done:
+            log.info("%s best checkpoint: %s", self.stage, shown)
+        elif "train_runtime" in numbers:
+            log.info("%s step %d: %s (the Trainer's times)", self.stage, state.global_step, shown)
+        else:
+            self.sink({f"{self.stage}/{k}": v for k, v in numbers.items()}, state.global_step)
             log.info("%s step %d: %s", self.stage, state.global_step, shown)
 
 

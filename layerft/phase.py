@@ -218,7 +218,11 @@ def run_phase(
         eval_dataset=data.validation,
         compute_metrics=build_compute_metrics(task, data.validation, data.validation_rows),
         optimizers=(optimizer, build_scheduler(schedule, optimizer, num_steps)),
-        callbacks=[ForwardLogs(stage, sink), pauses := PauseClock(), GuardCheckpoints(guard)],
+        callbacks=[
+            forward := ForwardLogs(stage, sink),
+            pauses := PauseClock(),
+            GuardCheckpoints(guard),
+        ],
         guard=guard,
     )
     trainer.remove_callback(PrinterCallback)  # ForwardLogs logs instead of raw dict prints
@@ -229,6 +233,7 @@ def run_phase(
         with PeakMemory() as memory:
             train_output = trainer.train() if num_steps else None
         paused = pauses.seconds  # before the final evaluation, which train() did not time
+        forward.train_done = True
         best = trainer.evaluate()  # the best checkpoint is loaded back at the end of train()
         for name, split in data.extra_eval.items():  # the same checkpoint on further dev sets
             trainer.compute_metrics = build_compute_metrics(task, split.features, split.rows)
@@ -242,10 +247,11 @@ def run_phase(
         if not math.isfinite(value):
             raise LayerftError(f"{stage} stage: dev {key} is {value} for the best checkpoint")
     if train_output is not None:
-        metrics.update(
-            _speed(trainer, train_output.metrics, paused, len(data.train), steps_per_epoch,
-                   task.batch_size * world, counts["total_params"], world)
-        )  # fmt: skip
+        speed = _speed(trainer, train_output.metrics, paused, len(data.train), steps_per_epoch,
+                       task.batch_size * world, counts["total_params"], world)  # fmt: skip
+        if rank() == 0:  # after the dev evaluations: this line closes the dev curve in a history
+            sink({f"{stage}/{k}": v for k, v in speed.items()}, trainer.state.global_step)
+        metrics.update(speed)
     else:  # epochs=0: the phase only evaluates the model it was given
         metrics.update(train_runtime=0.0, train_paused_seconds=0.0)
     metrics.update(memory.metrics())

@@ -461,6 +461,20 @@ def test_default_run_writes_expected_metrics_and_run_files(runs) -> None:
     assert f"results: {run_dir / 'metrics.json'}" in log
     assert not (run_dir / "checkpoints").exists()  # removed unless trainer.keep_checkpoints
 
+    # The history (and the tracker's) holds the dev curve, then one line of training times as
+    # metrics.json has them (evaluations taken out); the best checkpoint's re-scoring is no point
+    # of the curve.
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    for name in ("injection", "target"):
+        lines = [line for line in history if any(k.startswith(f"{name}/") for k in line)]
+        *curve, closing = lines
+        assert closing[f"{name}/train_runtime"] == metrics[f"{name}/train_runtime"]
+        assert closing[f"{name}/train_loss"] == metrics[f"{name}/train_loss"]
+        assert not any(k.startswith(f"{name}/eval_") for k in closing)
+        assert any(f"{name}/eval_loss" in line for line in curve)
+        assert not any(f"{name}/train_runtime" in line for line in curve)
+    assert "target best checkpoint: eval_loss=" in log
+
 
 # --- 2. determinism -------------------------------------------------------------------------
 
