@@ -101,14 +101,22 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def _convert_column(values: list[str]) -> list[Any]:
-    """Ints if every value is an int, else floats if every value is a number, else the strings.
-    In a column of numbers an empty cell is null (a missing label: the record is unlabelled)."""
+    """A column that holds mostly numbers becomes numbers cell by cell (ints where a cell is an
+    int), else it stays text. Typing cell by cell keeps a stray cell ("2.5" or "Sports" among
+    class ids) as itself, so the check that rejects it names its record, not a good record whose
+    `2` a column-wide type made `2.0` or `'2'`. In a column of numbers an empty cell is null (a
+    missing label: the record is unlabelled)."""
     filled = [value for value in values if value]
-    if filled and all(_INT.fullmatch(value) for value in filled):
-        return [int(value) if value else None for value in values]
-    if filled and all(_FLOAT.fullmatch(value) for value in filled):
-        return [float(value) if value else None for value in values]
-    return values
+    if sum(bool(_FLOAT.fullmatch(value)) for value in filled) * 2 <= len(filled):
+        return values
+    return [_number(value) if value else None for value in values]
+
+
+def _number(value: str) -> int | float | str:
+    """An int or float cell as that number; any other cell as its text."""
+    if _INT.fullmatch(value):
+        return int(value)
+    return float(value) if _FLOAT.fullmatch(value) else value
 
 
 def _read_delimited(

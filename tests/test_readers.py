@@ -89,6 +89,19 @@ def test_csv_types_columns_like_hugging_face(tmp_path: Path) -> None:
     ]
 
 
+def test_csv_stray_cell_in_a_number_column_stays_itself(tmp_path: Path) -> None:
+    # One odd cell does not retype its column, so the check that rejects it names its record.
+    text = "text,label,score\na,1,3\nb,2.5,3.5\nc,Sports,4\nd,2,\n"
+    assert [r["label"] for r in read_records(_write(tmp_path, "train.csv", text))] == [
+        1, 2.5, "Sports", 2,
+    ]  # fmt: skip
+    assert [r["score"] for r in read_records(tmp_path / "train.csv")] == [3, 3.5, 4, None]
+    names = "name,label\nx,World\ny,Sports\nz,2\n"  # mostly text: a stray number stays text
+    assert [r["label"] for r in read_records(_write(tmp_path, "names.csv", names))] == [
+        "World", "Sports", "2",
+    ]  # fmt: skip
+
+
 def test_csv_empty_cell_in_a_number_column_is_null(tmp_path: Path) -> None:
     text = "text,label,score,note\na,1,0.5,\nb,,,x\n"
     assert read_records(_write(tmp_path, "train.csv", text)) == [
