@@ -96,24 +96,31 @@ def heatmap_figure(
     rows: list[PlotRow], axes: tuple[str, str], varied: list[str], metric: str
 ) -> Figure:
     """Mean selection metric per (x, y) pair of values; other varied settings are averaged over
-    (each combination weighs the same)."""
+    (each combination weighs the same). A cell averaging fewer combinations or finished runs
+    than the fullest cell says so: its mean is over another set and does not compare evenly."""
     x, y = axes
     xs = sorted({row.settings[x] for row in rows}, key=natural_key)
     ys = sorted({row.settings[y] for row in rows}, key=natural_key)
-    cells: dict[tuple[str, str], list[float]] = defaultdict(list)
+    cells: dict[tuple[str, str], list[PlotRow]] = defaultdict(list)
     for row in rows:
         if row.scores:
-            cells[row.settings[x], row.settings[y]].append(row.mean)
-    grid = np.array(
-        [[np.mean(cells[xv, yv]) if cells[xv, yv] else np.nan for xv in xs] for yv in ys]
-    )
+            cells[row.settings[x], row.settings[y]].append(row)
+    full_combos = max(map(len, cells.values()), default=0)
+    full_runs = max((sum(len(r.scores) for r in cell) for cell in cells.values()), default=0)
+    grid = np.array([[cell_mean(cells[xv, yv]) for xv in xs] for yv in ys])
     figure = _figure(max(5.0, 1.2 * len(xs) + 3.5), max(3.5, 0.6 * len(ys) + 2.5))
     ax = figure.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", aspect="auto")
     finite = grid[np.isfinite(grid)]
     middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    incomplete = False
     for (i, j), value in np.ndenumerate(grid):
         text = "-" if np.isnan(value) else f"{value:.3f}"
+        cell = cells[xs[j], ys[i]]
+        if cell:
+            shortfall = cell_shortfall(cell, full_combos, full_runs)
+            incomplete |= bool(shortfall)
+            text += "".join(f"\n{s}" for s in shortfall)
         color = "white" if np.isnan(value) or value < middle else "black"
         ax.text(j, i, text, ha="center", va="center", color=color, fontsize="small")
     tilt = 30 if max(map(len, xs)) > 8 else 0
@@ -127,9 +134,23 @@ def heatmap_figure(
     title = f"mean {metric}"
     if others:
         title += "\naveraged over " + ", ".join(others)
+    if incomplete:
+        title += "\nk/n: the cell averages k, the fullest cell n"
     ax.set_title(title, fontsize="medium")
     figure.colorbar(image, ax=ax, label=metric)
     return figure
+
+
+def cell_mean(cell: list[PlotRow]) -> float:
+    """The mean of the cell's combination means (NaN for none)."""
+    return float(np.mean([row.mean for row in cell])) if cell else float("nan")
+
+
+def cell_shortfall(cell: list[PlotRow], full_combos: int, full_runs: int) -> list[str]:
+    """`k/n combos` and `k/n runs` where a heatmap cell has fewer than the fullest cell."""
+    combos, runs = len(cell), sum(len(row.scores) for row in cell)
+    counts = (("combos", combos, full_combos), ("runs", runs, full_runs))
+    return [f"{k}/{n} {name}" for name, k, n in counts if k < n]
 
 
 def bars_figure(rows: list[PlotRow], metric: str) -> Figure:

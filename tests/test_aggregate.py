@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
 from layerft.aggregate import aggregate, dev_curve
 from layerft.errors import LayerftError
+from layerft.plots import PlotRow, heatmap_figure
 from layerft.results import record_failure
 from layerft.sweep_records import job_settings, read_job
 from layerft.sweep_table import paired_t_interval
@@ -499,6 +501,45 @@ def test_plots_with_two_varied_settings(tmp_path: Path) -> None:
     assert names == {"results.csv", "results.md", "bars.png", "heatmap.png", "dev_curves.png"}
     for name in ("bars.png", "heatmap.png", "dev_curves.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG
+
+
+def plot_row(scores: list[float], **settings: str) -> PlotRow:
+    return PlotRow(",".join(f"{k}={v}" for k, v in settings.items()), settings, scores, [])
+
+
+def heatmap_texts(figure: Figure) -> dict[tuple[str, str], str]:
+    """(x tick, y tick) -> the text drawn in that cell."""
+    ax = figure.axes[0]  # [1] is the colour bar
+    xs = [t.get_text() for t in ax.get_xticklabels()]
+    ys = [t.get_text() for t in ax.get_yticklabels()]
+    cells = {}
+    for text in ax.texts:
+        j, i = text.get_position()
+        cells[xs[round(j)], ys[round(i)]] = text.get_text()
+    return cells
+
+
+def test_heatmap_marks_cells_averaging_fewer_combinations_or_runs() -> None:
+    rows = [
+        plot_row([0.74, 0.75, 0.745], injection_task="demo_pos", tuning_mode="full", lr="1"),
+        plot_row([], injection_task="demo_pos", tuning_mode="full", lr="2"),  # every seed failed
+        plot_row([0.7, 0.7, 0.7], injection_task="none", tuning_mode="full", lr="1"),
+        plot_row([0.5, 0.5, 0.5], injection_task="none", tuning_mode="full", lr="2"),
+        plot_row([0.6, 0.6], injection_task="demo_pos", tuning_mode="lora", lr="1"),
+        plot_row([0.4, 0.4, 0.4], injection_task="demo_pos", tuning_mode="lora", lr="2"),
+    ]
+    axes, varied = ("injection_task", "tuning_mode"), ["injection_task", "tuning_mode", "lr"]
+    figure = heatmap_figure(rows, axes, varied, ACC)
+    assert heatmap_texts(figure) == {
+        ("demo_pos", "full"): "0.745\n1/2 combos\n3/6 runs",  # lr=1 only: not comparable
+        ("none", "full"): "0.600",
+        ("demo_pos", "lora"): "0.500\n5/6 runs",
+        ("none", "lora"): "-",
+    }
+    assert figure.axes[0].get_title().endswith("\nk/n: the cell averages k, the fullest cell n")
+    complete = heatmap_figure(rows[2:4], axes, varied, ACC)
+    assert heatmap_texts(complete) == {("none", "full"): "0.600"}
+    assert "k/n" not in complete.axes[0].get_title()
 
 
 def test_dev_curve_stops_before_the_best_checkpoint_is_rescored(tmp_path: Path) -> None:
