@@ -110,6 +110,7 @@ def plot_row(combo: Combination, varied: list[str], is_baseline: bool) -> plots.
         {k: setting(combo.settings, k) for k in varied},
         list(combo.values(combo.selection_metric).values()),
         [c for c in curves if c],
+        combo.selection_metric,
         is_baseline,
     )
 

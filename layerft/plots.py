@@ -31,6 +31,7 @@ class PlotRow:
     settings: dict[str, str]  # varied setting -> value
     scores: list[float]  # the selection metric, one per finished seed
     curves: list[list[tuple[int, float]]]  # per seed: (step, dev selection metric)
+    metric: str  # the selection metric the scores are of
     is_baseline: bool = False  # another row's baseline
 
     @property
@@ -77,6 +78,8 @@ def draw(
     figures = {"bars.png": bars_figure(rows, metric)}
     if axes is None:
         log.info("no heatmap.png: %d varied setting(s), it needs 2", len(varied))
+    elif mixed := mixed_metric_cell(rows, axes):
+        log.warning("no heatmap.png: %s", mixed)
     else:
         figures["heatmap.png"] = heatmap_figure(rows, axes, varied, metric)
     if any(row.curves for row in rows):
@@ -84,6 +87,23 @@ def draw(
     else:
         log.info("no dev_curves.png: no job has a history.jsonl with dev evaluations")
     return figures
+
+
+def mixed_metric_cell(rows: list[PlotRow], axes: tuple[str, str]) -> str | None:
+    """Why no heatmap over `axes`: a cell that would average different selection metrics (a mean of
+    accuracy and pearsonr means nothing); None when each cell has one."""
+    x, y = axes
+    metrics: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for row in rows:
+        if row.scores:
+            metrics[row.settings[x], row.settings[y]].add(row.metric)
+    for (xv, yv), names in metrics.items():
+        if len(names) > 1:
+            return (
+                f"its cell {x}={xv}, {y}={yv} would average different selection metrics "
+                f"({', '.join(sorted(names))}); choose --heatmap settings that separate them"
+            )
+    return None
 
 
 def _figure(width: float, height: float) -> Figure:

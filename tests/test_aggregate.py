@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from layerft.aggregate import aggregate, dev_curve
 from layerft.errors import LayerftError
-from layerft.plots import PlotRow, heatmap_figure
+from layerft.plots import PlotRow, draw, heatmap_figure
 from layerft.results import record_failure
 from layerft.sweep_records import job_settings, read_job
 from layerft.sweep_table import paired_t_interval
@@ -503,8 +503,8 @@ def test_plots_with_two_varied_settings(tmp_path: Path) -> None:
         assert (tmp_path / name).read_bytes()[:8] == PNG
 
 
-def plot_row(scores: list[float], **settings: str) -> PlotRow:
-    return PlotRow(",".join(f"{k}={v}" for k, v in settings.items()), settings, scores, [])
+def plot_row(scores: list[float], metric: str = ACC, **settings: str) -> PlotRow:
+    return PlotRow(",".join(f"{k}={v}" for k, v in settings.items()), settings, scores, [], metric)
 
 
 def heatmap_texts(figure: Figure) -> dict[tuple[str, str], str]:
@@ -540,6 +540,25 @@ def test_heatmap_marks_cells_averaging_fewer_combinations_or_runs() -> None:
     complete = heatmap_figure(rows[2:4], axes, varied, ACC)
     assert heatmap_texts(complete) == {("none", "full"): "0.600"}
     assert "k/n" not in complete.axes[0].get_title()
+
+
+def test_no_heatmap_averages_different_selection_metrics_into_one_cell(caplog) -> None:
+    pearson = "target/eval_pearsonr"
+    rows = [
+        plot_row([0.57], injection_task="demo_pos", tuning_mode="full", target_task="sent"),
+        plot_row([0.17], pearson, injection_task="demo_pos", tuning_mode="full", target_task="sts"),
+        plot_row([], pearson, injection_task="none", tuning_mode="full", target_task="sent"),
+    ]
+    varied = ["injection_task", "tuning_mode", "target_task"]
+    figures = draw(rows, varied, "selection metric (per row)", ("injection_task", "tuning_mode"))
+    assert "heatmap.png" not in figures and "bars.png" in figures
+    assert caplog.messages == [
+        "no heatmap.png: its cell injection_task=demo_pos, tuning_mode=full would average different "
+        f"selection metrics ({ACC}, {pearson}); choose --heatmap settings that separate them"
+    ]
+    # one metric per cell (target_task on an axis): drawn; a failed row's metric averages nothing
+    apart = draw(rows, varied, "selection metric (per row)", ("target_task", "injection_task"))
+    assert "heatmap.png" in apart
 
 
 def test_dev_curve_stops_before_the_best_checkpoint_is_rescored(tmp_path: Path) -> None:
