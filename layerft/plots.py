@@ -7,10 +7,12 @@ Serves no config group. Nothing here touches pyplot's global state or opens a wi
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 
 FIGURES = ("heatmap.png", "bars.png", "dev_curves.png")
 LINESTYLES = ("-", "--", ":", "-.")  # after the 10 colours of tab10 are used up
+CHARS_PER_INCH = 11  # of text at fontsize "medium" or "small", with a margin: where to wrap a line
 
 
 @dataclass(frozen=True)
@@ -121,27 +124,36 @@ def heatmap_figure(
     x, y = axes
     xs = sorted({row.settings[x] for row in rows}, key=natural_key)
     ys = sorted({row.settings[y] for row in rows}, key=natural_key)
+    run = {(row.settings[x], row.settings[y]) for row in rows}
     cells: dict[tuple[str, str], list[PlotRow]] = defaultdict(list)
     for row in rows:
         if row.scores:
             cells[row.settings[x], row.settings[y]].append(row)
     full_combos = max(map(len, cells.values()), default=0)
     full_runs = max((sum(len(r.scores) for r in cell) for cell in cells.values()), default=0)
+    short = {key: cell_shortfall(cell, full_combos, full_runs) for key, cell in cells.items()}
     grid = np.array([[cell_mean(cells[xv, yv]) for xv in xs] for yv in ys])
-    figure = _figure(max(5.0, 1.2 * len(xs) + 3.5), max(3.5, 0.6 * len(ys) + 2.5))
+    width = max(5.0, 1.2 * len(xs) + 3.5)
+    title = f"mean {metric}"
+    if others := [k for k in varied if k not in axes]:
+        title += "\n" + textwrap.fill(
+            "averaged over " + ", ".join(others), round(width * CHARS_PER_INCH)
+        )
+    if any(short.values()):
+        title += "\nk/n: the cell averages k, the fullest cell n"
+    figure = _figure(width, max(3.5, 0.6 * len(ys) + 2.5) + 0.2 * max(0, title.count("\n") - 1))
     ax = figure.add_subplot()
-    image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", aspect="auto")
+    # a cell without a mean is light grey with dark text (the default left white on white)
+    cmap = colormaps["viridis"].with_extremes(bad="0.9")
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto")
     finite = grid[np.isfinite(grid)]
     middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
-    incomplete = False
     for (i, j), value in np.ndenumerate(grid):
-        text = "-" if np.isnan(value) else f"{value:.3f}"
-        cell = cells[xs[j], ys[i]]
-        if cell:
-            shortfall = cell_shortfall(cell, full_combos, full_runs)
-            incomplete |= bool(shortfall)
-            text += "".join(f"\n{s}" for s in shortfall)
-        color = "white" if np.isnan(value) or value < middle else "black"
+        if cells[xs[j], ys[i]]:
+            text = "\n".join([f"{value:.3f}", *short[xs[j], ys[i]]])
+        else:
+            text = "failed" if (xs[j], ys[i]) in run else "not run"
+        color = "white" if value < middle else "black"  # NaN < x is False
         ax.text(j, i, text, ha="center", va="center", color=color, fontsize="small")
     tilt = 30 if max(map(len, xs)) > 8 else 0
     ax.set_xticks(
@@ -150,12 +162,6 @@ def heatmap_figure(
     ax.set_yticks(range(len(ys)), ys)
     ax.set_xlabel(x)
     ax.set_ylabel(y)
-    others = [k for k in varied if k not in axes]
-    title = f"mean {metric}"
-    if others:
-        title += "\naveraged over " + ", ".join(others)
-    if incomplete:
-        title += "\nk/n: the cell averages k, the fullest cell n"
     ax.set_title(title, fontsize="medium")
     figure.colorbar(image, ax=ax, label=metric)
     return figure
@@ -199,9 +205,11 @@ def bars_figure(rows: list[PlotRow], metric: str) -> Figure:
 def curves_figure(rows: list[PlotRow], metric: str) -> Figure:
     """Stage-2 dev curves: per combination the mean over seeds, each seed faint behind it."""
     drawn = [row for row in rows if row.curves]
-    figure = _figure(8.0, 4.5 + 0.22 * len(drawn))
+    width = 8.0
+    labels = [wrap_at_commas(row.label, round(width * CHARS_PER_INCH) - 10) for row in drawn]
+    figure = _figure(width, 4.5 + 0.2 * sum(label.count("\n") + 1 for label in labels))
     ax = figure.add_subplot()
-    for i, row in enumerate(drawn):
+    for i, (row, label) in enumerate(zip(drawn, labels, strict=True)):
         color = f"C{i % 10}"
         by_step: dict[int, list[float]] = defaultdict(list)
         for curve in row.curves:
@@ -218,7 +226,7 @@ def curves_figure(rows: list[PlotRow], metric: str) -> Figure:
             color=color,
             linestyle=style,
             marker=".",
-            label=f"{row.label} (n={len(row.curves)})",
+            label=f"{label} (n={len(row.curves)})",
         )
     ax.set_xlabel("step (stage 2)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -227,3 +235,15 @@ def curves_figure(rows: list[PlotRow], metric: str) -> Figure:
     ax.grid(alpha=0.3)
     figure.legend(loc="outside lower center", fontsize="small", ncols=1)
     return figure
+
+
+def wrap_at_commas(text: str, width: int) -> str:
+    """`text` broken after commas into lines of about `width` characters (a longer part stays whole):
+    a legend of long `key=value,...` labels otherwise runs off both sides of the figure."""
+    lines: list[str] = []
+    for part in text.split(","):
+        if lines and len(lines[-1]) + len(part) < width:
+            lines[-1] += "," + part
+        else:
+            lines.append(part)
+    return ",\n".join(lines)

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from layerft.aggregate import aggregate, dev_curve
 from layerft.errors import LayerftError
-from layerft.plots import PlotRow, draw, heatmap_figure
+from layerft.plots import PlotRow, curves_figure, draw, heatmap_figure
 from layerft.results import record_failure
 from layerft.sweep_records import job_settings, read_job
 from layerft.sweep_table import paired_t_interval
@@ -504,7 +504,9 @@ def test_plots_with_two_varied_settings(tmp_path: Path) -> None:
 
 
 def plot_row(scores: list[float], metric: str = ACC, **settings: str) -> PlotRow:
-    return PlotRow(",".join(f"{k}={v}" for k, v in settings.items()), settings, scores, [], metric)
+    """A combination as the plots see it; each seed's dev curve is one point."""
+    label = ",".join(f"{k}={v}" for k, v in settings.items())
+    return PlotRow(label, settings, scores, [[(1, score)] for score in scores], metric)
 
 
 def heatmap_texts(figure: Figure) -> dict[tuple[str, str], str]:
@@ -534,7 +536,7 @@ def test_heatmap_marks_cells_averaging_fewer_combinations_or_runs() -> None:
         ("demo_pos", "full"): "0.745\n1/2 combos\n3/6 runs",  # lr=1 only: not comparable
         ("none", "full"): "0.600",
         ("demo_pos", "lora"): "0.500\n5/6 runs",
-        ("none", "lora"): "-",
+        ("none", "lora"): "not run",
     }
     assert figure.axes[0].get_title().endswith("\nk/n: the cell averages k, the fullest cell n")
     complete = heatmap_figure(rows[2:4], axes, varied, ACC)
@@ -559,6 +561,27 @@ def test_no_heatmap_averages_different_selection_metrics_into_one_cell(caplog) -
     # one metric per cell (target_task on an axis): drawn; a failed row's metric averages nothing
     apart = draw(rows, varied, "selection metric (per row)", ("target_task", "injection_task"))
     assert "heatmap.png" in apart
+
+
+def test_heatmap_title_and_legend_fit_and_cells_without_a_mean_say_why() -> None:
+    fixed = {f"injection_task.a_long_setting_name_{i}": "1000" for i in range(6)}
+    rows = [
+        plot_row([0.7], injection_task="demo_pos", tuning_mode="full", **fixed),
+        plot_row([0.6], injection_task="none", tuning_mode="full", **fixed),
+        plot_row([], injection_task="klue_pos", tuning_mode="full", **fixed),  # every seed failed
+        plot_row([0.5], injection_task="none", tuning_mode="lora", **fixed),
+    ]
+    varied = ["injection_task", "tuning_mode", *fixed]
+    heatmap = heatmap_figure(rows, ("injection_task", "tuning_mode"), varied, ACC)
+    texts = {t.get_text(): t.get_color() for t in heatmap.axes[0].texts}
+    assert texts["failed"] == texts["not run"] == "black"  # was a white "-" on the white cell
+    curves = curves_figure(rows, ACC)
+    for figure, artist in ((heatmap, heatmap.axes[0].title), (curves, curves.legends[0])):
+        figure.canvas.draw()
+        box = artist.get_window_extent()
+        assert box.x0 >= 0 and box.x1 <= figure.bbox.width, f"{artist} is clipped"
+    (label, *_) = [t.get_text() for t in curves.legends[0].get_texts()]
+    assert label.replace(",\n", ",") == rows[0].label + " (n=1)"  # wrapped after commas only
 
 
 def test_dev_curve_stops_before_the_best_checkpoint_is_rescored(tmp_path: Path) -> None:
