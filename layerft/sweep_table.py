@@ -123,7 +123,8 @@ def label(settings: dict[str, str], varied: list[str]) -> str:
 
 
 def check_baseline(baseline: dict[str, str] | None, jobs: list[Job]) -> dict[str, str]:
-    """The settings replaced to find a row's baseline; a user's key must be a setting of the sweep."""
+    """The settings replaced to find a row's baseline; a user's key=value must be a job's setting
+    (a typo in the value would leave every row without a baseline, and without a word)."""
     if baseline is None:
         return DEFAULT_BASELINE
     known = {key for job in jobs for key in job.settings}
@@ -132,7 +133,15 @@ def check_baseline(baseline: dict[str, str] | None, jobs: list[Job]) -> dict[str
         raise LayerftError(
             f"baseline setting {unknown[0]} is in no job (settings: {', '.join(sorted(known))})"
         )
-    return {key: spelled_as_in(jobs, key, str(value)) for key, value in baseline.items()}
+    spec = {key: spelled_as_in(jobs, key, str(value)) for key, value in baseline.items()}
+    for key, value in spec.items():
+        values = {job.settings[key] for job in jobs if key in job.settings}
+        if value not in values:
+            raise LayerftError(
+                f"baseline {key}={baseline[key]} is in no job; give one of the values the jobs "
+                f"have: {', '.join(sorted(values))}"
+            )
+    return spec
 
 
 @dataclass(frozen=True)

@@ -301,6 +301,21 @@ def test_a_given_baseline_replaces_those_settings(tmp_path: Path) -> None:
         aggregate(tmp_path, baseline={"tuning_mod": "full"})
 
 
+def test_a_given_baseline_value_no_job_has_is_refused_naming_the_values(tmp_path: Path) -> None:
+    # A typo in the value (LoRA for lora, 1e-4 for 2e-4) left every row without a baseline, silently
+    for mode in ("full", "lora"):
+        write_seeds(tmp_path, {1: 0.8}, tuning_mode=mode, overrides=("target_task.lr=2e-4",))
+    with pytest.raises(LayerftError) as caught:
+        aggregate(tmp_path, baseline={"tuning_mode": "LoRA"})
+    assert str(caught.value) == (
+        "baseline tuning_mode=LoRA is in no job; give one of the values the jobs have: full, lora"
+    )
+    with pytest.raises(LayerftError, match="lr=1e-4 is in no job; .* the jobs have: 2e-4$"):
+        aggregate(tmp_path, baseline={"target_task.lr": "1e-4"})
+    given = aggregate(tmp_path, baseline={"target_task.lr": "0.0002"})  # the same value: accepted
+    assert row_of(given, tuning_mode="lora")["verdict"] == "baseline"
+
+
 # --- numbers written two ways ----------------------------------------------------------------------
 
 LR = "target_task.lr"
