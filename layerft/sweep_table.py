@@ -169,8 +169,13 @@ def compare(combo: Combination, base: Combination | None) -> Comparison:
     """The paired difference to `base` over the seeds both have, its interval and verdict."""
     if base is combo:
         return Comparison("baseline")
+    # Said as such: "too few seeds (n=0)" hid that a whole row failed
+    if not combo.finished:
+        return Comparison(f"all {len(combo.failed)} jobs failed")
     if base is None or base.selection_metric != combo.selection_metric:
         return Comparison("no baseline")
+    if not base.finished:
+        return Comparison(f"all {len(base.failed)} baseline jobs failed")
     mine, theirs = combo.values(combo.selection_metric), base.values(combo.selection_metric)
     diffs = np.array([mine[s] - theirs[s] for s in sorted(mine.keys() & theirs.keys())])
     if len(diffs) < MIN_PAIRS:

@@ -459,9 +459,26 @@ def test_failures_get_a_row_a_count_and_a_section(tmp_path: Path) -> None:
     section = result.markdown.split("## Failures")[1]
     assert "| lora/1 | tuning_mode=lora | 1 | RuntimeError: CUDA out of memory \\| at step 3 |" in section  # fmt: skip
     assert "| lora/2 | tuning_mode=lora | 2 | MemoryError: CUDA out of memory |" in section
-    assert "| lora | - | - | no baseline | - | - | - | - | 2 |" in result.markdown
+    assert "| lora | - | - | all 2 jobs failed | - | - | - | - | 2 |" in result.markdown
     assert len((tmp_path / "failures.csv").read_text().splitlines()) == 4
     assert "5 jobs (2 finished, 3 failed) in 2 combinations" in result.markdown
+
+
+def test_a_row_whose_jobs_all_failed_says_so_and_so_do_the_rows_it_is_baseline_of(
+    tmp_path: Path,
+) -> None:
+    # It said "too few seeds (n=0)", as if seeds were missing
+    for seed in (1, 2, 3):
+        write_job(tmp_path / "none" / str(seed), seed, error="offline", injection_task="none")
+        write_job(tmp_path / "lora" / str(seed), seed, error="OOM", injection_task="demo_pos", tuning_mode="lora")  # fmt: skip
+    write_seeds(tmp_path, {1: 0.8, 2: 0.8, 3: 0.8}, injection_task="demo_pos")
+    result = aggregate(tmp_path)
+    verdicts = [(r["injection_task"], r["tuning_mode"], r["verdict"]) for r in result.rows]
+    assert verdicts == [
+        ("demo_pos", "full", "all 3 baseline jobs failed"),
+        ("demo_pos", "lora", "all 3 jobs failed"),  # and it has no baseline
+        ("none", "full", "baseline"),
+    ]
 
 
 def test_jobs_are_found_at_any_depth(tmp_path: Path) -> None:
