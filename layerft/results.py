@@ -32,6 +32,9 @@ FAILED_FILE = (
     "failed.json"  # a job that failed in a sweep: its record's `run/*` entries + the error
 )
 FINGERPRINT_KEY = "run/config_fingerprint"
+# The same without the seed: equal across the seeds of one config, so a sweep table can tell a row
+# of seeds from a row whose seeds ran different configs (a YAML default changed between them).
+SEEDLESS_FINGERPRINT_KEY = "run/seedless_fingerprint"
 RUN_PREFIX = "run/"  # metrics.json keys that describe the run; every other key is a float metric
 
 # Resolved-config keys (dotted paths) that decide where a run writes or how it reports, never
@@ -64,7 +67,17 @@ def config_fingerprint(resolved: dict[str, Any]) -> str:
     """A stable hash of what a run's metrics depend on: the resolved config minus neutral keys,
     and the number of processes when there are several (the global batch is batch_size times it;
     one process adds nothing, so single-process fingerprints stay as they were)."""
+    return _fingerprint(result_config(resolved))
+
+
+def seedless_fingerprint(resolved: dict[str, Any]) -> str:
+    """`config_fingerprint` of the config without its seed: one value for all seeds of a config."""
     kept = result_config(resolved)
+    del kept["seed"]
+    return _fingerprint(kept)
+
+
+def _fingerprint(kept: dict[str, Any]) -> str:
     if world_size() > 1:
         kept["world_size"] = world_size()
     text = json.dumps(kept, sort_keys=True, default=str)
@@ -76,6 +89,7 @@ class RunRecord:
     """What `metrics.json` says about its run besides the metrics, so readers need no `.hydra/`."""
 
     fingerprint: str
+    seedless_fingerprint: str  # of the config without its seed
     choices: dict[str, str]  # config group -> option
     seed: int
     overrides: list[str]  # the command line's task overrides
@@ -93,14 +107,15 @@ class RunRecord:
         sweep: str | None = None,
     ) -> RunRecord:
         """The record of a run of this resolved config; `selection`: (metric key, higher is better)."""
-        fingerprint = config_fingerprint(resolved)
+        fingerprint, seedless = config_fingerprint(resolved), seedless_fingerprint(resolved)
         seed = int(resolved["seed"])
-        return cls(fingerprint, dict(choices), seed, overrides, *selection, sweep)
+        return cls(fingerprint, seedless, dict(choices), seed, overrides, *selection, sweep)
 
     def entries(self) -> dict[str, Any]:
         """The `run/*` entries of `metrics.json` (and of `failed.json`)."""
         return {
             FINGERPRINT_KEY: self.fingerprint,
+            SEEDLESS_FINGERPRINT_KEY: self.seedless_fingerprint,
             f"{RUN_PREFIX}choices": dict(self.choices),
             f"{RUN_PREFIX}seed": self.seed,
             f"{RUN_PREFIX}overrides": list(self.overrides),

@@ -26,6 +26,7 @@ from layerft.results import (
     METRICS_FILE,
     RESULT_NEUTRAL_KEYS,
     RUN_PREFIX,
+    SEEDLESS_FINGERPRINT_KEY,
     file_error,
 )
 
@@ -39,6 +40,7 @@ class Job:
     run_dir: Path
     mtime: float  # of its record file: of two runs of one config, the newer wins
     fingerprint: str
+    seedless_fingerprint: str | None  # None in a record written before it existed
     settings: dict[str, str]  # choices merged with overrides, minus seed and result-neutral keys;
     # from read_jobs, a number in one spelling throughout the sweep (`same_spelling`)
     seed: int
@@ -136,6 +138,7 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
         run_dir,
         path.stat().st_mtime,
         str(data[FINGERPRINT_KEY]),
+        None if (seedless := data.get(SEEDLESS_FINGERPRINT_KEY)) is None else str(seedless),
         job_settings(run["choices"], run["overrides"]),
         int(run["seed"]),
         str(run["selection_metric"]),

@@ -39,6 +39,8 @@ def render_markdown(sweep_dir: Path, table: Table, failures: list[Failure], jobs
     header = [*names, *(["selection metric"] if not table.uniform else [])]
     header += [table.selection, "vs baseline", "verdict", *table.metrics]
     header += ["runtime (s)", "trainable params", "share", "seeds", "failed"]
+    noted = any(row["notes"] for row in table.rows)  # no empty column in a table without notes
+    header += ["notes"] if noted else []
     lines += ["", _md_line(header), "|" + "---|" * len(header)]
     for row in table.rows:
         cells = [row.get(k, "all") for k in names]
@@ -51,6 +53,7 @@ def render_markdown(sweep_dir: Path, table: Table, failures: list[Failure], jobs
             "-" if row["trainable_share"] is None else f"{100 * row['trainable_share']:.2f}%",
             row["seeds"] or "-",
             str(row["failed"]),
+            *([row["notes"]] if noted else []),
         ]
         lines.append(_md_line(cells))
     lines += ["", "## Failures", ""]

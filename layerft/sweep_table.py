@@ -6,6 +6,7 @@ Serves no config group: `layerft/aggregate.py` builds it, `layerft/sweep_report.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from layerft.sweep_records import (
     settings_key,
     spelled_as_in,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BASELINE = {"injection_task": "none"}  # a row's baseline: the same settings, no stage 1
 MIN_PAIRS = 3  # fewer paired seeds get no interval and no verdict
@@ -78,6 +81,15 @@ class Combination:
     @property
     def higher_is_better(self) -> bool:
         return (self.finished or self.failed)[0].higher_is_better
+
+    def seeds_by_config(self) -> list[list[int]]:
+        """The finished jobs' seeds, one list per config (seedless fingerprint; a record written
+        before it existed is left out): more than one list is a row that mixes configs."""
+        groups: dict[str, list[int]] = {}
+        for job in self.finished:
+            if job.seedless_fingerprint is not None:
+                groups.setdefault(job.seedless_fingerprint, []).append(job.seed)
+        return list(groups.values())
 
     def values(self, key: str) -> dict[int, float]:
         """seed -> the metric, for the finished jobs that report it."""
@@ -227,7 +239,8 @@ def is_score(key: str) -> bool:
 @dataclass(frozen=True)
 class Table:
     """results.csv: per row its varied settings, then mean/std/n per metric, the baseline
-    difference, run time, trainable parameters, seeds and failed jobs."""
+    difference, run time, trainable parameters, seeds, failed jobs and notes (what the numbers
+    hide)."""
 
     combos: list[Combination]  # in row order
     varied: list[str]
@@ -267,7 +280,7 @@ def build_table(
         row |= compare(combo, base).cells()
         for key in metrics:
             row |= summary(key, list(combo.values(key).values()))
-        rows.append(row | costs(combo))
+        rows.append(row | costs(combo) | {"notes": "; ".join(notes(combo, varied))})
     is_baseline = [
         any(b is c and b is not o for b, o in zip(bases, combos, strict=True)) for c in combos
     ]
@@ -283,6 +296,22 @@ def build_table(
         rows,
         list(rows[0]),
     )
+
+
+def notes(combo: Combination, varied: list[str]) -> list[str]:
+    """What a row's numbers hide: seeds that ran different configs (a YAML or code default changed
+    between them; the settings name only the command line), logged as a warning too."""
+    found = []
+    if len(configs := combo.seeds_by_config()) > 1:
+        seeds = " vs ".join(" ".join(map(str, group)) for group in configs)
+        found.append(f"different configs: seeds {seeds}")
+        log.warning(
+            "%s: seeds %s ran different configs (a default changed between them?), averaged in "
+            "one row; rerun them with one config",
+            label(combo.settings, varied),
+            seeds,
+        )
+    return found
 
 
 def costs(combo: Combination) -> dict[str, Any]:

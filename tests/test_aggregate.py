@@ -50,13 +50,15 @@ def write_job(
     metric: str = ACC,
     higher_is_better: bool = True,
     fingerprint: str | None = None,
+    config: str | None = "config",
     history: list[dict[str, float]] | None = None,
     mtime: float | None = None,
     **choices: str,
 ) -> Path:
     """A job folder as a sweep leaves it: metrics.json (or failed.json with `error`: a message, or
     an exception recorded as sweep.py records it) and, if given, history.jsonl. Group choices not
-    given are CHOICES'; each given one is also an override."""
+    given are CHOICES'; each given one is also an override. `config`: the seedless fingerprint
+    (None: a record written before it existed)."""
     path.mkdir(parents=True, exist_ok=True)
     record = {
         "run/config_fingerprint": fingerprint or f"{path}-{seed}",
@@ -66,7 +68,7 @@ def write_job(
         "run/selection_metric": metric,
         "run/higher_is_better": higher_is_better,
         "run/sweep": "test",
-    }
+    } | ({} if config is None else {"run/seedless_fingerprint": config})
     file = path / "failed.json"
     if isinstance(error, BaseException):
         record_failure(path, record, error)
@@ -392,6 +394,29 @@ def test_two_configs_with_one_row_and_seed_keep_one_and_warn(tmp_path: Path, cap
     assert (row[f"{ACC}_mean"], row[f"{ACC}_n"]) == (0.8, 1)
     (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert f"{tmp_path / 'a'} and {tmp_path / 'b'}" in warning and "different configs" in warning
+
+
+def test_seeds_that_ran_different_configs_are_marked_and_logged(tmp_path: Path, caplog) -> None:
+    # A changed YAML default is on no command line: seed 4 (max_length 16, not 64) joined the row
+    write_seeds(tmp_path, {1: 0.6, 2: 0.6, 3: 0.6}, injection_task="none")
+    write_job(tmp_path / "injection_task=none" / "4", 4, 0.4, config="max_length=16", injection_task="none")  # fmt: skip
+    write_seeds(tmp_path, {1: 0.7, 2: 0.7, 3: 0.7}, injection_task="demo_pos")
+    result = aggregate(tmp_path)
+    assert row_of(result, injection_task="none")["notes"] == "different configs: seeds 1 2 3 vs 4"
+    assert row_of(result, injection_task="demo_pos")["notes"] == ""
+    with (tmp_path / "results.csv").open() as handle:
+        assert [r["notes"] for r in csv.DictReader(handle)] == ["", "different configs: seeds 1 2 3 vs 4"]  # fmt: skip
+    assert "| 1 2 3 4 | 0 | different configs: seeds 1 2 3 vs 4 |" in result.markdown
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("injection_task=none: seeds 1 2 3 vs 4 ran different configs")
+
+
+def test_records_without_a_seedless_fingerprint_still_aggregate(tmp_path: Path) -> None:
+    write_job(tmp_path / "old", 1, 0.6, config=None)  # written before it existed: either config
+    write_job(tmp_path / "new", 2, 0.8)
+    (row,) = aggregate(tmp_path).rows
+    assert (row[f"{ACC}_n"], row["notes"]) == (2, "")
+    assert "notes" not in (tmp_path / "results.md").read_text()  # no empty column
 
 
 def test_a_spelling_only_a_superseded_record_used_names_no_row(tmp_path: Path) -> None:

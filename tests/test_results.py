@@ -21,10 +21,12 @@ from layerft.errors import LayerftError
 from layerft.results import (
     FINGERPRINT_KEY,
     RESULT_NEUTRAL_KEYS,
+    SEEDLESS_FINGERPRINT_KEY,
     RunRecord,
     config_fingerprint,
     read_finished,
     run_dir_errors,
+    seedless_fingerprint,
     write_json_atomic,
     write_metrics,
 )
@@ -99,6 +101,26 @@ def test_result_changing_override_changes_the_fingerprint(override: str) -> None
     assert config_fingerprint(resolved(override)) != config_fingerprint(resolved())
 
 
+@pytest.mark.parametrize("override", RESULT_CHANGING)
+def test_the_seedless_fingerprint_changes_with_all_but_the_seed(override: str) -> None:
+    # A row of a sweep table averages seeds: it must see a config that differs in anything else
+    changed = seedless_fingerprint(resolved(override)) != seedless_fingerprint(resolved())
+    assert changed == (override != "seed=7")
+
+
+def test_the_config_fingerprint_keeps_its_value() -> None:
+    # Stored results are keyed on it: a new hash would rerun every finished job
+    config = {"seed": 1, "lr": 0.1, **{k.split(".")[0]: {} for k in RESULT_NEUTRAL_KEYS}}
+    for dotted in RESULT_NEUTRAL_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = config
+        for key in parents:
+            node = node[key]
+        node[leaf] = 0
+    assert config_fingerprint(config) == "f59882cbaeb076ab"  # as before the seedless one existed
+    assert seedless_fingerprint(config) != config_fingerprint(config)
+
+
 # --- metrics.json ---------------------------------------------------------------------------
 
 CHOICES = {"model": "tiny", "tuning_mode": "full"}
@@ -106,7 +128,9 @@ OVERRIDES = ["model=tiny", "seed=3"]
 
 
 def record(fingerprint: str = "0123456789abcdef") -> RunRecord:
-    return RunRecord(fingerprint, CHOICES, 3, OVERRIDES, "target/eval_accuracy", True, "grid")
+    return RunRecord(
+        fingerprint, "fedcba9876543210", CHOICES, 3, OVERRIDES, "target/eval_accuracy", True, "grid"
+    )
 
 
 def test_metrics_json_describes_its_run_and_a_rerun_reads_back_only_metrics(tmp_path: Path) -> None:
@@ -114,6 +138,7 @@ def test_metrics_json_describes_its_run_and_a_rerun_reads_back_only_metrics(tmp_
     assert json.loads(path.read_text()) == {
         "target/eval_accuracy": 0.5,
         FINGERPRINT_KEY: "0123456789abcdef",
+        SEEDLESS_FINGERPRINT_KEY: "fedcba9876543210",
         "run/choices": CHOICES,
         "run/seed": 3,
         "run/overrides": OVERRIDES,
@@ -131,6 +156,7 @@ def test_record_of_a_resolved_config_takes_its_seed_and_fingerprint() -> None:
     run_record = RunRecord.of(config, CHOICES, ["seed=5"], ("target/eval_loss", False))
     assert run_record.seed == 5
     assert run_record.fingerprint == config_fingerprint(config)
+    assert run_record.seedless_fingerprint == seedless_fingerprint(config)
     assert (run_record.selection_metric, run_record.higher_is_better) == ("target/eval_loss", False)
 
 

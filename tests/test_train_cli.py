@@ -32,6 +32,7 @@ CLOSED_PORT = "http://127.0.0.1:9"  # discard port: nothing listens, connections
 JOBS = min(4, max(2, os.cpu_count() or 2))  # each run holds a few hundred MB
 RUN_KEYS = (
     "run/config_fingerprint",
+    "run/seedless_fingerprint",
     "run/choices",
     "run/seed",
     "run/overrides",
@@ -395,6 +396,10 @@ def test_default_run_writes_expected_metrics_and_run_files(runs) -> None:
     fingerprint = run["run/config_fingerprint"]
     assert isinstance(fingerprint, str) and len(fingerprint) == 16
     int(fingerprint, 16)
+    assert (
+        run["run/seedless_fingerprint"] != fingerprint
+        and len(run["run/seedless_fingerprint"]) == 16
+    )
     assert run["run/choices"] == {
         "model": "tiny",
         "injection_task": "demo_pos",
