@@ -280,7 +280,7 @@ def build_table(
         row |= compare(combo, base).cells()
         for key in metrics:
             row |= summary(key, list(combo.values(key).values()))
-        rows.append(row | costs(combo) | {"notes": "; ".join(notes(combo, varied))})
+        rows.append(row | costs(combo) | {"notes": "; ".join(notes(combo, base, varied))})
     is_baseline = [
         any(b is c and b is not o for b, o in zip(bases, combos, strict=True)) for c in combos
     ]
@@ -298,10 +298,16 @@ def build_table(
     )
 
 
-def notes(combo: Combination, varied: list[str]) -> list[str]:
+def notes(combo: Combination, base: Combination | None, varied: list[str]) -> list[str]:
     """What a row's numbers hide: seeds that ran different configs (a YAML or code default changed
-    between them; the settings name only the command line), logged as a warning too."""
+    between them; the settings name only the command line), logged as a warning too; a mean over
+    other seeds than its baseline's (the gap between the two means is partly the seeds')."""
     found = []
+    metric = combo.selection_metric
+    if base is not None and base is not combo and base.selection_metric == metric:
+        mine, theirs = combo.values(metric), base.values(metric)
+        if mine and theirs and mine.keys() != theirs.keys():
+            found.append(f"seeds differ from baseline: {_seeds(mine)} vs {_seeds(theirs)}")
     if len(configs := combo.seeds_by_config()) > 1:
         seeds = " vs ".join(" ".join(map(str, group)) for group in configs)
         found.append(f"different configs: seeds {seeds}")
@@ -312,6 +318,10 @@ def notes(combo: Combination, varied: list[str]) -> list[str]:
             seeds,
         )
     return found
+
+
+def _seeds(values: dict[int, float]) -> str:
+    return " ".join(map(str, sorted(values)))
 
 
 def costs(combo: Combination) -> dict[str, Any]:

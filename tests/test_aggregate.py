@@ -243,6 +243,26 @@ def test_difference_pairs_by_seed_and_ignores_an_unpaired_one(tmp_path: Path) ->
     )
 
 
+def test_a_mean_over_other_seeds_than_its_baselines_says_so(tmp_path: Path) -> None:
+    # demo_pos's failed seed 2 was the baseline's weakest: the two means differ by +0.033, the
+    # paired difference is 0; nothing said so
+    write_seeds(tmp_path, {1: 0.6, 2: 0.5, 3: 0.6}, injection_task="none")
+    write_seeds(tmp_path, {1: 0.6, 3: 0.6}, injection_task="demo_pos")
+    write_job(tmp_path / "injection_task=demo_pos" / "2", 2, error="OOM", injection_task="demo_pos")
+    write_seeds(tmp_path, {1: 0.6, 2: 0.6, 3: 0.6}, injection_task="demo_pos", tuning_mode="lora")
+    write_seeds(tmp_path, {1: 0.6, 2: 0.6, 3: 0.6}, injection_task="none", tuning_mode="lora")
+    result = aggregate(tmp_path)
+    row = row_of(result, injection_task="demo_pos", tuning_mode="full")
+    assert row["notes"] == "seeds differ from baseline: 1 3 vs 1 2 3"
+    assert "| +0.0000 (2) | too few seeds (n=2) |" in result.markdown
+    assert "| 1 3 | 1 | seeds differ from baseline: 1 3 vs 1 2 3 |" in result.markdown
+    assert [r["notes"] for r in result.rows if r is not row] == [
+        "",
+        "",
+        "",
+    ]  # same seeds, baselines
+
+
 @pytest.mark.parametrize(
     ("scores", "higher_is_better", "verdict"),
     [
@@ -400,7 +420,7 @@ def test_seeds_that_ran_different_configs_are_marked_and_logged(tmp_path: Path, 
     # A changed YAML default is on no command line: seed 4 (max_length 16, not 64) joined the row
     write_seeds(tmp_path, {1: 0.6, 2: 0.6, 3: 0.6}, injection_task="none")
     write_job(tmp_path / "injection_task=none" / "4", 4, 0.4, config="max_length=16", injection_task="none")  # fmt: skip
-    write_seeds(tmp_path, {1: 0.7, 2: 0.7, 3: 0.7}, injection_task="demo_pos")
+    write_seeds(tmp_path, {1: 0.7, 2: 0.7, 3: 0.7, 4: 0.7}, injection_task="demo_pos")
     result = aggregate(tmp_path)
     assert row_of(result, injection_task="none")["notes"] == "different configs: seeds 1 2 3 vs 4"
     assert row_of(result, injection_task="demo_pos")["notes"] == ""
