@@ -83,9 +83,14 @@ def _md_summary(row: dict[str, Any], name: str) -> str:
 def _md_diff(row: dict[str, Any]) -> str:
     if row["diff_mean"] is None:
         return "-"
-    text = f"{row['diff_mean']:+.4f}"
+    values = [row["diff_mean"]]
     if row["diff_ci_low"] is not None:
-        text += f" [{row['diff_ci_low']:+.4f}, {row['diff_ci_high']:+.4f}]"
+        values += [row["diff_ci_low"], row["diff_ci_high"]]
+    # Significant digits where 4 decimals would show a nonzero difference as ±0.0000: a verdict
+    # of "better" beside +0.0000 [+0.0000, +0.0000] hid what it was about.
+    tiny = any(0 < abs(v) < 5e-5 for v in values)
+    mean, *interval = [f"{v:+.2g}" if tiny else f"{v:+.4f}" for v in values]
+    text = f"{mean} [{interval[0]}, {interval[1]}]" if interval else mean
     return f"{text} ({row['diff_n']})"
 
 

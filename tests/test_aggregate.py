@@ -285,6 +285,17 @@ def test_verdicts(
     assert row_of(aggregate(tmp_path), injection_task="demo_pos")["verdict"] == verdict
 
 
+def test_a_tiny_difference_shows_its_digits(tmp_path: Path) -> None:
+    # It read "+0.0000 [+0.0000, +0.0000] (3) | better"
+    write_seeds(tmp_path, {1: 0.6, 2: 0.7, 3: 0.8}, injection_task="none")
+    write_seeds(tmp_path, {1: 0.60003, 2: 0.70004, 3: 0.80005}, injection_task="demo_pos")
+    write_seeds(tmp_path, {1: 0.6, 2: 0.7, 3: 0.8}, injection_task="none", tuning_mode="lora")
+    write_seeds(tmp_path, {1: 0.6, 2: 0.8, 3: 0.8}, injection_task="demo_pos", tuning_mode="lora")
+    markdown = aggregate(tmp_path).markdown
+    assert "| +4e-05 [+1.5e-05, +6.5e-05] (3) | better |" in markdown
+    assert "| +0.0333 [-0.1101, +0.1768] (3) | no clear difference |" in markdown  # 4 decimals
+
+
 def test_no_baseline_when_its_combination_is_missing(tmp_path: Path) -> None:
     write_seeds(tmp_path, {1: 0.8, 2: 0.8, 3: 0.8}, injection_task="demo_pos", tuning_mode="full")
     write_seeds(tmp_path, {1: 0.7, 2: 0.7, 3: 0.7}, injection_task="none", tuning_mode="lora")
