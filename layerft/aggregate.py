@@ -16,7 +16,7 @@ from typing import Any
 
 from layerft import plots
 from layerft.results import read_history, write_atomic
-from layerft.sweep_records import Job, read_jobs
+from layerft.sweep_records import Job, read_jobs, unfinished_dirs
 from layerft.sweep_report import csv_text, render_markdown
 from layerft.sweep_table import (
     Combination,
@@ -44,6 +44,7 @@ class Aggregate:
     failures: list[Failure]
     paths: list[Path]
     markdown: str  # results.md
+    unfinished: list[Path]  # job folders with no record: killed or still running (not in the rows)
 
 
 def aggregate(
@@ -59,6 +60,13 @@ def aggregate(
     """
     started = time.time()
     jobs = read_jobs(sweep_dir)
+    unfinished = unfinished_dirs(sweep_dir)
+    if unfinished:
+        log.warning(
+            "%d job folder(s) with no result yet (killed or still running), left out of the table: %s",
+            len(unfinished),
+            ", ".join(str(path) for path in unfinished),
+        )
     combos = combine(jobs)
     varied = varied_settings(combos)
     combos.sort(key=lambda c: [plots.natural_key(setting(c.settings, k)) for k in varied])
@@ -70,7 +78,7 @@ def aggregate(
         for c in combos
         for job in c.failed
     ]
-    markdown = render_markdown(sweep_dir, table, failures, jobs)
+    markdown = render_markdown(sweep_dir, table, failures, jobs, unfinished)
     written = {
         "results.csv": lambda p: p.write_text(
             csv_text(table.columns, table.rows), encoding="utf-8"
@@ -99,7 +107,7 @@ def aggregate(
     for path in paths:
         write_atomic(path, written[path.name])
     log.info("sweep results: %s", ", ".join(str(p) for p in paths))
-    return Aggregate(table.rows, table.columns, varied, failures, paths, markdown)
+    return Aggregate(table.rows, table.columns, varied, failures, paths, markdown, unfinished)
 
 
 def plot_row(combo: Combination, varied: list[str], is_baseline: bool) -> plots.PlotRow:

@@ -3,7 +3,7 @@ config, and the settings each job ran with. A setting's value is text from the c
 compare by value as Hydra reads them (`1e-4` is `0.0001`), everything else as text.
 
 Serves no config group: `layerft/sweep_table.py` folds these jobs into rows. It reads only what each
-run writes, never `.hydra/` or a tracker.
+run writes, never `.hydra/` (whose presence only marks a started job) or a tracker.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from layerft.results import (
 )
 
 log = logging.getLogger(__name__)
+
+HYDRA_SUBDIR = ".hydra"  # Hydra's `output_subdir`, written into a job's folder before it starts
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,16 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
     jobs = same_spelling([*records, *reruns])
     kept = _latest(jobs[: len(records)], lambda job: (settings_key(job.settings), job.seed))
     return sorted([*kept, *jobs[len(records) :]], key=lambda j: (j.run_dir, j.error is not None))
+
+
+def unfinished_dirs(sweep_dir: Path) -> list[Path]:
+    """Job folders Hydra started that hold no record: killed, or still running in a live sweep."""
+    records = (METRICS_FILE, FAILED_FILE)
+    return sorted(
+        path.parent
+        for path in sweep_dir.rglob(HYDRA_SUBDIR)
+        if path.is_dir() and not any((path.parent / name).exists() for name in records)
+    )
 
 
 def _failed_after_finishing(run_dir: Path) -> bool:

@@ -14,15 +14,20 @@ from layerft.sweep_records import Job
 from layerft.sweep_table import MIN_PAIRS, Failure, Table
 
 
-def render_markdown(sweep_dir: Path, table: Table, failures: list[Failure], jobs: list[Job]) -> str:
-    """results.md: what was aggregated, the table (mean ± std (n)), then the failed jobs."""
+def render_markdown(
+    sweep_dir: Path, table: Table, failures: list[Failure], jobs: list[Job], unfinished: list[Path]
+) -> str:
+    """results.md: what was aggregated, the table (mean ± std (n)), then the failed jobs and the
+    unfinished ones."""
     first = table.combos[0]
     better = "higher" if first.higher_is_better else "lower"
     spec = ", ".join(f"{k}={v}" for k, v in table.spec.items())
+    counts = f"{len(jobs) - len(failures)} finished, {len(failures)} failed"
+    counts += f", {len(unfinished)} unfinished" if unfinished else ""
     lines = [
         f"# Sweep results: {sweep_dir}",
         "",
-        f"{len(jobs)} jobs ({len(jobs) - len(failures)} finished, {len(failures)} failed) in "
+        f"{len(jobs) + len(unfinished)} jobs ({counts}) in "
         f"{len(table.rows)} combinations; a cell is mean ± sample std (n seeds; ddof=1).",
         f"Selection metric: `{table.selection}` ({better} is better)."
         if table.uniform
@@ -62,9 +67,17 @@ def render_markdown(sweep_dir: Path, table: Table, failures: list[Failure], jobs
     else:
         lines += [_md_line(["job", "settings", "seed", "error"]), "|---|---|---|---|"]
         for failure in failures:
-            job = failure.run_dir.relative_to(sweep_dir) if failure.run_dir != sweep_dir else "."
-            lines.append(_md_line([str(job), failure.settings, str(failure.seed), failure.error]))
+            job = _relative(failure.run_dir, sweep_dir)
+            lines.append(_md_line([job, failure.settings, str(failure.seed), failure.error]))
+    if unfinished:
+        lines += ["", "## Unfinished (killed or still running)", ""]
+        lines.append("Job folders with no metrics.json or failed.json yet, in no row of the table:")
+        lines += [f"- {_relative(path, sweep_dir)}" for path in unfinished]
     return "\n".join(lines) + "\n"
+
+
+def _relative(path: Path, sweep_dir: Path) -> str:
+    return str(path.relative_to(sweep_dir)) if path != sweep_dir else "."
 
 
 def _md_line(cells: list[str]) -> str:

@@ -544,6 +544,25 @@ def test_jobs_are_found_at_any_depth(tmp_path: Path) -> None:
     assert aggregate(tmp_path).rows[0][f"{ACC}_n"] == 2
 
 
+def test_an_unfinished_job_is_listed_and_counted_but_in_no_row(tmp_path: Path, caplog) -> None:
+    # A job killed mid-run (or still running) left no record: "2 jobs (2 finished, 0 failed)"
+    write_seeds(tmp_path, {1: 0.8, 2: 0.6}, tuning_mode="frozen")
+    killed = tmp_path / "tuning_mode=frozen" / "3"
+    (killed / ".hydra").mkdir(parents=True)
+    (killed / "history.jsonl.partial").write_text("")
+    result = aggregate(tmp_path)
+    assert result.unfinished == [killed]
+    assert (result.rows[0][f"{ACC}_n"], result.rows[0]["seeds"]) == (2, "1 2")
+    assert "3 jobs (2 finished, 0 failed, 1 unfinished) in 1 combinations" in result.markdown
+    assert result.markdown.endswith(
+        "## Unfinished (killed or still running)\n\n"
+        "Job folders with no metrics.json or failed.json yet, in no row of the table:\n"
+        "- tuning_mode=frozen/3\n"
+    )
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.endswith(f"(killed or still running), left out of the table: {killed}")
+
+
 def test_a_corrupt_record_names_its_file(tmp_path: Path) -> None:
     write_job(tmp_path / "good", 1, 0.8)
     (tmp_path / "bad").mkdir()
