@@ -40,6 +40,11 @@ def render_markdown(
         lines.append(
             "Same in every job: " + ", ".join(f"`{k}={v}`" for k, v in table.constant.items())
         )
+    if table.applying:
+        lines.append(
+            "Same in every job where it applies: "
+            + ", ".join(f"`{k}={v}`" for k, v in table.applying.items())
+        )
     names = table.varied or ["combination"]
     header = [*names, *(["selection metric"] if not table.uniform else [])]
     header += [table.selection, "vs baseline", "verdict", *table.metrics]

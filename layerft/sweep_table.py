@@ -120,13 +120,24 @@ def setting(settings: dict[str, str], key: str) -> str:
 
 
 def varied_settings(combos: list[Combination]) -> list[str]:
-    """Settings whose values differ across combinations: groups first, then dotted keys."""
+    """Settings whose values differ across combinations: groups first, then dotted keys. A row
+    where a setting does not apply (`injection_task.*` under injection_task=none) counts no value
+    of it: one value wherever it applies is the same in every job, not a varied setting."""
     seen: dict[str, int] = {}
     for combo in combos:
         for key in combo.settings:
             seen.setdefault(key, len(seen))
-    varied = [k for k in seen if len({setting(c.settings, k) for c in combos}) > 1]
+    varied = [
+        key
+        for key in seen
+        if len({setting(c.settings, key) for c in combos if applies(c.settings, key)}) > 1
+    ]
     return sorted(varied, key=lambda k: ("." in k, seen[k]))
+
+
+def applies(settings: dict[str, str], key: str) -> bool:
+    """Whether setting `key` changes a run with these settings (`effective_settings` would keep it)."""
+    return key in settings or key in effective_settings({**settings, key: MISSING})
 
 
 def label(settings: dict[str, str], varied: list[str]) -> str:
@@ -248,6 +259,7 @@ class Table:
     uniform: bool  # all rows share one selection metric (else a column names each row's)
     metrics: list[str]  # the other metrics summarised, in column order
     constant: dict[str, str]  # settings every job shares
+    applying: dict[str, str]  # settings every job shares where they apply (the others lack them)
     spec: dict[str, str]  # a row's baseline: its settings with these replaced
     is_baseline: list[bool]  # per row: the baseline of another row
     rows: list[dict[str, Any]]
@@ -265,8 +277,9 @@ def build_table(
     scores = sorted((k for k in keys if is_score(k)), key=lambda k: (k.startswith("injection/"), k))
     metrics = [k for k in scores + [k for k in extra if k in keys] if k != selection]
     metrics = list(dict.fromkeys(metrics))  # an extra metric that is also a score: once
-    first = combos[0].settings
-    constant = {k: v for k, v in first.items() if all(c.settings.get(k) == v for c in combos)}
+    same = {k: v for c in combos for k, v in c.settings.items() if k not in varied}
+    constant = {k: v for k, v in same.items() if all(k in c.settings for c in combos)}
+    applying = {k: v for k, v in same.items() if k not in constant}
     by_settings = {settings_key(c.settings): c for c in combos}
     bases = [
         by_settings.get(settings_key(effective_settings({**c.settings, **spec}))) for c in combos
@@ -291,6 +304,7 @@ def build_table(
         uniform,
         metrics,
         constant,
+        applying,
         spec,
         is_baseline,
         rows,

@@ -163,6 +163,20 @@ def test_varied_columns_a_missing_setting_and_numeric_order(tmp_path: Path) -> N
     assert "Same in every job: `model=tiny`" in result.markdown
 
 
+def test_a_setting_with_one_value_wherever_it_applies_is_not_varied(tmp_path: Path) -> None:
+    # injection_task=none rows drop injection_task.*: it was a varied column, in every plot label
+    for inj in ("none", "demo_pos"):
+        for mode in ("full", "lora"):
+            write_seeds(tmp_path, {1: 0.6}, injection_task=inj, tuning_mode=mode, overrides=("injection_task.lr=1e-4",))  # fmt: skip
+    write_job(tmp_path / "failed", 2, error="OOM", injection_task="demo_pos", overrides=("injection_task.lr=1e-4",))  # fmt: skip
+    result = aggregate(tmp_path)
+    assert result.varied == ["injection_task", "tuning_mode"]
+    assert "injection_task.lr" not in result.columns
+    assert "Same in every job where it applies: `injection_task.lr=1e-4`" in result.markdown
+    assert "| demo_pos | full | 0.6000 (1) |" in result.markdown
+    assert [f.settings for f in result.failures] == ["injection_task=demo_pos,tuning_mode=full"]
+
+
 def test_a_killed_aggregations_temporary_files_are_removed(tmp_path: Path) -> None:
     write_job(tmp_path / "1", 1, 0.8)
     leftover = tmp_path / ".results.md.k3x9.tmp"  # what write_atomic left when killed
