@@ -213,7 +213,8 @@ def normalise_records(
         else:
             rows.append(row)
     if unlabelled:
-        log.info("%s: dropped %d unlabelled records", origin, unlabelled)
+        blank = " or blank-text" if task.drop_blank_texts else ""
+        log.info("%s: dropped %d unlabelled%s records", origin, unlabelled, blank)
     return rows
 
 

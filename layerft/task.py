@@ -63,6 +63,9 @@ class TaskConfig:
     tokens_column: str = "tokens"
     tags_column: str = "tags"
     label_names: list[str] = field(default_factory=list)  # empty for scores (regression)
+    # Sentence (pair) classification and regression: drop and count records whose text is blank
+    # instead of stopping the run (NSMC's published files hold a few empty reviews).
+    drop_blank_texts: bool = False
     # Settings of one kind each (layerft/kinds/<kind>.py); the other kinds ignore them.
     tagging: TaggingConfig = field(default_factory=TaggingConfig)
     relation: RelationConfig = field(default_factory=RelationConfig)

@@ -60,6 +60,8 @@ def test_labels_by_index_or_name_and_unlabelled_dropped(tmp_path, caplog) -> Non
         (row(True), "label True is not in"),
         ({"premise": "x", "label": 0}, "train.jsonl: record 2: no column 'hypothesis'"),
         (row(0, premise=5), "record 2: column 'premise' is not text"),
+        (row(0, premise=""), "record 2: column 'premise' is empty; fix or remove the record"),
+        (row(0, hypothesis=" \t"), "record 2: column 'hypothesis' is blank \\(only spaces\\)"),
     ],
 )
 def test_bad_records_name_file_and_record(tmp_path, record: dict, message: str) -> None:
@@ -89,6 +91,24 @@ def test_integer_label_names_read_integers_as_names(tmp_path) -> None:
     assert [r["label"] for r in rows] == [0, 1, 2]  # the empty cell: unlabelled, dropped
     with pytest.raises(LayerftError, match="record 1: label 2 is not in target_task.label_names"):
         normalise_records(task, "target_task", [row(2)], "f")  # not a name, and never an index
+
+
+def test_blank_texts_stop_the_run_unless_the_task_drops_them(tmp_path, caplog) -> None:
+    # A blank text trained as [CLS] [SEP]; NSMC's published files hold a few empty reviews.
+    path = tmp_path / "reviews.csv"
+    path.write_text("id,document,label\n1,good film,1\n2,,0\n3, ,1\n4,bad film,0\n")
+    files = [f"target_task.data_files.{split}={path}" for split in ("train", "validation")]
+    strict = compose_run("model=tiny", "target_task=ag_news", "target_task.text_columns=[document]",
+                      "target_task.label_names=[neg,pos]", *files).target_task  # fmt: skip
+    records, _ = read_split(strict, "target_task", "train")
+    with pytest.raises(LayerftError, match=r"^reviews.csv: record 2: column 'document' is empty;"):
+        normalise_records(strict, "target_task", records, "reviews.csv")
+    nsmc = compose_run("model=tiny", "target_task=nsmc", *files).target_task
+    assert nsmc.drop_blank_texts
+    with caplog.at_level(logging.INFO, logger="layerft.data"):
+        rows = normalise_records(nsmc, "target_task", records, "reviews.csv")
+    assert [r["text_a"] for r in rows] == ["good film", "bad film"]
+    assert "reviews.csv: dropped 2 unlabelled or blank-text records" in caplog.text
 
 
 def test_a_text_column_of_digits_stays_text_in_a_csv_or_tsv(tmp_path) -> None:

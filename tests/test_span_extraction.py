@@ -134,6 +134,10 @@ def test_records_whose_answers_do_not_match_the_context_are_named() -> None:
         normalise(task, "target_task", impossible, "record 1")
     with pytest.raises(LayerftError, match="column 'answers' must be a list of"):
         normalise(task, "target_task", record("q", "abc") | {"answers": "b"}, "record 1")
+    # SQuAD has one-space questions; a blank context has nothing to answer from.
+    assert normalise(task, "target_task", record(" ", "abc", "b"), "record 1")["question"] == " "
+    with pytest.raises(LayerftError, match=r"record 1: column 'context' is blank \(only spaces\)"):
+        normalise(task, "target_task", record("q", "  "), "record 1")
 
 
 # --- decoding ---------------------------------------------------------------------------------

@@ -80,12 +80,21 @@ def field_of(record: Record, column: str, where: str) -> Any:
     return record[column]
 
 
-def text_of(record: Record, column: str, where: str) -> str:
-    """`record[column]` when it is a string."""
+def text_of(record: Record, column: str, where: str, blank_ok: bool = False) -> str:
+    """`record[column]` when it is a string; not blank unless `blank_ok` (a blank text would
+    train as [CLS] [SEP] without a word)."""
     text = field_of(record, column, where)
     if not isinstance(text, str):
         raise LayerftError(f"{where}: column '{column}' is not text: {text!r}")
+    if not blank_ok and not text.strip():
+        raise LayerftError(
+            f"{where}: column '{column}' is {_blank(text)}; fix or remove the record"
+        )
     return text
+
+
+def _blank(text: str) -> str:
+    return "empty" if not text else "blank (only spaces)"
 
 
 def label_id(value: Any, task: TaskConfig, group: str, where: str) -> int:

@@ -52,12 +52,14 @@ def check(task: TaskConfig, where: str) -> None:
     check_label_names(task, where)
 
 
-def texts(task: TaskConfig, record: Record, where: str) -> Record:
-    """The record's one or two texts as text_a / text_b."""
-    return {
-        key: text_of(record, column, where)
+def texts(task: TaskConfig, record: Record, where: str) -> Record | None:
+    """The record's one or two texts as text_a / text_b; a blank one stops the run, or marks a
+    record to drop when the task says its published data has some (`drop_blank_texts`)."""
+    found = {
+        key: text_of(record, column, where, blank_ok=task.drop_blank_texts)
         for key, column in zip(("text_a", "text_b"), task.text_columns, strict=False)
     }
+    return None if any(not text.strip() for text in found.values()) else found
 
 
 def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Record | None:
@@ -66,7 +68,8 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
     label = field_of(record, task.label_column, where)
     if label is None or (label == -1 and "-1" not in task.label_names):
         return None
-    return {"label": label_id(label, task, group, where)} | texts(task, record, where)
+    found = texts(task, record, where)
+    return None if found is None else {"label": label_id(label, task, group, where)} | found
 
 
 def encode_texts(task: TaskConfig, tokenizer: PreTrainedTokenizerFast, batch: Batch) -> Batch:

@@ -126,10 +126,9 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
     answers = field_of(record, task.label_column, where)
     if answers is None:
         return None
-    question = text_of(record, question_column, where)
+    # SQuAD has a few one-space questions (readers_squad reads them too).
+    question = text_of(record, question_column, where, blank_ok=True)
     context = text_of(record, context_column, where)
-    if not context:
-        raise LayerftError(f"{where}: column '{context_column}' is empty")
     texts, starts = _answer_lists(answers, where, task.label_column)
     for text, start in zip(texts, starts, strict=True):
         if not (isinstance(text, str) and text and type(start) is int):
