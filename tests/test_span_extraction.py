@@ -43,7 +43,7 @@ def mrc_task(max_length: int = 40, **spans: float) -> TaskConfig:
         name="mrc", kind=TaskKind.span_extraction, text_columns=["question", "context"],
         label_column="answers", metrics=["klue_mrc"], best_metric="rouge_w",
         max_length=max_length,
-        spans=SpanConfig(**({"max_query_length": 8, "doc_stride": 16} | spans)),
+        spans=SpanConfig(**({"max_query_length": 8, "doc_stride": 16, "unanswerable": True} | spans)),
     )  # fmt: skip
 
 

@@ -19,7 +19,7 @@ from conftest import run_train
 from datasets import Dataset
 
 from layerft import data as data_module
-from layerft.data import read_split
+from layerft.data import normalise_records, read_split
 from layerft.errors import LayerftError
 from layerft.kinds.span_extraction import SpanConfig, scored_answer
 from layerft.metrics import METRICS, load_metric
@@ -410,6 +410,24 @@ def test_the_hub_source_goes_through_the_adapter(monkeypatch) -> None:
     records, origin = read_split(task, "target_task", "validation")
     assert origin == "rajpurkar/squad_v2[validation]"
     assert len(records) == 18 and records[2]["is_impossible"] and records[2]["answers"] == []
+
+
+def test_squad_from_data_files_refuses_a_question_without_answers(tmp_path) -> None:
+    # The release reader and the hub adapter refuse it; from data_files only the task can, and
+    # squad's out-of-reach threshold never predicts "no answer" for what it would train on.
+    path = tmp_path / "dev.jsonl"
+    path.write_text(
+        "".join(json.dumps(r) + "\n" for r in _hub_rows(read_squad_v2(SAMPLES / "dev-v2.0.json")))
+    )
+    files = [f"target_task.data_files.{split}={path}" for split in ("train", "validation")]
+    squad = compose_run("model=tiny", "target_task=squad", *files).target_task
+    records, origin = read_split(squad, "target_task", "train")
+    message = (r": record 3 \(hw2d0003\): has no answers, and this task has no unanswerable "
+               r"questions \(spans.unanswerable: false; a SQuAD v2.0 file\? use target_task=squad_v2\)$")  # fmt: skip
+    with pytest.raises(LayerftError, match="^" + re.escape(origin) + message):
+        normalise_records(squad, "target_task", records, origin)
+    v2 = compose_run("model=tiny", "target_task=squad_v2", *files).target_task
+    assert len(normalise_records(v2, "target_task", records, origin)) == 18
 
 
 # --- the tasks --------------------------------------------------------------------------------

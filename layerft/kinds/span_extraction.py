@@ -69,6 +69,9 @@ class SpanConfig:
     max_answer_length: int = 30  # tokens of a predicted answer at most
     n_best: int = 20  # start and end candidates per window
     null_score_threshold: float = 0.0  # "" when null score - best span score exceeds this
+    # Whether the task has unanswerable questions (records without answers); when false such a
+    # record stops the run (a v2.0 file given as SQuAD v1.1 would train on "no answer").
+    unanswerable: bool = False
 
 
 def check(task: TaskConfig, where: str) -> None:
@@ -120,7 +123,7 @@ def _answer_lists(answers: Any, where: str, column: str) -> tuple[list[Any], lis
 
 def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Record | None:
     """{"question", "context", "answer_texts", "answer_starts"}; no answers: unanswerable."""
-    guid = record.get("guid")
+    guid = record.get("guid", record.get("id"))  # KLUE's guid, SQuAD's id
     where = f"{where} ({guid})" if isinstance(guid, str) else where
     question_column, context_column = task.text_columns
     answers = field_of(record, task.label_column, where)
@@ -130,6 +133,11 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
     question = text_of(record, question_column, where, blank_ok=True)
     context = text_of(record, context_column, where)
     texts, starts = _answer_lists(answers, where, task.label_column)
+    if not texts and not task.spans.unanswerable:
+        raise LayerftError(
+            f"{where}: has no answers, and this task has no unanswerable questions "
+            "(spans.unanswerable: false; a SQuAD v2.0 file? use target_task=squad_v2)"
+        )
     for text, start in zip(texts, starts, strict=True):
         if not (isinstance(text, str) and text and type(start) is int):
             raise LayerftError(
