@@ -279,6 +279,25 @@ def test_tagging_labels_sit_on_first_subwords(tmp_path) -> None:
     assert encoded[0]["labels"] == [-100, 1, -100, 4, -100]
 
 
+@pytest.mark.parametrize(
+    ("tokens", "message"),
+    [
+        ([None, "찰"], "record 1: 'tokens' word 1 is None, not str"),
+        (["경", 3.5], "record 1: 'tokens' word 2 is 3.5, not str"),
+        (["경", ""], "record 1: 'tokens' word 2 is empty"),
+        ([" ", "찰"], r"record 1: 'tokens' word 1 is blank \(only spaces\)"),
+        ([], "record 1: column 'tokens' must be a non-empty list"),
+        ("경찰", "record 1: column 'tokens' must be a non-empty list"),
+    ],
+)
+def test_tagging_tokens_must_be_words(tokens: object, message: str) -> None:
+    # str() made null the word "None"; an empty word gets no subword, so its tag was never scored.
+    task = compose_run("model=tiny", "target_task=klue_ner").target_task
+    tags = ["B-OG", "I-OG"][: len(tokens)]
+    with pytest.raises(LayerftError, match=f"^ner.jsonl: {message}$"):
+        normalise_records(task, "target_task", [{"tokens": tokens, "ner_tags": tags}], "ner.jsonl")
+
+
 def test_generated_demo_validation_never_repeats_training_records(tmp_path) -> None:
     cfg = compose_run("model=tiny")
     task = cfg.target_task

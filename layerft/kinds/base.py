@@ -97,6 +97,22 @@ def _blank(text: str) -> str:
     return "empty" if not text else "blank (only spaces)"
 
 
+def list_of(record: Record, column: str, kind: type, where: str) -> list[Any]:
+    """`record[column]` as a non-empty list of `kind` values (bools are not ints); a blank
+    string gets no subword, so its word's tag or head would vanish from training and scoring."""
+    values = field_of(record, column, where)
+    if not isinstance(values, list) or not values:
+        raise LayerftError(f"{where}: column '{column}' must be a non-empty list")
+    for index, value in enumerate(values, 1):
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise LayerftError(
+                f"{where}: '{column}' word {index} is {value!r}, not {kind.__name__}"
+            )
+        if isinstance(value, str) and not value.strip():
+            raise LayerftError(f"{where}: '{column}' word {index} is {_blank(value)}")
+    return values
+
+
 def label_id(value: Any, task: TaskConfig, group: str, where: str) -> int:
     """A label given as a name or as an index into label_names (bools are neither). When some names
     are integers (`[-1, 0, 1]`, star ratings), an integer label is a name, never an index: a CSV

@@ -48,6 +48,7 @@ from layerft.kinds.base import (
     field_of,
     head_output,
     label_id,
+    list_of,
     run_encoder,
 )
 from layerft.metrics import MetricInput
@@ -115,19 +116,6 @@ def check(task: TaskConfig, where: str) -> None:
         raise LayerftError(f"{where}: parsing.pos_tags is empty (set parsing.pos_dim=0 for no POS)")
     if len(set(parsing.pos_tags)) != len(parsing.pos_tags):
         raise LayerftError(f"{where}: parsing.pos_tags has duplicates")
-
-
-def list_of(record: Record, column: str, kind: type, where: str) -> list[Any]:
-    """`record[column]` as a non-empty list of `kind` values (bools are not ints)."""
-    values = field_of(record, column, where)
-    if not isinstance(values, list) or not values:
-        raise LayerftError(f"{where}: column '{column}' must be a non-empty list")
-    for index, value in enumerate(values, 1):
-        if isinstance(value, bool) or not isinstance(value, kind):
-            raise LayerftError(
-                f"{where}: '{column}' word {index} is {value!r}, not {kind.__name__}"
-            )
-    return values
 
 
 def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Record:

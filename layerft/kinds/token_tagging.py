@@ -24,6 +24,7 @@ from layerft.kinds.base import (
     field_of,
     head_output,
     label_id,
+    list_of,
     logits_of,
     run_encoder,
     text_of,
@@ -66,14 +67,14 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
     if task.tagging.silver is not None:
         tokens, tags = silver_morphemes([text_of(record, task.text_columns[0], where)])[0]
     else:
-        tokens = field_of(record, task.tokens_column, where)
+        tokens = list_of(record, task.tokens_column, str, where)
         tags = field_of(record, task.tags_column, where)
-    if not isinstance(tokens, list) or not isinstance(tags, list) or len(tokens) != len(tags):
+    if not isinstance(tags, list) or len(tokens) != len(tags):
         raise LayerftError(
             f"{where}: '{task.tokens_column}' and '{task.tags_column}' must be lists of equal length"
         )
     return {
-        "tokens": [str(t) for t in tokens],
+        "tokens": tokens,
         "tags": [label_id(t, task, group, where) for t in tags],
     }
 
