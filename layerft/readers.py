@@ -39,6 +39,7 @@ _JSON_SPACE = re.compile(r"[ \t\n\r]*")
 # A guid has no spaces; header comments such as '## 칼럼명 : INDEX\tWORD_FORM...' do.
 _SENTENCE_HEADER = re.compile(r"## (\S+)\t(.*)")
 _BIO_TAG = re.compile(r"O|[BI]-\S+")
+_NER_MARK = re.compile(r"<([^<>]*?):([A-Z]+)>")  # '<경찰:OG>' in a KLUE-NER sentence
 _DP_COLUMNS = ("INDEX", "WORD_FORM", "LEMMA", "POS", "HEAD", "DEPREL")
 _NER_COLUMNS = ("CHAR", "TAG")
 
@@ -321,12 +322,33 @@ def _pos_record(sentence: Mapping[str, Any]) -> dict[str, Any]:
     return {"guid": sentence["guid"], "tokens": tokens, "tags": tags}
 
 
+def _check_spelling(path: Path, block: _Block) -> None:
+    """The CHAR rows of a KLUE-NER sentence spell its header sentence without the entity marks."""
+    spelt = "".join(char for _, (char, _) in block.rows)
+    sentence = _NER_MARK.sub(r"\1", block.sentence)
+    if spelt == sentence:
+        return
+    at = next(
+        (i for i, (a, b) in enumerate(zip(spelt, sentence, strict=False)) if a != b),
+        min(len(spelt), len(sentence)),
+    )
+    number = block.rows[min(at, len(block.rows) - 1)][0]
+    raise LayerftError(
+        f"{path}:{number}: {block.guid}: the CHAR rows differ from the sentence (marks removed) "
+        f"at character {at + 1}: rows {spelt[at : at + 10]!r}, sentence {sentence[at : at + 10]!r}"
+        " (a lost or extra row?)"
+    )
+
+
 def read_klue_ner(path: Path) -> list[dict[str, Any]]:
     """KLUE-NER release TSV -> {guid, sentence, tokens (chars), tags (BIO)}, whitespace dropped.
 
     "sentence" keeps the release's '<entity:TYPE>' marks. The release tags a space inside an
     entity I-<type> ('<2019년 1월:DT>'), so a whitespace character may also carry the I- tag of the
     entity it sits in; dropping it leaves the BIO sequence intact. Any other tag on it is an error.
+    The CHAR rows must spell the sentence (marks removed), and an I- tag must continue its type:
+    a lost or extra row, or an orphan I- (which the strict IOB2 metric reads differently), would
+    otherwise train and score quietly.
     """
     path = Path(path)
     records = []
@@ -339,6 +361,12 @@ def read_klue_ner(path: Path) -> list[dict[str, Any]]:
                 raise LayerftError(f"{where}: CHAR must be one character, got {char!r}")
             if not _BIO_TAG.fullmatch(tag):
                 raise LayerftError(f"{where}: tag {tag!r} is not O, B-<type> or I-<type>")
+            previous = tags[-1] if tags else "O"
+            if not char.isspace() and tag.startswith("I-") and previous[2:] != tag[2:]:
+                raise LayerftError(
+                    f"{where}: {block.guid}: {tag} does not follow B-{tag[2:]} or I-{tag[2:]} "
+                    f"(previous tag {previous})"
+                )
             if not char.isspace():
                 tokens.append(char)
                 tags.append(tag)
@@ -349,6 +377,7 @@ def read_klue_ner(path: Path) -> list[dict[str, Any]]:
                     f"{where}: whitespace tagged {tag!r}; expected O or the I- tag of the "
                     f"entity it sits in ({'I-' + entity if entity else 'none open'})"
                 )
+        _check_spelling(path, block)
         records.append(
             {"guid": block.guid, "sentence": block.sentence, "tokens": tokens, "tags": tags}
         )

@@ -275,6 +275,40 @@ MALFORMED: list[tuple[str, str, Reader, str]] = [
     ("ner.tsv", _ner_rows("가\tO", " \tI-PS"), read_klue_ner, "ner.tsv:8: whitespace tagged"),
     ("ner.tsv", _ner_rows("가\tB-PS", " \tB-PS"), read_klue_ner, "ner.tsv:8: whitespace tagged"),
     ("ner.tsv", _ner_rows("가나\tO"), read_klue_ner, "ner.tsv:7: CHAR must be one character"),
+    # The rows must spell the sentence '가 나': a lost row, a lost last row, an extra row.
+    (
+        "ner.tsv",
+        _ner_rows("가\tO", "나\tO"),
+        read_klue_ner,
+        "ner.tsv:8: s1: the CHAR rows differ from the sentence (marks removed) at character 2: "
+        "rows '나', sentence ' 나' (a lost or extra row?)",
+    ),
+    (
+        "ner.tsv",
+        _ner_rows("가\tO", " \tO"),
+        read_klue_ner,
+        "ner.tsv:8: s1: the CHAR rows differ "
+        "from the sentence (marks removed) at character 3: rows '', sentence '나'",
+    ),
+    (
+        "ner.tsv",
+        _ner_rows("가\tO", " \tO", "나\tO", "다\tO"),
+        read_klue_ner,
+        "ner.tsv:10: s1: the CHAR rows differ from the sentence (marks removed) at character 4: "
+        "rows '다', sentence ''",
+    ),
+    (
+        "ner.tsv",
+        _ner_rows("가\tI-PS", " \tO", "나\tO"),
+        read_klue_ner,
+        "ner.tsv:7: s1: I-PS does not follow B-PS or I-PS (previous tag O)",
+    ),
+    (
+        "ner.tsv",
+        _ner_rows("가\tB-OG", " \tO", "나\tI-PS"),
+        read_klue_ner,
+        "ner.tsv:9: s1: I-PS does not follow B-PS or I-PS (previous tag B-OG)",
+    ),
 ]
 
 
