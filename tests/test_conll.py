@@ -515,8 +515,13 @@ def test_ud_dp_feeds_upos_to_the_parser_and_the_column_is_configurable(tmp_path)
     xpos = task(
         "ud_dp", "injection_task.parsing.pos_column=xpos", "injection_task.parsing.pos_tags=[MD,VB]"
     )
+    with pytest.raises(
+        LayerftError, match=r"^d.conllu: record 1, word 1 \('I'\): POS 'PRP' is not in "
+    ):
+        normalise_records(xpos, "injection_task", [record], "d.conllu")
+    xpos.parsing.pos_tags = ["MD", "VB", "PRP", "RB", "."]
     [row] = normalise_records(xpos, "injection_task", [record], "d.conllu")
-    assert row["pos"] == [2, 0, 2, 1, 2]  # PRP, RB and '.' are unknown (id 2)
+    assert row["pos"] == [2, 0, 3, 1, 4]
     missing = task("ud_dp", "injection_task.parsing.pos_column=tags")
     with pytest.raises(LayerftError, match=r"d.conllu.*no column 'tags'"):
         normalise_records(missing, "injection_task", [record], "d.conllu")

@@ -79,8 +79,7 @@ def test_config_holds_klue_relations_in_klue_order_and_its_recipe() -> None:
 
 def test_records_keep_words_last_morpheme_pos_heads_and_relation_ids() -> None:
     task = klue_dp()
-    odd = SENTENCE | {"pos": ["NNP+JKS", "VA+XYZ", "NNG+JKO", "VV+EP+EF+SF"]}
-    rows = normalise_records(task, "injection_task", [SENTENCE, odd], "test")
+    rows = normalise_records(task, "injection_task", [SENTENCE], "test")
     tags = task.parsing.pos_tags
     assert rows[0] == {
         "words": SENTENCE["words"],
@@ -88,7 +87,6 @@ def test_records_keep_words_last_morpheme_pos_heads_and_relation_ids() -> None:
         "heads": [4, 3, 4, 0],
         "deprels": [3, 4, 5, 2],
     }
-    assert rows[1]["pos"][1] == len(tags)  # an unknown tag gets the shared unknown id
 
 
 def test_words_align_to_their_first_and_last_subwords() -> None:
@@ -117,7 +115,7 @@ def test_head_reads_each_word_at_the_chosen_subwords_and_the_root_at_cls(
     vectors = head.word_vectors(hidden, torch.tensor([STARTS]), torch.tensor([ENDS]), pos_ids)
     expected = [torch.tensor([0.0, *p])[:, None].expand(5, 3) for p in positions]
     assert torch.equal(vectors[0, :, : 3 * len(positions)], torch.cat(expected, -1))
-    root_pos = head.pos(torch.tensor([len(task.parsing.pos_tags) + 1]))
+    root_pos = head.pos(torch.tensor([len(task.parsing.pos_tags)]))
     assert torch.equal(vectors[0, 0, -4:], root_pos[0])  # the root has its own POS id
     assert torch.equal(vectors[0, 1:, -4:], head.pos(pos_ids[0]))
 
@@ -145,6 +143,11 @@ def test_record_faults_name_the_record() -> None:
         (SENTENCE | {"pos": ["NNP"]}, "differ in length"),
         ({k: v for k, v in SENTENCE.items() if k != "heads"}, "no column 'heads'"),
         (SENTENCE | {"heads": [4, 3, "4", 0]}, "'heads' word 3 is '4', not int"),
+        # An unlisted tag was fed as a shared "unknown" POS id.
+        (
+            SENTENCE | {"pos": ["NNP+JKS", "VA+XYZ", "NNG+JKO", "VV+EP+EF+SF"]},
+            "word 2 ('빨간'): POS 'XYZ' is not in injection_task.parsing.pos_tags (47 tags: NNG, ",
+        ),
     ]
     for record, message in bad:
         with pytest.raises(LayerftError, match=rf"^dev\.tsv: record 2.*{re.escape(message)}"):
@@ -155,10 +158,8 @@ def test_every_eojeol_of_the_shared_klue_dp_sample_is_kept(shared_data: Path) ->
     task = klue_dp()
     records = read_klue_dp(shared_data / "klue" / "klue-dp-v1.1" / "klue-dp-v1.1_dev.tsv")
     features = encode(task, *records)
-    unknown = len(task.parsing.pos_tags)
     for record, feature in zip(records, features, strict=True):
         assert len(feature["heads"]) == len(record["words"])  # 256 characters hold every sentence
-        assert unknown not in feature["pos_ids"]
         assert all(
             s <= e for s, e in zip(feature["word_starts"], feature["word_ends"], strict=True)
         )

@@ -96,7 +96,7 @@ class ParsingConfig:
     word_subword: WordSubword = WordSubword.first_last
     # Record column of the POS feature: KLUE-DP's `pos`; a CoNLL-U treebank's `upos` or `xpos`.
     pos_column: str = "pos"
-    # Tags of the last morpheme's POS feature; a tag not listed gets one shared "unknown" id.
+    # Tags of the last morpheme's POS feature; a word whose tag is not listed stops the run.
     pos_tags: list[str] = field(default_factory=lambda: list(KLUE_POS_TAGS))
     pos_dim: int = 256  # 0: no POS feature (KLUE-baseline's --no_pos)
     arc_space: int = 512
@@ -131,16 +131,35 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
     for index, head in enumerate(heads, 1):
         if not 0 <= head <= len(words):
             raise LayerftError(f"{where}: word {index} has head {head}, outside 0..{len(words)}")
-    tags = task.parsing.pos_tags
-    last = [p.split("+")[-1] for p in pos]  # KLUE: only the last morpheme's tag (UPOS has no '+')
     return {
         "words": words,
-        "pos": [tags.index(t) if t in tags else len(tags) for t in last],
+        "pos": pos_ids(task, group, words, pos, where),
         "heads": heads,
         "deprels": [
             label_id(d, task, group, f"{where}, word {i}") for i, d in enumerate(deprels, 1)
         ],
     }
+
+
+def pos_ids(
+    task: TaskConfig, group: str, words: list[str], pos: list[str], where: str
+) -> list[int]:
+    """Each word's POS feature id: its last morpheme's tag (KLUE; UPOS has no '+'); all 0 when the
+    head has no POS feature. An unlisted tag stops the run, as it does in klue_pos: mapping it to a
+    shared "unknown" id hid a wrong tag set or a corrupted column."""
+    if not task.parsing.pos_dim:
+        return [0] * len(words)
+    tags = task.parsing.pos_tags
+    ids = []
+    for index, (word, tag) in enumerate(zip(words, pos, strict=True), 1):
+        last = tag.split("+")[-1]
+        if last not in tags:
+            raise LayerftError(
+                f"{where}, word {index} ({word!r}): POS {last!r} is not in {group}.parsing.pos_tags "
+                f"({len(tags)} tags: {', '.join(tags[:8])}{', ...' if len(tags) > 8 else ''})"
+            )
+        ids.append(tags.index(last))
+    return ids
 
 
 def word_spans(
@@ -248,7 +267,7 @@ class BiaffineParsingHead(nn.Module):
     ) -> None:
         super().__init__()
         self.subwords = parsing.word_subword
-        self.root_pos = len(parsing.pos_tags) + 1  # after the tags and the unknown id
+        self.root_pos = len(parsing.pos_tags)  # the root's own POS id, after the tags
         width = hidden_size * (2 if self.subwords == WordSubword.first_last else 1)
         self.pos = nn.Embedding(self.root_pos + 1, parsing.pos_dim) if parsing.pos_dim else None
         self.dropout = nn.Dropout(dropout)
