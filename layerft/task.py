@@ -63,6 +63,9 @@ class TaskConfig:
     tokens_column: str = "tokens"
     tags_column: str = "tags"
     label_names: list[str] = field(default_factory=list)  # empty for scores (regression)
+    # Sentence (pair) classification: label values that mark a record without a gold label, which
+    # is dropped and counted like null or -1 (SNLI's published files write '-').
+    unlabelled_values: list[str] = field(default_factory=list)
     # Sentence (pair) classification and regression: drop and count records whose text is blank
     # instead of stopping the run (NSMC's published files hold a few empty reviews).
     drop_blank_texts: bool = False

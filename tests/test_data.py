@@ -93,6 +93,30 @@ def test_integer_label_names_read_integers_as_names(tmp_path) -> None:
         normalise_records(task, "target_task", [row(2)], "f")  # not a name, and never an index
 
 
+def test_published_snli_no_gold_label_rows_are_dropped_and_counted(tmp_path, caplog) -> None:
+    # snli_1.0_*.jsonl write '-' for a pair without a gold label; the HF layout writes -1.
+    rows = [{"sentence1": "a man sleeps", "sentence2": "a man rests", "gold_label": g}
+            for g in ("neutral", "-", "entailment")]  # fmt: skip
+    columns = (
+        "target_task.text_columns=[sentence1,sentence2]",
+        "target_task.label_column=gold_label",
+    )
+    task = compose_run("model=tiny", "target_task=snli", *columns).target_task
+    with caplog.at_level(logging.INFO, logger="layerft.data"):
+        kept = normalise_records(task, "target_task", rows, "snli_1.0_dev.jsonl")
+    assert [r["label"] for r in kept] == [1, 0]
+    assert "snli_1.0_dev.jsonl: dropped 1 unlabelled records" in caplog.text
+    other = compose_run(
+        "model=tiny", "target_task=snli", *columns, "target_task.unlabelled_values=[]"
+    )
+    with pytest.raises(
+        LayerftError, match=r"record 2: label '-' is not in target_task.label_names"
+    ):
+        normalise_records(other.target_task, "target_task", rows, "f")
+    with pytest.raises(LayerftError, match=r"unlabelled_values \['neutral'\] are also label_names"):
+        compose_run("model=tiny", "target_task=snli", "target_task.unlabelled_values=[-,neutral]")
+
+
 def test_blank_texts_stop_the_run_unless_the_task_drops_them(tmp_path, caplog) -> None:
     # A blank text trained as [CLS] [SEP]; NSMC's published files hold a few empty reviews.
     path = tmp_path / "reviews.csv"

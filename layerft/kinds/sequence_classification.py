@@ -47,9 +47,12 @@ def check_text_columns(task: TaskConfig, where: str) -> None:
 
 
 def check(task: TaskConfig, where: str) -> None:
-    """Texts and at least two labels."""
+    """Texts and at least two labels, none of which marks an unlabelled record."""
     check_text_columns(task, where)
     check_label_names(task, where)
+    shared = sorted(set(task.unlabelled_values) & set(task.label_names))
+    if shared:
+        raise LayerftError(f"{where}: unlabelled_values {shared} are also label_names")
 
 
 def texts(task: TaskConfig, record: Record, where: str) -> Record | None:
@@ -63,10 +66,14 @@ def texts(task: TaskConfig, record: Record, where: str) -> Record | None:
 
 
 def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Record | None:
-    """{"text_a", "text_b"?, "label"}; a missing label (None, or -1 unless it is a label name)
-    marks an unlabelled record."""
+    """{"text_a", "text_b"?, "label"}; a missing label (None, a value in unlabelled_values, or -1
+    unless it is a label name) marks an unlabelled record."""
     label = field_of(record, task.label_column, where)
-    if label is None or (label == -1 and "-1" not in task.label_names):
+    if (
+        label is None
+        or label in task.unlabelled_values
+        or (label == -1 and "-1" not in task.label_names)
+    ):
         return None
     found = texts(task, record, where)
     return None if found is None else {"label": label_id(label, task, group, where)} | found
