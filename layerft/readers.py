@@ -31,7 +31,14 @@ from layerft.readers_squad import (
     read_squad,
     read_squad_v2,
 )
-from layerft.text_files import line_of, read_json_text, read_lines, read_text, require_file
+from layerft.text_files import (
+    line_of,
+    read_json_text,
+    read_lines,
+    read_text,
+    repeat_error,
+    require_file,
+)
 
 _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -88,12 +95,23 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
         records = json.loads(text)
     except json.JSONDecodeError as err:
         raise LayerftError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
+    guids: set[str] = set()  # KLUE's arrays (NLI, YNAT) name each record by a guid
     for number, record in enumerate(records, 1):
         if not isinstance(record, dict):
             line = _array_element_line(text, number - 1)
             kind = type(record).__name__
             raise LayerftError(f"{path}:{line}: record {number} is not an object (got {kind})")
+        _check_new_guid(path, text, record.get("guid"), guids)
     return _nonempty(path, records)
+
+
+def _check_new_guid(path: Path, text: str, guid: Any, seen: set[str]) -> None:
+    """A release's guid (a string) must not repeat within its file; other values are not guids."""
+    if not isinstance(guid, str):
+        return
+    if guid in seen:
+        raise repeat_error(path, text, json.dumps(guid, ensure_ascii=False), f"guid {guid}")
+    seen.add(guid)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -239,9 +257,16 @@ def _read_blocks(path: Path, columns: tuple[str, ...]) -> list[_Block]:
         current.rows.append((number, fields))
     if not blocks:
         raise LayerftError(f"{path}: no '## <guid>\\t<sentence>' lines found")
+    first: dict[str, int] = {}
     for block in blocks:
         if not block.rows:
             raise LayerftError(f"{path}:{block.line}: sentence {block.guid} has no rows")
+        if block.guid in first:
+            raise LayerftError(
+                f"{path}:{block.line}: {block.guid} repeats the sentence on line "
+                f"{first[block.guid]}; remove one of them"
+            )
+        first[block.guid] = block.line
     return blocks
 
 
@@ -470,6 +495,7 @@ def _read_release_array(
     if not isinstance(rows, list):
         raise LayerftError(f"{path}: expected a JSON array of records ({layout})")
     records = []
+    guids: set[str] = set()
     for number, row in enumerate(rows, 1):
         guid = row.get("guid") if isinstance(row, dict) else None
         if not isinstance(guid, str) or not guid.strip():
@@ -477,6 +503,7 @@ def _read_release_array(
             line = _array_element_line(text, number - 1)
             problem = "has no guid" if isinstance(row, dict) else "is not an object"
             raise LayerftError(f"{path}:{line}: record {number} {problem}")
+        _check_new_guid(path, text, guid, guids)
         try:
             records.append(convert(row))
         except _Fault as fault:
@@ -567,6 +594,7 @@ def read_klue_mrc(path: Path) -> list[dict[str, Any]]:
     path = Path(path)
     text, articles = read_articles(path, "KLUE-MRC")
     records = []
+    guids: set[str] = set()
     for d, article in enumerate(articles):
         try:
             paragraphs = _field(article, "paragraphs", list, f"data[{d}].paragraphs")
@@ -576,6 +604,7 @@ def read_klue_mrc(path: Path) -> list[dict[str, Any]]:
                 context = _field(paragraph, "context", str, f"{where}.context")
                 for q, qa in enumerate(_field(paragraph, "qas", list, f"{where}.qas")):
                     guid = _field(qa, "guid", str, f"{where}.qas[{q}].guid")
+                    _check_new_guid(path, text, guid, guids)
                     try:
                         records.append(_mrc_record(title, context, qa))
                     except _Fault as fault:

@@ -51,6 +51,20 @@ def read_json_text(path: Path) -> tuple[str, Any]:
         raise LayerftError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
 
 
+def repeat_error(path: Path, text: str, needle: str, name: str) -> LayerftError:
+    """The error for a record `name` (written `needle` in `text`) met a second time in one file: a
+    file concatenated twice or a bad merge, whose records would train and be scored twice."""
+    first = text.find(needle)
+    second = text.find(needle, first + 1) if first >= 0 else -1
+    lines = [text.count("\n", 0, at) + 1 for at in (first, second) if at >= 0]
+    if len(lines) == 2 and lines[0] != lines[1]:
+        return LayerftError(
+            f"{path}:{lines[1]}: {name} repeats the record on line {lines[0]}; remove one of them"
+        )
+    # SQuAD's releases are one line of JSON: no line tells the two apart.
+    return LayerftError(f"{path}: {name} appears twice; remove one of them")
+
+
 def line_of(text: str, needle: str) -> str:
     """':<line>' where `needle` first appears in `text` (to name a record's line in an error), or
     '' if it does not."""

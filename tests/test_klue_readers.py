@@ -314,6 +314,33 @@ def test_malformed_release_names_file_and_guid(
         assert f'"{guid}"' in path.read_text(encoding="utf-8").split("\n")[line - 1]
 
 
+def test_a_repeated_guid_names_its_line_and_the_first_ones(tmp_path: Path) -> None:
+    # A file concatenated twice or a bad merge would train and score its records twice.
+    def lines_of(path: Path, guid: str) -> list[int]:
+        text = path.read_text(encoding="utf-8").split("\n")
+        return [n for n, line in enumerate(text, 1) if f'"{guid}"' in line]
+
+    sts = _dump(
+        tmp_path, "klue-sts-v1.1_train.json", [STS_ROW, STS_ROW | {"guid": "sts-2"}, STS_ROW]
+    )
+    rows = _load(RE_DIR / "klue-re-v1.1_dev.json")
+    relations = _dump(tmp_path, "klue-re-v1.1_dev.json", [*rows, rows[2]])
+    doc = _load(MRC / "klue-mrc-v1.1_dev.json")
+    doc["data"][-1]["paragraphs"][-1]["qas"].append(_qa(doc, 1))
+    mrc = _dump(tmp_path, "klue-mrc-v1.1_dev.json", doc)
+    for path, guid, reader in (
+        (sts, "sts-1", read_klue_sts),
+        (relations, rows[2]["guid"], read_klue_re),
+        (mrc, _qa(doc, 1)["guid"], read_klue_mrc),
+    ):
+        first, second = lines_of(path, guid)
+        message = (
+            f"{path}:{second}: guid {guid} repeats the record on line {first}; remove one of them"
+        )
+        with pytest.raises(LayerftError, match=f"^{re.escape(message)}$"):
+            reader(path)
+
+
 STS_MALFORMED: list[tuple[dict[str, Any], str]] = [
     ({"labels": {"real-label": 1.0, "binary-label": 0}}, "sts-2: labels.label is missing"),
     (

@@ -275,6 +275,18 @@ MALFORMED: list[tuple[str, str, Reader, str]] = [
     ("ner.tsv", _ner_rows("가\tO", " \tI-PS"), read_klue_ner, "ner.tsv:8: whitespace tagged"),
     ("ner.tsv", _ner_rows("가\tB-PS", " \tB-PS"), read_klue_ner, "ner.tsv:8: whitespace tagged"),
     ("ner.tsv", _ner_rows("가나\tO"), read_klue_ner, "ner.tsv:7: CHAR must be one character"),
+    (
+        "dp.tsv",
+        _dp_rows("1\t가\t가\tNNG\t0\tNP", "", "## s1\t가 나", "1\t가\t가\tNNG\t0\tNP"),
+        read_klue_dp,
+        "dp.tsv:9: s1 repeats the sentence on line 6; remove one of them",
+    ),
+    (
+        "nli.json",
+        '[{"guid": "n-1", "label": 0},\n {"guid": "n-2", "label": 1},\n {"guid": "n-1", "label": 0}]',
+        read_records,
+        "nli.json:3: guid n-1 repeats the record on line 1; remove one of them",
+    ),
     # The rows must spell the sentence '가 나': a lost row, a lost last row, an extra row.
     (
         "ner.tsv",

@@ -376,6 +376,21 @@ def test_the_v1_reader_refuses_unanswerable_questions_and_bad_layouts(tmp_path) 
         read_squad(tmp_path / "train-v1.1.json")
 
 
+def test_a_repeated_question_id_is_named(tmp_path) -> None:
+    # A file concatenated twice or a bad merge would train and score its questions twice.
+    document = _sample("dev-v1.1.json")
+    qas = document["data"][0]["paragraphs"][0]["qas"]
+    qas.append(qas[0])
+    path = _write(tmp_path, document)  # one line, as the releases are
+    with pytest.raises(LayerftError, match=f"^{re.escape(str(path))}: id hw1d0001 appears twice; "):
+        read_squad(path)
+    path = _write(tmp_path, document, indent=2)
+    lines = [n for n, text in enumerate(path.read_text().splitlines(), 1) if '"hw1d0001"' in text]
+    message = f"{path}:{lines[1]}: id hw1d0001 repeats the record on line {lines[0]}; remove one"
+    with pytest.raises(LayerftError, match=f"^{re.escape(message)}"):
+        read_squad(path)
+
+
 def _hub_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The hub's columns for the release records: answers as {text: [...], answer_start: [...]}."""
     return [
