@@ -88,12 +88,13 @@ def text_of(record: Record, column: str, where: str, blank_ok: bool = False) -> 
         raise LayerftError(f"{where}: column '{column}' is not text: {text!r}")
     if not blank_ok and not text.strip():
         raise LayerftError(
-            f"{where}: column '{column}' is {_blank(text)}; fix or remove the record"
+            f"{where}: column '{column}' is {blank_kind(text)}; fix or remove the record"
         )
     return text
 
 
-def _blank(text: str) -> str:
+def blank_kind(text: str) -> str:
+    """How a blank text is blank, for messages."""
     return "empty" if not text else "blank (only spaces)"
 
 
@@ -109,7 +110,7 @@ def list_of(record: Record, column: str, kind: type, where: str) -> list[Any]:
                 f"{where}: '{column}' word {index} is {value!r}, not {kind.__name__}"
             )
         if isinstance(value, str) and not value.strip():
-            raise LayerftError(f"{where}: '{column}' word {index} is {_blank(value)}")
+            raise LayerftError(f"{where}: '{column}' word {index} is {blank_kind(value)}")
     return values
 
 

@@ -19,6 +19,7 @@ from layerft.kinds.base import (
     MetricInputs,
     Record,
     TaskKind,
+    blank_kind,
     check_label_names,
     field_of,
     head_output,
@@ -55,14 +56,23 @@ def check(task: TaskConfig, where: str) -> None:
         raise LayerftError(f"{where}: unlabelled_values {shared} are also label_names")
 
 
-def texts(task: TaskConfig, record: Record, where: str) -> Record | None:
+def texts(task: TaskConfig, group: str, record: Record, where: str) -> Record | None:
     """The record's one or two texts as text_a / text_b; a blank one stops the run, or marks a
     record to drop when the task says its published data has some (`drop_blank_texts`)."""
     found = {
-        key: text_of(record, column, where, blank_ok=task.drop_blank_texts)
+        key: text_of(record, column, where, blank_ok=True)
         for key, column in zip(("text_a", "text_b"), task.text_columns, strict=False)
     }
-    return None if any(not text.strip() for text in found.values()) else found
+    blank = [
+        (c, t) for c, t in zip(task.text_columns, found.values(), strict=False) if not t.strip()
+    ]
+    if blank and not task.drop_blank_texts:
+        column, text = blank[0]
+        raise LayerftError(
+            f"{where}: column '{column}' is {blank_kind(text)}; fix or remove the record, or set "
+            f"{group}.drop_blank_texts=true to drop and count such records"
+        )
+    return None if blank else found
 
 
 def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Record | None:
@@ -75,7 +85,7 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
         or (label == -1 and "-1" not in task.label_names)
     ):
         return None
-    found = texts(task, record, where)
+    found = texts(task, group, record, where)
     return None if found is None else {"label": label_id(label, task, group, where)} | found
 
 

@@ -74,7 +74,7 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
             f"{where}: column '{task.label_column}' score {score:g} is outside "
             f"regression.score_range [{span[0]:g}, {span[1]:g}]"
         )
-    found = classification.texts(task, record, where)
+    found = classification.texts(task, group, record, where)
     return None if found is None else {"label": score} | found
 
 
