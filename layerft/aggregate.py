@@ -45,6 +45,8 @@ class Aggregate:
     paths: list[Path]
     markdown: str  # results.md
     unfinished: list[Path]  # job folders with no record: killed or still running (not in the rows)
+    baseline: dict[str, str]  # each row's baseline: its settings with these replaced
+    heatmap: tuple[str, str] | None  # the heatmap's two settings, if one could be drawn
 
 
 def aggregate(
@@ -107,7 +109,9 @@ def aggregate(
     for path in paths:
         write_atomic(path, written[path.name])
     log.info("sweep results: %s", ", ".join(str(p) for p in paths))
-    return Aggregate(table.rows, table.columns, varied, failures, paths, markdown, unfinished)
+    return Aggregate(
+        table.rows, table.columns, varied, failures, paths, markdown, unfinished, table.spec, axes
+    )
 
 
 def plot_row(combo: Combination, varied: list[str], is_baseline: bool) -> plots.PlotRow:

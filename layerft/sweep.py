@@ -441,7 +441,13 @@ def log_results_table(
         return
     import wandb
 
-    config = {"sweep": grid, "overrides": list(overrides)}
+    # What the table's difference columns compare with, which differs between aggregations.
+    config = {
+        "sweep": grid,
+        "overrides": list(overrides),
+        "baseline": result.baseline,
+        "heatmap": list(result.heatmap) if result.heatmap else None,
+    }
     tracker = start_tracker(
         tracker_cfg, sweep_dir, config, {}, f"{grid} results", grid, "aggregate", {}
     )

@@ -533,6 +533,8 @@ def test_wandb_runs_of_a_sweep_carry_group_job_type_summary_and_stage1_lineage(t
     records = records_by_kind(table_run)
     [run] = records["run"]
     assert (run.run_group, run.job_type) == ("demo", "aggregate")
+    config = wandb_items(run.config.update)
+    assert config["baseline"] == {"injection_task": "none"} and config["sweep"] == "demo"
     logged = {
         tuple(item.nested_key): json.loads(item.value_json)
         for h in records["history"]
