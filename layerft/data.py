@@ -33,7 +33,7 @@ from layerft.model import (
     hub_unreachable,
     tokenizer_fingerprint_source,
 )
-from layerft.readers import HUB_ADAPTERS, RELEASE_READERS, read_records
+from layerft.readers import HUB_ADAPTERS, RELEASE_READERS, read_records, record_line
 from layerft.task import TaskConfig
 
 log = logging.getLogger(__name__)
@@ -207,7 +207,12 @@ def normalise_records(
     rows: list[Record] = []
     unlabelled = 0
     for number, record in enumerate(records, start=1):
-        row = normalise(task, group, record, f"{origin}: record {number}")
+        guid = record.get("guid", record.get("id"))  # KLUE's guid, SQuAD's id
+        where = f"{origin}: record {number}" + (f" ({guid})" if isinstance(guid, str) else "")
+        try:
+            row = normalise(task, group, record, where)
+        except LayerftError as err:
+            raise _placed(err, task, group, origin, number) from None
         if row is None:
             unlabelled += 1
         else:
@@ -216,6 +221,22 @@ def normalise_records(
         blank = " or blank-text" if task.drop_blank_texts else ""
         log.info("%s: dropped %d unlabelled%s records", origin, unlabelled, blank)
     return rows
+
+
+def _placed(
+    err: LayerftError, task: TaskConfig, group: str, origin: str, number: int
+) -> LayerftError:
+    """A record's error with the line the record starts on in its file (the kinds know only its
+    number), and the file's own name of a column a release renames."""
+    message = str(err)
+    read_as = {"data_files": "records", "data_dir": task.release_format}.get(task.source)
+    line = None if read_as is None else record_line(Path(origin), read_as, number)
+    if line is not None:
+        message = message.replace(f"{origin}: record", f"{origin}:{line}: record", 1)
+    for own, renamed in task.release_rename.items() if task.source == "data_dir" else ():
+        if f"no column '{renamed}'" in message:
+            message += f" ('{renamed}' is {group}.release_rename of the file's '{own}')"
+    return LayerftError(message)
 
 
 def tokenized_key(dataset: Dataset, task: TaskConfig, tokenizer: PreTrainedTokenizerFast) -> str:

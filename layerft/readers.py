@@ -751,6 +751,60 @@ HUB_ADAPTERS: Mapping[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]
 """Rows of the hub's `klue/klue` configs (sts, mrc, re, dp) -> the release readers' records."""
 
 
+def record_line(path: Path, release_format: str, number: int) -> int | None:
+    """The line on which record `number` (1-based, in its reader's order) starts, where a format
+    keeps one record per line, row, sentence block or array element; None for the others (SQuAD's
+    and KLUE-MRC's nested questions, CoNLL, GLUE, Parquet) and for a file no longer readable.
+    It only places an error found after reading, so it reads the file again."""
+    name = path.suffix.lower() if release_format == "records" else release_format
+    finder = _LINE_FINDERS.get(name)
+    try:
+        return None if finder is None else finder(read_text(path), number)
+    except (OSError, ValueError, LayerftError):
+        return None
+
+
+def _json_record_line(text: str, number: int) -> int | None:
+    if text.lstrip().startswith("["):
+        return _array_element_line(text, number - 1)
+    filled = (n for n, line in enumerate(text.split("\n"), 1) if line and not line.isspace())
+    return next((n for i, n in enumerate(filled, 1) if i == number), None)
+
+
+def _delimited_record_line(delimiter: str) -> Callable[[str, int], int | None]:
+    def line_of(text: str, number: int) -> int | None:
+        quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
+        rows, start = -1, 1  # the header is row 0
+        for row in reader:
+            if row:  # blank lines read as [] and are skipped
+                rows += 1
+                if rows == number:
+                    return start
+            start = reader.line_num + 1
+        return None
+
+    return line_of
+
+
+def _block_record_line(text: str, number: int) -> int | None:
+    lines = enumerate(text.split("\n"), 1)
+    headers = (n for n, line in lines if _SENTENCE_HEADER.fullmatch(line.rstrip("\r")))
+    return next((n for i, n in enumerate(headers, 1) if i == number), None)
+
+
+_LINE_FINDERS: Mapping[str, Callable[[str, int], int | None]] = MappingProxyType(
+    {
+        ".json": _json_record_line,
+        ".jsonl": _json_record_line,
+        **{suffix: _delimited_record_line(d) for suffix, d in _DELIMITERS.items()},
+        "klue_sts": _json_record_line,
+        "klue_re": _json_record_line,
+        **dict.fromkeys(("klue_dp", "klue_pos", "klue_ner"), _block_record_line),
+    }
+)
+
+
 RELEASE_READERS: Mapping[str, Callable[[Path], list[dict[str, Any]]]] = MappingProxyType(
     {
         "records": read_records,

@@ -516,7 +516,7 @@ def test_ud_dp_feeds_upos_to_the_parser_and_the_column_is_configurable(tmp_path)
         "ud_dp", "injection_task.parsing.pos_column=xpos", "injection_task.parsing.pos_tags=[MD,VB]"
     )
     with pytest.raises(
-        LayerftError, match=r"^d.conllu: record 1, word 1 \('I'\): POS 'PRP' is not in "
+        LayerftError, match=r"^d.conllu: record 1 \(s-1\), word 1 \('I'\): POS 'PRP' is not in "
     ):
         normalise_records(xpos, "injection_task", [record], "d.conllu")
     xpos.parsing.pos_tags = ["MD", "VB", "PRP", "RB", "."]

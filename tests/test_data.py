@@ -55,10 +55,10 @@ def test_labels_by_index_or_name_and_unlabelled_dropped(tmp_path, caplog) -> Non
 @pytest.mark.parametrize(
     ("record", "message"),
     [
-        (row(3), "train.jsonl: record 2: label 3 is not in target_task.label_names"),
-        (row("maybe"), "train.jsonl: record 2: label 'maybe' is not in target_task.label_names"),
+        (row(3), "train.jsonl:2: record 2: label 3 is not in target_task.label_names"),
+        (row("maybe"), "train.jsonl:2: record 2: label 'maybe' is not in target_task.label_names"),
         (row(True), "label True is not in"),
-        ({"premise": "x", "label": 0}, "train.jsonl: record 2: no column 'hypothesis'"),
+        ({"premise": "x", "label": 0}, "train.jsonl:2: record 2: no column 'hypothesis'"),
         (row(0, premise=5), "record 2: column 'premise' is not text"),
         (row(0, premise=""), "record 2: column 'premise' is empty; fix or remove the record"),
         (row(0, hypothesis=" \t"), "record 2: column 'hypothesis' is blank \\(only spaces\\)"),
@@ -115,6 +115,39 @@ def test_published_snli_no_gold_label_rows_are_dropped_and_counted(tmp_path, cap
         normalise_records(other.target_task, "target_task", rows, "f")
     with pytest.raises(LayerftError, match=r"unlabelled_values \['neutral'\] are also label_names"):
         compose_run("model=tiny", "target_task=snli", "target_task.unlabelled_values=[-,neutral]")
+
+
+def _first_error(task, group: str = "target_task") -> str:
+    records, origin = read_split(task, group, "train")
+    with pytest.raises(LayerftError) as caught:
+        normalise_records(task, group, records, origin)
+    return str(caught.value)
+
+
+def test_a_record_error_names_the_line_the_record_starts_on(tmp_path) -> None:
+    # The kinds count records; blank lines, a header and a quoted line break put them elsewhere.
+    good = json.dumps(row(0))
+    jsonl = tmp_path / "train.jsonl"
+    jsonl.write_text(f"{good}\n\n{good}\n\n{json.dumps(row(7))}\n")
+    csv = tmp_path / "train.csv"
+    csv.write_text('premise,hypothesis,label\n"two\nlines",x,0\n\ny,z,9\n')
+    for path, place in ((jsonl, "train.jsonl:5: record 3"), (csv, "train.csv:5: record 2")):
+        task = compose_run("model=tiny", "target_task=snli",
+                           *(f"target_task.data_files.{s}={path}" for s in ("train", "validation"))
+                           ).target_task  # fmt: skip
+        assert _first_error(task).startswith(f"{path.parent}/{place}: label ")
+    # A release array: the element's line, its guid, and the file's own name of a renamed key.
+    folder = tmp_path / "klue"
+    folder.mkdir()
+    records = [{"guid": f"nli-{i}", "premise": "p", "hypothesis": "h", "gold_label": "neutral"}
+               for i in range(3)]  # fmt: skip
+    del records[2]["gold_label"]
+    for name in ("klue-nli-v1.1_train.json", "klue-nli-v1.1_dev.json"):
+        (folder / name).write_text(json.dumps(records, indent=1))
+    task = compose_run("model=tiny", "target_task=klue_nli", f"target_task.data_dir={folder}")
+    message = _first_error(task.target_task)
+    assert message.startswith(f"{folder}/klue-nli-v1.1_train.json:14: record 3 (nli-2): no column")
+    assert message.endswith("('label' is target_task.release_rename of the file's 'gold_label')")
 
 
 def test_blank_texts_stop_the_run_unless_the_task_drops_them(tmp_path, caplog) -> None:

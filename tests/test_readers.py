@@ -21,6 +21,7 @@ from layerft.readers import (
     read_klue_re,
     read_klue_sts,
     read_records,
+    record_line,
 )
 from layerft.readers_conll import read_conll2003, read_conllu
 from layerft.readers_glue import GLUE_READERS
@@ -122,6 +123,12 @@ def test_parquet(tmp_path: Path) -> None:
     path = tmp_path / "train.parquet"
     pq.write_table(pa.table({"text": ["a", "b"], "label": [0, 1]}), path)
     assert read_records(path) == [{"text": "a", "label": 0}, {"text": "b", "label": 1}]
+
+
+def test_record_line_of_a_sentence_block_skips_the_release_header(tmp_path: Path) -> None:
+    path = _write(tmp_path, "klue-dp-v1.1_dev.tsv", DP_TEXT)
+    assert [record_line(path, "klue_dp", n) for n in (1, 2, 3)] == [6, 11, None]
+    assert record_line(path, "klue_mrc", 1) is None  # nested questions: no line of their own
 
 
 def test_klue_dp(tmp_path: Path) -> None:

@@ -126,7 +126,7 @@ def test_records_whose_answers_do_not_match_the_context_are_named() -> None:
     task = mrc_task()
     bad = record("q", "abc def", "def") | {"guid": "mrc-7"}
     bad["answers"][0]["answer_start"] = 3
-    message = r"^file: record 2 \(mrc-7\): answer 'def' does not match context\[3:6\] \(' de'\)$"
+    message = r"^file: record 2: answer 'def' does not match context\[3:6\] \(' de'\)$"
     with pytest.raises(LayerftError, match=message):
         normalise(task, "target_task", bad, "file: record 2")
     impossible = record("q", "abc", "b") | {"is_impossible": True}

@@ -437,7 +437,7 @@ def test_squad_from_data_files_refuses_a_question_without_answers(tmp_path) -> N
     files = [f"target_task.data_files.{split}={path}" for split in ("train", "validation")]
     squad = compose_run("model=tiny", "target_task=squad", *files).target_task
     records, origin = read_split(squad, "target_task", "train")
-    message = (r": record 3 \(hw2d0003\): has no answers, and this task has no unanswerable "
+    message = (r":3: record 3 \(hw2d0003\): has no answers, and this task has no unanswerable "
                r"questions \(spans.unanswerable: false; a SQuAD v2.0 file\? use target_task=squad_v2\)$")  # fmt: skip
     with pytest.raises(LayerftError, match="^" + re.escape(origin) + message):
         normalise_records(squad, "target_task", records, origin)

@@ -222,11 +222,11 @@ USER_ERRORS = {
     "malformed_jsonl": (snli_files("{broken_line3}"), ["{broken_line3}:3:", "invalid JSON"]),
     "label_outside_set": (
         snli_files("{label7}"),
-        ["{label7}: record 2", "label 7", "target_task.label_names", "entailment"],
+        ["{label7}:2: record 2", "label 7", "target_task.label_names", "entailment"],
     ),
     "missing_column": (
         snli_files("{no_hypothesis}"),
-        ["{no_hypothesis}: record 2", "'hypothesis'"],
+        ["{no_hypothesis}:2: record 2", "'hypothesis'"],
     ),
     "hub_unreachable": (
         ["target_task=snli"],

@@ -123,8 +123,6 @@ def _answer_lists(answers: Any, where: str, column: str) -> tuple[list[Any], lis
 
 def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Record | None:
     """{"question", "context", "answer_texts", "answer_starts"}; no answers: unanswerable."""
-    guid = record.get("guid", record.get("id"))  # KLUE's guid, SQuAD's id
-    where = f"{where} ({guid})" if isinstance(guid, str) else where
     question_column, context_column = task.text_columns
     answers = field_of(record, task.label_column, where)
     if answers is None:
