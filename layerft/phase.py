@@ -91,7 +91,9 @@ class TrainerConfig:
     def check_device(self) -> None:
         """Fail on a setting this machine cannot honour (the Trainer would ignore it silently)."""
         if self.precision == Precision.fp16 and not torch.cuda.is_available():
-            raise LayerftError("trainer.precision=fp16 needs a CUDA GPU; on a CPU use bf16 or fp32")
+            raise LayerftError(
+                "trainer.precision=fp16 needs a CUDA GPU; on a CPU use bf16 (autocast) or fp32"
+            )
 
     def resolved_pad_multiple(self) -> int | None:
         """The padding multiple to use on this machine."""
@@ -161,8 +163,10 @@ def _training_arguments(
         dataloader_pin_memory=torch.cuda.is_available(),
         # Several processes without CUDA: accelerate then sets up gloo DDP (each process its shard
         # of every batch, gradients all-reduced); without it each process would train on the same
-        # batches alone. One process keeps the Trainer's own choice of device (a Mac's MPS).
-        use_cpu=world_size() > 1 and not torch.cuda.is_available(),
+        # batches alone. bf16 without CUDA is the CPU's bf16 autocast (the Trainer refuses it on
+        # any other device). Else one process keeps the Trainer's own device (a Mac's MPS).
+        use_cpu=not torch.cuda.is_available()
+        and (world_size() > 1 or trainer_cfg.precision == Precision.bf16),
         disable_tqdm=not trainer_cfg.resolved_progress_bar(),
         remove_unused_columns=False,  # tokenized sets hold model inputs + `length` (see DropKeysCollator)
     )

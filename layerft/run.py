@@ -231,6 +231,7 @@ def run(
         )
     elif (finished := previous_result(run_dir, record, sweep_dir)) is not None:
         return finished
+    cfg.trainer.check_device()  # before minutes of data loading and model building
     data = load_stage_data(cfg)
     with run_dir_errors(run_dir):  # a read-only or full disk, a file in the way: one line
         earlier_runs = wandb_runs(run_dir) if replacing else []

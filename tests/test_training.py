@@ -204,6 +204,15 @@ def test_fp16_on_a_machine_without_a_gpu_is_refused(tmp_path) -> None:
               "target_task.generator_sizes.validation=32", "trainer.precision=fp16")  # fmt: skip
 
 
+def test_bf16_on_a_machine_without_a_gpu_trains_with_cpu_autocast(tmp_path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: bf16 runs there")
+    metrics, _ = train(tmp_path, "injection_task=none", "target_task.generator_sizes.train=32",
+                       "target_task.generator_sizes.validation=32", "target_task.epochs=1",
+                       "trainer.precision=bf16")  # fmt: skip
+    assert metrics["target/train_loss"] > 0 and metrics["target/eval_loss"] > 0
+
+
 def test_merged_optimizer_groups_cover_every_trainable_parameter_once(tmp_path) -> None:
     from layerft.lr_schedule import build_optimizer
     from layerft.parts import parameter_parts
