@@ -92,6 +92,11 @@ def resolve_model_path(cfg: ModelConfig, cache_dir: Path | None = None) -> str:
         return str(CONVERTERS[cfg.converted](cache_dir))
     if cfg.package is None:
         assert cfg.hub_id is not None
+        if cfg.hub_id.startswith(("/", ".", "~")):  # a folder, never a hub id
+            folder = Path(cfg.hub_id).expanduser()
+            if not folder.is_dir():
+                raise LayerftError(f"model '{cfg.name}': model.hub_id {folder}: no such folder")
+            return str(folder)
         # transformers' offline mode fails fast and reads the HF cache by itself; online mode
         # retries an unreachable hub for half a minute, so ask the hub once first.
         if not Path(cfg.hub_id).is_dir() and not huggingface_hub.constants.HF_HUB_OFFLINE:
@@ -148,6 +153,12 @@ def _from_pretrained(loader: Any, cfg: ModelConfig, cache_dir: Path | None, **kw
             **kwargs,
         )
     except OSError as err:
+        if cfg.hub_id is not None and Path(cfg.hub_id).expanduser().is_dir():
+            raise LayerftError(
+                f"model '{cfg.name}': could not load the folder {cfg.hub_id} ({first_line(err)}); "
+                "it needs config.json, the tokenizer's files and model.safetensors (weights load "
+                "as safetensors only: convert a .bin with safetensors.torch.save_file)"
+            ) from err
         raise _unreachable(cfg, first_line(err)) from err
 
 

@@ -68,3 +68,23 @@ def test_weights_load_in_float32(tmp_path: Path) -> None:
     )
     model = load_backbone(ModelConfig(name="bf16", hub_id=str(tmp_path)))
     assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+def test_a_local_folder_without_safetensors_or_a_missing_one_says_so(tmp_path: Path) -> None:
+    # Neither is the network's fault: the messages name the folder, never the hub or its cache.
+    config = BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32,
+    )  # fmt: skip
+    config.save_pretrained(tmp_path)
+    torch.save(
+        BertModel(config, add_pooling_layer=False).state_dict(), tmp_path / "pytorch_model.bin"
+    )
+    with pytest.raises(LayerftError) as info:
+        load_backbone(ModelConfig(name="bin", hub_id=str(tmp_path)))
+    message = str(info.value)
+    assert message.startswith(f"model 'bin': could not load the folder {tmp_path} (")
+    assert "safetensors only" in message and "Hugging Face cache" not in message
+    missing = tmp_path / "nowhere"
+    with pytest.raises(LayerftError, match=f"^model 'x': model.hub_id {missing}: no such folder$"):
+        load_backbone(ModelConfig(name="x", hub_id=str(missing)))
