@@ -138,7 +138,10 @@ def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str,
     if source == "data_dir":
         name = task.release_files.get(split)
         if not name:
-            raise LayerftError(f"{group}.release_files.{split} is not set")
+            raise LayerftError(
+                f"{group}.release_files.{split} is not set: task '{task.name}' has no release "
+                f"folder layout for {group}.data_dir; give files with {group}.data_files.{split}=..."
+            )
         path = Path(task.data_dir or "").expanduser() / name
         records = RELEASE_READERS[task.release_format](path)
         return [_rename(r, task.release_rename) for r in records], str(path)
@@ -179,11 +182,14 @@ def _read_hub_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict
 
 
 def _hub_dataset_error(task: TaskConfig, group: str, origin: str, reason: str) -> LayerftError:
+    # data_dir only for a task with a release layout (release_files), named by its files.
+    files = [name for name in task.release_files.values() if name]
+    release = f"or {group}.data_dir=<folder with {', '.join(files)}>, " if files else ""
     return LayerftError(
         f"{group} '{task.name}': could not load hub dataset {origin} ({reason}); offline, set "
         f"{group}.data_files.train=... {group}.data_files.validation=... (json/jsonl/csv/tsv/parquet), "
-        f"or {group}.data_dir=... for a KLUE release folder, or use the demo tasks "
-        f"(injection_task=demo_pos, target_task=demo_sentiment), {hub_cache_hint()}"
+        f"{release}or use the demo tasks (injection_task=demo_pos, target_task=demo_sentiment), "
+        f"{hub_cache_hint()}"
     )
 
 

@@ -42,6 +42,20 @@ def test_unreachable_hub_dataset_fails_at_once(tmp_path: Path, hub_down: None) -
         "stanfordnlp/snli" in message and CLOSED_PORT in message and "HF_HUB_OFFLINE=1" in message
     )
     assert "target_task.data_files.train=" in message and "\n" not in message
+    assert "data_dir" not in message  # SNLI has no release folder layout
+
+
+def test_the_offline_advice_offers_data_dir_only_with_its_release_files(tmp_path, hub_down) -> None:
+    task = compose_run("target_task=klue_nli").target_task
+    with pytest.raises(LayerftError) as info:
+        load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path, seed=0)
+    assert (
+        "or target_task.data_dir=<folder with klue-nli-v1.1_train.json, klue-nli-v1.1_dev.json>"
+        in str(info.value)
+    )
+    snli = compose_run("target_task=snli", f"target_task.data_dir={tmp_path}").target_task
+    with pytest.raises(LayerftError, match=r"task 'snli' has no release folder layout for target"):
+        load_task_data(snli, "target_task", build_tiny_tokenizer(), tmp_path, seed=0)
 
 
 def test_unreachable_hub_model_fails_at_once(hub_down: None) -> None:

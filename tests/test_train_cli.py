@@ -233,7 +233,6 @@ USER_ERRORS = {
         [
             "stanfordnlp/snli",
             "target_task.data_files.train",
-            "target_task.data_dir",
             "target_task=demo_sentiment",
             "injection_task=demo_pos",
         ],
