@@ -210,10 +210,12 @@ def run_phase(
     if trainer_cfg.compile:
         model.backbone.compile(mode=trainer_cfg.compile_mode.value)
     group = f"{stage}_task"
-    guard = NonFiniteLossGuard(
-        stage, f"lower {group}.lr={task.lr:g}, or clip gradients: {group}.max_grad_norm"
-        f"={task.max_grad_norm:g}"
-    )  # fmt: skip
+    clipping = (
+        f"or clip gradients: {group}.max_grad_norm=0 turns clipping off"
+        if task.max_grad_norm == 0
+        else f"or {group}.max_grad_norm={task.max_grad_norm:g} (the norm gradients are clipped to)"
+    )
+    guard = NonFiniteLossGuard(stage, f"lower {group}.lr={task.lr:g}, {clipping}")
     trainer = _PhaseTrainer(
         model=model,
         args=args,

@@ -8,6 +8,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -391,8 +392,10 @@ def user_errors_exit(reraise: bool = False) -> Iterator[None]:
     try:
         yield
     except LayerftError as err:
-        if reraise or traceback_wanted():
+        if reraise:
             raise
+        if traceback_wanted():
+            traceback.print_exc()  # the exit code stays that of bad input
         log.error("%s", err)
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -666,7 +666,7 @@ def test_a_file_in_the_way_of_the_checkpoints_folder_is_one_error_line(runs) -> 
 
 def test_layerft_traceback_env_shows_the_traceback(runs) -> None:
     proc = runs["traceback_on_request"].result().proc
-    assert proc.returncode != 0
+    assert proc.returncode == 2  # still bad input
     assert "Traceback" in proc.stderr
     assert "LayerftError: task 'demo_sentiment': lr must be > 0" in proc.stderr
 
