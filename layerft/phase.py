@@ -172,6 +172,11 @@ def _training_arguments(
     )
 
 
+# Keys evaluate() returns that are no dev metric: the epoch, and the model's set-up time, which
+# the Trainer reports when evaluate() comes first (epochs=0).
+NOT_SCORES = frozenset({"eval_epoch", "eval_model_preparation_time"})
+
+
 def run_phase(
     stage: str,
     model: TaskModel,
@@ -239,7 +244,7 @@ def run_phase(
         with PeakMemory() as memory:
             train_output = trainer.train() if num_steps else None
         paused = pauses.seconds  # before the final evaluation, which train() did not time
-        forward.train_done = True
+        forward.train_done = bool(num_steps)  # without training, its one evaluation is the curve
         best = trainer.evaluate()  # the best checkpoint is loaded back at the end of train()
         for name, split in data.extra_eval.items():  # the same checkpoint on further dev sets
             trainer.compute_metrics = build_compute_metrics(task, split.features, split.rows)
@@ -248,7 +253,9 @@ def run_phase(
     finally:
         if not trainer_cfg.keep_checkpoints:
             remove_checkpoints(checkpoints, synchronise=completed and world > 1)
-    metrics = {k: float(v) for k, v in best.items() if k.startswith("eval_") and k != "eval_epoch"}
+    metrics = {
+        k: float(v) for k, v in best.items() if k.startswith("eval_") and k not in NOT_SCORES
+    }
     for key, value in metrics.items():
         if not math.isfinite(value):
             raise LayerftError(f"{stage} stage: dev {key} is {value} for the best checkpoint")
