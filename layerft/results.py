@@ -51,8 +51,28 @@ RESULT_NEUTRAL_KEYS = (
 )
 
 
+# Settings that only choose, for a kind of record, between stopping the run and dropping or
+# keeping the record. A run that finished under the stopping choice met no such record, so the
+# other choice gives it the same result: they key neither a finished result nor a stored stage 1
+# (which its data's content keys anyway), and adding them changed no stored key.
+RECORD_CHOICE_KEYS = ("unlabelled_values", "drop_blank_texts", "spans.unanswerable")
+
+
+def without_record_choices(task: dict[str, Any]) -> dict[str, Any]:
+    """A plain task config (a copy) without RECORD_CHOICE_KEYS."""
+    kept = copy.deepcopy(task)
+    for dotted in RECORD_CHOICE_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = kept
+        for key in parents:
+            node = node[key]
+        del node[leaf]
+    return kept
+
+
 def result_config(resolved: dict[str, Any]) -> dict[str, Any]:
-    """The resolved config without RESULT_NEUTRAL_KEYS (a KeyError if one of them is not in it)."""
+    """The resolved config without RESULT_NEUTRAL_KEYS (a KeyError if one of them is not in it)
+    and without each task's RECORD_CHOICE_KEYS."""
     kept = copy.deepcopy(resolved)
     for dotted in RESULT_NEUTRAL_KEYS:
         *parents, leaf = dotted.split(".")
@@ -60,6 +80,9 @@ def result_config(resolved: dict[str, Any]) -> dict[str, Any]:
         for key in parents:
             node = node[key]
         del node[leaf]
+    for stage in ("injection_task", "target_task"):
+        if kept[stage] is not None:  # a disabled stage 1 is null
+            kept[stage] = without_record_choices(kept[stage])
     return kept
 
 

@@ -33,7 +33,13 @@ from layerft.errors import LayerftError
 from layerft.file_lock import held_lock
 from layerft.layer_split import InjectedWeights, Stage1Split
 from layerft.processes import world_size
-from layerft.results import RESULT_NEUTRAL_KEYS, file_error, read_history, sync_to_disk
+from layerft.results import (
+    RESULT_NEUTRAL_KEYS,
+    file_error,
+    read_history,
+    sync_to_disk,
+    without_record_choices,
+)
 from layerft.task import TaskConfig
 
 if TYPE_CHECKING:
@@ -88,6 +94,7 @@ class Stage1Key:
         """The key as plain JSON-able data (what is hashed and stored beside the result)."""
         data = {field.name: _plain(getattr(self, field.name)) for field in dataclasses.fields(self)}
         data["trainer"] = {k: v for k, v in data["trainer"].items() if k not in _NEUTRAL_TRAINER}
+        data["task"] = without_record_choices(data["task"])
         if self.world_size == 1:
             del data["world_size"]
         data["format"] = FORMAT

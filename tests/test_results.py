@@ -31,6 +31,7 @@ from layerft.results import (
     write_metrics,
 )
 from layerft.run import new_folder_hint, resolve_config
+from layerft.stage1 import Stage1Key
 from layerft.tracker import wandb_runs
 
 BASE = ("model=tiny",)
@@ -108,17 +109,38 @@ def test_the_seedless_fingerprint_changes_with_all_but_the_seed(override: str) -
     assert changed == (override != "seed=7")
 
 
-def test_the_config_fingerprint_keeps_its_value() -> None:
-    # Stored results are keyed on it: a new hash would rerun every finished job
-    config = {"seed": 1, "lr": 0.1, **{k.split(".")[0]: {} for k in RESULT_NEUTRAL_KEYS}}
-    for dotted in RESULT_NEUTRAL_KEYS:
-        *parents, leaf = dotted.split(".")
-        node = config
-        for key in parents:
-            node = node[key]
-        node[leaf] = 0
-    assert config_fingerprint(config) == "f59882cbaeb076ab"  # as before the seedless one existed
-    assert seedless_fingerprint(config) != config_fingerprint(config)
+@pytest.mark.parametrize(
+    ("overrides", "fingerprint"),
+    [
+        ([], "09508c9dfcfca1fe"),
+        (["model=tiny", "injection_task=none"], "6101437f154ac0f8"),
+        (["target_task=snli"], "ae6988a098993a71"),
+        (["target_task=nsmc"], "1ae8fe9cbe3a64f0"),
+        (["target_task=squad"], "82f2c9ef9c1ce8d2"),
+        (["target_task=klue_mrc", "injection_task=klue_dp"], "afa8ab7c6ccf2657"),
+    ],
+)
+def test_the_config_fingerprint_of_a_real_config_keeps_its_value(overrides, fingerprint) -> None:
+    # Finished results are found by it: a new hash turns every stored result into "another
+    # config" that a resumed sweep refuses. A new schema key that changes no result belongs in
+    # RESULT_NEUTRAL_KEYS or RECORD_CHOICE_KEYS; one that does change results changes this value
+    # on purpose (and every stored result reruns).
+    resolved = resolve_config(compose_config(*overrides))
+    assert config_fingerprint(resolved) == fingerprint
+    assert seedless_fingerprint(resolved) != fingerprint
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ([], "c4d9e5a710ae6ee5"),
+        (["injection_task=klue_dp"], "8ae10d5a1ee1672d"),
+        (["injection_task=klue_ner"], "7aa83786325a9caf"),
+    ],
+)
+def test_the_stage1_key_of_a_real_config_keeps_its_value(overrides, key) -> None:
+    # Stored stage 1s are found by it, as finished results by the fingerprint above.
+    assert Stage1Key.of(compose_run(*overrides)).settings_digest() == key
 
 
 # --- metrics.json ---------------------------------------------------------------------------
