@@ -731,6 +731,35 @@ def _hub_dp(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
     return _dp_record(row.get("guid") or f"row-{index}", sentence, rows)
 
 
+# The class order of the hub's `klue/klue` ner `ner_tags` (and of the tasks' label_names).
+KLUE_NER_TAGS = ("B-DT", "I-DT", "B-LC", "I-LC", "B-OG", "I-OG", "B-PS", "I-PS", "B-QT", "I-QT",
+                 "B-TI", "I-TI", "O")  # fmt: skip
+
+
+def _hub_ner(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A hub KLUE-NER row as `read_klue_ner` gives the sentence: its characters keep spaces,
+    which are dropped here by the release reader's rule (tagged O or the open entity's I-)."""
+    tokens, ids = row.get("tokens"), row.get("ner_tags")
+    if not isinstance(tokens, list) or not isinstance(ids, list) or len(tokens) != len(ids):
+        raise _Fault("needs lists 'tokens' and 'ner_tags' of one length")
+    kept: list[tuple[str, int]] = []
+    for char, tag_id in zip(tokens, ids, strict=True):
+        if not isinstance(tag_id, int) or not 0 <= tag_id < len(KLUE_NER_TAGS):
+            raise _Fault(f"ner_tags value {tag_id!r} is not a class of klue/klue ner")
+        if not (isinstance(char, str) and char.isspace()):
+            kept.append((char, tag_id))
+            continue
+        tag = KLUE_NER_TAGS[tag_id]
+        entity = KLUE_NER_TAGS[kept[-1][1]][2:] if kept else ""
+        if tag != "O" and tag != f"I-{entity}":
+            raise _Fault(f"a space is tagged {tag}; expected O or the I- tag of its entity")
+    return {
+        "sentence": row.get("sentence"),
+        "tokens": [char for char, _ in kept],
+        "ner_tags": [tag_id for _, tag_id in kept],
+    }
+
+
 HUB_ADAPTERS: Mapping[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]]] = (
     MappingProxyType(
         {
@@ -742,6 +771,7 @@ HUB_ADAPTERS: Mapping[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]
             "klue_pos": partial(
                 _hub_rows, "dp", convert=lambda i, row: _pos_record(_hub_dp(i, row))
             ),
+            "klue_ner": partial(_hub_rows, "ner", convert=_hub_ner),
             "squad": hub_squad,
             "squad_v2": hub_squad_v2,
             "conllu": readers_conll.hub_ud_rows,

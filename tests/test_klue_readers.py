@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from compose import compose_run
 
 from layerft.errors import LayerftError
 from layerft.readers import (
     HUB_ADAPTERS,
+    KLUE_NER_TAGS,
     KLUE_RE_RELATIONS,
     read_klue_dp,
     read_klue_mrc,
@@ -449,10 +451,30 @@ def _hub_re_rows(path: Path) -> list[dict[str, Any]]:
 
 def test_hub_adapters_are_read_only() -> None:
     assert set(HUB_ADAPTERS) == {
-        "klue_sts", "klue_mrc", "klue_re", "klue_dp", "klue_pos", "squad", "squad_v2", "conllu"
+        "klue_sts", "klue_mrc", "klue_re", "klue_dp", "klue_pos", "klue_ner", "squad", "squad_v2",
+        "conllu",
     }  # fmt: skip
     with pytest.raises(TypeError):
         HUB_ADAPTERS["klue_nli"] = list  # type: ignore[index]
+
+
+def test_hub_ner_rows_drop_their_spaces_as_the_release_reader_does() -> None:
+    # The hub keeps spaces as characters (tagged O, or I- inside an entity: '<2019년 1월:DT>').
+    row = {"sentence": "<강릉:LC> 방향 <1 월:DT>", "tokens": list("강릉 방향 1 월"),
+           "ner_tags": [2, 3, 12, 12, 12, 12, 0, 1, 1]}  # fmt: skip
+    assert HUB_ADAPTERS["klue_ner"]([row]) == [
+        {
+            "sentence": row["sentence"],
+            "tokens": list("강릉방향1월"),
+            "ner_tags": [2, 3, 12, 12, 0, 1],
+        }
+    ]
+    for group in ("injection_task", "target_task"):  # the hub's ids index the tasks' label_names
+        task = getattr(compose_run(f"{group}=klue_ner"), group)
+        assert tuple(task.label_names) == KLUE_NER_TAGS
+    bad = row | {"ner_tags": [2, 3, 4, 12, 12, 12, 0, 1, 1]}
+    with pytest.raises(LayerftError, match=r"^klue/klue ner row 0: a space is tagged B-OG"):
+        HUB_ADAPTERS["klue_ner"]([bad])
 
 
 def test_hub_sts() -> None:
