@@ -4,6 +4,7 @@ GLUE's layout, extra dev sets (MNLI mismatched) and every glue_* task through tr
 from __future__ import annotations
 
 import json
+import logging
 import random
 import warnings
 from pathlib import Path
@@ -17,7 +18,7 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from layerft import data as data_module
-from layerft.data import read_split
+from layerft.data import normalise_records, read_split
 from layerft.errors import LayerftError
 from layerft.metrics import METRICS, load_metric
 from layerft.readers import RELEASE_READERS
@@ -126,6 +127,19 @@ def test_each_task_reads_its_release_folder_with_the_hubs_labels(option: str) ->
         else:
             assert 0 <= record["label"] <= 5
     assert [r["idx"] for r in train] == list(range(len(train)))
+
+
+def test_qqp_drops_and_counts_its_published_rows_with_an_empty_question(tmp_path, caplog) -> None:
+    # GLUE's QQP train.tsv holds two rows whose question2 is empty (ids 310121 and 362225).
+    header = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n"
+    (tmp_path / "train.tsv").write_text(header + "1\t1\t2\tWhat?\tWhy?\t0\n2\t3\t4\tHow?\t\t0\n")
+    (tmp_path / "dev.tsv").write_text(header + "3\t5\t6\tWho?\tWhen?\t1\n")
+    task = compose_run("target_task=glue_qqp", f"target_task.data_dir={tmp_path}").target_task
+    records, origin = read_split(task, "target_task", "train")
+    with caplog.at_level(logging.INFO, logger="layerft.data"):
+        rows = normalise_records(task, "target_task", records, origin)
+    assert [row["text_a"] for row in rows] == ["What?"]
+    assert "dropped 1 unlabelled or blank-text records" in caplog.text
 
 
 def test_readers_keep_quotes_boms_and_headerless_first_rows() -> None:
