@@ -50,6 +50,7 @@ class Job:
     higher_is_better: bool
     metrics: dict[str, float]  # empty when failed
     error: str | None = None  # "<type>: <message>" when failed
+    later_attempt: bool = False  # a failure newer than the result its folder keeps
 
 
 def read_jobs(sweep_dir: Path) -> list[Job]:
@@ -63,7 +64,11 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
     # A failure newer than the result beside it (a failed --force rerun, or another config refused
     # in that folder) is listed too: the table keeps the earlier result, the failure is not hidden.
     reruns = [
-        replace(job, error=f"{job.error} (a later attempt; the earlier result is kept)")
+        replace(
+            job,
+            error=f"{job.error} (a later attempt; the earlier result is kept)",
+            later_attempt=True,
+        )
         for job in (read_job(d, FAILED_FILE) for d in dirs if _failed_after_finishing(d))
     ]
     # Superseded records go first, so that no spelling only they used names a row.

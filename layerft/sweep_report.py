@@ -22,12 +22,14 @@ def render_markdown(
     first = table.combos[0]
     better = "higher" if first.higher_is_better else "lower"
     spec = ", ".join(f"{k}={v}" for k, v in table.spec.items())
-    counts = f"{len(jobs) - len(failures)} finished, {len(failures)} failed"
+    later = sum(job.later_attempt for job in jobs)  # failures in folders that keep a result
+    counts = f"{len(jobs) - len(failures)} finished, {len(failures) - later} failed"
     counts += f", {len(unfinished)} unfinished" if unfinished else ""
+    counts += f"; {later} later attempt(s) failed, their earlier results kept" if later else ""
     lines = [
         f"# Sweep results: {sweep_dir}",
         "",
-        f"{len(jobs) + len(unfinished)} jobs ({counts}) in "
+        f"{len(jobs) - later + len(unfinished)} jobs ({counts}) in "
         f"{len(table.rows)} combinations; a cell is mean ± sample std (n seeds; ddof=1).",
         f"Selection metric: `{table.selection}` ({better} is better)."
         if table.uniform
@@ -55,7 +57,7 @@ def render_markdown(
     for row in table.rows:
         cells = [row.get(k, "all") for k in names]
         cells += [row["selection_metric"]] if not table.uniform else []
-        cells += [_md_summary(row, table.selection), _md_diff(row), row["verdict"]]
+        cells += [_md_summary(row, table.selection), format_diff(row), row["verdict"]]
         cells += [_md_summary(row, key) for key in table.metrics]
         cells += [
             "-" if row["runtime_s"] is None else f"{row['runtime_s']:.1f}",
@@ -98,7 +100,8 @@ def _md_summary(row: dict[str, Any], name: str) -> str:
     return f"{text} ({n})"
 
 
-def _md_diff(row: dict[str, Any]) -> str:
+def format_diff(row: dict[str, Any]) -> str:
+    """A row's paired difference from its baseline as results.md shows it: mean [interval] (n)."""
     if row["diff_mean"] is None:
         return "-"
     values = [row["diff_mean"]]
@@ -106,8 +109,7 @@ def _md_diff(row: dict[str, Any]) -> str:
         values += [row["diff_ci_low"], row["diff_ci_high"]]
     # Significant digits where 4 decimals would show a nonzero difference as ±0.0000: a verdict
     # of "better" beside +0.0000 [+0.0000, +0.0000] hid what it was about.
-    tiny = any(0 < abs(v) < 5e-5 for v in values)
-    mean, *interval = [f"{v:+.2g}" if tiny else f"{v:+.4f}" for v in values]
+    mean, *interval = [f"{v:+.2g}" if 0 < abs(v) < 5e-5 else f"{v:+.4f}" for v in values]
     text = f"{mean} [{interval[0]}, {interval[1]}]" if interval else mean
     return f"{text} ({row['diff_n']})"
 

@@ -22,6 +22,7 @@ from layerft.errors import LayerftError
 from layerft.plots import PlotRow, curves_figure, draw, heatmap_figure
 from layerft.results import record_failure
 from layerft.sweep_records import job_settings, read_job
+from layerft.sweep_report import format_diff
 from layerft.sweep_table import paired_t_interval
 
 REPO = Path(__file__).resolve().parents[1]
@@ -306,8 +307,11 @@ def test_a_tiny_difference_shows_its_digits(tmp_path: Path) -> None:
     write_seeds(tmp_path, {1: 0.6, 2: 0.7, 3: 0.8}, injection_task="none", tuning_mode="lora")
     write_seeds(tmp_path, {1: 0.6, 2: 0.8, 3: 0.8}, injection_task="demo_pos", tuning_mode="lora")
     markdown = aggregate(tmp_path).markdown
-    assert "| +4e-05 [+1.5e-05, +6.5e-05] (3) | better |" in markdown
+    assert "| +4e-05 [+1.5e-05, +0.0001] (3) | better |" in markdown
     assert "| +0.0333 [-0.1101, +0.1768] (3) | no clear difference |" in markdown  # 4 decimals
+    # Each value on its own: one bound near 0 does not cut the others to 2 digits.
+    row = {"diff_mean": 0.012345, "diff_ci_low": 0.00002, "diff_ci_high": 0.02467, "diff_n": 3}
+    assert format_diff(row) == "+0.0123 [+2e-05, +0.0247] (3)"
 
 
 def test_no_baseline_when_its_combination_is_missing(tmp_path: Path) -> None:
@@ -503,7 +507,10 @@ def test_a_failure_after_a_result_in_its_folder_is_listed_and_the_result_kept(tm
     (failure,) = result.failures
     assert failure.seed == 2 and failure.run_dir == tmp_path / "base" / "2"
     assert "CUDA out of memory (a later attempt; the earlier result is kept)" in failure.error
-    assert "4 jobs (3 finished, 1 failed)" in result.markdown
+    assert (
+        "3 jobs (3 finished, 0 failed; 1 later attempt(s) failed, their earlier results kept)"
+        in (result.markdown)
+    )
     assert (tmp_path / "failures.csv").exists()
 
 
