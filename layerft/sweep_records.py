@@ -142,19 +142,22 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
     if not isinstance(data, dict):
         raise TypeError("not a JSON object")
     run = {key: data[RUN_PREFIX + key] for key in ("choices", "seed", "overrides")}
-    run |= {key: data[RUN_PREFIX + key] for key in ("selection_metric", "higher_is_better")}
+    finished = path.name == METRICS_FILE
+    if finished or FINGERPRINT_KEY in data:
+        run |= {key: data[RUN_PREFIX + key] for key in ("selection_metric", "higher_is_better")}
+    else:  # failed before its config validated: no fingerprint, no selection metric
+        run |= {"selection_metric": "", "higher_is_better": True}
     metrics = {k: v for k, v in data.items() if not k.startswith(RUN_PREFIX)}
     bad = [k for k, v in metrics.items() if isinstance(v, bool) or not isinstance(v, int | float)]
     if bad:
         raise ValueError(f"{bad[0]} is not a number")
-    finished = path.name == METRICS_FILE
     error, kind = str(data.get("run/error", "(no message)")), data.get("run/error_type")
     if kind and not error.startswith(f"{kind}:"):  # sweep.py writes "<type>: <first line>"
         error = f"{kind}: {error}"
     return Job(
         run_dir,
         path.stat().st_mtime,
-        str(data[FINGERPRINT_KEY]),
+        str(data[FINGERPRINT_KEY]) if FINGERPRINT_KEY in data else f"(unvalidated) {run_dir}",
         None if (seedless := data.get(SEEDLESS_FINGERPRINT_KEY)) is None else str(seedless),
         job_settings(run["choices"], run["overrides"]),
         int(run["seed"]),

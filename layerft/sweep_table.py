@@ -270,7 +270,8 @@ def build_table(
     combos: list[Combination], varied: list[str], spec: dict[str, str], extra: list[str]
 ) -> Table:
     """The rows of results.csv, the combinations in the given order."""
-    selections = {c.selection_metric for c in combos}
+    # A row whose every job failed before its config validated has none ("").
+    selections = {c.selection_metric for c in combos if c.selection_metric} or {""}
     uniform = len(selections) == 1
     selection = selections.pop() if uniform else "selection"
     keys = {k for c in combos for job in c.finished for k in job.metrics}

@@ -514,6 +514,21 @@ def test_a_failure_after_a_result_in_its_folder_is_listed_and_the_result_kept(tm
     assert (tmp_path / "failures.csv").exists()
 
 
+def test_a_job_refused_before_its_config_validated_is_a_failure_not_a_corrupt_folder(tmp_path):
+    # train.py -m target_task.epochs=1,-1: the second job's record has no fingerprint and no
+    # selection metric; aggregate stopped at it, for the whole folder.
+    write_seeds(tmp_path, {1: 0.7, 2: 0.8, 3: 0.9})
+    early = {"run/choices": CHOICES, "run/overrides": ["target_task.epochs=-1", "seed=1"],
+             "run/seed": 1, "run/sweep": "test"}  # fmt: skip
+    (tmp_path / "refused").mkdir()
+    record_failure(tmp_path / "refused", early, LayerftError("target_task.epochs must be >= 0"))
+    result = aggregate(tmp_path)
+    assert sorted(row[f"{ACC}_n"] for row in result.rows) == [0, 3]
+    (failure,) = result.failures
+    assert failure.error == "LayerftError: target_task.epochs must be >= 0"
+    assert f"Selection metric: `{ACC}`" in result.markdown
+
+
 def test_a_finished_run_of_a_config_wins_over_a_later_failed_one(tmp_path: Path) -> None:
     write_job(tmp_path / "first", 1, 0.7, fingerprint="same", mtime=1_000_000)
     write_job(tmp_path / "rerun", 1, error="killed", fingerprint="same", mtime=2_000_000)
