@@ -60,29 +60,28 @@ RECORD_CHOICE_KEYS = ("unlabelled_values", "drop_blank_texts", "spans.unanswerab
 
 def without_record_choices(task: dict[str, Any]) -> dict[str, Any]:
     """A plain task config (a copy) without RECORD_CHOICE_KEYS."""
-    kept = copy.deepcopy(task)
-    for dotted in RECORD_CHOICE_KEYS:
-        *parents, leaf = dotted.split(".")
-        node = kept
-        for key in parents:
-            node = node[key]
-        del node[leaf]
-    return kept
+    return _without(task, RECORD_CHOICE_KEYS)
 
 
 def result_config(resolved: dict[str, Any]) -> dict[str, Any]:
     """The resolved config without RESULT_NEUTRAL_KEYS (a KeyError if one of them is not in it)
     and without each task's RECORD_CHOICE_KEYS."""
-    kept = copy.deepcopy(resolved)
-    for dotted in RESULT_NEUTRAL_KEYS:
+    kept = _without(resolved, RESULT_NEUTRAL_KEYS)
+    for stage in ("injection_task", "target_task"):
+        if kept[stage] is not None:  # a disabled stage 1 is null
+            kept[stage] = without_record_choices(kept[stage])
+    return kept
+
+
+def _without(config: dict[str, Any], dotted_keys: tuple[str, ...]) -> dict[str, Any]:
+    """A copy of `config` without the keys at `dotted_keys` (a KeyError if one is not in it)."""
+    kept = copy.deepcopy(config)
+    for dotted in dotted_keys:
         *parents, leaf = dotted.split(".")
         node = kept
         for key in parents:
             node = node[key]
         del node[leaf]
-    for stage in ("injection_task", "target_task"):
-        if kept[stage] is not None:  # a disabled stage 1 is null
-            kept[stage] = without_record_choices(kept[stage])
     return kept
 
 
