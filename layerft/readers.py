@@ -32,11 +32,11 @@ from layerft.readers_squad import (
     read_squad_v2,
 )
 from layerft.text_files import (
+    check_first_time,
     line_of,
     read_json_text,
     read_lines,
     read_text,
-    repeat_error,
     require_file,
 )
 
@@ -107,11 +107,10 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
 
 def _check_new_guid(path: Path, text: str, guid: Any, seen: set[str]) -> None:
     """A release's guid (a string) must not repeat within its file; other values are not guids."""
-    if not isinstance(guid, str):
-        return
-    if guid in seen:
-        raise repeat_error(path, text, json.dumps(guid, ensure_ascii=False), f"guid {guid}")
-    seen.add(guid)
+    if isinstance(guid, str):
+        check_first_time(
+            seen, guid, path, text, json.dumps(guid, ensure_ascii=False), f"guid {guid}"
+        )
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -147,10 +146,7 @@ def _read_delimited(
     unbalanced quotes inside reviews and never quote a field. A column of numbers becomes numbers,
     except `text_columns`: a text may be digits ("42", a code, a year).
     """
-    quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
-    reader = csv.reader(
-        io.StringIO(read_text(path), newline=""), delimiter=delimiter, quoting=quoting
-    )
+    reader = _rows_of(read_text(path), delimiter)
     header: list[str] | None = None
     rows: list[list[str]] = []
     try:
@@ -181,6 +177,12 @@ def _read_delimited(
     return _nonempty(
         path, [dict(zip(header, values, strict=True)) for values in zip(*columns, strict=True)]
     )
+
+
+def _rows_of(text: str, delimiter: str) -> Any:
+    """A csv reader of `text`: CSV honours double quotes, TSV does not (see `_read_delimited`)."""
+    quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
+    return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
 
 
 def _read_parquet(path: Path) -> list[dict[str, Any]]:
@@ -365,6 +367,12 @@ def _check_spelling(path: Path, block: _Block) -> None:
     )
 
 
+def _space_may_carry(tag: str, previous: str | None) -> bool:
+    """Whether a whitespace character after one tagged `previous` may carry `tag`: O, or the I- tag
+    of the entity it sits in (dropping the space then leaves the BIO sequence intact)."""
+    return tag == "O" or (previous is not None and previous != "O" and tag == f"I-{previous[2:]}")
+
+
 def read_klue_ner(path: Path) -> list[dict[str, Any]]:
     """KLUE-NER release TSV -> {guid, sentence, tokens (chars), tags (BIO)}, whitespace dropped.
 
@@ -396,8 +404,8 @@ def read_klue_ner(path: Path) -> list[dict[str, Any]]:
                 tokens.append(char)
                 tags.append(tag)
                 continue
-            entity = tags[-1][2:] if tags else ""
-            if tag != "O" and not (tag.startswith("I-") and tag[2:] == entity):
+            if not _space_may_carry(tag, tags[-1] if tags else None):
+                entity = tags[-1][2:] if tags else ""
                 raise LayerftError(
                     f"{where}: whitespace tagged {tag!r}; expected O or the I- tag of the "
                     f"entity it sits in ({'I-' + entity if entity else 'none open'})"
@@ -750,8 +758,7 @@ def _hub_ner(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
             kept.append((char, tag_id))
             continue
         tag = KLUE_NER_TAGS[tag_id]
-        entity = KLUE_NER_TAGS[kept[-1][1]][2:] if kept else ""
-        if tag != "O" and tag != f"I-{entity}":
+        if not _space_may_carry(tag, KLUE_NER_TAGS[kept[-1][1]] if kept else None):
             raise _Fault(f"a space is tagged {tag}; expected O or the I- tag of its entity")
     return {
         "sentence": row.get("sentence"),
@@ -803,8 +810,7 @@ def _json_record_line(text: str, number: int) -> int | None:
 
 def _delimited_record_line(delimiter: str) -> Callable[[str, int], int | None]:
     def line_of(text: str, number: int) -> int | None:
-        quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
+        reader = _rows_of(text, delimiter)
         rows, start = -1, 1  # the header is row 0
         for row in reader:
             if row:  # blank lines read as [] and are skipped

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from layerft.errors import LayerftError
-from layerft.text_files import line_of, read_json_text, repeat_error
+from layerft.text_files import check_first_time, line_of, read_json_text
 
 
 class _Fault(Exception):
@@ -114,9 +114,8 @@ def _read_release(path: Path, v2: bool) -> list[dict[str, Any]]:
                     raise _Fault(f"{where}.qas is not a list")
                 for q, qa in enumerate(qas):
                     qid = _text(qa, "id", f"{where}.qas[{q}].id")
-                    if qid in ids:  # needle: the id as the releases write it
-                        raise repeat_error(path, text, '"id": ' + json.dumps(qid), f"id {qid}")
-                    ids.add(qid)
+                    # the needle: the id as the releases write it
+                    check_first_time(ids, qid, path, text, '"id": ' + json.dumps(qid), f"id {qid}")
                     try:
                         records.append(_record(title, context, qa, v2))
                     except _Fault as fault:

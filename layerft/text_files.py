@@ -51,9 +51,18 @@ def read_json_text(path: Path) -> tuple[str, Any]:
         raise LayerftError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
 
 
-def repeat_error(path: Path, text: str, needle: str, name: str) -> LayerftError:
-    """The error for a record `name` (written `needle` in `text`) met a second time in one file: a
-    file concatenated twice or a bad merge, whose records would train and be scored twice."""
+def check_first_time(
+    seen: set[str], key: str, path: Path, text: str, needle: str, name: str
+) -> None:
+    """Add a record's `key` (its guid or id) to `seen`; met a second time in one file, it stops the
+    run, naming the record `name` and both lines (where `needle`, the key as written, sits)."""
+    if key in seen:
+        raise _repeat_error(path, text, needle, name)
+    seen.add(key)
+
+
+def _repeat_error(path: Path, text: str, needle: str, name: str) -> LayerftError:
+    """A file concatenated twice or a bad merge, whose records would train and be scored twice."""
     first = text.find(needle)
     second = text.find(needle, first + 1) if first >= 0 else -1
     lines = [text.count("\n", 0, at) + 1 for at in (first, second) if at >= 0]
