@@ -301,5 +301,7 @@ def _kept_in_memory(trained: Trained, run_dir: Path) -> Stage1Outcome:
 def _stored(store: Stage1Store, key: Stage1Key, trained: Trained, run_dir: Path) -> Stage1Outcome:
     """Store what this job trained (the caller holds the key's lock)."""
     result = store.save(key, *trained, run_dir)
-    log.info("stage 1: trained, stored as %s", result.path)
+    # epochs=0 is a control whose layers stay pre-trained: "trained" would say otherwise.
+    done = "trained" if key.task.epochs else "not trained (injection_task.epochs=0)"
+    log.info("stage 1: %s, stored as %s", done, result.path)
     return Stage1Outcome(result, trained=True)

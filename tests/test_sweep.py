@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import fcntl
 import json
+import logging
 import os
 import re
 import signal
@@ -394,6 +395,15 @@ def test_obtain_stage1_trains_stores_or_reuses_as_the_store_and_the_ranks_say(tm
     assert outcome(single, 6.0)[0]["status"] == "trained"
     assert outcome(single, 7.0) == ({**outcome(single, 8.0)[0], "status": "reused"}, 6.0)
     assert calls == [1.0, 2.0, 3.0, 5.0, 6.0]
+
+
+def test_a_stage1_of_zero_epochs_is_not_logged_as_trained(tmp_path, caplog) -> None:
+    cfg = compose_run("model=tiny", "injection_task=demo_pos", "injection_task.epochs=0")
+    weights = InjectedWeights(layers=[{"w": torch.zeros(2)}], embeddings=None)
+    with caplog.at_level(logging.INFO, logger="layerft.stage1"):
+        obtain_stage1(Stage1Store(tmp_path), Stage1Key.of(cfg, "data"), lambda: (weights, {}, []),
+                      tmp_path / "run")  # fmt: skip
+    assert "stage 1: not trained (injection_task.epochs=0), stored as" in caplog.text
 
 
 def test_every_stored_file_is_on_disk_before_the_folder_is_published(tmp_path, monkeypatch) -> None:
