@@ -426,10 +426,14 @@ def log_results_table(
     grid: str, overrides: Sequence[str], sweep_dir: Path, result: Aggregate
 ) -> None:
     """With tracker=wandb, one more W&B run in the sweep's group (job type `aggregate`) holding
-    the results table as a W&B Table and the plots as images."""
+    the results table as a W&B Table and the plots as images.
+
+    Every call logs to the same run (its id is the sweep folder's), and the folders of earlier
+    calls are removed once this one finishes: a sweep resumed ten times has one results run.
+    """
     from hydra.core.global_hydra import GlobalHydra
 
-    from layerft.tracker import TrackerBackend, start_tracker
+    from layerft.tracker import TrackerBackend, remove_stale_runs, start_tracker, wandb_runs
 
     _, fixed = split_overrides(overrides)
     GlobalHydra.instance().clear()
@@ -448,8 +452,10 @@ def log_results_table(
         "baseline": result.baseline,
         "heatmap": list(result.heatmap) if result.heatmap else None,
     }
+    earlier = wandb_runs(sweep_dir)
+    run_id = "results-" + hashlib.sha256(str(sweep_dir.resolve()).encode()).hexdigest()[:16]
     tracker = start_tracker(
-        tracker_cfg, sweep_dir, config, {}, f"{grid} results", grid, "aggregate", {}
+        tracker_cfg, sweep_dir, config, {}, f"{grid} results", grid, "aggregate", {}, run_id
     )
     table = wandb.Table(
         columns=result.columns, data=[[row.get(c) for c in result.columns] for row in result.rows]
@@ -457,3 +463,4 @@ def log_results_table(
     images = {f"plots/{p.stem}": wandb.Image(str(p)) for p in result.paths if p.suffix == ".png"}
     tracker.run.log({"results": table, **images})  # type: ignore[attr-defined]
     tracker.finish(failed=False)
+    remove_stale_runs(sweep_dir, earlier, whose="earlier aggregations")

@@ -191,11 +191,13 @@ def start_tracker(
     group: str | None,
     job_type: str,
     selection: dict[str, bool],
+    run_id: str | None = None,
 ) -> Tracker:
     """Open the run (config, choices as `choice/<group>` keys and tags) or return a no-op tracker.
 
     `group`: the sweep; `job_type`: the stage layout; `selection`: each stage's selection metric
-    (higher is better?), whose W&B summary is its best value.
+    (higher is better?), whose W&B summary is its best value. `run_id`: a fixed id, so that each
+    start resumes the same W&B run (online) or syncs into it (offline).
 
     An online run whose host cannot be reached, or which W&B fails to start, goes offline with one
     warning: tracking never stops an experiment.
@@ -215,6 +217,8 @@ def start_tracker(
             job_type=job_type,
             tags=[*cfg.tags, *(f"{g}:{o}"[:64] for g, o in sorted(choices.items()))],
             config={**config, **{f"choice/{g}": o for g, o in choices.items()}},
+            id=run_id,
+            resume="allow" if run_id else None,
             reinit="finish_previous",
             settings=wandb.Settings(console="off", x_disable_stats=True, silent=True),
         )

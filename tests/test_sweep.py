@@ -561,6 +561,11 @@ def test_wandb_runs_of_a_sweep_carry_group_job_type_summary_and_stage1_lineage(t
     table = json.loads((table_run.parent / "files" / logged[("results", "path")]).read_text())
     modes = [row[table["columns"].index("tuning_mode")] for row in table["data"]]
     assert sorted(modes) == ["full", "lora"]
+    # Run again (nothing to train): the results run is the same W&B run, its old folder gone.
+    sweep(tmp_path, "seed=1", "injection_task=demo_pos", "tuning_mode=full,lora",
+          "tracker=wandb", "tracker.mode=offline")  # fmt: skip
+    [again] = (sweep_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    assert again != table_run and again.stem == table_run.stem == f"run-{run.run_id}"
 
 
 @pytest.mark.parametrize(
