@@ -97,6 +97,8 @@ def load_task_data(
         if not rows[split]:
             raise LayerftError(f"{group} '{task.name}': {origin} has no labelled records")
         log.info("%s %s: %d examples from %s", group, split, len(rows[split]), origin)
+    if task.source != "generator":  # its dev set already leaves out what train holds
+        _warn_copies_of_train(group, rows)
     kind = kind_of(task)
     if kind.check_coverage is not None:
         kind.check_coverage(task, group, rows["train"], rows["validation"])
@@ -197,12 +199,31 @@ def _rename(record: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     return {mapping.get(k, k): v for k, v in record.items()}
 
 
+def _identity(record: dict[str, Any]) -> str:
+    """A record's content, whatever the order of its columns: equal for copies."""
+    return repr(sorted(record.items()))
+
+
 def _drop_seen(
     train: tuple[list[dict[str, Any]], str], validation: tuple[list[dict[str, Any]], str]
 ) -> tuple[list[dict[str, Any]], str]:
     # A grammar repeats short sentences; scoring on sentences seen in training would flatter.
-    seen = {repr(sorted(r.items())) for r in train[0]}
-    return [r for r in validation[0] if repr(sorted(r.items())) not in seen], validation[1]
+    seen = {_identity(r) for r in train[0]}
+    return [r for r in validation[0] if _identity(r) not in seen], validation[1]
+
+
+def _warn_copies_of_train(group: str, rows: dict[str, list[dict[str, Any]]]) -> None:
+    """Say how many examples each evaluation split shares with train (same text and label): a
+    data set whose dev holds training examples flatters its dev scores."""
+    seen = {_identity(r) for r in rows["train"]}
+    for split, split_rows in rows.items():
+        copies = 0 if split == "train" else sum(_identity(r) in seen for r in split_rows)
+        if copies:
+            log.warning(
+                "%s %s: %d of %d examples are copies of training examples (same text and "
+                "label); their scores measure memory, not generalisation",
+                group, split, copies, len(split_rows),
+            )  # fmt: skip
 
 
 def normalise_records(

@@ -79,6 +79,16 @@ def test_one_file_for_train_and_validation_is_warned(tmp_path, caplog) -> None:
     assert "target_task: train and validation are the same file" in caplog.text
 
 
+def test_dev_examples_copied_from_train_are_counted_in_a_warning(tmp_path, caplog) -> None:
+    train = [row(i % 3, premise=f"p{i}") for i in range(6)]
+    # Two copies (columns in another order, too), one same text with another label, one new.
+    dev = [train[1], dict(reversed(train[4].items())), row(2, premise="p0"), row(0, premise="q")]
+    task = snli_task(tmp_path, train, dev)
+    with caplog.at_level(logging.WARNING, logger="layerft.data"):
+        load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache", seed=0)
+    assert "target_task validation: 2 of 4 examples are copies of training examples" in caplog.text
+
+
 def test_integer_label_names_read_integers_as_names(tmp_path) -> None:
     # Sentiment coded -1/0/1 in a CSV: the column reads as ints, which are names, not indices.
     path = tmp_path / "tri.csv"
@@ -253,7 +263,7 @@ def test_capped_label_sorted_file_keeps_several_classes(tmp_path) -> None:
 
 
 def test_training_labels_missing_dev_classes_warn(tmp_path, caplog) -> None:
-    task = snli_task(tmp_path, [row(0)] * 4, [row(0), row(1), row("contradiction")])
+    task = snli_task(tmp_path, [row(0)] * 4, [row(0, "b"), row(1), row("contradiction")])
     with caplog.at_level(logging.WARNING, logger="layerft.data"):
         load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache", seed=0)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -282,7 +292,8 @@ def test_tokenization_is_cached_across_runs(tmp_path) -> None:
 
 
 def test_truncated_cache_entry_is_rebuilt_with_a_warning(tmp_path, caplog) -> None:
-    task = snli_task(tmp_path, [row(i % 3, premise="p" * (i + 1)) for i in range(200)])
+    train = [row(i % 3, premise="p" * (i + 1)) for i in range(200)]
+    task = snli_task(tmp_path, train, [{**r, "hypothesis": "another"} for r in train])
     cache = tmp_path / "cache"
     expected = load_task_data(task, "target_task", build_tiny_tokenizer(), cache, seed=0).train[:]
     assert not [f for f in cache.iterdir() if f.suffix != ".arrow"]  # no temporary files left
