@@ -8,7 +8,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from layerft.config import register_configs
-from layerft.run import run_from_hydra
+from layerft.run import config_errors_exit, run_from_hydra
 from layerft.sweep import FailedJobs, job
 
 register_configs()
@@ -26,5 +26,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    with config_errors_exit():
+        main()
     sys.exit(1 if FailedJobs.failed else 0)

@@ -12,7 +12,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import MISSING, BooleanNode, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from layerft.errors import LayerftError
 from layerft.layer_split import LayerSplitConfig
@@ -93,6 +93,30 @@ def check_known_keys(node: DictConfig, key: str = "") -> None:
             raise LayerftError(f"unknown config key '{parent}{name}'{hint}")
         if isinstance(child, DictConfig):
             check_known_keys(child, f"{parent}{name}")
+
+
+def config_error_line(err: Exception) -> str:
+    """One line for an error Hydra or OmegaConf raises while composing the config: the override at
+    fault and what it takes, without the schema's type lines and Hydra's search path."""
+    message = str(err)
+    missing = re.search(r"Could not find '(.+)/([^/']+)'", message)
+    if missing:  # an unknown group option; Hydra lists the group's options, one per line
+        group, option = missing.groups()
+        options = re.findall(r"^\t(\S+)$", message.split("Config search path")[0], re.M)
+        close = difflib.get_close_matches(option, options, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"{group}={option}: no such option; {hint}options: {', '.join(options)}"
+    cause = err.__cause__
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
+        known = list(cause.parent_node) if isinstance(cause.parent_node, DictConfig) else []
+        parent, _, name = cause.full_key.rpartition(".")
+        close = difflib.get_close_matches(name, [str(k) for k in known], n=1)
+        hint = f"; did you mean '{parent + '.' if parent else ''}{close[0]}'?" if close else ""
+        return f"unknown config key '{cause.full_key}'{hint}"
+    text = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    if isinstance(cause, OmegaConfBaseException):  # why the override failed (its first line)
+        text += f": {str(cause).splitlines()[0]}"
+    return text or type(err).__name__
 
 
 def check_switch_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:

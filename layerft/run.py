@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -18,14 +19,17 @@ import datasets
 import torch
 import transformers
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from layerft.callbacks import MetricSink
 from layerft.config import (
     GROUP_SCHEMAS,
     RunConfig,
     check_switch_overrides,
+    config_error_line,
     drop_disabled_stages,
     to_run_config,
 )
@@ -399,6 +403,29 @@ def user_errors_exit(reraise: bool = False) -> Iterator[None]:
         log.error("%s", err)
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+@contextlib.contextmanager
+def config_errors_exit() -> Iterator[None]:
+    """Around `@hydra.main`: an error Hydra finds while composing the config (an unknown key or
+    option, a value of the wrong type) is one line on stderr and exit code 2, as other bad input.
+
+    Hydra prints these over several lines and exits 1 itself unless HYDRA_FULL_ERROR is set, so it
+    is set meanwhile; a user who set it gets Hydra's own report.
+    """
+    if "HYDRA_FULL_ERROR" in os.environ:
+        yield
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    except (HydraException, OmegaConfBaseException) as err:
+        if traceback_wanted():
+            traceback.print_exc()
+        print(f"error: {config_error_line(err)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        del os.environ["HYDRA_FULL_ERROR"]
 
 
 def resolve_config(cfg: DictConfig) -> dict[str, Any]:

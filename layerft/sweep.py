@@ -33,7 +33,12 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from layerft.config import check_switch_overrides, register_configs, to_run_config
+from layerft.config import (
+    check_switch_overrides,
+    config_error_line,
+    register_configs,
+    to_run_config,
+)
 
 if TYPE_CHECKING:
     from layerft.aggregate import Aggregate
@@ -370,10 +375,11 @@ def main(argv: Sequence[str]) -> int:
                 result = aggregate_dir(sweep_dir, args.baseline, args.heatmap)
                 log_results_table(args.grid, args.overrides, sweep_dir, result)
         return 0 if not state.failed and not state.missing else 1
-    except (LayerftError, HydraException, OmegaConfBaseException) as err:
-        # Hydra's messages take several lines (the key, the reason, the schema): one line here.
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        print(f"error: {' '.join(lines) or type(err).__name__}", file=sys.stderr)
+    except LayerftError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (HydraException, OmegaConfBaseException) as err:
+        print(f"error: {config_error_line(err)}", file=sys.stderr)
         return 2
 
 

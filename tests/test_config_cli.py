@@ -17,3 +17,14 @@ def test_added_unknown_key_fails_the_run(tmp_path: Path) -> None:
     lines = error_lines(proc.stderr)
     assert len(lines) == 1 and "target_task.lrr" in lines[0], proc.stderr
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_hydra_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    # Hydra itself prints these over several lines and exits 1.
+    proc = run_train(["model=tiny", "target_task=snlii"], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert error_lines(proc.stderr) == [proc.stderr.strip()]
+    assert "target_task=snlii: no such option; did you mean 'snli'?" in proc.stderr
+    # HYDRA_FULL_ERROR: Hydra's own report, as its users know it.
+    proc = run_train(["model=tiny", "trainer.lerning_rate=1"], tmp_path, {"HYDRA_FULL_ERROR": "1"})
+    assert proc.returncode == 1 and "Traceback" in proc.stderr, proc.stderr

@@ -574,13 +574,13 @@ def test_wandb_runs_of_a_sweep_carry_group_job_type_summary_and_stage1_lineage(t
         (["nogrid"], "error: no grid 'nogrid' in "),
         (
             ["demo", "tuning_mode=nosuch", "--dry-run"],
-            "error: In 'config': Could not find 'tuning_mode/nosuch'",
+            "error: tuning_mode=nosuch: no such option; options: bitfit, frozen, ",
         ),
         (["demo", "target_task.lr=-1", "--dry-run"], "error: target_task.lr must be > 0, got -1.0"),
         (["aggregate", "nowhere"], "error: "),
         (["aggregate", "somewhere", "--dry-run"], "(no --dry-run, --force or --dir)"),
-        # Hydra's message, all its lines on one: the key and why.
-        (["demo", "target_task.lrr=1", "--dry-run"], "'target_task.lrr'. To append"),
+        # Hydra's error, in one line with the likely fix.
+        (["demo", "target_task.lrr=1", "--dry-run"], "did you mean 'target_task.lr'?"),
         (["demo", "seed=1", "--dir", "{file}/sweep"], "cannot use it as the sweep folder"),
         (["demo", "hydra.sweep.dir={file}x", "--dry-run"], "picks the sweep folder with --dir"),
     ],
