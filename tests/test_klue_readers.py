@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -458,7 +459,9 @@ def test_hub_adapters_are_read_only() -> None:
         HUB_ADAPTERS["klue_nli"] = list  # type: ignore[index]
 
 
-def test_hub_ner_rows_drop_their_spaces_as_the_release_reader_does() -> None:
+def test_hub_ner_rows_drop_their_spaces_as_the_release_reader_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # The hub keeps spaces as characters (tagged O, or I- inside an entity: '<2019년 1월:DT>').
     row = {"sentence": "<강릉:LC> 방향 <1 월:DT>", "tokens": list("강릉 방향 1 월"),
            "ner_tags": [2, 3, 12, 12, 12, 12, 0, 1, 1]}  # fmt: skip
@@ -472,9 +475,15 @@ def test_hub_ner_rows_drop_their_spaces_as_the_release_reader_does() -> None:
     for group in ("injection_task", "target_task"):  # the hub's ids index the tasks' label_names
         task = getattr(compose_run(f"{group}=klue_ner"), group)
         assert tuple(task.label_names) == KLUE_NER_TAGS
-    bad = row | {"ner_tags": [2, 3, 4, 12, 12, 12, 0, 1, 1]}
-    with pytest.raises(LayerftError, match=r"^klue/klue ner row 0: a space is tagged B-OG"):
-        HUB_ADAPTERS["klue_ner"]([bad])
+    # A space tagged B- is dropped, as KLUE-baseline drops it, and counted in one warning.
+    tagged = row | {"ner_tags": [2, 3, 4, 12, 12, 12, 0, 1, 1]}
+    with caplog.at_level(logging.WARNING):
+        assert HUB_ADAPTERS["klue_ner"]([row, tagged])[1]["ner_tags"] == [2, 3, 12, 12, 0, 1]
+    assert [r.getMessage() for r in caplog.records] == [
+        "klue/klue ner: 1 whitespace rows tagged B- or I- of an entity not open were dropped, as "
+        "KLUE-baseline drops every space, and the I- tags after them kept as KLUE keeps them "
+        "(first: row 1, tagged B-OG)"
+    ]
 
 
 def test_hub_sts() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -182,6 +183,34 @@ def test_klue_ner_drops_whitespace(tmp_path: Path) -> None:
     ]
 
 
+# KLUE-NER v1.1 dev line 95154 (klue-ner-v1_dev_01601-wikitree): the mark '< 24살:QT>' takes in
+# the space before it, so the space is B-QT and '24살' is I-QT. A space of another type comes next.
+NER_TAGGED_SPACES = NER_HEADER + (
+    "## ner-1\t최근< 24살:QT>이\n"
+    "최\tO\n근\tO\n \tB-QT\n2\tI-QT\n4\tI-QT\n살\tI-QT\n이\tO\n"
+    "\n"
+    "## ner-2\t<철수:PS> 씨\n"
+    "철\tB-PS\n수\tI-PS\n \tI-LC\n씨\tO\n"
+)
+
+
+def test_klue_ner_drops_a_tagged_space_and_keeps_the_orphan_run_as_klue(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _write(tmp_path, "klue-ner-v1.1_dev.tsv", NER_TAGGED_SPACES)
+    with caplog.at_level(logging.WARNING):
+        records = read_klue_ner(path)
+    assert [(r["tokens"], r["tags"]) for r in records] == [
+        (list("최근24살이"), ["O", "O", "I-QT", "I-QT", "I-QT", "O"]),
+        (list("철수씨"), ["B-PS", "I-PS", "O"]),
+    ]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: 2 whitespace rows tagged B- or I- of an entity not open were dropped, as "
+        "KLUE-baseline drops every space, and the I- tags after them kept as KLUE keeps them "
+        "(first: line 9, ner-1, tagged B-QT)"
+    ]
+
+
 def test_release_readers_is_read_only() -> None:
     assert dict(RELEASE_READERS) == {
         "records": read_records,
@@ -279,8 +308,6 @@ MALFORMED: list[tuple[str, str, Reader, str]] = [
     ("dp.tsv", DP_HEADER, read_klue_dp, "dp.tsv: no '## <guid>"),
     ("ner.tsv", _ner_rows("가\tO", "나\tO\tO"), read_klue_ner, "ner.tsv:8: expected 2 tab-sep"),
     ("ner.tsv", _ner_rows("가\tO", "나\tX-PS"), read_klue_ner, "ner.tsv:8: tag 'X-PS'"),
-    ("ner.tsv", _ner_rows("가\tO", " \tI-PS"), read_klue_ner, "ner.tsv:8: whitespace tagged"),
-    ("ner.tsv", _ner_rows("가\tB-PS", " \tB-PS"), read_klue_ner, "ner.tsv:8: whitespace tagged"),
     ("ner.tsv", _ner_rows("가나\tO"), read_klue_ner, "ner.tsv:7: CHAR must be one character"),
     (
         "dp.tsv",
