@@ -199,11 +199,12 @@ def test_ner_hand_computed() -> None:
     # entity_f1 = (0 + 0 + 2/3)/3 = 2/9
     # Characters (8): gold  B-PS I-PS O B-LC I-LC B-DT O O
     #                 pred  B-PS I-PS O B-LC O    I-DT O B-PS
-    # B-PS 2/3, I-PS 1, B-LC 1, I-LC 0, B-DT 0, I-DT 0, O: tp 2, 3 true, 3 pred -> 2/3;
+    # plus KLUE's [CLS]/[SEP] of each sentence: 4 more "O" on both sides.
+    # B-PS 2/3, I-PS 1, B-LC 1, I-LC 0, B-DT 0, I-DT 0, O: tp 2+4, 3+4 true, 3+4 pred -> 6/7;
     # B-OG I-OG B-TI I-TI B-QT I-QT never seen -> 1 each (zero_division=True), 6 in all
-    # char_f1 = (2/3 + 1 + 1 + 2/3 + 6)/13 = (28/3)/13 = 28/39 ("O" included, as KLUE's code)
+    # char_f1 = (2/3 + 1 + 1 + 6/7 + 6)/13 = (200/21)/13 = 200/273 ("O" included, as KLUE's code)
     result = load_metric("klue_ner").compute(predictions=NER_PREDS, references=NER_REFS)
-    assert result == {"entity_f1": pytest.approx(2 / 9), "char_f1": pytest.approx(28 / 39)}
+    assert result == {"entity_f1": pytest.approx(2 / 9), "char_f1": pytest.approx(200 / 273)}
 
 
 def test_ner_strict_iob2_entities() -> None:
@@ -237,14 +238,14 @@ def test_ner_edge_cases() -> None:
 
 
 def test_ner_custom_label_list() -> None:
-    # Only these three labels are averaged: B-PER 1, I-PER 0/1 = 0, O: tp 1, 1 true, 2 pred
-    # -> 2/3; char_f1 = (1 + 0 + 2/3)/3 = 5/9
+    # Only these three labels are averaged: B-PER 1, I-PER 0/1 = 0, O (with [CLS]/[SEP]): tp 3,
+    # 3 true, 4 pred -> 6/7; char_f1 = (1 + 0 + 6/7)/3 = 13/21
     result = load_metric("klue_ner").compute(
         predictions=[["B-PER", "O", "O"]],
         references=[["B-PER", "I-PER", "O"]],
         label_list=["B-PER", "I-PER", "O"],
     )
-    assert result["char_f1"] == pytest.approx(5 / 9)
+    assert result["char_f1"] == pytest.approx(13 / 21)
 
 
 def random_ner(seed: int) -> tuple[list[list[str]], list[list[str]]]:
@@ -256,19 +257,23 @@ def random_ner(seed: int) -> tuple[list[list[str]], list[list[str]]]:
     return preds, refs
 
 
+def klue_ner_char_macro_f1(preds: np.ndarray, labels: np.ndarray, label_list: list[str]) -> float:
+    """KLUE-baseline's klue_baseline/metrics/functional.py, as it stands (x100 included)."""
+    label_indices = list(range(len(label_list)))
+    preds = np.array(preds).flatten().tolist()
+    trues = np.array(labels).flatten().tolist()
+    return f1_score(trues, preds, labels=label_indices, average="macro", zero_division=True) * 100.0
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
-def test_ner_char_f1_matches_sklearn(seed: int) -> None:
+def test_ner_char_f1_is_klue_baselines_on_framed_sentences(seed: int) -> None:
     preds, refs = random_ner(seed)
     result = load_metric("klue_ner").compute(predictions=preds, references=refs)
-    # KLUE's call: label ids over one flat sequence, every label id listed.
+    # KLUE's input: label ids over one flat sequence, each sentence framed by [CLS]/[SEP], gold
+    # "O", which the model tags "O".
     index = {label: i for i, label in enumerate(KLUE_NER_LABELS)}
-    expected = f1_score(
-        [index[t] for s in refs for t in s],
-        [index[t] for s in preds for t in s],
-        labels=list(range(len(KLUE_NER_LABELS))),
-        average="macro",
-        zero_division=True,
-    )
+    framed = [[index[t] for s in side for t in ["O", *s, "O"]] for side in (preds, refs)]
+    expected = klue_ner_char_macro_f1(*map(np.array, framed), list(KLUE_NER_LABELS)) / 100
     assert result["char_f1"] == pytest.approx(expected, abs=1e-12)
 
 
