@@ -8,6 +8,7 @@ layouts (written by tests/data/write_conll_ud.py).
 from __future__ import annotations
 
 import json
+import logging
 import random
 from pathlib import Path
 
@@ -15,11 +16,14 @@ import numpy as np
 import pytest
 from compose import compose_run
 from conftest import run_train
+from transformers import EvalPrediction
 
 from layerft.data import normalise_records, read_split
 from layerft.errors import LayerftError
-from layerft.metrics import load_metric
+from layerft.kinds import token_tagging
+from layerft.metrics import MetricInput, load_metric
 from layerft.metrics.conll import chunks
+from layerft.model import load_tokenizer
 from layerft.readers import HUB_ADAPTERS, RELEASE_READERS
 from layerft.readers_conll import iob1_to_iob2, read_conll2003, read_conllu
 from layerft.task import TaskConfig
@@ -366,6 +370,51 @@ def test_conlleval_matches_seqeval_on_random_tags() -> None:
         assert ours["conll_f1"] == pytest.approx(seqeval.f1_score(gold, pred))
         assert ours["conll_precision"] == pytest.approx(seqeval.precision_score(gold, pred))
         assert ours["conll_recall"] == pytest.approx(seqeval.recall_score(gold, pred))
+
+
+def test_conlleval_scores_untagged_words_as_o_and_the_log_counts_them(caplog) -> None:
+    # MiniLM's BERT tokenizer gives the zero-width space no subword; max_length 6 cuts 'Paris'.
+    conll = task("conll_ner", "injection_task.max_length=6")
+    tokenizer = load_tokenizer(compose_run("model=minilm").model)
+    names = list(conll.label_names)
+    gold = [["B-PER", "I-PER", "I-PER"], ["B-ORG", "O", "B-MISC", "O", "B-LOC"]]
+    rows = [
+        {"tokens": ["John", "\u200b", "Smith"], "tags": [names.index(t) for t in gold[0]]},
+        {"tokens": ["EU", "rejects", "German", "call", "Paris"],
+         "tags": [names.index(t) for t in gold[1]]},
+    ]  # fmt: skip
+    features = token_tagging.encoder(conll, tokenizer)(
+        {"tokens": [r["tokens"] for r in rows], "tags": [r["tags"] for r in rows]}
+    )
+    labels = np.full((2, 6), -100)
+    for i, sentence in enumerate(features["labels"]):
+        labels[i, : len(sentence)] = sentence
+    # A model right on every word it tags.
+    logits = np.eye(len(names))[np.where(labels == -100, 0, labels)]
+    with caplog.at_level(logging.WARNING):
+        inputs = token_tagging.metric_inputs(conll, EvalPrediction(logits, labels), features, rows)
+    every_word = inputs[MetricInput.every_word_tags]
+    assert every_word == {
+        "predictions": [["B-PER", "O", "I-PER"], ["B-ORG", "O", "B-MISC", "O", "O"]],
+        "references": gold,
+    }
+    # klue_ner and token_f1 keep to the tagged words, as KLUE-baseline.
+    assert inputs[MetricInput.tag_sequences]["references"] == [
+        ["B-PER", "I-PER"], ["B-ORG", "O", "B-MISC", "O"]
+    ]  # fmt: skip
+    # Gold PER[0:3] ORG MISC LOC; predicted PER[0:1] PER[2:3] ORG MISC: 2 right of 4, of 4.
+    assert conlleval(**every_word) == pytest.approx(
+        {"conll_f1": 0.5, "conll_precision": 0.5, "conll_recall": 0.5}
+    )
+    fix = 'conlleval scores each as an "O" prediction against its gold tag, token_f1 and '
+    assert [r.getMessage() for r in caplog.records] == [
+        "conll_ner: 1 words in 1 dev sentences lie past max_length=6 (first: word 5 'Paris' of "
+        f"dev row 2) and are not tagged: {fix}klue_ner leave them out (as KLUE-baseline); "
+        "raise max_length to tag them",
+        "conll_ner: 1 words in 1 dev sentences have no subword (first: word 2 '\\u200b' of dev "
+        f"row 1) and are not tagged: {fix}klue_ner leave them out (as KLUE-baseline); replace "
+        "the characters the tokenizer removes (control, format, combining)",
+    ]
 
 
 def ud_attachment(pred_heads, gold_heads, pred_rels, gold_rels) -> dict[str, float]:

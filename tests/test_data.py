@@ -385,7 +385,10 @@ def test_compute_metrics_for_tagging_skips_ignored_positions() -> None:
     labels = np.array([[-100, b_ps, o, -100], [-100, o, o, -100]])
     predicted = np.array([[o, b_ps, b_ps, o], [b_ps, o, o, b_ps]])  # ignored positions are wrong
     logits = np.eye(len(task.label_names))[predicted]
-    compute = build_compute_metrics(task, Dataset.from_list([{"x": 0}] * 2), [])
+    # Two words each, both tagged (at positions 1 and 2).
+    features = Dataset.from_list([{"input_ids": [2, 5, 6, 3], "tagged_words": [0, 1]}] * 2)
+    rows = [{"tokens": ["a", "b"], "tags": [b_ps, o]}, {"tokens": ["c", "d"], "tags": [o, o]}]
+    compute = build_compute_metrics(task, features, rows)
     metrics = compute(EvalPrediction(predictions=logits, label_ids=labels))
     # Scored tokens: (B-PS->B-PS), (O->B-PS), (O->O), (O->O): 3 of 4 right; non-O: 1 right of 2
     # predicted and 1 reference -> P=1/2, R=1, F1=2/3.

@@ -44,6 +44,10 @@ TINY_INPUTS: dict[MetricInput, dict[str, object]] = {
         "predictions": [["B-PS", "I-PS", "O"], ["O"]],
         "references": [["B-PS", "O", "O"], ["B-LC"]],
     },
+    MetricInput.every_word_tags: {
+        "predictions": [["B-PS", "I-PS", "O"], ["O"]],
+        "references": [["B-PS", "O", "O"], ["B-LC"]],
+    },
     MetricInput.scores: {"predictions": [1.0, 2.5, 4.0], "references": [0.5, 3.0, 4.5]},
     MetricInput.class_probabilities: {
         "predictions": [0, 1, 1],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import logging
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from transformers import EvalPrediction, PreTrainedTokenizerFast
 
     from layerft.task import TaskConfig
+
+log = logging.getLogger(__name__)
 
 
 class SilverTagger(str, Enum):
@@ -98,6 +102,12 @@ def encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast):  # noqa: ANN2
         encoded["labels"] = [
             word_labels(encoded.word_ids(i), tags) for i, tags in enumerate(batch["tags"])
         ]
+        # The words that got a label, in order: a word past max_length or with no subword
+        # (BERT's cleaning removes control, format and combining characters) gets none.
+        encoded["tagged_words"] = [
+            list(dict.fromkeys(w for w in encoded.word_ids(i) if w is not None))
+            for i in range(len(batch["tags"]))
+        ]
         return encoded
 
     return encode
@@ -106,9 +116,10 @@ def encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast):  # noqa: ANN2
 def collator(
     tokenizer: PreTrainedTokenizerFast, pad_to_multiple_of: int | None
 ) -> DropKeysCollator:
-    """Pad input ids, and labels with -100."""
+    """Pad input ids, and labels with -100; the tagged words are for metric_inputs only."""
     return DropKeysCollator(
-        DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+        DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_to_multiple_of),
+        drop=frozenset({"length", "tagged_words"}),
     )
 
 
@@ -142,26 +153,84 @@ def build_head(hidden_size: int, task: TaskConfig) -> nn.Module:
 def metric_inputs(
     task: TaskConfig, prediction: EvalPrediction, features: Dataset, rows: list[Record]
 ) -> MetricInputs:
-    """Argmax tags at the scored positions: flat ids, and tag strings per sentence."""
+    """Argmax tags at the scored positions: flat ids, and tag strings per sentence, of the tagged
+    words only and of every word (an untagged word as an "O" prediction)."""
     predicted = np.asarray(logits_of(prediction)).argmax(-1)  # (batch, seq)
     labels = np.asarray(prediction.label_ids)
     keep = labels != -100
     names = np.asarray(task.label_names)
+    tagged = [names[p[k]].tolist() for p, k in zip(predicted, keep, strict=True)]
+    every_pred: list[list[str]] = []
+    cut, empty = _Untagged(), _Untagged()
+    for index, (row, words, tags, ids) in enumerate(
+        zip(rows, features["tagged_words"], tagged, features["input_ids"], strict=True)
+    ):
+        sentence = ["O"] * len(row["tags"])
+        for word, tag in zip(words, tags, strict=True):
+            sentence[word] = tag
+        every_pred.append(sentence)
+        # Untagged words after the last tagged one were cut when the input is max_length long.
+        last = words[-1] if words else -1
+        for word in sorted(set(range(len(sentence))) - set(words)):
+            (cut if word > last and len(ids) >= task.max_length else empty).add(index, row, word)
+    if cut.words:
+        _warn_untagged(task.name, cut.count(f"lie past max_length={task.max_length}"),
+                       "raise max_length to tag them")  # fmt: skip
+    if empty.words:
+        _warn_untagged(task.name, empty.count("have no subword"),
+                       "replace the characters the tokenizer removes (control, format, combining)")  # fmt: skip
     return {
         MetricInput.class_ids: {
             "predictions": predicted[keep].tolist(),
             "references": labels[keep].tolist(),
         },
+        # KLUE-baseline scores only the characters that fit (its gold is cut to the predictions),
+        # so klue_ner and token_f1 read the tagged words.
         MetricInput.tag_sequences: {
-            "predictions": [names[p[k]].tolist() for p, k in zip(predicted, keep, strict=True)],
+            "predictions": tagged,
             "references": [names[r[k]].tolist() for r, k in zip(labels, keep, strict=True)],
+        },
+        # conlleval defines its score over every token: an untagged word keeps its gold chunk in
+        # the recall's denominator.
+        MetricInput.every_word_tags: {
+            "predictions": every_pred,
+            "references": [names[row["tags"]].tolist() for row in rows],
         },
     }
 
 
+@dataclass
+class _Untagged:
+    """Dev words the model does not tag, for one warning: how many, in how many sentences."""
+
+    words: int = 0
+    sentences: set[int] = field(default_factory=set)
+    first: str = ""
+
+    def add(self, index: int, row: Record, word: int) -> None:
+        self.words += 1
+        self.sentences.add(index)
+        self.first = self.first or f"word {word + 1} {row['tokens'][word]!r} of dev row {index + 1}"
+
+    def count(self, why: str) -> str:
+        return (
+            f"{self.words} words in {len(self.sentences)} dev sentences {why} (first: {self.first})"
+        )
+
+
+@functools.cache  # once per task and count, not at every evaluation
+def _warn_untagged(task: str, what: str, fix: str) -> None:
+    log.warning(
+        "%s: %s and are not tagged: conlleval scores each as an \"O\" prediction against its gold "
+        "tag, token_f1 and klue_ner leave them out (as KLUE-baseline); %s", task, what, fix,
+    )  # fmt: skip
+
+
 KIND = Kind(
     name=TaskKind.token_tagging,
-    provides=frozenset({MetricInput.class_ids, MetricInput.tag_sequences}),
+    provides=frozenset(
+        {MetricInput.class_ids, MetricInput.tag_sequences, MetricInput.every_word_tags}
+    ),
     label_keys=("labels",),
     check=check,
     normalise=normalise,

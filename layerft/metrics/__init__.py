@@ -28,6 +28,9 @@ class MetricInput(str, Enum):
 
     class_ids = "class_ids"  # predictions, references: flat label ids
     tag_sequences = "tag_sequences"  # predictions, references: per-sentence tag strings
+    # tag_sequences over every word of the sentence: a word the model does not tag (past
+    # max_length, or with no subword) is an "O" prediction against its gold tag
+    every_word_tags = "every_word_tags"
     scores = "scores"  # predictions, references: real-valued scores
     # predictions, references: label ids; probabilities: per-class lists; no_relation_id: int
     class_probabilities = "class_probabilities"
@@ -95,8 +98,9 @@ METRICS: Mapping[str, MetricSpec] = _registry(
         MetricInput.scored_answers,
     ),
     # CoNLL's: conlleval's chunk F1 (CoNLL-2000/2003), CoNLL 2018 UD attachment (gold words).
+    # conlleval scores every token of the file, so it reads every word.
     conlleval=MetricSpec(
-        ("conll_f1", "conll_precision", "conll_recall"), MetricInput.tag_sequences
+        ("conll_f1", "conll_precision", "conll_recall"), MetricInput.every_word_tags
     ),
     ud_attachment=MetricSpec(("ud_uas", "ud_las"), MetricInput.arcs),
 )

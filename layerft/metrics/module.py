@@ -30,6 +30,7 @@ FEATURES: Mapping[MetricInput, tuple[FeatureType, FeatureType]] = MappingProxyTy
     {
         MetricInput.class_ids: (_INT, _INT),
         MetricInput.tag_sequences: (datasets.Sequence(_TEXT), datasets.Sequence(_TEXT)),
+        MetricInput.every_word_tags: (datasets.Sequence(_TEXT), datasets.Sequence(_TEXT)),
         MetricInput.scores: (_FLOAT, _FLOAT),
         MetricInput.class_probabilities: (_INT, _INT),
         MetricInput.arcs: (datasets.Sequence(_INT), datasets.Sequence(_INT)),
