@@ -39,7 +39,7 @@ from layerft.task import TaskConfig
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation")
-TOKENIZED_FORMAT_VERSION = "3"  # bump when tokenization changes, to invalidate cached files
+TOKENIZED_FORMAT_VERSION = "4"  # bump when tokenization changes, to invalidate cached files
 
 
 @dataclass
