@@ -33,6 +33,7 @@ from layerft.config import (
     drop_disabled_stages,
     to_run_config,
 )
+from layerft.credentials import mask_credentials
 from layerft.data import TaskData, load_task_data
 from layerft.errors import LayerftError, traceback_wanted
 from layerft.heads import TaskModel, build_task_model, encoder_layers
@@ -458,12 +459,13 @@ def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str,
         if group.split("@")[-1] in {*GROUP_SCHEMAS, "injection_lr_schedule"}
     }
     overrides = list(hydra.overrides.task)
+    recorded = mask_credentials(overrides)  # what metrics.json / failed.json keep
     multirun = hydra.mode == RunMode.MULTIRUN
     sweep_dir = hydra.sweep.dir if multirun else None
     sweep_name = hydra.runtime.choices.get("sweep") or sweep_dir  # the W&B group
     entries: dict[str, Any] = {
         "run/choices": choices,
-        "run/overrides": overrides,
+        "run/overrides": recorded,
         "run/seed": cfg.get("seed"),
         "run/sweep": sweep_name,
     }
@@ -477,7 +479,7 @@ def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str,
                 f"target/eval_{run_cfg.target_task.best_metric}",
                 run_cfg.target_task.best_is_higher,
             )
-            record = RunRecord.of(resolved, choices, overrides, selection, sweep_name)
+            record = RunRecord.of(resolved, choices, recorded, selection, sweep_name)
             entries = record.entries()
             metrics = run(run_cfg, run_dir, resolved, record, sweep_dir)
     except Exception as err:

@@ -42,6 +42,7 @@ from layerft.config import (
 
 if TYPE_CHECKING:
     from layerft.aggregate import Aggregate
+from layerft.credentials import mask_credentials
 from layerft.errors import LayerftError
 from layerft.file_lock import held_lock
 from layerft.results import FAILED_FILE, FINGERPRINT_KEY, METRICS_FILE, config_fingerprint
@@ -454,7 +455,7 @@ def log_results_table(
     # What the table's difference columns compare with, which differs between aggregations.
     config = {
         "sweep": grid,
-        "overrides": list(overrides),
+        "overrides": mask_credentials(overrides),
         "baseline": result.baseline,
         "heatmap": list(result.heatmap) if result.heatmap else None,
     }

@@ -1,7 +1,8 @@
 """The `tracker` config group: one Weights & Biases run per train.py run, or none.
 
 Credentials never pass through here: W&B reads its key from its own environment or netrc, and
-only the composed config (which has no credential keys) is sent.
+only the composed config (which has no credential keys) is sent; W&B's metadata (which records the
+command line) is off when the command line sets a credential (`hydra.job.env_set.WANDB_API_KEY=`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 import netrc
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from omegaconf import MISSING
 
+from layerft.credentials import is_credential
 from layerft.network import unreachable
 
 if TYPE_CHECKING:
@@ -220,9 +223,13 @@ def start_tracker(
             id=run_id,
             resume="allow" if run_id else None,
             reinit="finish_previous",
-            settings=wandb.Settings(console="off", x_disable_stats=True, silent=True),
+            settings=wandb.Settings(
+                console="off", x_disable_stats=True, silent=True, x_disable_meta=secret_in_argv
+            ),
         )
 
+    # W&B's metadata records the command line: off when that holds a credential.
+    secret_in_argv = any(is_credential(arg) for arg in sys.argv[1:])
     mode = resolve_mode(cfg)
     url = os.environ.get("WANDB_BASE_URL") or WANDB_URL
     if mode == "online" and (reason := unreachable(url)):

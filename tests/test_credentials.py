@@ -1,0 +1,118 @@
+"""A credential given on the command line never reaches a results file or the tracker."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import wandb
+from compose import CONF
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import open_dict
+
+from layerft import sweep, tracker
+from layerft.credentials import mask_credentials
+from layerft.run import run_from_hydra
+from layerft.tracker import TrackerBackend, TrackerConfig, TrackerMode, start_tracker
+
+FAKE = "sk-FAKE-1234"
+
+
+def test_only_overrides_named_like_a_credential_are_masked() -> None:
+    overrides = [
+        f"+tracker.api_key={FAKE}",
+        f"+hydra.job.env_set.WANDB_API_KEY={FAKE}",
+        f"hydra.job.env_set.HF_TOKEN={FAKE}",
+        f"++model.password={FAKE}",
+        "model=tiny",
+        "target_task.tokens_column=words",  # a word of the key, not a substring, names a credential
+        "seed=1",
+    ]
+    assert mask_credentials(overrides) == [
+        "+tracker.api_key=***",
+        "+hydra.job.env_set.WANDB_API_KEY=***",
+        "hydra.job.env_set.HF_TOKEN=***",
+        "++model.password=***",
+        "model=tiny",
+        "target_task.tokens_column=words",
+        "seed=1",
+    ]
+
+
+@pytest.fixture
+def wandb_settings(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """wandb.init stand-in that keeps the settings it was given (offline, so nothing is reached)."""
+    settings: list[Any] = []
+
+    def init(dir: str, **kwargs: Any) -> Any:
+        settings.append(kwargs["settings"])
+        return SimpleNamespace(id="abc", dir=dir)
+
+    monkeypatch.setattr(wandb, "init", init)
+    return settings
+
+
+@pytest.mark.parametrize(
+    ("argv", "metadata"),
+    [
+        (["train.py", "tracker=wandb"], True),
+        (["train.py", "tracker=wandb", f"+hydra.job.env_set.WANDB_API_KEY={FAKE}"], False),
+    ],
+)
+def test_wandb_records_no_metadata_when_the_command_line_holds_a_credential(
+    tmp_path: Path, monkeypatch, wandb_settings: list[Any], argv: list[str], metadata: bool
+) -> None:
+    monkeypatch.setattr(sys, "argv", argv)  # W&B's metadata records it
+    cfg = TrackerConfig(name="wandb", backend=TrackerBackend.wandb, mode=TrackerMode.offline)
+    start_tracker(cfg, tmp_path, {}, {}, "a run", None, "target", {})
+    [settings] = wandb_settings
+    assert settings.x_disable_meta is not metadata
+
+
+def test_a_refused_credential_override_is_masked_in_failed_json(tmp_path: Path) -> None:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=["model=tiny", "tracker=none", f"+tracker.api_key={FAKE}"],
+            return_hydra_config=True,
+        )
+    with open_dict(cfg):  # what Hydra's launcher sets before it calls the task function
+        cfg.hydra.runtime.output_dir = str(tmp_path)
+        cfg.hydra.mode = RunMode.MULTIRUN
+        cfg.hydra.sweep.dir = str(tmp_path)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    try:
+        assert run_from_hydra(cfg, isolate_failures=True) is None
+    finally:
+        HydraConfig.instance().cfg = None  # other tests see no Hydra run
+    text = (tmp_path / "failed.json").read_text()
+    assert FAKE not in text
+    assert "+tracker.api_key=***" in json.loads(text)["run/overrides"]
+
+
+def test_the_sweep_results_run_config_masks_a_credential(tmp_path: Path, monkeypatch) -> None:
+    configs: list[dict[str, Any]] = []
+
+    def start(cfg: TrackerConfig, run_dir: Path, config: dict[str, Any], *args: Any) -> Any:
+        configs.append(config)
+        raise StopIteration  # the results table itself is not needed
+
+    monkeypatch.setattr(tracker, "start_tracker", start)
+    result = SimpleNamespace(baseline={}, heatmap=None)
+    overrides = ["tracker=wandb", "seed=1", f"+hydra.job.env_set.WANDB_API_KEY={FAKE}"]
+    with pytest.raises(StopIteration):
+        sweep.log_results_table("demo", overrides, tmp_path, result)  # type: ignore[arg-type]
+    [config] = configs
+    assert config["overrides"] == [
+        "tracker=wandb",
+        "seed=1",
+        "+hydra.job.env_set.WANDB_API_KEY=***",
+    ]
