@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
+import yaml
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from omegaconf import MISSING, BooleanNode, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
@@ -95,9 +97,15 @@ def check_known_keys(node: DictConfig, key: str = "") -> None:
             check_known_keys(child, f"{parent}{name}")
 
 
+# What composing the config raises for bad input: an override, a group option, a file's YAML.
+CONFIG_ERRORS = (HydraException, OmegaConfBaseException, yaml.YAMLError)
+
+
 def config_error_line(err: Exception) -> str:
     """One line for an error Hydra or OmegaConf raises while composing the config: the override at
     fault and what it takes, without the schema's type lines and Hydra's search path."""
+    if isinstance(err, yaml.YAMLError):
+        return yaml_error_line(err)
     message = str(err)
     missing = re.search(r"Could not find '(.+)/([^/']+)'", message)
     if missing:  # an unknown group option; Hydra lists the group's options, one per line
@@ -117,6 +125,16 @@ def config_error_line(err: Exception) -> str:
     if isinstance(cause, OmegaConfBaseException):  # why the override failed (its first line)
         text += f": {str(cause).splitlines()[0]}"
     return text or type(err).__name__
+
+
+def yaml_error_line(err: yaml.YAMLError) -> str:
+    """`file:line:column: not valid YAML: ...` for a config file YAML cannot parse."""
+    mark = getattr(err, "problem_mark", None)
+    where = f"{mark.name}:{mark.line + 1}:{mark.column + 1}" if mark else "a config file"
+    reason = ": ".join(
+        str(part) for part in (getattr(err, "context", None), getattr(err, "problem", None)) if part
+    )
+    return f"{where}: not valid YAML ({reason or type(err).__name__}); fix the file"
 
 
 def check_switch_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:

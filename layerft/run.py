@@ -19,13 +19,12 @@ import datasets
 import torch
 import transformers
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from layerft.callbacks import MetricSink
 from layerft.config import (
+    CONFIG_ERRORS,
     GROUP_SCHEMAS,
     RunConfig,
     check_switch_overrides,
@@ -420,7 +419,7 @@ def config_errors_exit() -> Iterator[None]:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         yield
-    except (HydraException, OmegaConfBaseException) as err:
+    except CONFIG_ERRORS as err:
         if traceback_wanted():
             traceback.print_exc()
         print(f"error: {config_error_line(err)}", file=sys.stderr)

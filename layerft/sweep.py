@@ -28,12 +28,11 @@ import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from layerft.config import (
+    CONFIG_ERRORS,
     check_switch_overrides,
     config_error_line,
     register_configs,
@@ -379,7 +378,7 @@ def main(argv: Sequence[str]) -> int:
     except LayerftError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except (HydraException, OmegaConfBaseException) as err:
+    except CONFIG_ERRORS as err:
         print(f"error: {config_error_line(err)}", file=sys.stderr)
         return 2
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 from compose import CONF, compose_run
@@ -13,6 +15,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 
 from layerft.config import GROUP_SCHEMAS, check_switch_overrides, config_error_line
 from layerft.errors import LayerftError
+from layerft.run import config_errors_exit
 from layerft.sweep import expand
 
 
@@ -111,6 +114,27 @@ def test_bad_overrides_fail_at_composition_in_one_line(override: str, line: str)
         compose_run(override)
     assert config_error_line(info.value).startswith(line)
     assert "\n" not in config_error_line(info.value)
+
+
+def test_a_task_file_that_is_not_yaml_is_one_line_naming_its_line_and_exit_2(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    # Writing a task YAML is how a task is added, so a typo in one is a common mistake.
+    conf = Path(shutil.copytree(CONF, tmp_path / "conf"))
+    broken = conf / "target_task" / "broken.yaml"
+    broken.write_text("defaults: [/base_target_task, _self_]\nlabel_names: [a, b\nlr: 1\n")
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with (
+        pytest.raises(SystemExit) as exit_info,
+        config_errors_exit(),
+        initialize_config_dir(config_dir=str(conf), version_base="1.3"),
+    ):
+        compose("config", overrides=["target_task=broken"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"error: {broken}:3:3: not valid YAML (while parsing a flow sequence: expected ',' or "
+        "']', but got ':'); fix the file\n"
+    )
 
 
 @pytest.mark.parametrize(

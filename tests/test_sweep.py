@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -23,6 +24,7 @@ from conftest import SHRINK, run_sweep, script_env, sweep_command
 from wandb_records import records_by_kind, wandb_items
 
 from layerft import stage1 as stage1_module
+from layerft import sweep as sweep_module
 from layerft.errors import LayerftError
 from layerft.layer_split import InjectedWeights, Stage1Split, Stage2Split
 from layerft.results import config_fingerprint
@@ -612,3 +614,29 @@ def test_force_reruns_in_the_job_folders_it_would_skip() -> None:
     args = hydra_args("demo", ["seed=1"], Path("x"), force=True)
     [exclude] = [a for a in args if a.startswith("hydra.job.config.override_dirname.exclude_keys")]
     assert "force_rerun" in exclude and "force_rerun=true" in args
+
+
+@pytest.fixture
+def grid_conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of conf/ that sweep.py reads in this process, for grid files a test writes."""
+    conf = Path(shutil.copytree(sweep_module.CONF, tmp_path / "conf"))
+    monkeypatch.setattr(sweep_module, "CONF", conf)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    return conf
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "# @package _global_\nhydra:\n  sweeper:\n    params: [seed\n  bad: 1\n",
+            "bad.yaml:5:6: not valid YAML (while parsing a flow sequence: expected ',' or ']', "
+            "but got ':'); fix the file",
+        ),
+    ],
+)
+def test_a_bad_grid_file_is_one_line_naming_it_and_exit_2(grid_conf, capsys, text, message) -> None:
+    (grid_conf / "sweep" / "bad.yaml").write_text(text)
+    assert sweep_module.main(["bad", "--dry-run"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == f"error: {grid_conf / 'sweep' / 'bad.yaml'}{message[len('bad.yaml') :]}"
