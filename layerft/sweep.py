@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import hydra
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
@@ -94,9 +95,25 @@ def grid_names() -> list[str]:
 
 
 def check_grid(grid: str) -> None:
+    """The grid exists, is YAML, and is a global package with `hydra.sweeper.params` (without them
+    Hydra's error is about a key 'sweep' in the config)."""
     if grid not in grid_names():
         raise LayerftError(
             f"no grid '{grid}' in {CONF / 'sweep'}; grids: {', '.join(grid_names())}"
+        )
+    path = CONF / "sweep" / f"{grid}.yaml"
+    with path.open(encoding="utf-8") as stream:  # a YAML error names the file
+        text = stream.read()
+        stream.seek(0)
+        data = yaml.safe_load(stream)
+    sweeper = data.get("hydra") if isinstance(data, dict) else None
+    sweeper = sweeper.get("sweeper") if isinstance(sweeper, dict) else None
+    if not re.search(r"^#\s*@package\s+_global_\s*$", text, re.M) or not (
+        isinstance(sweeper, dict) and "params" in sweeper
+    ):
+        raise LayerftError(
+            f"{path}: a grid starts with '# @package _global_' and sets hydra.sweeper.params "
+            "(key: comma list); see conf/sweep/demo.yaml"
         )
 
 

@@ -625,6 +625,12 @@ def grid_conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return conf
 
 
+GRID_SHAPE = (
+    "bad.yaml: a grid starts with '# @package _global_' and sets hydra.sweeper.params "
+    "(key: comma list); see conf/sweep/demo.yaml"
+)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -633,6 +639,9 @@ def grid_conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             "bad.yaml:5:6: not valid YAML (while parsing a flow sequence: expected ',' or ']', "
             "but got ':'); fix the file",
         ),
+        ("", GRID_SHAPE),  # an empty file: Hydra's error was "Key 'sweep' not in 'RunConfig'"
+        ("hydra:\n  sweeper:\n    params:\n      seed: 1,2\n", GRID_SHAPE),  # no header
+        ("# @package _global_\nseed: 1\n", GRID_SHAPE),  # no params
     ],
 )
 def test_a_bad_grid_file_is_one_line_naming_it_and_exit_2(grid_conf, capsys, text, message) -> None:
