@@ -152,6 +152,14 @@ def _from_pretrained(loader: Any, cfg: ModelConfig, cache_dir: Path | None, **kw
             trust_remote_code=cfg.trust_remote_code,
             **kwargs,
         )
+    except ValueError as err:
+        if "trust_remote_code" not in str(err):
+            raise
+        # transformers refused to run the model's own code: only the user can vouch for it.
+        raise LayerftError(
+            f"model '{cfg.name}': {cfg.hub_id} contains custom code (auto_map); set "
+            "model.trust_remote_code=true only if you trust it, as that runs the folder's code"
+        ) from err
     except OSError as err:
         if cfg.hub_id is not None and Path(cfg.hub_id).expanduser().is_dir():
             raise LayerftError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,22 @@ def test_a_local_folder_without_safetensors_or_a_missing_one_says_so(tmp_path: P
     missing = tmp_path / "nowhere"
     with pytest.raises(LayerftError, match=f"^model 'x': model.hub_id {missing}: no such folder$"):
         load_backbone(ModelConfig(name="x", hub_id=str(missing)))
+
+
+def test_a_folder_with_custom_code_is_refused_naming_trust_remote_code(tmp_path: Path) -> None:
+    config = BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32,
+    )  # fmt: skip
+    config.save_pretrained(tmp_path)
+    custom = json.loads((tmp_path / "config.json").read_text())
+    custom |= {"model_type": "evil", "auto_map": {"AutoConfig": "evil.EvilConfig"}}
+    (tmp_path / "config.json").write_text(json.dumps(custom))
+    (tmp_path / "evil.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w')\n")
+    with pytest.raises(LayerftError) as info:
+        max_sequence_length(ModelConfig(name="evil", hub_id=str(tmp_path)))
+    assert str(info.value) == (
+        f"model 'evil': {tmp_path} contains custom code (auto_map); set "
+        "model.trust_remote_code=true only if you trust it, as that runs the folder's code"
+    )
+    assert not (tmp_path / "ran").exists()
