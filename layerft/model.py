@@ -161,6 +161,11 @@ def _from_pretrained(loader: Any, cfg: ModelConfig, cache_dir: Path | None, **kw
             "model.trust_remote_code=true only if you trust it, as that runs the folder's code"
         ) from err
     except OSError as err:
+        if status := refused_status(err):  # transformers calls this "a connection error"
+            raise LayerftError(
+                f"model '{cfg.name}': the hub refused '{cfg.hub_id}' (HTTP {status}: "
+                "authentication or access); check HF_TOKEN, or accept the model's terms on its page"
+            ) from err
         if cfg.hub_id is not None and Path(cfg.hub_id).expanduser().is_dir():
             raise LayerftError(
                 f"model '{cfg.name}': could not load the folder {cfg.hub_id} ({first_line(err)}); "
@@ -205,6 +210,17 @@ def probe_endpoint(endpoint: str) -> str | None:
     """Why `endpoint` gives no HTTP answer, or None when it answers (any status)."""
     reason = unreachable(endpoint)
     return None if reason is None else f"{endpoint} does not answer: {reason}"
+
+
+def refused_status(err: BaseException) -> int | None:
+    """401 or 403 anywhere in the error's chain: the hub answered but refused the token or access."""
+    cause: BaseException | None = err
+    while cause is not None:
+        status = getattr(getattr(cause, "response", None), "status_code", None)
+        if status in (401, 403):
+            return int(status)
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def first_line(err: Exception) -> str:

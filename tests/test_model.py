@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
 from compose import compose_run
 from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
 
+from layerft import model as model_module
 from layerft.errors import LayerftError
 from layerft.model import ModelConfig, check_max_length, load_backbone, max_sequence_length
 
@@ -108,3 +111,19 @@ def test_a_folder_with_custom_code_is_refused_naming_trust_remote_code(tmp_path:
         "model.trust_remote_code=true only if you trust it, as that runs the folder's code"
     )
     assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_hub_refusal_says_authentication_or_access_not_connection(status: int) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        http = RuntimeError("Client error")  # huggingface_hub's HfHubHTTPError carries `response`
+        http.response = SimpleNamespace(status_code=status)  # type: ignore[attr-defined]
+        raise OSError("There was a specific connection error when trying to load x:") from http
+
+    cfg = ModelConfig(name="gated", hub_id="org/gated")
+    with pytest.raises(LayerftError) as info:
+        model_module._from_pretrained(SimpleNamespace(from_pretrained=refuse), cfg, None)
+    assert str(info.value) == (
+        f"model 'gated': the hub refused 'org/gated' (HTTP {status}: authentication or access); "
+        "check HF_TOKEN, or accept the model's terms on its page"
+    )
