@@ -40,7 +40,11 @@ class Stage1Split:
 
     def __post_init__(self) -> None:
         if (self.num_lower is None) == (self.fraction is None):
-            raise LayerftError("layer_split: set exactly one of num_lower, fraction")
+            raise LayerftError(
+                "layer_split: set exactly one of num_lower, fraction (got num_lower="
+                f"{self.num_lower}, fraction={self.fraction}; to use a fraction, add "
+                "layer_split.stage1.num_lower=null)"
+            )
         if self.num_lower is not None and self.num_lower < 1:
             raise LayerftError(f"layer_split: num_lower must be >= 1, got {self.num_lower}")
         if self.fraction is not None and not 0 < self.fraction <= 1:

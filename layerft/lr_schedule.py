@@ -73,8 +73,9 @@ class ScheduleConfig:
             raise LayerftError(f"{where}: warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if not 0 < self.layer_decay <= 1:
             raise LayerftError(f"{where}: layer_decay must be in (0, 1], got {self.layer_decay}")
-        if min(vars(self.multipliers).values()) <= 0:
-            raise LayerftError(f"{where}: every multipliers.* must be > 0")
+        for part, value in vars(self.multipliers).items():
+            if value <= 0:
+                raise LayerftError(f"{where}: multipliers.{part} must be > 0, got {value}")
 
 
 def part_lr_multipliers(

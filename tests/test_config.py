@@ -191,7 +191,12 @@ def test_a_group_schema_is_neither_an_option_nor_offered(override: str) -> None:
         (["target_task.label_names=[a]"], "target_task.label_names needs at least 2 labels"),
         (
             ["layer_split.stage1.fraction=0.5"],
-            "layer_split.stage1: set exactly one of num_lower, fraction",
+            "layer_split.stage1: set exactly one of num_lower, fraction (got num_lower=1, "
+            "fraction=0.5; to use a fraction, add layer_split.stage1.num_lower=null)",
+        ),
+        (
+            ["lr_schedule=discriminative", "lr_schedule.multipliers.head=-2"],
+            "lr_schedule.multipliers.head must be > 0, got -2.0",
         ),
         (["layer_split.stage1.num_lower=0"], "layer_split.stage1.num_lower must be >= 1"),
         (["layer_split.stage2.lr_multiplier=0"], "layer_split.stage2.lr_multiplier must be > 0"),
