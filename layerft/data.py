@@ -136,6 +136,8 @@ def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str,
                 f"{group}.data_files.{split} is not set (give a file for every split)"
             )
         resolved = Path(path).expanduser()
+        if not resolved.exists():
+            raise LayerftError(f"{group}.data_files.{split}: no such file {resolved}")
         return read_records(resolved, text_columns=task.text_columns), str(resolved)
     if source == "data_dir":
         name = task.release_files.get(split)
@@ -145,6 +147,10 @@ def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str,
                 f"folder layout for {group}.data_dir; give files with {group}.data_files.{split}=..."
             )
         path = Path(task.data_dir or "").expanduser() / name
+        if not path.exists():
+            raise LayerftError(
+                f"{group}.data_dir: no {name} in {path.parent} ({group}.release_files.{split})"
+            )
         records = RELEASE_READERS[task.release_format](path)
         return [_rename(r, task.release_rename) for r in records], str(path)
     if source == "generator":

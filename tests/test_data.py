@@ -79,6 +79,15 @@ def test_one_file_for_train_and_validation_is_warned(tmp_path, caplog) -> None:
     assert "target_task: train and validation are the same file" in caplog.text
 
 
+def test_a_missing_data_file_names_its_key(tmp_path, caplog) -> None:
+    task = snli_task(tmp_path, [row(0), row(1)])
+    task.data_files["validation"] = str(tmp_path / "nope.jsonl")
+    with pytest.raises(
+        LayerftError, match="^target_task.data_files.validation: no such file .*nope"
+    ):
+        load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache", seed=0)
+
+
 def test_dev_examples_copied_from_train_are_counted_in_a_warning(tmp_path, caplog) -> None:
     train = [row(i % 3, premise=f"p{i}") for i in range(6)]
     # Two copies (columns in another order, too), one same text with another label, one new.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import warnings
 from pathlib import Path
 
@@ -279,7 +280,11 @@ def test_a_missing_extra_split_stops_the_run_before_training(tmp_path: Path) -> 
         "target_task=glue_mnli", f"target_task.data_dir={folder}",
     )  # fmt: skip
     with pytest.raises(
-        LayerftError, match=f"^data file not found: {folder / 'dev_mismatched.tsv'}$"
+        LayerftError,
+        match=re.escape(
+            f"target_task.data_dir: no dev_mismatched.tsv in {folder} "
+            "(target_task.release_files.mismatched)"
+        ),
     ):
         load_stage_data(cfg)  # the data of both stages is read before anything trains
     cfg = compose_run(
