@@ -37,6 +37,7 @@ from layerft.data import TaskData, load_task_data
 from layerft.errors import LayerftError, traceback_wanted
 from layerft.heads import TaskModel, build_task_model, encoder_layers
 from layerft.layer_split import (
+    InjectedPolicy,
     InjectedWeights,
     apply_injected_policy,
     extract_injected,
@@ -46,7 +47,7 @@ from layerft.layer_split import (
     resolve_num_lower,
     transplant,
 )
-from layerft.lr_schedule import combine_multipliers, part_lr_multipliers
+from layerft.lr_schedule import PartScaling, combine_multipliers, part_lr_multipliers
 from layerft.model import check_max_length, load_backbone, load_tokenizer
 from layerft.parts import layer_part, set_trainable
 from layerft.phase import run_phase
@@ -64,7 +65,7 @@ from layerft.results import (
 from layerft.stage1 import Stage1Key, Stage1Outcome, Stage1Store, obtain_stage1
 from layerft.task import TaskConfig
 from layerft.tracker import NoTracker, Tracker, remove_stale_runs, start_tracker, wandb_runs
-from layerft.tuning_mode import apply_tuning_mode
+from layerft.tuning_mode import TuningMethod, apply_tuning_mode
 
 log = logging.getLogger(__name__)
 
@@ -435,12 +436,47 @@ def resolve_config(cfg: DictConfig) -> dict[str, Any]:
     return resolved
 
 
-def warn_unused_stage1_overrides(cfg: RunConfig, overrides: list[str]) -> None:
-    """Say so when `injection_task.*` overrides meet `injection_task=none` (allowed, so that one
-    grid can mix stage-1 tasks and none, but they change nothing)."""
-    unused = [o for o in overrides if o.lstrip("+~").startswith("injection_task.")]
-    if cfg.injection_task is None and unused:
-        log.warning("injection_task=none: no stage 1, so %s change nothing", " ".join(unused))
+def inert_settings(cfg: RunConfig) -> list[tuple[str, str]]:
+    """The keys this run's choices never read, each with the choice that ignores it: settings of
+    another method, scaling or policy (allowed, so that one grid can mix them, but inert here).
+    A key ending in "." stands for every key under it."""
+    method, policy = cfg.tuning_mode.method, cfg.layer_split.stage2.policy
+    inert = []
+    if cfg.injection_task is None:
+        inert.append(("injection_task.", "injection_task=none: no stage 1"))
+    if method != TuningMethod.lora:
+        inert.append(("tuning_mode.lora.", f"tuning_mode={cfg.tuning_mode.name} adds no LoRA"))
+    if method != TuningMethod.adapter:
+        inert.append(
+            ("tuning_mode.adapter.", f"tuning_mode={cfg.tuning_mode.name} adds no adapter")
+        )
+    if method not in (TuningMethod.lora, TuningMethod.adapter):
+        inert.append(("tuning_mode.layers", f"tuning_mode={cfg.tuning_mode.name} adds no modules"))
+    for group, schedule in (("lr_schedule", cfg.lr_schedule),
+                            ("injection_lr_schedule", cfg.injection_lr_schedule)):  # fmt: skip
+        scaling = f"{group}={schedule.name} scales by {schedule.scaling.value}"
+        if schedule.scaling != PartScaling.discriminative:
+            inert.append((f"{group}.multipliers.", scaling))
+        if schedule.scaling != PartScaling.layerwise_decay:
+            inert.append((f"{group}.layer_decay", scaling))
+    if policy != InjectedPolicy.scale:
+        inert.append(
+            ("layer_split.stage2.lr_multiplier", f"layer_split.stage2.policy={policy.value}")
+        )
+    return inert
+
+
+def warn_inert_overrides(cfg: RunConfig, overrides: list[str]) -> None:
+    """Say so when a command-line override sets a key this run's choices never read
+    (`tuning_mode.lora.rank=4` under tuning_mode=full): the run is not the variant it names."""
+    for prefix, why in inert_settings(cfg):
+        unused = [
+            o for o in overrides
+            if (key := o.lstrip("+~").split("=", 1)[0]) == prefix
+            or (prefix.endswith(".") and key.startswith(prefix))
+        ]  # fmt: skip
+        if unused:
+            log.warning("%s, so %s change nothing", why, " ".join(unused))
 
 
 def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str, float] | None:
@@ -473,7 +509,7 @@ def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str,
             run_cfg = to_run_config(cfg)
             check_switch_overrides(cfg, overrides)
             resolved = resolve_config(cfg)
-            warn_unused_stage1_overrides(run_cfg, overrides)
+            warn_inert_overrides(run_cfg, overrides)
             selection = (
                 f"target/eval_{run_cfg.target_task.best_metric}",
                 run_cfg.target_task.best_is_higher,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -15,7 +16,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 
 from layerft.config import GROUP_SCHEMAS, check_switch_overrides, config_error_line
 from layerft.errors import LayerftError
-from layerft.run import config_errors_exit
+from layerft.run import config_errors_exit, warn_inert_overrides
 from layerft.sweep import expand
 
 
@@ -265,3 +266,31 @@ def test_config_never_holds_credentials() -> None:
     assert names and not [k for k in names if re.search(r"key$|token$|password|secret", k)]
     with pytest.raises((ConfigCompositionException, ConfigKeyError, ValidationError)):
         compose_run("tracker.api_key=abc")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "warning"),
+    [
+        (["tuning_mode=full", "tuning_mode.lora.rank=4"],
+         "tuning_mode=full adds no LoRA, so tuning_mode.lora.rank=4 change nothing"),
+        (["tuning_mode=lora", "+tuning_mode.adapter.bottleneck=4"],
+         "tuning_mode=lora adds no adapter, so +tuning_mode.adapter.bottleneck=4 change nothing"),
+        (["lr_schedule=linear", "lr_schedule.multipliers.head=0.5", "lr_schedule.layer_decay=0.5"],
+         "lr_schedule=linear scales by uniform, so lr_schedule.multipliers.head=0.5 change nothing"),
+        (["lr_schedule=linear", "lr_schedule.layer_decay=0.5"],
+         "lr_schedule=linear scales by uniform, so lr_schedule.layer_decay=0.5 change nothing"),
+        (["layer_split.stage2.lr_multiplier=0.1"],
+         "layer_split.stage2.policy=freeze, so layer_split.stage2.lr_multiplier=0.1 change nothing"),
+        (["injection_task=none", "injection_task.epochs=1"],
+         "injection_task=none: no stage 1, so injection_task.epochs=1 change nothing"),
+        # Settings the run reads: no warning.
+        (["tuning_mode=lora", "tuning_mode.lora.rank=4", "tuning_mode.layers=top"], None),
+        (["lr_schedule=discriminative", "lr_schedule.multipliers.head=0.5"], None),
+        (["layer_split.stage2.policy=scale", "layer_split.stage2.lr_multiplier=0.1"], None),
+        (["injection_task=none", "tuning_mode=top_adapter", "tuning_mode.adapter.bottleneck=4"], None),
+    ],
+)  # fmt: skip
+def test_an_override_the_run_never_reads_is_warned(overrides, warning, caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="layerft.run"):
+        warn_inert_overrides(compose_run(*overrides), overrides)
+    assert ([warning] if warning else []) == [r.getMessage() for r in caplog.records][:1]
