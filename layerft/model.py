@@ -172,6 +172,13 @@ def _from_pretrained(loader: Any, cfg: ModelConfig, cache_dir: Path | None, **kw
                 "it needs config.json, the tokenizer's files and model.safetensors (weights load "
                 "as safetensors only: convert a .bin with safetensors.torch.save_file)"
             ) from err
+        if "model.safetensors" in str(err):  # found, but with .bin weights only
+            raise LayerftError(
+                f"model '{cfg.name}': '{cfg.hub_id}' has no model.safetensors at revision "
+                f"{cfg.revision or 'main'} (weights load as safetensors only); set model.revision "
+                "to one that has it (the hub's conversion pull request, refs/pr/<n>), or convert "
+                "the .bin into a local folder with safetensors.torch.save_file"
+            ) from err
         raise _unreachable(cfg, first_line(err)) from err
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import huggingface_hub
 import pytest
 import torch
 from compose import compose_run
@@ -113,8 +114,14 @@ def test_a_folder_with_custom_code_is_refused_naming_trust_remote_code(tmp_path:
     assert not (tmp_path / "ran").exists()
 
 
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HF_HUB_OFFLINE, as CI sets it: no reachability check of the hub before the loader runs."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
 @pytest.mark.parametrize("status", [401, 403])
-def test_a_hub_refusal_says_authentication_or_access_not_connection(status: int) -> None:
+def test_a_hub_refusal_says_authentication_or_access_not_connection(status: int, offline) -> None:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         http = RuntimeError("Client error")  # huggingface_hub's HfHubHTTPError carries `response`
         http.response = SimpleNamespace(status_code=status)  # type: ignore[attr-defined]
@@ -126,4 +133,23 @@ def test_a_hub_refusal_says_authentication_or_access_not_connection(status: int)
     assert str(info.value) == (
         f"model 'gated': the hub refused 'org/gated' (HTTP {status}: authentication or access); "
         "check HF_TOKEN, or accept the model's terms on its page"
+    )
+
+
+def test_a_hub_model_without_safetensors_names_revision_and_conversion(offline) -> None:
+    def bin_only(*args: Any, **kwargs: Any) -> Any:  # transformers' words for it
+        raise OSError(
+            "org/old does not appear to have a file named model.safetensors. Please do not set "
+            "`use_safetensors=True`."
+        )
+
+    cfg = ModelConfig(name="old", hub_id="org/old")
+    with pytest.raises(LayerftError) as info:
+        model_module._from_pretrained(SimpleNamespace(from_pretrained=bin_only), cfg, None)
+    message = str(info.value)
+    assert message.startswith("model 'old': 'org/old' has no model.safetensors at revision main")
+    assert (
+        "model.revision" in message
+        and "offline" not in message
+        and "use_safetensors" not in message
     )
