@@ -265,19 +265,25 @@ def read_finished(run_dir: Path, fingerprint: str, new_folder: str) -> dict[str,
 
 def record_failure(run_dir: Path, entries: dict[str, Any], err: BaseException) -> None:
     """`failed.json`: the job's record and its error's first line. The log gets the line, and the
-    traceback unless the error is a user error (LayerftError; LAYERFT_TRACEBACK=1 shows it too)."""
+    traceback unless the error is a user error (LayerftError; LAYERFT_TRACEBACK=1 shows it too).
+
+    A failed.json that cannot be written (the same read-only or full disk that failed the job) is
+    logged, not raised: the sweep goes on and reports the job as not run."""
     first = (str(err).strip().splitlines() or [""])[0]
-    write_json_atomic(
-        run_dir / FAILED_FILE,
-        {
-            **entries,
-            "run/error": f"{type(err).__name__}: {first}",
-            "run/error_type": type(err).__name__,
-        },
-    )
     user_error = isinstance(err, LayerftError) and not traceback_wanted()
     trace = "" if user_error else "\n" + traceback.format_exc()
     log.error("job failed (%s): %s%s", run_dir, first, trace)
+    try:
+        write_json_atomic(
+            run_dir / FAILED_FILE,
+            {
+                **entries,
+                "run/error": f"{type(err).__name__}: {first}",
+                "run/error_type": type(err).__name__,
+            },
+        )
+    except LayerftError as write_err:
+        log.error("the failure is not recorded (%s); the job counts as not run", write_err)
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ from layerft.results import (
     RunRecord,
     config_fingerprint,
     read_finished,
+    record_failure,
     run_dir_errors,
     seedless_fingerprint,
     write_json_atomic,
@@ -251,6 +252,19 @@ def test_a_file_where_the_run_dir_should_be_is_one_error(tmp_path: Path) -> None
     path = tmp_path / "taken" / "run" / "metrics.json"
     with pytest.raises(LayerftError, match=f"^cannot write {path}: Not a directory$"):
         write_json_atomic(path, {})
+
+
+def test_a_failure_that_cannot_be_recorded_is_logged_and_does_not_stop_the_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(tempfile, "mkstemp", fail_with(errno.EROFS))  # the disk that failed the job
+    record_failure(tmp_path, {}, LayerftError(f"cannot write {tmp_path}/history.jsonl.partial"))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"job failed ({tmp_path}): cannot write {tmp_path}/history.jsonl.partial",
+        f"the failure is not recorded (cannot write {tmp_path / 'failed.json'}: Read-only file "
+        "system); the job counts as not run",
+    ]
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("content", ['{"target/eval_acc', "[1, 2]"])
