@@ -16,9 +16,11 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +45,15 @@ from layerft.config import (
 if TYPE_CHECKING:
     from layerft.aggregate import Aggregate
 from layerft.credentials import mask_credentials
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, traceback_wanted
 from layerft.file_lock import held_lock
-from layerft.results import FAILED_FILE, FINGERPRINT_KEY, METRICS_FILE, config_fingerprint
+from layerft.results import (
+    FAILED_FILE,
+    FINGERPRINT_KEY,
+    METRICS_FILE,
+    config_fingerprint,
+    file_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -266,15 +274,36 @@ def hydra_args(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool
     ]
 
 
-def run_grid(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool) -> None:
-    """Run the multirun in this process (Hydra's launcher from the config: sequential by default)."""
+def run_grid(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool) -> str | None:
+    """Run the multirun in this process (Hydra's launcher from the config: sequential by default).
+
+    Whatever stops the launch (a job folder that cannot be made, a job whose failure escaped it, a
+    local_parallel job process that died) comes back as one line, not raised: the jobs that
+    finished are still summarised and tabulated."""
     register_configs()
     argv = sys.argv
     sys.argv = [argv[0], *hydra_args(grid, overrides, sweep_dir, force)]
+    own_full_error = "HYDRA_FULL_ERROR" not in os.environ
+    if own_full_error:  # Hydra then raises the error, instead of printing a traceback and exiting 1
+        os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")(job)()
+    except (
+        Exception,
+        SystemExit,
+    ) as err:  # SystemExit: Hydra's exit, when the user set the variable
+        if isinstance(err, SystemExit) and not err.code:
+            return None
+        if traceback_wanted():
+            traceback.print_exc()
+        if isinstance(err, OSError) and err.filename:  # a job folder Hydra could not make
+            return str(file_error("create", err.filename, err))
+        return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
     finally:
         sys.argv = argv
+        if own_full_error:
+            del os.environ["HYDRA_FULL_ERROR"]
+    return None
 
 
 @dataclass(frozen=True)
@@ -385,13 +414,15 @@ def main(argv: Sequence[str]) -> int:
             return 0
         with sweep_lock(sweep_dir):
             started_ns = time.time_ns()
-            run_grid(args.grid, args.overrides, sweep_dir, args.force)
+            stopped = run_grid(args.grid, args.overrides, sweep_dir, args.force)
             state = status(combinations, sweep_dir, started_ns if args.force else None)
             print_summary(state)
+            if stopped:
+                print(f"error: the sweep stopped early: {stopped}", file=sys.stderr)
             if job_records(sweep_dir, METRICS_FILE):  # this grid's or earlier ones': tables match
                 result = aggregate_dir(sweep_dir, args.baseline, args.heatmap)
                 log_results_table(args.grid, args.overrides, sweep_dir, result)
-        return 0 if not state.failed and not state.missing else 1
+        return 0 if not stopped and not state.failed and not state.missing else 1
     except LayerftError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -235,6 +235,19 @@ def test_a_nan_job_is_recorded_failed_and_the_others_finish(tmp_path) -> None:
     assert re.search(r"FAILED \S*target_task.lr=1e\+30\S*: LayerftError: target stage: ", out)
 
 
+def test_a_launch_that_stops_still_gives_the_summary_and_table_and_one_line(tmp_path) -> None:
+    sweep_dir = tmp_path / "multirun_outputs" / "demo"
+    sweep_dir.mkdir(parents=True)
+    blocked = sweep_dir / "injection_task=none,seed=2,tuning_mode=full"
+    blocked.write_text("")  # a file where Hydra makes the second job's folder: the launch stops
+    out = sweep(tmp_path, "seed=1,2", "injection_task=none", "tuning_mode=full", expect=1)
+    assert "sweep: 1 finished, 0 failed, 1 not run" in out
+    assert (sweep_dir / "results.csv").exists() and "Traceback" not in out
+    assert out.strip().splitlines()[-1] == (
+        f"error: the sweep stopped early: cannot create {blocked.relative_to(tmp_path)}: File exists"
+    )
+
+
 def test_kill_9_in_the_second_job_then_rerun_matches_an_uninterrupted_sweep(tmp_path) -> None:
     grid = [*TINY_GRID, "injection_task=demo_pos", "tuning_mode=full", "seed=1,2,3"]
     killed = tmp_path / "killed"
