@@ -63,14 +63,7 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
         raise LayerftError(f"no job in {sweep_dir}: no {METRICS_FILE} or {FAILED_FILE} under it")
     # A failure newer than the result beside it (a failed --force rerun, or another config refused
     # in that folder) is listed too: the table keeps the earlier result, the failure is not hidden.
-    reruns = [
-        replace(
-            job,
-            error=f"{job.error} (a later attempt; the earlier result is kept)",
-            later_attempt=True,
-        )
-        for job in (read_job(d, FAILED_FILE) for d in dirs if _failed_after_finishing(d))
-    ]
+    reruns = [job for d in dirs if _failed_after_finishing(d) and (job := _later_failure(d))]
     # Superseded records go first, so that no spelling only they used names a row.
     records = _latest([read_job(d) for d in dirs], lambda job: job.fingerprint)
     jobs = same_spelling([*records, *reruns])
@@ -86,6 +79,19 @@ def unfinished_dirs(sweep_dir: Path) -> list[Path]:
         for path in sweep_dir.rglob(HYDRA_SUBDIR)
         if path.is_dir() and not any((path.parent / name).exists() for name in records)
     )
+
+
+def _later_failure(run_dir: Path) -> Job | None:
+    """The failure recorded after the result in `run_dir`; None (warned) if it cannot be read: the
+    job is finished and never reruns, so a damaged failed.json beside its result would otherwise
+    stop every later aggregation of the folder."""
+    try:
+        job = read_job(run_dir, FAILED_FILE)
+    except LayerftError as err:
+        log.warning("%s; ignored, the finished result beside it is kept", err)
+        return None
+    error = f"{job.error} (a later attempt; the earlier result is kept)"
+    return replace(job, error=error, later_attempt=True)
 
 
 def _failed_after_finishing(run_dir: Path) -> bool:

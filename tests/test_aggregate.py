@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import re
 import subprocess
@@ -512,6 +513,24 @@ def test_a_failure_after_a_result_in_its_folder_is_listed_and_the_result_kept(tm
         in (result.markdown)
     )
     assert (tmp_path / "failures.csv").exists()
+
+
+def test_an_unreadable_failure_beside_a_result_is_warned_and_the_result_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_job(tmp_path / "job", 1, 0.7, mtime=1_000_000)
+    (tmp_path / "job" / "failed.json").write_text("")  # a write cut short, after the result
+    result = aggregate(tmp_path)
+    assert (result.rows[0][f"{ACC}_mean"], result.rows[0]["failed"], result.failures) == (
+        0.7,
+        0,
+        [],
+    )
+    failed = tmp_path / "job" / "failed.json"
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"corrupt run record {failed}: not JSON (Expecting value: line 1 column 1 (char 0)); "
+        "ignored, the finished result beside it is kept"
+    ]
 
 
 def test_a_job_refused_before_its_config_validated_is_a_failure_not_a_corrupt_folder(tmp_path):
