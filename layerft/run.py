@@ -279,10 +279,10 @@ def previous_result(
     try:
         finished = read_finished(run_dir, record.fingerprint, hint)
     except LayerftError:
-        if sweep_dir is None or (elsewhere := found_elsewhere(sweep_dir, record, run_dir)) is None:
-            raise
         if is_main_process():  # Hydra rewrote them for this job; the folder keeps its own
             restore_hydra_files(run_dir)
+        if sweep_dir is None or (elsewhere := found_elsewhere(sweep_dir, record, run_dir)) is None:
+            raise  # refused: the kept result's config stays beside it
         return read_finished(elsewhere, record.fingerprint, hint)
     if finished is not None:
         log.info("already finished, not rerun: %s", run_dir / METRICS_FILE)

@@ -214,6 +214,21 @@ def test_another_configs_result_is_refused_naming_the_folder_and_the_way_out(
     assert (tmp_path / "metrics.json").read_bytes() == before
 
 
+def test_a_refused_run_puts_back_the_hydra_config_of_the_result_it_keeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_metrics(tmp_path, {"target/eval_accuracy": 0.5}, record("ffffffffffffffff"))
+    (tmp_path / ".hydra" / "finished").mkdir(parents=True)
+    (tmp_path / ".hydra" / "finished" / "overrides.yaml").write_text("- seed=1\n")  # the result's
+    (tmp_path / ".hydra" / "overrides.yaml").write_text(
+        "- seed=2\n"
+    )  # Hydra's, for the refused run
+    monkeypatch.setattr(run_module, "hydra_record", lambda run_dir: run_dir / ".hydra")
+    with pytest.raises(LayerftError, match=f"^{tmp_path} holds the result of another config "):
+        run_module.previous_result(tmp_path, record(), sweep_dir=None)
+    assert (tmp_path / ".hydra" / "overrides.yaml").read_text() == "- seed=1\n"
+
+
 # --- a read-only or full disk ---------------------------------------------------------------
 
 
