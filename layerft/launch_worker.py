@@ -7,7 +7,9 @@ that command by hand replays a job that died.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import sys
 import traceback
 from dataclasses import dataclass
@@ -61,6 +63,22 @@ def shippable(ret: JobReturn) -> JobReturn:
     return ret
 
 
+LAUNCHER_PID = "LAYERFT_LAUNCHER_PID"  # set by the launcher for the job processes it starts
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def end_with_launcher() -> None:
+    """Linux: have the kernel send this job SIGTERM when its launcher's process ends, by any signal
+    (SIGKILL included). An orphaned job would go on training in its folder while a rerun of the
+    sweep, its lock released with the launcher, ran the same job there."""
+    launcher = os.environ.get(LAUNCHER_PID)
+    if launcher is None or not sys.platform.startswith("linux"):
+        return  # replayed by hand: nothing to end with
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(launcher):  # the launcher ended before the line above
+        os._exit(128 + signal.SIGTERM)
+
+
 def main(job_file: Path, return_file: Path) -> None:
     """Run the job in `job_file`; write its JobReturn to `return_file` whole or not at all."""
     job = cloudpickle.loads(job_file.read_bytes())
@@ -75,4 +93,5 @@ if __name__ == "__main__":
     # The job file names layerft.launch_worker's classes, which are not this __main__'s.
     from layerft import launch_worker
 
+    launch_worker.end_with_launcher()
     launch_worker.main(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -255,7 +255,18 @@ def test_a_relaunch_never_reads_the_last_launchs_return(tmp_path) -> None:
     assert "local_parallel job #0 (fate=exit0) exited with code 0" in proc.stderr
 
 
-def test_ctrl_c_stops_the_running_jobs_and_starts_no_more(tmp_path) -> None:
+def running(pid: int) -> bool:
+    """Whether process `pid` still runs (an orphan's zombie waits for an init that may not reap)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+# Ctrl-C, `kill PID`, `kill -9 PID` of the launcher alone: no job may train on in a folder that a
+# rerun of the sweep (its lock gone with the launcher) would run the same job in.
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_stopping_the_launcher_ends_the_running_jobs_and_starts_no_more(tmp_path, sig) -> None:
     (tmp_path / "app.py").write_text(APP)
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     grid = ["tag=1,2,3", "seconds=60", *TWO_UNPINNED]
@@ -269,11 +280,11 @@ def test_ctrl_c_stops_the_running_jobs_and_starts_no_more(tmp_path) -> None:
             time.sleep(0.2)
             started = list(tmp_path.glob("multirun/*/*/*/started"))
         workers = [int(path.read_text().split()[2]) for path in started]
-        parent.send_signal(signal.SIGINT)  # to the launcher alone, not to its process group
+        parent.send_signal(sig)  # to the launcher alone, not to its process group
         parent.communicate(timeout=20)
         assert parent.returncode != 0
         time.sleep(0.5)
-        assert [pid for pid in workers if Path(f"/proc/{pid}").exists()] == []
+        assert [pid for pid in workers if running(pid)] == []
         assert len(list(tmp_path.glob("multirun/*/*/*/started"))) == 2  # job 2 never started
     finally:
         for pid in [parent.pid, *workers]:

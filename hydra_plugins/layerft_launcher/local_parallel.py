@@ -114,12 +114,15 @@ def child_env(gpu: str | None) -> dict[str, str]:
     `python train.py` imports layerft and this plugin from the script's folder (sys.path[0]); a
     `python -m` child does not see that folder unless PYTHONPATH names it.
     """
+    from layerft.launch_worker import LAUNCHER_PID
+
     env = dict(os.environ)
     script_dir = sys.path[0] or os.getcwd()
     env["PYTHONPATH"] = os.pathsep.join(
         [script_dir, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     )
     env["PYTHONUNBUFFERED"] = "1"  # a killed job's log still ends where it died
+    env[LAUNCHER_PID] = str(os.getpid())  # the job ends when this process does
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu  # set before the child's torch touches CUDA
     return env
