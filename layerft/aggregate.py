@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from layerft import plots
-from layerft.results import read_history, write_atomic
+from layerft.results import read_history, write_all_atomic
 from layerft.sweep_records import Job, read_jobs, unfinished_dirs
 from layerft.sweep_report import csv_text, render_markdown
 from layerft.sweep_table import (
@@ -106,8 +106,7 @@ def aggregate(
             if leftover.stat().st_mtime < started:
                 leftover.unlink(missing_ok=True)
     paths = [sweep_dir / name for name in written]
-    for path in paths:
-        write_atomic(path, written[path.name])
+    write_all_atomic({path: written[path.name] for path in paths})
     log.info("sweep results: %s", ", ".join(str(p) for p in paths))
     return Aggregate(
         table.rows, table.columns, varied, failures, paths, markdown, unfinished, table.spec, axes

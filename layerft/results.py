@@ -162,20 +162,29 @@ def write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
     """`write` into a temporary file in the same folder, then rename it to `path`: readers see all
     of the file or none, and a failed write (read-only, full disk) leaves an earlier file as it was.
     """
-    tmp = None
+    write_all_atomic({path: write})
+
+
+def write_all_atomic(files: dict[Path, Callable[[Path], Any]]) -> None:
+    """`write_atomic` for files that must agree (a results table and its report): all are written
+    before any is renamed, so a kill or failure while writing leaves the earlier set whole."""
+    staged: list[tuple[Path, Path]] = []
+    path = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        tmp = Path(name)
-        write(tmp)
-        sync_to_disk(tmp)
-        tmp.chmod(0o644)  # mkstemp makes it private; results are for everyone to read
-        os.replace(tmp, path)
+        for path, write in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            os.close(fd)
+            staged.append((Path(name), path))
+            write(Path(name))
+            sync_to_disk(Path(name))
+            Path(name).chmod(0o644)  # mkstemp makes it private; results are for everyone to read
+        for tmp, path in staged:
+            os.replace(tmp, path)
     except BaseException as err:
-        if tmp is not None:
+        for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError):
+        if isinstance(err, OSError) and path is not None:
             raise file_error("write", path, err) from err
         raise
 

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from layerft import results as results_module
 from layerft.aggregate import aggregate, dev_curve
 from layerft.errors import LayerftError
 from layerft.plots import PlotRow, curves_figure, draw, heatmap_figure
@@ -188,6 +189,28 @@ def test_a_killed_aggregations_temporary_files_are_removed(tmp_path: Path) -> No
     unrelated.write_text("mine")
     aggregate(tmp_path)
     assert not leftover.exists() and unrelated.exists() and (tmp_path / "results.md").exists()
+
+
+def test_a_kill_while_the_tables_are_written_leaves_the_earlier_set_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_job(tmp_path / "1", 1, 0.8)
+    aggregate(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("results.*")}
+    write_job(tmp_path / "2", 2, 0.6)
+    synced: list[Path] = []
+
+    def killed(path: Path) -> None:
+        synced.append(path)
+        if len(synced) == 2:  # Ctrl-C once the first file of the new set is written
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(results_module, "sync_to_disk", killed)
+    with pytest.raises(KeyboardInterrupt):
+        aggregate(tmp_path)
+    assert sorted(before) == ["results.csv", "results.md"]
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("results.*")} == before
+    assert list(tmp_path.glob(".*.tmp")) == []
 
 
 def test_metric_columns_runtime_and_parameters(tmp_path: Path) -> None:
