@@ -227,16 +227,17 @@ def run(
     resolved: dict[str, Any],
     record: RunRecord,
     sweep_dir: str | None,  # the multirun's folder; None for a single run
-) -> dict[str, float]:
+) -> tuple[dict[str, float], Path]:
     """Run one combination unless its finished metrics exist: in this directory, or (in a
-    multirun) in another job folder of the same sweep. `force_rerun` redoes it."""
+    multirun) in another job folder of the same sweep. `force_rerun` redoes it. Returns the
+    metrics and the folder holding them."""
     replacing = False  # a forced rerun of a finished result: its files stay until this one ends
     if cfg.force_rerun:  # a finished result of this config is redone; another config's never
         replacing = (
             read_finished(run_dir, record.fingerprint, new_folder_hint(sweep_dir)) is not None
         )
-    elif (finished := previous_result(run_dir, record, sweep_dir)) is not None:
-        return finished
+    elif (previous := previous_result(run_dir, record, sweep_dir)) is not None:
+        return previous
     cfg.trainer.check_device()  # before minutes of data loading and model building
     data = load_stage_data(cfg)
     with run_dir_errors(run_dir):  # a read-only or full disk, a file in the way: one line
@@ -264,13 +265,14 @@ def run(
             failed = False
         finally:
             tracker.finish(failed)  # closed even when a stage crashes
-    return metrics
+    return metrics, run_dir
 
 
 def previous_result(
     run_dir: Path, record: RunRecord, sweep_dir: str | None
-) -> dict[str, float] | None:
-    """The finished metrics of this config, here or in a sibling job folder of the sweep.
+) -> tuple[dict[str, float], Path] | None:
+    """The finished metrics of this config and their folder: here or a sibling job folder of the
+    sweep.
 
     A folder holding another config's result is refused only when this config's result is found
     nowhere in the sweep (`train.py -m` numbers its job folders, so a narrowed grid's job 0 may
@@ -283,16 +285,22 @@ def previous_result(
             restore_hydra_files(run_dir)
         if sweep_dir is None or (elsewhere := found_elsewhere(sweep_dir, record, run_dir)) is None:
             raise  # refused: the kept result's config stays beside it
-        return read_finished(elsewhere, record.fingerprint, hint)
+        return read_result(elsewhere, record, hint)
     if finished is not None:
         log.info("already finished, not rerun: %s", run_dir / METRICS_FILE)
         if is_main_process():
             restore_hydra_files(run_dir)
-        return finished
+        return finished, run_dir
     if sweep_dir is None or (elsewhere := found_elsewhere(sweep_dir, record, run_dir)) is None:
         return None
     remove_if_only_hydra_files(run_dir)
-    return read_finished(elsewhere, record.fingerprint, hint)
+    return read_result(elsewhere, record, hint)
+
+
+def read_result(folder: Path, record: RunRecord, hint: str) -> tuple[dict[str, float], Path] | None:
+    """The finished metrics of `record`'s config in `folder`, with the folder."""
+    finished = read_finished(folder, record.fingerprint, hint)
+    return None if finished is None else (finished, folder)
 
 
 def found_elsewhere(sweep_dir: str, record: RunRecord, run_dir: Path) -> Path | None:
@@ -516,7 +524,7 @@ def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str,
             )
             record = RunRecord.of(resolved, choices, recorded, selection, sweep_name)
             entries = record.entries()
-            metrics = run(run_cfg, run_dir, resolved, record, sweep_dir)
+            metrics, result_dir = run(run_cfg, run_dir, resolved, record, sweep_dir)
     except Exception as err:
         if not isolate_failures:
             raise
@@ -524,5 +532,5 @@ def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str,
             record_failure(run_dir, entries, err)
         return None
     if is_main_process():
-        print(f"results: {run_dir / METRICS_FILE}")
+        print(f"results: {result_dir / METRICS_FILE}")  # another job folder's, when found there
     return metrics

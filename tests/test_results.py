@@ -229,6 +229,14 @@ def test_a_refused_run_puts_back_the_hydra_config_of_the_result_it_keeps(
     assert (tmp_path / ".hydra" / "overrides.yaml").read_text() == "- seed=1\n"
 
 
+def test_a_result_found_in_another_job_folder_is_reported_with_that_folder(tmp_path: Path) -> None:
+    # train.py -m over a reversed grid: this config's job 0 finished earlier as job 3
+    write_metrics(tmp_path / "3", {"target/eval_accuracy": 0.5}, record())
+    (tmp_path / "0" / ".hydra").mkdir(parents=True)
+    found = run_module.previous_result(tmp_path / "0", record(), str(tmp_path))
+    assert found == ({"target/eval_accuracy": 0.5}, tmp_path / "3")
+
+
 # --- a read-only or full disk ---------------------------------------------------------------
 
 
