@@ -61,6 +61,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 OUTPUTS = Path("multirun_outputs")
 MAX_DIRNAME = 120
 LOCK_FILE = ".sweep.lock"  # held by the sweep.py running the folder's grid
+INTERRUPTED = "interrupted (Ctrl-C)"
 
 
 def job_dirname(override_dirname: str) -> str:
@@ -278,7 +279,7 @@ def run_grid(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool) 
     """Run the multirun in this process (Hydra's launcher from the config: sequential by default).
 
     Whatever stops the launch (a job folder that cannot be made, a job whose failure escaped it, a
-    local_parallel job process that died) comes back as one line, not raised: the jobs that
+    local_parallel job process that died, Ctrl-C) comes back as one line, not raised: the jobs that
     finished are still summarised and tabulated."""
     register_configs()
     argv = sys.argv
@@ -288,10 +289,10 @@ def run_grid(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool) 
         os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")(job)()
-    except (
-        Exception,
-        SystemExit,
-    ) as err:  # SystemExit: Hydra's exit, when the user set the variable
+    except KeyboardInterrupt:  # the launcher has stopped the running jobs
+        return INTERRUPTED
+    # SystemExit: a sys.exit in Hydra or in a job (code 0 is no error)
+    except (Exception, SystemExit) as err:
         if isinstance(err, SystemExit) and not err.code:
             return None
         if traceback_wanted():
@@ -422,6 +423,8 @@ def main(argv: Sequence[str]) -> int:
             if job_records(sweep_dir, METRICS_FILE):  # this grid's or earlier ones': tables match
                 result = aggregate_dir(sweep_dir, args.baseline, args.heatmap)
                 log_results_table(args.grid, args.overrides, sweep_dir, result)
+        if stopped == INTERRUPTED:
+            return 130  # as a shell reports a command stopped by Ctrl-C
         return 0 if not stopped and not state.failed and not state.missing else 1
     except LayerftError as err:
         print(f"error: {err}", file=sys.stderr)

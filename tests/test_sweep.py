@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import hydra
 import pytest
 import torch
 from compose import compose_config, compose_run
@@ -246,6 +247,18 @@ def test_a_launch_that_stops_still_gives_the_summary_and_table_and_one_line(tmp_
     assert out.strip().splitlines()[-1] == (
         f"error: the sweep stopped early: cannot create {blocked.relative_to(tmp_path)}: File exists"
     )
+
+
+def test_ctrl_c_gives_the_summary_and_exit_130_not_a_traceback(tmp_path, monkeypatch, capsys):
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt  # as Hydra's launcher passes it on, its jobs stopped
+
+    monkeypatch.setattr(hydra, "main", lambda **kwargs: lambda task: interrupted)
+    args = ["demo", *TINY_GRID, "seed=1", "injection_task=none", "tuning_mode=full,frozen"]
+    assert sweep_module.main([*args, "--dir", str(tmp_path / "sweep")]) == 130
+    out, err = capsys.readouterr()
+    assert "sweep: 0 finished, 0 failed, 2 not run" in out
+    assert err.strip().splitlines()[-1] == "error: the sweep stopped early: interrupted (Ctrl-C)"
 
 
 def test_kill_9_in_the_second_job_then_rerun_matches_an_uninterrupted_sweep(tmp_path) -> None:
