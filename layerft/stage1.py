@@ -202,6 +202,10 @@ class Stage1Store:
         """Store a freshly trained result (all files, then one rename) and return it as stored."""
         folder = self.folder(key)
         self.root.mkdir(parents=True, exist_ok=True)
+        for leftover in self.root.glob(f".{folder.name}.*"):
+            # of a save of this key that was killed (the caller holds the key's lock): it may
+            # hold the weights, which nothing else would remove
+            shutil.rmtree(leftover, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{folder.name}."))
         try:
             tensors = {

@@ -361,6 +361,22 @@ def test_stored_weights_read_back_exactly(tmp_path) -> None:
     )
 
 
+def test_storing_a_stage1_removes_what_a_killed_store_of_that_key_left(tmp_path) -> None:
+    key = Stage1Key.of(compose_run("model=tiny", "injection_task=demo_pos"), "data")
+    store = Stage1Store(tmp_path)
+    killed = store.root / f".{key.digest()}.k3x9"  # SIGKILL inside save: its temporary folder
+    other = store.root / ".other-key.k3x9"  # another key's save, maybe under way
+    for folder in (killed, other):
+        folder.mkdir(parents=True)
+        (folder / "weights.safetensors").write_bytes(b"")
+    injected = InjectedWeights(layers=[{"w": torch.randn(3, 4)}], embeddings=None)
+    with store.lock(key):
+        store.save(key, injected, {}, [], tmp_path / "run")
+    assert sorted(p.name for p in store.root.iterdir()) == sorted(
+        [key.digest(), f"{key.digest()}.lock", other.name]
+    )
+
+
 @pytest.mark.parametrize(("name", "damage"), [("weights.safetensors", 100), ("result.json", 5)])
 def test_a_damaged_stored_stage1_is_one_error_naming_its_folder(tmp_path, name, damage) -> None:
     key = Stage1Key.of(compose_run("model=tiny", "injection_task=demo_pos"), "data")
