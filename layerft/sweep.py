@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Sequence
@@ -448,10 +449,11 @@ def sweep_lock(sweep_dir: Path) -> contextlib.AbstractContextManager[None]:
     path = sweep_dir / LOCK_FILE
     try:
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        path.touch()
+        path.touch()  # an existing file's time: it succeeds in a folder that takes no new file
+        tempfile.TemporaryFile(dir=sweep_dir).close()  # so the job folders can be made
     except OSError as err:
         raise LayerftError(
-            f"--dir {sweep_dir}: cannot use it as the sweep folder ({err})"
+            f"--dir {sweep_dir}: cannot use it as the sweep folder ({err.strerror or err})"
         ) from None
 
     def refuse(holder: str) -> None:

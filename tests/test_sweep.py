@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import fcntl
 import json
 import logging
@@ -13,6 +14,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -650,6 +652,24 @@ def test_a_second_sweep_on_a_folder_in_use_stops_at_once(tmp_path) -> None:
     assert done.returncode == 2, done.stderr[-2000:]
     assert f"error: {folder} is in use by another sweep.py (pid 1 on elsewhere)" in done.stderr
     assert [p.name for p in folder.iterdir()] == [".sweep.lock"]  # no job started
+
+
+def test_a_sweep_folder_that_takes_no_new_file_is_refused_before_any_job(
+    tmp_path, monkeypatch
+) -> None:
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    (folder / ".sweep.lock").write_text("")  # touching it works on a read-only (immutable) folder
+
+    def read_only(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    with pytest.raises(LayerftError) as caught:
+        sweep_module.sweep_lock(folder)
+    assert str(caught.value) == (
+        f"--dir {folder}: cannot use it as the sweep folder (Operation not permitted)"
+    )
 
 
 def test_force_reruns_in_the_job_folders_it_would_skip() -> None:
