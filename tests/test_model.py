@@ -75,13 +75,19 @@ def test_weights_load_in_float32(tmp_path: Path) -> None:
     assert {p.dtype for p in model.parameters()} == {torch.float32}
 
 
-def test_a_local_folder_without_safetensors_or_a_missing_one_says_so(tmp_path: Path) -> None:
-    # Neither is the network's fault: the messages name the folder, never the hub or its cache.
+def tiny_bert_config(folder: Path) -> BertConfig:
+    """A one-layer BERT config, saved in `folder` as a model folder's config.json."""
     config = BertConfig(
         vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
         intermediate_size=32,
     )  # fmt: skip
-    config.save_pretrained(tmp_path)
+    config.save_pretrained(folder)
+    return config
+
+
+def test_a_local_folder_without_safetensors_or_a_missing_one_says_so(tmp_path: Path) -> None:
+    # Neither is the network's fault: the messages name the folder, never the hub or its cache.
+    config = tiny_bert_config(tmp_path)
     torch.save(
         BertModel(config, add_pooling_layer=False).state_dict(), tmp_path / "pytorch_model.bin"
     )
@@ -96,11 +102,7 @@ def test_a_local_folder_without_safetensors_or_a_missing_one_says_so(tmp_path: P
 
 
 def test_a_folder_with_custom_code_is_refused_naming_trust_remote_code(tmp_path: Path) -> None:
-    config = BertConfig(
-        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32,
-    )  # fmt: skip
-    config.save_pretrained(tmp_path)
+    tiny_bert_config(tmp_path)
     custom = json.loads((tmp_path / "config.json").read_text())
     custom |= {"model_type": "evil", "auto_map": {"AutoConfig": "evil.EvilConfig"}}
     (tmp_path / "config.json").write_text(json.dumps(custom))
