@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from layerft.errors import LayerftError, traceback_wanted
+from layerft.errors import LayerftError, error_line, traceback_wanted
 from layerft.processes import world_size
 
 log = logging.getLogger(__name__)
@@ -287,7 +287,7 @@ def record_failure(run_dir: Path, entries: dict[str, Any], err: BaseException) -
             run_dir / FAILED_FILE,
             {
                 **entries,
-                "run/error": f"{type(err).__name__}: {first}",
+                "run/error": error_line(err),
                 "run/error_type": type(err).__name__,
             },
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from layerft.config import (
 )
 from layerft.credentials import mask_credentials
 from layerft.data import TaskData, load_task_data
-from layerft.errors import LayerftError, traceback_wanted
+from layerft.errors import LayerftError, hydra_raises, traceback_wanted
 from layerft.heads import TaskModel, build_task_model, encoder_layers
 from layerft.layer_split import (
     InjectedPolicy,
@@ -422,19 +421,16 @@ def config_errors_exit() -> Iterator[None]:
     Hydra prints these over several lines and exits 1 itself unless HYDRA_FULL_ERROR is set, so it
     is set meanwhile; a user who set it gets Hydra's own report.
     """
-    if "HYDRA_FULL_ERROR" in os.environ:
-        yield
-        return
-    os.environ["HYDRA_FULL_ERROR"] = "1"
-    try:
-        yield
-    except CONFIG_ERRORS as err:
-        if traceback_wanted():
-            traceback.print_exc()
-        print(f"error: {config_error_line(err)}", file=sys.stderr)
-        raise SystemExit(2) from None
-    finally:
-        del os.environ["HYDRA_FULL_ERROR"]
+    with hydra_raises() as user_set:
+        try:
+            yield
+        except CONFIG_ERRORS as err:
+            if user_set:
+                raise
+            if traceback_wanted():
+                traceback.print_exc()
+            print(f"error: {config_error_line(err)}", file=sys.stderr)
+            raise SystemExit(2) from None
 
 
 def resolve_config(cfg: DictConfig) -> dict[str, Any]:

@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import re
 import sys
 import tempfile
@@ -46,7 +45,7 @@ from layerft.config import (
 if TYPE_CHECKING:
     from layerft.aggregate import Aggregate
 from layerft.credentials import mask_credentials
-from layerft.errors import LayerftError, traceback_wanted
+from layerft.errors import LayerftError, error_line, hydra_raises, traceback_wanted
 from layerft.file_lock import held_lock
 from layerft.results import (
     FAILED_FILE,
@@ -285,11 +284,9 @@ def run_grid(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool) 
     register_configs()
     argv = sys.argv
     sys.argv = [argv[0], *hydra_args(grid, overrides, sweep_dir, force)]
-    own_full_error = "HYDRA_FULL_ERROR" not in os.environ
-    if own_full_error:  # Hydra then raises the error, instead of printing a traceback and exiting 1
-        os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
-        hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")(job)()
+        with hydra_raises():  # not a traceback and exit 1 from Hydra
+            hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")(job)()
     except KeyboardInterrupt:  # the launcher has stopped the running jobs
         return INTERRUPTED
     # SystemExit: a sys.exit in Hydra or in a job (code 0 is no error)
@@ -300,11 +297,9 @@ def run_grid(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool) 
             traceback.print_exc()
         if isinstance(err, OSError) and err.filename:  # a job folder Hydra could not make
             return str(file_error("create", err.filename, err))
-        return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
+        return error_line(err)
     finally:
         sys.argv = argv
-        if own_full_error:
-            del os.environ["HYDRA_FULL_ERROR"]
     return None
 
 
