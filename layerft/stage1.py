@@ -158,10 +158,13 @@ class Stage1Store:
     def folder(self, key: Stage1Key) -> Path:
         return self.root / key.digest()
 
-    def stored_with_settings(self, settings_digest: str) -> list[Path]:
+    def stored_with_settings(self, settings_digest: str) -> tuple[list[Path], list[Path]]:
         """The stored results trained with these settings, on whatever data (a sweep's plan knows
-        the settings of its stage 1s but has not read their data)."""
-        return sorted(p.parent for p in self.root.glob(f"{settings_digest}-*/{RESULT_FILE}"))
+        the settings of its stage 1s but has not read their data), and the folders among them
+        that lack their weights file (which a run refuses: `load` names them)."""
+        folders = sorted(p.parent for p in self.root.glob(f"{settings_digest}-*/{RESULT_FILE}"))
+        complete = [folder for folder in folders if (folder / WEIGHTS_FILE).is_file()]
+        return complete, [folder for folder in folders if folder not in complete]
 
     def load(self, key: Stage1Key) -> Stage1Result | None:
         """The stored result of this key, or None if there is none (yet)."""

@@ -44,6 +44,7 @@ from layerft.config import (
 
 if TYPE_CHECKING:
     from layerft.aggregate import Aggregate
+    from layerft.stage1 import Stage1Store
 from layerft.credentials import mask_credentials
 from layerft.errors import LayerftError, error_line, hydra_raises, traceback_wanted
 from layerft.file_lock import held_lock
@@ -168,6 +169,7 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
     # As swept_keys(), from the params composed above instead of composing them again.
     swept = set(grid_keys) | {o.get_key_element() for o in parsed if o.is_sweep_override()}
     combinations = []
+    warned: set[Path] = set()  # damaged stage-1 folders named once
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         for job in jobs:
             cfg = compose("config", overrides=[f"sweep={grid}", *job])
@@ -175,7 +177,7 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
             check_switch_overrides(cfg, job)
             stage1 = Stage1Key.of(run_cfg).settings_digest() if run_cfg.injection_task else None
             store = Stage1Store(Path(run_cfg.cache_dir).expanduser())
-            stored = bool(stage1 and run_cfg.reuse_stage1 and store.stored_with_settings(stage1))
+            stored = bool(stage1 and run_cfg.reuse_stage1 and stage1_stored(store, stage1, warned))
             # As Hydra's override_dirname (the lines sorted) through job_dirname: the folder's name.
             swept_lines = sorted(o for o in job if o.split("=", 1)[0] in swept)
             label = job_dirname(",".join(swept_lines)) if swept_lines else ""
@@ -185,6 +187,23 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
             )
     GlobalHydra.instance().clear()
     return combinations
+
+
+def stage1_stored(store: Stage1Store, settings_digest: str, warned: set[Path]) -> bool:
+    """Whether the store holds a stage 1 trained with these settings; a stored folder without its
+    weights (which the run would stop on) is warned about once, not counted."""
+    from layerft.stage1 import WEIGHTS_FILE
+
+    complete, damaged = store.stored_with_settings(settings_digest)
+    for folder in sorted(set(damaged) - warned):
+        warned.add(folder)
+        log.warning(
+            "stored stage-1 result %s has no %s: a run on that data stops there; remove the folder "
+            "to train it again",
+            folder,
+            WEIGHTS_FILE,
+        )
+    return bool(complete)
 
 
 # --- what the sweep folder holds -----------------------------------------------------------------

@@ -97,7 +97,13 @@ def test_dry_run_lists_combinations_stage1_trainings_and_what_is_done(tmp_path) 
     stored = tmp_path / "cache" / "stage1" / f"{seed1}-0123456789ab"
     stored.mkdir(parents=True)
     (stored / "result.json").write_text("{}")
+    # Without its weights the run would stop on it: named, not counted as stored.
     out = sweep(tmp_path, "seed=1,2", "--dry-run")
+    assert "2 distinct stage-1 trainings\n" in out and ", stored" not in out
+    assert out.count(f"stored stage-1 result {stored} has no weights.safetensors") == 1
+    (stored / "weights.safetensors").write_bytes(b"")
+    out = sweep(tmp_path, "seed=1,2", "--dry-run")
+    assert "has no weights" not in out
     assert "8 combinations, 2 distinct stage-1 trainings (1 stored, reused if their data" in out
     assert f"demo_pos,seed=1,tuning_mode=lora  (stage1 {seed1}, stored)" in out
     assert re.search(r"demo_pos,seed=2,tuning_mode=lora  \(stage1 \w+\)", out)
