@@ -108,6 +108,8 @@ def load_task_data(
         split: tokenize(dataset, task, tokenizer, cache_dir, keys[split])
         for split, dataset in records.items()
     }
+    if kind.check_encoded is not None:
+        kind.check_encoded(task, group, rows["train"], tokenized["train"])
     return TaskData(
         tokenized["train"],
         tokenized["validation"],

@@ -18,7 +18,7 @@ from compose import compose_run
 from conftest import run_train
 from transformers import EvalPrediction
 
-from layerft.data import normalise_records, read_split
+from layerft.data import load_task_data, normalise_records, read_split
 from layerft.errors import LayerftError
 from layerft.kinds import token_tagging
 from layerft.metrics import MetricInput, load_metric
@@ -414,6 +414,33 @@ def test_conlleval_scores_untagged_words_as_o_and_the_log_counts_them(caplog) ->
         "conll_ner: 1 words in 1 dev sentences have no subword (first: word 2 '\\u200b' of dev "
         f"row 1) and are not tagged: {fix}klue_ner leave them out (as KLUE-baseline); replace "
         "the characters the tokenizer removes (control, format, combining)",
+    ]
+
+
+def test_training_words_with_no_subword_are_counted_in_a_warning(tmp_path, caplog) -> None:
+    # Their tags are never trained on; words cut by max_length are plain truncation, not warned.
+    rows = [
+        {"tokens": ["John", "\u200b", "Smith"], "ner_tags": ["B-PER", "I-PER", "I-PER"]},
+        {"tokens": ["EU", "rejects", "German", "call", "Paris"],
+         "ner_tags": ["B-ORG", "O", "B-MISC", "O", "B-LOC"]},
+    ]  # fmt: skip
+    dev = {"tokens": ["Paris"], "ner_tags": ["B-LOC"]}
+    files = {
+        split: write(tmp_path, f"{split}.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+        for split, records in (("train", rows), ("validation", [dev]))
+    }
+    conll = task(
+        "conll_ner", "injection_task.max_length=6",
+        f"injection_task.data_files.train={files['train']}",
+        f"injection_task.data_files.validation={files['validation']}",
+    )  # fmt: skip
+    tokenizer = load_tokenizer(compose_run("model=minilm").model)
+    with caplog.at_level(logging.WARNING):
+        load_task_data(conll, "injection_task", tokenizer, tmp_path / "cache", seed=0)
+    assert [r.getMessage() for r in caplog.records] == [
+        "injection_task 'conll_ner': 1 words in 1 training sentences have no subword (first: "
+        "word 2 '\\u200b' of training row 1) and are not trained on; replace the characters the "
+        "tokenizer removes (control, format, combining)"
     ]
 
 

@@ -71,6 +71,8 @@ class Kind:
     metric_inputs: Callable[[TaskConfig, EvalPrediction, Dataset, list[Record]], MetricInputs]
     # Warns about normalised training records that miss something dev has (e.g. a class).
     check_coverage: Callable[[TaskConfig, str, list[Record], list[Record]], None] | None = None
+    # Warns about what encoding lost of the normalised training records (given with their features).
+    check_encoded: Callable[[TaskConfig, str, list[Record], Dataset], None] | None = None
 
 
 def field_of(record: Record, column: str, where: str) -> Any:

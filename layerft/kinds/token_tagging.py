@@ -161,24 +161,17 @@ def metric_inputs(
     names = np.asarray(task.label_names)
     tagged = [names[p[k]].tolist() for p, k in zip(predicted, keep, strict=True)]
     every_pred: list[list[str]] = []
-    cut, empty = _Untagged(), _Untagged()
-    for index, (row, words, tags, ids) in enumerate(
-        zip(rows, features["tagged_words"], tagged, features["input_ids"], strict=True)
-    ):
+    for row, words, tags in zip(rows, features["tagged_words"], tagged, strict=True):
         sentence = ["O"] * len(row["tags"])
         for word, tag in zip(words, tags, strict=True):
             sentence[word] = tag
         every_pred.append(sentence)
-        # Untagged words after the last tagged one were cut when the input is max_length long.
-        last = words[-1] if words else -1
-        for word in sorted(set(range(len(sentence))) - set(words)):
-            (cut if word > last and len(ids) >= task.max_length else empty).add(index, row, word)
+    cut, empty = _untagged(task, rows, features, "dev")
     if cut.words:
         _warn_untagged(task.name, cut.count(f"lie past max_length={task.max_length}"),
                        "raise max_length to tag them")  # fmt: skip
     if empty.words:
-        _warn_untagged(task.name, empty.count("have no subword"),
-                       "replace the characters the tokenizer removes (control, format, combining)")  # fmt: skip
+        _warn_untagged(task.name, empty.count("have no subword"), _NO_SUBWORD_FIX)
     return {
         MetricInput.class_ids: {
             "predictions": predicted[keep].tolist(),
@@ -199,10 +192,38 @@ def metric_inputs(
     }
 
 
+def check_encoded(task: TaskConfig, group: str, rows: list[Record], features: Dataset) -> None:
+    """Warns about training words with no subword: their tags are never trained on (words past
+    max_length are cut as in any truncated input)."""
+    _, empty = _untagged(task, rows, features, "training")
+    if empty.words:
+        log.warning(
+            "%s '%s': %s and are not trained on; %s", group, task.name,
+            empty.count("have no subword"), _NO_SUBWORD_FIX,
+        )  # fmt: skip
+
+
+def _untagged(
+    task: TaskConfig, rows: list[Record], features: Dataset, split: str
+) -> tuple[_Untagged, _Untagged]:
+    """The words of `rows` without a tag position: cut by max_length, and with no subword."""
+    cut, empty = _Untagged(split), _Untagged(split)
+    for index, (row, words, ids) in enumerate(
+        zip(rows, features["tagged_words"], features["input_ids"], strict=True)
+    ):
+        # Untagged words after the last tagged one were cut when the input is max_length long.
+        last = words[-1] if words else -1
+        for word in sorted(set(range(len(row["tags"]))) - set(words)):
+            (cut if word > last and len(ids) >= task.max_length else empty).add(index, row, word)
+    return cut, empty
+
+
 @dataclass
 class _Untagged:
-    """Dev words the model does not tag, for one warning: how many, in how many sentences."""
+    """Words of one split without a tag position, for one warning: how many, in how many
+    sentences."""
 
+    split: str
     words: int = 0
     sentences: set[int] = field(default_factory=set)
     first: str = ""
@@ -210,12 +231,18 @@ class _Untagged:
     def add(self, index: int, row: Record, word: int) -> None:
         self.words += 1
         self.sentences.add(index)
-        self.first = self.first or f"word {word + 1} {row['tokens'][word]!r} of dev row {index + 1}"
+        self.first = self.first or (
+            f"word {word + 1} {row['tokens'][word]!r} of {self.split} row {index + 1}"
+        )
 
     def count(self, why: str) -> str:
         return (
-            f"{self.words} words in {len(self.sentences)} dev sentences {why} (first: {self.first})"
+            f"{self.words} words in {len(self.sentences)} {self.split} sentences {why} "
+            f"(first: {self.first})"
         )
+
+
+_NO_SUBWORD_FIX = "replace the characters the tokenizer removes (control, format, combining)"
 
 
 @functools.cache  # once per task and count, not at every evaluation
@@ -238,4 +265,5 @@ KIND = Kind(
     collator=collator,
     build_head=build_head,
     metric_inputs=metric_inputs,
+    check_encoded=check_encoded,
 )
