@@ -133,6 +133,11 @@ def heatmap_figure(
     full_runs = max((sum(len(r.scores) for r in cell) for cell in cells.values()), default=0)
     short = {key: cell_shortfall(cell, full_combos, full_runs) for key, cell in cells.items()}
     grid = np.array([[cell_mean(cells[xv, yv]) for xv in xs] for yv in ys])
+    metric_of = {key: cell[0].metric for key, cell in cells.items() if cell}
+    per_metric = len(set(metric_of.values())) > 1
+    # Cells of different metrics (target_task on an axis) are coloured within their metric: one
+    # scale would show which task scores higher, not which setting helps.
+    shade = shades(grid, [[metric_of.get((xv, yv)) for xv in xs] for yv in ys]) if per_metric else grid
     width = max(5.0, 1.2 * len(xs) + 3.5)
     title = f"mean {metric}"
     if others := [k for k in varied if k not in axes]:
@@ -145,26 +150,62 @@ def heatmap_figure(
     ax = figure.add_subplot()
     # a cell without a mean is light grey with dark text (the default left white on white)
     cmap = colormaps["viridis"].with_extremes(bad="0.9")
-    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto")
-    finite = grid[np.isfinite(grid)]
+    image = ax.imshow(np.ma.masked_invalid(shade), cmap=cmap, aspect="auto")
+    finite = shade[np.isfinite(shade)]
     middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
     for (i, j), value in np.ndenumerate(grid):
         if cells[xs[j], ys[i]]:
             text = "\n".join([f"{value:.3f}", *short[xs[j], ys[i]]])
         else:
             text = "failed" if (xs[j], ys[i]) in run else "not run"
-        color = "white" if value < middle else "black"  # NaN < x is False
+        color = "white" if shade[i, j] < middle else "black"  # NaN < x is False
         ax.text(j, i, text, ha="center", va="center", color=color, fontsize="small")
-    tilt = 30 if max(map(len, xs)) > 8 else 0
+    x_ticks, y_ticks = xs, ys
+    if per_metric:  # name each value's metric on the axis that separates them
+        x_ticks = tick_metrics(xs, [(xv, metric_of.get((xv, yv))) for xv in xs for yv in ys])
+        y_ticks = tick_metrics(ys, [(yv, metric_of.get((xv, yv))) for xv in xs for yv in ys])
+    tilt = 30 if max(map(len, x_ticks)) > 8 else 0
     ax.set_xticks(
-        range(len(xs)), xs, rotation=tilt, ha="right" if tilt else "center", rotation_mode="anchor"
-    )
-    ax.set_yticks(range(len(ys)), ys)
+        range(len(xs)), x_ticks, rotation=tilt, ha="right" if tilt else "center",
+        rotation_mode="anchor",
+    )  # fmt: skip
+    ax.set_yticks(range(len(ys)), y_ticks)
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.set_title(title, fontsize="medium")
-    figure.colorbar(image, ax=ax, label=metric)
+    if per_metric:
+        bar = figure.colorbar(image, ax=ax, label="within each metric", ticks=[0, 1])
+        bar.ax.set_yticklabels(["lowest", "highest"])
+    else:
+        figure.colorbar(image, ax=ax, label=metric)
     return figure
+
+
+def shades(grid: np.ndarray, metrics: list[list[str | None]]) -> np.ndarray:
+    """Each cell's colour value: its mean scaled to [0, 1] between the lowest and the highest
+    mean of its metric (0.5 when they are equal); NaN stays NaN."""
+    shade = np.full(grid.shape, np.nan)
+    names = np.array(metrics, dtype=object)
+    for name in {m for row in metrics for m in row if m is not None}:
+        mask = (names == name) & np.isfinite(grid)
+        low, high = grid[mask].min(), grid[mask].max()
+        shade[mask] = (grid[mask] - low) / (high - low) if high > low else 0.5
+    return shade
+
+
+def tick_metrics(values: list[str], pairs: list[tuple[str, str | None]]) -> list[str]:
+    """Tick labels naming each value's metric when every cell of that value has one metric (the
+    axis of target_task); the plain values otherwise."""
+    seen: dict[str, set[str]] = defaultdict(set)
+    for value, name in pairs:
+        if name is not None:
+            seen[value].add(name)
+    if not seen or any(len(names) > 1 for names in seen.values()):
+        return values
+    return [
+        f"{value}\n({next(iter(seen[value])).rsplit('eval_', 1)[-1]})" if seen[value] else value
+        for value in values
+    ]
 
 
 def cell_mean(cell: list[PlotRow]) -> float:

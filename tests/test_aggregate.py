@@ -748,6 +748,32 @@ def test_no_heatmap_averages_different_selection_metrics_into_one_cell(caplog) -
     assert "heatmap.png" in apart
 
 
+def test_heatmap_colours_cells_within_their_own_metric() -> None:
+    # One scale over accuracy and pearsonr showed which task scores higher, not which mode helps.
+    pearson = "target/eval_pearsonr"
+    rows = [
+        plot_row([0.9], tuning_mode="full", target_task="sent"),
+        plot_row([0.8], tuning_mode="lora", target_task="sent"),
+        plot_row([0.3], pearson, tuning_mode="full", target_task="sts"),
+        plot_row([0.1, 0.3], pearson, tuning_mode="lora", target_task="sts"),
+        plot_row([0.25], pearson, tuning_mode="bitfit", target_task="sts"),
+    ]
+    axes = ("tuning_mode", "target_task")
+    figure = heatmap_figure(rows, axes, list(axes), "selection metric (per row)")
+    ax, bar = figure.axes
+    shade = np.ma.filled(ax.images[0].get_array(), np.nan)
+    # x: bitfit, full, lora; y: sent, sts. sent's bitfit was not run.
+    np.testing.assert_allclose(shade, [[np.nan, 1.0, 0.0], [0.5, 1.0, 0.0]])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["sent\n(accuracy)", "sts\n(pearsonr)"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["bitfit", "full", "lora"]
+    assert heatmap_texts(figure)["lora", "sts\n(pearsonr)"] == "0.200"  # the value, not its shade
+    assert bar.get_ylabel() == "within each metric"
+    # One metric: the values are the colours, on the metric's own scale.
+    same = heatmap_figure(rows[:2], axes, list(axes), ACC)
+    np.testing.assert_allclose(np.ma.filled(same.axes[0].images[0].get_array()), [[0.9, 0.8]])
+    assert same.axes[1].get_ylabel() == ACC
+
+
 def test_heatmap_title_and_legend_fit_and_cells_without_a_mean_say_why() -> None:
     fixed = {f"injection_task.a_long_setting_name_{i}": "1000" for i in range(6)}
     rows = [
