@@ -137,7 +137,9 @@ def heatmap_figure(
     per_metric = len(set(metric_of.values())) > 1
     # Cells of different metrics (target_task on an axis) are coloured within their metric: one
     # scale would show which task scores higher, not which setting helps.
-    shade = shades(grid, [[metric_of.get((xv, yv)) for xv in xs] for yv in ys]) if per_metric else grid
+    shade = (
+        shades(grid, [[metric_of.get((xv, yv)) for xv in xs] for yv in ys]) if per_metric else grid
+    )
     width = max(5.0, 1.2 * len(xs) + 3.5)
     title = f"mean {metric}"
     if others := [k for k in varied if k not in axes]:
