@@ -280,7 +280,7 @@ def record_failure(run_dir: Path, entries: dict[str, Any], err: BaseException) -
     logged, not raised: the sweep goes on and reports the job as not run."""
     first = (str(err).strip().splitlines() or [""])[0]
     user_error = isinstance(err, LayerftError) and not traceback_wanted()
-    trace = "" if user_error else "\n" + traceback.format_exc()
+    trace = "" if user_error else "\n" + "".join(traceback.format_exception(err)).rstrip()
     log.error("job failed (%s): %s%s", run_dir, first, trace)
     try:
         write_json_atomic(

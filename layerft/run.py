@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import shutil
 import sys
@@ -19,7 +20,7 @@ import torch
 import transformers
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from layerft.callbacks import MetricSink
 from layerft.config import (
@@ -483,6 +484,47 @@ def warn_inert_overrides(cfg: RunConfig, overrides: list[str]) -> None:
             log.warning("%s, so %s change nothing", why, " ".join(unused))
 
 
+def job_entries(cfg: DictConfig, hydra: DictConfig) -> dict[str, Any]:
+    """What a job's record says before its config is checked: group choices, overrides (a
+    credential's value masked), seed and sweep (a failure of an invalid config records these)."""
+    multirun = hydra.mode == RunMode.MULTIRUN
+    return {
+        "run/choices": {
+            group.split("@")[-1]: str(option)
+            for group, option in hydra.runtime.choices.items()
+            if group.split("@")[-1] in {*GROUP_SCHEMAS, "injection_lr_schedule"}
+        },
+        "run/overrides": mask_credentials(list(hydra.overrides.task)),
+        "run/seed": cfg.get("seed"),
+        # the W&B group
+        "run/sweep": hydra.runtime.choices.get("sweep") or (hydra.sweep.dir if multirun else None),
+    }
+
+
+def run_record(run_cfg: RunConfig, resolved: dict[str, Any], entries: dict[str, Any]) -> RunRecord:
+    """The record of a checked config, from its `job_entries`."""
+    selection = (
+        f"target/eval_{run_cfg.target_task.best_metric}",
+        run_cfg.target_task.best_is_higher,
+    )
+    return RunRecord.of(
+        resolved, entries["run/choices"], entries["run/overrides"], selection, entries["run/sweep"]
+    )
+
+
+def record_dead_job(config: DictConfig, job_dir: Path, error: Exception) -> None:
+    """Record a multirun job whose process died without a result (killed, out of host memory) in
+    its `failed.json`, as a failure inside the job is recorded: the sweep lists it as failed and
+    a rerun runs it again. `config` is the job's, with its `hydra` node."""
+    cfg = copy.deepcopy(config)
+    with read_write(cfg), open_dict(cfg):
+        del cfg["hydra"]
+    entries = job_entries(cfg, config.hydra)
+    with contextlib.suppress(Exception):  # an invalid config: the entries above; its log says why
+        entries = run_record(to_run_config(cfg), resolve_config(cfg), entries).entries()
+    record_failure(job_dir, entries, error)
+
+
 def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str, float] | None:
     """train.py's body: validate the composed config and run it in Hydra's output directory.
 
@@ -492,33 +534,16 @@ def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str,
     quiet_libraries()
     hydra = HydraConfig.get()
     run_dir = Path(hydra.runtime.output_dir)
-    choices = {
-        group.split("@")[-1]: str(option)
-        for group, option in hydra.runtime.choices.items()
-        if group.split("@")[-1] in {*GROUP_SCHEMAS, "injection_lr_schedule"}
-    }
     overrides = list(hydra.overrides.task)
-    recorded = mask_credentials(overrides)  # what metrics.json / failed.json keep
-    multirun = hydra.mode == RunMode.MULTIRUN
-    sweep_dir = hydra.sweep.dir if multirun else None
-    sweep_name = hydra.runtime.choices.get("sweep") or sweep_dir  # the W&B group
-    entries: dict[str, Any] = {
-        "run/choices": choices,
-        "run/overrides": recorded,
-        "run/seed": cfg.get("seed"),
-        "run/sweep": sweep_name,
-    }
+    sweep_dir = hydra.sweep.dir if hydra.mode == RunMode.MULTIRUN else None
+    entries = job_entries(cfg, hydra)
     try:
         with user_errors_exit(reraise=isolate_failures):
             run_cfg = to_run_config(cfg)
             check_switch_overrides(cfg, overrides)
             resolved = resolve_config(cfg)
             warn_inert_overrides(run_cfg, overrides)
-            selection = (
-                f"target/eval_{run_cfg.target_task.best_metric}",
-                run_cfg.target_task.best_is_higher,
-            )
-            record = RunRecord.of(resolved, choices, recorded, selection, sweep_name)
+            record = run_record(run_cfg, resolved, entries)
             entries = record.entries()
             metrics, result_dir = run(run_cfg, run_dir, resolved, record, sweep_dir)
     except Exception as err:

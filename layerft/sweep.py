@@ -297,9 +297,9 @@ def hydra_args(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool
 def run_grid(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool) -> str | None:
     """Run the multirun in this process (Hydra's launcher from the config: sequential by default).
 
-    Whatever stops the launch (a job folder that cannot be made, a job whose failure escaped it, a
-    local_parallel job process that died, Ctrl-C) comes back as one line, not raised: the jobs that
-    finished are still summarised and tabulated."""
+    Whatever stops the launch (a job folder that cannot be made, a job whose failure escaped it,
+    Ctrl-C) comes back as one line, not raised: the jobs that finished are still summarised and
+    tabulated."""
     register_configs()
     argv = sys.argv
     sys.argv = [argv[0], *hydra_args(grid, overrides, sweep_dir, force)]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from compose import CONF
-from conftest import REPO, SHRINK, run_train
+from conftest import REPO, SHRINK, run_sweep, run_train
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
@@ -34,6 +34,7 @@ from hydra_plugins.layerft_launcher.local_parallel import (
     run_pooled,
     visible_gpus,
 )
+from layerft.sweep import expand
 
 # One worker runs this module: its `fates` fixture runs one launch for several tests.
 pytestmark = pytest.mark.xdist_group(__name__)
@@ -348,6 +349,56 @@ def test_local_parallel_runs_a_grid_two_at_a_time(tmp_path) -> None:
     # The jobs' output is in their folders; the console keeps the launcher's lines.
     assert "parameters train" not in proc.stdout
     assert "results: " in (sweep / "0" / "launcher.log").read_text()
+
+
+# A sitecustomize that kills every local_parallel job process of seed 2 before its job runs.
+KILL_SEED_2 = textwrap.dedent(
+    """
+    import os, signal
+
+    if os.environ.get("LAYERFT_LAUNCHER_PID"):  # set in local_parallel's job processes only
+        from layerft import launch_worker
+
+        shipped = launch_worker.run_shipped
+
+        def run_shipped(job):
+            if job.config.seed == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return shipped(job)
+
+        launch_worker.run_shipped = run_shipped
+    """
+)
+
+
+def test_a_layerft_job_killed_hard_is_recorded_as_failed_and_rerun(tmp_path) -> None:
+    # It was listed NOT RUN and stopped the sweep with a traceback-like line after its batch.
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(KILL_SEED_2)
+    grid = ["demo", *SHRINK, "injection_task=none", "tuning_mode=full", "seed=1,2",
+            f"cache_dir={tmp_path / 'cache'}", "hydra/launcher=local_parallel", *TWO_UNPINNED]  # fmt: skip
+    proc = run_sweep(grid, tmp_path, env_extra={"PYTHONPATH": f"{hook}{os.pathsep}{REPO}"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "sweep: 1 finished, 1 failed, 0 not run" in out and "stopped early" not in out
+    assert re.search(
+        r"FAILED injection_task=none,seed=2,tuning_mode=full: JobProcessDied: local_parallel job #1 \(.*seed=2.*\) killed by signal "
+        r"SIGKILL \(9\) after \d+ s without a result; the end of ",
+        out,
+    ), out
+    sweep_dir = tmp_path / "multirun_outputs" / "demo"
+    [failed] = sweep_dir.glob("*/failed.json")
+    [seed2] = [c for c in expand("demo", grid[1:-4]) if "seed=2" in c.label]
+    assert json.loads(failed.read_text())["run/config_fingerprint"] == seed2.fingerprint
+    assert "failures.csv" in {p.name for p in sweep_dir.iterdir()}
+    # Without the kill, the rerun runs seed 2 only.
+    [finished] = sweep_dir.glob("*/metrics.json")
+    before = finished.stat().st_mtime_ns
+    proc = run_sweep(grid, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "sweep: 2 finished, 0 failed, 0 not run" in proc.stdout
+    assert finished.stat().st_mtime_ns == before and not list(sweep_dir.glob("*/failed.json"))
 
 
 @needs_submitit

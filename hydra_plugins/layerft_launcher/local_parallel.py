@@ -3,9 +3,11 @@
 Each job runs in its own `python -m layerft.launch_worker` (no allocator or CUDA state carries
 over from one job to the next), at most `n_jobs` at once, each pinned to a GPU that no running
 job holds. The job travels as a cloudpickle file, as hydra_submitit_launcher ships it to SLURM,
-and its JobReturn comes back the same way; a process that dies without one (SIGKILL, the OOM
-killer, `os._exit`) becomes a FAILED JobReturn naming the job and how it ended, so the other jobs
-still run and Hydra's sweeper reports the failure when the batch is done.
+and its JobReturn comes back the same way. A process that dies without one (SIGKILL, the OOM
+killer, `os._exit`) does not stop the other jobs: a layerft job's death is recorded in its
+`failed.json` like any failed job (the sweep goes on and lists it as failed); another Hydra app's
+becomes a FAILED JobReturn naming the job and how it ended, which Hydra's sweeper raises when the
+batch is done.
 """
 
 from __future__ import annotations
@@ -219,7 +221,11 @@ class LocalParallelLauncher(Launcher):
             f"local_parallel job #{idx} ({' '.join(overrides)}) {describe_exit(code)} after "
             f"{seconds:.0f} s without a result; the end of {log_path}:\n{log_tail(log_path)}"
         )
-        return failed_return(config, overrides, job_dir, died)
+        if not self._stopping and record_dead_job(config, job_dir, died):
+            # Recorded as layerft records a failure inside a job, which returns None: the
+            # sweep goes on to its other batches and lists this job as failed.
+            return job_return(config, overrides, job_dir, JobStatus.COMPLETED, None)
+        return job_return(config, overrides, job_dir, JobStatus.FAILED, died)
 
     def _job_config(self, idx: int, overrides: list[str]) -> tuple[DictConfig, Path]:
         """The job's composed config (numbered as BasicLauncher numbers it) and its job dir."""
@@ -263,8 +269,19 @@ class LocalParallelLauncher(Launcher):
                 process.terminate()
 
 
-def failed_return(
-    config: DictConfig, overrides: list[str], job_dir: Path, error: Exception
+def record_dead_job(config: DictConfig, job_dir: Path, error: Exception) -> bool:
+    """A layerft job's death in its failed.json (layerft.run.record_dead_job); False for
+    another Hydra app's job (no `target_task`), which only the FAILED JobReturn reports."""
+    if "target_task" not in config:
+        return False
+    from layerft.run import record_dead_job as record  # only here: it imports torch
+
+    record(config, job_dir, error)
+    return True
+
+
+def job_return(
+    config: DictConfig, overrides: list[str], job_dir: Path, status: JobStatus, value: Any
 ) -> JobReturn:
     """The JobReturn of a job whose process never sent one, filled as run_job fills it."""
     task_cfg = copy.deepcopy(config)
@@ -276,6 +293,6 @@ def failed_return(
         hydra_cfg=OmegaConf.create({"hydra": config.hydra}),
         working_dir=str(job_dir) if config.hydra.job.chdir else os.getcwd(),
         task_name=str(config.hydra.job.name),
-        status=JobStatus.FAILED,
-        _return_value=error,
+        status=status,
+        _return_value=value,
     )
