@@ -7,6 +7,7 @@ Every source ends in the same raw records; the task's kind (`layerft/kinds/`) no
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -167,6 +168,38 @@ def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str,
             task.generator_sizes[split], seed
         ), f"{task.generator}:{split}"
     return _read_hub_split(task, group, split)
+
+
+def split_file(task: TaskConfig, split: str) -> Path | None:
+    """The local file a split of `task` reads (data_files, or data_dir's release file); None for
+    generated and hub data, or a split without a file."""
+    if task.source == "data_files":
+        path = task.data_files.get(split)
+        return Path(path).expanduser() if path else None
+    if task.source == "data_dir" and (name := task.release_files.get(split)):
+        return Path(task.data_dir or "").expanduser() / name
+    return None
+
+
+def file_digests(task: TaskConfig, group: str) -> dict[str, str]:
+    """`<group>.<split>` -> sha256 of the file it reads, for each split with an existing local
+    file: what a finished result was computed on (a data file edited in place leaves the config
+    and its fingerprint as they were)."""
+    digests = {}
+    for split in (*SPLITS, *task.extra_eval_splits):
+        path = split_file(task, split)
+        if path is not None and path.is_file():
+            stat = path.stat()
+            digests[f"{group}.{split}"] = _file_digest(
+                path.resolve(), stat.st_size, stat.st_mtime_ns
+            )
+    return digests
+
+
+@functools.cache  # a sweep's plan asks for the same files once per combination
+def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def _read_hub_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str, Any]], str]:

@@ -15,7 +15,7 @@ import os
 import tempfile
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ FAILED_FILE = (
     "failed.json"  # a job that failed in a sweep: its record's `run/*` entries + the error
 )
 FINGERPRINT_KEY = "run/config_fingerprint"
+DATA_FILES_KEY = "run/data_files"
 # The same without the seed: equal across the seeds of one config, so a sweep table can tell a row
 # of seeds from a row whose seeds ran different configs (a YAML default changed between them).
 SEEDLESS_FINGERPRINT_KEY = "run/seedless_fingerprint"
@@ -118,6 +119,8 @@ class RunRecord:
     selection_metric: str  # the metrics.json key that picks the best dev checkpoint
     higher_is_better: bool  # for selection_metric
     sweep: str | None = None  # the sweep's name (None for a single run)
+    # `<group>.<split>` -> sha256 of the local data file it read (data.file_digests)
+    data_files: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -127,11 +130,15 @@ class RunRecord:
         overrides: list[str],
         selection: tuple[str, bool],
         sweep: str | None = None,
+        data_files: dict[str, str] | None = None,
     ) -> RunRecord:
         """The record of a run of this resolved config; `selection`: (metric key, higher is better)."""
         fingerprint, seedless = config_fingerprint(resolved), seedless_fingerprint(resolved)
         seed = int(resolved["seed"])
-        return cls(fingerprint, seedless, dict(choices), seed, overrides, *selection, sweep)
+        return cls(
+            fingerprint, seedless, dict(choices), seed, overrides, *selection, sweep,
+            dict(data_files or {}),
+        )  # fmt: skip
 
     def entries(self) -> dict[str, Any]:
         """The `run/*` entries of `metrics.json` (and of `failed.json`)."""
@@ -144,6 +151,7 @@ class RunRecord:
             f"{RUN_PREFIX}selection_metric": self.selection_metric,
             f"{RUN_PREFIX}higher_is_better": self.higher_is_better,
             f"{RUN_PREFIX}sweep": self.sweep,
+            DATA_FILES_KEY: dict(self.data_files),
         }
 
 
@@ -270,6 +278,16 @@ def read_finished(run_dir: Path, fingerprint: str, new_folder: str) -> dict[str,
             f"run this one in a new folder ({new_folder}) or delete {path} to redo it"
         )
     return {key: value for key, value in data.items() if not key.startswith(RUN_PREFIX)}
+
+
+def changed_data(run_dir: Path, data_files: dict[str, str]) -> list[str]:
+    """The splits whose data file differs from the one the finished result in `run_dir` was
+    computed on (a file now missing, or a result written before files were recorded, is not
+    compared)."""
+    stored = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8")).get(DATA_FILES_KEY)
+    if not isinstance(stored, dict):
+        return []
+    return sorted(k for k, digest in data_files.items() if stored.get(k, digest) != digest)
 
 
 def record_failure(run_dir: Path, entries: dict[str, Any], err: BaseException) -> None:

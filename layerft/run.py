@@ -33,7 +33,7 @@ from layerft.config import (
     to_run_config,
 )
 from layerft.credentials import mask_credentials
-from layerft.data import TaskData, load_task_data
+from layerft.data import TaskData, file_digests, load_task_data
 from layerft.errors import LayerftError, hydra_raises, traceback_wanted
 from layerft.heads import TaskModel, build_task_model, encoder_layers
 from layerft.layer_split import (
@@ -57,6 +57,7 @@ from layerft.results import (
     METRICS_FILE,
     HistoryFile,
     RunRecord,
+    changed_data,
     read_finished,
     record_failure,
     run_dir_errors,
@@ -287,9 +288,10 @@ def previous_result(
             raise  # refused: the kept result's config stays beside it
         return read_result(elsewhere, record, hint)
     if finished is not None:
-        log.info("already finished, not rerun: %s", run_dir / METRICS_FILE)
         if is_main_process():
             restore_hydra_files(run_dir)
+        check_same_data(run_dir, record, hint)
+        log.info("already finished, not rerun: %s", run_dir / METRICS_FILE)
         return finished, run_dir
     if sweep_dir is None or (elsewhere := found_elsewhere(sweep_dir, record, run_dir)) is None:
         return None
@@ -300,7 +302,22 @@ def previous_result(
 def read_result(folder: Path, record: RunRecord, hint: str) -> tuple[dict[str, float], Path] | None:
     """The finished metrics of `record`'s config in `folder`, with the folder."""
     finished = read_finished(folder, record.fingerprint, hint)
-    return None if finished is None else (finished, folder)
+    if finished is None:
+        return None
+    check_same_data(folder, record, hint)
+    return finished, folder
+
+
+def check_same_data(folder: Path, record: RunRecord, hint: str) -> None:
+    """A finished result of this config computed on other data (a data file edited or replaced
+    in place since) is neither reported as this run's nor overwritten: an error saying so."""
+    changed = changed_data(folder, record.data_files)
+    if changed:
+        raise LayerftError(
+            f"{folder / METRICS_FILE} is this config's result on other data: the file of "
+            f"{', '.join(changed)} changed since; replace it with force_rerun=true (sweep.py "
+            f"--force), or run in a new folder ({hint})"
+        )
 
 
 def found_elsewhere(sweep_dir: str, record: RunRecord, run_dir: Path) -> Path | None:
@@ -508,8 +525,17 @@ def run_record(run_cfg: RunConfig, resolved: dict[str, Any], entries: dict[str, 
         run_cfg.target_task.best_is_higher,
     )
     return RunRecord.of(
-        resolved, entries["run/choices"], entries["run/overrides"], selection, entries["run/sweep"]
-    )
+        resolved, entries["run/choices"], entries["run/overrides"], selection, entries["run/sweep"],
+        data_digests(run_cfg),
+    )  # fmt: skip
+
+
+def data_digests(run_cfg: RunConfig) -> dict[str, str]:
+    """sha256 of each local data file the run reads, by `<group>.<split>` (data.file_digests)."""
+    digests = file_digests(run_cfg.target_task, "target_task")
+    if run_cfg.injection_task is not None:
+        digests |= file_digests(run_cfg.injection_task, "injection_task")
+    return digests
 
 
 def record_dead_job(config: DictConfig, job_dir: Path, error: Exception) -> None:

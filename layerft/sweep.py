@@ -22,7 +22,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -52,6 +52,7 @@ from layerft.results import (
     FAILED_FILE,
     FINGERPRINT_KEY,
     METRICS_FILE,
+    changed_data,
     config_fingerprint,
     file_error,
 )
@@ -98,6 +99,8 @@ class Combination:
     # Whether its stage-1 store holds a result with these stage-1 settings (reused if the data is
     # unchanged: only the run itself reads the data and knows).
     stage1_stored: bool = False
+    # sha256 of each local data file it reads, by `<group>.<split>` (RunRecord.data_files)
+    data_files: dict[str, str] = field(default_factory=dict)
 
 
 def grid_names() -> list[str]:
@@ -159,7 +162,7 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
 
-    from layerft.run import resolve_config
+    from layerft.run import data_digests, resolve_config
     from layerft.stage1 import Stage1Key, Stage1Store
 
     grid_keys = grid_params(grid, overrides)
@@ -183,7 +186,9 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
             label = job_dirname(",".join(swept_lines)) if swept_lines else ""
             fingerprint = config_fingerprint(resolve_config(cfg))
             combinations.append(
-                Combination(job, fingerprint, stage1, label or "(defaults)", stored)
+                Combination(
+                    job, fingerprint, stage1, label or "(defaults)", stored, data_digests(run_cfg)
+                )
             )
     GlobalHydra.instance().clear()
     return combinations
@@ -363,13 +368,26 @@ def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) ->
     stored = {c.stage1 for c in combinations if c.stage1_stored}
     kept = f" ({len(stored)} stored, reused if their data is unchanged)" if stored else ""
     print(f"{len(combinations)} combinations, {len(stage1)} distinct stage-1 trainings{kept}")
+    # A result on a data file edited since: the job will stop on it (run.check_same_data).
+    stale = {
+        c.fingerprint: changed
+        for c, folder in state.done
+        if (changed := changed_data(folder, c.data_files))
+    }
     for combination in combinations:
         mark = "done" if combination.fingerprint in done and not force else "todo"
+        if combination.fingerprint in stale and not force:
+            mark = f"done on other data: {', '.join(stale[combination.fingerprint])} changed"
         s1 = f"stage1 {combination.stage1}" if combination.stage1 else "no stage 1"
         s1 += ", stored" if combination.stage1_stored else ""
         print(f"  [{mark}] {combination.label}  ({s1})")
     todo = len(combinations) if force else len(combinations) - len(done)
     print(f"{len(combinations) - todo} done, {todo} to run{' (--force)' if force else ''}")
+    if stale and not force:
+        print(
+            f"{len(stale)} done on data files changed since: each stops with an error; rerun them "
+            "with --force (overrides can narrow the grid to them)"
+        )
 
 
 def print_summary(state: Status) -> None:

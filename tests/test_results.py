@@ -168,10 +168,48 @@ def test_metrics_json_describes_its_run_and_a_rerun_reads_back_only_metrics(tmp_
         "run/selection_metric": "target/eval_accuracy",
         "run/higher_is_better": True,
         "run/sweep": "grid",
+        "run/data_files": {},
     }
     assert read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir=<new folder>") == {
         "target/eval_accuracy": 0.5
     }
+
+
+def test_a_result_on_a_data_file_edited_since_is_refused_naming_the_split(tmp_path: Path) -> None:
+    # The config (paths) and its fingerprint stay as they were: the old scores were reported as
+    # this run's.
+    train, dev = tmp_path / "train.jsonl", tmp_path / "dev.jsonl"
+    train.write_text('{"premise": "a", "hypothesis": "b", "label": 0}\n')
+    dev.write_text('{"premise": "c", "hypothesis": "d", "label": 1}\n')
+    overrides = ["model=tiny", "injection_task=none", "target_task=snli",
+                 f"target_task.data_files.train={train}", f"target_task.data_files.validation={dev}"]  # fmt: skip
+    entries = {"run/choices": {}, "run/overrides": [], "run/sweep": None}
+
+    def record_now() -> RunRecord:
+        cfg = compose_config(*overrides)
+        return run_module.run_record(compose_run(*overrides), resolve_config(cfg), entries)
+
+    first = record_now()
+    assert sorted(first.data_files) == ["target_task.train", "target_task.validation"]
+    run_dir = tmp_path / "run"
+    write_metrics(run_dir, {"target/eval_accuracy": 0.5}, first)
+    assert run_module.previous_result(run_dir, first, None) == (
+        {"target/eval_accuracy": 0.5},
+        run_dir,
+    )
+    dev.write_text('{"premise": "c", "hypothesis": "d", "label": 2}\n')
+    edited = record_now()
+    assert edited.fingerprint == first.fingerprint and edited.data_files != first.data_files
+    with pytest.raises(LayerftError) as caught:
+        run_module.previous_result(run_dir, edited, None)
+    assert str(caught.value) == (
+        f"{run_dir / 'metrics.json'} is this config's result on other data: the file of "
+        "target_task.validation changed since; replace it with force_rerun=true (sweep.py "
+        "--force), or run in a new folder (hydra.run.dir=<new folder>)"
+    )
+    # A split whose file is gone is not compared (nor a result written before files were recorded).
+    dev.unlink()
+    assert run_module.previous_result(run_dir, record_now(), None) is not None
 
 
 def test_record_of_a_resolved_config_takes_its_seed_and_fingerprint() -> None:

@@ -30,10 +30,10 @@ from layerft import stage1 as stage1_module
 from layerft import sweep as sweep_module
 from layerft.errors import LayerftError
 from layerft.layer_split import InjectedWeights, Stage1Split, Stage2Split
-from layerft.results import config_fingerprint
+from layerft.results import FINGERPRINT_KEY, config_fingerprint
 from layerft.run import resolve_config
 from layerft.stage1 import Stage1Key, Stage1Store, obtain_stage1
-from layerft.sweep import expand, grid_names, hydra_args, job_dirname
+from layerft.sweep import Combination, expand, grid_names, hydra_args, job_dirname
 
 # The demo grid on model=tiny, one epoch per stage (each job takes a few seconds).
 TINY_GRID = [a for a in SHRINK if a != "tracker=none"] + ["tracker=none"]
@@ -109,6 +109,29 @@ def test_dry_run_lists_combinations_stage1_trainings_and_what_is_done(tmp_path) 
     assert re.search(r"demo_pos,seed=2,tuning_mode=lora  \(stage1 \w+\)", out)
     out = sweep(tmp_path, "seed=1,2", "reuse_stage1=false", "--dry-run")
     assert "2 distinct stage-1 trainings\n" in out and ", stored" not in out
+
+
+def test_dry_run_names_results_on_data_files_changed_since(tmp_path, capsys) -> None:
+    # Done by fingerprint, but the file of a split differs from the one the result was computed on.
+    def job(name: str, digest: str) -> Combination:
+        return Combination(
+            [], name * 16, None, f"seed={name}", data_files={"target_task.train": digest}
+        )
+
+    for name in ("1", "2"):
+        (tmp_path / name).mkdir()
+        record = {FINGERPRINT_KEY: name * 16, "run/data_files": {"target_task.train": "aa"}}
+        (tmp_path / name / "metrics.json").write_text(json.dumps(record))
+    sweep_module.print_plan([job("1", "aa"), job("2", "bb"), job("3", "aa")], tmp_path, False)
+    assert capsys.readouterr().out.splitlines() == [
+        "3 combinations, 0 distinct stage-1 trainings",
+        "  [done] seed=1  (no stage 1)",
+        "  [done on other data: target_task.train changed] seed=2  (no stage 1)",
+        "  [todo] seed=3  (no stage 1)",
+        "2 done, 1 to run",
+        "1 done on data files changed since: each stops with an error; rerun them with --force "
+        "(overrides can narrow the grid to them)",
+    ]
 
 
 def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path) -> None:

@@ -39,6 +39,7 @@ RUN_KEYS = (
     "run/selection_metric",
     "run/higher_is_better",
     "run/sweep",
+    "run/data_files",
     "run/stage1",
 )
 MEASURED = (
@@ -419,6 +420,7 @@ def test_default_run_writes_expected_metrics_and_run_files(runs) -> None:
     assert run["run/seed"] == 42
     assert run["run/selection_metric"] == "target/eval_accuracy" and run["run/higher_is_better"]
     assert run["run/sweep"] is None  # a single run
+    assert run["run/data_files"] == {}  # generated data: no file
     stage1 = run["run/stage1"]  # trained here and stored for reuse, under its content key
     assert stage1["status"] == "trained" and stage1["trained_by"] == str(run_dir)
     assert (Path(stage1["path"]) / "result.json").exists() and Path(stage1["path"]).name == stage1[
