@@ -141,7 +141,8 @@ def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str,
         resolved = Path(path).expanduser()
         if not resolved.exists():
             raise LayerftError(f"{group}.data_files.{split}: no such file {resolved}")
-        return read_records(resolved, text_columns=task.text_columns), str(resolved)
+        records = read_records(resolved, text_columns=_own_text_columns(task))
+        return _renamed(task, group, records, str(resolved)), str(resolved)
     if source == "data_dir":
         name = task.release_files.get(split)
         if not name:
@@ -155,7 +156,7 @@ def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str,
                 f"{group}.data_dir: no {name} in {path.parent} ({group}.release_files.{split})"
             )
         records = RELEASE_READERS[task.release_format](path)
-        return [_rename(r, task.release_rename) for r in records], str(path)
+        return _renamed(task, group, records, str(path)), str(path)
     if source == "generator":
         if split not in SPLITS:
             raise LayerftError(
@@ -236,8 +237,48 @@ def _hub_dataset_error(task: TaskConfig, group: str, origin: str, reason: str) -
     )
 
 
-def _rename(record: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
-    return {mapping.get(k, k): v for k, v in record.items()}
+def _renamed(
+    task: TaskConfig, group: str, records: list[dict[str, Any]], origin: str
+) -> list[dict[str, Any]]:
+    """A local file's records with their columns renamed by `release_rename` (the hub's rows are
+    in the layout the task names already); a rename onto a column the record has is an error,
+    since keeping either of the two would silently train on a column nobody chose."""
+    mapping = task.release_rename
+    if not mapping:
+        return records
+    renamed = []
+    for number, record in enumerate(records, start=1):
+        row: dict[str, Any] = {}
+        for own, value in record.items():
+            new = mapping.get(own, own)
+            if new in row:
+                other = next(k for k in record if k != own and mapping.get(k, k) == new)
+                moved, kept = (own, other) if own != new else (other, own)
+                also = "" if kept == new else f", renamed to '{new}' too"
+                message = (
+                    f"{_where(origin, number, record)}: {group}.release_rename renames '{moved}' "
+                    f"to '{new}', but the record also has '{kept}'{also}; remove one of the two "
+                    f"columns from the file or change {group}.release_rename"
+                )
+                raise _placed(LayerftError(message), task, group, origin, number)
+            row[new] = value
+        renamed.append(row)
+    return renamed
+
+
+def _own_text_columns(task: TaskConfig) -> list[str]:
+    """The file's own names of the task's text columns (the task names them as renamed): a csv or
+    tsv reader keeps them text."""
+    rename = task.release_rename
+    return [
+        own for own in (*rename, *task.text_columns) if rename.get(own, own) in task.text_columns
+    ]
+
+
+def _where(origin: str, number: int, record: dict[str, Any]) -> str:
+    """A record's place in messages: its file, number and guid."""
+    guid = record.get("guid", record.get("id"))  # KLUE's guid, SQuAD's id
+    return f"{origin}: record {number}" + (f" ({guid})" if isinstance(guid, str) else "")
 
 
 def _identity(record: dict[str, Any]) -> str:
@@ -275,10 +316,8 @@ def normalise_records(
     rows: list[Record] = []
     unlabelled = 0
     for number, record in enumerate(records, start=1):
-        guid = record.get("guid", record.get("id"))  # KLUE's guid, SQuAD's id
-        where = f"{origin}: record {number}" + (f" ({guid})" if isinstance(guid, str) else "")
         try:
-            row = normalise(task, group, record, where)
+            row = normalise(task, group, record, _where(origin, number, record))
         except LayerftError as err:
             raise _placed(err, task, group, origin, number) from None
         if row is None:
@@ -301,7 +340,7 @@ def _placed(
     line = None if read_as is None else record_line(Path(origin), read_as, number)
     if line is not None:
         message = message.replace(f"{origin}: record", f"{origin}:{line}: record", 1)
-    for own, renamed in task.release_rename.items() if task.source == "data_dir" else ():
+    for own, renamed in task.release_rename.items() if read_as is not None else ():
         if f"no column '{renamed}'" in message:
             message += f" ('{renamed}' is {group}.release_rename of the file's '{own}')"
     return LayerftError(message)

@@ -169,6 +169,55 @@ def test_a_record_error_names_the_line_the_record_starts_on(tmp_path) -> None:
     assert message.endswith("('label' is target_task.release_rename of the file's 'gold_label')")
 
 
+def renamed_task(path: Path, source: str, **rename: str):
+    """SNLI read from `path` through data_files or data_dir, its columns renamed by `rename`."""
+    files = (
+        [f"target_task.data_files.{s}={path}" for s in ("train", "validation")]
+        if source == "data_files"
+        else [f"target_task.data_dir={path.parent}",
+              *(f"target_task.release_files.{s}={path.name}" for s in ("train", "validation"))]
+    )  # fmt: skip
+    renames = [f"+target_task.release_rename.{own}={new}" for own, new in rename.items()]
+    return compose_run("model=tiny", "target_task=snli", *files, *renames).target_task
+
+
+@pytest.mark.parametrize("source", ["data_files", "data_dir"])
+def test_release_rename_applies_to_every_local_file(tmp_path, source: str) -> None:
+    # The task names columns as renamed; data_files ignored the rename.
+    path = tmp_path / "pairs.tsv"
+    path.write_text("pair_id\tleft_text\tright_text\tverdict\nx1\ta cat\ta pet\tneutral\n")
+    task = renamed_task(path, source, left_text="premise", right_text="hypothesis", verdict="label")
+    records, origin = read_split(task, "target_task", "train")
+    rows = normalise_records(task, "target_task", records, origin)
+    assert rows == [{"text_a": "a cat", "text_b": "a pet", "label": 1}]
+    # A rename whose column the file lacks: the column the task misses is named as the rename's.
+    task.release_rename = {"gold": "label"}
+    task.text_columns = ["left_text", "right_text"]
+    assert _first_error(task).endswith(
+        "no column 'label' (has pair_id, left_text, right_text, verdict) "
+        "('label' is target_task.release_rename of the file's 'gold')"
+    )
+
+
+@pytest.mark.parametrize("source", ["data_files", "data_dir"])
+def test_a_rename_onto_a_column_the_record_has_stops_the_run(tmp_path, source: str) -> None:
+    # Either of the two 'label' columns was kept, silently.
+    path = tmp_path / "train.csv"
+    path.write_text("premise,hypothesis,gold,label\np,h,neutral,entailment\n")
+    task = renamed_task(path, source, gold="label")
+    with pytest.raises(LayerftError) as caught:
+        read_split(task, "target_task", "train")
+    assert str(caught.value) == (
+        f"{path}:2: record 1: target_task.release_rename renames 'gold' to 'label', but the record "
+        "also has 'label'; remove one of the two columns from the file or change "
+        "target_task.release_rename"
+    )
+    task.release_rename = {"gold": "label", "label": "silver", "premise": "silver"}
+    with pytest.raises(LayerftError, match=r"renames 'label' to 'silver', but the record also "
+                       r"has 'premise', renamed to 'silver' too;"):  # fmt: skip
+        read_split(task, "target_task", "train")
+
+
 def test_blank_texts_stop_the_run_unless_the_task_drops_them(tmp_path, caplog) -> None:
     # A blank text trained as [CLS] [SEP]; NSMC's published files hold a few empty reviews.
     path = tmp_path / "reviews.csv"
