@@ -141,8 +141,7 @@ def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str,
         resolved = Path(path).expanduser()
         if not resolved.exists():
             raise LayerftError(f"{group}.data_files.{split}: no such file {resolved}")
-        records = read_records(resolved, text_columns=_own_text_columns(task))
-        return _renamed(task, group, records, str(resolved)), str(resolved)
+        return _read_file(task, group, resolved, "records"), str(resolved)
     if source == "data_dir":
         name = task.release_files.get(split)
         if not name:
@@ -155,8 +154,7 @@ def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str,
             raise LayerftError(
                 f"{group}.data_dir: no {name} in {path.parent} ({group}.release_files.{split})"
             )
-        records = RELEASE_READERS[task.release_format](path)
-        return _renamed(task, group, records, str(path)), str(path)
+        return _read_file(task, group, path, task.release_format), str(path)
     if source == "generator":
         if split not in SPLITS:
             raise LayerftError(
@@ -237,6 +235,15 @@ def _hub_dataset_error(task: TaskConfig, group: str, origin: str, reason: str) -
     )
 
 
+def _read_file(task: TaskConfig, group: str, path: Path, read_as: str) -> list[dict[str, Any]]:
+    """A local file's records, read by the `read_as` release reader and renamed."""
+    if read_as == "records":  # csv or tsv: the text columns stay text (a text of digits)
+        records = read_records(path, text_columns=_own_text_columns(task))
+    else:
+        records = RELEASE_READERS[read_as](path)
+    return _renamed(task, group, records, str(path))
+
+
 def _renamed(
     task: TaskConfig, group: str, records: list[dict[str, Any]], origin: str
 ) -> list[dict[str, Any]]:
@@ -267,8 +274,7 @@ def _renamed(
 
 
 def _own_text_columns(task: TaskConfig) -> list[str]:
-    """The file's own names of the task's text columns (the task names them as renamed): a csv or
-    tsv reader keeps them text."""
+    """The file's own names of the task's text columns (the task names them as renamed)."""
     rename = task.release_rename
     return [
         own for own in (*rename, *task.text_columns) if rename.get(own, own) in task.text_columns

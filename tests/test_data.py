@@ -255,6 +255,20 @@ def test_a_text_column_of_digits_stays_text_in_a_csv_or_tsv(tmp_path) -> None:
         assert rows[1] == {"text_a": "001", "text_b": "1991", "label": 1}
 
 
+@pytest.mark.parametrize("source", ["data_files", "data_dir"])
+def test_text_columns_of_digits_stay_text_under_their_own_names(tmp_path, source: str) -> None:
+    # A release folder read them as numbers ("is not text: 2024"); a renamed one is found by the
+    # file's own name.
+    path = tmp_path / "codes.csv"
+    path.write_text(
+        "premise,right_text,label\n" + "".join(f"00{i},{1990 + i},{i % 3}\n" for i in range(6))
+    )
+    task = renamed_task(path, source, right_text="hypothesis")
+    records, origin = read_split(task, "target_task", "train")
+    rows = normalise_records(task, "target_task", records, origin)
+    assert rows[1] == {"text_a": "001", "text_b": "1991", "label": 1}
+
+
 def test_content_hash_follows_the_examples_not_the_path(tmp_path) -> None:
     # A stored stage 1 is keyed by it: a file edited in place is other data.
     tokenizer, cache = build_tiny_tokenizer(), tmp_path / "cache"
