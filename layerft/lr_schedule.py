@@ -43,6 +43,13 @@ HF_SCHEDULER_TYPES: Mapping[ScheduleShape, str] = MappingProxyType(
         ScheduleShape.constant: "constant_with_warmup",
     }
 )
+# A new shape without its scheduler here would pass config validation and fail once training starts.
+if set(HF_SCHEDULER_TYPES) != set(ScheduleShape):
+    raise LayerftError(
+        "layerft/lr_schedule.py: HF_SCHEDULER_TYPES has no entry for shape(s) "
+        + ", ".join(sorted(s.value for s in set(ScheduleShape) - set(HF_SCHEDULER_TYPES)))
+        + "; add the transformers scheduler (get_scheduler's name) behind each"
+    )
 
 
 @dataclass

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
 from compose import compose_run
 from torch import nn
 
+from layerft import lr_schedule
+from layerft.errors import LayerftError
 from layerft.layer_split import extract_injected
 from layerft.lr_schedule import (
     ScheduleConfig,
@@ -170,3 +175,19 @@ def test_warmup_steps_round_the_ratio_as_written() -> None:
         optimizer.step()
         scheduler.step()
     assert rates == pytest.approx([i / 7 for i in range(8)] + [1])  # 7 warmup steps, then the peak
+
+
+def test_a_shape_without_a_transformers_scheduler_stops_the_import(monkeypatch) -> None:
+    # It passed config validation and died with a KeyError once training started.
+    path = Path(lr_schedule.__file__)
+    member = '    constant = "constant"\n'
+    source = path.read_text().replace(member, member + '    polynomial = "polynomial"\n', 1)
+    assert "polynomial" in source
+    module = ModuleType("lr_schedule_with_a_new_shape")  # in sys.modules: dataclasses look it up
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    with pytest.raises(LayerftError) as caught:
+        exec(compile(source, str(path), "exec"), module.__dict__)
+    assert str(caught.value) == (
+        "layerft/lr_schedule.py: HF_SCHEDULER_TYPES has no entry for shape(s) polynomial; add the "
+        "transformers scheduler (get_scheduler's name) behind each"
+    )
