@@ -132,27 +132,24 @@ def select_rows(rows: list[dict[str, Any]], limit: int | None, seed: int) -> lis
 def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str, Any]], str]:
     """Raw records of one split and a name for where they came from (used in messages)."""
     source = task.source
+    path = split_file(task, split)
     if source == "data_files":
-        path = task.data_files.get(split)
-        if not path:
+        if path is None:
             raise LayerftError(
                 f"{group}.data_files.{split} is not set (give a file for every split)"
             )
-        resolved = Path(path).expanduser()
-        if not resolved.exists():
-            raise LayerftError(f"{group}.data_files.{split}: no such file {resolved}")
-        return _read_file(task, group, resolved, "records"), str(resolved)
+        if not path.exists():
+            raise LayerftError(f"{group}.data_files.{split}: no such file {path}")
+        return _read_file(task, group, path, "records"), str(path)
     if source == "data_dir":
-        name = task.release_files.get(split)
-        if not name:
+        if path is None:
             raise LayerftError(
                 f"{group}.release_files.{split} is not set: task '{task.name}' has no release "
                 f"folder layout for {group}.data_dir; give files with {group}.data_files.{split}=..."
             )
-        path = Path(task.data_dir or "").expanduser() / name
         if not path.exists():
             raise LayerftError(
-                f"{group}.data_dir: no {name} in {path.parent} ({group}.release_files.{split})"
+                f"{group}.data_dir: no {path.name} in {path.parent} ({group}.release_files.{split})"
             )
         return _read_file(task, group, path, task.release_format), str(path)
     if source == "generator":
