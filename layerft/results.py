@@ -93,6 +93,29 @@ def config_fingerprint(resolved: dict[str, Any]) -> str:
     return _fingerprint(result_config(resolved))
 
 
+def config_differences(stored: dict[str, Any], resolved: dict[str, Any], limit: int = 4) -> str:
+    """`key: stored value -> this value` for the first `limit` dotted keys where two resolved
+    configs differ in what their fingerprints hash ("absent" for a key only one has)."""
+    old, new = _dotted(result_config(stored)), _dotted(result_config(resolved))
+    keys = sorted(k for k in old.keys() | new.keys() if old.get(k, _ABSENT) != new.get(k, _ABSENT))
+    shown = [f"{k}: {old.get(k, _ABSENT)} -> {new.get(k, _ABSENT)}" for k in keys[:limit]]
+    return "; ".join(shown) + (f"; and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+_ABSENT = "absent"
+
+
+def _dotted(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as `a.b.c` -> leaf value (a list is a leaf)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat |= _dotted(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def seedless_fingerprint(resolved: dict[str, Any]) -> str:
     """`config_fingerprint` of the config without its seed: one value for all seeds of a config."""
     kept = result_config(resolved)

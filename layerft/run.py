@@ -58,6 +58,7 @@ from layerft.results import (
     HistoryFile,
     RunRecord,
     changed_data,
+    config_differences,
     read_finished,
     record_failure,
     run_dir_errors,
@@ -234,10 +235,13 @@ def run(
     metrics and the folder holding them."""
     replacing = False  # a forced rerun of a finished result: its files stay until this one ends
     if cfg.force_rerun:  # a finished result of this config is redone; another config's never
-        replacing = (
-            read_finished(run_dir, record.fingerprint, new_folder_hint(sweep_dir)) is not None
-        )
-    elif (previous := previous_result(run_dir, record, sweep_dir)) is not None:
+        try:
+            replacing = (
+                read_finished(run_dir, record.fingerprint, new_folder_hint(sweep_dir)) is not None
+            )
+        except LayerftError as refused:
+            raise explained(refused, run_dir, resolved) from refused
+    elif (previous := previous_result(run_dir, record, sweep_dir, resolved)) is not None:
         return previous
     cfg.trainer.check_device()  # before minutes of data loading and model building
     data = load_stage_data(cfg)
@@ -270,7 +274,7 @@ def run(
 
 
 def previous_result(
-    run_dir: Path, record: RunRecord, sweep_dir: str | None
+    run_dir: Path, record: RunRecord, sweep_dir: str | None, resolved: dict[str, Any] | None = None
 ) -> tuple[dict[str, float], Path] | None:
     """The finished metrics of this config and their folder: here or a sibling job folder of the
     sweep.
@@ -281,11 +285,12 @@ def previous_result(
     hint = new_folder_hint(sweep_dir)
     try:
         finished = read_finished(run_dir, record.fingerprint, hint)
-    except LayerftError:
+    except LayerftError as refused:
         if is_main_process():  # Hydra rewrote them for this job; the folder keeps its own
             restore_hydra_files(run_dir)
         if sweep_dir is None or (elsewhere := found_elsewhere(sweep_dir, record, run_dir)) is None:
-            raise  # refused: the kept result's config stays beside it
+            # the kept config stays beside it
+            raise explained(refused, run_dir, resolved) from refused
         return read_result(elsewhere, record, hint)
     if finished is not None:
         if is_main_process():
@@ -297,6 +302,22 @@ def previous_result(
         return None
     remove_if_only_hydra_files(run_dir)
     return read_result(elsewhere, record, hint)
+
+
+def explained(
+    refused: LayerftError, run_dir: Path, resolved: dict[str, Any] | None
+) -> LayerftError:
+    """A refusal to overwrite another config's result, with the keys where this config differs
+    from it, read from the copy of its Hydra config kept beside it (when there is one)."""
+    record = hydra_record(run_dir)
+    kept = record / "finished" / "config.yaml" if record is not None else None
+    if resolved is None or kept is None or not kept.is_file():
+        return refused
+    try:
+        differences = config_differences(resolve_config(OmegaConf.load(kept)), resolved)
+    except Exception:  # noqa: BLE001 - an unreadable or older config only loses the detail
+        return refused
+    return LayerftError(f"{refused} (it differs in {differences})")
 
 
 def read_result(folder: Path, record: RunRecord, hint: str) -> tuple[dict[str, float], Path] | None:
@@ -498,7 +519,8 @@ def warn_inert_overrides(cfg: RunConfig, overrides: list[str]) -> None:
             or (prefix.endswith(".") and key.startswith(prefix))
         ]  # fmt: skip
         if unused:
-            log.warning("%s, so %s change nothing", why, " ".join(unused))
+            verb = "changes" if len(unused) == 1 else "change"
+            log.warning("%s, so %s %s nothing", why, " ".join(unused), verb)
 
 
 def job_entries(cfg: DictConfig, hydra: DictConfig) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from layerft.results import (
     RESULT_NEUTRAL_KEYS,
     SEEDLESS_FINGERPRINT_KEY,
     RunRecord,
+    config_differences,
     config_fingerprint,
     read_finished,
     record_failure,
@@ -210,6 +211,20 @@ def test_a_result_on_a_data_file_edited_since_is_refused_naming_the_split(tmp_pa
     # A split whose file is gone is not compared (nor a result written before files were recorded).
     dev.unlink()
     assert run_module.previous_result(run_dir, record_now(), None) is not None
+
+
+def test_config_differences_name_the_keys_a_refused_folder_differs_in() -> None:
+    # A result refused as another config's: the message says which keys, e.g. a field the code
+    # added (absent from the stored config) rather than a real conflict.
+    stored, now = resolved("seed=1"), resolved("seed=2", "target_task.lr=1e-4")
+    del stored["lr_schedule"]["warmup_ratio"]
+    stored["tracker"] = {"name": "wandb"}  # result-neutral: not a difference
+    assert config_differences(stored, now) == (
+        "lr_schedule.warmup_ratio: absent -> 0.1; seed: 1 -> 2; target_task.lr: 5e-05 -> 0.0001"
+    )
+    assert config_differences(stored, now, limit=1) == (
+        "lr_schedule.warmup_ratio: absent -> 0.1; and 2 more"
+    )
 
 
 def test_record_of_a_resolved_config_takes_its_seed_and_fingerprint() -> None:

@@ -606,6 +606,7 @@ def test_rerun_in_same_dir_reuses_finished_metrics_and_another_config_is_refused
     assert "Traceback" not in reseeded.proc.stderr
     [line] = user_error_lines(reseeded.proc)
     assert str(first.run_dir / "metrics.json") in line and "hydra.run.dir=" in line
+    assert line.endswith("(it differs in seed: 42 -> 7)")  # read from the kept .hydra config
     assert "parameters train" not in reseeded.proc.stdout
     assert reseeded.metrics_bytes == first.metrics_bytes
     assert reseeded.metrics_mtime_ns == first.metrics_mtime_ns
@@ -630,9 +631,9 @@ def test_injection_task_none_with_an_injection_override_is_clean(runs) -> None:
     done = runs["none_with_injection_override"].result()
     assert "Traceback" not in done.proc.stderr
     assert done.proc.returncode == 0, done.proc.stderr
-    warning = "injection_task=none: no stage 1, so injection_task.epochs=1 change nothing"
+    warning = "injection_task=none: no stage 1, so injection_task.epochs=1 changes nothing"
     assert warning in done.log
-    assert "change nothing" not in finished(runs, "no_injection").log
+    assert "changes nothing" not in finished(runs, "no_injection").log
 
 
 # --- 6. errors ------------------------------------------------------------------------------
