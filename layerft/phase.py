@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from datasets import Dataset
+from torch.utils.data import Sampler, SequentialSampler
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -121,6 +123,15 @@ class _PhaseTrainer(Trainer):
         loss = super().training_step(model, inputs, num_items_in_batch)
         self.guard.record(loss, self.state.global_step + 1)
         return loss
+
+    def _get_eval_sampler(self, eval_dataset: Dataset) -> Sampler | None:
+        """Dev sets in their order: each kind pairs predictions with its records by position, and
+        the Trainer sorts dev sets by length too under group_by_length (tagging then crashed and
+        span scores were read against other questions' contexts)."""
+        if eval_dataset is None:
+            return None
+        # Several processes: the Trainer's sharding, which gathers predictions in order.
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
 
 def _training_arguments(

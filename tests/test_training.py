@@ -72,6 +72,23 @@ def test_injection_stage_learns_tagging_and_a_zero_lr_does_not(tmp_path) -> None
     assert frozen["injection/eval_token_f1"] <= 0.15
 
 
+def test_group_by_length_leaves_the_dev_order_and_its_scores_alone(tmp_path) -> None:
+    # transformers sorts dev sets by length under group_by_length too: tagging's predictions were
+    # paired with other sentences (a ValueError), span extraction's silently with other contexts.
+    only_eval = (
+        "injection_task.generator_sizes.train=32", "injection_task.generator_sizes.validation=100",
+        "injection_task.epochs=0", "target_task.generator_sizes.train=32",
+        "target_task.generator_sizes.validation=32", "target_task.epochs=0",
+    )  # fmt: skip
+    plain, _ = train(tmp_path / "a", *only_eval)
+    grouped, _ = train(tmp_path / "b", *only_eval, "trainer.group_by_length=true")
+    scores = [
+        k for k in plain if "/eval_" in k and not any(m in k for m in ("runtime", "per_second"))
+    ]
+    assert "injection/eval_token_f1" in scores
+    assert {k: grouped[k] for k in scores} == {k: plain[k] for k in scores}
+
+
 # --- what it reports --------------------------------------------------------------------------
 
 
