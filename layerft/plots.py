@@ -140,8 +140,14 @@ def heatmap_figure(
     shade = (
         shades(grid, [[metric_of.get((xv, yv)) for xv in xs] for yv in ys]) if per_metric else grid
     )
-    width = max(5.0, 1.2 * len(xs) + 3.5)
+    x_ticks, y_ticks = xs, ys
     title = f"mean {metric}"
+    if per_metric:  # name each value's metric on the axis that separates them
+        x_ticks = tick_metrics(xs, [(xv, metric_of.get((xv, yv))) for xv in xs for yv in ys])
+        y_ticks = tick_metrics(ys, [(yv, metric_of.get((xv, yv))) for xv in xs for yv in ys])
+        named = [a for a, ticks, values in ((x, x_ticks, xs), (y, y_ticks, ys)) if ticks != values]
+        title = f"mean selection metric (each {named[0] if named else 'cell'}'s own)"
+    width = max(5.0, 1.2 * len(xs) + 3.5)
     if others := [k for k in varied if k not in axes]:
         title += "\n" + textwrap.fill(
             "averaged over " + ", ".join(others), round(width * CHARS_PER_INCH)
@@ -162,10 +168,6 @@ def heatmap_figure(
             text = "failed" if (xs[j], ys[i]) in run else "not run"
         color = "white" if shade[i, j] < middle else "black"  # NaN < x is False
         ax.text(j, i, text, ha="center", va="center", color=color, fontsize="small")
-    x_ticks, y_ticks = xs, ys
-    if per_metric:  # name each value's metric on the axis that separates them
-        x_ticks = tick_metrics(xs, [(xv, metric_of.get((xv, yv))) for xv in xs for yv in ys])
-        y_ticks = tick_metrics(ys, [(yv, metric_of.get((xv, yv))) for xv in xs for yv in ys])
     tilt = 30 if max(map(len, x_ticks)) > 8 else 0
     ax.set_xticks(
         range(len(xs)), x_ticks, rotation=tilt, ha="right" if tilt else "center",
