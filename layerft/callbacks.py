@@ -34,9 +34,11 @@ class ForwardLogs(TrainerCallback):
         if not logs or not state.is_world_process_zero:
             return
         numbers = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}
+        if self.train_done:
+            numbers.pop("epoch", None)  # where training ended, not the best checkpoint's
         shown = ", ".join(f"{k}={v:.4g}" for k, v in numbers.items())
         if self.train_done:
-            log.info("%s best checkpoint: %s", self.stage, shown)
+            log.info("%s best checkpoint (step %s): %s", self.stage, state.best_global_step, shown)
         elif "train_runtime" in numbers:
             log.info("%s step %d: %s (the Trainer's times)", self.stage, state.global_step, shown)
         else:

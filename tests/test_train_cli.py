@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -486,7 +487,16 @@ def test_default_run_writes_expected_metrics_and_run_files(runs) -> None:
         assert not any(k.startswith(f"{name}/eval_") for k in closing)
         assert any(f"{name}/eval_loss" in line for line in curve)
         assert not any(f"{name}/train_runtime" in line for line in curve)
-    assert "target best checkpoint: eval_loss=" in log
+    # The step of the best checkpoint, not the epoch training ended in.
+    [best] = re.findall(r"target best checkpoint \(step (\d+)\): (eval_loss=.*)", log)
+    assert "epoch=" not in best[1]
+    assert (
+        int(best[0])
+        == max(
+            (line for line in history if "target/eval_accuracy" in line),
+            key=lambda line: line["target/eval_accuracy"],
+        )["step"]
+    )
 
 
 # --- 2. determinism -------------------------------------------------------------------------
