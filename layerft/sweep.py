@@ -332,6 +332,9 @@ class Status:
     done: list[tuple[Combination, Path]]
     failed: list[tuple[Combination, Path, str]]
     missing: list[Combination]
+    # Finished on a data file changed since (the splits named): the job stops on it
+    # (run.check_same_data) until --force reruns it.
+    stale: list[tuple[Combination, Path, list[str]]] = field(default_factory=list)
 
 
 def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | None = None) -> Status:
@@ -348,16 +351,20 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
             if (folder / METRICS_FILE).stat().st_mtime_ns >= since_ns
         }
     failures = job_records(sweep_dir, FAILED_FILE)
-    done, failed, missing = [], [], []
+    done, failed, missing, stale = [], [], [], []
     for combination in combinations:
         if combination.fingerprint in finished:
-            done.append((combination, finished[combination.fingerprint]))
+            folder = finished[combination.fingerprint]
+            if changed := changed_data(folder, combination.data_files):
+                stale.append((combination, folder, changed))
+            else:
+                done.append((combination, folder))
         elif combination.fingerprint in failures:
             folder = failures[combination.fingerprint]
             failed.append((combination, folder, failed_error(folder)))
         else:
             missing.append(combination)
-    return Status(done, failed, missing)
+    return Status(done, failed, missing, stale)
 
 
 def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) -> None:
@@ -368,12 +375,7 @@ def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) ->
     stored = {c.stage1 for c in combinations if c.stage1_stored}
     kept = f" ({len(stored)} stored, reused if their data is unchanged)" if stored else ""
     print(f"{len(combinations)} combinations, {len(stage1)} distinct stage-1 trainings{kept}")
-    # A result on a data file edited since: the job will stop on it (run.check_same_data).
-    stale = {
-        c.fingerprint: changed
-        for c, folder in state.done
-        if (changed := changed_data(folder, c.data_files))
-    }
+    stale = {c.fingerprint: changed for c, _, changed in state.stale}
     for combination in combinations:
         mark = "done" if combination.fingerprint in done and not force else "todo"
         if combination.fingerprint in stale and not force:
@@ -381,8 +383,8 @@ def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) ->
         s1 = f"stage1 {combination.stage1}" if combination.stage1 else "no stage 1"
         s1 += ", stored" if combination.stage1_stored else ""
         print(f"  [{mark}] {combination.label}  ({s1})")
-    todo = len(combinations) if force else len(combinations) - len(done)
-    print(f"{len(combinations) - todo} done, {todo} to run{' (--force)' if force else ''}")
+    todo = len(combinations) if force else len(combinations) - len(done) - len(stale)
+    print(f"{len(done) if not force else 0} done, {todo} to run{' (--force)' if force else ''}")
     if stale and not force:
         print(
             f"{len(stale)} done on data files changed since: each stops with an error; rerun them "
@@ -391,11 +393,18 @@ def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) ->
 
 
 def print_summary(state: Status) -> None:
+    stale = f", {len(state.stale)} on changed data" if state.stale else ""
     print(
-        f"sweep: {len(state.done)} finished, {len(state.failed)} failed, {len(state.missing)} not run"
+        f"sweep: {len(state.done)} finished, {len(state.failed)} failed, {len(state.missing)} not "
+        f"run{stale}"
     )
     for combination, folder, error in state.failed:
         print(f"  FAILED {combination.label}: {error} ({folder / FAILED_FILE})")
+    for combination, folder, changed in state.stale:
+        print(
+            f"  ON CHANGED DATA {combination.label}: {', '.join(changed)} changed since its result "
+            f"({folder / METRICS_FILE}); --force reruns it"
+        )
     for combination in state.missing:
         print(f"  NOT RUN {combination.label}")
 
@@ -458,7 +467,7 @@ def main(argv: Sequence[str]) -> int:
                 log_results_table(args.grid, args.overrides, sweep_dir, result)
         if stopped == INTERRUPTED:
             return 130  # as a shell reports a command stopped by Ctrl-C
-        return 0 if not stopped and not state.failed and not state.missing else 1
+        return 0 if not stopped and not (state.failed or state.missing or state.stale) else 1
     except LayerftError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

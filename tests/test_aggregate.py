@@ -768,7 +768,9 @@ def test_heatmap_colours_cells_within_their_own_metric() -> None:
     assert [t.get_text() for t in ax.get_xticklabels()] == ["bitfit", "full", "lora"]
     assert heatmap_texts(figure)["lora", "sts\n(pearsonr)"] == "0.200"  # the value, not its shade
     assert bar.get_ylabel() == "within each metric"
-    assert ax.get_title().startswith("mean selection metric (each target_task's own)\n")  # it said 'per row'
+    assert ax.get_title().startswith(
+        "mean selection metric (each target_task's own)\n"
+    )  # it said 'per row'
     # One metric: the values are the colours, on the metric's own scale.
     same = heatmap_figure(rows[:2], axes, list(axes), ACC)
     np.testing.assert_allclose(np.ma.filled(same.axes[0].images[0].get_array()), [[0.9, 0.8]])

@@ -111,7 +111,7 @@ def test_dry_run_lists_combinations_stage1_trainings_and_what_is_done(tmp_path) 
     assert "2 distinct stage-1 trainings\n" in out and ", stored" not in out
 
 
-def test_dry_run_names_results_on_data_files_changed_since(tmp_path, capsys) -> None:
+def test_dry_run_and_summary_name_results_on_data_files_changed_since(tmp_path, capsys) -> None:
     # Done by fingerprint, but the file of a split differs from the one the result was computed on.
     def job(name: str, digest: str) -> Combination:
         return Combination(
@@ -128,9 +128,18 @@ def test_dry_run_names_results_on_data_files_changed_since(tmp_path, capsys) -> 
         "  [done] seed=1  (no stage 1)",
         "  [done on other data: target_task.train changed] seed=2  (no stage 1)",
         "  [todo] seed=3  (no stage 1)",
-        "2 done, 1 to run",
+        "1 done, 1 to run",
         "1 done on data files changed since: each stops with an error; rerun them with --force "
         "(overrides can narrow the grid to them)",
+    ]
+    # The summary after a run: not counted as finished, and the exit code says so (main).
+    state = sweep_module.status([job("1", "aa"), job("2", "bb")], tmp_path)
+    assert [c.label for c, _ in state.done] == ["seed=1"]
+    sweep_module.print_summary(state)
+    assert capsys.readouterr().out.splitlines() == [
+        "sweep: 1 finished, 0 failed, 0 not run, 1 on changed data",
+        f"  ON CHANGED DATA seed=2: target_task.train changed since its result "
+        f"({tmp_path / '2' / 'metrics.json'}); --force reruns it",
     ]
 
 
