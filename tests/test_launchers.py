@@ -351,7 +351,8 @@ def test_local_parallel_runs_a_grid_two_at_a_time(tmp_path) -> None:
     assert "results: " in (sweep / "0" / "launcher.log").read_text()
 
 
-# A sitecustomize that kills every local_parallel job process of seed 2 before its job runs.
+# A sitecustomize that kills every local_parallel job process of seed 2 before its job runs,
+# and seed 1's with SIGSEGV after it has handed back its result (a crash at teardown).
 KILL_SEED_2 = textwrap.dedent(
     """
     import os, signal
@@ -359,14 +360,18 @@ KILL_SEED_2 = textwrap.dedent(
     if os.environ.get("LAYERFT_LAUNCHER_PID"):  # set in local_parallel's job processes only
         from layerft import launch_worker
 
-        shipped = launch_worker.run_shipped
+        shipped, main = launch_worker.run_shipped, launch_worker.main
 
         def run_shipped(job):
             if job.config.seed == 2:
                 os.kill(os.getpid(), signal.SIGKILL)
             return shipped(job)
 
-        launch_worker.run_shipped = run_shipped
+        def crash_after(job_file, return_file):
+            main(job_file, return_file)
+            os.kill(os.getpid(), signal.SIGSEGV)
+
+        launch_worker.run_shipped, launch_worker.main = run_shipped, crash_after
     """
 )
 
@@ -387,6 +392,8 @@ def test_a_layerft_job_killed_hard_is_recorded_as_failed_and_rerun(tmp_path) -> 
         r"SIGKILL \(9\) after \d+ s without a result; the end of ",
         out,
     ), out
+    # Seed 1's job returned its result before its process crashed: finished, as it is.
+    assert "#0 killed by signal SIGSEGV (11) after returning its result" in out
     sweep_dir = tmp_path / "multirun_outputs" / "demo"
     [failed] = sweep_dir.glob("*/failed.json")
     [seed2] = [c for c in expand("demo", grid[1:-4]) if "seed=2" in c.label]

@@ -210,11 +210,13 @@ class LocalParallelLauncher(Launcher):
         start = time.monotonic()
         code = self._run_worker([str(job_file), str(return_file)], log_path, gpu)
         seconds = time.monotonic() - start
-        if code == 0 and return_file.exists():
+        if return_file.exists():  # written whole (renamed into place): the job returned
             ret = cloudpickle.loads(return_file.read_bytes())
             assert isinstance(ret, JobReturn)
             error = f": {ret._return_value!r}" if ret.status == JobStatus.FAILED else ""
             log.info("\t#%d %s in %.0f s%s", idx, ret.status.name.lower(), seconds, error)
+            if code != 0:  # e.g. a crash in the interpreter's or CUDA's teardown
+                log.warning("\t#%d %s after returning its result", idx, describe_exit(code))
             return ret
         log.error("\t#%d %s, see %s", idx, describe_exit(code), log_path)
         died = JobProcessDied(
