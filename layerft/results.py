@@ -96,13 +96,29 @@ def config_fingerprint(resolved: dict[str, Any]) -> str:
 def config_differences(stored: dict[str, Any], resolved: dict[str, Any], limit: int = 4) -> str:
     """`key: stored value -> this value` for the first `limit` dotted keys where two resolved
     configs differ in what their fingerprints hash ("absent" for a key only one has)."""
-    old, new = _dotted(result_config(stored)), _dotted(result_config(resolved))
+    old, new = result_config(stored), result_config(resolved)
+    for stage in ("injection_task", "target_task"):  # a stage switched on or off: one entry
+        if (old[stage] is None) != (new[stage] is None):
+            old[stage], new[stage] = (_stage_name(c[stage]) for c in (old, new))
+    old, new = _dotted(old), _dotted(new)
     keys = sorted(k for k in old.keys() | new.keys() if old.get(k, _ABSENT) != new.get(k, _ABSENT))
-    shown = [f"{k}: {old.get(k, _ABSENT)} -> {new.get(k, _ABSENT)}" for k in keys[:limit]]
+    shown = [
+        f"{k}: {_spelled(old.get(k, _ABSENT))} -> {_spelled(new.get(k, _ABSENT))}"
+        for k in keys[:limit]
+    ]
     return "; ".join(shown) + (f"; and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
 _ABSENT = "absent"
+
+
+def _stage_name(task: dict[str, Any] | None) -> str | None:
+    return None if task is None else str(task["name"])
+
+
+def _spelled(value: Any) -> str:
+    """A config value as the command line writes it (null, true)."""
+    return json.dumps(value) if value is None or isinstance(value, bool) else str(value)
 
 
 def _dotted(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

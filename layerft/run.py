@@ -317,6 +317,8 @@ def explained(
         differences = config_differences(resolve_config(OmegaConf.load(kept)), resolved)
     except Exception:  # noqa: BLE001 - an unreadable or older config only loses the detail
         return refused
+    if not differences:  # not in the config: the process count (torchrun), an older layerft
+        return refused
     return LayerftError(f"{refused} (it differs in {differences})")
 
 

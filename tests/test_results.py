@@ -15,6 +15,7 @@ import pytest
 from compose import CONF, compose_config, compose_run
 from conftest import SHRINK
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from layerft import run as run_module
 from layerft.errors import LayerftError
@@ -225,6 +226,26 @@ def test_config_differences_name_the_keys_a_refused_folder_differs_in() -> None:
     assert config_differences(stored, now, limit=1) == (
         "lr_schedule.warmup_ratio: absent -> 0.1; and 2 more"
     )
+    assert config_differences(now, now) == ""  # e.g. only the process count differs
+    # A stage switched on is one entry, not one per field of its task; null as configs spell it.
+    assert config_differences(resolved("injection_task=none"), resolved()) == (
+        "injection_task: null -> demo_pos"
+    )
+
+
+def test_a_refusal_names_the_differences_read_from_the_kept_config(tmp_path, monkeypatch) -> None:
+    kept = tmp_path / ".hydra" / "finished"
+    kept.mkdir(parents=True)
+    OmegaConf.save(compose_config("model=tiny"), kept / "config.yaml")
+    monkeypatch.setattr(run_module, "hydra_record", lambda run_dir: run_dir / ".hydra")
+    refused = LayerftError("refused")
+    reseeded = resolve_config(compose_config("model=tiny", "seed=7"))
+    assert str(run_module.explained(refused, tmp_path, reseeded)) == (
+        "refused (it differs in seed: 42 -> 7)"
+    )
+    # Nothing in the config differs (torchrun's process count): the refusal as it was, not "()".
+    same = resolve_config(compose_config("model=tiny"))
+    assert run_module.explained(refused, tmp_path, same) is refused
 
 
 def test_record_of_a_resolved_config_takes_its_seed_and_fingerprint() -> None:
