@@ -158,7 +158,8 @@ def heatmap_figure(
     ax = figure.add_subplot()
     # a cell without a mean is light grey with dark text (the default left white on white)
     cmap = colormaps["viridis"].with_extremes(bad="0.9")
-    image = ax.imshow(np.ma.masked_invalid(shade), cmap=cmap, aspect="auto")
+    scale = {"vmin": 0.0, "vmax": 1.0} if per_metric else {}  # shades, even when all are 0.5
+    image = ax.imshow(np.ma.masked_invalid(shade), cmap=cmap, aspect="auto", **scale)
     finite = shade[np.isfinite(shade)]
     middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
     for (i, j), value in np.ndenumerate(grid):
@@ -192,6 +193,8 @@ def shades(grid: np.ndarray, metrics: list[list[str | None]]) -> np.ndarray:
     names = np.array(metrics, dtype=object)
     for name in {m for row in metrics for m in row if m is not None}:
         mask = (names == name) & np.isfinite(grid)
+        if not mask.any():
+            continue
         low, high = grid[mask].min(), grid[mask].max()
         shade[mask] = (grid[mask] - low) / (high - low) if high > low else 0.5
     return shade

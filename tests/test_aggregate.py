@@ -771,6 +771,9 @@ def test_heatmap_colours_cells_within_their_own_metric() -> None:
     assert ax.get_title().startswith(
         "mean selection metric (each target_task's own)\n"
     )  # it said 'per row'
+    # One cell per metric: every shade is 0.5, and the bar still reads lowest..highest.
+    single = heatmap_figure(rows[:1] + rows[2:3], axes, list(axes), "selection metric (per row)")
+    assert single.axes[0].images[0].get_clim() == (0.0, 1.0)
     # One metric: the values are the colours, on the metric's own scale.
     same = heatmap_figure(rows[:2], axes, list(axes), ACC)
     np.testing.assert_allclose(np.ma.filled(same.axes[0].images[0].get_array()), [[0.9, 0.8]])
