@@ -338,7 +338,7 @@ def check_same_data(folder: Path, record: RunRecord, hint: str) -> None:
     if changed:
         raise LayerftError(
             f"{folder / METRICS_FILE} is this config's result on other data: the file of "
-            f"{', '.join(changed)} changed since; replace it with force_rerun=true (sweep.py "
+            f"{', '.join(changed)} changed since (its bytes' sha256); replace it with force_rerun=true (sweep.py "
             f"--force), or run in a new folder ({hint})"
         )
 

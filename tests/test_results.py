@@ -206,7 +206,7 @@ def test_a_result_on_a_data_file_edited_since_is_refused_naming_the_split(tmp_pa
         run_module.previous_result(run_dir, edited, None)
     assert str(caught.value) == (
         f"{run_dir / 'metrics.json'} is this config's result on other data: the file of "
-        "target_task.validation changed since; replace it with force_rerun=true (sweep.py "
+        "target_task.validation changed since (its bytes' sha256); replace it with force_rerun=true (sweep.py "
         "--force), or run in a new folder (hydra.run.dir=<new folder>)"
     )
     # A split whose file is gone is not compared (nor a result written before files were recorded).
