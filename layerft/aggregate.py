@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from layerft import plots
+from layerft.errors import LayerftError
 from layerft.results import read_history, write_all_atomic
 from layerft.sweep_records import Job, read_jobs, unfinished_dirs
 from layerft.sweep_report import csv_text, render_markdown
@@ -62,12 +63,27 @@ def aggregate(
     """
     started = time.time()
     jobs = read_jobs(sweep_dir)
+    on_other_data = [job for job in jobs if job.changed_data]
+    jobs = [job for job in jobs if not job.changed_data]
     unfinished = unfinished_dirs(sweep_dir)
     if unfinished:
         log.warning(
             "%d job folder(s) with no result yet (killed or still running), left out of the table: %s",
             len(unfinished),
             ", ".join(str(path) for path in unfinished),
+        )
+    if on_other_data:
+        log.warning(
+            "%d result(s) on data files changed since, left out of the table (sweep.py --force "
+            "reruns them): %s",
+            len(on_other_data),
+            ", ".join(f"{job.run_dir} ({', '.join(job.changed_data)})" for job in on_other_data),
+        )
+    if not jobs:
+        remove_outputs(sweep_dir, started, keep=())
+        raise LayerftError(
+            f"no result to table in {sweep_dir}: every one is on a data file changed since "
+            "(sweep.py --force reruns them)"
         )
     combos = combine(jobs)
     varied = varied_settings(combos)
@@ -80,7 +96,7 @@ def aggregate(
         for c in combos
         for job in c.failed
     ]
-    markdown = render_markdown(sweep_dir, table, failures, jobs, unfinished)
+    markdown = render_markdown(sweep_dir, table, failures, jobs, unfinished, on_other_data)
     written = {
         "results.csv": lambda p: p.write_text(
             csv_text(table.columns, table.rows), encoding="utf-8"
@@ -98,19 +114,24 @@ def aggregate(
     metric = table.selection if table.uniform else "selection metric (per row)"
     for name, figure in plots.draw(plot_rows, varied, metric, axes).items():
         written[name] = lambda p, fig=figure: fig.savefig(p, format="png", dpi=120)
-    for name in OUTPUTS:
-        if name not in written and (sweep_dir / name).exists():
-            # an earlier aggregation's, which would disagree with this table
-            (sweep_dir / name).unlink()
-        for leftover in sweep_dir.glob(f".{name}.*.tmp"):  # of an aggregation killed mid-write
-            if leftover.stat().st_mtime < started:
-                leftover.unlink(missing_ok=True)
+    remove_outputs(sweep_dir, started, keep=tuple(written))
     paths = [sweep_dir / name for name in written]
     write_all_atomic({path: written[path.name] for path in paths})
     log.info("sweep results: %s", ", ".join(str(p) for p in paths))
     return Aggregate(
         table.rows, table.columns, varied, failures, paths, markdown, unfinished, table.spec, axes
     )
+
+
+def remove_outputs(sweep_dir: Path, started: float, keep: tuple[str, ...]) -> None:
+    """Remove an earlier aggregation's files that this one does not write (they would disagree
+    with its table), and the temporary files of one killed mid-write."""
+    for name in OUTPUTS:
+        if name not in keep and (sweep_dir / name).exists():
+            (sweep_dir / name).unlink()
+        for leftover in sweep_dir.glob(f".{name}.*.tmp"):
+            if leftover.stat().st_mtime < started:
+                leftover.unlink(missing_ok=True)
 
 
 def plot_row(combo: Combination, varied: list[str], is_baseline: bool) -> plots.PlotRow:

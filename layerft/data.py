@@ -7,7 +7,6 @@ Every source ends in the same raw records; the task's kind (`layerft/kinds/`) no
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -177,25 +176,16 @@ def split_file(task: TaskConfig, split: str) -> Path | None:
     return None
 
 
-def file_digests(task: TaskConfig, group: str) -> dict[str, str]:
-    """`<group>.<split>` -> sha256 of the file it reads, for each split with an existing local
-    file: what a finished result was computed on (a data file edited in place leaves the config
-    and its fingerprint as they were)."""
-    digests = {}
+def local_files(task: TaskConfig, group: str) -> dict[str, Path]:
+    """`<group>.<split>` -> the file it reads, for each split with an existing local file: what a
+    finished result records the sha256 of (a data file edited in place leaves the config and its
+    fingerprint as they were)."""
+    files = {}
     for split in (*SPLITS, *task.extra_eval_splits):
         path = split_file(task, split)
         if path is not None and path.is_file():
-            stat = path.stat()
-            digests[f"{group}.{split}"] = _file_digest(
-                path.resolve(), stat.st_size, stat.st_mtime_ns
-            )
-    return digests
-
-
-@functools.cache  # a sweep's plan asks for the same files once per combination
-def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
-    with path.open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
+            files[f"{group}.{split}"] = path
+    return files
 
 
 def _read_hub_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str, Any]], str]:

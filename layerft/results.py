@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import json
 import logging
@@ -32,7 +33,8 @@ FAILED_FILE = (
     "failed.json"  # a job that failed in a sweep: its record's `run/*` entries + the error
 )
 FINGERPRINT_KEY = "run/config_fingerprint"
-DATA_FILES_KEY = "run/data_files"
+DATA_FILES_KEY = "run/data_files"  # `<group>.<split>` -> sha256 of the file it read
+DATA_PATHS_KEY = "run/data_paths"  # `<group>.<split>` -> that file's resolved path
 # The same without the seed: equal across the seeds of one config, so a sweep table can tell a row
 # of seeds from a row whose seeds ran different configs (a YAML default changed between them).
 SEEDLESS_FINGERPRINT_KEY = "run/seedless_fingerprint"
@@ -158,8 +160,9 @@ class RunRecord:
     selection_metric: str  # the metrics.json key that picks the best dev checkpoint
     higher_is_better: bool  # for selection_metric
     sweep: str | None = None  # the sweep's name (None for a single run)
-    # `<group>.<split>` -> sha256 of the local data file it read (data.file_digests)
+    # `<group>.<split>` -> sha256 of the local data file it read, and that file's resolved path
     data_files: dict[str, str] = field(default_factory=dict)
+    data_paths: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -169,14 +172,17 @@ class RunRecord:
         overrides: list[str],
         selection: tuple[str, bool],
         sweep: str | None = None,
-        data_files: dict[str, str] | None = None,
+        data_files: dict[str, Path] | None = None,
     ) -> RunRecord:
-        """The record of a run of this resolved config; `selection`: (metric key, higher is better)."""
+        """The record of a run of this resolved config; `selection`: (metric key, higher is better);
+        `data_files`: `<group>.<split>` -> the local file it reads (run.data_files)."""
         fingerprint, seedless = config_fingerprint(resolved), seedless_fingerprint(resolved)
         seed = int(resolved["seed"])
+        files = {split: path.resolve() for split, path in (data_files or {}).items()}
         return cls(
             fingerprint, seedless, dict(choices), seed, overrides, *selection, sweep,
-            dict(data_files or {}),
+            {split: file_sha256(path) for split, path in files.items()},
+            {split: str(path) for split, path in files.items()},
         )  # fmt: skip
 
     def entries(self) -> dict[str, Any]:
@@ -191,7 +197,20 @@ class RunRecord:
             f"{RUN_PREFIX}higher_is_better": self.higher_is_better,
             f"{RUN_PREFIX}sweep": self.sweep,
             DATA_FILES_KEY: dict(self.data_files),
+            DATA_PATHS_KEY: dict(self.data_paths),
         }
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes: what a result records of each data file it read."""
+    stat = path.stat()
+    return _file_sha256(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.cache  # a sweep's plan and its table ask for the same files once per job
+def _file_sha256(path: Path, size: int, mtime_ns: int) -> str:
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def file_error(action: str, path: Path | str, err: OSError) -> LayerftError:
@@ -327,6 +346,24 @@ def changed_data(run_dir: Path, data_files: dict[str, str]) -> list[str]:
     if not isinstance(stored, dict):
         return []
     return sorted(k for k, digest in data_files.items() if stored.get(k, digest) != digest)
+
+
+def changed_since(record: dict[str, Any]) -> list[str]:
+    """The splits of a finished result's record (its metrics.json) whose file, at the path the run
+    read, now holds other bytes: what a table reads without the config. A file now missing, or a
+    result written before paths were recorded, is not compared."""
+    digests, paths = record.get(DATA_FILES_KEY), record.get(DATA_PATHS_KEY)
+    if not isinstance(digests, dict) or not isinstance(paths, dict):
+        return []
+    changed = []
+    for split, path in paths.items():
+        file = Path(str(path))
+        try:
+            if file.is_file() and file_sha256(file) != digests.get(split):
+                changed.append(split)
+        except OSError:  # unreadable now: not compared, as a missing file
+            continue
+    return sorted(changed)
 
 
 def record_failure(run_dir: Path, entries: dict[str, Any], err: BaseException) -> None:

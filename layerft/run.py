@@ -33,7 +33,7 @@ from layerft.config import (
     to_run_config,
 )
 from layerft.credentials import mask_credentials
-from layerft.data import TaskData, file_digests, load_task_data
+from layerft.data import TaskData, load_task_data, local_files
 from layerft.errors import LayerftError, hydra_raises, traceback_wanted
 from layerft.heads import TaskModel, build_task_model, encoder_layers
 from layerft.layer_split import (
@@ -550,16 +550,16 @@ def run_record(run_cfg: RunConfig, resolved: dict[str, Any], entries: dict[str, 
     )
     return RunRecord.of(
         resolved, entries["run/choices"], entries["run/overrides"], selection, entries["run/sweep"],
-        data_digests(run_cfg),
+        data_files(run_cfg),
     )  # fmt: skip
 
 
-def data_digests(run_cfg: RunConfig) -> dict[str, str]:
-    """sha256 of each local data file the run reads, by `<group>.<split>` (data.file_digests)."""
-    digests = file_digests(run_cfg.target_task, "target_task")
+def data_files(run_cfg: RunConfig) -> dict[str, Path]:
+    """Each local data file the run reads, by `<group>.<split>` (data.local_files)."""
+    files = local_files(run_cfg.target_task, "target_task")
     if run_cfg.injection_task is not None:
-        digests |= file_digests(run_cfg.injection_task, "injection_task")
-    return digests
+        files |= local_files(run_cfg.injection_task, "injection_task")
+    return files
 
 
 def record_dead_job(config: DictConfig, job_dir: Path, error: Exception) -> None:

@@ -55,6 +55,7 @@ from layerft.results import (
     changed_data,
     config_fingerprint,
     file_error,
+    file_sha256,
 )
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
 
-    from layerft.run import data_digests, resolve_config
+    from layerft.run import data_files, resolve_config
     from layerft.stage1 import Stage1Key, Stage1Store
 
     grid_keys = grid_params(grid, overrides)
@@ -185,10 +186,9 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
             swept_lines = sorted(o for o in job if o.split("=", 1)[0] in swept)
             label = job_dirname(",".join(swept_lines)) if swept_lines else ""
             fingerprint = config_fingerprint(resolve_config(cfg))
+            digests = {split: file_sha256(path) for split, path in data_files(run_cfg).items()}
             combinations.append(
-                Combination(
-                    job, fingerprint, stage1, label or "(defaults)", stored, data_digests(run_cfg)
-                )
+                Combination(job, fingerprint, stage1, label or "(defaults)", stored, digests)
             )
     GlobalHydra.instance().clear()
     return combinations

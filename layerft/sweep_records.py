@@ -27,6 +27,7 @@ from layerft.results import (
     RESULT_NEUTRAL_KEYS,
     RUN_PREFIX,
     SEEDLESS_FINGERPRINT_KEY,
+    changed_since,
     file_error,
 )
 
@@ -51,24 +52,37 @@ class Job:
     metrics: dict[str, float]  # empty when failed
     error: str | None = None  # "<type>: <message>" when failed
     later_attempt: bool = False  # a failure newer than the result its folder keeps
+    # A finished job's splits whose data file holds other bytes now (results.changed_since): its
+    # result is on other data, left out of the table.
+    changed_data: tuple[str, ...] = ()
 
 
 def read_jobs(sweep_dir: Path) -> list[Job]:
     """Every job under `sweep_dir` at any depth, one per config and per (settings, seed): a finished
-    record before a failed one, then the newer."""
+    record before a failed one, then the newer. A result on data changed since (`changed_data`)
+    is listed too, and keeps no (settings, seed) from another job."""
     if not sweep_dir.is_dir():
         raise LayerftError(f"no sweep folder {sweep_dir}")
     dirs = sorted({p.parent for name in (METRICS_FILE, FAILED_FILE) for p in sweep_dir.rglob(name)})
     if not dirs:
         raise LayerftError(f"no job in {sweep_dir}: no {METRICS_FILE} or {FAILED_FILE} under it")
+    records = _latest([read_job(d) for d in dirs], lambda job: job.fingerprint)
+    stale = {job.run_dir for job in records if job.changed_data}
     # A failure newer than the result beside it (a failed --force rerun, or another config refused
     # in that folder) is listed too: the table keeps the earlier result, the failure is not hidden.
-    reruns = [job for d in dirs if _failed_after_finishing(d) and (job := _later_failure(d))]
+    # Beside a result on changed data, which no row keeps, it is the job's failure.
+    reruns = [
+        job
+        for d in dirs
+        if _failed_after_finishing(d) and (job := _later_failure(d, kept=d not in stale))
+    ]
     # Superseded records go first, so that no spelling only they used names a row.
-    records = _latest([read_job(d) for d in dirs], lambda job: job.fingerprint)
     jobs = same_spelling([*records, *reruns])
-    kept = _latest(jobs[: len(records)], lambda job: (settings_key(job.settings), job.seed))
-    return sorted([*kept, *jobs[len(records) :]], key=lambda j: (j.run_dir, j.error is not None))
+    records, reruns = jobs[: len(records)], jobs[len(records) :]
+    current = [job for job in records if not job.changed_data]
+    kept = _latest(current, lambda job: (settings_key(job.settings), job.seed))
+    on_other_data = [job for job in records if job.changed_data]
+    return sorted([*kept, *on_other_data, *reruns], key=lambda j: (j.run_dir, j.error is not None))
 
 
 def unfinished_dirs(sweep_dir: Path) -> list[Path]:
@@ -81,15 +95,17 @@ def unfinished_dirs(sweep_dir: Path) -> list[Path]:
     )
 
 
-def _later_failure(run_dir: Path) -> Job | None:
-    """The failure recorded after the result in `run_dir`; None (warned) if it cannot be read: the
-    job is finished and never reruns, so a damaged failed.json beside its result would otherwise
-    stop every later aggregation of the folder."""
+def _later_failure(run_dir: Path, kept: bool) -> Job | None:
+    """The failure recorded after the result in `run_dir`, a later attempt if the table `kept` that
+    result; None (warned) if it cannot be read: the job is finished and never reruns, so a damaged
+    failed.json beside its result would otherwise stop every later aggregation of the folder."""
     try:
         job = read_job(run_dir, FAILED_FILE)
     except LayerftError as err:
         log.warning("%s; ignored, the finished result beside it is kept", err)
         return None
+    if not kept:
+        return job
     error = f"{job.error} (a later attempt; the earlier result is kept)"
     return replace(job, error=error, later_attempt=True)
 
@@ -171,6 +187,7 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
         bool(run["higher_is_better"]),
         {k: float(v) for k, v in metrics.items()} if finished else {},
         None if finished else error,
+        changed_data=tuple(changed_since(data)) if finished else (),
     )
 
 

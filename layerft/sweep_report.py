@@ -11,25 +11,31 @@ from pathlib import Path
 from typing import Any
 
 from layerft.sweep_records import Job
-from layerft.sweep_table import MIN_PAIRS, Failure, Table
+from layerft.sweep_table import MIN_PAIRS, Failure, Table, label
 
 
 def render_markdown(
-    sweep_dir: Path, table: Table, failures: list[Failure], jobs: list[Job], unfinished: list[Path]
+    sweep_dir: Path,
+    table: Table,
+    failures: list[Failure],
+    jobs: list[Job],
+    unfinished: list[Path],
+    on_other_data: list[Job],
 ) -> str:
-    """results.md: what was aggregated, the table (mean ± std (n)), then the failed jobs and the
-    unfinished ones."""
+    """results.md: what was aggregated, the table (mean ± std (n)), then the failed jobs, the
+    unfinished ones and the results on data changed since (`jobs` are the others)."""
     first = table.combos[0]
     better = "higher" if first.higher_is_better else "lower"
     spec = ", ".join(f"{k}={v}" for k, v in table.spec.items())
     later = sum(job.later_attempt for job in jobs)  # failures in folders that keep a result
     counts = f"{len(jobs) - len(failures)} finished, {len(failures) - later} failed"
     counts += f", {len(unfinished)} unfinished" if unfinished else ""
+    counts += f", {len(on_other_data)} on changed data" if on_other_data else ""
     counts += f"; {later} later attempt(s) failed, their earlier results kept" if later else ""
     lines = [
         f"# Sweep results: {sweep_dir}",
         "",
-        f"{len(jobs) - later + len(unfinished)} jobs ({counts}) in "
+        f"{len(jobs) - later + len(unfinished) + len(on_other_data)} jobs ({counts}) in "
         f"{len(table.rows)} combinations; a cell is mean ± sample std (n seeds; ddof=1).",
         f"Selection metric: `{table.selection}` ({better} is better)."
         if table.uniform
@@ -80,6 +86,16 @@ def render_markdown(
         lines += ["", "## Unfinished (killed or still running)", ""]
         lines.append("Job folders with no metrics.json or failed.json yet, in no row of the table:")
         lines += [f"- {_relative(path, sweep_dir)}" for path in unfinished]
+    if on_other_data:
+        lines += ["", "## On changed data (left out of the table)", ""]
+        lines.append(
+            "Finished on a data file that holds other bytes now (sha256 of the file at the path the "
+            "job read); `sweep.py --force` reruns them:"
+        )
+        lines += [_md_line(["job", "settings", "seed", "changed"]), "|---|---|---|---|"]
+        for job in on_other_data:
+            cells = [_relative(job.run_dir, sweep_dir), label(job.settings, table.varied)]
+            lines.append(_md_line([*cells, str(job.seed), ", ".join(job.changed_data)]))
     return "\n".join(lines) + "\n"
 
 

@@ -56,12 +56,14 @@ def write_job(
     config: str | None = "config",
     history: list[dict[str, float]] | None = None,
     mtime: float | None = None,
+    data: dict[str, Path] | None = None,
     **choices: str,
 ) -> Path:
     """A job folder as a sweep leaves it: metrics.json (or failed.json with `error`: a message, or
     an exception recorded as sweep.py records it) and, if given, history.jsonl. Group choices not
     given are CHOICES'; each given one is also an override. `config`: the seedless fingerprint
-    (None: a record written before it existed)."""
+    (None: a record written before it existed). `data`: `<group>.<split>` -> the data file it read.
+    """
     path.mkdir(parents=True, exist_ok=True)
     record = {
         "run/config_fingerprint": fingerprint or f"{path}-{seed}",
@@ -72,6 +74,9 @@ def write_job(
         "run/higher_is_better": higher_is_better,
         "run/sweep": "test",
     } | ({} if config is None else {"run/seedless_fingerprint": config})
+    if data is not None:
+        record["run/data_files"] = {k: results_module.file_sha256(f) for k, f in data.items()}
+        record["run/data_paths"] = {k: str(f) for k, f in data.items()}
     file = path / "failed.json"
     if isinstance(error, BaseException):
         record_failure(path, record, error)
@@ -639,6 +644,71 @@ def test_an_unfinished_job_is_listed_and_counted_but_in_no_row(tmp_path: Path, c
     )
     (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warning.endswith(f"(killed or still running), left out of the table: {killed}")
+
+
+def test_a_result_on_a_data_file_changed_since_is_named_and_in_no_row(tmp_path, caplog) -> None:
+    # `sweep.py aggregate` has no config: it compares the file at the path each job read.
+    train = tmp_path / "train.jsonl"
+    train.write_text('{"text": "a", "label": 0}\n')
+    sweep_dir = tmp_path / "sweep"
+    data = {"target_task.train": train}
+    write_seeds(sweep_dir, {1: 0.8, 2: 0.6}, tuning_mode="frozen", data=data, mtime=1_000_000)
+    write_seeds(sweep_dir, {1: 0.9}, tuning_mode="full", data=data, mtime=1_000_000)
+    write_seeds(sweep_dir, {1: 0.5}, tuning_mode="lora")  # a record without data files
+    assert len(aggregate(sweep_dir).rows) == 3
+    # The frozen seed 2 reran on the edited file (a newer result, the same fingerprint elsewhere
+    # would win too); the others are on the old bytes.
+    train.write_text('{"text": "a", "label": 1}\n')
+    write_job(sweep_dir / "tuning_mode=frozen" / "2", 2, 0.65, data=data, tuning_mode="frozen")
+    result = aggregate(sweep_dir)
+    assert [(r["tuning_mode"], r["seeds"]) for r in result.rows] == [("frozen", "2"), ("lora", "1")]
+    assert row_of(result, tuning_mode="frozen")[f"{ACC}_mean"] == 0.65
+    assert "4 jobs (2 finished, 0 failed, 2 on changed data) in 2 combinations" in result.markdown
+    assert result.markdown.endswith(
+        "## On changed data (left out of the table)\n\n"
+        "Finished on a data file that holds other bytes now (sha256 of the file at the path the "
+        "job read); `sweep.py --force` reruns them:\n"
+        "| job | settings | seed | changed |\n|---|---|---|---|\n"
+        "| tuning_mode=frozen/1 | tuning_mode=frozen | 1 | target_task.train |\n"
+        "| tuning_mode=full/1 | tuning_mode=full | 1 | target_task.train |\n"
+    )
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("2 result(s) on data files changed since, left out of the table")
+    with (sweep_dir / "results.csv").open() as handle:
+        assert [row["tuning_mode"] for row in csv.DictReader(handle)] == ["frozen", "lora"]
+    # A file gone (or a record from before paths were kept) is not compared.
+    train.unlink()
+    assert len(aggregate(sweep_dir).rows) == 3
+
+
+def test_a_refused_rerun_beside_a_result_on_changed_data_is_the_jobs_failure(tmp_path) -> None:
+    # Not "a later attempt; the earlier result is kept": no row keeps that result.
+    train = tmp_path / "train.jsonl"
+    train.write_text("1\n")
+    write_job(tmp_path / "s" / "a", 1, 0.8, data={"target_task.train": train}, mtime=1_000_000)
+    write_job(tmp_path / "s" / "b", 2, 0.7, mtime=1_000_000)
+    train.write_text("2\n")
+    write_job(tmp_path / "s" / "a", 1, error="... is this config's result on other data")
+    result = aggregate(tmp_path / "s")
+    (failure,) = result.failures
+    assert failure.error == "RuntimeError: ... is this config's result on other data"
+    (row,) = result.rows
+    assert (row["seeds"], row["failed"]) == ("2", 1)
+    assert "3 jobs (1 finished, 1 failed, 1 on changed data)" in result.markdown
+
+
+def test_a_folder_whose_every_result_is_on_changed_data_tables_nothing(tmp_path) -> None:
+    train = tmp_path / "train.jsonl"
+    train.write_text("1\n")
+    write_job(tmp_path / "s" / "a", 1, 0.8, data={"target_task.train": train})
+    aggregate(tmp_path / "s")
+    assert (tmp_path / "s" / "results.md").exists()
+    train.write_text("2\n")
+    with pytest.raises(LayerftError, match="no result to table in .*: every one is on a data file"):
+        aggregate(tmp_path / "s")
+    assert (
+        not (tmp_path / "s" / "results.md").exists() and not (tmp_path / "s" / "bars.png").exists()
+    )
 
 
 def test_a_corrupt_record_names_its_file(tmp_path: Path) -> None:

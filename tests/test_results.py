@@ -24,6 +24,7 @@ from layerft.results import (
     RESULT_NEUTRAL_KEYS,
     SEEDLESS_FINGERPRINT_KEY,
     RunRecord,
+    changed_since,
     config_differences,
     config_fingerprint,
     read_finished,
@@ -171,6 +172,7 @@ def test_metrics_json_describes_its_run_and_a_rerun_reads_back_only_metrics(tmp_
         "run/higher_is_better": True,
         "run/sweep": "grid",
         "run/data_files": {},
+        "run/data_paths": {},
     }
     assert read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir=<new folder>") == {
         "target/eval_accuracy": 0.5
@@ -202,6 +204,13 @@ def test_a_result_on_a_data_file_edited_since_is_refused_naming_the_split(tmp_pa
     dev.write_text('{"premise": "c", "hypothesis": "d", "label": 2}\n')
     edited = record_now()
     assert edited.fingerprint == first.fingerprint and edited.data_files != first.data_files
+    # The record keeps each file's path: a table compares it without the config.
+    assert first.data_paths == {
+        "target_task.train": str(train.resolve()),
+        "target_task.validation": str(dev.resolve()),
+    }
+    stored = json.loads((run_dir / "metrics.json").read_text())
+    assert changed_since(stored) == ["target_task.validation"]
     with pytest.raises(LayerftError) as caught:
         run_module.previous_result(run_dir, edited, None)
     assert str(caught.value) == (
