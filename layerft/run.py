@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import shutil
 import sys
@@ -20,7 +19,7 @@ import torch
 import transformers
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf
 
 from layerft.callbacks import MetricSink
 from layerft.config import (
@@ -562,14 +561,11 @@ def data_files(run_cfg: RunConfig) -> dict[str, Path]:
     return files
 
 
-def record_dead_job(config: DictConfig, job_dir: Path, error: Exception) -> None:
+def record_dead_job(cfg: DictConfig, hydra: DictConfig, job_dir: Path, error: Exception) -> None:
     """Record a multirun job whose process died without a result (killed, out of host memory) in
     its `failed.json`, as a failure inside the job is recorded: the sweep lists it as failed and
-    a rerun runs it again. `config` is the job's, with its `hydra` node."""
-    cfg = copy.deepcopy(config)
-    with read_write(cfg), open_dict(cfg):
-        del cfg["hydra"]
-    entries = job_entries(cfg, config.hydra)
+    a rerun runs it again. `cfg` is the job's task config, `hydra` its `hydra` node."""
+    entries = job_entries(cfg, hydra)
     with contextlib.suppress(Exception):  # an invalid config: the entries above; its log says why
         entries = run_record(to_run_config(cfg), resolve_config(cfg), entries).entries()
     record_failure(job_dir, entries, error)

@@ -223,11 +223,12 @@ class LocalParallelLauncher(Launcher):
             f"local_parallel job #{idx} ({' '.join(overrides)}) {describe_exit(code)} after "
             f"{seconds:.0f} s without a result; the end of {log_path}:\n{log_tail(log_path)}"
         )
-        if not self._stopping and record_dead_job(config, job_dir, died):
+        task_cfg = task_config(config)
+        if not self._stopping and record_dead_job(task_cfg, config.hydra, job_dir, died):
             # Recorded as layerft records a failure inside a job, which returns None: the
             # sweep goes on to its other batches and lists this job as failed.
-            return job_return(config, overrides, job_dir, JobStatus.COMPLETED, None)
-        return job_return(config, overrides, job_dir, JobStatus.FAILED, died)
+            return job_return(task_cfg, config.hydra, overrides, job_dir, JobStatus.COMPLETED, None)
+        return job_return(task_cfg, config.hydra, overrides, job_dir, JobStatus.FAILED, died)
 
     def _job_config(self, idx: int, overrides: list[str]) -> tuple[DictConfig, Path]:
         """The job's composed config (numbered as BasicLauncher numbers it) and its job dir."""
@@ -271,30 +272,42 @@ class LocalParallelLauncher(Launcher):
                 process.terminate()
 
 
-def record_dead_job(config: DictConfig, job_dir: Path, error: Exception) -> bool:
+def task_config(config: DictConfig) -> DictConfig:
+    """A job's config without its `hydra` node, as run_job hands it to the task function."""
+    task_cfg = copy.deepcopy(config)
+    with read_write(task_cfg), open_dict(task_cfg):
+        del task_cfg["hydra"]
+    return task_cfg
+
+
+def record_dead_job(
+    task_cfg: DictConfig, hydra: DictConfig, job_dir: Path, error: Exception
+) -> bool:
     """A layerft job's death in its failed.json (layerft.run.record_dead_job); False for
     another Hydra app's job (no `target_task`), which only the FAILED JobReturn reports."""
-    if "target_task" not in config:
+    if "target_task" not in task_cfg:
         return False
     from layerft.run import record_dead_job as record  # only here: it imports torch
 
-    record(config, job_dir, error)
+    record(task_cfg, hydra, job_dir, error)
     return True
 
 
 def job_return(
-    config: DictConfig, overrides: list[str], job_dir: Path, status: JobStatus, value: Any
+    task_cfg: DictConfig,
+    hydra: DictConfig,
+    overrides: list[str],
+    job_dir: Path,
+    status: JobStatus,
+    value: Any,
 ) -> JobReturn:
     """The JobReturn of a job whose process never sent one, filled as run_job fills it."""
-    task_cfg = copy.deepcopy(config)
-    with read_write(task_cfg), open_dict(task_cfg):
-        del task_cfg["hydra"]
     return JobReturn(
         overrides=overrides,
         cfg=task_cfg,
-        hydra_cfg=OmegaConf.create({"hydra": config.hydra}),
-        working_dir=str(job_dir) if config.hydra.job.chdir else os.getcwd(),
-        task_name=str(config.hydra.job.name),
+        hydra_cfg=OmegaConf.create({"hydra": hydra}),
+        working_dir=str(job_dir) if hydra.job.chdir else os.getcwd(),
+        task_name=str(hydra.job.name),
         status=status,
         _return_value=value,
     )
