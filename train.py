@@ -7,8 +7,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from layerft.config import register_configs
-from layerft.run import config_errors_exit, run_from_hydra
+from layerft.config import config_errors_exit, register_configs, to_run_config
+from layerft.errors import user_errors_exit
 from layerft.sweep import FailedJobs, job
 
 register_configs()
@@ -20,6 +20,10 @@ def main(cfg: DictConfig) -> float | None:
     job writes `failed.json`, returns None and the next job runs."""
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         return job(cfg)
+    with user_errors_exit():
+        to_run_config(cfg)  # a bad value stops here, before the training stack loads (seconds)
+    from layerft.run import run_from_hydra
+
     metrics = run_from_hydra(cfg)
     assert metrics is not None  # failures exit in a single run
     return metrics[f"target/eval_{cfg.target_task.best_metric}"]

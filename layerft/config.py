@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import re
-from collections.abc import Sequence
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -16,13 +20,13 @@ from hydra.errors import HydraException
 from omegaconf import MISSING, BooleanNode, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, hydra_raises, traceback_wanted
 from layerft.layer_split import LayerSplitConfig
 from layerft.lr_schedule import ScheduleConfig
 from layerft.model import ModelConfig
-from layerft.phase import TrainerConfig
 from layerft.task import TaskConfig
 from layerft.tracker import TrackerConfig
+from layerft.trainer_config import TrainerConfig
 from layerft.tuning_mode import TuningModeConfig
 
 
@@ -81,6 +85,21 @@ def drop_disabled_stages(cfg: DictConfig) -> DictConfig:
     return plain
 
 
+def resolve_config(cfg: DictConfig) -> dict[str, Any]:
+    """The composed config as plain data, a disabled stage 1 as null: what is hashed and tracked."""
+    resolved = OmegaConf.to_container(drop_disabled_stages(cfg), resolve=True)
+    assert isinstance(resolved, dict)
+    return resolved
+
+
+def data_files(run_cfg: RunConfig) -> dict[str, Path]:
+    """Each local data file the run reads, by `<group>.<split>` (TaskConfig.local_files)."""
+    files = run_cfg.target_task.local_files("target_task")
+    if run_cfg.injection_task is not None:
+        files |= run_cfg.injection_task.local_files("injection_task")
+    return files
+
+
 def check_known_keys(node: DictConfig, key: str = "") -> None:
     """Fail on a key that no schema declares (Hydra's `+key=value` adds it past struct mode)."""
     schema = OmegaConf.get_type(node)
@@ -125,6 +144,26 @@ def config_error_line(err: Exception) -> str:
     if isinstance(cause, OmegaConfBaseException):  # why the override failed (its first line)
         text += f": {str(cause).splitlines()[0]}"
     return text or type(err).__name__
+
+
+@contextlib.contextmanager
+def config_errors_exit() -> Iterator[None]:
+    """Around `@hydra.main`: an error Hydra finds while composing the config (an unknown key or
+    option, a value of the wrong type) is one line on stderr and exit code 2, as other bad input.
+
+    Hydra prints these over several lines and exits 1 itself unless HYDRA_FULL_ERROR is set, so it
+    is set meanwhile; a user who set it gets Hydra's own report.
+    """
+    with hydra_raises() as user_set:
+        try:
+            yield
+        except CONFIG_ERRORS as err:
+            if user_set:
+                raise
+            if traceback_wanted():
+                traceback.print_exc()
+            print(f"error: {config_error_line(err)}", file=sys.stderr)
+            raise SystemExit(2) from None
 
 
 def yaml_error_line(err: yaml.YAMLError) -> str:

@@ -34,11 +34,10 @@ from layerft.model import (
     tokenizer_fingerprint_source,
 )
 from layerft.readers import HUB_ADAPTERS, RELEASE_READERS, read_records, record_line
-from layerft.task import TaskConfig
+from layerft.task import SPLITS, TaskConfig
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation")
 TOKENIZED_FORMAT_VERSION = "4"  # bump when tokenization changes, to invalidate cached files
 
 
@@ -131,7 +130,7 @@ def select_rows(rows: list[dict[str, Any]], limit: int | None, seed: int) -> lis
 def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str, Any]], str]:
     """Raw records of one split and a name for where they came from (used in messages)."""
     source = task.source
-    path = split_file(task, split)
+    path = task.split_file(split)
     if source == "data_files":
         if path is None:
             raise LayerftError(
@@ -163,29 +162,6 @@ def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str,
             task.generator_sizes[split], seed
         ), f"{task.generator}:{split}"
     return _read_hub_split(task, group, split)
-
-
-def split_file(task: TaskConfig, split: str) -> Path | None:
-    """The local file a split of `task` reads (data_files, or data_dir's release file); None for
-    generated and hub data, or a split without a file."""
-    if task.source == "data_files":
-        path = task.data_files.get(split)
-        return Path(path).expanduser() if path else None
-    if task.source == "data_dir" and (name := task.release_files.get(split)):
-        return Path(task.data_dir or "").expanduser() / name
-    return None
-
-
-def local_files(task: TaskConfig, group: str) -> dict[str, Path]:
-    """`<group>.<split>` -> the file it reads, for each split with an existing local file: what a
-    finished result records the sha256 of (a data file edited in place leaves the config and its
-    fingerprint as they were)."""
-    files = {}
-    for split in (*SPLITS, *task.extra_eval_splits):
-        path = split_file(task, split)
-        if path is not None and path.is_file():
-            files[f"{group}.{split}"] = path
-    return files
 
 
 def _read_hub_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str, Any]], str]:

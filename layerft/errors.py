@@ -1,8 +1,13 @@
 """User-facing errors: bad config, data or environment, reported as one line and a non-zero exit."""
 
 import contextlib
+import logging
 import os
+import sys
+import traceback
 from collections.abc import Iterator
+
+log = logging.getLogger(__name__)
 
 
 class LayerftError(Exception):
@@ -31,3 +36,19 @@ def hydra_raises() -> Iterator[bool]:
     finally:
         if not user_set:
             del os.environ["HYDRA_FULL_ERROR"]
+
+
+@contextlib.contextmanager
+def user_errors_exit(reraise: bool = False) -> Iterator[None]:
+    """Turn a LayerftError into one line on stderr and exit code 2 (LAYERFT_TRACEBACK=1 shows it
+    all; `reraise`: the caller records it)."""
+    try:
+        yield
+    except LayerftError as err:
+        if reraise:
+            raise
+        if traceback_wanted():
+            traceback.print_exc()  # the exit code stays that of bad input
+        log.error("%s", err)
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -7,14 +7,18 @@ parameters group cleanly into parts.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
-from transformers import PreTrainedModel
 
 from layerft.errors import LayerftError
 from layerft.kinds import kind_of
 from layerft.kinds.base import HeadOutput
 from layerft.task import TaskConfig
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 class TaskModel(nn.Module):

@@ -17,7 +17,6 @@ from typing import Any
 import torch
 from omegaconf import MISSING
 from torch import nn
-from transformers import get_scheduler
 
 from layerft.errors import LayerftError
 from layerft.parts import ADAPTERS, EMBEDDINGS, HEAD, layer_part
@@ -177,6 +176,10 @@ def build_scheduler(
     cfg: ScheduleConfig, optimizer: torch.optim.Optimizer, num_steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warmup over `warmup_ratio` of the steps, then the shape; scales every group alike."""
+    # Here, not above: importing it loads transformers' Trainer stack (seconds), and composing a
+    # config imports this module.
+    from transformers import get_scheduler
+
     return get_scheduler(
         HF_SCHEDULER_TYPES[cfg.shape],
         optimizer,

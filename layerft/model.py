@@ -9,27 +9,22 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import huggingface_hub
 import torch
 from omegaconf import MISSING
 from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordLevel
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoTokenizer,
-    BertConfig,
-    BertModel,
-    PreTrainedModel,
-    PreTrainedTokenizerFast,
-)
+from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, PreTrainedTokenizerFast
 
 from layerft.e5_offline import converted_e5_small
 from layerft.errors import LayerftError
 from layerft.network import unreachable
 from layerft.task import TaskConfig
+
+if TYPE_CHECKING:
+    from transformers import BertModel, PreTrainedModel
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # Model types whose position ids start after the padding index (fairseq's make_positions):
@@ -285,6 +280,10 @@ def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
 
 def build_tiny_backbone(cfg: TinyConfig, vocab_size: int) -> BertModel:
     """A small random BERT whose weights depend only on `cfg` (it plays the pre-trained model)."""
+    # Here, not above: it loads transformers' modeling code (seconds), and composing a config
+    # imports this module.
+    from transformers import BertModel
+
     config = BertConfig(
         vocab_size=vocab_size,
         hidden_size=cfg.hidden_size,

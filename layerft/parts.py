@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
 from layerft.adapters import BottleneckAdapter
@@ -36,6 +35,9 @@ def parameter_parts(model: TaskModel) -> dict[str, str]:
 
 def adapter_parameters(model: nn.Module) -> list[nn.Parameter]:
     """Parameters of layerft adapters and of peft tuner layers (LoRA A/B), found by module type."""
+    # Here, not above: peft takes seconds to import, and composing a config imports this module.
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
     params: list[nn.Parameter] = []
     for module in model.modules():
         if isinstance(module, BottleneckAdapter):

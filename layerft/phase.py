@@ -10,10 +10,7 @@ import contextlib
 import logging
 import math
 import shutil
-import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -46,68 +43,11 @@ from layerft.speed import (
     model_flops_utilization,
 )
 from layerft.task import TaskConfig
+from layerft.trainer_config import Precision, TrainerConfig
 
 log = logging.getLogger(__name__)
 
 FUSED_ADAMW_DEVICES = frozenset({"cuda", "cpu"})  # one kernel per step instead of one per tensor
-
-
-class Precision(str, Enum):
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-
-
-class CompileMode(str, Enum):
-    default = "default"
-    reduce_overhead = "reduce-overhead"  # CUDA graphs: fewer launches for small batches
-    max_autotune = "max-autotune"
-
-
-@dataclass
-class TrainerConfig:
-    """Settings of the phase runner shared by both stages."""
-
-    precision: Precision = Precision.fp32
-    group_by_length: bool = False  # measured slower on an H100 with short inputs; see BENCHMARKS.md
-    keep_checkpoints: bool = False
-    # null: a progress bar per stage when stderr is a terminal; log lines only otherwise.
-    progress_bar: bool | None = None
-    dataloader_workers: int = 0
-    # Batches are padded to the longest example, rounded up to this multiple; null: 8 on a GPU
-    # (few distinct shapes for its kernels to tune for), none on a CPU (every token costs).
-    pad_to_multiple_of: int | None = None
-    compile: bool = False  # torch.compile the encoder
-    compile_mode: CompileMode = CompileMode.default
-
-    def __post_init__(self) -> None:
-        if self.dataloader_workers < 0:
-            raise LayerftError(
-                f"trainer: dataloader_workers must be >= 0, got {self.dataloader_workers}"
-            )
-        if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 1:
-            raise LayerftError(
-                f"trainer: pad_to_multiple_of must be >= 1 or null, got {self.pad_to_multiple_of}"
-            )
-
-    def check_device(self) -> None:
-        """Fail on a setting this machine cannot honour (the Trainer would ignore it silently)."""
-        if self.precision == Precision.fp16 and not torch.cuda.is_available():
-            raise LayerftError(
-                "trainer.precision=fp16 needs a CUDA GPU; on a CPU use bf16 (autocast) or fp32"
-            )
-
-    def resolved_pad_multiple(self) -> int | None:
-        """The padding multiple to use on this machine."""
-        if self.pad_to_multiple_of is not None:
-            return self.pad_to_multiple_of
-        return 8 if torch.cuda.is_available() else None
-
-    def resolved_progress_bar(self) -> bool:
-        """Whether to draw the Trainer's progress bar."""
-        if self.progress_bar is not None:
-            return self.progress_bar
-        return sys.stderr.isatty()
 
 
 class _PhaseTrainer(Trainer):

@@ -5,11 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-import sys
 import tempfile
 import time
-import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,17 +20,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from layerft.callbacks import MetricSink
 from layerft.config import (
-    CONFIG_ERRORS,
     GROUP_SCHEMAS,
     RunConfig,
     check_switch_overrides,
-    config_error_line,
-    drop_disabled_stages,
+    data_files,
+    resolve_config,
     to_run_config,
 )
 from layerft.credentials import mask_credentials
-from layerft.data import TaskData, load_task_data, local_files
-from layerft.errors import LayerftError, hydra_raises, traceback_wanted
+from layerft.data import TaskData, load_task_data
+from layerft.errors import LayerftError, user_errors_exit
 from layerft.heads import TaskModel, build_task_model, encoder_layers
 from layerft.layer_split import (
     InjectedPolicy,
@@ -437,49 +433,6 @@ def quiet_libraries() -> None:
     datasets.logging.set_verbosity_error()
 
 
-@contextlib.contextmanager
-def user_errors_exit(reraise: bool = False) -> Iterator[None]:
-    """Turn a LayerftError into one line on stderr and exit code 2 (LAYERFT_TRACEBACK=1 shows it
-    all; `reraise`: the caller records it)."""
-    try:
-        yield
-    except LayerftError as err:
-        if reraise:
-            raise
-        if traceback_wanted():
-            traceback.print_exc()  # the exit code stays that of bad input
-        log.error("%s", err)
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-@contextlib.contextmanager
-def config_errors_exit() -> Iterator[None]:
-    """Around `@hydra.main`: an error Hydra finds while composing the config (an unknown key or
-    option, a value of the wrong type) is one line on stderr and exit code 2, as other bad input.
-
-    Hydra prints these over several lines and exits 1 itself unless HYDRA_FULL_ERROR is set, so it
-    is set meanwhile; a user who set it gets Hydra's own report.
-    """
-    with hydra_raises() as user_set:
-        try:
-            yield
-        except CONFIG_ERRORS as err:
-            if user_set:
-                raise
-            if traceback_wanted():
-                traceback.print_exc()
-            print(f"error: {config_error_line(err)}", file=sys.stderr)
-            raise SystemExit(2) from None
-
-
-def resolve_config(cfg: DictConfig) -> dict[str, Any]:
-    """The composed config as plain data, a disabled stage 1 as null: what is hashed and tracked."""
-    resolved = OmegaConf.to_container(drop_disabled_stages(cfg), resolve=True)
-    assert isinstance(resolved, dict)
-    return resolved
-
-
 def inert_settings(cfg: RunConfig) -> list[tuple[str, str]]:
     """The keys this run's choices never read, each with the choice that ignores it: settings of
     another method, scaling or policy (allowed, so that one grid can mix them, but inert here).
@@ -551,14 +504,6 @@ def run_record(run_cfg: RunConfig, resolved: dict[str, Any], entries: dict[str, 
         resolved, entries["run/choices"], entries["run/overrides"], selection, entries["run/sweep"],
         data_files(run_cfg),
     )  # fmt: skip
-
-
-def data_files(run_cfg: RunConfig) -> dict[str, Path]:
-    """Each local data file the run reads, by `<group>.<split>` (data.local_files)."""
-    files = local_files(run_cfg.target_task, "target_task")
-    if run_cfg.injection_task is not None:
-        files |= local_files(run_cfg.injection_task, "injection_task")
-    return files
 
 
 def record_dead_job(cfg: DictConfig, hydra: DictConfig, job_dir: Path, error: Exception) -> None:

@@ -38,7 +38,9 @@ from layerft.config import (
     CONFIG_ERRORS,
     check_switch_overrides,
     config_error_line,
+    data_files,
     register_configs,
+    resolve_config,
     to_run_config,
 )
 
@@ -163,7 +165,6 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
 
-    from layerft.run import data_files, resolve_config
     from layerft.stage1 import Stage1Key, Stage1Store
 
     grid_keys = grid_params(grid, overrides)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from omegaconf import MISSING
 
@@ -26,6 +27,7 @@ from layerft.readers import RELEASE_READERS
 
 __all__ = ["TaskConfig", "TaskKind"]
 
+SPLITS = ("train", "validation")  # every task's; `extra_eval_splits` adds dev sets
 _SPLIT_NAME = re.compile(r"[a-z][a-z0-9_]*")  # it becomes part of metric keys
 
 
@@ -173,3 +175,24 @@ class TaskConfig:
         raise LayerftError(
             f"task '{self.name}': no data source; set data_files.train/validation or data_dir"
         )
+
+    def split_file(self, split: str) -> Path | None:
+        """The local file a split reads (data_files, or data_dir's release file); None for
+        generated and hub data, or a split without a file."""
+        if self.source == "data_files":
+            path = self.data_files.get(split)
+            return Path(path).expanduser() if path else None
+        if self.source == "data_dir" and (name := self.release_files.get(split)):
+            return Path(self.data_dir or "").expanduser() / name
+        return None
+
+    def local_files(self, group: str) -> dict[str, Path]:
+        """`<group>.<split>` -> the file it reads, for each split with an existing local file: what
+        a finished result records the sha256 of (a data file edited in place leaves the config and
+        its fingerprint as they were)."""
+        files = {}
+        for split in (*SPLITS, *self.extra_eval_splits):
+            path = self.split_file(split)
+            if path is not None and path.is_file():
+                files[f"{group}.{split}"] = path
+        return files

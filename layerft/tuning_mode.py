@@ -12,8 +12,6 @@ from enum import Enum
 from types import MappingProxyType
 
 from omegaconf import MISSING
-from peft import LoraConfig as PeftLoraConfig
-from peft import get_peft_model
 from torch import nn
 
 from layerft.adapters import AdapterConfig, add_adapters, layernorm_parameters
@@ -91,6 +89,10 @@ def _adapter(model: TaskModel, cfg: TuningModeConfig, frozen: set[int]) -> None:
 
 
 def _lora(model: TaskModel, cfg: TuningModeConfig, frozen: set[int]) -> None:
+    # Here, not above: peft takes seconds to import, and composing a config imports this module.
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
     config = PeftLoraConfig(
         r=cfg.lora.rank,
         lora_alpha=cfg.lora.alpha,

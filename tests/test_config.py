@@ -14,9 +14,14 @@ from hydra.errors import ConfigCompositionException, HydraException, MissingConf
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from layerft.config import GROUP_SCHEMAS, check_switch_overrides, config_error_line
+from layerft.config import (
+    GROUP_SCHEMAS,
+    check_switch_overrides,
+    config_error_line,
+    config_errors_exit,
+)
 from layerft.errors import LayerftError
-from layerft.run import config_errors_exit, warn_inert_overrides
+from layerft.run import warn_inert_overrides
 from layerft.sweep import expand
 
 

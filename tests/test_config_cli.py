@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import run_train
+import pytest
+from conftest import run_sweep, run_train
+
+# Imports that take seconds and that only training needs (CPU, this VM: a bad key was reported
+# after ~10 s with them, ~5 s without).
+TRAINING_STACK = {"transformers.modeling_utils", "transformers.trainer", "peft", "datasets"}
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -28,3 +33,27 @@ def test_hydra_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
     # HYDRA_FULL_ERROR: Hydra's own report, as its users know it.
     proc = run_train(["model=tiny", "trainer.lerning_rate=1"], tmp_path, {"HYDRA_FULL_ERROR": "1"})
     assert proc.returncode == 1 and "Traceback" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train.py", "model=tiny", "target_task.lrr=1"],
+        ["train.py", "model=tiny", "seed=-1"],  # a value its schema refuses
+        ["sweep.py", "demo", "target_task.lrr=1", "--dry-run"],
+    ],
+)
+def test_a_bad_config_is_reported_before_the_training_stack_loads(tmp_path, command) -> None:
+    importtime = {"PYTHONPROFILEIMPORTTIME": "1"}  # python -X importtime: one stderr line each
+    if command[0] == "train.py":
+        proc = run_train(command[1:], tmp_path, importtime)
+    else:
+        proc = run_sweep(command[1:], tmp_path, importtime)
+    assert proc.returncode == 2 and len(error_lines(proc.stderr)) == 1, proc.stderr[-2000:]
+    loaded = {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "layerft.config" in loaded  # the imports are seen
+    assert not loaded & TRAINING_STACK

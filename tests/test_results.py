@@ -18,6 +18,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from layerft import run as run_module
+from layerft.config import resolve_config
 from layerft.errors import LayerftError
 from layerft.results import (
     FINGERPRINT_KEY,
@@ -34,7 +35,7 @@ from layerft.results import (
     write_json_atomic,
     write_metrics,
 )
-from layerft.run import new_folder_hint, resolve_config
+from layerft.run import new_folder_hint
 from layerft.stage1 import Stage1Key
 from layerft.tracker import wandb_runs
 

@@ -28,10 +28,10 @@ from wandb_records import records_by_kind, wandb_items
 
 from layerft import stage1 as stage1_module
 from layerft import sweep as sweep_module
+from layerft.config import resolve_config
 from layerft.errors import LayerftError
 from layerft.layer_split import InjectedWeights, Stage1Split, Stage2Split
 from layerft.results import FINGERPRINT_KEY, config_fingerprint
-from layerft.run import resolve_config
 from layerft.stage1 import Stage1Key, Stage1Store, obtain_stage1
 from layerft.sweep import Combination, expand, grid_names, hydra_args, job_dirname
 

@@ -41,6 +41,7 @@ RUN_KEYS = (
     "run/higher_is_better",
     "run/sweep",
     "run/data_files",
+    "run/data_paths",
     "run/stage1",
 )
 MEASURED = (
