@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 OUTPUTS = ("results.csv", "results.md", "failures.csv", *plots.FIGURES)
 
 
+class NothingToTable(LayerftError):
+    """Every result in the folder is on data changed since: no table (earlier ones removed)."""
+
+
 @dataclass
 class Aggregate:
     """What `aggregate` wrote: the csv's rows and columns, the failed jobs, the files."""
@@ -81,7 +85,7 @@ def aggregate(
         )
     if not jobs:
         remove_outputs(sweep_dir, started, keep=())
-        raise LayerftError(
+        raise NothingToTable(
             f"no result to table in {sweep_dir}: every one is on a data file changed since "
             "(sweep.py --force reruns them)"
         )

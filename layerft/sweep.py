@@ -464,8 +464,7 @@ def main(argv: Sequence[str]) -> int:
             if stopped:
                 print(f"error: the sweep stopped early: {stopped}", file=sys.stderr)
             if job_records(sweep_dir, METRICS_FILE):  # this grid's or earlier ones': tables match
-                result = aggregate_dir(sweep_dir, args.baseline, args.heatmap)
-                log_results_table(args.grid, args.overrides, sweep_dir, result)
+                tabled(args.grid, args.overrides, sweep_dir, args.baseline, args.heatmap)
         if stopped == INTERRUPTED:
             return 130  # as a shell reports a command stopped by Ctrl-C
         return 0 if not stopped and not (state.failed or state.missing or state.stale) else 1
@@ -521,6 +520,25 @@ def aggregate_dir(
     for path in result.paths:
         print(f"wrote {path}")
     return result
+
+
+def tabled(
+    grid: str,
+    overrides: Sequence[str],
+    sweep_dir: Path,
+    baseline: list[str] | None,
+    heatmap: list[str] | None,
+) -> None:
+    """A sweep's tables and their W&B run after it ran; with no result to table (each on changed
+    data, which the summary lists) a warning: the exit code stays the sweep's."""
+    from layerft.aggregate import NothingToTable
+
+    try:
+        result = aggregate_dir(sweep_dir, baseline, heatmap)
+    except NothingToTable as err:
+        log.warning("%s", err)
+        return
+    log_results_table(grid, overrides, sweep_dir, result)
 
 
 def log_results_table(

@@ -55,6 +55,9 @@ class Job:
     # A finished job's splits whose data file holds other bytes now (results.changed_since): its
     # result is on other data, left out of the table.
     changed_data: tuple[str, ...] = ()
+    # Of such a result: the error of a later attempt in its folder (refused on that data, or a
+    # failed --force rerun); one job, shown once, beside the result it could not replace.
+    later_error: str | None = None
 
 
 def read_jobs(sweep_dir: Path) -> list[Job]:
@@ -67,14 +70,14 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
     if not dirs:
         raise LayerftError(f"no job in {sweep_dir}: no {METRICS_FILE} or {FAILED_FILE} under it")
     records = _latest([read_job(d) for d in dirs], lambda job: job.fingerprint)
+    records = [_with_later_error(job) if job.changed_data else job for job in records]
     stale = {job.run_dir for job in records if job.changed_data}
     # A failure newer than the result beside it (a failed --force rerun, or another config refused
     # in that folder) is listed too: the table keeps the earlier result, the failure is not hidden.
-    # Beside a result on changed data, which no row keeps, it is the job's failure.
     reruns = [
         job
         for d in dirs
-        if _failed_after_finishing(d) and (job := _later_failure(d, kept=d not in stale))
+        if d not in stale and _failed_after_finishing(d) and (job := _later_failure(d))
     ]
     # Superseded records go first, so that no spelling only they used names a row.
     jobs = same_spelling([*records, *reruns])
@@ -95,19 +98,32 @@ def unfinished_dirs(sweep_dir: Path) -> list[Path]:
     )
 
 
-def _later_failure(run_dir: Path, kept: bool) -> Job | None:
-    """The failure recorded after the result in `run_dir`, a later attempt if the table `kept` that
-    result; None (warned) if it cannot be read: the job is finished and never reruns, so a damaged
-    failed.json beside its result would otherwise stop every later aggregation of the folder."""
-    try:
-        job = read_job(run_dir, FAILED_FILE)
-    except LayerftError as err:
-        log.warning("%s; ignored, the finished result beside it is kept", err)
+def _later_failure(run_dir: Path) -> Job | None:
+    """The failure recorded after the result in `run_dir`, as a later attempt."""
+    job = _failure_beside_result(run_dir)
+    if job is None:
         return None
-    if not kept:
-        return job
     error = f"{job.error} (a later attempt; the earlier result is kept)"
     return replace(job, error=error, later_attempt=True)
+
+
+def _with_later_error(job: Job) -> Job:
+    """A result on changed data with the error of a later attempt in its folder, if any."""
+    if not _failed_after_finishing(job.run_dir):
+        return job
+    failure = _failure_beside_result(job.run_dir)
+    return replace(job, later_error=failure.error if failure else None)
+
+
+def _failure_beside_result(run_dir: Path) -> Job | None:
+    """The failed.json recorded after the result in `run_dir`; None (warned) if it cannot be read:
+    the job is finished and never reruns, so a damaged failed.json beside its result would
+    otherwise stop every later aggregation of the folder."""
+    try:
+        return read_job(run_dir, FAILED_FILE)
+    except LayerftError as err:
+        log.warning("%s; ignored, the result beside it stands", err)
+        return None
 
 
 def _failed_after_finishing(run_dir: Path) -> bool:

@@ -92,11 +92,20 @@ def render_markdown(
             "Finished on a data file that holds other bytes now (sha256 of the file at the path the "
             "job read); `sweep.py --force` reruns them:"
         )
-        lines += [_md_line(["job", "settings", "seed", "changed"]), "|---|---|---|---|"]
+        header = ["job", "settings", "seed", "changed", "later attempt"]
+        lines += [_md_line(header), "|---|---|---|---|---|"]
         for job in on_other_data:
-            cells = [_relative(job.run_dir, sweep_dir), label(job.settings, table.varied)]
-            lines.append(_md_line([*cells, str(job.seed), ", ".join(job.changed_data)]))
+            cells = [_relative(job.run_dir, sweep_dir), _own_label(job, table), str(job.seed)]
+            lines.append(_md_line([*cells, ", ".join(job.changed_data), job.later_error or "-"]))
     return "\n".join(lines) + "\n"
+
+
+def _own_label(job: Job, table: Table) -> str:
+    """A job outside the table by the varied settings and those it does not share with the table's
+    jobs (a setting only results on changed data used is varied in no row)."""
+    shared = table.constant | table.applying
+    own = [k for k, v in job.settings.items() if k not in table.varied and shared.get(k) != v]
+    return label(job.settings, [*table.varied, *own])
 
 
 def _relative(path: Path, sweep_dir: Path) -> str:

@@ -557,7 +557,7 @@ def test_an_unreadable_failure_beside_a_result_is_warned_and_the_result_kept(
     failed = tmp_path / "job" / "failed.json"
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
         f"corrupt run record {failed}: not JSON (Expecting value: line 1 column 1 (char 0)); "
-        "ignored, the finished result beside it is kept"
+        "ignored, the result beside it stands"
     ]
 
 
@@ -668,9 +668,9 @@ def test_a_result_on_a_data_file_changed_since_is_named_and_in_no_row(tmp_path, 
         "## On changed data (left out of the table)\n\n"
         "Finished on a data file that holds other bytes now (sha256 of the file at the path the "
         "job read); `sweep.py --force` reruns them:\n"
-        "| job | settings | seed | changed |\n|---|---|---|---|\n"
-        "| tuning_mode=frozen/1 | tuning_mode=frozen | 1 | target_task.train |\n"
-        "| tuning_mode=full/1 | tuning_mode=full | 1 | target_task.train |\n"
+        "| job | settings | seed | changed | later attempt |\n|---|---|---|---|---|\n"
+        "| tuning_mode=frozen/1 | tuning_mode=frozen | 1 | target_task.train | - |\n"
+        "| tuning_mode=full/1 | tuning_mode=full | 1 | target_task.train | - |\n"
     )
     (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warning.startswith("2 result(s) on data files changed since, left out of the table")
@@ -681,8 +681,9 @@ def test_a_result_on_a_data_file_changed_since_is_named_and_in_no_row(tmp_path, 
     assert len(aggregate(sweep_dir).rows) == 3
 
 
-def test_a_refused_rerun_beside_a_result_on_changed_data_is_the_jobs_failure(tmp_path) -> None:
-    # Not "a later attempt; the earlier result is kept": no row keeps that result.
+def test_a_refused_rerun_beside_a_result_on_changed_data_is_one_job_shown_once(tmp_path) -> None:
+    # As sweep.py's summary has it: ON CHANGED DATA, not also FAILED (nor "a later attempt; the
+    # earlier result is kept": no row keeps that result). Its error is beside it.
     train = tmp_path / "train.jsonl"
     train.write_text("1\n")
     write_job(tmp_path / "s" / "a", 1, 0.8, data={"target_task.train": train}, mtime=1_000_000)
@@ -690,11 +691,27 @@ def test_a_refused_rerun_beside_a_result_on_changed_data_is_the_jobs_failure(tmp
     train.write_text("2\n")
     write_job(tmp_path / "s" / "a", 1, error="... is this config's result on other data")
     result = aggregate(tmp_path / "s")
-    (failure,) = result.failures
-    assert failure.error == "RuntimeError: ... is this config's result on other data"
+    assert result.failures == [] and not (tmp_path / "s" / "failures.csv").exists()
     (row,) = result.rows
-    assert (row["seeds"], row["failed"]) == ("2", 1)
-    assert "3 jobs (1 finished, 1 failed, 1 on changed data)" in result.markdown
+    assert (row["seeds"], row["failed"]) == ("2", 0)
+    assert "2 jobs (1 finished, 0 failed, 1 on changed data)" in result.markdown
+    assert result.markdown.endswith(
+        "| a | all | 1 | target_task.train | RuntimeError: ... is this config's result on other "
+        "data |\n"
+    )
+
+
+def test_a_setting_only_results_on_changed_data_used_still_names_them(tmp_path) -> None:
+    # No row varies it: the label adds the settings the tabled jobs do not share.
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("1\n")
+    write_seeds(tmp_path / "s", {1: 0.8}, tuning_mode="full")
+    write_seeds(tmp_path / "s", {1: 0.6}, tuning_mode="lora", data={"target_task.validation": dev})
+    dev.write_text("2\n")
+    result = aggregate(tmp_path / "s")
+    assert (
+        result.varied == [] and "| tuning_mode=lora/1 | tuning_mode=lora | 1 |" in result.markdown
+    )
 
 
 def test_a_folder_whose_every_result_is_on_changed_data_tables_nothing(tmp_path) -> None:

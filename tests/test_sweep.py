@@ -31,7 +31,7 @@ from layerft import sweep as sweep_module
 from layerft.config import resolve_config
 from layerft.errors import LayerftError
 from layerft.layer_split import InjectedWeights, Stage1Split, Stage2Split
-from layerft.results import FINGERPRINT_KEY, config_fingerprint
+from layerft.results import FINGERPRINT_KEY, config_fingerprint, file_sha256
 from layerft.stage1 import Stage1Key, Stage1Store, obtain_stage1
 from layerft.sweep import Combination, expand, grid_names, hydra_args, job_dirname
 
@@ -749,3 +749,20 @@ def test_a_bad_grid_file_is_one_line_naming_it_and_exit_2(grid_conf, capsys, tex
     assert sweep_module.main(["bad", "--dry-run"]) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line == f"error: {grid_conf / 'sweep' / 'bad.yaml'}{message[len('bad.yaml') :]}"
+
+
+def test_a_sweep_whose_every_result_is_on_changed_data_keeps_its_exit_code(
+    tmp_path, caplog
+) -> None:
+    # Its summary lists them ON CHANGED DATA (exit 1); the table step only warns, not exit 2.
+    train = tmp_path / "train.jsonl"
+    train.write_text("1\n")
+    record = {FINGERPRINT_KEY: "f" * 16, "run/choices": {}, "run/seed": 1, "run/overrides": [],
+              "run/selection_metric": "target/eval_accuracy", "run/higher_is_better": True,
+              "run/data_files": {"target_task.train": file_sha256(train)},
+              "run/data_paths": {"target_task.train": str(train)}, "target/eval_accuracy": 0.5}  # fmt: skip
+    (tmp_path / "s" / "a").mkdir(parents=True)
+    (tmp_path / "s" / "a" / "metrics.json").write_text(json.dumps(record))
+    train.write_text("2\n")
+    sweep_module.tabled("demo", [], tmp_path / "s", None, None)
+    assert "no result to table in" in caplog.text and not (tmp_path / "s" / "results.md").exists()
