@@ -175,7 +175,7 @@ class RunRecord:
         data_files: dict[str, Path] | None = None,
     ) -> RunRecord:
         """The record of a run of this resolved config; `selection`: (metric key, higher is better);
-        `data_files`: `<group>.<split>` -> the local file it reads (run.data_files)."""
+        `data_files`: `<group>.<split>` -> the local file it reads (config.data_files)."""
         fingerprint, seedless = config_fingerprint(resolved), seedless_fingerprint(resolved)
         seed = int(resolved["seed"])
         files = {split: path.resolve() for split, path in (data_files or {}).items()}
