@@ -7,7 +7,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from layerft.config import config_errors_exit, register_configs, to_run_config
+from layerft.config import check_data_files, config_errors_exit, register_configs, to_run_config
 from layerft.errors import user_errors_exit
 from layerft.sweep import FailedJobs, job
 
@@ -21,7 +21,8 @@ def main(cfg: DictConfig) -> float | None:
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         return job(cfg)
     with user_errors_exit():
-        to_run_config(cfg)  # a bad value stops here, before the training stack loads (seconds)
+        # a bad value or a missing data file stops here, before the training stack loads (seconds)
+        check_data_files(to_run_config(cfg))
     from layerft.run import run_from_hydra
 
     metrics = run_from_hydra(cfg)

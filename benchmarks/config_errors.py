@@ -21,6 +21,12 @@ COMMANDS = {
     "train.py, misspelt key": ["train.py", "target_task.lrr=1"],
     "train.py, bad value": ["train.py", "seed=-1"],
     "sweep.py --dry-run, misspelt key": ["sweep.py", "demo", "target_task.lrr=1", "--dry-run"],
+    "train.py, missing data file": [
+        "train.py",
+        "target_task=snli",
+        "target_task.data_files.train=/no/train.jsonl",
+        "target_task.data_files.validation=/no/dev.jsonl",
+    ],
 }
 
 

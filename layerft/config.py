@@ -100,6 +100,14 @@ def data_files(run_cfg: RunConfig) -> dict[str, Path]:
     return files
 
 
+def check_data_files(run_cfg: RunConfig) -> None:
+    """Fail on a local data file that is unset or missing, the target task's first (the order the
+    run reads them in: load_stage_data)."""
+    run_cfg.target_task.check_files("target_task")
+    if run_cfg.injection_task is not None:
+        run_cfg.injection_task.check_files("injection_task")
+
+
 def check_known_keys(node: DictConfig, key: str = "") -> None:
     """Fail on a key that no schema declares (Hydra's `+key=value` adds it past struct mode)."""
     schema = OmegaConf.get_type(node)

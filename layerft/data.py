@@ -130,26 +130,10 @@ def select_rows(rows: list[dict[str, Any]], limit: int | None, seed: int) -> lis
 def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str, Any]], str]:
     """Raw records of one split and a name for where they came from (used in messages)."""
     source = task.source
-    path = task.split_file(split)
-    if source == "data_files":
-        if path is None:
-            raise LayerftError(
-                f"{group}.data_files.{split} is not set (give a file for every split)"
-            )
-        if not path.exists():
-            raise LayerftError(f"{group}.data_files.{split}: no such file {path}")
-        return _read_file(task, group, path, "records"), str(path)
-    if source == "data_dir":
-        if path is None:
-            raise LayerftError(
-                f"{group}.release_files.{split} is not set: task '{task.name}' has no release "
-                f"folder layout for {group}.data_dir; give files with {group}.data_files.{split}=..."
-            )
-        if not path.exists():
-            raise LayerftError(
-                f"{group}.data_dir: no {path.name} in {path.parent} ({group}.release_files.{split})"
-            )
-        return _read_file(task, group, path, task.release_format), str(path)
+    if source in ("data_files", "data_dir"):
+        path = task.existing_file(group, split)
+        file_format = "records" if source == "data_files" else task.release_format
+        return _read_file(task, group, path, file_format), str(path)
     if source == "generator":
         if split not in SPLITS:
             raise LayerftError(

@@ -186,6 +186,37 @@ class TaskConfig:
             return Path(self.data_dir or "").expanduser() / name
         return None
 
+    def existing_file(self, group: str, split: str) -> Path:
+        """The local file a split reads (data_files or data_dir), failing on one that is unset or
+        missing with the key to set: what reading the split and train.py's early check both say."""
+        path = self.split_file(split)
+        if self.source == "data_files":
+            if path is None:
+                raise LayerftError(
+                    f"{group}.data_files.{split} is not set (give a file for every split)"
+                )
+            if not path.exists():
+                raise LayerftError(f"{group}.data_files.{split}: no such file {path}")
+            return path
+        assert self.source == "data_dir", "generated and hub data have no local file"
+        if path is None:
+            raise LayerftError(
+                f"{group}.release_files.{split} is not set: task '{self.name}' has no release "
+                f"folder layout for {group}.data_dir; give files with {group}.data_files.{split}=..."
+            )
+        if not path.exists():
+            raise LayerftError(
+                f"{group}.data_dir: no {path.name} in {path.parent} ({group}.release_files.{split})"
+            )
+        return path
+
+    def check_files(self, group: str) -> None:
+        """Fail on the first split whose local file is unset or missing (no-op for generated and
+        hub data), before seconds of imports and minutes of a stage 1."""
+        if self.source in ("data_files", "data_dir"):
+            for split in (*SPLITS, *self.extra_eval_splits):
+                self.existing_file(group, split)
+
     def local_files(self, group: str) -> dict[str, Path]:
         """`<group>.<split>` -> the file it reads, for each split with an existing local file: what
         a finished result records the sha256 of (a data file edited in place leaves the config and

@@ -16,6 +16,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 
 from layerft.config import (
     GROUP_SCHEMAS,
+    check_data_files,
     check_switch_overrides,
     config_error_line,
     config_errors_exit,
@@ -259,6 +260,35 @@ def test_a_bottleneck_width_overrides_the_option_reduction_factor() -> None:
 
 def test_a_stage_may_have_zero_epochs() -> None:
     assert compose_run("target_task.epochs=0").target_task.epochs == 0
+
+
+def test_missing_data_files_are_found_before_any_data_loads(tmp_path: Path) -> None:
+    # train.py checks these before importing the training stack (seconds), in the order the run
+    # reads them: the target task's, then stage 1's.
+    present = tmp_path / "train.jsonl"
+    present.write_text("")
+    snli = ["target_task=snli", f"target_task.data_files.train={present}"]
+    with pytest.raises(LayerftError, match=r"^target_task.data_files.validation is not set"):
+        check_data_files(compose_run(*snli))
+    nope = tmp_path / "nope.jsonl"
+    injection = ["injection_task=conll_ner", f"injection_task.data_dir={tmp_path}"]
+    with pytest.raises(LayerftError, match=r"^target_task.data_files.validation: no such file "):
+        check_data_files(
+            compose_run(*snli, f"target_task.data_files.validation={nope}", *injection)
+        )
+    with pytest.raises(LayerftError, match=r"^injection_task.data_dir: no eng.train in "):
+        check_data_files(
+            compose_run(*snli, f"target_task.data_files.validation={present}", *injection)
+        )
+    # an extra dev set's file is checked as train's and validation's are
+    for name in ("train.tsv", "dev_matched.tsv"):
+        (tmp_path / name).write_text("")
+    mnli = compose_run("target_task=glue_mnli", f"target_task.data_dir={tmp_path}")
+    with pytest.raises(LayerftError, match=r"no dev_mismatched.tsv in .*release_files.mismatched"):
+        check_data_files(mnli)
+    (tmp_path / "dev_mismatched.tsv").write_text("")
+    check_data_files(mnli)
+    check_data_files(compose_run())  # generated demo data: nothing to check
 
 
 def test_config_never_holds_credentials() -> None:

@@ -40,6 +40,8 @@ def test_hydra_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
     [
         ["train.py", "model=tiny", "target_task.lrr=1"],
         ["train.py", "model=tiny", "seed=-1"],  # a value its schema refuses
+        ["train.py", "model=tiny", "target_task=snli", "target_task.data_files.train=/no.jsonl",
+         "target_task.data_files.validation=/no.jsonl"],  # a missing data file
         ["sweep.py", "demo", "target_task.lrr=1", "--dry-run"],
     ],
 )
