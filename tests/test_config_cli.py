@@ -10,6 +10,10 @@ from conftest import run_sweep, run_train
 # Imports that take seconds and that only training needs (CPU, this VM: a bad key was reported
 # after ~10 s with them, ~5 s without).
 TRAINING_STACK = {"transformers.modeling_utils", "transformers.trainer", "peft", "datasets"}
+MISSING_FILES = [
+    "target_task.data_files.train=/no.jsonl",
+    "target_task.data_files.validation=/no.jsonl",
+]
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -40,8 +44,7 @@ def test_hydra_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
     [
         ["train.py", "model=tiny", "target_task.lrr=1"],
         ["train.py", "model=tiny", "seed=-1"],  # a value its schema refuses
-        ["train.py", "model=tiny", "target_task=snli", "target_task.data_files.train=/no.jsonl",
-         "target_task.data_files.validation=/no.jsonl"],  # a missing data file
+        ["train.py", "model=tiny", "target_task=snli", *MISSING_FILES],  # a missing data file
         ["sweep.py", "demo", "target_task.lrr=1", "--dry-run"],
     ],
 )

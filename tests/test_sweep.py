@@ -16,6 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,70 @@ def test_every_grid_composes_and_expands(grid: str) -> None:
         assert len({c.stage1 for c in combinations if c.stage1}) == 3
     if grid == "demo":
         assert len(combinations) == 12 and len({c.stage1 for c in combinations if c.stage1}) == 3
+
+
+@pytest.mark.parametrize(
+    ("grid", "overrides"),
+    [
+        ("demo", ["seed=1,2", "target_task.lr=1e-4,3e-4", "model=tiny",
+                  "target_task.label_names=[neg,pos]", "++trainer.eval_batch_size=16", "+target_task.data_files.extra=c.jsonl"]),
+        ("klue_paper", ["target_task=klue_nli,klue_sts", "injection_task.lr=5e-5"]),
+        # a value a later override changes: applied before it, as Hydra applies them in order
+        ("adapter_study", ["target_task=snli", "tuning_mode=full,lora", "target_task.lr=1e-5",
+                           "target_task.data_files.train=x.jsonl",
+                           "target_task.data_files={train: a.jsonl, validation: b.jsonl}"]),
+    ],
+)  # fmt: skip
+def test_a_job_composed_from_a_shared_config_is_what_hydra_composes(
+    grid, overrides, monkeypatch
+) -> None:
+    # expand() composes once per choice of groups and applies each job's values to a copy; a
+    # difference would plan a fingerprint the job does not have (a finished job rerun).
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    jobs, _ = sweep_module.grid_jobs(grid, overrides)
+    composed = []
+    monkeypatch.setattr(
+        sweep_module, "compose", lambda *a, **k: composed.append(a) or compose(*a, **k)
+    )
+    with initialize_config_dir(config_dir=str(sweep_module.CONF), version_base="1.3"):
+        composer = sweep_module.JobComposer(grid)
+        shared = [composer.compose(job) for job in jobs]  # all first: no job changes another
+        for job, cfg in zip(jobs, shared, strict=True):
+            own = compose("config", overrides=[f"sweep={grid}", *job])
+            assert OmegaConf.to_yaml(cfg) == OmegaConf.to_yaml(own), job
+            assert resolve_config(cfg) == resolve_config(own), job
+            assert OmegaConf.is_struct(cfg)
+    GlobalHydra.instance().clear()
+    choices = {tuple(o for o in job if o.split("=")[0] in ("target_task", "injection_task",
+               "tuning_mode") or not o[0].isalpha() or "{" in o) for job in jobs}  # fmt: skip
+    assert len(composed) == len(choices) < len(jobs)  # the values were applied, not composed
+
+
+def test_a_bad_value_in_a_grid_is_the_error_hydra_gives() -> None:
+    with pytest.raises(hydra.errors.ConfigCompositionException) as planned:
+        expand("demo", ["seed=1,abc"])
+    with pytest.raises(hydra.errors.ConfigCompositionException) as composed:
+        compose_config("sweep=demo", "seed=abc")
+    line = sweep_module.config_error_line(planned.value)
+    assert line == sweep_module.config_error_line(composed.value) and "seed=abc" in line
+
+
+def test_a_group_the_composer_did_not_recognise_is_composed_by_hydra() -> None:
+    # e.g. a group from a search path the config adds: Hydra's choices show it; no value applied
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    job = ["seed=2", "tuning_mode=lora", "model=tiny"]
+    with initialize_config_dir(config_dir=str(sweep_module.CONF), version_base="1.3"):
+        composer = sweep_module.JobComposer("demo")
+        composer.repo = types.SimpleNamespace(group_exists=lambda name: name == "model")
+        cfg = composer.compose(job)
+    GlobalHydra.instance().clear()
+    assert OmegaConf.to_yaml(cfg) == OmegaConf.to_yaml(compose_config("sweep=demo", *job))
 
 
 def test_job_folder_names_are_safe_and_distinct() -> None:
