@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 COMMANDS = {
@@ -43,23 +44,27 @@ def seconds(tree: Path, args: list[str]) -> float:
     return elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def compare(
+    commands: dict[str, list[str]], seconds: Callable[[Path, list[str]], float], doc: str
+) -> None:
+    """Parse `[--repeats N] TREE [TREE ...]`, time each command in each tree with `seconds`,
+    interleaved, and print the medians as a Markdown table (benchmarks/sweep_plan.py uses it too)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("trees", nargs="+", type=Path)
     args = parser.parse_args()
     times: dict[tuple[str, Path], list[float]] = {}
     for _ in range(args.repeats):
-        for name, command in COMMANDS.items():
+        for name, command in commands.items():
             for tree in args.trees:
                 times.setdefault((name, tree), []).append(seconds(tree.resolve(), command))
     print(f"median wall seconds over {args.repeats} interleaved repeats")
     print("| command | " + " | ".join(str(t) for t in args.trees) + " |")
     print("|---|" + "---|" * len(args.trees))
-    for name in COMMANDS:
+    for name in commands:
         cells = [f"{statistics.median(times[name, t]):.1f}" for t in args.trees]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
-    main()
+    compare(COMMANDS, seconds, __doc__)

@@ -1,6 +1,6 @@
 """How long `sweep.py <grid> --dry-run` takes to plan a grid: wall seconds per command.
 
-Usage: python benchmarks/sweep_plan.py [--repeats 3] TREE [TREE ...]
+Usage: python benchmarks/sweep_plan.py [--repeats 5] TREE [TREE ...]
 
 Each TREE is a checkout of layerft (this one: `.`; another commit: `git worktree add /tmp/old
 <commit>`). The commands run from each tree in turn, interleaved, `repeats` times, each with a
@@ -10,14 +10,14 @@ before its first job starts.
 
 from __future__ import annotations
 
-import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from config_errors import compare  # benchmarks/, this script's folder
 
 COMMANDS = {
     "demo (12 combinations)": ["demo"],
@@ -40,23 +40,5 @@ def seconds(tree: Path, args: list[str]) -> float:
     return elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("trees", nargs="+", type=Path)
-    args = parser.parse_args()
-    times: dict[tuple[str, Path], list[float]] = {}
-    for _ in range(args.repeats):
-        for name, command in COMMANDS.items():
-            for tree in args.trees:
-                times.setdefault((name, tree), []).append(seconds(tree.resolve(), command))
-    print(f"median wall seconds over {args.repeats} interleaved repeats")
-    print("| grid | " + " | ".join(str(t) for t in args.trees) + " |")
-    print("|---|" + "---|" * len(args.trees))
-    for name in COMMANDS:
-        cells = [f"{statistics.median(times[name, t]):.1f}" for t in args.trees]
-        print(f"| {name} | " + " | ".join(cells) + " |")
-
-
 if __name__ == "__main__":
-    main()
+    compare(COMMANDS, seconds, __doc__)
