@@ -31,7 +31,7 @@ import hydra
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override, OverrideType
+from hydra.core.override_parser.types import Override
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -206,76 +206,60 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
 
 class JobComposer:
     """Each job's config as `compose("config", [f"sweep={grid}", *job])` returns it, composing
-    once per distinct choice of config groups (composing takes ~0.4 s, and most of a grid's axes
-    are plain values: seeds, rates). A job's plain value overrides are applied to a copy of its
-    groups' config as Hydra applies them after composing (`_apply_overrides_to_config`)."""
+    once per choice of config groups (composing takes ~0.4 s, and most of a grid's axes are
+    values: seeds, rates).
+
+    Hydra composes a config in two steps: the groups the overrides choose (its defaults list),
+    then every other override applied to that config in command-line order
+    (`_apply_overrides_to_config`). The first step is shared by every job choosing the same
+    groups; the second is done here on a copy, as Hydra does it. Anything this does not mirror
+    exactly (an override that fails, a group only Hydra knew) is composed by Hydra itself, so its
+    errors are Hydra's own.
+    """
 
     def __init__(self, grid: str) -> None:
         from hydra.core.global_hydra import GlobalHydra
 
         self.grid = grid
         self.repo = GlobalHydra.instance().config_loader().repository  # type: ignore[attr-defined]
-        # the composed config (without `hydra`) and its group choices, by the overrides composed
+        # the groups' config (without `hydra`) and the groups it chose, by the overrides composed
         self.bases: dict[tuple[str, ...], tuple[DictConfig, set[str]]] = {}
 
     def compose(self, job: Sequence[str]) -> DictConfig:
         from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
-        rest, values = self.split(job)
-        if rest not in self.bases:
-            base = compose(
-                "config", overrides=[f"sweep={self.grid}", *rest], return_hydra_config=True
-            )
-            groups = set(base.hydra.runtime.choices)
-            with open_dict(base):
-                del base["hydra"]
-            self.bases[rest] = base, groups
-        base, groups = self.bases[rest]
-        if groups & {o.key_or_group for o in values}:
-            # a group Hydra found where this class saw none (a search path the config adds)
-            return compose("config", overrides=[f"sweep={self.grid}", *job])
-        cfg = copy.deepcopy(base)
-        ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
-        return cfg
-
-    def split(self, job: Sequence[str]) -> tuple[tuple[str, ...], list[Override]]:
-        """The job's overrides that are composed, and its plain values applied after them. Hydra
-        applies values in command-line order, so a value that a later composed override also sets
-        (`data_files.train=x` before `data_files={...}`) is composed too."""
         parsed = OverridesParser.create().parse_overrides(list(job))
-        values: list[Override] = []
-        composed: list[Override] = []
-        for override in reversed(parsed):
-            later = [o.key_or_group for o in composed if self.sets_values(o)]
-            if self.is_plain_value(override) and not any(
-                _overlap(override.key_or_group, key) for key in later
-            ):
-                values.append(override)
-            else:
-                composed.append(override)
-        return tuple(o.input_line for o in reversed(composed)), values[::-1]
+        values = [o for o in parsed if self.applied_after(o)]
+        composed = tuple(o.input_line for o in parsed if not self.applied_after(o))
+        try:
+            if composed not in self.bases:
+                base = compose(
+                    "config", overrides=[f"sweep={self.grid}", *composed], return_hydra_config=True
+                )
+                groups = set(base.hydra.runtime.choices)
+                with open_dict(base):
+                    del base["hydra"]
+                self.bases[composed] = base, groups
+            base, groups = self.bases[composed]
+            if not groups & {o.key_or_group for o in values}:
+                cfg = copy.deepcopy(base)
+                ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+                return cfg
+        except CONFIG_ERRORS:
+            pass  # Hydra's own message, from composing the job whole
+        return compose("config", overrides=[f"sweep={self.grid}", *job])
 
-    def sets_values(self, override: Override) -> bool:
-        """Whether Hydra applies it to the composed config in order (not a group choice)."""
-        return not override.is_hydra_override() and (
-            isinstance(override.value(), dict) or not self.repo.group_exists(override.key_or_group)
-        )
-
-    def is_plain_value(self, override: Override) -> bool:
-        """`key=value` for a key that is no config group and not under `hydra` (Hydra applies
-        those after composing the groups; everything else changes what is composed)."""
+    def applied_after(self, override: Override) -> bool:
+        """An override Hydra applies to the composed config (not a group choice, not under `hydra`,
+        whose node the shared config drops)."""
         return (
-            override.type == OverrideType.CHANGE
-            and override.package is None
-            and not isinstance(override.value(), dict)
-            and self.sets_values(override)
+            not override.is_sweep_override()
+            and not override.is_hydra_override()
+            and (
+                isinstance(override.value(), dict)
+                or not self.repo.group_exists(override.key_or_group)
+            )
         )
-
-
-def _overlap(key: str, other: str) -> bool:
-    """Whether two config keys are one, or one is inside the other (`a.b` and `a.b.c`)."""
-    one, two = re.split(r"[.\[\]]+", key.strip(".[]")), re.split(r"[.\[\]]+", other.strip(".[]"))
-    return one[: len(two)] == two[: len(one)]
 
 
 def stage1_stored(store: Stage1Store, settings_digest: str, warned: set[Path]) -> bool:
