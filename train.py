@@ -1,14 +1,22 @@
 """Run one layer-wise fine-tuning combination (`-m` for a grid). See conf/config.yaml for the defaults."""
 
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from layerft.config import check_data_files, config_errors_exit, register_configs, to_run_config
+from layerft.config import (
+    check_data_files,
+    check_switch_overrides,
+    config_errors_exit,
+    register_configs,
+    to_run_config,
+)
 from layerft.errors import user_errors_exit
+from layerft.results import METRICS_FILE
 from layerft.sweep import FailedJobs, job
 
 register_configs()
@@ -21,13 +29,24 @@ def main(cfg: DictConfig) -> float | None:
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         return job(cfg)
     with user_errors_exit():
-        # a bad value or a missing data file stops here, before the training stack loads (seconds)
-        check_data_files(to_run_config(cfg))
+        check_before_loading(cfg)
     from layerft.run import run_from_hydra
 
     metrics = run_from_hydra(cfg)
     assert metrics is not None  # failures exit in a single run
     return metrics[f"target/eval_{cfg.target_task.best_metric}"]
+
+
+def check_before_loading(cfg: DictConfig) -> None:
+    """Stop on bad input before the training stack loads (seconds), in the order the runner checks
+    it: the config, its on/off switches, the device, then every data file. A run folder holding a
+    result is the runner's (a finished one is reported even if its data has moved since)."""
+    hydra_cfg = HydraConfig.get()
+    run_cfg = to_run_config(cfg)
+    check_switch_overrides(cfg, list(hydra_cfg.overrides.task))
+    if not (Path(hydra_cfg.runtime.output_dir) / METRICS_FILE).exists():
+        run_cfg.trainer.check_device()
+        check_data_files(run_cfg)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,32 @@ def test_a_bad_config_is_reported_before_the_training_stack_loads(tmp_path, comm
     }
     assert "layerft.config" in loaded  # the imports are seen
     assert not loaded & TRAINING_STACK
+
+
+def test_a_finished_run_is_reported_though_its_data_moved_and_faults_keep_their_order(
+    tmp_path: Path,
+) -> None:
+    # train.py checks data files before the training stack loads, but a run folder holding a
+    # result is the runner's: a finished run is reported as before, another config's result
+    # refused as before; and an on/off switch set to 2 is still reported first (review S).
+    line = json.dumps({"premise": "A man sleeps.", "hypothesis": "A man rests.", "label": 0})
+    train, dev = tmp_path / "train.jsonl", tmp_path / "dev.jsonl"
+    for path in (train, dev):
+        path.write_text((line + "\n") * 8)
+    args = ["model=tiny", "tracker=none", "injection_task=none", "target_task.epochs=1",
+            "target_task=snli", f"target_task.data_files.train={train}",
+            f"target_task.data_files.validation={dev}"]  # fmt: skip
+    assert run_train(args, tmp_path).returncode == 0
+    dev.rename(tmp_path / "moved.jsonl")
+    again = run_train(args, tmp_path)
+    assert again.returncode == 0 and "already finished, not rerun" in again.stdout, again.stderr
+    for extra, message in (
+        (["seed=7"], "holds the result of another config"),
+        (
+            ["trainer.keep_checkpoints=2", "hydra.run.dir=other"],
+            "keep_checkpoints is true or false",
+        ),
+        (["hydra.run.dir=other"], f"target_task.data_files.validation: no such file {dev}"),
+    ):
+        proc = run_train([*args, *extra], tmp_path)
+        assert proc.returncode == 2 and message in " ".join(error_lines(proc.stderr)), proc.stderr
