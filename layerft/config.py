@@ -167,13 +167,36 @@ def config_errors_exit() -> Iterator[None]:
     with hydra_raises() as user_set:
         try:
             yield
-        except CONFIG_ERRORS as err:
-            if user_set:
+        except (*CONFIG_ERRORS, AssertionError) as err:
+            line = composition_error_line(err)
+            if user_set or line is None:
                 raise
             if traceback_wanted():
                 traceback.print_exc()
-            print(f"error: {config_error_line(err)}", file=sys.stderr)
+            print(f"error: {line}", file=sys.stderr)
             raise SystemExit(2) from None
+
+
+def composition_error_line(err: Exception) -> str | None:
+    """config_error_line, and the one AssertionError composing raises for bad input: OmegaConf's,
+    for an override setting a key inside a null node (`model.tiny.hidden_size=8` on a model whose
+    `tiny` is null), which Hydra lets escape bare. None for any other assertion (a bug)."""
+    if not isinstance(err, AssertionError):
+        return config_error_line(err)
+    if "Unexpected type for root" not in str(err):
+        return None
+    tb, line = err.__traceback__, None
+    while tb is not None:  # the override Hydra was applying
+        if tb.tb_frame.f_code.co_name == "_apply_overrides_to_config":
+            line = getattr(tb.tb_frame.f_locals.get("override"), "input_line", None)
+        tb = tb.tb_next
+    if line is None:
+        return None
+    key = line.split("=", 1)[0].lstrip("+~")
+    return (
+        f"{line}: a node above '{key}' is null in this config, so it has no keys to set; set "
+        f"the node whole (e.g. {key.rsplit('.', 1)[0]}={{...}}) or choose an option that fills it"
+    )
 
 
 def yaml_error_line(err: yaml.YAMLError) -> str:

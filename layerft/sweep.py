@@ -38,7 +38,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from layerft.config import (
     CONFIG_ERRORS,
     check_switch_overrides,
-    config_error_line,
+    composition_error_line,
     data_files,
     register_configs,
     resolve_config,
@@ -538,8 +538,11 @@ def main(argv: Sequence[str]) -> int:
     except LayerftError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except CONFIG_ERRORS as err:
-        print(f"error: {config_error_line(err)}", file=sys.stderr)
+    except (*CONFIG_ERRORS, AssertionError) as err:
+        line = composition_error_line(err)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
         return 2
 
 

@@ -23,7 +23,7 @@ from layerft.config import (
 )
 from layerft.errors import LayerftError
 from layerft.run import warn_inert_overrides
-from layerft.sweep import expand
+from layerft.sweep import expand, main
 
 
 def options(group: str) -> list[str]:
@@ -121,6 +121,21 @@ def test_bad_overrides_fail_at_composition_in_one_line(override: str, line: str)
         compose_run(override)
     assert config_error_line(info.value).startswith(line)
     assert "\n" not in config_error_line(info.value)
+
+
+def test_a_key_inside_a_null_node_is_one_line_and_exit_2(monkeypatch, capsys) -> None:
+    # OmegaConf asserts on it and Hydra lets the AssertionError out (a traceback, exit 1; review S)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as exit_info, config_errors_exit():
+        compose_run("model=minilm", "model.tiny.hidden_size=8")  # minilm's `tiny` is null
+    assert exit_info.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: model.tiny.hidden_size=8: a node above 'model.tiny.hidden_size'")
+    assert "model.tiny={...}" in line
+    assert main(["demo", "model=minilm", "model.tiny.hidden_size=8", "--dry-run"]) == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+    with pytest.raises(AssertionError), config_errors_exit():  # any other assertion is a bug
+        raise AssertionError("Unexpected type for root: a bug elsewhere")
 
 
 def test_a_task_file_that_is_not_yaml_is_one_line_naming_its_line_and_exit_2(

@@ -29,7 +29,7 @@ from wandb_records import records_by_kind, wandb_items
 
 from layerft import stage1 as stage1_module
 from layerft import sweep as sweep_module
-from layerft.config import resolve_config
+from layerft.config import config_error_line, resolve_config
 from layerft.errors import LayerftError
 from layerft.layer_split import InjectedWeights, Stage1Split, Stage2Split
 from layerft.results import FINGERPRINT_KEY, config_fingerprint, file_sha256
@@ -123,12 +123,12 @@ def test_a_bad_value_in_a_grid_is_the_error_hydra_gives() -> None:
         expand("demo", ["seed=1,abc"])
     with pytest.raises(hydra.errors.ConfigCompositionException) as composed:
         compose_config("sweep=demo", "seed=abc")
-    line = sweep_module.config_error_line(planned.value)
-    assert line == sweep_module.config_error_line(composed.value) and "seed=abc" in line
+    line = config_error_line(planned.value)
+    assert line == config_error_line(composed.value) and "seed=abc" in line
     # two bad overrides: the one Hydra reports (review S: the plan named the other)
     with pytest.raises(hydra.errors.ConfigCompositionException) as planned:
         expand("demo", ["nonexistent=1,2", "+seed=3,4"])
-    line = sweep_module.config_error_line(planned.value)
+    line = config_error_line(planned.value)
     assert line == "unknown config key 'nonexistent'", line
 
 
