@@ -212,7 +212,7 @@ class TaskConfig:
 
     def check_files(self, group: str) -> None:
         """Fail on the first split whose local file is unset or missing (no-op for generated and
-        hub data), before seconds of imports and minutes of a stage 1."""
+        hub data): train.py checks this before seconds of imports."""
         if self.source in ("data_files", "data_dir"):
             for split in (*SPLITS, *self.extra_eval_splits):
                 self.existing_file(group, split)
