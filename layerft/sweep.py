@@ -228,9 +228,14 @@ class JobComposer:
     def compose(self, job: Sequence[str]) -> DictConfig:
         from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
-        parsed = OverridesParser.create().parse_overrides(list(job))
-        values = [o for o in parsed if self.applied_after(o)]
-        composed = tuple(o.input_line for o in parsed if not self.applied_after(o))
+        values: list[Override] = []
+        groups_and_hydra: list[str] = []
+        for override in OverridesParser.create().parse_overrides(list(job)):
+            if self.applied_after(override):
+                values.append(override)
+            else:
+                groups_and_hydra.append(override.input_line)
+        composed = tuple(groups_and_hydra)
         try:
             if composed not in self.bases:
                 base = compose(
