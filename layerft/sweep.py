@@ -2,8 +2,8 @@
 `multirun_outputs/<grid>/`, resumable and failure-isolated, aggregated at the end.
 
 - Each combination's job directory is named after its swept settings (`seed=1,tuning_mode=lora`);
-  a job whose config already has a finished result anywhere in the sweep folder is skipped (the
-  key is the config fingerprint, layerft/results.py), so a rerun only runs what is missing.
+  a job whose config already has a finished result anywhere in the sweep folder is not launched
+  (the key is the config fingerprint, layerft/results.py), so a rerun only runs what is missing.
 - A job that fails (an exception, a NaN loss, out of memory) writes `failed.json` and the sweep
   goes on; the summary lists failures and the exit code is 1 if any combination is not finished.
 - `--dry-run` lists the combinations, the distinct stage-1 trainings they need, and which are done.
@@ -35,6 +35,7 @@ from hydra.core.override_parser.types import Override
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from hydra_plugins.layerft_launcher.skipping_sweeper import store_skipping_sweeper
 from layerft.config import (
     CONFIG_ERRORS,
     check_switch_overrides,
@@ -105,6 +106,7 @@ class Combination:
     stage1_stored: bool = False
     # sha256 of each local data file it reads, by `<group>.<split>` (RunRecord.data_files)
     data_files: dict[str, str] = field(default_factory=dict)
+    force_rerun: bool = False  # its config redoes a finished result (run.run)
 
 
 def grid_names() -> list[str]:
@@ -198,7 +200,15 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
             fingerprint = config_fingerprint(resolve_config(cfg))
             digests = {split: file_sha256(path) for split, path in data_files(run_cfg).items()}
             combinations.append(
-                Combination(job, fingerprint, stage1, label or "(defaults)", stored, digests)
+                Combination(
+                    job,
+                    fingerprint,
+                    stage1,
+                    label or "(defaults)",
+                    stored,
+                    digests,
+                    run_cfg.force_rerun,
+                )
             )
     GlobalHydra.instance().clear()
     return combinations
@@ -372,15 +382,23 @@ def hydra_args(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool
     ]
 
 
-def run_grid(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool) -> str | None:
-    """Run the multirun in this process (Hydra's launcher from the config: sequential by default).
+def run_grid(
+    grid: str,
+    overrides: Sequence[str],
+    sweep_dir: Path,
+    force: bool,
+    finished: Sequence[Combination] = (),
+) -> str | None:
+    """Run the multirun in this process (Hydra's launcher from the config: sequential by default),
+    launching none of the `finished` combinations.
 
     Whatever stops the launch (a job folder that cannot be made, a job whose failure escaped it,
     Ctrl-C) comes back as one line, not raised: the jobs that finished are still summarised and
     tabulated."""
     register_configs()
     argv = sys.argv
-    sys.argv = [argv[0], *hydra_args(grid, overrides, sweep_dir, force)]
+    sweeper = store_skipping_sweeper([c.overrides for c in finished])
+    sys.argv = [argv[0], *hydra_args(grid, overrides, sweep_dir, force), sweeper]
     try:
         with hydra_raises():  # not a traceback and exit 1 from Hydra
             hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")(job)()
@@ -530,7 +548,9 @@ def main(argv: Sequence[str]) -> int:
             return 0
         with sweep_lock(sweep_dir):
             started_ns = time.time_ns()
-            stopped = run_grid(args.grid, args.overrides, sweep_dir, args.force)
+            finished = [] if args.force else status(combinations, sweep_dir).done
+            skipped = [c for c, _ in finished if not c.force_rerun]
+            stopped = run_grid(args.grid, args.overrides, sweep_dir, args.force, skipped)
             state = status(combinations, sweep_dir, started_ns if args.force else None)
             print_summary(state)
             if stopped:

@@ -266,33 +266,40 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
     mtimes = {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/metrics.json")}
     configs = {p: p.read_bytes() for p in sweep_dir.glob("*/.hydra/*.yaml")}
     assert len(configs) == 8 * 3
-    # Rerun with a result-neutral change: nothing reruns, and each job's .hydra/ still describes
-    # the run that wrote its metrics (Hydra rewrote it before the job found its result).
+    # Rerun with a result-neutral change: no job is launched (each would have composed its
+    # config and found its result), and each job's .hydra/ still describes the run that wrote
+    # its metrics.
     again = sweep(tmp_path, "seed=1,2", "trainer.progress_bar=true")
-    assert again.count("already finished") == 8 and "stage 1:" not in again
+    assert "Skipping 8 of 8 jobs: finished" in again and "Launching" not in again
+    assert "stage 1:" not in again and "sweep: 8 finished, 0 failed, 0 not run" in again
     assert {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/metrics.json")} == mtimes
     assert {p: p.read_bytes() for p in sweep_dir.glob("*/.hydra/*.yaml")} == configs
 
     # Narrowed, the grid finds its results although Hydra numbers its jobs differently.
     narrowed = sweep(tmp_path, "seed=2", "tuning_mode=lora")
-    assert narrowed.count("already finished") == 2
+    assert "Skipping 2 of 2 jobs" in narrowed and "Launching" not in narrowed
     # Extended by a swept key, job folders get new names; the one combination whose config is
     # unchanged (lr 5e-5 is the task's default) is found in its old folder by its fingerprint.
     extended = sweep(tmp_path, "seed=2", "tuning_mode=lora", "injection_task=none",
                      "target_task.lr=5e-5,1e-4")  # fmt: skip
-    old = "multirun_outputs/demo/injection_task=none,seed=2,tuning_mode=lora"
-    assert f"already finished in {old}/metrics.json" in extended
+    assert "Skipping 1 of 2 jobs" in extended and "Launching 1 jobs" in extended
     assert "sweep: 2 finished, 0 failed" in extended
     assert not (
         sweep_dir / "injection_task=none,seed=2,target_task.lr=5e-05,tuning_mode=lora"
     ).exists()
+    # force_rerun=true (as --force) reruns a finished result: none of its jobs is skipped.
+    job = ["seed=1", "tuning_mode=lora", "injection_task=none"]
+    result = sweep_dir / "injection_task=none,seed=1,tuning_mode=lora" / "metrics.json"
+    rerun = sweep(tmp_path, *job, "force_rerun=true")
+    assert "Skipping" not in rerun and result.stat().st_mtime_ns != mtimes[result]
 
-    forced = sweep(tmp_path, "seed=1", "tuning_mode=lora", "injection_task=none", "--force")
-    assert "already finished" not in forced and "sweep: 1 finished" in forced
+    forced = sweep(tmp_path, *job, "--force")
+    assert "already finished" not in forced and "Skipping" not in forced
+    assert "sweep: 1 finished" in forced
     # A forced rerun that fails is a failure, though the result it was to replace stays.
     (tmp_path / "a_file").write_text("")
-    job = ["seed=1", "tuning_mode=lora", "injection_task=none", "--force"]
-    failing = run_sweep(["demo", *TINY_GRID, f"cache_dir={tmp_path / 'a_file'}", *job], tmp_path)
+    cache = f"cache_dir={tmp_path / 'a_file'}"
+    failing = run_sweep(["demo", *TINY_GRID, cache, *job, "--force"], tmp_path)
     assert failing.returncode == 1 and "sweep: 0 finished, 1 failed" in failing.stdout
     assert (sweep_dir / "injection_task=none,seed=1,tuning_mode=lora" / "metrics.json").exists()
 
@@ -398,6 +405,7 @@ def test_kill_9_in_the_second_job_then_rerun_matches_an_uninterrupted_sweep(tmp_
     out = run_sweep(args, killed)
     assert out.returncode == 0, out.stderr[-3000:]
     assert (first / "metrics.json").stat().st_mtime_ns == finished_at  # not rerun
+    assert "Skipping 1 of 3 jobs" in out.stdout and "Launching 2 jobs" in out.stdout
     assert "sweep: 3 finished, 0 failed, 0 not run" in out.stdout
 
     sweep(tmp_path / "whole", "injection_task=demo_pos", "tuning_mode=full", "seed=1,2,3")
@@ -787,6 +795,24 @@ def test_force_reruns_in_the_job_folders_it_would_skip() -> None:
     args = hydra_args("demo", ["seed=1"], Path("x"), force=True)
     [exclude] = [a for a in args if a.startswith("hydra.job.config.override_dirname.exclude_keys")]
     assert "force_rerun" in exclude and "force_rerun=true" in args
+
+
+def test_the_sweeper_leaves_out_the_finished_jobs_in_full_batches() -> None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from hydra_plugins.layerft_launcher.skipping_sweeper import SkippingSweeper
+
+    overrides = OverridesParser.create().parse_overrides(["a=1,2,3,4", "sweep=demo", "b=x"])
+    finished = [["a=1", "b=x"], ["a=3", "b=x"], ["a=5", "b=x"]]  # as sweep.py lists them
+    assert SkippingSweeper(max_batch_size=None, finished=finished).split_arguments(
+        overrides, None
+    ) == [[["a=2", "sweep=demo", "b=x"], ["a=4", "sweep=demo", "b=x"]]]
+    assert SkippingSweeper(None, finished=finished).split_arguments(overrides, 1) == [
+        [["a=2", "sweep=demo", "b=x"]],
+        [["a=4", "sweep=demo", "b=x"]],
+    ]
+    everything = [[f"a={i}", "b=x"] for i in range(1, 5)]
+    assert SkippingSweeper(None, finished=everything).split_arguments(overrides, None) == []
 
 
 @pytest.fixture

@@ -1,0 +1,75 @@
+"""The sweeper of `python sweep.py <grid>`: Hydra's basic sweeper, without the jobs sweep.py found
+finished.
+
+sweep.py fingerprints every combination to plan the sweep, so before the launch it knows which have
+a finished result. Launched anyway, each of them costs Hydra two compositions (it validates the
+batch, then composes the job) and the job its imports, only for the job to find its result and
+return: most of a resumed sweep's start. sweep.py stores this sweeper's config with the finished
+jobs for its launch (`store_skipping_sweeper`); a job it does not list is launched as before (and
+skips itself if it is finished).
+"""
+
+# No `from __future__ import annotations`: Hydra's plugin scan runs this module before it is in
+# sys.modules, where @dataclass looks up string annotations.
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.types import Override
+
+log = logging.getLogger(__name__)
+
+NAME = "layerft_skipping"  # `hydra/sweeper=layerft_skipping`, stored by sweep.py for each launch
+GRID_GROUP = "sweep"  # the group choosing the grid: in the sweeper's jobs, not in the listed ones
+
+
+@dataclass
+class SkippingSweeperConf:
+    _target_: str = "hydra_plugins.layerft_launcher.skipping_sweeper.SkippingSweeper"
+    max_batch_size: int | None = None  # as BasicSweeper's: jobs per launch, null for all
+    params: dict[str, str] | None = None
+    # The jobs not to launch: each one's overrides, less the grid's choice (`sweep=<grid>`).
+    finished: list[list[str]] = field(default_factory=list)
+
+
+def store_skipping_sweeper(finished: Sequence[Sequence[str]]) -> str:
+    """Store this sweeper's config with `finished` as the jobs to skip; returns the override that
+    chooses it."""
+    node = SkippingSweeperConf(finished=[list(job) for job in finished])
+    ConfigStore.instance().store(group="hydra/sweeper", name=NAME, node=node, provider="layerft")
+    return f"hydra/sweeper={NAME}"
+
+
+class SkippingSweeper(BasicSweeper):
+    """BasicSweeper leaving out the `finished` jobs, in batches as full as before."""
+
+    def __init__(
+        self,
+        max_batch_size: int | None,
+        params: dict[str, str] | None = None,
+        finished: Sequence[Sequence[str]] = (),
+    ) -> None:
+        super().__init__(max_batch_size, params)
+        self.finished = {tuple(job) for job in finished}
+
+    def split_arguments(  # type: ignore[override]  # BasicSweeper's is static; sweep() calls self.
+        self, overrides: list[Override], max_batch_size: int | None
+    ) -> list[list[list[str]]]:
+        [jobs] = BasicSweeper.split_arguments(overrides, None)
+        kept = [job for job in jobs if self.listed(job) not in self.finished]
+        if len(kept) < len(jobs):
+            log.info(
+                "Skipping %d of %d jobs: finished (sweep.py --force reruns them)",
+                len(jobs) - len(kept),
+                len(jobs),
+            )
+        if not kept:  # no batch (a launcher may refuse an empty one)
+            return []
+        return list(BasicSweeper.split_overrides_to_chunks(kept, max_batch_size))
+
+    @staticmethod
+    def listed(job: Sequence[str]) -> tuple[str, ...]:
+        """A job's overrides as sweep.py lists them (without the grid's choice)."""
+        return tuple(o for o in job if o.split("=", 1)[0] != GRID_GROUP)
