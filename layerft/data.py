@@ -97,7 +97,7 @@ def load_task_data(
             raise LayerftError(f"{group} '{task.name}': {origin} has no labelled records")
         log.info("%s %s: %d examples from %s", group, split, len(rows[split]), origin)
     if task.source != "generator":  # its dev set already leaves out what train holds
-        _warn_copies_of_train(group, rows)
+        _warn_repeats(group, rows)
     kind = kind_of(task)
     if kind.check_coverage is not None:
         kind.check_coverage(task, group, rows["train"], rows["validation"])
@@ -247,12 +247,21 @@ def _drop_seen(
     return [r for r in validation[0] if _identity(r) not in seen], validation[1]
 
 
-def _warn_copies_of_train(group: str, rows: dict[str, list[dict[str, Any]]]) -> None:
-    """Say how many examples each evaluation split shares with train (same text and label): a
-    data set whose dev holds training examples flatters its dev scores."""
-    seen = {_identity(r) for r in rows["train"]}
-    for split, split_rows in rows.items():
-        copies = 0 if split == "train" else sum(_identity(r) in seen for r in split_rows)
+def _warn_repeats(group: str, rows: dict[str, list[dict[str, Any]]]) -> None:
+    """Say how many examples each split repeats within itself, and each evaluation split shares
+    with train (same text and label): a file concatenated twice or merged badly trains or scores
+    its records twice, and a dev set holding training examples flatters its scores."""
+    identities = {split: [_identity(r) for r in split_rows] for split, split_rows in rows.items()}
+    seen = set(identities["train"])
+    for split, split_rows in identities.items():
+        repeats = len(split_rows) - len(set(split_rows))
+        if repeats:
+            log.warning(
+                "%s %s: %d of %d examples repeat an earlier example of the split (same text and "
+                "label): a file concatenated twice or merged badly counts them twice",
+                group, split, repeats, len(split_rows),
+            )  # fmt: skip
+        copies = 0 if split == "train" else sum(i in seen for i in split_rows)
         if copies:
             log.warning(
                 "%s %s: %d of %d examples are copies of training examples (same text and "

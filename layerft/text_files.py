@@ -41,14 +41,36 @@ def read_lines(path: Path) -> list[str]:
     return [line.rstrip("\r") for line in read_text(path).split("\n")]
 
 
+class RepeatedKey(ValueError):
+    """A JSON object naming one key twice: `json` keeps the last value, which may not be meant."""
+
+    def message(self, where: str) -> str:
+        return f"{where}: an object names {self.args[0]!r} twice (which value is meant?)"
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        raise RepeatedKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
+    return record
+
+
+def parse_json(text: str) -> Any:
+    """`json.loads`, refusing an object that repeats a key (RepeatedKey)."""
+    return json.loads(text, object_pairs_hook=_unique_keys)
+
+
 def read_json_text(path: Path) -> tuple[str, Any]:
     """The file's text (kept to name the line of a bad record later) and its parsed JSON value;
     invalid JSON names the line."""
     text = read_text(path)
     try:
-        return text, json.loads(text)
+        return text, parse_json(text)
     except json.JSONDecodeError as err:
         raise LayerftError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
+    except RepeatedKey as err:
+        raise LayerftError(err.message(str(path))) from None
 
 
 def check_first_time(

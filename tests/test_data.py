@@ -58,6 +58,7 @@ def test_labels_by_index_or_name_and_unlabelled_dropped(tmp_path, caplog) -> Non
         (row(3), "train.jsonl:2: record 2: label 3 is not in target_task.label_names"),
         (row("maybe"), "train.jsonl:2: record 2: label 'maybe' is not in target_task.label_names"),
         (row(True), "label True is not in"),
+        (row(-1.0), "record 2: label -1.0 is not in target_task.label_names"),  # -1 is unlabelled
         ({"premise": "x", "label": 0}, "train.jsonl:2: record 2: no column 'hypothesis'"),
         (row(0, premise=5), "record 2: column 'premise' is not text"),
         (row(0, premise=""), "record 2: column 'premise' is empty; fix or remove the record"),
@@ -96,6 +97,23 @@ def test_dev_examples_copied_from_train_are_counted_in_a_warning(tmp_path, caplo
     with caplog.at_level(logging.WARNING, logger="layerft.data"):
         load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache", seed=0)
     assert "target_task validation: 2 of 4 examples are copies of training examples" in caplog.text
+    assert "repeat an earlier" not in caplog.text
+
+
+def test_examples_repeated_within_a_split_are_counted_in_a_warning(tmp_path, caplog) -> None:
+    # A train file concatenated twice (one copy with its columns in another order); dev repeats
+    # one example, and one text under two labels is not a repeat.
+    train = [row(i % 3, premise=f"p{i}") for i in range(4)]
+    dev = [row(0, premise="q"), row(1, premise="q"), row(0, premise="r"), row(0, premise="r")]
+    task = snli_task(tmp_path, train + [dict(reversed(r.items())) for r in train], dev)
+    with caplog.at_level(logging.WARNING, logger="layerft.data"):
+        load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache", seed=0)
+    assert [r.getMessage() for r in caplog.records] == [
+        "target_task train: 4 of 8 examples repeat an earlier example of the split (same text "
+        "and label): a file concatenated twice or merged badly counts them twice",
+        "target_task validation: 1 of 4 examples repeat an earlier example of the split (same "
+        "text and label): a file concatenated twice or merged badly counts them twice",
+    ]
 
 
 def test_integer_label_names_read_integers_as_names(tmp_path) -> None:
@@ -335,7 +353,8 @@ def test_capped_label_sorted_file_keeps_several_classes(tmp_path) -> None:
 
 
 def test_training_labels_missing_dev_classes_warn(tmp_path, caplog) -> None:
-    task = snli_task(tmp_path, [row(0)] * 4, [row(0, "b"), row(1), row("contradiction")])
+    train = [row(0, premise=f"p{i}") for i in range(4)]
+    task = snli_task(tmp_path, train, [row(0, "b"), row(1), row("contradiction")])
     with caplog.at_level(logging.WARNING, logger="layerft.data"):
         load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache", seed=0)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

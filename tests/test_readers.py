@@ -112,6 +112,23 @@ def test_csv_empty_cell_in_a_number_column_is_null(tmp_path: Path) -> None:
     ]
 
 
+def test_csv_cell_spanning_lines_is_one_text_and_a_warning_naming_its_lines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _write(tmp_path, "train.csv", 'text,label\n"one\ntwo",1\nthree,0\n"four\n\nfive",1\n')
+    with caplog.at_level(logging.WARNING):
+        records = read_records(path)
+    assert records == [
+        {"text": "one\ntwo", "label": 1},
+        {"text": "three", "label": 0},
+        {"text": "four\n\nfive", "label": 1},
+    ]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}:2-3: 2 row(s) hold a quoted cell that spans lines, read as one text with its line "
+        "breaks; an unbalanced quote would instead have merged the rows between into one record"
+    ]
+
+
 def test_tsv_keeps_quotes_literal(tmp_path: Path) -> None:
     text = "id\tdocument\tlabel\n1\t\"최고 '명작\t1\n2\tx1\t0\n"
     assert read_records(_write(tmp_path, "ratings.tsv", text)) == [
@@ -155,9 +172,18 @@ def test_klue_dp(tmp_path: Path) -> None:
     ]
 
 
-def test_klue_pos_splits_morphemes_and_falls_back_on_count_mismatch(tmp_path: Path) -> None:
+def test_klue_pos_splits_morphemes_and_falls_back_on_count_mismatch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     # '3%' has one lemma ('0') for two tags: it stays one token, its word form, with its first tag.
-    assert read_klue_pos(_write(tmp_path, "klue-dp-v1.1_dev.tsv", DP_TEXT)) == [
+    path = _write(tmp_path, "klue-dp-v1.1_dev.tsv", DP_TEXT)
+    with caplog.at_level(logging.WARNING):
+        records = read_klue_pos(path)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: 1 eojeol(s) whose LEMMA morphemes and POS tags differ in number kept whole, "
+        "tagged with their first tag (first: dp-2 '3%')"
+    ]
+    assert records == [
         {
             "guid": "dp-1",
             "tokens": ["철수", "가", "밥", "을", "먹", "었", "다", "."],
@@ -354,6 +380,51 @@ MALFORMED: list[tuple[str, str, Reader, str]] = [
         _ner_rows("가\tB-OG", " \tO", "나\tI-PS"),
         read_klue_ner,
         "ner.tsv:9: s1: I-PS does not follow B-PS or I-PS (previous tag B-OG)",
+    ),
+    # Tags the sentence's marks contradict: an entity retyped, erased, extended by a row.
+    (
+        "ner.tsv",
+        NER_HEADER + "## s1\t<가:PS> 나\n가\tB-OG\n \tO\n나\tO\n",
+        read_klue_ner,
+        "ner.tsv:7: s1: '가' is tagged B-OG but the sentence marks <가:PS>",
+    ),
+    (
+        "ner.tsv",
+        NER_HEADER + "## s1\t<가:PS> 나\n가\tO\n \tO\n나\tO\n",
+        read_klue_ner,
+        "ner.tsv:7: s1: '가' is tagged O but the sentence marks <가:PS>",
+    ),
+    (
+        "ner.tsv",
+        NER_HEADER + "## s1\t<가:PS> 나\n가\tB-PS\n \tO\n나\tI-PS\n",
+        read_klue_ner,
+        "ner.tsv:9: s1: '나' is tagged I-PS but the sentence marks no entity there",
+    ),
+    # JSON lines name records by guid as arrays do; no object names a key twice.
+    (
+        "nli.jsonl",
+        '{"guid": "n-1", "label": 0}\n{"guid": "n-2", "label": 1}\n{"guid": "n-1", "label": 0}\n',
+        read_records,
+        "nli.jsonl:3: guid n-1 repeats the record on line 1; remove one of them",
+    ),
+    (
+        "snli.jsonl",
+        '{"label": 1}\n{"label": 1, "text": "a", "label": 2}\n',
+        read_records,
+        "snli.jsonl:2: an object names 'label' twice (which value is meant?)",
+    ),
+    ("dev.json", '[{"a": 1},\n {"a": 1, "a": 2}]', read_records, "dev.json: an object names 'a'"),
+    # Text after a closing quote is not glued to the cell.
+    ("train.csv", 'text,label\n"a" b,1\n', read_records, "train.csv:2: malformed row"),
+    # LEMMA and POS counts differ in every eojeol: not the release's columns (a handful differ).
+    (
+        "dp.tsv",
+        _dp_rows(
+            "1\t가\t가\tNNG+JKS\t0\tNP", *(f"{i}\t나\t나\tNNG+JKS\t1\tNP" for i in range(2, 12))
+        ),
+        read_klue_pos,
+        "dp.tsv: 11 of 11 eojeols have a different number of LEMMA morphemes and POS tags "
+        "(first: s1 '가'); KLUE-DP's release has a handful",
     ),
 ]
 

@@ -76,13 +76,13 @@ def texts(task: TaskConfig, group: str, record: Record, where: str) -> Record | 
 
 
 def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Record | None:
-    """{"text_a", "text_b"?, "label"}; a missing label (None, a value in unlabelled_values, or -1
-    unless it is a label name) marks an unlabelled record."""
+    """{"text_a", "text_b"?, "label"}; a missing label (None, a value in unlabelled_values, or the
+    integer -1 unless it is a label name) marks an unlabelled record; -1.0 is a wrong label."""
     label = field_of(record, task.label_column, where)
     if (
         label is None
         or label in task.unlabelled_values
-        or (label == -1 and "-1" not in task.label_names)
+        or (type(label) is int and label == -1 and "-1" not in task.label_names)
     ):
         return None
     found = texts(task, group, record, where)
