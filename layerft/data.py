@@ -258,7 +258,8 @@ def _warn_repeats(group: str, rows: dict[str, list[dict[str, Any]]]) -> None:
         if repeats:
             log.warning(
                 "%s %s: %d of %d examples repeat an earlier example of the split (same text and "
-                "label): a file concatenated twice or merged badly counts them twice",
+                "label); unless the data set holds such repeats, a file was concatenated twice or "
+                "merged badly",
                 group, split, repeats, len(split_rows),
             )  # fmt: skip
         copies = 0 if split == "train" else sum(i in seen for i in split_rows)

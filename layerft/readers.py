@@ -34,12 +34,12 @@ from layerft.readers_squad import (
 )
 from layerft.text_files import (
     RepeatedKey,
-    check_first_time,
     line_of,
     parse_json,
     read_json_text,
     read_lines,
     read_text,
+    repeat_error,
     require_file,
 )
 
@@ -66,7 +66,7 @@ def _nonempty(path: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]
 def _parse_json_lines(path: Path, text: str, hint: str = "") -> list[dict[str, Any]]:
     """One JSON object per line; blank lines are skipped. A guid repeats no earlier record's."""
     records = []
-    guids: set[str] = set()
+    guid_lines: dict[str, int] = {}
     for number, line in enumerate(text.split("\n"), 1):
         if not line or line.isspace():
             continue
@@ -79,7 +79,14 @@ def _parse_json_lines(path: Path, text: str, hint: str = "") -> list[dict[str, A
         if not isinstance(record, dict):
             kind = type(record).__name__
             raise LayerftError(f"{path}:{number}: expected a JSON object, got {kind}")
-        _check_new_guid(path, text, record.get("guid"), guids)
+        guid = record.get("guid")
+        if isinstance(guid, str):
+            if guid in guid_lines:
+                raise LayerftError(
+                    f"{path}:{number}: guid {guid} repeats the record on line "
+                    f"{guid_lines[guid]}; remove one of them"
+                )
+            guid_lines[guid] = number
         records.append(record)
     return _nonempty(path, records)
 
@@ -118,10 +125,12 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
 
 def _check_new_guid(path: Path, text: str, guid: Any, seen: set[str]) -> None:
     """A release's guid (a string) must not repeat within its file; other values are not guids."""
-    if isinstance(guid, str):
-        check_first_time(
-            seen, guid, path, text, json.dumps(guid, ensure_ascii=False), f"guid {guid}"
-        )
+    if not isinstance(guid, str):
+        return
+    if guid in seen:  # its lines: where `"guid": <it>` is written (not where a label equals it)
+        written = re.escape(json.dumps(guid, ensure_ascii=False))
+        raise repeat_error(path, text, re.compile(r'"guid"\s*:\s*' + written), f"guid {guid}")
+    seen.add(guid)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -161,8 +170,10 @@ def _read_delimited(
     header: list[str] | None = None
     rows: list[list[str]] = []
     spanning: list[str] = []  # the lines of each row whose quoted cell spans lines
+    read_to = 0  # the last line of the rows read
     try:
         for row in reader:
+            read_to = reader.line_num
             if not row:
                 continue
             first = reader.line_num - sum(cell.count("\n") for cell in row)
@@ -180,8 +191,13 @@ def _read_delimited(
                 )
             else:
                 rows.append(row)
-    except csv.Error as err:
-        raise LayerftError(f"{path}:{reader.line_num}: malformed row ({err})") from err
+    except csv.Error as err:  # named by the line its row starts on: where a quote opened
+        reason = (
+            str(err)
+            if reader.line_num == read_to + 1
+            else (f"{err}, read to line {reader.line_num}: an unbalanced quote?")
+        )
+        raise LayerftError(f"{path}:{read_to + 1}: malformed row ({reason})") from err
     assert header is not None  # read_text rejected a file with no non-blank line
     if spanning:
         log.warning(
@@ -420,25 +436,35 @@ def _check_spelling(path: Path, block: _Block) -> None:
     )
 
 
-def _check_marks(path: Path, block: _Block) -> None:
-    """Each tagged character of a KLUE-NER sentence (spelt as its header, `_check_spelling`) has
-    the type of the `<text:TYPE>` mark it sits in, and O outside every mark: a tag the header
-    contradicts (an entity erased, retyped or extended by a row) would train and score quietly.
-    Types, not B-/I-, are compared: the header cannot say where an entity adjoining another of its
-    type begins, and a mark may take in a space (`< 24살:QT>`)."""
+def _contradicted_tag(sentence: str, rows: list[tuple[str, str]]) -> tuple[int, str] | None:
+    """The first of a KLUE-NER sentence's (char, tag) rows, which spell it without its marks,
+    whose tag its `<text:TYPE>` marks contradict, and why; None if none does.
+
+    A tagged character has the type of the mark it sits in, O outside every mark: otherwise an
+    entity erased, retyped or extended by a row would train and score quietly. Types, not B-/I-,
+    are compared: the marks cannot say where an entity adjoining another of its type begins, and a
+    mark may take in a space (`< 24살:QT>`). Spaces are dropped, whatever their tag."""
     marks: list[str] = []  # per character of the sentence without marks: the mark it sits in
     end = 0
-    for match in _NER_MARK.finditer(block.sentence):
+    for match in _NER_MARK.finditer(sentence):
         marks += [""] * (match.start() - end) + [match.group(0)] * len(match.group(1))
         end = match.end()
-    marks += [""] * (len(block.sentence) - end)
-    for (number, (char, tag)), mark in zip(block.rows, marks, strict=True):
+    marks += [""] * (len(sentence) - end)
+    for index, ((char, tag), mark) in enumerate(zip(rows, marks, strict=True)):
         entity = _NER_MARK.fullmatch(mark).group(2) if mark else "O"
         if not char.isspace() and (tag[2:] if tag != "O" else "O") != entity:
             where = f"the sentence marks {mark}" if mark else "the sentence marks no entity there"
-            raise LayerftError(
-                f"{path}:{number}: {block.guid}: {char!r} is tagged {tag} but {where}"
-            )
+            return index, f"{char!r} is tagged {tag} but {where}"
+    return None
+
+
+def _check_marks(path: Path, block: _Block) -> None:
+    """No tag of a KLUE-NER sentence (spelt as its header, `_check_spelling`) is one its marks
+    contradict (`_contradicted_tag`)."""
+    fault = _contradicted_tag(block.sentence, [row for _, row in block.rows])
+    if fault is not None:
+        index, problem = fault
+        raise LayerftError(f"{path}:{block.rows[index][0]}: {block.guid}: {problem}")
 
 
 def _space_may_carry(tag: str, previous: str | None) -> bool:
@@ -851,6 +877,14 @@ def _hub_ner(dropped: list[str], index: int, row: Mapping[str, Any]) -> dict[str
         tag = KLUE_NER_TAGS[tag_id]
         if not _space_may_carry(tag, KLUE_NER_TAGS[kept[-1][1]] if kept else None):
             dropped.append(f"row {index}, tagged {tag}")
+    sentence = row.get("sentence")
+    # Checked where the characters spell the sentence, as the release's rows must: a hub copy
+    # that spells it otherwise is left as it is (no real row could be seen offline to compare).
+    if isinstance(sentence, str) and "".join(tokens) == _NER_MARK.sub(r"\1", sentence):
+        rows = [(char, KLUE_NER_TAGS[tag_id]) for char, tag_id in zip(tokens, ids, strict=True)]
+        fault = _contradicted_tag(sentence, rows)
+        if fault is not None:
+            raise _Fault(fault[1])
     return {
         "sentence": row.get("sentence"),
         "tokens": [char for char, _ in kept],

@@ -69,6 +69,10 @@ OUTPUTS = Path("multirun_outputs")
 MAX_DIRNAME = 120
 LOCK_FILE = ".sweep.lock"  # held by the sweep.py running the folder's grid
 INTERRUPTED = "interrupted (Ctrl-C)"
+SWEEPER_CHOSEN = (
+    "{where}: sweep.py runs a grid with its own sweeper (Hydra's basic one, less the finished "
+    "jobs); for another sweeper run train.py -m"
+)
 
 
 def job_dirname(override_dirname: str) -> str:
@@ -115,7 +119,7 @@ def grid_names() -> list[str]:
 
 def check_grid(grid: str) -> None:
     """The grid exists, is YAML, and is a global package with `hydra.sweeper.params` (without them
-    Hydra's error is about a key 'sweep' in the config)."""
+    Hydra's error is about a key 'sweep' in the config), for sweep.py's sweeper (it chooses none)."""
     if grid not in grid_names():
         raise LayerftError(
             f"no grid '{grid}' in {CONF / 'sweep'}; grids: {', '.join(grid_names())}"
@@ -134,6 +138,16 @@ def check_grid(grid: str) -> None:
             f"{path}: a grid starts with '# @package _global_' and sets hydra.sweeper.params "
             "(key: comma list); see conf/sweep/demo.yaml"
         )
+    defaults = data.get("defaults")
+    chosen = [
+        key
+        for entry in (defaults if isinstance(defaults, list) else [])
+        if isinstance(entry, dict)
+        for key in entry
+        if isinstance(key, str) and key.split()[-1].lstrip("/") == "hydra/sweeper"
+    ]
+    if chosen or "_target_" in sweeper:
+        raise LayerftError(SWEEPER_CHOSEN.format(where=f"{path}: hydra/sweeper"))
 
 
 def split_overrides(overrides: Sequence[str]) -> tuple[list[Override], list[Override]]:
@@ -397,7 +411,14 @@ def run_grid(
     tabulated."""
     register_configs()
     argv = sys.argv
-    sweeper = store_skipping_sweeper([c.overrides for c in finished])
+    # as the sweeper gets them: Hydra hands it the overrides that are not under `hydra`
+    parser = OverridesParser.create()
+    sweeper = store_skipping_sweeper(
+        [
+            [o.input_line for o in parser.parse_overrides(c.overrides) if not o.is_hydra_override()]
+            for c in finished
+        ]
+    )
     sys.argv = [argv[0], *hydra_args(grid, overrides, sweep_dir, force), sweeper]
     try:
         with hydra_raises():  # not a traceback and exit 1 from Hydra
@@ -538,7 +559,7 @@ def main(argv: Sequence[str]) -> int:
             aggregate_dir(Path(args.overrides[0]), args.baseline, args.heatmap)
             return 0
         check_grid(args.grid)
-        check_no_folder_override(args.overrides)
+        check_hydra_overrides(args.overrides)
         sweep_dir = args.dir or OUTPUTS / args.grid
         if sweep_dir.exists() and not sweep_dir.is_dir():
             raise LayerftError(f"--dir {sweep_dir}: not a folder")
@@ -571,12 +592,16 @@ def main(argv: Sequence[str]) -> int:
         return 2
 
 
-def check_no_folder_override(overrides: Sequence[str]) -> None:
+def check_hydra_overrides(overrides: Sequence[str]) -> None:
     """sweep.py names the sweep folder itself (`--dir`): a `hydra.sweep.dir=` override would send
-    the jobs elsewhere while the summary and tables read the `--dir` folder."""
+    the jobs elsewhere while the summary and tables read the `--dir` folder. It also runs the grid
+    with its own sweeper, which another one would be replaced by without a word."""
     parsed, _ = split_overrides(overrides)
-    if any(o.get_key_element() == "hydra.sweep.dir" for o in parsed):
+    keys = {o.get_key_element() for o in parsed}
+    if "hydra.sweep.dir" in keys:
         raise LayerftError("hydra.sweep.dir: sweep.py picks the sweep folder with --dir <folder>")
+    if keys & {"hydra/sweeper", "hydra.sweeper._target_"}:
+        raise LayerftError(SWEEPER_CHOSEN.format(where="hydra/sweeper"))
 
 
 def sweep_lock(sweep_dir: Path) -> contextlib.AbstractContextManager[None]:

@@ -7,6 +7,7 @@ missing file, an empty one, or bytes that are not UTF-8 give one line naming the
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,21 +45,31 @@ def read_lines(path: Path) -> list[str]:
 class RepeatedKey(ValueError):
     """A JSON object naming one key twice: `json` keeps the last value, which may not be meant."""
 
+    def __init__(self, key: str, guid: Any) -> None:
+        super().__init__(key, guid)
+        self.key, self.guid = key, guid
+
     def message(self, where: str) -> str:
-        return f"{where}: an object names {self.args[0]!r} twice (which value is meant?)"
+        named = f" (guid {self.guid})" if isinstance(self.guid, str) else ""
+        return f"{where}: an object{named} names {self.key!r} twice (which value is meant?)"
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     record = dict(pairs)
     if len(record) != len(pairs):
         seen: set[str] = set()
-        raise RepeatedKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
+        key = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise RepeatedKey(key, record.get("guid"))
     return record
+
+
+# One decoder: `json.loads` with a hook builds a new one per call (per line of a JSON-lines file).
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
 
 
 def parse_json(text: str) -> Any:
     """`json.loads`, refusing an object that repeats a key (RepeatedKey)."""
-    return json.loads(text, object_pairs_hook=_unique_keys)
+    return _DECODER.decode(text)
 
 
 def read_json_text(path: Path) -> tuple[str, Any]:
@@ -79,15 +90,15 @@ def check_first_time(
     """Add a record's `key` (its guid or id) to `seen`; met a second time in one file, it stops the
     run, naming the record `name` and both lines (where `needle`, the key as written, sits)."""
     if key in seen:
-        raise _repeat_error(path, text, needle, name)
+        raise repeat_error(path, text, re.compile(re.escape(needle)), name)
     seen.add(key)
 
 
-def _repeat_error(path: Path, text: str, needle: str, name: str) -> LayerftError:
-    """A file concatenated twice or a bad merge, whose records would train and be scored twice."""
-    first = text.find(needle)
-    second = text.find(needle, first + 1) if first >= 0 else -1
-    lines = [text.count("\n", 0, at) + 1 for at in (first, second) if at >= 0]
+def repeat_error(path: Path, text: str, needle: re.Pattern[str], name: str) -> LayerftError:
+    """A file concatenated twice or a bad merge, whose records would train and be scored twice:
+    the error names the lines of the first two matches of `needle` (the key as written)."""
+    found = [match.start() for _, match in zip(range(2), needle.finditer(text), strict=False)]
+    lines = [text.count("\n", 0, at) + 1 for at in found]
     if len(lines) == 2 and lines[0] != lines[1]:
         return LayerftError(
             f"{path}:{lines[1]}: {name} repeats the record on line {lines[0]}; remove one of them"

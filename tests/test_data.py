@@ -110,9 +110,11 @@ def test_examples_repeated_within_a_split_are_counted_in_a_warning(tmp_path, cap
         load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache", seed=0)
     assert [r.getMessage() for r in caplog.records] == [
         "target_task train: 4 of 8 examples repeat an earlier example of the split (same text "
-        "and label): a file concatenated twice or merged badly counts them twice",
+        "and label); unless the data set holds such repeats, a file was concatenated twice or "
+        "merged badly",
         "target_task validation: 1 of 4 examples repeat an earlier example of the split (same "
-        "text and label): a file concatenated twice or merged badly counts them twice",
+        "text and label); unless the data set holds such repeats, a file was concatenated twice "
+        "or merged badly",
     ]
 
 

@@ -692,6 +692,16 @@ HUB_MALFORMED: list[tuple[str, dict[str, Any], str]] = [
         {**DP_ROW, "lemma": ["철수 가", None, "x"]},
         "klue/klue dp row 0, word 2: lemma is not a string (got null)",
     ),
+    # A tag the sentence's marks contradict, as in a release file: '의' extends <강릉:LC>.
+    (
+        "klue_ner",
+        {
+            "sentence": "<강릉:LC>의 방향",
+            "tokens": list("강릉의 방향"),
+            "ner_tags": [2, 3, 3, 12, 12, 12],
+        },  # fmt: skip
+        "klue/klue ner row 0: '의' is tagged I-LC but the sentence marks no entity there",
+    ),
 ]
 
 

@@ -401,11 +401,18 @@ MALFORMED: list[tuple[str, str, Reader, str]] = [
         "ner.tsv:9: s1: '나' is tagged I-PS but the sentence marks no entity there",
     ),
     # JSON lines name records by guid as arrays do; no object names a key twice.
-    (
+    (  # its lines are the records', though a label spells the guid on line 1
         "nli.jsonl",
-        '{"guid": "n-1", "label": 0}\n{"guid": "n-2", "label": 1}\n{"guid": "n-1", "label": 0}\n',
+        '{"guid": "n-0", "label": "n-1"}\n{"guid": "n-1", "label": 1}\n{"guid": "n-2"}\n'
+        '{"guid": "n-1", "label": 0}\n',
         read_records,
-        "nli.jsonl:3: guid n-1 repeats the record on line 1; remove one of them",
+        "nli.jsonl:4: guid n-1 repeats the record on line 2; remove one of them",
+    ),
+    (
+        "nli.json",
+        '[{"guid": "n-0", "label": "n-1"},\n {"guid": "n-1", "label": 1},\n {"guid":"n-1"}]',
+        read_records,
+        "nli.json:3: guid n-1 repeats the record on line 2; remove one of them",
     ),
     (
         "snli.jsonl",
@@ -413,9 +420,25 @@ MALFORMED: list[tuple[str, str, Reader, str]] = [
         read_records,
         "snli.jsonl:2: an object names 'label' twice (which value is meant?)",
     ),
-    ("dev.json", '[{"a": 1},\n {"a": 1, "a": 2}]', read_records, "dev.json: an object names 'a'"),
-    # Text after a closing quote is not glued to the cell.
-    ("train.csv", 'text,label\n"a" b,1\n', read_records, "train.csv:2: malformed row"),
+    (
+        "dev.json",
+        '[{"a": 1},\n {"guid": "g-2", "a": 1, "a": 2}]',
+        read_records,
+        "dev.json: an object (guid g-2) names 'a' twice",
+    ),
+    # Text after a closing quote is not glued to the cell; the row is named by its first line.
+    (
+        "train.csv",
+        'text,label\n"a" b,1\n',
+        read_records,
+        "train.csv:2: malformed row (',' expected after '\"')",
+    ),
+    (
+        "train.csv",
+        'text,label\n"ok",1\n"unclosed,0\nplain,1\nmore "x" here,0\n',
+        read_records,
+        "train.csv:3: malformed row (',' expected after '\"', read to line 5: an unbalanced quote?)",
+    ),
     # LEMMA and POS counts differ in every eojeol: not the release's columns (a handful differ).
     (
         "dp.tsv",

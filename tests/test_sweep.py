@@ -269,7 +269,10 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
     # Rerun with a result-neutral change: no job is launched (each would have composed its
     # config and found its result), and each job's .hydra/ still describes the run that wrote
     # its metrics.
-    again = sweep(tmp_path, "seed=1,2", "trainer.progress_bar=true")
+    # (a hydra override is no part of the jobs Hydra hands the sweeper)
+    again = sweep(
+        tmp_path, "seed=1,2", "trainer.progress_bar=true", "hydra.sweeper.max_batch_size=3"
+    )
     assert "Skipping 8 of 8 jobs: finished" in again and "Launching" not in again
     assert "stage 1:" not in again and "sweep: 8 finished, 0 failed, 0 not run" in again
     assert {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/metrics.json")} == mtimes
@@ -748,6 +751,10 @@ def test_wandb_runs_of_a_sweep_carry_group_job_type_summary_and_stage1_lineage(t
         (["demo", "target_task.lrr=1", "--dry-run"], "did you mean 'target_task.lr'?"),
         (["demo", "seed=1", "--dir", "{file}/sweep"], "cannot use it as the sweep folder"),
         (["demo", "hydra.sweep.dir={file}x", "--dry-run"], "picks the sweep folder with --dir"),
+        (
+            ["demo", "hydra/sweeper=basic"],
+            "error: hydra/sweeper: sweep.py runs a grid with its own",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message) -> None:
@@ -841,6 +848,12 @@ GRID_SHAPE = (
         ("", GRID_SHAPE),  # an empty file: Hydra's error was "Key 'sweep' not in 'RunConfig'"
         ("hydra:\n  sweeper:\n    params:\n      seed: 1,2\n", GRID_SHAPE),  # no header
         ("# @package _global_\nseed: 1\n", GRID_SHAPE),  # no params
+        (  # another sweeper, which sweep.py's own would replace
+            "# @package _global_\ndefaults:\n  - override /hydra/sweeper: basic\n"
+            "hydra:\n  sweeper:\n    params:\n      seed: 1,2\n",
+            "bad.yaml: hydra/sweeper: sweep.py runs a grid with its own sweeper (Hydra's basic one, "
+            "less the finished jobs); for another sweeper run train.py -m",
+        ),
     ],
 )
 def test_a_bad_grid_file_is_one_line_naming_it_and_exit_2(grid_conf, capsys, text, message) -> None:
