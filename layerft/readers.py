@@ -173,12 +173,11 @@ def _read_delimited(
     read_to = 0  # the last line of the rows read
     try:
         for row in reader:
-            read_to = reader.line_num
+            first, read_to = read_to + 1, reader.line_num
             if not row:
                 continue
-            first = reader.line_num - sum(cell.count("\n") for cell in row)
-            if first < reader.line_num:
-                spanning.append(f"{first}-{reader.line_num}")
+            if first < read_to:
+                spanning.append(f"{first}-{read_to}")
             if header is None:
                 header = row
                 for column, name in enumerate(header, 1):
