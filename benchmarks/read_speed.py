@@ -2,15 +2,14 @@
 
 Usage: python benchmarks/read_speed.py [--repeats 3] TREE [TREE ...]
 
-Writes three generated files to a temporary folder (~285k SNLI-like records with a guid: JSON
+Writes three generated files to a temporary folder (285,000 SNLI-like records with a guid: JSON
 lines, the same as a JSON array, and as CSV without the guid), then reads each with
-`layerft.readers.read_records` in a fresh process per tree, interleaved; prints the fastest of
+`layerft.readers.read_records` in a fresh process per tree, interleaved; prints the median of
 `repeats` reads (file reading is what is timed: the process start and imports are not).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -19,15 +18,23 @@ import sys
 import tempfile
 from pathlib import Path
 
+from config_errors import compare  # benchmarks/, this script's folder
+
 RECORDS = 285_000
 TIMER = (
     "import sys, time; from layerft.readers import read_records; "
     "start = time.perf_counter(); n = len(read_records(sys.argv[1])); "
     "print(time.perf_counter() - start, n)"
 )
+SCRATCH = Path(tempfile.mkdtemp(prefix="read_speed-"))
+COMMANDS = {
+    "JSON lines (49 MB)": ["big.jsonl"],
+    "JSON array (52 MB)": ["big.json"],
+    "CSV (30 MB)": ["big.csv"],
+}
 
 
-def write_files(folder: Path) -> list[Path]:
+def write_files() -> None:
     records = [
         {
             "guid": f"snli-{i:07d}",
@@ -37,44 +44,27 @@ def write_files(folder: Path) -> list[Path]:
         }
         for i in range(RECORDS)
     ]
-    lines, array, table = folder / "big.jsonl", folder / "big.json", folder / "big.csv"
-    lines.write_text("".join(json.dumps(r) + "\n" for r in records))
-    array.write_text(json.dumps(records, indent=1))
-    with table.open("w", newline="") as handle:
+    (SCRATCH / "big.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (SCRATCH / "big.json").write_text(json.dumps(records, indent=1))
+    with (SCRATCH / "big.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["premise", "hypothesis", "label"])
         writer.writerows([r["premise"], r["hypothesis"], r["label"]] for r in records)
-    return [lines, array, table]
 
 
-def seconds(tree: Path, path: Path) -> float:
+def seconds(tree: Path, args: list[str]) -> float:
+    """Seconds `read_records` takes on the file named by `args` with `tree`'s layerft."""
+    if not (SCRATCH / "big.csv").exists():
+        write_files()
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    done = subprocess.run(
-        [sys.executable, "-c", TIMER, str(path)], env=env, capture_output=True, text=True
-    )
+    command = [sys.executable, "-c", TIMER, str(SCRATCH / args[0])]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"{tree}: {path.name}: {done.stderr[-500:]}")
+        raise SystemExit(f"{tree}: {args[0]}: {done.stderr[-500:]}")
     elapsed, count = done.stdout.split()
     assert int(count) == RECORDS, count
     return float(elapsed)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("trees", nargs="+", type=Path)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        files = write_files(Path(folder))
-        times: dict[tuple[Path, Path], list[float]] = {}
-        for _ in range(args.repeats):
-            for path in files:
-                for tree in args.trees:
-                    times.setdefault((path, tree), []).append(seconds(tree.resolve(), path))
-        print(f"fastest of {args.repeats} reads, seconds ({RECORDS} records)")
-        print("| file | " + " | ".join(str(t) for t in args.trees) + " |")
-        print("|---|" + "---|" * len(args.trees))
-        for path in files:
-            size = path.stat().st_size / 1e6
-            cells = [f"{min(times[path, t]):.2f}" for t in args.trees]
-            print(f"| {path.name} ({size:.0f} MB) | " + " | ".join(cells) + " |")
+    compare(COMMANDS, seconds, __doc__)
