@@ -230,8 +230,9 @@ def _own_text_columns(task: TaskConfig) -> list[str]:
 
 def _where(origin: str, number: int, record: dict[str, Any]) -> str:
     """A record's place in messages: its file, number and guid."""
-    guid = record.get("guid", record.get("id"))  # KLUE's guid, SQuAD's id
-    return f"{origin}: record {number}" + (f" ({guid})" if isinstance(guid, str) else "")
+    guid = record.get("guid", record.get("id"))  # KLUE's guid, SQuAD's id, NSMC's (a number)
+    named = isinstance(guid, str) or type(guid) is int
+    return f"{origin}: record {number}" + (f" ({guid})" if named else "")
 
 
 def _identity(record: dict[str, Any]) -> str:

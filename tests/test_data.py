@@ -175,6 +175,13 @@ def test_a_record_error_names_the_line_the_record_starts_on(tmp_path) -> None:
                            *(f"target_task.data_files.{s}={path}" for s in ("train", "validation"))
                            ).target_task  # fmt: skip
         assert _first_error(task).startswith(f"{path.parent}/{place}: label ")
+    # NSMC's published TSV: its id column reads as numbers, and names the record all the same.
+    tsv = tmp_path / "ratings.tsv"
+    tsv.write_text("id\tdocument\tlabel\n9976970\tgood\t1\n3819312\tbad\t7\n")
+    task = compose_run("model=tiny", "target_task=nsmc",
+                       *(f"target_task.data_files.{s}={tsv}" for s in ("train", "validation"))
+                       ).target_task  # fmt: skip
+    assert _first_error(task).startswith(f"{tsv}:3: record 2 (3819312): label 7 ")
     # A release array: the element's line, its guid, and the file's own name of a renamed key.
     folder = tmp_path / "klue"
     folder.mkdir()
