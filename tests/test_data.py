@@ -255,7 +255,7 @@ def test_blank_texts_stop_the_run_unless_the_task_drops_them(tmp_path, caplog) -
     records, _ = read_split(strict, "target_task", "train")
     with pytest.raises(
         LayerftError,
-        match=r"^reviews.csv: record 2: column 'document' is empty; fix or remove the record, or set target_task.drop_blank_texts=true",
+        match=r"^reviews.csv: record 2 \(2\): column 'document' is empty; fix or remove the record, or set target_task.drop_blank_texts=true",
     ):
         normalise_records(strict, "target_task", records, "reviews.csv")
     nsmc = compose_run("model=tiny", "target_task=nsmc", *files).target_task
