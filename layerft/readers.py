@@ -34,8 +34,10 @@ from layerft.readers_squad import (
 )
 from layerft.text_files import (
     RepeatedKey,
+    check_first_line,
     line_of,
     parse_json,
+    parse_json_file,
     read_json_text,
     read_lines,
     read_text,
@@ -72,7 +74,7 @@ def _parse_json_lines(path: Path, text: str, hint: str = "") -> list[dict[str, A
             continue
         try:
             record = parse_json(line)
-        except json.JSONDecodeError as err:
+        except json.JSONDecodeError as err:  # one line: its number, not the parser's
             raise LayerftError(f"{path}:{number}: invalid JSON ({err.msg}){hint}") from err
         except RepeatedKey as err:
             raise LayerftError(err.message(f"{path}:{number}")) from None
@@ -81,12 +83,7 @@ def _parse_json_lines(path: Path, text: str, hint: str = "") -> list[dict[str, A
             raise LayerftError(f"{path}:{number}: expected a JSON object, got {kind}")
         guid = record.get("guid")
         if isinstance(guid, str):
-            if guid in guid_lines:
-                raise LayerftError(
-                    f"{path}:{number}: guid {guid} repeats the record on line "
-                    f"{guid_lines[guid]}; remove one of them"
-                )
-            guid_lines[guid] = number
+            check_first_line(guid_lines, guid, number, path, f"guid {guid}")
         records.append(record)
     return _nonempty(path, records)
 
@@ -107,12 +104,7 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
     if not text.lstrip().startswith("["):
         hint = " (a .json file holds a JSON array of objects or one JSON object per line)"
         return _parse_json_lines(path, text, hint)
-    try:
-        records = parse_json(text)
-    except json.JSONDecodeError as err:
-        raise LayerftError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
-    except RepeatedKey as err:
-        raise LayerftError(err.message(str(path))) from None
+    records = parse_json_file(path, text)
     guids: set[str] = set()  # KLUE's arrays (NLI, YNAT) name each record by a guid
     for number, record in enumerate(records, 1):
         if not isinstance(record, dict):
@@ -302,12 +294,7 @@ def _read_blocks(path: Path, columns: tuple[str, ...]) -> list[_Block]:
     for block in blocks:
         if not block.rows:
             raise LayerftError(f"{path}:{block.line}: sentence {block.guid} has no rows")
-        if block.guid in first:
-            raise LayerftError(
-                f"{path}:{block.line}: {block.guid} repeats the sentence on line "
-                f"{first[block.guid]}; remove one of them"
-            )
-        first[block.guid] = block.line
+        check_first_line(first, block.guid, block.line, path, block.guid, "sentence")
     return blocks
 
 
@@ -885,7 +872,7 @@ def _hub_ner(dropped: list[str], index: int, row: Mapping[str, Any]) -> dict[str
         if fault is not None:
             raise _Fault(fault[1])
     return {
-        "sentence": row.get("sentence"),
+        "sentence": sentence,
         "tokens": [char for char, _ in kept],
         "ner_tags": [tag_id for _, tag_id in kept],
     }

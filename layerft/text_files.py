@@ -72,16 +72,22 @@ def parse_json(text: str) -> Any:
     return _DECODER.decode(text)
 
 
-def read_json_text(path: Path) -> tuple[str, Any]:
-    """The file's text (kept to name the line of a bad record later) and its parsed JSON value;
-    invalid JSON names the line."""
-    text = read_text(path)
+def parse_json_file(path: Path, text: str) -> Any:
+    """`text`, the whole of the file at `path`, parsed (`parse_json`); invalid JSON names the
+    line, an object naming a key twice names the key."""
     try:
-        return text, parse_json(text)
+        return parse_json(text)
     except json.JSONDecodeError as err:
         raise LayerftError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
     except RepeatedKey as err:
         raise LayerftError(err.message(str(path))) from None
+
+
+def read_json_text(path: Path) -> tuple[str, Any]:
+    """The file's text (kept to name the line of a bad record later) and its parsed JSON value
+    (`parse_json_file`)."""
+    text = read_text(path)
+    return text, parse_json_file(path, text)
 
 
 def check_first_time(
@@ -94,15 +100,29 @@ def check_first_time(
     seen.add(key)
 
 
+def check_first_line(
+    first: dict[str, int], key: str, line: int, path: Path, name: str, what: str = "record"
+) -> None:
+    """`check_first_time` where each record's line is known: `first` maps a key (a guid) to the
+    line of its record; met a second time, it stops the run naming both lines."""
+    if key in first:
+        raise _repeated(path, line, name, first[key], what)
+    first[key] = line
+
+
+def _repeated(path: Path, line: int, name: str, first: int, what: str) -> LayerftError:
+    return LayerftError(
+        f"{path}:{line}: {name} repeats the {what} on line {first}; remove one of them"
+    )
+
+
 def repeat_error(path: Path, text: str, needle: re.Pattern[str], name: str) -> LayerftError:
     """A file concatenated twice or a bad merge, whose records would train and be scored twice:
     the error names the lines of the first two matches of `needle` (the key as written)."""
     found = [match.start() for _, match in zip(range(2), needle.finditer(text), strict=False)]
     lines = [text.count("\n", 0, at) + 1 for at in found]
     if len(lines) == 2 and lines[0] != lines[1]:
-        return LayerftError(
-            f"{path}:{lines[1]}: {name} repeats the record on line {lines[0]}; remove one of them"
-        )
+        return _repeated(path, lines[1], name, lines[0], "record")
     # SQuAD's releases are one line of JSON: no line tells the two apart.
     return LayerftError(f"{path}: {name} appears twice; remove one of them")
 
