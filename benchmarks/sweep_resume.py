@@ -37,9 +37,8 @@ COMMANDS = {
 SCRATCH = Path(tempfile.mkdtemp(prefix="sweep_resume-"))
 
 
-def sweep(tree: Path, args: list[str]) -> float:
-    """Wall time of `sweep.py args` in `tree`, into that tree's folder for these args."""
-    folder = SCRATCH / f"{abs(hash((str(tree), *args)))}"
+def sweep(tree: Path, args: list[str], folder: Path) -> float:
+    """Wall time of `sweep.py args` in `tree`, into `folder`."""
     env = {**os.environ, "PYTHONPATH": str(tree), "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "sweep.py", *args, f"cache_dir={folder / 'cache'}", "--dir", folder]
     start = time.perf_counter()
@@ -51,10 +50,12 @@ def sweep(tree: Path, args: list[str]) -> float:
 
 
 def seconds(tree: Path, args: list[str]) -> float:
-    """Wall time of rerunning a finished sweep (run once first, untimed)."""
-    if not (SCRATCH / f"{abs(hash((str(tree), *args)))}").exists():
-        sweep(tree, args)
-    return sweep(tree, args)
+    """Wall time of rerunning a finished sweep (run once first, untimed), in a folder of its own
+    for this tree and these args."""
+    folder = SCRATCH / f"{abs(hash((str(tree), *args)))}"
+    if not folder.exists():
+        sweep(tree, args, folder)
+    return sweep(tree, args, folder)
 
 
 if __name__ == "__main__":
