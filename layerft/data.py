@@ -276,10 +276,18 @@ def normalise_records(
     task: TaskConfig, group: str, records: Iterable[Record], origin: str
 ) -> list[Record]:
     """Check every record against the task's columns and labels; drop and count unlabelled rows."""
-    normalise = kind_of(task).normalise
+    kind = kind_of(task)
+    normalise = kind.normalise
+    distinct = None if kind.distinct_text is None else kind.distinct_text(task)
     rows: list[Record] = []
-    unlabelled = 0
+    texts: set[str] = set()
+    unlabelled = repeats = 0
     for number, record in enumerate(records, start=1):
+        if distinct is not None and isinstance(text := record.get(distinct), str):
+            if text in texts:
+                repeats += 1
+                continue
+            texts.add(text)
         try:
             row = normalise(task, group, record, _where(origin, number, record))
         except LayerftError as err:
@@ -291,6 +299,12 @@ def normalise_records(
     if unlabelled:
         blank = " or blank-text" if task.drop_blank_texts else ""
         log.info("%s: dropped %d unlabelled%s records", origin, unlabelled, blank)
+    if repeats:
+        log.info(
+            "%s: left out %d records whose '%s' repeats an earlier record's: %s '%s' reads each "
+            "distinct text once",
+            origin, repeats, distinct, group, task.name,
+        )  # fmt: skip
     return rows
 
 

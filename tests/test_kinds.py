@@ -202,6 +202,41 @@ def test_korean_morph_tags_any_text_column_with_kiwi() -> None:
     assert tags[:4] == ["NP", "JX", "NNG", "JKB"] and tags[-1] == "SF"
 
 
+def test_korean_morph_reads_each_distinct_text_once(tmp_path, shared_data, caplog) -> None:
+    """KLUE-NLI's release gives each premise for three hypotheses: tagged and trained once each
+    (and counted in the log, never warned about as a file concatenated twice)."""
+    pytest.importorskip("kiwipiepy", reason="the optional 'korean' extra (kiwipiepy) is absent")
+    folder = shared_data / "klue" / "klue-nli-v1.1"
+    task = compose_run(
+        "model=tiny", "injection_task=korean_morph", f"injection_task.data_dir={folder}"
+    ).injection_task
+    assert task is not None
+    premises = {
+        split: {
+            r["premise"] for r in json.loads((folder / f"klue-nli-v1.1_{split}.json").read_text())
+        }
+        for split in ("train", "dev")
+    }
+    with caplog.at_level(logging.INFO, logger="layerft"):
+        data = load_task_data(task, "injection_task", build_tiny_tokenizer(), tmp_path, seed=0)
+    assert (len(data.train), len(data.validation)) == (len(premises["train"]), len(premises["dev"]))
+    assert len(premises["train"]) < 300  # the sample's 300 pairs repeat premises
+    assert "repeats an earlier record's" in caplog.text
+    assert "repeat an earlier example" not in caplog.text
+
+
+def test_only_a_silver_tagger_leaves_repeated_texts_out() -> None:
+    pytest.importorskip("kiwipiepy", reason="the optional 'korean' extra (kiwipiepy) is absent")
+    task = compose_run("model=tiny", "injection_task=korean_morph").injection_task
+    assert task is not None
+    records = [{"premise": "나는 갔다."}, {"premise": "너는 왔다."}, {"premise": "나는 갔다."}]
+    assert len(normalise_records(task, "injection_task", records, "f")) == 2
+    gold = compose_run("model=tiny", "injection_task=demo_pos").injection_task
+    assert gold is not None
+    words = {"tokens": ["the", "dog"], "tags": ["DET", "NOUN"]}
+    assert len(normalise_records(gold, "injection_task", [words, dict(words)], "f")) == 2
+
+
 def test_hub_rows_become_the_release_readers_records(monkeypatch) -> None:
     task = compose_run("model=tiny", "target_task=klue_sts").target_task
     hub_row = {

@@ -73,6 +73,9 @@ class Kind:
     check_coverage: Callable[[TaskConfig, str, list[Record], list[Record]], None] | None = None
     # Warns about what encoding lost of the normalised training records (given with their features).
     check_encoded: Callable[[TaskConfig, str, list[Record], Dataset], None] | None = None
+    # The raw column whose text makes an example (None: every record is one): a record repeating
+    # an earlier one's text in its split is left out before `normalise` (a silver tagger's corpus).
+    distinct_text: Callable[[TaskConfig], str | None] | None = None
 
 
 def field_of(record: Record, column: str, where: str) -> Any:

@@ -83,6 +83,13 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
     }
 
 
+def distinct_text(task: TaskConfig) -> str | None:
+    """A silver tagger's examples are the distinct texts of its column: the same text gets the
+    same tags, so a repeat (KLUE-NLI's release gives each premise for three hypotheses) would
+    only weight it more."""
+    return task.text_columns[0] if task.tagging.silver is not None else None
+
+
 def word_labels(word_ids: list[int | None], tags: list[int]) -> list[int]:
     """Each word's tag on its first subword; -100 (ignored) on the rest and on special tokens."""
     labels, previous = [], None
@@ -266,4 +273,5 @@ KIND = Kind(
     build_head=build_head,
     metric_inputs=metric_inputs,
     check_encoded=check_encoded,
+    distinct_text=distinct_text,
 )
