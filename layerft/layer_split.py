@@ -12,7 +12,7 @@ from omegaconf import MISSING
 
 from layerft.errors import LayerftError
 from layerft.heads import TaskModel, encoder_layers, truncate_encoder
-from layerft.parts import EMBEDDINGS, HEAD, freeze_parts, layer_part
+from layerft.parts import EMBEDDINGS, HEAD, freeze_parts, layer_adapters, layer_part
 
 
 class HeadPlacement(str, Enum):
@@ -147,11 +147,12 @@ def frozen_injected_layers(cfg: Stage2Split, injected: InjectedWeights) -> set[i
 def apply_injected_policy(model: TaskModel, cfg: Stage2Split, parts: list[str]) -> dict[str, float]:
     """Apply stage 2's policy to the injected parts after the tuning mode; return lr multipliers.
 
-    `freeze` wins over any tuning mode; `train` and `scale` leave the parts as the mode set them.
+    `freeze` wins over any tuning mode; `train` and `scale` leave the parts as the mode set them,
+    and `scale` slows the adapters or LoRA matrices a mode put inside them too.
     """
     if cfg.policy == InjectedPolicy.freeze:
         freeze_parts(model, parts)
         return {}
-    if cfg.policy == InjectedPolicy.scale:
-        return dict.fromkeys(parts, cfg.lr_multiplier)
+    if cfg.policy == InjectedPolicy.scale:  # with what a tuning mode added to those layers
+        return dict.fromkeys([*parts, *map(layer_adapters, parts)], cfg.lr_multiplier)
     return {}

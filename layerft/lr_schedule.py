@@ -19,7 +19,7 @@ from omegaconf import MISSING
 from torch import nn
 
 from layerft.errors import LayerftError
-from layerft.parts import ADAPTERS, EMBEDDINGS, HEAD, layer_part
+from layerft.parts import ADAPTERS, EMBEDDINGS, HEAD, adapter_layers, layer_part
 
 
 class ScheduleShape(str, Enum):
@@ -134,13 +134,21 @@ def build_optimizer(
     optimizer to a few groups (one kernel launch set each), whatever the number of parts.
     """
     no_decay = no_decay_parameter_ids(model)
+    # Adapters inside a layer the split scales (`layer.0.adapters`) get that multiplier too.
+    scaled = {}
+    if any(key.endswith(f".{ADAPTERS}") for key in lr_multipliers):
+        scaled = {p: key for p, key in adapter_layers(model).items() if key in lr_multipliers}
     groups: dict[tuple[float, float], dict[str, Any]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         part = parts_of[name]
+        multiplier = lr_multipliers.get(part, 1.0)
+        if id(param) in scaled:
+            part = scaled[id(param)]
+            multiplier *= lr_multipliers[part]
         decays = id(param) not in no_decay
-        key = (lr * lr_multipliers.get(part, 1.0), weight_decay if decays else 0.0)
+        key = (lr * multiplier, weight_decay if decays else 0.0)
         group = groups.setdefault(
             key, {"params": [], "parts": [], "lr": key[0], "weight_decay": key[1]}
         )

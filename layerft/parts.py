@@ -48,6 +48,21 @@ def adapter_parameters(model: nn.Module) -> list[nn.Parameter]:
     return params
 
 
+def layer_adapters(part: str) -> str:
+    """The lr-multiplier key of the adapters and LoRA matrices inside layer part `part`
+    (`layer.0.adapters`): a split that scales an injected layer scales what a mode added to it."""
+    return f"{part}.{ADAPTERS}"
+
+
+def adapter_layers(model: TaskModel) -> dict[int, str]:
+    """id(parameter) -> `layer_adapters` key, for adapter parameters inside an encoder layer."""
+    return {
+        id(param): layer_adapters(layer_part(i))
+        for i, layer in enumerate(encoder_layers(model.backbone))
+        for param in adapter_parameters(layer)
+    }
+
+
 def part_modules(model: TaskModel) -> dict[str, nn.Module]:
     """The module behind each part, bottom to top."""
     modules: dict[str, nn.Module] = {EMBEDDINGS: model.backbone.embeddings}

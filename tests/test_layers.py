@@ -72,7 +72,7 @@ STAGE2_CASES = [
     ("lower1", "full", ("layer_split.stage2.policy=train",), ALL_PARTS, {}),
     ("lower1", "frozen", ("layer_split.stage2.policy=train",), {"head"}, {}),
     ("lower_half", "full", ("layer_split.stage2.policy=scale", "layer_split.stage2.lr_multiplier=0.1"),
-     ALL_PARTS, {"layer.0": 0.1, "layer.1": 0.1}),
+     ALL_PARTS, {"layer.0": 0.1, "layer.1": 0.1, "layer.0.adapters": 0.1, "layer.1.adapters": 0.1}),
     ("lower1", "full", ("layer_split.stage2.transplant_embeddings=true",), ALL_PARTS - {"embeddings", "layer.0"}, {}),
 ]  # fmt: skip
 

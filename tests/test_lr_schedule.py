@@ -99,8 +99,10 @@ def test_discriminative_adapters_and_split_multiplier_combine() -> None:
         "lr_schedule=discriminative", "tuning_mode=layerwise_adapter",
         "layer_split.stage2.policy=scale", "layer_split.stage2.lr_multiplier=0.5", at=[2],
     )  # fmt: skip
-    # adapters 1.0; layer 0 (LayerNorms) injected 0.1 x split's 0.5; other LayerNorms 0.5.
+    # adapters 1.0, those in the injected layer 0 x split's 0.5; layer 0 (LayerNorms) injected
+    # 0.1 x split's 0.5; other LayerNorms 0.5.
     assert seen[2]["adapters"] == pytest.approx(LR)
+    assert seen[2]["layer.0.adapters"] == pytest.approx(LR * 0.5)
     assert seen[2]["layer.0/no_decay"] == pytest.approx(LR * 0.1 * 0.5)
     assert seen[2]["layer.2/no_decay"] == pytest.approx(LR * 0.5)
 
@@ -122,6 +124,20 @@ def test_split_scale_policy_alone() -> None:
     )
     assert seen[2]["layer.0"] == pytest.approx(LR * 0.25)
     assert seen[2]["layer.1"] == pytest.approx(LR)
+
+
+@pytest.mark.parametrize("mode", ["lora", "layerwise_adapter"])
+def test_split_scale_policy_slows_what_a_mode_added_to_the_injected_layers(mode) -> None:
+    """Under LoRA the injected layer's only trainable weights are its LoRA matrices: `scale` was a
+    silent no-op when they trained at the full lr."""
+    seen = group_lrs(
+        f"tuning_mode={mode}", "layer_split=lower_half",
+        "layer_split.stage2.policy=scale", "layer_split.stage2.lr_multiplier=0.25", at=[2],
+    )  # fmt: skip
+    assert seen[2]["layer.0.adapters"] == pytest.approx(LR * 0.25)
+    assert seen[2]["layer.1.adapters"] == pytest.approx(LR * 0.25)
+    assert seen[2]["adapters"] == pytest.approx(LR)  # layers 2 and 3
+    assert "layer.2.adapters" not in seen[2]
 
 
 def test_weight_decay_off_for_biases_and_layernorm_and_frozen_parameters_left_out() -> None:
