@@ -26,14 +26,16 @@ class ForwardLogs(TrainerCallback):
     as the model's final score (they reach the tracker's summary through the phase's metrics).
     """
 
-    def __init__(self, stage: str, sink: MetricSink) -> None:
-        self.stage, self.sink = stage, sink
+    def __init__(self, stage: str, sink: MetricSink, lr: float) -> None:
+        self.stage, self.sink, self.lr = stage, sink, lr
         self.train_done = False
 
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 - Trainer's hook
+    def on_log(self, args, state, control, logs=None, lr_scheduler=None, **kwargs):  # noqa: ANN001 - Trainer's hook
         if not logs or not state.is_world_process_zero:
             return
         numbers = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}
+        if "learning_rate" in numbers and lr_scheduler is not None:
+            numbers["learning_rate"] = self.task_lr(numbers["learning_rate"], lr_scheduler)
         if self.train_done:
             numbers.pop("epoch", None)  # where training ended, not the best checkpoint's
         shown = ", ".join(f"{k}={v:.4g}" for k, v in numbers.items())
@@ -44,6 +46,13 @@ class ForwardLogs(TrainerCallback):
         else:
             self.sink({f"{self.stage}/{k}": v for k, v in numbers.items()}, state.global_step)
             log.info("%s step %d: %s", self.stage, state.global_step, shown)
+
+    def task_lr(self, logged: float, lr_scheduler) -> float:  # noqa: ANN001 - a torch scheduler
+        """The task's lr as scheduled at the logged step: the Trainer logs the rate the first
+        optimizer group applied, which under per-part multipliers is some part's (the embeddings'
+        0.1x under discriminative); every group follows one schedule, so scale it back."""
+        base = lr_scheduler.base_lrs[0]
+        return self.lr * logged / base if base else logged
 
 
 class PauseClock(TrainerCallback):

@@ -181,7 +181,7 @@ def run_phase(
         compute_metrics=build_compute_metrics(task, data.validation, data.validation_rows),
         optimizers=(optimizer, build_scheduler(schedule, optimizer, num_steps)),
         callbacks=[
-            forward := ForwardLogs(stage, sink),
+            forward := ForwardLogs(stage, sink, task.lr),
             pauses := PauseClock(),
             GuardCheckpoints(guard),
         ],

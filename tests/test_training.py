@@ -121,12 +121,14 @@ def test_each_stage_runs_its_own_schedule(tmp_path) -> None:
     metrics, logs = train(
         tmp_path, *TAGGING, "injection_task.evals_per_epoch=100", "target_task.epochs=2",
         "target_task.evals_per_epoch=100", "target_task.lr=1e-3", "target_task.batch_size=16",
-        "lr_schedule@injection_lr_schedule=constant", "injection_lr_schedule.warmup_ratio=0",
-        "lr_schedule=linear", "lr_schedule.warmup_ratio=0.25",
+        "lr_schedule@injection_lr_schedule=discriminative", "injection_lr_schedule.shape=constant",
+        "injection_lr_schedule.warmup_ratio=0", "lr_schedule=linear", "lr_schedule.warmup_ratio=0.25",
     )  # fmt: skip
-    # Logged every step: the rate the optimizer applied at that step.
+    # Logged every step: the task's rate as scheduled at that step, whatever the parts' multipliers
+    # (the Trainer's own is the first optimizer group's: stage 1's embeddings at 0.1x).
     stage1 = series(logs, "injection/learning_rate")
     assert len(stage1) == 57 and {lr for _, lr in stage1} == {3e-3}  # 19 steps x 3 epochs
+    assert metrics["injection/lr/embeddings"] == pytest.approx(3e-4)
     stage2 = [lr for _, lr in series(logs, "target/learning_rate")]
     assert len(stage2) == 4  # 2 steps x 2 epochs: warmup of one step, then linear decay
     assert stage2 == pytest.approx([0.0, 1e-3, 1e-3 * 2 / 3, 1e-3 / 3])
