@@ -80,7 +80,7 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
         if d not in stale and _failed_after_finishing(d) and (job := _later_failure(d))
     ]
     # Superseded records go first, so that no spelling only they used names a row.
-    jobs = same_spelling([*records, *reruns])
+    jobs = same_settings_per_config(same_spelling([*records, *reruns]))
     records, reruns = jobs[: len(records)], jobs[len(records) :]
     current = [job for job in records if not job.changed_data]
     kept = _latest(current, lambda job: (settings_key(job.settings), job.seed))
@@ -266,6 +266,25 @@ def same_spelling(jobs: list[Job]) -> list[Job]:
             spellings[slot] = min(spellings.get(slot, text), text, key=lambda t: (len(t), t))
     return [
         replace(job, settings={k: spellings[k, setting_value(v)] for k, v in job.settings.items()})
+        for job in jobs
+    ]
+
+
+def same_settings_per_config(jobs: list[Job]) -> list[Job]:
+    """The jobs of one config (seedless fingerprint) with one set of settings: a key that one of
+    them sets on its command line and another leaves at its option's value (`target_task.lr=5e-5`,
+    the task's own) has that value in both, so their seeds make one row, not two that read as if
+    the key differed. Of two spellings of one value (`true`, `True`) the shortest, then the first."""
+    merged: dict[str, dict[str, str]] = {}
+    for job in jobs:
+        if job.seedless_fingerprint is not None:
+            settings = merged.setdefault(job.seedless_fingerprint, {})
+            for key, text in job.settings.items():
+                settings[key] = min(settings.get(key, text), text, key=lambda t: (len(t), t))
+    return [
+        job
+        if job.seedless_fingerprint is None
+        else replace(job, settings=merged[job.seedless_fingerprint])
         for job in jobs
     ]
 

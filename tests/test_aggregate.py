@@ -53,7 +53,7 @@ def write_job(
     metric: str = ACC,
     higher_is_better: bool = True,
     fingerprint: str | None = None,
-    config: str | None = "config",
+    config: str | None = "",
     history: list[dict[str, float]] | None = None,
     mtime: float | None = None,
     data: dict[str, Path] | None = None,
@@ -62,9 +62,11 @@ def write_job(
     """A job folder as a sweep leaves it: metrics.json (or failed.json with `error`: a message, or
     an exception recorded as sweep.py records it) and, if given, history.jsonl. Group choices not
     given are CHOICES'; each given one is also an override. `config`: the seedless fingerprint
-    (None: a record written before it existed). `data`: `<group>.<split>` -> the data file it read.
+    (None: a record written before it existed; by default one per choices and overrides). `data`: `<group>.<split>` -> the data file it read.
     """
     path.mkdir(parents=True, exist_ok=True)
+    if config == "":
+        config = json.dumps([sorted(choices.items()), sorted(overrides)])
     record = {
         "run/config_fingerprint": fingerprint or f"{path}-{seed}",
         "run/choices": CHOICES | choices,
@@ -462,6 +464,22 @@ def test_which_spellings_are_one_value(tmp_path: Path, first: str, second: str, 
     write_job(tmp_path / "a", 1, 0.6, overrides=(f"x={first}",))
     write_job(tmp_path / "b", 1, 0.8, overrides=(f"x={second}",))  # the same seed: one run if equal
     assert len(aggregate(tmp_path).rows) == rows
+
+
+def test_a_seed_that_spells_out_a_default_joins_the_seeds_of_its_config(tmp_path: Path) -> None:
+    """`sweep.py demo` then `sweep.py demo target_task.lr=5e-5 seed=3`, 5e-5 being the task's lr:
+    one config (seedless fingerprint), so one row of three seeds, named by the value it ran."""
+    write_job(tmp_path / "1", 1, 0.6, config="c")
+    write_job(tmp_path / "2", 2, 0.7, config="c")
+    write_job(tmp_path / "3", 3, 0.8, overrides=("target_task.lr=5e-5",), config="c")
+    write_job(tmp_path / "4", 1, 0.5, overrides=("target_task.lr=1e-3",), config="d")
+    result = aggregate(tmp_path)
+    assert result.varied == ["target_task.lr"]
+    row = row_of(result, **{"target_task.lr": "5e-5"})
+    assert (row[f"{ACC}_n"], row["seeds"]) == (3, "1 2 3")
+    assert row[f"{ACC}_mean"] == pytest.approx(0.7)
+    assert row_of(result, **{"target_task.lr": "1e-3"})[f"{ACC}_n"] == 1
+    assert len(result.rows) == 2
 
 
 def test_two_configs_with_one_row_and_seed_keep_one_and_warn(tmp_path: Path, caplog) -> None:
