@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from layerft.sweep_records import Job
-from layerft.sweep_table import MIN_PAIRS, Failure, Table, label
+from layerft.sweep_table import MIN_PAIRS, MISSING, Failure, Table, label
 
 
 def render_markdown(
@@ -54,6 +54,11 @@ def render_markdown(
             + ", ".join(f"`{k}={v}`" for k, v in table.applying.items())
         )
     names = table.varied or ["combination"]
+    if any(row.get(k) == MISSING for row in table.rows for k in names):
+        lines.append(
+            f"`{MISSING}` in a setting column: not set on that row's command lines, so the value "
+            "its options give (or the setting does not apply to it)."
+        )
     header = [*names, *(["selection metric"] if not table.uniform else [])]
     header += [table.selection, "vs baseline", "verdict", *table.metrics]
     header += ["runtime (s)", "trainable params", "share", "seeds", "failed"]

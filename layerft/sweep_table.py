@@ -316,13 +316,16 @@ def build_table(
 def notes(combo: Combination, base: Combination | None, varied: list[str]) -> list[str]:
     """What a row's numbers hide: seeds that ran different configs (a YAML or code default changed
     between them; the settings name only the command line), logged as a warning too; a mean over
-    other seeds than its baseline's (the gap between the two means is partly the seeds')."""
+    other seeds than its baseline's (the gap between the two means is partly the seeds'); a later
+    attempt that failed beside a result the row keeps."""
     found = []
     metric = combo.selection_metric
     if base is not None and base is not combo and base.selection_metric == metric:
         mine, theirs = combo.values(metric), base.values(metric)
         if mine and theirs and mine.keys() != theirs.keys():
             found.append(f"seeds differ from baseline: {_seeds(mine)} vs {_seeds(theirs)}")
+    if later := sorted(job.seed for job in combo.failed if job.later_attempt):
+        found.append(f"later attempt failed: seed {' '.join(map(str, later))} (result kept)")
     if len(configs := combo.seeds_by_config()) > 1:
         seeds = " vs ".join(" ".join(map(str, group)) for group in configs)
         found.append(f"different configs: seeds {seeds}")
@@ -353,7 +356,8 @@ def costs(combo: Combination) -> dict[str, Any]:
         "trainable_params": round(np.mean(list(params.values()))) if params else None,
         "trainable_share": _mean([params[s] / totals[s] for s in params if totals.get(s)]),
         "seeds": " ".join(str(job.seed) for job in combo.finished),
-        "failed": len(combo.failed),
+        # A later attempt's failure beside a kept result is in the notes: its seed is averaged.
+        "failed": sum(not job.later_attempt for job in combo.failed),
     }
 
 

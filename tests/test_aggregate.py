@@ -480,6 +480,15 @@ def test_a_seed_that_spells_out_a_default_joins_the_seeds_of_its_config(tmp_path
     assert row[f"{ACC}_mean"] == pytest.approx(0.7)
     assert row_of(result, **{"target_task.lr": "1e-3"})[f"{ACC}_n"] == 1
     assert len(result.rows) == 2
+    assert "`-` in a setting column" not in result.markdown  # every row names its lr
+
+
+def test_results_md_says_what_a_dash_in_a_setting_column_means(tmp_path: Path) -> None:
+    write_job(tmp_path / "1", 1, 0.6)
+    write_job(tmp_path / "2", 1, 0.7, overrides=("target_task.max_length=64",))
+    result = aggregate(tmp_path)
+    assert sorted(r["target_task.max_length"] for r in result.rows) == ["-", "64"]
+    assert "`-` in a setting column: not set on that row's command lines" in result.markdown
 
 
 def test_two_configs_with_one_row_and_seed_keep_one_and_warn(tmp_path: Path, caplog) -> None:
@@ -550,7 +559,9 @@ def test_a_failure_after_a_result_in_its_folder_is_listed_and_the_result_kept(tm
     write_job(tmp_path / "base" / "2", 2, error="CUDA out of memory", mtime=2_000_000)
     result = aggregate(tmp_path)
     (row,) = result.rows
-    assert (row[f"{ACC}_n"], row[f"{ACC}_mean"], row["failed"]) == (3, pytest.approx(0.8), 1)
+    # Counted once, as the header counts it: seed 2 is averaged, so it is no failed job of the row.
+    assert (row[f"{ACC}_n"], row[f"{ACC}_mean"], row["failed"]) == (3, pytest.approx(0.8), 0)
+    assert row["notes"] == "later attempt failed: seed 2 (result kept)"
     (failure,) = result.failures
     assert failure.seed == 2 and failure.run_dir == tmp_path / "base" / "2"
     assert "CUDA out of memory (a later attempt; the earlier result is kept)" in failure.error
