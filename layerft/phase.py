@@ -216,8 +216,10 @@ def run_phase(
         if rank() == 0:  # after the dev evaluations: this line closes the dev curve in a history
             sink({f"{stage}/{k}": v for k, v in speed.items()}, trainer.state.global_step)
         metrics.update(speed)
+        if (best_step := trainer.state.best_global_step) is not None:  # the dev metrics' checkpoint
+            metrics.update(best_step=float(best_step), best_epoch=best_step / steps_per_epoch)
     else:  # epochs=0: the phase only evaluates the model it was given
-        metrics.update(train_runtime=0.0, train_paused_seconds=0.0)
+        metrics.update(train_runtime=0.0, train_paused_seconds=0.0, best_step=0.0, best_epoch=0.0)
     metrics.update(memory.metrics())
     metrics.update({k: float(v) for k, v in counts.items()})
     metrics.update({f"lr/{part}": lr for part, lr in part_lrs.items()})

@@ -380,6 +380,8 @@ def test_default_run_writes_expected_metrics_and_run_files(runs) -> None:
             "train_samples_per_second",
             "train_tokens_per_second",
             "train_paused_seconds",
+            "best_step",
+            "best_epoch",
             "stage_seconds",
             "peak_rss_mb",
             "train_rss_growth_mb",

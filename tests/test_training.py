@@ -102,6 +102,9 @@ def test_reported_score_is_the_best_dev_evaluation_not_the_last(tmp_path, keywor
     best_step, best = max(evals, key=lambda e: (e[1], -e[0]))  # the first of equal bests
     assert best_step != evals[-1][0], "precondition: the best evaluation is not the last one"
     assert metrics["target/eval_accuracy"] == best > evals[-1][1]
+    epochs = dict(series(logs, "target/epoch"))
+    assert metrics["target/best_step"] == best_step  # which checkpoint the dev metrics are of
+    assert metrics["target/best_epoch"] == pytest.approx(epochs[best_step])
     losses = dict(series(logs, "target/eval_loss"))
     assert metrics["target/eval_loss"] == pytest.approx(losses[best_step], rel=1e-6)
 
@@ -139,6 +142,7 @@ def test_epochs_zero_only_evaluates_the_model_it_was_given(tmp_path) -> None:
     metrics, logs = train(tmp_path, *TAGGING)
     assert not series(logs, "target/loss") and not series(logs, "target/learning_rate")
     assert metrics["target/train_runtime"] == 0.0
+    assert metrics["target/best_step"] == 0.0  # the model as given
     assert "target/train_loss" not in metrics
     assert "target/eval_model_preparation_time" not in metrics  # no dev metric
     assert len(series(logs, "target/eval_accuracy")) == 1
