@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import textwrap
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from matplotlib import colormaps
@@ -78,6 +78,8 @@ def draw(
     rows: list[PlotRow], varied: list[str], metric: str, axes: tuple[str, str] | None
 ) -> dict[str, Figure]:
     """File name -> figure, for the figures there is something to show."""
+    if len({row.metric for row in rows}) > 1:  # one axis, several metrics: each row names its own
+        rows = [replace(row, label=f"{row.label} [{short_metric(row.metric)}]") for row in rows]
     figures = {"bars.png": bars_figure(rows, metric)}
     if axes is None:
         log.info("no heatmap.png: %d varied setting(s), it needs 2", len(varied))
@@ -90,6 +92,11 @@ def draw(
     else:
         log.info("no dev_curves.png: no job has a history.jsonl with dev evaluations")
     return figures
+
+
+def short_metric(key: str) -> str:
+    """`target/eval_accuracy` -> `accuracy`."""
+    return key.rsplit("/", 1)[-1].removeprefix("eval_")
 
 
 def mixed_metric_cell(rows: list[PlotRow], axes: tuple[str, str]) -> str | None:
@@ -244,7 +251,9 @@ def bars_figure(rows: list[PlotRow], metric: str) -> Figure:
         ax.text(
             max(row.mean + row.std, 0) if row.scores else 0, y, text, va="center", fontsize="small"
         )
-    ax.set_xlim(min(0.0, np.nanmin(means, initial=0.0) * 1.1), reach * 1.35)
+    # From the lowest whisker: a negative score (pearsonr, matthews) or a wide spread reaches below 0.
+    low = min([row.mean - row.std for row in rows if row.scores], default=0.0)
+    ax.set_xlim(min(0.0, low * 1.1), reach * 1.35)
     ax.set_xlabel(f"{metric} (mean ± sample std over seeds)")
     ax.set_ylim(-0.6, len(rows) - 0.4)
     return figure

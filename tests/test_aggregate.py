@@ -896,6 +896,22 @@ def test_heatmap_colours_cells_within_their_own_metric() -> None:
     assert same.axes[1].get_ylabel() == ACC
 
 
+def test_bars_reach_the_lowest_whisker_and_name_each_rows_metric_when_they_differ() -> None:
+    pearson = "target/eval_pearsonr"
+    rows = [
+        plot_row([0.9, 0.8], target_task="sent"),
+        plot_row([0.3, -0.2], pearson, target_task="sts"),  # mean 0.05, std 0.354
+    ]
+    ax = draw(rows, ["target_task"], "selection metric (per row)", None)["bars.png"].axes[0]
+    low = 0.05 - np.std([0.3, -0.2], ddof=1)
+    assert ax.get_xlim()[0] <= low < 0  # the axis started at 0 and cut the whisker off
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "target_task=sent [accuracy]", "target_task=sts [pearsonr]"
+    ]  # fmt: skip
+    one = draw(rows[:1], ["target_task"], ACC, None)["bars.png"].axes[0]
+    assert [t.get_text() for t in one.get_yticklabels()] == ["target_task=sent"]
+
+
 def test_heatmap_title_and_legend_fit_and_cells_without_a_mean_say_why() -> None:
     fixed = {f"injection_task.a_long_setting_name_{i}": "1000" for i in range(6)}
     rows = [
