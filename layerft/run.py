@@ -440,7 +440,11 @@ def inert_settings(cfg: RunConfig) -> list[tuple[str, str]]:
     method, policy = cfg.tuning_mode.method, cfg.layer_split.stage2.policy
     inert = []
     if cfg.injection_task is None:
-        inert.append(("injection_task.", "injection_task=none: no stage 1"))
+        for prefix in ("injection_task.", "injection_lr_schedule.", "layer_split."):
+            inert.append((prefix, "injection_task=none: no stage 1"))
+    elif method == TuningMethod.frozen:  # the injected layers are frozen whatever the policy
+        for key in ("layer_split.stage2.policy", "layer_split.stage2.lr_multiplier"):
+            inert.append((key, "tuning_mode=frozen trains the head alone"))
     if method != TuningMethod.lora:
         inert.append(("tuning_mode.lora.", f"tuning_mode={cfg.tuning_mode.name} adds no LoRA"))
     if method != TuningMethod.adapter:
@@ -456,7 +460,7 @@ def inert_settings(cfg: RunConfig) -> list[tuple[str, str]]:
             inert.append((f"{group}.multipliers.", scaling))
         if schedule.scaling != PartScaling.layerwise_decay:
             inert.append((f"{group}.layer_decay", scaling))
-    if policy != InjectedPolicy.scale:
+    if policy != InjectedPolicy.scale and method != TuningMethod.frozen:
         inert.append(
             ("layer_split.stage2.lr_multiplier", f"layer_split.stage2.policy={policy.value}")
         )

@@ -336,7 +336,16 @@ def test_config_never_holds_credentials() -> None:
         (["injection_task=none", "injection_task.epochs=1", "injection_task.lr=1e-4"],
          "injection_task=none: no stage 1, so injection_task.epochs=1 injection_task.lr=1e-4 change "
          "nothing"),
+        (["injection_task=none", "layer_split.stage2.policy=scale"],
+         "injection_task=none: no stage 1, so layer_split.stage2.policy=scale changes nothing"),
+        (["injection_task=none", "injection_lr_schedule.warmup_ratio=0"],
+         "injection_task=none: no stage 1, so injection_lr_schedule.warmup_ratio=0 changes nothing"),
+        (["tuning_mode=frozen", "layer_split.stage2.policy=train"],
+         "tuning_mode=frozen trains the head alone, so layer_split.stage2.policy=train changes "
+         "nothing"),
         # Settings the run reads: no warning.
+        (["tuning_mode=lora", "layer_split.stage2.policy=scale", "layer_split.stage2.lr_multiplier=0.1"], None),
+        (["tuning_mode=frozen", "layer_split.stage2.transplant_embeddings=true"], None),
         (["tuning_mode=lora", "tuning_mode.lora.rank=4", "tuning_mode.layers=top"], None),
         (["lr_schedule=discriminative", "lr_schedule.multipliers.head=0.5"], None),
         (["layer_split.stage2.policy=scale", "layer_split.stage2.lr_multiplier=0.1"], None),
