@@ -190,6 +190,13 @@ def max_sequence_length(cfg: ModelConfig, cache_dir: Path | None = None) -> int:
     return positions
 
 
+def encoder_depth(cfg: ModelConfig, cache_dir: Path | None = None) -> int:
+    """How many encoder layers the backbone has (read from its config, no weights)."""
+    if cfg.tiny is not None:
+        return cfg.tiny.num_layers
+    return int(_from_pretrained(AutoConfig, cfg, cache_dir).num_hidden_layers)
+
+
 def check_max_length(
     cfg: ModelConfig, task: TaskConfig, group: str, cache_dir: Path | None = None
 ) -> None:

@@ -43,7 +43,7 @@ from layerft.layer_split import (
     transplant,
 )
 from layerft.lr_schedule import PartScaling, combine_multipliers, part_lr_multipliers
-from layerft.model import check_max_length, load_backbone, load_tokenizer
+from layerft.model import check_max_length, encoder_depth, load_backbone, load_tokenizer
 from layerft.parts import layer_part, set_trainable
 from layerft.phase import run_phase
 from layerft.processes import rank, world_size
@@ -62,7 +62,7 @@ from layerft.results import (
 from layerft.stage1 import Stage1Key, Stage1Outcome, Stage1Store, obtain_stage1
 from layerft.task import TaskConfig
 from layerft.tracker import NoTracker, Tracker, remove_stale_runs, start_tracker, wandb_runs
-from layerft.tuning_mode import TuningMethod, apply_tuning_mode
+from layerft.tuning_mode import TuningMethod, adapted_layers, apply_tuning_mode
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,10 @@ class StageData:
 
 
 def load_stage_data(cfg: RunConfig) -> StageData:
-    """Both tasks' data, read and checked first: bad data costs no stage-1 run and no tracker run."""
+    """Both tasks' data, read and checked first: bad data costs no stage-1 run and no tracker run
+    (nor does a tuning mode that the split leaves no layer to adapt)."""
     cache_dir = Path(cfg.cache_dir).expanduser()
+    check_mode_fits_split(cfg, cache_dir)
     for task, group in ((cfg.target_task, "target_task"), (cfg.injection_task, "injection_task")):
         if task is not None:
             check_max_length(cfg.model, task, group, cache_dir)
@@ -132,6 +134,19 @@ def stage1_for(cfg: RunConfig, data: TaskData, run_dir: Path, sink: MetricSink) 
         for line in outcome.result.history:
             sink({k: v for k, v in line.items() if k != "step"}, int(line["step"]))
     return outcome
+
+
+def check_mode_fits_split(cfg: RunConfig, cache_dir: Path) -> None:
+    """An adapter or LoRA mode whose every layer the split freezes (`layer_split=all` with
+    `stage2.policy=freeze` and `tuning_mode=top_adapter`) fails here, not after stage 1."""
+    split = cfg.layer_split.stage2
+    modular = cfg.tuning_mode.method in (TuningMethod.adapter, TuningMethod.lora)
+    if cfg.injection_task is None or split.policy != InjectedPolicy.freeze or not modular:
+        return
+    depth = encoder_depth(cfg.model, cache_dir)
+    adapted_layers(
+        cfg.tuning_mode, depth, set(range(resolve_num_lower(cfg.layer_split.stage1, depth)))
+    )
 
 
 def _load(cfg: RunConfig, task: TaskConfig, group: str, tokenizer: Any, cache: Path) -> TaskData:

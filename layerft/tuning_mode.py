@@ -59,7 +59,12 @@ class TuningModeConfig:
 
 
 def _layer_indices(model: TaskModel, cfg: TuningModeConfig, frozen: set[int]) -> list[int]:
-    depth = len(encoder_layers(model.backbone))
+    return adapted_layers(cfg, len(encoder_layers(model.backbone)), frozen)
+
+
+def adapted_layers(cfg: TuningModeConfig, depth: int, frozen: set[int]) -> list[int]:
+    """The layers an adapter or LoRA mode adds modules to on a `depth`-layer encoder: its `layers`
+    minus those the split freezes (an error when none is left)."""
     wanted = [depth - 1] if cfg.layers == LayerScope.top else list(range(depth))
     indices = [i for i in wanted if i not in frozen]
     if not indices:

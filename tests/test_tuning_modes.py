@@ -9,7 +9,12 @@ from compose import compose_run
 from layerft.adapters import AdapterConfig, BottleneckAdapter
 from layerft.layer_split import extract_injected
 from layerft.parts import count_parameters, parameter_parts
-from layerft.run import build_injection_model, build_target_model
+from layerft.run import (
+    build_injection_model,
+    build_target_model,
+    check_mode_fits_split,
+    load_stage_data,
+)
 
 TINY = ("model=tiny", "tracker=none")
 H, FF, L = 32, 64, 4  # tiny: hidden, feed-forward, layers
@@ -102,11 +107,22 @@ def test_bitfit_trains_only_biases_in_the_encoder() -> None:
             assert param.requires_grad == name.endswith(".bias"), name
 
 
-def test_top_adapter_cannot_hide_in_a_frozen_layer() -> None:
+def test_top_adapter_cannot_hide_in_a_frozen_layer(tmp_path) -> None:
     from layerft.errors import LayerftError
 
+    split = ("layer_split=all", "layer_split.stage2.policy=freeze")
     with pytest.raises(LayerftError, match="frozen by the layer split"):
-        build("top_adapter", "layer_split=all", "layer_split.stage2.policy=freeze")
+        build("top_adapter", *split)
+    # Found before any data loads, not after stage 1 trained (on klue_dp, hours).
+    for mode, extra in (
+        ("top_adapter", split),
+        ("lora", ("layer_split.stage1.num_lower=4", split[1])),
+    ):
+        cfg = compose_run(*TINY, f"tuning_mode={mode}", *extra, f"cache_dir={tmp_path}")
+        with pytest.raises(LayerftError, match="frozen by the layer split"):
+            load_stage_data(cfg)
+    fits = compose_run(*TINY, "tuning_mode=lora", "layer_split.stage1.num_lower=3", split[1])
+    check_mode_fits_split(fits, tmp_path)  # layer 3 is left to adapt
 
 
 def test_adapter_is_near_identity_at_initialisation() -> None:
