@@ -30,6 +30,7 @@ from layerft.lr_schedule import (
     ScheduleConfig,
     build_optimizer,
     build_scheduler,
+    ceil_of_product,
     part_learning_rates,
     total_steps,
 )
@@ -155,6 +156,13 @@ def run_phase(
     num_steps = total_steps(len(data.train), task.batch_size, task.epochs, world)
     steps_per_epoch = math.ceil(len(data.train) / (task.batch_size * world))
     eval_steps = max(1, steps_per_epoch // task.evals_per_epoch)
+    if eval_steps == 1 and ceil_of_product(schedule.warmup_ratio, num_steps) > 0:
+        log.warning(
+            "%s: dev is evaluated after every step, and the first step runs at lr 0 (warmup "
+            "starts from 0): its checkpoint is the model as given, which can be the best one on "
+            "this little data (%d steps an epoch)",
+            stage, steps_per_epoch,
+        )  # fmt: skip
     checkpoints = output_dir / "checkpoints" / stage
     args = _training_arguments(task, trainer_cfg, seed, checkpoints, num_steps, eval_steps)
     optimizer = build_optimizer(
