@@ -60,6 +60,7 @@ from layerft.results import (
     write_metrics,
 )
 from layerft.stage1 import Stage1Key, Stage1Outcome, Stage1Store, obtain_stage1
+from layerft.sweep_records import job_settings
 from layerft.task import TaskConfig
 from layerft.tracker import NoTracker, Tracker, remove_stale_runs, start_tracker, wandb_runs
 from layerft.tuning_mode import TuningMethod, adapted_layers, apply_tuning_mode
@@ -427,17 +428,30 @@ def open_tracker(
         return NoTracker()
     if not keep_earlier:
         remove_stale_runs(run_dir)
-    parts = ("injection_task", "target_task", "layer_split", "tuning_mode")
-    name = " ".join(record.choices.get(g, "-") for g in parts)
     selection = {record.selection_metric: record.higher_is_better}
     if cfg.injection_task is not None:
         task = cfg.injection_task
         selection[f"injection/eval_{task.best_metric}"] = task.best_is_higher
     job_type = "injection+target" if cfg.injection_task is not None else "target"
     return start_tracker(
-        cfg.tracker, run_dir, resolved, record.choices, f"{name} s{cfg.seed}", record.sweep,
+        cfg.tracker, run_dir, resolved, record.choices, run_name(record), record.sweep,
         job_type, selection,
     )  # fmt: skip
+
+
+NAMED_CHOICES = ("injection_task", "target_task", "layer_split", "tuning_mode")
+
+
+def run_name(record: RunRecord) -> str:
+    """The tracker's name of a run: its main choices, then every other setting its command line
+    changes (`target_task.lr=1e-3`, `model=tiny`; not the seed, nor a result-neutral key such as a
+    credential), then the seed: runs of one sweep that differ only in an override differ by name."""
+    given = {o.lstrip("+~").split("=", 1)[0].split("@")[-1] for o in record.overrides}
+    settings = job_settings(record.choices, record.overrides)
+    extra = [f"{k}={v}" for k, v in settings.items() if k in given and k not in NAMED_CHOICES]
+    return " ".join(
+        [*(record.choices.get(g, "-") for g in NAMED_CHOICES), *extra, f"s{record.seed}"]
+    )
 
 
 def quiet_libraries() -> None:

@@ -159,3 +159,24 @@ def test_nothing_to_remove_logs_nothing(tmp_path: Path, caplog) -> None:
         (tmp_path / "wandb").mkdir()
         remove_stale_runs(tmp_path)
     assert caplog.messages == []
+
+
+def test_run_names_tell_apart_runs_that_differ_only_in_an_override() -> None:
+    from layerft.results import RunRecord
+    from layerft.run import run_name
+
+    choices = {"injection_task": "none", "target_task": "ag_news", "layer_split": "lower1",
+               "tuning_mode": "full", "model": "tiny", "tracker": "wandb"}  # fmt: skip
+
+    def name(*overrides: str) -> str:
+        record = RunRecord(
+            "f", "g", choices, 1, ["seed=1", *overrides], "target/eval_accuracy", True
+        )
+        return run_name(record)
+
+    assert name() == "none ag_news lower1 full s1"
+    assert name("target_task.lr=1e-3") == "none ag_news lower1 full target_task.lr=1e-3 s1"
+    assert name("target_task.lr=3e-3") != name("target_task.lr=1e-3")
+    assert name("model=tiny", "tuning_mode=full") == "none ag_news lower1 full model=tiny s1"
+    # Result-neutral keys (a credential, where the run writes) name nothing.
+    assert name("+tracker.api_key=***", "cache_dir=/c", "hydra.run.dir=/x") == name()
