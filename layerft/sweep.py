@@ -557,6 +557,7 @@ def main(argv: Sequence[str]) -> int:
                     "[--heatmap a b] (no --dry-run, --force or --dir)"
                 )
             aggregate_dir(Path(args.overrides[0]), args.baseline, args.heatmap)
+            warn_tracker_table_kept(Path(args.overrides[0]))
             return 0
         check_grid(args.grid)
         check_hydra_overrides(args.overrides)
@@ -640,6 +641,19 @@ def aggregate_dir(
     for path in result.paths:
         print(f"wrote {path}")
     return result
+
+
+def warn_tracker_table_kept(sweep_dir: Path) -> None:
+    """`sweep.py aggregate` knows no grid nor tracker settings, so it leaves the folder's W&B
+    `aggregate` run as `sweep.py <grid>` last logged it: say so when there is one."""
+    from layerft.tracker import wandb_runs
+
+    if wandb_runs(sweep_dir):
+        log.warning(
+            "%s: its W&B 'aggregate' run still holds the table of the last `python sweep.py "
+            "<grid>` call (rerun that call, with the same --baseline / --heatmap, to update it)",
+            sweep_dir,
+        )
 
 
 def tabled(

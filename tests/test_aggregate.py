@@ -964,3 +964,14 @@ def test_adapter_benchmark_table_only_reads_its_sweep(tmp_path: Path) -> None:
     assert "target/peak_rss_mb" in done.stdout and "| lora |" in done.stdout
     assert "| full | 0.3000 (1) | - | baseline |" in done.stdout
     assert (tmp_path / "results.csv").exists()
+
+
+def test_sweep_py_aggregate_warns_that_the_wandb_table_is_left_as_it_was(tmp_path, caplog) -> None:
+    from layerft.sweep import main
+
+    write_job(tmp_path / "1", 1, 0.6)
+    assert main(["aggregate", str(tmp_path)]) == 0
+    assert "W&B 'aggregate' run" not in caplog.text  # no W&B run in the folder: nothing to say
+    (tmp_path / "wandb" / "offline-run-20261203_000000-results-0123").mkdir(parents=True)
+    assert main(["aggregate", str(tmp_path)]) == 0
+    assert "its W&B 'aggregate' run still holds the table of the last" in caplog.text
