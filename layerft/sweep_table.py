@@ -188,10 +188,11 @@ class Comparison:
         }
 
 
-def compare(combo: Combination, base: Combination | None) -> Comparison:
-    """The paired difference to `base` over the seeds both have, its interval and verdict."""
+def compare(combo: Combination, base: Combination | None, compared: bool = True) -> Comparison:
+    """The paired difference to `base` over the seeds both have, its interval and verdict
+    (`compared`: another row has this one as its baseline)."""
     if base is combo:
-        return Comparison("baseline")
+        return Comparison("baseline" if compared else "baseline of no row")
     # Said as such: "too few seeds (n=0)" hid that a whole row failed
     if not combo.finished:
         return Comparison(f"all {len(combo.failed)} jobs failed")
@@ -285,19 +286,19 @@ def build_table(
     bases = [
         by_settings.get(settings_key(effective_settings({**c.settings, **spec}))) for c in combos
     ]
+    is_baseline = [
+        any(b is c and b is not o for b, o in zip(bases, combos, strict=True)) for c in combos
+    ]
     rows = []
-    for combo, base in zip(combos, bases, strict=True):
+    for combo, base, compared in zip(combos, bases, is_baseline, strict=True):
         row: dict[str, Any] = {k: setting(combo.settings, k) for k in varied}
         if not uniform:
             row["selection_metric"] = combo.selection_metric
         row |= summary(selection, list(combo.values(combo.selection_metric).values()))
-        row |= compare(combo, base).cells()
+        row |= compare(combo, base, compared).cells()
         for key in metrics:
             row |= summary(key, list(combo.values(key).values()))
         rows.append(row | costs(combo) | {"notes": "; ".join(notes(combo, base, varied))})
-    is_baseline = [
-        any(b is c and b is not o for b, o in zip(bases, combos, strict=True)) for c in combos
-    ]
     return Table(
         combos,
         varied,

@@ -395,7 +395,16 @@ def test_a_given_baseline_value_no_job_has_is_refused_naming_the_values(tmp_path
     with pytest.raises(LayerftError, match="lr=1e-4 is in no job; .* the jobs have: 2e-4$"):
         aggregate(tmp_path, baseline={"target_task.lr": "1e-4"})
     given = aggregate(tmp_path, baseline={"target_task.lr": "0.0002"})  # the same value: accepted
-    assert row_of(given, tuning_mode="lora")["verdict"] == "baseline"
+    assert row_of(given, tuning_mode="lora")["verdict"] == "baseline of no row"  # each its own
+
+
+def test_a_baseline_row_no_row_compares_with_says_so(tmp_path: Path) -> None:
+    for lr in ("1e-3", "3e-3"):
+        write_seeds(tmp_path / lr, {1: 0.6}, injection_task="none", overrides=(f"{LR}={lr}",))
+    write_seeds(tmp_path, {1: 0.7}, injection_task="demo_pos", overrides=(f"{LR}=1e-3",))
+    result = aggregate(tmp_path)
+    assert row_of(result, injection_task="none", **{LR: "1e-3"})["verdict"] == "baseline"
+    assert row_of(result, injection_task="none", **{LR: "3e-3"})["verdict"] == "baseline of no row"
 
 
 # --- numbers written two ways ----------------------------------------------------------------------
