@@ -1,8 +1,9 @@
 """Houlsby-style bottleneck adapters, layerft's own (the `adapters` package pins an old transformers).
 
 An adapter is added to the output sub-block of attention and/or feed-forward of chosen encoder
-layers, as a forward hook on its `dense` projection: the pre-trained parameter names stay as they
-were, so checkpoints, transplants and part selection are unaffected.
+layers, where Houlsby's adapter-bert puts it: after the block's projection and its dropout, before
+the residual LayerNorm. It is applied by a forward hook on the block's dropout: the pre-trained
+parameter names stay as they were, so checkpoints, transplants and part selection are unaffected.
 """
 
 from __future__ import annotations
@@ -77,25 +78,33 @@ class BottleneckAdapter(nn.Module):
 
 
 def _output_blocks(layer: nn.Module, placement: AdapterPlacement) -> list[nn.Module]:
-    """The sub-blocks whose `dense` output an adapter follows (BERT/RoBERTa/XLM-R naming)."""
+    """The sub-blocks whose `dense` + `dropout` output an adapter follows (BERT/RoBERTa/XLM-R)."""
     blocks = []
     if placement in (AdapterPlacement.attention, AdapterPlacement.both):
         blocks.append(getattr(getattr(layer, "attention", None), "output", None))
     if placement in (AdapterPlacement.ffn, AdapterPlacement.both):
         blocks.append(getattr(layer, "output", None))
     for block in blocks:
-        if not isinstance(getattr(block, "dense", None), nn.Linear):
+        if not isinstance(getattr(block, "dense", None), nn.Linear) or not isinstance(
+            getattr(block, "dropout", None), nn.Dropout
+        ):
             raise LayerftError(
-                f"{type(layer).__name__} has no attention.output.dense / output.dense projection; "
-                "adapters support BERT-, RoBERTa- and XLM-R-style layers"
+                f"{type(layer).__name__} has no attention.output / output block with a dense "
+                "projection and a dropout; adapters support BERT-, RoBERTa- and XLM-R-style layers"
             )
     return blocks
 
 
-def _apply_adapter(
-    module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor
-) -> torch.Tensor:
-    return module.adapter_after(output)
+class _ApplyAdapter:
+    """A forward hook that passes a module's output through `adapter`."""
+
+    def __init__(self, adapter: BottleneckAdapter) -> None:
+        self.adapter = adapter
+
+    def __call__(
+        self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor
+    ) -> torch.Tensor:
+        return self.adapter(output)
 
 
 def add_adapters(
@@ -107,9 +116,9 @@ def add_adapters(
         for block in _output_blocks(layers[i], cfg.placement):
             adapter = BottleneckAdapter(block.dense.out_features, cfg)
             # Registered on the block (so it is saved and moved with it), applied by a hook on
-            # `dense`: the block then computes LayerNorm(dropout(adapter(dense(x))) + residual).
-            block.dense.adapter_after = adapter
-            block.dense.register_forward_hook(_apply_adapter)
+            # its dropout: the block then computes LayerNorm(adapter(dropout(dense(x))) + residual).
+            block.adapter = adapter
+            block.dropout.register_forward_hook(_ApplyAdapter(adapter))
             added.append(adapter)
     return added
 

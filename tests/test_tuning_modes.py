@@ -89,7 +89,7 @@ def test_trainable_parameters_per_part(mode, extra, inject, expected) -> None:
 def test_exact_trainable_names_for_top_adapter() -> None:
     names = sorted(n for n, p in build("top_adapter").named_parameters() if p.requires_grad)
     layer = "backbone.encoder.layer.3."
-    expected = [f"{layer}{block}.dense.adapter_after.{lin}.{w}" for block in ("attention.output", "output")
+    expected = [f"{layer}{block}.adapter.{lin}.{w}" for block in ("attention.output", "output")
                 for lin in ("down", "up") for w in ("bias", "weight")]  # fmt: skip
     expected += [
         f"{layer}{block}.LayerNorm.{w}"
@@ -138,6 +138,22 @@ def test_adapter_is_near_identity_at_initialisation() -> None:
         b = adapted.backbone(**inputs).last_hidden_state
     assert (a - b).abs().max().item() < 1e-3
     assert (a - b).abs().max().item() > 0  # the adapters are really in the forward pass
+
+
+def test_adapter_follows_the_blocks_dropout_as_in_houlsbys_code() -> None:
+    """adapter-bert: LayerNorm(adapter(dropout(dense(x))) + x); the adapter sat before the dropout."""
+    torch.manual_seed(0)
+    model = build("top_adapter", inject=False).train()
+    block = model.backbone.encoder.layer[3].output
+    seen: dict[str, torch.Tensor] = {}
+    block.dense.register_forward_hook(lambda m, i, out: seen.update(dense=out))
+    block.adapter.register_forward_pre_hook(lambda m, args: seen.update(adapter=args[0]))
+    block.dropout.p = 0.5
+    model.backbone(input_ids=torch.randint(5, 200, (2, 12)))
+    dropped = seen["adapter"] == 0
+    assert 0.4 < dropped.float().mean().item() < 0.6  # the adapter reads the dropout's output
+    kept = seen["dense"][~dropped] * 2  # inverted dropout scales what it keeps by 1 / (1 - p)
+    torch.testing.assert_close(seen["adapter"][~dropped], kept)
 
 
 def test_adapter_module_shape_and_residual() -> None:
