@@ -68,7 +68,8 @@ def aggregate(
     started = time.time()
     jobs = read_jobs(sweep_dir)
     on_other_data = [job for job in jobs if job.changed_data]
-    jobs = [job for job in jobs if not job.changed_data]
+    replaced = [job for job in jobs if job.replaced_by is not None]
+    jobs = [job for job in jobs if not job.changed_data and job.replaced_by is None]
     unfinished = unfinished_dirs(sweep_dir)
     if unfinished:
         log.warning(
@@ -100,7 +101,9 @@ def aggregate(
         for c in combos
         for job in c.failed
     ]
-    markdown = render_markdown(sweep_dir, table, failures, jobs, unfinished, on_other_data)
+    markdown = render_markdown(
+        sweep_dir, table, failures, jobs, unfinished, on_other_data, replaced
+    )
     written = {
         "results.csv": lambda p: p.write_text(
             csv_text(table.columns, table.rows), encoding="utf-8"

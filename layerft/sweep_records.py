@@ -58,12 +58,16 @@ class Job:
     # Of such a result: the error of a later attempt in its folder (refused on that data, or a
     # failed --force rerun); one job, shown once, beside the result it could not replace.
     later_error: str | None = None
+    # A record the table leaves out for another config's record of the same settings and seed
+    # (a default changed between them): the folder of the one it keeps.
+    replaced_by: Path | None = None
 
 
 def read_jobs(sweep_dir: Path) -> list[Job]:
     """Every job under `sweep_dir` at any depth, one per config and per (settings, seed): a finished
     record before a failed one, then the newer. A result on data changed since (`changed_data`)
-    is listed too, and keeps no (settings, seed) from another job."""
+    is listed too, and keeps no (settings, seed) from another job; so is a record of another
+    config that lost its (settings, seed) to the one kept (`replaced_by`)."""
     if not sweep_dir.is_dir():
         raise LayerftError(f"no sweep folder {sweep_dir}")
     dirs = sorted({p.parent for name in (METRICS_FILE, FAILED_FILE) for p in sweep_dir.rglob(name)})
@@ -84,8 +88,15 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
     records, reruns = jobs[: len(records)], jobs[len(records) :]
     current = [job for job in records if not job.changed_data]
     kept = _latest(current, lambda job: (settings_key(job.settings), job.seed))
+    winners = {(settings_key(job.settings), job.seed): job for job in kept}
+    replaced = []  # another config's record won its row and seed: listed, never silently dropped
+    for job in current:
+        winner = winners[settings_key(job.settings), job.seed]
+        if winner is not job and winner.fingerprint != job.fingerprint:
+            replaced.append(replace(job, replaced_by=winner.run_dir))
     on_other_data = [job for job in records if job.changed_data]
-    return sorted([*kept, *on_other_data, *reruns], key=lambda j: (j.run_dir, j.error is not None))
+    listed = [*kept, *on_other_data, *reruns, *replaced]
+    return sorted(listed, key=lambda j: (j.run_dir, j.error is not None))
 
 
 def unfinished_dirs(sweep_dir: Path) -> list[Path]:

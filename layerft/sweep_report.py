@@ -21,9 +21,11 @@ def render_markdown(
     jobs: list[Job],
     unfinished: list[Path],
     on_other_data: list[Job],
+    replaced: list[Job],
 ) -> str:
     """results.md: what was aggregated, the table (mean ± std (n)), then the failed jobs, the
-    unfinished ones and the results on data changed since (`jobs` are the others)."""
+    unfinished ones, the results on data changed since and those another config's record replaced
+    (`jobs` are the others)."""
     first = table.combos[0]
     better = "higher" if first.higher_is_better else "lower"
     spec = ", ".join(f"{k}={v}" for k, v in table.spec.items())
@@ -31,11 +33,13 @@ def render_markdown(
     counts = f"{len(jobs) - len(failures)} finished, {len(failures) - later} failed"
     counts += f", {len(unfinished)} unfinished" if unfinished else ""
     counts += f", {len(on_other_data)} on changed data" if on_other_data else ""
+    counts += f", {len(replaced)} replaced by another config's" if replaced else ""
     counts += f"; {later} later attempt(s) failed, their earlier results kept" if later else ""
     lines = [
         f"# Sweep results: {sweep_dir}",
         "",
-        f"{len(jobs) - later + len(unfinished) + len(on_other_data)} jobs ({counts}) in "
+        f"{len(jobs) - later + len(unfinished) + len(on_other_data) + len(replaced)} jobs "
+        f"({counts}) in "
         f"{len(table.rows)} combinations; a cell is mean ± sample std (n seeds; ddof=1).",
         f"Selection metric: `{table.selection}` ({better} is better)."
         if table.uniform
@@ -102,6 +106,17 @@ def render_markdown(
         for job in on_other_data:
             cells = [_relative(job.run_dir, sweep_dir), _own_label(job, table), str(job.seed)]
             lines.append(_md_line([*cells, ", ".join(job.changed_data), job.later_error or "-"]))
+    if replaced:
+        lines += ["", "## Replaced by another config (left out of the table)", ""]
+        lines.append(
+            "The same settings and seed as a job in the table, but another config (a default "
+            "changed between them); the table keeps the finished one, then the newer:"
+        )
+        lines += [_md_line(["job", "settings", "seed", "kept instead"]), "|---|---|---|---|"]
+        for job in replaced:
+            assert job.replaced_by is not None
+            cells = [_relative(job.run_dir, sweep_dir), _own_label(job, table), str(job.seed)]
+            lines.append(_md_line([*cells, _relative(job.replaced_by, sweep_dir)]))
     return "\n".join(lines) + "\n"
 
 

@@ -504,10 +504,15 @@ def test_two_configs_with_one_row_and_seed_keep_one_and_warn(tmp_path: Path, cap
     # `1` and `1.0` on a str field (model.revision) resolve to "1" and "1.0": two fingerprints.
     write_job(tmp_path / "a", 1, 0.6, overrides=("model.revision=1",), mtime=1_000_000)
     write_job(tmp_path / "b", 1, 0.8, overrides=("model.revision=1.0",), mtime=2_000_000)
-    (row,) = aggregate(tmp_path).rows
+    result = aggregate(tmp_path)
+    (row,) = result.rows
     assert (row[f"{ACC}_mean"], row[f"{ACC}_n"]) == (0.8, 1)
     (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert f"{tmp_path / 'a'} and {tmp_path / 'b'}" in warning and "different configs" in warning
+    # results.md counts and lists the record it left out (it said "1 job", as if a had not run)
+    assert "2 jobs (1 finished, 0 failed, 1 replaced by another config's)" in result.markdown
+    assert "## Replaced by another config (left out of the table)" in result.markdown
+    assert result.markdown.rstrip().endswith("| a | all | 1 | b |")  # b: the one row
 
 
 def test_seeds_that_ran_different_configs_are_marked_and_logged(tmp_path: Path, caplog) -> None:
