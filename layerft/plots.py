@@ -78,8 +78,11 @@ def draw(
     rows: list[PlotRow], varied: list[str], metric: str, axes: tuple[str, str] | None
 ) -> dict[str, Figure]:
     """File name -> figure, for the figures there is something to show."""
-    if len({row.metric for row in rows}) > 1:  # one axis, several metrics: each row names its own
-        rows = [replace(row, label=f"{row.label} [{short_metric(row.metric)}]") for row in rows]
+    if len({row.metric for row in rows if row.scores}) > 1:  # one axis, several metrics:
+        rows = [  # each row with a score names its own
+            replace(row, label=f"{row.label} [{short_metric(row.metric)}]") if row.scores else row
+            for row in rows
+        ]
     figures = {"bars.png": bars_figure(rows, metric)}
     if axes is None:
         log.info("no heatmap.png: %d varied setting(s), it needs 2", len(varied))

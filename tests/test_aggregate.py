@@ -924,6 +924,10 @@ def test_bars_reach_the_lowest_whisker_and_name_each_rows_metric_when_they_diffe
     ]  # fmt: skip
     one = draw(rows[:1], ["target_task"], ACC, None)["bars.png"].axes[0]
     assert [t.get_text() for t in one.get_yticklabels()] == ["target_task=sent"]
+    # A row whose every job failed before its config validated has no metric to name
+    failed = draw([rows[0], plot_row([], "", target_task="x")], ["target_task"], ACC, None)
+    labels = [t.get_text() for t in failed["bars.png"].axes[0].get_yticklabels()]
+    assert labels == ["target_task=sent", "target_task=x"]
 
 
 def test_heatmap_title_and_legend_fit_and_cells_without_a_mean_say_why() -> None:
