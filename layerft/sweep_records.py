@@ -84,9 +84,9 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
         if d not in stale and _failed_after_finishing(d) and (job := _later_failure(d))
     ]
     # Superseded records go first, so that no spelling only they used names a row.
-    jobs = same_settings_per_config(same_spelling([*records, *reruns]))
+    jobs = same_spelling([*records, *reruns])
     records, reruns = jobs[: len(records)], jobs[len(records) :]
-    current = [job for job in records if not job.changed_data]
+    current = same_settings_per_config([job for job in records if not job.changed_data])
     kept = _latest(current, lambda job: (settings_key(job.settings), job.seed))
     winners = {(settings_key(job.settings), job.seed): job for job in kept}
     replaced = []  # another config's record won its row and seed: listed, never silently dropped
@@ -282,20 +282,19 @@ def same_spelling(jobs: list[Job]) -> list[Job]:
 
 
 def same_settings_per_config(jobs: list[Job]) -> list[Job]:
-    """The jobs of one config (seedless fingerprint) with one set of settings: a key that one of
-    them sets on its command line and another leaves at its option's value (`target_task.lr=5e-5`,
-    the task's own) has that value in both, so their seeds make one row, not two that read as if
-    the key differed. Of two spellings of one value (`true`, `True`) the shortest, then the first."""
-    merged: dict[str, dict[str, str]] = {}
+    """The jobs of one config (seedless fingerprint) with the settings they all spell alike: a key
+    that one of them sets on its command line and another leaves at its option's value
+    (`target_task.lr=5e-5`, the task's own) is the option's value, unnamed, in both, so their seeds
+    make one row (paired with the same baseline as before), not two that read as if it differed."""
+    common: dict[str, dict[str, str]] = {}
     for job in jobs:
-        if job.seedless_fingerprint is not None:
-            settings = merged.setdefault(job.seedless_fingerprint, {})
-            for key, text in job.settings.items():
-                settings[key] = min(settings.get(key, text), text, key=lambda t: (len(t), t))
+        if (config := job.seedless_fingerprint) is not None:
+            shared = common.setdefault(config, job.settings)
+            common[config] = {k: v for k, v in shared.items() if job.settings.get(k) == v}
     return [
         job
         if job.seedless_fingerprint is None
-        else replace(job, settings=merged[job.seedless_fingerprint])
+        else replace(job, settings=common[job.seedless_fingerprint])
         for job in jobs
     ]
 

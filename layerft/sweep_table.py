@@ -91,6 +91,12 @@ class Combination:
                 groups.setdefault(job.seedless_fingerprint, []).append(job.seed)
         return list(groups.values())
 
+    def later_failed_seeds(self) -> list[int]:
+        """Seeds of later attempts that failed while the row averages an earlier result of theirs
+        (a later attempt of another config refused in a folder has no result here: a failure)."""
+        finished = {job.seed for job in self.finished}
+        return sorted(job.seed for job in self.failed if job.later_attempt and job.seed in finished)
+
     def values(self, key: str) -> dict[int, float]:
         """seed -> the metric, for the finished jobs that report it."""
         return {job.seed: job.metrics[key] for job in self.finished if key in job.metrics}
@@ -325,7 +331,7 @@ def notes(combo: Combination, base: Combination | None, varied: list[str]) -> li
         mine, theirs = combo.values(metric), base.values(metric)
         if mine and theirs and mine.keys() != theirs.keys():
             found.append(f"seeds differ from baseline: {_seeds(mine)} vs {_seeds(theirs)}")
-    if later := sorted(job.seed for job in combo.failed if job.later_attempt):
+    if later := combo.later_failed_seeds():
         found.append(f"later attempt failed: seed {' '.join(map(str, later))} (result kept)")
     if len(configs := combo.seeds_by_config()) > 1:
         seeds = " vs ".join(" ".join(map(str, group)) for group in configs)
@@ -357,8 +363,8 @@ def costs(combo: Combination) -> dict[str, Any]:
         "trainable_params": round(np.mean(list(params.values()))) if params else None,
         "trainable_share": _mean([params[s] / totals[s] for s in params if totals.get(s)]),
         "seeds": " ".join(str(job.seed) for job in combo.finished),
-        # A later attempt's failure beside a kept result is in the notes: its seed is averaged.
-        "failed": sum(not job.later_attempt for job in combo.failed),
+        # A later attempt's failure whose seed the row averages is in the notes, not a failure.
+        "failed": len(combo.failed) - len(combo.later_failed_seeds()),
     }
 
 

@@ -477,19 +477,32 @@ def test_which_spellings_are_one_value(tmp_path: Path, first: str, second: str, 
 
 def test_a_seed_that_spells_out_a_default_joins_the_seeds_of_its_config(tmp_path: Path) -> None:
     """`sweep.py demo` then `sweep.py demo target_task.lr=5e-5 seed=3`, 5e-5 being the task's lr:
-    one config (seedless fingerprint), so one row of three seeds, named by the value it ran."""
-    write_job(tmp_path / "1", 1, 0.6, config="c")
-    write_job(tmp_path / "2", 2, 0.7, config="c")
-    write_job(tmp_path / "3", 3, 0.8, overrides=("target_task.lr=5e-5",), config="c")
-    write_job(tmp_path / "4", 1, 0.5, overrides=("target_task.lr=1e-3",), config="d")
+    one config (seedless fingerprint), so one row of three seeds, still paired with its baseline
+    (whose records never name the lr), not a row of its own as if the lr differed."""
+    for seed, score in ((1, 0.6), (2, 0.7)):
+        write_job(tmp_path / f"none{seed}", seed, score - 0.1, config="base", injection_task="none")
+        write_job(tmp_path / f"pos{seed}", seed, score, config="c")
+    write_job(tmp_path / "pos3", 3, 0.8, overrides=("target_task.lr=5e-5",), config="c")
+    write_job(tmp_path / "lr", 1, 0.5, overrides=("target_task.lr=1e-3",), config="d")
     result = aggregate(tmp_path)
-    assert result.varied == ["target_task.lr"]
-    row = row_of(result, **{"target_task.lr": "5e-5"})
+    assert result.varied == ["injection_task", "target_task.lr"]
+    row = row_of(result, injection_task="demo_pos", **{"target_task.lr": "-"})
     assert (row[f"{ACC}_n"], row["seeds"]) == (3, "1 2 3")
     assert row[f"{ACC}_mean"] == pytest.approx(0.7)
+    assert (row["diff_n"], row["diff_mean"]) == (2, pytest.approx(0.1))  # seeds 1 and 2 paired
     assert row_of(result, **{"target_task.lr": "1e-3"})[f"{ACC}_n"] == 1
-    assert len(result.rows) == 2
-    assert "`-` in a setting column" not in result.markdown  # every row names its lr
+    assert len(result.rows) == 3
+
+
+def test_settings_one_record_of_a_config_lacks_name_no_row(tmp_path: Path) -> None:
+    """The label holds what every record of its config spells: a record-choice key (outside the
+    fingerprint) set in one run is not written on the other's row as if it had it too."""
+    write_job(tmp_path / "a", 1, 0.6, overrides=("target_task.drop_blank_texts=true",), config="c")
+    write_job(tmp_path / "b", 2, 0.7, config="c")
+    result = aggregate(tmp_path)
+    (row,) = result.rows
+    assert row[f"{ACC}_n"] == 2
+    assert "drop_blank_texts" not in result.markdown
 
 
 def test_results_md_says_what_a_dash_in_a_setting_column_means(tmp_path: Path) -> None:
@@ -565,6 +578,17 @@ def test_a_folder_that_failed_then_finished_counts_as_finished(tmp_path: Path) -
     assert (result.rows[0]["failed"], result.rows[0][f"{ACC}_n"], result.failures) == (0, 1, [])
     assert "No job failed." in result.markdown
     assert not (tmp_path / "failures.csv").exists()
+
+
+def test_another_configs_failure_in_a_folder_with_a_result_counts_as_failed(tmp_path) -> None:
+    # train.py -m numbers its folders: a lora job refused in a full job's folder has no result
+    write_seeds(tmp_path, {1: 0.7, 2: 0.8}, mtime=1_000_000)
+    write_job(tmp_path / "base" / "1", 1, error="holds another config's result", mtime=2_000_000,
+              tuning_mode="lora")  # fmt: skip
+    result = aggregate(tmp_path)
+    lora = row_of(result, tuning_mode="lora")
+    assert (lora["failed"], lora["notes"]) == (1, "")
+    assert row_of(result, tuning_mode="full")["notes"] == ""
 
 
 def test_a_failure_after_a_result_in_its_folder_is_listed_and_the_result_kept(tmp_path) -> None:
