@@ -499,15 +499,16 @@ def inert_settings(cfg: RunConfig) -> list[tuple[str, str]]:
 def warn_inert_overrides(cfg: RunConfig, overrides: list[str]) -> None:
     """Say so when a command-line override sets a key this run's choices never read
     (`tuning_mode.lora.rank=4` under tuning_mode=full): the run is not the variant it names."""
-    for prefix, why in inert_settings(cfg):
-        unused = [
-            o for o in overrides
-            if (key := o.lstrip("+~").split("=", 1)[0]) == prefix
-            or (prefix.endswith(".") and key.startswith(prefix))
-        ]  # fmt: skip
-        if unused:
-            verb = "changes" if len(unused) == 1 else "change"
-            log.warning("%s, so %s %s nothing", why, " ".join(unused), verb)
+    reasons: dict[str, list[str]] = {}  # why -> its overrides; one override, one (first) reason
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        for prefix, why in inert_settings(cfg):
+            if key == prefix or (prefix.endswith(".") and key.startswith(prefix)):
+                reasons.setdefault(why, []).append(override)
+                break
+    for why, unused in reasons.items():
+        verb = "changes" if len(unused) == 1 else "change"
+        log.warning("%s, so %s %s nothing", why, " ".join(unused), verb)
 
 
 def job_entries(cfg: DictConfig, hydra: DictConfig) -> dict[str, Any]:

@@ -326,7 +326,8 @@ def test_config_never_holds_credentials() -> None:
         (["tuning_mode=lora", "+tuning_mode.adapter.bottleneck=4"],
          "tuning_mode=lora adds no adapter, so +tuning_mode.adapter.bottleneck=4 changes nothing"),
         (["lr_schedule=linear", "lr_schedule.multipliers.head=0.5", "lr_schedule.layer_decay=0.5"],
-         "lr_schedule=linear scales by uniform, so lr_schedule.multipliers.head=0.5 changes nothing"),
+         "lr_schedule=linear scales by uniform, so lr_schedule.multipliers.head=0.5 "
+         "lr_schedule.layer_decay=0.5 change nothing"),
         (["lr_schedule=linear", "lr_schedule.layer_decay=0.5"],
          "lr_schedule=linear scales by uniform, so lr_schedule.layer_decay=0.5 changes nothing"),
         (["layer_split.stage2.lr_multiplier=0.1"],
@@ -356,3 +357,15 @@ def test_an_override_the_run_never_reads_is_warned(overrides, warning, caplog) -
     with caplog.at_level(logging.WARNING, logger="layerft.run"):
         warn_inert_overrides(compose_run(*overrides), overrides)
     assert ([warning] if warning else []) == [r.getMessage() for r in caplog.records][:1]
+
+
+def test_an_inert_override_is_warned_about_once(caplog) -> None:
+    # no stage 1 covers both; so would "scales by uniform" and "policy=freeze"
+    overrides = ["injection_task=none", "injection_lr_schedule.multipliers.head=2",
+                 "layer_split.stage2.lr_multiplier=0.5"]  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="layerft.run"):
+        warn_inert_overrides(compose_run(*overrides), overrides)
+    assert [r.getMessage() for r in caplog.records] == [
+        "injection_task=none: no stage 1, so injection_lr_schedule.multipliers.head=2 "
+        "layer_split.stage2.lr_multiplier=0.5 change nothing"
+    ]
