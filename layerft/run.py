@@ -440,18 +440,27 @@ def open_tracker(
 
 
 NAMED_CHOICES = ("injection_task", "target_task", "layer_split", "tuning_mode")
+MAX_RUN_NAME = 128  # W&B refuses a longer run name
 
 
 def run_name(record: RunRecord) -> str:
     """The tracker's name of a run: its main choices, then every other setting its command line
-    changes (`target_task.lr=1e-3`, `model=tiny`; not the seed, nor a result-neutral key such as a
-    credential), then the seed: runs of one sweep that differ only in an override differ by name."""
+    changes (`target_task.lr=1e-3`, `model=tiny`; not the seed, the sweep's name, nor a
+    result-neutral key such as a credential), then the seed: runs of one sweep that differ only in
+    an override differ by name. Settings that would pass MAX_RUN_NAME are counted (`+2 more`)."""
     given = {o.lstrip("+~").split("=", 1)[0].split("@")[-1] for o in record.overrides}
     settings = job_settings(record.choices, record.overrides)
-    extra = [f"{k}={v}" for k, v in settings.items() if k in given and k not in NAMED_CHOICES]
-    return " ".join(
-        [*(record.choices.get(g, "-") for g in NAMED_CHOICES), *extra, f"s{record.seed}"]
-    )
+    extra = [
+        f"{k}={v}" for k, v in settings.items() if k in given and k not in (*NAMED_CHOICES, "sweep")
+    ]
+    head = [*(record.choices.get(g, "-") for g in NAMED_CHOICES)]
+    seed = f"s{record.seed}"
+    for shown in range(len(extra), -1, -1):
+        more = [f"+{len(extra) - shown} more"] if shown < len(extra) else []
+        name = " ".join([*head, *extra[:shown], *more, seed])
+        if len(name) <= MAX_RUN_NAME:
+            return name
+    return name[: MAX_RUN_NAME - len(seed) - 1] + " " + seed
 
 
 def quiet_libraries() -> None:

@@ -178,5 +178,12 @@ def test_run_names_tell_apart_runs_that_differ_only_in_an_override() -> None:
     assert name("target_task.lr=1e-3") == "none ag_news lower1 full target_task.lr=1e-3 s1"
     assert name("target_task.lr=3e-3") != name("target_task.lr=1e-3")
     assert name("model=tiny", "tuning_mode=full") == "none ag_news lower1 full model=tiny s1"
-    # Result-neutral keys (a credential, where the run writes) name nothing.
-    assert name("+tracker.api_key=***", "cache_dir=/c", "hydra.run.dir=/x") == name()
+    # Result-neutral keys (a credential, where the run writes) and the sweep's name name nothing.
+    assert name("+tracker.api_key=***", "cache_dir=/c", "hydra.run.dir=/x", "sweep=demo") == name()
+    # W&B refuses a name over 128 characters: the settings that do not fit are counted
+    paths = [
+        f"target_task.data_files.{s}=/data/a/long/folder/name/{s}.jsonl" for s in ("a", "b", "c")
+    ]
+    long = name("target_task.lr=1e-3", *paths)
+    assert len(long) <= 128 and long.endswith("+2 more s1"), long
+    assert long.startswith("none ag_news lower1 full target_task.lr=1e-3 target_task.data_files.a=")
