@@ -156,13 +156,6 @@ def run_phase(
     num_steps = total_steps(len(data.train), task.batch_size, task.epochs, world)
     steps_per_epoch = math.ceil(len(data.train) / (task.batch_size * world))
     eval_steps = max(1, steps_per_epoch // task.evals_per_epoch)
-    if eval_steps == 1 and ceil_of_product(schedule.warmup_ratio, num_steps) > 0:
-        log.warning(
-            "%s: dev is evaluated after every step, and the first step runs at lr 0 (warmup "
-            "starts from 0): its checkpoint is the model as given, which can be the best one on "
-            "this little data (%d steps an epoch)",
-            stage, steps_per_epoch,
-        )  # fmt: skip
     checkpoints = output_dir / "checkpoints" / stage
     args = _training_arguments(task, trainer_cfg, seed, checkpoints, num_steps, eval_steps)
     optimizer = build_optimizer(
@@ -226,6 +219,13 @@ def run_phase(
         metrics.update(speed)
         if (best_step := trainer.state.best_global_step) is not None:  # the dev metrics' checkpoint
             metrics.update(best_step=float(best_step), best_epoch=best_step / steps_per_epoch)
+        if best_step == 1 and ceil_of_product(schedule.warmup_ratio, num_steps) > 0:
+            log.warning(
+                "%s: the best dev checkpoint is step 1, taken after a step at lr 0 (warmup starts "
+                "from 0): the model as given; %s",
+                stage,
+                "its only step trained nothing" if num_steps == 1 else "no later one beat it",
+            )
     else:  # epochs=0: the phase only evaluates the model it was given
         metrics.update(train_runtime=0.0, train_paused_seconds=0.0, best_step=0.0, best_epoch=0.0)
     metrics.update(memory.metrics())

@@ -120,7 +120,7 @@ def test_paused_seconds_are_the_evaluations_and_saves_made_while_training(tmp_pa
     assert inside <= metrics["target/train_paused_seconds"] < inside + final / 2
 
 
-def test_each_stage_runs_its_own_schedule(tmp_path, caplog) -> None:
+def test_each_stage_runs_its_own_schedule(tmp_path) -> None:
     metrics, logs = train(
         tmp_path, *TAGGING, "injection_task.evals_per_epoch=100", "target_task.epochs=2",
         "target_task.evals_per_epoch=100", "target_task.lr=1e-3", "target_task.batch_size=16",
@@ -136,11 +136,29 @@ def test_each_stage_runs_its_own_schedule(tmp_path, caplog) -> None:
     assert len(stage2) == 4  # 2 steps x 2 epochs: warmup of one step, then linear decay
     assert stage2 == pytest.approx([0.0, 1e-3, 1e-3 * 2 / 3, 1e-3 / 3])
     assert metrics["target/lr/head"] == 1e-3 and metrics["injection/lr/head"] == 3e-3
-    # Dev after every step: stage 2's first checkpoint, after a step at lr 0, is the model as given.
+
+
+@pytest.mark.parametrize("warmup", [0.1, 0.0])
+def test_a_best_checkpoint_after_one_step_at_lr_0_is_called_the_model_as_given(
+    tmp_path, caplog, warmup
+) -> None:
+    # 2 steps, dev after each, a rate that changes nothing: the first of equal bests is step 1
+    metrics, _ = train(
+        tmp_path, "injection_task=none", "target_task.generator_sizes.train=32",
+        "target_task.batch_size=16", "target_task.epochs=1", "target_task.lr=1e-12",
+        f"lr_schedule.warmup_ratio={warmup}",
+    )  # fmt: skip
+    assert metrics["target/best_step"] == 1
     warned = [
-        r.getMessage() for r in caplog.records if "the first step runs at lr 0" in r.getMessage()
+        r.getMessage() for r in caplog.records if "taken after a step at lr 0" in r.getMessage()
     ]
-    assert [w.split(":")[0] for w in warned] == ["target"]  # stage 1 has no warmup
+    if warmup:  # step 1 ran at lr 0
+        assert warned == [
+            "target: the best dev checkpoint is step 1, taken after a step at lr 0 (warmup starts "
+            "from 0): the model as given; no later one beat it"
+        ]
+    else:  # step 1 trained (a little)
+        assert warned == []
 
 
 def test_epochs_zero_only_evaluates_the_model_it_was_given(tmp_path) -> None:
