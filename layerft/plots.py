@@ -245,7 +245,9 @@ def bars_figure(rows: list[PlotRow], metric: str) -> Figure:
     place = np.arange(len(rows))[::-1]
     means = np.array([row.mean for row in rows])
     colors = ["tab:orange" if row.is_baseline else "tab:blue" for row in rows]
-    ax.barh(place, np.nan_to_num(means), xerr=[row.std for row in rows], color=colors, capsize=3)
+    # One seed has no spread: no whisker (a zero-width one reads as std 0 over several seeds).
+    spread = [row.std if len(row.scores) > 1 else np.nan for row in rows]
+    ax.barh(place, np.nan_to_num(means), xerr=spread, color=colors, capsize=3)
     labels = [row.label + (" (baseline)" if row.is_baseline else "") for row in rows]
     ax.set_yticks(place, labels, fontsize="small")
     reach = max([abs(row.mean) + row.std for row in rows if row.scores], default=1.0)

@@ -954,6 +954,14 @@ def test_bars_reach_the_lowest_whisker_and_name_each_rows_metric_when_they_diffe
     assert labels == ["target_task=sent", "target_task=x"]
 
 
+def test_a_bar_of_one_seed_draws_no_whisker() -> None:
+    rows = [plot_row([0.9, 0.8], target_task="a"), plot_row([0.7], target_task="b")]
+    ax = draw(rows, ["target_task"], ACC, None)["bars.png"].axes[0]
+    (bars,) = [c for c in ax.containers if getattr(c, "errorbar", None) is not None]
+    whiskers = bars.errorbar.lines[2][0].get_segments()
+    assert [len(segment) for segment in whiskers] == [2, 0]  # a: mean ± std; b: none
+
+
 def test_heatmap_title_and_legend_fit_and_cells_without_a_mean_say_why() -> None:
     fixed = {f"injection_task.a_long_setting_name_{i}": "1000" for i in range(6)}
     rows = [
