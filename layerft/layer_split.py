@@ -137,10 +137,11 @@ def transplant(model: TaskModel, injected: InjectedWeights, cfg: Stage2Split) ->
         model.backbone.embeddings.load_state_dict(injected.embeddings, strict=True)
 
 
-def frozen_injected_layers(cfg: Stage2Split, injected: InjectedWeights) -> set[int]:
-    """Indices of the layers stage 2 must leave frozen (tuning modes add nothing to them)."""
+def frozen_injected_layers(cfg: Stage2Split, num_injected: int) -> set[int]:
+    """Indices of the layers stage 2 must leave frozen (tuning modes add nothing to them), of the
+    `num_injected` lower layers it receives."""
     if cfg.policy == InjectedPolicy.freeze:
-        return set(range(len(injected.layers)))
+        return set(range(num_injected))
     return set()
 
 

@@ -180,6 +180,11 @@ def total_steps(num_examples: int, batch_size: int, epochs: float, world_size: i
     return ceil_of_product(epochs, math.ceil(num_examples / (batch_size * world_size)))
 
 
+def warmup_steps(cfg: ScheduleConfig, num_steps: int) -> int:
+    """The steps of linear warmup from lr 0: `warmup_ratio` of `num_steps`, rounded up."""
+    return ceil_of_product(cfg.warmup_ratio, num_steps)
+
+
 def build_scheduler(
     cfg: ScheduleConfig, optimizer: torch.optim.Optimizer, num_steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
@@ -191,6 +196,6 @@ def build_scheduler(
     return get_scheduler(
         HF_SCHEDULER_TYPES[cfg.shape],
         optimizer,
-        num_warmup_steps=ceil_of_product(cfg.warmup_ratio, num_steps),
+        num_warmup_steps=warmup_steps(cfg, num_steps),
         num_training_steps=num_steps,
     )

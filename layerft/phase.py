@@ -30,9 +30,9 @@ from layerft.lr_schedule import (
     ScheduleConfig,
     build_optimizer,
     build_scheduler,
-    ceil_of_product,
     part_learning_rates,
     total_steps,
+    warmup_steps,
 )
 from layerft.memory import PeakMemory
 from layerft.parts import count_parameters, parameter_parts
@@ -219,7 +219,7 @@ def run_phase(
         metrics.update(speed)
         if (best_step := trainer.state.best_global_step) is not None:  # the dev metrics' checkpoint
             metrics.update(best_step=float(best_step), best_epoch=best_step / steps_per_epoch)
-        if best_step == 1 and ceil_of_product(schedule.warmup_ratio, num_steps) > 0:
+        if best_step == 1 and warmup_steps(schedule, num_steps) > 0:
             log.warning(
                 "%s: the best dev checkpoint is step 1, taken after a step at lr 0 (warmup starts "
                 "from 0): the model as given; %s",

@@ -140,14 +140,11 @@ def stage1_for(cfg: RunConfig, data: TaskData, run_dir: Path, sink: MetricSink) 
 def check_mode_fits_split(cfg: RunConfig, cache_dir: Path) -> None:
     """An adapter or LoRA mode whose every layer the split freezes (`layer_split=all` with
     `stage2.policy=freeze` and `tuning_mode=top_adapter`) fails here, not after stage 1."""
-    split = cfg.layer_split.stage2
-    modular = cfg.tuning_mode.method in (TuningMethod.adapter, TuningMethod.lora)
-    if cfg.injection_task is None or split.policy != InjectedPolicy.freeze or not modular:
+    if cfg.injection_task is None or not cfg.tuning_mode.method.adds_modules:
         return
-    depth = encoder_depth(cfg.model, cache_dir)
-    adapted_layers(
-        cfg.tuning_mode, depth, set(range(resolve_num_lower(cfg.layer_split.stage1, depth)))
-    )
+    depth = encoder_depth(cfg.model, cache_dir)  # its config, which check_max_length reads too
+    injected = resolve_num_lower(cfg.layer_split.stage1, depth)
+    adapted_layers(cfg.tuning_mode, depth, frozen_injected_layers(cfg.layer_split.stage2, injected))
 
 
 def _load(cfg: RunConfig, task: TaskConfig, group: str, tokenizer: Any, cache: Path) -> TaskData:
@@ -183,7 +180,7 @@ def build_target_model(
         return model, part_lr_multipliers(cfg.lr_schedule, depth, injected=[])
     split = cfg.layer_split.stage2
     transplant(model, injected, split)
-    apply_tuning_mode(model, cfg.tuning_mode, frozen_injected_layers(split, injected))
+    apply_tuning_mode(model, cfg.tuning_mode, frozen_injected_layers(split, len(injected.layers)))
     parts = injected_parts(split, injected)
     policy = apply_injected_policy(model, split, parts)
     return model, combine_multipliers(part_lr_multipliers(cfg.lr_schedule, depth, parts), policy)
@@ -489,7 +486,7 @@ def inert_settings(cfg: RunConfig) -> list[tuple[str, str]]:
         inert.append(
             ("tuning_mode.adapter.", f"tuning_mode={cfg.tuning_mode.name} adds no adapter")
         )
-    if method not in (TuningMethod.lora, TuningMethod.adapter):
+    if not method.adds_modules:
         inert.append(("tuning_mode.layers", f"tuning_mode={cfg.tuning_mode.name} adds no modules"))
     for group, schedule in (("lr_schedule", cfg.lr_schedule),
                             ("injection_lr_schedule", cfg.injection_lr_schedule)):  # fmt: skip

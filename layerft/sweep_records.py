@@ -87,11 +87,15 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
     jobs = same_spelling([*records, *reruns])
     records, reruns = jobs[: len(records)], jobs[len(records) :]
     current = same_settings_per_config([job for job in records if not job.changed_data])
-    kept = _latest(current, lambda job: (settings_key(job.settings), job.seed))
-    winners = {(settings_key(job.settings), job.seed): job for job in kept}
+
+    def slot(job: Job) -> tuple[SettingsKey, int]:  # a row and a seed
+        return settings_key(job.settings), job.seed
+
+    kept = _latest(current, slot)
+    winners = {slot(job): job for job in kept}
     replaced = []  # another config's record won its row and seed: listed, never silently dropped
     for job in current:
-        winner = winners[settings_key(job.settings), job.seed]
+        winner = winners[slot(job)]
         if winner is not job and winner.fingerprint != job.fingerprint:
             replaced.append(replace(job, replaced_by=winner.run_dir))
     on_other_data = [job for job in records if job.changed_data]

@@ -194,7 +194,7 @@ class Comparison:
         }
 
 
-def compare(combo: Combination, base: Combination | None, compared: bool = True) -> Comparison:
+def compare(combo: Combination, base: Combination | None, compared: bool) -> Comparison:
     """The paired difference to `base` over the seeds both have, its interval and verdict
     (`compared`: another row has this one as its baseline)."""
     if base is combo:

@@ -27,6 +27,11 @@ class TuningMethod(str, Enum):
     lora = "lora"  # peft LoRA (+ head)
     bitfit = "bitfit"  # biases (+ head)
 
+    @property
+    def adds_modules(self) -> bool:
+        """Whether the method adds modules to chosen layers (`layers`), never to frozen ones."""
+        return self in (TuningMethod.adapter, TuningMethod.lora)
+
 
 class LayerScope(str, Enum):
     all = "all"  # every encoder layer
