@@ -42,8 +42,14 @@ class TaskModel(nn.Module):
 
 
 def build_task_model(backbone: PreTrainedModel, task: TaskConfig) -> TaskModel:
-    """Put a fresh head for `task`'s kind on `backbone`."""
-    return TaskModel(backbone, kind_of(task).build_head(backbone.config.hidden_size, task))
+    """Put a fresh head for `task`'s kind on `backbone`. A backbone loaded with its pooler
+    (`model.pretrained_pooler`) gives it to a sentence head and keeps none: the head owns it."""
+    kind = kind_of(task)
+    pooler, backbone.pooler = getattr(backbone, "pooler", None), None
+    head = kind.build_head(backbone.config.hidden_size, task)
+    if pooler is not None and kind.start_from_pooler is not None:
+        kind.start_from_pooler(head, pooler.dense)
+    return TaskModel(backbone, head)
 
 
 def encoder_layers(backbone: nn.Module) -> nn.ModuleList:

@@ -16,6 +16,7 @@ import torch
 from omegaconf import MISSING
 from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordLevel
+from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, PreTrainedTokenizerFast
 
 from layerft.e5_offline import converted_e5_small
@@ -60,6 +61,10 @@ class ModelConfig:
     converted: str | None = None  # a CONVERTERS name
     tiny: TinyConfig | None = None
     trust_remote_code: bool = False
+    # Sentence heads (classification, regression) start from the checkpoint's pooler (dense+tanh on
+    # the first token), as transformers' BertForSequenceClassification does: set for checkpoints
+    # whose pooler was pre-trained (BERT's, with next-sentence prediction). False: all fresh.
+    pretrained_pooler: bool = False
 
     def __post_init__(self) -> None:
         sources = [
@@ -123,19 +128,30 @@ def load_tokenizer(cfg: ModelConfig, cache_dir: Path | None = None) -> PreTraine
 
 
 def load_backbone(cfg: ModelConfig, cache_dir: Path | None = None) -> PreTrainedModel:
-    """A fresh copy of the pre-trained encoder (no pooler: heads are layerft's own)."""
+    """A fresh copy of the pre-trained encoder, with its pooler only under `pretrained_pooler`
+    (`heads.build_task_model` hands it to a sentence head, or drops it)."""
     if cfg.tiny is not None:
-        return build_tiny_backbone(cfg.tiny, vocab_size=len(build_tiny_tokenizer()))
-    return _from_pretrained(
+        return build_tiny_backbone(
+            cfg.tiny, vocab_size=len(build_tiny_tokenizer()), pooler=cfg.pretrained_pooler
+        )
+    backbone, loading = _from_pretrained(
         AutoModel,
         cfg,
         cache_dir,
         use_safetensors=True,
-        add_pooling_layer=False,
+        add_pooling_layer=cfg.pretrained_pooler,
+        output_loading_info=True,
         # transformers 5 keeps a checkpoint's dtype (bf16 stays bf16); the optimizer needs fp32
         # master weights, and mixed precision is the trainer's business.
         dtype=torch.float32,
     )
+    if missing := sorted(k for k in loading["missing_keys"] if k.startswith("pooler.")):
+        raise LayerftError(
+            f"model '{cfg.name}': model.pretrained_pooler=true, but {cfg.hub_id or cfg.name} has no "
+            f"pooler weights ({', '.join(missing)} missing); set model.pretrained_pooler=false "
+            "for a fresh sentence head"
+        )
+    return backbone
 
 
 def _from_pretrained(loader: Any, cfg: ModelConfig, cache_dir: Path | None, **kwargs: Any) -> Any:
@@ -285,11 +301,13 @@ def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def build_tiny_backbone(cfg: TinyConfig, vocab_size: int) -> BertModel:
-    """A small random BERT whose weights depend only on `cfg` (it plays the pre-trained model)."""
+def build_tiny_backbone(cfg: TinyConfig, vocab_size: int, pooler: bool = False) -> BertModel:
+    """A small random BERT whose weights depend only on `cfg` (it plays the pre-trained model;
+    `pooler` adds a random pooler, drawn after the rest, which stays as without it)."""
     # Here, not above: it loads transformers' modeling code (seconds), and composing a config
     # imports this module.
     from transformers import BertModel
+    from transformers.models.bert.modeling_bert import BertPooler
 
     config = BertConfig(
         vocab_size=vocab_size,
@@ -302,7 +320,12 @@ def build_tiny_backbone(cfg: TinyConfig, vocab_size: int) -> BertModel:
     # Both stages must start from identical "pre-trained" weights, whatever the run's RNG state.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.init_seed)
-        return BertModel(config, add_pooling_layer=False)
+        model = BertModel(config, add_pooling_layer=False)
+        if pooler:
+            model.pooler = BertPooler(config)
+            nn.init.normal_(model.pooler.dense.weight, std=config.initializer_range)
+            nn.init.zeros_(model.pooler.dense.bias)
+        return model
 
 
 def tokenizer_fingerprint_source(tokenizer: PreTrainedTokenizerFast) -> str:

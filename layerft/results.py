@@ -67,13 +67,32 @@ def without_record_choices(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def result_config(resolved: dict[str, Any]) -> dict[str, Any]:
-    """The resolved config without RESULT_NEUTRAL_KEYS (a KeyError if one of them is not in it)
-    and without each task's RECORD_CHOICE_KEYS."""
+    """The resolved config without RESULT_NEUTRAL_KEYS (a KeyError if one of them is not in it),
+    without each task's RECORD_CHOICE_KEYS, and without `model.pretrained_pooler` where no head
+    reads it."""
     kept = _without(resolved, RESULT_NEUTRAL_KEYS)
+    stages = [kept[s] for s in ("injection_task", "target_task") if kept[s] is not None]
     for stage in ("injection_task", "target_task"):
         if kept[stage] is not None:  # a disabled stage 1 is null
             kept[stage] = without_record_choices(kept[stage])
+    drop_unread_pooler(kept["model"], [task["kind"] for task in stages])
     return kept
+
+
+def drop_unread_pooler(model: dict[str, Any], kinds: list[str]) -> None:
+    """Remove `pretrained_pooler` from a plain model config unless it is set and one of the task
+    `kinds` has a sentence head, the only heads it changes. It came later than the other model
+    keys: a result it does not change keeps the key it had (absent from older configs)."""
+    if model.get("pretrained_pooler") and reads_pooler(kinds):
+        return
+    model.pop("pretrained_pooler", None)
+
+
+def reads_pooler(kinds: list[str]) -> bool:
+    """Whether a head of one of these task kinds starts from a pre-trained pooler when given one."""
+    from layerft.kinds import KINDS, TaskKind  # here: it imports torch (results.py does not)
+
+    return any(KINDS[TaskKind(kind)].start_from_pooler is not None for kind in kinds)
 
 
 def _without(config: dict[str, Any], dotted_keys: tuple[str, ...]) -> dict[str, Any]:

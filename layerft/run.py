@@ -55,6 +55,7 @@ from layerft.results import (
     changed_data,
     config_differences,
     read_finished,
+    reads_pooler,
     record_failure,
     run_dir_errors,
     write_metrics,
@@ -499,6 +500,9 @@ def inert_settings(cfg: RunConfig) -> list[tuple[str, str]]:
         inert.append(
             ("layer_split.stage2.lr_multiplier", f"layer_split.stage2.policy={policy.value}")
         )
+    kinds = list(dict.fromkeys(t.kind.value for t in (cfg.injection_task, cfg.target_task) if t))
+    if not reads_pooler(kinds):
+        inert.append(("model.pretrained_pooler", f"{' and '.join(kinds)} heads read no pooler"))
     return inert
 
 

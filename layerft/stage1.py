@@ -35,6 +35,7 @@ from layerft.layer_split import InjectedWeights, Stage1Split
 from layerft.processes import world_size
 from layerft.results import (
     RESULT_NEUTRAL_KEYS,
+    drop_unread_pooler,
     file_error,
     read_history,
     sync_to_disk,
@@ -95,6 +96,7 @@ class Stage1Key:
         data = {field.name: _plain(getattr(self, field.name)) for field in dataclasses.fields(self)}
         data["trainer"] = {k: v for k, v in data["trainer"].items() if k not in _NEUTRAL_TRAINER}
         data["task"] = without_record_choices(data["task"])
+        drop_unread_pooler(data["model"], [data["task"]["kind"]])
         if self.world_size == 1:
             del data["world_size"]
         data["format"] = FORMAT

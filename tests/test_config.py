@@ -344,6 +344,12 @@ def test_config_never_holds_credentials() -> None:
         (["tuning_mode=frozen", "layer_split.stage2.policy=train"],
          "tuning_mode=frozen trains the head alone, so layer_split.stage2.policy=train changes "
          "nothing"),
+        (["target_task=klue_ner", "model.pretrained_pooler=true"],
+         "token_tagging heads read no pooler, so model.pretrained_pooler=true changes nothing"),
+        (["injection_task=klue_dp", "target_task=squad", "model.pretrained_pooler=true"],
+         "dependency_parsing and span_extraction heads read no pooler, so "
+         "model.pretrained_pooler=true changes nothing"),
+        (["target_task=klue_sts", "model.pretrained_pooler=true"], None),
         # Settings the run reads: no warning.
         (["tuning_mode=lora", "layer_split.stage2.policy=scale", "layer_split.stage2.lr_multiplier=0.1"], None),
         (["tuning_mode=frozen", "layer_split.stage2.transplant_embeddings=true"], None),

@@ -116,17 +116,24 @@ def collator(
 
 
 class ClassificationHead(nn.Module):
-    """Dense+tanh on the first token, then a linear classifier (the RoBERTa/BERT-pooler shape)."""
+    """Dense+tanh on the first token, then a linear classifier: fresh, RoBERTa's head (dropout
+    before the dense layer and after); from a pre-trained pooler, BERT's (dropout after only)."""
 
     def __init__(self, hidden_size: int, num_labels: int, dropout: float) -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.dense = nn.Linear(hidden_size, hidden_size)
         self.classifier = nn.Linear(hidden_size, num_labels)
+        self.dropout_first = True
+
+    def start_from(self, pooler: nn.Linear) -> None:
+        """Use a checkpoint's pooler dense layer, as BertForSequenceClassification does."""
+        self.dense = pooler
+        self.dropout_first = False
 
     def scores(self, hidden: torch.Tensor) -> torch.Tensor:
         """(batch, seq, hidden) -> (batch, labels) from the [CLS]/<s> token."""
-        x = self.dropout(hidden[:, 0])
+        x = self.dropout(hidden[:, 0]) if self.dropout_first else hidden[:, 0]
         return self.classifier(self.dropout(torch.tanh(self.dense(x))))
 
     def forward(
@@ -179,4 +186,5 @@ KIND = Kind(
     build_head=build_head,
     metric_inputs=metric_inputs,
     check_coverage=check_coverage,
+    start_from_pooler=lambda head, pooler: head.start_from(pooler),
 )
