@@ -16,9 +16,9 @@ from typing import Any
 
 from layerft import plots
 from layerft.errors import LayerftError
-from layerft.results import read_history, write_all_atomic
+from layerft.results import older_results, read_history, write_all_atomic
 from layerft.sweep_records import Job, read_jobs, unfinished_dirs
-from layerft.sweep_report import csv_text, render_markdown
+from layerft.sweep_report import csv_text, older_versions, render_markdown
 from layerft.sweep_table import (
     Combination,
     Failure,
@@ -83,6 +83,13 @@ def aggregate(
             "reruns them): %s",
             len(on_other_data),
             ", ".join(f"{job.run_dir} ({', '.join(job.changed_data)})" for job in on_other_data),
+        )
+    if older := older_versions(jobs):
+        log.warning(
+            "%d result(s) computed by an older layerft (%s), tabled with a note; sweep.py --force "
+            "reruns them",
+            len(older),
+            older_results(min(older)),
         )
     if not jobs:
         remove_outputs(sweep_dir, started, keep=())

@@ -40,6 +40,18 @@ DATA_PATHS_KEY = "run/data_paths"  # `<group>.<split>` -> that file's resolved p
 SEEDLESS_FINGERPRINT_KEY = "run/seedless_fingerprint"
 RUN_PREFIX = "run/"  # metrics.json keys that describe the run; every other key is a float metric
 
+# What a run measures depends on layerft's code as well as on its config. A change that alters
+# some config's results (a fixed bug, another default in code) bumps RESULTS_VERSION and says what
+# changed in RESULTS_CHANGES. A finished result of an older version is still reused (a resumed
+# sweep never redoes finished work unasked), but called older wherever it is reused or tabled.
+RESULTS_VERSION = 2
+RESULTS_CHANGES = {
+    2: "adapters sit after their block's dropout; layer_split.stage2.policy=scale reaches the "
+    "adapters and LoRA of injected layers; korean_morph reads each text once; BERT checkpoints' "
+    "pooler starts sentence heads (model.pretrained_pooler)",
+}
+RESULTS_VERSION_KEY = "run/results_version"  # absent from the records of version 1
+
 # Resolved-config keys (dotted paths) that decide where a run writes or how it reports, never
 # what it measures: a rerun that differs only in these reuses the finished result. `hydra.*` is
 # never part of the resolved config. Data file paths are not here: other files, other results.
@@ -217,7 +229,24 @@ class RunRecord:
             f"{RUN_PREFIX}sweep": self.sweep,
             DATA_FILES_KEY: dict(self.data_files),
             DATA_PATHS_KEY: dict(self.data_paths),
+            RESULTS_VERSION_KEY: RESULTS_VERSION,
         }
+
+
+def results_version(record: dict[str, Any]) -> int:
+    """The results version of the layerft that wrote a record (1: before versions were recorded)."""
+    return int(record.get(RESULTS_VERSION_KEY, 1))
+
+
+def stored_results_version(run_dir: Path) -> int:
+    """The results version of the finished result in `run_dir`."""
+    return results_version(json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8")))
+
+
+def older_results(version: int) -> str:
+    """What an older result is, for a message: its version and what changed since."""
+    changes = "; ".join(RESULTS_CHANGES[v] for v in range(version + 1, RESULTS_VERSION + 1))
+    return f"results version {version}, now {RESULTS_VERSION}; changed since: {changes}"
 
 
 def file_sha256(path: Path) -> str:
@@ -353,6 +382,13 @@ def read_finished(run_dir: Path, fingerprint: str, new_folder: str) -> dict[str,
         raise LayerftError(
             f"{run_dir} holds the result of another config ({path}), which is never overwritten; "
             f"run this one in a new folder ({new_folder}) or delete {path} to redo it"
+        )
+    if (version := results_version(data)) < RESULTS_VERSION:
+        log.warning(
+            "%s was computed by an older layerft (%s): reused as it is; force_rerun=true "
+            "(sweep.py --force) reruns it",
+            path,
+            older_results(version),
         )
     return {key: value for key, value in data.items() if not key.startswith(RUN_PREFIX)}
 

@@ -56,10 +56,13 @@ from layerft.results import (
     FAILED_FILE,
     FINGERPRINT_KEY,
     METRICS_FILE,
+    RESULTS_VERSION,
     changed_data,
     config_fingerprint,
     file_error,
     file_sha256,
+    older_results,
+    stored_results_version,
 )
 
 log = logging.getLogger(__name__)
@@ -447,6 +450,8 @@ class Status:
     # Finished on a data file changed since (the splits named): the job stops on it
     # (run.check_same_data) until --force reruns it.
     stale: list[tuple[Combination, Path, list[str]]] = field(default_factory=list)
+    # Of `done`: those computed by an older layerft (results.RESULTS_VERSION), with their version.
+    older: list[tuple[Combination, Path, int]] = field(default_factory=list)
 
 
 def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | None = None) -> Status:
@@ -463,7 +468,7 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
             if (folder / METRICS_FILE).stat().st_mtime_ns >= since_ns
         }
     failures = job_records(sweep_dir, FAILED_FILE)
-    done, failed, missing, stale = [], [], [], []
+    done, failed, missing, stale, older = [], [], [], [], []
     for combination in combinations:
         if combination.fingerprint in finished:
             folder = finished[combination.fingerprint]
@@ -471,12 +476,14 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
                 stale.append((combination, folder, changed))
             else:
                 done.append((combination, folder))
+                if (version := stored_results_version(folder)) < RESULTS_VERSION:
+                    older.append((combination, folder, version))
         elif combination.fingerprint in failures:
             folder = failures[combination.fingerprint]
             failed.append((combination, folder, failed_error(folder)))
         else:
             missing.append(combination)
-    return Status(done, failed, missing, stale)
+    return Status(done, failed, missing, stale, older)
 
 
 def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) -> None:
@@ -488,8 +495,11 @@ def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) ->
     kept = f" ({len(stored)} stored, reused if their data is unchanged)" if stored else ""
     print(f"{len(combinations)} combinations, {len(stage1)} distinct stage-1 trainings{kept}")
     stale = {c.fingerprint: changed for c, _, changed in state.stale}
+    older = {c.fingerprint: version for c, _, version in state.older}
     for combination in combinations:
         mark = "done" if combination.fingerprint in done and not force else "todo"
+        if combination.fingerprint in older and not force:
+            mark = f"done by results version {older[combination.fingerprint]}"
         if combination.fingerprint in stale and not force:
             mark = f"done on other data: {', '.join(stale[combination.fingerprint])} changed"
         s1 = f"stage1 {combination.stage1}" if combination.stage1 else "no stage 1"
@@ -502,6 +512,16 @@ def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) ->
             f"{len(stale)} done on data files changed since: each stops with an error; rerun them "
             "with --force (overrides can narrow the grid to them)"
         )
+    if older and not force:
+        print(older_note(state.older))
+
+
+def older_note(older: list[tuple[Combination, Path, int]]) -> str:
+    """One line on finished results an older layerft computed: reused, and what changed since."""
+    return (
+        f"{len(older)} done by an older layerft ({older_results(min(v for _, _, v in older))}): "
+        "reused as they are; --force reruns them (overrides can narrow the grid to them)"
+    )
 
 
 def print_summary(state: Status) -> None:
@@ -519,6 +539,8 @@ def print_summary(state: Status) -> None:
         )
     for combination in state.missing:
         print(f"  NOT RUN {combination.label}")
+    if state.older:
+        print(older_note(state.older))
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:

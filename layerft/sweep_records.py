@@ -25,10 +25,12 @@ from layerft.results import (
     FINGERPRINT_KEY,
     METRICS_FILE,
     RESULT_NEUTRAL_KEYS,
+    RESULTS_VERSION,
     RUN_PREFIX,
     SEEDLESS_FINGERPRINT_KEY,
     changed_since,
     file_error,
+    results_version,
 )
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ class Job:
     # A record the table leaves out for another config's record of the same settings and seed
     # (a default changed between them): the folder of the one it keeps.
     replaced_by: Path | None = None
+    # The results version of the layerft that wrote the record (results.RESULTS_VERSION).
+    results_version: int = RESULTS_VERSION
 
 
 def read_jobs(sweep_dir: Path) -> list[Job]:
@@ -219,6 +223,7 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
         {k: float(v) for k, v in metrics.items()} if finished else {},
         None if finished else error,
         changed_data=tuple(changed_since(data)) if finished else (),
+        results_version=results_version(data),
     )
 
 

@@ -10,6 +10,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from layerft.results import RESULTS_VERSION, older_results
 from layerft.sweep_records import Job
 from layerft.sweep_table import MIN_PAIRS, MISSING, Failure, Table, label
 
@@ -48,6 +49,11 @@ def render_markdown(
         f"metric, paired by seed, with a 95% paired t interval; a verdict needs {MIN_PAIRS} pairs.",
         "runtime: stage 1 + stage 2 training seconds (a reused stage 1 counts its original time).",
     ]
+    if older := older_versions(jobs):
+        lines.append(
+            f"{len(older)} result(s) by an older layerft ({older_results(min(older))}): in the "
+            "table, `older layerft` in their rows' notes; `sweep.py --force` reruns them."
+        )
     if table.constant:
         lines.append(
             "Same in every job: " + ", ".join(f"`{k}={v}`" for k, v in table.constant.items())
@@ -118,6 +124,13 @@ def render_markdown(
             cells = [_relative(job.run_dir, sweep_dir), _own_label(job, table), str(job.seed)]
             lines.append(_md_line([*cells, _relative(job.replaced_by, sweep_dir)]))
     return "\n".join(lines) + "\n"
+
+
+def older_versions(jobs: list[Job]) -> list[int]:
+    """The results versions of the finished jobs an older layerft computed, one per job."""
+    return [
+        j.results_version for j in jobs if j.error is None and j.results_version < RESULTS_VERSION
+    ]
 
 
 def _own_label(job: Job, table: Table) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from layerft.errors import LayerftError
+from layerft.results import RESULTS_VERSION
 from layerft.sweep_records import (
     Job,
     SettingsKey,
@@ -96,6 +97,10 @@ class Combination:
         (a later attempt of another config refused in a folder has no result here: a failure)."""
         finished = {job.seed for job in self.finished}
         return sorted(job.seed for job in self.failed if job.later_attempt and job.seed in finished)
+
+    def older_seeds(self) -> list[int]:
+        """Seeds whose result an older layerft computed (results.RESULTS_VERSION)."""
+        return sorted(job.seed for job in self.finished if job.results_version < RESULTS_VERSION)
 
     def values(self, key: str) -> dict[int, float]:
         """seed -> the metric, for the finished jobs that report it."""
@@ -324,7 +329,7 @@ def notes(combo: Combination, base: Combination | None, varied: list[str]) -> li
     """What a row's numbers hide: seeds that ran different configs (a YAML or code default changed
     between them; the settings name only the command line), logged as a warning too; a mean over
     other seeds than its baseline's (the gap between the two means is partly the seeds'); a later
-    attempt that failed beside a result the row keeps."""
+    attempt that failed beside a result the row keeps; results an older layerft computed."""
     found = []
     metric = combo.selection_metric
     if base is not None and base is not combo and base.selection_metric == metric:
@@ -333,6 +338,8 @@ def notes(combo: Combination, base: Combination | None, varied: list[str]) -> li
             found.append(f"seeds differ from baseline: {_seeds(mine)} vs {_seeds(theirs)}")
     if later := combo.later_failed_seeds():
         found.append(f"later attempt failed: seed {' '.join(map(str, later))} (result kept)")
+    if older := combo.older_seeds():
+        found.append(f"older layerft: seed {' '.join(map(str, older))}")
     if len(configs := combo.seeds_by_config()) > 1:
         seeds = " vs ".join(" ".join(map(str, group)) for group in configs)
         found.append(f"different configs: seeds {seeds}")

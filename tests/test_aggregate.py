@@ -22,7 +22,7 @@ from layerft import results as results_module
 from layerft.aggregate import aggregate, dev_curve
 from layerft.errors import LayerftError
 from layerft.plots import PlotRow, curves_figure, draw, heatmap_figure
-from layerft.results import record_failure
+from layerft.results import RESULTS_VERSION, record_failure
 from layerft.sweep_records import job_settings, read_job
 from layerft.sweep_report import format_diff
 from layerft.sweep_table import paired_t_interval
@@ -57,13 +57,15 @@ def write_job(
     history: list[dict[str, float]] | None = None,
     mtime: float | None = None,
     data: dict[str, Path] | None = None,
+    version: int | None = RESULTS_VERSION,
     **choices: str,
 ) -> Path:
     """A job folder as a sweep leaves it: metrics.json (or failed.json with `error`: a message, or
     an exception recorded as sweep.py records it) and, if given, history.jsonl. Group choices not
     given are CHOICES'; each given one is also an override. `config`: the seedless fingerprint
     (None: a record written before it existed; by default one per choices and overrides). `data`: `<group>.<split>` -> the data file it read.
-    """
+    `version`: the results version of the layerft that wrote it (None: before versions were
+    recorded)."""
     path.mkdir(parents=True, exist_ok=True)
     if config == "":
         config = json.dumps([sorted(choices.items()), sorted(overrides)])
@@ -76,6 +78,8 @@ def write_job(
         "run/higher_is_better": higher_is_better,
         "run/sweep": "test",
     } | ({} if config is None else {"run/seedless_fingerprint": config})
+    if version is not None:
+        record["run/results_version"] = version
     if data is not None:
         record["run/data_files"] = {k: results_module.file_sha256(f) for k, f in data.items()}
         record["run/data_paths"] = {k: str(f) for k, f in data.items()}
@@ -307,6 +311,27 @@ def test_a_mean_over_other_seeds_than_its_baselines_says_so(tmp_path: Path) -> N
         "",
         "",
     ]  # same seeds, baselines
+
+
+def test_results_an_older_layerft_computed_are_tabled_with_a_note(tmp_path: Path, caplog) -> None:
+    # Reused as they are (never redone unasked), but a reader comparing rows must know that code
+    # which changed since produced some of the numbers.
+    for seed in (1, 2, 3):
+        write_job(tmp_path / f"n{seed}", seed, 0.5, injection_task="none")
+        old = None if seed == 1 else 1 if seed == 2 else RESULTS_VERSION
+        write_job(tmp_path / f"p{seed}", seed, 0.6, injection_task="demo_pos", version=old)
+    result = aggregate(tmp_path)
+    assert row_of(result, injection_task="demo_pos")["notes"] == "older layerft: seed 1 2"
+    assert row_of(result, injection_task="none")["notes"] == ""
+    assert (
+        f"2 result(s) by an older layerft (results version 1, now {RESULTS_VERSION}; changed "
+        "since: adapters sit after"
+    ) in result.markdown
+    assert "2 result(s) computed by an older layerft (results version 1" in caplog.text
+    for seed in (1, 2):
+        write_job(tmp_path / f"p{seed}", seed, 0.6, injection_task="demo_pos")
+    result = aggregate(tmp_path)
+    assert "older layerft" not in result.markdown
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,9 @@ from layerft.errors import LayerftError
 from layerft.results import (
     FINGERPRINT_KEY,
     RESULT_NEUTRAL_KEYS,
+    RESULTS_CHANGES,
+    RESULTS_VERSION,
+    RESULTS_VERSION_KEY,
     SEEDLESS_FINGERPRINT_KEY,
     RunRecord,
     changed_since,
@@ -174,10 +177,32 @@ def test_metrics_json_describes_its_run_and_a_rerun_reads_back_only_metrics(tmp_
         "run/sweep": "grid",
         "run/data_files": {},
         "run/data_paths": {},
+        "run/results_version": RESULTS_VERSION,
     }
     assert read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir=<new folder>") == {
         "target/eval_accuracy": 0.5
     }
+
+
+@pytest.mark.parametrize("version", [None, 1, RESULTS_VERSION])
+def test_a_result_an_older_layerft_computed_is_reused_with_a_warning(
+    tmp_path: Path, caplog, version
+) -> None:
+    path = write_metrics(tmp_path, {"target/eval_accuracy": 0.5}, record())
+    data = json.loads(path.read_text())
+    del data["run/results_version"]
+    path.write_text(json.dumps(data | ({} if version is None else {RESULTS_VERSION_KEY: version})))
+    with caplog.at_level(logging.WARNING, logger="layerft.results"):
+        metrics = read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir=<new folder>")
+    assert metrics == {"target/eval_accuracy": 0.5}  # never redone unasked
+    if version == RESULTS_VERSION:
+        assert not caplog.records
+    else:
+        assert [r.getMessage() for r in caplog.records] == [
+            f"{path} was computed by an older layerft (results version 1, now {RESULTS_VERSION}; "
+            f"changed since: {RESULTS_CHANGES[2]}): reused as it is; force_rerun=true (sweep.py "
+            "--force) reruns it"
+        ]
 
 
 def test_a_result_on_a_data_file_edited_since_is_refused_naming_the_split(tmp_path: Path) -> None:

@@ -32,7 +32,14 @@ from layerft import sweep as sweep_module
 from layerft.config import config_error_line, resolve_config
 from layerft.errors import LayerftError
 from layerft.layer_split import InjectedWeights, Stage1Split, Stage2Split
-from layerft.results import FINGERPRINT_KEY, config_fingerprint, file_sha256
+from layerft.results import (
+    FINGERPRINT_KEY,
+    RESULTS_CHANGES,
+    RESULTS_VERSION,
+    RESULTS_VERSION_KEY,
+    config_fingerprint,
+    file_sha256,
+)
 from layerft.stage1 import Stage1Key, Stage1Store, obtain_stage1
 from layerft.sweep import Combination, expand, grid_names, hydra_args, job_dirname
 
@@ -193,7 +200,8 @@ def test_dry_run_and_summary_name_results_on_data_files_changed_since(tmp_path, 
 
     for name in ("1", "2"):
         (tmp_path / name).mkdir()
-        record = {FINGERPRINT_KEY: name * 16, "run/data_files": {"target_task.train": "aa"}}
+        record = {FINGERPRINT_KEY: name * 16, "run/data_files": {"target_task.train": "aa"},
+                  RESULTS_VERSION_KEY: RESULTS_VERSION}  # fmt: skip
         (tmp_path / name / "metrics.json").write_text(json.dumps(record))
     sweep_module.print_plan([job("1", "aa"), job("2", "bb"), job("3", "aa")], tmp_path, False)
     assert capsys.readouterr().out.splitlines() == [
@@ -213,6 +221,36 @@ def test_dry_run_and_summary_name_results_on_data_files_changed_since(tmp_path, 
         "sweep: 1 finished, 0 failed, 0 not run, 1 on changed data",
         f"  ON CHANGED DATA seed=2: target_task.train changed since its result "
         f"({tmp_path / '2' / 'metrics.json'}); --force reruns it",
+    ]
+
+
+def test_dry_run_and_summary_name_results_an_older_layerft_computed(tmp_path, capsys) -> None:
+    # Reused, never redone unasked, but said to be older, with what changed since.
+    older = f"results version 1, now {RESULTS_VERSION}; changed since: {RESULTS_CHANGES[2]}"
+    jobs = [Combination([], name * 16, None, f"seed={name}") for name in "123"]
+    for name, version in (("1", {}), ("2", {RESULTS_VERSION_KEY: RESULTS_VERSION})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(
+            json.dumps({FINGERPRINT_KEY: name * 16} | version)
+        )
+    sweep_module.print_plan(jobs, tmp_path, False)
+    assert capsys.readouterr().out.splitlines() == [
+        "3 combinations, 0 distinct stage-1 trainings",
+        "  [done by results version 1] seed=1  (no stage 1)",
+        "  [done] seed=2  (no stage 1)",
+        "  [todo] seed=3  (no stage 1)",
+        "2 done, 1 to run",
+        f"1 done by an older layerft ({older}): reused as they are; --force reruns them (overrides "
+        "can narrow the grid to them)",
+    ]
+    sweep_module.print_plan(jobs, tmp_path, True)
+    assert "older" not in capsys.readouterr().out
+    sweep_module.print_summary(sweep_module.status(jobs, tmp_path))
+    assert capsys.readouterr().out.splitlines() == [
+        "sweep: 2 finished, 0 failed, 1 not run",
+        "  NOT RUN seed=3",
+        f"1 done by an older layerft ({older}): reused as they are; --force reruns them (overrides "
+        "can narrow the grid to them)",
     ]
 
 
