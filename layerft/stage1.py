@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when what is stored, or how stage 1 trains, changes incompatibly
+FORMAT = 2  # bump when what is stored, or how stage 1 trains, changes incompatibly
 RESULT_FILE = "result.json"
 WEIGHTS_FILE = "weights.safetensors"
 _NEUTRAL_TRAINER = {

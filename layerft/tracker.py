@@ -21,6 +21,7 @@ from omegaconf import MISSING
 
 from layerft.credentials import is_credential
 from layerft.network import unreachable
+from layerft.results import RESULTS_VERSION
 
 if TYPE_CHECKING:
     from layerft.stage1 import Stage1Outcome
@@ -219,7 +220,12 @@ def start_tracker(
             group=cfg.group or group,
             job_type=job_type,
             tags=[*cfg.tags, *(f"{g}:{o}"[:64] for g, o in sorted(choices.items()))],
-            config={**config, **{f"choice/{g}": o for g, o in choices.items()}},
+            # The results version filters W&B's runs as it marks the tables' rows.
+            config={
+                **config,
+                **{f"choice/{g}": o for g, o in choices.items()},
+                "layerft/results_version": RESULTS_VERSION,
+            },
             id=run_id,
             resume="allow" if run_id else None,
             reinit="finish_previous",

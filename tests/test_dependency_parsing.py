@@ -380,3 +380,29 @@ def test_parser_learns_the_treebank_and_a_zero_lr_does_not(tmp_path) -> None:
     assert len(losses) == 3 and losses[-1] < 0.1 * losses[0]
     assert learned["injection/eval_uas"] >= 0.9 and learned["injection/eval_las"] >= 0.9
     assert frozen["injection/eval_uas"] <= 0.3 and frozen["injection/eval_las"] <= 0.1
+
+
+def test_the_scorers_start_in_klue_baselines_ranges() -> None:
+    # KLUE-baseline draws U as (labels, dependent, head) and each linear term as (labels,
+    # features) with xavier_uniform_, biases 0: drawn as one 2-D matrix, the arc scorer started
+    # 16x wider, and stage 1 trained from there.
+    task = klue_dp()
+    head = dp.build_head(768, task)
+    arc, relation = task.parsing.arc_space, task.parsing.relation_space
+    labels = len(task.label_names)
+
+    def bound(fan_in: int, fan_out: int) -> float:
+        return (6 / (fan_in + fan_out)) ** 0.5
+
+    def assert_spans(weights: torch.Tensor, fan_in: int, fan_out: int) -> None:
+        assert 0.95 * bound(fan_in, fan_out) < weights.abs().max() <= bound(fan_in, fan_out)
+
+    assert_spans(head.arc_weight[:arc], arc * arc, arc)  # U (1, arc, arc)
+    assert_spans(head.arc_weight[arc], arc, 1)
+    blocks = head.relation_weight.detach().view(relation + 1, labels, relation + 1)
+    assert_spans(blocks[:relation, :, :relation], relation * relation, labels * relation)
+    assert_spans(blocks[:relation, :, relation], relation, labels)
+    assert_spans(blocks[relation, :, :relation], relation, labels)
+    assert torch.equal(blocks[relation, :, relation], torch.zeros(labels))
+    # Each U_r is its own draw: the blocks are not copies of one another.
+    assert not torch.equal(blocks[:relation, 0, :relation], blocks[:relation, 1, :relation])

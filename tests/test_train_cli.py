@@ -23,6 +23,8 @@ import yaml
 from conftest import assert_counts_of, dev_examples, run_train
 from wandb_records import read_wandb_records, wandb_items
 
+from layerft.results import RESULTS_VERSION
+
 # One worker runs this module: its `runs` fixture starts every train.py call of it at once.
 pytestmark = pytest.mark.xdist_group(__name__)
 
@@ -42,6 +44,7 @@ RUN_KEYS = (
     "run/sweep",
     "run/data_files",
     "run/data_paths",
+    "run/results_version",
     "run/stage1",
 )
 MEASURED = (
@@ -424,6 +427,7 @@ def test_default_run_writes_expected_metrics_and_run_files(runs) -> None:
     assert run["run/seed"] == 42
     assert run["run/selection_metric"] == "target/eval_accuracy" and run["run/higher_is_better"]
     assert run["run/sweep"] is None  # a single run
+    assert run["run/results_version"] == RESULTS_VERSION
     assert run["run/data_files"] == {}  # generated data: no file
     stage1 = run["run/stage1"]  # trained here and stored for reuse, under its content key
     assert stage1["status"] == "trained" and stage1["trained_by"] == str(run_dir)
@@ -785,6 +789,7 @@ def test_wandb_offline_records_config_and_choices_and_never_the_key(runs) -> Non
         "choice/injection_lr_schedule": "linear",
         "choice/tracker": "wandb",
     }
+    assert config["layerft/results_version"] == RESULTS_VERSION
     resolved = yaml.safe_load((done.run_dir / ".hydra" / "config.yaml").read_text())
     for key, value in resolved.items():
         assert json.loads(json.dumps(config[key])) == value, key

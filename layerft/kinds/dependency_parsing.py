@@ -259,6 +259,11 @@ def with_one(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, x.new_ones(*x.shape[:-1], 1)], -1)
 
 
+def _xavier(*shape: int) -> torch.Tensor:
+    """A tensor of `shape` drawn as nn.init.xavier_uniform_ draws it (fans from that shape)."""
+    return nn.init.xavier_uniform_(torch.empty(*shape))
+
+
 class BiaffineParsingHead(nn.Module):
     """Biaffine arcs and bilinear relations over word vectors read from the encoder."""
 
@@ -282,10 +287,19 @@ class BiaffineParsingHead(nn.Module):
         self.num_relations = num_relations
         side = parsing.relation_space + 1
         self.relation_weight = nn.Parameter(torch.empty(side, num_relations * side))
-        # Xavier-uniform, as KLUE-baseline's BiAttention and BiLinear. Not Dozat & Manning's zeros:
-        # from tied scores, argmax would follow an optimizer's first step of any size.
-        nn.init.xavier_uniform_(self.arc_weight)
-        nn.init.xavier_uniform_(self.relation_weight)
+        # Xavier-uniform, as KLUE-baseline's BiAttention and BiLinear, on the shapes they have there
+        # (their fans set the range): U as (labels, dependent, head), each linear term as
+        # (labels, features), the biases 0. Not Dozat & Manning's zeros: from tied scores, argmax
+        # would follow an optimizer's first step of any size.
+        arc, relation, labels = parsing.arc_space, parsing.relation_space, num_relations
+        with torch.no_grad():
+            self.arc_weight[:arc] = _xavier(1, arc, arc)[0]
+            self.arc_weight[arc] = _xavier(1, arc)[0]  # the head's linear term
+            blocks = self.relation_weight.view(side, labels, side)  # [dependent, r, head]
+            blocks[:relation, :, :relation] = _xavier(labels, relation, relation).transpose(0, 1)
+            blocks[:relation, :, relation] = _xavier(labels, relation).T  # the dependent's term
+            blocks[relation, :, :relation] = _xavier(labels, relation)  # the head's term
+            blocks[relation, :, relation] = 0.0  # the bias
 
     def word_vectors(
         self, hidden: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, pos_ids: torch.Tensor

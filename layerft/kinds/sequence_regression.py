@@ -89,7 +89,8 @@ class RegressionHead(nn.Module):
         self, backbone: nn.Module, labels: torch.Tensor | None = None, **inputs: torch.Tensor
     ) -> HeadOutput:
         scores = self.head.scores(run_encoder(backbone, **inputs)).squeeze(-1)  # (batch,)
-        loss = None if labels is None else nn.functional.mse_loss(scores, labels.to(scores.dtype))
+        # in float32: under bf16 autocast the scores are bf16, and gold scores must not round to it
+        loss = None if labels is None else nn.functional.mse_loss(scores.float(), labels.float())
         return head_output(loss, scores=scores)
 
 

@@ -1,4 +1,5 @@
-"""`model.pretrained_pooler`: sentence heads start from the checkpoint's pooler, as BERT's do."""
+"""Task heads as transformers builds them: `model.pretrained_pooler` (sentence heads start from the
+checkpoint's pooler, as BERT's do), and losses under mixed precision."""
 
 from __future__ import annotations
 
@@ -144,3 +145,15 @@ def test_a_stage1_of_a_token_task_keeps_its_key() -> None:
         return Stage1Key.of(cfg).settings_digest()
 
     assert key() == key("model.pretrained_pooler=false")
+
+
+def test_a_regression_loss_under_bf16_keeps_the_gold_scores_exact() -> None:
+    # Under autocast the head's scores are bf16: rounding the gold to them made 4.2857 read 4.28125.
+    model = build_task_model(load_backbone(compose_run("model=tiny").model), task("klue_sts"))
+    ids = torch.randint(5, 60, (4, 6))
+    labels = torch.tensor([0.0, 1.4, 4.2857, 4.9])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels)
+    assert output["scores"].dtype == torch.bfloat16
+    expected = torch.nn.functional.mse_loss(output["scores"].float(), labels)
+    assert output["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
