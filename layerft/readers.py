@@ -472,7 +472,8 @@ def _warn_tagged_spaces(source: str, dropped: list[str]) -> None:
 
 
 def read_klue_ner(path: Path) -> list[dict[str, Any]]:
-    """KLUE-NER release TSV -> {guid, sentence, tokens (chars), tags (BIO)}, whitespace dropped.
+    """KLUE-NER release TSV -> {guid, sentence, tokens (chars), tags (BIO), words (the sentence
+    split at whitespace, marks removed)}, whitespace dropped.
 
     "sentence" keeps the release's '<entity:TYPE>' marks. Every whitespace row is dropped, as
     KLUE-baseline does, whatever its tag: a space inside an entity is tagged I-<type>
@@ -512,9 +513,11 @@ def read_klue_ner(path: Path) -> list[dict[str, Any]]:
             space = "O"
         _check_spelling(path, block)
         _check_marks(path, block)
+        words = "".join(char for _, (char, _) in block.rows).split()
         records.append(
-            {"guid": block.guid, "sentence": block.sentence, "tokens": tokens, "tags": tags}
-        )
+            {"guid": block.guid, "sentence": block.sentence, "tokens": tokens, "tags": tags,
+             "words": words}
+        )  # fmt: skip
     _warn_tagged_spaces(str(path), dropped)
     return records
 
@@ -875,6 +878,7 @@ def _hub_ner(dropped: list[str], index: int, row: Mapping[str, Any]) -> dict[str
         "sentence": sentence,
         "tokens": [char for char, _ in kept],
         "ner_tags": [tag_id for _, tag_id in kept],
+        "words": "".join(tokens).split(),
     }
 
 

@@ -74,9 +74,23 @@ RESULT_NEUTRAL_KEYS = (
 RECORD_CHOICE_KEYS = ("unlabelled_values", "drop_blank_texts", "spans.unanswerable")
 
 
-def without_record_choices(task: dict[str, Any]) -> dict[str, Any]:
-    """A plain task config (a copy) without RECORD_CHOICE_KEYS."""
-    return _without(task, RECORD_CHOICE_KEYS)
+# Task keys added after results were stored, with the value that means what their absence did:
+# at that value they key nothing, so the results they do not change keep their keys.
+LATER_TASK_KEYS = {"tagging.words_column": None}
+
+
+def keyed_task(task: dict[str, Any]) -> dict[str, Any]:
+    """A plain task config (a copy) as it keys results and stored stage 1s: without
+    RECORD_CHOICE_KEYS, nor LATER_TASK_KEYS at their old meaning."""
+    kept = _without(task, RECORD_CHOICE_KEYS)
+    for dotted, old in LATER_TASK_KEYS.items():
+        *parents, leaf = dotted.split(".")
+        node = kept
+        for key in parents:
+            node = node.get(key) or {}
+        if leaf in node and node[leaf] == old:
+            del node[leaf]
+    return kept
 
 
 def result_config(resolved: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +101,7 @@ def result_config(resolved: dict[str, Any]) -> dict[str, Any]:
     stages = [kept[s] for s in ("injection_task", "target_task") if kept[s] is not None]
     for stage in ("injection_task", "target_task"):
         if kept[stage] is not None:  # a disabled stage 1 is null
-            kept[stage] = without_record_choices(kept[stage])
+            kept[stage] = keyed_task(kept[stage])
     drop_unread_pooler(kept["model"], [task["kind"] for task in stages])
     return kept
 

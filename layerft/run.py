@@ -519,6 +519,26 @@ def warn_inert_overrides(cfg: RunConfig, overrides: list[str]) -> None:
     for why, unused in reasons.items():
         verb = "changes" if len(unused) == 1 else "change"
         log.warning("%s, so %s %s nothing", why, " ".join(unused), verb)
+    warn_split_multiplier(cfg, overrides)
+
+
+def warn_split_multiplier(cfg: RunConfig, overrides: list[str]) -> None:
+    """The split's lr_multiplier as an option file sets it (the command line's is warned about
+    above): read by policy=scale alone, and under it 1 is policy=train."""
+    if cfg.injection_task is None or cfg.tuning_mode.method == TuningMethod.frozen:
+        return
+    stage2, name = cfg.layer_split.stage2, cfg.layer_split.name
+    given = any(o.lstrip("+~").startswith("layer_split.stage2.lr_multiplier=") for o in overrides)
+    if stage2.policy != InjectedPolicy.scale and stage2.lr_multiplier != 1 and not given:
+        log.warning(
+            "layer_split=%s sets stage2.lr_multiplier=%g, which policy=%s never reads (only "
+            "policy=scale does)", name, stage2.lr_multiplier, stage2.policy.value,
+        )  # fmt: skip
+    elif stage2.policy == InjectedPolicy.scale and stage2.lr_multiplier == 1:
+        log.warning(
+            "layer_split=%s: policy=scale with lr_multiplier=1 trains the injected layers at the "
+            "task's rate, as policy=train; set layer_split.stage2.lr_multiplier", name,
+        )  # fmt: skip
 
 
 def job_entries(cfg: DictConfig, hydra: DictConfig) -> dict[str, Any]:

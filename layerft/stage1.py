@@ -37,9 +37,9 @@ from layerft.results import (
     RESULT_NEUTRAL_KEYS,
     drop_unread_pooler,
     file_error,
+    keyed_task,
     read_history,
     sync_to_disk,
-    without_record_choices,
 )
 from layerft.task import TaskConfig
 
@@ -95,7 +95,7 @@ class Stage1Key:
         """The key as plain JSON-able data (what is hashed and stored beside the result)."""
         data = {field.name: _plain(getattr(self, field.name)) for field in dataclasses.fields(self)}
         data["trainer"] = {k: v for k, v in data["trainer"].items() if k not in _NEUTRAL_TRAINER}
-        data["task"] = without_record_choices(data["task"])
+        data["task"] = keyed_task(data["task"])
         drop_unread_pooler(data["model"], [data["task"]["kind"]])
         if self.world_size == 1:
             del data["world_size"]

@@ -27,6 +27,8 @@ from layerft.readers import RELEASE_READERS
 
 __all__ = ["TaskConfig", "TaskKind"]
 
+IOB_METRICS = ("conlleval", "klue_ner")  # entity scores: they read tags as IOB2 chunks
+_IOB_TAG = re.compile(r"O|[BI]-.+")
 SPLITS = ("train", "validation")  # every task's; `extra_eval_splits` adds dev sets
 _SPLIT_NAME = re.compile(r"[a-z][a-z0-9_]*")  # it becomes part of metric keys
 
@@ -121,6 +123,13 @@ class TaskConfig:
                 )
         if len(set(self.extra_eval_splits)) != len(self.extra_eval_splits):
             raise LayerftError(f"{where}: extra_eval_splits has duplicates")
+        splits = (*SPLITS, *self.extra_eval_splits)
+        for key in ("data_files", "release_files"):
+            if unknown := [s for s in getattr(self, key) if s not in splits]:
+                raise LayerftError(
+                    f"{where}: {key}.{unknown[0]}: no such split (splits: {', '.join(splits)}; "
+                    "a dev set is validation, another one is named in extra_eval_splits)"
+                )
         for key in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, key)
             if value is not None and value <= 0:
@@ -137,6 +146,18 @@ class TaskConfig:
                     f"task does not produce"
                 )
             keys += spec.keys
+        if "binary_f1" in self.metrics and len(self.label_names) != 2:
+            raise LayerftError(
+                f"{where}: metrics: 'binary_f1' is the F1 of label_names[1] (the positive class) "
+                f"of 2 labels; this task has {len(self.label_names)} (use macro_f1)"
+            )
+        chunked = [name for name in self.metrics if name in IOB_METRICS]
+        odd = [tag for tag in self.label_names if not _IOB_TAG.fullmatch(tag)]
+        if chunked and odd:
+            raise LayerftError(
+                f"{where}: metrics: '{chunked[0]}' scores entities of IOB2 tags (O, B-<type>, "
+                f"I-<type>); label_names has {odd[0]!r}"
+            )
         if self.best_metric not in keys:
             raise LayerftError(
                 f"{where}: best_metric '{self.best_metric}' is not one of {', '.join(keys)}"

@@ -365,6 +365,36 @@ def test_an_override_the_run_never_reads_is_warned(overrides, warning, caplog) -
     assert ([warning] if warning else []) == [r.getMessage() for r in caplog.records][:1]
 
 
+@pytest.mark.parametrize(
+    ("overrides", "warning"),
+    [
+        # As an option file sets them (the command line is warned about above): a multiplier
+        # under another policy, and a scale of 1.
+        (["layer_split.stage2.lr_multiplier=0.1"],  # warned once, as an override
+         "layer_split.stage2.policy=freeze, so layer_split.stage2.lr_multiplier=0.1 changes nothing"),
+        (["layer_split=lower1", "layer_split.stage2.policy=scale"],
+         "layer_split=lower1: policy=scale with lr_multiplier=1 trains the injected layers at the "
+         "task's rate, as policy=train; set layer_split.stage2.lr_multiplier"),
+        (["layer_split.stage2.policy=scale", "layer_split.stage2.lr_multiplier=0.5"], None),
+    ],
+)  # fmt: skip
+def test_a_split_multiplier_that_changes_nothing_is_warned(overrides, warning, caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="layerft.run"):
+        warn_inert_overrides(compose_run(*overrides), overrides)
+    assert [r.getMessage() for r in caplog.records] == ([warning] if warning else [])
+
+
+def test_a_multiplier_an_option_file_sets_under_another_policy_is_warned(caplog) -> None:
+    cfg = compose_run("layer_split.stage2.policy=train")
+    cfg.layer_split.stage2.lr_multiplier = 0.1  # as a layer_split YAML would set it
+    with caplog.at_level(logging.WARNING, logger="layerft.run"):
+        warn_inert_overrides(cfg, ["layer_split.stage2.policy=train"])
+    assert [r.getMessage() for r in caplog.records] == [
+        "layer_split=lower1 sets stage2.lr_multiplier=0.1, which policy=train never reads (only "
+        "policy=scale does)"
+    ]
+
+
 def test_an_inert_override_is_warned_about_once(caplog) -> None:
     # no stage 1 covers both; so would "scales by uniform" and "policy=freeze"
     overrides = ["injection_task=none", "injection_lr_schedule.multipliers.head=2",

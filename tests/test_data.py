@@ -479,7 +479,10 @@ def test_generated_demo_validation_never_repeats_training_records(tmp_path) -> N
 
 
 def test_compute_metrics_for_tagging_skips_ignored_positions() -> None:
-    task = compose_run("model=tiny", "injection_task=klue_ner").injection_task
+    # klue_ner's tags as the tags of words (its characters read as words, as before words_column)
+    task = compose_run(
+        "model=tiny", "injection_task=klue_ner", "injection_task.tagging.words_column=null"
+    ).injection_task
     assert task is not None
     o, b_ps = task.label_names.index("O"), task.label_names.index("B-PS")
     labels = np.array([[-100, b_ps, o, -100], [-100, o, o, -100]])
@@ -535,8 +538,27 @@ def test_a_metric_returning_an_undeclared_key_or_no_best_metric_is_one_error(mon
             "target_task.release_format 'klue_dq' unknown; use one of records, klue_dp",
         ),
         (["target_task.generator=demo_sentimnt"], "target_task.generator 'demo_sentimnt' unknown"),
+        # Metrics that would score something else, silently: one class of three, no entities.
+        (
+            ["target_task=snli", "target_task.metrics=[binary_f1,accuracy]",
+             "target_task.best_metric=binary_f1"],
+            "target_task.metrics: 'binary_f1' is the F1 of label_names[1] (the positive class) of "
+            "2 labels; this task has 3 (use macro_f1)",
+        ),
+        (
+            ["injection_task=conll_pos", "injection_task.metrics=[conlleval,token_f1]",
+             "injection_task.best_metric=conll_f1"],
+            "injection_task.metrics: 'conlleval' scores entities of IOB2 tags (O, B-<type>, "
+            "I-<type>); label_names has '\"'",
+        ),
+        # A split the task never reads (`dev` is `validation`).
+        (
+            ["target_task=snli", "+target_task.data_files.dev=x.jsonl"],
+            "target_task.data_files.dev: no such split (splits: train, validation; a dev set is "
+            "validation, another one is named in extra_eval_splits)",
+        ),
     ],
-)
+)  # fmt: skip
 def test_registry_names_are_checked_when_the_config_is_built(overrides, message) -> None:
     with pytest.raises(LayerftError) as info:
         compose_run("model=tiny", *overrides)

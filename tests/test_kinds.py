@@ -7,18 +7,21 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from compose import compose_run
 from datasets import Dataset
 from easy_data import pair_task, relation_task
+from transformers import EvalPrediction
 
 from layerft import data as data_module
 from layerft.data import load_task_data, normalise_records, read_split, tokenize
 from layerft.errors import LayerftError
 from layerft.kinds import KINDS, TaskKind
 from layerft.kinds.relation_classification import mark
-from layerft.model import build_tiny_tokenizer
+from layerft.metrics import MetricInput
+from layerft.model import build_tiny_tokenizer, load_tokenizer
 from layerft.run import load_stage_data, train_stages
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -327,3 +330,85 @@ def test_dp_injection_then_sts_from_the_klue_release_files(tmp_path, shared_data
         assert key in metrics, sorted(metrics)
     assert metrics["injection/num_injected_layers"] == 1
     assert "injection_task train: 300 examples" in result.stderr + result.stdout
+
+
+# --- characters tagged, words read (tagging.words_column: klue_ner) -----------------------------
+
+
+def character_task(**settings: str):  # noqa: ANN201 - a TaskConfig
+    overrides = [f"target_task.{k}={v}" for k, v in settings.items()]
+    return compose_run("target_task=klue_ner", *overrides).target_task
+
+
+def encode_characters(task, tokenizer, words: list[str], tags: list[str]) -> tuple[Dataset, dict]:
+    """One record through normalise and the kind's encoder, as training and evaluation see it."""
+    record = {"tokens": list("".join(words)), "ner_tags": tags, "words": words}
+    [row] = normalise_records(task, "target_task", [record], "dev")
+    encoded = KINDS[TaskKind.token_tagging].encoder(task, tokenizer)(
+        {k: [v] for k, v in row.items()}
+    )
+    return Dataset.from_dict(encoded), row
+
+
+def test_klue_ner_reads_words_and_tags_each_subword_by_its_first_character() -> None:
+    # KLUE-baseline tokenizes the sentence as written and gives a subword its first character's tag;
+    # reading each character as a word (layerft before) lost the spaces and the word pieces.
+    task = character_task()
+    tokenizer = load_tokenizer(compose_run("model=minilm").model)
+    words = ["John", "Smith", "visited", "Seoul."]
+    tags = ["B-PS", "I-PS", "I-PS", "I-PS"] + ["I-PS"] * 5 + ["O"] * 7 + ["B-LC"] + ["I-LC"] * 4
+    tags += ["O"]
+    features, row = encode_characters(task, tokenizer, words, tags)
+    pieces = tokenizer.convert_ids_to_tokens(features["input_ids"][0])
+    assert pieces == ["[CLS]", "john", "smith", "visited", "seoul", ".", "[SEP]"]
+    names = [None if i < 0 else task.label_names[i] for i in features["labels"][0]]
+    assert names == [None, "B-PS", "I-PS", "O", "B-LC", "O", None]
+    assert features["tagged_words"][0] == list(range(len(tags)))
+
+    # Predictions spread back over each subword's characters: its B- as I- past the first.
+    def scored(predicted: list[str]) -> dict:
+        ids = [task.label_names.index(t) for t in predicted]
+        logits = np.eye(len(task.label_names))[[ids]]
+        prediction = EvalPrediction(predictions=logits, label_ids=np.array(features["labels"]))
+        return KINDS[TaskKind.token_tagging].metric_inputs(task, prediction, features, [row])
+
+    gold = scored(["O", "B-PS", "I-PS", "O", "B-LC", "O", "O"])
+    assert gold[MetricInput.tag_sequences]["predictions"] == [tags]
+    assert gold[MetricInput.tag_sequences]["references"] == [tags]
+    wrong = scored(["O", "B-PS", "B-OG", "O", "O", "O", "O"])[MetricInput.tag_sequences]
+    assert wrong["predictions"][0][4:10] == ["B-OG", "I-OG", "I-OG", "I-OG", "I-OG", "O"]
+    assert wrong["predictions"][0][16:] == ["O"] * 6
+
+
+def test_a_character_split_into_several_subwords_is_trained_and_scored_once() -> None:
+    # MiniLM's uncased WordPiece decomposes Hangul into jamo: 강 is three tokens at one character.
+    task = character_task()
+    tokenizer = load_tokenizer(compose_run("model=minilm").model)
+    features, row = encode_characters(task, tokenizer, ["강수", "연"], ["B-PS", "I-PS", "I-PS"])
+    starts = features["char_start"][0]
+    assert starts == [-1, 0, 0, 0, 1, 1, 2, 2, 2, -1]
+    b_ps, i_ps = task.label_names.index("B-PS"), task.label_names.index("I-PS")
+    assert features["labels"][0] == [-100, b_ps, -100, -100, i_ps, -100, i_ps, -100, -100, -100]
+    assert features["tagged_words"][0] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"tokens": list("ab"), "ner_tags": ["O", "O"], "words": ["a", "c"]},
+         r"column 'words' does not spell the tokens' characters \(spaces left out\): 'a c' vs 'ab'"),
+        ({"tokens": ["ab"], "ner_tags": ["O"], "words": ["ab"]},
+         r"tokens must be single characters, got 'ab'"),
+        ({"tokens": ["a"], "ner_tags": ["O"]}, r"no column 'words'"),
+    ],
+)  # fmt: skip
+def test_words_that_do_not_spell_the_characters_fail_naming_the_record(record, message) -> None:
+    with pytest.raises(LayerftError, match=message):
+        normalise_records(character_task(), "target_task", [record], "train")
+
+
+def test_words_column_needs_bio_tags() -> None:
+    with pytest.raises(LayerftError, match=r"label_names must be BIO tags"):
+        character_task(label_names="[NN,VV]", best_metric="token_f1", metrics="[token_f1]")
+    with pytest.raises(LayerftError, match=r"label_names lack I-PS, the tag a B- subword gives"):
+        character_task(label_names="[B-PS,O]", best_metric="token_f1", metrics="[token_f1]")

@@ -470,6 +470,7 @@ def test_hub_ner_rows_drop_their_spaces_as_the_release_reader_does(
             "sentence": row["sentence"],
             "tokens": list("강릉방향1월"),
             "ner_tags": [2, 3, 12, 12, 0, 1],
+            "words": ["강릉", "방향", "1", "월"],
         }
     ]
     for group in ("injection_task", "target_task"):  # the hub's ids index the tasks' label_names

@@ -204,9 +204,11 @@ def test_klue_ner_drops_whitespace(tmp_path: Path) -> None:
             "sentence": "<철수:PS> <1월 2일:DT>에",
             "tokens": ["철", "수", "1", "월", "2", "일", "에"],
             "tags": ["B-PS", "I-PS", "B-DT", "I-DT", "I-DT", "I-DT", "O"],
+            "words": ["철수", "1월", "2일에"],
         },
-        {"guid": "ner-2", "sentence": "네 !", "tokens": ["네", "!"], "tags": ["O", "O"]},
-    ]
+        {"guid": "ner-2", "sentence": "네 !", "tokens": ["네", "!"], "tags": ["O", "O"],
+         "words": ["네", "!"]},
+    ]  # fmt: skip
 
 
 # KLUE-NER v1.1 dev line 95154 (klue-ner-v1_dev_01601-wikitree): the mark '< 24살:QT>' takes in

@@ -136,9 +136,11 @@ def label_id(value: Any, task: TaskConfig, group: str, where: str) -> int:
         return names.index(value)
     elif integer and 0 <= value < len(names):
         return value
+    booleans = {"True", "False"} & set(names)
     raise LayerftError(
         f"{where}: label {value!r} is not in {group}.label_names "
         f"({len(names)} labels: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''})"
+        + (": YAML reads unquoted yes, no, on, off as booleans; quote them" if booleans else "")
     )
 
 

@@ -54,11 +54,30 @@ class TaggingConfig:
     # Set: tokens and tags come from this analyser run over text_columns[0] of each record, so
     # any Korean corpus (a target task's own) can be the injection corpus.
     silver: SilverTagger | None = None
+    # Set: the tokens are the characters of a text (its spaces left out) and this column holds
+    # its words (the text split at whitespace). The encoder reads the words, as the text is
+    # written, and tags each subword by its first character; a prediction spreads back over the
+    # subword's characters (its B- as I- past the first), as KLUE-baseline does for KLUE-NER.
+    words_column: str | None = None
 
 
 def check(task: TaskConfig, where: str) -> None:
     """A tag set; one text column when tags are silver."""
     check_label_names(task, where)
+    if task.tagging.words_column is not None:
+        if task.tagging.silver is not None:
+            raise LayerftError(f"{where}: set tagging.words_column or tagging.silver, not both")
+        inside = [f"I-{tag[2:]}" for tag in task.label_names if tag.startswith("B-")]
+        if "O" not in task.label_names or not inside:
+            raise LayerftError(
+                f"{where}: tagging.words_column spreads a subword's tag over its characters: "
+                "label_names must be BIO tags (O, B-<type>, I-<type>)"
+            )
+        if missing := [tag for tag in inside if tag not in task.label_names]:
+            raise LayerftError(
+                f"{where}: tagging.words_column: label_names lack {', '.join(missing)}, the tag "
+                "a B- subword gives its later characters"
+            )
     if task.tagging.silver is not None and len(task.text_columns) != 1:
         raise LayerftError(
             f"{where}: text_columns must name the 1 column the silver tagger reads, got "
@@ -77,10 +96,25 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
         raise LayerftError(
             f"{where}: '{task.tokens_column}' and '{task.tags_column}' must be lists of equal length"
         )
-    return {
-        "tokens": tokens,
-        "tags": [label_id(t, task, group, where) for t in tags],
-    }
+    normalised = {"tokens": tokens, "tags": [label_id(t, task, group, where) for t in tags]}
+    if task.tagging.words_column is not None:
+        normalised["words"] = _words(task.tagging.words_column, record, tokens, where)
+    return normalised
+
+
+def _words(column: str, record: Record, characters: list[str], where: str) -> list[str]:
+    """The record's words, checked to spell its characters (each token one character)."""
+    words = list_of(record, column, str, where)
+    if long := next((t for t in characters if len(t) != 1), None):
+        raise LayerftError(
+            f"{where}: tagging.words_column: tokens must be single characters, got {long!r}"
+        )
+    if "".join(words) != "".join(characters) or not all(words):
+        raise LayerftError(
+            f"{where}: column '{column}' does not spell the tokens' characters (spaces left out): "
+            f"{' '.join(words)[:40]!r} vs {''.join(characters)[:40]!r}"
+        )
+    return words
 
 
 def distinct_text(task: TaskConfig) -> str | None:
@@ -99,8 +133,50 @@ def word_labels(word_ids: list[int | None], tags: list[int]) -> list[int]:
     return labels
 
 
+def character_spans(
+    word_ids: list[int | None], offsets: list[tuple[int, int]], words: list[str]
+) -> tuple[list[int], list[int]]:
+    """Each token's characters as [start, end) in the text's characters (spaces left out), from
+    its word and its offsets in that word; -1, -1 for a special token or one with no character."""
+    first = [0]
+    for word in words:
+        first.append(first[-1] + len(word))
+    starts, ends = [], []
+    for word, (start, end) in zip(word_ids, offsets, strict=True):
+        empty = word is None or start >= end
+        starts.append(-1 if empty else first[word] + start)
+        ends.append(-1 if empty else first[word] + end)
+    return starts, ends
+
+
+def character_labels(starts: list[int], tags: list[int]) -> list[int]:
+    """Each token's label: the tag of its first character, where it is the first token to start
+    there (WordPiece may split one character); -100 (ignored) otherwise."""
+    labels, seen = [], set()
+    for start in starts:
+        labels.append(-100 if start < 0 or start in seen else tags[start])
+        seen.add(start)
+    return labels
+
+
+def character_tags(starts: list[int], ends: list[int], predicted: list[str]) -> dict[int, str]:
+    """character -> tag from the tokens' tags: a token's on the character it starts at (the first
+    token there), its I- on its later characters (O stays O), as KLUE-baseline aligns them."""
+    tags: dict[int, str] = {}
+    for start, end, tag in zip(starts, ends, predicted, strict=False):
+        if start < 0 or start in tags:
+            continue
+        tags[start] = tag
+        for character in range(start + 1, end):
+            tags.setdefault(character, tag if tag == "O" else f"I-{tag[2:]}")
+    return tags
+
+
 def encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast):  # noqa: ANN201 - see Kind
-    """Pre-split words -> subword ids, tags aligned to first subwords as `labels`."""
+    """Pre-split words -> subword ids, tags aligned to first subwords as `labels` (with
+    `tagging.words_column`: the words -> subwords, tagged by their first characters)."""
+    if task.tagging.words_column is not None:
+        return _character_encoder(task, tokenizer)
 
     def encode(batch: Batch) -> Batch:
         encoded = tokenizer(
@@ -120,13 +196,38 @@ def encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast):  # noqa: ANN2
     return encode
 
 
+def _character_encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast):  # noqa: ANN202
+    """Words -> subword ids; each token's characters (`char_start`, `char_end`), its first
+    character's tag as `labels`, and the characters that get a prediction (`tagged_words`)."""
+
+    def encode(batch: Batch) -> Batch:
+        encoded = tokenizer(
+            batch["words"], is_split_into_words=True, truncation=True,
+            max_length=task.max_length, return_offsets_mapping=True,
+        )  # fmt: skip
+        offsets = encoded.pop("offset_mapping")
+        encoded["char_start"], encoded["char_end"], encoded["labels"] = [], [], []
+        encoded["tagged_words"] = []
+        for i, (words, tags) in enumerate(zip(batch["words"], batch["tags"], strict=True)):
+            starts, ends = character_spans(encoded.word_ids(i), offsets[i], words)
+            encoded["char_start"].append(starts)
+            encoded["char_end"].append(ends)
+            encoded["labels"].append(character_labels(starts, tags))
+            encoded["tagged_words"].append(
+                sorted(character_tags(starts, ends, ["O"] * len(starts)))
+            )
+        return encoded
+
+    return encode
+
+
 def collator(
     tokenizer: PreTrainedTokenizerFast, pad_to_multiple_of: int | None
 ) -> DropKeysCollator:
     """Pad input ids, and labels with -100; the tagged words are for metric_inputs only."""
     return DropKeysCollator(
         DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_to_multiple_of),
-        drop=frozenset({"length", "tagged_words"}),
+        drop=frozenset({"length", "tagged_words", "char_start", "char_end"}),
     )
 
 
@@ -163,16 +264,27 @@ def metric_inputs(
     """Argmax tags at the scored positions: flat ids, and tag strings per sentence, of the tagged
     words only and of every word (an untagged word as an "O" prediction)."""
     predicted = np.asarray(logits_of(prediction)).argmax(-1)  # (batch, seq)
-    labels = np.asarray(prediction.label_ids)
-    keep = labels != -100
     names = np.asarray(task.label_names)
-    tagged = [names[p[k]].tolist() for p, k in zip(predicted, keep, strict=True)]
+    if task.tagging.words_column is not None:  # the tokens' tags spread over their characters
+        tagged, gold = [], []
+        for row, tokens, starts, ends in zip(
+            rows, predicted, features["char_start"], features["char_end"], strict=True
+        ):
+            by_character = character_tags(starts, ends, names[tokens[: len(starts)]].tolist())
+            tagged.append([by_character[c] for c in sorted(by_character)])
+            gold.append([names[row["tags"][c]] for c in sorted(by_character)])
+    else:
+        labels = np.asarray(prediction.label_ids)
+        keep = labels != -100
+        tagged = [names[p[k]].tolist() for p, k in zip(predicted, keep, strict=True)]
+        gold = [names[r[k]].tolist() for r, k in zip(labels, keep, strict=True)]
     every_pred: list[list[str]] = []
     for row, words, tags in zip(rows, features["tagged_words"], tagged, strict=True):
         sentence = ["O"] * len(row["tags"])
         for word, tag in zip(words, tags, strict=True):
             sentence[word] = tag
         every_pred.append(sentence)
+    index = {name: i for i, name in enumerate(task.label_names)}
     cut, empty = _untagged(task, rows, features, "dev")
     if cut.words:
         _warn_untagged(task.name, cut.count(f"lie past max_length={task.max_length}"),
@@ -181,15 +293,12 @@ def metric_inputs(
         _warn_untagged(task.name, empty.count("have no subword"), _NO_SUBWORD_FIX)
     return {
         MetricInput.class_ids: {
-            "predictions": predicted[keep].tolist(),
-            "references": labels[keep].tolist(),
+            "predictions": [index[tag] for sentence in tagged for tag in sentence],
+            "references": [index[tag] for sentence in gold for tag in sentence],
         },
         # KLUE-baseline scores only the characters that fit (its gold is cut to the predictions),
         # so klue_ner and token_f1 read the tagged words.
-        MetricInput.tag_sequences: {
-            "predictions": tagged,
-            "references": [names[r[k]].tolist() for r, k in zip(labels, keep, strict=True)],
-        },
+        MetricInput.tag_sequences: {"predictions": tagged, "references": gold},
         # conlleval defines its score over every token: an untagged word keeps its gold chunk in
         # the recall's denominator.
         MetricInput.every_word_tags: {
