@@ -452,6 +452,9 @@ class Status:
     stale: list[tuple[Combination, Path, list[str]]] = field(default_factory=list)
     # Of `done`: those computed by an older layerft (results.RESULTS_VERSION), with their version.
     older: list[tuple[Combination, Path, int]] = field(default_factory=list)
+    # Of `missing`: those whose job folder holds another config's result (an option's YAML
+    # edited since?), which its job never overwrites: it stops with an error naming the keys.
+    blocked: list[tuple[Combination, Path]] = field(default_factory=list)
 
 
 def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | None = None) -> Status:
@@ -468,7 +471,7 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
             if (folder / METRICS_FILE).stat().st_mtime_ns >= since_ns
         }
     failures = job_records(sweep_dir, FAILED_FILE)
-    done, failed, missing, stale, older = [], [], [], [], []
+    done, failed, missing, stale, older, blocked = [], [], [], [], [], []
     for combination in combinations:
         if combination.fingerprint in finished:
             folder = finished[combination.fingerprint]
@@ -483,7 +486,9 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
             failed.append((combination, folder, failed_error(folder)))
         else:
             missing.append(combination)
-    return Status(done, failed, missing, stale, older)
+            if (sweep_dir / combination.label / METRICS_FILE).is_file():
+                blocked.append((combination, sweep_dir / combination.label))
+    return Status(done, failed, missing, stale, older, blocked)
 
 
 def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) -> None:
@@ -496,8 +501,11 @@ def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) ->
     print(f"{len(combinations)} combinations, {len(stage1)} distinct stage-1 trainings{kept}")
     stale = {c.fingerprint: changed for c, _, changed in state.stale}
     older = {c.fingerprint: version for c, _, version in state.older}
+    blocked = {c.fingerprint for c, _ in state.blocked}
     for combination in combinations:
         mark = "done" if combination.fingerprint in done and not force else "todo"
+        if combination.fingerprint in blocked:
+            mark = "blocked: its folder holds another config's result"
         if combination.fingerprint in older and not force:
             mark = f"done by results version {older[combination.fingerprint]}"
         if combination.fingerprint in stale and not force:
@@ -514,6 +522,19 @@ def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) ->
         )
     if older and not force:
         print(older_note(state.older))
+    if state.blocked:
+        print(blocked_note(state.blocked))
+
+
+def blocked_note(blocked: list[tuple[Combination, Path]]) -> str:
+    """One line on combinations whose job folder holds another config's result."""
+    return (
+        f"{len(blocked)} blocked: the job folder holds the result of another config (an option's "
+        "YAML edited since?), which is never overwritten, --force or not: each stops with an "
+        "error naming the keys that differ; run the grid in a new --dir, or delete those "
+        f"folders to redo them ({', '.join(str(folder) for _, folder in blocked[:3])}"
+        f"{', ...' if len(blocked) > 3 else ''})"
+    )
 
 
 def older_note(older: list[tuple[Combination, Path, int]]) -> str:
@@ -592,7 +613,10 @@ def main(argv: Sequence[str]) -> int:
             return 0
         with sweep_lock(sweep_dir):
             started_ns = time.time_ns()
-            finished = [] if args.force else status(combinations, sweep_dir).done
+            before = status(combinations, sweep_dir)
+            if before.blocked:
+                log.warning("%s", blocked_note(before.blocked))
+            finished = [] if args.force else before.done
             skipped = [c for c, _ in finished if not c.force_rerun]
             stopped = run_grid(args.grid, args.overrides, sweep_dir, args.force, skipped)
             state = status(combinations, sweep_dir, started_ns if args.force else None)

@@ -916,3 +916,26 @@ def test_a_sweep_whose_every_result_is_on_changed_data_keeps_its_exit_code(
     train.write_text("2\n")
     sweep_module.tabled("demo", [], tmp_path / "s", None, None)
     assert "no result to table in" in caplog.text and not (tmp_path / "s" / "results.md").exists()
+
+
+def test_dry_run_marks_a_combination_whose_folder_holds_another_configs_result(
+    tmp_path, capsys
+) -> None:
+    # An option's YAML edited since the grid ran: the same folder, another fingerprint. Its job
+    # refuses to overwrite that result (--force too); the plan says so instead of "todo".
+    jobs = [Combination([], name * 16, None, f"seed={name}") for name in "12"]
+    (tmp_path / "seed=1").mkdir()
+    record = {FINGERPRINT_KEY: "f" * 16, RESULTS_VERSION_KEY: RESULTS_VERSION}
+    (tmp_path / "seed=1" / "metrics.json").write_text(json.dumps(record))
+    for force in (False, True):
+        sweep_module.print_plan(jobs, tmp_path, force)
+        lines = capsys.readouterr().out.splitlines()
+        assert (
+            lines[1] == "  [blocked: its folder holds another config's result] seed=1  (no stage 1)"
+        )
+        assert lines[2] == "  [todo] seed=2  (no stage 1)"
+        assert lines[-1].startswith(
+            "1 blocked: the job folder holds the result of another config (an option's YAML "
+            "edited since?), which is never overwritten, --force or not"
+        )
+        assert lines[-1].endswith(f"folders to redo them ({tmp_path / 'seed=1'})")
