@@ -77,6 +77,11 @@ def load_task_data(
 
     `seed` (the run's) picks the rows kept under max_train_samples / max_eval_samples.
     """
+    if task.source == "data_files" and task.data_dir:
+        log.warning(
+            "%s: data_files is set, so %s.data_dir=%s is not read (the first source set is; "
+            "~%s.data_files drops the files)", group, group, task.data_dir, group,
+        )  # fmt: skip
     raw = {split: read_split(task, group, split) for split in (*SPLITS, *task.extra_eval_splits)}
     if task.source == "generator":
         raw["validation"] = _drop_seen(raw["train"], raw["validation"])

@@ -12,7 +12,7 @@ import pytest
 import torch
 from compose import compose_run
 from datasets import Dataset
-from easy_data import pair_task, relation_task
+from easy_data import keyword_task, pair_task, relation_task
 from transformers import EvalPrediction
 
 from layerft import data as data_module
@@ -153,7 +153,7 @@ def test_relation_features_point_at_the_markers(tmp_path, caplog) -> None:
         assert encoded[f"{key}_index"] == 1 + len(before)
     assert encoded["labels"] == task.label_names.index("per:employee_of")
     # A marker past max_length is read at [CLS], with a warning, instead of failing the run.
-    short = compose_run("model=tiny", "target_task=klue_re", "target_task.max_length=12")
+    short = compose_run("model=tiny", "target_task=klue_re", "target_task.max_length=30")
     with caplog.at_level(logging.WARNING):
         [cut] = tokenize(
             Dataset.from_list(rows), short.target_task, build_tiny_tokenizer(), tmp_path
@@ -412,3 +412,33 @@ def test_words_column_needs_bio_tags() -> None:
         character_task(label_names="[NN,VV]", best_metric="token_f1", metrics="[token_f1]")
     with pytest.raises(LayerftError, match=r"label_names lack I-PS, the tag a B- subword gives"):
         character_task(label_names="[B-PS,O]", best_metric="token_f1", metrics="[token_f1]")
+
+
+def test_texts_cut_at_max_length_and_an_unread_data_dir_are_warned(tmp_path: Path, caplog) -> None:
+    # Truncation changes what a classifier reads; tagging counted its cut words, sentences did not.
+    overrides = [*keyword_task(tmp_path / "data", train=40, validation=20), "model=tiny"]
+    task = compose_run(*overrides, "target_task.max_length=30", f"target_task.data_dir={tmp_path}")
+    with caplog.at_level(logging.WARNING):
+        data = load_task_data(
+            task.target_task, "target_task", build_tiny_tokenizer(), tmp_path / "c", seed=0
+        )
+    lengths = [len(ids) for ids in data.train["input_ids"]]
+    cut = sum(length >= 30 for length in lengths)
+    assert 0 < cut < len(lengths)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(
+        m.startswith(f"target_task 'ag_news': {cut} of 40 training examples ({100 * cut / 40:.1f}%) "
+                     "fill max_length=30 tokens, so were likely cut (first: train row")
+        for m in messages
+    ), messages  # fmt: skip
+    assert (
+        f"target_task: data_files is set, so target_task.data_dir={tmp_path} is not read (the "
+        "first source set is; ~target_task.data_files drops the files)"
+    ) in messages
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        load_task_data(
+            compose_run(*overrides, "target_task.max_length=128").target_task, "target_task",
+            build_tiny_tokenizer(), tmp_path / "c", seed=0,
+        )  # fmt: skip
+    assert not [r for r in caplog.records if "max_length" in r.getMessage()]

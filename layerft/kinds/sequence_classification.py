@@ -106,6 +106,18 @@ def encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast):  # noqa: ANN2
     return encode
 
 
+def check_encoded(task: TaskConfig, group: str, rows: list[Record], features: Dataset) -> None:
+    """Warns about training texts cut at max_length (tagging kinds count their cut words)."""
+    cut = [i for i, ids in enumerate(features["input_ids"]) if len(ids) >= task.max_length]
+    if cut:
+        log.warning(
+            "%s '%s': %d of %d training examples (%.1f%%) fill max_length=%d tokens, so were likely cut "
+            "(first: train row %d); raise %s.max_length to keep more of them",
+            group, task.name, len(cut), len(rows), 100 * len(cut) / len(rows), task.max_length,
+            cut[0] + 1, group,
+        )  # fmt: skip
+
+
 def collator(
     tokenizer: PreTrainedTokenizerFast, pad_to_multiple_of: int | None
 ) -> DropKeysCollator:
@@ -186,5 +198,6 @@ KIND = Kind(
     build_head=build_head,
     metric_inputs=metric_inputs,
     check_coverage=check_coverage,
+    check_encoded=check_encoded,
     start_from_pooler=lambda head, pooler: head.start_from(pooler),
 )

@@ -116,5 +116,6 @@ KIND = Kind(
     collator=classification.collator,
     build_head=lambda hidden_size, task: RegressionHead(hidden_size, task.head_dropout),
     metric_inputs=metric_inputs,
+    check_encoded=classification.check_encoded,
     start_from_pooler=lambda head, pooler: head.head.start_from(pooler),
 )
