@@ -153,7 +153,7 @@ def test_relation_features_point_at_the_markers(tmp_path, caplog) -> None:
         assert encoded[f"{key}_index"] == 1 + len(before)
     assert encoded["labels"] == task.label_names.index("per:employee_of")
     # A marker past max_length is read at [CLS], with a warning, instead of failing the run.
-    short = compose_run("model=tiny", "target_task=klue_re", "target_task.max_length=30")
+    short = compose_run("model=tiny", "target_task=klue_re", "target_task.max_length=12")
     with caplog.at_level(logging.WARNING):
         [cut] = tokenize(
             Dataset.from_list(rows), short.target_task, build_tiny_tokenizer(), tmp_path
