@@ -143,13 +143,17 @@ def config_error_line(err: Exception) -> str:
         close = difflib.get_close_matches(option, options, n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
         return f"{group}={option}: no such option; {hint}options: {', '.join(options)}"
-    cause = err.__cause__
+    # An override's error is the cause; a key in an option's file, the context of Hydra's "In
+    # '<group>/<option>': ..." (the option named, as the file to fix).
+    cause = err.__cause__ or err.__context__
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
         known = list(cause.parent_node) if isinstance(cause.parent_node, DictConfig) else []
         parent, _, name = cause.full_key.rpartition(".")
         close = difflib.get_close_matches(name, [str(k) for k in known], n=1)
         hint = f"; did you mean '{parent + '.' if parent else ''}{close[0]}'?" if close else ""
-        return f"unknown config key '{cause.full_key}'{hint}"
+        where = re.match(r"In '([^']+)':", message)
+        option = f"conf/{where.group(1)}.yaml: " if where and err.__cause__ is None else ""
+        return f"{option}unknown config key '{cause.full_key}'{hint}"
     text = " ".join(line.strip() for line in message.splitlines() if line.strip())
     if isinstance(cause, OmegaConfBaseException):  # why the override failed (its first line)
         text += f": {str(cause).splitlines()[0]}"

@@ -49,7 +49,8 @@ RESULTS_CHANGES = {
     2: "adapters sit after their block's dropout; layer_split.stage2.policy=scale reaches the "
     "adapters and LoRA of injected layers; korean_morph reads each text once; BERT checkpoints' "
     "pooler starts sentence heads (model.pretrained_pooler); the parser's scorers start in "
-    "KLUE-baseline's ranges; a bf16 regression loss keeps the gold scores exact",
+    "KLUE-baseline's ranges; a bf16 regression loss keeps the gold scores exact; klue_ner reads "
+    "words (tagging.words_column)",
 }
 RESULTS_VERSION_KEY = "run/results_version"  # absent from the records of version 1
 

@@ -159,6 +159,28 @@ def test_a_task_file_that_is_not_yaml_is_one_line_naming_its_line_and_exit_2(
     )
 
 
+def test_a_misspelt_key_in_a_task_file_names_the_file_and_the_likely_key(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    # On the command line the same typo got "did you mean"; in a file, OmegaConf's schema lines.
+    conf = Path(shutil.copytree(CONF, tmp_path / "conf"))
+    (conf / "target_task" / "typo.yaml").write_text(
+        "defaults: [snli, _self_]\nname: typo\nlabel_name: [a, b]\n"
+    )
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with (
+        pytest.raises(SystemExit) as exit_info,
+        config_errors_exit(),
+        initialize_config_dir(config_dir=str(conf), version_base="1.3"),
+    ):
+        compose("config", overrides=["target_task=typo"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: conf/target_task/typo.yaml: unknown config key 'target_task.label_name'; did you "
+        "mean 'target_task.label_names'?\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("overrides", "key"),
     [
