@@ -18,7 +18,12 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import MISSING, BooleanNode, DictConfig, OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    MissingMandatoryValue,
+    OmegaConfBaseException,
+)
 
 from layerft.errors import LayerftError, hydra_raises, traceback_wanted
 from layerft.layer_split import LayerSplitConfig
@@ -254,6 +259,13 @@ def _to_object(node: DictConfig, key: str = "", option: str = "") -> Any:
         return OmegaConf.to_object(node)
     except LayerftError as err:
         raise LayerftError(_at_key(str(err), key, OmegaConf.get_type(node), option)) from err
+    except MissingMandatoryValue as err:  # "... has missing mandatory value: kind", no key
+        missing = re.search(r"missing mandatory value: (\w+)", str(err))
+        if missing is None:
+            raise
+        where = f" ({option}: set it in its file)" if option else ""
+        dotted = f"{key}.{missing.group(1)}" if key else missing.group(1)
+        raise LayerftError(f"{dotted} is not set{where}") from err
 
 
 def _at_key(message: str, key: str, schema: Any, option: str) -> str:

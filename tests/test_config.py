@@ -20,6 +20,7 @@ from layerft.config import (
     check_switch_overrides,
     config_error_line,
     config_errors_exit,
+    to_run_config,
 )
 from layerft.errors import LayerftError
 from layerft.run import warn_inert_overrides
@@ -179,6 +180,18 @@ def test_a_misspelt_key_in_a_task_file_names_the_file_and_the_likely_key(
         "error: conf/target_task/typo.yaml: unknown config key 'target_task.label_name'; did you "
         "mean 'target_task.label_names'?\n"
     )
+
+
+def test_a_task_file_without_a_required_key_names_the_key_and_the_option(tmp_path: Path) -> None:
+    conf = Path(shutil.copytree(CONF, tmp_path / "conf"))
+    (conf / "target_task" / "nokind.yaml").write_text(
+        "defaults: [/base_target_task, _self_]\nname: nokind\nlabel_names: [a, b]\n"
+    )
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose("config", overrides=["target_task=nokind"])
+    with pytest.raises(LayerftError) as info:
+        to_run_config(cfg)
+    assert str(info.value) == "target_task.kind is not set (target_task=nokind: set it in its file)"
 
 
 @pytest.mark.parametrize(
