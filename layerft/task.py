@@ -141,9 +141,10 @@ class TaskConfig:
         for name in self.metrics:
             spec = metric_spec(name, f"{where}: metrics")
             if spec.reads not in kind_of(self).provides:
+                default = " (metrics defaults to [accuracy]: set it)" if name == "accuracy" else ""
                 raise LayerftError(
                     f"{where}: metrics: '{name}' reads {spec.reads.value}, which a {self.kind.value} "
-                    f"task does not produce"
+                    f"task does not produce{default}"
                 )
             keys += spec.keys
         if "binary_f1" in self.metrics and len(self.label_names) != 2:

@@ -555,6 +555,13 @@ def test_a_metric_returning_an_undeclared_key_or_no_best_metric_is_one_error(mon
             "injection_task.metrics: 'conlleval' scores entities of IOB2 tags (O, B-<type>, "
             "I-<type>); label_names has '\"'",
         ),
+        # A task file that leaves metrics at their default, for a kind that cannot feed it.
+        (
+            ["target_task=klue_sts", "target_task.metrics=[accuracy]",
+             "target_task.best_metric=accuracy"],
+            "target_task.metrics: 'accuracy' reads class_ids, which a sequence_regression task "
+            "does not produce (metrics defaults to [accuracy]: set it)",
+        ),
         # A split the task never reads (`dev` is `validation`).
         (
             ["target_task=snli", "+target_task.data_files.dev=x.jsonl"],
