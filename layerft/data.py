@@ -80,7 +80,8 @@ def load_task_data(
     if task.source == "data_files" and task.data_dir:
         log.warning(
             "%s: data_files is set, so %s.data_dir=%s is not read (the first source set is; "
-            "~%s.data_files drops the files)", group, group, task.data_dir, group,
+            "%s.data_files.train=null %s.data_files.validation=null unsets the files)",
+            group, group, task.data_dir, group, group,
         )  # fmt: skip
     raw = {split: read_split(task, group, split) for split in (*SPLITS, *task.extra_eval_splits)}
     if task.source == "generator":

@@ -127,19 +127,21 @@ def load_tokenizer(cfg: ModelConfig, cache_dir: Path | None = None) -> PreTraine
     return tokenizer
 
 
-def load_backbone(cfg: ModelConfig, cache_dir: Path | None = None) -> PreTrainedModel:
-    """A fresh copy of the pre-trained encoder, with its pooler only under `pretrained_pooler`
-    (`heads.build_task_model` hands it to a sentence head, or drops it)."""
+def load_backbone(
+    cfg: ModelConfig, cache_dir: Path | None = None, *, pooler: bool | None = None
+) -> PreTrainedModel:
+    """A fresh copy of the pre-trained encoder, with its pooler when `pooler` (default:
+    `pretrained_pooler`; a run asks for it only for a head that reads it), which
+    `heads.build_task_model` hands to a sentence head."""
+    pooler = cfg.pretrained_pooler if pooler is None else pooler
     if cfg.tiny is not None:
-        return build_tiny_backbone(
-            cfg.tiny, vocab_size=len(build_tiny_tokenizer()), pooler=cfg.pretrained_pooler
-        )
+        return build_tiny_backbone(cfg.tiny, vocab_size=len(build_tiny_tokenizer()), pooler=pooler)
     backbone, loading = _from_pretrained(
         AutoModel,
         cfg,
         cache_dir,
         use_safetensors=True,
-        add_pooling_layer=cfg.pretrained_pooler,
+        add_pooling_layer=pooler,
         output_loading_info=True,
         # transformers 5 keeps a checkpoint's dtype (bf16 stays bf16); the optimizer needs fp32
         # master weights, and mixed precision is the trainer's business.

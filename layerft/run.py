@@ -156,7 +156,9 @@ def _load(cfg: RunConfig, task: TaskConfig, group: str, tokenizer: Any, cache: P
 
 def _fresh_model(cfg: RunConfig, task: TaskConfig) -> TaskModel:
     seed_everything(cfg.seed)
-    return build_task_model(load_backbone(cfg.model, Path(cfg.cache_dir).expanduser()), task)
+    pooler = cfg.model.pretrained_pooler and reads_pooler([task.kind.value])  # else not loaded
+    backbone = load_backbone(cfg.model, Path(cfg.cache_dir).expanduser(), pooler=pooler)
+    return build_task_model(backbone, task)
 
 
 def build_injection_model(cfg: RunConfig) -> tuple[TaskModel, int]:

@@ -486,9 +486,25 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
             failed.append((combination, folder, failed_error(folder)))
         else:
             missing.append(combination)
-            if (sweep_dir / combination.label / METRICS_FILE).is_file():
-                blocked.append((combination, sweep_dir / combination.label))
+            folder = sweep_dir / job_folder(combination)
+            if another_config_result(folder):
+                blocked.append((combination, folder))
     return Status(done, failed, missing, stale, older, blocked)
+
+
+def job_folder(combination: Combination) -> str:
+    """The name of a combination's job folder (its label; a grid that sweeps nothing: Hydra's)."""
+    return job_dirname("") if combination.label == "(defaults)" else combination.label
+
+
+def another_config_result(folder: Path) -> bool:
+    """Whether `folder` holds a readable result (of another config, where its combination is not
+    finished): a damaged metrics.json is set aside and redone, not blocking."""
+    try:
+        record = json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and FINGERPRINT_KEY in record
 
 
 def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) -> None:

@@ -576,6 +576,13 @@ def test_registry_names_are_checked_when_the_config_is_built(overrides, message)
     assert message in str(info.value)
 
 
+def test_a_null_split_entry_is_a_placeholder_not_an_unknown_split() -> None:
+    # glue_mnli's YAML names `mismatched: null` for its extra dev set; without that split it is
+    # unread, and Hydra cannot delete a null key from the command line.
+    task = compose_run("target_task=glue_mnli", "target_task.extra_eval_splits=[]").target_task
+    assert task.extra_eval_splits == []
+
+
 @pytest.mark.skipif(
     not SHARED.is_dir(), reason="../shared/data (real KLUE samples) is not beside the checkout"
 )

@@ -15,9 +15,11 @@ from tokenizers import normalizers
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from layerft.charsmap import build_precompiled_charsmap
+from layerft.data import normalise_records
 from layerft.e5_format import Q4_BLOCK, dequantise_q4_0
 from layerft.e5_offline import converted_e5_small, mean_pooled_embeddings
 from layerft.errors import LayerftError
+from layerft.kinds import KINDS, TaskKind
 from layerft.model import load_backbone, load_tokenizer, max_sequence_length
 
 # One worker runs this module: its fixtures convert the model once.
@@ -122,3 +124,26 @@ def test_q4_0_block_dequantises_low_nibbles_first() -> None:
     expected[0], expected[16] = (15 - 8) * 0.5, (9 - 8) * 0.5
     expected[17:] = -4.0  # high nibble 0 -> (0 - 8) * 0.5
     np.testing.assert_array_equal(weights, expected)
+
+
+def test_klue_ner_gives_a_character_to_the_piece_after_a_lone_word_mark(e5) -> None:
+    # SentencePiece offsets a lone "▁" over the word's first character, as it does the piece after
+    # it: the "▁" took the character's tag and the piece (and its later characters) got none.
+    tokenizer, _ = e5
+    task = compose_run("target_task=klue_ner").target_task
+    words, tags = ["ㅋㅋ", "5.8"], ["O", "O", "B-QT", "I-QT", "I-QT"]
+    record = {"tokens": list("".join(words)), "ner_tags": tags, "words": words}
+    [row] = normalise_records(task, "target_task", [record], "dev")
+    encoded = KINDS[TaskKind.token_tagging].encoder(task, tokenizer)(
+        {k: [v] for k, v in row.items()}
+    )
+    pieces = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])
+    assert "▁" in pieces  # the tokenizer does split a lone mark off here
+    assert encoded["tagged_words"][0] == [0, 1, 2, 3, 4]  # every character gets a prediction
+    trained = [
+        (piece, task.label_names[label])
+        for piece, label in zip(pieces, encoded["labels"][0], strict=True)
+        if label != -100
+    ]
+    assert [tag for _, tag in trained] == ["O", "B-QT"]  # one per piece with characters
+    assert all(piece.strip("▁") for piece, _ in trained)

@@ -10,6 +10,7 @@ import torch
 from compose import compose_config, compose_run
 from transformers import BertConfig, BertForSequenceClassification, BertModel
 
+from layerft import run as run_module
 from layerft.config import resolve_config
 from layerft.errors import LayerftError
 from layerft.heads import build_task_model
@@ -157,3 +158,17 @@ def test_a_regression_loss_under_bf16_keeps_the_gold_scores_exact() -> None:
     assert output["scores"].dtype == torch.bfloat16
     expected = torch.nn.functional.mse_loss(output["scores"].float(), labels)
     assert output["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_only_a_head_that_reads_the_pooler_needs_its_weights(tmp_path: Path) -> None:
+    # bert_base_uncased sets pretrained_pooler; a checkpoint without pooler weights still runs
+    # token tasks (where the key changes nothing, as its warning says), and fails a sentence head.
+    folder = bert_folder(tmp_path, pooler=False)
+    cfg = compose_run(
+        "model=bert_base_uncased", f"model.hub_id={folder}", "injection_task=demo_pos"
+    )
+    assert cfg.model.pretrained_pooler and cfg.injection_task is not None
+    tagger = run_module._fresh_model(cfg, cfg.injection_task)
+    assert not any("pooler" in name for name, _ in tagger.named_parameters())
+    with pytest.raises(LayerftError, match=r"model.pretrained_pooler=true, but .* has no pooler"):
+        run_module._fresh_model(cfg, cfg.target_task)

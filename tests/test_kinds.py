@@ -433,7 +433,8 @@ def test_texts_cut_at_max_length_and_an_unread_data_dir_are_warned(tmp_path: Pat
     ), messages  # fmt: skip
     assert (
         f"target_task: data_files is set, so target_task.data_dir={tmp_path} is not read (the "
-        "first source set is; ~target_task.data_files drops the files)"
+        "first source set is; target_task.data_files.train=null "
+        "target_task.data_files.validation=null unsets the files)"
     ) in messages
     caplog.clear()
     with caplog.at_level(logging.WARNING):

@@ -939,3 +939,14 @@ def test_dry_run_marks_a_combination_whose_folder_holds_another_configs_result(
             "edited since?), which is never overwritten, --force or not"
         )
         assert lines[-1].endswith(f"folders to redo them ({tmp_path / 'seed=1'})")
+    # A damaged metrics.json is set aside and the job redone: not blocked.
+    (tmp_path / "seed=1" / "metrics.json").write_text('{"run/config_fing')
+    sweep_module.print_plan(jobs, tmp_path, False)
+    assert "blocked" not in capsys.readouterr().out
+
+
+def test_a_grid_that_sweeps_nothing_runs_in_hydras_default_folder() -> None:
+    # Its label says "(defaults)"; its folder, where a blocked result would sit, is "default".
+    combination = Combination([], "f" * 16, None, "(defaults)")
+    assert sweep_module.job_folder(combination) == sweep_module.job_dirname("") == "default"
+    assert sweep_module.job_folder(Combination([], "f" * 16, None, "seed=1")) == "seed=1"

@@ -840,8 +840,13 @@ def test_wandb_key_without_a_reachable_host_goes_offline_with_one_warning(
     assert done.seconds < alone + 50, (done.seconds, alone)
     assert "Traceback" not in done.proc.stderr
     output = (done.proc.stdout + done.proc.stderr).splitlines()
-    # (on SHRINK's 2 steps the best checkpoint may be step 1, taken after a step at lr 0: warned)
-    [warning] = [line for line in output if "WARNING" in line and "at lr 0" not in line]
+    # (on SHRINK's 2 steps the best checkpoint may be step 1, taken after a step at lr 0: warned;
+    # the tiny model's character tokenizer fills max_length with a few demo sentences: warned)
+    [warning] = [
+        line
+        for line in output
+        if "WARNING" in line and "at lr 0" not in line and "likely cut" not in line
+    ]
     assert CLOSED_PORT in warning and "offline" in warning, warning
     assert len(list((done.run_dir / "wandb").glob("offline-run-*"))) == 1
     assert_key_nowhere(done, key)

@@ -104,6 +104,11 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
 
 def _words(column: str, record: Record, characters: list[str], where: str) -> list[str]:
     """The record's words, checked to spell its characters (each token one character)."""
+    if column not in record:
+        raise LayerftError(
+            f"{where}: no column '{column}' (tagging.words_column: the text split at whitespace); "
+            "give it, or set tagging.words_column=null to read each character as a word"
+        )
     words = list_of(record, column, str, where)
     if long := next((t for t in characters if len(t) != 1), None):
         raise LayerftError(
@@ -133,17 +138,27 @@ def word_labels(word_ids: list[int | None], tags: list[int]) -> list[int]:
     return labels
 
 
+# Word-start marks a piece may be alone: SentencePiece's (XLM-R, e5) and byte-level BPE's.
+_WORD_MARKS = ("\u2581", "\u0120")
+
+
 def character_spans(
-    word_ids: list[int | None], offsets: list[tuple[int, int]], words: list[str]
+    word_ids: list[int | None],
+    offsets: list[tuple[int, int]],
+    words: list[str],
+    pieces: list[str],
 ) -> tuple[list[int], list[int]]:
     """Each token's characters as [start, end) in the text's characters (spaces left out), from
-    its word and its offsets in that word; -1, -1 for a special token or one with no character."""
+    its word and its offsets in that word; -1, -1 for a special token or one with no character of
+    its own: a lone word-start mark, which SentencePiece offsets over the first character that the
+    next piece reads (KLUE-baseline strips it too)."""
     first = [0]
     for word in words:
         first.append(first[-1] + len(word))
     starts, ends = [], []
-    for word, (start, end) in zip(word_ids, offsets, strict=True):
-        empty = word is None or start >= end
+    for word, (start, end), piece in zip(word_ids, offsets, pieces, strict=True):
+        mark_only = not piece.strip("".join(_WORD_MARKS))
+        empty = word is None or start >= end or mark_only
         starts.append(-1 if empty else first[word] + start)
         ends.append(-1 if empty else first[word] + end)
     return starts, ends
@@ -209,7 +224,8 @@ def _character_encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast):  #
         encoded["char_start"], encoded["char_end"], encoded["labels"] = [], [], []
         encoded["tagged_words"] = []
         for i, (words, tags) in enumerate(zip(batch["words"], batch["tags"], strict=True)):
-            starts, ends = character_spans(encoded.word_ids(i), offsets[i], words)
+            pieces = tokenizer.convert_ids_to_tokens(encoded["input_ids"][i])
+            starts, ends = character_spans(encoded.word_ids(i), offsets[i], words, pieces)
             encoded["char_start"].append(starts)
             encoded["char_end"].append(ends)
             encoded["labels"].append(character_labels(starts, tags))
