@@ -139,47 +139,35 @@ def test_a_key_inside_a_null_node_is_one_line_and_exit_2(monkeypatch, capsys) ->
         raise AssertionError("Unexpected type for root: a bug elsewhere")
 
 
-def test_a_task_file_that_is_not_yaml_is_one_line_naming_its_line_and_exit_2(
-    tmp_path: Path, monkeypatch, capsys
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        # Not YAML: the file's line and column.
+        ("defaults: [/base_target_task, _self_]\nlabel_names: [a, b\nlr: 1\n",
+         "{file}:3:3: not valid YAML (while parsing a flow sequence: expected ',' or ']', but got "
+         "':'); fix the file"),
+        # A misspelt key: on the command line it got "did you mean"; in a file, OmegaConf's lines.
+        ("defaults: [snli, _self_]\nname: task\nlabel_name: [a, b]\n",
+         "conf/target_task/task.yaml: unknown config key 'target_task.label_name'; did you mean "
+         "'target_task.label_names'?"),
+    ],
+)  # fmt: skip
+def test_a_mistake_in_a_task_file_is_one_line_naming_the_file_and_exit_2(
+    tmp_path: Path, monkeypatch, capsys, text: str, error: str
 ) -> None:
     # Writing a task YAML is how a task is added, so a typo in one is a common mistake.
     conf = Path(shutil.copytree(CONF, tmp_path / "conf"))
-    broken = conf / "target_task" / "broken.yaml"
-    broken.write_text("defaults: [/base_target_task, _self_]\nlabel_names: [a, b\nlr: 1\n")
+    file = conf / "target_task" / "task.yaml"
+    file.write_text(text)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     with (
         pytest.raises(SystemExit) as exit_info,
         config_errors_exit(),
         initialize_config_dir(config_dir=str(conf), version_base="1.3"),
     ):
-        compose("config", overrides=["target_task=broken"])
+        compose("config", overrides=["target_task=task"])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err == (
-        f"error: {broken}:3:3: not valid YAML (while parsing a flow sequence: expected ',' or "
-        "']', but got ':'); fix the file\n"
-    )
-
-
-def test_a_misspelt_key_in_a_task_file_names_the_file_and_the_likely_key(
-    tmp_path: Path, monkeypatch, capsys
-) -> None:
-    # On the command line the same typo got "did you mean"; in a file, OmegaConf's schema lines.
-    conf = Path(shutil.copytree(CONF, tmp_path / "conf"))
-    (conf / "target_task" / "typo.yaml").write_text(
-        "defaults: [snli, _self_]\nname: typo\nlabel_name: [a, b]\n"
-    )
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    with (
-        pytest.raises(SystemExit) as exit_info,
-        config_errors_exit(),
-        initialize_config_dir(config_dir=str(conf), version_base="1.3"),
-    ):
-        compose("config", overrides=["target_task=typo"])
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err == (
-        "error: conf/target_task/typo.yaml: unknown config key 'target_task.label_name'; did you "
-        "mean 'target_task.label_names'?\n"
-    )
+    assert capsys.readouterr().err == f"error: {error.format(file=file)}\n"
 
 
 def test_a_task_file_without_a_required_key_names_the_key_and_the_option(tmp_path: Path) -> None:
