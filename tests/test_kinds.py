@@ -18,7 +18,7 @@ from transformers import EvalPrediction
 from layerft import data as data_module
 from layerft.data import load_task_data, normalise_records, read_split, tokenize
 from layerft.errors import LayerftError
-from layerft.kinds import KINDS, TaskKind
+from layerft.kinds import KINDS, TaskKind, token_tagging
 from layerft.kinds.relation_classification import mark
 from layerft.metrics import MetricInput
 from layerft.model import build_tiny_tokenizer, load_tokenizer
@@ -443,3 +443,16 @@ def test_texts_cut_at_max_length_and_an_unread_data_dir_are_warned(tmp_path: Pat
             build_tiny_tokenizer(), tmp_path / "c", seed=0,
         )  # fmt: skip
     assert not [r for r in caplog.records if "max_length" in r.getMessage()]
+
+
+def test_characters_past_max_length_are_counted_as_characters() -> None:
+    task = character_task(max_length="4")  # [CLS] john smith [SEP]
+    tokenizer = load_tokenizer(compose_run("model=minilm").model)
+    words, tags = ["John", "Smith", "ok"], ["B-PS"] + ["I-PS"] * 8 + ["O", "O"]
+    features, row = encode_characters(task, tokenizer, words, tags)
+    cut, empty = token_tagging._untagged(task, [row], features, "dev")
+    assert cut.count("lie past max_length=4") == (
+        "2 characters in 1 dev sentences lie past max_length=4 (first: character 10 'o' of dev "
+        "row 1)"
+    )
+    assert not empty.words

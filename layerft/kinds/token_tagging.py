@@ -339,7 +339,8 @@ def _untagged(
     task: TaskConfig, rows: list[Record], features: Dataset, split: str
 ) -> tuple[_Untagged, _Untagged]:
     """The words of `rows` without a tag position: cut by max_length, and with no subword."""
-    cut, empty = _Untagged(split), _Untagged(split)
+    unit = "character" if task.tagging.words_column is not None else "word"  # what is tagged
+    cut, empty = _Untagged(split, unit), _Untagged(split, unit)
     for index, (row, words, ids) in enumerate(
         zip(rows, features["tagged_words"], features["input_ids"], strict=True)
     ):
@@ -356,6 +357,7 @@ class _Untagged:
     sentences."""
 
     split: str
+    unit: str  # what a tag is of: "word", or "character" (tagging.words_column)
     words: int = 0
     sentences: set[int] = field(default_factory=set)
     first: str = ""
@@ -364,12 +366,12 @@ class _Untagged:
         self.words += 1
         self.sentences.add(index)
         self.first = self.first or (
-            f"word {word + 1} {row['tokens'][word]!r} of {self.split} row {index + 1}"
+            f"{self.unit} {word + 1} {row['tokens'][word]!r} of {self.split} row {index + 1}"
         )
 
     def count(self, why: str) -> str:
         return (
-            f"{self.words} words in {len(self.sentences)} {self.split} sentences {why} "
+            f"{self.words} {self.unit}s in {len(self.sentences)} {self.split} sentences {why} "
             f"(first: {self.first})"
         )
 
