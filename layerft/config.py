@@ -8,7 +8,7 @@ import difflib
 import re
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -113,6 +113,22 @@ def check_data_files(run_cfg: RunConfig) -> None:
     run_cfg.target_task.check_files("target_task")
     if run_cfg.injection_task is not None:
         run_cfg.injection_task.check_files("injection_task")
+
+
+def check_option_names(cfg: DictConfig, choices: Mapping[str, Any]) -> None:
+    """Each chosen option's `name` is its file's: messages, stage-1 keys and results name an option
+    by it, so a copied YAML that kept the original's name would be reported as the original."""
+    for group, choice in choices.items():
+        key = str(group).split("@")[-1]
+        node = cfg.get(key) if key in GROUP_OF_KEY else None
+        if choice is None or not isinstance(node, DictConfig) or "name" not in node:
+            continue
+        option = str(choice).split("/")[-1]
+        if str(node.name) != option:
+            raise LayerftError(
+                f"{key}={choice}: its file sets name: {node.name}; an option's name must be its "
+                f"file's ({option}), as messages and results name it by that"
+            )
 
 
 def check_known_keys(node: DictConfig, key: str = "") -> None:

@@ -22,6 +22,7 @@ from layerft.callbacks import MetricSink
 from layerft.config import (
     GROUP_SCHEMAS,
     RunConfig,
+    check_option_names,
     check_switch_overrides,
     data_files,
     resolve_config,
@@ -596,6 +597,7 @@ def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str,
     entries = job_entries(cfg, hydra)
     try:
         with user_errors_exit(reraise=isolate_failures):
+            check_option_names(cfg, hydra.runtime.choices)
             run_cfg = to_run_config(cfg)
             check_switch_overrides(cfg, overrides)
             resolved = resolve_config(cfg)

@@ -17,6 +17,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from layerft.config import (
     GROUP_SCHEMAS,
     check_data_files,
+    check_option_names,
     check_switch_overrides,
     config_error_line,
     config_errors_exit,
@@ -428,3 +429,29 @@ def test_an_inert_override_is_warned_about_once(caplog) -> None:
         "injection_task=none: no stage 1, so injection_lr_schedule.multipliers.head=2 "
         "layer_split.stage2.lr_multiplier=0.5 change nothing"
     ]
+
+
+def test_an_option_named_other_than_its_file_fails_naming_both(tmp_path: Path) -> None:
+    # A copied task YAML that kept `name: snli` was reported as snli in every later message.
+    conf = Path(shutil.copytree(CONF, tmp_path / "conf"))
+    (conf / "target_task" / "mine.yaml").write_text("defaults: [snli, _self_]\nname: snli\n")
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose("config", overrides=["target_task=mine"], return_hydra_config=True)
+    choices = dict(cfg.hydra.runtime.choices)
+    with pytest.raises(LayerftError) as info:
+        check_option_names(cfg, choices)
+    assert str(info.value) == (
+        "target_task=mine: its file sets name: snli; an option's name must be its file's (mine), "
+        "as messages and results name it by that"
+    )
+    # Every shipped option, stage 1's schedule included, is named as its file.
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        for overrides in ([], ["lr_schedule@injection_lr_schedule=cosine", "injection_task=none"]):
+            cfg = compose("config", overrides=overrides, return_hydra_config=True)
+            check_option_names(cfg, dict(cfg.hydra.runtime.choices))
+
+
+def test_every_shipped_option_is_named_as_its_file() -> None:
+    for path in sorted(CONF.glob("*/*.yaml")):
+        name = OmegaConf.load(path).get("name")
+        assert name is None or name == path.stem, path
