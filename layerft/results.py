@@ -254,11 +254,6 @@ def results_version(record: dict[str, Any]) -> int:
     return int(record.get(RESULTS_VERSION_KEY, 1))
 
 
-def stored_results_version(run_dir: Path) -> int:
-    """The results version of the finished result in `run_dir`."""
-    return results_version(json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8")))
-
-
 def older_results(version: int) -> str:
     """What an older result is, for a message: its version and what changed since."""
     changes = "; ".join(RESULTS_CHANGES[v] for v in range(version + 1, RESULTS_VERSION + 1))
@@ -409,11 +404,15 @@ def read_finished(run_dir: Path, fingerprint: str, new_folder: str) -> dict[str,
     return {key: value for key, value in data.items() if not key.startswith(RUN_PREFIX)}
 
 
-def changed_data(run_dir: Path, data_files: dict[str, str]) -> list[str]:
-    """The splits whose data file differs from the one the finished result in `run_dir` was
-    computed on (a file now missing, or a result written before files were recorded, is not
-    compared)."""
-    stored = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8")).get(DATA_FILES_KEY)
+def read_record(run_dir: Path) -> dict[str, Any]:
+    """The finished result's record in `run_dir` (its metrics.json)."""
+    return json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
+
+
+def changed_data(record: dict[str, Any], data_files: dict[str, str]) -> list[str]:
+    """The splits whose data file differs from the one a finished result's `record` was computed
+    on (a file now missing, or a result written before files were recorded, is not compared)."""
+    stored = record.get(DATA_FILES_KEY)
     if not isinstance(stored, dict):
         return []
     return sorted(k for k, digest in data_files.items() if stored.get(k, digest) != digest)

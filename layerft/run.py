@@ -56,6 +56,7 @@ from layerft.results import (
     changed_data,
     config_differences,
     read_finished,
+    read_record,
     reads_pooler,
     record_failure,
     run_dir_errors,
@@ -346,7 +347,7 @@ def read_result(folder: Path, record: RunRecord, hint: str) -> tuple[dict[str, f
 def check_same_data(folder: Path, record: RunRecord, hint: str) -> None:
     """A finished result of this config computed on other data (a data file edited or replaced
     in place since) is neither reported as this run's nor overwritten: an error saying so."""
-    changed = changed_data(folder, record.data_files)
+    changed = changed_data(read_record(folder), record.data_files)
     if changed:
         raise LayerftError(
             f"{folder / METRICS_FILE} is this config's result on other data: the file of "

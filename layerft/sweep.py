@@ -62,7 +62,8 @@ from layerft.results import (
     file_error,
     file_sha256,
     older_results,
-    stored_results_version,
+    read_record,
+    results_version,
 )
 
 log = logging.getLogger(__name__)
@@ -475,11 +476,12 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
     for combination in combinations:
         if combination.fingerprint in finished:
             folder = finished[combination.fingerprint]
-            if changed := changed_data(folder, combination.data_files):
+            record = read_record(folder)
+            if changed := changed_data(record, combination.data_files):
                 stale.append((combination, folder, changed))
             else:
                 done.append((combination, folder))
-                if (version := stored_results_version(folder)) < RESULTS_VERSION:
+                if (version := results_version(record)) < RESULTS_VERSION:
                     older.append((combination, folder, version))
         elif combination.fingerprint in failures:
             folder = failures[combination.fingerprint]
@@ -501,7 +503,7 @@ def another_config_result(folder: Path) -> bool:
     """Whether `folder` holds a readable result (of another config, where its combination is not
     finished): a damaged metrics.json is set aside and redone, not blocking."""
     try:
-        record = json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
+        record = read_record(folder)
     except (OSError, ValueError):
         return False
     return isinstance(record, dict) and FINGERPRINT_KEY in record
