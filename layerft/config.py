@@ -234,6 +234,13 @@ def yaml_error_line(err: yaml.YAMLError) -> str:
     return f"{where}: not valid YAML ({reason or type(err).__name__}); fix the file"
 
 
+def override_key(override: str) -> str:
+    """The key a command-line override sets: without its `+`, `++` or `~`, its value, and a
+    group's `@package` prefix (`lr_schedule@injection_lr_schedule=cosine` sets
+    injection_lr_schedule)."""
+    return override.lstrip("+~").split("=", 1)[0].split("@")[-1]
+
+
 def check_switch_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
     """Fail on an on/off key set to a number other than 0 or 1 on the command line: OmegaConf reads
     any other number as true (`trainer.keep_checkpoints=2` would keep every checkpoint, not two)."""

@@ -25,6 +25,7 @@ from layerft.config import (
     check_option_names,
     check_switch_overrides,
     data_files,
+    override_key,
     resolve_config,
     to_run_config,
 )
@@ -450,7 +451,7 @@ def run_name(record: RunRecord) -> str:
     changes (`target_task.lr=1e-3`, `model=tiny`; not the seed, the sweep's name, nor a
     result-neutral key such as a credential), then the seed: runs of one sweep that differ only in
     an override differ by name. Settings that would pass MAX_RUN_NAME are counted (`+2 more`)."""
-    given = {o.lstrip("+~").split("=", 1)[0].split("@")[-1] for o in record.overrides}
+    given = {override_key(o) for o in record.overrides}
     settings = job_settings(record.choices, record.overrides)
     extra = [
         f"{k}={v}" for k, v in settings.items() if k in given and k not in (*NAMED_CHOICES, "sweep")
@@ -515,7 +516,7 @@ def warn_inert_overrides(cfg: RunConfig, overrides: list[str]) -> None:
     (`tuning_mode.lora.rank=4` under tuning_mode=full): the run is not the variant it names."""
     reasons: dict[str, list[str]] = {}  # why -> its overrides; one override, one (first) reason
     for override in overrides:
-        key = override.lstrip("+~").split("=", 1)[0]
+        key = override_key(override)
         for prefix, why in inert_settings(cfg):
             if key == prefix or (prefix.endswith(".") and key.startswith(prefix)):
                 reasons.setdefault(why, []).append(override)
@@ -532,7 +533,7 @@ def warn_split_multiplier(cfg: RunConfig, overrides: list[str]) -> None:
     if cfg.injection_task is None or cfg.tuning_mode.method == TuningMethod.frozen:
         return
     stage2, name = cfg.layer_split.stage2, cfg.layer_split.name
-    given = any(o.lstrip("+~").startswith("layer_split.stage2.lr_multiplier=") for o in overrides)
+    given = any(override_key(o) == "layer_split.stage2.lr_multiplier" for o in overrides)
     if stage2.policy != InjectedPolicy.scale and stage2.lr_multiplier != 1 and not given:
         log.warning(
             "layer_split=%s sets stage2.lr_multiplier=%g, which policy=%s never reads (only "
