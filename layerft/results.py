@@ -99,11 +99,12 @@ def result_config(resolved: dict[str, Any]) -> dict[str, Any]:
     without each task's RECORD_CHOICE_KEYS, and without `model.pretrained_pooler` where no head
     reads it."""
     kept = _without(resolved, RESULT_NEUTRAL_KEYS)
-    stages = [kept[s] for s in ("injection_task", "target_task") if kept[s] is not None]
+    kinds = []
     for stage in ("injection_task", "target_task"):
         if kept[stage] is not None:  # a disabled stage 1 is null
             kept[stage] = keyed_task(kept[stage])
-    drop_unread_pooler(kept["model"], [task["kind"] for task in stages])
+            kinds.append(kept[stage]["kind"])
+    drop_unread_pooler(kept["model"], kinds)
     return kept
 
 

@@ -66,6 +66,11 @@ class Job:
     # The results version of the layerft that wrote the record (results.RESULTS_VERSION).
     results_version: int = RESULTS_VERSION
 
+    @property
+    def older(self) -> bool:
+        """Whether an older layerft computed it (results.RESULTS_VERSION)."""
+        return self.results_version < RESULTS_VERSION
+
 
 def read_jobs(sweep_dir: Path) -> list[Job]:
     """Every job under `sweep_dir` at any depth, one per config and per (settings, seed): a finished

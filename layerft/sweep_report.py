@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from layerft.results import RESULTS_VERSION, older_results
+from layerft.results import older_results
 from layerft.sweep_records import Job
 from layerft.sweep_table import MIN_PAIRS, MISSING, Failure, Table, label
 
@@ -128,9 +128,7 @@ def render_markdown(
 
 def older_versions(jobs: list[Job]) -> list[int]:
     """The results versions of the finished jobs an older layerft computed, one per job."""
-    return [
-        j.results_version for j in jobs if j.error is None and j.results_version < RESULTS_VERSION
-    ]
+    return [job.results_version for job in jobs if job.error is None and job.older]
 
 
 def _own_label(job: Job, table: Table) -> str:

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from layerft.errors import LayerftError
-from layerft.results import RESULTS_VERSION
 from layerft.sweep_records import (
     Job,
     SettingsKey,
@@ -100,7 +99,7 @@ class Combination:
 
     def older_seeds(self) -> list[int]:
         """Seeds whose result an older layerft computed (results.RESULTS_VERSION)."""
-        return sorted(job.seed for job in self.finished if job.results_version < RESULTS_VERSION)
+        return sorted(job.seed for job in self.finished if job.older)
 
     def values(self, key: str) -> dict[int, float]:
         """seed -> the metric, for the finished jobs that report it."""
