@@ -1,17 +1,25 @@
 """User-facing errors: bad config, data or environment, reported as one line and a non-zero exit."""
 
 import contextlib
+import json
 import logging
 import os
 import sys
 import traceback
 from collections.abc import Iterator
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 
 class LayerftError(Exception):
     """An error the user can fix (a key, file, record or id at fault); printed without a traceback."""
+
+
+def quoted(value: Any, limit: int = 60) -> str:
+    """`value` as JSON, cut to `limit` characters, for a one-line message."""
+    text = json.dumps(value, ensure_ascii=False, default=repr)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def traceback_wanted() -> bool:

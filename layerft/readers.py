@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from layerft import readers_conll
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, quoted
 from layerft.readers_glue import GLUE_READERS
 from layerft.readers_squad import (
     hub_squad,
@@ -567,12 +567,6 @@ _KIND_WORDS: Mapping[type, str] = MappingProxyType(
 )
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    """`value` as JSON, cut to `limit` characters, for a one-line message."""
-    text = json.dumps(value, ensure_ascii=False, default=repr)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _field(record: Any, key: str, kind: type, name: str = "") -> Any:
     """record[key] if present and of type `kind` (`object`: any); a string must not be blank."""
     name = name or key
@@ -584,7 +578,7 @@ def _field(record: Any, key: str, kind: type, name: str = "") -> Any:
     # bool is an int subclass in Python; JSON keeps them apart.
     wrong_bool = isinstance(value, bool) and kind is not bool
     if kind is not object and (wrong_bool or not isinstance(value, kind)):
-        raise _Fault(f"{name} is not {_KIND_WORDS[kind]} (got {_short(value)})")
+        raise _Fault(f"{name} is not {_KIND_WORDS[kind]} (got {quoted(value)})")
     if isinstance(value, str) and not value.strip():
         raise _Fault(f"{name} is empty")
     return value
@@ -594,7 +588,7 @@ def _score(labels: Mapping[str, Any], key: str) -> float:
     """labels[key] as a float in 0..5."""
     value = _field(labels, key, object, f"labels.{key}")
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _Fault(f"labels.{key} {_short(value)} is not a number")
+        raise _Fault(f"labels.{key} {quoted(value)} is not a number")
     if not 0 <= value <= 5:
         raise _Fault(f"labels.{key} {value} is outside 0..5")
     return float(value)
@@ -630,7 +624,7 @@ def _sts_record(row: Mapping[str, Any]) -> dict[str, Any]:
     labels = _field(row, "labels", dict)
     binary = _field(labels, "binary-label", object, "labels.binary-label")
     if isinstance(binary, bool) or binary not in (0, 1) or not isinstance(binary, int):
-        raise _Fault(f"labels.binary-label {_short(binary)} is not 0 or 1")
+        raise _Fault(f"labels.binary-label {quoted(binary)} is not 0 or 1")
     return {
         "guid": _field(row, "guid", str),
         "sentence1": _field(row, "sentence1", str),
@@ -653,7 +647,7 @@ def read_klue_sts(path: Path) -> list[dict[str, Any]]:
 def _spans(values: Any, context: str, name: str) -> list[dict[str, Any]]:
     """A list of {text, answer_start}, each found in `context` at its answer_start."""
     if not isinstance(values, list):
-        raise _Fault(f"{name} is not a list (got {_short(values)})")
+        raise _Fault(f"{name} is not a list (got {quoted(values)})")
     spans = []
     for number, span in enumerate(values):
         label = f"{name}[{number}]"
@@ -692,7 +686,7 @@ def _title(article: Mapping[str, Any], name: str) -> str:
     """An article's title; the hub's loader treats it as optional, so a missing one is ''."""
     title = article.get("title", "")
     if not isinstance(title, str):
-        raise _Fault(f"{name} is not a string (got {_short(title)})")
+        raise _Fault(f"{name} is not a string (got {quoted(title)})")
     return title
 
 
@@ -748,7 +742,7 @@ def _entity(row: Mapping[str, Any], key: str, sentence: str) -> dict[str, Any]:
 def _re_record(row: Mapping[str, Any], label: str) -> dict[str, Any]:
     """A KLUE-RE row (release or hub) whose relation is named `label` -> flat record."""
     if label not in KLUE_RE_RELATIONS:
-        raise _Fault(f"label {_short(label)} is not one of the 30 KLUE-RE relations")
+        raise _Fault(f"label {quoted(label)} is not one of the 30 KLUE-RE relations")
     sentence = _field(row, "sentence", str)
     return {
         "guid": _field(row, "guid", str),
@@ -837,7 +831,7 @@ def _hub_dp(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
             kind = int if name in ("index", "head") else str
             if isinstance(value, bool) or not isinstance(value, kind):
                 raise LayerftError(
-                    f"{where}: {name} is not {_KIND_WORDS[kind]} (got {_short(value)})"
+                    f"{where}: {name} is not {_KIND_WORDS[kind]} (got {quoted(value)})"
                 )
         # As strings, the words go through the same checks as the release's TSV rows.
         rows.append((where, [str(value) for value in values]))

@@ -409,10 +409,12 @@ def test_conlleval_scores_untagged_words_as_o_and_the_log_counts_them(caplog) ->
     fix = 'conlleval scores each as an "O" prediction against its gold tag, token_f1 and '
     assert [r.getMessage() for r in caplog.records] == [
         "conll_ner: 1 words in 1 dev sentences lie past max_length=6 (first: word 5 'Paris' of "
-        f"dev row 2) and are not tagged: {fix}klue_ner leave them out (as KLUE-baseline); "
+        'the dev sentence "EU rejects German call Paris") and are not tagged: '
+        f"{fix}klue_ner leave them out (as KLUE-baseline); "
         "raise max_length to tag them",
-        "conll_ner: 1 words in 1 dev sentences have no subword (first: word 2 '\\u200b' of dev "
-        f"row 1) and are not tagged: {fix}klue_ner leave them out (as KLUE-baseline); replace "
+        "conll_ner: 1 words in 1 dev sentences have no subword (first: word 2 '\\u200b' of the "
+        'dev sentence "John \u200b Smith") and are not tagged: '
+        f"{fix}klue_ner leave them out (as KLUE-baseline); replace "
         "the characters the tokenizer removes (control, format, combining)",
     ]
 
@@ -439,7 +441,8 @@ def test_training_words_with_no_subword_are_counted_in_a_warning(tmp_path, caplo
         load_task_data(conll, "injection_task", tokenizer, tmp_path / "cache", seed=0)
     assert [r.getMessage() for r in caplog.records] == [
         "injection_task 'conll_ner': 1 words in 1 training sentences have no subword (first: "
-        "word 2 '\\u200b' of training row 1) and are not trained on; replace the characters the "
+        "word 2 '\\u200b' of the training sentence \"John \u200b Smith\") and are not trained on; "
+        "replace the characters the "
         "tokenizer removes (control, format, combining)"
     ]
 

@@ -17,7 +17,7 @@ from transformers import EvalPrediction
 
 from layerft import data as data_module
 from layerft.data import load_task_data, normalise_records, read_split, tokenize
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, quoted
 from layerft.kinds import KINDS, TaskKind, token_tagging
 from layerft.kinds.relation_classification import mark
 from layerft.metrics import MetricInput
@@ -425,12 +425,15 @@ def test_texts_cut_at_max_length_and_an_unread_data_dir_are_warned(tmp_path: Pat
     lengths = [len(ids) for ids in data.train["input_ids"]]
     cut = sum(length >= 30 for length in lengths)
     assert 0 < cut < len(lengths)
+    # The first cut text is quoted (the rows are sampled: a row number would name no record).
+    records = [json.loads(line) for line in (tmp_path / "data" / "train.jsonl").open()]
+    first = records[next(i for i, n in enumerate(lengths) if n >= 30)]["text"]  # all 40, in order
     messages = [r.getMessage() for r in caplog.records]
-    assert any(
-        m.startswith(f"target_task 'ag_news': {cut} of 40 training examples ({100 * cut / 40:.1f}%) "
-                     "fill max_length=30 tokens, so were likely cut (first: train row")
-        for m in messages
-    ), messages  # fmt: skip
+    assert (
+        f"target_task 'ag_news': {cut} of 40 training examples ({100 * cut / 40:.1f}%) fill "
+        f"max_length=30 tokens, so were likely cut (first: {quoted(first, 50)}); raise "
+        "target_task.max_length to keep more of them"
+    ) in messages
     assert (
         f"target_task: data_files is set, so target_task.data_dir={tmp_path} is not read (the "
         "first source set is; target_task.data_files.train=null "
@@ -452,7 +455,7 @@ def test_characters_past_max_length_are_counted_as_characters() -> None:
     features, row = encode_characters(task, tokenizer, words, tags)
     cut, empty = token_tagging._untagged(task, [row], features, "dev")
     assert cut.count("lie past max_length=4") == (
-        "2 characters in 1 dev sentences lie past max_length=4 (first: character 10 'o' of dev "
-        "row 1)"
+        "2 characters in 1 dev sentences lie past max_length=4 (first: character 10 'o' of the "
+        'dev sentence "John Smith ok")'
     )
     assert not empty.words

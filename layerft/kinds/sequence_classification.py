@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from transformers import DataCollatorWithPadding
 
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, quoted
 from layerft.kinds.base import (
     Batch,
     DropKeysCollator,
@@ -112,9 +112,9 @@ def check_encoded(task: TaskConfig, group: str, rows: list[Record], features: Da
     if cut:
         log.warning(
             "%s '%s': %d of %d training examples (%.1f%%) fill max_length=%d tokens, so were likely cut "
-            "(first: train row %d); raise %s.max_length to keep more of them",
+            "(first: %s); raise %s.max_length to keep more of them",
             group, task.name, len(cut), len(rows), 100 * len(cut) / len(rows), task.max_length,
-            cut[0] + 1, group,
+            quoted(rows[cut[0]]["text_a"], 50), group,
         )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from transformers import DataCollatorForTokenClassification
 
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, quoted
 from layerft.kinds.base import (
     Batch,
     DropKeysCollator,
@@ -365,8 +365,11 @@ class _Untagged:
     def add(self, index: int, row: Record, word: int) -> None:
         self.words += 1
         self.sentences.add(index)
+        # The sentence, not its row number: the rows are those kept, maybe sampled, not the file's.
+        sentence = " ".join(row.get("words") or row["tokens"])
         self.first = self.first or (
-            f"{self.unit} {word + 1} {row['tokens'][word]!r} of {self.split} row {index + 1}"
+            f"{self.unit} {word + 1} {row['tokens'][word]!r} of the {self.split} sentence "
+            f"{quoted(sentence, 50)}"
         )
 
     def count(self, why: str) -> str:
