@@ -54,6 +54,15 @@ RESULTS_CHANGES = {
 }
 RESULTS_VERSION_KEY = "run/results_version"  # absent from the records of version 1
 
+# How a config is hashed into its fingerprint. Scheme 2: a run without stage 1 hashes neither the
+# layer split nor the stage-1 schedule (STAGE1_ONLY_GROUPS), which it never reads, so a grid that
+# crosses injection_task=none with layer_split trains its baseline once, not once per split. A
+# record of an earlier scheme is still found by the fingerprint that scheme gives its config
+# (RunRecord.earlier_fingerprints): no finished result is redone or turned into "another config".
+FINGERPRINT_SCHEME = 2
+FINGERPRINT_SCHEME_KEY = "run/fingerprint_scheme"  # absent from the records of scheme 1
+STAGE1_ONLY_GROUPS = ("layer_split", "injection_lr_schedule")
+
 # Resolved-config keys (dotted paths) that decide where a run writes or how it reports, never
 # what it measures: a rerun that differs only in these reuses the finished result. `hydra.*` is
 # never part of the resolved config. Data file paths are not here: other files, other results.
@@ -94,11 +103,14 @@ def keyed_task(task: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def result_config(resolved: dict[str, Any]) -> dict[str, Any]:
+def result_config(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) -> dict[str, Any]:
     """The resolved config without RESULT_NEUTRAL_KEYS (a KeyError if one of them is not in it),
-    without each task's RECORD_CHOICE_KEYS, and without `model.pretrained_pooler` where no head
-    reads it."""
+    without each task's RECORD_CHOICE_KEYS, without `model.pretrained_pooler` where no head reads
+    it, and (from fingerprint `scheme` 2) without STAGE1_ONLY_GROUPS where there is no stage 1."""
     kept = _without(resolved, RESULT_NEUTRAL_KEYS)
+    if kept["injection_task"] is None and scheme >= 2:
+        for group in STAGE1_ONLY_GROUPS:
+            del kept[group]
     kinds = []
     for stage in ("injection_task", "target_task"):
         if kept[stage] is not None:  # a disabled stage 1 is null
@@ -136,11 +148,19 @@ def _without(config: dict[str, Any], dotted_keys: tuple[str, ...]) -> dict[str, 
     return kept
 
 
-def config_fingerprint(resolved: dict[str, Any]) -> str:
+def config_fingerprint(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) -> str:
     """A stable hash of what a run's metrics depend on: the resolved config minus neutral keys,
     and the number of processes when there are several (the global batch is batch_size times it;
     one process adds nothing, so single-process fingerprints stay as they were)."""
-    return _fingerprint(result_config(resolved))
+    return _fingerprint(result_config(resolved, scheme))
+
+
+def earlier_fingerprints(resolved: dict[str, Any]) -> tuple[str, ...]:
+    """The fingerprints earlier schemes gave this config where they differ from this scheme's:
+    a record they wrote is this config's result."""
+    current = config_fingerprint(resolved)
+    earlier = (config_fingerprint(resolved, scheme) for scheme in range(1, FINGERPRINT_SCHEME))
+    return tuple(dict.fromkeys(f for f in earlier if f != current))
 
 
 def config_differences(stored: dict[str, Any], resolved: dict[str, Any], limit: int = 4) -> str:
@@ -150,6 +170,8 @@ def config_differences(stored: dict[str, Any], resolved: dict[str, Any], limit: 
     for stage in ("injection_task", "target_task"):  # a stage switched on or off: one entry
         if (old[stage] is None) != (new[stage] is None):
             old[stage], new[stage] = (_stage_name(c[stage]) for c in (old, new))
+            for group in STAGE1_ONLY_GROUPS if stage == "injection_task" else ():
+                old.pop(group, None), new.pop(group, None)
     old, new = _dotted(old), _dotted(new)
     keys = sorted(k for k in old.keys() | new.keys() if old.get(k, _ABSENT) != new.get(k, _ABSENT))
     shown = [
@@ -211,6 +233,8 @@ class RunRecord:
     # `<group>.<split>` -> sha256 of the local data file it read, and that file's resolved path
     data_files: dict[str, str] = field(default_factory=dict)
     data_paths: dict[str, str] = field(default_factory=dict)
+    # What earlier fingerprint schemes called this config: their records of it are its result.
+    earlier_fingerprints: tuple[str, ...] = ()
 
     @classmethod
     def of(
@@ -231,7 +255,13 @@ class RunRecord:
             fingerprint, seedless, dict(choices), seed, overrides, *selection, sweep,
             {split: file_sha256(path) for split, path in files.items()},
             {split: str(path) for split, path in files.items()},
+            earlier_fingerprints(resolved),
         )  # fmt: skip
+
+    @property
+    def fingerprints(self) -> tuple[str, ...]:
+        """Every fingerprint a record of this config may hold: this scheme's first."""
+        return (self.fingerprint, *self.earlier_fingerprints)
 
     def entries(self) -> dict[str, Any]:
         """The `run/*` entries of `metrics.json` (and of `failed.json`)."""
@@ -247,7 +277,13 @@ class RunRecord:
             DATA_FILES_KEY: dict(self.data_files),
             DATA_PATHS_KEY: dict(self.data_paths),
             RESULTS_VERSION_KEY: RESULTS_VERSION,
+            FINGERPRINT_SCHEME_KEY: FINGERPRINT_SCHEME,
         }
+
+
+def fingerprint_scheme(record: dict[str, Any]) -> int:
+    """The fingerprint scheme of the layerft that wrote a record (1: before schemes were recorded)."""
+    return int(record.get(FINGERPRINT_SCHEME_KEY, 1))
 
 
 def results_version(record: dict[str, Any]) -> int:
@@ -366,8 +402,11 @@ def write_metrics(
     return path
 
 
-def read_finished(run_dir: Path, fingerprint: str, new_folder: str) -> dict[str, float] | None:
-    """The metrics of a finished run of this config in `run_dir`, or None if there is none.
+def read_finished(
+    run_dir: Path, fingerprints: tuple[str, ...], new_folder: str
+) -> dict[str, float] | None:
+    """The metrics of a finished run of this config (one of its `fingerprints`: RunRecord's) in
+    `run_dir`, or None if there is none.
 
     Another config's result there is never overwritten: that is a LayerftError telling the user to
     pick a new folder as `new_folder` says (`hydra.run.dir=<new folder>`, ...). A file
@@ -390,7 +429,8 @@ def read_finished(run_dir: Path, fingerprint: str, new_folder: str) -> dict[str,
         problem = f"not JSON ({data})" if isinstance(data, Exception) else "not a JSON object"
         log.warning("%s is %s: kept as %s; the run is redone", path, problem, kept.name)
         return None
-    if data.get(FINGERPRINT_KEY) != fingerprint:
+    assert not isinstance(fingerprints, str), "a tuple of fingerprints, not one"
+    if data.get(FINGERPRINT_KEY) not in fingerprints:
         raise LayerftError(
             f"{run_dir} holds the result of another config ({path}), which is never overwritten; "
             f"run this one in a new folder ({new_folder}) or delete {path} to redo it"

@@ -251,7 +251,7 @@ def run(
     if cfg.force_rerun:  # a finished result of this config is redone; another config's never
         try:
             replacing = (
-                read_finished(run_dir, record.fingerprint, new_folder_hint(sweep_dir)) is not None
+                read_finished(run_dir, record.fingerprints, new_folder_hint(sweep_dir)) is not None
             )
         except LayerftError as refused:
             raise explained(refused, run_dir, resolved) from refused
@@ -298,7 +298,7 @@ def previous_result(
     land in the folder of another finished job)."""
     hint = new_folder_hint(sweep_dir)
     try:
-        finished = read_finished(run_dir, record.fingerprint, hint)
+        finished = read_finished(run_dir, record.fingerprints, hint)
     except LayerftError as refused:
         if is_main_process():  # Hydra rewrote them for this job; the folder keeps its own
             restore_hydra_files(run_dir)
@@ -338,7 +338,7 @@ def explained(
 
 def read_result(folder: Path, record: RunRecord, hint: str) -> tuple[dict[str, float], Path] | None:
     """The finished metrics of `record`'s config in `folder`, with the folder."""
-    finished = read_finished(folder, record.fingerprint, hint)
+    finished = read_finished(folder, record.fingerprints, hint)
     if finished is None:
         return None
     check_same_data(folder, record, hint)
@@ -361,7 +361,7 @@ def found_elsewhere(sweep_dir: str, record: RunRecord, run_dir: Path) -> Path | 
     """Another job folder of the sweep holding this config's finished result (logged), or None."""
     from layerft.sweep import finished_elsewhere
 
-    elsewhere = finished_elsewhere(Path(sweep_dir), record.fingerprint, run_dir)
+    elsewhere = finished_elsewhere(Path(sweep_dir), record.fingerprints, run_dir)
     if elsewhere is not None:
         log.info("already finished in %s, not rerun", elsewhere / METRICS_FILE)
     return elsewhere

@@ -59,6 +59,7 @@ from layerft.results import (
     RESULTS_VERSION,
     changed_data,
     config_fingerprint,
+    earlier_fingerprints,
     file_error,
     file_sha256,
     older_results,
@@ -115,6 +116,12 @@ class Combination:
     # sha256 of each local data file it reads, by `<group>.<split>` (RunRecord.data_files)
     data_files: dict[str, str] = field(default_factory=dict)
     force_rerun: bool = False  # its config redoes a finished result (run.run)
+    # What earlier fingerprint schemes called its config (RunRecord.earlier_fingerprints)
+    earlier_fingerprints: tuple[str, ...] = ()
+
+    @property
+    def fingerprints(self) -> tuple[str, ...]:
+        return (self.fingerprint, *self.earlier_fingerprints)
 
 
 def grid_names() -> list[str]:
@@ -215,17 +222,18 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
             # As Hydra's override_dirname (the lines sorted) through job_dirname: the folder's name.
             swept_lines = sorted(o for o in job if o.split("=", 1)[0] in swept)
             label = job_dirname(",".join(swept_lines)) if swept_lines else ""
-            fingerprint = config_fingerprint(resolve_config(cfg))
+            resolved = resolve_config(cfg)
             digests = {split: file_sha256(path) for split, path in data_files(run_cfg).items()}
             combinations.append(
                 Combination(
                     job,
-                    fingerprint,
+                    config_fingerprint(resolved),
                     stage1,
                     label or "(defaults)",
                     stored,
                     digests,
                     run_cfg.force_rerun,
+                    earlier_fingerprints(resolved),
                 )
             )
     GlobalHydra.instance().clear()
@@ -328,10 +336,16 @@ def job_records(sweep_dir: Path, name: str) -> dict[str, Path]:
     return found
 
 
-def finished_elsewhere(sweep_dir: Path, fingerprint: str, run_dir: Path) -> Path | None:
-    """Another job folder of the sweep holding this config's finished result."""
-    folder = job_records(sweep_dir, METRICS_FILE).get(fingerprint)
-    return folder if folder is not None and folder.resolve() != run_dir.resolve() else None
+def finished_elsewhere(
+    sweep_dir: Path, fingerprints: tuple[str, ...], run_dir: Path
+) -> Path | None:
+    """Another job folder of the sweep holding this config's finished result (`fingerprints`:
+    RunRecord's)."""
+    records = job_records(sweep_dir, METRICS_FILE)
+    for folder in (records.get(fingerprint) for fingerprint in fingerprints):
+        if folder is not None and folder.resolve() != run_dir.resolve():
+            return folder
+    return None
 
 
 # --- entry points ---------------------------------------------------------------------------------
@@ -406,9 +420,10 @@ def run_grid(
     sweep_dir: Path,
     force: bool,
     finished: Sequence[Combination] = (),
+    repeats: Sequence[Combination] = (),
 ) -> str | None:
     """Run the multirun in this process (Hydra's launcher from the config: sequential by default),
-    launching none of the `finished` combinations.
+    launching none of the `finished` combinations nor the `repeats` (`repeated_runs`).
 
     Whatever stops the launch (a job folder that cannot be made, a job whose failure escaped it,
     Ctrl-C) comes back as one line, not raised: the jobs that finished are still summarised and
@@ -417,12 +432,14 @@ def run_grid(
     argv = sys.argv
     # as the sweeper gets them: Hydra hands it the overrides that are not under `hydra`
     parser = OverridesParser.create()
-    sweeper = store_skipping_sweeper(
-        [
+
+    def listed(combinations: Sequence[Combination]) -> list[list[str]]:
+        return [
             [o.input_line for o in parser.parse_overrides(c.overrides) if not o.is_hydra_override()]
-            for c in finished
+            for c in combinations
         ]
-    )
+
+    sweeper = store_skipping_sweeper(listed(finished), listed(repeats))
     sys.argv = [argv[0], *hydra_args(grid, overrides, sweep_dir, force), sweeper]
     try:
         with hydra_raises():  # not a traceback and exit 1 from Hydra
@@ -441,6 +458,22 @@ def run_grid(
     finally:
         sys.argv = argv
     return None
+
+
+def repeated_runs(
+    combinations: Sequence[Combination], skipped: Sequence[Combination]
+) -> list[Combination]:
+    """The combinations, of those not `skipped`, whose config an earlier one launched runs: its
+    result serves both (found by fingerprint), so the second is not launched."""
+    launched: set[str] = set()
+    repeats = []
+    for combination in combinations:
+        if any(combination is c for c in skipped):
+            continue
+        if combination.fingerprint in launched:
+            repeats.append(combination)
+        launched.add(combination.fingerprint)
+    return repeats
 
 
 @dataclass(frozen=True)
@@ -474,8 +507,7 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
     failures = job_records(sweep_dir, FAILED_FILE)
     done, failed, missing, stale, older, blocked = [], [], [], [], [], []
     for combination in combinations:
-        if combination.fingerprint in finished:
-            folder = finished[combination.fingerprint]
+        if (folder := _first_of(combination.fingerprints, finished)) is not None:
             record = read_record(folder)
             if changed := changed_data(record, combination.data_files):
                 stale.append((combination, folder, changed))
@@ -483,8 +515,7 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
                 done.append((combination, folder))
                 if (version := results_version(record)) < RESULTS_VERSION:
                     older.append((combination, folder, version))
-        elif combination.fingerprint in failures:
-            folder = failures[combination.fingerprint]
+        elif (folder := _first_of(combination.fingerprints, failures)) is not None:
             failed.append((combination, folder, failed_error(folder)))
         else:
             missing.append(combination)
@@ -492,6 +523,11 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
             if another_config_result(folder):
                 blocked.append((combination, folder))
     return Status(done, failed, missing, stale, older, blocked)
+
+
+def _first_of(fingerprints: tuple[str, ...], folders: dict[str, Path]) -> Path | None:
+    """The folder of the first of `fingerprints` that `folders` holds."""
+    return next((folders[f] for f in fingerprints if f in folders), None)
 
 
 def job_folder(combination: Combination) -> str:
@@ -516,7 +552,11 @@ def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) ->
     stage1 = {c.stage1 for c in combinations if c.stage1}
     stored = {c.stage1 for c in combinations if c.stage1_stored}
     kept = f" ({len(stored)} stored, reused if their data is unchanged)" if stored else ""
-    print(f"{len(combinations)} combinations, {len(stage1)} distinct stage-1 trainings{kept}")
+    first = {}  # fingerprint -> the first combination of that config
+    for combination in combinations:
+        first.setdefault(combination.fingerprint, combination)
+    runs = f" ({len(first)} distinct runs)" if len(first) < len(combinations) else ""
+    print(f"{len(combinations)} combinations{runs}, {len(stage1)} distinct stage-1 trainings{kept}")
     stale = {c.fingerprint: changed for c, _, changed in state.stale}
     older = {c.fingerprint: version for c, _, version in state.older}
     blocked = {c.fingerprint for c, _ in state.blocked}
@@ -530,9 +570,13 @@ def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) ->
             mark = f"done on other data: {', '.join(stale[combination.fingerprint])} changed"
         s1 = f"stage1 {combination.stage1}" if combination.stage1 else "no stage 1"
         s1 += ", stored" if combination.stage1_stored else ""
+        if (same := first[combination.fingerprint]) is not combination:  # one run serves both
+            s1 += f"; the run of {same.label}"
         print(f"  [{mark}] {combination.label}  ({s1})")
-    todo = len(combinations) if force else len(combinations) - len(done) - len(stale)
-    print(f"{len(done) if not force else 0} done, {todo} to run{' (--force)' if force else ''}")
+    todo = len(combinations) if force else len(combinations) - len(state.done) - len(state.stale)
+    print(
+        f"{len(state.done) if not force else 0} done, {todo} to run{' (--force)' if force else ''}"
+    )
     if stale and not force:
         print(
             f"{len(stale)} done on data files changed since: each stops with an error; rerun them "
@@ -636,7 +680,8 @@ def main(argv: Sequence[str]) -> int:
                 log.warning("%s", blocked_note(before.blocked))
             finished = [] if args.force else before.done
             skipped = [c for c, _ in finished if not c.force_rerun]
-            stopped = run_grid(args.grid, args.overrides, sweep_dir, args.force, skipped)
+            repeats = repeated_runs(combinations, skipped)
+            stopped = run_grid(args.grid, args.overrides, sweep_dir, args.force, skipped, repeats)
             state = status(combinations, sweep_dir, started_ns if args.force else None)
             print_summary(state)
             if stopped:

@@ -28,8 +28,10 @@ from layerft.results import (
     RESULTS_VERSION,
     RUN_PREFIX,
     SEEDLESS_FINGERPRINT_KEY,
+    STAGE1_ONLY_GROUPS,
     changed_since,
     file_error,
+    fingerprint_scheme,
     results_version,
 )
 
@@ -65,6 +67,11 @@ class Job:
     replaced_by: Path | None = None
     # The results version of the layerft that wrote the record (results.RESULTS_VERSION).
     results_version: int = RESULTS_VERSION
+    # A run without stage 1 recorded by fingerprint scheme 1 (results.FINGERPRINT_SCHEME): its
+    # fingerprints hash the layer split and stage-1 schedule it never read, so they tell it apart
+    # from the same run under another split. Its seedless fingerprint is left out (None), and a
+    # record of its settings and seed under another split is the same run, not another config.
+    unread_in_fingerprint: bool = False
 
     @property
     def older(self) -> bool:
@@ -105,7 +112,7 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
     replaced = []  # another config's record won its row and seed: listed, never silently dropped
     for job in current:
         winner = winners[slot(job)]
-        if winner is not job and winner.fingerprint != job.fingerprint:
+        if winner is not job and not same_run(winner, job):
             replaced.append(replace(job, replaced_by=winner.run_dir))
     on_other_data = [job for job in records if job.changed_data]
     listed = [*kept, *on_other_data, *reruns, *replaced]
@@ -160,6 +167,13 @@ def _failed_after_finishing(run_dir: Path) -> bool:
 SettingsKey = tuple[tuple[str, str], ...]
 
 
+def same_run(one: Job, other: Job) -> bool:
+    """Whether two records of one row and seed are one config's (a newer record of it wins)."""
+    return one.fingerprint == other.fingerprint or (
+        one.unread_in_fingerprint or other.unread_in_fingerprint
+    )
+
+
 def settings_key(settings: dict[str, str]) -> SettingsKey:
     """The settings as a hashable key, whatever their order: a combination's identity."""
     return tuple(sorted(settings.items()))
@@ -169,7 +183,7 @@ def _latest(jobs: list[Job], same: Callable[[Job], Any]) -> list[Job]:
     kept: dict[Any, Job] = {}
     for job in sorted(jobs, key=lambda j: (j.error is None, j.mtime)):
         old = kept.get(same(job))
-        if old is not None and old.fingerprint == job.fingerprint:
+        if old is not None and same_run(old, job):
             log.info("%s: a newer record of the same run wins over it", old.run_dir)
         elif old is not None:  # e.g. `x=1` and `x=1.0` on a str field: two configs, one row
             log.warning(
@@ -216,11 +230,13 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
     error, kind = str(data.get("run/error", "(no message)")), data.get("run/error_type")
     if kind and not error.startswith(f"{kind}:"):  # sweep.py writes "<type>: <first line>"
         error = f"{kind}: {error}"
+    unread = fingerprint_scheme(data) < 2 and run["choices"].get("injection_task") == "none"
+    seedless = data.get(SEEDLESS_FINGERPRINT_KEY)
     return Job(
         run_dir,
         path.stat().st_mtime,
         str(data[FINGERPRINT_KEY]) if FINGERPRINT_KEY in data else f"(unvalidated) {run_dir}",
-        None if (seedless := data.get(SEEDLESS_FINGERPRINT_KEY)) is None else str(seedless),
+        None if seedless is None or unread else str(seedless),
         job_settings(run["choices"], run["overrides"]),
         int(run["seed"]),
         str(run["selection_metric"]),
@@ -229,6 +245,7 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
         None if finished else error,
         changed_data=tuple(changed_since(data)) if finished else (),
         results_version=results_version(data),
+        unread_in_fingerprint=unread,
     )
 
 
@@ -243,12 +260,14 @@ def job_settings(choices: dict[str, str], overrides: list[str]) -> dict[str, str
 
 
 def effective_settings(settings: dict[str, str]) -> dict[str, str]:
-    """The settings without `injection_task.*` under `injection_task=none`: a disabled stage 1 leaves
-    the config (`config.drop_disabled_stages`), so its settings change nothing, and runs that differ
-    only in them are one run, one row, the baseline of every stage-1 row alike."""
+    """The settings without `injection_task.*`, the layer split and the stage-1 schedule under
+    `injection_task=none`: a disabled stage 1 leaves the config (`config.drop_disabled_stages`)
+    and its fingerprint (results.STAGE1_ONLY_GROUPS), so these settings change nothing, and runs
+    that differ only in them are one run, one row, the baseline of every stage-1 row alike."""
     if settings.get("injection_task") != "none":
         return settings
-    return {k: v for k, v in settings.items() if not k.startswith("injection_task.")}
+    unread = ("injection_task.", *STAGE1_ONLY_GROUPS, *(f"{g}." for g in STAGE1_ONLY_GROUPS))
+    return {k: v for k, v in settings.items() if not (k in unread or k.startswith(unread))}
 
 
 def _neutral(key: str) -> bool:

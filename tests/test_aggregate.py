@@ -22,7 +22,7 @@ from layerft import results as results_module
 from layerft.aggregate import aggregate, dev_curve
 from layerft.errors import LayerftError
 from layerft.plots import PlotRow, curves_figure, draw, heatmap_figure
-from layerft.results import RESULTS_VERSION, record_failure
+from layerft.results import FINGERPRINT_SCHEME, RESULTS_VERSION, record_failure
 from layerft.sweep_records import job_settings, read_job
 from layerft.sweep_report import format_diff
 from layerft.sweep_table import paired_t_interval
@@ -58,6 +58,7 @@ def write_job(
     mtime: float | None = None,
     data: dict[str, Path] | None = None,
     version: int | None = RESULTS_VERSION,
+    scheme: int | None = FINGERPRINT_SCHEME,
     **choices: str,
 ) -> Path:
     """A job folder as a sweep leaves it: metrics.json (or failed.json with `error`: a message, or
@@ -65,7 +66,7 @@ def write_job(
     given are CHOICES'; each given one is also an override. `config`: the seedless fingerprint
     (None: a record written before it existed; by default one per choices and overrides). `data`: `<group>.<split>` -> the data file it read.
     `version`: the results version of the layerft that wrote it (None: before versions were
-    recorded)."""
+    recorded); `scheme` its fingerprint scheme (None: before schemes were recorded)."""
     path.mkdir(parents=True, exist_ok=True)
     if config == "":
         config = json.dumps([sorted(choices.items()), sorted(overrides)])
@@ -80,6 +81,8 @@ def write_job(
     } | ({} if config is None else {"run/seedless_fingerprint": config})
     if version is not None:
         record["run/results_version"] = version
+    if scheme is not None:
+        record["run/fingerprint_scheme"] = scheme
     if data is not None:
         record["run/data_files"] = {k: results_module.file_sha256(f) for k, f in data.items()}
         record["run/data_paths"] = {k: str(f) for k, f in data.items()}
@@ -186,7 +189,11 @@ def test_a_setting_with_one_value_wherever_it_applies_is_not_varied(tmp_path: Pa
     result = aggregate(tmp_path)
     assert result.varied == ["injection_task", "tuning_mode"]
     assert "injection_task.lr" not in result.columns
-    assert "Same in every job where it applies: `injection_task.lr=1e-4`" in result.markdown
+    # ...as do the split and the stage-1 schedule, which a run without stage 1 never reads.
+    assert (
+        "Same in every job where it applies: `layer_split=lower1`, `injection_lr_schedule=linear`, "
+        "`injection_task.lr=1e-4`"
+    ) in result.markdown
     assert "| demo_pos | full | 0.6000 (1) |" in result.markdown
     assert [f.settings for f in result.failures] == ["injection_task=demo_pos,tuning_mode=full"]
 

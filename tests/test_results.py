@@ -22,6 +22,8 @@ from layerft.config import resolve_config
 from layerft.errors import LayerftError
 from layerft.results import (
     FINGERPRINT_KEY,
+    FINGERPRINT_SCHEME,
+    FINGERPRINT_SCHEME_KEY,
     RESULT_NEUTRAL_KEYS,
     RESULTS_CHANGES,
     RESULTS_VERSION,
@@ -31,6 +33,7 @@ from layerft.results import (
     changed_since,
     config_differences,
     config_fingerprint,
+    earlier_fingerprints,
     read_finished,
     record_failure,
     run_dir_errors,
@@ -117,18 +120,62 @@ def test_the_seedless_fingerprint_changes_with_all_but_the_seed(override: str) -
     assert changed == (override != "seed=7")
 
 
+# Settings a run without stage 1 never reads: one fingerprint for all their values (scheme 2).
+UNREAD_WITHOUT_STAGE1 = [
+    "layer_split=lower_half",
+    "layer_split=all",
+    "layer_split.stage2.policy=scale",
+    "lr_schedule@injection_lr_schedule=cosine",
+    "injection_lr_schedule.warmup_ratio=0.2",
+]
+
+
+@pytest.mark.parametrize("override", UNREAD_WITHOUT_STAGE1)
+def test_a_run_without_stage1_has_one_fingerprint_whatever_its_split(override: str) -> None:
+    # A grid crossing injection_task=none with layer_split trains the baseline once, not per split
+    # (the sweep finds the finished fingerprint in the first split's folder).
+    baseline = resolved("injection_task=none")
+    other = resolved("injection_task=none", override)
+    assert other != baseline  # the override does reach the config
+    assert config_fingerprint(other) == config_fingerprint(baseline)
+    assert seedless_fingerprint(other) == seedless_fingerprint(baseline)
+    # ...which scheme 1 told apart: those records are found by their own fingerprints.
+    assert earlier_fingerprints(other) != earlier_fingerprints(baseline)
+    # With a stage 1 they change what is measured.
+    assert config_fingerprint(resolved(override)) != config_fingerprint(resolved())
+
+
+def test_a_run_with_stage1_had_its_fingerprint_under_every_scheme() -> None:
+    assert earlier_fingerprints(resolved()) == ()
+
+
+def test_a_record_of_an_earlier_fingerprint_scheme_is_this_configs_result(tmp_path: Path) -> None:
+    config = resolved("injection_task=none", "layer_split=all")
+    (earlier,) = earlier_fingerprints(config)
+    write_metrics(tmp_path, {"target/eval_accuracy": 0.5}, record(earlier))
+    this = RunRecord.of(config, CHOICES, list(OVERRIDES), ("target/eval_accuracy", True))
+    assert this.fingerprints == (config_fingerprint(config), earlier)
+    hint = "hydra.run.dir=<new folder>"
+    assert read_finished(tmp_path, this.fingerprints, hint) == {"target/eval_accuracy": 0.5}
+    with pytest.raises(LayerftError, match="holds the result of another config"):
+        read_finished(tmp_path, (this.fingerprint,), hint)
+
+
 @pytest.mark.parametrize(
-    ("overrides", "fingerprint"),
+    ("overrides", "fingerprint", "earlier"),
     [
-        ([], "09508c9dfcfca1fe"),
-        (["model=tiny", "injection_task=none"], "6101437f154ac0f8"),
-        (["target_task=snli"], "ae6988a098993a71"),
-        (["target_task=nsmc"], "1ae8fe9cbe3a64f0"),
-        (["target_task=squad"], "82f2c9ef9c1ce8d2"),
-        (["target_task=klue_mrc", "injection_task=klue_dp"], "afa8ab7c6ccf2657"),
+        ([], "09508c9dfcfca1fe", None),
+        # Scheme 1 hashed its (unread) layer split and stage-1 schedule.
+        (["model=tiny", "injection_task=none"], "00d128a359bd6332", "6101437f154ac0f8"),
+        (["target_task=snli"], "ae6988a098993a71", None),
+        (["target_task=nsmc"], "1ae8fe9cbe3a64f0", None),
+        (["target_task=squad"], "82f2c9ef9c1ce8d2", None),
+        (["target_task=klue_mrc", "injection_task=klue_dp"], "afa8ab7c6ccf2657", None),
     ],
 )
-def test_the_config_fingerprint_of_a_real_config_keeps_its_value(overrides, fingerprint) -> None:
+def test_the_config_fingerprint_of_a_real_config_keeps_its_value(
+    overrides, fingerprint, earlier
+) -> None:
     # Finished results are found by it: a new hash turns every stored result into "another
     # config" that a resumed sweep refuses. A new schema key that changes no result belongs in
     # RESULT_NEUTRAL_KEYS or RECORD_CHOICE_KEYS; one that does change results changes this value
@@ -136,6 +183,7 @@ def test_the_config_fingerprint_of_a_real_config_keeps_its_value(overrides, fing
     resolved = resolve_config(compose_config(*overrides))
     assert config_fingerprint(resolved) == fingerprint
     assert seedless_fingerprint(resolved) != fingerprint
+    assert earlier_fingerprints(resolved) == (() if earlier is None else (earlier,))
 
 
 @pytest.mark.parametrize(
@@ -180,8 +228,9 @@ def test_metrics_json_describes_its_run_and_a_rerun_reads_back_only_metrics(tmp_
         "run/data_files": {},
         "run/data_paths": {},
         "run/results_version": RESULTS_VERSION,
+        FINGERPRINT_SCHEME_KEY: FINGERPRINT_SCHEME,
     }
-    assert read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir=<new folder>") == {
+    assert read_finished(tmp_path, ("0123456789abcdef",), "hydra.run.dir=<new folder>") == {
         "target/eval_accuracy": 0.5
     }
 
@@ -195,7 +244,7 @@ def test_a_result_an_older_layerft_computed_is_reused_with_a_warning(
     del data["run/results_version"]
     path.write_text(json.dumps(data | ({} if version is None else {RESULTS_VERSION_KEY: version})))
     with caplog.at_level(logging.WARNING, logger="layerft.results"):
-        metrics = read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir=<new folder>")
+        metrics = read_finished(tmp_path, ("0123456789abcdef",), "hydra.run.dir=<new folder>")
     assert metrics == {"target/eval_accuracy": 0.5}  # never redone unasked
     if version == RESULTS_VERSION:
         assert not caplog.records
@@ -295,7 +344,7 @@ def test_record_of_a_resolved_config_takes_its_seed_and_fingerprint() -> None:
 
 
 def test_an_empty_run_dir_has_no_finished_run(tmp_path: Path) -> None:
-    assert read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir=<new folder>") is None
+    assert read_finished(tmp_path, ("0123456789abcdef",), "hydra.run.dir=<new folder>") is None
 
 
 @pytest.mark.parametrize(
@@ -314,7 +363,7 @@ def test_another_configs_result_is_refused_naming_the_folder_and_the_way_out(
         (tmp_path / "metrics.json").write_text(content)
     before = (tmp_path / "metrics.json").read_bytes()
     with pytest.raises(LayerftError) as caught:
-        read_finished(tmp_path, "0123456789abcdef", new_folder_hint(str(tmp_path)))
+        read_finished(tmp_path, ("0123456789abcdef",), new_folder_hint(str(tmp_path)))
     message = str(caught.value)
     assert "\n" not in message
     assert str(tmp_path / "metrics.json") in message
@@ -407,7 +456,7 @@ def test_a_damaged_metrics_json_is_set_aside_and_the_run_redone(
 ) -> None:
     (tmp_path / "metrics.json").write_text(content)
     with caplog.at_level(logging.WARNING, logger="layerft.results"):
-        assert read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir=<new folder>") is None
+        assert read_finished(tmp_path, ("0123456789abcdef",), "hydra.run.dir=<new folder>") is None
     assert not (tmp_path / "metrics.json").exists()
     assert (tmp_path / "metrics.json.corrupt").read_text() == content  # kept, not deleted
     assert f"{tmp_path / 'metrics.json'} is not " in caplog.text and "redone" in caplog.text
@@ -416,7 +465,7 @@ def test_a_damaged_metrics_json_is_set_aside_and_the_run_redone(
 def test_an_unreadable_metrics_json_is_one_error(tmp_path: Path) -> None:
     (tmp_path / "metrics.json").mkdir()
     with pytest.raises(LayerftError, match="cannot read .*metrics.json: Is a directory"):
-        read_finished(tmp_path, "0123456789abcdef", "hydra.run.dir=<new folder>")
+        read_finished(tmp_path, ("0123456789abcdef",), "hydra.run.dir=<new folder>")
 
 
 @pytest.mark.parametrize(

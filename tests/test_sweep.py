@@ -37,11 +37,14 @@ from layerft.results import (
     RESULTS_CHANGES,
     RESULTS_VERSION,
     RESULTS_VERSION_KEY,
+    RunRecord,
     config_fingerprint,
     file_sha256,
 )
+from layerft.run import previous_result
 from layerft.stage1 import Stage1Key, Stage1Store, obtain_stage1
 from layerft.sweep import Combination, expand, grid_names, hydra_args, job_dirname
+from layerft.sweep_records import read_jobs
 
 # The demo grid on model=tiny, one epoch per stage (each job takes a few seconds).
 TINY_GRID = [a for a in SHRINK if a != "tracker=none"] + ["tracker=none"]
@@ -362,6 +365,76 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
         "11 jobs (9 finished, 2 failed; 1 later attempt(s) failed, their earlier results kept)"
         in (sweep_dir / "results.md").read_text()
     )
+
+
+def test_a_baseline_crossed_with_layer_splits_trains_once_and_serves_every_split(tmp_path) -> None:
+    # Without stage 1 the split is never read: one run serves both splits' baseline jobs.
+    grid = ("seed=1", "tuning_mode=full", "layer_split=lower1,all")
+    plan = sweep(tmp_path, *grid, "--dry-run")
+    assert "4 combinations (3 distinct runs), 2 distinct stage-1 trainings" in plan
+    assert (
+        "[todo] injection_task=none,layer_split=all,seed=1,tuning_mode=full  (no stage 1; "
+        "the run of injection_task=none,layer_split=lower1,seed=1,tuning_mode=full)" in plan
+    )
+    out = sweep(tmp_path, *grid)
+    sweep_dir = tmp_path / "multirun_outputs" / "demo"
+    baseline = sweep_dir / "injection_task=none,layer_split=lower1,seed=1,tuning_mode=full"
+    assert sorted(results(sweep_dir)) == [
+        "injection_task=demo_pos,layer_split=all,seed=1,tuning_mode=full",
+        "injection_task=demo_pos,layer_split=lower1,seed=1,tuning_mode=full",
+        baseline.name,
+    ]
+    # Not launched at all: a parallel launcher would train the two at the same time.
+    assert "Skipping 1 of 4 jobs: the run of an earlier job of the grid" in out
+    assert "Launching 3 jobs" in out and "already finished" not in out
+    assert "sweep: 4 finished, 0 failed, 0 not run" in out
+    # The table: one baseline row, the baseline of both split rows.
+    with (sweep_dir / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["injection_task"], r["layer_split"]) for r in rows] == [
+        ("demo_pos", "all"), ("demo_pos", "lower1"), ("none", "-"),
+    ]  # fmt: skip
+    base = json.loads((baseline / "metrics.json").read_text())["target/eval_accuracy"]
+    for row in rows[:2]:
+        assert float(row["diff_mean"]) == pytest.approx(
+            float(row["target/eval_accuracy_mean"]) - base
+        )
+    assert "0 done, 4 to run" not in sweep(tmp_path, *grid, "--dry-run")  # all done
+    assert "4 done, 0 to run" in sweep(tmp_path, *grid, "--dry-run")
+
+
+def test_a_baseline_recorded_under_the_earlier_fingerprint_scheme_is_done(tmp_path) -> None:
+    # Scheme 1 hashed the (unread) split of a run without stage 1: its records stay this config's
+    # result (found, reused, not "another config"), and two of them under two splits are one row.
+    args = [*TINY_GRID, f"cache_dir={tmp_path / 'cache'}", "seed=1", "tuning_mode=full",
+            "injection_task=none", "layer_split=lower1,all"]  # fmt: skip
+    combinations = expand("demo", args)
+    assert len({c.fingerprint for c in combinations}) == 1
+    for combination in combinations:
+        (earlier,) = combination.earlier_fingerprints
+        folder = tmp_path / sweep_module.job_folder(combination)
+        folder.mkdir()
+        (folder / "metrics.json").write_text(json.dumps({
+            FINGERPRINT_KEY: earlier, "run/seedless_fingerprint": earlier[::-1],
+            "run/choices": {"injection_task": "none", "tuning_mode": "full",
+                            "layer_split": folder.name.split("layer_split=")[1].split(",")[0]},
+            "run/seed": 1, "run/overrides": combination.overrides,
+            "run/selection_metric": "target/eval_accuracy", "run/higher_is_better": True,
+            RESULTS_VERSION_KEY: RESULTS_VERSION, "target/eval_accuracy": 0.5,
+        }))  # fmt: skip
+    state = sweep_module.status(combinations, tmp_path)
+    assert not state.missing and not state.blocked
+    assert sorted(folder.name for _, folder in state.done) == sorted(
+        sweep_module.job_folder(c) for c in combinations
+    )
+    # A job of the grid reuses its folder's record: neither rerun nor refused as another config's.
+    config = resolve_config(compose_config(*combination.overrides))
+    record = RunRecord.of(config, {}, combination.overrides, ("target/eval_accuracy", True))
+    found = previous_result(folder, record, str(tmp_path), config)
+    assert found is not None and found[0]["target/eval_accuracy"] == 0.5 and found[1] == folder
+    jobs = read_jobs(tmp_path)
+    assert len(jobs) == 1 and jobs[0].replaced_by is None  # one run: the newer record
+    assert jobs[0].seedless_fingerprint is None  # it hashed the split: no config check across seeds
 
 
 def test_reused_stage1_gives_the_same_results_as_training_it_in_the_run(tmp_path) -> None:

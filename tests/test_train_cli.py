@@ -23,7 +23,7 @@ import yaml
 from conftest import assert_counts_of, dev_examples, run_train
 from wandb_records import read_wandb_records, wandb_items
 
-from layerft.results import RESULTS_VERSION
+from layerft.results import FINGERPRINT_SCHEME, RESULTS_VERSION
 
 # One worker runs this module: its `runs` fixture starts every train.py call of it at once.
 pytestmark = pytest.mark.xdist_group(__name__)
@@ -45,6 +45,7 @@ RUN_KEYS = (
     "run/data_files",
     "run/data_paths",
     "run/results_version",
+    "run/fingerprint_scheme",
     "run/stage1",
 )
 MEASURED = (
@@ -428,6 +429,7 @@ def test_default_run_writes_expected_metrics_and_run_files(runs) -> None:
     assert run["run/selection_metric"] == "target/eval_accuracy" and run["run/higher_is_better"]
     assert run["run/sweep"] is None  # a single run
     assert run["run/results_version"] == RESULTS_VERSION
+    assert run["run/fingerprint_scheme"] == FINGERPRINT_SCHEME
     assert run["run/data_files"] == {}  # generated data: no file
     stage1 = run["run/stage1"]  # trained here and stored for reuse, under its content key
     assert stage1["status"] == "trained" and stage1["trained_by"] == str(run_dir)

@@ -6,7 +6,9 @@ a finished result. Launched anyway, each of them costs Hydra two compositions (i
 batch, then composes the job) and the job its imports, only for the job to find its result and
 return: most of a resumed sweep's start. sweep.py stores this sweeper's config with the finished
 jobs for its launch (`store_skipping_sweeper`); a job it does not list is launched as before (and
-skips itself if it is finished).
+skips itself if it is finished). It also leaves out a job whose config an earlier job of the grid
+runs (a baseline under each of several layer splits: no split is read without stage 1), which a
+parallel launcher would otherwise train at the same time.
 """
 
 # No `from __future__ import annotations`: Hydra's plugin scan runs this module before it is in
@@ -32,12 +34,17 @@ class SkippingSweeperConf:
     params: dict[str, str] | None = None
     # The jobs not to launch: each one's overrides, less the grid's choice (`sweep=<grid>`).
     finished: list[list[str]] = field(default_factory=list)
+    repeats: list[list[str]] = field(default_factory=list)  # the run of an earlier job
 
 
-def store_skipping_sweeper(finished: Sequence[Sequence[str]]) -> str:
-    """Store this sweeper's config with `finished` as the jobs to skip; returns the override that
-    chooses it."""
-    node = SkippingSweeperConf(finished=[list(job) for job in finished])
+def store_skipping_sweeper(
+    finished: Sequence[Sequence[str]], repeats: Sequence[Sequence[str]] = ()
+) -> str:
+    """Store this sweeper's config with `finished` and `repeats` as the jobs to skip; returns the
+    override that chooses it."""
+    node = SkippingSweeperConf(
+        finished=[list(job) for job in finished], repeats=[list(job) for job in repeats]
+    )
     ConfigStore.instance().store(group="hydra/sweeper", name=NAME, node=node, provider="layerft")
     return f"hydra/sweeper={NAME}"
 
@@ -50,19 +57,29 @@ class SkippingSweeper(BasicSweeper):
         max_batch_size: int | None,
         params: dict[str, str] | None = None,
         finished: Sequence[Sequence[str]] = (),
+        repeats: Sequence[Sequence[str]] = (),
     ) -> None:
         super().__init__(max_batch_size, params)
         self.finished = {tuple(job) for job in finished}
+        self.repeats = {tuple(job) for job in repeats}
 
     def split_arguments(  # type: ignore[override]  # BasicSweeper's is static; sweep() calls self.
         self, overrides: list[Override], max_batch_size: int | None
     ) -> list[list[list[str]]]:
         [jobs] = BasicSweeper.split_arguments(overrides, None)
-        kept = [job for job in jobs if self.listed(job) not in self.finished]
-        if len(kept) < len(jobs):
+        finished = [job for job in jobs if self.listed(job) in self.finished]
+        repeats = [job for job in jobs if self.listed(job) in self.repeats]
+        kept = [job for job in jobs if self.listed(job) not in self.finished | self.repeats]
+        if finished:
             log.info(
                 "Skipping %d of %d jobs: finished (sweep.py --force reruns them)",
-                len(jobs) - len(kept),
+                len(finished),
+                len(jobs),
+            )
+        if repeats:
+            log.info(
+                "Skipping %d of %d jobs: the run of an earlier job of the grid (the same config)",
+                len(repeats),
                 len(jobs),
             )
         if not kept:  # no batch (a launcher may refuse an empty one)
