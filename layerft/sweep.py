@@ -49,6 +49,7 @@ from layerft.config import (
 if TYPE_CHECKING:
     from layerft.aggregate import Aggregate
     from layerft.stage1 import Stage1Store
+    from layerft.tracker import TrackerConfig
 from layerft.credentials import mask_credentials
 from layerft.errors import LayerftError, error_line, hydra_raises, traceback_wanted
 from layerft.file_lock import held_lock
@@ -65,6 +66,7 @@ from layerft.results import (
     older_results,
     read_record,
     results_version,
+    write_json_atomic,
 )
 
 log = logging.getLogger(__name__)
@@ -661,8 +663,8 @@ def main(argv: Sequence[str]) -> int:
                     "usage: python sweep.py aggregate <sweep folder> [--baseline ...] "
                     "[--heatmap a b] (no --dry-run, --force or --dir)"
                 )
-            aggregate_dir(Path(args.overrides[0]), args.baseline, args.heatmap)
-            warn_tracker_table_kept(Path(args.overrides[0]))
+            sweep_dir = Path(args.overrides[0])
+            relog_results_table(sweep_dir, aggregate_dir(sweep_dir, args.baseline, args.heatmap))
             return 0
         check_grid(args.grid)
         check_hydra_overrides(args.overrides)
@@ -752,17 +754,36 @@ def aggregate_dir(
     return result
 
 
-def warn_tracker_table_kept(sweep_dir: Path) -> None:
-    """`sweep.py aggregate` knows no grid nor tracker settings, so it leaves the folder's W&B
-    `aggregate` run as `sweep.py <grid>` last logged it: say so when there is one."""
-    from layerft.tracker import wandb_runs
+RESULTS_RUN_FILE = ".results_run.json"  # the grid and tracker of the folder's W&B results run
 
-    if wandb_runs(sweep_dir):
-        log.warning(
-            "%s: its W&B 'aggregate' run still holds the table of the last `python sweep.py "
-            "<grid>` call (rerun that call, with the same --baseline / --heatmap, to update it)",
-            sweep_dir,
-        )
+
+def relog_results_table(sweep_dir: Path, result: Aggregate) -> None:
+    """`sweep.py aggregate`: the new table into the folder's W&B results run, as the grid's last
+    `sweep.py <grid>` logged it (RESULTS_RUN_FILE); a results run logged by an earlier layerft,
+    which wrote no such file, keeps its table (warned)."""
+    from layerft.tracker import TrackerConfig, wandb_runs
+
+    path = sweep_dir / RESULTS_RUN_FILE
+    if not path.exists():
+        if wandb_runs(sweep_dir):
+            log.warning(
+                "%s: its W&B results run still holds the table of the last `python sweep.py "
+                "<grid>` call, which recorded no %s (rerun that call to update it)",
+                sweep_dir,
+                RESULTS_RUN_FILE,
+            )
+        return
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        schema = OmegaConf.structured(TrackerConfig)
+        tracker = OmegaConf.to_object(OmegaConf.merge(schema, stored["tracker"]))
+        grid, overrides = str(stored["grid"]), [str(o) for o in stored["overrides"]]
+    except (OSError, ValueError, KeyError, TypeError, *CONFIG_ERRORS) as err:
+        raise LayerftError(
+            f"{path}: not the record of a W&B results run ({error_line(err)}); delete it to "
+            "leave that run's table as it is"
+        ) from None
+    publish_results_table(grid, overrides, tracker, sweep_dir, result)  # type: ignore[arg-type]
 
 
 def tabled(
@@ -795,7 +816,7 @@ def log_results_table(
     """
     from hydra.core.global_hydra import GlobalHydra
 
-    from layerft.tracker import TrackerBackend, remove_stale_runs, start_tracker, wandb_runs
+    from layerft.tracker import TrackerBackend
 
     _, fixed = split_overrides(overrides)
     GlobalHydra.instance().clear()
@@ -805,12 +826,26 @@ def log_results_table(
     GlobalHydra.instance().clear()
     if tracker_cfg.backend != TrackerBackend.wandb:
         return
+    masked = mask_credentials(overrides)
+    tracker = OmegaConf.to_container(OmegaConf.structured(tracker_cfg), enum_to_str=True)
+    write_json_atomic(
+        sweep_dir / RESULTS_RUN_FILE, {"grid": grid, "overrides": masked, "tracker": tracker}
+    )
+    publish_results_table(grid, masked, tracker_cfg, sweep_dir, result)
+
+
+def publish_results_table(
+    grid: str, overrides: list[str], tracker_cfg: TrackerConfig, sweep_dir: Path, result: Aggregate
+) -> None:
+    """Log the table and plots into the folder's W&B results run (`overrides` masked)."""
     import wandb
+
+    from layerft.tracker import remove_stale_runs, start_tracker, wandb_runs
 
     # What the table's difference columns compare with, which differs between aggregations.
     config = {
         "sweep": grid,
-        "overrides": mask_credentials(overrides),
+        "overrides": overrides,
         "baseline": result.baseline,
         "heatmap": list(result.heatmap) if result.heatmap else None,
     }

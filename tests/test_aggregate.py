@@ -1048,7 +1048,9 @@ def test_adapter_benchmark_table_only_reads_its_sweep(tmp_path: Path) -> None:
     assert (tmp_path / "results.csv").exists()
 
 
-def test_sweep_py_aggregate_warns_that_the_wandb_table_is_left_as_it_was(tmp_path, caplog) -> None:
+def test_sweep_py_aggregate_without_a_results_run_record_leaves_the_wandb_table(
+    tmp_path, caplog
+) -> None:
     from layerft.sweep import main
 
     write_job(tmp_path / "1", 1, 0.6)
@@ -1056,4 +1058,9 @@ def test_sweep_py_aggregate_warns_that_the_wandb_table_is_left_as_it_was(tmp_pat
     assert "W&B 'aggregate' run" not in caplog.text  # no W&B run in the folder: nothing to say
     (tmp_path / "wandb" / "offline-run-20261203_000000-results-0123").mkdir(parents=True)
     assert main(["aggregate", str(tmp_path)]) == 0
-    assert "its W&B 'aggregate' run still holds the table of the last" in caplog.text
+    # Logged by an earlier layerft: no record of its grid and tracker to log a new table with.
+    assert "its W&B results run still holds the table of the last" in caplog.text
+    (tmp_path / ".results_run.json").write_text(
+        '{"grid": "demo", "tracker": {"mode": "sometimes"}}'
+    )
+    assert main(["aggregate", str(tmp_path)]) == 2  # damaged: one line naming it

@@ -845,6 +845,15 @@ def test_wandb_runs_of_a_sweep_carry_group_job_type_summary_and_stage1_lineage(t
           "tracker=wandb", "tracker.mode=offline")  # fmt: skip
     [again] = (sweep_dir / "wandb").glob("offline-run-*/run-*.wandb")
     assert again != table_run and again.stem == table_run.stem == f"run-{run.run_id}"
+    # `sweep.py aggregate` with another baseline updates that run's table, as the grid logged it.
+    record = json.loads((sweep_dir / ".results_run.json").read_text())
+    assert record["grid"] == "demo" and record["tracker"]["mode"] == "offline"
+    done = run_sweep(["aggregate", str(sweep_dir), "--baseline", "tuning_mode=lora"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [third] = (sweep_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    assert third != again and third.stem == again.stem
+    [run] = records_by_kind(third)["run"]
+    assert wandb_items(run.config.update)["baseline"] == {"tuning_mode": "lora"}
 
 
 @pytest.mark.parametrize(
