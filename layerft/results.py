@@ -204,9 +204,9 @@ def _dotted(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def seedless_fingerprint(resolved: dict[str, Any]) -> str:
+def seedless_fingerprint(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) -> str:
     """`config_fingerprint` of the config without its seed: one value for all seeds of a config."""
-    kept = result_config(resolved)
+    kept = result_config(resolved, scheme)
     del kept["seed"]
     return _fingerprint(kept)
 
@@ -284,6 +284,35 @@ class RunRecord:
 def fingerprint_scheme(record: dict[str, Any]) -> int:
     """The fingerprint scheme of the layerft that wrote a record (1: before schemes were recorded)."""
     return int(record.get(FINGERPRINT_SCHEME_KEY, 1))
+
+
+# run.keep_hydra_files' copy of a finished run's composed config (under Hydra's default output_subdir)
+KEPT_CONFIG = Path(".hydra", "finished", "config.yaml")
+
+
+def migrated_fingerprints(run_dir: Path, record: dict[str, Any]) -> tuple[str, str] | None:
+    """This scheme's fingerprint and seedless fingerprint of a record an earlier scheme wrote of a
+    run without stage 1 (the only runs whose fingerprint changed), from the config kept beside it
+    (KEPT_CONFIG): a baseline recorded under one split is then found under any. None where the
+    record needs none, has no such config, or that config is not the record's (it hashes to
+    another fingerprint under the record's scheme: edited, or a torchrun's)."""
+    scheme = fingerprint_scheme(record)
+    choices = record.get(f"{RUN_PREFIX}choices")
+    if scheme >= FINGERPRINT_SCHEME or FINGERPRINT_KEY not in record:
+        return None
+    if not isinstance(choices, dict) or choices.get("injection_task") != "none":
+        return None
+    from omegaconf import OmegaConf
+
+    from layerft.config import resolve_config  # here: it imports torch (results.py does not)
+
+    try:
+        resolved = resolve_config(OmegaConf.load(run_dir / KEPT_CONFIG))
+        if config_fingerprint(resolved, scheme) != record[FINGERPRINT_KEY]:
+            return None
+        return config_fingerprint(resolved), seedless_fingerprint(resolved)
+    except Exception:  # noqa: BLE001 - no kept config, or one this layerft cannot read: no migration
+        return None
 
 
 def results_version(record: dict[str, Any]) -> int:
@@ -430,7 +459,7 @@ def read_finished(
         log.warning("%s is %s: kept as %s; the run is redone", path, problem, kept.name)
         return None
     assert not isinstance(fingerprints, str), "a tuple of fingerprints, not one"
-    if data.get(FINGERPRINT_KEY) not in fingerprints:
+    if not _of_config(run_dir, data, fingerprints):
         raise LayerftError(
             f"{run_dir} holds the result of another config ({path}), which is never overwritten; "
             f"run this one in a new folder ({new_folder}) or delete {path} to redo it"
@@ -443,6 +472,15 @@ def read_finished(
             older_results(version),
         )
     return {key: value for key, value in data.items() if not key.startswith(RUN_PREFIX)}
+
+
+def _of_config(run_dir: Path, record: dict[str, Any], fingerprints: tuple[str, ...]) -> bool:
+    """Whether a record in `run_dir` is of the config with these fingerprints (RunRecord's), also
+    as this scheme keys a record of an earlier one (migrated_fingerprints)."""
+    if record.get(FINGERPRINT_KEY) in fingerprints:
+        return True
+    migrated = migrated_fingerprints(run_dir, record)
+    return migrated is not None and migrated[0] in fingerprints
 
 
 def read_record(run_dir: Path) -> dict[str, Any]:

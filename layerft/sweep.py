@@ -63,6 +63,7 @@ from layerft.results import (
     earlier_fingerprints,
     file_error,
     file_sha256,
+    migrated_fingerprints,
     older_results,
     read_record,
     results_version,
@@ -330,11 +331,14 @@ def job_records(sweep_dir: Path, name: str) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for path in sorted(sweep_dir.glob(f"*/{name}"), key=lambda p: p.stat().st_mtime):
         try:
-            fingerprint = json.loads(path.read_text(encoding="utf-8")).get(FINGERPRINT_KEY)
-        except (OSError, ValueError):
+            record = json.loads(path.read_text(encoding="utf-8"))
+            fingerprint = record.get(FINGERPRINT_KEY)
+        except (OSError, ValueError, AttributeError):
             continue  # a corrupt file counts as not finished; the job reruns and replaces it
         if isinstance(fingerprint, str):
             found[fingerprint] = path.parent
+            if (migrated := migrated_fingerprints(path.parent, record)) is not None:
+                found[migrated[0]] = path.parent  # an earlier scheme's record, as this one keys it
     return found
 
 
@@ -430,14 +434,23 @@ def run_grid(
     Whatever stops the launch (a job folder that cannot be made, a job whose failure escaped it,
     Ctrl-C) comes back as one line, not raised: the jobs that finished are still summarised and
     tabulated."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
     register_configs()
     argv = sys.argv
     # as the sweeper gets them: Hydra hands it the overrides that are not under `hydra`
     parser = OverridesParser.create()
 
+    forced: list[str] = []  # hydra_args adds it to every job; spelled as the sweeper's jobs are
+    if force:
+        [[forced]] = BasicSweeper.split_arguments(
+            parser.parse_overrides(["force_rerun=true"]), None
+        )
+
     def listed(combinations: Sequence[Combination]) -> list[list[str]]:
         return [
             [o.input_line for o in parser.parse_overrides(c.overrides) if not o.is_hydra_override()]
+            + forced
             for c in combinations
         ]
 
@@ -463,19 +476,19 @@ def run_grid(
 
 
 def repeated_runs(
-    combinations: Sequence[Combination], skipped: Sequence[Combination]
+    combinations: Sequence[Combination],
+    skipped: Sequence[Combination],
+    blocked: Sequence[Combination] = (),
 ) -> list[Combination]:
-    """The combinations, of those not `skipped`, whose config an earlier one launched runs: its
-    result serves both (found by fingerprint), so the second is not launched."""
-    launched: set[str] = set()
-    repeats = []
-    for combination in combinations:
-        if any(combination is c for c in skipped):
-            continue
-        if combination.fingerprint in launched:
-            repeats.append(combination)
-        launched.add(combination.fingerprint)
-    return repeats
+    """The combinations, of those not `skipped`, whose config another one launched runs: its
+    result serves both (found by fingerprint), so only the first is launched; a `blocked` one (its
+    folder holds another config's result, so its job stops) is not that first while another can
+    be."""
+    launching = [c for c in combinations if not any(c is s for s in skipped)]
+    first: dict[str, Combination] = {}
+    for combination in sorted(launching, key=lambda c: any(c is b for b in blocked)):
+        first.setdefault(combination.fingerprint, combination)
+    return [c for c in launching if first[c.fingerprint] is not c]
 
 
 @dataclass(frozen=True)
@@ -550,41 +563,39 @@ def another_config_result(folder: Path) -> bool:
 def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) -> None:
     """The dry run: combinations, distinct stage-1 trainings, which are done."""
     state = status(combinations, sweep_dir)
-    done = {c.fingerprint for c, _ in state.done}
     stage1 = {c.stage1 for c in combinations if c.stage1}
     stored = {c.stage1 for c in combinations if c.stage1_stored}
     kept = f" ({len(stored)} stored, reused if their data is unchanged)" if stored else ""
-    first = {}  # fingerprint -> the first combination of that config
-    for combination in combinations:
-        first.setdefault(combination.fingerprint, combination)
-    runs = f" ({len(first)} distinct runs)" if len(first) < len(combinations) else ""
+    distinct = len({c.fingerprint for c in combinations})
+    runs = f" ({distinct} distinct runs)" if distinct < len(combinations) else ""
     print(f"{len(combinations)} combinations{runs}, {len(stage1)} distinct stage-1 trainings{kept}")
-    stale = {c.fingerprint: changed for c, _, changed in state.stale}
-    older = {c.fingerprint: version for c, _, version in state.older}
-    blocked = {c.fingerprint for c, _ in state.blocked}
+    # Marks by combination: repeats of one config share a fingerprint, not a folder.
+    marks = {} if force else {id(c): "done" for c, _ in state.done}
+    for combination, _ in state.blocked:
+        marks[id(combination)] = "blocked: its folder holds another config's result"
+    for combination, _, version in [] if force else state.older:
+        marks[id(combination)] = f"done by results version {version}"
+    for combination, _, changed in [] if force else state.stale:
+        marks[id(combination)] = f"done on other data: {', '.join(changed)} changed"
+    skipped = [] if force else [c for c, _ in state.done if not c.force_rerun]
+    repeats = repeated_runs(combinations, skipped, [c for c, _ in state.blocked])
+    launched = {c.fingerprint: c for c in combinations if c not in repeats and c not in skipped}
     for combination in combinations:
-        mark = "done" if combination.fingerprint in done and not force else "todo"
-        if combination.fingerprint in blocked:
-            mark = "blocked: its folder holds another config's result"
-        if combination.fingerprint in older and not force:
-            mark = f"done by results version {older[combination.fingerprint]}"
-        if combination.fingerprint in stale and not force:
-            mark = f"done on other data: {', '.join(stale[combination.fingerprint])} changed"
         s1 = f"stage1 {combination.stage1}" if combination.stage1 else "no stage 1"
         s1 += ", stored" if combination.stage1_stored else ""
-        if (same := first[combination.fingerprint]) is not combination:  # one run serves both
-            s1 += f"; the run of {same.label}"
-        print(f"  [{mark}] {combination.label}  ({s1})")
-    todo = len(combinations) if force else len(combinations) - len(state.done) - len(state.stale)
-    print(
-        f"{len(state.done) if not force else 0} done, {todo} to run{' (--force)' if force else ''}"
-    )
-    if stale and not force:
+        if any(combination is r for r in repeats):  # not launched: one run serves both
+            s1 += f"; the run of {launched[combination.fingerprint].label}"
+        print(f"  [{marks.get(id(combination), 'todo')}] {combination.label}  ({s1})")
+    done = 0 if force else len(state.done)
+    todo = len(combinations) - done - (0 if force else len(state.stale)) - len(repeats)
+    served = f" ({len(repeats)} served by another job's run)" if repeats else ""
+    print(f"{done} done, {todo} to run{served}{' (--force)' if force else ''}")
+    if state.stale and not force:
         print(
-            f"{len(stale)} done on data files changed since: each stops with an error; rerun them "
-            "with --force (overrides can narrow the grid to them)"
+            f"{len(state.stale)} done on data files changed since: each stops with an error; "
+            "rerun them with --force (overrides can narrow the grid to them)"
         )
-    if older and not force:
+    if state.older and not force:
         print(older_note(state.older))
     if state.blocked:
         print(blocked_note(state.blocked))
@@ -682,7 +693,7 @@ def main(argv: Sequence[str]) -> int:
                 log.warning("%s", blocked_note(before.blocked))
             finished = [] if args.force else before.done
             skipped = [c for c, _ in finished if not c.force_rerun]
-            repeats = repeated_runs(combinations, skipped)
+            repeats = repeated_runs(combinations, skipped, [c for c, _ in before.blocked])
             stopped = run_grid(args.grid, args.overrides, sweep_dir, args.force, skipped, repeats)
             state = status(combinations, sweep_dir, started_ns if args.force else None)
             print_summary(state)

@@ -3,7 +3,9 @@ config, and the settings each job ran with. A setting's value is text from the c
 compare by value as Hydra reads them (`1e-4` is `0.0001`), everything else as text.
 
 Serves no config group: `layerft/sweep_table.py` folds these jobs into rows. It reads only what each
-run writes, never `.hydra/` (whose presence only marks a started job) or a tracker.
+run writes, never a tracker, and of `.hydra/` (whose presence marks a started job) only the config
+layerft keeps of a finished run, for a record an earlier fingerprint scheme wrote
+(results.migrated_fingerprints).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from layerft.results import (
     changed_since,
     file_error,
     fingerprint_scheme,
+    migrated_fingerprints,
     results_version,
 )
 
@@ -69,8 +72,9 @@ class Job:
     results_version: int = RESULTS_VERSION
     # A run without stage 1 recorded by fingerprint scheme 1 (results.FINGERPRINT_SCHEME): its
     # fingerprints hash the layer split and stage-1 schedule it never read, so they tell it apart
-    # from the same run under another split. Its seedless fingerprint is left out (None), and a
-    # record of its settings and seed under another split is the same run, not another config.
+    # from the same run under another split, and no config kept beside it gave this scheme's
+    # (results.migrated_fingerprints). Its seedless fingerprint is left out (None), and another
+    # such record of its settings and seed is the same run, not another config.
     unread_in_fingerprint: bool = False
 
     @property
@@ -170,7 +174,7 @@ SettingsKey = tuple[tuple[str, str], ...]
 def same_run(one: Job, other: Job) -> bool:
     """Whether two records of one row and seed are one config's (a newer record of it wins)."""
     return one.fingerprint == other.fingerprint or (
-        one.unread_in_fingerprint or other.unread_in_fingerprint
+        one.unread_in_fingerprint and other.unread_in_fingerprint
     )
 
 
@@ -230,12 +234,16 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
     error, kind = str(data.get("run/error", "(no message)")), data.get("run/error_type")
     if kind and not error.startswith(f"{kind}:"):  # sweep.py writes "<type>: <first line>"
         error = f"{kind}: {error}"
-    unread = fingerprint_scheme(data) < 2 and run["choices"].get("injection_task") == "none"
-    seedless = data.get(SEEDLESS_FINGERPRINT_KEY)
+    fingerprint, seedless = data.get(FINGERPRINT_KEY), data.get(SEEDLESS_FINGERPRINT_KEY)
+    if (migrated := migrated_fingerprints(run_dir, data)) is not None:
+        fingerprint, seedless = migrated  # as this scheme keys it, from the config kept beside it
+    # Else a record of scheme 1 without stage 1 keys settings it never read (Job's field).
+    unread = migrated is None and fingerprint_scheme(data) < 2 and fingerprint is not None
+    unread = unread and run["choices"].get("injection_task") == "none"
     return Job(
         run_dir,
         path.stat().st_mtime,
-        str(data[FINGERPRINT_KEY]) if FINGERPRINT_KEY in data else f"(unvalidated) {run_dir}",
+        str(fingerprint) if fingerprint is not None else f"(unvalidated) {run_dir}",
         None if seedless is None or unread else str(seedless),
         job_settings(run["choices"], run["overrides"]),
         int(run["seed"]),

@@ -25,6 +25,7 @@ import pytest
 import torch
 from compose import compose_config, compose_run
 from conftest import SHRINK, run_sweep, script_env, sweep_command
+from omegaconf import OmegaConf
 from wandb_records import records_by_kind, wandb_items
 
 from layerft import stage1 as stage1_module
@@ -34,17 +35,19 @@ from layerft.errors import LayerftError
 from layerft.layer_split import InjectedWeights, Stage1Split, Stage2Split
 from layerft.results import (
     FINGERPRINT_KEY,
+    FINGERPRINT_SCHEME_KEY,
     RESULTS_CHANGES,
     RESULTS_VERSION,
     RESULTS_VERSION_KEY,
     RunRecord,
     config_fingerprint,
     file_sha256,
+    seedless_fingerprint,
 )
 from layerft.run import previous_result
 from layerft.stage1 import Stage1Key, Stage1Store, obtain_stage1
 from layerft.sweep import Combination, expand, grid_names, hydra_args, job_dirname
-from layerft.sweep_records import read_jobs
+from layerft.sweep_records import read_job, read_jobs
 
 # The demo grid on model=tiny, one epoch per stage (each job takes a few seconds).
 TINY_GRID = [a for a in SHRINK if a != "tracker=none"] + ["tracker=none"]
@@ -401,6 +404,62 @@ def test_a_baseline_crossed_with_layer_splits_trains_once_and_serves_every_split
         )
     assert "0 done, 4 to run" not in sweep(tmp_path, *grid, "--dry-run")  # all done
     assert "4 done, 0 to run" in sweep(tmp_path, *grid, "--dry-run")
+
+
+def as_scheme_1(folder: Path) -> None:
+    """Rewrite a finished job's record as a layerft of fingerprint scheme 1 wrote it (its config
+    kept beside it, as run.keep_hydra_files keeps it)."""
+    config = resolve_config(OmegaConf.load(folder / ".hydra" / "finished" / "config.yaml"))
+    path = folder / "metrics.json"
+    record = json.loads(path.read_text())
+    del record[FINGERPRINT_SCHEME_KEY]
+    record[FINGERPRINT_KEY] = config_fingerprint(config, scheme=1)
+    record["run/seedless_fingerprint"] = seedless_fingerprint(config, scheme=1)
+    assert record[FINGERPRINT_KEY] != config_fingerprint(config)  # the schemes do differ here
+    path.write_text(json.dumps(record))
+
+
+def test_a_scheme_1_baseline_serves_every_split_through_the_config_kept_beside_it(tmp_path) -> None:
+    # Written under one split by an older layerft, found by a grid adding splits (not retrained),
+    # and replaced, not refused as another config's, by --force.
+    sweep(tmp_path, "seed=1", "tuning_mode=full", "injection_task=none", "layer_split=lower1,all")
+    sweep_dir = tmp_path / "multirun_outputs" / "demo"
+    [folder] = [p.parent for p in sweep_dir.glob("*/metrics.json")]
+    as_scheme_1(folder)
+    grid = (
+        "seed=1",
+        "tuning_mode=full",
+        "injection_task=none",
+        "layer_split=lower1,all,lower_half",
+    )
+    plan = sweep(tmp_path, *grid, "--dry-run")
+    assert "3 done, 0 to run" in plan and "todo" not in plan and "blocked" not in plan
+    out = sweep(tmp_path, *grid)
+    assert "Skipping 3 of 3 jobs: finished" in out and "sweep: 3 finished, 0 failed" in out
+    with (sweep_dir / "results.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 1  # one baseline row
+    forced = sweep(tmp_path, *grid, "--force")
+    assert "Skipping 2 of 3 jobs: the run of an earlier job" in forced
+    assert "sweep: 3 finished, 0 failed, 0 not run" in forced
+    assert json.loads((folder / "metrics.json").read_text())[FINGERPRINT_SCHEME_KEY] == 2
+
+
+def test_a_failure_recorded_before_its_config_validated_is_no_scheme_1_record(tmp_path) -> None:
+    # It has no fingerprint to compare: never "the same run" as a record of its row and seed.
+    (tmp_path / "a").mkdir()
+    record = {"run/choices": {"injection_task": "none"}, "run/seed": 1, "run/overrides": [],
+              "run/error": "bad key"}  # fmt: skip
+    (tmp_path / "a" / "failed.json").write_text(json.dumps(record))
+    assert not read_job(tmp_path / "a").unread_in_fingerprint
+
+
+def test_a_repeat_is_launched_in_place_of_a_blocked_first() -> None:
+    # The first's folder holds another config's result: its job would stop, and no run serve both.
+    first, second, other = (Combination([n], f, None, n) for n, f in (("a", "f"), ("b", "f"), ("c", "g")))  # fmt: skip
+    grid = [first, second, other]
+    assert sweep_module.repeated_runs(grid, []) == [second]
+    assert sweep_module.repeated_runs(grid, [], [first]) == [first]
+    assert sweep_module.repeated_runs(grid, [first]) == []  # finished: the other is not a repeat
 
 
 def test_a_baseline_recorded_under_the_earlier_fingerprint_scheme_is_done(tmp_path) -> None:

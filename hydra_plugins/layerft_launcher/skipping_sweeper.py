@@ -60,8 +60,8 @@ class SkippingSweeper(BasicSweeper):
         repeats: Sequence[Sequence[str]] = (),
     ) -> None:
         super().__init__(max_batch_size, params)
-        self.finished = {tuple(job) for job in finished}
-        self.repeats = {tuple(job) for job in repeats}
+        self.finished = {frozenset(job) for job in finished}
+        self.repeats = {frozenset(job) for job in repeats}
 
     def split_arguments(  # type: ignore[override]  # BasicSweeper's is static; sweep() calls self.
         self, overrides: list[Override], max_batch_size: int | None
@@ -87,6 +87,6 @@ class SkippingSweeper(BasicSweeper):
         return list(BasicSweeper.split_overrides_to_chunks(kept, max_batch_size))
 
     @staticmethod
-    def listed(job: Sequence[str]) -> tuple[str, ...]:
-        """A job's overrides as sweep.py lists them (without the grid's choice)."""
-        return tuple(o for o in job if o.split("=", 1)[0] != GRID_GROUP)
+    def listed(job: Sequence[str]) -> frozenset[str]:
+        """A job's overrides as sweep.py lists them (without the grid's choice), in any order."""
+        return frozenset(o for o in job if o.split("=", 1)[0] != GRID_GROUP)

@@ -365,12 +365,12 @@ class _Untagged:
     def add(self, index: int, row: Record, word: int) -> None:
         self.words += 1
         self.sentences.add(index)
-        # The sentence, not its row number: the rows are those kept, maybe sampled, not the file's.
-        sentence = " ".join(row.get("words") or row["tokens"])
-        self.first = self.first or (
-            f"{self.unit} {word + 1} {row['tokens'][word]!r} of the {self.split} sentence "
-            f"{quoted(sentence, 50)}"
-        )
+        if not self.first:  # its sentence, not its row: the rows are those kept, maybe sampled
+            sentence = " ".join(row.get("words") or row["tokens"])
+            self.first = (
+                f"{self.unit} {word + 1} {row['tokens'][word]!r} of the {self.split} sentence "
+                f"{quoted(sentence, 50)}"
+            )
 
     def count(self, why: str) -> str:
         return (
