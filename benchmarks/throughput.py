@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -151,34 +152,66 @@ def synchronize(device: torch.device) -> None:
 
 
 def measure(
-    pipelines: dict[str, Pipeline], batch_size: int, repeats: int
-) -> dict[str, list[dict[str, float]]]:
-    """One discarded warm-up run of each pipeline, then `repeats` rounds in rotating order."""
+    pipelines: dict[str, Pipeline], batch_size: int, repeats: int, deadline: float,
+    results: dict[str, dict], save: Callable[[], None],
+) -> None:  # fmt: skip
+    """One warm-up run of each pipeline (its wall time kept: for a compiled pipeline it includes
+    the compilation), then `repeats` rounds in rotating order. No run starts after `deadline`
+    (a perf_counter time); a pipeline that raises is reported and left out of later rounds.
+    Fills `results` (pipeline -> its runs) and calls `save` after every run, so a run cut short
+    keeps what it measured."""
     names = list(pipelines)
-    for name in names:
+    results.update({name: {"runs": []} for name in names})
+
+    def attempt(name: str, label: str) -> dict[str, float] | None:
+        if time.perf_counter() > deadline:
+            print(f"  {name} {label}: skipped, out of time", flush=True)
+            return None
         started = time.perf_counter()
-        pipelines[name](batch_size)
-        print(f"  warm-up {name}: {time.perf_counter() - started:.1f} s", flush=True)
-    results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+        try:
+            figures = pipelines[name](batch_size)
+        except Exception as error:  # noqa: BLE001 - one pipeline's failure is a result too
+            results[name]["error"] = f"{type(error).__name__}: {error}"[:500]
+            print(f"  {name} {label}: FAILED {results[name]['error']}", flush=True)
+            return None
+        figures["wall_seconds"] = time.perf_counter() - started
+        print(f"  {name} {label}: {figures}", flush=True)
+        return figures
+
+    for name in names:
+        if (figures := attempt(name, "warm-up")) is not None:
+            results[name]["warm_up"] = figures
+        save()
     for repeat in range(repeats):
         for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
-            results[name].append(pipelines[name](batch_size))
-            print(f"  {name} #{repeat}: {results[name][-1]}", flush=True)
-    return results
+            if "error" in results[name] or "warm_up" not in results[name]:
+                continue
+            if (figures := attempt(name, f"#{repeat}")) is not None:
+                results[name]["runs"].append(figures)
+            save()
 
 
-def summarise(results: dict[str, list[dict[str, float]]], batch_size: int) -> list[str]:
-    """Markdown rows: median samples/s, the ratio to the plain Trainer, the spread, the MFU."""
-    plain = statistics.median(r["samples_per_second"] for r in results["plain Trainer"])
+def summarise(results: dict[str, dict], batch_size: int) -> list[str]:
+    """Markdown rows: median samples/s, the ratio to the plain Trainer, the spread, the MFU, and the
+    warm-up run's wall time (compilation included)."""
+    plain_runs = results.get("plain Trainer", {}).get("runs", [])
+    plain = statistics.median(r["samples_per_second"] for r in plain_runs) if plain_runs else None
     rows = []
-    for name, runs in results.items():
-        speeds = sorted(r["samples_per_second"] for r in runs)
-        mfus = [r["mfu"] for r in runs if "mfu" in r]
+    for name, result in results.items():
+        warm = result.get("warm_up", {}).get("wall_seconds")
+        warm = f"{warm:.1f}" if warm is not None else "-"
+        if not result["runs"]:
+            why = result.get("error", "no timed run")
+            rows.append(f"| {batch_size} | {name} | - | - | {why} | - | {warm} |")
+            continue
+        speeds = sorted(r["samples_per_second"] for r in result["runs"])
+        mfus = [r["mfu"] for r in result["runs"] if "mfu" in r]
         median = statistics.median(speeds)
+        ratio = f"{median / plain:.2f}x" if plain else "-"
         mfu = f"{100 * statistics.median(mfus):.1f}%" if mfus else "-"
         rows.append(
-            f"| {batch_size} | {name} | {median:,.1f} | {median / plain:.2f}x | "
-            f"{speeds[0]:,.1f}-{speeds[-1]:,.1f} | {mfu} |"
+            f"| {batch_size} | {name} | {median:,.1f} | {ratio} | "
+            f"{speeds[0]:,.1f}-{speeds[-1]:,.1f} ({len(speeds)}) | {mfu} | {warm} |"
         )
     return rows
 
@@ -195,6 +228,12 @@ def main() -> None:
         help="add a layerft pipeline with these overrides, e.g. workers4=trainer.dataloader_workers=4",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="write every run's figures here")
+    parser.add_argument(
+        "--budget", type=float, default=None,
+        help="seconds for the whole measurement: the first batch size, where compiled pipelines "
+        "compile cold, gets 60%% of it, the others share what is left equally; no run starts "
+        "after its batch size's share (a run under a time limit keeps its table)",
+    )  # fmt: skip
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
 
@@ -229,17 +268,30 @@ def main() -> None:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     print(f"{device}, torch {torch.__version__}, {len(data.train)} examples, {args.precision}")
     rows, everything = [], {}
-    for batch_size in args.batch_sizes:
-        print(f"batch {batch_size}:", flush=True)
-        results = measure(pipelines, batch_size, args.repeats)
-        everything[batch_size] = results
-        rows += summarise(results, batch_size)
-        # After each batch size: a run cut short by a time limit keeps what it measured.
-        print("\n| batch | pipeline | samples/s (median) | vs plain Trainer | range | MFU |")
-        print("|---|---|---|---|---|---|")
-        print("\n".join(rows), flush=True)
+    started = time.perf_counter()
+
+    def save() -> None:
         if args.json:
             args.json.write_text(json.dumps({"device": device, "runs": everything}, indent=1))
+
+    for index, batch_size in enumerate(args.batch_sizes):
+        print(f"batch {batch_size}:", flush=True)
+        deadline = math.inf
+        if args.budget is not None:
+            left = args.budget - (time.perf_counter() - started)
+            remaining = len(args.batch_sizes) - index
+            share = 0.6 if index == 0 and remaining > 1 else 1 / remaining
+            deadline = time.perf_counter() + left * share
+        results = everything[batch_size] = {}
+        measure(pipelines, batch_size, args.repeats, deadline, results, save)
+        rows += summarise(results, batch_size)
+        # After each batch size: a run cut short by a time limit keeps what it measured.
+        print(
+            "\n| batch | pipeline | samples/s (median) | vs plain Trainer | range (runs) | MFU "
+            "| warm-up run, s |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        print("\n".join(rows), flush=True)
 
 
 if __name__ == "__main__":

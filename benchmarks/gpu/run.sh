@@ -3,21 +3,25 @@
 # call (a machine stays warm only briefly, and a fresh start costs minutes of the budget):
 #   run(command="bash benchmarks/gpu/run.sh", carry=[".gpu"], timeout_s=600)
 # Installs the carried wheels into /tmp/layerft_site (first on PYTHONPATH), then runs the steps:
-# - bert_base: layerft, a plain Trainer and a raw loop, each also compiled, at batch 32 and 256,
-#   bf16, 128 tokens, on a random BERT-base-shaped model (the issue's targets); table and JSON are
-#   written after every batch size, so a cut run keeps them;
+# - bert_base: layerft, a plain Trainer and a raw loop, layerft and the raw loop also compiled,
+#   layerft with 4 data-loader workers and with CUDA graphs (compile mode reduce-overhead), at
+#   batch 32 and 256, bf16, 128 tokens, on a random BERT-base-shaped model (the issue's targets);
+#   the JSON is written after every run and no run starts after the step's time is up;
 # - adapter_study: the adapter study (5 tuning modes, benchmarks/adapter_study.py) on MiniLM
 #   (pre-trained; bf16 weights trained in fp32 masters), demo_sentiment, 1 epoch: accuracy, speed,
 #   memory; its results.md and results.csv come back (what finished, if the step is cut);
 # - minilm: the bert_base measurement on MiniLM (not in the default: $OUT returns 8 files).
-# Each step gets its share of what is left of 560 s. Knobs: STEPS ("bert_base adapter_study"),
-# REPEATS (2), TRAIN (examples, 3200).
+# The adapter study gets STUDY_SECONDS (170), the other steps share the rest of BUDGET seconds
+# (570). Knobs: STEPS ("bert_base adapter_study"), REPEATS (2), TRAIN (examples, 3072: whole
+# batches of 32 and 256, so no compiled run recompiles for a short last batch).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/layerft_gpu}  # the device tool sets OUT: what is written there comes back
 STEPS=${STEPS:-"bert_base adapter_study"}
 REPEATS=${REPEATS:-2}
-TRAIN=${TRAIN:-3200}
+TRAIN=${TRAIN:-3072}
+BUDGET=${BUDGET:-570}
+STUDY_SECONDS=${STUDY_SECONDS:-170}
 mkdir -p "$OUT"
 {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -32,15 +36,23 @@ python -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir -
 export PYTHONPATH=/tmp/layerft_site:$PWD HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=disabled
 python -c "import layerft.run" 2>&1 | tail -3 | tee -a "$OUT/machine.txt"
 
-common=(--batch-sizes 32 256 --repeats "$REPEATS" --pad-to 128 --precision bf16 --compile)
+common=(--batch-sizes 32 256 --repeats "$REPEATS" --pad-to 128 --precision bf16 --compile
+        --variant workers4=trainer.dataloader_workers=4
+        --variant cuda_graphs=trainer.compile=true,trainer.compile_mode=reduce_overhead)
 # The tokenized cache stays off $OUT: only results come back.
 data=(target_task=demo_sentiment "target_task.generator_sizes.train=$TRAIN"
       target_task.max_length=128 cache_dir=/tmp/layerft_gpu_cache)
-minilm=(model=bert_base_uncased model.name=minilm_bf16 "model.hub_id=$PWD/.gpu/minilm")
+minilm=(model=minilm model.package=null "model.hub_id=$PWD/.gpu/minilm")  # the bf16 copy
 steps=($STEPS)
 for i in "${!steps[@]}"; do
     step=${steps[$i]}
-    left=$(( (560 - SECONDS) / (${#steps[@]} - i) ))
+    others=0
+    for later in "${steps[@]:i+1}"; do [ "$later" = adapter_study ] && others=$STUDY_SECONDS; done
+    if [ "$step" = adapter_study ]; then
+        left=$(( BUDGET - SECONDS ))
+    else
+        left=$(( (BUDGET - SECONDS - others) / (${#steps[@]} - i - (others > 0 ? 1 : 0)) ))
+    fi
     echo "== $step (at most ${left} s)"
     case $step in
         bert_base) model=(model=tiny model.tiny.hidden_size=768 model.tiny.num_layers=12
@@ -58,6 +70,8 @@ for i in "${!steps[@]}"; do
         cp "$study/results.md" "$study/results.csv" "$OUT/" 2>/dev/null
         continue
     fi
+    # Loading and tokenizing take about 20 s of the step; the measuring gets the rest.
     timeout "$left" python -u benchmarks/throughput.py "${common[@]}" --json "$OUT/$step.json" \
-        -- "${model[@]}" "${data[@]}" 2>&1 | grep --line-buffered -v "it/s\]" | tee "$OUT/$step.txt"
+        --budget $(( left - 40 )) -- "${model[@]}" "${data[@]}" \
+        target_task.generator_sizes.validation=256 2>&1 | grep --line-buffered -v "it/s\]" | tee "$OUT/$step.txt"
 done
