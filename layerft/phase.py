@@ -79,7 +79,7 @@ def _training_arguments(
     task: TaskConfig, trainer_cfg: TrainerConfig, seed: int, checkpoints: Path, num_steps: int,
     eval_steps: int,
 ) -> TrainingArguments:  # fmt: skip
-    workers = trainer_cfg.dataloader_workers
+    workers = trainer_cfg.resolved_dataloader_workers()
     return TrainingArguments(
         output_dir=str(checkpoints),
         max_steps=num_steps,  # the scheduler is built for exactly this many steps

@@ -3,6 +3,7 @@ both stages. Apart from the runner, so that composing a config imports no transf
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from enum import Enum
@@ -33,7 +34,9 @@ class TrainerConfig:
     keep_checkpoints: bool = False
     # null: a progress bar per stage when stderr is a terminal; log lines only otherwise.
     progress_bar: bool | None = None
-    dataloader_workers: int = 0
+    # null: up to 4 per process on a GPU (measured faster there, BENCHMARKS.md), none on a CPU,
+    # where a worker takes a core from the arithmetic.
+    dataloader_workers: int | None = None
     # Batches are padded to the longest example, rounded up to this multiple; null: 8 on a GPU
     # (few distinct shapes for its kernels to tune for), none on a CPU (every token costs).
     pad_to_multiple_of: int | None = None
@@ -41,7 +44,7 @@ class TrainerConfig:
     compile_mode: CompileMode = CompileMode.default
 
     def __post_init__(self) -> None:
-        if self.dataloader_workers < 0:
+        if self.dataloader_workers is not None and self.dataloader_workers < 0:
             raise LayerftError(
                 f"trainer: dataloader_workers must be >= 0, got {self.dataloader_workers}"
             )
@@ -62,6 +65,18 @@ class TrainerConfig:
         if self.pad_to_multiple_of is not None:
             return self.pad_to_multiple_of
         return 8 if torch.cuda.is_available() else None
+
+    def resolved_dataloader_workers(self) -> int:
+        """The data-loader workers of each process on this machine."""
+        if self.dataloader_workers is not None:
+            return self.dataloader_workers
+        if not torch.cuda.is_available():
+            return 0
+        # The CPUs this process may use, shared with the other processes of its node; one of
+        # each process's stays with the training loop, which launches the GPU's kernels.
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        return max(0, min(4, (cpus or 1) // local - 1))
 
     def resolved_progress_bar(self) -> bool:
         """Whether to draw the Trainer's progress bar."""
