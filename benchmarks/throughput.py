@@ -44,6 +44,7 @@ from layerft.phase import run_phase  # noqa: E402
 from layerft.run import quiet_libraries, seed_everything  # noqa: E402
 
 Pipeline = Callable[[int], dict[str, float]]
+DataFor = Callable[[int], TaskData]  # batch size -> the examples of a run
 
 
 def compose_config(overrides: list[str], precision: str, pad_to: int | None) -> RunConfig:
@@ -64,7 +65,7 @@ def fresh_model(cfg: RunConfig) -> TaskModel:
     return build_task_model(load_backbone(cfg.model), cfg.target_task)
 
 
-def layerft_pipeline(cfg: RunConfig, data: TaskData, compile_encoder: bool) -> Pipeline:
+def layerft_pipeline(cfg: RunConfig, data_for: DataFor, compile_encoder: bool) -> Pipeline:
     """layerft's phase runner with its defaults: samples/s as it reports them in metrics.json."""
 
     def run(batch_size: int) -> dict[str, float]:
@@ -73,7 +74,7 @@ def layerft_pipeline(cfg: RunConfig, data: TaskData, compile_encoder: bool) -> P
         trainer = dataclasses.replace(cfg.trainer, compile=compile_encoder)
         with tempfile.TemporaryDirectory() as out:
             metrics = run_phase(
-                "target", fresh_model(cfg), data, task, cfg.lr_schedule, {}, trainer,
+                "target", fresh_model(cfg), data_for(batch_size), task, cfg.lr_schedule, {}, trainer,
                 cfg.seed, Path(out), lambda numbers, step: None,
             )  # fmt: skip
         result = {"samples_per_second": metrics["target/train_samples_per_second"]}
@@ -85,12 +86,12 @@ def layerft_pipeline(cfg: RunConfig, data: TaskData, compile_encoder: bool) -> P
 
 
 def plain_trainer_pipeline(
-    cfg: RunConfig, data: TaskData, tokenizer, pad_to: int | None
+    cfg: RunConfig, data_for: DataFor, tokenizer, pad_to: int | None
 ) -> Pipeline:  # noqa: ANN001
     """What a user writes instead: Trainer defaults (fused AdamW, linear schedule, clipping at 1)."""
 
     def run(batch_size: int) -> dict[str, float]:
-        task = cfg.target_task
+        task, data = cfg.target_task, data_for(batch_size)
         with tempfile.TemporaryDirectory() as out:
             args = TrainingArguments(
                 output_dir=out, per_device_train_batch_size=batch_size, num_train_epochs=1,
@@ -113,12 +114,13 @@ def plain_trainer_pipeline(
     return run
 
 
-def raw_loop_pipeline(cfg: RunConfig, data: TaskData, compile_encoder: bool) -> Pipeline:
+def raw_loop_pipeline(cfg: RunConfig, data_for: DataFor, compile_encoder: bool) -> Pipeline:
     """forward, backward, clip, fused AdamW step, over batches collated and moved beforehand."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.trainer.precision.value)
 
     def run(batch_size: int) -> dict[str, float]:
+        data = data_for(batch_size)
         generator = torch.Generator().manual_seed(cfg.seed)
         order = torch.randperm(len(data.train), generator=generator).tolist()
         batches = [
@@ -234,6 +236,12 @@ def main() -> None:
         "compile cold, gets 60%% of it, the others share what is left equally; no run starts "
         "after its batch size's share (a run under a time limit keeps its table)",
     )  # fmt: skip
+    parser.add_argument(
+        "--steps", type=int, default=None,
+        help="optimizer steps per run at every batch size (the first steps x batch examples); "
+        "default: one epoch of the whole training set. A run of few steps counts the Trainer's "
+        "fixed start-up cost against few steps",
+    )  # fmt: skip
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
 
@@ -249,21 +257,32 @@ def main() -> None:
         cfg.trainer.resolved_pad_multiple(),
         seed=cfg.seed,
     )
+    if args.steps is not None and args.steps * max(args.batch_sizes) > len(data.train):
+        parser.error(
+            f"--steps {args.steps} at batch {max(args.batch_sizes)} needs "
+            f"{args.steps * max(args.batch_sizes)} training examples; the set has {len(data.train)}"
+        )
+
+    def data_for(batch_size: int) -> TaskData:
+        if args.steps is None:
+            return data
+        return dataclasses.replace(data, train=data.train.select(range(args.steps * batch_size)))
+
     pipelines = {
-        "layerft": layerft_pipeline(cfg, data, compile_encoder=False),
-        "plain Trainer": plain_trainer_pipeline(cfg, data, tokenizer, args.pad_to),
-        "raw loop": raw_loop_pipeline(cfg, data, compile_encoder=False),
+        "layerft": layerft_pipeline(cfg, data_for, compile_encoder=False),
+        "plain Trainer": plain_trainer_pipeline(cfg, data_for, tokenizer, args.pad_to),
+        "raw loop": raw_loop_pipeline(cfg, data_for, compile_encoder=False),
     }
     if args.compile:
-        pipelines["layerft, trainer.compile=true"] = layerft_pipeline(cfg, data, True)
-        pipelines["raw loop, compiled"] = raw_loop_pipeline(cfg, data, True)
+        pipelines["layerft, trainer.compile=true"] = layerft_pipeline(cfg, data_for, True)
+        pipelines["raw loop, compiled"] = raw_loop_pipeline(cfg, data_for, True)
     for variant in args.variant:
         name, overrides = variant.split("=", 1)
         variant_cfg = compose_config(
             [*args.overrides, *overrides.split(",")], args.precision, args.pad_to
         )
         pipelines[f"layerft, {name}"] = layerft_pipeline(
-            variant_cfg, data, compile_encoder=variant_cfg.trainer.compile
+            variant_cfg, data_for, compile_encoder=variant_cfg.trainer.compile
         )
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     print(f"{device}, torch {torch.__version__}, {len(data.train)} examples, {args.precision}")
