@@ -2,7 +2,7 @@
 Trainer script as a user would write it, and a raw PyTorch loop over batches already on the device.
 
 All three train the same model (a fresh copy each run), on the same tokenized examples, at the same
-batch size, for one epoch. Runs are interleaved (the order rotates each repeat) after one discarded
+batch size, for one epoch (or `--steps N` optimizer steps at every batch size). Runs are interleaved (the order rotates each repeat) after one discarded
 warm-up run of each, and the medians are reported, since shared machines drift.
 
     # CPU (the figure): MiniLM on the shared SNLI sample
@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -166,15 +168,21 @@ def measure(
     results.update({name: {"runs": []} for name in names})
 
     def attempt(name: str, label: str) -> dict[str, float] | None:
-        if time.perf_counter() > deadline:
+        # A timed run lasts about as long as the pipeline's last one: none that would overrun.
+        last = results[name]["runs"][-1:] or [results[name].get("warm_up", {})]
+        expected = last[0].get("wall_seconds", 0.0)
+        if time.perf_counter() + expected > deadline:
             print(f"  {name} {label}: skipped, out of time", flush=True)
             return None
         started = time.perf_counter()
         try:
             figures = pipelines[name](batch_size)
         except Exception as error:  # noqa: BLE001 - one pipeline's failure is a result too
-            results[name]["error"] = f"{type(error).__name__}: {error}"[:500]
+            results[name]["error"] = f"{label}: {type(error).__name__}: {error}"[:500]
             print(f"  {name} {label}: FAILED {results[name]['error']}", flush=True)
+            gc.collect()  # a failed run's model and batches, before the next pipeline's
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
             return None
         figures["wall_seconds"] = time.perf_counter() - started
         print(f"  {name} {label}: {figures}", flush=True)
@@ -206,6 +214,8 @@ def summarise(results: dict[str, dict], batch_size: int) -> list[str]:
             why = result.get("error", "no timed run")
             rows.append(f"| {batch_size} | {name} | - | - | {why} | - | {warm} |")
             continue
+        if "error" in result:  # failed after timed runs: theirs are shown, and the failure
+            warm += f"; then failed, {result['error']}"
         speeds = sorted(r["samples_per_second"] for r in result["runs"])
         mfus = [r["mfu"] for r in result["runs"] if "mfu" in r]
         median = statistics.median(speeds)
@@ -244,6 +254,8 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
+    if args.steps is not None and args.steps < 1:
+        parser.error(f"--steps must be at least 1, got {args.steps}")
 
     quiet_libraries()
     cfg = compose_config(args.overrides, args.precision, args.pad_to)
@@ -290,8 +302,10 @@ def main() -> None:
     started = time.perf_counter()
 
     def save() -> None:
-        if args.json:
-            args.json.write_text(json.dumps({"device": device, "runs": everything}, indent=1))
+        if args.json:  # whole or not at all: a time limit may kill the process while it writes
+            partial = args.json.with_name(args.json.name + ".partial")
+            partial.write_text(json.dumps({"device": device, "runs": everything}, indent=1))
+            os.replace(partial, args.json)
 
     for index, batch_size in enumerate(args.batch_sizes):
         print(f"batch {batch_size}:", flush=True)

@@ -12,6 +12,15 @@ import torch
 
 from layerft.errors import LayerftError
 
+# Set by hydra/launcher=local_parallel in its jobs' environment: how many run side by side.
+JOBS_PER_NODE = "LAYERFT_JOBS_PER_NODE"
+
+
+def _count_from_env(name: str) -> int:
+    """A process count from the environment variable `name`: 1 when unset, empty or not >= 1."""
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() and int(value) >= 1 else 1
+
 
 class Precision(str, Enum):
     fp32 = "fp32"
@@ -72,11 +81,12 @@ class TrainerConfig:
             return self.dataloader_workers
         if not torch.cuda.is_available():
             return 0
-        # The CPUs this process may use, shared with the other processes of its node; one of
-        # each process's stays with the training loop, which launches the GPU's kernels.
+        # The CPUs this process may use, shared with the other processes of its node (torchrun's,
+        # or the jobs hydra/launcher=local_parallel runs side by side); one of each process's
+        # stays with the training loop, which launches the GPU's kernels.
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        return max(0, min(4, (cpus or 1) // local - 1))
+        sharing = _count_from_env("LOCAL_WORLD_SIZE") * _count_from_env(JOBS_PER_NODE)
+        return max(0, min(4, (cpus or 1) // sharing - 1))
 
     def resolved_progress_bar(self) -> bool:
         """Whether to draw the Trainer's progress bar."""

@@ -458,22 +458,39 @@ def test_every_shipped_option_is_named_as_its_file() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cuda", "cpus", "local", "setting", "workers"),
-    [(False, 16, "1", None, 0), (True, 16, "1", None, 4), (True, 3, "1", None, 2),
-     (True, 16, "8", None, 1), (True, 1, "1", None, 0), (False, 16, "1", 3, 3), (True, 16, "1", 0, 0)],
+    ("cuda", "cpus", "env", "setting", "workers"),
+    [(False, 16, {}, None, 0), (True, 16, {}, None, 4), (True, 3, {}, None, 2),
+     (True, 16, {"LOCAL_WORLD_SIZE": "8"}, None, 1), (True, 1, {}, None, 0),
+     (True, 16, {"LAYERFT_JOBS_PER_NODE": "4"}, None, 3),
+     (True, 16, {"LOCAL_WORLD_SIZE": "2", "LAYERFT_JOBS_PER_NODE": "2"}, None, 3),
+     (True, 16, {"LOCAL_WORLD_SIZE": "", "LAYERFT_JOBS_PER_NODE": "0"}, None, 4),
+     (False, 16, {}, 3, 3), (True, 16, {}, 0, 0)],
 )  # fmt: skip
 def test_data_loader_workers_default_to_a_few_per_process_on_a_gpu_only(
-    monkeypatch: pytest.MonkeyPatch, cuda: bool, cpus: int, local: str, setting, workers: int
+    monkeypatch: pytest.MonkeyPatch, cuda: bool, cpus: int, env: dict, setting, workers: int
 ) -> None:  # noqa: ANN001
     # Measured faster on an H200 (BENCHMARKS.md); on a CPU a worker takes a core from the
-    # arithmetic. One CPU per process stays with the loop; torchrun's processes share the node.
+    # arithmetic. One CPU per process stays with the loop; torchrun's processes and the parallel
+    # launcher's jobs share the node. The default is the config's own (no override).
     monkeypatch.setattr("torch.cuda.is_available", lambda: cuda)
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
-    monkeypatch.setenv("LOCAL_WORLD_SIZE", local)
-    cfg = compose_run(
-        "model=tiny", f"trainer.dataloader_workers={'null' if setting is None else setting}"
-    )
-    assert cfg.trainer.resolved_dataloader_workers() == workers
+    for name in ("LOCAL_WORLD_SIZE", "LAYERFT_JOBS_PER_NODE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    overrides = [] if setting is None else [f"trainer.dataloader_workers={setting}"]
+    assert compose_run("model=tiny", *overrides).trainer.resolved_dataloader_workers() == workers
+
+
+def test_data_loader_workers_count_the_cpus_where_affinity_is_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # macOS and Windows have no os.sched_getaffinity: the machine's CPU count instead.
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.delattr("os.sched_getaffinity", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 3)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert compose_run("model=tiny").trainer.resolved_dataloader_workers() == 2
 
 
 def test_the_phase_runner_uses_the_resolved_data_loader_workers(

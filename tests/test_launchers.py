@@ -64,7 +64,8 @@ APP = textwrap.dedent(
     def main(cfg):
         out = Path(HydraConfig.get().runtime.output_dir)
         gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "-")
-        (out / "started").write_text(f"{time.time()} {gpu} {os.getpid()}")
+        side_by_side = os.environ.get("LAYERFT_JOBS_PER_NODE", "-")
+        (out / "started").write_text(f"{time.time()} {gpu} {os.getpid()} {side_by_side}")
         time.sleep(cfg.seconds)
         if cfg.fate == "sigkill":
             os.kill(os.getpid(), signal.SIGKILL)
@@ -192,6 +193,7 @@ def test_a_job_process_sees_only_its_gpu_and_the_scripts_folder(monkeypatch) -> 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
     assert child_env("5")["CUDA_VISIBLE_DEVICES"] == "5"
+    assert child_env("5", 3)["LAYERFT_JOBS_PER_NODE"] == "3"  # they share the CPUs for workers
     assert child_env(None)["CUDA_VISIBLE_DEVICES"] == "4,5"  # gpus=[]: not pinned
     paths = child_env(None)["PYTHONPATH"].split(os.pathsep)
     assert paths == [sys.path[0] or os.getcwd(), "/elsewhere"]
@@ -303,7 +305,8 @@ def test_jobs_run_pinned_one_per_gpu(tmp_path) -> None:
     assert [job.name for job in jobs] == ["0", "1", "2"]
     spans = []
     for job in jobs:
-        start, gpu, _ = (job / "started").read_text().split()
+        start, gpu, _, side_by_side = (job / "started").read_text().split()
+        assert side_by_side == "2"  # told, for its data-loader workers' share of the CPUs
         spans.append((gpu, (float(start), float((job / "finished").read_text()))))
         assert (job / "launcher.log").exists()
     assert {gpu for gpu, _ in spans} == {"4", "6"}

@@ -15,15 +15,17 @@
 #   memory; its results.md and results.csv come back (what finished, if the step is cut);
 # - minilm: the bert_base measurement on MiniLM (not in the default: $OUT returns 8 files).
 # The adapter study gets STUDY_SECONDS (170), the other steps share the rest of BUDGET seconds
-# (570). Knobs: STEPS ("bert_base"), REPEATS (2), RUN_STEPS (48), TRAIN (examples, 12288: 48
-# whole batches of 256, so no compiled run recompiles for a short last batch).
+# (570); a step left with under 60 s is skipped. Knobs: STEPS ("bert_base"), REPEATS (2),
+# RUN_STEPS (48), TRAIN (examples generated: RUN_STEPS whole batches of 256, so no compiled run
+# recompiles for a short last batch), STUDY_TRAIN (the adapter study's examples, 3072 as measured).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/layerft_gpu}  # the device tool sets OUT: what is written there comes back
 STEPS=${STEPS:-"bert_base"}
 REPEATS=${REPEATS:-2}
 RUN_STEPS=${RUN_STEPS:-48}
-TRAIN=${TRAIN:-12288}
+TRAIN=${TRAIN:-$(( RUN_STEPS * 256 ))}
+STUDY_TRAIN=${STUDY_TRAIN:-3072}
 BUDGET=${BUDGET:-570}
 STUDY_SECONDS=${STUDY_SECONDS:-170}
 mkdir -p "$OUT"
@@ -57,6 +59,10 @@ for i in "${!steps[@]}"; do
     else
         left=$(( (BUDGET - SECONDS - others) / (${#steps[@]} - i - (others > 0 ? 1 : 0)) ))
     fi
+    if [ "$left" -lt 60 ]; then
+        echo "== $step: skipped, ${left} s left"
+        continue
+    fi
     echo "== $step (at most ${left} s)"
     case $step in
         bert_base) model=(model=tiny model.tiny.hidden_size=768 model.tiny.num_layers=12
@@ -67,7 +73,8 @@ for i in "${!steps[@]}"; do
     if [ "$step" = adapter_study ]; then
         study=/tmp/layerft_gpu_study
         timeout "$left" python -u benchmarks/adapter_study.py --sweep-dir "$study" -- \
-            "${minilm[@]}" "${data[@]}" seed=42 target_task.generator_sizes.validation=1000 \
+            "${minilm[@]}" "${data[@]}" "target_task.generator_sizes.train=$STUDY_TRAIN" seed=42 \
+            target_task.generator_sizes.validation=1000 \
             target_task.epochs=1 target_task.evals_per_epoch=1 trainer.precision=bf16 \
             2>&1 | grep --line-buffered -v "it/s\]" | tail -40
         [ -f "$study/results.md" ] || python benchmarks/adapter_study.py --sweep-dir "$study" --table-only

@@ -110,13 +110,15 @@ def run_pooled(
             raise
 
 
-def child_env(gpu: str | None) -> dict[str, str]:
-    """The job process's environment: this one's, pinned to `gpu`, importing what this one imports.
+def child_env(gpu: str | None, side_by_side: int = 1) -> dict[str, str]:
+    """The job process's environment: this one's, pinned to `gpu`, importing what this one imports,
+    and told how many jobs run `side_by_side` (they share the CPUs for data-loader workers).
 
     `python train.py` imports layerft and this plugin from the script's folder (sys.path[0]); a
     `python -m` child does not see that folder unless PYTHONPATH names it.
     """
     from layerft.launch_worker import LAUNCHER_PID
+    from layerft.trainer_config import JOBS_PER_NODE
 
     env = dict(os.environ)
     script_dir = sys.path[0] or os.getcwd()
@@ -127,6 +129,7 @@ def child_env(gpu: str | None) -> dict[str, str]:
     env[LAUNCHER_PID] = str(os.getpid())  # the job ends when this process does
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu  # set before the child's torch touches CUDA
+    env[JOBS_PER_NODE] = str(side_by_side)
     return env
 
 
@@ -162,6 +165,7 @@ class LocalParallelLauncher(Launcher):
         self._running: set[subprocess.Popen[bytes]] = set()
         self._running_lock = threading.Lock()
         self._stopping = False
+        self._slots = 1  # jobs side by side, set by launch()
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -178,7 +182,7 @@ class LocalParallelLauncher(Launcher):
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         gpus = visible_gpus() if self.gpus is None else self.gpus
-        n_jobs = plan_slots(self.n_jobs, gpus)
+        n_jobs = self._slots = plan_slots(self.n_jobs, gpus)
         files = Path(str(self.config.hydra.sweep.dir)).absolute() / ".local_parallel"
         files.mkdir(parents=True, exist_ok=True)
         pinned = f", pinned to GPUs {','.join(gpus)}" if gpus else ""
@@ -255,7 +259,7 @@ class LocalParallelLauncher(Launcher):
                 raise JobProcessDied("not started: the launcher is stopping")
             process = subprocess.Popen(
                 [sys.executable, "-m", "layerft.launch_worker", *args],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=child_env(gpu),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=child_env(gpu, self._slots),
             )  # fmt: skip
             self._running.add(process)
         try:
