@@ -243,14 +243,14 @@ def main() -> None:
     parser.add_argument(
         "--budget", type=float, default=None,
         help="seconds for the whole measurement: the first batch size, where compiled pipelines "
-        "compile cold, gets 60%% of it, the others share what is left equally; no run starts "
-        "after its batch size's share (a run under a time limit keeps its table)",
+        "compile cold, gets 60%% of it, the others share what is left equally; no run starts that "
+        "would end after its batch size's share, as long as the pipeline's last run took",
     )  # fmt: skip
     parser.add_argument(
         "--steps", type=int, default=None,
         help="optimizer steps per run at every batch size (the first steps x batch examples); "
-        "default: one epoch of the whole training set. A run of few steps counts the Trainer's "
-        "fixed start-up cost against few steps",
+        "default: one epoch of the whole training set. Equal steps at every batch size separate "
+        "per-run costs from per-example ones",
     )  # fmt: skip
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
