@@ -479,16 +479,16 @@ def repeated_runs(
     combinations: Sequence[Combination],
     skipped: Sequence[Combination],
     blocked: Sequence[Combination] = (),
-) -> list[Combination]:
-    """The combinations, of those not `skipped`, whose config another one launched runs: its
-    result serves both (found by fingerprint), so only the first is launched; a `blocked` one (its
-    folder holds another config's result, so its job stops) is not that first while another can
-    be."""
+) -> list[tuple[Combination, Combination]]:
+    """The combinations, of those not `skipped`, whose config another one launched runs, each with
+    that one: its result serves both (found by fingerprint), so only the first is launched; a
+    `blocked` one (its folder holds another config's result, so its job stops) is not that first
+    while another can be."""
     launching = [c for c in combinations if not any(c is s for s in skipped)]
     first: dict[str, Combination] = {}
     for combination in sorted(launching, key=lambda c: any(c is b for b in blocked)):
         first.setdefault(combination.fingerprint, combination)
-    return [c for c in launching if first[c.fingerprint] is not c]
+    return [(c, first[c.fingerprint]) for c in launching if first[c.fingerprint] is not c]
 
 
 @dataclass(frozen=True)
@@ -578,17 +578,19 @@ def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) ->
     for combination, _, changed in [] if force else state.stale:
         marks[id(combination)] = f"done on other data: {', '.join(changed)} changed"
     skipped = [] if force else [c for c, _ in state.done if not c.force_rerun]
-    repeats = repeated_runs(combinations, skipped, [c for c, _ in state.blocked])
-    launched = {c.fingerprint: c for c in combinations if c not in repeats and c not in skipped}
+    served_by = {
+        id(repeat): run
+        for repeat, run in repeated_runs(combinations, skipped, [c for c, _ in state.blocked])
+    }
     for combination in combinations:
         s1 = f"stage1 {combination.stage1}" if combination.stage1 else "no stage 1"
         s1 += ", stored" if combination.stage1_stored else ""
-        if any(combination is r for r in repeats):  # not launched: one run serves both
-            s1 += f"; the run of {launched[combination.fingerprint].label}"
+        if (run := served_by.get(id(combination))) is not None:  # not launched: one run serves both
+            s1 += f"; the run of {run.label}"
         print(f"  [{marks.get(id(combination), 'todo')}] {combination.label}  ({s1})")
     done = 0 if force else len(state.done)
-    todo = len(combinations) - done - (0 if force else len(state.stale)) - len(repeats)
-    served = f" ({len(repeats)} served by another job's run)" if repeats else ""
+    todo = len(combinations) - done - (0 if force else len(state.stale)) - len(served_by)
+    served = f" ({len(served_by)} served by another job's run)" if served_by else ""
     print(f"{done} done, {todo} to run{served}{' (--force)' if force else ''}")
     if state.stale and not force:
         print(
@@ -693,7 +695,8 @@ def main(argv: Sequence[str]) -> int:
                 log.warning("%s", blocked_note(before.blocked))
             finished = [] if args.force else before.done
             skipped = [c for c, _ in finished if not c.force_rerun]
-            repeats = repeated_runs(combinations, skipped, [c for c, _ in before.blocked])
+            blocked = [c for c, _ in before.blocked]
+            repeats = [repeat for repeat, _ in repeated_runs(combinations, skipped, blocked)]
             stopped = run_grid(args.grid, args.overrides, sweep_dir, args.force, skipped, repeats)
             state = status(combinations, sweep_dir, started_ns if args.force else None)
             print_summary(state)

@@ -457,8 +457,8 @@ def test_a_repeat_is_launched_in_place_of_a_blocked_first() -> None:
     # The first's folder holds another config's result: its job would stop, and no run serve both.
     first, second, other = (Combination([n], f, None, n) for n, f in (("a", "f"), ("b", "f"), ("c", "g")))  # fmt: skip
     grid = [first, second, other]
-    assert sweep_module.repeated_runs(grid, []) == [second]
-    assert sweep_module.repeated_runs(grid, [], [first]) == [first]
+    assert sweep_module.repeated_runs(grid, []) == [(second, first)]
+    assert sweep_module.repeated_runs(grid, [], [first]) == [(first, second)]
     assert sweep_module.repeated_runs(grid, [first]) == []  # finished: the other is not a repeat
 
 
