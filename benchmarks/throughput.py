@@ -110,10 +110,16 @@ class FirstStepClock(TrainerCallback):
 
     def figures(self, runtime: float) -> dict[str, float]:
         """First step's seconds and later steps' mean ms, from the Trainer's `train_runtime`."""
-        if len(self.marks) < 2 or self.steps < 2:
+        if len(self.marks) < 2:
             return {}
-        first = self.marks[1] - self.marks[0]
-        return {"first_step_s": first, "later_step_ms": 1000 * (runtime - first) / (self.steps - 1)}
+        return step_split(runtime, self.marks[1] - self.marks[0], self.steps)
+
+
+def step_split(runtime: float, first: float, steps: int) -> dict[str, float]:
+    """A run's first step in seconds and its later steps' mean in ms (none for one step)."""
+    if steps < 2:
+        return {}
+    return {"first_step_s": first, "later_step_ms": 1000 * (runtime - first) / (steps - 1)}
 
 
 def plain_trainer_pipeline(
@@ -181,12 +187,10 @@ def raw_loop_pipeline(cfg: RunConfig, data_for: DataFor, compile_encoder: bool) 
                 first = time.perf_counter() - start
         synchronize(device)
         runtime = time.perf_counter() - start
-        figures = {"samples_per_second": len(data.train) / runtime}
-        if len(batches) > 1:
-            figures.update(
-                first_step_s=first, later_step_ms=1000 * (runtime - first) / (len(batches) - 1)
-            )
-        return figures
+        return {
+            "samples_per_second": len(data.train) / runtime,
+            **step_split(runtime, first, len(batches)),
+        }
 
     return run
 
