@@ -52,6 +52,7 @@ from layerft.processes import rank, world_size
 from layerft.results import (
     FAILED_FILE,
     METRICS_FILE,
+    STAGE1_ONLY_GROUPS,
     HistoryFile,
     RunRecord,
     changed_data,
@@ -64,7 +65,7 @@ from layerft.results import (
     write_metrics,
 )
 from layerft.stage1 import Stage1Key, Stage1Outcome, Stage1Store, obtain_stage1
-from layerft.sweep_records import job_settings
+from layerft.sweep_records import effective_settings, job_settings
 from layerft.task import TaskConfig
 from layerft.tracker import NoTracker, Tracker, remove_stale_runs, start_tracker, wandb_runs
 from layerft.tuning_mode import TuningMethod, adapted_layers, apply_tuning_mode
@@ -437,9 +438,18 @@ def open_tracker(
         selection[f"injection/eval_{task.best_metric}"] = task.best_is_higher
     job_type = "injection+target" if cfg.injection_task is not None else "target"
     return start_tracker(
-        cfg.tracker, run_dir, resolved, record.choices, run_name(record), record.sweep,
-        job_type, selection,
+        cfg.tracker, run_dir, tracked_config(resolved), effective_settings(record.choices),
+        run_name(record), record.sweep, job_type, selection,
     )  # fmt: skip
+
+
+def tracked_config(resolved: dict[str, Any]) -> dict[str, Any]:
+    """The config a tracker shows: a run without stage 1 without the groups it never reads
+    (STAGE1_ONLY_GROUPS), as its fingerprint is. Its one run is the baseline of every split: in
+    W&B it belongs to none of them, rather than to whichever split the grid listed first."""
+    if resolved["injection_task"] is not None:
+        return resolved
+    return {key: value for key, value in resolved.items() if key not in STAGE1_ONLY_GROUPS}
 
 
 NAMED_CHOICES = ("injection_task", "target_task", "layer_split", "tuning_mode")
@@ -456,7 +466,8 @@ def run_name(record: RunRecord) -> str:
     extra = [
         f"{k}={v}" for k, v in settings.items() if k in given and k not in (*NAMED_CHOICES, "sweep")
     ]
-    head = [*(record.choices.get(g, "-") for g in NAMED_CHOICES)]
+    choices = effective_settings(record.choices)  # a baseline names no split (tracked_config)
+    head = [*(choices.get(g, "-") for g in NAMED_CHOICES)]
     seed = f"s{record.seed}"
     for shown in range(len(extra), -1, -1):
         more = [f"+{len(extra) - shown} more"] if shown < len(extra) else []

@@ -165,7 +165,7 @@ def test_run_names_tell_apart_runs_that_differ_only_in_an_override() -> None:
     from layerft.results import RunRecord
     from layerft.run import run_name
 
-    choices = {"injection_task": "none", "target_task": "ag_news", "layer_split": "lower1",
+    choices = {"injection_task": "demo_pos", "target_task": "ag_news", "layer_split": "lower1",
                "tuning_mode": "full", "model": "tiny", "tracker": "wandb"}  # fmt: skip
 
     def name(*overrides: str) -> str:
@@ -174,10 +174,10 @@ def test_run_names_tell_apart_runs_that_differ_only_in_an_override() -> None:
         )
         return run_name(record)
 
-    assert name() == "none ag_news lower1 full s1"
-    assert name("target_task.lr=1e-3") == "none ag_news lower1 full target_task.lr=1e-3 s1"
+    assert name() == "demo_pos ag_news lower1 full s1"
+    assert name("target_task.lr=1e-3") == "demo_pos ag_news lower1 full target_task.lr=1e-3 s1"
     assert name("target_task.lr=3e-3") != name("target_task.lr=1e-3")
-    assert name("model=tiny", "tuning_mode=full") == "none ag_news lower1 full model=tiny s1"
+    assert name("model=tiny", "tuning_mode=full") == "demo_pos ag_news lower1 full model=tiny s1"
     # Result-neutral keys (a credential, where the run writes) and the sweep's name name nothing.
     assert name("+tracker.api_key=***", "cache_dir=/c", "hydra.run.dir=/x", "sweep=demo") == name()
     # W&B refuses a name over 128 characters: the settings that do not fit are counted
@@ -186,4 +186,50 @@ def test_run_names_tell_apart_runs_that_differ_only_in_an_override() -> None:
     ]
     long = name("target_task.lr=1e-3", *paths)
     assert len(long) <= 128 and long.endswith("+2 more s1"), long
-    assert long.startswith("none ag_news lower1 full target_task.lr=1e-3 target_task.data_files.a=")
+    assert long.startswith(
+        "demo_pos ag_news lower1 full target_task.lr=1e-3 target_task.data_files.a="
+    )
+    # Without stage 1 the split is never read: its one run serves every split and names none.
+    choices["injection_task"] = "none"
+    assert name("layer_split.stage2.policy=freeze") == "none ag_news - full s1"
+
+
+@pytest.mark.parametrize("injection", ["none", "demo_pos"])
+def test_a_baseline_run_belongs_to_no_split_in_wandb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, injection: str
+) -> None:
+    """A run without stage 1 serves every layer split of its grid: its W&B run carries no split
+    (tags, `choice/` keys, config) rather than the first one the grid listed."""
+    from compose import compose_config
+
+    from layerft.config import resolve_config, to_run_config
+    from layerft.results import RunRecord
+    from layerft.run import open_tracker
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(wandb, "init", lambda **kwargs: calls.append(kwargs) or SimpleNamespace(
+        id="abc", dir=str(tmp_path), define_metric=lambda *a, **k: None
+    ))  # fmt: skip
+    overrides = [f"injection_task={injection}", "layer_split=lower_half", "tracker=wandb",
+                 "tracker.mode=offline", "model=tiny"]  # fmt: skip
+    composed = compose_config(*overrides)
+    cfg, resolved = to_run_config(composed), resolve_config(composed)
+    choices = {"injection_task": injection, "target_task": "demo_sentiment",
+               "layer_split": "lower_half", "tuning_mode": "full", "lr_schedule": "linear",
+               "injection_lr_schedule": "linear", "model": "tiny", "tracker": "wandb"}  # fmt: skip
+    record = RunRecord.of(resolved, choices, overrides, ("target/eval_accuracy", True))
+    open_tracker(cfg, tmp_path, resolved, record, keep_earlier=False)
+
+    [init] = calls
+    unread = ("layer_split", "injection_lr_schedule")
+    split_tags = [t for t in init["tags"] if t.split(":")[0] in unread]
+    split_keys = {k for k in init["config"] if k.removeprefix("choice/") in unread}
+    if injection == "none":
+        assert init["name"] == "none demo_sentiment - full model=tiny s42"
+        assert split_tags == [] and split_keys == set()
+        assert "tuning_mode:full" in init["tags"] and init["config"]["choice/tuning_mode"] == "full"
+    else:
+        assert init["name"] == "demo_pos demo_sentiment lower_half full model=tiny s42"
+        assert split_tags == ["injection_lr_schedule:linear", "layer_split:lower_half"]
+        assert init["config"]["layer_split"] == resolved["layer_split"]
+        assert init["config"]["choice/layer_split"] == "lower_half"
