@@ -7,6 +7,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from layerft.config import (
 from layerft.credentials import mask_credentials
 from layerft.data import TaskData, load_task_data
 from layerft.errors import LayerftError, user_errors_exit
+from layerft.file_lock import held_lock
 from layerft.heads import TaskModel, build_task_model, encoder_layers
 from layerft.layer_split import (
     InjectedPolicy,
@@ -57,6 +59,7 @@ from layerft.results import (
     RunRecord,
     changed_data,
     config_differences,
+    file_error,
     read_finished,
     read_record,
     reads_pooler,
@@ -258,6 +261,51 @@ def run(
             raise explained(refused, run_dir, resolved) from refused
     elif (previous := previous_result(run_dir, record, sweep_dir, resolved)) is not None:
         return previous
+    with config_lock(sweep_dir, record) as waited:
+        # The job waited for ran this config: its result is this job's, as if it had run first.
+        found = waited and not cfg.force_rerun
+        if found and (previous := previous_result(run_dir, record, sweep_dir, resolved)):
+            return previous
+        return train_and_record(cfg, run_dir, resolved, record, replacing)
+
+
+LOCKS_DIR = ".locks"  # in a multirun's folder: a lock per config fingerprint, held while trained
+
+
+@contextlib.contextmanager
+def config_lock(sweep_dir: str | None, record: RunRecord) -> Iterator[bool]:
+    """Hold the multirun's lock on this config while this job trains it; yields whether another
+    job held it first (and may have finished the config meanwhile). Jobs of one grid that are one
+    config (a baseline crossed with layer splits, settings that change no result) then train it
+    once, also when a parallel launcher starts them together, as they would one after another.
+
+    No lock outside a multirun, nor under torchrun: its processes must train together, and one
+    waiting for the lock would stall the others in their first collective."""
+    if sweep_dir is None or world_size() > 1:
+        yield False
+        return
+    path = Path(sweep_dir) / LOCKS_DIR / f"{record.fingerprint}.lock"
+    waited = False
+
+    def wait(holder: str) -> None:
+        nonlocal waited
+        waited = True
+        log.info("this config is being trained by %s; waiting for its result", holder or "a job")
+
+    try:  # a read-only sweep folder: one line, as for its job folders (run_dir_errors)
+        path.parent.mkdir(exist_ok=True)
+        path.touch()
+    except OSError as err:
+        raise file_error("write", path, err) from err
+    with held_lock(path, wait):
+        yield waited
+
+
+def train_and_record(
+    cfg: RunConfig, run_dir: Path, resolved: dict[str, Any], record: RunRecord, replacing: bool
+) -> tuple[dict[str, float], Path]:
+    """Train both stages and record the result in `run_dir` (the first process: metrics.json, the
+    kept Hydra files, the tracker run); `replacing`: a forced rerun of a finished result there."""
     cfg.trainer.check_device()  # before minutes of data loading and model building
     data = load_stage_data(cfg)
     with run_dir_errors(run_dir):  # a read-only or full disk, a file in the way: one line

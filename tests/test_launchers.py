@@ -354,6 +354,44 @@ def test_local_parallel_runs_a_grid_two_at_a_time(tmp_path) -> None:
     assert "results: " in (sweep / "0" / "launcher.log").read_text()
 
 
+def test_parallel_jobs_of_one_config_train_it_once(tmp_path) -> None:
+    """Without stage 1 the layer split is never read: the grid's two jobs are one config. Started
+    together, the second waits for the first's result instead of training it again beside it."""
+    grid = ["-m", *SHRINK, "injection_task=none", "layer_split=lower1,lower_half",
+            "hydra/launcher=local_parallel", *TWO_UNPINNED]  # fmt: skip
+    proc = run_train(grid, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sweep = tmp_path / "sweep"
+    [finished] = sweep.glob("*/metrics.json")
+    assert "target/eval_accuracy" in json.loads(finished.read_text())
+    [lock] = (sweep / ".locks").iterdir()
+    assert lock.name == json.loads(finished.read_text())["run/config_fingerprint"] + ".lock"
+
+
+def test_the_config_lock_is_taken_in_a_multirun_of_single_processes_only(
+    tmp_path, monkeypatch
+) -> None:
+    from layerft.errors import LayerftError
+    from layerft.results import RunRecord
+    from layerft.run import LOCKS_DIR, config_lock
+
+    record = RunRecord("f" * 16, "g" * 16, {}, 1, [], "target/eval_accuracy", True)
+    with config_lock(None, record) as waited:  # a single run: nothing to share
+        assert waited is False
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun's processes must not wait apart
+    with config_lock(str(tmp_path), record) as waited:
+        assert waited is False
+    assert not (tmp_path / LOCKS_DIR).exists()
+    monkeypatch.delenv("WORLD_SIZE")
+    with config_lock(str(tmp_path), record) as waited:
+        assert waited is False and (tmp_path / LOCKS_DIR / f"{'f' * 16}.lock").is_file()
+    (tmp_path / LOCKS_DIR).rename(tmp_path / "gone")
+    (tmp_path / LOCKS_DIR).write_text("a file in the way")
+    lock = config_lock(str(tmp_path), record)
+    with pytest.raises(LayerftError, match=rf"cannot write {tmp_path / LOCKS_DIR}/f+\.lock"):
+        lock.__enter__()
+
+
 # A sitecustomize that kills every local_parallel job process of seed 2 before its job runs,
 # and seed 1's with SIGSEGV after it has handed back its result (a crash at teardown).
 KILL_SEED_2 = textwrap.dedent(
