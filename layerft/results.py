@@ -15,7 +15,7 @@ import logging
 import os
 import tempfile
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,12 +56,32 @@ RESULTS_VERSION_KEY = "run/results_version"  # absent from the records of versio
 
 # How a config is hashed into its fingerprint. Scheme 2: a run without stage 1 hashes neither the
 # layer split nor the stage-1 schedule (STAGE1_ONLY_GROUPS), which it never reads, so a grid that
-# crosses injection_task=none with layer_split trains its baseline once, not once per split. A
-# record of an earlier scheme is still found by the fingerprint that scheme gives its config
-# (RunRecord.earlier_fingerprints): no finished result is redone or turned into "another config".
-FINGERPRINT_SCHEME = 2
+# crosses injection_task=none with layer_split trains its baseline once, not once per split.
+# Scheme 3: the other settings its choices never read (unread_settings: LoRA's under
+# tuning_mode=full, layer_decay under a uniform schedule...) hash at their schema defaults
+# (AT_DEFAULT_WHEN_UNREAD), so a grid crossing tuning_mode=full,lora with tuning_mode.lora.rank=4,8
+# trains full fine-tuning once. A config that leaves them at their defaults, as every shipped
+# option does, keeps its scheme-2 fingerprint. A record of an earlier scheme is still found by the
+# fingerprint that scheme gives its config (RunRecord.earlier_fingerprints): no finished result is
+# redone or turned into "another config".
+FINGERPRINT_SCHEME = 3
 FINGERPRINT_SCHEME_KEY = "run/fingerprint_scheme"  # absent from the records of scheme 1
 STAGE1_ONLY_GROUPS = ("layer_split", "injection_lr_schedule")
+UNREAD_KEY = "run/unread_settings"  # RunRecord.unread (absent before scheme 3)
+# The unread keys that hash at their defaults from scheme 3 (a key ending in "." is a node). Not
+# `layer_split.stage2.policy` under tuning_mode=frozen: shipped splits set it, so hashing it at
+# its default would change those configs' fingerprints. `model.pretrained_pooler` is left out
+# where unread (drop_unread_pooler), and STAGE1_ONLY_GROUPS without stage 1 (scheme 2).
+AT_DEFAULT_WHEN_UNREAD = (
+    "tuning_mode.lora.",
+    "tuning_mode.adapter.",
+    "tuning_mode.layers",
+    "lr_schedule.multipliers.",
+    "lr_schedule.layer_decay",
+    "injection_lr_schedule.multipliers.",
+    "injection_lr_schedule.layer_decay",
+    "layer_split.stage2.lr_multiplier",
+)
 
 # Resolved-config keys (dotted paths) that decide where a run writes or how it reports, never
 # what it measures: a rerun that differs only in these reuses the finished result. `hydra.*` is
@@ -106,8 +126,13 @@ def keyed_task(task: dict[str, Any]) -> dict[str, Any]:
 def result_config(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) -> dict[str, Any]:
     """The resolved config without RESULT_NEUTRAL_KEYS (a KeyError if one of them is not in it),
     without each task's RECORD_CHOICE_KEYS, without `model.pretrained_pooler` where no head reads
-    it, and (from fingerprint `scheme` 2) without STAGE1_ONLY_GROUPS where there is no stage 1."""
+    it, (from fingerprint `scheme` 2) without STAGE1_ONLY_GROUPS where there is no stage 1, and
+    (from scheme 3) with the AT_DEFAULT_WHEN_UNREAD keys its choices never read at their defaults."""
     kept = _without(resolved, RESULT_NEUTRAL_KEYS)
+    if scheme >= 3:
+        for key, _ in unread_settings(resolved):
+            if key in AT_DEFAULT_WHEN_UNREAD:
+                _set_dotted(kept, key.rstrip("."), _schema_default(key.rstrip(".")))
     if kept["injection_task"] is None and scheme >= 2:
         for group in STAGE1_ONLY_GROUPS:
             del kept[group]
@@ -118,6 +143,90 @@ def result_config(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) ->
             kinds.append(kept[stage]["kind"])
     drop_unread_pooler(kept["model"], kinds)
     return kept
+
+
+def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
+    """The keys of a config (resolved, or a RunConfig as a dict) that its choices never read, each
+    with the choice that ignores it: settings of another method, scaling or policy (allowed, so
+    that one grid can mix them, but inert here). A key ending in "." stands for every key under it.
+    """
+    from layerft.tuning_mode import TuningMethod  # here: it imports torch (results.py does not)
+
+    mode, split = resolved["tuning_mode"], resolved["layer_split"]
+    method, policy = TuningMethod(mode["method"]), _text(split["stage2"]["policy"])
+    unread = []
+    if resolved["injection_task"] is None:
+        for prefix in ("injection_task.", "injection_lr_schedule.", "layer_split."):
+            unread.append((prefix, "injection_task=none: no stage 1"))
+    elif method == TuningMethod.frozen:  # the injected layers are frozen whatever the policy
+        for key in ("layer_split.stage2.policy", "layer_split.stage2.lr_multiplier"):
+            unread.append((key, "tuning_mode=frozen trains the head alone"))
+    if method != TuningMethod.lora:
+        unread.append(("tuning_mode.lora.", f"tuning_mode={mode['name']} adds no LoRA"))
+    if method != TuningMethod.adapter:
+        unread.append(("tuning_mode.adapter.", f"tuning_mode={mode['name']} adds no adapter"))
+    if not method.adds_modules:
+        unread.append(("tuning_mode.layers", f"tuning_mode={mode['name']} adds no modules"))
+    for group in ("lr_schedule", "injection_lr_schedule"):
+        schedule = resolved[group]
+        scaling = _text(schedule["scaling"])
+        why = f"{group}={schedule['name']} scales by {scaling}"
+        if scaling != "discriminative":
+            unread.append((f"{group}.multipliers.", why))
+        if scaling != "layerwise_decay":
+            unread.append((f"{group}.layer_decay", why))
+    if policy != "scale" and method != TuningMethod.frozen:
+        unread.append(("layer_split.stage2.lr_multiplier", f"layer_split.stage2.policy={policy}"))
+    tasks = (resolved["injection_task"], resolved["target_task"])
+    kinds = list(dict.fromkeys(_text(task["kind"]) for task in tasks if task is not None))
+    if not reads_pooler(kinds):
+        unread.append(("model.pretrained_pooler", f"{' and '.join(kinds)} heads read no pooler"))
+    return unread
+
+
+def unhashed_settings(resolved: dict[str, Any]) -> tuple[str, ...]:
+    """The unread settings (unread_settings) that the fingerprint does not tell apart: all but
+    the layer split's policy under tuning_mode=frozen (see AT_DEFAULT_WHEN_UNREAD)."""
+    return tuple(key for key, _ in unread_settings(resolved) if key != "layer_split.stage2.policy")
+
+
+def unread_prefix(key: str, unread: Iterable[str]) -> bool:
+    """Whether a dotted `key` is one of the `unread` keys or under one ending in "."."""
+    return any(key == u or (u.endswith(".") and key.startswith(u)) for u in unread)
+
+
+def _text(value: Any) -> str:
+    """An enum member's value, or the text itself (resolved configs hold members)."""
+    return str(getattr(value, "value", value))
+
+
+@functools.cache
+def _schema_defaults() -> dict[str, Any]:
+    """The groups' schema defaults as a resolved config holds them (AT_DEFAULT_WHEN_UNREAD)."""
+    from omegaconf import OmegaConf
+
+    from layerft.layer_split import LayerSplitConfig  # here: they import torch
+    from layerft.lr_schedule import ScheduleConfig
+    from layerft.tuning_mode import TuningModeConfig
+
+    schemas = {"tuning_mode": TuningModeConfig, "lr_schedule": ScheduleConfig,
+               "injection_lr_schedule": ScheduleConfig, "layer_split": LayerSplitConfig}  # fmt: skip
+    return {group: OmegaConf.to_container(OmegaConf.structured(schema), resolve=False)
+            for group, schema in schemas.items()}  # fmt: skip
+
+
+def _schema_default(dotted: str) -> Any:
+    node = _schema_defaults()
+    for key in dotted.split("."):
+        node = node[key]
+    return copy.deepcopy(node)
+
+
+def _set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        config = config[key]
+    config[leaf] = value
 
 
 def drop_unread_pooler(model: dict[str, Any], kinds: list[str]) -> None:
@@ -235,6 +344,9 @@ class RunRecord:
     data_paths: dict[str, str] = field(default_factory=dict)
     # What earlier fingerprint schemes called this config: their records of it are its result.
     earlier_fingerprints: tuple[str, ...] = ()
+    # The settings it never reads that its fingerprint does not tell apart (unhashed_settings):
+    # a sweep table names it without them.
+    unread: tuple[str, ...] = ()
 
     @classmethod
     def of(
@@ -255,7 +367,7 @@ class RunRecord:
             fingerprint, seedless, dict(choices), seed, overrides, *selection, sweep,
             {split: file_sha256(path) for split, path in files.items()},
             {split: str(path) for split, path in files.items()},
-            earlier_fingerprints(resolved),
+            earlier_fingerprints(resolved), unhashed_settings(resolved),
         )  # fmt: skip
 
     @property
@@ -278,6 +390,7 @@ class RunRecord:
             DATA_PATHS_KEY: dict(self.data_paths),
             RESULTS_VERSION_KEY: RESULTS_VERSION,
             FINGERPRINT_SCHEME_KEY: FINGERPRINT_SCHEME,
+            UNREAD_KEY: list(self.unread),
         }
 
 
@@ -290,17 +403,32 @@ def fingerprint_scheme(record: dict[str, Any]) -> int:
 KEPT_CONFIG = Path(".hydra", "finished", "config.yaml")
 
 
-def migrated_fingerprints(run_dir: Path, record: dict[str, Any]) -> tuple[str, str] | None:
-    """This scheme's fingerprint and seedless fingerprint of a record an earlier scheme wrote of a
-    run without stage 1 (the only runs whose fingerprint changed), from the config kept beside it
-    (KEPT_CONFIG): a baseline recorded under one split is then found under any. None where the
-    record needs none, has no such config, or that config is not the record's (it hashes to
-    another fingerprint under the record's scheme: edited, or a torchrun's)."""
+# Override keys under which a record of scheme 2 may have an unread setting away from its
+# default, so that scheme 3 (AT_DEFAULT_WHEN_UNREAD) keys its config otherwise.
+_MAYBE_UNREAD = ("tuning_mode.", "lr_schedule.", "injection_lr_schedule.", "layer_split.stage2.")
+
+
+def migrated_fingerprints(
+    run_dir: Path, record: dict[str, Any]
+) -> tuple[str, str, tuple[str, ...]] | None:
+    """This scheme's fingerprint, seedless fingerprint and unread settings (RunRecord.unread) of a
+    record an earlier scheme wrote, from the config kept beside it (KEPT_CONFIG): a baseline
+    recorded under one split is then found under any, and a full fine-tuning run recorded with
+    LoRA's rank set is the one without. Only for the records whose fingerprint may have changed:
+    of a run without stage 1 (scheme 1), or with an override under a key that may be unread
+    (_MAYBE_UNREAD, scheme 2). None where the record needs none, has no such config, or that
+    config is not the record's (it hashes to another fingerprint under the record's scheme:
+    edited, or a torchrun's)."""
     scheme = fingerprint_scheme(record)
     choices = record.get(f"{RUN_PREFIX}choices")
+    overrides = record.get(f"{RUN_PREFIX}overrides")
     if scheme >= FINGERPRINT_SCHEME or FINGERPRINT_KEY not in record:
         return None
-    if not isinstance(choices, dict) or choices.get("injection_task") != "none":
+    if not isinstance(choices, dict) or not isinstance(overrides, list):
+        return None
+    baseline = scheme < 2 and choices.get("injection_task") == "none"
+    keys = [str(o).partition("=")[0].lstrip("+~") for o in overrides]
+    if not baseline and not any(key.startswith(_MAYBE_UNREAD) for key in keys):
         return None
     from omegaconf import OmegaConf
 
@@ -310,7 +438,11 @@ def migrated_fingerprints(run_dir: Path, record: dict[str, Any]) -> tuple[str, s
         resolved = resolve_config(OmegaConf.load(run_dir / KEPT_CONFIG))
         if config_fingerprint(resolved, scheme) != record[FINGERPRINT_KEY]:
             return None
-        return config_fingerprint(resolved), seedless_fingerprint(resolved)
+        return (
+            config_fingerprint(resolved),
+            seedless_fingerprint(resolved),
+            unhashed_settings(resolved),
+        )
     except Exception:  # noqa: BLE001 - no kept config, or one this layerft cannot read: no migration
         return None
 

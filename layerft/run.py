@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -46,7 +47,7 @@ from layerft.layer_split import (
     resolve_num_lower,
     transplant,
 )
-from layerft.lr_schedule import PartScaling, combine_multipliers, part_lr_multipliers
+from layerft.lr_schedule import combine_multipliers, part_lr_multipliers
 from layerft.model import check_max_length, encoder_depth, load_backbone, load_tokenizer
 from layerft.parts import layer_part, set_trainable
 from layerft.phase import run_phase
@@ -65,6 +66,7 @@ from layerft.results import (
     reads_pooler,
     record_failure,
     run_dir_errors,
+    unread_settings,
     write_metrics,
 )
 from layerft.stage1 import Stage1Key, Stage1Outcome, Stage1Store, obtain_stage1
@@ -507,10 +509,10 @@ MAX_RUN_NAME = 128  # W&B refuses a longer run name
 def run_name(record: RunRecord) -> str:
     """The tracker's name of a run: its main choices, then every other setting its command line
     changes (`target_task.lr=1e-3`, `model=tiny`; not the seed, the sweep's name, nor a
-    result-neutral key such as a credential), then the seed: runs of one sweep that differ only in
-    an override differ by name. Settings that would pass MAX_RUN_NAME are counted (`+2 more`)."""
+    result-neutral key such as a credential, nor one the run never reads), then the seed: runs of
+    one sweep that differ only in an override differ by name. Settings that would pass MAX_RUN_NAME are counted (`+2 more`)."""
     given = {override_key(o) for o in record.overrides}
-    settings = job_settings(record.choices, record.overrides)
+    settings = job_settings(record.choices, record.overrides, record.unread)
     extra = [
         f"{k}={v}" for k, v in settings.items() if k in given and k not in (*NAMED_CHOICES, "sweep")
     ]
@@ -534,40 +536,9 @@ def quiet_libraries() -> None:
 
 
 def inert_settings(cfg: RunConfig) -> list[tuple[str, str]]:
-    """The keys this run's choices never read, each with the choice that ignores it: settings of
-    another method, scaling or policy (allowed, so that one grid can mix them, but inert here).
-    A key ending in "." stands for every key under it."""
-    method, policy = cfg.tuning_mode.method, cfg.layer_split.stage2.policy
-    inert = []
-    if cfg.injection_task is None:
-        for prefix in ("injection_task.", "injection_lr_schedule.", "layer_split."):
-            inert.append((prefix, "injection_task=none: no stage 1"))
-    elif method == TuningMethod.frozen:  # the injected layers are frozen whatever the policy
-        for key in ("layer_split.stage2.policy", "layer_split.stage2.lr_multiplier"):
-            inert.append((key, "tuning_mode=frozen trains the head alone"))
-    if method != TuningMethod.lora:
-        inert.append(("tuning_mode.lora.", f"tuning_mode={cfg.tuning_mode.name} adds no LoRA"))
-    if method != TuningMethod.adapter:
-        inert.append(
-            ("tuning_mode.adapter.", f"tuning_mode={cfg.tuning_mode.name} adds no adapter")
-        )
-    if not method.adds_modules:
-        inert.append(("tuning_mode.layers", f"tuning_mode={cfg.tuning_mode.name} adds no modules"))
-    for group, schedule in (("lr_schedule", cfg.lr_schedule),
-                            ("injection_lr_schedule", cfg.injection_lr_schedule)):  # fmt: skip
-        scaling = f"{group}={schedule.name} scales by {schedule.scaling.value}"
-        if schedule.scaling != PartScaling.discriminative:
-            inert.append((f"{group}.multipliers.", scaling))
-        if schedule.scaling != PartScaling.layerwise_decay:
-            inert.append((f"{group}.layer_decay", scaling))
-    if policy != InjectedPolicy.scale and method != TuningMethod.frozen:
-        inert.append(
-            ("layer_split.stage2.lr_multiplier", f"layer_split.stage2.policy={policy.value}")
-        )
-    kinds = list(dict.fromkeys(t.kind.value for t in (cfg.injection_task, cfg.target_task) if t))
-    if not reads_pooler(kinds):
-        inert.append(("model.pretrained_pooler", f"{' and '.join(kinds)} heads read no pooler"))
-    return inert
+    """The keys this run's choices never read, each with the choice that ignores it
+    (results.unread_settings)."""
+    return unread_settings(dataclasses.asdict(cfg))
 
 
 def warn_inert_overrides(cfg: RunConfig, overrides: list[str]) -> None:

@@ -31,11 +31,13 @@ from layerft.results import (
     RUN_PREFIX,
     SEEDLESS_FINGERPRINT_KEY,
     STAGE1_ONLY_GROUPS,
+    UNREAD_KEY,
     changed_since,
     file_error,
     fingerprint_scheme,
     migrated_fingerprints,
     results_version,
+    unread_prefix,
 )
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,9 @@ class Job:
     # (results.migrated_fingerprints). Its seedless fingerprint is left out (None), and another
     # such record of its settings and seed is the same run, not another config.
     unread_in_fingerprint: bool = False
+    # The settings it never read that its fingerprint does not tell apart (RunRecord.unread; none
+    # in a record written before fingerprint scheme 3): not in `settings`, and no setting of its row.
+    unread: tuple[str, ...] = ()
 
     @property
     def older(self) -> bool:
@@ -235,17 +240,19 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
     if kind and not error.startswith(f"{kind}:"):  # sweep.py writes "<type>: <first line>"
         error = f"{kind}: {error}"
     fingerprint, seedless = data.get(FINGERPRINT_KEY), data.get(SEEDLESS_FINGERPRINT_KEY)
+    unread = tuple(data.get(UNREAD_KEY, ()))
     if (migrated := migrated_fingerprints(run_dir, data)) is not None:
-        fingerprint, seedless = migrated  # as this scheme keys it, from the config kept beside it
+        # as this scheme keys it, from the config kept beside it
+        fingerprint, seedless, unread = migrated
     # Else a record of scheme 1 without stage 1 keys settings it never read (Job's field).
-    unread = migrated is None and fingerprint_scheme(data) < 2 and fingerprint is not None
-    unread = unread and run["choices"].get("injection_task") == "none"
+    unread_keyed = migrated is None and fingerprint_scheme(data) < 2 and fingerprint is not None
+    unread_keyed = unread_keyed and run["choices"].get("injection_task") == "none"
     return Job(
         run_dir,
         path.stat().st_mtime,
         str(fingerprint) if fingerprint is not None else f"(unvalidated) {run_dir}",
-        None if seedless is None or unread else str(seedless),
-        job_settings(run["choices"], run["overrides"]),
+        None if seedless is None or unread_keyed else str(seedless),
+        job_settings(run["choices"], run["overrides"], unread),
         int(run["seed"]),
         str(run["selection_metric"]),
         bool(run["higher_is_better"]),
@@ -253,18 +260,25 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
         None if finished else error,
         changed_data=tuple(changed_since(data)) if finished else (),
         results_version=results_version(data),
-        unread_in_fingerprint=unread,
+        unread_in_fingerprint=unread_keyed,
+        unread=unread,
     )
 
 
-def job_settings(choices: dict[str, str], overrides: list[str]) -> dict[str, str]:
-    """Group choices merged with `key=value` overrides, minus seed and keys that change no result."""
+def job_settings(
+    choices: dict[str, str], overrides: list[str], unread: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """Group choices merged with `key=value` overrides, minus seed, keys that change no result,
+    and the `unread` keys (RunRecord.unread: a run with LoRA's rank set under tuning_mode=full is
+    the run without it)."""
     settings = {group: str(option) for group, option in choices.items()}
     for override in overrides:
         key, _, value = override.partition("=")
         # `+key`, `++key`, `~key` (a deletion); `group@package=option` is the package's choice
         settings[key.lstrip("+~").split("@")[-1]] = "(deleted)" if key[0] == "~" else value
-    return effective_settings({key: value for key, value in settings.items() if not _neutral(key)})
+    return effective_settings(
+        {k: v for k, v in settings.items() if not _neutral(k) and not unread_prefix(k, unread)}
+    )
 
 
 def effective_settings(settings: dict[str, str]) -> dict[str, str]:

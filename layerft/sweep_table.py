@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from layerft.errors import LayerftError
+from layerft.results import unread_prefix
 from layerft.sweep_records import (
     Job,
     SettingsKey,
@@ -73,6 +74,7 @@ class Combination:
     settings: dict[str, str]
     finished: list[Job]
     failed: list[Job]
+    unread: tuple[str, ...] = ()  # the settings its runs never read (Job.unread)
 
     @property
     def selection_metric(self) -> str:
@@ -120,7 +122,9 @@ def combine(jobs: list[Job]) -> list[Combination]:
     """The jobs grouped by settings (seeds folded), each group's jobs by seed."""
     groups: dict[SettingsKey, Combination] = {}
     for job in sorted(jobs, key=lambda j: j.seed):
-        combo = groups.setdefault(settings_key(job.settings), Combination(job.settings, [], []))
+        combo = groups.setdefault(
+            settings_key(job.settings), Combination(job.settings, [], [], job.unread)
+        )
         (combo.finished if job.error is None else combo.failed).append(job)
     return list(groups.values())
 
@@ -140,14 +144,20 @@ def varied_settings(combos: list[Combination]) -> list[str]:
     varied = [
         key
         for key in seen
-        if len({setting(c.settings, key) for c in combos if applies(c.settings, key)}) > 1
+        if len({setting(c.settings, key) for c in combos if applies(c, key)}) > 1
     ]
     return sorted(varied, key=lambda k: ("." in k, seen[k]))
 
 
-def applies(settings: dict[str, str], key: str) -> bool:
-    """Whether setting `key` changes a run with these settings (`effective_settings` would keep it)."""
-    return key in settings or key in effective_settings({**settings, key: MISSING})
+def applies(combo: Combination, key: str) -> bool:
+    """Whether setting `key` changes the runs of a row: neither one they never read (Job.unread)
+    nor one that `effective_settings` would drop."""
+    settings = combo.settings
+    if key in settings:
+        return True
+    return not unread_prefix(key, combo.unread) and key in effective_settings(
+        {**settings, key: MISSING}
+    )
 
 
 def label(settings: dict[str, str], varied: list[str]) -> str:

@@ -59,6 +59,7 @@ def write_job(
     data: dict[str, Path] | None = None,
     version: int | None = RESULTS_VERSION,
     scheme: int | None = FINGERPRINT_SCHEME,
+    unread: tuple[str, ...] | None = None,
     **choices: str,
 ) -> Path:
     """A job folder as a sweep leaves it: metrics.json (or failed.json with `error`: a message, or
@@ -83,6 +84,8 @@ def write_job(
         record["run/results_version"] = version
     if scheme is not None:
         record["run/fingerprint_scheme"] = scheme
+    if unread is not None:  # the settings its choices never read (results.RunRecord.unread)
+        record["run/unread_settings"] = list(unread)
     if data is not None:
         record["run/data_files"] = {k: results_module.file_sha256(f) for k, f in data.items()}
         record["run/data_paths"] = {k: str(f) for k, f in data.items()}
@@ -178,6 +181,17 @@ def test_varied_columns_a_missing_setting_and_numeric_order(tmp_path: Path) -> N
         ("full", "-"), ("lora", "2e-5"), ("lora", "5e-5"), ("lora", "1e-4"),
     ]  # fmt: skip
     assert "Same in every job: `model=tiny`" in result.markdown
+
+
+def test_a_setting_its_run_never_reads_is_no_setting_of_its_row(tmp_path: Path) -> None:
+    # tuning_mode.lora.rank=2 on every job of a grid crossing full and lora: the full fine-tuning
+    # row has no rank, and one rank wherever it is read is no varied column.
+    rank = ("tuning_mode.lora.rank=2",)
+    write_seeds(tmp_path, {1: 0.6}, tuning_mode="full", overrides=rank, unread=("tuning_mode.lora.",))  # fmt: skip
+    write_seeds(tmp_path, {1: 0.7}, tuning_mode="lora", overrides=rank, unread=())
+    result = aggregate(tmp_path)
+    assert result.varied == ["tuning_mode"] and "tuning_mode.lora.rank" not in result.columns
+    assert "Same in every job where it applies: `tuning_mode.lora.rank=2`" in result.markdown
 
 
 def test_a_setting_with_one_value_wherever_it_applies_is_not_varied(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from layerft.results import (
     RESULTS_VERSION,
     RESULTS_VERSION_KEY,
     SEEDLESS_FINGERPRINT_KEY,
+    UNREAD_KEY,
     RunRecord,
     changed_since,
     config_differences,
@@ -145,6 +146,61 @@ def test_a_run_without_stage1_has_one_fingerprint_whatever_its_split(override: s
     assert config_fingerprint(resolved(override)) != config_fingerprint(resolved())
 
 
+# A setting its choices never read, with those choices (scheme 3): the key it is unread under.
+UNREAD_BY_CHOICE = [
+    (["tuning_mode=full"], "tuning_mode.lora.rank=4", "tuning_mode.lora."),
+    (["tuning_mode=bitfit"], "tuning_mode.lora.target_modules=[query]", "tuning_mode.lora."),
+    (["tuning_mode=lora"], "tuning_mode.adapter.reduction_factor=8", "tuning_mode.adapter."),
+    (["tuning_mode=full"], "tuning_mode.layers=top", "tuning_mode.layers"),
+    (["lr_schedule=linear"], "lr_schedule.layer_decay=0.5", "lr_schedule.layer_decay"),
+    (["lr_schedule=cosine"], "lr_schedule.multipliers.head=2", "lr_schedule.multipliers."),
+    (["lr_schedule=discriminative"], "lr_schedule.layer_decay=0.5", "lr_schedule.layer_decay"),
+    (["lr_schedule=layerwise_decay"], "lr_schedule.multipliers.encoder=0.3",
+     "lr_schedule.multipliers."),
+    ([], "injection_lr_schedule.layer_decay=0.5", "injection_lr_schedule.layer_decay"),
+    ([], "layer_split.stage2.lr_multiplier=0.5", "layer_split.stage2.lr_multiplier"),
+    (["tuning_mode=frozen", "layer_split.stage2.policy=scale"],
+     "layer_split.stage2.lr_multiplier=0.5", "layer_split.stage2.lr_multiplier"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("choices", "override", "unread"), UNREAD_BY_CHOICE)
+def test_a_setting_its_choices_never_read_keeps_the_fingerprint(choices, override, unread) -> None:
+    # A grid crossing tuning_mode=full,lora with tuning_mode.lora.rank=4,8 trains full fine-tuning
+    # once: the rank hashes at its default where nothing reads it.
+    plain, other = resolved(*choices), resolved(*choices, override)
+    assert other != plain  # the override does reach the config
+    assert config_fingerprint(other) == config_fingerprint(plain)
+    assert seedless_fingerprint(other) == seedless_fingerprint(plain)
+    # ...which scheme 2 told apart: its records of `other` are found by their own fingerprint.
+    assert config_fingerprint(other, scheme=2) in earlier_fingerprints(other)
+    assert earlier_fingerprints(plain) == ()  # at the defaults: as scheme 2 keyed it
+    record = RunRecord.of(other, {}, [override], ("target/eval_accuracy", True))
+    assert unread in record.unread and record.entries()[UNREAD_KEY] == list(record.unread)
+
+
+# The same settings where the choices read them: other runs.
+READ_BY_CHOICE = [
+    (["tuning_mode=lora"], "tuning_mode.lora.rank=4"),
+    (["tuning_mode=top_adapter"], "tuning_mode.adapter.reduction_factor=8"),
+    (["tuning_mode=lora"], "tuning_mode.layers=top"),
+    (["lr_schedule=layerwise_decay"], "lr_schedule.layer_decay=0.5"),
+    (["lr_schedule=discriminative"], "lr_schedule.multipliers.head=2"),
+    (["injection_lr_schedule.scaling=layerwise_decay"], "injection_lr_schedule.layer_decay=0.5"),
+    (["layer_split.stage2.policy=scale"], "layer_split.stage2.lr_multiplier=0.5"),
+    # Unread, but hashed: shipped splits set it (results.AT_DEFAULT_WHEN_UNREAD).
+    (["tuning_mode=frozen"], "layer_split.stage2.policy=train"),
+]
+
+
+@pytest.mark.parametrize(("choices", "override"), READ_BY_CHOICE)
+def test_a_setting_its_choices_read_changes_the_fingerprint(choices, override) -> None:
+    plain, other = resolved(*choices), resolved(*choices, override)
+    assert config_fingerprint(other) != config_fingerprint(plain)
+    record = RunRecord.of(other, {}, [override], ("target/eval_accuracy", True))
+    assert not any(override.startswith(key) for key in record.unread)
+
+
 def test_a_run_with_stage1_had_its_fingerprint_under_every_scheme() -> None:
     assert earlier_fingerprints(resolved()) == ()
 
@@ -229,6 +285,7 @@ def test_metrics_json_describes_its_run_and_a_rerun_reads_back_only_metrics(tmp_
         "run/data_paths": {},
         "run/results_version": RESULTS_VERSION,
         FINGERPRINT_SCHEME_KEY: FINGERPRINT_SCHEME,
+        UNREAD_KEY: [],
     }
     assert read_finished(tmp_path, ("0123456789abcdef",), "hydra.run.dir=<new folder>") == {
         "target/eval_accuracy": 0.5

@@ -39,6 +39,7 @@ from layerft.results import (
     RESULTS_CHANGES,
     RESULTS_VERSION,
     RESULTS_VERSION_KEY,
+    UNREAD_KEY,
     RunRecord,
     config_fingerprint,
     file_sha256,
@@ -406,6 +407,33 @@ def test_a_baseline_crossed_with_layer_splits_trains_once_and_serves_every_split
     assert "4 done, 0 to run" in sweep(tmp_path, *grid, "--dry-run")
 
 
+def test_a_setting_no_run_of_its_row_reads_neither_retrains_nor_splits_the_row(tmp_path) -> None:
+    # LoRA's rank under tuning_mode=full: one full fine-tuning run serves both ranks, and its row
+    # names no rank (the rank still varies across the LoRA rows).
+    grid = ("seed=1", "injection_task=none", "tuning_mode.lora.rank=2,4")
+    plan = sweep(tmp_path, *grid, "--dry-run")
+    assert "4 combinations (3 distinct runs)" in plan
+    assert (
+        "[todo] injection_task=none,seed=1,tuning_mode.lora.rank=4,tuning_mode=full  (no stage 1; "
+        "the run of injection_task=none,seed=1,tuning_mode.lora.rank=2,tuning_mode=full)" in plan
+    )
+    out = sweep(tmp_path, *grid)
+    assert "Skipping 1 of 4 jobs: the run of an earlier job of the grid" in out
+    assert "sweep: 4 finished, 0 failed, 0 not run" in out
+    sweep_dir = tmp_path / "multirun_outputs" / "demo"
+    finished = results(sweep_dir)
+    assert len(finished) == 3
+    [full] = [m for m in finished.values() if m["run/choices"]["tuning_mode"] == "full"]
+    assert full["run/unread_settings"][:1] == ["injection_task."]
+    assert "tuning_mode.lora." in full["run/unread_settings"]
+    with (sweep_dir / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["tuning_mode"], r["tuning_mode.lora.rank"]) for r in rows] == [
+        ("full", "-"), ("lora", "2"), ("lora", "4"),
+    ]  # fmt: skip
+    assert "4 done, 0 to run" in sweep(tmp_path, *grid, "--dry-run")
+
+
 def as_scheme_1(folder: Path) -> None:
     """Rewrite a finished job's record as a layerft of fingerprint scheme 1 wrote it (its config
     kept beside it, as run.keep_hydra_files keeps it)."""
@@ -441,7 +469,29 @@ def test_a_scheme_1_baseline_serves_every_split_through_the_config_kept_beside_i
     forced = sweep(tmp_path, *grid, "--force")
     assert "Skipping 2 of 3 jobs: the run of an earlier job" in forced
     assert "sweep: 3 finished, 0 failed, 0 not run" in forced
-    assert json.loads((folder / "metrics.json").read_text())[FINGERPRINT_SCHEME_KEY] == 2
+    assert json.loads((folder / "metrics.json").read_text())[FINGERPRINT_SCHEME_KEY] == 3
+
+
+def test_a_scheme_2_record_with_a_setting_it_never_read_serves_every_value_of_it(tmp_path) -> None:
+    # Full fine-tuning recorded with LoRA's rank set by a layerft of scheme 2, which hashed the
+    # rank: found, through the config kept beside it, by the same run under another rank.
+    sweep(tmp_path, "seed=1", "tuning_mode=full", "injection_task=none", "tuning_mode.lora.rank=2")
+    sweep_dir = tmp_path / "multirun_outputs" / "demo"
+    [folder] = [p.parent for p in sweep_dir.glob("*/metrics.json")]
+    config = resolve_config(OmegaConf.load(folder / ".hydra" / "finished" / "config.yaml"))
+    path = folder / "metrics.json"
+    record = json.loads(path.read_text())
+    del record[UNREAD_KEY]
+    record[FINGERPRINT_SCHEME_KEY] = 2
+    record[FINGERPRINT_KEY] = config_fingerprint(config, scheme=2)
+    record["run/seedless_fingerprint"] = seedless_fingerprint(config, scheme=2)
+    assert record[FINGERPRINT_KEY] != config_fingerprint(config)  # the schemes do differ here
+    path.write_text(json.dumps(record))
+    grid = ("seed=1", "tuning_mode=full", "injection_task=none", "tuning_mode.lora.rank=2,4")
+    assert "2 done, 0 to run" in sweep(tmp_path, *grid, "--dry-run")
+    [job] = read_jobs(sweep_dir)
+    assert job.fingerprint == config_fingerprint(config) and "tuning_mode.lora." in job.unread
+    assert "tuning_mode.lora.rank" not in job.settings
 
 
 def test_a_failure_recorded_before_its_config_validated_is_no_scheme_1_record(tmp_path) -> None:

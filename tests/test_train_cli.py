@@ -46,6 +46,7 @@ RUN_KEYS = (
     "run/data_paths",
     "run/results_version",
     "run/fingerprint_scheme",
+    "run/unread_settings",
     "run/stage1",
 )
 MEASURED = (
@@ -430,6 +431,11 @@ def test_default_run_writes_expected_metrics_and_run_files(runs) -> None:
     assert run["run/sweep"] is None  # a single run
     assert run["run/results_version"] == RESULTS_VERSION
     assert run["run/fingerprint_scheme"] == FINGERPRINT_SCHEME
+    # Full fine-tuning, uniform schedules, the split's policy=freeze: what it never reads.
+    assert run["run/unread_settings"][:4] == [
+        "tuning_mode.lora.", "tuning_mode.adapter.", "tuning_mode.layers", "lr_schedule.multipliers."
+    ]  # fmt: skip
+    assert "layer_split.stage2.lr_multiplier" in run["run/unread_settings"]
     assert run["run/data_files"] == {}  # generated data: no file
     stage1 = run["run/stage1"]  # trained here and stored for reuse, under its content key
     assert stage1["status"] == "trained" and stage1["trained_by"] == str(run_dir)
@@ -535,7 +541,8 @@ def test_multirun_runs_each_tuning_mode_in_its_own_job_dir(runs) -> None:
     first = runs["multirun"].result()[0]
     proc, sweep = first.proc, first.sweep
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
+    # and the lock each job held on its config while it trained it (run.config_lock)
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == [".locks", "0", "1"]
     assert not (sweep.parent / "run").exists()
     results = [line for line in proc.stdout.splitlines() if line.startswith("results: ")]
     assert results == [f"results: {sweep / job / 'metrics.json'}" for job in ("0", "1")]
