@@ -430,20 +430,36 @@ def migrated_fingerprints(
     keys = [str(o).partition("=")[0].lstrip("+~") for o in overrides]
     if not baseline and not any(key.startswith(_MAYBE_UNREAD) for key in keys):
         return None
+    kept = run_dir / KEPT_CONFIG
+    try:
+        stat = kept.stat()
+    except OSError:
+        return None
+    keyed = _kept_config_keys(kept, stat.st_size, stat.st_mtime_ns, scheme)
+    if keyed is None or keyed[0] != record[FINGERPRINT_KEY]:
+        return None
+    return keyed[1:]
+
+
+@functools.cache  # the plan, each job's lookup and the table meet the same records (~30 ms each)
+def _kept_config_keys(
+    path: Path, size: int, mtime_ns: int, scheme: int
+) -> tuple[str, str, str, tuple[str, ...]] | None:
+    """A kept config's fingerprint under `scheme`, then this scheme's fingerprint, seedless
+    fingerprint and unread settings; None if this layerft cannot read it."""
     from omegaconf import OmegaConf
 
     from layerft.config import resolve_config  # here: it imports torch (results.py does not)
 
     try:
-        resolved = resolve_config(OmegaConf.load(run_dir / KEPT_CONFIG))
-        if config_fingerprint(resolved, scheme) != record[FINGERPRINT_KEY]:
-            return None
+        resolved = resolve_config(OmegaConf.load(path))
         return (
+            config_fingerprint(resolved, scheme),
             config_fingerprint(resolved),
             seedless_fingerprint(resolved),
             unhashed_settings(resolved),
         )
-    except Exception:  # noqa: BLE001 - no kept config, or one this layerft cannot read: no migration
+    except Exception:  # noqa: BLE001 - a config this layerft cannot read: no migration
         return None
 
 

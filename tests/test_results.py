@@ -179,6 +179,41 @@ def test_a_setting_its_choices_never_read_keeps_the_fingerprint(choices, overrid
     assert unread in record.unread and record.entries()[UNREAD_KEY] == list(record.unread)
 
 
+def test_a_scheme_2_record_is_migrated_from_its_kept_config_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import layerft.config
+    from layerft.results import KEPT_CONFIG, migrated_fingerprints
+
+    reads: list[Any] = []
+    resolve = layerft.config.resolve_config
+    monkeypatch.setattr(layerft.config, "resolve_config", lambda c: reads.append(c) or resolve(c))
+    overrides = ["injection_task=none", "tuning_mode=full", "tuning_mode.lora.rank=4"]
+    (tmp_path / KEPT_CONFIG).parent.mkdir(parents=True)
+    OmegaConf.save(compose_config(*overrides), tmp_path / KEPT_CONFIG)
+    config = resolve_config(compose_config(*overrides))
+    record = {FINGERPRINT_KEY: config_fingerprint(config, scheme=2), FINGERPRINT_SCHEME_KEY: 2,
+              "run/choices": {"tuning_mode": "full"}, "run/overrides": overrides}  # fmt: skip
+    migrated = (config_fingerprint(config), seedless_fingerprint(config), unhashed(config))
+    assert migrated[0] == config_fingerprint(resolve_config(compose_config(*overrides[:2])))
+    assert migrated_fingerprints(tmp_path, record) == migrated
+    assert migrated_fingerprints(tmp_path, record) == migrated
+    assert len(reads) == 1  # the plan, each job and the table ask: the file is read once
+    # A kept config edited since is read again, and is no longer the record's.
+    OmegaConf.save(
+        compose_config(*overrides[:2], "tuning_mode.lora.rank=16"), tmp_path / KEPT_CONFIG
+    )
+    assert migrated_fingerprints(tmp_path, record) is None and len(reads) == 2
+    # Records that need no migration read nothing: this scheme's, or without such an override.
+    assert migrated_fingerprints(tmp_path, {**record, FINGERPRINT_SCHEME_KEY: 3}) is None
+    assert migrated_fingerprints(tmp_path, {**record, "run/overrides": overrides[:2]}) is None
+    assert len(reads) == 2
+
+
+def unhashed(config: dict[str, Any]) -> tuple[str, ...]:
+    return RunRecord.of(config, {}, [], ("target/eval_accuracy", True)).unread
+
+
 # The same settings where the choices read them: other runs.
 READ_BY_CHOICE = [
     (["tuning_mode=lora"], "tuning_mode.lora.rank=4"),
