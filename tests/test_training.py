@@ -224,6 +224,26 @@ def test_dataloader_workers_change_no_number(tmp_path) -> None:
         assert len(losses) >= 4 and [v for _, v in series(logs_with, key)] == losses, key
 
 
+@pytest.mark.parametrize(("mode", "passed"), [("default", "default"),
+                                              ("reduce_overhead", "reduce-overhead")])  # fmt: skip
+def test_compile_compiles_each_stages_encoder_in_the_mode_asked(
+    tmp_path, monkeypatch, mode: str, passed: str
+) -> None:
+    # CUDA graphs (reduce-overhead) only run on a GPU: here, that the mode reaches torch.compile
+    # for each stage's encoder, and that nothing is compiled without trainer.compile.
+    calls: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        torch.nn.Module,
+        "compile",
+        lambda self, **kw: calls.append((type(self).__name__, kw["mode"])),
+    )
+    shrink = (*TAGGING[:2], "injection_task.epochs=1", *TAGGING[5:7], "target_task.epochs=1")
+    train(tmp_path / "eager", *shrink)
+    assert calls == []
+    train(tmp_path / "compiled", *shrink, "trainer.compile=true", f"trainer.compile_mode={mode}")
+    assert calls == [("BertModel", passed)] * 2  # stage 1's encoder, then stage 2's
+
+
 def test_non_finite_loss_stops_the_stage_at_its_step(tmp_path, keyword) -> None:
     with pytest.raises(LayerftError) as caught:
         train(tmp_path, *keyword, *LEARNS, "target_task.lr=1e30", "target_task.max_grad_norm=0")
