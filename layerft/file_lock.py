@@ -1,4 +1,5 @@
-"""An exclusive lock on a file (flock) that names its holder: the stage-1 store and sweep folders.
+"""An exclusive lock on a file (flock) that names its holder: the stage-1 store, sweep folders, and
+the configs a multirun trains.
 
 The OS drops the lock of a process that dies, so a crash never leaves a folder locked.
 """
@@ -7,9 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO, TypeVar
+
+T = TypeVar("T")
+WAIT_LOG_SECONDS = 600.0  # lock_unless_done: how often a long wait is logged again
 
 
 @contextlib.contextmanager
@@ -34,3 +41,74 @@ def held_lock(path: Path, when_busy: Callable[[str], None]) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def lock_unless_done(
+    path: Path,
+    done: Callable[[], T | None],
+    on_wait: Callable[[str], None],
+    on_unlockable: Callable[[str], None],
+    poll_seconds: float = 2.0,
+) -> Iterator[T | None]:
+    """Hold the lock on `path` while the caller produces what `done()` looks for, unless another
+    process produced it first. While another process holds the lock, `done()` is asked every
+    `poll_seconds` (`on_wait(holder)` called at the first wait and every ten minutes), so a
+    result is taken as soon as it exists, not when its process lets go; it is asked once more
+    after the lock is taken, for a result written just before. Yields that result, or None with
+    the lock held. Where the file cannot be opened or the file system has no locks (NFS without
+    lockd, some FUSE mounts), `on_unlockable(reason)` is called and None yielded without a lock.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            handle = path.open("a+")
+        except PermissionError:  # another user's lock file in a shared folder: locks read-only
+            handle = path.open("r")
+    except OSError as err:
+        on_unlockable(f"cannot open {path}: {err.strerror or err}")
+        yield None
+        return
+    with handle:
+        locked, result = _take_or_find(handle, path, done, on_wait, on_unlockable, poll_seconds)
+        try:
+            if locked:
+                result = done()
+                if result is None and handle.writable():
+                    handle.seek(0)
+                    handle.truncate()
+                    handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
+                    handle.flush()
+            yield result
+        finally:
+            if locked:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _take_or_find(
+    handle: IO[str],
+    path: Path,
+    done: Callable[[], T | None],
+    on_wait: Callable[[str], None],
+    on_unlockable: Callable[[str], None],
+    poll_seconds: float,
+) -> tuple[bool, T | None]:
+    """(True, None) once the lock is held; (False, result) when `done()` finds one first;
+    (False, None) where the file system cannot lock."""
+    logged = -math.inf
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True, None
+        except BlockingIOError:
+            pass
+        except OSError as err:  # ENOLCK, ENOSYS, EOPNOTSUPP: no locks on this file system
+            on_unlockable(f"cannot lock {path}: {err.strerror or err}")
+            return False, None
+        if time.monotonic() - logged >= WAIT_LOG_SECONDS:
+            handle.seek(0)
+            on_wait(handle.read().strip())
+            logged = time.monotonic()
+        if (result := done()) is not None:
+            return False, result
+        time.sleep(poll_seconds)

@@ -8,7 +8,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from layerft.config import (
 from layerft.credentials import mask_credentials
 from layerft.data import TaskData, load_task_data
 from layerft.errors import LayerftError, user_errors_exit
-from layerft.file_lock import held_lock
+from layerft.file_lock import lock_unless_done
 from layerft.heads import TaskModel, build_task_model, encoder_layers
 from layerft.layer_split import (
     InjectedPolicy,
@@ -60,7 +60,6 @@ from layerft.results import (
     RunRecord,
     changed_data,
     config_differences,
-    file_error,
     read_finished,
     read_record,
     reads_pooler,
@@ -263,44 +262,50 @@ def run(
             raise explained(refused, run_dir, resolved) from refused
     elif (previous := previous_result(run_dir, record, sweep_dir, resolved)) is not None:
         return previous
-    with config_lock(sweep_dir, record) as waited:
-        # The job waited for ran this config: its result is this job's, as if it had run first.
-        found = waited and not cfg.force_rerun
-        if found and (previous := previous_result(run_dir, record, sweep_dir, resolved)):
-            return previous
+
+    def finished() -> Result | None:  # by a repeat of this config started beside this job
+        return None if cfg.force_rerun else previous_result(run_dir, record, sweep_dir, resolved)
+
+    with config_lock(sweep_dir, record, finished) as served:
+        if served is not None:  # its result is this job's, as if it had run first
+            return served
         return train_and_record(cfg, run_dir, resolved, record, replacing)
 
 
 LOCKS_DIR = ".locks"  # in a multirun's folder: a lock per config fingerprint, held while trained
 
+Result = tuple[dict[str, float], Path]  # a run's metrics and the folder holding them
+
 
 @contextlib.contextmanager
-def config_lock(sweep_dir: str | None, record: RunRecord) -> Iterator[bool]:
-    """Hold the multirun's lock on this config while this job trains it; yields whether another
-    job held it first (and may have finished the config meanwhile). Jobs of one grid that are one
-    config (a baseline crossed with layer splits, settings that change no result) then train it
-    once, also when a parallel launcher starts them together, as they would one after another.
+def config_lock(
+    sweep_dir: str | None, record: RunRecord, finished: Callable[[], Result | None]
+) -> Iterator[Result | None]:
+    """Hold the multirun's lock on this config while this job trains it, unless another job that
+    holds it produces the config's result first (`finished()` looks for it, every few seconds
+    while waiting and once after taking the lock): then that result is yielded, else None. Jobs
+    of one grid that are one config (a baseline crossed with layer splits, settings it never
+    reads) then train it once, also when a parallel launcher starts them together, as they would
+    one after another; the waiting job holds its launcher slot meanwhile.
 
     No lock outside a multirun, nor under torchrun: its processes must train together, and one
-    waiting for the lock would stall the others in their first collective."""
+    waiting for the lock would stall the others in their first collective. A file system without
+    locks, or a lock file this job cannot open: one warning, and the job trains unlocked. On NFS
+    mounted with node-local locks (`local_lock=flock`), jobs on two nodes do not see each other's.
+    """
     if sweep_dir is None or world_size() > 1:
-        yield False
+        yield None
         return
-    path = Path(sweep_dir) / LOCKS_DIR / f"{record.fingerprint}.lock"
-    waited = False
 
-    def wait(holder: str) -> None:
-        nonlocal waited
-        waited = True
+    def waiting(holder: str) -> None:
         log.info("this config is being trained by %s; waiting for its result", holder or "a job")
 
-    try:  # a read-only sweep folder: one line, as for its job folders (run_dir_errors)
-        path.parent.mkdir(exist_ok=True)
-        path.touch()
-    except OSError as err:
-        raise file_error("write", path, err) from err
-    with held_lock(path, wait):
-        yield waited
+    def unlockable(reason: str) -> None:
+        log.warning("%s: a repeat of this config started beside this job may train it too", reason)
+
+    path = Path(sweep_dir) / LOCKS_DIR / f"{record.fingerprint}.lock"
+    with lock_unless_done(path, finished, waiting, unlockable) as served:
+        yield served
 
 
 def train_and_record(

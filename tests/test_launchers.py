@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import re
 import signal
@@ -369,27 +370,95 @@ def test_parallel_jobs_of_one_config_train_it_once(tmp_path) -> None:
 
 
 def test_the_config_lock_is_taken_in_a_multirun_of_single_processes_only(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, caplog
 ) -> None:
-    from layerft.errors import LayerftError
     from layerft.results import RunRecord
     from layerft.run import LOCKS_DIR, config_lock
 
     record = RunRecord("f" * 16, "g" * 16, {}, 1, [], "target/eval_accuracy", True)
-    with config_lock(None, record) as waited:  # a single run: nothing to share
-        assert waited is False
+    lock = tmp_path / LOCKS_DIR / f"{'f' * 16}.lock"
+    with config_lock(None, record, lambda: None) as served:  # a single run: nothing to share
+        assert served is None
     monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun's processes must not wait apart
-    with config_lock(str(tmp_path), record) as waited:
-        assert waited is False
-    assert not (tmp_path / LOCKS_DIR).exists()
+    with config_lock(str(tmp_path), record, lambda: None) as served:
+        assert served is None
+    assert not lock.exists()
     monkeypatch.delenv("WORLD_SIZE")
-    with config_lock(str(tmp_path), record) as waited:
-        assert waited is False and (tmp_path / LOCKS_DIR / f"{'f' * 16}.lock").is_file()
+    with config_lock(str(tmp_path), record, lambda: None) as served:
+        assert served is None and lock.read_text().startswith(f"pid {os.getpid()} on ")
+    # A result written by a repeat just before this job took the lock is taken, not retrained.
+    result = ({"target/eval_accuracy": 0.5}, tmp_path / "0")
+    with config_lock(str(tmp_path), record, lambda: result) as served:
+        assert served == result
+    # No lock to be had (a file in the way of the folder): one warning, and the job trains.
     (tmp_path / LOCKS_DIR).rename(tmp_path / "gone")
     (tmp_path / LOCKS_DIR).write_text("a file in the way")
-    lock = config_lock(str(tmp_path), record)
-    with pytest.raises(LayerftError, match=rf"cannot write {tmp_path / LOCKS_DIR}/f+\.lock"):
-        lock.__enter__()
+    with (
+        caplog.at_level(logging.WARNING),
+        config_lock(str(tmp_path), record, lambda: None) as served,
+    ):
+        assert served is None
+    assert "may train it too" in caplog.text and str(lock) in caplog.text
+
+
+def test_a_job_waiting_for_the_lock_takes_the_result_as_soon_as_it_exists(tmp_path) -> None:
+    import fcntl
+
+    from layerft.file_lock import lock_unless_done
+
+    path = tmp_path / "a.lock"
+    path.write_text("pid 1 on elsewhere")
+    holder = path.open("a+")  # another open file: flock treats it as another process
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    asked, waits = [], []
+
+    def done() -> str | None:  # the holder writes its result after three looks
+        asked.append(1)
+        return "result" if len(asked) == 3 else None
+
+    # Were the result not looked for while waiting, the holder's letting go after 5 s ends the wait.
+    (safety := threading.Timer(5, lambda: fcntl.flock(holder, fcntl.LOCK_UN))).start()
+    with lock_unless_done(path, done, waits.append, pytest.fail, poll_seconds=0.01) as served:
+        assert served == "result"  # while the holder still holds the lock (its W&B run closing)
+    safety.cancel()
+    assert waits == ["pid 1 on elsewhere"]
+    # The holder fails (lets go without a result): the waiting job takes the lock and trains.
+    threading.Timer(0.2, lambda: fcntl.flock(holder, fcntl.LOCK_UN)).start()
+    with lock_unless_done(path, lambda: None, waits.append, pytest.fail, 0.01) as served:
+        assert served is None and path.read_text().startswith(f"pid {os.getpid()}")
+        assert not _lockable(path)  # held
+    assert _lockable(path)  # and let go
+    holder.close()
+
+
+def _lockable(path: Path) -> bool:
+    import fcntl
+
+    with path.open() as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
+def test_a_file_system_without_locks_leaves_the_job_to_train_unlocked(
+    tmp_path, monkeypatch
+) -> None:
+    import errno
+
+    from layerft import file_lock
+
+    def no_locks(handle, operation) -> None:  # NFS without lockd
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(file_lock.fcntl, "flock", no_locks)
+    reasons: list[str] = []
+    with file_lock.lock_unless_done(
+        tmp_path / "a.lock", lambda: None, pytest.fail, reasons.append
+    ) as served:
+        assert served is None
+    assert reasons == [f"cannot lock {tmp_path / 'a.lock'}: {os.strerror(errno.ENOLCK)}"]
 
 
 # A sitecustomize that kills every local_parallel job process of seed 2 before its job runs,
