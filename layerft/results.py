@@ -191,8 +191,13 @@ def unhashed_settings(resolved: dict[str, Any]) -> tuple[str, ...]:
 
 
 def unread_prefix(key: str, unread: Iterable[str]) -> bool:
-    """Whether a dotted `key` is one of the `unread` keys or under one ending in "."."""
-    return any(key == u or (u.endswith(".") and key.startswith(u)) for u in unread)
+    """Whether a dotted `key` is one of the `unread` keys or under one ending in "." (a node),
+    or is such a node below a group (`tuning_mode.lora={rank:4}`; not `injection_task=none`, a
+    choice of the group whose keys are unread)."""
+    return any(
+        key == u or (u.endswith(".") and (key.startswith(u) or key == u[:-1] and "." in key))
+        for u in unread
+    )
 
 
 def _text(value: Any) -> str:

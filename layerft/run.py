@@ -65,6 +65,7 @@ from layerft.results import (
     reads_pooler,
     record_failure,
     run_dir_errors,
+    unread_prefix,
     unread_settings,
     write_metrics,
 )
@@ -553,7 +554,7 @@ def warn_inert_overrides(cfg: RunConfig, overrides: list[str]) -> None:
     for override in overrides:
         key = override_key(override)
         for prefix, why in inert_settings(cfg):
-            if key == prefix or (prefix.endswith(".") and key.startswith(prefix)):
+            if unread_prefix(key, (prefix,)):
                 reasons.setdefault(why, []).append(override)
                 break
     for why, unused in reasons.items():

@@ -122,9 +122,9 @@ def combine(jobs: list[Job]) -> list[Combination]:
     """The jobs grouped by settings (seeds folded), each group's jobs by seed."""
     groups: dict[SettingsKey, Combination] = {}
     for job in sorted(jobs, key=lambda j: j.seed):
-        combo = groups.setdefault(
-            settings_key(job.settings), Combination(job.settings, [], [], job.unread)
-        )
+        combo = groups.setdefault(settings_key(job.settings), Combination(job.settings, [], []))
+        # Seeds written before fingerprint scheme 3 list none (Job.unread): the row's is their union.
+        combo.unread = tuple(dict.fromkeys([*combo.unread, *job.unread]))
         (combo.finished if job.error is None else combo.failed).append(job)
     return list(groups.values())
 
@@ -287,6 +287,24 @@ class Table:
     columns: list[str]
 
 
+def baseline_of(
+    combo: Combination, combos: list[Combination], spec: dict[str, str]
+) -> Combination | None:
+    """The row with `combo`'s settings, `spec`'s replacing them, minus the settings that row's
+    runs never read (its `unread`: the full fine-tuning row is the baseline of every LoRA rank's
+    row under `--baseline tuning_mode=full`)."""
+    wanted = effective_settings({**combo.settings, **spec})
+    for base in combos:  # the row with exactly those settings first
+        if base.settings == wanted:
+            return base
+    for base in combos:
+        if base.unread:
+            kept = {k: v for k, v in wanted.items() if not unread_prefix(k, base.unread)}
+            if kept == base.settings:
+                return base
+    return None
+
+
 def build_table(
     combos: list[Combination], varied: list[str], spec: dict[str, str], extra: list[str]
 ) -> Table:
@@ -302,10 +320,7 @@ def build_table(
     same = {k: v for c in combos for k, v in c.settings.items() if k not in varied}
     constant = {k: v for k, v in same.items() if all(k in c.settings for c in combos)}
     applying = {k: v for k, v in same.items() if k not in constant}
-    by_settings = {settings_key(c.settings): c for c in combos}
-    bases = [
-        by_settings.get(settings_key(effective_settings({**c.settings, **spec}))) for c in combos
-    ]
+    bases = [baseline_of(c, combos, spec) for c in combos]
     is_baseline = [
         any(b is c and b is not o for b, o in zip(bases, combos, strict=True)) for c in combos
     ]

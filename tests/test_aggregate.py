@@ -192,6 +192,24 @@ def test_a_setting_its_run_never_reads_is_no_setting_of_its_row(tmp_path: Path) 
     result = aggregate(tmp_path)
     assert result.varied == ["tuning_mode"] and "tuning_mode.lora.rank" not in result.columns
     assert "Same in every job where it applies: `tuning_mode.lora.rank=2`" in result.markdown
+    # The node given whole is no setting of the full row either; the choice of a group whose keys
+    # a run never reads (injection_task=none) is.
+    settings = job_settings({"injection_task": "none", "tuning_mode": "full"},
+                            ["tuning_mode.lora={rank:4}", "injection_task.lr=1"],
+                            ("injection_task.", "tuning_mode.lora."))  # fmt: skip
+    assert settings == {"injection_task": "none", "tuning_mode": "full"}
+
+
+def test_the_row_that_never_reads_a_setting_is_the_baseline_of_each_value_of_it(tmp_path) -> None:
+    # --baseline tuning_mode=full under LoRA rows of two ranks: the one full fine-tuning row
+    # (which has no rank) is the baseline of both.
+    for rank, scores in (("2", {1: 0.70, 2: 0.72, 3: 0.74}), ("4", {1: 0.80, 2: 0.81, 3: 0.85})):
+        write_seeds(tmp_path / rank, scores, tuning_mode="lora", overrides=(f"tuning_mode.lora.rank={rank}",), unread=())  # fmt: skip
+    write_seeds(tmp_path, {1: 0.6, 2: 0.6, 3: 0.6}, tuning_mode="full",
+                overrides=("tuning_mode.lora.rank=2",), unread=("tuning_mode.lora.",))  # fmt: skip
+    result = aggregate(tmp_path, baseline={"tuning_mode": "full"})
+    assert row_of(result, tuning_mode="lora", **{"tuning_mode.lora.rank": "2"})["diff_mean"] == pytest.approx(0.12)  # fmt: skip
+    assert row_of(result, tuning_mode="lora", **{"tuning_mode.lora.rank": "4"})["diff_mean"] == pytest.approx(0.22)  # fmt: skip
 
 
 def test_a_setting_with_one_value_wherever_it_applies_is_not_varied(tmp_path: Path) -> None:

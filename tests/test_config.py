@@ -374,6 +374,9 @@ def test_config_never_holds_credentials() -> None:
          "dependency_parsing and span_extraction heads read no pooler, so "
          "model.pretrained_pooler=true changes nothing"),
         (["target_task=klue_sts", "model.pretrained_pooler=true"], None),
+        # A whole node: as each key under it.
+        (["tuning_mode=full", "tuning_mode.lora={rank:4}"],
+         "tuning_mode=full adds no LoRA, so tuning_mode.lora={rank:4} changes nothing"),
         # Settings the run reads: no warning.
         (["tuning_mode=lora", "layer_split.stage2.policy=scale", "layer_split.stage2.lr_multiplier=0.1"], None),
         (["tuning_mode=frozen", "layer_split.stage2.transplant_embeddings=true"], None),
@@ -381,6 +384,7 @@ def test_config_never_holds_credentials() -> None:
         (["lr_schedule=discriminative", "lr_schedule.multipliers.head=0.5"], None),
         (["layer_split.stage2.policy=scale", "layer_split.stage2.lr_multiplier=0.1"], None),
         (["injection_task=none", "tuning_mode=top_adapter", "tuning_mode.adapter.bottleneck=4"], None),
+        (["injection_task=none", "tuning_mode=full"], None),  # choices of unread groups' keys
     ],
 )  # fmt: skip
 def test_an_override_the_run_never_reads_is_warned(overrides, warning, caplog) -> None:
