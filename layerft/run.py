@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import logging
 import shutil
@@ -55,7 +56,6 @@ from layerft.processes import rank, world_size
 from layerft.results import (
     FAILED_FILE,
     METRICS_FILE,
-    STAGE1_ONLY_GROUPS,
     HistoryFile,
     RunRecord,
     changed_data,
@@ -494,18 +494,27 @@ def open_tracker(
         selection[f"injection/eval_{task.best_metric}"] = task.best_is_higher
     job_type = "injection+target" if cfg.injection_task is not None else "target"
     return start_tracker(
-        cfg.tracker, run_dir, tracked_config(resolved), effective_settings(record.choices),
+        cfg.tracker, run_dir, tracked_config(resolved, record.unread),
+        effective_settings(record.choices),
         run_name(record), record.sweep, job_type, selection,
     )  # fmt: skip
 
 
-def tracked_config(resolved: dict[str, Any]) -> dict[str, Any]:
-    """The config a tracker shows: a run without stage 1 without the groups it never reads
-    (STAGE1_ONLY_GROUPS), as its fingerprint is. Its one run is the baseline of every split: in
-    W&B it belongs to none of them, rather than to whichever split the grid listed first."""
-    if resolved["injection_task"] is not None:
-        return resolved
-    return {key: value for key, value in resolved.items() if key not in STAGE1_ONLY_GROUPS}
+def tracked_config(resolved: dict[str, Any], unread: tuple[str, ...]) -> dict[str, Any]:
+    """The config a tracker shows: without the settings the run never reads and its fingerprint
+    leaves out (`unread`, RunRecord.unread; a node for a key ending in "."), as its table row
+    and name are. Its one run serves every job of the grid that differs only in them (a baseline
+    every layer split, full fine-tuning every LoRA rank): in W&B it belongs to none of their
+    values, rather than to whichever the grid listed first."""
+    tracked = copy.deepcopy(resolved)
+    for key in unread:
+        *parents, leaf = key.rstrip(".").split(".")
+        node = tracked
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and node.get(leaf) is not None:  # a disabled stage 1 stays null
+            del node[leaf]
+    return tracked
 
 
 NAMED_CHOICES = ("injection_task", "target_task", "layer_split", "tuning_mode")

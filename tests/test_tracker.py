@@ -224,12 +224,21 @@ def test_a_baseline_run_belongs_to_no_split_in_wandb(
     unread = ("layer_split", "injection_lr_schedule")
     split_tags = [t for t in init["tags"] if t.split(":")[0] in unread]
     split_keys = {k for k in init["config"] if k.removeprefix("choice/") in unread}
+    # Nor does a setting it never reads show: LoRA's under full fine-tuning.
+    assert (
+        "lora" not in init["config"]["tuning_mode"]
+        and init["config"]["tuning_mode"]["name"] == "full"
+    )
+    assert "layer_decay" not in init["config"]["lr_schedule"]
     if injection == "none":
         assert init["name"] == "none demo_sentiment - full model=tiny s42"
         assert split_tags == [] and split_keys == set()
         assert "tuning_mode:full" in init["tags"] and init["config"]["choice/tuning_mode"] == "full"
+        assert init["config"]["injection_task"] is None
     else:
         assert init["name"] == "demo_pos demo_sentiment lower_half full model=tiny s42"
         assert split_tags == ["injection_lr_schedule:linear", "layer_split:lower_half"]
-        assert init["config"]["layer_split"] == resolved["layer_split"]
+        stage1 = init["config"]["layer_split"]["stage1"]
+        assert stage1 == resolved["layer_split"]["stage1"]
+        assert "lr_multiplier" not in init["config"]["layer_split"]["stage2"]  # policy=freeze
         assert init["config"]["choice/layer_split"] == "lower_half"

@@ -800,6 +800,14 @@ def test_wandb_offline_records_config_and_choices_and_never_the_key(runs) -> Non
     }
     assert config["layerft/results_version"] == RESULTS_VERSION
     resolved = yaml.safe_load((done.run_dir / ".hydra" / "config.yaml").read_text())
+    # ...without the settings the run never reads (left out of its result key too).
+    assert "lora" not in config["tuning_mode"] and "multipliers" not in config["lr_schedule"]
+    for unread in done.metrics["run/unread_settings"]:
+        *parents, leaf = unread.rstrip(".").split(".")
+        node = resolved
+        for part in parents:
+            node = node[part]
+        node.pop(leaf)
     for key, value in resolved.items():
         assert json.loads(json.dumps(config[key])) == value, key
 
