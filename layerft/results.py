@@ -68,7 +68,10 @@ FINGERPRINT_SCHEME = 3
 FINGERPRINT_SCHEME_KEY = "run/fingerprint_scheme"  # absent from the records of scheme 1
 STAGE1_ONLY_GROUPS = ("layer_split", "injection_lr_schedule")
 UNREAD_KEY = "run/unread_settings"  # RunRecord.unread (absent before scheme 3)
-# The unread keys that hash at their defaults from scheme 3 (a key ending in "." is a node). Not
+# The unread keys that hash at their defaults from scheme 3 (a key ending in "." is a node).
+# Scheme 3 is this list and unread_settings as they are: extending either changes the
+# fingerprints of stored scheme-3 records, so it is a new scheme (its records then found by
+# earlier_fingerprints, which would need this list as scheme 3 had it). Not
 # `layer_split.stage2.policy` under tuning_mode=frozen: shipped splits set it, so hashing it at
 # its default would change those configs' fingerprints. `model.pretrained_pooler` is left out
 # where unread (drop_unread_pooler), and STAGE1_ONLY_GROUPS without stage 1 (scheme 2).
@@ -184,10 +187,19 @@ def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
     return unread
 
 
+# Unread settings result_config leaves out otherwise: the stage-1 keys of a run without stage 1
+# (scheme 2: its injection task is null, the groups deleted), and the pooler (drop_unread_pooler).
+_LEFT_OUT_WHEN_UNREAD = (
+    "injection_task.", "injection_lr_schedule.", "layer_split.", "model.pretrained_pooler"
+)  # fmt: skip
+
+
 def unhashed_settings(resolved: dict[str, Any]) -> tuple[str, ...]:
-    """The unread settings (unread_settings) that the fingerprint does not tell apart: all but
-    the layer split's policy under tuning_mode=frozen (see AT_DEFAULT_WHEN_UNREAD)."""
-    return tuple(key for key, _ in unread_settings(resolved) if key != "layer_split.stage2.policy")
+    """The unread settings (unread_settings) that the fingerprint does not tell apart: those it
+    hashes at their defaults (AT_DEFAULT_WHEN_UNREAD) or leaves out; not, say, the layer split's
+    policy under tuning_mode=frozen, nor a key unread_settings lists only to warn about."""
+    kept = (*AT_DEFAULT_WHEN_UNREAD, *_LEFT_OUT_WHEN_UNREAD)
+    return tuple(key for key, _ in unread_settings(resolved) if key in kept)
 
 
 def unread_prefix(key: str, unread: Iterable[str]) -> bool:
@@ -408,9 +420,21 @@ def fingerprint_scheme(record: dict[str, Any]) -> int:
 KEPT_CONFIG = Path(".hydra", "finished", "config.yaml")
 
 
-# Override keys under which a record of scheme 2 may have an unread setting away from its
-# default, so that scheme 3 (AT_DEFAULT_WHEN_UNREAD) keys its config otherwise.
-_MAYBE_UNREAD = ("tuning_mode.", "lr_schedule.", "injection_lr_schedule.", "layer_split.stage2.")
+# The keys that decide whether an AT_DEFAULT_WHEN_UNREAD key is read (unread_settings).
+_READ_SWITCHES = ("tuning_mode.method", "lr_schedule.scaling", "injection_lr_schedule.scaling",
+                  "layer_split.stage2.policy")  # fmt: skip
+
+
+def _may_key_otherwise(override_key: str) -> bool:
+    """Whether a scheme-2 record with an override of this key may be keyed otherwise by scheme 3:
+    the key is (at, under or a node above) an AT_DEFAULT_WHEN_UNREAD key, or decides one is read."""
+    key = override_key.lstrip("+~").split("@")[-1]
+    if key in _READ_SWITCHES:
+        return True
+    return any(
+        key == u or key.startswith(u) or ("." in key and u.startswith(key + "."))
+        for u in AT_DEFAULT_WHEN_UNREAD
+    )
 
 
 def migrated_fingerprints(
@@ -421,7 +445,7 @@ def migrated_fingerprints(
     recorded under one split is then found under any, and a full fine-tuning run recorded with
     LoRA's rank set is the one without. Only for the records whose fingerprint may have changed:
     of a run without stage 1 (scheme 1), or with an override under a key that may be unread
-    (_MAYBE_UNREAD, scheme 2). None where the record needs none, has no such config, or that
+    (_may_key_otherwise, scheme 2). None where the record needs none, has no such config, or that
     config is not the record's (it hashes to another fingerprint under the record's scheme:
     edited, or a torchrun's)."""
     scheme = fingerprint_scheme(record)
@@ -432,8 +456,7 @@ def migrated_fingerprints(
     if not isinstance(choices, dict) or not isinstance(overrides, list):
         return None
     baseline = scheme < 2 and choices.get("injection_task") == "none"
-    keys = [str(o).partition("=")[0].lstrip("+~") for o in overrides]
-    if not baseline and not any(key.startswith(_MAYBE_UNREAD) for key in keys):
+    if not baseline and not any(_may_key_otherwise(str(o).partition("=")[0]) for o in overrides):
         return None
     kept = run_dir / KEPT_CONFIG
     try:

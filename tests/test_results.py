@@ -17,6 +17,7 @@ from conftest import SHRINK
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from layerft import results as results_module
 from layerft import run as run_module
 from layerft.config import resolve_config
 from layerft.errors import LayerftError
@@ -207,7 +208,19 @@ def test_a_scheme_2_record_is_migrated_from_its_kept_config_read_once(
     # Records that need no migration read nothing: this scheme's, or without such an override.
     assert migrated_fingerprints(tmp_path, {**record, FINGERPRINT_SCHEME_KEY: 3}) is None
     assert migrated_fingerprints(tmp_path, {**record, "run/overrides": overrides[:2]}) is None
+    warmup = [*overrides[:2], "lr_schedule.warmup_ratio=0.2"]  # read under every choice
+    assert migrated_fingerprints(tmp_path, {**record, "run/overrides": warmup}) is None
     assert len(reads) == 2
+    # A node above such a key, or a key deciding whether one is read, may key it otherwise too.
+    for key in (
+        "layer_split.stage2",
+        "tuning_mode.lora",
+        "tuning_mode.method",
+        "+lr_schedule.scaling",
+    ):
+        assert results_module._may_key_otherwise(key), key
+    for key in ("tuning_mode", "lr_schedule.shape", "layer_split.stage2.transplant_embeddings"):
+        assert not results_module._may_key_otherwise(key), key
 
 
 def unhashed(config: dict[str, Any]) -> tuple[str, ...]:
@@ -262,6 +275,19 @@ def test_a_record_of_an_earlier_fingerprint_scheme_is_this_configs_result(tmp_pa
         (["target_task=nsmc"], "1ae8fe9cbe3a64f0", None),
         (["target_task=squad"], "82f2c9ef9c1ce8d2", None),
         (["target_task=klue_mrc", "injection_task=klue_dp"], "afa8ab7c6ccf2657", None),
+        # Scheme 2 hashed the settings its choices never read (scheme 3: at their defaults). A
+        # change to results.unread_settings or AT_DEFAULT_WHEN_UNREAD changes these: a new scheme.
+        (
+            ["tuning_mode.lora.rank=4", "lr_schedule.layer_decay=0.5"],
+            "09508c9dfcfca1fe",
+            "78f79a08f5b4b216",
+        ),
+        (["tuning_mode=lora"], "ccd24c52514f1352", None),
+        (
+            ["tuning_mode=lora", "tuning_mode.adapter.reduction_factor=8"],
+            "ccd24c52514f1352",
+            "f59a5544bfa90ac2",
+        ),
     ],
 )
 def test_the_config_fingerprint_of_a_real_config_keeps_its_value(
