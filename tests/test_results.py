@@ -227,6 +227,73 @@ def unhashed(config: dict[str, Any]) -> tuple[str, ...]:
     return RunRecord.of(config, {}, [], ("target/eval_accuracy", True)).unread
 
 
+def built_stages(*overrides: str) -> dict[str, Any]:
+    """What each stage builds from this config before training: the stage-2 model (weights,
+    trainable parameters) and both stages' optimizer groups (lr, weight decay, parameters)."""
+    import torch
+
+    from layerft.heads import encoder_layers
+    from layerft.layer_split import extract_injected
+    from layerft.lr_schedule import build_optimizer, part_lr_multipliers
+    from layerft.parts import layer_part, parameter_parts
+    from layerft.run import build_injection_model, build_target_model
+
+    cfg = compose_run(*BASE, *overrides)
+
+    def groups(model: torch.nn.Module, lr: float, multipliers: dict[str, float]) -> list[Any]:
+        names = {id(p): n for n, p in model.named_parameters()}
+        optimizer = build_optimizer(model, parameter_parts(model), lr, 0.01, multipliers)
+        return [(g["lr"], g["weight_decay"], sorted(names[id(p)] for p in g["params"]))
+                for g in optimizer.param_groups]  # fmt: skip
+
+    built: dict[str, Any] = {}
+    injected = None
+    if cfg.injection_task is not None:
+        stage1, num_lower = build_injection_model(cfg)
+        depth = len(encoder_layers(stage1.backbone))
+        lower = [layer_part(i) for i in range(num_lower)]
+        multipliers = part_lr_multipliers(cfg.injection_lr_schedule, depth, injected=lower)
+        built["stage1_groups"] = groups(stage1, cfg.injection_task.lr, multipliers)
+        injected = extract_injected(stage1, cfg.layer_split.stage1, num_lower)
+    model, multipliers = build_target_model(cfg, injected)
+    built["stage2_groups"] = groups(model, cfg.target_task.lr, multipliers)
+    built["trainable"] = sorted(n for n, p in model.named_parameters() if p.requires_grad)
+    built["weights"] = model.state_dict()
+    built["shapes"] = {name: tuple(value.shape) for name, value in built["weights"].items()}
+    return built
+
+
+@pytest.mark.parametrize(("choices", "override", "unread"), UNREAD_BY_CHOICE)
+def test_a_setting_hashed_at_its_default_changes_nothing_a_run_builds(
+    choices, override, unread
+) -> None:
+    # The guard on scheme 3: were a key it hashes at its default read after all, two runs would
+    # share a fingerprint and one would reuse the other's result. Same model, same weights, same
+    # trainable parameters, same optimizer groups in both stages.
+    plain, other = built_stages(*choices), built_stages(*choices, override)
+    plain_weights, other_weights = plain.pop("weights"), other.pop("weights")
+    assert plain_weights.keys() == other_weights.keys()
+    assert all(t.equal(other_weights[k]) for k, t in plain_weights.items())
+    assert other == plain
+
+
+def shipped_options() -> list[str]:
+    """Every shipped option of the groups whose unread keys scheme 3 hashes at their defaults."""
+    groups = {"tuning_mode": "tuning_mode", "lr_schedule": "lr_schedule",
+              "lr_schedule@injection_lr_schedule": "lr_schedule", "layer_split": "layer_split"}  # fmt: skip
+    return [f"{key}={path.stem}" for key, folder in groups.items()
+            for path in sorted((CONF / folder).glob("*.yaml"))]  # fmt: skip
+
+
+@pytest.mark.parametrize("injection", ["injection_task=none", "injection_task=demo_pos"])
+def test_every_shipped_option_keeps_its_scheme_2_fingerprint(injection: str) -> None:
+    # Scheme 3 hashes unread keys at their schema defaults: an option file that set one elsewhere
+    # would change the key of every stored result of that option.
+    for option in shipped_options():
+        config = resolved(injection, option)
+        assert config_fingerprint(config, scheme=2) == config_fingerprint(config), option
+
+
 # The same settings where the choices read them: other runs.
 READ_BY_CHOICE = [
     (["tuning_mode=lora"], "tuning_mode.lora.rank=4"),
@@ -247,6 +314,10 @@ def test_a_setting_its_choices_read_changes_the_fingerprint(choices, override) -
     assert config_fingerprint(other) != config_fingerprint(plain)
     record = RunRecord.of(other, {}, [override], ("target/eval_accuracy", True))
     assert not any(override.startswith(key) for key in record.unread)
+    if "tuning_mode=frozen" not in choices:  # built_stages tells these apart (it can fail above)
+        built, changed = built_stages(*choices), built_stages(*choices, override)
+        del built["weights"], changed["weights"]
+        assert built != changed
 
 
 def test_a_run_with_stage1_had_its_fingerprint_under_every_scheme() -> None:
