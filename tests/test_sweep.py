@@ -69,6 +69,12 @@ def results(sweep_dir: Path) -> dict[str, dict[str, Any]]:
     return {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/metrics.json")}
 
 
+def table_rows(sweep_dir: Path) -> list[dict[str, str]]:
+    """The rows of a sweep's results.csv."""
+    with (sweep_dir / "results.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
 def sweep(tmp: Path, *args: str, expect: int = 0) -> str:
     done = run_sweep(["demo", *TINY_GRID, f"cache_dir={tmp / 'cache'}", *args], tmp)
     assert done.returncode == expect, done.stdout[-3000:] + done.stderr[-3000:]
@@ -290,8 +296,7 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
     assert none["run/choices"]["tuning_mode"] == "full" and none["run/seed"] == 1
 
     # Aggregated at the end: a row per (injection_task, tuning_mode), seeds 1 and 2 folded.
-    with (sweep_dir / "results.csv").open() as handle:
-        rows = {(r["injection_task"], r["tuning_mode"]): r for r in csv.DictReader(handle)}
+    rows = {(r["injection_task"], r["tuning_mode"]): r for r in table_rows(sweep_dir)}
     assert sorted(rows) == [(i, m) for i in ("demo_pos", "none") for m in ("full", "lora")]
     for (injection, mode), row in rows.items():
         scores = [first[f"injection_task={injection},seed={s},tuning_mode={mode}"] for s in (1, 2)]
@@ -393,8 +398,7 @@ def test_a_baseline_crossed_with_layer_splits_trains_once_and_serves_every_split
     assert "Launching 3 jobs" in out and "already finished" not in out
     assert "sweep: 4 finished, 0 failed, 0 not run" in out
     # The table: one baseline row, the baseline of both split rows.
-    with (sweep_dir / "results.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
+    rows = table_rows(sweep_dir)
     assert [(r["injection_task"], r["layer_split"]) for r in rows] == [
         ("demo_pos", "all"), ("demo_pos", "lower1"), ("none", "-"),
     ]  # fmt: skip
@@ -426,8 +430,7 @@ def test_a_setting_no_run_of_its_row_reads_neither_retrains_nor_splits_the_row(t
     [full] = [m for m in finished.values() if m["run/choices"]["tuning_mode"] == "full"]
     assert full["run/unread_settings"][:1] == ["injection_task."]
     assert "tuning_mode.lora." in full["run/unread_settings"]
-    with (sweep_dir / "results.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
+    rows = table_rows(sweep_dir)
     assert [(r["tuning_mode"], r["tuning_mode.lora.rank"]) for r in rows] == [
         ("full", "-"), ("lora", "2"), ("lora", "4"),
     ]  # fmt: skip
@@ -464,8 +467,7 @@ def test_a_scheme_1_baseline_serves_every_split_through_the_config_kept_beside_i
     assert "3 done, 0 to run" in plan and "todo" not in plan and "blocked" not in plan
     out = sweep(tmp_path, *grid)
     assert "Skipping 3 of 3 jobs: finished" in out and "sweep: 3 finished, 0 failed" in out
-    with (sweep_dir / "results.csv").open() as handle:
-        assert len(list(csv.DictReader(handle))) == 1  # one baseline row
+    assert len(table_rows(sweep_dir)) == 1  # one baseline row
     forced = sweep(tmp_path, *grid, "--force")
     assert "Skipping 2 of 3 jobs: the run of an earlier job" in forced
     assert "sweep: 3 finished, 0 failed, 0 not run" in forced
