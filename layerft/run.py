@@ -311,7 +311,7 @@ def config_lock(
 
 def train_and_record(
     cfg: RunConfig, run_dir: Path, resolved: dict[str, Any], record: RunRecord, replacing: bool
-) -> tuple[dict[str, float], Path]:
+) -> Result:
     """Train both stages and record the result in `run_dir` (the first process: metrics.json, the
     kept Hydra files, the tracker run); `replacing`: a forced rerun of a finished result there."""
     cfg.trainer.check_device()  # before minutes of data loading and model building
@@ -525,7 +525,8 @@ def run_name(record: RunRecord) -> str:
     """The tracker's name of a run: its main choices, then every other setting its command line
     changes (`target_task.lr=1e-3`, `model=tiny`; not the seed, the sweep's name, nor a
     result-neutral key such as a credential, nor one the run never reads), then the seed: runs of
-    one sweep that differ only in an override differ by name. Settings that would pass MAX_RUN_NAME are counted (`+2 more`)."""
+    one sweep that differ only in an override differ by name. Settings that would pass
+    MAX_RUN_NAME are counted (`+2 more`)."""
     given = {override_key(o) for o in record.overrides}
     settings = job_settings(record.choices, record.overrides, record.unread)
     extra = [
