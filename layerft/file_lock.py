@@ -30,17 +30,27 @@ def held_lock(path: Path, when_busy: Callable[[str], None]) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            when_busy(handle.read().strip())
+            when_busy(_holder(handle))
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
-            handle.flush()
+            _name_holder(handle)
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _holder(handle: IO[str]) -> str:
+    """What the process holding the lock wrote in its file ("" if nothing yet)."""
+    handle.seek(0)
+    return handle.read().strip()
+
+
+def _name_holder(handle: IO[str]) -> None:
+    """Write this process's pid and host in the file whose lock it holds."""
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
+    handle.flush()
 
 
 @contextlib.contextmanager
@@ -75,10 +85,7 @@ def lock_unless_done(
             if locked:
                 result = done()
                 if result is None and handle.writable():
-                    handle.seek(0)
-                    handle.truncate()
-                    handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
-                    handle.flush()
+                    _name_holder(handle)
             yield result
         finally:
             if locked:
@@ -106,8 +113,7 @@ def _take_or_find(
             on_unlockable(f"cannot lock {path}: {err.strerror or err}")
             return False, None
         if time.monotonic() - logged >= WAIT_LOG_SECONDS:
-            handle.seek(0)
-            on_wait(handle.read().strip())
+            on_wait(_holder(handle))
             logged = time.monotonic()
         if (result := done()) is not None:
             return False, result

@@ -429,12 +429,9 @@ def _may_key_otherwise(override_key: str) -> bool:
     """Whether a scheme-2 record with an override of this key may be keyed otherwise by scheme 3:
     the key is (at, under or a node above) an AT_DEFAULT_WHEN_UNREAD key, or decides one is read."""
     key = override_key.lstrip("+~").split("@")[-1]
-    if key in _READ_SWITCHES:
+    if key in _READ_SWITCHES or unread_prefix(key, AT_DEFAULT_WHEN_UNREAD):
         return True
-    return any(
-        key == u or key.startswith(u) or ("." in key and u.startswith(key + "."))
-        for u in AT_DEFAULT_WHEN_UNREAD
-    )
+    return "." in key and any(u.startswith(key + ".") for u in AT_DEFAULT_WHEN_UNREAD)
 
 
 def migrated_fingerprints(
