@@ -13,7 +13,9 @@
 # - adapter_study (measured on 2026-12-04, not in the default): the adapter study (5 tuning modes, benchmarks/adapter_study.py) on MiniLM
 #   (pre-trained; bf16 weights trained in fp32 masters), demo_sentiment, 1 epoch: accuracy, speed,
 #   memory; its results.md and results.csv come back (what finished, if the step is cut);
-# - minilm: the bert_base measurement on MiniLM (not in the default: $OUT returns 8 files).
+# - minilm: the bert_base measurement on MiniLM (not in the default: $OUT returns 8 files);
+# - workers: at batch 32, eager, 2 x RUN_STEPS steps per run, layerft's default data-loader workers
+#   (4 on this machine) against 0 and 2, the plain Trainer and the raw loop (not in the default).
 # The adapter study gets STUDY_SECONDS (170), the other steps share the rest of BUDGET seconds
 # (570); a step left with under 60 s is skipped. Knobs: STEPS ("bert_base"), REPEATS (2),
 # RUN_STEPS (48), TRAIN (examples generated: RUN_STEPS whole batches of 256, so no compiled run
@@ -67,6 +69,8 @@ for i in "${!steps[@]}"; do
     case $step in
         bert_base) model=(model=tiny model.tiny.hidden_size=768 model.tiny.num_layers=12
                           model.tiny.num_heads=12 model.tiny.intermediate_size=3072) ;;
+        workers) model=(model=tiny model.tiny.hidden_size=768 model.tiny.num_layers=12
+                        model.tiny.num_heads=12 model.tiny.intermediate_size=3072) ;;
         minilm | adapter_study) model=("${minilm[@]}") ;;
         *) echo "unknown step $step"; exit 2 ;;
     esac
@@ -81,8 +85,14 @@ for i in "${!steps[@]}"; do
         cp "$study/results.md" "$study/results.csv" "$OUT/" 2>/dev/null
         continue
     fi
+    args=("${common[@]}")
+    if [ "$step" = workers ]; then  # the data-loader workers' default at batch 32, eager, longer runs
+        args=(--batch-sizes 32 --repeats "$REPEATS" --steps $(( 2 * RUN_STEPS )) --pad-to 128
+              --precision bf16 --variant workers0=trainer.dataloader_workers=0
+              --variant workers2=trainer.dataloader_workers=2)
+    fi
     # Loading and tokenizing take about 20 s of the step; the measuring gets the rest.
-    timeout "$left" python -u benchmarks/throughput.py "${common[@]}" --json "$OUT/$step.json" \
+    timeout "$left" python -u benchmarks/throughput.py "${args[@]}" --json "$OUT/$step.json" \
         --budget $(( left - 40 )) -- "${model[@]}" "${data[@]}" \
         target_task.generator_sizes.validation=256 2>&1 | grep --line-buffered -v "it/s\]" | tee "$OUT/$step.txt"
 done
