@@ -69,15 +69,19 @@ def fresh_model(cfg: RunConfig) -> TaskModel:
     return build_task_model(load_backbone(cfg.model), cfg.target_task)
 
 
-def layerft_pipeline(cfg: RunConfig, data_for: DataFor, compile_encoder: bool) -> Pipeline:
-    """layerft's phase runner with its defaults: samples/s as it reports them in metrics.json."""
+def layerft_pipeline(
+    cfg: RunConfig, data_for: DataFor, compile_encoder: bool, blocking_copies: bool = False
+) -> Pipeline:
+    """layerft's phase runner with its defaults: samples/s as it reports them in metrics.json.
+    `blocking_copies`: batches copied to the GPU blocking, as before layerft's default changed."""
 
     def run(batch_size: int) -> dict[str, float]:
         # Copies: the pipelines of one process share `cfg`.
         task = dataclasses.replace(cfg.target_task, batch_size=batch_size)
         trainer = dataclasses.replace(cfg.trainer, compile=compile_encoder)
         data = data_for(batch_size)
-        with tempfile.TemporaryDirectory() as out, clocked_phase_trainer() as clock:
+        copies = blocking_phase_copies() if blocking_copies else contextlib.nullcontext()
+        with tempfile.TemporaryDirectory() as out, clocked_phase_trainer() as clock, copies:
             metrics = run_phase(
                 "target", fresh_model(cfg), data, task, cfg.lr_schedule, {}, trainer,
                 cfg.seed, Path(out), lambda numbers, step: None,
@@ -107,6 +111,23 @@ def clocked_phase_trainer() -> Iterator[FirstStepClock]:
         yield clock
     finally:
         phase._PhaseTrainer = original
+
+
+@contextlib.contextmanager
+def blocking_phase_copies() -> Iterator[None]:
+    """The phase runner's batches copied to the GPU blocking (a host sync per batch), for one run."""
+    original = phase._training_arguments
+
+    def blocking(*args, **kwargs) -> TrainingArguments:  # noqa: ANN002, ANN003
+        arguments = original(*args, **kwargs)
+        arguments.accelerator_config.non_blocking = False
+        return arguments
+
+    phase._training_arguments = blocking
+    try:
+        yield
+    finally:
+        phase._training_arguments = original
 
 
 class FirstStepClock(TrainerCallback):
@@ -312,6 +333,11 @@ def main() -> None:
         "--variant", action="append", default=[], metavar="NAME=OVERRIDE[,OVERRIDE]",
         help="add a layerft pipeline with these overrides, e.g. workers4=trainer.dataloader_workers=4",
     )  # fmt: skip
+    parser.add_argument(
+        "--blocking-copies", action="store_true",
+        help="add a layerft pipeline whose batches are copied to the GPU blocking, as before "
+        "layerft copied them without blocking (a host sync per batch)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="write every run's figures here")
     parser.add_argument(
         "--budget", type=float, default=None,
@@ -361,6 +387,10 @@ def main() -> None:
     if args.compile:
         pipelines["layerft, trainer.compile=true"] = layerft_pipeline(cfg, data_for, True)
         pipelines["raw loop, compiled"] = raw_loop_pipeline(cfg, data_for, True)
+    if args.blocking_copies:
+        pipelines["layerft, blocking copies"] = layerft_pipeline(
+            cfg, data_for, compile_encoder=False, blocking_copies=True
+        )
     for variant in args.variant:
         name, overrides = variant.split("=", 1)
         variant_cfg = compose_config(

@@ -113,6 +113,9 @@ def _training_arguments(
         # would shift dropout and change results with trainer.dataloader_workers (result-neutral).
         dataloader_persistent_workers=False,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # Pinned batches copied to the GPU without blocking: a blocking copy waits for the stream,
+        # i.e. for every step already queued, which is a host sync per batch (accelerate#2685).
+        accelerator_config={"non_blocking": torch.cuda.is_available()},
         # Several processes without CUDA: accelerate then sets up gloo DDP (each process its shard
         # of every batch, gradients all-reduced); without it each process would train on the same
         # batches alone. bf16 without CUDA is the CPU's bf16 autocast (the Trainer refuses it on

@@ -5,7 +5,8 @@
 # Installs the carried wheels into /tmp/layerft_site (first on PYTHONPATH), then runs the steps:
 # - bert_base: layerft, a plain Trainer and a raw loop, layerft and the raw loop also compiled,
 #   layerft with CUDA graphs (compile mode reduce-overhead), at batch 32 and 256, RUN_STEPS (48)
-#   optimizer steps per run at both, bf16, 128 tokens, on a random BERT-base-shaped model (the
+#   optimizer steps per run at both, layerft with blocking copies of its batches to the GPU (the
+#   default before 2026-12-04), bf16, 128 tokens, on a random BERT-base-shaped model (the
 #   issue's targets); the JSON is written after every run and no run starts after the step's
 #   time is up. Measured on 2026-12-04 (BENCHMARKS.md) with one epoch of 3,072 examples per run
 #   and a workers4 variant, now the default: 12 steps at batch 256 counted the Trainer's fixed
@@ -45,7 +46,7 @@ export PYTHONPATH=/tmp/layerft_site:$PWD HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 
 python -c "import layerft.run" 2>&1 | tail -3 | tee -a "$OUT/machine.txt"
 
 common=(--batch-sizes 32 256 --repeats "$REPEATS" --steps "$RUN_STEPS" --pad-to 128
-        --precision bf16 --compile
+        --precision bf16 --compile --blocking-copies
         --variant cuda_graphs=trainer.compile=true,trainer.compile_mode=reduce_overhead)
 # The tokenized cache stays off $OUT: only results come back.
 data=(target_task=demo_sentiment "target_task.generator_sizes.train=$TRAIN"
