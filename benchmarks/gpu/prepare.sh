@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 rm -rf .gpu && mkdir -p .gpu/wheels
 
-pure="hydra-core omegaconf datasets evaluate peft accelerate dill fsspec cloudpickle"
+pure="hydra-core omegaconf datasets evaluate peft accelerate dill fsspec cloudpickle
+      pytest pluggy iniconfig pygments"  # pytest: run.sh's tests step
 binary="psutil xxhash multiprocess"  # one wheel per Python version the device might run
 pinned() { for p in "$@"; do echo "$p==$(python -c "import importlib.metadata as m; print(m.version('$p'))")"; done; }
 

@@ -3,6 +3,8 @@
 # call (a machine stays warm only briefly, and a fresh start costs minutes of the budget):
 #   run(command="bash benchmarks/gpu/run.sh", carry=[".gpu"], timeout_s=600)
 # Installs the carried wheels into /tmp/layerft_site (first on PYTHONPATH), then runs the steps:
+# - tests: the GPU tests (tests/test_gpu.py: the loss guard, the token counter, a phase learning in
+#   bf16 with non-blocking copies and the same numbers as blocking ones), about a minute;
 # - bert_base: layerft, a plain Trainer and a raw loop, layerft and the raw loop also compiled,
 #   layerft with CUDA graphs (compile mode reduce-overhead), at batch 32 and 256, RUN_STEPS (48)
 #   optimizer steps per run at both, layerft with blocking copies of its batches to the GPU (the
@@ -18,13 +20,13 @@
 # - workers: at batch 32, eager, 2 x RUN_STEPS steps per run, layerft's default data-loader workers
 #   (4 on this machine) against 0 and 2, the plain Trainer and the raw loop (not in the default).
 # The adapter study gets STUDY_SECONDS (170), the other steps share the rest of BUDGET seconds
-# (570); a step left with under 60 s is skipped. Knobs: STEPS ("bert_base"), REPEATS (2),
+# (570); a step left with under 60 s is skipped. Knobs: STEPS ("tests bert_base"), REPEATS (2),
 # RUN_STEPS (48), TRAIN (examples generated: RUN_STEPS whole batches of 256, so no compiled run
 # recompiles for a short last batch), STUDY_TRAIN (the adapter study's examples, 3072 as measured).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/layerft_gpu}  # the device tool sets OUT: what is written there comes back
-STEPS=${STEPS:-"bert_base"}
+STEPS=${STEPS:-"tests bert_base"}
 REPEATS=${REPEATS:-2}
 RUN_STEPS=${RUN_STEPS:-48}
 TRAIN=${TRAIN:-$(( RUN_STEPS * 256 ))}
@@ -73,8 +75,14 @@ for i in "${!steps[@]}"; do
         workers) model=(model=tiny model.tiny.hidden_size=768 model.tiny.num_layers=12
                         model.tiny.num_heads=12 model.tiny.intermediate_size=3072) ;;
         minilm | adapter_study) model=("${minilm[@]}") ;;
+        tests) ;;
         *) echo "unknown step $step"; exit 2 ;;
     esac
+    if [ "$step" = tests ]; then  # the device has no pytest-xdist: the project's addopts cleared
+        timeout "$left" python -m pytest -o addopts="" -q -p no:cacheprovider -m gpu \
+            tests/test_gpu.py 2>&1 | tail -30 | tee "$OUT/tests.txt"
+        continue
+    fi
     if [ "$step" = adapter_study ]; then
         study=/tmp/layerft_gpu_study
         timeout "$left" python -u benchmarks/adapter_study.py --sweep-dir "$study" -- \
