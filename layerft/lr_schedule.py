@@ -84,6 +84,20 @@ class ScheduleConfig:
                 raise LayerftError(f"{where}: multipliers.{part} must be > 0, got {value}")
 
 
+def unread_by_scaling(scaling: PartScaling | str) -> tuple[str, ...]:
+    """The ScheduleConfig fields a schedule with this `scaling` never reads: `multipliers` but
+    under discriminative scaling, `layer_decay` but under layerwise_decay (part_lr_multipliers)."""
+    scaling = PartScaling(scaling)
+    return tuple(
+        key
+        for key, reader in (
+            ("multipliers", PartScaling.discriminative),
+            ("layer_decay", PartScaling.layerwise_decay),
+        )
+        if scaling != reader
+    )
+
+
 def part_lr_multipliers(
     cfg: ScheduleConfig, num_layers: int, injected: Iterable[str]
 ) -> dict[str, float]:

@@ -153,7 +153,9 @@ def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
     with the choice that ignores it: settings of another method, scaling or policy (allowed, so
     that one grid can mix them, but inert here). A key ending in "." stands for every key under it.
     """
-    from layerft.tuning_mode import TuningMethod  # here: it imports torch (results.py does not)
+    # Here: they import torch (results.py does not).
+    from layerft.lr_schedule import unread_by_scaling
+    from layerft.tuning_mode import TuningMethod
 
     mode, split = resolved["tuning_mode"], resolved["layer_split"]
     method, policy = TuningMethod(mode["method"]), _text(split["stage2"]["policy"])
@@ -174,10 +176,8 @@ def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
         schedule = resolved[group]
         scaling = _text(schedule["scaling"])
         why = f"{group}={schedule['name']} scales by {scaling}"
-        if scaling != "discriminative":
-            unread.append((f"{group}.multipliers.", why))
-        if scaling != "layerwise_decay":
-            unread.append((f"{group}.layer_decay", why))
+        for key in unread_by_scaling(scaling):  # multipliers is a node: "." stands for its keys
+            unread.append((f"{group}.{key}" + ("." if key == "multipliers" else ""), why))
     if policy != "scale" and method != TuningMethod.frozen:
         unread.append(("layer_split.stage2.lr_multiplier", f"layer_split.stage2.policy={policy}"))
     tasks = (resolved["injection_task"], resolved["target_task"])

@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from layerft.errors import LayerftError
 from layerft.file_lock import held_lock
 from layerft.layer_split import InjectedWeights, Stage1Split
+from layerft.lr_schedule import ScheduleConfig, unread_by_scaling
 from layerft.processes import world_size
 from layerft.results import (
     RESULT_NEUTRAL_KEYS,
@@ -65,7 +66,7 @@ class Stage1Key:
 
     model: Any  # ModelConfig
     task: TaskConfig
-    schedule: Any  # ScheduleConfig (injection_lr_schedule)
+    schedule: ScheduleConfig  # injection_lr_schedule
     split: Stage1Split
     trainer: Any  # TrainerConfig
     seed: int
@@ -96,6 +97,7 @@ class Stage1Key:
         data = {field.name: _plain(getattr(self, field.name)) for field in dataclasses.fields(self)}
         data["trainer"] = {k: v for k, v in data["trainer"].items() if k not in _NEUTRAL_TRAINER}
         data["task"] = keyed_task(data["task"])
+        data["schedule"] = _schedule_as_read(data["schedule"])
         drop_unread_pooler(data["model"], [data["task"]["kind"]])
         if self.world_size == 1:
             del data["world_size"]
@@ -118,6 +120,22 @@ class Stage1Key:
 
 def _plain(value: Any) -> Any:
     return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+
+def _schedule_as_read(schedule: dict[str, Any]) -> dict[str, Any]:
+    """A plain stage-1 schedule with the settings its scaling never reads at their schema defaults
+    (as the run's fingerprint hashes them from scheme 3): a stage 1 trained on a uniform schedule
+    is one result whatever its `layer_decay`. A schedule that leaves them at their defaults, as
+    every shipped option does, keeps its key."""
+    defaults = {f.name: f for f in dataclasses.fields(ScheduleConfig)}
+    for key in unread_by_scaling(schedule["scaling"]):
+        default = defaults[key]
+        schedule[key] = (
+            _plain(default.default_factory())
+            if default.default_factory is not dataclasses.MISSING
+            else default.default
+        )
+    return schedule
 
 
 @dataclass(frozen=True)

@@ -376,6 +376,16 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
     )
 
 
+def test_a_plan_counts_one_stage1_for_settings_its_schedule_never_reads(tmp_path) -> None:
+    grid = ("seed=1", "tuning_mode=full", "injection_task=demo_pos", "target_task.lr=1e-4,2e-4",
+            "lr_schedule@injection_lr_schedule=linear,layerwise_decay",
+            "injection_lr_schedule.layer_decay=0.8,0.9")  # fmt: skip
+    # linear reads no layer_decay: one stage 1 for it, one per decay for layerwise_decay.
+    assert "8 combinations (6 distinct runs), 3 distinct stage-1 trainings" in sweep(
+        tmp_path, *grid, "--dry-run"
+    )
+
+
 def test_a_baseline_crossed_with_layer_splits_trains_once_and_serves_every_split(tmp_path) -> None:
     # Without stage 1 the split is never read: one run serves both splits' baseline jobs.
     grid = ("seed=1", "tuning_mode=full", "layer_split=lower1,all")
@@ -854,6 +864,23 @@ def test_every_stage1_field_and_only_those_change_the_stage1_key() -> None:
         assert key_of(change) != base, change
     for change in STAGE2_ONLY:
         assert key_of(change) == base, change
+
+
+def test_schedule_settings_its_scaling_never_reads_do_not_key_stage1() -> None:
+    # As they do not key the run (fingerprint scheme 3): a later sweep that differs only in them
+    # reuses the stored stage 1, and a plan counts it once.
+    decay, head = (
+        "injection_lr_schedule.layer_decay=0.5",
+        "injection_lr_schedule.multipliers.head=3",
+    )
+    base = key_of()  # linear: uniform scaling reads neither
+    assert key_of(decay) == base and key_of(head) == base
+    layerwise = "lr_schedule@injection_lr_schedule=layerwise_decay"
+    assert key_of(layerwise, decay) != key_of(layerwise)
+    assert key_of(layerwise, head) == key_of(layerwise)
+    discriminative = "lr_schedule@injection_lr_schedule=discriminative"
+    assert key_of(discriminative, head) != key_of(discriminative)
+    assert key_of(discriminative, decay) == key_of(discriminative)
 
 
 def test_the_process_count_keys_stage1_and_the_result_when_there_are_several(monkeypatch) -> None:
