@@ -11,29 +11,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import huggingface_hub
 import torch
 from omegaconf import MISSING
-from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
-from tokenizers.models import WordLevel
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, PreTrainedTokenizerFast
 
-from layerft.e5_offline import converted_e5_small
 from layerft.errors import LayerftError
 from layerft.network import unreachable
 from layerft.task import TaskConfig
 
 if TYPE_CHECKING:
-    from transformers import BertModel, PreTrainedModel
+    from transformers import BertModel, PreTrainedModel, PreTrainedTokenizerFast
+
+# transformers, tokenizers and huggingface_hub are imported where a model or tokenizer loads, not
+# above: composing a config imports this module, and a bad config is reported without them.
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # Model types whose position ids start after the padding index (fairseq's make_positions):
 # a sequence of n tokens uses positions pad+1 .. pad+n.
 POSITIONS_AFTER_PADDING = frozenset({"roberta", "xlm-roberta", "camembert"})
+
+
 # `converted` sources: name -> writer of a Hugging Face folder under the run's cache_dir (once),
 # returning that folder; for models a package ships in its own format.
-CONVERTERS: dict[str, Callable[[Path], Path]] = {"e5_small": converted_e5_small}
+def _converted_e5_small(cache_dir: Path) -> Path:
+    from layerft.e5_offline import converted_e5_small
+
+    return converted_e5_small(cache_dir)
+
+
+CONVERTERS: dict[str, Callable[[Path], Path]] = {"e5_small": _converted_e5_small}
 
 
 @dataclass
@@ -99,7 +105,7 @@ def resolve_model_path(cfg: ModelConfig, cache_dir: Path | None = None) -> str:
             return str(folder)
         # transformers' offline mode fails fast and reads the HF cache by itself; online mode
         # retries an unreachable hub for half a minute, so ask the hub once first.
-        if not Path(cfg.hub_id).is_dir() and not huggingface_hub.constants.HF_HUB_OFFLINE:
+        if not Path(cfg.hub_id).is_dir() and not _hub_constants().HF_HUB_OFFLINE:
             reason = hub_unreachable()
             if reason is not None:
                 raise _unreachable(cfg, reason)
@@ -119,6 +125,8 @@ def resolve_model_path(cfg: ModelConfig, cache_dir: Path | None = None) -> str:
 
 def load_tokenizer(cfg: ModelConfig, cache_dir: Path | None = None) -> PreTrainedTokenizerFast:
     """The backbone's fast tokenizer (fast tokenizers give word ids for tagging)."""
+    from transformers import AutoTokenizer
+
     if cfg.tiny is not None:
         return build_tiny_tokenizer()
     tokenizer = _from_pretrained(AutoTokenizer, cfg, cache_dir)
@@ -133,6 +141,8 @@ def load_backbone(
     """A fresh copy of the pre-trained encoder, with its pooler when `pooler` (default:
     `pretrained_pooler`; a run asks for it only for a head that reads it), which
     `heads.build_task_model` hands to a sentence head."""
+    from transformers import AutoModel
+
     pooler = cfg.pretrained_pooler if pooler is None else pooler
     if cfg.tiny is not None:
         return build_tiny_backbone(cfg.tiny, vocab_size=len(build_tiny_tokenizer()), pooler=pooler)
@@ -199,6 +209,8 @@ def max_sequence_length(cfg: ModelConfig, cache_dir: Path | None = None) -> int:
     """How many tokens one sequence may hold on this backbone (read from its config, no weights)."""
     if cfg.tiny is not None:
         return cfg.tiny.max_position_embeddings
+    from transformers import AutoConfig
+
     config = _from_pretrained(AutoConfig, cfg, cache_dir)
     positions = getattr(config, "max_position_embeddings", None)
     if positions is None:
@@ -212,6 +224,8 @@ def encoder_depth(cfg: ModelConfig, cache_dir: Path | None = None) -> int:
     """How many encoder layers the backbone has (read from its config, no weights)."""
     if cfg.tiny is not None:
         return cfg.tiny.num_layers
+    from transformers import AutoConfig
+
     return int(_from_pretrained(AutoConfig, cfg, cache_dir).num_hidden_layers)
 
 
@@ -229,7 +243,7 @@ def check_max_length(
 
 def hub_unreachable() -> str | None:
     """Why the Hugging Face hub (`HF_ENDPOINT`) does not answer, or None when it does."""
-    return probe_endpoint(huggingface_hub.constants.ENDPOINT)
+    return probe_endpoint(_hub_constants().ENDPOINT)
 
 
 @functools.cache  # once per process: every hub id of a run asks the same endpoint
@@ -268,13 +282,24 @@ def _unreachable(cfg: ModelConfig, reason: str) -> LayerftError:
 def hub_cache_hint() -> str:
     """The end of a could-not-load message: the Hugging Face cache, unless offline mode is on
     already (then the cache does not hold it)."""
-    if huggingface_hub.constants.HF_HUB_OFFLINE:
+    if _hub_constants().HF_HUB_OFFLINE:
         return "or download it into the Hugging Face cache (HF_HUB_OFFLINE is set: it is not there)"
     return "or set HF_HUB_OFFLINE=1 to load it from the Hugging Face cache"
 
 
+def _hub_constants() -> Any:
+    """`huggingface_hub.constants`, read at call time (HF_HUB_OFFLINE, HF_ENDPOINT)."""
+    import huggingface_hub
+
+    return huggingface_hub.constants
+
+
 def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
     """A character-level tokenizer built in code: ASCII, Latin-1 letters and Hangul syllables."""
+    from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
     chars = [chr(c) for c in range(33, 127)] + [chr(c) for c in range(0xC0, 0x180)]
     chars += [chr(c) for c in range(0xAC00, 0xD7A4)] + list("‘’“”·…")
     vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *dict.fromkeys(chars)])}
@@ -306,9 +331,7 @@ def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
 def build_tiny_backbone(cfg: TinyConfig, vocab_size: int, pooler: bool = False) -> BertModel:
     """A small random BERT whose weights depend only on `cfg` (it plays the pre-trained model;
     `pooler` adds a random pooler, drawn after the rest, which stays as without it)."""
-    # Here, not above: it loads transformers' modeling code (seconds), and composing a config
-    # imports this module.
-    from transformers import BertModel
+    from transformers import BertConfig, BertModel
     from transformers.models.bert.modeling_bert import BertPooler
 
     config = BertConfig(

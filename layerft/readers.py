@@ -19,9 +19,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from layerft import readers_conll
 from layerft.errors import LayerftError, quoted
 from layerft.readers_glue import GLUE_READERS
@@ -218,6 +215,9 @@ def _rows_of(text: str, delimiter: str) -> Any:
 
 def _read_parquet(path: Path) -> list[dict[str, Any]]:
     """A Parquet table, one record per row."""
+    import pyarrow as pa  # here: a config needs none of it
+    import pyarrow.parquet as pq
+
     require_file(path)
     try:
         table = pq.read_table(path)

@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from torch import nn
-from transformers import DataCollatorWithPadding
 
 from layerft.errors import LayerftError
 from layerft.kinds.base import (
@@ -55,7 +54,7 @@ from layerft.metrics import MetricInput
 
 if TYPE_CHECKING:
     from datasets import Dataset
-    from transformers import EvalPrediction, PreTrainedTokenizerFast
+    from transformers import DataCollatorWithPadding, EvalPrediction, PreTrainedTokenizerFast
 
     from layerft.task import TaskConfig
 
@@ -231,6 +230,8 @@ def collator(
     tokenizer: PreTrainedTokenizerFast, pad_to_multiple_of: int | None
 ) -> DropKeysCollator:
     """Pad subword ids per batch and word-level features per batch (golds with -100)."""
+    from transformers import DataCollatorWithPadding  # here: a config needs none of transformers
+
     return DropKeysCollator(
         ParsingCollator(DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of))
     )

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from torch import nn
-from transformers import DataCollatorWithPadding
 
 from layerft.errors import LayerftError, quoted
 from layerft.kinds.base import (
@@ -122,6 +121,8 @@ def collator(
     tokenizer: PreTrainedTokenizerFast, pad_to_multiple_of: int | None
 ) -> DropKeysCollator:
     """Pad input ids per batch."""
+    from transformers import DataCollatorWithPadding  # here: a config needs none of transformers
+
     return DropKeysCollator(
         DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
     )

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from torch import nn
-from transformers import DataCollatorWithPadding
 
 from layerft.errors import LayerftError
 from layerft.kinds.base import (
@@ -253,6 +252,8 @@ def collator(
     tokenizer: PreTrainedTokenizerFast, pad_to_multiple_of: int | None
 ) -> DropKeysCollator:
     """Pad input ids per batch; record index and offsets are for decoding only."""
+    from transformers import DataCollatorWithPadding  # here: a config needs none of transformers
+
     return DropKeysCollator(
         DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of),
         drop=frozenset({"length", "example_index", "offset_mapping"}),

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from torch import nn
-from transformers import DataCollatorForTokenClassification
 
 from layerft.errors import LayerftError, quoted
 from layerft.kinds.base import (
@@ -241,6 +240,8 @@ def collator(
     tokenizer: PreTrainedTokenizerFast, pad_to_multiple_of: int | None
 ) -> DropKeysCollator:
     """Pad input ids, and labels with -100; the tagged words are for metric_inputs only."""
+    from transformers import DataCollatorForTokenClassification  # here: a config needs none of it
+
     return DropKeysCollator(
         DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_to_multiple_of),
         drop=frozenset({"length", "tagged_words", "char_start", "char_end"}),
