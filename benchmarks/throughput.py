@@ -132,8 +132,10 @@ def blocking_phase_copies() -> Iterator[None]:
 
 class FirstStepClock(TrainerCallback):
     """Where a Trainer's `train_runtime` goes: its first step (data-loader start, first batch,
-    the optimizer's state) and the mean of the later ones. Synchronises the GPU only at the start
-    of training and after the first step, so the later steps' overlap is left alone."""
+    the optimizer's state), the mean of the steps between, and its last step with the end of the
+    run (the data-loader workers' shutdown, the last log). Synchronises the GPU at the start of
+    training and after the first and the second-to-last step: the overlap of the steps between is
+    left alone, and both ends carry what a run pays once."""
 
     def __init__(self) -> None:
         self.marks: list[float] = []
@@ -148,21 +150,25 @@ class FirstStepClock(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer's hook
         self.steps += 1
-        if self.steps == 1:
+        if self.steps in (1, state.max_steps - 1):
             self._mark()
 
     def figures(self, runtime: float) -> dict[str, float]:
-        """First step's seconds and later steps' mean ms, from the Trainer's `train_runtime`."""
-        if len(self.marks) < 2:
+        """The step_split of a run whose training took `runtime` seconds (the Trainer's)."""
+        if len(self.marks) < 3:
             return {}
-        return step_split(runtime, self.marks[1] - self.marks[0], self.steps)
+        start, first, penultimate = self.marks
+        return step_split(runtime, first - start, penultimate - first, self.steps)
 
 
-def step_split(runtime: float, first: float, steps: int) -> dict[str, float]:
-    """A run's first step in seconds and its later steps' mean in ms (none for one step)."""
-    if steps < 2:
+def step_split(runtime: float, first: float, between: float, steps: int) -> dict[str, float]:
+    """A run of `steps` steps: its first step in seconds, the mean of steps 2 to n-1 in ms (from
+    `between`, their seconds), and its last step with the run's end in seconds (the rest of
+    `runtime`); none for under 3 steps."""
+    if steps < 3:
         return {}
-    return {"first_step_s": first, "later_step_ms": 1000 * (runtime - first) / (steps - 1)}
+    return {"first_step_s": first, "later_step_ms": 1000 * between / (steps - 2),
+            "last_step_s": runtime - first - between}  # fmt: skip
 
 
 def plain_trainer_pipeline(
@@ -215,7 +221,7 @@ def raw_loop_pipeline(cfg: RunConfig, data_for: DataFor, compile_encoder: bool) 
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.target_task.lr, fused=True)
         synchronize(device)
         start = time.perf_counter()
-        first = 0.0
+        marks = [start]
         for step, batch in enumerate(batches):
             with torch.autocast(
                 device.type, dtype=dtype or torch.float32, enabled=dtype is not None
@@ -225,15 +231,15 @@ def raw_loop_pipeline(cfg: RunConfig, data_for: DataFor, compile_encoder: bool) 
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            if step == 0:  # as FirstStepClock splits a Trainer's run
+            if step in (0, len(batches) - 2):  # as FirstStepClock splits a Trainer's run
                 synchronize(device)
-                first = time.perf_counter() - start
+                marks.append(time.perf_counter())
         synchronize(device)
         runtime = time.perf_counter() - start
-        return {
-            "samples_per_second": len(data.train) / runtime,
-            **step_split(runtime, first, len(batches)),
-        }
+        split = {}
+        if len(marks) == 3:
+            split = step_split(runtime, marks[1] - start, marks[2] - marks[1], len(batches))
+        return {"samples_per_second": len(data.train) / runtime, **split}
 
     return run
 
@@ -291,7 +297,8 @@ def measure(
 
 def summarise(results: dict[str, dict], batch_size: int) -> list[str]:
     """Markdown rows: median samples/s, the ratio to the plain Trainer, the spread, the MFU, the
-    first step's seconds and the later steps' mean, and the warm-up run's wall time (compilation included)."""
+    first step's seconds, the mean of the steps between in ms, the last step's seconds, and the
+    warm-up run's wall time (compilation included)."""
     plain_runs = results.get("plain Trainer", {}).get("runs", [])
     plain = statistics.median(r["samples_per_second"] for r in plain_runs) if plain_runs else None
     rows = []
@@ -315,6 +322,8 @@ def summarise(results: dict[str, dict], batch_size: int) -> list[str]:
             first = statistics.median(r["first_step_s"] for r in split)
             later = statistics.median(r["later_step_ms"] for r in split)
             steps = f"{first:.3f} / {later:.1f}"
+            if all("last_step_s" in r for r in split):
+                steps += f" / {statistics.median(r['last_step_s'] for r in split):.3f}"
         rows.append(
             f"| {batch_size} | {name} | {median:,.1f} | {ratio} | "
             f"{speeds[0]:,.1f}-{speeds[-1]:,.1f} ({len(speeds)}) | {mfu} | {steps} | {warm} |"
@@ -391,6 +400,10 @@ def main() -> None:
         pipelines["layerft, blocking copies"] = layerft_pipeline(
             cfg, data_for, compile_encoder=False, blocking_copies=True
         )
+        if args.compile:  # where the GPU's step is shortest, and a sync per step costs most
+            pipelines["layerft, trainer.compile=true, blocking copies"] = layerft_pipeline(
+                cfg, data_for, compile_encoder=True, blocking_copies=True
+            )
     for variant in args.variant:
         name, overrides = variant.split("=", 1)
         variant_cfg = compose_config(
@@ -424,7 +437,7 @@ def main() -> None:
         # After each batch size: a run cut short by a time limit keeps what it measured.
         print(
             "\n| batch | pipeline | samples/s (median) | vs plain Trainer | range (runs) | MFU "
-            "| first step, s / later steps, ms | warm-up run, s |"
+            "| first step, s / steps 2 to n-1, ms / last step, s | warm-up run, s |"
         )
         print("|---|---|---|---|---|---|---|---|")
         print("\n".join(rows), flush=True)

@@ -58,8 +58,9 @@ class TokenCounter:
         self._real: torch.Tensor | int = 0  # stays on the batch's device until read
 
     def count(self, batch: Mapping[str, Any]) -> None:
-        """Add one batch (called before it is moved, so a CPU batch costs nothing on the GPU). Every
-        encoder input counts: `input_ids` and, for a bi-encoder's second sentence, `input_ids_b`."""
+        """Add one batch. On a GPU the batch is there already: its real-token count stays a device
+        tensor until `totals()` reads it, so counting adds no host sync. Every encoder input
+        counts: `input_ids` and, for a bi-encoder's second sentence, `input_ids_b`."""
         for key, ids in batch.items():
             if not key.startswith("input_ids"):
                 continue

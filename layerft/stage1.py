@@ -127,7 +127,7 @@ def _schedule_as_read(schedule: dict[str, Any]) -> dict[str, Any]:
     (as the run's fingerprint hashes them from scheme 3): a stage 1 trained on a uniform schedule
     is one result whatever its `layer_decay`. A schedule that leaves them at their defaults, as
     every shipped option does, keeps its key."""
-    defaults = {f.name: f for f in dataclasses.fields(ScheduleConfig)}
+    schedule, defaults = dict(schedule), {f.name: f for f in dataclasses.fields(ScheduleConfig)}
     for key in unread_by_scaling(schedule["scaling"]):
         default = defaults[key]
         schedule[key] = (

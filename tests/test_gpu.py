@@ -10,7 +10,7 @@ from test_training import LEARNS, train
 
 from layerft import phase
 from layerft.errors import LayerftError
-from layerft.speed import NonFiniteLossGuard, TokenCounter
+from layerft.speed import NonFiniteLossGuard, TokenCounter, device_peak_flops
 
 pytestmark = [
     pytest.mark.gpu,
@@ -50,11 +50,14 @@ def keyword(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 def test_a_phase_learns_in_bf16_and_non_blocking_copies_change_no_number(
     tmp_path, keyword, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if not torch.cuda.is_bf16_supported():
+        pytest.skip(f"{torch.cuda.get_device_name()} has no bf16")
     bf16 = (*keyword, *LEARNS, "trainer.precision=bf16")
     learned, _ = train(tmp_path / "a", *bf16)
     # As on a CPU (test_training): 0.6 is beyond what a model that learned nothing reaches.
     assert learned["target/eval_accuracy"] >= 0.6
-    assert learned["target/mfu"] > 0  # a GPU this version knows the peak of
+    if device_peak_flops(torch.cuda.get_device_name()) is not None:
+        assert learned["target/mfu"] > 0
 
     original = phase._training_arguments
 

@@ -7,8 +7,8 @@
 #   bf16 with non-blocking copies and the same numbers as blocking ones), about a minute;
 # - bert_base: layerft, a plain Trainer and a raw loop, layerft and the raw loop also compiled,
 #   layerft with CUDA graphs (compile mode reduce-overhead), at batch 32 and 256, RUN_STEPS (48)
-#   optimizer steps per run at both, layerft with blocking copies of its batches to the GPU (the
-#   default before 2026-12-04), bf16, 128 tokens, on a random BERT-base-shaped model (the
+#   optimizer steps per run at both, layerft eager and compiled with blocking copies of its batches
+#   to the GPU (the default before 2026-12-04), bf16, 128 tokens, on a random BERT-base-shaped model (the
 #   issue's targets); the JSON is written after every run and no run starts after the step's
 #   time is up. Measured on 2026-12-04 (BENCHMARKS.md) with one epoch of 3,072 examples per run
 #   and a workers4 variant, now the default: 12 steps at batch 256 counted the Trainer's fixed
@@ -80,7 +80,9 @@ for i in "${!steps[@]}"; do
     esac
     if [ "$step" = tests ]; then  # the device has no pytest-xdist: the project's addopts cleared
         timeout "$left" python -m pytest -o addopts="" -q -p no:cacheprovider -m gpu \
-            tests/test_gpu.py 2>&1 | tail -30 | tee "$OUT/tests.txt"
+            tests/test_gpu.py > "$OUT/tests.txt" 2>&1
+        echo "pytest exit status $?" >> "$OUT/tests.txt"
+        tail -30 "$OUT/tests.txt"
         continue
     fi
     if [ "$step" = adapter_study ]; then
