@@ -6,9 +6,11 @@
 # - tests: the GPU tests (tests/test_gpu.py: the loss guard, the token counter, a phase learning in
 #   bf16 with non-blocking copies and the same numbers as blocking ones), about a minute;
 # - bert_base: layerft, a plain Trainer and a raw loop, layerft and the raw loop also compiled,
-#   layerft with CUDA graphs (compile mode reduce-overhead), at batch 32 and 256, RUN_STEPS (48)
-#   optimizer steps per run at both, layerft eager and compiled with blocking copies of its batches
-#   to the GPU (the default before 2026-12-04), bf16, 128 tokens, on a random BERT-base-shaped model (the
+#   at batch 32 and 256, RUN_STEPS (48) optimizer steps per run at both, layerft eager and
+#   compiled with blocking copies of its batches to the GPU (the default before 2026-12-04), bf16,
+#   128 tokens, plus the VARIANTS (none; call 3 measured CUDA graphs with
+#   VARIANTS="--variant cuda_graphs=trainer.compile=true,trainer.compile_mode=reduce_overhead",
+#   about 100 s of compiling), on a random BERT-base-shaped model (the
 #   issue's targets); the JSON is written after every run and no run starts after the step's
 #   time is up. Measured on 2026-12-04 (BENCHMARKS.md) with one epoch of 3,072 examples per run
 #   and a workers4 variant, now the default: 12 steps at batch 256 counted the Trainer's fixed
@@ -20,7 +22,7 @@
 # - workers: at batch 32, eager, 2 x RUN_STEPS steps per run, layerft's default data-loader workers
 #   (4 on this machine) against 0 and 2, the plain Trainer and the raw loop (not in the default).
 # The adapter study gets STUDY_SECONDS (170), the other steps share the rest of BUDGET seconds
-# (570); a step left with under 60 s is skipped. Knobs: STEPS ("tests bert_base"), REPEATS (2),
+# (570); a step left with under 60 s is skipped. Knobs: STEPS ("tests bert_base"), VARIANTS, REPEATS (2),
 # RUN_STEPS (48), TRAIN (examples generated: RUN_STEPS whole batches of 256, so no compiled run
 # recompiles for a short last batch), STUDY_TRAIN (the adapter study's examples, 3072 as measured).
 set -uo pipefail
@@ -48,8 +50,7 @@ export PYTHONPATH=/tmp/layerft_site:$PWD HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 
 python -c "import layerft.run" 2>&1 | tail -3 | tee -a "$OUT/machine.txt"
 
 common=(--batch-sizes 32 256 --repeats "$REPEATS" --steps "$RUN_STEPS" --pad-to 128
-        --precision bf16 --compile --blocking-copies
-        --variant cuda_graphs=trainer.compile=true,trainer.compile_mode=reduce_overhead)
+        --precision bf16 --compile --blocking-copies ${VARIANTS:-})
 # The tokenized cache stays off $OUT: only results come back.
 data=(target_task=demo_sentiment "target_task.generator_sizes.train=$TRAIN"
       target_task.max_length=128 cache_dir=/tmp/layerft_gpu_cache)
