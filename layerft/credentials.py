@@ -1,10 +1,20 @@
 """Command-line overrides whose key names a credential (`+tracker.api_key=`,
-`hydra.job.env_set.WANDB_API_KEY=`): their values are masked wherever overrides are recorded."""
+`hydra.job.env_set.WANDB_API_KEY=`): their values are masked wherever overrides are recorded, and
+in the config dumps Hydra writes (ScrubCredentials)."""
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
 
 MASK = "***"
 # A whole word of the key's last part, so `tokenizer` and `tokens_column` are not credentials.
@@ -24,3 +34,80 @@ def is_credential(override: str) -> bool:
 def mask_credentials(overrides: Iterable[str]) -> list[str]:
     """The overrides with every credential's value replaced by `***`, as they may be recorded."""
     return [f"{o.partition('=')[0]}={MASK}" if is_credential(o) else o for o in overrides]
+
+
+def _override_secrets(node: Any, secrets: set[str]) -> None:
+    """Collect the values of credential overrides and `env_set` credentials anywhere in `node`."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "env_set" and isinstance(value, dict):
+                secrets.update(
+                    str(v) for k, v in value.items() if v is not None and is_credential(f"{k}=v")
+                )
+            _override_secrets(value, secrets)
+    elif isinstance(node, list):
+        for item in node:
+            if isinstance(item, str) and is_credential(item):
+                secrets.add(item.partition("=")[2])
+            else:
+                _override_secrets(item, secrets)
+
+
+def _masked(node: Any, secrets: set[str]) -> Any:
+    """`node` with credential overrides masked (also inside a comma-joined `override_dirname`)
+    and every scalar equal to a credential's value replaced by MASK."""
+    if isinstance(node, dict):
+        return {key: _masked(value, secrets) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_masked(item, secrets) for item in node]
+    if isinstance(node, str):
+        if node in secrets:
+            return MASK
+        parts = node.split(",")
+        if any(is_credential(part) for part in parts):
+            return ",".join(mask_credentials(parts))
+    elif node is not None and str(node) in secrets:
+        return MASK
+    return node
+
+
+def scrub_config_file(path: Path) -> bool:
+    """Mask the credentials a config dump Hydra wrote (`.hydra/*.yaml`, `multirun.yaml`) holds:
+    credential overrides, `hydra.job.env_set` credentials, and any value equal to one of them.
+    Rewrites the file (whole or not at all) only if it held one; whether it did."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except (OSError, yaml.YAMLError):  # absent (no output_subdir) or not Hydra's: nothing to scrub
+        return False
+    secrets: set[str] = set()
+    _override_secrets(data, secrets)
+    secrets.discard("")
+    if not secrets:
+        return False
+    masked = _masked(data, secrets)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(OmegaConf.to_yaml(OmegaConf.create(masked)))
+    os.replace(tmp, path)
+    return True
+
+
+class ScrubCredentials(Callback):
+    """A Hydra callback: the config dumps Hydra writes before a job starts (`.hydra/*.yaml`, and a
+    multirun's `multirun.yaml`) keep no credential given on the command line."""
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        hydra = HydraConfig.get()
+        if hydra.output_subdir is not None:
+            for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+                scrub_config_file(Path(hydra.runtime.output_dir, hydra.output_subdir, name))
+        if hydra.mode == RunMode.MULTIRUN:
+            scrub_config_file(Path(hydra.sweep.dir, "multirun.yaml"))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        # A multirun that started no job (all finished) still had its multirun.yaml written.
+        scrub_config_file(Path(config.hydra.sweep.dir, "multirun.yaml"))

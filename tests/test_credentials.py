@@ -1,4 +1,5 @@
-"""A credential given on the command line never reaches a results file or the tracker."""
+"""A credential given on the command line never reaches a results file, a config dump or the
+tracker."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from typing import Any
 import pytest
 import wandb
 from compose import CONF
+from conftest import SHRINK, run_sweep, run_train
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import open_dict
 
 from layerft import sweep, tracker
-from layerft.credentials import mask_credentials
+from layerft.credentials import mask_credentials, scrub_config_file
 from layerft.run import run_from_hydra
 from layerft.tracker import TrackerBackend, TrackerConfig, TrackerMode, start_tracker
 
@@ -116,3 +118,43 @@ def test_the_sweep_results_run_config_masks_a_credential(tmp_path: Path, monkeyp
         "seed=1",
         "+hydra.job.env_set.WANDB_API_KEY=***",
     ]
+
+
+def files_holding(root: Path, text: str) -> list[Path]:
+    return [p for p in sorted(root.rglob("*")) if p.is_file() and text.encode() in p.read_bytes()]
+
+
+def test_no_file_of_a_multirun_or_a_sweep_holds_a_command_line_credential(tmp_path: Path) -> None:
+    # Hydra writes its config dumps (.hydra/*.yaml, multirun.yaml) before a job starts; they held
+    # the key in clear, and a shared sweep folder with them.
+    key = f"+hydra.job.env_set.WANDB_API_KEY={FAKE}"
+    shrunk = [*SHRINK, "injection_task=none"]
+    proc = run_train(["-m", *shrunk, "seed=1,2", key], tmp_path / "m")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run_sweep(["demo", *shrunk, "seed=1", "tuning_mode=full", key], tmp_path / "s")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert FAKE not in proc.stdout + proc.stderr
+    assert files_holding(tmp_path, FAKE) == []
+    multirun = (tmp_path / "m" / "sweep" / "multirun.yaml").read_text()
+    assert "+hydra.job.env_set.WANDB_API_KEY=***" in multirun
+    assert "WANDB_API_KEY: '***'" in multirun
+    assert (tmp_path / "m" / "sweep" / "1" / ".hydra" / "finished" / "hydra.yaml").exists()
+
+
+def test_scrubbing_masks_only_credentials_and_leaves_a_clean_dump_as_it_was(tmp_path: Path) -> None:
+    dump = tmp_path / "hydra.yaml"
+    clean = "hydra:\n  job:\n    env_set: {}\n    override_dirname: seed=1\n  overrides:\n    task:\n    - seed=1\n"
+    dump.write_text(clean)
+    assert not scrub_config_file(dump) and dump.read_text() == clean
+    dump.write_text(
+        f"hydra:\n  job:\n    env_set:\n      HF_TOKEN: {FAKE}\n      OMP_NUM_THREADS: '1'\n"
+        f"    override_dirname: +tracker.api_key={FAKE},seed=1\n  overrides:\n    hydra:\n"
+        f"    - hydra.job.env_set.HF_TOKEN={FAKE}\n    task:\n    - +tracker.api_key={FAKE}\n"
+        f"    - seed=1\ntracker:\n  api_key: {FAKE}\n  tokenizer_key_note: kept\n"
+    )
+    assert scrub_config_file(dump)
+    scrubbed = dump.read_text()
+    assert FAKE not in scrubbed
+    for kept in ("OMP_NUM_THREADS: '1'", "- seed=1", "tokenizer_key_note: kept",
+                 "override_dirname: +tracker.api_key=***,seed=1"):  # fmt: skip
+        assert kept in scrubbed, scrubbed
