@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import difflib
+import itertools
+import os
 import re
 import sys
 import traceback
@@ -192,14 +194,36 @@ def config_errors_exit() -> Iterator[None]:
     with hydra_raises() as user_set:
         try:
             yield
-        except (*CONFIG_ERRORS, AssertionError) as err:
-            line = composition_error_line(err)
+        except (*CONFIG_ERRORS, AssertionError, OSError) as err:
+            if isinstance(err, OSError):
+                line = output_folder_error_line(err)
+            else:
+                line = composition_error_line(err)
             if user_set or line is None:
                 raise
             if traceback_wanted():
                 traceback.print_exc()
             print(f"error: {line}", file=sys.stderr)
             raise SystemExit(2) from None
+
+
+def output_folder_error_line(err: OSError) -> str | None:
+    """The line for an output folder Hydra itself could not create (`mkdir` called from Hydra's
+    code: its run or sweep folder under a file, or where the user may not write), or None for any
+    other OSError (one a run raised, which reports its own, or Hydra's for another reason)."""
+    frames, tb = [], err.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code)
+        tb = tb.tb_next
+    for caller, callee in itertools.pairwise(frames):
+        if callee.co_name == "mkdir" and callee.co_filename.endswith("pathlib.py"):
+            if f"{os.sep}hydra{os.sep}" in caller.co_filename and err.filename is not None:
+                return (
+                    f"{err.filename}: cannot create this output folder ({err.strerror}); set "
+                    "hydra.run.dir (hydra.sweep.dir with -m) to a folder that can be created"
+                )
+            return None
+    return None
 
 
 def composition_error_line(err: Exception) -> str | None:

@@ -66,6 +66,24 @@ def test_a_bad_config_is_reported_before_the_training_stack_loads(tmp_path, comm
     assert not loaded & TRAINING_STACK
 
 
+@pytest.mark.parametrize(
+    ("args", "folder"),
+    [
+        (["hydra.run.dir={file}/run"], "run"),
+        (["-m", "seed=1", "hydra.sweep.dir={file}/sweep"], "sweep"),
+    ],
+)
+def test_an_output_folder_hydra_cannot_create_is_one_line_and_exit_2(
+    tmp_path, args, folder
+) -> None:
+    # Hydra creates it before layerft runs, and failed with its traceback and exit code 1.
+    (file := tmp_path / "a_file").write_text("")
+    proc = run_train([*(a.format(file=file) for a in args), "model=tiny", "tracker=none"], tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert error_lines(proc.stderr) == [proc.stderr.strip()]
+    assert f"{file / folder}: cannot create this output folder (Not a directory)" in proc.stderr
+
+
 def test_a_finished_run_is_reported_though_its_data_moved_and_faults_keep_their_order(
     tmp_path: Path,
 ) -> None:
