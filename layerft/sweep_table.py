@@ -215,11 +215,11 @@ def compare(combo: Combination, base: Combination | None, compared: bool) -> Com
         return Comparison("baseline" if compared else "baseline of no row")
     # Said as such: "too few seeds (n=0)" hid that a whole row failed
     if not combo.finished:
-        return Comparison(f"all {len(combo.failed)} jobs failed")
+        return Comparison(all_failed(len(combo.failed), "job"))
     if base is None or base.selection_metric != combo.selection_metric:
         return Comparison("no baseline")
     if not base.finished:
-        return Comparison(f"all {len(base.failed)} baseline jobs failed")
+        return Comparison(all_failed(len(base.failed), "baseline job"))
     mine, theirs = combo.values(combo.selection_metric), base.values(combo.selection_metric)
     diffs = np.array([mine[s] - theirs[s] for s in sorted(mine.keys() & theirs.keys())])
     if len(diffs) < MIN_PAIRS:
@@ -230,6 +230,11 @@ def compare(combo: Combination, base: Combination | None, compared: bool) -> Com
     else:
         verdict = "better" if (low > 0) == combo.higher_is_better else "worse"
     return Comparison(verdict, tuple(diffs.tolist()), (low, high))
+
+
+def all_failed(count: int, what: str) -> str:
+    """ "all 3 jobs failed", or "its 1 job failed"."""
+    return f"its 1 {what} failed" if count == 1 else f"all {count} {what}s failed"
 
 
 def paired_t_interval(diffs: np.ndarray) -> tuple[float, float]:

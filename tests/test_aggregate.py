@@ -25,7 +25,7 @@ from layerft.plots import PlotRow, curves_figure, draw, heatmap_figure
 from layerft.results import FINGERPRINT_SCHEME, RESULTS_VERSION, record_failure
 from layerft.sweep_records import job_settings, read_job
 from layerft.sweep_report import format_diff
-from layerft.sweep_table import paired_t_interval
+from layerft.sweep_table import all_failed, paired_t_interval
 
 REPO = Path(__file__).resolve().parents[1]
 ACC = "target/eval_accuracy"
@@ -1096,3 +1096,10 @@ def test_sweep_py_aggregate_without_a_results_run_record_leaves_the_wandb_table(
         '{"grid": "demo", "tracker": {"mode": "sometimes"}}'
     )
     assert main(["aggregate", str(tmp_path)]) == 2  # damaged: one line naming it
+
+
+def test_a_verdict_counts_failed_jobs_in_words_that_agree() -> None:
+    # "all 1 jobs failed" read as a typo in a table meant for a paper.
+    assert all_failed(1, "job") == "its 1 job failed"
+    assert all_failed(2, "job") == "all 2 jobs failed"
+    assert all_failed(3, "baseline job") == "all 3 baseline jobs failed"
