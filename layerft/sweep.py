@@ -589,7 +589,9 @@ def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) ->
             s1 += f"; the run of {run.label}"
         print(f"  [{marks.get(id(combination), 'todo')}] {combination.label}  ({s1})")
     done = 0 if force else len(state.done)
+    # Neither stale nor blocked jobs count as to run: each stops with an error (noted below).
     todo = len(combinations) - done - (0 if force else len(state.stale)) - len(served_by)
+    todo -= len(state.blocked)
     served = f" ({len(served_by)} served by another job's run)" if served_by else ""
     print(f"{done} done, {todo} to run{served}{' (--force)' if force else ''}")
     if state.stale and not force:

@@ -1154,6 +1154,7 @@ def test_dry_run_marks_a_combination_whose_folder_holds_another_configs_result(
             lines[1] == "  [blocked: its folder holds another config's result] seed=1  (no stage 1)"
         )
         assert lines[2] == "  [todo] seed=2  (no stage 1)"
+        assert lines[3].startswith("0 done, 1 to run")  # the blocked job only stops
         assert lines[-1].startswith(
             "1 blocked: the job folder holds the result of another config (an option's YAML "
             "edited since?), which is never overwritten, --force or not"
