@@ -76,7 +76,6 @@ def scrub_config_file(path: Path) -> bool:
     credential overrides, `hydra.job.env_set` credentials, and any value equal to one of them.
     Rewrites the file (whole or not at all) only if it held one; whether it did."""
     import yaml
-    from omegaconf import OmegaConf
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -91,7 +90,8 @@ def scrub_config_file(path: Path) -> bool:
     masked = _masked(data, secrets)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(OmegaConf.to_yaml(OmegaConf.create(masked)))
+        # Plain YAML, as Hydra's (safe_load read it, so this cannot fail on it).
+        yaml.safe_dump(masked, out, sort_keys=False, allow_unicode=True)
     os.replace(tmp, path)
     return True
 
