@@ -195,10 +195,10 @@ def config_errors_exit() -> Iterator[None]:
         try:
             yield
         except (*CONFIG_ERRORS, AssertionError, OSError) as err:
-            if isinstance(err, OSError):
-                line = output_folder_error_line(err)
+            if isinstance(err, (*CONFIG_ERRORS, AssertionError)):  # Hydra's missing config is
+                line = composition_error_line(err)  # an OSError too
             else:
-                line = composition_error_line(err)
+                line = output_folder_error_line(err)
             if user_set or line is None:
                 raise
             if traceback_wanted():
