@@ -293,16 +293,15 @@ class Table:
 
 
 def baseline_of(
-    combo: Combination, combos: list[Combination], spec: dict[str, str]
+    combo: Combination, rows: dict[SettingsKey, Combination], spec: dict[str, str]
 ) -> Combination | None:
-    """The row with `combo`'s settings, `spec`'s replacing them, minus the settings that row's
-    runs never read (its `unread`: the full fine-tuning row is the baseline of every LoRA rank's
-    row under `--baseline tuning_mode=full`)."""
+    """The row (of `rows`, by their settings_key) with `combo`'s settings, `spec`'s replacing them,
+    minus the settings that row's runs never read (its `unread`: the full fine-tuning row is the
+    baseline of every LoRA rank's row under `--baseline tuning_mode=full`)."""
     wanted = effective_settings({**combo.settings, **spec})
-    for base in combos:  # the row with exactly those settings first
-        if base.settings == wanted:
-            return base
-    for base in combos:
+    if (exact := rows.get(settings_key(wanted))) is not None:  # the row with exactly those first
+        return exact
+    for base in rows.values():
         if base.unread:
             kept = {k: v for k, v in wanted.items() if not unread_prefix(k, base.unread)}
             if kept == base.settings:
@@ -325,7 +324,8 @@ def build_table(
     same = {k: v for c in combos for k, v in c.settings.items() if k not in varied}
     constant = {k: v for k, v in same.items() if all(k in c.settings for c in combos)}
     applying = {k: v for k, v in same.items() if k not in constant}
-    bases = [baseline_of(c, combos, spec) for c in combos]
+    rows = {settings_key(c.settings): c for c in combos}
+    bases = [baseline_of(c, rows, spec) for c in combos]
     is_baseline = [
         any(b is c and b is not o for b, o in zip(bases, combos, strict=True)) for c in combos
     ]
