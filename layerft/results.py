@@ -135,7 +135,7 @@ def result_config(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) ->
     if scheme >= 3:
         for key, _ in unread_settings(resolved):
             if key in AT_DEFAULT_WHEN_UNREAD:
-                _set_dotted(kept, key.rstrip("."), _schema_default(key.rstrip(".")))
+                _set_dotted(kept, key.rstrip("."), schema_default(key.rstrip(".")))
     if kept["injection_task"] is None and scheme >= 2:
         for group in STAGE1_ONLY_GROUPS:
             del kept[group]
@@ -146,6 +146,10 @@ def result_config(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) ->
             kinds.append(kept[stage]["kind"])
     drop_unread_pooler(kept["model"], kinds)
     return kept
+
+
+# The nodes a run without stage 1 never reads (its injection task is null).
+_STAGE1_NODES = ("injection_task.", "injection_lr_schedule.", "layer_split.")
 
 
 def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
@@ -161,7 +165,7 @@ def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
     method, policy = TuningMethod(mode["method"]), _text(split["stage2"]["policy"])
     unread = []
     if resolved["injection_task"] is None:
-        for prefix in ("injection_task.", "injection_lr_schedule.", "layer_split."):
+        for prefix in _STAGE1_NODES:
             unread.append((prefix, "injection_task=none: no stage 1"))
     elif method == TuningMethod.frozen:  # the injected layers are frozen whatever the policy
         for key in ("layer_split.stage2.policy", "layer_split.stage2.lr_multiplier"):
@@ -189,9 +193,7 @@ def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
 
 # Unread settings result_config leaves out otherwise: the stage-1 keys of a run without stage 1
 # (scheme 2: its injection task is null, the groups deleted), and the pooler (drop_unread_pooler).
-_LEFT_OUT_WHEN_UNREAD = (
-    "injection_task.", "injection_lr_schedule.", "layer_split.", "model.pretrained_pooler"
-)  # fmt: skip
+_LEFT_OUT_WHEN_UNREAD = (*_STAGE1_NODES, "model.pretrained_pooler")
 
 
 def unhashed_settings(resolved: dict[str, Any]) -> tuple[str, ...]:
@@ -232,7 +234,9 @@ def _schema_defaults() -> dict[str, Any]:
             for group, schema in schemas.items()}  # fmt: skip
 
 
-def _schema_default(dotted: str) -> Any:
+def schema_default(dotted: str) -> Any:
+    """A copy of the schema default of `dotted` (`injection_lr_schedule.layer_decay`), as a
+    resolved config holds it."""
     node = _schema_defaults()
     for key in dotted.split("."):
         node = node[key]

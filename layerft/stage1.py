@@ -40,6 +40,7 @@ from layerft.results import (
     file_error,
     keyed_task,
     read_history,
+    schema_default,
     sync_to_disk,
 )
 from layerft.task import TaskConfig
@@ -127,14 +128,9 @@ def _schedule_as_read(schedule: dict[str, Any]) -> dict[str, Any]:
     (as the run's fingerprint hashes them from scheme 3): a stage 1 trained on a uniform schedule
     is one result whatever its `layer_decay`. A schedule that leaves them at their defaults, as
     every shipped option does, keeps its key."""
-    schedule, defaults = dict(schedule), {f.name: f for f in dataclasses.fields(ScheduleConfig)}
+    schedule = dict(schedule)
     for key in unread_by_scaling(schedule["scaling"]):
-        default = defaults[key]
-        schedule[key] = (
-            _plain(default.default_factory())
-            if default.default_factory is not dataclasses.MISSING
-            else default.default
-        )
+        schedule[key] = schema_default(f"injection_lr_schedule.{key}")
     return schedule
 
 
