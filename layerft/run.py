@@ -551,19 +551,14 @@ def quiet_libraries() -> None:
     datasets.logging.set_verbosity_error()
 
 
-def inert_settings(cfg: RunConfig) -> list[tuple[str, str]]:
-    """The keys this run's choices never read, each with the choice that ignores it
-    (results.unread_settings)."""
-    return unread_settings(dataclasses.asdict(cfg))
-
-
 def warn_inert_overrides(cfg: RunConfig, overrides: list[str]) -> None:
     """Say so when a command-line override sets a key this run's choices never read
     (`tuning_mode.lora.rank=4` under tuning_mode=full): the run is not the variant it names."""
     reasons: dict[str, list[str]] = {}  # why -> its overrides; one override, one (first) reason
+    unread = unread_settings(dataclasses.asdict(cfg))
     for override in overrides:
         key = override_key(override)
-        for prefix, why in inert_settings(cfg):
+        for prefix, why in unread:
             if unread_prefix(key, (prefix,)):
                 reasons.setdefault(why, []).append(override)
                 break
