@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from unittest import mock
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -100,21 +101,17 @@ def layerft_pipeline(
 @contextlib.contextmanager
 def clocked_phase_trainer() -> Iterator[FirstStepClock]:
     """The phase runner's Trainer with a FirstStepClock among its callbacks, for one run."""
-    clock, original = FirstStepClock(), phase._PhaseTrainer
+    clock = FirstStepClock()
 
-    class Clocked(original):
+    class Clocked(phase._PhaseTrainer):
         def __init__(self, *args, callbacks=(), **kwargs) -> None:  # noqa: ANN002, ANN003
             super().__init__(*args, callbacks=[*callbacks, clock], **kwargs)
 
-    phase._PhaseTrainer = Clocked
-    try:
+    with mock.patch.object(phase, "_PhaseTrainer", Clocked):
         yield clock
-    finally:
-        phase._PhaseTrainer = original
 
 
-@contextlib.contextmanager
-def blocking_phase_copies() -> Iterator[None]:
+def blocking_phase_copies() -> contextlib.AbstractContextManager:
     """The phase runner's batches copied to the GPU blocking (a host sync per batch), for one run."""
     original = phase._training_arguments
 
@@ -123,11 +120,7 @@ def blocking_phase_copies() -> Iterator[None]:
         arguments.accelerator_config.non_blocking = False
         return arguments
 
-    phase._training_arguments = blocking
-    try:
-        yield
-    finally:
-        phase._training_arguments = original
+    return mock.patch.object(phase, "_training_arguments", blocking)
 
 
 class FirstStepClock(TrainerCallback):

@@ -31,14 +31,14 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 POSITIONS_AFTER_PADDING = frozenset({"roberta", "xlm-roberta", "camembert"})
 
 
-# `converted` sources: name -> writer of a Hugging Face folder under the run's cache_dir (once),
-# returning that folder; for models a package ships in its own format.
 def _converted_e5_small(cache_dir: Path) -> Path:
     from layerft.e5_offline import converted_e5_small
 
     return converted_e5_small(cache_dir)
 
 
+# `converted` sources: name -> writer of a Hugging Face folder under the run's cache_dir (once),
+# returning that folder; for models a package ships in its own format.
 CONVERTERS: dict[str, Callable[[Path], Path]] = {"e5_small": _converted_e5_small}
 
 
@@ -125,10 +125,10 @@ def resolve_model_path(cfg: ModelConfig, cache_dir: Path | None = None) -> str:
 
 def load_tokenizer(cfg: ModelConfig, cache_dir: Path | None = None) -> PreTrainedTokenizerFast:
     """The backbone's fast tokenizer (fast tokenizers give word ids for tagging)."""
-    from transformers import AutoTokenizer
-
     if cfg.tiny is not None:
         return build_tiny_tokenizer()
+    from transformers import AutoTokenizer
+
     tokenizer = _from_pretrained(AutoTokenizer, cfg, cache_dir)
     if not tokenizer.is_fast:
         raise LayerftError(f"model '{cfg.name}': layerft needs a fast tokenizer")
@@ -141,11 +141,11 @@ def load_backbone(
     """A fresh copy of the pre-trained encoder, with its pooler when `pooler` (default:
     `pretrained_pooler`; a run asks for it only for a head that reads it), which
     `heads.build_task_model` hands to a sentence head."""
-    from transformers import AutoModel
-
     pooler = cfg.pretrained_pooler if pooler is None else pooler
     if cfg.tiny is not None:
         return build_tiny_backbone(cfg.tiny, vocab_size=len(build_tiny_tokenizer()), pooler=pooler)
+    from transformers import AutoModel
+
     backbone, loading = _from_pretrained(
         AutoModel,
         cfg,
