@@ -51,6 +51,10 @@ from layerft.run import quiet_libraries, seed_everything  # noqa: E402
 Pipeline = Callable[[int], dict[str, float]]
 DataFor = Callable[[int], TaskData]  # batch size -> the examples of a run
 
+# Called after every optimizer step of every pipeline (FirstStepClock, the raw loop): --profile
+# puts its profiler's step() here for one run.
+STEP_HOOKS: list[Callable[[], None]] = []
+
 
 def compose_config(overrides: list[str], precision: str, pad_to: int | None) -> RunConfig:
     """The layerft config of the benchmark: one epoch of the target task, dev evaluated once."""
@@ -142,6 +146,8 @@ class FirstStepClock(TrainerCallback):
         self._mark()
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer's hook
+        for hook in STEP_HOOKS:
+            hook()
         self.steps += 1
         if self.steps in (1, state.max_steps - 1):
             self._mark()
@@ -224,6 +230,8 @@ def raw_loop_pipeline(cfg: RunConfig, data_for: DataFor, compile_encoder: bool) 
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            for hook in STEP_HOOKS:
+                hook()
             if step in (0, len(batches) - 2):  # as FirstStepClock splits a Trainer's run
                 synchronize(device)
                 marks.append(time.perf_counter())
@@ -286,6 +294,88 @@ def measure(
             if (figures := attempt(name, f"#{repeat}")) is not None:
                 results[name]["runs"].append(figures)
             save()
+
+
+# What makes the CPU wait for the GPU: CUDA runtime calls that block, and the aten ops that read
+# a device value on the host (`.item()`, a tensor's truth value, a CPU copy of a GPU tensor).
+SYNC_CALLS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize",
+              "cudaMemcpy", "aten::_local_scalar_dense", "aten::is_nonzero")  # fmt: skip
+
+
+def profile_run(pipeline: Pipeline, batch_size: int, steps: int) -> tuple[dict[str, float], str]:
+    """One more run of `pipeline` under torch.profiler, recording optimizer steps 5 to n-2 (the
+    first ones start the data loader and compile, the last one ends the run): per step, its wall
+    time, the GPU's busy time (kernels and copies) and the calls that wait for the GPU; with the
+    op tables (by the device's self time, then the CPU's) as text."""
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    active = steps - 6
+    if active < 1:
+        raise ValueError(f"--profile needs runs of at least 7 steps, these have {steps}")
+    activities = [ProfilerActivity.CPU]
+    if torch.cuda.is_available():
+        activities.append(ProfilerActivity.CUDA)
+    recorder = profile(
+        activities=activities, schedule=schedule(wait=2, warmup=2, active=active, repeat=1)
+    )
+    with recorder:
+        STEP_HOOKS.append(recorder.step)
+        try:
+            pipeline(batch_size)
+        finally:
+            STEP_HOOKS.remove(recorder.step)
+    averages = recorder.key_averages()
+    spans = [e for e in averages if e.key == "ProfilerStep*"]  # the profiled steps, as one
+    device_us = sum(
+        e.self_device_time_total for e in averages if e.device_type != torch.autograd.DeviceType.CPU
+    )
+    figures = {
+        "steps": spans[0].count if spans else 0,
+        "step_ms": spans[0].cpu_time_total / spans[0].count / 1000 if spans else math.nan,
+        "device_busy_ms_per_step": device_us / active / 1000,
+        **{f"{name}_per_step": sum(e.count for e in averages if e.key == name) / active
+           for name in SYNC_CALLS},
+    }  # fmt: skip
+    by_device = "self_device_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
+    tables = (
+        f"{json.dumps(figures, indent=1)}\n\nby {by_device}:\n"
+        f"{averages.table(sort_by=by_device, row_limit=30)}\n\nby self_cpu_time_total:\n"
+        f"{averages.table(sort_by='self_cpu_time_total', row_limit=30)}\n"
+    )
+    return figures, tables
+
+
+def profile_all(
+    pipelines: dict[str, Pipeline], batch_size: int, steps: int, deadline: float,
+    results: dict[str, dict], path: Path,
+) -> None:  # fmt: skip
+    """profile_run for each pipeline that ran, while `deadline` allows: its figures go to
+    results[name]["profile"], its op tables to the end of the text file `path` (one file for a
+    whole benchmark: a GPU call brings back few files), then a table of the figures is printed."""
+    rows = []
+    for name, pipeline in pipelines.items():
+        runs = results[name]["runs"]
+        if "error" in results[name] or not runs:
+            continue
+        if time.perf_counter() + 1.5 * runs[-1]["wall_seconds"] > deadline:  # the profiler's toll
+            print(f"  {name} profile: skipped, out of time", flush=True)
+            continue
+        figures, tables = profile_run(pipeline, batch_size, steps)
+        with path.open("a") as file:
+            file.write(f"==== {name}, batch {batch_size}\n{tables}\n")
+        results[name]["profile"] = figures
+        syncs = ", ".join(
+            f"{call} {figures[f'{call}_per_step']:g}"
+            for call in SYNC_CALLS if figures[f"{call}_per_step"]
+        )  # fmt: skip
+        rows.append(
+            f"| {batch_size} | {name} | {figures['step_ms']:.1f} | "
+            f"{figures['device_busy_ms_per_step']:.1f} | {syncs or 'none'} |"
+        )
+    print("\nprofiled (steps 5 to n-2, profiler overhead included):")
+    print("| batch | pipeline | step, ms | GPU busy, ms | waiting calls per step |")
+    print("|---|---|---|---|---|")
+    print("\n".join(rows), flush=True)
 
 
 def summarise(results: dict[str, dict], batch_size: int) -> list[str]:
@@ -352,6 +442,12 @@ def main() -> None:
         help="optimizer steps per run at every batch size (the first steps x batch examples); "
         "default: one epoch of the whole training set. Equal steps at every batch size separate "
         "per-run costs from per-example ones",
+    )  # fmt: skip
+    parser.add_argument(
+        "--profile", type=Path, default=None, metavar="FILE",
+        help="after the timed runs of each batch size, one more run of each pipeline under "
+        "torch.profiler: its op tables go to the end of FILE, its step time, GPU busy time and "
+        "host syncs per step to the output and the JSON",
     )  # fmt: skip
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
@@ -427,6 +523,10 @@ def main() -> None:
         results = everything[batch_size] = {}
         measure(pipelines, batch_size, args.repeats, deadline, results, save)
         rows += summarise(results, batch_size)
+        if args.profile is not None:
+            steps = args.steps or math.ceil(len(data.train) / batch_size)
+            profile_all(pipelines, batch_size, steps, deadline, results, args.profile)
+            save()
         # After each batch size: a run cut short by a time limit keeps what it measured.
         print(
             "\n| batch | pipeline | samples/s (median) | vs plain Trainer | range (runs) | MFU "

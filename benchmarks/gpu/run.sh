@@ -12,7 +12,10 @@
 #   VARIANTS="--variant cuda_graphs=trainer.compile=true,trainer.compile_mode=reduce_overhead",
 #   about 100 s of compiling), on a random BERT-base-shaped model (the
 #   issue's targets); the JSON is written after every run and no run starts after the step's
-#   time is up. Measured on 2026-12-04 (BENCHMARKS.md) with one epoch of 3,072 examples per run
+#   time is up. Then, while its batch size's time lasts, one more run of each pipeline under
+#   torch.profiler (PROFILE=0 turns it off): step time, GPU busy time and the calls that wait for
+#   the GPU per step in bert_base.txt and .json, the op tables in profile.txt (where layerft's
+#   steps are slower than the raw loop's); Measured on 2026-12-04 (BENCHMARKS.md) with one epoch of 3,072 examples per run
 #   and a workers4 variant, now the default: 12 steps at batch 256 counted the Trainer's fixed
 #   start-up against too few steps, hence equal steps per run;
 # - adapter_study (measured on 2026-12-04, not in the default): the adapter study (5 tuning modes, benchmarks/adapter_study.py) on MiniLM
@@ -22,7 +25,7 @@
 # - workers: at batch 32, eager, 2 x RUN_STEPS steps per run, layerft's default data-loader workers
 #   (4 on this machine) against 0 and 2, the plain Trainer and the raw loop (not in the default).
 # The adapter study gets STUDY_SECONDS (170), the other steps share the rest of BUDGET seconds
-# (570); a step left with under 60 s is skipped. Knobs: STEPS ("tests bert_base"), VARIANTS, REPEATS (2),
+# (570); a step left with under 60 s is skipped. Knobs: STEPS ("tests bert_base"), VARIANTS, PROFILE (1), REPEATS (2),
 # RUN_STEPS (48), TRAIN (examples generated: RUN_STEPS whole batches of 256, so no compiled run
 # recompiles for a short last batch), STUDY_TRAIN (the adapter study's examples, 3072 as measured).
 set -uo pipefail
@@ -51,6 +54,7 @@ python -c "import layerft.run" 2>&1 | tail -3 | tee -a "$OUT/machine.txt"
 
 common=(--batch-sizes 32 256 --repeats "$REPEATS" --steps "$RUN_STEPS" --pad-to 128
         --precision bf16 --compile --blocking-copies ${VARIANTS:-})
+[ "${PROFILE:-1}" = 1 ] && common+=(--profile "$OUT/profile.txt")
 # The tokenized cache stays off $OUT: only results come back.
 data=(target_task=demo_sentiment "target_task.generator_sizes.train=$TRAIN"
       target_task.max_length=128 cache_dir=/tmp/layerft_gpu_cache)
