@@ -6,6 +6,7 @@ import contextlib
 import copy
 import difflib
 import itertools
+import math
 import os
 import re
 import sys
@@ -287,12 +288,36 @@ def check_switch_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
 def to_run_config(cfg: DictConfig) -> RunConfig:
     """Validate the composed config into typed objects (runs each schema's `__post_init__` checks)."""
     check_known_keys(cfg)
+    plain = drop_disabled_stages(cfg)
+    check_finite(plain)
     try:
-        run_cfg = _to_object(drop_disabled_stages(cfg))
+        run_cfg = _to_object(plain)
     except OmegaConfBaseException as err:
         raise LayerftError(str(err).splitlines()[0]) from err
     assert isinstance(run_cfg, RunConfig)
     return run_cfg
+
+
+def check_finite(cfg: DictConfig) -> None:
+    """No setting is NaN or infinite: a schema check such as `lr > 0` is false for NaN without
+    failing, so NaN would pass every check and surface later as a crash or as a NaN loss blamed
+    on the learning rate (and `max_grad_norm=nan` would silently turn clipping off)."""
+    try:
+        plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    except OmegaConfBaseException:
+        return  # an interpolation that does not resolve: _to_object reports it at its key
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise LayerftError(f"{key} must be a finite number, got {value}")
+        if isinstance(value, dict):
+            for name, child in value.items():
+                walk(child, f"{key}.{name}" if key else str(name))
+        elif isinstance(value, list):
+            for index, child in enumerate(value):
+                walk(child, f"{key}[{index}]")
+
+    walk(plain, "")
 
 
 def _to_object(node: DictConfig, key: str = "", option: str = "") -> Any:

@@ -272,6 +272,24 @@ def test_schema_checks_name_the_key(overrides: list[str], message: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "overrides",
+    [["target_task.lr=nan"], ["injection_task.lr=nan"], ["target_task.epochs=inf"],
+     ["target_task.max_grad_norm=nan"], ["target_task.weight_decay=-inf"],
+     ["lr_schedule=discriminative", "lr_schedule.multipliers.head=nan"],
+     ["layer_split.stage2.policy=scale", "layer_split.stage2.lr_multiplier=nan"]],
+)  # fmt: skip
+def test_a_nan_or_infinite_setting_is_refused_at_its_key(overrides: list[str]) -> None:
+    # `x > 0` is false for NaN without failing: NaN passed every schema check, then crashed the
+    # optimizer (lr, epochs), stopped the run on a NaN loss blamed on the learning rate
+    # (weight_decay, multipliers), or silently turned gradient clipping off (max_grad_norm).
+    key, value = overrides[-1].split("=")
+    with pytest.raises(LayerftError, match=rf"^{re.escape(key)} must be a finite number, got "):
+        compose_run(*overrides)
+    with pytest.raises(LayerftError, match=rf"^{re.escape(key)} must be a finite number"):
+        expand("demo", ["model=tiny", "seed=1,2", *overrides])  # the sweep's plan checks it too
+
+
+@pytest.mark.parametrize(
     ("override", "wrong"),
     [("trainer.keep_checkpoints=2", True), ("reuse_stage1=-1", True), ("trainer.compile=1", False),
      ("trainer.keep_checkpoints=0", False), ("trainer.dataloader_workers=2", False)],
