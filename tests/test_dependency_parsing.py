@@ -139,6 +139,10 @@ def test_record_faults_name_the_record() -> None:
     task = klue_dp()
     bad = [
         (SENTENCE | {"heads": [4, 3, 9, 0]}, "word 3 has head 9, outside 0..4"),
+        # Not a tree: the release readers refused these, records from a jsonl trained on them.
+        (SENTENCE | {"heads": [4, 2, 4, 0]}, "word 2: words [2] form a cycle of heads"),
+        (SENTENCE | {"heads": [2, 1, 4, 0]}, "word 1: words [1, 2] form a cycle of heads"),
+        (SENTENCE | {"heads": [0, 3, 4, 0]}, "word 4: a second root (words [1, 4] have HEAD 0)"),
         (SENTENCE | {"deprels": ["NP_SBJ", "VP_MOD", "NOPE", "VP"]}, "word 3: label 'NOPE'"),
         (SENTENCE | {"pos": ["NNP"]}, "differ in length"),
         ({k: v for k, v in SENTENCE.items() if k != "heads"}, "no column 'heads'"),

@@ -51,6 +51,7 @@ from layerft.kinds.base import (
     run_encoder,
 )
 from layerft.metrics import MetricInput
+from layerft.readers_conll import check_tree
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -130,6 +131,9 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
     for index, head in enumerate(heads, 1):
         if not 0 <= head <= len(words):
             raise LayerftError(f"{where}: word {index} has head {head}, outside 0..{len(words)}")
+    # One root, no word its own head, no cycle: as the release readers check theirs, for records
+    # from any source (a jsonl of them, the hub).
+    check_tree(heads, [f"{where}, word {index}" for index in range(1, len(heads) + 1)])
     return {
         "words": words,
         "pos": pos_ids(task, group, words, pos, where),
