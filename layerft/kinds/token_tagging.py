@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 from dataclasses import dataclass, field
 from enum import Enum
@@ -98,7 +99,26 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
     normalised = {"tokens": tokens, "tags": [label_id(t, task, group, where) for t in tags]}
     if task.tagging.words_column is not None:
         normalised["words"] = _words(task.tagging.words_column, record, tokens, where)
+        names = [task.label_names[tag] for tag in normalised["tags"]]
+        _check_inside_tags(tokens, names, normalised["words"], where)
     return normalised
+
+
+def _check_inside_tags(
+    characters: list[str], tags: list[str], words: list[str], where: str
+) -> None:
+    """Fail on an I- tag that continues no entity (after a tag of another type, or first) where
+    no space came before it: the release reader refuses it as a lost or mistyped row, and the
+    strict IOB2 metric would read it as no entity. After a space KLUE's gold has such tags (the
+    space was tagged B-, and dropped), so there they are kept, as the reader keeps them."""
+    word_starts = set(itertools.accumulate(len(word) for word in words[:-1]))
+    for index, tag in enumerate(tags):
+        before = tags[index - 1] if index else "O"
+        if tag.startswith("I-") and before[2:] != tag[2:] and index not in word_starts:
+            raise LayerftError(
+                f"{where}: character {index + 1} ({characters[index]!r}): {tag} does not follow "
+                f"B-{tag[2:]} or I-{tag[2:]} (previous tag {before}), and no space comes before it"
+            )
 
 
 def _words(column: str, record: Record, characters: list[str], where: str) -> list[str]:
