@@ -21,7 +21,7 @@ from typing import Any
 
 from layerft import readers_conll
 from layerft.errors import LayerftError, quoted
-from layerft.readers_glue import GLUE_READERS
+from layerft.readers_glue import GLUE_LINE_FINDERS, GLUE_READERS
 from layerft.readers_squad import (
     hub_squad,
     hub_squad_v2,
@@ -908,7 +908,7 @@ HUB_ADAPTERS: Mapping[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]
 def record_line(path: Path, release_format: str, number: int) -> int | None:
     """The line on which record `number` (1-based, in its reader's order) starts, where a format
     keeps one record per line, row, sentence block or array element; None for the others (SQuAD's
-    and KLUE-MRC's nested questions, CoNLL, GLUE, Parquet) and for a file no longer readable.
+    and KLUE-MRC's nested questions, CoNLL, Parquet) and for a file no longer readable.
     It only places an error found after reading, so it reads the file again."""
     name = path.suffix.lower() if release_format == "records" else release_format
     finder = _LINE_FINDERS.get(name)
@@ -954,6 +954,7 @@ _LINE_FINDERS: Mapping[str, Callable[[str, int], int | None]] = MappingProxyType
         "klue_sts": _json_record_line,
         "klue_re": _json_record_line,
         **dict.fromkeys(("klue_dp", "klue_pos", "klue_ner"), _block_record_line),
+        **GLUE_LINE_FINDERS,
     }
 )
 

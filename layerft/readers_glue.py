@@ -93,9 +93,19 @@ GLUE_LAYOUTS: Mapping[str, GlueLayout] = MappingProxyType(
 """GLUE task (the hub's config name) -> its release layout."""
 
 
-def _lines(path: Path) -> list[tuple[int, str]]:
-    """(line number, line) of every non-blank line of a UTF-8 file (a BOM is dropped)."""
-    return [(n, line) for n, line in enumerate(read_lines(path), 1) if line.strip()]
+def _lines(lines: list[str]) -> list[tuple[int, str]]:
+    """(line number, line) of every line that holds a row: a line of only tabs is a row of empty
+    fields (refused as one), not a blank line to skip."""
+    return [(n, line) for n, line in enumerate(lines, 1) if line.strip() or "\t" in line]
+
+
+def glue_record_line(layout: GlueLayout, text: str, number: int) -> int | None:
+    """The line of record `number` (1-based) in a GLUE TSV's text, for errors found after reading
+    (`layerft.readers.record_line`)."""
+    rows = _lines([line.rstrip("\r") for line in text.split("\n")])
+    if layout.columns is None:  # the header row holds no record
+        rows = rows[1:]
+    return rows[number - 1][0] if 1 <= number <= len(rows) else None
 
 
 def _label(layout: GlueLayout, value: str, where: str) -> int | float:
@@ -121,7 +131,7 @@ def _label(layout: GlueLayout, value: str, where: str) -> int | float:
 def read_glue(layout: GlueLayout, path: Path) -> list[dict[str, Any]]:
     """A GLUE release TSV -> the hub's records: its text fields, `label`, and `idx` (row number)."""
     path = Path(path)
-    lines = _lines(path)
+    lines = _lines(read_lines(path))
     if layout.columns is None:
         (number, header_line), *lines = lines
         header = tuple(header_line.split("\t"))
@@ -157,3 +167,8 @@ GLUE_READERS: Mapping[str, Callable[[Path], list[dict[str, Any]]]] = MappingProx
     {f"glue_{task}": partial(read_glue, layout) for task, layout in GLUE_LAYOUTS.items()}
 )
 """release_format -> reader, for `layerft.readers.RELEASE_READERS`."""
+
+GLUE_LINE_FINDERS: Mapping[str, Callable[[str, int], int | None]] = MappingProxyType(
+    {f"glue_{task}": partial(glue_record_line, layout) for task, layout in GLUE_LAYOUTS.items()}
+)
+"""release_format -> the line of a record, for `layerft.readers.record_line`."""
