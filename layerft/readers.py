@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import logging
-import math
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -30,8 +29,11 @@ from layerft.readers_squad import (
     read_squad_v2,
 )
 from layerft.text_files import (
+    LoneSurrogate,
     RepeatedKey,
+    TooDeep,
     check_first_line,
+    finite_number,
     line_of,
     parse_json,
     parse_json_file,
@@ -73,7 +75,7 @@ def _parse_json_lines(path: Path, text: str, hint: str = "") -> list[dict[str, A
             record = parse_json(line)
         except json.JSONDecodeError as err:  # one line: its number, not the parser's
             raise LayerftError(f"{path}:{number}: invalid JSON ({err.msg}){hint}") from err
-        except RepeatedKey as err:
+        except (RepeatedKey, LoneSurrogate, TooDeep) as err:
             raise LayerftError(err.message(f"{path}:{number}")) from None
         if not isinstance(record, dict):
             kind = type(record).__name__
@@ -587,7 +589,7 @@ def _field(record: Any, key: str, kind: type, name: str = "") -> Any:
 def _score(labels: Mapping[str, Any], key: str) -> float:
     """labels[key] as a float in 0..5."""
     value = _field(labels, key, object, f"labels.{key}")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not finite_number(value):
         raise _Fault(f"labels.{key} {quoted(value)} is not a number")
     if not 0 <= value <= 5:
         raise _Fault(f"labels.{key} {value} is outside 0..5")

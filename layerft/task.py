@@ -221,6 +221,8 @@ class TaskConfig:
                 )
             if not path.exists():
                 raise LayerftError(f"{group}.data_files.{split}: no such file {path}")
+            if path.is_dir():
+                raise LayerftError(f"{group}.data_files.{split}: {path} is a folder, not a file")
             return path
         assert self.source == "data_dir", "generated and hub data have no local file"
         if path is None:
@@ -228,9 +230,11 @@ class TaskConfig:
                 f"{group}.release_files.{split} is not set: task '{self.name}' has no release "
                 f"folder layout for {group}.data_dir; give files with {group}.data_files.{split}=..."
             )
-        if not path.exists():
+        if not path.exists() or path.is_dir():
+            what = "a folder" if path.exists() else "no"
             raise LayerftError(
-                f"{group}.data_dir: no {path.name} in {path.parent} ({group}.release_files.{split})"
+                f"{group}.data_dir: {what} {path.name} in {path.parent} "
+                f"({group}.release_files.{split})"
             )
         return path
 

@@ -7,6 +7,7 @@ missing file, an empty one, or bytes that are not UTF-8 give one line naming the
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from layerft.errors import LayerftError
 
 def require_file(path: Path) -> None:
     """Fail unless `path` is an existing, non-empty file."""
+    if path.is_dir():
+        raise LayerftError(f"{path}: a folder, not a data file")
     if not path.is_file():
         raise LayerftError(f"data file not found: {path}")
     if path.stat().st_size == 0:
@@ -67,9 +70,78 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
 
 
+# A \\uXXXX escape of a UTF-16 surrogate: the only way a JSON text decoded from UTF-8 can give a
+# string holding one (a lone one, when it is not half of a pair).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class LoneSurrogate(ValueError):
+    """A string holding half of a UTF-16 pair (`"\\ud800"`): no text, and nothing can store it as
+    UTF-8 (the tokenized cache's Arrow files, a tracker)."""
+
+    def __init__(self, escape: str) -> None:
+        super().__init__(escape)
+        self.escape = escape
+
+    def message(self, where: str) -> str:
+        return (
+            f"{where}: a string holds {self.escape}, half of a UTF-16 surrogate pair, which is no "
+            "character (text cut inside an emoji?)"
+        )
+
+
+class TooDeep(ValueError):
+    """JSON nested deeper than Python's parser recurses."""
+
+    def message(self, where: str) -> str:
+        return f"{where}: JSON nested too deeply to read"
+
+
 def parse_json(text: str) -> Any:
-    """`json.loads`, refusing an object that repeats a key (RepeatedKey)."""
-    return _DECODER.decode(text)
+    """`json.loads`, refusing an object that repeats a key (RepeatedKey), a string holding a lone
+    surrogate (LoneSurrogate) and nesting Python cannot recurse through (TooDeep)."""
+    try:
+        value = _DECODER.decode(text)
+    except RecursionError:
+        raise TooDeep() from None
+    if _SURROGATE_ESCAPE.search(text) and (lone := _lone_surrogate(value)) is not None:
+        raise LoneSurrogate(f"\\u{ord(lone):04x}")
+    return value
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The first surrogate character in a string of the parsed `value` (a pair decodes to one
+    character, so any left is lone)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if found := _SURROGATE.search(item):
+                return found.group()
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
+def surrogate_line(text: str, error: LoneSurrogate) -> int:
+    """The line of `text` on which the escape of `error` first appears."""
+    found = re.search(re.escape(error.escape), text, re.IGNORECASE)
+    return text.count("\n", 0, found.start()) + 1 if found else 1
+
+
+def finite_number(value: Any) -> bool:
+    """Whether a parsed JSON value is a number other than a bool that is finite as a float (an
+    integer too large for a float is not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def parse_json_file(path: Path, text: str) -> Any:
@@ -80,6 +152,10 @@ def parse_json_file(path: Path, text: str) -> Any:
     except json.JSONDecodeError as err:
         raise LayerftError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
     except RepeatedKey as err:
+        raise LayerftError(err.message(str(path))) from None
+    except LoneSurrogate as err:
+        raise LayerftError(err.message(f"{path}:{surrogate_line(text, err)}")) from None
+    except TooDeep as err:
         raise LayerftError(err.message(str(path))) from None
 
 

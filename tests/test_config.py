@@ -337,6 +337,16 @@ def test_missing_data_files_are_found_before_any_data_loads(tmp_path: Path) -> N
         check_data_files(
             compose_run(*snli, f"target_task.data_files.validation={present}", *injection)
         )
+    # A folder where a file belongs is named as one, at its key ("not found" said it was missing).
+    (tmp_path / "eng.train").mkdir()
+    with pytest.raises(LayerftError, match=r"^injection_task.data_dir: a folder eng.train in .*"
+                       r"\(injection_task.release_files.train\)"):  # fmt: skip
+        check_data_files(
+            compose_run(*snli, f"target_task.data_files.validation={present}", *injection)
+        )
+    folder = rf"^target_task.data_files.validation: {re.escape(str(tmp_path))} is a folder, not a"
+    with pytest.raises(LayerftError, match=folder):
+        check_data_files(compose_run(*snli, f"target_task.data_files.validation={tmp_path}"))
     # an extra dev set's file is checked as train's and validation's are
     for name in ("train.tsv", "dev_matched.tsv"):
         (tmp_path / name).write_text("")

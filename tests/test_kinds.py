@@ -93,6 +93,10 @@ def test_regression_rejects_a_label_set_and_non_numeric_scores(tmp_path) -> None
     record = {"sentence1": "a", "sentence2": "b", "real_label": "high"}
     with pytest.raises(LayerftError, match=r"f: record 1: column 'real_label' is not a finite"):
         normalise_records(task, "target_task", [record], "f")
+    # An integer too large for a float (JSON has no limit) is no score either: it overflowed.
+    record["real_label"] = 10**400
+    with pytest.raises(LayerftError, match=r"f: record 1: column 'real_label' is not a finite"):
+        normalise_records(task, "target_task", [record], "f")
 
 
 def test_a_score_outside_the_tasks_range_names_the_record_and_an_open_range_takes_it() -> None:

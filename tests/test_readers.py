@@ -287,6 +287,25 @@ MALFORMED: list[tuple[str, str, Reader, str]] = [
         "dev.json:5: record 3 is not an object",
     ),
     ("dev.json", "[]\n", read_records, "dev.json: no records"),
+    # Half of a UTF-16 pair is no character (UTF-8 cannot hold it); a whole pair is one.
+    (
+        "data.jsonl",
+        '{"a": "\\ud83d\\ude00 ok"}\n{"a": "cut \\ud83d"}\n',
+        read_records,
+        "data.jsonl:2: a string holds \\ud83d, half of a UTF-16 surrogate pair",
+    ),
+    (
+        "dev.json",
+        '[\n  {"a": "x"},\n  {"a": "\\uDE00 y"}\n]\n',
+        read_records,
+        "dev.json:3: a string holds \\ude00, half",
+    ),
+    (
+        "data.jsonl",
+        '{"a": 1}\n{"a": ' + "[" * 100_000 + "\n",
+        read_records,
+        "data.jsonl:2: JSON nested too deeply",
+    ),
     ("train.csv", "a,b,c\n1,2,3\n\n4,5\n", read_records, "train.csv:4: expected 3 fields, got 2"),
     ("train.csv", "a,b,a\n1,2,3\n", read_records, "train.csv:1: column 3 'a' repeats"),
     ("train.csv", "a,b\n", read_records, "train.csv: no records"),
@@ -464,6 +483,13 @@ def test_malformed_input_names_file_and_line(
     message = str(caught.value)
     assert expected in message
     assert "\n" not in message
+
+
+def test_a_folder_given_as_a_data_file_is_named_as_one(tmp_path: Path) -> None:
+    folder = tmp_path / "train.jsonl"
+    folder.mkdir()
+    with pytest.raises(LayerftError, match=rf"^{re.escape(str(folder))}: a folder, not a data"):
+        read_records(folder)
 
 
 def test_undecodable_bytes_name_their_line(tmp_path: Path) -> None:

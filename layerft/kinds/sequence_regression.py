@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -10,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, quoted
 from layerft.kinds import sequence_classification as classification
 from layerft.kinds.base import (
     HeadOutput,
@@ -24,6 +23,7 @@ from layerft.kinds.base import (
     run_encoder,
 )
 from layerft.metrics import MetricInput
+from layerft.text_files import finite_number
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -58,8 +58,8 @@ def score_of(record: Record, column: str, where: str) -> float | None:
     value = field_of(record, column, where)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise LayerftError(f"{where}: column '{column}' is not a finite number: {value!r}")
+    if not finite_number(value):
+        raise LayerftError(f"{where}: column '{column}' is not a finite number: {quoted(value)}")
     return float(value)
 
 
