@@ -14,7 +14,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 MASK = "***"
 # A whole word of the key's last part, so `tokenizer` and `tokens_column` are not credentials.
@@ -71,6 +71,25 @@ def _masked(node: Any, secrets: set[str]) -> Any:
     return node
 
 
+def move_env_set_credentials(config: DictConfig) -> list[str]:
+    """Take each credential out of a multirun's master config (`hydra.job.env_set`, and the
+    `hydra.job.env_set.<KEY>=` overrides each job's config is composed from again) into this
+    process's environment; the names moved."""
+    from omegaconf import open_dict, read_write
+
+    env_set = config.hydra.job.env_set
+    moved = [str(k) for k in env_set if is_credential(f"{k}=") and env_set[k] is not None]
+    with read_write(config), open_dict(config):
+        for name in moved:
+            os.environ[name] = str(env_set[name])
+            del env_set[name]
+        # Read unresolved: an override such as `hydra.sweep.subdir='${...}'` must stay as given.
+        overrides = OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False)
+        assert isinstance(overrides, list)
+        config.hydra.overrides.hydra = [o for o in overrides if not is_credential(str(o))]
+    return moved
+
+
 def scrub_config_file(path: Path) -> bool:
     """Mask the credentials a config dump Hydra wrote (`.hydra/*.yaml`, `multirun.yaml`) holds:
     credential overrides, `hydra.job.env_set` credentials, and any value equal to one of them.
@@ -98,7 +117,15 @@ def scrub_config_file(path: Path) -> bool:
 
 class ScrubCredentials(Callback):
     """A Hydra callback: the config dumps Hydra writes before a job starts (`.hydra/*.yaml`, and a
-    multirun's `multirun.yaml`) keep no credential given on the command line."""
+    multirun's `multirun.yaml`) keep no credential given on the command line.
+
+    A multirun's credentials in `hydra.job.env_set` leave its config before anything is written:
+    they move to this process's environment, which every job inherits (run here, or started by
+    local_parallel, submitit_local or SLURM's sbatch), so `multirun.yaml` and the job files a
+    parallel launcher pickles into the sweep folder never hold them."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        move_env_set_credentials(config)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         hydra = HydraConfig.get()

@@ -4,6 +4,7 @@ tracker."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import wandb
 from compose import CONF
-from conftest import SHRINK, run_sweep, run_train
+from conftest import REPO, SHRINK, run_sweep, run_train, script_env
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -126,19 +127,62 @@ def files_holding(root: Path, text: str) -> list[Path]:
 
 def test_no_file_of_a_multirun_or_a_sweep_holds_a_command_line_credential(tmp_path: Path) -> None:
     # Hydra writes its config dumps (.hydra/*.yaml, multirun.yaml) before a job starts; they held
-    # the key in clear, and a shared sweep folder with them.
+    # the key in clear, and a shared sweep folder with them. A parallel launcher's job files
+    # (.local_parallel/*.pkl, .submitit/*/*.pkl) held it too, world-readable and kept.
     key = f"+hydra.job.env_set.WANDB_API_KEY={FAKE}"
     shrunk = [*SHRINK, "injection_task=none"]
     proc = run_train(["-m", *shrunk, "seed=1,2", key], tmp_path / "m")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    proc = run_sweep(["demo", *shrunk, "seed=1", "tuning_mode=full", key], tmp_path / "s")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert FAKE not in proc.stdout + proc.stderr
+    for launcher in ("basic", "local_parallel", "submitit_local"):
+        args = ["demo", *shrunk, "seed=1", "tuning_mode=full", key, f"hydra/launcher={launcher}"]
+        proc = run_sweep(args, tmp_path / launcher)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert FAKE not in proc.stdout + proc.stderr
+    assert list(tmp_path.glob("local_parallel/**/.local_parallel/*.job.pkl"))
+    assert list(tmp_path.glob("submitit_local/**/.submitit/*/*.pkl"))
     assert files_holding(tmp_path, FAKE) == []
-    multirun = (tmp_path / "m" / "sweep" / "multirun.yaml").read_text()
-    assert "+hydra.job.env_set.WANDB_API_KEY=***" in multirun
-    assert "WANDB_API_KEY: '***'" in multirun
+    assert "WANDB_API_KEY" not in (tmp_path / "m" / "sweep" / "multirun.yaml").read_text()
     assert (tmp_path / "m" / "sweep" / "1" / ".hydra" / "finished" / "hydra.yaml").exists()
+
+
+# A Hydra app that writes whether its job saw the key in its environment (not the key itself).
+PROBE_APP = """
+import os
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+
+
+@hydra.main(version_base="1.3", config_path=None, config_name=None)
+def main(cfg) -> None:
+    seen = os.environ.get("WANDB_API_KEY") == os.environ["PROBE_EXPECTS"]
+    Path(HydraConfig.get().runtime.output_dir, "saw_key").write_text(str(seen))
+
+
+main()
+"""
+
+
+@pytest.mark.parametrize("launcher", ["basic", "local_parallel"])
+def test_each_job_of_a_multirun_still_gets_the_credential_in_its_environment(
+    tmp_path: Path, launcher: str
+) -> None:
+    # The callback takes the key out of the multirun's config into the launcher's environment,
+    # which each job inherits: run in the launcher's process, or in a worker it starts.
+    app = tmp_path / "probe.py"
+    app.write_text(PROBE_APP)
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", "+x=1,2", f"+hydra.job.env_set.WANDB_API_KEY={FAKE}", f"hydra.sweep.dir={sweep_dir}",
+            "+hydra.callbacks.scrub._target_=layerft.credentials.ScrubCredentials",
+            f"hydra/launcher={launcher}"]  # fmt: skip
+    env = script_env(tmp_path, {"PROBE_EXPECTS": FAKE, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [sys.executable, str(app), *args], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [(sweep_dir / job / "saw_key").read_text() for job in ("0", "1")] == ["True", "True"]
+    assert files_holding(sweep_dir, FAKE) == []
 
 
 def test_scrubbing_masks_only_credentials_and_leaves_a_clean_dump_as_it_was(tmp_path: Path) -> None:
