@@ -127,6 +127,9 @@ def _training_arguments(
     )
 
 
+# A run folder's subfolder of the stages' checkpoints (`<stage>/checkpoint-<step>`).
+CHECKPOINTS_DIR = "checkpoints"
+
 # Keys evaluate() returns that are no dev metric: the epoch, and the model's set-up time, which
 # the Trainer reports when evaluate() comes first (epochs=0).
 NOT_SCORES = frozenset({"eval_epoch", "eval_model_preparation_time"})
@@ -159,7 +162,7 @@ def run_phase(
     num_steps = total_steps(len(data.train), task.batch_size, task.epochs, world)
     steps_per_epoch = math.ceil(len(data.train) / (task.batch_size * world))
     eval_steps = max(1, steps_per_epoch // task.evals_per_epoch)
-    checkpoints = output_dir / "checkpoints" / stage
+    checkpoints = output_dir / CHECKPOINTS_DIR / stage
     args = _training_arguments(task, trainer_cfg, seed, checkpoints, num_steps, eval_steps)
     optimizer = build_optimizer(
         model, parts_of, task.lr, task.weight_decay, lr_multipliers,
@@ -235,6 +238,15 @@ def run_phase(
     metrics.update({k: float(v) for k, v in counts.items()})
     metrics.update({f"lr/{part}": lr for part, lr in part_lrs.items()})
     return {f"{stage}/{k}": v for k, v in metrics.items()}
+
+
+def remove_unfinished_checkpoints(run_dir: Path) -> None:
+    """Remove the checkpoints an unfinished attempt left in `run_dir` (a killed run keeps its
+    stages' best checkpoints; a rerun that reuses a stored stage 1 would not overwrite them)."""
+    checkpoints = run_dir / CHECKPOINTS_DIR
+    if checkpoints.is_dir():
+        shutil.rmtree(checkpoints)
+        log.info("removed %s, left by an unfinished attempt", checkpoints)
 
 
 def remove_checkpoints(checkpoints: Path, synchronise: bool) -> None:

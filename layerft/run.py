@@ -51,7 +51,7 @@ from layerft.layer_split import (
 from layerft.lr_schedule import combine_multipliers, part_lr_multipliers
 from layerft.model import check_max_length, encoder_depth, load_backbone, load_tokenizer
 from layerft.parts import layer_part, set_trainable
-from layerft.phase import run_phase
+from layerft.phase import remove_unfinished_checkpoints, run_phase
 from layerft.processes import rank, world_size
 from layerft.results import (
     FAILED_FILE,
@@ -317,6 +317,8 @@ def train_and_record(
     cfg.trainer.check_device()  # before minutes of data loading and model building
     data = load_stage_data(cfg)
     with run_dir_errors(run_dir):  # a read-only or full disk, a file in the way: one line
+        if not replacing and is_main_process():
+            remove_unfinished_checkpoints(run_dir)
         earlier_runs = wandb_runs(run_dir) if replacing else []
         tracker = open_tracker(cfg, run_dir, resolved, record, keep_earlier=replacing)
         history = HistoryFile(run_dir)

@@ -114,6 +114,14 @@ def plant_file_at_checkpoints(run_dir: Path) -> None:
     (run_dir / "checkpoints").write_text("not a folder")
 
 
+def plant_killed_stage1_checkpoint(run_dir: Path) -> None:
+    """The stage-1 checkpoint an attempt killed in stage 1 left (its rerun may reuse a stored
+    stage 1 instead of training it, or, here, have no stage 1)."""
+    checkpoint = run_dir / "checkpoints" / "injection" / "checkpoint-4"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "model.safetensors").write_bytes(b"stale weights")
+
+
 def call_after(
     plant: Callable[[Path], None], root: Path, args: list[str], env: dict[str, str] | None = None
 ) -> Done:
@@ -348,6 +356,9 @@ def runs(
             ),
             "checkpoints_blocked": pool.submit(
                 call_after, plant_file_at_checkpoints, base / "checkpoints_blocked", no_injection
+            ),
+            "stale_checkpoints": pool.submit(
+                call_after, plant_killed_stage1_checkpoint, base / "stale_checkpoints", no_injection
             ),
         }
         for name, args in overrides.items():
@@ -690,6 +701,13 @@ def test_user_error_is_one_line_naming_the_fault_without_traceback(
         assert part in lines[0], (part, lines[0])
     assert "results:" not in done.proc.stdout
     assert done.metrics_bytes is None  # a failed run leaves nothing a rerun would reuse
+
+
+def test_a_rerun_removes_the_checkpoints_a_killed_attempt_left(runs) -> None:
+    # The stage that left them does not train in the rerun, so nothing else would remove them.
+    done = finished(runs, "stale_checkpoints")
+    assert not (done.run_dir / "checkpoints").exists()
+    assert f"removed {done.run_dir / 'checkpoints'}, left by an unfinished attempt" in done.log
 
 
 def test_a_file_in_the_way_of_the_checkpoints_folder_is_one_error_line(runs) -> None:
