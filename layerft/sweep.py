@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 from layerft.credentials import mask_credentials
 from layerft.errors import LayerftError, error_line, hydra_raises, traceback_wanted
 from layerft.file_lock import held_lock
+from layerft.interrupts import remembered_interrupts, stop_if_interrupted
 from layerft.results import (
     FAILED_FILE,
     FINGERPRINT_KEY,
@@ -362,6 +363,7 @@ def job(cfg: DictConfig) -> float | None:
     run, but a failure is recorded in the job folder instead of stopping the sweep."""
     from layerft.run import run_from_hydra
 
+    stop_if_interrupted()  # a Ctrl-C that Python lost while the last job ended
     metrics = run_from_hydra(cfg, isolate_failures=True)
     if metrics is None:
         return None
@@ -457,8 +459,10 @@ def run_grid(
     sweeper = store_skipping_sweeper(listed(finished), listed(repeats))
     sys.argv = [argv[0], *hydra_args(grid, overrides, sweep_dir, force), sweeper]
     try:
-        with hydra_raises():  # not a traceback and exit 1 from Hydra
+        with hydra_raises(), remembered_interrupts() as pressed:  # hydra_raises: no traceback
             hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")(job)()
+        if pressed.is_set():  # lost where it landed, after the last job had started
+            return INTERRUPTED
     except KeyboardInterrupt:  # the launcher has stopped the running jobs
         return INTERRUPTED
     # SystemExit: a sys.exit in Hydra or in a job (code 0 is no error)

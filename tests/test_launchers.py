@@ -35,6 +35,7 @@ from hydra_plugins.layerft_launcher.local_parallel import (
     run_pooled,
     visible_gpus,
 )
+from layerft import interrupts
 from layerft.sweep import expand
 
 # One worker runs this module: its `fates` fixture runs one launch for several tests.
@@ -558,3 +559,14 @@ def test_local_parallel_config_builds_its_launcher() -> None:
     for typo in ("hydra.launcher.n_job=2", "hydra.launcher.n_jobs=two"):
         with pytest.raises(ConfigCompositionException):
             compose_launcher("hydra/launcher=local_parallel", typo)
+
+
+def test_a_remembered_ctrl_c_starts_no_more_local_parallel_jobs(tmp_path, monkeypatch) -> None:
+    # A SIGINT Python lost in the launcher's thread (tests/test_sweep.py has the case) must still
+    # keep the pool from starting the jobs it has not started.
+    monkeypatch.setattr(interrupts, "_PRESSED", threading.Event())
+    interrupts._PRESSED.set()
+    launcher = local_parallel.LocalParallelLauncher(n_jobs=1, gpus=None)
+    with pytest.raises(KeyboardInterrupt):
+        launcher._run_job(0, ["seed=1"], {}, tmp_path, None)
+    assert list(tmp_path.iterdir()) == []  # no job file written, no worker started

@@ -3,6 +3,7 @@ stage-1 store (also with two processes racing), and the typed stage-1 key."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import errno
@@ -614,6 +615,35 @@ def test_ctrl_c_gives_the_summary_and_exit_130_not_a_traceback(tmp_path, monkeyp
     out, err = capsys.readouterr()
     assert "sweep: 0 finished, 0 failed, 2 not run" in out
     assert err.strip().splitlines()[-1] == "error: the sweep stopped early: interrupted (Ctrl-C)"
+
+
+@pytest.mark.parametrize("next_job", [True, False])
+def test_a_ctrl_c_python_lost_still_stops_the_sweep_with_exit_130(
+    tmp_path, monkeypatch, capsys, next_job: bool
+) -> None:
+    # Python swallows a KeyboardInterrupt raised in a garbage collector's callback ("Exception
+    # ignored in ... WeakSet"): the sweep ran on to its end and exited 0. It is remembered now.
+    started = []
+
+    def lost_interrupt(*args: Any, **kwargs: Any) -> None:
+        with contextlib.suppress(KeyboardInterrupt):  # where Python lost it
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+        if next_job:
+            started.append(True)
+            sweep_module.job(None)  # type: ignore[arg-type]  # it must not get as far as cfg
+
+    monkeypatch.setattr(hydra, "main", lambda **kwargs: lambda task: lost_interrupt)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        args = ["demo", *TINY_GRID, "seed=1", "injection_task=none", "tuning_mode=full,frozen"]
+        assert sweep_module.main([*args, "--dir", str(tmp_path / "sweep")]) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert started == ([True] if next_job else [])
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: the sweep stopped early: interrupted (Ctrl-C)"
+    )
+    assert signal.getsignal(signal.SIGINT) is previous
 
 
 def test_kill_9_in_the_second_job_then_rerun_matches_an_uninterrupted_sweep(tmp_path) -> None:

@@ -200,8 +200,10 @@ class LocalParallelLauncher(Launcher):
         """Ship job `idx` to a fresh worker process pinned to `gpu`; its JobReturn, or FAILED."""
         import cloudpickle
 
+        from layerft.interrupts import stop_if_interrupted
         from layerft.launch_worker import ShippedJob
 
+        stop_if_interrupted()  # a Ctrl-C the launcher's thread lost: start no more jobs
         assert self.hydra_context is not None and self.task_function is not None
         config, job_dir = self._job_config(idx, overrides)
         job_file, return_file = files / f"{idx}.job.pkl", files / f"{idx}.return.pkl"

@@ -1,0 +1,45 @@
+"""A Ctrl-C that Python may lose: SIGINT raises KeyboardInterrupt in whatever code runs when it
+arrives, and when that is a garbage collector's callback (a WeakSet's `_remove`), Python prints
+"Exception ignored in ..." and carries on, so a sweep ran to its end and exited 0. While
+`remembered_interrupts` is active, a SIGINT is also remembered, and the points where a sweep
+starts its next job (`stop_if_interrupted`) stop it then."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+_PRESSED = threading.Event()
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    _PRESSED.set()
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def remembered_interrupts() -> Iterator[threading.Event]:
+    """Within: a SIGINT raises KeyboardInterrupt, as Python's default handler does, and sets the
+    event yielded. Outside the main thread, or where SIGINT is not Python's default (ignored by
+    `nohup ... &`, or a handler of the caller's), nothing changes."""
+    _PRESSED.clear()
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield _PRESSED
+        return
+    signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield _PRESSED
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def stop_if_interrupted() -> None:
+    """Raise KeyboardInterrupt if a remembered SIGINT came (before a sweep starts another job)."""
+    if _PRESSED.is_set():
+        raise KeyboardInterrupt
