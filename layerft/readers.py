@@ -20,7 +20,6 @@ from typing import Any
 
 from layerft import readers_conll
 from layerft.errors import LayerftError, quoted
-from layerft.metrics.klue import KLUE_NER_LABELS
 from layerft.readers_glue import GLUE_LINE_FINDERS, GLUE_READERS
 from layerft.readers_squad import (
     hub_squad,
@@ -499,11 +498,6 @@ def read_klue_ner(path: Path) -> list[dict[str, Any]]:
                 raise LayerftError(f"{where}: CHAR must be one character, got {char!r}")
             if not _BIO_TAG.fullmatch(tag):
                 raise LayerftError(f"{where}: tag {tag!r} is not O, B-<type> or I-<type>")
-            if tag not in KLUE_NER_LABELS:  # here, not as the next row's orphan I-
-                types = sorted({label[2:] for label in KLUE_NER_LABELS if label != "O"})
-                raise LayerftError(
-                    f"{where}: tag {tag!r} is of no KLUE-NER entity type ({', '.join(types)})"
-                )
             if char.isspace():
                 if not _space_may_carry(tag, tags[-1] if tags else None):
                     dropped.append(f"line {number}, {block.guid}, tagged {tag}")

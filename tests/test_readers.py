@@ -355,13 +355,6 @@ MALFORMED: list[tuple[str, str, Reader, str]] = [
     ("dp.tsv", DP_HEADER, read_klue_dp, "dp.tsv: no '## <guid>"),
     ("ner.tsv", _ner_rows("가\tO", "나\tO\tO"), read_klue_ner, "ner.tsv:8: expected 2 tab-sep"),
     ("ner.tsv", _ner_rows("가\tO", "나\tX-PS"), read_klue_ner, "ner.tsv:8: tag 'X-PS'"),
-    # Named on its own line, not as the orphan I- of the row after it.
-    (
-        "ner.tsv",
-        _ner_rows("가\tB-XX", "나\tI-OG"),
-        read_klue_ner,
-        "ner.tsv:7: tag 'B-XX' is of no KLUE-NER entity type (DT, LC, OG, PS, QT, TI)",
-    ),
     ("ner.tsv", _ner_rows("가나\tO"), read_klue_ner, "ner.tsv:7: CHAR must be one character"),
     (
         "dp.tsv",
