@@ -10,7 +10,7 @@ import contextlib
 import logging
 import math
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from datasets import Dataset
 from torch.utils.data import Sampler, SequentialSampler
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from layerft.callbacks import ForwardLogs, GuardCheckpoints, MetricSink, PauseClock, StageProgress
 from layerft.data import TaskData
@@ -240,13 +241,21 @@ def run_phase(
     return {f"{stage}/{k}": v for k, v in metrics.items()}
 
 
-def remove_unfinished_checkpoints(run_dir: Path) -> None:
-    """Remove the checkpoints an unfinished attempt left in `run_dir` (a killed run keeps its
-    stages' best checkpoints; a rerun that reuses a stored stage 1 would not overwrite them)."""
-    checkpoints = run_dir / CHECKPOINTS_DIR
-    if checkpoints.is_dir():
-        shutil.rmtree(checkpoints)
-        log.info("removed %s, left by an unfinished attempt", checkpoints)
+def remove_unfinished_checkpoints(run_dir: Path, stages: Iterable[str]) -> None:
+    """Remove the stages' checkpoints an unfinished attempt left in `run_dir` (a killed run keeps
+    its stages' best checkpoints; a rerun that reuses a stored stage 1 would not overwrite them).
+    Only `checkpoints/<stage>/checkpoint-<step>` folders, the Trainer's: anything else a user
+    keeps under `checkpoints/` stays."""
+    folder = run_dir / CHECKPOINTS_DIR
+    stale = sorted(p for s in stages for p in (folder / s).glob(f"{PREFIX_CHECKPOINT_DIR}-*"))
+    for checkpoint in stale:
+        shutil.rmtree(checkpoint)
+        with contextlib.suppress(OSError):
+            checkpoint.parent.rmdir()  # the stage's folder, once empty
+    if stale:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        log.info("removed %d checkpoint(s) an unfinished attempt left in %s", len(stale), run_dir)
 
 
 def remove_checkpoints(checkpoints: Path, synchronise: bool) -> None:

@@ -76,6 +76,8 @@ from layerft.tracker import NoTracker, Tracker, remove_stale_runs, start_tracker
 from layerft.tuning_mode import TuningMethod, adapted_layers, apply_tuning_mode
 
 log = logging.getLogger(__name__)
+# The stages' names: run_phase's `stage`, their metrics' prefix, their checkpoint folders.
+STAGES = ("injection", "target")
 
 
 def seed_everything(seed: int) -> None:
@@ -318,7 +320,7 @@ def train_and_record(
     data = load_stage_data(cfg)
     with run_dir_errors(run_dir):  # a read-only or full disk, a file in the way: one line
         if not replacing and is_main_process():
-            remove_unfinished_checkpoints(run_dir)
+            remove_unfinished_checkpoints(run_dir, STAGES)
         earlier_runs = wandb_runs(run_dir) if replacing else []
         tracker = open_tracker(cfg, run_dir, resolved, record, keep_earlier=replacing)
         history = HistoryFile(run_dir)

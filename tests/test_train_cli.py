@@ -120,6 +120,9 @@ def plant_killed_stage1_checkpoint(run_dir: Path) -> None:
     checkpoint = run_dir / "checkpoints" / "injection" / "checkpoint-4"
     checkpoint.mkdir(parents=True)
     (checkpoint / "model.safetensors").write_bytes(b"stale weights")
+    mine = run_dir / "checkpoints" / "my_bert"  # not layerft's: a user's own, kept
+    mine.mkdir()
+    (mine / "model.safetensors").write_bytes(b"the user's weights")
 
 
 def call_after(
@@ -706,8 +709,8 @@ def test_user_error_is_one_line_naming_the_fault_without_traceback(
 def test_a_rerun_removes_the_checkpoints_a_killed_attempt_left(runs) -> None:
     # The stage that left them does not train in the rerun, so nothing else would remove them.
     done = finished(runs, "stale_checkpoints")
-    assert not (done.run_dir / "checkpoints").exists()
-    assert f"removed {done.run_dir / 'checkpoints'}, left by an unfinished attempt" in done.log
+    assert [p.name for p in (done.run_dir / "checkpoints").iterdir()] == ["my_bert"]
+    assert f"removed 1 checkpoint(s) an unfinished attempt left in {done.run_dir}" in done.log
 
 
 def test_a_file_in_the_way_of_the_checkpoints_folder_is_one_error_line(runs) -> None:
