@@ -404,12 +404,10 @@ def test_a_character_split_into_several_subwords_is_trained_and_scored_once() ->
         ({"tokens": ["ab"], "ner_tags": ["O"], "words": ["ab"]},
          r"tokens must be single characters, got 'ab'"),
         ({"tokens": ["a"], "ner_tags": ["O"]}, r"no column 'words'"),
-        # An I- that continues no entity, within a word or first: a lost or mistyped tag.
-        ({"tokens": list("abc"), "ner_tags": ["I-PS", "I-PS", "O"], "words": ["abc"]},
-         r"^train: record 1: character 1 \('a'\): I-PS does not follow B-PS or I-PS \(previous "
-         r"tag O\), and no space comes before it"),
+        # An I- that continues no entity within a word: a lost or mistyped tag.
         ({"tokens": list("abcd"), "ner_tags": ["O", "B-LC", "I-LC", "I-PS"], "words": ["ab", "cd"]},
-         r"character 4 \('d'\): I-PS does not follow B-PS or I-PS \(previous tag I-LC\)"),
+         r"^train: record 1: character 4 \('d'\): I-PS does not follow B-PS or I-PS \(previous "
+         r"tag I-LC\) within a word"),
     ],
 )  # fmt: skip
 def test_words_that_do_not_spell_the_characters_fail_naming_the_record(record, message) -> None:
@@ -417,14 +415,21 @@ def test_words_that_do_not_spell_the_characters_fail_naming_the_record(record, m
         normalise_records(character_task(), "target_task", [record], "train")
 
 
-def test_an_i_tag_after_a_space_is_kept_as_klue_keeps_it() -> None:
-    # KLUE-NER v1.1 dev '최근< 24살:QT>': the space before '24' is B-QT and dropped, so '2' is an
-    # I-QT after O. The release reader keeps it (tests/test_readers.py), and so does a jsonl.
-    record = {"tokens": list("최근24살이"), "ner_tags": ["O", "O", "I-QT", "I-QT", "I-QT", "O"],
-              "words": ["최근", "24살이"]}  # fmt: skip
+@pytest.mark.parametrize(
+    ("tokens", "tags", "words"),
+    [
+        # KLUE-NER v1.1 dev '최근< 24살:QT>': the space before '24' is B-QT and dropped, so '2' is
+        # an I-QT after O. The release reader keeps it (tests/test_readers.py), so does a jsonl.
+        (list("최근24살이"), ["O", "O", "I-QT", "I-QT", "I-QT", "O"], ["최근", "24살이"]),
+        # The same after a space that opened the sentence.
+        (list("24살"), ["I-QT", "I-QT", "I-QT"], ["24살"]),
+    ],
+)
+def test_an_i_tag_after_a_space_is_kept_as_klue_keeps_it(tokens, tags, words) -> None:
     task = character_task()
+    record = {"tokens": tokens, "ner_tags": tags, "words": words}
     [row] = normalise_records(task, "target_task", [record], "train")
-    assert [task.label_names[tag] for tag in row["tags"]] == record["ner_tags"]
+    assert [task.label_names[tag] for tag in row["tags"]] == tags
 
 
 def test_words_column_needs_bio_tags() -> None:

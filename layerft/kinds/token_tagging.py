@@ -107,17 +107,17 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
 def _check_inside_tags(
     characters: list[str], tags: list[str], words: list[str], where: str
 ) -> None:
-    """Fail on an I- tag that continues no entity (after a tag of another type, or first) where
-    no space came before it: the release reader refuses it as a lost or mistyped row, and the
-    strict IOB2 metric would read it as no entity. After a space KLUE's gold has such tags (the
-    space was tagged B-, and dropped), so there they are kept, as the reader keeps them."""
-    word_starts = set(itertools.accumulate(len(word) for word in words[:-1]))
+    """Fail on an I- tag that continues no entity (after a tag of another type) within a word:
+    the release reader refuses it as a lost or mistyped row, and the strict IOB2 metric would read
+    it as no entity. At a word's start (the sentence's too) KLUE's gold has such tags, after a
+    space that was tagged B- and dropped, so there they are kept, as the reader keeps them."""
+    word_starts = set(itertools.accumulate((len(word) for word in words[:-1]), initial=0))
     for index, tag in enumerate(tags):
         before = tags[index - 1] if index else "O"
         if tag.startswith("I-") and before[2:] != tag[2:] and index not in word_starts:
             raise LayerftError(
                 f"{where}: character {index + 1} ({characters[index]!r}): {tag} does not follow "
-                f"B-{tag[2:]} or I-{tag[2:]} (previous tag {before}), and no space comes before it"
+                f"B-{tag[2:]} or I-{tag[2:]} (previous tag {before}) within a word"
             )
 
 
