@@ -29,9 +29,8 @@ from layerft.readers_squad import (
     read_squad_v2,
 )
 from layerft.text_files import (
-    LoneSurrogate,
     RepeatedKey,
-    TooDeep,
+    UnreadableJson,
     check_first_line,
     finite_number,
     line_of,
@@ -75,7 +74,7 @@ def _parse_json_lines(path: Path, text: str, hint: str = "") -> list[dict[str, A
             record = parse_json(line)
         except json.JSONDecodeError as err:  # one line: its number, not the parser's
             raise LayerftError(f"{path}:{number}: invalid JSON ({err.msg}){hint}") from err
-        except (RepeatedKey, LoneSurrogate, TooDeep) as err:
+        except (RepeatedKey, UnreadableJson) as err:
             raise LayerftError(err.message(f"{path}:{number}")) from None
         if not isinstance(record, dict):
             kind = type(record).__name__

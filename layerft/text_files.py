@@ -76,13 +76,32 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-class LoneSurrogate(ValueError):
+class UnreadableJson(ValueError):
+    """JSON that parses into no usable value; `message(where)` says why, `line(text)` where in the
+    whole `text` it is (None: the file as a whole)."""
+
+    def message(self, where: str) -> str:
+        raise NotImplementedError
+
+    def line(self, text: str) -> int | None:
+        return None
+
+
+class LoneSurrogate(UnreadableJson):
     """A string holding half of a UTF-16 pair (`"\\ud800"`): no text, and nothing can store it as
     UTF-8 (the tokenized cache's Arrow files, a tracker)."""
 
-    def __init__(self, escape: str) -> None:
-        super().__init__(escape)
-        self.escape = escape
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.escape = f"\\u{code:04x}"
+        # Its escape where it is no half of a pair: a high one without a low one after it, a
+        # low one without a high one before it.
+        self.pattern = re.compile(
+            re.escape(self.escape) + r"(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+            if code < 0xDC00
+            else r"(?<!\\u[dD][89abAB][0-9a-fA-F]{2})" + re.escape(self.escape),
+            re.IGNORECASE,
+        )
 
     def message(self, where: str) -> str:
         return (
@@ -90,23 +109,40 @@ class LoneSurrogate(ValueError):
             "character (text cut inside an emoji?)"
         )
 
+    def line(self, text: str) -> int | None:
+        found = self.pattern.search(text)
+        return text.count("\n", 0, found.start()) + 1 if found else None
 
-class TooDeep(ValueError):
+
+class TooDeep(UnreadableJson):
     """JSON nested deeper than Python's parser recurses."""
 
     def message(self, where: str) -> str:
         return f"{where}: JSON nested too deeply to read"
 
 
+class LongNumber(UnreadableJson):
+    """An integer longer than Python converts from text (`sys.get_int_max_str_digits()`)."""
+
+    def message(self, where: str) -> str:
+        return f"{where}: a number too long to read ({str(self.args[0]).split(';')[0]})"
+
+
 def parse_json(text: str) -> Any:
-    """`json.loads`, refusing an object that repeats a key (RepeatedKey), a string holding a lone
-    surrogate (LoneSurrogate) and nesting Python cannot recurse through (TooDeep)."""
+    """`json.loads`, refusing an object that repeats a key (RepeatedKey), and JSON that gives no
+    usable value (UnreadableJson): a string holding a lone surrogate, nesting Python cannot
+    recurse through, an integer too long to convert."""
     try:
         value = _DECODER.decode(text)
     except RecursionError:
         raise TooDeep() from None
+    except (json.JSONDecodeError, RepeatedKey):
+        raise
+    except ValueError as err:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise LongNumber(str(err)) from None
+    # Only a \uD800-\uDFFF escape gives a surrogate (the text was decoded from UTF-8).
     if _SURROGATE_ESCAPE.search(text) and (lone := _lone_surrogate(value)) is not None:
-        raise LoneSurrogate(f"\\u{ord(lone):04x}")
+        raise LoneSurrogate(ord(lone))
     return value
 
 
@@ -125,12 +161,6 @@ def _lone_surrogate(value: Any) -> str | None:
         elif isinstance(item, list):
             stack.extend(item)
     return None
-
-
-def surrogate_line(text: str, error: LoneSurrogate) -> int:
-    """The line of `text` on which the escape of `error` first appears."""
-    found = re.search(re.escape(error.escape), text, re.IGNORECASE)
-    return text.count("\n", 0, found.start()) + 1 if found else 1
 
 
 def finite_number(value: Any) -> bool:
@@ -153,10 +183,9 @@ def parse_json_file(path: Path, text: str) -> Any:
         raise LayerftError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
     except RepeatedKey as err:
         raise LayerftError(err.message(str(path))) from None
-    except LoneSurrogate as err:
-        raise LayerftError(err.message(f"{path}:{surrogate_line(text, err)}")) from None
-    except TooDeep as err:
-        raise LayerftError(err.message(str(path))) from None
+    except UnreadableJson as err:
+        line = err.line(text)
+        raise LayerftError(err.message(f"{path}:{line}" if line else str(path))) from None
 
 
 def read_json_text(path: Path) -> tuple[str, Any]:

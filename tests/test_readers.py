@@ -300,6 +300,18 @@ MALFORMED: list[tuple[str, str, Reader, str]] = [
         read_records,
         "dev.json:3: a string holds \\ude00, half",
     ),
+    (  # the lone half's line, not that of a whole pair with the same high half before it
+        "dev.json",
+        '[\n  {"a": "\\ud83d\\ude00"},\n  {"a": "\\ud83d y"}\n]\n',
+        read_records,
+        "dev.json:3: a string holds \\ud83d, half",
+    ),
+    (
+        "data.jsonl",
+        '{"a": 1}\n{"a": ' + "9" * 5000 + "}\n",
+        read_records,
+        "data.jsonl:2: a number too long",
+    ),
     (
         "data.jsonl",
         '{"a": 1}\n{"a": ' + "[" * 100_000 + "\n",
