@@ -299,23 +299,28 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
 
 
 def check_finite(cfg: DictConfig) -> None:
-    """No setting is NaN or infinite: a schema check such as `lr > 0` is false for NaN without
-    failing, so NaN would pass every check and surface later as a crash or as a NaN loss blamed
-    on the learning rate (and `max_grad_norm=nan` would silently turn clipping off)."""
+    """No setting is NaN, and no single number infinite: a schema check such as `lr > 0` is false
+    for NaN without failing, so NaN would pass every check and surface later as a crash or as a
+    NaN loss blamed on the learning rate (and `max_grad_norm=nan` would silently turn clipping
+    off); `epochs=inf` crashed. In a list an infinity is a bound (`regression.score_range`)."""
     try:
         plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     except OmegaConfBaseException:
         return  # an interpolation that does not resolve: _to_object reports it at its key
 
-    def walk(value: Any, key: str) -> None:
-        if isinstance(value, float) and not math.isfinite(value):
-            raise LayerftError(f"{key} must be a finite number, got {value}")
+    def walk(value: Any, key: str, option: str = "", in_list: bool = False) -> None:
+        if isinstance(value, float) and (math.isnan(value) or (math.isinf(value) and not in_list)):
+            # worded and placed as the schema checks' messages (_to_object)
+            where = f" ({option})" if option else ""
+            raise LayerftError(f"{key} must be a finite number, got {value}{where}")
         if isinstance(value, dict):
+            if key in GROUP_OF_KEY and "name" in value:
+                option = f"{key}={value['name']}"
             for name, child in value.items():
-                walk(child, f"{key}.{name}" if key else str(name))
+                walk(child, f"{key}.{name}" if key else str(name), option)
         elif isinstance(value, list):
             for index, child in enumerate(value):
-                walk(child, f"{key}[{index}]")
+                walk(child, f"{key}[{index}]", option, in_list=True)
 
     walk(plain, "")
 

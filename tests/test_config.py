@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import shutil
 from pathlib import Path
@@ -276,17 +277,25 @@ def test_schema_checks_name_the_key(overrides: list[str], message: str) -> None:
     [["target_task.lr=nan"], ["injection_task.lr=nan"], ["target_task.epochs=inf"],
      ["target_task.max_grad_norm=nan"], ["target_task.weight_decay=-inf"],
      ["lr_schedule=discriminative", "lr_schedule.multipliers.head=nan"],
-     ["layer_split.stage2.policy=scale", "layer_split.stage2.lr_multiplier=nan"]],
+     ["layer_split.stage2.policy=scale", "layer_split.stage2.lr_multiplier=nan"],
+     ["target_task=klue_sts", "target_task.regression.score_range=[0,nan]"]],
 )  # fmt: skip
 def test_a_nan_or_infinite_setting_is_refused_at_its_key(overrides: list[str]) -> None:
     # `x > 0` is false for NaN without failing: NaN passed every schema check, then crashed the
     # optimizer (lr, epochs), stopped the run on a NaN loss blamed on the learning rate
     # (weight_decay, multipliers), or silently turned gradient clipping off (max_grad_norm).
     key, value = overrides[-1].split("=")
+    key += "[1]" if value.startswith("[") else ""
     with pytest.raises(LayerftError, match=rf"^{re.escape(key)} must be a finite number, got "):
         compose_run(*overrides)
     with pytest.raises(LayerftError, match=rf"^{re.escape(key)} must be a finite number"):
         expand("demo", ["model=tiny", "seed=1,2", *overrides])  # the sweep's plan checks it too
+
+
+def test_an_infinite_bound_of_a_range_is_kept() -> None:
+    # A one-sided score range: in a list an infinity is a bound, not a number gone wrong.
+    task = compose_run("target_task=klue_sts", "target_task.regression.score_range=[0,inf]")
+    assert task.target_task.regression.score_range == [0, math.inf]
 
 
 @pytest.mark.parametrize(

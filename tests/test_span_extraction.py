@@ -342,7 +342,7 @@ BAD_SETTINGS = {
     "spans.n_best=0": "spans.n_best must be >= 1, got 0",
     "spans.max_answer_length=-1": "spans.max_answer_length must be >= 1, got -1",
     "spans.max_query_length=0": "spans.max_query_length must be >= 1, got 0",
-    "spans.null_score_threshold=nan": "spans.null_score_threshold must be finite, got nan",
+    "spans.null_score_threshold=nan": "spans.null_score_threshold must be a finite number, got nan",
     # max_length 512 - 64 question tokens - 4 special tokens: a longer step skips context.
     "spans.doc_stride=445": "spans.doc_stride=445 must be <= max_length - "
     "spans.max_query_length - 4 = 444",
