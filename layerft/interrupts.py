@@ -12,34 +12,43 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
-_PRESSED = threading.Event()
+# A plain flag, not a threading.Event: setting an Event takes a lock, which a second SIGINT
+# arriving inside the handler would wait for forever.
+_pressed = False
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
-    _PRESSED.set()
+    global _pressed
+    _pressed = True
     raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
-def remembered_interrupts() -> Iterator[threading.Event]:
-    """Within: a SIGINT raises KeyboardInterrupt, as Python's default handler does, and sets the
-    event yielded. Outside the main thread, or where SIGINT is not Python's default (ignored by
-    `nohup ... &`, or a handler of the caller's), nothing changes."""
-    _PRESSED.clear()
+def remembered_interrupts() -> Iterator[None]:
+    """Within: a SIGINT raises KeyboardInterrupt, as Python's default handler does, and is
+    remembered (`interrupted()`). Outside the main thread, or where SIGINT is not Python's
+    default (ignored by `nohup ... &`, or a handler of the caller's), nothing changes."""
+    global _pressed
+    _pressed = False
     if (
         threading.current_thread() is not threading.main_thread()
         or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
     ):
-        yield _PRESSED
+        yield
         return
     signal.signal(signal.SIGINT, _on_sigint)
     try:
-        yield _PRESSED
+        yield
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def interrupted() -> bool:
+    """Whether a remembered SIGINT came."""
+    return _pressed
+
+
 def stop_if_interrupted() -> None:
     """Raise KeyboardInterrupt if a remembered SIGINT came (before a sweep starts another job)."""
-    if _PRESSED.is_set():
+    if _pressed:
         raise KeyboardInterrupt

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 from layerft.credentials import mask_credentials
 from layerft.errors import LayerftError, error_line, hydra_raises, traceback_wanted
 from layerft.file_lock import held_lock
-from layerft.interrupts import remembered_interrupts, stop_if_interrupted
+from layerft.interrupts import interrupted, remembered_interrupts, stop_if_interrupted
 from layerft.results import (
     FAILED_FILE,
     FINGERPRINT_KEY,
@@ -459,9 +459,9 @@ def run_grid(
     sweeper = store_skipping_sweeper(listed(finished), listed(repeats))
     sys.argv = [argv[0], *hydra_args(grid, overrides, sweep_dir, force), sweeper]
     try:
-        with hydra_raises(), remembered_interrupts() as pressed:  # hydra_raises: no traceback
+        with hydra_raises(), remembered_interrupts():  # hydra_raises: no traceback
             hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")(job)()
-        if pressed.is_set():  # lost where it landed, after the last job had started
+        if interrupted():  # lost where it landed, after the last job had started
             return INTERRUPTED
     except KeyboardInterrupt:  # the launcher has stopped the running jobs
         return INTERRUPTED

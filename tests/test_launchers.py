@@ -564,8 +564,7 @@ def test_local_parallel_config_builds_its_launcher() -> None:
 def test_a_remembered_ctrl_c_starts_no_more_local_parallel_jobs(tmp_path, monkeypatch) -> None:
     # A SIGINT Python lost in the launcher's thread (tests/test_sweep.py has the case) must still
     # keep the pool from starting the jobs it has not started.
-    monkeypatch.setattr(interrupts, "_PRESSED", threading.Event())
-    interrupts._PRESSED.set()
+    monkeypatch.setattr(interrupts, "_pressed", True)
     launcher = local_parallel.LocalParallelLauncher(n_jobs=1, gpus=None)
     with pytest.raises(KeyboardInterrupt):
         launcher._run_job(0, ["seed=1"], {}, tmp_path, None)
