@@ -125,14 +125,15 @@ def _conllu_word(fields: list[str], expected: int, where: str) -> dict[str, Any]
     return dict(zip(CONLLU_COLUMNS, fields, strict=True))
 
 
-def check_tree(heads: list[int], wheres: list[str]) -> None:
-    """Fail unless the heads (1-based, 0 the root) form one tree: each in range, exactly one root,
-    no word its own head and no cycle. A parser trained on anything else learns wrong arcs."""
+def check_tree(heads: list[int], wheres: list[str], one_root: bool = True) -> None:
+    """Fail unless the heads (1-based, 0 the root) form one tree: each in range, exactly one root
+    (unless not `one_root`: a forest), no word its own head and no cycle. A parser trained on
+    anything else learns wrong arcs."""
     for where, head in zip(wheres, heads, strict=True):
         if not 0 <= head <= len(heads):
             raise LayerftError(f"{where}: HEAD {head} is outside 0..{len(heads)}")
     roots = [word for word, head in enumerate(heads, 1) if head == 0]
-    if len(roots) > 1:
+    if one_root and len(roots) > 1:
         raise LayerftError(f"{wheres[roots[1] - 1]}: a second root (words {roots} have HEAD 0)")
     reaches_root = {0}
     for word in range(1, len(heads) + 1):
