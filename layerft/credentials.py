@@ -4,6 +4,7 @@ in the config dumps Hydra writes (ScrubCredentials)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tempfile
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import OverrideType
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -79,15 +82,35 @@ def move_env_set_credentials(config: DictConfig) -> list[str]:
 
     env_set = config.hydra.job.env_set
     moved = [str(k) for k in env_set if is_credential(f"{k}=") and env_set[k] is not None]
+    # Read unresolved: an override such as `hydra.sweep.subdir='${...}'` must stay as given.
+    overrides = OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False)
+    assert isinstance(overrides, list)
+    kept = [_without_env_set_credentials(str(o)) for o in overrides if not is_credential(str(o))]
     with read_write(config), open_dict(config):
         for name in moved:
             os.environ[name] = str(env_set[name])
             del env_set[name]
-        # Read unresolved: an override such as `hydra.sweep.subdir='${...}'` must stay as given.
-        overrides = OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False)
-        assert isinstance(overrides, list)
-        config.hydra.overrides.hydra = [o for o in overrides if not is_credential(str(o))]
+        config.hydra.overrides.hydra = kept
     return moved
+
+
+_PREFIXES = {OverrideType.CHANGE: "", OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++"}
+
+
+def _without_env_set_credentials(override: str) -> str:
+    """`override`, or, where it sets `hydra.job.env_set` to a dict holding credentials
+    (`++hydra.job.env_set={WANDB_API_KEY:...,OMP_NUM_THREADS:1}`), the same without them."""
+    if "env_set" not in override:
+        return override
+    parsed = OverridesParser.create().parse_override(override)
+    value = parsed._value  # as parsed: quoted strings stay quoted when written back
+    if parsed.key_or_group != "hydra.job.env_set" or not isinstance(value, dict):
+        return override
+    kept = {k: v for k, v in value.items() if not is_credential(f"{k}=")}
+    if len(kept) == len(value) or parsed.type not in _PREFIXES:
+        return override
+    text = dataclasses.replace(parsed, _value=kept).get_value_element_as_str()
+    return f"{_PREFIXES[parsed.type]}{parsed.key_or_group}={text}"
 
 
 def scrub_config_file(path: Path) -> bool:

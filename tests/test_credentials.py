@@ -157,23 +157,30 @@ from hydra.core.hydra_config import HydraConfig
 @hydra.main(version_base="1.3", config_path=None, config_name=None)
 def main(cfg) -> None:
     seen = os.environ.get("WANDB_API_KEY") == os.environ["PROBE_EXPECTS"]
-    Path(HydraConfig.get().runtime.output_dir, "saw_key").write_text(str(seen))
+    other = os.environ.get("PROBE_OTHER")
+    Path(HydraConfig.get().runtime.output_dir, "saw_key").write_text(f"{seen} {other}")
 
 
 main()
 """
 
 
-@pytest.mark.parametrize("launcher", ["basic", "local_parallel"])
+@pytest.mark.parametrize(
+    ("launcher", "env_set"),
+    [("basic", [f"+hydra.job.env_set.WANDB_API_KEY={FAKE}", "+hydra.job.env_set.PROBE_OTHER=kept"]),
+     ("local_parallel", [f"++hydra.job.env_set={{WANDB_API_KEY:{FAKE},PROBE_OTHER:kept}}"]),
+     ("submitit_local", [f"+hydra.job.env_set.WANDB_API_KEY={FAKE}", "+hydra.job.env_set.PROBE_OTHER=kept"])],
+)  # fmt: skip
 def test_each_job_of_a_multirun_still_gets_the_credential_in_its_environment(
-    tmp_path: Path, launcher: str
+    tmp_path: Path, launcher: str, env_set: list[str]
 ) -> None:
     # The callback takes the key out of the multirun's config into the launcher's environment,
-    # which each job inherits: run in the launcher's process, or in a worker it starts.
+    # which each job inherits: run in the launcher's process, or in a process it starts. The
+    # other variables, also those set in one dict with the key, stay in the config.
     app = tmp_path / "probe.py"
     app.write_text(PROBE_APP)
     sweep_dir = tmp_path / "sweep"
-    args = ["-m", "+x=1,2", f"+hydra.job.env_set.WANDB_API_KEY={FAKE}", f"hydra.sweep.dir={sweep_dir}",
+    args = ["-m", "+x=1,2", *env_set, f"hydra.sweep.dir={sweep_dir}",
             "+hydra.callbacks.scrub._target_=layerft.credentials.ScrubCredentials",
             f"hydra/launcher={launcher}"]  # fmt: skip
     env = script_env(tmp_path, {"PROBE_EXPECTS": FAKE, "PYTHONPATH": str(REPO)})
@@ -181,7 +188,7 @@ def test_each_job_of_a_multirun_still_gets_the_credential_in_its_environment(
         [sys.executable, str(app), *args], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert [(sweep_dir / job / "saw_key").read_text() for job in ("0", "1")] == ["True", "True"]
+    assert [(sweep_dir / job / "saw_key").read_text() for job in ("0", "1")] == ["True kept"] * 2
     assert files_holding(sweep_dir, FAKE) == []
 
 
