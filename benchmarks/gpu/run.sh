@@ -13,7 +13,7 @@
 #   about 100 s of compiling), on a random BERT-base-shaped model (the
 #   issue's targets); the JSON is written after every run and no run starts after the step's
 #   time is up. Then, while its batch size's time lasts, one more run of each pipeline under
-#   torch.profiler (PROFILE=0 turns it off): step time, GPU busy time and the calls that wait for
+#   torch.profiler (the minilm step too; PROFILE=0 turns it off): step time, GPU busy time and the calls that wait for
 #   the GPU per step in bert_base.txt and .json, the op tables in profile.txt (where layerft's
 #   steps are slower than the raw loop's); Measured on 2026-12-04 (BENCHMARKS.md) with one epoch of 3,072 examples per run
 #   and a workers4 variant, now the default: 12 steps at batch 256 counted the Trainer's fixed
