@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import re
 import warnings
@@ -76,6 +77,9 @@ def test_glue_metrics_on_hand_computed_cases() -> None:
     assert tied["spearman"] == pytest.approx(np.corrcoef([1.5, 1.5, 3, 4], [1, 2, 3, 4])[0, 1])
     # A constant side: scipy gives NaN, metrics.json needs a number.
     assert compute("pearson_spearman", [2.0, 2, 2], [1.0, 2, 3]) == {"pearson": 0, "spearman": 0}
+    # A NaN score (a diverged model): no number, as scipy's (ranks placed it as one: rho -0.5).
+    nan = compute("pearson_spearman", [math.nan, 1.0, 2], [1.0, 2, 3])
+    assert math.isnan(nan["pearson"]) and math.isnan(nan["spearman"])
 
 
 def test_glue_metrics_match_sklearn_and_scipy_on_random_inputs() -> None:

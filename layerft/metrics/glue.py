@@ -10,6 +10,8 @@ spearmanr. The metric modules under layerft/metrics/ wrap these functions.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from layerft.metrics.klue import pearson_r
@@ -59,7 +61,10 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
 
 def pearson_spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Pearson's r and Spearman's rho (Pearson's r of the average ranks), as scipy's pearsonr and
-    spearmanr; each 0.0 where scipy gives NaN (fewer than 2 examples, a constant side)."""
+    spearmanr; each 0.0 where scipy gives NaN for want of data (fewer than 2 examples, a constant
+    side), and NaN, as scipy's, for a NaN score: ranking would have placed it as a number."""
     if x.size < 2:
         return 0.0, 0.0
+    if np.isnan(x).any() or np.isnan(y).any():
+        return math.nan, math.nan
     return pearson_r(x, y), pearson_r(_average_ranks(x), _average_ranks(y))
