@@ -41,6 +41,7 @@ from layerft.text_files import (
     read_text,
     repeat_error,
     require_file,
+    text_lines,
 )
 
 log = logging.getLogger(__name__)
@@ -942,8 +943,8 @@ def _delimited_record_line(delimiter: str) -> Callable[[str, int], int | None]:
 
 
 def _block_record_line(text: str, number: int) -> int | None:
-    lines = enumerate(text.split("\n"), 1)
-    headers = (n for n, line in lines if _SENTENCE_HEADER.fullmatch(line.rstrip("\r")))
+    lines = enumerate(text_lines(text), 1)
+    headers = (n for n, line in lines if _SENTENCE_HEADER.fullmatch(line))
     return next((n for i, n in enumerate(headers, 1) if i == number), None)
 
 

@@ -28,7 +28,7 @@ from types import MappingProxyType
 from typing import Any
 
 from layerft.errors import LayerftError
-from layerft.text_files import read_lines
+from layerft.text_files import read_lines, text_lines
 
 _COLA_COLUMNS = ("source", "label", "original_label", "sentence")
 _STSB_RANGE = (0.0, 5.0)
@@ -102,7 +102,7 @@ def _lines(lines: list[str]) -> list[tuple[int, str]]:
 def glue_record_line(layout: GlueLayout, text: str, number: int) -> int | None:
     """The line of record `number` (1-based) in a GLUE TSV's text, for errors found after reading
     (`layerft.readers.record_line`)."""
-    rows = _lines([line.rstrip("\r") for line in text.split("\n")])
+    rows = _lines(text_lines(text))
     if layout.columns is None:  # the header row holds no record
         rows = rows[1:]
     return rows[number - 1][0] if 1 <= number <= len(rows) else None

@@ -41,8 +41,14 @@ def read_text(path: Path) -> str:
 
 
 def read_lines(path: Path) -> list[str]:
-    """The file's lines (`read_text`'s) without line ends; '\\r\\n' files read as '\\n' ones."""
-    return [line.rstrip("\r") for line in read_text(path).split("\n")]
+    """The file's lines (`read_text`'s) without line ends (`text_lines`)."""
+    return text_lines(read_text(path))
+
+
+def text_lines(text: str) -> list[str]:
+    """`text`'s lines without line ends; '\\r\\n' text reads as '\\n' text. Only '\\n' ends a
+    line: a text may hold other characters that str.splitlines would break on."""
+    return [line.rstrip("\r") for line in text.split("\n")]
 
 
 class RepeatedKey(ValueError):
