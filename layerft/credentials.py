@@ -17,7 +17,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 MASK = "***"
 # A whole word of the key's last part, so `tokenizer` and `tokens_column` are not credentials.
@@ -30,8 +30,12 @@ _CREDENTIAL_WORD = re.compile(
 def is_credential(override: str) -> bool:
     """Whether `override` (`key=value`, `+key=value`...) sets a key named like a credential."""
     key, equals, _ = override.partition("=")
-    name = key.lstrip("+~").split("@")[0].rsplit(".", 1)[-1]
-    return bool(equals) and bool(_CREDENTIAL_WORD.search(name))
+    return bool(equals) and names_credential(key.lstrip("+~").split("@")[0].rsplit(".", 1)[-1])
+
+
+def names_credential(name: str) -> bool:
+    """Whether a key's name (`WANDB_API_KEY`, an `env_set` variable) is a credential's."""
+    return bool(_CREDENTIAL_WORD.search(name))
 
 
 def mask_credentials(overrides: Iterable[str]) -> list[str]:
@@ -45,7 +49,7 @@ def _override_secrets(node: Any, secrets: set[str]) -> None:
         for key, value in node.items():
             if key == "env_set" and isinstance(value, dict):
                 secrets.update(
-                    str(v) for k, v in value.items() if v is not None and is_credential(f"{k}=v")
+                    str(v) for k, v in value.items() if v is not None and names_credential(str(k))
                 )
             _override_secrets(value, secrets)
     elif isinstance(node, list):
@@ -78,10 +82,8 @@ def move_env_set_credentials(config: DictConfig) -> list[str]:
     """Take each credential out of a multirun's master config (`hydra.job.env_set`, and the
     `hydra.job.env_set.<KEY>=` overrides each job's config is composed from again) into this
     process's environment; the names moved."""
-    from omegaconf import open_dict, read_write
-
     env_set = config.hydra.job.env_set
-    moved = [str(k) for k in env_set if is_credential(f"{k}=") and env_set[k] is not None]
+    moved = [str(k) for k in env_set if names_credential(str(k)) and env_set[k] is not None]
     # Read unresolved: an override such as `hydra.sweep.subdir='${...}'` must stay as given.
     overrides = OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False)
     assert isinstance(overrides, list)
@@ -106,7 +108,7 @@ def _without_env_set_credentials(override: str) -> str:
     value = parsed._value  # as parsed: quoted strings stay quoted when written back
     if parsed.key_or_group != "hydra.job.env_set" or not isinstance(value, dict):
         return override
-    kept = {k: v for k, v in value.items() if not is_credential(f"{k}=")}
+    kept = {k: v for k, v in value.items() if not names_credential(str(k))}
     if len(kept) == len(value) or parsed.type not in _PREFIXES:
         return override
     text = dataclasses.replace(parsed, _value=kept).get_value_element_as_str()
