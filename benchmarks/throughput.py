@@ -325,15 +325,20 @@ def profile_run(pipeline: Pipeline, batch_size: int, steps: int) -> tuple[dict[s
         finally:
             STEP_HOOKS.remove(recorder.step)
     averages = recorder.key_averages()
-    spans = [e for e in averages if e.key == "ProfilerStep*"]  # the profiled steps, as one
+    spans = [e for e in averages if e.key == "ProfilerStep*"]  # the recorded steps, as one
+    profiled = spans[0].count if spans else 0  # `active`, unless the run ended early
+
+    def per_step(total: float) -> float:
+        return total / profiled if profiled else math.nan
+
     device_us = sum(
         e.self_device_time_total for e in averages if e.device_type != torch.autograd.DeviceType.CPU
     )
     figures = {
-        "steps": spans[0].count if spans else 0,
-        "step_ms": spans[0].cpu_time_total / spans[0].count / 1000 if spans else math.nan,
-        "device_busy_ms_per_step": device_us / active / 1000,
-        **{f"{name}_per_step": sum(e.count for e in averages if e.key == name) / active
+        "steps": profiled,
+        "step_ms": per_step(spans[0].cpu_time_total / 1000) if spans else math.nan,
+        "device_busy_ms_per_step": per_step(device_us / 1000),
+        **{f"{name}_per_step": per_step(sum(e.count for e in averages if e.key == name))
            for name in SYNC_CALLS},
     }  # fmt: skip
     by_device = "self_device_time_total" if torch.cuda.is_available() else "self_cpu_time_total"

@@ -13,9 +13,10 @@
 #   about 100 s of compiling), on a random BERT-base-shaped model (the
 #   issue's targets); the JSON is written after every run and no run starts after the step's
 #   time is up. Then, while its batch size's time lasts, one more run of each pipeline under
-#   torch.profiler (the minilm step too; PROFILE=0 turns it off): step time, GPU busy time and the calls that wait for
-#   the GPU per step in bert_base.txt and .json, the op tables in profile.txt (where layerft's
-#   steps are slower than the raw loop's); Measured on 2026-12-04 (BENCHMARKS.md) with one epoch of 3,072 examples per run
+#   torch.profiler (the minilm step too; PROFILE=0 turns it off): step time, GPU busy time and
+#   the calls that wait for the GPU per step in bert_base.txt and .json, the op tables in
+#   profile.txt (where layerft's steps are slower than the raw loop's). Measured on 2026-12-04
+#   (BENCHMARKS.md) with one epoch of 3,072 examples per run
 #   and a workers4 variant, now the default: 12 steps at batch 256 counted the Trainer's fixed
 #   start-up against too few steps, hence equal steps per run;
 # - adapter_study (measured on 2026-12-04, not in the default): the adapter study (5 tuning modes, benchmarks/adapter_study.py) on MiniLM
@@ -25,8 +26,8 @@
 # - workers: at batch 32, eager, 2 x RUN_STEPS steps per run, layerft's default data-loader workers
 #   (4 on this machine) against 0 and 2, the plain Trainer and the raw loop (not in the default).
 # The adapter study gets STUDY_SECONDS (170), the other steps share the rest of BUDGET seconds
-# (570); a step left with under 60 s is skipped. Knobs: STEPS ("tests bert_base"), VARIANTS, PROFILE (1), REPEATS (2),
-# RUN_STEPS (48), TRAIN (examples generated: RUN_STEPS whole batches of 256, so no compiled run
+# (570); a step left with under 60 s is skipped. Knobs: STEPS ("tests bert_base"), VARIANTS,
+# PROFILE (1), REPEATS (2), RUN_STEPS (48), TRAIN (examples generated: RUN_STEPS whole batches of 256, so no compiled run
 # recompiles for a short last batch), STUDY_TRAIN (the adapter study's examples, 3072 as measured).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
