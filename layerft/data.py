@@ -33,7 +33,8 @@ from layerft.model import (
     hub_unreachable,
     tokenizer_fingerprint_source,
 )
-from layerft.readers import HUB_ADAPTERS, RELEASE_READERS, read_records, record_line
+from layerft.readers import HUB_ADAPTERS, RELEASE_READERS, record_line
+from layerft.readers_records import read_records
 from layerft.task import SPLITS, TaskConfig
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from layerft.data import load_task_data, normalise_records, read_split, tokenize
 from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
 from layerft.model import build_tiny_tokenizer
-from layerft.readers import read_records
+from layerft.readers_records import read_records
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

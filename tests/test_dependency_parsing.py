@@ -27,7 +27,7 @@ from layerft.kinds import dependency_parsing as dp
 from layerft.kinds import kind_of
 from layerft.metrics import MetricInput, load_metric
 from layerft.model import build_tiny_backbone, build_tiny_tokenizer
-from layerft.readers import read_klue_dp
+from layerft.readers_klue_tsv import read_klue_dp
 from layerft.run import load_stage_data, train_stages
 from layerft.task import TaskConfig
 

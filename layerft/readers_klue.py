@@ -1,0 +1,316 @@
+"""KLUE's JSON releases (KLUE-STS, KLUE-MRC, KLUE-RE) and the hub's `klue/klue` sts, mrc and re
+rows -> records (`release_format: klue_sts`, `klue_mrc`, `klue_re`, registered in
+`layerft/readers.py`).
+
+A fault in a record names the file, the line and the record's guid (a hub row: its index); the
+record checks here (`record_field`, `RecordFault`, `hub_rows`) serve the TSV releases' hub rows too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from layerft.errors import LayerftError, quoted
+from layerft.readers_records import array_element_line, check_new_guid, nonempty
+from layerft.readers_squad import read_articles
+from layerft.text_files import (
+    finite_number,
+    line_of,
+    read_json_text,
+)
+
+log = logging.getLogger(__name__)
+
+# The 30 KLUE-RE relations in the release's relation_list.json order, which is also the order of the
+# class ids in the hub's `klue/klue` re config.
+KLUE_RE_RELATIONS: tuple[str, ...] = (
+    "no_relation",
+    "org:dissolved",
+    "org:founded",
+    "org:place_of_headquarters",
+    "org:alternate_names",
+    "org:member_of",
+    "org:members",
+    "org:political/religious_affiliation",
+    "org:product",
+    "org:founded_by",
+    "org:top_members/employees",
+    "org:number_of_employees/members",
+    "per:date_of_birth",
+    "per:date_of_death",
+    "per:place_of_birth",
+    "per:place_of_death",
+    "per:place_of_residence",
+    "per:origin",
+    "per:employee_of",
+    "per:schools_attended",
+    "per:alternate_names",
+    "per:parents",
+    "per:children",
+    "per:siblings",
+    "per:spouse",
+    "per:other_family",
+    "per:colleagues",
+    "per:product",
+    "per:religion",
+    "per:title",
+)
+
+
+class RecordFault(Exception):
+    """What is wrong with one record; the caller prefixes where the record is."""
+
+
+KIND_WORDS: Mapping[type, str] = MappingProxyType(
+    {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "an object"}
+)
+
+
+def record_field(record: Any, key: str, kind: type, name: str = "") -> Any:
+    """record[key] if present and of type `kind` (`object`: any); a string must not be blank."""
+    name = name or key
+    if not isinstance(record, Mapping):
+        raise RecordFault(f"{name.rpartition('.')[0] or 'record'} is not an object")
+    value = record.get(key)
+    if value is None:
+        raise RecordFault(f"{name} is missing")
+    # bool is an int subclass in Python; JSON keeps them apart.
+    wrong_bool = isinstance(value, bool) and kind is not bool
+    if kind is not object and (wrong_bool or not isinstance(value, kind)):
+        raise RecordFault(f"{name} is not {KIND_WORDS[kind]} (got {quoted(value)})")
+    if isinstance(value, str) and not value.strip():
+        raise RecordFault(f"{name} is empty")
+    return value
+
+
+def _score(labels: Mapping[str, Any], key: str) -> float:
+    """labels[key] as a float in 0..5."""
+    value = record_field(labels, key, object, f"labels.{key}")
+    if not finite_number(value):
+        raise RecordFault(f"labels.{key} {quoted(value)} is not a number")
+    if not 0 <= value <= 5:
+        raise RecordFault(f"labels.{key} {value} is outside 0..5")
+    return float(value)
+
+
+def _read_release_array(
+    path: Path, layout: str, convert: Callable[[dict[str, Any]], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """A release JSON array of records with a guid each, each converted by `convert`."""
+    text, rows = read_json_text(path)
+    if not isinstance(rows, list):
+        raise LayerftError(f"{path}: expected a JSON array of records ({layout})")
+    records = []
+    guids: set[str] = set()
+    for number, row in enumerate(rows, 1):
+        guid = row.get("guid") if isinstance(row, dict) else None
+        if not isinstance(guid, str) or not guid.strip():
+            # Located only now: finding a line rescans the array up to the record.
+            line = array_element_line(text, number - 1)
+            problem = "has no guid" if isinstance(row, dict) else "is not an object"
+            raise LayerftError(f"{path}:{line}: record {number} {problem}")
+        check_new_guid(path, text, guid, guids)
+        try:
+            records.append(convert(row))
+        except RecordFault as fault:
+            line = line_of(text, json.dumps(guid, ensure_ascii=False))
+            raise LayerftError(f"{path}{line}: {guid}: {fault}") from None
+    return nonempty(path, records)
+
+
+def sts_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A KLUE-STS row (release or hub: labels.{label, real-label, binary-label}) -> flat record."""
+    labels = record_field(row, "labels", dict)
+    binary = record_field(labels, "binary-label", object, "labels.binary-label")
+    if isinstance(binary, bool) or binary not in (0, 1) or not isinstance(binary, int):
+        raise RecordFault(f"labels.binary-label {quoted(binary)} is not 0 or 1")
+    return {
+        "guid": record_field(row, "guid", str),
+        "sentence1": record_field(row, "sentence1", str),
+        "sentence2": record_field(row, "sentence2", str),
+        "label": _score(labels, "label"),
+        "real_label": _score(labels, "real-label"),
+        "binary_label": binary,
+    }
+
+
+def read_klue_sts(path: Path) -> list[dict[str, Any]]:
+    """KLUE-STS release JSON -> {guid, sentence1, sentence2, label, real_label, binary_label}.
+
+    label is labels.label (0-5), real_label labels.real-label (the annotators' mean, 0-5),
+    binary_label labels.binary-label (0 or 1; KLUE sets 1 for label >= 3).
+    """
+    return _read_release_array(Path(path), "the KLUE-STS release layout", sts_record)
+
+
+def _spans(values: Any, context: str, name: str) -> list[dict[str, Any]]:
+    """A list of {text, answer_start}, each found in `context` at its answer_start."""
+    if not isinstance(values, list):
+        raise RecordFault(f"{name} is not a list (got {quoted(values)})")
+    spans = []
+    for number, span in enumerate(values):
+        label = f"{name}[{number}]"
+        text = record_field(span, "text", str, f"{label}.text")
+        start = record_field(span, "answer_start", int, f"{label}.answer_start")
+        found = context[start : start + len(text)] if start >= 0 else ""
+        if found != text:
+            raise RecordFault(
+                f"{label} {text!r} does not match the context at answer_start {start} ({found!r})"
+            )
+        spans.append({"text": text, "answer_start": start})
+    return spans
+
+
+def _mrc_record(title: str, context: str, qa: Mapping[str, Any]) -> dict[str, Any]:
+    """One KLUE-MRC question in the release layout -> flat record."""
+    is_impossible = record_field(qa, "is_impossible", bool)
+    answers = _spans(record_field(qa, "answers", list), context, "answers")
+    if is_impossible and answers:
+        raise RecordFault(f"is_impossible is true but it has {len(answers)} answers")
+    if not is_impossible and not answers:
+        raise RecordFault("has no answers and is_impossible is false")
+    return {
+        "guid": record_field(qa, "guid", str),
+        "title": title,
+        "context": context,
+        "question": record_field(qa, "question", str),
+        "answers": answers,
+        "is_impossible": is_impossible,
+        "plausible_answers": _spans(qa.get("plausible_answers", []), context, "plausible_answers"),
+        "question_type": record_field(qa, "question_type", int),
+    }
+
+
+def _title(article: Mapping[str, Any], name: str) -> str:
+    """An article's title; the hub's loader treats it as optional, so a missing one is ''."""
+    title = article.get("title", "")
+    if not isinstance(title, str):
+        raise RecordFault(f"{name} is not a string (got {quoted(title)})")
+    return title
+
+
+def read_klue_mrc(path: Path) -> list[dict[str, Any]]:
+    """KLUE-MRC release JSON (SQuAD 2.0 style) -> one record per question.
+
+    Keys: guid, title, context, question, answers [{text, answer_start}] (empty when is_impossible),
+    is_impossible, plausible_answers [{text, answer_start}] (an unanswerable question's decoy spans;
+    empty when absent), question_type (1 paraphrase, 2 multi-sentence reasoning, 3 unanswerable).
+    Every answer and plausible answer must be found in the context at its answer_start.
+    """
+    path = Path(path)
+    text, articles = read_articles(path, "KLUE-MRC")
+    records = []
+    guids: set[str] = set()
+    for d, article in enumerate(articles):
+        try:
+            paragraphs = record_field(article, "paragraphs", list, f"data[{d}].paragraphs")
+            title = _title(article, f"data[{d}].title")
+            for p, paragraph in enumerate(paragraphs):
+                where = f"data[{d}].paragraphs[{p}]"
+                context = record_field(paragraph, "context", str, f"{where}.context")
+                for q, qa in enumerate(record_field(paragraph, "qas", list, f"{where}.qas")):
+                    guid = record_field(qa, "guid", str, f"{where}.qas[{q}].guid")
+                    check_new_guid(path, text, guid, guids)
+                    try:
+                        records.append(_mrc_record(title, context, qa))
+                    except RecordFault as fault:
+                        line = line_of(text, json.dumps(guid, ensure_ascii=False))
+                        raise LayerftError(f"{path}{line}: {guid}: {fault}") from None
+        except RecordFault as fault:
+            # Above a question's guid, the fault names its place in the JSON (data[0].paragraphs).
+            raise LayerftError(f"{path}: {fault}") from None
+    return nonempty(path, records)
+
+
+def _entity(row: Mapping[str, Any], key: str, sentence: str) -> dict[str, Any]:
+    """A KLUE-RE entity {word, start_idx, end_idx (inclusive), type} checked against `sentence`."""
+    entity = record_field(row, key, dict)
+    word = record_field(entity, "word", str, f"{key}.word")
+    start = record_field(entity, "start_idx", int, f"{key}.start_idx")
+    end = record_field(entity, "end_idx", int, f"{key}.end_idx")
+    found = sentence[start : end + 1] if 0 <= start <= end < len(sentence) else ""
+    if found != word:
+        raise RecordFault(
+            f"{key}.word {word!r} does not match sentence[{start}:{end}+1] ({found!r}; "
+            "end_idx is inclusive)"
+        )
+    kind = record_field(entity, "type", str, f"{key}.type")
+    return {"word": word, "start": start, "end": end, "type": kind}
+
+
+def _re_record(row: Mapping[str, Any], label: str) -> dict[str, Any]:
+    """A KLUE-RE row (release or hub) whose relation is named `label` -> flat record."""
+    if label not in KLUE_RE_RELATIONS:
+        raise RecordFault(f"label {quoted(label)} is not one of the 30 KLUE-RE relations")
+    sentence = record_field(row, "sentence", str)
+    return {
+        "guid": record_field(row, "guid", str),
+        "sentence": sentence,
+        "subject": _entity(row, "subject_entity", sentence),
+        "object": _entity(row, "object_entity", sentence),
+        "label": label,
+    }
+
+
+def read_klue_re(path: Path) -> list[dict[str, Any]]:
+    """KLUE-RE release JSON -> {guid, sentence, subject, object, label}.
+
+    subject and object are {word, start, end, type} with end inclusive, as in the release
+    (sentence[start:end + 1] == word); label is the relation's name (one of KLUE_RE_RELATIONS).
+    """
+    return _read_release_array(
+        Path(path),
+        "the KLUE-RE release layout",
+        lambda row: _re_record(row, record_field(row, "label", str)),
+    )
+
+
+def hub_rows(
+    config: str, rows: list[dict[str, Any]], convert: Callable[[int, Mapping[str, Any]], dict]
+) -> list[dict[str, Any]]:
+    """Convert each row of the hub's `klue/klue` `config`; a fault names the row and its guid."""
+    if not rows:
+        raise LayerftError(f"klue/klue {config}: no rows")
+    records = []
+    for index, row in enumerate(rows):
+        try:
+            if not isinstance(row, Mapping):
+                raise RecordFault(f"is not a mapping (got {type(row).__name__})")
+            records.append(convert(index, row))
+        except RecordFault as fault:
+            guid = row.get("guid") if isinstance(row, Mapping) else None
+            named = f" ({guid})" if isinstance(guid, str) else ""
+            raise LayerftError(f"klue/klue {config} row {index}{named}: {fault}") from None
+    return records
+
+
+def hub_mrc(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A `klue/klue` mrc row: answers is {answer_start: [...], text: [...]}."""
+    answers = record_field(row, "answers", dict)
+    starts = record_field(answers, "answer_start", list, "answers.answer_start")
+    texts = record_field(answers, "text", list, "answers.text")
+    if len(starts) != len(texts):
+        raise RecordFault(f"answers has {len(starts)} answer_start values for {len(texts)} texts")
+    spans = [{"text": t, "answer_start": s} for t, s in zip(texts, starts, strict=True)]
+    is_impossible = record_field(row, "is_impossible", bool)
+    # The hub's loader appended plausible_answers to answers: an unanswerable question's spans
+    # are its plausible answers.
+    qa = {
+        **row,
+        "answers": [] if is_impossible else spans,
+        "plausible_answers": spans if is_impossible else [],
+    }
+    return _mrc_record(_title(row, "title"), record_field(row, "context", str), qa)
+
+
+def hub_re(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A `klue/klue` re row: label is an index into KLUE_RE_RELATIONS."""
+    label = record_field(row, "label", int)
+    if not 0 <= label < len(KLUE_RE_RELATIONS):
+        raise RecordFault(f"label {label} is outside 0..{len(KLUE_RE_RELATIONS) - 1}")
+    return _re_record(row, KLUE_RE_RELATIONS[label])

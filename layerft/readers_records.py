@@ -1,0 +1,254 @@
+"""Local data files by extension (a task's `data_files`: .json, .jsonl, .csv, .tsv, .parquet)
+-> records, and where each record's line is for an error found after reading.
+
+Every malformed input raises LayerftError with one line naming the file and, for text formats,
+the line number, so a user can open the file at the fault.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import re
+from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from layerft.errors import LayerftError
+from layerft.text_files import (
+    RepeatedKey,
+    UnreadableJson,
+    check_first_line,
+    parse_json,
+    parse_json_file,
+    read_text,
+    repeat_error,
+    require_file,
+)
+
+log = logging.getLogger(__name__)
+
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def nonempty(path: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return `records`; a file that parses to nothing is a mistake, not an empty split."""
+    if not records:
+        raise LayerftError(f"{path}: no records")
+    return records
+
+
+def _parse_json_lines(path: Path, text: str, hint: str = "") -> list[dict[str, Any]]:
+    """One JSON object per line; blank lines are skipped. A guid repeats no earlier record's."""
+    records = []
+    guid_lines: dict[str, int] = {}
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line or line.isspace():
+            continue
+        try:
+            record = parse_json(line)
+        except json.JSONDecodeError as err:  # one line: its number, not the parser's
+            raise LayerftError(f"{path}:{number}: invalid JSON ({err.msg}){hint}") from err
+        except (RepeatedKey, UnreadableJson) as err:
+            raise LayerftError(err.message(f"{path}:{number}")) from None
+        if not isinstance(record, dict):
+            kind = type(record).__name__
+            raise LayerftError(f"{path}:{number}: expected a JSON object, got {kind}")
+        guid = record.get("guid")
+        if isinstance(guid, str):
+            check_first_line(guid_lines, guid, number, path, f"guid {guid}")
+        records.append(record)
+    return nonempty(path, records)
+
+
+def array_element_line(text: str, index: int) -> int:
+    """Line on which element `index` of the valid JSON array in `text` starts."""
+    decoder = json.JSONDecoder()
+    pos = text.index("[") + 1
+    for _ in range(index):
+        _, pos = decoder.raw_decode(text, _JSON_SPACE.match(text, pos).end())
+        pos = text.index(",", pos) + 1
+    return text.count("\n", 0, _JSON_SPACE.match(text, pos).end()) + 1
+
+
+def _read_json(path: Path) -> list[dict[str, Any]]:
+    """A JSON array of objects (KLUE releases), or JSON lines if the text does not open with '['."""
+    text = read_text(path)
+    if not text.lstrip().startswith("["):
+        hint = " (a .json file holds a JSON array of objects or one JSON object per line)"
+        return _parse_json_lines(path, text, hint)
+    records = parse_json_file(path, text)
+    guids: set[str] = set()  # KLUE's arrays (NLI, YNAT) name each record by a guid
+    for number, record in enumerate(records, 1):
+        if not isinstance(record, dict):
+            line = array_element_line(text, number - 1)
+            kind = type(record).__name__
+            raise LayerftError(f"{path}:{line}: record {number} is not an object (got {kind})")
+        check_new_guid(path, text, record.get("guid"), guids)
+    return nonempty(path, records)
+
+
+def check_new_guid(path: Path, text: str, guid: Any, seen: set[str]) -> None:
+    """A release's guid (a string) must not repeat within its file; other values are not guids."""
+    if not isinstance(guid, str):
+        return
+    if guid in seen:  # its lines: where `"guid": <it>` is written (not where a label equals it)
+        written = re.escape(json.dumps(guid, ensure_ascii=False))
+        raise repeat_error(path, text, re.compile(r'"guid"\s*:\s*' + written), f"guid {guid}")
+    seen.add(guid)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """JSON lines."""
+    return _parse_json_lines(path, read_text(path))
+
+
+def _convert_column(values: list[str]) -> list[Any]:
+    """A column that holds mostly numbers becomes numbers cell by cell (ints where a cell is an
+    int), else it stays text. Typing cell by cell keeps a stray cell ("2.5" or "Sports" among
+    class ids) as itself, so the check that rejects it names its record, not a good record whose
+    `2` a column-wide type made `2.0` or `'2'`. In a column of numbers an empty cell is null (a
+    missing label: the record is unlabelled)."""
+    filled = [value for value in values if value]
+    if sum(bool(_FLOAT.fullmatch(value)) for value in filled) * 2 <= len(filled):
+        return values
+    return [_number(value) if value else None for value in values]
+
+
+def _number(value: str) -> int | float | str:
+    """An int or float cell as that number; any other cell as its text."""
+    if _INT.fullmatch(value):
+        return int(value)
+    return float(value) if _FLOAT.fullmatch(value) else value
+
+
+def _read_delimited(
+    path: Path, delimiter: str, text_columns: Collection[str] = ()
+) -> list[dict[str, Any]]:
+    """A header row naming the columns, then one record per row; blank lines are skipped.
+
+    CSV honours double quotes; TSV does not, because raw TSV corpora (NSMC's ratings files) hold
+    unbalanced quotes inside reviews and never quote a field. A column of numbers becomes numbers,
+    except `text_columns`: a text may be digits ("42", a code, a year).
+    """
+    reader = rows_of(read_text(path), delimiter)
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    spanning: list[str] = []  # the lines of each row whose quoted cell spans lines
+    read_to = 0  # the last line of the rows read
+    try:
+        for row in reader:
+            first, read_to = read_to + 1, reader.line_num
+            if not row:
+                continue
+            if first < read_to:
+                spanning.append(f"{first}-{read_to}")
+            if header is None:
+                header = row
+                for column, name in enumerate(header, 1):
+                    if not name or header.index(name) != column - 1:
+                        problem = "is empty" if not name else f"{name!r} repeats an earlier one"
+                        raise LayerftError(f"{path}:{reader.line_num}: column {column} {problem}")
+            elif len(row) != len(header):
+                raise LayerftError(
+                    f"{path}:{reader.line_num}: expected {len(header)} fields, got {len(row)}"
+                )
+            else:
+                rows.append(row)
+    except csv.Error as err:  # named by the line its row starts on: where a quote opened
+        reason = (
+            str(err)
+            if reader.line_num == read_to + 1
+            else (f"{err}, read to line {reader.line_num}: an unbalanced quote?")
+        )
+        raise LayerftError(f"{path}:{read_to + 1}: malformed row ({reason})") from err
+    assert header is not None  # read_text rejected a file with no non-blank line
+    if spanning:
+        log.warning(
+            "%s:%s: %d row(s) hold a quoted cell that spans lines, read as one text with its line "
+            "breaks; an unbalanced quote would instead have merged the rows between into one "
+            "record", path, spanning[0], len(spanning),
+        )  # fmt: skip
+    columns = [
+        [row[i] for row in rows]
+        if name in text_columns
+        else _convert_column([row[i] for row in rows])
+        for i, name in enumerate(header)
+    ]
+    return nonempty(
+        path, [dict(zip(header, values, strict=True)) for values in zip(*columns, strict=True)]
+    )
+
+
+def rows_of(text: str, delimiter: str) -> Any:
+    """A csv reader of `text`: CSV honours double quotes, TSV does not (see `_read_delimited`)."""
+    quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
+    # strict: text after a closing quote is an error, not glued to the cell
+    return csv.reader(
+        io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True
+    )
+
+
+def _read_parquet(path: Path) -> list[dict[str, Any]]:
+    """A Parquet table, one record per row."""
+    import pyarrow as pa  # here: a config needs none of it
+    import pyarrow.parquet as pq
+
+    require_file(path)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as err:
+        reason = " ".join(str(err).split())
+        raise LayerftError(f"{path}: not a readable Parquet file ({reason})") from err
+    return nonempty(path, table.to_pylist())
+
+
+DELIMITERS: Mapping[str, str] = MappingProxyType({".csv": ",", ".tsv": "\t"})
+_RECORD_READERS: Mapping[str, Callable[[Path], list[dict[str, Any]]]] = MappingProxyType(
+    {".json": _read_json, ".jsonl": _read_jsonl, ".parquet": _read_parquet}
+)
+
+
+def read_records(path: Path, text_columns: Collection[str] = ()) -> list[dict[str, Any]]:
+    """Read a local data file by extension: .json (array or lines), .jsonl, .csv, .tsv, .parquet.
+
+    CSV and TSV cells are text; `text_columns` stay text, other columns of numbers become numbers.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in DELIMITERS:
+        return _read_delimited(path, DELIMITERS[suffix], text_columns)
+    reader = _RECORD_READERS.get(suffix)
+    if reader is None:
+        supported = ", ".join(sorted([*_RECORD_READERS, *DELIMITERS]))
+        raise LayerftError(
+            f"{path}: unsupported data file extension {path.suffix!r} (supported: {supported})"
+        )
+    return reader(path)
+
+
+def json_record_line(text: str, number: int) -> int | None:
+    if text.lstrip().startswith("["):
+        return array_element_line(text, number - 1)
+    filled = (n for n, line in enumerate(text.split("\n"), 1) if line and not line.isspace())
+    return next((n for i, n in enumerate(filled, 1) if i == number), None)
+
+
+def delimited_record_line(delimiter: str) -> Callable[[str, int], int | None]:
+    def line_of(text: str, number: int) -> int | None:
+        reader = rows_of(text, delimiter)
+        rows, start = -1, 1  # the header is row 0
+        for row in reader:
+            if row:  # blank lines read as [] and are skipped
+                rows += 1
+                if rows == number:
+                    return start
+            start = reader.line_num + 1
+        return None
+
+    return line_of
