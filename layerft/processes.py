@@ -14,3 +14,8 @@ def world_size() -> int:
     """How many processes train together (1 without torchrun); `batch_size` is per process, so
     this sets the global batch and the number of optimizer steps."""
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """Under torchrun every process runs train.py; only the first one records (files, tracker)."""
+    return rank() == 0

@@ -42,12 +42,7 @@ from layerft.readers_records import (
     json_record_line,
     read_records,
 )
-from layerft.readers_squad import (
-    hub_squad,
-    hub_squad_v2,
-    read_squad,
-    read_squad_v2,
-)
+from layerft.readers_squad import hub_squad, hub_squad_v2, read_squad, read_squad_v2
 from layerft.text_files import read_text
 
 HUB_ADAPTERS: Mapping[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]]] = (

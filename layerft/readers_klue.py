@@ -9,7 +9,6 @@ record checks here (`record_field`, `RecordFault`, `hub_rows`) serve the TSV rel
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -18,13 +17,7 @@ from typing import Any
 from layerft.errors import LayerftError, quoted
 from layerft.readers_records import array_element_line, check_new_guid, nonempty
 from layerft.readers_squad import read_articles
-from layerft.text_files import (
-    finite_number,
-    line_of,
-    read_json_text,
-)
-
-log = logging.getLogger(__name__)
+from layerft.text_files import finite_number, line_of, read_json_text
 
 # The 30 KLUE-RE relations in the release's relation_list.json order, which is also the order of the
 # class ids in the hub's `klue/klue` re config.

@@ -19,11 +19,7 @@ from typing import Any
 from layerft import readers_conll
 from layerft.errors import LayerftError, quoted
 from layerft.readers_klue import KIND_WORDS, RecordFault, hub_rows, record_field
-from layerft.text_files import (
-    check_first_line,
-    read_lines,
-    text_lines,
-)
+from layerft.text_files import check_first_line, read_lines, text_lines
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ Serves no config group; `RESULT_NEUTRAL_KEYS` names the config keys a finished r
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import hashlib
 import json
@@ -15,13 +14,21 @@ import logging
 import os
 import tempfile
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from layerft.errors import LayerftError, error_line, traceback_wanted
-from layerft.processes import world_size
+from layerft.fingerprint import (
+    AT_DEFAULT_WHEN_UNREAD,
+    FINGERPRINT_SCHEME,
+    config_fingerprint,
+    earlier_fingerprints,
+    seedless_fingerprint,
+    unhashed_settings,
+    unread_prefix,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,299 +60,8 @@ RESULTS_CHANGES = {
     "words (tagging.words_column)",
 }
 RESULTS_VERSION_KEY = "run/results_version"  # absent from the records of version 1
-
-# How a config is hashed into its fingerprint. Scheme 2: a run without stage 1 hashes neither the
-# layer split nor the stage-1 schedule (STAGE1_ONLY_GROUPS), which it never reads, so a grid that
-# crosses injection_task=none with layer_split trains its baseline once, not once per split.
-# Scheme 3: the other settings its choices never read (unread_settings: LoRA's under
-# tuning_mode=full, layer_decay under a uniform schedule...) hash at their schema defaults
-# (AT_DEFAULT_WHEN_UNREAD), so a grid crossing tuning_mode=full,lora with tuning_mode.lora.rank=4,8
-# trains full fine-tuning once. A config that leaves them at their defaults, as every shipped
-# option does, keeps its scheme-2 fingerprint. A record of an earlier scheme is still found by the
-# fingerprint that scheme gives its config (RunRecord.earlier_fingerprints): no finished result is
-# redone or turned into "another config".
-FINGERPRINT_SCHEME = 3
 FINGERPRINT_SCHEME_KEY = "run/fingerprint_scheme"  # absent from the records of scheme 1
-STAGE1_ONLY_GROUPS = ("layer_split", "injection_lr_schedule")
 UNREAD_KEY = "run/unread_settings"  # RunRecord.unread (absent before scheme 3)
-# The unread keys that hash at their defaults from scheme 3 (a key ending in "." is a node).
-# Scheme 3 is this list and unread_settings as they are: extending either changes the
-# fingerprints of stored scheme-3 records, so it is a new scheme (its records then found by
-# earlier_fingerprints, which would need this list as scheme 3 had it). Not
-# `layer_split.stage2.policy` under tuning_mode=frozen: shipped splits set it, so hashing it at
-# its default would change those configs' fingerprints. `model.pretrained_pooler` is left out
-# where unread (drop_unread_pooler), and STAGE1_ONLY_GROUPS without stage 1 (scheme 2).
-AT_DEFAULT_WHEN_UNREAD = (
-    "tuning_mode.lora.",
-    "tuning_mode.adapter.",
-    "tuning_mode.layers",
-    "lr_schedule.multipliers.",
-    "lr_schedule.layer_decay",
-    "injection_lr_schedule.multipliers.",
-    "injection_lr_schedule.layer_decay",
-    "layer_split.stage2.lr_multiplier",
-)
-
-# Resolved-config keys (dotted paths) that decide where a run writes or how it reports, never
-# what it measures: a rerun that differs only in these reuses the finished result. `hydra.*` is
-# never part of the resolved config. Data file paths are not here: other files, other results.
-RESULT_NEUTRAL_KEYS = (
-    "tracker",  # where metrics are sent (and whether)
-    "cache_dir",  # where tokenized data and stage-1 results are cached
-    "reuse_stage1",  # whether a stored stage-1 result is reused (it is the same result)
-    "force_rerun",  # whether a finished result is redone (the same config, the same result)
-    "trainer.keep_checkpoints",  # whether checkpoints stay on disk after the run
-    "trainer.progress_bar",
-    "trainer.dataloader_workers",  # workers only collate; the sampler runs in the main process
-)
-
-
-# Settings that only choose, for a kind of record, between stopping the run and dropping or
-# keeping the record. A run that finished under the stopping choice met no such record, so the
-# other choice gives it the same result: they key neither a finished result nor a stored stage 1
-# (which its data's content keys anyway), and adding them changed no stored key.
-RECORD_CHOICE_KEYS = ("unlabelled_values", "drop_blank_texts", "spans.unanswerable")
-
-
-# Task keys added after results were stored, with the value that means what their absence did:
-# at that value they key nothing, so the results they do not change keep their keys.
-LATER_TASK_KEYS = {"tagging.words_column": None}
-
-
-def keyed_task(task: dict[str, Any]) -> dict[str, Any]:
-    """A plain task config (a copy) as it keys results and stored stage 1s: without
-    RECORD_CHOICE_KEYS, nor LATER_TASK_KEYS at their old meaning."""
-    kept = _without(task, RECORD_CHOICE_KEYS)
-    for dotted, old in LATER_TASK_KEYS.items():
-        *parents, leaf = dotted.split(".")
-        node = kept
-        for key in parents:
-            node = node.get(key) or {}
-        if leaf in node and node[leaf] == old:
-            del node[leaf]
-    return kept
-
-
-def result_config(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) -> dict[str, Any]:
-    """The resolved config without RESULT_NEUTRAL_KEYS (a KeyError if one of them is not in it),
-    without each task's RECORD_CHOICE_KEYS, without `model.pretrained_pooler` where no head reads
-    it, (from fingerprint `scheme` 2) without STAGE1_ONLY_GROUPS where there is no stage 1, and
-    (from scheme 3) with the AT_DEFAULT_WHEN_UNREAD keys its choices never read at their defaults."""
-    kept = _without(resolved, RESULT_NEUTRAL_KEYS)
-    if scheme >= 3:
-        for key, _ in unread_settings(resolved):
-            if key in AT_DEFAULT_WHEN_UNREAD:
-                _set_dotted(kept, key.rstrip("."), schema_default(key.rstrip(".")))
-    if kept["injection_task"] is None and scheme >= 2:
-        for group in STAGE1_ONLY_GROUPS:
-            del kept[group]
-    kinds = []
-    for stage in ("injection_task", "target_task"):
-        if kept[stage] is not None:  # a disabled stage 1 is null
-            kept[stage] = keyed_task(kept[stage])
-            kinds.append(kept[stage]["kind"])
-    drop_unread_pooler(kept["model"], kinds)
-    return kept
-
-
-# The nodes a run without stage 1 never reads (its injection task is null).
-_STAGE1_NODES = ("injection_task.", "injection_lr_schedule.", "layer_split.")
-
-
-def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
-    """The keys of a config (resolved, or a RunConfig as a dict) that its choices never read, each
-    with the choice that ignores it: settings of another method, scaling or policy (allowed, so
-    that one grid can mix them, but inert here). A key ending in "." stands for every key under it.
-    """
-    # Here: they import torch (results.py does not).
-    from layerft.lr_schedule import unread_by_scaling
-    from layerft.tuning_mode import TuningMethod
-
-    mode, split = resolved["tuning_mode"], resolved["layer_split"]
-    method, policy = TuningMethod(mode["method"]), _text(split["stage2"]["policy"])
-    unread = []
-    if resolved["injection_task"] is None:
-        for prefix in _STAGE1_NODES:
-            unread.append((prefix, "injection_task=none: no stage 1"))
-    elif method == TuningMethod.frozen:  # the injected layers are frozen whatever the policy
-        for key in ("layer_split.stage2.policy", "layer_split.stage2.lr_multiplier"):
-            unread.append((key, "tuning_mode=frozen trains the head alone"))
-    if method != TuningMethod.lora:
-        unread.append(("tuning_mode.lora.", f"tuning_mode={mode['name']} adds no LoRA"))
-    if method != TuningMethod.adapter:
-        unread.append(("tuning_mode.adapter.", f"tuning_mode={mode['name']} adds no adapter"))
-    if not method.adds_modules:
-        unread.append(("tuning_mode.layers", f"tuning_mode={mode['name']} adds no modules"))
-    for group in ("lr_schedule", "injection_lr_schedule"):
-        schedule = resolved[group]
-        scaling = _text(schedule["scaling"])
-        why = f"{group}={schedule['name']} scales by {scaling}"
-        for key in unread_by_scaling(scaling):  # multipliers is a node: "." stands for its keys
-            unread.append((f"{group}.{key}" + ("." if key == "multipliers" else ""), why))
-    if policy != "scale" and method != TuningMethod.frozen:
-        unread.append(("layer_split.stage2.lr_multiplier", f"layer_split.stage2.policy={policy}"))
-    tasks = (resolved["injection_task"], resolved["target_task"])
-    kinds = list(dict.fromkeys(_text(task["kind"]) for task in tasks if task is not None))
-    if not reads_pooler(kinds):
-        unread.append(("model.pretrained_pooler", f"{' and '.join(kinds)} heads read no pooler"))
-    return unread
-
-
-# Unread settings result_config leaves out otherwise: the stage-1 keys of a run without stage 1
-# (scheme 2: its injection task is null, the groups deleted), and the pooler (drop_unread_pooler).
-_LEFT_OUT_WHEN_UNREAD = (*_STAGE1_NODES, "model.pretrained_pooler")
-
-
-def unhashed_settings(resolved: dict[str, Any]) -> tuple[str, ...]:
-    """The unread settings (unread_settings) that the fingerprint does not tell apart: those it
-    hashes at their defaults (AT_DEFAULT_WHEN_UNREAD) or leaves out; not, say, the layer split's
-    policy under tuning_mode=frozen, nor a key unread_settings lists only to warn about."""
-    kept = (*AT_DEFAULT_WHEN_UNREAD, *_LEFT_OUT_WHEN_UNREAD)
-    return tuple(key for key, _ in unread_settings(resolved) if key in kept)
-
-
-def unread_prefix(key: str, unread: Iterable[str]) -> bool:
-    """Whether a dotted `key` is one of the `unread` keys or under one ending in "." (a node),
-    or is such a node below a group (`tuning_mode.lora={rank:4}`; not `injection_task=none`, a
-    choice of the group whose keys are unread)."""
-    return any(
-        key == u or (u.endswith(".") and (key.startswith(u) or key == u[:-1] and "." in key))
-        for u in unread
-    )
-
-
-def _text(value: Any) -> str:
-    """An enum member's value, or the text itself (resolved configs hold members)."""
-    return str(getattr(value, "value", value))
-
-
-@functools.cache
-def _schema_defaults() -> dict[str, Any]:
-    """The groups' schema defaults as a resolved config holds them (AT_DEFAULT_WHEN_UNREAD)."""
-    from omegaconf import OmegaConf
-
-    from layerft.layer_split import LayerSplitConfig  # here: they import torch
-    from layerft.lr_schedule import ScheduleConfig
-    from layerft.tuning_mode import TuningModeConfig
-
-    schemas = {"tuning_mode": TuningModeConfig, "lr_schedule": ScheduleConfig,
-               "injection_lr_schedule": ScheduleConfig, "layer_split": LayerSplitConfig}  # fmt: skip
-    return {group: OmegaConf.to_container(OmegaConf.structured(schema), resolve=False)
-            for group, schema in schemas.items()}  # fmt: skip
-
-
-def schema_default(dotted: str) -> Any:
-    """A copy of the schema default of `dotted` (`injection_lr_schedule.layer_decay`), as a
-    resolved config holds it."""
-    node = _schema_defaults()
-    for key in dotted.split("."):
-        node = node[key]
-    return copy.deepcopy(node)
-
-
-def _set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    for key in parents:
-        config = config[key]
-    config[leaf] = value
-
-
-def drop_unread_pooler(model: dict[str, Any], kinds: list[str]) -> None:
-    """Remove `pretrained_pooler` from a plain model config unless it is set and one of the task
-    `kinds` has a sentence head, the only heads it changes. It came later than the other model
-    keys: a result it does not change keeps the key it had (absent from older configs)."""
-    if model.get("pretrained_pooler") and reads_pooler(kinds):
-        return
-    model.pop("pretrained_pooler", None)
-
-
-def reads_pooler(kinds: list[str]) -> bool:
-    """Whether a head of one of these task kinds starts from a pre-trained pooler when given one."""
-    from layerft.kinds import KINDS, TaskKind  # here: it imports torch (results.py does not)
-
-    return any(KINDS[TaskKind(kind)].start_from_pooler is not None for kind in kinds)
-
-
-def _without(config: dict[str, Any], dotted_keys: tuple[str, ...]) -> dict[str, Any]:
-    """A copy of `config` without the keys at `dotted_keys` (a KeyError if one is not in it)."""
-    kept = copy.deepcopy(config)
-    for dotted in dotted_keys:
-        *parents, leaf = dotted.split(".")
-        node = kept
-        for key in parents:
-            node = node[key]
-        del node[leaf]
-    return kept
-
-
-def config_fingerprint(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) -> str:
-    """A stable hash of what a run's metrics depend on: the resolved config minus neutral keys,
-    and the number of processes when there are several (the global batch is batch_size times it;
-    one process adds nothing, so single-process fingerprints stay as they were)."""
-    return _fingerprint(result_config(resolved, scheme))
-
-
-def earlier_fingerprints(resolved: dict[str, Any]) -> tuple[str, ...]:
-    """The fingerprints earlier schemes gave this config where they differ from this scheme's:
-    a record they wrote is this config's result."""
-    current = config_fingerprint(resolved)
-    earlier = (config_fingerprint(resolved, scheme) for scheme in range(1, FINGERPRINT_SCHEME))
-    return tuple(dict.fromkeys(f for f in earlier if f != current))
-
-
-def config_differences(stored: dict[str, Any], resolved: dict[str, Any], limit: int = 4) -> str:
-    """`key: stored value -> this value` for the first `limit` dotted keys where two resolved
-    configs differ in what their fingerprints hash ("absent" for a key only one has)."""
-    old, new = result_config(stored), result_config(resolved)
-    for stage in ("injection_task", "target_task"):  # a stage switched on or off: one entry
-        if (old[stage] is None) != (new[stage] is None):
-            old[stage], new[stage] = (_stage_name(c[stage]) for c in (old, new))
-            for group in STAGE1_ONLY_GROUPS if stage == "injection_task" else ():
-                old.pop(group, None), new.pop(group, None)
-    old, new = _dotted(old), _dotted(new)
-    keys = sorted(k for k in old.keys() | new.keys() if old.get(k, _ABSENT) != new.get(k, _ABSENT))
-    shown = [
-        f"{k}: {_spelled(old.get(k, _ABSENT))} -> {_spelled(new.get(k, _ABSENT))}"
-        for k in keys[:limit]
-    ]
-    return "; ".join(shown) + (f"; and {len(keys) - limit} more" if len(keys) > limit else "")
-
-
-_ABSENT = "absent"
-
-
-def _stage_name(task: dict[str, Any] | None) -> str | None:
-    return None if task is None else str(task["name"])
-
-
-def _spelled(value: Any) -> str:
-    """A config value as the command line writes it (null, true)."""
-    return json.dumps(value) if value is None or isinstance(value, bool) else str(value)
-
-
-def _dotted(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested config as `a.b.c` -> leaf value (a list is a leaf)."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            flat |= _dotted(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def seedless_fingerprint(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) -> str:
-    """`config_fingerprint` of the config without its seed: one value for all seeds of a config."""
-    kept = result_config(resolved, scheme)
-    del kept["seed"]
-    return _fingerprint(kept)
-
-
-def _fingerprint(kept: dict[str, Any]) -> str:
-    if world_size() > 1:
-        kept["world_size"] = world_size()
-    text = json.dumps(kept, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import logging
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +15,7 @@ import torch
 import transformers
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from layerft.callbacks import MetricSink
 from layerft.config import (
@@ -35,7 +31,7 @@ from layerft.config import (
 from layerft.credentials import mask_credentials
 from layerft.data import TaskData, load_task_data
 from layerft.errors import LayerftError, user_errors_exit
-from layerft.file_lock import lock_unless_done
+from layerft.fingerprint import reads_pooler, unread_prefix, unread_settings
 from layerft.heads import TaskModel, build_task_model, encoder_layers
 from layerft.layer_split import (
     InjectedPolicy,
@@ -52,27 +48,29 @@ from layerft.lr_schedule import combine_multipliers, part_lr_multipliers
 from layerft.model import check_max_length, encoder_depth, load_backbone, load_tokenizer
 from layerft.parts import layer_part, set_trainable
 from layerft.phase import remove_unfinished_checkpoints, run_phase
-from layerft.processes import rank, world_size
+from layerft.processes import is_main_process, rank, world_size
 from layerft.results import (
     FAILED_FILE,
     METRICS_FILE,
     HistoryFile,
     RunRecord,
-    changed_data,
-    config_differences,
     read_finished,
-    read_record,
-    reads_pooler,
     record_failure,
     run_dir_errors,
-    unread_prefix,
-    unread_settings,
     write_metrics,
 )
+from layerft.run_folder import (
+    Result,
+    config_lock,
+    explained,
+    keep_hydra_files,
+    new_folder_hint,
+    previous_result,
+)
+from layerft.run_tracker import open_tracker
 from layerft.stage1 import Stage1Key, Stage1Outcome, Stage1Store, obtain_stage1
-from layerft.sweep_records import effective_settings, job_settings
 from layerft.task import TaskConfig
-from layerft.tracker import NoTracker, Tracker, remove_stale_runs, start_tracker, wandb_runs
+from layerft.tracker import remove_stale_runs, wandb_runs
 from layerft.tuning_mode import TuningMethod, adapted_layers, apply_tuning_mode
 
 log = logging.getLogger(__name__)
@@ -240,11 +238,6 @@ def run_target(
     return metrics
 
 
-def is_main_process() -> bool:
-    """Under torchrun every process runs train.py; only the first one records (files, tracker)."""
-    return rank() == 0
-
-
 def run(
     cfg: RunConfig,
     run_dir: Path,
@@ -273,42 +266,6 @@ def run(
         if served is not None:  # its result is this job's, as if it had run first
             return served
         return train_and_record(cfg, run_dir, resolved, record, replacing)
-
-
-LOCKS_DIR = ".locks"  # in a multirun's folder: a lock per config fingerprint, held while trained
-
-Result = tuple[dict[str, float], Path]  # a run's metrics and the folder holding them
-
-
-@contextlib.contextmanager
-def config_lock(
-    sweep_dir: str | None, record: RunRecord, finished: Callable[[], Result | None]
-) -> Iterator[Result | None]:
-    """Hold the multirun's lock on this config while this job trains it, unless another job that
-    holds it produces the config's result first (`finished()` looks for it, every few seconds
-    while waiting and once after taking the lock): then that result is yielded, else None. Jobs
-    of one grid that are one config (a baseline crossed with layer splits, settings it never
-    reads) then train it once, also when a parallel launcher starts them together, as they would
-    one after another; the waiting job holds its launcher slot meanwhile.
-
-    No lock outside a multirun, nor under torchrun: its processes must train together, and one
-    waiting for the lock would stall the others in their first collective. A file system without
-    locks, or a lock file this job cannot open: one warning, and the job trains unlocked. On NFS
-    mounted with node-local locks (`local_lock=flock`), jobs on two nodes do not see each other's.
-    """
-    if sweep_dir is None or world_size() > 1:
-        yield None
-        return
-
-    def waiting(holder: str) -> None:
-        log.info("this config is being trained by %s; waiting for its result", holder or "a job")
-
-    def unlockable(reason: str) -> None:
-        log.warning("%s: a repeat of this config started beside this job may train it too", reason)
-
-    path = Path(sweep_dir) / LOCKS_DIR / f"{record.fingerprint}.lock"
-    with lock_unless_done(path, finished, waiting, unlockable) as served:
-        yield served
 
 
 def train_and_record(
@@ -346,205 +303,6 @@ def train_and_record(
         finally:
             tracker.finish(failed)  # closed even when a stage crashes
     return metrics, run_dir
-
-
-def previous_result(
-    run_dir: Path, record: RunRecord, sweep_dir: str | None, resolved: dict[str, Any] | None = None
-) -> tuple[dict[str, float], Path] | None:
-    """The finished metrics of this config and their folder: here or a sibling job folder of the
-    sweep.
-
-    A folder holding another config's result is refused only when this config's result is found
-    nowhere in the sweep (`train.py -m` numbers its job folders, so a narrowed grid's job 0 may
-    land in the folder of another finished job)."""
-    hint = new_folder_hint(sweep_dir)
-    try:
-        finished = read_finished(run_dir, record.fingerprints, hint)
-    except LayerftError as refused:
-        if is_main_process():  # Hydra rewrote them for this job; the folder keeps its own
-            restore_hydra_files(run_dir)
-        if sweep_dir is None or (elsewhere := found_elsewhere(sweep_dir, record, run_dir)) is None:
-            # the kept config stays beside it
-            raise explained(refused, run_dir, resolved) from refused
-        return read_result(elsewhere, record, hint)
-    if finished is not None:
-        if is_main_process():
-            restore_hydra_files(run_dir)
-        check_same_data(run_dir, record, hint)
-        log.info("already finished, not rerun: %s", run_dir / METRICS_FILE)
-        return finished, run_dir
-    if sweep_dir is None or (elsewhere := found_elsewhere(sweep_dir, record, run_dir)) is None:
-        return None
-    remove_if_only_hydra_files(run_dir)
-    return read_result(elsewhere, record, hint)
-
-
-def explained(
-    refused: LayerftError, run_dir: Path, resolved: dict[str, Any] | None
-) -> LayerftError:
-    """A refusal to overwrite another config's result, with the keys where this config differs
-    from it, read from the copy of its Hydra config kept beside it (when there is one)."""
-    record = hydra_record(run_dir)
-    kept = record / "finished" / "config.yaml" if record is not None else None
-    if resolved is None or kept is None or not kept.is_file():
-        return refused
-    try:
-        differences = config_differences(resolve_config(OmegaConf.load(kept)), resolved)
-    except Exception:  # noqa: BLE001 - an unreadable or older config only loses the detail
-        return refused
-    if not differences:  # not in the config: the process count (torchrun), an older layerft
-        return refused
-    return LayerftError(f"{refused} (it differs in {differences})")
-
-
-def read_result(folder: Path, record: RunRecord, hint: str) -> tuple[dict[str, float], Path] | None:
-    """The finished metrics of `record`'s config in `folder`, with the folder."""
-    finished = read_finished(folder, record.fingerprints, hint)
-    if finished is None:
-        return None
-    check_same_data(folder, record, hint)
-    return finished, folder
-
-
-def check_same_data(folder: Path, record: RunRecord, hint: str) -> None:
-    """A finished result of this config computed on other data (a data file edited or replaced
-    in place since) is neither reported as this run's nor overwritten: an error saying so."""
-    changed = changed_data(read_record(folder), record.data_files)
-    if changed:
-        raise LayerftError(
-            f"{folder / METRICS_FILE} is this config's result on other data: the file of "
-            f"{', '.join(changed)} changed since (its bytes' sha256); replace it with force_rerun=true (sweep.py "
-            f"--force), or run in a new folder ({hint})"
-        )
-
-
-def found_elsewhere(sweep_dir: str, record: RunRecord, run_dir: Path) -> Path | None:
-    """Another job folder of the sweep holding this config's finished result (logged), or None."""
-    from layerft.sweep import finished_elsewhere
-
-    elsewhere = finished_elsewhere(Path(sweep_dir), record.fingerprints, run_dir)
-    if elsewhere is not None:
-        log.info("already finished in %s, not rerun", elsewhere / METRICS_FILE)
-    return elsewhere
-
-
-def new_folder_hint(sweep_dir: str | None) -> str:
-    """How to pick another folder for this run (named in a refusal to overwrite)."""
-    if sweep_dir is None:
-        return "hydra.run.dir=<new folder>"
-    return "sweep.py ... --dir <new folder>, or hydra.sweep.dir=<new folder> with train.py -m"
-
-
-def hydra_record(run_dir: Path) -> Path | None:
-    """Where Hydra wrote this job's config (`hydra.output_subdir`); None outside Hydra or when off."""
-    if not HydraConfig.initialized() or HydraConfig.get().output_subdir is None:
-        return None
-    return run_dir / HydraConfig.get().output_subdir
-
-
-def keep_hydra_files(run_dir: Path) -> None:
-    """Copy the finished run's `.hydra/*.yaml` into `.hydra/finished/` (written, then renamed).
-
-    Hydra rewrites them for every launch before the job starts, so a skipped rerun (same config,
-    but result-neutral settings such as the tracker changed) would leave `.hydra/config.yaml`
-    describing a run that never happened here; `restore_hydra_files` puts these back."""
-    record = hydra_record(run_dir)
-    if record is None or not record.is_dir():
-        return
-    try:
-        tmp = Path(tempfile.mkdtemp(dir=record, prefix=".finished."))
-        for path in record.glob("*.yaml"):
-            shutil.copy2(path, tmp / path.name)
-        shutil.rmtree(record / "finished", ignore_errors=True)
-        tmp.rename(record / "finished")
-    except OSError as err:  # the results are written; only this copy of the config is missing
-        log.warning("could not keep a copy of %s (%s)", record, err)
-
-
-def restore_hydra_files(run_dir: Path) -> None:
-    """Put back the `.hydra/*.yaml` of the run that wrote this folder's metrics."""
-    record = hydra_record(run_dir)
-    kept = record / "finished" if record is not None else None
-    if kept is None or not kept.is_dir():
-        return  # finished before layerft kept a copy, or outside Hydra
-    try:
-        for path in kept.glob("*.yaml"):
-            shutil.copy2(path, record / path.name)
-    except OSError as err:
-        log.warning("could not restore %s from %s (%s)", record, kept, err)
-
-
-def remove_if_only_hydra_files(run_dir: Path) -> None:
-    """Remove a job folder Hydra made for a combination already finished elsewhere (it holds
-    only `.hydra/` and the job's log)."""
-    entries = list(run_dir.iterdir()) if run_dir.is_dir() else []
-    if entries and all(e.name == ".hydra" or e.suffix == ".log" for e in entries):
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def open_tracker(
-    cfg: RunConfig, run_dir: Path, resolved: dict[str, Any], record: RunRecord, keep_earlier: bool
-) -> Tracker:
-    """The first process's tracker run, after removing what an unfinished attempt left (unless
-    `keep_earlier`: a finished result's runs, removed only once its rerun finishes); others get
-    none."""
-    if not is_main_process():
-        return NoTracker()
-    if not keep_earlier:
-        remove_stale_runs(run_dir)
-    selection = {record.selection_metric: record.higher_is_better}
-    if cfg.injection_task is not None:
-        task = cfg.injection_task
-        selection[f"injection/eval_{task.best_metric}"] = task.best_is_higher
-    job_type = "injection+target" if cfg.injection_task is not None else "target"
-    return start_tracker(
-        cfg.tracker, run_dir, tracked_config(resolved, record.unread),
-        effective_settings(record.choices),
-        run_name(record), record.sweep, job_type, selection,
-    )  # fmt: skip
-
-
-def tracked_config(resolved: dict[str, Any], unread: tuple[str, ...]) -> dict[str, Any]:
-    """The config a tracker shows: without the settings the run never reads and its fingerprint
-    leaves out (`unread`, RunRecord.unread; a node for a key ending in "."), as its table row
-    and name are. Its one run serves every job of the grid that differs only in them (a baseline
-    every layer split, full fine-tuning every LoRA rank): in W&B it belongs to none of their
-    values, rather than to whichever the grid listed first."""
-    tracked = copy.deepcopy(resolved)
-    for key in unread:
-        *parents, leaf = key.rstrip(".").split(".")
-        node = tracked
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict) and node.get(leaf) is not None:  # a disabled stage 1 stays null
-            del node[leaf]
-    return tracked
-
-
-NAMED_CHOICES = ("injection_task", "target_task", "layer_split", "tuning_mode")
-MAX_RUN_NAME = 128  # W&B refuses a longer run name
-
-
-def run_name(record: RunRecord) -> str:
-    """The tracker's name of a run: its main choices, then every other setting its command line
-    changes (`target_task.lr=1e-3`, `model=tiny`; not the seed, the sweep's name, nor a
-    result-neutral key such as a credential, nor one the run never reads), then the seed: runs of
-    one sweep that differ only in an override differ by name. Settings that would pass
-    MAX_RUN_NAME are counted (`+2 more`)."""
-    given = {override_key(o) for o in record.overrides}
-    settings = job_settings(record.choices, record.overrides, record.unread)
-    extra = [
-        f"{k}={v}" for k, v in settings.items() if k in given and k not in (*NAMED_CHOICES, "sweep")
-    ]
-    choices = effective_settings(record.choices)  # a baseline names no split (tracked_config)
-    head = [*(choices.get(g, "-") for g in NAMED_CHOICES)]
-    seed = f"s{record.seed}"
-    for shown in range(len(extra), -1, -1):
-        more = [f"+{len(extra) - shown} more"] if shown < len(extra) else []
-        name = " ".join([*head, *extra[:shown], *more, seed])
-        if len(name) <= MAX_RUN_NAME:
-            return name
-    return name[: MAX_RUN_NAME - len(seed) - 1] + " " + seed
 
 
 def quiet_libraries() -> None:

@@ -22,22 +22,20 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
 from layerft.errors import LayerftError
+from layerft.fingerprint import RESULT_NEUTRAL_KEYS, STAGE1_ONLY_GROUPS, unread_prefix
 from layerft.results import (
     FAILED_FILE,
     FINGERPRINT_KEY,
     METRICS_FILE,
-    RESULT_NEUTRAL_KEYS,
     RESULTS_VERSION,
     RUN_PREFIX,
     SEEDLESS_FINGERPRINT_KEY,
-    STAGE1_ONLY_GROUPS,
     UNREAD_KEY,
     changed_since,
     file_error,
     fingerprint_scheme,
     migrated_fingerprints,
     results_version,
-    unread_prefix,
 )
 
 log = logging.getLogger(__name__)
@@ -72,7 +70,7 @@ class Job:
     replaced_by: Path | None = None
     # The results version of the layerft that wrote the record (results.RESULTS_VERSION).
     results_version: int = RESULTS_VERSION
-    # A run without stage 1 recorded by fingerprint scheme 1 (results.FINGERPRINT_SCHEME): its
+    # A run without stage 1 recorded by fingerprint scheme 1 (fingerprint.FINGERPRINT_SCHEME): its
     # fingerprints hash the layer split and stage-1 schedule it never read, so they tell it apart
     # from the same run under another split, and no config kept beside it gave this scheme's
     # (results.migrated_fingerprints). Its seedless fingerprint is left out (None), and another
@@ -284,7 +282,7 @@ def job_settings(
 def effective_settings(settings: dict[str, str]) -> dict[str, str]:
     """The settings without `injection_task.*`, the layer split and the stage-1 schedule under
     `injection_task=none`: a disabled stage 1 leaves the config (`config.drop_disabled_stages`)
-    and its fingerprint (results.STAGE1_ONLY_GROUPS), so these settings change nothing, and runs
+    and its fingerprint (fingerprint.STAGE1_ONLY_GROUPS), so these settings change nothing, and runs
     that differ only in them are one run, one row, the baseline of every stage-1 row alike."""
     if settings.get("injection_task") != "none":
         return settings

@@ -14,14 +14,8 @@ from typing import Any
 import numpy as np
 
 from layerft.errors import LayerftError
-from layerft.results import unread_prefix
-from layerft.sweep_records import (
-    Job,
-    SettingsKey,
-    effective_settings,
-    settings_key,
-    spelled_as_in,
-)
+from layerft.fingerprint import unread_prefix
+from layerft.sweep_records import Job, SettingsKey, effective_settings, settings_key, spelled_as_in
 
 log = logging.getLogger(__name__)
 

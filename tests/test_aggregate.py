@@ -21,8 +21,9 @@ from matplotlib.figure import Figure
 from layerft import results as results_module
 from layerft.aggregate import aggregate, dev_curve
 from layerft.errors import LayerftError
+from layerft.fingerprint import FINGERPRINT_SCHEME
 from layerft.plots import PlotRow, curves_figure, draw, heatmap_figure
-from layerft.results import FINGERPRINT_SCHEME, RESULTS_VERSION, record_failure
+from layerft.results import RESULTS_VERSION, record_failure
 from layerft.sweep_records import job_settings, read_job
 from layerft.sweep_report import format_diff
 from layerft.sweep_table import all_failed, paired_t_interval

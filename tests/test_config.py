@@ -26,7 +26,8 @@ from layerft.config import (
 )
 from layerft.errors import LayerftError
 from layerft.run import warn_inert_overrides
-from layerft.sweep import expand, main
+from layerft.sweep import main
+from layerft.sweep_grid import expand
 
 
 def options(group: str) -> list[str]:

@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import open_dict
 
-from layerft import sweep, tracker
+from layerft import sweep_tracker, tracker
 from layerft.credentials import mask_credentials, scrub_config_file
 from layerft.run import run_from_hydra
 from layerft.tracker import TrackerBackend, TrackerConfig, TrackerMode, start_tracker
@@ -112,7 +112,7 @@ def test_the_sweep_results_run_config_masks_a_credential(tmp_path: Path, monkeyp
     result = SimpleNamespace(baseline={}, heatmap=None)
     overrides = ["tracker=wandb", "seed=1", f"+hydra.job.env_set.WANDB_API_KEY={FAKE}"]
     with pytest.raises(StopIteration):
-        sweep.log_results_table("demo", overrides, tmp_path, result)  # type: ignore[arg-type]
+        sweep_tracker.log_results_table("demo", overrides, tmp_path, result)  # type: ignore[arg-type]
     [config] = configs
     assert config["overrides"] == [
         "tracker=wandb",

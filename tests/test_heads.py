@@ -13,9 +13,9 @@ from transformers import BertConfig, BertForSequenceClassification, BertModel
 from layerft import run as run_module
 from layerft.config import resolve_config
 from layerft.errors import LayerftError
+from layerft.fingerprint import config_fingerprint
 from layerft.heads import build_task_model
 from layerft.model import ModelConfig, load_backbone
-from layerft.results import config_fingerprint
 from layerft.stage1 import Stage1Key
 from layerft.task import TaskConfig
 

@@ -36,7 +36,7 @@ from hydra_plugins.layerft_launcher.local_parallel import (
     visible_gpus,
 )
 from layerft import interrupts
-from layerft.sweep import expand
+from layerft.sweep_grid import expand
 
 # One worker runs this module: its `fates` fixture runs one launch for several tests.
 pytestmark = pytest.mark.xdist_group(__name__)
@@ -374,7 +374,10 @@ def test_the_config_lock_is_taken_in_a_multirun_of_single_processes_only(
     tmp_path, monkeypatch, caplog
 ) -> None:
     from layerft.results import RunRecord
-    from layerft.run import LOCKS_DIR, config_lock
+    from layerft.run_folder import (
+        LOCKS_DIR,
+        config_lock,
+    )
 
     record = RunRecord("f" * 16, "g" * 16, {}, 1, [], "target/eval_accuracy", True)
     lock = tmp_path / LOCKS_DIR / f"{'f' * 16}.lock"

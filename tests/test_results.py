@@ -19,13 +19,20 @@ from omegaconf import OmegaConf
 
 from layerft import results as results_module
 from layerft import run as run_module
+from layerft import run_folder
 from layerft.config import resolve_config
 from layerft.errors import LayerftError
+from layerft.fingerprint import (
+    FINGERPRINT_SCHEME,
+    RESULT_NEUTRAL_KEYS,
+    config_differences,
+    config_fingerprint,
+    earlier_fingerprints,
+    seedless_fingerprint,
+)
 from layerft.results import (
     FINGERPRINT_KEY,
-    FINGERPRINT_SCHEME,
     FINGERPRINT_SCHEME_KEY,
-    RESULT_NEUTRAL_KEYS,
     RESULTS_CHANGES,
     RESULTS_VERSION,
     RESULTS_VERSION_KEY,
@@ -33,17 +40,15 @@ from layerft.results import (
     UNREAD_KEY,
     RunRecord,
     changed_since,
-    config_differences,
-    config_fingerprint,
-    earlier_fingerprints,
     read_finished,
     record_failure,
     run_dir_errors,
-    seedless_fingerprint,
     write_json_atomic,
     write_metrics,
 )
-from layerft.run import new_folder_hint
+from layerft.run_folder import (
+    new_folder_hint,
+)
 from layerft.stage1 import Stage1Key
 from layerft.tracker import wandb_runs
 
@@ -303,7 +308,7 @@ READ_BY_CHOICE = [
     (["lr_schedule=discriminative"], "lr_schedule.multipliers.head=2"),
     (["injection_lr_schedule.scaling=layerwise_decay"], "injection_lr_schedule.layer_decay=0.5"),
     (["layer_split.stage2.policy=scale"], "layer_split.stage2.lr_multiplier=0.5"),
-    # Unread, but hashed: shipped splits set it (results.AT_DEFAULT_WHEN_UNREAD).
+    # Unread, but hashed: shipped splits set it (fingerprint.AT_DEFAULT_WHEN_UNREAD).
     (["tuning_mode=frozen"], "layer_split.stage2.policy=train"),
 ]
 
@@ -347,7 +352,7 @@ def test_a_record_of_an_earlier_fingerprint_scheme_is_this_configs_result(tmp_pa
         (["target_task=squad"], "82f2c9ef9c1ce8d2", None),
         (["target_task=klue_mrc", "injection_task=klue_dp"], "afa8ab7c6ccf2657", None),
         # Scheme 2 hashed the settings its choices never read (scheme 3: at their defaults). A
-        # change to results.unread_settings or AT_DEFAULT_WHEN_UNREAD changes these: a new scheme.
+        # change to fingerprint.unread_settings or AT_DEFAULT_WHEN_UNREAD changes these: a new scheme.
         (
             ["tuning_mode.lora.rank=4", "lr_schedule.layer_decay=0.5"],
             "09508c9dfcfca1fe",
@@ -463,7 +468,7 @@ def test_a_result_on_a_data_file_edited_since_is_refused_naming_the_split(tmp_pa
     assert sorted(first.data_files) == ["target_task.train", "target_task.validation"]
     run_dir = tmp_path / "run"
     write_metrics(run_dir, {"target/eval_accuracy": 0.5}, first)
-    assert run_module.previous_result(run_dir, first, None) == (
+    assert run_folder.previous_result(run_dir, first, None) == (
         {"target/eval_accuracy": 0.5},
         run_dir,
     )
@@ -478,7 +483,7 @@ def test_a_result_on_a_data_file_edited_since_is_refused_naming_the_split(tmp_pa
     stored = json.loads((run_dir / "metrics.json").read_text())
     assert changed_since(stored) == ["target_task.validation"]
     with pytest.raises(LayerftError) as caught:
-        run_module.previous_result(run_dir, edited, None)
+        run_folder.previous_result(run_dir, edited, None)
     assert str(caught.value) == (
         f"{run_dir / 'metrics.json'} is this config's result on other data: the file of "
         "target_task.validation changed since (its bytes' sha256); replace it with force_rerun=true (sweep.py "
@@ -486,7 +491,7 @@ def test_a_result_on_a_data_file_edited_since_is_refused_naming_the_split(tmp_pa
     )
     # A split whose file is gone is not compared (nor a result written before files were recorded).
     dev.unlink()
-    assert run_module.previous_result(run_dir, record_now(), None) is not None
+    assert run_folder.previous_result(run_dir, record_now(), None) is not None
 
 
 def test_config_differences_name_the_keys_a_refused_folder_differs_in() -> None:
@@ -515,12 +520,12 @@ def test_a_refusal_names_the_differences_read_from_the_kept_config(tmp_path, mon
     monkeypatch.setattr(run_module, "hydra_record", lambda run_dir: run_dir / ".hydra")
     refused = LayerftError("refused")
     reseeded = resolve_config(compose_config("model=tiny", "seed=7"))
-    assert str(run_module.explained(refused, tmp_path, reseeded)) == (
+    assert str(run_folder.explained(refused, tmp_path, reseeded)) == (
         "refused (it differs in seed: 42 -> 7)"
     )
     # Nothing in the config differs (torchrun's process count): the refusal as it was, not "()".
     same = resolve_config(compose_config("model=tiny"))
-    assert run_module.explained(refused, tmp_path, same) is refused
+    assert run_folder.explained(refused, tmp_path, same) is refused
 
 
 def test_record_of_a_resolved_config_takes_its_seed_and_fingerprint() -> None:
@@ -574,7 +579,7 @@ def test_a_refused_run_puts_back_the_hydra_config_of_the_result_it_keeps(
     )  # Hydra's, for the refused run
     monkeypatch.setattr(run_module, "hydra_record", lambda run_dir: run_dir / ".hydra")
     with pytest.raises(LayerftError, match=f"^{tmp_path} holds the result of another config "):
-        run_module.previous_result(tmp_path, record(), sweep_dir=None)
+        run_folder.previous_result(tmp_path, record(), sweep_dir=None)
     assert (tmp_path / ".hydra" / "overrides.yaml").read_text() == "- seed=1\n"
 
 
@@ -582,7 +587,7 @@ def test_a_result_found_in_another_job_folder_is_reported_with_that_folder(tmp_p
     # train.py -m over a reversed grid: this config's job 0 finished earlier as job 3
     write_metrics(tmp_path / "3", {"target/eval_accuracy": 0.5}, record())
     (tmp_path / "0" / ".hydra").mkdir(parents=True)
-    found = run_module.previous_result(tmp_path / "0", record(), str(tmp_path))
+    found = run_folder.previous_result(tmp_path / "0", record(), str(tmp_path))
     assert found == ({"target/eval_accuracy": 0.5}, tmp_path / "3")
 
 

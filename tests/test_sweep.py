@@ -31,8 +31,10 @@ from wandb_records import records_by_kind, wandb_items
 
 from layerft import stage1 as stage1_module
 from layerft import sweep as sweep_module
+from layerft import sweep_grid, sweep_status, sweep_tracker
 from layerft.config import config_error_line, resolve_config
 from layerft.errors import LayerftError
+from layerft.fingerprint import config_fingerprint, seedless_fingerprint
 from layerft.layer_split import InjectedWeights, Stage1Split, Stage2Split
 from layerft.results import (
     FINGERPRINT_KEY,
@@ -42,13 +44,14 @@ from layerft.results import (
     RESULTS_VERSION_KEY,
     UNREAD_KEY,
     RunRecord,
-    config_fingerprint,
     file_sha256,
-    seedless_fingerprint,
 )
-from layerft.run import previous_result
+from layerft.run_folder import (
+    previous_result,
+)
 from layerft.stage1 import Stage1Key, Stage1Store, obtain_stage1
-from layerft.sweep import Combination, expand, grid_names, hydra_args, job_dirname
+from layerft.sweep import hydra_args
+from layerft.sweep_grid import Combination, expand, grid_names, job_dirname
 from layerft.sweep_records import read_job, read_jobs
 
 # The demo grid on model=tiny, one epoch per stage (each job takes a few seconds).
@@ -120,13 +123,13 @@ def test_a_job_composed_from_a_shared_config_is_what_hydra_composes(
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    jobs, _ = sweep_module.grid_jobs(grid, overrides)
+    jobs, _ = sweep_grid.grid_jobs(grid, overrides)
     composed = []
     monkeypatch.setattr(
-        sweep_module, "compose", lambda *a, **k: composed.append(a) or compose(*a, **k)
+        sweep_grid, "compose", lambda *a, **k: composed.append(a) or compose(*a, **k)
     )
-    with initialize_config_dir(config_dir=str(sweep_module.CONF), version_base="1.3"):
-        composer = sweep_module.JobComposer(grid)
+    with initialize_config_dir(config_dir=str(sweep_grid.CONF), version_base="1.3"):
+        composer = sweep_grid.JobComposer(grid)
         shared = [composer.compose(job) for job in jobs]  # all first: no job changes another
         for job, cfg in zip(jobs, shared, strict=True):
             own = compose("config", overrides=[f"sweep={grid}", *job])
@@ -160,8 +163,8 @@ def test_a_group_the_composer_did_not_recognise_is_composed_by_hydra() -> None:
     from omegaconf import OmegaConf
 
     job = ["seed=2", "tuning_mode=lora", "model=tiny"]
-    with initialize_config_dir(config_dir=str(sweep_module.CONF), version_base="1.3"):
-        composer = sweep_module.JobComposer("demo")
+    with initialize_config_dir(config_dir=str(sweep_grid.CONF), version_base="1.3"):
+        composer = sweep_grid.JobComposer("demo")
         composer.repo = types.SimpleNamespace(group_exists=lambda name: name == "model")
         cfg = composer.compose(job)
     GlobalHydra.instance().clear()
@@ -217,7 +220,7 @@ def test_dry_run_and_summary_name_results_on_data_files_changed_since(tmp_path, 
         record = {FINGERPRINT_KEY: name * 16, "run/data_files": {"target_task.train": "aa"},
                   RESULTS_VERSION_KEY: RESULTS_VERSION}  # fmt: skip
         (tmp_path / name / "metrics.json").write_text(json.dumps(record))
-    sweep_module.print_plan([job("1", "aa"), job("2", "bb"), job("3", "aa")], tmp_path, False)
+    sweep_status.print_plan([job("1", "aa"), job("2", "bb"), job("3", "aa")], tmp_path, False)
     assert capsys.readouterr().out.splitlines() == [
         "3 combinations, 0 distinct stage-1 trainings",
         "  [done] seed=1  (no stage 1)",
@@ -228,9 +231,9 @@ def test_dry_run_and_summary_name_results_on_data_files_changed_since(tmp_path, 
         "(overrides can narrow the grid to them)",
     ]
     # The summary after a run: not counted as finished, and the exit code says so (main).
-    state = sweep_module.status([job("1", "aa"), job("2", "bb")], tmp_path)
+    state = sweep_status.status([job("1", "aa"), job("2", "bb")], tmp_path)
     assert [c.label for c, _ in state.done] == ["seed=1"]
-    sweep_module.print_summary(state)
+    sweep_status.print_summary(state)
     assert capsys.readouterr().out.splitlines() == [
         "sweep: 1 finished, 0 failed, 0 not run, 1 on changed data",
         f"  ON CHANGED DATA seed=2: target_task.train changed since its result "
@@ -247,7 +250,7 @@ def test_dry_run_and_summary_name_results_an_older_layerft_computed(tmp_path, ca
         (tmp_path / name / "metrics.json").write_text(
             json.dumps({FINGERPRINT_KEY: name * 16} | version)
         )
-    sweep_module.print_plan(jobs, tmp_path, False)
+    sweep_status.print_plan(jobs, tmp_path, False)
     assert capsys.readouterr().out.splitlines() == [
         "3 combinations, 0 distinct stage-1 trainings",
         "  [done by results version 1] seed=1  (no stage 1)",
@@ -257,9 +260,9 @@ def test_dry_run_and_summary_name_results_an_older_layerft_computed(tmp_path, ca
         f"1 done by an older layerft ({older}): reused as they are; --force reruns them (overrides "
         "can narrow the grid to them)",
     ]
-    sweep_module.print_plan(jobs, tmp_path, True)
+    sweep_status.print_plan(jobs, tmp_path, True)
     assert "older" not in capsys.readouterr().out
-    sweep_module.print_summary(sweep_module.status(jobs, tmp_path))
+    sweep_status.print_summary(sweep_status.status(jobs, tmp_path))
     assert capsys.readouterr().out.splitlines() == [
         "sweep: 2 finished, 0 failed, 1 not run",
         "  NOT RUN seed=3",
@@ -520,9 +523,9 @@ def test_a_repeat_is_launched_in_place_of_a_blocked_first() -> None:
     # The first's folder holds another config's result: its job would stop, and no run serve both.
     first, second, other = (Combination([n], f, None, n) for n, f in (("a", "f"), ("b", "f"), ("c", "g")))  # fmt: skip
     grid = [first, second, other]
-    assert sweep_module.repeated_runs(grid, []) == [(second, first)]
-    assert sweep_module.repeated_runs(grid, [], [first]) == [(first, second)]
-    assert sweep_module.repeated_runs(grid, [first]) == []  # finished: the other is not a repeat
+    assert sweep_status.repeated_runs(grid, []) == [(second, first)]
+    assert sweep_status.repeated_runs(grid, [], [first]) == [(first, second)]
+    assert sweep_status.repeated_runs(grid, [first]) == []  # finished: the other is not a repeat
 
 
 def test_a_baseline_recorded_under_the_earlier_fingerprint_scheme_is_done(tmp_path) -> None:
@@ -534,7 +537,7 @@ def test_a_baseline_recorded_under_the_earlier_fingerprint_scheme_is_done(tmp_pa
     assert len({c.fingerprint for c in combinations}) == 1
     for combination in combinations:
         (earlier,) = combination.earlier_fingerprints
-        folder = tmp_path / sweep_module.job_folder(combination)
+        folder = tmp_path / sweep_status.job_folder(combination)
         folder.mkdir()
         (folder / "metrics.json").write_text(json.dumps({
             FINGERPRINT_KEY: earlier, "run/seedless_fingerprint": earlier[::-1],
@@ -544,10 +547,10 @@ def test_a_baseline_recorded_under_the_earlier_fingerprint_scheme_is_done(tmp_pa
             "run/selection_metric": "target/eval_accuracy", "run/higher_is_better": True,
             RESULTS_VERSION_KEY: RESULTS_VERSION, "target/eval_accuracy": 0.5,
         }))  # fmt: skip
-    state = sweep_module.status(combinations, tmp_path)
+    state = sweep_status.status(combinations, tmp_path)
     assert not state.missing and not state.blocked
     assert sorted(folder.name for _, folder in state.done) == sorted(
-        sweep_module.job_folder(c) for c in combinations
+        sweep_status.job_folder(c) for c in combinations
     )
     # A job of the grid reuses its folder's record: neither rerun nor refused as another config's.
     config = resolve_config(compose_config(*combination.overrides))
@@ -1113,8 +1116,9 @@ def test_the_sweeper_leaves_out_the_finished_jobs_in_full_batches() -> None:
 @pytest.fixture
 def grid_conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of conf/ that sweep.py reads in this process, for grid files a test writes."""
-    conf = Path(shutil.copytree(sweep_module.CONF, tmp_path / "conf"))
-    monkeypatch.setattr(sweep_module, "CONF", conf)
+    conf = Path(shutil.copytree(sweep_grid.CONF, tmp_path / "conf"))
+    for module in (sweep_module, sweep_grid, sweep_tracker):
+        monkeypatch.setattr(module, "CONF", conf)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     return conf
 
@@ -1178,7 +1182,7 @@ def test_dry_run_marks_a_combination_whose_folder_holds_another_configs_result(
     record = {FINGERPRINT_KEY: "f" * 16, RESULTS_VERSION_KEY: RESULTS_VERSION}
     (tmp_path / "seed=1" / "metrics.json").write_text(json.dumps(record))
     for force in (False, True):
-        sweep_module.print_plan(jobs, tmp_path, force)
+        sweep_status.print_plan(jobs, tmp_path, force)
         lines = capsys.readouterr().out.splitlines()
         assert (
             lines[1] == "  [blocked: its folder holds another config's result] seed=1  (no stage 1)"
@@ -1192,12 +1196,12 @@ def test_dry_run_marks_a_combination_whose_folder_holds_another_configs_result(
         assert lines[-1].endswith(f"folders to redo them ({tmp_path / 'seed=1'})")
     # A damaged metrics.json is set aside and the job redone: not blocked.
     (tmp_path / "seed=1" / "metrics.json").write_text('{"run/config_fing')
-    sweep_module.print_plan(jobs, tmp_path, False)
+    sweep_status.print_plan(jobs, tmp_path, False)
     assert "blocked" not in capsys.readouterr().out
 
 
 def test_a_grid_that_sweeps_nothing_runs_in_hydras_default_folder() -> None:
     # Its label says "(defaults)"; its folder, where a blocked result would sit, is "default".
     combination = Combination([], "f" * 16, None, "(defaults)")
-    assert sweep_module.job_folder(combination) == sweep_module.job_dirname("") == "default"
-    assert sweep_module.job_folder(Combination([], "f" * 16, None, "seed=1")) == "seed=1"
+    assert sweep_status.job_folder(combination) == sweep_grid.job_dirname("") == "default"
+    assert sweep_status.job_folder(Combination([], "f" * 16, None, "seed=1")) == "seed=1"

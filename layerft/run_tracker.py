@@ -1,0 +1,89 @@
+"""The tracker run of a train.py run: the config it shows (less the settings the run never reads),
+its name, and opening it in the first process.
+
+Serves the `tracker` config group for `layerft/run.py`; `layerft/tracker.py` talks to W&B.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from layerft.config import (
+    RunConfig,
+    override_key,
+)
+from layerft.processes import is_main_process
+from layerft.results import (
+    RunRecord,
+)
+from layerft.sweep_records import effective_settings, job_settings
+from layerft.tracker import NoTracker, Tracker, remove_stale_runs, start_tracker
+
+
+def open_tracker(
+    cfg: RunConfig, run_dir: Path, resolved: dict[str, Any], record: RunRecord, keep_earlier: bool
+) -> Tracker:
+    """The first process's tracker run, after removing what an unfinished attempt left (unless
+    `keep_earlier`: a finished result's runs, removed only once its rerun finishes); others get
+    none."""
+    if not is_main_process():
+        return NoTracker()
+    if not keep_earlier:
+        remove_stale_runs(run_dir)
+    selection = {record.selection_metric: record.higher_is_better}
+    if cfg.injection_task is not None:
+        task = cfg.injection_task
+        selection[f"injection/eval_{task.best_metric}"] = task.best_is_higher
+    job_type = "injection+target" if cfg.injection_task is not None else "target"
+    return start_tracker(
+        cfg.tracker, run_dir, tracked_config(resolved, record.unread),
+        effective_settings(record.choices),
+        run_name(record), record.sweep, job_type, selection,
+    )  # fmt: skip
+
+
+def tracked_config(resolved: dict[str, Any], unread: tuple[str, ...]) -> dict[str, Any]:
+    """The config a tracker shows: without the settings the run never reads and its fingerprint
+    leaves out (`unread`, RunRecord.unread; a node for a key ending in "."), as its table row
+    and name are. Its one run serves every job of the grid that differs only in them (a baseline
+    every layer split, full fine-tuning every LoRA rank): in W&B it belongs to none of their
+    values, rather than to whichever the grid listed first."""
+    tracked = copy.deepcopy(resolved)
+    for key in unread:
+        *parents, leaf = key.rstrip(".").split(".")
+        node = tracked
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and node.get(leaf) is not None:  # a disabled stage 1 stays null
+            del node[leaf]
+    return tracked
+
+
+NAMED_CHOICES = ("injection_task", "target_task", "layer_split", "tuning_mode")
+
+
+MAX_RUN_NAME = 128  # W&B refuses a longer run name
+
+
+def run_name(record: RunRecord) -> str:
+    """The tracker's name of a run: its main choices, then every other setting its command line
+    changes (`target_task.lr=1e-3`, `model=tiny`; not the seed, the sweep's name, nor a
+    result-neutral key such as a credential, nor one the run never reads), then the seed: runs of
+    one sweep that differ only in an override differ by name. Settings that would pass
+    MAX_RUN_NAME are counted (`+2 more`)."""
+    given = {override_key(o) for o in record.overrides}
+    settings = job_settings(record.choices, record.overrides, record.unread)
+    extra = [
+        f"{k}={v}" for k, v in settings.items() if k in given and k not in (*NAMED_CHOICES, "sweep")
+    ]
+    choices = effective_settings(record.choices)  # a baseline names no split (tracked_config)
+    head = [*(choices.get(g, "-") for g in NAMED_CHOICES)]
+    seed = f"s{record.seed}"
+    for shown in range(len(extra), -1, -1):
+        more = [f"+{len(extra) - shown} more"] if shown < len(extra) else []
+        name = " ".join([*head, *extra[:shown], *more, seed])
+        if len(name) <= MAX_RUN_NAME:
+            return name
+    return name[: MAX_RUN_NAME - len(seed) - 1] + " " + seed

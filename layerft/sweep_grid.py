@@ -1,0 +1,279 @@
+"""A named grid of conf/sweep/ as its combinations: each job's overrides, composed config,
+fingerprint and stage-1 key, without running anything (`sweep.py --dry-run` and the plan of a
+sweep that runs). Job folders are named here (`job_dirname`, the `layerft_dirname` resolver).
+
+Serves the `sweep` config group (conf/sweep/<grid>.yaml: `hydra.sweeper.params`).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from layerft.config import (
+    CONFIG_ERRORS,
+    check_switch_overrides,
+    data_files,
+    resolve_config,
+    to_run_config,
+)
+from layerft.errors import LayerftError
+from layerft.fingerprint import config_fingerprint, earlier_fingerprints
+from layerft.results import file_sha256
+
+if TYPE_CHECKING:
+    from layerft.stage1 import Stage1Store
+
+log = logging.getLogger(__name__)
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+MAX_DIRNAME = 120
+SWEEPER_CHOSEN = (
+    "{where}: sweep.py runs a grid with its own sweeper (Hydra's basic one, less the finished "
+    "jobs); for another sweeper run train.py -m"
+)
+
+
+def job_dirname(override_dirname: str) -> str:
+    """A job folder's name from Hydra's `override_dirname` of its swept settings: path separators
+    replaced, long names cut with a hash of the whole (so distinct settings never share a folder)."""
+    name = re.sub(r"[/\\\s]+", "_", override_dirname).strip("._") or "default"
+    if len(name) > MAX_DIRNAME:
+        digest = hashlib.sha256(override_dirname.encode()).hexdigest()[:10]
+        name = f"{name[: MAX_DIRNAME - 11]}-{digest}"
+    return name
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("layerft_dirname"):
+        OmegaConf.register_new_resolver("layerft_dirname", job_dirname)
+
+
+@dataclass(frozen=True)
+class Combination:
+    """One job of the grid: its overrides, config fingerprint and stage-1 key (None: no stage 1)."""
+
+    overrides: list[str]
+    fingerprint: str
+    stage1: str | None
+    label: str  # its swept settings, as its job folder is named
+    # Whether its stage-1 store holds a result with these stage-1 settings (reused if the data is
+    # unchanged: only the run itself reads the data and knows).
+    stage1_stored: bool = False
+    # sha256 of each local data file it reads, by `<group>.<split>` (RunRecord.data_files)
+    data_files: dict[str, str] = field(default_factory=dict)
+    force_rerun: bool = False  # its config redoes a finished result (run.run)
+    # What earlier fingerprint schemes called its config (RunRecord.earlier_fingerprints)
+    earlier_fingerprints: tuple[str, ...] = ()
+
+    @property
+    def fingerprints(self) -> tuple[str, ...]:
+        return (self.fingerprint, *self.earlier_fingerprints)
+
+
+def grid_names() -> list[str]:
+    return sorted(path.stem for path in (CONF / "sweep").glob("*.yaml"))
+
+
+def check_grid(grid: str) -> None:
+    """The grid exists, is YAML, and is a global package with `hydra.sweeper.params` (without them
+    Hydra's error is about a key 'sweep' in the config), for sweep.py's sweeper (it chooses none)."""
+    if grid not in grid_names():
+        raise LayerftError(
+            f"no grid '{grid}' in {CONF / 'sweep'}; grids: {', '.join(grid_names())}"
+        )
+    path = CONF / "sweep" / f"{grid}.yaml"
+    with path.open(encoding="utf-8") as stream:  # a YAML error names the file
+        text = stream.read()
+        stream.seek(0)
+        data = yaml.safe_load(stream)
+    sweeper = data.get("hydra") if isinstance(data, dict) else None
+    sweeper = sweeper.get("sweeper") if isinstance(sweeper, dict) else None
+    if not re.search(r"^#\s*@package\s+_global_\s*$", text, re.M) or not (
+        isinstance(sweeper, dict) and "params" in sweeper
+    ):
+        raise LayerftError(
+            f"{path}: a grid starts with '# @package _global_' and sets hydra.sweeper.params "
+            "(key: comma list); see conf/sweep/demo.yaml"
+        )
+    defaults = data.get("defaults")
+    chosen = [
+        key
+        for entry in (defaults if isinstance(defaults, list) else [])
+        if isinstance(entry, dict)
+        for key in entry
+        if isinstance(key, str) and key.split()[-1].lstrip("/") == "hydra/sweeper"
+    ]
+    if chosen or "_target_" in sweeper:
+        raise LayerftError(SWEEPER_CHOSEN.format(where=f"{path}: hydra/sweeper"))
+
+
+def split_overrides(overrides: Sequence[str]) -> tuple[list[Override], list[Override]]:
+    """Parsed command-line overrides, and those of them that are fixed (not swept)."""
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return parsed, [o for o in parsed if not o.is_sweep_override()]
+
+
+def grid_params(grid: str, overrides: Sequence[str]) -> dict[str, str]:
+    """The grid file's sweeper params (key -> comma list), composed with the fixed overrides."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    _, fixed = split_overrides(overrides)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        args = [f"sweep={grid}", *(o.input_line for o in fixed if o.input_line)]
+        base = compose("config", overrides=args, return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    return {str(k): str(v) for k, v in (base.hydra.sweeper.params or {}).items()}
+
+
+def swept_keys(grid: str, overrides: Sequence[str]) -> set[str]:
+    """Keys that vary in the grid (its params and sweep overrides): they name the job folders."""
+    parsed, _ = split_overrides(overrides)
+    return set(grid_params(grid, overrides)) | {
+        o.get_key_element() for o in parsed if o.is_sweep_override()
+    }
+
+
+def grid_jobs(grid: str, overrides: Sequence[str]) -> tuple[list[list[str]], set[str]]:
+    """Each job's overrides (the grid's params crossed with `overrides`, in Hydra's order), and
+    the keys that vary (as swept_keys(), without composing the grid's params again)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    grid_keys = grid_params(grid, overrides)
+    params = [f"{k}={v}" for k, v in grid_keys.items()]
+    parsed = OverridesParser.create().parse_overrides([*params, *overrides])
+    [jobs] = BasicSweeper.split_arguments(parsed, None)
+    swept = set(grid_keys) | {o.get_key_element() for o in parsed if o.is_sweep_override()}
+    return jobs, swept
+
+
+def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
+    """Every combination the grid (narrowed or extended by `overrides`) runs, in Hydra's order."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from layerft.stage1 import Stage1Key, Stage1Store
+
+    jobs, swept = grid_jobs(grid, overrides)
+    combinations = []
+    warned: set[Path] = set()  # damaged stage-1 folders named once
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        composer = JobComposer(grid)
+        for job in jobs:
+            cfg = composer.compose(job)
+            run_cfg = to_run_config(cfg)
+            check_switch_overrides(cfg, job)
+            stage1 = Stage1Key.of(run_cfg).settings_digest() if run_cfg.injection_task else None
+            store = Stage1Store(Path(run_cfg.cache_dir).expanduser())
+            stored = bool(stage1 and run_cfg.reuse_stage1 and stage1_stored(store, stage1, warned))
+            # As Hydra's override_dirname (the lines sorted) through job_dirname: the folder's name.
+            swept_lines = sorted(o for o in job if o.split("=", 1)[0] in swept)
+            label = job_dirname(",".join(swept_lines)) if swept_lines else ""
+            resolved = resolve_config(cfg)
+            digests = {split: file_sha256(path) for split, path in data_files(run_cfg).items()}
+            combinations.append(
+                Combination(
+                    job,
+                    config_fingerprint(resolved),
+                    stage1,
+                    label or "(defaults)",
+                    stored,
+                    digests,
+                    run_cfg.force_rerun,
+                    earlier_fingerprints(resolved),
+                )
+            )
+    GlobalHydra.instance().clear()
+    return combinations
+
+
+class JobComposer:
+    """Each job's config as `compose("config", [f"sweep={grid}", *job])` returns it, composing
+    once per choice of config groups (composing takes ~0.4 s, and most of a grid's axes are
+    values: seeds, rates).
+
+    Hydra composes a config in two steps: the groups the overrides choose (its defaults list),
+    then every other override applied to that config in command-line order
+    (`_apply_overrides_to_config`). The first step is shared by every job choosing the same
+    groups; the second is done here on a copy, as Hydra does it. Anything this does not mirror
+    exactly (an override that fails, a group only Hydra knew) is composed by Hydra itself, so its
+    errors are Hydra's own.
+    """
+
+    def __init__(self, grid: str) -> None:
+        from hydra.core.global_hydra import GlobalHydra
+
+        self.grid = grid
+        self.repo = GlobalHydra.instance().config_loader().repository  # type: ignore[attr-defined]
+        # the groups' config (without `hydra`) and the groups it chose, by the overrides composed
+        self.bases: dict[tuple[str, ...], tuple[DictConfig, set[str]]] = {}
+
+    def compose(self, job: Sequence[str]) -> DictConfig:
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+        values: list[Override] = []
+        groups_and_hydra: list[str] = []
+        for override in OverridesParser.create().parse_overrides(list(job)):
+            if self.applied_after(override):
+                values.append(override)
+            else:
+                groups_and_hydra.append(override.input_line)
+        composed = tuple(groups_and_hydra)
+        try:
+            if composed not in self.bases:
+                base = compose(
+                    "config", overrides=[f"sweep={self.grid}", *composed], return_hydra_config=True
+                )
+                groups = set(base.hydra.runtime.choices)
+                with open_dict(base):
+                    del base["hydra"]
+                self.bases[composed] = base, groups
+            base, groups = self.bases[composed]
+            if not groups & {o.key_or_group for o in values}:
+                cfg = copy.deepcopy(base)
+                ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+                return cfg
+        except CONFIG_ERRORS:
+            pass  # Hydra's own message, from composing the job whole
+        return compose("config", overrides=[f"sweep={self.grid}", *job])
+
+    def applied_after(self, override: Override) -> bool:
+        """An override Hydra applies to the composed config (not a group choice, not under `hydra`,
+        whose node the shared config drops)."""
+        return (
+            not override.is_sweep_override()
+            and not override.is_hydra_override()
+            and (
+                isinstance(override.value(), dict)
+                or not self.repo.group_exists(override.key_or_group)
+            )
+        )
+
+
+def stage1_stored(store: Stage1Store, settings_digest: str, warned: set[Path]) -> bool:
+    """Whether the store holds a stage 1 trained with these settings; a stored folder without its
+    weights (which the run would stop on) is warned about once, not counted."""
+    from layerft.stage1 import WEIGHTS_FILE
+
+    complete, damaged = store.stored_with_settings(settings_digest)
+    for folder in sorted(set(damaged) - warned):
+        warned.add(folder)
+        log.warning(
+            "stored stage-1 result %s has no %s: a run on that data stops there; remove the folder "
+            "to train it again",
+            folder,
+            WEIGHTS_FILE,
+        )
+    return bool(complete)

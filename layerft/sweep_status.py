@@ -1,0 +1,232 @@
+"""What a sweep folder holds for a grid's combinations: finished, failed, on changed data,
+blocked or not run (found by config fingerprint, in any job folder), and the plan and summary
+`sweep.py` prints from it.
+
+Serves no config group: `layerft/sweep.py` prints these; `layerft/run.py` asks
+`finished_elsewhere` before it trains a job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from layerft.results import (
+    FAILED_FILE,
+    FINGERPRINT_KEY,
+    METRICS_FILE,
+    RESULTS_VERSION,
+    changed_data,
+    migrated_fingerprints,
+    older_results,
+    read_record,
+    results_version,
+)
+from layerft.sweep_grid import Combination, job_dirname
+
+if TYPE_CHECKING:
+    pass
+
+
+def job_records(sweep_dir: Path, name: str) -> dict[str, Path]:
+    """fingerprint -> job folder, for every `name` file (metrics.json, failed.json) in the sweep."""
+    found: dict[str, Path] = {}
+    for path in sorted(sweep_dir.glob(f"*/{name}"), key=lambda p: p.stat().st_mtime):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            fingerprint = record.get(FINGERPRINT_KEY)
+        except (OSError, ValueError, AttributeError):
+            continue  # a corrupt file counts as not finished; the job reruns and replaces it
+        if isinstance(fingerprint, str):
+            found[fingerprint] = path.parent
+            if (migrated := migrated_fingerprints(path.parent, record)) is not None:
+                found[migrated[0]] = path.parent  # an earlier scheme's record, as this one keys it
+    return found
+
+
+def finished_elsewhere(
+    sweep_dir: Path, fingerprints: tuple[str, ...], run_dir: Path
+) -> Path | None:
+    """Another job folder of the sweep holding this config's finished result (`fingerprints`:
+    RunRecord's)."""
+    records = job_records(sweep_dir, METRICS_FILE)
+    for folder in (records.get(fingerprint) for fingerprint in fingerprints):
+        if folder is not None and folder.resolve() != run_dir.resolve():
+            return folder
+    return None
+
+
+def failed_error(folder: Path) -> str:
+    """The error line a failed job recorded."""
+    return str(json.loads((folder / FAILED_FILE).read_text(encoding="utf-8")).get("run/error", ""))
+
+
+def repeated_runs(
+    combinations: Sequence[Combination],
+    skipped: Sequence[Combination],
+    blocked: Sequence[Combination] = (),
+) -> list[tuple[Combination, Combination]]:
+    """The combinations, of those not `skipped`, whose config another one launched runs, each with
+    that one: its result serves both (found by fingerprint), so only the first is launched; a
+    `blocked` one (its folder holds another config's result, so its job stops) is not that first
+    while another can be."""
+    launching = [c for c in combinations if not any(c is s for s in skipped)]
+    first: dict[str, Combination] = {}
+    for combination in sorted(launching, key=lambda c: any(c is b for b in blocked)):
+        first.setdefault(combination.fingerprint, combination)
+    return [(c, first[c.fingerprint]) for c in launching if first[c.fingerprint] is not c]
+
+
+@dataclass(frozen=True)
+class Status:
+    done: list[tuple[Combination, Path]]
+    failed: list[tuple[Combination, Path, str]]
+    missing: list[Combination]
+    # Finished on a data file changed since (the splits named): the job stops on it
+    # (run.check_same_data) until --force reruns it.
+    stale: list[tuple[Combination, Path, list[str]]] = field(default_factory=list)
+    # Of `done`: those computed by an older layerft (results.RESULTS_VERSION), with their version.
+    older: list[tuple[Combination, Path, int]] = field(default_factory=list)
+    # Of `missing`: those whose job folder holds another config's result (an option's YAML
+    # edited since?), which its job never overwrites: it stops with an error naming the keys.
+    blocked: list[tuple[Combination, Path]] = field(default_factory=list)
+
+
+def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | None = None) -> Status:
+    """Which combinations have a finished result, a recorded failure, or nothing, in the folder.
+
+    `since_ns` (a --force sweep's start): only a result written since then counts as finished, so
+    a forced rerun that failed or never ran is not reported by the result it was to replace.
+    """
+    finished = job_records(sweep_dir, METRICS_FILE)
+    if since_ns is not None:
+        finished = {
+            fingerprint: folder
+            for fingerprint, folder in finished.items()
+            if (folder / METRICS_FILE).stat().st_mtime_ns >= since_ns
+        }
+    failures = job_records(sweep_dir, FAILED_FILE)
+    done, failed, missing, stale, older, blocked = [], [], [], [], [], []
+    for combination in combinations:
+        if (folder := _first_of(combination.fingerprints, finished)) is not None:
+            record = read_record(folder)
+            if changed := changed_data(record, combination.data_files):
+                stale.append((combination, folder, changed))
+            else:
+                done.append((combination, folder))
+                if (version := results_version(record)) < RESULTS_VERSION:
+                    older.append((combination, folder, version))
+        elif (folder := _first_of(combination.fingerprints, failures)) is not None:
+            failed.append((combination, folder, failed_error(folder)))
+        else:
+            missing.append(combination)
+            folder = sweep_dir / job_folder(combination)
+            if another_config_result(folder):
+                blocked.append((combination, folder))
+    return Status(done, failed, missing, stale, older, blocked)
+
+
+def _first_of(fingerprints: tuple[str, ...], folders: dict[str, Path]) -> Path | None:
+    """The folder of the first of `fingerprints` that `folders` holds."""
+    return next((folders[f] for f in fingerprints if f in folders), None)
+
+
+def job_folder(combination: Combination) -> str:
+    """The name of a combination's job folder (its label; a grid that sweeps nothing: Hydra's)."""
+    return job_dirname("") if combination.label == "(defaults)" else combination.label
+
+
+def another_config_result(folder: Path) -> bool:
+    """Whether `folder` holds a readable result (of another config, where its combination is not
+    finished): a damaged metrics.json is set aside and redone, not blocking."""
+    try:
+        record = read_record(folder)
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and FINGERPRINT_KEY in record
+
+
+def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) -> None:
+    """The dry run: combinations, distinct stage-1 trainings, which are done."""
+    state = status(combinations, sweep_dir)
+    stage1 = {c.stage1 for c in combinations if c.stage1}
+    stored = {c.stage1 for c in combinations if c.stage1_stored}
+    kept = f" ({len(stored)} stored, reused if their data is unchanged)" if stored else ""
+    distinct = len({c.fingerprint for c in combinations})
+    runs = f" ({distinct} distinct runs)" if distinct < len(combinations) else ""
+    print(f"{len(combinations)} combinations{runs}, {len(stage1)} distinct stage-1 trainings{kept}")
+    # Marks by combination: repeats of one config share a fingerprint, not a folder.
+    marks = {} if force else {id(c): "done" for c, _ in state.done}
+    for combination, _ in state.blocked:
+        marks[id(combination)] = "blocked: its folder holds another config's result"
+    for combination, _, version in [] if force else state.older:
+        marks[id(combination)] = f"done by results version {version}"
+    for combination, _, changed in [] if force else state.stale:
+        marks[id(combination)] = f"done on other data: {', '.join(changed)} changed"
+    skipped = [] if force else [c for c, _ in state.done if not c.force_rerun]
+    served_by = {
+        id(repeat): run
+        for repeat, run in repeated_runs(combinations, skipped, [c for c, _ in state.blocked])
+    }
+    for combination in combinations:
+        s1 = f"stage1 {combination.stage1}" if combination.stage1 else "no stage 1"
+        s1 += ", stored" if combination.stage1_stored else ""
+        if (run := served_by.get(id(combination))) is not None:  # not launched: one run serves both
+            s1 += f"; the run of {run.label}"
+        print(f"  [{marks.get(id(combination), 'todo')}] {combination.label}  ({s1})")
+    done = 0 if force else len(state.done)
+    # Neither stale nor blocked jobs count as to run: each stops with an error (noted below).
+    todo = len(combinations) - done - (0 if force else len(state.stale)) - len(served_by)
+    todo -= len(state.blocked)
+    served = f" ({len(served_by)} served by another job's run)" if served_by else ""
+    print(f"{done} done, {todo} to run{served}{' (--force)' if force else ''}")
+    if state.stale and not force:
+        print(
+            f"{len(state.stale)} done on data files changed since: each stops with an error; "
+            "rerun them with --force (overrides can narrow the grid to them)"
+        )
+    if state.older and not force:
+        print(older_note(state.older))
+    if state.blocked:
+        print(blocked_note(state.blocked))
+
+
+def blocked_note(blocked: list[tuple[Combination, Path]]) -> str:
+    """One line on combinations whose job folder holds another config's result."""
+    return (
+        f"{len(blocked)} blocked: the job folder holds the result of another config (an option's "
+        "YAML edited since?), which is never overwritten, --force or not: each stops with an "
+        "error naming the keys that differ; run the grid in a new --dir, or delete those "
+        f"folders to redo them ({', '.join(str(folder) for _, folder in blocked[:3])}"
+        f"{', ...' if len(blocked) > 3 else ''})"
+    )
+
+
+def older_note(older: list[tuple[Combination, Path, int]]) -> str:
+    """One line on finished results an older layerft computed: reused, and what changed since."""
+    return (
+        f"{len(older)} done by an older layerft ({older_results(min(v for _, _, v in older))}): "
+        "reused as they are; --force reruns them (overrides can narrow the grid to them)"
+    )
+
+
+def print_summary(state: Status) -> None:
+    stale = f", {len(state.stale)} on changed data" if state.stale else ""
+    print(
+        f"sweep: {len(state.done)} finished, {len(state.failed)} failed, {len(state.missing)} not "
+        f"run{stale}"
+    )
+    for combination, folder, error in state.failed:
+        print(f"  FAILED {combination.label}: {error} ({folder / FAILED_FILE})")
+    for combination, folder, changed in state.stale:
+        print(
+            f"  ON CHANGED DATA {combination.label}: {', '.join(changed)} changed since its result "
+            f"({folder / METRICS_FILE}); --force reruns it"
+        )
+    for combination in state.missing:
+        print(f"  NOT RUN {combination.label}")
+    if state.older:
+        print(older_note(state.older))

@@ -1,0 +1,120 @@
+"""A sweep's W&B results run: one run in the sweep's group (job type `aggregate`) holding the
+results table and plots, logged by `sweep.py <grid>` and updated by `sweep.py aggregate`.
+
+Serves the `tracker` config group as the grid's jobs read it (`tracker=wandb`); with any other
+backend nothing is logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from layerft.config import CONFIG_ERRORS, to_run_config
+from layerft.credentials import mask_credentials
+from layerft.errors import LayerftError, error_line
+from layerft.results import write_json_atomic
+from layerft.sweep_grid import CONF, split_overrides
+
+if TYPE_CHECKING:
+    from layerft.aggregate import Aggregate
+    from layerft.tracker import TrackerConfig
+
+log = logging.getLogger(__name__)
+
+
+RESULTS_RUN_FILE = ".results_run.json"  # the grid and tracker of the folder's W&B results run
+
+
+def relog_results_table(sweep_dir: Path, result: Aggregate) -> None:
+    """`sweep.py aggregate`: the new table into the folder's W&B results run, as the grid's last
+    `sweep.py <grid>` logged it (RESULTS_RUN_FILE); a results run logged by an earlier layerft,
+    which wrote no such file, keeps its table (warned)."""
+    from layerft.tracker import TrackerConfig, wandb_runs
+
+    path = sweep_dir / RESULTS_RUN_FILE
+    if not path.exists():
+        if wandb_runs(sweep_dir):
+            log.warning(
+                "%s: its W&B results run still holds the table of the last `python sweep.py "
+                "<grid>` call, which recorded no %s (rerun that call to update it)",
+                sweep_dir,
+                RESULTS_RUN_FILE,
+            )
+        return
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        schema = OmegaConf.structured(TrackerConfig)
+        tracker = OmegaConf.to_object(OmegaConf.merge(schema, stored["tracker"]))
+        grid, overrides = str(stored["grid"]), [str(o) for o in stored["overrides"]]
+    except (OSError, ValueError, KeyError, TypeError, *CONFIG_ERRORS) as err:
+        raise LayerftError(
+            f"{path}: not the record of a W&B results run ({error_line(err)}); delete it to "
+            "leave that run's table as it is"
+        ) from None
+    publish_results_table(grid, overrides, tracker, sweep_dir, result)  # type: ignore[arg-type]
+
+
+def log_results_table(
+    grid: str, overrides: Sequence[str], sweep_dir: Path, result: Aggregate
+) -> None:
+    """With tracker=wandb, one more W&B run in the sweep's group (job type `aggregate`) holding
+    the results table as a W&B Table and the plots as images.
+
+    Every call logs to the same run (its id is the sweep folder's), and the folders of earlier
+    calls are removed once this one finishes: a sweep resumed ten times has one results run.
+    """
+    from hydra.core.global_hydra import GlobalHydra
+
+    from layerft.tracker import TrackerBackend
+
+    _, fixed = split_overrides(overrides)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        args = [f"sweep={grid}", *(o.input_line for o in fixed if o.input_line)]
+        tracker_cfg = to_run_config(compose("config", overrides=args)).tracker
+    GlobalHydra.instance().clear()
+    if tracker_cfg.backend != TrackerBackend.wandb:
+        return
+    masked = mask_credentials(overrides)
+    tracker = OmegaConf.to_container(OmegaConf.structured(tracker_cfg), enum_to_str=True)
+    write_json_atomic(
+        sweep_dir / RESULTS_RUN_FILE, {"grid": grid, "overrides": masked, "tracker": tracker}
+    )
+    publish_results_table(grid, masked, tracker_cfg, sweep_dir, result)
+
+
+def publish_results_table(
+    grid: str, overrides: list[str], tracker_cfg: TrackerConfig, sweep_dir: Path, result: Aggregate
+) -> None:
+    """Log the table and plots into the folder's W&B results run (`overrides` masked)."""
+    import wandb
+
+    from layerft.tracker import remove_stale_runs, start_tracker, wandb_runs
+
+    # What the table's difference columns compare with, which differs between aggregations.
+    config = {
+        "sweep": grid,
+        "overrides": overrides,
+        "baseline": result.baseline,
+        "heatmap": list(result.heatmap) if result.heatmap else None,
+    }
+    earlier = wandb_runs(sweep_dir)
+    run_id = "results-" + hashlib.sha256(str(sweep_dir.resolve()).encode()).hexdigest()[:16]
+    tracker = start_tracker(
+        tracker_cfg, sweep_dir, config, {}, f"{grid} results", grid, "aggregate", {}, run_id
+    )
+    table = wandb.Table(
+        columns=result.columns, data=[[row.get(c) for c in result.columns] for row in result.rows]
+    )
+    images = {f"plots/{p.stem}": wandb.Image(str(p)) for p in result.paths if p.suffix == ".png"}
+    tracker.run.log({"results": table, **images})  # type: ignore[attr-defined]
+    tracker.finish(failed=False)
+    remove_stale_runs(sweep_dir, earlier, whose="earlier aggregations")
