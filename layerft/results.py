@@ -136,7 +136,7 @@ def fingerprint_scheme(record: dict[str, Any]) -> int:
     return int(record.get(FINGERPRINT_SCHEME_KEY, 1))
 
 
-# run.keep_hydra_files' copy of a finished run's composed config (under Hydra's default output_subdir)
+# run_folder.keep_hydra_files' copy of a finished run's composed config (under Hydra's default output_subdir)
 KEPT_CONFIG = Path(".hydra", "finished", "config.yaml")
 
 

@@ -453,7 +453,7 @@ def test_a_setting_no_run_of_its_row_reads_neither_retrains_nor_splits_the_row(t
 
 def as_scheme_1(folder: Path) -> None:
     """Rewrite a finished job's record as a layerft of fingerprint scheme 1 wrote it (its config
-    kept beside it, as run.keep_hydra_files keeps it)."""
+    kept beside it, as run_folder.keep_hydra_files keeps it)."""
     config = resolve_config(OmegaConf.load(folder / ".hydra" / "finished" / "config.yaml"))
     path = folder / "metrics.json"
     record = json.loads(path.read_text())

@@ -556,7 +556,7 @@ def test_multirun_runs_each_tuning_mode_in_its_own_job_dir(runs) -> None:
     first = runs["multirun"].result()[0]
     proc, sweep = first.proc, first.sweep
     assert proc.returncode == 0, proc.stderr
-    # and the lock each job held on its config while it trained it (run.config_lock)
+    # and the lock each job held on its config while it trained it (run_folder.config_lock)
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == [".locks", "0", "1"]
     assert not (sweep.parent / "run").exists()
     results = [line for line in proc.stdout.splitlines() if line.startswith("results: ")]
