@@ -2,8 +2,8 @@
 settings key it (not the result-neutral ones, nor the ones its choices never read), by scheme.
 
 Serves no config group; `RESULT_NEUTRAL_KEYS` names the config keys a finished result ignores.
-`layerft/results.py` records the fingerprints in `metrics.json` (RunRecord) and finds a result by
-them.
+`layerft/run_record.py` records the fingerprints in `metrics.json` (RunRecord), and
+`layerft/results.py` finds a result by them.
 """
 
 from __future__ import annotations

@@ -53,7 +53,6 @@ from layerft.results import (
     FAILED_FILE,
     METRICS_FILE,
     HistoryFile,
-    RunRecord,
     read_finished,
     record_failure,
     run_dir_errors,
@@ -67,6 +66,7 @@ from layerft.run_folder import (
     new_folder_hint,
     previous_result,
 )
+from layerft.run_record import RunRecord
 from layerft.run_tracker import open_tracker
 from layerft.stage1 import Stage1Key, Stage1Outcome, Stage1Store, obtain_stage1
 from layerft.task import TaskConfig

@@ -10,14 +10,9 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from layerft.config import (
-    RunConfig,
-    override_key,
-)
+from layerft.config import RunConfig, override_key
 from layerft.processes import is_main_process
-from layerft.results import (
-    RunRecord,
-)
+from layerft.run_record import RunRecord
 from layerft.sweep_records import effective_settings, job_settings
 from layerft.tracker import NoTracker, Tracker, remove_stale_runs, start_tracker
 

@@ -30,12 +30,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from layerft.errors import LayerftError
+from layerft.file_io import file_error, sync_to_disk
 from layerft.file_lock import held_lock
 from layerft.fingerprint import RESULT_NEUTRAL_KEYS, drop_unread_pooler, keyed_task, schema_default
 from layerft.layer_split import InjectedWeights, Stage1Split
 from layerft.lr_schedule import ScheduleConfig, unread_by_scaling
 from layerft.processes import world_size
-from layerft.results import file_error, read_history, sync_to_disk
+from layerft.results import read_history
 from layerft.task import TaskConfig
 
 if TYPE_CHECKING:

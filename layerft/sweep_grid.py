@@ -30,8 +30,8 @@ from layerft.config import (
     to_run_config,
 )
 from layerft.errors import LayerftError
+from layerft.file_io import file_sha256
 from layerft.fingerprint import config_fingerprint, earlier_fingerprints
-from layerft.results import file_sha256
 
 if TYPE_CHECKING:
     from layerft.stage1 import Stage1Store

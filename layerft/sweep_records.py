@@ -5,7 +5,7 @@ compare by value as Hydra reads them (`1e-4` is `0.0001`), everything else as te
 Serves no config group: `layerft/sweep_table.py` folds these jobs into rows. It reads only what each
 run writes, never a tracker, and of `.hydra/` (whose presence marks a started job) only the config
 layerft keeps of a finished run, for a record an earlier fingerprint scheme wrote
-(results.migrated_fingerprints).
+(run_record.migrated_fingerprints).
 """
 
 from __future__ import annotations
@@ -22,17 +22,21 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
 from layerft.errors import LayerftError
+from layerft.file_io import (
+    file_error,
+)
 from layerft.fingerprint import RESULT_NEUTRAL_KEYS, STAGE1_ONLY_GROUPS, unread_prefix
 from layerft.results import (
     FAILED_FILE,
-    FINGERPRINT_KEY,
     METRICS_FILE,
+    changed_since,
+)
+from layerft.run_record import (
+    FINGERPRINT_KEY,
     RESULTS_VERSION,
     RUN_PREFIX,
     SEEDLESS_FINGERPRINT_KEY,
     UNREAD_KEY,
-    changed_since,
-    file_error,
     fingerprint_scheme,
     migrated_fingerprints,
     results_version,
@@ -68,12 +72,12 @@ class Job:
     # A record the table leaves out for another config's record of the same settings and seed
     # (a default changed between them): the folder of the one it keeps.
     replaced_by: Path | None = None
-    # The results version of the layerft that wrote the record (results.RESULTS_VERSION).
+    # The results version of the layerft that wrote the record (run_record.RESULTS_VERSION).
     results_version: int = RESULTS_VERSION
     # A run without stage 1 recorded by fingerprint scheme 1 (fingerprint.FINGERPRINT_SCHEME): its
     # fingerprints hash the layer split and stage-1 schedule it never read, so they tell it apart
     # from the same run under another split, and no config kept beside it gave this scheme's
-    # (results.migrated_fingerprints). Its seedless fingerprint is left out (None), and another
+    # (run_record.migrated_fingerprints). Its seedless fingerprint is left out (None), and another
     # such record of its settings and seed is the same run, not another config.
     unread_in_fingerprint: bool = False
     # The settings it never read that its fingerprint does not tell apart (RunRecord.unread; none
@@ -82,7 +86,7 @@ class Job:
 
     @property
     def older(self) -> bool:
-        """Whether an older layerft computed it (results.RESULTS_VERSION)."""
+        """Whether an older layerft computed it (run_record.RESULTS_VERSION)."""
         return self.results_version < RESULTS_VERSION
 
 

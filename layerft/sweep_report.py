@@ -1,6 +1,6 @@
 """The text of a sweep's table files: `results.md` (mean ± std (n) cells, the failed jobs) and CSV.
 
-Serves no config group: `layerft/aggregate.py` writes these texts (atomically, `results.write_atomic`).
+Serves no config group: `layerft/aggregate.py` writes these texts (atomically, `file_io.write_atomic`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from layerft.results import older_results
+from layerft.run_record import older_results
 from layerft.sweep_records import Job
 from layerft.sweep_table import MIN_PAIRS, MISSING, Failure, Table, label
 

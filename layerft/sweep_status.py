@@ -2,7 +2,7 @@
 blocked or not run (found by config fingerprint, in any job folder), and the plan and summary
 `sweep.py` prints from it.
 
-Serves no config group: `layerft/sweep.py` prints these; `layerft/run.py` asks
+Serves no config group: `layerft/sweep.py` prints these; `layerft/run_folder.py` asks
 `finished_elsewhere` before it trains a job.
 """
 
@@ -12,23 +12,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from layerft.results import (
-    FAILED_FILE,
+from layerft.results import FAILED_FILE, METRICS_FILE, changed_data, read_record
+from layerft.run_record import (
     FINGERPRINT_KEY,
-    METRICS_FILE,
     RESULTS_VERSION,
-    changed_data,
     migrated_fingerprints,
     older_results,
-    read_record,
     results_version,
 )
 from layerft.sweep_grid import Combination, job_dirname
-
-if TYPE_CHECKING:
-    pass
 
 
 def job_records(sweep_dir: Path, name: str) -> dict[str, Path]:
@@ -88,7 +81,7 @@ class Status:
     # Finished on a data file changed since (the splits named): the job stops on it
     # (run.check_same_data) until --force reruns it.
     stale: list[tuple[Combination, Path, list[str]]] = field(default_factory=list)
-    # Of `done`: those computed by an older layerft (results.RESULTS_VERSION), with their version.
+    # Of `done`: those computed by an older layerft (run_record.RESULTS_VERSION), with their version.
     older: list[tuple[Combination, Path, int]] = field(default_factory=list)
     # Of `missing`: those whose job folder holds another config's result (an option's YAML
     # edited since?), which its job never overwrites: it stops with an error naming the keys.

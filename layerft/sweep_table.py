@@ -94,7 +94,7 @@ class Combination:
         return sorted(job.seed for job in self.failed if job.later_attempt and job.seed in finished)
 
     def older_seeds(self) -> list[int]:
-        """Seeds whose result an older layerft computed (results.RESULTS_VERSION)."""
+        """Seeds whose result an older layerft computed (run_record.RESULTS_VERSION)."""
         return sorted(job.seed for job in self.finished if job.older)
 
     def values(self, key: str) -> dict[int, float]:

@@ -21,7 +21,7 @@ from omegaconf import MISSING
 
 from layerft.credentials import is_credential
 from layerft.network import unreachable
-from layerft.results import RESULTS_VERSION
+from layerft.run_record import RESULTS_VERSION
 
 if TYPE_CHECKING:
     from layerft.stage1 import Stage1Outcome

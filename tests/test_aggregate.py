@@ -18,12 +18,18 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from layerft import file_io
 from layerft import results as results_module
 from layerft.aggregate import aggregate, dev_curve
 from layerft.errors import LayerftError
 from layerft.fingerprint import FINGERPRINT_SCHEME
 from layerft.plots import PlotRow, curves_figure, draw, heatmap_figure
-from layerft.results import RESULTS_VERSION, record_failure
+from layerft.results import (
+    record_failure,
+)
+from layerft.run_record import (
+    RESULTS_VERSION,
+)
 from layerft.sweep_records import job_settings, read_job
 from layerft.sweep_report import format_diff
 from layerft.sweep_table import all_failed, paired_t_interval
@@ -85,7 +91,7 @@ def write_job(
         record["run/results_version"] = version
     if scheme is not None:
         record["run/fingerprint_scheme"] = scheme
-    if unread is not None:  # the settings its choices never read (results.RunRecord.unread)
+    if unread is not None:  # the settings its choices never read (run_record.RunRecord.unread)
         record["run/unread_settings"] = list(unread)
     if data is not None:
         record["run/data_files"] = {k: results_module.file_sha256(f) for k, f in data.items()}
@@ -256,7 +262,7 @@ def test_a_kill_while_the_tables_are_written_leaves_the_earlier_set_whole(
         if len(synced) == 2:  # Ctrl-C once the first file of the new set is written
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(results_module, "sync_to_disk", killed)
+    monkeypatch.setattr(file_io, "sync_to_disk", killed)
     with pytest.raises(KeyboardInterrupt):
         aggregate(tmp_path)
     assert sorted(before) == ["results.csv", "results.md"]

@@ -17,11 +17,14 @@ from conftest import SHRINK
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from layerft import results as results_module
 from layerft import run as run_module
 from layerft import run_folder
+from layerft import run_record as run_record_module
 from layerft.config import resolve_config
 from layerft.errors import LayerftError
+from layerft.file_io import (
+    write_json_atomic,
+)
 from layerft.fingerprint import (
     FINGERPRINT_SCHEME,
     RESULT_NEUTRAL_KEYS,
@@ -31,6 +34,14 @@ from layerft.fingerprint import (
     seedless_fingerprint,
 )
 from layerft.results import (
+    changed_since,
+    read_finished,
+    record_failure,
+    run_dir_errors,
+    write_metrics,
+)
+from layerft.run_folder import new_folder_hint
+from layerft.run_record import (
     FINGERPRINT_KEY,
     FINGERPRINT_SCHEME_KEY,
     RESULTS_CHANGES,
@@ -39,15 +50,6 @@ from layerft.results import (
     SEEDLESS_FINGERPRINT_KEY,
     UNREAD_KEY,
     RunRecord,
-    changed_since,
-    read_finished,
-    record_failure,
-    run_dir_errors,
-    write_json_atomic,
-    write_metrics,
-)
-from layerft.run_folder import (
-    new_folder_hint,
 )
 from layerft.stage1 import Stage1Key
 from layerft.tracker import wandb_runs
@@ -189,7 +191,10 @@ def test_a_scheme_2_record_is_migrated_from_its_kept_config_read_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import layerft.config
-    from layerft.results import KEPT_CONFIG, migrated_fingerprints
+    from layerft.run_record import (
+        KEPT_CONFIG,
+        migrated_fingerprints,
+    )
 
     reads: list[Any] = []
     resolve = layerft.config.resolve_config
@@ -223,9 +228,9 @@ def test_a_scheme_2_record_is_migrated_from_its_kept_config_read_once(
         "tuning_mode.method",
         "+lr_schedule.scaling",
     ):
-        assert results_module._may_key_otherwise(key), key
+        assert run_record_module._may_key_otherwise(key), key
     for key in ("tuning_mode", "lr_schedule.shape", "layer_split.stage2.transplant_embeddings"):
-        assert not results_module._may_key_otherwise(key), key
+        assert not run_record_module._may_key_otherwise(key), key
 
 
 def unhashed(config: dict[str, Any]) -> tuple[str, ...]:
@@ -517,7 +522,7 @@ def test_a_refusal_names_the_differences_read_from_the_kept_config(tmp_path, mon
     kept = tmp_path / ".hydra" / "finished"
     kept.mkdir(parents=True)
     OmegaConf.save(compose_config("model=tiny"), kept / "config.yaml")
-    monkeypatch.setattr(run_module, "hydra_record", lambda run_dir: run_dir / ".hydra")
+    monkeypatch.setattr(run_folder, "hydra_record", lambda run_dir: run_dir / ".hydra")
     refused = LayerftError("refused")
     reseeded = resolve_config(compose_config("model=tiny", "seed=7"))
     assert str(run_folder.explained(refused, tmp_path, reseeded)) == (
@@ -577,7 +582,7 @@ def test_a_refused_run_puts_back_the_hydra_config_of_the_result_it_keeps(
     (tmp_path / ".hydra" / "overrides.yaml").write_text(
         "- seed=2\n"
     )  # Hydra's, for the refused run
-    monkeypatch.setattr(run_module, "hydra_record", lambda run_dir: run_dir / ".hydra")
+    monkeypatch.setattr(run_folder, "hydra_record", lambda run_dir: run_dir / ".hydra")
     with pytest.raises(LayerftError, match=f"^{tmp_path} holds the result of another config "):
         run_folder.previous_result(tmp_path, record(), sweep_dir=None)
     assert (tmp_path / ".hydra" / "overrides.yaml").read_text() == "- seed=1\n"

@@ -34,9 +34,13 @@ from layerft import sweep as sweep_module
 from layerft import sweep_grid, sweep_status, sweep_tracker
 from layerft.config import config_error_line, resolve_config
 from layerft.errors import LayerftError
+from layerft.file_io import (
+    file_sha256,
+)
 from layerft.fingerprint import config_fingerprint, seedless_fingerprint
 from layerft.layer_split import InjectedWeights, Stage1Split, Stage2Split
-from layerft.results import (
+from layerft.run_folder import previous_result
+from layerft.run_record import (
     FINGERPRINT_KEY,
     FINGERPRINT_SCHEME_KEY,
     RESULTS_CHANGES,
@@ -44,10 +48,6 @@ from layerft.results import (
     RESULTS_VERSION_KEY,
     UNREAD_KEY,
     RunRecord,
-    file_sha256,
-)
-from layerft.run_folder import (
-    previous_result,
 )
 from layerft.stage1 import Stage1Key, Stage1Store, obtain_stage1
 from layerft.sweep import hydra_args

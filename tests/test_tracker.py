@@ -162,7 +162,9 @@ def test_nothing_to_remove_logs_nothing(tmp_path: Path, caplog) -> None:
 
 
 def test_run_names_tell_apart_runs_that_differ_only_in_an_override() -> None:
-    from layerft.results import RunRecord
+    from layerft.run_record import (
+        RunRecord,
+    )
     from layerft.run_tracker import (
         run_name,
     )
@@ -205,7 +207,9 @@ def test_a_baseline_run_belongs_to_no_split_in_wandb(
     from compose import compose_config
 
     from layerft.config import resolve_config, to_run_config
-    from layerft.results import RunRecord
+    from layerft.run_record import (
+        RunRecord,
+    )
     from layerft.run_tracker import (
         open_tracker,
     )
