@@ -15,11 +15,18 @@ from datasets.arrow_writer import ArrowWriter
 from transformers import EvalPrediction
 
 from layerft import evaluation
-from layerft.data import load_task_data, normalise_records, read_split, tokenize
+from layerft.data import (
+    load_task_data,
+    normalise_records,
+    read_split,
+)
 from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
 from layerft.model import build_tiny_tokenizer
 from layerft.readers_records import read_records
+from layerft.tokenized import (
+    tokenize,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -401,12 +408,12 @@ def test_truncated_cache_entry_is_rebuilt_with_a_warning(tmp_path, caplog) -> No
     size = entry.stat().st_size
     with entry.open("r+b") as handle:  # a run killed while writing, a full disk, a bad copy
         handle.truncate(size // 2)
-    with caplog.at_level(logging.WARNING, logger="layerft.data"):
+    with caplog.at_level(logging.WARNING, logger="layerft.tokenized"):
         second = load_task_data(task, "target_task", build_tiny_tokenizer(), cache, seed=0)
     warnings = [
         r.getMessage()
         for r in caplog.records
-        if r.levelno == logging.WARNING and r.name == "layerft.data"  # not the long texts'
+        if r.levelno == logging.WARNING and r.name == "layerft.tokenized"  # not the long texts'
     ]
     assert len(warnings) == 1 and str(entry) in warnings[0], warnings
     assert second.train[:]["input_ids"] == expected["input_ids"]
@@ -422,7 +429,7 @@ def test_cache_entry_with_too_few_rows_is_rebuilt(tmp_path, caplog) -> None:
     with ArrowWriter(path=str(tmp_path / "short.arrow")) as writer:
         writer.write_table(short)
     os.replace(tmp_path / "short.arrow", train_entry)
-    with caplog.at_level(logging.WARNING, logger="layerft.data"):
+    with caplog.at_level(logging.WARNING, logger="layerft.tokenized"):
         data = load_task_data(task, "target_task", build_tiny_tokenizer(), cache, seed=0)
     assert len(data.train) == 6 and "rebuilding" in caplog.text
 

@@ -18,19 +18,15 @@ from datasets import Dataset
 from datasets.arrow_writer import ArrowWriter
 from transformers import EvalPrediction
 
-from layerft.data import tokenize
 from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
-from layerft.kinds.span_extraction import (
-    SpanConfig,
-    collator,
-    encoder,
-    normalise,
-    scored_answers,
-)
+from layerft.kinds.span_extraction import SpanConfig, collator, encoder, normalise, scored_answers
 from layerft.model import build_tiny_tokenizer
 from layerft.run import build_target_model, load_stage_data, train_stages
 from layerft.task import TaskConfig, TaskKind
+from layerft.tokenized import (
+    tokenize,
+)
 
 MRC_DATA = Path(__file__).resolve().parent / "data" / "klue" / "klue-mrc-v1.1"
 TOKENIZER = build_tiny_tokenizer()
@@ -302,9 +298,9 @@ def test_release_samples_load_as_windows_pointing_back_at_their_records(tmp_path
             answered += 1
     assert answered >= 7  # the answerable dev questions, in one window or more
     # Several features per record: a reloaded cache entry is whole, a short one is rebuilt.
-    with caplog.at_level(logging.WARNING, logger="layerft.data"):
+    with caplog.at_level(logging.WARNING, logger="layerft.tokenized"):
         again = load_stage_data(cfg).target
-    assert not [r for r in caplog.records if r.name == "layerft.data"]
+    assert not [r for r in caplog.records if r.name == "layerft.tokenized"]
     assert again.validation["example_index"] == index
     entry = next(
         f for f in (tmp_path / "tokenized").glob("*.arrow") if len(Dataset.from_file(str(f))) == len(index)
@@ -314,7 +310,7 @@ def test_release_samples_load_as_windows_pointing_back_at_their_records(tmp_path
     with ArrowWriter(path=str(tmp_path / "short.arrow")) as writer:
         writer.write_table(short)
     os.replace(tmp_path / "short.arrow", entry)
-    with caplog.at_level(logging.WARNING, logger="layerft.data"):
+    with caplog.at_level(logging.WARNING, logger="layerft.tokenized"):
         rebuilt = load_stage_data(cfg).target
     assert "9 records, expected 10" in caplog.text
     assert rebuilt.validation["example_index"] == index

@@ -58,8 +58,9 @@ class Kind:
     normalise: Callable[[TaskConfig, str, Record, str], Record | None]
     # A batched `datasets.map` function from normalised records to model features (batches also
     # hold `row_index`, each record's position in its split). Its output is cached under a key of
-    # the records, the tokenizer, max_length and the kinds' settings (`data.tokenized_key`): while
-    # editing an encoder's code, bump `data.TOKENIZED_FORMAT_VERSION` or clear the cache.
+    # the records, the tokenizer, max_length and the kinds' settings (`tokenized.tokenized_key`):
+    # while editing an encoder's code, bump `tokenized.TOKENIZED_FORMAT_VERSION` or clear the
+    # cache.
     encoder: Callable[[TaskConfig, PreTrainedTokenizerFast], Callable[[Batch], Batch]]
     # Pads a list of features into a batch (`pad_to_multiple_of` may be None).
     collator: Callable[[PreTrainedTokenizerFast, int | None], Collator]
