@@ -4,7 +4,7 @@ Usage: python benchmarks/read_speed.py [--repeats 3] TREE [TREE ...]
 
 Writes three generated files to a temporary folder (285,000 SNLI-like records with a guid: JSON
 lines, the same as a JSON array, and as CSV without the guid), then reads each with
-`layerft.readers_records.read_records` in a fresh process per tree, interleaved; prints the median of
+`layerft.readers.read_records` (where trees before and after the readers split both have it) in a fresh process per tree, interleaved; prints the median of
 `repeats` reads (file reading is what is timed: the process start and imports are not).
 """
 
@@ -22,7 +22,7 @@ from config_errors import compare  # benchmarks/, this script's folder
 
 RECORDS = 285_000
 TIMER = (
-    "import sys, time; from layerft.readers_records import read_records; "
+    "import sys, time; from layerft.readers import read_records; "
     "start = time.perf_counter(); n = len(read_records(sys.argv[1])); "
     "print(time.perf_counter() - start, n)"
 )

@@ -16,15 +16,9 @@ from typing import Any
 
 from layerft import plots
 from layerft.errors import LayerftError
-from layerft.file_io import (
-    write_all_atomic,
-)
-from layerft.results import (
-    read_history,
-)
-from layerft.run_record import (
-    older_results,
-)
+from layerft.file_io import write_all_atomic
+from layerft.results import read_history
+from layerft.run_record import older_results
 from layerft.sweep_records import Job, read_jobs, unfinished_dirs
 from layerft.sweep_report import csv_text, older_versions, render_markdown
 from layerft.sweep_table import (

@@ -1,6 +1,6 @@
 """KLUE's JSON releases (KLUE-STS, KLUE-MRC, KLUE-RE) and the hub's `klue/klue` sts, mrc and re
-rows -> records (`release_format: klue_sts`, `klue_mrc`, `klue_re`, registered in
-`layerft/readers.py`).
+rows -> records. Serves the task groups' `release_format: klue_sts | klue_mrc | klue_re`
+(registered in `layerft/readers.py`).
 
 A fault in a record names the file, the line and the record's guid (a hub row: its index); the
 record checks here (`record_field`, `RecordFault`, `hub_rows`) serve the TSV releases' hub rows too.

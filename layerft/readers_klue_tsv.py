@@ -1,6 +1,6 @@
 """KLUE's TSV releases (KLUE-DP, also read as morpheme POS tagging, and KLUE-NER) and the hub's
-`klue/klue` dp and ner rows -> records (`release_format: klue_dp`, `klue_pos`, `klue_ner`,
-registered in `layerft/readers.py`).
+`klue/klue` dp and ner rows -> records. Serves the task groups' `release_format: klue_dp |
+klue_pos | klue_ner` (registered in `layerft/readers.py`).
 
 A release file is sentence blocks: a '## <guid>\t<sentence>' line, then one tab-separated row per
 eojeol (DP) or character (NER). A fault names the file and line (a hub row: its index).

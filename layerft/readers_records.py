@@ -1,8 +1,9 @@
 """Local data files by extension (a task's `data_files`: .json, .jsonl, .csv, .tsv, .parquet)
 -> records, and where each record's line is for an error found after reading.
 
-Every malformed input raises LayerftError with one line naming the file and, for text formats,
-the line number, so a user can open the file at the fault.
+Serves the task groups' `data_files` (and `release_format: records`, registered in
+`layerft/readers.py`). Every malformed input raises LayerftError with one line naming the file
+and, for text formats, the line number, so a user can open the file at the fault.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def _read_delimited(
     unbalanced quotes inside reviews and never quote a field. A column of numbers becomes numbers,
     except `text_columns`: a text may be digits ("42", a code, a year).
     """
-    reader = rows_of(read_text(path), delimiter)
+    reader = _rows_of(read_text(path), delimiter)
     header: list[str] | None = None
     rows: list[list[str]] = []
     spanning: list[str] = []  # the lines of each row whose quoted cell spans lines
@@ -185,7 +186,7 @@ def _read_delimited(
     )
 
 
-def rows_of(text: str, delimiter: str) -> Any:
+def _rows_of(text: str, delimiter: str) -> Any:
     """A csv reader of `text`: CSV honours double quotes, TSV does not (see `_read_delimited`)."""
     quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
     # strict: text after a closing quote is an error, not glued to the cell
@@ -241,7 +242,7 @@ def json_record_line(text: str, number: int) -> int | None:
 
 def delimited_record_line(delimiter: str) -> Callable[[str, int], int | None]:
     def line_of(text: str, number: int) -> int | None:
-        reader = rows_of(text, delimiter)
+        reader = _rows_of(text, delimiter)
         rows, start = -1, 1  # the header is row 0
         for row in reader:
             if row:  # blank lines read as [] and are skipped

@@ -1,6 +1,7 @@
 """The run directory's files: `metrics.json` (the run's record and its metrics), `history.jsonl`
-and a failed job's `failed.json`, written atomically; and the check that lets a rerun skip a
-finished run and never overwrite another config's result.
+and a failed job's `failed.json`, written atomically; the check that lets a rerun skip a
+finished run and never overwrite another config's result; and a sweep folder's records by
+fingerprint (`job_records`), where a job finds its config finished in another job folder.
 
 Serves no config group; `layerft/run_record.py` says what a record holds besides the metrics,
 `layerft/fingerprint.py` which config keys a finished result ignores.
@@ -203,3 +204,31 @@ def run_dir_errors(run_dir: Path) -> Iterator[None]:
         if not inside:
             raise
         raise file_error("write", err.filename, err) from err
+
+
+def job_records(sweep_dir: Path, name: str) -> dict[str, Path]:
+    """fingerprint -> job folder, for every `name` file (metrics.json, failed.json) in the sweep."""
+    found: dict[str, Path] = {}
+    for path in sorted(sweep_dir.glob(f"*/{name}"), key=lambda p: p.stat().st_mtime):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            fingerprint = record.get(FINGERPRINT_KEY)
+        except (OSError, ValueError, AttributeError):
+            continue  # a corrupt file counts as not finished; the job reruns and replaces it
+        if isinstance(fingerprint, str):
+            found[fingerprint] = path.parent
+            if (migrated := migrated_fingerprints(path.parent, record)) is not None:
+                found[migrated[0]] = path.parent  # an earlier scheme's record, as this one keys it
+    return found
+
+
+def finished_elsewhere(
+    sweep_dir: Path, fingerprints: tuple[str, ...], run_dir: Path
+) -> Path | None:
+    """Another job folder of the sweep holding this config's finished result (`fingerprints`:
+    RunRecord's)."""
+    records = job_records(sweep_dir, METRICS_FILE)
+    for folder in (records.get(fingerprint) for fingerprint in fingerprints):
+        if folder is not None and folder.resolve() != run_dir.resolve():
+            return folder
+    return None

@@ -366,7 +366,9 @@ def job_entries(cfg: DictConfig, hydra: DictConfig) -> dict[str, Any]:
     }
 
 
-def run_record(run_cfg: RunConfig, resolved: dict[str, Any], entries: dict[str, Any]) -> RunRecord:
+def build_run_record(
+    run_cfg: RunConfig, resolved: dict[str, Any], entries: dict[str, Any]
+) -> RunRecord:
     """The record of a checked config, from its `job_entries`."""
     selection = (
         f"target/eval_{run_cfg.target_task.best_metric}",
@@ -384,7 +386,7 @@ def record_dead_job(cfg: DictConfig, hydra: DictConfig, job_dir: Path, error: Ex
     a rerun runs it again. `cfg` is the job's task config, `hydra` its `hydra` node."""
     entries = job_entries(cfg, hydra)
     with contextlib.suppress(Exception):  # an invalid config: the entries above; its log says why
-        entries = run_record(to_run_config(cfg), resolve_config(cfg), entries).entries()
+        entries = build_run_record(to_run_config(cfg), resolve_config(cfg), entries).entries()
     record_failure(job_dir, entries, error)
 
 
@@ -407,7 +409,7 @@ def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str,
             check_switch_overrides(cfg, overrides)
             resolved = resolve_config(cfg)
             warn_inert_overrides(run_cfg, overrides)
-            record = run_record(run_cfg, resolved, entries)
+            record = build_run_record(run_cfg, resolved, entries)
             entries = record.entries()
             metrics, result_dir = run(run_cfg, run_dir, resolved, record, sweep_dir)
     except Exception as err:

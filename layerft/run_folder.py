@@ -24,9 +24,14 @@ from layerft.errors import LayerftError
 from layerft.file_lock import lock_unless_done
 from layerft.fingerprint import config_differences
 from layerft.processes import is_main_process, world_size
-from layerft.results import METRICS_FILE, changed_data, read_finished, read_record
+from layerft.results import (
+    METRICS_FILE,
+    changed_data,
+    finished_elsewhere,
+    read_finished,
+    read_record,
+)
 from layerft.run_record import RunRecord
-from layerft.sweep_status import finished_elsewhere
 
 log = logging.getLogger(__name__)
 

@@ -180,7 +180,7 @@ def _kept_config_keys(
     fingerprint and unread settings; None if this layerft cannot read it."""
     from omegaconf import OmegaConf
 
-    from layerft.config import resolve_config  # here: it imports torch (results.py does not)
+    from layerft.config import resolve_config  # here: it imports torch (this module does not)
 
     try:
         resolved = resolve_config(OmegaConf.load(path))

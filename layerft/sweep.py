@@ -30,15 +30,10 @@ from omegaconf import DictConfig
 from hydra_plugins.layerft_launcher.skipping_sweeper import store_skipping_sweeper
 from layerft.config import CONFIG_ERRORS, composition_error_line, register_configs
 from layerft.errors import LayerftError, error_line, hydra_raises, traceback_wanted
-from layerft.file_io import (
-    file_error,
-)
+from layerft.file_io import file_error
 from layerft.file_lock import held_lock
 from layerft.interrupts import interrupted, remembered_interrupts, stop_if_interrupted
-from layerft.results import (
-    FAILED_FILE,
-    METRICS_FILE,
-)
+from layerft.results import FAILED_FILE, METRICS_FILE, job_records
 from layerft.sweep_grid import (
     CONF,
     SWEEPER_CHOSEN,
@@ -53,7 +48,6 @@ from layerft.sweep_grid import (
 from layerft.sweep_status import (
     blocked_note,
     failed_error,
-    job_records,
     print_plan,
     print_summary,
     repeated_runs,

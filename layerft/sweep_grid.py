@@ -56,6 +56,11 @@ def job_dirname(override_dirname: str) -> str:
     return name
 
 
+def job_folder(combination: Combination) -> str:
+    """The name of a combination's job folder (its label; a grid that sweeps nothing: Hydra's)."""
+    return job_dirname("") if combination.label == "(defaults)" else combination.label
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("layerft_dirname"):
         OmegaConf.register_new_resolver("layerft_dirname", job_dirname)

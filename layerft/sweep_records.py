@@ -22,15 +22,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
 from layerft.errors import LayerftError
-from layerft.file_io import (
-    file_error,
-)
+from layerft.file_io import file_error
 from layerft.fingerprint import RESULT_NEUTRAL_KEYS, STAGE1_ONLY_GROUPS, unread_prefix
-from layerft.results import (
-    FAILED_FILE,
-    METRICS_FILE,
-    changed_since,
-)
+from layerft.results import FAILED_FILE, METRICS_FILE, changed_since
 from layerft.run_record import (
     FINGERPRINT_KEY,
     RESULTS_VERSION,

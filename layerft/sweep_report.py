@@ -1,6 +1,7 @@
 """The text of a sweep's table files: `results.md` (mean ± std (n) cells, the failed jobs) and CSV.
 
-Serves no config group: `layerft/aggregate.py` writes these texts (atomically, `file_io.write_atomic`).
+Serves no config group: `layerft/aggregate.py` writes these texts (atomically, as one set:
+`file_io.write_all_atomic`).
 """
 
 from __future__ import annotations

@@ -2,8 +2,7 @@
 blocked or not run (found by config fingerprint, in any job folder), and the plan and summary
 `sweep.py` prints from it.
 
-Serves no config group: `layerft/sweep.py` prints these; `layerft/run_folder.py` asks
-`finished_elsewhere` before it trains a job.
+Serves no config group: `layerft/sweep.py` prints these.
 """
 
 from __future__ import annotations
@@ -13,43 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from layerft.results import FAILED_FILE, METRICS_FILE, changed_data, read_record
+from layerft.results import FAILED_FILE, METRICS_FILE, changed_data, job_records, read_record
 from layerft.run_record import (
     FINGERPRINT_KEY,
     RESULTS_VERSION,
-    migrated_fingerprints,
     older_results,
     results_version,
 )
-from layerft.sweep_grid import Combination, job_dirname
-
-
-def job_records(sweep_dir: Path, name: str) -> dict[str, Path]:
-    """fingerprint -> job folder, for every `name` file (metrics.json, failed.json) in the sweep."""
-    found: dict[str, Path] = {}
-    for path in sorted(sweep_dir.glob(f"*/{name}"), key=lambda p: p.stat().st_mtime):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            fingerprint = record.get(FINGERPRINT_KEY)
-        except (OSError, ValueError, AttributeError):
-            continue  # a corrupt file counts as not finished; the job reruns and replaces it
-        if isinstance(fingerprint, str):
-            found[fingerprint] = path.parent
-            if (migrated := migrated_fingerprints(path.parent, record)) is not None:
-                found[migrated[0]] = path.parent  # an earlier scheme's record, as this one keys it
-    return found
-
-
-def finished_elsewhere(
-    sweep_dir: Path, fingerprints: tuple[str, ...], run_dir: Path
-) -> Path | None:
-    """Another job folder of the sweep holding this config's finished result (`fingerprints`:
-    RunRecord's)."""
-    records = job_records(sweep_dir, METRICS_FILE)
-    for folder in (records.get(fingerprint) for fingerprint in fingerprints):
-        if folder is not None and folder.resolve() != run_dir.resolve():
-            return folder
-    return None
+from layerft.sweep_grid import Combination, job_folder
 
 
 def failed_error(folder: Path) -> str:
@@ -79,7 +49,7 @@ class Status:
     failed: list[tuple[Combination, Path, str]]
     missing: list[Combination]
     # Finished on a data file changed since (the splits named): the job stops on it
-    # (run.check_same_data) until --force reruns it.
+    # (run_folder.check_same_data) until --force reruns it.
     stale: list[tuple[Combination, Path, list[str]]] = field(default_factory=list)
     # Of `done`: those computed by an older layerft (run_record.RESULTS_VERSION), with their version.
     older: list[tuple[Combination, Path, int]] = field(default_factory=list)
@@ -125,11 +95,6 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
 def _first_of(fingerprints: tuple[str, ...], folders: dict[str, Path]) -> Path | None:
     """The folder of the first of `fingerprints` that `folders` holds."""
     return next((folders[f] for f in fingerprints if f in folders), None)
-
-
-def job_folder(combination: Combination) -> str:
-    """The name of a combination's job folder (its label; a grid that sweeps nothing: Hydra's)."""
-    return job_dirname("") if combination.label == "(defaults)" else combination.label
 
 
 def another_config_result(folder: Path) -> bool:

@@ -20,9 +20,7 @@ from omegaconf import OmegaConf
 from layerft.config import CONFIG_ERRORS, to_run_config
 from layerft.credentials import mask_credentials
 from layerft.errors import LayerftError, error_line
-from layerft.file_io import (
-    write_json_atomic,
-)
+from layerft.file_io import write_json_atomic
 from layerft.sweep_grid import CONF, split_overrides
 
 if TYPE_CHECKING:

@@ -19,17 +19,12 @@ import pytest
 from matplotlib.figure import Figure
 
 from layerft import file_io
-from layerft import results as results_module
 from layerft.aggregate import aggregate, dev_curve
 from layerft.errors import LayerftError
 from layerft.fingerprint import FINGERPRINT_SCHEME
 from layerft.plots import PlotRow, curves_figure, draw, heatmap_figure
-from layerft.results import (
-    record_failure,
-)
-from layerft.run_record import (
-    RESULTS_VERSION,
-)
+from layerft.results import record_failure
+from layerft.run_record import RESULTS_VERSION
 from layerft.sweep_records import job_settings, read_job
 from layerft.sweep_report import format_diff
 from layerft.sweep_table import all_failed, paired_t_interval
@@ -94,7 +89,7 @@ def write_job(
     if unread is not None:  # the settings its choices never read (run_record.RunRecord.unread)
         record["run/unread_settings"] = list(unread)
     if data is not None:
-        record["run/data_files"] = {k: results_module.file_sha256(f) for k, f in data.items()}
+        record["run/data_files"] = {k: file_io.file_sha256(f) for k, f in data.items()}
         record["run/data_paths"] = {k: str(f) for k, f in data.items()}
     file = path / "failed.json"
     if isinstance(error, BaseException):

@@ -16,20 +16,14 @@ from easy_data import keyword_task, pair_task, relation_task
 from transformers import EvalPrediction
 
 from layerft import data as data_module
-from layerft.data import (
-    load_task_data,
-    normalise_records,
-    read_split,
-)
+from layerft.data import load_task_data, normalise_records, read_split
 from layerft.errors import LayerftError, quoted
 from layerft.kinds import KINDS, TaskKind, token_tagging
 from layerft.kinds.relation_classification import mark
 from layerft.metrics import MetricInput
 from layerft.model import build_tiny_tokenizer, load_tokenizer
 from layerft.run import load_stage_data, train_stages
-from layerft.tokenized import (
-    tokenize,
-)
+from layerft.tokenized import tokenize
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -373,13 +373,8 @@ def test_parallel_jobs_of_one_config_train_it_once(tmp_path) -> None:
 def test_the_config_lock_is_taken_in_a_multirun_of_single_processes_only(
     tmp_path, monkeypatch, caplog
 ) -> None:
-    from layerft.run_folder import (
-        LOCKS_DIR,
-        config_lock,
-    )
-    from layerft.run_record import (
-        RunRecord,
-    )
+    from layerft.run_folder import LOCKS_DIR, config_lock
+    from layerft.run_record import RunRecord
 
     record = RunRecord("f" * 16, "g" * 16, {}, 1, [], "target/eval_accuracy", True)
     lock = tmp_path / LOCKS_DIR / f"{'f' * 16}.lock"

@@ -22,9 +22,7 @@ from layerft import run_folder
 from layerft import run_record as run_record_module
 from layerft.config import resolve_config
 from layerft.errors import LayerftError
-from layerft.file_io import (
-    write_json_atomic,
-)
+from layerft.file_io import write_json_atomic
 from layerft.fingerprint import (
     FINGERPRINT_SCHEME,
     RESULT_NEUTRAL_KEYS,
@@ -191,10 +189,7 @@ def test_a_scheme_2_record_is_migrated_from_its_kept_config_read_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import layerft.config
-    from layerft.run_record import (
-        KEPT_CONFIG,
-        migrated_fingerprints,
-    )
+    from layerft.run_record import KEPT_CONFIG, migrated_fingerprints
 
     reads: list[Any] = []
     resolve = layerft.config.resolve_config
@@ -467,7 +462,7 @@ def test_a_result_on_a_data_file_edited_since_is_refused_naming_the_split(tmp_pa
 
     def record_now() -> RunRecord:
         cfg = compose_config(*overrides)
-        return run_module.run_record(compose_run(*overrides), resolve_config(cfg), entries)
+        return run_module.build_run_record(compose_run(*overrides), resolve_config(cfg), entries)
 
     first = record_now()
     assert sorted(first.data_files) == ["target_task.train", "target_task.validation"]

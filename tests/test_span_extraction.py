@@ -24,9 +24,7 @@ from layerft.kinds.span_extraction import SpanConfig, collator, encoder, normali
 from layerft.model import build_tiny_tokenizer
 from layerft.run import build_target_model, load_stage_data, train_stages
 from layerft.task import TaskConfig, TaskKind
-from layerft.tokenized import (
-    tokenize,
-)
+from layerft.tokenized import tokenize
 
 MRC_DATA = Path(__file__).resolve().parent / "data" / "klue" / "klue-mrc-v1.1"
 TOKENIZER = build_tiny_tokenizer()

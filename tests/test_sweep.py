@@ -34,9 +34,7 @@ from layerft import sweep as sweep_module
 from layerft import sweep_grid, sweep_status, sweep_tracker
 from layerft.config import config_error_line, resolve_config
 from layerft.errors import LayerftError
-from layerft.file_io import (
-    file_sha256,
-)
+from layerft.file_io import file_sha256
 from layerft.fingerprint import config_fingerprint, seedless_fingerprint
 from layerft.layer_split import InjectedWeights, Stage1Split, Stage2Split
 from layerft.run_folder import previous_result
@@ -537,7 +535,7 @@ def test_a_baseline_recorded_under_the_earlier_fingerprint_scheme_is_done(tmp_pa
     assert len({c.fingerprint for c in combinations}) == 1
     for combination in combinations:
         (earlier,) = combination.earlier_fingerprints
-        folder = tmp_path / sweep_status.job_folder(combination)
+        folder = tmp_path / sweep_grid.job_folder(combination)
         folder.mkdir()
         (folder / "metrics.json").write_text(json.dumps({
             FINGERPRINT_KEY: earlier, "run/seedless_fingerprint": earlier[::-1],
@@ -550,7 +548,7 @@ def test_a_baseline_recorded_under_the_earlier_fingerprint_scheme_is_done(tmp_pa
     state = sweep_status.status(combinations, tmp_path)
     assert not state.missing and not state.blocked
     assert sorted(folder.name for _, folder in state.done) == sorted(
-        sweep_status.job_folder(c) for c in combinations
+        sweep_grid.job_folder(c) for c in combinations
     )
     # A job of the grid reuses its folder's record: neither rerun nor refused as another config's.
     config = resolve_config(compose_config(*combination.overrides))
@@ -1203,5 +1201,5 @@ def test_dry_run_marks_a_combination_whose_folder_holds_another_configs_result(
 def test_a_grid_that_sweeps_nothing_runs_in_hydras_default_folder() -> None:
     # Its label says "(defaults)"; its folder, where a blocked result would sit, is "default".
     combination = Combination([], "f" * 16, None, "(defaults)")
-    assert sweep_status.job_folder(combination) == sweep_grid.job_dirname("") == "default"
-    assert sweep_status.job_folder(Combination([], "f" * 16, None, "seed=1")) == "seed=1"
+    assert sweep_grid.job_folder(combination) == sweep_grid.job_dirname("") == "default"
+    assert sweep_grid.job_folder(Combination([], "f" * 16, None, "seed=1")) == "seed=1"

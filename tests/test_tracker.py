@@ -162,12 +162,8 @@ def test_nothing_to_remove_logs_nothing(tmp_path: Path, caplog) -> None:
 
 
 def test_run_names_tell_apart_runs_that_differ_only_in_an_override() -> None:
-    from layerft.run_record import (
-        RunRecord,
-    )
-    from layerft.run_tracker import (
-        run_name,
-    )
+    from layerft.run_record import RunRecord
+    from layerft.run_tracker import run_name
 
     choices = {"injection_task": "demo_pos", "target_task": "ag_news", "layer_split": "lower1",
                "tuning_mode": "full", "model": "tiny", "tracker": "wandb"}  # fmt: skip
@@ -207,12 +203,8 @@ def test_a_baseline_run_belongs_to_no_split_in_wandb(
     from compose import compose_config
 
     from layerft.config import resolve_config, to_run_config
-    from layerft.run_record import (
-        RunRecord,
-    )
-    from layerft.run_tracker import (
-        open_tracker,
-    )
+    from layerft.run_record import RunRecord
+    from layerft.run_tracker import open_tracker
 
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(wandb, "init", lambda **kwargs: calls.append(kwargs) or SimpleNamespace(

@@ -24,9 +24,7 @@ from conftest import assert_counts_of, dev_examples, run_train
 from wandb_records import read_wandb_records, wandb_items
 
 from layerft.fingerprint import FINGERPRINT_SCHEME
-from layerft.run_record import (
-    RESULTS_VERSION,
-)
+from layerft.run_record import RESULTS_VERSION
 
 # One worker runs this module: its `runs` fixture starts every train.py call of it at once.
 pytestmark = pytest.mark.xdist_group(__name__)
