@@ -30,7 +30,7 @@ def main(cfg: DictConfig) -> float | None:
         return job(cfg)
     with user_errors_exit():
         check_before_loading(cfg)
-    from layerft.run import run_from_hydra
+    from layerft.hydra_job import run_from_hydra
 
     metrics = run_from_hydra(cfg)
     assert metrics is not None  # failures exit in a single run

@@ -1,9 +1,8 @@
-"""One combination end to end: compose -> validate -> [stage 1] -> transplant -> stage 2 -> record."""
+"""One checked combination end to end: [stage 1] -> transplant -> stage 2 -> record (its config
+composed and checked by `layerft/hydra_job.py`)."""
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -13,28 +12,14 @@ from typing import Any
 import datasets
 import torch
 import transformers
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig
 
 from layerft.callbacks import MetricSink
-from layerft.config import (
-    GROUP_SCHEMAS,
-    RunConfig,
-    check_option_names,
-    check_switch_overrides,
-    data_files,
-    override_key,
-    resolve_config,
-    to_run_config,
-)
-from layerft.credentials import mask_credentials
+from layerft.config import RunConfig
 from layerft.data import TaskData, load_task_data
-from layerft.errors import LayerftError, user_errors_exit
-from layerft.fingerprint import reads_pooler, unread_prefix, unread_settings
+from layerft.errors import LayerftError
+from layerft.fingerprint import reads_pooler
 from layerft.heads import TaskModel, build_task_model, encoder_layers
 from layerft.layer_split import (
-    InjectedPolicy,
     InjectedWeights,
     apply_injected_policy,
     extract_injected,
@@ -49,15 +34,7 @@ from layerft.model import check_max_length, encoder_depth, load_backbone, load_t
 from layerft.parts import layer_part, set_trainable
 from layerft.phase import remove_unfinished_checkpoints, run_phase
 from layerft.processes import is_main_process, rank, world_size
-from layerft.results import (
-    FAILED_FILE,
-    METRICS_FILE,
-    HistoryFile,
-    read_finished,
-    record_failure,
-    run_dir_errors,
-    write_metrics,
-)
+from layerft.results import FAILED_FILE, HistoryFile, read_finished, run_dir_errors, write_metrics
 from layerft.run_folder import (
     Result,
     config_lock,
@@ -71,7 +48,7 @@ from layerft.run_tracker import open_tracker
 from layerft.stage1 import Stage1Key, Stage1Outcome, Stage1Store, obtain_stage1
 from layerft.task import TaskConfig
 from layerft.tracker import remove_stale_runs, wandb_runs
-from layerft.tuning_mode import TuningMethod, adapted_layers, apply_tuning_mode
+from layerft.tuning_mode import adapted_layers, apply_tuning_mode
 
 log = logging.getLogger(__name__)
 # The stages' names: run_phase's `stage`, their metrics' prefix, their checkpoint folders.
@@ -311,113 +288,3 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
-
-
-def warn_inert_overrides(cfg: RunConfig, overrides: list[str]) -> None:
-    """Say so when a command-line override sets a key this run's choices never read
-    (`tuning_mode.lora.rank=4` under tuning_mode=full): the run is not the variant it names."""
-    reasons: dict[str, list[str]] = {}  # why -> its overrides; one override, one (first) reason
-    unread = unread_settings(dataclasses.asdict(cfg))
-    for override in overrides:
-        key = override_key(override)
-        for prefix, why in unread:
-            if unread_prefix(key, (prefix,)):
-                reasons.setdefault(why, []).append(override)
-                break
-    for why, unused in reasons.items():
-        verb = "changes" if len(unused) == 1 else "change"
-        log.warning("%s, so %s %s nothing", why, " ".join(unused), verb)
-    warn_split_multiplier(cfg, overrides)
-
-
-def warn_split_multiplier(cfg: RunConfig, overrides: list[str]) -> None:
-    """The split's lr_multiplier as an option file sets it (the command line's is warned about
-    above): read by policy=scale alone, and under it 1 is policy=train."""
-    if cfg.injection_task is None or cfg.tuning_mode.method == TuningMethod.frozen:
-        return
-    stage2, name = cfg.layer_split.stage2, cfg.layer_split.name
-    given = any(override_key(o) == "layer_split.stage2.lr_multiplier" for o in overrides)
-    if stage2.policy != InjectedPolicy.scale and stage2.lr_multiplier != 1 and not given:
-        log.warning(
-            "layer_split=%s sets stage2.lr_multiplier=%g, which policy=%s never reads (only "
-            "policy=scale does)", name, stage2.lr_multiplier, stage2.policy.value,
-        )  # fmt: skip
-    elif stage2.policy == InjectedPolicy.scale and stage2.lr_multiplier == 1:
-        log.warning(
-            "layer_split=%s: policy=scale with lr_multiplier=1 trains the injected layers at the "
-            "task's rate, as policy=train; set layer_split.stage2.lr_multiplier", name,
-        )  # fmt: skip
-
-
-def job_entries(cfg: DictConfig, hydra: DictConfig) -> dict[str, Any]:
-    """What a job's record says before its config is checked: group choices, overrides (a
-    credential's value masked), seed and sweep (a failure of an invalid config records these)."""
-    multirun = hydra.mode == RunMode.MULTIRUN
-    return {
-        "run/choices": {
-            group.split("@")[-1]: str(option)
-            for group, option in hydra.runtime.choices.items()
-            if group.split("@")[-1] in {*GROUP_SCHEMAS, "injection_lr_schedule"}
-        },
-        "run/overrides": mask_credentials(list(hydra.overrides.task)),
-        "run/seed": cfg.get("seed"),
-        # the W&B group
-        "run/sweep": hydra.runtime.choices.get("sweep") or (hydra.sweep.dir if multirun else None),
-    }
-
-
-def build_run_record(
-    run_cfg: RunConfig, resolved: dict[str, Any], entries: dict[str, Any]
-) -> RunRecord:
-    """The record of a checked config, from its `job_entries`."""
-    selection = (
-        f"target/eval_{run_cfg.target_task.best_metric}",
-        run_cfg.target_task.best_is_higher,
-    )
-    return RunRecord.of(
-        resolved, entries["run/choices"], entries["run/overrides"], selection, entries["run/sweep"],
-        data_files(run_cfg),
-    )  # fmt: skip
-
-
-def record_dead_job(cfg: DictConfig, hydra: DictConfig, job_dir: Path, error: Exception) -> None:
-    """Record a multirun job whose process died without a result (killed, out of host memory) in
-    its `failed.json`, as a failure inside the job is recorded: the sweep lists it as failed and
-    a rerun runs it again. `cfg` is the job's task config, `hydra` its `hydra` node."""
-    entries = job_entries(cfg, hydra)
-    with contextlib.suppress(Exception):  # an invalid config: the entries above; its log says why
-        entries = build_run_record(to_run_config(cfg), resolve_config(cfg), entries).entries()
-    record_failure(job_dir, entries, error)
-
-
-def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str, float] | None:
-    """train.py's body: validate the composed config and run it in Hydra's output directory.
-
-    `isolate_failures` (the jobs of a multirun): any error is recorded in the job folder's
-    `failed.json` and None returned, so that the sweep goes on; KeyboardInterrupt still stops it.
-    """
-    quiet_libraries()
-    hydra = HydraConfig.get()
-    run_dir = Path(hydra.runtime.output_dir)
-    overrides = list(hydra.overrides.task)
-    sweep_dir = hydra.sweep.dir if hydra.mode == RunMode.MULTIRUN else None
-    entries = job_entries(cfg, hydra)
-    try:
-        with user_errors_exit(reraise=isolate_failures):
-            check_option_names(cfg, hydra.runtime.choices)
-            run_cfg = to_run_config(cfg)
-            check_switch_overrides(cfg, overrides)
-            resolved = resolve_config(cfg)
-            warn_inert_overrides(run_cfg, overrides)
-            record = build_run_record(run_cfg, resolved, entries)
-            entries = record.entries()
-            metrics, result_dir = run(run_cfg, run_dir, resolved, record, sweep_dir)
-    except Exception as err:
-        if not isolate_failures:
-            raise
-        if is_main_process():
-            record_failure(run_dir, entries, err)
-        return None
-    if is_main_process():
-        print(f"results: {result_dir / METRICS_FILE}")  # another job folder's, when found there
-    return metrics

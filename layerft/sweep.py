@@ -74,7 +74,7 @@ register_configs()
 def job(cfg: DictConfig) -> float | None:
     """One job of a sweep (the Hydra task function of sweep.py, and of `train.py -m`): train.py's
     run, but a failure is recorded in the job folder instead of stopping the sweep."""
-    from layerft.run import run_from_hydra
+    from layerft.hydra_job import run_from_hydra
 
     stop_if_interrupted()  # a Ctrl-C that Python lost while the last job ended
     metrics = run_from_hydra(cfg, isolate_failures=True)

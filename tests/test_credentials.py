@@ -21,7 +21,7 @@ from omegaconf import open_dict
 
 from layerft import sweep_tracker, tracker
 from layerft.credentials import mask_credentials, scrub_config_file
-from layerft.run import run_from_hydra
+from layerft.hydra_job import run_from_hydra
 from layerft.tracker import TrackerBackend, TrackerConfig, TrackerMode, start_tracker
 
 FAKE = "sk-FAKE-1234"

@@ -17,8 +17,8 @@ from conftest import SHRINK
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from layerft import hydra_job, run_folder
 from layerft import run as run_module
-from layerft import run_folder
 from layerft import run_record as run_record_module
 from layerft.config import resolve_config
 from layerft.errors import LayerftError
@@ -462,7 +462,7 @@ def test_a_result_on_a_data_file_edited_since_is_refused_naming_the_split(tmp_pa
 
     def record_now() -> RunRecord:
         cfg = compose_config(*overrides)
-        return run_module.build_run_record(compose_run(*overrides), resolve_config(cfg), entries)
+        return hydra_job.build_run_record(compose_run(*overrides), resolve_config(cfg), entries)
 
     first = record_now()
     assert sorted(first.data_files) == ["target_task.train", "target_task.validation"]

@@ -289,11 +289,11 @@ def task_config(config: DictConfig) -> DictConfig:
 def record_dead_job(
     task_cfg: DictConfig, hydra: DictConfig, job_dir: Path, error: Exception
 ) -> bool:
-    """A layerft job's death in its failed.json (layerft.run.record_dead_job); False for
+    """A layerft job's death in its failed.json (layerft.hydra_job.record_dead_job); False for
     another Hydra app's job (no `target_task`), which only the FAILED JobReturn reports."""
     if "target_task" not in task_cfg:
         return False
-    from layerft.run import record_dead_job as record  # only here: it imports torch
+    from layerft.hydra_job import record_dead_job as record  # only here: it imports torch
 
     record(task_cfg, hydra, job_dir, error)
     return True
