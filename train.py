@@ -8,13 +8,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from layerft.config import (
-    check_data_files,
-    check_switch_overrides,
-    config_errors_exit,
-    register_configs,
-    to_run_config,
-)
+from layerft.config import check_data_files, check_switch_overrides, register_configs, to_run_config
+from layerft.config_errors import config_errors_exit
 from layerft.errors import user_errors_exit
 from layerft.results import METRICS_FILE
 from layerft.sweep import FailedJobs, job

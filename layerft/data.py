@@ -25,7 +25,7 @@ from layerft.demo_data import DEMO_GENERATORS
 from layerft.errors import LayerftError
 from layerft.kinds import kind_of
 from layerft.kinds.base import Collator, Record
-from layerft.model import first_line, hub_cache_hint, hub_unreachable
+from layerft.network import first_line, hub_cache_hint, hub_unreachable
 from layerft.readers import HUB_ADAPTERS, RELEASE_READERS, record_line
 from layerft.readers_records import read_records
 from layerft.task import SPLITS, TaskConfig

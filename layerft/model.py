@@ -1,9 +1,9 @@
 """The `model` config group: which backbone and tokenizer, loaded from a package, a hub id, a folder
-converted on first use, or built tiny."""
+converted on first use, or built tiny (`layerft/tiny_model.py`); a hub that does not answer is
+found by one probe (`layerft/network.py`), not by a library's retries."""
 
 from __future__ import annotations
 
-import functools
 import importlib
 import json
 from collections.abc import Callable
@@ -13,19 +13,24 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import MISSING
-from torch import nn
 
 from layerft.errors import LayerftError
-from layerft.network import unreachable
+from layerft.network import (
+    first_line,
+    hub_cache_hint,
+    hub_constants,
+    hub_unreachable,
+    refused_status,
+)
 from layerft.task import TaskConfig
+from layerft.tiny_model import TinyConfig, build_tiny_backbone, build_tiny_tokenizer
 
 if TYPE_CHECKING:
-    from transformers import BertModel, PreTrainedModel, PreTrainedTokenizerFast
+    from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 # transformers, tokenizers and huggingface_hub are imported where a model or tokenizer loads, not
 # above: composing a config imports this module, and a bad config is reported without them.
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # Model types whose position ids start after the padding index (fairseq's make_positions):
 # a sequence of n tokens uses positions pad+1 .. pad+n.
 POSITIONS_AFTER_PADDING = frozenset({"roberta", "xlm-roberta", "camembert"})
@@ -40,18 +45,6 @@ def _converted_e5_small(cache_dir: Path) -> Path:
 # `converted` sources: name -> writer of a Hugging Face folder under the run's cache_dir (once),
 # returning that folder; for models a package ships in its own format.
 CONVERTERS: dict[str, Callable[[Path], Path]] = {"e5_small": _converted_e5_small}
-
-
-@dataclass
-class TinyConfig:
-    """Shape of the random `tiny` BERT; its weights are a fixed function of `init_seed`."""
-
-    hidden_size: int = 32
-    num_layers: int = 4
-    num_heads: int = 2
-    intermediate_size: int = 64
-    max_position_embeddings: int = 512
-    init_seed: int = 0
 
 
 @dataclass
@@ -105,7 +98,7 @@ def resolve_model_path(cfg: ModelConfig, cache_dir: Path | None = None) -> str:
             return str(folder)
         # transformers' offline mode fails fast and reads the HF cache by itself; online mode
         # retries an unreachable hub for half a minute, so ask the hub once first.
-        if not Path(cfg.hub_id).is_dir() and not _hub_constants().HF_HUB_OFFLINE:
+        if not Path(cfg.hub_id).is_dir() and not hub_constants().HF_HUB_OFFLINE:
             reason = hub_unreachable()
             if reason is not None:
                 raise _unreachable(cfg, reason)
@@ -241,35 +234,6 @@ def check_max_length(
         )
 
 
-def hub_unreachable() -> str | None:
-    """Why the Hugging Face hub (`HF_ENDPOINT`) does not answer, or None when it does."""
-    return probe_endpoint(_hub_constants().ENDPOINT)
-
-
-@functools.cache  # once per process: every hub id of a run asks the same endpoint
-def probe_endpoint(endpoint: str) -> str | None:
-    """Why `endpoint` gives no HTTP answer, or None when it answers (any status)."""
-    reason = unreachable(endpoint)
-    return None if reason is None else f"{endpoint} does not answer: {reason}"
-
-
-def refused_status(err: BaseException) -> int | None:
-    """401 or 403 anywhere in the error's chain: the hub answered but refused the token or access."""
-    cause: BaseException | None = err
-    while cause is not None:
-        status = getattr(getattr(cause, "response", None), "status_code", None)
-        if status in (401, 403):
-            return int(status)
-        cause = cause.__cause__ or cause.__context__
-    return None
-
-
-def first_line(err: Exception) -> str:
-    """The first line of an exception's message, or its type's name when it has none."""
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
 def _unreachable(cfg: ModelConfig, reason: str) -> LayerftError:
     return LayerftError(
         f"model '{cfg.name}': could not load '{cfg.hub_id or cfg.package or cfg.converted}' "
@@ -279,80 +243,6 @@ def _unreachable(cfg: ModelConfig, reason: str) -> LayerftError:
         "'layerft[korean]') or model=tiny, "
         f"{hub_cache_hint()}"
     )
-
-
-def hub_cache_hint() -> str:
-    """The end of a could-not-load message: the Hugging Face cache, unless offline mode is on
-    already (then the cache does not hold it)."""
-    if _hub_constants().HF_HUB_OFFLINE:
-        return "or download it into the Hugging Face cache (HF_HUB_OFFLINE is set: it is not there)"
-    return "or set HF_HUB_OFFLINE=1 to load it from the Hugging Face cache"
-
-
-def _hub_constants() -> Any:
-    """`huggingface_hub.constants`, read at call time (HF_HUB_OFFLINE, HF_ENDPOINT)."""
-    import huggingface_hub
-
-    return huggingface_hub.constants
-
-
-def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
-    """A character-level tokenizer built in code: ASCII, Latin-1 letters and Hangul syllables."""
-    from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
-    from tokenizers.models import WordLevel
-    from transformers import PreTrainedTokenizerFast
-
-    chars = [chr(c) for c in range(33, 127)] + [chr(c) for c in range(0xC0, 0x180)]
-    chars += [chr(c) for c in range(0xAC00, 0xD7A4)] + list("‘’“”·…")
-    vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *dict.fromkeys(chars)])}
-    tokenizer = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
-    # Lowercase only: BERT's accent stripping would decompose Hangul into jamo.
-    tokenizer.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex("."), "isolated")]
-    )
-    cls, sep = vocab["[CLS]"], vocab["[SEP]"]
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        name_or_path="layerft-tiny-chars",
-        model_max_length=512,
-        pad_token="[PAD]",
-        unk_token="[UNK]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
-    )
-
-
-def build_tiny_backbone(cfg: TinyConfig, vocab_size: int, pooler: bool = False) -> BertModel:
-    """A small random BERT whose weights depend only on `cfg` (it plays the pre-trained model;
-    `pooler` adds a random pooler, drawn after the rest, which stays as without it)."""
-    from transformers import BertConfig, BertModel
-    from transformers.models.bert.modeling_bert import BertPooler
-
-    config = BertConfig(
-        vocab_size=vocab_size,
-        hidden_size=cfg.hidden_size,
-        num_hidden_layers=cfg.num_layers,
-        num_attention_heads=cfg.num_heads,
-        intermediate_size=cfg.intermediate_size,
-        max_position_embeddings=cfg.max_position_embeddings,
-    )
-    # Both stages must start from identical "pre-trained" weights, whatever the run's RNG state.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.init_seed)
-        model = BertModel(config, add_pooling_layer=False)
-        if pooler:
-            model.pooler = BertPooler(config)
-            nn.init.normal_(model.pooler.dense.weight, std=config.initializer_range)
-            nn.init.zeros_(model.pooler.dense.bias)
-        return model
 
 
 def tokenizer_fingerprint_source(tokenizer: PreTrainedTokenizerFast) -> str:

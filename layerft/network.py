@@ -1,12 +1,15 @@
 """One probe of a web service (the Hugging Face hub, W&B) before a library would retry it for
-a minute or more: layerft fails fast or goes offline instead. Serves no config group."""
+a minute or more: layerft fails fast or goes offline instead; and the hub's answers put in one
+line (a refused token, the offline hint). Serves no config group."""
 
 from __future__ import annotations
 
+import functools
 import ssl
 import threading
 import urllib.error
 import urllib.request
+from typing import Any
 
 PROBE_SECONDS = 3.0  # the libraries themselves wait 30-90 s before they give up on a dead host
 
@@ -34,3 +37,47 @@ def unreachable(url: str, timeout: float = PROBE_SECONDS) -> str | None:
     thread.start()
     thread.join(timeout)
     return outcome[0] if outcome else f"no answer within {timeout:g} s"
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face hub (`HF_ENDPOINT`) does not answer, or None when it does."""
+    return probe_endpoint(hub_constants().ENDPOINT)
+
+
+@functools.cache  # once per process: every hub id of a run asks the same endpoint
+def probe_endpoint(endpoint: str) -> str | None:
+    """Why `endpoint` gives no HTTP answer, or None when it answers (any status)."""
+    reason = unreachable(endpoint)
+    return None if reason is None else f"{endpoint} does not answer: {reason}"
+
+
+def refused_status(err: BaseException) -> int | None:
+    """401 or 403 anywhere in the error's chain: the hub answered but refused the token or access."""
+    cause: BaseException | None = err
+    while cause is not None:
+        status = getattr(getattr(cause, "response", None), "status_code", None)
+        if status in (401, 403):
+            return int(status)
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def first_line(err: Exception) -> str:
+    """The first line of an exception's message, or its type's name when it has none."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def hub_cache_hint() -> str:
+    """The end of a could-not-load message: the Hugging Face cache, unless offline mode is on
+    already (then the cache does not hold it)."""
+    if hub_constants().HF_HUB_OFFLINE:
+        return "or download it into the Hugging Face cache (HF_HUB_OFFLINE is set: it is not there)"
+    return "or set HF_HUB_OFFLINE=1 to load it from the Hugging Face cache"
+
+
+def hub_constants() -> Any:
+    """`huggingface_hub.constants`, read at call time (HF_HUB_OFFLINE, HF_ENDPOINT)."""
+    import huggingface_hub
+
+    return huggingface_hub.constants

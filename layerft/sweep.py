@@ -28,7 +28,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from hydra_plugins.layerft_launcher.skipping_sweeper import store_skipping_sweeper
-from layerft.config import CONFIG_ERRORS, composition_error_line, register_configs
+from layerft.config import register_configs
+from layerft.config_errors import CONFIG_ERRORS, composition_error_line
 from layerft.errors import LayerftError, error_line, hydra_raises, traceback_wanted
 from layerft.file_io import file_error
 from layerft.file_lock import held_lock

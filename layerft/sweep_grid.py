@@ -22,13 +22,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from layerft.config import (
-    CONFIG_ERRORS,
-    check_switch_overrides,
-    data_files,
-    resolve_config,
-    to_run_config,
-)
+from layerft.config import check_switch_overrides, data_files, resolve_config, to_run_config
+from layerft.config_errors import CONFIG_ERRORS
 from layerft.errors import LayerftError
 from layerft.file_io import file_sha256
 from layerft.fingerprint import config_fingerprint, earlier_fingerprints

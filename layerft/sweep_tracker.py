@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from layerft.config import CONFIG_ERRORS, to_run_config
+from layerft.config import to_run_config
+from layerft.config_errors import CONFIG_ERRORS
 from layerft.credentials import mask_credentials
 from layerft.errors import LayerftError, error_line
 from layerft.file_io import write_json_atomic

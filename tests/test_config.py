@@ -20,10 +20,9 @@ from layerft.config import (
     check_data_files,
     check_option_names,
     check_switch_overrides,
-    config_error_line,
-    config_errors_exit,
     to_run_config,
 )
+from layerft.config_errors import config_error_line, config_errors_exit
 from layerft.errors import LayerftError
 from layerft.hydra_job import warn_inert_overrides
 from layerft.sweep import main

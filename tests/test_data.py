@@ -18,8 +18,8 @@ from layerft import evaluation
 from layerft.data import load_task_data, normalise_records, read_split
 from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
-from layerft.model import build_tiny_tokenizer
 from layerft.readers_records import read_records
+from layerft.tiny_model import build_tiny_tokenizer
 from layerft.tokenized import tokenize
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

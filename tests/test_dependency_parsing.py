@@ -26,10 +26,10 @@ from layerft.errors import LayerftError
 from layerft.kinds import dependency_parsing as dp
 from layerft.kinds import kind_of
 from layerft.metrics import MetricInput, load_metric
-from layerft.model import build_tiny_backbone, build_tiny_tokenizer
 from layerft.readers_klue_tsv import read_klue_dp
 from layerft.run import load_stage_data, train_stages
 from layerft.task import TaskConfig
+from layerft.tiny_model import build_tiny_backbone, build_tiny_tokenizer
 
 # klue_baseline/data/klue_dp.py get_dep_labels(), copied in its order.
 KLUE_DEP_LABELS = [

@@ -11,10 +11,11 @@ import pytest
 from compose import compose_run
 from conftest import run_train
 
-from layerft import model as model_module
+from layerft import network
 from layerft.data import load_task_data
 from layerft.errors import LayerftError
-from layerft.model import build_tiny_tokenizer, load_tokenizer
+from layerft.model import load_tokenizer
+from layerft.tiny_model import build_tiny_tokenizer
 
 CLOSED_PORT = "http://127.0.0.1:9"  # discard: nothing listens there, connections are refused
 ONLINE_MODE = {"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "HF_ENDPOINT": CLOSED_PORT}
@@ -26,9 +27,9 @@ def hub_down(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", CLOSED_PORT)
-    model_module.probe_endpoint.cache_clear()
+    network.probe_endpoint.cache_clear()
     yield
-    model_module.probe_endpoint.cache_clear()
+    network.probe_endpoint.cache_clear()
 
 
 def test_unreachable_hub_dataset_fails_at_once(tmp_path: Path, hub_down: None) -> None:
@@ -84,7 +85,7 @@ def test_the_hub_is_probed_once_per_process(hub_down: None) -> None:
     for _ in range(3):
         with pytest.raises(LayerftError):
             load_tokenizer(cfg)
-    assert model_module.probe_endpoint.cache_info().misses == 1
+    assert network.probe_endpoint.cache_info().misses == 1
 
 
 @pytest.mark.parametrize(

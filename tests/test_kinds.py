@@ -21,8 +21,9 @@ from layerft.errors import LayerftError, quoted
 from layerft.kinds import KINDS, TaskKind, token_tagging
 from layerft.kinds.relation_classification import mark
 from layerft.metrics import MetricInput
-from layerft.model import build_tiny_tokenizer, load_tokenizer
+from layerft.model import load_tokenizer
 from layerft.run import load_stage_data, train_stages
+from layerft.tiny_model import build_tiny_tokenizer
 from layerft.tokenized import tokenize
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

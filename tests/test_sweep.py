@@ -32,7 +32,8 @@ from wandb_records import records_by_kind, wandb_items
 from layerft import stage1 as stage1_module
 from layerft import sweep as sweep_module
 from layerft import sweep_grid, sweep_status, sweep_tracker
-from layerft.config import config_error_line, resolve_config
+from layerft.config import resolve_config
+from layerft.config_errors import config_error_line
 from layerft.errors import LayerftError
 from layerft.file_io import file_sha256
 from layerft.fingerprint import config_fingerprint, seedless_fingerprint

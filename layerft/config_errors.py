@@ -1,0 +1,133 @@
+"""Errors Hydra and OmegaConf raise while composing the config, as one line each: an unknown key
+or option (with the closest name), a value of the wrong type, a YAML file that does not parse, an
+output folder Hydra cannot create; `config_errors_exit` turns them into exit code 2.
+
+Serves the root config as Hydra composes it (train.py, sweep.py); `layerft/config.py` holds the
+schemas.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import itertools
+import os
+import re
+import sys
+import traceback
+from collections.abc import Iterator
+
+import yaml
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+from layerft.errors import hydra_raises, traceback_wanted
+
+# What composing the config raises for bad input: an override, a group option, a file's YAML.
+CONFIG_ERRORS = (HydraException, OmegaConfBaseException, yaml.YAMLError)
+
+
+def config_error_line(err: Exception) -> str:
+    """One line for an error Hydra or OmegaConf raises while composing the config: the override at
+    fault and what it takes, without the schema's type lines and Hydra's search path."""
+    if isinstance(err, yaml.YAMLError):
+        return yaml_error_line(err)
+    message = str(err)
+    missing = re.search(r"Could not find '(.+)/([^/']+)'", message)
+    if missing:  # an unknown group option; Hydra lists the group's options, one per line
+        group, option = missing.groups()
+        options = re.findall(r"^\t(\S+)$", message.split("Config search path")[0], re.M)
+        close = difflib.get_close_matches(option, options, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"{group}={option}: no such option; {hint}options: {', '.join(options)}"
+    # An override's error is the cause; a key in an option's file, the context of Hydra's "In
+    # '<group>/<option>': ..." (the option named, as the file to fix).
+    cause = err.__cause__ or err.__context__
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
+        known = list(cause.parent_node) if isinstance(cause.parent_node, DictConfig) else []
+        parent, _, name = cause.full_key.rpartition(".")
+        close = difflib.get_close_matches(name, [str(k) for k in known], n=1)
+        hint = f"; did you mean '{parent + '.' if parent else ''}{close[0]}'?" if close else ""
+        where = re.match(r"In '([^']+)':", message)
+        option = f"conf/{where.group(1)}.yaml: " if where and err.__cause__ is None else ""
+        return f"{option}unknown config key '{cause.full_key}'{hint}"
+    text = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    if isinstance(cause, OmegaConfBaseException):  # why the override failed (its first line)
+        text += f": {str(cause).splitlines()[0]}"
+    return text or type(err).__name__
+
+
+@contextlib.contextmanager
+def config_errors_exit() -> Iterator[None]:
+    """Around `@hydra.main`: an error Hydra finds while composing the config (an unknown key or
+    option, a value of the wrong type) is one line on stderr and exit code 2, as other bad input.
+
+    Hydra prints these over several lines and exits 1 itself unless HYDRA_FULL_ERROR is set, so it
+    is set meanwhile; a user who set it gets Hydra's own report.
+    """
+    with hydra_raises() as user_set:
+        try:
+            yield
+        except (*CONFIG_ERRORS, AssertionError, OSError) as err:
+            if isinstance(err, (*CONFIG_ERRORS, AssertionError)):  # Hydra's missing config is
+                line = composition_error_line(err)  # an OSError too
+            else:
+                line = output_folder_error_line(err)
+            if user_set or line is None:
+                raise
+            if traceback_wanted():
+                traceback.print_exc()
+            print(f"error: {line}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+
+def output_folder_error_line(err: OSError) -> str | None:
+    """The line for an output folder Hydra itself could not create (`mkdir` called from Hydra's
+    code: its run or sweep folder under a file, or where the user may not write), or None for any
+    other OSError (one a run raised, which reports its own, or Hydra's for another reason)."""
+    frames, tb = [], err.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code)
+        tb = tb.tb_next
+    for caller, callee in itertools.pairwise(frames):
+        if callee.co_name == "mkdir" and callee.co_filename.endswith("pathlib.py"):
+            if f"{os.sep}hydra{os.sep}" in caller.co_filename and err.filename is not None:
+                return (
+                    f"{err.filename}: cannot create this output folder ({err.strerror}); set "
+                    "hydra.run.dir (hydra.sweep.dir with -m) to a folder that can be created"
+                )
+            return None
+    return None
+
+
+def composition_error_line(err: Exception) -> str | None:
+    """config_error_line, and the one AssertionError composing raises for bad input: OmegaConf's,
+    for an override setting a key inside a null node (`model.tiny.hidden_size=8` on a model whose
+    `tiny` is null), which Hydra lets escape bare. None for any other assertion (a bug)."""
+    if not isinstance(err, AssertionError):
+        return config_error_line(err)
+    if "Unexpected type for root" not in str(err):
+        return None
+    tb, line = err.__traceback__, None
+    while tb is not None:  # the override Hydra was applying
+        if tb.tb_frame.f_code.co_name == "_apply_overrides_to_config":
+            line = getattr(tb.tb_frame.f_locals.get("override"), "input_line", None)
+        tb = tb.tb_next
+    if line is None:
+        return None
+    key = line.split("=", 1)[0].lstrip("+~")
+    return (
+        f"{line}: a node above '{key}' is null in this config, so it has no keys to set; set "
+        f"the node whole (e.g. {key.rsplit('.', 1)[0]}={{...}}) or choose an option that fills it"
+    )
+
+
+def yaml_error_line(err: yaml.YAMLError) -> str:
+    """`file:line:column: not valid YAML: ...` for a config file YAML cannot parse."""
+    mark = getattr(err, "problem_mark", None)
+    where = f"{mark.name}:{mark.line + 1}:{mark.column + 1}" if mark else "a config file"
+    reason = ": ".join(
+        str(part) for part in (getattr(err, "context", None), getattr(err, "problem", None)) if part
+    )
+    return f"{where}: not valid YAML ({reason or type(err).__name__}); fix the file"
