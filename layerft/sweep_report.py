@@ -13,7 +13,8 @@ from typing import Any
 
 from layerft.run_record import older_results
 from layerft.sweep_records import Job
-from layerft.sweep_table import MIN_PAIRS, MISSING, Failure, Table, label
+from layerft.sweep_stats import MIN_PAIRS
+from layerft.sweep_table import MISSING, Failure, Table, label
 
 
 def render_markdown(

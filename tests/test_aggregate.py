@@ -27,7 +27,7 @@ from layerft.results import record_failure
 from layerft.run_record import RESULTS_VERSION
 from layerft.sweep_records import job_settings, read_job
 from layerft.sweep_report import format_diff
-from layerft.sweep_table import all_failed, paired_t_interval
+from layerft.sweep_stats import all_failed, paired_t_interval
 
 REPO = Path(__file__).resolve().parents[1]
 ACC = "target/eval_accuracy"
