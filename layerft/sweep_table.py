@@ -15,7 +15,8 @@ import numpy as np
 
 from layerft.errors import LayerftError
 from layerft.fingerprint import unread_prefix
-from layerft.sweep_records import Job, SettingsKey, effective_settings, settings_key, spelled_as_in
+from layerft.sweep_records import Job, SettingsKey, settings_key
+from layerft.sweep_settings import effective_settings, spelled_as_in
 from layerft.sweep_stats import compare, summary
 
 log = logging.getLogger(__name__)

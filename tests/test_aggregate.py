@@ -25,8 +25,9 @@ from layerft.fingerprint import FINGERPRINT_SCHEME
 from layerft.plots import PlotRow, curves_figure, draw, heatmap_figure
 from layerft.results import record_failure
 from layerft.run_record import RESULTS_VERSION
-from layerft.sweep_records import job_settings, read_job
+from layerft.sweep_records import read_job
 from layerft.sweep_report import format_diff
+from layerft.sweep_settings import job_settings
 from layerft.sweep_stats import all_failed, paired_t_interval
 
 REPO = Path(__file__).resolve().parents[1]
