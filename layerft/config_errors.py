@@ -1,8 +1,10 @@
 """Errors Hydra and OmegaConf raise while composing the config, as one line each: an unknown key
-or option (with the closest name), a value of the wrong type, a YAML file that does not parse, an
-output folder Hydra cannot create; `config_errors_exit` turns them into exit code 2.
+or option (with the closest name), a value of the wrong type, a key set inside a null node, a YAML
+file that does not parse, an output folder Hydra cannot create; `config_errors_exit` turns them into
+exit code 2.
 
-Serves the root config as Hydra composes it (train.py, sweep.py); `layerft/config.py` holds the
+Serves the root config as Hydra composes it: train.py and sweep.py (through `layerft/sweep.py`,
+`sweep_grid.py` and `sweep_tracker.py`, which compose it too); `layerft/config.py` holds the
 schemas.
 """
 

@@ -3,6 +3,8 @@ overrides recorded, its config checked and warned about, run in Hydra's output f
 multirun a failure is recorded in the job folder instead of raised.
 
 Serves the root config as Hydra composes it; `layerft/run.py` runs the checked `RunConfig`.
+Called by train.py and sweep.py's jobs (`run_from_hydra`), and by the `local_parallel` launcher for
+a job process that died (`record_dead_job`, which needs no training stack).
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from layerft.fingerprint import unread_prefix, unread_settings
 from layerft.layer_split import InjectedPolicy
 from layerft.processes import is_main_process
 from layerft.results import METRICS_FILE, record_failure
-from layerft.run import quiet_libraries, run
 from layerft.run_record import RunRecord
 from layerft.tuning_mode import TuningMethod
 
@@ -123,6 +124,9 @@ def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str,
     `isolate_failures` (the jobs of a multirun): any error is recorded in the job folder's
     `failed.json` and None returned, so that the sweep goes on; KeyboardInterrupt still stops it.
     """
+    # Here, not above: the training stack, which recording a dead job (record_dead_job) needs none of.
+    from layerft.run import quiet_libraries, run
+
     quiet_libraries()
     hydra = HydraConfig.get()
     run_dir = Path(hydra.runtime.output_dir)

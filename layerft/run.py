@@ -1,5 +1,8 @@
 """One checked combination end to end: [stage 1] -> transplant -> stage 2 -> record (its config
-composed and checked by `layerft/hydra_job.py`)."""
+composed and checked by `layerft/hydra_job.py`).
+
+Serves the root config (`RunConfig`): every group's settings meet here, each passed to the module
+of its group."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The `tiny` backbone of the `model` group: a random BERT of a given shape, its weights a fixed
 function of `init_seed`, and a character-level tokenizer built in code (tests and quick runs,
-no download).
+no download). `layerft/model.py` loads them for `model=tiny`; transformers is imported where they
+are built, not above, as there.
 """
 
 from __future__ import annotations
