@@ -1,7 +1,7 @@
 """Readers behind a task's data: local `data_files` by extension, release files by
 `release_format`, hub rows by the task's hub adapter: the registries. Each source's readers are in
-their own module (`readers_records`, `readers_klue`, `readers_klue_tsv`, `readers_glue`,
-`readers_squad`, `readers_conll`).
+their own module (`readers_records`, `readers_klue`, `readers_klue_tsv`, `readers_klue_ner`,
+`readers_glue`, `readers_squad`, `readers_conll`).
 
 Every malformed input raises LayerftError with one line naming the file and, for text formats,
 the line number, so a user can open the file at the fault.
@@ -27,13 +27,12 @@ from layerft.readers_klue import (
     read_klue_sts,
     sts_record,
 )
+from layerft.readers_klue_ner import hub_ner_rows, read_klue_ner
 from layerft.readers_klue_tsv import (
     block_record_line,
     hub_dp,
-    hub_ner_rows,
     pos_records,
     read_klue_dp,
-    read_klue_ner,
     read_klue_pos,
 )
 from layerft.readers_records import (
