@@ -1,7 +1,8 @@
 """The run directory's files: `metrics.json` (the run's record and its metrics), `history.jsonl`
 and a failed job's `failed.json`, written atomically; the check that lets a rerun skip a
 finished run and never overwrite another config's result; and a sweep folder's records by
-fingerprint (`job_records`), where a job finds its config finished in another job folder.
+fingerprint (`job_records`), where a job finds its config finished in another job folder
+(`layerft/run_folder.py`).
 
 Serves no config group; `layerft/run_record.py` says what a record holds besides the metrics,
 `layerft/fingerprint.py` which config keys a finished result ignores.
@@ -220,15 +221,3 @@ def job_records(sweep_dir: Path, name: str) -> dict[str, Path]:
             if (migrated := migrated_fingerprints(path.parent, record)) is not None:
                 found[migrated[0]] = path.parent  # an earlier scheme's record, as this one keys it
     return found
-
-
-def finished_elsewhere(
-    sweep_dir: Path, fingerprints: tuple[str, ...], run_dir: Path
-) -> Path | None:
-    """Another job folder of the sweep holding this config's finished result (`fingerprints`:
-    RunRecord's)."""
-    records = job_records(sweep_dir, METRICS_FILE)
-    for folder in (records.get(fingerprint) for fingerprint in fingerprints):
-        if folder is not None and folder.resolve() != run_dir.resolve():
-            return folder
-    return None

@@ -24,13 +24,7 @@ from layerft.errors import LayerftError
 from layerft.file_lock import lock_unless_done
 from layerft.fingerprint import config_differences
 from layerft.processes import is_main_process, world_size
-from layerft.results import (
-    METRICS_FILE,
-    changed_data,
-    finished_elsewhere,
-    read_finished,
-    read_record,
-)
+from layerft.results import METRICS_FILE, changed_data, job_records, read_finished, read_record
 from layerft.run_record import RunRecord
 
 log = logging.getLogger(__name__)
@@ -145,10 +139,12 @@ def check_same_data(folder: Path, record: RunRecord, hint: str) -> None:
 
 def found_elsewhere(sweep_dir: str, record: RunRecord, run_dir: Path) -> Path | None:
     """Another job folder of the sweep holding this config's finished result (logged), or None."""
-    elsewhere = finished_elsewhere(Path(sweep_dir), record.fingerprints, run_dir)
-    if elsewhere is not None:
-        log.info("already finished in %s, not rerun", elsewhere / METRICS_FILE)
-    return elsewhere
+    records = job_records(Path(sweep_dir), METRICS_FILE)
+    for folder in (records.get(fingerprint) for fingerprint in record.fingerprints):
+        if folder is not None and folder.resolve() != run_dir.resolve():
+            log.info("already finished in %s, not rerun", folder / METRICS_FILE)
+            return folder
+    return None
 
 
 def new_folder_hint(sweep_dir: str | None) -> str:
