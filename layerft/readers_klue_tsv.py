@@ -19,11 +19,10 @@ from typing import Any
 from layerft import readers_conll
 from layerft.errors import LayerftError, quoted
 from layerft.readers_klue import KIND_WORDS, RecordFault, record_field
-from layerft.text_files import check_first_line, read_lines, text_lines
+from layerft.text_files import INTEGER, check_first_line, read_lines, text_lines
 
 log = logging.getLogger(__name__)
 
-_INT = re.compile(r"[+-]?[0-9]+")
 _SENTENCE_HEADER = re.compile(r"## (\S+)\t(.*)")
 _DP_COLUMNS = ("INDEX", "WORD_FORM", "LEMMA", "POS", "HEAD", "DEPREL")
 
@@ -77,7 +76,7 @@ def read_blocks(path: Path, columns: tuple[str, ...]) -> list[Block]:
 
 def _parse_int(value: str, name: str, where: str) -> int:
     """`value` as an int, or an error naming the column."""
-    if not _INT.fullmatch(value):
+    if not INTEGER.fullmatch(value):
         raise LayerftError(f"{where}: {name} {value!r} is not an integer")
     return int(value)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from layerft.errors import LayerftError
 from layerft.text_files import (
+    INTEGER,
     RepeatedKey,
     UnreadableJson,
     check_first_line,
@@ -32,7 +33,6 @@ from layerft.text_files import (
 
 log = logging.getLogger(__name__)
 
-_INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
 
@@ -123,7 +123,7 @@ def _convert_column(values: list[str]) -> list[Any]:
 
 def _number(value: str) -> int | float | str:
     """An int or float cell as that number; any other cell as its text."""
-    if _INT.fullmatch(value):
+    if INTEGER.fullmatch(value):
         return int(value)
     return float(value) if _FLOAT.fullmatch(value) else value
 

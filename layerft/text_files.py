@@ -14,6 +14,9 @@ from typing import Any
 
 from layerft.errors import LayerftError
 
+# A cell or column value that is an integer as written (`-3`, `007`), in the text readers.
+INTEGER = re.compile(r"[+-]?[0-9]+")
+
 
 def require_file(path: Path) -> None:
     """Fail unless `path` is an existing, non-empty file."""
