@@ -169,25 +169,22 @@ def _from_pretrained(loader: Any, cfg: ModelConfig, cache_dir: Path | None, **kw
             **kwargs,
         )
     except ValueError as err:
-        if "trust_remote_code" not in str(err):
-            raise
-        # transformers refused to run the model's own code: only the user can vouch for it.
-        raise LayerftError(
-            f"model '{cfg.name}': {cfg.hub_id} contains custom code (auto_map); set "
-            "model.trust_remote_code=true only if you trust it, as that runs the folder's code"
-        ) from err
+        if "trust_remote_code" in str(err):
+            # transformers refused to run the model's own code: only the user can vouch for it.
+            raise LayerftError(
+                f"model '{cfg.name}': {cfg.hub_id} contains custom code (auto_map); set "
+                "model.trust_remote_code=true only if you trust it, as that runs the folder's code"
+            ) from err
+        # A config.json without model_type, or no tokenizer file transformers can read.
+        raise _unusable(cfg, err) from err
     except OSError as err:
         if status := refused_status(err):  # transformers calls this "a connection error"
             raise LayerftError(
                 f"model '{cfg.name}': the hub refused '{cfg.hub_id}' (HTTP {status}: "
                 "authentication or access); check HF_TOKEN, or accept the model's terms on its page"
             ) from err
-        if cfg.hub_id is not None and Path(cfg.hub_id).expanduser().is_dir():
-            raise LayerftError(
-                f"model '{cfg.name}': could not load the folder {cfg.hub_id} ({first_line(err)}); "
-                "it needs config.json, the tokenizer's files and model.safetensors (weights load "
-                "as safetensors only: convert a .bin with safetensors.torch.save_file)"
-            ) from err
+        if _local_folder(cfg):
+            raise _unusable(cfg, err) from err
         if "model.safetensors" in str(err):  # found, but with .bin weights only
             raise LayerftError(
                 f"model '{cfg.name}': '{cfg.hub_id}' has no model.safetensors at revision "
@@ -196,6 +193,22 @@ def _from_pretrained(loader: Any, cfg: ModelConfig, cache_dir: Path | None, **kw
                 "the .bin into a local folder with safetensors.torch.save_file"
             ) from err
         raise _unreachable(cfg, first_line(err)) from err
+
+
+def _local_folder(cfg: ModelConfig) -> bool:
+    return cfg.hub_id is not None and Path(cfg.hub_id).expanduser().is_dir()
+
+
+def _unusable(cfg: ModelConfig, err: Exception) -> LayerftError:
+    """What a folder (or hub repository) lacks when transformers cannot build from it."""
+    if _local_folder(cfg):
+        return LayerftError(
+            f"model '{cfg.name}': could not load the folder {cfg.hub_id} ({first_line(err)}); "
+            "it needs config.json, the tokenizer's files and model.safetensors (weights load "
+            "as safetensors only: convert a .bin with safetensors.torch.save_file)"
+        )
+    where = cfg.hub_id or cfg.package or cfg.converted
+    return LayerftError(f"model '{cfg.name}': could not build from '{where}' ({first_line(err)})")
 
 
 def max_sequence_length(cfg: ModelConfig, cache_dir: Path | None = None) -> int:

@@ -101,6 +101,25 @@ def test_a_local_folder_without_safetensors_or_a_missing_one_says_so(tmp_path: P
         load_backbone(ModelConfig(name="x", hub_id=str(missing)))
 
 
+@pytest.mark.parametrize(
+    "config_json", [None, {"hidden_size": 16}], ids=["no config.json", "no model_type"]
+)
+def test_a_folder_transformers_cannot_build_from_names_the_folder_and_what_it_needs(
+    tmp_path: Path, config_json: dict[str, int] | None
+) -> None:
+    # transformers raises ValueError here (not OSError as for missing weights): still one line.
+    if config_json is not None:
+        (tmp_path / "config.json").write_text(json.dumps(config_json))
+    with pytest.raises(LayerftError) as info:
+        max_sequence_length(ModelConfig(name="odd", hub_id=str(tmp_path)))
+    assert str(info.value) == (
+        f"model 'odd': could not load the folder {tmp_path} (Unrecognized model in {tmp_path}. "
+        "Should have a `model_type` key in its config.json.); it needs config.json, the "
+        "tokenizer's files and model.safetensors (weights load as safetensors only: convert a "
+        ".bin with safetensors.torch.save_file)"
+    )
+
+
 def test_a_folder_with_custom_code_is_refused_naming_trust_remote_code(tmp_path: Path) -> None:
     tiny_bert_config(tmp_path)
     custom = json.loads((tmp_path / "config.json").read_text())
