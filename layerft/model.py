@@ -247,6 +247,18 @@ def check_max_length(
         )
 
 
+def check_room_for_text(tokenizer: Any, task: TaskConfig, group: str) -> None:
+    """Fail when `task.max_length` holds no text beside the special tokens: below their count a
+    fast tokenizer does not truncate at all, so long inputs would outgrow the model's positions."""
+    specials = tokenizer.num_special_tokens_to_add(pair=True)
+    if task.max_length <= specials:
+        raise LayerftError(
+            f"{group}.max_length={task.max_length} leaves no room for text: the tokenizer adds up "
+            f"to {specials} special tokens (to a pair of texts) and does not truncate below that; "
+            f"set it to at least {specials + 1}"
+        )
+
+
 def _unreachable(cfg: ModelConfig, reason: str) -> LayerftError:
     return LayerftError(
         f"model '{cfg.name}': could not load '{cfg.hub_id or cfg.package or cfg.converted}' "

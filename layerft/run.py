@@ -33,7 +33,13 @@ from layerft.layer_split import (
     transplant,
 )
 from layerft.lr_schedule import combine_multipliers, part_lr_multipliers
-from layerft.model import check_max_length, encoder_depth, load_backbone, load_tokenizer
+from layerft.model import (
+    check_max_length,
+    check_room_for_text,
+    encoder_depth,
+    load_backbone,
+    load_tokenizer,
+)
 from layerft.parts import layer_part, set_trainable
 from layerft.phase import remove_unfinished_checkpoints, run_phase
 from layerft.processes import is_main_process, rank, world_size
@@ -76,10 +82,13 @@ def load_stage_data(cfg: RunConfig) -> StageData:
     (nor does a tuning mode that the split leaves no layer to adapt)."""
     cache_dir = Path(cfg.cache_dir).expanduser()
     check_mode_fits_split(cfg, cache_dir)
-    for task, group in ((cfg.target_task, "target_task"), (cfg.injection_task, "injection_task")):
-        if task is not None:
-            check_max_length(cfg.model, task, group, cache_dir)
+    both = ((cfg.target_task, "target_task"), (cfg.injection_task, "injection_task"))
+    tasks = [(task, group) for task, group in both if task is not None]
+    for task, group in tasks:
+        check_max_length(cfg.model, task, group, cache_dir)
     tokenizer = load_tokenizer(cfg.model, cache_dir)
+    for task, group in tasks:
+        check_room_for_text(tokenizer, task, group)
     cache = cache_dir / "tokenized"
     target = _load(cfg, cfg.target_task, "target_task", tokenizer, cache)
     if cfg.injection_task is None:

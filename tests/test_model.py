@@ -15,7 +15,15 @@ from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
 
 from layerft import model as model_module
 from layerft.errors import LayerftError
-from layerft.model import ModelConfig, check_max_length, load_backbone, max_sequence_length
+from layerft.model import (
+    ModelConfig,
+    check_max_length,
+    check_room_for_text,
+    load_backbone,
+    load_tokenizer,
+    max_sequence_length,
+)
+from layerft.run import load_stage_data
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +68,24 @@ def test_max_length_beyond_the_positions_fails_naming_the_key(roberta_dir: Path)
     task = compose_run("target_task.max_length=65").target_task
     with pytest.raises(LayerftError, match=r"max_length=65 exceeds the model's 64 positions"):
         check_max_length(roberta, task, "target_task")
+
+
+@pytest.mark.parametrize("group", ["target_task", "injection_task"])
+def test_max_length_with_no_room_beside_the_special_tokens_fails_before_data_loads(
+    group: str,
+) -> None:
+    # Below the special tokens' count a fast tokenizer leaves a text whole: a 600-token review
+    # at max_length=1 overran the position table mid-training, after a warning that it was cut.
+    cfg = compose_run("model=tiny", "injection_task=demo_pos", f"{group}.max_length=3")
+    with pytest.raises(LayerftError) as info:
+        load_stage_data(cfg)
+    assert str(info.value) == (
+        f"{group}.max_length=3 leaves no room for text: the tokenizer adds up to 3 special tokens "
+        "(to a pair of texts) and does not truncate below that; set it to at least 4"
+    )
+    tokenizer = load_tokenizer(cfg.model)
+    check_room_for_text(tokenizer, compose_run("target_task.max_length=4").target_task, group)
+    assert len(tokenizer("a b c d e f", truncation=True, max_length=1)["input_ids"]) == 8  # whole
 
 
 def test_weights_load_in_float32(tmp_path: Path) -> None:
