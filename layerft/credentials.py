@@ -14,7 +14,8 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import OverrideType
+from hydra.core.override_parser.types import Override, OverrideType
+from hydra.errors import OverrideParseException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
@@ -28,7 +29,12 @@ _CREDENTIAL_WORD = re.compile(
 
 
 def is_credential(override: str) -> bool:
-    """Whether `override` (`key=value`, `+key=value`...) sets a key named like a credential."""
+    """Whether `override` (`key=value`, `+key=value`...) sets a key named like a credential, or
+    sets `hydra.job.env_set` to a dict holding one."""
+    return _names_credential_key(override) or bool(env_set_credentials(override))
+
+
+def _names_credential_key(override: str) -> bool:
     key, equals, _ = override.partition("=")
     return bool(equals) and names_credential(key.lstrip("+~").split("@")[0].rsplit(".", 1)[-1])
 
@@ -40,7 +46,14 @@ def names_credential(name: str) -> bool:
 
 def mask_credentials(overrides: Iterable[str]) -> list[str]:
     """The overrides with every credential's value replaced by `***`, as they may be recorded."""
-    return [f"{o.partition('=')[0]}={MASK}" if is_credential(o) else o for o in overrides]
+    return [mask_override(override) for override in overrides]
+
+
+def mask_override(override: str) -> str:
+    """`override` with its credential's value (or those of its `env_set` dict) as `***`."""
+    if _names_credential_key(override):
+        return f"{override.partition('=')[0]}={MASK}"
+    return _rewrite_env_set(override, mask=True)
 
 
 def _override_secrets(node: Any, secrets: set[str]) -> None:
@@ -54,8 +67,10 @@ def _override_secrets(node: Any, secrets: set[str]) -> None:
             _override_secrets(value, secrets)
     elif isinstance(node, list):
         for item in node:
-            if isinstance(item, str) and is_credential(item):
+            if isinstance(item, str) and _names_credential_key(item):
                 secrets.add(item.partition("=")[2])
+            elif isinstance(item, str):
+                secrets.update(env_set_credentials(item).values())
             else:
                 _override_secrets(item, secrets)
 
@@ -70,6 +85,8 @@ def _masked(node: Any, secrets: set[str]) -> Any:
     if isinstance(node, str):
         if node in secrets:
             return MASK
+        if (masked := _rewrite_env_set(node, mask=True)) != node:  # an env_set dict
+            return masked
         parts = node.split(",")
         if any(is_credential(part) for part in parts):
             return ",".join(mask_credentials(parts))
@@ -87,7 +104,9 @@ def move_env_set_credentials(config: DictConfig) -> list[str]:
     # Read unresolved: an override such as `hydra.sweep.subdir='${...}'` must stay as given.
     overrides = OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False)
     assert isinstance(overrides, list)
-    kept = [_without_env_set_credentials(str(o)) for o in overrides if not is_credential(str(o))]
+    kept = [
+        _without_env_set_credentials(str(o)) for o in overrides if not _names_credential_key(str(o))
+    ]
     with read_write(config), open_dict(config):
         for name in moved:
             os.environ[name] = str(env_set[name])
@@ -99,20 +118,53 @@ def move_env_set_credentials(config: DictConfig) -> list[str]:
 _PREFIXES = {OverrideType.CHANGE: "", OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++"}
 
 
-def _without_env_set_credentials(override: str) -> str:
-    """`override`, or, where it sets `hydra.job.env_set` to a dict holding credentials
-    (`++hydra.job.env_set={WANDB_API_KEY:...,OMP_NUM_THREADS:1}`), the same without them."""
-    if "env_set" not in override:
+def _env_set_dict(override: str) -> Override | None:
+    """`override` parsed, where it sets `hydra.job.env_set` to a dict
+    (`++hydra.job.env_set={WANDB_API_KEY:...,OMP_NUM_THREADS:1}`); else None."""
+    if "env_set" not in override or "=" not in override:
+        return None
+    try:
+        parsed = OverridesParser.create().parse_override(override)
+    except OverrideParseException:  # a recorded string that is no override
+        return None
+    if parsed.key_or_group != "hydra.job.env_set" or not isinstance(parsed._value, dict):
+        return None
+    return parsed if parsed.type in _PREFIXES else None
+
+
+def env_set_credentials(override: str) -> dict[str, str]:
+    """The credentials (name -> value) an `env_set` dict override sets; {} for any other."""
+    parsed = _env_set_dict(override)
+    if parsed is None:
+        return {}
+    value = parsed.value()
+    assert isinstance(value, dict)
+    return {str(k): str(v) for k, v in value.items() if names_credential(str(k)) and v is not None}
+
+
+def _rewrite_env_set(override: str, mask: bool) -> str:
+    """`override`, or, where it sets `hydra.job.env_set` to a dict holding credentials, the same
+    with each credential's value masked, or (`mask=False`) left out."""
+    parsed = _env_set_dict(override)
+    if parsed is None:
         return override
-    parsed = OverridesParser.create().parse_override(override)
     value = parsed._value  # as parsed: quoted strings stay quoted when written back
-    if parsed.key_or_group != "hydra.job.env_set" or not isinstance(value, dict):
+    assert isinstance(value, dict)
+    if not any(names_credential(str(k)) for k in value):
         return override
-    kept = {k: v for k, v in value.items() if not names_credential(str(k))}
-    if len(kept) == len(value) or parsed.type not in _PREFIXES:
-        return override
-    text = dataclasses.replace(parsed, _value=kept).get_value_element_as_str()
+    rewritten = {
+        k: MASK if names_credential(str(k)) else v
+        for k, v in value.items()
+        if mask or not names_credential(str(k))
+    }
+    text = dataclasses.replace(parsed, _value=rewritten).get_value_element_as_str()
     return f"{_PREFIXES[parsed.type]}{parsed.key_or_group}={text}"
+
+
+def _without_env_set_credentials(override: str) -> str:
+    """`override`, or, where it sets `hydra.job.env_set` to a dict holding credentials, the same
+    without them."""
+    return _rewrite_env_set(override, mask=False)
 
 
 def scrub_config_file(path: Path) -> bool:

@@ -33,6 +33,8 @@ def test_only_overrides_named_like_a_credential_are_masked() -> None:
         f"+hydra.job.env_set.WANDB_API_KEY={FAKE}",
         f"hydra.job.env_set.HF_TOKEN={FAKE}",
         f"++model.password={FAKE}",
+        f"++hydra.job.env_set={{WANDB_API_KEY:{FAKE},OMP_NUM_THREADS:1}}",  # a dict: its keys
+        "hydra.job.env_set={OMP_NUM_THREADS:1}",
         "model=tiny",
         "target_task.tokens_column=words",  # a word of the key, not a substring, names a credential
         "seed=1",
@@ -42,6 +44,8 @@ def test_only_overrides_named_like_a_credential_are_masked() -> None:
         "+hydra.job.env_set.WANDB_API_KEY=***",
         "hydra.job.env_set.HF_TOKEN=***",
         "++model.password=***",
+        "++hydra.job.env_set={WANDB_API_KEY:***,OMP_NUM_THREADS:1}",
+        "hydra.job.env_set={OMP_NUM_THREADS:1}",
         "model=tiny",
         "target_task.tokens_column=words",
         "seed=1",
@@ -66,6 +70,8 @@ def wandb_settings(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     [
         (["train.py", "tracker=wandb"], True),
         (["train.py", "tracker=wandb", f"+hydra.job.env_set.WANDB_API_KEY={FAKE}"], False),
+        (["train.py", "tracker=wandb", f"++hydra.job.env_set={{HF_TOKEN:{FAKE},A:1}}"], False),
+        (["train.py", "tracker=wandb", "++hydra.job.env_set={OMP_NUM_THREADS:1}"], True),
     ],
 )
 def test_wandb_records_no_metadata_when_the_command_line_holds_a_credential(
@@ -133,14 +139,28 @@ def test_no_file_of_a_multirun_or_a_sweep_holds_a_command_line_credential(tmp_pa
     shrunk = [*SHRINK, "injection_task=none"]
     proc = run_train(["-m", *shrunk, "seed=1,2", key], tmp_path / "m")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    for launcher in ("basic", "local_parallel", "submitit_local"):
-        args = ["demo", *shrunk, "seed=1", "tuning_mode=full", key, f"hydra/launcher={launcher}"]
+    # In a dict, and with W&B on: its files recorded the command line, and the results run the
+    # override as given.
+    in_dict = [f"++hydra.job.env_set={{WANDB_API_KEY:{FAKE},OMP_NUM_THREADS:1}}",
+               "tracker=wandb", "tracker.mode=offline"]  # fmt: skip
+    for launcher, given in (
+        ("basic", in_dict),
+        ("local_parallel", [key]),
+        ("submitit_local", [key]),
+    ):
+        args = ["demo", *shrunk, "seed=1", "tuning_mode=full", *given, f"hydra/launcher={launcher}"]
         proc = run_sweep(args, tmp_path / launcher)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert FAKE not in proc.stdout + proc.stderr
     assert list(tmp_path.glob("local_parallel/**/.local_parallel/*.job.pkl"))
     assert list(tmp_path.glob("submitit_local/**/.submitit/*/*.pkl"))
     assert files_holding(tmp_path, FAKE) == []
+    recorded = (tmp_path / "basic" / "multirun_outputs" / "demo" / ".results_run.json").read_text()
+    assert (
+        "++hydra.job.env_set={WANDB_API_KEY:***,OMP_NUM_THREADS:1}"
+        in json.loads(recorded)["overrides"]
+    )
+    assert list(tmp_path.glob("basic/**/wandb/offline-run-*/run-*.wandb"))
     assert "WANDB_API_KEY" not in (tmp_path / "m" / "sweep" / "multirun.yaml").read_text()
     assert (tmp_path / "m" / "sweep" / "1" / ".hydra" / "finished" / "hydra.yaml").exists()
 
@@ -200,12 +220,15 @@ def test_scrubbing_masks_only_credentials_and_leaves_a_clean_dump_as_it_was(tmp_
     dump.write_text(
         f"hydra:\n  job:\n    env_set:\n      HF_TOKEN: {FAKE}\n      OMP_NUM_THREADS: '1'\n"
         f"    override_dirname: +tracker.api_key={FAKE},seed=1\n  overrides:\n    hydra:\n"
-        f"    - hydra.job.env_set.HF_TOKEN={FAKE}\n    task:\n    - +tracker.api_key={FAKE}\n"
+        f"    - hydra.job.env_set.HF_TOKEN={FAKE}\n"
+        f"    - '++hydra.job.env_set={{WANDB_API_KEY:{FAKE}x,OMP_NUM_THREADS:1}}'\n"
+        f"    task:\n    - +tracker.api_key={FAKE}\n"
         f"    - seed=1\ntracker:\n  api_key: {FAKE}\n  tokenizer_key_note: kept\n"
     )
     assert scrub_config_file(dump)
     scrubbed = dump.read_text()
     assert FAKE not in scrubbed
     for kept in ("OMP_NUM_THREADS: '1'", "- seed=1", "tokenizer_key_note: kept",
-                 "override_dirname: +tracker.api_key=***,seed=1"):  # fmt: skip
+                 "override_dirname: +tracker.api_key=***,seed=1",
+                 "++hydra.job.env_set={WANDB_API_KEY:***,OMP_NUM_THREADS:1}"):  # fmt: skip
         assert kept in scrubbed, scrubbed
