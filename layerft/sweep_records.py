@@ -131,10 +131,11 @@ def unfinished_dirs(sweep_dir: Path) -> list[Path]:
 
 
 def _later_failure(run_dir: Path) -> Job | None:
-    """The failure recorded after the result in `run_dir`, as a later attempt."""
+    """The failure recorded after the result in `run_dir`: a later attempt of that result's
+    config, or another config's own failure (refused there, as that result is not its own)."""
     job = _failure_beside_result(run_dir)
-    if job is None:
-        return None
+    if job is None or not same_run(read_job(run_dir, METRICS_FILE), job):
+        return job
     error = f"{job.error} (a later attempt; the earlier result is kept)"
     return replace(job, error=error, later_attempt=True)
 

@@ -651,11 +651,14 @@ def test_another_configs_failure_in_a_folder_with_a_result_counts_as_failed(tmp_
     # train.py -m numbers its folders: a lora job refused in a full job's folder has no result
     write_seeds(tmp_path, {1: 0.7, 2: 0.8}, mtime=1_000_000)
     write_job(tmp_path / "base" / "1", 1, error="holds another config's result", mtime=2_000_000,
-              tuning_mode="lora")  # fmt: skip
+              tuning_mode="lora", fingerprint="lora")  # fmt: skip
     result = aggregate(tmp_path)
+    (failure,) = result.failures  # no later attempt of the full result kept beside it
+    assert failure.error == "RuntimeError: holds another config's result"
     lora = row_of(result, tuning_mode="lora")
     assert (lora["failed"], lora["notes"]) == (1, "")
     assert row_of(result, tuning_mode="full")["notes"] == ""
+    assert "3 jobs (2 finished, 1 failed) in 2 combinations" in result.markdown  # as the rows
 
 
 def test_a_failure_after_a_result_in_its_folder_is_listed_and_the_result_kept(tmp_path) -> None:

@@ -365,18 +365,13 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
                     "target_task.head_dropout=0.2", expect=1)  # fmt: skip
     assert "holds the result of another config" in changed and "--dir <new folder>" in changed
     assert "sweep: 0 finished, 1 failed" in changed
-    # The refusal is listed under Failures; the table keeps the result already in that folder.
-    assert (
-        "9 jobs (9 finished, 0 failed; 1 later attempt(s) failed, their earlier results kept)"
-        in (sweep_dir / "results.md").read_text()
-    )
+    # The refusal is listed under Failures, as another config's failure (it replaced the failed
+    # forced rerun's record); the table keeps the result already in that folder.
+    assert "10 jobs (9 finished, 1 failed) in" in (sweep_dir / "results.md").read_text()
     # A grid whose every job fails still rewrites the folder's tables, now with its failures.
     sweep(tmp_path, "seed=1", "tuning_mode=lora", "injection_task=none",
           "target_task.data_files.train=/nowhere/a.jsonl,/nowhere/b.jsonl", expect=1)  # fmt: skip
-    assert (
-        "11 jobs (9 finished, 2 failed; 1 later attempt(s) failed, their earlier results kept)"
-        in (sweep_dir / "results.md").read_text()
-    )
+    assert "12 jobs (9 finished, 3 failed) in" in (sweep_dir / "results.md").read_text()
 
 
 def test_a_plan_counts_one_stage1_for_settings_its_schedule_never_reads(tmp_path) -> None:
