@@ -148,6 +148,11 @@ class TaskConfig:
                     f"{where}: metrics: '{name}' reads {spec.reads.value}, which a {self.kind.value} "
                     f"task does not produce{default}"
                 )
+            if spec.labels is not None and (other := set(self.label_names) - set(spec.labels)):
+                raise LayerftError(
+                    f"{where}: metrics: '{name}' scores only the labels {', '.join(spec.labels)}; "
+                    f"label_names has {sorted(other)[0]!r}"
+                )
             keys += spec.keys
         if "binary_f1" in self.metrics and len(self.label_names) != 2:
             raise LayerftError(

@@ -556,6 +556,14 @@ def test_a_metric_returning_an_undeclared_key_or_no_best_metric_is_one_error(mon
             "injection_task.metrics: 'conlleval' scores entities of IOB2 tags (O, B-<type>, "
             "I-<type>); label_names has '\"'",
         ),
+        # KLUE-NER's char F1 averages over KLUE's 13 tags: other IOB2 tags failed at the first
+        # evaluation, after training.
+        (
+            ["target_task=klue_ner",
+             "target_task.label_names=[B-PER,I-PER,B-LC,I-LC,B-OG,I-OG,B-DT,I-DT,B-TI,I-TI,B-QT,I-QT,O]"],
+            "target_task.metrics: 'klue_ner' scores only the labels B-PS, I-PS, B-LC, I-LC, B-OG, "
+            "I-OG, B-DT, I-DT, B-TI, I-TI, B-QT, I-QT, O; label_names has 'B-PER'",
+        ),
         # A task file that leaves metrics at their default, for a kind that cannot feed it.
         (
             ["target_task=klue_sts", "target_task.metrics=[accuracy]",

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from layerft.errors import LayerftError
+from layerft.metrics.klue import KLUE_NER_LABELS
 
 if TYPE_CHECKING:
     import evaluate
@@ -49,6 +50,8 @@ class MetricSpec:
     keys: tuple[str, ...]
     reads: MetricInput
     higher_is_better: bool = True
+    # The only label names it scores, as its official definition does (None: any).
+    labels: tuple[str, ...] | None = None
 
 
 def _registry(**specs: MetricSpec) -> Mapping[str, MetricSpec]:
@@ -73,7 +76,9 @@ METRICS: Mapping[str, MetricSpec] = _registry(
     # KLUE's official metrics, as KLUE-baseline computes them (each module's description).
     klue_dp=MetricSpec(("uas", "las"), MetricInput.arcs),
     klue_mrc=MetricSpec(("exact_match", "rouge_w"), MetricInput.answers),
-    klue_ner=MetricSpec(("entity_f1", "char_f1"), MetricInput.tag_sequences),
+    klue_ner=MetricSpec(
+        ("entity_f1", "char_f1"), MetricInput.tag_sequences, labels=KLUE_NER_LABELS
+    ),
     klue_re=MetricSpec(("re_micro_f1", "auprc"), MetricInput.class_probabilities),
     klue_sts=MetricSpec(("pearsonr", "f1"), MetricInput.scores),
     # GLUE's official metrics (layerft/metrics/glue.py).
