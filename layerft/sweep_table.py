@@ -138,11 +138,12 @@ def check_baseline(baseline: dict[str, str] | None, jobs: list[Job]) -> dict[str
         )
     spec = {key: spelled_as_in(jobs, key, str(value)) for key, value in baseline.items()}
     for key, value in spec.items():
-        values = {job.settings[key] for job in jobs if key in job.settings}
+        values = {setting(job.settings, key) for job in jobs}
         if value not in values:
+            unset = f", or {MISSING} (not set: its options' value)" if MISSING in values else ""
             raise LayerftError(
                 f"baseline {key}={baseline[key]} is in no job; give one of the values the jobs "
-                f"have: {', '.join(sorted(values))}"
+                f"have: {', '.join(sorted(values - {MISSING}))}{unset}"
             )
     return spec
 
@@ -182,7 +183,8 @@ def baseline_of(
     """The row (of `rows`, by their settings_key) with `combo`'s settings, `spec`'s replacing them,
     minus the settings that row's runs never read (its `unread`: the full fine-tuning row is the
     baseline of every LoRA rank's row under `--baseline tuning_mode=full`)."""
-    wanted = effective_settings({**combo.settings, **spec})
+    replaced = {**combo.settings, **spec}  # `key=-`: the row that leaves key unset
+    wanted = effective_settings({k: v for k, v in replaced.items() if v != MISSING})
     if (exact := rows.get(settings_key(wanted))) is not None:  # the row with exactly those first
         return exact
     for base in rows.values():

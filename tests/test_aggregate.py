@@ -465,6 +465,25 @@ def test_a_given_baseline_value_no_job_has_is_refused_naming_the_values(tmp_path
     assert row_of(given, tuning_mode="lora")["verdict"] == "baseline of no row"  # each its own
 
 
+def test_a_baseline_of_a_setting_left_unset_is_chosen_as_key_dash(tmp_path: Path) -> None:
+    # An lr grid extended after a run at the task's own lr: that run is the row without lr (its
+    # spelled-out repeat was skipped as finished), which `target_task.lr=5e-5` cannot name.
+    write_seeds(tmp_path / "default", {1: 0.80, 2: 0.82, 3: 0.84}, injection_task="none")
+    write_seeds(tmp_path / "lr", {1: 0.70, 2: 0.71, 3: 0.75}, injection_task="none",
+                overrides=("target_task.lr=1e-3",))  # fmt: skip
+    with pytest.raises(LayerftError) as caught:
+        aggregate(tmp_path, baseline={"target_task.lr": "5e-5"})
+    assert str(caught.value) == (
+        "baseline target_task.lr=5e-5 is in no job; give one of the values the jobs have: 1e-3, "
+        "or - (not set: its options' value)"
+    )
+    result = aggregate(tmp_path, baseline={"target_task.lr": "-"})
+    assert row_of(result, **{"target_task.lr": "-"})["verdict"] == "baseline"
+    lower = row_of(result, **{"target_task.lr": "1e-3"})
+    assert (lower["diff_mean"], lower["diff_n"]) == (pytest.approx(-0.1), 3)
+    assert lower["verdict"] == "worse"
+
+
 def test_a_baseline_row_no_row_compares_with_says_so(tmp_path: Path) -> None:
     for lr in ("1e-3", "3e-3"):
         write_seeds(tmp_path / lr, {1: 0.6}, injection_task="none", overrides=(f"{LR}={lr}",))
