@@ -21,6 +21,7 @@ from layerft.config import RunConfig
 from layerft.data import TaskData, load_task_data
 from layerft.errors import LayerftError
 from layerft.fingerprint import reads_pooler
+from layerft.forced_rerun import forced_rerun_done, note_forced_rerun
 from layerft.heads import TaskModel, build_task_model, encoder_layers
 from layerft.layer_split import (
     InjectedWeights,
@@ -268,6 +269,8 @@ def train_and_record(
         if not replacing and is_main_process():
             remove_unfinished_checkpoints(run_dir, STAGES)
         earlier_runs = wandb_runs(run_dir) if replacing else []
+        if replacing and is_main_process():
+            note_forced_rerun(run_dir, earlier_runs)
         tracker = open_tracker(cfg, run_dir, resolved, record, keep_earlier=replacing)
         history = HistoryFile(run_dir)
 
@@ -287,6 +290,7 @@ def train_and_record(
                 log.info("results: %s", write_metrics(run_dir, metrics, record, extra))
                 (run_dir / FAILED_FILE).unlink(missing_ok=True)  # an earlier attempt's failure
                 remove_stale_runs(run_dir, earlier_runs, "the result this run replaced")
+                forced_rerun_done(run_dir)
             tracker.summarize(metrics)
             failed = False
         finally:

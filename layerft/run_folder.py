@@ -23,6 +23,7 @@ from layerft.config import resolve_config
 from layerft.errors import LayerftError
 from layerft.file_lock import lock_unless_done
 from layerft.fingerprint import config_differences
+from layerft.forced_rerun import remove_dead_rerun
 from layerft.processes import is_main_process, world_size
 from layerft.results import METRICS_FILE, changed_data, job_records, read_finished, read_record
 from layerft.run_record import RunRecord
@@ -89,6 +90,7 @@ def previous_result(
     if finished is not None:
         if is_main_process():
             restore_hydra_files(run_dir)
+            remove_dead_rerun(run_dir, hydra_record(run_dir))
         check_same_data(run_dir, record, hint)
         log.info("already finished, not rerun: %s", run_dir / METRICS_FILE)
         return finished, run_dir

@@ -31,6 +31,7 @@ from layerft.fingerprint import (
     earlier_fingerprints,
     seedless_fingerprint,
 )
+from layerft.forced_rerun import NOTE_FILE
 from layerft.results import (
     changed_since,
     read_finished,
@@ -714,7 +715,17 @@ def test_a_forced_rerun_that_dies_leaves_the_finished_result_whole(tmp_path, mon
     assert {name: (run_dir / name).read_bytes() for name in finished} == finished
     assert first_run in wandb_runs(run_dir)
     monkeypatch.undo()
+    # What it left beside the result (its W&B run, partial history) goes when the next run finds
+    # that result, once the rerun's process is gone (here: it was this one, so say another).
+    assert len(wandb_runs(run_dir)) == 2 and (run_dir / "history.jsonl.partial").exists()
+    note = json.loads((run_dir / NOTE_FILE).read_text())
+    (run_dir / NOTE_FILE).write_text(json.dumps(note | {"pid": 2**22 + 1}))  # no process's
+    assert (
+        run_module.run(compose_run(*overrides), run_dir, resolved_cfg, record, None)[1] == run_dir
+    )
+    assert wandb_runs(run_dir) == [first_run] and not (run_dir / "history.jsonl.partial").exists()
+    assert not (run_dir / NOTE_FILE).exists()
     run_module.run(forced, run_dir, resolved_cfg, record, None)  # finishes: replaces all of it
     assert (run_dir / "metrics.json").read_bytes() != finished["metrics.json"]
     assert len(wandb_runs(run_dir)) == 1 and first_run not in wandb_runs(run_dir)
-    assert not (run_dir / "history.jsonl.partial").exists()
+    assert not (run_dir / "history.jsonl.partial").exists() and not (run_dir / NOTE_FILE).exists()

@@ -37,6 +37,7 @@ from layerft.config_errors import config_error_line
 from layerft.errors import LayerftError
 from layerft.file_io import file_sha256
 from layerft.fingerprint import config_fingerprint, seedless_fingerprint
+from layerft.forced_rerun import NOTE_FILE
 from layerft.layer_split import InjectedWeights, Stage1Split, Stage2Split
 from layerft.run_folder import previous_result
 from layerft.run_record import (
@@ -352,6 +353,15 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
     forced = sweep(tmp_path, *job, "--force")
     assert "already finished" not in forced and "Skipping" not in forced
     assert "sweep: 1 finished" in forced
+    # What a forced rerun that died left beside the result goes when a sweep skips that result.
+    folder = result.parent
+    assert not (folder / NOTE_FILE).exists()  # this one finished
+    dead = {"pid": 2**22 + 1, "host": os.uname().nodename, "kept": []}  # 2**22 + 1: no process's
+    (folder / NOTE_FILE).write_text(json.dumps(dead))
+    (folder / "checkpoints" / "target" / "checkpoint-9").mkdir(parents=True)
+    tidied = sweep(tmp_path, *job)
+    assert "Skipping 1 of 1 jobs" in tidied and "forced rerun that did not finish" in tidied
+    assert not (folder / "checkpoints").exists() and not (folder / NOTE_FILE).exists()
     # A forced rerun that fails is a failure, though the result it was to replace stays.
     (tmp_path / "a_file").write_text("")
     cache = f"cache_dir={tmp_path / 'a_file'}"
