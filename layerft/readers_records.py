@@ -128,6 +128,16 @@ def _number(value: str) -> int | float | str:
     return float(value) if _FLOAT.fullmatch(value) else value
 
 
+def _release_hint(header: list[str]) -> str:
+    """Where a header is KLUE's `## ...` comment line: which key reads such a file."""
+    if len(header) == 1 and header[0].startswith("##"):
+        return (
+            " (its first line is a '##' comment, as in KLUE's release .tsv files: give their "
+            "folder as the task's data_dir, not data_files)"
+        )
+    return ""
+
+
 def _read_delimited(
     path: Path, delimiter: str, text_columns: Collection[str] = ()
 ) -> list[dict[str, Any]]:
@@ -158,6 +168,7 @@ def _read_delimited(
             elif len(row) != len(header):
                 raise LayerftError(
                     f"{path}:{reader.line_num}: expected {len(header)} fields, got {len(row)}"
+                    f"{_release_hint(header)}"
                 )
             else:
                 rows.append(row)

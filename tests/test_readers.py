@@ -316,6 +316,13 @@ MALFORMED: list[tuple[str, str, Reader, str]] = [
     ("train.csv", "a,b,a\n1,2,3\n", read_records, "train.csv:1: column 3 'a' repeats"),
     ("train.csv", "a,b\n", read_records, "train.csv: no records"),
     ("train.tsv", "a\tb\n1\t2\t3\n", read_records, "train.tsv:2: expected 2 fields, got 3"),
+    (  # KLUE's release TSV given as data_files: its '## ' comment read as a header
+        "klue-dp-v1.1_train.tsv",
+        _dp_rows("1\t가\t가\tNNG\t0\tNP"),
+        read_records,
+        "klue-dp-v1.1_train.tsv:5: expected 1 fields, got 6 (its first line is a '##' comment, "
+        "as in KLUE's release .tsv files: give their folder as the task's data_dir, not data_files)",
+    ),
     ("empty.jsonl", "", read_records, "empty.jsonl: empty file"),
     ("blank.csv", "\n  \n", read_records, "blank.csv: empty file"),
     ("data.parquet", "not parquet", read_records, "data.parquet: not a readable Parquet file"),
