@@ -71,7 +71,7 @@ def record_field(record: Any, key: str, kind: type, name: str = "") -> Any:
         raise RecordFault(f"{name.rpartition('.')[0] or 'record'} is not an object")
     value = record.get(key)
     if value is None:
-        raise RecordFault(f"{name} is missing")
+        raise RecordFault(f"{name} is {'null' if key in record else 'missing'}")
     # bool is an int subclass in Python; JSON keeps them apart.
     wrong_bool = isinstance(value, bool) and kind is not bool
     if kind is not object and (wrong_bool or not isinstance(value, kind)):

@@ -354,10 +354,14 @@ STS_MALFORMED: list[tuple[dict[str, Any], str]] = [
     ),
     ({"labels": {"label": 1.0, "binary-label": 0}}, "sts-2: labels.real-label is missing"),
     (
+        {"labels": {"label": 1.0, "real-label": None, "binary-label": 0}},
+        "sts-2: labels.real-label is null",
+    ),
+    (
         {"labels": {"label": 1.0, "real-label": 1.0, "binary-label": 2}},
         "sts-2: labels.binary-label 2 is not 0 or 1",
     ),
-    ({"labels": None}, "sts-2: labels is missing"),
+    ({"labels": None}, "sts-2: labels is null"),
     ({"sentence2": " "}, "sts-2: sentence2 is empty"),
 ]
 
