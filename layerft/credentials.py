@@ -15,7 +15,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
-from hydra.errors import OverrideParseException
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
@@ -125,7 +125,7 @@ def _env_set_dict(override: str) -> Override | None:
         return None
     try:
         parsed = OverridesParser.create().parse_override(override)
-    except OverrideParseException:  # a recorded string that is no override
+    except HydraException:  # a recorded string that is no override (or a piece of one)
         return None
     if parsed.key_or_group != "hydra.job.env_set" or not isinstance(parsed._value, dict):
         return None

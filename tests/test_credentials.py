@@ -222,6 +222,7 @@ def test_scrubbing_masks_only_credentials_and_leaves_a_clean_dump_as_it_was(tmp_
         f"    override_dirname: +tracker.api_key={FAKE},seed=1\n  overrides:\n    hydra:\n"
         f"    - hydra.job.env_set.HF_TOKEN={FAKE}\n"
         f"    - '++hydra.job.env_set={{WANDB_API_KEY:{FAKE}x,OMP_NUM_THREADS:1}}'\n"
+        "    - '++hydra.job.env_set={OMP_NUM_THREADS:1,MKL_NUM_THREADS:1}'\n"  # split, not parsed
         f"    task:\n    - +tracker.api_key={FAKE}\n"
         f"    - seed=1\ntracker:\n  api_key: {FAKE}\n  tokenizer_key_note: kept\n"
     )
@@ -230,5 +231,6 @@ def test_scrubbing_masks_only_credentials_and_leaves_a_clean_dump_as_it_was(tmp_
     assert FAKE not in scrubbed
     for kept in ("OMP_NUM_THREADS: '1'", "- seed=1", "tokenizer_key_note: kept",
                  "override_dirname: +tracker.api_key=***,seed=1",
-                 "++hydra.job.env_set={WANDB_API_KEY:***,OMP_NUM_THREADS:1}"):  # fmt: skip
+                 "++hydra.job.env_set={WANDB_API_KEY:***,OMP_NUM_THREADS:1}",
+                 "++hydra.job.env_set={OMP_NUM_THREADS:1,MKL_NUM_THREADS:1}"):  # fmt: skip
         assert kept in scrubbed, scrubbed
