@@ -34,6 +34,7 @@ from layerft.sweep_settings import job_settings, same_settings_per_config, same_
 
 log = logging.getLogger(__name__)
 
+UNVALIDATED = "(unvalidated)"  # a fingerprint's place in a failure before its config validated
 HYDRA_SUBDIR = ".hydra"  # Hydra's `output_subdir`, written into a job's folder before it starts
 
 
@@ -134,10 +135,21 @@ def _later_failure(run_dir: Path) -> Job | None:
     """The failure recorded after the result in `run_dir`: a later attempt of that result's
     config, or another config's own failure (refused there, as that result is not its own)."""
     job = _failure_beside_result(run_dir)
-    if job is None or not same_run(read_job(run_dir, METRICS_FILE), job):
+    if job is None or not _attempt_of(read_job(run_dir, METRICS_FILE), job):
         return job
     error = f"{job.error} (a later attempt; the earlier result is kept)"
     return replace(job, error=error, later_attempt=True)
+
+
+def _attempt_of(result: Job, failure: Job) -> bool:
+    """Whether `failure` was an attempt at `result`'s config: the same one, or, for a failure
+    before its config validated (no fingerprint), the same settings and seed."""
+    if failure.fingerprint.startswith(UNVALIDATED):
+        return (settings_key(failure.settings), failure.seed) == (
+            settings_key(result.settings),
+            result.seed,
+        )
+    return same_run(result, failure)
 
 
 def _with_later_error(job: Job) -> Job:
@@ -243,7 +255,7 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
     return Job(
         run_dir,
         path.stat().st_mtime,
-        str(fingerprint) if fingerprint is not None else f"(unvalidated) {run_dir}",
+        str(fingerprint) if fingerprint is not None else f"{UNVALIDATED} {run_dir}",
         None if seedless is None or unread_keyed else str(seedless),
         job_settings(run["choices"], run["overrides"], unread),
         int(run["seed"]),

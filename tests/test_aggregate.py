@@ -680,10 +680,21 @@ def test_another_configs_failure_in_a_folder_with_a_result_counts_as_failed(tmp_
     assert "3 jobs (2 finished, 1 failed) in 2 combinations" in result.markdown  # as the rows
 
 
-def test_a_failure_after_a_result_in_its_folder_is_listed_and_the_result_kept(tmp_path) -> None:
-    # A failed --force rerun, or another config refused in that folder: the failure is newer
+@pytest.mark.parametrize("validated", [True, False])
+def test_a_failure_after_a_result_in_its_folder_is_listed_and_the_result_kept(
+    tmp_path: Path, validated: bool
+) -> None:
+    # A failed --force rerun: the failure is newer. One that failed before its config validated
+    # (a check added since) has no fingerprint: its settings and seed tell it is this config's.
     write_seeds(tmp_path, {1: 0.7, 2: 0.8, 3: 0.9}, mtime=1_000_000)
-    write_job(tmp_path / "base" / "2", 2, error="CUDA out of memory", mtime=2_000_000)
+    failed = write_job(tmp_path / "base" / "2", 2, error="CUDA out of memory", mtime=2_000_000)
+    if not validated:
+        record = json.loads((failed / "failed.json").read_text())
+        for key in ("config_fingerprint", "seedless_fingerprint", "selection_metric"):
+            del record[f"run/{key}"]
+        del record["run/higher_is_better"]
+        (failed / "failed.json").write_text(json.dumps(record))
+        os.utime(failed / "failed.json", (2_000_000, 2_000_000))
     result = aggregate(tmp_path)
     (row,) = result.rows
     # Counted once, as the header counts it: seed 2 is averaged, so it is no failed job of the row.
