@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from layerft.config import RunConfig
 from layerft.data import TaskData, load_task_data
 from layerft.errors import LayerftError
 from layerft.fingerprint import reads_pooler
-from layerft.forced_rerun import forced_rerun_done, note_forced_rerun
+from layerft.forced_rerun import noted_forced_rerun
 from layerft.heads import TaskModel, build_task_model, encoder_layers
 from layerft.layer_split import (
     InjectedWeights,
@@ -255,7 +256,9 @@ def run(
     with config_lock(sweep_dir, record, finished) as served:
         if served is not None:  # its result is this job's, as if it had run first
             return served
-        return train_and_record(cfg, run_dir, resolved, record, replacing)
+        noted = replacing and is_main_process()  # what it leaves if it dies: forced_rerun.py
+        with run_dir_errors(run_dir), noted_forced_rerun(run_dir) if noted else nullcontext():
+            return train_and_record(cfg, run_dir, resolved, record, replacing)
 
 
 def train_and_record(
@@ -269,8 +272,6 @@ def train_and_record(
         if not replacing and is_main_process():
             remove_unfinished_checkpoints(run_dir, STAGES)
         earlier_runs = wandb_runs(run_dir) if replacing else []
-        if replacing and is_main_process():
-            note_forced_rerun(run_dir, earlier_runs)
         tracker = open_tracker(cfg, run_dir, resolved, record, keep_earlier=replacing)
         history = HistoryFile(run_dir)
 
@@ -290,7 +291,6 @@ def train_and_record(
                 log.info("results: %s", write_metrics(run_dir, metrics, record, extra))
                 (run_dir / FAILED_FILE).unlink(missing_ok=True)  # an earlier attempt's failure
                 remove_stale_runs(run_dir, earlier_runs, "the result this run replaced")
-                forced_rerun_done(run_dir)
             tracker.summarize(metrics)
             failed = False
         finally:

@@ -90,7 +90,7 @@ def previous_result(
     if finished is not None:
         if is_main_process():
             restore_hydra_files(run_dir)
-            remove_dead_rerun(run_dir, hydra_record(run_dir))
+            remove_dead_rerun(run_dir, None)  # its Hydra files: restored just above
         check_same_data(run_dir, record, hint)
         log.info("already finished, not rerun: %s", run_dir / METRICS_FILE)
         return finished, run_dir

@@ -716,10 +716,9 @@ def test_a_forced_rerun_that_dies_leaves_the_finished_result_whole(tmp_path, mon
     assert first_run in wandb_runs(run_dir)
     monkeypatch.undo()
     # What it left beside the result (its W&B run, partial history) goes when the next run finds
-    # that result, once the rerun's process is gone (here: it was this one, so say another).
+    # that result: its note's lock went with it.
     assert len(wandb_runs(run_dir)) == 2 and (run_dir / "history.jsonl.partial").exists()
-    note = json.loads((run_dir / NOTE_FILE).read_text())
-    (run_dir / NOTE_FILE).write_text(json.dumps(note | {"pid": 2**22 + 1}))  # no process's
+    assert (run_dir / NOTE_FILE).exists()
     assert (
         run_module.run(compose_run(*overrides), run_dir, resolved_cfg, record, None)[1] == run_dir
     )

@@ -356,7 +356,7 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
     # What a forced rerun that died left beside the result goes when a sweep skips that result.
     folder = result.parent
     assert not (folder / NOTE_FILE).exists()  # this one finished
-    dead = {"pid": 2**22 + 1, "host": os.uname().nodename, "kept": []}  # 2**22 + 1: no process's
+    dead = {"host": os.uname().nodename, "wandb_runs": [], "checkpoints": []}  # and unlocked
     (folder / NOTE_FILE).write_text(json.dumps(dead))
     (folder / "checkpoints" / "target" / "checkpoint-9").mkdir(parents=True)
     tidied = sweep(tmp_path, *job)
