@@ -46,7 +46,10 @@ def noted_forced_rerun(run_dir: Path) -> Iterator[None]:
     }
     path = run_dir / NOTE_FILE
     with path.open("a+", encoding="utf-8") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        # Released when the file closes, or the process dies. A file system without locks fails
+        # the finder's attempt too, which then leaves the note alone.
+        with contextlib.suppress(OSError):
+            fcntl.flock(handle, fcntl.LOCK_EX)
         handle.seek(0)
         handle.truncate()
         handle.write(json.dumps(note))

@@ -3,6 +3,8 @@ finds that result; a rerun still running is left alone, and so are the result's 
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import shutil
@@ -113,3 +115,17 @@ def test_what_cannot_be_removed_is_warned_about_not_raised(
     remove_dead_rerun(tmp_path, None)
     assert "could not remove what it names" in caplog.text
     assert caplog.records[-1].name == forced_rerun.log.name
+
+
+def test_without_locks_a_rerun_runs_and_its_note_is_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NFS without lockd: no lock tells a running rerun from a dead one, so none is tidied.
+    def no_locks(*args: object) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    result = finished_folder(tmp_path)
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    left = dies(tmp_path)
+    remove_dead_rerun(tmp_path, result["hydra"])
+    assert left["dead_run"].is_dir() and (tmp_path / NOTE_FILE).exists()
