@@ -153,7 +153,7 @@ class TaskConfig:
                     f"{where}: metrics: '{name}' scores only the labels {', '.join(spec.labels)}; "
                     f"label_names has {sorted(other)[0]!r}"
                 )
-            keys += spec.keys
+            keys += [key for key in spec.keys if key not in spec.not_scores]
         if "binary_f1" in self.metrics and len(self.label_names) != 2:
             raise LayerftError(
                 f"{where}: metrics: 'binary_f1' is the F1 of label_names[1] (the positive class) "

@@ -534,6 +534,13 @@ def test_a_metric_returning_an_undeclared_key_or_no_best_metric_is_one_error(mon
             ["target_task.best_metric=f1"],
             "target_task.best_metric 'f1' is not one of accuracy, macro_f1",
         ),
+        # A threshold squad_v2 finds is no score: the largest would have picked the checkpoint.
+        (
+            ["target_task=squad_v2", "target_task.best_metric=squad_v2_best_f1_thresh"],
+            "target_task.best_metric 'squad_v2_best_f1_thresh' is not one of squad_v2_exact, "
+            "squad_v2_f1, squad_v2_HasAns_exact, squad_v2_HasAns_f1, squad_v2_NoAns_exact, "
+            "squad_v2_NoAns_f1, squad_v2_best_exact, squad_v2_best_f1",
+        ),
         (
             ["target_task.metrics=[acuracy]"],
             "target_task.metrics: unknown metric 'acuracy'; available: accuracy, macro_f1",

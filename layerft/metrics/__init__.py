@@ -52,6 +52,8 @@ class MetricSpec:
     higher_is_better: bool = True
     # The only label names it scores, as its official definition does (None: any).
     labels: tuple[str, ...] | None = None
+    # Keys it returns that are no score (a threshold it found): never a task's best_metric.
+    not_scores: tuple[str, ...] = ()
 
 
 def _registry(**specs: MetricSpec) -> Mapping[str, MetricSpec]:
@@ -101,6 +103,7 @@ METRICS: Mapping[str, MetricSpec] = _registry(
             "squad_v2_best_f1_thresh",
         ),
         MetricInput.scored_answers,
+        not_scores=("squad_v2_best_exact_thresh", "squad_v2_best_f1_thresh"),
     ),
     # CoNLL's: conlleval's chunk F1 (CoNLL-2000/2003), CoNLL 2018 UD attachment (gold words).
     # conlleval scores every token of the file, so it reads every word.
