@@ -1,14 +1,14 @@
 """A forced rerun of a finished result (`force_rerun=true`, `sweep.py --force`), and what one that
 never replaced the result left beside it.
 
-The result's files stay while its rerun trains. The rerun keeps a note in the folder, locked for as
-long as it runs, naming the W&B runs and checkpoints of the result; it removes the note once it
-ends well. A note left unlocked is of a rerun that failed or was killed (the OS drops a dead
-process's lock): beside the result lie its W&B run, checkpoints and partial history, and Hydra's
-files describe its launch. A folder that keeps its result is never run again (sweep.py skips it),
-so whatever next finds that result (sweep.py before its launch, a job at its start, the next
-forced rerun) removes them, or `wandb sync` would upload a dead attempt as a second run of the
-combination.
+The result's metrics, history and W&B run stay while its rerun trains (its checkpoints do not:
+the rerun trains in the same folder). The rerun keeps a note in the folder, locked for as long as
+it runs, naming the result's bytes and W&B runs; it removes the note once it ends well. A note
+left unlocked is of a rerun that failed or was killed (the OS drops a dead process's lock): beside
+the result lie its W&B run, checkpoints and partial history, and Hydra's files describe its
+launch. A folder that keeps its result is never run again (sweep.py skips it), so whatever next
+finds that result (sweep.py before its launch, a job at its start, the next forced rerun) removes
+them, or `wandb sync` would upload a dead attempt as a second run of the combination.
 
 Serves no config group: `layerft/run.py` notes a forced rerun, `layerft/run_folder.py` and
 `layerft/sweep.py` tidy a result's folder.
@@ -23,8 +23,11 @@ import logging
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from layerft.errors import LayerftError
+from layerft.file_io import file_sha256
 from layerft.results import HISTORY_FILE, METRICS_FILE
 from layerft.tracker import remove_stale_runs, wandb_runs
 
@@ -33,27 +36,48 @@ log = logging.getLogger(__name__)
 NOTE_FILE = ".forced_rerun.json"  # in a run folder while a forced rerun replaces its result
 
 
+@dataclass(frozen=True)
+class Note:
+    """What a forced rerun notes before it starts."""
+
+    host: str
+    # False where the rerun could not lock its note (a file system without locks, a lock daemon
+    # down): nothing tells it from a dead one then, so it is never tidied.
+    locked: bool
+    result_sha256: str  # metrics.json's bytes: other bytes later, and the rerun replaced them
+    wandb_runs: tuple[str, ...]  # the result's W&B run folders
+
+    @classmethod
+    def parse(cls, text: str) -> Note:
+        data = json.loads(text)
+        note = cls(**{**data, "wandb_runs": tuple(data["wandb_runs"])})
+        if not all(isinstance(name, str) for name in (note.host, note.result_sha256)):
+            raise TypeError("host and result_sha256 must be text")
+        return note
+
+
 @contextlib.contextmanager
 def noted_forced_rerun(run_dir: Path) -> Iterator[None]:
-    """Hold a locked note in `run_dir` while a forced rerun replaces its result: the result's W&B
-    runs and checkpoints, and this host. Removed when the rerun ends well; left (unlocked) when it
-    raises or the process dies, for `remove_dead_rerun`."""
+    """Hold a locked note in `run_dir` while a forced rerun replaces its result. Removed when the
+    rerun ends well; left (unlocked) when it raises or its process dies, for `remove_dead_rerun`.
+    Another forced rerun of the folder that is running already: an error."""
     remove_dead_rerun(run_dir, None)  # an earlier one's leftovers are no part of the result
-    note = {
-        "host": os.uname().nodename,
-        "wandb_runs": [run.name for run in wandb_runs(run_dir)],
-        "checkpoints": _checkpoints(run_dir),
-    }
     path = run_dir / NOTE_FILE
     with path.open("a+", encoding="utf-8") as handle:
-        # Released when the file closes, or the process dies. A file system without locks fails
-        # the finder's attempt too, which then leaves the note alone.
-        with contextlib.suppress(OSError):
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until closed, or death
+            locked = True
+        except BlockingIOError:
+            raise LayerftError(f"{run_dir}: another forced rerun of it is running") from None
+        except OSError:
+            locked = False
+        runs = tuple(run.name for run in wandb_runs(run_dir))
+        note = Note(os.uname().nodename, locked, file_sha256(run_dir / METRICS_FILE), runs)
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps(note))
+        handle.write(json.dumps(asdict(note)))
         handle.flush()
+        os.fsync(handle.fileno())
         yield
         path.unlink(missing_ok=True)  # not reached when the rerun raises
 
@@ -61,56 +85,55 @@ def noted_forced_rerun(run_dir: Path) -> Iterator[None]:
 def remove_dead_rerun(run_dir: Path, hydra_dir: Path | None) -> None:
     """Remove what a forced rerun that failed or was killed left beside the result in `run_dir`
     (its W&B runs, checkpoints, partial history), and put back the result's Hydra files into
-    `hydra_dir` (from its `finished/`; None: done by the caller). A rerun still running (its note
-    locked, or written on another host, where a lock may not be seen) is left alone. Killed after
-    it wrote its result, it is finished instead: the result's earlier W&B runs go. Best effort: a
-    file that cannot be removed is warned about."""
+    `hydra_dir` (from its `finished/`; None: done by the caller). Left alone: a rerun still
+    running (its note locked), one that could not lock its note, and one on another host (whose
+    lock may not be seen from here). Killed after it wrote its result, it is finished instead:
+    the replaced result's W&B runs go. A file that cannot be removed is warned about."""
     path = run_dir / NOTE_FILE
     try:
-        with path.open("r+", encoding="utf-8") as handle:
+        with path.open(encoding="utf-8") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:  # held: the rerun runs (or the file system cannot lock)
+            except OSError:  # held: the rerun runs (or no locks here)
                 return
-            note = json.loads(handle.read())
-            if note["host"] != os.uname().nodename:
-                log.info(
-                    "%s: left as it is, a forced rerun on %s may still run", path, note["host"]
-                )
+            try:
+                note = Note.parse(handle.read())
+            except (ValueError, KeyError, TypeError) as err:
+                log.warning("%s: not a forced rerun's note (%s); left as it is", path, err)
                 return
-            _tidy(run_dir, path, note, hydra_dir)
-    except FileNotFoundError:
+            if not note.locked or note.host != os.uname().nodename:
+                log.info("%s: left as it is: a forced rerun on %s may still run", path, note.host)
+                return
+            if file_sha256(run_dir / METRICS_FILE) != note.result_sha256:
+                _finish_replacement(run_dir, note)
+            else:
+                _remove_dead_attempt(run_dir, note, hydra_dir)
+            path.unlink(missing_ok=True)
+    except FileNotFoundError:  # no note: no forced rerun left anything
         return
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        log.warning("%s: could not remove what it names (%s); left as it is", path, err)
+    except OSError as err:
+        log.warning("%s: could not remove what a forced rerun left (%s)", run_dir, err)
 
 
-def _tidy(run_dir: Path, path: Path, note: dict[str, list[str]], hydra_dir: Path | None) -> None:
-    kept_runs = set(note["wandb_runs"])
-    if (run_dir / METRICS_FILE).stat().st_mtime > path.stat().st_mtime:
-        # killed after writing its result: the runs of the result it replaced are stale
-        replaced = [run for run in wandb_runs(run_dir) if run.name in kept_runs]
-        remove_stale_runs(run_dir, replaced, "the result a forced rerun replaced")
-        path.unlink()
-        return
-    dead = [run for run in wandb_runs(run_dir) if run.name not in kept_runs]
+def _finish_replacement(run_dir: Path, note: Note) -> None:
+    """The rerun wrote its result, then was killed: the result it replaced keeps no W&B run."""
+    replaced = [run for run in wandb_runs(run_dir) if run.name in note.wandb_runs]
+    remove_stale_runs(run_dir, replaced, "the result a forced rerun replaced")
+
+
+def _remove_dead_attempt(run_dir: Path, note: Note, hydra_dir: Path | None) -> None:
+    from layerft.phase import CHECKPOINTS_DIR, remove_unfinished_checkpoints  # transformers
+
+    dead = [run for run in wandb_runs(run_dir) if run.name not in note.wandb_runs]
     remove_stale_runs(run_dir, dead, "a forced rerun that did not finish")
-    for checkpoint in set(_checkpoints(run_dir)) - set(note["checkpoints"]):
-        shutil.rmtree(run_dir / checkpoint)
-        for folder in (run_dir / checkpoint).parents[:2]:  # the stage's, then `checkpoints/`
-            with contextlib.suppress(OSError):  # not empty: a kept checkpoint, a user's file
-                folder.rmdir()
+    latest = run_dir / "wandb" / "latest-run"
+    if latest.is_symlink() and not latest.exists():  # it pointed at the dead run
+        latest.unlink()
+    checkpoints = run_dir / CHECKPOINTS_DIR
+    stages = [p.name for p in checkpoints.iterdir() if p.is_dir()] if checkpoints.is_dir() else []
+    remove_unfinished_checkpoints(run_dir, stages)
     (run_dir / f"{HISTORY_FILE}.partial").unlink(missing_ok=True)
     if hydra_dir is not None:
         for kept_file in (hydra_dir / "finished").glob("*.yaml"):
             shutil.copy2(kept_file, hydra_dir / kept_file.name)
-    path.unlink()
     log.info("removed what a forced rerun that did not finish left in %s", run_dir)
-
-
-def _checkpoints(run_dir: Path) -> list[str]:
-    """The Trainer's checkpoint folders in `run_dir`, relative to it."""
-    from layerft.phase import CHECKPOINTS_DIR, PREFIX_CHECKPOINT_DIR  # transformers: lazily
-
-    found = (run_dir / CHECKPOINTS_DIR).glob(f"*/{PREFIX_CHECKPOINT_DIR}-*")
-    return sorted(str(p.relative_to(run_dir)) for p in found)

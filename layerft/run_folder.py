@@ -145,6 +145,9 @@ def found_elsewhere(sweep_dir: str, record: RunRecord, run_dir: Path) -> Path | 
     for folder in (records.get(fingerprint) for fingerprint in record.fingerprints):
         if folder is not None and folder.resolve() != run_dir.resolve():
             log.info("already finished in %s, not rerun", folder / METRICS_FILE)
+            if is_main_process():
+                hydra = hydra_record(run_dir)  # the subfolder's name, as in every job folder
+                remove_dead_rerun(folder, folder / hydra.name if hydra is not None else None)
             return folder
     return None
 

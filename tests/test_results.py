@@ -31,7 +31,7 @@ from layerft.fingerprint import (
     earlier_fingerprints,
     seedless_fingerprint,
 )
-from layerft.forced_rerun import NOTE_FILE
+from layerft.forced_rerun import NOTE_FILE, noted_forced_rerun
 from layerft.results import (
     changed_since,
     read_finished,
@@ -588,8 +588,13 @@ def test_a_result_found_in_another_job_folder_is_reported_with_that_folder(tmp_p
     # train.py -m over a reversed grid: this config's job 0 finished earlier as job 3
     write_metrics(tmp_path / "3", {"target/eval_accuracy": 0.5}, record())
     (tmp_path / "0" / ".hydra").mkdir(parents=True)
+    # A forced rerun died in that folder: what it left goes there too.
+    with pytest.raises(RuntimeError), noted_forced_rerun(tmp_path / "3"):
+        (tmp_path / "3" / "history.jsonl.partial").write_text("")
+        raise RuntimeError("killed")
     found = run_folder.previous_result(tmp_path / "0", record(), str(tmp_path))
     assert found == ({"target/eval_accuracy": 0.5}, tmp_path / "3")
+    assert not (tmp_path / "3" / "history.jsonl.partial").exists()
 
 
 # --- a read-only or full disk ---------------------------------------------------------------

@@ -8,6 +8,7 @@ import csv
 import dataclasses
 import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -356,7 +357,8 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
     # What a forced rerun that died left beside the result goes when a sweep skips that result.
     folder = result.parent
     assert not (folder / NOTE_FILE).exists()  # this one finished
-    dead = {"host": os.uname().nodename, "wandb_runs": [], "checkpoints": []}  # and unlocked
+    digest = hashlib.sha256((folder / "metrics.json").read_bytes()).hexdigest()
+    dead = {"host": os.uname().nodename, "locked": True, "result_sha256": digest, "wandb_runs": []}
     (folder / NOTE_FILE).write_text(json.dumps(dead))
     (folder / "checkpoints" / "target" / "checkpoint-9").mkdir(parents=True)
     tidied = sweep(tmp_path, *job)
