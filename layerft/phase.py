@@ -175,7 +175,7 @@ def run_phase(
         model.backbone.compile(mode=trainer_cfg.compile_mode.value)
     group = f"{stage}_task"
     clipping = (
-        f"or clip gradients: {group}.max_grad_norm=0 turns clipping off"
+        f"or clip gradients: {group}.max_grad_norm is 0 (off); 1.0 is usual"
         if task.max_grad_norm == 0
         else f"or {group}.max_grad_norm={task.max_grad_norm:g} (the norm gradients are clipped to)"
     )
