@@ -25,10 +25,11 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO
 
 from layerft.errors import LayerftError
 from layerft.file_io import file_sha256
-from layerft.results import HISTORY_FILE, METRICS_FILE
+from layerft.results import HISTORY_FILE, METRICS_FILE, run_dir_errors
 from layerft.tracker import remove_stale_runs, wandb_runs
 
 log = logging.getLogger(__name__)
@@ -63,23 +64,31 @@ def noted_forced_rerun(run_dir: Path) -> Iterator[None]:
     Another forced rerun of the folder that is running already: an error."""
     remove_dead_rerun(run_dir, None)  # an earlier one's leftovers are no part of the result
     path = run_dir / NOTE_FILE
-    with path.open("a+", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until closed, or death
-            locked = True
-        except BlockingIOError:
-            raise LayerftError(f"{run_dir}: another forced rerun of it is running") from None
-        except OSError:
-            locked = False
-        runs = tuple(run.name for run in wandb_runs(run_dir))
-        note = Note(os.uname().nodename, locked, file_sha256(run_dir / METRICS_FILE), runs)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps(asdict(note)))
-        handle.flush()
-        os.fsync(handle.fileno())
+    with run_dir_errors(run_dir):  # a read-only or full disk: one line
+        handle = path.open("a+", encoding="utf-8")
+    with handle:
+        with run_dir_errors(run_dir):
+            _write_note(run_dir, handle)
         yield
         path.unlink(missing_ok=True)  # not reached when the rerun raises
+
+
+def _write_note(run_dir: Path, handle: IO[str]) -> None:
+    """Lock the open note (held until it closes, or the process dies), then write it."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        locked = True
+    except BlockingIOError:
+        raise LayerftError(f"{run_dir}: another forced rerun of it is running") from None
+    except OSError:
+        locked = False
+    runs = tuple(run.name for run in wandb_runs(run_dir))
+    note = Note(os.uname().nodename, locked, file_sha256(run_dir / METRICS_FILE), runs)
+    handle.seek(0)
+    handle.truncate()
+    handle.write(json.dumps(asdict(note)))
+    handle.flush()
+    os.fsync(handle.fileno())
 
 
 def remove_dead_rerun(run_dir: Path, hydra_dir: Path | None) -> None:

@@ -257,7 +257,7 @@ def run(
         if served is not None:  # its result is this job's, as if it had run first
             return served
         noted = replacing and is_main_process()  # what it leaves if it dies: forced_rerun.py
-        with run_dir_errors(run_dir), noted_forced_rerun(run_dir) if noted else nullcontext():
+        with noted_forced_rerun(run_dir) if noted else nullcontext():
             return train_and_record(cfg, run_dir, resolved, record, replacing)
 
 
