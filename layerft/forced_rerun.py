@@ -21,7 +21,6 @@ import fcntl
 import json
 import logging
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,7 +61,7 @@ def noted_forced_rerun(run_dir: Path) -> Iterator[None]:
     """Hold a locked note in `run_dir` while a forced rerun replaces its result. Removed when the
     rerun ends well; left (unlocked) when it raises or its process dies, for `remove_dead_rerun`.
     Another forced rerun of the folder that is running already: an error."""
-    remove_dead_rerun(run_dir, None)  # an earlier one's leftovers are no part of the result
+    remove_dead_rerun(run_dir)  # an earlier one's leftovers are no part of the result
     path = run_dir / NOTE_FILE
     with run_dir_errors(run_dir):  # a read-only or full disk: one line
         handle = path.open("a+", encoding="utf-8")
@@ -91,37 +90,41 @@ def _write_note(run_dir: Path, handle: IO[str]) -> None:
     os.fsync(handle.fileno())
 
 
-def remove_dead_rerun(run_dir: Path, hydra_dir: Path | None) -> None:
+def remove_dead_rerun(run_dir: Path) -> bool:
     """Remove what a forced rerun that failed or was killed left beside the result in `run_dir`
-    (its W&B runs, checkpoints, partial history), and put back the result's Hydra files into
-    `hydra_dir` (from its `finished/`; None: done by the caller). Left alone: a rerun still
-    running (its note locked), one that could not lock its note, and one on another host (whose
-    lock may not be seen from here). Killed after it wrote its result, it is finished instead:
-    the replaced result's W&B runs go. A file that cannot be removed is warned about."""
+    (its W&B runs, checkpoints, partial history); whether it did, so that the caller puts back
+    the result's Hydra files (`run_folder.restore_hydra_files`), which its launch rewrote. Left
+    alone: a rerun still running (its note locked), one that could not lock its note, and one on
+    another host (whose lock may not be seen from here). Killed after it wrote its result, it is
+    finished instead: the replaced result's W&B runs go. A file that cannot be removed is warned
+    about."""
     path = run_dir / NOTE_FILE
     try:
         with path.open(encoding="utf-8") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:  # held: the rerun runs (or no locks here)
-                return
+                return False
             try:
                 note = Note.parse(handle.read())
             except (ValueError, KeyError, TypeError) as err:
                 log.warning("%s: not a forced rerun's note (%s); left as it is", path, err)
-                return
+                return False
             if not note.locked or note.host != os.uname().nodename:
                 log.info("%s: left as it is: a forced rerun on %s may still run", path, note.host)
-                return
-            if file_sha256(run_dir / METRICS_FILE) != note.result_sha256:
-                _finish_replacement(run_dir, note)
+                return False
+            dead = file_sha256(run_dir / METRICS_FILE) == note.result_sha256
+            if dead:
+                _remove_dead_attempt(run_dir, note)
             else:
-                _remove_dead_attempt(run_dir, note, hydra_dir)
+                _finish_replacement(run_dir, note)
             path.unlink(missing_ok=True)
+            return dead
     except FileNotFoundError:  # no note: no forced rerun left anything
-        return
+        return False
     except OSError as err:
         log.warning("%s: could not remove what a forced rerun left (%s)", run_dir, err)
+        return False
 
 
 def _finish_replacement(run_dir: Path, note: Note) -> None:
@@ -130,7 +133,7 @@ def _finish_replacement(run_dir: Path, note: Note) -> None:
     remove_stale_runs(run_dir, replaced, "the result a forced rerun replaced")
 
 
-def _remove_dead_attempt(run_dir: Path, note: Note, hydra_dir: Path | None) -> None:
+def _remove_dead_attempt(run_dir: Path, note: Note) -> None:
     from layerft.phase import CHECKPOINTS_DIR, remove_unfinished_checkpoints  # transformers
 
     dead = [run for run in wandb_runs(run_dir) if run.name not in note.wandb_runs]
@@ -142,7 +145,4 @@ def _remove_dead_attempt(run_dir: Path, note: Note, hydra_dir: Path | None) -> N
     stages = [p.name for p in checkpoints.iterdir() if p.is_dir()] if checkpoints.is_dir() else []
     remove_unfinished_checkpoints(run_dir, stages)
     (run_dir / f"{HISTORY_FILE}.partial").unlink(missing_ok=True)
-    if hydra_dir is not None:
-        for kept_file in (hydra_dir / "finished").glob("*.yaml"):
-            shutil.copy2(kept_file, hydra_dir / kept_file.name)
     log.info("removed what a forced rerun that did not finish left in %s", run_dir)

@@ -82,15 +82,15 @@ def previous_result(
         finished = read_finished(run_dir, record.fingerprints, hint)
     except LayerftError as refused:
         if is_main_process():  # Hydra rewrote them for this job; the folder keeps its own
-            restore_hydra_files(run_dir)
+            restore_hydra_files(hydra_record(run_dir))
         if sweep_dir is None or (elsewhere := found_elsewhere(sweep_dir, record, run_dir)) is None:
             # the kept config stays beside it
             raise explained(refused, run_dir, resolved) from refused
         return read_result(elsewhere, record, hint)
     if finished is not None:
         if is_main_process():
-            restore_hydra_files(run_dir)
-            remove_dead_rerun(run_dir, None)  # its Hydra files: restored just above
+            restore_hydra_files(hydra_record(run_dir))
+            remove_dead_rerun(run_dir)  # its Hydra files: restored just above
         check_same_data(run_dir, record, hint)
         log.info("already finished, not rerun: %s", run_dir / METRICS_FILE)
         return finished, run_dir
@@ -147,7 +147,7 @@ def found_elsewhere(sweep_dir: str, record: RunRecord, run_dir: Path) -> Path | 
             log.info("already finished in %s, not rerun", folder / METRICS_FILE)
             if is_main_process():
                 hydra = hydra_record(run_dir)  # the subfolder's name, as in every job folder
-                remove_dead_rerun(folder, folder / hydra.name if hydra is not None else None)
+                tidy_finished(folder, folder / hydra.name if hydra is not None else None)
             return folder
     return None
 
@@ -185,9 +185,9 @@ def keep_hydra_files(run_dir: Path) -> None:
         log.warning("could not keep a copy of %s (%s)", record, err)
 
 
-def restore_hydra_files(run_dir: Path) -> None:
-    """Put back the `.hydra/*.yaml` of the run that wrote this folder's metrics."""
-    record = hydra_record(run_dir)
+def restore_hydra_files(record: Path | None) -> None:
+    """Put back the `.hydra/*.yaml` (in `record`, a run folder's Hydra subfolder) of the run that
+    wrote the folder's metrics."""
     kept = record / "finished" if record is not None else None
     if kept is None or not kept.is_dir():
         return  # finished before layerft kept a copy, or outside Hydra
@@ -196,6 +196,13 @@ def restore_hydra_files(run_dir: Path) -> None:
             shutil.copy2(path, record / path.name)
     except OSError as err:
         log.warning("could not restore %s from %s (%s)", record, kept, err)
+
+
+def tidy_finished(folder: Path, record: Path | None) -> None:
+    """Remove what a dead forced rerun left beside the finished result in `folder`, and put back
+    the result's Hydra files (in `record`, its Hydra subfolder) that the rerun's launch rewrote."""
+    if remove_dead_rerun(folder):
+        restore_hydra_files(record)
 
 
 def remove_if_only_hydra_files(run_dir: Path) -> None:

@@ -33,9 +33,9 @@ from layerft.config_errors import CONFIG_ERRORS, composition_error_line
 from layerft.errors import LayerftError, error_line, hydra_raises, traceback_wanted
 from layerft.file_io import file_error
 from layerft.file_lock import held_lock
-from layerft.forced_rerun import remove_dead_rerun
 from layerft.interrupts import interrupted, remembered_interrupts, stop_if_interrupted
 from layerft.results import FAILED_FILE, METRICS_FILE, job_records
+from layerft.run_folder import tidy_finished
 from layerft.sweep_grid import (
     CONF,
     SWEEPER_CHOSEN,
@@ -246,7 +246,7 @@ def main(argv: Sequence[str]) -> int:
             skipped = [c for c, _ in finished if not c.force_rerun]
             for combination, folder in finished:
                 if not combination.force_rerun:  # never launched: tidied here, or never
-                    remove_dead_rerun(folder, folder / HYDRA_SUBDIR)
+                    tidy_finished(folder, folder / HYDRA_SUBDIR)
             blocked = [c for c, _ in before.blocked]
             repeats = [repeat for repeat, _ in repeated_runs(combinations, skipped, blocked)]
             stopped = run_grid(args.grid, args.overrides, sweep_dir, args.force, skipped, repeats)

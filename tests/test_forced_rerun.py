@@ -15,6 +15,7 @@ import pytest
 
 from layerft.errors import LayerftError
 from layerft.forced_rerun import NOTE_FILE, noted_forced_rerun, remove_dead_rerun
+from layerft.run_folder import tidy_finished
 
 
 def finished_folder(run_dir: Path) -> dict[str, Path]:
@@ -54,7 +55,7 @@ def test_a_dead_reruns_files_go_and_the_results_stay(tmp_path: Path) -> None:
     result = finished_folder(tmp_path)
     left = dies(tmp_path)
     assert (tmp_path / NOTE_FILE).exists()
-    remove_dead_rerun(tmp_path, result["hydra"])
+    tidy_finished(tmp_path, result["hydra"])  # as sweep.py, or a job finding it, does
     assert not left["dead_run"].exists() and not (tmp_path / "wandb" / "latest-run").is_symlink()
     assert not (tmp_path / "checkpoints").exists()
     assert not (tmp_path / "history.jsonl.partial").exists()
@@ -80,7 +81,7 @@ def test_a_running_rerun_is_left_alone(tmp_path: Path) -> None:
     result = finished_folder(tmp_path)
     with noted_forced_rerun(tmp_path):  # its note is locked while it runs
         left = rerun_files(tmp_path)
-        remove_dead_rerun(tmp_path, result["hydra"])
+        tidy_finished(tmp_path, result["hydra"])
         assert left["dead_run"].is_dir() and left["checkpoint"].is_dir()
         assert (result["hydra"] / "config.yaml").read_text() == "force_rerun: true\n"
 
@@ -91,10 +92,10 @@ def edit_note(run_dir: Path, **changes: Any) -> None:
 
 
 def test_a_rerun_on_another_host_is_left_alone(tmp_path: Path) -> None:
-    result = finished_folder(tmp_path)
+    finished_folder(tmp_path)
     left = dies(tmp_path)
     edit_note(tmp_path, host="another")
-    remove_dead_rerun(tmp_path, result["hydra"])  # its lock may be invisible from here (NFS)
+    assert not remove_dead_rerun(tmp_path)  # its lock may be invisible from here (NFS)
     assert left["dead_run"].is_dir() and (tmp_path / NOTE_FILE).exists()
 
 
@@ -111,12 +112,12 @@ def test_a_rerun_that_could_not_lock_its_note_is_left_alone(
             raise OSError(errno.ENOLCK, "No locks available")
         flock(handle, operation)
 
-    result = finished_folder(tmp_path)
+    finished_folder(tmp_path)
     monkeypatch.setattr(fcntl, "flock", fails_once)
     with noted_forced_rerun(tmp_path):
         left = rerun_files(tmp_path)
         assert json.loads((tmp_path / NOTE_FILE).read_text())["locked"] is False
-        remove_dead_rerun(tmp_path, result["hydra"])
+        assert not remove_dead_rerun(tmp_path)
         assert left["dead_run"].is_dir() and left["checkpoint"].is_dir()
 
 
@@ -124,7 +125,7 @@ def test_a_rerun_killed_after_it_wrote_its_result_keeps_its_own_run(tmp_path: Pa
     result = finished_folder(tmp_path)
     left = dies(tmp_path)
     (tmp_path / "metrics.json").write_text('{"target/eval_accuracy": 0.95}')  # then killed
-    remove_dead_rerun(tmp_path, None)
+    assert not remove_dead_rerun(tmp_path)  # no dead attempt: its launch's files are the result's
     assert left["dead_run"].is_dir() and not result["kept_run"].exists()
     assert not (tmp_path / NOTE_FILE).exists()
 
@@ -134,7 +135,7 @@ def test_a_copied_result_is_no_replaced_one(tmp_path: Path) -> None:
     result = finished_folder(tmp_path)
     left = dies(tmp_path)
     os.utime(tmp_path / "metrics.json", (4_000_000_000, 4_000_000_000))
-    remove_dead_rerun(tmp_path, None)
+    assert remove_dead_rerun(tmp_path)
     assert result["kept_run"].is_dir() and not left["dead_run"].exists()
 
 
@@ -148,6 +149,6 @@ def test_what_cannot_be_removed_is_warned_about_not_raised(
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr(shutil, "rmtree", refuse)
-    remove_dead_rerun(tmp_path, None)
+    assert not remove_dead_rerun(tmp_path)
     assert "could not remove what a forced rerun left" in caplog.text
     assert (tmp_path / NOTE_FILE).exists()  # tried again next time

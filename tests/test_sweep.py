@@ -361,9 +361,12 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
     dead = {"host": os.uname().nodename, "locked": True, "result_sha256": digest, "wandb_runs": []}
     (folder / NOTE_FILE).write_text(json.dumps(dead))
     (folder / "checkpoints" / "target" / "checkpoint-9").mkdir(parents=True)
+    (folder / ".hydra" / "config.yaml").write_text("force_rerun: true\n")  # its launch's
     tidied = sweep(tmp_path, *job)
     assert "Skipping 1 of 1 jobs" in tidied and "forced rerun that did not finish" in tidied
     assert not (folder / "checkpoints").exists() and not (folder / NOTE_FILE).exists()
+    kept = (folder / ".hydra" / "finished" / "config.yaml").read_text()
+    assert (folder / ".hydra" / "config.yaml").read_text() == kept
     # A forced rerun that fails is a failure, though the result it was to replace stays.
     (tmp_path / "a_file").write_text("")
     cache = f"cache_dir={tmp_path / 'a_file'}"
