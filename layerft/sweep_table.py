@@ -15,6 +15,7 @@ import numpy as np
 
 from layerft.errors import LayerftError
 from layerft.fingerprint import unread_prefix
+from layerft.metrics import METRICS
 from layerft.sweep_records import Job, SettingsKey, settings_key
 from layerft.sweep_settings import effective_settings, spelled_as_in
 from layerft.sweep_stats import compare, summary
@@ -23,8 +24,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASELINE = {"injection_task": "none"}  # a row's baseline: the same settings, no stage 1
 MISSING = "-"  # the value of a setting a job does not have
-# Cost, not quality: dev loss and time (also an extra dev set's: `eval_mismatched_loss`), speed.
-NOT_SCORE_ENDINGS = ("_loss", "_runtime", "_per_second", "_time")
+# Cost, not quality: dev loss and time (also an extra dev set's: `eval_mismatched_loss`), speed;
+# and what a metric returns beside its scores (squad_v2's thresholds).
+NOT_SCORE_ENDINGS = ("_loss", "_runtime", "_per_second", "_time") + tuple(
+    key for spec in METRICS.values() for key in spec.not_scores
+)
 
 
 @dataclass

@@ -274,6 +274,7 @@ def test_metric_columns_runtime_and_parameters(tmp_path: Path) -> None:
         "target/eval_mismatched_accuracy": 0.7, "target/eval_mismatched_loss": 0.6,
         "target/eval_mismatched_runtime": 2.0, "target/eval_mismatched_samples_per_second": 50.0,
         "target/eval_model_preparation_time": 0.01,  # the Trainer's, in an epochs=0 stage
+        "target/eval_squad_v2_best_f1_thresh": -1.5,  # a threshold squad_v2 found, no score
     }  # fmt: skip
     write_job(tmp_path / "1", 1, 0.8, metrics=extra | {"injection/train_runtime": 10.0})
     write_job(tmp_path / "2", 2, 0.8, metrics=extra | {"injection/train_runtime": 12.0, "target/train_runtime": 34.0})  # fmt: skip
