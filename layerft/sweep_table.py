@@ -16,6 +16,7 @@ import numpy as np
 from layerft.errors import LayerftError
 from layerft.fingerprint import unread_prefix
 from layerft.metrics import METRICS
+from layerft.sweep_config_values import holds
 from layerft.sweep_records import Job, SettingsKey, settings_key
 from layerft.sweep_settings import effective_settings, spelled_as_in
 from layerft.sweep_stats import compare, summary
@@ -196,6 +197,29 @@ def baseline_of(
             kept = {k: v for k, v in wanted.items() if not unread_prefix(k, base.unread)}
             if kept == base.settings:
                 return base
+    return at_same_values(combo, wanted, rows, spec)
+
+
+def at_same_values(
+    combo: Combination, wanted: dict[str, str], rows: dict[SettingsKey, Combination], spec: dict
+) -> Combination | None:
+    """The row that differs from `wanted` only where one of the two leaves a key at the value the
+    other spells out, as its jobs' configs say: `target_task.lr=5e-5` beside a baseline that left
+    the task's own 5e-5 (a grid extended later, its repeat of the baseline skipped as finished).
+    Never on a key of the baseline's own (`spec`): `--baseline key=-` asks for the unset row."""
+    for base in rows.values():
+        ours = {k: v for k, v in wanted.items() if k not in base.settings}
+        theirs = {k: v for k, v in base.settings.items() if k not in wanted}
+        if (
+            base is combo
+            or not (ours or theirs)
+            or any(key in spec for key in [*ours, *theirs])
+            or any(base.settings[k] != v for k, v in wanted.items() if k in base.settings)
+        ):
+            continue
+        jobs = combo.finished + combo.failed
+        if holds(base.finished + base.failed, ours) and holds(jobs, theirs):
+            return base
     return None
 
 

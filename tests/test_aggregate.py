@@ -485,6 +485,49 @@ def test_a_baseline_of_a_setting_left_unset_is_chosen_as_key_dash(tmp_path: Path
     assert lower["verdict"] == "worse"
 
 
+def with_config(root: Path, lr: str) -> None:
+    """Each job folder under `root` with the composed config Hydra writes (its rate at `lr`)."""
+    for metrics in root.rglob("metrics.json"):
+        (metrics.parent / ".hydra").mkdir(exist_ok=True)
+        (metrics.parent / ".hydra" / "config.yaml").write_text(f"target_task:\n  lr: {lr}\n")
+
+
+@pytest.mark.parametrize("spelled", ["stage1", "baseline"])
+def test_a_row_pairs_with_a_baseline_that_leaves_its_setting_at_the_same_value(
+    tmp_path: Path, spelled: str
+) -> None:
+    # A grid extended later: one side spells out the task's own rate (5e-5), the other leaves it.
+    scores = {1: 0.60, 2: 0.70, 3: 0.80}
+    rows = {"none": scores, "demo_pos": {s: v + 0.05 for s, v in scores.items()}}
+    spells = {"none": spelled == "baseline", "demo_pos": spelled == "stage1"}
+    for task, values in rows.items():
+        overrides = (f"{LR}=0.00005",) if spells[task] else ()
+        write_seeds(tmp_path / task, values, injection_task=task, overrides=overrides)
+    with_config(tmp_path, "5.0e-05")
+    write_seeds(tmp_path / "other", scores, injection_task="demo_pos", overrides=(f"{LR}=1e-4",))
+    with_config(tmp_path / "other", "0.0001")
+    result = aggregate(tmp_path)
+    row = row_of(
+        result, injection_task="demo_pos", **{LR: "0.00005" if spells["demo_pos"] else "-"}
+    )
+    assert (row["verdict"], row["diff_n"], row["diff_mean"]) == ("better", 3, pytest.approx(0.05))
+    assert row_of(result, injection_task="none")["verdict"] == "baseline"
+    assert row_of(result, **{LR: "1e-4"})["verdict"] == "no baseline"  # none ran at 1e-4
+    # A config holding another value, or none to read: no pair.
+    with_config(tmp_path / ("none" if spelled == "stage1" else "demo_pos"), "3e-05")
+    assert row_of(aggregate(tmp_path), **{LR: "1e-4"})["verdict"] == "no baseline"
+    assert (
+        row_of(aggregate(tmp_path), injection_task="demo_pos", **{LR: row[LR]})["verdict"]
+        == "no baseline"
+    )
+    for config in tmp_path.rglob("config.yaml"):
+        config.unlink()
+    assert (
+        row_of(aggregate(tmp_path), injection_task="demo_pos", **{LR: row[LR]})["verdict"]
+        == "no baseline"
+    )
+
+
 def test_a_baseline_row_no_row_compares_with_says_so(tmp_path: Path) -> None:
     for lr in ("1e-3", "3e-3"):
         write_seeds(tmp_path / lr, {1: 0.6}, injection_task="none", overrides=(f"{LR}={lr}",))
