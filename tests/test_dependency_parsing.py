@@ -23,8 +23,8 @@ from transformers import EvalPrediction
 
 from layerft.data import normalise_records
 from layerft.errors import LayerftError
+from layerft.kinds import biaffine, kind_of
 from layerft.kinds import dependency_parsing as dp
-from layerft.kinds import kind_of
 from layerft.metrics import MetricInput, load_metric
 from layerft.readers_klue_tsv import read_klue_dp
 from layerft.run import load_stage_data, train_stages
@@ -195,7 +195,9 @@ def test_decode_takes_the_best_unmasked_head_and_the_relation_at_that_head() -> 
     table[0, 0, 2, 1] = table[0, 1, 0, 0] = table[0, 2, 2, 3] = 2.0
     table[1, 0, 3, 1] = 9.0  # at the padding head: must not be read
     table[1, 0, 2, 2] = 2.0
-    heads, relations = dp.decode(dp.mask_arcs(scores, word_mask), word_mask, relations_from(table))
+    heads, relations = biaffine.decode(
+        biaffine.mask_arcs(scores, word_mask), word_mask, relations_from(table)
+    )
     assert heads.tolist() == [[2, 0, 2], [2, 0, -100]]
     assert relations.tolist() == [[1, 0, 3], [2, 4, -100]]
 
