@@ -18,7 +18,7 @@ from transformers import EvalPrediction
 from layerft import data as data_module
 from layerft.data import load_task_data, normalise_records, read_split
 from layerft.errors import LayerftError, quoted
-from layerft.kinds import KINDS, TaskKind, token_tagging
+from layerft.kinds import KINDS, TaskKind, tag_alignment
 from layerft.kinds.relation_classification import mark
 from layerft.metrics import MetricInput
 from layerft.model import load_tokenizer
@@ -480,7 +480,7 @@ def test_characters_past_max_length_are_counted_as_characters() -> None:
     tokenizer = load_tokenizer(compose_run("model=minilm").model)
     words, tags = ["John", "Smith", "ok"], ["B-PS"] + ["I-PS"] * 8 + ["O", "O"]
     features, row = encode_characters(task, tokenizer, words, tags)
-    cut, empty = token_tagging._untagged(task, [row], features, "dev")
+    cut, empty = tag_alignment.untagged(task, [row], features, "dev")
     assert cut.count("lie past max_length=4") == (
         "2 characters in 1 dev sentences lie past max_length=4 (first: character 10 'o' of the "
         'dev sentence "John Smith ok")'
