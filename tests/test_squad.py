@@ -21,7 +21,8 @@ from datasets import Dataset
 from layerft import data as data_module
 from layerft.data import normalise_records, read_split
 from layerft.errors import LayerftError
-from layerft.kinds.span_extraction import SpanConfig, scored_answer
+from layerft.kinds.span_decoding import scored_answer
+from layerft.kinds.span_extraction import SpanConfig
 from layerft.metrics import METRICS, load_metric
 from layerft.metrics.squad_official import f1_v1, f1_v2, normalize_answer, v1_scores, v2_scores
 from layerft.readers import HUB_ADAPTERS, RELEASE_READERS
