@@ -19,13 +19,13 @@ from layerft.errors import LayerftError
 from layerft.file_io import write_all_atomic
 from layerft.results import read_history
 from layerft.run_record import older_results
+from layerft.sweep_baseline import baselines, check_baseline
 from layerft.sweep_records import Job, read_jobs, unfinished_dirs
 from layerft.sweep_report import csv_text, older_versions, render_markdown
 from layerft.sweep_table import (
     Combination,
     Failure,
     build_table,
-    check_baseline,
     combine,
     label,
     setting,
@@ -102,7 +102,8 @@ def aggregate(
     combos = combine(jobs)
     varied = varied_settings(combos)
     combos.sort(key=lambda c: [plots.natural_key(setting(c.settings, k)) for k in varied])
-    table = build_table(combos, varied, check_baseline(baseline, jobs), list(extra_metrics))
+    spec = check_baseline(baseline, jobs)
+    table = build_table(combos, varied, spec, baselines(combos, spec), list(extra_metrics))
     plot_rows = [plot_row(c, varied, b) for c, b in zip(combos, table.is_baseline, strict=True)]
     axes = plots.heatmap_axes(plot_rows, varied, heatmap)  # a wrong name fails before any write
     failures = [

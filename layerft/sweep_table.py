@@ -13,17 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from layerft.errors import LayerftError
 from layerft.fingerprint import unread_prefix
 from layerft.metrics import METRICS
-from layerft.sweep_config_values import holds
 from layerft.sweep_records import Job, SettingsKey, settings_key
-from layerft.sweep_settings import effective_settings, spelled_as_in
+from layerft.sweep_settings import effective_settings
 from layerft.sweep_stats import compare, summary
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASELINE = {"injection_task": "none"}  # a row's baseline: the same settings, no stage 1
 MISSING = "-"  # the value of a setting a job does not have
 # Cost, not quality: dev loss and time (also an extra dev set's: `eval_mismatched_loss`), speed;
 # and what a metric returns beside its scores (squad_v2's thresholds).
@@ -130,29 +127,6 @@ def label(settings: dict[str, str], varied: list[str]) -> str:
     return ",".join(f"{k}={setting(settings, k)}" for k in varied) or "all"
 
 
-def check_baseline(baseline: dict[str, str] | None, jobs: list[Job]) -> dict[str, str]:
-    """The settings replaced to find a row's baseline; a user's key=value must be a job's setting
-    (a typo in the value would leave every row without a baseline, and without a word)."""
-    if baseline is None:
-        return DEFAULT_BASELINE
-    known = {key for job in jobs for key in job.settings}
-    unknown = sorted(set(baseline) - known)
-    if unknown:
-        raise LayerftError(
-            f"baseline setting {unknown[0]} is in no job (settings: {', '.join(sorted(known))})"
-        )
-    spec = {key: spelled_as_in(jobs, key, str(value)) for key, value in baseline.items()}
-    for key, value in spec.items():
-        values = {setting(job.settings, key) for job in jobs}
-        if value not in values:
-            unset = f", or {MISSING} (not set: its options' value)" if MISSING in values else ""
-            raise LayerftError(
-                f"baseline {key}={baseline[key]} is in no job; give one of the values the jobs "
-                f"have: {', '.join(sorted(values - {MISSING}))}{unset}"
-            )
-    return spec
-
-
 def is_score(key: str) -> bool:
     """A `<stage>/eval_*` metric that measures quality, not loss, time or speed."""
     stage, _, name = key.partition("/")
@@ -182,51 +156,15 @@ class Table:
     columns: list[str]
 
 
-def baseline_of(
-    combo: Combination, rows: dict[SettingsKey, Combination], spec: dict[str, str]
-) -> Combination | None:
-    """The row (of `rows`, by their settings_key) with `combo`'s settings, `spec`'s replacing them,
-    minus the settings that row's runs never read (its `unread`: the full fine-tuning row is the
-    baseline of every LoRA rank's row under `--baseline tuning_mode=full`)."""
-    replaced = {**combo.settings, **spec}  # `key=-`: the row that leaves key unset
-    wanted = effective_settings({k: v for k, v in replaced.items() if v != MISSING})
-    if (exact := rows.get(settings_key(wanted))) is not None:  # the row with exactly those first
-        return exact
-    for base in rows.values():
-        if base.unread:
-            kept = {k: v for k, v in wanted.items() if not unread_prefix(k, base.unread)}
-            if kept == base.settings:
-                return base
-    return at_same_values(combo, wanted, rows, spec)
-
-
-def at_same_values(
-    combo: Combination, wanted: dict[str, str], rows: dict[SettingsKey, Combination], spec: dict
-) -> Combination | None:
-    """The row that differs from `wanted` only where one of the two leaves a key at the value the
-    other spells out, as its jobs' configs say: `target_task.lr=5e-5` beside a baseline that left
-    the task's own 5e-5 (a grid extended later, its repeat of the baseline skipped as finished).
-    Never on a key of the baseline's own (`spec`): `--baseline key=-` asks for the unset row."""
-    for base in rows.values():
-        ours = {k: v for k, v in wanted.items() if k not in base.settings}
-        theirs = {k: v for k, v in base.settings.items() if k not in wanted}
-        if (
-            base is combo
-            or not (ours or theirs)
-            or any(key in spec for key in [*ours, *theirs])
-            or any(base.settings[k] != v for k, v in wanted.items() if k in base.settings)
-        ):
-            continue
-        jobs = combo.finished + combo.failed
-        if holds(base.finished + base.failed, ours) and holds(jobs, theirs):
-            return base
-    return None
-
-
 def build_table(
-    combos: list[Combination], varied: list[str], spec: dict[str, str], extra: list[str]
+    combos: list[Combination],
+    varied: list[str],
+    spec: dict[str, str],
+    bases: list[Combination | None],
+    extra: list[str],
 ) -> Table:
-    """The rows of results.csv, the combinations in the given order."""
+    """The rows of results.csv, the combinations in the given order, each beside its baseline
+    row (`bases`, of sweep_baseline.baselines: None where it has none) under `spec`."""
     # A row whose every job failed before its config validated has none ("").
     selections = {c.selection_metric for c in combos if c.selection_metric} or {""}
     uniform = len(selections) == 1
@@ -238,8 +176,6 @@ def build_table(
     same = {k: v for c in combos for k, v in c.settings.items() if k not in varied}
     constant = {k: v for k, v in same.items() if all(k in c.settings for c in combos)}
     applying = {k: v for k, v in same.items() if k not in constant}
-    rows = {settings_key(c.settings): c for c in combos}
-    bases = [baseline_of(c, rows, spec) for c in combos]
     is_baseline = [
         any(b is c and b is not o for b, o in zip(bases, combos, strict=True)) for c in combos
     ]
