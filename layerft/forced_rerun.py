@@ -1,12 +1,13 @@
 """A forced rerun of a finished result (`force_rerun=true`, `sweep.py --force`), and what one that
 never replaced the result left beside it.
 
-The result's metrics, history and W&B run stay while its rerun trains (its checkpoints do not:
-the rerun trains in the same folder). The rerun keeps a note in the folder, locked for as long as
-it runs, naming the result's bytes and W&B runs; it removes the note once it ends well. A note
-left unlocked is of a rerun that failed or was killed (the OS drops a dead process's lock): beside
-the result lie its W&B run, checkpoints and partial history, and Hydra's files describe its
-launch. A folder that keeps its result is never run again (sweep.py skips it), so whatever next
+The result's metrics, history and W&B run stay while its rerun trains, and so do the checkpoints
+kept with it (`trainer.keep_checkpoints=true`), set aside in `.checkpoints.replaced/` since the
+rerun trains in the same folder: dropped once the rerun has replaced the result, put back if it
+does not. The rerun keeps a note in the folder, locked for as long as it runs, naming the result's
+bytes and W&B runs; it removes the note once it ends well. A note left unlocked is of a rerun that
+failed or was killed (the OS drops a dead process's lock): beside the result lie its W&B run,
+checkpoints and partial history, and Hydra's files describe its launch. A folder that keeps its result is never run again (sweep.py skips it), so whatever next
 finds that result (sweep.py before its launch, a job at its start, the next forced rerun) removes
 them, or `wandb sync` would upload a dead attempt as a second run of the combination.
 
@@ -21,8 +22,9 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -34,6 +36,7 @@ from layerft.tracker import remove_stale_runs, wandb_runs
 log = logging.getLogger(__name__)
 
 NOTE_FILE = ".forced_rerun.json"  # in a run folder while a forced rerun replaces its result
+REPLACED_CHECKPOINTS = ".checkpoints.replaced"  # the result's kept checkpoints, while it does
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ class Note:
     locked: bool
     result_sha256: str  # metrics.json's bytes: other bytes later, and the rerun replaced them
     wandb_runs: tuple[str, ...]  # the result's W&B run folders
+    # The rerun raised and put the result's kept checkpoints back itself: those in checkpoints/
+    # are the result's, not the attempt's.
+    checkpoints_restored: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Note:
@@ -67,12 +73,20 @@ def noted_forced_rerun(run_dir: Path) -> Iterator[None]:
         handle = path.open("a+", encoding="utf-8")
     with handle:
         with run_dir_errors(run_dir):
-            _write_note(run_dir, handle)
-        yield
-        path.unlink(missing_ok=True)  # not reached when the rerun raises
+            note = _write_note(run_dir, handle)
+            _set_aside_checkpoints(run_dir)  # after the note: a kill between leaves both
+        try:
+            yield
+        except BaseException:
+            if _restore_checkpoints(run_dir):  # the result's own again, as before the rerun
+                with contextlib.suppress(OSError):  # else a tidy removes them as the attempt's
+                    _write(handle, replace(note, checkpoints_restored=True))
+            raise
+        _drop_replaced_checkpoints(run_dir)
+        path.unlink(missing_ok=True)
 
 
-def _write_note(run_dir: Path, handle: IO[str]) -> None:
+def _write_note(run_dir: Path, handle: IO[str]) -> Note:
     """Lock the open note (held until it closes, or the process dies), then write it."""
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -83,6 +97,11 @@ def _write_note(run_dir: Path, handle: IO[str]) -> None:
         locked = False
     runs = tuple(run.name for run in wandb_runs(run_dir))
     note = Note(os.uname().nodename, locked, file_sha256(run_dir / METRICS_FILE), runs)
+    _write(handle, note)
+    return note
+
+
+def _write(handle: IO[str], note: Note) -> None:
     handle.seek(0)
     handle.truncate()
     handle.write(json.dumps(asdict(note)))
@@ -128,21 +147,62 @@ def remove_dead_rerun(run_dir: Path) -> bool:
 
 
 def _finish_replacement(run_dir: Path, note: Note) -> None:
-    """The rerun wrote its result, then was killed: the result it replaced keeps no W&B run."""
+    """The rerun wrote its result, then was killed: the result it replaced keeps no W&B run, and
+    no checkpoints."""
     replaced = [run for run in wandb_runs(run_dir) if run.name in note.wandb_runs]
     remove_stale_runs(run_dir, replaced, "the result a forced rerun replaced")
+    _drop_replaced_checkpoints(run_dir)
 
 
 def _remove_dead_attempt(run_dir: Path, note: Note) -> None:
-    from layerft.phase import CHECKPOINTS_DIR, remove_unfinished_checkpoints  # transformers
-
     dead = [run for run in wandb_runs(run_dir) if run.name not in note.wandb_runs]
     remove_stale_runs(run_dir, dead, "a forced rerun that did not finish")
     latest = run_dir / "wandb" / "latest-run"
     if latest.is_symlink() and not latest.exists():  # it pointed at the dead run
         latest.unlink()
-    checkpoints = run_dir / CHECKPOINTS_DIR
-    stages = [p.name for p in checkpoints.iterdir() if p.is_dir()] if checkpoints.is_dir() else []
-    remove_unfinished_checkpoints(run_dir, stages)
+    if not note.checkpoints_restored:
+        _restore_checkpoints(run_dir)
     (run_dir / f"{HISTORY_FILE}.partial").unlink(missing_ok=True)
     log.info("removed what a forced rerun that did not finish left in %s", run_dir)
+
+
+def _set_aside_checkpoints(run_dir: Path) -> None:
+    """The result's kept checkpoints out of the rerun's way (the Trainer would rotate them out)."""
+    from layerft.phase import CHECKPOINTS_DIR  # transformers
+
+    # Already aside: an earlier rerun could not put them back (checkpoints/ held files of a user's).
+    if (run_dir / CHECKPOINTS_DIR).is_dir() and not (run_dir / REPLACED_CHECKPOINTS).exists():
+        (run_dir / CHECKPOINTS_DIR).rename(run_dir / REPLACED_CHECKPOINTS)
+
+
+def _restore_checkpoints(run_dir: Path) -> bool:
+    """Remove the rerun's checkpoints and put back the result's, if it kept some; whether it did
+    (a failure is warned about: this runs while the rerun's own error goes on)."""
+    from layerft.phase import CHECKPOINTS_DIR, remove_unfinished_checkpoints  # transformers
+
+    checkpoints, kept = run_dir / CHECKPOINTS_DIR, run_dir / REPLACED_CHECKPOINTS
+    try:
+        stages = (
+            [p.name for p in checkpoints.iterdir() if p.is_dir()] if checkpoints.is_dir() else []
+        )
+        remove_unfinished_checkpoints(run_dir, stages)
+        for empty in [*(checkpoints / stage for stage in stages), checkpoints]:  # the Trainer's
+            with contextlib.suppress(OSError):  # not empty, or gone
+                empty.rmdir()
+        if kept.is_dir() and checkpoints.exists():  # a user's own files there: nothing is merged
+            log.warning(
+                "%s holds other files: the result's checkpoints stay in %s", checkpoints, kept
+            )
+        elif kept.is_dir():
+            kept.rename(checkpoints)
+            return True
+    except OSError as err:
+        log.warning(
+            "%s: could not put back the result's checkpoints from %s (%s)", run_dir, kept, err
+        )
+    return False
+
+
+def _drop_replaced_checkpoints(run_dir: Path) -> None:
+    """Remove the checkpoints of a result that was replaced."""
+    shutil.rmtree(run_dir / REPLACED_CHECKPOINTS, ignore_errors=True)

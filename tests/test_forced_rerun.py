@@ -8,13 +8,20 @@ import fcntl
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from layerft.errors import LayerftError
-from layerft.forced_rerun import NOTE_FILE, noted_forced_rerun, remove_dead_rerun
+from layerft.forced_rerun import (
+    NOTE_FILE,
+    REPLACED_CHECKPOINTS,
+    noted_forced_rerun,
+    remove_dead_rerun,
+)
 from layerft.run_folder import tidy_finished
 
 
@@ -152,3 +159,67 @@ def test_what_cannot_be_removed_is_warned_about_not_raised(
     assert not remove_dead_rerun(tmp_path)
     assert "could not remove what a forced rerun left" in caplog.text
     assert (tmp_path / NOTE_FILE).exists()  # tried again next time
+
+
+# --- the checkpoints kept with the result (trainer.keep_checkpoints=true) -------------------------
+
+
+def kept_checkpoint(run_dir: Path) -> Path:
+    """A checkpoint the finished result kept."""
+    checkpoint = run_dir / "checkpoints" / "target" / "checkpoint-40"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "model.safetensors").write_bytes(b"the result's weights")
+    return checkpoint
+
+
+def test_a_failed_rerun_puts_back_the_results_checkpoints(tmp_path: Path) -> None:
+    result = finished_folder(tmp_path)
+    kept = kept_checkpoint(tmp_path)
+    left = dies(tmp_path)
+    assert (kept / "model.safetensors").read_bytes() == b"the result's weights"
+    assert not left["checkpoint"].exists() and not (tmp_path / REPLACED_CHECKPOINTS).exists()
+    tidy_finished(tmp_path, result["hydra"])
+    assert (kept / "model.safetensors").read_bytes() == b"the result's weights"
+
+
+def test_a_killed_rerun_leaves_the_results_checkpoints_to_be_put_back(tmp_path: Path) -> None:
+    result = finished_folder(tmp_path)
+    kept = kept_checkpoint(tmp_path)
+    killed = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from layerft.forced_rerun import noted_forced_rerun\n"
+        "run_dir = Path(sys.argv[1])\n"
+        "with noted_forced_rerun(run_dir):\n"
+        "    (run_dir / 'checkpoints' / 'target' / 'checkpoint-44').mkdir(parents=True)\n"
+        "    (run_dir / 'checkpoints' / 'injection').mkdir()\n"  # made, nothing saved yet
+        "    os._exit(9)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", killed, str(tmp_path)], check=False, timeout=300)
+    assert done.returncode == 9
+    assert not kept.exists() and (tmp_path / REPLACED_CHECKPOINTS).is_dir()  # aside, as it died
+    tidy_finished(tmp_path, result["hydra"])
+    assert (kept / "model.safetensors").read_bytes() == b"the result's weights"
+    assert sorted(p.name for p in kept.parent.iterdir()) == ["checkpoint-40"]
+    assert not (tmp_path / REPLACED_CHECKPOINTS).exists()
+
+
+def test_a_rerun_that_replaced_the_result_drops_its_checkpoints(tmp_path: Path) -> None:
+    finished_folder(tmp_path)
+    kept = kept_checkpoint(tmp_path)
+    with noted_forced_rerun(tmp_path):
+        assert not kept.exists()  # out of the Trainer's way: it would rotate them out
+        new = tmp_path / "checkpoints" / "target" / "checkpoint-44"
+        new.mkdir(parents=True)
+        (tmp_path / "metrics.json").write_text('{"target/eval_accuracy": 0.95}')
+    assert new.is_dir() and not kept.exists() and not (tmp_path / REPLACED_CHECKPOINTS).exists()
+    # Killed after it wrote its result: whatever finds the folder drops them.
+    kept = kept_checkpoint(tmp_path / "killed")
+    (tmp_path / "killed" / "metrics.json").write_text('{"target/eval_accuracy": 0.9}')
+    (tmp_path / "killed" / NOTE_FILE).write_text(json.dumps({
+        "host": os.uname().nodename, "locked": True, "wandb_runs": [],
+        "result_sha256": "an older result's",
+    }))  # fmt: skip
+    (tmp_path / "killed" / "checkpoints").rename(tmp_path / "killed" / REPLACED_CHECKPOINTS)
+    assert not remove_dead_rerun(tmp_path / "killed")
+    assert not (tmp_path / "killed" / REPLACED_CHECKPOINTS).exists()
