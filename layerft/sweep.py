@@ -193,7 +193,8 @@ def run_grid(
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="sweep.py",
-        description="Run a named grid of conf/sweep/ (or aggregate a sweep folder).",
+        description="Run a named grid of conf/sweep/ (or of <dir>/sweep/ with "
+        "'hydra.searchpath=[file://<dir>]'), or aggregate a sweep folder.",
         epilog="python sweep.py aggregate <dir> [--baseline key=value ...]: tables and plots only",
     )
     parser.add_argument("grid", help=f"one of: {', '.join(grid_names())}; or 'aggregate'")
@@ -228,7 +229,7 @@ def main(argv: Sequence[str]) -> int:
             sweep_dir = Path(args.overrides[0])
             relog_results_table(sweep_dir, aggregate_dir(sweep_dir, args.baseline, args.heatmap))
             return 0
-        check_grid(args.grid)
+        check_grid(args.grid, args.overrides)
         check_hydra_overrides(args.overrides)
         sweep_dir = args.dir or OUTPUTS / args.grid
         if sweep_dir.exists() and not sweep_dir.is_dir():

@@ -1,6 +1,6 @@
-"""A named grid of conf/sweep/ as its combinations: each job's overrides, composed config,
-fingerprint and stage-1 key, without running anything (`sweep.py --dry-run` and the plan of a
-sweep that runs). Job folders are named here (`job_dirname`, the `layerft_dirname` resolver).
+"""A named grid of conf/sweep/ (or of `<dir>/sweep/`, `hydra.searchpath=[file://<dir>]`) as its
+combinations: each job's overrides, composed config, fingerprint and stage-1 key, without running
+anything (`sweep.py --dry-run` and the plan of a sweep that runs). Job folders are named here (`job_dirname`, the `layerft_dirname` resolver).
 
 Serves the `sweep` config group (conf/sweep/<grid>.yaml: `hydra.sweeper.params`).
 """
@@ -83,18 +83,33 @@ class Combination:
         return (self.fingerprint, *self.earlier_fingerprints)
 
 
-def grid_names() -> list[str]:
-    return sorted(path.stem for path in (CONF / "sweep").glob("*.yaml"))
+def grid_folders(overrides: Sequence[str] = ()) -> list[Path]:
+    """Where grids are, in Hydra's order (the first holding a name wins): conf/sweep/, then the
+    `sweep/` of each `file://` folder a `hydra.searchpath` override adds."""
+    folders = [CONF / "sweep"]
+    for override in split_overrides(overrides)[1]:
+        if override.get_key_element() == "hydra.searchpath":
+            value = override.value()
+            for entry in value if isinstance(value, list) else [value]:
+                if isinstance(entry, str) and entry.startswith("file://"):
+                    folders.append(Path(entry.removeprefix("file://")) / "sweep")
+    return folders
 
 
-def check_grid(grid: str) -> None:
+def grid_names(overrides: Sequence[str] = ()) -> list[str]:
+    return sorted({path.stem for d in grid_folders(overrides) for path in d.glob("*.yaml")})
+
+
+def check_grid(grid: str, overrides: Sequence[str] = ()) -> None:
     """The grid exists, is YAML, and is a global package with `hydra.sweeper.params` (without them
     Hydra's error is about a key 'sweep' in the config), for sweep.py's sweeper (it chooses none)."""
-    if grid not in grid_names():
+    folders = grid_folders(overrides)
+    path = next((d / f"{grid}.yaml" for d in folders if (d / f"{grid}.yaml").is_file()), None)
+    if path is None:
         raise LayerftError(
-            f"no grid '{grid}' in {CONF / 'sweep'}; grids: {', '.join(grid_names())}"
+            f"no grid '{grid}' in {', '.join(map(str, folders))}; grids: "
+            f"{', '.join(grid_names(overrides))}"
         )
-    path = CONF / "sweep" / f"{grid}.yaml"
     with path.open(encoding="utf-8") as stream:  # a YAML error names the file
         text = stream.read()
         stream.seek(0)

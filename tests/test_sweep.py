@@ -1214,3 +1214,31 @@ def test_a_grid_that_sweeps_nothing_runs_in_hydras_default_folder() -> None:
     combination = Combination([], "f" * 16, None, "(defaults)")
     assert sweep_grid.job_folder(combination) == sweep_grid.job_dirname("") == "default"
     assert sweep_grid.job_folder(Combination([], "f" * 16, None, "seed=1")) == "seed=1"
+
+
+def test_a_grid_of_ones_own_folder_runs_from_the_search_path(tmp_path: Path) -> None:
+    # A grid in <dir>/sweep/ beside a task of one's own in <dir>/target_task/, outside the repo.
+    mine = tmp_path / "mine"
+    (mine / "sweep").mkdir(parents=True)
+    (mine / "target_task").mkdir()
+    task = (sweep_grid.CONF / "target_task" / "demo_sentiment.yaml").read_text()
+    (mine / "target_task" / "my_sentiment.yaml").write_text(
+        re.sub(r"(?m)^name: .*$", "name: my_sentiment", task)
+    )
+    (mine / "sweep" / "my_grid.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /target_task: my_sentiment\n"
+        "hydra:\n  sweeper:\n    params:\n      injection_task: none,demo_pos\n"
+    )
+    searchpath = f"hydra.searchpath=[file://{mine}]"
+    done = run_sweep(["my_grid", searchpath, *TINY_GRID, "--dir", "out"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "`target_task=my_sentiment`" in table and "2 jobs (2 finished, 0 failed)" in table
+    again = run_sweep(["my_grid", searchpath, *TINY_GRID, "--dir", "out", "--dry-run"], tmp_path)
+    assert again.stdout.splitlines()[-1] == "2 done, 0 to run"
+    unfound = run_sweep(["my_grid", *TINY_GRID, "--dry-run"], tmp_path)
+    assert unfound.returncode == 2
+    assert unfound.stderr.strip() == (
+        f"error: no grid 'my_grid' in {sweep_grid.CONF / 'sweep'}; grids: adapter_study, demo, "
+        "klue_paper"
+    )
