@@ -2,14 +2,14 @@
 never replaced the result left beside it.
 
 The result's metrics, history and W&B run stay while its rerun trains, and so do the checkpoints
-kept with it (`trainer.keep_checkpoints=true`), set aside in `.checkpoints.replaced/` since the
-rerun trains in the same folder: dropped once the rerun has replaced the result, put back if it
-does not. The rerun keeps a note in the folder, locked for as long as it runs, naming the result's
-bytes and W&B runs; it removes the note once it ends well. A note left unlocked is of a rerun that
-failed or was killed (the OS drops a dead process's lock): beside the result lie its W&B run,
-checkpoints and partial history, and Hydra's files describe its launch. A folder that keeps its result is never run again (sweep.py skips it), so whatever next
-finds that result (sweep.py before its launch, a job at its start, the next forced rerun) removes
-them, or `wandb sync` would upload a dead attempt as a second run of the combination.
+kept with it (`trainer.keep_checkpoints=true`: `layerft/replaced_checkpoints.py`). The rerun keeps
+a note in the folder, locked for as long as it runs, naming the result's bytes and W&B runs; it
+removes the note once it ends well. A note left unlocked is of a rerun that failed or was killed
+(the OS drops a dead process's lock): beside the result lie its W&B run, checkpoints and partial
+history, and Hydra's files describe its launch. A folder that keeps its result is never run again
+(sweep.py skips it), so whatever next finds that result (sweep.py before its launch, a job at its
+start, the next forced rerun) removes them, or `wandb sync` would upload a dead attempt as a
+second run of the combination.
 
 Serves no config group: `layerft/run.py` notes a forced rerun, `layerft/run_folder.py` and
 `layerft/sweep.py` tidy a result's folder.
@@ -22,21 +22,20 @@ import fcntl
 import json
 import logging
 import os
-import shutil
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
+from layerft import replaced_checkpoints
 from layerft.errors import LayerftError
 from layerft.file_io import file_sha256
-from layerft.results import HISTORY_FILE, METRICS_FILE, run_dir_errors
+from layerft.results import CHECKPOINTS_DIR, HISTORY_FILE, METRICS_FILE, run_dir_errors
 from layerft.tracker import remove_stale_runs, wandb_runs
 
 log = logging.getLogger(__name__)
 
 NOTE_FILE = ".forced_rerun.json"  # in a run folder while a forced rerun replaces its result
-REPLACED_CHECKPOINTS = ".checkpoints.replaced"  # the result's kept checkpoints, while it does
 
 
 @dataclass(frozen=True)
@@ -49,9 +48,9 @@ class Note:
     locked: bool
     result_sha256: str  # metrics.json's bytes: other bytes later, and the rerun replaced them
     wandb_runs: tuple[str, ...]  # the result's W&B run folders
-    # The rerun raised and put the result's kept checkpoints back itself: those in checkpoints/
-    # are the result's, not the attempt's.
-    checkpoints_restored: bool = False
+    # It sets the result's checkpoints aside (replaced_checkpoints), so its own are told apart;
+    # a note of an earlier layerft did not: any in checkpoints/ were the attempt's.
+    sets_checkpoints_aside: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Note:
@@ -74,16 +73,27 @@ def noted_forced_rerun(run_dir: Path) -> Iterator[None]:
     with handle:
         with run_dir_errors(run_dir):
             note = _write_note(run_dir, handle)
-            _set_aside_checkpoints(run_dir)  # after the note: a kill between leaves both
+            replaced_checkpoints.set_aside(run_dir)  # after the note, which says it does
         try:
             yield
         except BaseException:
-            if _restore_checkpoints(run_dir):  # the result's own again, as before the rerun
-                with contextlib.suppress(OSError):  # else a tidy removes them as the attempt's
-                    _write(handle, replace(note, checkpoints_restored=True))
+            _settle_checkpoints(run_dir, note)  # as a tidy would, before the error goes on
             raise
-        _drop_replaced_checkpoints(run_dir)
+        _settle_checkpoints(run_dir, note)
         path.unlink(missing_ok=True)
+
+
+def _settle_checkpoints(run_dir: Path, note: Note) -> None:
+    """Drop the result's set-aside checkpoints if the rerun replaced it (its metrics are other
+    bytes now), else put them back; a failure is warned about (a rerun's own error may be going
+    on), and the next tidy tries again."""
+    try:
+        if file_sha256(run_dir / METRICS_FILE) != note.result_sha256:
+            replaced_checkpoints.drop(run_dir)
+        else:
+            replaced_checkpoints.put_back(run_dir)
+    except OSError as err:
+        log.warning("%s: could not settle the result's checkpoints (%s)", run_dir, err)
 
 
 def _write_note(run_dir: Path, handle: IO[str]) -> Note:
@@ -96,17 +106,13 @@ def _write_note(run_dir: Path, handle: IO[str]) -> Note:
     except OSError:
         locked = False
     runs = tuple(run.name for run in wandb_runs(run_dir))
-    note = Note(os.uname().nodename, locked, file_sha256(run_dir / METRICS_FILE), runs)
-    _write(handle, note)
-    return note
-
-
-def _write(handle: IO[str], note: Note) -> None:
+    note = Note(os.uname().nodename, locked, file_sha256(run_dir / METRICS_FILE), runs, True)
     handle.seek(0)
     handle.truncate()
     handle.write(json.dumps(asdict(note)))
     handle.flush()
     os.fsync(handle.fileno())
+    return note
 
 
 def remove_dead_rerun(run_dir: Path) -> bool:
@@ -151,7 +157,7 @@ def _finish_replacement(run_dir: Path, note: Note) -> None:
     no checkpoints."""
     replaced = [run for run in wandb_runs(run_dir) if run.name in note.wandb_runs]
     remove_stale_runs(run_dir, replaced, "the result a forced rerun replaced")
-    _drop_replaced_checkpoints(run_dir)
+    replaced_checkpoints.drop(run_dir)
 
 
 def _remove_dead_attempt(run_dir: Path, note: Note) -> None:
@@ -160,49 +166,9 @@ def _remove_dead_attempt(run_dir: Path, note: Note) -> None:
     latest = run_dir / "wandb" / "latest-run"
     if latest.is_symlink() and not latest.exists():  # it pointed at the dead run
         latest.unlink()
-    if not note.checkpoints_restored:
-        _restore_checkpoints(run_dir)
+    if note.sets_checkpoints_aside:
+        replaced_checkpoints.put_back(run_dir)
+    else:  # any checkpoints there are the attempt's
+        replaced_checkpoints.remove_trainer_checkpoints(run_dir / CHECKPOINTS_DIR)
     (run_dir / f"{HISTORY_FILE}.partial").unlink(missing_ok=True)
     log.info("removed what a forced rerun that did not finish left in %s", run_dir)
-
-
-def _set_aside_checkpoints(run_dir: Path) -> None:
-    """The result's kept checkpoints out of the rerun's way (the Trainer would rotate them out)."""
-    from layerft.phase import CHECKPOINTS_DIR  # transformers
-
-    # Already aside: an earlier rerun could not put them back (checkpoints/ held files of a user's).
-    if (run_dir / CHECKPOINTS_DIR).is_dir() and not (run_dir / REPLACED_CHECKPOINTS).exists():
-        (run_dir / CHECKPOINTS_DIR).rename(run_dir / REPLACED_CHECKPOINTS)
-
-
-def _restore_checkpoints(run_dir: Path) -> bool:
-    """Remove the rerun's checkpoints and put back the result's, if it kept some; whether it did
-    (a failure is warned about: this runs while the rerun's own error goes on)."""
-    from layerft.phase import CHECKPOINTS_DIR, remove_unfinished_checkpoints  # transformers
-
-    checkpoints, kept = run_dir / CHECKPOINTS_DIR, run_dir / REPLACED_CHECKPOINTS
-    try:
-        stages = (
-            [p.name for p in checkpoints.iterdir() if p.is_dir()] if checkpoints.is_dir() else []
-        )
-        remove_unfinished_checkpoints(run_dir, stages)
-        for empty in [*(checkpoints / stage for stage in stages), checkpoints]:  # the Trainer's
-            with contextlib.suppress(OSError):  # not empty, or gone
-                empty.rmdir()
-        if kept.is_dir() and checkpoints.exists():  # a user's own files there: nothing is merged
-            log.warning(
-                "%s holds other files: the result's checkpoints stay in %s", checkpoints, kept
-            )
-        elif kept.is_dir():
-            kept.rename(checkpoints)
-            return True
-    except OSError as err:
-        log.warning(
-            "%s: could not put back the result's checkpoints from %s (%s)", run_dir, kept, err
-        )
-    return False
-
-
-def _drop_replaced_checkpoints(run_dir: Path) -> None:
-    """Remove the checkpoints of a result that was replaced."""
-    shutil.rmtree(run_dir / REPLACED_CHECKPOINTS, ignore_errors=True)

@@ -38,6 +38,7 @@ from layerft.lr_schedule import (
 from layerft.memory import PeakMemory
 from layerft.parts import count_parameters, parameter_parts
 from layerft.processes import rank, world_size
+from layerft.results import CHECKPOINTS_DIR
 from layerft.speed import (
     NonFiniteLossGuard,
     TokenCounter,
@@ -127,9 +128,6 @@ def _training_arguments(
         remove_unused_columns=False,  # tokenized sets hold model inputs + `length` (see DropKeysCollator)
     )
 
-
-# A run folder's subfolder of the stages' checkpoints (`<stage>/checkpoint-<step>`).
-CHECKPOINTS_DIR = "checkpoints"
 
 # Keys evaluate() returns that are no dev metric: the epoch, and the model's set-up time, which
 # the Trainer reports when evaluate() comes first (epochs=0).

@@ -42,6 +42,8 @@ HISTORY_FILE = (
 FAILED_FILE = (
     "failed.json"  # a job that failed in a sweep: its record's `run/*` entries + the error
 )
+# A run folder's subfolder of the stages' checkpoints (`<stage>/checkpoint-<step>`).
+CHECKPOINTS_DIR = "checkpoints"
 
 
 class HistoryFile:

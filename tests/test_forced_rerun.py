@@ -15,13 +15,9 @@ from typing import Any
 
 import pytest
 
+from layerft import replaced_checkpoints
 from layerft.errors import LayerftError
-from layerft.forced_rerun import (
-    NOTE_FILE,
-    REPLACED_CHECKPOINTS,
-    noted_forced_rerun,
-    remove_dead_rerun,
-)
+from layerft.forced_rerun import NOTE_FILE, noted_forced_rerun, remove_dead_rerun
 from layerft.run_folder import tidy_finished
 
 
@@ -163,48 +159,93 @@ def test_what_cannot_be_removed_is_warned_about_not_raised(
 
 # --- the checkpoints kept with the result (trainer.keep_checkpoints=true) -------------------------
 
+ASIDE = replaced_checkpoints.REPLACED_DIR
+
 
 def kept_checkpoint(run_dir: Path) -> Path:
-    """A checkpoint the finished result kept."""
+    """A checkpoint the finished result kept, and a file of the user's beside it."""
     checkpoint = run_dir / "checkpoints" / "target" / "checkpoint-40"
     checkpoint.mkdir(parents=True)
     (checkpoint / "model.safetensors").write_bytes(b"the result's weights")
+    (run_dir / "checkpoints" / "exported.bin").write_bytes(b"mine")
     return checkpoint
+
+
+def result_checkpoints_are_back(run_dir: Path, kept: Path) -> None:
+    assert (kept / "model.safetensors").read_bytes() == b"the result's weights"
+    assert sorted(p.name for p in kept.parent.iterdir()) == ["checkpoint-40"]
+    assert (run_dir / "checkpoints" / "exported.bin").read_bytes() == b"mine"
+    assert not (run_dir / ASIDE).exists()
+
+
+def killed_rerun(run_dir: Path, before_set_aside: bool = False) -> int:
+    """A forced rerun killed (os._exit) once it made a checkpoint, or before it set any aside."""
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from layerft import forced_rerun, replaced_checkpoints\n"
+        "run_dir = Path(sys.argv[1])\n"
+        "if sys.argv[2] == 'early':\n"
+        "    replaced_checkpoints.set_aside = lambda run_dir: os._exit(9)\n"
+        "with forced_rerun.noted_forced_rerun(run_dir):\n"
+        "    (run_dir / 'checkpoints' / 'target' / 'checkpoint-44').mkdir(parents=True)\n"
+        "    (run_dir / 'checkpoints' / 'injection').mkdir()\n"  # made, nothing saved yet
+        "    os._exit(9)\n"
+    )
+    when = "early" if before_set_aside else "late"
+    args = [sys.executable, "-c", script, str(run_dir), when]
+    return subprocess.run(args, check=False, timeout=300).returncode
 
 
 def test_a_failed_rerun_puts_back_the_results_checkpoints(tmp_path: Path) -> None:
     result = finished_folder(tmp_path)
     kept = kept_checkpoint(tmp_path)
     left = dies(tmp_path)
-    assert (kept / "model.safetensors").read_bytes() == b"the result's weights"
-    assert not left["checkpoint"].exists() and not (tmp_path / REPLACED_CHECKPOINTS).exists()
-    tidy_finished(tmp_path, result["hydra"])
-    assert (kept / "model.safetensors").read_bytes() == b"the result's weights"
+    assert not left["checkpoint"].exists()
+    result_checkpoints_are_back(tmp_path, kept)
+    tidy_finished(tmp_path, result["hydra"])  # the note it left: its W&B run goes, no checkpoint
+    result_checkpoints_are_back(tmp_path, kept)
 
 
 def test_a_killed_rerun_leaves_the_results_checkpoints_to_be_put_back(tmp_path: Path) -> None:
     result = finished_folder(tmp_path)
     kept = kept_checkpoint(tmp_path)
-    killed = (
-        "import os, sys\n"
-        "from pathlib import Path\n"
-        "from layerft.forced_rerun import noted_forced_rerun\n"
-        "run_dir = Path(sys.argv[1])\n"
-        "with noted_forced_rerun(run_dir):\n"
-        "    (run_dir / 'checkpoints' / 'target' / 'checkpoint-44').mkdir(parents=True)\n"
-        "    (run_dir / 'checkpoints' / 'injection').mkdir()\n"  # made, nothing saved yet
-        "    os._exit(9)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", killed, str(tmp_path)], check=False, timeout=300)
-    assert done.returncode == 9
-    assert not kept.exists() and (tmp_path / REPLACED_CHECKPOINTS).is_dir()  # aside, as it died
+    assert killed_rerun(tmp_path) == 9
+    assert not kept.exists() and (tmp_path / ASIDE).is_dir()  # aside, as it died
     tidy_finished(tmp_path, result["hydra"])
-    assert (kept / "model.safetensors").read_bytes() == b"the result's weights"
-    assert sorted(p.name for p in kept.parent.iterdir()) == ["checkpoint-40"]
-    assert not (tmp_path / REPLACED_CHECKPOINTS).exists()
+    result_checkpoints_are_back(tmp_path, kept)
 
 
-def test_a_rerun_that_replaced_the_result_drops_its_checkpoints(tmp_path: Path) -> None:
+def test_a_rerun_killed_before_it_set_them_aside_leaves_them_be(tmp_path: Path) -> None:
+    result = finished_folder(tmp_path)
+    kept = kept_checkpoint(tmp_path)
+    assert killed_rerun(tmp_path, before_set_aside=True) == 9
+    tidy_finished(tmp_path, result["hydra"])
+    result_checkpoints_are_back(tmp_path, kept)
+
+
+def test_a_tidy_cut_short_is_done_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = finished_folder(tmp_path)
+    kept = kept_checkpoint(tmp_path)
+    assert killed_rerun(tmp_path) == 9
+    rename = Path.rename
+
+    def refuse_the_last(path: Path, target: Any) -> Any:
+        if path.name == ASIDE:
+            raise KeyboardInterrupt  # stopped just before the commit
+        return rename(path, target)
+
+    monkeypatch.setattr(Path, "rename", refuse_the_last)
+    with pytest.raises(KeyboardInterrupt):
+        tidy_finished(tmp_path, result["hydra"])
+    monkeypatch.undo()
+    tidy_finished(tmp_path, result["hydra"])
+    result_checkpoints_are_back(tmp_path, kept)
+
+
+def test_a_rerun_that_replaced_the_result_drops_only_its_trainer_checkpoints(
+    tmp_path: Path,
+) -> None:
     finished_folder(tmp_path)
     kept = kept_checkpoint(tmp_path)
     with noted_forced_rerun(tmp_path):
@@ -212,14 +253,49 @@ def test_a_rerun_that_replaced_the_result_drops_its_checkpoints(tmp_path: Path) 
         new = tmp_path / "checkpoints" / "target" / "checkpoint-44"
         new.mkdir(parents=True)
         (tmp_path / "metrics.json").write_text('{"target/eval_accuracy": 0.95}')
-    assert new.is_dir() and not kept.exists() and not (tmp_path / REPLACED_CHECKPOINTS).exists()
-    # Killed after it wrote its result: whatever finds the folder drops them.
+    assert new.is_dir() and not kept.exists() and not (tmp_path / ASIDE).exists()
+    assert (tmp_path / "checkpoints" / "exported.bin").read_bytes() == b"mine"
+
+
+def test_a_rerun_that_raises_after_its_result_keeps_its_own_checkpoints(tmp_path: Path) -> None:
+    # Written, then the tracker's upload failed (or a Ctrl-C came): the result is the new one.
+    finished_folder(tmp_path)
+    kept = kept_checkpoint(tmp_path)
+    with pytest.raises(RuntimeError), noted_forced_rerun(tmp_path):
+        new = tmp_path / "checkpoints" / "target" / "checkpoint-44"
+        new.mkdir(parents=True)
+        (tmp_path / "metrics.json").write_text('{"target/eval_accuracy": 0.95}')
+        raise RuntimeError("W&B upload failed")
+    assert new.is_dir() and not kept.exists() and not (tmp_path / ASIDE).exists()
+    # Killed instead, after its result: whatever finds the folder drops them.
     kept = kept_checkpoint(tmp_path / "killed")
     (tmp_path / "killed" / "metrics.json").write_text('{"target/eval_accuracy": 0.9}')
     (tmp_path / "killed" / NOTE_FILE).write_text(json.dumps({
         "host": os.uname().nodename, "locked": True, "wandb_runs": [],
-        "result_sha256": "an older result's",
+        "result_sha256": "an older result's", "sets_checkpoints_aside": True,
     }))  # fmt: skip
-    (tmp_path / "killed" / "checkpoints").rename(tmp_path / "killed" / REPLACED_CHECKPOINTS)
+    (tmp_path / "killed" / "checkpoints").rename(tmp_path / "killed" / ASIDE)
     assert not remove_dead_rerun(tmp_path / "killed")
-    assert not (tmp_path / "killed" / REPLACED_CHECKPOINTS).exists()
+    assert not kept.exists() and not (tmp_path / "killed" / ASIDE).exists()
+    assert (tmp_path / "killed" / "checkpoints" / "exported.bin").read_bytes() == b"mine"
+
+
+def test_checkpoints_an_earlier_rerun_could_not_put_back_stop_the_next(tmp_path: Path) -> None:
+    finished_folder(tmp_path)
+    (tmp_path / ASIDE).mkdir()
+    refused = pytest.raises(
+        LayerftError, match=rf"{ASIDE}: the checkpoints an earlier forced rerun"
+    )
+    with refused, noted_forced_rerun(tmp_path):
+        pass
+
+
+def test_a_note_of_an_earlier_layerft_removes_the_attempts_checkpoints(tmp_path: Path) -> None:
+    result = finished_folder(tmp_path)
+    left = dies(tmp_path)
+    (tmp_path / "checkpoints" / "target" / "checkpoint-44").mkdir(parents=True)  # as it left them
+    note = json.loads((tmp_path / NOTE_FILE).read_text())
+    del note["sets_checkpoints_aside"]
+    (tmp_path / NOTE_FILE).write_text(json.dumps(note))
+    tidy_finished(tmp_path, result["hydra"])
+    assert not (tmp_path / "checkpoints").exists() and not left["dead_run"].exists()
