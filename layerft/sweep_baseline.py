@@ -50,11 +50,15 @@ def check_baseline(baseline: dict[str, str] | None, jobs: list[Job]) -> dict[str
 def baselines(combos: list[Combination], spec: dict[str, str]) -> list[Combination | None]:
     """Each row's baseline row under `spec` (itself for a baseline row), or None."""
     rows = {settings_key(c.settings): c for c in combos}
-    return [baseline_of(c, rows, spec) for c in combos]
+    configs = ComposedConfigs()
+    return [baseline_of(c, rows, spec, configs) for c in combos]
 
 
 def baseline_of(
-    combo: Combination, rows: dict[SettingsKey, Combination], spec: dict[str, str]
+    combo: Combination,
+    rows: dict[SettingsKey, Combination],
+    spec: dict[str, str],
+    configs: ComposedConfigs,
 ) -> Combination | None:
     """The row (of `rows`, by their settings_key) with `combo`'s settings, `spec`'s replacing them,
     minus the settings that row's runs never read (its `unread`: the full fine-tuning row is the
@@ -68,11 +72,15 @@ def baseline_of(
             kept = {k: v for k, v in wanted.items() if not unread_prefix(k, base.unread)}
             if kept == base.settings:
                 return base
-    return at_same_values(combo, wanted, rows, spec)
+    return at_same_values(combo, wanted, rows, spec, configs)
 
 
 def at_same_values(
-    combo: Combination, wanted: dict[str, str], rows: dict[SettingsKey, Combination], spec: dict
+    combo: Combination,
+    wanted: dict[str, str],
+    rows: dict[SettingsKey, Combination],
+    spec: dict[str, str],
+    configs: ComposedConfigs,
 ) -> Combination | None:
     """The row that differs from `wanted` only where one of the two leaves a key at the value the
     other spells out, as its jobs' configs say: `target_task.lr=5e-5` beside a baseline that left
@@ -89,7 +97,7 @@ def at_same_values(
         ):
             continue
         jobs = combo.finished + combo.failed
-        if holds(base.finished + base.failed, ours) and holds(jobs, theirs):
+        if configs.hold(base.finished + base.failed, ours) and configs.hold(jobs, theirs):
             return base
     return None
 
@@ -97,18 +105,30 @@ def at_same_values(
 HYDRA_FILES = (Path(".hydra") / "finished" / "config.yaml", Path(".hydra") / "config.yaml")
 
 
-def holds(jobs: list[Job], settings: dict[str, str]) -> bool:
-    """Whether the jobs' configs hold each setting's value: at least one job's config is readable,
-    and each readable one holds every value (`5e-05` holds `5e-5`)."""
-    if not settings:
-        return True
-    # Read only for a row no row pairs with exactly, and only its candidates: few files.
-    configs = [config for job in jobs if (config := _config(job.run_dir)) is not None]
-    return bool(configs) and all(
-        _text(config, key) is not None and setting_value(_text(config, key)) == setting_value(text)
-        for config in configs
-        for key, text in settings.items()
-    )
+class ComposedConfigs:
+    """The job folders' composed configs, each read once per table (and only for a row no row
+    pairs with exactly, and its candidates)."""
+
+    def __init__(self) -> None:
+        self._read: dict[Path, DictConfig | None] = {}
+
+    def hold(self, jobs: list[Job], settings: dict[str, str]) -> bool:
+        """Whether the jobs' configs hold each setting's value: at least one job's config is
+        readable, and each readable one holds every value (`5e-05` holds `5e-5`)."""
+        if not settings:
+            return True
+        readable = False
+        for job in jobs:
+            if job.run_dir not in self._read:
+                self._read[job.run_dir] = _config(job.run_dir)
+            if (config := self._read[job.run_dir]) is None:
+                continue
+            readable = True
+            for key, text in settings.items():
+                found = _text(config, key)
+                if found is None or setting_value(found) != setting_value(text):
+                    return False
+        return readable
 
 
 def _config(run_dir: Path) -> DictConfig | None:

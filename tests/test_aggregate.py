@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from layerft import file_io
+from layerft import file_io, sweep_baseline
 from layerft.aggregate import aggregate, dev_curve
 from layerft.errors import LayerftError
 from layerft.fingerprint import FINGERPRINT_SCHEME
@@ -526,6 +526,19 @@ def test_a_row_pairs_with_a_baseline_that_leaves_its_setting_at_the_same_value(
         row_of(aggregate(tmp_path), injection_task="demo_pos", **{LR: row[LR]})["verdict"]
         == "no baseline"
     )
+
+
+def test_a_job_folders_config_is_read_once_per_table(tmp_path: Path, monkeypatch) -> None:
+    scores = {1: 0.60, 2: 0.70, 3: 0.80}
+    write_seeds(tmp_path / "none", scores, injection_task="none")
+    for lr in ("1e-4", "2e-4", "3e-4"):  # none pairs exactly; each looks at the baseline's configs
+        write_seeds(tmp_path / lr, scores, injection_task="demo_pos", overrides=(f"{LR}={lr}",))
+    with_config(tmp_path, "5.0e-05")
+    reads: list[Path] = []
+    read = sweep_baseline._config
+    monkeypatch.setattr(sweep_baseline, "_config", lambda d: reads.append(d) or read(d))
+    aggregate(tmp_path)
+    assert reads and len(reads) == len(set(reads))
 
 
 def test_a_baseline_row_no_row_compares_with_says_so(tmp_path: Path) -> None:
