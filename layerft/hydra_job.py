@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from layerft.fingerprint import unread_prefix, unread_settings
 from layerft.layer_split import InjectedPolicy
 from layerft.processes import is_main_process
 from layerft.results import METRICS_FILE, record_failure
-from layerft.run_record import RunRecord
+from layerft.run_record import FINGERPRINT_KEY, RunRecord
 from layerft.tuning_mode import TuningMethod
 
 log = logging.getLogger(__name__)
@@ -108,14 +109,32 @@ def build_run_record(
     )  # fmt: skip
 
 
-def record_dead_job(cfg: DictConfig, hydra: DictConfig, job_dir: Path, error: Exception) -> None:
+def record_dead_job(
+    cfg: DictConfig, hydra: DictConfig, job_dir: Path, error: Exception, started: float
+) -> None:
     """Record a multirun job whose process died without a result (killed, out of host memory) in
     its `failed.json`, as a failure inside the job is recorded: the sweep lists it as failed and
-    a rerun runs it again. `cfg` is the job's task config, `hydra` its `hydra` node."""
+    a rerun runs it again. `cfg` is the job's task config, `hydra` its `hydra` node, `started` when
+    its process started (time.time()). One that died after writing its own result (metrics.json
+    of its config, newer than its start) is finished, not failed: only warned about."""
     entries = job_entries(cfg, hydra)
     with contextlib.suppress(Exception):  # an invalid config: the entries above; its log says why
         entries = build_run_record(to_run_config(cfg), resolve_config(cfg), entries).entries()
+    if _wrote_its_result(job_dir, entries.get(FINGERPRINT_KEY), started):
+        log.warning("%s: its process died after writing its result, which is kept", job_dir)
+        return
     record_failure(job_dir, entries, error)
+
+
+def _wrote_its_result(job_dir: Path, fingerprint: str | None, started: float) -> bool:
+    path = job_dir / METRICS_FILE
+    try:
+        written = path.stat().st_mtime
+        recorded = json.loads(path.read_text(encoding="utf-8")).get(FINGERPRINT_KEY)
+    except (OSError, ValueError, AttributeError):  # none, unreadable, or no JSON object
+        return False
+    # Whole seconds: a file system may keep coarse times; an earlier result is minutes older.
+    return fingerprint is not None and recorded == fingerprint and written >= int(started)
 
 
 def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str, float] | None:

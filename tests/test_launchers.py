@@ -463,7 +463,8 @@ def test_a_file_system_without_locks_leaves_the_job_to_train_unlocked(
 
 
 # A sitecustomize that kills every local_parallel job process of seed 2 before its job runs,
-# and seed 1's with SIGSEGV after it has handed back its result (a crash at teardown).
+# seed 3's after its job ran but before it handed back its result, and seed 1's with SIGSEGV
+# after it has (a crash at teardown).
 KILL_SEED_2 = textwrap.dedent(
     """
     import os, signal
@@ -476,7 +477,10 @@ KILL_SEED_2 = textwrap.dedent(
         def run_shipped(job):
             if job.config.seed == 2:
                 os.kill(os.getpid(), signal.SIGKILL)
-            return shipped(job)
+            returned = shipped(job)
+            if job.config.seed == 3:  # its result written, then killed before it hands it back
+                os.kill(os.getpid(), signal.SIGKILL)
+            return returned
 
         def crash_after(job_file, return_file):
             main(job_file, return_file)
@@ -492,12 +496,14 @@ def test_a_layerft_job_killed_hard_is_recorded_as_failed_and_rerun(tmp_path) -> 
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(KILL_SEED_2)
-    grid = ["demo", *SHRINK, "injection_task=none", "tuning_mode=full", "seed=1,2",
+    grid = ["demo", *SHRINK, "injection_task=none", "tuning_mode=full", "seed=1,2,3",
             f"cache_dir={tmp_path / 'cache'}", "hydra/launcher=local_parallel", *TWO_UNPINNED]  # fmt: skip
     proc = run_sweep(grid, tmp_path, env_extra={"PYTHONPATH": f"{hook}{os.pathsep}{REPO}"})
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
-    assert "sweep: 1 finished, 1 failed, 0 not run" in out and "stopped early" not in out
+    assert "sweep: 2 finished, 1 failed, 0 not run" in out and "stopped early" not in out
+    # Seed 3 wrote its result before its process died: finished, no failure beside it.
+    assert "its process died after writing its result, which is kept" in out
     assert re.search(
         r"FAILED injection_task=none,seed=2,tuning_mode=full: JobProcessDied: local_parallel job #1 \(.*seed=2.*\) killed by signal "
         r"SIGKILL \(9\) after \d+ s without a result; the end of ",
@@ -511,12 +517,14 @@ def test_a_layerft_job_killed_hard_is_recorded_as_failed_and_rerun(tmp_path) -> 
     assert json.loads(failed.read_text())["run/config_fingerprint"] == seed2.fingerprint
     assert "failures.csv" in {p.name for p in sweep_dir.iterdir()}
     # Without the kill, the rerun runs seed 2 only.
-    [finished] = sweep_dir.glob("*/metrics.json")
-    before = finished.stat().st_mtime_ns
+    before = {f: f.stat().st_mtime_ns for f in sweep_dir.glob("*/metrics.json")}
+    assert len(before) == 2
     proc = run_sweep(grid, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "sweep: 2 finished, 0 failed, 0 not run" in proc.stdout
-    assert finished.stat().st_mtime_ns == before and not list(sweep_dir.glob("*/failed.json"))
+    assert "sweep: 3 finished, 0 failed, 0 not run" in proc.stdout
+    assert all(f.stat().st_mtime_ns == before[f] for f in before)
+    assert not list(sweep_dir.glob("*/failed.json"))
+    assert "later attempt" not in (sweep_dir / "results.md").read_text()
 
 
 @needs_submitit
