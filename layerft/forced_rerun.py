@@ -1,10 +1,10 @@
 """A forced rerun of a finished result (`force_rerun=true`, `sweep.py --force`), and what one that
 never replaced the result left beside it.
 
-The result's metrics, history and W&B run stay while its rerun trains, and so do the checkpoints
-kept with it (`trainer.keep_checkpoints=true`: `layerft/replaced_checkpoints.py`). The rerun keeps
-a note in the folder, locked for as long as it runs, naming the result's bytes and W&B runs; it
-removes the note once it ends well. A note left unlocked is of a rerun that failed or was killed
+The result's metrics and W&B run stay while its rerun trains; its kept checkpoints, history and
+kept Hydra files are set aside until the rerun has replaced it, or put back if it did not
+(`layerft/replaced_result.py`). The rerun keeps a note in the folder, locked for as long as it
+runs, naming the result's bytes and W&B runs; it removes the note once it ends well. A note left unlocked is of a rerun that failed or was killed
 (the OS drops a dead process's lock): beside the result lie its W&B run, checkpoints and partial
 history, and Hydra's files describe its launch. A folder that keeps its result is never run again
 (sweep.py skips it), so whatever next finds that result (sweep.py before its launch, a job at its
@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
-from layerft import replaced_checkpoints
+from layerft import replaced_result
 from layerft.errors import LayerftError
 from layerft.file_io import file_sha256
 from layerft.results import CHECKPOINTS_DIR, HISTORY_FILE, METRICS_FILE, run_dir_errors
@@ -48,9 +48,9 @@ class Note:
     locked: bool
     result_sha256: str  # metrics.json's bytes: other bytes later, and the rerun replaced them
     wandb_runs: tuple[str, ...]  # the result's W&B run folders
-    # It sets the result's checkpoints aside (replaced_checkpoints), so its own are told apart;
-    # a note of an earlier layerft did not: any in checkpoints/ were the attempt's.
-    sets_checkpoints_aside: bool = False
+    # It sets the result's checkpoints, history and Hydra files aside (replaced_result), so its
+    # own are told apart; a note of an earlier layerft did not: any checkpoints were the attempt's.
+    sets_result_aside: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Note:
@@ -62,7 +62,7 @@ class Note:
 
 
 @contextlib.contextmanager
-def noted_forced_rerun(run_dir: Path) -> Iterator[None]:
+def noted_forced_rerun(run_dir: Path, hydra_dir: Path | None = None) -> Iterator[None]:
     """Hold a locked note in `run_dir` while a forced rerun replaces its result. Removed when the
     rerun ends well; left (unlocked) when it raises or its process dies, for `remove_dead_rerun`.
     Another forced rerun of the folder that is running already: an error."""
@@ -73,7 +73,7 @@ def noted_forced_rerun(run_dir: Path) -> Iterator[None]:
     with handle:
         with run_dir_errors(run_dir):
             note = _write_note(run_dir, handle)
-            replaced_checkpoints.set_aside(run_dir)  # after the note, which says it does
+            replaced_result.set_aside(run_dir, hydra_dir)  # after the note, which says it does
         try:
             yield
         except BaseException:
@@ -89,9 +89,9 @@ def _settle_checkpoints(run_dir: Path, note: Note) -> None:
     on), and the next tidy tries again."""
     try:
         if file_sha256(run_dir / METRICS_FILE) != note.result_sha256:
-            replaced_checkpoints.drop(run_dir)
+            replaced_result.drop(run_dir)
         else:
-            replaced_checkpoints.put_back(run_dir)
+            replaced_result.put_back(run_dir)
     except OSError as err:
         log.warning("%s: could not settle the result's checkpoints (%s)", run_dir, err)
 
@@ -157,7 +157,7 @@ def _finish_replacement(run_dir: Path, note: Note) -> None:
     no checkpoints."""
     replaced = [run for run in wandb_runs(run_dir) if run.name in note.wandb_runs]
     remove_stale_runs(run_dir, replaced, "the result a forced rerun replaced")
-    replaced_checkpoints.drop(run_dir)
+    replaced_result.drop(run_dir)
 
 
 def _remove_dead_attempt(run_dir: Path, note: Note) -> None:
@@ -166,9 +166,9 @@ def _remove_dead_attempt(run_dir: Path, note: Note) -> None:
     latest = run_dir / "wandb" / "latest-run"
     if latest.is_symlink() and not latest.exists():  # it pointed at the dead run
         latest.unlink()
-    if note.sets_checkpoints_aside:
-        replaced_checkpoints.put_back(run_dir)
+    if note.sets_result_aside:
+        replaced_result.put_back(run_dir)
     else:  # any checkpoints there are the attempt's
-        replaced_checkpoints.remove_trainer_checkpoints(run_dir / CHECKPOINTS_DIR)
+        replaced_result.remove_trainer_checkpoints(run_dir / CHECKPOINTS_DIR)
     (run_dir / f"{HISTORY_FILE}.partial").unlink(missing_ok=True)
     log.info("removed what a forced rerun that did not finish left in %s", run_dir)

@@ -50,6 +50,7 @@ from layerft.run_folder import (
     Result,
     config_lock,
     explained,
+    hydra_record,
     keep_hydra_files,
     new_folder_hint,
     previous_result,
@@ -257,7 +258,7 @@ def run(
         if served is not None:  # its result is this job's, as if it had run first
             return served
         noted = replacing and is_main_process()  # what it leaves if it dies: forced_rerun.py
-        with noted_forced_rerun(run_dir) if noted else nullcontext():
+        with noted_forced_rerun(run_dir, hydra_record(run_dir)) if noted else nullcontext():
             return train_and_record(cfg, run_dir, resolved, record, replacing)
 
 

@@ -89,8 +89,8 @@ def previous_result(
         return read_result(elsewhere, record, hint)
     if finished is not None:
         if is_main_process():
-            restore_hydra_files(hydra_record(run_dir))
-            remove_dead_rerun(run_dir)  # its Hydra files: restored just above
+            remove_dead_rerun(run_dir)  # first: it puts back the kept copy a dead rerun overwrote
+            restore_hydra_files(hydra_record(run_dir))  # this launch rewrote them
         check_same_data(run_dir, record, hint)
         log.info("already finished, not rerun: %s", run_dir / METRICS_FILE)
         return finished, run_dir

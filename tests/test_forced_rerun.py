@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import REPO, SHRINK, run_train
 
-from layerft import replaced_checkpoints
+from layerft import replaced_result
 from layerft.errors import LayerftError
 from layerft.forced_rerun import NOTE_FILE, noted_forced_rerun, remove_dead_rerun
 from layerft.run_folder import tidy_finished
@@ -159,7 +160,7 @@ def test_what_cannot_be_removed_is_warned_about_not_raised(
 
 # --- the checkpoints kept with the result (trainer.keep_checkpoints=true) -------------------------
 
-ASIDE = replaced_checkpoints.REPLACED_DIR
+ASIDE = replaced_result.REPLACED_DIR
 
 
 def kept_checkpoint(run_dir: Path) -> Path:
@@ -183,10 +184,10 @@ def killed_rerun(run_dir: Path, before_set_aside: bool = False) -> int:
     script = (
         "import os, sys\n"
         "from pathlib import Path\n"
-        "from layerft import forced_rerun, replaced_checkpoints\n"
+        "from layerft import forced_rerun, replaced_result\n"
         "run_dir = Path(sys.argv[1])\n"
         "if sys.argv[2] == 'early':\n"
-        "    replaced_checkpoints.set_aside = lambda run_dir: os._exit(9)\n"
+        "    replaced_result.set_aside = lambda *args: os._exit(9)\n"
         "with forced_rerun.noted_forced_rerun(run_dir):\n"
         "    (run_dir / 'checkpoints' / 'target' / 'checkpoint-44').mkdir(parents=True)\n"
         "    (run_dir / 'checkpoints' / 'injection').mkdir()\n"  # made, nothing saved yet
@@ -272,7 +273,7 @@ def test_a_rerun_that_raises_after_its_result_keeps_its_own_checkpoints(tmp_path
     (tmp_path / "killed" / "metrics.json").write_text('{"target/eval_accuracy": 0.9}')
     (tmp_path / "killed" / NOTE_FILE).write_text(json.dumps({
         "host": os.uname().nodename, "locked": True, "wandb_runs": [],
-        "result_sha256": "an older result's", "sets_checkpoints_aside": True,
+        "result_sha256": "an older result's", "sets_result_aside": True,
     }))  # fmt: skip
     (tmp_path / "killed" / "checkpoints").rename(tmp_path / "killed" / ASIDE)
     assert not remove_dead_rerun(tmp_path / "killed")
@@ -283,9 +284,7 @@ def test_a_rerun_that_raises_after_its_result_keeps_its_own_checkpoints(tmp_path
 def test_checkpoints_an_earlier_rerun_could_not_put_back_stop_the_next(tmp_path: Path) -> None:
     finished_folder(tmp_path)
     (tmp_path / ASIDE).mkdir()
-    refused = pytest.raises(
-        LayerftError, match=rf"{ASIDE}: the checkpoints an earlier forced rerun"
-    )
+    refused = pytest.raises(LayerftError, match=rf"{ASIDE}: what an earlier forced rerun set aside")
     with refused, noted_forced_rerun(tmp_path):
         pass
 
@@ -295,7 +294,79 @@ def test_a_note_of_an_earlier_layerft_removes_the_attempts_checkpoints(tmp_path:
     left = dies(tmp_path)
     (tmp_path / "checkpoints" / "target" / "checkpoint-44").mkdir(parents=True)  # as it left them
     note = json.loads((tmp_path / NOTE_FILE).read_text())
-    del note["sets_checkpoints_aside"]
+    del note["sets_result_aside"]
     (tmp_path / NOTE_FILE).write_text(json.dumps(note))
     tidy_finished(tmp_path, result["hydra"])
     assert not (tmp_path / "checkpoints").exists() and not left["dead_run"].exists()
+
+
+def test_a_rerun_killed_as_it_wrote_its_result_leaves_the_results_history_and_config(
+    tmp_path: Path,
+) -> None:
+    # Killed after publishing its history and keeping its Hydra files, before its metrics.
+    result = finished_folder(tmp_path)
+    (tmp_path / "history.jsonl").write_text(OLD_HISTORY)
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from layerft.forced_rerun import noted_forced_rerun\n"
+        "run_dir = Path(sys.argv[1])\n"
+        "with noted_forced_rerun(run_dir, run_dir / '.hydra'):\n"
+        "    for name in ('config.yaml', 'finished/config.yaml'):\n"
+        "        (run_dir / '.hydra' / name).write_text('force_rerun: true')\n"
+        "    (run_dir / 'history.jsonl').write_text(sys.argv[2])\n"
+        "    os._exit(9)\n"
+    )
+    args = [sys.executable, "-c", script, str(tmp_path), NEW_HISTORY]
+    assert subprocess.run(args, check=False, timeout=300).returncode == 9
+    tidy_finished(tmp_path, result["hydra"])
+    assert (tmp_path / "history.jsonl").read_text() == OLD_HISTORY
+    for kept in (result["hydra"] / "finished" / "config.yaml", result["hydra"] / "config.yaml"):
+        assert kept.read_text() == "force_rerun: false\n"
+    assert not (tmp_path / replaced_result.COPIES_DIR).exists()
+    # A rerun that replaced the result keeps its own: the copies go.
+    with noted_forced_rerun(tmp_path, result["hydra"]):
+        assert (tmp_path / replaced_result.COPIES_DIR / "history.jsonl").read_text() == OLD_HISTORY
+        (tmp_path / "history.jsonl").write_text(NEW_HISTORY)
+        (tmp_path / "metrics.json").write_text('{"target/eval_accuracy": 0.95}')
+    assert (tmp_path / "history.jsonl").read_text() == NEW_HISTORY
+    assert not (tmp_path / replaced_result.COPIES_DIR).exists()
+
+
+OLD_HISTORY = '{"step": 1, "target/loss": 0.5}\n'
+NEW_HISTORY = '{"step": 1, "target/loss": 0.7}\n'
+
+
+# Kills a forced rerun (force_rerun=true on its command line) just before it writes its metrics:
+# its history published and its Hydra files kept, as a kill in that moment leaves them.
+KILL_BEFORE_METRICS = """
+import os, sys
+
+if any(arg == "force_rerun=true" for arg in sys.argv):
+    from layerft import results
+
+    def killed(*args, **kwargs):
+        os._exit(9)
+
+    results.write_metrics = killed
+"""
+
+
+def test_a_run_finding_its_result_after_a_killed_rerun_keeps_the_results_files(
+    tmp_path: Path,
+) -> None:
+    run = [*SHRINK, "trainer.keep_checkpoints=true"]
+    assert run_train(run, tmp_path).returncode == 0
+    run_dir = tmp_path / "run"
+    kept = ["history.jsonl", "metrics.json", ".hydra/overrides.yaml", ".hydra/finished/config.yaml"]
+    kept += [str(p.relative_to(run_dir)) for p in run_dir.glob("checkpoints/*/*/model.safetensors")]
+    before = {name: (run_dir / name).read_bytes() for name in kept}
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(KILL_BEFORE_METRICS)
+    env = {"PYTHONPATH": f"{hook}{os.pathsep}{REPO}"}
+    assert run_train([*run, "force_rerun=true"], tmp_path, env_extra=env).returncode == 9
+    assert (run_dir / "history.jsonl").read_bytes() != before["history.jsonl"]  # the attempt's
+    again = run_train(run, tmp_path)  # finds its result: what the rerun left goes
+    assert again.returncode == 0 and "already finished" in again.stdout + again.stderr
+    assert {name: (run_dir / name).read_bytes() for name in kept} == before

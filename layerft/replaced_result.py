@@ -1,0 +1,133 @@
+"""What a forced rerun could overwrite of the finished result it may replace, kept apart while it
+trains in the result's folder: the kept checkpoints (`trainer.keep_checkpoints=true`), set aside in
+`.checkpoints.replaced/` (the Trainer would rotate them out of `checkpoints/`), and copies of the
+history and the kept Hydra files in `.result.replaced/` (the rerun publishes its own just before
+its metrics, so a kill between them would leave them beside the old metrics). Once the rerun has
+replaced the result they are dropped; if it did not, put back.
+
+Whether each folder exists is the whole state, so each step can be cut short by a kill and done
+again: set aside (a rename, an empty folder where the result kept no checkpoint; the copies
+written elsewhere, then renamed), put back (the attempt's Trainer checkpoints removed, then a
+rename; each copy moved back, then its folder removed). Only the Trainer's
+`<stage>/checkpoint-<step>` folders are ever removed: a file of one's own under `checkpoints/`
+goes aside and comes back with them.
+
+Serves no config group: `layerft/forced_rerun.py` calls it as it notes and tidies a forced rerun.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from layerft.errors import LayerftError
+from layerft.results import CHECKPOINTS_DIR, HISTORY_FILE
+
+log = logging.getLogger(__name__)
+
+REPLACED_DIR = ".checkpoints.replaced"
+COPIES_DIR = ".result.replaced"
+TRAINER_CHECKPOINTS = "*/checkpoint-*"  # transformers' PREFIX_CHECKPOINT_DIR, per stage folder
+
+
+def set_aside(run_dir: Path, hydra_dir: Path | None) -> None:
+    """Move the result's `checkpoints/` out of a forced rerun's way (an empty folder stands for
+    none) and copy its history and kept Hydra files (`hydra_dir`: its Hydra subfolder, None
+    outside Hydra). Any left by an earlier rerun that could not be put back: an error, naming it."""
+    checkpoints, kept = run_dir / CHECKPOINTS_DIR, run_dir / REPLACED_DIR
+    for left in (kept, run_dir / COPIES_DIR):
+        if left.exists():
+            raise LayerftError(
+                f"{left}: what an earlier forced rerun set aside could not be put back; put it "
+                f"back by hand (README, forced reruns) or delete it before rerunning"
+            )
+    originals = [run_dir / HISTORY_FILE]
+    if hydra_dir is not None:
+        originals += sorted((hydra_dir / "finished").glob("*.yaml"))
+    staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=f"{COPIES_DIR}."))
+    for original in (path for path in originals if path.is_file()):
+        copy = staging / original.relative_to(run_dir)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(original, copy)
+    staging.rename(run_dir / COPIES_DIR)
+    if checkpoints.is_dir():
+        checkpoints.rename(kept)
+    else:
+        kept.mkdir()
+
+
+def put_back(run_dir: Path) -> None:
+    """After a rerun that did not replace the result: its history and kept Hydra files copied
+    back, its Trainer checkpoints removed and the result's renamed back. Nothing to do once they
+    are back, or if they never went (a rerun killed before it set them aside)."""
+    copies = run_dir / COPIES_DIR
+    if copies.is_dir():
+        for copy in sorted(path for path in copies.rglob("*") if path.is_file()):
+            original = run_dir / copy.relative_to(copies)
+            original.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(copy, original)
+        shutil.rmtree(copies)
+    checkpoints, kept = run_dir / CHECKPOINTS_DIR, run_dir / REPLACED_DIR
+    if not kept.is_dir():
+        return
+    remove_trainer_checkpoints(checkpoints)
+    if checkpoints.exists():  # files of one's own, made while the rerun ran
+        for entry in sorted(checkpoints.iterdir()):
+            if (kept / entry.name).exists():
+                log.warning(
+                    "%s and %s both hold %s: the result's checkpoints stay in %s; move them back "
+                    "by hand", checkpoints, kept, entry.name, kept,
+                )  # fmt: skip
+                return
+            entry.rename(kept / entry.name)
+        checkpoints.rmdir()
+    if any(kept.iterdir()):
+        kept.rename(checkpoints)
+    else:
+        kept.rmdir()  # the result kept none
+
+
+def drop(run_dir: Path) -> None:
+    """After a rerun that replaced the result: the copies removed, and the replaced result's
+    Trainer checkpoints; what else was aside goes back to `checkpoints/` (a name both hold stays
+    aside, warned about)."""
+    shutil.rmtree(run_dir / COPIES_DIR, ignore_errors=True)
+    checkpoints, kept = run_dir / CHECKPOINTS_DIR, run_dir / REPLACED_DIR
+    if not kept.is_dir():
+        return
+    remove_trainer_checkpoints(kept)
+    if kept.exists():
+        _give_back(kept, checkpoints)
+
+
+def _give_back(kept: Path, checkpoints: Path) -> None:
+    if not checkpoints.exists():
+        kept.rename(checkpoints)
+        return
+    for entry in sorted(kept.rglob("*"), reverse=True):  # the deepest first
+        target = checkpoints / entry.relative_to(kept)
+        if entry.is_dir():
+            with contextlib.suppress(OSError):  # not empty: a name both hold is under it
+                entry.rmdir()
+        elif not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            entry.rename(target)
+    with contextlib.suppress(OSError):
+        kept.rmdir()
+    if kept.exists():
+        log.warning("%s: left as it is: %s holds the same names", kept, checkpoints)
+
+
+def remove_trainer_checkpoints(folder: Path) -> None:
+    """Remove the Trainer's `<stage>/checkpoint-<step>` folders under `folder`, then the stage
+    folders and `folder` itself where that left them empty."""
+    for checkpoint in sorted(folder.glob(TRAINER_CHECKPOINTS)):
+        if checkpoint.is_dir():
+            shutil.rmtree(checkpoint)
+    for empty in [*sorted(p for p in folder.glob("*") if p.is_dir()), folder]:
+        with contextlib.suppress(OSError):  # not empty, or gone
+            empty.rmdir()
