@@ -263,6 +263,9 @@ def main(argv: Sequence[str]) -> int:
     except LayerftError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # outside the jobs (planning, tables): nothing half-written stays
+        print(f"error: {INTERRUPTED}; finished results are kept", file=sys.stderr)
+        return 130
     except (*CONFIG_ERRORS, AssertionError) as err:
         line = composition_error_line(err)
         if line is None:

@@ -629,6 +629,23 @@ def test_ctrl_c_gives_the_summary_and_exit_130_not_a_traceback(tmp_path, monkeyp
     assert err.strip().splitlines()[-1] == "error: the sweep stopped early: interrupted (Ctrl-C)"
 
 
+def test_ctrl_c_while_the_tables_are_written_is_one_line_and_exit_130(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt  # all jobs done, the tables being written
+
+    monkeypatch.setattr(hydra, "main", lambda **kwargs: lambda task: lambda: None)
+    monkeypatch.setattr(sweep_module, "aggregate_dir", interrupted)
+    monkeypatch.setattr(sweep_module, "job_records", lambda *args: {"f": tmp_path})  # a result
+    args = ["demo", *TINY_GRID, "seed=1", "injection_task=none", "tuning_mode=full"]
+    assert sweep_module.main([*args, "--dir", str(tmp_path / "sweep")]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: interrupted (Ctrl-C); finished results are kept"
+    ]
+    assert sweep_module.main(["aggregate", str(tmp_path / "sweep")]) == 130
+
+
 @pytest.mark.parametrize("next_job", [True, False])
 def test_a_ctrl_c_python_lost_still_stops_the_sweep_with_exit_130(
     tmp_path, monkeypatch, capsys, next_job: bool
