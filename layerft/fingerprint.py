@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from layerft.later_keys import without_later_keys
 from layerft.processes import world_size
 
 # How a config is hashed into its fingerprint. Scheme 2: a run without stage 1 hashes neither the
@@ -68,30 +69,18 @@ RESULT_NEUTRAL_KEYS = (
 RECORD_CHOICE_KEYS = ("unlabelled_values", "drop_blank_texts", "spans.unanswerable")
 
 
-# Task keys added after results were stored, with the value that means what their absence did:
-# at that value they key nothing, so the results they do not change keep their keys.
-LATER_TASK_KEYS = {"tagging.words_column": None}
-
-
 def keyed_task(task: dict[str, Any]) -> dict[str, Any]:
     """A plain task config (a copy) as it keys results and stored stage 1s: without
-    RECORD_CHOICE_KEYS, nor LATER_TASK_KEYS at their old meaning."""
-    kept = _without(task, RECORD_CHOICE_KEYS)
-    for dotted, old in LATER_TASK_KEYS.items():
-        *parents, leaf = dotted.split(".")
-        node = kept
-        for key in parents:
-            node = node.get(key) or {}
-        if leaf in node and node[leaf] == old:
-            del node[leaf]
-    return kept
+    RECORD_CHOICE_KEYS, nor keys added later at their old meaning (later_keys.LATER_KEYS)."""
+    return without_later_keys(_without(task, RECORD_CHOICE_KEYS), "task")
 
 
 def result_config(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) -> dict[str, Any]:
     """The resolved config without RESULT_NEUTRAL_KEYS (a KeyError if one of them is not in it),
     without each task's RECORD_CHOICE_KEYS, without `model.pretrained_pooler` where no head reads
-    it, (from fingerprint `scheme` 2) without STAGE1_ONLY_GROUPS where there is no stage 1, and
-    (from scheme 3) with the AT_DEFAULT_WHEN_UNREAD keys its choices never read at their defaults."""
+    it, (from fingerprint `scheme` 2) without STAGE1_ONLY_GROUPS where there is no stage 1, (from
+    scheme 3) with the AT_DEFAULT_WHEN_UNREAD keys its choices never read at their defaults, and
+    without the keys added later at their old meaning (later_keys.LATER_KEYS)."""
     kept = _without(resolved, RESULT_NEUTRAL_KEYS)
     if scheme >= 3:
         for key, _ in unread_settings(resolved):
@@ -106,7 +95,7 @@ def result_config(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) ->
             kept[stage] = keyed_task(kept[stage])
             kinds.append(kept[stage]["kind"])
     drop_unread_pooler(kept["model"], kinds)
-    return kept
+    return without_later_keys(kept, "")
 
 
 # The nodes a run without stage 1 never reads (its injection task is null).

@@ -33,6 +33,7 @@ from layerft.errors import LayerftError
 from layerft.file_io import file_error, sync_to_disk
 from layerft.file_lock import held_lock
 from layerft.fingerprint import RESULT_NEUTRAL_KEYS, drop_unread_pooler, keyed_task, schema_default
+from layerft.later_keys import without_later_keys
 from layerft.layer_split import InjectedWeights, Stage1Split
 from layerft.lr_schedule import ScheduleConfig, unread_by_scaling
 from layerft.processes import world_size
@@ -94,6 +95,8 @@ class Stage1Key:
         data["task"] = keyed_task(data["task"])
         data["schedule"] = _schedule_as_read(data["schedule"])
         drop_unread_pooler(data["model"], [data["task"]["kind"]])
+        for name, at in _CONFIG_PATHS.items():  # keys added later, at their old meaning
+            without_later_keys(data[name], at)
         if self.world_size == 1:
             del data["world_size"]
         data["format"] = FORMAT
@@ -111,6 +114,15 @@ class Stage1Key:
         """The result's folder name: the settings' digest, then the data's (`<settings>-<data>`)."""
         assert self.content is not None, "a stored stage 1 is keyed by its data too"
         return f"{self.settings_digest()}-{self.content[:12]}"
+
+
+# Where each part of the key sits in the run's config.
+_CONFIG_PATHS = {
+    "model": "model",
+    "schedule": "injection_lr_schedule",
+    "split": "layer_split.stage1",
+    "trainer": "trainer",
+}
 
 
 def _plain(value: Any) -> Any:

@@ -17,7 +17,7 @@ from conftest import SHRINK
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from layerft import hydra_job, run_folder
+from layerft import hydra_job, later_keys, run_folder
 from layerft import run as run_module
 from layerft import run_record as run_record_module
 from layerft.config import resolve_config
@@ -393,6 +393,40 @@ def test_the_stage1_key_of_a_real_config_keeps_its_value(overrides, key) -> None
     # 2: the parser's scorers start as KLUE-baseline's (every stored stage 1 retrains once); klue_ner
     # reads words (tagging.words_column).
     assert Stage1Key.of(compose_run(*overrides)).settings_digest() == key
+
+
+# --- keys added to the config after results were stored (later_keys.LATER_KEYS) -------------------
+
+
+def test_a_key_added_later_at_its_old_meaning_keys_nothing(monkeypatch) -> None:
+    # A schedule shape's new parameter and a kind's new settings node, at their defaults: every
+    # stored result keeps its fingerprint (it was "another config", and every stage 1 retrained).
+    config = resolved("injection_task=demo_pos")
+    before = config_fingerprint(config)
+    grown = json.loads(json.dumps(config))
+    grown["lr_schedule"]["power"] = 1.0
+    grown["injection_task"]["multilabel"] = {"threshold": 0.5}
+    assert config_fingerprint(grown) != before  # as any new key, without its line
+    later = {**later_keys.LATER_KEYS, "schedule.power": 1.0, "task.multilabel.threshold": 0.5}
+    monkeypatch.setattr(later_keys, "LATER_KEYS", later)
+    assert config_fingerprint(grown) == before
+    grown["lr_schedule"]["power"] = 2.0  # another value: another config
+    assert config_fingerprint(grown) != before
+
+
+def test_a_stage1_key_leaves_out_keys_added_later_at_their_old_meaning(monkeypatch) -> None:
+    key = Stage1Key.of(compose_run("injection_task=demo_pos"))
+    data = key.data()
+    later = {
+        "trainer.precision": data["trainer"]["precision"],
+        "schedule.warmup_ratio": data["schedule"]["warmup_ratio"],
+        "layer_split.stage1.num_lower": data["split"]["num_lower"],
+        "model.hub_id": data["model"]["hub_id"],
+    }
+    monkeypatch.setattr(later_keys, "LATER_KEYS", later)
+    data = key.data()
+    assert "precision" not in data["trainer"] and "warmup_ratio" not in data["schedule"]
+    assert "num_lower" not in data["split"] and "hub_id" not in data["model"]
 
 
 # --- metrics.json ---------------------------------------------------------------------------
