@@ -18,6 +18,7 @@ import re
 import sys
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 
 import yaml
 from hydra.errors import HydraException
@@ -28,6 +29,7 @@ from layerft.errors import hydra_raises, traceback_wanted
 
 # What composing the config raises for bad input: an override, a group option, a file's YAML.
 CONFIG_ERRORS = (HydraException, OmegaConfBaseException, yaml.YAMLError)
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # the shipped options
 
 
 def config_error_line(err: Exception) -> str:
@@ -52,12 +54,19 @@ def config_error_line(err: Exception) -> str:
         close = difflib.get_close_matches(name, [str(k) for k in known], n=1)
         hint = f"; did you mean '{parent + '.' if parent else ''}{close[0]}'?" if close else ""
         where = re.match(r"In '([^']+)':", message)
-        option = f"conf/{where.group(1)}.yaml: " if where and err.__cause__ is None else ""
+        option = f"{option_file(where.group(1))}: " if where and err.__cause__ is None else ""
         return f"{option}unknown config key '{cause.full_key}'{hint}"
     text = " ".join(line.strip() for line in message.splitlines() if line.strip())
     if isinstance(cause, OmegaConfBaseException):  # why the override failed (its first line)
         text += f": {str(cause).splitlines()[0]}"
     return text or type(err).__name__
+
+
+def option_file(option: str) -> str:
+    """An option's file (`<group>/<option>`) as a message names it: `conf/<group>/<option>.yaml`
+    where this checkout's conf/ holds it, else as a config folder on hydra.searchpath holds it."""
+    shipped = f"conf/{option}.yaml"
+    return shipped if (CONF_DIR / f"{option}.yaml").is_file() else f"{option}.yaml"
 
 
 @contextlib.contextmanager

@@ -140,6 +140,13 @@ TUNING_METHODS: Mapping[TuningMethod, Callable[[TaskModel, TuningModeConfig, set
         }
     )
 )
+# A new method without its function here would pass config validation and fail after stage 1.
+if set(TUNING_METHODS) != set(TuningMethod):
+    raise LayerftError(
+        "layerft/tuning_mode.py: TUNING_METHODS has no entry for method(s) "
+        + ", ".join(sorted(m.value for m in set(TuningMethod) - set(TUNING_METHODS)))
+        + "; add the function that sets which parameters train behind each"
+    )
 
 
 def apply_tuning_mode(model: TaskModel, cfg: TuningModeConfig, frozen_layers: set[int]) -> None:

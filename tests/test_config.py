@@ -22,7 +22,7 @@ from layerft.config import (
     check_switch_overrides,
     to_run_config,
 )
-from layerft.config_errors import config_error_line, config_errors_exit
+from layerft.config_errors import config_error_line, config_errors_exit, option_file
 from layerft.errors import LayerftError
 from layerft.hydra_job import warn_inert_overrides
 from layerft.sweep import main
@@ -149,8 +149,9 @@ def test_a_key_inside_a_null_node_is_one_line_and_exit_2(monkeypatch, capsys) ->
          "{file}:3:3: not valid YAML (while parsing a flow sequence: expected ',' or ']', but got "
          "':'); fix the file"),
         # A misspelt key: on the command line it got "did you mean"; in a file, OmegaConf's lines.
+        # Named as its config folder holds it: not shipped, so not under this checkout's conf/.
         ("defaults: [snli, _self_]\nname: task\nlabel_name: [a, b]\n",
-         "conf/target_task/task.yaml: unknown config key 'target_task.label_name'; did you mean "
+         "target_task/task.yaml: unknown config key 'target_task.label_name'; did you mean "
          "'target_task.label_names'?"),
     ],
 )  # fmt: skip
@@ -170,6 +171,12 @@ def test_a_mistake_in_a_task_file_is_one_line_naming_the_file_and_exit_2(
         compose("config", overrides=["target_task=task"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == f"error: {error.format(file=file)}\n"
+
+
+def test_an_option_file_is_named_as_its_config_folder_holds_it() -> None:
+    # One of a folder on hydra.searchpath was named as if under conf/ (extension audit).
+    assert option_file("target_task/snli") == "conf/target_task/snli.yaml"
+    assert option_file("target_task/my_own") == "target_task/my_own.yaml"
 
 
 def test_a_task_file_without_a_required_key_names_the_key_and_the_option(tmp_path: Path) -> None:
