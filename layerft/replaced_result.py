@@ -6,8 +6,8 @@ its metrics, so a kill between them would leave them beside the old metrics). On
 replaced the result they are dropped; if it did not, put back.
 
 Whether each folder exists is the whole state, so each step can be cut short by a kill and done
-again: set aside (a rename, an empty folder where the result kept no checkpoint; the copies
-written elsewhere, then renamed), put back (the attempt's Trainer checkpoints removed, then a
+again: set aside (a rename, an empty folder where the result kept no checkpoint; the copies,
+each named by its path in the run folder, written elsewhere, then renamed), put back (the attempt's Trainer checkpoints removed, then a
 rename; each copy moved back, then its folder removed). Only the Trainer's
 `<stage>/checkpoint-<step>` folders are ever removed: a file of one's own under `checkpoints/`
 goes aside and comes back with them.
@@ -23,6 +23,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 from layerft.errors import LayerftError
 from layerft.results import CHECKPOINTS_DIR, HISTORY_FILE
@@ -48,11 +49,10 @@ def set_aside(run_dir: Path, hydra_dir: Path | None) -> None:
     originals = [run_dir / HISTORY_FILE]
     if hydra_dir is not None:
         originals += sorted((hydra_dir / "finished").glob("*.yaml"))
+    _remove_staging(run_dir)  # of a rerun killed while it copied
     staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=f"{COPIES_DIR}."))
     for original in (path for path in originals if path.is_file()):
-        copy = staging / original.relative_to(run_dir)
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(original, copy)
+        shutil.copy2(original, staging / _flat(original.relative_to(run_dir)))
     staging.rename(run_dir / COPIES_DIR)
     if checkpoints.is_dir():
         checkpoints.rename(kept)
@@ -64,10 +64,11 @@ def put_back(run_dir: Path) -> None:
     """After a rerun that did not replace the result: its history and kept Hydra files copied
     back, its Trainer checkpoints removed and the result's renamed back. Nothing to do once they
     are back, or if they never went (a rerun killed before it set them aside)."""
+    _remove_staging(run_dir)
     copies = run_dir / COPIES_DIR
     if copies.is_dir():
-        for copy in sorted(path for path in copies.rglob("*") if path.is_file()):
-            original = run_dir / copy.relative_to(copies)
+        for copy in sorted(copies.iterdir()):
+            original = run_dir / unquote(copy.name)
             original.parent.mkdir(parents=True, exist_ok=True)
             os.replace(copy, original)
         shutil.rmtree(copies)
@@ -95,6 +96,7 @@ def drop(run_dir: Path) -> None:
     """After a rerun that replaced the result: the copies removed, and the replaced result's
     Trainer checkpoints; what else was aside goes back to `checkpoints/` (a name both hold stays
     aside, warned about)."""
+    _remove_staging(run_dir)
     shutil.rmtree(run_dir / COPIES_DIR, ignore_errors=True)
     checkpoints, kept = run_dir / CHECKPOINTS_DIR, run_dir / REPLACED_DIR
     if not kept.is_dir():
@@ -102,6 +104,18 @@ def drop(run_dir: Path) -> None:
     remove_trainer_checkpoints(kept)
     if kept.exists():
         _give_back(kept, checkpoints)
+
+
+def _flat(relative: Path) -> str:
+    """A copy's file name: its path in the run folder as one name (`.hydra%2Ffinished%2F...`), so
+    that no `.hydra/` folder inside the copies reads as a job folder's (sweep_records)."""
+    return quote(relative.as_posix(), safe="")
+
+
+def _remove_staging(run_dir: Path) -> None:
+    """Copies a rerun killed while it made them left half made (never renamed into place)."""
+    for staging in run_dir.glob(f"{COPIES_DIR}.*"):
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _give_back(kept: Path, checkpoints: Path) -> None:

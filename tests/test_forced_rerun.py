@@ -20,6 +20,7 @@ from layerft import replaced_result
 from layerft.errors import LayerftError
 from layerft.forced_rerun import NOTE_FILE, noted_forced_rerun, remove_dead_rerun
 from layerft.run_folder import tidy_finished
+from layerft.sweep_records import unfinished_dirs
 
 
 def finished_folder(run_dir: Path) -> dict[str, Path]:
@@ -325,8 +326,13 @@ def test_a_rerun_killed_as_it_wrote_its_result_leaves_the_results_history_and_co
         assert kept.read_text() == "force_rerun: false\n"
     assert not (tmp_path / replaced_result.COPIES_DIR).exists()
     # A rerun that replaced the result keeps its own: the copies go.
+    (tmp_path / f"{replaced_result.COPIES_DIR}.k1ll3d").mkdir()  # a staging a kill left
     with noted_forced_rerun(tmp_path, result["hydra"]):
-        assert (tmp_path / replaced_result.COPIES_DIR / "history.jsonl").read_text() == OLD_HISTORY
+        copies = tmp_path / replaced_result.COPIES_DIR
+        assert (copies / "history.jsonl").read_text() == OLD_HISTORY
+        # No `.hydra` folder in them: a sweep would read it as an unfinished job's folder.
+        assert unfinished_dirs(tmp_path) == [] and not list(copies.rglob(".hydra"))
+        assert not (tmp_path / f"{replaced_result.COPIES_DIR}.k1ll3d").exists()
         (tmp_path / "history.jsonl").write_text(NEW_HISTORY)
         (tmp_path / "metrics.json").write_text('{"target/eval_accuracy": 0.95}')
     assert (tmp_path / "history.jsonl").read_text() == NEW_HISTORY
