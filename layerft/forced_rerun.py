@@ -22,6 +22,7 @@ import fcntl
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -72,39 +73,57 @@ def noted_forced_rerun(run_dir: Path, hydra_dir: Path | None = None) -> Iterator
         handle = path.open("a+", encoding="utf-8")
     with handle:
         with run_dir_errors(run_dir):
-            note = _write_note(run_dir, handle)
+            locked = _lock(run_dir, handle)
+            replaced_result.check_clear(run_dir)  # before the note: a refusal leaves none
+            note = _write_note(run_dir, handle, locked)
             replaced_result.set_aside(run_dir, hydra_dir)  # after the note, which says it does
         try:
             yield
         except BaseException:
-            _settle_checkpoints(run_dir, note)  # as a tidy would, before the error goes on
+            _settle(run_dir, note)  # as a tidy would, before the error goes on
             raise
-        _settle_checkpoints(run_dir, note)
-        path.unlink(missing_ok=True)
+        if _settle(run_dir, note):  # else the note stays, and the next tidy finishes it
+            path.unlink(missing_ok=True)
 
 
-def _settle_checkpoints(run_dir: Path, note: Note) -> None:
-    """Drop the result's set-aside checkpoints if the rerun replaced it (its metrics are other
-    bytes now), else put them back; a failure is warned about (a rerun's own error may be going
-    on), and the next tidy tries again."""
+def _settle(run_dir: Path, note: Note) -> bool:
+    """Drop what was set aside of the result if the rerun replaced it (its metrics are other bytes
+    now), else put it back; whether that went through (a failure is warned about: a rerun's own
+    error may be going on)."""
     try:
         if file_sha256(run_dir / METRICS_FILE) != note.result_sha256:
             replaced_result.drop(run_dir)
         else:
             replaced_result.put_back(run_dir)
     except OSError as err:
-        log.warning("%s: could not settle the result's checkpoints (%s)", run_dir, err)
+        log.warning("%s: could not settle what was set aside of the result (%s)", run_dir, err)
+        return False
+    return True
 
 
-def _write_note(run_dir: Path, handle: IO[str]) -> Note:
-    """Lock the open note (held until it closes, or the process dies), then write it."""
+def _lock(run_dir: Path, handle: IO[str]) -> bool:
+    """Lock the open note file, held until it closes (or the process dies); whether it could.
+    Another rerun's note still there after `remove_dead_rerun` (one running, on another host, or
+    unlocked) is never overwritten: an error, naming it."""
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         locked = True
     except BlockingIOError:
         raise LayerftError(f"{run_dir}: another forced rerun of it is running") from None
-    except OSError:
+    except OSError:  # no locks here (a file system without them, a lock daemon down)
         locked = False
+    handle.seek(0)
+    if handle.read().strip():
+        raise LayerftError(
+            f"{run_dir / NOTE_FILE}: a forced rerun on another host, or one that could not lock "
+            "its note, may still run there; delete the note once it has ended (README, forced "
+            "reruns), then rerun"
+        )
+    return locked
+
+
+def _write_note(run_dir: Path, handle: IO[str], locked: bool) -> Note:
+    """Write the note into the open file `_lock` took (`locked`: whether it could lock it)."""
     runs = tuple(run.name for run in wandb_runs(run_dir))
     note = Note(os.uname().nodename, locked, file_sha256(run_dir / METRICS_FILE), runs, True)
     handle.seek(0)
@@ -115,14 +134,14 @@ def _write_note(run_dir: Path, handle: IO[str]) -> Note:
     return note
 
 
-def remove_dead_rerun(run_dir: Path) -> bool:
+def remove_dead_rerun(run_dir: Path, any_host: bool = False) -> bool:
     """Remove what a forced rerun that failed or was killed left beside the result in `run_dir`
     (its W&B runs, checkpoints, partial history); whether it did, so that the caller puts back
     the result's Hydra files (`run_folder.restore_hydra_files`), which its launch rewrote. Left
-    alone: a rerun still running (its note locked), one that could not lock its note, and one on
-    another host (whose lock may not be seen from here). Killed after it wrote its result, it is
-    finished instead: the replaced result's W&B runs go. A file that cannot be removed is warned
-    about."""
+    alone: a rerun still running (its note locked), and unless `any_host` (a user's word that it
+    has ended: `main`), one that could not lock its note or one on another host (whose lock may
+    not be seen from here). Killed after it wrote its result, it is finished instead: the
+    replaced result's W&B runs go. A file that cannot be removed is warned about."""
     path = run_dir / NOTE_FILE
     try:
         with path.open(encoding="utf-8") as handle:
@@ -135,7 +154,7 @@ def remove_dead_rerun(run_dir: Path) -> bool:
             except (ValueError, KeyError, TypeError) as err:
                 log.warning("%s: not a forced rerun's note (%s); left as it is", path, err)
                 return False
-            if not note.locked or note.host != os.uname().nodename:
+            if not any_host and (not note.locked or note.host != os.uname().nodename):
                 log.info("%s: left as it is: a forced rerun on %s may still run", path, note.host)
                 return False
             dead = file_sha256(run_dir / METRICS_FILE) == note.result_sha256
@@ -172,3 +191,35 @@ def _remove_dead_attempt(run_dir: Path, note: Note) -> None:
         replaced_result.remove_trainer_checkpoints(run_dir / CHECKPOINTS_DIR)
     (run_dir / f"{HISTORY_FILE}.partial").unlink(missing_ok=True)
     log.info("removed what a forced rerun that did not finish left in %s", run_dir)
+
+
+def main(argv: list[str]) -> int:
+    """`python -m layerft.forced_rerun <job folder>...`: tidy what a forced rerun that has ended
+    left beside each result, whichever host ran it (sweep.py and jobs leave another host's alone)."""
+    from layerft.run_folder import restore_hydra_files  # it imports this module
+    from layerft.sweep_records import HYDRA_SUBDIR
+
+    if not argv:
+        print("usage: python -m layerft.forced_rerun <job folder>...", file=sys.stderr)
+        return 2
+    for folder in map(Path, argv):
+        if not (folder / NOTE_FILE).is_file():
+            print(f"{folder}: no forced rerun's note", file=sys.stderr)
+        elif remove_dead_rerun(folder, any_host=True):
+            restore_hydra_files(folder / HYDRA_SUBDIR)
+            print(f"{folder}: tidied")
+        elif (folder / NOTE_FILE).is_file():
+            print(
+                f"{folder}: left as it is: its rerun still runs on this host, or its note is "
+                "unreadable (see above)",
+                file=sys.stderr,
+            )
+            return 1
+        else:
+            print(f"{folder}: its rerun had replaced the result; tidied")
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    sys.exit(main(sys.argv[1:]))

@@ -35,7 +35,7 @@ from layerft.errors import user_errors_exit
 from layerft.fingerprint import unread_prefix, unread_settings
 from layerft.layer_split import InjectedPolicy
 from layerft.processes import is_main_process
-from layerft.results import METRICS_FILE, record_failure
+from layerft.results import METRICS_FILE, metrics_stamp, record_failure
 from layerft.run_record import FINGERPRINT_KEY, RunRecord
 from layerft.tuning_mode import TuningMethod
 
@@ -110,31 +110,34 @@ def build_run_record(
 
 
 def record_dead_job(
-    cfg: DictConfig, hydra: DictConfig, job_dir: Path, error: Exception, started: float
+    cfg: DictConfig,
+    hydra: DictConfig,
+    job_dir: Path,
+    error: Exception,
+    before: tuple[int, int] | None,
 ) -> None:
     """Record a multirun job whose process died without a result (killed, out of host memory) in
     its `failed.json`, as a failure inside the job is recorded: the sweep lists it as failed and
-    a rerun runs it again. `cfg` is the job's task config, `hydra` its `hydra` node, `started` when
-    its process started (time.time()). One that died after writing its own result (metrics.json
-    of its config, newer than its start) is finished, not failed: only warned about."""
+    a rerun runs it again. `cfg` is the job's task config, `hydra` its `hydra` node, `before` the
+    job folder's metrics.json as it was when the process started (`metrics_stamp`). One that died
+    after writing its own result (a new metrics.json, of its config) is finished, not failed:
+    only warned about."""
     entries = job_entries(cfg, hydra)
     with contextlib.suppress(Exception):  # an invalid config: the entries above; its log says why
         entries = build_run_record(to_run_config(cfg), resolve_config(cfg), entries).entries()
-    if _wrote_its_result(job_dir, entries.get(FINGERPRINT_KEY), started):
+    fingerprint = entries.get(FINGERPRINT_KEY)
+    if metrics_stamp(job_dir) != before and _recorded_fingerprint(job_dir) == fingerprint:
         log.warning("%s: its process died after writing its result, which is kept", job_dir)
         return
     record_failure(job_dir, entries, error)
 
 
-def _wrote_its_result(job_dir: Path, fingerprint: str | None, started: float) -> bool:
-    path = job_dir / METRICS_FILE
+def _recorded_fingerprint(job_dir: Path) -> str | None:
     try:
-        written = path.stat().st_mtime
-        recorded = json.loads(path.read_text(encoding="utf-8")).get(FINGERPRINT_KEY)
-    except (OSError, ValueError, AttributeError):  # none, unreadable, or no JSON object
-        return False
-    # Whole seconds: a file system may keep coarse times; an earlier result is minutes older.
-    return fingerprint is not None and recorded == fingerprint and written >= int(started)
+        record = json.loads((job_dir / METRICS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none, or unreadable
+        return None
+    return record.get(FINGERPRINT_KEY) if isinstance(record, dict) else None
 
 
 def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str, float] | None:

@@ -32,27 +32,39 @@ log = logging.getLogger(__name__)
 
 REPLACED_DIR = ".checkpoints.replaced"
 COPIES_DIR = ".result.replaced"
+ABSENT = ".absent"  # a copy's name with this: the result had no such file or folder
 TRAINER_CHECKPOINTS = "*/checkpoint-*"  # transformers' PREFIX_CHECKPOINT_DIR, per stage folder
 
 
-def set_aside(run_dir: Path, hydra_dir: Path | None) -> None:
-    """Move the result's `checkpoints/` out of a forced rerun's way (an empty folder stands for
-    none) and copy its history and kept Hydra files (`hydra_dir`: its Hydra subfolder, None
-    outside Hydra). Any left by an earlier rerun that could not be put back: an error, naming it."""
-    checkpoints, kept = run_dir / CHECKPOINTS_DIR, run_dir / REPLACED_DIR
-    for left in (kept, run_dir / COPIES_DIR):
+def check_clear(run_dir: Path) -> None:
+    """Nothing an earlier rerun set aside is left (it could not be put back, or its note is
+    gone): an error naming it, before a new rerun notes anything."""
+    for left in (run_dir / REPLACED_DIR, run_dir / COPIES_DIR):
         if left.exists():
             raise LayerftError(
                 f"{left}: what an earlier forced rerun set aside could not be put back; put it "
                 f"back by hand (README, forced reruns) or delete it before rerunning"
             )
+
+
+def set_aside(run_dir: Path, hydra_dir: Path | None) -> None:
+    """Move the result's `checkpoints/` out of a forced rerun's way (an empty folder stands for
+    none) and copy its history and kept Hydra files (`hydra_dir`: its Hydra subfolder, None
+    outside Hydra); one it does not have is noted as absent, so that one the rerun writes goes."""
+    checkpoints, kept = run_dir / CHECKPOINTS_DIR, run_dir / REPLACED_DIR
+    check_clear(run_dir)
     originals = [run_dir / HISTORY_FILE]
     if hydra_dir is not None:
-        originals += sorted((hydra_dir / "finished").glob("*.yaml"))
+        finished = hydra_dir / "finished"
+        originals += sorted(finished.glob("*.yaml")) if finished.is_dir() else [finished]
     _remove_staging(run_dir)  # of a rerun killed while it copied
     staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=f"{COPIES_DIR}."))
-    for original in (path for path in originals if path.is_file()):
-        shutil.copy2(original, staging / _flat(original.relative_to(run_dir)))
+    for original in originals:
+        copy = staging / _flat(original.relative_to(run_dir))
+        if original.exists():
+            shutil.copy2(original, copy)
+        else:
+            copy.with_name(copy.name + ABSENT).touch()
     staging.rename(run_dir / COPIES_DIR)
     if checkpoints.is_dir():
         checkpoints.rename(kept)
@@ -68,6 +80,13 @@ def put_back(run_dir: Path) -> None:
     copies = run_dir / COPIES_DIR
     if copies.is_dir():
         for copy in sorted(copies.iterdir()):
+            if copy.name.endswith(ABSENT):  # the result had none: the rerun's goes
+                original = run_dir / unquote(copy.name.removesuffix(ABSENT))
+                if original.is_dir():
+                    shutil.rmtree(original)
+                original.unlink(missing_ok=True)
+                copy.unlink()
+                continue
             original = run_dir / unquote(copy.name)
             original.parent.mkdir(parents=True, exist_ok=True)
             os.replace(copy, original)

@@ -46,6 +46,17 @@ FAILED_FILE = (
 CHECKPOINTS_DIR = "checkpoints"
 
 
+def metrics_stamp(job_dir: Path) -> tuple[int, int] | None:
+    """Which metrics.json a job folder holds (inode, modification time), None for none: a result
+    written since is another file (written whole, then renamed into place). No clock is compared,
+    so a file server's clock ahead of this host's cannot pass an older result for a new one."""
+    try:
+        stat = (job_dir / METRICS_FILE).stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
 class HistoryFile:
     """`history.jsonl` in the run directory: every logged step's metrics, one JSON line each
     (dev curves for plots). Each attempt writes `history.jsonl.partial` as it goes, started

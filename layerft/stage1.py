@@ -118,6 +118,7 @@ class Stage1Key:
 
 # Where each part of the key sits in the run's config.
 _CONFIG_PATHS = {
+    "task": "injection_task",  # `task.` keys: keyed_task
     "model": "model",
     "schedule": "injection_lr_schedule",
     "split": "layer_split.stage1",

@@ -376,3 +376,77 @@ def test_a_run_finding_its_result_after_a_killed_rerun_keeps_the_results_files(
     again = run_train(run, tmp_path)  # finds its result: what the rerun left goes
     assert again.returncode == 0 and "already finished" in again.stdout + again.stderr
     assert {name: (run_dir / name).read_bytes() for name in kept} == before
+
+
+def test_what_a_rerun_wrote_where_the_result_had_nothing_goes(tmp_path: Path) -> None:
+    # A result from before history or the kept Hydra copy existed (review): a rerun killed after
+    # writing its own left them beside the old metrics.
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / "metrics.json").write_text('{"target/eval_accuracy": 0.9}')
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from layerft.forced_rerun import noted_forced_rerun\n"
+        "run_dir = Path(sys.argv[1])\n"
+        "with noted_forced_rerun(run_dir, run_dir / '.hydra'):\n"
+        "    (run_dir / '.hydra' / 'finished').mkdir()\n"
+        "    (run_dir / '.hydra' / 'finished' / 'config.yaml').write_text('force_rerun: true')\n"
+        "    (run_dir / 'history.jsonl').write_text('{}')\n"
+        "    os._exit(9)\n"
+    )
+    args = [sys.executable, "-c", script, str(tmp_path)]
+    assert subprocess.run(args, check=False, timeout=300).returncode == 9
+    assert remove_dead_rerun(tmp_path)
+    assert not (tmp_path / "history.jsonl").exists()
+    assert not (tmp_path / ".hydra" / "finished").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hydra", "metrics.json"]
+
+
+def test_a_rerun_that_could_not_settle_keeps_its_note_for_the_next_tidy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    finished_folder(tmp_path)
+    kept = kept_checkpoint(tmp_path)
+    drop = replaced_result.drop
+
+    def busy(run_dir: Path) -> None:
+        raise OSError(errno.EBUSY, "Device or resource busy")  # an NFS .nfs* file, say
+
+    monkeypatch.setattr(replaced_result, "drop", busy)
+    with noted_forced_rerun(tmp_path):
+        (tmp_path / "metrics.json").write_text('{"target/eval_accuracy": 0.95}')
+    assert (tmp_path / NOTE_FILE).exists() and (tmp_path / ASIDE).is_dir()  # tried again later
+    monkeypatch.setattr(replaced_result, "drop", drop)
+    assert not remove_dead_rerun(tmp_path)  # it replaced the result: the old checkpoints go
+    assert not (tmp_path / ASIDE).exists() and not kept.exists()
+    assert not (tmp_path / NOTE_FILE).exists()
+
+
+def test_a_note_from_another_host_is_never_overwritten(tmp_path: Path) -> None:
+    # A rerun there may still run: a rerun here that overwrote its note (review) made every later
+    # tidy here take it for dead, and remove its checkpoints.
+    finished_folder(tmp_path)
+    dies(tmp_path)
+    edit_note(tmp_path, host="another")
+    note = (tmp_path / NOTE_FILE).read_text()
+    refused = pytest.raises(LayerftError, match=rf"{NOTE_FILE}: a forced rerun on another host")
+    with refused, noted_forced_rerun(tmp_path):
+        pytest.fail("it ran")
+    assert (tmp_path / NOTE_FILE).read_text() == note
+
+
+def test_a_dead_rerun_of_another_host_is_tidied_when_asked(tmp_path: Path) -> None:
+    # sweep.py on a login node leaves a compute node's note alone: this is how a user tidies it.
+    result = finished_folder(tmp_path)
+    kept = kept_checkpoint(tmp_path)
+    assert killed_rerun(tmp_path) == 9
+    edit_note(tmp_path, host="a-compute-node")
+    tidy_finished(tmp_path, result["hydra"])
+    assert (tmp_path / NOTE_FILE).exists() and not kept.exists()  # left alone
+    command = [sys.executable, "-m", "layerft.forced_rerun", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
+    assert (done.returncode, done.stdout) == (0, f"{tmp_path}: tidied\n"), done.stderr
+    result_checkpoints_are_back(tmp_path, kept)
+    assert not (tmp_path / NOTE_FILE).exists()
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
+    assert (done.returncode, done.stderr) == (0, f"{tmp_path}: no forced rerun's note\n")

@@ -525,6 +525,13 @@ def test_a_layerft_job_killed_hard_is_recorded_as_failed_and_rerun(tmp_path) -> 
     assert all(f.stat().st_mtime_ns == before[f] for f in before)
     assert not list(sweep_dir.glob("*/failed.json"))
     assert "later attempt" not in (sweep_dir / "results.md").read_text()
+    # Forced, seed 2's job dies before it runs, beside its result of the same config: a failed
+    # later attempt (the result it left is older than its start), not a finished job.
+    env = {"PYTHONPATH": f"{hook}{os.pathsep}{REPO}"}
+    proc = run_sweep([*grid, "seed=2", "--force"], tmp_path, env_extra=env)
+    assert proc.returncode == 1 and "died after writing its result" not in proc.stdout + proc.stderr
+    [failed] = sweep_dir.glob("*/failed.json")
+    assert "seed=2" in failed.parent.name and (failed.parent / "metrics.json").exists()
 
 
 @needs_submitit

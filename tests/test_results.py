@@ -422,11 +422,13 @@ def test_a_stage1_key_leaves_out_keys_added_later_at_their_old_meaning(monkeypat
         "schedule.warmup_ratio": data["schedule"]["warmup_ratio"],
         "layer_split.stage1.num_lower": data["split"]["num_lower"],
         "model.hub_id": data["model"]["hub_id"],
+        "injection_task.max_length": data["task"]["max_length"],  # one stage's spelling
     }
     monkeypatch.setattr(later_keys, "LATER_KEYS", later)
     data = key.data()
     assert "precision" not in data["trainer"] and "warmup_ratio" not in data["schedule"]
     assert "num_lower" not in data["split"] and "hub_id" not in data["model"]
+    assert "max_length" not in data["task"]
 
 
 # --- metrics.json ---------------------------------------------------------------------------

@@ -202,6 +202,7 @@ class LocalParallelLauncher(Launcher):
 
         from layerft.interrupts import stop_if_interrupted
         from layerft.launch_worker import ShippedJob
+        from layerft.results import metrics_stamp
 
         stop_if_interrupted()  # a Ctrl-C the launcher's thread lost: start no more jobs
         assert self.hydra_context is not None and self.task_function is not None
@@ -213,7 +214,8 @@ class LocalParallelLauncher(Launcher):
         job_file.write_bytes(cloudpickle.dumps(job))
         on_gpu = f" (GPU {gpu})" if gpu is not None else ""
         log.info("\t#%d : %s%s -> %s", idx, " ".join(filter_overrides(overrides)), on_gpu, log_path)
-        start, started = time.monotonic(), time.time()
+        before = metrics_stamp(job_dir)  # a result its process writes is another file
+        start = time.monotonic()
         code = self._run_worker([str(job_file), str(return_file)], log_path, gpu)
         seconds = time.monotonic() - start
         if return_file.exists():  # written whole (renamed into place): the job returned
@@ -230,7 +232,7 @@ class LocalParallelLauncher(Launcher):
             f"{seconds:.0f} s without a result; the end of {log_path}:\n{log_tail(log_path)}"
         )
         task_cfg = task_config(config)
-        if not self._stopping and record_dead_job(task_cfg, config.hydra, job_dir, died, started):
+        if not self._stopping and record_dead_job(task_cfg, config.hydra, job_dir, died, before):
             # Recorded as layerft records a failure inside a job, which returns None: the
             # sweep goes on to its other batches and lists this job as failed.
             return job_return(task_cfg, config.hydra, overrides, job_dir, JobStatus.COMPLETED, None)
@@ -287,7 +289,11 @@ def task_config(config: DictConfig) -> DictConfig:
 
 
 def record_dead_job(
-    task_cfg: DictConfig, hydra: DictConfig, job_dir: Path, error: Exception, started: float
+    task_cfg: DictConfig,
+    hydra: DictConfig,
+    job_dir: Path,
+    error: Exception,
+    before: tuple[int, int] | None,
 ) -> bool:
     """A layerft job's death in its failed.json (layerft.hydra_job.record_dead_job); False for
     another Hydra app's job (no `target_task`), which only the FAILED JobReturn reports."""
@@ -295,7 +301,7 @@ def record_dead_job(
         return False
     from layerft.hydra_job import record_dead_job as record  # only here: it imports torch
 
-    record(task_cfg, hydra, job_dir, error, started)
+    record(task_cfg, hydra, job_dir, error, before)
     return True
 
 
