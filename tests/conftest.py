@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -133,3 +134,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real-format samples not found at {SHARED_DATA} (only CI has them)")
     return SHARED_DATA
+
+
+def import_with_a_new_member(
+    module: ModuleType, member: str, added: str, monkeypatch: pytest.MonkeyPatch
+) -> BaseException:
+    """What importing `module` raises with the enum line `added` after its line `member` (a
+    registry that misses the new member must stop the import), as a module of its own."""
+    path = Path(str(module.__file__))
+    source = path.read_text().replace(member, member + added, 1)
+    assert added in source
+    edited = ModuleType(f"{module.__name__}_edited")  # in sys.modules: dataclasses look it up
+    monkeypatch.setitem(sys.modules, edited.__name__, edited)
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - the caller checks what it is
+        exec(compile(source, str(path), "exec"), edited.__dict__)
+    return caught.value

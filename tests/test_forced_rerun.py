@@ -180,23 +180,37 @@ def result_checkpoints_are_back(run_dir: Path, kept: Path) -> None:
     assert not (run_dir / ASIDE).exists()
 
 
-def killed_rerun(run_dir: Path, before_set_aside: bool = False) -> int:
-    """A forced rerun killed (os._exit) once it made a checkpoint, or before it set any aside."""
-    script = (
-        "import os, sys\n"
-        "from pathlib import Path\n"
-        "from layerft import forced_rerun, replaced_result\n"
-        "run_dir = Path(sys.argv[1])\n"
-        "if sys.argv[2] == 'early':\n"
-        "    replaced_result.set_aside = lambda *args: os._exit(9)\n"
-        "with forced_rerun.noted_forced_rerun(run_dir):\n"
-        "    (run_dir / 'checkpoints' / 'target' / 'checkpoint-44').mkdir(parents=True)\n"
-        "    (run_dir / 'checkpoints' / 'injection').mkdir()\n"  # made, nothing saved yet
-        "    os._exit(9)\n"
-    )
+def killed_in_rerun(run_dir: Path, *lines: str, before_set_aside: bool = False) -> int:
+    """The exit code of a forced rerun (its Hydra folder `.hydra`) that runs `lines` of Python
+    (`run_dir`: a Path, `argv`: the text `ARGV`) under its note, then is killed (os._exit); or
+    killed before it set anything aside."""
+    script = "\n".join([
+        "import os, sys",
+        "from pathlib import Path",
+        "from layerft import forced_rerun, replaced_result",
+        "run_dir = Path(sys.argv[1])",
+        "if sys.argv[2] == 'early':",
+        "    replaced_result.set_aside = lambda *args: os._exit(9)",
+        "with forced_rerun.noted_forced_rerun(run_dir, run_dir / '.hydra'):",
+        *(f"    {line}" for line in lines),
+        "    os._exit(9)",
+    ])  # fmt: skip
     when = "early" if before_set_aside else "late"
-    args = [sys.executable, "-c", script, str(run_dir), when]
+    args = [sys.executable, "-c", script, str(run_dir), when, ARGV]
     return subprocess.run(args, check=False, timeout=300).returncode
+
+
+def killed_rerun(run_dir: Path, before_set_aside: bool = False) -> int:
+    """A forced rerun killed once it made a checkpoint, or before it set any aside."""
+    return killed_in_rerun(
+        run_dir,
+        "(run_dir / 'checkpoints' / 'target' / 'checkpoint-44').mkdir(parents=True)",
+        "(run_dir / 'checkpoints' / 'injection').mkdir()",  # made, nothing saved yet
+        before_set_aside=before_set_aside,
+    )
+
+
+ARGV = '{"step": 1, "target/loss": 0.7}\n'  # a new history, passed as an argument
 
 
 def test_a_failed_rerun_puts_back_the_results_checkpoints(tmp_path: Path) -> None:
@@ -307,19 +321,15 @@ def test_a_rerun_killed_as_it_wrote_its_result_leaves_the_results_history_and_co
     # Killed after publishing its history and keeping its Hydra files, before its metrics.
     result = finished_folder(tmp_path)
     (tmp_path / "history.jsonl").write_text(OLD_HISTORY)
-    script = (
-        "import os, sys\n"
-        "from pathlib import Path\n"
-        "from layerft.forced_rerun import noted_forced_rerun\n"
-        "run_dir = Path(sys.argv[1])\n"
-        "with noted_forced_rerun(run_dir, run_dir / '.hydra'):\n"
-        "    for name in ('config.yaml', 'finished/config.yaml'):\n"
-        "        (run_dir / '.hydra' / name).write_text('force_rerun: true')\n"
-        "    (run_dir / 'history.jsonl').write_text(sys.argv[2])\n"
-        "    os._exit(9)\n"
+    assert (
+        killed_in_rerun(
+            tmp_path,
+            "for name in ('config.yaml', 'finished/config.yaml'):",
+            "    (run_dir / '.hydra' / name).write_text('force_rerun: true')",
+            "(run_dir / 'history.jsonl').write_text(sys.argv[3])",
+        )
+        == 9
     )
-    args = [sys.executable, "-c", script, str(tmp_path), NEW_HISTORY]
-    assert subprocess.run(args, check=False, timeout=300).returncode == 9
     tidy_finished(tmp_path, result["hydra"])
     assert (tmp_path / "history.jsonl").read_text() == OLD_HISTORY
     for kept in (result["hydra"] / "finished" / "config.yaml", result["hydra"] / "config.yaml"):
@@ -340,7 +350,7 @@ def test_a_rerun_killed_as_it_wrote_its_result_leaves_the_results_history_and_co
 
 
 OLD_HISTORY = '{"step": 1, "target/loss": 0.5}\n'
-NEW_HISTORY = '{"step": 1, "target/loss": 0.7}\n'
+NEW_HISTORY = ARGV
 
 
 # Kills a forced rerun (force_rerun=true on its command line) just before it writes its metrics:
@@ -383,19 +393,15 @@ def test_what_a_rerun_wrote_where_the_result_had_nothing_goes(tmp_path: Path) ->
     # writing its own left them beside the old metrics.
     (tmp_path / ".hydra").mkdir()
     (tmp_path / "metrics.json").write_text('{"target/eval_accuracy": 0.9}')
-    script = (
-        "import os, sys\n"
-        "from pathlib import Path\n"
-        "from layerft.forced_rerun import noted_forced_rerun\n"
-        "run_dir = Path(sys.argv[1])\n"
-        "with noted_forced_rerun(run_dir, run_dir / '.hydra'):\n"
-        "    (run_dir / '.hydra' / 'finished').mkdir()\n"
-        "    (run_dir / '.hydra' / 'finished' / 'config.yaml').write_text('force_rerun: true')\n"
-        "    (run_dir / 'history.jsonl').write_text('{}')\n"
-        "    os._exit(9)\n"
+    assert (
+        killed_in_rerun(
+            tmp_path,
+            "(run_dir / '.hydra' / 'finished').mkdir()",
+            "(run_dir / '.hydra' / 'finished' / 'config.yaml').write_text('force_rerun: true')",
+            "(run_dir / 'history.jsonl').write_text('{}')",
+        )
+        == 9
     )
-    args = [sys.executable, "-c", script, str(tmp_path)]
-    assert subprocess.run(args, check=False, timeout=300).returncode == 9
     assert remove_dead_rerun(tmp_path)
     assert not (tmp_path / "history.jsonl").exists()
     assert not (tmp_path / ".hydra" / "finished").exists()

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
 from compose import compose_run
+from conftest import import_with_a_new_member
 from torch import nn
 
 from layerft import lr_schedule
@@ -195,15 +193,10 @@ def test_warmup_steps_round_the_ratio_as_written() -> None:
 
 def test_a_shape_without_a_transformers_scheduler_stops_the_import(monkeypatch) -> None:
     # It passed config validation and died with a KeyError once training started.
-    path = Path(lr_schedule.__file__)
-    member = '    constant = "constant"\n'
-    source = path.read_text().replace(member, member + '    polynomial = "polynomial"\n', 1)
-    assert "polynomial" in source
-    module = ModuleType("lr_schedule_with_a_new_shape")  # in sys.modules: dataclasses look it up
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    with pytest.raises(LayerftError) as caught:
-        exec(compile(source, str(path), "exec"), module.__dict__)
-    assert str(caught.value) == (
+    member, added = '    constant = "constant"\n', '    polynomial = "polynomial"\n'
+    caught = import_with_a_new_member(lr_schedule, member, added, monkeypatch)
+    assert isinstance(caught, LayerftError)
+    assert str(caught) == (
         "layerft/lr_schedule.py: HF_SCHEDULER_TYPES has no entry for shape(s) polynomial; add the "
         "transformers scheduler (get_scheduler's name) behind each"
     )

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 import torch
 from compose import compose_run
+from conftest import import_with_a_new_member
 
 from layerft import tuning_mode
 from layerft.adapters import AdapterConfig, BottleneckAdapter
@@ -229,15 +226,10 @@ def test_unknown_lora_target_fails_clearly() -> None:
 
 def test_a_method_without_its_function_stops_the_import(monkeypatch) -> None:
     # It passed config validation, trained stage 1, then died with a KeyError (extension audit).
-    path = Path(tuning_mode.__file__)
-    member = '    bitfit = "bitfit"  # biases (+ head)\n'
-    source = path.read_text().replace(member, member + '    layernorm = "layernorm"\n', 1)
-    assert "layernorm" in source
-    module = ModuleType("tuning_mode_with_a_new_method")  # in sys.modules: dataclasses look it up
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    with pytest.raises(LayerftError) as caught:
-        exec(compile(source, str(path), "exec"), module.__dict__)
-    assert str(caught.value) == (
+    member, added = '    bitfit = "bitfit"  # biases (+ head)\n', '    layernorm = "layernorm"\n'
+    caught = import_with_a_new_member(tuning_mode, member, added, monkeypatch)
+    assert isinstance(caught, LayerftError)
+    assert str(caught) == (
         "layerft/tuning_mode.py: TUNING_METHODS has no entry for method(s) layernorm; add the "
         "function that sets which parameters train behind each"
     )
