@@ -149,8 +149,12 @@ def remove_dead_rerun(run_dir: Path, any_host: bool = False) -> bool:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:  # held: the rerun runs (or no locks here)
                 return False
+            text = handle.read()
+            if not text.strip():  # opened, never written (a rerun refused, or killed at once)
+                path.unlink()
+                return False
             try:
-                note = Note.parse(handle.read())
+                note = Note.parse(text)
             except (ValueError, KeyError, TypeError) as err:
                 log.warning("%s: not a forced rerun's note (%s); left as it is", path, err)
                 return False

@@ -456,3 +456,16 @@ def test_a_dead_rerun_of_another_host_is_tidied_when_asked(tmp_path: Path) -> No
     assert not (tmp_path / NOTE_FILE).exists()
     done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
     assert (done.returncode, done.stderr) == (0, f"{tmp_path}: no forced rerun's note\n")
+
+
+def test_a_note_never_written_is_removed_and_the_rerun_goes_on(tmp_path: Path, caplog) -> None:
+    # A rerun refused (what an earlier one set aside is still there) left its note file empty.
+    finished_folder(tmp_path)
+    (tmp_path / ASIDE).mkdir()
+    with pytest.raises(LayerftError), noted_forced_rerun(tmp_path):
+        pass
+    assert (tmp_path / NOTE_FILE).read_text() == ""
+    (tmp_path / ASIDE).rmdir()  # put back by hand, as the error says
+    with noted_forced_rerun(tmp_path):
+        assert json.loads((tmp_path / NOTE_FILE).read_text())["locked"] is True
+    assert not (tmp_path / NOTE_FILE).exists() and "not a forced rerun's note" not in caplog.text
