@@ -74,7 +74,11 @@ def noted_forced_rerun(run_dir: Path, hydra_dir: Path | None = None) -> Iterator
     with handle:
         with run_dir_errors(run_dir):
             locked = _lock(run_dir, handle)
-            replaced_result.check_clear(run_dir)  # before the note: a refusal leaves none
+            try:
+                replaced_result.check_clear(run_dir)  # before the note: a refusal leaves none
+            except LayerftError:
+                path.unlink()  # opened, and empty: `_lock` refuses a note in it
+                raise
             note = _write_note(run_dir, handle, locked)
             replaced_result.set_aside(run_dir, hydra_dir)  # after the note, which says it does
         try:
@@ -116,8 +120,8 @@ def _lock(run_dir: Path, handle: IO[str]) -> bool:
     if handle.read().strip():
         raise LayerftError(
             f"{run_dir / NOTE_FILE}: a forced rerun on another host, or one that could not lock "
-            "its note, may still run there; delete the note once it has ended (README, forced "
-            "reruns), then rerun"
+            f"its note, may still run there; once it has ended, `python -m layerft.forced_rerun "
+            f"{run_dir}` tidies the folder"
         )
     return locked
 
@@ -147,8 +151,11 @@ def remove_dead_rerun(run_dir: Path, any_host: bool = False) -> bool:
         with path.open(encoding="utf-8") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:  # held: the rerun runs (or no locks here)
+            except BlockingIOError:  # held: the rerun runs
                 return False
+            except OSError:  # no locks here: only a user's word (`any_host`) says it has ended
+                if not any_host:
+                    return False
             text = handle.read()
             if not text.strip():  # opened, never written (a rerun refused, or killed at once)
                 path.unlink()
@@ -199,29 +206,31 @@ def _remove_dead_attempt(run_dir: Path, note: Note) -> None:
 
 def main(argv: list[str]) -> int:
     """`python -m layerft.forced_rerun <job folder>...`: tidy what a forced rerun that has ended
-    left beside each result, whichever host ran it (sweep.py and jobs leave another host's alone)."""
+    left beside each result, whichever host ran it (sweep.py and jobs leave another host's alone);
+    exit 1 if a folder could not be tidied."""
     from layerft.run_folder import restore_hydra_files  # it imports this module
     from layerft.sweep_records import HYDRA_SUBDIR
 
     if not argv:
         print("usage: python -m layerft.forced_rerun <job folder>...", file=sys.stderr)
         return 2
+    failed = False
     for folder in map(Path, argv):
         if not (folder / NOTE_FILE).is_file():
-            print(f"{folder}: no forced rerun's note", file=sys.stderr)
+            print(f"{folder}: no forced rerun's note: nothing to tidy")
         elif remove_dead_rerun(folder, any_host=True):
             restore_hydra_files(folder / HYDRA_SUBDIR)
             print(f"{folder}: tidied")
         elif (folder / NOTE_FILE).is_file():
+            failed = True
             print(
-                f"{folder}: left as it is: its rerun still runs on this host, or its note is "
-                "unreadable (see above)",
+                f"{folder}: left as it is: its rerun still runs on this host, its note is "
+                "unreadable, or a file could not be removed (see above)",
                 file=sys.stderr,
             )
-            return 1
         else:
             print(f"{folder}: its rerun had replaced the result; tidied")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

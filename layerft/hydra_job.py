@@ -126,7 +126,8 @@ def record_dead_job(
     with contextlib.suppress(Exception):  # an invalid config: the entries above; its log says why
         entries = build_run_record(to_run_config(cfg), resolve_config(cfg), entries).entries()
     fingerprint = entries.get(FINGERPRINT_KEY)
-    if metrics_stamp(job_dir) != before and _recorded_fingerprint(job_dir) == fingerprint:
+    recorded = _recorded_fingerprint(job_dir)
+    if fingerprint is not None and metrics_stamp(job_dir) != before and recorded == fingerprint:
         log.warning("%s: its process died after writing its result, which is kept", job_dir)
         return
     record_failure(job_dir, entries, error)

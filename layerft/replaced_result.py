@@ -42,8 +42,8 @@ def check_clear(run_dir: Path) -> None:
     for left in (run_dir / REPLACED_DIR, run_dir / COPIES_DIR):
         if left.exists():
             raise LayerftError(
-                f"{left}: what an earlier forced rerun set aside could not be put back; put it "
-                f"back by hand (README, forced reruns) or delete it before rerunning"
+                f"{left}: what an earlier forced rerun set aside is not back in place; once that "
+                f"rerun has ended, `python -m layerft.forced_rerun {run_dir}` puts it back"
             )
 
 
@@ -54,14 +54,14 @@ def set_aside(run_dir: Path, hydra_dir: Path | None) -> None:
     checkpoints, kept = run_dir / CHECKPOINTS_DIR, run_dir / REPLACED_DIR
     check_clear(run_dir)
     originals = [run_dir / HISTORY_FILE]
-    if hydra_dir is not None:
+    if hydra_dir is not None and hydra_dir.is_relative_to(run_dir):  # else not the result's own
         finished = hydra_dir / "finished"
-        originals += sorted(finished.glob("*.yaml")) if finished.is_dir() else [finished]
+        originals += sorted(finished.glob("*.yaml")) or [finished]  # none kept: all of it absent
     _remove_staging(run_dir)  # of a rerun killed while it copied
     staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=f"{COPIES_DIR}."))
     for original in originals:
         copy = staging / _flat(original.relative_to(run_dir))
-        if original.exists():
+        if original.is_file():
             shutil.copy2(original, copy)
         else:
             copy.with_name(copy.name + ABSENT).touch()

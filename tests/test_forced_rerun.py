@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from conftest import REPO, SHRINK, run_train
 
-from layerft import replaced_result
+from layerft import forced_rerun, replaced_result
 from layerft.errors import LayerftError
 from layerft.forced_rerun import NOTE_FILE, noted_forced_rerun, remove_dead_rerun
 from layerft.run_folder import tidy_finished
@@ -388,15 +388,18 @@ def test_a_run_finding_its_result_after_a_killed_rerun_keeps_the_results_files(
     assert {name: (run_dir / name).read_bytes() for name in kept} == before
 
 
-def test_what_a_rerun_wrote_where_the_result_had_nothing_goes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kept_folder", [False, True])  # none, or one with no file
+def test_what_a_rerun_wrote_where_the_result_had_nothing_goes(
+    tmp_path: Path, kept_folder: bool
+) -> None:
     # A result from before history or the kept Hydra copy existed (review): a rerun killed after
     # writing its own left them beside the old metrics.
-    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / ("finished" if kept_folder else "")).mkdir(parents=True)
     (tmp_path / "metrics.json").write_text('{"target/eval_accuracy": 0.9}')
     assert (
         killed_in_rerun(
             tmp_path,
-            "(run_dir / '.hydra' / 'finished').mkdir()",
+            "(run_dir / '.hydra' / 'finished').mkdir(exist_ok=True)",
             "(run_dir / '.hydra' / 'finished' / 'config.yaml').write_text('force_rerun: true')",
             "(run_dir / 'history.jsonl').write_text('{}')",
         )
@@ -455,17 +458,46 @@ def test_a_dead_rerun_of_another_host_is_tidied_when_asked(tmp_path: Path) -> No
     result_checkpoints_are_back(tmp_path, kept)
     assert not (tmp_path / NOTE_FILE).exists()
     done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
-    assert (done.returncode, done.stderr) == (0, f"{tmp_path}: no forced rerun's note\n")
+    assert (done.returncode, done.stdout) == (
+        0,
+        f"{tmp_path}: no forced rerun's note: nothing to tidy\n",
+    )
 
 
 def test_a_note_never_written_is_removed_and_the_rerun_goes_on(tmp_path: Path, caplog) -> None:
-    # A rerun refused (what an earlier one set aside is still there) left its note file empty.
+    # A rerun refused (what an earlier one set aside is still there) leaves no note file; one
+    # killed between opening it and writing it leaves it empty: the next tidy removes it.
     finished_folder(tmp_path)
     (tmp_path / ASIDE).mkdir()
-    with pytest.raises(LayerftError), noted_forced_rerun(tmp_path):
+    refused = pytest.raises(LayerftError, match=rf"python -m layerft.forced_rerun {tmp_path}")
+    with refused, noted_forced_rerun(tmp_path):
         pass
-    assert (tmp_path / NOTE_FILE).read_text() == ""
-    (tmp_path / ASIDE).rmdir()  # put back by hand, as the error says
+    assert not (tmp_path / NOTE_FILE).exists()
+    (tmp_path / ASIDE).rmdir()
+    (tmp_path / NOTE_FILE).write_text("")
     with noted_forced_rerun(tmp_path):
         assert json.loads((tmp_path / NOTE_FILE).read_text())["locked"] is True
     assert not (tmp_path / NOTE_FILE).exists() and "not a forced rerun's note" not in caplog.text
+
+
+def test_the_tidy_command_goes_on_without_locks_and_through_every_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    # On a file system without flock a dead rerun's note is unlocked: only the command tidies it.
+    flock = fcntl.flock
+
+    def no_locks(handle: Any, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    unreadable, dead = tmp_path / "unreadable", tmp_path / "dead"
+    finished_folder(unreadable)
+    (unreadable / NOTE_FILE).write_text("{not json")
+    result = finished_folder(dead)
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    left = dies(dead)
+    assert not remove_dead_rerun(dead)  # unlocked: sweep.py and jobs leave it alone
+    assert forced_rerun.main([str(unreadable), str(dead)]) == 1  # the first fails, the next runs
+    monkeypatch.setattr(fcntl, "flock", flock)
+    assert not left["dead_run"].exists() and result["kept_run"].is_dir()
+    assert not (dead / NOTE_FILE).exists() and (unreadable / NOTE_FILE).exists()
+    assert capsys.readouterr().out == f"{dead}: tidied\n"
