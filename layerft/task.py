@@ -143,7 +143,12 @@ class TaskConfig:
         for name in self.metrics:
             spec = metric_spec(name, f"{where}: metrics")
             if spec.reads not in kind_of(self).provides:
-                default = " (metrics defaults to [accuracy]: set it)" if name == "accuracy" else ""
+                # True whether the task set it or left metrics at their default.
+                default = (
+                    " (it is also metrics' default: set metrics this kind feeds)"
+                    if name == "accuracy"
+                    else ""
+                )
                 raise LayerftError(
                     f"{where}: metrics: '{name}' reads {spec.reads.value}, which a {self.kind.value} "
                     f"task does not produce{default}"

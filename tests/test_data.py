@@ -576,7 +576,7 @@ def test_a_metric_returning_an_undeclared_key_or_no_best_metric_is_one_error(mon
             ["target_task=klue_sts", "target_task.metrics=[accuracy]",
              "target_task.best_metric=accuracy"],
             "target_task.metrics: 'accuracy' reads class_ids, which a sequence_regression task "
-            "does not produce (metrics defaults to [accuracy]: set it)",
+            "does not produce (it is also metrics' default: set metrics this kind feeds)",
         ),
         # A split the task never reads (`dev` is `validation`).
         (
