@@ -19,7 +19,6 @@ from datasets import Dataset
 from torch.utils.data import Sampler, SequentialSampler
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from layerft.callbacks import ForwardLogs, GuardCheckpoints, MetricSink, PauseClock, StageProgress
 from layerft.data import TaskData
@@ -38,6 +37,7 @@ from layerft.lr_schedule import (
 from layerft.memory import PeakMemory
 from layerft.parts import count_parameters, parameter_parts
 from layerft.processes import rank, world_size
+from layerft.replaced_result import remove_trainer_checkpoints
 from layerft.results import CHECKPOINTS_DIR
 from layerft.speed import (
     NonFiniteLossGuard,
@@ -244,16 +244,8 @@ def remove_unfinished_checkpoints(run_dir: Path, stages: Iterable[str]) -> None:
     its stages' best checkpoints; a rerun that reuses a stored stage 1 would not overwrite them).
     Only `checkpoints/<stage>/checkpoint-<step>` folders, the Trainer's: anything else a user
     keeps under `checkpoints/` stays."""
-    folder = run_dir / CHECKPOINTS_DIR
-    stale = sorted(p for s in stages for p in (folder / s).glob(f"{PREFIX_CHECKPOINT_DIR}-*"))
-    for checkpoint in stale:
-        shutil.rmtree(checkpoint)
-        with contextlib.suppress(OSError):
-            checkpoint.parent.rmdir()  # the stage's folder, once empty
-    if stale:
-        with contextlib.suppress(OSError):
-            folder.rmdir()
-        log.info("removed %d checkpoint(s) an unfinished attempt left in %s", len(stale), run_dir)
+    if removed := remove_trainer_checkpoints(run_dir / CHECKPOINTS_DIR, stages):
+        log.info("removed %d checkpoint(s) an unfinished attempt left in %s", removed, run_dir)
 
 
 def remove_checkpoints(checkpoints: Path, synchronise: bool) -> None:

@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 REPLACED_DIR = ".checkpoints.replaced"
 COPIES_DIR = ".result.replaced"
 ABSENT = ".absent"  # a copy's name with this: the result had no such file or folder
-TRAINER_CHECKPOINTS = "*/checkpoint-*"  # transformers' PREFIX_CHECKPOINT_DIR, per stage folder
+TRAINER_CHECKPOINT = "checkpoint-*"  # transformers' PREFIX_CHECKPOINT_DIR, in a stage's folder
 
 
 def check_clear(run_dir: Path) -> None:
@@ -155,12 +156,15 @@ def _give_back(kept: Path, checkpoints: Path) -> None:
         log.warning("%s: left as it is: %s holds the same names", kept, checkpoints)
 
 
-def remove_trainer_checkpoints(folder: Path) -> None:
-    """Remove the Trainer's `<stage>/checkpoint-<step>` folders under `folder`, then the stage
-    folders and `folder` itself where that left them empty."""
-    for checkpoint in sorted(folder.glob(TRAINER_CHECKPOINTS)):
-        if checkpoint.is_dir():
-            shutil.rmtree(checkpoint)
-    for empty in [*sorted(p for p in folder.glob("*") if p.is_dir()), folder]:
+def remove_trainer_checkpoints(folder: Path, stages: Iterable[str] = ("*",)) -> int:
+    """Remove the Trainer's `<stage>/checkpoint-<step>` folders under `folder` (of `stages`, names
+    or patterns), then those stage folders and `folder` itself where that left them empty; how
+    many checkpoints it removed. Anything else under `folder` stays."""
+    stage_dirs = sorted({path for stage in stages for path in folder.glob(stage) if path.is_dir()})
+    removed = sorted(c for d in stage_dirs for c in d.glob(TRAINER_CHECKPOINT) if c.is_dir())
+    for checkpoint in removed:
+        shutil.rmtree(checkpoint)
+    for empty in [*stage_dirs, folder]:
         with contextlib.suppress(OSError):  # not empty, or gone
             empty.rmdir()
+    return len(removed)
