@@ -29,7 +29,7 @@ from layerft.errors import hydra_raises, traceback_wanted
 
 # What composing the config raises for bad input: an override, a group option, a file's YAML.
 CONFIG_ERRORS = (HydraException, OmegaConfBaseException, yaml.YAMLError)
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # the shipped options
+CONF = Path(__file__).resolve().parents[1] / "conf"  # the shipped options (and grids)
 
 
 def config_error_line(err: Exception) -> str:
@@ -66,7 +66,7 @@ def option_file(option: str) -> str:
     """An option's file (`<group>/<option>`) as a message names it: `conf/<group>/<option>.yaml`
     where this checkout's conf/ holds it, else as a config folder on hydra.searchpath holds it."""
     shipped = f"conf/{option}.yaml"
-    return shipped if (CONF_DIR / f"{option}.yaml").is_file() else f"{option}.yaml"
+    return shipped if (CONF / f"{option}.yaml").is_file() else f"{option}.yaml"
 
 
 @contextlib.contextmanager

@@ -45,7 +45,7 @@ class Note:
 
     host: str
     # False where the rerun could not lock its note (a file system without locks, a lock daemon
-    # down): nothing tells it from a dead one then, so it is never tidied.
+    # down): nothing tells it from a dead one then, so only a user's word tidies it (`main`).
     locked: bool
     result_sha256: str  # metrics.json's bytes: other bytes later, and the rerun replaced them
     wandb_runs: tuple[str, ...]  # the result's W&B run folders
@@ -208,7 +208,7 @@ def main(argv: list[str]) -> int:
     """`python -m layerft.forced_rerun <job folder>...`: tidy what a forced rerun that has ended
     left beside each result, whichever host ran it (sweep.py and jobs leave another host's alone);
     exit 1 if a folder could not be tidied."""
-    from layerft.run_folder import restore_hydra_files  # it imports this module
+    from layerft.run_folder import tidy_finished  # it imports this module
     from layerft.sweep_records import HYDRA_SUBDIR
 
     if not argv:
@@ -218,8 +218,7 @@ def main(argv: list[str]) -> int:
     for folder in map(Path, argv):
         if not (folder / NOTE_FILE).is_file():
             print(f"{folder}: no forced rerun's note: nothing to tidy")
-        elif remove_dead_rerun(folder, any_host=True):
-            restore_hydra_files(folder / HYDRA_SUBDIR)
+        elif tidy_finished(folder, folder / HYDRA_SUBDIR, any_host=True):
             print(f"{folder}: tidied")
         elif (folder / NOTE_FILE).is_file():
             failed = True

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from layerft.errors import user_errors_exit
 from layerft.fingerprint import unread_prefix, unread_settings
 from layerft.layer_split import InjectedPolicy
 from layerft.processes import is_main_process
-from layerft.results import METRICS_FILE, metrics_stamp, record_failure
+from layerft.results import METRICS_FILE, metrics_stamp, read_record, record_failure
 from layerft.run_record import FINGERPRINT_KEY, RunRecord
 from layerft.tuning_mode import TuningMethod
 
@@ -135,7 +134,7 @@ def record_dead_job(
 
 def _recorded_fingerprint(job_dir: Path) -> str | None:
     try:
-        record = json.loads((job_dir / METRICS_FILE).read_text(encoding="utf-8"))
+        record = read_record(job_dir)
     except (OSError, ValueError):  # none, or unreadable
         return None
     return record.get(FINGERPRINT_KEY) if isinstance(record, dict) else None

@@ -198,11 +198,14 @@ def restore_hydra_files(record: Path | None) -> None:
         log.warning("could not restore %s from %s (%s)", record, kept, err)
 
 
-def tidy_finished(folder: Path, record: Path | None) -> None:
+def tidy_finished(folder: Path, record: Path | None, any_host: bool = False) -> bool:
     """Remove what a dead forced rerun left beside the finished result in `folder`, and put back
-    the result's Hydra files (in `record`, its Hydra subfolder) that the rerun's launch rewrote."""
-    if remove_dead_rerun(folder):
+    the result's Hydra files (in `record`, its Hydra subfolder) that the rerun's launch rewrote;
+    whether there was a dead attempt (`any_host`: as remove_dead_rerun)."""
+    dead = remove_dead_rerun(folder, any_host)
+    if dead:
         restore_hydra_files(record)
+    return dead
 
 
 def remove_if_only_hydra_files(run_dir: Path) -> None:

@@ -1,6 +1,7 @@
 """A named grid of conf/sweep/ (or of `<dir>/sweep/`, `hydra.searchpath=[file://<dir>]`) as its
 combinations: each job's overrides, composed config, fingerprint and stage-1 key, without running
-anything (`sweep.py --dry-run` and the plan of a sweep that runs). Job folders are named here (`job_dirname`, the `layerft_dirname` resolver).
+anything (`sweep.py --dry-run` and the plan of a sweep that runs). Job folders are named here
+(`job_dirname`, the `layerft_dirname` resolver).
 
 Serves the `sweep` config group (conf/sweep/<grid>.yaml: `hydra.sweeper.params`).
 """
@@ -23,7 +24,7 @@ from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from layerft.config import check_switch_overrides, data_files, resolve_config, to_run_config
-from layerft.config_errors import CONFIG_ERRORS
+from layerft.config_errors import CONF, CONFIG_ERRORS
 from layerft.errors import LayerftError
 from layerft.file_io import file_sha256
 from layerft.fingerprint import config_fingerprint, earlier_fingerprints
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 MAX_DIRNAME = 120
 SWEEPER_CHOSEN = (
     "{where}: sweep.py runs a grid with its own sweeper (Hydra's basic one, less the finished "
