@@ -136,16 +136,18 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def import_with_a_new_member(
-    module: ModuleType, member: str, added: str, monkeypatch: pytest.MonkeyPatch
-) -> BaseException:
-    """What importing `module` raises with the enum line `added` after its line `member` (a
-    registry that misses the new member must stop the import), as a module of its own."""
+def assert_a_new_member_stops_the_import(
+    module: ModuleType, member: str, added: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Importing `module` with the enum line `added` after its line `member` (a registry that
+    misses the new member) raises a LayerftError saying `message`; as a module of its own."""
+    from layerft.errors import LayerftError
+
     path = Path(str(module.__file__))
     source = path.read_text().replace(member, member + added, 1)
     assert added in source
     edited = ModuleType(f"{module.__name__}_edited")  # in sys.modules: dataclasses look it up
     monkeypatch.setitem(sys.modules, edited.__name__, edited)
-    with pytest.raises(Exception) as caught:  # noqa: PT011 - the caller checks what it is
+    with pytest.raises(LayerftError) as caught:
         exec(compile(source, str(path), "exec"), edited.__dict__)
-    return caught.value
+    assert str(caught.value) == message

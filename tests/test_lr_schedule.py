@@ -7,11 +7,10 @@ import math
 import pytest
 import torch
 from compose import compose_run
-from conftest import import_with_a_new_member
+from conftest import assert_a_new_member_stops_the_import
 from torch import nn
 
 from layerft import lr_schedule
-from layerft.errors import LayerftError
 from layerft.layer_split import extract_injected
 from layerft.lr_schedule import (
     ScheduleConfig,
@@ -194,9 +193,8 @@ def test_warmup_steps_round_the_ratio_as_written() -> None:
 def test_a_shape_without_a_transformers_scheduler_stops_the_import(monkeypatch) -> None:
     # It passed config validation and died with a KeyError once training started.
     member, added = '    constant = "constant"\n', '    polynomial = "polynomial"\n'
-    caught = import_with_a_new_member(lr_schedule, member, added, monkeypatch)
-    assert isinstance(caught, LayerftError)
-    assert str(caught) == (
+    message = (
         "layerft/lr_schedule.py: HF_SCHEDULER_TYPES has no entry for shape(s) polynomial; add the "
         "transformers scheduler (get_scheduler's name) behind each"
     )
+    assert_a_new_member_stops_the_import(lr_schedule, member, added, message, monkeypatch)

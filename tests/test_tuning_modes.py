@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from compose import compose_run
-from conftest import import_with_a_new_member
+from conftest import assert_a_new_member_stops_the_import
 
 from layerft import tuning_mode
 from layerft.adapters import AdapterConfig, BottleneckAdapter
@@ -111,7 +111,6 @@ def test_bitfit_trains_only_biases_in_the_encoder() -> None:
 
 
 def test_top_adapter_cannot_hide_in_a_frozen_layer(tmp_path) -> None:
-    from layerft.errors import LayerftError
 
     split = ("layer_split=all", "layer_split.stage2.policy=freeze")
     with pytest.raises(LayerftError, match="frozen by the layer split"):
@@ -218,7 +217,6 @@ def test_lora_adapter_saves_as_safetensors(tmp_path) -> None:
 
 
 def test_unknown_lora_target_fails_clearly() -> None:
-    from layerft.errors import LayerftError
 
     with pytest.raises(LayerftError, match="tuning_mode.lora"):
         build("lora", "tuning_mode.lora.target_modules=[qkv_proj]", inject=False)
@@ -227,9 +225,8 @@ def test_unknown_lora_target_fails_clearly() -> None:
 def test_a_method_without_its_function_stops_the_import(monkeypatch) -> None:
     # It passed config validation, trained stage 1, then died with a KeyError (extension audit).
     member, added = '    bitfit = "bitfit"  # biases (+ head)\n', '    layernorm = "layernorm"\n'
-    caught = import_with_a_new_member(tuning_mode, member, added, monkeypatch)
-    assert isinstance(caught, LayerftError)
-    assert str(caught) == (
+    message = (
         "layerft/tuning_mode.py: TUNING_METHODS has no entry for method(s) layernorm; add the "
         "function that sets which parameters train behind each"
     )
+    assert_a_new_member_stops_the_import(tuning_mode, member, added, message, monkeypatch)
