@@ -26,8 +26,11 @@ def file_sha256(path: Path) -> str:
 
 @functools.cache  # a sweep's plan and its table ask for the same files once per job
 def _file_sha256(path: Path, size: int, mtime_ns: int) -> str:
-    with path.open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:  # hashlib.file_digest is Python 3.11+; 3.10 is supported
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def file_error(action: str, path: Path | str, err: OSError) -> LayerftError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from layerft import run as run_module
 from layerft import run_record as run_record_module
 from layerft.config import resolve_config
 from layerft.errors import LayerftError
-from layerft.file_io import write_json_atomic
+from layerft.file_io import file_sha256, write_json_atomic
 from layerft.fingerprint import (
     FINGERPRINT_SCHEME,
     RESULT_NEUTRAL_KEYS,
@@ -769,3 +770,10 @@ def test_a_forced_rerun_that_dies_leaves_the_finished_result_whole(tmp_path, mon
     assert (run_dir / "metrics.json").read_bytes() != finished["metrics.json"]
     assert len(wandb_runs(run_dir)) == 1 and first_run not in wandb_runs(run_dir)
     assert not (run_dir / "history.jsonl.partial").exists() and not (run_dir / NOTE_FILE).exists()
+
+
+def test_a_data_files_sha256_covers_every_block(tmp_path: Path) -> None:
+    data = os.urandom(3 * (1 << 20) + 12345)  # several read blocks and a partial last one
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(data)
+    assert file_sha256(path) == hashlib.sha256(data).hexdigest()
