@@ -111,7 +111,6 @@ def test_bitfit_trains_only_biases_in_the_encoder() -> None:
 
 
 def test_top_adapter_cannot_hide_in_a_frozen_layer(tmp_path) -> None:
-
     split = ("layer_split=all", "layer_split.stage2.policy=freeze")
     with pytest.raises(LayerftError, match="frozen by the layer split"):
         build("top_adapter", *split)
@@ -217,7 +216,6 @@ def test_lora_adapter_saves_as_safetensors(tmp_path) -> None:
 
 
 def test_unknown_lora_target_fails_clearly() -> None:
-
     with pytest.raises(LayerftError, match="tuning_mode.lora"):
         build("lora", "tuning_mode.lora.target_modules=[qkv_proj]", inject=False)
 
