@@ -57,7 +57,8 @@ from layerft.run_folder import (
 )
 from layerft.run_record import RunRecord
 from layerft.run_tracker import open_tracker
-from layerft.stage1 import Stage1Key, Stage1Outcome, Stage1Store, obtain_stage1
+from layerft.stage1 import Stage1Outcome, Stage1Store, obtain_stage1
+from layerft.stage1_key import Stage1Key
 from layerft.task import TaskConfig
 from layerft.tracker import remove_stale_runs, wandb_runs
 from layerft.tuning_mode import adapted_layers, apply_tuning_mode

@@ -179,7 +179,8 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
     """Every combination the grid (narrowed or extended by `overrides`) runs, in Hydra's order."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from layerft.stage1 import Stage1Key, Stage1Store
+    from layerft.stage1 import Stage1Store
+    from layerft.stage1_key import Stage1Key
 
     jobs, swept = grid_jobs(grid, overrides)
     combinations = []

@@ -16,7 +16,7 @@ from layerft.errors import LayerftError
 from layerft.fingerprint import config_fingerprint
 from layerft.heads import build_task_model
 from layerft.model import ModelConfig, load_backbone
-from layerft.stage1 import Stage1Key
+from layerft.stage1_key import Stage1Key
 from layerft.task import TaskConfig
 
 

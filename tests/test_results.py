@@ -51,7 +51,7 @@ from layerft.run_record import (
     UNREAD_KEY,
     RunRecord,
 )
-from layerft.stage1 import Stage1Key
+from layerft.stage1_key import Stage1Key
 from layerft.tracker import wandb_runs
 
 BASE = ("model=tiny",)
@@ -390,7 +390,7 @@ def test_the_config_fingerprint_of_a_real_config_keeps_its_value(
     ],
 )
 def test_the_stage1_key_of_a_real_config_keeps_its_value(overrides, key) -> None:
-    # Stored stage 1s are found by it, as finished results by the fingerprint above. stage1.FORMAT
+    # Stored stage 1s are found by it, as finished results by the fingerprint above. stage1_key.FORMAT
     # 2: the parser's scorers start as KLUE-baseline's (every stored stage 1 retrains once); klue_ner
     # reads words (tagging.words_column).
     assert Stage1Key.of(compose_run(*overrides)).settings_digest() == key

@@ -50,7 +50,8 @@ from layerft.run_record import (
     UNREAD_KEY,
     RunRecord,
 )
-from layerft.stage1 import Stage1Key, Stage1Store, obtain_stage1
+from layerft.stage1 import Stage1Store, obtain_stage1
+from layerft.stage1_key import Stage1Key
 from layerft.sweep import hydra_args
 from layerft.sweep_grid import Combination, expand, grid_names, job_dirname
 from layerft.sweep_records import read_job, read_jobs
