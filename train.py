@@ -12,7 +12,7 @@ from layerft.config import check_data_files, check_switch_overrides, register_co
 from layerft.config_errors import config_errors_exit
 from layerft.errors import user_errors_exit
 from layerft.results import METRICS_FILE
-from layerft.sweep import FailedJobs, job
+from layerft.sweep_launch import FailedJobs, job
 
 register_configs()
 

@@ -3,7 +3,7 @@ or option (with the closest name), a value of the wrong type, a key set inside a
 file that does not parse, an output folder Hydra cannot create; `config_errors_exit` turns them into
 exit code 2.
 
-Serves the root config as Hydra composes it: train.py and sweep.py (through `layerft/sweep.py`,
+Serves the root config as Hydra composes it: train.py and sweep.py (through `layerft/sweep_launch.py`,
 `sweep_grid.py` and `sweep_tracker.py`, which compose it too); `layerft/config.py` holds the
 schemas.
 """

@@ -32,7 +32,7 @@ from wandb_records import records_by_kind, wandb_items
 
 from layerft import stage1 as stage1_module
 from layerft import sweep as sweep_module
-from layerft import sweep_grid, sweep_status, sweep_tracker
+from layerft import sweep_grid, sweep_launch, sweep_status, sweep_tracker
 from layerft.config import resolve_config
 from layerft.config_errors import config_error_line
 from layerft.errors import LayerftError
@@ -52,8 +52,8 @@ from layerft.run_record import (
 )
 from layerft.stage1 import Stage1Store, obtain_stage1
 from layerft.stage1_key import Stage1Key
-from layerft.sweep import hydra_args
 from layerft.sweep_grid import Combination, expand, grid_names, job_dirname
+from layerft.sweep_launch import hydra_args
 from layerft.sweep_records import read_job, read_jobs
 
 # The demo grid on model=tiny, one epoch per stage (each job takes a few seconds).
@@ -660,7 +660,7 @@ def test_a_ctrl_c_python_lost_still_stops_the_sweep_with_exit_130(
             signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
         if next_job:
             started.append(True)
-            sweep_module.job(None)  # type: ignore[arg-type]  # it must not get as far as cfg
+            sweep_launch.job(None)  # type: ignore[arg-type]  # it must not get as far as cfg
 
     monkeypatch.setattr(hydra, "main", lambda **kwargs: lambda task: lost_interrupt)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
@@ -1144,7 +1144,7 @@ def test_the_sweeper_leaves_out_the_finished_jobs_in_full_batches() -> None:
 def grid_conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of conf/ that sweep.py reads in this process, for grid files a test writes."""
     conf = Path(shutil.copytree(sweep_grid.CONF, tmp_path / "conf"))
-    for module in (sweep_module, sweep_grid, sweep_tracker):
+    for module in (sweep_launch, sweep_grid, sweep_tracker):
         monkeypatch.setattr(module, "CONF", conf)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     return conf

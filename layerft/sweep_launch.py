@@ -1,0 +1,150 @@
+"""A grid as one Hydra multirun in this process, and the task function and callback its jobs run:
+`job` (each job of `python sweep.py <grid>` and of `train.py -m`: a failure is recorded in the job
+folder instead of stopping the sweep) and `FailedJobs` (train.py -m's summary, conf/config.yaml).
+`layerft/sweep.py` decides what to launch and reports what came of it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import hydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from hydra_plugins.layerft_launcher.skipping_sweeper import store_skipping_sweeper
+from layerft.config import register_configs
+from layerft.errors import error_line, hydra_raises, traceback_wanted
+from layerft.file_io import file_error
+from layerft.interrupts import interrupted, remembered_interrupts, stop_if_interrupted
+from layerft.results import FAILED_FILE
+from layerft.sweep_grid import CONF, Combination, register_resolvers, split_overrides, swept_keys
+from layerft.sweep_status import failed_error
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = "interrupted (Ctrl-C)"
+
+register_resolvers()  # also in a launcher's job process, which unpickles `job` from this module
+register_configs()
+
+
+def job(cfg: DictConfig) -> float | None:
+    """One job of a sweep (the Hydra task function of sweep.py, and of `train.py -m`): train.py's
+    run, but a failure is recorded in the job folder instead of stopping the sweep."""
+    from layerft.hydra_job import run_from_hydra
+
+    stop_if_interrupted()  # a Ctrl-C that Python lost while the last job ended
+    metrics = run_from_hydra(cfg, isolate_failures=True)
+    if metrics is None:
+        return None
+    return metrics.get(f"target/eval_{cfg.target_task.best_metric}")
+
+
+class FailedJobs(Callback):
+    """`train.py -m`'s summary (a Hydra callback, conf/config.yaml): when the multirun ends, one line
+    per job whose failure it recorded (a `failed.json` new or rewritten since it started, so an
+    earlier launch's failures in a reused folder do not count); `failed` tells train.py to exit 1."""
+
+    failed: ClassVar[list[Path]] = []  # the last multirun's failed job folders
+
+    def __init__(self) -> None:
+        self.before: dict[Path, int] = {}
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.before = failure_stamps(Path(config.hydra.sweep.dir))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        now = failure_stamps(sweep_dir)
+        FailedJobs.failed = sorted(
+            p.parent for p, stamp in now.items() if self.before.get(p) != stamp
+        )
+        for folder in FailedJobs.failed:
+            log.error("job failed: %s (%s)", failed_error(folder), folder / FAILED_FILE)
+        if FailedJobs.failed:
+            log.error("%d job(s) of %s failed; the others ran", len(FailedJobs.failed), sweep_dir)
+
+
+def failure_stamps(sweep_dir: Path) -> dict[Path, int]:
+    """Each job's `failed.json` in the sweep folder and its modification time (ns)."""
+    return {path: path.stat().st_mtime_ns for path in sweep_dir.glob(f"*/{FAILED_FILE}")}
+
+
+def hydra_args(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool) -> list[str]:
+    """The multirun's command line: the grid, its folder, job folders named by swept settings."""
+    swept = swept_keys(grid, overrides)
+    _, fixed = split_overrides(overrides)
+    excluded = sorted({"sweep", "force_rerun", *(o.get_key_element() for o in fixed)} - swept)
+    return [
+        "-m",
+        f"sweep={grid}",
+        f"hydra.sweep.dir={sweep_dir}",
+        "hydra.sweep.subdir='${layerft_dirname:${hydra.job.override_dirname}}'",
+        f"hydra.job.config.override_dirname.exclude_keys=[{','.join(excluded)}]",
+        "~hydra.callbacks.failed_jobs",  # train.py's summary; sweep.py prints its own
+        *(["force_rerun=true"] if force else []),
+        *overrides,
+    ]
+
+
+def run_grid(
+    grid: str,
+    overrides: Sequence[str],
+    sweep_dir: Path,
+    force: bool,
+    finished: Sequence[Combination] = (),
+    repeats: Sequence[Combination] = (),
+) -> str | None:
+    """Run the multirun in this process (Hydra's launcher from the config: sequential by default),
+    launching none of the `finished` combinations nor the `repeats` (`repeated_runs`).
+
+    Whatever stops the launch (a job folder that cannot be made, a job whose failure escaped it,
+    Ctrl-C) comes back as one line, not raised: the jobs that finished are still summarised and
+    tabulated."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    register_configs()
+    argv = sys.argv
+    # as the sweeper gets them: Hydra hands it the overrides that are not under `hydra`
+    parser = OverridesParser.create()
+
+    forced: list[str] = []  # hydra_args adds it to every job; spelled as the sweeper's jobs are
+    if force:
+        [[forced]] = BasicSweeper.split_arguments(
+            parser.parse_overrides(["force_rerun=true"]), None
+        )
+
+    def listed(combinations: Sequence[Combination]) -> list[list[str]]:
+        return [
+            [o.input_line for o in parser.parse_overrides(c.overrides) if not o.is_hydra_override()]
+            + forced
+            for c in combinations
+        ]
+
+    sweeper = store_skipping_sweeper(listed(finished), listed(repeats))
+    sys.argv = [argv[0], *hydra_args(grid, overrides, sweep_dir, force), sweeper]
+    try:
+        with hydra_raises(), remembered_interrupts():  # hydra_raises: no traceback
+            hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")(job)()
+        if interrupted():  # lost where it landed, after the last job had started
+            return INTERRUPTED
+    except KeyboardInterrupt:  # the launcher has stopped the running jobs
+        return INTERRUPTED
+    # SystemExit: a sys.exit in Hydra or in a job (code 0 is no error)
+    except (Exception, SystemExit) as err:
+        if isinstance(err, SystemExit) and not err.code:
+            return None
+        if traceback_wanted():
+            traceback.print_exc()
+        if isinstance(err, OSError) and err.filename:  # a job folder Hydra could not make
+            return str(file_error("create", err.filename, err))
+        return error_line(err)
+    finally:
+        sys.argv = argv
+    return None
