@@ -1,5 +1,6 @@
-"""Task data: read a task's source, check and normalise its records, tokenize them (cached across
-runs, `layerft/tokenized.py`).
+"""Task data: a task's records (read and checked by `layerft/records.py`) capped, checked as data
+sets (repeats, dev examples copied from train, label coverage) and tokenized (cached across runs,
+`layerft/tokenized.py`).
 
 Every source ends in the same raw records; the task's kind (`layerft/kinds/`) normalises them
 (e.g. sequence classification -> {"text_a", "text_b"?, "label"}; token tagging -> {"tokens",
@@ -12,22 +13,17 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import datasets
-from datasets import Dataset, load_dataset
+from datasets import Dataset
 from transformers import PreTrainedTokenizerFast
 
-from layerft.demo_data import DEMO_GENERATORS
 from layerft.errors import LayerftError
 from layerft.kinds import kind_of
 from layerft.kinds.base import Collator, Record
-from layerft.network import first_line, hub_cache_hint, hub_unreachable
-from layerft.readers import HUB_ADAPTERS, RELEASE_READERS, record_line
-from layerft.readers_records import read_records
+from layerft.records import normalise_records, read_split
 from layerft.task import SPLITS, TaskConfig
 from layerft.tokenized import tokenize, tokenized_key
 
@@ -126,114 +122,6 @@ def select_rows(rows: list[dict[str, Any]], limit: int | None, seed: int) -> lis
     return [rows[i] for i in kept]
 
 
-def read_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str, Any]], str]:
-    """Raw records of one split and a name for where they came from (used in messages)."""
-    source = task.source
-    if source in ("data_files", "data_dir"):
-        path = task.existing_file(group, split)
-        file_format = "records" if source == "data_files" else task.release_format
-        return _read_file(task, group, path, file_format), str(path)
-    if source == "generator":
-        if split not in SPLITS:
-            raise LayerftError(
-                f"{group}: a generated task has no '{split}' split (extra_eval_splits)"
-            )
-        # Fixed seeds: the demo data is part of the task, not of the run's randomness.
-        seed = SPLITS.index(split)
-        assert task.generator is not None  # `source` said so; the name was checked in TaskConfig
-        return DEMO_GENERATORS[task.generator](
-            task.generator_sizes[split], seed
-        ), f"{task.generator}:{split}"
-    return _read_hub_split(task, group, split)
-
-
-def _read_hub_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict[str, Any]], str]:
-    hub_split = task.hub_splits.get(split)
-    if not hub_split:
-        raise LayerftError(f"{group}.hub_splits.{split} is not set")
-    origin = (
-        f"{task.hub_id}" + (f"/{task.hub_config}" if task.hub_config else "") + f"[{hub_split}]"
-    )
-    # datasets' offline mode fails fast and reads the HF cache by itself; online mode retries an
-    # unreachable hub for half a minute, so ask the hub once first.
-    reason = None if datasets.config.HF_HUB_OFFLINE else hub_unreachable()
-    if reason is not None:
-        raise _hub_dataset_error(task, group, origin, reason)
-    try:
-        dataset = load_dataset(task.hub_id, task.hub_config, split=hub_split)
-    except Exception as err:  # noqa: BLE001 - any failure here means "not reachable"; say what to do
-        raise _hub_dataset_error(task, group, origin, first_line(err)) from err
-    # The hub's rows of a KLUE task are laid out differently from its release files; convert
-    # them to the records the release reader gives, so the kind sees one shape.
-    convert = HUB_ADAPTERS.get(task.release_format)
-    return (dataset.to_list() if convert is None else convert(dataset.to_list())), origin
-
-
-def _hub_dataset_error(task: TaskConfig, group: str, origin: str, reason: str) -> LayerftError:
-    # data_dir only for a task with a release layout (release_files), named by its files.
-    files = [name for name in task.release_files.values() if name]
-    release = f"or {group}.data_dir=<folder with {', '.join(files)}>, " if files else ""
-    return LayerftError(
-        f"{group} '{task.name}': could not load hub dataset {origin} ({reason}); offline, set "
-        f"{group}.data_files.train=... {group}.data_files.validation=... (json/jsonl/csv/tsv/parquet), "
-        f"{release}or use the demo tasks (injection_task=demo_pos, target_task=demo_sentiment), "
-        f"{hub_cache_hint()}"
-    )
-
-
-def _read_file(task: TaskConfig, group: str, path: Path, read_as: str) -> list[dict[str, Any]]:
-    """A local file's records, read by the `read_as` release reader and renamed."""
-    if read_as == "records":  # csv or tsv: the text columns stay text (a text of digits)
-        records = read_records(path, text_columns=_own_text_columns(task))
-    else:
-        records = RELEASE_READERS[read_as](path)
-    return _renamed(task, group, records, str(path))
-
-
-def _renamed(
-    task: TaskConfig, group: str, records: list[dict[str, Any]], origin: str
-) -> list[dict[str, Any]]:
-    """A local file's records with their columns renamed by `release_rename` (the hub's rows are
-    in the layout the task names already); a rename onto a column the record has is an error,
-    since keeping either of the two would silently train on a column nobody chose."""
-    mapping = task.release_rename
-    if not mapping:
-        return records
-    renamed = []
-    for number, record in enumerate(records, start=1):
-        row: dict[str, Any] = {}
-        for own, value in record.items():
-            new = mapping.get(own, own)
-            if new in row:
-                other = next(k for k in record if k != own and mapping.get(k, k) == new)
-                moved, kept = (own, other) if own != new else (other, own)
-                also = "" if kept == new else f", renamed to '{new}' too"
-                message = (
-                    f"{_where(origin, number, record)}: {group}.release_rename renames '{moved}' "
-                    f"to '{new}', but the record also has '{kept}'{also}; remove one of the two "
-                    f"columns from the file or change {group}.release_rename"
-                )
-                raise _placed(LayerftError(message), task, group, origin, number)
-            row[new] = value
-        renamed.append(row)
-    return renamed
-
-
-def _own_text_columns(task: TaskConfig) -> list[str]:
-    """The file's own names of the task's text columns (the task names them as renamed)."""
-    rename = task.release_rename
-    return [
-        own for own in (*rename, *task.text_columns) if rename.get(own, own) in task.text_columns
-    ]
-
-
-def _where(origin: str, number: int, record: dict[str, Any]) -> str:
-    """A record's place in messages: its file, number and guid."""
-    guid = record.get("guid", record.get("id"))  # KLUE's guid, SQuAD's id, NSMC's (a number)
-    named = isinstance(guid, str) or type(guid) is int
-    return f"{origin}: record {number}" + (f" ({guid})" if named else "")
-
-
 def _identity(record: dict[str, Any]) -> str:
     """A record's content, whatever the order of its columns: equal for copies."""
     return repr(sorted(record.items()))
@@ -269,55 +157,3 @@ def _warn_repeats(group: str, rows: dict[str, list[dict[str, Any]]]) -> None:
                 "label); their scores measure memory, not generalisation",
                 group, split, copies, len(split_rows),
             )  # fmt: skip
-
-
-def normalise_records(
-    task: TaskConfig, group: str, records: Iterable[Record], origin: str
-) -> list[Record]:
-    """Check every record against the task's columns and labels; drop and count unlabelled rows."""
-    kind = kind_of(task)
-    normalise = kind.normalise
-    distinct = None if kind.distinct_text is None else kind.distinct_text(task)
-    rows: list[Record] = []
-    texts: set[str] = set()
-    unlabelled = repeats = 0
-    for number, record in enumerate(records, start=1):
-        if distinct is not None and isinstance(text := record.get(distinct), str):
-            if text in texts:
-                repeats += 1
-                continue
-            texts.add(text)
-        try:
-            row = normalise(task, group, record, _where(origin, number, record))
-        except LayerftError as err:
-            raise _placed(err, task, group, origin, number) from None
-        if row is None:
-            unlabelled += 1
-        else:
-            rows.append(row)
-    if unlabelled:
-        blank = " or blank-text" if task.drop_blank_texts else ""
-        log.info("%s: dropped %d unlabelled%s records", origin, unlabelled, blank)
-    if repeats:
-        log.info(
-            "%s: left out %d records whose '%s' repeats an earlier record's: %s '%s' reads each "
-            "distinct text once",
-            origin, repeats, distinct, group, task.name,
-        )  # fmt: skip
-    return rows
-
-
-def _placed(
-    err: LayerftError, task: TaskConfig, group: str, origin: str, number: int
-) -> LayerftError:
-    """A record's error with the line the record starts on in its file (the kinds know only its
-    number), and the file's own name of a column a release renames."""
-    message = str(err)
-    read_as = {"data_files": "records", "data_dir": task.release_format}.get(task.source)
-    line = None if read_as is None else record_line(Path(origin), read_as, number)
-    if line is not None:
-        message = message.replace(f"{origin}: record", f"{origin}:{line}: record", 1)
-    for own, renamed in task.release_rename.items() if read_as is not None else ():
-        if f"no column '{renamed}'" in message:
-            message += f" ('{renamed}' is {group}.release_rename of the file's '{own}')"
-    return LayerftError(message)

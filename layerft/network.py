@@ -1,7 +1,7 @@
 """One probe of a web service (the Hugging Face hub, W&B) before a library would retry it for
 a minute or more: layerft fails fast or goes offline instead; and the hub's answers put in one
 line (a refused token, the offline hint). Serves no config group: `layerft/model.py`,
-`layerft/data.py` and `layerft/tracker.py` ask it; huggingface_hub is imported where it is read.
+`layerft/records.py` and `layerft/tracker.py` ask it; huggingface_hub is imported where it is read.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from compose import compose_run
 from conftest import run_train
 from transformers import EvalPrediction
 
-from layerft.data import load_task_data, normalise_records, read_split
+from layerft.data import load_task_data
 from layerft.errors import LayerftError
 from layerft.kinds import token_tagging
 from layerft.metrics import MetricInput, load_metric
@@ -26,6 +26,7 @@ from layerft.metrics.conll import chunks
 from layerft.model import load_tokenizer
 from layerft.readers import HUB_ADAPTERS, RELEASE_READERS
 from layerft.readers_conll import iob1_to_iob2, read_conll2003, read_conllu
+from layerft.records import normalise_records, read_split
 from layerft.task import TaskConfig
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -299,7 +300,7 @@ def test_hub_universal_dependencies_rows_become_the_files_records(tmp_path) -> N
 def test_hub_sources_of_ud_dp_and_conll_ner_read_through_their_adapters(monkeypatch) -> None:
     from datasets import Dataset
 
-    from layerft import data as data_module
+    from layerft import records as records_module
 
     ud_row = {
         "idx": "s-1", "text": "Go.", "tokens": ["Go", "."], "lemmas": ["go", "."],
@@ -307,13 +308,13 @@ def test_hub_sources_of_ud_dp_and_conll_ner_read_through_their_adapters(monkeypa
         "deprel": ["root", "punct"], "deps": ["_", "_"], "misc": ["_", "_"],
     }  # fmt: skip
     ner_row = {"id": "0", "tokens": ["EU"], "pos_tags": [22], "chunk_tags": [11], "ner_tags": [3]}
-    monkeypatch.setattr(data_module.datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(records_module.datasets.config, "HF_HUB_OFFLINE", True)
     for name, row, origin in (
         ("ud_dp", ud_row, "universal_dependencies/en_ewt[train]"),
         ("conll_ner", ner_row, "eriktks/conll2003[train]"),
     ):
         monkeypatch.setattr(
-            data_module, "load_dataset", lambda *a, row=row, **k: Dataset.from_list([row])
+            records_module, "load_dataset", lambda *a, row=row, **k: Dataset.from_list([row])
         )
         records, where = read_split(task(name), "injection_task", "train")
         assert where == origin

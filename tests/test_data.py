@@ -15,10 +15,11 @@ from datasets.arrow_writer import ArrowWriter
 from transformers import EvalPrediction
 
 from layerft import evaluation
-from layerft.data import load_task_data, normalise_records, read_split
+from layerft.data import load_task_data
 from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
 from layerft.readers_records import read_records
+from layerft.records import normalise_records, read_split
 from layerft.tiny_model import build_tiny_tokenizer
 from layerft.tokenized import tokenize
 
@@ -44,7 +45,7 @@ def row(label: object, premise: str = "a man sleeps", hypothesis: str = "a man r
 
 def test_labels_by_index_or_name_and_unlabelled_dropped(tmp_path, caplog) -> None:
     task = snli_task(tmp_path, [row(0), row(2), row(-1), row("neutral"), row(None)])
-    with caplog.at_level(logging.INFO, logger="layerft.data"):
+    with caplog.at_level(logging.INFO, logger="layerft.records"):
         rows = normalise_records(
             task, "target_task", [row(0), row(2), row(-1), row("neutral"), row(None)], "f"
         )
@@ -142,7 +143,7 @@ def test_published_snli_no_gold_label_rows_are_dropped_and_counted(tmp_path, cap
         "target_task.label_column=gold_label",
     )
     task = compose_run("model=tiny", "target_task=snli", *columns).target_task
-    with caplog.at_level(logging.INFO, logger="layerft.data"):
+    with caplog.at_level(logging.INFO, logger="layerft.records"):
         kept = normalise_records(task, "target_task", rows, "snli_1.0_dev.jsonl")
     assert [r["label"] for r in kept] == [1, 0]
     assert "snli_1.0_dev.jsonl: dropped 1 unlabelled records" in caplog.text
@@ -261,7 +262,7 @@ def test_blank_texts_stop_the_run_unless_the_task_drops_them(tmp_path, caplog) -
         normalise_records(strict, "target_task", records, "reviews.csv")
     nsmc = compose_run("model=tiny", "target_task=nsmc", *files).target_task
     assert nsmc.drop_blank_texts
-    with caplog.at_level(logging.INFO, logger="layerft.data"):
+    with caplog.at_level(logging.INFO, logger="layerft.records"):
         rows = normalise_records(nsmc, "target_task", records, "reviews.csv")
     assert [r["text_a"] for r in rows] == ["good film", "bad film"]
     assert "reviews.csv: dropped 2 unlabelled or blank-text records" in caplog.text

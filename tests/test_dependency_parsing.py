@@ -21,12 +21,12 @@ from compose import compose_run
 from hydra.errors import ConfigCompositionException
 from transformers import EvalPrediction
 
-from layerft.data import normalise_records
 from layerft.errors import LayerftError
 from layerft.kinds import biaffine, kind_of
 from layerft.kinds import dependency_parsing as dp
 from layerft.metrics import MetricInput, load_metric
 from layerft.readers_klue_tsv import read_klue_dp
+from layerft.records import normalise_records
 from layerft.run import load_stage_data, train_stages
 from layerft.task import TaskConfig
 from layerft.tiny_model import build_tiny_backbone, build_tiny_tokenizer

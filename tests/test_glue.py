@@ -19,12 +19,12 @@ from datasets import Dataset
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from layerft import data as data_module
-from layerft.data import normalise_records, read_split
+from layerft import records as records_module
 from layerft.errors import LayerftError
 from layerft.metrics import METRICS, load_metric
 from layerft.readers import RELEASE_READERS
 from layerft.readers_glue import GLUE_LAYOUTS
+from layerft.records import normalise_records, read_split
 from layerft.run import load_stage_data, train_stages
 
 GLUE_DATA = Path(__file__).resolve().parent / "data" / "glue"
@@ -141,7 +141,7 @@ def test_qqp_drops_and_counts_its_published_rows_with_an_empty_question(tmp_path
     (tmp_path / "dev.tsv").write_text(header + "3\t5\t6\tWho?\tWhen?\t1\n")
     task = compose_run("target_task=glue_qqp", f"target_task.data_dir={tmp_path}").target_task
     records, origin = read_split(task, "target_task", "train")
-    with caplog.at_level(logging.INFO, logger="layerft.data"):
+    with caplog.at_level(logging.INFO, logger="layerft.records"):
         rows = normalise_records(task, "target_task", records, origin)
     assert [row["text_a"] for row in rows] == ["What?"]
     assert "dropped 1 unlabelled or blank-text records" in caplog.text
@@ -225,8 +225,8 @@ def test_hub_rows_need_no_adapter_and_mnli_reads_both_dev_splits(monkeypatch) ->
         row = {"premise": "p", "hypothesis": "h", "label": 2, "idx": 0}
         return Dataset.from_list([row, {**row, "label": -1}])  # -1: the hub's unlabelled test rows
 
-    monkeypatch.setattr(data_module.datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(data_module, "load_dataset", load_dataset)
+    monkeypatch.setattr(records_module.datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(records_module, "load_dataset", load_dataset)
     records, origin = read_split(task, "target_task", "mismatched")
     assert origin == "nyu-mll/glue/mnli[validation_mismatched]"
     read_split(task, "target_task", "validation")
@@ -234,7 +234,7 @@ def test_hub_rows_need_no_adapter_and_mnli_reads_both_dev_splits(monkeypatch) ->
         ("nyu-mll/glue", "mnli", "validation_mismatched"),
         ("nyu-mll/glue", "mnli", "validation_matched"),
     ]
-    rows = data_module.normalise_records(task, "target_task", records, origin)
+    rows = records_module.normalise_records(task, "target_task", records, origin)
     assert rows == [{"label": 2, "text_a": "p", "text_b": "h"}]  # -1 dropped
 
 

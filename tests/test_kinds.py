@@ -15,13 +15,14 @@ from datasets import Dataset
 from easy_data import keyword_task, pair_task, relation_task
 from transformers import EvalPrediction
 
-from layerft import data as data_module
-from layerft.data import load_task_data, normalise_records, read_split
+from layerft import records as records_module
+from layerft.data import load_task_data
 from layerft.errors import LayerftError, quoted
 from layerft.kinds import KINDS, TaskKind, tag_alignment
 from layerft.kinds.relation_classification import mark
 from layerft.metrics import MetricInput
 from layerft.model import load_tokenizer
+from layerft.records import normalise_records, read_split
 from layerft.run import load_stage_data, train_stages
 from layerft.tiny_model import build_tiny_tokenizer
 from layerft.tokenized import tokenize
@@ -81,7 +82,7 @@ def test_biencoder_encodes_and_pads_each_sentence_alone(tmp_path) -> None:
         {"text_a": "abcd", "text_b": "a", "label": 4.0},
     ]
     encoded = tokenize(Dataset.from_list(rows), cfg.target_task, tokenizer, tmp_path)
-    batch = data_module.kind_of(cfg.target_task).collator(tokenizer, None)(list(encoded))
+    batch = records_module.kind_of(cfg.target_task).collator(tokenizer, None)(list(encoded))
     # [CLS] + chars + [SEP]: the first sentences pad to 6, the second ones to 8.
     assert batch["input_ids"].shape == (2, 6) and batch["input_ids_b"].shape == (2, 8)
     assert batch["attention_mask_b"].tolist()[1] == [1, 1, 1, 0, 0, 0, 0, 0]
@@ -252,9 +253,9 @@ def test_hub_rows_become_the_release_readers_records(monkeypatch) -> None:
         "guid": "g1", "source": "x", "sentence1": "a", "sentence2": "b",
         "labels": {"label": 3.1, "real-label": 3.14, "binary-label": 1},
     }  # fmt: skip
-    monkeypatch.setattr(data_module.datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(records_module.datasets.config, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(
-        data_module, "load_dataset", lambda *a, **k: Dataset.from_list([hub_row] * 2)
+        records_module, "load_dataset", lambda *a, **k: Dataset.from_list([hub_row] * 2)
     )
     records, origin = read_split(task, "target_task", "train")
     assert origin == "klue/klue/sts[train]"

@@ -18,8 +18,7 @@ from compose import compose_run
 from conftest import run_train
 from datasets import Dataset
 
-from layerft import data as data_module
-from layerft.data import normalise_records, read_split
+from layerft import records as records_module
 from layerft.errors import LayerftError
 from layerft.kinds.span_decoding import scored_answer
 from layerft.kinds.span_extraction import SpanConfig
@@ -27,6 +26,7 @@ from layerft.metrics import METRICS, load_metric
 from layerft.metrics.squad_official import f1_v1, f1_v2, normalize_answer, v1_scores, v2_scores
 from layerft.readers import HUB_ADAPTERS, RELEASE_READERS
 from layerft.readers_squad import read_squad, read_squad_v2
+from layerft.records import normalise_records, read_split
 
 SAMPLES = Path(__file__).resolve().parent / "data" / "squad"
 V2_KEYS = ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1")
@@ -421,8 +421,8 @@ def test_hub_rows_become_the_release_readers_records() -> None:
 def test_the_hub_source_goes_through_the_adapter(monkeypatch) -> None:
     task = compose_run("model=tiny", "target_task=squad_v2").target_task
     rows = _hub_rows(read_squad_v2(SAMPLES / "dev-v2.0.json"))
-    monkeypatch.setattr(data_module.datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(data_module, "load_dataset", lambda *a, **k: Dataset.from_list(rows))
+    monkeypatch.setattr(records_module.datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(records_module, "load_dataset", lambda *a, **k: Dataset.from_list(rows))
     records, origin = read_split(task, "target_task", "validation")
     assert origin == "rajpurkar/squad_v2[validation]"
     assert len(records) == 18 and records[2]["is_impossible"] and records[2]["answers"] == []
