@@ -28,13 +28,8 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
 from hydra_plugins.layerft_launcher import local_parallel
-from hydra_plugins.layerft_launcher.local_parallel import (
-    child_env,
-    describe_exit,
-    plan_slots,
-    run_pooled,
-    visible_gpus,
-)
+from hydra_plugins.layerft_launcher.gpu_slots import plan_slots, run_pooled, visible_gpus
+from hydra_plugins.layerft_launcher.local_parallel import child_env, describe_exit
 from layerft import interrupts
 from layerft.sweep_grid import expand
 

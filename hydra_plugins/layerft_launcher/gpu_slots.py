@@ -1,0 +1,77 @@
+"""Where `hydra/launcher=local_parallel` runs its jobs: how many at once (`hydra.launcher.n_jobs`,
+else one per GPU), each on a GPU no running job holds (`run_pooled`)."""
+
+from __future__ import annotations
+
+import os
+import queue
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+R = TypeVar("R")
+
+
+def visible_gpus() -> list[str]:
+    """This process's GPUs as CUDA_VISIBLE_DEVICES entries: its own mask if set, else 0..count-1."""
+    mask = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if mask is None:
+        import torch  # only here: Hydra imports this module whenever it scans plugins
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    gpus = []
+    for entry in mask.split(","):
+        if not entry.strip() or entry.strip().startswith("-"):
+            break  # CUDA ignores the mask from its first invalid entry on
+        gpus.append(entry.strip())
+    return gpus
+
+
+def plan_slots(n_jobs: int | None, gpus: Sequence[str]) -> int:
+    """How many jobs run at once: `n_jobs`, or one per GPU, or 1 without GPUs; checked against `gpus`."""
+    if len(set(gpus)) != len(gpus):
+        raise ValueError(f"hydra.launcher.gpus lists a GPU twice: {list(gpus)}")
+    if n_jobs is None:
+        return max(1, len(gpus))
+    if n_jobs < 1:
+        raise ValueError(f"hydra.launcher.n_jobs must be at least 1, got {n_jobs}")
+    if gpus and n_jobs > len(gpus):
+        raise ValueError(
+            f"hydra.launcher.n_jobs={n_jobs} but only {len(gpus)} GPUs ({','.join(gpus)}): a job "
+            "never shares a GPU; lower n_jobs, list more hydra.launcher.gpus, or gpus=[] to not pin"
+        )
+    return n_jobs
+
+
+def run_pooled(
+    jobs: Sequence[Callable[[str | None], R]],
+    n_jobs: int,
+    gpus: Sequence[str],
+    on_abort: Callable[[], None] = lambda: None,
+) -> list[R]:
+    """Call each job with a GPU no running job holds (None when `gpus` is empty), `n_jobs` at a
+    time; results in job order. On an error or Ctrl-C, jobs not started are dropped and
+    `on_abort` runs (to stop the running ones) before waiting for them."""
+    free: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for gpu in gpus:
+        free.put(gpu)
+
+    def run(job: Callable[[str | None], R]) -> R:
+        if not gpus:
+            return job(None)
+        # Never waits while n_jobs <= len(gpus); a GPU comes back only when its job has ended.
+        gpu = free.get()
+        try:
+            return job(gpu)
+        finally:
+            free.put(gpu)
+
+    with ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="local_parallel") as pool:
+        futures = [pool.submit(run, job) for job in jobs]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            on_abort()
+            raise
