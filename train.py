@@ -10,7 +10,9 @@ from omegaconf import DictConfig
 
 from layerft.config import check_data_files, check_switch_overrides, register_configs, to_run_config
 from layerft.config_errors import config_errors_exit
+from layerft.credentials import credential_override_error
 from layerft.errors import user_errors_exit
+from layerft.interrupts import interrupted_exit
 from layerft.results import METRICS_FILE
 from layerft.sweep_launch import FailedJobs, job
 
@@ -45,6 +47,9 @@ def check_before_loading(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    with config_errors_exit():
+    if refused := credential_override_error(sys.argv[1:]):  # before Hydra writes or logs it
+        print(f"error: {refused}", file=sys.stderr)
+        sys.exit(2)
+    with config_errors_exit(), interrupted_exit():
         main()
     sys.exit(1 if FailedJobs.failed else 0)

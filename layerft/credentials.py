@@ -44,6 +44,24 @@ def names_credential(name: str) -> bool:
     return bool(_CREDENTIAL_WORD.search(name))
 
 
+def credential_override_error(overrides: Iterable[str]) -> str | None:
+    """The error for a command-line setting of the app's config named like a credential
+    (`+wandb_api_key=...`), or None. No layerft setting takes one, so it could only fail as an
+    unknown key, but Hydra writes it to `.hydra/config.yaml` and prints it in a multirun's launch
+    lines before layerft could refuse it. Hydra's own `hydra.job.env_set.<NAME>=` is the way in."""
+    for override in overrides:
+        key = override.partition("=")[0]
+        if override.startswith("-") or key.lstrip("+~").startswith("hydra."):
+            continue
+        if _names_credential_key(override):
+            return (
+                f"{key}: no layerft setting takes a credential; set it in the environment "
+                "(WANDB_API_KEY, HF_TOKEN) or as hydra.job.env_set.<NAME>=..., which no file or "
+                "log records"
+            )
+    return None
+
+
 def mask_credentials(overrides: Iterable[str]) -> list[str]:
     """The overrides with every credential's value replaced by `***`, as they may be recorded."""
     return [mask_override(override) for override in overrides]
@@ -171,25 +189,37 @@ def scrub_config_file(path: Path) -> bool:
     """Mask the credentials a config dump Hydra wrote (`.hydra/*.yaml`, `multirun.yaml`) holds:
     credential overrides, `hydra.job.env_set` credentials, and any value equal to one of them.
     Rewrites the file (whole or not at all) only if it held one; whether it did."""
+    return scrub_config_files([path]) == [path]
+
+
+def scrub_config_files(paths: Iterable[Path]) -> list[Path]:
+    """`scrub_config_file` over dumps of one job, each masked also for the credentials the
+    others record: `config.yaml` holds a credential override's value under its key alone, and
+    only `hydra.yaml` and `overrides.yaml` say it was one. The files rewritten."""
     import yaml
 
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-    except (OSError, yaml.YAMLError):  # absent (no output_subdir) or not Hydra's: nothing to scrub
-        return False
+    dumps = {}
+    for path in paths:
+        try:
+            dumps[path] = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):  # absent (no output_subdir) or not Hydra's: not scrubbed
+            continue
     secrets: set[str] = set()
-    _override_secrets(data, secrets)
+    for data in dumps.values():
+        _override_secrets(data, secrets)
     secrets.discard("")
-    if not secrets:
-        return False
-    masked = _masked(data, secrets)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        # Plain YAML, as Hydra's (safe_load read it, so this cannot fail on it).
-        yaml.safe_dump(masked, out, sort_keys=False, allow_unicode=True)
-    os.replace(tmp, path)
-    return True
+    rewritten = []
+    for path, data in dumps.items():
+        masked = _masked(data, secrets)
+        if masked == data:
+            continue
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            # Plain YAML, as Hydra's (safe_load read it, so this cannot fail on it).
+            yaml.safe_dump(masked, out, sort_keys=False, allow_unicode=True)
+        os.replace(tmp, path)
+        rewritten.append(path)
+    return rewritten
 
 
 class ScrubCredentials(Callback):
@@ -207,8 +237,10 @@ class ScrubCredentials(Callback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         hydra = HydraConfig.get()
         if hydra.output_subdir is not None:
-            for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
-                scrub_config_file(Path(hydra.runtime.output_dir, hydra.output_subdir, name))
+            folder = Path(hydra.runtime.output_dir, hydra.output_subdir)
+            scrub_config_files(
+                folder / name for name in ("config.yaml", "hydra.yaml", "overrides.yaml")
+            )
         if hydra.mode == RunMode.MULTIRUN:
             scrub_config_file(Path(hydra.sweep.dir, "multirun.yaml"))
 

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
+import traceback
 from collections.abc import Iterator
 from types import FrameType
+
+from layerft.errors import traceback_wanted
+
+INTERRUPTED = "interrupted (Ctrl-C)"
 
 # A plain flag, not a threading.Event: setting an Event takes a lock, which a second SIGINT
 # arriving inside the handler would wait for forever.
@@ -52,3 +58,17 @@ def stop_if_interrupted() -> None:
     """Raise KeyboardInterrupt if a remembered SIGINT came (before a sweep starts another job)."""
     if _pressed:
         raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupted_exit() -> Iterator[None]:
+    """Around train.py's run: Ctrl-C is one line on stderr and exit code 130 (as a shell reports a
+    command it stopped), not a traceback through the training stack (LAYERFT_TRACEBACK=1 shows
+    it). What finished is on disk; the same command skips it or, for one run, trains it again."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if traceback_wanted():
+            traceback.print_exc()
+        print(f"error: {INTERRUPTED}; finished results are kept", file=sys.stderr)
+        raise SystemExit(130) from None

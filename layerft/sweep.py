@@ -22,12 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerft.config_errors import CONFIG_ERRORS, composition_error_line
+from layerft.credentials import credential_override_error
 from layerft.errors import LayerftError
 from layerft.file_lock import held_lock
+from layerft.interrupts import INTERRUPTED
 from layerft.results import METRICS_FILE, job_records
 from layerft.run_folder import tidy_finished
 from layerft.sweep_grid import SWEEPER_CHOSEN, check_grid, expand, grid_names, split_overrides
-from layerft.sweep_launch import INTERRUPTED, run_grid
+from layerft.sweep_launch import run_grid
 from layerft.sweep_records import HYDRA_SUBDIR
 from layerft.sweep_status import blocked_note, print_plan, print_summary, repeated_runs, status
 from layerft.sweep_tracker import log_results_table, relog_results_table
@@ -82,6 +84,8 @@ def main(argv: Sequence[str]) -> int:
             return 0
         check_grid(args.grid, args.overrides)
         check_hydra_overrides(args.overrides)
+        if refused := credential_override_error(args.overrides):
+            raise LayerftError(refused)
         sweep_dir = args.dir or OUTPUTS / args.grid
         if sweep_dir.exists() and not sweep_dir.is_dir():
             raise LayerftError(f"--dir {sweep_dir}: not a folder")

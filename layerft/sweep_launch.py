@@ -21,14 +21,17 @@ from hydra_plugins.layerft_launcher.skipping_sweeper import store_skipping_sweep
 from layerft.config import register_configs
 from layerft.errors import error_line, hydra_raises, traceback_wanted
 from layerft.file_io import file_error
-from layerft.interrupts import interrupted, remembered_interrupts, stop_if_interrupted
+from layerft.interrupts import (
+    INTERRUPTED,
+    interrupted,
+    remembered_interrupts,
+    stop_if_interrupted,
+)
 from layerft.results import FAILED_FILE
 from layerft.sweep_grid import CONF, Combination, register_resolvers, split_overrides, swept_keys
 from layerft.sweep_status import failed_error
 
 log = logging.getLogger(__name__)
-
-INTERRUPTED = "interrupted (Ctrl-C)"
 
 register_resolvers()  # also in a launcher's job process, which unpickles `job` from this module
 register_configs()

@@ -20,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import open_dict
 
 from layerft import sweep_tracker, tracker
-from layerft.credentials import mask_credentials, scrub_config_file
+from layerft.credentials import mask_credentials, scrub_config_file, scrub_config_files
 from layerft.hydra_job import run_from_hydra
 from layerft.tracker import TrackerBackend, TrackerConfig, TrackerMode, start_tracker
 
@@ -234,3 +234,44 @@ def test_scrubbing_masks_only_credentials_and_leaves_a_clean_dump_as_it_was(tmp_
                  "++hydra.job.env_set={WANDB_API_KEY:***,OMP_NUM_THREADS:1}",
                  "++hydra.job.env_set={OMP_NUM_THREADS:1,MKL_NUM_THREADS:1}"):  # fmt: skip
         assert kept in scrubbed, scrubbed
+
+
+@pytest.mark.parametrize(
+    ("script", "args"),
+    [
+        ("train.py", ["model=tiny", "tracker=none", f"+wandb_api_key={FAKE}"]),
+        ("train.py", ["-m", "model=tiny", "seed=1,2", f"++tracker.api_key={FAKE}"]),
+        ("sweep.py", ["demo", "model=tiny", f"+WANDB_API_KEY={FAKE}"]),
+    ],
+)
+def test_a_credential_setting_on_the_command_line_is_refused_before_anything_records_it(
+    tmp_path: Path, script: str, args: list[str]
+) -> None:
+    # No setting takes one, so it failed as an unknown key, but only after Hydra had written its
+    # value to .hydra/config.yaml and printed it in a multirun's launch line.
+    proc = run_train(args, tmp_path) if script == "train.py" else run_sweep(args, tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert FAKE not in proc.stdout + proc.stderr
+    [line] = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    key = args[-1].partition("=")[0]
+    assert line.startswith(f"error: {key}: no layerft setting takes a credential;"), line
+    assert "hydra.job.env_set.<NAME>=" in line
+    assert files_holding(tmp_path, FAKE) == []
+
+
+def test_a_job_config_dump_is_masked_for_the_credentials_its_other_dumps_record(
+    tmp_path: Path,
+) -> None:
+    # config.yaml holds an added key's value alone; only overrides.yaml and hydra.yaml say it was
+    # given as a credential. Scrubbed one by one, config.yaml kept it in clear.
+    folder = tmp_path / ".hydra"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(f"seed: 1\nwandb_api_key: {FAKE}\nnote: kept\n")
+    (folder / "overrides.yaml").write_text(f"- seed=1\n- +wandb_api_key={FAKE}\n")
+    clean = "hydra:\n  job:\n    name: train\n"
+    (folder / "hydra.yaml").write_text(clean)
+    paths = [folder / name for name in ("config.yaml", "hydra.yaml", "overrides.yaml")]
+    assert scrub_config_files(paths) == [folder / "config.yaml", folder / "overrides.yaml"]
+    assert files_holding(tmp_path, FAKE) == []
+    assert (folder / "config.yaml").read_text() == "seed: 1\nwandb_api_key: '***'\nnote: kept\n"
+    assert (folder / "hydra.yaml").read_text() == clean

@@ -10,6 +10,9 @@ import json
 import math
 import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import assert_counts_of, dev_examples, run_train
+from conftest import REPO, assert_counts_of, dev_examples, run_train, script_env
 from wandb_records import read_wandb_records, wandb_items
 
 from layerft.fingerprint import FINGERPRINT_SCHEME
@@ -712,6 +715,34 @@ def test_a_rerun_removes_the_checkpoints_a_killed_attempt_left(runs) -> None:
     done = finished(runs, "stale_checkpoints")
     assert [p.name for p in (done.run_dir / "checkpoints").iterdir()] == ["my_bert"]
     assert f"removed 1 checkpoint(s) an unfinished attempt left in {done.run_dir}" in done.log
+
+
+def test_ctrl_c_in_a_run_is_one_line_and_exit_130_and_the_rerun_finishes(
+    tmp_path: Path, shrink: list[str]
+) -> None:
+    # It printed some 160 lines of KeyboardInterrupt traceback through the training stack.
+    args = [*target_only(shrink), "injection_task=none", f"cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *args, "target_task.epochs=10000"],
+        cwd=tmp_path, env=script_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # Hydra's log: training has begun once a step is logged
+            if re.search(r"target step \d+: loss=", line):
+                break
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err[-3000:]
+    assert err.strip().splitlines() == ["error: interrupted (Ctrl-C); finished results are kept"]
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    done = run_train(args, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "run" / "metrics.json").exists()
 
 
 def test_a_file_in_the_way_of_the_checkpoints_folder_is_one_error_line(runs) -> None:
