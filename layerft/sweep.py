@@ -28,7 +28,14 @@ from layerft.file_lock import held_lock
 from layerft.interrupts import INTERRUPTED
 from layerft.results import METRICS_FILE, job_records
 from layerft.run_folder import tidy_finished
-from layerft.sweep_grid import SWEEPER_CHOSEN, check_grid, expand, grid_names, split_overrides
+from layerft.sweep_grid import (
+    SWEEPER_CHOSEN,
+    Combination,
+    check_grid,
+    expand,
+    grid_names,
+    split_overrides,
+)
 from layerft.sweep_launch import run_grid
 from layerft.sweep_records import HYDRA_SUBDIR
 from layerft.sweep_status import blocked_note, print_plan, print_summary, repeated_runs, status
@@ -91,11 +98,13 @@ def main(argv: Sequence[str]) -> int:
             raise LayerftError(f"--dir {sweep_dir}: not a folder")
         combinations = expand(args.grid, args.overrides)
         if args.dry_run:
+            check_launched_data(combinations, status(combinations, sweep_dir).done, args.force)
             print_plan(combinations, sweep_dir, args.force)
             return 0
         with sweep_lock(sweep_dir):
             started_ns = time.time_ns()
             before = status(combinations, sweep_dir)
+            check_launched_data(combinations, before.done, args.force)
             if before.blocked:
                 log.warning("%s", blocked_note(before.blocked))
             finished = [] if args.force else before.done
@@ -127,6 +136,18 @@ def main(argv: Sequence[str]) -> int:
             raise
         print(f"error: {line}", file=sys.stderr)
         return 2
+
+
+def check_launched_data(
+    combinations: Sequence[Combination], done: Sequence[tuple[Combination, Path]], force: bool
+) -> None:
+    """Refuse the sweep while a combination it would launch names a local data file that is unset
+    or missing, as train.py refuses such a run: its job would fail only after the jobs before it
+    had trained, hours into a real grid. A finished one is not rerun, so its files may be gone."""
+    finished = set() if force else {id(combination) for combination, _ in done}
+    for combination in combinations:
+        if combination.data_error is not None and id(combination) not in finished:
+            raise LayerftError(f"{combination.label}: {combination.data_error}")
 
 
 def check_hydra_overrides(overrides: Sequence[str]) -> None:

@@ -23,7 +23,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from layerft.config import check_switch_overrides, data_files, resolve_config, to_run_config
+from layerft.config import (
+    check_data_files,
+    check_switch_overrides,
+    data_files,
+    resolve_config,
+    to_run_config,
+)
 from layerft.config_errors import CONF, CONFIG_ERRORS
 from layerft.errors import LayerftError
 from layerft.file_io import file_sha256
@@ -77,6 +83,9 @@ class Combination:
     force_rerun: bool = False  # its config redoes a finished result (run.run)
     # What earlier fingerprint schemes called its config (RunRecord.earlier_fingerprints)
     earlier_fingerprints: tuple[str, ...] = ()
+    # Why its run would stop before reading data (an unset or missing local file: the check
+    # train.py makes first), or None: sweep.py refuses to launch it (check_launched_data)
+    data_error: str | None = None
 
     @property
     def fingerprints(self) -> tuple[str, ...]:
@@ -199,6 +208,11 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
             label = job_dirname(",".join(swept_lines)) if swept_lines else ""
             resolved = resolve_config(cfg)
             digests = {split: file_sha256(path) for split, path in data_files(run_cfg).items()}
+            try:
+                check_data_files(run_cfg)
+                data_error = None
+            except LayerftError as err:
+                data_error = str(err)
             combinations.append(
                 Combination(
                     job,
@@ -209,6 +223,7 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
                     digests,
                     run_cfg.force_rerun,
                     earlier_fingerprints(resolved),
+                    data_error,
                 )
             )
     GlobalHydra.instance().clear()

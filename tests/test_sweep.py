@@ -618,6 +618,34 @@ def test_a_launch_that_stops_still_gives_the_summary_and_table_and_one_line(tmp_
     )
 
 
+def test_a_missing_data_file_stops_the_sweep_before_any_job_runs(tmp_path, capsys) -> None:
+    # The dry run listed 12 to run; the sweep trained the six jobs without stage 1, then each job
+    # that reads the file failed on it (train.py refuses such a run at once).
+    sweep_dir = tmp_path / "sweep"
+    missing = "injection_task.data_files.train=/no/such.jsonl"
+    for dry_run in (["--dry-run"], []):
+        args = ["demo", *TINY_GRID, missing, "--dir", str(sweep_dir), *dry_run]
+        assert sweep_module.main(args) == 2
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert re.fullmatch(
+            r"error: \S*injection_task=demo_pos\S*: injection_task.data_files.train: no such file "
+            r"/no/such.jsonl",
+            line,
+        ), line
+    assert not [path for path in sweep_dir.iterdir() if path.is_dir()]  # no job started
+
+
+def test_only_a_combination_the_sweep_would_run_is_refused_for_its_data() -> None:
+    # A finished one is not rerun: its data file may have moved since.
+    error = "target_task.data_files.train: no such file /moved.jsonl"
+    done, todo = (Combination([], f * 16, None, f"seed={f}", data_error=error) for f in "12")
+    sweep_module.check_launched_data([done], [(done, Path("seed=1"))], force=False)
+    with pytest.raises(LayerftError, match=f"^seed=2: {error}$"):
+        sweep_module.check_launched_data([done, todo], [(done, Path("seed=1"))], force=False)
+    with pytest.raises(LayerftError, match=f"^seed=1: {error}$"):  # --force reruns it
+        sweep_module.check_launched_data([done], [(done, Path("seed=1"))], force=True)
+
+
 def test_ctrl_c_gives_the_summary_and_exit_130_not_a_traceback(tmp_path, monkeypatch, capsys):
     def interrupted(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt  # as Hydra's launcher passes it on, its jobs stopped
