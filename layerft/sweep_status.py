@@ -155,9 +155,10 @@ def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) ->
 def blocked_note(blocked: list[tuple[Combination, Path]]) -> str:
     """One line on combinations whose job folder holds another config's result."""
     return (
-        f"{len(blocked)} blocked: the job folder holds the result of another config (an option's "
-        "YAML edited since?), which is never overwritten, --force or not: each stops with an "
-        "error naming the keys that differ; run the grid in a new --dir, or delete those "
+        f"{len(blocked)} blocked: the job folder holds the result of another config (a setting "
+        "given once on the command line, which job folder names leave out, or an option's YAML "
+        "edited since), which is never overwritten, --force or not: each stops with an error "
+        "naming the keys that differ; run the grid in a new --dir, or delete those "
         f"folders to redo them ({', '.join(str(folder) for _, folder in blocked[:3])}"
         f"{', ...' if len(blocked) > 3 else ''})"
     )
