@@ -384,9 +384,10 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
     # The refusal is listed under Failures, as another config's failure (it replaced the failed
     # forced rerun's record); the table keeps the result already in that folder.
     assert "10 jobs (9 finished, 1 failed) in" in (sweep_dir / "results.md").read_text()
-    # A grid whose every job fails still rewrites the folder's tables, now with its failures.
+    # A grid whose every job fails (a non-finite loss) still rewrites the folder's tables, now
+    # with its failures.
     sweep(tmp_path, "seed=1", "tuning_mode=lora", "injection_task=none",
-          "target_task.data_files.train=/nowhere/a.jsonl,/nowhere/b.jsonl", expect=1)  # fmt: skip
+          "target_task.lr=1e+30,1e+31", expect=1)  # fmt: skip
     assert "12 jobs (9 finished, 3 failed) in" in (sweep_dir / "results.md").read_text()
 
 
