@@ -104,18 +104,26 @@ def explained(
     refused: LayerftError, run_dir: Path, resolved: dict[str, Any] | None
 ) -> LayerftError:
     """A refusal to overwrite another config's result, with the keys where this config differs
-    from it, read from the copy of its Hydra config kept beside it (when there is one)."""
+    from it (`differences_from_result`)."""
     record = hydra_record(run_dir)
-    kept = record / "finished" / "config.yaml" if record is not None else None
-    if resolved is None or kept is None or not kept.is_file():
-        return refused
-    try:
-        differences = config_differences(resolve_config(OmegaConf.load(kept)), resolved)
-    except Exception:  # noqa: BLE001 - an unreadable or older config only loses the detail
-        return refused
-    if not differences:  # not in the config: the process count (torchrun), an older layerft
+    differences = None if resolved is None else differences_from_result(record, resolved)
+    if not differences:
         return refused
     return LayerftError(f"{refused} (it differs in {differences})")
+
+
+def differences_from_result(record: Path | None, resolved: dict[str, Any]) -> str | None:
+    """The keys where the config `resolved` differs from the one whose result a job folder holds,
+    read from the copy of its Hydra config kept in `record` (its `.hydra/`); None without that
+    copy, or where they differ in nothing the config holds (the process count under torchrun,
+    an older layerft)."""
+    kept = record / "finished" / "config.yaml" if record is not None else None
+    if kept is None or not kept.is_file():
+        return None
+    try:
+        return config_differences(resolve_config(OmegaConf.load(kept)), resolved) or None
+    except Exception:  # noqa: BLE001 - an unreadable or older config only loses the detail
+        return None
 
 
 def read_result(folder: Path, record: RunRecord, hint: str) -> tuple[dict[str, float], Path] | None:

@@ -114,7 +114,11 @@ def main(argv: Sequence[str]) -> int:
                     tidy_finished(folder, folder / HYDRA_SUBDIR)
             blocked = [c for c, _ in before.blocked]
             repeats = [repeat for repeat, _ in repeated_runs(combinations, skipped, blocked)]
-            stopped = run_grid(args.grid, args.overrides, sweep_dir, args.force, skipped, repeats)
+            # Not launched: each would stop, recording its failure in another config's folder.
+            blocked = [c for c in blocked if not any(c is r for r in repeats)]
+            stopped = run_grid(
+                args.grid, args.overrides, sweep_dir, args.force, skipped, repeats, blocked
+            )
             state = status(combinations, sweep_dir, started_ns if args.force else None)
             print_summary(state)
             if stopped:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from hydra import compose, initialize_config_dir
@@ -86,6 +86,8 @@ class Combination:
     # Why its run would stop before reading data (an unset or missing local file: the check
     # train.py makes first), or None: sweep.py refuses to launch it (check_launched_data)
     data_error: str | None = None
+    # Its config, resolved (what its fingerprint hashes): what a blocked one differs in
+    resolved: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def fingerprints(self) -> tuple[str, ...]:
@@ -224,6 +226,7 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
                     run_cfg.force_rerun,
                     earlier_fingerprints(resolved),
                     data_error,
+                    resolved,
                 )
             )
     GlobalHydra.instance().clear()

@@ -103,9 +103,11 @@ def run_grid(
     force: bool,
     finished: Sequence[Combination] = (),
     repeats: Sequence[Combination] = (),
+    blocked: Sequence[Combination] = (),
 ) -> str | None:
     """Run the multirun in this process (Hydra's launcher from the config: sequential by default),
-    launching none of the `finished` combinations nor the `repeats` (`repeated_runs`).
+    launching none of the `finished` combinations, the `repeats` (`repeated_runs`) nor the
+    `blocked` (their folder holds another config's result).
 
     Whatever stops the launch (a job folder that cannot be made, a job whose failure escaped it,
     Ctrl-C) comes back as one line, not raised: the jobs that finished are still summarised and
@@ -130,7 +132,7 @@ def run_grid(
             for c in combinations
         ]
 
-    sweeper = store_skipping_sweeper(listed(finished), listed(repeats))
+    sweeper = store_skipping_sweeper(listed(finished), listed(repeats), listed(blocked))
     sys.argv = [argv[0], *hydra_args(grid, overrides, sweep_dir, force), sweeper]
     try:
         with hydra_raises(), remembered_interrupts():  # hydra_raises: no traceback

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from layerft.results import FAILED_FILE, METRICS_FILE, changed_data, job_records, read_record
+from layerft.run_folder import differences_from_result
 from layerft.run_record import (
     FINGERPRINT_KEY,
     RESULTS_VERSION,
@@ -20,6 +21,7 @@ from layerft.run_record import (
     results_version,
 )
 from layerft.sweep_grid import Combination, job_folder
+from layerft.sweep_records import HYDRA_SUBDIR
 
 
 def failed_error(folder: Path) -> str:
@@ -136,9 +138,10 @@ def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) ->
             s1 += f"; the run of {run.label}"
         print(f"  [{marks.get(id(combination), 'todo')}] {combination.label}  ({s1})")
     done = 0 if force else len(state.done)
-    # Neither stale nor blocked jobs count as to run: each stops with an error (noted below).
+    # Neither stale nor blocked jobs count as to run: a stale one stops with an error, a blocked
+    # one is not launched (both noted below); a blocked repeat is counted once, as served.
     todo = len(combinations) - done - (0 if force else len(state.stale)) - len(served_by)
-    todo -= len(state.blocked)
+    todo -= sum(id(combination) not in served_by for combination, _ in state.blocked)
     served = f" ({len(served_by)} served by another job's run)" if served_by else ""
     print(f"{done} done, {todo} to run{served}{' (--force)' if force else ''}")
     if state.stale and not force:
@@ -154,13 +157,16 @@ def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) ->
 
 def blocked_note(blocked: list[tuple[Combination, Path]]) -> str:
     """One line on combinations whose job folder holds another config's result."""
+    first, folder = blocked[0]
+    record = folder / HYDRA_SUBDIR
+    differs = None if first.resolved is None else differences_from_result(record, first.resolved)
     return (
         f"{len(blocked)} blocked: the job folder holds the result of another config (a setting "
         "given once on the command line, which job folder names leave out, or an option's YAML "
-        "edited since), which is never overwritten, --force or not: each stops with an error "
-        "naming the keys that differ; run the grid in a new --dir, or delete those "
-        f"folders to redo them ({', '.join(str(folder) for _, folder in blocked[:3])}"
-        f"{', ...' if len(blocked) > 3 else ''})"
+        "edited since), which is never overwritten, --force or not, so sweep.py does not launch "
+        "them; run the grid in a new --dir, or delete those folders to redo them "
+        f"({', '.join(str(folder) for _, folder in blocked[:3])}{', ...' if len(blocked) > 3 else ''})"
+        + (f"; {first.label} differs from its folder's in {differs}" if differs else "")
     )
 
 
@@ -185,7 +191,10 @@ def print_summary(state: Status) -> None:
             f"  ON CHANGED DATA {combination.label}: {', '.join(changed)} changed since its result "
             f"({folder / METRICS_FILE}); --force reruns it"
         )
+    blocked = {id(combination): folder for combination, folder in state.blocked}
     for combination in state.missing:
-        print(f"  NOT RUN {combination.label}")
+        folder = blocked.get(id(combination))
+        note = "" if folder is None else f" (blocked: {folder} holds another config's result)"
+        print(f"  NOT RUN {combination.label}{note}")
     if state.older:
         print(older_note(state.older))

@@ -375,20 +375,32 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
     assert failing.returncode == 1 and "sweep: 0 finished, 1 failed" in failing.stdout
     assert (sweep_dir / "injection_task=none,seed=1,tuning_mode=lora" / "metrics.json").exists()
 
-    # Another config in the same job folder (a fixed, unswept change) is refused, never written
-    # over; the way out named is sweep.py's --dir.
+    # Another config in the same job folder (a fixed, unswept change) is not launched: its job
+    # would refuse to write over that result and record its failure there, which every later
+    # table of the folder listed. The way out named is sweep.py's --dir.
+    failure = sweep_dir / "injection_task=none,seed=1,tuning_mode=lora" / "failed.json"
+    failed_rerun = failure.read_bytes()  # the failed forced rerun's, above
     changed = sweep(tmp_path, "seed=1", "tuning_mode=lora", "injection_task=none",
                     "target_task.head_dropout=0.2", expect=1)  # fmt: skip
-    assert "holds the result of another config" in changed and "--dir <new folder>" in changed
-    assert "sweep: 0 finished, 1 failed" in changed
-    # The refusal is listed under Failures, as another config's failure (it replaced the failed
-    # forced rerun's record); the table keeps the result already in that folder.
-    assert "10 jobs (9 finished, 1 failed) in" in (sweep_dir / "results.md").read_text()
+    assert "holds the result of another config" in changed and "in a new --dir" in changed
+    assert "differs from its folder's in target_task.head_dropout: 0.1 -> 0.2" in changed
+    assert "Skipping 1 of 1 jobs: their folder holds another config's result" in changed
+    assert "sweep: 0 finished, 0 failed, 1 not run" in changed
+    assert "NOT RUN injection_task=none,seed=1,tuning_mode=lora (blocked: " in changed
+    assert failure.read_bytes() == failed_rerun
+    # The table keeps the result in that folder, and the failed forced rerun beside it.
+    assert (
+        "9 jobs (9 finished, 0 failed; 1 later attempt(s) failed, their earlier result"
+        in (sweep_dir / "results.md").read_text()
+    )
     # A grid whose every job fails (a non-finite loss) still rewrites the folder's tables, now
     # with its failures.
     sweep(tmp_path, "seed=1", "tuning_mode=lora", "injection_task=none",
           "target_task.lr=1e+30,1e+31", expect=1)  # fmt: skip
-    assert "12 jobs (9 finished, 3 failed) in" in (sweep_dir / "results.md").read_text()
+    assert (
+        "11 jobs (9 finished, 2 failed; 1 later attempt(s) failed"
+        in (sweep_dir / "results.md").read_text()
+    )
 
 
 def test_a_plan_counts_one_stage1_for_settings_its_schedule_never_reads(tmp_path) -> None:

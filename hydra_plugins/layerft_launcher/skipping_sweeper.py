@@ -8,7 +8,8 @@ return: most of a resumed sweep's start. sweep.py stores this sweeper's config w
 jobs for its launch (`store_skipping_sweeper`); a job it does not list is launched as before (and
 skips itself if it is finished). It also leaves out a job whose config an earlier job of the grid
 runs (a baseline under each of several layer splits: no split is read without stage 1), which a
-parallel launcher would otherwise train at the same time.
+parallel launcher would otherwise train at the same time, and a job whose folder holds another
+config's result, which it would refuse to overwrite (its failure recorded in that folder).
 """
 
 # No `from __future__ import annotations`: Hydra's plugin scan runs this module before it is in
@@ -35,15 +36,20 @@ class SkippingSweeperConf:
     # The jobs not to launch: each one's overrides, less the grid's choice (`sweep=<grid>`).
     finished: list[list[str]] = field(default_factory=list)
     repeats: list[list[str]] = field(default_factory=list)  # the run of an earlier job
+    blocked: list[list[str]] = field(default_factory=list)  # their folder: another config's result
 
 
 def store_skipping_sweeper(
-    finished: Sequence[Sequence[str]], repeats: Sequence[Sequence[str]] = ()
+    finished: Sequence[Sequence[str]],
+    repeats: Sequence[Sequence[str]] = (),
+    blocked: Sequence[Sequence[str]] = (),
 ) -> str:
-    """Store this sweeper's config with `finished` and `repeats` as the jobs to skip; returns the
-    override that chooses it."""
+    """Store this sweeper's config with `finished`, `repeats` and `blocked` as the jobs to skip;
+    returns the override that chooses it."""
     node = SkippingSweeperConf(
-        finished=[list(job) for job in finished], repeats=[list(job) for job in repeats]
+        finished=[list(job) for job in finished],
+        repeats=[list(job) for job in repeats],
+        blocked=[list(job) for job in blocked],
     )
     ConfigStore.instance().store(group="hydra/sweeper", name=NAME, node=node, provider="layerft")
     return f"hydra/sweeper={NAME}"
@@ -58,10 +64,12 @@ class SkippingSweeper(BasicSweeper):
         params: dict[str, str] | None = None,
         finished: Sequence[Sequence[str]] = (),
         repeats: Sequence[Sequence[str]] = (),
+        blocked: Sequence[Sequence[str]] = (),
     ) -> None:
         super().__init__(max_batch_size, params)
         self.finished = {frozenset(job) for job in finished}
         self.repeats = {frozenset(job) for job in repeats}
+        self.blocked = {frozenset(job) for job in blocked}
 
     def split_arguments(  # type: ignore[override]  # BasicSweeper's is static; sweep() calls self.
         self, overrides: list[Override], max_batch_size: int | None
@@ -69,7 +77,9 @@ class SkippingSweeper(BasicSweeper):
         [jobs] = BasicSweeper.split_arguments(overrides, None)
         finished = [job for job in jobs if self.listed(job) in self.finished]
         repeats = [job for job in jobs if self.listed(job) in self.repeats]
-        kept = [job for job in jobs if self.listed(job) not in self.finished | self.repeats]
+        blocked = [job for job in jobs if self.listed(job) in self.blocked]
+        skipped = self.finished | self.repeats | self.blocked
+        kept = [job for job in jobs if self.listed(job) not in skipped]
         if finished:
             log.info(
                 "Skipping %d of %d jobs: finished (sweep.py --force reruns them)",
@@ -80,6 +90,12 @@ class SkippingSweeper(BasicSweeper):
             log.info(
                 "Skipping %d of %d jobs: the run of an earlier job of the grid (the same config)",
                 len(repeats),
+                len(jobs),
+            )
+        if blocked:
+            log.info(
+                "Skipping %d of %d jobs: their folder holds another config's result (blocked)",
+                len(blocked),
                 len(jobs),
             )
         if not kept:  # no batch (a launcher may refuse an empty one)
