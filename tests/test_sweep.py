@@ -1269,6 +1269,20 @@ def test_dry_run_marks_a_combination_whose_folder_holds_another_configs_result(
     assert "blocked" not in capsys.readouterr().out
 
 
+def test_a_blocked_job_whose_repeat_runs_is_not_counted_twice_in_the_plan(tmp_path, capsys) -> None:
+    # One config in two folders, the first holding another config's result: the second runs
+    # and serves both. The plan said "0 to run".
+    jobs = [Combination([], "a" * 16, None, f"seed={name}") for name in "12"]
+    (tmp_path / "seed=1").mkdir()
+    record = {FINGERPRINT_KEY: "f" * 16, RESULTS_VERSION_KEY: RESULTS_VERSION}
+    (tmp_path / "seed=1" / "metrics.json").write_text(json.dumps(record))
+    sweep_status.print_plan(jobs, tmp_path, False)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("  [blocked: its folder holds another config's result] seed=1")
+    assert lines[1].endswith("; the run of seed=2)")
+    assert lines[3] == "0 done, 1 to run (1 served by another job's run)"
+
+
 def test_a_grid_that_sweeps_nothing_runs_in_hydras_default_folder() -> None:
     # Its label says "(defaults)"; its folder, where a blocked result would sit, is "default".
     combination = Combination([], "f" * 16, None, "(defaults)")
