@@ -8,7 +8,7 @@ import dataclasses
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,21 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 MASK = "***"
-# A whole word of the key's last part, so `tokenizer` and `tokens_column` are not credentials.
+# A whole word of the key's last part, so `tokenizer` and `tokens_column` are not credentials;
+# in camelCase too (`accessToken`, `apiKey`).
 _CREDENTIAL_WORD = re.compile(
     r"(?:^|[_-])(?:token|key|apikey|secret|password|passwd|auth|authorization|credentials?)(?:$|[_-])",
     re.IGNORECASE,
 )
+_CREDENTIAL_CAMEL_WORD = re.compile(
+    r"(?<=[a-z0-9])(?:Token|Key|ApiKey|Secret|Password|Passwd|Auth|Authorization|Credentials?)"
+    r"(?=$|[A-Z0-9_-])"
+)
+# Hydra's flags whose value is the next argument (`-cd <folder>`), which is no override.
+_FLAGS_WITH_VALUE = frozenset(
+    {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "-c", "--cfg",
+     "-p", "--package", "--experimental-rerun"}
+)  # fmt: skip
 
 
 def is_credential(override: str) -> bool:
@@ -41,25 +51,49 @@ def _names_credential_key(override: str) -> bool:
 
 def names_credential(name: str) -> bool:
     """Whether a key's name (`WANDB_API_KEY`, an `env_set` variable) is a credential's."""
-    return bool(_CREDENTIAL_WORD.search(name))
+    return bool(_CREDENTIAL_WORD.search(name) or _CREDENTIAL_CAMEL_WORD.search(name))
 
 
-def credential_override_error(overrides: Iterable[str]) -> str | None:
-    """The error for a command-line setting of the app's config named like a credential
-    (`+wandb_api_key=...`), or None. No layerft setting takes one, so it could only fail as an
-    unknown key, but Hydra writes it to `.hydra/config.yaml` and prints it in a multirun's launch
-    lines before layerft could refuse it. Hydra's own `hydra.job.env_set.<NAME>=` is the way in."""
-    for override in overrides:
-        key = override.partition("=")[0]
-        if override.startswith("-") or key.lstrip("+~").startswith("hydra."):
+def credential_override_error(arguments: Sequence[str]) -> str | None:
+    """The error for a command-line setting of the app's config that is, or holds, a key named
+    like a credential (`+wandb_api_key=...`, `+wandb={api_key:...}`), or None. No layerft setting
+    takes one, so it could only fail as an unknown key, but Hydra writes its value into
+    `.hydra/*.yaml` and prints it in a multirun's launch lines before layerft could refuse it.
+    Hydra's own `hydra.job.env_set.<NAME>=` is the way in on the command line."""
+    flag_value = False
+    for argument in arguments:
+        if flag_value or argument.startswith("-"):
+            flag_value = argument in _FLAGS_WITH_VALUE
             continue
-        if _names_credential_key(override):
+        key = argument.partition("=")[0]
+        if key.lstrip("+~").startswith("hydra."):
+            continue
+        if _names_credential_key(argument) or _holds_credential_key(argument):
             return (
                 f"{key}: no layerft setting takes a credential; set it in the environment "
                 "(WANDB_API_KEY, HF_TOKEN) or as hydra.job.env_set.<NAME>=..., which no file or "
                 "log records"
             )
     return None
+
+
+def _holds_credential_key(override: str) -> bool:
+    """Whether `override` sets a dict with a key, at any depth, named like a credential."""
+    if "{" not in override:
+        return False
+    try:
+        value = OverridesParser.create().parse_override(override).value()
+    except HydraException:  # Hydra refuses it itself
+        return False
+    return _nests_credential_key(value)
+
+
+def _nests_credential_key(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(names_credential(str(k)) or _nests_credential_key(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_nests_credential_key(item) for item in value)
+    return False
 
 
 def mask_credentials(overrides: Iterable[str]) -> list[str]:
@@ -189,37 +223,25 @@ def scrub_config_file(path: Path) -> bool:
     """Mask the credentials a config dump Hydra wrote (`.hydra/*.yaml`, `multirun.yaml`) holds:
     credential overrides, `hydra.job.env_set` credentials, and any value equal to one of them.
     Rewrites the file (whole or not at all) only if it held one; whether it did."""
-    return scrub_config_files([path]) == [path]
-
-
-def scrub_config_files(paths: Iterable[Path]) -> list[Path]:
-    """`scrub_config_file` over dumps of one job, each masked also for the credentials the
-    others record: `config.yaml` holds a credential override's value under its key alone, and
-    only `hydra.yaml` and `overrides.yaml` say it was one. The files rewritten."""
     import yaml
 
-    dumps = {}
-    for path in paths:
-        try:
-            dumps[path] = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):  # absent (no output_subdir) or not Hydra's: not scrubbed
-            continue
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except (OSError, yaml.YAMLError):  # absent (no output_subdir) or not Hydra's: nothing to scrub
+        return False
     secrets: set[str] = set()
-    for data in dumps.values():
-        _override_secrets(data, secrets)
+    _override_secrets(data, secrets)
     secrets.discard("")
-    rewritten = []
-    for path, data in dumps.items():
-        masked = _masked(data, secrets)
-        if masked == data:
-            continue
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            # Plain YAML, as Hydra's (safe_load read it, so this cannot fail on it).
-            yaml.safe_dump(masked, out, sort_keys=False, allow_unicode=True)
-        os.replace(tmp, path)
-        rewritten.append(path)
-    return rewritten
+    if not secrets:
+        return False
+    masked = _masked(data, secrets)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        # Plain YAML, as Hydra's (safe_load read it, so this cannot fail on it).
+        yaml.safe_dump(masked, out, sort_keys=False, allow_unicode=True)
+    os.replace(tmp, path)
+    return True
 
 
 class ScrubCredentials(Callback):
@@ -237,10 +259,8 @@ class ScrubCredentials(Callback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         hydra = HydraConfig.get()
         if hydra.output_subdir is not None:
-            folder = Path(hydra.runtime.output_dir, hydra.output_subdir)
-            scrub_config_files(
-                folder / name for name in ("config.yaml", "hydra.yaml", "overrides.yaml")
-            )
+            for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+                scrub_config_file(Path(hydra.runtime.output_dir, hydra.output_subdir, name))
         if hydra.mode == RunMode.MULTIRUN:
             scrub_config_file(Path(hydra.sweep.dir, "multirun.yaml"))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import sys
 import tempfile
@@ -26,8 +27,9 @@ from layerft.credentials import credential_override_error
 from layerft.errors import LayerftError
 from layerft.file_lock import held_lock
 from layerft.interrupts import INTERRUPTED
-from layerft.results import METRICS_FILE, job_records
+from layerft.results import FAILED_FILE, METRICS_FILE, job_records
 from layerft.run_folder import tidy_finished
+from layerft.run_record import FINGERPRINT_KEY
 from layerft.sweep_grid import (
     SWEEPER_CHOSEN,
     Combination,
@@ -38,7 +40,14 @@ from layerft.sweep_grid import (
 )
 from layerft.sweep_launch import run_grid
 from layerft.sweep_records import HYDRA_SUBDIR
-from layerft.sweep_status import blocked_note, print_plan, print_summary, repeated_runs, status
+from layerft.sweep_status import (
+    Status,
+    blocked_note,
+    print_plan,
+    print_summary,
+    repeated_runs,
+    status,
+)
 from layerft.sweep_tracker import log_results_table, relog_results_table
 
 if TYPE_CHECKING:
@@ -98,24 +107,23 @@ def main(argv: Sequence[str]) -> int:
             raise LayerftError(f"--dir {sweep_dir}: not a folder")
         combinations = expand(args.grid, args.overrides)
         if args.dry_run:
-            check_launched_data(combinations, status(combinations, sweep_dir).done, args.force)
+            check_launched_data(
+                combinations, left_out(combinations, status(combinations, sweep_dir), args.force)
+            )
             print_plan(combinations, sweep_dir, args.force)
             return 0
         with sweep_lock(sweep_dir):
             started_ns = time.time_ns()
             before = status(combinations, sweep_dir)
-            check_launched_data(combinations, before.done, args.force)
+            skipped, repeats, blocked = left_out(combinations, before, args.force)
+            check_launched_data(combinations, [*skipped, *repeats, *blocked])
             if before.blocked:
                 log.warning("%s", blocked_note(before.blocked))
-            finished = [] if args.force else before.done
-            skipped = [c for c, _ in finished if not c.force_rerun]
-            for combination, folder in finished:
+            for combination, folder in [] if args.force else before.done:
                 if not combination.force_rerun:  # never launched: tidied here, or never
                     tidy_finished(folder, folder / HYDRA_SUBDIR)
-            blocked = [c for c, _ in before.blocked]
-            repeats = [repeat for repeat, _ in repeated_runs(combinations, skipped, blocked)]
-            # Not launched: each would stop, recording its failure in another config's folder.
-            blocked = [c for c in blocked if not any(c is r for r in repeats)]
+            for combination, folder in before.blocked:
+                remove_refusal(combination, folder)
             stopped = run_grid(
                 args.grid, args.overrides, sweep_dir, args.force, skipped, repeats, blocked
             )
@@ -142,16 +150,44 @@ def main(argv: Sequence[str]) -> int:
         return 2
 
 
+def left_out(
+    combinations: Sequence[Combination], state: Status, force: bool
+) -> tuple[list[Combination], list[Combination], list[Combination]]:
+    """The combinations sweep.py does not launch: the finished (unless forced, by --force or
+    their config), the repeats of a config another job runs, and the blocked, whose folder holds
+    another config's result (each would stop and record its failure in that folder)."""
+    finished = [] if force else state.done
+    skipped = [c for c, _ in finished if not c.force_rerun]
+    blocked = [c for c, _ in state.blocked]
+    repeats = [repeat for repeat, _ in repeated_runs(combinations, skipped, blocked)]
+    return skipped, repeats, [c for c in blocked if not any(c is r for r in repeats)]
+
+
 def check_launched_data(
-    combinations: Sequence[Combination], done: Sequence[tuple[Combination, Path]], force: bool
+    combinations: Sequence[Combination], not_launched: Sequence[Combination]
 ) -> None:
-    """Refuse the sweep while a combination it would launch names a local data file that is unset
-    or missing, as train.py refuses such a run: its job would fail only after the jobs before it
-    had trained, hours into a real grid. A finished one is not rerun, so its files may be gone."""
-    finished = set() if force else {id(combination) for combination, _ in done}
+    """Refuse the sweep while a combination it launches names a local data file that is unset or
+    missing, as train.py refuses such a run: its job would fail only after the jobs before it had
+    trained, hours into a real grid. One not launched (finished, whose files may have moved since;
+    blocked; a repeat, whose data is its first's) is not checked."""
+    left = {id(combination) for combination in not_launched}
     for combination in combinations:
-        if combination.data_error is not None and id(combination) not in finished:
+        if combination.data_error is not None and id(combination) not in left:
             raise LayerftError(f"{combination.label}: {combination.data_error}")
+
+
+def remove_refusal(combination: Combination, folder: Path) -> None:
+    """Remove the failure an earlier launch of a blocked combination recorded in the folder of
+    the other config's result (an older sweep.py launched it; `train.py -m` does): every later
+    table of the folder listed it as a failed run. The summary lists the combination instead."""
+    failure = folder / FAILED_FILE
+    try:
+        fingerprint = json.loads(failure.read_text(encoding="utf-8")).get(FINGERPRINT_KEY)
+    except (OSError, ValueError, AttributeError):
+        return
+    if fingerprint in combination.fingerprints:
+        failure.unlink()
+        log.info("removed %s: an earlier refusal of %s, blocked there", failure, combination.label)
 
 
 def check_hydra_overrides(overrides: Sequence[str]) -> None:

@@ -56,7 +56,8 @@ class Status:
     # Of `done`: those computed by an older layerft (run_record.RESULTS_VERSION), with their version.
     older: list[tuple[Combination, Path, int]] = field(default_factory=list)
     # Of `missing`: those whose job folder holds another config's result (an option's YAML
-    # edited since?), which its job never overwrites: it stops with an error naming the keys.
+    # edited since, a setting the folder names leave out), which its job never overwrites: it
+    # would stop with an error naming the keys, so sweep.py does not launch it.
     blocked: list[tuple[Combination, Path]] = field(default_factory=list)
 
 
@@ -66,16 +67,18 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
     `since_ns` (a --force sweep's start): only a result written since then counts as finished, so
     a forced rerun that failed or never ran is not reported by the result it was to replace.
     """
-    finished = job_records(sweep_dir, METRICS_FILE)
+    results = job_records(sweep_dir, METRICS_FILE)
+    finished = results
     if since_ns is not None:
         finished = {
             fingerprint: folder
-            for fingerprint, folder in finished.items()
+            for fingerprint, folder in results.items()
             if (folder / METRICS_FILE).stat().st_mtime_ns >= since_ns
         }
     failures = job_records(sweep_dir, FAILED_FILE)
     done, failed, missing, stale, older, blocked = [], [], [], [], [], []
     for combination in combinations:
+        own = {results[f] for f in combination.fingerprints if f in results}  # also replaced ones
         if (folder := _first_of(combination.fingerprints, finished)) is not None:
             record = read_record(folder)
             if changed := changed_data(record, combination.data_files):
@@ -84,12 +87,15 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
                 done.append((combination, folder))
                 if (version := results_version(record)) < RESULTS_VERSION:
                     older.append((combination, folder, version))
-        elif (folder := _first_of(combination.fingerprints, failures)) is not None:
+        # A failure beside another config's result is a refusal to overwrite it: blocked.
+        elif (folder := _first_of(combination.fingerprints, failures)) is not None and not (
+            _holds_other_config(folder, own)
+        ):
             failed.append((combination, folder, failed_error(folder)))
         else:
             missing.append(combination)
             folder = sweep_dir / job_folder(combination)
-            if another_config_result(folder):
+            if _holds_other_config(folder, own):
                 blocked.append((combination, folder))
     return Status(done, failed, missing, stale, older, blocked)
 
@@ -97,6 +103,12 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
 def _first_of(fingerprints: tuple[str, ...], folders: dict[str, Path]) -> Path | None:
     """The folder of the first of `fingerprints` that `folders` holds."""
     return next((folders[f] for f in fingerprints if f in folders), None)
+
+
+def _holds_other_config(folder: Path, own: set[Path]) -> bool:
+    """Whether `folder` holds a result that is not one of the combination's (`own`: the folders of
+    its results, one a --force sweep is replacing too)."""
+    return folder not in own and another_config_result(folder)
 
 
 def another_config_result(folder: Path) -> bool:

@@ -20,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import open_dict
 
 from layerft import sweep_tracker, tracker
-from layerft.credentials import mask_credentials, scrub_config_file, scrub_config_files
+from layerft.credentials import credential_override_error, mask_credentials, scrub_config_file
 from layerft.hydra_job import run_from_hydra
 from layerft.tracker import TrackerBackend, TrackerConfig, TrackerMode, start_tracker
 
@@ -242,6 +242,8 @@ def test_scrubbing_masks_only_credentials_and_leaves_a_clean_dump_as_it_was(tmp_
         ("train.py", ["model=tiny", "tracker=none", f"+wandb_api_key={FAKE}"]),
         ("train.py", ["-m", "model=tiny", "seed=1,2", f"++tracker.api_key={FAKE}"]),
         ("sweep.py", ["demo", "model=tiny", f"+WANDB_API_KEY={FAKE}"]),
+        ("train.py", ["model=tiny", "tracker=none", f"+wandb={{api_key:{FAKE}}}"]),  # in a dict
+        ("train.py", ["model=tiny", "tracker=none", f"+tracker.accessToken={FAKE}"]),
     ],
 )
 def test_a_credential_setting_on_the_command_line_is_refused_before_anything_records_it(
@@ -259,19 +261,14 @@ def test_a_credential_setting_on_the_command_line_is_refused_before_anything_rec
     assert files_holding(tmp_path, FAKE) == []
 
 
-def test_a_job_config_dump_is_masked_for_the_credentials_its_other_dumps_record(
-    tmp_path: Path,
-) -> None:
-    # config.yaml holds an added key's value alone; only overrides.yaml and hydra.yaml say it was
-    # given as a credential. Scrubbed one by one, config.yaml kept it in clear.
-    folder = tmp_path / ".hydra"
-    folder.mkdir()
-    (folder / "config.yaml").write_text(f"seed: 1\nwandb_api_key: {FAKE}\nnote: kept\n")
-    (folder / "overrides.yaml").write_text(f"- seed=1\n- +wandb_api_key={FAKE}\n")
-    clean = "hydra:\n  job:\n    name: train\n"
-    (folder / "hydra.yaml").write_text(clean)
-    paths = [folder / name for name in ("config.yaml", "hydra.yaml", "overrides.yaml")]
-    assert scrub_config_files(paths) == [folder / "config.yaml", folder / "overrides.yaml"]
-    assert files_holding(tmp_path, FAKE) == []
-    assert (folder / "config.yaml").read_text() == "seed: 1\nwandb_api_key: '***'\nnote: kept\n"
-    assert (folder / "hydra.yaml").read_text() == clean
+def test_only_a_setting_that_is_or_holds_a_credential_is_refused() -> None:
+    allowed = [
+        "target_task.tokens_column=words", "model.tokenizer=x", "+x.max_tokens=3",
+        f"hydra.job.env_set.WANDB_API_KEY={FAKE}", f"+hydra.job.env_set={{HF_TOKEN:{FAKE}}}",
+        "hydra/launcher=local_parallel", "a=b=c", "+a={b:1}", "seed=1,2",
+        "--cfg", "job", "-cn", "config", "-cd", "/tmp/run_token=1/conf",  # a flag's value
+    ]  # fmt: skip
+    assert credential_override_error(allowed) is None
+    for refused in (f"~x.token={FAKE}", f"key@pkg={FAKE}", f"+a={{b:[{{password:{FAKE}}}]}}"):
+        error = credential_override_error([*allowed, refused])
+        assert error is not None and FAKE not in error, refused

@@ -648,15 +648,54 @@ def test_a_missing_data_file_stops_the_sweep_before_any_job_runs(tmp_path, capsy
     assert not [path for path in sweep_dir.iterdir() if path.is_dir()]  # no job started
 
 
-def test_only_a_combination_the_sweep_would_run_is_refused_for_its_data() -> None:
-    # A finished one is not rerun: its data file may have moved since.
+def test_only_a_combination_the_sweep_launches_is_refused_for_its_data() -> None:
+    # A finished one is not rerun (its data file may have moved since), nor is a blocked one.
     error = "target_task.data_files.train: no such file /moved.jsonl"
-    done, todo = (Combination([], f * 16, None, f"seed={f}", data_error=error) for f in "12")
-    sweep_module.check_launched_data([done], [(done, Path("seed=1"))], force=False)
-    with pytest.raises(LayerftError, match=f"^seed=2: {error}$"):
-        sweep_module.check_launched_data([done, todo], [(done, Path("seed=1"))], force=False)
-    with pytest.raises(LayerftError, match=f"^seed=1: {error}$"):  # --force reruns it
-        sweep_module.check_launched_data([done], [(done, Path("seed=1"))], force=True)
+    done, todo, blocked = (
+        Combination([], f * 16, None, f"seed={f}", data_error=error) for f in "123"
+    )
+    forced = dataclasses.replace(done, force_rerun=True)  # force_rerun=true in its config
+    state = sweep_status.Status([(done, Path("1")), (forced, Path("1"))], [], [todo, blocked])
+    state.blocked.append((blocked, Path("3")))
+
+    def refused(grid: list[Combination], force: bool = False) -> str | None:
+        try:
+            left = sweep_module.left_out(grid, state, force)
+            sweep_module.check_launched_data(grid, [c for group in left for c in group])
+        except LayerftError as err:
+            return str(err)
+        return None
+
+    assert refused([done, blocked]) is None
+    assert refused([done, blocked, todo]) == f"seed=2: {error}"
+    assert refused([done], force=True) == f"seed=1: {error}"  # --force reruns it
+    assert refused([forced]) == f"seed=1: {error}"
+
+
+def test_a_refusal_an_earlier_launch_recorded_beside_another_configs_result_goes(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    # An older sweep.py (and train.py -m) launched a blocked job: it recorded its refusal in the
+    # other config's folder, which then counted it failed and launched it again, and every table
+    # of the folder listed it. It is blocked, not launched, and the record goes.
+    args = ["demo", *TINY_GRID, "seed=1", "injection_task=none", "tuning_mode=full"]
+    [combination] = expand("demo", args[1:])
+    folder = tmp_path / "sweep" / sweep_grid.job_folder(combination)
+    folder.mkdir(parents=True)
+    result = {FINGERPRINT_KEY: "f" * 16, RESULTS_VERSION_KEY: RESULTS_VERSION}
+    (folder / "metrics.json").write_text(json.dumps(result))
+    refusal = {FINGERPRINT_KEY: combination.fingerprint, "run/error": "LayerftError: refused"}
+    (folder / "failed.json").write_text(json.dumps(refusal))
+    state = sweep_status.status([combination], tmp_path / "sweep")
+    assert not state.failed and state.blocked == [(combination, folder)]
+    launched: list[Any] = []
+    monkeypatch.setattr(hydra, "main", lambda **kwargs: lambda task: lambda: launched.append(1))
+    monkeypatch.setattr(sweep_module, "tabled", lambda *args: None)
+    assert sweep_module.main([*args, "--dir", str(tmp_path / "sweep")]) == 1
+    assert not (folder / "failed.json").exists() and (folder / "metrics.json").exists()
+    out = capsys.readouterr().out
+    assert "sweep: 0 finished, 0 failed, 1 not run" in out
+    assert f"NOT RUN {combination.label} (blocked: {folder} holds another config's result)" in out
 
 
 def test_ctrl_c_gives_the_summary_and_exit_130_not_a_traceback(tmp_path, monkeypatch, capsys):
