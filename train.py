@@ -50,6 +50,6 @@ if __name__ == "__main__":
     if refused := credential_override_error(sys.argv[1:]):  # before Hydra writes or logs it
         print(f"error: {refused}", file=sys.stderr)
         sys.exit(2)
-    with config_errors_exit(), interrupted_exit():
+    with config_errors_exit(), user_errors_exit(), interrupted_exit():
         main()
     sys.exit(1 if FailedJobs.failed else 0)

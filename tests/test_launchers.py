@@ -31,6 +31,7 @@ from hydra_plugins.layerft_launcher import local_parallel
 from hydra_plugins.layerft_launcher.gpu_slots import plan_slots, run_pooled, visible_gpus
 from hydra_plugins.layerft_launcher.local_parallel import child_env, describe_exit
 from layerft import interrupts
+from layerft.errors import LayerftError
 from layerft.sweep_grid import expand
 
 # One worker runs this module: its `fates` fixture runs one launch for several tests.
@@ -165,7 +166,7 @@ def test_n_jobs_defaults_to_one_per_gpu_else_one(n_jobs, gpus, slots) -> None:
     ],
 )
 def test_impossible_slot_plans_fail(n_jobs, gpus, message) -> None:
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(LayerftError, match=message.replace("(", r"\(").replace(")", r"\)")):
         plan_slots(n_jobs, gpus)
 
 
@@ -319,6 +320,17 @@ def test_more_jobs_at_once_than_gpus_is_refused(tmp_path) -> None:
     assert proc.returncode == 1
     assert "hydra.launcher.n_jobs=3 but only 2 GPUs (0,1)" in proc.stderr
     assert not list(tmp_path.glob("multirun/*/*/0/started"))
+
+
+def test_an_impossible_slot_plan_in_train_py_is_one_line_and_exit_2(tmp_path) -> None:
+    # train.py -m printed the launcher's traceback.
+    args = ["-m", *SHRINK, "seed=1,2", "hydra/launcher=local_parallel", "hydra.launcher.n_jobs=0"]
+    proc = run_train(args, tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        "error: hydra.launcher.n_jobs must be at least 1, got 0"
+    ]
+    assert not list(tmp_path.glob("sweep/*/.hydra"))  # no job started
 
 
 # --- layerft grids on model=tiny ------------------------------------------------------------

@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from layerft.errors import LayerftError
+
 R = TypeVar("R")
 
 
@@ -30,13 +32,13 @@ def visible_gpus() -> list[str]:
 def plan_slots(n_jobs: int | None, gpus: Sequence[str]) -> int:
     """How many jobs run at once: `n_jobs`, or one per GPU, or 1 without GPUs; checked against `gpus`."""
     if len(set(gpus)) != len(gpus):
-        raise ValueError(f"hydra.launcher.gpus lists a GPU twice: {list(gpus)}")
+        raise LayerftError(f"hydra.launcher.gpus lists a GPU twice: {list(gpus)}")
     if n_jobs is None:
         return max(1, len(gpus))
     if n_jobs < 1:
-        raise ValueError(f"hydra.launcher.n_jobs must be at least 1, got {n_jobs}")
+        raise LayerftError(f"hydra.launcher.n_jobs must be at least 1, got {n_jobs}")
     if gpus and n_jobs > len(gpus):
-        raise ValueError(
+        raise LayerftError(
             f"hydra.launcher.n_jobs={n_jobs} but only {len(gpus)} GPUs ({','.join(gpus)}): a job "
             "never shares a GPU; lower n_jobs, list more hydra.launcher.gpus, or gpus=[] to not pin"
         )
