@@ -17,6 +17,8 @@ from types import FrameType
 from layerft.errors import traceback_wanted
 
 INTERRUPTED = "interrupted (Ctrl-C)"
+# What train.py and sweep.py say when Ctrl-C stops them (exit code 130).
+INTERRUPTED_LINE = f"error: {INTERRUPTED}; finished results are kept"
 
 # A plain flag, not a threading.Event: setting an Event takes a lock, which a second SIGINT
 # arriving inside the handler would wait for forever.
@@ -70,5 +72,5 @@ def interrupted_exit() -> Iterator[None]:
     except KeyboardInterrupt:
         if traceback_wanted():
             traceback.print_exc()
-        print(f"error: {INTERRUPTED}; finished results are kept", file=sys.stderr)
+        print(INTERRUPTED_LINE, file=sys.stderr)
         raise SystemExit(130) from None

@@ -26,7 +26,7 @@ from layerft.config_errors import CONFIG_ERRORS, composition_error_line
 from layerft.credentials import credential_override_error
 from layerft.errors import LayerftError
 from layerft.file_lock import held_lock
-from layerft.interrupts import INTERRUPTED
+from layerft.interrupts import INTERRUPTED, INTERRUPTED_LINE
 from layerft.results import FAILED_FILE, METRICS_FILE, job_records
 from layerft.run_folder import tidy_finished
 from layerft.run_record import FINGERPRINT_KEY
@@ -41,11 +41,11 @@ from layerft.sweep_grid import (
 from layerft.sweep_launch import run_grid
 from layerft.sweep_records import HYDRA_SUBDIR
 from layerft.sweep_status import (
-    Status,
+    LeftOut,
     blocked_note,
+    left_out,
     print_plan,
     print_summary,
-    repeated_runs,
     status,
 )
 from layerft.sweep_tracker import log_results_table, relog_results_table
@@ -107,16 +107,15 @@ def main(argv: Sequence[str]) -> int:
             raise LayerftError(f"--dir {sweep_dir}: not a folder")
         combinations = expand(args.grid, args.overrides)
         if args.dry_run:
-            check_launched_data(
-                combinations, left_out(combinations, status(combinations, sweep_dir), args.force)
-            )
-            print_plan(combinations, sweep_dir, args.force)
+            state = status(combinations, sweep_dir)
+            check_launched_data(combinations, left_out(combinations, state, args.force))
+            print_plan(combinations, state, args.force)
             return 0
         with sweep_lock(sweep_dir):
             started_ns = time.time_ns()
             before = status(combinations, sweep_dir)
-            skipped, repeats, blocked = left_out(combinations, before, args.force)
-            check_launched_data(combinations, [*skipped, *repeats, *blocked])
+            left = left_out(combinations, before, args.force)
+            check_launched_data(combinations, left)
             if before.blocked:
                 log.warning("%s", blocked_note(before.blocked))
             for combination, folder in [] if args.force else before.done:
@@ -124,8 +123,15 @@ def main(argv: Sequence[str]) -> int:
                     tidy_finished(folder, folder / HYDRA_SUBDIR)
             for combination, folder in before.blocked:
                 remove_refusal(combination, folder)
+            repeats = [repeat for repeat, _ in left.repeats]
             stopped = run_grid(
-                args.grid, args.overrides, sweep_dir, args.force, skipped, repeats, blocked
+                args.grid,
+                args.overrides,
+                sweep_dir,
+                args.force,
+                left.finished,
+                repeats,
+                left.blocked,
             )
             state = status(combinations, sweep_dir, started_ns if args.force else None)
             print_summary(state)
@@ -140,7 +146,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # outside the jobs (planning, tables): nothing half-written stays
-        print(f"error: {INTERRUPTED}; finished results are kept", file=sys.stderr)
+        print(INTERRUPTED_LINE, file=sys.stderr)
         return 130
     except (*CONFIG_ERRORS, AssertionError) as err:
         line = composition_error_line(err)
@@ -150,29 +156,14 @@ def main(argv: Sequence[str]) -> int:
         return 2
 
 
-def left_out(
-    combinations: Sequence[Combination], state: Status, force: bool
-) -> tuple[list[Combination], list[Combination], list[Combination]]:
-    """The combinations sweep.py does not launch: the finished (unless forced, by --force or
-    their config), the repeats of a config another job runs, and the blocked, whose folder holds
-    another config's result (each would stop and record its failure in that folder)."""
-    finished = [] if force else state.done
-    skipped = [c for c, _ in finished if not c.force_rerun]
-    blocked = [c for c, _ in state.blocked]
-    repeats = [repeat for repeat, _ in repeated_runs(combinations, skipped, blocked)]
-    return skipped, repeats, [c for c in blocked if not any(c is r for r in repeats)]
-
-
-def check_launched_data(
-    combinations: Sequence[Combination], not_launched: Sequence[Combination]
-) -> None:
+def check_launched_data(combinations: Sequence[Combination], left: LeftOut) -> None:
     """Refuse the sweep while a combination it launches names a local data file that is unset or
     missing, as train.py refuses such a run: its job would fail only after the jobs before it had
     trained, hours into a real grid. One not launched (finished, whose files may have moved since;
     blocked; a repeat, whose data is its first's) is not checked."""
-    left = {id(combination) for combination in not_launched}
+    not_launched = {id(combination) for combination in left.combinations()}
     for combination in combinations:
-        if combination.data_error is not None and id(combination) not in left:
+        if combination.data_error is not None and id(combination) not in not_launched:
             raise LayerftError(f"{combination.label}: {combination.data_error}")
 
 

@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from layerft.results import FAILED_FILE, METRICS_FILE, changed_data, job_records, read_record
 from layerft.run_folder import differences_from_result
@@ -121,9 +122,29 @@ def another_config_result(folder: Path) -> bool:
     return isinstance(record, dict) and FINGERPRINT_KEY in record
 
 
-def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) -> None:
-    """The dry run: combinations, distinct stage-1 trainings, which are done."""
-    state = status(combinations, sweep_dir)
+class LeftOut(NamedTuple):
+    """The combinations sweep.py does not launch."""
+
+    finished: list[Combination]  # unless forced (by --force, or force_rerun in their config)
+    repeats: list[tuple[Combination, Combination]]  # each with the job whose run serves it
+    blocked: list[Combination]  # their folder holds another config's result; no repeat
+
+    def combinations(self) -> list[Combination]:
+        return [*self.finished, *(repeat for repeat, _ in self.repeats), *self.blocked]
+
+
+def left_out(combinations: Sequence[Combination], state: Status, force: bool) -> LeftOut:
+    """What sweep.py leaves out of the launch of `combinations` (in the folder `state` describes):
+    the finished, the repeats of a config another job runs, and the blocked (each would stop and
+    record its failure in another config's folder)."""
+    finished = [] if force else [c for c, _ in state.done if not c.force_rerun]
+    blocked = [c for c, _ in state.blocked]
+    repeats = repeated_runs(combinations, finished, blocked)
+    return LeftOut(finished, repeats, [c for c in blocked if not any(c is r for r, _ in repeats)])
+
+
+def print_plan(combinations: list[Combination], state: Status, force: bool) -> None:
+    """The dry run: combinations, distinct stage-1 trainings, which are done (`state`)."""
     stage1 = {c.stage1 for c in combinations if c.stage1}
     stored = {c.stage1 for c in combinations if c.stage1_stored}
     kept = f" ({len(stored)} stored, reused if their data is unchanged)" if stored else ""
@@ -138,11 +159,7 @@ def print_plan(combinations: list[Combination], sweep_dir: Path, force: bool) ->
         marks[id(combination)] = f"done by results version {version}"
     for combination, _, changed in [] if force else state.stale:
         marks[id(combination)] = f"done on other data: {', '.join(changed)} changed"
-    skipped = [] if force else [c for c, _ in state.done if not c.force_rerun]
-    served_by = {
-        id(repeat): run
-        for repeat, run in repeated_runs(combinations, skipped, [c for c, _ in state.blocked])
-    }
+    served_by = {id(repeat): run for repeat, run in left_out(combinations, state, force).repeats}
     for combination in combinations:
         s1 = f"stage1 {combination.stage1}" if combination.stage1 else "no stage 1"
         s1 += ", stored" if combination.stage1_stored else ""

@@ -222,7 +222,8 @@ def test_dry_run_and_summary_name_results_on_data_files_changed_since(tmp_path, 
         record = {FINGERPRINT_KEY: name * 16, "run/data_files": {"target_task.train": "aa"},
                   RESULTS_VERSION_KEY: RESULTS_VERSION}  # fmt: skip
         (tmp_path / name / "metrics.json").write_text(json.dumps(record))
-    sweep_status.print_plan([job("1", "aa"), job("2", "bb"), job("3", "aa")], tmp_path, False)
+    jobs = [job("1", "aa"), job("2", "bb"), job("3", "aa")]
+    sweep_status.print_plan(jobs, sweep_status.status(jobs, tmp_path), False)
     assert capsys.readouterr().out.splitlines() == [
         "3 combinations, 0 distinct stage-1 trainings",
         "  [done] seed=1  (no stage 1)",
@@ -252,7 +253,7 @@ def test_dry_run_and_summary_name_results_an_older_layerft_computed(tmp_path, ca
         (tmp_path / name / "metrics.json").write_text(
             json.dumps({FINGERPRINT_KEY: name * 16} | version)
         )
-    sweep_status.print_plan(jobs, tmp_path, False)
+    sweep_status.print_plan(jobs, sweep_status.status(jobs, tmp_path), False)
     assert capsys.readouterr().out.splitlines() == [
         "3 combinations, 0 distinct stage-1 trainings",
         "  [done by results version 1] seed=1  (no stage 1)",
@@ -262,7 +263,7 @@ def test_dry_run_and_summary_name_results_an_older_layerft_computed(tmp_path, ca
         f"1 done by an older layerft ({older}): reused as they are; --force reruns them (overrides "
         "can narrow the grid to them)",
     ]
-    sweep_status.print_plan(jobs, tmp_path, True)
+    sweep_status.print_plan(jobs, sweep_status.status(jobs, tmp_path), True)
     assert "older" not in capsys.readouterr().out
     sweep_status.print_summary(sweep_status.status(jobs, tmp_path))
     assert capsys.readouterr().out.splitlines() == [
@@ -660,8 +661,7 @@ def test_only_a_combination_the_sweep_launches_is_refused_for_its_data() -> None
 
     def refused(grid: list[Combination], force: bool = False) -> str | None:
         try:
-            left = sweep_module.left_out(grid, state, force)
-            sweep_module.check_launched_data(grid, [c for group in left for c in group])
+            sweep_module.check_launched_data(grid, sweep_status.left_out(grid, state, force))
         except LayerftError as err:
             return str(err)
         return None
@@ -1289,7 +1289,7 @@ def test_dry_run_marks_a_combination_whose_folder_holds_another_configs_result(
     record = {FINGERPRINT_KEY: "f" * 16, RESULTS_VERSION_KEY: RESULTS_VERSION}
     (tmp_path / "seed=1" / "metrics.json").write_text(json.dumps(record))
     for force in (False, True):
-        sweep_status.print_plan(jobs, tmp_path, force)
+        sweep_status.print_plan(jobs, sweep_status.status(jobs, tmp_path), force)
         lines = capsys.readouterr().out.splitlines()
         assert (
             lines[1] == "  [blocked: its folder holds another config's result] seed=1  (no stage 1)"
@@ -1304,7 +1304,7 @@ def test_dry_run_marks_a_combination_whose_folder_holds_another_configs_result(
         assert lines[-1].endswith(f"folders to redo them ({tmp_path / 'seed=1'})")
     # A damaged metrics.json is set aside and the job redone: not blocked.
     (tmp_path / "seed=1" / "metrics.json").write_text('{"run/config_fing')
-    sweep_status.print_plan(jobs, tmp_path, False)
+    sweep_status.print_plan(jobs, sweep_status.status(jobs, tmp_path), False)
     assert "blocked" not in capsys.readouterr().out
 
 
@@ -1315,7 +1315,7 @@ def test_a_blocked_job_whose_repeat_runs_is_not_counted_twice_in_the_plan(tmp_pa
     (tmp_path / "seed=1").mkdir()
     record = {FINGERPRINT_KEY: "f" * 16, RESULTS_VERSION_KEY: RESULTS_VERSION}
     (tmp_path / "seed=1" / "metrics.json").write_text(json.dumps(record))
-    sweep_status.print_plan(jobs, tmp_path, False)
+    sweep_status.print_plan(jobs, sweep_status.status(jobs, tmp_path), False)
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith("  [blocked: its folder holds another config's result] seed=1")
     assert lines[1].endswith("; the run of seed=2)")

@@ -75,29 +75,16 @@ class SkippingSweeper(BasicSweeper):
         self, overrides: list[Override], max_batch_size: int | None
     ) -> list[list[list[str]]]:
         [jobs] = BasicSweeper.split_arguments(overrides, None)
-        finished = [job for job in jobs if self.listed(job) in self.finished]
-        repeats = [job for job in jobs if self.listed(job) in self.repeats]
-        blocked = [job for job in jobs if self.listed(job) in self.blocked]
-        skipped = self.finished | self.repeats | self.blocked
-        kept = [job for job in jobs if self.listed(job) not in skipped]
-        if finished:
-            log.info(
-                "Skipping %d of %d jobs: finished (sweep.py --force reruns them)",
-                len(finished),
-                len(jobs),
-            )
-        if repeats:
-            log.info(
-                "Skipping %d of %d jobs: the run of an earlier job of the grid (the same config)",
-                len(repeats),
-                len(jobs),
-            )
-        if blocked:
-            log.info(
-                "Skipping %d of %d jobs: their folder holds another config's result (blocked)",
-                len(blocked),
-                len(jobs),
-            )
+        reasons = (
+            (self.finished, "finished (sweep.py --force reruns them)"),
+            (self.repeats, "the run of an earlier job of the grid (the same config)"),
+            (self.blocked, "their folder holds another config's result (blocked)"),
+        )
+        for listed, reason in reasons:
+            if skipped := sum(self.listed(job) in listed for job in jobs):
+                log.info("Skipping %d of %d jobs: %s", skipped, len(jobs), reason)
+        left_out = self.finished | self.repeats | self.blocked
+        kept = [job for job in jobs if self.listed(job) not in left_out]
         if not kept:  # no batch (a launcher may refuse an empty one)
             return []
         return list(BasicSweeper.split_overrides_to_chunks(kept, max_batch_size))
