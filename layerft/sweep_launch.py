@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from hydra_plugins.layerft_launcher.skipping_sweeper import store_skipping_sweeper
 from layerft.config import register_configs
-from layerft.errors import error_line, hydra_raises, traceback_wanted
+from layerft.errors import LayerftError, error_line, hydra_raises, traceback_wanted
 from layerft.file_io import file_error
 from layerft.interrupts import (
     INTERRUPTED,
@@ -111,7 +111,7 @@ def run_grid(
 
     Whatever stops the launch (a job folder that cannot be made, a job whose failure escaped it,
     Ctrl-C) comes back as one line, not raised: the jobs that finished are still summarised and
-    tabulated."""
+    tabulated. The launcher refusing its settings (`hydra.launcher.n_jobs=0`) is raised."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
     register_configs()
@@ -141,6 +141,8 @@ def run_grid(
             return INTERRUPTED
     except KeyboardInterrupt:  # the launcher has stopped the running jobs
         return INTERRUPTED
+    except LayerftError:  # the launcher refused its settings (gpu_slots), before any job: bad
+        raise  # input, exit 2; a job records its own errors (run_from_hydra)
     # SystemExit: a sys.exit in Hydra or in a job (code 0 is no error)
     except (Exception, SystemExit) as err:
         if isinstance(err, SystemExit) and not err.code:
