@@ -46,7 +46,8 @@ from layerft.data import TaskData, load_task_data  # noqa: E402
 from layerft.heads import TaskModel, build_task_model  # noqa: E402
 from layerft.model import load_backbone, load_tokenizer  # noqa: E402
 from layerft.phase import run_phase  # noqa: E402
-from layerft.run import quiet_libraries, seed_everything  # noqa: E402
+from layerft.run import quiet_libraries  # noqa: E402
+from layerft.stage_models import seed_everything  # noqa: E402
 
 Pipeline = Callable[[int], dict[str, float]]
 DataFor = Callable[[int], TaskData]  # batch size -> the examples of a run

@@ -1,5 +1,6 @@
 """One checked combination end to end: [stage 1] -> transplant -> stage 2 -> record (its config
-composed and checked by `layerft/hydra_job.py`).
+composed and checked by `layerft/hydra_job.py`, each stage's model built by
+`layerft/stage_models.py`).
 
 Serves the root config (`RunConfig`): every group's settings meet here, each passed to the module
 of its group."""
@@ -21,28 +22,19 @@ from layerft.callbacks import MetricSink
 from layerft.config import RunConfig
 from layerft.data import TaskData, load_task_data
 from layerft.errors import LayerftError
-from layerft.fingerprint import reads_pooler
 from layerft.forced_rerun import noted_forced_rerun
-from layerft.heads import TaskModel, build_task_model, encoder_layers
+from layerft.heads import encoder_layers
 from layerft.layer_split import (
     InjectedWeights,
-    apply_injected_policy,
     extract_injected,
-    frozen_injected_layers,
-    injected_parts,
-    prepare_injection_model,
-    resolve_num_lower,
-    transplant,
 )
-from layerft.lr_schedule import combine_multipliers, part_lr_multipliers
+from layerft.lr_schedule import part_lr_multipliers
 from layerft.model import (
     check_max_length,
     check_room_for_text,
-    encoder_depth,
-    load_backbone,
     load_tokenizer,
 )
-from layerft.parts import layer_part, set_trainable
+from layerft.parts import layer_part
 from layerft.phase import remove_unfinished_checkpoints, run_phase
 from layerft.processes import is_main_process, rank, world_size
 from layerft.results import FAILED_FILE, HistoryFile, read_finished, run_dir_errors, write_metrics
@@ -59,18 +51,13 @@ from layerft.run_record import RunRecord
 from layerft.run_tracker import open_tracker
 from layerft.stage1 import Stage1Outcome, Stage1Store, obtain_stage1
 from layerft.stage1_key import Stage1Key
+from layerft.stage_models import build_injection_model, build_target_model, check_mode_fits_split
 from layerft.task import TaskConfig
 from layerft.tracker import remove_stale_runs, wandb_runs
-from layerft.tuning_mode import adapted_layers, apply_tuning_mode
 
 log = logging.getLogger(__name__)
 # The stages' names: run_phase's `stage`, their metrics' prefix, their checkpoint folders.
 STAGES = ("injection", "target")
-
-
-def seed_everything(seed: int) -> None:
-    """The one place the run's seed reaches torch, numpy and random (before each model is built)."""
-    transformers.set_seed(seed)
 
 
 @dataclass(frozen=True)
@@ -140,55 +127,10 @@ def stage1_for(cfg: RunConfig, data: TaskData, run_dir: Path, sink: MetricSink) 
     return outcome
 
 
-def check_mode_fits_split(cfg: RunConfig, cache_dir: Path) -> None:
-    """An adapter or LoRA mode whose every layer the split freezes (`layer_split=all` with
-    `stage2.policy=freeze` and `tuning_mode=top_adapter`) fails here, not after stage 1."""
-    if cfg.injection_task is None or not cfg.tuning_mode.method.adds_modules:
-        return
-    depth = encoder_depth(cfg.model, cache_dir)  # its config, which check_max_length reads too
-    injected = resolve_num_lower(cfg.layer_split.stage1, depth)
-    adapted_layers(cfg.tuning_mode, depth, frozen_injected_layers(cfg.layer_split.stage2, injected))
-
-
 def _load(cfg: RunConfig, task: TaskConfig, group: str, tokenizer: Any, cache: Path) -> TaskData:
     return load_task_data(
         task, group, tokenizer, cache, cfg.trainer.resolved_pad_multiple(), seed=cfg.seed
     )
-
-
-def _fresh_model(cfg: RunConfig, task: TaskConfig) -> TaskModel:
-    seed_everything(cfg.seed)
-    pooler = cfg.model.pretrained_pooler and reads_pooler([task.kind.value])  # else not loaded
-    backbone = load_backbone(cfg.model, Path(cfg.cache_dir).expanduser(), pooler=pooler)
-    return build_task_model(backbone, task)
-
-
-def build_injection_model(cfg: RunConfig) -> tuple[TaskModel, int]:
-    """The stage-1 model, shaped for the split, with only its stage-1 parts trainable."""
-    assert cfg.injection_task is not None
-    model = _fresh_model(cfg, cfg.injection_task)
-    split = cfg.layer_split.stage1
-    num_lower = resolve_num_lower(split, len(encoder_layers(model.backbone)))
-    set_trainable(model, prepare_injection_model(model, split, num_lower))
-    return model, num_lower
-
-
-def build_target_model(
-    cfg: RunConfig, injected: InjectedWeights | None
-) -> tuple[TaskModel, dict[str, float]]:
-    """The stage-2 model (injected weights transplanted, tuning mode, the split's policy on top)
-    and its per-part lr multipliers (the schedule's times the split's)."""
-    model = _fresh_model(cfg, cfg.target_task)
-    depth = len(encoder_layers(model.backbone))
-    if injected is None:
-        apply_tuning_mode(model, cfg.tuning_mode, frozen_layers=set())
-        return model, part_lr_multipliers(cfg.lr_schedule, depth, injected=[])
-    split = cfg.layer_split.stage2
-    transplant(model, injected, split)
-    apply_tuning_mode(model, cfg.tuning_mode, frozen_injected_layers(split, len(injected.layers)))
-    parts = injected_parts(split, injected)
-    policy = apply_injected_policy(model, split, parts)
-    return model, combine_multipliers(part_lr_multipliers(cfg.lr_schedule, depth, parts), policy)
 
 
 def run_injection(

@@ -14,7 +14,7 @@ from layerft.layer_split import (
     resolve_num_lower,
 )
 from layerft.parts import count_parameters, layer_part, parameter_parts
-from layerft.run import build_injection_model, build_target_model
+from layerft.stage_models import build_injection_model, build_target_model
 
 TINY = ("model=tiny", "tracker=none")
 ALL_PARTS = {"embeddings", "layer.0", "layer.1", "layer.2", "layer.3", "head"}

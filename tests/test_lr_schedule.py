@@ -21,7 +21,7 @@ from layerft.lr_schedule import (
     total_steps,
 )
 from layerft.parts import parameter_parts
-from layerft.run import build_injection_model, build_target_model
+from layerft.stage_models import build_injection_model, build_target_model
 
 LR = 1e-3
 STEPS, WARMUP = 10, 2  # warmup_ratio 0.2 of 10 steps

@@ -243,7 +243,7 @@ def built_stages(*overrides: str) -> dict[str, Any]:
     from layerft.layer_split import extract_injected
     from layerft.lr_schedule import build_optimizer, part_lr_multipliers
     from layerft.parts import layer_part, parameter_parts
-    from layerft.run import build_injection_model, build_target_model
+    from layerft.stage_models import build_injection_model, build_target_model
 
     cfg = compose_run(*BASE, *overrides)
 

@@ -284,7 +284,7 @@ def test_bf16_on_a_machine_without_a_gpu_trains_with_cpu_autocast(tmp_path) -> N
 def test_merged_optimizer_groups_cover_every_trainable_parameter_once(tmp_path) -> None:
     from layerft.lr_schedule import build_optimizer
     from layerft.parts import parameter_parts
-    from layerft.run import build_target_model
+    from layerft.stage_models import build_target_model
 
     cfg = compose_run("model=tiny", "injection_task=none", "lr_schedule=layerwise_decay")
     model, multipliers = build_target_model(cfg, None)
@@ -307,7 +307,7 @@ def test_compiled_encoder_computes_the_same_losses_and_updates_as_eager() -> Non
 
     from layerft.lr_schedule import build_optimizer
     from layerft.parts import parameter_parts
-    from layerft.run import build_target_model
+    from layerft.stage_models import build_target_model
 
     cfg = compose_run("model=tiny", "injection_task=none")
     eager, _ = build_target_model(cfg, None)

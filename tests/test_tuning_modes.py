@@ -12,12 +12,8 @@ from layerft.adapters import AdapterConfig, BottleneckAdapter
 from layerft.errors import LayerftError
 from layerft.layer_split import extract_injected
 from layerft.parts import count_parameters, parameter_parts
-from layerft.run import (
-    build_injection_model,
-    build_target_model,
-    check_mode_fits_split,
-    load_stage_data,
-)
+from layerft.run import load_stage_data
+from layerft.stage_models import build_injection_model, build_target_model, check_mode_fits_split
 
 TINY = ("model=tiny", "tracker=none")
 H, FF, L = 32, 64, 4  # tiny: hidden, feed-forward, layers

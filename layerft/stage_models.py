@@ -1,0 +1,81 @@
+"""Each stage's model, built from the run config: stage 1's shaped for the split with only its
+stage-1 parts trainable; stage 2's on a fresh backbone with the injected weights transplanted, the
+tuning mode and the split's policy applied. `layerft/run.py` trains them.
+
+Serves the root config (`RunConfig`), as run.py does: the model, task, split, tuning-mode and
+schedule groups meet here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import transformers
+
+from layerft.config import RunConfig
+from layerft.fingerprint import reads_pooler
+from layerft.heads import TaskModel, build_task_model, encoder_layers
+from layerft.layer_split import (
+    InjectedWeights,
+    apply_injected_policy,
+    frozen_injected_layers,
+    injected_parts,
+    prepare_injection_model,
+    resolve_num_lower,
+    transplant,
+)
+from layerft.lr_schedule import combine_multipliers, part_lr_multipliers
+from layerft.model import encoder_depth, load_backbone
+from layerft.parts import set_trainable
+from layerft.task import TaskConfig
+from layerft.tuning_mode import adapted_layers, apply_tuning_mode
+
+
+def seed_everything(seed: int) -> None:
+    """The one place the run's seed reaches torch, numpy and random (before each model is built)."""
+    transformers.set_seed(seed)
+
+
+def check_mode_fits_split(cfg: RunConfig, cache_dir: Path) -> None:
+    """An adapter or LoRA mode whose every layer the split freezes (`layer_split=all` with
+    `stage2.policy=freeze` and `tuning_mode=top_adapter`) fails here, not after stage 1."""
+    if cfg.injection_task is None or not cfg.tuning_mode.method.adds_modules:
+        return
+    depth = encoder_depth(cfg.model, cache_dir)  # its config, which check_max_length reads too
+    injected = resolve_num_lower(cfg.layer_split.stage1, depth)
+    adapted_layers(cfg.tuning_mode, depth, frozen_injected_layers(cfg.layer_split.stage2, injected))
+
+
+def fresh_model(cfg: RunConfig, task: TaskConfig) -> TaskModel:
+    """A backbone and `task`'s head, built after seeding: the same seed, the same initial weights."""
+    seed_everything(cfg.seed)
+    pooler = cfg.model.pretrained_pooler and reads_pooler([task.kind.value])  # else not loaded
+    backbone = load_backbone(cfg.model, Path(cfg.cache_dir).expanduser(), pooler=pooler)
+    return build_task_model(backbone, task)
+
+
+def build_injection_model(cfg: RunConfig) -> tuple[TaskModel, int]:
+    """The stage-1 model, shaped for the split, with only its stage-1 parts trainable."""
+    assert cfg.injection_task is not None
+    model = fresh_model(cfg, cfg.injection_task)
+    split = cfg.layer_split.stage1
+    num_lower = resolve_num_lower(split, len(encoder_layers(model.backbone)))
+    set_trainable(model, prepare_injection_model(model, split, num_lower))
+    return model, num_lower
+
+
+def build_target_model(
+    cfg: RunConfig, injected: InjectedWeights | None
+) -> tuple[TaskModel, dict[str, float]]:
+    """The stage-2 model (injected weights transplanted, tuning mode, the split's policy on top)
+    and its per-part lr multipliers (the schedule's times the split's)."""
+    model = fresh_model(cfg, cfg.target_task)
+    depth = len(encoder_layers(model.backbone))
+    if injected is None:
+        apply_tuning_mode(model, cfg.tuning_mode, frozen_layers=set())
+        return model, part_lr_multipliers(cfg.lr_schedule, depth, injected=[])
+    split = cfg.layer_split.stage2
+    transplant(model, injected, split)
+    apply_tuning_mode(model, cfg.tuning_mode, frozen_injected_layers(split, len(injected.layers)))
+    parts = injected_parts(split, injected)
+    policy = apply_injected_policy(model, split, parts)
+    return model, combine_multipliers(part_lr_multipliers(cfg.lr_schedule, depth, parts), policy)
