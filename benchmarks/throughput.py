@@ -108,24 +108,24 @@ def clocked_phase_trainer() -> Iterator[FirstStepClock]:
     """The phase runner's Trainer with a FirstStepClock among its callbacks, for one run."""
     clock = FirstStepClock()
 
-    class Clocked(phase._PhaseTrainer):
+    class Clocked(phase.PhaseTrainer):
         def __init__(self, *args, callbacks=(), **kwargs) -> None:  # noqa: ANN002, ANN003
             super().__init__(*args, callbacks=[*callbacks, clock], **kwargs)
 
-    with mock.patch.object(phase, "_PhaseTrainer", Clocked):
+    with mock.patch.object(phase, "PhaseTrainer", Clocked):
         yield clock
 
 
 def blocking_phase_copies() -> contextlib.AbstractContextManager:
     """The phase runner's batches copied to the GPU blocking (a host sync per batch), for one run."""
-    original = phase._training_arguments
+    original = phase.training_arguments
 
     def blocking(*args, **kwargs) -> TrainingArguments:  # noqa: ANN002, ANN003
         arguments = original(*args, **kwargs)
         arguments.accelerator_config.non_blocking = False
         return arguments
 
-    return mock.patch.object(phase, "_training_arguments", blocking)
+    return mock.patch.object(phase, "training_arguments", blocking)
 
 
 class FirstStepClock(TrainerCallback):

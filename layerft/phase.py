@@ -1,7 +1,8 @@
 """The one phase runner both stages use: train a TaskModel on TaskData and report its best dev metrics.
 
 transformers' Trainer underneath gives mixed precision, DDP under torchrun/accelerate, length-grouped
-batches and checkpointing; layerft supplies the optimizer's parameter groups and the metrics.
+batches and checkpointing; layerft supplies the optimizer's parameter groups and the metrics
+(`layerft/phase_trainer.py`: the Trainer's arguments, subclass and speed report).
 """
 
 from __future__ import annotations
@@ -12,12 +13,8 @@ import math
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
-from datasets import Dataset
-from torch.utils.data import Sampler, SequentialSampler
-from transformers import Trainer, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from layerft.callbacks import ForwardLogs, GuardCheckpoints, MetricSink, PauseClock, StageProgress
@@ -25,7 +22,6 @@ from layerft.data import TaskData
 from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
 from layerft.heads import TaskModel
-from layerft.kinds import kind_of
 from layerft.lr_schedule import (
     ScheduleConfig,
     build_optimizer,
@@ -36,98 +32,15 @@ from layerft.lr_schedule import (
 )
 from layerft.memory import PeakMemory
 from layerft.parts import count_parameters, parameter_parts
+from layerft.phase_trainer import FUSED_ADAMW_DEVICES, PhaseTrainer, phase_speed, training_arguments
 from layerft.processes import rank, world_size
 from layerft.replaced_result import remove_trainer_checkpoints
 from layerft.results import CHECKPOINTS_DIR
-from layerft.speed import (
-    NonFiniteLossGuard,
-    TokenCounter,
-    device_peak_flops,
-    model_flops_utilization,
-)
+from layerft.speed import NonFiniteLossGuard
 from layerft.task import TaskConfig
-from layerft.trainer_config import Precision, TrainerConfig
+from layerft.trainer_config import TrainerConfig
 
 log = logging.getLogger(__name__)
-
-FUSED_ADAMW_DEVICES = frozenset({"cuda", "cpu"})  # one kernel per step instead of one per tensor
-
-
-class _PhaseTrainer(Trainer):
-    """The Trainer, counting tokens and watching the loss of every step without a host sync."""
-
-    def __init__(self, *args: Any, guard: NonFiniteLossGuard, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.guard = guard
-        self.tokens = TokenCounter()
-
-    def training_step(self, model, inputs, num_items_in_batch=None):  # noqa: ANN001 - Trainer's hook
-        self.tokens.count(inputs)
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        self.guard.record(loss, self.state.global_step + 1)
-        return loss
-
-    def _get_eval_sampler(self, eval_dataset: Dataset) -> Sampler | None:
-        """Dev sets in their order: each kind pairs predictions with its records by position, and
-        the Trainer sorts dev sets by length too under group_by_length (tagging then crashed and
-        span scores were read against other questions' contexts)."""
-        if eval_dataset is None:
-            return None
-        # Several processes: the Trainer's sharding, which gathers predictions in order.
-        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
-
-
-def _training_arguments(
-    task: TaskConfig, trainer_cfg: TrainerConfig, seed: int, checkpoints: Path, num_steps: int,
-    eval_steps: int,
-) -> TrainingArguments:  # fmt: skip
-    workers = trainer_cfg.resolved_dataloader_workers()
-    return TrainingArguments(
-        output_dir=str(checkpoints),
-        max_steps=num_steps,  # the scheduler is built for exactly this many steps
-        per_device_train_batch_size=task.batch_size,
-        per_device_eval_batch_size=task.batch_size * 2,
-        learning_rate=task.lr,
-        max_grad_norm=task.max_grad_norm,
-        eval_strategy="steps",
-        eval_steps=eval_steps,
-        save_strategy="steps",
-        save_steps=eval_steps,
-        save_total_limit=1,
-        save_only_model=True,
-        load_best_model_at_end=True,
-        metric_for_best_model=task.best_metric,
-        greater_is_better=task.best_is_higher,
-        label_names=list(kind_of(task).label_keys),
-        logging_steps=eval_steps,
-        # Its per-step isnan check syncs with the GPU every step; NonFiniteLossGuard stops the
-        # run instead of hiding the step.
-        logging_nan_inf_filter=False,
-        report_to="none",
-        seed=seed,
-        data_seed=seed,
-        bf16=trainer_cfg.precision == Precision.bf16,
-        fp16=trainer_cfg.precision == Precision.fp16,
-        train_sampling_strategy="group_by_length" if trainer_cfg.group_by_length else "random",
-        dataloader_num_workers=workers,
-        # Not persistent: a persistent loader draws its workers' seed from the global generator
-        # only once, where a fresh one draws at every evaluation and epoch, so keeping workers
-        # would shift dropout and change results with trainer.dataloader_workers (result-neutral).
-        dataloader_persistent_workers=False,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        # Pinned batches copied to the GPU without blocking: a blocking copy waits for the stream,
-        # i.e. for every step already queued, which is a host sync per batch (accelerate#2685).
-        accelerator_config={"non_blocking": torch.cuda.is_available()},
-        # Several processes without CUDA: accelerate then sets up gloo DDP (each process its shard
-        # of every batch, gradients all-reduced); without it each process would train on the same
-        # batches alone. bf16 without CUDA is the CPU's bf16 autocast (the Trainer refuses it on
-        # any other device). Else one process keeps the Trainer's own device (a Mac's MPS).
-        use_cpu=not torch.cuda.is_available()
-        and (world_size() > 1 or trainer_cfg.precision == Precision.bf16),
-        disable_tqdm=not trainer_cfg.resolved_progress_bar(),
-        remove_unused_columns=False,  # tokenized sets hold model inputs + `length` (see DropKeysCollator)
-    )
-
 
 # Keys evaluate() returns that are no dev metric: the epoch, and the model's set-up time, which
 # the Trainer reports when evaluate() comes first (epochs=0).
@@ -162,7 +75,7 @@ def run_phase(
     steps_per_epoch = math.ceil(len(data.train) / (task.batch_size * world))
     eval_steps = max(1, steps_per_epoch // task.evals_per_epoch)
     checkpoints = output_dir / CHECKPOINTS_DIR / stage
-    args = _training_arguments(task, trainer_cfg, seed, checkpoints, num_steps, eval_steps)
+    args = training_arguments(task, trainer_cfg, seed, checkpoints, num_steps, eval_steps)
     optimizer = build_optimizer(
         model, parts_of, task.lr, task.weight_decay, lr_multipliers,
         fused=args.device.type in FUSED_ADAMW_DEVICES,
@@ -178,7 +91,7 @@ def run_phase(
         else f"or {group}.max_grad_norm={task.max_grad_norm:g} (the norm gradients are clipped to)"
     )
     guard = NonFiniteLossGuard(stage, f"lower {group}.lr={task.lr:g}, {clipping}")
-    trainer = _PhaseTrainer(
+    trainer = PhaseTrainer(
         model=model,
         args=args,
         data_collator=data.collator,
@@ -217,7 +130,7 @@ def run_phase(
         if not math.isfinite(value):
             raise LayerftError(f"{stage} stage: dev {key} is {value} for the best checkpoint")
     if train_output is not None:
-        speed = _speed(trainer, train_output.metrics, paused, len(data.train), steps_per_epoch,
+        speed = phase_speed(trainer, train_output.metrics, paused, len(data.train), steps_per_epoch,
                        task.batch_size * world, counts["total_params"], world)  # fmt: skip
         if rank() == 0:  # after the dev evaluations: this line closes the dev curve in a history
             sink({f"{stage}/{k}": v for k, v in speed.items()}, trainer.state.global_step)
@@ -261,28 +174,3 @@ def remove_checkpoints(checkpoints: Path, synchronise: bool) -> None:
     shutil.rmtree(checkpoints, ignore_errors=True)
     with contextlib.suppress(OSError):
         checkpoints.parent.rmdir()  # only if no other stage kept its checkpoints
-
-
-def _speed(
-    trainer: _PhaseTrainer, train_metrics: Mapping[str, float], paused: float,
-    num_examples: int, steps_per_epoch: int, global_batch: int, total_params: int, world: int,
-) -> dict[str, float]:  # fmt: skip
-    """Loss and speed of training alone: evaluations and saves inside train() are taken out."""
-    runtime = float(train_metrics["train_runtime"]) - paused
-    # Examples actually seen: only the last batch of an epoch is short.
-    epochs_done, steps_left = divmod(trainer.state.global_step, steps_per_epoch)
-    seen = epochs_done * num_examples + min(steps_left * global_batch, num_examples)
-    real, padded = trainer.tokens.totals()
-    speed = {
-        "train_loss": float(train_metrics["train_loss"]),
-        "train_runtime": runtime,
-        "train_paused_seconds": paused,
-        "train_samples_per_second": seen / runtime,
-        "train_tokens_per_second": real / runtime,
-    }
-    if torch.cuda.is_available():
-        peak = device_peak_flops(torch.cuda.get_device_name())
-        if peak is not None:
-            speed["mfu"] = model_flops_utilization(total_params, padded, runtime, peak, world)
-            speed["mfu_peak_tflops"] = peak / 1e12
-    return speed

@@ -59,7 +59,7 @@ def test_a_phase_learns_in_bf16_and_non_blocking_copies_change_no_number(
     if device_peak_flops(torch.cuda.get_device_name()) is not None:
         assert learned["target/mfu"] > 0
 
-    original = phase._training_arguments
+    original = phase.training_arguments
 
     def blocking(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         arguments = original(*args, **kwargs)
@@ -67,7 +67,7 @@ def test_a_phase_learns_in_bf16_and_non_blocking_copies_change_no_number(
         arguments.accelerator_config.non_blocking = False
         return arguments
 
-    monkeypatch.setattr(phase, "_training_arguments", blocking)
+    monkeypatch.setattr(phase, "training_arguments", blocking)
     before, _ = train(tmp_path / "b", *bf16)
     # The same steps on the same data; only atomics in the GPU's backward may reorder sums.
     assert learned["target/train_loss"] == pytest.approx(before["target/train_loss"], rel=0.02)

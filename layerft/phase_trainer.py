@@ -1,0 +1,130 @@
+"""The Trainer as the phase runner (`layerft/phase.py`) sets it up: its arguments, the trainer
+subclass that counts tokens and guards the loss, and the speed it reports for a trained phase.
+Serves the trainer config group (`TrainerConfig`) with phase.py."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset
+from torch.utils.data import Sampler, SequentialSampler
+from transformers import Trainer, TrainingArguments
+
+from layerft.kinds import kind_of
+from layerft.processes import world_size
+from layerft.speed import (
+    NonFiniteLossGuard,
+    TokenCounter,
+    device_peak_flops,
+    model_flops_utilization,
+)
+from layerft.task import TaskConfig
+from layerft.trainer_config import Precision, TrainerConfig
+
+FUSED_ADAMW_DEVICES = frozenset({"cuda", "cpu"})  # one kernel per step instead of one per tensor
+
+
+class PhaseTrainer(Trainer):
+    """The Trainer, counting tokens and watching the loss of every step without a host sync."""
+
+    def __init__(self, *args: Any, guard: NonFiniteLossGuard, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.guard = guard
+        self.tokens = TokenCounter()
+
+    def training_step(self, model, inputs, num_items_in_batch=None):  # noqa: ANN001 - Trainer's hook
+        self.tokens.count(inputs)
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self.guard.record(loss, self.state.global_step + 1)
+        return loss
+
+    def _get_eval_sampler(self, eval_dataset: Dataset) -> Sampler | None:
+        """Dev sets in their order: each kind pairs predictions with its records by position, and
+        the Trainer sorts dev sets by length too under group_by_length (tagging then crashed and
+        span scores were read against other questions' contexts)."""
+        if eval_dataset is None:
+            return None
+        # Several processes: the Trainer's sharding, which gathers predictions in order.
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+
+def training_arguments(
+    task: TaskConfig, trainer_cfg: TrainerConfig, seed: int, checkpoints: Path, num_steps: int,
+    eval_steps: int,
+) -> TrainingArguments:  # fmt: skip
+    """The Trainer's arguments for one phase: its batch, evaluation and save cadence, precision,
+    data loading and device."""
+    workers = trainer_cfg.resolved_dataloader_workers()
+    return TrainingArguments(
+        output_dir=str(checkpoints),
+        max_steps=num_steps,  # the scheduler is built for exactly this many steps
+        per_device_train_batch_size=task.batch_size,
+        per_device_eval_batch_size=task.batch_size * 2,
+        learning_rate=task.lr,
+        max_grad_norm=task.max_grad_norm,
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=eval_steps,
+        save_total_limit=1,
+        save_only_model=True,
+        load_best_model_at_end=True,
+        metric_for_best_model=task.best_metric,
+        greater_is_better=task.best_is_higher,
+        label_names=list(kind_of(task).label_keys),
+        logging_steps=eval_steps,
+        # Its per-step isnan check syncs with the GPU every step; NonFiniteLossGuard stops the
+        # run instead of hiding the step.
+        logging_nan_inf_filter=False,
+        report_to="none",
+        seed=seed,
+        data_seed=seed,
+        bf16=trainer_cfg.precision == Precision.bf16,
+        fp16=trainer_cfg.precision == Precision.fp16,
+        train_sampling_strategy="group_by_length" if trainer_cfg.group_by_length else "random",
+        dataloader_num_workers=workers,
+        # Not persistent: a persistent loader draws its workers' seed from the global generator
+        # only once, where a fresh one draws at every evaluation and epoch, so keeping workers
+        # would shift dropout and change results with trainer.dataloader_workers (result-neutral).
+        dataloader_persistent_workers=False,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        # Pinned batches copied to the GPU without blocking: a blocking copy waits for the stream,
+        # i.e. for every step already queued, which is a host sync per batch (accelerate#2685).
+        accelerator_config={"non_blocking": torch.cuda.is_available()},
+        # Several processes without CUDA: accelerate then sets up gloo DDP (each process its shard
+        # of every batch, gradients all-reduced); without it each process would train on the same
+        # batches alone. bf16 without CUDA is the CPU's bf16 autocast (the Trainer refuses it on
+        # any other device). Else one process keeps the Trainer's own device (a Mac's MPS).
+        use_cpu=not torch.cuda.is_available()
+        and (world_size() > 1 or trainer_cfg.precision == Precision.bf16),
+        disable_tqdm=not trainer_cfg.resolved_progress_bar(),
+        remove_unused_columns=False,  # tokenized sets hold model inputs + `length` (see DropKeysCollator)
+    )
+
+
+def phase_speed(
+    trainer: PhaseTrainer, train_metrics: Mapping[str, float], paused: float,
+    num_examples: int, steps_per_epoch: int, global_batch: int, total_params: int, world: int,
+) -> dict[str, float]:  # fmt: skip
+    """Loss and speed of training alone: evaluations and saves inside train() are taken out."""
+    runtime = float(train_metrics["train_runtime"]) - paused
+    # Examples actually seen: only the last batch of an epoch is short.
+    epochs_done, steps_left = divmod(trainer.state.global_step, steps_per_epoch)
+    seen = epochs_done * num_examples + min(steps_left * global_batch, num_examples)
+    real, padded = trainer.tokens.totals()
+    speed = {
+        "train_loss": float(train_metrics["train_loss"]),
+        "train_runtime": runtime,
+        "train_paused_seconds": paused,
+        "train_samples_per_second": seen / runtime,
+        "train_tokens_per_second": real / runtime,
+    }
+    if torch.cuda.is_available():
+        peak = device_peak_flops(torch.cuda.get_device_name())
+        if peak is not None:
+            speed["mfu"] = model_flops_utilization(total_params, padded, runtime, peak, world)
+            speed["mfu_peak_tflops"] = peak / 1e12
+    return speed
