@@ -18,16 +18,9 @@ from typing import Any
 from layerft import readers_conll
 from layerft.errors import LayerftError
 from layerft.readers_glue import GLUE_LINE_FINDERS, GLUE_READERS
-from layerft.readers_klue import (
-    hub_mrc,
-    hub_re,
-    hub_rows,
-    read_klue_mrc,
-    read_klue_re,
-    read_klue_sts,
-    sts_record,
-)
+from layerft.readers_klue import hub_mrc, hub_rows, read_klue_mrc, read_klue_sts, sts_record
 from layerft.readers_klue_ner import hub_ner_rows, read_klue_ner
+from layerft.readers_klue_re import hub_re, read_klue_re
 from layerft.readers_klue_tsv import (
     block_record_line,
     hub_dp,

@@ -1,9 +1,10 @@
-"""KLUE's JSON releases (KLUE-STS, KLUE-MRC, KLUE-RE) and the hub's `klue/klue` sts, mrc and re
-rows -> records. Serves the task groups' `release_format: klue_sts | klue_mrc | klue_re`
-(registered in `layerft/readers.py`).
+"""KLUE's JSON releases (KLUE-STS, KLUE-MRC) and the hub's `klue/klue` sts and mrc rows -> records.
+Serves the task groups' `release_format: klue_sts | klue_mrc` (registered in `layerft/readers.py`;
+KLUE-RE: `layerft/readers_klue_re.py`).
 
 A fault in a record names the file, the line and the record's guid (a hub row: its index); the
-record checks here (`record_field`, `RecordFault`, `hub_rows`) serve the TSV releases' hub rows too.
+record checks here (`record_field`, `RecordFault`, `read_release_array`, `hub_rows`) serve KLUE-RE
+and the TSV releases' hub rows too.
 """
 
 from __future__ import annotations
@@ -18,41 +19,6 @@ from layerft.errors import LayerftError, quoted
 from layerft.readers_records import array_element_line, check_new_guid, nonempty
 from layerft.readers_squad import read_articles
 from layerft.text_files import finite_number, line_of, read_json_text
-
-# The 30 KLUE-RE relations in the release's relation_list.json order, which is also the order of the
-# class ids in the hub's `klue/klue` re config.
-KLUE_RE_RELATIONS: tuple[str, ...] = (
-    "no_relation",
-    "org:dissolved",
-    "org:founded",
-    "org:place_of_headquarters",
-    "org:alternate_names",
-    "org:member_of",
-    "org:members",
-    "org:political/religious_affiliation",
-    "org:product",
-    "org:founded_by",
-    "org:top_members/employees",
-    "org:number_of_employees/members",
-    "per:date_of_birth",
-    "per:date_of_death",
-    "per:place_of_birth",
-    "per:place_of_death",
-    "per:place_of_residence",
-    "per:origin",
-    "per:employee_of",
-    "per:schools_attended",
-    "per:alternate_names",
-    "per:parents",
-    "per:children",
-    "per:siblings",
-    "per:spouse",
-    "per:other_family",
-    "per:colleagues",
-    "per:product",
-    "per:religion",
-    "per:title",
-)
 
 
 class RecordFault(Exception):
@@ -91,10 +57,11 @@ def _score(labels: Mapping[str, Any], key: str) -> float:
     return float(value)
 
 
-def _read_release_array(
+def read_release_array(
     path: Path, layout: str, convert: Callable[[dict[str, Any]], dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """A release JSON array of records with a guid each, each converted by `convert`."""
+    """A release JSON array of records with a guid each, each converted by `convert`; a fault
+    names the file, the record's line and its guid."""
     text, rows = read_json_text(path)
     if not isinstance(rows, list):
         raise LayerftError(f"{path}: expected a JSON array of records ({layout})")
@@ -138,7 +105,7 @@ def read_klue_sts(path: Path) -> list[dict[str, Any]]:
     label is labels.label (0-5), real_label labels.real-label (the annotators' mean, 0-5),
     binary_label labels.binary-label (0 or 1; KLUE sets 1 for label >= 3).
     """
-    return _read_release_array(Path(path), "the KLUE-STS release layout", sts_record)
+    return read_release_array(Path(path), "the KLUE-STS release layout", sts_record)
 
 
 def _spans(values: Any, context: str, name: str) -> list[dict[str, Any]]:
@@ -220,49 +187,6 @@ def read_klue_mrc(path: Path) -> list[dict[str, Any]]:
     return nonempty(path, records)
 
 
-def _entity(row: Mapping[str, Any], key: str, sentence: str) -> dict[str, Any]:
-    """A KLUE-RE entity {word, start_idx, end_idx (inclusive), type} checked against `sentence`."""
-    entity = record_field(row, key, dict)
-    word = record_field(entity, "word", str, f"{key}.word")
-    start = record_field(entity, "start_idx", int, f"{key}.start_idx")
-    end = record_field(entity, "end_idx", int, f"{key}.end_idx")
-    found = sentence[start : end + 1] if 0 <= start <= end < len(sentence) else ""
-    if found != word:
-        raise RecordFault(
-            f"{key}.word {word!r} does not match sentence[{start}:{end}+1] ({found!r}; "
-            "end_idx is inclusive)"
-        )
-    kind = record_field(entity, "type", str, f"{key}.type")
-    return {"word": word, "start": start, "end": end, "type": kind}
-
-
-def _re_record(row: Mapping[str, Any], label: str) -> dict[str, Any]:
-    """A KLUE-RE row (release or hub) whose relation is named `label` -> flat record."""
-    if label not in KLUE_RE_RELATIONS:
-        raise RecordFault(f"label {quoted(label)} is not one of the 30 KLUE-RE relations")
-    sentence = record_field(row, "sentence", str)
-    return {
-        "guid": record_field(row, "guid", str),
-        "sentence": sentence,
-        "subject": _entity(row, "subject_entity", sentence),
-        "object": _entity(row, "object_entity", sentence),
-        "label": label,
-    }
-
-
-def read_klue_re(path: Path) -> list[dict[str, Any]]:
-    """KLUE-RE release JSON -> {guid, sentence, subject, object, label}.
-
-    subject and object are {word, start, end, type} with end inclusive, as in the release
-    (sentence[start:end + 1] == word); label is the relation's name (one of KLUE_RE_RELATIONS).
-    """
-    return _read_release_array(
-        Path(path),
-        "the KLUE-RE release layout",
-        lambda row: _re_record(row, record_field(row, "label", str)),
-    )
-
-
 def hub_rows(
     config: str, rows: list[dict[str, Any]], convert: Callable[[int, Mapping[str, Any]], dict]
 ) -> list[dict[str, Any]]:
@@ -299,11 +223,3 @@ def hub_mrc(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
         "plausible_answers": spans if is_impossible else [],
     }
     return _mrc_record(_title(row, "title"), record_field(row, "context", str), qa)
-
-
-def hub_re(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
-    """A `klue/klue` re row: label is an index into KLUE_RE_RELATIONS."""
-    label = record_field(row, "label", int)
-    if not 0 <= label < len(KLUE_RE_RELATIONS):
-        raise RecordFault(f"label {label} is outside 0..{len(KLUE_RE_RELATIONS) - 1}")
-    return _re_record(row, KLUE_RE_RELATIONS[label])

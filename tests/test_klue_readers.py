@@ -15,8 +15,9 @@ from compose import compose_run
 
 from layerft.errors import LayerftError
 from layerft.readers import HUB_ADAPTERS
-from layerft.readers_klue import KLUE_RE_RELATIONS, read_klue_mrc, read_klue_re, read_klue_sts
+from layerft.readers_klue import read_klue_mrc, read_klue_sts
 from layerft.readers_klue_ner import KLUE_NER_TAGS
+from layerft.readers_klue_re import KLUE_RE_RELATIONS, read_klue_re
 from layerft.readers_klue_tsv import read_klue_dp, read_klue_pos
 
 SAMPLES = Path(__file__).resolve().parent / "data" / "klue"

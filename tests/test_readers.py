@@ -16,8 +16,9 @@ from layerft.errors import LayerftError
 from layerft.readers import RELEASE_READERS, record_line
 from layerft.readers_conll import read_conll2003, read_conllu
 from layerft.readers_glue import GLUE_READERS
-from layerft.readers_klue import read_klue_mrc, read_klue_re, read_klue_sts
+from layerft.readers_klue import read_klue_mrc, read_klue_sts
 from layerft.readers_klue_ner import read_klue_ner
+from layerft.readers_klue_re import read_klue_re
 from layerft.readers_klue_tsv import read_klue_dp, read_klue_pos
 from layerft.readers_records import read_records
 from layerft.readers_squad import read_squad, read_squad_v2
