@@ -22,7 +22,6 @@ from layerft.network import (
     hub_unreachable,
     refused_status,
 )
-from layerft.task import TaskConfig
 from layerft.tiny_model import TinyConfig, build_tiny_backbone, build_tiny_tokenizer
 
 if TYPE_CHECKING:
@@ -30,10 +29,6 @@ if TYPE_CHECKING:
 
 # transformers, tokenizers and huggingface_hub are imported where a model or tokenizer loads, not
 # above: composing a config imports this module, and a bad config is reported without them.
-
-# Model types whose position ids start after the padding index (fairseq's make_positions):
-# a sequence of n tokens uses positions pad+1 .. pad+n.
-POSITIONS_AFTER_PADDING = frozenset({"roberta", "xlm-roberta", "camembert"})
 
 
 def _converted_e5_small(cache_dir: Path) -> Path:
@@ -122,7 +117,7 @@ def load_tokenizer(cfg: ModelConfig, cache_dir: Path | None = None) -> PreTraine
         return build_tiny_tokenizer()
     from transformers import AutoTokenizer
 
-    tokenizer = _from_pretrained(AutoTokenizer, cfg, cache_dir)
+    tokenizer = from_pretrained(AutoTokenizer, cfg, cache_dir)
     if not tokenizer.is_fast:
         raise LayerftError(f"model '{cfg.name}': layerft needs a fast tokenizer")
     return tokenizer
@@ -139,7 +134,7 @@ def load_backbone(
         return build_tiny_backbone(cfg.tiny, vocab_size=len(build_tiny_tokenizer()), pooler=pooler)
     from transformers import AutoModel
 
-    backbone, loading = _from_pretrained(
+    backbone, loading = from_pretrained(
         AutoModel,
         cfg,
         cache_dir,
@@ -159,7 +154,7 @@ def load_backbone(
     return backbone
 
 
-def _from_pretrained(loader: Any, cfg: ModelConfig, cache_dir: Path | None, **kwargs: Any) -> Any:
+def from_pretrained(loader: Any, cfg: ModelConfig, cache_dir: Path | None, **kwargs: Any) -> Any:
     """`loader.from_pretrained` on the model's folder or hub id, failing with the offline advice."""
     try:
         return loader.from_pretrained(
@@ -209,54 +204,6 @@ def _unusable(cfg: ModelConfig, err: Exception) -> LayerftError:
         )
     where = cfg.hub_id or cfg.package or cfg.converted
     return LayerftError(f"model '{cfg.name}': could not build from '{where}' ({first_line(err)})")
-
-
-def max_sequence_length(cfg: ModelConfig, cache_dir: Path | None = None) -> int:
-    """How many tokens one sequence may hold on this backbone (read from its config, no weights)."""
-    if cfg.tiny is not None:
-        return cfg.tiny.max_position_embeddings
-    from transformers import AutoConfig
-
-    config = _from_pretrained(AutoConfig, cfg, cache_dir)
-    positions = getattr(config, "max_position_embeddings", None)
-    if positions is None:
-        raise LayerftError(f"model '{cfg.name}': its config names no max_position_embeddings")
-    if config.model_type in POSITIONS_AFTER_PADDING:
-        return positions - config.pad_token_id - 1
-    return positions
-
-
-def encoder_depth(cfg: ModelConfig, cache_dir: Path | None = None) -> int:
-    """How many encoder layers the backbone has (read from its config, no weights)."""
-    if cfg.tiny is not None:
-        return cfg.tiny.num_layers
-    from transformers import AutoConfig
-
-    return int(_from_pretrained(AutoConfig, cfg, cache_dir).num_hidden_layers)
-
-
-def check_max_length(
-    cfg: ModelConfig, task: TaskConfig, group: str, cache_dir: Path | None = None
-) -> None:
-    """Fail before any data loads when `task.max_length` needs more positions than the model has."""
-    limit = max_sequence_length(cfg, cache_dir)
-    if task.max_length > limit:
-        raise LayerftError(
-            f"{group}.max_length={task.max_length} exceeds the model's {limit} positions "
-            f"(model '{cfg.name}')"
-        )
-
-
-def check_room_for_text(tokenizer: Any, task: TaskConfig, group: str) -> None:
-    """Fail when `task.max_length` holds no text beside the special tokens: below their count a
-    fast tokenizer does not truncate at all, so long inputs would outgrow the model's positions."""
-    specials = tokenizer.num_special_tokens_to_add(pair=True)
-    if task.max_length <= specials:
-        raise LayerftError(
-            f"{group}.max_length={task.max_length} leaves no room for text: the tokenizer adds up "
-            f"to {specials} special tokens (to a pair of texts) and does not truncate below that; "
-            f"set it to at least {specials + 1}"
-        )
 
 
 def _unreachable(cfg: ModelConfig, reason: str) -> LayerftError:

@@ -29,11 +29,8 @@ from layerft.layer_split import (
     extract_injected,
 )
 from layerft.lr_schedule import part_lr_multipliers
-from layerft.model import (
-    check_max_length,
-    check_room_for_text,
-    load_tokenizer,
-)
+from layerft.model import load_tokenizer
+from layerft.model_limits import check_max_length, check_room_for_text
 from layerft.parts import layer_part
 from layerft.phase import remove_unfinished_checkpoints, run_phase
 from layerft.processes import is_main_process, rank, world_size

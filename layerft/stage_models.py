@@ -24,7 +24,8 @@ from layerft.layer_split import (
     transplant,
 )
 from layerft.lr_schedule import combine_multipliers, part_lr_multipliers
-from layerft.model import encoder_depth, load_backbone
+from layerft.model import load_backbone
+from layerft.model_limits import encoder_depth
 from layerft.parts import set_trainable
 from layerft.task import TaskConfig
 from layerft.tuning_mode import adapted_layers, apply_tuning_mode

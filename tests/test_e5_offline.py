@@ -19,7 +19,8 @@ from layerft.e5_format import Q4_BLOCK, dequantise_q4_0
 from layerft.e5_offline import converted_e5_small, mean_pooled_embeddings
 from layerft.errors import LayerftError
 from layerft.kinds import KINDS, TaskKind
-from layerft.model import load_backbone, load_tokenizer, max_sequence_length
+from layerft.model import load_backbone, load_tokenizer
+from layerft.model_limits import max_sequence_length
 from layerft.records import normalise_records
 
 # One worker runs this module: its fixtures convert the model once.

@@ -15,14 +15,8 @@ from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
 
 from layerft import model as model_module
 from layerft.errors import LayerftError
-from layerft.model import (
-    ModelConfig,
-    check_max_length,
-    check_room_for_text,
-    load_backbone,
-    load_tokenizer,
-    max_sequence_length,
-)
+from layerft.model import ModelConfig, load_backbone, load_tokenizer
+from layerft.model_limits import check_max_length, check_room_for_text, max_sequence_length
 from layerft.run import load_stage_data
 
 
@@ -176,7 +170,7 @@ def test_a_hub_refusal_says_authentication_or_access_not_connection(status: int,
 
     cfg = ModelConfig(name="gated", hub_id="org/gated")
     with pytest.raises(LayerftError) as info:
-        model_module._from_pretrained(SimpleNamespace(from_pretrained=refuse), cfg, None)
+        model_module.from_pretrained(SimpleNamespace(from_pretrained=refuse), cfg, None)
     assert str(info.value) == (
         f"model 'gated': the hub refused 'org/gated' (HTTP {status}: authentication or access); "
         "check HF_TOKEN, or accept the model's terms on its page"
@@ -192,7 +186,7 @@ def test_a_hub_model_without_safetensors_names_revision_and_conversion(offline) 
 
     cfg = ModelConfig(name="old", hub_id="org/old")
     with pytest.raises(LayerftError) as info:
-        model_module._from_pretrained(SimpleNamespace(from_pretrained=bin_only), cfg, None)
+        model_module.from_pretrained(SimpleNamespace(from_pretrained=bin_only), cfg, None)
     message = str(info.value)
     assert message.startswith("model 'old': 'org/old' has no model.safetensors at revision main")
     assert (

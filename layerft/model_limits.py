@@ -1,0 +1,64 @@
+"""What the backbone of the `model` config group can hold, read from its config without loading
+weights: its positions and depth, and the checks a task's `max_length` must pass before any data
+loads. Loading is `layerft/model.py`'s."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from layerft.errors import LayerftError
+from layerft.model import ModelConfig, from_pretrained
+from layerft.task import TaskConfig
+
+# Model types whose position ids start after the padding index (fairseq's make_positions):
+# a sequence of n tokens uses positions pad+1 .. pad+n.
+POSITIONS_AFTER_PADDING = frozenset({"roberta", "xlm-roberta", "camembert"})
+
+
+def max_sequence_length(cfg: ModelConfig, cache_dir: Path | None = None) -> int:
+    """How many tokens one sequence may hold on this backbone (read from its config, no weights)."""
+    if cfg.tiny is not None:
+        return cfg.tiny.max_position_embeddings
+    from transformers import AutoConfig
+
+    config = from_pretrained(AutoConfig, cfg, cache_dir)
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is None:
+        raise LayerftError(f"model '{cfg.name}': its config names no max_position_embeddings")
+    if config.model_type in POSITIONS_AFTER_PADDING:
+        return positions - config.pad_token_id - 1
+    return positions
+
+
+def encoder_depth(cfg: ModelConfig, cache_dir: Path | None = None) -> int:
+    """How many encoder layers the backbone has (read from its config, no weights)."""
+    if cfg.tiny is not None:
+        return cfg.tiny.num_layers
+    from transformers import AutoConfig
+
+    return int(from_pretrained(AutoConfig, cfg, cache_dir).num_hidden_layers)
+
+
+def check_max_length(
+    cfg: ModelConfig, task: TaskConfig, group: str, cache_dir: Path | None = None
+) -> None:
+    """Fail before any data loads when `task.max_length` needs more positions than the model has."""
+    limit = max_sequence_length(cfg, cache_dir)
+    if task.max_length > limit:
+        raise LayerftError(
+            f"{group}.max_length={task.max_length} exceeds the model's {limit} positions "
+            f"(model '{cfg.name}')"
+        )
+
+
+def check_room_for_text(tokenizer: Any, task: TaskConfig, group: str) -> None:
+    """Fail when `task.max_length` holds no text beside the special tokens: below their count a
+    fast tokenizer does not truncate at all, so long inputs would outgrow the model's positions."""
+    specials = tokenizer.num_special_tokens_to_add(pair=True)
+    if task.max_length <= specials:
+        raise LayerftError(
+            f"{group}.max_length={task.max_length} leaves no room for text: the tokenizer adds up "
+            f"to {specials} special tokens (to a pair of texts) and does not truncate below that; "
+            f"set it to at least {specials + 1}"
+        )
