@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from layerft.config import check_data_files, check_switch_overrides, register_configs, to_run_config
 from layerft.config_errors import config_errors_exit
-from layerft.credentials import credential_override_error
+from layerft.credential_overrides import credential_override_error
 from layerft.errors import user_errors_exit
 from layerft.interrupts import interrupted_exit
 from layerft.results import METRICS_FILE

@@ -1,6 +1,7 @@
 """Command-line overrides whose key names a credential (`+tracker.api_key=`,
 `hydra.job.env_set.WANDB_API_KEY=`): their values are masked wherever overrides are recorded, and
-in the config dumps Hydra writes (ScrubCredentials)."""
+in the config dumps Hydra writes (ScrubCredentials). One set as a setting of the app's config is
+refused instead (`layerft/credential_overrides.py`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import dataclasses
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +32,16 @@ _CREDENTIAL_CAMEL_WORD = re.compile(
     r"(?<=[a-z0-9])(?:Token|Key|ApiKey|Secret|Password|Passwd|Auth|Authorization|Credentials?)"
     r"(?=$|[A-Z0-9_-])"
 )
-# Hydra's flags whose value is the next argument (`-cd <folder>`), which is no override.
-_FLAGS_WITH_VALUE = frozenset(
-    {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "-c", "--cfg",
-     "-p", "--package", "--experimental-rerun"}
-)  # fmt: skip
 
 
 def is_credential(override: str) -> bool:
     """Whether `override` (`key=value`, `+key=value`...) sets a key named like a credential, or
     sets `hydra.job.env_set` to a dict holding one."""
-    return _names_credential_key(override) or bool(env_set_credentials(override))
+    return names_credential_key(override) or bool(env_set_credentials(override))
 
 
-def _names_credential_key(override: str) -> bool:
+def names_credential_key(override: str) -> bool:
+    """Whether `override` (`key=value`) sets a key whose last part is named like a credential."""
     key, equals, _ = override.partition("=")
     return bool(equals) and names_credential(key.lstrip("+~").split("@")[0].rsplit(".", 1)[-1])
 
@@ -54,48 +51,6 @@ def names_credential(name: str) -> bool:
     return bool(_CREDENTIAL_WORD.search(name) or _CREDENTIAL_CAMEL_WORD.search(name))
 
 
-def credential_override_error(arguments: Sequence[str]) -> str | None:
-    """The error for a command-line setting of the app's config that is, or holds, a key named
-    like a credential (`+wandb_api_key=...`, `+wandb={api_key:...}`), or None. No layerft setting
-    takes one, so it could only fail as an unknown key, but Hydra writes its value into
-    `.hydra/*.yaml` and prints it in a multirun's launch lines before layerft could refuse it.
-    Hydra's own `hydra.job.env_set.<NAME>=` is the way in on the command line."""
-    flag_value = False
-    for argument in arguments:
-        if flag_value or argument.startswith("-"):
-            flag_value = argument in _FLAGS_WITH_VALUE
-            continue
-        key = argument.partition("=")[0]
-        if key.lstrip("+~").startswith("hydra."):
-            continue
-        if _names_credential_key(argument) or _holds_credential_key(argument):
-            return (
-                f"{key}: no layerft setting takes a credential; set it in the environment "
-                "(WANDB_API_KEY, HF_TOKEN) or as hydra.job.env_set.<NAME>=..., which no file or "
-                "log records"
-            )
-    return None
-
-
-def _holds_credential_key(override: str) -> bool:
-    """Whether `override` sets a dict with a key, at any depth, named like a credential."""
-    if "{" not in override:
-        return False
-    try:
-        value = OverridesParser.create().parse_override(override).value()
-    except HydraException:  # Hydra refuses it itself
-        return False
-    return _nests_credential_key(value)
-
-
-def _nests_credential_key(value: Any) -> bool:
-    if isinstance(value, dict):
-        return any(names_credential(str(k)) or _nests_credential_key(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_nests_credential_key(item) for item in value)
-    return False
-
-
 def mask_credentials(overrides: Iterable[str]) -> list[str]:
     """The overrides with every credential's value replaced by `***`, as they may be recorded."""
     return [mask_override(override) for override in overrides]
@@ -103,7 +58,7 @@ def mask_credentials(overrides: Iterable[str]) -> list[str]:
 
 def mask_override(override: str) -> str:
     """`override` with its credential's value (or those of its `env_set` dict) as `***`."""
-    if _names_credential_key(override):
+    if names_credential_key(override):
         return f"{override.partition('=')[0]}={MASK}"
     return _rewrite_env_set(override, mask=True)
 
@@ -119,7 +74,7 @@ def _override_secrets(node: Any, secrets: set[str]) -> None:
             _override_secrets(value, secrets)
     elif isinstance(node, list):
         for item in node:
-            if isinstance(item, str) and _names_credential_key(item):
+            if isinstance(item, str) and names_credential_key(item):
                 secrets.add(item.partition("=")[2])
             elif isinstance(item, str):
                 secrets.update(env_set_credentials(item).values())
@@ -157,7 +112,7 @@ def move_env_set_credentials(config: DictConfig) -> list[str]:
     overrides = OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False)
     assert isinstance(overrides, list)
     kept = [
-        _without_env_set_credentials(str(o)) for o in overrides if not _names_credential_key(str(o))
+        _without_env_set_credentials(str(o)) for o in overrides if not names_credential_key(str(o))
     ]
     with read_write(config), open_dict(config):
         for name in moved:
@@ -165,6 +120,15 @@ def move_env_set_credentials(config: DictConfig) -> list[str]:
             del env_set[name]
         config.hydra.overrides.hydra = kept
     return moved
+
+
+def parsed_override(override: str) -> Override | None:
+    """`override` as Hydra parses it, or None where it is no override (Hydra refuses it itself, or
+    a recorded string is a piece of one)."""
+    try:
+        return OverridesParser.create().parse_override(override)
+    except HydraException:
+        return None
 
 
 _PREFIXES = {OverrideType.CHANGE: "", OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++"}
@@ -175,11 +139,12 @@ def _env_set_dict(override: str) -> Override | None:
     (`++hydra.job.env_set={WANDB_API_KEY:...,OMP_NUM_THREADS:1}`); else None."""
     if "env_set" not in override or "=" not in override:
         return None
-    try:
-        parsed = OverridesParser.create().parse_override(override)
-    except HydraException:  # a recorded string that is no override (or a piece of one)
-        return None
-    if parsed.key_or_group != "hydra.job.env_set" or not isinstance(parsed._value, dict):
+    parsed = parsed_override(override)
+    if (
+        parsed is None
+        or parsed.key_or_group != "hydra.job.env_set"
+        or not isinstance(parsed._value, dict)
+    ):
         return None
     return parsed if parsed.type in _PREFIXES else None
 

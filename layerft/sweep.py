@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerft.config_errors import CONFIG_ERRORS, composition_error_line
-from layerft.credentials import credential_override_error
+from layerft.credential_overrides import credential_override_error
 from layerft.errors import LayerftError
 from layerft.file_lock import held_lock
 from layerft.interrupts import INTERRUPTED, INTERRUPTED_LINE

@@ -20,7 +20,8 @@ from hydra.types import RunMode
 from omegaconf import open_dict
 
 from layerft import sweep_tracker, tracker
-from layerft.credentials import credential_override_error, mask_credentials, scrub_config_file
+from layerft.credential_overrides import credential_override_error
+from layerft.credentials import mask_credentials, scrub_config_file
 from layerft.hydra_job import run_from_hydra
 from layerft.tracker import TrackerBackend, TrackerConfig, TrackerMode, start_tracker
 
