@@ -1,6 +1,15 @@
 """Extractive question answering's decoding: each record's answer text, or none, from the start and
 end logits of its windows, as KLUE-baseline's `compute_predictions_logits` (version_2_with_negative)
-and transformers' utils_qa.py pick it; `layerft/kinds/span_extraction.py` says how.
+and transformers' utils_qa.py pick it.
+
+A span (a, b) scores start[a] + end[b] over the n-best starts and ends of each window, in the
+context, b >= a, at most `spans.max_answer_length` tokens, starting at a token that has its most
+context in that window; "" wins when the smallest [CLS] score start[0] + end[0] over the windows
+beats the best span by more than `spans.null_score_threshold`; that difference (null minus best
+span score) goes to the metrics too (SQuAD 2.0's best threshold). Deviations: the n-best are taken
+among context tokens (KLUE takes them over every position, padding included, then drops the ones
+outside the context); the answer is the context's text between the span's character offsets (KLUE
+maps tokens back to whitespace words).
 
 Serves the `span_extraction` task kind.
 """

@@ -3,19 +3,8 @@
 The recipe is KLUE-baseline's (klue_baseline/data/klue_mrc.py feeds transformers' SQuAD processor;
 models/machine_reading_comprehension.py decodes with `compute_predictions_logits`,
 version_2_with_negative, null_score_diff_threshold 0), written for a fast tokenizer's offsets as
-transformers' run_qa.py / utils_qa.py do:
-- question first, context second; a long context is cut into windows that start every
-  `spans.doc_stride` context tokens (the SQuAD processor's meaning of doc_stride: run_qa.py's
-  is the overlap instead); a window trains on its first gold answer, or on [CLS] when the
-  question is unanswerable or that answer is not wholly inside the window;
-- decoding (`layerft/kinds/span_decoding.py`) scores span (a, b) as start[a] + end[b] over the n-best starts and ends of each window,
-  in the context, b >= a, at most `spans.max_answer_length` tokens, starting at a token that has
-  its most context in that window; "" wins when the smallest [CLS] score start[0] + end[0] over
-  the windows beats the best span by more than `spans.null_score_threshold`; that difference
-  (null minus best span score) goes to the metrics too (SQuAD 2.0's best threshold).
-Deviations: the n-best are taken among context tokens (KLUE takes them over every position,
-padding included, then drops the ones outside the context); the answer is the context's text
-between the span's character offsets (KLUE maps tokens back to whitespace words); padding
+transformers' run_qa.py / utils_qa.py do: windows are `layerft/kinds/span_encoding.py`, decoding
+`layerft/kinds/span_decoding.py` (with its deviations from KLUE's). A deviation here: padding
 positions are masked out of the loss, so it does not depend on how a batch is padded.
 """
 
@@ -23,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,18 +33,18 @@ from layerft.kinds.base import (
     run_encoder,
     text_of,
 )
-from layerft.kinds.span_decoding import CLS, scored_answers
+from layerft.kinds.span_decoding import scored_answers
+from layerft.kinds.span_encoding import answer_lists, cut_questions, window_features
 from layerft.metrics import MetricInput
 
 if TYPE_CHECKING:
     from datasets import Dataset
-    from transformers import BatchEncoding, EvalPrediction, PreTrainedTokenizerFast
+    from transformers import EvalPrediction, PreTrainedTokenizerFast
 
     from layerft.task import TaskConfig
 
 # The most special tokens a question-context pair gets (RoBERTa's <s> q </s></s> c </s>).
 MAX_PAIR_SPECIAL_TOKENS = 4
-MODEL_INPUTS = frozenset({"input_ids", "token_type_ids", "attention_mask"})
 
 
 @dataclass
@@ -104,22 +92,6 @@ def check(task: TaskConfig, where: str) -> None:
         )
 
 
-def _answer_lists(answers: Any, where: str, column: str) -> tuple[list[Any], list[Any]]:
-    """Texts and starts of [{"text", "answer_start"}] (release) or {"text": [], ...} (SQuAD hub)."""
-    if isinstance(answers, dict) and {"text", "answer_start"} <= answers.keys():
-        texts, starts = answers["text"], answers["answer_start"]
-        if isinstance(texts, list) and isinstance(starts, list) and len(texts) == len(starts):
-            return texts, starts
-    if isinstance(answers, list) and all(
-        isinstance(a, dict) and {"text", "answer_start"} <= a.keys() for a in answers
-    ):
-        return [a["text"] for a in answers], [a["answer_start"] for a in answers]
-    raise LayerftError(
-        f"{where}: column '{column}' must be a list of {{text, answer_start}} answers, "
-        f"got {str(answers)[:80]}"
-    )
-
-
 def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Record | None:
     """{"question", "context", "answer_texts", "answer_starts"}; no answers: unanswerable."""
     question_column, context_column = task.text_columns
@@ -129,7 +101,7 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
     # SQuAD has a few one-space questions (readers_squad reads them too).
     question = text_of(record, question_column, where, blank_ok=True)
     context = text_of(record, context_column, where)
-    texts, starts = _answer_lists(answers, where, task.label_column)
+    texts, starts = answer_lists(answers, where, task.label_column)
     if not texts and not task.spans.unanswerable:
         raise LayerftError(
             f"{where}: has no answers, and this task has no unanswerable questions "
@@ -157,57 +129,6 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
     }
 
 
-def _cut_questions(
-    tokenizer: PreTrainedTokenizerFast, questions: list[str], limit: int
-) -> list[str]:
-    """Each question cut after its `limit`-th token (SQuAD's max_query_length)."""
-    # Leading spaces would only take room in the window (run_qa strips them too).
-    questions = [q.lstrip() for q in questions]
-    offsets = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)
-    return [
-        q if len(o) <= limit else q[: o[limit - 1][1]]
-        for q, o in zip(questions, offsets["offset_mapping"], strict=True)
-    ]
-
-
-def answer_tokens(
-    offsets: Sequence[Sequence[int] | None], start_char: int, end_char: int
-) -> tuple[int, int]:
-    """Token positions of the answer [start_char, end_char) in a window; [CLS] when not inside it.
-
-    `offsets` holds each position's character span in the context, None outside the context.
-    """
-    context = [p for p, o in enumerate(offsets) if o is not None]
-    first, last = context[0], context[-1]
-    if not (offsets[first][0] <= start_char and offsets[last][1] >= end_char):
-        return CLS, CLS
-    # The first token that ends after the answer starts, the last one that starts before it ends.
-    start = next(p for p in context if offsets[p][1] > start_char)
-    end = next(p for p in reversed(context) if offsets[p][0] < end_char)
-    return start, end
-
-
-def _window(
-    encoded: BatchEncoding, j: int, texts: list[str], starts: list[int], row_index: int
-) -> dict[str, Any]:
-    """Window `j` of `encoded`: model inputs, the first answer's token span, record, offsets."""
-    in_context = [sequence == 1 for sequence in encoded.sequence_ids(j)]
-    offsets = [
-        tuple(offset) if inside else None
-        for offset, inside in zip(encoded["offset_mapping"][j], in_context, strict=True)
-    ]
-    start = end = CLS
-    if texts:
-        start, end = answer_tokens(offsets, starts[0], starts[0] + len(texts[0]))
-    inputs = {k: v[j] for k, v in encoded.items() if k in MODEL_INPUTS}
-    return inputs | {
-        "start_positions": start,
-        "end_positions": end,
-        "example_index": row_index,
-        "offset_mapping": offsets,
-    }
-
-
 def encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast):  # noqa: ANN201 - see Kind
     """Question-context pairs -> windows with start/end positions, record index and offsets."""
     if tokenizer.padding_side != "right":
@@ -219,7 +140,7 @@ def encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast):  # noqa: ANN2
     specials = tokenizer.num_special_tokens_to_add(pair=True)
 
     def encode(batch: Batch) -> Batch:
-        questions = _cut_questions(tokenizer, batch["question"], spans.max_query_length)
+        questions = cut_questions(tokenizer, batch["question"], spans.max_query_length)
         # The overlap that makes windows start every doc_stride tokens depends on the question's
         # length, and the tokenizer takes one overlap per call: one call per question length.
         by_length: dict[int, list[int]] = defaultdict(list)
@@ -239,7 +160,7 @@ def encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast):  # noqa: ANN2
             )
             for j, i in enumerate(rows[r] for r in encoded["overflow_to_sample_mapping"]):
                 windows[i].append(
-                    _window(encoded, j, batch["answer_texts"][i], batch["answer_starts"][i],
+                    window_features(encoded, j, batch["answer_texts"][i], batch["answer_starts"][i],
                             batch["row_index"][i])
                 )  # fmt: skip
         features = [f for record_windows in windows for f in record_windows]  # record order
