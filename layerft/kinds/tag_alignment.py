@@ -1,7 +1,8 @@
 """How a tagging task's tags meet subword tokens: a word's tag on its first subword, or (KLUE-NER's
 layout, `tagging.words_column`) a character's on the first token that starts there and back again;
 and which words or characters get no token (cut by max_length, or with no subword) for the
-warnings that say so.
+warnings that say so. A record of the character layout is checked here too: its words spell its
+characters, and an I- tag within a word continues an entity.
 
 Serves the `token_tagging` task kind (`layerft/kinds/token_tagging.py`).
 """
@@ -9,12 +10,13 @@ Serves the `token_tagging` task kind (`layerft/kinds/token_tagging.py`).
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from layerft.errors import quoted
-from layerft.kinds.base import Batch, Record
+from layerft.errors import LayerftError, quoted
+from layerft.kinds.base import Batch, Record, list_of
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -32,6 +34,28 @@ def word_labels(word_ids: list[int | None], tags: list[int]) -> list[int]:
         labels.append(-100 if word is None or word == previous else tags[word])
         previous = word
     return labels
+
+
+def word_encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast):  # noqa: ANN201 - see Kind
+    """Pre-split words -> subword ids, tags aligned to first subwords as `labels`, and the words
+    that got a label (`tagged_words`)."""
+
+    def encode(batch: Batch) -> Batch:
+        encoded = tokenizer(
+            batch["tokens"], is_split_into_words=True, truncation=True, max_length=task.max_length
+        )
+        encoded["labels"] = [
+            word_labels(encoded.word_ids(i), tags) for i, tags in enumerate(batch["tags"])
+        ]
+        # The words that got a label, in order: a word past max_length or with no subword
+        # (BERT's cleaning removes control, format and combining characters) gets none.
+        encoded["tagged_words"] = [
+            list(dict.fromkeys(w for w in encoded.word_ids(i) if w is not None))
+            for i in range(len(batch["tags"]))
+        ]
+        return encoded
+
+    return encode
 
 
 # Word-start marks a piece may be alone: SentencePiece's (XLM-R, e5) and byte-level BPE's.
@@ -107,6 +131,41 @@ def character_encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast):  # 
         return encoded
 
     return encode
+
+
+def words_of(column: str, record: Record, characters: list[str], where: str) -> list[str]:
+    """The record's words, checked to spell its characters (each token one character)."""
+    if column not in record:
+        raise LayerftError(
+            f"{where}: no column '{column}' (tagging.words_column: the text split at whitespace); "
+            "give it, or set tagging.words_column=null to read each character as a word"
+        )
+    words = list_of(record, column, str, where)
+    if long := next((t for t in characters if len(t) != 1), None):
+        raise LayerftError(
+            f"{where}: tagging.words_column: tokens must be single characters, got {long!r}"
+        )
+    if "".join(words) != "".join(characters) or not all(words):
+        raise LayerftError(
+            f"{where}: column '{column}' does not spell the tokens' characters (spaces left out): "
+            f"{' '.join(words)[:40]!r} vs {''.join(characters)[:40]!r}"
+        )
+    return words
+
+
+def check_inside_tags(characters: list[str], tags: list[str], words: list[str], where: str) -> None:
+    """Fail on an I- tag that continues no entity (after a tag of another type) within a word:
+    the release reader refuses it as a lost or mistyped row, and the strict IOB2 metric would read
+    it as no entity. At a word's start (the sentence's too) KLUE's gold has such tags, after a
+    space that was tagged B- and dropped, so there they are kept, as the reader keeps them."""
+    word_starts = set(itertools.accumulate((len(word) for word in words[:-1]), initial=0))
+    for index, tag in enumerate(tags):
+        before = tags[index - 1] if index else "O"
+        if tag.startswith("I-") and before[2:] != tag[2:] and index not in word_starts:
+            raise LayerftError(
+                f"{where}: character {index + 1} ({characters[index]!r}): {tag} does not follow "
+                f"B-{tag[2:]} or I-{tag[2:]} (previous tag {before}) within a word"
+            )
 
 
 def untagged(

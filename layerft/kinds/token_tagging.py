@@ -5,7 +5,6 @@ How tags meet subwords (and characters, KLUE-NER's layout) is `layerft/kinds/tag
 
 from __future__ import annotations
 
-import itertools
 import logging
 from dataclasses import dataclass
 from enum import Enum
@@ -17,7 +16,6 @@ from torch import nn
 
 from layerft.errors import LayerftError
 from layerft.kinds.base import (
-    Batch,
     DropKeysCollator,
     HeadOutput,
     Kind,
@@ -37,9 +35,11 @@ from layerft.kinds.tag_alignment import (
     NO_SUBWORD_FIX,
     character_encoder,
     character_tags,
+    check_inside_tags,
     untagged,
     warn_untagged,
-    word_labels,
+    word_encoder,
+    words_of,
 )
 from layerft.metrics import MetricInput
 from layerft.morph import silver_morphemes
@@ -108,47 +108,10 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
         )
     normalised = {"tokens": tokens, "tags": [label_id(t, task, group, where) for t in tags]}
     if task.tagging.words_column is not None:
-        normalised["words"] = _words(task.tagging.words_column, record, tokens, where)
+        normalised["words"] = words_of(task.tagging.words_column, record, tokens, where)
         names = [task.label_names[tag] for tag in normalised["tags"]]
-        _check_inside_tags(tokens, names, normalised["words"], where)
+        check_inside_tags(tokens, names, normalised["words"], where)
     return normalised
-
-
-def _check_inside_tags(
-    characters: list[str], tags: list[str], words: list[str], where: str
-) -> None:
-    """Fail on an I- tag that continues no entity (after a tag of another type) within a word:
-    the release reader refuses it as a lost or mistyped row, and the strict IOB2 metric would read
-    it as no entity. At a word's start (the sentence's too) KLUE's gold has such tags, after a
-    space that was tagged B- and dropped, so there they are kept, as the reader keeps them."""
-    word_starts = set(itertools.accumulate((len(word) for word in words[:-1]), initial=0))
-    for index, tag in enumerate(tags):
-        before = tags[index - 1] if index else "O"
-        if tag.startswith("I-") and before[2:] != tag[2:] and index not in word_starts:
-            raise LayerftError(
-                f"{where}: character {index + 1} ({characters[index]!r}): {tag} does not follow "
-                f"B-{tag[2:]} or I-{tag[2:]} (previous tag {before}) within a word"
-            )
-
-
-def _words(column: str, record: Record, characters: list[str], where: str) -> list[str]:
-    """The record's words, checked to spell its characters (each token one character)."""
-    if column not in record:
-        raise LayerftError(
-            f"{where}: no column '{column}' (tagging.words_column: the text split at whitespace); "
-            "give it, or set tagging.words_column=null to read each character as a word"
-        )
-    words = list_of(record, column, str, where)
-    if long := next((t for t in characters if len(t) != 1), None):
-        raise LayerftError(
-            f"{where}: tagging.words_column: tokens must be single characters, got {long!r}"
-        )
-    if "".join(words) != "".join(characters) or not all(words):
-        raise LayerftError(
-            f"{where}: column '{column}' does not spell the tokens' characters (spaces left out): "
-            f"{' '.join(words)[:40]!r} vs {''.join(characters)[:40]!r}"
-        )
-    return words
 
 
 def distinct_text(task: TaskConfig) -> str | None:
@@ -163,23 +126,7 @@ def encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast):  # noqa: ANN2
     `tagging.words_column`: the words -> subwords, tagged by their first characters)."""
     if task.tagging.words_column is not None:
         return character_encoder(task, tokenizer)
-
-    def encode(batch: Batch) -> Batch:
-        encoded = tokenizer(
-            batch["tokens"], is_split_into_words=True, truncation=True, max_length=task.max_length
-        )
-        encoded["labels"] = [
-            word_labels(encoded.word_ids(i), tags) for i, tags in enumerate(batch["tags"])
-        ]
-        # The words that got a label, in order: a word past max_length or with no subword
-        # (BERT's cleaning removes control, format and combining characters) gets none.
-        encoded["tagged_words"] = [
-            list(dict.fromkeys(w for w in encoded.word_ids(i) if w is not None))
-            for i in range(len(batch["tags"]))
-        ]
-        return encoded
-
-    return encode
+    return word_encoder(task, tokenizer)
 
 
 def collator(
