@@ -1,5 +1,16 @@
 """The dependency parser's head: biaffine arcs and bilinear relations over word vectors (Dozat &
-Manning 2017, as KLUE-baseline's DPTransformer scores them), and its decoding.
+Manning 2017, as KLUE-baseline's DPTransformer scores them), its decoding, and where in the
+subwords it reads each word:
+- a word is read from its first and last subwords' hidden states, concatenated (KLUE's
+  `resize_outputs`; `parsing.word_subword` picks first or last alone), the root from [CLS];
+- a biaffine arc scorer over candidate heads (0 = root, i = the i-th word) and a bilinear
+  relation classifier on (dependent, head) pairs; loss = arc cross-entropy + relation
+  cross-entropy with the relation scored at the gold head, each averaged over words;
+- decoding: head = argmax over the candidates, padding masked; self-loops are not masked (KLUE
+  does not mask them either); relation = argmax at the predicted head.
+KLUE's BiLSTM encoder and LSTM decoder between the transformer and the scorers are left out: the
+scorers read the encoder directly, so stage 1 puts what parsing needs into the encoder's layers
+(the point of injection) and the head stays cheap (see benchmarks/dp_head_speed.py).
 
 Serves the `dependency_parsing` task kind (`layerft/kinds/dependency_parsing.py`), whose
 `<task>.parsing` settings (ParsingConfig) size it.
@@ -29,6 +40,30 @@ class WordSubword(str, Enum):
     first = "first"
     last = "last"
     first_last = "first_last"  # both, concatenated (KLUE-baseline's bpe_head_mask/bpe_tail_mask)
+
+
+def word_spans(
+    word_ids: list[int | None], num_words: int, complete: bool
+) -> tuple[list[int], list[int]]:
+    """Token positions of each kept word's first and last subword.
+
+    All words are kept when the encoding is `complete` (not truncated); else those up to the last
+    word with a subword left. A word without subwords (the tokenizer dropped all its characters)
+    borrows the position of the token before it.
+    """
+    starts: dict[int, int] = {}
+    ends: dict[int, int] = {}
+    for position, word in enumerate(word_ids):
+        if word is not None:
+            starts.setdefault(word, position)
+            ends[word] = position
+    kept = num_words if complete else max(starts, default=-1) + 1
+    first, last, previous = [], [], 0  # 0: [CLS]
+    for word in range(kept):
+        previous = ends.get(word, previous)
+        first.append(starts.get(word, previous))
+        last.append(previous)
+    return first, last
 
 
 def mask_arcs(scores: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:

@@ -1,19 +1,9 @@
 """Dependency parsing over eojeols (KLUE-DP): a head and a relation per word, biaffine-scored.
 
 Follows KLUE-baseline's DPTransformer (klue_baseline/models/dependency_parsing.py) and its
-features (klue_baseline/data/klue_dp.py):
-- a word is read from its first and last subwords' hidden states, concatenated (KLUE's
-  `resize_outputs`; `parsing.word_subword` picks first or last alone), the root from [CLS];
-- the POS tag of the word's last morpheme (POS split on '+', last) is an embedded input feature;
-- a biaffine arc scorer over candidate heads (0 = root, i = the i-th word) and a bilinear
-  relation classifier on (dependent, head) pairs (Dozat & Manning 2017); loss = arc cross-entropy
-  + relation cross-entropy with the relation scored at the gold head, each averaged over words;
-- decoding: head = argmax over the candidates, padding masked; self-loops are not masked (KLUE
-  does not mask them either); relation = argmax at the predicted head.
-The head and its decoding are `layerft/kinds/biaffine.py`; this module reads and encodes.
-KLUE's BiLSTM encoder and LSTM decoder between the transformer and the scorers are left out: the
-scorers read the encoder directly, so stage 1 puts what parsing needs into the encoder's layers
-(the point of injection) and the head stays cheap (see benchmarks/dp_head_speed.py).
+features (klue_baseline/data/klue_dp.py). The head, its loss and decoding, and what it leaves out
+of KLUE's model are `layerft/kinds/biaffine.py`; this module reads and encodes. The POS tag of the
+word's last morpheme (POS split on '+', last) is an embedded input feature.
 
 Punctuation: KLUE-DP's units are eojeols, and punctuation belongs to the eojeol it touches
 ("보도했다."), so every eojeol is scored, as KLUE does. Truncation: eojeols whose first subword
@@ -46,7 +36,7 @@ from layerft.kinds.base import (
     label_id,
     list_of,
 )
-from layerft.kinds.biaffine import PADDING, BiaffineParsingHead, WordSubword
+from layerft.kinds.biaffine import PADDING, BiaffineParsingHead, WordSubword, word_spans
 from layerft.metrics import MetricInput
 from layerft.readers_conll import check_tree
 
@@ -153,30 +143,6 @@ def pos_ids(
             )
         ids.append(tags.index(last))
     return ids
-
-
-def word_spans(
-    word_ids: list[int | None], num_words: int, complete: bool
-) -> tuple[list[int], list[int]]:
-    """Token positions of each kept word's first and last subword.
-
-    All words are kept when the encoding is `complete` (not truncated); else those up to the last
-    word with a subword left. A word without subwords (the tokenizer dropped all its characters)
-    borrows the position of the token before it.
-    """
-    starts: dict[int, int] = {}
-    ends: dict[int, int] = {}
-    for position, word in enumerate(word_ids):
-        if word is not None:
-            starts.setdefault(word, position)
-            ends[word] = position
-    kept = num_words if complete else max(starts, default=-1) + 1
-    first, last, previous = [], [], 0  # 0: [CLS]
-    for word in range(kept):
-        previous = ends.get(word, previous)
-        first.append(starts.get(word, previous))
-        last.append(previous)
-    return first, last
 
 
 def encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast):  # noqa: ANN201 - see Kind
