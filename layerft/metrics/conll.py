@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from layerft.metrics.klue import flatten_aligned
+from layerft.metrics.scores import flatten_aligned
 
 Chunk = tuple[int, int, int, str]  # (sentence, first token, last token, type)
 

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from layerft.metrics.klue import pearson_r
+from layerft.metrics.scores import pearson_r
 
 
 def matthews_correlation(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -39,49 +39,6 @@ _MRC_PATTERN = re.compile(r"""['"《》<>〈〉]\(\)‘’""")
 _ASCII_PUNCTUATION = frozenset(string.punctuation)
 
 
-def flatten_aligned(
-    metric: str, what: str, predictions: Sequence[Sequence], references: Sequence[Sequence]
-) -> tuple[list, list]:
-    """Concatenate aligned per-sentence lists, failing on a count or length mismatch."""
-    if len(predictions) != len(references):
-        raise ValueError(
-            f"{metric}: {len(predictions)} predicted sentences but {len(references)} references"
-        )
-    flat_pred: list = []
-    flat_true: list = []
-    for i, (pred, true) in enumerate(zip(predictions, references, strict=True)):
-        if len(pred) != len(true):
-            raise ValueError(
-                f"{metric}: sentence {i} has {len(pred)} predicted {what} but {len(true)} "
-                f"reference {what}; align predictions to the reference units first"
-            )
-        flat_pred.extend(pred)
-        flat_true.extend(true)
-    return flat_pred, flat_true
-
-
-def flatten_arcs(
-    metric: str,
-    predictions: Sequence[Sequence[int]],
-    references: Sequence[Sequence[int]],
-    predicted_relations: Sequence[Sequence[int]],
-    reference_relations: Sequence[Sequence[int]],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Predicted heads, predicted relations, gold heads, gold relations: each flat, int64; fails
-    unless each prediction aligns with its gold side and every gold head has one relation."""
-    pred_heads, gold_heads = flatten_aligned(metric, "heads", predictions, references)
-    pred_rels, gold_rels = flatten_aligned(
-        metric, "relations", predicted_relations, reference_relations
-    )
-    # Heads and relations are each aligned pred-to-gold; tie the two gold sides together.
-    if [len(r) for r in reference_relations] != [len(h) for h in references]:
-        raise ValueError(f"{metric}: reference_relations must hold one relation per gold head")
-    return tuple(  # type: ignore[return-value]
-        np.asarray(values, dtype=np.int64)
-        for values in (pred_heads, pred_rels, gold_heads, gold_rels)
-    )
-
-
 def _f1_from_counts(
     tp: np.ndarray, n_true: np.ndarray, n_pred: np.ndarray, zero_division: float
 ) -> np.ndarray:
@@ -92,21 +49,7 @@ def _f1_from_counts(
     return np.divide(2 * tp, denom, out=out, where=denom > 0)
 
 
-# --- KLUE-STS: klue_sts_pearsonr, klue_sts_f1 ---------------------------------------------------
-
-
-def pearson_r(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson's r as scipy.stats.pearsonr; 0.0 (scipy: NaN or an error) when it is undefined."""
-    if x.size < 2:
-        return 0.0
-    dx = x - x.mean()
-    dy = y - y.mean()
-    norm = np.linalg.norm(dx) * np.linalg.norm(dy)
-    # A constant side has no linear association to measure; NaN would break metrics.json.
-    if norm == 0:
-        return 0.0
-    # Clipped as scipy does: rounding can push |r| a hair past 1.
-    return float(np.clip(np.dot(dx, dy) / norm, -1.0, 1.0))
+# --- KLUE-STS: klue_sts_f1 (klue_sts_pearsonr is scores.pearson_r) --------------------------------
 
 
 def sts_binary_f1(predictions: np.ndarray, references: np.ndarray, threshold: float) -> float:

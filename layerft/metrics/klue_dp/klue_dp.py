@@ -1,7 +1,8 @@
 """KLUE-DP: UAS and LAS as KLUE scores them (macro F1 over head ids and relation classes)."""
 
-from layerft.metrics.klue import KLUE_DP_OTHERS_RELATION_ID, dp_attachment_scores, flatten_arcs
+from layerft.metrics.klue import KLUE_DP_OTHERS_RELATION_ID, dp_attachment_scores
 from layerft.metrics.module import build_metric
+from layerft.metrics.scores import flatten_arcs
 
 _DESCRIPTION = """
 KLUE-DP's official scores, as KLUE-baseline's klue_baseline/metrics/functional.py computes them

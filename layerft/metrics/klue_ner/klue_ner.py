@@ -2,13 +2,9 @@
 
 import numpy as np
 
-from layerft.metrics.klue import (
-    KLUE_NER_LABELS,
-    flatten_aligned,
-    ner_char_macro_f1,
-    ner_entity_macro_f1,
-)
+from layerft.metrics.klue import KLUE_NER_LABELS, ner_char_macro_f1, ner_entity_macro_f1
 from layerft.metrics.module import build_metric
+from layerft.metrics.scores import flatten_aligned
 
 _DESCRIPTION = """
 KLUE-NER's official scores, as KLUE-baseline's klue_baseline/metrics/functional.py computes them

@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from layerft.metrics.klue import pearson_r, sts_binary_f1
+from layerft.metrics.klue import sts_binary_f1
 from layerft.metrics.module import build_metric
+from layerft.metrics.scores import pearson_r
 
 _DESCRIPTION = """
 KLUE-STS's two official scores, as KLUE-baseline's klue_baseline/metrics/functional.py computes

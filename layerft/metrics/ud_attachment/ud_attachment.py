@@ -1,8 +1,8 @@
 """UAS and LAS as the CoNLL 2018 UD shared task scores them, for gold tokenisation."""
 
 from layerft.metrics.conll import attachment_scores
-from layerft.metrics.klue import flatten_arcs
 from layerft.metrics.module import build_metric
+from layerft.metrics.scores import flatten_arcs
 
 _DESCRIPTION = """
 Dependency attachment scores as the CoNLL 2018 shared task's evaluation script defines them
