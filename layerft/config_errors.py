@@ -4,8 +4,8 @@ file that does not parse, an output folder Hydra cannot create; `config_errors_e
 exit code 2.
 
 Serves the root config as Hydra composes it: train.py and sweep.py (through `layerft/sweep_launch.py`,
-`sweep_grid.py` and `sweep_tracker.py`, which compose it too); `layerft/config.py` holds the
-schemas.
+`sweep_grid.py`, `sweep_compose.py` and `sweep_tracker.py`, which compose it too);
+`layerft/config.py` holds the schemas.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from wandb_records import records_by_kind, wandb_items
 
 from layerft import stage1 as stage1_module
 from layerft import sweep as sweep_module
-from layerft import sweep_grid, sweep_launch, sweep_status, sweep_tracker
+from layerft import sweep_compose, sweep_grid, sweep_launch, sweep_status, sweep_tracker
 from layerft.config import resolve_config
 from layerft.config_errors import config_error_line
 from layerft.errors import LayerftError
@@ -128,10 +128,10 @@ def test_a_job_composed_from_a_shared_config_is_what_hydra_composes(
     jobs, _ = sweep_grid.grid_jobs(grid, overrides)
     composed = []
     monkeypatch.setattr(
-        sweep_grid, "compose", lambda *a, **k: composed.append(a) or compose(*a, **k)
+        sweep_compose, "compose", lambda *a, **k: composed.append(a) or compose(*a, **k)
     )
     with initialize_config_dir(config_dir=str(sweep_grid.CONF), version_base="1.3"):
-        composer = sweep_grid.JobComposer(grid)
+        composer = sweep_compose.JobComposer(grid)
         shared = [composer.compose(job) for job in jobs]  # all first: no job changes another
         for job, cfg in zip(jobs, shared, strict=True):
             own = compose("config", overrides=[f"sweep={grid}", *job])
@@ -166,7 +166,7 @@ def test_a_group_the_composer_did_not_recognise_is_composed_by_hydra() -> None:
 
     job = ["seed=2", "tuning_mode=lora", "model=tiny"]
     with initialize_config_dir(config_dir=str(sweep_grid.CONF), version_base="1.3"):
-        composer = sweep_grid.JobComposer("demo")
+        composer = sweep_compose.JobComposer("demo")
         composer.repo = types.SimpleNamespace(group_exists=lambda name: name == "model")
         cfg = composer.compose(job)
     GlobalHydra.instance().clear()
