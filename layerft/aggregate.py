@@ -1,5 +1,5 @@
 """A sweep's results as one table: every job under a folder, seeds folded into combinations,
-`results.csv`, `results.md` and the plots (`layerft/plots.py`).
+`results.csv`, `results.md` and the plots (`layerft/plots.py`, `plots_heatmap.py`).
 
 Serves no config group: `sweep.py` and benchmarks call `aggregate()`. It reads only what each run
 writes (`metrics.json`, `failed.json`, `history.jsonl`), never `.hydra/` or a tracker.
@@ -17,6 +17,8 @@ from typing import Any
 from layerft import plots
 from layerft.errors import LayerftError
 from layerft.file_io import write_all_atomic
+from layerft.plots_common import PlotRow, natural_key
+from layerft.plots_heatmap import heatmap_axes
 from layerft.results import read_history
 from layerft.run_record import older_results
 from layerft.sweep_baseline import baselines, check_baseline
@@ -101,11 +103,11 @@ def aggregate(
         )
     combos = combine(jobs)
     varied = varied_settings(combos)
-    combos.sort(key=lambda c: [plots.natural_key(setting(c.settings, k)) for k in varied])
+    combos.sort(key=lambda c: [natural_key(setting(c.settings, k)) for k in varied])
     spec = check_baseline(baseline, jobs)
     table = build_table(combos, varied, spec, baselines(combos, spec), list(extra_metrics))
     plot_rows = [plot_row(c, varied, b) for c, b in zip(combos, table.is_baseline, strict=True)]
-    axes = plots.heatmap_axes(plot_rows, varied, heatmap)  # a wrong name fails before any write
+    axes = heatmap_axes(plot_rows, varied, heatmap)  # a wrong name fails before any write
     failures = [
         Failure(job.run_dir, label(c.settings, varied), job.seed, job.error or "")
         for c in combos
@@ -151,10 +153,10 @@ def remove_outputs(sweep_dir: Path, started: float, keep: tuple[str, ...]) -> No
                 leftover.unlink(missing_ok=True)
 
 
-def plot_row(combo: Combination, varied: list[str], is_baseline: bool) -> plots.PlotRow:
+def plot_row(combo: Combination, varied: list[str], is_baseline: bool) -> PlotRow:
     """What the plots need of a combination: its scores and stage-2 dev curves, one per seed."""
     curves = [dev_curve(job) for job in combo.finished]
-    return plots.PlotRow(
+    return PlotRow(
         label(combo.settings, varied),
         {k: setting(combo.settings, k) for k in varied},
         list(combo.values(combo.selection_metric).values()),

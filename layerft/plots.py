@@ -1,5 +1,6 @@
-"""Figures of a sweep's results: a heatmap over two settings, one bar per combination, and the
-stage-2 dev curves. Drawn off-screen (Agg) into Figure objects; `layerft.aggregate` saves them.
+"""Figures of a sweep's results: a heatmap over two settings (`layerft/plots_heatmap.py`), one bar
+per combination, and the stage-2 dev curves. Drawn off-screen (Agg) into Figure objects (their
+shared parts: `layerft/plots_common.py`); `layerft.aggregate` saves them.
 
 Serves no config group. Nothing here touches pyplot's global state or opens a window.
 """
@@ -7,71 +8,20 @@ Serves no config group. Nothing here touches pyplot's global state or opens a wi
 from __future__ import annotations
 
 import logging
-import textwrap
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from layerft.errors import LayerftError
+from layerft.plots_common import CHARS_PER_INCH, PlotRow, _figure
+from layerft.plots_heatmap import heatmap_figure, mixed_metric_cell
 
 log = logging.getLogger(__name__)
 
 FIGURES = ("heatmap.png", "bars.png", "dev_curves.png")
 LINESTYLES = ("-", "--", ":", "-.")  # after the 10 colours of tab10 are used up
-CHARS_PER_INCH = 11  # of text at fontsize "medium" or "small", with a margin: where to wrap a line
-
-
-@dataclass(frozen=True)
-class PlotRow:
-    """One combination, as the plots see it."""
-
-    label: str  # `key=value,...` over the varied settings
-    settings: dict[str, str]  # varied setting -> value
-    scores: list[float]  # the selection metric, one per finished seed
-    curves: list[list[tuple[int, float]]]  # per seed: (step, dev selection metric)
-    metric: str  # the selection metric the scores are of
-    is_baseline: bool = False  # another row's baseline
-
-    @property
-    def mean(self) -> float:
-        return float(np.mean(self.scores)) if self.scores else float("nan")
-
-    @property
-    def std(self) -> float:
-        return float(np.std(self.scores, ddof=1)) if len(self.scores) > 1 else 0.0
-
-
-def natural_key(value: str) -> tuple[int, float, str]:
-    """Sort setting values as numbers when they are (1e-5 before 3e-5 before 1e-4), else as text."""
-    try:
-        return (0, float(value), "")
-    except ValueError:
-        return (1, 0.0, value)
-
-
-def heatmap_axes(
-    rows: list[PlotRow], varied: list[str], requested: tuple[str, str] | None
-) -> tuple[str, str] | None:
-    """The heatmap's (x, y) settings: the requested ones, else the two varied settings with the most
-    distinct values; None when fewer than two settings vary."""
-    if requested is not None:
-        wrong = [name for name in requested if name not in varied]
-        if wrong or requested[0] == requested[1]:
-            raise LayerftError(
-                f"heatmap needs two different varied settings, not {wrong or requested}; "
-                f"varied: {', '.join(varied) or 'none'}"
-            )
-        return requested
-    if len(varied) < 2:
-        return None
-    counts = {k: len({row.settings[k] for row in rows}) for k in varied}
-    x, y = sorted(varied, key=lambda k: -counts[k])[:2]  # stable: ties keep column order
-    return x, y
 
 
 def draw(
@@ -100,141 +50,6 @@ def draw(
 def short_metric(key: str) -> str:
     """`target/eval_accuracy` -> `accuracy`."""
     return key.rsplit("/", 1)[-1].removeprefix("eval_")
-
-
-def mixed_metric_cell(rows: list[PlotRow], axes: tuple[str, str]) -> str | None:
-    """Why no heatmap over `axes`: a cell that would average different selection metrics (a mean of
-    accuracy and pearsonr means nothing); None when each cell has one."""
-    x, y = axes
-    metrics: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for row in rows:
-        if row.scores:
-            metrics[row.settings[x], row.settings[y]].add(row.metric)
-    for (xv, yv), names in metrics.items():
-        if len(names) > 1:
-            return (
-                f"its cell {x}={xv}, {y}={yv} would average different selection metrics "
-                f"({', '.join(sorted(names))}); choose --heatmap settings that separate them"
-            )
-    return None
-
-
-def _figure(width: float, height: float) -> Figure:
-    figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def heatmap_figure(
-    rows: list[PlotRow], axes: tuple[str, str], varied: list[str], metric: str
-) -> Figure:
-    """Mean selection metric per (x, y) pair of values; other varied settings are averaged over
-    (each combination weighs the same). A cell averaging fewer combinations or finished runs
-    than the fullest cell says so: its mean is over another set and does not compare evenly."""
-    x, y = axes
-    xs = sorted({row.settings[x] for row in rows}, key=natural_key)
-    ys = sorted({row.settings[y] for row in rows}, key=natural_key)
-    run = {(row.settings[x], row.settings[y]) for row in rows}
-    cells: dict[tuple[str, str], list[PlotRow]] = defaultdict(list)
-    for row in rows:
-        if row.scores:
-            cells[row.settings[x], row.settings[y]].append(row)
-    full_combos = max(map(len, cells.values()), default=0)
-    full_runs = max((sum(len(r.scores) for r in cell) for cell in cells.values()), default=0)
-    short = {key: cell_shortfall(cell, full_combos, full_runs) for key, cell in cells.items()}
-    grid = np.array([[cell_mean(cells[xv, yv]) for xv in xs] for yv in ys])
-    metric_of = {key: cell[0].metric for key, cell in cells.items() if cell}
-    per_metric = len(set(metric_of.values())) > 1
-    # Cells of different metrics (target_task on an axis) are coloured within their metric: one
-    # scale would show which task scores higher, not which setting helps.
-    shade = (
-        shades(grid, [[metric_of.get((xv, yv)) for xv in xs] for yv in ys]) if per_metric else grid
-    )
-    x_ticks, y_ticks = xs, ys
-    title = f"mean {metric}"
-    if per_metric:  # name each value's metric on the axis that separates them
-        x_ticks = tick_metrics(xs, [(xv, metric_of.get((xv, yv))) for xv in xs for yv in ys])
-        y_ticks = tick_metrics(ys, [(yv, metric_of.get((xv, yv))) for xv in xs for yv in ys])
-        named = [a for a, ticks, values in ((x, x_ticks, xs), (y, y_ticks, ys)) if ticks != values]
-        title = f"mean selection metric (each {named[0] if named else 'cell'}'s own)"
-    width = max(5.0, 1.2 * len(xs) + 3.5)
-    if others := [k for k in varied if k not in axes]:
-        title += "\n" + textwrap.fill(
-            "averaged over " + ", ".join(others), round(width * CHARS_PER_INCH)
-        )
-    if any(short.values()):
-        title += "\nk/n: the cell averages k, the fullest cell n"
-    figure = _figure(width, max(3.5, 0.6 * len(ys) + 2.5) + 0.2 * max(0, title.count("\n") - 1))
-    ax = figure.add_subplot()
-    # a cell without a mean is light grey with dark text (the default left white on white)
-    cmap = colormaps["viridis"].with_extremes(bad="0.9")
-    scale = {"vmin": 0.0, "vmax": 1.0} if per_metric else {}  # shades, even when all are 0.5
-    image = ax.imshow(np.ma.masked_invalid(shade), cmap=cmap, aspect="auto", **scale)
-    finite = shade[np.isfinite(shade)]
-    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
-    for (i, j), value in np.ndenumerate(grid):
-        if cells[xs[j], ys[i]]:
-            text = "\n".join([f"{value:.3f}", *short[xs[j], ys[i]]])
-        else:
-            text = "failed" if (xs[j], ys[i]) in run else "not run"
-        color = "white" if shade[i, j] < middle else "black"  # NaN < x is False
-        ax.text(j, i, text, ha="center", va="center", color=color, fontsize="small")
-    tilt = 30 if max(map(len, x_ticks)) > 8 else 0
-    ax.set_xticks(
-        range(len(xs)), x_ticks, rotation=tilt, ha="right" if tilt else "center",
-        rotation_mode="anchor",
-    )  # fmt: skip
-    ax.set_yticks(range(len(ys)), y_ticks)
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    ax.set_title(title, fontsize="medium")
-    if per_metric:
-        bar = figure.colorbar(image, ax=ax, label="within each metric", ticks=[0, 1])
-        bar.ax.set_yticklabels(["lowest", "highest"])
-    else:
-        figure.colorbar(image, ax=ax, label=metric)
-    return figure
-
-
-def shades(grid: np.ndarray, metrics: list[list[str | None]]) -> np.ndarray:
-    """Each cell's colour value: its mean scaled to [0, 1] between the lowest and the highest
-    mean of its metric (0.5 when they are equal); NaN stays NaN."""
-    shade = np.full(grid.shape, np.nan)
-    names = np.array(metrics, dtype=object)
-    for name in {m for row in metrics for m in row if m is not None}:
-        mask = (names == name) & np.isfinite(grid)
-        if not mask.any():
-            continue
-        low, high = grid[mask].min(), grid[mask].max()
-        shade[mask] = (grid[mask] - low) / (high - low) if high > low else 0.5
-    return shade
-
-
-def tick_metrics(values: list[str], pairs: list[tuple[str, str | None]]) -> list[str]:
-    """Tick labels naming each value's metric when every cell of that value has one metric (the
-    axis of target_task); the plain values otherwise."""
-    seen: dict[str, set[str]] = defaultdict(set)
-    for value, name in pairs:
-        if name is not None:
-            seen[value].add(name)
-    if not seen or any(len(names) > 1 for names in seen.values()):
-        return values
-    return [
-        f"{value}\n({next(iter(seen[value])).rsplit('eval_', 1)[-1]})" if seen[value] else value
-        for value in values
-    ]
-
-
-def cell_mean(cell: list[PlotRow]) -> float:
-    """The mean of the cell's combination means (NaN for none)."""
-    return float(np.mean([row.mean for row in cell])) if cell else float("nan")
-
-
-def cell_shortfall(cell: list[PlotRow], full_combos: int, full_runs: int) -> list[str]:
-    """`k/n combos` and `k/n runs` where a heatmap cell has fewer than the fullest cell."""
-    combos, runs = len(cell), sum(len(row.scores) for row in cell)
-    counts = (("combos", combos, full_combos), ("runs", runs, full_runs))
-    return [f"{k}/{n} {name}" for name, k, n in counts if k < n]
 
 
 def bars_figure(rows: list[PlotRow], metric: str) -> Figure:

@@ -22,7 +22,9 @@ from layerft import file_io, sweep_baseline
 from layerft.aggregate import aggregate, dev_curve
 from layerft.errors import LayerftError
 from layerft.fingerprint import FINGERPRINT_SCHEME
-from layerft.plots import PlotRow, curves_figure, draw, heatmap_figure
+from layerft.plots import curves_figure, draw
+from layerft.plots_common import PlotRow
+from layerft.plots_heatmap import heatmap_figure
 from layerft.results import record_failure
 from layerft.run_record import RESULTS_VERSION
 from layerft.sweep_records import read_job
