@@ -3,7 +3,8 @@ settings key it (not the result-neutral ones, nor the ones its choices never rea
 
 Serves no config group; `RESULT_NEUTRAL_KEYS` names the config keys a finished result ignores.
 `layerft/run_record.py` records the fingerprints in `metrics.json` (RunRecord), and
-`layerft/results.py` finds a result by them.
+`layerft/results.py` finds a result by them. Which settings a config's choices never read is
+`unread_settings` (`layerft/unread_keys.py`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import copy
 import functools
 import hashlib
 import json
-from collections.abc import Iterable
 from typing import Any
 
 from layerft.later_keys import without_later_keys
 from layerft.processes import world_size
+from layerft.unread_keys import _STAGE1_NODES, reads_pooler, unread_settings
 
 # How a config is hashed into its fingerprint. Scheme 2: a run without stage 1 hashes neither the
 # layer split nor the stage-1 schedule (STAGE1_ONLY_GROUPS), which it never reads, so a grid that
@@ -31,9 +32,9 @@ from layerft.processes import world_size
 FINGERPRINT_SCHEME = 3
 STAGE1_ONLY_GROUPS = ("layer_split", "injection_lr_schedule")
 # The unread keys that hash at their defaults from scheme 3 (a key ending in "." is a node).
-# Scheme 3 is this list and unread_settings as they are: extending either changes the
-# fingerprints of stored scheme-3 records, so it is a new scheme (its records then found by
-# earlier_fingerprints, which would need this list as scheme 3 had it). Not
+# Scheme 3 is this list and unread_settings (layerft/unread_keys.py) as they are: extending either
+# changes the fingerprints of stored scheme-3 records, so it is a new scheme (its records then
+# found by earlier_fingerprints, which would need this list as scheme 3 had it). Not
 # `layer_split.stage2.policy` under tuning_mode=frozen: shipped splits set it, so hashing it at
 # its default would change those configs' fingerprints. `model.pretrained_pooler` is left out
 # where unread (drop_unread_pooler), and STAGE1_ONLY_GROUPS without stage 1 (scheme 2).
@@ -98,49 +99,6 @@ def result_config(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) ->
     return without_later_keys(kept, "")
 
 
-# The nodes a run without stage 1 never reads (its injection task is null).
-_STAGE1_NODES = ("injection_task.", "injection_lr_schedule.", "layer_split.")
-
-
-def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
-    """The keys of a config (resolved, or a RunConfig as a dict) that its choices never read, each
-    with the choice that ignores it: settings of another method, scaling or policy (allowed, so
-    that one grid can mix them, but inert here). A key ending in "." stands for every key under it.
-    """
-    # Here: they import torch (this module does not).
-    from layerft.lr_schedule import unread_by_scaling
-    from layerft.tuning_mode import TuningMethod
-
-    mode, split = resolved["tuning_mode"], resolved["layer_split"]
-    method, policy = TuningMethod(mode["method"]), _text(split["stage2"]["policy"])
-    unread = []
-    if resolved["injection_task"] is None:
-        for prefix in _STAGE1_NODES:
-            unread.append((prefix, "injection_task=none: no stage 1"))
-    elif method == TuningMethod.frozen:  # the injected layers are frozen whatever the policy
-        for key in ("layer_split.stage2.policy", "layer_split.stage2.lr_multiplier"):
-            unread.append((key, "tuning_mode=frozen trains the head alone"))
-    if method != TuningMethod.lora:
-        unread.append(("tuning_mode.lora.", f"tuning_mode={mode['name']} adds no LoRA"))
-    if method != TuningMethod.adapter:
-        unread.append(("tuning_mode.adapter.", f"tuning_mode={mode['name']} adds no adapter"))
-    if not method.adds_modules:
-        unread.append(("tuning_mode.layers", f"tuning_mode={mode['name']} adds no modules"))
-    for group in ("lr_schedule", "injection_lr_schedule"):
-        schedule = resolved[group]
-        scaling = _text(schedule["scaling"])
-        why = f"{group}={schedule['name']} scales by {scaling}"
-        for key in unread_by_scaling(scaling):  # multipliers is a node: "." stands for its keys
-            unread.append((f"{group}.{key}" + ("." if key == "multipliers" else ""), why))
-    if policy != "scale" and method != TuningMethod.frozen:
-        unread.append(("layer_split.stage2.lr_multiplier", f"layer_split.stage2.policy={policy}"))
-    tasks = (resolved["injection_task"], resolved["target_task"])
-    kinds = list(dict.fromkeys(_text(task["kind"]) for task in tasks if task is not None))
-    if not reads_pooler(kinds):
-        unread.append(("model.pretrained_pooler", f"{' and '.join(kinds)} heads read no pooler"))
-    return unread
-
-
 # Unread settings result_config leaves out otherwise: the stage-1 keys of a run without stage 1
 # (scheme 2: its injection task is null, the groups deleted), and the pooler (drop_unread_pooler).
 _LEFT_OUT_WHEN_UNREAD = (*_STAGE1_NODES, "model.pretrained_pooler")
@@ -152,21 +110,6 @@ def unhashed_settings(resolved: dict[str, Any]) -> tuple[str, ...]:
     policy under tuning_mode=frozen, nor a key unread_settings lists only to warn about."""
     kept = (*AT_DEFAULT_WHEN_UNREAD, *_LEFT_OUT_WHEN_UNREAD)
     return tuple(key for key, _ in unread_settings(resolved) if key in kept)
-
-
-def unread_prefix(key: str, unread: Iterable[str]) -> bool:
-    """Whether a dotted `key` is one of the `unread` keys or under one ending in "." (a node),
-    or is such a node below a group (`tuning_mode.lora={rank:4}`; not `injection_task=none`, a
-    choice of the group whose keys are unread)."""
-    return any(
-        key == u or (u.endswith(".") and (key.startswith(u) or key == u[:-1] and "." in key))
-        for u in unread
-    )
-
-
-def _text(value: Any) -> str:
-    """An enum member's value, or the text itself (resolved configs hold members)."""
-    return str(getattr(value, "value", value))
 
 
 @functools.cache
@@ -207,13 +150,6 @@ def drop_unread_pooler(model: dict[str, Any], kinds: list[str]) -> None:
     if model.get("pretrained_pooler") and reads_pooler(kinds):
         return
     model.pop("pretrained_pooler", None)
-
-
-def reads_pooler(kinds: list[str]) -> bool:
-    """Whether a head of one of these task kinds starts from a pre-trained pooler when given one."""
-    from layerft.kinds import KINDS, TaskKind  # here: it imports torch (this module does not)
-
-    return any(KINDS[TaskKind(kind)].start_from_pooler is not None for kind in kinds)
 
 
 def _without(config: dict[str, Any], dotted_keys: tuple[str, ...]) -> dict[str, Any]:

@@ -31,12 +31,12 @@ from layerft.config import (
 )
 from layerft.credentials import mask_credentials
 from layerft.errors import user_errors_exit
-from layerft.fingerprint import unread_prefix, unread_settings
 from layerft.layer_split import InjectedPolicy
 from layerft.processes import is_main_process
 from layerft.results import METRICS_FILE, metrics_stamp, read_record, record_failure
 from layerft.run_record import FINGERPRINT_KEY, RunRecord
 from layerft.tuning_mode import TuningMethod
+from layerft.unread_keys import unread_prefix, unread_settings
 
 log = logging.getLogger(__name__)
 

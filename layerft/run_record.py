@@ -21,8 +21,8 @@ from layerft.fingerprint import (
     earlier_fingerprints,
     seedless_fingerprint,
     unhashed_settings,
-    unread_prefix,
 )
+from layerft.unread_keys import unread_prefix
 
 FINGERPRINT_KEY = "run/config_fingerprint"
 DATA_FILES_KEY = "run/data_files"  # `<group>.<split>` -> sha256 of the file it read

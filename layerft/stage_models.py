@@ -12,7 +12,6 @@ from pathlib import Path
 import transformers
 
 from layerft.config import RunConfig
-from layerft.fingerprint import reads_pooler
 from layerft.heads import TaskModel, build_task_model, encoder_layers
 from layerft.layer_split import (
     InjectedWeights,
@@ -29,6 +28,7 @@ from layerft.model_limits import encoder_depth
 from layerft.parts import set_trainable
 from layerft.task import TaskConfig
 from layerft.tuning_mode import adapted_layers, apply_tuning_mode
+from layerft.unread_keys import reads_pooler
 
 
 def seed_everything(seed: int) -> None:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
-from layerft.fingerprint import RESULT_NEUTRAL_KEYS, STAGE1_ONLY_GROUPS, unread_prefix
+from layerft.fingerprint import RESULT_NEUTRAL_KEYS, STAGE1_ONLY_GROUPS
+from layerft.unread_keys import unread_prefix
 
 if TYPE_CHECKING:
     from layerft.sweep_records import Job

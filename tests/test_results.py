@@ -354,7 +354,7 @@ def test_a_record_of_an_earlier_fingerprint_scheme_is_this_configs_result(tmp_pa
         (["target_task=squad"], "82f2c9ef9c1ce8d2", None),
         (["target_task=klue_mrc", "injection_task=klue_dp"], "afa8ab7c6ccf2657", None),
         # Scheme 2 hashed the settings its choices never read (scheme 3: at their defaults). A
-        # change to fingerprint.unread_settings or AT_DEFAULT_WHEN_UNREAD changes these: a new scheme.
+        # change to unread_keys.unread_settings or AT_DEFAULT_WHEN_UNREAD changes these: a new scheme.
         (
             ["tuning_mode.lora.rank=4", "lr_schedule.layer_decay=0.5"],
             "09508c9dfcfca1fe",

@@ -1,0 +1,78 @@
+"""The settings a config's choices never read (`unread_settings`): another tuning method's, another
+scaling's or policy's, stage 1's without stage 1, a pooler no head reads. A run warns about them
+when set (`layerft/hydra_job.py`), sweep tables leave them out of a row's settings, and
+`layerft/fingerprint.py` hashes some at their defaults: fingerprint scheme 3 is its
+AT_DEFAULT_WHEN_UNREAD list and unread_settings as they are, so extending unread_settings changes
+the fingerprints of stored scheme-3 records and is a new scheme (see there).
+
+Serves no config group. Like `layerft/fingerprint.py`, it imports no torch at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+# The nodes a run without stage 1 never reads (its injection task is null).
+_STAGE1_NODES = ("injection_task.", "injection_lr_schedule.", "layer_split.")
+
+
+def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
+    """The keys of a config (resolved, or a RunConfig as a dict) that its choices never read, each
+    with the choice that ignores it: settings of another method, scaling or policy (allowed, so
+    that one grid can mix them, but inert here). A key ending in "." stands for every key under it.
+    """
+    # Here: they import torch (this module does not).
+    from layerft.lr_schedule import unread_by_scaling
+    from layerft.tuning_mode import TuningMethod
+
+    mode, split = resolved["tuning_mode"], resolved["layer_split"]
+    method, policy = TuningMethod(mode["method"]), _text(split["stage2"]["policy"])
+    unread = []
+    if resolved["injection_task"] is None:
+        for prefix in _STAGE1_NODES:
+            unread.append((prefix, "injection_task=none: no stage 1"))
+    elif method == TuningMethod.frozen:  # the injected layers are frozen whatever the policy
+        for key in ("layer_split.stage2.policy", "layer_split.stage2.lr_multiplier"):
+            unread.append((key, "tuning_mode=frozen trains the head alone"))
+    if method != TuningMethod.lora:
+        unread.append(("tuning_mode.lora.", f"tuning_mode={mode['name']} adds no LoRA"))
+    if method != TuningMethod.adapter:
+        unread.append(("tuning_mode.adapter.", f"tuning_mode={mode['name']} adds no adapter"))
+    if not method.adds_modules:
+        unread.append(("tuning_mode.layers", f"tuning_mode={mode['name']} adds no modules"))
+    for group in ("lr_schedule", "injection_lr_schedule"):
+        schedule = resolved[group]
+        scaling = _text(schedule["scaling"])
+        why = f"{group}={schedule['name']} scales by {scaling}"
+        for key in unread_by_scaling(scaling):  # multipliers is a node: "." stands for its keys
+            unread.append((f"{group}.{key}" + ("." if key == "multipliers" else ""), why))
+    if policy != "scale" and method != TuningMethod.frozen:
+        unread.append(("layer_split.stage2.lr_multiplier", f"layer_split.stage2.policy={policy}"))
+    tasks = (resolved["injection_task"], resolved["target_task"])
+    kinds = list(dict.fromkeys(_text(task["kind"]) for task in tasks if task is not None))
+    if not reads_pooler(kinds):
+        unread.append(("model.pretrained_pooler", f"{' and '.join(kinds)} heads read no pooler"))
+    return unread
+
+
+def unread_prefix(key: str, unread: Iterable[str]) -> bool:
+    """Whether a dotted `key` is one of the `unread` keys or under one ending in "." (a node),
+    or is such a node below a group (`tuning_mode.lora={rank:4}`; not `injection_task=none`, a
+    choice of the group whose keys are unread)."""
+    return any(
+        key == u or (u.endswith(".") and (key.startswith(u) or key == u[:-1] and "." in key))
+        for u in unread
+    )
+
+
+def _text(value: Any) -> str:
+    """An enum member's value, or the text itself (resolved configs hold members)."""
+    return str(getattr(value, "value", value))
+
+
+def reads_pooler(kinds: list[str]) -> bool:
+    """Whether a head of one of these task kinds starts from a pre-trained pooler when given one."""
+    from layerft.kinds import KINDS, TaskKind  # here: it imports torch (this module does not)
+
+    return any(KINDS[TaskKind(kind)].start_from_pooler is not None for kind in kinds)
