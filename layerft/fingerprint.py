@@ -17,7 +17,7 @@ from typing import Any
 
 from layerft.later_keys import without_later_keys
 from layerft.processes import world_size
-from layerft.unread_keys import _STAGE1_NODES, reads_pooler, unread_settings
+from layerft.unread_keys import STAGE1_NODES, reads_pooler, unread_settings
 
 # How a config is hashed into its fingerprint. Scheme 2: a run without stage 1 hashes neither the
 # layer split nor the stage-1 schedule (STAGE1_ONLY_GROUPS), which it never reads, so a grid that
@@ -101,7 +101,7 @@ def result_config(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) ->
 
 # Unread settings result_config leaves out otherwise: the stage-1 keys of a run without stage 1
 # (scheme 2: its injection task is null, the groups deleted), and the pooler (drop_unread_pooler).
-_LEFT_OUT_WHEN_UNREAD = (*_STAGE1_NODES, "model.pretrained_pooler")
+_LEFT_OUT_WHEN_UNREAD = (*STAGE1_NODES, "model.pretrained_pooler")
 
 
 def unhashed_settings(resolved: dict[str, Any]) -> tuple[str, ...]:

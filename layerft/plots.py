@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from layerft.plots_common import CHARS_PER_INCH, PlotRow, _figure
+from layerft.plots_common import CHARS_PER_INCH, PlotRow, new_figure
 from layerft.plots_heatmap import heatmap_figure, mixed_metric_cell
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def short_metric(key: str) -> str:
 def bars_figure(rows: list[PlotRow], metric: str) -> Figure:
     """One horizontal bar per combination (mean, std error bar, n), the first at the top."""
     longest = max(len(row.label) for row in rows)
-    figure = _figure(min(22.0, 5.0 + 0.075 * longest), 1.4 + 0.42 * len(rows))
+    figure = new_figure(min(22.0, 5.0 + 0.075 * longest), 1.4 + 0.42 * len(rows))
     ax = figure.add_subplot()
     place = np.arange(len(rows))[::-1]
     means = np.array([row.mean for row in rows])
@@ -84,7 +84,7 @@ def curves_figure(rows: list[PlotRow], metric: str) -> Figure:
     drawn = [row for row in rows if row.curves]
     width = 8.0
     labels = [wrap_at_commas(row.label, round(width * CHARS_PER_INCH) - 10) for row in drawn]
-    figure = _figure(width, 4.5 + 0.2 * sum(label.count("\n") + 1 for label in labels))
+    figure = new_figure(width, 4.5 + 0.2 * sum(label.count("\n") + 1 for label in labels))
     ax = figure.add_subplot()
     for i, (row, label) in enumerate(zip(drawn, labels, strict=True)):
         color = f"C{i % 10}"

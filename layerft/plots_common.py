@@ -44,7 +44,8 @@ def natural_key(value: str) -> tuple[int, float, str]:
         return (1, 0.0, value)
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A figure of `width` x `height` inches, laid out to fit its labels, drawn off-screen (Agg)."""
     figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
     return figure

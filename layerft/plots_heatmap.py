@@ -15,7 +15,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from layerft.errors import LayerftError
-from layerft.plots_common import CHARS_PER_INCH, PlotRow, _figure, natural_key
+from layerft.plots_common import CHARS_PER_INCH, PlotRow, natural_key, new_figure
 
 
 def heatmap_axes(
@@ -94,7 +94,7 @@ def heatmap_figure(
         )
     if any(short.values()):
         title += "\nk/n: the cell averages k, the fullest cell n"
-    figure = _figure(width, max(3.5, 0.6 * len(ys) + 2.5) + 0.2 * max(0, title.count("\n") - 1))
+    figure = new_figure(width, max(3.5, 0.6 * len(ys) + 2.5) + 0.2 * max(0, title.count("\n") - 1))
     ax = figure.add_subplot()
     # a cell without a mean is light grey with dark text (the default left white on white)
     cmap = colormaps["viridis"].with_extremes(bad="0.9")

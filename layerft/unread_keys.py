@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 # The nodes a run without stage 1 never reads (its injection task is null).
-_STAGE1_NODES = ("injection_task.", "injection_lr_schedule.", "layer_split.")
+STAGE1_NODES = ("injection_task.", "injection_lr_schedule.", "layer_split.")
 
 
 def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
@@ -30,7 +30,7 @@ def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
     method, policy = TuningMethod(mode["method"]), _text(split["stage2"]["policy"])
     unread = []
     if resolved["injection_task"] is None:
-        for prefix in _STAGE1_NODES:
+        for prefix in STAGE1_NODES:
             unread.append((prefix, "injection_task=none: no stage 1"))
     elif method == TuningMethod.frozen:  # the injected layers are frozen whatever the policy
         for key in ("layer_split.stage2.policy", "layer_split.stage2.lr_multiplier"):
