@@ -31,10 +31,10 @@ sys.path.insert(0, str(REPO))
 
 from layerft.config import RunConfig, register_configs, to_run_config  # noqa: E402
 from layerft.data import TaskData, load_task_data  # noqa: E402
+from layerft.hydra_job import quiet_libraries  # noqa: E402
 from layerft.lr_schedule import build_optimizer  # noqa: E402
 from layerft.model import load_tokenizer  # noqa: E402
 from layerft.parts import parameter_parts  # noqa: E402
-from layerft.run import quiet_libraries  # noqa: E402
 from layerft.stage_models import build_injection_model, seed_everything  # noqa: E402
 
 TASKS = ("klue_pos", "klue_dp")

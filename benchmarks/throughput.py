@@ -44,9 +44,9 @@ from layerft import phase  # noqa: E402
 from layerft.config import RunConfig, register_configs, to_run_config  # noqa: E402
 from layerft.data import TaskData, load_task_data  # noqa: E402
 from layerft.heads import TaskModel, build_task_model  # noqa: E402
+from layerft.hydra_job import quiet_libraries  # noqa: E402
 from layerft.model import load_backbone, load_tokenizer  # noqa: E402
 from layerft.phase import run_phase  # noqa: E402
-from layerft.run import quiet_libraries  # noqa: E402
 from layerft.stage_models import seed_everything  # noqa: E402
 
 Pipeline = Callable[[int], dict[str, float]]

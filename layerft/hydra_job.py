@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,7 @@ def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str,
     `failed.json` and None returned, so that the sweep goes on; KeyboardInterrupt still stops it.
     """
     # Here, not above: the training stack, which recording a dead job (record_dead_job) needs none of.
-    from layerft.run import quiet_libraries, run
+    from layerft.run import run
 
     quiet_libraries()
     hydra = HydraConfig.get()
@@ -174,3 +175,18 @@ def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str,
     if is_main_process():
         print(f"results: {result_dir / METRICS_FILE}")  # another job folder's, when found there
     return metrics
+
+
+def quiet_libraries() -> None:
+    """Keep library chatter (load reports, progress bars, upstream deprecations) out of the log."""
+    import datasets
+    import transformers
+
+    # peft reads this deprecated attribute wrapping a model (LoRA): not the user's to act on.
+    warnings.filterwarnings(
+        "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+    )
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()

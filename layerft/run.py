@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import datasets
 import torch
-import transformers
 
 from layerft.callbacks import MetricSink
 from layerft.config import RunConfig
@@ -237,11 +235,3 @@ def train_and_record(
         finally:
             tracker.finish(failed)  # closed even when a stage crashes
     return metrics, run_dir
-
-
-def quiet_libraries() -> None:
-    """Keep library chatter (load reports, progress bars) out of the run log."""
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
