@@ -1,7 +1,7 @@
 """Readers behind a task's data: local `data_files` by extension, release files by
 `release_format`, hub rows by the task's hub adapter: the registries. Each source's readers are in
 their own module (`readers_records`, `readers_klue`, `readers_klue_tsv`, `readers_klue_ner`,
-`readers_glue`, `readers_squad`, `readers_conll`).
+`readers_glue`, `readers_squad`, `readers_conll`, `readers_conllu`).
 
 Every malformed input raises LayerftError with one line naming the file and, for text formats,
 the line number, so a user can open the file at the fault.
@@ -15,7 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from layerft import readers_conll
+from layerft import readers_conll, readers_conllu
 from layerft.errors import LayerftError
 from layerft.readers_glue import GLUE_LINE_FINDERS, GLUE_READERS
 from layerft.readers_klue import hub_mrc, hub_rows, read_klue_mrc, read_klue_sts, sts_record
@@ -51,7 +51,7 @@ HUB_ADAPTERS: Mapping[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]
             "klue_ner": hub_ner_rows,
             "squad": hub_squad,
             "squad_v2": hub_squad_v2,
-            "conllu": readers_conll.hub_ud_rows,
+            "conllu": readers_conllu.hub_ud_rows,
         }
     )
 )
@@ -97,6 +97,6 @@ RELEASE_READERS: Mapping[str, Callable[[Path], list[dict[str, Any]]]] = MappingP
         "squad": read_squad,
         "squad_v2": read_squad_v2,
         "conll2003": readers_conll.read_conll2003,
-        "conllu": readers_conll.read_conllu,
+        "conllu": readers_conllu.read_conllu,
     }
 )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from layerft import readers_conll
+from layerft import readers_conllu
 from layerft.errors import LayerftError, quoted
 from layerft.readers_klue import KIND_WORDS, RecordFault, record_field
 from layerft.text_files import INTEGER, check_first_line, read_lines, text_lines
@@ -97,7 +97,7 @@ def _dp_record(guid: str, sentence: str, rows: list[tuple[str, list[str]]]) -> d
         pos.append(tags)
         heads.append(_parse_int(head, "HEAD", where))
         deprels.append(deprel)
-    readers_conll.check_tree(heads, [where for where, _ in rows])
+    readers_conllu.check_tree(heads, [where for where, _ in rows])
     return {
         "guid": guid,
         "sentence": sentence,

@@ -25,7 +25,8 @@ from layerft.metrics import MetricInput, load_metric
 from layerft.metrics.conll import chunks
 from layerft.model import load_tokenizer
 from layerft.readers import HUB_ADAPTERS, RELEASE_READERS
-from layerft.readers_conll import iob1_to_iob2, read_conll2003, read_conllu
+from layerft.readers_conll import iob1_to_iob2, read_conll2003
+from layerft.readers_conllu import read_conllu
 from layerft.records import normalise_records, read_split
 from layerft.task import TaskConfig
 

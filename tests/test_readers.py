@@ -14,7 +14,8 @@ import pytest
 
 from layerft.errors import LayerftError
 from layerft.readers import RELEASE_READERS, record_line
-from layerft.readers_conll import read_conll2003, read_conllu
+from layerft.readers_conll import read_conll2003
+from layerft.readers_conllu import read_conllu
 from layerft.readers_glue import GLUE_READERS
 from layerft.readers_klue import read_klue_mrc, read_klue_sts
 from layerft.readers_klue_ner import read_klue_ner

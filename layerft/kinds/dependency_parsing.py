@@ -38,7 +38,7 @@ from layerft.kinds.base import (
 )
 from layerft.kinds.biaffine import PADDING, BiaffineParsingHead, WordSubword, word_spans
 from layerft.metrics import MetricInput
-from layerft.readers_conll import check_tree
+from layerft.readers_conllu import check_tree
 
 if TYPE_CHECKING:
     from datasets import Dataset

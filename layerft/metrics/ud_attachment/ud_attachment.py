@@ -11,7 +11,7 @@ Dependency attachment scores as the CoNLL 2018 shared task's evaluation script d
 - ud_las: words whose predicted HEAD and DEPREL are both gold / all words.
 Every syntactic word counts, punctuation included (multiword token lines and empty nodes are not
 words, as in the script). DEPREL is compared on its universal part only: the script drops
-subtypes ('nmod:poss' -> 'nmod'); layerft's CoNLL-U reader (layerft/readers_conll.py) does so
+subtypes ('nmod:poss' -> 'nmod'); layerft's CoNLL-U reader (layerft/readers_conllu.py) does so
 when it reads the treebank, so the relation ids given here are ids of universal relations.
 The script reports precision, recall and F1 over aligned words; with the gold tokenisation that
 a parser given gold words has, every word aligns and all three equal these accuracies.
