@@ -22,7 +22,8 @@ from layerft.plots_heatmap import heatmap_axes
 from layerft.results import read_history
 from layerft.run_record import older_results
 from layerft.sweep_baseline import baselines, check_baseline
-from layerft.sweep_records import Job, read_jobs, unfinished_dirs
+from layerft.sweep_job import Job
+from layerft.sweep_records import read_jobs, unfinished_dirs
 from layerft.sweep_report import csv_text, older_versions, render_markdown
 from layerft.sweep_table import (
     Combination,

@@ -16,7 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 from yaml import YAMLError
 
 from layerft.errors import LayerftError
-from layerft.sweep_records import Job, SettingsKey, settings_key
+from layerft.sweep_job import Job, SettingsKey, settings_key
 from layerft.sweep_settings import effective_settings, setting_value, spelled_as_in
 from layerft.sweep_table import MISSING, Combination, setting
 from layerft.unread_keys import unread_prefix

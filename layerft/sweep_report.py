@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from layerft.run_record import older_results
-from layerft.sweep_records import Job
+from layerft.sweep_job import Job
 from layerft.sweep_stats import MIN_PAIRS
 from layerft.sweep_table import MISSING, Failure, Table, label
 

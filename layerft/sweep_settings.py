@@ -2,8 +2,8 @@
 less the seed, the result-neutral keys and the ones its run never reads; a number's spellings
 (`1e-4`, `0.0001`) as one value, shown one way.
 
-Serves no config group: `layerft/sweep_records.py` reads jobs with these settings,
-`layerft/run_tracker.py` names a run by them.
+Serves no config group: `layerft/sweep_job.py` and `layerft/sweep_records.py` read jobs with these
+settings, `layerft/run_tracker.py` names a run by them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from layerft.fingerprint import RESULT_NEUTRAL_KEYS, STAGE1_ONLY_GROUPS
 from layerft.unread_keys import unread_prefix
 
 if TYPE_CHECKING:
-    from layerft.sweep_records import Job
+    from layerft.sweep_job import Job
 
 
 def job_settings(

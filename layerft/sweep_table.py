@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from layerft.metrics import METRICS
-from layerft.sweep_records import Job, SettingsKey, settings_key
+from layerft.sweep_job import Job, SettingsKey, settings_key
 from layerft.sweep_settings import effective_settings
 from layerft.sweep_stats import compare, summary
 from layerft.unread_keys import unread_prefix

@@ -27,7 +27,7 @@ from layerft.plots_common import PlotRow
 from layerft.plots_heatmap import heatmap_figure
 from layerft.results import record_failure
 from layerft.run_record import RESULTS_VERSION
-from layerft.sweep_records import read_job
+from layerft.sweep_job import read_job
 from layerft.sweep_report import format_diff
 from layerft.sweep_settings import job_settings
 from layerft.sweep_stats import all_failed, paired_t_interval

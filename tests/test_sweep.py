@@ -53,8 +53,9 @@ from layerft.run_record import (
 from layerft.stage1 import Stage1Store, obtain_stage1
 from layerft.stage1_key import Stage1Key
 from layerft.sweep_grid import Combination, expand, grid_names, job_dirname
+from layerft.sweep_job import read_job
 from layerft.sweep_launch import hydra_args
-from layerft.sweep_records import read_job, read_jobs
+from layerft.sweep_records import read_jobs
 
 # The demo grid on model=tiny, one epoch per stage (each job takes a few seconds).
 TINY_GRID = [a for a in SHRINK if a != "tracker=none"] + ["tracker=none"]
