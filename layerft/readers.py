@@ -9,7 +9,7 @@ the line number, so a user can open the file at the fault.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
@@ -29,10 +29,12 @@ from layerft.readers_klue_tsv import (
     read_klue_pos,
 )
 from layerft.readers_records import (
-    DELIMITERS,
     delimited_record_line,
     json_record_line,
-    read_records,
+    read_delimited,
+    read_json,
+    read_jsonl,
+    read_parquet,
 )
 from layerft.readers_squad import hub_squad, hub_squad_v2, read_squad, read_squad_v2
 from layerft.text_files import read_text
@@ -56,6 +58,30 @@ HUB_ADAPTERS: Mapping[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]
     )
 )
 """Rows of the hub's `klue/klue` configs (sts, mrc, re, dp) -> the release readers' records."""
+
+
+DELIMITERS: Mapping[str, str] = MappingProxyType({".csv": ",", ".tsv": "\t"})
+_RECORD_READERS: Mapping[str, Callable[[Path], list[dict[str, Any]]]] = MappingProxyType(
+    {".json": read_json, ".jsonl": read_jsonl, ".parquet": read_parquet}
+)
+
+
+def read_records(path: Path, text_columns: Collection[str] = ()) -> list[dict[str, Any]]:
+    """Read a local data file by extension: .json (array or lines), .jsonl, .csv, .tsv, .parquet.
+
+    CSV and TSV cells are text; `text_columns` stay text, other columns of numbers become numbers.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in DELIMITERS:
+        return read_delimited(path, DELIMITERS[suffix], text_columns)
+    reader = _RECORD_READERS.get(suffix)
+    if reader is None:
+        supported = ", ".join(sorted([*_RECORD_READERS, *DELIMITERS]))
+        raise LayerftError(
+            f"{path}: unsupported data file extension {path.suffix!r} (supported: {supported})"
+        )
+    return reader(path)
 
 
 def record_line(path: Path, release_format: str, number: int) -> int | None:

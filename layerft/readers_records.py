@@ -1,9 +1,10 @@
-"""Local data files by extension (a task's `data_files`: .json, .jsonl, .csv, .tsv, .parquet)
--> records, and where each record's line is for an error found after reading.
+"""Local data files (a task's `data_files`: .json, .jsonl, .csv, .tsv, .parquet) -> records, and
+where each record's line is for an error found after reading.
 
-Serves the task groups' `data_files` (and `release_format: records`, registered in
-`layerft/readers.py`). Every malformed input raises LayerftError with one line naming the file
-and, for text formats, the line number, so a user can open the file at the fault.
+Serves the task groups' `data_files` (and `release_format: records`): `layerft/readers.py` picks
+the reader by extension (`read_records`) and registers the line finders. Every malformed input
+raises LayerftError with one line naming the file and, for text formats, the line number, so a
+user can open the file at the fault.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import io
 import json
 import logging
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from layerft.errors import LayerftError
@@ -77,7 +77,7 @@ def array_element_line(text: str, index: int) -> int:
     return text.count("\n", 0, _JSON_SPACE.match(text, pos).end()) + 1
 
 
-def _read_json(path: Path) -> list[dict[str, Any]]:
+def read_json(path: Path) -> list[dict[str, Any]]:
     """A JSON array of objects (KLUE releases), or JSON lines if the text does not open with '['."""
     text = read_text(path)
     if not text.lstrip().startswith("["):
@@ -104,7 +104,7 @@ def check_new_guid(path: Path, text: str, guid: Any, seen: set[str]) -> None:
     seen.add(guid)
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """JSON lines."""
     return _parse_json_lines(path, read_text(path))
 
@@ -138,7 +138,7 @@ def _release_hint(header: list[str]) -> str:
     return ""
 
 
-def _read_delimited(
+def read_delimited(
     path: Path, delimiter: str, text_columns: Collection[str] = ()
 ) -> list[dict[str, Any]]:
     """A header row naming the columns, then one record per row; blank lines are skipped.
@@ -198,7 +198,7 @@ def _read_delimited(
 
 
 def _rows_of(text: str, delimiter: str) -> Any:
-    """A csv reader of `text`: CSV honours double quotes, TSV does not (see `_read_delimited`)."""
+    """A csv reader of `text`: CSV honours double quotes, TSV does not (see `read_delimited`)."""
     quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
     # strict: text after a closing quote is an error, not glued to the cell
     return csv.reader(
@@ -206,7 +206,7 @@ def _rows_of(text: str, delimiter: str) -> Any:
     )
 
 
-def _read_parquet(path: Path) -> list[dict[str, Any]]:
+def read_parquet(path: Path) -> list[dict[str, Any]]:
     """A Parquet table, one record per row."""
     import pyarrow as pa  # here: a config needs none of it
     import pyarrow.parquet as pq
@@ -218,30 +218,6 @@ def _read_parquet(path: Path) -> list[dict[str, Any]]:
         reason = " ".join(str(err).split())
         raise LayerftError(f"{path}: not a readable Parquet file ({reason})") from err
     return nonempty(path, table.to_pylist())
-
-
-DELIMITERS: Mapping[str, str] = MappingProxyType({".csv": ",", ".tsv": "\t"})
-_RECORD_READERS: Mapping[str, Callable[[Path], list[dict[str, Any]]]] = MappingProxyType(
-    {".json": _read_json, ".jsonl": _read_jsonl, ".parquet": _read_parquet}
-)
-
-
-def read_records(path: Path, text_columns: Collection[str] = ()) -> list[dict[str, Any]]:
-    """Read a local data file by extension: .json (array or lines), .jsonl, .csv, .tsv, .parquet.
-
-    CSV and TSV cells are text; `text_columns` stay text, other columns of numbers become numbers.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in DELIMITERS:
-        return _read_delimited(path, DELIMITERS[suffix], text_columns)
-    reader = _RECORD_READERS.get(suffix)
-    if reader is None:
-        supported = ", ".join(sorted([*_RECORD_READERS, *DELIMITERS]))
-        raise LayerftError(
-            f"{path}: unsupported data file extension {path.suffix!r} (supported: {supported})"
-        )
-    return reader(path)
 
 
 def json_record_line(text: str, number: int) -> int | None:

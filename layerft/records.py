@@ -18,8 +18,7 @@ from layerft.errors import LayerftError
 from layerft.kinds import kind_of
 from layerft.kinds.base import Record
 from layerft.network import first_line, hub_cache_hint, hub_unreachable
-from layerft.readers import HUB_ADAPTERS, RELEASE_READERS, record_line
-from layerft.readers_records import read_records
+from layerft.readers import HUB_ADAPTERS, RELEASE_READERS, read_records, record_line
 from layerft.task import SPLITS, TaskConfig
 
 log = logging.getLogger(__name__)

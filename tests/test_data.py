@@ -18,7 +18,7 @@ from layerft import evaluation
 from layerft.data import load_task_data
 from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
-from layerft.readers_records import read_records
+from layerft.readers import read_records
 from layerft.records import normalise_records, read_split
 from layerft.tiny_model import build_tiny_tokenizer
 from layerft.tokenized import tokenize

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from layerft.errors import LayerftError
-from layerft.readers import RELEASE_READERS, record_line
+from layerft.readers import RELEASE_READERS, read_records, record_line
 from layerft.readers_conll import read_conll2003
 from layerft.readers_conllu import read_conllu
 from layerft.readers_glue import GLUE_READERS
@@ -21,7 +21,6 @@ from layerft.readers_klue import read_klue_mrc, read_klue_sts
 from layerft.readers_klue_ner import read_klue_ner
 from layerft.readers_klue_re import read_klue_re
 from layerft.readers_klue_tsv import read_klue_dp, read_klue_pos
-from layerft.readers_records import read_records
 from layerft.readers_squad import read_squad, read_squad_v2
 
 # The release header: its column-name line holds real tabs, yet is a comment, not a sentence.
