@@ -7,12 +7,11 @@ and its JobReturn comes back the same way. A process that dies without one (SIGK
 killer, `os._exit`) does not stop the other jobs: a layerft job's death is recorded in its
 `failed.json` like any failed job (the sweep goes on and lists it as failed); another Hydra app's
 becomes a FAILED JobReturn naming the job and how it ended, which Hydra's sweeper raises when the
-batch is done.
+batch is done. `dead_job.py` records the death and fills in the JobReturn the process never sent.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import signal
@@ -30,8 +29,9 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, open_dict
 
+from hydra_plugins.layerft_launcher.dead_job import job_return, record_dead_job, task_config
 from hydra_plugins.layerft_launcher.gpu_slots import plan_slots, run_pooled, visible_gpus
 
 log = logging.getLogger(__name__)
@@ -212,48 +212,3 @@ class LocalParallelLauncher(Launcher):
             self._stopping = True
             for process in self._running:
                 process.terminate()
-
-
-def task_config(config: DictConfig) -> DictConfig:
-    """A job's config without its `hydra` node, as run_job hands it to the task function."""
-    task_cfg = copy.deepcopy(config)
-    with read_write(task_cfg), open_dict(task_cfg):
-        del task_cfg["hydra"]
-    return task_cfg
-
-
-def record_dead_job(
-    task_cfg: DictConfig,
-    hydra: DictConfig,
-    job_dir: Path,
-    error: Exception,
-    before: tuple[int, int] | None,
-) -> bool:
-    """A layerft job's death in its failed.json (layerft.hydra_job.record_dead_job); False for
-    another Hydra app's job (no `target_task`), which only the FAILED JobReturn reports."""
-    if "target_task" not in task_cfg:
-        return False
-    from layerft.hydra_job import record_dead_job as record  # only here: it imports torch
-
-    record(task_cfg, hydra, job_dir, error, before)
-    return True
-
-
-def job_return(
-    task_cfg: DictConfig,
-    hydra: DictConfig,
-    overrides: list[str],
-    job_dir: Path,
-    status: JobStatus,
-    value: Any,
-) -> JobReturn:
-    """The JobReturn of a job whose process never sent one, filled as run_job fills it."""
-    return JobReturn(
-        overrides=overrides,
-        cfg=task_cfg,
-        hydra_cfg=OmegaConf.create({"hydra": hydra}),
-        working_dir=str(job_dir) if hydra.job.chdir else os.getcwd(),
-        task_name=str(hydra.job.name),
-        status=status,
-        _return_value=value,
-    )
