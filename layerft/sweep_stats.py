@@ -1,5 +1,6 @@
 """A table row against its baseline row: paired differences over the seeds both have, their 95%
-paired t interval and a verdict; and the mean ± std summary of a row's values.
+paired t interval and a verdict; the mean ± std summary of a row's values; and its costs (run
+time, trainable parameters), seeds and failed jobs (`costs`).
 
 Serves no config group: `layerft/sweep_table.py` fills each row's cells with these.
 """
@@ -126,3 +127,26 @@ def summary(name: str, values: list[float]) -> dict[str, Any]:
         f"{name}_std": float(np.std(values, ddof=1)) if n > 1 else None,
         f"{name}_n": n,
     }
+
+
+def costs(combo: Combination) -> dict[str, Any]:
+    """Mean run time of both stages, trainable parameters and their share, seeds, failed jobs."""
+    runtimes = [
+        job.metrics.get("injection/train_runtime", 0.0) + job.metrics["target/train_runtime"]
+        for job in combo.finished
+        if "target/train_runtime" in job.metrics
+    ]
+    params = combo.values("target/trainable_params")
+    totals = combo.values("target/total_params")
+    return {
+        "runtime_s": _mean(runtimes),
+        "trainable_params": round(np.mean(list(params.values()))) if params else None,
+        "trainable_share": _mean([params[s] / totals[s] for s in params if totals.get(s)]),
+        "seeds": " ".join(str(job.seed) for job in combo.finished),
+        # A later attempt's failure whose seed the row averages is in the notes, not a failure.
+        "failed": len(combo.failed) - len(combo.later_failed_seeds()),
+    }
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None

@@ -11,12 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from layerft.metrics import METRICS
 from layerft.sweep_job import Job, SettingsKey, settings_key
 from layerft.sweep_settings import effective_settings
-from layerft.sweep_stats import compare, summary
+from layerft.sweep_stats import compare, costs, summary
 from layerft.unread_keys import unread_prefix
 
 log = logging.getLogger(__name__)
@@ -233,26 +231,3 @@ def notes(combo: Combination, base: Combination | None, varied: list[str]) -> li
 
 def _seeds(values: dict[int, float]) -> str:
     return " ".join(map(str, sorted(values)))
-
-
-def costs(combo: Combination) -> dict[str, Any]:
-    """Mean run time of both stages, trainable parameters and their share, seeds, failed jobs."""
-    runtimes = [
-        job.metrics.get("injection/train_runtime", 0.0) + job.metrics["target/train_runtime"]
-        for job in combo.finished
-        if "target/train_runtime" in job.metrics
-    ]
-    params = combo.values("target/trainable_params")
-    totals = combo.values("target/total_params")
-    return {
-        "runtime_s": _mean(runtimes),
-        "trainable_params": round(np.mean(list(params.values()))) if params else None,
-        "trainable_share": _mean([params[s] / totals[s] for s in params if totals.get(s)]),
-        "seeds": " ".join(str(job.seed) for job in combo.finished),
-        # A later attempt's failure whose seed the row averages is in the notes, not a failure.
-        "failed": len(combo.failed) - len(combo.later_failed_seeds()),
-    }
-
-
-def _mean(values: list[float]) -> float | None:
-    return float(np.mean(values)) if values else None
