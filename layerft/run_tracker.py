@@ -14,7 +14,8 @@ from layerft.config import RunConfig, override_key
 from layerft.processes import is_main_process
 from layerft.run_record import RunRecord
 from layerft.sweep_settings import effective_settings, job_settings
-from layerft.tracker import NoTracker, Tracker, remove_stale_runs, start_tracker
+from layerft.tracker import remove_stale_runs, start_tracker
+from layerft.tracker_backends import NoTracker, Tracker
 
 
 def open_tracker(

@@ -24,6 +24,7 @@ from layerft.tracker import (
     remove_stale_runs,
     start_tracker,
 )
+from layerft.tracker_backends import Tracker
 
 KEY = "0123456789abcdef0123456789abcdef01234567"
 
@@ -93,7 +94,7 @@ def fake_init(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return modes
 
 
-def start(tmp_path: Path, mode: TrackerMode) -> tracker.Tracker:
+def start(tmp_path: Path, mode: TrackerMode) -> Tracker:
     return start_tracker(
         wandb_cfg(mode), tmp_path, {}, {"model": "tiny"}, "a run", None, "target", {}
     )

@@ -1,0 +1,84 @@
+"""What a run logs through (`Tracker`) and the two backends of the `tracker` config group behind
+it: `NoTracker` (tracker=none, files only) and `WandbTracker` (one W&B run).
+`layerft/tracker.py` holds the group's schema and opens one (`start_tracker`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from layerft.stage1 import Stage1Outcome
+
+
+class Tracker(Protocol):
+    def log(self, metrics: dict[str, float], step: int) -> None: ...
+    def stage1(self, outcome: Stage1Outcome) -> None: ...
+    def summarize(self, metrics: dict[str, float]) -> None: ...
+    def finish(self, failed: bool) -> None: ...
+
+
+class NoTracker:
+    """tracker=none: files only."""
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def stage1(self, outcome: Stage1Outcome) -> None:
+        pass
+
+    def summarize(self, metrics: dict[str, float]) -> None:
+        pass
+
+    def finish(self, failed: bool) -> None:
+        pass
+
+
+class WandbTracker:
+    """A W&B run whose per-stage metrics each follow their own step axis (`<stage>/step`)."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self.stages: set[str] = set()
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        for stage in {key.split("/")[0] for key in metrics} - self.stages:
+            self.run.define_metric(f"{stage}/step")
+            self.run.define_metric(f"{stage}/*", step_metric=f"{stage}/step")
+            self.stages.add(stage)
+        for stage in {key.split("/")[0] for key in metrics}:
+            metrics = {**metrics, f"{stage}/step": step}
+        self.run.log(metrics)
+
+    def stage1(self, outcome: Stage1Outcome) -> None:
+        """The stage-1 result as an artifact: logged (output) by the run that trained it, used
+        (input) by every run that reused it, so the dashboard shows the lineage.
+
+        The artifact references the stored files (file:// with checksums) instead of uploading
+        weights. Offline, W&B refuses `use_artifact`; the draft artifact is then recorded with
+        `use_after_commit`, which is what `use_artifact` does online with a draft, and `wandb sync`
+        links it to the same version (same files, same digest).
+        """
+        import wandb
+
+        result = outcome.result
+        if not result.stored:  # reuse_stage1=false: nothing on disk to link
+            return
+        artifact = wandb.Artifact(
+            f"stage1-{result.path.name}", type="stage1", metadata={"metrics": result.metrics}
+        )
+        artifact.add_reference(result.path.resolve().as_uri(), name="stage1")
+        if outcome.trained:
+            self.run.log_artifact(artifact)
+        elif not self.run.settings._offline:
+            self.run.use_artifact(artifact)
+        else:
+            self.run._log_artifact(
+                artifact, aliases=[], is_user_created=True, use_after_commit=True
+            )
+
+    def summarize(self, metrics: dict[str, float]) -> None:
+        self.run.summary.update(metrics)
+
+    def finish(self, failed: bool) -> None:
+        self.run.finish(exit_code=1 if failed else 0)
