@@ -13,7 +13,6 @@ from pathlib import Path
 
 from omegaconf import MISSING
 
-from layerft.demo_data import DEMO_GENERATORS
 from layerft.errors import LayerftError
 from layerft.kinds import TaskKind, kind_of
 from layerft.kinds.biencoder_regression import BiencoderConfig
@@ -23,12 +22,10 @@ from layerft.kinds.sequence_regression import RegressionConfig
 from layerft.kinds.span_extraction import SpanConfig
 from layerft.kinds.token_tagging import TaggingConfig
 from layerft.metrics import metric_spec
-from layerft.readers import RELEASE_READERS
+from layerft.task_names import check_registered_names
 
 __all__ = ["TaskConfig", "TaskKind"]
 
-IOB_METRICS = ("conlleval", "klue_ner")  # entity scores: they read tags as IOB2 chunks
-_IOB_TAG = re.compile(r"O|[BI]-.+")
 SPLITS = ("train", "validation")  # every task's; `extra_eval_splits` adds dev sets
 _SPLIT_NAME = re.compile(r"[a-z][a-z0-9_]*")  # it becomes part of metric keys
 
@@ -102,7 +99,7 @@ class TaskConfig:
     def __post_init__(self) -> None:
         where = f"task '{self.name}'"
         kind_of(self).check(self, where)
-        self._check_names(where)
+        check_registered_names(self, where)
         for key in ("lr", "batch_size", "max_length", "evals_per_epoch"):
             if getattr(self, key) <= 0:
                 raise LayerftError(f"{where}: {key} must be > 0, got {getattr(self, key)}")
@@ -136,55 +133,6 @@ class TaskConfig:
             value = getattr(self, key)
             if value is not None and value <= 0:
                 raise LayerftError(f"{where}: {key} must be > 0 or null, got {value}")
-
-    def _check_names(self, where: str) -> None:
-        """Names resolved through a registry (metrics, release format, generator) must exist."""
-        keys: list[str] = []
-        for name in self.metrics:
-            spec = metric_spec(name, f"{where}: metrics")
-            if spec.reads not in kind_of(self).provides:
-                # True whether the task set it or left metrics at their default.
-                default = (
-                    " (it is also metrics' default: set metrics this kind feeds)"
-                    if name == "accuracy"
-                    else ""
-                )
-                raise LayerftError(
-                    f"{where}: metrics: '{name}' reads {spec.reads.value}, which a {self.kind.value} "
-                    f"task does not produce{default}"
-                )
-            if spec.labels is not None and (other := set(self.label_names) - set(spec.labels)):
-                raise LayerftError(
-                    f"{where}: metrics: '{name}' scores only the labels {', '.join(spec.labels)}; "
-                    f"label_names has {sorted(other)[0]!r}"
-                )
-            keys += [key for key in spec.keys if key not in spec.not_scores]
-        if "binary_f1" in self.metrics and len(self.label_names) != 2:
-            raise LayerftError(
-                f"{where}: metrics: 'binary_f1' is the F1 of label_names[1] (the positive class) "
-                f"of 2 labels; this task has {len(self.label_names)} (use macro_f1)"
-            )
-        chunked = [name for name in self.metrics if name in IOB_METRICS]
-        odd = [tag for tag in self.label_names if not _IOB_TAG.fullmatch(tag)]
-        if chunked and odd:
-            raise LayerftError(
-                f"{where}: metrics: '{chunked[0]}' scores entities of IOB2 tags (O, B-<type>, "
-                f"I-<type>); label_names has {odd[0]!r}"
-            )
-        if self.best_metric not in keys:
-            raise LayerftError(
-                f"{where}: best_metric '{self.best_metric}' is not one of {', '.join(keys)}"
-            )
-        if self.release_format not in RELEASE_READERS:
-            raise LayerftError(
-                f"{where}: release_format '{self.release_format}' unknown; use one of "
-                f"{', '.join(RELEASE_READERS)}"
-            )
-        if self.generator is not None and self.generator not in DEMO_GENERATORS:
-            raise LayerftError(
-                f"{where}: generator '{self.generator}' unknown; use one of "
-                f"{', '.join(DEMO_GENERATORS)}"
-            )
 
     @property
     def best_is_higher(self) -> bool:

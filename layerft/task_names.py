@@ -1,0 +1,71 @@
+"""The names a task option of the `injection_task` / `target_task` groups resolves through a
+registry (its metrics, release format and generator), checked when the config is built
+(`TaskConfig.__post_init__`, `layerft/task.py`), not when data loads."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from layerft.demo_data import DEMO_GENERATORS
+from layerft.errors import LayerftError
+from layerft.kinds import kind_of
+from layerft.metrics import metric_spec
+from layerft.readers import RELEASE_READERS
+
+if TYPE_CHECKING:
+    from layerft.task import TaskConfig
+
+IOB_METRICS = ("conlleval", "klue_ner")  # entity scores: they read tags as IOB2 chunks
+_IOB_TAG = re.compile(r"O|[BI]-.+")
+
+
+def check_registered_names(task: TaskConfig, where: str) -> None:
+    """Names resolved through a registry (metrics, release format, generator) must exist, and the
+    metrics must be ones the task's kind and labels can feed."""
+    keys: list[str] = []
+    for name in task.metrics:
+        spec = metric_spec(name, f"{where}: metrics")
+        if spec.reads not in kind_of(task).provides:
+            # True whether the task set it or left metrics at their default.
+            default = (
+                " (it is also metrics' default: set metrics this kind feeds)"
+                if name == "accuracy"
+                else ""
+            )
+            raise LayerftError(
+                f"{where}: metrics: '{name}' reads {spec.reads.value}, which a {task.kind.value} "
+                f"task does not produce{default}"
+            )
+        if spec.labels is not None and (other := set(task.label_names) - set(spec.labels)):
+            raise LayerftError(
+                f"{where}: metrics: '{name}' scores only the labels {', '.join(spec.labels)}; "
+                f"label_names has {sorted(other)[0]!r}"
+            )
+        keys += [key for key in spec.keys if key not in spec.not_scores]
+    if "binary_f1" in task.metrics and len(task.label_names) != 2:
+        raise LayerftError(
+            f"{where}: metrics: 'binary_f1' is the F1 of label_names[1] (the positive class) "
+            f"of 2 labels; this task has {len(task.label_names)} (use macro_f1)"
+        )
+    chunked = [name for name in task.metrics if name in IOB_METRICS]
+    odd = [tag for tag in task.label_names if not _IOB_TAG.fullmatch(tag)]
+    if chunked and odd:
+        raise LayerftError(
+            f"{where}: metrics: '{chunked[0]}' scores entities of IOB2 tags (O, B-<type>, "
+            f"I-<type>); label_names has {odd[0]!r}"
+        )
+    if task.best_metric not in keys:
+        raise LayerftError(
+            f"{where}: best_metric '{task.best_metric}' is not one of {', '.join(keys)}"
+        )
+    if task.release_format not in RELEASE_READERS:
+        raise LayerftError(
+            f"{where}: release_format '{task.release_format}' unknown; use one of "
+            f"{', '.join(RELEASE_READERS)}"
+        )
+    if task.generator is not None and task.generator not in DEMO_GENERATORS:
+        raise LayerftError(
+            f"{where}: generator '{task.generator}' unknown; use one of "
+            f"{', '.join(DEMO_GENERATORS)}"
+        )
