@@ -10,13 +10,13 @@ import torch
 from compose import compose_config, compose_run
 from transformers import BertConfig, BertForSequenceClassification, BertModel
 
-from layerft import run as run_module
 from layerft.config import resolve_config
 from layerft.errors import LayerftError
 from layerft.fingerprint import config_fingerprint
 from layerft.heads import build_task_model
 from layerft.model import ModelConfig, load_backbone
 from layerft.stage1_key import Stage1Key
+from layerft.stage_models import fresh_model
 from layerft.task import TaskConfig
 
 
@@ -168,7 +168,7 @@ def test_only_a_head_that_reads_the_pooler_needs_its_weights(tmp_path: Path) -> 
         "model=bert_base_uncased", f"model.hub_id={folder}", "injection_task=demo_pos"
     )
     assert cfg.model.pretrained_pooler and cfg.injection_task is not None
-    tagger = run_module._fresh_model(cfg, cfg.injection_task)
+    tagger = fresh_model(cfg, cfg.injection_task)
     assert not any("pooler" in name for name, _ in tagger.named_parameters())
     with pytest.raises(LayerftError, match=r"model.pretrained_pooler=true, but .* has no pooler"):
-        run_module._fresh_model(cfg, cfg.target_task)
+        fresh_model(cfg, cfg.target_task)
