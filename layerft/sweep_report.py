@@ -29,6 +29,22 @@ def render_markdown(
     """results.md: what was aggregated, the table (mean ± std (n)), then the failed jobs, the
     unfinished ones, the results on data changed since and those another config's record replaced
     (`jobs` are the others)."""
+    lines = _preamble(sweep_dir, table, failures, jobs, unfinished, on_other_data, replaced)
+    lines += _table_lines(table)
+    lines += _left_out_lines(sweep_dir, table, failures, unfinished, on_other_data, replaced)
+    return "\n".join(lines) + "\n"
+
+
+def _preamble(
+    sweep_dir: Path,
+    table: Table,
+    failures: list[Failure],
+    jobs: list[Job],
+    unfinished: list[Path],
+    on_other_data: list[Job],
+    replaced: list[Job],
+) -> list[str]:
+    """The title, the job counts, how to read the cells, and the settings every job shares."""
     first = table.combos[0]
     better = "higher" if first.higher_is_better else "lower"
     spec = ", ".join(f"{k}={v}" for k, v in table.spec.items())
@@ -65,6 +81,12 @@ def render_markdown(
             "Same in every job where it applies: "
             + ", ".join(f"`{k}={v}`" for k, v in table.applying.items())
         )
+    return lines
+
+
+def _table_lines(table: Table) -> list[str]:
+    """The table itself: a note on unset settings where a row has one, then header and rows."""
+    lines: list[str] = []
     names = table.varied or ["combination"]
     if any(row.get(k) == MISSING for row in table.rows for k in names):
         lines.append(
@@ -91,7 +113,19 @@ def render_markdown(
             *([row["notes"]] if noted else []),
         ]
         lines.append(_md_line(cells))
-    lines += ["", "## Failures", ""]
+    return lines
+
+
+def _left_out_lines(
+    sweep_dir: Path,
+    table: Table,
+    failures: list[Failure],
+    unfinished: list[Path],
+    on_other_data: list[Job],
+    replaced: list[Job],
+) -> list[str]:
+    """The jobs in no row: failed, unfinished, finished on changed data, replaced."""
+    lines = ["", "## Failures", ""]
     if not failures:
         lines.append("No job failed.")
     else:
@@ -125,7 +159,7 @@ def render_markdown(
             assert job.replaced_by is not None
             cells = [_relative(job.run_dir, sweep_dir), _own_label(job, table), str(job.seed)]
             lines.append(_md_line([*cells, _relative(job.replaced_by, sweep_dir)]))
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def older_versions(jobs: list[Job]) -> list[int]:
