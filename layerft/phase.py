@@ -13,8 +13,10 @@ import math
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
+from transformers import TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from layerft.callbacks import ForwardLogs, GuardCheckpoints, MetricSink, PauseClock, StageProgress
@@ -62,13 +64,7 @@ def run_phase(
     """Train, keep the best dev checkpoint, and return its metrics plus speed and parameter counts."""
     parts_of = parameter_parts(model)
     counts = count_parameters(model, parts_of)
-    log.info(
-        "%s: %d of %d parameters train (%s)",
-        stage,
-        counts["trainable_params"],
-        counts["total_params"],
-        ", ".join(f"{k.split('/')[1]}={v}" for k, v in counts.items() if "/" in k and v),
-    )
+    _log_counts(stage, counts)
     trainer_cfg.check_device()
     world = world_size()
     num_steps = total_steps(len(data.train), task.batch_size, task.epochs, world)
@@ -84,31 +80,11 @@ def run_phase(
     log.info("%s: lr per part: %s", stage, ", ".join(f"{p}={v:.3g}" for p, v in part_lrs.items()))
     if trainer_cfg.compile:
         model.backbone.compile(mode=trainer_cfg.compile_mode.value)
-    group = f"{stage}_task"
-    clipping = (
-        f"or clip gradients: {group}.max_grad_norm is 0 (off); 1.0 is usual"
-        if task.max_grad_norm == 0
-        else f"or {group}.max_grad_norm={task.max_grad_norm:g} (the norm gradients are clipped to)"
+    scheduler = build_scheduler(schedule, optimizer, num_steps)
+    forward, pauses = ForwardLogs(stage, sink, task.lr), PauseClock()
+    trainer = _phase_trainer(
+        stage, model, args, data, task, (optimizer, scheduler), forward, pauses
     )
-    guard = NonFiniteLossGuard(stage, f"lower {group}.lr={task.lr:g}, {clipping}")
-    trainer = PhaseTrainer(
-        model=model,
-        args=args,
-        data_collator=data.collator,
-        train_dataset=data.train,
-        eval_dataset=data.validation,
-        compute_metrics=build_compute_metrics(task, data.validation, data.validation_rows),
-        optimizers=(optimizer, build_scheduler(schedule, optimizer, num_steps)),
-        callbacks=[
-            forward := ForwardLogs(stage, sink, task.lr),
-            pauses := PauseClock(),
-            GuardCheckpoints(guard),
-        ],
-        guard=guard,
-    )
-    trainer.remove_callback(PrinterCallback)  # ForwardLogs logs instead of raw dict prints
-    if trainer.pop_callback(ProgressCallback) is not None:
-        trainer.add_callback(StageProgress(stage))
     completed = False
     try:
         with PeakMemory() as memory:
@@ -123,12 +99,7 @@ def run_phase(
     finally:
         if not trainer_cfg.keep_checkpoints:
             remove_checkpoints(checkpoints, synchronise=completed and world > 1)
-    metrics = {
-        k: float(v) for k, v in best.items() if k.startswith("eval_") and k not in NOT_SCORES
-    }
-    for key, value in metrics.items():
-        if not math.isfinite(value):
-            raise LayerftError(f"{stage} stage: dev {key} is {value} for the best checkpoint")
+    metrics = _dev_scores(stage, best)
     if train_output is not None:
         speed = phase_speed(trainer, train_output.metrics, paused, len(data.train), steps_per_epoch,
                        task.batch_size * world, counts["total_params"], world)  # fmt: skip
@@ -138,18 +109,82 @@ def run_phase(
         if (best_step := trainer.state.best_global_step) is not None:  # the dev metrics' checkpoint
             metrics.update(best_step=float(best_step), best_epoch=best_step / steps_per_epoch)
         if best_step == 1 and warmup_steps(schedule, num_steps) > 0:
-            log.warning(
-                "%s: the best dev checkpoint is step 1, taken after a step at lr 0 (warmup starts "
-                "from 0): the model as given; %s",
-                stage,
-                "its only step trained nothing" if num_steps == 1 else "no later one beat it",
-            )
+            _warn_best_is_first_step(stage, num_steps)
     else:  # epochs=0: the phase only evaluates the model it was given
         metrics.update(train_runtime=0.0, train_paused_seconds=0.0, best_step=0.0, best_epoch=0.0)
     metrics.update(memory.metrics())
     metrics.update({k: float(v) for k, v in counts.items()})
     metrics.update({f"lr/{part}": lr for part, lr in part_lrs.items()})
     return {f"{stage}/{k}": v for k, v in metrics.items()}
+
+
+def _phase_trainer(
+    stage: str,
+    model: TaskModel,
+    args: TrainingArguments,
+    data: TaskData,
+    task: TaskConfig,
+    optimizers: tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler],
+    forward: ForwardLogs,
+    pauses: PauseClock,
+) -> PhaseTrainer:
+    """The stage's Trainer: its dev metrics, optimizer and schedule, layerft's callbacks in place
+    of the Trainer's printing (`forward` logs, `pauses` times evaluations and saves)."""
+    guard = _loss_guard(stage, task)
+    trainer = PhaseTrainer(
+        model=model,
+        args=args,
+        data_collator=data.collator,
+        train_dataset=data.train,
+        eval_dataset=data.validation,
+        compute_metrics=build_compute_metrics(task, data.validation, data.validation_rows),
+        optimizers=optimizers,
+        callbacks=[forward, pauses, GuardCheckpoints(guard)],
+        guard=guard,
+    )
+    trainer.remove_callback(PrinterCallback)  # ForwardLogs logs instead of raw dict prints
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(StageProgress(stage))
+    return trainer
+
+
+def _log_counts(stage: str, counts: Mapping[str, int]) -> None:
+    log.info(
+        "%s: %d of %d parameters train (%s)",
+        stage,
+        counts["trainable_params"],
+        counts["total_params"],
+        ", ".join(f"{k.split('/')[1]}={v}" for k, v in counts.items() if "/" in k and v),
+    )
+
+
+def _loss_guard(stage: str, task: TaskConfig) -> NonFiniteLossGuard:
+    """The stage's guard against a NaN or infinite loss, its error naming the settings to change."""
+    group = f"{stage}_task"
+    clipping = (
+        f"or clip gradients: {group}.max_grad_norm is 0 (off); 1.0 is usual"
+        if task.max_grad_norm == 0
+        else f"or {group}.max_grad_norm={task.max_grad_norm:g} (the norm gradients are clipped to)"
+    )
+    return NonFiniteLossGuard(stage, f"lower {group}.lr={task.lr:g}, {clipping}")
+
+
+def _dev_scores(stage: str, best: Mapping[str, Any]) -> dict[str, float]:
+    """The dev scores among what evaluate() returned for the best checkpoint; all finite."""
+    scores = {k: float(v) for k, v in best.items() if k.startswith("eval_") and k not in NOT_SCORES}
+    for key, value in scores.items():
+        if not math.isfinite(value):
+            raise LayerftError(f"{stage} stage: dev {key} is {value} for the best checkpoint")
+    return scores
+
+
+def _warn_best_is_first_step(stage: str, num_steps: int) -> None:
+    log.warning(
+        "%s: the best dev checkpoint is step 1, taken after a step at lr 0 (warmup starts "
+        "from 0): the model as given; %s",
+        stage,
+        "its only step trained nothing" if num_steps == 1 else "no later one beat it",
+    )
 
 
 def remove_unfinished_checkpoints(run_dir: Path, stages: Iterable[str]) -> None:
