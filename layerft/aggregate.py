@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from layerft.sweep_report import csv_text, older_versions, render_markdown
 from layerft.sweep_table import (
     Combination,
     Failure,
+    Table,
     build_table,
     combine,
     label,
@@ -76,26 +77,7 @@ def aggregate(
     replaced = [job for job in jobs if job.replaced_by is not None]
     jobs = [job for job in jobs if not job.changed_data and job.replaced_by is None]
     unfinished = unfinished_dirs(sweep_dir)
-    if unfinished:
-        log.warning(
-            "%d job folder(s) with no result yet (killed or still running), left out of the table: %s",
-            len(unfinished),
-            ", ".join(str(path) for path in unfinished),
-        )
-    if on_other_data:
-        log.warning(
-            "%d result(s) on data files changed since, left out of the table (sweep.py --force "
-            "reruns them): %s",
-            len(on_other_data),
-            ", ".join(f"{job.run_dir} ({', '.join(job.changed_data)})" for job in on_other_data),
-        )
-    if older := older_versions(jobs):
-        log.warning(
-            "%d result(s) computed by an older layerft (%s), tabled with a note; sweep.py --force "
-            "reruns them",
-            len(older),
-            older_results(min(older)),
-        )
+    _warn_left_out(unfinished, on_other_data, older_versions(jobs))
     if not jobs:
         remove_outputs(sweep_dir, started, keep=())
         raise NothingToTable(
@@ -117,7 +99,50 @@ def aggregate(
     markdown = render_markdown(
         sweep_dir, table, failures, jobs, unfinished, on_other_data, replaced
     )
-    written = {
+    written = _table_writers(table, markdown, failures)
+    metric = table.selection if table.uniform else "selection metric (per row)"
+    for name, figure in plots.draw(plot_rows, varied, metric, axes).items():
+        written[name] = lambda p, fig=figure: fig.savefig(p, format="png", dpi=120)
+    remove_outputs(sweep_dir, started, keep=tuple(written))
+    paths = [sweep_dir / name for name in written]
+    write_all_atomic({path: written[path.name] for path in paths})
+    log.info("sweep results: %s", ", ".join(str(p) for p in paths))
+    return Aggregate(
+        table.rows, table.columns, varied, failures, paths, markdown, unfinished, table.spec, axes
+    )
+
+
+def _warn_left_out(unfinished: list[Path], on_other_data: list[Job], older: list[int]) -> None:
+    """One warning per kind of job the table leaves out or notes: unfinished, on changed data,
+    computed by an older layerft (`older`: their results versions)."""
+    if unfinished:
+        log.warning(
+            "%d job folder(s) with no result yet (killed or still running), left out of the table: %s",
+            len(unfinished),
+            ", ".join(str(path) for path in unfinished),
+        )
+    if on_other_data:
+        log.warning(
+            "%d result(s) on data files changed since, left out of the table (sweep.py --force "
+            "reruns them): %s",
+            len(on_other_data),
+            ", ".join(f"{job.run_dir} ({', '.join(job.changed_data)})" for job in on_other_data),
+        )
+    if older:
+        log.warning(
+            "%d result(s) computed by an older layerft (%s), tabled with a note; sweep.py --force "
+            "reruns them",
+            len(older),
+            older_results(min(older)),
+        )
+
+
+def _table_writers(
+    table: Table, markdown: str, failures: list[Failure]
+) -> dict[str, Callable[[Path], Any]]:
+    """The table files by name, each a writer of its path: results.csv, results.md and, with
+    failures, failures.csv."""
+    written: dict[str, Callable[[Path], Any]] = {
         "results.csv": lambda p: p.write_text(
             csv_text(table.columns, table.rows), encoding="utf-8"
         ),
@@ -131,16 +156,7 @@ def aggregate(
         written["failures.csv"] = lambda p: p.write_text(
             csv_text(list(rows[0]), rows), encoding="utf-8"
         )
-    metric = table.selection if table.uniform else "selection metric (per row)"
-    for name, figure in plots.draw(plot_rows, varied, metric, axes).items():
-        written[name] = lambda p, fig=figure: fig.savefig(p, format="png", dpi=120)
-    remove_outputs(sweep_dir, started, keep=tuple(written))
-    paths = [sweep_dir / name for name in written]
-    write_all_atomic({path: written[path.name] for path in paths})
-    log.info("sweep results: %s", ", ".join(str(p) for p in paths))
-    return Aggregate(
-        table.rows, table.columns, varied, failures, paths, markdown, unfinished, table.spec, axes
-    )
+    return written
 
 
 def remove_outputs(sweep_dir: Path, started: float, keep: tuple[str, ...]) -> None:
