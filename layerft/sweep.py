@@ -31,12 +31,11 @@ from layerft.results import FAILED_FILE, METRICS_FILE, job_records
 from layerft.run_folder import tidy_finished
 from layerft.run_record import FINGERPRINT_KEY
 from layerft.sweep_grid import (
-    SWEEPER_CHOSEN,
     Combination,
     check_grid,
+    check_hydra_overrides,
     expand,
     grid_names,
-    split_overrides,
 )
 from layerft.sweep_launch import run_grid
 from layerft.sweep_records import HYDRA_SUBDIR
@@ -89,59 +88,7 @@ def main(argv: Sequence[str]) -> int:
     )
     args = parse_args(argv)
     try:
-        if args.grid == "aggregate":
-            if len(args.overrides) != 1 or args.dry_run or args.force or args.dir:
-                raise LayerftError(
-                    "usage: python sweep.py aggregate <sweep folder> [--baseline ...] "
-                    "[--heatmap a b] (no --dry-run, --force or --dir)"
-                )
-            sweep_dir = Path(args.overrides[0])
-            relog_results_table(sweep_dir, aggregate_dir(sweep_dir, args.baseline, args.heatmap))
-            return 0
-        check_grid(args.grid, args.overrides)
-        check_hydra_overrides(args.overrides)
-        if refused := credential_override_error(args.overrides):
-            raise LayerftError(refused)
-        sweep_dir = args.dir or OUTPUTS / args.grid
-        if sweep_dir.exists() and not sweep_dir.is_dir():
-            raise LayerftError(f"--dir {sweep_dir}: not a folder")
-        combinations = expand(args.grid, args.overrides)
-        if args.dry_run:
-            state = status(combinations, sweep_dir)
-            check_launched_data(combinations, left_out(combinations, state, args.force))
-            print_plan(combinations, state, args.force)
-            return 0
-        with sweep_lock(sweep_dir):
-            started_ns = time.time_ns()
-            before = status(combinations, sweep_dir)
-            left = left_out(combinations, before, args.force)
-            check_launched_data(combinations, left)
-            if before.blocked:
-                log.warning("%s", blocked_note(before.blocked))
-            for combination, folder in [] if args.force else before.done:
-                if not combination.force_rerun:  # never launched: tidied here, or never
-                    tidy_finished(folder, folder / HYDRA_SUBDIR)
-            for combination, folder in before.blocked:
-                remove_refusal(combination, folder)
-            repeats = [repeat for repeat, _ in left.repeats]
-            stopped = run_grid(
-                args.grid,
-                args.overrides,
-                sweep_dir,
-                args.force,
-                left.finished,
-                repeats,
-                left.blocked,
-            )
-            state = status(combinations, sweep_dir, started_ns if args.force else None)
-            print_summary(state)
-            if stopped:
-                print(f"error: the sweep stopped early: {stopped}", file=sys.stderr)
-            if job_records(sweep_dir, METRICS_FILE):  # this grid's or earlier ones': tables match
-                tabled(args.grid, args.overrides, sweep_dir, args.baseline, args.heatmap)
-        if stopped == INTERRUPTED:
-            return 130  # as a shell reports a command stopped by Ctrl-C
-        return 0 if not stopped and not (state.failed or state.missing or state.stale) else 1
+        return aggregate_only(args) if args.grid == "aggregate" else run_sweep(args)
     except LayerftError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -154,6 +101,66 @@ def main(argv: Sequence[str]) -> int:
             raise
         print(f"error: {line}", file=sys.stderr)
         return 2
+
+
+def aggregate_only(args: argparse.Namespace) -> int:
+    """`sweep.py aggregate <folder>`: the tables, plots and W&B results run of a sweep folder."""
+    if len(args.overrides) != 1 or args.dry_run or args.force or args.dir:
+        raise LayerftError(
+            "usage: python sweep.py aggregate <sweep folder> [--baseline ...] "
+            "[--heatmap a b] (no --dry-run, --force or --dir)"
+        )
+    sweep_dir = Path(args.overrides[0])
+    relog_results_table(sweep_dir, aggregate_dir(sweep_dir, args.baseline, args.heatmap))
+    return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    """Check the grid and its overrides, then list it (--dry-run) or run what is left of it."""
+    check_grid(args.grid, args.overrides)
+    check_hydra_overrides(args.overrides)
+    if refused := credential_override_error(args.overrides):
+        raise LayerftError(refused)
+    sweep_dir = args.dir or OUTPUTS / args.grid
+    if sweep_dir.exists() and not sweep_dir.is_dir():
+        raise LayerftError(f"--dir {sweep_dir}: not a folder")
+    combinations = expand(args.grid, args.overrides)
+    if args.dry_run:
+        state = status(combinations, sweep_dir)
+        check_launched_data(combinations, left_out(combinations, state, args.force))
+        print_plan(combinations, state, args.force)
+        return 0
+    with sweep_lock(sweep_dir):
+        return launch(args, combinations, sweep_dir)
+
+
+def launch(args: argparse.Namespace, combinations: list[Combination], sweep_dir: Path) -> int:
+    """Run the combinations not finished yet (all with --force), summarise, table; the exit code:
+    1 if any is not finished, 130 after Ctrl-C."""
+    started_ns = time.time_ns()
+    before = status(combinations, sweep_dir)
+    left = left_out(combinations, before, args.force)
+    check_launched_data(combinations, left)
+    if before.blocked:
+        log.warning("%s", blocked_note(before.blocked))
+    for combination, folder in [] if args.force else before.done:
+        if not combination.force_rerun:  # never launched: tidied here, or never
+            tidy_finished(folder, folder / HYDRA_SUBDIR)
+    for combination, folder in before.blocked:
+        remove_refusal(combination, folder)
+    repeats = [repeat for repeat, _ in left.repeats]
+    stopped = run_grid(
+        args.grid, args.overrides, sweep_dir, args.force, left.finished, repeats, left.blocked
+    )
+    state = status(combinations, sweep_dir, started_ns if args.force else None)
+    print_summary(state)
+    if stopped:
+        print(f"error: the sweep stopped early: {stopped}", file=sys.stderr)
+    if job_records(sweep_dir, METRICS_FILE):  # this grid's or earlier ones': tables match
+        tabled(args.grid, args.overrides, sweep_dir, args.baseline, args.heatmap)
+    if stopped == INTERRUPTED:
+        return 130  # as a shell reports a command stopped by Ctrl-C
+    return 0 if not stopped and not (state.failed or state.missing or state.stale) else 1
 
 
 def check_launched_data(combinations: Sequence[Combination], left: LeftOut) -> None:
@@ -179,18 +186,6 @@ def remove_refusal(combination: Combination, folder: Path) -> None:
     if fingerprint in combination.fingerprints:
         failure.unlink()
         log.info("removed %s: an earlier refusal of %s, blocked there", failure, combination.label)
-
-
-def check_hydra_overrides(overrides: Sequence[str]) -> None:
-    """sweep.py names the sweep folder itself (`--dir`): a `hydra.sweep.dir=` override would send
-    the jobs elsewhere while the summary and tables read the `--dir` folder. It also runs the grid
-    with its own sweeper, which another one would be replaced by without a word."""
-    parsed, _ = split_overrides(overrides)
-    keys = {o.get_key_element() for o in parsed}
-    if "hydra.sweep.dir" in keys:
-        raise LayerftError("hydra.sweep.dir: sweep.py picks the sweep folder with --dir <folder>")
-    if keys & {"hydra/sweeper", "hydra.sweeper._target_"}:
-        raise LayerftError(SWEEPER_CHOSEN.format(where="hydra/sweeper"))
 
 
 def sweep_lock(sweep_dir: Path) -> contextlib.AbstractContextManager[None]:

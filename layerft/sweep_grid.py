@@ -141,6 +141,18 @@ def check_grid(grid: str, overrides: Sequence[str] = ()) -> None:
         raise LayerftError(SWEEPER_CHOSEN.format(where=f"{path}: hydra/sweeper"))
 
 
+def check_hydra_overrides(overrides: Sequence[str]) -> None:
+    """sweep.py names the sweep folder itself (`--dir`): a `hydra.sweep.dir=` override would send
+    the jobs elsewhere while the summary and tables read the `--dir` folder. It also runs the grid
+    with its own sweeper, which another one would be replaced by without a word."""
+    parsed, _ = split_overrides(overrides)
+    keys = {o.get_key_element() for o in parsed}
+    if "hydra.sweep.dir" in keys:
+        raise LayerftError("hydra.sweep.dir: sweep.py picks the sweep folder with --dir <folder>")
+    if keys & {"hydra/sweeper", "hydra.sweeper._target_"}:
+        raise LayerftError(SWEEPER_CHOSEN.format(where="hydra/sweeper"))
+
+
 def split_overrides(overrides: Sequence[str]) -> tuple[list[Override], list[Override]]:
     """Parsed command-line overrides, and those of them that are fixed (not swept)."""
     parsed = OverridesParser.create().parse_overrides(list(overrides))
