@@ -29,22 +29,7 @@ def render_markdown(
     """results.md: what was aggregated, the table (mean ± std (n)), then the failed jobs, the
     unfinished ones, the results on data changed since and those another config's record replaced
     (`jobs` are the others)."""
-    lines = _preamble(sweep_dir, table, failures, jobs, unfinished, on_other_data, replaced)
-    lines += _table_lines(table)
-    lines += _left_out_lines(sweep_dir, table, failures, unfinished, on_other_data, replaced)
-    return "\n".join(lines) + "\n"
-
-
-def _preamble(
-    sweep_dir: Path,
-    table: Table,
-    failures: list[Failure],
-    jobs: list[Job],
-    unfinished: list[Path],
-    on_other_data: list[Job],
-    replaced: list[Job],
-) -> list[str]:
-    """The title, the job counts, how to read the cells, and the settings every job shares."""
+    # The title, the job counts, how to read the cells, and the settings every job shares.
     first = table.combos[0]
     better = "higher" if first.higher_is_better else "lower"
     spec = ", ".join(f"{k}={v}" for k, v in table.spec.items())
@@ -81,7 +66,9 @@ def _preamble(
             "Same in every job where it applies: "
             + ", ".join(f"`{k}={v}`" for k, v in table.applying.items())
         )
-    return lines
+    lines += _table_lines(table)
+    lines += _left_out_lines(sweep_dir, table, failures, unfinished, on_other_data, replaced)
+    return "\n".join(lines) + "\n"
 
 
 def _table_lines(table: Table) -> list[str]:
