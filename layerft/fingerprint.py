@@ -13,6 +13,8 @@ import copy
 import functools
 import hashlib
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from layerft.later_keys import without_later_keys
@@ -29,7 +31,11 @@ from layerft.unread_keys import STAGE1_NODES, reads_pooler, unread_settings
 # option does, keeps its scheme-2 fingerprint. A record of an earlier scheme is still found by the
 # fingerprint that scheme gives its config (RunRecord.earlier_fingerprints): no finished result is
 # redone or turned into "another config".
-FINGERPRINT_SCHEME = 3
+# Scheme 4: a task's data paths (`data_dir`, `data_files.*`) hash as pathlib spells them
+# (DATA_PATH_KEYS, `spelled_as_read`), so `./data/train.jsonl`, `data//train.jsonl` and
+# `data/train.jsonl`, which open the same file, key one result; a path already spelled so (as every
+# shipped option and most command lines give it) keeps its scheme-3 fingerprint.
+FINGERPRINT_SCHEME = 4
 STAGE1_ONLY_GROUPS = ("layer_split", "injection_lr_schedule")
 # The unread keys that hash at their defaults from scheme 3 (a key ending in "." is a node).
 # Scheme 3 is this list and unread_settings (layerft/unread_keys.py) as they are: extending either
@@ -80,8 +86,9 @@ def result_config(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) ->
     """The resolved config without RESULT_NEUTRAL_KEYS (a KeyError if one of them is not in it),
     without each task's RECORD_CHOICE_KEYS, without `model.pretrained_pooler` where no head reads
     it, (from fingerprint `scheme` 2) without STAGE1_ONLY_GROUPS where there is no stage 1, (from
-    scheme 3) with the AT_DEFAULT_WHEN_UNREAD keys its choices never read at their defaults, and
-    without the keys added later at their old meaning (later_keys.LATER_KEYS)."""
+    scheme 3) with the AT_DEFAULT_WHEN_UNREAD keys its choices never read at their defaults, (from
+    scheme 4) with its data paths spelled as read (`spelled_as_read`), and without the keys added
+    later at their old meaning (later_keys.LATER_KEYS)."""
     kept = _without(resolved, RESULT_NEUTRAL_KEYS)
     if scheme >= 3:
         for key, _ in unread_settings(resolved):
@@ -95,6 +102,8 @@ def result_config(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) ->
         if kept[stage] is not None:  # a disabled stage 1 is null
             kept[stage] = keyed_task(kept[stage])
             kinds.append(kept[stage]["kind"])
+            if scheme >= 4:
+                _respell_data_paths(kept[stage])
     drop_unread_pooler(kept["model"], kinds)
     return without_later_keys(kept, "")
 
@@ -102,6 +111,28 @@ def result_config(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) ->
 # Unread settings result_config leaves out otherwise: the stage-1 keys of a run without stage 1
 # (scheme 2: its injection task is null, the groups deleted), and the pooler (drop_unread_pooler).
 _LEFT_OUT_WHEN_UNREAD = (*STAGE1_NODES, "model.pretrained_pooler")
+
+
+# A task's keys that name local data (relative paths are read from the directory train.py runs in).
+DATA_PATH_KEYS = ("data_dir", "data_files")
+
+
+def spelled_as_read(path: str) -> str:
+    """A data path as pathlib spells it (`./data//x.jsonl/` -> `data/x.jsonl`): the file a run opens
+    is `Path(path)`, so two paths spelled alike here are one file. Lexical, so `~` and `..` stay
+    (`a/../b` is not `b` where `a` is a link), and so does the difference between a relative and
+    an absolute path to one file: a relative path keys the same data wherever the project moves."""
+    return os.fspath(Path(path))
+
+
+def _respell_data_paths(task: dict[str, Any]) -> None:
+    """Spell a plain task config's data paths as read (`spelled_as_read`), in place."""
+    if task.get("data_dir"):
+        task["data_dir"] = spelled_as_read(task["data_dir"])
+    files = task.get("data_files") or {}
+    for split, path in files.items():
+        if path:
+            files[split] = spelled_as_read(path)
 
 
 def unhashed_settings(resolved: dict[str, Any]) -> tuple[str, ...]:
@@ -177,47 +208,6 @@ def earlier_fingerprints(resolved: dict[str, Any]) -> tuple[str, ...]:
     current = config_fingerprint(resolved)
     earlier = (config_fingerprint(resolved, scheme) for scheme in range(1, FINGERPRINT_SCHEME))
     return tuple(dict.fromkeys(f for f in earlier if f != current))
-
-
-def config_differences(stored: dict[str, Any], resolved: dict[str, Any], limit: int = 4) -> str:
-    """`key: stored value -> this value` for the first `limit` dotted keys where two resolved
-    configs differ in what their fingerprints hash ("absent" for a key only one has)."""
-    old, new = result_config(stored), result_config(resolved)
-    for stage in ("injection_task", "target_task"):  # a stage switched on or off: one entry
-        if (old[stage] is None) != (new[stage] is None):
-            old[stage], new[stage] = (_stage_name(c[stage]) for c in (old, new))
-            for group in STAGE1_ONLY_GROUPS if stage == "injection_task" else ():
-                old.pop(group, None), new.pop(group, None)
-    old, new = _dotted(old), _dotted(new)
-    keys = sorted(k for k in old.keys() | new.keys() if old.get(k, _ABSENT) != new.get(k, _ABSENT))
-    shown = [
-        f"{k}: {_spelled(old.get(k, _ABSENT))} -> {_spelled(new.get(k, _ABSENT))}"
-        for k in keys[:limit]
-    ]
-    return "; ".join(shown) + (f"; and {len(keys) - limit} more" if len(keys) > limit else "")
-
-
-_ABSENT = "absent"
-
-
-def _stage_name(task: dict[str, Any] | None) -> str | None:
-    return None if task is None else str(task["name"])
-
-
-def _spelled(value: Any) -> str:
-    """A config value as the command line writes it (null, true)."""
-    return json.dumps(value) if value is None or isinstance(value, bool) else str(value)
-
-
-def _dotted(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested config as `a.b.c` -> leaf value (a list is a leaf)."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            flat |= _dotted(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def seedless_fingerprint(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) -> str:

@@ -20,9 +20,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from layerft.config import resolve_config
+from layerft.config_differences import config_differences
 from layerft.errors import LayerftError
 from layerft.file_lock import lock_unless_done
-from layerft.fingerprint import config_differences
 from layerft.forced_rerun import remove_dead_rerun
 from layerft.processes import is_main_process, world_size
 from layerft.results import METRICS_FILE, changed_data, job_records, read_finished, read_record

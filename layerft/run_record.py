@@ -16,10 +16,12 @@ from typing import Any
 from layerft.file_io import file_sha256
 from layerft.fingerprint import (
     AT_DEFAULT_WHEN_UNREAD,
+    DATA_PATH_KEYS,
     FINGERPRINT_SCHEME,
     config_fingerprint,
     earlier_fingerprints,
     seedless_fingerprint,
+    spelled_as_read,
     unhashed_settings,
 )
 from layerft.unread_keys import unread_prefix
@@ -140,6 +142,17 @@ def _may_key_otherwise(override_key: str) -> bool:
     return "." in key and any(u.startswith(key + ".") for u in AT_DEFAULT_WHEN_UNREAD)
 
 
+def _respelt_path(override: str) -> bool:
+    """Whether an earlier scheme's record with this override may be keyed otherwise by scheme 4:
+    it sets a task's data path (or all of `data_files`) other than as it is read (spelled_as_read)."""
+    key, _, value = override.partition("=")
+    stage, _, rest = key.lstrip("+~").partition(".")
+    if stage not in ("injection_task", "target_task") or rest.split(".")[0] not in DATA_PATH_KEYS:
+        return False
+    value = value.strip("'\" ")
+    return rest == "data_files" or (bool(value) and spelled_as_read(value) != value)
+
+
 def migrated_fingerprints(
     run_dir: Path, record: dict[str, Any]
 ) -> tuple[str, str, tuple[str, ...]] | None:
@@ -147,8 +160,9 @@ def migrated_fingerprints(
     record an earlier scheme wrote, from the config kept beside it (KEPT_CONFIG): a baseline
     recorded under one split is then found under any, and a full fine-tuning run recorded with
     LoRA's rank set is the one without. Only for the records whose fingerprint may have changed:
-    of a run without stage 1 (scheme 1), or with an override under a key that may be unread
-    (_may_key_otherwise, scheme 2). None where the record needs none, has no such config, or that
+    of a run without stage 1 (scheme 1), with an override under a key that may be unread
+    (_may_key_otherwise, scheme 2), or with a data path spelled otherwise than as it is read
+    (_respelt_path, scheme 3). None where the record needs none, has no such config, or that
     config is not the record's (it hashes to another fingerprint under the record's scheme:
     edited, or a torchrun's)."""
     scheme = fingerprint_scheme(record)
@@ -159,7 +173,9 @@ def migrated_fingerprints(
     if not isinstance(choices, dict) or not isinstance(overrides, list):
         return None
     baseline = scheme < 2 and choices.get("injection_task") == "none"
-    if not baseline and not any(_may_key_otherwise(str(o).partition("=")[0]) for o in overrides):
+    unread = scheme < 3 and any(_may_key_otherwise(str(o).partition("=")[0]) for o in overrides)
+    respelt = scheme < 4 and any(_respelt_path(str(o)) for o in overrides)
+    if not (baseline or unread or respelt):
         return None
     kept = run_dir / KEPT_CONFIG
     try:

@@ -84,6 +84,39 @@ def test_an_output_folder_hydra_cannot_create_is_one_line_and_exit_2(
     assert f"{file / folder}: cannot create this output folder (Not a directory)" in proc.stderr
 
 
+def test_a_finished_run_is_found_under_another_spelling_of_its_data_paths(tmp_path: Path) -> None:
+    # `./data//train.jsonl` and `data/train.jsonl` open one file. A run given the first, recorded
+    # by a layerft of fingerprint scheme 3 (which called them two configs), is the second's result
+    # (found through the config kept beside it), not "another config" whose folder is refused.
+    from omegaconf import OmegaConf
+
+    from layerft.config import resolve_config
+    from layerft.fingerprint import config_fingerprint, seedless_fingerprint
+
+    line = json.dumps({"premise": "A man sleeps.", "hypothesis": "A man rests.", "label": 0})
+    (tmp_path / "data").mkdir()
+    for name in ("train", "dev"):
+        (tmp_path / "data" / f"{name}.jsonl").write_text((line + "\n") * 8)
+    args = ["model=tiny", "tracker=none", "injection_task=none", "target_task.epochs=1",
+            "target_task=snli"]  # fmt: skip
+    spelt = ["target_task.data_files.train=./data//train.jsonl",
+             "target_task.data_files.validation=data/dev.jsonl/"]  # fmt: skip
+    assert run_train([*args, *spelt], tmp_path).returncode == 0
+    config = resolve_config(
+        OmegaConf.load(tmp_path / "run" / ".hydra" / "finished" / "config.yaml")
+    )
+    path = tmp_path / "run" / "metrics.json"
+    record = json.loads(path.read_text())
+    record |= {"run/fingerprint_scheme": 3,
+               "run/config_fingerprint": config_fingerprint(config, scheme=3),
+               "run/seedless_fingerprint": seedless_fingerprint(config, scheme=3)}  # fmt: skip
+    path.write_text(json.dumps(record))
+    as_read = ["target_task.data_files.train=data/train.jsonl",
+               "target_task.data_files.validation=data/dev.jsonl"]  # fmt: skip
+    again = run_train([*args, *as_read], tmp_path)
+    assert again.returncode == 0 and "already finished, not rerun" in again.stdout, again.stderr
+
+
 def test_a_finished_run_is_reported_though_its_data_moved_and_faults_keep_their_order(
     tmp_path: Path,
 ) -> None:

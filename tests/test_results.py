@@ -22,12 +22,12 @@ from layerft import hydra_job, later_keys, run_folder
 from layerft import run as run_module
 from layerft import run_record as run_record_module
 from layerft.config import resolve_config
+from layerft.config_differences import config_differences
 from layerft.errors import LayerftError
 from layerft.file_io import file_sha256, write_json_atomic
 from layerft.fingerprint import (
     FINGERPRINT_SCHEME,
     RESULT_NEUTRAL_KEYS,
-    config_differences,
     config_fingerprint,
     earlier_fingerprints,
     seedless_fingerprint,
@@ -185,6 +185,72 @@ def test_a_setting_its_choices_never_read_keeps_the_fingerprint(choices, overrid
     assert earlier_fingerprints(plain) == ()  # at the defaults: as scheme 2 keyed it
     record = RunRecord.of(other, {}, [override], ("target/eval_accuracy", True))
     assert unread in record.unread and record.entries()[UNREAD_KEY] == list(record.unread)
+
+
+# Spellings of one data file (train.py opens `Path(path)`), then of other files or other keys.
+SAME_FILE = {
+    "target_task.data_files.train": ["data/a.jsonl", "./data/a.jsonl", "data//a.jsonl",
+                                     "data/./a.jsonl", "data/a.jsonl/"],
+    "target_task.data_dir": ["klue/nli", "klue/nli/", "./klue//nli"],
+    "injection_task.data_files.validation": ["/d/dev.tsv", "/d/./dev.tsv", "/d//dev.tsv"],
+}  # fmt: skip
+OTHER_FILE = {
+    "target_task.data_files.train": ["data/a.jsonl", "/data/a.jsonl", "x/../data/a.jsonl",
+                                     "'~/data/a.jsonl'", "data/a.json"],
+    "target_task.data_dir": ["klue/nli", "klue/nli2", "/klue/nli"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("key", SAME_FILE)
+def test_a_data_path_keys_its_result_as_it_is_read(key: str) -> None:
+    # `./data/a.jsonl` and `data/a.jsonl` open one file: a run of one finds the other's result
+    # (scheme 4), where scheme 3 called it another config's.
+    configs = [resolved("target_task=snli", f"{key}={path}") for path in SAME_FILE[key]]
+    assert len({json.dumps(c, sort_keys=True) for c in configs}) == len(configs)  # they differ
+    assert len({config_fingerprint(c) for c in configs}) == 1
+    assert len({seedless_fingerprint(c) for c in configs}) == 1
+    assert config_differences(configs[0], configs[-1]) == ""
+    as_given = {config_fingerprint(c, scheme=3) for c in configs}
+    assert len(as_given) == len(configs)
+    # A record of the earlier scheme is found under its own spelling, and the path already
+    # spelled as read keeps its fingerprint.
+    assert all(config_fingerprint(c, scheme=3) in earlier_fingerprints(c) for c in configs[1:])
+    assert earlier_fingerprints(configs[0]) == ()
+
+
+@pytest.mark.parametrize("key", OTHER_FILE)
+def test_a_data_path_naming_another_file_keys_another_result(key: str) -> None:
+    # Lexical only: `x/../data` is not `data` where x is a link, `~` is someone's home, and a
+    # relative path keys the same data wherever the project moves, an absolute one does not.
+    configs = [resolved("target_task=snli", f"{key}={path}") for path in OTHER_FILE[key]]
+    assert len({config_fingerprint(c) for c in configs}) == len(configs)
+
+
+def test_a_scheme_3_record_of_a_respelt_path_is_migrated_from_its_kept_config(
+    tmp_path: Path,
+) -> None:
+    from layerft.run_record import KEPT_CONFIG, migrated_fingerprints, unhashed_settings
+
+    respelt = ["target_task=snli", "target_task.data_files.train=./data//a.jsonl"]
+    (tmp_path / KEPT_CONFIG).parent.mkdir(parents=True)
+    OmegaConf.save(compose_config(*respelt), tmp_path / KEPT_CONFIG)
+    config = resolve_config(compose_config(*respelt))
+    record = {FINGERPRINT_KEY: config_fingerprint(config, scheme=3), FINGERPRINT_SCHEME_KEY: 3,
+              "run/choices": {"target_task": "snli"}, "run/overrides": respelt}  # fmt: skip
+    as_read = resolve_config(
+        compose_config("target_task=snli", "target_task.data_files.train=data/a.jsonl")
+    )
+    assert record[FINGERPRINT_KEY] != config_fingerprint(as_read)
+    migrated = migrated_fingerprints(tmp_path, record)
+    assert migrated == (
+        config_fingerprint(as_read),
+        seedless_fingerprint(as_read),
+        unhashed_settings(as_read),
+    )
+    # Only a record that set a data path otherwise than as read is migrated.
+    plain = [respelt[0], "target_task.data_files.train=data/a.jsonl"]
+    assert migrated_fingerprints(tmp_path, {**record, "run/overrides": plain}) is None
+    assert migrated_fingerprints(tmp_path, {**record, FINGERPRINT_SCHEME_KEY: 4}) is None
 
 
 def test_a_scheme_2_record_is_migrated_from_its_kept_config_read_once(

@@ -37,7 +37,7 @@ from layerft.config import resolve_config
 from layerft.config_errors import config_error_line
 from layerft.errors import LayerftError
 from layerft.file_io import file_sha256
-from layerft.fingerprint import config_fingerprint, seedless_fingerprint
+from layerft.fingerprint import FINGERPRINT_SCHEME, config_fingerprint, seedless_fingerprint
 from layerft.forced_rerun import NOTE_FILE
 from layerft.layer_split import InjectedWeights, Stage1Split, Stage2Split
 from layerft.run_folder import previous_result
@@ -510,7 +510,10 @@ def test_a_scheme_1_baseline_serves_every_split_through_the_config_kept_beside_i
     forced = sweep(tmp_path, *grid, "--force")
     assert "Skipping 2 of 3 jobs: the run of an earlier job" in forced
     assert "sweep: 3 finished, 0 failed, 0 not run" in forced
-    assert json.loads((folder / "metrics.json").read_text())[FINGERPRINT_SCHEME_KEY] == 3
+    assert (
+        json.loads((folder / "metrics.json").read_text())[FINGERPRINT_SCHEME_KEY]
+        == FINGERPRINT_SCHEME
+    )
 
 
 def test_a_scheme_2_record_with_a_setting_it_never_read_serves_every_value_of_it(tmp_path) -> None:
