@@ -37,7 +37,7 @@ from layerft.sweep_grid import (
     expand,
     grid_names,
 )
-from layerft.sweep_launch import run_grid
+from layerft.sweep_launch import check_launcher, run_grid
 from layerft.sweep_records import HYDRA_SUBDIR
 from layerft.sweep_status import (
     LeftOut,
@@ -119,6 +119,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     """Check the grid and its overrides, then list it (--dry-run) or run what is left of it."""
     check_grid(args.grid, args.overrides)
     check_hydra_overrides(args.overrides)
+    check_launcher(args.grid, args.overrides)
     if refused := credential_override_error(args.overrides):
         raise LayerftError(refused)
     sweep_dir = args.dir or OUTPUTS / args.grid

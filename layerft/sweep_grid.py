@@ -20,7 +20,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from layerft.config import (
     check_data_files,
@@ -159,8 +159,8 @@ def split_overrides(overrides: Sequence[str]) -> tuple[list[Override], list[Over
     return parsed, [o for o in parsed if not o.is_sweep_override()]
 
 
-def grid_params(grid: str, overrides: Sequence[str]) -> dict[str, str]:
-    """The grid file's sweeper params (key -> comma list), composed with the fixed overrides."""
+def grid_config(grid: str, overrides: Sequence[str]) -> DictConfig:
+    """The grid composed with the fixed overrides, with its `hydra` node (sweeper, launcher)."""
     from hydra.core.global_hydra import GlobalHydra
 
     _, fixed = split_overrides(overrides)
@@ -169,6 +169,12 @@ def grid_params(grid: str, overrides: Sequence[str]) -> dict[str, str]:
         args = [f"sweep={grid}", *(o.input_line for o in fixed if o.input_line)]
         base = compose("config", overrides=args, return_hydra_config=True)
     GlobalHydra.instance().clear()
+    return base
+
+
+def grid_params(grid: str, overrides: Sequence[str]) -> dict[str, str]:
+    """The grid file's sweeper params (key -> comma list), composed with the fixed overrides."""
+    base = grid_config(grid, overrides)
     return {str(k): str(v) for k, v in (base.hydra.sweeper.params or {}).items()}
 
 

@@ -17,6 +17,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from hydra_plugins.layerft_launcher.config import LocalParallelConf
+from hydra_plugins.layerft_launcher.gpu_slots import planned_slots
 from hydra_plugins.layerft_launcher.skipping_sweeper import store_skipping_sweeper
 from layerft.config import register_configs
 from layerft.errors import LayerftError, error_line, hydra_raises, traceback_wanted
@@ -28,7 +30,14 @@ from layerft.interrupts import (
     stop_if_interrupted,
 )
 from layerft.results import FAILED_FILE
-from layerft.sweep_grid import CONF, Combination, register_resolvers, split_overrides, swept_keys
+from layerft.sweep_grid import (
+    CONF,
+    Combination,
+    grid_config,
+    register_resolvers,
+    split_overrides,
+    swept_keys,
+)
 from layerft.sweep_status import failed_error
 
 log = logging.getLogger(__name__)
@@ -77,6 +86,14 @@ class FailedJobs(Callback):
 def failure_stamps(sweep_dir: Path) -> dict[Path, int]:
     """Each job's `failed.json` in the sweep folder and its modification time (ns)."""
     return {path: path.stat().st_mtime_ns for path in sweep_dir.glob(f"*/{FAILED_FILE}")}
+
+
+def check_launcher(grid: str, overrides: Sequence[str]) -> None:
+    """Refuse the launcher settings its launch would refuse (local_parallel's `n_jobs` and `gpus`),
+    before the grid is planned: a dry run that passes is a run whose launcher starts."""
+    launcher = grid_config(grid, overrides).hydra.launcher
+    if launcher.get("_target_") == LocalParallelConf._target_:
+        planned_slots(launcher.n_jobs, launcher.gpus)
 
 
 def hydra_args(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool) -> list[str]:

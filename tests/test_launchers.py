@@ -333,9 +333,12 @@ def test_an_impossible_slot_plan_in_train_py_is_one_line_and_exit_2(tmp_path) ->
     assert not list(tmp_path.glob("sweep/*/.hydra"))  # no job started
 
 
-def test_an_impossible_slot_plan_in_sweep_py_is_one_line_and_exit_2(tmp_path) -> None:
-    # sweep.py reported it as a sweep stopped early (`LayerftError: ...`), every job NOT RUN, exit 1.
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_an_impossible_slot_plan_in_sweep_py_is_one_line_and_exit_2(tmp_path, dry_run) -> None:
+    # sweep.py reported it as a sweep stopped early (`LayerftError: ...`), every job NOT RUN, exit 1;
+    # and its dry run, which composed no launcher, passed it.
     args = ["demo", "hydra/launcher=local_parallel", "hydra.launcher.n_jobs=0", "--dir", "out"]
+    args += dry_run
     proc = run_sweep(args, tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1:] == [

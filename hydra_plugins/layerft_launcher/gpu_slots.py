@@ -45,6 +45,13 @@ def plan_slots(n_jobs: int | None, gpus: Sequence[str]) -> int:
     return n_jobs
 
 
+def planned_slots(n_jobs: int | None, gpus: Sequence[int | str] | None) -> tuple[int, list[str]]:
+    """The slot plan of `hydra.launcher.n_jobs` and `.gpus` (null: visible_gpus()): how many jobs
+    run at once (plan_slots, which refuses an impossible plan) and the GPUs they are pinned to."""
+    pinned = visible_gpus() if gpus is None else [str(gpu) for gpu in gpus]
+    return plan_slots(n_jobs, pinned), pinned
+
+
 def run_pooled(
     jobs: Sequence[Callable[[str | None], R]],
     n_jobs: int,

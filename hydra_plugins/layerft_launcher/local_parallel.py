@@ -32,7 +32,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
 from hydra_plugins.layerft_launcher.dead_job import job_return, record_dead_job, task_config
-from hydra_plugins.layerft_launcher.gpu_slots import plan_slots, run_pooled, visible_gpus
+from hydra_plugins.layerft_launcher.gpu_slots import planned_slots, run_pooled
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,8 @@ class LocalParallelLauncher(Launcher):
         assert self.config is not None
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        gpus = visible_gpus() if self.gpus is None else self.gpus
-        n_jobs = self._slots = plan_slots(self.n_jobs, gpus)
+        n_jobs, gpus = planned_slots(self.n_jobs, self.gpus)
+        self._slots = n_jobs
         files = Path(str(self.config.hydra.sweep.dir)).absolute() / ".local_parallel"
         files.mkdir(parents=True, exist_ok=True)
         pinned = f", pinned to GPUs {','.join(gpus)}" if gpus else ""
