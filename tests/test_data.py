@@ -158,6 +158,18 @@ def test_published_snli_no_gold_label_rows_are_dropped_and_counted(tmp_path, cap
         compose_run("model=tiny", "target_task=snli", "target_task.unlabelled_values=[-,neutral]")
 
 
+@pytest.mark.parametrize(
+    ("task", "columns", "label"),
+    [("snli", "[premise,label]", "label"), ("nsmc", "[label]", "label"),
+     ("klue_sts", "[sentence1,real_label]", "real_label"),  # a regression task too
+     ("klue_re", "[label]", "label"), ("klue_sts_biencoder", "[sentence1,real_label]", "real_label")],
+)  # fmt: skip
+def test_a_label_column_among_the_text_columns_is_refused(task, columns, label) -> None:
+    # With name labels it trained on the answer (dev accuracy 1.0) and said nothing.
+    with pytest.raises(LayerftError, match=rf"include label_column '{label}': the model would"):
+        compose_run("model=tiny", f"target_task={task}", f"target_task.text_columns={columns}")
+
+
 def _first_error(task, group: str = "target_task") -> str:
     records, origin = read_split(task, group, "train")
     with pytest.raises(LayerftError) as caught:

@@ -158,6 +158,15 @@ def check_label_names(task: TaskConfig, where: str) -> None:
         raise LayerftError(f"{where}: label_names has duplicates")
 
 
+def check_label_unread(task: TaskConfig, where: str) -> None:
+    """The label column is none of the text columns: the model would read the answer."""
+    if task.label_column in task.text_columns:
+        raise LayerftError(
+            f"{where}: text_columns {task.text_columns} include label_column "
+            f"'{task.label_column}': the model would read the answer"
+        )
+
+
 def run_encoder(
     backbone: PreTrainedModel,
     input_ids: torch.Tensor,

@@ -27,6 +27,7 @@ from layerft.kinds.base import (
     Record,
     TaskKind,
     check_label_names,
+    check_label_unread,
     field_of,
     head_output,
     label_id,
@@ -56,6 +57,7 @@ class RelationConfig:
 def check(task: TaskConfig, where: str) -> None:
     """Labels, a no-relation label among them, two entity columns."""
     check_label_names(task, where)
+    check_label_unread(task, where)
     if task.relation.no_relation not in task.label_names:
         raise LayerftError(
             f"{where}: relation.no_relation '{task.relation.no_relation}' is not in label_names"

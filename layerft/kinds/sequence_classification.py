@@ -20,6 +20,7 @@ from layerft.kinds.base import (
     TaskKind,
     blank_kind,
     check_label_names,
+    check_label_unread,
     field_of,
     head_output,
     label_id,
@@ -39,11 +40,12 @@ log = logging.getLogger(__name__)
 
 
 def check_text_columns(task: TaskConfig, where: str) -> None:
-    """One text column, or two for a pair."""
+    """One text column, or two for a pair; not the label's (the model would read the answer)."""
     if not 1 <= len(task.text_columns) <= 2:
         raise LayerftError(
             f"{where}: text_columns must name 1 or 2 columns, got {task.text_columns}"
         )
+    check_label_unread(task, where)
 
 
 def check(task: TaskConfig, where: str) -> None:
