@@ -29,6 +29,7 @@ from layerft.sweep_table import (
     Combination,
     Failure,
     Table,
+    applies,
     build_table,
     combine,
     label,
@@ -180,6 +181,7 @@ def plot_row(combo: Combination, varied: list[str], is_baseline: bool) -> PlotRo
         [c for c in curves if c],
         combo.selection_metric,
         is_baseline,
+        frozenset(k for k in varied if not applies(combo, k)),
     )
 
 

@@ -26,6 +26,8 @@ class PlotRow:
     curves: list[list[tuple[int, float]]]  # per seed: (step, dev selection metric)
     metric: str  # the selection metric the scores are of
     is_baseline: bool = False  # another row's baseline
+    # Varied settings its runs never read (sweep_table.applies): one run serves every value of each.
+    unread: frozenset[str] = frozenset()
 
     @property
     def mean(self) -> float:

@@ -1,5 +1,6 @@
-"""The heatmap of a sweep's results: its two settings (`heatmap_axes`), why a pair of them has
-none (`mixed_metric_cell`), and the figure, mean selection metric per pair of values. Shared parts
+"""The heatmap of a sweep's results: its two settings (`heatmap_axes`), the cells each row serves
+(`served_cells`), why a pair of them has none (`mixed_metric_cell`), and the figure, mean
+selection metric per pair of values. Shared parts
 are in `layerft/plots_common.py`; `layerft/plots.py` draws it with the other figures.
 
 Serves no config group. Nothing here touches pyplot's global state or opens a window.
@@ -33,7 +34,7 @@ def heatmap_axes(
         return requested
     if len(varied) < 2:
         return None
-    counts = {k: len({row.settings[k] for row in rows}) for k in varied}
+    counts = {k: len(axis_values(rows, k)) for k in varied}
     x, y = sorted(varied, key=lambda k: -counts[k])[:2]  # stable: ties keep column order
     return x, y
 
@@ -42,10 +43,11 @@ def mixed_metric_cell(rows: list[PlotRow], axes: tuple[str, str]) -> str | None:
     """Why no heatmap over `axes`: a cell that would average different selection metrics (a mean of
     accuracy and pearsonr means nothing); None when each cell has one."""
     x, y = axes
+    xs, ys = axis_values(rows, x), axis_values(rows, y)
     metrics: dict[tuple[str, str], set[str]] = defaultdict(set)
     for row in rows:
-        if row.scores:
-            metrics[row.settings[x], row.settings[y]].add(row.metric)
+        for cell in served_cells(row, axes, xs, ys) if row.scores else ():
+            metrics[cell].add(row.metric)
     for (xv, yv), names in metrics.items():
         if len(names) > 1:
             return (
@@ -55,20 +57,39 @@ def mixed_metric_cell(rows: list[PlotRow], axes: tuple[str, str]) -> str | None:
     return None
 
 
+def axis_values(rows: list[PlotRow], key: str) -> list[str]:
+    """The values of `key` along a heatmap axis: those of the rows whose runs read it."""
+    return sorted({row.settings[key] for row in rows if key not in row.unread}, key=natural_key)
+
+
+def served_cells(
+    row: PlotRow, axes: tuple[str, str], xs: list[str], ys: list[str]
+) -> list[tuple[str, str]]:
+    """The (x, y) cells a row's runs serve: its own pair of values, and along an axis whose setting
+    they never read (its value `-`), every value of that axis."""
+    x, y = axes
+    row_xs = xs if x in row.unread else [row.settings[x]]
+    row_ys = ys if y in row.unread else [row.settings[y]]
+    return [(xv, yv) for xv in row_xs for yv in row_ys]
+
+
 def heatmap_figure(
     rows: list[PlotRow], axes: tuple[str, str], varied: list[str], metric: str
 ) -> Figure:
     """Mean selection metric per (x, y) pair of values; other varied settings are averaged over
     (each combination weighs the same). A cell averaging fewer combinations or finished runs
-    than the fullest cell says so: its mean is over another set and does not compare evenly."""
+    than the fullest cell says so: its mean is over another set and does not compare evenly.
+    A row whose runs never read an axis's setting (injection_task=none under layer_split) is in
+    every cell along that axis, not in a column of its own: one run serves every value."""
     x, y = axes
-    xs = sorted({row.settings[x] for row in rows}, key=natural_key)
-    ys = sorted({row.settings[y] for row in rows}, key=natural_key)
-    run = {(row.settings[x], row.settings[y]) for row in rows}
+    xs, ys = axis_values(rows, x), axis_values(rows, y)
+    run: set[tuple[str, str]] = set()  # the cells some row serves, finished or failed
     cells: dict[tuple[str, str], list[PlotRow]] = defaultdict(list)
     for row in rows:
-        if row.scores:
-            cells[row.settings[x], row.settings[y]].append(row)
+        served = served_cells(row, axes, xs, ys)
+        run.update(served)
+        for cell in served if row.scores else ():
+            cells[cell].append(row)
     full_combos = max(map(len, cells.values()), default=0)
     full_runs = max((sum(len(r.scores) for r in cell) for cell in cells.values()), default=0)
     short = {key: cell_shortfall(cell, full_combos, full_runs) for key, cell in cells.items()}

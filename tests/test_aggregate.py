@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from layerft import file_io, sweep_baseline
+from layerft import file_io, plots, sweep_baseline
 from layerft.aggregate import aggregate, dev_curve
 from layerft.errors import LayerftError
 from layerft.fingerprint import FINGERPRINT_SCHEME
@@ -1040,6 +1041,40 @@ def test_heatmap_marks_cells_averaging_fewer_combinations_or_runs() -> None:
     complete = heatmap_figure(rows[2:4], axes, varied, ACC)
     assert heatmap_texts(complete) == {("none", "full"): "0.600"}
     assert "k/n" not in complete.axes[0].get_title()
+
+
+def test_heatmap_fills_every_cell_along_a_setting_a_row_never_read(tmp_path, monkeypatch) -> None:
+    # injection_task=none reads no layer_split (its row's value `-`): its one run served both
+    # splits, whose cells read "not run" beside a `-` column where demo_pos read "not run" too.
+    for split, score in (("lower1", 0.8), ("lower_half", 0.7)):
+        write_seeds(tmp_path, {1: score, 2: score}, injection_task="demo_pos", layer_split=split)
+    write_seeds(tmp_path, {1: 0.6, 2: 0.6}, injection_task="none", layer_split="lower1")
+    write_seeds(tmp_path, {1: 0.5, 2: 0.5}, injection_task="klue_pos", layer_split="lower1")
+    drawn: dict[str, Figure] = {}
+    monkeypatch.setattr(plots, "draw", lambda *args: drawn.update(draw(*args)) or drawn)
+    assert aggregate(tmp_path).heatmap == ("injection_task", "layer_split")
+    assert heatmap_texts(drawn["heatmap.png"]) == {
+        ("demo_pos", "lower1"): "0.800",
+        ("demo_pos", "lower_half"): "0.700",
+        ("klue_pos", "lower1"): "0.500",
+        ("klue_pos", "lower_half"): "not run",  # no run serves it
+        ("none", "lower1"): "0.600",
+        ("none", "lower_half"): "0.600",
+    }
+    # Unread on both axes: one row in every cell, no `-` tick on either.
+    axes = ("injection_task", "layer_split")
+    rows = [
+        plot_row([0.9], injection_task="demo_pos", layer_split="lower1"),
+        plot_row([], injection_task="klue_pos", layer_split="lower_half"),  # every seed failed
+        replace(plot_row([0.6], injection_task="-", layer_split="-"), unread=frozenset(axes)),
+    ]
+    texts = heatmap_texts(heatmap_figure(rows, axes, list(axes), ACC))
+    assert texts == {
+        ("demo_pos", "lower1"): "0.750",
+        ("demo_pos", "lower_half"): "0.600\n1/2 combos\n1/2 runs",
+        ("klue_pos", "lower1"): "0.600\n1/2 combos\n1/2 runs",
+        ("klue_pos", "lower_half"): "0.600\n1/2 combos\n1/2 runs",
+    }
 
 
 def test_no_heatmap_averages_different_selection_metrics_into_one_cell(caplog) -> None:
