@@ -42,6 +42,9 @@ HISTORY_FILE = (
 FAILED_FILE = (
     "failed.json"  # a job that failed in a sweep: its record's `run/*` entries + the error
 )
+# How the refusal to report a result computed on data changed since names it (run_folder.
+# check_same_data); a failed.json holding it is stale once that data is back (sweep_records).
+ON_OTHER_DATA = "is this config's result on other data"
 # A run folder's subfolder of the stages' checkpoints (`<stage>/checkpoint-<step>`).
 CHECKPOINTS_DIR = "checkpoints"
 

@@ -25,7 +25,14 @@ from layerft.errors import LayerftError
 from layerft.file_lock import lock_unless_done
 from layerft.forced_rerun import remove_dead_rerun
 from layerft.processes import is_main_process, world_size
-from layerft.results import METRICS_FILE, changed_data, job_records, read_finished, read_record
+from layerft.results import (
+    METRICS_FILE,
+    ON_OTHER_DATA,
+    changed_data,
+    job_records,
+    read_finished,
+    read_record,
+)
 from layerft.run_record import RunRecord
 
 log = logging.getLogger(__name__)
@@ -141,7 +148,7 @@ def check_same_data(folder: Path, record: RunRecord, hint: str) -> None:
     changed = changed_data(read_record(folder), record.data_files)
     if changed:
         raise LayerftError(
-            f"{folder / METRICS_FILE} is this config's result on other data: the file of "
+            f"{folder / METRICS_FILE} {ON_OTHER_DATA}: the file of "
             f"{', '.join(changed)} changed since (its bytes' sha256); replace it with force_rerun=true (sweep.py "
             f"--force), or run in a new folder ({hint})"
         )

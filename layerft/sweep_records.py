@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from layerft.errors import LayerftError
-from layerft.results import FAILED_FILE, METRICS_FILE
+from layerft.results import FAILED_FILE, METRICS_FILE, ON_OTHER_DATA
 from layerft.sweep_job import UNVALIDATED, Job, SettingsKey, read_job, same_run, settings_key
 from layerft.sweep_settings import same_settings_per_config, same_spelling
 
@@ -78,10 +78,17 @@ def unfinished_dirs(sweep_dir: Path) -> list[Path]:
 
 def _later_failure(run_dir: Path) -> Job | None:
     """The failure recorded after the result in `run_dir`: a later attempt of that result's
-    config, or another config's own failure (refused there, as that result is not its own)."""
+    config, or another config's own failure (refused there, as that result is not its own).
+    None for an attempt refused because a data file had changed since the result, when the file
+    holds the result's data again: that refusal is stale, the result is on the current data."""
     job = _failure_beside_result(run_dir)
-    if job is None or not _attempt_of(read_job(run_dir, METRICS_FILE), job):
+    if job is None:
+        return None
+    result = read_job(run_dir, METRICS_FILE)
+    if not _attempt_of(result, job):
         return job
+    if ON_OTHER_DATA in (job.error or "") and not result.changed_data:
+        return None
     error = f"{job.error} (a later attempt; the earlier result is kept)"
     return replace(job, error=error, later_attempt=True)
 

@@ -13,13 +13,14 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from layerft import file_io, plots, sweep_baseline
+from layerft import file_io, plots, run_folder, sweep_baseline
 from layerft.aggregate import aggregate, dev_curve
 from layerft.errors import LayerftError
 from layerft.fingerprint import FINGERPRINT_SCHEME
@@ -926,6 +927,32 @@ def test_a_refused_rerun_beside_a_result_on_changed_data_is_one_job_shown_once(t
         "| a | all | 1 | target_task.train | RuntimeError: ... is this config's result on other "
         "data |\n"
     )
+
+
+def test_a_refusal_on_changed_data_is_not_reported_once_the_file_is_restored(tmp_path) -> None:
+    # The data file edited, each rerun was refused beside its result; the file copied back, the
+    # results are on the current data and finished, and the refusal is stale: it was still listed
+    # as a failure, and the row noted "later attempt failed". A rerun failed otherwise still is.
+    train, sweep_dir = tmp_path / "train.jsonl", tmp_path / "s"
+    train.write_text("1\n")
+    data = {"target_task.train": train}
+    write_job(sweep_dir / "a", 1, 0.8, data=data, mtime=1_000_000)
+    write_job(sweep_dir / "b", 2, 0.6, data=data, mtime=1_000_000)
+    train.write_text("2\n")
+    edited = SimpleNamespace(data_files={"target_task.train": file_io.file_sha256(train)})
+    with pytest.raises(LayerftError) as refused:
+        run_folder.check_same_data(sweep_dir / "a", edited, "a hint")  # as the rerun stopped
+    write_job(sweep_dir / "a", 1, error=refused.value, data=data)
+    write_job(sweep_dir / "b", 2, error=RuntimeError("CUDA out of memory"), data=data)  # --force
+    train.write_text("1\n")
+    result = aggregate(sweep_dir)
+    assert [(f.seed, f.error) for f in result.failures] == [
+        (2, "RuntimeError: CUDA out of memory (a later attempt; the earlier result is kept)")
+    ]
+    (row,) = result.rows
+    assert (row["seeds"], row["failed"], row[f"{ACC}_mean"]) == ("1 2", 0, pytest.approx(0.7))
+    assert row["notes"] == "later attempt failed: seed 2 (result kept)"
+    assert "on other data" not in (sweep_dir / "failures.csv").read_text()
 
 
 def test_a_setting_only_results_on_changed_data_used_still_names_them(tmp_path) -> None:
