@@ -9,9 +9,10 @@ rerun cannot rewrite, else `.hydra/`), so `sweep.py aggregate` still needs no co
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from yaml import YAMLError
 
@@ -144,12 +145,14 @@ def _config(run_dir: Path) -> DictConfig | None:
 
 
 def _text(config: DictConfig, key: str) -> str | None:
-    """The value at `key` as an override would spell it, or None (none there, not resolvable, or a
-    list or mapping, which no row pairs on)."""
+    """The value at `key` as an override would spell it (a list as JSON, which setting_value reads
+    as the override grammar does), or None (none there, not resolvable, or a mapping)."""
     try:
         value = OmegaConf.select(config, key, throw_on_resolution_failure=False)
     except OmegaConfBaseException:
         return None
+    if isinstance(value, ListConfig):
+        return json.dumps(OmegaConf.to_container(value, resolve=True))
     if isinstance(value, bool):
         return str(value).lower()
     return None if value is None or not isinstance(value, int | float | str) else str(value)

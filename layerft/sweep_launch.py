@@ -105,6 +105,7 @@ def hydra_args(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool
         "-m",
         f"sweep={grid}",
         f"hydra.sweep.dir={sweep_dir}",
+        "hydra.job.name=sweep",  # each job's log is sweep.log, whichever module calls Hydra
         "hydra.sweep.subdir='${layerft_dirname:${hydra.job.override_dirname}}'",
         f"hydra.job.config.override_dirname.exclude_keys=[{','.join(excluded)}]",
         "~hydra.callbacks.failed_jobs",  # train.py's summary; sweep.py prints its own

@@ -8,6 +8,7 @@ settings, `layerft/run_tracker.py` names a run by them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -59,7 +60,8 @@ def _neutral(key: str) -> bool:
 @cache  # a sweep repeats few texts; parsing one takes a tenth of a millisecond
 def setting_value(text: str) -> str | int | float:
     """What a setting's text compares as: the number Hydra's override grammar reads in it (`1e-4`,
-    `0.0001`, `1.0e-4` and `1_000`), else the text (a quoted "1e-4", `true`, `null`, a list, a name).
+    `0.0001`, `1.0e-4` and `1_000`), a list as JSON of the values it reads (`[query, value]` is
+    `[query,value]`), else the text (a quoted "1e-4", `true`, `null`, a name).
 
     `3` and `3.0` are one value: what a resolved config holds decides, and for a float field
     OmegaConf turns 3 into 3.0 while an int field refuses 3.0; both spellings run the same config.
@@ -69,6 +71,8 @@ def setting_value(text: str) -> str | int | float:
         value = _override_parser().parse_override(f"x={text}").value()
     except HydraException:  # no override value: `(deleted)`
         return text
+    if isinstance(value, list):  # `[query,value]`, `[query, value]`, `["query", "value"]`
+        return json.dumps(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return text
     return "nan" if value != value else value  # NaN equals no number, not even itself

@@ -77,11 +77,12 @@ class Comparison:
 def compare(combo: Combination, base: Combination | None, compared: bool) -> Comparison:
     """The paired difference to `base` over the seeds both have, its interval and verdict
     (`compared`: another row has this one as its baseline)."""
-    if base is combo:
-        return Comparison("baseline" if compared else "baseline of no row")
-    # Said as such: "too few seeds (n=0)" hid that a whole row failed
+    # Said as such: "too few seeds (n=0)" hid that a whole row failed, as "baseline of no row"
+    # did for a baseline row (whose rows say "all 3 baseline jobs failed")
     if not combo.finished:
         return Comparison(all_failed(len(combo.failed), "job"))
+    if base is combo:
+        return Comparison("baseline" if compared else "baseline of no row")
     if base is None or base.selection_metric != combo.selection_metric:
         return Comparison("no baseline")
     if not base.finished:

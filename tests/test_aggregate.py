@@ -532,6 +532,26 @@ def test_a_row_pairs_with_a_baseline_that_leaves_its_setting_at_the_same_value(
     )
 
 
+def test_a_row_pairs_with_a_baseline_on_a_list_valued_setting(tmp_path: Path) -> None:
+    # --baseline tuning_mode=lora beside a LoRA row that spells out its target modules: the full
+    # fine-tuning row (which never reads them; its config holds the same list) pairs with it.
+    # A list had read as no value, leaving "no baseline" and "baseline of no row".
+    modules = "tuning_mode.lora.target_modules=[query,value]"
+    write_seeds(tmp_path / "lora", {1: 0.6, 2: 0.7, 3: 0.8}, tuning_mode="lora",
+                overrides=(modules,), unread=())  # fmt: skip
+    write_seeds(tmp_path / "full", {1: 0.7, 2: 0.8, 3: 0.9}, tuning_mode="full",
+                overrides=(modules,), unread=("tuning_mode.lora.",))  # fmt: skip
+    for metrics in (tmp_path / "full").rglob("metrics.json"):
+        (metrics.parent / ".hydra").mkdir()
+        (metrics.parent / ".hydra" / "config.yaml").write_text(
+            "tuning_mode:\n  lora:\n    target_modules: [query, value]\n"
+        )
+    result = aggregate(tmp_path, baseline={"tuning_mode": "lora"})
+    row = row_of(result, tuning_mode="full")
+    assert (row["diff_n"], row["diff_mean"]) == (3, pytest.approx(0.1))
+    assert row_of(result, tuning_mode="lora")["verdict"] == "baseline"
+
+
 def test_a_job_folders_config_is_read_once_per_table(tmp_path: Path, monkeypatch) -> None:
     scores = {1: 0.60, 2: 0.70, 3: 0.80}
     write_seeds(tmp_path / "none", scores, injection_task="none")
@@ -844,8 +864,11 @@ def test_a_row_whose_jobs_all_failed_says_so_and_so_do_the_rows_it_is_baseline_o
     assert verdicts == [
         ("demo_pos", "full", "all 3 baseline jobs failed"),
         ("demo_pos", "lora", "all 3 jobs failed"),  # and it has no baseline
-        ("none", "full", "baseline"),
+        ("none", "full", "all 3 jobs failed"),  # a baseline row: it said "baseline"
     ]
+    given = aggregate(tmp_path, baseline={"tuning_mode": "lora"})
+    lora = row_of(given, injection_task="demo_pos", tuning_mode="lora")
+    assert lora["verdict"] == "all 3 jobs failed"  # its own baseline: "baseline of no row"
 
 
 def test_jobs_are_found_at_any_depth(tmp_path: Path) -> None:

@@ -286,6 +286,9 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
         for m in ("full", "lora")
     )
     assert "sweep: 8 finished, 0 failed, 0 not run" in out
+    # Each job's log, as README names it (the module calling Hydra had named it sweep_launch.log).
+    logs = {p.name for p in sweep_dir.glob("*/*.log")}
+    assert logs == {"sweep.log"} and len(list(sweep_dir.glob("*/sweep.log"))) == 8
     # One stage 1 per seed, trained by one job and reused by the other; recorded in metrics.json.
     assert out.count("stage 1: trained, stored as") == 2
     assert out.count("stage 1: reused") == 2
