@@ -91,13 +91,14 @@ class Combination:
 
 def grid_folders(overrides: Sequence[str] = ()) -> list[Path]:
     """Where grids are, in Hydra's order (the first holding a name wins): conf/sweep/, then the
-    `sweep/` of each `file://` folder a `hydra.searchpath` override adds."""
+    `sweep/` of each folder a `hydra.searchpath` override adds (`file://<dir>`, or `<dir>` with
+    no scheme, which Hydra reads as a file path too)."""
     folders = [CONF / "sweep"]
     for override in split_overrides(overrides)[1]:
         if override.get_key_element() == "hydra.searchpath":
             value = override.value()
             for entry in value if isinstance(value, list) else [value]:
-                if isinstance(entry, str) and entry.startswith("file://"):
+                if isinstance(entry, str) and (entry.startswith("file://") or "://" not in entry):
                     folders.append(Path(entry.removeprefix("file://")) / "sweep")
     return folders
 

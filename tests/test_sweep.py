@@ -1354,8 +1354,11 @@ def test_a_grid_of_ones_own_folder_runs_from_the_search_path(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     table = (tmp_path / "out" / "results.md").read_text()
     assert "`target_task=my_sentiment`" in table and "2 jobs (2 finished, 0 failed)" in table
-    again = run_sweep(["my_grid", searchpath, *TINY_GRID, "--dir", "out", "--dry-run"], tmp_path)
-    assert again.stdout.splitlines()[-1] == "2 done, 0 to run"
+    # A folder without `file://`, as train.py takes it (Hydra reads it as a file path): it had
+    # been "no grid 'my_grid' in conf/sweep".
+    plain = f"hydra.searchpath=[{mine}]"
+    again = run_sweep(["my_grid", plain, *TINY_GRID, "--dir", "out", "--dry-run"], tmp_path)
+    assert again.stdout.splitlines()[-1] == "2 done, 0 to run", again.stderr
     unfound = run_sweep(["my_grid", *TINY_GRID, "--dry-run"], tmp_path)
     assert unfound.returncode == 2
     assert unfound.stderr.strip() == (
