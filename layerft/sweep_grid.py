@@ -130,6 +130,12 @@ def check_grid(grid: str, overrides: Sequence[str] = ()) -> None:
             f"{path}: a grid starts with '# @package _global_' and sets hydra.sweeper.params "
             "(key: comma list); see conf/sweep/demo.yaml"
         )
+    for key, value in (sweeper["params"] or {}).items():  # Hydra would pass a list as one value
+        if isinstance(value, list | dict):
+            raise LayerftError(
+                f"{path}: hydra.sweeper.params.{key} is a YAML {type(value).__name__}, which Hydra "
+                f"passes as one value; give its values as a comma list ({key}: a,b)"
+            )
     defaults = data.get("defaults")
     chosen = [
         key
@@ -140,18 +146,6 @@ def check_grid(grid: str, overrides: Sequence[str] = ()) -> None:
     ]
     if chosen or "_target_" in sweeper:
         raise LayerftError(SWEEPER_CHOSEN.format(where=f"{path}: hydra/sweeper"))
-
-
-def check_hydra_overrides(overrides: Sequence[str]) -> None:
-    """sweep.py names the sweep folder itself (`--dir`): a `hydra.sweep.dir=` override would send
-    the jobs elsewhere while the summary and tables read the `--dir` folder. It also runs the grid
-    with its own sweeper, which another one would be replaced by without a word."""
-    parsed, _ = split_overrides(overrides)
-    keys = {o.get_key_element() for o in parsed}
-    if "hydra.sweep.dir" in keys:
-        raise LayerftError("hydra.sweep.dir: sweep.py picks the sweep folder with --dir <folder>")
-    if keys & {"hydra/sweeper", "hydra.sweeper._target_"}:
-        raise LayerftError(SWEEPER_CHOSEN.format(where="hydra/sweeper"))
 
 
 def split_overrides(overrides: Sequence[str]) -> tuple[list[Override], list[Override]]:

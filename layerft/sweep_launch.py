@@ -32,6 +32,7 @@ from layerft.interrupts import (
 from layerft.results import FAILED_FILE
 from layerft.sweep_grid import (
     CONF,
+    SWEEPER_CHOSEN,
     Combination,
     grid_config,
     register_resolvers,
@@ -86,6 +87,18 @@ class FailedJobs(Callback):
 def failure_stamps(sweep_dir: Path) -> dict[Path, int]:
     """Each job's `failed.json` in the sweep folder and its modification time (ns)."""
     return {path: path.stat().st_mtime_ns for path in sweep_dir.glob(f"*/{FAILED_FILE}")}
+
+
+def check_hydra_overrides(overrides: Sequence[str]) -> None:
+    """sweep.py names the sweep folder itself (`--dir`): a `hydra.sweep.dir=` override would send
+    the jobs elsewhere while the summary and tables read the `--dir` folder. It also runs the grid
+    with its own sweeper, which another one would be replaced by without a word."""
+    parsed, _ = split_overrides(overrides)
+    keys = {o.get_key_element() for o in parsed}
+    if "hydra.sweep.dir" in keys:
+        raise LayerftError("hydra.sweep.dir: sweep.py picks the sweep folder with --dir <folder>")
+    if keys & {"hydra/sweeper", "hydra.sweeper._target_"}:
+        raise LayerftError(SWEEPER_CHOSEN.format(where="hydra/sweeper"))
 
 
 def check_launcher(grid: str, overrides: Sequence[str]) -> None:

@@ -1260,6 +1260,12 @@ GRID_SHAPE = (
             "bad.yaml: hydra/sweeper: sweep.py runs a grid with its own sweeper (Hydra's basic one, "
             "less the finished jobs); for another sweeper run train.py -m",
         ),
+        (  # Hydra's error named neither the file nor the fix: "Value '[0.0001, 5e-05]' of type
+            # 'list' could not be converted to Float"
+            "# @package _global_\nhydra:\n  sweeper:\n    params:\n      target_task.lr: [1e-4, 5e-5]\n",
+            "bad.yaml: hydra.sweeper.params.target_task.lr is a YAML list, which Hydra passes as one "
+            "value; give its values as a comma list (target_task.lr: a,b)",
+        ),
     ],
 )
 def test_a_bad_grid_file_is_one_line_naming_it_and_exit_2(grid_conf, capsys, text, message) -> None:
