@@ -1,6 +1,6 @@
 """Readers behind a task's data: local `data_files` by extension, release files by
 `release_format`, hub rows by the task's hub adapter: the registries. Each source's readers are in
-their own module (`readers_records`, `readers_klue`, `readers_klue_tsv`, `readers_klue_ner`,
+their own module (`readers_records`, `readers_delimited`, `readers_klue`, `readers_klue_tsv`, `readers_klue_ner`,
 `readers_glue`, `readers_squad`, `readers_conll`, `readers_conllu`).
 
 Every malformed input raises LayerftError with one line naming the file and, for text formats,
@@ -17,6 +17,7 @@ from typing import Any
 
 from layerft import readers_conll, readers_conllu
 from layerft.errors import LayerftError
+from layerft.readers_delimited import delimited_record_line, read_delimited
 from layerft.readers_glue import GLUE_LINE_FINDERS, GLUE_READERS
 from layerft.readers_klue import hub_mrc, hub_rows, read_klue_mrc, read_klue_sts, sts_record
 from layerft.readers_klue_ner import hub_ner_rows, read_klue_ner
@@ -28,14 +29,7 @@ from layerft.readers_klue_tsv import (
     read_klue_dp,
     read_klue_pos,
 )
-from layerft.readers_records import (
-    delimited_record_line,
-    json_record_line,
-    read_delimited,
-    read_json,
-    read_jsonl,
-    read_parquet,
-)
+from layerft.readers_records import json_record_line, read_json, read_jsonl, read_parquet
 from layerft.readers_squad import hub_squad, hub_squad_v2, read_squad, read_squad_v2
 from layerft.text_files import read_text
 

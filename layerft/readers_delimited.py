@@ -1,0 +1,137 @@
+"""Local .csv and .tsv data files (a task's `data_files`) -> records, and where each record's line
+is for an error found after reading.
+
+Serves the task groups' `data_files`: `layerft/readers.py` picks this reader for .csv (comma-
+separated, double quotes honoured) and .tsv (tab-separated, quotes literal). Every malformed row
+raises LayerftError with one line naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import Any
+
+from layerft.errors import LayerftError
+from layerft.readers_records import nonempty
+from layerft.text_files import INTEGER, read_text
+
+log = logging.getLogger(__name__)
+
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _convert_column(values: list[str]) -> list[Any]:
+    """A column that holds mostly numbers becomes numbers cell by cell (ints where a cell is an
+    int), else it stays text. Typing cell by cell keeps a stray cell ("2.5" or "Sports" among
+    class ids) as itself, so the check that rejects it names its record, not a good record whose
+    `2` a column-wide type made `2.0` or `'2'`. In a column of numbers an empty cell is null (a
+    missing label: the record is unlabelled)."""
+    filled = [value for value in values if value]
+    if sum(bool(_FLOAT.fullmatch(value)) for value in filled) * 2 <= len(filled):
+        return values
+    return [_number(value) if value else None for value in values]
+
+
+def _number(value: str) -> int | float | str:
+    """An int or float cell as that number; any other cell as its text."""
+    if INTEGER.fullmatch(value):
+        return int(value)
+    return float(value) if _FLOAT.fullmatch(value) else value
+
+
+def _release_hint(header: list[str]) -> str:
+    """Where a header is KLUE's `## ...` comment line: which key reads such a file."""
+    if len(header) == 1 and header[0].startswith("##"):
+        return (
+            " (its first line is a '##' comment, as in KLUE's release .tsv files: give their "
+            "folder as the task's data_dir, not data_files)"
+        )
+    return ""
+
+
+def read_delimited(
+    path: Path, delimiter: str, text_columns: Collection[str] = ()
+) -> list[dict[str, Any]]:
+    """A header row naming the columns, then one record per row; blank lines are skipped.
+
+    CSV honours double quotes; TSV does not, because raw TSV corpora (NSMC's ratings files) hold
+    unbalanced quotes inside reviews and never quote a field. A column of numbers becomes numbers,
+    except `text_columns`: a text may be digits ("42", a code, a year).
+    """
+    reader = _rows_of(read_text(path), delimiter)
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    spanning: list[str] = []  # the lines of each row whose quoted cell spans lines
+    read_to = 0  # the last line of the rows read
+    try:
+        for row in reader:
+            first, read_to = read_to + 1, reader.line_num
+            if not row:
+                continue
+            if first < read_to:
+                spanning.append(f"{first}-{read_to}")
+            if header is None:
+                header = row
+                for column, name in enumerate(header, 1):
+                    if not name or header.index(name) != column - 1:
+                        problem = "is empty" if not name else f"{name!r} repeats an earlier one"
+                        raise LayerftError(f"{path}:{reader.line_num}: column {column} {problem}")
+            elif len(row) != len(header):
+                raise LayerftError(
+                    f"{path}:{reader.line_num}: expected {len(header)} fields, got {len(row)}"
+                    f"{_release_hint(header)}"
+                )
+            else:
+                rows.append(row)
+    except csv.Error as err:  # named by the line its row starts on: where a quote opened
+        reason = (
+            str(err)
+            if reader.line_num == read_to + 1
+            else (f"{err}, read to line {reader.line_num}: an unbalanced quote?")
+        )
+        raise LayerftError(f"{path}:{read_to + 1}: malformed row ({reason})") from err
+    assert header is not None  # read_text rejected a file with no non-blank line
+    if spanning:
+        log.warning(
+            "%s:%s: %d row(s) hold a quoted cell that spans lines, read as one text with its line "
+            "breaks; an unbalanced quote would instead have merged the rows between into one "
+            "record", path, spanning[0], len(spanning),
+        )  # fmt: skip
+    columns = [
+        [row[i] for row in rows]
+        if name in text_columns
+        else _convert_column([row[i] for row in rows])
+        for i, name in enumerate(header)
+    ]
+    return nonempty(
+        path, [dict(zip(header, values, strict=True)) for values in zip(*columns, strict=True)]
+    )
+
+
+def _rows_of(text: str, delimiter: str) -> Any:
+    """A csv reader of `text`: CSV honours double quotes, TSV does not (see `read_delimited`)."""
+    quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
+    # strict: text after a closing quote is an error, not glued to the cell
+    return csv.reader(
+        io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True
+    )
+
+
+def delimited_record_line(delimiter: str) -> Callable[[str, int], int | None]:
+    def line_of(text: str, number: int) -> int | None:
+        reader = _rows_of(text, delimiter)
+        rows, start = -1, 1  # the header is row 0
+        for row in reader:
+            if row:  # blank lines read as [] and are skipped
+                rows += 1
+                if rows == number:
+                    return start
+            start = reader.line_num + 1
+        return None
+
+    return line_of
