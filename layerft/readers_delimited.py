@@ -22,6 +22,9 @@ from layerft.text_files import INTEGER, read_text
 
 log = logging.getLogger(__name__)
 
+# A field a CSV writer quoted: in quotes, each inner quote doubled, at least one (see
+# `_warn_csv_quoted`).
+_CSV_QUOTED = re.compile(r'"(?:[^"]|"")*""(?:[^"]|"")*"', re.S)
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
@@ -60,12 +63,14 @@ def read_delimited(
     """A header row naming the columns, then one record per row; blank lines are skipped.
 
     CSV honours double quotes; TSV does not, because raw TSV corpora (NSMC's ratings files) hold
-    unbalanced quotes inside reviews and never quote a field. A column of numbers becomes numbers,
+    unbalanced quotes inside reviews and never quote a field (a file that looks quoted by a CSV
+    writer is read as written, and warned about). A column of numbers becomes numbers,
     except `text_columns`: a text may be digits ("42", a code, a year).
     """
     reader = _rows_of(read_text(path), delimiter)
     header: list[str] | None = None
     rows: list[list[str]] = []
+    lines: list[int] = []  # the line each of `rows` starts on
     spanning: list[str] = []  # the lines of each row whose quoted cell spans lines
     read_to = 0  # the last line of the rows read
     try:
@@ -88,6 +93,7 @@ def read_delimited(
                 )
             else:
                 rows.append(row)
+                lines.append(first)
     except csv.Error as err:  # named by the line its row starts on: where a quote opened
         reason = (
             str(err)
@@ -102,6 +108,8 @@ def read_delimited(
             "breaks; an unbalanced quote would instead have merged the rows between into one "
             "record", path, spanning[0], len(spanning),
         )  # fmt: skip
+    if delimiter == "\t":
+        _warn_csv_quoted(path, header, rows, lines)
     columns = [
         [row[i] for row in rows]
         if name in text_columns
@@ -111,6 +119,32 @@ def read_delimited(
     return nonempty(
         path, [dict(zip(header, values, strict=True)) for values in zip(*columns, strict=True)]
     )
+
+
+def _warn_csv_quoted(
+    path: Path, header: list[str], rows: list[list[str]], lines: list[int]
+) -> None:
+    """Warn, once per file, when fields look quoted as a CSV writer quotes a field holding a quote
+    (pandas' `to_csv(sep="\\t")`): read unquoted, they keep their outer quotes and doubled ones.
+    One inner `""` is required: a raw review may well be `"in quotes"`, and a field a writer quoted
+    for its tab or line break splits its row instead (a field-count error)."""
+    found = [
+        (number, name, cell)
+        for number, row in enumerate(rows, 1)
+        for name, cell in zip(header, row, strict=True)
+        if cell.startswith('"') and _CSV_QUOTED.fullmatch(cell)
+    ]
+    if found:
+        number, name, cell = found[0]
+        log.warning(
+            "%s:%d: %d of %d records hold a field that looks quoted by a CSV writer (first: "
+            "record %d, column '%s': %s), kept as written, its outer and doubled quotes included: "
+            "a .tsv file is read unquoted, as NSMC's and KLUE's release files are written; write "
+            "it unquoted (pandas: to_csv(path, sep='\\t', quoting=csv.QUOTE_NONE)) or as .csv or "
+            ".jsonl",
+            path, lines[number - 1], len({n for n, _, _ in found}), len(rows), number, name,
+            cell if len(cell) <= 60 else cell[:57] + "...",
+        )  # fmt: skip
 
 
 def _rows_of(text: str, delimiter: str) -> Any:

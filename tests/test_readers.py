@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 from collections.abc import Callable
@@ -124,12 +125,56 @@ def test_csv_cell_spanning_lines_is_one_text_and_a_warning_naming_its_lines(
     ]
 
 
-def test_tsv_keeps_quotes_literal(tmp_path: Path) -> None:
-    text = "id\tdocument\tlabel\n1\t\"최고 '명작\t1\n2\tx1\t0\n"
-    assert read_records(_write(tmp_path, "ratings.tsv", text)) == [
-        {"id": 1, "document": "\"최고 '명작", "label": 1},
-        {"id": 2, "document": "x1", "label": 0},
-    ]
+def test_tsv_keeps_quotes_literal(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    text = 'id\tdocument\tlabel\n1\t"최고 \'명작\t1\n2\tx1\t0\n3\t"명작"\t1\n'
+    with caplog.at_level(logging.WARNING):
+        assert read_records(_write(tmp_path, "ratings.tsv", text)) == [
+            {"id": 1, "document": "\"최고 '명작", "label": 1},
+            {"id": 2, "document": "x1", "label": 0},
+            {"id": 3, "document": '"명작"', "label": 1},  # a review in quotes: no CSV quoting
+        ]
+    assert not caplog.records
+
+
+def _nsmc_tsv(shared_data: Path, tmp_path: Path, name: str, **writer: Any) -> tuple[Path, list]:
+    """The NSMC sample as a .tsv written by `csv.writer(**writer)`, and its records (text ids)."""
+    records = read_records(shared_data / "nsmc" / "train.jsonl")
+    path = tmp_path / name
+    with path.open("w", encoding="utf-8", newline="") as file:
+        out = csv.writer(file, delimiter="\t", lineterminator="\n", **writer)
+        out.writerows([["id", "document", "label"], *([r[k] for k in r] for r in records)])
+    return path, records
+
+
+def test_tsv_as_its_release_is_written_reads_exactly_and_quietly(
+    shared_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NSMC's ratings files: quotes are text, unbalanced or wrapping a review, never quoting.
+    path, records = _nsmc_tsv(shared_data, tmp_path, "ratings.tsv", quoting=csv.QUOTE_NONE,
+                              quotechar=None)  # fmt: skip
+    assert sum('"' in r["document"] for r in records) >= 5
+    with caplog.at_level(logging.WARNING):
+        assert read_records(path, text_columns=["id", "document"]) == records
+    assert not caplog.records
+
+
+def test_tsv_quoted_by_a_csv_writer_is_read_as_written_and_warned_once(
+    shared_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # pandas' to_csv(sep="\t") quotes a field holding a quote; a .tsv is read unquoted.
+    path, records = _nsmc_tsv(shared_data, tmp_path, "pandas.tsv")
+    with caplog.at_level(logging.WARNING):
+        read = read_records(path, text_columns=["id", "document"])
+    changed = [n for n, (a, b) in enumerate(zip(records, read, strict=True), 1) if a != b]
+    assert len(changed) == 5
+    first = read[changed[0] - 1]["document"]
+    assert first == '"' + records[changed[0] - 1]["document"].replace('"', '""') + '"'
+    [message] = [r.getMessage() for r in caplog.records]
+    assert message.startswith(
+        f"{path}:{changed[0] + 1}: 5 of 300 records hold a field that looks quoted by a CSV "
+        f"writer (first: record {changed[0]}, column 'document': {first[:57]}...), kept as written"
+    )
+    assert "a .tsv file is read unquoted" in message and "or as .csv or .jsonl" in message
 
 
 def test_parquet(tmp_path: Path) -> None:
