@@ -57,6 +57,26 @@ def _release_hint(header: list[str]) -> str:
     return ""
 
 
+# Another separator that a field read whole may hold: its name, and where such a file belongs.
+_SEPARATORS = {
+    "\t": ("tabs", "name it .tsv"),
+    ",": ("commas", "name it .csv"),
+    ";": ("';'", "write it comma-separated (.csv) or tab-separated (.tsv)"),
+}
+
+
+def _separator_hint(delimiter: str, header: list[str]) -> str:
+    """Why fields miscount in a file separated otherwise than its extension says: its header read
+    as one field that holds another separator."""
+    for separator, (name, fix) in _SEPARATORS.items():
+        if len(header) == 1 and separator != delimiter and separator in header[0]:
+            return (
+                f" (the header was read as one column though it holds {name}: a .csv file is read "
+                f"comma-separated, a .tsv tab-separated; {fix})"
+            )
+    return ""
+
+
 def read_delimited(
     path: Path, delimiter: str, text_columns: Collection[str] = ()
 ) -> list[dict[str, Any]]:
@@ -81,7 +101,7 @@ def read_delimited(
             if first < read_to:
                 spanning.append(f"{first}-{read_to}")
             if header is None:
-                header = row
+                header, header_line = row, first
                 for column, name in enumerate(header, 1):
                     if not name or header.index(name) != column - 1:
                         problem = "is empty" if not name else f"{name!r} repeats an earlier one"
@@ -89,7 +109,7 @@ def read_delimited(
             elif len(row) != len(header):
                 raise LayerftError(
                     f"{path}:{reader.line_num}: expected {len(header)} fields, got {len(row)}"
-                    f"{_release_hint(header)}"
+                    f"{_release_hint(header) or _separator_hint(delimiter, header)}"
                 )
             else:
                 rows.append(row)
@@ -102,6 +122,8 @@ def read_delimited(
         )
         raise LayerftError(f"{path}:{read_to + 1}: malformed row ({reason})") from err
     assert header is not None  # read_text rejected a file with no non-blank line
+    if len(header) == 1 and (hint := _separator_hint(delimiter, header)):
+        raise LayerftError(f"{path}:{header_line}: every row reads as one field{hint}")
     if spanning:
         log.warning(
             "%s:%s: %d row(s) hold a quoted cell that spans lines, read as one text with its line "

@@ -362,6 +362,28 @@ MALFORMED: list[tuple[str, str, Reader, str]] = [
     ("train.csv", "a,b,a\n1,2,3\n", read_records, "train.csv:1: column 3 'a' repeats"),
     ("train.csv", "a,b\n", read_records, "train.csv: no records"),
     ("train.tsv", "a\tb\n1\t2\t3\n", read_records, "train.tsv:2: expected 2 fields, got 3"),
+    (  # a file separated otherwise than its extension says: its header read as one column
+        "tab.csv",
+        "text\tlabel\nhi\t0\na, b\t1\n",
+        read_records,
+        "tab.csv:3: expected 1 fields, got 2 (the header was read as one column though it holds "
+        "tabs: a .csv file is read comma-separated, a .tsv tab-separated; name it .tsv)",
+    ),
+    (  # no row holds a comma either: every row is one field
+        "semi.csv",
+        "text;label\nhi;0\nho;1\n",
+        read_records,
+        "semi.csv:1: every row reads as one field (the header was read as one column though it "
+        "holds ';': a .csv file is read comma-separated, a .tsv tab-separated; write it "
+        "comma-separated (.csv) or tab-separated (.tsv))",
+    ),
+    (
+        "comma.tsv",
+        "\ntext,label\nhi,0\n",
+        read_records,
+        "comma.tsv:2: every row reads as one field (the header was read as one column though it "
+        "holds commas: a .csv file is read comma-separated, a .tsv tab-separated; name it .csv)",
+    ),
     (  # KLUE's release TSV given as data_files: its '## ' comment read as a header
         "klue-dp-v1.1_train.tsv",
         _dp_rows("1\t가\t가\tNNG\t0\tNP"),
