@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from compose import compose_run
 from datasets import Dataset
@@ -24,6 +26,7 @@ from layerft.tiny_model import build_tiny_tokenizer
 from layerft.tokenized import tokenize
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SNLI_TEXT = [("premise", pa.string()), ("hypothesis", pa.string())]
 
 
 def snli_task(tmp_path: Path, train: list[dict], validation: list[dict] | None = None):
@@ -54,13 +57,39 @@ def test_labels_by_index_or_name_and_unlabelled_dropped(tmp_path, caplog) -> Non
     assert "dropped 2 unlabelled records" in caplog.text
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl", ".csv"])
+def test_pandas_float_labels_are_classes_and_its_null_is_unlabelled(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, suffix: str
+) -> None:
+    # pandas stores an int column holding a null as float64 and writes 2.0 (-1.0, SNLI's no gold
+    # label) and the null as null (an empty cell in a CSV). 2.0 is class 2, not a wrong label.
+    labels = [2.0, 0.0, 1.0, None, -1.0]
+    path = tmp_path / f"pandas{suffix}"
+    if suffix == ".parquet":
+        table = {k: [r[k] for r in map(row, labels)] for k in ("premise", "hypothesis", "label")}
+        pq.write_table(
+            pa.table(table, schema=pa.schema([*SNLI_TEXT, ("label", pa.float64())])), path
+        )
+    elif suffix == ".jsonl":
+        path.write_text("".join(json.dumps(row(label)) + "\n" for label in labels))
+    else:
+        cells = ["" if label is None else str(label) for label in labels]
+        path.write_text("premise,hypothesis,label\n" + "".join(f"a,b,{c}\n" for c in cells))
+    task = snli_task(tmp_path, [row(0), row(1)])
+    with caplog.at_level(logging.INFO, logger="layerft.records"):
+        rows = normalise_records(task, "target_task", read_records(path), path.name)
+    assert [r["label"] for r in rows] == [2, 0, 1]
+    assert "dropped 2 unlabelled records" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("record", "message"),
     [
         (row(3), "train.jsonl:2: record 2: label 3 is not in target_task.label_names"),
         (row("maybe"), "train.jsonl:2: record 2: label 'maybe' is not in target_task.label_names"),
         (row(True), "label True is not in"),
-        (row(-1.0), "record 2: label -1.0 is not in target_task.label_names"),  # -1 is unlabelled
+        (row(2.5), "train.jsonl:2: record 2: label 2.5 is not in target_task.label_names"),
+        (row(3.0), "record 2: label 3.0 is not in target_task.label_names"),
         ({"premise": "x", "label": 0}, "train.jsonl:2: record 2: no column 'hypothesis'"),
         (row(0, premise=5), "record 2: column 'premise' is not text"),
         (row(0, premise=""), "record 2: column 'premise' is empty; fix or remove the record"),
@@ -130,6 +159,8 @@ def test_integer_label_names_read_integers_as_names(tmp_path) -> None:
     ).target_task  # fmt: skip
     rows = normalise_records(task, "target_task", read_records(path), "tri.csv")
     assert [r["label"] for r in rows] == [0, 1, 2]  # the empty cell: unlabelled, dropped
+    floats = normalise_records(task, "target_task", [row(-1.0), row(1.0)], "f")  # pandas' floats
+    assert [r["label"] for r in floats] == [0, 2]  # names too, never unlabelled or indices
     with pytest.raises(LayerftError, match="record 1: label 2 is not in target_task.label_names"):
         normalise_records(task, "target_task", [row(2)], "f")  # not a name, and never an index
 

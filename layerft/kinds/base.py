@@ -127,22 +127,31 @@ def label_id(value: Any, task: TaskConfig, group: str, where: str) -> int:
     """A label given as a name or as an index into label_names (bools are neither). When some names
     are integers (`[-1, 0, 1]`, star ratings), an integer label is a name, never an index: a CSV
     column of such names reads as numbers, and reading 1 as the index of the name "0" would shift
-    every class."""
+    every class. A whole float (2.0) is that integer (see `whole_number`)."""
     names = task.label_names
-    integer = isinstance(value, int) and not isinstance(value, bool)
-    if integer and numeric_label_names(task):
-        if str(value) in names:
-            return names.index(str(value))
+    integer = whole_number(value)
+    if integer is not None and numeric_label_names(task):
+        if str(integer) in names:
+            return names.index(str(integer))
     elif isinstance(value, str) and value in names:
         return names.index(value)
-    elif integer and 0 <= value < len(names):
-        return value
+    elif integer is not None and 0 <= integer < len(names):
+        return integer
     booleans = {"True", "False"} & set(names)
     raise LayerftError(
         f"{where}: label {value!r} is not in {group}.label_names "
         f"({len(names)} labels: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''})"
         + (": YAML reads unquoted yes, no, on, off as booleans; quote them" if booleans else "")
     )
+
+
+def whole_number(value: Any) -> int | None:
+    """`value` as an int where it is a whole number (an int, not a bool, or a float such as 2.0),
+    else None. pandas stores an integer column that holds a null as floats, so its parquet, jsonl
+    and csv files write class 2 as 2.0 (and the null as null: an unlabelled record)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def numeric_label_names(task: TaskConfig) -> bool:

@@ -27,6 +27,7 @@ from layerft.kinds.base import (
     logits_of,
     run_encoder,
     text_of,
+    whole_number,
 )
 from layerft.metrics import MetricInput
 
@@ -77,13 +78,14 @@ def texts(task: TaskConfig, group: str, record: Record, where: str) -> Record | 
 
 
 def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Record | None:
-    """{"text_a", "text_b"?, "label"}; a missing label (None, a value in unlabelled_values, or the
-    integer -1 unless it is a label name) marks an unlabelled record; -1.0 is a wrong label."""
+    """{"text_a", "text_b"?, "label"}; a missing label (None, a value in unlabelled_values, or -1
+    unless it is a label name) marks an unlabelled record. -1.0 is -1, as 2.0 is 2 (pandas writes
+    an integer column holding a null as floats), but a bool is never -1 or an index."""
     label = field_of(record, task.label_column, where)
     if (
         label is None
         or label in task.unlabelled_values
-        or (type(label) is int and label == -1 and "-1" not in task.label_names)
+        or (whole_number(label) == -1 and "-1" not in task.label_names)
     ):
         return None
     found = texts(task, group, record, where)
