@@ -1,7 +1,7 @@
 """Errors Hydra and OmegaConf raise while composing the config, as one line each: an unknown key
-or option (with the closest name), a value of the wrong type, a key set inside a null node, a YAML
-file that does not parse, an output folder Hydra cannot create; `config_errors_exit` turns them into
-exit code 2.
+or option (with the closest name), a value of the wrong type or outside an enum's choices (in an
+override or in an option's file), a key set inside a null node, a YAML file that does not parse, an
+output folder Hydra cannot create; `config_errors_exit` turns them into exit code 2.
 
 Serves the root config as Hydra composes it: train.py and sweep.py (through `layerft/sweep_launch.py`,
 `sweep_grid.py`, `sweep_compose.py` and `sweep_tracker.py`, which compose it too);
@@ -56,10 +56,24 @@ def config_error_line(err: Exception) -> str:
         where = re.match(r"In '([^']+)':", message)
         option = f"{option_file(where.group(1))}: " if where and err.__cause__ is None else ""
         return f"{option}unknown config key '{cause.full_key}'{hint}"
+    if isinstance(cause, OmegaConfBaseException):  # why it failed: the cause's first line
+        why = str(cause).splitlines()[0] + choice_hint(str(cause))
+        where = re.match(r"In '([^']+)':", message)
+        if where and err.__cause__ is None and getattr(cause, "full_key", None):
+            # A value in an option's file; Hydra's text repeats the cause with its type lines.
+            return f"{option_file(where.group(1))}: {cause.full_key}: {why}"
+        message = f"{message}: {why}"
     text = " ".join(line.strip() for line in message.splitlines() if line.strip())
-    if isinstance(cause, OmegaConfBaseException):  # why the override failed (its first line)
-        text += f": {str(cause).splitlines()[0]}"
     return text or type(err).__name__
+
+
+def choice_hint(reason: str) -> str:
+    """`; did you mean '<choice>'?` for an enum key's invalid value close to one of its choices."""
+    invalid = re.match(r"Invalid value '(.*)', expected one of \[(.*)\]", reason)
+    if invalid is None:
+        return ""
+    close = difflib.get_close_matches(invalid.group(1), invalid.group(2).split(", "), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def option_file(option: str) -> str:

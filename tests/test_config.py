@@ -27,6 +27,9 @@ from layerft.errors import LayerftError
 from layerft.hydra_job import warn_inert_overrides
 from layerft.sweep import main
 from layerft.sweep_grid import expand
+from layerft.task import TaskKind
+
+KINDS = ", ".join(kind.name for kind in TaskKind)
 
 
 def options(group: str) -> list[str]:
@@ -116,6 +119,16 @@ def test_yaml_options_hold_values_only() -> None:
             "expected one of ",
         ),
         ("seed=[1,", "no viable alternative at input '[1,' See https://hydra.cc/"),
+        (
+            "target_task.kind=token_taging",
+            "Error merging override target_task.kind=token_taging: Invalid value 'token_taging', "
+            f"expected one of [{KINDS}]; did you mean 'token_tagging'?",
+        ),
+        (
+            "target_task.kind=nope",
+            "Error merging override target_task.kind=nope: Invalid value 'nope', "
+            f"expected one of [{KINDS}]",
+        ),
     ],
 )
 def test_bad_overrides_fail_at_composition_in_one_line(override: str, line: str) -> None:
@@ -153,6 +166,14 @@ def test_a_key_inside_a_null_node_is_one_line_and_exit_2(monkeypatch, capsys) ->
         ("defaults: [snli, _self_]\nname: task\nlabel_name: [a, b]\n",
          "target_task/task.yaml: unknown config key 'target_task.label_name'; did you mean "
          "'target_task.label_names'?"),
+        # A misspelt choice of an enum key, its choices once (Hydra's text repeats them, and the
+        # schema's type lines); a value of the wrong type likewise.
+        ("defaults: [snli, _self_]\nname: task\nkind: sequence_clasification\n",
+         f"target_task/task.yaml: target_task.kind: Invalid value 'sequence_clasification', "
+         f"expected one of [{KINDS}]; did you mean 'sequence_classification'?"),
+        ("defaults: [snli, _self_]\nname: task\nepochs: abc\n",
+         "target_task/task.yaml: target_task.epochs: Value 'abc' of type 'str' could not be "
+         "converted to Float"),
     ],
 )  # fmt: skip
 def test_a_mistake_in_a_task_file_is_one_line_naming_the_file_and_exit_2(
