@@ -188,6 +188,10 @@ class TaskConfig:
                 f"{group}.release_files.{split} is not set: task '{self.name}' has no release "
                 f"folder layout for {group}.data_dir; give files with {group}.data_files.{split}=..."
             )
+        folder = path.parent
+        if not folder.is_dir():  # "no x.json in <a file>" named the wrong fault
+            what = "a file, not the release folder" if folder.exists() else "no such folder"
+            raise LayerftError(f"{group}.data_dir: {folder}: {what} (it holds {path.name})")
         if not path.exists() or path.is_dir():
             what = "a folder" if path.exists() else "no"
             raise LayerftError(
