@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 from hydra.errors import HydraException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from layerft.errors import hydra_raises, traceback_wanted
@@ -53,6 +53,8 @@ def config_error_line(err: Exception) -> str:
         parent, _, name = cause.full_key.rpartition(".")
         close = difflib.get_close_matches(name, [str(k) for k in known], n=1)
         hint = f"; did you mean '{parent + '.' if parent else ''}{close[0]}'?" if close else ""
+        if not close and known_mapping(cause.parent_node):  # a mapping's keys are the user's
+            hint = f"; a new key of {parent} is added with '+{cause.full_key}=...'"
         where = re.match(r"In '([^']+)':", message)
         option = f"{option_file(where.group(1))}: " if where and err.__cause__ is None else ""
         return f"{option}unknown config key '{cause.full_key}'{hint}"
@@ -65,6 +67,11 @@ def config_error_line(err: Exception) -> str:
         message = f"{message}: {why}"
     text = " ".join(line.strip() for line in message.splitlines() if line.strip())
     return text or type(err).__name__
+
+
+def known_mapping(node: object) -> bool:
+    """Whether a config node is a plain mapping (`release_rename`, `data_files`), not a schema."""
+    return isinstance(node, DictConfig) and OmegaConf.get_type(node) is dict
 
 
 def choice_hint(reason: str) -> str:

@@ -102,6 +102,11 @@ def test_yaml_options_hold_values_only() -> None:
             "unknown config key 'target_task.lrr'; did you mean 'target_task.lr'?",
         ),
         ("sed=1", "unknown config key 'sed'; did you mean 'seed'?"),
+        (  # a key of a mapping is the user's to add: it said only "unknown config key"
+            "target_task.release_rename.author=label",
+            "unknown config key 'target_task.release_rename.author'; a new key of "
+            "target_task.release_rename is added with '+target_task.release_rename.author=...'",
+        ),
         (
             "target_task.epochs=abc",
             "Error merging override target_task.epochs=abc: Value 'abc' of type 'str' could not "
