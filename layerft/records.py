@@ -181,4 +181,10 @@ def _placed(
     for own, renamed in task.release_rename.items() if read_as is not None else ():
         if f"no column '{renamed}'" in message:
             message += f" ('{renamed}' is {group}.release_rename of the file's '{own}')"
+    released = task.source == "data_files" and Path(origin).name in task.release_files.values()
+    if released and "no column '" in message:  # read as plain records, not as released
+        message += (
+            f"; {Path(origin).name} is a release file of '{task.name}': give its folder, "
+            f"{group}.data_dir={Path(origin).parent}"
+        )
     return LayerftError(message)

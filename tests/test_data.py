@@ -201,6 +201,23 @@ def test_a_label_column_among_the_text_columns_is_refused(task, columns, label) 
         compose_run("model=tiny", f"target_task={task}", f"target_task.text_columns={columns}")
 
 
+def test_a_release_file_given_as_data_files_names_its_folder(tmp_path: Path) -> None:
+    # Read as plain records it has no `real_label`; the error listed its columns and no way out.
+    record = {"guid": "g0", "sentence1": "a", "sentence2": "b",
+              "labels": {"label": 1.0, "real-label": 3.2, "binary-label": 1}}  # fmt: skip
+    release = tmp_path / "klue-sts-v1.1_train.json"
+    release.write_text(json.dumps([record]))
+    task = compose_run("model=tiny", "target_task=klue_sts", f"target_task.data_files.train={release}").target_task  # fmt: skip
+    assert _first_error(task).endswith(
+        "no column 'real_label' (has guid, sentence1, sentence2, labels); klue-sts-v1.1_train.json "
+        f"is a release file of 'klue_sts': give its folder, target_task.data_dir={tmp_path}"
+    )
+    other = tmp_path / "sts.json"  # a file of one's own: its columns are the fault
+    other.write_text(json.dumps([record]))
+    task = compose_run("model=tiny", "target_task=klue_sts", f"target_task.data_files.train={other}").target_task  # fmt: skip
+    assert _first_error(task).endswith("(has guid, sentence1, sentence2, labels)")
+
+
 def _first_error(task, group: str = "target_task") -> str:
     records, origin = read_split(task, group, "train")
     with pytest.raises(LayerftError) as caught:
