@@ -82,6 +82,19 @@ def test_pandas_float_labels_are_classes_and_its_null_is_unlabelled(
     assert "dropped 2 unlabelled records" in caplog.text
 
 
+def test_labels_named_by_floats_texts_are_those_names_never_indices(tmp_path: Path) -> None:
+    # label_names [-1.0, 0.0, 1.0]: 1.0 is the name "1.0", not index 1 ("0.0"), and -1.0 a class,
+    # not SNLI's unlabelled -1; a float of no name stops the run (it had read 2.0 as "1.0").
+    path = tmp_path / "scores.jsonl"
+    path.write_text("".join(json.dumps(row(label)) + "\n" for label in (1.0, -1.0, 0.0)))
+    names = ("target_task.label_names=['-1.0','0.0','1.0']", "target_task.unlabelled_values=[]")
+    task = compose_run("model=tiny", "target_task=snli", *names).target_task
+    rows = normalise_records(task, "target_task", read_records(path), path.name)
+    assert [task.label_names[r["label"]] for r in rows] == ["1.0", "-1.0", "0.0"]
+    with pytest.raises(LayerftError, match="record 1: label 2.0 is not in target_task.label_names"):
+        normalise_records(task, "target_task", [row(2.0)], path.name)
+
+
 @pytest.mark.parametrize(
     ("record", "message"),
     [

@@ -127,9 +127,14 @@ def label_id(value: Any, task: TaskConfig, group: str, where: str) -> int:
     """A label given as a name or as an index into label_names (bools are neither). When some names
     are integers (`[-1, 0, 1]`, star ratings), an integer label is a name, never an index: a CSV
     column of such names reads as numbers, and reading 1 as the index of the name "0" would shift
-    every class. A whole float (2.0) is that integer (see `whole_number`)."""
+    every class. A whole float (2.0) is that integer (see `whole_number`), unless some names are
+    floats' texts (`[-1.0, 0.0, 1.0]`): then a float label is one of them or none."""
     names = task.label_names
     integer = whole_number(value)
+    if isinstance(value, float) and any(re.fullmatch(FLOAT_TEXT, name) for name in names):
+        if str(value) in names:
+            return names.index(str(value))
+        integer = None
     if integer is not None and numeric_label_names(task):
         if str(integer) in names:
             return names.index(str(integer))
@@ -143,6 +148,9 @@ def label_id(value: Any, task: TaskConfig, group: str, where: str) -> int:
         f"({len(names)} labels: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''})"
         + (": YAML reads unquoted yes, no, on, off as booleans; quote them" if booleans else "")
     )
+
+
+FLOAT_TEXT = r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?[0-9]+[eE][+-]?[0-9]+"
 
 
 def whole_number(value: Any) -> int | None:

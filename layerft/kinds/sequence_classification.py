@@ -85,7 +85,7 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
     if (
         label is None
         or label in task.unlabelled_values
-        or (whole_number(label) == -1 and "-1" not in task.label_names)
+        or (whole_number(label) == -1 and not {"-1", str(label)} & set(task.label_names))
     ):
         return None
     found = texts(task, group, record, where)
