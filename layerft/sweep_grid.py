@@ -20,7 +20,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from layerft.config import (
     check_data_files,
@@ -130,9 +130,9 @@ def check_grid(grid: str, overrides: Sequence[str] = ()) -> None:
             f"{path}: a grid starts with '# @package _global_' and sets hydra.sweeper.params "
             "(key: comma list); see conf/sweep/demo.yaml"
         )
-    for key, value in (sweeper["params"] or {}).items():  # Hydra would pass a list as one value
-        if isinstance(value, list | dict):
-            raise LayerftError(
+    for key, value in (sweeper["params"] or {}).items():  # Hydra passes a list as one value:
+        if isinstance(value, list | dict) and not _takes_a_list(grid, overrides, key, value):
+            raise LayerftError(  # right for a list-valued key, not as a list of values
                 f"{path}: hydra.sweeper.params.{key} is a YAML {type(value).__name__}, which Hydra "
                 f"passes as one value; give its values as a comma list ({key}: a,b)"
             )
@@ -152,6 +152,12 @@ def split_overrides(overrides: Sequence[str]) -> tuple[list[Override], list[Over
     """Parsed command-line overrides, and those of them that are fixed (not swept)."""
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     return parsed, [o for o in parsed if not o.is_sweep_override()]
+
+
+def _takes_a_list(grid: str, overrides: Sequence[str], key: str, value: Any) -> bool:
+    """Whether a grid's key holds a list where it is composed (`tuning_mode.lora.target_modules`)."""
+    node = OmegaConf.select(grid_config(grid, overrides), str(key), default=None)
+    return isinstance(value, list) and isinstance(node, ListConfig)
 
 
 def grid_config(grid: str, overrides: Sequence[str]) -> DictConfig:

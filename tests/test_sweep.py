@@ -1275,6 +1275,18 @@ def test_a_bad_grid_file_is_one_line_naming_it_and_exit_2(grid_conf, capsys, tex
     assert line == f"error: {grid_conf / 'sweep' / 'bad.yaml'}{message[len('bad.yaml') :]}"
 
 
+def test_a_grid_may_give_a_list_valued_key_one_yaml_list(grid_conf, capsys) -> None:
+    # Hydra passes it as one value: right for a key that holds a list (one job per seed here).
+    (grid_conf / "sweep" / "lists.yaml").write_text(
+        "# @package _global_\nhydra:\n  sweeper:\n    params:\n"
+        "      tuning_mode.lora.target_modules: [query, value]\n      seed: 1,2\n"
+    )
+    assert sweep_module.main(["lists", "model=tiny", "tuning_mode=lora", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "seed=2,tuning_mode.lora.target_modules=['query','value']" in out
+    assert out.splitlines()[-1] == "0 done, 2 to run"
+
+
 def test_a_sweep_whose_every_result_is_on_changed_data_keeps_its_exit_code(
     tmp_path, caplog
 ) -> None:
