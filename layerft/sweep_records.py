@@ -10,6 +10,7 @@ layerft keeps of a finished run, for a record an earlier fingerprint scheme wrot
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from layerft.errors import LayerftError
-from layerft.results import FAILED_FILE, METRICS_FILE, ON_OTHER_DATA
+from layerft.results import FAILED_FILE, METRICS_FILE, ON_OTHER_DATA, changed_since
+from layerft.run_record import DATA_FILES_KEY, DATA_PATHS_KEY
 from layerft.sweep_job import UNVALIDATED, Job, SettingsKey, read_job, same_run, settings_key
 from layerft.sweep_settings import same_settings_per_config, same_spelling
 
@@ -79,18 +81,32 @@ def unfinished_dirs(sweep_dir: Path) -> list[Path]:
 def _later_failure(run_dir: Path) -> Job | None:
     """The failure recorded after the result in `run_dir`: a later attempt of that result's
     config, or another config's own failure (refused there, as that result is not its own).
-    None for an attempt refused because a data file had changed since the result, when the file
-    holds the result's data again: that refusal is stale, the result is on the current data."""
+    None for an attempt refused because a data file had changed since the result, when the files
+    it read hold the result's data again: that refusal is stale, the result is on current data."""
     job = _failure_beside_result(run_dir)
     if job is None:
         return None
     result = read_job(run_dir, METRICS_FILE)
     if not _attempt_of(result, job):
         return job
-    if ON_OTHER_DATA in (job.error or "") and not result.changed_data:
+    if ON_OTHER_DATA in (job.error or "") and _back_on_its_data(run_dir):
         return None
     error = f"{job.error} (a later attempt; the earlier result is kept)"
     return replace(job, error=error, later_attempt=True)
+
+
+def _back_on_its_data(run_dir: Path) -> bool:
+    """Whether the files a refused attempt read (the paths in its failed.json, which another
+    working directory may resolve elsewhere than the result's) hold its result's bytes again."""
+    try:
+        failure = json.loads((run_dir / FAILED_FILE).read_text(encoding="utf-8"))
+        result = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    paths = failure.get(DATA_PATHS_KEY) if isinstance(failure, dict) else None
+    if not isinstance(paths, dict) or not isinstance(result, dict):
+        return False
+    return not changed_since({DATA_FILES_KEY: result.get(DATA_FILES_KEY), DATA_PATHS_KEY: paths})
 
 
 def _attempt_of(result: Job, failure: Job) -> bool:

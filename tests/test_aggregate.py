@@ -976,6 +976,13 @@ def test_a_refusal_on_changed_data_is_not_reported_once_the_file_is_restored(tmp
     assert (row["seeds"], row["failed"], row[f"{ACC}_mean"]) == ("1 2", 0, pytest.approx(0.7))
     assert row["notes"] == "later attempt failed: seed 2 (result kept)"
     assert "on other data" not in (sweep_dir / "failures.csv").read_text()
+    # An attempt that read another file (a relative path run from another folder) is refused
+    # still: the result's own file holding its bytes says nothing of the file the attempt read.
+    other = tmp_path / "elsewhere" / "train.jsonl"
+    other.parent.mkdir()
+    other.write_text("3\n")
+    write_job(sweep_dir / "a", 1, error=refused.value, data={"target_task.train": other})
+    assert [f.seed for f in aggregate(sweep_dir).failures] == [1, 2]
 
 
 def test_a_setting_only_results_on_changed_data_used_still_names_them(tmp_path) -> None:
