@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from layerft.file_io import file_sha256
 from layerft.fingerprint import (
     AT_DEFAULT_WHEN_UNREAD,
@@ -162,7 +164,8 @@ def migrated_fingerprints(
     LoRA's rank set is the one without. Only for the records whose fingerprint may have changed:
     of a run without stage 1 (scheme 1), with an override under a key that may be unread
     (_may_key_otherwise, scheme 2), or with a data path spelled otherwise than as it is read
-    (_respelt_path, scheme 3). None where the record needs none, has no such config, or that
+    (_respelt_path, scheme 3; or, for a record of local data, in its kept config: _spelt_otherwise).
+    None where the record needs none, has no such config, or that
     config is not the record's (it hashes to another fingerprint under the record's scheme:
     edited, or a torchrun's)."""
     scheme = fingerprint_scheme(record)
@@ -175,17 +178,42 @@ def migrated_fingerprints(
     baseline = scheme < 2 and choices.get("injection_task") == "none"
     unread = scheme < 3 and any(_may_key_otherwise(str(o).partition("=")[0]) for o in overrides)
     respelt = scheme < 4 and any(_respelt_path(str(o)) for o in overrides)
-    if not (baseline or unread or respelt):
+    local = scheme < 4 and bool(record.get(DATA_PATHS_KEY))  # an option's YAML may spell a path
+    if not (baseline or unread or respelt or local):
         return None
     kept = run_dir / KEPT_CONFIG
     try:
         stat = kept.stat()
     except OSError:
         return None
+    if not (baseline or unread or respelt) and not _spelt_otherwise(
+        kept, stat.st_size, stat.st_mtime_ns
+    ):
+        return None
     keyed = _kept_config_keys(kept, stat.st_size, stat.st_mtime_ns, scheme)
     if keyed is None or keyed[0] != record[FINGERPRINT_KEY]:
         return None
     return keyed[1:]
+
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's where PyYAML has it
+
+
+@functools.cache  # read as YAML only (~2 ms), before the config is resolved (~30 ms)
+def _spelt_otherwise(path: Path, size: int, mtime_ns: int) -> bool:
+    """Whether a kept config names a task's data path otherwise than as read (spelled_as_read)."""
+    try:
+        config = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    for stage in ("injection_task", "target_task"):
+        task = config.get(stage) if isinstance(config, dict) else None
+        files = task.get("data_files") if isinstance(task, dict) else None
+        paths = [task.get("data_dir")] if isinstance(task, dict) else []
+        paths += list(files.values()) if isinstance(files, dict) else []
+        if any(isinstance(p, str) and p and spelled_as_read(p) != p for p in paths):
+            return True
+    return False
 
 
 @functools.cache  # the plan, each job's lookup and the table meet the same records (~30 ms each)

@@ -251,6 +251,17 @@ def test_a_scheme_3_record_of_a_respelt_path_is_migrated_from_its_kept_config(
     plain = [respelt[0], "target_task.data_files.train=data/a.jsonl"]
     assert migrated_fingerprints(tmp_path, {**record, "run/overrides": plain}) is None
     assert migrated_fingerprints(tmp_path, {**record, FINGERPRINT_SCHEME_KEY: 4}) is None
+    # A path an option's YAML spelt so (no override names it): the kept config says so, read for a
+    # record of local data (its seeds had otherwise been two configs in a table row).
+    from_yaml = {
+        **record,
+        "run/overrides": respelt[:1],
+        "run/data_paths": {"target_task.train": "/d"},
+    }
+    assert migrated_fingerprints(tmp_path, from_yaml) == migrated
+    assert migrated_fingerprints(tmp_path, {**from_yaml, "run/data_paths": {}}) is None
+    OmegaConf.save(compose_config(*plain), tmp_path / KEPT_CONFIG)  # spelt as read: no migration
+    assert migrated_fingerprints(tmp_path, from_yaml) is None
 
 
 def test_a_scheme_2_record_is_migrated_from_its_kept_config_read_once(
