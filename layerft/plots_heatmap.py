@@ -73,6 +73,21 @@ def served_cells(
     return [(xv, yv) for xv in row_xs for yv in row_ys]
 
 
+def cell_rows(
+    rows: list[PlotRow], axes: tuple[str, str], xs: list[str], ys: list[str]
+) -> tuple[dict[tuple[str, str], list[PlotRow]], set[tuple[str, str]]]:
+    """Each cell's rows with scores (`served_cells`), and the cells some row serves, finished or
+    failed (a cell of none reads "not run")."""
+    run: set[tuple[str, str]] = set()
+    cells: dict[tuple[str, str], list[PlotRow]] = defaultdict(list)
+    for row in rows:
+        served = served_cells(row, axes, xs, ys)
+        run.update(served)
+        for cell in served if row.scores else ():
+            cells[cell].append(row)
+    return cells, run
+
+
 def heatmap_figure(
     rows: list[PlotRow], axes: tuple[str, str], varied: list[str], metric: str
 ) -> Figure:
@@ -83,13 +98,7 @@ def heatmap_figure(
     every cell along that axis, not in a column of its own: one run serves every value."""
     x, y = axes
     xs, ys = axis_values(rows, x), axis_values(rows, y)
-    run: set[tuple[str, str]] = set()  # the cells some row serves, finished or failed
-    cells: dict[tuple[str, str], list[PlotRow]] = defaultdict(list)
-    for row in rows:
-        served = served_cells(row, axes, xs, ys)
-        run.update(served)
-        for cell in served if row.scores else ():
-            cells[cell].append(row)
+    cells, run = cell_rows(rows, axes, xs, ys)
     full_combos = max(map(len, cells.values()), default=0)
     full_runs = max((sum(len(r.scores) for r in cell) for cell in cells.values()), default=0)
     short = {key: cell_shortfall(cell, full_combos, full_runs) for key, cell in cells.items()}
