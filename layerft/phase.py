@@ -114,7 +114,8 @@ def run_phase(
         metrics.update(train_runtime=0.0, train_paused_seconds=0.0, best_step=0.0, best_epoch=0.0)
     metrics.update(memory.metrics())
     metrics.update({k: float(v) for k, v in counts.items()})
-    metrics.update({f"lr/{part}": lr for part, lr in part_lrs.items()})
+    if num_steps:  # a part's peak rate: with epochs=0 no part trained at any
+        metrics.update({f"lr/{part}": lr for part, lr in part_lrs.items()})
     return {f"{stage}/{k}": v for k, v in metrics.items()}
 
 

@@ -636,6 +636,14 @@ def test_ud_dp_from_conllu_files_through_train_py(tmp_path) -> None:
     # Measured: UAS / LAS 1.0 / 1.0 after 5 epochs; 0.15 / 0.0 untrained.
     assert learned["injection/eval_ud_uas"] >= 0.9 and learned["injection/eval_ud_las"] >= 0.9
     assert untrained["injection/eval_ud_uas"] <= 0.4 and untrained["injection/eval_ud_las"] <= 0.2
+    # A part's peak learning rate is of a stage that trained: none where no stage did (epochs=0
+    # reported the configured rates as if it had).
+    rates = {
+        stage: [k for k in untrained if k.startswith(f"{stage}/lr/")]
+        for stage in ("injection", "target")
+    }
+    assert rates == {"injection": [], "target": []}
+    assert learned["injection/lr/layer.0"] == 3e-3 and "target/lr/head" not in learned
 
 
 def test_conll_ner_from_the_release_files_through_train_py(tmp_path) -> None:
