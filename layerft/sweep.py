@@ -151,7 +151,8 @@ def launch(args: argparse.Namespace, combinations: list[Combination], sweep_dir:
     print_summary(state)
     if stopped:
         print(f"error: the sweep stopped early: {stopped}", file=sys.stderr)
-    if job_records(sweep_dir, METRICS_FILE):  # this grid's or earlier ones': tables match
+    # this grid's or earlier ones': tables match (all failed: the failures and their rows)
+    if job_records(sweep_dir, METRICS_FILE) or job_records(sweep_dir, FAILED_FILE):
         tabled(args.grid, args.overrides, sweep_dir, args.baseline, args.heatmap)
     if stopped == INTERRUPTED:
         return 130  # as a shell reports a command stopped by Ctrl-C

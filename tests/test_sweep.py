@@ -1354,6 +1354,17 @@ def test_a_grid_that_sweeps_nothing_runs_in_hydras_default_folder() -> None:
     assert sweep_grid.job_folder(Combination([], "f" * 16, None, "seed=1")) == "seed=1"
 
 
+def test_a_sweep_whose_every_job_failed_writes_its_failures(tmp_path: Path) -> None:
+    # README: failures.csv is written when a job failed; with no result at all nothing was.
+    (tmp_path / "a_file").write_text("")
+    job = ("seed=1", "tuning_mode=full", "injection_task=none")
+    done = run_sweep(["demo", *TINY_GRID, f"cache_dir={tmp_path / 'a_file'}", *job, "--dir", "s"], tmp_path)  # fmt: skip
+    assert done.returncode == 1 and "sweep: 0 finished, 1 failed" in done.stdout, done.stderr
+    assert "1 jobs (0 finished, 1 failed)" in (tmp_path / "s" / "results.md").read_text()
+    (failure,) = list(csv.DictReader((tmp_path / "s" / "failures.csv").open()))
+    assert failure["seed"] == "1" and "a_file" in failure["error"]
+
+
 def test_a_grid_of_ones_own_folder_runs_from_the_search_path(tmp_path: Path) -> None:
     # A grid in <dir>/sweep/ beside a task of one's own in <dir>/target_task/, outside the repo.
     mine = tmp_path / "mine"
