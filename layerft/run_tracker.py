@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from layerft.config import RunConfig, override_key
+from layerft.fingerprint import RESULT_NEUTRAL_KEYS
 from layerft.processes import is_main_process
 from layerft.run_record import RunRecord
 from layerft.sweep_settings import effective_settings, job_settings
@@ -35,7 +36,7 @@ def open_tracker(
     job_type = "injection+target" if cfg.injection_task is not None else "target"
     return start_tracker(
         cfg.tracker, run_dir, tracked_config(resolved, record.unread),
-        effective_settings(record.choices),
+        {g: o for g, o in effective_settings(record.choices).items() if g not in RESULT_NEUTRAL_KEYS},
         run_name(record), record.sweep, job_type, selection,
     )  # fmt: skip
 
@@ -45,9 +46,11 @@ def tracked_config(resolved: dict[str, Any], unread: tuple[str, ...]) -> dict[st
     leaves out (`unread`, RunRecord.unread; a node for a key ending in "."), as its table row
     and name are. Its one run serves every job of the grid that differs only in them (a baseline
     every layer split, full fine-tuning every LoRA rank): in W&B it belongs to none of their
-    values, rather than to whichever the grid listed first."""
+    values, rather than to whichever the grid listed first. Nor the settings that cannot change
+    a result (RESULT_NEUTRAL_KEYS: `force_rerun`, `cache_dir`, the tracker's own), which split
+    runs of one config when W&B groups them by config."""
     tracked = copy.deepcopy(resolved)
-    for key in unread:
+    for key in (*unread, *RESULT_NEUTRAL_KEYS):
         *parents, leaf = key.rstrip(".").split(".")
         node = tracked
         for part in parents:

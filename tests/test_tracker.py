@@ -231,6 +231,14 @@ def test_a_baseline_run_belongs_to_no_split_in_wandb(
         and init["config"]["tuning_mode"]["name"] == "full"
     )
     assert "layer_decay" not in init["config"]["lr_schedule"]
+    # Nor a setting that cannot change its result: a forced rerun, another cache folder or the
+    # tracker's own settings split one config's runs when W&B groups them by config.
+    assert not {"force_rerun", "cache_dir", "reuse_stage1", "tracker", "choice/tracker"} & set(
+        init["config"]
+    )
+    assert (
+        "keep_checkpoints" not in init["config"]["trainer"] and "tracker:wandb" not in init["tags"]
+    )
     if injection == "none":
         assert init["name"] == "none demo_sentiment - full model=tiny s42"
         assert split_tags == [] and split_keys == set()
