@@ -222,7 +222,7 @@ def train_and_record(
         try:
             metrics, stage1 = train_stages(cfg, data, run_dir, sink)
             if stage1 is not None:
-                tracker.stage1(stage1)
+                tracker.stage1(stage1, stage1.produced_in(run_dir))
             if is_main_process():
                 extra = {"run/stage1": stage1.entry() if stage1 else {"status": "none"}}
                 keep_hydra_files(run_dir)  # first: a kept copy is never older than the metrics

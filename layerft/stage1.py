@@ -59,6 +59,14 @@ class Stage1Outcome:
     result: Stage1Result
     trained: bool
 
+    def produced_in(self, run_dir: Path) -> bool:
+        """Whether the result is this run folder's own: trained here now, or earlier by the run
+        whose folder this is (a forced rerun in it replaces that run's tracker record)."""
+        trained_by = Path(self.result.trained_by) if self.result.stored else None
+        return self.trained or (
+            trained_by is not None and trained_by.resolve() == run_dir.resolve()
+        )
+
     def entry(self) -> dict[str, Any]:
         """The `run/stage1` entry of metrics.json."""
         if not self.result.stored:

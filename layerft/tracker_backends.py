@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 class Tracker(Protocol):
     def log(self, metrics: dict[str, float], step: int) -> None: ...
-    def stage1(self, outcome: Stage1Outcome) -> None: ...
+    def stage1(self, outcome: Stage1Outcome, produced: bool) -> None: ...
     def summarize(self, metrics: dict[str, float]) -> None: ...
     def finish(self, failed: bool) -> None: ...
 
@@ -24,7 +24,7 @@ class NoTracker:
     def log(self, metrics: dict[str, float], step: int) -> None:
         pass
 
-    def stage1(self, outcome: Stage1Outcome) -> None:
+    def stage1(self, outcome: Stage1Outcome, produced: bool) -> None:
         pass
 
     def summarize(self, metrics: dict[str, float]) -> None:
@@ -50,8 +50,9 @@ class WandbTracker:
             metrics = {**metrics, f"{stage}/step": step}
         self.run.log(metrics)
 
-    def stage1(self, outcome: Stage1Outcome) -> None:
-        """The stage-1 result as an artifact: logged (output) by the run that trained it, used
+    def stage1(self, outcome: Stage1Outcome, produced: bool) -> None:
+        """The stage-1 result as an artifact: logged (output) by the run that trained it (`produced`:
+        also by a forced rerun in that run's folder, which removes that run's record), used
         (input) by every run that reused it, so the dashboard shows the lineage.
 
         The artifact references the stored files (file:// with checksums) instead of uploading
@@ -68,7 +69,7 @@ class WandbTracker:
             f"stage1-{result.path.name}", type="stage1", metadata={"metrics": result.metrics}
         )
         artifact.add_reference(result.path.resolve().as_uri(), name="stage1")
-        if outcome.trained:
+        if produced:
             self.run.log_artifact(artifact)
         elif not self.run.settings._offline:
             self.run.use_artifact(artifact)

@@ -1139,6 +1139,18 @@ def test_wandb_runs_of_a_sweep_carry_group_job_type_summary_and_stage1_lineage(t
     assert third != again and third.stem == again.stem
     [run] = records_by_kind(third)["run"]
     assert wandb_items(run.config.update)["baseline"] == {"tuning_mode": "lora"}
+    # A forced rerun replaces each job's W&B run; the one in the folder that trained stage 1 logs
+    # it as its output again (its stage 1 reused now): the lineage keeps a producer.
+    sweep(tmp_path, "seed=1", "injection_task=demo_pos", "tuning_mode=full,lora",
+          "tracker=wandb", "tracker.mode=offline", "--force")  # fmt: skip
+    outputs = {}
+    for name, metrics in results(sweep_dir).items():
+        assert metrics["run/stage1"]["status"] == "reused"
+        [run_file] = (sweep_dir / name / "wandb").glob("offline-run-*/run-*.wandb")
+        [artifact] = records_by_kind(run_file)["artifact"]
+        outputs[name] = not artifact.use_after_commit
+    trainer = Path(next(iter(results(sweep_dir).values()))["run/stage1"]["trained_by"]).name
+    assert outputs == {name: name == trainer for name in outputs} and sum(outputs.values()) == 1
 
 
 @pytest.mark.parametrize(

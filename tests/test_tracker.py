@@ -251,3 +251,31 @@ def test_a_baseline_run_belongs_to_no_split_in_wandb(
         assert stage1 == resolved["layer_split"]["stage1"]
         assert "lr_multiplier" not in init["config"]["layer_split"]["stage2"]  # policy=freeze
         assert init["config"]["choice/layer_split"] == "lower_half"
+
+
+def test_a_forced_rerun_in_the_folder_that_trained_stage1_logs_it_as_its_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It replaces that folder's W&B run, the artifact's one producer: logged as an input only, it
+    # left the stage-1 lineage with no run that produced it. A run of another folder only uses it.
+    from layerft.stage1 import Stage1Outcome, Stage1Result
+    from layerft.tracker_backends import WandbTracker
+
+    stored = tmp_path / "cache" / "stage1" / "abc-def"
+    stored.mkdir(parents=True)
+    (stored / "weights.safetensors").write_bytes(b"w")
+    producer = tmp_path / "run"
+    result = Stage1Result(None, {}, [], stored, str(producer))  # type: ignore[arg-type]
+    reused = Stage1Outcome(result, trained=False)
+    assert reused.produced_in(producer) and not reused.produced_in(tmp_path / "other")
+    assert Stage1Outcome(result, trained=True).produced_in(tmp_path / "other")
+    calls: list[str] = []
+    run = SimpleNamespace(
+        log_artifact=lambda artifact: calls.append("output"),
+        _log_artifact=lambda artifact, **kwargs: calls.append("input"),
+        settings=SimpleNamespace(_offline=True),
+    )
+    monkeypatch.setattr(wandb, "Artifact", lambda *a, **k: SimpleNamespace(add_reference=lambda *a, **k: None))  # fmt: skip
+    for folder in (producer, tmp_path / "other"):
+        WandbTracker(run).stage1(reused, reused.produced_in(folder))
+    assert calls == ["output", "input"]
