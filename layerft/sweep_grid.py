@@ -157,7 +157,8 @@ def split_overrides(overrides: Sequence[str]) -> tuple[list[Override], list[Over
 def _takes_a_list(grid: str, overrides: Sequence[str], key: str, value: Any) -> bool:
     """Whether a grid's key holds a list where it is composed (`tuning_mode.lora.target_modules`)."""
     node = OmegaConf.select(grid_config(grid, overrides), str(key), default=None)
-    return isinstance(value, list) and isinstance(node, ListConfig)
+    plain = isinstance(value, list) and not any(isinstance(v, list | dict) for v in value)
+    return plain and isinstance(node, ListConfig)  # a list of lists would be one value too
 
 
 def grid_config(grid: str, overrides: Sequence[str]) -> DictConfig:

@@ -93,6 +93,11 @@ def test_labels_named_by_floats_texts_are_those_names_never_indices(tmp_path: Pa
     assert [task.label_names[r["label"]] for r in rows] == ["1.0", "-1.0", "0.0"]
     with pytest.raises(LayerftError, match="record 1: label 2.0 is not in target_task.label_names"):
         normalise_records(task, "target_task", [row(2.0)], path.name)
+    # Half-step ratings [0, 0.5, 1, 1.5, 2], read from a CSV as floats: 1.0 is the name "1".
+    halves = "target_task.label_names=['0','0.5','1','1.5','2']"
+    task = compose_run("model=tiny", "target_task=snli", halves, "target_task.unlabelled_values=[]").target_task  # fmt: skip
+    rows = normalise_records(task, "target_task", [row(v) for v in (1.0, 0.5, 2.0, 0.0)], "f")
+    assert [task.label_names[r["label"]] for r in rows] == ["1", "0.5", "2", "0"]
 
 
 @pytest.mark.parametrize(

@@ -1278,6 +1278,13 @@ GRID_SHAPE = (
             "bad.yaml: hydra.sweeper.params.target_task.lr is a YAML list, which Hydra passes as one "
             "value; give its values as a comma list (target_task.lr: a,b)",
         ),
+        (  # a list of lists, meant as two values of a list key, is one value no run can use
+            "# @package _global_\nhydra:\n  sweeper:\n    params:\n"
+            "      tuning_mode.lora.target_modules: [[query], [query, value]]\n",
+            "bad.yaml: hydra.sweeper.params.tuning_mode.lora.target_modules is a YAML list, which "
+            "Hydra passes as one value; give its values as a comma list "
+            "(tuning_mode.lora.target_modules: a,b)",
+        ),
     ],
 )
 def test_a_bad_grid_file_is_one_line_naming_it_and_exit_2(grid_conf, capsys, text, message) -> None:

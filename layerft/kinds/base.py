@@ -128,13 +128,15 @@ def label_id(value: Any, task: TaskConfig, group: str, where: str) -> int:
     are integers (`[-1, 0, 1]`, star ratings), an integer label is a name, never an index: a CSV
     column of such names reads as numbers, and reading 1 as the index of the name "0" would shift
     every class. A whole float (2.0) is that integer (see `whole_number`), unless some names are
-    floats' texts (`[-1.0, 0.0, 1.0]`): then a float label is one of them or none."""
+    floats' texts (`[-1.0, 0.0, 1.0]`): then a float label is one of them, or an integer's name
+    (`1.0` among `[0, 0.5, 1]`), never an index."""
     names = task.label_names
     integer = whole_number(value)
     if isinstance(value, float) and any(re.fullmatch(FLOAT_TEXT, name) for name in names):
         if str(value) in names:
             return names.index(str(value))
-        integer = None
+        if integer is None or str(integer) not in names:  # 1.0 among [0, 0.5, 1] is "1"
+            integer = None
     if integer is not None and numeric_label_names(task):
         if str(integer) in names:
             return names.index(str(integer))
