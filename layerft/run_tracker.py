@@ -55,8 +55,9 @@ def tracked_config(resolved: dict[str, Any], unread: tuple[str, ...]) -> dict[st
         node = tracked
         for part in parents:
             node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict) and node.get(leaf) is not None:  # a disabled stage 1 stays null
-            del node[leaf]
+        # a disabled stage 1 stays null; a neutral key goes, null (progress_bar: auto) or not
+        if isinstance(node, dict) and (node.get(leaf) is not None or key in RESULT_NEUTRAL_KEYS):
+            node.pop(leaf, None)
     return tracked
 
 

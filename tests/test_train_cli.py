@@ -26,7 +26,7 @@ import yaml
 from conftest import REPO, assert_counts_of, dev_examples, run_train, script_env
 from wandb_records import read_wandb_records, wandb_items
 
-from layerft.fingerprint import FINGERPRINT_SCHEME
+from layerft.fingerprint import FINGERPRINT_SCHEME, RESULT_NEUTRAL_KEYS
 from layerft.run_record import RESULTS_VERSION
 
 # One worker runs this module: its `runs` fixture starts every train.py call of it at once.
@@ -849,13 +849,13 @@ def test_wandb_offline_records_config_and_choices_and_never_the_key(runs) -> Non
         "choice/tuning_mode": "full",
         "choice/lr_schedule": "linear",
         "choice/injection_lr_schedule": "linear",
-        "choice/tracker": "wandb",
-    }
+    }  # not the tracker: a setting that cannot change a result
     assert config["layerft/results_version"] == RESULTS_VERSION
     resolved = yaml.safe_load((done.run_dir / ".hydra" / "config.yaml").read_text())
     # ...without the settings the run never reads (left out of its result key too).
     assert "lora" not in config["tuning_mode"] and "multipliers" not in config["lr_schedule"]
-    for unread in done.metrics["run/unread_settings"]:
+    # ...nor those that cannot change its result (a forced rerun, the cache, the tracker's own).
+    for unread in [*done.metrics["run/unread_settings"], *RESULT_NEUTRAL_KEYS]:
         *parents, leaf = unread.rstrip(".").split(".")
         node = resolved
         for part in parents:
@@ -863,6 +863,7 @@ def test_wandb_offline_records_config_and_choices_and_never_the_key(runs) -> Non
         node.pop(leaf)
     for key, value in resolved.items():
         assert json.loads(json.dumps(config[key])) == value, key
+    assert not {"tracker", "cache_dir", "force_rerun", "reuse_stage1"} & set(config)
 
     summary: dict[str, Any] = {}
     for update in by_kind["summary"]:
