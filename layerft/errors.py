@@ -18,7 +18,11 @@ class LayerftError(Exception):
 
 def quoted(value: Any, limit: int = 60) -> str:
     """`value` as JSON, cut to `limit` characters, for a one-line message."""
-    text = json.dumps(value, ensure_ascii=False, default=repr)
+    return cut(json.dumps(value, ensure_ascii=False, default=repr), limit)
+
+
+def cut(text: str, limit: int = 60) -> str:
+    """`text` cut to `limit` characters, its end marked `...`, for a one-line message."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, cut
 from layerft.readers_records import nonempty
 from layerft.text_files import INTEGER, read_text
 
@@ -165,7 +165,7 @@ def _warn_csv_quoted(
             "it unquoted (pandas: to_csv(path, sep='\\t', quoting=csv.QUOTE_NONE)) or as .csv or "
             ".jsonl",
             path, lines[number - 1], len({n for n, _, _ in found}), len(rows), number, name,
-            cell if len(cell) <= 60 else cell[:57] + "...",
+            cut(cell),
         )  # fmt: skip
 
 
