@@ -103,7 +103,7 @@ def result_config(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) ->
             kept[stage] = keyed_task(kept[stage])
             kinds.append(kept[stage]["kind"])
             if scheme >= 4:
-                _respell_data_paths(kept[stage])
+                respell_data_paths(kept[stage])
     drop_unread_pooler(kept["model"], kinds)
     return without_later_keys(kept, "")
 
@@ -125,7 +125,7 @@ def spelled_as_read(path: str) -> str:
     return os.fspath(Path(path))
 
 
-def _respell_data_paths(task: dict[str, Any]) -> None:
+def respell_data_paths(task: dict[str, Any]) -> None:
     """Spell a plain task config's data paths as read (`spelled_as_read`), in place."""
     if task.get("data_dir"):
         task["data_dir"] = spelled_as_read(task["data_dir"])

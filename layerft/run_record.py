@@ -8,6 +8,7 @@ Serves no config group: `layerft/results.py` writes and finds these records.
 
 from __future__ import annotations
 
+import copy
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from layerft.fingerprint import (
     FINGERPRINT_SCHEME,
     config_fingerprint,
     earlier_fingerprints,
+    respell_data_paths,
     seedless_fingerprint,
     spelled_as_read,
     unhashed_settings,
@@ -165,9 +167,8 @@ def migrated_fingerprints(
     of a run without stage 1 (scheme 1), with an override under a key that may be unread
     (_may_key_otherwise, scheme 2), or with a data path spelled otherwise than as it is read
     (_respelt_path, scheme 3; or, for a record of local data, in its kept config: _spelt_otherwise).
-    None where the record needs none, has no such config, or that
-    config is not the record's (it hashes to another fingerprint under the record's scheme:
-    edited, or a torchrun's)."""
+    None where the record needs none, has no such config, or that config is not the record's (it
+    hashes to another fingerprint under the record's scheme: edited, or a torchrun's)."""
     scheme = fingerprint_scheme(record)
     choices = record.get(f"{RUN_PREFIX}choices")
     overrides = record.get(f"{RUN_PREFIX}overrides")
@@ -208,11 +209,11 @@ def _spelt_otherwise(path: Path, size: int, mtime_ns: int) -> bool:
         return False
     for stage in ("injection_task", "target_task"):
         task = config.get(stage) if isinstance(config, dict) else None
-        files = task.get("data_files") if isinstance(task, dict) else None
-        paths = [task.get("data_dir")] if isinstance(task, dict) else []
-        paths += list(files.values()) if isinstance(files, dict) else []
-        if any(isinstance(p, str) and p and spelled_as_read(p) != p for p in paths):
-            return True
+        if isinstance(task, dict):  # as scheme 4's result_config respells it
+            respelt = copy.deepcopy(task)
+            respell_data_paths(respelt)
+            if respelt != task:
+                return True
     return False
 
 
