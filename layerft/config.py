@@ -171,8 +171,9 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
     check_finite(plain)
     try:
         run_cfg = _to_object(plain)
-    except OmegaConfBaseException as err:
-        raise LayerftError(str(err).splitlines()[0]) from err
+    except OmegaConfBaseException as err:  # its first line seldom names the key; `full_key` does
+        first, key = str(err).splitlines()[0], err.full_key
+        raise LayerftError(f"{key}: {first}" if key and key not in first else first) from err
     assert isinstance(run_cfg, RunConfig)
     return run_cfg
 
