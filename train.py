@@ -8,8 +8,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from layerft.config import check_data_files, check_switch_overrides, register_configs, to_run_config
+from layerft.config import check_data_files, register_configs, to_run_config
 from layerft.config_errors import config_errors_exit
+from layerft.config_overrides import check_overrides
 from layerft.credential_overrides import credential_override_error
 from layerft.errors import user_errors_exit
 from layerft.interrupts import interrupted_exit
@@ -40,7 +41,7 @@ def check_before_loading(cfg: DictConfig) -> None:
     result is the runner's (a finished one is reported even if its data has moved since)."""
     hydra_cfg = HydraConfig.get()
     run_cfg = to_run_config(cfg)
-    check_switch_overrides(cfg, list(hydra_cfg.overrides.task))
+    check_overrides(cfg, list(hydra_cfg.overrides.task))
     if not (Path(hydra_cfg.runtime.output_dir) / METRICS_FILE).exists():
         run_cfg.trainer.check_device()
         check_data_files(run_cfg)

@@ -6,14 +6,13 @@ import copy
 import difflib
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import MISSING, BooleanNode, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from layerft.errors import LayerftError
@@ -136,32 +135,6 @@ def check_known_keys(node: DictConfig, key: str = "") -> None:
             raise LayerftError(f"unknown config key '{parent}{name}'{hint}")
         if isinstance(child, DictConfig):
             check_known_keys(child, f"{parent}{name}")
-
-
-def override_key(override: str) -> str:
-    """The key a command-line override sets: without its `+`, `++` or `~`, its value, and a
-    group's `@package` prefix (`lr_schedule@injection_lr_schedule=cosine` sets
-    injection_lr_schedule)."""
-    return override.lstrip("+~").split("=", 1)[0].split("@")[-1]
-
-
-def check_switch_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
-    """Fail on an on/off key set to a number other than 0 or 1 on the command line: OmegaConf reads
-    any other number as true (`trainer.keep_checkpoints=2` would keep every checkpoint, not two)."""
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
-        if override.is_sweep_override() or override.is_delete():
-            continue
-        value = override.value()
-        if isinstance(value, bool) or not isinstance(value, int) or value in (0, 1):
-            continue
-        key = override.key_or_group
-        parent, _, name = key.rpartition(".")
-        try:
-            node = OmegaConf.select(cfg, parent) if parent else cfg
-        except OmegaConfBaseException:
-            continue  # not a config key (a Hydra group@package): Hydra itself checked it
-        if isinstance(node, DictConfig) and isinstance(node._get_node(name), BooleanNode):
-            raise LayerftError(f"{key} is true or false, got {value}")
 
 
 def to_run_config(cfg: DictConfig) -> RunConfig:

@@ -101,9 +101,9 @@ def config_errors_exit() -> Iterator[None]:
     with hydra_raises() as user_set:
         try:
             yield
-        except (*CONFIG_ERRORS, AssertionError, OSError) as err:
-            if isinstance(err, (*CONFIG_ERRORS, AssertionError)):  # Hydra's missing config is
-                line = composition_error_line(err)  # an OSError too
+        except (*CONFIG_ERRORS, AssertionError, ValueError, OSError) as err:
+            if isinstance(err, (*CONFIG_ERRORS, AssertionError, ValueError)):  # Hydra's missing
+                line = composition_error_line(err)  # config is an OSError too
             else:
                 line = output_folder_error_line(err)
             if user_set or line is None:
@@ -134,9 +134,12 @@ def output_folder_error_line(err: OSError) -> str | None:
 
 
 def composition_error_line(err: Exception) -> str | None:
-    """config_error_line, and the one AssertionError composing raises for bad input: OmegaConf's,
+    """config_error_line, Hydra's ValueErrors for bad input (hydra_value_error_line), and the one
+    AssertionError composing raises for bad input: OmegaConf's,
     for an override setting a key inside a null node (`model.tiny.hidden_size=8` on a model whose
     `tiny` is null), which Hydra lets escape bare. None for any other assertion (a bug)."""
+    if isinstance(err, ValueError) and not isinstance(err, CONFIG_ERRORS):
+        return hydra_value_error_line(err)
     if not isinstance(err, AssertionError):
         return config_error_line(err)
     if "Unexpected type for root" not in str(err):
@@ -153,6 +156,22 @@ def composition_error_line(err: Exception) -> str | None:
         f"{line}: a node above '{key}' is null in this config, so it has no keys to set; set "
         f"the node whole (e.g. {key.rsplit('.', 1)[0]}={{...}}) or choose an option that fills it"
     )
+
+
+def hydra_value_error_line(err: ValueError) -> str | None:
+    """The line for a ValueError Hydra raises itself on bad input (`experiment=null`, `-m` with
+    `--cfg`, a missing `--experimental-rerun` file), or None for one raised elsewhere (a bug)."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None or f"{os.sep}hydra{os.sep}" not in tb.tb_frame.f_code.co_filename:
+        return None
+    override = getattr(tb.tb_frame.f_locals.get("override"), "input_line", None)
+    if override is not None and "must be a string" in str(err):
+        group = override.lstrip("+~").split("=", 1)[0]
+        none = f"{group}=none" if (CONF / group / "none.yaml").is_file() else f"~{group}"
+        return f"{override}: a config group takes an option's name; {none} chooses none"
+    return str(err).splitlines()[0] if str(err) else None
 
 
 def yaml_error_line(err: yaml.YAMLError) -> str:

@@ -24,12 +24,11 @@ from layerft.config import (
     GROUP_SCHEMAS,
     RunConfig,
     check_option_names,
-    check_switch_overrides,
     data_files,
-    override_key,
     resolve_config,
     to_run_config,
 )
+from layerft.config_overrides import check_overrides, override_key
 from layerft.credentials import mask_credentials
 from layerft.errors import user_errors_exit
 from layerft.layer_split import InjectedPolicy
@@ -160,7 +159,7 @@ def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str,
         with user_errors_exit(reraise=isolate_failures):
             check_option_names(cfg, hydra.runtime.choices)
             run_cfg = to_run_config(cfg)
-            check_switch_overrides(cfg, overrides)
+            check_overrides(cfg, overrides)
             resolved = resolve_config(cfg)
             warn_inert_overrides(run_cfg, overrides)
             record = build_run_record(run_cfg, resolved, entries)

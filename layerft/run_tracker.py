@@ -10,7 +10,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from layerft.config import RunConfig, override_key
+from layerft.config import RunConfig
+from layerft.config_overrides import override_key
 from layerft.fingerprint import RESULT_NEUTRAL_KEYS
 from layerft.processes import is_main_process
 from layerft.run_record import RunRecord

@@ -24,12 +24,12 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from layerft.config import (
     check_data_files,
-    check_switch_overrides,
     data_files,
     resolve_config,
     to_run_config,
 )
 from layerft.config_errors import CONF
+from layerft.config_overrides import check_overrides
 from layerft.errors import LayerftError
 from layerft.file_io import file_sha256
 from layerft.fingerprint import config_fingerprint, earlier_fingerprints
@@ -216,7 +216,7 @@ def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
         for job in jobs:
             cfg = composer.compose(job)
             run_cfg = to_run_config(cfg)
-            check_switch_overrides(cfg, job)
+            check_overrides(cfg, job)
             stage1 = Stage1Key.of(run_cfg).settings_digest() if run_cfg.injection_task else None
             store = Stage1Store(Path(run_cfg.cache_dir).expanduser())
             stored = bool(stage1 and run_cfg.reuse_stage1 and stage1_stored(store, stage1, warned))

@@ -19,10 +19,10 @@ from layerft.config import (
     GROUP_SCHEMAS,
     check_data_files,
     check_option_names,
-    check_switch_overrides,
     to_run_config,
 )
 from layerft.config_errors import config_error_line, config_errors_exit, option_file
+from layerft.config_overrides import check_overrides
 from layerft.errors import LayerftError
 from layerft.hydra_job import warn_inert_overrides
 from layerft.sweep import main
@@ -348,13 +348,64 @@ def test_an_on_off_key_set_to_another_number_is_refused(override: str, wrong: bo
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=["model=tiny", override])
     if not wrong:
-        check_switch_overrides(cfg, ["model=tiny", override])
+        check_overrides(cfg, ["model=tiny", override])
         return
     key, value = override.split("=")
     with pytest.raises(LayerftError, match=rf"^{re.escape(key)} is true or false, got {value}$"):
-        check_switch_overrides(cfg, ["model=tiny", override])
+        check_overrides(cfg, ["model=tiny", override])
     with pytest.raises(LayerftError, match=rf"^{re.escape(key)} is true or false"):
         expand("demo", ["model=tiny", "seed=1,2", override])  # the sweep's plan checks it too
+
+
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        (
+            "tuning_mode=[full,lora]",
+            "tuning_mode=[full,lora]: tuning_mode takes one option (a list merges them into one "
+            "config); tuning_mode=full,lora sweeps them (with -m, or in sweep.py)",
+        ),
+        (
+            "lr_schedule@injection_lr_schedule=[linear,cosine]",
+            "lr_schedule@injection_lr_schedule=[linear,cosine]: injection_lr_schedule takes one "
+            "option (a list merges them into one config); "
+            "lr_schedule@injection_lr_schedule=linear,cosine sweeps them (with -m, or in sweep.py)",
+        ),
+        (
+            "~injection_task",
+            "~injection_task: a run keeps its injection_task option (results and tables are named "
+            "by it), so it cannot be deleted; injection_task=none runs without one",
+        ),
+    ],
+)
+def test_a_group_given_a_list_or_deleted_is_refused(override: str, line: str) -> None:
+    # A list trained LoRA and recorded no tuning_mode choice; `~injection_task` ran the baseline
+    # but tabulated it as `(deleted)`, without its pair. `-m` and sweeps are Hydra's own.
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=["model=tiny", override])
+    with pytest.raises(LayerftError) as info:
+        check_overrides(cfg, ["model=tiny", override])
+    assert str(info.value) == line
+    check_overrides(cfg, ["model=tiny", "experiment=klue_paper", "injection_task=none"])
+    with pytest.raises(LayerftError, match=re.escape(line.split(": ", 1)[1])):
+        expand("demo", ["model=tiny", "seed=1,2", override])
+
+
+@pytest.mark.parametrize(
+    ("override", "hint"),
+    [("experiment=null", "~experiment chooses none"),
+     ("injection_task=null", "injection_task=none chooses none")],
+)  # fmt: skip
+def test_a_group_set_to_null_is_one_line_and_exit_2(monkeypatch, capsys, override, hint) -> None:
+    # Hydra raised a bare ValueError: 40 lines of traceback and exit 1.
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as exit_info, config_errors_exit():
+        compose_run("model=tiny", override)
+    assert exit_info.value.code == 2
+    expected = f"error: {override}: a config group takes an option's name; {hint}"
+    assert capsys.readouterr().err.splitlines() == [expected]
+    with pytest.raises(ValueError), config_errors_exit():  # one not Hydra's own is a bug
+        raise ValueError("a bug elsewhere")
 
 
 def test_a_bottleneck_width_overrides_the_option_reduction_factor() -> None:

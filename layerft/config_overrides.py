@@ -1,0 +1,67 @@
+"""Command-line overrides Hydra takes but a run would misread, refused before anything runs; serves
+the root config (`layerft/config.py`) for train.py, multirun jobs and sweep.py's plan."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from omegaconf import BooleanNode, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from layerft.config import GROUP_OF_KEY
+from layerft.config_errors import CONF
+from layerft.errors import LayerftError
+
+
+def override_key(override: str) -> str:
+    """The key a command-line override sets: without its `+`, `++` or `~`, its value, and a
+    group's `@package` prefix (`lr_schedule@injection_lr_schedule=cosine` sets
+    injection_lr_schedule)."""
+    return override.lstrip("+~").split("=", 1)[0].split("@")[-1]
+
+
+def check_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """Fail on a command-line override Hydra takes but a run would misread: an on/off key set to a
+    number other than 0 or 1 (OmegaConf reads any other number as true: `trainer.keep_checkpoints=2`
+    would keep every checkpoint, not two), and a group given a list or deleted (`tuning_mode=[a,b]`
+    merges both files into one run, `~injection_task` drops the choice its results are named by)."""
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        if override.is_sweep_override():
+            continue
+        check_group_override(override)
+        value = override.value()
+        if override.is_delete() or isinstance(value, bool) or not isinstance(value, int):
+            continue
+        if value in (0, 1):
+            continue
+        key = override.key_or_group
+        parent, _, name = key.rpartition(".")
+        try:
+            node = OmegaConf.select(cfg, parent) if parent else cfg
+        except OmegaConfBaseException:
+            continue  # not a config key (a Hydra group@package): Hydra itself checked it
+        if isinstance(node, DictConfig) and isinstance(node._get_node(name), BooleanNode):
+            raise LayerftError(f"{key} is true or false, got {value}")
+
+
+def check_group_override(override: Override) -> None:
+    """A run's group (`tuning_mode`, `lr_schedule@injection_lr_schedule`) takes one option."""
+    key = override.package or override.key_or_group
+    if key not in GROUP_OF_KEY or override.key_or_group != GROUP_OF_KEY[key]:
+        return
+    if override.is_delete():
+        none = (CONF / GROUP_OF_KEY[key] / "none.yaml").is_file()
+        hint = f"; {key}=none runs without one" if none else ""
+        raise LayerftError(
+            f"{override.input_line}: a run keeps its {key} option (results and tables are named "
+            f"by it), so it cannot be deleted{hint}"
+        )
+    if isinstance(override.value(), list):
+        options = ",".join(str(v) for v in override.value())
+        spelt = override.get_key_element().lstrip("+")
+        raise LayerftError(
+            f"{override.input_line}: {key} takes one option (a list merges them into one "
+            f"config); {spelt}={options} sweeps them (with -m, or in sweep.py)"
+        )
