@@ -7,6 +7,7 @@ Serves no config group; `layerft/fingerprint.py` decides what is hashed (`result
 from __future__ import annotations
 
 import json
+from enum import Enum
 from typing import Any
 
 from layerft.fingerprint import STAGE1_ONLY_GROUPS, result_config
@@ -43,11 +44,11 @@ def _spelled(value: Any) -> str:
 
 
 def _dotted(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested config as `a.b.c` -> leaf value (a list is a leaf)."""
+    """A nested config as `a.b.c` -> leaf value (a list is a leaf; an enum, its name)."""
     flat: dict[str, Any] = {}
     for key, value in config.items():
         if isinstance(value, dict) and value:
             flat |= _dotted(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
+        else:  # an enum as its YAML spells it: a kept config reads back as plain names
+            flat[f"{prefix}{key}"] = value.name if isinstance(value, Enum) else value
     return flat

@@ -638,6 +638,13 @@ def test_a_refusal_names_the_differences_read_from_the_kept_config(tmp_path, mon
     assert str(run_folder.explained(refused, tmp_path, reseeded)) == (
         "refused (it differs in seed: 42 -> 7)"
     )
+    # An enum as the YAML spells it (the kept config reads back as names): it said
+    # `linear -> ScheduleShape.cosine`.
+    other = resolve_config(compose_config("model=tiny", "lr_schedule=cosine", "tuning_mode=frozen"))
+    assert str(run_folder.explained(refused, tmp_path, other)) == (
+        "refused (it differs in lr_schedule.name: linear -> cosine; lr_schedule.shape: linear -> "
+        "cosine; tuning_mode.method: full -> frozen; tuning_mode.name: full -> frozen)"
+    )
     # Nothing in the config differs (torchrun's process count): the refusal as it was, not "()".
     same = resolve_config(compose_config("model=tiny"))
     assert run_folder.explained(refused, tmp_path, same) is refused
