@@ -40,6 +40,25 @@ def encoder_depth(cfg: ModelConfig, cache_dir: Path | None = None) -> int:
     return int(from_pretrained(AutoConfig, cfg, cache_dir).num_hidden_layers)
 
 
+def check_tokenizer_fits(cfg: ModelConfig, tokenizer: Any, cache_dir: Path | None = None) -> None:
+    """Fail when the tokenizer knows far fewer tokens than the backbone has embeddings: a folder
+    without its tokenizer's files gives transformers' empty BERT tokenizer (5 tokens), which reads
+    every word as [UNK] and trains without a word of complaint."""
+    if cfg.tiny is not None:
+        return
+    from transformers import AutoConfig
+
+    embeddings = getattr(from_pretrained(AutoConfig, cfg, cache_dir), "vocab_size", None)
+    if embeddings is not None and len(tokenizer) < embeddings // 2:
+        where = cfg.hub_id or cfg.package or cfg.converted
+        raise LayerftError(
+            f"model '{cfg.name}': its tokenizer knows {len(tokenizer)} tokens for the model's "
+            f"{embeddings} embeddings, so text would read as unknown tokens; {where} lacks the "
+            "tokenizer's files (tokenizer.json, or vocab.txt / a sentencepiece model, with "
+            "tokenizer_config.json)"
+        )
+
+
 def check_max_length(
     cfg: ModelConfig, task: TaskConfig, group: str, cache_dir: Path | None = None
 ) -> None:

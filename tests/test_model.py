@@ -16,7 +16,12 @@ from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
 from layerft import model as model_module
 from layerft.errors import LayerftError
 from layerft.model import ModelConfig, load_backbone, load_tokenizer
-from layerft.model_limits import check_max_length, check_room_for_text, max_sequence_length
+from layerft.model_limits import (
+    check_max_length,
+    check_room_for_text,
+    check_tokenizer_fits,
+    max_sequence_length,
+)
 from layerft.run import load_stage_data
 
 
@@ -119,6 +124,26 @@ def test_a_local_folder_without_safetensors_or_a_missing_one_says_so(tmp_path: P
     missing = tmp_path / "nowhere"
     with pytest.raises(LayerftError, match=f"^model 'x': model.hub_id {missing}: no such folder$"):
         load_backbone(ModelConfig(name="x", hub_id=str(missing)))
+
+
+def test_a_folder_without_the_tokenizers_files_fails_before_data_loads(tmp_path: Path) -> None:
+    # transformers 5 builds an empty BERT tokenizer (5 tokens) from such a folder: every word was
+    # [UNK], and the run trained and finished without a word.
+    config = BertConfig(
+        vocab_size=300, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32,
+    )  # fmt: skip
+    BertModel(config, add_pooling_layer=False).save_pretrained(tmp_path)
+    cfg = compose_run("model=minilm", "model.package=null", f"model.hub_id={tmp_path}")
+    with pytest.raises(LayerftError) as info:
+        load_stage_data(cfg)
+    assert str(info.value) == (
+        f"model 'minilm': its tokenizer knows 5 tokens for the model's 300 embeddings, so text "
+        f"would read as unknown tokens; {tmp_path} lacks the tokenizer's files (tokenizer.json, or "
+        "vocab.txt / a sentencepiece model, with tokenizer_config.json)"
+    )
+    minilm = compose_run("model=minilm").model  # a whole tokenizer: 30522 tokens, 30522 embeddings
+    check_tokenizer_fits(minilm, load_tokenizer(minilm))
 
 
 @pytest.mark.parametrize(
