@@ -39,7 +39,7 @@ def seed_everything(seed: int) -> None:
 def check_mode_fits_split(cfg: RunConfig, cache_dir: Path) -> None:
     """An adapter or LoRA mode whose every layer the split freezes (`layer_split=all` with
     `stage2.policy=freeze` and `tuning_mode=top_adapter`) fails here, not after stage 1."""
-    if cfg.injection_task is None or not cfg.tuning_mode.method.adds_modules:
+    if cfg.injection_task is None or not cfg.tuning_mode.method.reads_layers:
         return
     depth = encoder_depth(cfg.model, cache_dir)  # its config, which check_max_length reads too
     injected = resolve_num_lower(cfg.layer_split.stage1, depth)

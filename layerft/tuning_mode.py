@@ -28,9 +28,9 @@ class TuningMethod(str, Enum):
     bitfit = "bitfit"  # biases (+ head)
 
     @property
-    def adds_modules(self) -> bool:
-        """Whether the method adds modules to chosen layers (`layers`), never to frozen ones."""
-        return self in (TuningMethod.adapter, TuningMethod.lora)
+    def reads_layers(self) -> bool:
+        """Whether the method reads `tuning_mode.layers` (its entry in TUNING_METHODS says)."""
+        return TUNING_METHODS[self].reads_layers
 
 
 class LayerScope(str, Enum):
@@ -64,6 +64,11 @@ class TuningModeConfig:
 
 
 def _layer_indices(model: TaskModel, cfg: TuningModeConfig, frozen: set[int]) -> list[int]:
+    if not cfg.method.reads_layers:  # else a grid over `layers` would merge its runs as one
+        raise LayerftError(
+            f"layerft/tuning_mode.py: method {cfg.method.value} reads tuning_mode.layers; set "
+            "reads_layers=True in its TUNING_METHODS entry"
+        )
     return adapted_layers(cfg, len(encoder_layers(model.backbone)), frozen)
 
 
@@ -129,26 +134,36 @@ def _bitfit(model: TaskModel, cfg: TuningModeConfig, frozen: set[int]) -> None:
         bias.requires_grad_(True)
 
 
-TUNING_METHODS: Mapping[TuningMethod, Callable[[TaskModel, TuningModeConfig, set[int]], None]] = (
-    MappingProxyType(
-        {
-            TuningMethod.full: _full,
-            TuningMethod.frozen: _frozen,
-            TuningMethod.adapter: _adapter,
-            TuningMethod.lora: _lora,
-            TuningMethod.bitfit: _bitfit,
-        }
-    )
+@dataclass(frozen=True)
+class Method:
+    """A tuning method: the function that adds its modules and sets which parameters train, and
+    whether that reads `tuning_mode.layers` (through `adapted_layers`). A method that does not is
+    one run whatever `layers` says: a grid over it trains once, and the split is not checked
+    against it."""
+
+    apply: Callable[[TaskModel, TuningModeConfig, set[int]], None]
+    reads_layers: bool = False
+
+
+TUNING_METHODS: Mapping[TuningMethod, Method] = MappingProxyType(
+    {
+        TuningMethod.full: Method(_full),
+        TuningMethod.frozen: Method(_frozen),
+        TuningMethod.adapter: Method(_adapter, reads_layers=True),
+        TuningMethod.lora: Method(_lora, reads_layers=True),
+        TuningMethod.bitfit: Method(_bitfit),
+    }
 )
 # A new method without its function here would pass config validation and fail after stage 1.
 if set(TUNING_METHODS) != set(TuningMethod):
     raise LayerftError(
         "layerft/tuning_mode.py: TUNING_METHODS has no entry for method(s) "
         + ", ".join(sorted(m.value for m in set(TuningMethod) - set(TUNING_METHODS)))
-        + "; add the function that sets which parameters train behind each"
+        + "; add its Method: the function that sets which parameters train, and whether it "
+        "reads tuning_mode.layers"
     )
 
 
 def apply_tuning_mode(model: TaskModel, cfg: TuningModeConfig, frozen_layers: set[int]) -> None:
     """Add the mode's modules (outside `frozen_layers`) and set which parameters train."""
-    TUNING_METHODS[cfg.method](model, cfg, frozen_layers)
+    TUNING_METHODS[cfg.method].apply(model, cfg, frozen_layers)

@@ -39,8 +39,8 @@ def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
         unread.append(("tuning_mode.lora.", f"tuning_mode={mode['name']} adds no LoRA"))
     if method != TuningMethod.adapter:
         unread.append(("tuning_mode.adapter.", f"tuning_mode={mode['name']} adds no adapter"))
-    if not method.adds_modules:
-        unread.append(("tuning_mode.layers", f"tuning_mode={mode['name']} adds no modules"))
+    if not method.reads_layers:
+        unread.append(("tuning_mode.layers", f"tuning_mode={mode['name']} chooses no layers"))
     for group in ("lr_schedule", "injection_lr_schedule"):
         schedule = resolved[group]
         scaling = _text(schedule["scaling"])

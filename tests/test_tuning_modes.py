@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-from compose import compose_run
+from compose import compose_config, compose_run
 from conftest import assert_a_new_member_stops_the_import
 
 from layerft import tuning_mode
 from layerft.adapters import AdapterConfig, BottleneckAdapter
+from layerft.config import resolve_config
 from layerft.errors import LayerftError
 from layerft.layer_split import extract_injected
 from layerft.parts import count_parameters, parameter_parts
 from layerft.run import load_stage_data
 from layerft.stage_models import build_injection_model, build_target_model, check_mode_fits_split
+from layerft.tuning_mode import TuningMethod
+from layerft.unread_keys import unread_settings
 
 TINY = ("model=tiny", "tracker=none")
 H, FF, L = 32, 64, 4  # tiny: hidden, feed-forward, layers
@@ -220,7 +223,33 @@ def test_a_method_without_its_function_stops_the_import(monkeypatch) -> None:
     # It passed config validation, trained stage 1, then died with a KeyError (extension audit).
     member, added = '    bitfit = "bitfit"  # biases (+ head)\n', '    layernorm = "layernorm"\n'
     message = (
-        "layerft/tuning_mode.py: TUNING_METHODS has no entry for method(s) layernorm; add the "
-        "function that sets which parameters train behind each"
+        "layerft/tuning_mode.py: TUNING_METHODS has no entry for method(s) layernorm; add its "
+        "Method: the function that sets which parameters train, and whether it reads "
+        "tuning_mode.layers"
     )
     assert_a_new_member_stops_the_import(tuning_mode, member, added, message, monkeypatch)
+
+
+def test_whether_a_method_reads_layers_is_its_registry_entrys_word(monkeypatch) -> None:
+    # A hard-coded (adapter, lora) decided it: a new method honouring `layers` had `layers=all,top`
+    # merged into one run of a grid, and train.py warned that `layers=top` changed nothing.
+    def keys(mode: str) -> set[str]:
+        return {key for key, _ in unread_settings(resolve_config(compose_config(*TINY, mode)))}
+
+    assert "tuning_mode.layers" in keys("tuning_mode=bitfit")
+    assert "tuning_mode.layers" not in keys("tuning_mode=lora")
+    entries = dict(tuning_mode.TUNING_METHODS)
+    top_bitfit = tuning_mode.Method(tuning_mode._bitfit, reads_layers=True)
+    monkeypatch.setattr(tuning_mode, "TUNING_METHODS", {**entries, TuningMethod.bitfit: top_bitfit})
+    assert "tuning_mode.layers" not in keys("tuning_mode=bitfit")
+    # A method that reads `layers` while its entry says it does not stops at the first model.
+    monkeypatch.setattr(
+        tuning_mode,
+        "TUNING_METHODS",
+        entries | {TuningMethod.lora: tuning_mode.Method(tuning_mode._lora)},
+    )
+    with pytest.raises(
+        LayerftError,
+        match="^layerft/tuning_mode.py: method lora reads tuning_mode.layers; set reads_layers=True in its TUNING_METHODS entry$",
+    ):
+        build("lora", inject=False)
