@@ -84,18 +84,19 @@ class ScheduleConfig:
                 raise LayerftError(f"{where}: multipliers.{part} must be > 0, got {value}")
 
 
-def unread_by_scaling(scaling: PartScaling | str) -> tuple[str, ...]:
-    """The ScheduleConfig fields a schedule with this `scaling` never reads: `multipliers` but
-    under discriminative scaling, `layer_decay` but under layerwise_decay (part_lr_multipliers)."""
-    scaling = PartScaling(scaling)
-    return tuple(
-        key
-        for key, reader in (
-            ("multipliers", PartScaling.discriminative),
-            ("layer_decay", PartScaling.layerwise_decay),
-        )
-        if scaling != reader
-    )
+def unread_schedule_keys(schedule: Mapping[str, Any]) -> dict[str, str]:
+    """The ScheduleConfig fields a schedule (resolved, as a dict) never reads, each with why:
+    `multipliers` but under discriminative scaling, `layer_decay` but under layerwise_decay
+    (part_lr_multipliers). The one list both the result key (`unread_settings`) and the stage-1
+    key (`Stage1Key`) read: a shape's own parameter that other shapes ignore is added here."""
+    scaling = PartScaling(schedule["scaling"])
+    readers = {
+        "multipliers": PartScaling.discriminative,
+        "layer_decay": PartScaling.layerwise_decay,
+    }
+    return {
+        key: f"scales by {scaling.value}" for key, reader in readers.items() if scaling != reader
+    }
 
 
 def part_lr_multipliers(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from layerft.fingerprint import RESULT_NEUTRAL_KEYS, drop_unread_pooler, keyed_task, schema_default
 from layerft.later_keys import without_later_keys
 from layerft.layer_split import Stage1Split
-from layerft.lr_schedule import ScheduleConfig, unread_by_scaling
+from layerft.lr_schedule import ScheduleConfig, unread_schedule_keys
 from layerft.processes import world_size
 from layerft.task import TaskConfig
 
@@ -109,6 +109,6 @@ def _schedule_as_read(schedule: dict[str, Any]) -> dict[str, Any]:
     is one result whatever its `layer_decay`. A schedule that leaves them at their defaults, as
     every shipped option does, keeps its key."""
     schedule = dict(schedule)
-    for key in unread_by_scaling(schedule["scaling"]):
+    for key in unread_schedule_keys(schedule):
         schedule[key] = schema_default(f"injection_lr_schedule.{key}")
     return schedule

@@ -10,7 +10,7 @@ Serves no config group. Like `layerft/fingerprint.py`, it imports no torch at im
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 # The nodes a run without stage 1 never reads (its injection task is null).
@@ -23,7 +23,7 @@ def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
     that one grid can mix them, but inert here). A key ending in "." stands for every key under it.
     """
     # Here: they import torch (this module does not).
-    from layerft.lr_schedule import unread_by_scaling
+    from layerft.lr_schedule import unread_schedule_keys
     from layerft.tuning_mode import TuningMethod
 
     mode, split = resolved["tuning_mode"], resolved["layer_split"]
@@ -43,10 +43,9 @@ def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
         unread.append(("tuning_mode.layers", f"tuning_mode={mode['name']} chooses no layers"))
     for group in ("lr_schedule", "injection_lr_schedule"):
         schedule = resolved[group]
-        scaling = _text(schedule["scaling"])
-        why = f"{group}={schedule['name']} scales by {scaling}"
-        for key in unread_by_scaling(scaling):  # multipliers is a node: "." stands for its keys
-            unread.append((f"{group}.{key}" + ("." if key == "multipliers" else ""), why))
+        for key, why in unread_schedule_keys(schedule).items():  # "." stands for a node's keys
+            node = "." if isinstance(schedule[key], Mapping) else ""
+            unread.append((f"{group}.{key}{node}", f"{group}={schedule['name']} {why}"))
     if policy != "scale" and method != TuningMethod.frozen:
         unread.append(("layer_split.stage2.lr_multiplier", f"layer_split.stage2.policy={policy}"))
     tasks = (resolved["injection_task"], resolved["target_task"])
