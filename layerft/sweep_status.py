@@ -191,8 +191,9 @@ def blocked_note(blocked: list[tuple[Combination, Path]]) -> str:
     differs = None if first.resolved is None else differences_from_result(record, first.resolved)
     return (
         f"{len(blocked)} blocked: the job folder holds the result of another config (a setting "
-        "given once on the command line, which job folder names leave out, or an option's YAML "
-        "edited since), which is never overwritten, --force or not, so sweep.py does not launch "
+        "given once on the command line, which job folder names leave out, an option's YAML "
+        "edited since, or a schema key added to layerft without its LATER_KEYS line), which is "
+        "never overwritten, --force or not, so sweep.py does not launch "
         "them; run the grid in a new --dir, or delete those folders to redo them "
         f"({', '.join(str(folder) for _, folder in blocked[:3])}{', ...' if len(blocked) > 3 else ''})"
         + (f"; {first.label} differs from its folder's in {differs}" if differs else "")

@@ -449,9 +449,10 @@ def test_the_config_fingerprint_of_a_real_config_keeps_its_value(
     overrides, fingerprint, earlier
 ) -> None:
     # Finished results are found by it: a new hash turns every stored result into "another
-    # config" that a resumed sweep refuses. A new schema key that changes no result belongs in
-    # RESULT_NEUTRAL_KEYS or RECORD_CHOICE_KEYS; one that does change results changes this value
-    # on purpose (and every stored result reruns).
+    # config" that a resumed sweep refuses. A new schema key at the value that does what its
+    # absence did belongs in LATER_KEYS (layerft/later_keys.py: then this value holds); one that
+    # changes no result, in RESULT_NEUTRAL_KEYS or RECORD_CHOICE_KEYS. Changing this value on
+    # purpose reruns every stored result.
     resolved = resolve_config(compose_config(*overrides))
     assert config_fingerprint(resolved) == fingerprint
     assert seedless_fingerprint(resolved) != fingerprint

@@ -1342,8 +1342,9 @@ def test_dry_run_marks_a_combination_whose_folder_holds_another_configs_result(
         assert lines[3].startswith("0 done, 1 to run")  # the blocked job only stops
         assert lines[-1].startswith(
             "1 blocked: the job folder holds the result of another config (a setting given once "
-            "on the command line, which job folder names leave out, or an option's YAML edited "
-            "since), which is never overwritten, --force or not"
+            "on the command line, which job folder names leave out, an option's YAML edited "
+            "since, or a schema key added to layerft without its LATER_KEYS line), which is never "
+            "overwritten, --force or not"
         )
         assert lines[-1].endswith(f"folders to redo them ({tmp_path / 'seed=1'})")
     # A damaged metrics.json is set aside and the job redone: not blocked.
