@@ -41,6 +41,17 @@ def test_hydra_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "Traceback" in proc.stderr, proc.stderr
 
 
+def test_help_says_how_to_run_and_lists_the_groups_not_the_whole_config(tmp_path: Path) -> None:
+    # Hydra's stock --help printed the composed config, some 360 lines, and no word of sweep.py.
+    proc = run_train(["--help"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("layerft: one layer-wise fine-tuning run")
+    assert any(line.startswith("python sweep.py <grid>") for line in lines)
+    assert "tuning_mode: bitfit, frozen, full, layerwise_adapter, lora, top_adapter" in lines
+    assert len(lines) < 40 and "target_task:" not in lines[-1]
+
+
 @pytest.mark.parametrize(
     "command",
     [
