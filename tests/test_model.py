@@ -186,6 +186,17 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
 
 
+def test_a_mistyped_relative_folder_is_named_as_one(tmp_path, monkeypatch, offline) -> None:
+    # `models/minilmm` is read as a hub id (no ./ before it): the error blamed the hub alone.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models" / "minilm").mkdir(parents=True)
+    for hub_id, typo in (("models/minilmm", True), ("org/model", False)):
+        with pytest.raises(LayerftError) as info:
+            max_sequence_length(ModelConfig(name="m", hub_id=hub_id))
+        hint = f"; no folder {hub_id} either (its parent {hub_id.split('/')[0]} exists); offline,"
+        assert (hint in str(info.value)) == typo, info.value
+
+
 @pytest.mark.parametrize("status", [401, 403])
 def test_a_hub_refusal_says_authentication_or_access_not_connection(status: int, offline) -> None:
     def refuse(*args: Any, **kwargs: Any) -> Any:
