@@ -89,16 +89,41 @@ def failure_stamps(sweep_dir: Path) -> dict[Path, int]:
     return {path: path.stat().st_mtime_ns for path in sweep_dir.glob(f"*/{FAILED_FILE}")}
 
 
+# What places a job's folder or names it: sweep.py sets each (hydra_args), and its plan, resume
+# and tables find a job in the folder named after its swept settings. The values are why.
+JOB_FOLDER_KEYS = {
+    "hydra.sweep.dir": "sweep.py picks the sweep folder with --dir <folder>",
+    "hydra.sweep.subdir": "sweep.py names each job's folder after its swept settings, where its "
+    "plan, resume and tables look for it",
+    "hydra.job.config.override_dirname": "sweep.py names each job's folder after its swept "
+    "settings, where its plan, resume and tables look for it",
+    "hydra.job.name": "sweep.py names every job 'sweep' (its log is sweep.log)",
+}
+# (conf/config.yaml sets it after any grid or option: only the command line changes it)
+CHDIR = (
+    "hydra.job.chdir=true: sweep.py plans every job from the folder it runs in (a relative "
+    "cache_dir or data path would be read from each job's folder instead); leave it false"
+)
+
+
 def check_hydra_overrides(overrides: Sequence[str]) -> None:
-    """sweep.py names the sweep folder itself (`--dir`): a `hydra.sweep.dir=` override would send
-    the jobs elsewhere while the summary and tables read the `--dir` folder. It also runs the grid
-    with its own sweeper, which another one would be replaced by without a word."""
+    """sweep.py places and names the job folders itself (`--dir`, then one folder per swept
+    setting): an override of those settings would send the jobs elsewhere, or every job into one
+    folder, while the plan, the summary and the tables read the folders sweep.py named. It also
+    runs the grid with its own sweeper, which another one would be replaced by without a word."""
     parsed, _ = split_overrides(overrides)
-    keys = {o.get_key_element() for o in parsed}
-    if "hydra.sweep.dir" in keys:
-        raise LayerftError("hydra.sweep.dir: sweep.py picks the sweep folder with --dir <folder>")
-    if keys & {"hydra/sweeper", "hydra.sweeper._target_"}:
-        raise LayerftError(SWEEPER_CHOSEN.format(where="hydra/sweeper"))
+    for override in parsed:
+        key = override.get_key_element()
+        for refused, why in JOB_FOLDER_KEYS.items():
+            # the setting itself, a key under it, or a node above it set whole (`hydra.sweep={..}`)
+            if key == refused or key.startswith(f"{refused}.") or refused.startswith(f"{key}."):
+                raise LayerftError(f"{key}: {why}")
+        if key == "hydra.job.chdir" and (
+            override.is_sweep_override() or override.value() is not False
+        ):
+            raise LayerftError(CHDIR)
+        if key in {"hydra/sweeper", "hydra.sweeper._target_"}:
+            raise LayerftError(SWEEPER_CHOSEN.format(where="hydra/sweeper"))
 
 
 def check_launcher(grid: str, overrides: Sequence[str]) -> None:
