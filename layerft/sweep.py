@@ -30,7 +30,8 @@ from layerft.interrupts import INTERRUPTED, INTERRUPTED_LINE
 from layerft.results import FAILED_FILE, METRICS_FILE, job_records
 from layerft.run_folder import tidy_finished
 from layerft.run_record import FINGERPRINT_KEY
-from layerft.sweep_grid import Combination, check_grid, expand, grid_names
+from layerft.sweep_grid import Combination, check_grid, expand
+from layerft.sweep_hydra import grid_names
 from layerft.sweep_launch import check_hydra_overrides, check_launcher, run_grid
 from layerft.sweep_records import HYDRA_SUBDIR
 from layerft.sweep_status import (

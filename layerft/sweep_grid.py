@@ -1,8 +1,9 @@
-"""A named grid of conf/sweep/ (or of `<dir>/sweep/`, `hydra.searchpath=[file://<dir>]`) as its
-combinations: each job's overrides, composed config, fingerprint and stage-1 key, without running
-anything (`sweep.py --dry-run` and the plan of a sweep that runs). Job folders are named here
-(`job_dirname`, the `layerft_dirname` resolver); each job's config is composed, and its stored
-stage 1 looked up, by `layerft/sweep_compose.py`.
+"""A named grid of conf/sweep/ (or of a folder on the search path, `hydra.searchpath=[file://<dir>]`
+or `[pkg://<package>]`: found by `layerft/sweep_hydra.py`) as its combinations: each job's
+overrides, composed config, fingerprint and stage-1 key, without running anything (`sweep.py
+--dry-run` and the plan of a sweep that runs). Job folders are named here (`job_dirname`, the
+`layerft_dirname` resolver); each job's config is composed, and its stored stage 1 looked up, by
+`layerft/sweep_compose.py`.
 
 Serves the `sweep` config group (conf/sweep/<grid>.yaml: `hydra.sweeper.params`).
 """
@@ -16,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
@@ -34,6 +34,7 @@ from layerft.errors import LayerftError
 from layerft.file_io import file_sha256
 from layerft.fingerprint import config_fingerprint, earlier_fingerprints
 from layerft.sweep_compose import JobComposer, stage1_stored
+from layerft.sweep_hydra import find_grid
 
 MAX_DIRNAME = 120
 SWEEPER_CHOSEN = (
@@ -89,41 +90,16 @@ class Combination:
         return (self.fingerprint, *self.earlier_fingerprints)
 
 
-def grid_folders(overrides: Sequence[str] = ()) -> list[Path]:
-    """Where grids are, in Hydra's order (the first holding a name wins): conf/sweep/, then the
-    `sweep/` of each folder a `hydra.searchpath` override adds (`file://<dir>`, or `<dir>` with
-    no scheme, which Hydra reads as a file path too)."""
-    folders = [CONF / "sweep"]
-    for override in split_overrides(overrides)[1]:
-        if override.get_key_element() == "hydra.searchpath":
-            value = override.value()
-            for entry in value if isinstance(value, list) else [value]:
-                if isinstance(entry, str) and (entry.startswith("file://") or "://" not in entry):
-                    folders.append(Path(entry.removeprefix("file://")) / "sweep")
-    return folders
-
-
-def grid_names(overrides: Sequence[str] = ()) -> list[str]:
-    return sorted({path.stem for d in grid_folders(overrides) for path in d.glob("*.yaml")})
-
-
 def check_grid(grid: str, overrides: Sequence[str] = ()) -> None:
     """The grid exists, is YAML, and is a global package with `hydra.sweeper.params` (without them
-    Hydra's error is about a key 'sweep' in the config), for sweep.py's sweeper (it chooses none)."""
-    folders = grid_folders(overrides)
-    path = next((d / f"{grid}.yaml" for d in folders if (d / f"{grid}.yaml").is_file()), None)
-    if path is None:
-        raise LayerftError(
-            f"no grid '{grid}' in {', '.join(map(str, folders))}; grids: "
-            f"{', '.join(grid_names(overrides))}"
-        )
-    with path.open(encoding="utf-8") as stream:  # a YAML error names the file
-        text = stream.read()
-        stream.seek(0)
-        data = yaml.safe_load(stream)
+    Hydra's error is about a key 'sweep' in the config), for sweep.py's sweeper (it chooses none).
+    Read as Hydra reads `sweep=<grid>` (a YAML error names the file): its header is the comment
+    lines it starts with."""
+    path, loaded = find_grid(grid, overrides)
+    data = OmegaConf.to_container(loaded.config, resolve=False)
     sweeper = data.get("hydra") if isinstance(data, dict) else None
     sweeper = sweeper.get("sweeper") if isinstance(sweeper, dict) else None
-    if not re.search(r"^#\s*@package\s+_global_\s*$", text, re.M) or not (
+    if loaded.header.get("package") != "_global_" or not (
         isinstance(sweeper, dict) and "params" in sweeper
     ):
         raise LayerftError(

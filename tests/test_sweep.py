@@ -32,7 +32,14 @@ from wandb_records import records_by_kind, wandb_items
 
 from layerft import stage1 as stage1_module
 from layerft import sweep as sweep_module
-from layerft import sweep_compose, sweep_grid, sweep_launch, sweep_status, sweep_tracker
+from layerft import (
+    sweep_compose,
+    sweep_grid,
+    sweep_hydra,
+    sweep_launch,
+    sweep_status,
+    sweep_tracker,
+)
 from layerft.config import resolve_config
 from layerft.config_errors import config_error_line
 from layerft.errors import LayerftError
@@ -52,7 +59,8 @@ from layerft.run_record import (
 )
 from layerft.stage1 import Stage1Store, obtain_stage1
 from layerft.stage1_key import Stage1Key
-from layerft.sweep_grid import Combination, expand, grid_names, job_dirname
+from layerft.sweep_grid import Combination, expand, job_dirname
+from layerft.sweep_hydra import grid_names
 from layerft.sweep_job import read_job
 from layerft.sweep_launch import hydra_args
 from layerft.sweep_records import read_jobs
@@ -1243,7 +1251,7 @@ def test_the_sweeper_leaves_out_the_finished_jobs_in_full_batches() -> None:
 def grid_conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of conf/ that sweep.py reads in this process, for grid files a test writes."""
     conf = Path(shutil.copytree(sweep_grid.CONF, tmp_path / "conf"))
-    for module in (sweep_launch, sweep_grid, sweep_tracker):
+    for module in (sweep_launch, sweep_grid, sweep_hydra, sweep_tracker):
         monkeypatch.setattr(module, "CONF", conf)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     return conf

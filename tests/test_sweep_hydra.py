@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from layerft import sweep as sweep_module
+from layerft import sweep_grid
 
 PLAN = ("model=tiny", "tracker=none", "--dry-run")
 
@@ -59,3 +60,22 @@ def test_hydra_settings_that_leave_the_job_folders_alone_are_taken(tmp_path, cap
     for override in ("hydra.run.dir=elsewhere", "hydra.job.chdir=false"):
         assert sweep_module.main(["mygrid", grid, override, *PLAN, "--dir", str(tmp_path)]) == 0
         assert capsys.readouterr().out.splitlines()[-1] == "0 done, 2 to run"
+
+
+def test_a_grid_of_a_package_on_the_search_path_is_found(tmp_path, capsys, monkeypatch) -> None:
+    # `train.py sweep=pgrid 'hydra.searchpath=[pkg://mypkg.conf]'` found it; sweep.py had looked
+    # in file:// folders only ("no grid 'pgrid' in .../conf/sweep").
+    conf = tmp_path / "mypkg" / "conf"
+    own_grid(conf)
+    (conf / "sweep" / "mygrid.yaml").rename(conf / "sweep" / "pgrid.yaml")
+    for package in (conf.parent, conf):
+        (package / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    searchpath = "hydra.searchpath=[pkg://mypkg.conf]"
+    assert sweep_module.main(["pgrid", searchpath, *PLAN, "--dir", str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "0 done, 2 to run"
+    assert sweep_module.main(["nogrid", searchpath, *PLAN]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: no grid 'nogrid' in {sweep_grid.CONF / 'sweep'}, pkg://mypkg.conf/sweep; grids: "
+        "adapter_study, demo, klue_paper, pgrid"
+    )
