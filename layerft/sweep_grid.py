@@ -34,7 +34,7 @@ from layerft.errors import LayerftError
 from layerft.file_io import file_sha256
 from layerft.fingerprint import config_fingerprint, earlier_fingerprints
 from layerft.sweep_compose import JobComposer, stage1_stored
-from layerft.sweep_hydra import find_grid
+from layerft.sweep_hydra import find_grid, hydra_loader
 
 MAX_DIRNAME = 120
 SWEEPER_CHOSEN = (
@@ -171,8 +171,9 @@ def grid_jobs(grid: str, overrides: Sequence[str]) -> tuple[list[list[str]], set
 
     grid_keys = grid_params(grid, overrides)
     params = [f"{k}={v}" for k, v in grid_keys.items()]
-    parsed = OverridesParser.create().parse_overrides([*params, *overrides])
-    [jobs] = BasicSweeper.split_arguments(parsed, None)
+    with hydra_loader(overrides) as loader:  # a glob() lists its group's options through it
+        parsed = OverridesParser.create(config_loader=loader).parse_overrides([*params, *overrides])
+        [jobs] = BasicSweeper.split_arguments(parsed, None)
     swept = set(grid_keys) | {o.get_key_element() for o in parsed if o.is_sweep_override()}
     return jobs, swept
 

@@ -9,7 +9,6 @@ Serves the `sweep` config group (conf/sweep/<grid>.yaml), as `layerft/sweep_grid
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -20,11 +19,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
 from hydra.plugins.config_source import ConfigResult, ConfigSource
 
+from hydra_plugins.layerft_launcher.skipping_sweeper import SEARCHPATH, searched_loader
 from layerft.config_errors import CONF
 from layerft.errors import LayerftError
 
 GRID_GROUP = "sweep"
-SEARCHPATH = "hydra.searchpath in command-line"  # the provider Hydra names these folders by
 
 
 def searchpath(overrides: Sequence[str]) -> list[str]:
@@ -39,21 +38,6 @@ def searchpath(overrides: Sequence[str]) -> list[str]:
                 )
             return value
     return []
-
-
-def searched_loader(loader: ConfigLoader, folders: Sequence[str]) -> ConfigLoader:
-    """A config loader whose repository holds `folders` too, where Hydra puts them to compose a
-    config (after the others, before the structured schema): what it lists is what composes."""
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-
-    if not folders:
-        return loader
-    path = copy.deepcopy(loader.get_search_path())
-    schema = path.get_path().pop(-1)
-    for folder in folders:
-        path.append(provider=SEARCHPATH, path=folder)
-    path.append(provider=schema.provider, path=str(schema.path))
-    return ConfigLoaderImpl(config_search_path=path)
 
 
 @contextlib.contextmanager

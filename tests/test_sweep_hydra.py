@@ -14,10 +14,17 @@ from layerft import sweep_grid
 PLAN = ("model=tiny", "tracker=none", "--dry-run")
 
 
-def own_grid(folder: Path, text: str = "") -> str:
-    """A grid `mygrid` (seeds 1 and 2, `text` added under `hydra:`) in `folder`/sweep/, and the
-    override that puts `folder` on Hydra's search path."""
+def own_grid(folder: Path, text: str = "", tuning_mode: str | None = None) -> str:
+    """A grid `mygrid` (seeds 1 and 2, `text` added under `hydra:`) in `folder`/sweep/, with a
+    copy of tuning_mode=full named `tuning_mode` beside it, and the override that puts `folder` on
+    Hydra's search path."""
     (folder / "sweep").mkdir(parents=True, exist_ok=True)
+    if tuning_mode:
+        (folder / "tuning_mode").mkdir(exist_ok=True)
+        full = (sweep_grid.CONF / "tuning_mode" / "full.yaml").read_text()
+        (folder / "tuning_mode" / f"{tuning_mode}.yaml").write_text(
+            full.replace("name: full", f"name: {tuning_mode}")
+        )
     (folder / "sweep" / "mygrid.yaml").write_text(
         f"# @package _global_\nhydra:\n  sweeper:\n    params:\n      seed: 1,2\n{text}"
     )
@@ -79,3 +86,42 @@ def test_a_grid_of_a_package_on_the_search_path_is_found(tmp_path, capsys, monke
         f"error: no grid 'nogrid' in {sweep_grid.CONF / 'sweep'}, pkg://mypkg.conf/sweep; grids: "
         "adapter_study, demo, klue_paper, pgrid"
     )
+
+
+def test_a_glob_sweep_lists_its_groups_options_those_of_the_search_path_too(
+    tmp_path, capsys
+) -> None:
+    # It had stopped with "error: ConfigLoader is not set"; train.py -m expanded it over conf/
+    # alone (hydra issue #1942), though its jobs compose with the search path.
+    grid = own_grid(tmp_path / "mine", tuning_mode="fuller")
+    argv = ["mygrid", grid, "seed=1", "tuning_mode=glob(fu*)", *PLAN, "--dir", str(tmp_path)]
+    assert sweep_module.main(argv) == 0
+    planned = [line.split()[1] for line in capsys.readouterr().out.splitlines() if "[todo]" in line]
+    assert planned == ["seed=1,tuning_mode=full", "seed=1,tuning_mode=fuller"]
+
+
+def test_the_sweeper_launches_the_glob_options_sweep_py_planned(tmp_path) -> None:
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import HydraContext
+    from omegaconf import OmegaConf
+
+    # here, not above: Hydra's plugin scan (in an earlier test) runs its module again
+    from hydra_plugins.layerft_launcher.skipping_sweeper import SkippingSweeper
+
+    own_grid(tmp_path / "mine", tuning_mode="fuller")
+    sweeper = SkippingSweeper(None, finished=[["tuning_mode=full"]])
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(sweep_grid.CONF), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        sweeper.hydra_context = HydraContext(config_loader=loader, callbacks=None)  # type: ignore[arg-type]
+        sweeper.config = OmegaConf.create(
+            {"hydra": {"searchpath": [f"file://{tmp_path / 'mine'}"]}}
+        )
+        # as BasicSweeper.sweep parses them: with Hydra's config loader, which lists conf/ alone
+        overrides = OverridesParser.create(config_loader=loader).parse_overrides(
+            ["tuning_mode=glob(fu*)"]
+        )
+        assert sweeper.split_arguments(overrides, None) == [[["tuning_mode=fuller"]]]
+    GlobalHydra.instance().clear()

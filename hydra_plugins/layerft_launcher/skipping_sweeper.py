@@ -10,15 +10,22 @@ skips itself if it is finished). It also leaves out a job whose config an earlie
 runs (a baseline under each of several layer splits: no split is read without stage 1), which a
 parallel launcher would otherwise train at the same time, and a job whose folder holds another
 config's result, which it would refuse to overwrite (its failure recorded in that folder).
+
+A `glob()` sweep lists the options of the run's search path too (`hydra.searchpath`), which
+Hydra 1.3's sweeper leaves out (hydra issue #1942) though its jobs compose with them: what sweep.py
+planned (`searched_loader`, layerft/sweep_hydra.py).
 """
 
 # No `from __future__ import annotations`: Hydra's plugin scan runs this module before it is in
 # sys.modules, where @dataclass looks up string annotations.
+import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.config_loader import ConfigLoader
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.types import Override
 
@@ -26,6 +33,7 @@ log = logging.getLogger(__name__)
 
 NAME = "layerft_skipping"  # `hydra/sweeper=layerft_skipping`, stored by sweep.py for each launch
 GRID_GROUP = "sweep"  # the group choosing the grid: in the sweeper's jobs, not in the listed ones
+SEARCHPATH = "hydra.searchpath in command-line"  # the provider Hydra names its folders by
 
 
 @dataclass
@@ -55,6 +63,20 @@ def store_skipping_sweeper(
     return f"hydra/sweeper={NAME}"
 
 
+def searched_loader(loader: ConfigLoader, folders: Sequence[str]) -> ConfigLoader:
+    """A config loader whose repository holds the search path's `folders` too, where Hydra puts
+    them to compose a config (after the others, before the structured schema): what it lists (a
+    glob()'s options, the grids) is then what composes."""
+    if not folders:
+        return loader
+    path = copy.deepcopy(loader.get_search_path())
+    schema = path.get_path().pop(-1)
+    for folder in folders:
+        path.append(provider=SEARCHPATH, path=folder)
+    path.append(provider=str(schema.provider), path=str(schema.path))
+    return ConfigLoaderImpl(config_search_path=path)
+
+
 class SkippingSweeper(BasicSweeper):
     """BasicSweeper leaving out the `finished` jobs, in batches as full as before."""
 
@@ -74,6 +96,11 @@ class SkippingSweeper(BasicSweeper):
     def split_arguments(  # type: ignore[override]  # BasicSweeper's is static; sweep() calls self.
         self, overrides: list[Override], max_batch_size: int | None
     ) -> list[list[list[str]]]:
+        if self.hydra_context is not None and self.config is not None:  # set up to sweep
+            folders = list(self.config.hydra.searchpath)
+            options = searched_loader(self.hydra_context.config_loader, folders)
+            for override in overrides:  # what a glob() lists
+                override.config_loader = options
         [jobs] = BasicSweeper.split_arguments(overrides, None)
         reasons = (
             (self.finished, "finished (sweep.py --force reruns them)"),
