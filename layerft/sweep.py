@@ -30,7 +30,7 @@ from layerft.interrupts import INTERRUPTED, INTERRUPTED_LINE
 from layerft.results import FAILED_FILE, METRICS_FILE, job_records
 from layerft.run_folder import tidy_finished
 from layerft.run_record import FINGERPRINT_KEY
-from layerft.sweep_grid import Combination, check_grid, expand
+from layerft.sweep_grid import OUTPUTS, Combination, check_grid, expand
 from layerft.sweep_hydra import grid_names
 from layerft.sweep_launch import check_hydra_overrides, check_launcher, run_grid
 from layerft.sweep_records import HYDRA_SUBDIR
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OUTPUTS = Path("multirun_outputs")
 LOCK_FILE = ".sweep.lock"  # held by the sweep.py running the folder's grid
 
 
@@ -120,7 +119,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     sweep_dir = args.dir or OUTPUTS / args.grid
     if sweep_dir.exists() and not sweep_dir.is_dir():
         raise LayerftError(f"--dir {sweep_dir}: not a folder")
-    combinations = expand(args.grid, args.overrides)
+    combinations = expand(args.grid, args.overrides, sweep_dir)
     if args.dry_run:
         state = status(combinations, sweep_dir)
         check_launched_data(combinations, left_out(combinations, state, args.force))

@@ -19,7 +19,6 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from layerft.config import (
@@ -34,9 +33,16 @@ from layerft.errors import LayerftError
 from layerft.file_io import file_sha256
 from layerft.fingerprint import config_fingerprint, earlier_fingerprints
 from layerft.sweep_compose import JobComposer, stage1_stored
-from layerft.sweep_hydra import find_grid, hydra_loader
+from layerft.sweep_hydra import (
+    find_grid,
+    hydra_loader,
+    job_hydra_config,
+    launch_overrides,
+    split_overrides,
+)
 
 MAX_DIRNAME = 120
+OUTPUTS = Path("multirun_outputs")  # where a grid's sweep folder is by default (`--dir` elsewhere)
 SWEEPER_CHOSEN = (
     "{where}: sweep.py runs a grid with its own sweeper (Hydra's basic one, less the finished "
     "jobs); for another sweeper run train.py -m"
@@ -124,12 +130,6 @@ def check_grid(grid: str, overrides: Sequence[str] = ()) -> None:
         raise LayerftError(SWEEPER_CHOSEN.format(where=f"{path}: hydra/sweeper"))
 
 
-def split_overrides(overrides: Sequence[str]) -> tuple[list[Override], list[Override]]:
-    """Parsed command-line overrides, and those of them that are fixed (not swept)."""
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return parsed, [o for o in parsed if not o.is_sweep_override()]
-
-
 def _takes_a_list(grid: str, overrides: Sequence[str], key: str, value: Any) -> bool:
     """Whether a grid's key holds a list where it is composed (`tuning_mode.lora.target_modules`)."""
     node = OmegaConf.select(grid_config(grid, overrides), str(key), default=None)
@@ -178,48 +178,56 @@ def grid_jobs(grid: str, overrides: Sequence[str]) -> tuple[list[list[str]], set
     return jobs, swept
 
 
-def expand(grid: str, overrides: Sequence[str]) -> list[Combination]:
-    """Every combination the grid (narrowed or extended by `overrides`) runs, in Hydra's order."""
+def expand(grid: str, overrides: Sequence[str], sweep_dir: Path | None = None) -> list[Combination]:
+    """Every combination the grid (narrowed or extended by `overrides`) runs into `sweep_dir`
+    (default multirun_outputs/<grid>, where a `${hydra:...}` value naming a folder points), in
+    Hydra's order."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from layerft.stage1 import Stage1Store
-    from layerft.stage1_key import Stage1Key
-
     jobs, swept = grid_jobs(grid, overrides)
+    launch = launch_overrides(sweep_dir or OUTPUTS / grid, overrides, swept)
+    register_resolvers()  # the job folder's, which a `${hydra:runtime.output_dir}` reads
     combinations = []
     warned: set[Path] = set()  # damaged stage-1 folders named once
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         composer = JobComposer(grid)
         for job in jobs:
             cfg = composer.compose(job)
-            run_cfg = to_run_config(cfg)
-            check_overrides(cfg, job)
-            stage1 = Stage1Key.of(run_cfg).settings_digest() if run_cfg.injection_task else None
-            store = Stage1Store(Path(run_cfg.cache_dir).expanduser())
-            stored = bool(stage1 and run_cfg.reuse_stage1 and stage1_stored(store, stage1, warned))
-            # As Hydra's override_dirname (the lines sorted) through job_dirname: the folder's name.
-            swept_lines = sorted(o for o in job if o.split("=", 1)[0] in swept)
-            label = job_dirname(",".join(swept_lines)) if swept_lines else ""
-            resolved = resolve_config(cfg)
-            digests = {split: file_sha256(path) for split, path in data_files(run_cfg).items()}
-            try:
-                check_data_files(run_cfg)
-                data_error = None
-            except LayerftError as err:
-                data_error = str(err)
-            combinations.append(
-                Combination(
-                    job,
-                    config_fingerprint(resolved),
-                    stage1,
-                    label or "(defaults)",
-                    stored,
-                    digests,
-                    run_cfg.force_rerun,
-                    earlier_fingerprints(resolved),
-                    data_error,
-                    resolved,
-                )
-            )
+            with job_hydra_config(cfg, [f"sweep={grid}", *job], launch):
+                combinations.append(plan_job(cfg, job, swept, warned))
     GlobalHydra.instance().clear()
     return combinations
+
+
+def plan_job(cfg: DictConfig, job: list[str], swept: set[str], warned: set[Path]) -> Combination:
+    """A job of the grid, from its composed config: what expand() plans it as."""
+    from layerft.stage1 import Stage1Store
+    from layerft.stage1_key import Stage1Key
+
+    run_cfg = to_run_config(cfg)
+    check_overrides(cfg, job)
+    stage1 = Stage1Key.of(run_cfg).settings_digest() if run_cfg.injection_task else None
+    store = Stage1Store(Path(run_cfg.cache_dir).expanduser())
+    stored = bool(stage1 and run_cfg.reuse_stage1 and stage1_stored(store, stage1, warned))
+    # As Hydra's override_dirname (the lines sorted) through job_dirname: the folder's name.
+    swept_lines = sorted(o for o in job if o.split("=", 1)[0] in swept)
+    label = job_dirname(",".join(swept_lines)) if swept_lines else ""
+    resolved = resolve_config(cfg)
+    digests = {split: file_sha256(path) for split, path in data_files(run_cfg).items()}
+    try:
+        check_data_files(run_cfg)
+        data_error = None
+    except LayerftError as err:
+        data_error = str(err)
+    return Combination(
+        job,
+        config_fingerprint(resolved),
+        stage1,
+        label or "(defaults)",
+        stored,
+        digests,
+        run_cfg.force_rerun,
+        earlier_fingerprints(resolved),
+        data_error,
+        resolved,
+    )

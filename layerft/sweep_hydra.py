@@ -1,7 +1,9 @@
-"""Hydra's config repository as sweep.py reads it: conf/ and the search path of the command line
-(`hydra.searchpath=[file://<dir>]`, `[pkg://<package>]`), for the grids it holds (`find_grid`)
-and the options a `glob()` sweep lists. Hydra 1.3 composes a config with that search path but lists
-group options without it (hydra issue #1942): `searched_loader` lists them as they compose.
+"""Hydra as sweep.py plans a grid with it: the config repository, conf/ and the search path of the
+command line (`hydra.searchpath=[file://<dir>]`, `[pkg://<package>]`), for the grids it holds
+(`find_grid`) and the options a `glob()` sweep lists (Hydra 1.3 composes a config with that search
+path but lists group options without it, hydra issue #1942: `searched_loader` lists them as they
+compose); the hydra settings each job is launched with (`launch_overrides`); and each job's
+`hydra` node as its launch sets it, for a `${hydra:...}` value in its config (`job_hydra_config`).
 
 Serves the `sweep` config group (conf/sweep/<grid>.yaml), as `layerft/sweep_grid.py` does.
 """
@@ -9,26 +11,49 @@ Serves the `sweep` config group (conf/sweep/<grid>.yaml), as `layerft/sweep_grid
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-from hydra import initialize_config_dir
+from hydra import compose, initialize_config_dir
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import ConfigCompositionException
 from hydra.plugins.config_source import ConfigResult, ConfigSource
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from hydra_plugins.layerft_launcher.skipping_sweeper import SEARCHPATH, searched_loader
 from layerft.config_errors import CONF
 from layerft.errors import LayerftError
 
 GRID_GROUP = "sweep"
+HYDRA_VALUE = re.compile(r"\$\{hydra:([^${}]*)\}")  # `${hydra:<key>}` in a config value
+# What a job's `hydra` node holds only once the sweeper launches it (after sweep.py planned it),
+# by why: a `${hydra:...}` value reading it is refused.
+UNPLANNED = {
+    "job.num": "its number in the launch, which finished jobs left out change",
+    "job.id": "its number in the launch, which finished jobs left out change",
+    "overrides": "the overrides as the sweeper lists them (--force adds one)",
+    "sweeper": "sweep.py's sweeper, set up with the jobs it leaves out",
+    "runtime.choices.hydra/sweeper": "sweep.py's sweeper, set up with the jobs it leaves out",
+}
+LAUNCH_TIME = "the time of its launch"  # a `${now:...}` setting (hydra.run.dir's)
+
+
+def split_overrides(overrides: Sequence[str]) -> tuple[list[Override], list[Override]]:
+    """Parsed command-line overrides, and those of them that are fixed (not swept)."""
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return parsed, [o for o in parsed if not o.is_sweep_override()]
 
 
 def searchpath(overrides: Sequence[str]) -> list[str]:
     """The folders a `hydra.searchpath` override adds ([] without one: conf/config.yaml sets none)."""
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
+    for override in split_overrides(overrides)[0]:
         if override.get_key_element() == "hydra.searchpath":
             value = override.value()
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -83,3 +108,84 @@ def find_grid(grid: str, overrides: Sequence[str]) -> tuple[str, ConfigResult]:
     # conf/ and the command line's folders (Hydra's own hold no grid)
     folders = [grid_folder(s) for s in sources if s.provider in {"main", SEARCHPATH}]
     raise LayerftError(f"no grid '{grid}' in {', '.join(folders)}; grids: {', '.join(names)}")
+
+
+def launch_overrides(sweep_dir: Path, overrides: Sequence[str], swept: Iterable[str]) -> list[str]:
+    """The hydra settings sweep.py launches each job of a grid with, and plans it with: the sweep
+    folder, and one folder per job named after its swept settings."""
+    _, fixed = split_overrides(overrides)
+    excluded = sorted({"sweep", "force_rerun", *(o.get_key_element() for o in fixed)} - set(swept))
+    return [
+        f"hydra.sweep.dir={sweep_dir}",
+        "hydra.job.name=sweep",  # each job's log is sweep.log, whichever module calls Hydra
+        "hydra.sweep.subdir='${layerft_dirname:${hydra.job.override_dirname}}'",
+        f"hydra.job.config.override_dirname.exclude_keys=[{','.join(excluded)}]",
+        "~hydra.callbacks.failed_jobs",  # train.py's summary; sweep.py prints its own
+    ]
+
+
+def hydra_reads(cfg: DictConfig) -> list[tuple[str, str]]:
+    """Each `${hydra:<key>}` value of a config: (its config key, the hydra key it reads)."""
+    found: list[tuple[str, str]] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{path}.{key}" if path else str(key))
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{path}[{index}]")
+        elif isinstance(node, str):
+            found.extend((path, key) for key in HYDRA_VALUE.findall(node))
+
+    walk(OmegaConf.to_container(cfg, resolve=False), "")
+    return found
+
+
+def unplanned(hydra: DictConfig, key: str) -> str | None:
+    """Why a `hydra` node's key is set only when its job is launched (None: sweep.py plans it)."""
+    for known, why in UNPLANNED.items():  # the key, one under it, or a node above it
+        if key == known or key.startswith(f"{known}.") or known.startswith(f"{key}."):
+            return why
+    node: Any = OmegaConf.to_container(hydra, resolve=False)
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return LAUNCH_TIME if "${now:" in str(node) else None
+
+
+@contextlib.contextmanager
+def job_hydra_config(cfg: DictConfig, job: Sequence[str], launch: Sequence[str]) -> Iterator[None]:
+    """While a job's config `cfg` (composed from the overrides `job`) is planned: Hydra's config
+    as its launch sets it (`launch` is launch_overrides'), so that a `${hydra:...}` value resolves
+    as in the job (composed again, with its `hydra` node, only for such a config). A value of
+    what only the launch sets (its job number) is refused, naming the key, not mis-planned."""
+    reads = hydra_reads(cfg)
+    if not reads:
+        yield
+        return
+    overrides = [*launch, "hydra.mode=MULTIRUN", *job]  # `-m` adds the mode
+    full = compose("config", overrides=overrides, return_hydra_config=True)
+    for path, key in reads:
+        if why := unplanned(full.hydra, key):
+            raise LayerftError(
+                f"{path}: ${{hydra:{key}}} is set only when the job is launched ({why}), after "
+                "sweep.py plans it; give it another value"
+            )
+    with hydra_config_set(full):
+        yield
+
+
+@contextlib.contextmanager
+def hydra_config_set(full: DictConfig) -> Iterator[None]:
+    """Hydra's config set to `full` (composed with its `hydra` node) as Hydra's run_job sets a
+    job's, its output_dir the job folder: a `${hydra:...}` value resolves as in that job."""
+    held = HydraConfig.instance().cfg
+    try:
+        HydraConfig.instance().set_config(full)  # as run_job: the folder (`hydra.sweep.subdir`
+        folder = [str(OmegaConf.select(full, f"hydra.sweep.{k}")) for k in ("dir", "subdir")]
+        with read_write(full.hydra.runtime):  # may read `${hydra:...}`), then the rest
+            full.hydra.runtime.output_dir = os.path.abspath(os.path.join(*folder))
+        HydraConfig.instance().set_config(full)
+        yield
+    finally:
+        HydraConfig.instance().cfg = held

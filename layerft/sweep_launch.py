@@ -36,9 +36,9 @@ from layerft.sweep_grid import (
     Combination,
     grid_config,
     register_resolvers,
-    split_overrides,
     swept_keys,
 )
+from layerft.sweep_hydra import launch_overrides, split_overrides
 from layerft.sweep_status import failed_error
 
 log = logging.getLogger(__name__)
@@ -136,17 +136,10 @@ def check_launcher(grid: str, overrides: Sequence[str]) -> None:
 
 def hydra_args(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool) -> list[str]:
     """The multirun's command line: the grid, its folder, job folders named by swept settings."""
-    swept = swept_keys(grid, overrides)
-    _, fixed = split_overrides(overrides)
-    excluded = sorted({"sweep", "force_rerun", *(o.get_key_element() for o in fixed)} - swept)
     return [
         "-m",
         f"sweep={grid}",
-        f"hydra.sweep.dir={sweep_dir}",
-        "hydra.job.name=sweep",  # each job's log is sweep.log, whichever module calls Hydra
-        "hydra.sweep.subdir='${layerft_dirname:${hydra.job.override_dirname}}'",
-        f"hydra.job.config.override_dirname.exclude_keys=[{','.join(excluded)}]",
-        "~hydra.callbacks.failed_jobs",  # train.py's summary; sweep.py prints its own
+        *launch_overrides(sweep_dir, overrides, swept_keys(grid, overrides)),
         *(["force_rerun=true"] if force else []),
         *overrides,
     ]

@@ -7,6 +7,7 @@ backend nothing is logged.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -15,14 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from layerft.config import to_run_config
 from layerft.config_errors import CONFIG_ERRORS
 from layerft.credentials import mask_credentials
 from layerft.errors import LayerftError, error_line
 from layerft.file_io import write_json_atomic
-from layerft.sweep_grid import CONF, split_overrides
+from layerft.sweep_grid import CONF
+from layerft.sweep_hydra import hydra_config_set, launch_overrides, split_overrides
 
 if TYPE_CHECKING:
     from layerft.aggregate import Aggregate
@@ -79,8 +81,16 @@ def log_results_table(
     _, fixed = split_overrides(overrides)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        args = [f"sweep={grid}", *(o.input_line for o in fixed if o.input_line)]
-        tracker_cfg = to_run_config(compose("config", overrides=args)).tracker
+        # as its jobs were launched: a `${hydra:...}` value (`tracker.group=${hydra:job.name}`)
+        # resolves as theirs did (those of one job: as in a job that swept nothing)
+        args = [*launch_overrides(sweep_dir, overrides, ()), f"sweep={grid}"]
+        args += [o.input_line for o in fixed if o.input_line]
+        full = compose("config", overrides=args, return_hydra_config=True)
+        cfg = copy.deepcopy(full)  # as run_job hands a job its config: without the `hydra` node
+        with open_dict(cfg):
+            del cfg["hydra"]
+        with hydra_config_set(full):
+            tracker_cfg = to_run_config(cfg).tracker
     GlobalHydra.instance().clear()
     if tracker_cfg.backend != TrackerBackend.wandb:
         return

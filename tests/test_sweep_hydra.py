@@ -4,9 +4,12 @@ Hydra's config repository (a `pkg://` search path too)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from conftest import run_sweep
+from easy_data import write_keyword_split
 
 from layerft import sweep as sweep_module
 from layerft import sweep_grid
@@ -125,3 +128,57 @@ def test_the_sweeper_launches_the_glob_options_sweep_py_planned(tmp_path) -> Non
         )
         assert sweeper.split_arguments(overrides, None) == [[["tuning_mode=fuller"]]]
     GlobalHydra.instance().clear()
+
+
+def test_hydra_values_and_a_glob_sweep_run_as_planned(tmp_path) -> None:
+    # `${hydra:...}` had stopped the plan ("HydraConfig was not set", no key named); train.py
+    # resolves them. Planned as the job resolves them, a rerun finds every job done.
+    grid = own_grid(tmp_path / "mine", tuning_mode="fuller")
+    (tmp_path / "data").mkdir()
+    for split, size in (("train", 64), ("validation", 32)):
+        write_keyword_split(tmp_path / "data" / f"{split}.jsonl", size, seed=0)
+    args = ["mygrid", grid, "seed=1", "tuning_mode=glob(fu*)", "injection_task=none",
+            "model=tiny", "tracker=none", "target_task=ag_news", "target_task.epochs=1",
+            "target_task.data_files.train=${hydra:runtime.cwd}/data/train.jsonl",
+            "target_task.data_files.validation=${hydra:runtime.cwd}/data/validation.jsonl",
+            "tracker.group=${hydra:job.name}", "--dir", "out"]  # fmt: skip
+    plans = []
+    for extra in (["--dry-run"], [], ["--dry-run"]):
+        done = run_sweep([*args, *extra], tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        plans.append(done.stdout.splitlines()[-1])
+    assert plans[0] == "0 done, 2 to run" and plans[2] == "2 done, 0 to run"
+    for folder in ("seed=1,tuning_mode=full", "seed=1,tuning_mode=fuller"):
+        metrics = json.loads((tmp_path / "out" / folder / "metrics.json").read_text())
+        assert metrics["run/data_paths"]["target_task.train"] == f"{tmp_path}/data/train.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("${hydra:job.num}", "its number in the launch, which finished jobs left out change"),
+        ("a${hydra:job}", "its number in the launch"),  # the node holding it
+        ("${hydra:run.dir}", "the time of its launch"),  # outputs/${now:...}
+        ("${hydra:overrides.task}", "the overrides as the sweeper lists them (--force adds one)"),
+    ],
+)
+def test_a_hydra_value_only_the_launch_sets_is_refused_naming_its_key(
+    tmp_path, capsys, value, why
+) -> None:
+    grid = own_grid(tmp_path / "mine")
+    argv = ["mygrid", grid, f"tracker.group='{value}'", *PLAN, "--dir", str(tmp_path)]
+    assert sweep_module.main(argv) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    key = value[value.index("$") :]
+    assert line.startswith(
+        f"error: tracker.group: {key} is set only when the job is launched ({why}"
+    )
+
+
+def test_a_hydra_value_naming_the_job_folder_is_planned_as_the_job_resolves_it(tmp_path) -> None:
+    grid = own_grid(tmp_path / "mine")
+    overrides = [grid, "model=tiny", "tracker.group=${hydra:runtime.output_dir}|${hydra:sweep.dir}"]
+    planned = sweep_grid.expand("mygrid", overrides, tmp_path / "out")
+    assert [c.resolved["tracker"]["group"] for c in planned if c.resolved] == [
+        f"{tmp_path / 'out' / f'seed={seed}'}|{tmp_path / 'out'}" for seed in (1, 2)
+    ]
