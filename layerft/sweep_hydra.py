@@ -136,7 +136,7 @@ def hydra_reads(cfg: DictConfig) -> list[tuple[str, str]]:
             for index, value in enumerate(node):
                 walk(value, f"{path}[{index}]")
         elif isinstance(node, str):
-            found.extend((path, key) for key in HYDRA_VALUE.findall(node))
+            found.extend((path, key.strip()) for key in HYDRA_VALUE.findall(node))
 
     walk(OmegaConf.to_container(cfg, resolve=False), "")
     return found

@@ -23,7 +23,7 @@ from layerft.config_errors import CONFIG_ERRORS
 from layerft.credentials import mask_credentials
 from layerft.errors import LayerftError, error_line
 from layerft.file_io import write_json_atomic
-from layerft.sweep_grid import CONF
+from layerft.sweep_grid import CONF, register_resolvers
 from layerft.sweep_hydra import hydra_config_set, launch_overrides, split_overrides
 
 if TYPE_CHECKING:
@@ -79,6 +79,7 @@ def log_results_table(
     from layerft.tracker import TrackerBackend
 
     _, fixed = split_overrides(overrides)
+    register_resolvers()  # the job folder's name, in launch_overrides
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         # as its jobs were launched: a `${hydra:...}` value (`tracker.group=${hydra:job.name}`)
