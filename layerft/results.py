@@ -21,6 +21,7 @@ from typing import Any
 
 from layerft.errors import LayerftError, error_line, traceback_wanted
 from layerft.file_io import file_error, file_sha256, sync_to_disk, write_json_atomic
+from layerft.record_migration import migrated_fingerprints
 from layerft.run_record import (
     DATA_FILES_KEY,
     DATA_PATHS_KEY,
@@ -28,7 +29,6 @@ from layerft.run_record import (
     RESULTS_VERSION,
     RUN_PREFIX,
     RunRecord,
-    migrated_fingerprints,
     older_results,
     results_version,
 )

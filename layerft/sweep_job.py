@@ -3,7 +3,7 @@
 `same_run`). `layerft/sweep_records.py` reads every job under a sweep folder with these.
 
 Serves no config group. It reads only what the run wrote, and, for a record an earlier
-fingerprint scheme wrote, the config layerft keeps beside it (run_record.migrated_fingerprints).
+fingerprint scheme wrote, the config layerft keeps beside it (record_migration.migrated_fingerprints).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 from layerft.errors import LayerftError
 from layerft.file_io import file_error
+from layerft.record_migration import migrated_fingerprints
 from layerft.results import FAILED_FILE, METRICS_FILE, changed_since
 from layerft.run_record import (
     FINGERPRINT_KEY,
@@ -23,7 +24,6 @@ from layerft.run_record import (
     SEEDLESS_FINGERPRINT_KEY,
     UNREAD_KEY,
     fingerprint_scheme,
-    migrated_fingerprints,
     results_version,
 )
 from layerft.sweep_settings import job_settings
@@ -61,7 +61,7 @@ class Job:
     # A run without stage 1 recorded by fingerprint scheme 1 (fingerprint.FINGERPRINT_SCHEME): its
     # fingerprints hash the layer split and stage-1 schedule it never read, so they tell it apart
     # from the same run under another split, and no config kept beside it gave this scheme's
-    # (run_record.migrated_fingerprints). Its seedless fingerprint is left out (None), and another
+    # (record_migration.migrated_fingerprints). Its seedless fingerprint is left out (None), and another
     # such record of its settings and seed is the same run, not another config.
     unread_in_fingerprint: bool = False
     # The settings it never read that its fingerprint does not tell apart (RunRecord.unread; none

@@ -5,7 +5,7 @@ says: numbers by value as Hydra reads them, `1e-4` is `0.0001`, everything else 
 Serves no config group: `layerft/sweep_table.py` folds these jobs into rows. It reads only what each
 run writes, never a tracker, and of `.hydra/` (whose presence marks a started job) only the config
 layerft keeps of a finished run, for a record an earlier fingerprint scheme wrote
-(run_record.migrated_fingerprints).
+(record_migration.migrated_fingerprints).
 """
 
 from __future__ import annotations

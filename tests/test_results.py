@@ -18,9 +18,8 @@ from conftest import SHRINK
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from layerft import hydra_job, later_keys, run_folder
+from layerft import hydra_job, later_keys, record_migration, run_folder
 from layerft import run as run_module
-from layerft import run_record as run_record_module
 from layerft.config import resolve_config
 from layerft.config_differences import config_differences
 from layerft.errors import LayerftError
@@ -229,7 +228,8 @@ def test_a_data_path_naming_another_file_keys_another_result(key: str) -> None:
 def test_a_scheme_3_record_of_a_respelt_path_is_migrated_from_its_kept_config(
     tmp_path: Path,
 ) -> None:
-    from layerft.run_record import KEPT_CONFIG, migrated_fingerprints, unhashed_settings
+    from layerft.fingerprint import unhashed_settings
+    from layerft.record_migration import KEPT_CONFIG, migrated_fingerprints
 
     respelt = ["target_task=snli", "target_task.data_files.train=./data//a.jsonl"]
     (tmp_path / KEPT_CONFIG).parent.mkdir(parents=True)
@@ -268,7 +268,7 @@ def test_a_scheme_2_record_is_migrated_from_its_kept_config_read_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import layerft.config
-    from layerft.run_record import KEPT_CONFIG, migrated_fingerprints
+    from layerft.record_migration import KEPT_CONFIG, migrated_fingerprints
 
     reads: list[Any] = []
     resolve = layerft.config.resolve_config
@@ -302,9 +302,9 @@ def test_a_scheme_2_record_is_migrated_from_its_kept_config_read_once(
         "tuning_mode.method",
         "+lr_schedule.scaling",
     ):
-        assert run_record_module._may_key_otherwise(key), key
+        assert record_migration._may_key_otherwise(key), key
     for key in ("tuning_mode", "lr_schedule.shape", "layer_split.stage2.transplant_embeddings"):
-        assert not run_record_module._may_key_otherwise(key), key
+        assert not record_migration._may_key_otherwise(key), key
 
 
 def unhashed(config: dict[str, Any]) -> tuple[str, ...]:
