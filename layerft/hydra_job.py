@@ -32,6 +32,7 @@ from layerft.config_overrides import check_overrides, override_key
 from layerft.credentials import mask_credentials
 from layerft.errors import user_errors_exit
 from layerft.layer_split import InjectedPolicy
+from layerft.model_files import model_folder, planned_model_folder
 from layerft.processes import is_main_process
 from layerft.results import METRICS_FILE, metrics_stamp, read_record, record_failure
 from layerft.run_record import FINGERPRINT_KEY, RunRecord
@@ -95,16 +96,18 @@ def job_entries(cfg: DictConfig, hydra: DictConfig) -> dict[str, Any]:
 
 
 def build_run_record(
-    run_cfg: RunConfig, resolved: dict[str, Any], entries: dict[str, Any]
+    run_cfg: RunConfig, resolved: dict[str, Any], entries: dict[str, Any], convert: bool = True
 ) -> RunRecord:
-    """The record of a checked config, from its `job_entries`."""
+    """The record of a checked config, from its `job_entries`; its model's folder found as the run
+    finds it (a converted one written on first use), or, not `convert`, as a sweep's plan does."""
     selection = (
         f"target/eval_{run_cfg.target_task.best_metric}",
         run_cfg.target_task.best_is_higher,
     )
+    find = model_folder if convert else planned_model_folder
     return RunRecord.of(
         resolved, entries["run/choices"], entries["run/overrides"], selection, entries["run/sweep"],
-        data_files(run_cfg),
+        data_files(run_cfg), find(run_cfg.model, Path(run_cfg.cache_dir).expanduser()),
     )  # fmt: skip
 
 
@@ -123,7 +126,9 @@ def record_dead_job(
     only warned about."""
     entries = job_entries(cfg, hydra)
     with contextlib.suppress(Exception):  # an invalid config: the entries above; its log says why
-        entries = build_run_record(to_run_config(cfg), resolve_config(cfg), entries).entries()
+        entries = build_run_record(
+            to_run_config(cfg), resolve_config(cfg), entries, False
+        ).entries()
     fingerprint = entries.get(FINGERPRINT_KEY)
     recorded = _recorded_fingerprint(job_dir)
     if fingerprint is not None and metrics_stamp(job_dir) != before and recorded == fingerprint:

@@ -37,9 +37,17 @@ def _converted_e5_small(cache_dir: Path) -> Path:
     return converted_e5_small(cache_dir)
 
 
+def _converted_e5_small_at(cache_dir: Path) -> Path:
+    from layerft.e5_offline import converted_folder
+
+    return converted_folder(cache_dir)
+
+
 # `converted` sources: name -> writer of a Hugging Face folder under the run's cache_dir (once),
-# returning that folder; for models a package ships in its own format.
+# returning that folder; for models a package ships in its own format. CONVERTED_AT: where each
+# writes it, writing nothing (a sweep's plan compares the files of a converted folder).
 CONVERTERS: dict[str, Callable[[Path], Path]] = {"e5_small": _converted_e5_small}
+CONVERTED_AT: dict[str, Callable[[Path], Path]] = {"e5_small": _converted_e5_small_at}
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """What a run's `metrics.json` (and a failed job's `failed.json`) says about the run besides its
-metrics: its fingerprints, choices, seed, overrides, data files' digests, the results version and
-fingerprint scheme of the layerft that wrote it (`layerft/record_migration.py` keys an earlier
-scheme's record as this one does).
+metrics: its fingerprints, choices, seed, overrides, data and model files' digests, the results
+version and fingerprint scheme of the layerft that wrote it (`layerft/record_migration.py` keys an
+earlier scheme's record as this one does).
 
 Serves no config group: `layerft/results.py` writes and finds these records.
 """
@@ -20,6 +20,7 @@ from layerft.fingerprint import (
     seedless_fingerprint,
     unhashed_settings,
 )
+from layerft.model_files import model_entries, model_file_digests
 
 FINGERPRINT_KEY = "run/config_fingerprint"
 DATA_FILES_KEY = "run/data_files"  # `<group>.<split>` -> sha256 of the file it read
@@ -67,6 +68,10 @@ class RunRecord:
     # The settings it never reads that its fingerprint does not tell apart (unhashed_settings):
     # a sweep table names it without them.
     unread: tuple[str, ...] = ()
+    # The local folder the model was read from (resolved; None: a hub id or tiny) and the sha256
+    # of each of its files that define the model, by name (model_files.IDENTITY_FILES)
+    model_folder: str | None = None
+    model_files: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -77,9 +82,11 @@ class RunRecord:
         selection: tuple[str, bool],
         sweep: str | None = None,
         data_files: dict[str, Path] | None = None,
+        model_folder: Path | None = None,
     ) -> RunRecord:
         """The record of a run of this resolved config; `selection`: (metric key, higher is better);
-        `data_files`: `<group>.<split>` -> the local file it reads (config.data_files)."""
+        `data_files`: `<group>.<split>` -> the local file it reads (config.data_files);
+        `model_folder`: the local folder its model is read from (model_files.model_folder)."""
         fingerprint, seedless = config_fingerprint(resolved), seedless_fingerprint(resolved)
         seed = int(resolved["seed"])
         files = {split: path.resolve() for split, path in (data_files or {}).items()}
@@ -88,6 +95,7 @@ class RunRecord:
             {split: file_sha256(path) for split, path in files.items()},
             {split: str(path) for split, path in files.items()},
             earlier_fingerprints(resolved), unhashed_settings(resolved),
+            None if model_folder is None else str(model_folder), model_file_digests(model_folder),
         )  # fmt: skip
 
     @property
@@ -111,6 +119,7 @@ class RunRecord:
             RESULTS_VERSION_KEY: RESULTS_VERSION,
             FINGERPRINT_SCHEME_KEY: FINGERPRINT_SCHEME,
             UNREAD_KEY: list(self.unread),
+            **model_entries(self.model_folder, self.model_files),
         }
 
 

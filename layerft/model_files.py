@@ -1,0 +1,120 @@
+"""The identity of a model read from a local folder (a folder given as `model.hub_id`, a package's,
+a converted one): the sha256 of each file that defines it, recorded with every result
+(`run/model_files`, `run/model_folder`) and keyed into its stage 1, so that a checkpoint
+re-exported or fine-tuned in place is another model, as an edited data file is other data. A hub
+id or `model=tiny` has no folder: nothing is recorded.
+
+Serves the `model` config group (`layerft/model.py` loads it). Imports nothing heavy: the tables
+read records through here; `layerft/model.py` (torch) is imported where a folder is looked up.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Collection
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from layerft.errors import LayerftError
+from layerft.file_io import file_sha256
+
+if TYPE_CHECKING:
+    from layerft.model import ModelConfig
+
+MODEL_FILES_KEY = "run/model_files"  # file name -> sha256, of the files that define the model
+MODEL_FOLDER_KEY = "run/model_folder"  # the folder they were read from (resolved)
+# How the refusal to report a result computed from model files changed since names it
+# (run_folder.check_same_data); a failed.json holding it is stale once those files are back.
+ON_OTHER_MODEL = "is this config's result on other model files"
+
+# What from_pretrained reads of a folder, whichever of them it has: the weights (safetensors
+# only, sharded or not: layerft loads no .bin), the config, and every kind of tokenizer file
+# (a fast tokenizer's JSON, WordPiece and BPE vocabularies, sentencepiece models). Not README.md,
+# sentence-transformers' pooling configs or other files no run reads.
+IDENTITY_FILES = (
+    "*.safetensors", "*.safetensors.index.json", "config.json", "tokenizer.json",
+    "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
+    "vocab.json", "merges.txt", "*.model",
+)  # fmt: skip
+
+
+def model_folder(cfg: ModelConfig, cache_dir: Path | None) -> Path | None:
+    """The local folder a run reads its model from (resolved; a converted one is written on first
+    use, as the run would); None for a hub id or `model=tiny`."""
+    from layerft.model import resolve_model_path
+
+    if cfg.tiny is not None:
+        return None
+    if cfg.hub_id is not None:  # a path that is no folder fails where the model loads
+        folder = Path(cfg.hub_id).expanduser()
+        return folder.resolve() if folder.is_dir() else None
+    return Path(resolve_model_path(cfg, cache_dir)).resolve()
+
+
+def planned_model_folder(cfg: ModelConfig, cache_dir: Path | None) -> Path | None:
+    """`model_folder` as a sweep's plan sees it: a converted folder not written yet, or a package
+    not installed (the run stops on it), has no files to compare: None, and nothing is written."""
+    from layerft.model import CONVERTED_AT
+
+    try:
+        if cfg.converted is not None and cache_dir is not None:
+            folder = CONVERTED_AT[cfg.converted](cache_dir)
+            return folder.resolve() if folder.is_dir() else None
+        return model_folder(cfg, cache_dir)
+    except LayerftError:
+        return None
+
+
+def model_file_digests(folder: Path | None) -> dict[str, str]:
+    """File name -> sha256 of each file of `folder` that defines the model (IDENTITY_FILES), none
+    without a folder. Each is hashed once per process while its size and mtime stay (file_sha256)."""
+    if folder is None:
+        return {}
+    files = [
+        path
+        for path in folder.iterdir()
+        if any(fnmatch.fnmatchcase(path.name, pattern) for pattern in IDENTITY_FILES)
+        and path.is_file()
+    ]
+    return {path.name: file_sha256(path) for path in sorted(files)}
+
+
+def model_entries(folder: str | None, digests: dict[str, str]) -> dict[str, Any]:
+    """A record's `run/model_folder` and `run/model_files`; none without a local folder."""
+    return {} if folder is None else {MODEL_FOLDER_KEY: folder, MODEL_FILES_KEY: dict(digests)}
+
+
+def changed_model_files(
+    record: dict[str, Any], folder: str | None, digests: dict[str, str]
+) -> list[str]:
+    """The paths, in `folder`, of the model files whose bytes (`digests`, by name) differ from those
+    a finished result's `record` was computed from: changed, added or gone. A result written
+    before model files were recorded, or without a local folder, is not compared."""
+    stored = record.get(MODEL_FILES_KEY)
+    if not isinstance(stored, dict) or not isinstance(record.get(MODEL_FOLDER_KEY), str):
+        return []
+    if folder is None:
+        return []
+    names = {*stored, *digests}
+    return [
+        str(Path(folder) / name) for name in sorted(names) if stored.get(name) != digests.get(name)
+    ]
+
+
+def model_changed_since(record: dict[str, Any]) -> list[str]:
+    """The model files of a finished result's record whose folder, at the path the run read, holds
+    other bytes now: what a table reads without the config. A folder now gone is not compared."""
+    folder = record.get(MODEL_FOLDER_KEY)
+    if not isinstance(folder, str):
+        return []
+    try:
+        return changed_model_files(record, folder, model_file_digests(Path(folder)))
+    except OSError:  # gone or unreadable now: not compared, as a missing data file
+        return []
+
+
+def on_other(data: Collection[object], model: Collection[object], files: bool = False) -> str:
+    """What changed under results, for a message: `data` (`files`: `data files`), `model files`,
+    or both, as `data` and `model` hold any."""
+    kinds = (("data files" if files else "data", data), ("model files", model))
+    return " and ".join(kind for kind, changed in kinds if changed)
