@@ -22,7 +22,7 @@ from layerft.plots_heatmap import heatmap_axes
 from layerft.results import read_history
 from layerft.run_record import older_results
 from layerft.sweep_baseline import baselines, check_baseline
-from layerft.sweep_job import Job
+from layerft.sweep_job import Job, changed_files
 from layerft.sweep_records import read_jobs, unfinished_dirs
 from layerft.sweep_report import csv_text, older_versions, render_markdown
 from layerft.sweep_table import (
@@ -74,16 +74,16 @@ def aggregate(
     """
     started = time.time()
     jobs = read_jobs(sweep_dir)
-    on_other_data = [job for job in jobs if job.changed_data]
+    on_other_data = [job for job in jobs if job.changed]
     replaced = [job for job in jobs if job.replaced_by is not None]
-    jobs = [job for job in jobs if not job.changed_data and job.replaced_by is None]
+    jobs = [job for job in jobs if not job.changed and job.replaced_by is None]
     unfinished = unfinished_dirs(sweep_dir)
     _warn_left_out(unfinished, on_other_data, older_versions(jobs))
     if not jobs:
         remove_outputs(sweep_dir, started, keep=())
         raise NothingToTable(
-            f"no result to table in {sweep_dir}: every one is on a data file changed since "
-            "(sweep.py --force reruns them)"
+            f"no result to table in {sweep_dir}: every one is on a data file (or a model file) "
+            "changed since (sweep.py --force reruns them)"
         )
     combos = combine(jobs)
     varied = varied_settings(combos)
@@ -124,10 +124,11 @@ def _warn_left_out(unfinished: list[Path], on_other_data: list[Job], older: list
         )
     if on_other_data:
         log.warning(
-            "%d result(s) on data files changed since, left out of the table (sweep.py --force "
-            "reruns them): %s",
+            "%d result(s) on %s changed since, left out of the table (sweep.py --force reruns "
+            "them): %s",
             len(on_other_data),
-            ", ".join(f"{job.run_dir} ({', '.join(job.changed_data)})" for job in on_other_data),
+            changed_files(on_other_data, files=True),
+            ", ".join(f"{job.run_dir} ({', '.join(job.changed)})" for job in on_other_data),
         )
     if older:
         log.warning(

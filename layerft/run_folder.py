@@ -24,6 +24,7 @@ from layerft.config_differences import config_differences
 from layerft.errors import LayerftError
 from layerft.file_lock import lock_unless_done
 from layerft.forced_rerun import remove_dead_rerun
+from layerft.model_files import ON_OTHER_MODEL, changed_model_files
 from layerft.processes import is_main_process, world_size
 from layerft.results import (
     METRICS_FILE,
@@ -143,14 +144,20 @@ def read_result(folder: Path, record: RunRecord, hint: str) -> tuple[dict[str, f
 
 
 def check_same_data(folder: Path, record: RunRecord, hint: str) -> None:
-    """A finished result of this config computed on other data (a data file edited or replaced
-    in place since) is neither reported as this run's nor overwritten: an error saying so."""
-    changed = changed_data(read_record(folder), record.data_files)
-    if changed:
+    """A finished result of this config computed on other data or model files (a data file or
+    the model's folder edited or replaced in place since) is neither reported as this run's nor
+    overwritten: an error saying so."""
+    stored = read_record(folder)
+    redo = f"replace it with force_rerun=true (sweep.py --force), or run in a new folder ({hint})"
+    if changed := changed_data(stored, record.data_files):
         raise LayerftError(
             f"{folder / METRICS_FILE} {ON_OTHER_DATA}: the file of "
-            f"{', '.join(changed)} changed since (its bytes' sha256); replace it with force_rerun=true (sweep.py "
-            f"--force), or run in a new folder ({hint})"
+            f"{', '.join(changed)} changed since (its bytes' sha256); {redo}"
+        )
+    if changed := changed_model_files(stored, record.model_folder, record.model_files):
+        raise LayerftError(
+            f"{folder / METRICS_FILE} {ON_OTHER_MODEL}: {', '.join(changed)} changed since (its "
+            f"bytes' sha256); {redo}"
         )
 
 

@@ -32,6 +32,7 @@ from layerft.config_overrides import check_overrides
 from layerft.errors import LayerftError
 from layerft.file_io import file_sha256
 from layerft.fingerprint import config_fingerprint, earlier_fingerprints
+from layerft.model_files import model_file_digests, planned_model_folder
 from layerft.sweep_compose import JobComposer, stage1_stored
 from layerft.sweep_hydra import (
     find_grid,
@@ -90,6 +91,9 @@ class Combination:
     data_error: str | None = None
     # Its config, resolved (what its fingerprint hashes): what a blocked one differs in
     resolved: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    # The local folder its model is read from, and its files' sha256 by name (RunRecord's)
+    model_folder: str | None = None
+    model_files: dict[str, str] = field(default_factory=dict)
 
     @property
     def fingerprints(self) -> tuple[str, ...]:
@@ -219,15 +223,9 @@ def plan_job(cfg: DictConfig, job: list[str], swept: set[str], warned: set[Path]
         data_error = None
     except LayerftError as err:
         data_error = str(err)
+    model = planned_model_folder(run_cfg.model, Path(run_cfg.cache_dir).expanduser())
     return Combination(
-        job,
-        config_fingerprint(resolved),
-        stage1,
-        label or "(defaults)",
-        stored,
-        digests,
-        run_cfg.force_rerun,
-        earlier_fingerprints(resolved),
-        data_error,
-        resolved,
-    )
+        job, config_fingerprint(resolved), stage1, label or "(defaults)", stored, digests,
+        run_cfg.force_rerun, earlier_fingerprints(resolved), data_error, resolved,
+        None if model is None else str(model), model_file_digests(model),
+    )  # fmt: skip

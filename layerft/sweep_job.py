@@ -15,6 +15,7 @@ from typing import Any
 
 from layerft.errors import LayerftError
 from layerft.file_io import file_error
+from layerft.model_files import model_changed_since, on_other
 from layerft.record_migration import migrated_fingerprints
 from layerft.results import FAILED_FILE, METRICS_FILE, changed_since
 from layerft.run_record import (
@@ -47,9 +48,11 @@ class Job:
     metrics: dict[str, float]  # empty when failed
     error: str | None = None  # "<type>: <message>" when failed
     later_attempt: bool = False  # a failure newer than the result its folder keeps
-    # A finished job's splits whose data file holds other bytes now (results.changed_since): its
-    # result is on other data, left out of the table.
+    # A finished job's splits whose data file holds other bytes now (results.changed_since), and
+    # the paths of its model files that do (model_files.model_changed_since): its result is on
+    # other data or model files, left out of the table.
     changed_data: tuple[str, ...] = ()
+    changed_model: tuple[str, ...] = ()
     # Of such a result: the error of a later attempt in its folder (refused on that data, or a
     # failed --force rerun); one job, shown once, beside the result it could not replace.
     later_error: str | None = None
@@ -69,6 +72,11 @@ class Job:
     unread: tuple[str, ...] = ()
 
     @property
+    def changed(self) -> tuple[str, ...]:
+        """The splits and model files that hold other bytes now than its result was computed on."""
+        return (*self.changed_data, *self.changed_model)
+
+    @property
     def older(self) -> bool:
         """Whether an older layerft computed it (run_record.RESULTS_VERSION)."""
         return self.results_version < RESULTS_VERSION
@@ -81,6 +89,13 @@ def same_run(one: Job, other: Job) -> bool:
     """Whether two records of one row and seed are one config's (a newer record of it wins)."""
     return one.fingerprint == other.fingerprint or (
         one.unread_in_fingerprint and other.unread_in_fingerprint
+    )
+
+
+def changed_files(jobs: list[Job], files: bool = False) -> str:
+    """What changed under these results (model_files.on_other): data, model files, or both."""
+    return on_other(
+        [j for j in jobs if j.changed_data], [j for j in jobs if j.changed_model], files
     )
 
 
@@ -143,6 +158,7 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
         {k: float(v) for k, v in metrics.items()} if finished else {},
         None if finished else error,
         changed_data=tuple(changed_since(data)) if finished else (),
+        changed_model=tuple(model_changed_since(data)) if finished else (),
         results_version=results_version(data),
         unread_in_fingerprint=unread_keyed,
         unread=unread,

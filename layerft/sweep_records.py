@@ -18,6 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from layerft.errors import LayerftError
+from layerft.model_files import (
+    MODEL_FILES_KEY,
+    MODEL_FOLDER_KEY,
+    ON_OTHER_MODEL,
+    model_changed_since,
+)
 from layerft.results import FAILED_FILE, METRICS_FILE, ON_OTHER_DATA, changed_since
 from layerft.run_record import DATA_FILES_KEY, DATA_PATHS_KEY
 from layerft.sweep_job import UNVALIDATED, Job, SettingsKey, read_job, same_run, settings_key
@@ -32,15 +38,16 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
     """Every job under `sweep_dir` at any depth, one per config and per (settings, seed): a finished
     record before a failed one, then the newer. A result on data changed since (`changed_data`)
     is listed too, and keeps no (settings, seed) from another job; so is a record of another
-    config that lost its (settings, seed) to the one kept (`replaced_by`)."""
+    config that lost its (settings, seed) to the one kept (`replaced_by`). So is a result on model
+    files changed since, as one on changed data (`Job.changed`)."""
     if not sweep_dir.is_dir():
         raise LayerftError(f"no sweep folder {sweep_dir}")
     dirs = sorted({p.parent for name in (METRICS_FILE, FAILED_FILE) for p in sweep_dir.rglob(name)})
     if not dirs:
         raise LayerftError(f"no job in {sweep_dir}: no {METRICS_FILE} or {FAILED_FILE} under it")
     records = _latest([read_job(d) for d in dirs], lambda job: job.fingerprint)
-    records = [_with_later_error(job) if job.changed_data else job for job in records]
-    stale = {job.run_dir for job in records if job.changed_data}
+    records = [_with_later_error(job) if job.changed else job for job in records]
+    stale = {job.run_dir for job in records if job.changed}
     # A failure newer than the result beside it (a failed --force rerun, or another config refused
     # in that folder) is listed too: the table keeps the earlier result, the failure is not hidden.
     reruns = [
@@ -51,7 +58,7 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
     # Superseded records go first, so that no spelling only they used names a row.
     jobs = same_spelling([*records, *reruns])
     records, reruns = jobs[: len(records)], jobs[len(records) :]
-    current = same_settings_per_config([job for job in records if not job.changed_data])
+    current = same_settings_per_config([job for job in records if not job.changed])
 
     def slot(job: Job) -> tuple[SettingsKey, int]:  # a row and a seed
         return settings_key(job.settings), job.seed
@@ -63,7 +70,7 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
         winner = winners[slot(job)]
         if winner is not job and not same_run(winner, job):
             replaced.append(replace(job, replaced_by=winner.run_dir))
-    on_other_data = [job for job in records if job.changed_data]
+    on_other_data = [job for job in records if job.changed]
     listed = [*kept, *on_other_data, *reruns, *replaced]
     return sorted(listed, key=lambda j: (j.run_dir, j.error is not None))
 
@@ -81,23 +88,25 @@ def unfinished_dirs(sweep_dir: Path) -> list[Path]:
 def _later_failure(run_dir: Path) -> Job | None:
     """The failure recorded after the result in `run_dir`: a later attempt of that result's
     config, or another config's own failure (refused there, as that result is not its own).
-    None for an attempt refused because a data file had changed since the result, when the files
-    it read hold the result's data again: that refusal is stale, the result is on current data."""
+    None for an attempt refused because a data or model file had changed since the result, when
+    the files it read hold the result's bytes again: that refusal is stale, the result is current."""
     job = _failure_beside_result(run_dir)
     if job is None:
         return None
     result = read_job(run_dir, METRICS_FILE)
     if not _attempt_of(result, job):
         return job
-    if ON_OTHER_DATA in (job.error or "") and _back_on_its_data(run_dir):
+    refused = any(reason in (job.error or "") for reason in (ON_OTHER_DATA, ON_OTHER_MODEL))
+    if refused and _back_on_its_data(run_dir):
         return None
     error = f"{job.error} (a later attempt; the earlier result is kept)"
     return replace(job, error=error, later_attempt=True)
 
 
 def _back_on_its_data(run_dir: Path) -> bool:
-    """Whether the files a refused attempt read (the paths in its failed.json, which another
-    working directory may resolve elsewhere than the result's) hold its result's bytes again."""
+    """Whether the data and model files a refused attempt read (the paths in its failed.json,
+    which another working directory may resolve elsewhere than the result's) hold its result's
+    bytes again."""
     try:
         failure = json.loads((run_dir / FAILED_FILE).read_text(encoding="utf-8"))
         result = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
@@ -106,7 +115,10 @@ def _back_on_its_data(run_dir: Path) -> bool:
     paths = failure.get(DATA_PATHS_KEY) if isinstance(failure, dict) else None
     if not isinstance(paths, dict) or not isinstance(result, dict):
         return False
-    return not changed_since({DATA_FILES_KEY: result.get(DATA_FILES_KEY), DATA_PATHS_KEY: paths})
+    data = {DATA_FILES_KEY: result.get(DATA_FILES_KEY), DATA_PATHS_KEY: paths}
+    folder = failure.get(MODEL_FOLDER_KEY)  # as the refused attempt read it, as its data paths
+    model = {MODEL_FILES_KEY: result.get(MODEL_FILES_KEY), MODEL_FOLDER_KEY: folder}
+    return not changed_since(data) and not model_changed_since(model)
 
 
 def _attempt_of(result: Job, failure: Job) -> bool:

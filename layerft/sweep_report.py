@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from layerft.run_record import older_results
-from layerft.sweep_job import Job
+from layerft.sweep_job import Job, changed_files
 from layerft.sweep_stats import MIN_PAIRS
 from layerft.sweep_table import MISSING, Failure, Table, label
 
@@ -36,7 +36,9 @@ def render_markdown(
     later = sum(job.later_attempt for job in jobs)  # failures in folders that keep a result
     counts = f"{len(jobs) - len(failures)} finished, {len(failures) - later} failed"
     counts += f", {len(unfinished)} unfinished" if unfinished else ""
-    counts += f", {len(on_other_data)} on changed data" if on_other_data else ""
+    counts += (
+        f", {len(on_other_data)} on changed {changed_files(on_other_data)}" if on_other_data else ""
+    )
     counts += f", {len(replaced)} replaced by another config's" if replaced else ""
     counts += f"; {later} later attempt(s) failed, their earlier results kept" if later else ""
     lines = [
@@ -125,16 +127,17 @@ def _left_out_lines(
         lines.append("Job folders with no metrics.json or failed.json yet, in no row of the table:")
         lines += [f"- {_relative(path, sweep_dir)}" for path in unfinished]
     if on_other_data:
-        lines += ["", "## On changed data (left out of the table)", ""]
+        what = changed_files(on_other_data)
+        lines += ["", f"## On changed {what} (left out of the table)", ""]
         lines.append(
-            "Finished on a data file that holds other bytes now (sha256 of the file at the path the "
-            "job read); `sweep.py --force` reruns them:"
+            f"Finished on {_A_FILE.get(what, 'a data or model file')} that holds other bytes now "
+            "(sha256 of the file at the path the job read); `sweep.py --force` reruns them:"
         )
         header = ["job", "settings", "seed", "changed", "later attempt"]
         lines += [_md_line(header), "|---|---|---|---|---|"]
         for job in on_other_data:
             cells = [_relative(job.run_dir, sweep_dir), _own_label(job, table), str(job.seed)]
-            lines.append(_md_line([*cells, ", ".join(job.changed_data), job.later_error or "-"]))
+            lines.append(_md_line([*cells, ", ".join(job.changed), job.later_error or "-"]))
     if replaced:
         lines += ["", "## Replaced by another config (left out of the table)", ""]
         lines.append(
@@ -147,6 +150,9 @@ def _left_out_lines(
             cells = [_relative(job.run_dir, sweep_dir), _own_label(job, table), str(job.seed)]
             lines.append(_md_line([*cells, _relative(job.replaced_by, sweep_dir)]))
     return lines
+
+
+_A_FILE = {"data": "a data file", "model files": "a model file"}  # by changed_files
 
 
 def older_versions(jobs: list[Job]) -> list[int]:

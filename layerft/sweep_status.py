@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from layerft.model_files import changed_model_files, on_other
 from layerft.results import FAILED_FILE, METRICS_FILE, changed_data, job_records, read_record
 from layerft.run_folder import differences_from_result
 from layerft.run_record import (
@@ -46,14 +47,26 @@ def repeated_runs(
     return [(c, first[c.fingerprint]) for c in launching if first[c.fingerprint] is not c]
 
 
+class Stale(NamedTuple):
+    """A combination finished on data or model files changed since: its job stops on them."""
+
+    combination: Combination
+    folder: Path  # of its result
+    data: list[str]  # the splits whose data file changed
+    model: list[str]  # the paths of the model files that changed
+
+    def changed(self) -> tuple[str, str]:
+        """What changed (model_files.on_other), and the splits' and files' names."""
+        return on_other(self.data, self.model), ", ".join([*self.data, *self.model])
+
+
 @dataclass(frozen=True)
 class Status:
     done: list[tuple[Combination, Path]]
     failed: list[tuple[Combination, Path, str]]
     missing: list[Combination]
-    # Finished on a data file changed since (the splits named): the job stops on it
-    # (run_folder.check_same_data) until --force reruns it.
-    stale: list[tuple[Combination, Path, list[str]]] = field(default_factory=list)
+    # Finished on a data or model file changed since (run_folder.check_same_data): --force reruns
+    stale: list[Stale] = field(default_factory=list)
     # Of `done`: those computed by an older layerft (run_record.RESULTS_VERSION), with their version.
     older: list[tuple[Combination, Path, int]] = field(default_factory=list)
     # Of `missing`: those whose job folder holds another config's result (an option's YAML
@@ -82,8 +95,10 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
         own = {results[f] for f in combination.fingerprints if f in results}  # also replaced ones
         if (folder := _first_of(combination.fingerprints, finished)) is not None:
             record = read_record(folder)
-            if changed := changed_data(record, combination.data_files):
-                stale.append((combination, folder, changed))
+            data = changed_data(record, combination.data_files)
+            model = changed_model_files(record, combination.model_folder, combination.model_files)
+            if data or model:
+                stale.append(Stale(combination, folder, data, model))
             else:
                 done.append((combination, folder))
                 if (version := results_version(record)) < RESULTS_VERSION:
@@ -157,8 +172,8 @@ def print_plan(combinations: list[Combination], state: Status, force: bool) -> N
         marks[id(combination)] = "blocked: its folder holds another config's result"
     for combination, _, version in [] if force else state.older:
         marks[id(combination)] = f"done by results version {version}"
-    for combination, _, changed in [] if force else state.stale:
-        marks[id(combination)] = f"done on other data: {', '.join(changed)} changed"
+    for stale in [] if force else state.stale:
+        marks[id(stale.combination)] = "done on other {}: {} changed".format(*stale.changed())
     served_by = {id(repeat): run for repeat, run in left_out(combinations, state, force).repeats}
     for combination in combinations:
         s1 = f"stage1 {combination.stage1}" if combination.stage1 else "no stage 1"
@@ -175,8 +190,8 @@ def print_plan(combinations: list[Combination], state: Status, force: bool) -> N
     print(f"{done} done, {todo} to run{served}{' (--force)' if force else ''}")
     if state.stale and not force:
         print(
-            f"{len(state.stale)} done on data files changed since: each stops with an error; "
-            "rerun them with --force (overrides can narrow the grid to them)"
+            f"{len(state.stale)} done on {_on_changed(state.stale, files=True)} changed since: "
+            "each stops with an error; rerun them with --force (overrides can narrow the grid to them)"
         )
     if state.older and not force:
         print(older_note(state.older))
@@ -208,18 +223,24 @@ def older_note(older: list[tuple[Combination, Path, int]]) -> str:
     )
 
 
+def _on_changed(stale: list[Stale], files: bool = False) -> str:
+    """What changed under these results (model_files.on_other)."""
+    return on_other([s for s in stale if s.data], [s for s in stale if s.model], files)
+
+
 def print_summary(state: Status) -> None:
-    stale = f", {len(state.stale)} on changed data" if state.stale else ""
+    stale = f", {len(state.stale)} on changed {_on_changed(state.stale)}" if state.stale else ""
     print(
         f"sweep: {len(state.done)} finished, {len(state.failed)} failed, {len(state.missing)} not "
         f"run{stale}"
     )
     for combination, folder, error in state.failed:
         print(f"  FAILED {combination.label}: {error} ({folder / FAILED_FILE})")
-    for combination, folder, changed in state.stale:
+    for stale in state.stale:
+        what, names = stale.changed()
         print(
-            f"  ON CHANGED DATA {combination.label}: {', '.join(changed)} changed since its result "
-            f"({folder / METRICS_FILE}); --force reruns it"
+            f"  ON CHANGED {what.upper()} {stale.combination.label}: {names} changed since its "
+            f"result ({stale.folder / METRICS_FILE}); --force reruns it"
         )
     blocked = {id(combination): folder for combination, folder in state.blocked}
     for combination in state.missing:

@@ -1,0 +1,128 @@
+"""A model read from a local folder: its files' sha256 are recorded with the result and key its
+stage 1, so weights re-exported or fine-tuned in place are another model (as an edited data file is
+other data), and an unchanged folder is still reused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from compose import compose_config, compose_run
+from conftest import SHRINK
+
+from layerft import hydra_job, run_folder, sweep_status
+from layerft.config import resolve_config
+from layerft.errors import LayerftError
+from layerft.model_files import MODEL_FILES_KEY, MODEL_FOLDER_KEY
+from layerft.results import METRICS_FILE, write_metrics
+from layerft.run_record import FINGERPRINT_KEY, RESULTS_VERSION, RESULTS_VERSION_KEY, RunRecord
+from layerft.sweep_grid import expand
+from layerft.sweep_job import read_job
+from layerft.tiny_model import TinyConfig, build_tiny_backbone, build_tiny_tokenizer
+
+ENTRIES = {"run/choices": {}, "run/overrides": [], "run/sweep": None}
+
+
+def save_tiny(folder: Path, init_seed: int = 0) -> Path:
+    """`model=tiny`'s backbone and tokenizer as a Hugging Face folder; `init_seed` other weights."""
+    tokenizer = build_tiny_tokenizer()
+    backbone = build_tiny_backbone(TinyConfig(init_seed=init_seed), vocab_size=len(tokenizer))
+    backbone.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def overrides(folder: Path, tmp_path: Path, *more: str) -> list[str]:
+    """SHRINK's run with the model read from `folder` (a local folder given as model.hub_id)."""
+    model = ["model=bert_base_uncased", f"model.hub_id={folder}", "model.pretrained_pooler=false"]
+    shrunk = [arg for arg in SHRINK if arg != "model=tiny"]
+    return [*model, *shrunk, f"cache_dir={tmp_path / 'cache'}", *more]
+
+
+def record_of(args: list[str]) -> RunRecord:
+    return hydra_job.build_run_record(
+        compose_run(*args), resolve_config(compose_config(*args)), ENTRIES
+    )
+
+
+def test_a_result_on_model_files_changed_since_is_refused_and_an_unchanged_one_reused(
+    tmp_path: Path,
+) -> None:
+    folder = save_tiny(tmp_path / "model")
+    args = overrides(folder, tmp_path, "injection_task=none")
+    first = record_of(args)
+    assert first.model_folder == str(folder.resolve())
+    assert set(first.model_files) == {
+        "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"
+    }  # fmt: skip
+    run_dir = tmp_path / "run"
+    write_metrics(run_dir, {"target/eval_accuracy": 0.5}, first)
+    # Unchanged, or saved again with the same bytes (newer mtimes): reused, as before.
+    assert run_folder.previous_result(run_dir, record_of(args), None) is not None
+    save_tiny(folder)
+    assert record_of(args).model_files == first.model_files
+    assert run_folder.previous_result(run_dir, record_of(args), None) is not None
+
+    save_tiny(folder, init_seed=1)  # the checkpoint re-exported in place
+    edited = record_of(args)
+    assert edited.fingerprint == first.fingerprint
+    assert edited.model_files["model.safetensors"] != first.model_files["model.safetensors"]
+    assert edited.model_files["config.json"] == first.model_files["config.json"]
+    with pytest.raises(LayerftError) as caught:
+        run_folder.previous_result(run_dir, edited, None)
+    assert str(caught.value) == (
+        f"{run_dir / METRICS_FILE} is this config's result on other model files: "
+        f"{folder.resolve() / 'model.safetensors'} changed since (its bytes' sha256); replace it "
+        "with force_rerun=true (sweep.py --force), or run in a new folder "
+        "(hydra.run.dir=<new folder>)"
+    )
+    # The table compares the folder the run read, without the config, and leaves it out.
+    assert read_job(run_dir).changed == (str(folder.resolve() / "model.safetensors"),)
+    # A result written before model files were recorded is served, as one without data hashes.
+    stored = json.loads((run_dir / METRICS_FILE).read_text())
+    del stored[MODEL_FILES_KEY], stored[MODEL_FOLDER_KEY]
+    (run_dir / METRICS_FILE).write_text(json.dumps(stored))
+    assert run_folder.previous_result(run_dir, edited, None) is not None
+    assert read_job(run_dir).changed == ()
+
+
+def test_a_sweep_plan_marks_a_result_on_changed_model_files(tmp_path: Path, capsys) -> None:
+    folder = save_tiny(tmp_path / "model")
+    grid = overrides(folder, tmp_path, "injection_task=none", "tuning_mode=full", "seed=1")
+    [combination] = expand("demo", grid)
+    assert combination.model_folder == str(folder.resolve())
+    job = tmp_path / "sweep" / "job"
+    job.mkdir(parents=True)
+    record = {FINGERPRINT_KEY: combination.fingerprint, RESULTS_VERSION_KEY: RESULTS_VERSION,
+              MODEL_FOLDER_KEY: combination.model_folder,
+              MODEL_FILES_KEY: combination.model_files}  # fmt: skip
+    (job / METRICS_FILE).write_text(json.dumps(record))
+    state = sweep_status.status([combination], tmp_path / "sweep")
+    assert len(state.done) == 1 and not state.stale  # unchanged: done, not rerun
+
+    save_tiny(folder, init_seed=1)
+    [edited] = expand("demo", grid)
+    assert edited.fingerprint == combination.fingerprint
+    state = sweep_status.status([edited], tmp_path / "sweep")
+    assert not state.done and len(state.stale) == 1
+    sweep_status.print_plan([edited], state, False)
+    sweep_status.print_summary(state)
+    weights = folder.resolve() / "model.safetensors"
+    assert capsys.readouterr().out.splitlines() == [
+        "1 combinations, 0 distinct stage-1 trainings",
+        f"  [done on other model files: {weights} changed] {edited.label}  (no stage 1)",
+        "0 done, 0 to run",
+        "1 done on model files changed since: each stops with an error; rerun them with --force "
+        "(overrides can narrow the grid to them)",
+        "sweep: 0 finished, 0 failed, 0 not run, 1 on changed model files",
+        f"  ON CHANGED MODEL FILES {edited.label}: {weights} changed since its result "
+        f"({job / METRICS_FILE}); --force reruns it",
+    ]
+
+
+def test_a_model_without_a_folder_records_nothing(tmp_path) -> None:
+    args = [*SHRINK, "injection_task=demo_pos"]
+    record = record_of(args)
+    assert record.model_folder is None and record.model_files == {}
+    assert not {MODEL_FILES_KEY, MODEL_FOLDER_KEY} & set(record.entries())
