@@ -28,6 +28,7 @@ from layerft.layer_split import (
 )
 from layerft.lr_schedule import part_lr_multipliers
 from layerft.model import load_tokenizer
+from layerft.model_files import model_file_digests, model_folder
 from layerft.model_limits import check_max_length, check_room_for_text, check_tokenizer_fits
 from layerft.parts import layer_part
 from layerft.phase import remove_unfinished_checkpoints, run_phase
@@ -114,7 +115,9 @@ def stage1_for(cfg: RunConfig, data: TaskData, run_dir: Path, sink: MetricSink) 
         return injected, metrics, history
 
     ranks = (rank(), world_size())
-    outcome = obtain_stage1(store, Stage1Key.of(cfg, data.content), train, run_dir, ranks)
+    # Hashed once per process (the run's record did it): here only the files' sizes and mtimes.
+    model = model_file_digests(model_folder(cfg.model, Path(cfg.cache_dir).expanduser()))
+    outcome = obtain_stage1(store, Stage1Key.of(cfg, data.content, model), train, run_dir, ranks)
     if ranks[1] > 1 and torch.distributed.is_initialized():
         torch.distributed.barrier()  # stage 2 starts together, after the first process stored stage 1
     if not outcome.trained:

@@ -45,10 +45,18 @@ class Stage1Key:
     # Processes training together (torchrun): batch_size is per process, so this sets the global
     # batch and the step count. Left out of the key at 1, so single-process keys stay as they were.
     world_size: int = 1
+    # (name, sha256) of each file of the local folder the model is read from (model_files): a
+    # checkpoint re-exported or fine-tuned in place is another start. Keyed with the data, as the
+    # plan cannot always read them (a converted folder not written yet); none (a hub id, tiny):
+    # left out of the key.
+    model_files: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def of(cls, cfg: RunConfig, content: str | None = None) -> Stage1Key:
-        """The key of this run's stage 1 (it must have an injection task) on data `content`."""
+    def of(
+        cls, cfg: RunConfig, content: str | None = None, model_files: dict[str, str] | None = None
+    ) -> Stage1Key:
+        """The key of this run's stage 1 (it must have an injection task) on data `content`, from
+        a model whose folder holds `model_files` (model_files.model_file_digests)."""
         assert cfg.injection_task is not None
         return cls(
             model=cfg.model,
@@ -59,6 +67,7 @@ class Stage1Key:
             seed=cfg.seed,
             content=content,
             world_size=world_size(),
+            model_files=tuple(sorted((model_files or {}).items())),
         )
 
     def data(self) -> dict[str, Any]:
@@ -72,21 +81,29 @@ class Stage1Key:
             without_later_keys(data[name], at)
         if self.world_size == 1:
             del data["world_size"]
+        data["model_files"] = dict(self.model_files)
+        if not self.model_files:
+            del data["model_files"]
         data["format"] = FORMAT
         return data
 
     def settings_digest(self) -> str:
-        """A stable short hash of the settings (`data()` but the content): which combinations of a
-        sweep share a stage 1."""
-        settings = {k: v for k, v in self.data().items() if k != "content"}
+        """A stable short hash of the settings (`data()` but the data and model files): which
+        combinations of a sweep share a stage 1."""
+        settings = {k: v for k, v in self.data().items() if k not in ("content", "model_files")}
         return hashlib.sha256(
             json.dumps(settings, sort_keys=True, default=str).encode()
         ).hexdigest()[:16]
 
     def digest(self) -> str:
-        """The result's folder name: the settings' digest, then the data's (`<settings>-<data>`)."""
+        """The result's folder name: the settings' digest, then the data's (`<settings>-<data>`),
+        which covers the model's files where it has any."""
         assert self.content is not None, "a stored stage 1 is keyed by its data too"
-        return f"{self.settings_digest()}-{self.content[:12]}"
+        data = self.content
+        if self.model_files:
+            inputs = json.dumps([self.content, self.model_files]).encode()
+            data = hashlib.sha256(inputs).hexdigest()
+        return f"{self.settings_digest()}-{data[:12]}"
 
 
 # Where each part of the key sits in the run's config.

@@ -5,6 +5,7 @@ other data), and an unchanged folder is still reused."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,9 @@ from layerft.config import resolve_config
 from layerft.errors import LayerftError
 from layerft.model_files import MODEL_FILES_KEY, MODEL_FOLDER_KEY
 from layerft.results import METRICS_FILE, write_metrics
+from layerft.run import load_stage_data, stage1_for
 from layerft.run_record import FINGERPRINT_KEY, RESULTS_VERSION, RESULTS_VERSION_KEY, RunRecord
+from layerft.stage1_key import Stage1Key
 from layerft.sweep_grid import expand
 from layerft.sweep_job import read_job
 from layerft.tiny_model import TinyConfig, build_tiny_backbone, build_tiny_tokenizer
@@ -121,8 +124,38 @@ def test_a_sweep_plan_marks_a_result_on_changed_model_files(tmp_path: Path, caps
     ]
 
 
-def test_a_model_without_a_folder_records_nothing(tmp_path) -> None:
+def test_a_stage1_is_reused_from_the_same_model_files_and_trained_again_from_changed_ones(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = save_tiny(tmp_path / "model")
+    cfg = compose_run(*overrides(folder, tmp_path, "injection_task=demo_pos"))
+    data = load_stage_data(cfg)
+    assert data.injection is not None
+
+    def stage1(run: str) -> tuple[str, Path]:
+        outcome = stage1_for(cfg, data.injection, tmp_path / run, lambda metrics, step: None)
+        return ("trained" if outcome.trained else "reused"), outcome.result.path
+
+    with caplog.at_level(logging.INFO, logger="layerft.stage1"):
+        status, stored = stage1("a")
+        assert status == "trained"
+        save_tiny(folder)  # the same bytes again: the same model
+        assert stage1("b") == ("reused", stored)
+        save_tiny(folder, init_seed=1)
+        status, other = stage1("c")  # its layers would be the old checkpoint's: trained afresh
+        assert status == "trained" and other != stored
+        assert stage1("d") == ("reused", other)
+    assert other.name.split("-")[0] == stored.name.split("-")[0]  # one stage 1 in a sweep's plan
+    key = json.loads((other / "result.json").read_text())["key"]
+    assert set(key["model_files"]) >= {"model.safetensors", "config.json"}
+    assert caplog.text.count("stage 1: reused") == 2
+
+
+def test_a_model_without_a_folder_records_nothing_and_keys_stage1_as_before(tmp_path) -> None:
     args = [*SHRINK, "injection_task=demo_pos"]
     record = record_of(args)
     assert record.model_folder is None and record.model_files == {}
     assert not {MODEL_FILES_KEY, MODEL_FOLDER_KEY} & set(record.entries())
+    key = Stage1Key.of(compose_run(*args), "a" * 24)
+    assert "model_files" not in key.data()
+    assert key.digest() == f"{key.settings_digest()}-{'a' * 12}"
