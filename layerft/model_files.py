@@ -92,8 +92,8 @@ def changed_model_files(
     before model files were recorded, or without a local folder, is not compared."""
     stored = record.get(MODEL_FILES_KEY)
     if not isinstance(stored, dict) or not isinstance(record.get(MODEL_FOLDER_KEY), str):
-        return []
-    if folder is None:
+        return []  # recorded before model files were, or with no local folder: unknown
+    if folder is None:  # a plan that cannot find the folder now (the run stops on it)
         return []
     names = {*stored, *digests}
     return [
