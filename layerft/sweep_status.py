@@ -16,12 +16,7 @@ from typing import NamedTuple
 from layerft.model_files import changed_model_files, on_other
 from layerft.results import FAILED_FILE, METRICS_FILE, changed_data, job_records, read_record
 from layerft.run_folder import differences_from_result
-from layerft.run_record import (
-    FINGERPRINT_KEY,
-    RESULTS_VERSION,
-    older_results,
-    results_version,
-)
+from layerft.run_record import FINGERPRINT_KEY, RESULTS_VERSION, older_results, results_version
 from layerft.sweep_grid import Combination, job_folder
 from layerft.sweep_records import HYDRA_SUBDIR
 
@@ -208,8 +203,8 @@ def blocked_note(blocked: list[tuple[Combination, Path]]) -> str:
         f"{len(blocked)} blocked: the job folder holds the result of another config (a setting "
         "given once on the command line, which job folder names leave out, an option's YAML "
         "edited since, or a schema key added to layerft without its LATER_KEYS line), which is "
-        "never overwritten, --force or not, so sweep.py does not launch "
-        "them; run the grid in a new --dir, or delete those folders to redo them "
+        "never overwritten, --force or not, so sweep.py does not launch them; run the grid in a "
+        "new --dir, or delete those folders to redo them "
         f"({', '.join(str(folder) for _, folder in blocked[:3])}{', ...' if len(blocked) > 3 else ''})"
         + (f"; {first.label} differs from its folder's in {differs}" if differs else "")
     )
