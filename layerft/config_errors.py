@@ -168,9 +168,17 @@ def hydra_value_error_line(err: ValueError) -> str | None:
         return None
     override = getattr(tb.tb_frame.f_locals.get("override"), "input_line", None)
     if override is not None and "must be a string" in str(err):
-        group = override.lstrip("+~").split("=", 1)[0]
-        none = f"{group}=none" if (CONF / group / "none.yaml").is_file() else f"~{group}"
-        return f"{override}: a config group takes an option's name; {none} chooses none"
+        from layerft.config import GROUP_OF_KEY  # here: it imports the schemas (torch)
+
+        spelt = override.lstrip("+~").split("=", 1)[0]  # `lr_schedule@injection_lr_schedule`
+        group, _, package = spelt.partition("@")
+        if (CONF / group / "none.yaml").is_file():
+            hint = f"{spelt}=none chooses none"
+        elif (package or group) in GROUP_OF_KEY:  # `~model` is refused: a run needs one
+            hint = f"a run needs one: {spelt}=<option>"
+        else:
+            hint = f"~{spelt} chooses none"
+        return f"{override}: a config group takes an option's name; {hint}"
     return str(err).splitlines()[0] if str(err) else None
 
 

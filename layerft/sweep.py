@@ -89,7 +89,7 @@ def main(argv: Sequence[str]) -> int:
     except KeyboardInterrupt:  # outside the jobs (planning, tables): nothing half-written stays
         print(INTERRUPTED_LINE, file=sys.stderr)
         return 130
-    except (*CONFIG_ERRORS, AssertionError) as err:
+    except (*CONFIG_ERRORS, AssertionError, ValueError) as err:  # ValueError: `experiment=null`
         line = composition_error_line(err)
         if line is None:
             raise

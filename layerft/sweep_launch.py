@@ -119,8 +119,8 @@ def check_hydra_overrides(overrides: Sequence[str]) -> None:
             if key == refused or key.startswith(f"{refused}.") or refused.startswith(f"{key}."):
                 raise LayerftError(f"{key}: {why}")
         if key == "hydra.job.chdir" and (
-            override.is_sweep_override() or override.value() is not False
-        ):
+            override.is_sweep_override() or override.value() not in (False, None)
+        ):  # null: Hydra 1.2+ reads it as false
             raise LayerftError(CHDIR)
         if key in {"hydra/sweeper", "hydra.sweeper._target_"}:
             raise LayerftError(SWEEPER_CHOSEN.format(where="hydra/sweeper"))

@@ -394,7 +394,11 @@ def test_a_group_given_a_list_or_deleted_is_refused(override: str, line: str) ->
 @pytest.mark.parametrize(
     ("override", "hint"),
     [("experiment=null", "~experiment chooses none"),
-     ("injection_task=null", "injection_task=none chooses none")],
+     ("injection_task=null", "injection_task=none chooses none"),
+     # `~model` is refused (check_group_override): a group a run needs is not offered as none
+     ("model=null", "a run needs one: model=<option>"),
+     ("lr_schedule@injection_lr_schedule=null",
+      "a run needs one: lr_schedule@injection_lr_schedule=<option>")],
 )  # fmt: skip
 def test_a_group_set_to_null_is_one_line_and_exit_2(monkeypatch, capsys, override, hint) -> None:
     # Hydra raised a bare ValueError: 40 lines of traceback and exit 1.
@@ -406,6 +410,9 @@ def test_a_group_set_to_null_is_one_line_and_exit_2(monkeypatch, capsys, overrid
     assert capsys.readouterr().err.splitlines() == [expected]
     with pytest.raises(ValueError), config_errors_exit():  # one not Hydra's own is a bug
         raise ValueError("a bug elsewhere")
+    # sweep.py's plan composes it too: it had printed Hydra's traceback and exited 1
+    assert main(["demo", "model=tiny", override, "--dry-run"]) == 2
+    assert capsys.readouterr().err.splitlines() == [expected]
 
 
 def test_a_bottleneck_width_overrides_the_option_reduction_factor() -> None:

@@ -65,9 +65,9 @@ def test_an_override_of_where_a_job_folder_is_or_its_name_is_refused(
 
 
 def test_hydra_settings_that_leave_the_job_folders_alone_are_taken(tmp_path, capsys) -> None:
-    # A multirun never uses hydra.run.dir; chdir=false is the default.
+    # A multirun never uses hydra.run.dir; chdir=false is the default (null reads as false).
     grid = own_grid(tmp_path / "mine")
-    for override in ("hydra.run.dir=elsewhere", "hydra.job.chdir=false"):
+    for override in ("hydra.run.dir=elsewhere", "hydra.job.chdir=false", "hydra.job.chdir=null"):
         assert sweep_module.main(["mygrid", grid, override, *PLAN, "--dir", str(tmp_path)]) == 0
         assert capsys.readouterr().out.splitlines()[-1] == "0 done, 2 to run"
 
