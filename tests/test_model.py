@@ -189,11 +189,12 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_mistyped_relative_folder_is_named_as_one(tmp_path, monkeypatch, offline) -> None:
     # `models/minilmm` is read as a hub id (no ./ before it): the error blamed the hub alone.
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "models" / "minilm").mkdir(parents=True)
-    for hub_id, typo in (("models/minilmm", True), ("org/model", False)):
+    tiny_bert_config(tmp_path / "models" / "minilm")  # a folder of model folders
+    (tmp_path / "klue" / "nli").mkdir(parents=True)  # a data folder named as a hub organisation
+    for hub_id, typo in (("models/minilmm", True), ("org/model", False), ("klue/bert", False)):
         with pytest.raises(LayerftError) as info:
             max_sequence_length(ModelConfig(name="m", hub_id=hub_id))
-        hint = f"; no folder {hub_id} either (its parent {hub_id.split('/')[0]} exists); offline,"
+        hint = f"; no folder {hub_id} either (models holds model folders); offline,"
         assert (hint in str(info.value)) == typo, info.value
 
 
