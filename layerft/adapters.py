@@ -4,6 +4,9 @@ An adapter is added to the output sub-block of attention and/or feed-forward of 
 layers, where Houlsby's adapter-bert puts it: after the block's projection and its dropout, before
 the residual LayerNorm. It is applied by a forward hook on the block's dropout: the pre-trained
 parameter names stay as they were, so checkpoints, transplants and part selection are unaffected.
+
+Serves the `tuning_mode` config group (its `adapter` settings, `AdapterConfig`):
+`layerft/tuning_mode.py` adds the adapters.
 """
 
 from __future__ import annotations

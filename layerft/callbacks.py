@@ -1,5 +1,8 @@
 """The Trainer callbacks of the phase runner: logs to the tracker, the clock of pauses in
-training, a labelled progress bar, and the non-finite loss checks."""
+training, a labelled progress bar, and the non-finite loss checks.
+
+Serves no config group: `layerft/phase.py` puts these on each stage's Trainer.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """A credential given as a setting of the app's config on the command line (`+wandb_api_key=`,
 `+wandb={api_key:...}`) is refused before Hydra writes or logs it: train.py and sweep.py check their
 arguments here. Hydra's own `hydra.job.env_set.<NAME>=` is masked instead (`layerft/credentials.py`).
+
+Serves the root config, as `layerft/config_overrides.py` does: none of its settings may hold a
+credential.
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
 """Command-line overrides whose key names a credential (`+tracker.api_key=`,
 `hydra.job.env_set.WANDB_API_KEY=`): their values are masked wherever overrides are recorded, and
 in the config dumps Hydra writes (ScrubCredentials). One set as a setting of the app's config is
-refused instead (`layerft/credential_overrides.py`)."""
+refused instead (`layerft/credential_overrides.py`).
+
+Serves the root config: conf/config.yaml runs `ScrubCredentials` as one of its `hydra.callbacks`;
+`layerft/hydra_job.py` and `layerft/sweep_tracker.py` record overrides masked.
+"""
 
 from __future__ import annotations
 

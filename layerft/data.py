@@ -5,6 +5,8 @@ sets (repeats, dev examples copied from train, label coverage) and tokenized (ca
 Every source ends in the same raw records; the task's kind (`layerft/kinds/`) normalises them
 (e.g. sequence classification -> {"text_a", "text_b"?, "label"}; token tagging -> {"tokens",
 "tags"}), encodes them and pads them. This module is kind-blind.
+
+Serves the `injection_task` and `target_task` config groups (`TaskConfig`) for `layerft/run.py`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""User-facing errors: bad config, data or environment, reported as one line and a non-zero exit."""
+"""User-facing errors: bad config, data or environment, reported as one line and a non-zero exit.
+
+Serves no config group: every module raises `LayerftError`; train.py and `layerft/hydra_job.py`
+report it (`user_errors_exit`).
+"""
 
 import contextlib
 import json

@@ -1,5 +1,8 @@
 """A task's `compute_metrics` for the Trainer: the kind turns dev predictions into metric inputs,
-the packaged `evaluate` modules score them."""
+the packaged `evaluate` modules score them.
+
+Serves the `injection_task` and `target_task` config groups: a task's `metrics`, fed by its `kind`.
+"""
 
 from __future__ import annotations
 

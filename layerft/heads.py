@@ -3,6 +3,9 @@
 Heads are layerft's own (one per task kind, in `layerft/kinds/`), not `AutoModelFor...`, so that
 every backbone gets the same fresh head, the encoder can be cut at the layer split, and
 parameters group cleanly into parts.
+
+Serves the `injection_task` and `target_task` config groups: a task's `kind` gives its head
+(`build_task_model`).
 """
 
 from __future__ import annotations

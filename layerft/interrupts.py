@@ -2,7 +2,11 @@
 arrives, and when that is a garbage collector's callback (a WeakSet's `_remove`), Python prints
 "Exception ignored in ..." and carries on, so a sweep ran to its end and exited 0. While
 `remembered_interrupts` is active, a SIGINT is also remembered, and the points where a sweep
-starts its next job (`stop_if_interrupted`) stop it then."""
+starts its next job (`stop_if_interrupted`) stop it then.
+
+Serves no config group: train.py, `layerft/sweep.py`, `layerft/sweep_launch.py` and the
+`local_parallel` launcher use it.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Peak memory of a training phase: the CUDA allocator's peak on GPU; on CPU the process's peak RSS,
-from the kernel's high-water mark where it can be reset, else sampled."""
+from the kernel's high-water mark where it can be reset, else sampled.
+
+Serves no config group: `layerft/phase.py` measures each phase with `PeakMemory`.
+"""
 
 from __future__ import annotations
 

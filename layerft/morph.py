@@ -2,6 +2,9 @@
 
 Kiwi's analyses stand in for gold POS tags where a task has none (injection_task=korean_morph):
 each text becomes its morphemes' forms and tags, as `Kiwi().tokenize` gives them.
+
+Serves the task config groups' `tagging: {silver: kiwi}` (`injection_task=korean_morph`), through
+the `token_tagging` kind.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Named parts of a TaskModel (embeddings, layer.<i>, adapters, head), selected by module and index, never by substring."""
+"""Named parts of a TaskModel (embeddings, layer.<i>, adapters, head), selected by module and index, never by substring.
+
+Serves no config group: `layerft/layer_split.py`, `layerft/tuning_mode.py` and
+`layerft/lr_schedule.py` select parameters by these parts.
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,9 @@
 transformers' Trainer underneath gives mixed precision, DDP under torchrun/accelerate, length-grouped
 batches and checkpointing; layerft supplies the optimizer's parameter groups and the metrics
 (`layerft/phase_trainer.py`: the Trainer's arguments, subclass and speed report).
+
+Serves the root config's `trainer` node (`TrainerConfig`), with `layerft/phase_trainer.py`; each
+stage's task and schedule come from `layerft/run.py`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""This process's place in a torchrun / accelerate launch (one process without one)."""
+"""This process's place in a torchrun / accelerate launch (one process without one).
+
+Serves no config group: `layerft/run.py`, `layerft/phase.py` and the modules that record or key a
+run ask it.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,10 @@ their own module (`readers_records`, `readers_delimited`, `readers_klue`, `reade
 
 Every malformed input raises LayerftError with one line naming the file and, for text formats,
 the line number, so a user can open the file at the fault.
+
+Serves the task config groups' `data_files` and `release_format` (release files and hub rows):
+`layerft/records.py` reads every source through these registries, `layerft/task_names.py` checks the
+names.
 """
 
 from __future__ import annotations

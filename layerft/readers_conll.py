@@ -2,6 +2,8 @@
 conll_chunk / conll_ner), registered in `layerft/readers.py`. CoNLL-U (Universal Dependencies)
 files and hub rows are `layerft/readers_conllu.py`'s. Every fault is one LayerftError naming the
 file, the line and the field.
+
+Serves the task config groups' `release_format: conll2003`.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@ rows (`release_format: conllu`, the task ud_dp), registered in `layerft/readers.
 dependency-tree check (`check_tree`) that KLUE-DP's reader and the dependency_parsing kind also
 use. CoNLL-2003 is `layerft/readers_conll.py`'s. Every fault is one LayerftError naming the file,
 the line and the field.
+
+Serves the task config groups' `release_format: conllu`, and the `dependency_parsing` kind
+(`check_tree`).
 """
 
 from __future__ import annotations

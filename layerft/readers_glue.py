@@ -15,6 +15,9 @@ either source. Layouts as in the GLUE download and as Hugging Face's `glue.py` l
 Quoting is off: GLUE's TSVs hold unbalanced quote characters inside sentences and never quote a
 field (the loader's csv.QUOTE_NONE). Lines end at '\\n' only: a sentence may hold other characters
 that str.splitlines would break on.
+
+Serves `release_format: glue_*` of the `target_task` config group (registered in
+`layerft/readers.py`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """A task's records: each split read from its source (local files, a release folder, the hub, the
 demo generator) and checked against the task by its kind (`layerft/kinds/`), with every fault
 placed at its file, line and record. `layerft/data.py` caps, checks and tokenizes them.
+
+Serves the `injection_task` and `target_task` config groups (`TaskConfig`): where a task's data
+comes from and which columns hold what.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Both counters work without a host synchronisation per step: on a GPU a `.item()` in the step
 stalls the CPU until the GPU has caught up, so the next step's kernels are launched late.
+
+Serves no config group: `layerft/phase.py` and `layerft/phase_trainer.py` count with these.
 """
 
 from __future__ import annotations

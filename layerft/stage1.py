@@ -9,6 +9,9 @@ Layout under `<cache_dir>/stage1/`, `<key>` being `<settings digest>-<data diges
     <key>.lock                  held (flock) while a job trains it; the OS drops it if that job dies
 
 A result folder is written under a temporary name and renamed, so it is complete or absent.
+
+Serves no config group: `layerft/run.py` obtains each stage 1 here, from the store under `cache_dir`
+when `reuse_stage1` is on.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@
 - A job that fails (an exception, a NaN loss, out of memory) writes `failed.json` and the sweep
   goes on; the summary lists failures and the exit code is 1 if any combination is not finished.
 - `--dry-run` lists the combinations, the distinct stage-1 trainings they need, and which are done.
+
+Serves the `sweep` config group (conf/sweep/<grid>.yaml), as `layerft/sweep_grid.py` does.
 """
 
 from __future__ import annotations

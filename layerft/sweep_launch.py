@@ -1,7 +1,11 @@
 """A grid as one Hydra multirun in this process, and the task function and callback its jobs run:
 `job` (each job of `python sweep.py <grid>` and of `train.py -m`: a failure is recorded in the job
 folder instead of stopping the sweep) and `FailedJobs` (train.py -m's summary, conf/config.yaml).
-`layerft/sweep.py` decides what to launch and reports what came of it."""
+`layerft/sweep.py` decides what to launch and reports what came of it.
+
+Serves the `sweep` config group (`run_grid`) and the root config (`job` runs each composed job;
+conf/config.yaml lists `FailedJobs` in `hydra.callbacks`).
+"""
 
 from __future__ import annotations
 

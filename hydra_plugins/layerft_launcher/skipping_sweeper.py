@@ -14,6 +14,9 @@ config's result, which it would refuse to overwrite (its failure recorded in tha
 A `glob()` sweep lists the options of the run's search path too (`hydra.searchpath`), which
 Hydra 1.3's sweeper leaves out (hydra issue #1942) though its jobs compose with them: what sweep.py
 planned (`searched_loader`, layerft/sweep_hydra.py).
+
+Serves the `sweep` config group: sweep.py launches each grid with this sweeper
+(`hydra/sweeper=layerft_skipping`).
 """
 
 # No `from __future__ import annotations`: Hydra's plugin scan runs this module before it is in

@@ -3,6 +3,8 @@
 Adding a kind is one module defining `KIND = Kind(...)`, its `TaskKind` member, its import and
 registry line here (README.md, "A new kind", lists the rest); everything else in layerft looks the
 kind up once through `kind_of`.
+
+Serves the `injection_task` and `target_task` config groups: a task's `kind` names its entry here.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ A kind (`layerft/kinds/<kind>.py`) owns everything that differs between, say, se
 classification and dependency parsing: the checks on its task config, the normalised record,
 tokenization with label alignment, the collator, the head, and the step from raw dev predictions
 to metric inputs. The rest of layerft (data sources, the phase runner, the stages) is kind-blind.
+
+Serves the `injection_task` and `target_task` config groups through every kind (a task's `kind`).
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Sentence-pair similarity from a bi-encoder (SBERT): each sentence encoded alone and mean-pooled,
-the pair scored by the cosine of the two vectors, trained to match the gold score (rescaled)."""
+the pair scored by the cosine of the two vectors, trained to match the gold score (rescaled).
+
+Serves the `injection_task` and `target_task` config groups (`kind: biencoder_regression`).
+"""
 
 from __future__ import annotations
 

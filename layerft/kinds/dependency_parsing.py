@@ -10,6 +10,8 @@ Punctuation: KLUE-DP's units are eojeols, and punctuation belongs to the eojeol 
 falls past max_length are not scored, as in KLUE-baseline (its features stop at max_seq_length
 and its metrics drop the -1 labels); `metric_inputs` warns with their number. An eojeol whose
 gold head was cut off is still scored (its head can only be wrong, as in KLUE) but not trained on.
+
+Serves the `injection_task` and `target_task` config groups (`kind: dependency_parsing`).
 """
 
 from __future__ import annotations

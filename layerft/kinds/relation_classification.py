@@ -5,6 +5,8 @@ Sentence-level Relation Extraction"): `@ * PER * subject @` and `# ^ ORG ^ objec
 KLUE-baseline's added `<subj>`/`<obj>` tokens they need no new vocabulary, so the embeddings of
 the two stages stay the pre-trained model's and transplants stay exact. The head classifies the
 concatenated hidden states of the two opening markers.
+
+Serves the `injection_task` and `target_task` config groups (`kind: relation_classification`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Sentence and sentence-pair classification (NLI, topic, sentiment): a label per text or pair."""
+"""Sentence and sentence-pair classification (NLI, topic, sentiment): a label per text or pair.
+
+Serves the `injection_task` and `target_task` config groups (`kind: sequence_classification`).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Sentence-pair regression (STS): a real-valued score per pair from a cross-encoder."""
+"""Sentence-pair regression (STS): a real-valued score per pair from a cross-encoder.
+
+Serves the `injection_task` and `target_task` config groups (`kind: sequence_regression`).
+"""
 
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ version_2_with_negative, null_score_diff_threshold 0), written for a fast tokeni
 transformers' run_qa.py / utils_qa.py do: windows are `layerft/kinds/span_encoding.py`, decoding
 `layerft/kinds/span_decoding.py` (with its deviations from KLUE's). A deviation here: padding
 positions are masked out of the loss, so it does not depend on how a batch is padded.
+
+Serves the `injection_task` and `target_task` config groups (`kind: span_extraction`).
 """
 
 from __future__ import annotations

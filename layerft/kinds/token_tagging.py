@@ -1,6 +1,8 @@
 """Token tagging (POS, NER, morphology): a tag per word, read from the word's first subword.
 
 How tags meet subwords (and characters, KLUE-NER's layout) is `layerft/kinds/tag_alignment.py`.
+
+Serves the `injection_task` and `target_task` config groups (`kind: token_tagging`).
 """
 
 from __future__ import annotations

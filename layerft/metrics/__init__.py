@@ -3,6 +3,9 @@
 Each metric is a local module folder (`layerft/metrics/<name>/<name>.py`) plus one registry entry:
 the keys it returns, whether higher is better, and the input type it reads. A task kind says
 which input types it produces, so a metric a kind cannot feed fails when the config is built.
+
+Serves the `injection_task` and `target_task` config groups: a task's `metrics` name entries here,
+checked when its `TaskConfig` is built.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 The metric modules layerft/metrics/conlleval/ and layerft/metrics/ud_attachment/ wrap these and
 document the definitions and their sources.
+
+Serves no config group: a task's `metrics` name the metric modules that wrap these.
 """
 
 from __future__ import annotations

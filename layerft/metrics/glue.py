@@ -6,6 +6,8 @@ MRPC and QQP, Pearson and Spearman correlation for STS-B, and accuracy elsewhere
 (nyu-mll/GLUE-baselines) and Hugging Face's `glue` metric compute them with sklearn's
 matthews_corrcoef and f1_score (binary: the positive class, id 1) and scipy's pearsonr and
 spearmanr. The metric modules under layerft/metrics/ wrap these functions.
+
+Serves no config group: a task's `metrics` name the metric modules that wrap these.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Each function mirrors one function of KLUE-baseline's klue_baseline/metrics/functional.py (or
 utils.py), quirks included, but returns a fraction in [0, 1] where KLUE multiplies by 100. The
 metric modules under layerft/metrics/klue_*/ wrap these and document the definitions.
+
+Serves no config group: a task's `metrics` name the metric modules that wrap these.
 """
 
 from __future__ import annotations

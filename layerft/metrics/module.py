@@ -5,6 +5,8 @@ holds a small `_compute`; what its inputs look like follows from the registry's 
 one table here, so a new metric of an existing input type writes no features. Module files
 import the builder, never a concrete Metric class: `evaluate.loading.import_main_class` takes
 the first one in the module's namespace.
+
+Serves no config group: each module file builds its Metric here (`build_metric`).
 """
 
 from __future__ import annotations

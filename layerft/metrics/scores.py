@@ -1,6 +1,9 @@
 """The arithmetic behind the packaged metric modules and the checks that align their inputs, shared
 by them (they import it by package) and by the official definitions in klue.py, glue.py and
-conll.py."""
+conll.py.
+
+Serves no config group: the metric modules and klue.py, glue.py and conll.py import it.
+"""
 
 from __future__ import annotations
 

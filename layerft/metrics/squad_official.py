@@ -5,6 +5,8 @@ Each function follows the official scripts line for line in what it counts, quir
 fractions like layerft's other metrics. The modules under layerft/metrics/squad*/ wrap them.
 Sources: evaluate-v2.0.py of rajpurkar/SQuAD-explorer; evaluate-v1.1.py as vendored in
 huggingface/evaluate (metrics/squad/compute_score.py).
+
+Serves no config group: a task's `metrics` name the metric modules that wrap these.
 """
 
 from __future__ import annotations

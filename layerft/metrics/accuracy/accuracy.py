@@ -1,4 +1,7 @@
-"""Accuracy: the fraction of predicted class ids equal to the reference ids."""
+"""Accuracy: the fraction of predicted class ids equal to the reference ids.
+
+Serves the `injection_task` and `target_task` config groups (`metrics: [accuracy]`).
+"""
 
 import numpy as np
 

@@ -1,4 +1,7 @@
-"""F1 of the positive class: GLUE's MRPC and QQP metric (beside accuracy)."""
+"""F1 of the positive class: GLUE's MRPC and QQP metric (beside accuracy).
+
+Serves the `injection_task` and `target_task` config groups (`metrics: [binary_f1]`).
+"""
 
 import numpy as np
 

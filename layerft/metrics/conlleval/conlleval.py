@@ -1,4 +1,7 @@
-"""conlleval: chunk (entity, phrase) precision, recall and F1, as the CoNLL-2000 / 2003 script."""
+"""conlleval: chunk (entity, phrase) precision, recall and F1, as the CoNLL-2000 / 2003 script.
+
+Serves the `injection_task` and `target_task` config groups (`metrics: [conlleval]`).
+"""
 
 from layerft.metrics.conll import chunk_scores
 from layerft.metrics.module import build_metric

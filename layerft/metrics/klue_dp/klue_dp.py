@@ -1,4 +1,7 @@
-"""KLUE-DP: UAS and LAS as KLUE scores them (macro F1 over head ids and relation classes)."""
+"""KLUE-DP: UAS and LAS as KLUE scores them (macro F1 over head ids and relation classes).
+
+Serves the `injection_task` and `target_task` config groups (`metrics: [klue_dp]`).
+"""
 
 from layerft.metrics.klue import KLUE_DP_OTHERS_RELATION_ID, dp_attachment_scores
 from layerft.metrics.module import build_metric

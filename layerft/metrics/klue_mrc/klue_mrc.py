@@ -1,4 +1,7 @@
-"""KLUE-MRC: exact match and KLUE's character-level "ROUGE-W", best over the gold answers."""
+"""KLUE-MRC: exact match and KLUE's character-level "ROUGE-W", best over the gold answers.
+
+Serves the `injection_task` and `target_task` config groups (`metrics: [klue_mrc]`).
+"""
 
 from layerft.metrics.klue import mrc_scores
 from layerft.metrics.module import build_metric

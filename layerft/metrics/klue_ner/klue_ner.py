@@ -1,4 +1,7 @@
-"""KLUE-NER: entity-level macro F1 (strict IOB2) and character-level macro F1, as KLUE scores them."""
+"""KLUE-NER: entity-level macro F1 (strict IOB2) and character-level macro F1, as KLUE scores them.
+
+Serves the `injection_task` and `target_task` config groups (`metrics: [klue_ner]`).
+"""
 
 import numpy as np
 

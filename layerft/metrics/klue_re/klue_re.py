@@ -1,4 +1,7 @@
-"""KLUE-RE: micro F1 without no_relation, and the mean per-class PR-curve area, as KLUE scores them."""
+"""KLUE-RE: micro F1 without no_relation, and the mean per-class PR-curve area, as KLUE scores them.
+
+Serves the `injection_task` and `target_task` config groups (`metrics: [klue_re]`).
+"""
 
 import numpy as np
 

@@ -1,4 +1,7 @@
-"""KLUE-STS: Pearson's r and binary F1 (both sides thresholded at 3.0), as KLUE scores them."""
+"""KLUE-STS: Pearson's r and binary F1 (both sides thresholded at 3.0), as KLUE scores them.
+
+Serves the `injection_task` and `target_task` config groups (`metrics: [klue_sts]`).
+"""
 
 import numpy as np
 

@@ -1,4 +1,7 @@
-"""Macro F1: unweighted mean of per-class F1, matching sklearn's f1_score(average="macro")."""
+"""Macro F1: unweighted mean of per-class F1, matching sklearn's f1_score(average="macro").
+
+Serves the `injection_task` and `target_task` config groups (`metrics: [macro_f1]`).
+"""
 
 import numpy as np
 

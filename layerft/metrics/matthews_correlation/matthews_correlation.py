@@ -1,4 +1,7 @@
-"""Matthews correlation: GLUE's CoLA metric."""
+"""Matthews correlation: GLUE's CoLA metric.
+
+Serves the `injection_task` and `target_task` config groups (`metrics: [matthews_correlation]`).
+"""
 
 import numpy as np
 

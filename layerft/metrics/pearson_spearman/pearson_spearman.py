@@ -1,4 +1,7 @@
-"""Pearson and Spearman correlation: GLUE's STS-B metrics."""
+"""Pearson and Spearman correlation: GLUE's STS-B metrics.
+
+Serves the `injection_task` and `target_task` config groups (`metrics: [pearson_spearman]`).
+"""
 
 import numpy as np
 

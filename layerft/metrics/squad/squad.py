@@ -1,4 +1,7 @@
-"""SQuAD v1.1's official exact match and F1 (evaluate-v1.1.py), best over the gold answers."""
+"""SQuAD v1.1's official exact match and F1 (evaluate-v1.1.py), best over the gold answers.
+
+Serves the `injection_task` and `target_task` config groups (`metrics: [squad]`).
+"""
 
 from layerft.metrics.module import build_metric
 from layerft.metrics.squad_official import v1_scores

@@ -1,4 +1,7 @@
-"""SQuAD v2.0's official scores (evaluate-v2.0.py): EM and F1, HasAns / NoAns, best threshold."""
+"""SQuAD v2.0's official scores (evaluate-v2.0.py): EM and F1, HasAns / NoAns, best threshold.
+
+Serves the `injection_task` and `target_task` config groups (`metrics: [squad_v2]`).
+"""
 
 from layerft.metrics.module import build_metric
 from layerft.metrics.squad_official import v2_scores

@@ -1,4 +1,7 @@
-"""Token-level F1, accuracy and macro F1 for sequence tagging over aligned tag strings."""
+"""Token-level F1, accuracy and macro F1 for sequence tagging over aligned tag strings.
+
+Serves the `injection_task` and `target_task` config groups (`metrics: [token_f1]`).
+"""
 
 import numpy as np
 

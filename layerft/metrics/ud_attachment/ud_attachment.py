@@ -1,4 +1,7 @@
-"""UAS and LAS as the CoNLL 2018 UD shared task scores them, for gold tokenisation."""
+"""UAS and LAS as the CoNLL 2018 UD shared task scores them, for gold tokenisation.
+
+Serves the `injection_task` and `target_task` config groups (`metrics: [ud_attachment]`).
+"""
 
 from layerft.metrics.conll import attachment_scores
 from layerft.metrics.module import build_metric
