@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 import math
 import re
@@ -667,3 +668,40 @@ def test_the_phase_runner_uses_the_resolved_data_loader_workers(
     monkeypatch.setattr(type(cfg.trainer), "resolved_dataloader_workers", lambda self: 3)
     args = training_arguments(cfg.target_task, cfg.trainer, 1, Path("/tmp/unused"), 10, 5)
     assert args.dataloader_num_workers == 3
+
+
+# How a module's docstring names what it serves: a config group (`model`, the task groups, ...),
+# the root config or one of its options (`model=e5_small_offline`, `hydra/launcher=local_parallel`);
+# a kind's helper names its task kind (`layerft/kinds/tag_alignment.py`).
+_GROUP = r"config groups?\b|\broot config\b|`[\w/]+` (?:config )?groups?\b|`[\w/]+=\w+`"
+_SERVED = re.compile(rf"{_GROUP}|\btask groups?\b|\btask kind\b")
+
+
+def _serves_sentence(doc: str) -> bool:
+    """A sentence that says "Serves ..." (or "serves ...") and names what, or a first sentence that
+    names its group (`The `model` config group: ...`, `The `trainer` settings of the root config`)."""
+    sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z`])", " ".join(doc.split()))
+    return bool(re.search(_GROUP, sentences[0])) or any(
+        re.search(r"\b[Ss]erves\b", s) and _SERVED.search(s) for s in sentences
+    )
+
+
+def _holds_code(tree: ast.Module) -> bool:
+    return any(isinstance(node, (ast.FunctionDef, ast.ClassDef)) for node in tree.body)
+
+
+def test_every_module_docstring_says_which_config_group_it_serves() -> None:
+    # STYLE.md and README.md ("Where the code is") promise it; a package's __init__.py that only
+    # names or re-exports what is in it is left out (a registry's is not).
+    repo = CONF.parent
+    paths = sorted([*(repo / "layerft").rglob("*.py"), *(repo / "hydra_plugins").rglob("*.py")])
+    silent = []
+    for path in paths:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        if path.name == "__init__.py" and not _holds_code(tree):
+            continue
+        doc = ast.get_docstring(tree)
+        if doc is None or not _serves_sentence(doc):
+            silent.append(str(path.relative_to(repo)))
+    assert len(paths) > 100
+    assert not silent, f"module docstrings that do not say which config group they serve: {silent}"
