@@ -5,9 +5,8 @@ models/machine_reading_comprehension.py decodes with `compute_predictions_logits
 version_2_with_negative, null_score_diff_threshold 0), written for a fast tokenizer's offsets as
 transformers' run_qa.py / utils_qa.py do: windows are `layerft/kinds/span_encoding.py`, decoding
 `layerft/kinds/span_decoding.py` (with its deviations from KLUE's). A deviation here: padding
-positions are masked out of the loss, so it does not depend on how a batch is padded.
-
-Serves the `injection_task` and `target_task` config groups (`kind: span_extraction`).
+positions are masked out of the loss, so it does not depend on how a batch is padded. Serves the
+`injection_task` and `target_task` config groups (`kind: span_extraction`).
 """
 
 from __future__ import annotations
