@@ -160,10 +160,8 @@ def encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast):  # noqa: ANN2
                 return_offsets_mapping=True,
             )
             for j, i in enumerate(rows[r] for r in encoded["overflow_to_sample_mapping"]):
-                windows[i].append(
-                    window_features(encoded, j, batch["answer_texts"][i], batch["answer_starts"][i],
-                            batch["row_index"][i])
-                )  # fmt: skip
+                answer = batch["answer_texts"][i], batch["answer_starts"][i]
+                windows[i].append(window_features(encoded, j, *answer, batch["row_index"][i]))
         features = [f for record_windows in windows for f in record_windows]  # record order
         return {key: [f[key] for f in features] for key in features[0]}
 
