@@ -8,6 +8,7 @@ Serves the `sweep` config group (conf/sweep/<grid>.yaml), as `layerft/sweep_grid
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -89,10 +90,18 @@ class JobComposer:
         )
 
 
-def stage1_stored(store: Stage1Store, settings_digest: str, warned: set[Path]) -> bool:
+def stage1_stored(
+    store: Stage1Store,
+    settings_digest: str,
+    warned: set[Path],
+    model_files: dict[str, str] | None = None,
+) -> bool:
     """Whether the store holds a stage 1 trained with these settings; a stored folder without its
-    weights (which the run would stop on) is warned about once, not counted."""
-    from layerft.stage1 import WEIGHTS_FILE
+    weights (which the run would stop on) is warned about once, not counted. With `model_files`
+    (the model's, as the run keys them: none for a hub id or tiny), only one keyed by those files
+    counts (Stage1Key.model_files: one stored from other files, or before files were keyed, the
+    run trains again); None: the plan cannot read them yet (a converted folder not written)."""
+    from layerft.stage1 import RESULT_FILE, WEIGHTS_FILE
 
     complete, damaged = store.stored_with_settings(settings_digest)
     for folder in sorted(set(damaged) - warned):
@@ -103,4 +112,15 @@ def stage1_stored(store: Stage1Store, settings_digest: str, warned: set[Path]) -
             folder,
             WEIGHTS_FILE,
         )
-    return bool(complete)
+    return any(model_files is None or _keyed_files(f / RESULT_FILE) in (None, model_files)
+               for f in complete)  # fmt: skip
+
+
+def _keyed_files(result: Path) -> dict[str, str] | None:
+    """The model files a stored stage 1's key holds (none before they were keyed); None where
+    its record cannot be read (the run names it, should it load it)."""
+    try:
+        key = json.loads(result.read_text(encoding="utf-8"))["key"]
+        return dict(key.get("model_files", {}))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None

@@ -212,7 +212,14 @@ def plan_job(cfg: DictConfig, job: list[str], swept: set[str], warned: set[Path]
     check_overrides(cfg, job)
     stage1 = Stage1Key.of(run_cfg).settings_digest() if run_cfg.injection_task else None
     store = Stage1Store(Path(run_cfg.cache_dir).expanduser())
-    stored = bool(stage1 and run_cfg.reuse_stage1 and stage1_stored(store, stage1, warned))
+    model = planned_model_folder(run_cfg.model, Path(run_cfg.cache_dir).expanduser())
+    files = model_file_digests(model)  # None: a folder the run has (converted) but not yet here
+    known = model is not None or (run_cfg.model.converted or run_cfg.model.package) is None
+    stored = bool(
+        stage1
+        and run_cfg.reuse_stage1
+        and stage1_stored(store, stage1, warned, files if known else None)
+    )
     # As Hydra's override_dirname (the lines sorted) through job_dirname: the folder's name.
     swept_lines = sorted(o for o in job if o.split("=", 1)[0] in swept)
     label = job_dirname(",".join(swept_lines)) if swept_lines else ""
@@ -223,9 +230,8 @@ def plan_job(cfg: DictConfig, job: list[str], swept: set[str], warned: set[Path]
         data_error = None
     except LayerftError as err:
         data_error = str(err)
-    model = planned_model_folder(run_cfg.model, Path(run_cfg.cache_dir).expanduser())
     return Combination(
         job, config_fingerprint(resolved), stage1, label or "(defaults)", stored, digests,
         run_cfg.force_rerun, earlier_fingerprints(resolved), data_error, resolved,
-        None if model is None else str(model), model_file_digests(model),
+        None if model is None else str(model), files,
     )  # fmt: skip

@@ -159,3 +159,36 @@ def test_a_model_without_a_folder_records_nothing_and_keys_stage1_as_before(tmp_
     key = Stage1Key.of(compose_run(*args), "a" * 24)
     assert "model_files" not in key.data()
     assert key.digest() == f"{key.settings_digest()}-{'a' * 12}"
+
+
+def test_a_sweep_plan_counts_a_stage1_stored_only_from_the_model_files_the_run_keys(
+    tmp_path: Path,
+) -> None:
+    """The plan says `stored` only where the run reuses it: a stage 1 stored from other files of
+    the model's folder (or before model files were keyed: MiniLM's) is trained again."""
+    folder = save_tiny(tmp_path / "model")
+    args = overrides(folder, tmp_path, "injection_task=demo_pos", "seed=1")
+    cfg = compose_run(*args)
+    data = load_stage_data(cfg)
+    assert data.injection is not None
+    outcome = stage1_for(cfg, data.injection, tmp_path / "run", lambda metrics, step: None)
+    grid = [*args, "tuning_mode=full"]
+    [combination] = expand("demo", grid)
+    assert combination.stage1_stored  # the run reuses it
+
+    # Stored before model files were keyed: the same settings, the data digest alone.
+    legacy = outcome.result.path.with_name(Stage1Key.of(cfg, data.injection.content).digest())
+    assert legacy != outcome.result.path  # the run looks for the key with the files
+    outcome.result.path.rename(legacy)
+    record = json.loads((legacy / "result.json").read_text())
+    del record["key"]["model_files"]
+    (legacy / "result.json").write_text(json.dumps(record))
+    [upgraded] = expand("demo", grid)
+    assert not upgraded.stage1_stored  # the run's key has the files: it trains
+
+    legacy.rename(outcome.result.path)  # back, with other weights in the folder now
+    record["key"]["model_files"] = combination.model_files
+    (outcome.result.path / "result.json").write_text(json.dumps(record))
+    save_tiny(folder, init_seed=1)
+    [edited] = expand("demo", grid)
+    assert not edited.stage1_stored
