@@ -218,11 +218,12 @@ def _unreachable(cfg: ModelConfig, reason: str) -> LayerftError:
     # `models/minilmm` where `models/` holds model folders: most likely a mistyped folder, not a
     # hub id (a `klue/` data folder beside `klue/bert-base` is no hint).
     parent = Path(cfg.hub_id).expanduser().parent if cfg.hub_id else Path()
-    typo = (
-        parent.name
-        and parent.is_dir()
-        and any((child / "config.json").is_file() for child in parent.iterdir() if child.is_dir())
-    )
+    try:  # a folder there this user may not read (lost+found): no hint, not a traceback
+        typo = parent.name and any(
+            (child / "config.json").is_file() for child in parent.iterdir() if child.is_dir()
+        )
+    except OSError:  # no such folder, or unreadable
+        typo = False
     folder = f"no folder {cfg.hub_id} either ({parent} holds model folders); " if typo else ""
     return LayerftError(
         f"model '{cfg.name}': could not load '{cfg.hub_id or cfg.package or cfg.converted}' "

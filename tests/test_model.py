@@ -198,6 +198,26 @@ def test_a_mistyped_relative_folder_is_named_as_one(tmp_path, monkeypatch, offli
         assert hint in str(info.value) if typo else "either (" not in str(info.value), info.value
 
 
+def test_an_unreadable_folder_beside_a_mistyped_one_leaves_the_error_one_line(
+    tmp_path, monkeypatch, offline
+) -> None:
+    # `data/` on a mounted volume holds a `lost+found` only root may read: the hint's look into
+    # the folders beside `data/bert` raised PermissionError, a traceback instead of the message.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "lost+found").mkdir(parents=True)
+    is_file = Path.is_file
+
+    def unreadable(path: Path) -> bool:
+        if "lost+found" in path.parts:
+            raise PermissionError(13, "Permission denied", str(path))
+        return is_file(path)
+
+    monkeypatch.setattr(Path, "is_file", unreadable)
+    with pytest.raises(LayerftError) as info:
+        max_sequence_length(ModelConfig(name="m", hub_id="data/bert"))
+    assert "could not load 'data/bert'" in str(info.value) and "either (" not in str(info.value)
+
+
 @pytest.mark.parametrize("status", [401, 403])
 def test_a_hub_refusal_says_authentication_or_access_not_connection(status: int, offline) -> None:
     def refuse(*args: Any, **kwargs: Any) -> Any:
