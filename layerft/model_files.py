@@ -11,6 +11,8 @@ read records through here; `layerft/model.py` (torch) is imported where a folder
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,7 +69,8 @@ def planned_model_folder(cfg: ModelConfig, cache_dir: Path | None) -> Path | Non
 
 def model_file_digests(folder: Path | None) -> dict[str, str]:
     """File name -> sha256 of each file of `folder` that defines the model (IDENTITY_FILES), none
-    without a folder. Each is hashed once per process while its size and mtime stay (file_sha256)."""
+    without a folder. Each is hashed once per process while its size and mtime stay (file_sha256;
+    config.json as _digest reads it)."""
     if folder is None:
         return {}
     files = [
@@ -76,7 +79,21 @@ def model_file_digests(folder: Path | None) -> dict[str, str]:
         if any(fnmatch.fnmatchcase(path.name, pattern) for pattern in IDENTITY_FILES)
         and path.is_file()
     ]
-    return {path.name: file_sha256(path) for path in sorted(files)}
+    return {path.name: _digest(path) for path in sorted(files)}
+
+
+def _digest(path: Path) -> str:
+    """A file's sha256; a config's as its JSON less `transformers_version`, which `save_pretrained`
+    stamps in: the same model converted again (e5_small_offline) after an upgrade is the same."""
+    if path.name != "config.json":
+        return file_sha256(path)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):  # not JSON: from_pretrained fails on it anyway
+        return file_sha256(path)
+    if isinstance(config, dict):
+        config.pop("transformers_version", None)
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
 def model_entries(folder: str | None, digests: dict[str, str]) -> dict[str, Any]:

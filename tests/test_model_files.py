@@ -15,7 +15,7 @@ from conftest import SHRINK
 from layerft import hydra_job, run_folder, sweep_status
 from layerft.config import resolve_config
 from layerft.errors import LayerftError
-from layerft.model_files import MODEL_FILES_KEY, MODEL_FOLDER_KEY
+from layerft.model_files import MODEL_FILES_KEY, MODEL_FOLDER_KEY, model_file_digests
 from layerft.results import METRICS_FILE, write_metrics
 from layerft.run import load_stage_data, stage1_for
 from layerft.run_record import FINGERPRINT_KEY, RESULTS_VERSION, RESULTS_VERSION_KEY, RunRecord
@@ -192,3 +192,19 @@ def test_a_sweep_plan_counts_a_stage1_stored_only_from_the_model_files_the_run_k
     save_tiny(folder, init_seed=1)
     [edited] = expand("demo", grid)
     assert not edited.stage1_stored
+
+
+def test_a_config_json_differing_only_in_its_transformers_version_is_the_same_model(
+    tmp_path: Path,
+) -> None:
+    # save_pretrained stamps its version in: e5_small_offline converted again after an upgrade
+    # (a cleared cache_dir) was refused as "a result on other model files".
+    folder = save_tiny(tmp_path / "model")
+    before = model_file_digests(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["transformers_version"] = "99.0.0"
+    (folder / "config.json").write_text(json.dumps(config, indent=4))
+    assert model_file_digests(folder) == before
+    config["hidden_dropout_prob"] = 0.5  # any other key is another model
+    (folder / "config.json").write_text(json.dumps(config))
+    assert model_file_digests(folder)["config.json"] != before["config.json"]
