@@ -102,6 +102,8 @@ JOB_FOLDER_KEYS = {
     "hydra.job.config.override_dirname": "sweep.py names each job's folder after its swept "
     "settings, where its plan, resume and tables look for it",
     "hydra.job.name": "sweep.py names every job 'sweep' (its log is sweep.log)",
+    "hydra.output_subdir": "sweep.py finds each job's config, started or finished, in its "
+    ".hydra folder (a killed job, a refused folder's differences)",
 }
 # (conf/config.yaml sets it after any grid or option: only the command line changes it)
 CHDIR = (

@@ -48,6 +48,7 @@ def own_grid(folder: Path, text: str = "", tuning_mode: str | None = None) -> st
             "hydra.job.config.override_dirname.exclude_keys: sweep.py names each job's folder",
         ),
         ("hydra.job.name=mine", "hydra.job.name: sweep.py names every job 'sweep'"),
+        ("hydra.output_subdir=null", "hydra.output_subdir: sweep.py finds each job's config"),
         ("hydra.job.chdir=true", "hydra.job.chdir=true: sweep.py plans every job from the folder"),
         ("hydra.job.chdir=true,false", "hydra.job.chdir=true: sweep.py plans every job from"),
     ],
