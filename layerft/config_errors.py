@@ -158,6 +158,11 @@ def composition_error_line(err: Exception) -> str | None:
     )
 
 
+def has_none_option(group: str) -> bool:
+    """Whether a shipped group offers `none`, a run without one (`injection_task=none`)."""
+    return (CONF / group / "none.yaml").is_file()
+
+
 def hydra_value_error_line(err: ValueError) -> str | None:
     """The line for a ValueError Hydra raises itself on bad input (`experiment=null`, `-m` with
     `--cfg`, a missing `--experimental-rerun` file), or None for one raised elsewhere (a bug)."""
@@ -172,7 +177,7 @@ def hydra_value_error_line(err: ValueError) -> str | None:
 
         spelt = override.lstrip("+~").split("=", 1)[0]  # `lr_schedule@injection_lr_schedule`
         group, _, package = spelt.partition("@")
-        if (CONF / group / "none.yaml").is_file():
+        if has_none_option(group):
             hint = f"{spelt}=none chooses none"
         elif (package or group) in GROUP_OF_KEY:  # `~model` is refused: a run needs one
             hint = f"a run needs one: {spelt}=<option>"

@@ -11,7 +11,7 @@ from omegaconf import BooleanNode, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from layerft.config import GROUP_OF_KEY
-from layerft.config_errors import CONF
+from layerft.config_errors import has_none_option
 from layerft.errors import LayerftError
 
 
@@ -52,8 +52,7 @@ def check_group_override(override: Override) -> None:
     if key not in GROUP_OF_KEY or override.key_or_group != GROUP_OF_KEY[key]:
         return
     if override.is_delete():
-        none = (CONF / GROUP_OF_KEY[key] / "none.yaml").is_file()
-        hint = f"; {key}=none runs without one" if none else ""
+        hint = f"; {key}=none runs without one" if has_none_option(GROUP_OF_KEY[key]) else ""
         raise LayerftError(
             f"{override.input_line}: a run keeps its {key} option (results and tables are named "
             f"by it), so it cannot be deleted{hint}"

@@ -126,9 +126,8 @@ def record_dead_job(
     only warned about."""
     entries = job_entries(cfg, hydra)
     with contextlib.suppress(Exception):  # an invalid config: the entries above; its log says why
-        entries = build_run_record(
-            to_run_config(cfg), resolve_config(cfg), entries, False
-        ).entries()
+        record = build_run_record(to_run_config(cfg), resolve_config(cfg), entries, convert=False)
+        entries = record.entries()
     fingerprint = entries.get(FINGERPRINT_KEY)
     recorded = _recorded_fingerprint(job_dir)
     if fingerprint is not None and metrics_stamp(job_dir) != before and recorded == fingerprint:

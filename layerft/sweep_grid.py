@@ -211,9 +211,12 @@ def plan_job(cfg: DictConfig, job: list[str], swept: set[str], warned: set[Path]
     run_cfg = to_run_config(cfg)
     check_overrides(cfg, job)
     stage1 = Stage1Key.of(run_cfg).settings_digest() if run_cfg.injection_task else None
-    store = Stage1Store(Path(run_cfg.cache_dir).expanduser())
-    model = planned_model_folder(run_cfg.model, Path(run_cfg.cache_dir).expanduser())
-    files = model_file_digests(model)  # None: a folder the run has (converted) but not yet here
+    cache_dir = Path(run_cfg.cache_dir).expanduser()
+    store = Stage1Store(cache_dir)
+    model = planned_model_folder(run_cfg.model, cache_dir)
+    files = model_file_digests(model)
+    # A converted or package model without its folder yet (converted on first use; a package not
+    # installed stops the run): the plan cannot tell the run's key, and counts by settings alone.
     known = model is not None or (run_cfg.model.converted or run_cfg.model.package) is None
     stored = bool(
         stage1
