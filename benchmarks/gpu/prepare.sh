@@ -8,9 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 rm -rf .gpu && mkdir -p .gpu/wheels
 
+# pytest and its own: run.sh's tests step. requests and its own: datasets imports requests, and
+# transformers 5 (what the device has) no longer brings it.
 pure="hydra-core omegaconf datasets evaluate peft accelerate dill fsspec cloudpickle
-      pytest pluggy iniconfig pygments"  # pytest: run.sh's tests step
-binary="psutil xxhash multiprocess"  # one wheel per Python version the device might run
+      pytest pluggy iniconfig pygments requests urllib3 idna certifi"
+binary="psutil xxhash multiprocess charset-normalizer"  # one wheel per Python version the device might run
 pinned() { for p in "$@"; do echo "$p==$(python -c "import importlib.metadata as m; print(m.version('$p'))")"; done; }
 
 pip download --quiet --no-deps --only-binary=:all: -d .gpu/wheels $(pinned $pure)

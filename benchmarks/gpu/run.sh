@@ -2,7 +2,8 @@
 # On a lent GPU machine (no network), after benchmarks/gpu/prepare.sh filled .gpu/ here, in ONE
 # call (a machine stays warm only briefly, and a fresh start costs minutes of the budget):
 #   run(command="bash benchmarks/gpu/run.sh", carry=[".gpu"], timeout_s=600)
-# Installs the carried wheels into /tmp/layerft_site (first on PYTHONPATH), then runs the steps:
+# Installs the carried wheels into /tmp/layerft_site (first on PYTHONPATH), measures the bf16
+# matmul rate the GPU reaches (benchmarks/gpu/matmul_peak.py, into machine.txt), then runs the steps:
 # - tests: the GPU tests (tests/test_gpu.py: the loss guard, the token counter, a phase learning in
 #   bf16 with non-blocking copies and the same numbers as blocking ones), about a minute;
 # - bert_base: layerft, a plain Trainer and a raw loop, layerft and the raw loop also compiled,
@@ -52,6 +53,7 @@ python -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir -
     > "$OUT/pip.txt" 2>&1 || echo "pip failed: see pip.txt" | tee -a "$OUT/machine.txt"
 export PYTHONPATH=/tmp/layerft_site:$PWD HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 WANDB_MODE=disabled
 python -c "import layerft.run" 2>&1 | tail -3 | tee -a "$OUT/machine.txt"
+timeout 60 python benchmarks/gpu/matmul_peak.py 2>&1 | tee -a "$OUT/machine.txt"  # about 10 s
 
 common=(--batch-sizes 32 256 --repeats "$REPEATS" --steps "$RUN_STEPS" --pad-to 128
         --precision bf16 --compile --blocking-copies ${VARIANTS:-})
