@@ -2,7 +2,8 @@
 a converted one): the sha256 of each file that defines it, recorded with every result
 (`run/model_files`, `run/model_folder`) and keyed into its stage 1, so that a checkpoint
 re-exported or fine-tuned in place is another model, as an edited data file is other data. A hub
-id or `model=tiny` has no folder: nothing is recorded.
+id or `model=tiny` has no folder: nothing is keyed; a hub id's snapshot commit is recorded
+(`run/model_commit`, hub_commit).
 
 Serves the `model` config group (`layerft/model.py` loads it). Imports nothing heavy: the tables
 read records through here; `layerft/model.py` (torch) is imported where a folder is looked up.
@@ -94,6 +95,23 @@ def _digest(path: Path) -> str:
     if isinstance(config, dict):
         config.pop("transformers_version", None)
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def hub_commit(cfg: ModelConfig) -> str | None:
+    """The commit of a hub model's snapshot that the local Hugging Face cache serves for its
+    `model.revision` (default: main), as from_pretrained read it: `run/model_commit`, recorded after
+    training. None for a local folder, a package's or converted model, `tiny`, or a model the
+    cache does not hold. A result is not keyed by it: a hub id's first run downloads after its
+    record is made."""
+    if cfg.hub_id is None or Path(cfg.hub_id).expanduser().is_dir():
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(cfg.hub_id, "config.json", revision=cfg.revision)
+    except ValueError:  # not a valid repo id: the model did not load from the hub either
+        return None
+    return Path(found).parent.name if isinstance(found, str) else None
 
 
 def model_entries(folder: str | None, digests: dict[str, str]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from compose import compose_config, compose_run
-from conftest import SHRINK
+from conftest import SHRINK, run_train
 
 from layerft import hydra_job, run_folder, sweep_status
 from layerft.config import resolve_config
@@ -208,3 +208,26 @@ def test_a_config_json_differing_only_in_its_transformers_version_is_the_same_mo
     config["hidden_dropout_prob"] = 0.5  # any other key is another model
     (folder / "config.json").write_text(json.dumps(config))
     assert model_file_digests(folder)["config.json"] != before["config.json"]
+
+
+def test_a_hub_model_records_the_commit_of_the_snapshot_it_loaded(tmp_path: Path) -> None:
+    # A Hugging Face cache as a download leaves it: refs/main names the snapshot's commit.
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    cache = tmp_path / "hub"
+    repo = cache / "models--acme--tiny-bert"
+    save_tiny(repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    args = [
+        "model=bert_base_uncased",
+        "model.hub_id=acme/tiny-bert",
+        "model.pretrained_pooler=false",
+    ]
+    shrunk = [arg for arg in SHRINK if arg != "model=tiny"]
+    proc = run_train(
+        [*args, *shrunk, "injection_task=none"], tmp_path, {"HF_HUB_CACHE": str(cache)}
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((tmp_path / "run" / METRICS_FILE).read_text())
+    assert metrics["run/model_commit"] == commit
+    assert MODEL_FILES_KEY not in metrics  # a hub id keys no files: its first run downloads them
