@@ -66,11 +66,14 @@ def aggregate(
     baseline: dict[str, str] | None = None,
     heatmap: tuple[str, str] | None = None,
     extra_metrics: Sequence[str] = (),
+    not_run: Sequence[str] = (),
 ) -> Aggregate:
     """Fold the jobs under `sweep_dir` into one row per combination; write the tables and plots.
 
     `baseline` replaces settings to name each row's baseline (default: injection_task=none);
-    `heatmap` names its two settings; `extra_metrics` are metrics.json keys to summarise too.
+    `heatmap` names its two settings; `extra_metrics` are metrics.json keys to summarise too;
+    `not_run` names the job folders of the grid's combinations with no record (results.md lists
+    and counts those not already listed as unfinished).
     """
     started = time.time()
     jobs = read_jobs(sweep_dir)
@@ -78,6 +81,7 @@ def aggregate(
     replaced = [job for job in jobs if job.replaced_by is not None]
     jobs = [job for job in jobs if not job.changed and job.replaced_by is None]
     unfinished = unfinished_dirs(sweep_dir)
+    not_run = [name for name in not_run if sweep_dir / name not in unfinished]
     _warn_left_out(unfinished, on_other_data, older_versions(jobs))
     if not jobs:
         remove_outputs(sweep_dir, started, keep=())
@@ -98,7 +102,7 @@ def aggregate(
         for job in c.failed
     ]
     markdown = render_markdown(
-        sweep_dir, table, failures, jobs, unfinished, on_other_data, replaced
+        sweep_dir, table, failures, jobs, unfinished, on_other_data, replaced, not_run
     )
     written = _table_writers(table, markdown, failures)
     metric = table.selection if table.uniform else "selection metric (per row)"

@@ -32,7 +32,7 @@ from layerft.interrupts import INTERRUPTED, INTERRUPTED_LINE
 from layerft.results import FAILED_FILE, METRICS_FILE, job_records
 from layerft.run_folder import tidy_finished
 from layerft.run_record import FINGERPRINT_KEY
-from layerft.sweep_grid import OUTPUTS, Combination, check_grid, expand
+from layerft.sweep_grid import OUTPUTS, Combination, check_grid, expand, job_folder
 from layerft.sweep_hydra import grid_names
 from layerft.sweep_launch import check_hydra_overrides, check_launcher, run_grid
 from layerft.sweep_records import HYDRA_SUBDIR
@@ -155,7 +155,8 @@ def launch(args: argparse.Namespace, combinations: list[Combination], sweep_dir:
         print(f"error: the sweep stopped early: {stopped}", file=sys.stderr)
     # this grid's or earlier ones': tables match (all failed: the failures and their rows)
     if job_records(sweep_dir, METRICS_FILE) or job_records(sweep_dir, FAILED_FILE):
-        tabled(args.grid, args.overrides, sweep_dir, args.baseline, args.heatmap)
+        not_run = [job_folder(combination) for combination in state.missing]  # named in results.md
+        tabled(args.grid, args.overrides, sweep_dir, args.baseline, args.heatmap, not_run)
     if stopped == INTERRUPTED:
         return 130  # as a shell reports a command stopped by Ctrl-C
     return 0 if not stopped and not (state.failed or state.missing or state.stale) else 1
@@ -209,7 +210,10 @@ def sweep_lock(sweep_dir: Path) -> contextlib.AbstractContextManager[None]:
 
 
 def aggregate_dir(
-    sweep_dir: Path, baseline: list[str] | None, heatmap: list[str] | None
+    sweep_dir: Path,
+    baseline: list[str] | None,
+    heatmap: list[str] | None,
+    not_run: Sequence[str] = (),
 ) -> Aggregate:
     """Write results.csv / results.md / plots for a sweep folder (layerft/aggregate.py)."""
     from layerft.aggregate import aggregate
@@ -218,7 +222,7 @@ def aggregate_dir(
     if bad:
         raise LayerftError(f"--baseline takes key=value settings, got '{bad[0]}'")
     pairs = dict(item.split("=", 1) for item in baseline) if baseline else None
-    result = aggregate(sweep_dir, baseline=pairs, heatmap=tuple(heatmap) if heatmap else None)
+    result = aggregate(sweep_dir, pairs, tuple(heatmap) if heatmap else None, not_run=not_run)
     for path in result.paths:
         print(f"wrote {path}")
     return result
@@ -230,13 +234,15 @@ def tabled(
     sweep_dir: Path,
     baseline: list[str] | None,
     heatmap: list[str] | None,
+    not_run: Sequence[str] = (),
 ) -> None:
-    """A sweep's tables and their W&B run after it ran; with no result to table (each on changed
+    """A sweep's tables and their W&B run after it ran (`not_run`: the job folders of the grid's
+    combinations with no record, listed in results.md); with no result to table (each on changed
     data, which the summary lists) a warning: the exit code stays the sweep's."""
     from layerft.aggregate import NothingToTable
 
     try:
-        result = aggregate_dir(sweep_dir, baseline, heatmap)
+        result = aggregate_dir(sweep_dir, baseline, heatmap, not_run)
     except NothingToTable as err:
         log.warning("%s", err)
         return

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,11 @@ def render_markdown(
     unfinished: list[Path],
     on_other_data: list[Job],
     replaced: list[Job],
+    not_run: Sequence[str] = (),
 ) -> str:
     """results.md: what was aggregated, the table (mean ± std (n)), then the failed jobs, the
-    unfinished ones, the results on data changed since and those another config's record replaced
-    (`jobs` are the others)."""
+    unfinished ones, the results on data changed since, those another config's record replaced
+    (`jobs` are the others) and the grid's combinations not run (`not_run`, their job folders)."""
     # The title, the job counts, how to read the cells, and the settings every job shares.
     first = table.combos[0]
     better = "higher" if first.higher_is_better else "lower"
@@ -36,6 +38,7 @@ def render_markdown(
     later = sum(job.later_attempt for job in jobs)  # failures in folders that keep a result
     counts = f"{len(jobs) - len(failures)} finished, {len(failures) - later} failed"
     counts += f", {len(unfinished)} unfinished" if unfinished else ""
+    counts += f", {len(not_run)} not run" if not_run else ""
     counts += (
         f", {len(on_other_data)} on changed {changed_files(on_other_data)}" if on_other_data else ""
     )
@@ -44,7 +47,8 @@ def render_markdown(
     lines = [
         f"# Sweep results: {sweep_dir}",
         "",
-        f"{len(jobs) - later + len(unfinished) + len(on_other_data) + len(replaced)} jobs "
+        f"{len(jobs) - later + len(unfinished) + len(on_other_data) + len(replaced) + len(not_run)}"
+        " jobs "
         f"({counts}) in "
         f"{len(table.rows)} combinations; a cell is mean ± sample std (n seeds; ddof=1).",
         f"Selection metric: `{table.selection}` ({better} is better)."
@@ -70,6 +74,13 @@ def render_markdown(
         )
     lines += _table_lines(table)
     lines += _left_out_lines(sweep_dir, table, failures, unfinished, on_other_data, replaced)
+    if not_run:  # a sweep stopped early, or blocked: its rows' means leave these out
+        lines += ["", "## Not run (in the grid, no result)", ""]
+        lines.append(
+            "Combinations of the grid this sweep did not run (it stopped early, or they were "
+            "blocked: its summary says which), in no row of the table:"
+        )
+        lines += [f"- {name}" for name in not_run]
     return "\n".join(lines) + "\n"
 
 

@@ -725,6 +725,30 @@ def test_ctrl_c_gives_the_summary_and_exit_130_not_a_traceback(tmp_path, monkeyp
     assert err.strip().splitlines()[-1] == "error: the sweep stopped early: interrupted (Ctrl-C)"
 
 
+def test_a_sweep_stopped_early_names_its_unrun_combinations_in_results_md(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    # results.md said "1 jobs (1 finished, 0 failed)" after Ctrl-C: a reader could not tell the
+    # grid's other combinations from ones never in it (the summary named them, the table did not)
+    sweep(tmp_path, "seed=1", "injection_task=none", "tuning_mode=full")
+    sweep_dir = tmp_path / "multirun_outputs" / "demo"
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hydra, "main", lambda **kwargs: lambda task: interrupted)
+    args = ["demo", *TINY_GRID, "seed=1", "injection_task=none", "tuning_mode=full,frozen"]
+    assert sweep_module.main([*args, "--dir", str(sweep_dir)]) == 130
+    markdown = (sweep_dir / "results.md").read_text()
+    assert "2 jobs (1 finished, 0 failed, 1 not run) in 1 combinations" in markdown
+    assert markdown.endswith(
+        "## Not run (in the grid, no result)\n\nCombinations of the grid this sweep did not run (it "
+        "stopped early, or they were blocked: its summary says which), in no row of the table:\n"
+        "- injection_task=none,seed=1,tuning_mode=frozen\n"
+    )
+    assert "not run" not in sweep_module.aggregate_dir(sweep_dir, None, None).markdown
+
+
 def test_ctrl_c_while_the_tables_are_written_is_one_line_and_exit_130(
     tmp_path, monkeypatch, capsys
 ) -> None:
