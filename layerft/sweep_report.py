@@ -57,6 +57,10 @@ def render_markdown(
         f"vs baseline: this row minus its baseline (same settings but {spec}) on the selection "
         f"metric, paired by seed, with a 95% paired t interval; a verdict needs {MIN_PAIRS} pairs.",
         "runtime: stage 1 + stage 2 training seconds (a reused stage 1 counts its original time).",
+        "Scores: each stage's dev set (`validation`) at its best dev checkpoint (each metric of a "
+        "stage from that one checkpoint), so a row's selection metric is the best of its dev "
+        "evaluations, not a held-out estimate. trainable params: stage 2's, mean over seeds; "
+        "share: of stage 2's parameters.",
     ]
     if older := older_versions(jobs):
         lines.append(

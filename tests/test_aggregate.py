@@ -878,6 +878,18 @@ def test_jobs_are_found_at_any_depth(tmp_path: Path) -> None:
     assert aggregate(tmp_path).rows[0][f"{ACC}_n"] == 2
 
 
+def test_results_md_says_which_split_and_checkpoint_the_scores_and_costs_are_of(tmp_path) -> None:
+    # A reader could not tell a dev score picked as the best of several dev evaluations from a
+    # held-out one, nor which stage "trainable params" and the unexplained "share" counted.
+    write_seeds(tmp_path, {1: 0.8, 2: 0.6}, tuning_mode="frozen")
+    markdown = aggregate(tmp_path).markdown
+    assert "each stage's dev set (`validation`) at its best dev checkpoint" in markdown
+    assert "not a held-out estimate" in markdown
+    assert (
+        "trainable params: stage 2's, mean over seeds; share: of stage 2's parameters" in markdown
+    )
+
+
 def test_an_unfinished_job_is_listed_and_counted_but_in_no_row(tmp_path: Path, caplog) -> None:
     # A job killed mid-run (or still running) left no record: "2 jobs (2 finished, 0 failed)"
     write_seeds(tmp_path, {1: 0.8, 2: 0.6}, tuning_mode="frozen")
