@@ -81,8 +81,8 @@ def render_markdown(
     if not_run:  # a sweep stopped early, or blocked: its rows' means leave these out
         lines += ["", "## Not run (in the grid, no result)", ""]
         lines.append(
-            "Combinations of the grid this sweep did not run (it stopped early, or they were "
-            "blocked: its summary says which), in no row of the table:"
+            "Combinations of the grid this sweep did not run (it stopped early), in no row of "
+            "the table:"
         )
         lines += [f"- {name}" for name in not_run]
     return "\n".join(lines) + "\n"

@@ -743,7 +743,7 @@ def test_a_sweep_stopped_early_names_its_unrun_combinations_in_results_md(
     assert "2 jobs (1 finished, 0 failed, 1 not run) in 1 combinations" in markdown
     assert markdown.endswith(
         "## Not run (in the grid, no result)\n\nCombinations of the grid this sweep did not run (it "
-        "stopped early, or they were blocked: its summary says which), in no row of the table:\n"
+        "stopped early), in no row of the table:\n"
         "- injection_task=none,seed=1,tuning_mode=frozen\n"
     )
     assert "not run" not in sweep_module.aggregate_dir(sweep_dir, None, None).markdown
