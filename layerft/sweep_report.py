@@ -55,7 +55,8 @@ def render_markdown(
         if table.uniform
         else "Selection metric: each row's own (column `selection metric`).",
         f"vs baseline: this row minus its baseline (same settings but {spec}) on the selection "
-        f"metric, paired by seed, with a 95% paired t interval; a verdict needs {MIN_PAIRS} pairs.",
+        f"metric, paired by seed, with a 95% paired t interval; a verdict needs {MIN_PAIRS} pairs "
+        "that differ by seed, and each row's is its own (no correction for the rows compared).",
         "runtime: stage 1 + stage 2 training seconds (a reused stage 1 counts its original time).",
         "Scores: each stage's dev set (`validation`) at its best dev checkpoint (each metric of a "
         "stage from that one checkpoint), so a row's selection metric is the best of its dev "

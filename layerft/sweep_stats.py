@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from layerft.sweep_table import Combination
 
 MIN_PAIRS = 3  # fewer paired seeds get no interval and no verdict
+NO_SPREAD = "same difference at every seed: no interval"
 # Student's t 0.975 quantile by degrees of freedom (1-30); above 30 its Cornish-Fisher expansion,
 # within 1e-4 there. A bootstrap interval is too narrow at a few seeds: with 3 pairs it is always
 # [min, max], which leaves out 0 whenever the three differences share a sign (1 in 4 under no effect).
@@ -91,12 +92,21 @@ def compare(combo: Combination, base: Combination | None, compared: bool) -> Com
     diffs = np.array([mine[s] - theirs[s] for s in sorted(mine.keys() & theirs.keys())])
     if len(diffs) < MIN_PAIRS:
         return Comparison(f"too few seeds (n={len(diffs)})", tuple(diffs.tolist()))
+    if no_spread(diffs):  # a zero-width interval said "better" of, e.g., a seed-independent eval
+        return Comparison(NO_SPREAD, tuple(diffs.tolist()))
     low, high = paired_t_interval(diffs)
     if low <= 0 <= high:
         verdict = "no clear difference"
     else:
         verdict = "better" if (low > 0) == combo.higher_is_better else "worse"
     return Comparison(verdict, tuple(diffs.tolist()), (low, high))
+
+
+def no_spread(diffs: np.ndarray) -> bool:
+    """Every pair differs by the same amount (up to float rounding): the seeds do not vary these
+    runs' difference, so they are no replicates to put an interval on (a t interval has zero
+    width: it called a difference certain that one seed alone would show)."""
+    return float(np.ptp(diffs)) <= 1e-9 * max(1.0, float(np.max(np.abs(diffs))))
 
 
 def all_failed(count: int, what: str) -> str:

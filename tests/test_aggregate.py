@@ -32,7 +32,7 @@ from layerft.run_record import RESULTS_VERSION
 from layerft.sweep_job import read_job
 from layerft.sweep_report import format_diff
 from layerft.sweep_settings import job_settings
-from layerft.sweep_stats import all_failed, paired_t_interval
+from layerft.sweep_stats import NO_SPREAD, all_failed, paired_t_interval
 
 REPO = Path(__file__).resolve().parents[1]
 ACC = "target/eval_accuracy"
@@ -119,6 +119,12 @@ def write_seeds(root: Path, scores: dict[int, float], **kwargs: Any) -> None:
     name = ",".join(f"{k}={v}" for k, v in sorted(kwargs.items()) if isinstance(v, str)) or "base"
     for seed, score in scores.items():
         write_job(root / name / str(seed), seed, score, **kwargs)
+
+
+def spread(seed: int) -> float:
+    """A per-seed offset of mean 0 over seeds 1-3: differences that vary by seed, as trained
+    runs' do (the same difference at every seed gets no verdict)."""
+    return 0.01 * (seed - 2)
 
 
 def row_of(result: Any, **settings: str) -> dict[str, Any]:
@@ -326,16 +332,18 @@ def test_verdict_is_wrong_about_one_in_twenty_times_without_a_difference() -> No
 
 
 def test_difference_pairs_by_seed_and_ignores_an_unpaired_one(tmp_path: Path) -> None:
-    write_seeds(tmp_path, {1: 0.80, 2: 0.85, 3: 0.90, 4: 0.99}, injection_task="demo_pos")
+    write_seeds(tmp_path, {1: 0.79, 2: 0.85, 3: 0.91, 4: 0.99}, injection_task="demo_pos")
     write_seeds(tmp_path, {1: 0.70, 2: 0.75, 3: 0.80, 5: 0.10}, injection_task="none")
     result = aggregate(tmp_path)
     row = row_of(result, injection_task="demo_pos")
     assert row["diff_n"] == 3
     assert row["diff_mean"] == pytest.approx(0.10)
-    assert row["diff_ci_low"] == pytest.approx(0.10) and row["diff_ci_high"] == pytest.approx(0.10)
+    half = 4.302653 * 0.01 / np.sqrt(3)  # t(0.975, 2) x sd / sqrt(n) of +0.09 +0.10 +0.11
+    assert row["diff_ci_low"] == pytest.approx(0.10 - half, abs=1e-6)
+    assert row["diff_ci_high"] == pytest.approx(0.10 + half, abs=1e-6)
     assert row["verdict"] == "better"
     assert row_of(result, injection_task="none")["verdict"] == "baseline"
-    assert "| demo_pos | 0.8850 ± 0.0810 (4) | +0.1000 [+0.1000, +0.1000] (3) | better |" in (
+    assert "| demo_pos | 0.8850 ± 0.0854 (4) | +0.1000 [+0.0752, +0.1248] (3) | better |" in (
         result.markdown
     )
 
@@ -391,6 +399,9 @@ def test_results_an_older_layerft_computed_are_tabled_with_a_note(tmp_path: Path
         ({1: 0.55, 2: 0.64, 3: 0.73}, True, "worse"),
         ({1: 0.65, 2: 0.76, 3: 0.87}, False, "worse"),  # a loss-like metric: higher is worse
         ({1: 0.55, 2: 0.64, 3: 0.73}, False, "better"),
+        # +0.05 at every seed (as float subtraction gives it): a zero-width interval said "better"
+        ({1: 0.65, 2: 0.75, 3: 0.85}, True, NO_SPREAD),
+        ({1: 0.60, 2: 0.70, 3: 0.80}, True, NO_SPREAD),  # identical: no interval to say "no clear"
     ],
 )
 def test_verdicts(
@@ -401,6 +412,17 @@ def test_verdicts(
     write_seeds(tmp_path, base, injection_task="none", higher_is_better=higher_is_better)
     write_seeds(tmp_path, scores, injection_task="demo_pos", higher_is_better=higher_is_better)
     assert row_of(aggregate(tmp_path), injection_task="demo_pos")["verdict"] == verdict
+
+
+def test_the_same_difference_at_every_seed_gets_no_interval_and_no_verdict(tmp_path) -> None:
+    # The seeds did not vary the runs (e.g. an evaluation that no seed enters): no replicates.
+    write_seeds(tmp_path, {1: 16 / 32, 2: 17 / 32, 3: 18 / 32}, injection_task="none")
+    write_seeds(tmp_path, {1: 17 / 32, 2: 18 / 32, 3: 19 / 32}, injection_task="demo_pos")
+    result = aggregate(tmp_path)
+    row = row_of(result, injection_task="demo_pos")
+    assert (row["diff_ci_low"], row["diff_ci_high"], row["diff_n"]) == (None, None, 3)
+    assert f"| +0.0312 (3) | {NO_SPREAD} |" in result.markdown
+    assert "[+0.0312, +0.0312]" not in result.markdown
 
 
 def test_a_tiny_difference_shows_its_digits(tmp_path: Path) -> None:
@@ -430,7 +452,7 @@ def test_stage1_settings_varied_beside_none_share_its_row_as_baseline(tmp_path: 
     # disabled stage 1 leaves it), so the sweep runs one of them, with either rate's override.
     write_seeds(tmp_path, {1: 0.6, 2: 0.7, 3: 0.8}, injection_task="none", overrides=("injection_task.lr=1e-4",))  # fmt: skip
     for lr, shift in (("1e-4", 0.1), ("5e-5", -0.1)):
-        scores = {1: 0.6 + shift, 2: 0.7 + shift, 3: 0.8 + shift}
+        scores = {s: base + shift + spread(s) for s, base in ((1, 0.6), (2, 0.7), (3, 0.8))}
         write_seeds(tmp_path / lr, scores, injection_task="demo_pos", overrides=(f"injection_task.lr={lr}",))  # fmt: skip
     result = aggregate(tmp_path)
     assert row_of(result, injection_task="none")["injection_task.lr"] == "-"  # it has none
@@ -443,7 +465,7 @@ def test_stage1_settings_varied_beside_none_share_its_row_as_baseline(tmp_path: 
 def test_a_given_baseline_replaces_those_settings(tmp_path: Path) -> None:
     for mode, shift in (("full", 0.0), ("lora", -0.1), ("bitfit", -0.1)):
         for split in ("lower1", "all"):
-            scores = {s: 0.8 + shift + 0.01 * s for s in (1, 2, 3)}
+            scores = {s: 0.8 + shift + 0.01 * s + (spread(s) if shift else 0) for s in (1, 2, 3)}
             write_seeds(tmp_path, scores, tuning_mode=mode, layer_split=split)
     result = aggregate(tmp_path, baseline={"tuning_mode": "full"})
     for row in result.rows:
@@ -502,7 +524,7 @@ def test_a_row_pairs_with_a_baseline_that_leaves_its_setting_at_the_same_value(
 ) -> None:
     # A grid extended later: one side spells out the task's own rate (5e-5), the other leaves it.
     scores = {1: 0.60, 2: 0.70, 3: 0.80}
-    rows = {"none": scores, "demo_pos": {s: v + 0.05 for s, v in scores.items()}}
+    rows = {"none": scores, "demo_pos": {s: v + 0.05 + spread(s) for s, v in scores.items()}}
     spells = {"none": spelled == "baseline", "demo_pos": spelled == "stage1"}
     for task, values in rows.items():
         overrides = (f"{LR}=0.00005",) if spells[task] else ()
@@ -608,7 +630,7 @@ def test_a_baseline_written_the_other_way_pairs(tmp_path: Path) -> None:
     scores = {1: 0.60, 2: 0.70, 3: 0.80}
     write_seeds(tmp_path / "a", scores, injection_task="none", overrides=(f"{LR}=0.0001",))
     write_seeds(tmp_path / "b", scores, injection_task="none", overrides=(f"{LR}=2e-5",))
-    demo = {s: v + 0.05 for s, v in scores.items()}
+    demo = {s: v + 0.05 + spread(s) for s, v in scores.items()}
     write_seeds(tmp_path / "c", demo, injection_task="demo_pos", overrides=(f"{LR}=1e-4",))
     default = aggregate(tmp_path)  # injection_task=none of the same rate, written 0.0001
     row = row_of(default, injection_task="demo_pos")
