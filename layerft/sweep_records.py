@@ -163,7 +163,15 @@ def _latest(jobs: list[Job], same: Callable[[Job], Any]) -> list[Job]:
     for job in sorted(jobs, key=lambda j: (j.error is None, j.mtime)):
         old = kept.get(same(job))
         if old is not None and same_run(old, job):
-            log.info("%s: a newer record of the same run wins over it", old.run_dir)
+            metric = job.selection_metric
+            ours, theirs = old.metrics.get(metric), job.metrics.get(metric)
+            if ours != theirs:  # a rerun on a GPU, or a copied folder: which one counts is said
+                log.warning(
+                    "%s and %s are records of the same run with %s %s and %s; the table keeps "
+                    "the newer, %s", old.run_dir, job.run_dir, metric, ours, theirs, job.run_dir,
+                )  # fmt: skip
+            else:
+                log.info("%s: a newer record of the same run wins over it", old.run_dir)
         elif old is not None:  # e.g. `x=1` and `x=1.0` on a str field: two configs, one row
             log.warning(
                 "%s and %s have the same settings and seed but different configs; the table "

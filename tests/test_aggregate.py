@@ -425,6 +425,24 @@ def test_the_same_difference_at_every_seed_gets_no_interval_and_no_verdict(tmp_p
     assert "[+0.0312, +0.0312]" not in result.markdown
 
 
+def test_two_records_of_one_run_with_other_scores_warn_which_the_table_keeps(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A run repeated on a GPU, or a job folder copied: only an INFO line said which one counted.
+    older = write_job(tmp_path / "a", 1, 0.70, fingerprint="f1", mtime=1_000)
+    newer = write_job(tmp_path / "b", 1, 0.99, fingerprint="f1", mtime=2_000)
+    write_job(tmp_path / "c", 2, 0.80, fingerprint="f2")
+    with caplog.at_level(logging.WARNING):
+        result = aggregate(tmp_path)
+    assert f"{older} and {newer} are records of the same run with {ACC} 0.7 and 0.99" in caplog.text
+    assert result.rows[0][f"{ACC}_mean"] == pytest.approx((0.99 + 0.80) / 2)
+    caplog.clear()
+    write_job(tmp_path / "a", 1, 0.99, fingerprint="f1", mtime=1_000)  # the same scores: no warning
+    with caplog.at_level(logging.WARNING):
+        aggregate(tmp_path)
+    assert "records of the same run" not in caplog.text
+
+
 def test_a_tiny_difference_shows_its_digits(tmp_path: Path) -> None:
     # It read "+0.0000 [+0.0000, +0.0000] (3) | better"
     write_seeds(tmp_path, {1: 0.6, 2: 0.7, 3: 0.8}, injection_task="none")
