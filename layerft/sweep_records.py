@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -165,7 +166,9 @@ def _latest(jobs: list[Job], same: Callable[[Job], Any]) -> list[Job]:
         if old is not None and same_run(old, job):
             metric = job.selection_metric
             ours, theirs = old.metrics.get(metric), job.metrics.get(metric)
-            if ours != theirs:  # a rerun on a GPU, or a copied folder: which one counts is said
+            # two results (a rerun on a GPU, or a copied folder): which one counts is said; a
+            # failure has no score to differ by, and the result beside it wins however old
+            if old.error is None and _differ(ours, theirs):
                 log.warning(
                     "%s and %s are records of the same run with %s %s and %s; the table keeps "
                     "the newer, %s", old.run_dir, job.run_dir, metric, ours, theirs, job.run_dir,
@@ -181,3 +184,9 @@ def _latest(jobs: list[Job], same: Callable[[Job], Any]) -> list[Job]:
             )
         kept[same(job)] = job
     return sorted(kept.values(), key=lambda j: j.run_dir)
+
+
+def _differ(one: float | None, other: float | None) -> bool:
+    """Whether two records' scores differ (NaN is NaN's equal here: a copy of the same record)."""
+    both_nan = one is not None and other is not None and math.isnan(one) and math.isnan(other)
+    return one != other and not both_nan

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import os
 import re
 import subprocess
@@ -30,6 +31,7 @@ from layerft.plots_heatmap import heatmap_figure
 from layerft.results import record_failure
 from layerft.run_record import RESULTS_VERSION
 from layerft.sweep_job import read_job
+from layerft.sweep_records import _differ
 from layerft.sweep_report import format_diff
 from layerft.sweep_settings import job_settings
 from layerft.sweep_stats import NO_SPREAD, all_failed, paired_t_interval
@@ -441,6 +443,21 @@ def test_two_records_of_one_run_with_other_scores_warn_which_the_table_keeps(
     with caplog.at_level(logging.WARNING):
         aggregate(tmp_path)
     assert "records of the same run" not in caplog.text
+
+
+def test_a_failure_and_the_result_of_one_run_or_two_nan_copies_warn_of_no_other_scores(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # It warned "with <metric> None and 0.8; the table keeps the newer" of a failed attempt (no
+    # score) beside the run's result, older than the failure; and NaN != NaN warned of two copies.
+    write_job(tmp_path / "a", 1, error="boom", fingerprint="f1", mtime=3_000)
+    write_job(tmp_path / "b", 1, 0.8, fingerprint="f1", mtime=1_000)
+    write_job(tmp_path / "c", 2, 0.7, fingerprint="f2")
+    with caplog.at_level(logging.WARNING):
+        result = aggregate(tmp_path)
+    assert result.rows[0][f"{ACC}_mean"] == pytest.approx(0.75)
+    assert "records of the same run" not in caplog.text
+    assert not _differ(math.nan, math.nan) and _differ(0.7, math.nan) and _differ(None, 0.7)
 
 
 def test_a_tiny_difference_shows_its_digits(tmp_path: Path) -> None:
