@@ -19,7 +19,7 @@ from layerft.errors import LayerftError
 from layerft.file_io import write_all_atomic
 from layerft.plots_common import PlotRow, natural_key
 from layerft.plots_heatmap import heatmap_axes
-from layerft.results import METRICS_FILE, read_history
+from layerft.results import FAILED_FILE, METRICS_FILE, read_history
 from layerft.run_record import older_results
 from layerft.sweep_baseline import baselines, check_baseline
 from layerft.sweep_job import Job, changed_files
@@ -73,7 +73,7 @@ def aggregate(
     `baseline` replaces settings to name each row's baseline (default: injection_task=none);
     `heatmap` names its two settings; `extra_metrics` are metrics.json keys to summarise too;
     `not_run` names the job folders of the grid's combinations a sweep did not run (results.md
-    lists and counts those whose folder holds no result and is not listed as unfinished).
+    lists and counts those whose folder holds no record and is not listed as unfinished).
     """
     started = time.time()
     jobs = read_jobs(sweep_dir)
@@ -81,12 +81,14 @@ def aggregate(
     replaced = [job for job in jobs if job.replaced_by is not None]
     jobs = [job for job in jobs if not job.changed and job.replaced_by is None]
     unfinished = unfinished_dirs(sweep_dir)
-    # Not a killed job's folder (unfinished), nor one holding a result the table has (a forced
-    # rerun that never finished, or a blocked config's folder): each job is counted once.
+    # Not a killed job's folder (unfinished), nor one holding a record the table has (a forced
+    # rerun that never finished, a blocked config's folder, an earlier config's failure): each
+    # job is counted once.
     not_run = [
         name
         for name in not_run
-        if sweep_dir / name not in unfinished and not (sweep_dir / name / METRICS_FILE).exists()
+        if sweep_dir / name not in unfinished
+        and not any((sweep_dir / name / record).exists() for record in (METRICS_FILE, FAILED_FILE))
     ]
     _warn_left_out(unfinished, on_other_data, older_versions(jobs))
     if not jobs:

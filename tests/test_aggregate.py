@@ -947,6 +947,18 @@ def test_results_md_says_which_split_and_checkpoint_the_scores_and_costs_are_of(
     )
 
 
+def test_a_not_run_combination_whose_folder_holds_an_earlier_failure_is_counted_once(
+    tmp_path: Path,
+) -> None:
+    # A grid option edited after its job failed, then the sweep stopped before rerunning it: the
+    # old failure is listed as failed, and the folder was counted again as not run (3 jobs of 2).
+    write_job(tmp_path / "tuning_mode=full", 1, 0.8, tuning_mode="full")
+    write_job(tmp_path / "tuning_mode=frozen", 1, error="boom", fingerprint="old", tuning_mode="frozen")  # fmt: skip
+    markdown = aggregate(tmp_path, not_run=["tuning_mode=frozen", "tuning_mode=lora"]).markdown
+    assert "3 jobs (1 finished, 1 failed, 1 not run) in 2 combinations" in markdown
+    assert markdown.endswith("in no row of the table:\n- tuning_mode=lora\n")
+
+
 def test_an_unfinished_job_is_listed_and_counted_but_in_no_row(tmp_path: Path, caplog) -> None:
     # A job killed mid-run (or still running) left no record: "2 jobs (2 finished, 0 failed)"
     write_seeds(tmp_path, {1: 0.8, 2: 0.6}, tuning_mode="frozen")
