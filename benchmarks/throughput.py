@@ -29,8 +29,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import torch
@@ -303,6 +304,22 @@ SYNC_CALLS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchr
               "cudaMemcpy", "aten::_local_scalar_dense", "aten::is_nonzero")  # fmt: skip
 
 
+def device_busy_us(averages: Iterable[Any]) -> float:
+    """The device's self time in the profiler's averages: its kernels and copies, as the profiler's
+    "Self CUDA time total" counts them."""
+    # Not the GPU-side spans of user annotations (each step's `ProfilerStep*`, the optimizer's
+    # `Optimizer.step#...`), which cover kernels counted already, and the gaps between them: the
+    # steps' spans doubled the busy time (the H100 call of 2026-12-05 reported 141 ms busy in 73 ms
+    # steps), the optimizer's added about 1 ms a step (9% of it at batch 32).
+    return sum(
+        e.self_device_time_total
+        for e in averages
+        if e.device_type != torch.autograd.DeviceType.CPU
+        and not getattr(e, "is_user_annotation", False)
+        and not e.key.startswith("ProfilerStep")
+    )
+
+
 def profile_run(pipeline: Pipeline, batch_size: int, steps: int) -> tuple[dict[str, float], str]:
     """One more run of `pipeline` under torch.profiler, recording optimizer steps 5 to n-2 (the
     first ones start the data loader and compile, the last one ends the run): per step, its wall
@@ -332,17 +349,10 @@ def profile_run(pipeline: Pipeline, batch_size: int, steps: int) -> tuple[dict[s
     def per_step(total: float) -> float:
         return total / profiled if profiled else math.nan
 
-    # Kernels and copies, without the GPU-side span the profiler records for each step: counting
-    # that doubled the busy time (the H100 call of 2026-12-05 reported 141 ms busy in 73 ms steps).
-    device_us = sum(
-        e.self_device_time_total
-        for e in averages
-        if e.device_type != torch.autograd.DeviceType.CPU and not e.key.startswith("ProfilerStep")
-    )
     figures = {
         "steps": profiled,
         "step_ms": per_step(spans[0].cpu_time_total / 1000) if spans else math.nan,
-        "device_busy_ms_per_step": per_step(device_us / 1000),
+        "device_busy_ms_per_step": per_step(device_busy_us(averages) / 1000),
         **{f"{name}_per_step": per_step(sum(e.count for e in averages if e.key == name))
            for name in SYNC_CALLS},
     }  # fmt: skip

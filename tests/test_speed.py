@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 import torch
 
@@ -65,3 +70,28 @@ def test_peak_table_matches_specific_names_first() -> None:
     assert device_peak_flops("NVIDIA H200 NVL") == 835e12
     assert device_peak_flops("NVIDIA A100-SXM4-80GB") == 312e12
     assert device_peak_flops("Some Future GPU") is None
+
+
+def test_the_profiled_gpu_busy_time_counts_kernels_not_the_spans_of_annotations() -> None:
+    # The GPU-side spans of each step (ProfilerStep*) and of the optimizer (Optimizer.step#...)
+    # cover kernels counted already: the H100 call of 2026-12-05 reported 141 ms busy in 73 ms
+    # steps, and 13.4 ms (not 12.3) at batch 32 once the steps' spans were left out.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from throughput import device_busy_us
+
+    cuda, cpu = torch.autograd.DeviceType.CUDA, torch.autograd.DeviceType.CPU
+
+    def event(key: str, us: float, device: Any = cuda, annotation: bool = False) -> Any:
+        return SimpleNamespace(
+            key=key, self_device_time_total=us, device_type=device, is_user_annotation=annotation
+        )
+
+    averages = [
+        event("ProfilerStep*", 3_007, annotation=True),
+        event("Optimizer.step#AdamW.step", 47, annotation=True),
+        event("Optimizer.step#AdamW.step", 0, device=cpu, annotation=True),
+        event("aten::mm", 624, device=cpu),  # the op on the host: its kernels are counted below
+        event("nvjet_sm90_tst_256x128", 218),
+        event("Memcpy HtoD (Pinned -> Device)", 5),
+    ]
+    assert device_busy_us(averages) == 223
