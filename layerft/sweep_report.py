@@ -79,7 +79,7 @@ def render_markdown(
         )
     lines += _table_lines(table)
     lines += _left_out_lines(sweep_dir, table, failures, unfinished, on_other_data, replaced)
-    if not_run:  # a sweep stopped early, or blocked: its rows' means leave these out
+    if not_run:  # a sweep stopped early (a blocked folder holds a record): rows leave these out
         lines += ["", "## Not run (in the grid, no result)", ""]
         lines.append(
             "Combinations of the grid this sweep did not run (it stopped early), in no row of "
