@@ -99,10 +99,10 @@ def _digest(path: Path) -> str:
 
 def hub_commit(cfg: ModelConfig) -> str | None:
     """The commit of a hub model's snapshot that the local Hugging Face cache serves for its
-    `model.revision` (default: main), as from_pretrained read it: `run/model_commit`, recorded after
-    training. None for a local folder, a package's or converted model, `tiny`, or a model the
-    cache does not hold. A result is not keyed by it: a hub id's first run downloads after its
-    record is made."""
+    `model.revision` (default: main): `run/model_commit`, read as the result is written, after
+    training (a first run downloads while training), so a `main` that another process's download
+    moved during the run is not told apart. None for a local folder, a package's or converted
+    model, `tiny`, or a model the cache does not hold. A result is not keyed by it."""
     if cfg.hub_id is None or Path(cfg.hub_id).expanduser().is_dir():
         return None
     from huggingface_hub import try_to_load_from_cache

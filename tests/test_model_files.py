@@ -4,6 +4,7 @@ other data), and an unchanged folder is still reused."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -15,7 +16,7 @@ from conftest import SHRINK, run_train
 from layerft import hydra_job, run_folder, sweep_status
 from layerft.config import resolve_config
 from layerft.errors import LayerftError
-from layerft.model_files import MODEL_FILES_KEY, MODEL_FOLDER_KEY, model_file_digests
+from layerft.model_files import MODEL_FILES_KEY, MODEL_FOLDER_KEY, hub_commit, model_file_digests
 from layerft.results import METRICS_FILE, write_metrics
 from layerft.run import load_stage_data, stage1_for
 from layerft.run_record import FINGERPRINT_KEY, RESULTS_VERSION, RESULTS_VERSION_KEY, RunRecord
@@ -210,14 +211,34 @@ def test_a_config_json_differing_only_in_its_transformers_version_is_the_same_mo
     assert model_file_digests(folder)["config.json"] != before["config.json"]
 
 
-def test_a_hub_model_records_the_commit_of_the_snapshot_it_loaded(tmp_path: Path) -> None:
-    # A Hugging Face cache as a download leaves it: refs/main names the snapshot's commit.
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    cache = tmp_path / "hub"
+def hub_cache(cache: Path, refs: dict[str, str]) -> Path:
+    """A Hugging Face cache holding `acme/tiny-bert` as downloads leave it: a snapshot folder per
+    commit, and refs/<name> naming the commit each revision name resolves to."""
     repo = cache / "models--acme--tiny-bert"
-    save_tiny(repo / "snapshots" / commit)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
+    for name, commit in refs.items():
+        if not (repo / "snapshots" / commit).is_dir():
+            save_tiny(repo / "snapshots" / commit)
+        (repo / "refs" / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / name).write_text(commit)
+    return cache
+
+
+def test_hub_commit_follows_the_revision_asked(tmp_path: Path, monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    main, tagged = "1" * 40, "2" * 40
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub_cache(tmp_path, {"main": main, "v1": tagged})))  # fmt: skip
+    model = compose_run("model=bert_base_uncased", "model.hub_id=acme/tiny-bert").model
+    assert hub_commit(model) == main
+    for revision, commit in (("v1", tagged), (main, main), ("v2", None)):
+        assert hub_commit(dataclasses.replace(model, revision=revision)) == commit, revision
+    assert hub_commit(dataclasses.replace(model, hub_id="acme/not-cached")) is None
+    assert hub_commit(compose_run("model=tiny").model) is None
+
+
+def test_a_hub_model_records_the_commit_of_the_snapshot_it_loaded(tmp_path: Path) -> None:
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    cache = hub_cache(tmp_path / "hub", {"main": commit})
     args = [
         "model=bert_base_uncased",
         "model.hub_id=acme/tiny-bert",
