@@ -154,7 +154,7 @@ def normalise_records(
         try:
             row = normalise(task, group, record, _where(origin, number, record))
         except LayerftError as err:
-            raise _placed(err, task, group, origin, number) from None
+            raise _placed(_spaced(err, record), task, group, origin, number) from None
         if row is None:
             unlabelled += 1
         else:
@@ -169,6 +169,15 @@ def normalise_records(
             origin, repeats, distinct, group, task.name,
         )  # fmt: skip
     return rows
+
+
+def _spaced(err: LayerftError, record: Record) -> LayerftError:
+    """A missing column the record names with spaces around it (a CSV header written `a, b`),
+    which the list of its columns does not show."""
+    for own in record:
+        if isinstance(own, str) and own != own.strip() and f"no column '{own.strip()}'" in str(err):
+            return LayerftError(f"{err}; the file names it {own!r}, with spaces around it")
+    return err
 
 
 def _placed(

@@ -109,9 +109,13 @@ def test_labels_named_by_floats_texts_are_those_names_never_indices(tmp_path: Pa
         (row(2.5), "train.jsonl:2: record 2: label 2.5 is not in target_task.label_names"),
         (row(3.0), "record 2: label 3.0 is not in target_task.label_names"),
         ({"premise": "x", "label": 0}, "train.jsonl:2: record 2: no column 'hypothesis'"),
+        # A CSV header written "premise, hypothesis, label": the list of columns hides it.
+        ({"premise": "x", " hypothesis": "y", "label": 0}, "the file names it ' hypothesis', with"),
         (row(0, premise=5), "record 2: column 'premise' is not text"),
         (row(0, premise=""), "record 2: column 'premise' is empty; fix or remove the record"),
         (row(0, hypothesis=" \t"), "record 2: column 'hypothesis' is blank \\(only spaces\\)"),
+        # BERT's tokenizer removes format characters: the pair trained on its premise alone.
+        (row(0, hypothesis="\u200b\xad"), r"'hypothesis' is blank \(only characters tokenizers"),
     ],
 )
 def test_bad_records_name_file_and_record(tmp_path, record: dict, message: str) -> None:
@@ -205,6 +209,10 @@ def test_published_snli_no_gold_label_rows_are_dropped_and_counted(tmp_path, cap
         normalise_records(other.target_task, "target_task", rows, "f")
     with pytest.raises(LayerftError, match=r"unlabelled_values \['neutral'\] are also label_names"):
         compose_run("model=tiny", "target_task=snli", "target_task.unlabelled_values=[-,neutral]")
+    # unlabelled_values are strings (YAML's [99] too); a JSON or CSV label 99 is an int.
+    marked = compose_run("model=tiny", "target_task=snli", "target_task.unlabelled_values=[99]")
+    kept = normalise_records(marked.target_task, "target_task", [row(1), row(99), row(99.0)], "f")
+    assert [r["label"] for r in kept] == [1]
 
 
 @pytest.mark.parametrize(

@@ -134,6 +134,15 @@ def test_records_whose_answers_do_not_match_the_context_are_named() -> None:
     assert normalise(task, "target_task", record(" ", "abc", "b"), "record 1")["question"] == " "
     with pytest.raises(LayerftError, match=r"record 1: column 'context' is blank \(only spaces\)"):
         normalise(task, "target_task", record("q", "  "), "record 1")
+    # A blank answer has no token: it trained on a start after its end (the release reader
+    # refuses it too); a context of characters the tokenizer removes had no window to answer in.
+    spaced = record("q", "ab cd", " ")
+    spaced["answers"][0]["answer_start"] = 2
+    with pytest.raises(LayerftError, match="record 1: an answer needs a non-blank text"):
+        normalise(task, "target_task", spaced, "record 1")
+    unseen = record("q", "\u200b\u200b", "\u200b")
+    with pytest.raises(LayerftError, match=r"'context' is blank \(only characters tokenizers"):
+        normalise(task, "target_task", unseen, "record 1")
 
 
 # --- decoding ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ Serves the `injection_task` and `target_task` config groups through every kind (
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -97,15 +98,22 @@ def text_of(record: Record, column: str, where: str, blank_ok: bool = False) -> 
     text = field_of(record, column, where)
     if not isinstance(text, str):
         raise LayerftError(f"{where}: column '{column}' is not text: {text!r}")
-    if not blank_ok and not text.strip():
+    if not blank_ok and blank(text):
         raise LayerftError(
             f"{where}: column '{column}' is {blank_kind(text)}; fix or remove the record"
         )
     return text
 
 
+def blank(text: str) -> bool:
+    """Whether `text` is only spaces, control, format (U+200B) or combining characters (dropped)."""
+    return all(c.isspace() or unicodedata.category(c)[0] in "CM" for c in text)
+
+
 def blank_kind(text: str) -> str:
     """How a blank text is blank, for messages."""
+    if text.strip():  # `blank` but not spaces only
+        return f"blank (only characters tokenizers remove: {ascii(text[:6])})"
     return "empty" if not text else "blank (only spaces)"
 
 

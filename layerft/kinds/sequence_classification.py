@@ -21,6 +21,7 @@ from layerft.kinds.base import (
     MetricInputs,
     Record,
     TaskKind,
+    blank,
     blank_kind,
     check_label_names,
     check_label_unread,
@@ -68,27 +69,28 @@ def texts(task: TaskConfig, group: str, record: Record, where: str) -> Record | 
         key: text_of(record, column, where, blank_ok=True)
         for key, column in zip(("text_a", "text_b"), task.text_columns, strict=False)
     }
-    blank = [
-        (c, t) for c, t in zip(task.text_columns, found.values(), strict=False) if not t.strip()
-    ]
-    if blank and not task.drop_blank_texts:
-        column, text = blank[0]
+    blanks = [(c, t) for c, t in zip(task.text_columns, found.values(), strict=False) if blank(t)]
+    if blanks and not task.drop_blank_texts:
+        column, text = blanks[0]
         raise LayerftError(
             f"{where}: column '{column}' is {blank_kind(text)}; fix or remove the record, or set "
             f"{group}.drop_blank_texts=true to drop and count such records"
         )
-    return None if blank else found
+    return None if blanks else found
 
 
 def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Record | None:
     """{"text_a", "text_b"?, "label"}; a missing label (None, a value in unlabelled_values, or -1
     unless it is a label name) marks an unlabelled record. -1.0 is -1, as 2.0 is 2 (pandas writes
-    an integer column holding a null as floats), but a bool is never -1 or an index."""
+    an integer column holding a null as floats), but a bool is never -1 or an index. An integer
+    label is in unlabelled_values (strings) as its text: a JSON or CSV 99 is `[99]`'s "99"."""
     label = field_of(record, task.label_column, where)
+    integer = whole_number(label)
     if (
         label is None
         or label in task.unlabelled_values
-        or (whole_number(label) == -1 and not {"-1", str(label)} & set(task.label_names))
+        or (integer is not None and str(integer) in task.unlabelled_values)
+        or (integer == -1 and not {"-1", str(label)} & set(task.label_names))
     ):
         return None
     found = texts(task, group, record, where)

@@ -109,9 +109,9 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
             "(spans.unanswerable: false; a SQuAD v2.0 file? use target_task=squad_v2)"
         )
     for text, start in zip(texts, starts, strict=True):
-        if not (isinstance(text, str) and text and type(start) is int):
+        if not (isinstance(text, str) and text.strip() and type(start) is int):
             raise LayerftError(
-                f"{where}: an answer needs a non-empty text and an integer answer_start, got "
+                f"{where}: an answer needs a non-blank text and an integer answer_start, got "
                 f"{text!r} at {start!r}"
             )
         found = context[start : start + len(text)] if start >= 0 else None
