@@ -72,12 +72,13 @@ def check_max_length(
 
 
 def check_room_for_text(tokenizer: Any, task: TaskConfig, group: str) -> None:
-    """Fail when `task.max_length` holds no text beside the special tokens: below their count a
-    fast tokenizer does not truncate at all, so long inputs would outgrow the model's positions."""
+    """Fail when `task.max_length` holds no token of each text of a pair beside the special tokens:
+    below their count a fast tokenizer does not truncate at all, so long inputs would outgrow the
+    model's positions; one more, and a pair task trains on one of its two texts (with a warning)."""
     specials = tokenizer.num_special_tokens_to_add(pair=True)
-    if task.max_length <= specials:
+    if task.max_length < specials + 2:
         raise LayerftError(
-            f"{group}.max_length={task.max_length} leaves no room for text: the tokenizer adds up "
-            f"to {specials} special tokens (to a pair of texts) and does not truncate below that; "
-            f"set it to at least {specials + 1}"
+            f"{group}.max_length={task.max_length} leaves no room for a token of each text: the "
+            f"tokenizer adds up to {specials} special tokens (to a pair of texts) and does not "
+            f"truncate below that; set it to at least {specials + 2}"
         )

@@ -79,11 +79,14 @@ def test_max_length_with_no_room_beside_the_special_tokens_fails_before_data_loa
     with pytest.raises(LayerftError) as info:
         load_stage_data(cfg)
     assert str(info.value) == (
-        f"{group}.max_length=3 leaves no room for text: the tokenizer adds up to 3 special tokens "
-        "(to a pair of texts) and does not truncate below that; set it to at least 4"
+        f"{group}.max_length=3 leaves no room for a token of each text: the tokenizer adds up to 3 "
+        "special tokens (to a pair of texts) and does not truncate below that; set it to at least 5"
     )
     tokenizer = load_tokenizer(cfg.model)
-    check_room_for_text(tokenizer, compose_run("target_task.max_length=4").target_task, group)
+    # At 4 a pair keeps one text: `[CLS] [SEP] x [SEP]` trained SNLI on hypotheses alone.
+    with pytest.raises(LayerftError, match="max_length=4 leaves no room"):
+        check_room_for_text(tokenizer, compose_run("target_task.max_length=4").target_task, group)
+    check_room_for_text(tokenizer, compose_run("target_task.max_length=5").target_task, group)
     assert len(tokenizer("a b c d e f", truncation=True, max_length=1)["input_ids"]) == 8  # whole
 
 
