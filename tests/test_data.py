@@ -736,3 +736,16 @@ def test_collator_pads_per_batch_to_the_multiple_and_drops_length(tmp_path) -> N
     longest = max(f["length"] for f in features)
     assert batch["input_ids"].shape == (3, longest)  # the batch's longest, not max_length
     assert rounded.collator(features)["input_ids"].shape == (3, -(-longest // 8) * 8)
+
+
+def test_a_score_column_read_as_text_says_why_its_number_is_refused(tmp_path: Path) -> None:
+    # Half its cells words: the column stays text, so the first (good) record was named as "not a
+    # finite number: '0.0'" with nothing pointing at the words.
+    lines = ["sentence1,sentence2,label", "a,b,0.0", "c,d,high", "e,f,1.5", "g,h,low"]
+    (tmp_path / "sts.csv").write_text("\n".join(lines) + "\n")
+    files = [f"target_task.data_files.{split}={tmp_path / 'sts.csv'}" for split in ("train", "validation")]  # fmt: skip
+    task = compose_run("model=tiny", "target_task=glue_stsb", *files).target_task
+    with pytest.raises(LayerftError) as caught:
+        load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "c", seed=0)
+    assert "record 1: column 'label' is not a finite number: \"0.0\" (a number written as text: in a" in str(caught.value)  # fmt: skip
+    assert "half or more of its cells are not numbers; look for those)" in str(caught.value)

@@ -5,6 +5,7 @@ Serves the `injection_task` and `target_task` config groups (`kind: sequence_reg
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -62,8 +63,25 @@ def score_of(record: Record, column: str, where: str) -> float | None:
     if value is None:
         return None
     if not finite_number(value):
-        raise LayerftError(f"{where}: column '{column}' is not a finite number: {quoted(value)}")
+        raise LayerftError(
+            f"{where}: column '{column}' is not a finite number: {quoted(value)}{_as_text(value)}"
+        )
     return float(value)
+
+
+def _as_text(value: object) -> str:
+    """Why a number may arrive as text: a .csv/.tsv column is read as text whole when half its
+    cells or more are not numbers, and then its first record is named, not the bad cells."""
+    try:
+        number = float(value) if isinstance(value, str) else None
+    except ValueError:
+        return ""
+    if number is None or not math.isfinite(number):
+        return ""
+    return (
+        " (a number written as text: in a .csv or .tsv file the column is read as text when half "
+        "or more of its cells are not numbers; look for those)"
+    )
 
 
 def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Record | None:
