@@ -47,6 +47,11 @@ def read_blocks(path: Path, columns: tuple[str, ...]) -> list[Block]:
             if header:
                 current = Block(header[1], header[2], number)
                 blocks.append(current)
+            elif current is not None and current.rows:  # comments open a file, not a sentence
+                raise LayerftError(
+                    f"{path}:{number}: a '##' line inside a sentence: no '## <guid>\\t<sentence>' "
+                    "header (a tab must follow the guid), and no blank line ends the sentence before it"
+                )
             continue
         # Not strip(): a NER row for a space character is ' \tO'.
         if "\t" not in line and not line.strip():

@@ -427,6 +427,12 @@ MALFORMED: list[tuple[str, str, Reader, str]] = [
         read_klue_dp,
         "dp.tsv:9: row outside a sentence",
     ),
+    (  # a header written with a space for its tab, and no blank line before it: read as a comment
+        "dp.tsv",
+        _dp_rows("1\t가\t가\tNNG\t0\tNP", "## s2 나", "1\t나\t나\tNNG\t0\tNP"),
+        read_klue_dp,
+        "dp.tsv:8: a '##' line inside a sentence: no '## <guid>\\t<sentence>' header (a tab",
+    ),
     (
         "dp.tsv",
         DP_HEADER + "## s1\t가\n\n## s2\t나\n",
