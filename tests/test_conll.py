@@ -470,6 +470,19 @@ def test_ud_attachment_by_hand() -> None:
         ud_attachment([[0]], [[0, 1]], [[0]], [[0, 1]])
 
 
+def test_ud_attachment_counts_words_cut_by_max_length_as_wrong() -> None:
+    # conll18_ud_eval.py scores every gold word: 3 of 5 attached, the 2 cut ones got no head.
+    scores = load_metric("ud_attachment").compute(
+        predictions=[[2, 0, 2]], references=[[2, 0, 2]], predicted_relations=[[0, 1, 2]],
+        reference_relations=[[0, 1, 2]], cut_words=[2],
+    )  # fmt: skip
+    assert scores == pytest.approx({"ud_uas": 3 / 5, "ud_las": 3 / 5})
+    assert load_metric("ud_attachment").compute(
+        predictions=[[]], references=[[]], predicted_relations=[[]], reference_relations=[[]],
+        cut_words=[1],
+    ) == {"ud_uas": 0.0, "ud_las": 0.0}  # fmt: skip
+
+
 def test_ud_attachment_scores_universal_relations_of_two_conllu_files(tmp_path) -> None:
     # conll18_ud_eval.py on gold words: a system file that differs only in relation subtypes
     # scores LAS 1; one wrong head costs both scores one word in 12.

@@ -266,10 +266,14 @@ def test_metric_inputs_score_kept_eojeols_and_warn_about_cut_ones(caplog) -> Non
         "predicted_relations": [[3, 2, 5], [3, 2, 0]],
         "references": [[2, 0, 2], [2, 0, 2]],
         "reference_relations": [[3, 2, 5], [3, 2, 6]],
+        "cut_words": [0, 2],
     }
     assert "2 eojeols in 1 dev sentences lie past max_length=256" in caplog.text
+    # KLUE-baseline drops the cut eojeols; CoNLL 2018 scores every gold word, so they count wrong.
     scores = load_metric("klue_dp").compute(**arcs, average="micro")
     assert scores == {"uas": pytest.approx(4 / 6), "las": pytest.approx(3 / 6)}
+    scores = load_metric("ud_attachment").compute(**arcs)
+    assert scores == {"ud_uas": pytest.approx(4 / 8), "ud_las": pytest.approx(3 / 8)}
 
 
 # --- settings ---------------------------------------------------------------------------------

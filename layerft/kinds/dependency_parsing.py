@@ -7,9 +7,9 @@ word's last morpheme (POS split on '+', last) is an embedded input feature.
 
 Punctuation: KLUE-DP's units are eojeols, and punctuation belongs to the eojeol it touches
 ("보도했다."), so every eojeol is scored, as KLUE does. Truncation: eojeols whose first subword
-falls past max_length are not scored, as in KLUE-baseline (its features stop at max_seq_length
-and its metrics drop the -1 labels); `metric_inputs` warns with their number. An eojeol whose
-gold head was cut off is still scored (its head can only be wrong, as in KLUE) but not trained on.
+falls past max_length get no head: klue_dp skips them (KLUE-baseline's metrics drop them), and
+ud_attachment counts them wrong (CoNLL 2018 scores every gold word); `metric_inputs` warns. An
+eojeol whose gold head was cut off is scored (its head can only be wrong) but not trained on.
 
 Serves the `injection_task` and `target_task` config groups (`kind: dependency_parsing`).
 """
@@ -224,14 +224,16 @@ def metric_inputs(
                 ("reference_relations", gold_relations),
             )
         }
+        | {"cut_words": cut}
     }
 
 
 @functools.cache  # once per task and count, not at every evaluation
 def _warn_cut(task: str, max_length: int, words: int, sentences: int) -> None:
     log.warning(
-        "%s: %d eojeols in %d dev sentences lie past max_length=%d and are not scored (as in "
-        "KLUE-baseline); raise max_length to score them", task, words, sentences, max_length,
+        "%s: %d eojeols in %d dev sentences lie past max_length=%d (raise it to parse them): "
+        "klue_dp skips them (as KLUE-baseline), ud_attachment counts them wrong", task, words,
+        sentences, max_length,
     )  # fmt: skip
 
 

@@ -39,7 +39,8 @@ class MetricInput(str, Enum):
     # predictions, references: label ids; probabilities: per-class lists; no_relation_id: int
     class_probabilities = "class_probabilities"
     # per sentence: predictions, references: head per word (0 = root, i = i-th word);
-    # predicted_relations, reference_relations: relation id per word
+    # predicted_relations, reference_relations: relation id per word; cut_words: per sentence,
+    # the words past max_length left out (klue_dp skips them, ud_attachment counts them wrong)
     arcs = "arcs"
     answers = "answers"  # predictions: answer texts ("" = none); references: gold texts each
     # answers' keys plus null_score_diffs: null score minus best span score per question

@@ -80,13 +80,17 @@ def attachment_scores(
     pred_relations: np.ndarray,
     gold_heads: np.ndarray,
     gold_relations: np.ndarray,
+    unattached: int = 0,
 ) -> tuple[float, float]:
     """(UAS, LAS) over all words: the fraction with the gold head, and with gold head and relation.
 
     With gold tokenisation every word is aligned, so CoNLL 2018's precision, recall and F1 all
-    equal these accuracies.
+    equal these accuracies. `unattached` more gold words got no head (cut by max_length): they
+    count in the denominators as wrong, as the script counts every gold word.
     """
-    if gold_heads.size == 0:
+    total = gold_heads.size + unattached
+    if total == 0:
         return 0.0, 0.0
     heads = pred_heads == gold_heads
-    return float(heads.mean()), float((heads & (pred_relations == gold_relations)).mean())
+    correct = heads & (pred_relations == gold_relations)
+    return float(heads.sum() / total), float(correct.sum() / total)

@@ -39,6 +39,8 @@ Args:
     average (str): "macro" (default, KLUE's headline) or "micro" (accuracy).
     others_relation_id (int or None): ids >= this merge into one class for LAS; default 15 as
         KLUE; None keeps every relation apart.
+    cut_words (list of int or None): per sentence, eojeols cut by max_length; not scored, as
+        KLUE-baseline drops them (ud_attachment counts them).
 Returns:
     uas, las (float): in [0, 1]; 0.0 when no eojeol is scored.
 """
@@ -51,6 +53,7 @@ def _compute(
     reference_relations: list[list[int]],
     average: str = "macro",
     others_relation_id: int | None = KLUE_DP_OTHERS_RELATION_ID,
+    cut_words: list[int] | None = None,  # noqa: ARG001 - KLUE-baseline drops cut eojeols
 ) -> dict[str, float]:
     """KLUE-DP UAS and LAS (macro F1 as KLUE), numpy only."""
     uas, las = dp_attachment_scores(
