@@ -705,3 +705,23 @@ def test_every_module_docstring_says_which_config_group_it_serves() -> None:
             silent.append(str(path.relative_to(repo)))
     assert len(paths) > 100
     assert not silent, f"module docstrings that do not say which config group they serve: {silent}"
+
+
+# KLUE-baseline's run_all.sh picks each task's checkpoint by `--metric_key`: the reference recipe
+# is built on it, so its dev scores are those of the checkpoint that metric picks.
+KLUE_BASELINE_SELECTION = {
+    "target_task=klue_ynat": "macro_f1",
+    "target_task=klue_nli": "accuracy",
+    "target_task=klue_sts": "pearsonr",
+    "target_task=klue_ner": "char_f1",  # character_macro_f1 (layerft picked by entity_f1 before)
+    "target_task=klue_re": "re_micro_f1",  # micro_f1
+    "target_task=klue_mrc": "rouge_w",
+    "injection_task=klue_dp": "las",  # las_macro_f1
+}
+
+
+@pytest.mark.parametrize(("option", "metric"), KLUE_BASELINE_SELECTION.items())
+def test_klue_tasks_pick_their_best_checkpoint_by_klue_baselines_metric(option, metric) -> None:
+    cfg = compose_run(option)
+    task = cfg.injection_task if option.startswith("injection_task") else cfg.target_task
+    assert task.best_metric == metric
