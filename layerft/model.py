@@ -15,6 +15,7 @@ import torch
 from omegaconf import MISSING
 
 from layerft.errors import LayerftError
+from layerft.model_files import local_folder
 from layerft.network import (
     first_line,
     hub_cache_hint,
@@ -186,7 +187,7 @@ def from_pretrained(loader: Any, cfg: ModelConfig, cache_dir: Path | None, **kwa
                 f"model '{cfg.name}': the hub refused '{cfg.hub_id}' (HTTP {status}: "
                 "authentication or access); check HF_TOKEN, or accept the model's terms on its page"
             ) from err
-        if _local_folder(cfg):
+        if local_folder(cfg):
             raise _unusable(cfg, err) from err
         if "model.safetensors" in str(err):  # found, but with .bin weights only
             raise LayerftError(
@@ -198,13 +199,9 @@ def from_pretrained(loader: Any, cfg: ModelConfig, cache_dir: Path | None, **kwa
         raise _unreachable(cfg, first_line(err)) from err
 
 
-def _local_folder(cfg: ModelConfig) -> bool:
-    return cfg.hub_id is not None and Path(cfg.hub_id).expanduser().is_dir()
-
-
 def _unusable(cfg: ModelConfig, err: Exception) -> LayerftError:
     """What a folder (or hub repository) lacks when transformers cannot build from it."""
-    if _local_folder(cfg):
+    if local_folder(cfg):
         return LayerftError(
             f"model '{cfg.name}': could not load the folder {cfg.hub_id} ({first_line(err)}); "
             "it needs config.json, the tokenizer's files and model.safetensors (weights load "

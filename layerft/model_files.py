@@ -49,9 +49,13 @@ def model_folder(cfg: ModelConfig, cache_dir: Path | None) -> Path | None:
     if cfg.tiny is not None:
         return None
     if cfg.hub_id is not None:  # a path that is no folder fails where the model loads
-        folder = Path(cfg.hub_id).expanduser()
-        return folder.resolve() if folder.is_dir() else None
+        return Path(cfg.hub_id).expanduser().resolve() if local_folder(cfg) else None
     return Path(resolve_model_path(cfg, cache_dir)).resolve()
+
+
+def local_folder(cfg: ModelConfig) -> bool:
+    """Whether `model.hub_id` names a local folder (it is read as one, never as a hub id)."""
+    return cfg.hub_id is not None and Path(cfg.hub_id).expanduser().is_dir()
 
 
 def planned_model_folder(cfg: ModelConfig, cache_dir: Path | None) -> Path | None:
@@ -103,7 +107,7 @@ def hub_commit(cfg: ModelConfig) -> str | None:
     training (a first run downloads while training), so a `main` that another process's download
     moved during the run is not told apart. None for a local folder, a package's or converted
     model, `tiny`, or a model the cache does not hold. A result is not keyed by it."""
-    if cfg.hub_id is None or Path(cfg.hub_id).expanduser().is_dir():
+    if cfg.hub_id is None or local_folder(cfg):
         return None
     from huggingface_hub import try_to_load_from_cache
 
