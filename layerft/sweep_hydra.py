@@ -142,10 +142,16 @@ def hydra_reads(cfg: DictConfig) -> list[tuple[str, str]]:
     return found
 
 
+def overlaps(key: str, known: str) -> bool:
+    """Whether setting `key` sets `known`: the key itself, one under it, or a node above it
+    (`hydra.sweep={...}` set whole)."""
+    return key == known or key.startswith(f"{known}.") or known.startswith(f"{key}.")
+
+
 def unplanned(hydra: DictConfig, key: str) -> str | None:
     """Why a `hydra` node's key is set only when its job is launched (None: sweep.py plans it)."""
-    for known, why in UNPLANNED.items():  # the key, one under it, or a node above it
-        if key == known or key.startswith(f"{known}.") or known.startswith(f"{key}."):
+    for known, why in UNPLANNED.items():
+        if overlaps(key, known):
             return why
     node: Any = OmegaConf.to_container(hydra, resolve=False)
     for part in key.split("."):

@@ -42,7 +42,7 @@ from layerft.sweep_grid import (
     register_resolvers,
     swept_keys,
 )
-from layerft.sweep_hydra import launch_overrides, split_overrides
+from layerft.sweep_hydra import launch_overrides, overlaps, split_overrides
 from layerft.sweep_status import failed_error
 
 log = logging.getLogger(__name__)
@@ -120,10 +120,8 @@ def check_hydra_overrides(overrides: Sequence[str]) -> None:
     parsed, _ = split_overrides(overrides)
     for override in parsed:
         key = override.get_key_element()
-        for refused, why in JOB_FOLDER_KEYS.items():
-            # the setting itself, a key under it, or a node above it set whole (`hydra.sweep={..}`)
-            if key == refused or key.startswith(f"{refused}.") or refused.startswith(f"{key}."):
-                raise LayerftError(f"{key}: {why}")
+        if why := next((w for k, w in JOB_FOLDER_KEYS.items() if overlaps(key, k)), None):
+            raise LayerftError(f"{key}: {why}")
         if key == "hydra.job.chdir" and (
             override.is_sweep_override() or override.value() not in (False, None)
         ):  # null: Hydra 1.2+ reads it as false
