@@ -18,14 +18,13 @@ from typing import Any
 
 from layerft.errors import LayerftError, cut
 from layerft.readers_records import nonempty
-from layerft.text_files import INTEGER, read_text
+from layerft.text_files import INTEGER, NUMBER, read_text
 
 log = logging.getLogger(__name__)
 
 # A field a CSV writer quoted: in quotes, each inner quote doubled, at least one (see
 # `_warn_csv_quoted`).
 _CSV_QUOTED = re.compile(r'"(?:[^"]|"")*""(?:[^"]|"")*"', re.S)
-_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def _convert_column(values: list[str]) -> list[Any]:
@@ -35,7 +34,7 @@ def _convert_column(values: list[str]) -> list[Any]:
     `2` a column-wide type made `2.0` or `'2'`. In a column of numbers an empty cell is null (a
     missing label: the record is unlabelled)."""
     filled = [value for value in values if value]
-    if sum(bool(_FLOAT.fullmatch(value)) for value in filled) * 2 <= len(filled):
+    if sum(bool(NUMBER.fullmatch(value)) for value in filled) * 2 <= len(filled):
         return values
     return [_number(value) if value else None for value in values]
 
@@ -44,7 +43,7 @@ def _number(value: str) -> int | float | str:
     """An int or float cell as that number; any other cell as its text."""
     if INTEGER.fullmatch(value):
         return int(value)
-    return float(value) if _FLOAT.fullmatch(value) else value
+    return float(value) if NUMBER.fullmatch(value) else value
 
 
 def _release_hint(header: list[str]) -> str:

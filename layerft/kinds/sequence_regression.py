@@ -5,7 +5,6 @@ Serves the `injection_task` and `target_task` config groups (`kind: sequence_reg
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,7 +26,7 @@ from layerft.kinds.base import (
     run_encoder,
 )
 from layerft.metrics import MetricInput
-from layerft.text_files import finite_number
+from layerft.text_files import NUMBER, finite_number
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -71,12 +70,9 @@ def score_of(record: Record, column: str, where: str) -> float | None:
 
 def _as_text(value: object) -> str:
     """Why a number may arrive as text: a .csv/.tsv column is read as text whole when half its
-    cells or more are not numbers, and then its first record is named, not the bad cells."""
-    try:
-        number = float(value) if isinstance(value, str) else None
-    except ValueError:
-        return ""
-    if number is None or not math.isfinite(number):
+    cells or more are not numbers (by the reader's rule, NUMBER), and then its first record is
+    named, not the bad cells."""
+    if not (isinstance(value, str) and NUMBER.fullmatch(value)):
         return ""
     return (
         " (a number written as text: in a .csv or .tsv file the column is read as text when half "
