@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from script_fork import forks, run_forked
 
 REPO = Path(__file__).resolve().parents[1]
 # Real-format samples of public data sets beside the checkout (CI has them; a user's clone does not).
@@ -65,6 +66,8 @@ def run_train(
     }
     given = {arg.split("=", 1)[0] for arg in args}
     extra = [f"{key}={value}" for key, value in defaults.items() if key not in given]
+    if not launcher and forks(env_extra):
+        return run_forked(REPO / "train.py", [*args, *extra], cwd, env, timeout)
     return subprocess.run(
         [sys.executable, *launcher, str(REPO / "train.py"), *args, *extra],
         cwd=cwd,
@@ -100,6 +103,8 @@ def run_sweep(
     args: Sequence[str], cwd: Path, env_extra: Mapping[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """Run `python sweep.py ARGS` in `cwd`: its `multirun_outputs/` lands there."""
+    if forks(env_extra):
+        return run_forked(REPO / "sweep.py", args, cwd, script_env(cwd, env_extra), timeout)
     return subprocess.run(
         sweep_command(args),
         cwd=cwd,
