@@ -7,6 +7,7 @@ writes (`metrics.json`, `failed.json`, `history.jsonl`), never `.hydra/` or a tr
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -40,6 +41,9 @@ from layerft.sweep_table import (
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("results.csv", "results.md", "failures.csv", *plots.FIGURES)
+# The job folders of the grid combinations the last sweep.py launch in the folder did not run, so
+# that `sweep.py aggregate` lists them too.
+NOT_RUN_FILE = ".not_run.json"
 
 
 class NothingToTable(LayerftError):
@@ -59,6 +63,7 @@ class Aggregate:
     unfinished: list[Path]  # job folders with no record: killed or still running (not in the rows)
     baseline: dict[str, str]  # each row's baseline: its settings with these replaced
     heatmap: tuple[str, str] | None  # the heatmap's two settings, if one could be drawn
+    not_run: list[str]  # job folders of the grid's combinations not run (listed in results.md)
 
 
 def aggregate(
@@ -66,16 +71,18 @@ def aggregate(
     baseline: dict[str, str] | None = None,
     heatmap: tuple[str, str] | None = None,
     extra_metrics: Sequence[str] = (),
-    not_run: Sequence[str] = (),
+    not_run: Sequence[str] | None = None,
 ) -> Aggregate:
     """Fold the jobs under `sweep_dir` into one row per combination; write the tables and plots.
 
     `baseline` replaces settings to name each row's baseline (default: injection_task=none);
     `heatmap` names its two settings; `extra_metrics` are metrics.json keys to summarise too;
     `not_run` names the job folders of the grid's combinations a sweep did not run (results.md
-    lists and counts those whose folder holds no record and is not listed as unfinished).
+    lists and counts those whose folder holds no record and is not listed as unfinished); None:
+    those the folder's last sweep named (NOT_RUN_FILE), as `sweep.py aggregate` does.
     """
     started = time.time()
+    planned = _last_not_run(sweep_dir) if not_run is None else list(not_run)
     jobs = read_jobs(sweep_dir)
     on_other_data = [job for job in jobs if job.changed]
     replaced = [job for job in jobs if job.replaced_by is not None]
@@ -86,7 +93,7 @@ def aggregate(
     # job is counted once.
     not_run = [
         name
-        for name in not_run
+        for name in planned
         if sweep_dir / name not in unfinished
         and not any((sweep_dir / name / record).exists() for record in (METRICS_FILE, FAILED_FILE))
     ]
@@ -118,11 +125,37 @@ def aggregate(
         written[name] = lambda p, fig=figure: fig.savefig(p, format="png", dpi=120)
     remove_outputs(sweep_dir, started, keep=tuple(written))
     paths = [sweep_dir / name for name in written]
-    write_all_atomic({path: written[path.name] for path in paths})
+    own = {sweep_dir / NOT_RUN_FILE: lambda p: p.write_text(json.dumps({"not_run": planned}))}
+    write_all_atomic({**{path: written[path.name] for path in paths}, **own})
     log.info("sweep results: %s", ", ".join(str(p) for p in paths))
     return Aggregate(
-        table.rows, table.columns, varied, failures, paths, markdown, unfinished, table.spec, axes
+        table.rows,
+        table.columns,
+        varied,
+        failures,
+        paths,
+        markdown,
+        unfinished,
+        table.spec,
+        axes,
+        not_run,
     )
+
+
+def _last_not_run(sweep_dir: Path) -> list[str]:
+    """The job folders the folder's last sweep.py launch did not run (none if it names none)."""
+    path = sweep_dir / NOT_RUN_FILE
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))["not_run"]
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        log.warning("%s is unreadable (%s): results.md lists no combination as not run", path, err)
+        return []
+    if not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
+        log.warning("%s holds no list of folder names: results.md lists none as not run", path)
+        return []
+    return names
 
 
 def _warn_left_out(unfinished: list[Path], on_other_data: list[Job], older: list[int]) -> None:

@@ -213,9 +213,10 @@ def aggregate_dir(
     sweep_dir: Path,
     baseline: list[str] | None,
     heatmap: list[str] | None,
-    not_run: Sequence[str] = (),
+    not_run: Sequence[str] | None = None,
 ) -> Aggregate:
-    """Write results.csv / results.md / plots for a sweep folder (layerft/aggregate.py)."""
+    """Write results.csv / results.md / plots for a sweep folder (layerft/aggregate.py); with
+    `not_run` None, its last sweep's combinations not run are listed."""
     from layerft.aggregate import aggregate
 
     bad = [item for item in baseline or [] if "=" not in item]

@@ -111,12 +111,14 @@ def publish_results_table(
 
     from layerft.tracker import remove_stale_runs, start_tracker, wandb_runs
 
-    # What the table's difference columns compare with, which differs between aggregations.
+    # What the table's difference columns compare with, and the grid's combinations it lacks (not
+    # run), which differ between aggregations.
     config = {
         "sweep": grid,
         "overrides": overrides,
         "baseline": result.baseline,
         "heatmap": list(result.heatmap) if result.heatmap else None,
+        "not_run": result.not_run,
     }
     earlier = wandb_runs(sweep_dir)
     run_id = "results-" + hashlib.sha256(str(sweep_dir.resolve()).encode()).hexdigest()[:16]

@@ -1371,3 +1371,33 @@ def test_a_verdict_counts_failed_jobs_in_words_that_agree() -> None:
     assert all_failed(1, "job") == "its 1 job failed"
     assert all_failed(2, "job") == "all 2 jobs failed"
     assert all_failed(3, "baseline job") == "all 3 baseline jobs failed"
+
+
+def test_the_last_sweeps_combinations_not_run_are_listed_until_they_have_a_result(
+    tmp_path, caplog
+) -> None:
+    # `sweep.py aggregate` (no grid) rewrote results.md without the not-run list the sweep wrote.
+    write_job(tmp_path / "1", 1, 0.6)
+    assert aggregate(tmp_path, not_run=["2", "3"]).not_run == ["2", "3"]
+    assert aggregate(tmp_path).not_run == ["2", "3"]  # as `sweep.py aggregate` calls it
+    write_job(tmp_path / "2", 2, 0.7)
+    assert aggregate(tmp_path).not_run == ["3"]
+    assert (tmp_path / "results.md").read_text().endswith("in no row of the table:\n- 3\n")
+    (tmp_path / ".not_run.json").write_text("{")
+    assert aggregate(tmp_path).not_run == [] and ".not_run.json is unreadable" in caplog.text
+
+
+def test_the_wandb_results_run_names_the_combinations_not_run(tmp_path, monkeypatch) -> None:
+    from layerft import sweep_tracker, tracker
+
+    configs: list[dict[str, Any]] = []
+
+    def start(cfg: Any, run_dir: Path, config: dict[str, Any], *args: Any) -> Any:
+        configs.append(config)
+        raise StopIteration  # the table itself is not needed
+
+    monkeypatch.setattr(tracker, "start_tracker", start)
+    result = SimpleNamespace(baseline={}, heatmap=None, not_run=["seed=2"])
+    with pytest.raises(StopIteration):
+        sweep_tracker.log_results_table("demo", ["tracker=wandb"], tmp_path, result)  # type: ignore[arg-type]
+    assert configs[0]["not_run"] == ["seed=2"]

@@ -746,7 +746,11 @@ def test_a_sweep_stopped_early_names_its_unrun_combinations_in_results_md(
         "stopped early), in no row of the table:\n"
         "- injection_task=none,seed=1,tuning_mode=frozen\n"
     )
-    assert "not run" not in sweep_module.aggregate_dir(sweep_dir, None, None).markdown
+    # `sweep.py aggregate` (another baseline, say) lists them as well: it had said nothing of them.
+    (sweep_dir / "results.md").unlink()
+    assert sweep_module.main(["aggregate", str(sweep_dir)]) == 0
+    assert (sweep_dir / "results.md").read_text() == markdown
+    assert sweep_module.aggregate_dir(sweep_dir, None, None, not_run=[]).markdown != markdown
 
 
 def test_ctrl_c_while_the_tables_are_written_is_one_line_and_exit_130(
