@@ -3,7 +3,8 @@ a converted one): the sha256 of each file that defines it, recorded with every r
 (`run/model_files`, `run/model_folder`) and keyed into its stage 1, so that a checkpoint
 re-exported or fine-tuned in place is another model, as an edited data file is other data. A hub
 id or `model=tiny` has no folder: nothing is keyed; a hub id's snapshot commit is recorded
-(`run/model_commit`, hub_commit).
+(`run/model_commit`, `run/model_ref`: hub_entries), and a result whose revision the local cache
+serves from another commit later is on changed model files too (changed_snapshot).
 
 Serves the `model` config group (`layerft/model.py` loads it). Imports nothing heavy: the tables
 read records through here; `layerft/model.py` (torch) is imported where a folder is looked up.
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
 
 MODEL_FILES_KEY = "run/model_files"  # file name -> sha256, of the files that define the model
 MODEL_FOLDER_KEY = "run/model_folder"  # the folder they were read from (resolved)
+# A hub model's: the snapshot commit the local cache served, and the {hub_id, revision} it served
+# it for, so that a later plan or table can ask the cache again (changed_snapshot).
+MODEL_COMMIT_KEY = "run/model_commit"
+MODEL_REF_KEY = "run/model_ref"
 # How the refusal to report a result computed from model files changed since names it
 # (run_folder.check_same_data); a failed.json holding it is stale once those files are back.
 ON_OTHER_MODEL = "is this config's result on other model files"
@@ -106,16 +111,49 @@ def hub_commit(cfg: ModelConfig) -> str | None:
     `model.revision` (default: main): `run/model_commit`, read as the result is written, after
     training (a first run downloads while training), so a `main` that another process's download
     moved during the run is not told apart. None for a local folder, a package's or converted
-    model, `tiny`, or a model the cache does not hold. A result is not keyed by it."""
+    model, `tiny`, or a model the cache does not hold. A result is not keyed by it: a result
+    whose revision the cache serves from another commit later is on other model files
+    (changed_snapshot)."""
     if cfg.hub_id is None or local_folder(cfg):
         return None
+    return _cached_commit(cfg.hub_id, cfg.revision)
+
+
+def _cached_commit(hub_id: str, revision: str | None) -> str | None:
+    """The snapshot commit the Hugging Face cache serves for `hub_id` at `revision`, if any."""
     from huggingface_hub import try_to_load_from_cache
 
     try:
-        found = try_to_load_from_cache(cfg.hub_id, "config.json", revision=cfg.revision)
+        found = try_to_load_from_cache(hub_id, "config.json", revision=revision)
     except ValueError:  # not a valid repo id: the model did not load from the hub either
         return None
     return Path(found).parent.name if isinstance(found, str) else None
+
+
+def hub_entries(cfg: ModelConfig) -> dict[str, Any]:
+    """A record's `run/model_commit` and `run/model_ref` (none unless hub_commit finds one)."""
+    commit = hub_commit(cfg)
+    if commit is None:
+        return {}
+    return {
+        MODEL_COMMIT_KEY: commit,
+        MODEL_REF_KEY: {"hub_id": cfg.hub_id, "revision": cfg.revision},
+    }
+
+
+def changed_snapshot(record: dict[str, Any]) -> list[str]:
+    """A hub model's result whose revision (`main`, a tag) the local cache now serves from another
+    snapshot commit than the result's (a later download moved it): `<id>@<revision> (commit ...
+    then, ... now)`. Not compared: a result recorded without its ref, or a model no longer
+    cached."""
+    ref, then = record.get(MODEL_REF_KEY), record.get(MODEL_COMMIT_KEY)
+    if not (isinstance(ref, dict) and isinstance(ref.get("hub_id"), str) and isinstance(then, str)):
+        return []
+    revision = ref.get("revision") if isinstance(ref.get("revision"), str) else None
+    now = _cached_commit(ref["hub_id"], revision)
+    if now is None or now == then:
+        return []
+    return [f"{ref['hub_id']}@{revision or 'main'} (commit {then[:12]} then, {now[:12]} now)"]
 
 
 def model_entries(folder: str | None, digests: dict[str, str]) -> dict[str, Any]:
@@ -142,10 +180,11 @@ def changed_model_files(
 
 def model_changed_since(record: dict[str, Any]) -> list[str]:
     """The model files of a finished result's record whose folder, at the path the run read, holds
-    other bytes now: what a table reads without the config. A folder now gone is not compared."""
+    other bytes now, or the hub snapshot its revision names now (changed_snapshot): what a table
+    reads without the config. A folder now gone is not compared."""
     folder = record.get(MODEL_FOLDER_KEY)
     if not isinstance(folder, str):
-        return []
+        return changed_snapshot(record)
     try:
         return changed_model_files(record, folder, model_file_digests(Path(folder)))
     except OSError:  # gone or unreadable now: not compared, as a missing data file

@@ -28,7 +28,7 @@ from layerft.layer_split import (
 )
 from layerft.lr_schedule import part_lr_multipliers
 from layerft.model import load_tokenizer
-from layerft.model_files import hub_commit, model_file_digests, model_folder
+from layerft.model_files import hub_entries, model_file_digests, model_folder
 from layerft.model_limits import check_max_length, check_room_for_text, check_tokenizer_fits
 from layerft.parts import layer_part
 from layerft.phase import remove_unfinished_checkpoints, run_phase
@@ -229,8 +229,7 @@ def train_and_record(
                 tracker.stage1(stage1, stage1.produced_in(run_dir))
             if is_main_process():
                 extra = {"run/stage1": stage1.entry() if stage1 else {"status": "none"}}
-                if (commit := hub_commit(cfg.model)) is not None:  # downloaded by now
-                    extra["run/model_commit"] = commit
+                extra |= hub_entries(cfg.model)  # downloaded by now
                 keep_hydra_files(run_dir)  # first: a kept copy is never older than the metrics
                 history.publish()
                 log.info("results: %s", write_metrics(run_dir, metrics, record, extra))

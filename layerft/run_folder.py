@@ -24,7 +24,7 @@ from layerft.config_differences import config_differences
 from layerft.errors import LayerftError
 from layerft.file_lock import lock_unless_done
 from layerft.forced_rerun import remove_dead_rerun
-from layerft.model_files import ON_OTHER_MODEL, changed_model_files
+from layerft.model_files import ON_OTHER_MODEL, changed_model_files, changed_snapshot
 from layerft.processes import is_main_process, world_size
 from layerft.results import (
     METRICS_FILE,
@@ -158,6 +158,11 @@ def check_same_data(folder: Path, record: RunRecord, hint: str) -> None:
         raise LayerftError(
             f"{folder / METRICS_FILE} {ON_OTHER_MODEL}: {', '.join(changed)} changed since (its "
             f"bytes' sha256); {redo}"
+        )
+    if changed := changed_snapshot(stored):
+        raise LayerftError(
+            f"{folder / METRICS_FILE} {ON_OTHER_MODEL}: the Hugging Face cache serves "
+            f"{changed[0]}; {redo}"
         )
 
 

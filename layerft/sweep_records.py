@@ -20,8 +20,10 @@ from typing import Any
 
 from layerft.errors import LayerftError
 from layerft.model_files import (
+    MODEL_COMMIT_KEY,
     MODEL_FILES_KEY,
     MODEL_FOLDER_KEY,
+    MODEL_REF_KEY,
     ON_OTHER_MODEL,
     model_changed_since,
 )
@@ -119,6 +121,7 @@ def _back_on_its_data(run_dir: Path) -> bool:
     data = {DATA_FILES_KEY: result.get(DATA_FILES_KEY), DATA_PATHS_KEY: paths}
     folder = failure.get(MODEL_FOLDER_KEY)  # as the refused attempt read it, as its data paths
     model = {MODEL_FILES_KEY: result.get(MODEL_FILES_KEY), MODEL_FOLDER_KEY: folder}
+    model |= {key: result.get(key) for key in (MODEL_COMMIT_KEY, MODEL_REF_KEY)}  # a hub model's
     return not changed_since(data) and not model_changed_since(model)
 
 

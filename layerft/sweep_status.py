@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from layerft.model_files import changed_model_files, on_other
+from layerft.model_files import changed_model_files, changed_snapshot, on_other
 from layerft.results import FAILED_FILE, METRICS_FILE, changed_data, job_records, read_record
 from layerft.run_folder import differences_from_result
 from layerft.run_record import FINGERPRINT_KEY, RESULTS_VERSION, older_results, results_version
@@ -92,6 +92,7 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
             record = read_record(folder)
             data = changed_data(record, combination.data_files)
             model = changed_model_files(record, combination.model_folder, combination.model_files)
+            model += changed_snapshot(record)
             if data or model:
                 stale.append(Stale(combination, folder, data, model))
             else:

@@ -16,13 +16,21 @@ from conftest import SHRINK, run_train
 from layerft import hydra_job, run_folder, sweep_status
 from layerft.config import resolve_config
 from layerft.errors import LayerftError
-from layerft.model_files import MODEL_FILES_KEY, MODEL_FOLDER_KEY, hub_commit, model_file_digests
-from layerft.results import METRICS_FILE, write_metrics
+from layerft.model_files import (
+    MODEL_FILES_KEY,
+    MODEL_FOLDER_KEY,
+    changed_snapshot,
+    hub_commit,
+    model_changed_since,
+    model_file_digests,
+)
+from layerft.results import FAILED_FILE, METRICS_FILE, write_metrics
 from layerft.run import load_stage_data, stage1_for
 from layerft.run_record import FINGERPRINT_KEY, RESULTS_VERSION, RESULTS_VERSION_KEY, RunRecord
 from layerft.stage1_key import Stage1Key
 from layerft.sweep_grid import expand
 from layerft.sweep_job import read_job
+from layerft.sweep_records import _back_on_its_data
 from layerft.tiny_model import TinyConfig, build_tiny_backbone, build_tiny_tokenizer
 
 ENTRIES = {"run/choices": {}, "run/overrides": [], "run/sweep": None}
@@ -251,4 +259,53 @@ def test_a_hub_model_records_the_commit_of_the_snapshot_it_loaded(tmp_path: Path
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((tmp_path / "run" / METRICS_FILE).read_text())
     assert metrics["run/model_commit"] == commit
+    assert metrics["run/model_ref"] == {"hub_id": "acme/tiny-bert", "revision": None}
     assert MODEL_FILES_KEY not in metrics  # a hub id keys no files: its first run downloads them
+    # A later download moved `main` to another commit: the result is not this model's any more.
+    hub_cache(tmp_path / "hub", {"main": "f" * 40})
+    again = run_train(
+        [*args, *shrunk, "injection_task=none"], tmp_path, {"HF_HUB_CACHE": str(cache)}
+    )
+    assert again.returncode == 2, again.stderr[-2000:]
+    assert again.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'run' / METRICS_FILE} is this config's result on other model files: "
+        "the Hugging Face cache serves acme/tiny-bert@main (commit 0123456789ab then, "
+        "ffffffffffff now); replace it with force_rerun=true (sweep.py --force), or run in a new "
+        "folder (hydra.run.dir=<new folder>)"
+    )
+
+
+def test_a_hub_result_is_on_changed_model_files_once_its_revision_names_another_commit(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from huggingface_hub import constants
+
+    then, now = "1" * 40, "2" * 40
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub_cache(tmp_path, {"main": then, "v1": then})))  # fmt: skip
+    record = {"run/model_commit": then, "run/model_ref": {"hub_id": "acme/tiny-bert", "revision": "v1"}}  # fmt: skip
+    assert changed_snapshot(record) == model_changed_since(record) == []
+    hub_cache(tmp_path, {"v1": now})
+    changed = ["acme/tiny-bert@v1 (commit 111111111111 then, 222222222222 now)"]
+    assert changed_snapshot(record) == model_changed_since(record) == changed
+    assert (
+        changed_snapshot(record | {"run/model_ref": {"hub_id": "acme/gone", "revision": "v1"}})
+        == []
+    )
+    assert changed_snapshot({"run/model_commit": then}) == []  # recorded before refs were
+    # A sweep's plan: done on other model files, rerun with --force.
+    grid = ["model=bert_base_uncased", "model.hub_id=acme/tiny-bert", "model.revision=v1",
+            "injection_task=none", "tuning_mode=full", "seed=1"]  # fmt: skip
+    [combination] = expand("demo", grid)
+    job = tmp_path / "sweep" / "job"
+    job.mkdir(parents=True)
+    record |= {FINGERPRINT_KEY: combination.fingerprint, RESULTS_VERSION_KEY: RESULTS_VERSION}
+    (job / METRICS_FILE).write_text(json.dumps(record))
+    state = sweep_status.status([combination], tmp_path / "sweep")
+    assert not state.done and [stale.model for stale in state.stale] == [changed]
+    # A sweep job's refusal to report it (failed.json beside it) stands while v1 names the other
+    # commit, and is stale once v1 names the result's again.
+    (job / FAILED_FILE).write_text(json.dumps({"run/data_paths": {}}))
+    assert not _back_on_its_data(job)
+    hub_cache(tmp_path, {"v1": then})
+    assert len(sweep_status.status([combination], tmp_path / "sweep").done) == 1
+    assert _back_on_its_data(job)
