@@ -88,15 +88,7 @@ def aggregate(
     replaced = [job for job in jobs if job.replaced_by is not None]
     jobs = [job for job in jobs if not job.changed and job.replaced_by is None]
     unfinished = unfinished_dirs(sweep_dir)
-    # Not a killed job's folder (unfinished), nor one holding a record the table has (a forced
-    # rerun that never finished, a blocked config's folder, an earlier config's failure): each
-    # job is counted once.
-    not_run = [
-        name
-        for name in planned
-        if sweep_dir / name not in unfinished
-        and not any((sweep_dir / name / record).exists() for record in (METRICS_FILE, FAILED_FILE))
-    ]
+    not_run = _without_record(sweep_dir, planned, unfinished)
     _warn_left_out(unfinished, on_other_data, older_versions(jobs))
     if not jobs:
         remove_outputs(sweep_dir, started, keep=())
@@ -140,6 +132,19 @@ def aggregate(
         axes,
         not_run,
     )
+
+
+def _without_record(sweep_dir: Path, names: list[str], unfinished: list[Path]) -> list[str]:
+    """The job folders of `names` that hold no record and are not a killed job's (unfinished):
+    one holding a record the table has (a forced rerun that never finished, a blocked config's
+    folder, an earlier config's failure) is counted there, each job once."""
+    records = (METRICS_FILE, FAILED_FILE)
+    return [
+        name
+        for name in names
+        if sweep_dir / name not in unfinished
+        and not any((sweep_dir / name / record).exists() for record in records)
+    ]
 
 
 def _last_not_run(sweep_dir: Path) -> list[str]:

@@ -1389,7 +1389,9 @@ def test_the_last_sweeps_combinations_not_run_are_listed_until_they_have_a_resul
 
 def test_the_wandb_results_run_names_the_combinations_not_run(tmp_path, monkeypatch) -> None:
     from layerft import sweep_tracker, tracker
+    from layerft.config import register_configs
 
+    register_configs()  # the tracker group's schema, which the results run composes
     configs: list[dict[str, Any]] = []
 
     def start(cfg: Any, run_dir: Path, config: dict[str, Any], *args: Any) -> Any:
