@@ -41,8 +41,7 @@ from layerft.sweep_table import (
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("results.csv", "results.md", "failures.csv", *plots.FIGURES)
-# The job folders of the grid combinations the last sweep.py launch in the folder did not run, so
-# that `sweep.py aggregate` lists them too.
+# The job folders of the grid's combinations the folder's last sweep did not run (sweep.py aggregate)
 NOT_RUN_FILE = ".not_run.json"
 
 
@@ -135,9 +134,8 @@ def aggregate(
 
 
 def _without_record(sweep_dir: Path, names: list[str], unfinished: list[Path]) -> list[str]:
-    """The job folders of `names` that hold no record and are not a killed job's (unfinished):
-    one holding a record the table has (a forced rerun that never finished, a blocked config's
-    folder, an earlier config's failure) is counted there, each job once."""
+    """The job folders of `names` with no record that no killed job left (unfinished); one with a
+    record (a forced rerun that never finished, a blocked folder) is counted there: each once."""
     records = (METRICS_FILE, FAILED_FILE)
     return [
         name
@@ -152,13 +150,12 @@ def _last_not_run(sweep_dir: Path) -> list[str]:
     path = sweep_dir / NOT_RUN_FILE
     try:
         names = json.loads(path.read_text(encoding="utf-8"))["not_run"]
+        if not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
+            raise ValueError("no list of folder names")
     except FileNotFoundError:
         return []
     except (OSError, ValueError, KeyError, TypeError) as err:
         log.warning("%s is unreadable (%s): results.md lists no combination as not run", path, err)
-        return []
-    if not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
-        log.warning("%s holds no list of folder names: results.md lists none as not run", path)
         return []
     return names
 
