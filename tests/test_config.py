@@ -37,6 +37,7 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUP_SCHEMAS for o in options(g)])
 def test_every_option_composes_and_validates(group: str, option: str) -> None:
     cfg = compose_run(f"{group}={option}")
@@ -313,6 +314,7 @@ def test_schema_checks_name_the_key(overrides: list[str], message: str) -> None:
         compose_run(*overrides)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "overrides",
     [["target_task.lr=nan"], ["injection_task.lr=nan"], ["target_task.epochs=inf"],

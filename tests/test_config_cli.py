@@ -52,6 +52,7 @@ def test_help_says_how_to_run_and_lists_the_groups_not_the_whole_config(tmp_path
     assert len(lines) < 40 and "target_task:" not in lines[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [

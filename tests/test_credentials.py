@@ -132,6 +132,7 @@ def files_holding(root: Path, text: str) -> list[Path]:
     return [p for p in sorted(root.rglob("*")) if p.is_file() and text.encode() in p.read_bytes()]
 
 
+@pytest.mark.slow
 def test_no_file_of_a_multirun_or_a_sweep_holds_a_command_line_credential(tmp_path: Path) -> None:
     # Hydra writes its config dumps (.hydra/*.yaml, multirun.yaml) before a job starts; they held
     # the key in clear, and a shared sweep folder with them. A parallel launcher's job files
@@ -186,6 +187,7 @@ main()
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("launcher", "env_set"),
     [("basic", [f"+hydra.job.env_set.WANDB_API_KEY={FAKE}", "+hydra.job.env_set.PROBE_OTHER=kept"]),

@@ -6,9 +6,11 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from conftest import SHRINK, assert_counts_of, dev_examples, run_train
 
 
+@pytest.mark.slow
 def test_two_process_ddp_run_writes_one_record(tmp_path) -> None:
     # --standalone: a free port of its own, so two test runs on one host do not collide
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -36,6 +38,7 @@ def test_two_process_ddp_run_writes_one_record(tmp_path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_two_processes_score_dev_as_one_does(tmp_path) -> None:
     # Dev predictions are gathered from both processes' shards: a span task maps each feature back
     # to its question by position, so any reordering or a duplicate would change the scores.

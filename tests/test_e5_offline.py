@@ -24,7 +24,7 @@ from layerft.model_limits import max_sequence_length
 from layerft.records import normalise_records
 
 # One worker runs this module: its fixtures convert the model once.
-pytestmark = pytest.mark.xdist_group(__name__)
+pytestmark = [pytest.mark.xdist_group(__name__), pytest.mark.slow]
 
 PREFIXES = {True: "query: ", False: "passage: "}
 

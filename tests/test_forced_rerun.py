@@ -368,6 +368,7 @@ if any(arg == "force_rerun=true" for arg in sys.argv):
 """
 
 
+@pytest.mark.slow
 def test_a_run_finding_its_result_after_a_killed_rerun_keeps_the_results_files(
     tmp_path: Path,
 ) -> None:

@@ -318,6 +318,7 @@ def test_a_missing_extra_split_stops_the_run_before_training(tmp_path: Path) -> 
 # --- end to end through train.py --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_glue_task_runs_through_train_py_on_its_release_files(tmp_path: Path) -> None:
     # One multirun over the nine tasks; each job's data_dir is <links>/<task option>.
     links = tmp_path / "glue"

@@ -88,6 +88,7 @@ def test_the_hub_is_probed_once_per_process(hub_down: None) -> None:
     assert network.probe_endpoint.cache_info().misses == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "names"),
     [

@@ -312,6 +312,7 @@ def test_klue_paper_grid_expands_to_valid_runs() -> None:
             assert (cfg.target_task.lr, cfg.target_task.epochs) == (lr, 3)
 
 
+@pytest.mark.slow
 def test_dp_injection_then_sts_from_the_klue_release_files(tmp_path, shared_data) -> None:
     """The issue's command, on model=tiny and one epoch a stage: the paper's pipeline offline."""
     from conftest import run_train

@@ -35,7 +35,7 @@ from layerft.errors import LayerftError
 from layerft.sweep_grid import expand
 
 # One worker runs this module: its `fates` fixture runs one launch for several tests.
-pytestmark = pytest.mark.xdist_group(__name__)
+pytestmark = [pytest.mark.xdist_group(__name__), pytest.mark.slow]
 
 HAS_SUBMITIT = importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is not None
 needs_submitit = pytest.mark.skipif(

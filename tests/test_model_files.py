@@ -244,6 +244,7 @@ def test_hub_commit_follows_the_revision_asked(tmp_path: Path, monkeypatch) -> N
     assert hub_commit(compose_run("model=tiny").model) is None
 
 
+@pytest.mark.slow
 def test_a_hub_model_records_the_commit_of_the_snapshot_it_loaded(tmp_path: Path) -> None:
     commit = "0123456789abcdef0123456789abcdef01234567"
     cache = hub_cache(tmp_path / "hub", {"main": commit})

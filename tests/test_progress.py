@@ -11,6 +11,7 @@ import sys
 import termios
 from pathlib import Path
 
+import pytest
 from conftest import REPO, SHRINK, run_train
 
 
@@ -38,6 +39,7 @@ def run_on_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
     return proc.wait(timeout=300), b"".join(chunks).decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_terminal_shows_a_progress_bar_per_stage_and_the_log_keeps_evaluations(tmp_path) -> None:
     args = [*SHRINK, f"cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'run'}"]
     code, shown = run_on_terminal(args, tmp_path)

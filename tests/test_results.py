@@ -347,6 +347,7 @@ def built_stages(*overrides: str) -> dict[str, Any]:
     return built
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("choices", "override", "unread"), UNREAD_BY_CHOICE)
 def test_a_setting_hashed_at_its_default_changes_nothing_a_run_builds(
     choices, override, unread
@@ -369,6 +370,7 @@ def shipped_options() -> list[str]:
             for path in sorted((CONF / folder).glob("*.yaml"))]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("injection", ["injection_task=none", "injection_task=demo_pos"])
 def test_every_shipped_option_keeps_its_scheme_2_fingerprint(injection: str) -> None:
     # Scheme 3 hashes unread keys at their schema defaults: an option file that set one elsewhere
@@ -392,6 +394,7 @@ READ_BY_CHOICE = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("choices", "override"), READ_BY_CHOICE)
 def test_a_setting_its_choices_read_changes_the_fingerprint(choices, override) -> None:
     plain, other = resolved(*choices), resolved(*choices, override)

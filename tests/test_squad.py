@@ -484,6 +484,7 @@ def release_run(task: str) -> list[str]:
             "target_task.lr=2e-3", "target_task.batch_size=16"]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_squad_v2_end_to_end_from_the_release_files(tmp_path) -> None:
     result = run_train([*release_run("squad_v2"), "target_task.epochs=4"], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]

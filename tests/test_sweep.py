@@ -99,6 +99,7 @@ def sweep(tmp: Path, *args: str, expect: int = 0) -> str:
 # --- grids ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("grid", grid_names())
 def test_every_grid_composes_and_expands(grid: str) -> None:
     combinations = expand(grid, [])
@@ -110,6 +111,7 @@ def test_every_grid_composes_and_expands(grid: str) -> None:
         assert len(combinations) == 12 and len({c.stage1 for c in combinations if c.stage1}) == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("grid", "overrides"),
     [
@@ -189,6 +191,7 @@ def test_job_folder_names_are_safe_and_distinct() -> None:
     assert len(job_dirname(long_a)) <= 120 and job_dirname(long_a) != job_dirname(long_b)
 
 
+@pytest.mark.slow
 def test_dry_run_lists_combinations_stage1_trainings_and_what_is_done(tmp_path) -> None:
     out = sweep(tmp_path, "seed=1,2", "--dry-run")
     assert "8 combinations, 2 distinct stage-1 trainings" in out
@@ -283,6 +286,7 @@ def test_dry_run_and_summary_name_results_an_older_layerft_computed(tmp_path, ca
     ]
 
 
+@pytest.mark.slow
 def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path) -> None:
     out = sweep(tmp_path, "seed=1,2")
     sweep_dir = tmp_path / "multirun_outputs" / "demo"
@@ -426,6 +430,7 @@ def test_a_plan_counts_one_stage1_for_settings_its_schedule_never_reads(tmp_path
     )
 
 
+@pytest.mark.slow
 def test_a_baseline_crossed_with_layer_splits_trains_once_and_serves_every_split(tmp_path) -> None:
     # Without stage 1 the split is never read: one run serves both splits' baseline jobs.
     grid = ("seed=1", "tuning_mode=full", "layer_split=lower1,all")
@@ -461,6 +466,7 @@ def test_a_baseline_crossed_with_layer_splits_trains_once_and_serves_every_split
     assert "4 done, 0 to run" in sweep(tmp_path, *grid, "--dry-run")
 
 
+@pytest.mark.slow
 def test_a_setting_no_run_of_its_row_reads_neither_retrains_nor_splits_the_row(tmp_path) -> None:
     # LoRA's rank under tuning_mode=full: one full fine-tuning run serves both ranks, and its row
     # names no rank (the rank still varies across the LoRA rows).
@@ -500,6 +506,7 @@ def as_scheme_1(folder: Path) -> None:
     path.write_text(json.dumps(record))
 
 
+@pytest.mark.slow
 def test_a_scheme_1_baseline_serves_every_split_through_the_config_kept_beside_it(tmp_path) -> None:
     # Written under one split by an older layerft, found by a grid adding splits (not retrained),
     # and replaced, not refused as another config's, by --force.
@@ -601,6 +608,7 @@ def test_a_baseline_recorded_under_the_earlier_fingerprint_scheme_is_done(tmp_pa
     assert jobs[0].seedless_fingerprint is None  # it hashed the split: no config check across seeds
 
 
+@pytest.mark.slow
 def test_reused_stage1_gives_the_same_results_as_training_it_in_the_run(tmp_path) -> None:
     args = ("seed=1", "injection_task=demo_pos")
     sweep(tmp_path / "store", *args, "tuning_mode=full,lora")  # lora reuses full's stage 1
@@ -799,6 +807,7 @@ def test_a_ctrl_c_python_lost_still_stops_the_sweep_with_exit_130(
     assert signal.getsignal(signal.SIGINT) is previous
 
 
+@pytest.mark.slow
 def test_kill_9_in_the_second_job_then_rerun_matches_an_uninterrupted_sweep(tmp_path) -> None:
     grid = [*TINY_GRID, "injection_task=demo_pos", "tuning_mode=full", "seed=1,2,3"]
     killed = tmp_path / "killed"
@@ -837,6 +846,7 @@ def test_kill_9_in_the_second_job_then_rerun_matches_an_uninterrupted_sweep(tmp_
 # --- the stage-1 store ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_processes_racing_for_one_stage1_train_it_once(tmp_path) -> None:
     cache = tmp_path / "cache"
     common = [*TINY_GRID, f"cache_dir={cache}", "injection_task=demo_pos", "seed=1",
@@ -1090,6 +1100,7 @@ def test_the_stored_stage1_folder_is_keyed_by_settings_and_data() -> None:
 # --- launchers -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "launcher",
     [
@@ -1113,6 +1124,7 @@ def test_parallel_launchers_run_the_grid_with_one_stage1_training(tmp_path, laun
 # --- W&B -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_wandb_runs_of_a_sweep_carry_group_job_type_summary_and_stage1_lineage(tmp_path) -> None:
     sweep(tmp_path, "seed=1", "injection_task=demo_pos", "tuning_mode=full,lora",
           "tracker=wandb", "tracker.mode=offline")  # fmt: skip

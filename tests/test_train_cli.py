@@ -30,7 +30,7 @@ from layerft.fingerprint import FINGERPRINT_SCHEME, RESULT_NEUTRAL_KEYS
 from layerft.run_record import RESULTS_VERSION
 
 # One worker runs this module: its `runs` fixture starts every train.py call of it at once.
-pytestmark = pytest.mark.xdist_group(__name__)
+pytestmark = [pytest.mark.xdist_group(__name__), pytest.mark.slow]
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SECRET = "secret-key-abc123"

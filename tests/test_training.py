@@ -109,6 +109,7 @@ def test_reported_score_is_the_best_dev_evaluation_not_the_last(tmp_path, keywor
     assert metrics["target/eval_loss"] == pytest.approx(losses[best_step], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_paused_seconds_are_the_evaluations_and_saves_made_while_training(tmp_path) -> None:
     # A large dev set, evaluated once an epoch: the final evaluation (after train(), so not part
     # of its runtime) then takes far longer than the few saves of the tiny model.
@@ -183,6 +184,7 @@ def deterministic(metrics: dict[str, Any], stage: str) -> dict[str, float]:
     }
 
 
+@pytest.mark.slow
 def test_transplant_of_untrained_layers_changes_nothing_and_of_trained_ones_does(
     tmp_path, keyword
 ) -> None:
@@ -204,6 +206,7 @@ def test_transplant_of_untrained_layers_changes_nothing_and_of_trained_ones_does
 # --- failures ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_dataloader_workers_change_no_number(tmp_path) -> None:
     # trainer.dataloader_workers is result-neutral (left out of the result and stage-1 keys): with
     # workers, several evaluations and epochs per stage must leave the random stream as without.
@@ -224,6 +227,7 @@ def test_dataloader_workers_change_no_number(tmp_path) -> None:
         assert len(losses) >= 4 and [v for _, v in series(logs_with, key)] == losses, key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("mode", "passed"), [("default", "default"),
                                               ("reduce_overhead", "reduce-overhead")])  # fmt: skip
 def test_compile_compiles_each_stages_encoder_in_the_mode_asked(
