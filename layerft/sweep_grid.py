@@ -103,8 +103,8 @@ class Combination:
 def check_grid(grid: str, overrides: Sequence[str] = ()) -> None:
     """The grid exists, is YAML, and is a global package with `hydra.sweeper.params` (without them
     Hydra's error is about a key 'sweep' in the config), for sweep.py's sweeper (it chooses none).
-    Read as Hydra reads `sweep=<grid>` (a YAML error names the file): its header is the comment
-    lines it starts with."""
+    Read as Hydra reads `sweep=<grid>` (a YAML error names the file): its header is the `# @`
+    lines it starts with (blank lines between them; an ordinary comment ends it)."""
     path, loaded = find_grid(grid, overrides)
     data = OmegaConf.to_container(loaded.config, resolve=False)
     sweeper = data.get("hydra") if isinstance(data, dict) else None
