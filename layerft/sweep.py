@@ -36,14 +36,8 @@ from layerft.sweep_grid import OUTPUTS, Combination, check_grid, expand, job_fol
 from layerft.sweep_hydra import grid_names
 from layerft.sweep_launch import check_hydra_overrides, check_launcher, run_grid
 from layerft.sweep_records import HYDRA_SUBDIR
-from layerft.sweep_status import (
-    LeftOut,
-    blocked_note,
-    left_out,
-    print_plan,
-    print_summary,
-    status,
-)
+from layerft.sweep_status import LeftOut, left_out, status
+from layerft.sweep_summary import blocked_note, print_plan, print_summary
 from layerft.sweep_tracker import log_results_table, relog_results_table
 
 if TYPE_CHECKING:

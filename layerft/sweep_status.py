@@ -1,8 +1,8 @@
 """What a sweep folder holds for a grid's combinations: finished, failed, on changed data,
-blocked or not run (found by config fingerprint, in any job folder), and the plan and summary
-`sweep.py` prints from it.
+blocked, unfinished or not run (found by config fingerprint, in any job folder), and what a
+launch leaves out; `layerft/sweep_summary.py` prints the plan and summary from it.
 
-Serves no config group: `layerft/sweep.py` prints these.
+Serves no config group: `layerft/sweep.py` reads these.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from typing import NamedTuple
 
 from layerft.model_files import changed_model_files, changed_snapshot, on_other
 from layerft.results import FAILED_FILE, METRICS_FILE, changed_data, job_records, read_record
-from layerft.run_folder import differences_from_result
-from layerft.run_record import FINGERPRINT_KEY, RESULTS_VERSION, older_results, results_version
+from layerft.run_record import FINGERPRINT_KEY, RESULTS_VERSION, results_version
 from layerft.sweep_grid import Combination, job_folder
 from layerft.sweep_records import HYDRA_SUBDIR
 
@@ -68,6 +67,9 @@ class Status:
     # edited since, a setting the folder names leave out), which its job never overwrites: it
     # would stop with an error naming the keys, so sweep.py does not launch it.
     blocked: list[tuple[Combination, Path]] = field(default_factory=list)
+    # Of `missing`: those whose job folder Hydra started and no record came to (killed, or
+    # still running in another sweep.py): results.md counts them as unfinished too.
+    unfinished: list[tuple[Combination, Path]] = field(default_factory=list)
 
 
 def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | None = None) -> Status:
@@ -85,7 +87,7 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
             if (folder / METRICS_FILE).stat().st_mtime_ns >= since_ns
         }
     failures = job_records(sweep_dir, FAILED_FILE)
-    done, failed, missing, stale, older, blocked = [], [], [], [], [], []
+    done, failed, missing, stale, older, blocked, unfinished = [], [], [], [], [], [], []
     for combination in combinations:
         own = {results[f] for f in combination.fingerprints if f in results}  # also replaced ones
         if (folder := _first_of(combination.fingerprints, finished)) is not None:
@@ -109,7 +111,11 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
             folder = sweep_dir / job_folder(combination)
             if _holds_other_config(folder, own):
                 blocked.append((combination, folder))
-    return Status(done, failed, missing, stale, older, blocked)
+            elif (folder / HYDRA_SUBDIR).is_dir() and not any(
+                (folder / record).exists() for record in (METRICS_FILE, FAILED_FILE)
+            ):
+                unfinished.append((combination, folder))
+    return Status(done, failed, missing, stale, older, blocked, unfinished)
 
 
 def _first_of(fingerprints: tuple[str, ...], folders: dict[str, Path]) -> Path | None:
@@ -152,96 +158,3 @@ def left_out(combinations: Sequence[Combination], state: Status, force: bool) ->
     blocked = [c for c, _ in state.blocked]
     repeats = repeated_runs(combinations, finished, blocked)
     return LeftOut(finished, repeats, [c for c in blocked if not any(c is r for r, _ in repeats)])
-
-
-def print_plan(combinations: list[Combination], state: Status, force: bool) -> None:
-    """The dry run: combinations, distinct stage-1 trainings, which are done (`state`)."""
-    stage1 = {c.stage1 for c in combinations if c.stage1}
-    stored = {c.stage1 for c in combinations if c.stage1_stored}
-    kept = f" ({len(stored)} stored, reused if their data is unchanged)" if stored else ""
-    distinct = len({c.fingerprint for c in combinations})
-    runs = f" ({distinct} distinct runs)" if distinct < len(combinations) else ""
-    print(f"{len(combinations)} combinations{runs}, {len(stage1)} distinct stage-1 trainings{kept}")
-    # Marks by combination: repeats of one config share a fingerprint, not a folder.
-    marks = {} if force else {id(c): "done" for c, _ in state.done}
-    for combination, _ in state.blocked:
-        marks[id(combination)] = "blocked: its folder holds another config's result"
-    for combination, _, version in [] if force else state.older:
-        marks[id(combination)] = f"done by results version {version}"
-    for stale in [] if force else state.stale:
-        marks[id(stale.combination)] = "done on other {}: {} changed".format(*stale.changed())
-    served_by = {id(repeat): run for repeat, run in left_out(combinations, state, force).repeats}
-    for combination in combinations:
-        s1 = f"stage1 {combination.stage1}" if combination.stage1 else "no stage 1"
-        s1 += ", stored" if combination.stage1_stored else ""
-        if (run := served_by.get(id(combination))) is not None:  # not launched: one run serves both
-            s1 += f"; the run of {run.label}"
-        print(f"  [{marks.get(id(combination), 'todo')}] {combination.label}  ({s1})")
-    done = 0 if force else len(state.done)
-    # Neither stale nor blocked jobs count as to run: a stale one stops with an error, a blocked
-    # one is not launched (both noted below); a blocked repeat is counted once, as served.
-    todo = len(combinations) - done - (0 if force else len(state.stale)) - len(served_by)
-    todo -= sum(id(combination) not in served_by for combination, _ in state.blocked)
-    served = f" ({len(served_by)} served by another job's run)" if served_by else ""
-    print(f"{done} done, {todo} to run{served}{' (--force)' if force else ''}")
-    if state.stale and not force:
-        print(
-            f"{len(state.stale)} done on {_on_changed(state.stale, files=True)} changed since: "
-            "each stops with an error; rerun them with --force (overrides can narrow the grid to them)"
-        )
-    if state.older and not force:
-        print(older_note(state.older))
-    if state.blocked:
-        print(blocked_note(state.blocked))
-
-
-def blocked_note(blocked: list[tuple[Combination, Path]]) -> str:
-    """One line on combinations whose job folder holds another config's result."""
-    first, folder = blocked[0]
-    record = folder / HYDRA_SUBDIR
-    differs = None if first.resolved is None else differences_from_result(record, first.resolved)
-    return (
-        f"{len(blocked)} blocked: the job folder holds the result of another config (a setting "
-        "given once on the command line, which job folder names leave out, an option's YAML "
-        "edited since, or a schema key added to layerft without its LATER_KEYS line), which is "
-        "never overwritten, --force or not, so sweep.py does not launch them; run the grid in a "
-        "new --dir, or delete those folders to redo them "
-        f"({', '.join(str(folder) for _, folder in blocked[:3])}{', ...' if len(blocked) > 3 else ''})"
-        + (f"; {first.label} differs from its folder's in {differs}" if differs else "")
-    )
-
-
-def older_note(older: list[tuple[Combination, Path, int]]) -> str:
-    """One line on finished results an older layerft computed: reused, and what changed since."""
-    return (
-        f"{len(older)} done by an older layerft ({older_results(min(v for _, _, v in older))}): "
-        "reused as they are; --force reruns them (overrides can narrow the grid to them)"
-    )
-
-
-def _on_changed(stale: list[Stale], files: bool = False) -> str:
-    """What changed under these results (model_files.on_other)."""
-    return on_other([s for s in stale if s.data], [s for s in stale if s.model], files)
-
-
-def print_summary(state: Status) -> None:
-    stale = f", {len(state.stale)} on changed {_on_changed(state.stale)}" if state.stale else ""
-    print(
-        f"sweep: {len(state.done)} finished, {len(state.failed)} failed, {len(state.missing)} not "
-        f"run{stale}"
-    )
-    for combination, folder, error in state.failed:
-        print(f"  FAILED {combination.label}: {error} ({folder / FAILED_FILE})")
-    for stale in state.stale:
-        what, names = stale.changed()
-        print(
-            f"  ON CHANGED {what.upper()} {stale.combination.label}: {names} changed since its "
-            f"result ({stale.folder / METRICS_FILE}); --force reruns it"
-        )
-    blocked = {id(combination): folder for combination, folder in state.blocked}
-    for combination in state.missing:
-        folder = blocked.get(id(combination))
-        note = "" if folder is None else f" (blocked: {folder} holds another config's result)"
-        print(f"  NOT RUN {combination.label}{note}")
-    if state.older:
-        print(older_note(state.older))

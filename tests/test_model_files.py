@@ -13,7 +13,7 @@ import pytest
 from compose import compose_config, compose_run
 from conftest import SHRINK, run_train
 
-from layerft import hydra_job, run_folder, sweep_status
+from layerft import hydra_job, run_folder, sweep_status, sweep_summary
 from layerft.config import resolve_config
 from layerft.errors import LayerftError
 from layerft.model_files import (
@@ -118,8 +118,8 @@ def test_a_sweep_plan_marks_a_result_on_changed_model_files(tmp_path: Path, caps
     assert edited.fingerprint == combination.fingerprint
     state = sweep_status.status([edited], tmp_path / "sweep")
     assert not state.done and len(state.stale) == 1
-    sweep_status.print_plan([edited], state, False)
-    sweep_status.print_summary(state)
+    sweep_summary.print_plan([edited], state, False)
+    sweep_summary.print_summary(state)
     weights = folder.resolve() / "model.safetensors"
     assert capsys.readouterr().out.splitlines() == [
         "1 combinations, 0 distinct stage-1 trainings",

@@ -38,6 +38,7 @@ from layerft import (
     sweep_hydra,
     sweep_launch,
     sweep_status,
+    sweep_summary,
     sweep_tracker,
 )
 from layerft.config import resolve_config
@@ -235,7 +236,7 @@ def test_dry_run_and_summary_name_results_on_data_files_changed_since(tmp_path, 
                   RESULTS_VERSION_KEY: RESULTS_VERSION}  # fmt: skip
         (tmp_path / name / "metrics.json").write_text(json.dumps(record))
     jobs = [job("1", "aa"), job("2", "bb"), job("3", "aa")]
-    sweep_status.print_plan(jobs, sweep_status.status(jobs, tmp_path), False)
+    sweep_summary.print_plan(jobs, sweep_status.status(jobs, tmp_path), False)
     assert capsys.readouterr().out.splitlines() == [
         "3 combinations, 0 distinct stage-1 trainings",
         "  [done] seed=1  (no stage 1)",
@@ -248,12 +249,28 @@ def test_dry_run_and_summary_name_results_on_data_files_changed_since(tmp_path, 
     # The summary after a run: not counted as finished, and the exit code says so (main).
     state = sweep_status.status([job("1", "aa"), job("2", "bb")], tmp_path)
     assert [c.label for c, _ in state.done] == ["seed=1"]
-    sweep_status.print_summary(state)
+    sweep_summary.print_summary(state)
     assert capsys.readouterr().out.splitlines() == [
         "sweep: 1 finished, 0 failed, 0 not run, 1 on changed data",
         f"  ON CHANGED DATA seed=2: target_task.train changed since its result "
         f"({tmp_path / '2' / 'metrics.json'}); --force reruns it",
     ]
+
+
+def test_the_summary_counts_a_killed_job_as_unfinished_as_results_md_does(tmp_path, capsys):
+    # After Ctrl-C it said "8 not run" where results.md said "1 unfinished, 7 not run".
+    jobs = [Combination([], name * 16, None, f"seed={name}") for name in "12"]
+    (tmp_path / "seed=2" / ".hydra").mkdir(parents=True)  # started, killed before any record
+    state = sweep_status.status(jobs, tmp_path)
+    assert len(state.missing) == 2 and [c.label for c, _ in state.unfinished] == ["seed=2"]
+    sweep_summary.print_summary(state)
+    assert capsys.readouterr().out.splitlines() == [
+        "sweep: 0 finished, 0 failed, 1 not run, 1 unfinished",
+        "  NOT RUN seed=1",
+        f"  UNFINISHED seed=2: {tmp_path / 'seed=2'} holds no record (killed, or running)",
+    ]
+    (tmp_path / "seed=2" / "failed.json").write_text(json.dumps({FINGERPRINT_KEY: "x" * 16}))
+    assert not sweep_status.status(jobs, tmp_path).unfinished  # another config's failure
 
 
 def test_dry_run_and_summary_name_results_an_older_layerft_computed(tmp_path, capsys) -> None:
@@ -265,7 +282,7 @@ def test_dry_run_and_summary_name_results_an_older_layerft_computed(tmp_path, ca
         (tmp_path / name / "metrics.json").write_text(
             json.dumps({FINGERPRINT_KEY: name * 16} | version)
         )
-    sweep_status.print_plan(jobs, sweep_status.status(jobs, tmp_path), False)
+    sweep_summary.print_plan(jobs, sweep_status.status(jobs, tmp_path), False)
     assert capsys.readouterr().out.splitlines() == [
         "3 combinations, 0 distinct stage-1 trainings",
         "  [done by results version 1] seed=1  (no stage 1)",
@@ -275,9 +292,9 @@ def test_dry_run_and_summary_name_results_an_older_layerft_computed(tmp_path, ca
         f"1 done by an older layerft ({older}): reused as they are; --force reruns them (overrides "
         "can narrow the grid to them)",
     ]
-    sweep_status.print_plan(jobs, sweep_status.status(jobs, tmp_path), True)
+    sweep_summary.print_plan(jobs, sweep_status.status(jobs, tmp_path), True)
     assert "older" not in capsys.readouterr().out
-    sweep_status.print_summary(sweep_status.status(jobs, tmp_path))
+    sweep_summary.print_summary(sweep_status.status(jobs, tmp_path))
     assert capsys.readouterr().out.splitlines() == [
         "sweep: 2 finished, 0 failed, 1 not run",
         "  NOT RUN seed=3",
@@ -1381,7 +1398,7 @@ def test_dry_run_marks_a_combination_whose_folder_holds_another_configs_result(
     record = {FINGERPRINT_KEY: "f" * 16, RESULTS_VERSION_KEY: RESULTS_VERSION}
     (tmp_path / "seed=1" / "metrics.json").write_text(json.dumps(record))
     for force in (False, True):
-        sweep_status.print_plan(jobs, sweep_status.status(jobs, tmp_path), force)
+        sweep_summary.print_plan(jobs, sweep_status.status(jobs, tmp_path), force)
         lines = capsys.readouterr().out.splitlines()
         assert (
             lines[1] == "  [blocked: its folder holds another config's result] seed=1  (no stage 1)"
@@ -1397,7 +1414,7 @@ def test_dry_run_marks_a_combination_whose_folder_holds_another_configs_result(
         assert lines[-1].endswith(f"folders to redo them ({tmp_path / 'seed=1'})")
     # A damaged metrics.json is set aside and the job redone: not blocked.
     (tmp_path / "seed=1" / "metrics.json").write_text('{"run/config_fing')
-    sweep_status.print_plan(jobs, sweep_status.status(jobs, tmp_path), False)
+    sweep_summary.print_plan(jobs, sweep_status.status(jobs, tmp_path), False)
     assert "blocked" not in capsys.readouterr().out
 
 
@@ -1408,7 +1425,7 @@ def test_a_blocked_job_whose_repeat_runs_is_not_counted_twice_in_the_plan(tmp_pa
     (tmp_path / "seed=1").mkdir()
     record = {FINGERPRINT_KEY: "f" * 16, RESULTS_VERSION_KEY: RESULTS_VERSION}
     (tmp_path / "seed=1" / "metrics.json").write_text(json.dumps(record))
-    sweep_status.print_plan(jobs, sweep_status.status(jobs, tmp_path), False)
+    sweep_summary.print_plan(jobs, sweep_status.status(jobs, tmp_path), False)
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith("  [blocked: its folder holds another config's result] seed=1")
     assert lines[1].endswith("; the run of seed=2)")

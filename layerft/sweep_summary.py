@@ -1,0 +1,118 @@
+"""The plan (`sweep.py --dry-run`) and the summary after a launch, printed from a sweep folder's
+state (`layerft/sweep_status.py`).
+
+Serves no config group: `layerft/sweep.py` prints these.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from layerft.model_files import on_other
+from layerft.results import FAILED_FILE, METRICS_FILE
+from layerft.run_folder import differences_from_result
+from layerft.run_record import older_results
+from layerft.sweep_grid import Combination
+from layerft.sweep_records import HYDRA_SUBDIR
+from layerft.sweep_status import Stale, Status, left_out
+
+
+def print_plan(combinations: list[Combination], state: Status, force: bool) -> None:
+    """The dry run: combinations, distinct stage-1 trainings, which are done (`state`)."""
+    stage1 = {c.stage1 for c in combinations if c.stage1}
+    stored = {c.stage1 for c in combinations if c.stage1_stored}
+    kept = f" ({len(stored)} stored, reused if their data is unchanged)" if stored else ""
+    distinct = len({c.fingerprint for c in combinations})
+    runs = f" ({distinct} distinct runs)" if distinct < len(combinations) else ""
+    print(f"{len(combinations)} combinations{runs}, {len(stage1)} distinct stage-1 trainings{kept}")
+    # Marks by combination: repeats of one config share a fingerprint, not a folder.
+    marks = {} if force else {id(c): "done" for c, _ in state.done}
+    for combination, _ in state.blocked:
+        marks[id(combination)] = "blocked: its folder holds another config's result"
+    for combination, _, version in [] if force else state.older:
+        marks[id(combination)] = f"done by results version {version}"
+    for stale in [] if force else state.stale:
+        marks[id(stale.combination)] = "done on other {}: {} changed".format(*stale.changed())
+    served_by = {id(repeat): run for repeat, run in left_out(combinations, state, force).repeats}
+    for combination in combinations:
+        s1 = f"stage1 {combination.stage1}" if combination.stage1 else "no stage 1"
+        s1 += ", stored" if combination.stage1_stored else ""
+        if (run := served_by.get(id(combination))) is not None:  # not launched: one run serves both
+            s1 += f"; the run of {run.label}"
+        print(f"  [{marks.get(id(combination), 'todo')}] {combination.label}  ({s1})")
+    done = 0 if force else len(state.done)
+    # Neither stale nor blocked jobs count as to run: a stale one stops with an error, a blocked
+    # one is not launched (both noted below); a blocked repeat is counted once, as served.
+    todo = len(combinations) - done - (0 if force else len(state.stale)) - len(served_by)
+    todo -= sum(id(combination) not in served_by for combination, _ in state.blocked)
+    served = f" ({len(served_by)} served by another job's run)" if served_by else ""
+    print(f"{done} done, {todo} to run{served}{' (--force)' if force else ''}")
+    if state.stale and not force:
+        print(
+            f"{len(state.stale)} done on {_on_changed(state.stale, files=True)} changed since: "
+            "each stops with an error; rerun them with --force (overrides can narrow the grid to them)"
+        )
+    if state.older and not force:
+        print(older_note(state.older))
+    if state.blocked:
+        print(blocked_note(state.blocked))
+
+
+def blocked_note(blocked: list[tuple[Combination, Path]]) -> str:
+    """One line on combinations whose job folder holds another config's result."""
+    first, folder = blocked[0]
+    record = folder / HYDRA_SUBDIR
+    differs = None if first.resolved is None else differences_from_result(record, first.resolved)
+    return (
+        f"{len(blocked)} blocked: the job folder holds the result of another config (a setting "
+        "given once on the command line, which job folder names leave out, an option's YAML "
+        "edited since, or a schema key added to layerft without its LATER_KEYS line), which is "
+        "never overwritten, --force or not, so sweep.py does not launch them; run the grid in a "
+        "new --dir, or delete those folders to redo them "
+        f"({', '.join(str(folder) for _, folder in blocked[:3])}{', ...' if len(blocked) > 3 else ''})"
+        + (f"; {first.label} differs from its folder's in {differs}" if differs else "")
+    )
+
+
+def older_note(older: list[tuple[Combination, Path, int]]) -> str:
+    """One line on finished results an older layerft computed: reused, and what changed since."""
+    return (
+        f"{len(older)} done by an older layerft ({older_results(min(v for _, _, v in older))}): "
+        "reused as they are; --force reruns them (overrides can narrow the grid to them)"
+    )
+
+
+def _on_changed(stale: list[Stale], files: bool = False) -> str:
+    """What changed under these results (model_files.on_other)."""
+    return on_other([s for s in stale if s.data], [s for s in stale if s.model], files)
+
+
+def print_summary(state: Status) -> None:
+    stale = f", {len(state.stale)} on changed {_on_changed(state.stale)}" if state.stale else ""
+    killed = f", {len(state.unfinished)} unfinished" if state.unfinished else ""
+    not_run = len(state.missing) - len(state.unfinished)
+    print(
+        f"sweep: {len(state.done)} finished, {len(state.failed)} failed, {not_run} not run"
+        f"{killed}{stale}"
+    )
+    for combination, folder, error in state.failed:
+        print(f"  FAILED {combination.label}: {error} ({folder / FAILED_FILE})")
+    for stale in state.stale:
+        what, names = stale.changed()
+        print(
+            f"  ON CHANGED {what.upper()} {stale.combination.label}: {names} changed since its "
+            f"result ({stale.folder / METRICS_FILE}); --force reruns it"
+        )
+    blocked = {id(combination): folder for combination, folder in state.blocked}
+    unfinished = {id(combination): folder for combination, folder in state.unfinished}
+    for combination in state.missing:
+        if (folder := unfinished.get(id(combination))) is not None:
+            print(
+                f"  UNFINISHED {combination.label}: {folder} holds no record (killed, or running)"
+            )
+            continue
+        folder = blocked.get(id(combination))
+        note = "" if folder is None else f" (blocked: {folder} holds another config's result)"
+        print(f"  NOT RUN {combination.label}{note}")
+    if state.older:
+        print(older_note(state.older))
