@@ -35,22 +35,12 @@ def render_markdown(
     first = table.combos[0]
     better = "higher" if first.higher_is_better else "lower"
     spec = ", ".join(f"{k}={v}" for k, v in table.spec.items())
-    later = sum(job.later_attempt for job in jobs)  # failures in folders that keep a result
-    counts = f"{len(jobs) - len(failures)} finished, {len(failures) - later} failed"
-    counts += f", {len(unfinished)} unfinished" if unfinished else ""
-    counts += f", {len(not_run)} not run" if not_run else ""
-    counts += (
-        f", {len(on_other_data)} on changed {changed_files(on_other_data)}" if on_other_data else ""
-    )
-    counts += f", {len(replaced)} replaced by another config's" if replaced else ""
-    counts += f"; {later} later attempt(s) failed, their earlier results kept" if later else ""
+    total, counts = _job_counts(jobs, failures, unfinished, on_other_data, replaced, not_run)
     lines = [
         f"# Sweep results: {sweep_dir}",
         "",
-        f"{len(jobs) - later + len(unfinished) + len(on_other_data) + len(replaced) + len(not_run)}"
-        " jobs "
-        f"({counts}) in "
-        f"{len(table.rows)} combinations; a cell is mean ± sample std (n seeds; ddof=1).",
+        f"{total} jobs ({counts}) in {len(table.rows)} combinations; a cell is mean ± sample std "
+        "(n seeds; ddof=1).",
         f"Selection metric: `{table.selection}` ({better} is better)."
         if table.uniform
         else "Selection metric: each row's own (column `selection metric`).",
@@ -87,6 +77,29 @@ def render_markdown(
         )
         lines += [f"- {name}" for name in not_run]
     return "\n".join(lines) + "\n"
+
+
+def _job_counts(
+    jobs: list[Job],
+    failures: list[Failure],
+    unfinished: list[Path],
+    on_other_data: list[Job],
+    replaced: list[Job],
+    not_run: Sequence[str],
+) -> tuple[int, str]:
+    """How many jobs results.md is about, and their counts by fate, each job counted once (a
+    failure in a folder that keeps a result is a later attempt, not a job of its own)."""
+    later = sum(job.later_attempt for job in jobs)
+    counts = f"{len(jobs) - len(failures)} finished, {len(failures) - later} failed"
+    counts += f", {len(unfinished)} unfinished" if unfinished else ""
+    counts += f", {len(not_run)} not run" if not_run else ""
+    counts += (
+        f", {len(on_other_data)} on changed {changed_files(on_other_data)}" if on_other_data else ""
+    )
+    counts += f", {len(replaced)} replaced by another config's" if replaced else ""
+    counts += f"; {later} later attempt(s) failed, their earlier results kept" if later else ""
+    total = len(jobs) - later + len(unfinished) + len(on_other_data) + len(replaced) + len(not_run)
+    return total, counts
 
 
 def _table_lines(table: Table) -> list[str]:
