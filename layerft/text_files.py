@@ -16,8 +16,7 @@ from layerft.errors import LayerftError
 
 # A cell or column value that is an integer as written (`-3`, `007`), in the text readers.
 INTEGER = re.compile(r"[+-]?[0-9]+")
-# One that is a number as written (`2`, `-0.5`, `.5`, `1e3`): a .csv/.tsv column of such cells is
-# read as numbers (readers_delimited).
+# One that is a number as written (`2`, `-0.5`, `.5`, `1e3`): a .csv/.tsv column of them is numbers.
 NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
