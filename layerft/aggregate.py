@@ -20,11 +20,11 @@ from layerft.errors import LayerftError
 from layerft.file_io import write_all_atomic
 from layerft.plots_common import PlotRow, natural_key
 from layerft.plots_heatmap import heatmap_axes
-from layerft.results import FAILED_FILE, METRICS_FILE, read_history
+from layerft.results import read_history
 from layerft.run_record import older_results
 from layerft.sweep_baseline import baselines, check_baseline
 from layerft.sweep_job import Job, changed_files
-from layerft.sweep_records import read_jobs, unfinished_dirs
+from layerft.sweep_records import holds_record, read_jobs, unfinished_dirs
 from layerft.sweep_report import csv_text, older_versions, render_markdown
 from layerft.sweep_table import (
     Combination,
@@ -136,12 +136,10 @@ def aggregate(
 def _without_record(sweep_dir: Path, names: list[str], unfinished: list[Path]) -> list[str]:
     """The job folders of `names` with no record that no killed job left (unfinished); one with a
     record (a forced rerun that never finished, a blocked folder) is counted there: each once."""
-    records = (METRICS_FILE, FAILED_FILE)
     return [
         name
         for name in names
-        if sweep_dir / name not in unfinished
-        and not any((sweep_dir / name / record).exists() for record in records)
+        if sweep_dir / name not in unfinished and not holds_record(sweep_dir / name)
     ]
 
 

@@ -80,12 +80,19 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
 
 def unfinished_dirs(sweep_dir: Path) -> list[Path]:
     """Job folders Hydra started that hold no record: killed, or still running in a live sweep."""
-    records = (METRICS_FILE, FAILED_FILE)
     return sorted(
-        path.parent
-        for path in sweep_dir.rglob(HYDRA_SUBDIR)
-        if path.is_dir() and not any((path.parent / name).exists() for name in records)
+        path.parent for path in sweep_dir.rglob(HYDRA_SUBDIR) if is_unfinished(path.parent)
     )
+
+
+def is_unfinished(folder: Path) -> bool:
+    """Whether Hydra started a job in `folder` that wrote no record (metrics.json, failed.json)."""
+    return (folder / HYDRA_SUBDIR).is_dir() and not holds_record(folder)
+
+
+def holds_record(folder: Path) -> bool:
+    """Whether a job folder holds a result or a failure."""
+    return any((folder / name).exists() for name in (METRICS_FILE, FAILED_FILE))
 
 
 def _later_failure(run_dir: Path) -> Job | None:

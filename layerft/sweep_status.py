@@ -17,7 +17,7 @@ from layerft.model_files import changed_model_files, changed_snapshot, on_other
 from layerft.results import FAILED_FILE, METRICS_FILE, changed_data, job_records, read_record
 from layerft.run_record import FINGERPRINT_KEY, RESULTS_VERSION, results_version
 from layerft.sweep_grid import Combination, job_folder
-from layerft.sweep_records import HYDRA_SUBDIR
+from layerft.sweep_records import is_unfinished
 
 
 def failed_error(folder: Path) -> str:
@@ -111,9 +111,7 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
             folder = sweep_dir / job_folder(combination)
             if _holds_other_config(folder, own):
                 blocked.append((combination, folder))
-            elif (folder / HYDRA_SUBDIR).is_dir() and not any(
-                (folder / record).exists() for record in (METRICS_FILE, FAILED_FILE)
-            ):
+            elif is_unfinished(folder):
                 unfinished.append((combination, folder))
     return Status(done, failed, missing, stale, older, blocked, unfinished)
 
