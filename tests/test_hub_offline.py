@@ -98,8 +98,12 @@ def test_the_hub_is_probed_once_per_process(hub_down: None) -> None:
 )
 def test_train_without_offline_mode_fails_fast(tmp_path: Path, args: list[str], names: str) -> None:
     # The same run in offline mode fails at the same point at once: the same imports, no network.
+    # Its HF_ variable makes it a fresh interpreter, as the online run is (conftest forks a call
+    # only without one): a forked baseline left out the ~5 s of imports under load.
     start = time.monotonic()
-    offline = run_train(["model=tiny", "tracker=none", *args], tmp_path / "offline")
+    offline = run_train(
+        ["model=tiny", "tracker=none", *args], tmp_path / "offline", {"HF_HUB_OFFLINE": "1"}
+    )
     baseline = time.monotonic() - start
     assert offline.returncode == 2 and "HF_HUB_OFFLINE is set" in offline.stderr, offline.stderr
     start = time.monotonic()
