@@ -3,7 +3,7 @@ the configs a multirun trains.
 
 The OS drops the lock of a process that dies, so a crash never leaves a folder locked.
 
-Serves no config group: `layerft/stage1.py`, `layerft/run_folder.py` and `layerft/sweep.py` take
+Serves no config group: `layerft/stage1_store.py`, `layerft/run_folder.py` and `layerft/sweep.py` take
 these locks.
 """
 

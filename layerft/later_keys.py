@@ -1,6 +1,6 @@
 """Config keys added after results were stored, each with the value that means what its absence
 did (the behaviour before it). At that value a key keys nothing: neither a finished result
-(`layerft/fingerprint.py`) nor a stored stage 1 (`layerft/stage1.py`), so the results it does not
+(`layerft/fingerprint.py`) nor a stored stage 1 (`layerft/stage1_key.py`), so the results it does not
 change keep their keys, and a grid run before the key existed is still done.
 
 Adding a key to the config (a schema field; a task kind's, schedule shape's or tuning method's

@@ -45,8 +45,9 @@ from layerft.run_folder import (
 )
 from layerft.run_record import RunRecord
 from layerft.run_tracker import open_tracker
-from layerft.stage1 import Stage1Outcome, Stage1Store, obtain_stage1
+from layerft.stage1 import Stage1Outcome, obtain_stage1
 from layerft.stage1_key import Stage1Key
+from layerft.stage1_store import Stage1Store
 from layerft.stage_models import build_injection_model, build_target_model, check_mode_fits_split
 from layerft.task import TaskConfig
 from layerft.tracker import remove_stale_runs, wandb_runs

@@ -1,6 +1,5 @@
 """A grid job's config as Hydra composes it, composed once per choice of config groups
-(`JobComposer`), and whether the stage 1 it needs is already stored (`stage1_stored`): what
-`layerft/sweep_grid.py`'s `expand` plans each combination from.
+(`JobComposer`): what `layerft/sweep_grid.py`'s `expand` plans each combination from.
 
 Serves the `sweep` config group (conf/sweep/<grid>.yaml), as `layerft/sweep_grid.py` does.
 """
@@ -8,11 +7,7 @@ Serves the `sweep` config group (conf/sweep/<grid>.yaml), as `layerft/sweep_grid
 from __future__ import annotations
 
 import copy
-import json
-import logging
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -20,11 +15,6 @@ from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, open_dict
 
 from layerft.config_errors import CONFIG_ERRORS
-
-if TYPE_CHECKING:
-    from layerft.stage1 import Stage1Store
-
-log = logging.getLogger(__name__)
 
 
 class JobComposer:
@@ -88,39 +78,3 @@ class JobComposer:
                 or not self.repo.group_exists(override.key_or_group)
             )
         )
-
-
-def stage1_stored(
-    store: Stage1Store,
-    settings_digest: str,
-    warned: set[Path],
-    model_files: dict[str, str] | None = None,
-) -> bool:
-    """Whether the store holds a stage 1 trained with these settings; a stored folder without its
-    weights (which the run would stop on) is warned about once, not counted. With `model_files`
-    (the model's, as the run keys them: none for a hub id or tiny), only one keyed by those files
-    counts (Stage1Key.model_files: one stored from other files, or before files were keyed, the
-    run trains again); None: the plan cannot read them yet (a converted folder not written)."""
-    from layerft.stage1 import RESULT_FILE, WEIGHTS_FILE
-
-    complete, damaged = store.stored_with_settings(settings_digest)
-    for folder in sorted(set(damaged) - warned):
-        warned.add(folder)
-        log.warning(
-            "stored stage-1 result %s has no %s: a run on that data stops there; remove the folder "
-            "to train it again",
-            folder,
-            WEIGHTS_FILE,
-        )
-    return any(model_files is None or _keyed_files(f / RESULT_FILE) in (None, model_files)
-               for f in complete)  # fmt: skip
-
-
-def _keyed_files(result: Path) -> dict[str, str] | None:
-    """The model files a stored stage 1's key holds (none before they were keyed); None where
-    its record cannot be read (the run names it, should it load it)."""
-    try:
-        key = json.loads(result.read_text(encoding="utf-8"))["key"]
-        return dict(key.get("model_files", {}))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None

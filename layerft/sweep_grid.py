@@ -33,7 +33,7 @@ from layerft.errors import LayerftError
 from layerft.file_io import file_sha256
 from layerft.fingerprint import config_fingerprint, earlier_fingerprints
 from layerft.model_files import model_file_digests, planned_model_folder
-from layerft.sweep_compose import JobComposer, stage1_stored
+from layerft.sweep_compose import JobComposer
 from layerft.sweep_hydra import (
     find_grid,
     hydra_loader,
@@ -205,8 +205,8 @@ def expand(grid: str, overrides: Sequence[str], sweep_dir: Path | None = None) -
 
 def plan_job(cfg: DictConfig, job: list[str], swept: set[str], warned: set[Path]) -> Combination:
     """A job of the grid, from its composed config: what expand() plans it as."""
-    from layerft.stage1 import Stage1Store
     from layerft.stage1_key import Stage1Key
+    from layerft.stage1_store import Stage1Store
 
     run_cfg = to_run_config(cfg)
     check_overrides(cfg, job)
@@ -219,9 +219,7 @@ def plan_job(cfg: DictConfig, job: list[str], swept: set[str], warned: set[Path]
     # installed stops the run): the plan cannot tell the run's key, and counts by settings alone.
     known = model is not None or (run_cfg.model.converted or run_cfg.model.package) is None
     stored = bool(
-        stage1
-        and run_cfg.reuse_stage1
-        and stage1_stored(store, stage1, warned, files if known else None)
+        stage1 and run_cfg.reuse_stage1 and store.holds(stage1, warned, files if known else None)
     )
     # As Hydra's override_dirname (the lines sorted) through job_dirname: the folder's name.
     swept_lines = sorted(o for o in job if o.split("=", 1)[0] in swept)

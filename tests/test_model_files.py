@@ -276,6 +276,48 @@ def test_a_hub_model_records_the_commit_of_the_snapshot_it_loaded(tmp_path: Path
     )
 
 
+def test_a_stage1_from_a_hub_snapshot_the_cache_no_longer_serves_is_trained_again(
+    tmp_path: Path, monkeypatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Its layers are the old snapshot's: transplanted into the new one's model they are another
+    # start, as a stage 1 from edited files of a local folder is (keyed by those files).
+    from huggingface_hub import constants
+
+    then, now = "1" * 40, "2" * 40
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub_cache(tmp_path / "hub", {"main": then})))  # fmt: skip
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    model = ["model=bert_base_uncased", "model.hub_id=acme/tiny-bert", "model.pretrained_pooler=false"]  # fmt: skip
+    shrunk = [arg for arg in SHRINK if arg != "model=tiny"]
+    args = [*model, *shrunk, f"cache_dir={tmp_path / 'cache'}", "injection_task=demo_pos", "seed=1"]  # fmt: skip
+    cfg = compose_run(*args)
+    data = load_stage_data(cfg)
+    assert data.injection is not None
+
+    def stage1(run: str) -> tuple[str, Path]:
+        outcome = stage1_for(cfg, data.injection, tmp_path / run, lambda metrics, step: None)
+        return ("trained" if outcome.trained else "reused"), outcome.result.path
+
+    def planned_stored() -> bool:
+        [combination] = expand("demo", [*args, "tuning_mode=full"])
+        return combination.stage1_stored
+
+    with caplog.at_level(logging.INFO, logger="layerft"):
+        status, stored = stage1("a")
+        assert status == "trained" and stage1("b") == ("reused", stored)
+        assert json.loads((stored / "result.json").read_text())["run/model_commit"] == then
+        assert planned_stored()
+        hub_cache(tmp_path / "hub", {"main": now})  # a later download moved `main`
+        assert not planned_stored()
+        assert stage1("c") == ("trained", stored)  # replaced: its key is the same
+        assert json.loads((stored / "result.json").read_text())["run/model_commit"] == now
+        assert stage1("d") == ("reused", stored) and planned_stored()
+    assert caplog.text.count("training it again") == 1, caplog.text
+    assert (
+        f"stored stage 1 {stored.name} was trained from acme/tiny-bert@main (commit 111111111111 "
+        "then, 222222222222 now): training it again" in caplog.text
+    )
+
+
 def test_a_hub_result_is_on_changed_model_files_once_its_revision_names_another_commit(
     tmp_path: Path, monkeypatch
 ) -> None:

@@ -30,9 +30,8 @@ from conftest import SHRINK, run_sweep, script_env, sweep_command
 from omegaconf import OmegaConf
 from wandb_records import records_by_kind, wandb_items
 
-from layerft import stage1 as stage1_module
-from layerft import sweep as sweep_module
 from layerft import (
+    stage1_store,
     sweep_compose,
     sweep_grid,
     sweep_hydra,
@@ -41,6 +40,7 @@ from layerft import (
     sweep_summary,
     sweep_tracker,
 )
+from layerft import sweep as sweep_module
 from layerft.config import resolve_config
 from layerft.config_errors import config_error_line
 from layerft.errors import LayerftError
@@ -58,8 +58,9 @@ from layerft.run_record import (
     UNREAD_KEY,
     RunRecord,
 )
-from layerft.stage1 import Stage1Store, obtain_stage1
+from layerft.stage1 import obtain_stage1
 from layerft.stage1_key import Stage1Key
+from layerft.stage1_store import Stage1Store
 from layerft.sweep_grid import Combination, expand, job_dirname
 from layerft.sweep_hydra import grid_names
 from layerft.sweep_job import read_job
@@ -1020,7 +1021,7 @@ def test_every_stored_file_is_on_disk_before_the_folder_is_published(tmp_path, m
     # After a crash, a published stage 1 must not hold blocks the disk never got (zeroed weights
     # would train stage 2 on nothing, silently): every file is fsynced before the rename.
     events: list[str] = []
-    monkeypatch.setattr(stage1_module, "sync_to_disk", lambda path: events.append(path.name))
+    monkeypatch.setattr(stage1_store, "sync_to_disk", lambda path: events.append(path.name))
     rename = os.replace
     monkeypatch.setattr(os, "replace", lambda a, b: (events.append("rename"), rename(a, b)))
     key = Stage1Key.of(compose_run("model=tiny", "injection_task=demo_pos"), "data")

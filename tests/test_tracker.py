@@ -258,7 +258,8 @@ def test_a_forced_rerun_in_the_folder_that_trained_stage1_logs_it_as_its_output(
 ) -> None:
     # It replaces that folder's W&B run, the artifact's one producer: logged as an input only, it
     # left the stage-1 lineage with no run that produced it. A run of another folder only uses it.
-    from layerft.stage1 import Stage1Outcome, Stage1Result
+    from layerft.stage1 import Stage1Outcome
+    from layerft.stage1_store import Stage1Result
     from layerft.tracker_backends import WandbTracker
 
     stored = tmp_path / "cache" / "stage1" / "abc-def"
