@@ -37,7 +37,7 @@ from layerft.sweep_hydra import grid_names
 from layerft.sweep_launch import check_hydra_overrides, check_launcher, run_grid
 from layerft.sweep_records import HYDRA_SUBDIR
 from layerft.sweep_status import LeftOut, left_out, status
-from layerft.sweep_summary import blocked_note, print_plan, print_summary
+from layerft.sweep_summary import blocked_note, print_plan, print_summary, warn_repeated_values
 from layerft.sweep_tracker import log_results_table, relog_results_table
 
 if TYPE_CHECKING:
@@ -51,11 +51,13 @@ LOCK_FILE = ".sweep.lock"  # held by the sweep.py running the folder's grid
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="sweep.py",
+        usage="%(prog)s [options] grid [overrides ...]",
         description="Run a named grid of conf/sweep/ (or of <dir>/sweep/ with "
         "'hydra.searchpath=[file://<dir>]'), or aggregate a sweep folder.",
         epilog="python sweep.py aggregate <dir> [--baseline key=value ...]: tables and plots only",
     )
-    parser.add_argument("grid", help=f"one of: {', '.join(grid_names())}; or 'aggregate'")
+    # "?", checked below: argparse said both were missing, though overrides are optional ("*")
+    parser.add_argument("grid", nargs="?", help=f"one of: {', '.join(grid_names())}, aggregate")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides narrowing or extending it")
     parser.add_argument("--dry-run", action="store_true", help="list combinations, run nothing")
     parser.add_argument("--force", action="store_true", help="rerun finished combinations too")
@@ -69,7 +71,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="settings of the baseline row, key=value (default: injection_task=none)",
     )
     parser.add_argument("--heatmap", nargs=2, default=None, help="the two settings of the heatmap")
-    return parser.parse_intermixed_args(argv)  # overrides may follow options
+    args = parser.parse_intermixed_args(argv)  # overrides may follow options
+    if args.grid is None:
+        parser.error("the following argument is required: grid")
+    return args
 
 
 def main(argv: Sequence[str]) -> int:
@@ -116,6 +121,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     if sweep_dir.exists() and not sweep_dir.is_dir():
         raise LayerftError(f"--dir {sweep_dir}: not a folder")
     combinations = expand(args.grid, args.overrides, sweep_dir)
+    warn_repeated_values(combinations)
     if args.dry_run:
         state = status(combinations, sweep_dir)
         check_launched_data(combinations, left_out(combinations, state, args.force))

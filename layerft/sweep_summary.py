@@ -1,11 +1,13 @@
 """The plan (`sweep.py --dry-run`) and the summary after a launch, printed from a sweep folder's
-state (`layerft/sweep_status.py`).
+state (`layerft/sweep_status.py`), and a warning for a grid that lists a job twice.
 
 Serves no config group: `layerft/sweep.py` prints these.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from pathlib import Path
 
 from layerft.model_files import on_other
@@ -15,6 +17,8 @@ from layerft.run_record import older_results
 from layerft.sweep_grid import Combination
 from layerft.sweep_records import HYDRA_SUBDIR
 from layerft.sweep_status import Stale, Status, left_out
+
+log = logging.getLogger(__name__)
 
 
 def print_plan(combinations: list[Combination], state: Status, force: bool) -> None:
@@ -116,3 +120,14 @@ def print_summary(state: Status) -> None:
         print(f"  NOT RUN {combination.label}{note}")
     if state.older:
         print(older_note(state.older))
+
+
+def warn_repeated_values(combinations: list[Combination]) -> None:
+    """One line for a grid whose sweep lists repeat a value: its jobs of identical settings are
+    one run (the first), and one job folder."""
+    times = Counter(tuple(sorted(c.overrides)) for c in combinations)
+    if repeated := [c.label for c in combinations if times.pop(tuple(sorted(c.overrides)), 1) > 1]:
+        log.warning(
+            "the grid lists %d job(s) more than once (a value repeated in a sweep list), each run "
+            "once: %s", len(repeated), ", ".join(repeated[:3]) + (", ..." if len(repeated) > 3 else ""),
+        )  # fmt: skip

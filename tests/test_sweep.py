@@ -1250,6 +1250,17 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message) -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("argv", [[], ["--dry-run"], ["--dir", "x"]])
+def test_no_grid_is_the_one_missing_argument(argv: list[str], capsys) -> None:
+    # argparse said "the following arguments are required: grid, overrides" (they are optional)
+    with pytest.raises(SystemExit) as stopped:
+        sweep_module.parse_args(argv)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == "usage: sweep.py [options] grid [overrides ...]"
+    assert err.splitlines()[-1] == "sweep.py: error: the following argument is required: grid"
+
+
 def test_a_second_sweep_on_a_folder_in_use_stops_at_once(tmp_path) -> None:
     folder = tmp_path / "sweep"
     folder.mkdir()
@@ -1303,6 +1314,36 @@ def test_the_sweeper_leaves_out_the_finished_jobs_in_full_batches() -> None:
     ]
     everything = [[f"a={i}", "b=x"] for i in range(1, 5)]
     assert SkippingSweeper(None, finished=everything).split_arguments(overrides, None) == []
+
+
+def test_the_sweeper_runs_the_first_of_jobs_with_identical_overrides() -> None:
+    # A value repeated in a sweep list (seed=1,1): sweep.py lists the second job as a repeat of
+    # the first, with the same overrides; the sweeper left out both, and the config never ran.
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from hydra_plugins.layerft_launcher.skipping_sweeper import SkippingSweeper
+
+    overrides = OverridesParser.create().parse_overrides(["a=1,2,1,1", "b=x,y"])
+    jobs = [[f"a={a}", f"b={b}"] for a in (1, 2, 1, 1) for b in "xy"]
+    repeats = [["a=1", "b=x"], ["a=1", "b=x"], ["a=1", "b=y"], ["a=1", "b=y"]]
+    sweeper = SkippingSweeper(None, repeats=repeats, finished=[["a=2", "b=y"]])
+    assert sweeper.left_out(jobs) == [None, None, None, "finished", *["repeat"] * 4]
+    assert sweeper.split_arguments(overrides, None) == [[["a=1", "b=x"], ["a=1", "b=y"], ["a=2", "b=x"]]]  # fmt: skip
+    # A repeat of another job's overrides (a setting its choices never read) is left out alone.
+    other = SkippingSweeper(None, repeats=[["a=2", "b=x"]], blocked=[["a=1", "b=y"]])
+    assert other.left_out(jobs[:4]) == [None, "blocked", "repeat", None]
+
+
+@pytest.mark.slow
+def test_a_value_repeated_in_a_grid_runs_once_with_a_warning(tmp_path: Path) -> None:
+    out = sweep(tmp_path, "seed=1,1", "injection_task=none", "tuning_mode=full")
+    assert (
+        "the grid lists 1 job(s) more than once (a value repeated in a sweep list), each run "
+        "once: injection_task=none,seed=1,tuning_mode=full" in out
+    )
+    assert "Launching 1 jobs" in out and "sweep: 2 finished, 0 failed, 0 not run" in out
+    done = results(tmp_path / "multirun_outputs" / "demo")
+    assert list(done) == ["injection_task=none,seed=1,tuning_mode=full"]
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ Serves the `sweep` config group: sweep.py launches each grid with this sweeper
 # sys.modules, where @dataclass looks up string annotations.
 import copy
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -93,7 +94,9 @@ class SkippingSweeper(BasicSweeper):
     ) -> None:
         super().__init__(max_batch_size, params)
         self.finished = {frozenset(job) for job in finished}
-        self.repeats = {frozenset(job) for job in repeats}
+        # Counted: a value repeated in a sweep list makes jobs of identical overrides, the first
+        # of them the run that serves the others.
+        self.repeats = Counter(frozenset(job) for job in repeats)
         self.blocked = {frozenset(job) for job in blocked}
 
     def split_arguments(  # type: ignore[override]  # BasicSweeper's is static; sweep() calls self.
@@ -105,19 +108,36 @@ class SkippingSweeper(BasicSweeper):
             for override in overrides:  # what a glob() lists
                 override.config_loader = options
         [jobs] = BasicSweeper.split_arguments(overrides, None)
-        reasons = (
-            (self.finished, "finished (sweep.py --force reruns them)"),
-            (self.repeats, "the run of an earlier job of the grid (the same config)"),
-            (self.blocked, "their folder holds another config's result (blocked)"),
-        )
-        for listed, reason in reasons:
-            if skipped := sum(self.listed(job) in listed for job in jobs):
+        reasons = {
+            "finished": "finished (sweep.py --force reruns them)",
+            "repeat": "the run of an earlier job of the grid (the same config)",
+            "blocked": "their folder holds another config's result (blocked)",
+        }
+        left_out = self.left_out(jobs)
+        for why, reason in reasons.items():
+            if skipped := sum(why == job_why for job_why in left_out):
                 log.info("Skipping %d of %d jobs: %s", skipped, len(jobs), reason)
-        left_out = self.finished | self.repeats | self.blocked
-        kept = [job for job in jobs if self.listed(job) not in left_out]
+        kept = [job for job, why in zip(jobs, left_out, strict=True) if why is None]
         if not kept:  # no batch (a launcher may refuse an empty one)
             return []
         return list(BasicSweeper.split_overrides_to_chunks(kept, max_batch_size))
+
+    def left_out(self, jobs: Sequence[Sequence[str]]) -> list[str | None]:
+        """Why each job is left out ("finished", "repeat", "blocked"), or None. Of the jobs with
+        one set of overrides, the last ones are the repeats (the first is the run serving them)."""
+        total = Counter(self.listed(job) for job in jobs)
+        seen: Counter[frozenset[str]] = Counter()
+        why: list[str | None] = []
+        for job in jobs:
+            listed = self.listed(job)
+            seen[listed] += 1
+            if listed in self.finished:
+                why.append("finished")
+            elif seen[listed] > total[listed] - self.repeats[listed]:
+                why.append("repeat")
+            else:
+                why.append("blocked" if listed in self.blocked else None)
+        return why
 
     @staticmethod
     def listed(job: Sequence[str]) -> frozenset[str]:
