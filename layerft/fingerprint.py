@@ -19,7 +19,14 @@ from typing import Any
 
 from layerft.later_keys import without_later_keys
 from layerft.processes import world_size
-from layerft.unread_keys import STAGE1_NODES, reads_pooler, unread_settings
+from layerft.unread_keys import (
+    STAGE1_NODES,
+    TASK_GROUPS,
+    other_kinds_setting,
+    other_kinds_settings,
+    reads_pooler,
+    unread_settings,
+)
 
 # How a config is hashed into its fingerprint. Scheme 2: a run without stage 1 hashes neither the
 # layer split nor the stage-1 schedule (STAGE1_ONLY_GROUPS), which it never reads, so a grid that
@@ -35,7 +42,11 @@ from layerft.unread_keys import STAGE1_NODES, reads_pooler, unread_settings
 # (DATA_PATH_KEYS, `spelled_as_read`), so `./data/train.jsonl`, `data//train.jsonl` and
 # `data/train.jsonl`, which open the same file, key one result; a path already spelled so (as every
 # shipped option and most command lines give it) keeps its scheme-3 fingerprint.
-FINGERPRINT_SCHEME = 4
+# Scheme 5: a task's settings of other kinds (`target_task.spans.` under a classification task)
+# hash at their schema defaults (kind_settings_as_read), so a grid crossing tasks of two kinds with
+# one kind's setting trains the other's tasks once; a task leaving them at their defaults, as every
+# shipped option does, keeps its scheme-4 fingerprint.
+FINGERPRINT_SCHEME = 5
 STAGE1_ONLY_GROUPS = ("layer_split", "injection_lr_schedule")
 # The unread keys that hash at their defaults from scheme 3 (a key ending in "." is a node).
 # Scheme 3 is this list and unread_settings (layerft/unread_keys.py) as they are: extending either
@@ -87,8 +98,9 @@ def result_config(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) ->
     without each task's RECORD_CHOICE_KEYS, without `model.pretrained_pooler` where no head reads
     it, (from fingerprint `scheme` 2) without STAGE1_ONLY_GROUPS where there is no stage 1, (from
     scheme 3) with the AT_DEFAULT_WHEN_UNREAD keys its choices never read at their defaults, (from
-    scheme 4) with its data paths spelled as read (`spelled_as_read`), and without the keys added
-    later at their old meaning (later_keys.LATER_KEYS)."""
+    scheme 4) with its data paths spelled as read (`spelled_as_read`), (from scheme 5) with each
+    task's settings of other kinds at their defaults, and without the keys added later at their
+    old meaning (later_keys.LATER_KEYS)."""
     kept = _without(resolved, RESULT_NEUTRAL_KEYS)
     if scheme >= 3:
         for key, _ in unread_settings(resolved):
@@ -98,8 +110,10 @@ def result_config(resolved: dict[str, Any], scheme: int = FINGERPRINT_SCHEME) ->
         for group in STAGE1_ONLY_GROUPS:
             del kept[group]
     kinds = []
-    for stage in ("injection_task", "target_task"):
+    for stage in TASK_GROUPS:
         if kept[stage] is not None:  # a disabled stage 1 is null
+            if scheme >= 5:
+                kind_settings_as_read(kept[stage], stage)
             kept[stage] = keyed_task(kept[stage])
             kinds.append(kept[stage]["kind"])
             if scheme >= 4:
@@ -140,20 +154,32 @@ def unhashed_settings(resolved: dict[str, Any]) -> tuple[str, ...]:
     hashes at their defaults (AT_DEFAULT_WHEN_UNREAD) or leaves out; not, say, the layer split's
     policy under tuning_mode=frozen, nor a key unread_settings lists only to warn about."""
     kept = (*AT_DEFAULT_WHEN_UNREAD, *_LEFT_OUT_WHEN_UNREAD)
-    return tuple(key for key, _ in unread_settings(resolved) if key in kept)
+    return tuple(
+        key for key, _ in unread_settings(resolved) if key in kept or other_kinds_setting(key)
+    )
+
+
+def kind_settings_as_read(task: dict[str, Any], group: str) -> None:
+    """A plain task config of `group` with the settings of kinds other than its own at their
+    schema defaults (from fingerprint scheme 5, and in a stage-1 key), in place."""
+    for key, _ in other_kinds_settings(group, str(getattr(task["kind"], "value", task["kind"]))):
+        task[key.rstrip(".").split(".")[-1]] = schema_default(key.rstrip("."))
 
 
 @functools.cache
 def _schema_defaults() -> dict[str, Any]:
-    """The groups' schema defaults as a resolved config holds them (AT_DEFAULT_WHEN_UNREAD)."""
+    """The groups' schema defaults as a resolved config holds them (AT_DEFAULT_WHEN_UNREAD; a
+    task's kind settings)."""
     from omegaconf import OmegaConf
 
     from layerft.layer_split import LayerSplitConfig  # here: they import torch
     from layerft.lr_schedule import ScheduleConfig
+    from layerft.task import TaskConfig
     from layerft.tuning_mode import TuningModeConfig
 
     schemas = {"tuning_mode": TuningModeConfig, "lr_schedule": ScheduleConfig,
-               "injection_lr_schedule": ScheduleConfig, "layer_split": LayerSplitConfig}  # fmt: skip
+               "injection_lr_schedule": ScheduleConfig, "layer_split": LayerSplitConfig,
+               "injection_task": TaskConfig, "target_task": TaskConfig}  # fmt: skip
     return {group: OmegaConf.to_container(OmegaConf.structured(schema), resolve=False)
             for group, schema in schemas.items()}  # fmt: skip
 

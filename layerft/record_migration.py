@@ -1,6 +1,6 @@
 """An earlier fingerprint scheme's record keyed as this one keys it, from the config layerft kept
 beside it (`KEPT_CONFIG`): a baseline recorded under one split is found under any, a data path
-spelt otherwise is the one as read.
+spelt otherwise is the one as read, a classification run with a span setting is the one without.
 
 Serves no config group: `layerft/results.py` and `layerft/sweep_job.py` read records through here;
 `layerft/run_record.py` says what a record holds.
@@ -31,7 +31,7 @@ from layerft.run_record import (
     RUN_PREFIX,
     fingerprint_scheme,
 )
-from layerft.unread_keys import unread_prefix
+from layerft.unread_keys import TASK_GROUPS, unread_prefix
 
 # run_folder.keep_hydra_files' copy of a finished run's composed config (under Hydra's default output_subdir)
 KEPT_CONFIG = Path(".hydra", "finished", "config.yaml")
@@ -49,6 +49,16 @@ def _may_key_otherwise(override_key: str) -> bool:
     if key in _READ_SWITCHES or unread_prefix(key, AT_DEFAULT_WHEN_UNREAD):
         return True
     return "." in key and any(u.startswith(key + ".") for u in AT_DEFAULT_WHEN_UNREAD)
+
+
+def _kind_setting(override_key: str) -> bool:
+    """Whether an earlier scheme's record with an override of this key may be keyed otherwise by
+    scheme 5: the key is under a task's node of kind settings, which its kind may not read."""
+    from layerft.kinds import KINDS  # here: it imports torch (this module does not)
+
+    group, _, rest = override_key.lstrip("+~").split("@")[-1].partition(".")
+    nodes = {node for kind in KINDS.values() for node in kind.settings}
+    return group in TASK_GROUPS and rest.split(".")[0] in nodes
 
 
 def _respelt_path(override: str) -> bool:
@@ -71,7 +81,8 @@ def migrated_fingerprints(
     LoRA's rank set is the one without. Only for the records whose fingerprint may have changed:
     of a run without stage 1 (scheme 1), with an override under a key that may be unread
     (_may_key_otherwise, scheme 2), or with a data path spelled otherwise than as it is read
-    (_respelt_path, scheme 3; or, for a record of local data, in its kept config: _spelt_otherwise).
+    (_respelt_path, scheme 3; or, for a record of local data, in its kept config: _spelt_otherwise),
+    or with an override of a task's kind settings (_kind_setting, scheme 4).
     None where the record needs none, has no such config, or that config is not the record's (it
     hashes to another fingerprint under the record's scheme: edited, or a torchrun's)."""
     scheme = fingerprint_scheme(record)
@@ -85,6 +96,8 @@ def migrated_fingerprints(
     unread = scheme < 3 and any(_may_key_otherwise(str(o).partition("=")[0]) for o in overrides)
     respelt = scheme < 4 and any(_respelt_path(str(o)) for o in overrides)
     local = scheme < 4 and bool(record.get(DATA_PATHS_KEY))  # an option's YAML may spell a path
+    kind = scheme < 5 and any(_kind_setting(str(o).partition("=")[0]) for o in overrides)
+    unread = unread or kind
     if not (baseline or unread or respelt or local):
         return None
     kept = run_dir / KEPT_CONFIG

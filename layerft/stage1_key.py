@@ -14,7 +14,13 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from layerft.fingerprint import RESULT_NEUTRAL_KEYS, drop_unread_pooler, keyed_task, schema_default
+from layerft.fingerprint import (
+    RESULT_NEUTRAL_KEYS,
+    drop_unread_pooler,
+    keyed_task,
+    kind_settings_as_read,
+    schema_default,
+)
 from layerft.later_keys import without_later_keys
 from layerft.layer_split import Stage1Split
 from layerft.lr_schedule import ScheduleConfig, unread_schedule_keys
@@ -78,6 +84,7 @@ class Stage1Key:
         """The key as plain JSON-able data (what is hashed and stored beside the result)."""
         data = {field.name: _plain(getattr(self, field.name)) for field in dataclasses.fields(self)}
         data["trainer"] = {k: v for k, v in data["trainer"].items() if k not in _NEUTRAL_TRAINER}
+        kind_settings_as_read(data["task"], "injection_task")  # another kind's: as read
         data["task"] = keyed_task(data["task"])
         data["schedule"] = _schedule_as_read(data["schedule"])
         drop_unread_pooler(data["model"], [data["task"]["kind"]])

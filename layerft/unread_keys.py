@@ -1,5 +1,5 @@
 """The settings a config's choices never read (`unread_settings`): another tuning method's, another
-scaling's or policy's, stage 1's without stage 1, a pooler no head reads. A run warns about them
+scaling's or policy's, stage 1's without stage 1, a pooler no head reads, another task kind's. A run warns about them
 when set (`layerft/hydra_job.py`), sweep tables leave them out of a row's settings, and
 `layerft/fingerprint.py` hashes some at their defaults: fingerprint scheme 3 is its
 AT_DEFAULT_WHEN_UNREAD list and unread_settings as they are, so extending unread_settings changes
@@ -15,6 +15,7 @@ from typing import Any
 
 # The nodes a run without stage 1 never reads (its injection task is null).
 STAGE1_NODES = ("injection_task.", "injection_lr_schedule.", "layer_split.")
+TASK_GROUPS = ("injection_task", "target_task")
 
 
 def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
@@ -52,7 +53,20 @@ def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
     kinds = list(dict.fromkeys(_text(task["kind"]) for task in tasks if task is not None))
     if not reads_pooler(kinds):
         unread.append(("model.pretrained_pooler", f"{' and '.join(kinds)} heads read no pooler"))
+    for group, task in zip(TASK_GROUPS, tasks, strict=True):
+        if task is not None:
+            unread += other_kinds_settings(group, _text(task["kind"]))
     return unread
+
+
+def other_kinds_settings(group: str, kind: str) -> list[tuple[str, str]]:
+    """The nodes of a task's config that other kinds read (`target_task.spans.` under a sentence
+    classification task), each with why it is unread."""
+    from layerft.kinds import KINDS, TaskKind  # here: it imports torch (this module does not)
+
+    read = KINDS[TaskKind(kind)].settings
+    nodes = sorted({node for other in KINDS.values() for node in other.settings} - read)
+    return [(f"{group}.{node}.", f"{group}.kind={kind} reads no {node} settings") for node in nodes]
 
 
 def unread_prefix(key: str, unread: Iterable[str]) -> bool:
@@ -75,3 +89,9 @@ def reads_pooler(kinds: list[str]) -> bool:
     from layerft.kinds import KINDS, TaskKind  # here: it imports torch (this module does not)
 
     return any(KINDS[TaskKind(kind)].start_from_pooler is not None for kind in kinds)
+
+
+def other_kinds_setting(key: str) -> bool:
+    """Whether an unread key is a task's node of another kind's settings (`target_task.spans.`)."""
+    group, _, node = key.partition(".")
+    return group in TASK_GROUPS and node.endswith(".") and node.count(".") == 1

@@ -18,7 +18,7 @@ from conftest import SHRINK
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from layerft import hydra_job, later_keys, record_migration, run_folder
+from layerft import hydra_job, later_keys, record_migration, run_folder, run_tracker
 from layerft import run as run_module
 from layerft.config import resolve_config
 from layerft.config_differences import config_differences
@@ -405,6 +405,40 @@ def test_a_setting_its_choices_read_changes_the_fingerprint(choices, override) -
         built, changed = built_stages(*choices), built_stages(*choices, override)
         del built["weights"], changed["weights"]
         assert built != changed
+
+
+def test_another_kinds_settings_change_no_key_name_or_tracked_config_and_are_warned(caplog) -> None:
+    # A classification target's span settings, a tagging injection's parser settings: a grid
+    # crossing tasks of two kinds with doc_stride=64,128 trained each classification task twice.
+    inert = ["target_task.spans.doc_stride=64", "injection_task.parsing.arc_space=64"]
+    plain, other = resolved(), resolved(*inert)
+    assert config_fingerprint(other) == config_fingerprint(plain)
+    assert seedless_fingerprint(other) == seedless_fingerprint(plain)
+    assert earlier_fingerprints(other) == (config_fingerprint(other, scheme=4),)  # its old key
+    assert earlier_fingerprints(plain) == ()
+    this = RunRecord.of(other, {}, inert, ("target/eval_accuracy", True))
+    assert {"target_task.spans.", "injection_task.parsing.", "target_task.tagging."} <= set(
+        this.unread
+    )
+    assert "injection_task.tagging." not in this.unread  # demo_pos tags: it reads them
+    tracked = run_tracker.tracked_config(other, this.unread)
+    assert "spans" not in tracked["target_task"] and "parsing" not in tracked["injection_task"]
+    assert "tagging" in tracked["injection_task"]
+    assert (
+        Stage1Key.of(compose_run(*BASE, *inert)).settings_digest()
+        == Stage1Key.of(compose_run(*BASE)).settings_digest()
+    )
+    for kind, setting in zip(["target_task=squad", "injection_task=klue_dp"], inert, strict=True):
+        # under a task of the kind that reads it: another run
+        assert config_fingerprint(resolved(kind, setting)) != config_fingerprint(resolved(kind))
+    with caplog.at_level(logging.WARNING):
+        hydra_job.warn_inert_overrides(compose_run(*BASE, *inert), inert)
+    assert sorted(r.getMessage() for r in caplog.records) == [
+        "injection_task.kind=token_tagging reads no parsing settings, so "
+        "injection_task.parsing.arc_space=64 changes nothing",
+        "target_task.kind=sequence_classification reads no spans settings, so "
+        "target_task.spans.doc_stride=64 changes nothing",
+    ]
 
 
 def test_a_run_with_stage1_had_its_fingerprint_under_every_scheme() -> None:

@@ -574,6 +574,32 @@ def test_a_scheme_2_record_with_a_setting_it_never_read_serves_every_value_of_it
     assert "tuning_mode.lora.rank" not in job.settings
 
 
+def test_a_scheme_4_record_with_another_kinds_setting_serves_every_value_of_it(tmp_path) -> None:
+    # A classification run recorded with a span setting by a layerft of scheme 4, which hashed it:
+    # found, through the config kept beside it, by the run under another value, and a grid
+    # sweeping the setting over classification is one run per combination.
+    job = ("seed=1", "tuning_mode=full", "injection_task=none")
+    assert "2 combinations (1 distinct runs)" in sweep(
+        tmp_path, *job, "target_task.spans.doc_stride=64,128", "--dry-run"
+    )
+    sweep(tmp_path, *job, "target_task.spans.doc_stride=64")
+    sweep_dir = tmp_path / "multirun_outputs" / "demo"
+    [folder] = [p.parent for p in sweep_dir.glob("*/metrics.json")]
+    config = resolve_config(OmegaConf.load(folder / ".hydra" / "finished" / "config.yaml"))
+    path = folder / "metrics.json"
+    record = json.loads(path.read_text())
+    record[FINGERPRINT_SCHEME_KEY] = 4
+    record[FINGERPRINT_KEY] = config_fingerprint(config, scheme=4)
+    record["run/seedless_fingerprint"] = seedless_fingerprint(config, scheme=4)
+    record[UNREAD_KEY] = [k for k in record[UNREAD_KEY] if not k.startswith("target_task.")]
+    assert record[FINGERPRINT_KEY] != config_fingerprint(config)  # the schemes do differ here
+    path.write_text(json.dumps(record))
+    assert "2 done, 0 to run" in sweep(tmp_path, *job, "target_task.spans.doc_stride=32,128", "--dry-run")  # fmt: skip
+    [found] = read_jobs(sweep_dir)
+    assert found.fingerprint == config_fingerprint(config) and "target_task.spans." in found.unread
+    assert "target_task.spans.doc_stride" not in found.settings
+
+
 def test_a_failure_recorded_before_its_config_validated_is_no_scheme_1_record(tmp_path) -> None:
     # It has no fingerprint to compare: never "the same run" as a record of its row and seed.
     (tmp_path / "a").mkdir()

@@ -55,15 +55,16 @@ class Kind:
     provides: frozenset[str]
     # Batch keys holding labels: the Trainer gathers them into `label_ids` for evaluation.
     label_keys: tuple[str, ...]
+    # The task config's nodes of kind settings it reads (`spans`); another kind's are unread.
+    settings: frozenset[str]
     # Fail on task settings this kind cannot use (called when the config is built).
     check: Callable[[TaskConfig, str], None]
     # One raw record -> the kind's normalised record, or None for an unlabelled one (dropped).
     normalise: Callable[[TaskConfig, str, Record, str], Record | None]
     # A batched `datasets.map` function from normalised records to model features (batches also
     # hold `row_index`, each record's position in its split). Its output is cached under a key of
-    # the records, the tokenizer, max_length and the kinds' settings (`tokenized.tokenized_key`):
-    # while editing an encoder's code, bump `tokenized.TOKENIZED_FORMAT_VERSION` or clear the
-    # cache.
+    # the records, tokenizer, max_length and kind settings (`tokenized.tokenized_key`): editing an
+    # encoder's code, bump `tokenized.TOKENIZED_FORMAT_VERSION` or clear the cache.
     encoder: Callable[[TaskConfig, PreTrainedTokenizerFast], Callable[[Batch], Batch]]
     # Pads a list of features into a batch (`pad_to_multiple_of` may be None).
     collator: Callable[[PreTrainedTokenizerFast, int | None], Collator]

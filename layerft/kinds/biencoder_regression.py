@@ -119,6 +119,7 @@ KIND = Kind(
     name=TaskKind.biencoder_regression,
     provides=frozenset({MetricInput.scores}),
     label_keys=("labels",),
+    settings=frozenset({"biencoder", "regression"}),
     check=check,
     normalise=regression.normalise,
     encoder=encoder,

@@ -1,9 +1,8 @@
 """Dependency parsing over eojeols (KLUE-DP): a head and a relation per word, biaffine-scored.
 
 Follows KLUE-baseline's DPTransformer (klue_baseline/models/dependency_parsing.py) and its
-features (klue_baseline/data/klue_dp.py). The head, its loss and decoding, and what it leaves out
-of KLUE's model are `layerft/kinds/biaffine.py`; this module reads and encodes. The POS tag of the
-word's last morpheme (POS split on '+', last) is an embedded input feature.
+features (klue_baseline/data/klue_dp.py); the head, loss, decoding and what they leave out of
+KLUE's model are `layerft/kinds/biaffine.py`. The last morpheme's POS tag is an input feature.
 
 Punctuation: KLUE-DP's units are eojeols, and punctuation belongs to the eojeol it touches
 ("보도했다."), so every eojeol is scored, as KLUE does. Truncation: eojeols whose first subword
@@ -241,6 +240,7 @@ KIND = Kind(
     name=TaskKind.dependency_parsing,
     provides=frozenset({MetricInput.arcs}),
     label_keys=("heads", "deprels"),
+    settings=frozenset({"parsing"}),
     check=check,
     normalise=normalise,
     encoder=encoder,

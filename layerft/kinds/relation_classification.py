@@ -197,6 +197,7 @@ KIND = Kind(
     name=TaskKind.relation_classification,
     provides=frozenset({MetricInput.class_ids, MetricInput.class_probabilities}),
     label_keys=("labels",),
+    settings=frozenset({"relation"}),
     check=check,
     normalise=normalise,
     encoder=encoder,

@@ -201,6 +201,7 @@ KIND = Kind(
     name=TaskKind.sequence_classification,
     provides=frozenset({MetricInput.class_ids}),
     label_keys=("labels",),
+    settings=frozenset(),
     check=check,
     normalise=normalise,
     encoder=encoder,

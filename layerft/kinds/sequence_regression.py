@@ -127,6 +127,7 @@ KIND = Kind(
     name=TaskKind.sequence_regression,
     provides=frozenset({MetricInput.scores}),
     label_keys=("labels",),
+    settings=frozenset({"regression"}),
     check=check,
     normalise=normalise,
     encoder=classification.encoder,

@@ -240,6 +240,7 @@ KIND = Kind(
     name=TaskKind.span_extraction,
     provides=frozenset({MetricInput.answers, MetricInput.scored_answers}),
     label_keys=("start_positions", "end_positions"),
+    settings=frozenset({"spans"}),
     check=check,
     normalise=normalise,
     encoder=encoder,

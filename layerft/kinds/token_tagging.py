@@ -237,6 +237,7 @@ KIND = Kind(
         {MetricInput.class_ids, MetricInput.tag_sequences, MetricInput.every_word_tags}
     ),
     label_keys=("labels",),
+    settings=frozenset({"tagging"}),
     check=check,
     normalise=normalise,
     encoder=encoder,
