@@ -72,13 +72,16 @@ def check_max_length(
 
 
 def check_room_for_text(tokenizer: Any, task: TaskConfig, group: str) -> None:
-    """Fail when `task.max_length` holds no token of each text of a pair beside the special tokens:
-    below their count a fast tokenizer does not truncate at all, so long inputs would outgrow the
-    model's positions; one more, and a pair task trains on one of its two texts (with a warning)."""
-    specials = tokenizer.num_special_tokens_to_add(pair=True)
-    if task.max_length < specials + 2:
+    """Fail when `task.max_length` holds no token of each text (of a pair, with two text columns)
+    beside the special tokens: below their count a fast tokenizer does not truncate at all, so long
+    inputs would outgrow the model's positions; one more, and a pair task trains on one of its two
+    texts (with a warning). A biencoder, which encodes its two texts apart, is held to the pair's."""
+    pair = len(task.text_columns) > 1
+    specials = tokenizer.num_special_tokens_to_add(pair=pair)
+    if task.max_length < specials + 1 + pair:
         raise LayerftError(
-            f"{group}.max_length={task.max_length} leaves no room for a token of each text: the "
-            f"tokenizer adds up to {specials} special tokens (to a pair of texts) and does not "
-            f"truncate below that; set it to at least {specials + 2}"
+            f"{group}.max_length={task.max_length} leaves no room for a token of "
+            f"{'each text' if pair else 'the text'}: the tokenizer adds up to {specials} special "
+            f"tokens (to {'a pair of texts' if pair else 'one text'}) and does not truncate below "
+            f"that; set it to at least {specials + 1 + pair}"
         )

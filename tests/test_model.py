@@ -75,18 +75,24 @@ def test_max_length_with_no_room_beside_the_special_tokens_fails_before_data_loa
 ) -> None:
     # Below the special tokens' count a fast tokenizer leaves a text whole: a 600-token review
     # at max_length=1 overran the position table mid-training, after a warning that it was cut.
-    cfg = compose_run("model=tiny", "injection_task=demo_pos", f"{group}.max_length=3")
+    cfg = compose_run("model=tiny", "injection_task=demo_pos", f"{group}.max_length=2")
     with pytest.raises(LayerftError) as info:
         load_stage_data(cfg)
     assert str(info.value) == (
-        f"{group}.max_length=3 leaves no room for a token of each text: the tokenizer adds up to 3 "
-        "special tokens (to a pair of texts) and does not truncate below that; set it to at least 5"
+        f"{group}.max_length=2 leaves no room for a token of the text: the tokenizer adds up to 2 "
+        "special tokens (to one text) and does not truncate below that; set it to at least 3"
     )
     tokenizer = load_tokenizer(cfg.model)
+    check_room_for_text(tokenizer, compose_run(f"{group}.max_length=3").target_task, group)
     # At 4 a pair keeps one text: `[CLS] [SEP] x [SEP]` trained SNLI on hypotheses alone.
-    with pytest.raises(LayerftError, match="max_length=4 leaves no room"):
-        check_room_for_text(tokenizer, compose_run("target_task.max_length=4").target_task, group)
-    check_room_for_text(tokenizer, compose_run("target_task.max_length=5").target_task, group)
+    pair = ("target_task=snli", "target_task.max_length=4")
+    with pytest.raises(LayerftError) as info:
+        check_room_for_text(tokenizer, compose_run(*pair).target_task, group)
+    assert str(info.value) == (
+        f"{group}.max_length=4 leaves no room for a token of each text: the tokenizer adds up to 3 "
+        "special tokens (to a pair of texts) and does not truncate below that; set it to at least 5"
+    )
+    check_room_for_text(tokenizer, compose_run("target_task=snli", "target_task.max_length=5").target_task, group)  # fmt: skip
     assert len(tokenizer("a b c d e f", truncation=True, max_length=1)["input_ids"]) == 8  # whole
 
 
