@@ -106,7 +106,8 @@ def find_grid(grid: str, overrides: Sequence[str]) -> tuple[str, ConfigResult]:
                 raise LayerftError(f"{name}: {err}") from None
         names = sorted(loader.get_group_options(GRID_GROUP))
     # conf/ and the command line's folders (Hydra's own hold no grid)
-    folders = [grid_folder(s) for s in sources if s.provider in {"main", SEARCHPATH}]
+    folders = [grid_folder(s) + ("" if s.available() else f" ({s.path}: not found)")
+               for s in sources if s.provider in {"main", SEARCHPATH}]  # fmt: skip
     raise LayerftError(f"no grid '{grid}' in {', '.join(folders)}; grids: {', '.join(names)}")
 
 

@@ -1547,3 +1547,11 @@ def test_a_grid_of_ones_own_folder_runs_from_the_search_path(tmp_path: Path) -> 
         f"error: no grid 'my_grid' in {sweep_grid.CONF / 'sweep'}; grids: adapter_study, demo, "
         "klue_paper"
     )
+    # A mistyped folder is named as not found (the grid was only "not in" it).
+    typo = f"hydra.searchpath=[file://{mine}x]"
+    unfound = run_sweep(["my_grid", typo, *TINY_GRID, "--dry-run"], tmp_path)
+    assert unfound.returncode == 2
+    assert unfound.stderr.strip() == (
+        f"error: no grid 'my_grid' in {sweep_grid.CONF / 'sweep'}, {mine}x/sweep ({mine}x: not "
+        "found); grids: adapter_study, demo, klue_paper"
+    )
