@@ -1,6 +1,6 @@
 """The stage-1 cache key (`Stage1Key`): exactly what a stage-1 result depends on, as plain data and
-as the digest that names its folder in the store (`layerft/stage1.py`). A sweep plans its stage-1
-trainings by the settings half of it before any data is read (`layerft/sweep_grid.py`).
+as the digest that names its folder in the store (`layerft/stage1_store.py`). A sweep plans its
+stage-1 trainings by the settings half of it before any data is read (`layerft/sweep_grid.py`).
 
 Serves the root config (`RunConfig`): `Stage1Key.of` takes the model, injection task,
 `injection_lr_schedule`, the split's stage 1, trainer settings and seed from it.

@@ -87,6 +87,8 @@ class Stage1Store:
         the cache no longer serves for its revision."""
         complete, damaged = self.stored_with_settings(settings_digest)
         for folder in sorted(set(damaged) - warned):
+            if changed_snapshot(_stored_record(folder / RESULT_FILE) or {}):
+                continue  # trained again, whatever it holds
             warned.add(folder)
             log.warning(
                 "stored stage-1 result %s has no %s: a run on that data stops there; remove the "
@@ -173,9 +175,10 @@ class Stage1Store:
             for path in tmp.iterdir():
                 sync_to_disk(path)
             os.chmod(tmp, 0o755)  # mkdtemp makes it private
-            if folder.exists():  # an unreadable leftover of an older layout: replaced
-                shutil.rmtree(folder)
+            if folder.exists():  # stale (its hub snapshot), or unreadable: set aside, then removed
+                os.replace(folder, tmp.with_name(f"{tmp.name}.old"))  # a reader meets it or this
             os.replace(tmp, folder)
+            shutil.rmtree(tmp.with_name(f"{tmp.name}.old"), ignore_errors=True)
         except OSError as err:
             shutil.rmtree(tmp, ignore_errors=True)
             raise file_error("store the stage-1 result in", folder, err) from err
@@ -198,12 +201,21 @@ class Stage1Store:
         return held_lock(self.root / f"{key.digest()}.lock", wait)
 
 
+def _stored_record(result: Path) -> dict[str, Any] | None:
+    """A stored stage 1's record (result.json), or None where it cannot be read."""
+    try:
+        record = json.loads(result.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def _reused(result: Path, model_files: dict[str, str] | None) -> bool:
     """Whether a run keyed by `model_files` (None: any) would reuse the stored stage 1 whose
     record this is; True where the record cannot be read (the run names it, should it load it)."""
-    try:
-        record = json.loads(result.read_text(encoding="utf-8"))
-        keyed = dict(record["key"].get("model_files", {}))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    record = _stored_record(result) or {}
+    key = record.get("key")
+    keyed = key.get("model_files", {}) if isinstance(key, dict) else None
+    if not isinstance(keyed, dict):
         return True
     return model_files in (None, keyed) and not changed_snapshot(record)

@@ -33,8 +33,9 @@ TOKENIZED_FORMAT_VERSION = "4"  # bump when tokenization changes, to invalidate 
 
 def tokenized_key(dataset: Dataset, task: TaskConfig, tokenizer: PreTrainedTokenizerFast) -> str:
     """A hash of the tokenized examples' content: the records, the tokenizer and the encoding
-    settings (kind, max_length, every kind's settings); a change to an encoder's code bumps
-    TOKENIZED_FORMAT_VERSION."""
+    settings (kind, max_length, the kind's settings; another kind's, which no encoder of this one
+    reads, at their defaults); a change to an encoder's code bumps TOKENIZED_FORMAT_VERSION."""
+    read = kind_of(task).settings
     return hashlib.sha256(
         "\0".join(
             [
@@ -43,8 +44,13 @@ def tokenized_key(dataset: Dataset, task: TaskConfig, tokenizer: PreTrainedToken
                 tokenizer_fingerprint_source(tokenizer),
                 task.kind.value,
                 str(task.max_length),
-                # Every kind's own settings (spans, tagging, ...): an encoder may read any of them.
-                *(repr(value) for value in vars(task).values() if is_dataclass(value)),
+                # Every kind's settings node (spans, tagging, ...), unread ones at their defaults:
+                # the key a task's data had before other kinds' settings were unread settings.
+                *(
+                    repr(value if name in read else type(value)())
+                    for name, value in vars(task).items()
+                    if is_dataclass(value)
+                ),
             ]
         ).encode()
     ).hexdigest()[:24]

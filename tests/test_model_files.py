@@ -308,7 +308,10 @@ def test_a_stage1_from_a_hub_snapshot_the_cache_no_longer_serves_is_trained_agai
         assert planned_stored()
         hub_cache(tmp_path / "hub", {"main": now})  # a later download moved `main`
         assert not planned_stored()
+        (stored / "weights.safetensors").unlink()  # stale and damaged: trained again, unwarned
+        assert not planned_stored() and "has no weights" not in caplog.text
         assert stage1("c") == ("trained", stored)  # replaced: its key is the same
+        assert not list(stored.parent.glob(".*"))  # the old folder set aside, then removed
         assert json.loads((stored / "result.json").read_text())["run/model_commit"] == now
         assert stage1("d") == ("reused", stored) and planned_stored()
     assert caplog.text.count("training it again") == 1, caplog.text

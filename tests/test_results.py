@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from compose import CONF, compose_config, compose_run
 from conftest import SHRINK
+from datasets import Dataset
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -32,6 +33,7 @@ from layerft.fingerprint import (
     seedless_fingerprint,
 )
 from layerft.forced_rerun import NOTE_FILE, noted_forced_rerun
+from layerft.model import load_tokenizer
 from layerft.results import (
     changed_since,
     read_finished,
@@ -39,6 +41,7 @@ from layerft.results import (
     run_dir_errors,
     write_metrics,
 )
+from layerft.run import load_stage_data
 from layerft.run_folder import new_folder_hint
 from layerft.run_record import (
     FINGERPRINT_KEY,
@@ -51,6 +54,7 @@ from layerft.run_record import (
     RunRecord,
 )
 from layerft.stage1_key import Stage1Key
+from layerft.tokenized import tokenized_key
 from layerft.tracker import wandb_runs
 
 BASE = ("model=tiny",)
@@ -428,9 +432,23 @@ def test_another_kinds_settings_change_no_key_name_or_tracked_config_and_are_war
         Stage1Key.of(compose_run(*BASE, *inert)).settings_digest()
         == Stage1Key.of(compose_run(*BASE)).settings_digest()
     )
+    # Nor the data half of the stage-1 key: its tokenized data's key (tokenized_key) hashed them.
+    small = [*BASE, "injection_task.generator_sizes.train=16", "injection_task.generator_sizes.validation=8"]  # fmt: skip
+    stage1 = [load_stage_data(compose_run(*small, *more)).injection for more in ([], inert)]
+    assert stage1[0] is not None and stage1[1] is not None
+    assert (
+        Stage1Key.of(compose_run(*small, *inert), stage1[1].content).digest()
+        == Stage1Key.of(compose_run(*small), stage1[0].content).digest()
+    )
+    records, tokenizer = Dataset.from_list([{"x": 1}]), load_tokenizer(compose_run(*BASE).model)
+    squad = [compose_run(*BASE, "target_task=squad", *more).target_task for more in
+             ([], ["target_task.parsing.arc_space=64"], ["target_task.spans.doc_stride=64"])]  # fmt: skip
+    keys = [tokenized_key(records, task, tokenizer) for task in squad]
+    assert keys[0] == keys[1] != keys[2]  # a span task's tokens depend on its doc_stride
     for kind, setting in zip(["target_task=squad", "injection_task=klue_dp"], inert, strict=True):
         # under a task of the kind that reads it: another run
         assert config_fingerprint(resolved(kind, setting)) != config_fingerprint(resolved(kind))
+    caplog.clear()  # the data's warnings
     with caplog.at_level(logging.WARNING):
         hydra_job.warn_inert_overrides(compose_run(*BASE, *inert), inert)
     assert sorted(r.getMessage() for r in caplog.records) == [
