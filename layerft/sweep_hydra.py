@@ -196,3 +196,21 @@ def hydra_config_set(full: DictConfig) -> Iterator[None]:
         yield
     finally:
         HydraConfig.instance().cfg = held
+
+
+def grid_param_error(err: Exception, grid: str, overrides: Sequence[str]) -> LayerftError | None:
+    """Hydra's error about an override that the grid's params give (not the command line), as one
+    line naming the grid's file: `<file>: hydra.sweeper.params: unknown config key 'tuning_mod';
+    did you mean 'tuning_mode'?`. None for any other error."""
+    from layerft.config_errors import composition_error_line
+
+    found = re.match(r"Could not override '([^']+)'", str(err))
+    line = composition_error_line(err)
+    if found is None or line is None:
+        return None
+    path, loaded = find_grid(grid, overrides)
+    params = OmegaConf.select(loaded.config, "hydra.sweeper.params", default=None) or {}
+    given = {override.split("=", 1)[0] for override in overrides}
+    if found.group(1) not in params or found.group(1) in given:
+        return None
+    return LayerftError(f"{path}: hydra.sweeper.params: {line}")

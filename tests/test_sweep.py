@@ -1418,6 +1418,11 @@ GRID_SHAPE = (
             "Hydra passes as one value; give its values as a comma list "
             "(tuning_mode.lora.target_modules: a,b)",
         ),
+        (  # a mistyped key among its params: Hydra's error named the key, not the file
+            "# @package _global_\nhydra:\n  sweeper:\n    params:\n      tuning_mod: full,lora\n",
+            "bad.yaml: hydra.sweeper.params: unknown config key 'tuning_mod'; did you mean "
+            "'tuning_mode'?",
+        ),
     ],
 )
 def test_a_bad_grid_file_is_one_line_naming_it_and_exit_2(grid_conf, capsys, text, message) -> None:
