@@ -190,8 +190,11 @@ class TaskConfig:
             )
         folder = path.parent
         if not folder.is_dir():  # "no x.json in <a file>" named the wrong fault
-            what = "a file, not the release folder" if folder.exists() else "no such folder"
-            raise LayerftError(f"{group}.data_dir: {folder}: {what} (it holds {path.name})")
+            what = "a file" if folder.exists() else "no such folder"
+            raise LayerftError(
+                f"{group}.data_dir: {folder}: {what}; it should be the release folder holding "
+                f"{path.name}"
+            )
         if not path.exists() or path.is_dir():
             what = "a folder" if path.exists() else "no"
             raise LayerftError(

@@ -449,10 +449,11 @@ def test_missing_data_files_are_found_before_any_data_loads(tmp_path: Path) -> N
         )
     # A data_dir that is no folder says so ("no eng.train in <a file>" blamed the file inside).
     valid = [*snli, f"target_task.data_files.validation={present}"]
-    for data_dir, what in ((present, "a file, not the release folder"), (nope, "no such folder")):
+    for data_dir, what in ((present, "a file"), (nope, "no such folder")):
         with pytest.raises(
             LayerftError,
-            match=rf"^injection_task.data_dir: {re.escape(str(data_dir))}: {what} \(it holds eng",
+            match=rf"^injection_task.data_dir: {re.escape(str(data_dir))}: {what}; it should be "
+            "the release folder holding eng.train$",
         ):
             check_data_files(
                 compose_run(*valid, *injection[:1], f"injection_task.data_dir={data_dir}")
