@@ -45,6 +45,19 @@ def config_error_line(err: Exception) -> str:
         close = difflib.get_close_matches(option, options, n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
         return f"{group}={option}: no such option; {hint}options: {', '.join(options)}"
+    chosen_as_value = re.search(
+        r"Merge error: str is not a subclass of (\w+)\. value: (\S+)", message
+    )
+    if chosen_as_value:  # `model: tiny` in a grid or experiment file: a group's option as a value
+        schema, option = chosen_as_value.groups()
+        where = re.match(r"In '([^']+)':", message)
+        groups = groups_of(schema)
+        group = groups[0] if len(groups) == 1 else "<group>"
+        return (
+            f"{option_file(where.group(1)) + ': ' if where else ''}'{option}' is set as the value "
+            f"of a config group ({' or '.join(groups)}); choose the option in the file's defaults "
+            f"list instead: `- override /{group}: {option}`"
+        )
     # An override's error is the cause; a key in an option's file, the context of Hydra's "In
     # '<group>/<option>': ..." (the option named, as the file to fix).
     cause = err.__cause__ or err.__context__
@@ -67,6 +80,17 @@ def config_error_line(err: Exception) -> str:
         message = f"{message}: {why}"
     text = " ".join(line.strip() for line in message.splitlines() if line.strip())
     return text or type(err).__name__
+
+
+def groups_of(schema: str) -> list[str]:
+    """The root config's groups whose schema is the dataclass named `schema` (`TaskConfig`: both
+    tasks), or the schema's name where none is."""
+    import dataclasses
+
+    from layerft.config import RunConfig  # here: it imports the schemas, which import this module
+
+    fields = dataclasses.fields(RunConfig)
+    return [f.name for f in fields if str(f.type).split(" |")[0] == schema] or [schema]
 
 
 def known_mapping(node: object) -> bool:

@@ -27,7 +27,7 @@ from layerft.config import (
     resolve_config,
     to_run_config,
 )
-from layerft.config_errors import CONF, CONFIG_ERRORS
+from layerft.config_errors import CONF
 from layerft.config_overrides import check_overrides
 from layerft.errors import LayerftError
 from layerft.file_io import file_sha256
@@ -36,10 +36,10 @@ from layerft.model_files import model_file_digests, planned_model_folder
 from layerft.sweep_compose import JobComposer
 from layerft.sweep_hydra import (
     find_grid,
-    grid_param_error,
     hydra_loader,
     job_hydra_config,
     launch_overrides,
+    named_in_grid,
     split_overrides,
 )
 
@@ -148,7 +148,10 @@ def grid_config(grid: str, overrides: Sequence[str]) -> DictConfig:
 
     _, fixed = split_overrides(overrides)
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with (
+        named_in_grid(grid, overrides),
+        initialize_config_dir(config_dir=str(CONF), version_base="1.3"),
+    ):
         args = [f"sweep={grid}", *(o.input_line for o in fixed if o.input_line)]
         base = compose("config", overrides=args, return_hydra_config=True)
     GlobalHydra.instance().clear()
@@ -189,22 +192,18 @@ def expand(grid: str, overrides: Sequence[str], sweep_dir: Path | None = None) -
     Hydra's order."""
     from hydra.core.global_hydra import GlobalHydra
 
-    jobs, swept = grid_jobs(grid, overrides)
-    launch = launch_overrides(sweep_dir or OUTPUTS / grid, overrides, swept)
-    register_resolvers()  # the job folder's, which a `${hydra:runtime.output_dir}` reads
     combinations = []
     warned: set[Path] = set()  # damaged stage-1 folders named once
-    try:
+    with named_in_grid(grid, overrides):
+        jobs, swept = grid_jobs(grid, overrides)
+        launch = launch_overrides(sweep_dir or OUTPUTS / grid, overrides, swept)
+        register_resolvers()  # the job folder's, which a `${hydra:runtime.output_dir}` reads
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             composer = JobComposer(grid)
             for job in jobs:
                 cfg = composer.compose(job)
                 with job_hydra_config(cfg, [f"sweep={grid}", *job], launch):
                     combinations.append(plan_job(cfg, job, swept, warned))
-    except CONFIG_ERRORS as err:  # one of the grid's params: named in its file
-        if (in_grid := grid_param_error(err, grid, overrides)) is None:
-            raise
-        raise in_grid from err
     GlobalHydra.instance().clear()
     return combinations
 

@@ -28,7 +28,7 @@ from hydra.plugins.config_source import ConfigResult, ConfigSource
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from hydra_plugins.layerft_launcher.skipping_sweeper import SEARCHPATH, searched_loader
-from layerft.config_errors import CONF
+from layerft.config_errors import CONF, CONFIG_ERRORS
 from layerft.errors import LayerftError
 
 GRID_GROUP = "sweep"
@@ -199,13 +199,16 @@ def hydra_config_set(full: DictConfig) -> Iterator[None]:
 
 
 def grid_param_error(err: Exception, grid: str, overrides: Sequence[str]) -> LayerftError | None:
-    """Hydra's error about an override that the grid's params give (not the command line), as one
-    line naming the grid's file: `<file>: hydra.sweeper.params: unknown config key 'tuning_mod';
-    did you mean 'tuning_mode'?`. None for any other error."""
-    from layerft.config_errors import composition_error_line
+    """Hydra's error about the grid's file as one line naming that file where it is: a value in it,
+    or an override its params give (not the command line: `<file>: hydra.sweeper.params: unknown
+    config key 'tuning_mod'; did you mean 'tuning_mode'?`). None for any other error."""
+    from layerft.config_errors import composition_error_line, option_file
 
     found = re.match(r"Could not override '([^']+)'", str(err))
     line = composition_error_line(err)
+    in_file = option_file(f"{GRID_GROUP}/{grid}") + ": "
+    if line is not None and line.startswith(in_file):  # a value in the file, named as an option's
+        return LayerftError(f"{find_grid(grid, overrides)[0]}: {line[len(in_file) :]}")
     if found is None or line is None:
         return None
     path, loaded = find_grid(grid, overrides)
@@ -214,3 +217,15 @@ def grid_param_error(err: Exception, grid: str, overrides: Sequence[str]) -> Lay
     if found.group(1) not in params or found.group(1) in given:
         return None
     return LayerftError(f"{path}: hydra.sweeper.params: {line}")
+
+
+@contextlib.contextmanager
+def named_in_grid(grid: str, overrides: Sequence[str]) -> Iterator[None]:
+    """Around composing the grid: Hydra's error about its file as one line naming that file where
+    it is (grid_param_error); any other as it is."""
+    try:
+        yield
+    except CONFIG_ERRORS as err:
+        if (in_grid := grid_param_error(err, grid, overrides)) is None:
+            raise
+        raise in_grid from err

@@ -1423,6 +1423,17 @@ GRID_SHAPE = (
             "bad.yaml: hydra.sweeper.params: unknown config key 'tuning_mod'; did you mean "
             "'tuning_mode'?",
         ),
+        (  # a group's option given as a value: Hydra said "Merge error: str is not a subclass
+            # of ModelConfig. value: tiny full_key: object_type=RunConfig"
+            "# @package _global_\nmodel: tiny\nhydra:\n  sweeper:\n    params:\n      seed: 1,2\n",
+            "bad.yaml: 'tiny' is set as the value of a config group (model); choose the option in "
+            "the file's defaults list instead: `- override /model: tiny`",
+        ),
+        (
+            "# @package _global_\ntarget_task: snli\nhydra:\n  sweeper:\n    params:\n      seed: 1\n",
+            "bad.yaml: 'snli' is set as the value of a config group (injection_task or target_task); "
+            "choose the option in the file's defaults list instead: `- override /<group>: snli`",
+        ),
     ],
 )
 def test_a_bad_grid_file_is_one_line_naming_it_and_exit_2(grid_conf, capsys, text, message) -> None:
