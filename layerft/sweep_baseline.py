@@ -18,7 +18,7 @@ from yaml import YAMLError
 
 from layerft.errors import LayerftError
 from layerft.sweep_job import Job, SettingsKey, settings_key
-from layerft.sweep_settings import effective_settings, setting_value, spelled_as_in
+from layerft.sweep_settings import effective_settings, setting_value, spelled_as_in, without_stage1
 from layerft.sweep_table import MISSING, Combination, setting
 from layerft.unread_keys import unread_prefix
 
@@ -73,6 +73,15 @@ def baseline_of(
             kept = {k: v for k, v in wanted.items() if not unread_prefix(k, base.unread)}
             if kept == base.settings:
                 return base
+    if combo.settings.get("injection_task") == "none" != wanted.get("injection_task"):
+        # A row without stage 1 has no stage-1 settings (`--baseline injection_task=klue_dp`):
+        # the one row with stage 1 that differs from it only in those (at the baseline's where it
+        # gives any, `layer_split=all`); several: none
+        shared = without_stage1(wanted)
+        given = {k: v for k, v in wanted.items() if k not in shared}.items()
+        found = [b for b in rows.values()
+                 if without_stage1(b.settings) == shared and given <= b.settings.items()]  # fmt: skip
+        return found[0] if len(found) == 1 else None
     return at_same_values(combo, wanted, rows, spec, configs)
 
 

@@ -46,6 +46,12 @@ def effective_settings(settings: dict[str, str]) -> dict[str, str]:
     that differ only in them are one run, one row, the baseline of every stage-1 row alike."""
     if settings.get("injection_task") != "none":
         return settings
+    return without_stage1(settings)
+
+
+def without_stage1(settings: dict[str, str]) -> dict[str, str]:
+    """The settings but stage 1's own (`injection_task.*`, the layer split, the stage-1 schedule);
+    `injection_task` itself stays."""
     unread = ("injection_task.", *STAGE1_ONLY_GROUPS, *(f"{g}." for g in STAGE1_ONLY_GROUPS))
     return {k: v for k, v in settings.items() if not (k in unread or k.startswith(unread))}
 

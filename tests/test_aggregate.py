@@ -512,6 +512,29 @@ def test_a_given_baseline_replaces_those_settings(tmp_path: Path) -> None:
         aggregate(tmp_path, baseline={"tuning_mod": "full"})
 
 
+def test_rows_without_stage1_pair_with_a_stage1_baseline_that_differs_only_in_stage1(
+    tmp_path: Path,
+) -> None:
+    # `--baseline injection_task=demo_pos`: a none row has no split to match, and every row read
+    # "no baseline" (the demo_pos row "baseline of no row"), without a word.
+    for mode, shift in (("full", 0.0), ("lora", -0.2)):
+        write_seeds(tmp_path / "s1", {s: 0.8 + shift + 0.01 * s for s in (1, 2, 3)}, injection_task="demo_pos", tuning_mode=mode, layer_split="lower1")  # fmt: skip
+        write_seeds(tmp_path / "none", {s: 0.7 + shift + 0.01 * s + spread(s) for s in (1, 2, 3)}, injection_task="none", tuning_mode=mode)  # fmt: skip
+    result = aggregate(tmp_path, baseline={"injection_task": "demo_pos"})
+    for mode in ("full", "lora"):
+        assert row_of(result, injection_task="demo_pos", tuning_mode=mode)["verdict"] == "baseline"
+        row = row_of(result, injection_task="none", tuning_mode=mode)
+        assert (row["verdict"], row["diff_n"]) == ("worse", 3)
+        assert row["diff_mean"] == pytest.approx(-0.1)
+    # Two splits of stage 1: which is the none row's baseline is not said; none is taken.
+    write_seeds(tmp_path / "all", {1: 0.9, 2: 0.9, 3: 0.9}, injection_task="demo_pos", tuning_mode="full", layer_split="all")  # fmt: skip
+    result = aggregate(tmp_path, baseline={"injection_task": "demo_pos"})
+    assert row_of(result, injection_task="none", tuning_mode="full")["verdict"] == "no baseline"
+    given = aggregate(tmp_path, baseline={"injection_task": "demo_pos", "layer_split": "all"})
+    row = row_of(given, injection_task="none", tuning_mode="full")
+    assert (row["verdict"], row["diff_mean"]) == ("worse", pytest.approx(0.72 - 0.9))
+
+
 def test_a_given_baseline_value_no_job_has_is_refused_naming_the_values(tmp_path: Path) -> None:
     # A typo in the value (LoRA for lora, 1e-4 for 2e-4) left every row without a baseline, silently
     for mode in ("full", "lora"):
