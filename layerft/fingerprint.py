@@ -162,7 +162,7 @@ def unhashed_settings(resolved: dict[str, Any]) -> tuple[str, ...]:
 def kind_settings_as_read(task: dict[str, Any], group: str) -> None:
     """A plain task config of `group` with the settings of kinds other than its own at their
     schema defaults (from fingerprint scheme 5, and in a stage-1 key), in place."""
-    for key, _ in other_kinds_settings(group, str(getattr(task["kind"], "value", task["kind"]))):
+    for key, _ in other_kinds_settings(group, task["kind"]):
         task[key.rstrip(".").split(".")[-1]] = schema_default(key.rstrip("."))
 
 

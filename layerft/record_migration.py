@@ -31,7 +31,7 @@ from layerft.run_record import (
     RUN_PREFIX,
     fingerprint_scheme,
 )
-from layerft.unread_keys import TASK_GROUPS, unread_prefix
+from layerft.unread_keys import kind_settings_keys, unread_prefix
 
 # run_folder.keep_hydra_files' copy of a finished run's composed config (under Hydra's default output_subdir)
 KEPT_CONFIG = Path(".hydra", "finished", "config.yaml")
@@ -53,12 +53,8 @@ def _may_key_otherwise(override_key: str) -> bool:
 
 def _kind_setting(override_key: str) -> bool:
     """Whether an earlier scheme's record with an override of this key may be keyed otherwise by
-    scheme 5: the key is under a task's node of kind settings, which its kind may not read."""
-    from layerft.kinds import KINDS  # here: it imports torch (this module does not)
-
-    group, _, rest = override_key.lstrip("+~").split("@")[-1].partition(".")
-    nodes = {node for kind in KINDS.values() for node in kind.settings}
-    return group in TASK_GROUPS and rest.split(".")[0] in nodes
+    scheme 5: the key is (at or under) a task's node of kind settings, which its kind may not read."""
+    return unread_prefix(override_key.lstrip("+~").split("@")[-1], kind_settings_keys())
 
 
 def _respelt_path(override: str) -> bool:

@@ -1,6 +1,6 @@
 """The settings a config's choices never read (`unread_settings`): another tuning method's, another
-scaling's or policy's, stage 1's without stage 1, a pooler no head reads, another task kind's. A run warns about them
-when set (`layerft/hydra_job.py`), sweep tables leave them out of a row's settings, and
+scaling's or policy's, stage 1's without stage 1, a pooler no head reads, another task kind's. A
+run warns about them when set (`layerft/hydra_job.py`), sweep tables leave them out of a row's settings, and
 `layerft/fingerprint.py` hashes some at their defaults: fingerprint scheme 3 is its
 AT_DEFAULT_WHEN_UNREAD list and unread_settings as they are, so extending unread_settings changes
 the fingerprints of stored scheme-3 records and is a new scheme (see there).
@@ -10,6 +10,7 @@ Serves no config group. Like `layerft/fingerprint.py`, it imports no torch at im
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -55,18 +56,35 @@ def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
         unread.append(("model.pretrained_pooler", f"{' and '.join(kinds)} heads read no pooler"))
     for group, task in zip(TASK_GROUPS, tasks, strict=True):
         if task is not None:
-            unread += other_kinds_settings(group, _text(task["kind"]))
+            unread += other_kinds_settings(group, task["kind"])
     return unread
 
 
-def other_kinds_settings(group: str, kind: str) -> list[tuple[str, str]]:
+def other_kinds_settings(group: str, kind: Any) -> list[tuple[str, str]]:
     """The nodes of a task's config that other kinds read (`target_task.spans.` under a sentence
-    classification task), each with why it is unread."""
+    classification task), each with why it is unread; `kind` a TaskKind or its value."""
     from layerft.kinds import KINDS, TaskKind  # here: it imports torch (this module does not)
 
+    kind = _text(kind)
     read = KINDS[TaskKind(kind)].settings
-    nodes = sorted({node for other in KINDS.values() for node in other.settings} - read)
-    return [(f"{group}.{node}.", f"{group}.kind={kind} reads no {node} settings") for node in nodes]
+    return [
+        (f"{group}.{node}.", f"{group}.kind={kind} reads no {node} settings")
+        for node in _kind_settings_nodes()
+        if node not in read
+    ]
+
+
+@functools.cache
+def _kind_settings_nodes() -> tuple[str, ...]:
+    """The task config's nodes of kind settings (`spans`, `parsing`, ...): those any kind reads."""
+    from layerft.kinds import KINDS  # here: it imports torch (this module does not)
+
+    return tuple(sorted({node for kind in KINDS.values() for node in kind.settings}))
+
+
+def kind_settings_keys() -> tuple[str, ...]:
+    """Every task's nodes of kind settings as unread keys name them (`target_task.spans.`)."""
+    return tuple(f"{group}.{node}." for group in TASK_GROUPS for node in _kind_settings_nodes())
 
 
 def unread_prefix(key: str, unread: Iterable[str]) -> bool:
@@ -93,5 +111,4 @@ def reads_pooler(kinds: list[str]) -> bool:
 
 def other_kinds_setting(key: str) -> bool:
     """Whether an unread key is a task's node of another kind's settings (`target_task.spans.`)."""
-    group, _, node = key.partition(".")
-    return group in TASK_GROUPS and node.endswith(".") and node.count(".") == 1
+    return key in kind_settings_keys()
