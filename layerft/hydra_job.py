@@ -31,11 +31,12 @@ from layerft.config import (
 from layerft.config_overrides import check_overrides, override_key
 from layerft.credentials import mask_credentials
 from layerft.errors import user_errors_exit
+from layerft.file_settings import file_settings
 from layerft.layer_split import InjectedPolicy
 from layerft.model_files import model_folder, planned_model_folder
 from layerft.processes import is_main_process
 from layerft.results import METRICS_FILE, metrics_stamp, read_record, record_failure
-from layerft.run_record import FINGERPRINT_KEY, RunRecord
+from layerft.run_record import FILE_SETTINGS_KEY, FINGERPRINT_KEY, RunRecord
 from layerft.tuning_mode import TuningMethod
 from layerft.unread_keys import unread_prefix, unread_settings
 
@@ -80,7 +81,8 @@ def warn_split_multiplier(cfg: RunConfig, overrides: list[str]) -> None:
 
 def job_entries(cfg: DictConfig, hydra: DictConfig) -> dict[str, Any]:
     """What a job's record says before its config is checked: group choices, overrides (a
-    credential's value masked), seed and sweep (a failure of an invalid config records these)."""
+    credential's value masked), seed, sweep and the keys its grid or experiment file sets (a
+    failure of an invalid config records these)."""
     multirun = hydra.mode == RunMode.MULTIRUN
     return {
         "run/choices": {
@@ -92,6 +94,7 @@ def job_entries(cfg: DictConfig, hydra: DictConfig) -> dict[str, Any]:
         "run/seed": cfg.get("seed"),
         # the W&B group
         "run/sweep": hydra.runtime.choices.get("sweep") or (hydra.sweep.dir if multirun else None),
+        FILE_SETTINGS_KEY: file_settings(cfg, hydra),
     }
 
 
@@ -108,6 +111,7 @@ def build_run_record(
     return RunRecord.of(
         resolved, entries["run/choices"], entries["run/overrides"], selection, entries["run/sweep"],
         data_files(run_cfg), find(run_cfg.model, Path(run_cfg.cache_dir).expanduser()),
+        entries.get(FILE_SETTINGS_KEY),
     )  # fmt: skip
 
 

@@ -46,6 +46,7 @@ RESULTS_CHANGES = {
 RESULTS_VERSION_KEY = "run/results_version"  # absent from the records of version 1
 FINGERPRINT_SCHEME_KEY = "run/fingerprint_scheme"  # absent from the records of scheme 1
 UNREAD_KEY = "run/unread_settings"  # RunRecord.unread (absent before scheme 3)
+FILE_SETTINGS_KEY = "run/file_settings"  # RunRecord.file_settings (absent from older records)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class RunRecord:
     # of each of its files that define the model, by name (model_files.IDENTITY_FILES)
     model_folder: str | None = None
     model_files: dict[str, str] = field(default_factory=dict)
+    # The keys its grid or experiment file sets itself, with their values (file_settings)
+    file_settings: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -83,10 +86,12 @@ class RunRecord:
         sweep: str | None = None,
         data_files: dict[str, Path] | None = None,
         model_folder: Path | None = None,
+        file_settings: dict[str, str] | None = None,
     ) -> RunRecord:
         """The record of a run of this resolved config; `selection`: (metric key, higher is better);
         `data_files`: `<group>.<split>` -> the local file it reads (config.data_files);
-        `model_folder`: the local folder its model is read from (model_files.model_folder)."""
+        `model_folder`: the local folder its model is read from (model_files.model_folder);
+        `file_settings`: the keys its grid or experiment file sets (file_settings.file_settings)."""
         fingerprint, seedless = config_fingerprint(resolved), seedless_fingerprint(resolved)
         seed = int(resolved["seed"])
         files = {split: path.resolve() for split, path in (data_files or {}).items()}
@@ -96,6 +101,7 @@ class RunRecord:
             {split: str(path) for split, path in files.items()},
             earlier_fingerprints(resolved), unhashed_settings(resolved),
             None if model_folder is None else str(model_folder), model_file_digests(model_folder),
+            dict(file_settings or {}),
         )  # fmt: skip
 
     @property
@@ -120,6 +126,7 @@ class RunRecord:
             FINGERPRINT_SCHEME_KEY: FINGERPRINT_SCHEME,
             UNREAD_KEY: list(self.unread),
             **model_entries(self.model_folder, self.model_files),
+            FILE_SETTINGS_KEY: dict(self.file_settings),
         }
 
 

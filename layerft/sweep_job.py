@@ -19,6 +19,7 @@ from layerft.model_files import model_changed_since, on_other
 from layerft.record_migration import migrated_fingerprints
 from layerft.results import FAILED_FILE, METRICS_FILE, changed_since
 from layerft.run_record import (
+    FILE_SETTINGS_KEY,
     FINGERPRINT_KEY,
     RESULTS_VERSION,
     RUN_PREFIX,
@@ -70,6 +71,9 @@ class Job:
     # The settings it never read that its fingerprint does not tell apart (RunRecord.unread; none
     # in a record written before fingerprint scheme 3): not in `settings`, and no setting of its row.
     unread: tuple[str, ...] = ()
+    # The keys its grid or experiment file set, with their values (RunRecord.file_settings; None:
+    # an older record, which does not say): not in `settings`, which name what was chosen.
+    file_settings: dict[str, str] | None = None
 
     @property
     def changed(self) -> tuple[str, ...]:
@@ -140,6 +144,8 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
         error = f"{kind}: {error}"
     fingerprint, seedless = data.get(FINGERPRINT_KEY), data.get(SEEDLESS_FINGERPRINT_KEY)
     unread = tuple(data.get(UNREAD_KEY, ()))
+    if not isinstance(file_settings := data.get(FILE_SETTINGS_KEY), dict | None):
+        raise TypeError(f"{FILE_SETTINGS_KEY} is not a JSON object")
     if (migrated := migrated_fingerprints(run_dir, data)) is not None:
         # as this scheme keys it, from the config kept beside it
         fingerprint, seedless, unread = migrated
@@ -162,4 +168,7 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
         results_version=results_version(data),
         unread_in_fingerprint=unread_keyed,
         unread=unread,
+        file_settings=None
+        if file_settings is None
+        else {str(k): str(v) for k, v in file_settings.items()},
     )

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from layerft.file_settings import file_settings_lines
 from layerft.run_record import older_results
 from layerft.sweep_job import Job, changed_files
 from layerft.sweep_stats import MIN_PAIRS
@@ -67,6 +68,7 @@ def render_markdown(
             "Same in every job where it applies: "
             + ", ".join(f"`{k}={v}`" for k, v in table.applying.items())
         )
+    lines += file_settings_lines([job for combo in table.combos for job in combo.finished])
     lines += _table_lines(table)
     lines += _left_out_lines(sweep_dir, table, failures, unfinished, on_other_data, replaced)
     if not_run:  # a sweep stopped early (a blocked folder holds a record): rows leave these out

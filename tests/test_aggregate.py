@@ -69,6 +69,7 @@ def write_job(
     version: int | None = RESULTS_VERSION,
     scheme: int | None = FINGERPRINT_SCHEME,
     unread: tuple[str, ...] | None = None,
+    file_settings: dict[str, str] | None = None,
     **choices: str,
 ) -> Path:
     """A job folder as a sweep leaves it: metrics.json (or failed.json with `error`: a message, or
@@ -95,6 +96,8 @@ def write_job(
         record["run/fingerprint_scheme"] = scheme
     if unread is not None:  # the settings its choices never read (run_record.RunRecord.unread)
         record["run/unread_settings"] = list(unread)
+    if file_settings is not None:  # what its grid file set (run_record.RunRecord.file_settings)
+        record["run/file_settings"] = file_settings
     if data is not None:
         record["run/data_files"] = {k: file_io.file_sha256(f) for k, f in data.items()}
         record["run/data_paths"] = {k: str(f) for k, f in data.items()}
@@ -196,6 +199,31 @@ def test_varied_columns_a_missing_setting_and_numeric_order(tmp_path: Path) -> N
         ("full", "-"), ("lora", "2e-5"), ("lora", "5e-5"), ("lora", "1e-4"),
     ]  # fmt: skip
     assert "Same in every job: `model=tiny`" in result.markdown
+
+
+def test_results_md_names_the_keys_the_grid_file_set(tmp_path: Path) -> None:
+    # `target_task.max_length: 48` in a grid file: no choice or override names it, and two
+    # tables of other values had had one header.
+    alike, other = {"target_task.max_length": "48"}, {"target_task.max_length": "48", "a.b": "2"}
+    write_seeds(tmp_path, {1: 0.6, 2: 0.7}, tuning_mode="full", file_settings=alike | {"a.b": "1"})
+    write_seeds(tmp_path, {1: 0.6}, tuning_mode="lora", file_settings=other)
+    markdown = aggregate(tmp_path).markdown
+    assert (
+        "Set by the grid or experiment file in every job: `target_task.max_length=48`." in markdown
+    )
+    assert (
+        "Set by the grid or experiment file in some jobs, or to other values: `a.b` (1, 2)."
+        in markdown
+    )
+    # One that some jobs' file leaves unset; a record of an older layerft says nothing.
+    write_seeds(tmp_path, {2: 0.7}, tuning_mode="lora", file_settings=alike)
+    write_seeds(tmp_path / "old", {3: 0.7}, tuning_mode="lora")
+    markdown = aggregate(tmp_path).markdown
+    assert "in every job that records them: `target_task.max_length=48`." in markdown
+    assert "other values: `a.b` (1, 2; unset in some)." in markdown
+    assert "1 result(s) by an older layerft do not record what their grid" in markdown
+    # None set anything: no such line.
+    assert "grid or experiment file" not in aggregate(tmp_path / "old").markdown
 
 
 def test_a_setting_its_run_never_reads_is_no_setting_of_its_row(tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ from layerft.results import (
 from layerft.run import load_stage_data
 from layerft.run_folder import new_folder_hint
 from layerft.run_record import (
+    FILE_SETTINGS_KEY,
     FINGERPRINT_KEY,
     FINGERPRINT_SCHEME_KEY,
     RESULTS_CHANGES,
@@ -594,6 +595,7 @@ def test_metrics_json_describes_its_run_and_a_rerun_reads_back_only_metrics(tmp_
         "run/results_version": RESULTS_VERSION,
         FINGERPRINT_SCHEME_KEY: FINGERPRINT_SCHEME,
         UNREAD_KEY: [],
+        FILE_SETTINGS_KEY: {},
     }
     assert read_finished(tmp_path, ("0123456789abcdef",), "hydra.run.dir=<new folder>") == {
         "target/eval_accuracy": 0.5

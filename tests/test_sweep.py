@@ -1545,6 +1545,7 @@ def test_a_grid_of_ones_own_folder_runs_from_the_search_path(tmp_path: Path) -> 
     )
     (mine / "sweep" / "my_grid.yaml").write_text(
         "# @package _global_\ndefaults:\n  - override /target_task: my_sentiment\n"
+        "target_task:\n  max_length: 40\n"
         "hydra:\n  sweeper:\n    params:\n      injection_task: none,demo_pos\n"
     )
     searchpath = f"hydra.searchpath=[file://{mine}]"
@@ -1552,6 +1553,8 @@ def test_a_grid_of_ones_own_folder_runs_from_the_search_path(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     table = (tmp_path / "out" / "results.md").read_text()
     assert "`target_task=my_sentiment`" in table and "2 jobs (2 finished, 0 failed)" in table
+    # What the grid file sets itself, which no choice or override names, and the runs read.
+    assert "Set by the grid or experiment file in every job: `target_task.max_length=40`." in table
     # A folder without `file://`, as train.py takes it (Hydra reads it as a file path): it had
     # been "no grid 'my_grid' in conf/sweep".
     plain = f"hydra.searchpath=[{mine}]"

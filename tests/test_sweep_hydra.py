@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from conftest import run_sweep
 from easy_data import write_keyword_split
+from omegaconf import OmegaConf
 
 from layerft import sweep as sweep_module
 from layerft import sweep_grid
+from layerft.file_settings import file_settings
 
 PLAN = ("model=tiny", "tracker=none", "--dry-run")
 
@@ -183,3 +185,35 @@ def test_a_hydra_value_naming_the_job_folder_is_planned_as_the_job_resolves_it(t
     assert [c.resolved["tracker"]["group"] for c in planned if c.resolved] == [
         f"{tmp_path / 'out' / f'seed={seed}'}|{tmp_path / 'out'}" for seed in (1, 2)
     ]
+
+
+def test_the_keys_a_grid_file_sets_are_recorded_less_overridden_ones_and_credentials(
+    tmp_path: Path,
+) -> None:
+    # results.md names them (file_settings_lines): no choice or override does.
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "g.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /model: tiny\n"
+        "target_task:\n  max_length: 48\n  epochs: 2\ntracker:\n  api_key: s3cret\n"
+        "flag: true\nsizes: [1, 2]\nhydra:\n  sweeper:\n    params:\n      seed: 1,2\n"
+    )
+    cfg = OmegaConf.create(
+        {"target_task": {"max_length": 48, "epochs": 3}, "tracker": {"api_key": "s3cret"},
+         "flag": True, "sizes": [1, 2]}
+    )  # fmt: skip
+    sources = [
+        {"path": "hydra.conf", "schema": "pkg", "provider": "hydra"},
+        {"path": str(tmp_path), "schema": "file", "provider": "main"},
+    ]
+    hydra = OmegaConf.create(
+        {"runtime": {"choices": {"sweep": "g", "experiment": None}, "config_sources": sources},
+         "overrides": {"task": ["target_task.epochs=3"]}}
+    )  # fmt: skip
+    assert file_settings(cfg, hydra) == {
+        "target_task.max_length": "48", "tracker.api_key": "***", "flag": "true", "sizes": "[1,2]",
+    }  # fmt: skip
+    # A file of another package sets keys elsewhere; none chosen, none found.
+    (tmp_path / "sweep" / "g.yaml").write_text("target_task:\n  max_length: 48\n")
+    assert file_settings(cfg, hydra) == {}
+    hydra.runtime.choices.sweep = None
+    assert file_settings(cfg, hydra) == {}

@@ -1,0 +1,114 @@
+"""The keys a run's grid or experiment file sets itself (`target_task.epochs: 1` beside its
+`defaults` and `hydra` nodes): a setting of the run that neither its group choices nor its
+command line name, so a sweep table lists them apart (results.md's "Set by the grid or
+experiment file").
+
+Serves the `sweep` and `experiment` config groups (`@package _global_` option files);
+`layerft/hydra_job.py` records them with each result (`run/file_settings`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from layerft.config_overrides import override_key
+from layerft.credentials import MASK, names_credential
+
+if TYPE_CHECKING:
+    from layerft.sweep_job import Job
+
+GLOBAL_GROUPS = ("experiment", "sweep")  # their option files may set any key of the config
+
+
+def file_settings(cfg: DictConfig, hydra: DictConfig) -> dict[str, str]:
+    """`key` -> its value in `cfg`, for each key the chosen grid and experiment files set outside
+    their `defaults` and `hydra` nodes and the command line does not override (an override is
+    a setting of its own; a credential's value masked). Empty where no such file is chosen."""
+    overridden = {override_key(o) for o in hydra.overrides.task}
+    settings: dict[str, str] = {}
+    for group in GLOBAL_GROUPS:
+        option = hydra.runtime.choices.get(group)
+        text = option and _option_text(hydra.runtime.config_sources, group, str(option))
+        if not text or "@package _global_" not in text:  # its keys sit elsewhere: none found
+            continue
+        node = OmegaConf.create(text)
+        for key in _leaf_keys(node):
+            value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+            if key not in overridden and not isinstance(value, DictConfig):
+                credential = names_credential(key.rsplit(".", 1)[-1])
+                settings[key] = MASK if credential else setting_text(value)
+    return settings
+
+
+def setting_text(value: Any) -> str:
+    """A config value as a command line would spell it (`true`, `null`, `[1,2]`)."""
+    if isinstance(value, ListConfig | DictConfig):
+        value = OmegaConf.to_container(value, resolve=True)
+    if isinstance(value, bool) or value is None or isinstance(value, list | dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _option_text(sources: Any, group: str, option: str) -> str | None:
+    """The text of `<group>/<option>.yaml` from the first config source holding it, in Hydra's
+    search-path order (a file folder or a package; a structured config has no file)."""
+    for source in sources:
+        name = f"{group}/{option}.yaml"
+        if source.schema == "file" and (path := Path(source.path) / name).is_file():
+            return path.read_text(encoding="utf-8")
+        if source.schema == "pkg":
+            try:
+                path = resources.files(source.path.replace("/", ".")).joinpath(name)
+                if path.is_file():
+                    return path.read_text(encoding="utf-8")
+            except ModuleNotFoundError:
+                continue
+    return None
+
+
+def _leaf_keys(node: DictConfig, prefix: str = "") -> Iterator[str]:
+    """The dotted keys of a file's values, less its `defaults` list and `hydra` node."""
+    for key, value in node.items_ex(resolve=False):
+        if not prefix and key in ("defaults", "hydra"):
+            continue
+        if isinstance(value, DictConfig) and len(value):
+            yield from _leaf_keys(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+def file_settings_lines(jobs: list[Job]) -> list[str]:
+    """results.md's lines on the keys the jobs' grid or experiment files set (Job.file_settings):
+    those every job sets alike, then those set in some jobs or to other values (rows do not tell
+    these apart unless a varied choice does), and how many records do not say."""
+    said = [job.file_settings for job in jobs if job.file_settings is not None]
+    values: dict[str, list[str]] = {}
+    for settings in said:
+        for key, value in settings.items():
+            values.setdefault(key, []).append(value)
+    same = {k: v[0] for k, v in values.items() if len(v) == len(said) and len(set(v)) == 1}
+    lines = []
+    if same:
+        cells = ", ".join(f"`{k}={v}`" for k, v in same.items())
+        which = "every job" if len(said) == len(jobs) else "every job that records them"
+        lines.append(f"Set by the grid or experiment file in {which}: {cells}.")
+    if differ := {k: v for k, v in values.items() if k not in same}:
+        cells = ", ".join(
+            f"`{k}` ({', '.join(sorted(set(v)))}{'; unset in some' if len(v) < len(said) else ''})"
+            for k, v in differ.items()
+        )
+        lines.append(
+            f"Set by the grid or experiment file in some jobs, or to other values: {cells}."
+        )
+    if values and len(said) < len(jobs):
+        lines.append(
+            f"{len(jobs) - len(said)} result(s) by an older layerft do not record what their grid "
+            "or experiment file set."
+        )
+    return lines
