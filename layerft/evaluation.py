@@ -15,7 +15,7 @@ from transformers import EvalPrediction
 from layerft.errors import LayerftError
 from layerft.kinds import kind_of
 from layerft.kinds.base import Record
-from layerft.metrics import load_metric, metric_spec
+from layerft.metrics import PREDICTED_CLASSES, MetricInput, load_metric, metric_spec
 from layerft.task import TaskConfig
 
 
@@ -33,6 +33,8 @@ def build_compute_metrics(
             returned = module.compute(**inputs[spec.reads])
             check_returned_keys(name, spec.keys, returned)
             results.update(returned)
+        if MetricInput.class_ids in inputs:  # one class: no more than the majority label learned
+            results[PREDICTED_CLASSES] = len(set(inputs[MetricInput.class_ids]["predictions"]))
         if task.best_metric not in results:
             raise LayerftError(
                 f"task '{task.name}': best_metric '{task.best_metric}' was not returned by its "

@@ -36,6 +36,7 @@ from layerft.lr_schedule import (
     warmup_steps,
 )
 from layerft.memory import PeakMemory
+from layerft.metrics import PREDICTED_CLASSES
 from layerft.parts import count_parameters, parameter_parts
 from layerft.phase_trainer import FUSED_ADAMW_DEVICES, PhaseTrainer, phase_speed, training_arguments
 from layerft.processes import rank, world_size
@@ -103,6 +104,7 @@ def run_phase(
         if not trainer_cfg.keep_checkpoints:
             remove_checkpoints(checkpoints, synchronise=completed and world > 1)
     metrics = _dev_scores(stage, best)
+    warn_one_class(stage, metrics)
     if train_output is not None:
         speed = phase_speed(trainer, train_output.metrics, paused, len(data.train), steps_per_epoch,
                        task.batch_size * world, counts["total_params"], world)  # fmt: skip
@@ -180,6 +182,19 @@ def _dev_scores(stage: str, best: Mapping[str, Any]) -> dict[str, float]:
         if not math.isfinite(value):
             raise LayerftError(f"{stage} stage: dev {key} is {value} for the best checkpoint")
     return scores
+
+
+def warn_one_class(stage: str, scores: Mapping[str, float]) -> None:
+    """Say so when the best checkpoint's classifier predicts one class for every example of a
+    dev set: its scores are that class's share, whatever the setting compared."""
+    for key, value in scores.items():
+        if key.endswith(f"_{PREDICTED_CLASSES}") and value == 1:
+            split = key.removesuffix(PREDICTED_CLASSES).removeprefix("eval_").strip("_")
+            log.warning(
+                "%s: the best dev checkpoint predicts one class for every %s example: it learned no "
+                "more than one label (try another %s_task.lr, more epochs or examples)",
+                stage, split or "validation", stage,
+            )  # fmt: skip
 
 
 def _warn_best_is_first_step(stage: str, num_steps: int) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from layerft.metrics import METRICS
+from layerft.metrics import METRICS, PREDICTED_CLASSES
 from layerft.sweep_job import Job, SettingsKey, settings_key
 from layerft.sweep_settings import effective_settings
 from layerft.sweep_stats import compare, costs, summary
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 MISSING = "-"  # the value of a setting a job does not have
 # Cost, not quality: dev loss and time (also an extra dev set's: `eval_mismatched_loss`), speed;
 # and what a metric returns beside its scores (squad_v2's thresholds).
-NOT_SCORE_ENDINGS = ("_loss", "_runtime", "_per_second", "_time") + tuple(
+NOT_SCORE_ENDINGS = ("_loss", "_runtime", "_per_second", "_time", PREDICTED_CLASSES) + tuple(
     key for spec in METRICS.values() for key in spec.not_scores
 )
 
@@ -52,6 +52,15 @@ class Combination:
             if job.seedless_fingerprint is not None:
                 groups.setdefault(job.seedless_fingerprint, []).append(job.seed)
         return list(groups.values())
+
+    def one_class_seeds(self) -> list[int]:
+        """Seeds whose best checkpoint predicts one class for every example of a dev set
+        (evaluation.PREDICTED_CLASSES): their scores are that class's share."""
+        return sorted(
+            job.seed
+            for job in self.finished
+            if any(k.endswith(PREDICTED_CLASSES) and v == 1 for k, v in job.metrics.items())
+        )
 
     def later_failed_seeds(self) -> list[int]:
         """Seeds of later attempts that failed while the row averages an earlier result of theirs
@@ -217,6 +226,8 @@ def notes(combo: Combination, base: Combination | None, varied: list[str]) -> li
         found.append(f"later attempt failed: seed {' '.join(map(str, later))} (result kept)")
     if older := combo.older_seeds():
         found.append(f"older layerft: seed {' '.join(map(str, older))}")
+    if one_class := combo.one_class_seeds():
+        found.append(f"predicts one class on dev: seed {' '.join(map(str, one_class))}")
     if len(configs := combo.seeds_by_config()) > 1:
         seeds = " vs ".join(" ".join(map(str, group)) for group in configs)
         found.append(f"different configs: seeds {seeds}")

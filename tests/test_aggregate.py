@@ -201,6 +201,17 @@ def test_varied_columns_a_missing_setting_and_numeric_order(tmp_path: Path) -> N
     assert "Same in every job: `model=tiny`" in result.markdown
 
 
+def test_a_row_notes_the_seeds_whose_classifier_predicts_one_class(tmp_path: Path) -> None:
+    # Seed 2's 0.5 is the majority share of a model that predicts one label: not a score of the
+    # setting compared. The count is no score column.
+    for seed, classes in ((1, 2.0), (2, 1.0), (3, 2.0)):
+        one = {"target/eval_predicted_classes": classes}
+        write_job(tmp_path / "lora" / str(seed), seed, 0.5, metrics=one, tuning_mode="lora")
+    result = aggregate(tmp_path)
+    assert result.rows[0]["notes"] == "predicts one class on dev: seed 2"
+    assert not any("predicted_classes" in column for column in result.columns)
+
+
 def test_results_md_names_the_keys_the_grid_file_set(tmp_path: Path) -> None:
     # `target_task.max_length: 48` in a grid file: no choice or override names it, and two
     # tables of other values had had one header.

@@ -16,7 +16,7 @@ from datasets import Dataset
 from datasets.arrow_writer import ArrowWriter
 from transformers import EvalPrediction
 
-from layerft import evaluation
+from layerft import evaluation, phase
 from layerft.data import load_task_data
 from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
@@ -608,6 +608,29 @@ def test_a_metric_returning_an_undeclared_key_or_no_best_metric_is_one_error(mon
             build_compute_metrics(task, features, [])(prediction)
     monkeypatch.undo()
     assert build_compute_metrics(task, features, [])(prediction)["accuracy"] == 1.0
+
+
+def test_a_classifiers_dev_metrics_count_the_classes_it_predicts(caplog) -> None:
+    # One class for every dev example is a model that learned one label, whatever its accuracy
+    # (here 2/3, the majority's share): the run warns and the sweep table notes it.
+    task = compose_run("model=tiny").target_task
+    features = Dataset.from_list([{"x": 0}] * 3)
+    labels = np.array([0, 0, 1])
+    one = build_compute_metrics(task, features, [])(EvalPrediction(np.eye(2)[[0, 0, 0]], labels))
+    assert one["accuracy"] == pytest.approx(2 / 3) and one["predicted_classes"] == 1
+    two = build_compute_metrics(task, features, [])(EvalPrediction(np.eye(2)[[0, 1, 1]], labels))
+    assert two["predicted_classes"] == 2
+    with caplog.at_level(logging.WARNING, logger="layerft.phase"):
+        phase.warn_one_class("target", {"eval_accuracy": 0.6, "eval_predicted_classes": 2.0})
+        assert not caplog.records
+        phase.warn_one_class(
+            "target", {"eval_predicted_classes": 1.0, "eval_mm_predicted_classes": 1.0}
+        )
+    assert [r.getMessage() for r in caplog.records] == [
+        f"target: the best dev checkpoint predicts one class for every {split} example: it "
+        "learned no more than one label (try another target_task.lr, more epochs or examples)"
+        for split in ("validation", "mm")
+    ]
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,12 @@ if TYPE_CHECKING:
 METRICS_DIR: Path = Path(__file__).resolve().parent
 
 
+# How many classes a classifier predicted on a dev set (`<stage>/eval_predicted_classes`, beside
+# its scores; layerft/evaluation.py): one is a model that learned no more than a single label
+# (phase.warn_one_class, a note in the sweep table).
+PREDICTED_CLASSES = "predicted_classes"
+
+
 class MetricInput(str, Enum):
     """What a metric module's `compute` takes; each task kind produces some of these."""
 
