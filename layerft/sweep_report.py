@@ -14,6 +14,7 @@ from typing import Any
 
 from layerft.file_settings import file_settings_lines
 from layerft.run_record import older_results
+from layerft.sweep_diffs import format_diff, md_line, other_scores_lines
 from layerft.sweep_job import Job, changed_files
 from layerft.sweep_stats import MIN_PAIRS
 from layerft.sweep_table import MISSING, Failure, Table, label
@@ -70,6 +71,7 @@ def render_markdown(
         )
     lines += file_settings_lines([job for combo in table.combos for job in combo.finished])
     lines += _table_lines(table)
+    lines += other_scores_lines(table)
     lines += _left_out_lines(sweep_dir, table, failures, unfinished, on_other_data, replaced)
     if not_run:  # a sweep stopped early (a blocked folder holds a record): rows leave these out
         lines += ["", "## Not run (in the grid, no result)", ""]
@@ -118,7 +120,7 @@ def _table_lines(table: Table) -> list[str]:
     header += ["runtime (s)", "trainable params", "share", "seeds", "failed"]
     noted = any(row["notes"] for row in table.rows)  # no empty column in a table without notes
     header += ["notes"] if noted else []
-    lines += ["", _md_line(header), "|" + "---|" * len(header)]
+    lines += ["", md_line(header), "|" + "---|" * len(header)]
     for row in table.rows:
         cells = [row.get(k, "all") for k in names]
         cells += [row["selection_metric"]] if not table.uniform else []
@@ -132,7 +134,7 @@ def _table_lines(table: Table) -> list[str]:
             str(row["failed"]),
             *([row["notes"]] if noted else []),
         ]
-        lines.append(_md_line(cells))
+        lines.append(md_line(cells))
     return lines
 
 
@@ -149,10 +151,10 @@ def _left_out_lines(
     if not failures:
         lines.append("No job failed.")
     else:
-        lines += [_md_line(["job", "settings", "seed", "error"]), "|---|---|---|---|"]
+        lines += [md_line(["job", "settings", "seed", "error"]), "|---|---|---|---|"]
         for failure in failures:
             job = _relative(failure.run_dir, sweep_dir)
-            lines.append(_md_line([job, failure.settings, str(failure.seed), failure.error]))
+            lines.append(md_line([job, failure.settings, str(failure.seed), failure.error]))
     if unfinished:
         lines += ["", "## Unfinished (killed or still running)", ""]
         lines.append("Job folders with no metrics.json or failed.json yet, in no row of the table:")
@@ -165,21 +167,21 @@ def _left_out_lines(
             "(sha256 of the file at the path the job read); `sweep.py --force` reruns them:"
         )
         header = ["job", "settings", "seed", "changed", "later attempt"]
-        lines += [_md_line(header), "|---|---|---|---|---|"]
+        lines += [md_line(header), "|---|---|---|---|---|"]
         for job in on_other_data:
             cells = [_relative(job.run_dir, sweep_dir), _own_label(job, table), str(job.seed)]
-            lines.append(_md_line([*cells, ", ".join(job.changed), job.later_error or "-"]))
+            lines.append(md_line([*cells, ", ".join(job.changed), job.later_error or "-"]))
     if replaced:
         lines += ["", "## Replaced by another config (left out of the table)", ""]
         lines.append(
             "The same settings and seed as a job in the table, but another config (a default "
             "changed between them); the table keeps the finished one, then the newer:"
         )
-        lines += [_md_line(["job", "settings", "seed", "kept instead"]), "|---|---|---|---|"]
+        lines += [md_line(["job", "settings", "seed", "kept instead"]), "|---|---|---|---|"]
         for job in replaced:
             assert job.replaced_by is not None
             cells = [_relative(job.run_dir, sweep_dir), _own_label(job, table), str(job.seed)]
-            lines.append(_md_line([*cells, _relative(job.replaced_by, sweep_dir)]))
+            lines.append(md_line([*cells, _relative(job.replaced_by, sweep_dir)]))
     return lines
 
 
@@ -203,10 +205,6 @@ def _relative(path: Path, sweep_dir: Path) -> str:
     return str(path.relative_to(sweep_dir)) if path != sweep_dir else "."
 
 
-def _md_line(cells: list[str]) -> str:
-    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-
 def _md_summary(row: dict[str, Any], name: str) -> str:
     mean, std, n = row[f"{name}_mean"], row[f"{name}_std"], row[f"{name}_n"]
     if not n:
@@ -214,20 +212,6 @@ def _md_summary(row: dict[str, Any], name: str) -> str:
     digits = 1 if abs(mean) >= 100 else 4  # run times and memory in MiB; scores in [0, 1]
     text = f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
     return f"{text} ({n})"
-
-
-def format_diff(row: dict[str, Any]) -> str:
-    """A row's paired difference from its baseline as results.md shows it: mean [interval] (n)."""
-    if row["diff_mean"] is None:
-        return "-"
-    values = [row["diff_mean"]]
-    if row["diff_ci_low"] is not None:
-        values += [row["diff_ci_low"], row["diff_ci_high"]]
-    # Significant digits where 4 decimals would show a nonzero difference as ±0.0000: a verdict
-    # of "better" beside +0.0000 [+0.0000, +0.0000] hid what it was about.
-    mean, *interval = [f"{v:+.2g}" if 0 < abs(v) < 5e-5 else f"{v:+.4f}" for v in values]
-    text = f"{mean} [{interval[0]}, {interval[1]}]" if interval else mean
-    return f"{text} ({row['diff_n']})"
 
 
 def csv_text(columns: list[str], rows: list[dict[str, Any]]) -> str:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from layerft.metrics import METRICS
+
 if TYPE_CHECKING:
     from layerft.sweep_table import Combination
 
@@ -75,9 +77,12 @@ class Comparison:
         }
 
 
-def compare(combo: Combination, base: Combination | None, compared: bool) -> Comparison:
+def compare(
+    combo: Combination, base: Combination | None, compared: bool, metric: str | None = None
+) -> Comparison:
     """The paired difference to `base` over the seeds both have, its interval and verdict
-    (`compared`: another row has this one as its baseline)."""
+    (`compared`: another row has this one as its baseline), on the selection metric or another
+    score both rows report (`metric`)."""
     # Said as such: "too few seeds (n=0)" hid that a whole row failed, as "baseline of no row"
     # did for a baseline row (whose rows say "all 3 baseline jobs failed")
     if not combo.finished:
@@ -88,7 +93,11 @@ def compare(combo: Combination, base: Combination | None, compared: bool) -> Com
         return Comparison("no baseline")
     if not base.finished:
         return Comparison(all_failed(len(base.failed), "baseline job"))
-    mine, theirs = combo.values(combo.selection_metric), base.values(combo.selection_metric)
+    key = metric or combo.selection_metric
+    mine, theirs = combo.values(key), base.values(key)
+    if not (mine and theirs):  # another score: a stage-1 one beside a row without stage 1
+        return Comparison("not in both")
+    higher = combo.higher_is_better if metric is None else score_is_higher(metric)
     diffs = np.array([mine[s] - theirs[s] for s in sorted(mine.keys() & theirs.keys())])
     if len(diffs) < MIN_PAIRS:
         return Comparison(f"too few seeds (n={len(diffs)})", tuple(diffs.tolist()))
@@ -98,8 +107,19 @@ def compare(combo: Combination, base: Combination | None, compared: bool) -> Com
     if low <= 0 <= high:
         verdict = "no clear difference"
     else:
-        verdict = "better" if (low > 0) == combo.higher_is_better else "worse"
+        verdict = "better" if (low > 0) == higher else "worse"
     return Comparison(verdict, tuple(diffs.tolist()), (low, high))
+
+
+def score_is_higher(key: str) -> bool:
+    """Whether more is better of a score (`target/eval_f1`, `target/eval_mm_accuracy` of a further
+    dev set), as its metric's registry entry says."""
+    name = key.partition("/eval_")[2]
+    return all(
+        spec.higher_is_better
+        for spec in METRICS.values()
+        if any(name == k or name.endswith(f"_{k}") for k in spec.keys)
+    )
 
 
 def no_spread(diffs: np.ndarray) -> bool:

@@ -195,6 +195,9 @@ def build_table(
         row |= compare(combo, base, compared).cells()
         for key in metrics:
             row |= summary(key, list(combo.values(key).values()))
+            if is_score(key):  # its paired difference too (results.md's second table)
+                cells = compare(combo, base, compared, key).cells()
+                row |= {f"{key}_{name}": value for name, value in cells.items()}
         rows.append(row | costs(combo) | {"notes": "; ".join(notes(combo, base, varied))})
     return Table(
         combos,

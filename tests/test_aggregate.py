@@ -30,9 +30,9 @@ from layerft.plots_common import PlotRow
 from layerft.plots_heatmap import heatmap_figure
 from layerft.results import record_failure
 from layerft.run_record import RESULTS_VERSION
+from layerft.sweep_diffs import format_diff
 from layerft.sweep_job import read_job
 from layerft.sweep_records import _differ
-from layerft.sweep_report import format_diff
 from layerft.sweep_settings import job_settings
 from layerft.sweep_stats import NO_SPREAD, all_failed, paired_t_interval
 
@@ -330,7 +330,7 @@ def test_metric_columns_runtime_and_parameters(tmp_path: Path) -> None:
     write_job(tmp_path / "1", 1, 0.8, metrics=extra | {"injection/train_runtime": 10.0})
     write_job(tmp_path / "2", 2, 0.8, metrics=extra | {"injection/train_runtime": 12.0, "target/train_runtime": 34.0})  # fmt: skip
     result = aggregate(tmp_path, extra_metrics=["target/peak_rss_mb", "target/peak_cuda_mb"])
-    summarized = [c[:-5] for c in result.columns if c.endswith("_mean") and c != "diff_mean"]
+    summarized = [c[:-5] for c in result.columns if c.endswith("_mean") and "diff_" not in c]
     assert summarized == [ACC, "target/eval_macro_f1", "target/eval_mismatched_accuracy", "injection/eval_token_f1", "target/peak_rss_mb"]  # fmt: skip
     (row,) = result.rows
     assert row["runtime_s"] == pytest.approx((10 + 30 + 12 + 34) / 2)
@@ -511,6 +511,32 @@ def test_a_tiny_difference_shows_its_digits(tmp_path: Path) -> None:
     # Each value on its own: one bound near 0 does not cut the others to 2 digits.
     row = {"diff_mean": 0.012345, "diff_ci_low": 0.00002, "diff_ci_high": 0.02467, "diff_n": 3}
     assert format_diff(row) == "+0.0123 [+2e-05, +0.0247] (3)"
+
+
+def test_every_other_score_gets_its_paired_difference_too(tmp_path: Path) -> None:
+    # KLUE-STS selects on Pearson r; the paper reports its F1, which had no difference at all.
+    pearson, f1 = "target/eval_pearsonr", "target/eval_f1"
+    for task, scores in (("none", (0.80, 0.70, 0.75)), ("demo_pos", (0.84, 0.75, 0.78))):
+        for seed, (score, up) in enumerate(zip(scores, (0.04, 0.05, 0.03), strict=True), 1):
+            extra = {f1: 0.7, ACC: 0.5}
+            if task != "none":
+                extra = {f1: score - 0.1, ACC: 0.5 + up, "injection/eval_token_accuracy": 0.9}
+            write_job(tmp_path / task / str(seed), seed, score, metrics=extra, metric=pearson,
+                      injection_task=task)  # fmt: skip
+    result = aggregate(tmp_path)
+    row = row_of(result, injection_task="demo_pos")
+    diffs = np.array([0.74, 0.65, 0.68]) - 0.7
+    assert row[f"{f1}_diff_mean"] == pytest.approx(diffs.mean())
+    assert (row[f"{f1}_diff_ci_low"], row[f"{f1}_diff_ci_high"]) == pytest.approx(
+        paired_t_interval(diffs)
+    )
+    assert row[f"{f1}_verdict"] == "no clear difference" and row[f"{f1}_diff_n"] == 3
+    assert row[f"{ACC}_verdict"] == "better"  # accuracy went up by 0.04, 0.05, 0.03
+    assert row["injection/eval_token_accuracy_verdict"] == "not in both"
+    table = result.markdown.split("## vs baseline on the other scores")[1]
+    assert f"| injection_task | {ACC} | {f1} |" in table  # no column for the stage-1 score
+    assert "| demo_pos | +0.0400 [+0.0152, +0.0648] (3) better | -0.0100 [-0.1238, +0.1038] (3) no clear difference |" in table  # fmt: skip
+    assert "| none | baseline | baseline |" in table
 
 
 def test_no_baseline_when_its_combination_is_missing(tmp_path: Path) -> None:
