@@ -65,6 +65,18 @@ def user_errors_exit(reraise: bool = False) -> Iterator[None]:
             raise
         if traceback_wanted():
             traceback.print_exc()  # the exit code stays that of bad input
-        log.error("%s", err)
+        log_to_files(logging.ERROR, str(err))
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def log_to_files(level: int, message: str) -> None:
+    """Write `message` to the log files alone (Hydra's `<run dir>/train.log`), not the console,
+    where the caller says it: an error read once there, and kept with the run."""
+    record = log.makeRecord(log.name, level, __file__, 0, "%s", (message,), None)
+    logger: logging.Logger | None = log
+    while logger is not None:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.FileHandler) and level >= handler.level:
+                handler.handle(record)
+        logger = logger.parent if logger.propagate else None

@@ -706,6 +706,10 @@ def test_user_error_is_one_line_naming_the_fault_without_traceback(
     assert len(lines) == 1, done.proc.stderr
     for part in expected:
         assert part in lines[0], (part, lines[0])
+    # Once on the console (its log line had repeated it); the run's log file keeps it.
+    message = lines[0].removeprefix("error: ")
+    assert (done.proc.stdout + done.proc.stderr).count(message) == 1, done.describe()
+    assert f"[ERROR] - {message}" in (done.run_dir / "train.log").read_text()
     assert "results:" not in done.proc.stdout
     assert done.metrics_bytes is None  # a failed run leaves nothing a rerun would reuse
 
