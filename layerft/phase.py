@@ -185,14 +185,14 @@ def _dev_scores(stage: str, best: Mapping[str, Any]) -> dict[str, float]:
 
 
 def warn_one_class(stage: str, scores: Mapping[str, float]) -> None:
-    """Say so when the best checkpoint's classifier predicts one class for every example of a
-    dev set: its scores are that class's share, whatever the setting compared."""
+    """Say so when the best checkpoint predicts one label for every example (every word, of a
+    tagger) of a dev set: its scores are that label's share, whatever the setting compared."""
     for key, value in scores.items():
         if key.endswith(f"_{PREDICTED_CLASSES}") and value == 1:
             split = key.removesuffix(PREDICTED_CLASSES).removeprefix("eval_").strip("_")
             log.warning(
-                "%s: the best dev checkpoint predicts one class for every %s example: it learned no "
-                "more than one label (try another %s_task.lr, more epochs or examples)",
+                "%s: the best dev checkpoint predicts one label for everything in %s: it learned "
+                "no more than that label (try another %s_task.lr, more epochs or examples)",
                 stage, split or "validation", stage,
             )  # fmt: skip
 

@@ -54,8 +54,8 @@ class Combination:
         return list(groups.values())
 
     def one_class_seeds(self) -> list[int]:
-        """Seeds whose best checkpoint predicts one class for every example of a dev set
-        (evaluation.PREDICTED_CLASSES): their scores are that class's share."""
+        """Seeds whose best checkpoint predicts one label for everything in a dev set
+        (metrics.PREDICTED_CLASSES): their scores are that label's share."""
         return sorted(
             job.seed
             for job in self.finished
@@ -230,7 +230,7 @@ def notes(combo: Combination, base: Combination | None, varied: list[str]) -> li
     if older := combo.older_seeds():
         found.append(f"older layerft: seed {' '.join(map(str, older))}")
     if one_class := combo.one_class_seeds():
-        found.append(f"predicts one class on dev: seed {' '.join(map(str, one_class))}")
+        found.append(f"predicts one label on dev: seed {' '.join(map(str, one_class))}")
     if len(configs := combo.seeds_by_config()) > 1:
         seeds = " vs ".join(" ".join(map(str, group)) for group in configs)
         found.append(f"different configs: seeds {seeds}")

@@ -208,7 +208,7 @@ def test_a_row_notes_the_seeds_whose_classifier_predicts_one_class(tmp_path: Pat
         one = {"target/eval_predicted_classes": classes}
         write_job(tmp_path / "lora" / str(seed), seed, 0.5, metrics=one, tuning_mode="lora")
     result = aggregate(tmp_path)
-    assert result.rows[0]["notes"] == "predicts one class on dev: seed 2"
+    assert result.rows[0]["notes"] == "predicts one label on dev: seed 2"
     assert not any("predicted_classes" in column for column in result.columns)
 
 

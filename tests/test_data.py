@@ -627,8 +627,8 @@ def test_a_classifiers_dev_metrics_count_the_classes_it_predicts(caplog) -> None
             "target", {"eval_predicted_classes": 1.0, "eval_mm_predicted_classes": 1.0}
         )
     assert [r.getMessage() for r in caplog.records] == [
-        f"target: the best dev checkpoint predicts one class for every {split} example: it "
-        "learned no more than one label (try another target_task.lr, more epochs or examples)"
+        f"target: the best dev checkpoint predicts one label for everything in {split}: it "
+        "learned no more than that label (try another target_task.lr, more epochs or examples)"
         for split in ("validation", "mm")
     ]
 

@@ -349,8 +349,11 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
             diffs = [a - b["target/eval_accuracy"] for a, b in zip(accuracy, baseline, strict=True)]
             assert float(row["diff_mean"]) == pytest.approx(sum(diffs) / 2)
             assert row["verdict"] == "too few seeds (n=2)"
-    markdown = (sweep_dir / "results.md").read_text()
+    markdown, others = (sweep_dir / "results.md").read_text().split("## vs baseline on the other")
     assert markdown.count("| demo_pos |") == 2 and markdown.count("| none |") == 2
+    # demo_sentiment's macro F1 beside its accuracy, paired alike
+    assert "| injection_task | tuning_mode | target/eval_macro_f1 |" in others
+    assert others.count("(2) too few seeds (n=2) |") == 2
     for figure in ("heatmap.png", "bars.png", "dev_curves.png"):
         assert (sweep_dir / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure
 

@@ -51,6 +51,7 @@ RUN_KEYS = (
     "run/results_version",
     "run/fingerprint_scheme",
     "run/unread_settings",
+    "run/file_settings",
     "run/stage1",
 )
 MEASURED = (
@@ -421,9 +422,17 @@ def test_default_run_writes_expected_metrics_and_run_files(runs) -> None:
 
     cuda_only = {"injection/peak_cuda_mb", "target/peak_cuda_mb"}
     assert set(metrics) - cuda_only == {
-        *stage("injection", ["eval_token_f1", "eval_token_accuracy", "eval_token_macro_f1"]),
+        *stage(
+            "injection",
+            [
+                "eval_token_f1",
+                "eval_token_accuracy",
+                "eval_token_macro_f1",
+                "eval_predicted_classes",
+            ],
+        ),  # fmt: skip
         "injection/num_injected_layers",
-        *stage("target", ["eval_accuracy", "eval_macro_f1"]),
+        *stage("target", ["eval_accuracy", "eval_macro_f1", "eval_predicted_classes"]),
         *RUN_KEYS,
     }
     run = {key: metrics.pop(key) for key in RUN_KEYS}
@@ -916,11 +925,12 @@ def test_wandb_key_without_a_reachable_host_goes_offline_with_one_warning(
     assert "Traceback" not in done.proc.stderr
     output = (done.proc.stdout + done.proc.stderr).splitlines()
     # (on SHRINK's 2 steps the best checkpoint may be step 1, taken after a step at lr 0: warned;
-    # the tiny model's character tokenizer fills max_length with a few demo sentences: warned)
+    # the tiny model's character tokenizer fills max_length with a few demo sentences, and on
+    # so few steps it may predict one label for every dev example: warned)
     [warning] = [
         line
         for line in output
-        if "WARNING" in line and "at lr 0" not in line and "likely cut" not in line
+        if "WARNING" in line and not any(m in line for m in ("at lr 0", "likely cut", "one label"))
     ]
     assert CLOSED_PORT in warning and "offline" in warning, warning
     assert len(list((done.run_dir / "wandb").glob("offline-run-*"))) == 1

@@ -27,9 +27,9 @@ if TYPE_CHECKING:
 METRICS_DIR: Path = Path(__file__).resolve().parent
 
 
-# How many classes a classifier predicted on a dev set (`<stage>/eval_predicted_classes`, beside
-# its scores; layerft/evaluation.py): one is a model that learned no more than a single label
-# (phase.warn_one_class, a note in the sweep table).
+# How many labels a classifier or tagger predicted on a dev set (`<stage>/eval_predicted_classes`,
+# beside its scores; layerft/evaluation.py): one is a model that learned no more than a single
+# label (phase.warn_one_class, a note in the sweep table).
 PREDICTED_CLASSES = "predicted_classes"
 
 
