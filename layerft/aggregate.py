@@ -59,7 +59,7 @@ class Aggregate:
     failures: list[Failure]
     paths: list[Path]
     markdown: str  # results.md
-    unfinished: list[Path]  # job folders with no record: killed or still running (not in the rows)
+    unfinished: list[Path]  # job folders with no readable record: killed, running, damaged (no row)
     baseline: dict[str, str]  # each row's baseline: its settings with these replaced
     heatmap: tuple[str, str] | None  # the heatmap's two settings, if one could be drawn
     not_run: list[str]  # job folders of the grid's combinations not run (listed in results.md)
@@ -91,10 +91,9 @@ def aggregate(
     _warn_left_out(unfinished, on_other_data, older_versions(jobs))
     if not jobs:
         remove_outputs(sweep_dir, started, keep=())
-        raise NothingToTable(
-            f"no result to table in {sweep_dir}: every one is on a data file (or a model file) "
-            "changed since (sweep.py --force reruns them)"
-        )
+        changed = "every one is on a data file (or a model file) changed since"
+        why = f"{changed} (sweep.py --force reruns them)" if on_other_data else "none is readable"
+        raise NothingToTable(f"no result to table in {sweep_dir}: {why}")
     combos = combine(jobs)
     varied = varied_settings(combos)
     combos.sort(key=lambda c: [natural_key(setting(c.settings, k)) for k in varied])
@@ -163,7 +162,8 @@ def _warn_left_out(unfinished: list[Path], on_other_data: list[Job], older: list
     computed by an older layerft (`older`: their results versions)."""
     if unfinished:
         log.warning(
-            "%d job folder(s) with no result yet (killed or still running), left out of the table: %s",
+            "%d job folder(s) with no readable result (killed, still running, or its record "
+            "damaged), left out of the table: %s",
             len(unfinished),
             ", ".join(str(path) for path in unfinished),
         )

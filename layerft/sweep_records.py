@@ -45,10 +45,10 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
     files changed since, as one on changed data (`Job.changed`)."""
     if not sweep_dir.is_dir():
         raise LayerftError(f"no sweep folder {sweep_dir}")
-    dirs = sorted({p.parent for name in (METRICS_FILE, FAILED_FILE) for p in sweep_dir.rglob(name)})
+    dirs = record_dirs(sweep_dir)
     if not dirs:
         raise LayerftError(f"no job in {sweep_dir}: no {METRICS_FILE} or {FAILED_FILE} under it")
-    records = _latest([read_job(d) for d in dirs], lambda job: job.fingerprint)
+    records = _latest([job for d in dirs if (job := _readable_job(d))], lambda job: job.fingerprint)
     records = [_with_later_error(job) if job.changed else job for job in records]
     stale = {job.run_dir for job in records if job.changed}
     # A failure newer than the result beside it (a failed --force rerun, or another config refused
@@ -79,10 +79,34 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
 
 
 def unfinished_dirs(sweep_dir: Path) -> list[Path]:
-    """Job folders Hydra started that hold no record: killed, or still running in a live sweep."""
-    return sorted(
-        path.parent for path in sweep_dir.rglob(HYDRA_SUBDIR) if is_unfinished(path.parent)
-    )
+    """Job folders Hydra started that hold no record (killed, or still running in a live sweep)
+    or one that cannot be read (damaged since: its grid's rerun redoes it, as results.first_finished
+    does)."""
+    started = {path.parent for path in sweep_dir.rglob(HYDRA_SUBDIR) if is_unfinished(path.parent)}
+    return sorted(started | {path for path in record_dirs(sweep_dir) if not _readable(path)})
+
+
+def record_dirs(sweep_dir: Path) -> list[Path]:
+    """The folders under `sweep_dir` that hold a record (metrics.json, failed.json)."""
+    return sorted({p.parent for name in (METRICS_FILE, FAILED_FILE) for p in sweep_dir.rglob(name)})
+
+
+def _readable_job(run_dir: Path) -> Job | None:
+    """The job a folder's record says, or None, warned about, when the record cannot be read: the
+    others are still tabled (it is listed as unfinished)."""
+    try:
+        return read_job(run_dir)
+    except LayerftError as err:
+        log.warning("%s; left out of the table, listed as unfinished (a rerun redoes it)", err)
+        return None
+
+
+def _readable(run_dir: Path) -> bool:
+    try:
+        read_job(run_dir)
+    except LayerftError:
+        return False
+    return True
 
 
 def is_unfinished(folder: Path) -> bool:

@@ -156,8 +156,10 @@ def _left_out_lines(
             job = _relative(failure.run_dir, sweep_dir)
             lines.append(md_line([job, failure.settings, str(failure.seed), failure.error]))
     if unfinished:
-        lines += ["", "## Unfinished (killed or still running)", ""]
-        lines.append("Job folders with no metrics.json or failed.json yet, in no row of the table:")
+        lines += ["", "## Unfinished (killed, still running, or its record unreadable)", ""]
+        lines.append(
+            "Job folders with no readable metrics.json or failed.json, in no row of the table:"
+        )
         lines += [f"- {_relative(path, sweep_dir)}" for path in unfinished]
     if on_other_data:
         what = changed_files(on_other_data)
