@@ -35,6 +35,7 @@ from layerft.run_record import FINGERPRINT_KEY
 from layerft.sweep_grid import OUTPUTS, Combination, check_grid, expand, job_folder
 from layerft.sweep_hydra import grid_names
 from layerft.sweep_launch import check_hydra_overrides, check_launcher, run_grid
+from layerft.sweep_options import baseline_pairs, check_table_options
 from layerft.sweep_records import HYDRA_SUBDIR
 from layerft.sweep_status import LeftOut, left_out, status
 from layerft.sweep_summary import blocked_note, print_plan, print_summary, warn_repeated_values
@@ -67,8 +68,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--baseline",
         nargs="*",
+        action="extend",
         default=None,
-        help="settings of the baseline row, key=value (default: injection_task=none)",
+        help="the baseline row's key=value settings, after the overrides (injection_task=none)",
     )
     parser.add_argument("--heatmap", nargs=2, default=None, help="the two settings of the heatmap")
     args = parser.parse_intermixed_args(argv)  # overrides may follow options
@@ -121,6 +123,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     if sweep_dir.exists() and not sweep_dir.is_dir():
         raise LayerftError(f"--dir {sweep_dir}: not a folder")
     combinations = expand(args.grid, args.overrides, sweep_dir)
+    check_table_options(args.baseline, args.heatmap, combinations, sweep_dir)
     warn_repeated_values(combinations)
     if args.dry_run:
         state = status(combinations, sweep_dir)
@@ -219,10 +222,7 @@ def aggregate_dir(
     `not_run` None, its last sweep's combinations not run are listed."""
     from layerft.aggregate import aggregate
 
-    bad = [item for item in baseline or [] if "=" not in item]
-    if bad:
-        raise LayerftError(f"--baseline takes key=value settings, got '{bad[0]}'")
-    pairs = dict(item.split("=", 1) for item in baseline) if baseline else None
+    pairs = baseline_pairs(baseline)
     result = aggregate(sweep_dir, pairs, tuple(heatmap) if heatmap else None, not_run=not_run)
     for path in result.paths:
         print(f"wrote {path}")

@@ -217,3 +217,27 @@ def test_the_keys_a_grid_file_sets_are_recorded_less_overridden_ones_and_credent
     assert file_settings(cfg, hydra) == {}
     hydra.runtime.choices.sweep = None
     assert file_settings(cfg, hydra) == {}
+
+
+def test_table_options_are_checked_before_a_job_runs(tmp_path: Path, capsys) -> None:
+    # `--baseline tuning_mode=full seed=1` took seed=1 (meant to narrow the grid) as a baseline
+    # setting: every job trained, then the table was refused. A typo waited as long.
+    out = tmp_path / "out"
+    args = ["demo", "model=tiny", "tracker=none", "--dir", str(out)]
+    refused = {
+        ("--baseline", "tuning_mode=full", "seed=1"): "--baseline seed: a row folds its seeds",
+        ("--baseline", "tuning_mode=ful"): "--baseline tuning_mode=ful: no job has it (the grid's: full, lora)",
+        ("--heatmap", "tuning_mode", "lr_schedul"): "--heatmap lr_schedul: no job of the grid sets it",
+        ("--heatmap", "tuning_mode", "lr_schedule"): "--heatmap lr_schedule: it does not vary",
+        ("--baseline", "tuning_mode"): "--baseline takes key=value settings, got 'tuning_mode'",
+    }  # fmt: skip
+    for options, message in refused.items():
+        assert sweep_module.main([*args, *options]) == 2, options
+        assert capsys.readouterr().err.startswith(f"error: {message}"), options
+    assert not out.exists()  # nothing ran
+    line = sweep_module.main([*args, "--baseline", "seed=1"]) and capsys.readouterr().err
+    assert line.strip().endswith("Hydra overrides go before --baseline and --heatmap, which take every value after them")  # fmt: skip
+    # Given twice, --baseline keeps both; right ones plan.
+    options = ["--baseline", "tuning_mode=full", "--heatmap", "tuning_mode", "seed", "--baseline", "injection_task=demo_pos"]  # fmt: skip
+    assert sweep_module.parse_args([*args, *options]).baseline == ["tuning_mode=full", "injection_task=demo_pos"]  # fmt: skip
+    assert sweep_module.main([*args, "--dry-run", *options[:2], "--heatmap", "tuning_mode", "injection_task"]) == 0  # fmt: skip
