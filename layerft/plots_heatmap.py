@@ -18,6 +18,8 @@ from matplotlib.figure import Figure
 from layerft.errors import LayerftError
 from layerft.plots_common import CHARS_PER_INCH, PlotRow, natural_key, new_figure
 
+TASK = "target_task"  # its values are data sets: never averaged in a cell, coloured apart
+
 
 def heatmap_axes(
     rows: list[PlotRow], varied: list[str], requested: tuple[str, str] | None
@@ -35,7 +37,10 @@ def heatmap_axes(
     if len(varied) < 2:
         return None
     counts = {k: len(axis_values(rows, k)) for k in varied}
-    x, y = sorted(varied, key=lambda k: -counts[k])[:2]  # stable: ties keep column order
+    ranked = sorted(varied, key=lambda k: -counts[k])  # stable: ties keep column order
+    if TASK in varied:  # a cell never averages two data sets' scores
+        ranked = sorted([TASK, next(k for k in ranked if k != TASK)], key=ranked.index)
+    x, y = ranked[:2]
     return x, y
 
 
@@ -54,12 +59,20 @@ def mixed_metric_cell(rows: list[PlotRow], axes: tuple[str, str]) -> str | None:
                 f"its cell {x}={xv}, {y}={yv} would average different selection metrics "
                 f"({', '.join(sorted(names))}); choose --heatmap settings that separate them"
             )
+    if TASK not in axes and len(tasks := axis_values(rows, TASK)) > 1:
+        return (
+            f"its cells would average the scores of different data sets ({TASK} "
+            f"{', '.join(tasks)}); put {TASK} on an axis (--heatmap {TASK} {x})"
+        )
     return None
 
 
 def axis_values(rows: list[PlotRow], key: str) -> list[str]:
     """The values of `key` along a heatmap axis: those of the rows whose runs read it."""
-    return sorted({row.settings[key] for row in rows if key not in row.unread}, key=natural_key)
+    return sorted(
+        {row.settings[key] for row in rows if key in row.settings and key not in row.unread},
+        key=natural_key,
+    )
 
 
 def served_cells(
@@ -99,36 +112,42 @@ def heatmap_figure(
     x, y = axes
     xs, ys = axis_values(rows, x), axis_values(rows, y)
     cells, run = cell_rows(rows, axes, xs, ys)
-    full_combos = max(map(len, cells.values()), default=0)
-    full_runs = max((sum(len(r.scores) for r in cell) for cell in cells.values()), default=0)
-    short = {key: cell_shortfall(cell, full_combos, full_runs) for key, cell in cells.items()}
+    others = [k for k in varied if k not in axes]
+    seeds = max((len(row.scores) for row in rows), default=0)
+    short = {
+        (xv, yv): cell_shortfall(cell, expected_rows(rows, axes, others, (xv, yv)), seeds)
+        for (xv, yv), cell in cells.items()
+    }
     grid = np.array([[cell_mean(cells[xv, yv]) for xv in xs] for yv in ys])
     metric_of = {key: cell[0].metric for key, cell in cells.items() if cell}
     per_metric = len(set(metric_of.values())) > 1
-    # Cells of different metrics (target_task on an axis) are coloured within their metric: one
-    # scale would show which task scores higher, not which setting helps.
+    # Cells of different metrics or data sets (target_task on an axis) are coloured within their
+    # own: one scale would show which task scores higher, not which setting helps.
+    task = axes.index(TASK) if TASK in axes else None
+    scale_of = {k: f"{m} {'' if task is None else k[task]}" for k, m in metric_of.items()}
+    per_scale = len(set(scale_of.values())) > 1
     shade = (
-        shades(grid, [[metric_of.get((xv, yv)) for xv in xs] for yv in ys]) if per_metric else grid
+        shades(grid, [[scale_of.get((xv, yv)) for xv in xs] for yv in ys]) if per_scale else grid
     )
     x_ticks, y_ticks = xs, ys
-    title = f"mean {metric}"
+    title = f"mean {metric}" + (f" (colour: within each {TASK})" if per_scale else "")
     if per_metric:  # name each value's metric on the axis that separates them
         x_ticks = tick_metrics(xs, [(xv, metric_of.get((xv, yv))) for xv in xs for yv in ys])
         y_ticks = tick_metrics(ys, [(yv, metric_of.get((xv, yv))) for xv in xs for yv in ys])
         named = [a for a, ticks, values in ((x, x_ticks, xs), (y, y_ticks, ys)) if ticks != values]
         title = f"mean selection metric (each {named[0] if named else 'cell'}'s own)"
     width = max(5.0, 1.2 * len(xs) + 3.5)
-    if others := [k for k in varied if k not in axes]:
+    if others:
         title += "\n" + textwrap.fill(
             "averaged over " + ", ".join(others), round(width * CHARS_PER_INCH)
         )
     if any(short.values()):
-        title += "\nk/n: the cell averages k, the fullest cell n"
+        title += "\nk/n: the cell averages k of the n its grid has"
     figure = new_figure(width, max(3.5, 0.6 * len(ys) + 2.5) + 0.2 * max(0, title.count("\n") - 1))
     ax = figure.add_subplot()
     # a cell without a mean is light grey with dark text (the default left white on white)
     cmap = colormaps["viridis"].with_extremes(bad="0.9")
-    scale = {"vmin": 0.0, "vmax": 1.0} if per_metric else {}  # shades, even when all are 0.5
+    scale = {"vmin": 0.0, "vmax": 1.0} if per_scale else {}  # shades, even when all are 0.5
     image = ax.imshow(np.ma.masked_invalid(shade), cmap=cmap, aspect="auto", **scale)
     finite = shade[np.isfinite(shade)]
     middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
@@ -148,8 +167,9 @@ def heatmap_figure(
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.set_title(title, fontsize="medium")
-    if per_metric:
-        bar = figure.colorbar(image, ax=ax, label="within each metric", ticks=[0, 1])
+    if per_scale:
+        within = f"within each {'metric' if task is None else TASK}"
+        bar = figure.colorbar(image, ax=ax, label=within, ticks=[0, 1])
         bar.ax.set_yticklabels(["lowest", "highest"])
     else:
         figure.colorbar(image, ax=ax, label=metric)
@@ -190,8 +210,31 @@ def cell_mean(cell: list[PlotRow]) -> float:
     return float(np.mean([row.mean for row in cell])) if cell else float("nan")
 
 
-def cell_shortfall(cell: list[PlotRow], full_combos: int, full_runs: int) -> list[str]:
-    """`k/n combos` and `k/n runs` where a heatmap cell has fewer than the fullest cell."""
-    combos, runs = len(cell), sum(len(row.scores) for row in cell)
-    counts = (("combos", combos, full_combos), ("runs", runs, full_runs))
+def expected_rows(
+    rows: list[PlotRow], axes: tuple[str, str], others: list[str], cell: tuple[str, str]
+) -> int:
+    """How many rows the grid has in `cell` (finished or failed): per kind of row (the settings its
+    runs never read), one for each value of each averaged setting it reads, where its axis
+    values reach the cell. A row of linear schedule reads no layer_decay: its cell has one."""
+    kinds: dict[frozenset[str], list[PlotRow]] = defaultdict(list)
+    for row in rows:
+        kinds[row.unread].append(row)
+    total = 0
+    for unread, members in kinds.items():
+        reaches = all(
+            key in unread or value in {row.settings[key] for row in members}
+            for key, value in zip(axes, cell, strict=True)
+        )
+        sizes = [len({row.settings[key] for row in members}) for key in others if key not in unread]
+        total += int(reaches) * int(np.prod(sizes))
+    return total
+
+
+def cell_shortfall(cell: list[PlotRow], combos: int, seeds: int) -> list[str]:
+    """`k/n combos` and `k/n runs` where a heatmap cell has fewer than its grid's `combos` rows
+    of `seeds` runs each (a row failed, or was not run)."""
+    counts = (
+        ("combos", len(cell), combos),
+        ("runs", sum(len(r.scores) for r in cell), combos * seeds),
+    )
     return [f"{k}/{n} {name}" for name, k, n in counts if k < n]

@@ -27,7 +27,7 @@ from layerft.errors import LayerftError
 from layerft.fingerprint import FINGERPRINT_SCHEME
 from layerft.plots import curves_figure, draw
 from layerft.plots_common import PlotRow
-from layerft.plots_heatmap import heatmap_figure
+from layerft.plots_heatmap import heatmap_axes, heatmap_figure
 from layerft.results import record_failure
 from layerft.run_record import RESULTS_VERSION
 from layerft.sweep_diffs import format_diff
@@ -1273,7 +1273,7 @@ def test_heatmap_marks_cells_averaging_fewer_combinations_or_runs() -> None:
         ("demo_pos", "lora"): "0.500\n5/6 runs",
         ("none", "lora"): "not run",
     }
-    assert figure.axes[0].get_title().endswith("\nk/n: the cell averages k, the fullest cell n")
+    assert figure.axes[0].get_title().endswith("\nk/n: the cell averages k of the n its grid has")
     complete = heatmap_figure(rows[2:4], axes, varied, ACC)
     assert heatmap_texts(complete) == {("none", "full"): "0.600"}
     assert "k/n" not in complete.axes[0].get_title()
@@ -1351,7 +1351,7 @@ def test_heatmap_colours_cells_within_their_own_metric() -> None:
     assert [t.get_text() for t in ax.get_yticklabels()] == ["sent\n(accuracy)", "sts\n(pearsonr)"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["bitfit", "full", "lora"]
     assert heatmap_texts(figure)["lora", "sts\n(pearsonr)"] == "0.200"  # the value, not its shade
-    assert bar.get_ylabel() == "within each metric"
+    assert bar.get_ylabel() == "within each target_task"
     assert ax.get_title().startswith(
         "mean selection metric (each target_task's own)\n"
     )  # it said 'per row'
@@ -1362,6 +1362,51 @@ def test_heatmap_colours_cells_within_their_own_metric() -> None:
     same = heatmap_figure(rows[:2], axes, list(axes), ACC)
     np.testing.assert_allclose(np.ma.filled(same.axes[0].images[0].get_array()), [[0.9, 0.8]])
     assert same.axes[1].get_ylabel() == ACC
+
+
+def test_heatmap_colours_each_data_set_apart_and_never_averages_two() -> None:
+    # SNLI (0.40-0.47) and AG News (0.85-0.92), both accuracy, had one scale: a purple column and
+    # a yellow one; without --heatmap the cells averaged the two data sets.
+    rows = [
+        plot_row([score], tuning_mode=mode, lr_schedule=schedule, target_task=task)
+        for task, low in (("snli", 0.40), ("ag_news", 0.85))
+        for mode, schedule, score in (("full", "linear", low), ("lora", "linear", low + 0.07),
+                                      ("full", "cosine", low + 0.02), ("lora", "cosine", low + 0.05))
+    ]  # fmt: skip
+    varied = ["tuning_mode", "lr_schedule", "target_task"]
+    assert heatmap_axes(rows, varied, None) == ("tuning_mode", "target_task")
+    figure = heatmap_figure(rows, ("tuning_mode", "target_task"), varied, ACC)
+    ax, bar = figure.axes
+    shade = np.ma.filled(ax.images[0].get_array(), np.nan)
+    np.testing.assert_allclose(shade, [[0.0, 1.0], [0.0, 1.0]])  # y: ag_news, snli; x: full, lora
+    assert bar.get_ylabel() == "within each target_task"
+    assert ax.get_title().startswith(
+        f"mean {ACC} (colour: within each target_task)\naveraged over lr_schedule"
+    )
+    assert heatmap_texts(figure)["lora", "snli"] == "0.460"
+    figures = draw(rows, varied, ACC, ("tuning_mode", "lr_schedule"))
+    assert "heatmap.png" not in figures and "bars.png" in figures
+
+
+def test_heatmap_counts_only_the_rows_its_grid_has_in_a_cell() -> None:
+    # linear reads neither multiplier, discriminative one, layerwise_decay the other: every cell
+    # was full, yet those mixing schedules read "1/2 combos 1/2 runs".
+    rows = [
+        replace(plot_row([0.5, 0.6], lr_schedule="linear", mult="-", decay="-"),
+                unread=frozenset({"mult", "decay"})),
+        *(replace(plot_row([0.6, 0.7], lr_schedule="discriminative", mult=m, decay="-"),
+                  unread=frozenset({"decay"})) for m in ("2", "4")),
+        *(replace(plot_row([0.7, 0.8], lr_schedule="layerwise_decay", mult="-", decay=d),
+                  unread=frozenset({"mult"})) for d in ("0.8", "0.9")),
+    ]  # fmt: skip
+    axes, varied = ("lr_schedule", "mult"), ["lr_schedule", "mult", "decay"]
+    texts = heatmap_texts(heatmap_figure(rows, axes, varied, ACC))
+    assert not any("/" in text for text in texts.values()), texts
+    assert texts["layerwise_decay", "2"] == "0.750" and texts["discriminative", "4"] == "0.650"
+    # One decay value's row failed: its cells say so.
+    rows[4] = replace(rows[4], scores=[])
+    texts = heatmap_texts(heatmap_figure(rows, axes, varied, ACC))
+    assert texts["layerwise_decay", "2"] == "0.750\n1/2 combos\n2/4 runs"
 
 
 def test_bars_reach_the_lowest_whisker_and_name_each_rows_metric_when_they_differ() -> None:
