@@ -87,8 +87,9 @@ class Combination:
     force_rerun: bool = False  # its config redoes a finished result (run.run)
     # What earlier fingerprint schemes called its config (RunRecord.earlier_fingerprints)
     earlier_fingerprints: tuple[str, ...] = ()
-    # Why its run would stop before reading data (an unset or missing local file: the check
-    # train.py makes first), or None: sweep.py refuses to launch it (check_launched_data)
+    # Why its run would stop on its data (an unset or missing local file, the check train.py
+    # makes first; a bad record, data_check.record_error), or None: sweep.py refuses to launch
+    # it (check_launched_data)
     data_error: str | None = None
     # Its config, resolved (what its fingerprint hashes): what a blocked one differs in
     resolved: dict[str, Any] | None = field(default=None, repr=False, compare=False)
@@ -210,6 +211,7 @@ def expand(grid: str, overrides: Sequence[str], sweep_dir: Path | None = None) -
 
 def plan_job(cfg: DictConfig, job: list[str], swept: set[str], warned: set[Path]) -> Combination:
     """A job of the grid, from its composed config: what expand() plans it as."""
+    from layerft.data_check import record_error
     from layerft.stage1_key import Stage1Key
     from layerft.stage1_store import Stage1Store
 
@@ -233,7 +235,7 @@ def plan_job(cfg: DictConfig, job: list[str], swept: set[str], warned: set[Path]
     digests = {split: file_sha256(path) for split, path in data_files(run_cfg).items()}
     try:
         check_data_files(run_cfg)
-        data_error = None
+        data_error = record_error(run_cfg)  # a bad record would fail every job reading it
     except LayerftError as err:
         data_error = str(err)
     return Combination(

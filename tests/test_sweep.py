@@ -719,6 +719,31 @@ def test_a_missing_data_file_stops_the_sweep_before_any_job_runs(tmp_path, capsy
     assert not [path for path in sweep_dir.iterdir() if path.is_dir()]  # no job started
 
 
+def test_a_bad_record_stops_the_sweep_before_any_job_runs(tmp_path, capsys) -> None:
+    # Every job reading the file had failed on it in turn (12 failures), each after its imports.
+    good = "".join(
+        f'{{"text": "t{i}", "label": "{("negative", "positive")[i % 2]}"}}\n' for i in range(8)
+    )
+    (tmp_path / "dev.jsonl").write_text(good)
+    (tmp_path / "train.jsonl").write_text(good + '{"text": "x", "label": "neutral"}\n')
+    files = [f"target_task.data_files.{s}={tmp_path / f}.jsonl" for s, f in (("train", "train"), ("validation", "dev"))]  # fmt: skip
+    sweep_dir = tmp_path / "sweep"
+    for dry_run in (["--dry-run"], []):
+        assert (
+            sweep_module.main(["demo", *TINY_GRID, *files, "--dir", str(sweep_dir), *dry_run]) == 2
+        )
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert line.endswith(
+            f"{tmp_path / 'train.jsonl'}:9: record 9: label 'neutral' is not in "
+            "target_task.label_names (2 labels: negative, positive)"
+        ), line
+    assert not [path for path in sweep_dir.iterdir() if path.is_dir()]  # no job started
+    (tmp_path / "train.jsonl").write_text(good)  # fixed: it plans
+    assert (
+        sweep_module.main(["demo", *TINY_GRID, *files, "--dir", str(sweep_dir), "--dry-run"]) == 0
+    )
+
+
 def test_only_a_combination_the_sweep_launches_is_refused_for_its_data() -> None:
     # A finished one is not rerun (its data file may have moved since), nor is a blocked one.
     error = "target_task.data_files.train: no such file /moved.jsonl"

@@ -1,0 +1,64 @@
+"""A sweep's local data read and checked before any job runs: a bad record (a label not in
+label_names, a missing column) would otherwise fail every job of the grid that reads it, one
+after another, each after its imports.
+
+Serves the `injection_task` and `target_task` config groups as a sweep plans them:
+`layerft/sweep_grid.py` asks `record_error` of each combination, sweep.py refuses to launch one
+with an error (sweep.check_launched_data), as train.py's run would stop on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from layerft.errors import LayerftError
+from layerft.kinds import kind_of
+from layerft.task import SPLITS, TaskConfig
+
+if TYPE_CHECKING:
+    from layerft.config import RunConfig
+
+# (task settings, split, file) -> the first error, or None: a grid checks each file once per
+# task settings, however many combinations read it
+_CHECKED: dict[str, str | None] = {}
+
+
+def record_error(run_cfg: RunConfig) -> str | None:
+    """The first bad record of a local data file this run reads, as its run would report it (the
+    target task's files first), or None. Generated and hub data are the run's to read; so is the
+    data of a task that tags its texts as it reads them (kind.distinct_text: a silver tagger)."""
+    tasks = (("target_task", run_cfg.target_task), ("injection_task", run_cfg.injection_task))
+    for group, task in tasks:
+        if task is None or task.source not in ("data_files", "data_dir"):
+            continue
+        if kind_of(task).distinct_text is not None:
+            continue
+        for split in (*SPLITS, *task.extra_eval_splits):
+            if error := _split_error(task, group, split):
+                return error
+    return None
+
+
+def _split_error(task: TaskConfig, group: str, split: str) -> str | None:
+    from layerft.records import normalise_records, read_split
+
+    path = task.split_file(split)
+    if path is None or not path.is_file():  # check_data_files names it
+        return None
+    stat = path.stat()
+    settings = json.dumps(dataclasses.asdict(task), sort_keys=True, default=str)
+    key = json.dumps([settings, group, split, str(path.resolve()), stat.st_size, stat.st_mtime_ns])
+    if key not in _CHECKED:
+        logging.disable(logging.WARNING)  # the run says what it reads; the plan says only errors
+        try:
+            records, origin = read_split(task, group, split)
+            normalise_records(task, group, records, origin)
+            _CHECKED[key] = None
+        except LayerftError as err:
+            _CHECKED[key] = str(err)
+        finally:
+            logging.disable(logging.NOTSET)
+    return _CHECKED[key]
