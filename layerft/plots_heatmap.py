@@ -1,7 +1,6 @@
 """The heatmap of a sweep's results: its two settings (`heatmap_axes`), the cells each row serves
 (`served_cells`), why a pair of them has none (`mixed_metric_cell`), and the figure, mean
-selection metric per pair of values. Shared parts
-are in `layerft/plots_common.py`; `layerft/plots.py` draws it with the other figures.
+selection metric per pair of values. `layerft/plots.py` draws it with the other figures.
 
 Serves no config group. Nothing here touches pyplot's global state or opens a window.
 """
@@ -106,7 +105,7 @@ def heatmap_figure(
 ) -> Figure:
     """Mean selection metric per (x, y) pair of values; other varied settings are averaged over
     (each combination weighs the same). A cell averaging fewer combinations or finished runs
-    than the fullest cell says so: its mean is over another set and does not compare evenly.
+    than its grid has there says so: its mean is over another set and does not compare evenly.
     A row whose runs never read an axis's setting (injection_task=none under layer_split) is in
     every cell along that axis, not in a column of its own: one run serves every value."""
     x, y = axes
@@ -119,23 +118,7 @@ def heatmap_figure(
         for (xv, yv), cell in cells.items()
     }
     grid = np.array([[cell_mean(cells[xv, yv]) for xv in xs] for yv in ys])
-    metric_of = {key: cell[0].metric for key, cell in cells.items() if cell}
-    per_metric = len(set(metric_of.values())) > 1
-    # Cells of different metrics or data sets (target_task on an axis) are coloured within their
-    # own: one scale would show which task scores higher, not which setting helps.
-    task = axes.index(TASK) if TASK in axes else None
-    scale_of = {k: f"{m} {'' if task is None else k[task]}" for k, m in metric_of.items()}
-    per_scale = len(set(scale_of.values())) > 1
-    shade = (
-        shades(grid, [[scale_of.get((xv, yv)) for xv in xs] for yv in ys]) if per_scale else grid
-    )
-    x_ticks, y_ticks = xs, ys
-    title = f"mean {metric}" + (f" (colour: within each {TASK})" if per_scale else "")
-    if per_metric:  # name each value's metric on the axis that separates them
-        x_ticks = tick_metrics(xs, [(xv, metric_of.get((xv, yv))) for xv in xs for yv in ys])
-        y_ticks = tick_metrics(ys, [(yv, metric_of.get((xv, yv))) for xv in xs for yv in ys])
-        named = [a for a, ticks, values in ((x, x_ticks, xs), (y, y_ticks, ys)) if ticks != values]
-        title = f"mean selection metric (each {named[0] if named else 'cell'}'s own)"
+    shade, (x_ticks, y_ticks), title, within = colouring(grid, cells, axes, (xs, ys), metric)
     width = max(5.0, 1.2 * len(xs) + 3.5)
     if others:
         title += "\n" + textwrap.fill(
@@ -147,7 +130,7 @@ def heatmap_figure(
     ax = figure.add_subplot()
     # a cell without a mean is light grey with dark text (the default left white on white)
     cmap = colormaps["viridis"].with_extremes(bad="0.9")
-    scale = {"vmin": 0.0, "vmax": 1.0} if per_scale else {}  # shades, even when all are 0.5
+    scale = {"vmin": 0.0, "vmax": 1.0} if within else {}  # shades, even when all are 0.5
     image = ax.imshow(np.ma.masked_invalid(shade), cmap=cmap, aspect="auto", **scale)
     finite = shade[np.isfinite(shade)]
     middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
@@ -167,13 +150,41 @@ def heatmap_figure(
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.set_title(title, fontsize="medium")
-    if per_scale:
-        within = f"within each {'metric' if task is None else TASK}"
+    if within:
         bar = figure.colorbar(image, ax=ax, label=within, ticks=[0, 1])
         bar.ax.set_yticklabels(["lowest", "highest"])
     else:
         figure.colorbar(image, ax=ax, label=metric)
     return figure
+
+
+def colouring(
+    grid: np.ndarray,
+    cells: dict[tuple[str, str], list[PlotRow]],
+    axes: tuple[str, str],
+    values: tuple[list[str], list[str]],
+    metric: str,
+) -> tuple[np.ndarray, tuple[list[str], list[str]], str, str | None]:
+    """The cells' colour values, the axes' tick labels, the title's first line, and what a colour
+    is scaled within (None: the metric's own values). Cells of different metrics or data sets
+    (target_task on an axis) are coloured within their own: one scale would show which task
+    scores higher, not which setting helps."""
+    (x, y), (xs, ys) = axes, values
+    metric_of = {key: cell[0].metric for key, cell in cells.items() if cell}
+    task = axes.index(TASK) if TASK in axes else None
+    scale_of = {k: f"{m} {'' if task is None else k[task]}" for k, m in metric_of.items()}
+    if len(set(scale_of.values())) < 2:
+        return grid, (xs, ys), f"mean {metric}", None
+    shade = shades(grid, [[scale_of.get((xv, yv)) for xv in xs] for yv in ys])
+    within = f"within each {'metric' if task is None else TASK}"
+    if len(set(metric_of.values())) < 2:
+        return shade, (xs, ys), f"mean {metric} (colour: {within})", within
+    # name each value's metric on the axis that separates them
+    x_ticks = tick_metrics(xs, [(xv, metric_of.get((xv, yv))) for xv in xs for yv in ys])
+    y_ticks = tick_metrics(ys, [(yv, metric_of.get((xv, yv))) for xv in xs for yv in ys])
+    named = [a for a, ticks, values in ((x, x_ticks, xs), (y, y_ticks, ys)) if ticks != values]
+    title = f"mean selection metric (each {named[0] if named else 'cell'}'s own)"
+    return shade, (x_ticks, y_ticks), title, within
 
 
 def shades(grid: np.ndarray, metrics: list[list[str | None]]) -> np.ndarray:
