@@ -142,10 +142,8 @@ def heatmap_figure(
         color = "white" if shade[i, j] < middle else "black"  # NaN < x is False
         ax.text(j, i, text, ha="center", va="center", color=color, fontsize="small")
     tilt = 30 if max(map(len, x_ticks)) > 8 else 0
-    ax.set_xticks(
-        range(len(xs)), x_ticks, rotation=tilt, ha="right" if tilt else "center",
-        rotation_mode="anchor",
-    )  # fmt: skip
+    ha = "right" if tilt else "center"
+    ax.set_xticks(range(len(xs)), x_ticks, rotation=tilt, ha=ha, rotation_mode="anchor")
     ax.set_yticks(range(len(ys)), y_ticks)
     ax.set_xlabel(x)
     ax.set_ylabel(y)
