@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from enum import Enum
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from layerft.config_overrides import override_key
 from layerft.credentials import MASK, names_credential
@@ -39,19 +41,26 @@ def file_settings(cfg: DictConfig, hydra: DictConfig) -> dict[str, str]:
             continue
         node = OmegaConf.create(text)
         for key in _leaf_keys(node):
-            value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
-            if key not in overridden and not isinstance(value, DictConfig):
-                credential = names_credential(key.rsplit(".", 1)[-1])
-                settings[key] = MASK if credential else setting_text(value)
+            if key in overridden:
+                continue
+            try:  # a value that does not resolve fails the run, which records why; not this
+                value = setting_text(OmegaConf.select(cfg, key, default=None))
+            except OmegaConfBaseException:
+                continue
+            if names_credential(key.rsplit(".", 1)[-1]):
+                value = MASK
+            settings[key] = value
     return settings
 
 
 def setting_text(value: Any) -> str:
-    """A config value as a command line would spell it (`true`, `null`, `[1,2]`)."""
+    """A config value as a command line would spell it (`true`, `null`, `[1,2]`, `{a:1}`)."""
     if isinstance(value, ListConfig | DictConfig):
-        value = OmegaConf.to_container(value, resolve=True)
+        value = OmegaConf.to_container(value, resolve=True, enum_to_str=True)
+    if isinstance(value, Enum):  # a schema's choice, as Hydra reads it
+        return value.name
     if isinstance(value, bool) or value is None or isinstance(value, list | dict):
-        return json.dumps(value, separators=(",", ":"))
+        return json.dumps(value, separators=(",", ":"), default=str)
     return str(value)
 
 

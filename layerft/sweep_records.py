@@ -48,7 +48,8 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
     dirs = record_dirs(sweep_dir)
     if not dirs:
         raise LayerftError(f"no job in {sweep_dir}: no {METRICS_FILE} or {FAILED_FILE} under it")
-    records = _latest([job for d in dirs if (job := _readable_job(d))], lambda job: job.fingerprint)
+    readable = {d: job for d in dirs if (job := _readable_job(d))}
+    records = _latest(list(readable.values()), lambda job: job.fingerprint)
     records = [_with_later_error(job) if job.changed else job for job in records]
     stale = {job.run_dir for job in records if job.changed}
     # A failure newer than the result beside it (a failed --force rerun, or another config refused
@@ -56,7 +57,10 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
     reruns = [
         job
         for d in dirs
-        if d not in stale and _failed_after_finishing(d) and (job := _later_failure(d))
+        if d in readable
+        and d not in stale
+        and _failed_after_finishing(d)
+        and (job := _later_failure(d))
     ]
     # Superseded records go first, so that no spelling only they used names a row.
     jobs = same_spelling([*records, *reruns])

@@ -1197,6 +1197,10 @@ def test_a_corrupt_record_is_named_and_listed_and_the_others_are_tabled(tmp_path
     caplog.clear()
     assert aggregate(tmp_path).unfinished == [tmp_path / "bad"]
     assert f"corrupt run record {tmp_path}/bad/metrics.json: 'run/choices'" in caplog.text
+    write_job(
+        tmp_path / "bad", 2, error="boom", mtime=time.time() + 60
+    )  # a later failure beside it
+    assert aggregate(tmp_path).unfinished == [tmp_path / "bad"]
     (tmp_path / "good" / "metrics.json").write_text("")  # none readable: no table
     with pytest.raises(LayerftError, match="no result to table in .*: none is readable"):
         aggregate(tmp_path)

@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 
 from layerft import sweep as sweep_module
 from layerft import sweep_grid
-from layerft.file_settings import file_settings
+from layerft.file_settings import file_settings, setting_text
+from layerft.tuning_mode import TuningMethod
 
 PLAN = ("model=tiny", "tracker=none", "--dry-run")
 
@@ -212,6 +213,11 @@ def test_the_keys_a_grid_file_sets_are_recorded_less_overridden_ones_and_credent
     assert file_settings(cfg, hydra) == {
         "target_task.max_length": "48", "tracker.api_key": "***", "flag": "true", "sizes": "[1,2]",
     }  # fmt: skip
+    # A value that does not resolve is the run's to report (it had stopped the multirun here);
+    # a schema's choice reads as Hydra takes it.
+    cfg.target_task.max_length = "${oc.env:LAYERFT_NO_SUCH_VARIABLE}"
+    assert "target_task.max_length" not in file_settings(cfg, hydra)
+    assert setting_text(TuningMethod.lora) == "lora"
     # A file of another package sets keys elsewhere; none chosen, none found.
     (tmp_path / "sweep" / "g.yaml").write_text("target_task:\n  max_length: 48\n")
     assert file_settings(cfg, hydra) == {}
