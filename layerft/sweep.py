@@ -35,14 +35,14 @@ from layerft.run_record import FINGERPRINT_KEY
 from layerft.sweep_grid import OUTPUTS, Combination, check_grid, expand, job_folder
 from layerft.sweep_hydra import grid_names
 from layerft.sweep_launch import check_hydra_overrides, check_launcher, run_grid
-from layerft.sweep_options import baseline_pairs, check_table_options
+from layerft.sweep_options import aggregate_dir, check_table_options, tabled
 from layerft.sweep_records import HYDRA_SUBDIR
 from layerft.sweep_status import LeftOut, left_out, status
 from layerft.sweep_summary import blocked_note, print_plan, print_summary, warn_repeated_values
-from layerft.sweep_tracker import log_results_table, relog_results_table
+from layerft.sweep_tracker import relog_results_table
 
 if TYPE_CHECKING:
-    from layerft.aggregate import Aggregate
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -157,11 +157,16 @@ def launch(args: argparse.Namespace, combinations: list[Combination], sweep_dir:
     if stopped:
         print(f"error: the sweep stopped early: {stopped}", file=sys.stderr)
     # this grid's or earlier ones': tables match (all failed: the failures and their rows)
+    refused = None
     if job_records(sweep_dir, METRICS_FILE) or job_records(sweep_dir, FAILED_FILE):
         not_run = [job_folder(combination) for combination in state.missing]  # named in results.md
-        tabled(args.grid, args.overrides, sweep_dir, args.baseline, args.heatmap, not_run)
+        options = (args.baseline, args.heatmap)
+        if refused := tabled(args.grid, args.overrides, sweep_dir, *options, not_run):
+            print(f"error: {refused}; the tables have the default baseline and heatmap", file=sys.stderr)  # fmt: skip
     if stopped == INTERRUPTED:
         return 130  # as a shell reports a command stopped by Ctrl-C
+    if refused:
+        return 2
     return 0 if not stopped and not (state.failed or state.missing or state.stale) else 1
 
 
@@ -210,41 +215,3 @@ def sweep_lock(sweep_dir: Path) -> contextlib.AbstractContextManager[None]:
         )
 
     return held_lock(path, refuse)
-
-
-def aggregate_dir(
-    sweep_dir: Path,
-    baseline: list[str] | None,
-    heatmap: list[str] | None,
-    not_run: Sequence[str] | None = None,
-) -> Aggregate:
-    """Write results.csv / results.md / plots for a sweep folder (layerft/aggregate.py); with
-    `not_run` None, its last sweep's combinations not run are listed."""
-    from layerft.aggregate import aggregate
-
-    pairs = baseline_pairs(baseline)
-    result = aggregate(sweep_dir, pairs, tuple(heatmap) if heatmap else None, not_run=not_run)
-    for path in result.paths:
-        print(f"wrote {path}")
-    return result
-
-
-def tabled(
-    grid: str,
-    overrides: Sequence[str],
-    sweep_dir: Path,
-    baseline: list[str] | None,
-    heatmap: list[str] | None,
-    not_run: Sequence[str] = (),
-) -> None:
-    """A sweep's tables and their W&B run after it ran (`not_run`: the job folders of the grid's
-    combinations with no record, listed in results.md); with no result to table (each on changed
-    data, which the summary lists) a warning: the exit code stays the sweep's."""
-    from layerft.aggregate import NothingToTable
-
-    try:
-        result = aggregate_dir(sweep_dir, baseline, heatmap, not_run)
-    except NothingToTable as err:
-        log.warning("%s", err)
-        return
-    log_results_table(grid, overrides, sweep_dir, result)

@@ -1,21 +1,32 @@
-"""sweep.py's table options, `--baseline key=value ...` and `--heatmap a b`, checked against the
-grid before a job runs: a typo, or a Hydra override written after `--baseline` (which takes every
-`key=value` after it), would be found only once the whole grid had trained, and with no table.
+"""A sweep folder's tables (`aggregate_dir`, and `tabled` after a sweep), and their options,
+`--baseline key=value ...` and `--heatmap a b`, checked against the grid before a job runs: a
+typo, or a Hydra override written after `--baseline` (which takes every `key=value` after it),
+would be found only once the whole grid had trained. One the plan cannot judge (a group's
+default choice is no override) and the tables refuse still leaves tables, with the defaults.
 
-Serves the `sweep` config group's runs: `layerft/sweep.py` checks them on the planned combinations
-and the folder's records; `layerft/aggregate.py` checks them again on the records it tables.
+Serves the `sweep` config group's runs: `layerft/sweep.py` calls these; `layerft/aggregate.py`
+checks the options again on the records it tables.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from layerft.config import GROUP_OF_KEY
 from layerft.errors import LayerftError
 from layerft.sweep_grid import Combination
 from layerft.sweep_records import record_dirs
 from layerft.sweep_settings import job_settings, setting_value
+from layerft.sweep_table import MISSING
+from layerft.sweep_tracker import log_results_table
+
+if TYPE_CHECKING:
+    from layerft.aggregate import Aggregate
+
+log = logging.getLogger(__name__)
 
 MISPLACED = "Hydra overrides go before --baseline and --heatmap, which take every value after them"
 
@@ -35,26 +46,22 @@ def check_table_options(
     sweep_dir: Path,
 ) -> None:
     """Each key `--baseline` and `--heatmap` name is a setting of a planned combination or of a
-    record in `sweep_dir` (a group's choice always is; the seed never: rows fold it), a heatmap's
-    varies, and each baseline value of a key every combination sets is one of theirs or of a
-    record's."""
+    record in `sweep_dir` (a group's choice always is; the seed never: rows fold it), and each
+    baseline value of a key every combination sets on its command line is one of theirs or a
+    record's (`-`: where one leaves it unset)."""
     planned = [job_settings({}, combination.overrides) for combination in combinations]
     recorded = _recorded_settings(sweep_dir)
     known = {*GROUP_OF_KEY, *(key for settings in planned + recorded for key in settings)}
-    named = [("--baseline", key) for key in baseline_pairs(baseline) or {}]
-    named += [("--heatmap", key) for key in heatmap or ()]
-    for option, key in named:
+    pairs = baseline_pairs(baseline) or {}
+    for option, key in [*(("--baseline", k) for k in pairs), *(("--heatmap", k) for k in heatmap or ())]:  # fmt: skip
         if key not in known:
             rows = "a row folds its seeds" if key == "seed" else "no job of the grid sets it"
             raise LayerftError(f"{option} {key}: {rows}; {MISPLACED}")
-    for key in heatmap or ():  # its axes are settings that vary (a group's default: one value)
-        if len({settings.get(key, "") for settings in planned + recorded}) < 2:
-            raise LayerftError(f"--heatmap {key}: it does not vary across the grid's jobs")
-    for key, value in (baseline_pairs(baseline) or {}).items():
-        values = {settings[key] for settings in planned + recorded if key in settings}
-        if all(key in settings for settings in planned) and setting_value(value) not in {
-            setting_value(v) for v in values
-        }:
+    for key, value in pairs.items():
+        if not all(key in settings for settings in planned):
+            continue  # a default the plan does not know (a group's choice): the tables judge it
+        values = {settings.get(key, MISSING) for settings in planned + recorded}
+        if value not in values and setting_value(value) not in {setting_value(v) for v in values}:
             raise LayerftError(
                 f"--baseline {key}={value}: no job has it (the grid's: {', '.join(sorted(values))})"
             )
@@ -71,3 +78,49 @@ def _recorded_settings(sweep_dir: Path) -> list[dict[str, str]]:
         except LayerftError:
             continue
     return found
+
+
+def aggregate_dir(
+    sweep_dir: Path,
+    baseline: list[str] | None,
+    heatmap: list[str] | None,
+    not_run: Sequence[str] | None = None,
+) -> Aggregate:
+    """Write results.csv / results.md / plots for a sweep folder (layerft/aggregate.py); with
+    `not_run` None, its last sweep's combinations not run are listed."""
+    from layerft.aggregate import aggregate
+
+    pairs = baseline_pairs(baseline)
+    result = aggregate(sweep_dir, pairs, tuple(heatmap) if heatmap else None, not_run=not_run)
+    for path in result.paths:
+        print(f"wrote {path}")
+    return result
+
+
+def tabled(
+    grid: str,
+    overrides: Sequence[str],
+    sweep_dir: Path,
+    baseline: list[str] | None,
+    heatmap: list[str] | None,
+    not_run: Sequence[str] = (),
+) -> str | None:
+    """A sweep's tables and their W&B run after it ran (`not_run`: the job folders of the grid's
+    combinations with no record, listed in results.md); with no result to table (each on changed
+    data, which the summary lists) a warning: the exit code stays the sweep's. Where the tables
+    refuse `baseline` or `heatmap`, they are written with the defaults, and the refusal returned
+    (the grid's results are not left without tables, nor with stale ones)."""
+    from layerft.aggregate import NothingToTable
+
+    try:
+        try:
+            result, refused = aggregate_dir(sweep_dir, baseline, heatmap, not_run), None
+        except LayerftError as err:
+            if isinstance(err, NothingToTable) or (baseline is None and heatmap is None):
+                raise
+            result, refused = aggregate_dir(sweep_dir, None, None, not_run), str(err)
+    except NothingToTable as err:
+        log.warning("%s", err)
+        return None
+    log_results_table(grid, overrides, sweep_dir, result)
+    return refused

@@ -22,6 +22,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from layerft import file_io, plots, run_folder, sweep_baseline
+from layerft import sweep as sweep_module
 from layerft.aggregate import aggregate, dev_curve
 from layerft.errors import LayerftError
 from layerft.fingerprint import FINGERPRINT_SCHEME
@@ -210,6 +211,31 @@ def test_a_row_notes_the_seeds_whose_classifier_predicts_one_class(tmp_path: Pat
     result = aggregate(tmp_path)
     assert result.rows[0]["notes"] == "predicts one label on dev: seed 2"
     assert not any("predicted_classes" in column for column in result.columns)
+
+
+def test_a_sweeps_tables_refusing_its_options_are_written_with_the_defaults(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    # A heatmap setting no row varies passes the plan (a group's default choice is no override
+    # it knows): the grid had trained, then no table was written, and the old one stayed.
+    sweep_dir = tmp_path / "s"
+    for seed, mode in ((1, "full"), (2, "full"), (1, "lora"), (2, "lora")):
+        write_job(sweep_dir / f"{mode}-{seed}", seed, 0.5 + seed / 10, tuning_mode=mode)
+    monkeypatch.setattr(sweep_module, "run_grid", lambda *args: None)  # the jobs above ran
+    options = ["--heatmap", "tuning_mode", "lr_schedule"]
+    assert (
+        sweep_module.main(["demo", "model=tiny", "tracker=none", "--dir", str(sweep_dir), *options])
+        == 2
+    )
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(
+            "error: heatmap needs two different varied settings, not ['lr_schedule']; varied: "
+            "tuning_mode; the tables have the default baseline and heatmap"
+        )
+    )
+    assert "| lora |" in (sweep_dir / "results.md").read_text()
 
 
 def test_results_md_names_the_keys_the_grid_file_set(tmp_path: Path) -> None:

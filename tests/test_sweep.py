@@ -36,6 +36,7 @@ from layerft import (
     sweep_grid,
     sweep_hydra,
     sweep_launch,
+    sweep_options,
     sweep_status,
     sweep_summary,
     sweep_tracker,
@@ -840,7 +841,8 @@ def test_ctrl_c_while_the_tables_are_written_is_one_line_and_exit_130(
         raise KeyboardInterrupt  # all jobs done, the tables being written
 
     monkeypatch.setattr(hydra, "main", lambda **kwargs: lambda task: lambda: None)
-    monkeypatch.setattr(sweep_module, "aggregate_dir", interrupted)
+    monkeypatch.setattr(sweep_module, "aggregate_dir", interrupted)  # sweep.py aggregate's
+    monkeypatch.setattr(sweep_options, "aggregate_dir", interrupted)  # after a sweep
     monkeypatch.setattr(sweep_module, "job_records", lambda *args: {"f": tmp_path})  # a result
     args = ["demo", *TINY_GRID, "seed=1", "injection_task=none", "tuning_mode=full"]
     assert sweep_module.main([*args, "--dir", str(tmp_path / "sweep")]) == 130

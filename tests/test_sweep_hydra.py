@@ -234,7 +234,6 @@ def test_table_options_are_checked_before_a_job_runs(tmp_path: Path, capsys) -> 
         ("--baseline", "tuning_mode=full", "seed=1"): "--baseline seed: a row folds its seeds",
         ("--baseline", "tuning_mode=ful"): "--baseline tuning_mode=ful: no job has it (the grid's: full, lora)",
         ("--heatmap", "tuning_mode", "lr_schedul"): "--heatmap lr_schedul: no job of the grid sets it",
-        ("--heatmap", "tuning_mode", "lr_schedule"): "--heatmap lr_schedule: it does not vary",
         ("--baseline", "tuning_mode"): "--baseline takes key=value settings, got 'tuning_mode'",
     }  # fmt: skip
     for options, message in refused.items():
@@ -247,3 +246,17 @@ def test_table_options_are_checked_before_a_job_runs(tmp_path: Path, capsys) -> 
     options = ["--baseline", "tuning_mode=full", "--heatmap", "tuning_mode", "seed", "--baseline", "injection_task=demo_pos"]  # fmt: skip
     assert sweep_module.parse_args([*args, *options]).baseline == ["tuning_mode=full", "injection_task=demo_pos"]  # fmt: skip
     assert sweep_module.main([*args, "--dry-run", *options[:2], "--heatmap", "tuning_mode", "injection_task"]) == 0  # fmt: skip
+    # `-` (unset) where an earlier record of the folder leaves the swept key unset: as the tables take it
+    (out / "old").mkdir(parents=True)
+    (out / "old" / "metrics.json").write_text(json.dumps({
+        "run/choices": {"tuning_mode": "full"}, "run/seed": 1, "run/overrides": [], "run/config_fingerprint": "f",
+        "run/selection_metric": "target/eval_accuracy", "run/higher_is_better": True, "target/eval_accuracy": 0.5,
+    }))  # fmt: skip
+    swept = [*args, "target_task.lr=1e-4,3e-5", "--dry-run"]
+    assert sweep_module.main([*swept, "--baseline", "target_task.lr=-"]) == 0
+    assert sweep_module.main([*swept, "--baseline", "target_task.lr=0.0001"]) == 0  # as 1e-4
+    assert sweep_module.main([*swept, "--baseline", "target_task.lr=2e-5"]) == 2
+    assert (
+        "error: --baseline target_task.lr=2e-5: no job has it (the grid's: -, 0.0001, 3e-05)"
+        in capsys.readouterr().err
+    )
