@@ -8,7 +8,7 @@ Serves no config group. Nothing here touches pyplot's global state or opens a wi
 from __future__ import annotations
 
 import textwrap
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 from matplotlib import colormaps
@@ -112,7 +112,8 @@ def heatmap_figure(
     xs, ys = axis_values(rows, x), axis_values(rows, y)
     cells, run = cell_rows(rows, axes, xs, ys)
     others = [k for k in varied if k not in axes]
-    seeds = max((len(row.scores) for row in rows), default=0)
+    counts = Counter(len(row.scores) for row in rows if row.scores)  # a row's usual seeds
+    seeds = max(counts, key=lambda n: (counts[n], n), default=0)
     short = {
         (xv, yv): cell_shortfall(cell, expected_rows(rows, axes, others, (xv, yv)), seeds)
         for (xv, yv), cell in cells.items()
@@ -222,20 +223,20 @@ def cell_mean(cell: list[PlotRow]) -> float:
 def expected_rows(
     rows: list[PlotRow], axes: tuple[str, str], others: list[str], cell: tuple[str, str]
 ) -> int:
-    """How many rows the grid has in `cell` (finished or failed): per kind of row (the settings its
-    runs never read), one for each value of each averaged setting it reads, where its axis
-    values reach the cell. A row of linear schedule reads no layer_decay: its cell has one."""
+    """How many rows the grid has in `cell`: per kind of row (the settings its runs never read),
+    the fewer of the combinations of the averaged settings it reads along either axis through
+    the cell (a task's own learning rates). A linear schedule reads no layer_decay: one row."""
     kinds: dict[frozenset[str], list[PlotRow]] = defaultdict(list)
     for row in rows:
         kinds[row.unread].append(row)
     total = 0
     for unread, members in kinds.items():
-        reaches = all(
-            key in unread or value in {row.settings[key] for row in members}
+        along = [  # its rows along each axis through the cell
+            [r for r in members if key in unread or r.settings[key] == value]
             for key, value in zip(axes, cell, strict=True)
-        )
-        sizes = [len({row.settings[key] for row in members}) for key in others if key not in unread]
-        total += int(reaches) * int(np.prod(sizes))
+        ]
+        read = [key for key in others if key not in unread]
+        total += min(len({tuple(r.settings[k] for k in read) for r in line}) for line in along)
     return total
 
 
