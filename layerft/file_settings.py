@@ -109,7 +109,7 @@ def file_settings_lines(jobs: list[Job]) -> list[str]:
         lines.append(f"Set by the grid or experiment file in {which}: {cells}.")
     if differ := {k: v for k, v in values.items() if k not in same}:
         cells = ", ".join(
-            f"`{k}` ({', '.join(sorted(set(v)))}{'; unset in some' if len(v) < len(said) else ''})"
+            f"`{k}` ({', '.join(sorted(set(v)))}{'; not by the file in some' if len(v) < len(said) else ''})"
             for k, v in differ.items()
         )
         lines.append(

@@ -93,10 +93,12 @@ def compare(
         return Comparison("no baseline")
     if not base.finished:
         return Comparison(all_failed(len(base.failed), "baseline job"))
+    if metric == combo.selection_metric:  # a row of its own selection metric: compared above
+        return Comparison("")
     key = metric or combo.selection_metric
     mine, theirs = combo.values(key), base.values(key)
     if not (mine and theirs):  # another score: a stage-1 one beside a row without stage 1
-        return Comparison("not in both")
+        return Comparison("not in both" if mine or theirs else "")
     higher = combo.higher_is_better if metric is None else score_is_higher(metric)
     diffs = np.array([mine[s] - theirs[s] for s in sorted(mine.keys() & theirs.keys())])
     if len(diffs) < MIN_PAIRS:

@@ -53,13 +53,15 @@ class Combination:
                 groups.setdefault(job.seedless_fingerprint, []).append(job.seed)
         return list(groups.values())
 
-    def one_class_seeds(self) -> list[int]:
-        """Seeds whose best checkpoint predicts one label for everything in a dev set
-        (metrics.PREDICTED_CLASSES): their scores are that label's share."""
+    def one_class_seeds(self, stage: str) -> list[int]:
+        """Seeds whose `stage`'s best checkpoint predicts one label for a dev set's every example."""
         return sorted(
             job.seed
             for job in self.finished
-            if any(k.endswith(PREDICTED_CLASSES) and v == 1 for k, v in job.metrics.items())
+            if any(
+                k.startswith(f"{stage}/") and k.endswith(PREDICTED_CLASSES) and v == 1
+                for k, v in job.metrics.items()
+            )
         )
 
     def later_failed_seeds(self) -> list[int]:
@@ -229,8 +231,9 @@ def notes(combo: Combination, base: Combination | None, varied: list[str]) -> li
         found.append(f"later attempt failed: seed {' '.join(map(str, later))} (result kept)")
     if older := combo.older_seeds():
         found.append(f"older layerft: seed {' '.join(map(str, older))}")
-    if one_class := combo.one_class_seeds():
-        found.append(f"predicts one label on dev: seed {' '.join(map(str, one_class))}")
+    for stage, name in (("injection", "stage 1 "), ("target", "")):
+        if one_class := combo.one_class_seeds(stage):
+            found.append(f"{name}predicts one label on dev: seed {' '.join(map(str, one_class))}")
     if len(configs := combo.seeds_by_config()) > 1:
         seeds = " vs ".join(" ".join(map(str, group)) for group in configs)
         found.append(f"different configs: seeds {seeds}")

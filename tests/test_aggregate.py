@@ -206,10 +206,17 @@ def test_a_row_notes_the_seeds_whose_classifier_predicts_one_class(tmp_path: Pat
     # Seed 2's 0.5 is the majority share of a model that predicts one label: not a score of the
     # setting compared. The count is no score column.
     for seed, classes in ((1, 2.0), (2, 1.0), (3, 2.0)):
-        one = {"target/eval_predicted_classes": classes}
+        one = {
+            "target/eval_predicted_classes": classes,
+            "injection/eval_predicted_classes": 4 - seed,
+        }
         write_job(tmp_path / "lora" / str(seed), seed, 0.5, metrics=one, tuning_mode="lora")
     result = aggregate(tmp_path)
-    assert result.rows[0]["notes"] == "predicts one label on dev: seed 2"
+    # a stage-1 tagger's one tag is named as stage 1's: the row's scores are stage 2's
+    assert (
+        result.rows[0]["notes"]
+        == "stage 1 predicts one label on dev: seed 3; predicts one label on dev: seed 2"
+    )
     assert not any("predicted_classes" in column for column in result.columns)
 
 
@@ -257,7 +264,7 @@ def test_results_md_names_the_keys_the_grid_file_set(tmp_path: Path) -> None:
     write_seeds(tmp_path / "old", {3: 0.7}, tuning_mode="lora")
     markdown = aggregate(tmp_path).markdown
     assert "in every job that records them: `target_task.max_length=48`." in markdown
-    assert "other values: `a.b` (1, 2; unset in some)." in markdown
+    assert "other values: `a.b` (1, 2; not by the file in some)." in markdown
     assert "1 result(s) by an older layerft do not record what their grid" in markdown
     # None set anything: no such line.
     assert "grid or experiment file" not in aggregate(tmp_path / "old").markdown
@@ -563,6 +570,12 @@ def test_every_other_score_gets_its_paired_difference_too(tmp_path: Path) -> Non
     assert f"| injection_task | {ACC} | {f1} |" in table  # no column for the stage-1 score
     assert "| demo_pos | +0.0400 [+0.0152, +0.0648] (3) better | -0.0100 [-0.1238, +0.1038] (3) no clear difference |" in table  # fmt: skip
     assert "| none | baseline | baseline |" in table
+    # Rows of different selection metrics: a row's own is compared above, and a score neither
+    # row reports is no cell ('not in both' had said one row had it).
+    write_job(tmp_path / "nli" / "none", 1, 0.7, injection_task="none", target_task="nli")
+    write_job(tmp_path / "nli" / "pos", 1, 0.8, injection_task="demo_pos", target_task="nli")
+    nli = row_of(aggregate(tmp_path), injection_task="demo_pos", target_task="nli")
+    assert (nli[f"{ACC}_verdict"], nli[f"{f1}_verdict"], nli[f"{pearson}_verdict"]) == ("", "", "")
 
 
 def test_no_baseline_when_its_combination_is_missing(tmp_path: Path) -> None:
