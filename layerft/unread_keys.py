@@ -45,8 +45,9 @@ def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
         unread.append(("tuning_mode.layers", f"tuning_mode={mode['name']} chooses no layers"))
     for group in ("lr_schedule", "injection_lr_schedule"):
         schedule = resolved[group]
-        for key, why in unread_schedule_keys(schedule).items():  # "." stands for a node's keys
-            node = "." if isinstance(schedule[key], Mapping) else ""
+        # "." stands for a node's keys; a key absent from a config kept before it was added: ""
+        for key, why in unread_schedule_keys(schedule).items():
+            node = "." if isinstance(schedule.get(key), Mapping) else ""
             unread.append((f"{group}.{key}{node}", f"{group}={schedule['name']} {why}"))
     if policy != "scale" and method != TuningMethod.frozen:
         unread.append(("layer_split.stage2.lr_multiplier", f"layer_split.stage2.policy={policy}"))

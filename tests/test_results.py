@@ -57,6 +57,7 @@ from layerft.run_record import (
 from layerft.stage1_key import Stage1Key
 from layerft.tokenized import tokenized_key
 from layerft.tracker import wandb_runs
+from layerft.unread_keys import unread_settings
 
 BASE = ("model=tiny",)
 
@@ -919,3 +920,14 @@ def test_a_data_files_sha256_covers_every_block(tmp_path: Path) -> None:
     path = tmp_path / "train.jsonl"
     path.write_bytes(data)
     assert file_sha256(path) == hashlib.sha256(data).hexdigest()
+
+
+def test_the_unread_settings_of_a_config_kept_before_a_schedule_key_existed() -> None:
+    # A schedule parameter added later (README: a shape's own parameter) is absent from the
+    # configs kept beside older results: reading them raised KeyError, which hid why a run's
+    # folder holds another config's result.
+    resolved = resolve_config(compose_config("model=tiny", "lr_schedule=linear"))
+    del resolved["lr_schedule"]["layer_decay"]
+    assert ("lr_schedule.layer_decay", "lr_schedule=linear scales by uniform") in unread_settings(
+        resolved
+    )
