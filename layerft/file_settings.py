@@ -64,6 +64,21 @@ def setting_text(value: Any) -> str:
     return str(value)
 
 
+def shadowed_options(hydra: DictConfig) -> list[str]:
+    """One line per chosen option that a folder of the search path holds a file of but another
+    folder's, earlier on the path (conf/, a shipped one), is read instead: Hydra says nothing."""
+    folders = [Path(s.path) for s in hydra.runtime.config_sources if s.schema == "file"]
+    lines = []
+    for group, option in hydra.runtime.choices.items():
+        group = str(group).split("@")[0]  # lr_schedule@injection_lr_schedule: lr_schedule's
+        if option is None or group.startswith("hydra/"):
+            continue
+        found = [folder / group / f"{option}.yaml" for folder in folders]
+        read, *unread = [path for path in found if path.is_file()] or [None]
+        lines += [f"{path} is not read: {group}={option} reads {read} (earlier on the search path); give yours a name of its own" for path in unread]  # fmt: skip
+    return lines
+
+
 def _option_text(sources: Any, group: str, option: str) -> str | None:
     """The text of `<group>/<option>.yaml` from the first config source holding it, in Hydra's
     search-path order (a file folder or a package; a structured config has no file)."""

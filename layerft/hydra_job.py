@@ -31,7 +31,7 @@ from layerft.config import (
 from layerft.config_overrides import check_overrides, override_key
 from layerft.credentials import mask_credentials
 from layerft.errors import user_errors_exit
-from layerft.file_settings import file_settings
+from layerft.file_settings import file_settings, shadowed_options
 from layerft.layer_split import InjectedPolicy
 from layerft.model_files import model_folder, planned_model_folder
 from layerft.processes import is_main_process
@@ -163,6 +163,8 @@ def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str,
     overrides = list(hydra.overrides.task)
     sweep_dir = hydra.sweep.dir if hydra.mode == RunMode.MULTIRUN else None
     entries = job_entries(cfg, hydra)
+    for line in shadowed_options(hydra):
+        log.warning("%s", line)
     try:
         with user_errors_exit(reraise=isolate_failures):
             check_option_names(cfg, hydra.runtime.choices)

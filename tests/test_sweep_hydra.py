@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from layerft import sweep as sweep_module
 from layerft import sweep_grid
-from layerft.file_settings import file_settings, setting_text
+from layerft.file_settings import file_settings, setting_text, shadowed_options
 from layerft.tuning_mode import TuningMethod
 
 PLAN = ("model=tiny", "tracker=none", "--dry-run")
@@ -260,3 +260,28 @@ def test_table_options_are_checked_before_a_job_runs(tmp_path: Path, capsys) -> 
         "error: --baseline target_task.lr=2e-5: no job has it (the grid's: -, 0.0001, 3e-05)"
         in capsys.readouterr().err
     )
+
+
+def test_an_option_of_ones_own_that_a_shipped_one_shadows_is_named(tmp_path: Path) -> None:
+    # Hydra reads the first folder on its search path that holds `target_task/nsmc.yaml`: one's
+    # own copy pointing at local files was never read, and the run failed on the hub instead.
+    shipped, mine = tmp_path / "conf", tmp_path / "mine"
+    for folder, name in ((shipped, "nsmc"), (mine, "nsmc"), (mine, "own"), (mine, "warm")):
+        group = "lr_schedule" if name == "warm" else "target_task"
+        (folder / group).mkdir(parents=True, exist_ok=True)
+        (folder / group / f"{name}.yaml").write_text(f"name: {name}\n")
+    (shipped / "lr_schedule").mkdir()
+    (shipped / "lr_schedule" / "warm.yaml").write_text("name: warm\n")
+    sources = [{"path": "hydra.conf", "schema": "pkg", "provider": "hydra"},
+               {"path": str(shipped), "schema": "file", "provider": "main"},
+               {"path": str(mine), "schema": "file", "provider": "command-line"}]  # fmt: skip
+    choices = {"target_task": "nsmc", "lr_schedule@injection_lr_schedule": "warm", "hydra/launcher": "basic", "experiment": None}  # fmt: skip
+    hydra = OmegaConf.create({"runtime": {"choices": choices, "config_sources": sources}})
+    assert shadowed_options(hydra) == [
+        f"{mine}/target_task/nsmc.yaml is not read: target_task=nsmc reads {shipped}/target_task/"
+        "nsmc.yaml (earlier on the search path); give yours a name of its own",
+        f"{mine}/lr_schedule/warm.yaml is not read: lr_schedule=warm reads {shipped}/lr_schedule/"
+        "warm.yaml (earlier on the search path); give yours a name of its own",
+    ]
+    hydra.runtime.choices.target_task = "own"  # only in one's own folder: read, nothing to say
+    assert len(shadowed_options(hydra)) == 1
