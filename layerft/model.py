@@ -74,8 +74,16 @@ class ModelConfig:
             s for s in (self.package, self.hub_id, self.converted, self.tiny) if s is not None
         ]
         if len(sources) != 1:
+            names = ("package", "hub_id", "converted", "tiny")
+            given = [n for n in names if getattr(self, n) is not None]
+            fix = (
+                f"; model={self.name} sets {given[0]}: add model.{given[0]}=null, or write a model "
+                "option of your own (as conf/model/*.yaml)"
+                if len(given) == 2 else ""
+            )  # fmt: skip
             raise LayerftError(
-                f"model '{self.name}': set exactly one of package, hub_id, tiny, converted"
+                f"model '{self.name}': set exactly one of package, hub_id, tiny, converted "
+                f"(set: {', '.join(given) or 'none'}){fix}"
             )
         if self.converted is not None and self.converted not in CONVERTERS:
             raise LayerftError(

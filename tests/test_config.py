@@ -299,6 +299,11 @@ def test_a_group_schema_is_neither_an_option_nor_offered(override: str) -> None:
         (["trainer.pad_to_multiple_of=0"], "trainer.pad_to_multiple_of must be >= 1 or null"),
         (["tuning_mode=lora", "tuning_mode.lora.rank=0"], "tuning_mode.lora.rank must be >= 1"),
         (["model=tiny", "model.hub_id=x"], "model: set exactly one of package, hub_id, tiny"),
+        # a local folder given to a package's option: the fix named
+        (
+            ["model=minilm", "model.hub_id=/x"],
+            "(set: package, hub_id); model=minilm sets package: add model.package=null",
+        ),
         # an interpolation that does not resolve: OmegaConf's first line named no key
         (["target_task.lr=${nope}"], "target_task.lr: Interpolation key 'nope' not found"),
         (
