@@ -302,7 +302,8 @@ def test_a_group_schema_is_neither_an_option_nor_offered(override: str) -> None:
         # a local folder given to a package's option: the fix named
         (
             ["model=minilm", "model.hub_id=/x"],
-            "(set: package, hub_id); model=minilm sets package: add model.package=null",
+            "model: set exactly one of package, hub_id, tiny, converted (set: package, hub_id); "
+            "model=minilm sets package: add model.package=null",
         ),
         # an interpolation that does not resolve: OmegaConf's first line named no key
         (["target_task.lr=${nope}"], "target_task.lr: Interpolation key 'nope' not found"),
