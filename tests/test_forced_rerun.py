@@ -22,13 +22,19 @@ from layerft.forced_rerun import NOTE_FILE, noted_forced_rerun, remove_dead_reru
 from layerft.run_folder import tidy_finished
 from layerft.sweep_records import unfinished_dirs
 
+RECORD = {
+    "target/eval_accuracy": 0.9, "run/choices": {}, "run/seed": 1, "run/overrides": [],
+    "run/selection_metric": "target/eval_accuracy", "run/higher_is_better": True,
+    "run/config_fingerprint": "0123456789abcdef",
+}  # fmt: skip
+
 
 def finished_folder(run_dir: Path) -> dict[str, Path]:
     """A finished result with its W&B run and kept Hydra files."""
     hydra = run_dir / ".hydra"
     (hydra / "finished").mkdir(parents=True)
     (hydra / "finished" / "config.yaml").write_text("force_rerun: false\n")
-    (run_dir / "metrics.json").write_text('{"target/eval_accuracy": 0.9}')
+    (run_dir / "metrics.json").write_text(json.dumps(RECORD))  # readable, as a sweep reads it
     kept_run = run_dir / "wandb" / "offline-run-20261201_101010-kept"
     kept_run.mkdir(parents=True)
     return {"hydra": hydra, "kept_run": kept_run}
