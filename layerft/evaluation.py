@@ -6,7 +6,7 @@ Serves the `injection_task` and `target_task` config groups: a task's `metrics`,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from datasets import Dataset
@@ -19,20 +19,26 @@ from layerft.metrics import PREDICTED_CLASSES, MetricInput, load_metric, metric_
 from layerft.task import TaskConfig
 
 
-def build_compute_metrics(
-    task: TaskConfig, features: Dataset, rows: list[Record]
-) -> Callable[[EvalPrediction], dict[str, float]]:
-    """compute_metrics over the dev `features` (in order) made from the normalised dev `rows`."""
-    kind = kind_of(task)
-    modules = {name: (load_metric(name), metric_spec(name)) for name in task.metrics}
+class DevScorer:
+    """compute_metrics over the dev `features` (in order) made from the normalised dev `rows`;
+    `last` keeps the predictions and references of the last call, as its best metric reads them
+    (what layerft/predictions.py writes of the best checkpoint)."""
 
-    def compute(prediction: EvalPrediction) -> dict[str, float]:
-        inputs = kind.metric_inputs(task, prediction, features, rows)
+    def __init__(self, task: TaskConfig, features: Dataset, rows: list[Record]) -> None:
+        self.task, self.features, self.rows, self.kind = task, features, rows, kind_of(task)
+        self.modules = {name: (load_metric(name), metric_spec(name)) for name in task.metrics}
+        self.last: dict[str, Any] = {}
+
+    def __call__(self, prediction: EvalPrediction) -> dict[str, float]:
+        task = self.task
+        inputs = self.kind.metric_inputs(task, prediction, self.features, self.rows)
         results: dict[str, float] = {}
-        for name, (module, spec) in modules.items():
+        for name, (module, spec) in self.modules.items():
             returned = module.compute(**inputs[spec.reads])
             check_returned_keys(name, spec.keys, returned)
             results.update(returned)
+            if task.best_metric in returned:
+                self.last = {"input": spec.reads, **inputs[spec.reads]}
         if MetricInput.class_ids in inputs:  # one class: no more than the majority label learned
             results[PREDICTED_CLASSES] = len(set(inputs[MetricInput.class_ids]["predictions"]))
         if task.best_metric not in results:
@@ -42,7 +48,10 @@ def build_compute_metrics(
             )
         return {key: float(value) for key, value in results.items()}
 
-    return compute
+
+def build_compute_metrics(task: TaskConfig, features: Dataset, rows: list[Record]) -> DevScorer:
+    """The Trainer's compute_metrics for `task` over these dev features and rows (DevScorer)."""
+    return DevScorer(task, features, rows)
 
 
 def check_returned_keys(name: str, declared: tuple[str, ...], returned: Mapping[str, Any]) -> None:

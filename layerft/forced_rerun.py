@@ -31,6 +31,7 @@ from typing import IO
 from layerft import replaced_result
 from layerft.errors import LayerftError
 from layerft.file_io import file_sha256
+from layerft.predictions import PREDICTIONS_FILE
 from layerft.results import CHECKPOINTS_DIR, HISTORY_FILE, METRICS_FILE, run_dir_errors
 from layerft.tracker import remove_stale_runs, wandb_runs
 
@@ -200,7 +201,8 @@ def _remove_dead_attempt(run_dir: Path, note: Note) -> None:
         replaced_result.put_back(run_dir)
     else:  # any checkpoints there are the attempt's
         replaced_result.remove_trainer_checkpoints(run_dir / CHECKPOINTS_DIR)
-    (run_dir / f"{HISTORY_FILE}.partial").unlink(missing_ok=True)
+    for name in (HISTORY_FILE, PREDICTIONS_FILE):
+        (run_dir / f"{name}.partial").unlink(missing_ok=True)
     log.info("removed what a forced rerun that did not finish left in %s", run_dir)
 
 

@@ -39,6 +39,7 @@ from layerft.memory import PeakMemory
 from layerft.metrics import PREDICTED_CLASSES
 from layerft.parts import count_parameters, parameter_parts
 from layerft.phase_trainer import FUSED_ADAMW_DEVICES, PhaseTrainer, phase_speed, training_arguments
+from layerft.predictions import write_partial
 from layerft.processes import rank, world_size
 from layerft.replaced_result import remove_trainer_checkpoints
 from layerft.results import CHECKPOINTS_DIR
@@ -96,9 +97,13 @@ def run_phase(
         paused = pauses.seconds  # before the final evaluation, which train() did not time
         forward.train_done = bool(num_steps)  # without training, its one evaluation is the curve
         best = trainer.evaluate()  # the best checkpoint is loaded back at the end of train()
+        scored = {"validation": trainer.compute_metrics.last}  # its dev predictions
         for name, split in data.extra_eval.items():  # the same checkpoint on further dev sets
             trainer.compute_metrics = build_compute_metrics(task, split.features, split.rows)
             best |= trainer.evaluate(split.features, metric_key_prefix=f"eval_{name}")
+            scored[name] = trainer.compute_metrics.last
+        if stage == "target" and rank() == 0:
+            write_partial(output_dir, task, scored)
         completed = True
     finally:
         if not trainer_cfg.keep_checkpoints:

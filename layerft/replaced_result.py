@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from layerft.errors import LayerftError
+from layerft.predictions import PREDICTIONS_FILE
 from layerft.results import CHECKPOINTS_DIR, HISTORY_FILE
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,11 @@ def check_clear(run_dir: Path) -> None:
 
 def set_aside(run_dir: Path, hydra_dir: Path | None) -> None:
     """Move the result's `checkpoints/` out of a forced rerun's way (an empty folder stands for
-    none) and copy its history and kept Hydra files (`hydra_dir`: its Hydra subfolder, None
+    none) and copy its history, dev predictions and kept Hydra files (`hydra_dir`: its Hydra subfolder, None
     outside Hydra); one it does not have is noted as absent, so that one the rerun writes goes."""
     checkpoints, kept = run_dir / CHECKPOINTS_DIR, run_dir / REPLACED_DIR
     check_clear(run_dir)
-    originals = [run_dir / HISTORY_FILE]
+    originals = [run_dir / HISTORY_FILE, run_dir / PREDICTIONS_FILE]
     if hydra_dir is not None and hydra_dir.is_relative_to(run_dir):  # else not the result's own
         finished = hydra_dir / "finished"
         originals += sorted(finished.glob("*.yaml")) or [finished]  # none kept: all of it absent

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from layerft import predictions
 from layerft.callbacks import MetricSink
 from layerft.config import RunConfig
 from layerft.data import TaskData, load_task_data
@@ -233,6 +234,7 @@ def train_and_record(
                 extra |= hub_entries(cfg.model)  # downloaded by now
                 keep_hydra_files(run_dir)  # first: a kept copy is never older than the metrics
                 history.publish()
+                predictions.publish(run_dir)
                 log.info("results: %s", write_metrics(run_dir, metrics, record, extra))
                 (run_dir / FAILED_FILE).unlink(missing_ok=True)  # an earlier attempt's failure
                 remove_stale_runs(run_dir, earlier_runs, "the result this run replaced")

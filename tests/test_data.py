@@ -16,10 +16,11 @@ from datasets import Dataset
 from datasets.arrow_writer import ArrowWriter
 from transformers import EvalPrediction
 
-from layerft import evaluation, phase
+from layerft import evaluation, phase, predictions
 from layerft.data import load_task_data
 from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
+from layerft.predictions import write_partial
 from layerft.readers import read_records
 from layerft.records import normalise_records, read_split
 from layerft.tiny_model import build_tiny_tokenizer
@@ -610,7 +611,7 @@ def test_a_metric_returning_an_undeclared_key_or_no_best_metric_is_one_error(mon
     assert build_compute_metrics(task, features, [])(prediction)["accuracy"] == 1.0
 
 
-def test_a_classifiers_dev_metrics_count_the_classes_it_predicts(caplog) -> None:
+def test_a_classifiers_dev_metrics_count_the_classes_it_predicts(tmp_path, caplog) -> None:
     # One class for every dev example is a model that learned one label, whatever its accuracy
     # (here 2/3, the majority's share): the run warns and the sweep table notes it.
     task = compose_run("model=tiny").target_task
@@ -620,6 +621,17 @@ def test_a_classifiers_dev_metrics_count_the_classes_it_predicts(caplog) -> None
     assert one["accuracy"] == pytest.approx(2 / 3) and one["predicted_classes"] == 1
     two = build_compute_metrics(task, features, [])(EvalPrediction(np.eye(2)[[0, 1, 1]], labels))
     assert two["predicted_classes"] == 2
+    # The last call's predictions, as dev_predictions.jsonl writes them: labels by name.
+    scorer = build_compute_metrics(task, features, [])
+    scorer(EvalPrediction(np.eye(2)[[0, 1, 1]], labels))
+    write_partial(tmp_path, task, {"validation": scorer.last})
+    predictions.publish(tmp_path)
+    lines = [
+        json.loads(line) for line in (tmp_path / "dev_predictions.jsonl").read_text().splitlines()
+    ]
+    assert [(d["index"], d["prediction"], d["reference"]) for d in lines] == [
+        (0, "negative", "negative"), (1, "positive", "negative"), (2, "positive", "positive"),
+    ]  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="layerft.phase"):
         phase.warn_one_class("target", {"eval_accuracy": 0.6, "eval_predicted_classes": 2.0})
         assert not caplog.records

@@ -51,6 +51,7 @@ def rerun_files(run_dir: Path) -> dict[str, Path]:
     checkpoint = run_dir / "checkpoints" / "target" / "checkpoint-44"
     checkpoint.mkdir(parents=True)
     (run_dir / "history.jsonl.partial").write_text('{"step": 1}\n')
+    (run_dir / "dev_predictions.jsonl.partial").write_text("")
     return {"dead_run": dead_run, "checkpoint": checkpoint}
 
 
@@ -70,6 +71,7 @@ def test_a_dead_reruns_files_go_and_the_results_stay(tmp_path: Path) -> None:
     assert not left["dead_run"].exists() and not (tmp_path / "wandb" / "latest-run").is_symlink()
     assert not (tmp_path / "checkpoints").exists()
     assert not (tmp_path / "history.jsonl.partial").exists()
+    assert not (tmp_path / "dev_predictions.jsonl.partial").exists()
     assert result["kept_run"].is_dir()
     assert (result["hydra"] / "config.yaml").read_text() == "force_rerun: false\n"
     assert (tmp_path / "metrics.json").exists() and not (tmp_path / NOTE_FILE).exists()
@@ -327,17 +329,20 @@ def test_a_rerun_killed_as_it_wrote_its_result_leaves_the_results_history_and_co
     # Killed after publishing its history and keeping its Hydra files, before its metrics.
     result = finished_folder(tmp_path)
     (tmp_path / "history.jsonl").write_text(OLD_HISTORY)
+    (tmp_path / "dev_predictions.jsonl").write_text(OLD_HISTORY)  # the result's predictions too
     assert (
         killed_in_rerun(
             tmp_path,
             "for name in ('config.yaml', 'finished/config.yaml'):",
             "    (run_dir / '.hydra' / name).write_text('force_rerun: true')",
             "(run_dir / 'history.jsonl').write_text(sys.argv[3])",
+            "(run_dir / 'dev_predictions.jsonl').write_text(sys.argv[3])",
         )
         == 9
     )
     tidy_finished(tmp_path, result["hydra"])
     assert (tmp_path / "history.jsonl").read_text() == OLD_HISTORY
+    assert (tmp_path / "dev_predictions.jsonl").read_text() == OLD_HISTORY
     for kept in (result["hydra"] / "finished" / "config.yaml", result["hydra"] / "config.yaml"):
         assert kept.read_text() == "force_rerun: false\n"
     assert not (tmp_path / replaced_result.COPIES_DIR).exists()
@@ -382,6 +387,7 @@ def test_a_run_finding_its_result_after_a_killed_rerun_keeps_the_results_files(
     assert run_train(run, tmp_path).returncode == 0
     run_dir = tmp_path / "run"
     kept = ["history.jsonl", "metrics.json", ".hydra/overrides.yaml", ".hydra/finished/config.yaml"]
+    kept += ["dev_predictions.jsonl"]
     kept += [str(p.relative_to(run_dir)) for p in run_dir.glob("checkpoints/*/*/model.safetensors")]
     before = {name: (run_dir / name).read_bytes() for name in kept}
     hook = tmp_path / "hook"

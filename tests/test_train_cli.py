@@ -475,6 +475,12 @@ def test_default_run_writes_expected_metrics_and_run_files(runs) -> None:
     assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values()), metrics
     # Scored over the whole dev set; demo_pos has no "O" tag, so its F1 is its accuracy.
     assert_counts_of(metrics["target/eval_accuracy"], dev_examples(done.log, "target_task"))
+    # The best checkpoint's dev predictions, one per example, give its accuracy by hand.
+    lines = [json.loads(x) for x in (run_dir / "dev_predictions.jsonl").read_text().splitlines()]
+    assert len(lines) == dev_examples(done.log, "target_task")
+    assert {line["reference"] for line in lines} <= {"negative", "positive"}
+    right = sum(line["prediction"] == line["reference"] for line in lines)
+    assert metrics["target/eval_accuracy"] == pytest.approx(right / len(lines))
     assert metrics["injection/eval_token_f1"] == metrics["injection/eval_token_accuracy"] > 0
     assert {metrics[f"{s}/lr/head"] for s in ("injection", "target")} == {5e-5}
     positive = [

@@ -1,0 +1,53 @@
+"""Stage 2's dev predictions at its best checkpoint, `dev_predictions.jsonl` in the run folder:
+one line per item its best metric scores (an example; a sentence of a tagger or parser; a
+question), the prediction beside the reference as that metric reads them, a class by its label
+name. For error analysis, and to check a score by hand.
+
+Serves the `target_task` config group. `layerft/phase.py` writes it as `.partial`; `layerft/run.py`
+puts it in place with `history.jsonl` when it writes the result, and a forced rerun that does
+not finish leaves the result's own (layerft/replaced_result.py sets it aside).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from layerft.file_io import sync_to_disk
+
+if TYPE_CHECKING:
+    from layerft.task import TaskConfig
+
+PREDICTIONS_FILE = "dev_predictions.jsonl"
+NAMED = ("class_ids", "class_probabilities")  # MetricInputs of ids of task.label_names
+
+
+def write_partial(run_dir: Path, task: TaskConfig, scored: dict[str, dict[str, Any]]) -> None:
+    """`dev_predictions.jsonl.partial`: per dev split (`scored`: split -> DevScorer.last), each
+    item's index, prediction and reference."""
+    lines = []
+    for split, inputs in scored.items():
+        named = inputs.get("input") in NAMED
+        pairs = zip(inputs.get("predictions", ()), inputs.get("references", ()), strict=True)
+        for index, pair in enumerate(pairs):
+            prediction, reference = (task.label_names[v] if named else v for v in pair)
+            lines.append(
+                {"split": split, "index": index, "prediction": prediction, "reference": reference}
+            )
+    text = "".join(json.dumps(line, ensure_ascii=False, default=_plain) + "\n" for line in lines)
+    (run_dir / f"{PREDICTIONS_FILE}.partial").write_text(text, encoding="utf-8")
+
+
+def publish(run_dir: Path) -> None:
+    """Put the finished run's predictions in place (none written: nothing to do)."""
+    partial = run_dir / f"{PREDICTIONS_FILE}.partial"
+    if partial.exists():
+        sync_to_disk(partial)
+        os.replace(partial, run_dir / PREDICTIONS_FILE)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy number or array as JSON takes it."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
