@@ -228,6 +228,7 @@ def plot_row(combo: Combination, varied: list[str], is_baseline: bool) -> PlotRo
         combo.selection_metric,
         is_baseline,
         frozenset(k for k in varied if not applies(combo, k)),
+        len({job.seed for job in combo.finished + combo.failed}),
     )
 
 

@@ -22,8 +22,12 @@ if TYPE_CHECKING:
     from layerft.config import RunConfig
 
 # (task settings, split, file) -> the first error, or None: a grid checks each file once per
-# task settings, however many combinations read it
+# task settings, however many combinations read it; its recipe reads no record
 _CHECKED: dict[str, str | None] = {}
+RECIPE = frozenset(
+    {"lr", "epochs", "batch_size", "max_length", "weight_decay", "max_grad_norm",
+     "evals_per_epoch", "head_dropout", "metrics", "best_metric"}
+)  # fmt: skip
 
 
 def record_error(run_cfg: RunConfig) -> str | None:
@@ -34,7 +38,8 @@ def record_error(run_cfg: RunConfig) -> str | None:
     for group, task in tasks:
         if task is None or task.source not in ("data_files", "data_dir"):
             continue
-        if kind_of(task).distinct_text is not None:
+        distinct = kind_of(task).distinct_text
+        if distinct is not None and distinct(task) is not None:  # a silver tagger reads it
             continue
         for split in (*SPLITS, *task.extra_eval_splits):
             if error := _split_error(task, group, split):
@@ -49,13 +54,15 @@ def _split_error(task: TaskConfig, group: str, split: str) -> str | None:
     if path is None or not path.is_file():  # check_data_files names it
         return None
     stat = path.stat()
-    settings = json.dumps(dataclasses.asdict(task), sort_keys=True, default=str)
+    read = {k: v for k, v in dataclasses.asdict(task).items() if k not in RECIPE}
+    settings = json.dumps(read, sort_keys=True, default=str)
     key = json.dumps([settings, group, split, str(path.resolve()), stat.st_size, stat.st_mtime_ns])
     if key not in _CHECKED:
         logging.disable(logging.WARNING)  # the run says what it reads; the plan says only errors
         try:
             records, origin = read_split(task, group, split)
-            normalise_records(task, group, records, origin)
+            if not normalise_records(task, group, records, origin):  # as data.load_task_data says
+                raise LayerftError(f"{group} '{task.name}': {origin} has no labelled records")
             _CHECKED[key] = None
         except LayerftError as err:
             _CHECKED[key] = str(err)

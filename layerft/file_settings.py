@@ -67,7 +67,11 @@ def setting_text(value: Any) -> str:
 def shadowed_options(hydra: DictConfig) -> list[str]:
     """One line per chosen option that a folder of the search path holds a file of but another
     folder's, earlier on the path (conf/, a shipped one), is read instead: Hydra says nothing."""
-    folders = [Path(s.path) for s in hydra.runtime.config_sources if s.schema == "file"]
+    unique: dict[Path, Path] = {}  # one folder named twice (conf and /abs/conf) is one
+    for source in hydra.runtime.config_sources:
+        if source.schema == "file":
+            unique.setdefault(Path(source.path).resolve(), Path(source.path))
+    folders = list(unique.values())
     lines = []
     for group, option in hydra.runtime.choices.items():
         group = str(group).split("@")[0]  # lr_schedule@injection_lr_schedule: lr_schedule's

@@ -28,6 +28,12 @@ class PlotRow:
     is_baseline: bool = False  # another row's baseline
     # Varied settings its runs never read (sweep_table.applies): one run serves every value of each.
     unread: frozenset[str] = frozenset()
+    jobs: int = 0  # its seeds run, finished or failed (0: as many as it has scores)
+
+    @property
+    def runs(self) -> int:
+        """Its seeds run, finished or failed."""
+        return max(self.jobs, len(self.scores))
 
     @property
     def mean(self) -> float:

@@ -8,7 +8,7 @@ Serves no config group. Nothing here touches pyplot's global state or opens a wi
 from __future__ import annotations
 
 import textwrap
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 import numpy as np
 from matplotlib import colormaps
@@ -87,16 +87,16 @@ def served_cells(
 
 def cell_rows(
     rows: list[PlotRow], axes: tuple[str, str], xs: list[str], ys: list[str]
-) -> tuple[dict[tuple[str, str], list[PlotRow]], set[tuple[str, str]]]:
-    """Each cell's rows with scores (`served_cells`), and the cells some row serves, finished or
-    failed (a cell of none reads "not run")."""
-    run: set[tuple[str, str]] = set()
+) -> tuple[dict[tuple[str, str], list[PlotRow]], dict[tuple[str, str], list[PlotRow]]]:
+    """Each cell's rows with scores (`served_cells`), and each cell's rows finished or failed (a
+    cell of none reads "not run")."""
+    run: dict[tuple[str, str], list[PlotRow]] = defaultdict(list)
     cells: dict[tuple[str, str], list[PlotRow]] = defaultdict(list)
     for row in rows:
-        served = served_cells(row, axes, xs, ys)
-        run.update(served)
-        for cell in served if row.scores else ():
-            cells[cell].append(row)
+        for cell in served_cells(row, axes, xs, ys):
+            run[cell].append(row)
+            if row.scores:
+                cells[cell].append(row)
     return cells, run
 
 
@@ -112,11 +112,8 @@ def heatmap_figure(
     xs, ys = axis_values(rows, x), axis_values(rows, y)
     cells, run = cell_rows(rows, axes, xs, ys)
     others = [k for k in varied if k not in axes]
-    counts = Counter(len(row.scores) for row in rows if row.scores)  # a row's usual seeds
-    seeds = max(counts, key=lambda n: (counts[n], n), default=0)
     short = {
-        (xv, yv): cell_shortfall(cell, expected_rows(rows, axes, others, (xv, yv)), seeds)
-        for (xv, yv), cell in cells.items()
+        key: cell_shortfall(cell, grid_counts(rows, axes, run, key)) for key, cell in cells.items()
     }
     grid = np.array([[cell_mean(cells[xv, yv]) for xv in xs] for yv in ys])
     shade, (x_ticks, y_ticks), title, within = colouring(grid, cells, axes, (xs, ys), metric)
@@ -220,31 +217,34 @@ def cell_mean(cell: list[PlotRow]) -> float:
     return float(np.mean([row.mean for row in cell])) if cell else float("nan")
 
 
-def expected_rows(
-    rows: list[PlotRow], axes: tuple[str, str], others: list[str], cell: tuple[str, str]
-) -> int:
-    """How many rows the grid has in `cell`: per kind of row (the settings its runs never read),
-    the fewer of the combinations of the averaged settings it reads along either axis through
-    the cell (a task's own learning rates). A linear schedule reads no layer_decay: one row."""
+def grid_counts(
+    rows: list[PlotRow],
+    axes: tuple[str, str],
+    run: dict[tuple[str, str], list[PlotRow]],
+    cell: tuple[str, str],
+) -> tuple[int, int]:
+    """The combinations and runs the grid has in `cell`: its rows finished or failed, with their
+    seeds; and per kind of row (the settings its runs never read) with rows along both axes
+    through the cell but none in it (a combination never run), one more, of that kind's most
+    runs. Whether an averaged setting has all its values in the cell is not judged."""
+    here = run.get(cell, [])
+    combos, runs = len(here), sum(row.runs for row in here)
     kinds: dict[frozenset[str], list[PlotRow]] = defaultdict(list)
     for row in rows:
         kinds[row.unread].append(row)
-    total = 0
     for unread, members in kinds.items():
-        along = [  # its rows along each axis through the cell
-            [r for r in members if key in unread or r.settings[key] == value]
+        reaches = all(
+            key in unread or value in {row.settings[key] for row in members}
             for key, value in zip(axes, cell, strict=True)
-        ]
-        read = [key for key in others if key not in unread]
-        total += min(len({tuple(r.settings[k] for k in read) for r in line}) for line in along)
-    return total
+        )
+        if reaches and not any(row.unread == unread for row in here):
+            combos, runs = combos + 1, runs + max(row.runs for row in members)
+    return combos, runs
 
 
-def cell_shortfall(cell: list[PlotRow], combos: int, seeds: int) -> list[str]:
-    """`k/n combos` and `k/n runs` where a heatmap cell has fewer than its grid's `combos` rows
-    of `seeds` runs each (a row failed, or was not run)."""
-    counts = (
-        ("combos", len(cell), combos),
-        ("runs", sum(len(r.scores) for r in cell), combos * seeds),
-    )
-    return [f"{k}/{n} {name}" for name, k, n in counts if k < n]
+def cell_shortfall(cell: list[PlotRow], counts: tuple[int, int]) -> list[str]:
+    """`k/n combos` and `k/n runs` where a heatmap cell averages fewer than its grid has there
+    (`counts`, grid_counts): a row or a seed failed, or was not run."""
+    found = (len(cell), sum(len(row.scores) for row in cell))
+    pairs = zip(("combos", "runs"), found, counts, strict=True)
+    return [f"{k}/{n} {name}" for name, k, n in pairs if k < n]

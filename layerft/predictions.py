@@ -1,7 +1,7 @@
 """Stage 2's dev predictions at its best checkpoint, `dev_predictions.jsonl` in the run folder:
-one line per item its best metric scores (an example; a sentence of a tagger or parser; a
-question), the prediction beside the reference as that metric reads them, a class by its label
-name. For error analysis, and to check a score by hand.
+one line per item its best metric scores (an example; a tagger's word or sentence, as its metric
+reads them; a parser's sentence; a question), the prediction beside the reference, a class by its
+label name. For error analysis, and to check a score by hand.
 
 Serves the `target_task` config group. `layerft/phase.py` writes it as `.partial`; `layerft/run.py`
 puts it in place with `history.jsonl` when it writes the result, and a forced rerun that does
@@ -11,6 +11,7 @@ not finish leaves the result's own (layerft/replaced_result.py sets it aside).
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ def write_partial(run_dir: Path, task: TaskConfig, scored: dict[str, dict[str, A
         named = inputs.get("input") in NAMED
         pairs = zip(inputs.get("predictions", ()), inputs.get("references", ()), strict=True)
         for index, pair in enumerate(pairs):
-            prediction, reference = (task.label_names[v] if named else v for v in pair)
+            prediction, reference = (task.label_names[v] if named else _finite(v) for v in pair)
             lines.append(
                 {"split": split, "index": index, "prediction": prediction, "reference": reference}
             )
@@ -46,6 +47,11 @@ def publish(run_dir: Path) -> None:
     if partial.exists():
         sync_to_disk(partial)
         os.replace(partial, run_dir / PREDICTIONS_FILE)
+
+
+def _finite(value: Any) -> Any:
+    """A score as strict JSON takes it: NaN or infinity (a diverged regression) as null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _plain(value: Any) -> Any:

@@ -1302,10 +1302,14 @@ def heatmap_texts(figure: Figure) -> dict[tuple[str, str], str]:
 def test_heatmap_marks_cells_averaging_fewer_combinations_or_runs() -> None:
     rows = [
         plot_row([0.74, 0.75, 0.745], injection_task="demo_pos", tuning_mode="full", lr="1"),
-        plot_row([], injection_task="demo_pos", tuning_mode="full", lr="2"),  # every seed failed
+        replace(
+            plot_row([], injection_task="demo_pos", tuning_mode="full", lr="2"), jobs=3
+        ),  # all failed
         plot_row([0.7, 0.7, 0.7], injection_task="none", tuning_mode="full", lr="1"),
         plot_row([0.5, 0.5, 0.5], injection_task="none", tuning_mode="full", lr="2"),
-        plot_row([0.6, 0.6], injection_task="demo_pos", tuning_mode="lora", lr="1"),
+        replace(
+            plot_row([0.6, 0.6], injection_task="demo_pos", tuning_mode="lora", lr="1"), jobs=3
+        ),
         plot_row([0.4, 0.4, 0.4], injection_task="demo_pos", tuning_mode="lora", lr="2"),
     ]
     axes, varied = ("injection_task", "tuning_mode"), ["injection_task", "tuning_mode", "lr"]
@@ -1344,7 +1348,9 @@ def test_heatmap_fills_every_cell_along_a_setting_a_row_never_read(tmp_path, mon
     axes = ("injection_task", "layer_split")
     rows = [
         plot_row([0.9], injection_task="demo_pos", layer_split="lower1"),
-        plot_row([], injection_task="klue_pos", layer_split="lower_half"),  # every seed failed
+        replace(
+            plot_row([], injection_task="klue_pos", layer_split="lower_half"), jobs=1
+        ),  # failed
         replace(plot_row([0.6], injection_task="-", layer_split="-"), unread=frozenset(axes)),
     ]
     texts = heatmap_texts(heatmap_figure(rows, axes, list(axes), ACC))
@@ -1446,7 +1452,7 @@ def test_heatmap_counts_only_the_rows_its_grid_has_in_a_cell() -> None:
     assert not any("/" in text for text in texts.values()), texts
     assert texts["layerwise_decay", "2"] == "0.750" and texts["discriminative", "4"] == "0.650"
     # One decay value's row failed: its cells say so.
-    rows[4] = replace(rows[4], scores=[])
+    rows[4] = replace(rows[4], scores=[], jobs=2)
     texts = heatmap_texts(heatmap_figure(rows, axes, varied, ACC))
     assert texts["layerwise_decay", "2"] == "0.750\n1/2 combos\n2/4 runs"
     # Each task its own learning rates (snli 1e-4 and 3e-5, ag_news 5e-5 and 1e-5): every cell
@@ -1463,12 +1469,16 @@ def test_heatmap_counts_only_the_rows_its_grid_has_in_a_cell() -> None:
         )
     )
     assert set(texts.values()) == {"0.600"}
+    # Seed 3 failed in most rows: those cells say so (the usual count of scores had been 2).
+    rows = [
+        replace(plot_row([0.5, 0.6] + [0.7] * (task == "b" and split == "y"), target_task=task, split=split), jobs=3)
+        for task in ("a", "b")
+        for split in ("x", "y")
+    ]  # fmt: skip
     texts = heatmap_texts(
-        heatmap_figure(
-            rows[1:], ("tuning_mode", "target_task"), ["tuning_mode", "target_task", "lr"], ACC
-        )
+        heatmap_figure(rows, ("target_task", "split"), ["target_task", "split"], ACC)
     )
-    assert texts["full", "snli"] == "0.600\n1/2 combos\n3/6 runs"  # full, snli, 1e-4 not run
+    assert sorted(texts.values()) == ["0.550\n2/3 runs"] * 3 + ["0.600"]
 
 
 def test_bars_reach_the_lowest_whisker_and_name_each_rows_metric_when_they_differ() -> None:

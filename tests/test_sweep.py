@@ -745,6 +745,35 @@ def test_a_bad_record_stops_the_sweep_before_any_job_runs(tmp_path, capsys) -> N
     )
 
 
+def test_a_bad_tag_in_a_klue_release_stops_the_sweep_before_any_job_runs(
+    tmp_path, capsys, shared_data
+) -> None:
+    # Every tagging kind had been left to its runs (the check skipped any kind that can tag
+    # texts itself, not only a task that does); a split of no labelled record as well.
+    release = tmp_path / "ner"
+    shutil.copytree(shared_data / "klue" / "klue-ner-v1.1", release)
+    train = release / "klue-ner-v1.1_train.tsv"
+    train.write_text(
+        train.read_text(encoding="utf-8").replace("\tB-PS", "\tB-XX", 1), encoding="utf-8"
+    )
+    args = [
+        "demo",
+        *TINY_GRID,
+        "target_task=klue_ner",
+        f"target_task.data_dir={release}",
+        "--dry-run",
+    ]
+    assert sweep_module.main([*args, "--dir", str(tmp_path / "s")]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "klue-ner-v1.1_train.tsv:" in line and "B-XX" in line, line
+    (tmp_path / "dev.jsonl").write_text('{"text": "a", "label": -1}\n')  # SNLI's unlabelled mark
+    files = [
+        f"target_task.data_files.{s}={tmp_path / 'dev.jsonl'}" for s in ("train", "validation")
+    ]
+    assert sweep_module.main(["demo", *TINY_GRID, "target_task=snli", *files, "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip().endswith("has no labelled records")
+
+
 def test_only_a_combination_the_sweep_launches_is_refused_for_its_data() -> None:
     # A finished one is not rerun (its data file may have moved since), nor is a blocked one.
     error = "target_task.data_files.train: no such file /moved.jsonl"

@@ -285,3 +285,7 @@ def test_an_option_of_ones_own_that_a_shipped_one_shadows_is_named(tmp_path: Pat
     ]
     hydra.runtime.choices.target_task = "own"  # only in one's own folder: read, nothing to say
     assert len(shadowed_options(hydra)) == 1
+    # conf/ named again under another spelling is no folder of its own
+    again = {"path": f"{shipped}/../conf", "schema": "file", "provider": "command-line"}
+    hydra.runtime.config_sources = [sources[1], again]
+    assert shadowed_options(hydra) == []
