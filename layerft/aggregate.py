@@ -24,7 +24,7 @@ from layerft.results import read_history
 from layerft.run_record import older_results
 from layerft.sweep_baseline import baselines, check_baseline
 from layerft.sweep_job import Job, changed_files
-from layerft.sweep_records import holds_record, read_jobs, unfinished_dirs
+from layerft.sweep_records import holds_record, read_sweep, unfinished_dirs
 from layerft.sweep_report import csv_text, older_versions, render_markdown
 from layerft.sweep_table import (
     Combination,
@@ -82,11 +82,11 @@ def aggregate(
     """
     started = time.time()
     planned = _last_not_run(sweep_dir) if not_run is None else list(not_run)
-    jobs = read_jobs(sweep_dir)
+    jobs, damaged = read_sweep(sweep_dir)
     on_other_data = [job for job in jobs if job.changed]
     replaced = [job for job in jobs if job.replaced_by is not None]
     jobs = [job for job in jobs if not job.changed and job.replaced_by is None]
-    unfinished = unfinished_dirs(sweep_dir)
+    unfinished = unfinished_dirs(sweep_dir, damaged)
     not_run = _without_record(sweep_dir, planned, unfinished)
     _warn_left_out(unfinished, on_other_data, older_versions(jobs))
     if not jobs:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,11 +38,17 @@ HYDRA_SUBDIR = ".hydra"  # Hydra's `output_subdir`, written into a job's folder 
 
 
 def read_jobs(sweep_dir: Path) -> list[Job]:
+    """Every job under `sweep_dir` (read_sweep's)."""
+    return read_sweep(sweep_dir)[0]
+
+
+def read_sweep(sweep_dir: Path) -> tuple[list[Job], list[Path]]:
     """Every job under `sweep_dir` at any depth, one per config and per (settings, seed): a finished
     record before a failed one, then the newer. A result on data changed since (`changed_data`)
     is listed too, and keeps no (settings, seed) from another job; so is a record of another
     config that lost its (settings, seed) to the one kept (`replaced_by`). So is a result on model
-    files changed since, as one on changed data (`Job.changed`)."""
+    files changed since, as one on changed data (`Job.changed`). Then the folders whose record
+    cannot be read (warned about; unfinished_dirs lists them)."""
     if not sweep_dir.is_dir():
         raise LayerftError(f"no sweep folder {sweep_dir}")
     dirs = record_dirs(sweep_dir)
@@ -79,15 +85,16 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
             replaced.append(replace(job, replaced_by=winner.run_dir))
     on_other_data = [job for job in records if job.changed]
     listed = [*kept, *on_other_data, *reruns, *replaced]
-    return sorted(listed, key=lambda j: (j.run_dir, j.error is not None))
+    damaged = [d for d in dirs if d not in readable]
+    return sorted(listed, key=lambda j: (j.run_dir, j.error is not None)), damaged
 
 
-def unfinished_dirs(sweep_dir: Path) -> list[Path]:
-    """Job folders Hydra started that hold no record (killed, or still running in a live sweep)
-    or one that cannot be read (damaged since: its grid's rerun redoes it, as results.first_finished
-    does)."""
+def unfinished_dirs(sweep_dir: Path, damaged: Sequence[Path] = ()) -> list[Path]:
+    """Job folders Hydra started that hold no record (killed, or still running in a live sweep),
+    and the `damaged` ones, whose record cannot be read (read_sweep's: its grid's rerun redoes it,
+    as results.first_finished does)."""
     started = {path.parent for path in sweep_dir.rglob(HYDRA_SUBDIR) if is_unfinished(path.parent)}
-    return sorted(started | {path for path in record_dirs(sweep_dir) if not _readable(path)})
+    return sorted(started | set(damaged))
 
 
 def record_dirs(sweep_dir: Path) -> list[Path]:
@@ -103,14 +110,6 @@ def _readable_job(run_dir: Path) -> Job | None:
     except LayerftError as err:
         log.warning("%s; left out of the table, listed as unfinished (a rerun redoes it)", err)
         return None
-
-
-def _readable(run_dir: Path) -> bool:
-    try:
-        read_job(run_dir)
-    except LayerftError:
-        return False
-    return True
 
 
 def is_unfinished(folder: Path) -> bool:
