@@ -22,7 +22,6 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from layerft.config_errors import CONFIG_ERRORS, composition_error_line
 from layerft.credential_overrides import credential_override_error
@@ -40,9 +39,6 @@ from layerft.sweep_records import HYDRA_SUBDIR
 from layerft.sweep_status import LeftOut, left_out, status
 from layerft.sweep_summary import blocked_note, print_plan, print_summary, warn_repeated_values
 from layerft.sweep_tracker import relog_results_table
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
