@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import subprocess
@@ -43,6 +44,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
         cores = len(os.sched_getaffinity(0))  # the cores this process may use, not the host's
         torch.set_num_threads(max(1, min(torch.get_num_threads(), cores // workers)))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Take the objects of every import so far (torch, transformers, the test modules: about half
+    a million) out of the garbage collector's view: each full collection, which the Trainer makes
+    at every `train()`, then skips them. The suite ran about a quarter faster; no result changes
+    (frozen objects are only never freed, and they live as long as the process anyway)."""
+    gc.freeze()
 
 
 def run_train(

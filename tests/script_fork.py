@@ -26,8 +26,16 @@ from pathlib import Path
 
 # What a train.py run imports before its first step: the server imports them once. Not wandb:
 # its import makes a temporary folder for media, which the first child to exit would delete
-# under every other.
-PRELOAD = ["torch", "transformers", "datasets", "evaluate", "hydra", "layerft.run"]
+# under every other. Then fork_server_warmup: the metric modules, and gc.freeze() of it all.
+PRELOAD = [
+    "torch",
+    "transformers",
+    "datasets",
+    "evaluate",
+    "hydra",
+    "layerft.run",
+    "fork_server_warmup",
+]
 # Variables read when a run reads them, not when a module is imported: a call may set its own.
 READ_AT_RUN = ("WANDB_", "LAYERFT_")
 # Per call, set by conftest.script_env: the server gets its own.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from conftest import run_train
 
 # The README command itself, with fewer examples and epochs so that CI can afford it.
@@ -16,7 +15,8 @@ REDUCED = (
 )  # fmt: skip
 
 
-@pytest.mark.slow
+# In the default run (not marked slow, though it takes about a minute): `.ci/run` runs the README's
+# test command, and the README's main job is what it must never break.
 def test_readme_demo_runs_offline_and_both_stages_learn(tmp_path) -> None:
     proc = run_train(list(REDUCED), tmp_path, env_extra={"WANDB_MODE": "offline"}, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]

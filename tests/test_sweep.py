@@ -910,7 +910,8 @@ def test_a_ctrl_c_python_lost_still_stops_the_sweep_with_exit_130(
     assert signal.getsignal(signal.SIGINT) is previous
 
 
-@pytest.mark.slow
+# In the default run (about 25 s): the resume and determinism contracts end to end, which the
+# README's test command and so `.ci/run` must check.
 def test_kill_9_in_the_second_job_then_rerun_matches_an_uninterrupted_sweep(tmp_path) -> None:
     grid = [*TINY_GRID, "injection_task=demo_pos", "tuning_mode=full", "seed=1,2,3"]
     killed = tmp_path / "killed"
