@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from enum import Enum
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hydra.plugins.config_source import ConfigResult
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -36,11 +36,10 @@ def file_settings(cfg: DictConfig, hydra: DictConfig) -> dict[str, str]:
     settings: dict[str, str] = {}
     for group in GLOBAL_GROUPS:
         option = hydra.runtime.choices.get(group)
-        text = option and _option_text(hydra.runtime.config_sources, group, str(option))
-        if not text or "@package _global_" not in text:  # its keys sit elsewhere: none found
+        found = option and _option_file(hydra.runtime.config_sources, f"{group}/{option}")
+        if not found or found.header.get("package") != "_global_":  # its keys sit elsewhere
             continue
-        node = OmegaConf.create(text)
-        for key in _leaf_keys(node):
+        for key in _leaf_keys(found.config):
             if key in overridden:
                 continue
             try:  # a value that does not resolve fails the run, which records why; not this
@@ -83,20 +82,18 @@ def shadowed_options(hydra: DictConfig) -> list[str]:
     return lines
 
 
-def _option_text(sources: Any, group: str, option: str) -> str | None:
-    """The text of `<group>/<option>.yaml` from the first config source holding it, in Hydra's
-    search-path order (a file folder or a package; a structured config has no file)."""
-    for source in sources:
-        name = f"{group}/{option}.yaml"
-        if source.schema == "file" and (path := Path(source.path) / name).is_file():
-            return path.read_text(encoding="utf-8")
-        if source.schema == "pkg":
-            try:
-                path = resources.files(source.path.replace("/", ".")).joinpath(name)
-                if path.is_file():
-                    return path.read_text(encoding="utf-8")
-            except ModuleNotFoundError:
-                continue
+def _option_file(sources: Any, name: str) -> ConfigResult | None:
+    """`<group>/<option>` as Hydra reads it (its header parsed) from the first of the run's config
+    sources that holds it, in search-path order: a file folder, a package or a structured config."""
+    from hydra._internal.sources_registry import SourcesRegistry
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # registers the kinds of source
+    for entry in sources:
+        kind = SourcesRegistry.instance().resolve(entry.schema)
+        source = kind(provider=entry.provider, path=f"{entry.schema}://{entry.path}")
+        if source.is_config(name):
+            return source.load_config(name)
     return None
 
 

@@ -221,6 +221,15 @@ def test_the_keys_a_grid_file_sets_are_recorded_less_overridden_ones_and_credent
     # A file of another package sets keys elsewhere; none chosen, none found.
     (tmp_path / "sweep" / "g.yaml").write_text("target_task:\n  max_length: 48\n")
     assert file_settings(cfg, hydra) == {}
+    # Its header as Hydra parses it, not the words anywhere in the file.
+    hydra.runtime.choices.sweep, cfg.target_task.max_length = "g", 48
+    header = "# not like the grids, whose header is # @package _global_"
+    (tmp_path / "sweep" / "g.yaml").write_text(f"{header}\ntarget_task:\n  max_length: 48\n")
+    assert file_settings(cfg, hydra) == {}
+    (tmp_path / "sweep" / "g.yaml").write_text(
+        "# @package _global_\ntarget_task:\n  max_length: 48\n"
+    )
+    assert file_settings(cfg, hydra) == {"target_task.max_length": "48"}
     hydra.runtime.choices.sweep = None
     assert file_settings(cfg, hydra) == {}
 
@@ -229,7 +238,7 @@ def test_table_options_are_checked_before_a_job_runs(tmp_path: Path, capsys) -> 
     # `--baseline tuning_mode=full seed=1` took seed=1 (meant to narrow the grid) as a baseline
     # setting: every job trained, then the table was refused. A typo waited as long.
     out = tmp_path / "out"
-    args = ["demo", "model=tiny", "tracker=none", "--dir", str(out)]
+    args = ["demo", "model=tiny", "tracker=none", "seed=1,2", "--dir", str(out)]
     refused = {
         ("--baseline", "tuning_mode=full", "seed=1"): "--baseline seed: a row folds its seeds",
         ("--baseline", "tuning_mode=ful"): "--baseline tuning_mode=ful: no job has it (the grid's: full, lora)",
