@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerft.errors import LayerftError
@@ -32,10 +33,15 @@ RECIPE = frozenset(
 
 def record_error(run_cfg: RunConfig) -> str | None:
     """The first bad record of a local data file this run reads, as its run would report it (the
-    target task's files first), or None. Generated and hub data are the run's to read; so is the
-    data of a task that tags its texts as it reads them (kind.distinct_text: a silver tagger)."""
+    target task's files first), or None; in offline mode, a hub dataset not in the local cache
+    too. Generated data and the hub's records are the run's to read; so is the data of a task
+    that tags its texts as it reads them (kind.distinct_text: a silver tagger)."""
     tasks = (("target_task", run_cfg.target_task), ("injection_task", run_cfg.injection_task))
     for group, task in tasks:
+        if task is not None and task.source == "hub":
+            if error := _hub_error(task, group):
+                return error
+            continue
         if task is None or task.source not in ("data_files", "data_dir"):
             continue
         distinct = kind_of(task).distinct_text
@@ -45,6 +51,26 @@ def record_error(run_cfg: RunConfig) -> str | None:
             if error := _split_error(task, group, split):
                 return error
     return None
+
+
+def _hub_error(task: TaskConfig, group: str) -> str | None:
+    """Offline, a hub dataset the cache lacks (once per dataset): every job reading it would
+    fail on it. Online the plan does not ask the hub, which its runs do."""
+    import datasets
+
+    from layerft.records import offline_hub_error
+
+    cache = Path(datasets.config.HF_DATASETS_CACHE)  # a data set it gains changes its time
+    changed = cache.stat().st_mtime_ns if cache.is_dir() else None
+    key = json.dumps(["hub", group, task.name, task.hub_id, task.hub_config, str(cache), changed])
+    if key not in _CHECKED:
+        logging.disable(logging.WARNING)  # "Using the latest cached version": the run's to say
+        try:
+            error = offline_hub_error(task, group)
+        finally:
+            logging.disable(logging.NOTSET)
+        _CHECKED[key] = None if error is None else str(error)
+    return _CHECKED[key]
 
 
 def _split_error(task: TaskConfig, group: str, split: str) -> str | None:

@@ -70,6 +70,19 @@ def _read_hub_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict
     return (dataset.to_list() if convert is None else convert(dataset.to_list())), origin
 
 
+def offline_hub_error(task: TaskConfig, group: str) -> LayerftError | None:
+    """In offline mode, the run's error for a hub dataset the local cache does not hold, or None
+    (datasets resolves it from its cache or fails at once, reading no data)."""
+    if task.hub_id is None or not datasets.config.HF_HUB_OFFLINE:
+        return None
+    try:
+        datasets.load_dataset_builder(task.hub_id, task.hub_config)
+    except Exception as err:  # noqa: BLE001 - any failure here means "not in the cache"
+        origin = task.hub_id + (f"/{task.hub_config}" if task.hub_config else "")
+        return _hub_dataset_error(task, group, origin, first_line(err))
+    return None
+
+
 def _hub_dataset_error(task: TaskConfig, group: str, origin: str, reason: str) -> LayerftError:
     # data_dir only for a task with a release layout (release_files), named by its files.
     files = [name for name in task.release_files.values() if name]

@@ -22,6 +22,7 @@ import types
 from pathlib import Path
 from typing import Any
 
+import datasets
 import hydra
 import pytest
 import torch
@@ -743,6 +744,38 @@ def test_a_bad_record_stops_the_sweep_before_any_job_runs(tmp_path, capsys) -> N
     assert (
         sweep_module.main(["demo", *TINY_GRID, *files, "--dir", str(sweep_dir), "--dry-run"]) == 0
     )
+
+
+def test_offline_a_hub_dataset_the_cache_lacks_stops_the_sweep_and_a_cached_one_plans(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    # Every job of such a grid had failed on it in turn; --dry-run had passed it.
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
+    args = ["demo", *TINY_GRID, "target_task=snli", "--dir", str(tmp_path / "sweep")]
+    for dry_run in (["--dry-run"], []):
+        assert sweep_module.main([*args, *dry_run]) == 2
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert (
+            "target_task 'snli': could not load hub dataset stanfordnlp/snli (Couldn't reach"
+            in line
+        )
+        assert "offline, set target_task.data_files.train=..." in line
+    assert not [path for path in (tmp_path / "sweep").iterdir() if path.is_dir()]  # no job started
+    # The cache as `load_dataset` leaves it (the run reads it from there): the grid plans.
+    rows = tmp_path / "snli.jsonl"
+    rows.write_text('{"premise": "a", "hypothesis": "b", "label": 0}\n')
+    built = datasets.load_dataset(
+        "json", data_files={"validation": str(rows)}, cache_dir=str(tmp_path / "built")
+    )
+    [folder] = {Path(f["filename"]).parent for f in built["validation"].cache_files}
+    cached = tmp_path / "datasets" / "stanfordnlp___snli" / "default" / "0.0.0" / folder.name
+    shutil.copytree(folder, cached)
+    (cached / "json-validation.arrow").rename(cached / "snli-validation.arrow")
+    assert (
+        datasets.load_dataset("stanfordnlp/snli", split="validation").to_list()[0]["premise"] == "a"
+    )
+    assert sweep_module.main([*args, "--dry-run"]) == 0
 
 
 def test_a_bad_tag_in_a_klue_release_stops_the_sweep_before_any_job_runs(
