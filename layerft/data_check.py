@@ -4,7 +4,7 @@ after another, each after its imports.
 
 Serves the `injection_task` and `target_task` config groups as a sweep plans them:
 `layerft/sweep_grid.py` asks `record_error` of each combination, sweep.py refuses to launch one
-with an error (sweep.check_launched_data), as train.py's run would stop on it.
+with an error (sweep.check_launched_inputs), as train.py's run would stop on it.
 """
 
 from __future__ import annotations

@@ -113,7 +113,7 @@ def resolve_model_path(cfg: ModelConfig, cache_dir: Path | None = None) -> str:
         if not Path(cfg.hub_id).is_dir() and not hub_constants().HF_HUB_OFFLINE:
             reason = hub_unreachable()
             if reason is not None:
-                raise _unreachable(cfg, reason)
+                raise unreachable_error(cfg, reason)
         return cfg.hub_id
     try:
         module = importlib.import_module(cfg.package)
@@ -204,7 +204,7 @@ def from_pretrained(loader: Any, cfg: ModelConfig, cache_dir: Path | None, **kwa
                 "to one that has it (the hub's conversion pull request, refs/pr/<n>), or convert "
                 "the .bin into a local folder with safetensors.torch.save_file"
             ) from err
-        raise _unreachable(cfg, first_line(err)) from err
+        raise unreachable_error(cfg, first_line(err)) from err
 
 
 def _unusable(cfg: ModelConfig, err: Exception) -> LayerftError:
@@ -219,7 +219,7 @@ def _unusable(cfg: ModelConfig, err: Exception) -> LayerftError:
     return LayerftError(f"model '{cfg.name}': could not build from '{where}' ({first_line(err)})")
 
 
-def _unreachable(cfg: ModelConfig, reason: str) -> LayerftError:
+def unreachable_error(cfg: ModelConfig, reason: str) -> LayerftError:
     # `models/minilmm` where `models/` holds model folders: most likely a mistyped folder, not a
     # hub id (a `klue/` data folder beside `klue/bert-base` is no hint).
     parent = Path(cfg.hub_id).expanduser().parent if cfg.hub_id else Path()

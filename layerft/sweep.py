@@ -123,7 +123,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     warn_repeated_values(combinations)
     if args.dry_run:
         state = status(combinations, sweep_dir)
-        check_launched_data(combinations, left_out(combinations, state, args.force))
+        check_launched_inputs(combinations, left_out(combinations, state, args.force))
         print_plan(combinations, state, args.force)
         return 0
     with sweep_lock(sweep_dir):
@@ -136,7 +136,7 @@ def launch(args: argparse.Namespace, combinations: list[Combination], sweep_dir:
     started_ns = time.time_ns()
     before = status(combinations, sweep_dir)
     left = left_out(combinations, before, args.force)
-    check_launched_data(combinations, left)
+    check_launched_inputs(combinations, left)
     if before.blocked:
         log.warning("%s", blocked_note(before.blocked))
     for combination, folder in [] if args.force else before.done:
@@ -166,15 +166,16 @@ def launch(args: argparse.Namespace, combinations: list[Combination], sweep_dir:
     return 0 if not stopped and not (state.failed or state.missing or state.stale) else 1
 
 
-def check_launched_data(combinations: Sequence[Combination], left: LeftOut) -> None:
-    """Refuse the sweep while a combination it launches names a local data file that is unset or
-    missing, as train.py refuses such a run: its job would fail only after the jobs before it had
-    trained, hours into a real grid. One not launched (finished, whose files may have moved since;
+def check_launched_inputs(combinations: Sequence[Combination], left: LeftOut) -> None:
+    """Refuse the sweep while a combination it launches would stop on what it reads
+    (Combination.input_error: a local data file unset, missing or holding a bad record; offline, a
+    hub data set or model the cache lacks), as its run would: its job would fail only after the
+    jobs before it had trained, hours into a real grid. One not launched (finished, whose files may have moved since;
     blocked; a repeat, whose data is its first's) is not checked."""
     not_launched = {id(combination) for combination in left.combinations()}
     for combination in combinations:
-        if combination.data_error is not None and id(combination) not in not_launched:
-            raise LayerftError(f"{combination.label}: {combination.data_error}")
+        if combination.input_error is not None and id(combination) not in not_launched:
+            raise LayerftError(f"{combination.label}: {combination.input_error}")
 
 
 def remove_refusal(combination: Combination, folder: Path) -> None:

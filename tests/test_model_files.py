@@ -355,3 +355,29 @@ def test_a_hub_result_is_on_changed_model_files_once_its_revision_names_another_
     hub_cache(tmp_path, {"v1": then})
     assert len(sweep_status.status([combination], tmp_path / "sweep").done) == 1
     assert _back_on_its_data(job)
+
+
+def test_offline_a_hub_model_the_cache_lacks_stops_the_sweep_and_a_cached_one_plans(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    # Every job of such a grid had failed on it in turn; --dry-run had passed it.
+    from huggingface_hub import constants
+
+    from layerft import sweep as sweep_module
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    model = ["model=bert_base_uncased", "model.hub_id=acme/tiny-bert", "model.pretrained_pooler=false"]  # fmt: skip
+    args = ["demo", *model, *(a for a in SHRINK if a != "model=tiny"), "--dir", str(tmp_path / "sweep")]  # fmt: skip
+    for dry_run in (["--dry-run"], []):
+        assert sweep_module.main([*args, *dry_run]) == 2
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("error: injection_task=none,seed=1,tuning_mode=full: model "
+                               "'bert_base_uncased': could not load 'acme/tiny-bert' (not in the "
+                               "local Hugging Face cache at revision main); "), line  # fmt: skip
+        assert "offline, use model=minilm" in line
+    assert not [path for path in (tmp_path / "sweep").iterdir() if path.is_dir()]  # no job started
+    hub_cache(tmp_path / "hub", {"main": "1" * 40})  # as a download leaves it: the grid plans
+    assert sweep_module.main([*args, "--dry-run"]) == 0
+    assert sweep_module.main([*args, "model.revision=v2", "--dry-run"]) == 2  # not that revision
+    assert "(not in the local Hugging Face cache at revision v2)" in capsys.readouterr().err

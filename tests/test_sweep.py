@@ -811,7 +811,7 @@ def test_only_a_combination_the_sweep_launches_is_refused_for_its_data() -> None
     # A finished one is not rerun (its data file may have moved since), nor is a blocked one.
     error = "target_task.data_files.train: no such file /moved.jsonl"
     done, todo, blocked = (
-        Combination([], f * 16, None, f"seed={f}", data_error=error) for f in "123"
+        Combination([], f * 16, None, f"seed={f}", input_error=error) for f in "123"
     )
     forced = dataclasses.replace(done, force_rerun=True)  # force_rerun=true in its config
     state = sweep_status.Status([(done, Path("1")), (forced, Path("1"))], [], [todo, blocked])
@@ -819,7 +819,7 @@ def test_only_a_combination_the_sweep_launches_is_refused_for_its_data() -> None
 
     def refused(grid: list[Combination], force: bool = False) -> str | None:
         try:
-            sweep_module.check_launched_data(grid, sweep_status.left_out(grid, state, force))
+            sweep_module.check_launched_inputs(grid, sweep_status.left_out(grid, state, force))
         except LayerftError as err:
             return str(err)
         return None
