@@ -7,6 +7,7 @@ metrics and its training recipe. Code differs only by `kind` (one module per kin
 
 from __future__ import annotations
 
+import glob
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,7 +166,9 @@ class TaskConfig:
             path = self.data_files.get(split)
             return Path(path).expanduser() if path else None
         if self.source == "data_dir" and (name := self.release_files.get(split)):
-            return Path(self.data_dir or "").expanduser() / name
+            folder = Path(self.data_dir or "").expanduser()
+            inside = _inside(folder, name)  # KLUE ships a folder per task: a folder of them serves
+            return inside[0] if len(inside) == 1 and not (folder / name).exists() else folder / name
         return None
 
     def existing_file(self, group: str, split: str) -> Path:
@@ -197,8 +200,15 @@ class TaskConfig:
             )
         if not path.exists() or path.is_dir():
             what = "a folder" if path.exists() else "no"
+            inside = ", ".join(str(p.parent) for p in _inside(path.parent, path.name))
+            if path.exists():
+                where = ""
+            elif inside:
+                where = f" but in each of {inside}: give one as {group}.data_dir"
+            else:
+                where = " or a folder inside it"
             raise LayerftError(
-                f"{group}.data_dir: {what} {path.name} in {path.parent} "
+                f"{group}.data_dir: {what} {path.name} in {path.parent}{where} "
                 f"({group}.release_files.{split})"
             )
         return path
@@ -220,3 +230,10 @@ class TaskConfig:
             if path is not None and path.is_file():
                 files[f"{group}.{split}"] = path
         return files
+
+
+def _inside(folder: Path, name: str) -> list[Path]:
+    """The files `name` in the folders directly inside `folder` (none if it is no folder)."""
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.glob(f"*/{glob.escape(name)}") if path.is_file())

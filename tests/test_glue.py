@@ -300,7 +300,7 @@ def test_a_missing_extra_split_stops_the_run_before_training(tmp_path: Path) -> 
     with pytest.raises(
         LayerftError,
         match=re.escape(
-            f"target_task.data_dir: no dev_mismatched.tsv in {folder} "
+            f"target_task.data_dir: no dev_mismatched.tsv in {folder} or a folder inside it "
             "(target_task.release_files.mismatched)"
         ),
     ):

@@ -716,3 +716,42 @@ def test_malformed_hub_rows(adapter: str, row: dict[str, Any], expected: str) ->
 def test_hub_adapter_refuses_no_rows() -> None:
     with pytest.raises(LayerftError, match="klue/klue re: no rows"):
         HUB_ADAPTERS["klue_re"]([])
+
+
+def test_a_folder_of_klues_release_folders_serves_every_task(shared_data, tmp_path) -> None:
+    # KLUE ships a folder per task (klue-nli-v1.1/, klue-dp-v1.1/, ...): the klue_paper grid's
+    # one data_dir for every task had to be a folder the user merged them into.
+    from layerft.config import check_data_files
+
+    klue = shared_data / "klue"
+    run = compose_run("target_task=klue_sts", f"target_task.data_dir={klue}",
+                      "injection_task=klue_dp", f"injection_task.data_dir={klue}")  # fmt: skip
+    check_data_files(run)
+    assert (
+        run.target_task.split_file("train") == klue / "klue-sts-v1.1" / "klue-sts-v1.1_train.json"
+    )
+    assert (
+        run.injection_task.split_file("validation")
+        == klue / "klue-dp-v1.1" / "klue-dp-v1.1_dev.tsv"
+    )
+    # A file beside the folders is read first; one in two folders is named, not picked.
+    for copy_of in ("a", "b"):
+        (tmp_path / copy_of).mkdir()
+        for split in ("train", "dev"):
+            name = f"klue-sts-v1.1_{split}.json"
+            (tmp_path / copy_of / name).write_bytes((klue / "klue-sts-v1.1" / name).read_bytes())
+    two = compose_run(
+        "target_task=klue_sts", f"target_task.data_dir={tmp_path}", "injection_task=none"
+    )
+    with pytest.raises(LayerftError) as caught:
+        check_data_files(two)
+    assert str(caught.value) == (
+        f"target_task.data_dir: no klue-sts-v1.1_train.json in {tmp_path} but in each of "
+        f"{tmp_path / 'a'}, {tmp_path / 'b'}: give one as target_task.data_dir "
+        "(target_task.release_files.train)"
+    )
+    (tmp_path / "klue-sts-v1.1_train.json").write_bytes(b"[]")
+    assert two.target_task.split_file("train") == tmp_path / "klue-sts-v1.1_train.json"
+    with pytest.raises(LayerftError, match=r"^target_task.data_dir: no klue-nli-v1.1_train.json in "
+                       rf"{re.escape(str(tmp_path))} or a folder inside it \("):  # fmt: skip
+        check_data_files(compose_run("target_task=klue_nli", f"target_task.data_dir={tmp_path}", "injection_task=none"))  # fmt: skip
