@@ -96,14 +96,7 @@ def run_phase(
             train_output = trainer.train() if num_steps else None
         paused = pauses.seconds  # before the final evaluation, which train() did not time
         forward.train_done = bool(num_steps)  # without training, its one evaluation is the curve
-        best = trainer.evaluate()  # the best checkpoint is loaded back at the end of train()
-        scored = {"validation": trainer.compute_metrics.last}  # its dev predictions
-        for name, split in data.extra_eval.items():  # the same checkpoint on further dev sets
-            trainer.compute_metrics = build_compute_metrics(task, split.features, split.rows)
-            best |= trainer.evaluate(split.features, metric_key_prefix=f"eval_{name}")
-            scored[name] = trainer.compute_metrics.last
-        if stage == "target" and rank() == 0:
-            write_partial(output_dir, task, scored)
+        best = _evaluate_best(stage, trainer, data, task, output_dir)
         completed = True
     finally:
         if not trainer_cfg.keep_checkpoints:
@@ -127,6 +120,22 @@ def run_phase(
     if num_steps:  # a part's peak rate: with epochs=0 no part trained at any
         metrics.update({f"lr/{part}": lr for part, lr in part_lrs.items()})
     return {f"{stage}/{k}": v for k, v in metrics.items()}
+
+
+def _evaluate_best(
+    stage: str, trainer: PhaseTrainer, data: TaskData, task: TaskConfig, output_dir: Path
+) -> dict[str, float]:
+    """The dev metrics of the best checkpoint (train() loaded it back at its end), on each further
+    dev set too; stage 2's dev predictions are written beside the run's results to come."""
+    best = trainer.evaluate()
+    scored = {"validation": trainer.compute_metrics.last}  # its dev predictions
+    for name, split in data.extra_eval.items():  # the same checkpoint on further dev sets
+        trainer.compute_metrics = build_compute_metrics(task, split.features, split.rows)
+        best |= trainer.evaluate(split.features, metric_key_prefix=f"eval_{name}")
+        scored[name] = trainer.compute_metrics.last
+    if stage == "target" and rank() == 0:
+        write_partial(output_dir, task, scored)
+    return best
 
 
 def _phase_trainer(
