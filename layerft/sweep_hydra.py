@@ -11,6 +11,7 @@ Serves the `sweep` config group (conf/sweep/<grid>.yaml), as `layerft/sweep_grid
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -108,7 +109,9 @@ def find_grid(grid: str, overrides: Sequence[str]) -> tuple[str, ConfigResult]:
     # conf/ and the command line's folders (Hydra's own hold no grid)
     folders = [grid_folder(s) + ("" if s.available() else f" ({s.path}: not found)")
                for s in sources if s.provider in {"main", SEARCHPATH}]  # fmt: skip
-    raise LayerftError(f"no grid '{grid}' in {', '.join(folders)}; grids: {', '.join(names)}")
+    close = difflib.get_close_matches(grid, names, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise LayerftError(f"no grid '{grid}' in {', '.join(folders)}; {hint}grids: {', '.join(names)}")
 
 
 def launch_overrides(sweep_dir: Path, overrides: Sequence[str], swept: Iterable[str]) -> list[str]:

@@ -1343,6 +1343,10 @@ def test_wandb_runs_of_a_sweep_carry_group_job_type_summary_and_stage1_lineage(t
     [
         (["nogrid"], "error: no grid 'nogrid' in "),
         (
+            ["klue_papr"],
+            f"error: no grid 'klue_papr' in {sweep_grid.CONF / 'sweep'}; did you mean 'klue_paper'? grids: ",
+        ),
+        (
             ["demo", "tuning_mode=nosuch", "--dry-run"],
             "error: tuning_mode=nosuch: no such option; options: bitfit, frozen, ",
         ),

@@ -90,8 +90,8 @@ def test_a_grid_of_a_package_on_the_search_path_is_found(tmp_path, capsys, monke
     assert capsys.readouterr().out.splitlines()[-1] == "0 done, 2 to run"
     assert sweep_module.main(["nogrid", searchpath, *PLAN]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"error: no grid 'nogrid' in {sweep_grid.CONF / 'sweep'}, pkg://mypkg.conf/sweep; grids: "
-        "adapter_study, demo, klue_paper, pgrid"
+        f"error: no grid 'nogrid' in {sweep_grid.CONF / 'sweep'}, pkg://mypkg.conf/sweep; did you "
+        "mean 'pgrid'? grids: adapter_study, demo, klue_paper, pgrid"
     )
 
 
