@@ -1569,6 +1569,28 @@ def test_a_sweep_whose_every_result_is_on_changed_data_keeps_its_exit_code(
     assert "no result to table in" in caplog.text and not (tmp_path / "s" / "results.md").exists()
 
 
+def test_a_grids_tables_taking_in_another_grids_results_inside_its_folder_say_so(
+    tmp_path, caplog
+) -> None:
+    # `--dir .` over an older multirun_outputs/demo: results.md mixed both grids without a word.
+    record = {"run/seed": 1, "run/overrides": [], "run/selection_metric": "target/eval_accuracy",
+              "run/higher_is_better": True, "target/eval_accuracy": 0.5}  # fmt: skip
+    for folder, grid in (("a", "klue_paper"), ("multirun_outputs/demo/b", "demo")):
+        (tmp_path / "s" / folder).mkdir(parents=True)
+        (tmp_path / "s" / folder / "metrics.json").write_text(json.dumps(
+            record | {FINGERPRINT_KEY: folder[-1] * 16, "run/choices": {"sweep": grid}}
+        ))  # fmt: skip
+    sweep_module.tabled("klue_paper", [], tmp_path / "s", None, None)
+    assert (
+        f"{tmp_path / 's'} tables other grids' results too (its `sweep` column), found in folders "
+        "inside it; give klue_paper a --dir of its own to table it alone" in caplog.text
+    )
+    caplog.clear()
+    shutil.rmtree(tmp_path / "s" / "multirun_outputs")
+    sweep_module.tabled("klue_paper", [], tmp_path / "s", None, None)
+    assert "other grids" not in caplog.text and (tmp_path / "s" / "results.md").exists()
+
+
 def test_dry_run_marks_a_combination_whose_folder_holds_another_configs_result(
     tmp_path, capsys
 ) -> None:
