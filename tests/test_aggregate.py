@@ -578,6 +578,19 @@ def test_every_other_score_gets_its_paired_difference_too(tmp_path: Path) -> Non
     assert (nli[f"{ACC}_verdict"], nli[f"{f1}_verdict"], nli[f"{pearson}_verdict"]) == ("", "", "")
 
 
+def test_another_score_is_judged_by_its_own_direction_not_the_rows(tmp_path: Path) -> None:
+    # Rows selected by a lower-is-better score (a user's metric): accuracy rising is still better.
+    loss = "target/eval_loss"
+    for task, losses in (("none", (0.60, 0.50, 0.55)), ("demo_pos", (0.50, 0.41, 0.44))):
+        for seed, (value, up) in enumerate(zip(losses, (0.04, 0.05, 0.03), strict=True), 1):
+            accuracy = 0.5 + (up if task != "none" else 0.0)
+            write_job(tmp_path / task / str(seed), seed, value, metrics={ACC: accuracy},
+                      metric=loss, higher_is_better=False, injection_task=task)  # fmt: skip
+    row = row_of(aggregate(tmp_path), injection_task="demo_pos")
+    assert row["verdict"] == "better"  # the loss went down
+    assert row[f"{ACC}_verdict"] == "better"  # and accuracy up: not "worse" by the loss's rule
+
+
 def test_no_baseline_when_its_combination_is_missing(tmp_path: Path) -> None:
     write_seeds(tmp_path, {1: 0.8, 2: 0.8, 3: 0.8}, injection_task="demo_pos", tuning_mode="full")
     write_seeds(tmp_path, {1: 0.7, 2: 0.7, 3: 0.7}, injection_task="none", tuning_mode="lora")

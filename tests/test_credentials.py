@@ -34,6 +34,7 @@ def test_only_overrides_named_like_a_credential_are_masked() -> None:
         f"+hydra.job.env_set.WANDB_API_KEY={FAKE}",
         f"hydra.job.env_set.HF_TOKEN={FAKE}",
         f"++model.password={FAKE}",
+        f"~secret={FAKE}",  # a deletion that names its value
         f"++hydra.job.env_set={{WANDB_API_KEY:{FAKE},OMP_NUM_THREADS:1}}",  # a dict: its keys
         "hydra.job.env_set={OMP_NUM_THREADS:1}",
         "model=tiny",
@@ -45,12 +46,24 @@ def test_only_overrides_named_like_a_credential_are_masked() -> None:
         "+hydra.job.env_set.WANDB_API_KEY=***",
         "hydra.job.env_set.HF_TOKEN=***",
         "++model.password=***",
+        "~secret=***",
         "++hydra.job.env_set={WANDB_API_KEY:***,OMP_NUM_THREADS:1}",
         "hydra.job.env_set={OMP_NUM_THREADS:1}",
         "model=tiny",
         "target_task.tokens_column=words",
         "seed=1",
     ]
+
+
+@pytest.mark.parametrize(
+    "word",
+    ["token", "key", "apikey", "secret", "password", "passwd", "auth", "authorization",
+     "credential", "credentials"],
+)  # fmt: skip
+def test_every_credential_word_names_one_in_each_spelling(word: str) -> None:
+    camel = "my" + ("ApiKey" if word == "apikey" else word.capitalize())  # myPasswd, myApiKey
+    for key in (word, f"db_{word}", f"{word.upper()}_X", f"db-{word}", camel):
+        assert mask_credentials([f"+tracker.{key}={FAKE}"]) == [f"+tracker.{key}=***"], key
 
 
 @pytest.fixture
@@ -232,6 +245,12 @@ def test_scrubbing_masks_only_credentials_and_leaves_a_clean_dump_as_it_was(tmp_
     assert scrub_config_file(dump)
     scrubbed = dump.read_text()
     assert FAKE not in scrubbed
+    # A secret of digits, which the dump holds as a number where a key takes it.
+    dump.write_text(
+        "hydra:\n  overrides:\n    task:\n    - +tracker.api_key=123456\ntracker:\n  api_key: 123456\n"
+    )
+    assert scrub_config_file(dump) and "123456" not in dump.read_text()
+    dump.write_text(scrubbed)
     for kept in ("OMP_NUM_THREADS: '1'", "- seed=1", "tokenizer_key_note: kept",
                  "override_dirname: +tracker.api_key=***,seed=1",
                  "++hydra.job.env_set={WANDB_API_KEY:***,OMP_NUM_THREADS:1}",

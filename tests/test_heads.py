@@ -3,6 +3,7 @@ checkpoint's pooler, as BERT's do), and losses under mixed precision."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,16 @@ def test_only_a_head_that_reads_the_pooler_needs_its_weights(tmp_path: Path) -> 
     assert not any("pooler" in name for name, _ in tagger.named_parameters())
     with pytest.raises(LayerftError, match=r"model.pretrained_pooler=true, but .* has no pooler"):
         fresh_model(cfg, cfg.target_task)
+
+
+def test_the_run_seed_sets_the_heads_initial_weights(tmp_path: Path) -> None:
+    # Seeds are the sweep's replicates: each must start its head elsewhere, and the same seed
+    # from the same place (seed_everything in fresh_model, the one place a run seeds).
+    cfg = compose_run("model=tiny", f"cache_dir={tmp_path}")
+
+    def head(seed: int) -> torch.Tensor:
+        model = fresh_model(dataclasses.replace(cfg, seed=seed), cfg.target_task)
+        return torch.cat([p.detach().flatten() for p in model.head.parameters()])
+
+    assert torch.equal(head(1), head(1))
+    assert not torch.equal(head(1), head(2))

@@ -102,6 +102,14 @@ def test_discriminative_adapters_and_split_multiplier_combine() -> None:
     assert seen[2]["layer.0.adapters"] == pytest.approx(LR * 0.5)
     assert seen[2]["layer.0/no_decay"] == pytest.approx(LR * 0.1 * 0.5)
     assert seen[2]["layer.2/no_decay"] == pytest.approx(LR * 0.5)
+    # The two multiply: at adapters' 1.0 a split's multiplier alone gives the same rate.
+    seen = group_lrs(
+        "lr_schedule=discriminative", "lr_schedule.multipliers.adapters=3",
+        "tuning_mode=layerwise_adapter", "layer_split.stage2.policy=scale",
+        "layer_split.stage2.lr_multiplier=0.5", at=[2],
+    )  # fmt: skip
+    assert seen[2]["adapters"] == pytest.approx(LR * 3)
+    assert seen[2]["layer.0.adapters"] == pytest.approx(LR * 3 * 0.5)
 
 
 def test_layerwise_decay() -> None:
