@@ -206,10 +206,32 @@ def _placed(
     for own, renamed in task.release_rename.items() if read_as is not None else ():
         if f"no column '{renamed}'" in message:
             message += f" ('{renamed}' is {group}.release_rename of the file's '{own}')"
-    released = task.source == "data_files" and Path(origin).name in task.release_files.values()
+    name = Path(origin).name
+    released = task.source == "data_files" and name in task.release_files.values()
     if released and "no column '" in message:  # read as plain records, not as released
         message += (
-            f"; {Path(origin).name} is a release file of '{task.name}': give its folder, "
+            f"; {name} is a release file of '{task.name}': give its folder, "
             f"{group}.data_dir={Path(origin).parent}"
         )
+    elif (
+        task.source == "data_files"
+        and "no column '" in message
+        and name not in task.release_files.values()
+        and (others := _release_file_of(name, group))
+    ):
+        message += f"; {name} is a release file of {', '.join(others)}, not of '{task.name}'"
     return LayerftError(message)
+
+
+def _release_file_of(name: str, group: str) -> list[str]:
+    """The shipped options of `group` whose release_files name `name` (another task's file)."""
+    import yaml
+
+    from layerft.config_errors import CONF
+
+    found = []
+    for path in sorted((CONF / group).glob("*.yaml")):
+        release = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("release_files")
+        if isinstance(release, dict) and name in release.values():
+            found.append(f"'{path.stem}'")
+    return found

@@ -755,3 +755,18 @@ def test_a_folder_of_klues_release_folders_serves_every_task(shared_data, tmp_pa
     with pytest.raises(LayerftError, match=r"^target_task.data_dir: no klue-nli-v1.1_train.json in "
                        rf"{re.escape(str(tmp_path))} or a folder inside it \("):  # fmt: skip
         check_data_files(compose_run("target_task=klue_nli", f"target_task.data_dir={tmp_path}", "injection_task=none"))  # fmt: skip
+
+
+def test_another_tasks_release_file_given_as_data_files_is_named_as_its(shared_data) -> None:
+    # klue_nli reading KLUE-STS's file had pointed only at a 'gold_label' the file never had.
+    from layerft.data_check import record_error
+
+    sts = shared_data / "klue" / "klue-sts-v1.1"
+    run = compose_run("injection_task=none", "target_task=klue_nli",
+                      f"target_task.data_files.train={sts / 'klue-sts-v1.1_train.json'}",
+                      f"target_task.data_files.validation={sts / 'klue-sts-v1.1_dev.json'}")  # fmt: skip
+    error = record_error(run)
+    assert error is not None and error.endswith(
+        "; klue-sts-v1.1_train.json is a release file of 'klue_sts', 'klue_sts_biencoder', not of "
+        "'klue_nli'"
+    ), error
