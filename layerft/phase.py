@@ -42,7 +42,7 @@ from layerft.phase_trainer import FUSED_ADAMW_DEVICES, PhaseTrainer, phase_speed
 from layerft.predictions import write_partial
 from layerft.processes import rank, world_size
 from layerft.replaced_result import remove_trainer_checkpoints
-from layerft.results import CHECKPOINTS_DIR
+from layerft.results import BEST_UNTRAINED, CHECKPOINTS_DIR
 from layerft.speed import NonFiniteLossGuard
 from layerft.task import TaskConfig
 from layerft.trainer_config import TrainerConfig
@@ -111,8 +111,10 @@ def run_phase(
         metrics.update(speed)
         if (best_step := trainer.state.best_global_step) is not None:  # the dev metrics' checkpoint
             metrics.update(best_step=float(best_step), best_epoch=best_step / steps_per_epoch)
-        if best_step == 1 and warmup_steps(schedule, num_steps) > 0:
+        untrained = best_step == 1 and warmup_steps(schedule, num_steps) > 0
+        if untrained:
             _warn_best_is_first_step(stage, num_steps)
+        metrics[BEST_UNTRAINED] = float(untrained)  # a table notes it (sweep_table.notes)
     else:  # epochs=0: the phase only evaluates the model it was given
         metrics.update(train_runtime=0.0, train_paused_seconds=0.0, best_step=0.0, best_epoch=0.0)
     metrics.update(memory.metrics())

@@ -47,6 +47,9 @@ FAILED_FILE = (
 ON_OTHER_DATA = "is this config's result on other data"
 # A run folder's subfolder of the stages' checkpoints (`<stage>/checkpoint-<step>`).
 CHECKPOINTS_DIR = "checkpoints"
+# `<stage>/best_untrained`: 1.0 where the best dev checkpoint is step 1, taken at lr 0 (warmup
+# starts from 0): the model as given, which no trained checkpoint beat
+BEST_UNTRAINED = "best_untrained"
 
 
 def metrics_stamp(job_dir: Path) -> tuple[int, int] | None:

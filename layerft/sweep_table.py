@@ -6,18 +6,16 @@ Serves no config group: `layerft/aggregate.py` builds it, `layerft/sweep_report.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from layerft.metrics import METRICS, PREDICTED_CLASSES
 from layerft.sweep_job import Job, SettingsKey, settings_key
+from layerft.sweep_notes import notes
 from layerft.sweep_settings import effective_settings
 from layerft.sweep_stats import compare, costs, summary
 from layerft.unread_keys import unread_prefix
-
-log = logging.getLogger(__name__)
 
 MISSING = "-"  # the value of a setting a job does not have
 # Cost, not quality: dev loss and time (also an extra dev set's: `eval_mismatched_loss`), speed;
@@ -53,15 +51,16 @@ class Combination:
                 groups.setdefault(job.seedless_fingerprint, []).append(job.seed)
         return list(groups.values())
 
-    def one_class_seeds(self, stage: str) -> list[int]:
-        """Seeds whose `stage`'s best checkpoint predicts one label for a dev set's every example."""
+    def seeds_with(self, stage: str, ending: str) -> list[int]:
+        """Seeds with a `stage` metric ending in `ending` at 1 (sweep_notes.FLAGS: a best checkpoint
+        that predicts one label for a dev set's every example, or is the model as given)."""
         return sorted(
             job.seed
             for job in self.finished
             if any(
-                k.startswith(f"{stage}/") and k.endswith(PREDICTED_CLASSES) and v == 1
+                k.startswith(f"{stage}/") and k.endswith(ending) and v == 1
                 for k, v in job.metrics.items()
-            )
+            )  # fmt: skip
         )
 
     def later_failed_seeds(self) -> list[int]:
@@ -214,37 +213,3 @@ def build_table(
         rows,
         list(rows[0]),
     )
-
-
-def notes(combo: Combination, base: Combination | None, varied: list[str]) -> list[str]:
-    """What a row's numbers hide: seeds that ran different configs (a YAML or code default changed
-    between them; the settings name only the command line), logged as a warning too; a mean over
-    other seeds than its baseline's (the gap between the two means is partly the seeds'); a later
-    attempt that failed beside a result the row keeps; results an older layerft computed."""
-    found = []
-    metric = combo.selection_metric
-    if base is not None and base is not combo and base.selection_metric == metric:
-        mine, theirs = combo.values(metric), base.values(metric)
-        if mine and theirs and mine.keys() != theirs.keys():
-            found.append(f"seeds differ from baseline: {_seeds(mine)} vs {_seeds(theirs)}")
-    if later := combo.later_failed_seeds():
-        found.append(f"later attempt failed: seed {' '.join(map(str, later))} (result kept)")
-    if older := combo.older_seeds():
-        found.append(f"older layerft: seed {' '.join(map(str, older))}")
-    for stage, name in (("injection", "stage 1 "), ("target", "")):
-        if one_class := combo.one_class_seeds(stage):
-            found.append(f"{name}predicts one label on dev: seed {' '.join(map(str, one_class))}")
-    if len(configs := combo.seeds_by_config()) > 1:
-        seeds = " vs ".join(" ".join(map(str, group)) for group in configs)
-        found.append(f"different configs: seeds {seeds}")
-        log.warning(
-            "%s: seeds %s ran different configs (a default changed between them?), averaged in "
-            "one row; rerun them with one config",
-            label(combo.settings, varied),
-            seeds,
-        )
-    return found
-
-
-def _seeds(values: dict[int, float]) -> str:
-    return " ".join(map(str, sorted(values)))

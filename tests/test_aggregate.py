@@ -578,6 +578,21 @@ def test_every_other_score_gets_its_paired_difference_too(tmp_path: Path) -> Non
     assert (nli[f"{ACC}_verdict"], nli[f"{f1}_verdict"], nli[f"{pearson}_verdict"]) == ("", "", "")
 
 
+def test_a_row_whose_best_checkpoint_is_the_model_as_given_says_so(tmp_path: Path) -> None:
+    # Two KLUE-STS rows that never trained (best at step 1, lr 0) read +0.0026 and nothing else.
+    for seed in (1, 2, 3):
+        flags = {"target/best_untrained": float(seed != 3), "injection/best_untrained": 0.0}
+        write_job(
+            tmp_path / "pos" / str(seed), seed, 0.31, metrics=flags, injection_task="demo_pos"
+        )
+        write_job(tmp_path / "none" / str(seed), seed, 0.30, injection_task="none")
+    result = aggregate(tmp_path)
+    assert row_of(result, injection_task="demo_pos")["notes"] == (
+        "best is the model as given (step 1, lr 0): seed 1 2"
+    )
+    assert row_of(result, injection_task="none")["notes"] == ""
+
+
 def test_another_score_is_judged_by_its_own_direction_not_the_rows(tmp_path: Path) -> None:
     # Rows selected by a lower-is-better score (a user's metric): accuracy rising is still better.
     loss = "target/eval_loss"

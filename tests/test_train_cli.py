@@ -406,6 +406,7 @@ def test_default_run_writes_expected_metrics_and_run_files(runs) -> None:
             "train_paused_seconds",
             "best_step",
             "best_epoch",
+            "best_untrained",
             "stage_seconds",
             "peak_rss_mb",
             "train_rss_growth_mb",

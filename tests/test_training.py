@@ -160,6 +160,8 @@ def test_a_best_checkpoint_after_one_step_at_lr_0_is_called_the_model_as_given(
         ]
     else:  # step 1 trained (a little)
         assert warned == []
+    # Recorded, so that the table notes the row (sweep_notes.FLAGS)
+    assert metrics["target/best_untrained"] == (1.0 if warmup else 0.0)
 
 
 def test_epochs_zero_only_evaluates_the_model_it_was_given(tmp_path) -> None:

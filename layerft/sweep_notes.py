@@ -1,0 +1,60 @@
+"""The notes of a sweep table's row: what its numbers hide (seeds that ran different configs, a
+mean over other seeds than its baseline's, a failed later attempt, older results, a best
+checkpoint that predicts one label or is the model as given).
+
+Serves no config group: `layerft/sweep_table.py`'s build_table writes them into each row.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from layerft.metrics import PREDICTED_CLASSES
+from layerft.results import BEST_UNTRAINED
+
+if TYPE_CHECKING:
+    from layerft.sweep_table import Combination
+
+log = logging.getLogger(__name__)
+
+# A best checkpoint's metric at 1 that a row's note names (Combination.seeds_with)
+FLAGS = ((PREDICTED_CLASSES, "predicts one label on dev"),
+         (f"/{BEST_UNTRAINED}", "best is the model as given (step 1, lr 0)"))  # fmt: skip
+
+
+def notes(combo: Combination, base: Combination | None, varied: list[str]) -> list[str]:
+    """What a row's numbers hide: seeds that ran different configs (a YAML or code default changed
+    between them; the settings name only the command line), logged as a warning too; a mean over
+    other seeds than its baseline's (the gap between the two means is partly the seeds'); a later
+    attempt that failed beside a result the row keeps; results an older layerft computed; FLAGS."""
+    from layerft.sweep_table import label
+
+    found = []
+    metric = combo.selection_metric
+    if base is not None and base is not combo and base.selection_metric == metric:
+        mine, theirs = combo.values(metric), base.values(metric)
+        if mine and theirs and mine.keys() != theirs.keys():
+            found.append(f"seeds differ from baseline: {_seeds(mine)} vs {_seeds(theirs)}")
+    if later := combo.later_failed_seeds():
+        found.append(f"later attempt failed: seed {' '.join(map(str, later))} (result kept)")
+    if older := combo.older_seeds():
+        found.append(f"older layerft: seed {' '.join(map(str, older))}")
+    for stage, name in (("injection", "stage 1 "), ("target", "")):
+        for ending, note in FLAGS:
+            if seeds := combo.seeds_with(stage, ending):
+                found.append(f"{name}{note}: seed {' '.join(map(str, seeds))}")
+    if len(configs := combo.seeds_by_config()) > 1:
+        seeds = " vs ".join(" ".join(map(str, group)) for group in configs)
+        found.append(f"different configs: seeds {seeds}")
+        log.warning(
+            "%s: seeds %s ran different configs (a default changed between them?), averaged in "
+            "one row; rerun them with one config",
+            label(combo.settings, varied),
+            seeds,
+        )
+    return found
+
+
+def _seeds(values: dict[int, float]) -> str:
+    return " ".join(map(str, sorted(values)))
