@@ -70,11 +70,12 @@ def first_line(err: Exception) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def hub_cache_hint() -> str:
+def hub_cache_hint(offline: bool | None = None) -> str:
     """The end of a could-not-load message: the Hugging Face cache, unless offline mode is on
-    already (then the cache does not hold it)."""
-    if hub_constants().HF_HUB_OFFLINE:
-        return "or download it into the Hugging Face cache (HF_HUB_OFFLINE is set: it is not there)"
+    already (then the cache does not hold it). `offline`: as the loader reads it (datasets' own,
+    which HF_DATASETS_OFFLINE sets too); by default the hub library's."""
+    if hub_constants().HF_HUB_OFFLINE if offline is None else offline:
+        return "or download it into the Hugging Face cache (offline mode is on: it is not there)"
     return "or set HF_HUB_OFFLINE=1 to load it from the Hugging Face cache"
 
 

@@ -91,7 +91,7 @@ def _hub_dataset_error(task: TaskConfig, group: str, origin: str, reason: str) -
         f"{group} '{task.name}': could not load hub dataset {origin} ({reason}); offline, set "
         f"{group}.data_files.train=... {group}.data_files.validation=... (json/jsonl/csv/tsv/parquet), "
         f"{release}or use the demo tasks (injection_task=demo_pos, target_task=demo_sentiment), "
-        f"{hub_cache_hint()}"
+        f"{hub_cache_hint(datasets.config.HF_HUB_OFFLINE)}"
     )
 
 

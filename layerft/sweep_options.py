@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from layerft.config import GROUP_OF_KEY
 from layerft.errors import LayerftError
 from layerft.sweep_grid import Combination
-from layerft.sweep_hydra import GRID_GROUP
 from layerft.sweep_records import record_dirs
 from layerft.sweep_settings import job_settings, setting_value
 from layerft.sweep_table import MISSING
@@ -123,8 +122,10 @@ def tabled(
     except NothingToTable as err:
         log.warning("%s", err)
         return None
-    if GRID_GROUP in result.varied:  # a folder inside it holds another grid's results
-        log.warning("%s tables other grids' results too (its `sweep` column), found in folders "
-                    "inside it; give %s a --dir of its own to table it alone", sweep_dir, grid)  # fmt: skip
+    # The grid's job folders sit directly inside its folder: a record deeper is no job of it
+    if deeper := [d for d in record_dirs(sweep_dir) if d.parent != sweep_dir]:
+        log.warning("%s tables %d result(s) from folders deeper inside it too (%s): no jobs of "
+                    "this grid; give %s a --dir of its own to table it alone",
+                    sweep_dir, len(deeper), deeper[0].relative_to(sweep_dir), grid)  # fmt: skip
     log_results_table(grid, overrides, sweep_dir, result)
     return refused

@@ -76,8 +76,15 @@ def test_in_offline_mode_the_error_does_not_suggest_offline_mode(tmp_path, monke
     with pytest.raises(LayerftError) as data_error:
         load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path, seed=0)
     for message in (str(model_error.value), str(data_error.value)):
-        assert "HF_HUB_OFFLINE is set: it is not there" in message, message
+        assert "offline mode is on: it is not there" in message, message
         assert "set HF_HUB_OFFLINE=1" not in message
+    # HF_DATASETS_OFFLINE=1 alone: datasets is offline, the hub library not; the data's advice
+    # follows datasets (setting HF_HUB_OFFLINE=1 would not help it).
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    with pytest.raises(LayerftError) as data_error:
+        load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path, seed=0)
+    assert "offline mode is on: it is not there" in str(data_error.value)
+    assert "set HF_HUB_OFFLINE=1" not in str(data_error.value)
 
 
 def test_the_hub_is_probed_once_per_process(hub_down: None) -> None:

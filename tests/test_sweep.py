@@ -1569,9 +1569,7 @@ def test_a_sweep_whose_every_result_is_on_changed_data_keeps_its_exit_code(
     assert "no result to table in" in caplog.text and not (tmp_path / "s" / "results.md").exists()
 
 
-def test_a_grids_tables_taking_in_another_grids_results_inside_its_folder_say_so(
-    tmp_path, caplog
-) -> None:
+def test_a_grids_tables_taking_in_results_deeper_in_its_folder_say_so(tmp_path, caplog) -> None:
     # `--dir .` over an older multirun_outputs/demo: results.md mixed both grids without a word.
     record = {"run/seed": 1, "run/overrides": [], "run/selection_metric": "target/eval_accuracy",
               "run/higher_is_better": True, "target/eval_accuracy": 0.5}  # fmt: skip
@@ -1582,10 +1580,19 @@ def test_a_grids_tables_taking_in_another_grids_results_inside_its_folder_say_so
         ))  # fmt: skip
     sweep_module.tabled("klue_paper", [], tmp_path / "s", None, None)
     assert (
-        f"{tmp_path / 's'} tables other grids' results too (its `sweep` column), found in folders "
-        "inside it; give klue_paper a --dir of its own to table it alone" in caplog.text
+        f"{tmp_path / 's'} tables 1 result(s) from folders deeper inside it too "
+        "(multirun_outputs/demo/b): no jobs of this grid; give klue_paper a --dir of its own to "
+        "table it alone" in caplog.text
     )
     caplog.clear()
+    shutil.rmtree(tmp_path / "s" / "a")  # the other grid's alone: still said
+    sweep_module.tabled("klue_paper", [], tmp_path / "s", None, None)
+    assert "1 result(s) from folders deeper inside it too" in caplog.text
+    caplog.clear()
+    (tmp_path / "s" / "a").mkdir()
+    (tmp_path / "s" / "a" / "metrics.json").write_text(json.dumps(
+        record | {FINGERPRINT_KEY: "a" * 16, "run/choices": {"sweep": "klue_paper"}}
+    ))  # fmt: skip
     shutil.rmtree(tmp_path / "s" / "multirun_outputs")
     sweep_module.tabled("klue_paper", [], tmp_path / "s", None, None)
     assert "other grids" not in caplog.text and (tmp_path / "s" / "results.md").exists()
