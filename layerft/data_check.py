@@ -33,8 +33,8 @@ RECIPE = frozenset(
 
 def record_error(run_cfg: RunConfig) -> str | None:
     """The first bad record of a local data file this run reads, as its run would report it (the
-    target task's files first), or None; in offline mode, a hub dataset not in the local cache
-    too. Generated data and the hub's records are the run's to read; so is the data of a task
+    target task's files first), or None; a hub dataset its runs cannot load too (offline: not in
+    the local cache; online: the hub unreachable). Generated data and the hub's records are the run's to read; so is the data of a task
     that tags its texts as it reads them (kind.distinct_text: a silver tagger)."""
     tasks = (("target_task", run_cfg.target_task), ("injection_task", run_cfg.injection_task))
     for group, task in tasks:
@@ -54,19 +54,20 @@ def record_error(run_cfg: RunConfig) -> str | None:
 
 
 def _hub_error(task: TaskConfig, group: str) -> str | None:
-    """Offline, a hub dataset the cache lacks (once per dataset): every job reading it would
-    fail on it. Online the plan does not ask the hub, which its runs do."""
+    """A hub dataset its runs cannot load (once per dataset): offline, one the cache lacks;
+    online, an unreachable hub. Every job reading it would fail on it."""
     import datasets
 
-    from layerft.records import offline_hub_error
+    from layerft.records import hub_data_error
 
     cache = Path(datasets.config.HF_DATASETS_CACHE)  # a data set it gains changes its time
     changed = cache.stat().st_mtime_ns if cache.is_dir() else None
-    key = json.dumps(["hub", group, task.name, task.hub_id, task.hub_config, str(cache), changed])
+    offline = bool(datasets.config.HF_HUB_OFFLINE)
+    key = json.dumps(["hub", group, task.name, task.hub_id, task.hub_config, str(cache), changed, offline])  # fmt: skip
     if key not in _CHECKED:
         logging.disable(logging.WARNING)  # "Using the latest cached version": the run's to say
         try:
-            error = offline_hub_error(task, group)
+            error = hub_data_error(task, group)
         finally:
             logging.disable(logging.NOTSET)
         _CHECKED[key] = None if error is None else str(error)

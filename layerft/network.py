@@ -80,7 +80,8 @@ def hub_cache_hint(offline: bool | None = None) -> str:
 
 
 def hub_constants() -> Any:
-    """`huggingface_hub.constants`, read at call time (HF_HUB_OFFLINE, HF_ENDPOINT)."""
-    import huggingface_hub
+    """`huggingface_hub.constants`, read at call time (HF_HUB_OFFLINE, HF_ENDPOINT); imported as
+    the submodule it is (the package's lazy attributes lack it until something imports it)."""
+    import huggingface_hub.constants
 
     return huggingface_hub.constants

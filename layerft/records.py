@@ -70,15 +70,19 @@ def _read_hub_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict
     return (dataset.to_list() if convert is None else convert(dataset.to_list())), origin
 
 
-def offline_hub_error(task: TaskConfig, group: str) -> LayerftError | None:
-    """In offline mode, the run's error for a hub dataset the local cache does not hold, or None
-    (datasets resolves it from its cache or fails at once, reading no data)."""
-    if task.hub_id is None or not datasets.config.HF_HUB_OFFLINE:
+def hub_data_error(task: TaskConfig, group: str) -> LayerftError | None:
+    """The run's error for a hub dataset it cannot load, as a plan can tell without loading it:
+    offline, one the local cache does not hold (datasets resolves it from its cache or fails at
+    once, reading no data); online, an unreachable hub (the run's own probe). Else None."""
+    if task.hub_id is None:
         return None
+    origin = task.hub_id + (f"/{task.hub_config}" if task.hub_config else "")
+    if not datasets.config.HF_HUB_OFFLINE:
+        reason = hub_unreachable()
+        return None if reason is None else _hub_dataset_error(task, group, origin, reason)
     try:
         datasets.load_dataset_builder(task.hub_id, task.hub_config)
     except Exception as err:  # noqa: BLE001 - any failure here means "not in the cache"
-        origin = task.hub_id + (f"/{task.hub_config}" if task.hub_config else "")
         return _hub_dataset_error(task, group, origin, first_line(err))
     return None
 

@@ -88,8 +88,8 @@ class Combination:
     # What earlier fingerprint schemes called its config (RunRecord.earlier_fingerprints)
     earlier_fingerprints: tuple[str, ...] = ()
     # Why its run would stop on what it reads (an unset or missing local file, the check train.py
-    # makes first; a bad record, data_check.record_error; offline, a hub data set or model the
-    # local cache lacks), or None: sweep.py refuses to launch it (check_launched_inputs)
+    # makes first; a bad record, data_check.record_error; a hub data set or model its run cannot
+    # load: offline not in the local cache, online the hub unreachable), or None: sweep.py refuses to launch it (check_launched_inputs)
     input_error: str | None = None
     # Its config, resolved (what its fingerprint hashes): what a blocked one differs in
     resolved: dict[str, Any] | None = field(default=None, repr=False, compare=False)
@@ -212,7 +212,7 @@ def expand(grid: str, overrides: Sequence[str], sweep_dir: Path | None = None) -
 def plan_job(cfg: DictConfig, job: list[str], swept: set[str], warned: set[Path]) -> Combination:
     """A job of the grid, from its composed config: what expand() plans it as."""
     from layerft.data_check import record_error
-    from layerft.model_files import offline_model_error
+    from layerft.model_files import hub_model_error
     from layerft.stage1_key import Stage1Key
     from layerft.stage1_store import Stage1Store
 
@@ -239,7 +239,7 @@ def plan_job(cfg: DictConfig, job: list[str], swept: set[str], warned: set[Path]
         input_error = record_error(run_cfg)  # a bad record would fail every job reading it
     except LayerftError as err:
         input_error = str(err)
-    if input_error is None and (unavailable := offline_model_error(run_cfg.model)) is not None:
+    if input_error is None and (unavailable := hub_model_error(run_cfg.model)) is not None:
         input_error = str(unavailable)
     return Combination(
         job, config_fingerprint(resolved), stage1, label or "(defaults)", stored, digests,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -124,3 +126,30 @@ def test_train_without_offline_mode_fails_fast(tmp_path: Path, args: list[str], 
     assert "Retrying" not in proc.stderr
     # The libraries' retries took over 30 s; the probe takes at most a few.
     assert elapsed < baseline + 15, (elapsed, baseline)
+
+
+def test_a_sweep_with_hub_data_or_a_hub_model_stops_at_once_when_the_hub_is_down(
+    tmp_path: Path, hub_down: None, capsys
+) -> None:
+    # Each job had failed on it in turn (fast, but one after another); --dry-run had passed.
+    from conftest import SHRINK
+
+    from layerft import sweep as sweep_module
+
+    grid = ["demo", *(a for a in SHRINK if a != "model=tiny"), "--dir", str(tmp_path / "s")]
+    for choice, name in (("target_task=snli", "stanfordnlp/snli"),
+                         ("model=bert_base_uncased", "google-bert/bert-base-uncased")):  # fmt: skip
+        model = [] if choice.startswith("model=") else ["model=tiny"]
+        for dry_run in (["--dry-run"], []):
+            assert sweep_module.main([*grid, *model, choice, *dry_run]) == 2
+            [line] = capsys.readouterr().err.strip().splitlines()
+            assert name in line and f"{CLOSED_PORT} does not answer" in line, line
+    assert not [path for path in (tmp_path / "s").iterdir() if path.is_dir()]  # no job started
+
+
+def test_the_hub_settings_read_in_a_process_that_imported_nothing_else() -> None:
+    # huggingface_hub's lazy attributes lack `constants` until something imports that submodule:
+    # a plan asking first had stopped on an AttributeError.
+    code = "from layerft.network import hub_constants; print(hub_constants().HF_HUB_OFFLINE)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() in ("True", "False"), done.stderr
