@@ -34,15 +34,18 @@ RECIPE = frozenset(
 def record_error(run_cfg: RunConfig) -> str | None:
     """The first bad record of a local data file this run reads, as its run would report it (the
     target task's files first), or None; a hub dataset its runs cannot load too (offline: not in
-    the local cache; online: the hub unreachable). Generated data and the hub's records are the run's to read; so is the data of a task
-    that tags its texts as it reads them (kind.distinct_text: a silver tagger)."""
+    the local cache; online: the hub unreachable). Generated data and the hub's records are the
+    run's to read; so is the data of a task that tags its texts as it reads them
+    (kind.distinct_text: a silver tagger)."""
     tasks = (("target_task", run_cfg.target_task), ("injection_task", run_cfg.injection_task))
     for group, task in tasks:
-        if task is not None and task.source == "hub":
+        if task is None:
+            continue
+        if task.source == "hub":
             if error := _hub_error(task, group):
                 return error
             continue
-        if task is None or task.source not in ("data_files", "data_dir"):
+        if task.source not in ("data_files", "data_dir"):
             continue
         distinct = kind_of(task).distinct_text
         if distinct is not None and distinct(task) is not None:  # a silver tagger reads it

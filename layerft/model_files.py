@@ -130,26 +130,6 @@ def _cached_commit(hub_id: str, revision: str | None) -> str | None:
     return Path(found).parent.name if isinstance(found, str) else None
 
 
-def hub_model_error(cfg: ModelConfig) -> LayerftError | None:
-    """The run's error for a hub model it cannot load, as a sweep's plan can tell: offline, one the
-    local Hugging Face cache does not hold at `model.revision` (no config.json of it there);
-    online, an unreachable hub (the run's own probe). Else None."""
-    from layerft.model import unreachable_error
-    from layerft.network import hub_constants, hub_unreachable
-
-    if cfg.hub_id is None or cfg.package is not None or cfg.converted is not None:
-        return None
-    if cfg.hub_id.startswith(("/", ".", "~")) or Path(cfg.hub_id).is_dir():  # a folder
-        return None
-    if not hub_constants().HF_HUB_OFFLINE:
-        reason = hub_unreachable()
-        return None if reason is None else unreachable_error(cfg, reason)
-    if hub_commit(cfg) is not None:
-        return None
-    revision = cfg.revision or "main"
-    return unreachable_error(cfg, f"not in the local Hugging Face cache at revision {revision}")
-
-
 def hub_entries(cfg: ModelConfig) -> dict[str, Any]:
     """A record's `run/model_commit` and `run/model_ref` (none unless hub_commit finds one)."""
     commit = hub_commit(cfg)

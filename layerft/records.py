@@ -52,14 +52,9 @@ def _read_hub_split(task: TaskConfig, group: str, split: str) -> tuple[list[dict
     hub_split = task.hub_splits.get(split)
     if not hub_split:
         raise LayerftError(f"{group}.hub_splits.{split} is not set")
-    origin = (
-        f"{task.hub_id}" + (f"/{task.hub_config}" if task.hub_config else "") + f"[{hub_split}]"
-    )
-    # datasets' offline mode fails fast and reads the HF cache by itself; online mode retries an
-    # unreachable hub for half a minute, so ask the hub once first.
-    reason = None if datasets.config.HF_HUB_OFFLINE else hub_unreachable()
-    if reason is not None:
-        raise _hub_dataset_error(task, group, origin, reason)
+    origin = f"{_hub_name(task)}[{hub_split}]"
+    if (unreachable := _unreachable_hub_error(task, group, origin)) is not None:
+        raise unreachable
     try:
         dataset = load_dataset(task.hub_id, task.hub_config, split=hub_split)
     except Exception as err:  # noqa: BLE001 - any failure here means "not reachable"; say what to do
@@ -76,15 +71,27 @@ def hub_data_error(task: TaskConfig, group: str) -> LayerftError | None:
     once, reading no data); online, an unreachable hub (the run's own probe). Else None."""
     if task.hub_id is None:
         return None
-    origin = task.hub_id + (f"/{task.hub_config}" if task.hub_config else "")
+    origin = _hub_name(task)
     if not datasets.config.HF_HUB_OFFLINE:
-        reason = hub_unreachable()
-        return None if reason is None else _hub_dataset_error(task, group, origin, reason)
+        return _unreachable_hub_error(task, group, origin)
     try:
         datasets.load_dataset_builder(task.hub_id, task.hub_config)
     except Exception as err:  # noqa: BLE001 - any failure here means "not in the cache"
         return _hub_dataset_error(task, group, origin, first_line(err))
     return None
+
+
+def _hub_name(task: TaskConfig) -> str:
+    """`<hub_id>` or `<hub_id>/<hub_config>`, as messages name a hub dataset."""
+    return f"{task.hub_id}" + (f"/{task.hub_config}" if task.hub_config else "")
+
+
+def _unreachable_hub_error(task: TaskConfig, group: str, origin: str) -> LayerftError | None:
+    """Online, the hub not answering (asked once per process), or None. datasets' offline mode
+    fails fast and reads the HF cache by itself; online mode retries an unreachable hub for half
+    a minute, so the hub is asked first."""
+    reason = None if datasets.config.HF_HUB_OFFLINE else hub_unreachable()
+    return None if reason is None else _hub_dataset_error(task, group, origin, reason)
 
 
 def _hub_dataset_error(task: TaskConfig, group: str, origin: str, reason: str) -> LayerftError:
@@ -211,19 +218,14 @@ def _placed(
         if f"no column '{renamed}'" in message:
             message += f" ('{renamed}' is {group}.release_rename of the file's '{own}')"
     name = Path(origin).name
-    released = task.source == "data_files" and name in task.release_files.values()
-    if released and "no column '" in message:  # read as plain records, not as released
-        message += (
-            f"; {name} is a release file of '{task.name}': give its folder, "
-            f"{group}.data_dir={Path(origin).parent}"
-        )
-    elif (
-        task.source == "data_files"
-        and "no column '" in message
-        and name not in task.release_files.values()
-        and (others := _release_file_of(name, group))
-    ):
-        message += f"; {name} is a release file of {', '.join(others)}, not of '{task.name}'"
+    if task.source == "data_files" and "no column '" in message:  # a release file read as records
+        if name in task.release_files.values():  # its own
+            message += (
+                f"; {name} is a release file of '{task.name}': give its folder, "
+                f"{group}.data_dir={Path(origin).parent}"
+            )
+        elif others := _release_file_of(name, group):
+            message += f"; {name} is a release file of {', '.join(others)}, not of '{task.name}'"
     return LayerftError(message)
 
 

@@ -212,7 +212,7 @@ def expand(grid: str, overrides: Sequence[str], sweep_dir: Path | None = None) -
 def plan_job(cfg: DictConfig, job: list[str], swept: set[str], warned: set[Path]) -> Combination:
     """A job of the grid, from its composed config: what expand() plans it as."""
     from layerft.data_check import record_error
-    from layerft.model_files import hub_model_error
+    from layerft.model_hub import hub_model_error
     from layerft.stage1_key import Stage1Key
     from layerft.stage1_store import Stage1Store
 
