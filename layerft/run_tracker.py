@@ -16,7 +16,7 @@ from layerft.fingerprint import RESULT_NEUTRAL_KEYS
 from layerft.processes import is_main_process
 from layerft.run_record import RunRecord
 from layerft.sweep_settings import effective_settings, job_settings
-from layerft.tracker import remove_stale_runs, start_tracker
+from layerft.tracker import TrackedRun, remove_stale_runs, start_tracker
 from layerft.tracker_backends import NoTracker, Tracker
 
 
@@ -34,12 +34,16 @@ def open_tracker(
     if cfg.injection_task is not None:
         task = cfg.injection_task
         selection[f"injection/eval_{task.best_metric}"] = task.best_is_higher
-    job_type = "injection+target" if cfg.injection_task is not None else "target"
-    return start_tracker(
-        cfg.tracker, run_dir, tracked_config(resolved, record.unread),
-        {g: o for g, o in effective_settings(record.choices).items() if g not in RESULT_NEUTRAL_KEYS},
-        run_name(record), record.sweep, job_type, selection,
-    )  # fmt: skip
+    choices = effective_settings(record.choices).items()
+    tracked = TrackedRun(
+        name=run_name(record),
+        config=tracked_config(resolved, record.unread),
+        choices={g: o for g, o in choices if g not in RESULT_NEUTRAL_KEYS},
+        group=record.sweep,
+        job_type="injection+target" if cfg.injection_task is not None else "target",
+        selection=selection,
+    )
+    return start_tracker(cfg.tracker, run_dir, tracked)
 
 
 def tracked_config(resolved: dict[str, Any], unread: tuple[str, ...]) -> dict[str, Any]:

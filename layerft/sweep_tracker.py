@@ -109,7 +109,7 @@ def publish_results_table(
     """Log the table and plots into the folder's W&B results run (`overrides` masked)."""
     import wandb
 
-    from layerft.tracker import remove_stale_runs, start_tracker, wandb_runs
+    from layerft.tracker import TrackedRun, remove_stale_runs, start_tracker, wandb_runs
 
     # What the table's difference columns compare with, and the grid's combinations it lacks (not
     # run), which differ between aggregations.
@@ -122,9 +122,8 @@ def publish_results_table(
     }
     earlier = wandb_runs(sweep_dir)
     run_id = "results-" + hashlib.sha256(str(sweep_dir.resolve()).encode()).hexdigest()[:16]
-    tracker = start_tracker(
-        tracker_cfg, sweep_dir, config, {}, f"{grid} results", grid, "aggregate", {}, run_id
-    )
+    tracked = TrackedRun(f"{grid} results", config, group=grid, job_type="aggregate", run_id=run_id)
+    tracker = start_tracker(tracker_cfg, sweep_dir, tracked)
     table = wandb.Table(
         columns=result.columns, data=[[row.get(c) for c in result.columns] for row in result.rows]
     )

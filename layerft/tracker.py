@@ -112,56 +112,30 @@ def _warn_offline(reason: str) -> None:
     log.warning("W&B: %s; logging offline instead (wandb sync the run later)", reason)
 
 
-def start_tracker(
-    cfg: TrackerConfig,
-    run_dir: Path,
-    config: dict[str, Any],
-    choices: dict[str, str],
-    name: str,
-    group: str | None,
-    job_type: str,
-    selection: dict[str, bool],
-    run_id: str | None = None,
-) -> Tracker:
-    """Open the run (config, choices as `choice/<group>` keys and tags) or return a no-op tracker.
+@dataclass(frozen=True)
+class TrackedRun:
+    """What one W&B run is. `config` and `choices` (as `choice/<group>` keys and tags) describe
+    it; `group`: the sweep; `job_type`: the stage layout; `selection`: each stage's selection
+    metric (higher is better?), whose W&B summary is its best value; `run_id`: a fixed id, so that
+    each start resumes the same W&B run (online) or syncs into it (offline)."""
 
-    `group`: the sweep; `job_type`: the stage layout; `selection`: each stage's selection metric
-    (higher is better?), whose W&B summary is its best value. `run_id`: a fixed id, so that each
-    start resumes the same W&B run (online) or syncs into it (offline).
+    name: str
+    config: dict[str, Any]
+    choices: dict[str, str] = field(default_factory=dict)
+    group: str | None = None
+    job_type: str = "target"
+    selection: dict[str, bool] = field(default_factory=dict)
+    run_id: str | None = None
+
+
+def start_tracker(cfg: TrackerConfig, run_dir: Path, tracked: TrackedRun) -> Tracker:
+    """Open the W&B run `tracked` in `run_dir`, or return a no-op tracker.
 
     An online run whose host cannot be reached, or which W&B fails to start, goes offline with one
     warning: tracking never stops an experiment.
     """
     if cfg.backend == TrackerBackend.none:
         return NoTracker()
-    import wandb  # only a W&B run pays for importing it
-
-    def init(mode: str) -> Any:
-        return wandb.init(
-            project=cfg.project,
-            entity=cfg.entity,
-            mode=mode,
-            dir=str(run_dir),
-            name=name,
-            group=cfg.group or group,
-            job_type=job_type,
-            tags=[*cfg.tags, *(f"{g}:{o}"[:64] for g, o in sorted(choices.items()))],
-            # The results version filters W&B's runs as it marks the tables' rows.
-            config={
-                **config,
-                **{f"choice/{g}": o for g, o in choices.items()},
-                "layerft/results_version": RESULTS_VERSION,
-            },
-            id=run_id,
-            resume="allow" if run_id else None,
-            reinit="finish_previous",
-            settings=wandb.Settings(
-                console="off", x_disable_stats=True, silent=True, x_disable_meta=secret_in_argv
-            ),
-        )
-
-    # W&B's metadata records the command line: off when that holds a credential.
-    secret_in_argv = any(is_credential(arg) for arg in sys.argv[1:])
     mode = resolve_mode(cfg)
     url = os.environ.get("WANDB_BASE_URL") or WANDB_URL
     if mode == "online" and (reason := unreachable(url)):
@@ -169,15 +143,46 @@ def start_tracker(
         mode = "offline"
     before = set(wandb_runs(run_dir))
     try:
-        run = init(mode)
+        run = _init(cfg, run_dir, tracked, mode)
     except Exception as err:  # W&B raises its own errors and plain ones (bad key, timeout)
         if mode != "online":
             raise
         _warn_offline(f"online start failed ({_first_line(err)})")
         remove_stale_runs(run_dir, [p for p in wandb_runs(run_dir) if p not in before])
         mode = "offline"
-        run = init(mode)
-    for key, higher in selection.items():
+        run = _init(cfg, run_dir, tracked, mode)
+    for key, higher in tracked.selection.items():
         run.define_metric(key, summary="max" if higher else "min")
     log.info("W&B run %s (%s) in %s", run.id, mode, run.dir)
     return WandbTracker(run)
+
+
+def _init(cfg: TrackerConfig, run_dir: Path, tracked: TrackedRun, mode: str) -> Any:
+    """`wandb.init` of `tracked` in `mode`."""
+    import wandb  # only a W&B run pays for importing it
+
+    choices = sorted(tracked.choices.items())
+    # W&B's metadata records the command line: off when that holds a credential.
+    secret_in_argv = any(is_credential(arg) for arg in sys.argv[1:])
+    return wandb.init(
+        project=cfg.project,
+        entity=cfg.entity,
+        mode=mode,
+        dir=str(run_dir),
+        name=tracked.name,
+        group=cfg.group or tracked.group,
+        job_type=tracked.job_type,
+        tags=[*cfg.tags, *(f"{g}:{o}"[:64] for g, o in choices)],
+        # The results version filters W&B's runs as it marks the tables' rows.
+        config={
+            **tracked.config,
+            **{f"choice/{g}": o for g, o in choices},
+            "layerft/results_version": RESULTS_VERSION,
+        },
+        id=tracked.run_id,
+        resume="allow" if tracked.run_id else None,
+        reinit="finish_previous",
+        settings=wandb.Settings(
+            console="off", x_disable_stats=True, silent=True, x_disable_meta=secret_in_argv
+        ),
+    )

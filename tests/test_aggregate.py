@@ -1637,8 +1637,8 @@ def test_the_wandb_results_run_names_the_combinations_not_run(tmp_path, monkeypa
     register_configs()  # the tracker group's schema, which the results run composes
     configs: list[dict[str, Any]] = []
 
-    def start(cfg: Any, run_dir: Path, config: dict[str, Any], *args: Any) -> Any:
-        configs.append(config)
+    def start(cfg: Any, run_dir: Path, tracked: Any) -> Any:
+        configs.append(tracked.config)
         raise StopIteration  # the table itself is not needed
 
     monkeypatch.setattr(tracker, "start_tracker", start)

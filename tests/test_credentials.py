@@ -23,7 +23,13 @@ from layerft import sweep_tracker, tracker
 from layerft.credential_overrides import credential_override_error
 from layerft.credentials import mask_credentials, scrub_config_file
 from layerft.hydra_job import run_from_hydra
-from layerft.tracker import TrackerBackend, TrackerConfig, TrackerMode, start_tracker
+from layerft.tracker import (
+    TrackedRun,
+    TrackerBackend,
+    TrackerConfig,
+    TrackerMode,
+    start_tracker,
+)
 
 FAKE = "sk-FAKE-1234"
 
@@ -93,7 +99,7 @@ def test_wandb_records_no_metadata_when_the_command_line_holds_a_credential(
 ) -> None:
     monkeypatch.setattr(sys, "argv", argv)  # W&B's metadata records it
     cfg = TrackerConfig(name="wandb", backend=TrackerBackend.wandb, mode=TrackerMode.offline)
-    start_tracker(cfg, tmp_path, {}, {}, "a run", None, "target", {})
+    start_tracker(cfg, tmp_path, TrackedRun("a run", {}))
     [settings] = wandb_settings
     assert settings.x_disable_meta is not metadata
 
@@ -124,8 +130,8 @@ def test_a_refused_credential_override_is_masked_in_failed_json(tmp_path: Path) 
 def test_the_sweep_results_run_config_masks_a_credential(tmp_path: Path, monkeypatch) -> None:
     configs: list[dict[str, Any]] = []
 
-    def start(cfg: TrackerConfig, run_dir: Path, config: dict[str, Any], *args: Any) -> Any:
-        configs.append(config)
+    def start(cfg: TrackerConfig, run_dir: Path, tracked: Any) -> Any:
+        configs.append(tracked.config)
         raise StopIteration  # the results table itself is not needed
 
     monkeypatch.setattr(tracker, "start_tracker", start)

@@ -18,6 +18,7 @@ import wandb
 from layerft import tracker
 from layerft.network import unreachable
 from layerft.tracker import (
+    TrackedRun,
     TrackerBackend,
     TrackerConfig,
     TrackerMode,
@@ -95,9 +96,7 @@ def fake_init(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def start(tmp_path: Path, mode: TrackerMode) -> Tracker:
-    return start_tracker(
-        wandb_cfg(mode), tmp_path, {}, {"model": "tiny"}, "a run", None, "target", {}
-    )
+    return start_tracker(wandb_cfg(mode), tmp_path, TrackedRun("a run", {}, {"model": "tiny"}))
 
 
 def test_online_start_failure_goes_offline_with_one_warning_without_the_key(
