@@ -41,13 +41,13 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from layerft import phase  # noqa: E402
+from layerft import phase, phase_trainer  # noqa: E402
 from layerft.config import RunConfig, register_configs, to_run_config  # noqa: E402
 from layerft.data import TaskData, load_task_data  # noqa: E402
 from layerft.heads import TaskModel, build_task_model  # noqa: E402
 from layerft.hydra_job import quiet_libraries  # noqa: E402
 from layerft.model import load_backbone, load_tokenizer  # noqa: E402
-from layerft.phase import run_phase  # noqa: E402
+from layerft.phase import Phase, run_phase  # noqa: E402
 from layerft.stage_models import seed_everything  # noqa: E402
 
 Pipeline = Callable[[int], dict[str, float]]
@@ -89,10 +89,11 @@ def layerft_pipeline(
         data = data_for(batch_size)
         copies = blocking_phase_copies() if blocking_copies else contextlib.nullcontext()
         with tempfile.TemporaryDirectory() as out, clocked_phase_trainer() as clock, copies:
-            metrics = run_phase(
-                "target", fresh_model(cfg), data, task, cfg.lr_schedule, {}, trainer,
-                cfg.seed, Path(out), lambda numbers, step: None,
+            target = Phase(
+                "target", task, cfg.lr_schedule, {}, trainer, cfg.seed, Path(out),
+                lambda numbers, step: None,
             )  # fmt: skip
+            metrics = run_phase(target, fresh_model(cfg), data)
         speed = metrics["target/train_samples_per_second"]
         # The training time layerft reports (its evaluations taken out), split as the plain
         # Trainer's is: where layerft's gap to the raw loop lies, start-up or every step.
@@ -109,11 +110,11 @@ def clocked_phase_trainer() -> Iterator[FirstStepClock]:
     """The phase runner's Trainer with a FirstStepClock among its callbacks, for one run."""
     clock = FirstStepClock()
 
-    class Clocked(phase.PhaseTrainer):
+    class Clocked(phase_trainer.PhaseTrainer):
         def __init__(self, *args, callbacks=(), **kwargs) -> None:  # noqa: ANN002, ANN003
             super().__init__(*args, callbacks=[*callbacks, clock], **kwargs)
 
-    with mock.patch.object(phase, "PhaseTrainer", Clocked):
+    with mock.patch.object(phase_trainer, "PhaseTrainer", Clocked):
         yield clock
 
 

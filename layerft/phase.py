@@ -15,14 +15,13 @@ import logging
 import math
 import shutil
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import TrainingArguments
-from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from layerft.callbacks import ForwardLogs, GuardCheckpoints, MetricSink, PauseClock, StageProgress
+from layerft.callbacks import ForwardLogs, MetricSink, PauseClock
 from layerft.data import TaskData
 from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
@@ -38,12 +37,17 @@ from layerft.lr_schedule import (
 from layerft.memory import PeakMemory
 from layerft.metrics import PREDICTED_CLASSES
 from layerft.parts import count_parameters, parameter_parts
-from layerft.phase_trainer import FUSED_ADAMW_DEVICES, PhaseTrainer, phase_speed, training_arguments
+from layerft.phase_trainer import (
+    FUSED_ADAMW_DEVICES,
+    PhaseTrainer,
+    phase_speed,
+    phase_trainer,
+    training_arguments,
+)
 from layerft.predictions import write_partial
 from layerft.processes import rank, world_size
 from layerft.replaced_result import remove_trainer_checkpoints
 from layerft.results import BEST_UNTRAINED, CHECKPOINTS_DIR
-from layerft.speed import NonFiniteLossGuard
 from layerft.task import TaskConfig
 from layerft.trainer_config import TrainerConfig
 
@@ -54,74 +58,89 @@ log = logging.getLogger(__name__)
 NOT_SCORES = frozenset({"eval_epoch", "eval_model_preparation_time"})
 
 
-def run_phase(
-    stage: str,
-    model: TaskModel,
-    data: TaskData,
-    task: TaskConfig,
-    schedule: ScheduleConfig,
-    lr_multipliers: Mapping[str, float],
-    trainer_cfg: TrainerConfig,
-    seed: int,
-    output_dir: Path,
-    sink: MetricSink,
-) -> dict[str, float]:
+@dataclass(frozen=True)
+class Phase:
+    """What one stage trains with: its task, schedule, per-part learning-rate multipliers, the
+    run's trainer settings and seed; `output_dir` holds its checkpoints (and stage 2's dev
+    predictions), `sink` receives its logged metrics."""
+
+    stage: str
+    task: TaskConfig
+    schedule: ScheduleConfig
+    lr_multipliers: Mapping[str, float]
+    trainer: TrainerConfig
+    seed: int
+    output_dir: Path
+    sink: MetricSink
+
+
+def run_phase(phase: Phase, model: TaskModel, data: TaskData) -> dict[str, float]:
     """Train, keep the best dev checkpoint, and return its metrics plus speed and parameter counts."""
+    stage, task, world = phase.stage, phase.task, world_size()
     parts_of = parameter_parts(model)
     counts = count_parameters(model, parts_of)
     _log_counts(stage, counts)
-    trainer_cfg.check_device()
-    world = world_size()
+    phase.trainer.check_device()
     num_steps = total_steps(len(data.train), task.batch_size, task.epochs, world)
     steps_per_epoch = math.ceil(len(data.train) / (task.batch_size * world))
     eval_steps = max(1, steps_per_epoch // task.evals_per_epoch)
-    checkpoints = output_dir / CHECKPOINTS_DIR / stage
-    args = training_arguments(task, trainer_cfg, seed, checkpoints, num_steps, eval_steps)
+    checkpoints = phase.output_dir / CHECKPOINTS_DIR / stage
+    args = training_arguments(task, phase.trainer, phase.seed, checkpoints, num_steps, eval_steps)
     optimizer = build_optimizer(
-        model, parts_of, task.lr, task.weight_decay, lr_multipliers,
+        model, parts_of, task.lr, task.weight_decay, phase.lr_multipliers,
         fused=args.device.type in FUSED_ADAMW_DEVICES,
     )  # fmt: skip
     part_lrs = {part.split("/")[0]: lr for part, lr in part_learning_rates(optimizer).items()}
     log.info("%s: lr per part: %s", stage, ", ".join(f"{p}={v:.3g}" for p, v in part_lrs.items()))
-    if trainer_cfg.compile:
-        model.backbone.compile(mode=trainer_cfg.compile_mode.value)
-    scheduler = build_scheduler(schedule, optimizer, num_steps)
-    forward, pauses = ForwardLogs(stage, sink, task.lr), PauseClock()
-    trainer = _phase_trainer(
-        stage, model, args, data, task, (optimizer, scheduler), forward, pauses
-    )
+    if phase.trainer.compile:
+        model.backbone.compile(mode=phase.trainer.compile_mode.value)
+    scheduler = build_scheduler(phase.schedule, optimizer, num_steps)
+    forward, pauses = ForwardLogs(stage, phase.sink, task.lr), PauseClock()
+    trainer = phase_trainer(stage, model, args, data, task, (optimizer, scheduler), forward, pauses)
     completed = False
     try:
         with PeakMemory() as memory:
             train_output = trainer.train() if num_steps else None
         paused = pauses.seconds  # before the final evaluation, which train() did not time
         forward.train_done = bool(num_steps)  # without training, its one evaluation is the curve
-        best = _evaluate_best(stage, trainer, data, task, output_dir)
+        best = _evaluate_best(stage, trainer, data, task, phase.output_dir)
         completed = True
     finally:
-        if not trainer_cfg.keep_checkpoints:
+        if not phase.trainer.keep_checkpoints:
             remove_checkpoints(checkpoints, synchronise=completed and world > 1)
     metrics = _dev_scores(stage, best)
     warn_one_class(stage, metrics)
-    if train_output is not None:
-        speed = phase_speed(trainer, train_output.metrics, paused, len(data.train), steps_per_epoch,
-                       task.batch_size * world, counts["total_params"], world)  # fmt: skip
-        if rank() == 0:  # after the dev evaluations: this line closes the dev curve in a history
-            sink({f"{stage}/{k}": v for k, v in speed.items()}, trainer.state.global_step)
-        metrics.update(speed)
-        if (best_step := trainer.state.best_global_step) is not None:  # the dev metrics' checkpoint
-            metrics.update(best_step=float(best_step), best_epoch=best_step / steps_per_epoch)
-        untrained = best_step == 1 and warmup_steps(schedule, num_steps) > 0
-        if untrained:
-            _warn_best_is_first_step(stage, num_steps)
-        metrics[BEST_UNTRAINED] = float(untrained)  # a table notes it (sweep_table.notes)
-    else:  # epochs=0: the phase only evaluates the model it was given
+    if train_output is None:  # epochs=0: the phase only evaluates the model it was given
         metrics.update(train_runtime=0.0, train_paused_seconds=0.0, best_step=0.0, best_epoch=0.0)
+    else:
+        speed = phase_speed(trainer, train_output.metrics, paused, len(data.train), steps_per_epoch,
+                            task.batch_size * world, counts["total_params"], world)  # fmt: skip
+        metrics.update(_trained(phase, trainer, speed, steps_per_epoch, num_steps))
+        metrics.update({f"lr/{part}": lr for part, lr in part_lrs.items()})  # each part's peak
     metrics.update(memory.metrics())
     metrics.update({k: float(v) for k, v in counts.items()})
-    if num_steps:  # a part's peak rate: with epochs=0 no part trained at any
-        metrics.update({f"lr/{part}": lr for part, lr in part_lrs.items()})
     return {f"{stage}/{k}": v for k, v in metrics.items()}
+
+
+def _trained(
+    phase: Phase,
+    trainer: PhaseTrainer,
+    speed: dict[str, float],
+    steps_per_epoch: int,
+    num_steps: int,
+) -> dict[str, float]:
+    """A trained phase's speed and best step, the speed logged too (after the dev evaluations:
+    this line closes the dev curve in a history)."""
+    if rank() == 0:
+        phase.sink({f"{phase.stage}/{k}": v for k, v in speed.items()}, trainer.state.global_step)
+    metrics = dict(speed)
+    if (best_step := trainer.state.best_global_step) is not None:  # the dev metrics' checkpoint
+        metrics.update(best_step=float(best_step), best_epoch=best_step / steps_per_epoch)
+    untrained = best_step == 1 and warmup_steps(phase.schedule, num_steps) > 0
+    if untrained:
+        _warn_best_is_first_step(phase.stage, num_steps)
+    metrics[BEST_UNTRAINED] = float(untrained)  # a table notes it (sweep_table.notes)
+    return metrics
 
 
 def _evaluate_best(
@@ -140,36 +159,6 @@ def _evaluate_best(
     return best
 
 
-def _phase_trainer(
-    stage: str,
-    model: TaskModel,
-    args: TrainingArguments,
-    data: TaskData,
-    task: TaskConfig,
-    optimizers: tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler],
-    forward: ForwardLogs,
-    pauses: PauseClock,
-) -> PhaseTrainer:
-    """The stage's Trainer: its dev metrics, optimizer and schedule, layerft's callbacks in place
-    of the Trainer's printing (`forward` logs, `pauses` times evaluations and saves)."""
-    guard = _loss_guard(stage, task)
-    trainer = PhaseTrainer(
-        model=model,
-        args=args,
-        data_collator=data.collator,
-        train_dataset=data.train,
-        eval_dataset=data.validation,
-        compute_metrics=build_compute_metrics(task, data.validation, data.validation_rows),
-        optimizers=optimizers,
-        callbacks=[forward, pauses, GuardCheckpoints(guard)],
-        guard=guard,
-    )
-    trainer.remove_callback(PrinterCallback)  # ForwardLogs logs instead of raw dict prints
-    if trainer.pop_callback(ProgressCallback) is not None:
-        trainer.add_callback(StageProgress(stage))
-    return trainer
-
-
 def _log_counts(stage: str, counts: Mapping[str, int]) -> None:
     log.info(
         "%s: %d of %d parameters train (%s)",
@@ -178,17 +167,6 @@ def _log_counts(stage: str, counts: Mapping[str, int]) -> None:
         counts["total_params"],
         ", ".join(f"{k.split('/')[1]}={v}" for k, v in counts.items() if "/" in k and v),
     )
-
-
-def _loss_guard(stage: str, task: TaskConfig) -> NonFiniteLossGuard:
-    """The stage's guard against a NaN or infinite loss, its error naming the settings to change."""
-    group = f"{stage}_task"
-    clipping = (
-        f"or clip gradients: {group}.max_grad_norm is 0 (off); 1.0 is usual"
-        if task.max_grad_norm == 0
-        else f"or {group}.max_grad_norm={task.max_grad_norm:g} (the norm gradients are clipped to)"
-    )
-    return NonFiniteLossGuard(stage, f"lower {group}.lr={task.lr:g}, {clipping}")
 
 
 def _dev_scores(stage: str, best: Mapping[str, Any]) -> dict[str, float]:

@@ -1,5 +1,6 @@
 """The Trainer as the phase runner (`layerft/phase.py`) sets it up: its arguments, the trainer
-subclass that counts tokens and guards the loss, and the speed it reports for a trained phase.
+subclass that counts tokens and guards the loss, the stage's Trainer built with layerft's callbacks,
+and the speed it reports for a trained phase.
 Serves the trainer config group (`TrainerConfig`) with phase.py."""
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ import torch
 from datasets import Dataset
 from torch.utils.data import Sampler, SequentialSampler
 from transformers import Trainer, TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from layerft.callbacks import ForwardLogs, GuardCheckpoints, PauseClock, StageProgress
+from layerft.data import TaskData
+from layerft.evaluation import build_compute_metrics
+from layerft.heads import TaskModel
 from layerft.kinds import kind_of
 from layerft.processes import world_size
 from layerft.speed import (
@@ -128,3 +134,44 @@ def phase_speed(
             speed["mfu"] = model_flops_utilization(total_params, padded, runtime, peak, world)
             speed["mfu_peak_tflops"] = peak / 1e12
     return speed
+
+
+def phase_trainer(
+    stage: str,
+    model: TaskModel,
+    args: TrainingArguments,
+    data: TaskData,
+    task: TaskConfig,
+    optimizers: tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler],
+    forward: ForwardLogs,
+    pauses: PauseClock,
+) -> PhaseTrainer:
+    """The stage's Trainer: its dev metrics, optimizer and schedule, layerft's callbacks in place
+    of the Trainer's printing (`forward` logs, `pauses` times evaluations and saves)."""
+    guard = loss_guard(stage, task)
+    trainer = PhaseTrainer(
+        model=model,
+        args=args,
+        data_collator=data.collator,
+        train_dataset=data.train,
+        eval_dataset=data.validation,
+        compute_metrics=build_compute_metrics(task, data.validation, data.validation_rows),
+        optimizers=optimizers,
+        callbacks=[forward, pauses, GuardCheckpoints(guard)],
+        guard=guard,
+    )
+    trainer.remove_callback(PrinterCallback)  # ForwardLogs logs instead of raw dict prints
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(StageProgress(stage))
+    return trainer
+
+
+def loss_guard(stage: str, task: TaskConfig) -> NonFiniteLossGuard:
+    """The stage's guard against a NaN or infinite loss, its error naming the settings to change."""
+    group = f"{stage}_task"
+    clipping = (
+        f"or clip gradients: {group}.max_grad_norm is 0 (off); 1.0 is usual"
+        if task.max_grad_norm == 0
+        else f"or {group}.max_grad_norm={task.max_grad_norm:g} (the norm gradients are clipped to)"
+    )
+    return NonFiniteLossGuard(stage, f"lower {group}.lr={task.lr:g}, {clipping}")

@@ -32,7 +32,7 @@ from layerft.model import load_tokenizer
 from layerft.model_files import hub_entries, model_file_digests, model_folder
 from layerft.model_limits import check_max_length, check_room_for_text, check_tokenizer_fits
 from layerft.parts import layer_part
-from layerft.phase import remove_unfinished_checkpoints, run_phase
+from layerft.phase import Phase, remove_unfinished_checkpoints, run_phase
 from layerft.processes import is_main_process, rank, world_size
 from layerft.results import FAILED_FILE, HistoryFile, read_finished, run_dir_errors, write_metrics
 from layerft.run_folder import (
@@ -54,7 +54,7 @@ from layerft.task import TaskConfig
 from layerft.tracker import remove_stale_runs, wandb_runs
 
 log = logging.getLogger(__name__)
-# The stages' names: run_phase's `stage`, their metrics' prefix, their checkpoint folders.
+# The stages' names: Phase.stage, their metrics' prefix, their checkpoint folders.
 STAGES = ("injection", "target")
 
 
@@ -146,10 +146,11 @@ def run_injection(
         len(encoder_layers(model.backbone)),
         injected=[layer_part(i) for i in range(num_lower)],
     )
-    metrics = run_phase(
-        "injection", model, data, cfg.injection_task, cfg.injection_lr_schedule, lr_multipliers,
+    phase = Phase(
+        "injection", cfg.injection_task, cfg.injection_lr_schedule, lr_multipliers,
         cfg.trainer, cfg.seed, run_dir, sink,
     )  # fmt: skip
+    metrics = run_phase(phase, model, data)
     metrics["injection/num_injected_layers"] = float(num_lower)
     injected = extract_injected(model, cfg.layer_split.stage1, num_lower)
     metrics["injection/stage_seconds"] = time.perf_counter() - started  # build, train, evaluate
@@ -166,10 +167,11 @@ def run_target(
     """Stage 2: fresh backbone and head, injected layers transplanted, tuning mode and policy applied."""
     started = time.perf_counter()
     model, lr_multipliers = build_target_model(cfg, injected)
-    metrics = run_phase(
-        "target", model, data, cfg.target_task, cfg.lr_schedule, lr_multipliers,
-        cfg.trainer, cfg.seed, run_dir, sink,
+    phase = Phase(
+        "target", cfg.target_task, cfg.lr_schedule, lr_multipliers, cfg.trainer, cfg.seed,
+        run_dir, sink,
     )  # fmt: skip
+    metrics = run_phase(phase, model, data)
     metrics["target/stage_seconds"] = time.perf_counter() - started  # build, train, evaluate
     return metrics
 
