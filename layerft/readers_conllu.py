@@ -11,7 +11,7 @@ Serves the task config groups' `release_format: conllu`, and the `dependency_par
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -104,26 +104,33 @@ def read_conllu(path: Path) -> list[dict[str, Any]]:
     """
     path = Path(path)
     records: list[dict[str, Any]] = []
-    words: list[tuple[str, dict[str, Any]]] = []
+    for block in _sentence_blocks(path):
+        guid, text, words = _conllu_sentence(path, block)
+        records.append(_conllu_record(guid or f"{path.stem}-{len(records) + 1}", text, words))
+    return nonempty_sentences(path, records)
+
+
+def _sentence_blocks(path: Path) -> Iterator[list[tuple[int, str]]]:
+    """The file's sentences: runs of non-blank lines, each line with its number."""
+    block: list[tuple[int, str]] = []
+    for number, line in enumerate(read_lines(path), 1):
+        if line.strip():
+            block.append((number, line))
+        elif block:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+def _conllu_sentence(
+    path: Path, block: list[tuple[int, str]]
+) -> tuple[str | None, str | None, list[tuple[str, dict[str, Any]]]]:
+    """One sentence's sent_id, text and word lines (each with its place in the file)."""
     guid: str | None = None
     text: str | None = None
-    in_sentence = False
-    start = 0
-
-    def close() -> None:
-        nonlocal words, guid, text, in_sentence
-        if in_sentence:
-            if not words:
-                raise LayerftError(f"{path}:{start}: sentence has no word lines (integer IDs)")
-            records.append(_conllu_record(guid or f"{path.stem}-{len(records) + 1}", text, words))
-        words, guid, text, in_sentence = [], None, None, False
-
-    for number, line in enumerate(read_lines(path), 1):
-        if not line.strip():
-            close()
-            continue
-        if not in_sentence:
-            in_sentence, start = True, number
+    words: list[tuple[str, dict[str, Any]]] = []
+    for number, line in block:
         where = f"{path}:{number}"
         if line.startswith("#"):
             if words:
@@ -142,24 +149,30 @@ def read_conllu(path: Path) -> list[dict[str, Any]]:
                 f"{where}: expected {len(CONLLU_COLUMNS)} tab-separated columns "
                 f"({' '.join(CONLLU_COLUMNS)}), got {len(fields)}"
             )
-        if _EMPTY_NODE_ID.fullmatch(fields[0]):
-            continue
-        span = _MULTIWORD_ID.fullmatch(fields[0])
-        if span:
-            if int(span[1]) != len(words) + 1 or int(span[2]) <= int(span[1]):
-                raise LayerftError(
-                    f"{where}: multiword token ID {fields[0]!r} must be <next word>-<later word> "
-                    f"(next word is {len(words) + 1})"
-                )
-            continue
-        if not _WORD_ID.fullmatch(fields[0]):
+        if _is_word(fields[0], len(words), where):
+            words.append((where, _conllu_word(fields, len(words) + 1, where)))
+    if not words:
+        raise LayerftError(f"{path}:{block[0][0]}: sentence has no word lines (integer IDs)")
+    return guid, text, words
+
+
+def _is_word(line_id: str, num_words: int, where: str) -> bool:
+    """Whether a line's ID is a word's; an empty node's or a multiword token's is not."""
+    if _EMPTY_NODE_ID.fullmatch(line_id):
+        return False
+    if span := _MULTIWORD_ID.fullmatch(line_id):
+        if int(span[1]) != num_words + 1 or int(span[2]) <= int(span[1]):
             raise LayerftError(
-                f"{where}: ID {fields[0]!r} is not a word ID (1, 2, ...), a multiword token "
-                "range (3-4) or an empty node (5.1)"
+                f"{where}: multiword token ID {line_id!r} must be <next word>-<later word> "
+                f"(next word is {num_words + 1})"
             )
-        words.append((where, _conllu_word(fields, len(words) + 1, where)))
-    close()
-    return nonempty_sentences(path, records)
+        return False
+    if not _WORD_ID.fullmatch(line_id):
+        raise LayerftError(
+            f"{where}: ID {line_id!r} is not a word ID (1, 2, ...), a multiword token "
+            "range (3-4) or an empty node (5.1)"
+        )
+    return True
 
 
 def _hub_ud_row(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
