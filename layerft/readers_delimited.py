@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from layerft.errors import LayerftError, cut
 from layerft.readers_records import nonempty
@@ -86,51 +86,18 @@ def read_delimited(
     writer is read as written, and warned about). A column of numbers becomes numbers,
     except `text_columns`: a text may be digits ("42", a code, a year).
     """
-    reader = _rows_of(read_text(path), delimiter)
-    header: list[str] | None = None
-    rows: list[list[str]] = []
-    lines: list[int] = []  # the line each of `rows` starts on
-    spanning: list[str] = []  # the lines of each row whose quoted cell spans lines
-    read_to = 0  # the last line of the rows read
-    try:
-        for row in reader:
-            first, read_to = read_to + 1, reader.line_num
-            if not row:
-                continue
-            if first < read_to:
-                spanning.append(f"{first}-{read_to}")
-            if header is None:
-                header, header_line = row, first
-                for column, name in enumerate(header, 1):
-                    if not name or header.index(name) != column - 1:
-                        problem = "is empty" if not name else f"{name!r} repeats an earlier one"
-                        raise LayerftError(f"{path}:{reader.line_num}: column {column} {problem}")
-            elif len(row) != len(header):
-                raise LayerftError(
-                    f"{path}:{reader.line_num}: expected {len(header)} fields, got {len(row)}"
-                    f"{_release_hint(header) or _separator_hint(delimiter, header)}"
-                )
-            else:
-                rows.append(row)
-                lines.append(first)
-    except csv.Error as err:  # named by the line its row starts on: where a quote opened
-        reason = (
-            str(err)
-            if reader.line_num == read_to + 1
-            else (f"{err}, read to line {reader.line_num}: an unbalanced quote?")
-        )
-        raise LayerftError(f"{path}:{read_to + 1}: malformed row ({reason})") from err
-    assert header is not None  # read_text rejected a file with no non-blank line
+    table = _read_table(path, delimiter)
+    header, rows = table.header, table.rows
     if len(header) == 1 and (hint := _separator_hint(delimiter, header)):
-        raise LayerftError(f"{path}:{header_line}: every row reads as one field{hint}")
-    if spanning:
+        raise LayerftError(f"{path}:{table.header_line}: every row reads as one field{hint}")
+    if table.spanning:
         log.warning(
             "%s:%s: %d row(s) hold a quoted cell that spans lines, read as one text with its line "
             "breaks; an unbalanced quote would instead have merged the rows between into one "
-            "record", path, spanning[0], len(spanning),
+            "record", path, table.spanning[0], len(table.spanning),
         )  # fmt: skip
     if delimiter == "\t":
-        _warn_csv_quoted(path, header, rows, lines)
+        _warn_csv_quoted(path, header, rows, table.lines)
     columns = [
         [row[i] for row in rows]
         if name in text_columns
@@ -140,6 +107,59 @@ def read_delimited(
     return nonempty(
         path, [dict(zip(header, values, strict=True)) for values in zip(*columns, strict=True)]
     )
+
+
+class _Table(NamedTuple):
+    """A delimited file's rows as read: the header and the line it is on, the other rows and the
+    line each starts on, and the lines of each row whose quoted cell spans lines."""
+
+    header: list[str]
+    header_line: int
+    rows: list[list[str]]
+    lines: list[int]
+    spanning: list[str]
+
+
+def _read_table(path: Path, delimiter: str) -> _Table:
+    """The file's non-blank rows, each as long as the header, whose names are unique."""
+    reader = _rows_of(read_text(path), delimiter)
+    table = _Table([], 0, [], [], [])
+    read_to = 0  # the last line of the rows read
+    try:
+        for row in reader:
+            first, read_to = read_to + 1, reader.line_num
+            if not row:
+                continue
+            if first < read_to:
+                table.spanning.append(f"{first}-{read_to}")
+            if not table.header_line:
+                _check_header(path, row, reader.line_num)
+                table = table._replace(header=row, header_line=first)
+            elif len(row) != len(header := table.header):
+                hint = _release_hint(header) or _separator_hint(delimiter, header)
+                raise LayerftError(
+                    f"{path}:{reader.line_num}: expected {len(header)} fields, got {len(row)}{hint}"
+                )
+            else:
+                table.rows.append(row)
+                table.lines.append(first)
+    except csv.Error as err:  # named by the line its row starts on: where a quote opened
+        reason = (
+            str(err)
+            if reader.line_num == read_to + 1
+            else (f"{err}, read to line {reader.line_num}: an unbalanced quote?")
+        )
+        raise LayerftError(f"{path}:{read_to + 1}: malformed row ({reason})") from err
+    assert table.header_line  # read_text rejected a file with no non-blank line
+    return table
+
+
+def _check_header(path: Path, header: list[str], line: int) -> None:
+    """Fail on an empty or repeated column name."""
+    for column, name in enumerate(header, 1):
+        if not name or header.index(name) != column - 1:
+            problem = "is empty" if not name else f"{name!r} repeats an earlier one"
+            raise LayerftError(f"{path}:{line}: column {column} {problem}")
 
 
 def _warn_csv_quoted(
