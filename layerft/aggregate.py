@@ -25,7 +25,7 @@ from layerft.run_record import older_results
 from layerft.sweep_baseline import baselines, check_baseline
 from layerft.sweep_job import Job, changed_files
 from layerft.sweep_records import holds_record, read_sweep, unfinished_dirs
-from layerft.sweep_report import csv_text, older_versions, render_markdown
+from layerft.sweep_report import SweepFolder, csv_text, older_versions, render_markdown
 from layerft.sweep_table import (
     Combination,
     Failure,
@@ -82,18 +82,8 @@ def aggregate(
     """
     started = time.time()
     planned = _last_not_run(sweep_dir) if not_run is None else list(not_run)
-    jobs, damaged = read_sweep(sweep_dir)
-    on_other_data = [job for job in jobs if job.changed]
-    replaced = [job for job in jobs if job.replaced_by is not None]
-    jobs = [job for job in jobs if not job.changed and job.replaced_by is None]
-    unfinished = unfinished_dirs(sweep_dir, damaged)
-    not_run = _without_record(sweep_dir, planned, unfinished)
-    _warn_left_out(unfinished, on_other_data, older_versions(jobs))
-    if not jobs:
-        remove_outputs(sweep_dir, started, keep=())
-        changed = "every one is on a data file (or a model file) changed since"
-        why = f"{changed} (sweep.py --force reruns them)" if on_other_data else "none is readable"
-        raise NothingToTable(f"no result to table in {sweep_dir}: {why}")
+    folder = _read_folder(sweep_dir, planned, started)
+    jobs = folder.jobs
     combos = combine(jobs)
     varied = varied_settings(combos)
     combos.sort(key=lambda c: [natural_key(setting(c.settings, k)) for k in varied])
@@ -106,9 +96,7 @@ def aggregate(
         for c in combos
         for job in c.failed
     ]
-    markdown = render_markdown(
-        sweep_dir, table, failures, jobs, unfinished, on_other_data, replaced, not_run
-    )
+    markdown = render_markdown(folder, table, failures)
     written = _table_writers(table, markdown, failures)
     metric = table.selection if table.uniform else "selection metric (per row)"
     for name, figure in plots.draw(plot_rows, varied, metric, axes).items():
@@ -119,17 +107,28 @@ def aggregate(
     write_all_atomic({**{path: written[path.name] for path in paths}, **own})
     log.info("sweep results: %s", ", ".join(str(p) for p in paths))
     return Aggregate(
-        table.rows,
-        table.columns,
-        varied,
-        failures,
-        paths,
-        markdown,
-        unfinished,
-        table.spec,
-        axes,
-        not_run,
-    )
+        table.rows, table.columns, varied, failures, paths, markdown, folder.unfinished,
+        table.spec, axes, folder.not_run,
+    )  # fmt: skip
+
+
+def _read_folder(sweep_dir: Path, planned: list[str], started: float) -> SweepFolder:
+    """The folder's jobs by fate, with one warning per kind the table leaves out or notes; no
+    tabled job (every result on data changed since, or none readable) is NothingToTable, and
+    removes an earlier aggregation's files."""
+    jobs, damaged = read_sweep(sweep_dir)
+    on_other_data = [job for job in jobs if job.changed]
+    replaced = [job for job in jobs if job.replaced_by is not None]
+    jobs = [job for job in jobs if not job.changed and job.replaced_by is None]
+    unfinished = unfinished_dirs(sweep_dir, damaged)
+    not_run = _without_record(sweep_dir, planned, unfinished)
+    _warn_left_out(unfinished, on_other_data, older_versions(jobs))
+    if not jobs:
+        remove_outputs(sweep_dir, started, keep=())
+        changed = "every one is on a data file (or a model file) changed since"
+        why = f"{changed} (sweep.py --force reruns them)" if on_other_data else "none is readable"
+        raise NothingToTable(f"no result to table in {sweep_dir}: {why}")
+    return SweepFolder(sweep_dir, jobs, unfinished, on_other_data, replaced, not_run)
 
 
 def _without_record(sweep_dir: Path, names: list[str], unfinished: list[Path]) -> list[str]:

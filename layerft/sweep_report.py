@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,26 +20,31 @@ from layerft.sweep_stats import MIN_PAIRS
 from layerft.sweep_table import MISSING, Failure, Table, label
 
 
-def render_markdown(
-    sweep_dir: Path,
-    table: Table,
-    failures: list[Failure],
-    jobs: list[Job],
-    unfinished: list[Path],
-    on_other_data: list[Job],
-    replaced: list[Job],
-    not_run: Sequence[str] = (),
-) -> str:
+@dataclass(frozen=True)
+class SweepFolder:
+    """What a sweep folder holds: the jobs tabled (finished and failed), the job folders with no
+    readable record (`unfinished`), the results on data changed since and those another config's
+    record replaced (both left out), and the grid's combinations not run (their job folders)."""
+
+    path: Path
+    jobs: list[Job]
+    unfinished: list[Path]
+    on_other_data: list[Job]
+    replaced: list[Job]
+    not_run: list[str]
+
+
+def render_markdown(folder: SweepFolder, table: Table, failures: list[Failure]) -> str:
     """results.md: what was aggregated, the table (mean ± std (n)), then the failed jobs, the
     unfinished ones, the results on data changed since, those another config's record replaced
-    (`jobs` are the others) and the grid's combinations not run (`not_run`, their job folders)."""
+    and the grid's combinations not run."""
     # The title, the job counts, how to read the cells, and the settings every job shares.
     first = table.combos[0]
     better = "higher" if first.higher_is_better else "lower"
     spec = ", ".join(f"{k}={v}" for k, v in table.spec.items())
-    total, counts = _job_counts(jobs, failures, unfinished, on_other_data, replaced, not_run)
+    total, counts = _job_counts(folder, failures)
     lines = [
-        f"# Sweep results: {sweep_dir}",
+        f"# Sweep results: {folder.path}",
         "",
         f"{total} jobs ({counts}) in {len(table.rows)} combinations; a cell is mean ± sample std "
         "(n seeds; ddof=1).",
@@ -55,7 +60,7 @@ def render_markdown(
         "evaluations, not a held-out estimate. trainable params: stage 2's, mean over seeds; "
         "share: of stage 2's parameters.",
     ]
-    if older := older_versions(jobs):
+    if older := older_versions(folder.jobs):
         lines.append(
             f"{len(older)} result(s) by an older layerft ({older_results(min(older))}): in the "
             "table, `older layerft` in their rows' notes; `sweep.py --force` reruns them."
@@ -72,27 +77,24 @@ def render_markdown(
     lines += file_settings_lines([job for combo in table.combos for job in combo.finished])
     lines += _table_lines(table)
     lines += other_scores_lines(table)
-    lines += _left_out_lines(sweep_dir, table, failures, unfinished, on_other_data, replaced)
-    if not_run:  # a sweep stopped early (a blocked folder holds a record): rows leave these out
+    lines += _left_out_lines(folder, table, failures)
+    if (
+        folder.not_run
+    ):  # a sweep stopped early (a blocked folder holds a record): rows leave these out
         lines += ["", "## Not run (in the grid, no result)", ""]
         lines.append(
             "Combinations of the grid this sweep did not run (it stopped early), in no row of "
             "the table:"
         )
-        lines += [f"- {name}" for name in not_run]
+        lines += [f"- {name}" for name in folder.not_run]
     return "\n".join(lines) + "\n"
 
 
-def _job_counts(
-    jobs: list[Job],
-    failures: list[Failure],
-    unfinished: list[Path],
-    on_other_data: list[Job],
-    replaced: list[Job],
-    not_run: Sequence[str],
-) -> tuple[int, str]:
+def _job_counts(folder: SweepFolder, failures: list[Failure]) -> tuple[int, str]:
     """How many jobs results.md is about, and their counts by fate, each job counted once (a
     failure in a folder that keeps a result is a later attempt, not a job of its own)."""
+    jobs, unfinished, not_run = folder.jobs, folder.unfinished, folder.not_run
+    on_other_data, replaced = folder.on_other_data, folder.replaced
     later = sum(job.later_attempt for job in jobs)
     counts = f"{len(jobs) - len(failures)} finished, {len(failures) - later} failed"
     counts += f", {len(unfinished)} unfinished" if unfinished else ""
@@ -138,15 +140,10 @@ def _table_lines(table: Table) -> list[str]:
     return lines
 
 
-def _left_out_lines(
-    sweep_dir: Path,
-    table: Table,
-    failures: list[Failure],
-    unfinished: list[Path],
-    on_other_data: list[Job],
-    replaced: list[Job],
-) -> list[str]:
+def _left_out_lines(folder: SweepFolder, table: Table, failures: list[Failure]) -> list[str]:
     """The jobs in no row: failed, unfinished, finished on changed data, replaced."""
+    sweep_dir, unfinished = folder.path, folder.unfinished
+    on_other_data, replaced = folder.on_other_data, folder.replaced
     lines = ["", "## Failures", ""]
     if not failures:
         lines.append("No job failed.")
