@@ -165,27 +165,9 @@ def run_grid(
     Whatever stops the launch (a job folder that cannot be made, a job whose failure escaped it,
     Ctrl-C) comes back as one line, not raised: the jobs that finished are still summarised and
     tabulated. The launcher refusing its settings (`hydra.launcher.n_jobs=0`) is raised."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-
     register_configs()
     argv = sys.argv
-    # as the sweeper gets them: Hydra hands it the overrides that are not under `hydra`
-    parser = OverridesParser.create()
-
-    forced: list[str] = []  # hydra_args adds it to every job; spelled as the sweeper's jobs are
-    if force:
-        [[forced]] = BasicSweeper.split_arguments(
-            parser.parse_overrides(["force_rerun=true"]), None
-        )
-
-    def listed(combinations: Sequence[Combination]) -> list[list[str]]:
-        return [
-            [o.input_line for o in parser.parse_overrides(c.overrides) if not o.is_hydra_override()]
-            + forced
-            for c in combinations
-        ]
-
-    sweeper = store_skipping_sweeper(listed(finished), listed(repeats), listed(blocked))
+    sweeper = _skipping_sweeper(force, finished, repeats, blocked)
     sys.argv = [argv[0], *hydra_args(grid, overrides, sweep_dir, force), sweeper]
     try:
         with hydra_raises(), remembered_interrupts():  # hydra_raises: no traceback
@@ -198,13 +180,46 @@ def run_grid(
         raise  # input, exit 2; a job records its own errors (run_from_hydra)
     # SystemExit: a sys.exit in Hydra or in a job (code 0 is no error)
     except (Exception, SystemExit) as err:
-        if isinstance(err, SystemExit) and not err.code:
-            return None
-        if traceback_wanted():
-            traceback.print_exc()
-        if isinstance(err, OSError) and err.filename:  # a job folder Hydra could not make
-            return str(file_error("create", err.filename, err))
-        return error_line(err)
+        return _stopped_by(err)
     finally:
         sys.argv = argv
     return None
+
+
+def _skipping_sweeper(
+    force: bool,
+    finished: Sequence[Combination],
+    repeats: Sequence[Combination],
+    blocked: Sequence[Combination],
+) -> str:
+    """The sweeper override that launches none of the combinations given, each spelled as the
+    sweeper's jobs are: Hydra hands it the overrides that are not under `hydra`, and hydra_args
+    adds `force_rerun=true` to every job when forced."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    parser = OverridesParser.create()
+    forced: list[str] = []
+    if force:
+        [[forced]] = BasicSweeper.split_arguments(
+            parser.parse_overrides(["force_rerun=true"]), None
+        )
+
+    def listed(combinations: Sequence[Combination]) -> list[list[str]]:
+        return [
+            [o.input_line for o in parser.parse_overrides(c.overrides) if not o.is_hydra_override()]
+            + forced
+            for c in combinations
+        ]
+
+    return store_skipping_sweeper(listed(finished), listed(repeats), listed(blocked))
+
+
+def _stopped_by(err: BaseException) -> str | None:
+    """The one line that says what stopped a launch (None: a clean sys.exit)."""
+    if isinstance(err, SystemExit) and not err.code:
+        return None
+    if traceback_wanted():
+        traceback.print_exc()
+    if isinstance(err, OSError) and err.filename:  # a job folder Hydra could not make
+        return str(file_error("create", err.filename, err))
+    return error_line(err)
