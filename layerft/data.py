@@ -68,6 +68,28 @@ def load_task_data(
 
     `seed` (the run's) picks the rows kept under max_train_samples / max_eval_samples.
     """
+    rows = _checked_rows(task, group, seed)
+    kind = kind_of(task)
+    records = {split: Dataset.from_list(split_rows) for split, split_rows in rows.items()}
+    keys = {split: tokenized_key(dataset, task, tokenizer) for split, dataset in records.items()}
+    tokenized = {
+        split: tokenize(dataset, task, tokenizer, cache_dir, keys[split])
+        for split, dataset in records.items()
+    }
+    if kind.check_encoded is not None:
+        kind.check_encoded(task, group, rows["train"], tokenized["train"])
+    return TaskData(
+        tokenized["train"],
+        tokenized["validation"],
+        kind.collator(tokenizer, pad_to_multiple_of),
+        rows["validation"],
+        {name: EvalSplit(tokenized[name], rows[name]) for name in task.extra_eval_splits},
+        hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:24],
+    )
+
+
+def _checked_rows(task: TaskConfig, group: str, seed: int) -> dict[str, list[dict[str, Any]]]:
+    """Each split's records read, checked and capped (`seed` picks the rows kept)."""
     if task.source == "data_files" and task.data_dir:
         log.warning(
             "%s: data_files is set, so %s.data_dir=%s is not read (the first source set is; "
@@ -98,22 +120,7 @@ def load_task_data(
     kind = kind_of(task)
     if kind.check_coverage is not None:
         kind.check_coverage(task, group, rows["train"], rows["validation"])
-    records = {split: Dataset.from_list(split_rows) for split, split_rows in rows.items()}
-    keys = {split: tokenized_key(dataset, task, tokenizer) for split, dataset in records.items()}
-    tokenized = {
-        split: tokenize(dataset, task, tokenizer, cache_dir, keys[split])
-        for split, dataset in records.items()
-    }
-    if kind.check_encoded is not None:
-        kind.check_encoded(task, group, rows["train"], tokenized["train"])
-    return TaskData(
-        tokenized["train"],
-        tokenized["validation"],
-        kind.collator(tokenizer, pad_to_multiple_of),
-        rows["validation"],
-        {name: EvalSplit(tokenized[name], rows[name]) for name in task.extra_eval_splits},
-        hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:24],
-    )
+    return rows
 
 
 def select_rows(rows: list[dict[str, Any]], limit: int | None, seed: int) -> list[dict[str, Any]]:
