@@ -435,7 +435,7 @@ def summarise(results: dict[str, dict], batch_size: int) -> list[str]:
     return rows
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32])
     parser.add_argument("--repeats", type=int, default=3)
@@ -471,6 +471,42 @@ def main() -> None:
         "host syncs per step to the output and the JSON",
     )  # fmt: skip
     parser.add_argument("overrides", nargs="*")
+    return parser
+
+
+def _pipelines(
+    args: argparse.Namespace, cfg: RunConfig, data_for: DataFor, tokenizer: Any
+) -> dict[str, Pipeline]:
+    """The pipelines to measure, by name: the three, then those the options add."""
+    pipelines = {
+        "layerft": layerft_pipeline(cfg, data_for, compile_encoder=False),
+        "plain Trainer": plain_trainer_pipeline(cfg, data_for, tokenizer, args.pad_to),
+        "raw loop": raw_loop_pipeline(cfg, data_for, compile_encoder=False),
+    }
+    if args.compile:
+        pipelines["layerft, trainer.compile=true"] = layerft_pipeline(cfg, data_for, True)
+        pipelines["raw loop, compiled"] = raw_loop_pipeline(cfg, data_for, True)
+    if args.blocking_copies:
+        pipelines["layerft, blocking copies"] = layerft_pipeline(
+            cfg, data_for, compile_encoder=False, blocking_copies=True
+        )
+        if args.compile:  # where the GPU's step is shortest, and a sync per step costs most
+            pipelines["layerft, trainer.compile=true, blocking copies"] = layerft_pipeline(
+                cfg, data_for, compile_encoder=True, blocking_copies=True
+            )
+    for variant in args.variant:
+        name, overrides = variant.split("=", 1)
+        variant_cfg = compose_config(
+            [*args.overrides, *overrides.split(",")], args.precision, args.pad_to
+        )
+        pipelines[f"layerft, {name}"] = layerft_pipeline(
+            variant_cfg, data_for, compile_encoder=variant_cfg.trainer.compile
+        )
+    return pipelines
+
+
+def main() -> None:
+    parser = _parser()
     args = parser.parse_args()
     if args.steps is not None and args.steps < 1:
         parser.error(f"--steps must be at least 1, got {args.steps}")
@@ -498,30 +534,7 @@ def main() -> None:
             return data
         return dataclasses.replace(data, train=data.train.select(range(args.steps * batch_size)))
 
-    pipelines = {
-        "layerft": layerft_pipeline(cfg, data_for, compile_encoder=False),
-        "plain Trainer": plain_trainer_pipeline(cfg, data_for, tokenizer, args.pad_to),
-        "raw loop": raw_loop_pipeline(cfg, data_for, compile_encoder=False),
-    }
-    if args.compile:
-        pipelines["layerft, trainer.compile=true"] = layerft_pipeline(cfg, data_for, True)
-        pipelines["raw loop, compiled"] = raw_loop_pipeline(cfg, data_for, True)
-    if args.blocking_copies:
-        pipelines["layerft, blocking copies"] = layerft_pipeline(
-            cfg, data_for, compile_encoder=False, blocking_copies=True
-        )
-        if args.compile:  # where the GPU's step is shortest, and a sync per step costs most
-            pipelines["layerft, trainer.compile=true, blocking copies"] = layerft_pipeline(
-                cfg, data_for, compile_encoder=True, blocking_copies=True
-            )
-    for variant in args.variant:
-        name, overrides = variant.split("=", 1)
-        variant_cfg = compose_config(
-            [*args.overrides, *overrides.split(",")], args.precision, args.pad_to
-        )
-        pipelines[f"layerft, {name}"] = layerft_pipeline(
-            variant_cfg, data_for, compile_encoder=variant_cfg.trainer.compile
-        )
+    pipelines = _pipelines(args, cfg, data_for, tokenizer)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     print(f"{device}, torch {torch.__version__}, {len(data.train)} examples, {args.precision}")
     rows, everything = [], {}
