@@ -63,6 +63,7 @@ class Aggregate:
     baseline: dict[str, str]  # each row's baseline: its settings with these replaced
     heatmap: tuple[str, str] | None  # the heatmap's two settings, if one could be drawn
     not_run: list[str]  # job folders of the grid's combinations not run (listed in results.md)
+    job_dirs: list[Path]  # the folders whose records it read (any depth under the sweep folder)
 
 
 def aggregate(
@@ -108,7 +109,7 @@ def aggregate(
     log.info("sweep results: %s", ", ".join(str(p) for p in paths))
     return Aggregate(
         table.rows, table.columns, varied, failures, paths, markdown, folder.unfinished,
-        table.spec, axes, folder.not_run,
+        table.spec, axes, folder.not_run, folder.job_dirs(),
     )  # fmt: skip
 
 

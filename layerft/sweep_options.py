@@ -123,7 +123,7 @@ def tabled(
         log.warning("%s", err)
         return None
     # The grid's job folders sit directly inside its folder: a record deeper is no job of it
-    if deeper := [d for d in record_dirs(sweep_dir) if d.parent != sweep_dir]:
+    if deeper := [d for d in result.job_dirs if d.parent != sweep_dir]:
         log.warning("%s tables %d result(s) from folders deeper inside it too (%s): no jobs of "
                     "this grid; give %s a --dir of its own to table it alone",
                     sweep_dir, len(deeper), deeper[0].relative_to(sweep_dir), grid)  # fmt: skip

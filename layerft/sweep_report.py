@@ -33,6 +33,10 @@ class SweepFolder:
     replaced: list[Job]
     not_run: list[str]
 
+    def job_dirs(self) -> list[Path]:
+        """The folders of the jobs read, whatever their fate."""
+        return sorted({job.run_dir for job in (*self.jobs, *self.on_other_data, *self.replaced)})
+
 
 def render_markdown(folder: SweepFolder, table: Table, failures: list[Failure]) -> str:
     """results.md: what was aggregated, the table (mean ± std (n)), then the failed jobs, the
