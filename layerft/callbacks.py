@@ -1,5 +1,5 @@
 """The Trainer callbacks of the phase runner: logs to the tracker, the clock of pauses in
-training, a labelled progress bar, and the non-finite loss checks.
+training, a labelled progress bar, the non-finite loss checks, and a Ctrl-C Python lost.
 
 Serves no config group: `layerft/phase.py` puts these on each stage's Trainer.
 """
@@ -13,6 +13,7 @@ from collections.abc import Callable
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
+from layerft.interrupts import stop_if_interrupted
 from layerft.speed import NonFiniteLossGuard
 
 log = logging.getLogger(__name__)
@@ -113,3 +114,14 @@ class GuardCheckpoints(TrainerCallback):
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001 - Trainer's hook
         self.guard.check_dev_loss(float((metrics or {}).get("eval_loss", 0.0)), state.global_step)
+
+
+class StopOnInterrupt(TrainerCallback):
+    """Raise a remembered Ctrl-C that Python lost (`layerft/interrupts.py`) at the next training
+    step or dev batch: the run stops within a step, not when its job ends."""
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer's hook
+        stop_if_interrupted()
+
+    def on_prediction_step(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer's hook
+        stop_if_interrupted()

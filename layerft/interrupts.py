@@ -1,11 +1,12 @@
 """A Ctrl-C that Python may lose: SIGINT raises KeyboardInterrupt in whatever code runs when it
 arrives, and when that is a garbage collector's callback (a WeakSet's `_remove`), Python prints
 "Exception ignored in ..." and carries on, so a sweep ran to its end and exited 0. While
-`remembered_interrupts` is active, a SIGINT is also remembered, and the points where a sweep
+`remembered_interrupts` is active (train.py's run, a sweep's launch), a SIGINT is also remembered,
+and the next training step or dev batch (`callbacks.StopOnInterrupt`) and the point where a sweep
 starts its next job (`stop_if_interrupted`) stop it then.
 
-Serves no config group: train.py, `layerft/sweep.py`, `layerft/sweep_launch.py` and the
-`local_parallel` launcher use it.
+Serves no config group: train.py, `layerft/sweep.py`, `layerft/sweep_launch.py`, the phase
+runner's callbacks and the `local_parallel` launcher use it.
 """
 
 from __future__ import annotations
@@ -70,9 +71,11 @@ def stop_if_interrupted() -> None:
 def interrupted_exit() -> Iterator[None]:
     """Around train.py's run: Ctrl-C is one line on stderr and exit code 130 (as a shell reports a
     command it stopped), not a traceback through the training stack (LAYERFT_TRACEBACK=1 shows
-    it). What finished is on disk; the same command skips it or, for one run, trains it again."""
+    it). What finished is on disk; the same command skips it or, for one run, trains it again.
+    A Ctrl-C Python lost is remembered, and raised at the next step."""
     try:
-        yield
+        with remembered_interrupts():
+            yield
     except KeyboardInterrupt:
         if traceback_wanted():
             traceback.print_exc()

@@ -15,7 +15,13 @@ from torch.utils.data import Sampler, SequentialSampler
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from layerft.callbacks import ForwardLogs, GuardCheckpoints, PauseClock, StageProgress
+from layerft.callbacks import (
+    ForwardLogs,
+    GuardCheckpoints,
+    PauseClock,
+    StageProgress,
+    StopOnInterrupt,
+)
 from layerft.data import TaskData
 from layerft.evaluation import build_compute_metrics
 from layerft.heads import TaskModel
@@ -157,7 +163,7 @@ def phase_trainer(
         eval_dataset=data.validation,
         compute_metrics=build_compute_metrics(task, data.validation, data.validation_rows),
         optimizers=optimizers,
-        callbacks=[forward, pauses, GuardCheckpoints(guard)],
+        callbacks=[forward, pauses, GuardCheckpoints(guard), StopOnInterrupt()],
         guard=guard,
     )
     trainer.remove_callback(PrinterCallback)  # ForwardLogs logs instead of raw dict prints

@@ -10,6 +10,7 @@ conf/config.yaml lists `FailedJobs` in `hydra.callbacks`).
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import traceback
 from collections.abc import Sequence
@@ -31,7 +32,6 @@ from layerft.interrupts import (
     INTERRUPTED,
     interrupted,
     remembered_interrupts,
-    stop_if_interrupted,
 )
 from layerft.results import FAILED_FILE
 from layerft.sweep_grid import (
@@ -43,6 +43,7 @@ from layerft.sweep_grid import (
     swept_keys,
 )
 from layerft.sweep_hydra import launch_overrides, overlaps, split_overrides
+from layerft.sweep_records import HYDRA_SUBDIR
 from layerft.sweep_status import failed_error
 
 log = logging.getLogger(__name__)
@@ -56,11 +57,32 @@ def job(cfg: DictConfig) -> float | None:
     run, but a failure is recorded in the job folder instead of stopping the sweep."""
     from layerft.hydra_job import run_from_hydra
 
-    stop_if_interrupted()  # a Ctrl-C that Python lost while the last job ended
+    if interrupted():  # a Ctrl-C that Python lost while the last job ended: this one never starts
+        _remove_unstarted(_job_folder())
+        raise KeyboardInterrupt
     metrics = run_from_hydra(cfg, isolate_failures=True)
     if metrics is None:
         return None
     return metrics.get(f"target/eval_{cfg.target_task.best_metric}")
+
+
+def _job_folder() -> Path | None:
+    """The folder Hydra made for the job it is starting (None outside a Hydra job)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
+
+
+def _remove_unstarted(folder: Path | None) -> None:
+    """Remove the folder Hydra made for a job that will not start (a table would list it as
+    unfinished) while it holds only Hydra's files and empty logs; an earlier attempt's stays."""
+    if folder is None or not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if path.name != HYDRA_SUBDIR and not (path.suffix == ".log" and not path.stat().st_size):
+            return
+    shutil.rmtree(folder, ignore_errors=True)
+    log.info("removed %s: its job never started (interrupted)", folder)
 
 
 class FailedJobs(Callback):

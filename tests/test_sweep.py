@@ -921,6 +921,11 @@ def test_a_ctrl_c_python_lost_still_stops_the_sweep_with_exit_130(
     # Python swallows a KeyboardInterrupt raised in a garbage collector's callback ("Exception
     # ignored in ... WeakSet"): the sweep ran on to its end and exited 0. It is remembered now.
     started = []
+    # The folder Hydra made for the next job, which never starts: no table lists it as unfinished
+    made = tmp_path / "sweep" / "next"
+    (made / ".hydra").mkdir(parents=True)
+    (made / "job.log").touch()
+    monkeypatch.setattr(sweep_launch, "_job_folder", lambda: made)
 
     def lost_interrupt(*args: Any, **kwargs: Any) -> None:
         with contextlib.suppress(KeyboardInterrupt):  # where Python lost it
@@ -937,10 +942,26 @@ def test_a_ctrl_c_python_lost_still_stops_the_sweep_with_exit_130(
     finally:
         signal.signal(signal.SIGINT, previous)
     assert started == ([True] if next_job else [])
+    assert made.exists() is not next_job
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "error: the sweep stopped early: interrupted (Ctrl-C)"
     )
     assert signal.getsignal(signal.SIGINT) is previous
+
+
+def test_an_interrupted_job_folder_with_an_earlier_attempts_files_stays(tmp_path) -> None:
+    folder = tmp_path / "job"
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / "job.log").write_text("an earlier attempt's lines\n")
+    sweep_launch._remove_unstarted(folder)
+    assert folder.exists()
+    (folder / "job.log").write_text("")
+    (folder / "checkpoints").mkdir()
+    sweep_launch._remove_unstarted(folder)
+    assert folder.exists()
+    (folder / "checkpoints").rmdir()
+    sweep_launch._remove_unstarted(folder)
+    assert not folder.exists()
 
 
 # In the default run (about 25 s): the resume and determinism contracts end to end, which the

@@ -270,6 +270,44 @@ def test_weights_broken_by_the_last_update_stop_the_stage_at_the_dev_evaluation(
               "target_task.lr=1e30", "target_task.max_grad_norm=0")  # fmt: skip
 
 
+def test_a_ctrl_c_python_lost_stops_training_at_the_next_step(tmp_path, monkeypatch) -> None:
+    # Python drops a KeyboardInterrupt raised inside a garbage collector's callback; the handler
+    # has remembered it (interrupts._pressed), and the step after it stops the run.
+    from layerft import interrupts, phase_trainer
+
+    steps: list[int] = []
+    original = phase_trainer.PhaseTrainer.training_step
+
+    def step_then_lost_ctrl_c(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        steps.append(self.state.global_step + 1)
+        loss = original(self, *args, **kwargs)
+        monkeypatch.setattr(interrupts, "_pressed", True)
+        return loss
+
+    monkeypatch.setattr(phase_trainer.PhaseTrainer, "training_step", step_then_lost_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path, *LEARNS)
+    assert steps == [1]  # of 125
+
+
+def test_a_ctrl_c_python_lost_stops_a_dev_evaluation_at_the_next_batch(tmp_path, monkeypatch):
+    from layerft import interrupts, phase_trainer
+
+    batches: list[int] = []
+    original = phase_trainer.PhaseTrainer.prediction_step
+
+    def batch_then_lost_ctrl_c(self, *args: Any, **kwargs: Any) -> Any:
+        batches.append(len(batches) + 1)
+        output = original(self, *args, **kwargs)
+        monkeypatch.setattr(interrupts, "_pressed", True)
+        return output
+
+    monkeypatch.setattr(phase_trainer.PhaseTrainer, "prediction_step", batch_then_lost_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path, *LEARNS, "target_task.epochs=0", "target_task.batch_size=4")
+    assert batches == [1]  # of 50 (400 dev examples, 8 a batch)
+
+
 def test_fp16_on_a_machine_without_a_gpu_is_refused(tmp_path) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: fp16 is honoured")
