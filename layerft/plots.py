@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import replace
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 FIGURES = ("heatmap.png", "bars.png", "dev_curves.png")
 LINESTYLES = ("-", "--", ":", "-.")  # after the 10 colours of tab10 are used up
+PANEL_SETTING = "target_task"  # the dev curves of each value are a panel of their own
 
 
 def draw(
@@ -80,38 +82,64 @@ def bars_figure(rows: list[PlotRow], metric: str) -> Figure:
 
 
 def curves_figure(rows: list[PlotRow], metric: str) -> Figure:
-    """Stage-2 dev curves: per combination the mean over seeds, each seed faint behind it."""
-    drawn = [row for row in rows if row.curves]
+    """Stage-2 dev curves: per combination the mean over seeds, each seed faint behind it; one
+    panel per target task where it varies (dev scores of different data sets share no axis)."""
+    panels = _panels([row for row in rows if row.curves])
     width = 8.0
-    labels = [wrap_at_commas(row.label, round(width * CHARS_PER_INCH) - 10) for row in drawn]
-    figure = new_figure(width, 4.5 + 0.2 * sum(label.count("\n") + 1 for label in labels))
-    ax = figure.add_subplot()
-    for i, (row, label) in enumerate(zip(drawn, labels, strict=True)):
-        color = f"C{i % 10}"
-        by_step: dict[int, list[float]] = defaultdict(list)
-        for curve in row.curves:
-            steps, values = zip(*curve, strict=True)
-            if len(row.curves) > 1:
-                ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8)
-            for step, value in curve:
-                by_step[step].append(value)
-        steps = sorted(by_step)
-        style = LINESTYLES[(i // 10) % len(LINESTYLES)]
-        ax.plot(
-            steps,
-            [np.mean(by_step[s]) for s in steps],
-            color=color,
-            linestyle=style,
-            marker=".",
-            label=f"{label} (n={len(row.curves)})",
-        )
-    ax.set_xlabel("step (stage 2)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(f"dev {metric}")
-    ax.set_title("stage-2 dev curves: mean over seeds (faint: each seed)", fontsize="medium")
-    ax.grid(alpha=0.3)
-    figure.legend(loc="outside lower center", fontsize="small", ncols=1)
+    wrap = round(width * CHARS_PER_INCH) - 10
+    labels = [[wrap_at_commas(label, wrap) for label, _ in panel] for _, panel in panels]
+    heights = [4.5 + 0.2 * sum(label.count("\n") + 1 for label in panel) for panel in labels]
+    figure = new_figure(width, sum(heights))
+    subfigures = figure.subfigures(len(panels), 1, height_ratios=heights, squeeze=False)[:, 0]
+    for subfigure, (title, panel), panel_labels in zip(subfigures, panels, labels, strict=True):
+        ax = subfigure.add_subplot()
+        for i, ((_, row), label) in enumerate(zip(panel, panel_labels, strict=True)):
+            _draw_curve(ax, row, label, f"C{i % 10}", LINESTYLES[(i // 10) % len(LINESTYLES)])
+        ax.set_xlabel("step (stage 2)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(f"dev {metric}")
+        heading = "stage-2 dev curves: mean over seeds (faint: each seed)"
+        ax.set_title(f"{title}: {heading}" if title else heading, fontsize="medium")
+        ax.grid(alpha=0.3)
+        subfigure.legend(loc="outside lower center", fontsize="small", ncols=1)
     return figure
+
+
+def _panels(rows: list[PlotRow]) -> list[tuple[str | None, list[tuple[str, PlotRow]]]]:
+    """The rows by target task where it varies, each with its title and each row with its label
+    without it; else one untitled panel of every row."""
+    tasks = sorted({row.settings[PANEL_SETTING] for row in rows if PANEL_SETTING in row.settings})
+    if len(tasks) < 2:
+        return [(None, [(row.label, row) for row in rows])]
+    panels = []
+    for task in tasks:
+        panel = []
+        for row in (r for r in rows if r.settings.get(PANEL_SETTING) == task):
+            named = ",".join(f"{k}={v}" for k, v in row.settings.items())
+            others = ",".join(f"{k}={v}" for k, v in row.settings.items() if k != PANEL_SETTING)
+            panel.append(((others or "all") + row.label.removeprefix(named), row))
+        panels.append((f"{PANEL_SETTING}={task}", panel))
+    return panels
+
+
+def _draw_curve(ax: Axes, row: PlotRow, label: str, color: str, style: str) -> None:
+    """One combination's mean dev curve, each seed's faint behind it when it has several."""
+    by_step: dict[int, list[float]] = defaultdict(list)
+    for curve in row.curves:
+        steps, values = zip(*curve, strict=True)
+        if len(row.curves) > 1:
+            ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8)
+        for step, value in curve:
+            by_step[step].append(value)
+    steps = sorted(by_step)
+    ax.plot(
+        steps,
+        [np.mean(by_step[s]) for s in steps],
+        color=color,
+        linestyle=style,
+        marker=".",
+        label=f"{label} (n={len(row.curves)})",
+    )
 
 
 def wrap_at_commas(text: str, width: int) -> str:

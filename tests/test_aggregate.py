@@ -1550,12 +1550,35 @@ def test_heatmap_title_and_legend_fit_and_cells_without_a_mean_say_why() -> None
     texts = {t.get_text(): t.get_color() for t in heatmap.axes[0].texts}
     assert texts["failed"] == texts["not run"] == "black"  # was a white "-" on the white cell
     curves = curves_figure(rows, ACC)
-    for figure, artist in ((heatmap, heatmap.axes[0].title), (curves, curves.legends[0])):
+    [legend] = curves.subfigs[0].legends
+    for figure, artist in ((heatmap, heatmap.axes[0].title), (curves, legend)):
         figure.canvas.draw()
         box = artist.get_window_extent()
         assert box.x0 >= 0 and box.x1 <= figure.bbox.width, f"{artist} is clipped"
-    (label, *_) = [t.get_text() for t in curves.legends[0].get_texts()]
+    (label, *_) = [t.get_text() for t in legend.get_texts()]
     assert label.replace(",\n", ",") == rows[0].label + " (n=1)"  # wrapped after commas only
+
+
+def test_dev_curves_of_each_target_task_are_a_panel_of_their_own() -> None:
+    # Two data sets' dev scores on one axis (and one legend of every row) read as one comparison.
+    rows = [
+        plot_row([0.9], target_task="ag_news", tuning_mode="full"),
+        plot_row([0.6, 0.7], target_task="nsmc", tuning_mode="full"),
+        plot_row([0.8], target_task="ag_news", tuning_mode="lora"),
+    ]
+    curves = draw(rows, ["target_task", "tuning_mode"], ACC, None)["dev_curves.png"]
+    panels = {
+        sub.axes[0].get_title().split(":")[0]: [t.get_text() for t in sub.legends[0].get_texts()]
+        for sub in curves.subfigs
+    }
+    assert panels == {
+        "target_task=ag_news": ["tuning_mode=full (n=1)", "tuning_mode=lora (n=1)"],
+        "target_task=nsmc": ["tuning_mode=full (n=2)"],
+    }
+    curves.canvas.draw()  # laid out without error
+    one_task = [plot_row([0.9], target_task="a", tuning_mode=m) for m in ("full", "lora")]
+    [panel] = curves_figure(one_task, ACC).subfigs
+    assert panel.axes[0].get_title().startswith("stage-2 dev curves")
 
 
 def test_dev_curve_stops_before_the_best_checkpoint_is_rescored(tmp_path: Path) -> None:
