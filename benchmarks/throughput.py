@@ -90,8 +90,9 @@ def layerft_pipeline(
         copies = blocking_phase_copies() if blocking_copies else contextlib.nullcontext()
         with tempfile.TemporaryDirectory() as out, clocked_phase_trainer() as clock, copies:
             target = Phase(
-                "target", task, cfg.lr_schedule, {}, trainer, cfg.seed, Path(out),
-                lambda numbers, step: None,
+                stage="target", task=task, schedule=cfg.lr_schedule, lr_multipliers={},
+                trainer=trainer, seed=cfg.seed, output_dir=Path(out),
+                sink=lambda numbers, step: None,
             )  # fmt: skip
             metrics = run_phase(target, fresh_model(cfg), data)
         speed = metrics["target/train_samples_per_second"]

@@ -63,7 +63,8 @@ class Aggregate:
     baseline: dict[str, str]  # each row's baseline: its settings with these replaced
     heatmap: tuple[str, str] | None  # the heatmap's two settings, if one could be drawn
     not_run: list[str]  # job folders of the grid's combinations not run (listed in results.md)
-    job_dirs: list[Path]  # the folders whose records it read (any depth under the sweep folder)
+    # The folders of the jobs it tabled or listed (on changed data, replaced), at any depth
+    job_dirs: list[Path]
 
 
 def aggregate(

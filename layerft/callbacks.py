@@ -1,7 +1,7 @@
 """The Trainer callbacks of the phase runner: logs to the tracker, the clock of pauses in
 training, a labelled progress bar, the non-finite loss checks, and a Ctrl-C Python lost.
 
-Serves no config group: `layerft/phase.py` puts these on each stage's Trainer.
+Serves no config group: `layerft/phase_trainer.py` puts these on each stage's Trainer.
 """
 
 from __future__ import annotations

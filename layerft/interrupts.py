@@ -2,8 +2,9 @@
 arrives, and when that is a garbage collector's callback (a WeakSet's `_remove`), Python prints
 "Exception ignored in ..." and carries on, so a sweep ran to its end and exited 0. While
 `remembered_interrupts` is active (train.py's run, a sweep's launch), a SIGINT is also remembered,
-and the next training step or dev batch (`callbacks.StopOnInterrupt`) and the point where a sweep
-starts its next job (`stop_if_interrupted`) stop it then.
+and the next training step or dev batch (`callbacks.StopOnInterrupt`), the point where a sweep
+starts its next job (`sweep_launch.job`, the `local_parallel` launcher) and the end of a run
+stop it then.
 
 Serves no config group: train.py, `layerft/sweep.py`, `layerft/sweep_launch.py`, the phase
 runner's callbacks and the `local_parallel` launcher use it.
@@ -25,9 +26,12 @@ INTERRUPTED = "interrupted (Ctrl-C)"
 # What train.py and sweep.py say when Ctrl-C stops them (exit code 130).
 INTERRUPTED_LINE = f"error: {INTERRUPTED}; finished results are kept"
 
-# A plain flag, not a threading.Event: setting an Event takes a lock, which a second SIGINT
-# arriving inside the handler would wait for forever.
+# Plain flags, not a threading.Event: setting an Event takes a lock, which a second SIGINT
+# arriving inside the handler would wait for forever. `_remembering`: the handler is installed
+# (a remembered SIGINT counts only then: later code in the process, a test's or a notebook's next
+# run, is not stopped by it).
 _pressed = False
+_remembering = False
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -39,31 +43,35 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
 @contextlib.contextmanager
 def remembered_interrupts() -> Iterator[None]:
     """Within: a SIGINT raises KeyboardInterrupt, as Python's default handler does, and is
-    remembered (`interrupted()`). Outside the main thread, or where SIGINT is not Python's
-    default (ignored by `nohup ... &`, or a handler of the caller's), nothing changes."""
-    global _pressed
-    _pressed = False
+    remembered (`interrupted()`). Outside the main thread, where SIGINT is not Python's default
+    (ignored by `nohup ... &`, or a handler of the caller's), or within an outer one (which keeps
+    what it remembered), nothing changes."""
+    global _pressed, _remembering
     if (
-        threading.current_thread() is not threading.main_thread()
+        _remembering
+        or threading.current_thread() is not threading.main_thread()
         or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
     ):
         yield
         return
+    _pressed, _remembering = False, True
     signal.signal(signal.SIGINT, _on_sigint)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        _remembering = False
 
 
 def interrupted() -> bool:
-    """Whether a remembered SIGINT came."""
-    return _pressed
+    """Whether a SIGINT came while `remembered_interrupts` is active."""
+    return _remembering and _pressed
 
 
 def stop_if_interrupted() -> None:
-    """Raise KeyboardInterrupt if a remembered SIGINT came (before a sweep starts another job)."""
-    if _pressed:
+    """Raise KeyboardInterrupt if a remembered SIGINT came (at a training step or dev batch, and
+    before a sweep starts another job)."""
+    if interrupted():
         raise KeyboardInterrupt
 
 
@@ -76,6 +84,7 @@ def interrupted_exit() -> Iterator[None]:
     try:
         with remembered_interrupts():
             yield
+            stop_if_interrupted()  # lost after the last step: metrics written, the tracker closing
     except KeyboardInterrupt:
         if traceback_wanted():
             traceback.print_exc()

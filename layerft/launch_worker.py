@@ -92,6 +92,8 @@ def main(job_file: Path, return_file: Path) -> None:
 if __name__ == "__main__":
     # The job file names layerft.launch_worker's classes, which are not this __main__'s.
     from layerft import launch_worker
+    from layerft.interrupts import remembered_interrupts
 
     launch_worker.end_with_launcher()
-    launch_worker.main(Path(sys.argv[1]), Path(sys.argv[2]))
+    with remembered_interrupts():  # a Ctrl-C Python lost stops the job at its next step
+        launch_worker.main(Path(sys.argv[1]), Path(sys.argv[2]))

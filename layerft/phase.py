@@ -2,7 +2,8 @@
 
 transformers' Trainer underneath gives mixed precision, DDP under torchrun/accelerate, length-grouped
 batches and checkpointing; layerft supplies the optimizer's parameter groups and the metrics
-(`layerft/phase_trainer.py`: the Trainer's arguments, subclass and speed report).
+(`layerft/phase_trainer.py`: the Trainer's arguments, subclass, its set-up with layerft's
+callbacks and the speed report).
 
 Serves the root config's `trainer` node (`TrainerConfig`), with `layerft/phase_trainer.py`; each
 stage's task and schedule come from `layerft/run.py`.
@@ -40,8 +41,8 @@ from layerft.parts import count_parameters, parameter_parts
 from layerft.phase_trainer import (
     FUSED_ADAMW_DEVICES,
     PhaseTrainer,
+    build_phase_trainer,
     phase_speed,
-    phase_trainer,
     training_arguments,
 )
 from layerft.predictions import write_partial
@@ -96,7 +97,9 @@ def run_phase(phase: Phase, model: TaskModel, data: TaskData) -> dict[str, float
         model.backbone.compile(mode=phase.trainer.compile_mode.value)
     scheduler = build_scheduler(phase.schedule, optimizer, num_steps)
     forward, pauses = ForwardLogs(stage, phase.sink, task.lr), PauseClock()
-    trainer = phase_trainer(stage, model, args, data, task, (optimizer, scheduler), forward, pauses)
+    trainer = build_phase_trainer(
+        stage, model, args, data, task, (optimizer, scheduler), forward, pauses
+    )
     completed = False
     try:
         with PeakMemory() as memory:

@@ -142,7 +142,7 @@ def phase_speed(
     return speed
 
 
-def phase_trainer(
+def build_phase_trainer(
     stage: str,
     model: TaskModel,
     args: TrainingArguments,
@@ -154,7 +154,7 @@ def phase_trainer(
 ) -> PhaseTrainer:
     """The stage's Trainer: its dev metrics, optimizer and schedule, layerft's callbacks in place
     of the Trainer's printing (`forward` logs, `pauses` times evaluations and saves)."""
-    guard = loss_guard(stage, task)
+    guard = _loss_guard(stage, task)
     trainer = PhaseTrainer(
         model=model,
         args=args,
@@ -172,7 +172,7 @@ def phase_trainer(
     return trainer
 
 
-def loss_guard(stage: str, task: TaskConfig) -> NonFiniteLossGuard:
+def _loss_guard(stage: str, task: TaskConfig) -> NonFiniteLossGuard:
     """The stage's guard against a NaN or infinite loss, its error naming the settings to change."""
     group = f"{stage}_task"
     clipping = (

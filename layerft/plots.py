@@ -92,12 +92,13 @@ def curves_figure(rows: list[PlotRow], metric: str) -> Figure:
     figure = new_figure(width, sum(heights))
     subfigures = figure.subfigures(len(panels), 1, height_ratios=heights, squeeze=False)[:, 0]
     for subfigure, (title, panel), panel_labels in zip(subfigures, panels, labels, strict=True):
+        metrics = {row.metric for _, row in panel}
         ax = subfigure.add_subplot()
         for i, ((_, row), label) in enumerate(zip(panel, panel_labels, strict=True)):
             _draw_curve(ax, row, label, f"C{i % 10}", LINESTYLES[(i // 10) % len(LINESTYLES)])
         ax.set_xlabel("step (stage 2)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(f"dev {metric}")
+        ax.set_ylabel(f"dev {metrics.pop() if title and len(metrics) == 1 else metric}")
         heading = "stage-2 dev curves: mean over seeds (faint: each seed)"
         ax.set_title(f"{title}: {heading}" if title else heading, fontsize="medium")
         ax.grid(alpha=0.3)
@@ -107,17 +108,19 @@ def curves_figure(rows: list[PlotRow], metric: str) -> Figure:
 
 def _panels(rows: list[PlotRow]) -> list[tuple[str | None, list[tuple[str, PlotRow]]]]:
     """The rows by target task where it varies, each with its title and each row with its label
-    without it; else one untitled panel of every row."""
+    without it (nor its metric, where the panel has one); else one untitled panel of every row."""
     tasks = sorted({row.settings[PANEL_SETTING] for row in rows if PANEL_SETTING in row.settings})
     if len(tasks) < 2:
         return [(None, [(row.label, row) for row in rows])]
     panels = []
     for task in tasks:
         panel = []
-        for row in (r for r in rows if r.settings.get(PANEL_SETTING) == task):
+        of_task = [row for row in rows if row.settings.get(PANEL_SETTING) == task]
+        for row in of_task:
             named = ",".join(f"{k}={v}" for k, v in row.settings.items())
             others = ",".join(f"{k}={v}" for k, v in row.settings.items() if k != PANEL_SETTING)
-            panel.append(((others or "all") + row.label.removeprefix(named), row))
+            metric = "" if len({r.metric for r in of_task}) == 1 else row.label.removeprefix(named)
+            panel.append(((others or "all") + metric, row))
         panels.append((f"{PANEL_SETTING}={task}", panel))
     return panels
 

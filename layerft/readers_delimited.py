@@ -123,7 +123,11 @@ class _Table(NamedTuple):
 def _read_table(path: Path, delimiter: str) -> _Table:
     """The file's non-blank rows, each as long as the header, whose names are unique."""
     reader = _rows_of(read_text(path), delimiter)
-    table = _Table([], 0, [], [], [])
+    header: list[str] = []
+    header_line = 0
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    spanning: list[str] = []
     read_to = 0  # the last line of the rows read
     try:
         for row in reader:
@@ -131,18 +135,18 @@ def _read_table(path: Path, delimiter: str) -> _Table:
             if not row:
                 continue
             if first < read_to:
-                table.spanning.append(f"{first}-{read_to}")
-            if not table.header_line:
+                spanning.append(f"{first}-{read_to}")
+            if not header_line:
                 _check_header(path, row, reader.line_num)
-                table = table._replace(header=row, header_line=first)
-            elif len(row) != len(header := table.header):
+                header, header_line = row, first
+            elif len(row) != len(header):
                 hint = _release_hint(header) or _separator_hint(delimiter, header)
                 raise LayerftError(
                     f"{path}:{reader.line_num}: expected {len(header)} fields, got {len(row)}{hint}"
                 )
             else:
-                table.rows.append(row)
-                table.lines.append(first)
+                rows.append(row)
+                lines.append(first)
     except csv.Error as err:  # named by the line its row starts on: where a quote opened
         reason = (
             str(err)
@@ -150,8 +154,8 @@ def _read_table(path: Path, delimiter: str) -> _Table:
             else (f"{err}, read to line {reader.line_num}: an unbalanced quote?")
         )
         raise LayerftError(f"{path}:{read_to + 1}: malformed row ({reason})") from err
-    assert table.header_line  # read_text rejected a file with no non-blank line
-    return table
+    assert header_line  # read_text rejected a file with no non-blank line
+    return _Table(header, header_line, rows, lines, spanning)
 
 
 def _check_header(path: Path, header: list[str], line: int) -> None:

@@ -147,8 +147,9 @@ def run_injection(
         injected=[layer_part(i) for i in range(num_lower)],
     )
     phase = Phase(
-        "injection", cfg.injection_task, cfg.injection_lr_schedule, lr_multipliers,
-        cfg.trainer, cfg.seed, run_dir, sink,
+        stage="injection", task=cfg.injection_task, schedule=cfg.injection_lr_schedule,
+        lr_multipliers=lr_multipliers, trainer=cfg.trainer, seed=cfg.seed, output_dir=run_dir,
+        sink=sink,
     )  # fmt: skip
     metrics = run_phase(phase, model, data)
     metrics["injection/num_injected_layers"] = float(num_lower)
@@ -168,8 +169,9 @@ def run_target(
     started = time.perf_counter()
     model, lr_multipliers = build_target_model(cfg, injected)
     phase = Phase(
-        "target", cfg.target_task, cfg.lr_schedule, lr_multipliers, cfg.trainer, cfg.seed,
-        run_dir, sink,
+        stage="target", task=cfg.target_task, schedule=cfg.lr_schedule,
+        lr_multipliers=lr_multipliers, trainer=cfg.trainer, seed=cfg.seed, output_dir=run_dir,
+        sink=sink,
     )  # fmt: skip
     metrics = run_phase(phase, model, data)
     metrics["target/stage_seconds"] = time.perf_counter() - started  # build, train, evaluate

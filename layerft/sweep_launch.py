@@ -78,10 +78,17 @@ def _remove_unstarted(folder: Path | None) -> None:
     unfinished) while it holds only Hydra's files and empty logs; an earlier attempt's stays."""
     if folder is None or not folder.is_dir():
         return
-    for path in folder.iterdir():
-        if path.name != HYDRA_SUBDIR and not (path.suffix == ".log" and not path.stat().st_size):
-            return
-    shutil.rmtree(folder, ignore_errors=True)
+    entries = list(folder.iterdir())
+    logs = [path for path in entries if path.suffix == ".log" and not path.stat().st_size]
+    if any(path.name != HYDRA_SUBDIR and path not in logs for path in entries):
+        return
+    for path in logs:
+        path.unlink()
+    shutil.rmtree(folder / HYDRA_SUBDIR, ignore_errors=True)
+    try:
+        folder.rmdir()  # not if anything appeared meanwhile (another sweep on the folder)
+    except OSError:
+        return
     log.info("removed %s: its job never started (interrupted)", folder)
 
 
@@ -194,8 +201,8 @@ def run_grid(
     try:
         with hydra_raises(), remembered_interrupts():  # hydra_raises: no traceback
             hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")(job)()
-        if interrupted():  # lost where it landed, after the last job had started
-            return INTERRUPTED
+            if interrupted():  # lost where it landed, after the last job had started
+                return INTERRUPTED
     except KeyboardInterrupt:  # the launcher has stopped the running jobs
         return INTERRUPTED
     except LayerftError:  # the launcher refused its settings (gpu_slots), before any job: bad

@@ -34,7 +34,7 @@ class SweepFolder:
     not_run: list[str]
 
     def job_dirs(self) -> list[Path]:
-        """The folders of the jobs read, whatever their fate."""
+        """The folders of the jobs tabled or listed: finished, failed, on changed data, replaced."""
         return sorted({job.run_dir for job in (*self.jobs, *self.on_other_data, *self.replaced)})
 
 
@@ -82,9 +82,8 @@ def render_markdown(folder: SweepFolder, table: Table, failures: list[Failure]) 
     lines += _table_lines(table)
     lines += other_scores_lines(table)
     lines += _left_out_lines(folder, table, failures)
-    if (
-        folder.not_run
-    ):  # a sweep stopped early (a blocked folder holds a record): rows leave these out
+    # A sweep stopped early (a blocked folder holds a record): rows leave these out
+    if folder.not_run:
         lines += ["", "## Not run (in the grid, no result)", ""]
         lines.append(
             "Combinations of the grid this sweep did not run (it stopped early), in no row of "

@@ -1576,6 +1576,14 @@ def test_dev_curves_of_each_target_task_are_a_panel_of_their_own() -> None:
         "target_task=nsmc": ["tuning_mode=full (n=2)"],
     }
     curves.canvas.draw()  # laid out without error
+    # Tasks of different selection metrics: each panel's axis names its own, no legend entry does
+    rows[1] = plot_row([0.6, 0.7], "target/eval_f1", target_task="nsmc", tuning_mode="full")
+    curves = draw(rows, ["target_task", "tuning_mode"], ACC, None)["dev_curves.png"]
+    axes = [sub.axes[0] for sub in curves.subfigs]
+    assert [ax.get_ylabel() for ax in axes] == [f"dev {ACC}", "dev target/eval_f1"]
+    assert [t.get_text() for t in curves.subfigs[1].legends[0].get_texts()] == [
+        "tuning_mode=full (n=2)"
+    ]
     one_task = [plot_row([0.9], target_task="a", tuning_mode=m) for m in ("full", "lora")]
     [panel] = curves_figure(one_task, ACC).subfigs
     assert panel.axes[0].get_title().startswith("stage-2 dev curves")

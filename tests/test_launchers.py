@@ -604,6 +604,7 @@ def test_a_remembered_ctrl_c_starts_no_more_local_parallel_jobs(tmp_path, monkey
     # A SIGINT Python lost in the launcher's thread (tests/test_sweep.py has the case) must still
     # keep the pool from starting the jobs it has not started.
     monkeypatch.setattr(interrupts, "_pressed", True)
+    monkeypatch.setattr(interrupts, "_remembering", True)  # within the sweep's launch
     launcher = local_parallel.LocalParallelLauncher(n_jobs=1, gpus=None)
     with pytest.raises(KeyboardInterrupt):
         launcher._run_job(0, ["seed=1"], {}, tmp_path, None)

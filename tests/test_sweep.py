@@ -949,6 +949,34 @@ def test_a_ctrl_c_python_lost_still_stops_the_sweep_with_exit_130(
     assert signal.getsignal(signal.SIGINT) is previous
 
 
+def test_a_remembered_ctrl_c_counts_only_within_its_context_and_an_inner_one_keeps_it() -> None:
+    from layerft import interrupts
+
+    lose = lambda: signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # noqa: E731
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with interrupts.remembered_interrupts():
+            with contextlib.suppress(KeyboardInterrupt):  # where Python lost it
+                lose()
+            with interrupts.remembered_interrupts():  # nested: no reset
+                assert interrupts.interrupted()
+            with pytest.raises(KeyboardInterrupt):
+                interrupts.stop_if_interrupted()
+        # Afterwards (a notebook's or a test's next run in the process): nothing stops it
+        assert not interrupts.interrupted()
+        interrupts.stop_if_interrupted()
+        # A run whose Ctrl-C was lost after its last step: exit 130 all the same
+        with (
+            pytest.raises(SystemExit) as ended,
+            interrupts.interrupted_exit(),
+            contextlib.suppress(KeyboardInterrupt),
+        ):
+            lose()
+        assert ended.value.code == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_an_interrupted_job_folder_with_an_earlier_attempts_files_stays(tmp_path) -> None:
     folder = tmp_path / "job"
     (folder / ".hydra").mkdir(parents=True)

@@ -281,7 +281,8 @@ def test_a_ctrl_c_python_lost_stops_training_at_the_next_step(tmp_path, monkeypa
     def step_then_lost_ctrl_c(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         steps.append(self.state.global_step + 1)
         loss = original(self, *args, **kwargs)
-        monkeypatch.setattr(interrupts, "_pressed", True)
+        monkeypatch.setattr(interrupts, "_pressed", True)  # in train.py or a sweep:
+        monkeypatch.setattr(interrupts, "_remembering", True)  # remembered_interrupts is on
         return loss
 
     monkeypatch.setattr(phase_trainer.PhaseTrainer, "training_step", step_then_lost_ctrl_c)
@@ -299,7 +300,8 @@ def test_a_ctrl_c_python_lost_stops_a_dev_evaluation_at_the_next_batch(tmp_path,
     def batch_then_lost_ctrl_c(self, *args: Any, **kwargs: Any) -> Any:
         batches.append(len(batches) + 1)
         output = original(self, *args, **kwargs)
-        monkeypatch.setattr(interrupts, "_pressed", True)
+        monkeypatch.setattr(interrupts, "_pressed", True)  # in train.py or a sweep:
+        monkeypatch.setattr(interrupts, "_remembering", True)  # remembered_interrupts is on
         return output
 
     monkeypatch.setattr(phase_trainer.PhaseTrainer, "prediction_step", batch_then_lost_ctrl_c)
