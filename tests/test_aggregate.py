@@ -1264,6 +1264,11 @@ def test_a_corrupt_record_is_named_and_listed_and_the_others_are_tabled(tmp_path
     caplog.clear()
     assert aggregate(tmp_path).unfinished == [tmp_path / "bad"]
     assert f"corrupt run record {tmp_path}/bad/metrics.json: 'run/choices'" in caplog.text
+    # JSON's true is no number, though Python's bool is an int
+    good = json.loads((tmp_path / "good" / "metrics.json").read_text())
+    (tmp_path / "bad" / "metrics.json").write_text(json.dumps({**good, "target/x": True}))
+    with pytest.raises(LayerftError, match=r"metrics.json: target/x is not a number$"):
+        read_job(tmp_path / "bad")
     write_job(
         tmp_path / "bad", 2, error="boom", mtime=time.time() + 60
     )  # a later failure beside it

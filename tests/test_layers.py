@@ -182,3 +182,43 @@ def test_split_larger_than_model_fails_clearly() -> None:
     cfg = compose_run(*TINY, "layer_split=lower1", "layer_split.stage1.num_lower=9")
     with pytest.raises(LayerftError, match="num_lower=9 exceeds the model's 4 layers"):
         build_injection_model(cfg)
+
+
+def test_a_split_of_every_layer_is_the_depth_and_one_more_fails() -> None:
+    from layerft.errors import LayerftError
+
+    assert resolve_num_lower(Stage1Split(num_lower=4), 4) == 4
+    with pytest.raises(LayerftError, match="num_lower=5 exceeds the model's 4 layers"):
+        resolve_num_lower(Stage1Split(num_lower=5), 4)
+
+
+def test_injected_weights_are_copies_the_stage1_model_cannot_change() -> None:
+    cfg = compose_run(*TINY, "layer_split.stage1.train_embeddings=true")
+    stage1, n = build_injection_model(cfg)
+    injected = extract_injected(stage1, cfg.layer_split.stage1, n)
+    before = [{k: v.clone() for k, v in layer.items()} for layer in injected.layers]
+    assert injected.embeddings is not None
+    embeddings = {k: v.clone() for k, v in injected.embeddings.items()}
+    with torch.no_grad():
+        for p in stage1.parameters():
+            p.add_(1.0)
+    for mine, kept in zip(injected.layers, before, strict=True):
+        assert all(torch.equal(mine[k], kept[k]) for k in kept)
+    assert all(torch.equal(injected.embeddings[k], v) for k, v in embeddings.items())
+
+
+def test_a_part_no_parameter_belongs_to_is_refused() -> None:
+    from layerft.errors import LayerftError
+    from layerft.parts import set_trainable
+
+    model, _ = build_target_model(compose_run(*TINY, "injection_task=none"), None)
+    with pytest.raises(LayerftError, match=r"no parameter belongs to part\(s\) \['layer.9'\]"):
+        set_trainable(model, ["head", "layer.9"])
+
+
+def test_per_part_counts_list_the_layers_in_their_order() -> None:
+    cfg = compose_run(*TINY, "injection_task=none", "model.tiny.num_layers=12")
+    model, _ = build_target_model(cfg, None)
+    counts = count_parameters(model, parameter_parts(model))
+    layers = [k.split("/")[1] for k in counts if k.startswith("trainable_params/layer.")]
+    assert layers == [f"layer.{i}" for i in range(12)]

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -805,6 +806,13 @@ def test_full_disk_keeps_the_earlier_metrics_json_and_no_temporary_file(
     assert str(caught.value) == f"cannot write {path}: No space left on device"
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_written_results_are_readable_by_everyone(tmp_path: Path) -> None:
+    # mkstemp makes its file private (0600): a results folder others read would hide them.
+    path = tmp_path / "metrics.json"
+    write_json_atomic(path, {"target/eval_accuracy": 0.5})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_read_only_folder_is_one_error_naming_the_file(

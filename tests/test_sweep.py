@@ -276,6 +276,45 @@ def test_the_summary_counts_a_killed_job_as_unfinished_as_results_md_does(tmp_pa
     assert not sweep_status.status(jobs, tmp_path).unfinished  # another config's failure
 
 
+def test_a_force_sweep_counts_only_the_results_written_since_it_started(tmp_path) -> None:
+    # A forced rerun that failed, or never ran, must not be reported by the result it replaces.
+    def record(folder: str, name: str, fingerprint: str) -> None:
+        (tmp_path / folder).mkdir(exist_ok=True)
+        body = {FINGERPRINT_KEY: fingerprint, RESULTS_VERSION_KEY: RESULTS_VERSION}
+        (tmp_path / folder / name).write_text(json.dumps(body))
+
+    jobs = [Combination([], c * 16, None, f"seed={c}") for c in "123"]
+    for job in jobs:
+        record(job.label, "metrics.json", job.fingerprint)
+    time.sleep(0.01)
+    since = time.time_ns()
+    record("seed=1", "metrics.json", "1" * 16)  # rerun, finished
+    record("seed=2", "failed.json", "2" * 16)  # rerun, failed; seed=3's never ran
+    state = sweep_status.status(jobs, tmp_path, since_ns=since)
+    assert [c.label for c, _ in state.done] == ["seed=1"]
+    assert [c.label for c, _, _ in state.failed] == ["seed=2"]
+    assert [c.label for c in state.missing] == ["seed=3"]
+    assert state.blocked == []  # the result in its folder is its own, which the rerun replaces
+    unforced = sweep_status.status(jobs, tmp_path)
+    assert [c.label for c, _ in unforced.done] == ["seed=1", "seed=2", "seed=3"]
+    # What a launch leaves out: the finished, unless forced (--force, or force_rerun in a config)
+    assert sweep_status.left_out(jobs, unforced, force=False).finished == jobs
+    assert sweep_status.left_out(jobs, unforced, force=True).finished == []
+    jobs[0] = dataclasses.replace(jobs[0], force_rerun=True)
+    state = sweep_status.status(jobs, tmp_path)
+    assert sweep_status.left_out(jobs, state, force=False).finished == jobs[1:]
+
+
+def test_only_a_run_record_in_a_jobs_folder_blocks_it_as_another_configs_result(tmp_path):
+    # A metrics.json that is JSON but no run's record ({}: a killed writer's, a user's) is redone.
+    folder = tmp_path / "seed=1"
+    folder.mkdir()
+    (folder / "metrics.json").write_text("{}")
+    assert not sweep_status.another_config_result(folder)
+    (folder / "metrics.json").write_text(json.dumps({FINGERPRINT_KEY: "x" * 16}))
+    assert sweep_status.another_config_result(folder)
+
+
 def test_dry_run_and_summary_name_results_an_older_layerft_computed(tmp_path, capsys) -> None:
     # Reused, never redone unasked, but said to be older, with what changed since.
     older = f"results version 1, now {RESULTS_VERSION}; changed since: {RESULTS_CHANGES[2]}"
@@ -1094,6 +1133,38 @@ def test_stored_weights_read_back_exactly(tmp_path) -> None:
         back.injected.embeddings["word_embeddings.weight"],
         injected.embeddings["word_embeddings.weight"],
     )
+
+
+def test_a_stage1_stored_without_embeddings_reads_back_without_them(tmp_path) -> None:
+    # `{}` instead of None would make stage 2 take the embeddings as injected: freeze the
+    # pre-trained ones, and fail transplant_embeddings=true, unlike a fresh stage 1.
+    key = Stage1Key.of(compose_run("model=tiny", "injection_task=demo_pos"), "data")
+    store = Stage1Store(tmp_path)
+    store.save(
+        key, InjectedWeights(layers=[{"w": torch.ones(2)}], embeddings=None), {}, [], tmp_path
+    )
+    back = store.load(key)
+    assert back is not None and back.injected.embeddings is None
+
+
+def test_a_job_that_waited_for_the_lock_reuses_what_the_holder_stored(tmp_path) -> None:
+    # The store is read again under the lock: two jobs of one key train it once.
+    key = Stage1Key.of(compose_run("model=tiny", "injection_task=demo_pos"), "data")
+    store = Stage1Store(tmp_path)
+    held = store.lock
+
+    @contextlib.contextmanager
+    def lock_after_the_holder_stored(k: Stage1Key) -> Any:
+        weights = InjectedWeights(layers=[{"w": torch.zeros(2)}], embeddings=None)
+        store.save(k, weights, {}, [], tmp_path / "holder")  # while this job waited
+        with held(k):
+            yield
+
+    store.lock = lock_after_the_holder_stored  # type: ignore[method-assign]
+    trained: list[bool] = []
+    got = obtain_stage1(store, key, lambda: trained.append(True), tmp_path / "waiter")  # type: ignore[arg-type, func-returns-value]
+    assert trained == [] and got.entry()["status"] == "reused"
+    assert got.result.trained_by == str(tmp_path / "holder")
 
 
 def test_storing_a_stage1_removes_what_a_killed_store_of_that_key_left(tmp_path) -> None:
