@@ -197,6 +197,18 @@ def test_a_job_process_sees_only_its_gpu_and_the_scripts_folder(monkeypatch) -> 
     assert paths == [sys.path[0] or os.getcwd(), "/elsewhere"]
 
 
+def test_side_by_side_jobs_share_the_cpus_unless_omp_num_threads_is_set(monkeypatch) -> None:
+    # torch's one thread per CPU in each of two CPU jobs: they spin-wait on each other, a tiny
+    # run's training 3.4 s instead of 1.2 (BENCHMARKS.md, "CPU threads").
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert child_env(None, 2)["OMP_NUM_THREADS"] == "8"
+    assert child_env(None, 3)["OMP_NUM_THREADS"] == "5"
+    assert child_env(None, 32)["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # the user's own
+    assert child_env(None, 2)["OMP_NUM_THREADS"] == "4"
+
+
 def test_exits_are_described_by_code_or_signal() -> None:
     assert describe_exit(3) == "exited with code 3"
     assert describe_exit(-9) == "killed by signal SIGKILL (9)"

@@ -13,7 +13,7 @@ class LocalParallelConf:
 
     _target_: str = "hydra_plugins.layerft_launcher.local_parallel.LocalParallelLauncher"
     # Jobs running at once. null: one per GPU in `gpus`, or 1 without GPUs (a CPU job already
-    # uses every core; raise it with OMP_NUM_THREADS=cores/n_jobs).
+    # uses every core). Each job's torch gets CPUs / n_jobs threads unless OMP_NUM_THREADS is set.
     n_jobs: int | None = None
     # GPUs to pin jobs to, one running job per GPU (its CUDA_VISIBLE_DEVICES). null: the
     # entries of CUDA_VISIBLE_DEVICES if set, else every GPU torch sees; []: no pinning.

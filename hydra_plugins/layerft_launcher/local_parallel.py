@@ -46,7 +46,9 @@ class JobProcessDied(RuntimeError):
 
 def child_env(gpu: str | None, side_by_side: int = 1) -> dict[str, str]:
     """The job process's environment: this one's, pinned to `gpu`, importing what this one imports,
-    and told how many jobs run `side_by_side` (they share the CPUs for data-loader workers).
+    and told how many jobs run `side_by_side` (they share the CPUs for data-loader workers). Unless
+    OMP_NUM_THREADS is set, each job's torch gets its share of the CPUs: torch's one thread per
+    CPU in each of several jobs spin-wait on each other (BENCHMARKS.md, "CPU threads").
 
     `python train.py` imports layerft and this plugin from the script's folder (sys.path[0]); a
     `python -m` child does not see that folder unless PYTHONPATH names it.
@@ -64,6 +66,8 @@ def child_env(gpu: str | None, side_by_side: int = 1) -> dict[str, str]:
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu  # set before the child's torch touches CUDA
     env[JOBS_PER_NODE] = str(side_by_side)
+    if "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // side_by_side))
     return env
 
 
