@@ -270,44 +270,34 @@ def test_weights_broken_by_the_last_update_stop_the_stage_at_the_dev_evaluation(
               "target_task.lr=1e30", "target_task.max_grad_norm=0")  # fmt: skip
 
 
-def test_a_ctrl_c_python_lost_stops_training_at_the_next_step(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("hook", "extra"),
+    [
+        ("training_step", ()),  # of 125 steps
+        ("prediction_step", ("target_task.epochs=0", "target_task.batch_size=4")),  # of 50 batches
+    ],
+)
+def test_a_ctrl_c_python_lost_stops_at_the_next_step_or_dev_batch(
+    tmp_path, monkeypatch, hook: str, extra: tuple[str, ...]
+) -> None:
     # Python drops a KeyboardInterrupt raised inside a garbage collector's callback; the handler
-    # has remembered it (interrupts._pressed), and the step after it stops the run.
+    # has remembered it, and the next training step or dev batch stops the run.
     from layerft import interrupts, phase_trainer
 
-    steps: list[int] = []
-    original = phase_trainer.PhaseTrainer.training_step
+    calls: list[int] = []
+    original = getattr(phase_trainer.PhaseTrainer, hook)
 
-    def step_then_lost_ctrl_c(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        steps.append(self.state.global_step + 1)
-        loss = original(self, *args, **kwargs)
-        monkeypatch.setattr(interrupts, "_pressed", True)  # in train.py or a sweep:
-        monkeypatch.setattr(interrupts, "_remembering", True)  # remembered_interrupts is on
-        return loss
-
-    monkeypatch.setattr(phase_trainer.PhaseTrainer, "training_step", step_then_lost_ctrl_c)
-    with pytest.raises(KeyboardInterrupt):
-        train(tmp_path, *LEARNS)
-    assert steps == [1]  # of 125
-
-
-def test_a_ctrl_c_python_lost_stops_a_dev_evaluation_at_the_next_batch(tmp_path, monkeypatch):
-    from layerft import interrupts, phase_trainer
-
-    batches: list[int] = []
-    original = phase_trainer.PhaseTrainer.prediction_step
-
-    def batch_then_lost_ctrl_c(self, *args: Any, **kwargs: Any) -> Any:
-        batches.append(len(batches) + 1)
+    def then_lost_ctrl_c(self, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
         output = original(self, *args, **kwargs)
         monkeypatch.setattr(interrupts, "_pressed", True)  # in train.py or a sweep:
         monkeypatch.setattr(interrupts, "_remembering", True)  # remembered_interrupts is on
         return output
 
-    monkeypatch.setattr(phase_trainer.PhaseTrainer, "prediction_step", batch_then_lost_ctrl_c)
+    monkeypatch.setattr(phase_trainer.PhaseTrainer, hook, then_lost_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
-        train(tmp_path, *LEARNS, "target_task.epochs=0", "target_task.batch_size=4")
-    assert batches == [1]  # of 50 (400 dev examples, 8 a batch)
+        train(tmp_path, *LEARNS, *extra)
+    assert len(calls) == 1
 
 
 def test_fp16_on_a_machine_without_a_gpu_is_refused(tmp_path) -> None:
