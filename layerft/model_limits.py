@@ -40,23 +40,41 @@ def encoder_depth(cfg: ModelConfig, cache_dir: Path | None = None) -> int:
     return int(from_pretrained(AutoConfig, cfg, cache_dir).num_hidden_layers)
 
 
+# The files a tokenizer is read from (any one of them, with tokenizer_config.json)
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model",
+                   "sentencepiece.bpe.model", "tokenizer.model")  # fmt: skip
+
+
 def check_tokenizer_fits(cfg: ModelConfig, tokenizer: Any, cache_dir: Path | None = None) -> None:
-    """Fail when the tokenizer knows far fewer tokens than the backbone has embeddings: a folder
-    without its tokenizer's files gives transformers' empty BERT tokenizer (5 tokens), which reads
-    every word as [UNK] and trains without a word of complaint."""
+    """Fail when the tokenizer does not fit the backbone's embeddings: more tokens than it has
+    (an id past them stops training with an IndexError deep in torch), or far fewer (a folder
+    without its tokenizer's files gives transformers' empty BERT tokenizer, 5 tokens, which reads
+    every word as [UNK] and trains without a word of complaint)."""
     if cfg.tiny is not None:
         return
     from transformers import AutoConfig
 
     embeddings = getattr(from_pretrained(AutoConfig, cfg, cache_dir), "vocab_size", None)
-    if embeddings is not None and len(tokenizer) < embeddings // 2:
-        where = cfg.hub_id or cfg.package or cfg.converted
+    if embeddings is None or embeddings // 2 <= len(tokenizer) <= embeddings:
+        return
+    where = cfg.hub_id or cfg.package or cfg.converted
+    known = f"model '{cfg.name}': its tokenizer knows {len(tokenizer)} tokens for the model's"
+    known += f" {embeddings} embeddings"
+    held = where is not None and any((Path(where) / name).is_file() for name in TOKENIZER_FILES)
+    if len(tokenizer) > embeddings:
         raise LayerftError(
-            f"model '{cfg.name}': its tokenizer knows {len(tokenizer)} tokens for the model's "
-            f"{embeddings} embeddings, so text would read as unknown tokens; {where} lacks the "
-            "tokenizer's files (tokenizer.json, or vocab.txt / a sentencepiece model, with "
-            "tokenizer_config.json)"
+            f"{known}: a token id past {embeddings - 1} has no embedding; {where}'s tokenizer is "
+            "not the one its weights were trained with"
         )
+    if held:  # files of a smaller vocabulary than the weights'
+        raise LayerftError(
+            f"{known}, so most embeddings would go unused; {where}'s tokenizer files are not the "
+            "ones its weights were trained with"
+        )
+    raise LayerftError(
+        f"{known}, so text would read as unknown tokens; {where} lacks the tokenizer's files "
+        "(tokenizer.json, or vocab.txt / a sentencepiece model, with tokenizer_config.json)"
+    )
 
 
 def check_max_length(

@@ -155,6 +155,32 @@ def test_a_folder_without_the_tokenizers_files_fails_before_data_loads(tmp_path:
     check_tokenizer_fits(minilm, load_tokenizer(minilm))
 
 
+@pytest.mark.parametrize("vocab_size", [300, 100_000])
+def test_a_folder_with_another_models_tokenizer_fails_before_data_loads(tmp_path, vocab_size):
+    # Weights of 300 embeddings with MiniLM's 30,522-token tokenizer: training stopped with torch's
+    # "IndexError: index out of range in self"; of 100,000, most would go unused.
+    config = BertConfig(
+        vocab_size=vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32,
+    )  # fmt: skip
+    BertModel(config, add_pooling_layer=False).save_pretrained(tmp_path)
+    minilm = compose_run("model=minilm").model
+    load_tokenizer(minilm).save_pretrained(tmp_path)
+    cfg = compose_run("model=minilm", "model.package=null", f"model.hub_id={tmp_path}")
+    with pytest.raises(LayerftError) as info:
+        load_stage_data(cfg)
+    known = (
+        f"model 'minilm': its tokenizer knows 30522 tokens for the model's {vocab_size} embeddings"
+    )
+    assert str(info.value) == (
+        f"{known}: a token id past 299 has no embedding; {tmp_path}'s tokenizer is not the one its "
+        "weights were trained with"
+        if vocab_size == 300
+        else f"{known}, so most embeddings would go unused; {tmp_path}'s tokenizer files are not "
+        "the ones its weights were trained with"
+    )
+
+
 @pytest.mark.parametrize(
     "config_json", [None, {"hidden_size": 16}], ids=["no config.json", "no model_type"]
 )
