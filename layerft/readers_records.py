@@ -70,11 +70,19 @@ def array_element_line(text: str, index: int) -> int:
 
 
 def read_json(path: Path) -> list[dict[str, Any]]:
-    """A JSON array of objects (KLUE releases), or JSON lines if the text does not open with '['."""
+    """A JSON array of objects (KLUE releases), or JSON lines if the text does not open with '['
+    (one object over several lines: one record)."""
     text = read_text(path)
     if not text.lstrip().startswith("["):
         hint = " (a .json file holds a JSON array of objects or one JSON object per line)"
-        return _parse_json_lines(path, text, hint)
+        try:
+            return _parse_json_lines(path, text, hint)
+        except LayerftError:
+            # One object over several lines (KLUE-MRC's and SQuAD's releases): one record, as on
+            # one line, whose missing columns the record checks name with the file's way out
+            if isinstance(whole := _whole_object(text), dict):
+                return [whole]
+            raise
     records = parse_json_file(path, text)
     guids: set[str] = set()  # KLUE's arrays (NLI, YNAT) name each record by a guid
     for number, record in enumerate(records, 1):
@@ -84,6 +92,14 @@ def read_json(path: Path) -> list[dict[str, Any]]:
             raise LayerftError(f"{path}:{line}: record {number} is not an object (got {kind})")
         check_new_guid(path, text, record.get("guid"), guids)
     return nonempty(path, records)
+
+
+def _whole_object(text: str) -> Any:
+    """The text as one JSON value, or None where it is none."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def check_new_guid(path: Path, text: str, guid: Any, seen: set[str]) -> None:

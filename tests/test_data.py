@@ -239,6 +239,13 @@ def test_a_release_file_given_as_data_files_names_its_folder(tmp_path: Path) -> 
         "no column 'real_label' (has guid, sentence1, sentence2, labels); klue-sts-v1.1_train.json "
         f"is a release file of 'klue_sts': give its folder, target_task.data_dir={tmp_path}"
     )
+    # KLUE-MRC's release is one object over many lines: it was "invalid JSON" at line 1
+    mrc = tmp_path / "klue-mrc-v1.1_dev.json"
+    mrc.write_text(json.dumps({"version": "v1.1", "data": [{"title": "t"}]}, indent=2))
+    task = compose_run("model=tiny", "target_task=klue_mrc", f"target_task.data_files.train={mrc}").target_task  # fmt: skip
+    assert _first_error(task).endswith(
+        f"is a release file of 'klue_mrc': give its folder, target_task.data_dir={tmp_path}"
+    )
     other = tmp_path / "sts.json"  # a file of one's own: its columns are the fault
     other.write_text(json.dumps([record]))
     task = compose_run("model=tiny", "target_task=klue_sts", f"target_task.data_files.train={other}").target_task  # fmt: skip
