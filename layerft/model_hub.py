@@ -1,7 +1,8 @@
 """A hub model its runs cannot load, and the one message for it: online the hub not answering
 (asked once per process, before transformers retries for half a minute), offline a model the
 local Hugging Face cache lacks. `layerft/model.py` raises these where it loads a model; a sweep's
-plan (`layerft/sweep_grid.py`) asks `hub_model_error` of each combination first.
+plan (`layerft/sweep_grid.py`) asks `hub_model_error` of each combination first, which also
+names what a local model folder lacks (`folder_error`).
 
 Serves the `model` config group.
 """
@@ -26,13 +27,31 @@ def hub_model_error(cfg: ModelConfig) -> LayerftError | None:
     if cfg.hub_id is None or cfg.package is not None or cfg.converted is not None:
         return None
     if cfg.hub_id.startswith(("/", ".", "~")) or Path(cfg.hub_id).is_dir():  # a folder
-        return None
+        return folder_error(cfg)
     if not hub_constants().HF_HUB_OFFLINE:
         return unreachable_hub_error(cfg)
     if hub_commit(cfg) is not None:
         return None
     revision = cfg.revision or "main"
     return unreachable_error(cfg, f"not in the local Hugging Face cache at revision {revision}")
+
+
+def folder_error(cfg: ModelConfig) -> LayerftError | None:
+    """What a local model folder lacks that its runs need to load it (no such folder, no
+    config.json, no .safetensors weights), as a plan can tell without loading it; else None."""
+    assert cfg.hub_id is not None
+    folder = Path(cfg.hub_id).expanduser()
+    if not folder.is_dir():
+        return LayerftError(f"model '{cfg.name}': model.hub_id {folder}: no such folder")
+    lacks = [name for name in ("config.json",) if not (folder / name).is_file()]
+    lacks += [] if any(folder.glob("*.safetensors")) else ["model.safetensors"]
+    if not lacks:
+        return None
+    return LayerftError(
+        f"model '{cfg.name}': the folder {folder} has no {' and no '.join(lacks)}; it needs "
+        "config.json, the tokenizer's files and model.safetensors (weights load as safetensors "
+        "only: convert a .bin with safetensors.torch.save_file)"
+    )
 
 
 def unreachable_hub_error(cfg: ModelConfig) -> LayerftError | None:

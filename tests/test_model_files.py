@@ -381,3 +381,20 @@ def test_offline_a_hub_model_the_cache_lacks_stops_the_sweep_and_a_cached_one_pl
     assert sweep_module.main([*args, "--dry-run"]) == 0
     assert sweep_module.main([*args, "model.revision=v2", "--dry-run"]) == 2  # not that revision
     assert "(not in the local Hugging Face cache at revision v2)" in capsys.readouterr().err
+
+
+def test_a_model_folder_its_runs_cannot_load_stops_the_sweeps_plan(tmp_path, capsys) -> None:
+    # A folder of .bin weights passed --dry-run, then every job failed on it.
+    from layerft import sweep as sweep_module
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "pytorch_model.bin").write_bytes(b"")
+    model = ["model=bert_base_uncased", f"model.hub_id={folder}", "model.pretrained_pooler=false"]
+    args = ["demo", *model, *(a for a in SHRINK if a != "model=tiny"), "--dir", str(tmp_path / "s")]
+    assert sweep_module.main([*args, "--dry-run"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert f"model 'bert_base_uncased': the folder {folder} has no model.safetensors; " in line
+    assert sweep_module.main([*args, f"model.hub_id={tmp_path / 'no'}", "--dry-run"]) == 2
+    assert f"model.hub_id {tmp_path / 'no'}: no such folder" in capsys.readouterr().err
