@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import errno
 import functools
 import hashlib
@@ -34,6 +35,7 @@ from layerft.fingerprint import (
     seedless_fingerprint,
 )
 from layerft.forced_rerun import NOTE_FILE, noted_forced_rerun
+from layerft.kinds.base import TaskKind
 from layerft.model import load_tokenizer
 from layerft.results import (
     changed_since,
@@ -448,6 +450,14 @@ def test_another_kinds_settings_change_no_key_name_or_tracked_config_and_are_war
              ([], ["target_task.parsing.arc_space=64"], ["target_task.spans.doc_stride=64"])]  # fmt: skip
     keys = [tokenized_key(records, task, tokenizer) for task in squad]
     assert keys[0] == keys[1] != keys[2]  # a span task's tokens depend on its doc_stride
+    # ... and on the tokenizer and the kind: another vocabulary or encoder is other token ids
+    other = load_tokenizer(compose_run(*BASE).model)
+    other.add_tokens(["zzqxv"])
+    assert tokenized_key(records, squad[0], other) != keys[0]
+    assert tokenized_key(records, squad[0], load_tokenizer(compose_run(*BASE).model)) == keys[0]
+    as_classes = copy.copy(squad[0])  # the same settings read by another kind's encoder
+    as_classes.kind = TaskKind.sequence_classification
+    assert tokenized_key(records, as_classes, tokenizer) != keys[0]
     for kind, setting in zip(["target_task=squad", "injection_task=klue_dp"], inert, strict=True):
         # under a task of the kind that reads it: another run
         assert config_fingerprint(resolved(kind, setting)) != config_fingerprint(resolved(kind))

@@ -277,6 +277,11 @@ def test_the_kind_reports_the_difference_it_thresholds() -> None:
     assert scored_answer([start], [end], [offsets], context, spans) == ("bc", -3.0)
     spans = SpanConfig(null_score_threshold=-3.5)  # -3 > -3.5: "no answer"
     assert scored_answer([start], [end], [offsets], context, spans) == ("", -3.0)
+    # An answer of exactly max_answer_length tokens can be predicted; one token longer cannot
+    spans = SpanConfig(null_score_threshold=0.0, max_answer_length=2)
+    assert scored_answer([start], [end], [offsets], context, spans)[0] == "bc"
+    spans = SpanConfig(null_score_threshold=0.0, max_answer_length=1)
+    assert scored_answer([start], [end], [offsets], context, spans)[0] != "bc"
 
 
 # --- readers --------------------------------------------------------------------------------
