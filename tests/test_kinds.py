@@ -488,3 +488,12 @@ def test_characters_past_max_length_are_counted_as_characters() -> None:
         'dev sentence "John Smith ok")'
     )
     assert not empty.words
+
+
+def test_a_characters_tag_is_its_first_tokens_and_later_pieces_continue_it() -> None:
+    # Two tokens starting at one character (a character split in pieces): the first one's tag.
+    from layerft.kinds.tag_alignment import character_tags
+
+    assert character_tags([0, 0], [1, 1], ["B-PS", "O"]) == {0: "B-PS"}
+    assert character_tags([0, 2], [2, 3], ["B-PS", "O"]) == {0: "B-PS", 1: "I-PS", 2: "O"}
+    assert character_tags([-1, 0], [0, 1], ["B-LC", "O"]) == {0: "O"}  # a token of no character

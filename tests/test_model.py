@@ -286,3 +286,25 @@ def test_a_hub_model_without_safetensors_names_revision_and_conversion(offline) 
         and "offline" not in message
         and "use_safetensors" not in message
     )
+
+
+def test_the_revision_asked_and_remote_code_off_reach_from_pretrained(tmp_path: Path) -> None:
+    # A pinned revision (a safetensors PR ref) that never reached the hub call loaded main.
+    from layerft.model import from_pretrained
+
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    class Loader:
+        @staticmethod
+        def from_pretrained(path: str, **kwargs: Any) -> str:
+            calls.append((path, kwargs))
+            return "loaded"
+
+    cfg = ModelConfig(name="x", hub_id=str(tmp_path), revision="refs/pr/1")
+    assert from_pretrained(Loader, cfg, None) == "loaded"
+    [(path, kwargs)] = calls
+    assert (path, kwargs["revision"], kwargs["trust_remote_code"]) == (
+        str(tmp_path),
+        "refs/pr/1",
+        False,
+    )
