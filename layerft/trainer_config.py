@@ -16,6 +16,12 @@ from layerft.errors import LayerftError
 JOBS_PER_NODE = "LAYERFT_JOBS_PER_NODE"
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the OS has one, else every CPU)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cpus or 1
+
+
 def _count_from_env(name: str) -> int:
     """A process count from the environment variable `name`: 1 when unset, empty or not >= 1."""
     value = os.environ.get(name, "")
@@ -84,9 +90,8 @@ class TrainerConfig:
         # The CPUs this process may use, shared with the other processes of its node (torchrun's,
         # or the jobs hydra/launcher=local_parallel runs side by side); one of each process's
         # stays with the training loop, which launches the GPU's kernels.
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         sharing = _count_from_env("LOCAL_WORLD_SIZE") * _count_from_env(JOBS_PER_NODE)
-        return max(0, min(4, (cpus or 1) // sharing - 1))
+        return max(0, min(4, usable_cpus() // sharing - 1))
 
     def resolved_progress_bar(self) -> bool:
         """Whether to draw the Trainer's progress bar."""

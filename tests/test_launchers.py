@@ -205,6 +205,9 @@ def test_side_by_side_jobs_share_the_cpus_unless_omp_num_threads_is_set(monkeypa
     assert child_env(None, 2)["OMP_NUM_THREADS"] == "8"
     assert child_env(None, 3)["OMP_NUM_THREADS"] == "5"
     assert child_env(None, 32)["OMP_NUM_THREADS"] == "1"
+    monkeypatch.delattr(os, "sched_getaffinity")  # macOS has no affinity: every CPU
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert child_env(None, 2)["OMP_NUM_THREADS"] == "3"
     monkeypatch.setenv("OMP_NUM_THREADS", "4")  # the user's own
     assert child_env(None, 2)["OMP_NUM_THREADS"] == "4"
 

@@ -54,7 +54,7 @@ def child_env(gpu: str | None, side_by_side: int = 1) -> dict[str, str]:
     `python -m` child does not see that folder unless PYTHONPATH names it.
     """
     from layerft.launch_worker import LAUNCHER_PID
-    from layerft.trainer_config import JOBS_PER_NODE
+    from layerft.trainer_config import JOBS_PER_NODE, usable_cpus
 
     env = dict(os.environ)
     script_dir = sys.path[0] or os.getcwd()
@@ -67,7 +67,7 @@ def child_env(gpu: str | None, side_by_side: int = 1) -> dict[str, str]:
         env["CUDA_VISIBLE_DEVICES"] = gpu  # set before the child's torch touches CUDA
     env[JOBS_PER_NODE] = str(side_by_side)
     if "OMP_NUM_THREADS" not in env:
-        env["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // side_by_side))
+        env["OMP_NUM_THREADS"] = str(max(1, usable_cpus() // side_by_side))
     return env
 
 
