@@ -80,7 +80,7 @@ def read_json(path: Path) -> list[dict[str, Any]]:
         except LayerftError:
             # One object over several lines (KLUE-MRC's and SQuAD's releases): one record, as on
             # one line, whose missing columns the record checks name with the file's way out
-            if isinstance(whole := _whole_object(text), dict):
+            if isinstance(whole := _whole_object(path, text), dict):
                 return [whole]
             raise
     records = parse_json_file(path, text)
@@ -94,12 +94,15 @@ def read_json(path: Path) -> list[dict[str, Any]]:
     return nonempty(path, records)
 
 
-def _whole_object(text: str) -> Any:
-    """The text as one JSON value, or None where it is none."""
+def _whole_object(path: Path, text: str) -> Any:
+    """The text as one JSON value, parsed as any file is (`parse_json_file`: a key named twice is
+    its error), or None where it is no JSON value."""
     try:
-        return json.loads(text)
-    except ValueError:
-        return None
+        return parse_json_file(path, text)
+    except LayerftError as err:
+        if isinstance(err.__cause__, json.JSONDecodeError):  # not JSON: the JSON-lines error stands
+            return None
+        raise
 
 
 def check_new_guid(path: Path, text: str, guid: Any, seen: set[str]) -> None:

@@ -246,6 +246,9 @@ def test_a_release_file_given_as_data_files_names_its_folder(tmp_path: Path) -> 
     assert _first_error(task).endswith(
         f"is a release file of 'klue_mrc': give its folder, target_task.data_dir={tmp_path}"
     )
+    mrc.write_text('{\n "version": "v1.1",\n "version": "v1.2"\n}\n')  # as any JSON file: refused
+    with pytest.raises(LayerftError, match="version"):
+        read_records(mrc)
     other = tmp_path / "sts.json"  # a file of one's own: its columns are the fault
     other.write_text(json.dumps([record]))
     task = compose_run("model=tiny", "target_task=klue_sts", f"target_task.data_files.train={other}").target_task  # fmt: skip
