@@ -16,7 +16,7 @@ from omegaconf import MISSING
 
 from layerft.errors import LayerftError
 from layerft.model_files import local_folder
-from layerft.model_hub import unreachable_error, unreachable_hub_error
+from layerft.model_hub import no_folder_error, unreachable_error, unreachable_hub_error
 from layerft.network import (
     first_line,
     refused_status,
@@ -104,7 +104,7 @@ def resolve_model_path(cfg: ModelConfig, cache_dir: Path | None = None) -> str:
         if cfg.hub_id.startswith(("/", ".", "~")):  # a folder, never a hub id
             folder = Path(cfg.hub_id).expanduser()
             if not folder.is_dir():
-                raise LayerftError(f"model '{cfg.name}': model.hub_id {folder}: no such folder")
+                raise no_folder_error(cfg, folder)
             return str(folder)
         if (unreachable := unreachable_hub_error(cfg)) is not None:
             raise unreachable

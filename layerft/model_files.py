@@ -39,10 +39,11 @@ ON_OTHER_MODEL = "is this config's result on other model files"
 # only, sharded or not: layerft loads no .bin), the config, and every kind of tokenizer file
 # (a fast tokenizer's JSON, WordPiece and BPE vocabularies, sentencepiece models). Not README.md,
 # sentence-transformers' pooling configs or other files no run reads.
+# The files a tokenizer's vocabulary is read from, any one of them (with tokenizer_config.json).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "*.model")
 IDENTITY_FILES = (
-    "*.safetensors", "*.safetensors.index.json", "config.json", "tokenizer.json",
-    "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
-    "vocab.json", "merges.txt", "*.model",
+    "*.safetensors", "*.safetensors.index.json", "config.json", "tokenizer_config.json",
+    "special_tokens_map.json", "added_tokens.json", "merges.txt", *TOKENIZER_FILES,
 )  # fmt: skip
 
 

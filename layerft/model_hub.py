@@ -42,7 +42,7 @@ def folder_error(cfg: ModelConfig) -> LayerftError | None:
     assert cfg.hub_id is not None
     folder = Path(cfg.hub_id).expanduser()
     if not folder.is_dir():
-        return LayerftError(f"model '{cfg.name}': model.hub_id {folder}: no such folder")
+        return no_folder_error(cfg, folder)
     lacks = [name for name in ("config.json",) if not (folder / name).is_file()]
     lacks += [] if any(folder.glob("*.safetensors")) else ["model.safetensors"]
     if not lacks:
@@ -52,6 +52,11 @@ def folder_error(cfg: ModelConfig) -> LayerftError | None:
         "config.json, the tokenizer's files and model.safetensors (weights load as safetensors "
         "only: convert a .bin with safetensors.torch.save_file)"
     )
+
+
+def no_folder_error(cfg: ModelConfig, folder: Path) -> LayerftError:
+    """A `model.hub_id` that names a folder where there is none (the run's error and the plan's)."""
+    return LayerftError(f"model '{cfg.name}': model.hub_id {folder}: no such folder")
 
 
 def unreachable_hub_error(cfg: ModelConfig) -> LayerftError | None:

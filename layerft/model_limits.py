@@ -9,6 +9,7 @@ from typing import Any
 
 from layerft.errors import LayerftError
 from layerft.model import ModelConfig, from_pretrained
+from layerft.model_files import TOKENIZER_FILES
 from layerft.task import TaskConfig
 
 # Model types whose position ids start after the padding index (fairseq's make_positions):
@@ -40,11 +41,6 @@ def encoder_depth(cfg: ModelConfig, cache_dir: Path | None = None) -> int:
     return int(from_pretrained(AutoConfig, cfg, cache_dir).num_hidden_layers)
 
 
-# The files a tokenizer is read from (any one of them, with tokenizer_config.json)
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model",
-                   "sentencepiece.bpe.model", "tokenizer.model")  # fmt: skip
-
-
 def check_tokenizer_fits(cfg: ModelConfig, tokenizer: Any, cache_dir: Path | None = None) -> None:
     """Fail when the tokenizer does not fit the backbone's embeddings: more tokens than it has
     (an id past them stops training with an IndexError deep in torch), or far fewer (a folder
@@ -60,13 +56,13 @@ def check_tokenizer_fits(cfg: ModelConfig, tokenizer: Any, cache_dir: Path | Non
     where = cfg.hub_id or cfg.package or cfg.converted
     known = f"model '{cfg.name}': its tokenizer knows {len(tokenizer)} tokens for the model's"
     known += f" {embeddings} embeddings"
-    held = where is not None and any((Path(where) / name).is_file() for name in TOKENIZER_FILES)
     if len(tokenizer) > embeddings:
         raise LayerftError(
             f"{known}: a token id past {embeddings - 1} has no embedding; {where}'s tokenizer is "
             "not the one its weights were trained with"
         )
-    if held:  # files of a smaller vocabulary than the weights'
+    if where is not None and any(any(Path(where).glob(name)) for name in TOKENIZER_FILES):
+        # the files of a smaller vocabulary than the weights'
         raise LayerftError(
             f"{known}, so most embeddings would go unused; {where}'s tokenizer files are not the "
             "ones its weights were trained with"
