@@ -87,18 +87,19 @@ def curves_figure(rows: list[PlotRow], metric: str) -> Figure:
     panels = _panels([row for row in rows if row.curves])
     width = 8.0
     wrap = round(width * CHARS_PER_INCH) - 10
-    labels = [[wrap_at_commas(label, wrap) for label, _ in panel] for _, panel in panels]
+    labels = [[wrap_at_commas(label, wrap) for label, _ in panel] for _, _, panel in panels]
     heights = [4.5 + 0.2 * sum(label.count("\n") + 1 for label in panel) for panel in labels]
     figure = new_figure(width, sum(heights))
     subfigures = figure.subfigures(len(panels), 1, height_ratios=heights, squeeze=False)[:, 0]
-    for subfigure, (title, panel), panel_labels in zip(subfigures, panels, labels, strict=True):
-        metrics = {row.metric for _, row in panel}
+    for subfigure, (title, own, panel), panel_labels in zip(
+        subfigures, panels, labels, strict=True
+    ):
         ax = subfigure.add_subplot()
         for i, ((_, row), label) in enumerate(zip(panel, panel_labels, strict=True)):
             _draw_curve(ax, row, label, f"C{i % 10}", LINESTYLES[(i // 10) % len(LINESTYLES)])
         ax.set_xlabel("step (stage 2)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(f"dev {metrics.pop() if title and len(metrics) == 1 else metric}")
+        ax.set_ylabel(f"dev {own or metric}")
         heading = "stage-2 dev curves: mean over seeds (faint: each seed)"
         ax.set_title(f"{title}: {heading}" if title else heading, fontsize="medium")
         ax.grid(alpha=0.3)
@@ -106,22 +107,27 @@ def curves_figure(rows: list[PlotRow], metric: str) -> Figure:
     return figure
 
 
-def _panels(rows: list[PlotRow]) -> list[tuple[str | None, list[tuple[str, PlotRow]]]]:
-    """The rows by target task where it varies, each with its title and each row with its label
-    without it (nor its metric, where the panel has one); else one untitled panel of every row."""
+Panel = tuple[str | None, str | None, list[tuple[str, PlotRow]]]
+
+
+def _panels(rows: list[PlotRow]) -> list[Panel]:
+    """The rows by target task where it varies: each panel with its title, its one metric (None:
+    the rows' own, named in their labels) and each row with its label without the task (nor the
+    metric the panel names); else one untitled panel of every row."""
     tasks = sorted({row.settings[PANEL_SETTING] for row in rows if PANEL_SETTING in row.settings})
     if len(tasks) < 2:
-        return [(None, [(row.label, row) for row in rows])]
-    panels = []
+        return [(None, None, [(row.label, row) for row in rows])]
+    panels: list[Panel] = []
     for task in tasks:
-        panel = []
         of_task = [row for row in rows if row.settings.get(PANEL_SETTING) == task]
+        own = metrics.pop() if len(metrics := {row.metric for row in of_task}) == 1 else None
+        panel = []
         for row in of_task:
             named = ",".join(f"{k}={v}" for k, v in row.settings.items())
             others = ",".join(f"{k}={v}" for k, v in row.settings.items() if k != PANEL_SETTING)
-            metric = "" if len({r.metric for r in of_task}) == 1 else row.label.removeprefix(named)
-            panel.append(((others or "all") + metric, row))
-        panels.append((f"{PANEL_SETTING}={task}", panel))
+            suffix = "" if own else row.label.removeprefix(named)  # draw()'s ` [metric]`
+            panel.append(((others or "all") + suffix, row))
+        panels.append((f"{PANEL_SETTING}={task}", own, panel))
     return panels
 
 
