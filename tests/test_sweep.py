@@ -278,18 +278,20 @@ def test_the_summary_counts_a_killed_job_as_unfinished_as_results_md_does(tmp_pa
 
 def test_a_force_sweep_counts_only_the_results_written_since_it_started(tmp_path) -> None:
     # A forced rerun that failed, or never ran, must not be reported by the result it replaces.
-    def record(folder: str, name: str, fingerprint: str) -> None:
+    since = time.time_ns()  # the sweep's start; each record's time set (file times are coarse)
+
+    def record(folder: str, name: str, fingerprint: str, seconds: int) -> None:
         (tmp_path / folder).mkdir(exist_ok=True)
         body = {FINGERPRINT_KEY: fingerprint, RESULTS_VERSION_KEY: RESULTS_VERSION}
         (tmp_path / folder / name).write_text(json.dumps(body))
+        stamp = since + seconds * 1_000_000_000
+        os.utime(tmp_path / folder / name, ns=(stamp, stamp))
 
     jobs = [Combination([], c * 16, None, f"seed={c}") for c in "123"]
     for job in jobs:
-        record(job.label, "metrics.json", job.fingerprint)
-    time.sleep(0.01)
-    since = time.time_ns()
-    record("seed=1", "metrics.json", "1" * 16)  # rerun, finished
-    record("seed=2", "failed.json", "2" * 16)  # rerun, failed; seed=3's never ran
+        record(job.label, "metrics.json", job.fingerprint, -60)  # before the sweep
+    record("seed=1", "metrics.json", "1" * 16, 1)  # rerun, finished
+    record("seed=2", "failed.json", "2" * 16, 1)  # rerun, failed; seed=3's never ran
     state = sweep_status.status(jobs, tmp_path, since_ns=since)
     assert [c.label for c, _ in state.done] == ["seed=1"]
     assert [c.label for c, _, _ in state.failed] == ["seed=2"]
