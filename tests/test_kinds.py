@@ -18,7 +18,7 @@ from transformers import EvalPrediction
 from layerft import records as records_module
 from layerft.data import load_task_data
 from layerft.errors import LayerftError, quoted
-from layerft.kinds import KINDS, TaskKind, tag_alignment
+from layerft.kinds import KINDS, TaskKind, kind_of, tag_alignment
 from layerft.kinds.relation_classification import mark
 from layerft.metrics import MetricInput
 from layerft.model import load_tokenizer
@@ -159,13 +159,22 @@ def test_relation_features_point_at_the_markers(tmp_path, caplog) -> None:
         before = text[: rows[0][f"{key}_char"]].replace(" ", "")
         assert encoded[f"{key}_index"] == 1 + len(before)
     assert encoded["labels"] == task.label_names.index("per:employee_of")
-    # A marker past max_length is read at [CLS], with a warning, instead of failing the run.
+    # A marker past max_length is read at [CLS], with one warning for the split, instead of
+    # failing the run.
     short = compose_run("model=tiny", "target_task=klue_re", "target_task.max_length=12")
+    features = tokenize(
+        Dataset.from_list(rows * 3), short.target_task, build_tiny_tokenizer(), tmp_path
+    )
+    assert features[0]["subject_index"] > 0 and features[0]["object_index"] == 0
     with caplog.at_level(logging.WARNING):
-        [cut] = tokenize(
-            Dataset.from_list(rows), short.target_task, build_tiny_tokenizer(), tmp_path
+        kind_of(short.target_task).check_encoded(
+            short.target_task, "target_task", rows * 3, features
         )
-    assert cut["object_index"] == 0 and "1 entity markers cut off" in caplog.text
+    assert caplog.messages == [
+        "target_task 'klue_re': 3 of 3 training examples have an entity marker past "
+        'max_length=12, read as [CLS] (first: "@ * PER * kim @ works at # ^ ORG ^ acme #"); '
+        "raise target_task.max_length to keep them"
+    ]
 
 
 def test_relation_records_are_checked_against_the_sentence() -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, quoted
 from layerft.kinds import sequence_classification as classification
 from layerft.kinds.base import (
     Batch,
@@ -136,18 +136,32 @@ def encoder(task: TaskConfig, tokenizer: PreTrainedTokenizerFast):  # noqa: ANN2
     def encode(batch: Batch) -> Batch:
         encoded = tokenizer(batch["text"], truncation=True, max_length=task.max_length)
         positions = {"subject_index": [], "object_index": []}
-        cut = 0
         for i, chars in enumerate(zip(batch["subject_char"], batch["object_char"], strict=True)):
             for key, char in zip(positions, chars, strict=True):
                 token = encoded.char_to_token(i, char)
-                cut += token is None
                 positions[key].append(0 if token is None else token)  # cut off: read [CLS]
-        if cut:
-            log.warning("%s: %d entity markers cut off by max_length=%d; those read [CLS]",
-                        task.name, cut, task.max_length)  # fmt: skip
         return dict(encoded) | positions | {"labels": batch["label"]}
 
     return encode
+
+
+def check_encoded(task: TaskConfig, group: str, rows: list[Record], features: Dataset) -> None:
+    """Warns, once per split as it loads, about training examples whose subject or object marker
+    max_length cut off: the head reads [CLS] in its place (a marker is never at position 0)."""
+    cut = [
+        i
+        for i, (subject, obj) in enumerate(
+            zip(features["subject_index"], features["object_index"], strict=True)
+        )
+        if 0 in (subject, obj)
+    ]
+    if cut:
+        log.warning(
+            "%s '%s': %d of %d training examples have an entity marker past max_length=%d, read "
+            "as [CLS] (first: %s); raise %s.max_length to keep them",
+            group, task.name, len(cut), len(rows), task.max_length,
+            quoted(rows[cut[0]]["text"], 50), group,
+        )  # fmt: skip
 
 
 class MarkerHead(nn.Module):
@@ -204,4 +218,5 @@ KIND = Kind(
     collator=classification.collator,  # marker positions are one number per example
     build_head=lambda hidden, task: MarkerHead(hidden, len(task.label_names), task.head_dropout),
     metric_inputs=metric_inputs,
+    check_encoded=check_encoded,
 )
