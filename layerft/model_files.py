@@ -38,12 +38,14 @@ ON_OTHER_MODEL = "is this config's result on other model files"
 # What from_pretrained reads of a folder, whichever of them it has: the weights (safetensors
 # only, sharded or not: layerft loads no .bin), the config, and every kind of tokenizer file
 # (a fast tokenizer's JSON, WordPiece and BPE vocabularies, sentencepiece models). Not README.md,
-# sentence-transformers' pooling configs or other files no run reads.
+# sentence-transformers' pooling configs or other files no run reads. A model's own code
+# (`auto_map`'s *.py) runs only under model.trust_remote_code, but counts always: turning that on
+# must not meet results keyed without the code it would run.
 # The files a tokenizer's vocabulary is read from, any one of them (with tokenizer_config.json).
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "*.model")
 IDENTITY_FILES = (
     "*.safetensors", "*.safetensors.index.json", "config.json", "tokenizer_config.json",
-    "special_tokens_map.json", "added_tokens.json", "merges.txt", *TOKENIZER_FILES,
+    "special_tokens_map.json", "added_tokens.json", "merges.txt", "*.py", *TOKENIZER_FILES,
 )  # fmt: skip
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -212,6 +213,24 @@ def test_a_folder_with_custom_code_is_refused_naming_trust_remote_code(tmp_path:
         f"model 'evil': {tmp_path} contains custom code (auto_map); set "
         "model.trust_remote_code=true only if you trust it, as that runs the folder's code"
     )
+    assert not (tmp_path / "ran").exists()
+
+
+def test_custom_code_a_known_model_type_loads_without_is_warned_about(tmp_path, caplog) -> None:
+    # transformers builds its own BertModel for model_type bert, silently ignoring auto_map.
+    config = tiny_bert_config(tmp_path)
+    BertModel(config, add_pooling_layer=False).save_pretrained(tmp_path)
+    custom = json.loads((tmp_path / "config.json").read_text())
+    custom["auto_map"] = {"AutoModel": "modeling_x.XModel"}
+    (tmp_path / "config.json").write_text(json.dumps(custom))
+    (tmp_path / "modeling_x.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w')\n")
+    with caplog.at_level(logging.WARNING, logger="layerft.model"):
+        load_backbone(ModelConfig(name="x", hub_id=str(tmp_path)))
+    assert caplog.messages == [
+        "model 'x': its config.json names its own code (auto_map {\"AutoModel\": "
+        '"modeling_x.XModel"}), which runs only with model.trust_remote_code=true; this run '
+        "uses transformers' BertModel"
+    ]
     assert not (tmp_path / "ran").exists()
 
 

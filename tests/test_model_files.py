@@ -219,6 +219,16 @@ def test_a_config_json_differing_only_in_its_transformers_version_is_the_same_mo
     assert model_file_digests(folder)["config.json"] != before["config.json"]
 
 
+def test_a_model_folders_own_code_is_part_of_its_identity(tmp_path: Path) -> None:
+    # Code auto_map names runs under model.trust_remote_code: edited code is another model.
+    folder = save_tiny(tmp_path / "model")
+    (folder / "modeling_x.py").write_text("class XModel: ...\n")
+    before = model_file_digests(folder)
+    assert "modeling_x.py" in before
+    (folder / "modeling_x.py").write_text("class XModel: pass\n")
+    assert model_file_digests(folder)["modeling_x.py"] != before["modeling_x.py"]
+
+
 def hub_cache(cache: Path, refs: dict[str, str]) -> Path:
     """A Hugging Face cache holding `acme/tiny-bert` as downloads leave it: a snapshot folder per
     commit, and refs/<name> naming the commit each revision name resolves to."""
