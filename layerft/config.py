@@ -15,7 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, first_line
 from layerft.layer_split import LayerSplitConfig
 from layerft.lr_schedule import ScheduleConfig
 from layerft.model import ModelConfig
@@ -145,7 +145,7 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
     try:
         run_cfg = _to_object(plain)
     except OmegaConfBaseException as err:  # its first line seldom names the key; `full_key` does
-        first, key = str(err).splitlines()[0], err.full_key
+        first, key = first_line(err), err.full_key
         raise LayerftError(f"{key}: {first}" if key and key not in first else first) from err
     assert isinstance(run_cfg, RunConfig)
     return run_cfg

@@ -25,7 +25,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from layerft.errors import hydra_raises, traceback_wanted
+from layerft.errors import first_line, hydra_raises, traceback_wanted
 
 # What composing the config raises for bad input: an override, a group option, a file's YAML.
 CONFIG_ERRORS = (HydraException, OmegaConfBaseException, yaml.YAMLError)
@@ -72,7 +72,7 @@ def config_error_line(err: Exception) -> str:
         option = f"{option_file(where.group(1))}: " if where and err.__cause__ is None else ""
         return f"{option}unknown config key '{cause.full_key}'{hint}"
     if isinstance(cause, OmegaConfBaseException):  # why it failed: the cause's first line
-        why = str(cause).splitlines()[0] + choice_hint(str(cause))
+        why = first_line(cause) + choice_hint(str(cause))
         where = re.match(r"In '([^']+)':", message)
         if where and err.__cause__ is None and getattr(cause, "full_key", None):
             # A value in an option's file; Hydra's text repeats the cause with its type lines.

@@ -35,9 +35,17 @@ def traceback_wanted() -> bool:
     return bool(os.environ.get("LAYERFT_TRACEBACK"))
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when it has none."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def error_line(err: BaseException) -> str:
-    """`Type: first line of the message`: how a failed job's error is recorded and reported."""
-    return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
+    """`Type: first line of the message` (the type alone without one): how a failed job's error is
+    recorded and reported."""
+    name = type(err).__name__
+    return f"{name}: {first_line(err)}" if str(err).strip() else name
 
 
 @contextlib.contextmanager

@@ -15,13 +15,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from omegaconf import MISSING
 
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, first_line
 from layerft.model_files import local_folder
 from layerft.model_hub import no_folder_error, unreachable_error, unreachable_hub_error
-from layerft.network import (
-    first_line,
-    refused_status,
-)
+from layerft.network import refused_status
 from layerft.tiny_model import TinyConfig, build_tiny_backbone, build_tiny_tokenizer
 
 if TYPE_CHECKING:

@@ -64,12 +64,6 @@ def refused_status(err: BaseException) -> int | None:
     return None
 
 
-def first_line(err: Exception) -> str:
-    """The first line of an exception's message, or its type's name when it has none."""
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
 def hub_cache_hint(offline: bool | None = None) -> str:
     """The end of a could-not-load message: the Hugging Face cache, unless offline mode is on
     already (then the cache does not hold it). `offline`: as the loader reads it (datasets' own,

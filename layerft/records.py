@@ -17,10 +17,10 @@ import datasets
 from datasets import load_dataset
 
 from layerft.demo_data import DEMO_GENERATORS
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, first_line
 from layerft.kinds import kind_of
 from layerft.kinds.base import Record
-from layerft.network import first_line, hub_cache_hint, hub_unreachable
+from layerft.network import hub_cache_hint, hub_unreachable
 from layerft.readers import HUB_ADAPTERS, RELEASE_READERS, read_records, record_line
 from layerft.task import SPLITS, TaskConfig
 

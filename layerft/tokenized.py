@@ -19,7 +19,7 @@ import pyarrow as pa
 from datasets import Dataset
 from transformers import PreTrainedTokenizerFast
 
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, first_line
 from layerft.kinds import kind_of
 from layerft.kinds.base import Batch
 from layerft.model import tokenizer_fingerprint_source
@@ -124,7 +124,7 @@ def _read_cached(path: Path, rows: int) -> Dataset | None:
     try:
         cached = Dataset.from_file(str(path))
     except (OSError, pa.ArrowException) as err:
-        reason = str(err).splitlines()[0]
+        reason = first_line(err)
     else:
         found = len(cached)
         if "example_index" in cached.column_names and found:  # several features per record

@@ -21,6 +21,7 @@ from typing import Any
 from omegaconf import MISSING
 
 from layerft.credentials import is_credential
+from layerft.errors import error_line
 from layerft.network import unreachable
 from layerft.run_record import RESULTS_VERSION
 from layerft.tracker_backends import NoTracker, Tracker, WandbTracker
@@ -102,8 +103,7 @@ def remove_stale_runs(
 
 def _first_line(err: Exception) -> str:
     """The error's type and first line, the API key masked should a library echo it."""
-    lines = str(err).strip().splitlines()
-    text = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+    text = error_line(err)
     key = os.environ.get("WANDB_API_KEY")
     return text.replace(key, "***") if key else text
 

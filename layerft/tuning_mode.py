@@ -15,7 +15,7 @@ from omegaconf import MISSING
 from torch import nn
 
 from layerft.adapters import AdapterConfig, add_adapters, layernorm_parameters
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, first_line
 from layerft.heads import TaskModel, encoder_layers
 from layerft.parts import ADAPTERS, HEAD, parameter_parts, set_trainable
 
@@ -119,7 +119,7 @@ def _lora(model: TaskModel, cfg: TuningModeConfig, frozen: set[int]) -> None:
     try:
         model.backbone = get_peft_model(model.backbone, config)
     except ValueError as err:  # peft: target modules not found in the base model
-        raise LayerftError(f"tuning_mode.lora: {str(err).splitlines()[0]}") from err
+        raise LayerftError(f"tuning_mode.lora: {first_line(err)}") from err
     set_trainable(model, [ADAPTERS, HEAD])
 
 

@@ -527,6 +527,31 @@ def test_cache_entry_with_too_few_rows_is_rebuilt(tmp_path, caplog) -> None:
     assert len(data.train) == 6 and "rebuilding" in caplog.text
 
 
+def test_a_cache_entry_arrow_fails_to_read_without_a_message_is_rebuilt(
+    tmp_path, caplog, monkeypatch
+) -> None:
+    # Taking the first line of an empty message was an IndexError that failed the run.
+    task = snli_task(tmp_path, [row(i % 3) for i in range(6)], [row(1, premise="b")])
+    cache = tmp_path / "cache"
+    load_task_data(task, "target_task", build_tiny_tokenizer(), cache, seed=0)
+    from_file = Dataset.from_file
+    refused = []
+
+    def unreadable_once(path: str, *args, **kwargs) -> Dataset:
+        if not refused:
+            refused.append(path)
+            raise pa.ArrowInvalid()
+        return from_file(path, *args, **kwargs)
+
+    monkeypatch.setattr(Dataset, "from_file", unreadable_once)
+    with caplog.at_level(logging.WARNING, logger="layerft.tokenized"):
+        data = load_task_data(task, "target_task", build_tiny_tokenizer(), cache, seed=0)
+    assert len(data.train) == 6
+    assert [r.getMessage() for r in caplog.records if r.name == "layerft.tokenized"] == [
+        f"{refused[0]}: broken tokenization cache entry (ArrowInvalid); rebuilding it"
+    ]
+
+
 @pytest.mark.parametrize("blocked", ["under_a_file", "read_only"])
 def test_unwritable_cache_dir_fails_naming_the_folder(tmp_path, blocked: str) -> None:
     task = snli_task(tmp_path, [row(i % 3) for i in range(6)])
