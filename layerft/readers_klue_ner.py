@@ -161,7 +161,11 @@ def _hub_ner(dropped: list[str], index: int, row: Mapping[str, Any]) -> dict[str
         raise RecordFault("needs lists 'tokens' and 'ner_tags' of one length")
     kept: list[tuple[str, int]] = []
     for char, tag_id in zip(tokens, ids, strict=True):
-        if not isinstance(tag_id, int) or not 0 <= tag_id < len(KLUE_NER_TAGS):
+        if (
+            isinstance(tag_id, bool)
+            or not isinstance(tag_id, int)
+            or not 0 <= tag_id < len(KLUE_NER_TAGS)
+        ):
             raise RecordFault(f"ner_tags value {tag_id!r} is not a class of klue/klue ner")
         if not (isinstance(char, str) and char.isspace()):
             kept.append((char, tag_id))
