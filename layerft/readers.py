@@ -22,8 +22,9 @@ from typing import Any
 from layerft import readers_conll, readers_conllu
 from layerft.errors import LayerftError
 from layerft.readers_delimited import delimited_record_line, read_delimited
+from layerft.readers_fields import hub_rows
 from layerft.readers_glue import GLUE_LINE_FINDERS, GLUE_READERS
-from layerft.readers_klue import hub_mrc, hub_rows, read_klue_mrc, read_klue_sts, sts_record
+from layerft.readers_klue import hub_mrc, read_klue_mrc, read_klue_sts, sts_record
 from layerft.readers_klue_ner import hub_ner_rows, read_klue_ner
 from layerft.readers_klue_re import hub_re, read_klue_re
 from layerft.readers_klue_tsv import (
@@ -40,13 +41,13 @@ from layerft.text_files import read_text
 HUB_ADAPTERS: Mapping[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]]] = (
     MappingProxyType(
         {
-            "klue_sts": partial(hub_rows, "sts", convert=lambda _, row: sts_record(row)),
-            "klue_mrc": partial(hub_rows, "mrc", convert=hub_mrc),
-            "klue_re": partial(hub_rows, "re", convert=hub_re),
-            "klue_dp": partial(hub_rows, "dp", convert=hub_dp),
+            "klue_sts": partial(hub_rows, "klue/klue sts", convert=lambda _, row: sts_record(row)),
+            "klue_mrc": partial(hub_rows, "klue/klue mrc", convert=hub_mrc),
+            "klue_re": partial(hub_rows, "klue/klue re", convert=hub_re),
+            "klue_dp": partial(hub_rows, "klue/klue dp", convert=hub_dp),
             # KLUE-DP's rows, as morphemes and their POS tags (`read_klue_pos`).
             "klue_pos": lambda rows: pos_records(
-                hub_rows("dp", rows, convert=hub_dp), "klue/klue dp"
+                hub_rows("klue/klue dp", rows, convert=hub_dp), "klue/klue dp"
             ),
             "klue_ner": hub_ner_rows,
             "squad": hub_squad,
@@ -55,7 +56,8 @@ HUB_ADAPTERS: Mapping[str, Callable[[list[dict[str, Any]]], list[dict[str, Any]]
         }
     )
 )
-"""Rows of the hub's `klue/klue` configs (sts, mrc, re, dp) -> the release readers' records."""
+"""Rows of a hub data set (`klue/klue`'s configs, `rajpurkar/squad[_v2]`, `universal_dependencies`),
+by release_format -> the release readers' records."""
 
 
 DELIMITERS: Mapping[str, str] = MappingProxyType({".csv": ",", ".tsv": "\t"})

@@ -2,9 +2,8 @@
 Serves the task groups' `release_format: klue_sts | klue_mrc` (registered in `layerft/readers.py`;
 KLUE-RE: `layerft/readers_klue_re.py`).
 
-A fault in a record names the file, the line and the record's guid (a hub row: its index); the
-record checks here (`record_field`, `RecordFault`, `read_release_array`, `hub_rows`) serve KLUE-RE
-and the TSV releases' hub rows too.
+A fault in a record names the file, the line and the record's guid (a hub row: its index and
+guid; the field checks are `layerft/readers_fields.py`'s); `read_release_array` serves KLUE-RE too.
 """
 
 from __future__ import annotations
@@ -12,39 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from layerft.errors import LayerftError, quoted
+from layerft.readers_fields import RecordFault, answer_spans, record_field
 from layerft.readers_records import array_element_line, check_new_guid, nonempty
 from layerft.readers_squad import read_articles
 from layerft.text_files import finite_number, line_of, read_json_text
-
-
-class RecordFault(Exception):
-    """What is wrong with one record; the caller prefixes where the record is."""
-
-
-KIND_WORDS: Mapping[type, str] = MappingProxyType(
-    {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "an object"}
-)
-
-
-def record_field(record: Any, key: str, kind: type, name: str = "") -> Any:
-    """record[key] if present and of type `kind` (`object`: any); a string must not be blank."""
-    name = name or key
-    if not isinstance(record, Mapping):
-        raise RecordFault(f"{name.rpartition('.')[0] or 'record'} is not an object")
-    value = record.get(key)
-    if value is None:
-        raise RecordFault(f"{name} is {'null' if key in record else 'missing'}")
-    # bool is an int subclass in Python; JSON keeps them apart.
-    wrong_bool = isinstance(value, bool) and kind is not bool
-    if kind is not object and (wrong_bool or not isinstance(value, kind)):
-        raise RecordFault(f"{name} is not {KIND_WORDS[kind]} (got {quoted(value)})")
-    if isinstance(value, str) and not value.strip():
-        raise RecordFault(f"{name} is empty")
-    return value
 
 
 def _score(labels: Mapping[str, Any], key: str) -> float:
@@ -108,28 +81,10 @@ def read_klue_sts(path: Path) -> list[dict[str, Any]]:
     return read_release_array(Path(path), "the KLUE-STS release layout", sts_record)
 
 
-def _spans(values: Any, context: str, name: str) -> list[dict[str, Any]]:
-    """A list of {text, answer_start}, each found in `context` at its answer_start."""
-    if not isinstance(values, list):
-        raise RecordFault(f"{name} is not a list (got {quoted(values)})")
-    spans = []
-    for number, span in enumerate(values):
-        label = f"{name}[{number}]"
-        text = record_field(span, "text", str, f"{label}.text")
-        start = record_field(span, "answer_start", int, f"{label}.answer_start")
-        found = context[start : start + len(text)] if start >= 0 else ""
-        if found != text:
-            raise RecordFault(
-                f"{label} {text!r} does not match the context at answer_start {start} ({found!r})"
-            )
-        spans.append({"text": text, "answer_start": start})
-    return spans
-
-
 def _mrc_record(title: str, context: str, qa: Mapping[str, Any]) -> dict[str, Any]:
     """One KLUE-MRC question in the release layout -> flat record."""
     is_impossible = record_field(qa, "is_impossible", bool)
-    answers = _spans(record_field(qa, "answers", list), context, "answers")
+    answers = answer_spans(record_field(qa, "answers", list), context, "answers")
     if is_impossible and answers:
         raise RecordFault(f"is_impossible is true but it has {len(answers)} answers")
     if not is_impossible and not answers:
@@ -141,7 +96,9 @@ def _mrc_record(title: str, context: str, qa: Mapping[str, Any]) -> dict[str, An
         "question": record_field(qa, "question", str),
         "answers": answers,
         "is_impossible": is_impossible,
-        "plausible_answers": _spans(qa.get("plausible_answers", []), context, "plausible_answers"),
+        "plausible_answers": answer_spans(
+            qa.get("plausible_answers", []), context, "plausible_answers"
+        ),
         "question_type": record_field(qa, "question_type", int),
     }
 
@@ -185,25 +142,6 @@ def read_klue_mrc(path: Path) -> list[dict[str, Any]]:
             # Above a question's guid, the fault names its place in the JSON (data[0].paragraphs).
             raise LayerftError(f"{path}: {fault}") from None
     return nonempty(path, records)
-
-
-def hub_rows(
-    config: str, rows: list[dict[str, Any]], convert: Callable[[int, Mapping[str, Any]], dict]
-) -> list[dict[str, Any]]:
-    """Convert each row of the hub's `klue/klue` `config`; a fault names the row and its guid."""
-    if not rows:
-        raise LayerftError(f"klue/klue {config}: no rows")
-    records = []
-    for index, row in enumerate(rows):
-        try:
-            if not isinstance(row, Mapping):
-                raise RecordFault(f"is not a mapping (got {type(row).__name__})")
-            records.append(convert(index, row))
-        except RecordFault as fault:
-            guid = row.get("guid") if isinstance(row, Mapping) else None
-            named = f" ({guid})" if isinstance(guid, str) else ""
-            raise LayerftError(f"klue/klue {config} row {index}{named}: {fault}") from None
-    return records
 
 
 def hub_mrc(index: int, row: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from layerft.errors import LayerftError
-from layerft.readers_klue import RecordFault, hub_rows
+from layerft.readers_fields import RecordFault, hub_rows
 from layerft.readers_klue_tsv import Block, read_blocks
 
 log = logging.getLogger(__name__)
@@ -192,6 +192,6 @@ def _hub_ner(dropped: list[str], index: int, row: Mapping[str, Any]) -> dict[str
 def hub_ner_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The hub's `klue/klue` ner rows, with one warning for their entity-tagged spaces."""
     dropped: list[str] = []
-    records = hub_rows("ner", rows, convert=partial(_hub_ner, dropped))
+    records = hub_rows("klue/klue ner", rows, convert=partial(_hub_ner, dropped))
     _warn_tagged_spaces("klue/klue ner", dropped)
     return records

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from layerft.errors import quoted
-from layerft.readers_klue import RecordFault, read_release_array, record_field
+from layerft.readers_fields import RecordFault, record_field
+from layerft.readers_klue import read_release_array
 
 # The 30 KLUE-RE relations in the release's relation_list.json order, which is also the order of the
 # class ids in the hub's `klue/klue` re config.

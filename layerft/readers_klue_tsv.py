@@ -18,7 +18,7 @@ from typing import Any
 
 from layerft import readers_conllu
 from layerft.errors import LayerftError, quoted
-from layerft.readers_klue import KIND_WORDS, RecordFault, record_field
+from layerft.readers_fields import KIND_WORDS, RecordFault, record_field
 from layerft.text_files import INTEGER, check_first_line, read_lines, text_lines
 
 log = logging.getLogger(__name__)

@@ -77,7 +77,7 @@ def test_squad_hub_rows_need_a_title_string_which_may_be_empty(adapter: str) -> 
     del row["title"]
     with pytest.raises(LayerftError) as caught:
         HUB_ADAPTERS[adapter]([_hub_row(id="h0"), row])
-    assert str(caught.value) == f"{hub_id} row 1 (h1): title is not a string (got null)"
+    assert str(caught.value) == f"{hub_id} row 1 (h1): title is missing"
     assert HUB_ADAPTERS[adapter]([_hub_row(title="")])[0]["title"] == ""
 
 
