@@ -11,10 +11,6 @@ import random
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-DEMO_POS_TAGS: tuple[str, ...] = (
-    "DET", "NOUN", "PROPN", "PRON", "VERB", "AUX", "ADJ", "ADV",
-    "ADP", "CCONJ", "SCONJ", "PART", "PUNCT", "NUM",
-)  # fmt: skip
 DEMO_SENTIMENT_LABELS: tuple[str, ...] = ("negative", "positive")
 
 _MAX_WORDS = 24

@@ -14,26 +14,6 @@ from typing import Any
 
 from layerft.errors import LayerftError
 
-# Every tag Kiwi emits, from kiwipiepy's documentation ("태그 목록", kiwipiepy 0.24.1), whose set
-# has not changed since 0.20.0 added Z_SIOT. Kiwi's own additions to the Sejong set: XSM, SSO,
-# SSC, SB, UN, W_*, Z_CODA, Z_SIOT (only with saisiot=True), USER0-4 (only with a user dictionary
-# that uses them). Since 0.12.0 VV, VA, VX and XSA may carry -R (regular) or -I (irregular
-# conjugation): tokenize gives e.g. 걷/VV-I for 걸었다.
-KIWI_TAGS: tuple[str, ...] = (
-    *("NNG", "NNP", "NNB", "NR", "NP"),
-    *("VV", "VA", "VX", "VCP", "VCN"),
-    *("MM", "MAG", "MAJ", "IC"),
-    *("JKS", "JKC", "JKG", "JKO", "JKB", "JKV", "JKQ", "JX", "JC"),
-    *("EP", "EF", "EC", "ETN", "ETM"),
-    *("XPN", "XSN", "XSV", "XSA", "XSM", "XR"),
-    *("SF", "SP", "SS", "SSO", "SSC", "SE", "SO", "SW", "SL", "SH", "SN", "SB"),
-    "UN",
-    *("W_URL", "W_EMAIL", "W_HASHTAG", "W_MENTION", "W_SERIAL", "W_EMOJI"),
-    *("Z_CODA", "Z_SIOT"),
-    *("USER0", "USER1", "USER2", "USER3", "USER4"),
-    *("VV-R", "VV-I", "VA-R", "VA-I", "VX-R", "VX-I", "XSA-R", "XSA-I"),
-)
-
 MISSING_EXTRA = (
     "injection_task=korean_morph needs kiwipiepy, in the optional 'korean' extra: "
     "pip install -e '.[korean]' (or pip install kiwipiepy)"

@@ -42,7 +42,7 @@ class Job:
     fingerprint: str
     seedless_fingerprint: str | None  # None in a record written before it existed
     settings: dict[str, str]  # choices merged with overrides, minus seed and result-neutral keys;
-    # from read_jobs, a number in one spelling throughout the sweep (`same_spelling`)
+    # from read_sweep, a number in one spelling throughout the sweep (`same_spelling`)
     seed: int
     selection_metric: str
     higher_is_better: bool

@@ -37,11 +37,6 @@ log = logging.getLogger(__name__)
 HYDRA_SUBDIR = ".hydra"  # Hydra's `output_subdir`, written into a job's folder before it starts
 
 
-def read_jobs(sweep_dir: Path) -> list[Job]:
-    """Every job under `sweep_dir` (read_sweep's)."""
-    return read_sweep(sweep_dir)[0]
-
-
 def read_sweep(sweep_dir: Path) -> tuple[list[Job], list[Path]]:
     """Every job under `sweep_dir` at any depth, one per config and per (settings, seed): a finished
     record before a failed one, then the newer. A result on data changed since (`changed_data`)

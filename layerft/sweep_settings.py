@@ -71,7 +71,7 @@ def setting_value(text: str) -> str | int | float:
 
     `3` and `3.0` are one value: what a resolved config holds decides, and for a float field
     OmegaConf turns 3 into 3.0 while an int field refuses 3.0; both spellings run the same config.
-    On a str field (`model.revision=1` vs `=1.0`) they are two configs; `read_jobs` then warns.
+    On a str field (`model.revision=1` vs `=1.0`) they are two configs; `read_sweep` then warns.
     """
     try:
         value = _override_parser().parse_override(f"x={text}").value()

@@ -8,6 +8,7 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
+from compose import compose_run
 
 from layerft.demo_data import (
     _NEGATIVE_ADJS,
@@ -15,11 +16,12 @@ from layerft.demo_data import (
     _POSITIVE_ADJS,
     _POSITIVE_VERBS,
     DEMO_GENERATORS,
-    DEMO_POS_TAGS,
     DEMO_SENTIMENT_LABELS,
     generate_demo_pos,
     generate_demo_sentiment,
 )
+
+DEMO_POS_TAGS = compose_run("model=tiny").injection_task.label_names
 
 _POSITIVE_WORDS = set(_POSITIVE_ADJS) | {w for pair in _POSITIVE_VERBS for w in pair}
 _NEGATIVE_WORDS = set(_NEGATIVE_ADJS) | {w for pair in _NEGATIVE_VERBS for w in pair}

@@ -12,19 +12,19 @@ from datasets import Dataset
 from sklearn.metrics import accuracy_score, f1_score
 
 from layerft.errors import LayerftError
-from layerft.metrics import METRIC_NAMES, METRICS, METRICS_DIR, MetricInput, load_metric
+from layerft.metrics import METRICS, METRICS_DIR, MetricInput, load_metric
 from layerft.metrics.module import build_metric
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_metric_names_match_module_directories() -> None:
-    assert set(METRIC_NAMES) == {
+    assert set(METRICS) == {
         "accuracy", "macro_f1", "token_f1", "klue_sts", "klue_dp", "klue_ner", "klue_re", "klue_mrc",
         "matthews_correlation", "binary_f1", "pearson_spearman", "squad", "squad_v2",
         "conlleval", "ud_attachment",
     }  # fmt: skip
-    for name in METRIC_NAMES:
+    for name in METRICS:
         assert (METRICS_DIR / name / f"{name}.py").is_file()
 
 
@@ -74,7 +74,7 @@ def test_tiny_inputs_cover_every_input_type() -> None:
     assert set(TINY_INPUTS) == set(MetricInput)
 
 
-@pytest.mark.parametrize("name", METRIC_NAMES)
+@pytest.mark.parametrize("name", METRICS)
 def test_every_metric_reads_its_input_type(name: str) -> None:
     spec = METRICS[name]
     inputs = TINY_INPUTS[spec.reads]
@@ -232,9 +232,9 @@ def test_load_works_offline_with_cold_cache(tmp_path: Path) -> None:
         socket.socket.connect = refuse
         socket.create_connection = refuse
 
-        from layerft.metrics import METRIC_NAMES, load_metric
+        from layerft.metrics import METRICS, load_metric
 
-        for name in METRIC_NAMES:
+        for name in METRICS:
             load_metric(name)
         print(load_metric("accuracy").compute(predictions=[1, 0], references=[1, 1]))
         """

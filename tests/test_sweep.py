@@ -67,7 +67,7 @@ from layerft.sweep_grid import Combination, expand, job_dirname
 from layerft.sweep_hydra import grid_names
 from layerft.sweep_job import read_job
 from layerft.sweep_launch import hydra_args
-from layerft.sweep_records import read_jobs
+from layerft.sweep_records import read_sweep
 
 # The demo grid on model=tiny, one epoch per stage (each job takes a few seconds).
 TINY_GRID = [a for a in SHRINK if a != "tracker=none"] + ["tracker=none"]
@@ -615,7 +615,7 @@ def test_a_scheme_2_record_with_a_setting_it_never_read_serves_every_value_of_it
     path.write_text(json.dumps(record))
     grid = ("seed=1", "tuning_mode=full", "injection_task=none", "tuning_mode.lora.rank=2,4")
     assert "2 done, 0 to run" in sweep(tmp_path, *grid, "--dry-run")
-    [job] = read_jobs(sweep_dir)
+    [job] = read_sweep(sweep_dir)[0]
     assert job.fingerprint == config_fingerprint(config) and "tuning_mode.lora." in job.unread
     assert "tuning_mode.lora.rank" not in job.settings
 
@@ -641,7 +641,7 @@ def test_a_scheme_4_record_with_another_kinds_setting_serves_every_value_of_it(t
     assert record[FINGERPRINT_KEY] != config_fingerprint(config)  # the schemes do differ here
     path.write_text(json.dumps(record))
     assert "2 done, 0 to run" in sweep(tmp_path, *job, "target_task.spans.doc_stride=32,128", "--dry-run")  # fmt: skip
-    [found] = read_jobs(sweep_dir)
+    [found] = read_sweep(sweep_dir)[0]
     assert found.fingerprint == config_fingerprint(config) and "target_task.spans." in found.unread
     assert "target_task.spans.doc_stride" not in found.settings
 
@@ -693,7 +693,7 @@ def test_a_baseline_recorded_under_the_earlier_fingerprint_scheme_is_done(tmp_pa
     record = RunRecord.of(config, {}, combination.overrides, ("target/eval_accuracy", True))
     found = previous_result(folder, record, str(tmp_path), config)
     assert found is not None and found[0]["target/eval_accuracy"] == 0.5 and found[1] == folder
-    jobs = read_jobs(tmp_path)
+    jobs = read_sweep(tmp_path)[0]
     assert len(jobs) == 1 and jobs[0].replaced_by is None  # one run: the newer record
     assert jobs[0].seedless_fingerprint is None  # it hashed the split: no config check across seeds
 

@@ -122,7 +122,6 @@ METRICS: Mapping[str, MetricSpec] = _registry(
     ),
     ud_attachment=MetricSpec(("ud_uas", "ud_las"), MetricInput.arcs),
 )
-METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
 
 
 def metric_spec(name: str, key: str = "metrics") -> MetricSpec:
