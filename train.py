@@ -16,6 +16,7 @@ from layerft.errors import user_errors_exit
 from layerft.interrupts import interrupted_exit
 from layerft.results import METRICS_FILE
 from layerft.sweep_launch import FailedJobs, job
+from layerft.task import selection_key
 
 register_configs()
 
@@ -32,7 +33,7 @@ def main(cfg: DictConfig) -> float | None:
 
     metrics = run_from_hydra(cfg)
     assert metrics is not None  # failures exit in a single run
-    return metrics[f"target/eval_{cfg.target_task.best_metric}"]
+    return metrics[selection_key("target", cfg.target_task.best_metric)]
 
 
 def check_before_loading(cfg: DictConfig) -> None:

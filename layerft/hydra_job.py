@@ -37,6 +37,7 @@ from layerft.model_files import model_folder, planned_model_folder
 from layerft.processes import is_main_process
 from layerft.results import METRICS_FILE, metrics_stamp, read_record, record_failure
 from layerft.run_record import FILE_SETTINGS_KEY, FINGERPRINT_KEY, RunRecord
+from layerft.task import selection_key
 from layerft.tuning_mode import TuningMethod
 from layerft.unread_keys import unread_prefix, unread_settings
 
@@ -103,10 +104,8 @@ def build_run_record(
 ) -> RunRecord:
     """The record of a checked config, from its `job_entries`; its model's folder found as the run
     finds it (a converted one written on first use), or, not `convert`, as a sweep's plan does."""
-    selection = (
-        f"target/eval_{run_cfg.target_task.best_metric}",
-        run_cfg.target_task.best_is_higher,
-    )
+    task = run_cfg.target_task
+    selection = (selection_key("target", task.best_metric), task.best_is_higher)
     find = model_folder if convert else planned_model_folder
     return RunRecord.of(
         resolved, entries["run/choices"], entries["run/overrides"], selection, entries["run/sweep"],

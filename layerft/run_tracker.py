@@ -16,6 +16,7 @@ from layerft.fingerprint import RESULT_NEUTRAL_KEYS
 from layerft.processes import is_main_process
 from layerft.run_record import RunRecord
 from layerft.sweep_settings import effective_settings, job_settings
+from layerft.task import selection_key
 from layerft.tracker import TrackedRun, remove_stale_runs, start_tracker
 from layerft.tracker_backends import NoTracker, Tracker
 
@@ -33,7 +34,7 @@ def open_tracker(
     selection = {record.selection_metric: record.higher_is_better}
     if cfg.injection_task is not None:
         task = cfg.injection_task
-        selection[f"injection/eval_{task.best_metric}"] = task.best_is_higher
+        selection[selection_key("injection", task.best_metric)] = task.best_is_higher
     choices = effective_settings(record.choices).items()
     tracked = TrackedRun(
         name=run_name(record),

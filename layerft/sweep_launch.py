@@ -45,6 +45,7 @@ from layerft.sweep_grid import (
 from layerft.sweep_hydra import launch_overrides, overlaps, split_overrides
 from layerft.sweep_records import HYDRA_SUBDIR
 from layerft.sweep_status import failed_error
+from layerft.task import selection_key
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def job(cfg: DictConfig) -> float | None:
     metrics = run_from_hydra(cfg, isolate_failures=True)
     if metrics is None:
         return None
-    return metrics.get(f"target/eval_{cfg.target_task.best_metric}")
+    return metrics.get(selection_key("target", cfg.target_task.best_metric))
 
 
 def _job_folder() -> Path | None:

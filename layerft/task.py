@@ -232,6 +232,12 @@ class TaskConfig:
         return files
 
 
+def selection_key(stage: str, best_metric: str) -> str:
+    """The metrics key of a task's best dev score as `stage` (injection, target) reports it: what
+    a sweep selects and compares runs by."""
+    return f"{stage}/eval_{best_metric}"
+
+
 def _inside(folder: Path, name: str) -> list[Path]:
     """The files `name` in the folders directly inside `folder` (none if it is no folder)."""
     if not folder.is_dir():
