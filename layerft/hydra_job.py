@@ -21,7 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from layerft.config import (
-    GROUP_SCHEMAS,
+    GROUP_OF_KEY,
     RunConfig,
     check_option_names,
     data_files,
@@ -87,9 +87,9 @@ def job_entries(cfg: DictConfig, hydra: DictConfig) -> dict[str, Any]:
     multirun = hydra.mode == RunMode.MULTIRUN
     return {
         "run/choices": {
-            group.split("@")[-1]: str(option)
+            override_key(group): str(option)
             for group, option in hydra.runtime.choices.items()
-            if group.split("@")[-1] in {*GROUP_SCHEMAS, "injection_lr_schedule"}
+            if override_key(group) in GROUP_OF_KEY
         },
         "run/overrides": mask_credentials(list(hydra.overrides.task)),
         "run/seed": cfg.get("seed"),

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from layerft.config_overrides import override_key
 from layerft.fingerprint import (
     AT_DEFAULT_WHEN_UNREAD,
     DATA_PATH_KEYS,
@@ -42,19 +43,18 @@ _READ_SWITCHES = ("tuning_mode.method", "lr_schedule.scaling", "injection_lr_sch
                   "layer_split.stage2.policy")  # fmt: skip
 
 
-def _may_key_otherwise(override_key: str) -> bool:
-    """Whether a scheme-2 record with an override of this key may be keyed otherwise by scheme 3:
-    the key is (at, under or a node above) an AT_DEFAULT_WHEN_UNREAD key, or decides one is read."""
-    key = override_key.lstrip("+~").split("@")[-1]
+def _may_key_otherwise(key: str) -> bool:
+    """Whether a scheme-2 record with an override of `key` may be keyed otherwise by scheme 3: the
+    key is (at, under or a node above) an AT_DEFAULT_WHEN_UNREAD key, or decides one is read."""
     if key in _READ_SWITCHES or unread_prefix(key, AT_DEFAULT_WHEN_UNREAD):
         return True
     return "." in key and any(u.startswith(key + ".") for u in AT_DEFAULT_WHEN_UNREAD)
 
 
-def _kind_setting(override_key: str) -> bool:
-    """Whether an earlier scheme's record with an override of this key may be keyed otherwise by
+def _kind_setting(key: str) -> bool:
+    """Whether an earlier scheme's record with an override of `key` may be keyed otherwise by
     scheme 5: the key is (at or under) a task's node of kind settings, which its kind may not read."""
-    return unread_prefix(override_key.lstrip("+~").split("@")[-1], kind_settings_keys())
+    return unread_prefix(key, kind_settings_keys())
 
 
 def _respelt_path(override: str) -> bool:
@@ -89,10 +89,10 @@ def migrated_fingerprints(
     if not isinstance(choices, dict) or not isinstance(overrides, list):
         return None
     baseline = scheme < 2 and choices.get("injection_task") == "none"
-    unread = scheme < 3 and any(_may_key_otherwise(str(o).partition("=")[0]) for o in overrides)
+    unread = scheme < 3 and any(_may_key_otherwise(override_key(str(o))) for o in overrides)
     respelt = scheme < 4 and any(_respelt_path(str(o)) for o in overrides)
     local = scheme < 4 and bool(record.get(DATA_PATHS_KEY))  # an option's YAML may spell a path
-    kind = scheme < 5 and any(_kind_setting(str(o).partition("=")[0]) for o in overrides)
+    kind = scheme < 5 and any(_kind_setting(override_key(str(o))) for o in overrides)
     unread = unread or kind
     if not (baseline or unread or respelt or local):
         return None
