@@ -19,12 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from layerft.errors import LayerftError, error_line, traceback_wanted
+from layerft.errors import LayerftError, error_line, first_line, traceback_wanted
 from layerft.file_io import file_error, file_sha256, sync_to_disk, write_json_atomic
 from layerft.record_migration import migrated_fingerprints
 from layerft.run_record import (
     DATA_FILES_KEY,
     DATA_PATHS_KEY,
+    ERROR_KEY,
+    ERROR_TYPE_KEY,
     FINGERPRINT_KEY,
     RESULTS_VERSION,
     RUN_PREFIX,
@@ -159,6 +161,16 @@ def _of_config(run_dir: Path, record: dict[str, Any], fingerprints: tuple[str, .
     return migrated is not None and migrated[0] in fingerprints
 
 
+def read_failure(run_dir: Path) -> dict[str, Any] | None:
+    """The record a failed job left in `run_dir` (its failed.json), or None when it is gone (a
+    later run or sweep removed it) or unreadable."""
+    try:
+        failure = json.loads((run_dir / FAILED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return failure if isinstance(failure, dict) else None
+
+
 def read_record(run_dir: Path) -> dict[str, Any]:
     """The finished result's record in `run_dir` (its metrics.json)."""
     return json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
@@ -197,7 +209,7 @@ def record_failure(run_dir: Path, entries: dict[str, Any], err: BaseException) -
 
     A failed.json that cannot be written (the same read-only or full disk that failed the job) is
     logged, not raised: the sweep goes on and reports the job as not run."""
-    first = (str(err).strip().splitlines() or [""])[0]
+    first = first_line(err)
     user_error = isinstance(err, LayerftError) and not traceback_wanted()
     trace = "" if user_error else "\n" + "".join(traceback.format_exception(err)).rstrip()
     log.error("job failed (%s): %s%s", run_dir, first, trace)
@@ -206,8 +218,8 @@ def record_failure(run_dir: Path, entries: dict[str, Any], err: BaseException) -
             run_dir / FAILED_FILE,
             {
                 **entries,
-                "run/error": error_line(err),
-                "run/error_type": type(err).__name__,
+                ERROR_KEY: error_line(err),
+                ERROR_TYPE_KEY: type(err).__name__,
             },
         )
     except LayerftError as write_err:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from layerft.credential_overrides import credential_override_error
 from layerft.errors import LayerftError
 from layerft.file_lock import held_lock
 from layerft.interrupts import INTERRUPTED, INTERRUPTED_LINE
-from layerft.results import FAILED_FILE, METRICS_FILE, job_records
+from layerft.results import FAILED_FILE, METRICS_FILE, job_records, read_failure
 from layerft.run_folder import tidy_finished
 from layerft.run_record import FINGERPRINT_KEY
 from layerft.sweep_grid import OUTPUTS, Combination, check_grid, expand, job_folder
@@ -182,14 +181,13 @@ def remove_refusal(combination: Combination, folder: Path) -> None:
     """Remove the failure an earlier launch of a blocked combination recorded in the folder of
     the other config's result (an older sweep.py launched it; `train.py -m` does): every later
     table of the folder listed it as a failed run. The summary lists the combination instead."""
-    failure = folder / FAILED_FILE
-    try:
-        fingerprint = json.loads(failure.read_text(encoding="utf-8")).get(FINGERPRINT_KEY)
-    except (OSError, ValueError, AttributeError):
-        return
-    if fingerprint in combination.fingerprints:
-        failure.unlink()
-        log.info("removed %s: an earlier refusal of %s, blocked there", failure, combination.label)
+    failure = read_failure(folder)
+    if failure is not None and failure.get(FINGERPRINT_KEY) in combination.fingerprints:
+        (folder / FAILED_FILE).unlink(missing_ok=True)
+        log.info(
+            "removed %s: an earlier refusal of %s, blocked there",
+            folder / FAILED_FILE, combination.label,
+        )  # fmt: skip
 
 
 def sweep_lock(sweep_dir: Path) -> contextlib.AbstractContextManager[None]:

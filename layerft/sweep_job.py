@@ -19,6 +19,8 @@ from layerft.model_files import model_changed_since, on_other
 from layerft.record_migration import migrated_fingerprints
 from layerft.results import FAILED_FILE, METRICS_FILE, changed_since
 from layerft.run_record import (
+    ERROR_KEY,
+    ERROR_TYPE_KEY,
     FILE_SETTINGS_KEY,
     FINGERPRINT_KEY,
     RESULTS_VERSION,
@@ -139,7 +141,7 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
     bad = [k for k, v in metrics.items() if isinstance(v, bool) or not isinstance(v, int | float)]
     if bad:
         raise ValueError(f"{bad[0]} is not a number")
-    error, kind = str(data.get("run/error", "(no message)")), data.get("run/error_type")
+    error, kind = str(data.get(ERROR_KEY, "(no message)")), data.get(ERROR_TYPE_KEY)
     if kind and not error.startswith(f"{kind}:"):  # sweep.py writes "<type>: <first line>"
         error = f"{kind}: {error}"
     fingerprint, seedless = data.get(FINGERPRINT_KEY), data.get(SEEDLESS_FINGERPRINT_KEY)

@@ -27,7 +27,7 @@ from layerft.model_files import (
     ON_OTHER_MODEL,
     model_changed_since,
 )
-from layerft.results import FAILED_FILE, METRICS_FILE, ON_OTHER_DATA, changed_since
+from layerft.results import FAILED_FILE, METRICS_FILE, ON_OTHER_DATA, changed_since, read_failure
 from layerft.run_record import DATA_FILES_KEY, DATA_PATHS_KEY
 from layerft.sweep_job import UNVALIDATED, Job, SettingsKey, read_job, same_run, settings_key
 from layerft.sweep_settings import same_settings_per_config, same_spelling
@@ -140,11 +140,11 @@ def _back_on_its_data(run_dir: Path) -> bool:
     which another working directory may resolve elsewhere than the result's) hold its result's
     bytes again."""
     try:
-        failure = json.loads((run_dir / FAILED_FILE).read_text(encoding="utf-8"))
         result = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    paths = failure.get(DATA_PATHS_KEY) if isinstance(failure, dict) else None
+    failure = read_failure(run_dir)
+    paths = failure.get(DATA_PATHS_KEY) if failure is not None else None
     if not isinstance(paths, dict) or not isinstance(result, dict):
         return False
     data = {DATA_FILES_KEY: result.get(DATA_FILES_KEY), DATA_PATHS_KEY: paths}

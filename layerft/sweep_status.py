@@ -7,22 +7,29 @@ Serves no config group: `layerft/sweep.py` reads these.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 from layerft.model_files import changed_model_files, changed_snapshot, on_other
-from layerft.results import FAILED_FILE, METRICS_FILE, changed_data, job_records, read_record
-from layerft.run_record import FINGERPRINT_KEY, RESULTS_VERSION, results_version
+from layerft.results import (
+    FAILED_FILE,
+    METRICS_FILE,
+    changed_data,
+    job_records,
+    read_failure,
+    read_record,
+)
+from layerft.run_record import ERROR_KEY, FINGERPRINT_KEY, RESULTS_VERSION, results_version
 from layerft.sweep_grid import Combination, job_folder
 from layerft.sweep_records import is_unfinished
 
 
 def failed_error(folder: Path) -> str:
-    """The error line a failed job recorded."""
-    return str(json.loads((folder / FAILED_FILE).read_text(encoding="utf-8")).get("run/error", ""))
+    """The error line a failed job recorded (a failed.json removed since says so)."""
+    failure = read_failure(folder)
+    return "failed.json is gone or unreadable" if failure is None else str(failure.get(ERROR_KEY))
 
 
 def repeated_runs(

@@ -1822,3 +1822,34 @@ def test_a_grid_of_ones_own_folder_runs_from_the_search_path(tmp_path: Path) -> 
         f"error: no grid 'my_grid' in {sweep_grid.CONF / 'sweep'}, {mine}x/sweep ({mine}x: not "
         "found); grids: adapter_study, demo, klue_paper"
     )
+
+
+def test_the_end_of_sweep_report_survives_a_failed_json_removed_meanwhile(
+    tmp_path, caplog, monkeypatch
+) -> None:
+    # The callback lists the failures whose failed.json changed during the sweep; one a concurrent
+    # run or a later job removed since was a FileNotFoundError after every job had finished.
+    from layerft.sweep_launch import FailedJobs
+
+    monkeypatch.setattr(FailedJobs, "failed", [])  # restored after: train.py reads it
+    kept, gone = tmp_path / "a", tmp_path / "b"
+    for folder in (kept, gone):
+        folder.mkdir()
+        (folder / "failed.json").write_text(json.dumps({"run/error": f"ValueError: {folder.name}"}))
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    report = FailedJobs()  # its `before` is empty: both were written during the sweep
+    real_stamps = sweep_launch.failure_stamps
+
+    def stamps_then_remove(sweep_dir: Path) -> dict[Path, int]:
+        found = real_stamps(sweep_dir)
+        (gone / "failed.json").unlink()
+        return found
+
+    monkeypatch.setattr(sweep_launch, "failure_stamps", stamps_then_remove)
+    with caplog.at_level(logging.ERROR):
+        report.on_multirun_end(config)
+    assert FailedJobs.failed == [kept, gone]
+    assert f"job failed: ValueError: a ({kept / 'failed.json'})" in caplog.messages
+    assert (
+        f"job failed: failed.json is gone or unreadable ({gone / 'failed.json'})" in caplog.messages
+    )
