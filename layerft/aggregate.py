@@ -27,9 +27,9 @@ from layerft.sweep_job import Job, changed_files
 from layerft.sweep_records import holds_record, read_sweep, unfinished_dirs
 from layerft.sweep_report import SweepFolder, csv_text, older_versions, render_markdown
 from layerft.sweep_table import (
-    Combination,
     Failure,
     Table,
+    TableRow,
     applies,
     build_table,
     combine,
@@ -218,7 +218,7 @@ def remove_outputs(sweep_dir: Path, started: float, keep: tuple[str, ...]) -> No
                 leftover.unlink(missing_ok=True)
 
 
-def plot_row(combo: Combination, varied: list[str], is_baseline: bool) -> PlotRow:
+def plot_row(combo: TableRow, varied: list[str], is_baseline: bool) -> PlotRow:
     """What the plots need of a combination: its scores and stage-2 dev curves, one per seed."""
     curves = [dev_curve(job) for job in combo.finished]
     return PlotRow(

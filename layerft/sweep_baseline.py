@@ -19,7 +19,7 @@ from yaml import YAMLError
 from layerft.errors import LayerftError
 from layerft.sweep_job import Job, SettingsKey, settings_key
 from layerft.sweep_settings import effective_settings, setting_value, spelled_as_in, without_stage1
-from layerft.sweep_table import MISSING, Combination, setting
+from layerft.sweep_table import MISSING, TableRow, setting
 from layerft.unread_keys import unread_prefix
 
 DEFAULT_BASELINE = {"injection_task": "none"}  # a row's baseline: the same settings, no stage 1
@@ -48,7 +48,7 @@ def check_baseline(baseline: dict[str, str] | None, jobs: list[Job]) -> dict[str
     return spec
 
 
-def baselines(combos: list[Combination], spec: dict[str, str]) -> list[Combination | None]:
+def baselines(combos: list[TableRow], spec: dict[str, str]) -> list[TableRow | None]:
     """Each row's baseline row under `spec` (itself for a baseline row), or None."""
     rows = {settings_key(c.settings): c for c in combos}
     configs = ComposedConfigs()
@@ -56,11 +56,11 @@ def baselines(combos: list[Combination], spec: dict[str, str]) -> list[Combinati
 
 
 def baseline_of(
-    combo: Combination,
-    rows: dict[SettingsKey, Combination],
+    combo: TableRow,
+    rows: dict[SettingsKey, TableRow],
     spec: dict[str, str],
     configs: ComposedConfigs,
-) -> Combination | None:
+) -> TableRow | None:
     """The row (of `rows`, by their settings_key) with `combo`'s settings, `spec`'s replacing them,
     minus the settings that row's runs never read (its `unread`: the full fine-tuning row is the
     baseline of every LoRA rank's row under `--baseline tuning_mode=full`)."""
@@ -86,12 +86,12 @@ def baseline_of(
 
 
 def at_same_values(
-    combo: Combination,
+    combo: TableRow,
     wanted: dict[str, str],
-    rows: dict[SettingsKey, Combination],
+    rows: dict[SettingsKey, TableRow],
     spec: dict[str, str],
     configs: ComposedConfigs,
-) -> Combination | None:
+) -> TableRow | None:
     """The row that differs from `wanted` only where one of the two leaves a key at the value the
     other spells out, as its jobs' configs say: `target_task.lr=5e-5` beside a baseline that left
     the task's own 5e-5 (a grid extended later, its repeat of the baseline skipped as finished).

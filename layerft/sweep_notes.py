@@ -14,22 +14,21 @@ from layerft.metrics import PREDICTED_CLASSES
 from layerft.results import BEST_UNTRAINED
 
 if TYPE_CHECKING:
-    from layerft.sweep_table import Combination
+    from layerft.sweep_table import TableRow
 
 log = logging.getLogger(__name__)
 
-# A best checkpoint's metric at 1 that a row's note names (Combination.seeds_with)
+# A best checkpoint's metric at 1 that a row's note names (TableRow.seeds_with)
 FLAGS = ((PREDICTED_CLASSES, "predicts one label on dev"),
          (f"/{BEST_UNTRAINED}", "best is the model as given (step 1, lr 0)"))  # fmt: skip
 
 
-def notes(combo: Combination, base: Combination | None, varied: list[str]) -> list[str]:
+def notes(combo: TableRow, base: TableRow | None, row_label: str) -> list[str]:
     """What a row's numbers hide: seeds that ran different configs (a YAML or code default changed
     between them; the settings name only the command line), logged as a warning too; a mean over
     other seeds than its baseline's (the gap between the two means is partly the seeds'); a later
-    attempt that failed beside a result the row keeps; results an older layerft computed; FLAGS."""
-    from layerft.sweep_table import label
-
+    attempt that failed beside a result the row keeps; results an older layerft computed; FLAGS.
+    `row_label` names the row in the warning."""
     found = []
     metric = combo.selection_metric
     if base is not None and base is not combo and base.selection_metric == metric:
@@ -50,7 +49,7 @@ def notes(combo: Combination, base: Combination | None, varied: list[str]) -> li
         log.warning(
             "%s: seeds %s ran different configs (a default changed between them?), averaged in "
             "one row; rerun them with one config",
-            label(combo.settings, varied),
+            row_label,
             seeds,
         )
     return found

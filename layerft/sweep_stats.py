@@ -15,7 +15,7 @@ import numpy as np
 from layerft.metrics import METRICS
 
 if TYPE_CHECKING:
-    from layerft.sweep_table import Combination
+    from layerft.sweep_table import TableRow
 
 MIN_PAIRS = 3  # fewer paired seeds get no interval and no verdict
 NO_SPREAD = "same difference at every seed: no interval"
@@ -78,7 +78,7 @@ class Comparison:
 
 
 def compare(
-    combo: Combination, base: Combination | None, compared: bool, metric: str | None = None
+    combo: TableRow, base: TableRow | None, compared: bool, metric: str | None = None
 ) -> Comparison:
     """The paired difference to `base` over the seeds both have, its interval and verdict
     (`compared`: another row has this one as its baseline), on the selection metric or another
@@ -162,7 +162,7 @@ def summary(name: str, values: list[float]) -> dict[str, Any]:
     }
 
 
-def costs(combo: Combination) -> dict[str, Any]:
+def costs(combo: TableRow) -> dict[str, Any]:
     """Mean run time of both stages, trainable parameters and their share, seeds, failed jobs."""
     runtimes = [
         job.metrics.get("injection/train_runtime", 0.0) + job.metrics["target/train_runtime"]

@@ -26,7 +26,7 @@ NOT_SCORE_ENDINGS = ("_loss", "_runtime", "_per_second", "_time", PREDICTED_CLAS
 
 
 @dataclass
-class Combination:
+class TableRow:
     """The jobs with equal settings: one row of the table."""
 
     settings: dict[str, str]
@@ -88,11 +88,11 @@ class Failure:
     error: str
 
 
-def combine(jobs: list[Job]) -> list[Combination]:
+def combine(jobs: list[Job]) -> list[TableRow]:
     """The jobs grouped by settings (seeds folded), each group's jobs by seed."""
-    groups: dict[SettingsKey, Combination] = {}
+    groups: dict[SettingsKey, TableRow] = {}
     for job in sorted(jobs, key=lambda j: j.seed):
-        combo = groups.setdefault(settings_key(job.settings), Combination(job.settings, [], []))
+        combo = groups.setdefault(settings_key(job.settings), TableRow(job.settings, [], []))
         # Seeds written before fingerprint scheme 3 list none (Job.unread): the row's is their union.
         combo.unread = tuple(dict.fromkeys([*combo.unread, *job.unread]))
         (combo.finished if job.error is None else combo.failed).append(job)
@@ -103,7 +103,7 @@ def setting(settings: dict[str, str], key: str) -> str:
     return settings.get(key, MISSING)
 
 
-def varied_settings(combos: list[Combination]) -> list[str]:
+def varied_settings(combos: list[TableRow]) -> list[str]:
     """Settings whose values differ across combinations: groups first, then dotted keys. A row
     where a setting does not apply (`injection_task.*` under injection_task=none) counts no value
     of it: one value wherever it applies is the same in every job, not a varied setting."""
@@ -119,7 +119,7 @@ def varied_settings(combos: list[Combination]) -> list[str]:
     return sorted(varied, key=lambda k: ("." in k, seen[k]))
 
 
-def applies(combo: Combination, key: str) -> bool:
+def applies(combo: TableRow, key: str) -> bool:
     """Whether setting `key` changes the runs of a row: neither one they never read (Job.unread)
     nor one that `effective_settings` would drop."""
     settings = combo.settings
@@ -151,7 +151,7 @@ class Table:
     difference, run time, trainable parameters, seeds, failed jobs and notes (what the numbers
     hide)."""
 
-    combos: list[Combination]  # in row order
+    combos: list[TableRow]  # in row order
     varied: list[str]
     selection: str  # the selection metric's key, or "selection" when rows differ in it
     uniform: bool  # all rows share one selection metric (else a column names each row's)
@@ -165,10 +165,10 @@ class Table:
 
 
 def build_table(
-    combos: list[Combination],
+    combos: list[TableRow],
     varied: list[str],
     spec: dict[str, str],
-    bases: list[Combination | None],
+    bases: list[TableRow | None],
     extra: list[str],
 ) -> Table:
     """The rows of results.csv, the combinations in the given order, each beside its baseline
@@ -199,7 +199,11 @@ def build_table(
             if is_score(key):  # its paired difference too (results.md's second table)
                 cells = compare(combo, base, compared, key).cells()
                 row |= {f"{key}_{name}": value for name, value in cells.items()}
-        rows.append(row | costs(combo) | {"notes": "; ".join(notes(combo, base, varied))})
+        rows.append(
+            row
+            | costs(combo)
+            | {"notes": "; ".join(notes(combo, base, label(combo.settings, varied)))}
+        )
     return Table(
         combos,
         varied,

@@ -1,7 +1,8 @@
 """The `tuning_mode` config group: which parts of the stage-2 model train, and what modules a mode adds.
 
-Modes never touch a layer the layer split freezes: adapters and LoRA go only into the other
-layers, and the split's policy is applied after the mode, so frozen injected layers stay frozen.
+Modes add nothing to a layer the layer split freezes (adapters and LoRA go only into the other
+layers), and the split's policy is applied after the mode (`layer_split.apply_injected_policy`:
+freeze wins over a mode that trains every weight or bias), so frozen injected layers stay frozen.
 """
 
 from __future__ import annotations
