@@ -9,9 +9,11 @@ with an error (sweep.check_launched_inputs), as train.py's run would stop on it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,11 +70,8 @@ def _hub_error(task: TaskConfig, group: str) -> str | None:
     offline = bool(datasets.config.HF_HUB_OFFLINE)
     key = json.dumps(["hub", group, task.name, task.hub_id, task.hub_config, str(cache), changed, offline])  # fmt: skip
     if key not in _CHECKED:
-        logging.disable(logging.WARNING)  # "Using the latest cached version": the run's to say
-        try:
+        with _errors_only():  # "Using the latest cached version": the run's to say
             error = hub_data_error(task, group)
-        finally:
-            logging.disable(logging.NOTSET)
         _CHECKED[key] = None if error is None else str(error)
     return _CHECKED[key]
 
@@ -88,14 +87,23 @@ def _split_error(task: TaskConfig, group: str, split: str) -> str | None:
     settings = json.dumps(read, sort_keys=True, default=str)
     key = json.dumps([settings, group, split, str(path.resolve()), stat.st_size, stat.st_mtime_ns])
     if key not in _CHECKED:
-        logging.disable(logging.WARNING)  # the run says what it reads; the plan says only errors
         try:
-            records, origin = read_split(task, group, split)
-            if not normalise_records(task, group, records, origin):  # as data.load_task_data says
-                raise LayerftError(f"{group} '{task.name}': {origin} has no labelled records")
+            with _errors_only():  # the run says what it reads; the plan says only errors
+                records, origin = read_split(task, group, split)
+                if not normalise_records(task, group, records, origin):  # as load_task_data says
+                    raise LayerftError(f"{group} '{task.name}': {origin} has no labelled records")
             _CHECKED[key] = None
         except LayerftError as err:
             _CHECKED[key] = str(err)
-        finally:
-            logging.disable(logging.NOTSET)
     return _CHECKED[key]
+
+
+@contextlib.contextmanager
+def _errors_only() -> Iterator[None]:
+    """No log record below ERROR meanwhile; then the level `logging.disable` had before."""
+    before = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(before)

@@ -820,3 +820,23 @@ def test_a_score_column_read_as_text_says_why_its_number_is_refused(tmp_path: Pa
         load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "c", seed=0)
     assert "record 1: column 'label' is not a finite number: \"0.0\" (a number written as text: in a" in str(caught.value)  # fmt: skip
     assert "half or more of its cells are not numbers; look for those)" in str(caught.value)
+
+
+@pytest.mark.parametrize("bad", [False, True], ids=["good file", "bad record"])
+def test_a_plans_record_check_leaves_logging_as_it_found_it(tmp_path, bad: bool) -> None:
+    # It silences what a run would say while it reads; it had then re-enabled every level, over
+    # a logging.disable the user (or a notebook) had set.
+    from layerft.data_check import record_error
+
+    files = {}
+    for split in ("train", "validation"):
+        files[split] = tmp_path / f"{split}.jsonl"
+        files[split].write_text(json.dumps(row("no such label" if bad else 1)) + "\n")
+    run = compose_run("model=tiny", "injection_task=none", "target_task=snli",
+                      *(f"target_task.data_files.{s}={p}" for s, p in files.items()))  # fmt: skip
+    logging.disable(logging.INFO)
+    try:
+        assert (record_error(run) is not None) == bad
+        assert logging.root.manager.disable == logging.INFO
+    finally:
+        logging.disable(logging.NOTSET)
