@@ -172,16 +172,12 @@ def _schema_defaults() -> dict[str, Any]:
     task's kind settings)."""
     from omegaconf import OmegaConf
 
-    from layerft.layer_split import LayerSplitConfig  # here: they import torch
-    from layerft.lr_schedule import ScheduleConfig
-    from layerft.task import TaskConfig
-    from layerft.tuning_mode import TuningModeConfig
+    from layerft.config import GROUP_OF_KEY, GROUP_SCHEMAS  # here: the schemas import torch
 
-    schemas = {"tuning_mode": TuningModeConfig, "lr_schedule": ScheduleConfig,
-               "injection_lr_schedule": ScheduleConfig, "layer_split": LayerSplitConfig,
-               "injection_task": TaskConfig, "target_task": TaskConfig}  # fmt: skip
-    return {group: OmegaConf.to_container(OmegaConf.structured(schema), resolve=False)
-            for group, schema in schemas.items()}  # fmt: skip
+    return {
+        key: OmegaConf.to_container(OmegaConf.structured(GROUP_SCHEMAS[group]), resolve=False)
+        for key, group in GROUP_OF_KEY.items()
+    }
 
 
 def schema_default(dotted: str) -> Any:
