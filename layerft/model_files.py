@@ -38,15 +38,17 @@ ON_OTHER_MODEL = "is this config's result on other model files"
 # What from_pretrained reads of a folder, whichever of them it has: the weights (safetensors
 # only, sharded or not: layerft loads no .bin), the config, and every kind of tokenizer file
 # (a fast tokenizer's JSON, WordPiece and BPE vocabularies, sentencepiece models). Not README.md,
-# sentence-transformers' pooling configs or other files no run reads. A model's own code
-# (`auto_map`'s *.py) runs only under model.trust_remote_code, but counts always: turning that on
-# must not meet results keyed without the code it would run.
+# sentence-transformers' pooling configs or other files no run reads. A model's own code (the
+# *.py of a folder whose config names some in `auto_map`) runs only under model.trust_remote_code,
+# but counts always: turning that on must not meet results keyed without the code it would run.
 # The files a tokenizer's vocabulary is read from, any one of them (with tokenizer_config.json).
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "*.model")
 IDENTITY_FILES = (
     "*.safetensors", "*.safetensors.index.json", "config.json", "tokenizer_config.json",
-    "special_tokens_map.json", "added_tokens.json", "merges.txt", "*.py", *TOKENIZER_FILES,
+    "special_tokens_map.json", "added_tokens.json", "merges.txt", *TOKENIZER_FILES,
 )  # fmt: skip
+CODE_FILES = "*.py"
+CODE_NAMED_IN = ("config.json", "tokenizer_config.json")  # by an `auto_map` key
 
 
 def model_folder(cfg: ModelConfig, cache_dir: Path | None) -> Path | None:
@@ -86,13 +88,25 @@ def model_file_digests(folder: Path | None) -> dict[str, str]:
     config.json as _digest reads it)."""
     if folder is None:
         return {}
+    patterns = (*IDENTITY_FILES, CODE_FILES) if _names_code(folder) else IDENTITY_FILES
     files = [
         path
         for path in folder.iterdir()
-        if any(fnmatch.fnmatchcase(path.name, pattern) for pattern in IDENTITY_FILES)
-        and path.is_file()
+        if any(fnmatch.fnmatchcase(path.name, pattern) for pattern in patterns) and path.is_file()
     ]
     return {path.name: _digest(path) for path in sorted(files)}
+
+
+def _names_code(folder: Path) -> bool:
+    """Whether the folder's config names code of its own (`auto_map`): only then may a run read
+    its *.py (a folder's other scripts never change a result)."""
+    for name in CODE_NAMED_IN:
+        try:
+            if '"auto_map"' in (folder / name).read_text(encoding="utf-8", errors="replace"):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _digest(path: Path) -> str:

@@ -29,7 +29,9 @@ from layerft.sweep_records import is_unfinished
 def failed_error(folder: Path) -> str:
     """The error line a failed job recorded (a failed.json removed since says so)."""
     failure = read_failure(folder)
-    return "failed.json is gone or unreadable" if failure is None else str(failure.get(ERROR_KEY))
+    return (
+        "failed.json is gone or unreadable" if failure is None else str(failure.get(ERROR_KEY, ""))
+    )
 
 
 def repeated_runs(

@@ -223,6 +223,10 @@ def test_a_model_folders_own_code_is_part_of_its_identity(tmp_path: Path) -> Non
     # Code auto_map names runs under model.trust_remote_code: edited code is another model.
     folder = save_tiny(tmp_path / "model")
     (folder / "modeling_x.py").write_text("class XModel: ...\n")
+    assert "modeling_x.py" not in model_file_digests(folder)  # no auto_map: a script beside it
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModel": "modeling_x.XModel"}
+    (folder / "config.json").write_text(json.dumps(config))
     before = model_file_digests(folder)
     assert "modeling_x.py" in before
     (folder / "modeling_x.py").write_text("class XModel: pass\n")

@@ -856,6 +856,22 @@ def test_a_failure_that_cannot_be_recorded_is_logged_and_does_not_stop_the_sweep
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("err", "line"),
+    [(KeyError(), "KeyError"), (ValueError("bad\nmore"), "ValueError: bad")],
+    ids=["no message", "two lines"],
+)
+def test_a_failure_reads_back_as_its_type_and_first_line(
+    tmp_path: Path, err: Exception, line: str
+) -> None:
+    # Without a message it had read back as "KeyError: KeyError" in the table of failures.
+    from layerft.sweep_job import read_job
+
+    record_failure(tmp_path, {"run/choices": {}, "run/seed": 1, "run/overrides": []}, err)
+    assert json.loads((tmp_path / "failed.json").read_text())["run/error"] == line
+    assert read_job(tmp_path).error == line
+
+
 @pytest.mark.parametrize("content", ['{"target/eval_acc', "[1, 2]"])
 def test_a_damaged_metrics_json_is_set_aside_and_the_run_redone(
     tmp_path: Path, content: str, caplog: pytest.LogCaptureFixture
