@@ -142,9 +142,8 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
     if bad:
         raise ValueError(f"{bad[0]} is not a number")
     error, kind = str(data.get(ERROR_KEY, "(no message)")), data.get(ERROR_TYPE_KEY)
-    if (
-        kind and error != kind and not error.startswith(f"{kind}:")
-    ):  # sweep.py writes "<type>: <first line>"
+    # error_line writes "<type>: <first line>", or the type alone for an error without a message
+    if kind and error != kind and not error.startswith(f"{kind}:"):
         error = f"{kind}: {error}"
     fingerprint, seedless = data.get(FINGERPRINT_KEY), data.get(SEEDLESS_FINGERPRINT_KEY)
     unread = tuple(data.get(UNREAD_KEY, ()))
