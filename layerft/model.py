@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +25,6 @@ if TYPE_CHECKING:
 
 # transformers, tokenizers and huggingface_hub are imported where a model or tokenizer loads, not
 # above: composing a config imports this module, and a bad config is reported without them.
-
-log = logging.getLogger(__name__)
 
 
 def _converted_e5_small(cache_dir: Path) -> Path:
@@ -162,14 +159,6 @@ def load_backbone(
             f"pooler weights ({', '.join(missing)} missing); set model.pretrained_pooler=false "
             "for a fresh sentence head"
         )
-    if (auto_map := getattr(backbone.config, "auto_map", None)) and not cfg.trust_remote_code:
-        # transformers then builds its own class for model_type without a word: not the code the
-        # folder says it is.
-        log.warning(
-            "model '%s': its config.json names its own code (auto_map %s), which runs only with "
-            "model.trust_remote_code=true; this run uses transformers' %s",
-            cfg.name, json.dumps(auto_map), type(backbone).__name__,
-        )  # fmt: skip
     return backbone
 
 

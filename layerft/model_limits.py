@@ -4,6 +4,8 @@ loads. Loading is `layerft/model.py`'s."""
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,8 @@ from layerft.errors import LayerftError
 from layerft.model import ModelConfig, from_pretrained
 from layerft.model_files import TOKENIZER_FILES
 from layerft.task import TaskConfig
+
+log = logging.getLogger(__name__)
 
 # Model types whose position ids start after the padding index (fairseq's make_positions):
 # a sequence of n tokens uses positions pad+1 .. pad+n.
@@ -99,3 +103,20 @@ def check_room_for_text(tokenizer: Any, task: TaskConfig, group: str) -> None:
             f"tokens (to {'a pair of texts' if pair else 'one text'}) and does not truncate below "
             f"that; set it to at least {specials + 1 + pair}"
         )
+
+
+def warn_unrun_code(cfg: ModelConfig, cache_dir: Path | None = None) -> None:
+    """Warn, once per run, when the model's config names code of its own (`auto_map`) that
+    transformers builds the model without: model.trust_remote_code is off and its model_type is
+    one transformers knows, so the run trains transformers' class, not the folder's code."""
+    if cfg.tiny is not None or cfg.trust_remote_code:
+        return
+    from transformers import AutoConfig
+
+    config = from_pretrained(AutoConfig, cfg, cache_dir)
+    if auto_map := getattr(config, "auto_map", None):
+        log.warning(
+            "model '%s': its config.json names its own code (auto_map %s), which runs only with "
+            "model.trust_remote_code=true; this run uses transformers' own %s classes",
+            cfg.name, json.dumps(auto_map), config.model_type,
+        )  # fmt: skip

@@ -30,7 +30,12 @@ from layerft.layer_split import (
 from layerft.lr_schedule import part_lr_multipliers
 from layerft.model import load_tokenizer
 from layerft.model_files import hub_entries, model_file_digests, model_folder
-from layerft.model_limits import check_max_length, check_room_for_text, check_tokenizer_fits
+from layerft.model_limits import (
+    check_max_length,
+    check_room_for_text,
+    check_tokenizer_fits,
+    warn_unrun_code,
+)
 from layerft.parts import layer_part
 from layerft.phase import Phase, remove_unfinished_checkpoints, run_phase
 from layerft.processes import is_main_process, rank, world_size
@@ -77,6 +82,7 @@ def load_stage_data(cfg: RunConfig) -> StageData:
         check_max_length(cfg.model, task, group, cache_dir)
     tokenizer = load_tokenizer(cfg.model, cache_dir)
     check_tokenizer_fits(cfg.model, tokenizer, cache_dir)
+    warn_unrun_code(cfg.model, cache_dir)
     for task, group in tasks:
         check_room_for_text(tokenizer, task, group)
     cache = cache_dir / "tokenized"

@@ -22,6 +22,7 @@ from layerft.model_limits import (
     check_room_for_text,
     check_tokenizer_fits,
     max_sequence_length,
+    warn_unrun_code,
 )
 from layerft.run import load_stage_data
 
@@ -221,17 +222,25 @@ def test_custom_code_a_known_model_type_loads_without_is_warned_about(tmp_path, 
     config = tiny_bert_config(tmp_path)
     BertModel(config, add_pooling_layer=False).save_pretrained(tmp_path)
     custom = json.loads((tmp_path / "config.json").read_text())
-    custom["auto_map"] = {"AutoModel": "modeling_x.XModel"}
+    custom |= {"vocab_size": 30522, "auto_map": {"AutoModel": "modeling_x.XModel"}}
     (tmp_path / "config.json").write_text(json.dumps(custom))
     (tmp_path / "modeling_x.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w')\n")
-    with caplog.at_level(logging.WARNING, logger="layerft.model"):
-        load_backbone(ModelConfig(name="x", hub_id=str(tmp_path)))
-    assert caplog.messages == [
-        "model 'x': its config.json names its own code (auto_map {\"AutoModel\": "
+    minilm = compose_run("model=minilm").model
+    load_tokenizer(minilm).save_pretrained(tmp_path)
+    cfg = compose_run("model=minilm", "model.package=null", f"model.hub_id={tmp_path}")
+    with caplog.at_level(logging.WARNING, logger="layerft.model_limits"):
+        load_stage_data(cfg)  # once per run, before its data loads
+    assert [r.getMessage() for r in caplog.records if r.name == "layerft.model_limits"] == [
+        "model 'minilm': its config.json names its own code (auto_map {\"AutoModel\": "
         '"modeling_x.XModel"}), which runs only with model.trust_remote_code=true; this run '
-        "uses transformers' BertModel"
+        "uses transformers' own bert classes"
     ]
     assert not (tmp_path / "ran").exists()
+    del custom["auto_map"]
+    (tmp_path / "config.json").write_text(json.dumps(custom))
+    caplog.clear()
+    warn_unrun_code(cfg.model)
+    assert not caplog.records
 
 
 @pytest.fixture
