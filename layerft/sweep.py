@@ -143,10 +143,7 @@ def launch(args: argparse.Namespace, combinations: list[Combination], sweep_dir:
             tidy_finished(folder, folder / HYDRA_SUBDIR)
     for combination, folder in before.blocked:
         remove_refusal(combination, folder)
-    repeats = [repeat for repeat, _ in left.repeats]
-    stopped = run_grid(
-        args.grid, args.overrides, sweep_dir, args.force, left.finished, repeats, left.blocked
-    )
+    stopped = run_grid(args.grid, args.overrides, sweep_dir, args.force, left)
     state = status(combinations, sweep_dir, started_ns if args.force else None)
     print_summary(state)
     if stopped:

@@ -44,7 +44,7 @@ from layerft.sweep_grid import (
 )
 from layerft.sweep_hydra import launch_overrides, overlaps, split_overrides
 from layerft.sweep_records import HYDRA_SUBDIR
-from layerft.sweep_status import failed_error
+from layerft.sweep_status import LeftOut, failed_error
 from layerft.task import selection_key
 
 log = logging.getLogger(__name__)
@@ -180,24 +180,18 @@ def hydra_args(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool
 
 
 def run_grid(
-    grid: str,
-    overrides: Sequence[str],
-    sweep_dir: Path,
-    force: bool,
-    finished: Sequence[Combination] = (),
-    repeats: Sequence[Combination] = (),
-    blocked: Sequence[Combination] = (),
+    grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool, left: LeftOut
 ) -> str | None:
     """Run the multirun in this process (Hydra's launcher from the config: sequential by default),
-    launching none of the `finished` combinations, the `repeats` (`repeated_runs`) nor the
-    `blocked` (their folder holds another config's result).
+    launching none of the combinations `left` out (finished, repeats of another job's config, or
+    blocked: their folder holds another config's result).
 
     Whatever stops the launch (a job folder that cannot be made, a job whose failure escaped it,
     Ctrl-C) comes back as one line, not raised: the jobs that finished are still summarised and
     tabulated. The launcher refusing its settings (`hydra.launcher.n_jobs=0`) is raised."""
     register_configs()
     argv = sys.argv
-    sweeper = _skipping_sweeper(force, finished, repeats, blocked)
+    sweeper = _skipping_sweeper(force, left)
     sys.argv = [argv[0], *hydra_args(grid, overrides, sweep_dir, force), sweeper]
     try:
         with hydra_raises(), remembered_interrupts():  # hydra_raises: no traceback
@@ -216,12 +210,7 @@ def run_grid(
     return None
 
 
-def _skipping_sweeper(
-    force: bool,
-    finished: Sequence[Combination],
-    repeats: Sequence[Combination],
-    blocked: Sequence[Combination],
-) -> str:
+def _skipping_sweeper(force: bool, left: LeftOut) -> str:
     """The sweeper override that launches none of the combinations given, each spelled as the
     sweeper's jobs are: Hydra hands it the overrides that are not under `hydra`, and hydra_args
     adds `force_rerun=true` to every job when forced."""
@@ -241,7 +230,8 @@ def _skipping_sweeper(
             for c in combinations
         ]
 
-    return store_skipping_sweeper(listed(finished), listed(repeats), listed(blocked))
+    repeats = [repeat for repeat, _ in left.repeats]
+    return store_skipping_sweeper(listed(left.finished), listed(repeats), listed(left.blocked))
 
 
 def _stopped_by(err: BaseException) -> str | None:
