@@ -32,7 +32,6 @@ from layerft.lr_schedule import (
     build_optimizer,
     build_scheduler,
     part_learning_rates,
-    total_steps,
     warmup_steps,
 )
 from layerft.memory import PeakMemory
@@ -40,6 +39,7 @@ from layerft.metrics import PREDICTED_CLASSES
 from layerft.parts import count_parameters, parameter_parts
 from layerft.phase_trainer import (
     FUSED_ADAMW_DEVICES,
+    PhaseSteps,
     PhaseTrainer,
     build_phase_trainer,
     phase_speed,
@@ -82,11 +82,9 @@ def run_phase(phase: Phase, model: TaskModel, data: TaskData) -> dict[str, float
     counts = count_parameters(model, parts_of)
     _log_counts(stage, counts)
     phase.trainer.check_device()
-    num_steps = total_steps(len(data.train), task.batch_size, task.epochs, world)
-    steps_per_epoch = math.ceil(len(data.train) / (task.batch_size * world))
-    eval_steps = max(1, steps_per_epoch // task.evals_per_epoch)
+    steps = PhaseSteps.of(len(data.train), task, world)
     checkpoints = phase.output_dir / CHECKPOINTS_DIR / stage
-    args = training_arguments(task, phase.trainer, phase.seed, checkpoints, num_steps, eval_steps)
+    args = training_arguments(task, phase.trainer, phase.seed, checkpoints, steps)
     optimizer = build_optimizer(
         model, parts_of, task.lr, task.weight_decay, phase.lr_multipliers,
         fused=args.device.type in FUSED_ADAMW_DEVICES,
@@ -95,7 +93,7 @@ def run_phase(phase: Phase, model: TaskModel, data: TaskData) -> dict[str, float
     log.info("%s: lr per part: %s", stage, ", ".join(f"{p}={v:.3g}" for p, v in part_lrs.items()))
     if phase.trainer.compile:
         model.backbone.compile(mode=phase.trainer.compile_mode.value)
-    scheduler = build_scheduler(phase.schedule, optimizer, num_steps)
+    scheduler = build_scheduler(phase.schedule, optimizer, steps.num_steps)
     forward, pauses = ForwardLogs(stage, phase.sink, task.lr), PauseClock()
     trainer = build_phase_trainer(
         stage, model, args, data, task, (optimizer, scheduler), forward, pauses
@@ -103,9 +101,11 @@ def run_phase(phase: Phase, model: TaskModel, data: TaskData) -> dict[str, float
     completed = False
     try:
         with PeakMemory() as memory:
-            train_output = trainer.train() if num_steps else None
+            train_output = trainer.train() if steps.num_steps else None
         paused = pauses.seconds  # before the final evaluation, which train() did not time
-        forward.train_done = bool(num_steps)  # without training, its one evaluation is the curve
+        forward.train_done = bool(
+            steps.num_steps
+        )  # without training, its one evaluation is the curve
         best = _evaluate_best(stage, trainer, data, task, phase.output_dir)
         completed = True
     finally:
@@ -116,9 +116,10 @@ def run_phase(phase: Phase, model: TaskModel, data: TaskData) -> dict[str, float
     if train_output is None:  # epochs=0: the phase only evaluates the model it was given
         metrics.update(train_runtime=0.0, train_paused_seconds=0.0, best_step=0.0, best_epoch=0.0)
     else:
-        speed = phase_speed(trainer, train_output.metrics, paused, len(data.train), steps_per_epoch,
-                            task.batch_size * world, counts["total_params"], world)  # fmt: skip
-        metrics.update(_trained(phase, trainer, speed, steps_per_epoch, num_steps))
+        speed = phase_speed(
+            trainer, train_output.metrics, paused, steps, counts["total_params"], world
+        )
+        metrics.update(_trained(phase, trainer, speed, steps))
         metrics.update({f"lr/{part}": lr for part, lr in part_lrs.items()})  # each part's peak
     metrics.update(memory.metrics())
     metrics.update({k: float(v) for k, v in counts.items()})
@@ -126,11 +127,7 @@ def run_phase(phase: Phase, model: TaskModel, data: TaskData) -> dict[str, float
 
 
 def _trained(
-    phase: Phase,
-    trainer: PhaseTrainer,
-    speed: dict[str, float],
-    steps_per_epoch: int,
-    num_steps: int,
+    phase: Phase, trainer: PhaseTrainer, speed: dict[str, float], steps: PhaseSteps
 ) -> dict[str, float]:
     """A trained phase's speed and best step, the speed logged too (after the dev evaluations:
     this line closes the dev curve in a history)."""
@@ -138,10 +135,10 @@ def _trained(
         phase.sink({f"{phase.stage}/{k}": v for k, v in speed.items()}, trainer.state.global_step)
     metrics = dict(speed)
     if (best_step := trainer.state.best_global_step) is not None:  # the dev metrics' checkpoint
-        metrics.update(best_step=float(best_step), best_epoch=best_step / steps_per_epoch)
-    untrained = best_step == 1 and warmup_steps(phase.schedule, num_steps) > 0
+        metrics.update(best_step=float(best_step), best_epoch=best_step / steps.steps_per_epoch)
+    untrained = best_step == 1 and warmup_steps(phase.schedule, steps.num_steps) > 0
     if untrained:
-        _warn_best_is_first_step(phase.stage, num_steps)
+        _warn_best_is_first_step(phase.stage, steps.num_steps)
     metrics[BEST_UNTRAINED] = float(untrained)  # a table notes it (sweep_table.notes)
     return metrics
 

@@ -5,7 +5,9 @@ Serves the trainer config group (`TrainerConfig`) with phase.py."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from layerft.data import TaskData
 from layerft.evaluation import build_compute_metrics
 from layerft.heads import TaskModel
 from layerft.kinds import kind_of
+from layerft.lr_schedule import total_steps
 from layerft.processes import world_size
 from layerft.speed import (
     NonFiniteLossGuard,
@@ -37,6 +40,29 @@ from layerft.task import TaskConfig
 from layerft.trainer_config import Precision, TrainerConfig
 
 FUSED_ADAMW_DEVICES = frozenset({"cuda", "cpu"})  # one kernel per step instead of one per tensor
+
+
+@dataclass(frozen=True)
+class PhaseSteps:
+    """How a phase's training examples divide into optimizer steps, over every process."""
+
+    num_examples: int
+    global_batch: int  # examples per step: the task's batch_size in each process
+    steps_per_epoch: int
+    num_steps: int  # of the whole phase (its epochs may be fractional)
+    eval_steps: int  # between dev evaluations (and checkpoints)
+
+    @classmethod
+    def of(cls, num_examples: int, task: TaskConfig, world: int) -> PhaseSteps:
+        global_batch = task.batch_size * world
+        steps_per_epoch = math.ceil(num_examples / global_batch)
+        return cls(
+            num_examples=num_examples,
+            global_batch=global_batch,
+            steps_per_epoch=steps_per_epoch,
+            num_steps=total_steps(num_examples, task.batch_size, task.epochs, world),
+            eval_steps=max(1, steps_per_epoch // task.evals_per_epoch),
+        )
 
 
 class PhaseTrainer(Trainer):
@@ -64,15 +90,14 @@ class PhaseTrainer(Trainer):
 
 
 def training_arguments(
-    task: TaskConfig, trainer_cfg: TrainerConfig, seed: int, checkpoints: Path, num_steps: int,
-    eval_steps: int,
-) -> TrainingArguments:  # fmt: skip
+    task: TaskConfig, trainer_cfg: TrainerConfig, seed: int, checkpoints: Path, steps: PhaseSteps
+) -> TrainingArguments:
     """The Trainer's arguments for one phase: its batch, evaluation and save cadence, precision,
     data loading and device."""
-    workers = trainer_cfg.resolved_dataloader_workers()
+    workers, eval_steps = trainer_cfg.resolved_dataloader_workers(), steps.eval_steps
     return TrainingArguments(
         output_dir=str(checkpoints),
-        max_steps=num_steps,  # the scheduler is built for exactly this many steps
+        max_steps=steps.num_steps,  # the scheduler is built for exactly this many steps
         per_device_train_batch_size=task.batch_size,
         per_device_eval_batch_size=task.batch_size * 2,
         learning_rate=task.lr,
@@ -118,14 +143,16 @@ def training_arguments(
 
 
 def phase_speed(
-    trainer: PhaseTrainer, train_metrics: Mapping[str, float], paused: float,
-    num_examples: int, steps_per_epoch: int, global_batch: int, total_params: int, world: int,
+    trainer: PhaseTrainer, train_metrics: Mapping[str, float], paused: float, steps: PhaseSteps,
+    total_params: int, world: int,
 ) -> dict[str, float]:  # fmt: skip
     """Loss and speed of training alone: evaluations and saves inside train() are taken out."""
     runtime = float(train_metrics["train_runtime"]) - paused
     # Examples actually seen: only the last batch of an epoch is short.
-    epochs_done, steps_left = divmod(trainer.state.global_step, steps_per_epoch)
-    seen = epochs_done * num_examples + min(steps_left * global_batch, num_examples)
+    epochs_done, steps_left = divmod(trainer.state.global_step, steps.steps_per_epoch)
+    seen = epochs_done * steps.num_examples + min(
+        steps_left * steps.global_batch, steps.num_examples
+    )
     real, padded = trainer.tokens.totals()
     speed = {
         "train_loss": float(train_metrics["train_loss"]),

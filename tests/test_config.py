@@ -657,13 +657,15 @@ def test_batches_are_pinned_and_copied_without_blocking_only_on_a_gpu(
     monkeypatch: pytest.MonkeyPatch, cuda: bool
 ) -> None:
     # A blocking copy to the GPU waits for every queued step: a host sync per batch.
-    from layerft.phase_trainer import training_arguments
+    from layerft.phase_trainer import PhaseSteps, training_arguments
 
     cfg = compose_run("model=tiny", "injection_task=none")
     monkeypatch.setattr("torch.cuda.is_available", lambda: cuda)
     # The arguments as given: TrainingArguments itself sets up a CUDA device this machine lacks.
     monkeypatch.setattr("layerft.phase_trainer.TrainingArguments", dict)
-    args = training_arguments(cfg.target_task, cfg.trainer, 1, Path("/tmp/unused"), 10, 5)
+    args = training_arguments(
+        cfg.target_task, cfg.trainer, 1, Path("/tmp/unused"), PhaseSteps(10, 2, 5, 10, 5)
+    )
     assert args["dataloader_pin_memory"] is cuda
     assert args["accelerator_config"] == {"non_blocking": cuda}
 
@@ -671,11 +673,13 @@ def test_batches_are_pinned_and_copied_without_blocking_only_on_a_gpu(
 def test_the_phase_runner_uses_the_resolved_data_loader_workers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from layerft.phase_trainer import training_arguments
+    from layerft.phase_trainer import PhaseSteps, training_arguments
 
     cfg = compose_run("model=tiny", "injection_task=none")
     monkeypatch.setattr(type(cfg.trainer), "resolved_dataloader_workers", lambda self: 3)
-    args = training_arguments(cfg.target_task, cfg.trainer, 1, Path("/tmp/unused"), 10, 5)
+    args = training_arguments(
+        cfg.target_task, cfg.trainer, 1, Path("/tmp/unused"), PhaseSteps(10, 2, 5, 10, 5)
+    )
     assert args.dataloader_num_workers == 3
 
 
