@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -151,14 +152,7 @@ class Stage1Store:
             shutil.rmtree(leftover, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{folder.name}."))
         try:
-            tensors = {
-                f"layer.{i}.{name}": tensor.contiguous()
-                for i, state in enumerate(injected.layers)
-                for name, tensor in state.items()
-            }
-            for name, tensor in (injected.embeddings or {}).items():
-                tensors[f"embeddings.{name}"] = tensor.contiguous()
-            save_file(tensors, str(tmp / WEIGHTS_FILE))
+            save_file(_flat_tensors(injected), str(tmp / WEIGHTS_FILE))
             (tmp / "history.jsonl").write_text(
                 "".join(json.dumps(h) + "\n" for h in history), encoding="utf-8"
             )
@@ -219,3 +213,16 @@ def _reused(result: Path, model_files: dict[str, str] | None) -> bool:
     if not isinstance(keyed, dict):
         return True
     return model_files in (None, keyed) and not changed_snapshot(record)
+
+
+def _flat_tensors(injected: InjectedWeights) -> dict[str, torch.Tensor]:
+    """The injected weights under the names `Stage1Store.load` reads back: `layer.<i>.<name>`
+    and `embeddings.<name>`."""
+    tensors = {
+        f"layer.{i}.{name}": tensor.contiguous()
+        for i, state in enumerate(injected.layers)
+        for name, tensor in state.items()
+    }
+    for name, tensor in (injected.embeddings or {}).items():
+        tensors[f"embeddings.{name}"] = tensor.contiguous()
+    return tensors
