@@ -25,11 +25,12 @@ def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
     that one grid can mix them, but inert here). A key ending in "." stands for every key under it.
     """
     # Here: they import torch (this module does not).
+    from layerft.layer_split import InjectedPolicy
     from layerft.lr_schedule import unread_schedule_keys
     from layerft.tuning_mode import TuningMethod
 
     mode, split = resolved["tuning_mode"], resolved["layer_split"]
-    method, policy = TuningMethod(mode["method"]), _text(split["stage2"]["policy"])
+    method, policy = TuningMethod(mode["method"]), InjectedPolicy(_text(split["stage2"]["policy"]))
     unread = []
     if resolved["injection_task"] is None:
         for prefix in STAGE1_NODES:
@@ -49,8 +50,10 @@ def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
         for key, why in unread_schedule_keys(schedule).items():
             node = "." if isinstance(schedule.get(key), Mapping) else ""
             unread.append((f"{group}.{key}{node}", f"{group}={schedule['name']} {why}"))
-    if policy != "scale" and method != TuningMethod.frozen:
-        unread.append(("layer_split.stage2.lr_multiplier", f"layer_split.stage2.policy={policy}"))
+    if policy != InjectedPolicy.scale and method != TuningMethod.frozen:
+        unread.append(
+            ("layer_split.stage2.lr_multiplier", f"layer_split.stage2.policy={policy.value}")
+        )
     tasks = (resolved["injection_task"], resolved["target_task"])
     kinds = list(dict.fromkeys(_text(task["kind"]) for task in tasks if task is not None))
     if not reads_pooler(kinds):
