@@ -103,9 +103,8 @@ def run_phase(phase: Phase, model: TaskModel, data: TaskData) -> dict[str, float
         with PeakMemory() as memory:
             train_output = trainer.train() if steps.num_steps else None
         paused = pauses.seconds  # before the final evaluation, which train() did not time
-        forward.train_done = bool(
-            steps.num_steps
-        )  # without training, its one evaluation is the curve
+        # without training, its one evaluation is the curve
+        forward.train_done = bool(steps.num_steps)
         best = _evaluate_best(stage, trainer, data, task, phase.output_dir)
         completed = True
     finally:
