@@ -21,13 +21,25 @@ log = logging.getLogger(__name__)
 POSITIONS_AFTER_PADDING = frozenset({"roberta", "xlm-roberta", "camembert"})
 
 
-def max_sequence_length(cfg: ModelConfig, cache_dir: Path | None = None) -> int:
-    """How many tokens one sequence may hold on this backbone (read from its config, no weights)."""
+def backbone_config(cfg: ModelConfig, cache_dir: Path | None = None) -> Any | None:
+    """The backbone's transformers config (its config.json, no weights); None for `model=tiny`.
+    A run reads it once for every check below."""
     if cfg.tiny is not None:
-        return cfg.tiny.max_position_embeddings
+        return None
     from transformers import AutoConfig
 
-    config = from_pretrained(AutoConfig, cfg, cache_dir)
+    return from_pretrained(AutoConfig, cfg, cache_dir)
+
+
+def max_sequence_length(cfg: ModelConfig, cache_dir: Path | None = None) -> int:
+    """How many tokens one sequence may hold on this backbone (read from its config, no weights)."""
+    return _positions(cfg, backbone_config(cfg, cache_dir))
+
+
+def _positions(cfg: ModelConfig, config: Any | None) -> int:
+    """max_sequence_length of the backbone whose config (backbone_config) is `config`."""
+    if cfg.tiny is not None:
+        return cfg.tiny.max_position_embeddings
     positions = getattr(config, "max_position_embeddings", None)
     if positions is None:
         raise LayerftError(f"model '{cfg.name}': its config names no max_position_embeddings")
@@ -40,21 +52,17 @@ def encoder_depth(cfg: ModelConfig, cache_dir: Path | None = None) -> int:
     """How many encoder layers the backbone has (read from its config, no weights)."""
     if cfg.tiny is not None:
         return cfg.tiny.num_layers
-    from transformers import AutoConfig
-
-    return int(from_pretrained(AutoConfig, cfg, cache_dir).num_hidden_layers)
+    return int(backbone_config(cfg, cache_dir).num_hidden_layers)
 
 
-def check_tokenizer_fits(cfg: ModelConfig, tokenizer: Any, cache_dir: Path | None = None) -> None:
+def check_tokenizer_fits(cfg: ModelConfig, tokenizer: Any, config: Any | None) -> None:
     """Fail when the tokenizer does not fit the backbone's embeddings: more tokens than it has
     (an id past them stops training with an IndexError deep in torch), or far fewer (a folder
     without its tokenizer's files gives transformers' empty BERT tokenizer, 5 tokens, which reads
-    every word as [UNK] and trains without a word of complaint)."""
-    if cfg.tiny is not None:
+    every word as [UNK] and trains without a word of complaint). `config`: backbone_config's."""
+    if config is None:
         return
-    from transformers import AutoConfig
-
-    embeddings = getattr(from_pretrained(AutoConfig, cfg, cache_dir), "vocab_size", None)
+    embeddings = getattr(config, "vocab_size", None)
     if embeddings is None or embeddings // 2 <= len(tokenizer) <= embeddings:
         return
     where = cfg.hub_id or cfg.package or cfg.converted
@@ -77,11 +85,10 @@ def check_tokenizer_fits(cfg: ModelConfig, tokenizer: Any, cache_dir: Path | Non
     )
 
 
-def check_max_length(
-    cfg: ModelConfig, task: TaskConfig, group: str, cache_dir: Path | None = None
-) -> None:
-    """Fail before any data loads when `task.max_length` needs more positions than the model has."""
-    limit = max_sequence_length(cfg, cache_dir)
+def check_max_length(cfg: ModelConfig, task: TaskConfig, group: str, config: Any | None) -> None:
+    """Fail before any data loads when `task.max_length` needs more positions than the model has
+    (`config`: backbone_config's)."""
+    limit = _positions(cfg, config)
     if task.max_length > limit:
         raise LayerftError(
             f"{group}.max_length={task.max_length} exceeds the model's {limit} positions "
@@ -105,15 +112,13 @@ def check_room_for_text(tokenizer: Any, task: TaskConfig, group: str) -> None:
         )
 
 
-def warn_unrun_code(cfg: ModelConfig, cache_dir: Path | None = None) -> None:
-    """Warn, once per run, when the model's config names code of its own (`auto_map`) that
-    transformers builds the model without: model.trust_remote_code is off and its model_type is
-    one transformers knows, so the run trains transformers' class, not the folder's code."""
-    if cfg.tiny is not None or cfg.trust_remote_code:
+def warn_unrun_code(cfg: ModelConfig, config: Any | None) -> None:
+    """Warn, once per run, when the model's config (`config`: backbone_config's) names code of its
+    own (`auto_map`) that transformers builds the model without: model.trust_remote_code is off
+    and its model_type is one transformers knows, so the run trains transformers' class, not the
+    folder's code."""
+    if config is None or cfg.trust_remote_code:
         return
-    from transformers import AutoConfig
-
-    config = from_pretrained(AutoConfig, cfg, cache_dir)
     if auto_map := getattr(config, "auto_map", None):
         log.warning(
             "model '%s': its config.json names its own code (auto_map %s), which runs only with "

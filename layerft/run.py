@@ -31,6 +31,7 @@ from layerft.lr_schedule import part_lr_multipliers
 from layerft.model import load_tokenizer
 from layerft.model_files import hub_entries, model_file_digests, model_folder
 from layerft.model_limits import (
+    backbone_config,
     check_max_length,
     check_room_for_text,
     check_tokenizer_fits,
@@ -78,11 +79,12 @@ def load_stage_data(cfg: RunConfig) -> StageData:
     check_mode_fits_split(cfg, cache_dir)
     both = ((cfg.target_task, "target_task"), (cfg.injection_task, "injection_task"))
     tasks = [(task, group) for task, group in both if task is not None]
+    config = backbone_config(cfg.model, cache_dir)  # read once for the checks (None: tiny)
     for task, group in tasks:
-        check_max_length(cfg.model, task, group, cache_dir)
+        check_max_length(cfg.model, task, group, config)
     tokenizer = load_tokenizer(cfg.model, cache_dir)
-    check_tokenizer_fits(cfg.model, tokenizer, cache_dir)
-    warn_unrun_code(cfg.model, cache_dir)
+    check_tokenizer_fits(cfg.model, tokenizer, config)
+    warn_unrun_code(cfg.model, config)
     for task, group in tasks:
         check_room_for_text(tokenizer, task, group)
     cache = cache_dir / "tokenized"

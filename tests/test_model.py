@@ -18,6 +18,7 @@ from layerft import model as model_module
 from layerft.errors import LayerftError
 from layerft.model import ModelConfig, load_backbone, load_tokenizer
 from layerft.model_limits import (
+    backbone_config,
     check_max_length,
     check_room_for_text,
     check_tokenizer_fits,
@@ -60,15 +61,17 @@ def test_roberta_positions_start_after_the_padding_index(roberta_dir: Path) -> N
 def test_max_length_beyond_the_positions_fails_naming_the_key(roberta_dir: Path) -> None:
     cfg = compose_run("model=tiny", "target_task.max_length=600")
     with pytest.raises(LayerftError) as info:
-        check_max_length(cfg.model, cfg.target_task, "target_task")
+        check_max_length(cfg.model, cfg.target_task, "target_task", backbone_config(cfg.model))
     assert str(info.value) == (
         "target_task.max_length=600 exceeds the model's 512 positions (model 'tiny')"
     )
-    check_max_length(cfg.model, compose_run("model=tiny").target_task, "target_task")  # 64 fits
+    check_max_length(
+        cfg.model, compose_run("model=tiny").target_task, "target_task", backbone_config(cfg.model)
+    )  # 64 fits
     roberta = ModelConfig(name="roberta", hub_id=str(roberta_dir))
     task = compose_run("target_task.max_length=65").target_task
     with pytest.raises(LayerftError, match=r"max_length=65 exceeds the model's 64 positions"):
-        check_max_length(roberta, task, "target_task")
+        check_max_length(roberta, task, "target_task", backbone_config(roberta))
 
 
 @pytest.mark.parametrize("group", ["target_task", "injection_task"])
@@ -154,7 +157,7 @@ def test_a_folder_without_the_tokenizers_files_fails_before_data_loads(tmp_path:
         "vocab.txt / a sentencepiece model, with tokenizer_config.json)"
     )
     minilm = compose_run("model=minilm").model  # a whole tokenizer: 30522 tokens, 30522 embeddings
-    check_tokenizer_fits(minilm, load_tokenizer(minilm))
+    check_tokenizer_fits(minilm, load_tokenizer(minilm), backbone_config(minilm))
 
 
 @pytest.mark.parametrize("vocab_size", [300, 100_000])
@@ -239,7 +242,7 @@ def test_custom_code_a_known_model_type_loads_without_is_warned_about(tmp_path, 
     del custom["auto_map"]
     (tmp_path / "config.json").write_text(json.dumps(custom))
     caplog.clear()
-    warn_unrun_code(cfg.model)
+    warn_unrun_code(cfg.model, backbone_config(cfg.model))
     assert not caplog.records
 
 
