@@ -66,6 +66,17 @@ def answer_spans(
     return spans
 
 
+def hub_answers(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A hub row's `answers` column, {text: [...], answer_start: [...]} (SQuAD's and KLUE-MRC's
+    loaders), as the release layout's list of {text, answer_start}; offsets not yet checked."""
+    answers = record_field(row, "answers", dict)
+    starts = record_field(answers, "answer_start", list, "answers.answer_start")
+    texts = record_field(answers, "text", list, "answers.text")
+    if len(starts) != len(texts):
+        raise RecordFault(f"answers has {len(starts)} answer_start values for {len(texts)} texts")
+    return [{"text": t, "answer_start": s} for t, s in zip(texts, starts, strict=True)]
+
+
 def hub_rows(
     source: str,
     rows: list[dict[str, Any]],

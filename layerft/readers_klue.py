@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from layerft.errors import LayerftError, quoted
-from layerft.readers_fields import RecordFault, answer_spans, record_field
+from layerft.readers_fields import RecordFault, answer_spans, hub_answers, record_field
 from layerft.readers_records import array_element_line, check_new_guid, nonempty
 from layerft.readers_squad import read_articles
 from layerft.text_files import finite_number, line_of, read_json_text
@@ -146,12 +146,7 @@ def read_klue_mrc(path: Path) -> list[dict[str, Any]]:
 
 def hub_mrc(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
     """A `klue/klue` mrc row: answers is {answer_start: [...], text: [...]}."""
-    answers = record_field(row, "answers", dict)
-    starts = record_field(answers, "answer_start", list, "answers.answer_start")
-    texts = record_field(answers, "text", list, "answers.text")
-    if len(starts) != len(texts):
-        raise RecordFault(f"answers has {len(starts)} answer_start values for {len(texts)} texts")
-    spans = [{"text": t, "answer_start": s} for t, s in zip(texts, starts, strict=True)]
+    spans = hub_answers(row)
     is_impossible = record_field(row, "is_impossible", bool)
     # The hub's loader appended plausible_answers to answers: an unanswerable question's spans
     # are its plausible answers.

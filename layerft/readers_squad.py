@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from layerft.errors import LayerftError
-from layerft.readers_fields import RecordFault, answer_spans, hub_rows, record_field
+from layerft.readers_fields import RecordFault, answer_spans, hub_answers, hub_rows, record_field
 from layerft.text_files import check_first_time, line_of, read_json_text
 
 
@@ -109,16 +109,9 @@ def _hub_adapter(hub_id: str, v2: bool) -> Callable[[list[dict[str, Any]]], list
 
     def convert(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
         record_field(row, "id", str)
-        answers = record_field(row, "answers", dict)
-        texts = record_field(answers, "text", list, "answers.text")
-        starts = record_field(answers, "answer_start", list, "answers.answer_start")
-        if len(texts) != len(starts):
-            raise RecordFault(f"answers has {len(starts)} answer_start for {len(texts)} texts")
-        qa = {
-            **row,
-            "answers": [{"text": t, "answer_start": s} for t, s in zip(texts, starts, strict=True)],
-            "is_impossible": not texts,  # the hub keeps no is_impossible column
-        }
+        answers = hub_answers(row)
+        # the hub keeps no is_impossible column
+        qa = {**row, "answers": answers, "is_impossible": not answers}
         context = record_field(row, "context", str)
         return _record(record_field(row, "title", str, blank_ok=True), context, qa, v2)
 
