@@ -138,13 +138,27 @@ def hub_commit(cfg: ModelConfig) -> str | None:
 
 def _cached_commit(hub_id: str, revision: str | None) -> str | None:
     """The snapshot commit the Hugging Face cache serves for `hub_id` at `revision`, if any."""
+    snapshot = _cached_snapshot(hub_id, revision)
+    return None if snapshot is None else snapshot.name
+
+
+def _cached_snapshot(hub_id: str, revision: str | None) -> Path | None:
+    """The snapshot folder the Hugging Face cache serves for `hub_id` at `revision`, if any."""
     from huggingface_hub import try_to_load_from_cache
 
     try:
         found = try_to_load_from_cache(hub_id, "config.json", revision=revision)
     except ValueError:  # not a valid repo id: the model did not load from the hub either
         return None
-    return Path(found).parent.name if isinstance(found, str) else None
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def files_folder(cfg: ModelConfig, cache_dir: Path | None) -> Path | None:
+    """Where the model's files lie on this machine: model_folder's, or for a hub id the snapshot
+    the local Hugging Face cache serves (None when it holds none)."""
+    if cfg.hub_id is not None and not local_folder(cfg):
+        return _cached_snapshot(cfg.hub_id, cfg.revision)
+    return model_folder(cfg, cache_dir)
 
 
 def hub_entries(cfg: ModelConfig) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from layerft.errors import LayerftError
 from layerft.model import ModelConfig, from_pretrained
-from layerft.model_files import TOKENIZER_FILES
+from layerft.model_files import TOKENIZER_FILES, files_folder
 from layerft.task import TaskConfig
 
 log = logging.getLogger(__name__)
@@ -48,14 +48,16 @@ def _positions(cfg: ModelConfig, config: Any | None) -> int:
     return positions
 
 
-def encoder_depth(cfg: ModelConfig, cache_dir: Path | None = None) -> int:
-    """How many encoder layers the backbone has (read from its config, no weights)."""
+def encoder_depth(cfg: ModelConfig, config: Any | None) -> int:
+    """How many encoder layers the backbone whose config (backbone_config) is `config` has."""
     if cfg.tiny is not None:
         return cfg.tiny.num_layers
-    return int(backbone_config(cfg, cache_dir).num_hidden_layers)
+    return int(config.num_hidden_layers)
 
 
-def check_tokenizer_fits(cfg: ModelConfig, tokenizer: Any, config: Any | None) -> None:
+def check_tokenizer_fits(
+    cfg: ModelConfig, tokenizer: Any, config: Any | None, cache_dir: Path | None = None
+) -> None:
     """Fail when the tokenizer does not fit the backbone's embeddings: more tokens than it has
     (an id past them stops training with an IndexError deep in torch), or far fewer (a folder
     without its tokenizer's files gives transformers' empty BERT tokenizer, 5 tokens, which reads
@@ -65,7 +67,8 @@ def check_tokenizer_fits(cfg: ModelConfig, tokenizer: Any, config: Any | None) -
     embeddings = getattr(config, "vocab_size", None)
     if embeddings is None or embeddings // 2 <= len(tokenizer) <= embeddings:
         return
-    where = cfg.hub_id or cfg.package or cfg.converted
+    folder = files_folder(cfg, cache_dir)  # a package's, a converted one, a hub id's snapshot
+    where = cfg.hub_id or folder or cfg.package or cfg.converted
     known = f"model '{cfg.name}': its tokenizer knows {len(tokenizer)} tokens for the model's"
     known += f" {embeddings} embeddings"
     if len(tokenizer) > embeddings:
@@ -73,7 +76,7 @@ def check_tokenizer_fits(cfg: ModelConfig, tokenizer: Any, config: Any | None) -
             f"{known}: a token id past {embeddings - 1} has no embedding; {where}'s tokenizer is "
             "not the one its weights were trained with"
         )
-    if where is not None and any(any(Path(where).glob(name)) for name in TOKENIZER_FILES):
+    if folder is not None and any(any(folder.glob(name)) for name in TOKENIZER_FILES):
         # the files of a smaller vocabulary than the weights'
         raise LayerftError(
             f"{known}, so most embeddings would go unused; {where}'s tokenizer files are not the "

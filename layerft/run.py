@@ -76,14 +76,14 @@ def load_stage_data(cfg: RunConfig) -> StageData:
     """Both tasks' data, read and checked first: bad data costs no stage-1 run and no tracker run
     (nor does a tuning mode that the split leaves no layer to adapt)."""
     cache_dir = Path(cfg.cache_dir).expanduser()
-    check_mode_fits_split(cfg, cache_dir)
+    config = backbone_config(cfg.model, cache_dir)  # read once for the checks (None: tiny)
+    check_mode_fits_split(cfg, config)
     both = ((cfg.target_task, "target_task"), (cfg.injection_task, "injection_task"))
     tasks = [(task, group) for task, group in both if task is not None]
-    config = backbone_config(cfg.model, cache_dir)  # read once for the checks (None: tiny)
     for task, group in tasks:
         check_max_length(cfg.model, task, group, config)
     tokenizer = load_tokenizer(cfg.model, cache_dir)
-    check_tokenizer_fits(cfg.model, tokenizer, config)
+    check_tokenizer_fits(cfg.model, tokenizer, config, cache_dir)
     warn_unrun_code(cfg.model, config)
     for task, group in tasks:
         check_room_for_text(tokenizer, task, group)

@@ -8,6 +8,7 @@ schedule groups meet here."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import transformers
 
@@ -36,12 +37,12 @@ def seed_everything(seed: int) -> None:
     transformers.set_seed(seed)
 
 
-def check_mode_fits_split(cfg: RunConfig, cache_dir: Path) -> None:
+def check_mode_fits_split(cfg: RunConfig, config: Any | None) -> None:
     """An adapter or LoRA mode whose every layer the split freezes (`layer_split=all` with
     `stage2.policy=freeze` and `tuning_mode=top_adapter`) fails here, not after stage 1."""
     if cfg.injection_task is None or not cfg.tuning_mode.method.reads_layers:
         return
-    depth = encoder_depth(cfg.model, cache_dir)  # its config, which check_max_length reads too
+    depth = encoder_depth(cfg.model, config)  # `config`: backbone_config's
     injected = resolve_num_lower(cfg.layer_split.stage1, depth)
     adapted_layers(cfg.tuning_mode, depth, frozen_injected_layers(cfg.layer_split.stage2, injected))
 

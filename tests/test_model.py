@@ -186,6 +186,44 @@ def test_a_folder_with_another_models_tokenizer_fails_before_data_loads(tmp_path
     )
 
 
+def _weights_and_minilm_tokenizer(folder: Path, vocab_size: int) -> None:
+    """Weights of `vocab_size` embeddings beside MiniLM's tokenizer (30,522 tokens)."""
+    config = BertConfig(
+        vocab_size=vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32,
+    )  # fmt: skip
+    BertModel(config, add_pooling_layer=False).save_pretrained(folder)
+    load_tokenizer(compose_run("model=minilm").model).save_pretrained(folder)
+
+
+def test_a_packages_or_hub_snapshots_smaller_tokenizer_is_named_as_such(tmp_path, monkeypatch):
+    # The tokenizer files were looked for under `package` (or the hub id) taken as a path from the
+    # working folder: found nowhere, so the message said they were missing, not mismatched.
+    package = tmp_path / "site" / "layerft_test_vocab_pkg"
+    (package / "model").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    _weights_and_minilm_tokenizer(package / "model", 100_000)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    snapshot = tmp_path / "hub" / "models--acme--big-vocab" / "snapshots" / ("1" * 40)
+    _weights_and_minilm_tokenizer(snapshot, 100_000)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("1" * 40)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    known = "its tokenizer knows 30522 tokens for the model's 100000 embeddings, so most"
+    for source, where in (
+        ("model.package=layerft_test_vocab_pkg", package.resolve() / "model"),
+        ("model.hub_id=acme/big-vocab", "acme/big-vocab"),
+    ):
+        model = compose_run("model=minilm", "model.package=null", source).model
+        with pytest.raises(LayerftError) as info:
+            check_tokenizer_fits(model, load_tokenizer(model), backbone_config(model), tmp_path)
+        assert str(info.value) == (
+            f"model 'minilm': {known} embeddings would go unused; {where}'s tokenizer files are "
+            "not the ones its weights were trained with"
+        )
+
+
 @pytest.mark.parametrize(
     "config_json", [None, {"hidden_size": 16}], ids=["no config.json", "no model_type"]
 )
