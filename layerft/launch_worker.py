@@ -92,8 +92,10 @@ def main(job_file: Path, return_file: Path) -> None:
 if __name__ == "__main__":
     # The job file names layerft.launch_worker's classes, which are not this __main__'s.
     from layerft import launch_worker
-    from layerft.interrupts import remembered_interrupts
+    from layerft.interrupts import interrupted_exit
 
     launch_worker.end_with_launcher()
-    with remembered_interrupts():  # a Ctrl-C Python lost stops the job at its next step
+    # Ctrl-C, or the SIGTERM of a launcher stopping (or ended): one line at the end of the job's
+    # log, not a traceback; a Ctrl-C Python lost stops the job at its next step
+    with interrupted_exit():
         launch_worker.main(Path(sys.argv[1]), Path(sys.argv[2]))

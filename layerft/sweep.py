@@ -26,7 +26,7 @@ from layerft.config_errors import CONFIG_ERRORS, composition_error_line
 from layerft.credential_overrides import credential_override_error
 from layerft.errors import LayerftError
 from layerft.file_lock import held_lock
-from layerft.interrupts import INTERRUPTED, INTERRUPTED_LINE
+from layerft.interrupts import STOPS, stopped_code, stopped_line
 from layerft.results import FAILED_FILE, METRICS_FILE, job_records, read_failure
 from layerft.run_folder import tidy_finished
 from layerft.run_record import FINGERPRINT_KEY
@@ -85,8 +85,8 @@ def main(argv: Sequence[str]) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # outside the jobs (planning, tables): nothing half-written stays
-        print(INTERRUPTED_LINE, file=sys.stderr)
-        return 130
+        print(stopped_line(), file=sys.stderr)
+        return stopped_code()
     except (*CONFIG_ERRORS, AssertionError, ValueError) as err:  # ValueError: `experiment=null`
         line = composition_error_line(err)
         if line is None:
@@ -131,7 +131,7 @@ def run_sweep(args: argparse.Namespace) -> int:
 
 def launch(args: argparse.Namespace, combinations: list[Combination], sweep_dir: Path) -> int:
     """Run the combinations not finished yet (all with --force), summarise, table; the exit code:
-    1 if any is not finished, 130 after Ctrl-C."""
+    1 if any is not finished, 130 after Ctrl-C (143 after SIGTERM)."""
     started_ns = time.time_ns()
     before = status(combinations, sweep_dir)
     left = left_out(combinations, before, args.force)
@@ -155,8 +155,8 @@ def launch(args: argparse.Namespace, combinations: list[Combination], sweep_dir:
         options = (args.baseline, args.heatmap)
         if refused := tabled(args.grid, args.overrides, sweep_dir, *options, not_run):
             print(f"error: {refused}; the tables have the default baseline and heatmap", file=sys.stderr)  # fmt: skip
-    if stopped == INTERRUPTED:
-        return 130  # as a shell reports a command stopped by Ctrl-C
+    if stopped in STOPS.values():
+        return stopped_code()  # as a shell reports a command a signal stopped
     if refused:
         return 2
     return 0 if not stopped and not (state.failed or state.missing or state.stale) else 1

@@ -28,11 +28,7 @@ from hydra_plugins.layerft_launcher.skipping_sweeper import store_skipping_sweep
 from layerft.config import register_configs
 from layerft.errors import LayerftError, error_line, hydra_raises, traceback_wanted
 from layerft.file_io import file_error
-from layerft.interrupts import (
-    INTERRUPTED,
-    interrupted,
-    remembered_interrupts,
-)
+from layerft.interrupts import interrupted, remembered_interrupts, stopped_how
 from layerft.results import FAILED_FILE
 from layerft.sweep_grid import (
     CONF,
@@ -187,7 +183,7 @@ def run_grid(
     blocked: their folder holds another config's result).
 
     Whatever stops the launch (a job folder that cannot be made, a job whose failure escaped it,
-    Ctrl-C) comes back as one line, not raised: the jobs that finished are still summarised and
+    Ctrl-C, SIGTERM) comes back as one line, not raised: the jobs that finished are still summarised and
     tabulated. The launcher refusing its settings (`hydra.launcher.n_jobs=0`) is raised."""
     register_configs()
     argv = sys.argv
@@ -197,9 +193,9 @@ def run_grid(
         with hydra_raises(), remembered_interrupts():  # hydra_raises: no traceback
             hydra.main(version_base="1.3", config_path=str(CONF), config_name="config")(job)()
             if interrupted():  # lost where it landed, after the last job had started
-                return INTERRUPTED
+                return stopped_how()
     except KeyboardInterrupt:  # the launcher has stopped the running jobs
-        return INTERRUPTED
+        return stopped_how()
     except LayerftError:  # the launcher refused its settings (gpu_slots), before any job: bad
         raise  # input, exit 2; a job records its own errors (run_from_hydra)
     # SystemExit: a sys.exit in Hydra or in a job (code 0 is no error)

@@ -304,6 +304,14 @@ def test_stopping_the_launcher_ends_the_running_jobs_and_starts_no_more(tmp_path
         time.sleep(0.5)
         assert [pid for pid in workers if running(pid)] == []
         assert len(list(tmp_path.glob("multirun/*/*/*/started"))) == 2  # job 2 never started
+        # The launcher's SIGTERM (or the kernel's, as it ended) stopped each as Ctrl-C would:
+        # one line at the end of its log, not a traceback (nor the end where it stood)
+        for started_file in started:
+            log = (started_file.parent / "launcher.log").read_text()
+            assert log.strip().splitlines()[-1] == (
+                "error: terminated (SIGTERM); finished results are kept"
+            ), log[-2000:]
+            assert "Traceback" not in log
     finally:
         for pid in [parent.pid, *workers]:
             with contextlib.suppress(ProcessLookupError):

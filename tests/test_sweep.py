@@ -990,6 +990,58 @@ def test_a_ctrl_c_python_lost_still_stops_the_sweep_with_exit_130(
     assert signal.getsignal(signal.SIGINT) is previous
 
 
+@pytest.mark.parametrize(
+    "sigint", [signal.default_int_handler, signal.SIG_IGN], ids=["tty", "nohup"]
+)
+def test_sigterm_stops_the_sweep_as_ctrl_c_does_with_its_own_line_and_exit_143(
+    tmp_path, monkeypatch, capsys, sigint
+) -> None:
+    # `kill`, `timeout` and SLURM at a job's time limit send SIGTERM: it ended the process where it
+    # stood (exit -15), with no summary, no tables and a tracker run left to be found crashed.
+    # Under `nohup ... &` SIGINT is ignored, and SIGTERM is how such a sweep is stopped.
+    started = []
+
+    def terminated(*args: Any, **kwargs: Any) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler raises in this (the main) thread
+        started.append(True)  # never reached
+
+    monkeypatch.setattr(hydra, "main", lambda **kwargs: lambda task: terminated)
+    previous = signal.signal(signal.SIGINT, sigint), signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        args = ["demo", *TINY_GRID, "seed=1", "injection_task=none", "tuning_mode=full,frozen"]
+        assert sweep_module.main([*args, "--dir", str(tmp_path / "sweep")]) == 143
+        assert signal.getsignal(signal.SIGINT) is sigint  # as it found them
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+    assert started == []
+    out, err = capsys.readouterr()
+    assert "sweep: 0 finished, 0 failed, 2 not run" in out
+    assert err.strip().splitlines()[-1] == "error: the sweep stopped early: terminated (SIGTERM)"
+
+
+def test_a_sigterm_handler_of_the_callers_is_left_alone() -> None:
+    # submitit's jobs handle SIGTERM themselves (and SIGUSR2 for a time limit): not replaced.
+    from layerft import interrupts
+
+    def callers(signum: int, frame: Any) -> None: ...
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_term = signal.signal(signal.SIGTERM, callers)
+    try:
+        with interrupts.remembered_interrupts():
+            assert signal.getsignal(signal.SIGTERM) is callers
+            assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler  # ours
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with pytest.raises(SystemExit) as ended, interrupts.interrupted_exit():
+            os.kill(os.getpid(), signal.SIGINT)
+        assert ended.value.code == 130  # the last stop's, not an earlier SIGTERM's
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+
+
 def test_a_remembered_ctrl_c_counts_only_within_its_context_and_an_inner_one_keeps_it() -> None:
     from layerft import interrupts
 

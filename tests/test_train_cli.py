@@ -737,10 +737,18 @@ def test_a_rerun_removes_the_checkpoints_a_killed_attempt_left(runs) -> None:
     assert f"removed 1 checkpoint(s) an unfinished attempt left in {done.run_dir}" in done.log
 
 
+@pytest.mark.parametrize(
+    ("sig", "code", "said"),
+    [
+        (signal.SIGINT, 130, "error: interrupted (Ctrl-C); finished results are kept"),
+        (signal.SIGTERM, 143, "error: terminated (SIGTERM); finished results are kept"),
+    ],
+)
 def test_ctrl_c_in_a_run_is_one_line_and_exit_130_and_the_rerun_finishes(
-    tmp_path: Path, shrink: list[str]
+    tmp_path: Path, shrink: list[str], sig: int, code: int, said: str
 ) -> None:
-    # It printed some 160 lines of KeyboardInterrupt traceback through the training stack.
+    # It printed some 160 lines of KeyboardInterrupt traceback through the training stack; SIGTERM
+    # (`kill`, SLURM's time limit) ended it where it stood, its tracker run never closed.
     args = [*target_only(shrink), "injection_task=none", f"cache_dir={tmp_path / 'cache'}",
             f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
     process = subprocess.Popen(
@@ -753,12 +761,12 @@ def test_ctrl_c_in_a_run_is_one_line_and_exit_130_and_the_rerun_finishes(
         for line in process.stdout:  # Hydra's log: training has begun once a step is logged
             if re.search(r"target step \d+: loss=", line):
                 break
-        process.send_signal(signal.SIGINT)
+        process.send_signal(sig)
         _, err = process.communicate(timeout=60)
     finally:
         process.kill()
-    assert process.returncode == 130, err[-3000:]
-    assert err.strip().splitlines() == ["error: interrupted (Ctrl-C); finished results are kept"]
+    assert process.returncode == code, err[-3000:]
+    assert err.strip().splitlines() == [said]
     assert not (tmp_path / "run" / "metrics.json").exists()
     done = run_train(args, tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
