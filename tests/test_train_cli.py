@@ -751,8 +751,9 @@ def test_ctrl_c_in_a_run_is_one_line_and_exit_130_and_the_rerun_finishes(
     # (`kill`, SLURM's time limit) ended it where it stood, its tracker run never closed.
     args = [*target_only(shrink), "injection_task=none", f"cache_dir={tmp_path / 'cache'}",
             f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
+    wandb = ["tracker=wandb", "tracker.mode=offline"]
     process = subprocess.Popen(
-        [sys.executable, str(REPO / "train.py"), *args, "target_task.epochs=10000"],
+        [sys.executable, str(REPO / "train.py"), *args, *wandb, "target_task.epochs=10000"],
         cwd=tmp_path, env=script_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
@@ -768,6 +769,9 @@ def test_ctrl_c_in_a_run_is_one_line_and_exit_130_and_the_rerun_finishes(
     assert process.returncode == code, err[-3000:]
     assert err.strip().splitlines() == [said]
     assert not (tmp_path / "run" / "metrics.json").exists()
+    [run_file] = (tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb")
+    exits = [r.exit for r in read_wandb_records(run_file) if r.WhichOneof("record_type") == "exit"]
+    assert [record.exit_code for record in exits] == [1]  # closed as failed, not left crashed
     done = run_train(args, tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "run" / "metrics.json").exists()
