@@ -26,7 +26,7 @@ from layerft.config_errors import CONFIG_ERRORS, composition_error_line
 from layerft.credential_overrides import credential_override_error
 from layerft.errors import LayerftError
 from layerft.file_lock import held_lock
-from layerft.interrupts import STOPS, stopped_code, stopped_line
+from layerft.interrupts import STOPS, remembered_interrupts, stopped_code, stopped_line
 from layerft.results import FAILED_FILE, METRICS_FILE, job_records, read_failure
 from layerft.run_folder import tidy_finished
 from layerft.run_record import FINGERPRINT_KEY
@@ -80,11 +80,12 @@ def main(argv: Sequence[str]) -> int:
     )
     args = parse_args(argv)
     try:
-        return aggregate_only(args) if args.grid == "aggregate" else run_sweep(args)
+        with remembered_interrupts():  # SIGTERM too, while planning or tabling as while launching
+            return aggregate_only(args) if args.grid == "aggregate" else run_sweep(args)
     except LayerftError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # outside the jobs (planning, tables): nothing half-written stays
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM outside the jobs: nothing half-written stays
         print(stopped_line(), file=sys.stderr)
         return stopped_code()
     except (*CONFIG_ERRORS, AssertionError, ValueError) as err:  # ValueError: `experiment=null`

@@ -955,6 +955,30 @@ def test_ctrl_c_while_the_tables_are_written_is_one_line_and_exit_130(
     assert sweep_module.main(["aggregate", str(tmp_path / "sweep")]) == 130
 
 
+def test_sigterm_while_the_tables_are_written_is_one_line_and_exit_143(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    # Outside the launch (planning, the tables, `sweep.py aggregate`) SIGTERM ended the process.
+    def terminated(*args: Any, **kwargs: Any) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(hydra, "main", lambda **kwargs: lambda task: lambda: None)
+    monkeypatch.setattr(sweep_module, "aggregate_dir", terminated)  # sweep.py aggregate's
+    monkeypatch.setattr(sweep_options, "aggregate_dir", terminated)  # after a sweep
+    monkeypatch.setattr(sweep_module, "job_records", lambda *args: {"f": tmp_path})  # a result
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        args = ["demo", *TINY_GRID, "seed=1", "injection_task=none", "tuning_mode=full"]
+        assert sweep_module.main([*args, "--dir", str(tmp_path / "sweep")]) == 143
+        assert sweep_module.main(["aggregate", str(tmp_path / "sweep")]) == 143
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert capsys.readouterr().err.strip().splitlines() == 2 * [
+        "error: terminated (SIGTERM); finished results are kept"
+    ]
+
+
 @pytest.mark.parametrize("next_job", [True, False])
 def test_a_ctrl_c_python_lost_still_stops_the_sweep_with_exit_130(
     tmp_path, monkeypatch, capsys, next_job: bool
