@@ -6,7 +6,9 @@ python sweep.py aggregate <sweep folder> [--baseline key=value ...] [--heatmap a
 
 import sys
 
+from layerft.processes import quick_exit
 from layerft.sweep import main
 
 if __name__ == "__main__":
+    quick_exit()
     sys.exit(main(sys.argv[1:]))

@@ -14,6 +14,7 @@ from layerft.config_overrides import check_overrides
 from layerft.credential_overrides import credential_override_error
 from layerft.errors import user_errors_exit
 from layerft.interrupts import interrupted_exit
+from layerft.processes import quick_exit
 from layerft.results import METRICS_FILE
 from layerft.sweep_launch import FailedJobs, job
 from layerft.task import selection_key
@@ -49,6 +50,7 @@ def check_before_loading(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    quick_exit()
     if refused := credential_override_error(sys.argv[1:]):  # before Hydra writes or logs it
         print(f"error: {refused}", file=sys.stderr)
         sys.exit(2)

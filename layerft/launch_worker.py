@@ -93,7 +93,9 @@ if __name__ == "__main__":
     # The job file names layerft.launch_worker's classes, which are not this __main__'s.
     from layerft import launch_worker
     from layerft.interrupts import interrupted_exit
+    from layerft.processes import quick_exit
 
+    quick_exit()
     launch_worker.end_with_launcher()
     # Ctrl-C, or the SIGTERM of a launcher stopping (or ended): one line at the end of the job's
     # log, not a traceback; a Ctrl-C Python lost stops the job at its next step
