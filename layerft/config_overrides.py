@@ -49,14 +49,16 @@ def check_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
 def check_group_override(override: Override) -> None:
     """A run's group (`tuning_mode`, `lr_schedule@injection_lr_schedule`) takes one option."""
     key = override.package or override.key_or_group
-    if key not in GROUP_OF_KEY or override.key_or_group != GROUP_OF_KEY[key]:
+    if key not in GROUP_OF_KEY:
         return
-    if override.is_delete():
+    if override.is_delete():  # `~injection_lr_schedule` too, the node's key without its group
         hint = f"; {key}=none runs without one" if has_none_option(GROUP_OF_KEY[key]) else ""
         raise LayerftError(
             f"{override.input_line}: a run keeps its {key} option (results and tables are named "
             f"by it), so it cannot be deleted{hint}"
         )
+    if override.key_or_group != GROUP_OF_KEY[key]:  # a value for the node, not an option
+        return
     if isinstance(override.value(), list):
         options = ",".join(str(v) for v in override.value())
         spelt = override.get_key_element().lstrip("+")

@@ -385,6 +385,11 @@ def test_an_on_off_key_set_to_another_number_is_refused(override: str, wrong: bo
             "~injection_task: a run keeps its injection_task option (results and tables are named "
             "by it), so it cannot be deleted; injection_task=none runs without one",
         ),
+        (  # the node's key without its group: it got past, and the run crashed on '???'
+            "~injection_lr_schedule",
+            "~injection_lr_schedule: a run keeps its injection_lr_schedule option (results and "
+            "tables are named by it), so it cannot be deleted",
+        ),
     ],
 )
 def test_a_group_given_a_list_or_deleted_is_refused(override: str, line: str) -> None:
