@@ -110,16 +110,23 @@ def test_a_long_job_folder_name_is_cut_at_120_with_ten_hex_digits_of_the_whole()
     assert job_dirname(slash) != job_dirname(space)
 
 
+def grid_folder(tmp_path: Path, name: str, sweeper: str) -> Path:
+    """A search-path folder holding grid `name` (conf/sweep's layout) with `sweeper`'s lines."""
+    folder = tmp_path / "grids"
+    (folder / "sweep").mkdir(parents=True)
+    text = f"# @package _global_\nhydra:\n  sweeper:\n{sweeper}"
+    (folder / "sweep" / f"{name}.yaml").write_text(text)
+    return folder
+
+
 def test_a_grid_naming_its_sweepers_target_is_refused(tmp_path: Path) -> None:
     # Kills `if chosen or "_target_" in sweeper` -> `if chosen`: a sweeper chosen by its
     # `_target_` would be replaced by sweep.py's own without a word.
-    folder = tmp_path / "grids"
-    (folder / "sweep").mkdir(parents=True)
-    (folder / "sweep" / "mine.yaml").write_text(
-        "# @package _global_\nhydra:\n  sweeper:\n"
+    folder = grid_folder(
+        tmp_path, "mine",
         "    _target_: hydra._internal.core_plugins.basic_sweeper.BasicSweeper\n"
-        "    params:\n      seed: 1,2\n"
-    )
+        "    params:\n      seed: 1,2\n",
+    )  # fmt: skip
     with pytest.raises(LayerftError) as info:
         check_grid("mine", [f"hydra.searchpath=[file://{folder}]"])
     assert str(info.value) == (
@@ -361,11 +368,8 @@ def test_an_adapters_weights_are_drawn_at_its_init_std() -> None:
 def test_a_grid_param_with_one_value_still_names_its_job_folders(tmp_path: Path) -> None:
     # Kills dropping the grid's params from grid_jobs' swept keys: `seed: 1` is no sweep
     # override, yet the grid sets it and Hydra names the job folder by it.
-    folder = tmp_path / "grids"
-    (folder / "sweep").mkdir(parents=True)
-    (folder / "sweep" / "one.yaml").write_text(
-        "# @package _global_\nhydra:\n  sweeper:\n    params:\n      seed: 1\n"
-        "      tuning_mode: full,lora\n"
+    folder = grid_folder(
+        tmp_path, "one", "    params:\n      seed: 1\n      tuning_mode: full,lora\n"
     )
     overrides = [f"hydra.searchpath=[file://{folder}]", "model=tiny", "injection_task=none"]
     plan = expand("one", [*overrides, "tracker=none", f"cache_dir={tmp_path}"], tmp_path / "out")
