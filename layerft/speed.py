@@ -24,8 +24,8 @@ DEVICE_PEAK_FLOPS: tuple[tuple[str, float], ...] = (
     ("H100 NVL", 835e12),
     ("H100", 989e12),  # SXM (e.g. "NVIDIA H100 80GB HBM3")
     ("H200 NVL", 835e12),
+    ("GH200", 989e12),  # before "H200", which its name holds
     ("H200", 989e12),  # SXM
-    ("GH200", 989e12),
     ("B200", 2250e12),
     ("A100", 312e12),
     ("L40S", 362e12),
