@@ -32,6 +32,7 @@ from layerft.config_overrides import check_overrides, override_key
 from layerft.credentials import mask_credentials
 from layerft.errors import user_errors_exit
 from layerft.file_settings import file_settings, shadowed_options
+from layerft.interrupts import interrupted
 from layerft.layer_split import InjectedPolicy
 from layerft.model_files import model_folder, planned_model_folder
 from layerft.processes import is_main_process
@@ -175,6 +176,8 @@ def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str,
             entries = record.entries()
             metrics, result_dir = run(run_cfg, run_dir, resolved, record, sweep_dir)
     except Exception as err:
+        if interrupted():  # set off by the stop: a data-loader worker the same SIGTERM ended
+            raise KeyboardInterrupt from err
         if not isolate_failures:
             raise
         if is_main_process():

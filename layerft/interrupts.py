@@ -19,8 +19,9 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
 from layerft.errors import traceback_wanted
 
@@ -40,13 +41,41 @@ _DEFAULTS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.S
 _pressed = False
 _remembering = False
 _received: int | None = None
+_unraisable_hook: Callable[[Any], object] | None = None  # the one _unreported replaced
+_child_handler: Any = None  # the SIGCHLD handler a stop set aside (torch's data loaders')
 
 
 def _on_stop(signum: int, frame: FrameType | None) -> None:
-    global _pressed, _received
+    global _pressed, _received, _unraisable_hook, _child_handler
     _pressed = True
     _received = _received or signum
+    if not traceback_wanted():
+        # torch's SIGCHLD handler raises "DataLoader worker ... is killed by signal" wherever the
+        # run is when a worker the same SIGTERM reached (kill -TERM -<group>, scancel) ends
+        if callable(handler := signal.getsignal(signal.SIGCHLD)):
+            _child_handler = handler
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        if sys.unraisablehook is not _unreported:
+            _unraisable_hook, sys.unraisablehook = sys.unraisablehook, _unreported
     raise KeyboardInterrupt
+
+
+def _unreported(unraisable: Any) -> None:
+    """sys.unraisablehook after a stop, until the next `remembered_interrupts`: what Python
+    ignores and would print as "Exception ignored in ..." (the stop's own KeyboardInterrupt
+    landing in a callback; a data loader's finalizer finding its workers ended by the same
+    SIGTERM, which `kill -TERM -<group>`, scancel and SLURM send them too) is left to the stop's
+    one line."""
+
+
+def _set_back_after_stop() -> None:
+    """Put back what an earlier stop in this process set aside (a test's, a notebook's)."""
+    global _child_handler
+    if sys.unraisablehook is _unreported and _unraisable_hook is not None:
+        sys.unraisablehook = _unraisable_hook
+    if _child_handler is not None and signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL:
+        signal.signal(signal.SIGCHLD, _child_handler)
+    _child_handler = None
 
 
 @contextlib.contextmanager
@@ -61,6 +90,7 @@ def remembered_interrupts() -> Iterator[None]:
         yield
         return
     _pressed, _remembering, _received = False, True, None
+    _set_back_after_stop()
     for sig in ours:
         signal.signal(sig, _on_stop)
     try:

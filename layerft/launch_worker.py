@@ -89,15 +89,28 @@ def main(job_file: Path, return_file: Path) -> None:
     os.replace(partial, return_file)
 
 
-if __name__ == "__main__":
-    # The job file names layerft.launch_worker's classes, which are not this __main__'s.
-    from layerft import launch_worker
+# How the launcher starts a job: `python -c` and this line rather than `python -m`, whose
+# interpreter ends by SIGINT (exit 130, "killed by signal SIGINT") after any KeyboardInterrupt
+# that went through an exec (a dataclass being defined as SIGTERM came), caught or not.
+COMMAND = "from layerft.launch_worker import cli; cli()"
+
+
+def cli() -> None:
+    """`python -m layerft.launch_worker JOB RETURN` (or -c COMMAND): run the job, with this
+    process ending when its launcher does. Ctrl-C, or the SIGTERM of a launcher stopping (or
+    ended), is one line at the end of the job's log, not a traceback; a Ctrl-C Python lost
+    stops the job at its next step."""
     from layerft.interrupts import interrupted_exit
     from layerft.processes import quick_exit
 
     quick_exit()
-    launch_worker.end_with_launcher()
-    # Ctrl-C, or the SIGTERM of a launcher stopping (or ended): one line at the end of the job's
-    # log, not a traceback; a Ctrl-C Python lost stops the job at its next step
+    end_with_launcher()
     with interrupted_exit():
-        launch_worker.main(Path(sys.argv[1]), Path(sys.argv[2]))
+        main(Path(sys.argv[1]), Path(sys.argv[2]))
+
+
+if __name__ == "__main__":
+    # The job file names layerft.launch_worker's classes, which are not this __main__'s.
+    from layerft import launch_worker
+
+    launch_worker.cli()

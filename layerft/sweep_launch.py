@@ -200,7 +200,8 @@ def run_grid(
         raise  # input, exit 2; a job records its own errors (run_from_hydra)
     # SystemExit: a sys.exit in Hydra or in a job (code 0 is no error)
     except (Exception, SystemExit) as err:
-        return _stopped_by(err)
+        # after a stop: what it set off (a data-loader worker the same SIGTERM ended)
+        return stopped_how() if interrupted() else _stopped_by(err)
     finally:
         sys.argv = argv
     return None

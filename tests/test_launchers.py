@@ -73,6 +73,8 @@ APP = textwrap.dedent(
             sys.exit(0)  # SystemExit passes through run_job: the process ends with no return
         if cfg.fate == "raise":
             raise ValueError("a Python error in the job")
+        if cfg.fate == "sigterm_in_exec":  # as one landing while a dataclass is being defined
+            exec("os.kill(os.getpid(), signal.SIGTERM); time.sleep(30)")
         if cfg.fate == "unpicklable":
             error = RuntimeError("carries a lock")
             error.lock = threading.Lock()
@@ -269,6 +271,19 @@ def test_a_relaunch_never_reads_the_last_launchs_return(tmp_path) -> None:
     proc = run_app(["fate=exit0", sweep, *TWO_UNPINNED], tmp_path)
     assert proc.returncode == 1
     assert "local_parallel job #0 (fate=exit0) exited with code 0" in proc.stderr
+
+
+def test_a_job_stopped_by_sigterm_inside_an_exec_says_so(tmp_path) -> None:
+    # Under `python -m`, CPython ends a process by SIGINT after any KeyboardInterrupt that went
+    # through an exec, caught or not: the launcher said "killed by signal SIGINT (2)" of a job
+    # whose log ended "terminated (SIGTERM)".
+    proc = run_app(["fate=sigterm_in_exec", *TWO_UNPINNED], tmp_path)
+    assert proc.returncode == 1
+    assert "local_parallel job #0 (fate=sigterm_in_exec) exited with code 143" in proc.stderr
+    [log] = tmp_path.glob("multirun/*/*/0/launcher.log")
+    assert log.read_text().strip().splitlines()[-1] == (
+        "error: terminated (SIGTERM); finished results are kept"
+    )
 
 
 def running(pid: int) -> bool:

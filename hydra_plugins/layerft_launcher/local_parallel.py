@@ -1,6 +1,6 @@
 """`hydra/launcher=local_parallel`: a multirun's jobs on this machine, each in a fresh process.
 
-Each job runs in its own `python -m layerft.launch_worker` (no allocator or CUDA state carries
+Each job runs in a process of its own (`layerft/launch_worker.py`; no allocator or CUDA state carries
 over from one job to the next), at most `n_jobs` at once, each pinned to a GPU that no running
 job holds. The job travels as a cloudpickle file, as hydra_submitit_launcher ships it to SLURM,
 and its JobReturn comes back the same way. A process that dies without one (SIGKILL, the OOM
@@ -195,12 +195,15 @@ class LocalParallelLauncher(Launcher):
         return config, job_dir
 
     def _run_worker(self, args: list[str], log_path: Path, gpu: str | None) -> int:
-        """Run `python -m layerft.launch_worker ARGS` with its output in `log_path`; its exit code."""
+        """Run the job process (`python -c launch_worker.COMMAND ARGS`, as `python -m
+        layerft.launch_worker ARGS` would) with its output in `log_path`; its exit code."""
+        from layerft import launch_worker
+
         with log_path.open("ab") as out, self._running_lock:
             if self._stopping:  # Ctrl-C came while this job was being composed
                 raise JobProcessDied("not started: the launcher is stopping")
             process = subprocess.Popen(
-                [sys.executable, "-m", "layerft.launch_worker", *args],
+                [sys.executable, "-c", launch_worker.COMMAND, *args],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=child_env(gpu, self._slots),
             )  # fmt: skip
             self._running.add(process)
