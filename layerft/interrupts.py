@@ -29,7 +29,7 @@ from layerft.errors import traceback_wanted
 # and how a stop by each reads: SIGTERM is `kill`'s default, and what `timeout`, `scancel` and
 # SLURM at a job's time limit send (its SIGKILL follows after the cluster's KillWait, 30 s by
 # default). Their handlers by default: only those are replaced (submitit's own SIGTERM handler in
-# its jobs, or an ignored SIGINT under `nohup ... &`, stay).
+# its jobs, or the SIGINT a script's `cmd &` ignores, stay).
 STOPS = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "terminated (SIGTERM)"}
 _DEFAULTS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
 
@@ -82,7 +82,7 @@ def _set_back_after_stop() -> None:
 def remembered_interrupts() -> Iterator[None]:
     """Within: a SIGINT or SIGTERM raises KeyboardInterrupt, as Python's default handler does for
     SIGINT, and is remembered (`interrupted()`). Outside the main thread, for a signal whose
-    handler is not its default (ignored by `nohup ... &`, or a handler of the caller's), or within
+    handler is not its default (ignored by a script's `cmd &`, or a handler of the caller's), or within
     an outer one (which keeps what it remembered), nothing changes."""
     global _pressed, _remembering, _received
     ours = [sig for sig, default in _DEFAULTS.items() if signal.getsignal(sig) is default]

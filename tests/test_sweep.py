@@ -1016,14 +1016,14 @@ def test_a_ctrl_c_python_lost_still_stops_the_sweep_with_exit_130(
 
 
 @pytest.mark.parametrize(
-    "sigint", [signal.default_int_handler, signal.SIG_IGN], ids=["tty", "nohup"]
+    "sigint", [signal.default_int_handler, signal.SIG_IGN], ids=["tty", "background"]
 )
 def test_sigterm_stops_the_sweep_as_ctrl_c_does_with_its_own_line_and_exit_143(
     tmp_path, monkeypatch, capsys, sigint
 ) -> None:
     # `kill`, `timeout` and SLURM at a job's time limit send SIGTERM: it ended the process where it
     # stood (exit -15), with no summary, no tables and a tracker run left to be found crashed.
-    # Under `nohup ... &` SIGINT is ignored, and SIGTERM is how such a sweep is stopped.
+    # A script's `cmd &` ignores SIGINT: SIGTERM is how such a sweep is stopped.
     started = []
 
     def terminated(*args: Any, **kwargs: Any) -> None:
