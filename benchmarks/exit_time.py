@@ -5,8 +5,9 @@ Two measurements, interleaved, medians:
 - `imports`: a fresh interpreter imports what a run imports (layerft.run: torch, transformers,
   datasets, the Trainer), notes the time, and exits, plainly or after quick_exit().
 - `train.py` (with --repos): `python train.py model=tiny injection_task=none
-  target_task.epochs=1` (64 training and 32 dev examples) in each checkout given (e.g. one before quick_exit and one after): the
-  whole run's wall time and the time from its `results:` line to the process's end.
+  target_task.epochs=1` (64 training and 32 dev examples) in each checkout given (e.g. one
+  before quick_exit and one after): the whole run's wall time and the time from its `results:`
+  line to the process's end.
 
 python benchmarks/exit_time.py --repeats 5 [--repos OLD_CHECKOUT NEW_CHECKOUT]
 """
@@ -43,7 +44,8 @@ def exit_after_imports(mode: str) -> float:
 
 
 def train_run(repo: Path) -> tuple[float, float]:
-    """A tiny train.py run in `repo`: its wall time and the seconds from its results line to its end."""
+    """A tiny train.py run in `repo`: its wall time and the seconds from its results line to its
+    end."""
     with tempfile.TemporaryDirectory() as folder:
         args = [sys.executable, str(repo / "train.py"), "model=tiny", "injection_task=none",
                 "target_task.epochs=1", "target_task.generator_sizes.train=64",

@@ -82,8 +82,8 @@ def _set_back_after_stop() -> None:
 def remembered_interrupts() -> Iterator[None]:
     """Within: a SIGINT or SIGTERM raises KeyboardInterrupt, as Python's default handler does for
     SIGINT, and is remembered (`interrupted()`). Outside the main thread, for a signal whose
-    handler is not its default (ignored by a script's `cmd &`, or a handler of the caller's), or within
-    an outer one (which keeps what it remembered), nothing changes."""
+    handler is not its default (ignored by a script's `cmd &`, or a handler of the caller's), or
+    within an outer one (which keeps what it remembered), nothing changes."""
     global _pressed, _remembering, _received
     ours = [sig for sig, default in _DEFAULTS.items() if signal.getsignal(sig) is default]
     if _remembering or threading.current_thread() is not threading.main_thread() or not ours:

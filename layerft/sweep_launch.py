@@ -183,8 +183,8 @@ def run_grid(
     blocked: their folder holds another config's result).
 
     Whatever stops the launch (a job folder that cannot be made, a job whose failure escaped it,
-    Ctrl-C, SIGTERM) comes back as one line, not raised: the jobs that finished are still summarised and
-    tabulated. The launcher refusing its settings (`hydra.launcher.n_jobs=0`) is raised."""
+    Ctrl-C, SIGTERM) comes back as one line, not raised: the jobs that finished are still
+    summarised and tabulated. The launcher refusing its settings (`hydra.launcher.n_jobs=0`) is raised."""
     register_configs()
     argv = sys.argv
     sweeper = _skipping_sweeper(force, left)

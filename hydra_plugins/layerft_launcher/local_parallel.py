@@ -1,7 +1,7 @@
 """`hydra/launcher=local_parallel`: a multirun's jobs on this machine, each in a fresh process.
 
-Each job runs in a process of its own (`layerft/launch_worker.py`; no allocator or CUDA state carries
-over from one job to the next), at most `n_jobs` at once, each pinned to a GPU that no running
+Each job runs in a process of its own (`layerft/launch_worker.py`; no allocator or CUDA state
+carries over from one job to the next), at most `n_jobs` at once, each pinned to a GPU that no running
 job holds. The job travels as a cloudpickle file, as hydra_submitit_launcher ships it to SLURM,
 and its JobReturn comes back the same way. A process that dies without one (SIGKILL, the OOM
 killer, `os._exit`) does not stop the other jobs: a layerft job's death is recorded in its
