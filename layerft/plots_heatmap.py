@@ -1,6 +1,6 @@
-"""The heatmap of a sweep's results: its two settings (`heatmap_axes`), the cells each row serves
-(`served_cells`), why a pair of them has none (`mixed_metric_cell`), and the figure, mean
-selection metric per pair of values. `layerft/plots.py` draws it with the other figures.
+"""The heatmap of a sweep's results: its two settings (`heatmap_axes`), why a pair of them has
+none (`mixed_metric_cell`), and the figure, mean selection metric per pair of values (what each
+cell averages: `layerft/plots_cells.py`). `layerft/plots.py` draws it with the other figures.
 
 Serves no config group. Nothing here touches pyplot's global state or opens a window.
 """
@@ -15,6 +15,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from layerft.errors import LayerftError
+from layerft.plots_cells import cell_mean, cell_rows, cell_shortfall, grid_counts, served_cells
 from layerft.plots_common import CHARS_PER_INCH, PlotRow, natural_key, new_figure
 
 TASK = "target_task"  # its values are data sets: never averaged in a cell, coloured apart
@@ -72,32 +73,6 @@ def axis_values(rows: list[PlotRow], key: str) -> list[str]:
         {row.settings[key] for row in rows if key in row.settings and key not in row.unread},
         key=natural_key,
     )
-
-
-def served_cells(
-    row: PlotRow, axes: tuple[str, str], xs: list[str], ys: list[str]
-) -> list[tuple[str, str]]:
-    """The (x, y) cells a row's runs serve: its own pair of values, and along an axis whose setting
-    they never read (its value `-`), every value of that axis."""
-    x, y = axes
-    row_xs = xs if x in row.unread else [row.settings[x]]
-    row_ys = ys if y in row.unread else [row.settings[y]]
-    return [(xv, yv) for xv in row_xs for yv in row_ys]
-
-
-def cell_rows(
-    rows: list[PlotRow], axes: tuple[str, str], xs: list[str], ys: list[str]
-) -> tuple[dict[tuple[str, str], list[PlotRow]], dict[tuple[str, str], list[PlotRow]]]:
-    """Each cell's rows with scores (`served_cells`), and each cell's rows finished or failed (a
-    cell of none reads "not run")."""
-    run: dict[tuple[str, str], list[PlotRow]] = defaultdict(list)
-    cells: dict[tuple[str, str], list[PlotRow]] = defaultdict(list)
-    for row in rows:
-        for cell in served_cells(row, axes, xs, ys):
-            run[cell].append(row)
-            if row.scores:
-                cells[cell].append(row)
-    return cells, run
 
 
 def heatmap_figure(
@@ -210,41 +185,3 @@ def tick_metrics(values: list[str], pairs: list[tuple[str, str | None]]) -> list
         f"{value}\n({next(iter(seen[value])).rsplit('eval_', 1)[-1]})" if seen[value] else value
         for value in values
     ]
-
-
-def cell_mean(cell: list[PlotRow]) -> float:
-    """The mean of the cell's combination means (NaN for none)."""
-    return float(np.mean([row.mean for row in cell])) if cell else float("nan")
-
-
-def grid_counts(
-    rows: list[PlotRow],
-    axes: tuple[str, str],
-    run: dict[tuple[str, str], list[PlotRow]],
-    cell: tuple[str, str],
-) -> tuple[int, int]:
-    """The combinations and runs the grid has in `cell`: its rows finished or failed, with their
-    seeds; and per kind of row (the settings its runs never read) with rows along both axes
-    through the cell but none in it (a combination never run), one more, of that kind's most
-    runs. Whether an averaged setting has all its values in the cell is not judged."""
-    here = run.get(cell, [])
-    combos, runs = len(here), sum(row.runs for row in here)
-    kinds: dict[frozenset[str], list[PlotRow]] = defaultdict(list)
-    for row in rows:
-        kinds[row.unread].append(row)
-    for unread, members in kinds.items():
-        reaches = all(
-            key in unread or value in {row.settings[key] for row in members}
-            for key, value in zip(axes, cell, strict=True)
-        )
-        if reaches and not any(row.unread == unread for row in here):
-            combos, runs = combos + 1, runs + max(row.runs for row in members)
-    return combos, runs
-
-
-def cell_shortfall(cell: list[PlotRow], counts: tuple[int, int]) -> list[str]:
-    """`k/n combos` and `k/n runs` where a heatmap cell averages fewer than its grid has there
-    (`counts`, grid_counts): a row or a seed failed, or was not run."""
-    found = (len(cell), sum(len(row.scores) for row in cell))
-    pairs = zip(("combos", "runs"), found, counts, strict=True)
-    return [f"{k}/{n} {name}" for name, k, n in pairs if k < n]

@@ -1514,6 +1514,31 @@ def test_heatmap_counts_only_the_rows_its_grid_has_in_a_cell() -> None:
     assert sorted(texts.values()) == ["0.550\n2/3 runs"] * 3 + ["0.600"]
 
 
+def test_heatmap_marks_a_cell_missing_a_value_of_an_averaged_setting() -> None:
+    # A sweep stopped before full/demo_pos/lr=2 ran: that cell averaged lr=1 alone, unmarked,
+    # beside cells averaging both rates (its column and its row have lr=2).
+    rows = [
+        plot_row([score, score], injection_task=inj, tuning_mode=mode, lr=lr)
+        for inj in ("demo_pos", "none")
+        for mode in ("full", "lora")
+        for lr, score in (("1", 0.7), ("2", 0.5))
+        if (inj, mode, lr) != ("demo_pos", "full", "2")
+    ]
+    axes, varied = ("injection_task", "tuning_mode"), ["injection_task", "tuning_mode", "lr"]
+    texts = heatmap_texts(heatmap_figure(rows, axes, varied, ACC))
+    assert texts == {
+        ("demo_pos", "full"): "0.700\n1/2 combos\n2/4 runs",
+        ("demo_pos", "lora"): "0.600",
+        ("none", "full"): "0.600",
+        ("none", "lora"): "0.600",
+    }
+    # A value one cell alone has (lr=3, demo_pos/lora) is expected of no other cell.
+    rows.append(plot_row([0.9, 0.9], injection_task="demo_pos", tuning_mode="lora", lr="3"))
+    texts = heatmap_texts(heatmap_figure(rows, axes, varied, ACC))
+    assert texts["demo_pos", "lora"] == "0.700" and texts["none", "lora"] == "0.600"
+    assert texts["demo_pos", "full"] == "0.700\n1/2 combos\n2/4 runs"
+
+
 def test_bars_reach_the_lowest_whisker_and_name_each_rows_metric_when_they_differ() -> None:
     pearson = "target/eval_pearsonr"
     rows = [
