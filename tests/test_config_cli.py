@@ -50,6 +50,13 @@ def test_help_says_how_to_run_and_lists_the_groups_not_the_whole_config(tmp_path
     assert any(line.startswith("python sweep.py <grid>") for line in lines)
     assert "tuning_mode: bitfit, frozen, full, layerwise_adapter, lora, top_adapter" in lines
     assert len(lines) < 40 and "target_task:" not in lines[-1]
+    # A folder of one's own: its options were listed nowhere (--help ignores hydra.searchpath).
+    (tmp_path / "mine" / "target_task").mkdir(parents=True)
+    (tmp_path / "mine" / "target_task" / "my_nli.yaml").write_text("name: my_nli\n")
+    assert "--help --config-dir <dir>" in proc.stdout
+    proc = run_train(["--help", "--config-dir", str(tmp_path / "mine")], tmp_path)
+    groups = [line for line in proc.stdout.splitlines() if line.startswith("target_task: ")]
+    assert groups and "my_nli" in groups[0].split(", ") and "snli" in groups[0], proc.stdout
 
 
 @pytest.mark.slow
