@@ -116,7 +116,7 @@ def _warn_offline(reason: str) -> None:
 class TrackedRun:
     """What one W&B run is. `config` and `choices` (as `choice/<group>` keys and tags) describe
     it; `group`: the sweep; `job_type`: the stage layout; `selection`: each stage's selection
-    metric (higher is better?), whose W&B summary is its best value; `run_id`: a fixed id, so that
+    metric (higher is better?), whose W&B summary is its best value so far; `run_id`: a fixed id, so that
     each start resumes the same W&B run (online) or syncs into it (offline)."""
 
     name: str
@@ -151,10 +151,8 @@ def start_tracker(cfg: TrackerConfig, run_dir: Path, tracked: TrackedRun) -> Tra
         remove_stale_runs(run_dir, [p for p in wandb_runs(run_dir) if p not in before])
         mode = "offline"
         run = _init(cfg, run_dir, tracked, mode)
-    for key, higher in tracked.selection.items():
-        run.define_metric(key, summary="max" if higher else "min")
     log.info("W&B run %s (%s) in %s", run.id, mode, run.dir)
-    return WandbTracker(run)
+    return WandbTracker(run, tracked.selection)
 
 
 def _init(cfg: TrackerConfig, run_dir: Path, tracked: TrackedRun, mode: str) -> Any:

@@ -5,6 +5,7 @@ it: `NoTracker` (tracker=none, files only) and `WandbTracker` (one W&B run).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -35,20 +36,39 @@ class NoTracker:
 
 
 class WandbTracker:
-    """A W&B run whose per-stage metrics each follow their own step axis (`<stage>/step`)."""
+    """A W&B run whose per-stage metrics each follow their own step axis (`<stage>/step`), and
+    whose summary holds each selection metric's best value so far (`selection`: its key, whether
+    higher is better), a plain number whether the run finishes or not."""
 
-    def __init__(self, run: Any) -> None:
+    def __init__(self, run: Any, selection: dict[str, bool] | None = None) -> None:
         self.run = run
         self.stages: set[str] = set()
+        self.selection = dict(selection or {})
+        self.best: dict[str, float] = {}
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         for stage in {key.split("/")[0] for key in metrics} - self.stages:
             self.run.define_metric(f"{stage}/step")
             self.run.define_metric(f"{stage}/*", step_metric=f"{stage}/step")
+            # W&B gives a metric defined by name no glob's step axis: its own, and no summary
+            # of W&B's (its "max" is a {"max": x} that a finished run's summary overwrote)
+            for key in (k for k in self.selection if k.startswith(f"{stage}/")):
+                self.run.define_metric(key, step_metric=f"{stage}/step", summary="none")
             self.stages.add(stage)
         for stage in {key.split("/")[0] for key in metrics}:
             metrics = {**metrics, f"{stage}/step": step}
         self.run.log(metrics)
+        for key, higher in self.selection.items():
+            if key in metrics and self._improves(key, metrics[key], higher):
+                self.best[key] = metrics[key]
+                self.run.summary[key] = metrics[key]
+
+    def _improves(self, key: str, value: float, higher: bool) -> bool:
+        """Whether `value` beats the best so far (NaN never does: a constant prediction's r)."""
+        best = self.best.get(key)
+        if math.isnan(value):
+            return False
+        return best is None or (value > best if higher else value < best)
 
     def stage1(self, outcome: Stage1Outcome, produced: bool) -> None:
         """The stage-1 result as an artifact: logged (output) by the run that trained it (`produced`:

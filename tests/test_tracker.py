@@ -138,6 +138,40 @@ def test_offline_start_failure_is_not_hidden(
         start(tmp_path, TrackerMode.offline)
 
 
+def test_selection_metrics_follow_their_stage_step_and_sum_up_as_a_plain_best(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A metric defined by name took no glob's step axis: stage 2's selection metric was drawn
+    # on W&B's own _step, after stage 1's steps; and its summary was {"max": x} in an unfinished
+    # run but a number in a finished one (two columns in W&B's runs table).
+    from wandb_records import records_by_kind, wandb_items
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    selection = {"injection/eval_token_f1": True, "target/eval_pearsonr": True}
+    tracked = TrackedRun("a run", {}, selection=selection)
+    run = start_tracker(wandb_cfg(TrackerMode.offline), tmp_path, tracked)
+    run.log({"injection/eval_token_f1": 0.5, "injection/eval_loss": 1.0}, 4)
+    run.log({"injection/eval_token_f1": 0.4}, 8)
+    run.log({"target/eval_pearsonr": float("nan")}, 2)  # constant predictions
+    run.log({"target/eval_pearsonr": 0.3, "target/loss": 2.0}, 4)
+    run.log({"target/eval_pearsonr": 0.7}, 6)
+    run.log({"target/eval_pearsonr": 0.6}, 8)
+    run.finish(failed=True)
+    [run_file] = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
+    for _ in range(100):  # W&B's core process may still be writing the file after finish()
+        if "exit" in (records := records_by_kind(run_file)):
+            break
+        time.sleep(0.1)
+    axes = {m.name: m.step_metric for m in records["metric"] if m.name}
+    assert axes["target/eval_pearsonr"] == "target/step"
+    assert axes["injection/eval_token_f1"] == "injection/step"
+    summary: dict[str, Any] = {}
+    for update in records["summary"]:
+        summary |= wandb_items(update.update)
+    assert summary["target/eval_pearsonr"] == 0.7 and summary["injection/eval_token_f1"] == 0.5
+
+
 def test_stale_run_folders_and_latest_link_are_removed_with_one_info_line(
     tmp_path: Path, caplog
 ) -> None:
