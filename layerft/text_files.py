@@ -38,8 +38,9 @@ def read_text(path: Path) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise LayerftError(f"{path}:{line}: not UTF-8 text (byte {err.start})") from err
+        at = err.start + len(data) - len(err.object)  # the decoder counts from after a BOM
+        line = data.count(b"\n", 0, at) + 1
+        raise LayerftError(f"{path}:{line}: not UTF-8 text (byte {at})") from err
     if not text.strip():
         raise LayerftError(f"{path}: empty file")
     return text
@@ -105,14 +106,14 @@ class LoneSurrogate(UnreadableJson):
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.escape = f"\\u{code:04x}"
-        # Its escape where it is no half of a pair: a high one without a low one after it, a
-        # low one without a high one before it.
+        # Its escape (after an even run of backslashes: not text after an escaped one) where it
+        # is no half of a pair: a high one without a low one after it, a low one without a high.
         self.pattern = re.compile(
-            re.escape(self.escape) + r"(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
-            if code < 0xDC00
-            else r"(?<!\\u[dD][89abAB][0-9a-fA-F]{2})" + re.escape(self.escape),
+            r"(?<!\\)(?:\\\\)*"
+            + (re.escape(self.escape) + r"(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})" if code < 0xDC00
+               else r"(?<!\\u[dD][89abAB][0-9a-fA-F]{2})" + re.escape(self.escape)),
             re.IGNORECASE,
-        )
+        )  # fmt: skip
 
     def message(self, where: str) -> str:
         return (
@@ -167,8 +168,7 @@ def _lone_surrogate(value: Any) -> str | None:
             if found := _SURROGATE.search(item):
                 return found.group()
         elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+            stack.extend([*item.keys(), *item.values()])
         elif isinstance(item, list):
             stack.extend(item)
     return None
