@@ -1,6 +1,6 @@
 """One checked combination end to end: [stage 1] -> transplant -> stage 2 -> record (its config
-composed and checked by `layerft/hydra_job.py`, each stage's model built by
-`layerft/stage_models.py`).
+composed and checked by `layerft/hydra_job.py`, both stages' data read by `layerft/stage_data.py`,
+each stage's model built by `layerft/stage_models.py`).
 
 Serves the root config (`RunConfig`): every group's settings meet here, each passed to the module
 of its group."""
@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +18,14 @@ import torch
 from layerft import predictions
 from layerft.callbacks import MetricSink
 from layerft.config import RunConfig
-from layerft.data import TaskData, load_task_data
-from layerft.errors import LayerftError
+from layerft.data import TaskData
+from layerft.errors import LayerftError, error_line
 from layerft.forced_rerun import noted_forced_rerun
 from layerft.heads import encoder_layers
-from layerft.layer_split import (
-    InjectedWeights,
-    extract_injected,
-)
+from layerft.interrupts import interrupted, stopped_how
+from layerft.layer_split import InjectedWeights, extract_injected
 from layerft.lr_schedule import part_lr_multipliers
-from layerft.model import load_tokenizer
 from layerft.model_files import hub_entries, model_file_digests, model_folder
-from layerft.model_limits import (
-    backbone_config,
-    check_max_length,
-    check_room_for_text,
-    check_tokenizer_fits,
-    warn_unrun_code,
-)
 from layerft.parts import layer_part
 from layerft.phase import Phase, remove_unfinished_checkpoints, run_phase
 from layerft.processes import is_main_process, rank, world_size
@@ -55,43 +44,13 @@ from layerft.run_tracker import open_tracker
 from layerft.stage1 import Stage1Outcome, obtain_stage1
 from layerft.stage1_key import Stage1Key
 from layerft.stage1_store import Stage1Store
-from layerft.stage_models import build_injection_model, build_target_model, check_mode_fits_split
-from layerft.task import TaskConfig
+from layerft.stage_data import StageData, load_stage_data
+from layerft.stage_models import build_injection_model, build_target_model
 from layerft.tracker import remove_stale_runs, wandb_runs
 
 log = logging.getLogger(__name__)
 # The stages' names: Phase.stage, their metrics' prefix, their checkpoint folders.
 STAGES = ("injection", "target")
-
-
-@dataclass(frozen=True)
-class StageData:
-    """Both stages' checked, tokenized data (no stage-1 data without an injection task)."""
-
-    target: TaskData
-    injection: TaskData | None
-
-
-def load_stage_data(cfg: RunConfig) -> StageData:
-    """Both tasks' data, read and checked first: bad data costs no stage-1 run and no tracker run
-    (nor does a tuning mode that the split leaves no layer to adapt)."""
-    cache_dir = Path(cfg.cache_dir).expanduser()
-    config = backbone_config(cfg.model, cache_dir)  # read once for the checks (None: tiny)
-    check_mode_fits_split(cfg, config)
-    both = ((cfg.target_task, "target_task"), (cfg.injection_task, "injection_task"))
-    tasks = [(task, group) for task, group in both if task is not None]
-    for task, group in tasks:
-        check_max_length(cfg.model, task, group, config)
-    tokenizer = load_tokenizer(cfg.model, cache_dir)
-    check_tokenizer_fits(cfg.model, tokenizer, config, cache_dir)
-    warn_unrun_code(cfg.model, config)
-    for task, group in tasks:
-        check_room_for_text(tokenizer, task, group)
-    cache = cache_dir / "tokenized"
-    target = _load(cfg, cfg.target_task, "target_task", tokenizer, cache)
-    if cfg.injection_task is None:
-        return StageData(target, None)
-    return StageData(target, _load(cfg, cfg.injection_task, "injection_task", tokenizer, cache))
 
 
 def train_stages(
@@ -134,12 +93,6 @@ def stage1_for(cfg: RunConfig, data: TaskData, run_dir: Path, sink: MetricSink) 
         for line in outcome.result.history:
             sink({k: v for k, v in line.items() if k != "step"}, int(line["step"]))
     return outcome
-
-
-def _load(cfg: RunConfig, task: TaskConfig, group: str, tokenizer: Any, cache: Path) -> TaskData:
-    return load_task_data(
-        task, group, tokenizer, cache, cfg.trainer.resolved_pad_multiple(), seed=cfg.seed
-    )
 
 
 def run_injection(
@@ -191,11 +144,11 @@ def run(
     run_dir: Path,
     resolved: dict[str, Any],
     record: RunRecord,
-    sweep_dir: str | None,  # the multirun's folder; None for a single run
+    sweep_dir: str | None,
 ) -> tuple[dict[str, float], Path]:
     """Run one combination unless its finished metrics exist: in this directory, or (in a
-    multirun) in another job folder of the same sweep. `force_rerun` redoes it. Returns the
-    metrics and the folder holding them."""
+    multirun, `sweep_dir` its folder; None for a single run) in another job folder of the same
+    sweep. `force_rerun` redoes it. Returns the metrics and the folder holding them."""
     replacing = False  # a forced rerun of a finished result: its files stay until this one ends
     if cfg.force_rerun:  # a finished result of this config is redone; another config's never
         try:
@@ -236,7 +189,6 @@ def train_and_record(
             history.log(metrics, step)
             tracker.log(metrics, step)
 
-        failed = True
         try:
             metrics, stage1 = train_stages(cfg, data, run_dir, sink)
             if stage1 is not None:
@@ -251,7 +203,9 @@ def train_and_record(
                 (run_dir / FAILED_FILE).unlink(missing_ok=True)  # an earlier attempt's failure
                 remove_stale_runs(run_dir, earlier_runs, "the result this run replaced")
             tracker.summarize(metrics)
-            failed = False
-        finally:
-            tracker.finish(failed)  # closed even when a stage crashes
+        except BaseException as err:
+            stopped = isinstance(err, KeyboardInterrupt) or interrupted()  # or what it set off
+            tracker.finish(stopped_how() if stopped else error_line(err))  # closed, saying why
+            raise
+        tracker.finish()
     return metrics, run_dir

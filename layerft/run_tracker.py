@@ -10,6 +10,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+
 from layerft.config import RunConfig
 from layerft.config_overrides import override_key
 from layerft.fingerprint import RESULT_NEUTRAL_KEYS
@@ -36,9 +38,12 @@ def open_tracker(
         task = cfg.injection_task
         selection[selection_key("injection", task.best_metric)] = task.best_is_higher
     choices = effective_settings(record.choices).items()
+    config = tracked_config(resolved, record.unread)
+    config["layerft/combination"] = record.seedless_fingerprint  # its seeds': group them by it
+    config["layerft/selection_metric"] = record.selection_metric
     tracked = TrackedRun(
-        name=run_name(record),
-        config=tracked_config(resolved, record.unread),
+        name=run_name(record, sweep_fixed_keys()),
+        config=config,
         choices={g: o for g, o in choices if g not in RESULT_NEUTRAL_KEYS},
         group=record.sweep,
         job_type="injection+target" if cfg.injection_task is not None else "target",
@@ -73,16 +78,27 @@ NAMED_CHOICES = ("injection_task", "target_task", "layer_split", "tuning_mode")
 MAX_RUN_NAME = 128  # W&B refuses a longer run name
 
 
-def run_name(record: RunRecord) -> str:
+def sweep_fixed_keys() -> frozenset[str]:
+    """The settings sweep.py gives every job of its grid alike (its jobs' folder names leave them
+    out); none outside a sweep.py job."""
+    if not HydraConfig.initialized():
+        return frozenset()
+    return frozenset(HydraConfig.get().job.config.override_dirname.exclude_keys)
+
+
+def run_name(record: RunRecord, fixed: frozenset[str] = frozenset()) -> str:
     """The tracker's name of a run: its main choices, then every other setting its command line
     changes (`target_task.lr=1e-3`, `model=tiny`; not the seed, the sweep's name, nor a
-    result-neutral key such as a credential, nor one the run never reads), then the seed: runs of
-    one sweep that differ only in an override differ by name. Settings that would pass
-    MAX_RUN_NAME are counted (`+2 more`)."""
+    result-neutral key such as a credential, nor one the run never reads), those its grid sweeps
+    before those it sets alike for every job (`fixed`), then the seed: runs of one sweep that
+    differ only in an override differ by name. Settings that would pass MAX_RUN_NAME are counted
+    (`+2 more`)."""
     given = {override_key(o) for o in record.overrides}
     settings = job_settings(record.choices, record.overrides, record.unread)
     extra = [
-        f"{k}={v}" for k, v in settings.items() if k in given and k not in (*NAMED_CHOICES, "sweep")
+        f"{k}={v}"
+        for k, v in sorted(settings.items(), key=lambda item: item[0] in fixed)  # stable
+        if k in given and k not in (*NAMED_CHOICES, "sweep")
     ]
     choices = effective_settings(record.choices)  # a baseline names no split (tracked_config)
     head = [*(choices.get(g, "-") for g in NAMED_CHOICES)]

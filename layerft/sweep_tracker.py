@@ -129,5 +129,5 @@ def publish_results_table(
     )
     images = {f"plots/{p.stem}": wandb.Image(str(p)) for p in result.paths if p.suffix == ".png"}
     tracker.run.log({"results": table, **images})  # type: ignore[attr-defined]
-    tracker.finish(failed=False)
+    tracker.finish()
     remove_stale_runs(sweep_dir, earlier, whose="earlier aggregations")

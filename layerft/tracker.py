@@ -24,7 +24,7 @@ from layerft.credentials import is_credential
 from layerft.errors import error_line
 from layerft.network import unreachable
 from layerft.run_record import RESULTS_VERSION
-from layerft.tracker_backends import NoTracker, Tracker, WandbTracker
+from layerft.tracker_backends import NoTracker, Tracker, WandbTracker, without_secrets
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +103,7 @@ def remove_stale_runs(
 
 def _first_line(err: Exception) -> str:
     """The error's type and first line, the API key masked should a library echo it."""
-    text = error_line(err)
-    key = os.environ.get("WANDB_API_KEY")
-    return text.replace(key, "***") if key else text
+    return without_secrets(error_line(err))
 
 
 def _warn_offline(reason: str) -> None:

@@ -6,17 +6,23 @@ it: `NoTracker` (tracker=none, files only) and `WandbTracker` (one W&B run).
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING, Any, Protocol
+
+from layerft.run_record import ERROR_KEY
 
 if TYPE_CHECKING:
     from layerft.stage1 import Stage1Outcome
+
+
+SECRET_VARIABLES = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 
 class Tracker(Protocol):
     def log(self, metrics: dict[str, float], step: int) -> None: ...
     def stage1(self, outcome: Stage1Outcome, produced: bool) -> None: ...
     def summarize(self, metrics: dict[str, float]) -> None: ...
-    def finish(self, failed: bool) -> None: ...
+    def finish(self, error: str | None = None) -> None: ...
 
 
 class NoTracker:
@@ -31,7 +37,7 @@ class NoTracker:
     def summarize(self, metrics: dict[str, float]) -> None:
         pass
 
-    def finish(self, failed: bool) -> None:
+    def finish(self, error: str | None = None) -> None:
         pass
 
 
@@ -101,5 +107,18 @@ class WandbTracker:
     def summarize(self, metrics: dict[str, float]) -> None:
         self.run.summary.update(metrics)
 
-    def finish(self, failed: bool) -> None:
-        self.run.finish(exit_code=1 if failed else 0)
+    def finish(self, error: str | None = None) -> None:
+        """Close the run: finished, or failed with `error` (its one line, as failed.json has it) in
+        the summary's `run/error`, so that W&B says why."""
+        if error is not None:
+            self.run.summary[ERROR_KEY] = without_secrets(error)
+        self.run.finish(exit_code=0 if error is None else 1)
+
+
+def without_secrets(text: str) -> str:
+    """`text` with the W&B key and a hub token from the environment masked, should a library have
+    echoed one into an error."""
+    for name in SECRET_VARIABLES:
+        if secret := os.environ.get(name):
+            text = text.replace(secret, "***")
+    return text

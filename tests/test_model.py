@@ -25,7 +25,7 @@ from layerft.model_limits import (
     max_sequence_length,
     warn_unrun_code,
 )
-from layerft.run import load_stage_data
+from layerft.stage_data import load_stage_data
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,8 @@ from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
 from layerft.kinds.span_decoding import scored_answers
 from layerft.kinds.span_extraction import SpanConfig, collator, encoder, normalise
-from layerft.run import load_stage_data, train_stages
+from layerft.run import train_stages
+from layerft.stage_data import load_stage_data
 from layerft.stage_models import build_target_model
 from layerft.task import TaskConfig, TaskKind
 from layerft.tiny_model import build_tiny_tokenizer

@@ -138,7 +138,7 @@ def test_offline_start_failure_is_not_hidden(
         start(tmp_path, TrackerMode.offline)
 
 
-def test_selection_metrics_follow_their_stage_step_and_sum_up_as_a_plain_best(
+def test_selection_metrics_follow_their_stage_step_and_a_failed_run_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A metric defined by name took no glob's step axis: stage 2's selection metric was drawn
@@ -157,7 +157,8 @@ def test_selection_metrics_follow_their_stage_step_and_sum_up_as_a_plain_best(
     run.log({"target/eval_pearsonr": 0.3, "target/loss": 2.0}, 4)
     run.log({"target/eval_pearsonr": 0.7}, 6)
     run.log({"target/eval_pearsonr": 0.6}, 8)
-    run.finish(failed=True)
+    monkeypatch.setenv("WANDB_API_KEY", KEY)  # should an error echo it
+    run.finish(f"CommError: {KEY} refused")  # failed: W&B said nowhere why
     [run_file] = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
     for _ in range(100):  # W&B's core process may still be writing the file after finish()
         if "exit" in (records := records_by_kind(run_file)):
@@ -170,6 +171,9 @@ def test_selection_metrics_follow_their_stage_step_and_sum_up_as_a_plain_best(
     for update in records["summary"]:
         summary |= wandb_items(update.update)
     assert summary["target/eval_pearsonr"] == 0.7 and summary["injection/eval_token_f1"] == 0.5
+    assert summary["run/error"] == "CommError: *** refused"
+    [exit_record] = records["exit"]
+    assert exit_record.exit_code == 1
 
 
 def test_stale_run_folders_and_latest_link_are_removed_with_one_info_line(
@@ -223,9 +227,35 @@ def test_run_names_tell_apart_runs_that_differ_only_in_an_override() -> None:
     assert long.startswith(
         "demo_pos ag_news lower1 full target_task.lr=1e-3 target_task.data_files.a="
     )
+    # A grid's swept setting comes before those set alike for all its jobs: two learning rates
+    # under long fixed data paths were one name, the rate counted in "+N more".
+    fixed = frozenset(o.split("=")[0] for o in paths)
+    record = RunRecord("f", "g", choices, 1, ["seed=1", *paths, "target_task.lr=1e-3"],
+                       "target/eval_accuracy", True)  # fmt: skip
+    swept_first = run_name(record, fixed)
+    assert swept_first.startswith("demo_pos ag_news lower1 full target_task.lr=1e-3 ")
+    assert swept_first.endswith("+2 more s1") and "+3 more" in run_name(record)
     # Without stage 1 the split is never read: its one run serves every split and names none.
     choices["injection_task"] = "none"
     assert name("layer_split.stage2.policy=freeze") == "none ag_news - full s1"
+
+
+def test_a_sweep_jobs_fixed_settings_are_its_hydra_folder_names_excluded_keys() -> None:
+    from compose import CONF
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from layerft.run_tracker import sweep_fixed_keys
+
+    assert sweep_fixed_keys() == frozenset()  # no Hydra job: nothing is known fixed
+    excluded = "hydra.job.config.override_dirname.exclude_keys=[model,target_task.lr]"
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[excluded], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        assert sweep_fixed_keys() == {"model", "target_task.lr"}
+    finally:
+        HydraConfig.instance().cfg = None
 
 
 @pytest.mark.parametrize("injection", ["none", "demo_pos"])
@@ -255,6 +285,9 @@ def test_a_baseline_run_belongs_to_no_split_in_wandb(
     open_tracker(cfg, tmp_path, resolved, record, keep_earlier=False)
 
     [init] = calls
+    # a combination's seeds are one group in W&B by one key
+    assert init["config"]["layerft/combination"] == record.seedless_fingerprint
+    assert init["config"]["layerft/selection_metric"] == "target/eval_accuracy"
     unread = ("layer_split", "injection_lr_schedule")
     split_tags = [t for t in init["tags"] if t.split(":")[0] in unread]
     split_keys = {k for k in init["config"] if k.removeprefix("choice/") in unread}

@@ -770,8 +770,14 @@ def test_ctrl_c_in_a_run_is_one_line_and_exit_130_and_the_rerun_finishes(
     assert err.strip().splitlines() == [said]
     assert not (tmp_path / "run" / "metrics.json").exists()
     [run_file] = (tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb")
-    exits = [r.exit for r in read_wandb_records(run_file) if r.WhichOneof("record_type") == "exit"]
+    records = read_wandb_records(run_file)
+    exits = [r.exit for r in records if r.WhichOneof("record_type") == "exit"]
     assert [record.exit_code for record in exits] == [1]  # closed as failed, not left crashed
+    summary: dict[str, Any] = {}
+    for record in records:
+        if record.WhichOneof("record_type") == "summary":
+            summary |= wandb_items(record.summary.update)
+    assert summary["run/error"] == said.removeprefix("error: ").split(";")[0]  # W&B says why
     done = run_train(args, tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "run" / "metrics.json").exists()

@@ -13,7 +13,7 @@ from layerft.config import resolve_config
 from layerft.errors import LayerftError
 from layerft.layer_split import extract_injected
 from layerft.parts import count_parameters, parameter_parts
-from layerft.run import load_stage_data
+from layerft.stage_data import load_stage_data
 from layerft.stage_models import build_injection_model, build_target_model, check_mode_fits_split
 from layerft.tuning_mode import TuningMethod
 from layerft.unread_keys import unread_settings
