@@ -38,12 +38,10 @@ from layerft.run_record import (
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
-HISTORY_FILE = (
-    "history.jsonl"  # one line per tracker log call: {"step": n, "<stage>/<name>": x, ...}
-)
-FAILED_FILE = (
-    "failed.json"  # a job that failed in a sweep: its record's `run/*` entries + the error
-)
+# One line per tracker log call: {"step": n, "<stage>/<name>": x, ...}
+HISTORY_FILE = "history.jsonl"
+# A job that failed in a sweep: its record's `run/*` entries + the error
+FAILED_FILE = "failed.json"
 # How the refusal to report a result computed on data changed since names it (run_folder.
 # check_same_data); a failed.json holding it is stale once that data is back (sweep_records).
 ON_OTHER_DATA = "is this config's result on other data"
@@ -97,10 +95,7 @@ def read_history(run_dir: Path) -> list[dict[str, float]]:
 
 
 def write_metrics(
-    run_dir: Path,
-    metrics: dict[str, float],
-    record: RunRecord,
-    extra: dict[str, Any] | None = None,
+    run_dir: Path, metrics: dict[str, float], record: RunRecord, extra: dict[str, Any] | None = None
 ) -> Path:
     """Write `metrics.json`: flat `<stage>/<name>` metrics beside the record's `run/*` entries
     (and `extra` ones: `run/stage1`, where stage 1 came from)."""
