@@ -5,6 +5,8 @@ it: `NoTracker` (tracker=none, files only) and `WandbTracker` (one W&B run).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
 from typing import TYPE_CHECKING, Any, Protocol
@@ -94,7 +96,8 @@ class WandbTracker:
         artifact = wandb.Artifact(
             f"stage1-{result.path.name}", type="stage1", metadata={"metrics": result.metrics}
         )
-        artifact.add_reference(result.path.resolve().as_uri(), name="stage1")
+        with contextlib.redirect_stderr(io.StringIO()):  # its checksum note, printed regardless
+            artifact.add_reference(result.path.resolve().as_uri(), name="stage1")
         if produced:
             self.run.log_artifact(artifact)
         elif not self.run.settings._offline:

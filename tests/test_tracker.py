@@ -346,3 +346,23 @@ def test_a_forced_rerun_in_the_folder_that_trained_stage1_logs_it_as_its_output(
     for folder in (producer, tmp_path / "other"):
         WandbTracker(run).stage1(reused, reused.produced_in(folder))
     assert calls == ["output", "input"]
+
+
+def test_a_stage1_artifact_is_logged_without_wandbs_checksum_note(tmp_path: Path, capsys) -> None:
+    # "wandb: Generating checksum for up to 10000000 files in ..." on stderr in every run with
+    # a stored stage 1, whatever silent=True says.
+    from layerft.stage1 import Stage1Outcome
+    from layerft.stage1_store import Stage1Result
+    from layerft.tracker_backends import WandbTracker
+
+    stored = tmp_path / "stage1" / "abc-def"
+    stored.mkdir(parents=True)
+    (stored / "weights.safetensors").write_bytes(b"w")
+    logged: list[Any] = []
+    run = SimpleNamespace(log_artifact=logged.append)
+    result = Stage1Result(None, {}, [], stored, str(tmp_path))  # type: ignore[arg-type]
+    WandbTracker(run).stage1(Stage1Outcome(result, trained=True), produced=True)
+    [artifact] = logged
+    assert artifact.name == "stage1-abc-def"
+    assert list(artifact.manifest.entries) == ["stage1/weights.safetensors"]
+    assert capsys.readouterr().err == ""
