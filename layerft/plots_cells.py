@@ -53,24 +53,45 @@ def grid_counts(
     cell: tuple[str, str],
 ) -> tuple[int, int]:
     """The combinations and runs the grid has in `cell`: its rows finished or failed, with their
-    seeds; and, per kind of row (the settings its runs never read), the combinations of the
-    averaged settings that kind has both along the cell's column and along its row but not in
-    the cell (never run), each of that kind's most runs. Values an averaged setting takes per
-    value of one axis (each task's own learning rates) are expected where that value is."""
+    seeds; and, per kind of row (the settings its runs never read), each of that kind's most
+    runs: one where the kind ran along both axes through the cell but not in it, else each
+    combination of the averaged settings the cell lacks (never run) that a rectangle of three
+    other cells holds, one in its column, one in its row and one in neither. So a value an
+    averaged setting takes per value of one axis (each task's own learning rates), or per pair
+    of values, is expected nowhere else; a combination missing from two cells of a column and
+    two of a row (a sweep stopped early, its last values never run) goes unmarked."""
     here = run.get(cell, [])
     combos, runs = len(here), sum(row.runs for row in here)
     kinds: dict[frozenset[str], list[PlotRow]] = defaultdict(list)
     for row in rows:
         kinds[row.unread].append(row)
+    (x, y), cells = cell, list(run)
     for unread, members in kinds.items():
-        along = [  # none along an axis the kind never reads: its rows serve each cell whole
-            {averaged(row, axes) for row in members if row.settings[key] == value}
-            for key, value in zip(axes, cell, strict=True)
-        ]
-        present = {averaged(row, axes) for row in here if row.unread == unread}
-        missing = len((along[0] & along[1]) - present)
+        if present := _held(run, cell, axes, unread):
+            expected = set().union(*(
+                _held(run, (x, yo), axes, unread) & _held(run, (xo, y), axes, unread)
+                & _held(run, (xo, yo), axes, unread)
+                for xo, yo in cells if xo != x and yo != y
+            ))  # fmt: skip
+            missing = len(expected - present)
+        else:  # the kind has no row here: is there one along each axis?
+            reached = [
+                k in unread or v in {r.settings[k] for r in members}
+                for k, v in zip(axes, cell, strict=True)
+            ]
+            missing = int(all(reached))
         combos, runs = combos + missing, runs + missing * max(row.runs for row in members)
     return combos, runs
+
+
+def _held(
+    run: dict[tuple[str, str], list[PlotRow]],
+    cell: tuple[str, str],
+    axes: tuple[str, str],
+    unread: frozenset[str],
+) -> set[tuple[tuple[str, str], ...]]:
+    """The combinations of the averaged settings the rows of one kind (`unread`) ran in `cell`."""
+    return {averaged(row, axes) for row in run.get(cell, []) if row.unread == unread}
 
 
 def averaged(row: PlotRow, axes: tuple[str, str]) -> tuple[tuple[str, str], ...]:

@@ -1537,6 +1537,14 @@ def test_heatmap_marks_a_cell_missing_a_value_of_an_averaged_setting() -> None:
     texts = heatmap_texts(heatmap_figure(rows, axes, varied, ACC))
     assert texts["demo_pos", "lora"] == "0.700" and texts["none", "lora"] == "0.600"
     assert texts["demo_pos", "full"] == "0.700\n1/2 combos\n2/4 runs"
+    # A rate per pair of values (chosen per mode and task), every job run: none is missing.
+    plan = {("full", "snli"): "1e-5", ("full", "ag"): "1e-4", ("lora", "snli"): "1e-4",
+            ("lora", "ag"): "1e-5"}  # fmt: skip
+    rows = [plot_row([0.5, 0.6], tuning_mode=m, task=t, lr=lr) for (m, t), lr in plan.items()]
+    texts = heatmap_texts(
+        heatmap_figure(rows, ("tuning_mode", "task"), ["tuning_mode", "task", "lr"], ACC)
+    )
+    assert set(texts.values()) == {"0.550"}, texts
 
 
 def test_bars_reach_the_lowest_whisker_and_name_each_rows_metric_when_they_differ() -> None:
