@@ -83,7 +83,8 @@ def sweep_fixed_keys() -> frozenset[str]:
     out); none outside a sweep.py job."""
     if not HydraConfig.initialized():
         return frozenset()
-    return frozenset(HydraConfig.get().job.config.override_dirname.exclude_keys)
+    excluded = HydraConfig.get().job.config.override_dirname.exclude_keys  # Hydra's keys: `+a.b`
+    return frozenset(override_key(key) for key in excluded)
 
 
 def run_name(record: RunRecord, fixed: frozenset[str] = frozenset()) -> str:

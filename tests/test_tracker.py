@@ -248,12 +248,16 @@ def test_a_sweep_jobs_fixed_settings_are_its_hydra_folder_names_excluded_keys() 
     from layerft.run_tracker import sweep_fixed_keys
 
     assert sweep_fixed_keys() == frozenset()  # no Hydra job: nothing is known fixed
-    excluded = "hydra.job.config.override_dirname.exclude_keys=[model,target_task.lr]"
+    keys = (
+        "model,+target_task.data_files.a,lr_schedule@injection_lr_schedule"  # as sweep.py has them
+    )
+    excluded = f"hydra.job.config.override_dirname.exclude_keys=[{keys}]"
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=[excluded], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     try:
-        assert sweep_fixed_keys() == {"model", "target_task.lr"}
+        fixed = {"model", "target_task.data_files.a", "injection_lr_schedule"}  # as settings
+        assert sweep_fixed_keys() == fixed
     finally:
         HydraConfig.instance().cfg = None
 
