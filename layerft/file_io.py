@@ -6,12 +6,13 @@ Serves no config group: results, stage-1 store, sweep tables and plots write thr
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,26 @@ def _file_sha256(path: Path, size: int, mtime_ns: int) -> str:
 def file_error(action: str, path: Path | str, err: OSError) -> LayerftError:
     """One line naming the path and the system's reason (read-only, no space, not a directory...)."""
     return LayerftError(f"cannot {action} {path}: {err.strerror or err}")
+
+
+def run_dir_error(run_dir: Path, err: BaseException) -> BaseException:
+    """The error a failed file operation under `run_dir` (checkpoints, tracker files) is reported
+    as: one line naming the file (`file_error`); any other error as it is."""
+    name = getattr(err, "filename", None) if isinstance(err, OSError) else None
+    if isinstance(name, str) and Path(name).is_relative_to(run_dir):
+        return file_error("write", name, err)  # type: ignore[arg-type]
+    return err
+
+
+@contextlib.contextmanager
+def run_dir_errors(run_dir: Path) -> Iterator[None]:
+    """Raise a failed file operation under `run_dir` as its one line (`run_dir_error`)."""
+    try:
+        yield
+    except OSError as err:
+        if (reported := run_dir_error(run_dir, err)) is err:
+            raise
+        raise reported from err
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

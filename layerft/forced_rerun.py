@@ -30,9 +30,9 @@ from typing import IO
 
 from layerft import replaced_result
 from layerft.errors import LayerftError
-from layerft.file_io import file_sha256
+from layerft.file_io import file_sha256, run_dir_errors
 from layerft.predictions import PREDICTIONS_FILE
-from layerft.results import CHECKPOINTS_DIR, HISTORY_FILE, METRICS_FILE, run_dir_errors
+from layerft.results import CHECKPOINTS_DIR, HISTORY_FILE, METRICS_FILE
 from layerft.tracker import remove_stale_runs, wandb_runs
 
 log = logging.getLogger(__name__)

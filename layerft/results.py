@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -219,18 +218,6 @@ def record_failure(run_dir: Path, entries: dict[str, Any], err: BaseException) -
         )
     except LayerftError as write_err:
         log.error("the failure is not recorded (%s); the job counts as not run", write_err)
-
-
-@contextlib.contextmanager
-def run_dir_errors(run_dir: Path) -> Iterator[None]:
-    """Turn a failed file operation under `run_dir` (checkpoints, tracker files) into one error line."""
-    try:
-        yield
-    except OSError as err:
-        inside = isinstance(err.filename, str) and Path(err.filename).is_relative_to(run_dir)
-        if not inside:
-            raise
-        raise file_error("write", err.filename, err) from err
 
 
 def job_records(sweep_dir: Path, name: str) -> dict[str, Path]:

@@ -20,6 +20,7 @@ from layerft.callbacks import MetricSink
 from layerft.config import RunConfig
 from layerft.data import TaskData
 from layerft.errors import LayerftError, error_line
+from layerft.file_io import run_dir_error, run_dir_errors
 from layerft.forced_rerun import noted_forced_rerun
 from layerft.heads import encoder_layers
 from layerft.interrupts import interrupted, stopped_how
@@ -29,7 +30,7 @@ from layerft.model_files import hub_entries, model_file_digests, model_folder
 from layerft.parts import layer_part
 from layerft.phase import Phase, remove_unfinished_checkpoints, run_phase
 from layerft.processes import is_main_process, rank, world_size
-from layerft.results import FAILED_FILE, HistoryFile, read_finished, run_dir_errors, write_metrics
+from layerft.results import FAILED_FILE, HistoryFile, read_finished, write_metrics
 from layerft.run_folder import (
     Result,
     config_lock,
@@ -205,7 +206,8 @@ def train_and_record(
             tracker.summarize(metrics)
         except BaseException as err:
             stopped = isinstance(err, KeyboardInterrupt) or interrupted()  # or what it set off
-            tracker.finish(stopped_how() if stopped else error_line(err))  # closed, saying why
+            why = stopped_how() if stopped else error_line(run_dir_error(run_dir, err))
+            tracker.finish(why)  # closed even when a stage crashes, saying why as failed.json will
             raise
         tracker.finish()
     return metrics, run_dir

@@ -27,7 +27,7 @@ from layerft.config import resolve_config
 from layerft.config_differences import config_differences
 from layerft.config_overrides import override_key
 from layerft.errors import LayerftError
-from layerft.file_io import file_sha256, write_json_atomic
+from layerft.file_io import file_sha256, run_dir_errors, write_json_atomic
 from layerft.fingerprint import (
     FINGERPRINT_SCHEME,
     RESULT_NEUTRAL_KEYS,
@@ -38,14 +38,7 @@ from layerft.fingerprint import (
 from layerft.forced_rerun import NOTE_FILE, noted_forced_rerun
 from layerft.kinds.base import TaskKind
 from layerft.model import load_tokenizer
-from layerft.results import (
-    changed_since,
-    read_finished,
-    record_failure,
-    run_dir_errors,
-    write_metrics,
-)
-from layerft.run import load_stage_data
+from layerft.results import changed_since, read_finished, record_failure, write_metrics
 from layerft.run_folder import new_folder_hint
 from layerft.run_record import (
     FILE_SETTINGS_KEY,
@@ -59,6 +52,7 @@ from layerft.run_record import (
     RunRecord,
 )
 from layerft.stage1_key import Stage1Key
+from layerft.stage_data import load_stage_data
 from layerft.tokenized import tokenized_key
 from layerft.tracker import wandb_runs
 from layerft.unread_keys import unread_settings

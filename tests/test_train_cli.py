@@ -305,6 +305,7 @@ def runs(
     no_injection = [*target_only(shrink), "injection_task=none"]
     wandb = [*(a for a in shrink if a != "tracker=none"), "tracker=wandb", "tracker.mode=offline"]
     wandb_auto = [*(a for a in no_injection if a != "tracker=none"), "tracker=wandb"]
+    offline = [*wandb_auto, "tracker.mode=offline"]
     overrides = {
         "default": shrink,
         "no_injection": no_injection,
@@ -363,7 +364,7 @@ def runs(
                 {"WANDB_API_KEY": SECRET},
             ),
             "checkpoints_blocked": pool.submit(
-                call_after, plant_file_at_checkpoints, base / "checkpoints_blocked", no_injection
+                call_after, plant_file_at_checkpoints, base / "checkpoints_blocked", offline
             ),
             "stale_checkpoints": pool.submit(
                 call_after, plant_killed_stage1_checkpoint, base / "stale_checkpoints", no_injection
@@ -790,6 +791,13 @@ def test_a_file_in_the_way_of_the_checkpoints_folder_is_one_error_line(runs) -> 
     [line] = user_error_lines(done.proc)
     assert line == f"error: cannot write {done.run_dir / 'checkpoints' / 'target'}: Not a directory"
     assert done.metrics_bytes is None
+    # W&B's run says why in the same line (it had the OSError the line is made of)
+    [run_file] = (done.run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    summary: dict[str, Any] = {}
+    for record in read_wandb_records(run_file):
+        if record.WhichOneof("record_type") == "summary":
+            summary |= wandb_items(record.summary.update)
+    assert summary["run/error"] == "LayerftError: " + line.removeprefix("error: ")
 
 
 def test_layerft_traceback_env_shows_the_traceback(runs) -> None:
