@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from layerft.errors import LayerftError
+from layerft.json_values import RepeatedKey, UnreadableJson, parse_json
 from layerft.text_files import (
-    RepeatedKey,
-    UnreadableJson,
     check_first_line,
-    parse_json,
     parse_json_file,
     read_text,
     repeat_error,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from layerft.errors import LayerftError
+from layerft.json_values import RepeatedKey, UnreadableJson, parse_json
 
 # A cell or column value that is an integer as written (`-3`, `007`), in the text readers.
 INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -55,123 +56,6 @@ def text_lines(text: str) -> list[str]:
     """`text`'s lines without line ends; '\\r\\n' text reads as '\\n' text. Only '\\n' ends a
     line: a text may hold other characters that str.splitlines would break on."""
     return [line.rstrip("\r") for line in text.split("\n")]
-
-
-class RepeatedKey(ValueError):
-    """A JSON object naming one key twice: `json` keeps the last value, which may not be meant."""
-
-    def __init__(self, key: str, guid: Any) -> None:
-        super().__init__(key, guid)
-        self.key, self.guid = key, guid
-
-    def message(self, where: str) -> str:
-        named = f" (guid {self.guid})" if isinstance(self.guid, str) else ""
-        return f"{where}: an object{named} names {self.key!r} twice (which value is meant?)"
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    record = dict(pairs)
-    if len(record) != len(pairs):
-        seen: set[str] = set()
-        key = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise RepeatedKey(key, record.get("guid"))
-    return record
-
-
-# One decoder: `json.loads` with a hook builds a new one per call (per line of a JSON-lines file).
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
-
-
-# A \\uXXXX escape of a UTF-16 surrogate: the only way a JSON text decoded from UTF-8 can give a
-# string holding one (a lone one, when it is not half of a pair).
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-class UnreadableJson(ValueError):
-    """JSON that parses into no usable value; `message(where)` says why, `line(text)` where in the
-    whole `text` it is (None: the file as a whole)."""
-
-    def message(self, where: str) -> str:
-        raise NotImplementedError
-
-    def line(self, text: str) -> int | None:
-        return None
-
-
-class LoneSurrogate(UnreadableJson):
-    """A string holding half of a UTF-16 pair (`"\\ud800"`): no text, and nothing can store it as
-    UTF-8 (the tokenized cache's Arrow files, a tracker)."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.escape = f"\\u{code:04x}"
-        # Its escape (after an even run of backslashes: not text after an escaped one) where it
-        # is no half of a pair: a high one without a low one after it, a low one without a high.
-        self.pattern = re.compile(
-            r"(?<!\\)(?:\\\\)*"
-            + (re.escape(self.escape) + r"(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})" if code < 0xDC00
-               else r"(?<!\\u[dD][89abAB][0-9a-fA-F]{2})" + re.escape(self.escape)),
-            re.IGNORECASE,
-        )  # fmt: skip
-
-    def message(self, where: str) -> str:
-        return (
-            f"{where}: a string holds {self.escape}, half of a UTF-16 surrogate pair, which is no "
-            "character (text cut inside an emoji?)"
-        )
-
-    def line(self, text: str) -> int | None:
-        found = self.pattern.search(text)
-        return text.count("\n", 0, found.start()) + 1 if found else None
-
-
-class TooDeep(UnreadableJson):
-    """JSON nested deeper than Python's parser recurses."""
-
-    def message(self, where: str) -> str:
-        return f"{where}: JSON nested too deeply to read"
-
-
-class LongNumber(UnreadableJson):
-    """An integer longer than Python converts from text (`sys.get_int_max_str_digits()`)."""
-
-    def message(self, where: str) -> str:
-        return f"{where}: a number too long to read ({str(self.args[0]).split(';')[0]})"
-
-
-def parse_json(text: str) -> Any:
-    """`json.loads`, refusing an object that repeats a key (RepeatedKey), and JSON that gives no
-    usable value (UnreadableJson): a string holding a lone surrogate, nesting Python cannot
-    recurse through, an integer too long to convert."""
-    try:
-        value = _DECODER.decode(text)
-    except RecursionError:
-        raise TooDeep() from None
-    except (json.JSONDecodeError, RepeatedKey):
-        raise
-    except ValueError as err:  # "Exceeds the limit (4300 digits) for integer string conversion"
-        raise LongNumber(str(err)) from None
-    # Only a \uD800-\uDFFF escape gives a surrogate (the text was decoded from UTF-8).
-    if _SURROGATE_ESCAPE.search(text) and (lone := _lone_surrogate(value)) is not None:
-        raise LoneSurrogate(ord(lone))
-    return value
-
-
-def _lone_surrogate(value: Any) -> str | None:
-    """The first surrogate character in a string of the parsed `value` (a pair decodes to one
-    character, so any left is lone)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if found := _SURROGATE.search(item):
-                return found.group()
-        elif isinstance(item, dict):
-            stack.extend([*item.keys(), *item.values()])
-        elif isinstance(item, list):
-            stack.extend(item)
-    return None
 
 
 def finite_number(value: Any) -> bool:

@@ -76,7 +76,7 @@ def test_only_a_newline_ends_a_line_not_other_unicode_line_breaks(tmp_path: Path
     assert GLUE_READERS["glue_sst2"](path) == [{"sentence": text, "label": 1, "idx": 0}]
 
 
-# --- text_files: JSON that parses into no usable value ---------------------------------------
+# --- json_values: JSON that parses into no usable value --------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -126,6 +126,17 @@ def test_a_lone_surrogate_is_not_found_in_text_after_an_escaped_backslash(tmp_pa
     path.write_text('[\n{"t": "C:\\\\ud800"},\n{"t": "\\ud800"}\n]\n', encoding="utf-8")
     with pytest.raises(LayerftError, match=rf"^{re.escape(str(path))}:3: a string holds \\ud800,"):
         read_records(path)
+    # The text \ud800 (escaped backslash, then letters) then a lone \udc00: no high half before it
+    path.write_text('[\n{"t": "x"},\n{"t": "\\\\ud800\\udc00"}\n]\n', encoding="utf-8")
+    with pytest.raises(LayerftError, match=rf"^{re.escape(str(path))}:3: a string holds \\udc00,"):
+        read_records(path)
+    # Only a low half right after a high one pairs with it: not one a letter later, nor a high.
+    for written in ("\\ud800x\\udc00", "\\ud800\\ud801"):
+        path.write_text(f'[\n{{"t": "a"}},\n{{"t": "{written}"}}\n]\n', encoding="utf-8")
+        with pytest.raises(
+            LayerftError, match=rf"^{re.escape(str(path))}:3: a string holds \\ud800,"
+        ):
+            read_records(path)
     # An escaped backslash, then the escape itself: found there.
     path.write_text('[\n{"t": "a"},\n{"t": "\\\\\\ud800"}\n]\n', encoding="utf-8")
     with pytest.raises(LayerftError, match=rf"^{re.escape(str(path))}:3: a string holds \\ud800,"):
