@@ -27,7 +27,8 @@ from layerft.kinds import dependency_parsing as dp
 from layerft.metrics import MetricInput, load_metric
 from layerft.readers_klue_tsv import read_klue_dp
 from layerft.records import normalise_records
-from layerft.run import load_stage_data, train_stages
+from layerft.run import train_stages
+from layerft.stage_data import load_stage_data
 from layerft.task import TaskConfig
 from layerft.tiny_model import build_tiny_backbone, build_tiny_tokenizer
 

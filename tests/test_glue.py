@@ -25,7 +25,8 @@ from layerft.metrics import METRICS, load_metric
 from layerft.readers import RELEASE_READERS
 from layerft.readers_glue import GLUE_LAYOUTS
 from layerft.records import normalise_records, read_split
-from layerft.run import load_stage_data, train_stages
+from layerft.run import train_stages
+from layerft.stage_data import load_stage_data
 
 GLUE_DATA = Path(__file__).resolve().parent / "data" / "glue"
 # task option -> (GLUE's folder name, dev examples, metric keys, the hub's class names)

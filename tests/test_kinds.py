@@ -23,7 +23,8 @@ from layerft.kinds.relation_classification import mark
 from layerft.metrics import MetricInput
 from layerft.model import load_tokenizer
 from layerft.records import normalise_records, read_split
-from layerft.run import load_stage_data, train_stages
+from layerft.run import train_stages
+from layerft.stage_data import load_stage_data
 from layerft.tiny_model import build_tiny_tokenizer
 from layerft.tokenized import tokenize
 

@@ -25,9 +25,10 @@ from layerft.model_files import (
     model_file_digests,
 )
 from layerft.results import FAILED_FILE, METRICS_FILE, write_metrics
-from layerft.run import load_stage_data, stage1_for
+from layerft.run import stage1_for
 from layerft.run_record import FINGERPRINT_KEY, RESULTS_VERSION, RESULTS_VERSION_KEY, RunRecord
 from layerft.stage1_key import Stage1Key
+from layerft.stage_data import load_stage_data
 from layerft.sweep_grid import expand
 from layerft.sweep_job import read_job
 from layerft.sweep_records import _back_on_its_data

@@ -17,7 +17,8 @@ from compose import compose_run
 from easy_data import CHANCE, keyword_task
 
 from layerft.errors import LayerftError
-from layerft.run import load_stage_data, train_stages
+from layerft.run import train_stages
+from layerft.stage_data import load_stage_data
 
 Logs = list[tuple[int, dict[str, float]]]
 
