@@ -46,7 +46,7 @@ from layerft.phase_trainer import (
     training_arguments,
 )
 from layerft.predictions import write_partial
-from layerft.processes import rank, world_size
+from layerft.processes import rank, short_socket_folder, world_size
 from layerft.replaced_result import remove_trainer_checkpoints
 from layerft.results import BEST_UNTRAINED, CHECKPOINTS_DIR
 from layerft.task import TaskConfig
@@ -85,6 +85,8 @@ def run_phase(phase: Phase, model: TaskModel, data: TaskData) -> dict[str, float
     steps = PhaseSteps.of(len(data.train), task, world)
     checkpoints = phase.output_dir / CHECKPOINTS_DIR / stage
     args = training_arguments(task, phase.trainer, phase.seed, checkpoints, steps)
+    if args.dataloader_num_workers:
+        short_socket_folder()  # where workers send batches: else a long TMPDIR hung the run
     optimizer = build_optimizer(
         model, parts_of, task.lr, task.weight_decay, phase.lr_multipliers,
         fused=args.device.type in FUSED_ADAMW_DEVICES,

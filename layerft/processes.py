@@ -9,7 +9,22 @@ from __future__ import annotations
 
 import atexit
 import gc
+import logging
+import multiprocessing.util
 import os
+import sys
+import tempfile
+
+from layerft.errors import LayerftError
+
+log = logging.getLogger(__name__)
+
+# The longest path a Unix socket may have (sun_path), and what multiprocessing adds to its
+# folder for one: "/listener-XXXXXXXX" (Python 3.10-3.12; 3.13's "/sock-XXXXXXXX" is shorter).
+SOCKET_PATH_MAX = 104 if sys.platform == "darwin" or "bsd" in sys.platform else 108
+SOCKET_NAME = len("/listener-XXXXXXXX")
+# Where a socket's folder goes when TMPDIR's is too long: what CPython 3.13 falls back to.
+SHORT_FOLDERS = ("/tmp", "/var/tmp", "/usr/tmp")
 
 
 def rank() -> int:
@@ -36,3 +51,28 @@ def quick_exit() -> None:
     data loaders'); nothing of layerft's waits for a collection: results are written, synced and
     renamed before, and the log files are closed by logging's own hook."""
     atexit.register(gc.freeze)
+
+
+def short_socket_folder() -> str:
+    """The folder multiprocessing makes its Unix sockets in, short enough for one: data-loader
+    workers pass each batch's tensors through a socket there, and under a TMPDIR whose path left
+    no room (a cluster's per-job scratch folder) every worker's batch failed to send and the run
+    waited for it forever. Such a TMPDIR is then passed over for /tmp, as CPython 3.13 does."""
+    saved = tempfile.tempdir
+    long = len(tempfile.gettempdir()) + len("/pymp-XXXXXXXX") + SOCKET_NAME >= SOCKET_PATH_MAX
+    short = next((d for d in SHORT_FOLDERS if os.path.isdir(d) and os.access(d, os.W_OK)), None)
+    try:
+        if long and short:
+            tempfile.tempdir = short  # get_temp_dir makes its folder in gettempdir()
+        folder = multiprocessing.util.get_temp_dir()  # kept for the process: workers fork it
+    finally:
+        tempfile.tempdir = saved
+    if len(folder) + SOCKET_NAME >= SOCKET_PATH_MAX:
+        raise LayerftError(
+            f"trainer.dataloader_workers: the workers' sockets would go in {folder}, a path too "
+            f"long for one (TMPDIR={tempfile.gettempdir()}); set TMPDIR to a shorter folder, or "
+            "trainer.dataloader_workers=0"
+        )
+    if long:
+        log.info("data-loader workers' sockets go in %s (TMPDIR's path is too long)", folder)
+    return folder

@@ -1,0 +1,60 @@
+"""A run's process among others: data-loader workers sending their batches through a Unix socket
+in multiprocessing's temporary folder (`processes.short_socket_folder`)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing.process
+import tempfile
+from pathlib import Path
+
+import pytest
+from conftest import run_train
+
+from layerft import processes
+from layerft.errors import LayerftError
+
+TINY = ["model=tiny", "tracker=none", "injection_task=none", "target_task.epochs=1",
+        "target_task.generator_sizes.train=64", "target_task.generator_sizes.validation=32"]  # fmt: skip
+
+
+def long_folder(tmp_path: Path, length: int = 90) -> Path:
+    """A folder under `tmp_path` whose path has `length` characters (a cluster's job scratch)."""
+    folder = tmp_path / ("t" * max(1, length - len(str(tmp_path)) - 1))
+    folder.mkdir()
+    return folder
+
+
+def test_loader_workers_run_under_a_tmpdir_too_long_for_a_socket(tmp_path: Path) -> None:
+    # Each worker's batch failed to send ("OSError: AF_UNIX path too long", printed by the
+    # worker's queue thread, which dropped the batch) and the run waited for it at its first
+    # step forever; a test's own long TMPDIR hung the suite so.
+    tmpdir = long_folder(tmp_path)
+    proc = run_train(
+        [*TINY, "trainer.dataloader_workers=2"], tmp_path, {"TMPDIR": str(tmpdir)}, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "AF_UNIX path too long" not in proc.stderr
+    assert "data-loader workers' sockets go in /tmp/pymp-" in proc.stdout + proc.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["target/train_samples_per_second"] > 0
+
+
+def test_a_socket_folder_left_too_long_is_one_line_naming_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No short folder to fall back on (none writable): one line, not a hang.
+    monkeypatch.setattr(processes, "SHORT_FOLDERS", ())
+    monkeypatch.setattr(tempfile, "tempdir", str(long_folder(tmp_path)))
+    config = multiprocessing.process.current_process()._config
+    kept = config.pop("tempdir", None)  # none made yet, as in a fresh process
+    try:
+        with pytest.raises(LayerftError) as caught:
+            processes.short_socket_folder()
+    finally:  # this process's later workers keep the folder they had
+        config.pop("tempdir", None)
+        if kept is not None:
+            config["tempdir"] = kept
+    message = str(caught.value)
+    assert message.startswith("trainer.dataloader_workers: the workers' sockets would go in ")
+    assert message.endswith("set TMPDIR to a shorter folder, or trainer.dataloader_workers=0")
