@@ -59,7 +59,7 @@ def short_socket_folder() -> str:
     no room (a cluster's per-job scratch folder) every worker's batch failed to send and the run
     waited for it forever. Such a TMPDIR is then passed over for /tmp, as CPython 3.13 does."""
     saved = tempfile.tempdir
-    long = len(tempfile.gettempdir()) + len("/pymp-XXXXXXXX") + SOCKET_NAME >= SOCKET_PATH_MAX
+    long = _bytes(tempfile.gettempdir()) + len("/pymp-XXXXXXXX") + SOCKET_NAME >= SOCKET_PATH_MAX
     short = next((d for d in SHORT_FOLDERS if os.path.isdir(d) and os.access(d, os.W_OK)), None)
     try:
         if long and short:
@@ -67,7 +67,7 @@ def short_socket_folder() -> str:
         folder = multiprocessing.util.get_temp_dir()  # kept for the process: workers fork it
     finally:
         tempfile.tempdir = saved
-    if len(folder) + SOCKET_NAME >= SOCKET_PATH_MAX:
+    if _bytes(folder) + SOCKET_NAME >= SOCKET_PATH_MAX:
         raise LayerftError(
             f"trainer.dataloader_workers: the workers' sockets would go in {folder}, a path too "
             f"long for one (TMPDIR={tempfile.gettempdir()}); set TMPDIR to a shorter folder, or "
@@ -76,3 +76,8 @@ def short_socket_folder() -> str:
     if long:
         log.info("data-loader workers' sockets go in %s (TMPDIR's path is too long)", folder)
     return folder
+
+
+def _bytes(path: str) -> int:
+    """A path's length as the kernel counts it: in bytes (a Korean character is three)."""
+    return len(os.fsencode(path))

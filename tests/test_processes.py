@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing.process
+import os
 import tempfile
 from pathlib import Path
 
@@ -18,18 +19,24 @@ TINY = ["model=tiny", "tracker=none", "injection_task=none", "target_task.epochs
         "target_task.generator_sizes.train=64", "target_task.generator_sizes.validation=32"]  # fmt: skip
 
 
-def long_folder(tmp_path: Path, length: int = 90) -> Path:
-    """A folder under `tmp_path` whose path has `length` characters (a cluster's job scratch)."""
-    folder = tmp_path / ("t" * max(1, length - len(str(tmp_path)) - 1))
+def long_folder(tmp_path: Path, length: int = 90, letter: str = "t") -> Path:
+    """A folder under `tmp_path` whose path has about `length` bytes (a cluster's job scratch)."""
+    room = max(1, length - len(os.fsencode(tmp_path)) - 1) // len(letter.encode())
+    folder = tmp_path / (letter * max(1, room))
     folder.mkdir()
     return folder
 
 
-def test_loader_workers_run_under_a_tmpdir_too_long_for_a_socket(tmp_path: Path) -> None:
+@pytest.mark.parametrize("letter", ["t", "임"], ids=["ascii", "korean"])
+def test_loader_workers_run_under_a_tmpdir_too_long_for_a_socket(
+    tmp_path: Path, letter: str
+) -> None:
     # Each worker's batch failed to send ("OSError: AF_UNIX path too long", printed by the
     # worker's queue thread, which dropped the batch) and the run waited for it at its first
-    # step forever; a test's own long TMPDIR hung the suite so.
-    tmpdir = long_folder(tmp_path)
+    # step forever; a test's own long TMPDIR hung the suite so. The limit is in bytes: 30 Korean
+    # characters are 90.
+    tmpdir = long_folder(tmp_path, letter=letter)
+    assert len(str(tmpdir)) < 80 <= len(os.fsencode(tmpdir)) or letter == "t"
     proc = run_train(
         [*TINY, "trainer.dataloader_workers=2"], tmp_path, {"TMPDIR": str(tmpdir)}, timeout=120
     )
