@@ -146,6 +146,16 @@ def read_finished(
     return {key: value for key, value in data.items() if not key.startswith(RUN_PREFIX)}
 
 
+def check_still_ours(run_dir: Path, record: RunRecord, hint: str) -> None:
+    """Before a trained run writes its result in `run_dir`: another config's result that
+    appeared there while it trained (a second train.py given the same folder that finished
+    first) is never overwritten (read_finished refuses it); this run's result is not written."""
+    try:
+        read_finished(run_dir, record.fingerprints, hint)
+    except LayerftError as err:
+        raise LayerftError(f"{err} (written while this run trained; its result is not)") from None
+
+
 def _of_config(run_dir: Path, record: dict[str, Any], fingerprints: tuple[str, ...]) -> bool:
     """Whether a record in `run_dir` is of the config with these fingerprints (RunRecord's), also
     as this scheme keys a record of an earlier one (migrated_fingerprints)."""

@@ -30,7 +30,13 @@ from layerft.model_files import hub_entries, model_file_digests, model_folder
 from layerft.parts import layer_part
 from layerft.phase import Phase, remove_unfinished_checkpoints, run_phase
 from layerft.processes import is_main_process, rank, world_size
-from layerft.results import FAILED_FILE, HistoryFile, read_finished, write_metrics
+from layerft.results import (
+    FAILED_FILE,
+    HistoryFile,
+    check_still_ours,
+    read_finished,
+    write_metrics,
+)
 from layerft.run_folder import (
     Result,
     config_lock,
@@ -169,14 +175,16 @@ def run(
             return served
         noted = replacing and is_main_process()  # what it leaves if it dies: forced_rerun.py
         with noted_forced_rerun(run_dir, hydra_record(run_dir)) if noted else nullcontext():
-            return train_and_record(cfg, run_dir, resolved, record, replacing)
+            return train_and_record(cfg, run_dir, resolved, record, replacing, sweep_dir)
 
 
 def train_and_record(
-    cfg: RunConfig, run_dir: Path, resolved: dict[str, Any], record: RunRecord, replacing: bool
-) -> Result:
+    cfg: RunConfig, run_dir: Path, resolved: dict[str, Any], record: RunRecord, replacing: bool,
+    sweep_dir: str | None = None,
+) -> Result:  # fmt: skip
     """Train both stages and record the result in `run_dir` (the first process: metrics.json, the
-    kept Hydra files, the tracker run); `replacing`: a forced rerun of a finished result there."""
+    kept Hydra files, the tracker run); `replacing`: a forced rerun of a finished result there;
+    `sweep_dir`: the multirun's folder (None for a single run)."""
     cfg.trainer.check_device()  # before minutes of data loading and model building
     data = load_stage_data(cfg)
     with run_dir_errors(run_dir):  # a read-only or full disk, a file in the way: one line
@@ -195,6 +203,7 @@ def train_and_record(
             if stage1 is not None:
                 tracker.stage1(stage1, stage1.produced_in(run_dir))
             if is_main_process():
+                check_still_ours(run_dir, record, new_folder_hint(sweep_dir))
                 extra = {"run/stage1": stage1.entry() if stage1 else {"status": "none"}}
                 extra |= hub_entries(cfg.model)  # downloaded by now
                 keep_hydra_files(run_dir)  # first: a kept copy is never older than the metrics

@@ -777,6 +777,30 @@ def test_a_refused_run_puts_back_the_hydra_config_of_the_result_it_keeps(
     assert (tmp_path / ".hydra" / "overrides.yaml").read_text() == "- seed=1\n"
 
 
+def test_a_result_another_run_wrote_in_the_folder_meanwhile_is_never_overwritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two train.py given one folder (seeds 1 and 2): the run that finished second overwrote the
+    # other's finished result, both saying "results: .../metrics.json" (hostile-environment review).
+    overrides = ["model=tiny", "tracker=none", "injection_task=none", "seed=1"]
+    mine = RunRecord.of(resolved(*overrides), CHOICES, overrides, ("target/eval_accuracy", True))
+
+    def the_other_run_finishes_first(cfg, data, run_dir, sink):  # noqa: ANN001, ANN202
+        write_metrics(run_dir, {"target/eval_accuracy": 0.25}, record("ffffffffffffffff"))
+        (run_dir / "history.jsonl").write_text('{"step": 1}\n')
+        return {"target/eval_accuracy": 0.75}, None
+
+    monkeypatch.setattr(run_module, "train_stages", the_other_run_finishes_first)
+    cfg = compose_run(*overrides, f"cache_dir={tmp_path / 'cache'}")
+    with pytest.raises(LayerftError) as refused:
+        run_module.train_and_record(cfg, tmp_path, resolved(*overrides), mine, replacing=False)
+    message = str(refused.value)
+    assert message.startswith(f"{tmp_path} holds the result of another config ")
+    assert message.endswith("(written while this run trained; its result is not)")
+    assert json.loads((tmp_path / "metrics.json").read_text())["target/eval_accuracy"] == 0.25
+    assert (tmp_path / "history.jsonl").read_text() == '{"step": 1}\n'  # nor its history
+
+
 def test_a_result_found_in_another_job_folder_is_reported_with_that_folder(tmp_path: Path) -> None:
     # train.py -m over a reversed grid: this config's job 0 finished earlier as job 3
     write_metrics(tmp_path / "3", {"target/eval_accuracy": 0.5}, record())
