@@ -3,6 +3,7 @@ the root config (`layerft/config.py`) for train.py, multirun jobs and sweep.py's
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -20,6 +21,14 @@ def override_key(override: str) -> str:
     group's `@package` prefix (`lr_schedule@injection_lr_schedule=cosine` sets
     injection_lr_schedule)."""
     return override.lstrip("+~").split("=", 1)[0].split("@")[-1]
+
+
+def quoted_value(text: str) -> str:
+    """`text` as a Hydra override's value that reads back as `text` whatever it holds (`=`, `,`,
+    brackets, quotes, spaces, non-ASCII, `${...}`): single-quoted, its quotes escaped, the
+    backslashes before one or at the end doubled, an interpolation's `${` escaped."""
+    escaped = re.sub(r"(\\+)(?='|$)", lambda run: run[1] * 2, text)
+    return "'" + escaped.replace("'", "\\'").replace("${", "\\${") + "'"
 
 
 def check_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:

@@ -118,6 +118,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     sweep_dir = args.dir or OUTPUTS / args.grid
     if sweep_dir.exists() and not sweep_dir.is_dir():
         raise LayerftError(f"--dir {sweep_dir}: not a folder")
+    if "${" in str(sweep_dir):  # Hydra resolves the job folders it joins to it
+        raise LayerftError(f"--dir {sweep_dir}: Hydra would read its '${{' as an interpolation")
     combinations = expand(args.grid, args.overrides, sweep_dir)
     check_table_options(args.baseline, args.heatmap, combinations, sweep_dir)
     warn_repeated_values(combinations)

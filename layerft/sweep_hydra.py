@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf, read_write
 
 from hydra_plugins.layerft_launcher.skipping_sweeper import SEARCHPATH, searched_loader
 from layerft.config_errors import CONF, CONFIG_ERRORS
+from layerft.config_overrides import quoted_value
 from layerft.errors import LayerftError
 
 GRID_GROUP = "sweep"
@@ -120,7 +121,7 @@ def launch_overrides(sweep_dir: Path, overrides: Sequence[str], swept: Iterable[
     _, fixed = split_overrides(overrides)
     excluded = sorted({"sweep", "force_rerun", *(o.get_key_element() for o in fixed)} - set(swept))
     return [
-        f"hydra.sweep.dir={sweep_dir}",
+        f"hydra.sweep.dir={quoted_value(str(sweep_dir))}",  # --dir /data/a=b,c (데이터)
         "hydra.job.name=sweep",  # each job's log is sweep.log, whichever module calls Hydra
         "hydra.sweep.subdir='${layerft_dirname:${hydra.job.override_dirname}}'",
         f"hydra.job.config.override_dirname.exclude_keys=[{','.join(excluded)}]",

@@ -789,6 +789,22 @@ def test_a_bad_record_stops_the_sweep_before_any_job_runs(tmp_path, capsys) -> N
     )
 
 
+@pytest.mark.slow
+def test_a_sweep_folder_named_with_hydras_own_characters_runs(tmp_path) -> None:
+    # --dry-run said "2 to run", then the launch stopped: "OverrideParseException" (the folder
+    # went to Hydra as an unquoted override value).
+    folder = tmp_path / "데이터 a=b,c (it's) [x]"
+    out = sweep(
+        tmp_path, "seed=1,2", "injection_task=none", "tuning_mode=full", "--dir", str(folder)
+    )
+    assert "sweep: 2 finished, 0 failed, 0 not run" in out
+    assert len(list(folder.glob("*/metrics.json"))) == 2 and (folder / "results.md").exists()
+    # One holding "${": refused before a plan says it runs (Hydra resolved it in the job folders)
+    refused = tmp_path / "a${x}"
+    out = sweep(tmp_path, "seed=1", "--dir", str(refused), "--dry-run", expect=2)
+    assert f"--dir {refused}: Hydra would read its '${{' as an interpolation" in out
+
+
 def test_offline_a_hub_dataset_the_cache_lacks_stops_the_sweep_and_a_cached_one_plans(
     tmp_path, capsys, monkeypatch
 ) -> None:
