@@ -8,6 +8,7 @@ metrics and its training recipe. Code differs only by `kind` (one module per kin
 from __future__ import annotations
 
 import glob
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,7 +181,7 @@ class TaskConfig:
                 raise LayerftError(
                     f"{group}.data_files.{split} is not set (give a file for every split)"
                 )
-            if not path.exists():
+            if not os.path.exists(path):  # never raises: a name too long is no such file either
                 raise LayerftError(f"{group}.data_files.{split}: no such file {path}")
             if path.is_dir():
                 raise LayerftError(f"{group}.data_files.{split}: {path} is a folder, not a file")

@@ -146,4 +146,10 @@ def _load_cached(name: str) -> evaluate.EvaluationModule:
 
     # keep_in_memory: inputs are already gathered lists, so evaluate's on-disk Arrow cache would
     # only add file writes and lock contention between concurrent jobs on one machine.
-    return evaluate.load(str(METRICS_DIR / name), keep_in_memory=True)
+    try:
+        return evaluate.load(str(METRICS_DIR / name), keep_in_memory=True)
+    except OSError as err:  # it copies the module into HF_HOME's modules/ first
+        raise LayerftError(
+            f"metric '{name}': evaluate could not copy its module to {err.filename or '?'} "
+            f"({err.strerror or err}); set HF_HOME (or HF_MODULES_CACHE) to a writable folder"
+        ) from err
