@@ -149,11 +149,19 @@ def read_finished(
 def check_still_ours(run_dir: Path, record: RunRecord, hint: str) -> None:
     """Before a trained run writes its result in `run_dir`: another config's result that
     appeared there while it trained (a second train.py given the same folder that finished
-    first) is never overwritten (read_finished refuses it); this run's result is not written."""
+    first, where the folder could not be locked: run_claim) is never overwritten; this run's
+    result is not written. A result of this config, none, or an unreadable one: nothing said."""
+    path = run_dir / METRICS_FILE
     try:
-        read_finished(run_dir, record.fingerprints, hint)
-    except LayerftError as err:
-        raise LayerftError(f"{err} (written while this run trained; its result is not)") from None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(data, dict) and not _of_config(run_dir, data, record.fingerprints):
+        raise LayerftError(
+            f"{run_dir} came to hold the result of another config ({path}) while this run "
+            f"trained: it is kept, and this run's result is not written; run this one in a new "
+            f"folder ({hint})"
+        )
 
 
 def _of_config(run_dir: Path, record: dict[str, Any], fingerprints: tuple[str, ...]) -> bool:

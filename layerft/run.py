@@ -37,6 +37,7 @@ from layerft.results import (
     read_finished,
     write_metrics,
 )
+from layerft.run_claim import Claim, claimed_folder
 from layerft.run_folder import (
     Result,
     config_lock,
@@ -174,17 +175,22 @@ def run(
         if served is not None:  # its result is this job's, as if it had run first
             return served
         noted = replacing and is_main_process()  # what it leaves if it dies: forced_rerun.py
-        with noted_forced_rerun(run_dir, hydra_record(run_dir)) if noted else nullcontext():
-            return train_and_record(cfg, run_dir, resolved, record, replacing, sweep_dir)
+        claimed = claimed_folder(run_dir, new_folder_hint(sweep_dir), hold=is_main_process())
+        with (
+            claimed as claim,
+            noted_forced_rerun(run_dir, hydra_record(run_dir)) if noted else nullcontext(),
+        ):
+            return train_and_record(cfg, run_dir, resolved, record, replacing, claim)
 
 
 def train_and_record(
     cfg: RunConfig, run_dir: Path, resolved: dict[str, Any], record: RunRecord, replacing: bool,
-    sweep_dir: str | None = None,
+    claim: Claim | None = None,
 ) -> Result:  # fmt: skip
     """Train both stages and record the result in `run_dir` (the first process: metrics.json, the
     kept Hydra files, the tracker run); `replacing`: a forced rerun of a finished result there;
-    `sweep_dir`: the multirun's folder (None for a single run)."""
+    `claim`: this run's hold on the folder (run_claim)."""
+    claim = claim or Claim(run_dir, new_folder_hint(None))
     cfg.trainer.check_device()  # before minutes of data loading and model building
     data = load_stage_data(cfg)
     with run_dir_errors(run_dir):  # a read-only or full disk, a file in the way: one line
@@ -203,7 +209,8 @@ def train_and_record(
             if stage1 is not None:
                 tracker.stage1(stage1, stage1.produced_in(run_dir))
             if is_main_process():
-                check_still_ours(run_dir, record, new_folder_hint(sweep_dir))
+                check_still_ours(run_dir, record, claim.hint)
+                claim.put_back_hydra_files()  # before they are kept beside the metrics
                 extra = {"run/stage1": stage1.entry() if stage1 else {"status": "none"}}
                 extra |= hub_entries(cfg.model)  # downloaded by now
                 keep_hydra_files(run_dir)  # first: a kept copy is never older than the metrics

@@ -3,14 +3,21 @@ long and non-ASCII paths): each such fault is one line naming the file, not a tr
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 from compose import compose_run
-from conftest import REPO
+from conftest import REPO, run_train, script_env
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
+from layerft import run_claim
 from layerft.config_overrides import quoted_value
 from layerft.errors import LayerftError
 from layerft.stage1_key import Stage1Key
@@ -68,3 +75,76 @@ def test_a_job_folder_name_of_non_ascii_letters_fits_a_file_name(tmp_path) -> No
     # ASCII names as before (resumed sweeps keep their folders).
     ascii_name = "target_task.lr=1e-4,seed=1"
     assert job_dirname(ascii_name) == ascii_name
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["데이터 a=b,c (it's) [x]", "a\\${b}", "${x}", "end\\", "a\\'b", "back\\slash", '"q" {}'],
+)
+def test_a_quoted_value_reads_back_through_hydra_as_written(text: str) -> None:
+    # sweep.py --dir with Hydra's own characters stopped the launch (OverrideParseException).
+    value = OverridesParser.create().parse_override(f"x={quoted_value(text)}").value()
+    assert OmegaConf.create({"x": value}).x == text
+
+
+def test_a_second_run_given_a_folder_in_use_stops_at_once(tmp_path, monkeypatch) -> None:
+    # Two train.py given one folder mixed their history and checkpoints, and the later launch's
+    # Hydra files (rewritten before it could be refused) described the earlier run's result.
+    hydra = tmp_path / ".hydra"
+    hydra.mkdir()
+    (hydra / "overrides.yaml").write_text("- seed=1\n")
+    monkeypatch.setattr(run_claim, "hydra_record", lambda run_dir: run_dir / ".hydra")
+    with run_claim.claimed_folder(tmp_path, "hydra.run.dir=<new folder>") as claim:
+        (hydra / "overrides.yaml").write_text("- seed=2\n")  # the second launch's Hydra
+        with pytest.raises(LayerftError) as refused, run_claim.claimed_folder(tmp_path, "x"):
+            pass
+        claim.put_back_hydra_files()
+        assert (hydra / "overrides.yaml").read_text() == "- seed=1\n"
+    assert str(refused.value).startswith(
+        f"{tmp_path} is in use by another run (pid {os.getpid()} on "
+    )
+    assert str(refused.value).endswith("; run this one in another folder (x)")
+    assert not (tmp_path / run_claim.RUN_LOCK).exists()  # nothing left once the run ends
+    with run_claim.claimed_folder(tmp_path, "x"):  # free again
+        pass
+
+
+@pytest.mark.slow
+def test_train_py_given_a_folder_another_run_trains_in_stops_with_one_line(tmp_path) -> None:
+    args = ["model=tiny", "tracker=none", "injection_task=none", "target_task.epochs=10000",
+            "target_task.generator_sizes.train=64", "target_task.generator_sizes.validation=32",
+            f"hydra.run.dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    first = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *args, "seed=1"], cwd=tmp_path,
+        env=script_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = threading.Timer(240, os.killpg, (first.pid, signal.SIGKILL))
+    deadline.start()
+    try:
+        assert first.stdout is not None
+        for line in first.stdout:  # training has begun once a step is logged
+            if re.search(r"target step \d+: loss=", line):
+                break
+        second = run_train([*args, "seed=2"], tmp_path, timeout=120)
+        os.killpg(first.pid, signal.SIGTERM)
+        first.communicate(timeout=120)
+    finally:
+        deadline.cancel()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(first.pid, signal.SIGKILL)
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert (
+        f"error: {tmp_path / 'run'} is in use by another run (pid {first.pid} on " in second.stderr
+    )
+    assert first.returncode == 143  # the first was stopped by the test, not by the second
+
+
+def test_a_sweep_folder_that_is_no_utf8_is_one_line(tmp_path, capsys) -> None:
+    # Its jobs trained, then safetensors refused the path and the tables ended in a traceback.
+    from layerft import sweep as sweep_module
+
+    folder = str(tmp_path) + "/x\udcffbyte"  # the byte 0xff, as Python reads it from argv
+    code = sweep_module.main(["demo", "model=tiny", "--dir", folder, "--dry-run"])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == f"error: --dir {ascii(folder)}: not a UTF-8 path"

@@ -780,8 +780,9 @@ def test_a_refused_run_puts_back_the_hydra_config_of_the_result_it_keeps(
 def test_a_result_another_run_wrote_in_the_folder_meanwhile_is_never_overwritten(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Two train.py given one folder (seeds 1 and 2): the run that finished second overwrote the
-    # other's finished result, both saying "results: .../metrics.json" (hostile-environment review).
+    # Two train.py given one folder (seeds 1 and 2) where it cannot be locked (run_claim stops the
+    # second at its start elsewhere): the run that finished second overwrote the other's
+    # finished result, both saying "results: .../metrics.json" (hostile-environment review).
     overrides = ["model=tiny", "tracker=none", "injection_task=none", "seed=1"]
     mine = RunRecord.of(resolved(*overrides), CHOICES, overrides, ("target/eval_accuracy", True))
 
@@ -794,9 +795,11 @@ def test_a_result_another_run_wrote_in_the_folder_meanwhile_is_never_overwritten
     cfg = compose_run(*overrides, f"cache_dir={tmp_path / 'cache'}")
     with pytest.raises(LayerftError) as refused:
         run_module.train_and_record(cfg, tmp_path, resolved(*overrides), mine, replacing=False)
-    message = str(refused.value)
-    assert message.startswith(f"{tmp_path} holds the result of another config ")
-    assert message.endswith("(written while this run trained; its result is not)")
+    assert str(refused.value) == (
+        f"{tmp_path} came to hold the result of another config ({tmp_path / 'metrics.json'}) "
+        "while this run trained: it is kept, and this run's result is not written; run this one "
+        "in a new folder (hydra.run.dir=<new folder>)"
+    )
     assert json.loads((tmp_path / "metrics.json").read_text())["target/eval_accuracy"] == 0.25
     assert (tmp_path / "history.jsonl").read_text() == '{"step": 1}\n'  # nor its history
 
