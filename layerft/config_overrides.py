@@ -26,8 +26,8 @@ def override_key(override: str) -> str:
 def quoted_value(text: str) -> str:
     """`text` as a Hydra override's value that reads back as `text` whatever it holds (`=`, `,`,
     brackets, quotes, spaces, non-ASCII, `${...}`): single-quoted, its quotes escaped, the
-    backslashes before one or at the end doubled, an interpolation's `${` escaped."""
-    escaped = re.sub(r"(\\+)(?='|$)", lambda run: run[1] * 2, text)
+    backslashes before one, before a `${` or at the end doubled, each `${` escaped."""
+    escaped = re.sub(r"(\\+)(?='|$|\$\{)", lambda run: run[1] * 2, text)
     return "'" + escaped.replace("'", "\\'").replace("${", "\\${") + "'"
 
 

@@ -184,7 +184,6 @@ class Stage1Store:
 
     def lock(self, key: Stage1Key) -> contextlib.AbstractContextManager[None]:
         """Hold the key's lock (waiting, with one log line, while another job holds it)."""
-        self.root.mkdir(parents=True, exist_ok=True)
 
         def wait(holder: str) -> None:
             log.info(
@@ -201,6 +200,7 @@ def _written_lock(path: Path, wait: Callable[[str], None]) -> Iterator[None]:
     """held_lock, a lock file that cannot be written (a read-only cache_dir) one line."""
     with contextlib.ExitStack() as stack:
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             stack.enter_context(held_lock(path, wait))
         except OSError as err:
             raise file_error("write", path, err) from err

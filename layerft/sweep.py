@@ -118,6 +118,10 @@ def run_sweep(args: argparse.Namespace) -> int:
     sweep_dir = args.dir or OUTPUTS / args.grid
     if sweep_dir.exists() and not sweep_dir.is_dir():
         raise LayerftError(f"--dir {sweep_dir}: not a folder")
+    try:  # bytes that are no UTF-8 (surrogate escapes): safetensors and the tables refuse them
+        str(sweep_dir).encode("utf-8")
+    except UnicodeEncodeError:
+        raise LayerftError(f"--dir {ascii(str(sweep_dir))}: not a UTF-8 path") from None
     if "${" in str(sweep_dir):  # Hydra resolves the job folders it joins to it
         raise LayerftError(f"--dir {sweep_dir}: Hydra would read its '${{' as an interpolation")
     combinations = expand(args.grid, args.overrides, sweep_dir)
