@@ -54,8 +54,8 @@ SWEEPER_CHOSEN = (
 def job_dirname(override_dirname: str) -> str:
     """A job folder's name from Hydra's `override_dirname` of its swept settings: path separators
     replaced, long names cut with a hash of the whole (so distinct settings never share a folder),
-    also where non-ASCII letters make it longer than MAX_DIRNAME in bytes (a file name may have
-    255: a swept Korean data path had failed as "File name too long")."""
+    also where non-ASCII letters make it longer than twice MAX_DIRNAME in bytes (a file name may
+    have 255: a swept Korean data path had failed as "File name too long")."""
     name = re.sub(r"[/\\\s]+", "_", override_dirname).strip("._") or "default"
     if len(name) > MAX_DIRNAME or len(name.encode()) > 2 * MAX_DIRNAME:
         digest = hashlib.sha256(override_dirname.encode()).hexdigest()[:10]
