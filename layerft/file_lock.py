@@ -29,17 +29,30 @@ def held_lock(path: Path, when_busy: Callable[[str], None]) -> Iterator[None]:
     When another process holds it, `when_busy(holder)` is called with what that process wrote
     ("" if nothing yet): it raises to give up, or returns to wait for the lock.
     """
-    with path.open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            when_busy(_holder(handle))
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            _name_holder(handle)
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    while True:
+        with path.open("a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                when_busy(_holder(handle))
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            if not _still_at(handle, path):  # its holder removed it as it let go: lock the new one
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                continue
+            try:
+                _name_holder(handle)
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+
+
+def _still_at(handle: IO[str], path: Path) -> bool:
+    """Whether the open file is still the one at `path` (not removed or replaced meanwhile)."""
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _holder(handle: IO[str]) -> str:

@@ -154,12 +154,18 @@ def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str,
     `isolate_failures` (the jobs of a multirun): any error is recorded in the job folder's
     `failed.json` and None returned, so that the sweep goes on; KeyboardInterrupt still stops it.
     """
+    hydra = HydraConfig.get()
+    run_dir = Path(hydra.runtime.output_dir)
+    # As Hydra wrote them for this job, before a second launch given its folder rewrites them
+    # (run_claim): read before the imports below, which take seconds.
+    subdir = hydra.output_subdir
+    hydra_files = (
+        {p.name: p.read_bytes() for p in (run_dir / subdir).glob("*.yaml")} if subdir else {}
+    )
     # Here, not above: the training stack, which recording a dead job (record_dead_job) needs none of.
     from layerft.run import run
 
     quiet_libraries()
-    hydra = HydraConfig.get()
-    run_dir = Path(hydra.runtime.output_dir)
     overrides = list(hydra.overrides.task)
     sweep_dir = hydra.sweep.dir if hydra.mode == RunMode.MULTIRUN else None
     entries = job_entries(cfg, hydra)
@@ -174,7 +180,7 @@ def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str,
             warn_inert_overrides(run_cfg, overrides)
             record = build_run_record(run_cfg, resolved, entries)
             entries = record.entries()
-            metrics, result_dir = run(run_cfg, run_dir, resolved, record, sweep_dir)
+            metrics, result_dir = run(run_cfg, run_dir, resolved, record, sweep_dir, hydra_files)
     except Exception as err:
         if interrupted():  # set off by the stop: a data-loader worker the same SIGTERM ended
             raise KeyboardInterrupt from err

@@ -153,10 +153,12 @@ def run(
     resolved: dict[str, Any],
     record: RunRecord,
     sweep_dir: str | None,
+    hydra_files: dict[str, bytes] | None = None,
 ) -> tuple[dict[str, float], Path]:
     """Run one combination unless its finished metrics exist: in this directory, or (in a
     multirun, `sweep_dir` its folder; None for a single run) in another job folder of the same
-    sweep. `force_rerun` redoes it. Returns the metrics and the folder holding them."""
+    sweep. `force_rerun` redoes it. Returns the metrics and the folder holding them.
+    `hydra_files`: the job's Hydra files as it started (run_claim); None: as they are."""
     replacing = False  # a forced rerun of a finished result: its files stay until this one ends
     if cfg.force_rerun:  # a finished result of this config is redone; another config's never
         try:
@@ -175,7 +177,8 @@ def run(
         if served is not None:  # its result is this job's, as if it had run first
             return served
         noted = replacing and is_main_process()  # what it leaves if it dies: forced_rerun.py
-        claimed = claimed_folder(run_dir, new_folder_hint(sweep_dir), hold=is_main_process())
+        hint = new_folder_hint(sweep_dir)
+        claimed = claimed_folder(run_dir, hint, is_main_process(), hydra_files)
         with (
             claimed as claim,
             noted_forced_rerun(run_dir, hydra_record(run_dir)) if noted else nullcontext(),

@@ -19,11 +19,10 @@ from pathlib import Path
 from layerft.errors import LayerftError
 from layerft.file_io import file_error
 from layerft.file_lock import held_lock
-from layerft.run_folder import hydra_record
+from layerft.run_folder import RUN_LOCK, hydra_record
 
 log = logging.getLogger(__name__)
 
-RUN_LOCK = ".run.lock"  # in a run folder while a run trains there (removed when it ends)
 NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)  # NFS without lockd, some FUSE mounts
 
 
@@ -48,9 +47,12 @@ class Claim:
 
 
 @contextlib.contextmanager
-def claimed_folder(run_dir: Path, hint: str, hold: bool = True) -> Iterator[Claim]:
+def claimed_folder(
+    run_dir: Path, hint: str, hold: bool = True, hydra_files: dict[str, bytes] | None = None
+) -> Iterator[Claim]:
     """Hold `run_dir` while this run trains there (`hold`: the first process; torchrun's others
-    share its folder); another run holding it stops this one with one line."""
+    share its folder); another run holding it stops this one with one line. `hydra_files`: the
+    run's Hydra files as its job started (hydra_job reads them first thing); None: read now."""
 
     def busy(holder: str) -> None:
         raise LayerftError(
@@ -59,7 +61,9 @@ def claimed_folder(run_dir: Path, hint: str, hold: bool = True) -> Iterator[Clai
         )
 
     record = hydra_record(run_dir)
-    files = {p.name: p.read_bytes() for p in record.glob("*.yaml")} if record is not None else {}
+    files = hydra_files
+    if files is None:
+        files = {p.name: p.read_bytes() for p in record.glob("*.yaml")} if record else {}
     path = run_dir / RUN_LOCK
     with contextlib.ExitStack() as stack:
         if hold:

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 
 LOCKS_DIR = ".locks"  # in a multirun's folder: a lock per config fingerprint, held while trained
+RUN_LOCK = ".run.lock"  # in a run folder while a run trains there (run_claim; left by a kill -9)
 
 
 Result = tuple[dict[str, float], Path]  # a run's metrics and the folder holding them
@@ -237,7 +238,7 @@ def tidy_finished(folder: Path, record: Path | None, any_host: bool = False) -> 
 
 def remove_if_only_hydra_files(run_dir: Path) -> None:
     """Remove a job folder Hydra made for a combination already finished elsewhere (it holds
-    only `.hydra/` and the job's log)."""
+    only `.hydra/`, the job's log and maybe the lock a killed run left)."""
     entries = list(run_dir.iterdir()) if run_dir.is_dir() else []
-    if entries and all(e.name == ".hydra" or e.suffix == ".log" for e in entries):
+    if entries and all(e.name in (".hydra", RUN_LOCK) or e.suffix == ".log" for e in entries):
         shutil.rmtree(run_dir, ignore_errors=True)

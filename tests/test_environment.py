@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from compose import compose_run
@@ -94,8 +95,9 @@ def test_a_second_run_given_a_folder_in_use_stops_at_once(tmp_path, monkeypatch)
     hydra.mkdir()
     (hydra / "overrides.yaml").write_text("- seed=1\n")
     monkeypatch.setattr(run_claim, "hydra_record", lambda run_dir: run_dir / ".hydra")
-    with run_claim.claimed_folder(tmp_path, "hydra.run.dir=<new folder>") as claim:
-        (hydra / "overrides.yaml").write_text("- seed=2\n")  # the second launch's Hydra
+    started = {"overrides.yaml": b"- seed=1\n"}  # as the job read them first thing (hydra_job)
+    (hydra / "overrides.yaml").write_text("- seed=2\n")  # a second launch's, before the claim
+    with run_claim.claimed_folder(tmp_path, "hydra.run.dir=<new folder>", True, started) as claim:
         with pytest.raises(LayerftError) as refused, run_claim.claimed_folder(tmp_path, "x"):
             pass
         claim.put_back_hydra_files()
@@ -148,3 +150,42 @@ def test_a_sweep_folder_that_is_no_utf8_is_one_line(tmp_path, capsys) -> None:
     code = sweep_module.main(["demo", "model=tiny", "--dir", folder, "--dry-run"])
     assert code == 2
     assert capsys.readouterr().err.strip() == f"error: --dir {ascii(folder)}: not a UTF-8 path"
+
+
+def test_a_lock_file_removed_as_its_holder_let_go_is_locked_anew(tmp_path) -> None:
+    # A run removes its folder's lock file before letting go; one waiting on the old file then
+    # held a lock nobody else could see, beside a third run locking a new file there.
+    import fcntl
+
+    from layerft.file_lock import held_lock
+
+    path, seen = tmp_path / "x.lock", []
+    first = path.open("a+")
+    fcntl.flock(first, fcntl.LOCK_EX)
+
+    def waiter() -> None:
+        with held_lock(path, lambda holder: seen.append("waiting")):
+            seen.append(path.exists())
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    for _ in range(100):
+        if seen:
+            break
+        time.sleep(0.05)
+    time.sleep(0.2)  # now blocked in its flock on the first file
+    path.unlink()
+    fcntl.flock(first, fcntl.LOCK_UN)
+    first.close()
+    thread.join(10)
+    assert seen == ["waiting", True]
+
+
+def test_a_killed_runs_lock_file_does_not_keep_an_empty_job_folder(tmp_path) -> None:
+    from layerft.run_folder import RUN_LOCK, remove_if_only_hydra_files
+
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / "train.log").write_text("")
+    (tmp_path / RUN_LOCK).write_text("pid 1 on host")  # a kill -9 left it
+    remove_if_only_hydra_files(tmp_path)
+    assert not tmp_path.exists()
