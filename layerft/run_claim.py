@@ -29,8 +29,8 @@ NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)  # NFS without lockd, 
 @dataclass(frozen=True)
 class Claim:
     """A run's hold on its folder: how to name another folder in a refusal (`hint`), and its
-    Hydra files as they were when it claimed the folder (a later launch given the same folder
-    rewrites them before it is refused)."""
+    Hydra files as its job started (a later launch given the same folder rewrites them before
+    it is refused)."""
 
     run_dir: Path
     hint: str
