@@ -1,10 +1,10 @@
-"""An exclusive lock on a file (flock) that names its holder: the stage-1 store, sweep folders, and
-the configs a multirun trains.
+"""An exclusive lock on a file (flock) that names its holder: the stage-1 store, sweep folders, a
+run's folder while it trains, and the configs a multirun trains.
 
 The OS drops the lock of a process that dies, so a crash never leaves a folder locked.
 
-Serves no config group: `layerft/stage1_store.py`, `layerft/run_folder.py` and `layerft/sweep.py` take
-these locks.
+Serves no config group: `layerft/stage1_store.py`, `layerft/run_folder.py`, `layerft/run_claim.py`
+and `layerft/sweep.py` take these locks.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TypeVar
 
+from layerft.file_io import file_error
+
 T = TypeVar("T")
 WAIT_LOG_SECONDS = 600.0  # lock_unless_done: how often a long wait is logged again
 
@@ -27,10 +29,12 @@ def held_lock(path: Path, when_busy: Callable[[str], None]) -> Iterator[None]:
     """Hold the lock on `path`, with this process's pid and host written in the file.
 
     When another process holds it, `when_busy(holder)` is called with what that process wrote
-    ("" if nothing yet): it raises to give up, or returns to wait for the lock.
+    ("" if nothing yet): it raises to give up, or returns to wait for the lock. A lock file that
+    cannot be made or opened (a read-only folder) is one line (`file_error`); flock's own
+    errors (a file system without locks) are raised as they are.
     """
     while True:
-        with path.open("a+") as handle:
+        with _opened(path) as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -45,6 +49,15 @@ def held_lock(path: Path, when_busy: Callable[[str], None]) -> Iterator[None]:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
             return
+
+
+def _opened(path: Path) -> IO[str]:
+    """The lock file at `path`, made (with its folder) if need be."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("a+")
+    except OSError as err:
+        raise file_error("write", path, err) from err
 
 
 def _still_at(handle: IO[str], path: Path) -> bool:

@@ -158,7 +158,7 @@ def run(
     """Run one combination unless its finished metrics exist: in this directory, or (in a
     multirun, `sweep_dir` its folder; None for a single run) in another job folder of the same
     sweep. `force_rerun` redoes it. Returns the metrics and the folder holding them.
-    `hydra_files`: the job's Hydra files as it started (run_claim); None: as they are."""
+    `hydra_files`: the job's Hydra files as it started (run_claim; none outside Hydra)."""
     replacing = False  # a forced rerun of a finished result: its files stay until this one ends
     if cfg.force_rerun:  # a finished result of this config is redone; another config's never
         try:

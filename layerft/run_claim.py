@@ -52,7 +52,7 @@ def claimed_folder(
 ) -> Iterator[Claim]:
     """Hold `run_dir` while this run trains there (`hold`: the first process; torchrun's others
     share its folder); another run holding it stops this one with one line. `hydra_files`: the
-    run's Hydra files as its job started (hydra_job reads them first thing); None: read now."""
+    run's Hydra files as its job started (hydra_job reads them first thing; none outside Hydra)."""
 
     def busy(holder: str) -> None:
         raise LayerftError(
@@ -60,21 +60,16 @@ def claimed_folder(
             f"another folder ({hint})"
         )
 
-    record = hydra_record(run_dir)
-    files = hydra_files
-    if files is None:
-        files = {p.name: p.read_bytes() for p in record.glob("*.yaml")} if record else {}
     path = run_dir / RUN_LOCK
     with contextlib.ExitStack() as stack:
         if hold:
             try:
-                run_dir.mkdir(parents=True, exist_ok=True)
-                stack.enter_context(held_lock(path, busy))
+                stack.enter_context(held_lock(path, busy))  # a read-only folder: one line
                 stack.callback(path.unlink, missing_ok=True)  # before the lock is let go
-            except OSError as err:
+            except OSError as err:  # flock's own
                 if err.errno not in NO_LOCKS:
                     raise file_error("write", path, err) from err
                 log.warning(
                     "%s: no file locks (%s); a second run there is not stopped", run_dir, err
                 )
-        yield Claim(run_dir, hint, files)
+        yield Claim(run_dir, hint, dict(hydra_files or {}))

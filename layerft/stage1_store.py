@@ -24,7 +24,6 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,19 +191,7 @@ class Stage1Store:
                 holder or "another job",
             )
 
-        return _written_lock(self.root / f"{key.digest()}.lock", wait)
-
-
-@contextlib.contextmanager
-def _written_lock(path: Path, wait: Callable[[str], None]) -> Iterator[None]:
-    """held_lock, a lock file that cannot be written (a read-only cache_dir) one line."""
-    with contextlib.ExitStack() as stack:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            stack.enter_context(held_lock(path, wait))
-        except OSError as err:
-            raise file_error("write", path, err) from err
-        yield
+        return held_lock(self.root / f"{key.digest()}.lock", wait)
 
 
 def _stored_record(result: Path) -> dict[str, Any] | None:
