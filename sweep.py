@@ -6,9 +6,15 @@ python sweep.py aggregate <sweep folder> [--baseline key=value ...] [--heatmap a
 
 import sys
 
+from layerft.console import console_checked, guard_console, undecoded_input
 from layerft.processes import quick_exit
 from layerft.sweep import main
 
 if __name__ == "__main__":
     quick_exit()
-    sys.exit(main(sys.argv[1:]))
+    guard_console()
+    if refused := undecoded_input():
+        print(f"error: {refused}", file=sys.stderr)
+        sys.exit(2)
+    with console_checked():
+        sys.exit(main(sys.argv[1:]))

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from layerft.config import check_data_files, register_configs, to_run_config
 from layerft.config_errors import config_errors_exit
 from layerft.config_overrides import check_overrides
+from layerft.console import console_checked, guard_console, undecoded_input
 from layerft.credential_overrides import credential_override_error
 from layerft.errors import user_errors_exit
 from layerft.interrupts import interrupted_exit
@@ -51,9 +52,11 @@ def check_before_loading(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     quick_exit()
-    if refused := credential_override_error(sys.argv[1:]):  # before Hydra writes or logs it
+    guard_console()
+    if refused := undecoded_input() or credential_override_error(sys.argv[1:]):  # before Hydra
         print(f"error: {refused}", file=sys.stderr)
         sys.exit(2)
-    with config_errors_exit(), user_errors_exit(), interrupted_exit():
-        main()
-    sys.exit(1 if FailedJobs.failed else 0)
+    with console_checked():
+        with config_errors_exit(), user_errors_exit(), interrupted_exit():
+            main()
+        sys.exit(1 if FailedJobs.failed else 0)

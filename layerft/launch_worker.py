@@ -100,12 +100,14 @@ def cli() -> None:
     process ending when its launcher does. Ctrl-C, or the SIGTERM of a launcher stopping (or
     ended), is one line at the end of the job's log, not a traceback; a Ctrl-C Python lost
     stops the job at its next step."""
+    from layerft.console import console_checked, guard_console
     from layerft.interrupts import interrupted_exit
     from layerft.processes import quick_exit
 
     quick_exit()
+    guard_console()
     end_with_launcher()
-    with interrupted_exit():
+    with console_checked(), interrupted_exit():
         main(Path(sys.argv[1]), Path(sys.argv[2]))
 
 
