@@ -189,3 +189,30 @@ def test_a_killed_runs_lock_file_does_not_keep_an_empty_job_folder(tmp_path) -> 
     (tmp_path / RUN_LOCK).write_text("pid 1 on host")  # a kill -9 left it
     remove_if_only_hydra_files(tmp_path)
     assert not tmp_path.exists()
+
+
+def test_a_run_puts_back_the_hydra_files_its_job_started_with(tmp_path) -> None:
+    """Hydra files rewritten after the job read them (a second launch given the folder, seconds
+    into the first's imports) are put back as they were when the job started."""
+    script = (
+        "import runpy, sys\n"
+        "from pathlib import Path\n"
+        "import layerft.run as run_module\n"
+        "started = run_module.run\n"
+        "def rewritten(run_cfg, run_dir, *args):\n"
+        "    (Path(run_dir) / '.hydra' / 'overrides.yaml').write_text('- seed=2\\n')\n"
+        "    return started(run_cfg, run_dir, *args)\n"
+        "run_module.run = rewritten\n"
+        "sys.argv = ['train.py', *sys.argv[1:]]\n"
+        f"runpy.run_path({str(REPO / 'train.py')!r}, run_name='__main__')\n"
+    )
+    args = ["model=tiny", "tracker=none", "injection_task=none", "target_task.epochs=1",
+            "target_task.generator_sizes.train=16", "target_task.generator_sizes.validation=8",
+            f"hydra.run.dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], cwd=tmp_path, env=script_env(tmp_path),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    overrides = (tmp_path / "run" / ".hydra" / "overrides.yaml").read_text()
+    assert "seed=2" not in overrides and "target_task.epochs=1" in overrides
