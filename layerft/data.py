@@ -25,7 +25,7 @@ from transformers import PreTrainedTokenizerFast
 from layerft.errors import LayerftError
 from layerft.kinds import kind_of
 from layerft.kinds.base import Collator, Record
-from layerft.records import normalise_records, read_split
+from layerft.records import read_split, sourced_rows
 from layerft.task import SPLITS, TaskConfig
 from layerft.tokenized import tokenize, tokenized_key
 
@@ -34,21 +34,25 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class EvalSplit:
-    """A further dev set (`extra_eval_splits`): its tokenized features and normalised records."""
+    """A further dev set (`extra_eval_splits`): its tokenized features and normalised records,
+    and where each record was in its split (`records.source_of`)."""
 
     features: Dataset
     rows: list[Record]
+    sources: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
 class TaskData:
     """Tokenized train and validation sets, the collator that pads them per batch, and the
-    normalised validation records (metrics that score examples, not features, read them)."""
+    normalised validation records (metrics that score examples, not features, read them) with
+    where each was in its split (`records.source_of`: dev_predictions.jsonl names them so)."""
 
     train: Dataset
     validation: Dataset
     collator: Collator
     validation_rows: list[Record]
+    validation_sources: list[dict[str, Any]] = field(default_factory=list)
     # The task's extra_eval_splits by name, scored with the best checkpoint.
     extra_eval: dict[str, EvalSplit] = field(default_factory=dict)
     # A hash of every split's examples as tokenized (part of a stored stage 1's key).
@@ -68,7 +72,7 @@ def load_task_data(
 
     `seed` (the run's) picks the rows kept under max_train_samples / max_eval_samples.
     """
-    rows = _checked_rows(task, group, seed)
+    rows, sources = _checked_rows(task, group, seed)
     kind = kind_of(task)
     records = {split: Dataset.from_list(split_rows) for split, split_rows in rows.items()}
     keys = {split: tokenized_key(dataset, task, tokenizer) for split, dataset in records.items()}
@@ -83,13 +87,20 @@ def load_task_data(
         tokenized["validation"],
         kind.collator(tokenizer, pad_to_multiple_of),
         rows["validation"],
-        {name: EvalSplit(tokenized[name], rows[name]) for name in task.extra_eval_splits},
+        sources["validation"],
+        {
+            name: EvalSplit(tokenized[name], rows[name], sources[name])
+            for name in task.extra_eval_splits
+        },
         hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:24],
     )
 
 
-def _checked_rows(task: TaskConfig, group: str, seed: int) -> dict[str, list[dict[str, Any]]]:
-    """Each split's records read, checked and capped (`seed` picks the rows kept)."""
+def _checked_rows(
+    task: TaskConfig, group: str, seed: int
+) -> tuple[dict[str, list[Record]], dict[str, list[dict[str, Any]]]]:
+    """Each split's records read, checked and capped (`seed` picks the rows kept), and where each
+    kept one was in its split."""
     if task.source == "data_files" and task.data_dir:
         log.warning(
             "%s: data_files is set, so %s.data_dir=%s is not read (the first source set is; "
@@ -108,10 +119,11 @@ def _checked_rows(task: TaskConfig, group: str, seed: int) -> dict[str, list[dic
                 group,
                 train_file,
             )
-    rows = {}
+    rows, sources = {}, {}
     for split, (records, origin) in raw.items():
         limit = task.max_train_samples if split == "train" else task.max_eval_samples
-        rows[split] = select_rows(normalise_records(task, group, records, origin), limit, seed)
+        kept = select_rows(sourced_rows(task, group, records, origin), limit, seed)
+        sources[split], rows[split] = [place for place, _ in kept], [row for _, row in kept]
         if not rows[split]:
             raise LayerftError(f"{group} '{task.name}': {origin} has no labelled records")
         log.info("%s %s: %d examples from %s", group, split, len(rows[split]), origin)
@@ -120,10 +132,10 @@ def _checked_rows(task: TaskConfig, group: str, seed: int) -> dict[str, list[dic
     kind = kind_of(task)
     if kind.check_coverage is not None:
         kind.check_coverage(task, group, rows["train"], rows["validation"])
-    return rows
+    return rows, sources
 
 
-def select_rows(rows: list[dict[str, Any]], limit: int | None, seed: int) -> list[dict[str, Any]]:
+def select_rows(rows: list[Any], limit: int | None, seed: int) -> list[Any]:
     """A seeded random `limit` of `rows`, in file order (files are often sorted by label)."""
     if limit is None or limit >= len(rows):
         return rows

@@ -6,7 +6,7 @@ Serves the `injection_task` and `target_task` config groups: a task's `metrics`,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from datasets import Dataset
@@ -22,10 +22,18 @@ from layerft.task import TaskConfig
 class DevScorer:
     """compute_metrics over the dev `features` (in order) made from the normalised dev `rows`;
     `last` keeps the predictions and references of the last call, as its best metric reads them
-    (what layerft/predictions.py writes of the best checkpoint)."""
+    (what layerft/predictions.py writes of the best checkpoint), and `sources`, where each row
+    was in its split (`records.source_of`)."""
 
-    def __init__(self, task: TaskConfig, features: Dataset, rows: list[Record]) -> None:
+    def __init__(
+        self,
+        task: TaskConfig,
+        features: Dataset,
+        rows: list[Record],
+        sources: Sequence[dict[str, Any]] = (),
+    ) -> None:
         self.task, self.features, self.rows, self.kind = task, features, rows, kind_of(task)
+        self.sources = sources
         self.modules = {name: (load_metric(name), metric_spec(name)) for name in task.metrics}
         self.last: dict[str, Any] = {}
 
@@ -49,9 +57,14 @@ class DevScorer:
         return {key: float(value) for key, value in results.items()}
 
 
-def build_compute_metrics(task: TaskConfig, features: Dataset, rows: list[Record]) -> DevScorer:
+def build_compute_metrics(
+    task: TaskConfig,
+    features: Dataset,
+    rows: list[Record],
+    sources: Sequence[dict[str, Any]] = (),
+) -> DevScorer:
     """The Trainer's compute_metrics for `task` over these dev features and rows (DevScorer)."""
-    return DevScorer(task, features, rows)
+    return DevScorer(task, features, rows, sources)
 
 
 def check_returned_keys(name: str, declared: tuple[str, ...], returned: Mapping[str, Any]) -> None:

@@ -150,13 +150,15 @@ def _evaluate_best(
     """The dev metrics of the best checkpoint (train() loaded it back at its end), on each further
     dev set too; stage 2's dev predictions are written beside the run's results to come."""
     best = trainer.evaluate()
-    scored = {"validation": trainer.compute_metrics.last}  # its dev predictions
+    scorers = {"validation": trainer.compute_metrics}  # its dev predictions
     for name, split in data.extra_eval.items():  # the same checkpoint on further dev sets
-        trainer.compute_metrics = build_compute_metrics(task, split.features, split.rows)
+        trainer.compute_metrics = build_compute_metrics(
+            task, split.features, split.rows, split.sources
+        )
         best |= trainer.evaluate(split.features, metric_key_prefix=f"eval_{name}")
-        scored[name] = trainer.compute_metrics.last
+        scorers[name] = trainer.compute_metrics
     if stage == "target" and rank() == 0:
-        write_partial(output_dir, task, scored)
+        write_partial(output_dir, task, scorers)
     return best
 
 

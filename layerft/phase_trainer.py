@@ -188,7 +188,9 @@ def build_phase_trainer(
         data_collator=data.collator,
         train_dataset=data.train,
         eval_dataset=data.validation,
-        compute_metrics=build_compute_metrics(task, data.validation, data.validation_rows),
+        compute_metrics=build_compute_metrics(
+            task, data.validation, data.validation_rows, data.validation_sources
+        ),
         optimizers=optimizers,
         callbacks=[forward, pauses, GuardCheckpoints(guard), StopOnInterrupt()],
         guard=guard,

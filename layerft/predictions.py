@@ -19,24 +19,30 @@ from typing import TYPE_CHECKING, Any
 from layerft.file_io import sync_to_disk
 
 if TYPE_CHECKING:
+    from layerft.evaluation import DevScorer
     from layerft.task import TaskConfig
 
 PREDICTIONS_FILE = "dev_predictions.jsonl"
 NAMED = ("class_ids", "class_probabilities")  # MetricInputs of ids of task.label_names
 
 
-def write_partial(run_dir: Path, task: TaskConfig, scored: dict[str, dict[str, Any]]) -> None:
-    """`dev_predictions.jsonl.partial`: per dev split (`scored`: split -> DevScorer.last), each
-    item's index, prediction and reference."""
+def write_partial(run_dir: Path, task: TaskConfig, scorers: dict[str, DevScorer]) -> None:
+    """`dev_predictions.jsonl.partial`: per dev split (`scorers`: split -> its DevScorer), each
+    item's index, prediction and reference, and where an item is a record of the split, that
+    record's place in it (its number, its id)."""
     lines = []
-    for split, inputs in scored.items():
+    for split, scorer in scorers.items():
+        inputs = scorer.last
         named = inputs.get("input") in NAMED
-        pairs = zip(inputs.get("predictions", ()), inputs.get("references", ()), strict=True)
-        for index, pair in enumerate(pairs):
+        pairs = list(zip(inputs.get("predictions", ()), inputs.get("references", ()), strict=True))
+        # Every record gives at least one item: as many items as records is one item each.
+        sources = scorer.sources if len(scorer.sources) == len(pairs) else [{}] * len(pairs)
+        for index, (pair, source) in enumerate(zip(pairs, sources, strict=True)):
             prediction, reference = (task.label_names[v] if named else _finite(v) for v in pair)
             lines.append(
-                {"split": split, "index": index, "prediction": prediction, "reference": reference}
-            )
+                {"split": split, "index": index, **source, "prediction": prediction,
+                 "reference": reference}
+            )  # fmt: skip
     text = "".join(json.dumps(line, ensure_ascii=False, default=_plain) + "\n" for line in lines)
     (run_dir / f"{PREDICTIONS_FILE}.partial").write_text(text, encoding="utf-8")
 

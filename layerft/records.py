@@ -152,21 +152,35 @@ def _own_text_columns(task: TaskConfig) -> list[str]:
     ]
 
 
+def source_of(number: int, record: dict[str, Any]) -> dict[str, Any]:
+    """A record's place in its split: its number (1 for the first) and its id where it has one
+    (KLUE's guid, SQuAD's id, NSMC's, a number), as messages and dev_predictions.jsonl name it."""
+    guid = record.get("guid", record.get("id"))
+    named = isinstance(guid, str) or type(guid) is int
+    return {"record": number, **({"id": guid} if named else {})}
+
+
 def _where(origin: str, number: int, record: dict[str, Any]) -> str:
     """A record's place in messages: its file, number and guid."""
-    guid = record.get("guid", record.get("id"))  # KLUE's guid, SQuAD's id, NSMC's (a number)
-    named = isinstance(guid, str) or type(guid) is int
-    return f"{origin}: record {number}" + (f" ({guid})" if named else "")
+    source = source_of(number, record)
+    return f"{origin}: record {number}" + (f" ({source['id']})" if "id" in source else "")
 
 
 def normalise_records(
     task: TaskConfig, group: str, records: Iterable[Record], origin: str
 ) -> list[Record]:
     """Check every record against the task's columns and labels; drop and count unlabelled rows."""
+    return [row for _, row in sourced_rows(task, group, records, origin)]
+
+
+def sourced_rows(
+    task: TaskConfig, group: str, records: Iterable[Record], origin: str
+) -> list[tuple[dict[str, Any], Record]]:
+    """`normalise_records`, each row with its record's place in the split (`source_of`)."""
     kind = kind_of(task)
     normalise = kind.normalise
     distinct = None if kind.distinct_text is None else kind.distinct_text(task)
-    rows: list[Record] = []
+    rows: list[tuple[dict[str, Any], Record]] = []
     texts: set[str] = set()
     unlabelled = repeats = 0
     for number, record in enumerate(records, start=1):
@@ -182,7 +196,7 @@ def normalise_records(
         if row is None:
             unlabelled += 1
         else:
-            rows.append(row)
+            rows.append((source_of(number, record), row))
     if unlabelled:
         blank = " or blank-text" if task.drop_blank_texts else ""
         log.info("%s: dropped %d unlabelled%s records", origin, unlabelled, blank)

@@ -115,10 +115,11 @@ def _strict(constant: str) -> None:
 def test_dev_predictions_write_a_score_that_is_no_number_as_null(tmp_path: Path) -> None:
     # A diverged regression predicts NaN or infinity: the file stays strict JSON.
     task = compose_run("model=tiny", "target_task=glue_stsb").target_task
-    scored = {"validation": {"input": MetricInput.scores,
-                             "predictions": [math.nan, 1.5, math.inf],
-                             "references": [2.0, -math.inf, 3.0]}}  # fmt: skip
-    predictions.write_partial(tmp_path, task, scored)
+    last = {"input": MetricInput.scores, "predictions": [math.nan, 1.5, math.inf],
+            "references": [2.0, -math.inf, 3.0]}  # fmt: skip
+    predictions.write_partial(
+        tmp_path, task, {"validation": SimpleNamespace(last=last, sources=())}
+    )
     text = (tmp_path / f"{predictions.PREDICTIONS_FILE}.partial").read_text(encoding="utf-8")
     lines = [json.loads(line, parse_constant=_strict) for line in text.splitlines()]
     assert [(d["prediction"], d["reference"]) for d in lines] == [

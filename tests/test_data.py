@@ -607,7 +607,37 @@ def test_generated_demo_validation_never_repeats_training_records(tmp_path) -> N
     assert len(data.train) == task.generator_sizes["train"]
 
 
-def test_compute_metrics_for_tagging_skips_ignored_positions() -> None:
+def test_dev_predictions_name_the_record_and_id_of_each_example(tmp_path) -> None:
+    """Unlabelled records dropped and a seeded sample of the rest: `index` alone could not be
+    matched back to the file (a user's review); each line names its record's number and id."""
+    records = [{**row(label, premise=f"premise {n}"), "id": f"p{n}"}
+               for n, label in enumerate([0, -1, 2, "neutral", None, 1, 0], start=1)]  # fmt: skip
+    for split in ("train", "validation"):
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    task = compose_run(
+        "model=tiny", "target_task=snli", "target_task.max_eval_samples=3",
+        *(f"target_task.data_files.{s}={tmp_path / s}.jsonl" for s in ("train", "validation")),
+    ).target_task  # fmt: skip
+    data = load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "c", seed=3)
+    assert len(data.validation_sources) == len(data.validation_rows) == 3
+    for source, kept in zip(data.validation_sources, data.validation_rows, strict=True):
+        record = records[source["record"] - 1]  # numbered from 1, as messages number them
+        assert (record["premise"], record["id"]) == (kept["text_a"], source["id"])
+    scorer = build_compute_metrics(
+        task, data.validation, data.validation_rows, data.validation_sources
+    )
+    labels = np.array(data.validation["labels"])
+    scorer(EvalPrediction(np.eye(3)[labels], labels))
+    write_partial(tmp_path, task, {"validation": scorer})
+    text = (tmp_path / "dev_predictions.jsonl.partial").read_text()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert [(d["index"], d["record"], d["id"]) for d in lines] == [
+        (i, s["record"], s["id"]) for i, s in enumerate(data.validation_sources)
+    ]
+    assert [d["prediction"] for d in lines] == [d["reference"] for d in lines]
+
+
+def test_compute_metrics_for_tagging_skips_ignored_positions(tmp_path) -> None:
     # klue_ner's tags as the tags of words (its characters read as words, as before words_column)
     task = compose_run(
         "model=tiny", "injection_task=klue_ner", "injection_task.tagging.words_column=null"
@@ -626,6 +656,23 @@ def test_compute_metrics_for_tagging_skips_ignored_positions() -> None:
     # predicted and 1 reference -> P=1/2, R=1, F1=2/3.
     assert metrics["token_accuracy"] == pytest.approx(0.75)
     assert metrics["token_f1"] == pytest.approx(2 / 3)
+    # Items are sentences, each a record's; under a word-level best metric they are words, and
+    # no line names a record.
+    sourced = build_compute_metrics(task, features, rows, [{"record": 1}, {"record": 2}])
+    sourced(EvalPrediction(predictions=logits, label_ids=labels))
+    write_partial(tmp_path, task, {"validation": sourced})
+    text = (tmp_path / "dev_predictions.jsonl.partial").read_text()
+    assert [json.loads(line)["record"] for line in text.splitlines()] == [1, 2]
+    task = compose_run(
+        "model=tiny", "injection_task=klue_ner", "injection_task.tagging.words_column=null",
+        "injection_task.metrics=[accuracy]", "injection_task.best_metric=accuracy",
+    ).injection_task  # fmt: skip
+    assert task is not None
+    sourced = build_compute_metrics(task, features, rows, [{"record": 1}, {"record": 2}])
+    sourced(EvalPrediction(predictions=logits, label_ids=labels))
+    write_partial(tmp_path, task, {"validation": sourced})
+    text = (tmp_path / "dev_predictions.jsonl.partial").read_text()
+    assert len(text.splitlines()) == 4 and '"record"' not in text
 
 
 def test_a_metric_returning_an_undeclared_key_or_no_best_metric_is_one_error(monkeypatch) -> None:
@@ -659,7 +706,7 @@ def test_a_classifiers_dev_metrics_count_the_classes_it_predicts(tmp_path, caplo
     # The last call's predictions, as dev_predictions.jsonl writes them: labels by name.
     scorer = build_compute_metrics(task, features, [])
     scorer(EvalPrediction(np.eye(2)[[0, 1, 1]], labels))
-    write_partial(tmp_path, task, {"validation": scorer.last})
+    write_partial(tmp_path, task, {"validation": scorer})
     predictions.publish(tmp_path)
     lines = [
         json.loads(line) for line in (tmp_path / "dev_predictions.jsonl").read_text().splitlines()
