@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -186,6 +187,36 @@ def test_integer_label_names_read_integers_as_names(tmp_path) -> None:
     assert [r["label"] for r in floats] == [0, 2]  # names too, never unlabelled or indices
     with pytest.raises(LayerftError, match="record 1: label 2 is not in target_task.label_names"):
         normalise_records(task, "target_task", [row(2)], "f")  # not a name, and never an index
+
+
+def test_label_codes_with_leading_zeros_in_a_csv_are_their_names(tmp_path) -> None:
+    # "01" read from a CSV cell as the number 1 was refused as "label 1 is not in label_names".
+    path = tmp_path / "codes.csv"
+    path.write_text("premise,hypothesis,label\na,b,03\nc,d,01\ne,f,02\n")
+    task = compose_run(
+        "model=tiny", "target_task=snli", "target_task.label_names=['01','02','03']",
+        f"target_task.data_files.train={path}", f"target_task.data_files.validation={path}",
+    ).target_task  # fmt: skip
+    rows = normalise_records(task, "target_task", read_records(path), "codes.csv")
+    assert [r["label"] for r in rows] == [2, 0, 1]
+    with pytest.raises(LayerftError, match="record 1: label 4 is not in target_task.label_names"):
+        normalise_records(task, "target_task", [row(4)], "f")
+    two_ways = compose_run("model=tiny", "target_task=snli", "target_task.label_names=['01','001']")
+    with pytest.raises(LayerftError, match="record 1: label 1 is not in target_task.label_names"):
+        normalise_records(two_ways.target_task, "target_task", [row(1)], "f")  # which one?
+
+
+def test_a_label_composed_otherwise_is_the_same_name(tmp_path) -> None:
+    # Korean labels written decomposed (NFD, as macOS writes file contents it normalises) were
+    # refused with a message showing two identical-looking names.
+    names = ["부정", "중립", "긍정"]
+    task = compose_run(
+        "model=tiny", "target_task=snli", f"target_task.label_names=[{','.join(repr(n) for n in names)}]"
+    ).target_task
+    decomposed = [row(unicodedata.normalize("NFD", name)) for name in reversed(names)]
+    assert decomposed[0]["label"] != names[2]
+    rows = normalise_records(task, "target_task", decomposed, "f")
+    assert [r["label"] for r in rows] == [2, 1, 0]
 
 
 def test_published_snli_no_gold_label_rows_are_dropped_and_counted(tmp_path, caplog) -> None:

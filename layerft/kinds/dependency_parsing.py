@@ -32,12 +32,11 @@ from layerft.kinds.base import (
     MetricInputs,
     Record,
     TaskKind,
-    check_label_names,
     field_of,
-    label_id,
     list_of,
 )
 from layerft.kinds.biaffine import PADDING, BiaffineParsingHead, WordSubword, word_spans
+from layerft.kinds.labels import check_label_names, label_id
 from layerft.metrics import MetricInput
 from layerft.readers_conllu import check_tree
 

@@ -28,15 +28,13 @@ from layerft.kinds.base import (
     MetricInputs,
     Record,
     TaskKind,
-    check_label_names,
-    check_label_unread,
     field_of,
     head_output,
-    label_id,
     logits_of,
     run_encoder,
     text_of,
 )
+from layerft.kinds.labels import check_label_names, check_label_unread, label_id
 from layerft.metrics import MetricInput
 
 if TYPE_CHECKING:

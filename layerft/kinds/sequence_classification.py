@@ -23,16 +23,13 @@ from layerft.kinds.base import (
     TaskKind,
     blank,
     blank_kind,
-    check_label_names,
-    check_label_unread,
     field_of,
     head_output,
-    label_id,
     logits_of,
     run_encoder,
     text_of,
-    whole_number,
 )
+from layerft.kinds.labels import check_label_names, check_label_unread, label_id, whole_number
 from layerft.metrics import MetricInput
 
 if TYPE_CHECKING:

@@ -24,15 +24,14 @@ from layerft.kinds.base import (
     MetricInputs,
     Record,
     TaskKind,
-    check_label_names,
     field_of,
     head_output,
-    label_id,
     list_of,
     logits_of,
     run_encoder,
     text_of,
 )
+from layerft.kinds.labels import check_label_names, label_id
 from layerft.kinds.tag_alignment import (
     NO_SUBWORD_FIX,
     character_encoder,
