@@ -24,7 +24,7 @@ from layerft.kinds.sequence_regression import RegressionConfig
 from layerft.kinds.span_extraction import SpanConfig
 from layerft.kinds.token_tagging import TaggingConfig
 from layerft.metrics import metric_spec
-from layerft.task_names import check_registered_names
+from layerft.task_names import DEFAULT_BEST_METRIC, check_registered_names
 
 __all__ = ["TaskConfig", "TaskKind"]
 
@@ -85,7 +85,7 @@ class TaskConfig:
     extra_eval_splits: list[str] = field(default_factory=list)
     # Metrics (local evaluate modules) and which one picks the best dev checkpoint.
     metrics: list[str] = field(default_factory=lambda: ["accuracy"])
-    best_metric: str = "accuracy"
+    best_metric: str = DEFAULT_BEST_METRIC
     # Recipe.
     lr: float = 5e-5
     epochs: float = 3.0

@@ -13,6 +13,8 @@ from layerft.kinds import kind_of
 from layerft.metrics import metric_spec
 from layerft.readers import RELEASE_READERS
 
+DEFAULT_BEST_METRIC = "accuracy"  # TaskConfig.best_metric's
+
 if TYPE_CHECKING:
     from layerft.task import TaskConfig
 
@@ -56,8 +58,10 @@ def check_registered_names(task: TaskConfig, where: str) -> None:
             f"I-<type>); label_names has {odd[0]!r}"
         )
     if task.best_metric not in keys:
+        default = " (the default where a task names none: set best_metric)"
         raise LayerftError(
             f"{where}: best_metric '{task.best_metric}' is not one of {', '.join(keys)}"
+            + (default if task.best_metric == DEFAULT_BEST_METRIC else "")
         )
     if task.release_format not in RELEASE_READERS:
         raise LayerftError(

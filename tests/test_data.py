@@ -211,7 +211,9 @@ def test_a_label_composed_otherwise_is_the_same_name(tmp_path) -> None:
     # refused with a message showing two identical-looking names.
     names = ["부정", "중립", "긍정"]
     task = compose_run(
-        "model=tiny", "target_task=snli", f"target_task.label_names=[{','.join(repr(n) for n in names)}]"
+        "model=tiny",
+        "target_task=snli",
+        f"target_task.label_names=[{','.join(repr(n) for n in names)}]",
     ).target_task
     decomposed = [row(unicodedata.normalize("NFD", name)) for name in reversed(names)]
     assert decomposed[0]["label"] != names[2]
@@ -776,6 +778,11 @@ def test_a_classifiers_dev_metrics_count_the_classes_it_predicts(tmp_path, caplo
             "target_task.best_metric 'squad_v2_best_f1_thresh' is not one of squad_v2_exact, "
             "squad_v2_f1, squad_v2_HasAns_exact, squad_v2_HasAns_f1, squad_v2_NoAns_exact, "
             "squad_v2_NoAns_f1, squad_v2_best_exact, squad_v2_best_f1",
+        ),
+        (
+            ["target_task.metrics=[macro_f1]"],  # best_metric left at its default
+            "target_task.best_metric 'accuracy' is not one of macro_f1 (the default where a task "
+            "names none: set best_metric)",
         ),
         (
             ["target_task.metrics=[acuracy]"],
