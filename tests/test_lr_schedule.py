@@ -199,10 +199,11 @@ def test_warmup_steps_round_the_ratio_as_written() -> None:
 
 
 def test_a_shape_without_a_transformers_scheduler_stops_the_import(monkeypatch) -> None:
-    # It passed config validation and died with a KeyError once training started.
-    member, added = '    constant = "constant"\n', '    polynomial = "polynomial"\n'
+    # It passed config validation and died with a KeyError once training started. The new
+    # shape is one no user would add (a user adding `polynomial` saw this test fail).
+    member, added = '    constant = "constant"\n', '    zigzag = "zigzag"\n'
     message = (
-        "layerft/lr_schedule.py: HF_SCHEDULER_TYPES has no entry for shape(s) polynomial; add the "
+        "layerft/lr_schedule.py: HF_SCHEDULER_TYPES has no entry for shape(s) zigzag; add the "
         "transformers scheduler (get_scheduler's name) behind each"
     )
     assert_a_new_member_stops_the_import(lr_schedule, member, added, message, monkeypatch)

@@ -221,9 +221,10 @@ def test_unknown_lora_target_fails_clearly() -> None:
 
 def test_a_method_without_its_function_stops_the_import(monkeypatch) -> None:
     # It passed config validation, trained stage 1, then died with a KeyError (extension audit).
-    member, added = '    bitfit = "bitfit"  # biases (+ head)\n', '    layernorm = "layernorm"\n'
+    # The method is one no user would add (a natural one, once added, would fail this test).
+    member, added = '    bitfit = "bitfit"  # biases (+ head)\n', '    zigzag = "zigzag"\n'
     message = (
-        "layerft/tuning_mode.py: TUNING_METHODS has no entry for method(s) layernorm; add its "
+        "layerft/tuning_mode.py: TUNING_METHODS has no entry for method(s) zigzag; add its "
         "Method: the function that sets which parameters train, and whether it reads "
         "tuning_mode.layers"
     )
