@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
-from hydra.errors import HydraException
+from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
@@ -37,6 +37,8 @@ def config_error_line(err: Exception) -> str:
     fault and what it takes, without the schema's type lines and Hydra's search path."""
     if isinstance(err, yaml.YAMLError):
         return yaml_error_line(err)
+    if isinstance(err, OverrideParseException) and not err.override.isascii():
+        return f"{err.override}: {unquoted_letters_hint(err.override)}"
     message = str(err)
     missing = re.search(r"Could not find '(.+)/([^/']+)'", message)
     if missing:  # an unknown group option; Hydra lists the group's options, one per line
@@ -80,6 +82,20 @@ def config_error_line(err: Exception) -> str:
         message = f"{message}: {why}"
     text = " ".join(line.strip() for line in message.splitlines() if line.strip())
     return text or type(err).__name__
+
+
+def unquoted_letters_hint(override: str) -> str:
+    """How to write an override whose value has letters outside ASCII, which Hydra's grammar reads
+    only quoted (`target_task.label_column=감정` -> `target_task.label_column='감정'`)."""
+    key, _, value = override.partition("=")
+    if value.startswith("[") and value.endswith("]"):
+        quoted = "[" + ",".join(f"'{item.strip()}'" for item in value[1:-1].split(",")) + "]"
+    else:
+        quoted = f"'{value}'"
+    return (
+        "Hydra's override grammar reads letters outside ASCII only quoted: write it "
+        f'"{key}={quoted}"'
+    )
 
 
 def groups_of(schema: str) -> list[str]:

@@ -126,6 +126,17 @@ def test_yaml_options_hold_values_only() -> None:
             "expected one of ",
         ),
         ("seed=[1,", "no viable alternative at input '[1,' See https://hydra.cc/"),
+        # Hydra's lexer error for letters outside ASCII (a user's review): how to quote them.
+        (
+            "target_task.label_column=감정",
+            "target_task.label_column=감정: Hydra's override grammar reads letters outside ASCII "
+            "only quoted: write it \"target_task.label_column='감정'\"",
+        ),
+        (
+            "target_task.text_columns=[리뷰, 제목]",
+            "target_task.text_columns=[리뷰, 제목]: Hydra's override grammar reads letters outside "
+            "ASCII only quoted: write it \"target_task.text_columns=['리뷰','제목']\"",
+        ),
         (
             "target_task.kind=token_taging",
             "Error merging override target_task.kind=token_taging: Invalid value 'token_taging', "
