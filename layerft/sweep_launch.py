@@ -179,8 +179,8 @@ def run_grid(
     grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool, left: LeftOut
 ) -> str | None:
     """Run the multirun in this process (Hydra's launcher from the config: sequential by default),
-    launching none of the combinations `left` out (finished, repeats of another job's config, or
-    blocked: their folder holds another config's result).
+    launching none of the combinations `left` out (finished, repeats of another job's config,
+    blocked: their folder holds another config's result, or finished on files changed since).
 
     Whatever stops the launch (a job folder that cannot be made, a job whose failure escaped it,
     Ctrl-C, SIGTERM) comes back as one line, not raised: the jobs that finished are still
@@ -228,7 +228,9 @@ def _skipping_sweeper(force: bool, left: LeftOut) -> str:
         ]
 
     repeats = [repeat for repeat, _ in left.repeats]
-    return store_skipping_sweeper(listed(left.finished), listed(repeats), listed(left.blocked))
+    return store_skipping_sweeper(
+        listed(left.finished), listed(repeats), listed(left.blocked), listed(left.stale)
+    )
 
 
 def _stopped_by(err: BaseException) -> str | None:

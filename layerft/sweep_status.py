@@ -152,16 +152,21 @@ class LeftOut(NamedTuple):
     finished: list[Combination]  # unless forced (by --force, or force_rerun in their config)
     repeats: list[tuple[Combination, Combination]]  # each with the job whose run serves it
     blocked: list[Combination]  # their folder holds another config's result; no repeat
+    stale: list[Combination]  # finished on files changed since, unless forced: they would stop
 
     def combinations(self) -> list[Combination]:
-        return [*self.finished, *(repeat for repeat, _ in self.repeats), *self.blocked]
+        repeats = (repeat for repeat, _ in self.repeats)
+        return [*self.finished, *repeats, *self.blocked, *self.stale]
 
 
 def left_out(combinations: Sequence[Combination], state: Status, force: bool) -> LeftOut:
     """What sweep.py leaves out of the launch of `combinations` (in the folder `state` describes):
-    the finished, the repeats of a config another job runs, and the blocked (each would stop and
-    record its failure in another config's folder)."""
+    the finished, the repeats of a config another job runs, the blocked (each would stop and
+    record its failure in another config's folder) and the stale (each would stop on its changed
+    files: --force reruns them)."""
     finished = [] if force else [c for c, _ in state.done if not c.force_rerun]
+    stale = [] if force else [s.combination for s in state.stale if not s.combination.force_rerun]
     blocked = [c for c, _ in state.blocked]
-    repeats = repeated_runs(combinations, finished, blocked)
-    return LeftOut(finished, repeats, [c for c in blocked if not any(c is r for r, _ in repeats)])
+    repeats = repeated_runs(combinations, [*finished, *stale], blocked)
+    unserved = [c for c in blocked if not any(c is r for r, _ in repeats)]
+    return LeftOut(finished, repeats, unserved, stale)

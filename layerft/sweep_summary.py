@@ -45,8 +45,8 @@ def print_plan(combinations: list[Combination], state: Status, force: bool) -> N
             s1 += f"; the run of {run.label}"
         print(f"  [{marks.get(id(combination), 'todo')}] {combination.label}  ({s1})")
     done = 0 if force else len(state.done)
-    # Neither stale nor blocked jobs count as to run: a stale one stops with an error, a blocked
-    # one is not launched (both noted below); a blocked repeat is counted once, as served.
+    # Neither stale nor blocked jobs count as to run: neither is launched (both noted below); a
+    # blocked repeat is counted once, as served.
     todo = len(combinations) - done - (0 if force else len(state.stale)) - len(served_by)
     todo -= sum(id(combination) not in served_by for combination, _ in state.blocked)
     served = f" ({len(served_by)} served by another job's run)" if served_by else ""
@@ -54,7 +54,7 @@ def print_plan(combinations: list[Combination], state: Status, force: bool) -> N
     if state.stale and not force:
         print(
             f"{len(state.stale)} done on {_on_changed(state.stale, files=True)} changed since: "
-            "each stops with an error; rerun them with --force (overrides can narrow the grid to them)"
+            "not launched; rerun them with --force (overrides can narrow the grid to them)"
         )
     if state.older and not force:
         print(older_note(state.older))

@@ -126,7 +126,7 @@ def test_a_sweep_plan_marks_a_result_on_changed_model_files(tmp_path: Path, caps
         "1 combinations, 0 distinct stage-1 trainings",
         f"  [done on other model files: {weights} changed] {edited.label}  (no stage 1)",
         "0 done, 0 to run",
-        "1 done on model files changed since: each stops with an error; rerun them with --force "
+        "1 done on model files changed since: not launched; rerun them with --force "
         "(overrides can narrow the grid to them)",
         "sweep: 0 finished, 0 failed, 0 not run, 1 on changed model files",
         f"  ON CHANGED MODEL FILES {edited.label}: {weights} changed since its result "

@@ -248,9 +248,12 @@ def test_dry_run_and_summary_name_results_on_data_files_changed_since(tmp_path, 
         "  [done on other data: target_task.train changed] seed=2  (no stage 1)",
         "  [todo] seed=3  (no stage 1)",
         "1 done, 1 to run",
-        "1 done on data files changed since: each stops with an error; rerun them with --force "
+        "1 done on data files changed since: not launched; rerun them with --force "
         "(overrides can narrow the grid to them)",
     ]
+    state = sweep_status.status(jobs, tmp_path)
+    assert sweep_status.left_out(jobs, state, force=False).stale == [jobs[1]]
+    assert sweep_status.left_out(jobs, state, force=True).stale == []
     # The summary after a run: not counted as finished, and the exit code says so (main).
     state = sweep_status.status([job("1", "aa"), job("2", "bb")], tmp_path)
     assert [c.label for c, _ in state.done] == ["seed=1"]
@@ -1777,6 +1780,9 @@ def test_the_sweeper_runs_the_first_of_jobs_with_identical_overrides() -> None:
     # A repeat of another job's overrides (a setting its choices never read) is left out alone.
     other = SkippingSweeper(None, repeats=[["a=2", "b=x"]], blocked=[["a=1", "b=y"]])
     assert other.left_out(jobs[:4]) == [None, "blocked", "repeat", None]
+    # Finished on files changed since: the plan said "0 to run", then each was launched to stop.
+    stale = SkippingSweeper(None, stale=[["a=2", "b=y"]], finished=[["a=1", "b=x"]])
+    assert stale.left_out(jobs[:4]) == ["finished", None, None, "stale"]
 
 
 @pytest.mark.slow

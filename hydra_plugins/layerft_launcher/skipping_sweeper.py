@@ -8,8 +8,9 @@ return: most of a resumed sweep's start. sweep.py stores this sweeper's config w
 jobs for its launch (`store_skipping_sweeper`); a job it does not list is launched as before (and
 skips itself if it is finished). It also leaves out a job whose config an earlier job of the grid
 runs (a baseline under each of several layer splits: no split is read without stage 1), which a
-parallel launcher would otherwise train at the same time, and a job whose folder holds another
-config's result, which it would refuse to overwrite (its failure recorded in that folder).
+parallel launcher would otherwise train at the same time, a job whose folder holds another
+config's result, which it would refuse to overwrite (its failure recorded in that folder), and a
+job finished on data or model files changed since, which would stop on them.
 
 A `glob()` sweep lists the options of the run's search path too (`hydra.searchpath`), which
 Hydra 1.3's sweeper leaves out (hydra issue #1942) though its jobs compose with them: what sweep.py
@@ -49,19 +50,22 @@ class SkippingSweeperConf:
     finished: list[list[str]] = field(default_factory=list)
     repeats: list[list[str]] = field(default_factory=list)  # the run of an earlier job
     blocked: list[list[str]] = field(default_factory=list)  # their folder: another config's result
+    stale: list[list[str]] = field(default_factory=list)  # finished on files changed since
 
 
 def store_skipping_sweeper(
     finished: Sequence[Sequence[str]],
     repeats: Sequence[Sequence[str]] = (),
     blocked: Sequence[Sequence[str]] = (),
+    stale: Sequence[Sequence[str]] = (),
 ) -> str:
-    """Store this sweeper's config with `finished`, `repeats` and `blocked` as the jobs to skip;
-    returns the override that chooses it."""
+    """Store this sweeper's config with `finished`, `repeats`, `blocked` and `stale` as the jobs
+    to skip; returns the override that chooses it."""
     node = SkippingSweeperConf(
         finished=[list(job) for job in finished],
         repeats=[list(job) for job in repeats],
         blocked=[list(job) for job in blocked],
+        stale=[list(job) for job in stale],
     )
     ConfigStore.instance().store(group="hydra/sweeper", name=NAME, node=node, provider="layerft")
     return f"hydra/sweeper={NAME}"
@@ -91,6 +95,7 @@ class SkippingSweeper(BasicSweeper):
         finished: Sequence[Sequence[str]] = (),
         repeats: Sequence[Sequence[str]] = (),
         blocked: Sequence[Sequence[str]] = (),
+        stale: Sequence[Sequence[str]] = (),
     ) -> None:
         super().__init__(max_batch_size, params)
         self.finished = {frozenset(job) for job in finished}
@@ -98,6 +103,7 @@ class SkippingSweeper(BasicSweeper):
         # of them the run that serves the others.
         self.repeats = Counter(frozenset(job) for job in repeats)
         self.blocked = {frozenset(job) for job in blocked}
+        self.stale = {frozenset(job) for job in stale}
 
     def split_arguments(  # type: ignore[override]  # BasicSweeper's is static; sweep() calls self.
         self, overrides: list[Override], max_batch_size: int | None
@@ -112,6 +118,7 @@ class SkippingSweeper(BasicSweeper):
             "finished": "finished (sweep.py --force reruns them)",
             "repeat": "the run of an earlier job of the grid (the same config)",
             "blocked": "their folder holds another config's result (blocked)",
+            "stale": "finished on data or model files changed since (sweep.py --force reruns them)",
         }
         left_out = self.left_out(jobs)
         for why, reason in reasons.items():
@@ -123,7 +130,7 @@ class SkippingSweeper(BasicSweeper):
         return list(BasicSweeper.split_overrides_to_chunks(kept, max_batch_size))
 
     def left_out(self, jobs: Sequence[Sequence[str]]) -> list[str | None]:
-        """Why each job is left out ("finished", "repeat", "blocked"), or None. Of the jobs with
+        """Why each job is left out ("finished", "repeat", "blocked", "stale"), or None. Of the jobs with
         one set of overrides, the last ones are the repeats (the first is the run serving them)."""
         total = Counter(self.listed(job) for job in jobs)
         seen: Counter[frozenset[str]] = Counter()
@@ -133,6 +140,8 @@ class SkippingSweeper(BasicSweeper):
             seen[listed] += 1
             if listed in self.finished:
                 why.append("finished")
+            elif listed in self.stale:
+                why.append("stale")
             elif seen[listed] > total[listed] - self.repeats[listed]:
                 why.append("repeat")
             else:
