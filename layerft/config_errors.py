@@ -46,7 +46,8 @@ def config_error_line(err: Exception) -> str:
         options = re.findall(r"^\t(\S+)$", message.split("Config search path")[0], re.M)
         close = difflib.get_close_matches(option, options, n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
-        return f"{group}={option}: no such option; {hint}options: {', '.join(options)}"
+        looked = searched_folders(message, group)
+        return f"{group}={option}: no such option; {hint}options: {', '.join(options)}{looked}"
     chosen_as_value = re.search(
         r"Merge error: str is not a subclass of (\w+)\. value: (\S+)", message
     )
@@ -96,6 +97,25 @@ def unquoted_letters_hint(override: str) -> str:
         "Hydra's override grammar reads letters outside ASCII only quoted: write it "
         f'"{key}={quoted}"'
     )
+
+
+def searched_folders(message: str, group: str) -> str:
+    """`; looked in <folder>/<group>, ...` from Hydra's text where its search path holds folders
+    beyond conf/ (hydra.searchpath, --config-dir): one missing, or without the group's folder, is
+    the likely fault; '' without such folders."""
+    paths = re.findall(r"^\tprovider=(.+?), path=file://(.+)$", message, re.M)
+    if all(provider == "main" for provider, _ in paths):
+        return ""
+    named = []
+    for _, path in paths:
+        folder = Path(path)
+        if not folder.is_dir():
+            named.append(f"{folder / group} ({folder}: not found)")
+        else:
+            named.append(
+                f"{folder / group}" + ("" if (folder / group).is_dir() else " (not found)")
+            )
+    return f"; looked in {', '.join(named)}"
 
 
 def groups_of(schema: str) -> list[str]:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_sweep, run_train
+from conftest import REPO, run_sweep, run_train
 
 # Imports that take seconds and that only training needs (CPU, this VM: a bad key was reported
 # after ~10 s with them, ~5 s without; transformers' package alone, tokenizers and pyarrow another
@@ -39,6 +39,23 @@ def test_hydra_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
     # HYDRA_FULL_ERROR: Hydra's own report, as its users know it.
     proc = run_train(["model=tiny", "trainer.lerning_rate=1"], tmp_path, {"HYDRA_FULL_ERROR": "1"})
     assert proc.returncode == 1 and "Traceback" in proc.stderr, proc.stderr
+
+
+def test_an_option_missing_from_ones_own_folder_names_the_folders_looked_in(tmp_path) -> None:
+    # It said only "no such option" for a folder mistyped, or given as the group's own folder.
+    (tmp_path / "conf" / "target_task").mkdir(parents=True)
+    for where, note in [
+        (f"hydra.searchpath=[file://{tmp_path / 'cnf'}]", f" ({tmp_path / 'cnf'}: not found)"),
+        (f"hydra.searchpath=[file://{tmp_path / 'conf' / 'target_task'}]", " (not found)"),
+    ]:
+        proc = run_train(["model=tiny", where, "target_task=mine"], tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        [line] = error_lines(proc.stderr)
+        looked = where.split("file://")[1].rstrip("]") + "/target_task" + note
+        assert line.startswith("error: target_task=mine: no such option; options: ag_news, ")
+        assert line.endswith(f"; looked in {REPO / 'conf' / 'target_task'}, {looked}")
+    proc = run_train(["model=tiny", "target_task=mine"], tmp_path)
+    assert "looked in" not in proc.stderr  # conf/ alone: as before
 
 
 def test_help_says_how_to_run_and_lists_the_groups_not_the_whole_config(tmp_path: Path) -> None:
