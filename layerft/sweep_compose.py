@@ -7,6 +7,7 @@ Serves the `sweep` config group (conf/sweep/<grid>.yaml), as `layerft/sweep_grid
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Sequence
 
 from hydra import compose
@@ -15,6 +16,9 @@ from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, open_dict
 
 from layerft.config_errors import CONFIG_ERRORS
+from layerft.file_settings import shadowed_options
+
+log = logging.getLogger(__name__)
 
 
 class JobComposer:
@@ -37,6 +41,8 @@ class JobComposer:
         self.repo = GlobalHydra.instance().config_loader().repository  # type: ignore[attr-defined]
         # the groups' config (without `hydra`) and the groups it chose, by the overrides composed
         self.bases: dict[tuple[str, ...], tuple[DictConfig, set[str]]] = {}
+        # An option file of one's own folder that a shipped one of its name hides (file_settings).
+        self.shadowed: set[str] = set()
 
     def compose(self, job: Sequence[str]) -> DictConfig:
         from hydra._internal.config_loader_impl import ConfigLoaderImpl
@@ -55,6 +61,9 @@ class JobComposer:
                     "config", overrides=[f"sweep={self.grid}", *composed], return_hydra_config=True
                 )
                 groups = set(base.hydra.runtime.choices)
+                for line in set(shadowed_options(base.hydra)) - self.shadowed:
+                    log.warning("%s", line)  # the plan says it once; each job, as it runs
+                    self.shadowed.add(line)
                 with open_dict(base):
                     del base["hydra"]
                 self.bases[composed] = base, groups

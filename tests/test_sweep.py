@@ -2030,6 +2030,24 @@ def test_a_grid_of_ones_own_folder_runs_from_the_search_path(tmp_path: Path) -> 
     )
 
 
+def test_the_plan_says_which_of_ones_own_options_a_shipped_one_hides(tmp_path: Path) -> None:
+    # train.py warned as each job ran; the plan, and --dry-run, said nothing (a user's review).
+    mine = tmp_path / "mine"
+    for name in ("target_task/demo_sentiment", "sweep/demo"):
+        (mine / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sweep_grid.CONF / f"{name}.yaml", mine / f"{name}.yaml")
+    searchpath = f"hydra.searchpath=[file://{mine}]"
+    done = run_sweep(["demo", searchpath, *TINY_GRID, "--dry-run"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    for name, choice in (("target_task/demo_sentiment", "target_task=demo_sentiment"),
+                         ("sweep/demo", "sweep=demo")):  # fmt: skip
+        line = (
+            f"{mine / name}.yaml is not read: {choice} reads {sweep_grid.CONF / name}.yaml "
+            "(earlier on the search path); give yours a name of its own"
+        )
+        assert done.stderr.count(line) == 1, done.stderr
+
+
 def test_the_end_of_sweep_report_survives_a_failed_json_removed_meanwhile(
     tmp_path, caplog, monkeypatch
 ) -> None:
