@@ -71,6 +71,8 @@ def config_error_line(err: Exception) -> str:
         hint = f"; did you mean '{parent + '.' if parent else ''}{close[0]}'?" if close else ""
         if not close and known_mapping(cause.parent_node):  # a mapping's keys are the user's
             hint = f"; a new key of {parent} is added with '+{cause.full_key}=...'"
+        elif not close and (elsewhere := keys_named(cause.parent_node, name)):
+            hint = f"; did you mean {' or '.join(map(repr, elsewhere))}?"  # another node's
         where = re.match(r"In '([^']+)':", message)
         option = f"{option_file(where.group(1))}: " if where and err.__cause__ is None else ""
         return f"{option}unknown config key '{cause.full_key}'{hint}"
@@ -116,6 +118,24 @@ def searched_folders(message: str, group: str) -> str:
                 f"{folder / group}" + ("" if (folder / group).is_dir() else " (not found)")
             )
     return f"; looked in {', '.join(named)}"
+
+
+def keys_named(node: object, name: str) -> list[str]:
+    """The dotted keys of the config `node` belongs to whose last part is `name` (at most 3)."""
+    if not isinstance(node, DictConfig):
+        return []
+    root = node._get_root()
+    found: list[str] = []
+
+    def walk(branch: DictConfig, prefix: str) -> None:
+        for key, value in branch.items_ex(resolve=False):
+            if str(key) == name:
+                found.append(f"{prefix}{key}")
+            elif isinstance(value, DictConfig) and not value._is_none() and key != "hydra":
+                walk(value, f"{prefix}{key}.")
+
+    walk(root, "")
+    return found[:3]
 
 
 def groups_of(schema: str) -> list[str]:

@@ -126,6 +126,13 @@ def test_yaml_options_hold_values_only() -> None:
             "expected one of ",
         ),
         ("seed=[1,", "no viable alternative at input '[1,' See https://hydra.cc/"),
+        # A key of another node (a user's review: the schedule's, set under the task).
+        (
+            "target_task.warmup_ratio=0.5",
+            "unknown config key 'target_task.warmup_ratio'; did you mean "
+            "'lr_schedule.warmup_ratio' or 'injection_lr_schedule.warmup_ratio'?",
+        ),
+        ("target_task.nonsense=1", "unknown config key 'target_task.nonsense'"),
         # Hydra's lexer error for letters outside ASCII (a user's review): how to quote them.
         (
             "target_task.label_column=감정",
