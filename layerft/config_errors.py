@@ -22,9 +22,17 @@ from pathlib import Path
 
 import yaml
 from hydra.errors import HydraException, OverrideParseException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from layerft.config_hints import (
+    choice_hint,
+    groups_of,
+    keys_named,
+    known_mapping,
+    searched_folders,
+    unquoted_letters_hint,
+)
 from layerft.errors import first_line, hydra_raises, traceback_wanted
 
 # What composing the config raises for bad input: an override, a group option, a file's YAML.
@@ -85,82 +93,6 @@ def config_error_line(err: Exception) -> str:
         message = f"{message}: {why}"
     text = " ".join(line.strip() for line in message.splitlines() if line.strip())
     return text or type(err).__name__
-
-
-def unquoted_letters_hint(override: str) -> str:
-    """How to write an override whose value has letters outside ASCII, which Hydra's grammar reads
-    only quoted (`target_task.label_column=감정` -> `target_task.label_column='감정'`)."""
-    key, _, value = override.partition("=")
-    if value.startswith("[") and value.endswith("]"):
-        quoted = "[" + ",".join(f"'{item.strip()}'" for item in value[1:-1].split(",")) + "]"
-    else:
-        quoted = f"'{value}'"
-    return (
-        "Hydra's override grammar reads letters outside ASCII only quoted: write it "
-        f'"{key}={quoted}"'
-    )
-
-
-def searched_folders(message: str, group: str) -> str:
-    """`; looked in <folder>/<group>, ...` from Hydra's text where its search path holds folders
-    beyond conf/ (hydra.searchpath, --config-dir): one missing, or without the group's folder, is
-    the likely fault; '' without such folders."""
-    paths = re.findall(r"^\tprovider=(.+?), path=file://(.+)$", message, re.M)
-    if all(provider == "main" for provider, _ in paths):
-        return ""
-    named = []
-    for _, path in paths:
-        folder = Path(path)
-        if not folder.is_dir():
-            named.append(f"{folder / group} ({folder}: not found)")
-        else:
-            named.append(
-                f"{folder / group}" + ("" if (folder / group).is_dir() else " (not found)")
-            )
-    return f"; looked in {', '.join(named)}"
-
-
-def keys_named(node: object, name: str) -> list[str]:
-    """The dotted keys of the config `node` belongs to whose last part is `name` (at most 3)."""
-    if not isinstance(node, DictConfig):
-        return []
-    root = node._get_root()
-    found: list[str] = []
-
-    def walk(branch: DictConfig, prefix: str) -> None:
-        for key, value in branch.items_ex(resolve=False):
-            if str(key) == name:
-                found.append(f"{prefix}{key}")
-            elif isinstance(value, DictConfig) and not value._is_none() and key != "hydra":
-                walk(value, f"{prefix}{key}.")
-
-    walk(root, "")
-    return found[:3]
-
-
-def groups_of(schema: str) -> list[str]:
-    """The root config's groups whose schema is the dataclass named `schema` (`TaskConfig`: both
-    tasks), or the schema's name where none is."""
-    import dataclasses
-
-    from layerft.config import RunConfig  # here: it imports the schemas, which import this module
-
-    fields = dataclasses.fields(RunConfig)
-    return [f.name for f in fields if str(f.type).split(" |")[0] == schema] or [schema]
-
-
-def known_mapping(node: object) -> bool:
-    """Whether a config node is a plain mapping (`release_rename`, `data_files`), not a schema."""
-    return isinstance(node, DictConfig) and OmegaConf.get_type(node) is dict
-
-
-def choice_hint(reason: str) -> str:
-    """`; did you mean '<choice>'?` for an enum key's invalid value close to one of its choices."""
-    invalid = re.match(r"Invalid value '(.*)', expected one of \[(.*)\]", reason)
-    if invalid is None:
-        return ""
-    close = difflib.get_close_matches(invalid.group(1), invalid.group(2).split(", "), n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def option_file(option: str) -> str:
