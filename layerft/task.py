@@ -182,7 +182,8 @@ class TaskConfig:
                     f"{group}.data_files.{split} is not set (give a file for every split)"
                 )
             if not os.path.exists(path):  # never raises: a name too long is no such file either
-                raise LayerftError(f"{group}.data_files.{split}: no such file {path}")
+                where = "" if path.is_absolute() else f" (in {Path.cwd()}, where the run started)"
+                raise LayerftError(f"{group}.data_files.{split}: no such file {path}{where}")
             if path.is_dir():
                 raise LayerftError(f"{group}.data_files.{split}: {path} is a folder, not a file")
             return path

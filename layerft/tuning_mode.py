@@ -49,8 +49,10 @@ class LoraSettings:
     target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
 
     def __post_init__(self) -> None:
-        if self.rank < 1 or not self.target_modules:
-            raise LayerftError("tuning_mode.lora: rank must be >= 1 and target_modules non-empty")
+        if self.rank < 1:
+            raise LayerftError(f"tuning_mode.lora: rank must be >= 1, got {self.rank}")
+        if not self.target_modules:
+            raise LayerftError("tuning_mode.lora: target_modules must name at least one module")
 
 
 @dataclass

@@ -315,7 +315,14 @@ def test_a_group_schema_is_neither_an_option_nor_offered(override: str) -> None:
         (["injection_task.max_grad_norm=-1"], "injection_task.max_grad_norm must be >= 0"),
         (["trainer.dataloader_workers=-1"], "trainer.dataloader_workers must be >= 0"),
         (["trainer.pad_to_multiple_of=0"], "trainer.pad_to_multiple_of must be >= 1 or null"),
-        (["tuning_mode=lora", "tuning_mode.lora.rank=0"], "tuning_mode.lora.rank must be >= 1"),
+        (
+            ["tuning_mode=lora", "tuning_mode.lora.rank=0"],
+            "tuning_mode.lora.rank must be >= 1, got 0",
+        ),
+        (
+            ["tuning_mode=lora", "tuning_mode.lora.target_modules=[]"],
+            "tuning_mode.lora.target_modules must name at least one module",
+        ),
         (["model=tiny", "model.hub_id=x"], "model: set exactly one of package, hub_id, tiny"),
         # a local folder given to a package's option: the fix named
         (
@@ -472,6 +479,14 @@ def test_missing_data_files_are_found_before_any_data_loads(tmp_path: Path) -> N
         check_data_files(
             compose_run(*snli, f"target_task.data_files.validation={nope}", *injection)
         )
+    # A relative path is read from the folder the run started in, not the YAML's: said so.
+    relative = f"target_task.data_files.validation=data/{nope.name}"
+    with pytest.raises(LayerftError) as refused:
+        check_data_files(compose_run(*snli, relative))
+    assert str(refused.value) == (
+        f"target_task.data_files.validation: no such file data/nope.jsonl (in {Path.cwd()}, "
+        "where the run started)"
+    )
     with pytest.raises(LayerftError, match=r"^injection_task.data_dir: no eng.train in "):
         check_data_files(
             compose_run(*snli, f"target_task.data_files.validation={present}", *injection)
