@@ -21,7 +21,8 @@ from layerft.errors import LayerftError, first_line
 from layerft.kinds import kind_of
 from layerft.kinds.base import Record
 from layerft.network import hub_cache_hint, hub_unreachable
-from layerft.readers import HUB_ADAPTERS, RELEASE_READERS, read_records, record_line
+from layerft.readers import HUB_ADAPTERS, RELEASE_READERS, read_records
+from layerft.record_errors import placed, spaced
 from layerft.task import SPLITS, TaskConfig
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def _renamed(
                     f"to '{new}', but the record also has '{kept}'{also}; remove one of the two "
                     f"columns from the file or change {group}.release_rename"
                 )
-                raise _placed(LayerftError(message), task, group, origin, number)
+                raise placed(LayerftError(message), task, group, origin, number)
             row[new] = value
         renamed.append(row)
     return renamed
@@ -192,7 +193,7 @@ def sourced_rows(
         try:
             row = normalise(task, group, record, _where(origin, number, record))
         except LayerftError as err:
-            raise _placed(_spaced(err, record), task, group, origin, number) from None
+            raise placed(spaced(err, record), task, group, origin, number) from None
         if row is None:
             unlabelled += 1
         else:
@@ -207,51 +208,3 @@ def sourced_rows(
             origin, repeats, distinct, group, task.name,
         )  # fmt: skip
     return rows
-
-
-def _spaced(err: LayerftError, record: Record) -> LayerftError:
-    """A missing column the record names with spaces around it (a CSV header written `a, b`),
-    which the list of its columns does not show."""
-    for own in record:
-        if isinstance(own, str) and own != own.strip() and f"no column '{own.strip()}'" in str(err):
-            return LayerftError(f"{err}; the file names it {own!r}, with spaces around it")
-    return err
-
-
-def _placed(
-    err: LayerftError, task: TaskConfig, group: str, origin: str, number: int
-) -> LayerftError:
-    """A record's error with the line the record starts on in its file (the kinds know only its
-    number), and the file's own name of a column a release renames."""
-    message = str(err)
-    read_as = {"data_files": "records", "data_dir": task.release_format}.get(task.source)
-    line = None if read_as is None else record_line(Path(origin), read_as, number)
-    if line is not None:
-        message = message.replace(f"{origin}: record", f"{origin}:{line}: record", 1)
-    for own, renamed in task.release_rename.items() if read_as is not None else ():
-        if f"no column '{renamed}'" in message:
-            message += f" ('{renamed}' is {group}.release_rename of the file's '{own}')"
-    name = Path(origin).name
-    if task.source == "data_files" and "no column '" in message:  # a release file read as records
-        if name in task.release_files.values():  # its own
-            message += (
-                f"; {name} is a release file of '{task.name}': give its folder, "
-                f"{group}.data_dir={Path(origin).parent}"
-            )
-        elif others := _release_file_of(name, group):
-            message += f"; {name} is a release file of {', '.join(others)}, not of '{task.name}'"
-    return LayerftError(message)
-
-
-def _release_file_of(name: str, group: str) -> list[str]:
-    """The shipped options of `group` whose release_files name `name` (another task's file)."""
-    import yaml
-
-    from layerft.config_errors import CONF
-
-    found = []
-    for path in sorted((CONF / group).glob("*.yaml")):
-        release = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("release_files")
-        if isinstance(release, dict) and name in release.values():
-            found.append(f"'{path.stem}'")
-    return found
