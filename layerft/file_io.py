@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,11 +42,24 @@ def file_error(action: str, path: Path | str, err: OSError) -> LayerftError:
 
 def run_dir_error(run_dir: Path, err: BaseException) -> BaseException:
     """The error a failed file operation under `run_dir` (checkpoints, tracker files) is reported
-    as: one line naming the file (`file_error`); any other error as it is."""
+    as: one line naming the file (`file_error`), or the folder for a checkpoint's weights that
+    safetensors could not write (its error names no file); any other error as it is."""
     name = getattr(err, "filename", None) if isinstance(err, OSError) else None
     if isinstance(name, str) and Path(name).is_relative_to(run_dir):
         return file_error("write", name, err)  # type: ignore[arg-type]
+    if (unwritten := unwritten_weights(err)) is not None:
+        return file_error("write a checkpoint's weights in", run_dir, unwritten)
     return err
+
+
+def unwritten_weights(err: BaseException) -> OSError | None:
+    """The system's error behind a SafetensorError of a failed write, which carries it as text
+    only ("Error while serializing: I/O error: No space left on device (os error 28)")."""
+    found = re.search(r"^Error while serializing: .*\(os error (\d+)\)", str(err))
+    if type(err).__name__ != "SafetensorError" or found is None:
+        return None
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code))
 
 
 @contextlib.contextmanager
@@ -53,7 +67,7 @@ def run_dir_errors(run_dir: Path) -> Iterator[None]:
     """Raise a failed file operation under `run_dir` as its one line (`run_dir_error`)."""
     try:
         yield
-    except OSError as err:
+    except Exception as err:
         if (reported := run_dir_error(run_dir, err)) is err:
             raise
         raise reported from err

@@ -33,7 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from layerft.errors import LayerftError
-from layerft.file_io import file_error, sync_to_disk
+from layerft.file_io import file_error, sync_to_disk, unwritten_weights
 from layerft.file_lock import held_lock
 from layerft.layer_split import InjectedWeights
 from layerft.model_files import changed_snapshot, hub_entries
@@ -173,9 +173,11 @@ class Stage1Store:
                 os.replace(folder, tmp.with_name(f"{tmp.name}.old"))  # a reader meets it or this
             os.replace(tmp, folder)
             shutil.rmtree(tmp.with_name(f"{tmp.name}.old"), ignore_errors=True)
-        except OSError as err:
+        except (OSError, SafetensorError) as err:  # safetensors' own error for a full disk
             shutil.rmtree(tmp, ignore_errors=True)
-            raise file_error("store the stage-1 result in", folder, err) from err
+            if (system := err if isinstance(err, OSError) else unwritten_weights(err)) is None:
+                raise
+            raise file_error("store the stage-1 result in", folder, system) from err
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import uuid
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import is_dataclass
 from pathlib import Path
@@ -94,26 +95,31 @@ def _write_cached(
     dataset: Dataset, encode: Callable[[Batch, list[int]], Batch], path: Path, desc: str
 ) -> Dataset:
     """Map `dataset` into the cache entry `path` atomically and return the entry."""
-    # Map into a temporary name beside the entry, then rename: a run killed mid-write, or two
-    # jobs writing the same entry, never leave a partial file under the entry's name.
-    temporary = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.tmp")
+    # Map into a folder of its own beside the entry, then rename: a run killed mid-write, or two
+    # jobs writing the same entry, never leave a partial file under the entry's name; a failed
+    # write (a full disk) leaves nothing, datasets' own temporary file (tmpXXXXXXXX) included.
+    folder = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.stem}."))
         dataset.map(
             encode,
             batched=True,
             with_indices=True,
             remove_columns=dataset.column_names,
-            cache_file_name=str(temporary),
+            cache_file_name=str(folder / path.name),
             load_from_cache_file=False,
             desc=desc,
         )
-        os.replace(temporary, path)
+        os.replace(folder / path.name, path)
     except OSError as err:
         raise LayerftError(
             f"cannot write tokenized data into cache_dir folder {path.parent} "
             f"({err.strerror or err}); set cache_dir=<a writable folder>"
         ) from err
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
     return Dataset.from_file(str(path))
 
 

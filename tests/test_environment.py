@@ -4,6 +4,7 @@ long and non-ASCII paths): each such fault is one line naming the file, not a tr
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import signal
@@ -11,19 +12,26 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
+import torch
 from compose import compose_run
 from conftest import REPO, run_train, script_env
+from datasets import Dataset
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
+from safetensors import SafetensorError
 
-from layerft import run_claim
+from layerft import file_io, run_claim, stage1_store
 from layerft.config_overrides import quoted_value
 from layerft.errors import LayerftError
+from layerft.layer_split import InjectedWeights
 from layerft.stage1_key import Stage1Key
 from layerft.stage1_store import Stage1Store
 from layerft.sweep_grid import MAX_DIRNAME, job_dirname
+from layerft.tiny_model import build_tiny_tokenizer
+from layerft.tokenized import tokenize
 
 
 def test_a_stage1_lock_that_cannot_be_written_is_one_line(tmp_path) -> None:
@@ -216,3 +224,51 @@ def test_a_run_puts_back_the_hydra_files_its_job_started_with(tmp_path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     overrides = (tmp_path / "run" / ".hydra" / "overrides.yaml").read_text()
     assert "seed=2" not in overrides and "target_task.epochs=1" in overrides
+
+
+# A disk that fills up (a chaos review filled a tmpfs): safetensors raises its own error, not an
+# OSError, naming no file; the run, the stage-1 store and the tokenization cache each say so in
+# one line and leave no temporary file on the full disk.
+FULL = "Error while serializing: I/O error: No space left on device (os error 28)"
+
+
+def test_a_checkpoint_the_disk_has_no_room_for_is_one_line(tmp_path) -> None:
+    with pytest.raises(LayerftError) as refused, file_io.run_dir_errors(tmp_path):
+        raise SafetensorError(FULL)  # the Trainer saving a checkpoint (a traceback, exit 1)
+    assert str(refused.value) == (
+        f"cannot write a checkpoint's weights in {tmp_path}: No space left on device"
+    )
+    other = SafetensorError("Error while deserializing header: invalid JSON")
+    with pytest.raises(SafetensorError) as kept, file_io.run_dir_errors(tmp_path):
+        raise other
+    assert kept.value is other
+
+
+def test_a_stage1_result_the_disk_has_no_room_for_is_one_line(tmp_path, monkeypatch) -> None:
+    def full(tensors, filename) -> None:  # noqa: ANN001 - save_file's
+        Path(filename).write_bytes(b"\0" * 8)  # what it wrote before the disk filled
+        raise SafetensorError(FULL)
+
+    monkeypatch.setattr(stage1_store, "save_file", full)
+    key = Stage1Key.of(compose_run("model=tiny", "injection_task=demo_pos"), "data")
+    store = Stage1Store(tmp_path)
+    weights = InjectedWeights(layers=[{"w": torch.ones(2)}], embeddings=None)
+    with pytest.raises(LayerftError) as refused:
+        store.save(key, weights, {}, [], tmp_path)
+    assert str(refused.value) == (
+        f"cannot store the stage-1 result in {store.folder(key)}: No space left on device"
+    )
+    assert [p.name for p in store.root.iterdir()] == []
+
+
+def test_tokenized_data_the_disk_has_no_room_for_leaves_nothing(tmp_path, monkeypatch) -> None:
+    def full(self, *args, cache_file_name: str, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+        Path(cache_file_name).with_name("tmpabcd1234").write_bytes(b"\0" * 8)  # datasets' own
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Dataset, "map", full)
+    task = compose_run("model=tiny").target_task
+    with pytest.raises(LayerftError, match="No space left on device"):
+        tokenize(Dataset.from_list([{"text": "a", "label": 0}]), task, build_tiny_tokenizer(),
+                 tmp_path / "tokenized", key="k")  # fmt: skip
+    assert list((tmp_path / "tokenized").iterdir()) == []  # a tmpXXXXXXXX was left there
