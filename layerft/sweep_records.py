@@ -63,6 +63,10 @@ def read_sweep(sweep_dir: Path) -> tuple[list[Job], list[Path]]:
         and _failed_after_finishing(d)
         and (job := _later_failure(d))
     ]
+    # Another config refused in a result's folder (train.py -m given that folder) is listed only
+    # while that config has no record of its own: finished or failed elsewhere, the refusal is old.
+    recorded = {job.fingerprint for job in records}
+    reruns = [job for job in reruns if job.later_attempt or job.fingerprint not in recorded]
     # Superseded records go first, so that no spelling only they used names a row.
     jobs = same_spelling([*records, *reruns])
     records, reruns = jobs[: len(records)], jobs[len(records) :]

@@ -1188,6 +1188,32 @@ def test_a_refused_rerun_beside_a_result_on_changed_data_is_one_job_shown_once(t
     )
 
 
+def test_a_refusal_in_another_configs_folder_is_dropped_once_its_config_has_a_record(
+    tmp_path,
+) -> None:
+    # train.py -m rerun with another injection_task after a kill: each job was refused in the
+    # folder of the first grid's result, then the grid run again finished them elsewhere; the
+    # tables still said "failed 2" for a row whose both seeds had results (a chaos review).
+    sweep_dir = tmp_path / "s"
+    for seed in (1, 2):
+        write_job(sweep_dir / f"{seed - 1}", seed, 0.5, fingerprint=f"none-{seed}",
+                  injection_task="none", mtime=1_000_000)  # fmt: skip
+        refusal = f"... {sweep_dir / str(seed - 1)} holds the result of another config ..."
+        write_job(sweep_dir / f"{seed - 1}", seed, error=refusal, fingerprint=f"pos-{seed}",
+                  injection_task="demo_pos")  # fmt: skip
+    result = aggregate(sweep_dir)
+    assert len(result.failures) == 2  # no record of theirs elsewhere: the refusals are all there is
+    for seed in (1, 2):
+        write_job(sweep_dir / f"{seed + 1}", seed, 0.7, fingerprint=f"pos-{seed}",
+                  injection_task="demo_pos")  # fmt: skip
+    result = aggregate(sweep_dir)
+    assert result.failures == []
+    assert sorted((row["injection_task"], row["seeds"], row["failed"]) for row in result.rows) == [
+        ("demo_pos", "1 2", 0), ("none", "1 2", 0),
+    ]  # fmt: skip
+    assert "4 jobs (4 finished, 0 failed)" in result.markdown
+
+
 def test_a_refusal_on_changed_data_is_not_reported_once_the_file_is_restored(tmp_path) -> None:
     # The data file edited, each rerun was refused beside its result; the file copied back, the
     # results are on the current data and finished, and the refusal is stale: it was still listed
