@@ -19,11 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from layerft.errors import LayerftError, error_line, first_line, traceback_wanted
-from layerft.file_io import file_error, file_sha256, sync_to_disk, write_json_atomic
+from layerft.file_io import file_error, sync_to_disk, write_json_atomic
 from layerft.record_migration import migrated_fingerprints
 from layerft.run_record import (
-    DATA_FILES_KEY,
-    DATA_PATHS_KEY,
     ERROR_KEY,
     ERROR_TYPE_KEY,
     FINGERPRINT_KEY,
@@ -111,8 +109,8 @@ def read_finished(
 
     Another config's result there is never overwritten: that is a LayerftError telling the user to
     pick a new folder as `new_folder` says (`hydra.run.dir=<new folder>`, ...). A file
-    that is no result at all (not a JSON object: damaged, as layerft writes it atomically) is set
-    aside as `metrics.json.corrupt` with a warning, and the run is redone.
+    that is no result at all (not a JSON object, or an empty one: damaged, as layerft writes it
+    atomically) is set aside as `metrics.json.corrupt` with a warning, and the run is redone.
     """
     path = run_dir / METRICS_FILE
     try:
@@ -123,11 +121,15 @@ def read_finished(
         raise file_error("read", path, err) from err
     except json.JSONDecodeError as err:
         data = err
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not data:  # one holding metrics is someone's: refused
         kept = path.with_name(f"{METRICS_FILE}.corrupt")
         with contextlib.suppress(FileNotFoundError):  # another process of the run moved it
             os.replace(path, kept)
-        problem = f"not JSON ({data})" if isinstance(data, Exception) else "not a JSON object"
+        problem = (
+            f"not JSON ({data})" if isinstance(data, Exception)
+            else "not a JSON object" if not isinstance(data, dict)
+            else "not a result (an empty JSON object)"
+        )  # fmt: skip
         log.warning("%s is %s: kept as %s; the run is redone", path, problem, kept.name)
         return None
     assert not isinstance(fingerprints, str), "a tuple of fingerprints, not one"
@@ -186,33 +188,6 @@ def read_failure(run_dir: Path) -> dict[str, Any] | None:
 def read_record(run_dir: Path) -> dict[str, Any]:
     """The finished result's record in `run_dir` (its metrics.json)."""
     return json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
-
-
-def changed_data(record: dict[str, Any], data_files: dict[str, str]) -> list[str]:
-    """The splits whose data file differs from the one a finished result's `record` was computed
-    on (a file now missing, or a result written before files were recorded, is not compared)."""
-    stored = record.get(DATA_FILES_KEY)
-    if not isinstance(stored, dict):
-        return []
-    return sorted(k for k, digest in data_files.items() if stored.get(k, digest) != digest)
-
-
-def changed_since(record: dict[str, Any]) -> list[str]:
-    """The splits of a finished result's record (its metrics.json) whose file, at the path the run
-    read, now holds other bytes: what a table reads without the config. A file now missing, or a
-    result written before paths were recorded, is not compared."""
-    digests, paths = record.get(DATA_FILES_KEY), record.get(DATA_PATHS_KEY)
-    if not isinstance(digests, dict) or not isinstance(paths, dict):
-        return []
-    changed = []
-    for split, path in paths.items():
-        file = Path(str(path))
-        try:
-            if file.is_file() and file_sha256(file) != digests.get(split):
-                changed.append(split)
-        except OSError:  # unreadable now: not compared, as a missing file
-            continue
-    return sorted(changed)
 
 
 def record_failure(run_dir: Path, entries: dict[str, Any], err: BaseException) -> None:

@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 
 from layerft.config import resolve_config
 from layerft.config_differences import config_differences
+from layerft.data_changes import changed_data
 from layerft.errors import LayerftError
 from layerft.file_lock import lock_unless_done
 from layerft.forced_rerun import remove_dead_rerun
@@ -29,7 +30,6 @@ from layerft.processes import is_main_process, world_size
 from layerft.results import (
     METRICS_FILE,
     ON_OTHER_DATA,
-    changed_data,
     job_records,
     read_finished,
     read_record,

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from layerft.data_changes import changed_since
 from layerft.errors import LayerftError
 from layerft.file_io import file_error
 from layerft.model_files import model_changed_since, on_other
 from layerft.record_migration import migrated_fingerprints
-from layerft.results import FAILED_FILE, METRICS_FILE, changed_since
+from layerft.results import FAILED_FILE, METRICS_FILE
 from layerft.run_record import (
     ERROR_KEY,
     ERROR_TYPE_KEY,
@@ -51,7 +52,7 @@ class Job:
     metrics: dict[str, float]  # empty when failed
     error: str | None = None  # "<type>: <message>" when failed
     later_attempt: bool = False  # a failure newer than the result its folder keeps
-    # A finished job's splits whose data file holds other bytes now (results.changed_since), and
+    # A finished job's splits whose data file holds other bytes now (data_changes.changed_since), and
     # the paths of its model files that do (model_files.model_changed_since): its result is on
     # other data or model files, left out of the table.
     changed_data: tuple[str, ...] = ()

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from layerft.data_changes import changed_since
 from layerft.errors import LayerftError
 from layerft.model_files import (
     MODEL_COMMIT_KEY,
@@ -27,8 +28,8 @@ from layerft.model_files import (
     ON_OTHER_MODEL,
     model_changed_since,
 )
-from layerft.results import FAILED_FILE, METRICS_FILE, ON_OTHER_DATA, changed_since, read_failure
-from layerft.run_record import DATA_FILES_KEY, DATA_PATHS_KEY
+from layerft.results import FAILED_FILE, METRICS_FILE, ON_OTHER_DATA, read_failure
+from layerft.run_record import DATA_FILES_KEY, DATA_PATHS_KEY, FINGERPRINT_KEY
 from layerft.sweep_job import UNVALIDATED, Job, SettingsKey, read_job, same_run, settings_key
 from layerft.sweep_settings import same_settings_per_config, same_spelling
 
@@ -107,8 +108,21 @@ def _readable_job(run_dir: Path) -> Job | None:
     try:
         return read_job(run_dir)
     except LayerftError as err:
-        log.warning("%s; left out of the table, listed as unfinished (a rerun redoes it)", err)
+        log.warning("%s; left out of the table, listed as unfinished (%s)", err, _redo(run_dir))
         return None
+
+
+def _redo(run_dir: Path) -> str:
+    """How an unreadable record's job is redone: a rerun sets aside what is no JSON object or an
+    empty one (results.read_finished); one naming its config is that config's result to a rerun,
+    redone when forced; any other is a result of no config, which no run overwrites."""
+    try:
+        record = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "a rerun redoes it"
+    if not isinstance(record, dict) or not record:
+        return "a rerun redoes it"
+    return "sweep.py --force redoes it" if FINGERPRINT_KEY in record else "delete it to redo it"
 
 
 def is_unfinished(folder: Path) -> bool:

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from layerft.data_changes import changed_data
 from layerft.model_files import changed_model_files, changed_snapshot, on_other
 from layerft.results import (
     FAILED_FILE,
     METRICS_FILE,
-    changed_data,
     job_records,
     read_failure,
     read_record,

@@ -26,6 +26,7 @@ from layerft import run as run_module
 from layerft.config import resolve_config
 from layerft.config_differences import config_differences
 from layerft.config_overrides import override_key
+from layerft.data_changes import changed_since
 from layerft.errors import LayerftError
 from layerft.file_io import file_sha256, run_dir_errors, write_json_atomic
 from layerft.fingerprint import (
@@ -38,7 +39,7 @@ from layerft.fingerprint import (
 from layerft.forced_rerun import NOTE_FILE, noted_forced_rerun
 from layerft.kinds.base import TaskKind
 from layerft.model import load_tokenizer
-from layerft.results import changed_since, read_finished, record_failure, write_metrics
+from layerft.results import read_finished, record_failure, write_metrics
 from layerft.run_folder import new_folder_hint
 from layerft.run_record import (
     FILE_SETTINGS_KEY,
@@ -893,7 +894,8 @@ def test_a_failure_reads_back_as_its_type_and_first_line(
     assert read_job(tmp_path).error == line
 
 
-@pytest.mark.parametrize("content", ['{"target/eval_acc', "[1, 2]"])
+# '{}' (a chaos review's hand edit) was "the result of another config": every rerun failed.
+@pytest.mark.parametrize("content", ['{"target/eval_acc', "[1, 2]", "{}"])
 def test_a_damaged_metrics_json_is_set_aside_and_the_run_redone(
     tmp_path: Path, content: str, caplog: pytest.LogCaptureFixture
 ) -> None:
