@@ -151,7 +151,7 @@ def composition_error_line(err: Exception) -> str | None:
     for an override setting a key inside a null node (`model.tiny.hidden_size=8` on a model whose
     `tiny` is null), which Hydra lets escape bare. None for any other assertion (a bug)."""
     if isinstance(err, ValueError) and not isinstance(err, CONFIG_ERRORS):
-        return hydra_value_error_line(err)
+        return log_file_error_line(err) or hydra_value_error_line(err)
     if not isinstance(err, AssertionError):
         return config_error_line(err)
     if "Unexpected type for root" not in str(err):
@@ -168,6 +168,16 @@ def composition_error_line(err: Exception) -> str | None:
         f"{line}: a node above '{key}' is null in this config, so it has no keys to set; set "
         f"the node whole (e.g. {key.rsplit('.', 1)[0]}={{...}}) or choose an option that fills it"
     )
+
+
+def log_file_error_line(err: BaseException) -> str | None:
+    """The line for a log file Hydra's job logging could not open (train.log or sweep.log in a
+    folder it may not write, or a folder in its place): logging's ValueError names only its
+    handler, the OSError behind it the file."""
+    cause = err.__cause__
+    if not str(err).startswith("Unable to configure handler") or not isinstance(cause, OSError):
+        return None
+    return f"cannot write {cause.filename}: {cause.strerror or cause}" if cause.filename else None
 
 
 def has_none_option(group: str) -> bool:

@@ -26,6 +26,7 @@ from hydra_plugins.layerft_launcher.config import LocalParallelConf
 from hydra_plugins.layerft_launcher.gpu_slots import planned_slots
 from hydra_plugins.layerft_launcher.skipping_sweeper import store_skipping_sweeper
 from layerft.config import register_configs
+from layerft.config_errors import log_file_error_line
 from layerft.errors import LayerftError, error_line, hydra_raises, traceback_wanted
 from layerft.file_io import file_error
 from layerft.interrupts import interrupted, remembered_interrupts, stopped_how
@@ -241,4 +242,4 @@ def _stopped_by(err: BaseException) -> str | None:
         traceback.print_exc()
     if isinstance(err, OSError) and err.filename:  # a job folder Hydra could not make
         return str(file_error("create", err.filename, err))
-    return error_line(err)
+    return log_file_error_line(err) or error_line(err)  # a job's sweep.log Hydra could not open

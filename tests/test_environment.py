@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging.config
 import os
 import re
 import signal
@@ -23,7 +24,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 from safetensors import SafetensorError
 
-from layerft import file_io, run_claim, stage1_store
+from layerft import file_io, run_claim, stage1_store, sweep_launch
 from layerft.config_overrides import quoted_value
 from layerft.errors import LayerftError
 from layerft.layer_split import InjectedWeights
@@ -272,3 +273,21 @@ def test_tokenized_data_the_disk_has_no_room_for_leaves_nothing(tmp_path, monkey
         tokenize(Dataset.from_list([{"text": "a", "label": 0}]), task, build_tiny_tokenizer(),
                  tmp_path / "tokenized", key="k")  # fmt: skip
     assert list((tmp_path / "tokenized").iterdir()) == []  # a tmpXXXXXXXX was left there
+
+
+def test_a_log_file_hydra_cannot_open_is_one_line(tmp_path) -> None:
+    # train.log (or a job's sweep.log) with a folder in its place, or in a folder one may not
+    # write: a traceback from train.py, "ValueError: Unable to configure handler 'file'" naming
+    # no file from sweep.py (a chaos review).
+    (tmp_path / "run" / "train.log").mkdir(parents=True)
+    done = run_train(["model=tiny", "tracker=none", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        == f"error: cannot write {tmp_path / 'run' / 'train.log'}: Is a directory"
+    )
+    handler = {"class": "logging.FileHandler", "filename": str(tmp_path / "run" / "train.log")}
+    with pytest.raises(ValueError) as refused:
+        logging.config.dictConfig({"version": 1, "handlers": {"file": handler}})
+    line = f"cannot write {tmp_path / 'run' / 'train.log'}: Is a directory"
+    assert sweep_launch._stopped_by(refused.value) == line  # what the sweep says stopped it
