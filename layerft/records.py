@@ -9,6 +9,7 @@ comes from and which columns hold what.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,12 @@ def source_of(number: int, record: dict[str, Any]) -> dict[str, Any]:
     return {"record": number, **({"id": guid} if named else {})}
 
 
+def _in_nfc(value: Any) -> bool:
+    """Whether a row's text (a string, or a list of them) is in Unicode NFC."""
+    texts = value if isinstance(value, list) else [value]
+    return all(unicodedata.is_normalized("NFC", t) for t in texts if isinstance(t, str))
+
+
 def _where(origin: str, number: int, record: dict[str, Any]) -> str:
     """A record's place in messages: its file, number and guid."""
     source = source_of(number, record)
@@ -183,7 +190,7 @@ def sourced_rows(
     distinct = None if kind.distinct_text is None else kind.distinct_text(task)
     rows: list[tuple[dict[str, Any], Record]] = []
     texts: set[str] = set()
-    unlabelled = repeats = 0
+    unlabelled = repeats = decomposed = 0
     for number, record in enumerate(records, start=1):
         if distinct is not None and isinstance(text := record.get(distinct), str):
             if text in texts:
@@ -198,9 +205,18 @@ def sourced_rows(
             unlabelled += 1
         else:
             rows.append((source_of(number, record), row))
+            decomposed += not all(map(_in_nfc, row.values()))
     if unlabelled:
         blank = " or blank-text" if task.drop_blank_texts else ""
         log.info("%s: dropped %d unlabelled%s records", origin, unlabelled, blank)
+    if decomposed:
+        log.warning(
+            "%s: %d of %d records hold text not in Unicode NFC (letters decomposed, as macOS may "
+            "write them: Korean as separate jamo); a tokenizer that does not normalize reads them "
+            "as other tokens than the composed letters its vocabulary holds: convert the file to "
+            "NFC (Python's unicodedata.normalize('NFC', text))",
+            origin, decomposed, len(rows),
+        )  # fmt: skip
     if repeats:
         log.info(
             "%s: left out %d records whose '%s' repeats an earlier record's: %s '%s' reads each "

@@ -221,6 +221,20 @@ def test_a_label_composed_otherwise_is_the_same_name(tmp_path) -> None:
     assert [r["label"] for r in rows] == [2, 1, 0]
 
 
+def test_text_composed_otherwise_is_warned_about(tmp_path, caplog) -> None:
+    # NFD Korean (separate jamo) is other tokens to a tokenizer that does not normalize
+    # (klue/bert-base's WordPiece): it trained on text no dev or test set of the task holds.
+    task = snli_task(tmp_path, [row(0)])
+    records = [row(0, premise=unicodedata.normalize("NFD", "한국어 문장")), row(1), row(2)]
+    with caplog.at_level(logging.WARNING, logger="layerft.records"):
+        normalise_records(task, "target_task", records, "f")
+    assert "f: 1 of 3 records hold text not in Unicode NFC (letters decomposed" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="layerft.records"):
+        normalise_records(task, "target_task", [row(0, premise="한국어 문장 café")], "f")
+    assert "NFC" not in caplog.text
+
+
 def test_published_snli_no_gold_label_rows_are_dropped_and_counted(tmp_path, caplog) -> None:
     # snli_1.0_*.jsonl write '-' for a pair without a gold label; the HF layout writes -1.
     rows = [{"sentence1": "a man sleeps", "sentence2": "a man rests", "gold_label": g}
