@@ -16,10 +16,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from layerft.config_errors import CONFIG_ERRORS, composition_error_line
@@ -85,8 +86,8 @@ def main(argv: Sequence[str]) -> int:
     except LayerftError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C, SIGTERM outside the jobs: nothing half-written stays
-        print(stopped_line(), file=sys.stderr)
+    except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM outside the jobs: nothing half-written
+        print(stopped_line() + (f"; {stop}" if str(stop) else ""), file=sys.stderr)
         return stopped_code()
     except (*CONFIG_ERRORS, AssertionError, ValueError) as err:  # ValueError: `experiment=null`
         line = composition_error_line(err)
@@ -160,13 +161,28 @@ def launch(args: argparse.Namespace, combinations: list[Combination], sweep_dir:
     if job_records(sweep_dir, METRICS_FILE) or job_records(sweep_dir, FAILED_FILE):
         not_run = [job_folder(combination) for combination in state.missing]  # named in results.md
         options = (args.baseline, args.heatmap)
-        if refused := tabled(args.grid, args.overrides, sweep_dir, *options, not_run):
+        with untabled_said(sweep_dir):
+            refused = tabled(args.grid, args.overrides, sweep_dir, *options, not_run)
+        if refused:
             print(f"error: {refused}; the tables have the default baseline and heatmap", file=sys.stderr)  # fmt: skip
     if stopped in STOPS.values():
         return stopped_code()  # as a shell reports a command a signal stopped
     if refused:
         return 2
     return 0 if not stopped and not (state.failed or state.missing or state.stale) else 1
+
+
+@contextlib.contextmanager
+def untabled_said(sweep_dir: Path) -> Iterator[None]:
+    """A stop while the tables are written (a second Ctrl-C) leaves the earlier ones whole
+    (written all at once): the stop says that these were not written, and how to write them."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        command = f"python sweep.py aggregate {shlex.quote(str(sweep_dir))}"
+        raise KeyboardInterrupt(
+            f"this sweep's tables are not written ({command} writes them)"
+        ) from None
 
 
 def check_launched_inputs(combinations: Sequence[Combination], left: LeftOut) -> None:

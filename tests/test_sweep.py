@@ -971,8 +971,9 @@ def test_ctrl_c_while_the_tables_are_written_is_one_line_and_exit_130(
     args = ["demo", *TINY_GRID, "seed=1", "injection_task=none", "tuning_mode=full"]
     assert sweep_module.main([*args, "--dir", str(tmp_path / "sweep")]) == 130
     assert capsys.readouterr().err.strip().splitlines() == [
-        "error: interrupted (Ctrl-C); finished results are kept"
-    ]
+        "error: interrupted (Ctrl-C); finished results are kept; this sweep's tables are not "
+        f"written (python sweep.py aggregate {tmp_path / 'sweep'} writes them)"
+    ]  # a second Ctrl-C as they were written had said nothing of them (a chaos review)
     assert sweep_module.main(["aggregate", str(tmp_path / "sweep")]) == 130
 
 
@@ -995,8 +996,10 @@ def test_sigterm_while_the_tables_are_written_is_one_line_and_exit_143(
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert capsys.readouterr().err.strip().splitlines() == 2 * [
-        "error: terminated (SIGTERM); finished results are kept"
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: terminated (SIGTERM); finished results are kept; this sweep's tables are not "
+        f"written (python sweep.py aggregate {tmp_path / 'sweep'} writes them)",
+        "error: terminated (SIGTERM); finished results are kept",
     ]
 
 
