@@ -35,9 +35,12 @@ def print_plan(combinations: list[Combination], state: Status, force: bool) -> N
         marks[id(combination)] = "blocked: its folder holds another config's result"
     for combination, _, version in [] if force else state.older:
         marks[id(combination)] = f"done by results version {version}"
-    for stale in [] if force else state.stale:
-        marks[id(stale.combination)] = "done on other {}: {} changed".format(*stale.changed())
-    served_by = {id(repeat): run for repeat, run in left_out(combinations, state, force).repeats}
+    left = left_out(combinations, state, force)
+    not_launched = {id(combination) for combination in left.stale}  # force_rerun=true: launched
+    stale = [s for s in state.stale if id(s.combination) in not_launched]
+    for one in stale:
+        marks[id(one.combination)] = "done on other {}: {} changed".format(*one.changed())
+    served_by = {id(repeat): run for repeat, run in left.repeats}
     for combination in combinations:
         s1 = f"stage1 {combination.stage1}" if combination.stage1 else "no stage 1"
         s1 += ", stored" if combination.stage1_stored else ""
@@ -47,13 +50,13 @@ def print_plan(combinations: list[Combination], state: Status, force: bool) -> N
     done = 0 if force else len(state.done)
     # Neither stale nor blocked jobs count as to run: neither is launched (both noted below); a
     # blocked repeat is counted once, as served.
-    todo = len(combinations) - done - (0 if force else len(state.stale)) - len(served_by)
+    todo = len(combinations) - done - len(stale) - len(served_by)
     todo -= sum(id(combination) not in served_by for combination, _ in state.blocked)
     served = f" ({len(served_by)} served by another job's run)" if served_by else ""
     print(f"{done} done, {todo} to run{served}{' (--force)' if force else ''}")
-    if state.stale and not force:
+    if stale:
         print(
-            f"{len(state.stale)} done on {_on_changed(state.stale, files=True)} changed since: "
+            f"{len(stale)} done on {_on_changed(stale, files=True)} changed since: "
             "not launched; rerun them with --force (overrides can narrow the grid to them)"
         )
     if state.older and not force:

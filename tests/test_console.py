@@ -16,6 +16,8 @@ from layerft import console
 from layerft.console import GuardedStream, console_exit_code
 
 LOST_LINE = "error: standard output: {}; what was printed there from then on is lost"
+# Linux's device that is always full (a test opening a missing one would make a file of it).
+FULL_DEVICE = pytest.mark.skipif(not Path("/dev/full").is_char_device(), reason="needs /dev/full")
 
 
 @pytest.fixture
@@ -23,7 +25,7 @@ def no_losses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(console, "_LOST", {})
 
 
-@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@FULL_DEVICE
 def test_a_run_printing_to_a_full_disk_finishes_and_says_so_in_one_line(tmp_path: Path) -> None:
     env = script_env(tmp_path)
     del env["PYTHONUNBUFFERED"]  # block-buffered, as a redirected stdout is: the last lines wait
@@ -56,7 +58,7 @@ def test_a_closed_pipe_drops_what_follows_and_points_the_descriptor_at_devnull(n
     assert console_exit_code(2) == 2  # an error's code stays
 
 
-@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@FULL_DEVICE
 def test_the_exit_code_counts_a_last_line_still_in_the_buffer(no_losses, monkeypatch) -> None:
     with open("/dev/full", "w") as full:
         monkeypatch.setattr(sys, "stdout", GuardedStream(full, "stdout"))

@@ -254,6 +254,13 @@ def test_dry_run_and_summary_name_results_on_data_files_changed_since(tmp_path, 
     state = sweep_status.status(jobs, tmp_path)
     assert sweep_status.left_out(jobs, state, force=False).stale == [jobs[1]]
     assert sweep_status.left_out(jobs, state, force=True).stale == []
+    # force_rerun=true in its config: launched, so planned as to run (the plan had said "0 to
+    # run ... not launched", then the launch ran it; a diff review).
+    forced = [jobs[0], dataclasses.replace(jobs[1], force_rerun=True)]
+    sweep_summary.print_plan(forced, sweep_status.status(forced, tmp_path), False)
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "  [done] seed=1  (no stage 1)", "  [todo] seed=2  (no stage 1)", "1 done, 1 to run",
+    ]  # fmt: skip
     # The summary after a run: not counted as finished, and the exit code says so (main).
     state = sweep_status.status([job("1", "aa"), job("2", "bb")], tmp_path)
     assert [c.label for c, _ in state.done] == ["seed=1"]
