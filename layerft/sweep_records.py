@@ -29,7 +29,7 @@ from layerft.model_files import (
     model_changed_since,
 )
 from layerft.results import FAILED_FILE, METRICS_FILE, ON_OTHER_DATA, read_failure
-from layerft.run_record import DATA_FILES_KEY, DATA_PATHS_KEY, FINGERPRINT_KEY
+from layerft.run_record import DATA_FILES_KEY, DATA_PATHS_KEY
 from layerft.sweep_job import UNVALIDATED, Job, SettingsKey, read_job, same_run, settings_key
 from layerft.sweep_settings import same_settings_per_config, same_spelling
 
@@ -114,15 +114,17 @@ def _readable_job(run_dir: Path) -> Job | None:
 
 def _redo(run_dir: Path) -> str:
     """How an unreadable record's job is redone: a rerun sets aside what is no JSON object or an
-    empty one (results.read_finished); one naming its config is that config's result to a rerun,
-    redone when forced; any other is a result of no config, which no run overwrites."""
+    empty one (results.read_finished); any other a rerun takes for a result, its config's or
+    another's (never overwritten), whichever this table cannot tell."""
     try:
         record = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return "a rerun redoes it"
-    if not isinstance(record, dict) or not record:
-        return "a rerun redoes it"
-    return "sweep.py --force redoes it" if FINGERPRINT_KEY in record else "delete it to redo it"
+    return (
+        "a rerun redoes it"
+        if not isinstance(record, dict) or not record
+        else "delete it to redo it"
+    )
 
 
 def is_unfinished(folder: Path) -> bool:
