@@ -45,8 +45,9 @@ def config_error_line(err: Exception) -> str:
     fault and what it takes, without the schema's type lines and Hydra's search path."""
     if isinstance(err, yaml.YAMLError):
         return yaml_error_line(err)
-    if isinstance(err, OverrideParseException) and not err.override.isascii():
-        return f"{err.override}: {unquoted_letters_hint(err.override)}"
+    non_ascii = isinstance(err, OverrideParseException) and not err.override.isascii()
+    if non_ascii and (hint := unquoted_letters_hint(err.override)) is not None:
+        return f"{err.override}: {hint}"
     message = str(err)
     missing = re.search(r"Could not find '(.+)/([^/']+)'", message)
     if missing:  # an unknown group option; Hydra lists the group's options, one per line

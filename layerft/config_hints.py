@@ -13,12 +13,23 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 
-def unquoted_letters_hint(override: str) -> str:
+def unquoted_letters_hint(override: str) -> str | None:
     """How to write an override whose value has letters outside ASCII, which Hydra's grammar reads
-    only quoted (`target_task.label_column=감정` -> `target_task.label_column='감정'`)."""
+    only quoted (`target_task.label_column=감정` -> `target_task.label_column='감정'`, a flat
+    list's items each); a key of such letters cannot be written at all. None where quoting would
+    not help (quotes, braces or nested brackets already there: Hydra's own message then)."""
     key, _, value = override.partition("=")
+    if not key.lstrip("+~").isascii():
+        return (
+            "Hydra's override grammar takes no letters outside ASCII in a key: set it in a YAML "
+            "file (an experiment, or an option of your own)"
+        )
+    if any(mark in value for mark in "'\"{}") or value.count("[") > 1 or value.count("]") > 1:
+        return None
     if value.startswith("[") and value.endswith("]"):
         quoted = "[" + ",".join(f"'{item.strip()}'" for item in value[1:-1].split(",")) + "]"
+    elif "[" in value or "]" in value:
+        return None
     else:
         quoted = f"'{value}'"
     return (

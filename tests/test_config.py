@@ -139,6 +139,14 @@ def test_yaml_options_hold_values_only() -> None:
             "target_task.label_column=감정: Hydra's override grammar reads letters outside ASCII "
             "only quoted: write it \"target_task.label_column='감정'\"",
         ),
+        # Where quoting would not help: Hydra's own message; a key cannot be written at all.
+        ("target_task.label_names=['부정',중립]", "LexerNoViableAltException: target_task."),
+        ("target_task.label_names=[[가,나],[다]]", "LexerNoViableAltException: target_task."),
+        (
+            "+target_task.release_rename.감정=label",
+            "+target_task.release_rename.감정=label: Hydra's override grammar takes no letters "
+            "outside ASCII in a key: set it in a YAML file",
+        ),
         (
             "target_task.text_columns=[리뷰, 제목]",
             "target_task.text_columns=[리뷰, 제목]: Hydra's override grammar reads letters outside "
