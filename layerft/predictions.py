@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from layerft.file_io import sync_to_disk
+from layerft.kinds import kind_of
 
 if TYPE_CHECKING:
     from layerft.evaluation import DevScorer
@@ -35,8 +36,9 @@ def write_partial(run_dir: Path, task: TaskConfig, scorers: dict[str, DevScorer]
         inputs = scorer.last
         named = inputs.get("input") in NAMED
         pairs = list(zip(inputs.get("predictions", ()), inputs.get("references", ()), strict=True))
-        # Every record gives at least one item: as many items as records is one item each.
-        sources = scorer.sources if len(scorer.sources) == len(pairs) else [{}] * len(pairs)
+        records = inputs.get("input") not in kind_of(task).part_inputs  # not a tagger's words
+        same = records and len(scorer.sources) == len(pairs)
+        sources = scorer.sources if same else [{}] * len(pairs)
         for index, (pair, source) in enumerate(zip(pairs, sources, strict=True)):
             prediction, reference = (task.label_names[v] if named else _finite(v) for v in pair)
             lines.append(

@@ -720,6 +720,16 @@ def test_compute_metrics_for_tagging_skips_ignored_positions(tmp_path) -> None:
     write_partial(tmp_path, task, {"validation": sourced})
     text = (tmp_path / "dev_predictions.jsonl.partial").read_text()
     assert len(text.splitlines()) == 4 and '"record"' not in text
+    # As many words as records (one untagged, the other's two tagged): still words (a diff
+    # review: both lines named records 1 and 2, though both words were record 2's).
+    one = Dataset.from_list([{"input_ids": [2, 3, 0, 0], "tagged_words": []},
+                             {"input_ids": [2, 5, 6, 3], "tagged_words": [0, 1]}])  # fmt: skip
+    rows = [{"tokens": ["\u200b"], "tags": [o]}, {"tokens": ["c", "d"], "tags": [o, o]}]
+    sourced = build_compute_metrics(task, one, rows, [{"record": 1}, {"record": 2}])
+    sourced(EvalPrediction(predictions=logits, label_ids=np.array([[-100] * 4, labels[1]])))
+    write_partial(tmp_path, task, {"validation": sourced})
+    text = (tmp_path / "dev_predictions.jsonl.partial").read_text()
+    assert len(text.splitlines()) == 2 and '"record"' not in text
 
 
 def test_a_metric_returning_an_undeclared_key_or_no_best_metric_is_one_error(monkeypatch) -> None:

@@ -80,6 +80,9 @@ class Kind:
     # The raw column whose text makes an example (None: every record is one): a record repeating
     # an earlier one's text in its split is left out before `normalise` (a silver tagger's corpus).
     distinct_text: Callable[[TaskConfig], str | None] | None = None
+    # Metric inputs whose items are parts of a record (a tagger's words), not records:
+    # dev_predictions.jsonl names no record beside them.
+    part_inputs: frozenset[str] = frozenset()
     # A head of this kind reads a sentence through a pooler (dense+tanh on the first token): called
     # with a fresh head and the checkpoint's pooler dense layer under `model.pretrained_pooler`.
     start_from_pooler: Callable[[nn.Module, nn.Linear], None] | None = None

@@ -235,6 +235,7 @@ KIND = Kind(
     provides=frozenset(
         {MetricInput.class_ids, MetricInput.tag_sequences, MetricInput.every_word_tags}
     ),
+    part_inputs=frozenset({MetricInput.class_ids}),  # its words
     label_keys=("labels",),
     settings=frozenset({"tagging"}),
     check=check,
