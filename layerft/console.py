@@ -90,9 +90,12 @@ def undecoded_input() -> str | None:
     path would be recorded as escapes, and a config's non-ASCII path could not be opened."""
     encoding = sys.getfilesystemencoding()
     for where, text in [*(("an argument", arg) for arg in sys.argv[1:]), ("the folder", _cwd())]:
-        if any(0xDC80 <= ord(char) <= 0xDCFF for char in text):
-            return (f"{where} ({text}) is not text in this Python's file-name encoding "
-                    f"({encoding}); run it with PYTHONUTF8=1 or a UTF-8 locale (LC_ALL=C.UTF-8)")  # fmt: skip
+        if not any(0xDC80 <= ord(char) <= 0xDCFF for char in text):
+            continue
+        if codecs.lookup(encoding).name == "utf-8":  # bytes that are no UTF-8 (another encoding)
+            return f"{where} ({text}) holds bytes that are not UTF-8; give it in UTF-8"
+        return (f"{where} ({text}) is not text in this Python's file-name encoding ({encoding}); "
+                "run it with PYTHONUTF8=1 or a UTF-8 locale (LC_ALL=C.UTF-8)")  # fmt: skip
     return None
 
 

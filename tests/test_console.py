@@ -106,3 +106,17 @@ def test_a_path_the_locale_cannot_read_is_refused_in_one_line(tmp_path: Path, wh
     assert line.startswith(f"error: {'an argument' if where == 'argument' else 'the folder'} (")
     assert line.endswith("(ascii); run it with PYTHONUTF8=1 or a UTF-8 locale (LC_ALL=C.UTF-8)")
     assert not (sweep / "results.md").exists()
+
+
+def test_an_argument_of_bytes_that_are_no_utf8_is_refused_as_such(tmp_path: Path) -> None:
+    # Under a UTF-8 locale the advice to use one (a diff review) was no help.
+    env = {**script_env(tmp_path), "LC_ALL": "C.UTF-8"}
+    done = subprocess.run(
+        [sys.executable, str(REPO / "sweep.py"), "aggregate", os.fsdecode(b"/tmp/r\xff")],
+        cwd=tmp_path, env=env, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert (
+        done.stderr
+        == b"error: an argument (/tmp/r\xff) holds bytes that are not UTF-8; give it in UTF-8\n"
+    )
