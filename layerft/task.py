@@ -196,9 +196,10 @@ class TaskConfig:
         folder = path.parent
         if not folder.is_dir():  # "no x.json in <a file>" named the wrong fault
             what = "a file" if folder.exists() else "no such folder"
+            where = "" if folder.is_absolute() else f" (in {Path.cwd()}, where the run started)"
             raise LayerftError(
-                f"{group}.data_dir: {folder}: {what}; it should be the release folder holding "
-                f"{path.name}"
+                f"{group}.data_dir: {folder}: {what}{where}; it should be the release folder "
+                f"holding {path.name}"
             )
         if not path.exists() or path.is_dir():
             what = "a folder" if path.exists() else "no"

@@ -495,6 +495,12 @@ def test_missing_data_files_are_found_before_any_data_loads(tmp_path: Path) -> N
         f"target_task.data_files.validation: no such file data/nope.jsonl (in {Path.cwd()}, "
         "where the run started)"
     )
+    with pytest.raises(LayerftError) as refused:
+        check_data_files(compose_run("target_task=klue_ynat", "target_task.data_dir=nodir"))
+    assert str(refused.value) == (
+        f"target_task.data_dir: nodir: no such folder (in {Path.cwd()}, where the run started); "
+        "it should be the release folder holding klue-ynat-v1.1_train.json"
+    )
     with pytest.raises(LayerftError, match=r"^injection_task.data_dir: no eng.train in "):
         check_data_files(
             compose_run(*snli, f"target_task.data_files.validation={present}", *injection)

@@ -219,6 +219,13 @@ def test_a_label_composed_otherwise_is_the_same_name(tmp_path) -> None:
     assert decomposed[0]["label"] != names[2]
     rows = normalise_records(task, "target_task", decomposed, "f")
     assert [r["label"] for r in rows] == [2, 1, 0]
+    # An unlabelled value too (a diff review: refused beside an identical-looking one).
+    task = compose_run(
+        "model=tiny", "target_task=snli", f"target_task.label_names=[{','.join(repr(n) for n in names)}]",
+        "target_task.unlabelled_values=['없음']",
+    ).target_task  # fmt: skip
+    unlabelled = row(unicodedata.normalize("NFD", "없음"))
+    assert normalise_records(task, "target_task", [unlabelled, row("부정")], "f") == [rows[2]]
 
 
 def test_text_composed_otherwise_is_warned_about(tmp_path, caplog) -> None:

@@ -41,8 +41,10 @@ def label_id(value: Any, task: TaskConfig, group: str, where: str) -> int:
             return padded[0]
     elif isinstance(value, str) and value in names:
         return names.index(value)
-    elif isinstance(value, str) and (nfc := _nfc(value)) in (canonical := list(map(_nfc, names))):
-        return canonical.index(nfc)  # the same letters composed otherwise (macOS writes NFD)
+    elif isinstance(value, str) and (composed := nfc(value)) in (
+        canonical := list(map(nfc, names))
+    ):
+        return canonical.index(composed)  # the same letters composed otherwise (macOS writes NFD)
     elif integer is not None and 0 <= integer < len(names):
         return integer
     booleans = {"True", "False"} & set(names)
@@ -57,7 +59,8 @@ def _integer_text(name: str) -> int | None:
     return int(name) if re.fullmatch(r"[+-]?[0-9]+", name) else None
 
 
-def _nfc(text: str) -> str:
+def nfc(text: str) -> str:
+    """`text` in Unicode NFC: the same letters composed one way (macOS may write NFD)."""
     return unicodedata.normalize("NFC", text)
 
 

@@ -29,7 +29,13 @@ from layerft.kinds.base import (
     run_encoder,
     text_of,
 )
-from layerft.kinds.labels import check_label_names, check_label_unread, label_id, whole_number
+from layerft.kinds.labels import (
+    check_label_names,
+    check_label_unread,
+    label_id,
+    nfc,
+    whole_number,
+)
 from layerft.metrics import MetricInput
 
 if TYPE_CHECKING:
@@ -86,6 +92,7 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
     if (
         label is None
         or label in task.unlabelled_values
+        or (isinstance(label, str) and nfc(label) in map(nfc, task.unlabelled_values))
         or (integer is not None and str(integer) in task.unlabelled_values)
         or (integer == -1 and not {"-1", str(label)} & set(task.label_names))
     ):
