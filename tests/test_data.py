@@ -173,14 +173,19 @@ def test_examples_repeated_within_a_split_are_counted_in_a_warning(tmp_path, cap
     ]
 
 
+def csv_task(path: Path, rows: str, label_names: str):
+    """An SNLI-shaped task reading `rows` (premise, hypothesis, label) from the CSV `path`."""
+    path.write_text(f"premise,hypothesis,label\n{rows}")
+    return compose_run(
+        "model=tiny", "target_task=snli", f"target_task.label_names={label_names}",
+        f"target_task.data_files.train={path}", f"target_task.data_files.validation={path}",
+    ).target_task  # fmt: skip
+
+
 def test_integer_label_names_read_integers_as_names(tmp_path) -> None:
     # Sentiment coded -1/0/1 in a CSV: the column reads as ints, which are names, not indices.
     path = tmp_path / "tri.csv"
-    path.write_text("premise,hypothesis,label\na,b,-1\nc,d,0\ne,f,1\ng,h,\n")
-    task = compose_run(
-        "model=tiny", "target_task=snli", "target_task.label_names=[-1,0,1]",
-        f"target_task.data_files.train={path}", f"target_task.data_files.validation={path}",
-    ).target_task  # fmt: skip
+    task = csv_task(path, "a,b,-1\nc,d,0\ne,f,1\ng,h,\n", "[-1,0,1]")
     rows = normalise_records(task, "target_task", read_records(path), "tri.csv")
     assert [r["label"] for r in rows] == [0, 1, 2]  # the empty cell: unlabelled, dropped
     floats = normalise_records(task, "target_task", [row(-1.0), row(1.0)], "f")  # pandas' floats
@@ -192,11 +197,7 @@ def test_integer_label_names_read_integers_as_names(tmp_path) -> None:
 def test_label_codes_with_leading_zeros_in_a_csv_are_their_names(tmp_path) -> None:
     # "01" read from a CSV cell as the number 1 was refused as "label 1 is not in label_names".
     path = tmp_path / "codes.csv"
-    path.write_text("premise,hypothesis,label\na,b,03\nc,d,01\ne,f,02\n")
-    task = compose_run(
-        "model=tiny", "target_task=snli", "target_task.label_names=['01','02','03']",
-        f"target_task.data_files.train={path}", f"target_task.data_files.validation={path}",
-    ).target_task  # fmt: skip
+    task = csv_task(path, "a,b,03\nc,d,01\ne,f,02\n", "['01','02','03']")
     rows = normalise_records(task, "target_task", read_records(path), "codes.csv")
     assert [r["label"] for r in rows] == [2, 0, 1]
     with pytest.raises(LayerftError, match="record 1: label 4 is not in target_task.label_names"):
