@@ -287,6 +287,13 @@ def test_extra_split_is_scored_by_the_best_checkpoint(tmp_path: Path) -> None:
     metrics, _ = train_stages(cfg, data, tmp_path / "run", lambda m, s: None)
     assert metrics["target/eval_mismatched_accuracy"] == metrics["target/eval_accuracy"]
     assert metrics["target/eval_mismatched_loss"] == pytest.approx(metrics["target/eval_loss"])
+    # Each split's predictions name their records (numbered in the file) and ids, as the run
+    # passes them to each split's scorer.
+    written = (tmp_path / "run" / "dev_predictions.jsonl.partial").read_text()
+    lines = [json.loads(line) for line in written.splitlines()]
+    for split in ("validation", "mismatched"):
+        named = [(d["record"], d.get("id")) for d in lines if d["split"] == split]
+        assert named == [(n, None) for n in range(1, 13)], named
 
 
 def test_a_missing_extra_split_stops_the_run_before_training(tmp_path: Path) -> None:
