@@ -272,6 +272,30 @@ def test_dry_run_and_summary_name_results_on_data_files_changed_since(tmp_path, 
     ]
 
 
+def test_a_job_finished_on_data_changed_since_is_not_launched_unless_forced(tmp_path) -> None:
+    # The plan said "0 to run", then each was launched only to stop on its changed file (a
+    # user's review); a bad record in that file stopped the sweep before any job (a mutation
+    # audit: its job is not launched, so not checked); force_rerun=true launches it.
+    train = tmp_path / "train.jsonl"
+    lines = [
+        json.dumps({"premise": f"p {i}", "hypothesis": "h", "label": i % 3}) for i in range(12)
+    ]
+    train.write_text("\n".join(lines) + "\n")
+    data = ["injection_task=none", "tuning_mode=full", "seed=1", "target_task=snli",
+            f"target_task.data_files.train={train}", f"target_task.data_files.validation={train}"]  # fmt: skip
+    sweep(tmp_path, *data)
+    train.write_text(train.read_text() + '{"premise": "p", "hypothesis": "h", "label": "x"}\n')
+    out = sweep(tmp_path, *data, expect=1)
+    assert "Skipping 1 of 1 jobs: finished on data or model files changed since" in out
+    assert (
+        "Launching" not in out
+        and "sweep: 0 finished, 0 failed, 0 not run, 1 on changed data" in out
+    )
+    train.write_text("\n".join(lines[:-1]) + "\n")
+    out = sweep(tmp_path, *data, "force_rerun=true")
+    assert "Launching 1 jobs" in out and "sweep: 1 finished, 0 failed, 0 not run" in out
+
+
 def test_the_summary_counts_a_killed_job_as_unfinished_as_results_md_does(tmp_path, capsys):
     # After Ctrl-C it said "8 not run" where results.md said "1 unfinished, 7 not run".
     jobs = [Combination([], name * 16, None, f"seed={name}") for name in "12"]
