@@ -1293,6 +1293,10 @@ def test_a_corrupt_record_is_named_and_listed_and_the_others_are_tabled(tmp_path
     # A rerun takes it for a result (another config's, never overwritten; or, naming its own
     # config's fingerprint, its own finished one): it had said "a rerun redoes it" (a chaos review).
     assert "(delete it to redo it)" in caplog.text
+    (tmp_path / "bad" / "metrics.json").write_text("{}")  # a rerun sets it aside and redoes it
+    caplog.clear()
+    assert aggregate(tmp_path).unfinished == [tmp_path / "bad"]
+    assert "listed as unfinished (a rerun redoes it)" in caplog.text
     # JSON's true is no number, though Python's bool is an int
     good = json.loads((tmp_path / "good" / "metrics.json").read_text())
     (tmp_path / "bad" / "metrics.json").write_text(json.dumps({**good, "target/x": True}))

@@ -67,6 +67,22 @@ def test_the_exit_code_counts_a_last_line_still_in_the_buffer(no_losses, monkeyp
         assert console_exit_code(0) == 1
 
 
+@pytest.mark.parametrize(
+    ("leave", "code"), [(None, 1), (0, 1), ("sys.exit()", 1), (3, 3), ("message", "message")]
+)
+def test_the_process_leaves_with_1_after_a_lost_stdout_unless_it_failed(
+    no_losses, capsys, leave: object, code: object
+) -> None:
+    console._LOST["stdout"] = BrokenPipeError(32, "Broken pipe")
+    with pytest.raises(SystemExit) as ended, console.console_checked():
+        if leave == "sys.exit()":
+            sys.exit()
+        elif leave is not None:
+            sys.exit(leave)
+    assert ended.value.code == code
+    assert capsys.readouterr().err == LOST_LINE.format("Broken pipe") + "\n"
+
+
 def test_a_console_that_wrote_keeps_the_exit_code(no_losses, capsys) -> None:
     assert console_exit_code(0) == 0
     assert capsys.readouterr().err == ""
@@ -120,3 +136,8 @@ def test_an_argument_of_bytes_that_are_no_utf8_is_refused_as_such(tmp_path: Path
         done.stderr
         == b"error: an argument (/tmp/r\xff) holds bytes that are not UTF-8; give it in UTF-8\n"
     )
+    first = subprocess.run(  # the first argument too, before Hydra reads it
+        [sys.executable, str(REPO / "train.py"), os.fsdecode(b"hydra.run.dir=r\xff"), "model=tiny"],
+        cwd=tmp_path, env=env, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert (first.returncode, first.stderr[:22]) == (2, b"error: an argument (hy")

@@ -202,6 +202,9 @@ def test_label_codes_with_leading_zeros_in_a_csv_are_their_names(tmp_path) -> No
     assert [r["label"] for r in rows] == [2, 0, 1]
     with pytest.raises(LayerftError, match="record 1: label 4 is not in target_task.label_names"):
         normalise_records(task, "target_task", [row(4)], "f")
+    signed = csv_task(tmp_path / "signed.csv", "a,b,-01\nc,d,01\n", "['-01','01']")
+    rows = normalise_records(signed, "target_task", read_records(tmp_path / "signed.csv"), "s")
+    assert [r["label"] for r in rows] == [0, 1]
     two_ways = compose_run("model=tiny", "target_task=snli", "target_task.label_names=['01','001']")
     with pytest.raises(LayerftError, match="record 1: label 1 is not in target_task.label_names"):
         normalise_records(two_ways.target_task, "target_task", [row(1)], "f")  # which one?
@@ -227,6 +230,10 @@ def test_a_label_composed_otherwise_is_the_same_name(tmp_path) -> None:
     ).target_task  # fmt: skip
     unlabelled = row(unicodedata.normalize("NFD", "없음"))
     assert normalise_records(task, "target_task", [unlabelled, row("부정")], "f") == [rows[2]]
+    # Canonical equivalence only: a full-width letter is another name (NFKC would match it).
+    letters = compose_run("model=tiny", "target_task=snli", "target_task.label_names=[A,B,C]")
+    with pytest.raises(LayerftError, match="label 'Ａ' is not in target_task.label_names"):
+        normalise_records(letters.target_task, "target_task", [row("Ａ")], "f")
 
 
 def test_text_composed_otherwise_is_warned_about(tmp_path, caplog) -> None:

@@ -36,7 +36,7 @@ def label_id(value: Any, task: TaskConfig, group: str, where: str) -> int:
         if str(integer) in names:
             return names.index(str(integer))
         # "01" among ["01", "02"]: a CSV or TSV reader read the cell as the number 1.
-        padded = [i for i, name in enumerate(names) if _integer_text(name) == integer]
+        padded = [i for i, name in enumerate(names) if integer_text(name) == integer]
         if len(padded) == 1:
             return padded[0]
     elif isinstance(value, str) and value in names:
@@ -55,7 +55,8 @@ def label_id(value: Any, task: TaskConfig, group: str, where: str) -> int:
     )
 
 
-def _integer_text(name: str) -> int | None:
+def integer_text(name: str) -> int | None:
+    """The integer a label name is the text of (`01` -> 1), or None."""
     return int(name) if re.fullmatch(r"[+-]?[0-9]+", name) else None
 
 

@@ -32,6 +32,7 @@ from layerft.kinds.base import (
 from layerft.kinds.labels import (
     check_label_names,
     check_label_unread,
+    integer_text,
     label_id,
     nfc,
     whole_number,
@@ -94,11 +95,16 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
         or label in task.unlabelled_values
         or (isinstance(label, str) and nfc(label) in map(nfc, task.unlabelled_values))
         or (integer is not None and str(integer) in task.unlabelled_values)
-        or (integer == -1 and not {"-1", str(label)} & set(task.label_names))
+        or (integer == -1 and not _names_minus_one(task, label))
     ):
         return None
     found = texts(task, group, record, where)
     return None if found is None else {"label": label_id(label, task, group, where)} | found
+
+
+def _names_minus_one(task: TaskConfig, label: object) -> bool:
+    """Whether a -1 label is a class (`-1` or `-01` among label_names), not SNLI's unlabelled."""
+    return str(label) in task.label_names or any(integer_text(n) == -1 for n in task.label_names)
 
 
 def encode_texts(task: TaskConfig, tokenizer: PreTrainedTokenizerFast, batch: Batch) -> Batch:
