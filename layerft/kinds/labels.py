@@ -79,7 +79,7 @@ def whole_number(value: Any) -> int | None:
 
 def numeric_label_names(task: TaskConfig) -> bool:
     """Whether a label name is an integer's text, so that integer labels are names."""
-    return any(re.fullmatch(r"[+-]?[0-9]+", name) for name in task.label_names)
+    return any(integer_text(name) is not None for name in task.label_names)
 
 
 def check_label_names(task: TaskConfig, where: str) -> None:
