@@ -88,6 +88,13 @@ def check_label_names(task: TaskConfig, where: str) -> None:
         raise LayerftError(f"{where}: label_names needs at least 2 labels")
     if len(set(task.label_names)) != len(task.label_names):
         raise LayerftError(f"{where}: label_names has duplicates")
+    seen: dict[int, str] = {}
+    for name in task.label_names:
+        if (number := integer_text(name)) is not None and seen.setdefault(number, name) != name:
+            raise LayerftError(
+                f"{where}: label_names {seen[number]!r} and {name!r} are one number to a CSV or "
+                f"TSV reader (both read as {number}); rename one"
+            )
 
 
 def check_label_unread(task: TaskConfig, where: str) -> None:
