@@ -34,9 +34,13 @@ def _unencodable(err: UnicodeError) -> tuple[str | bytes, int]:
     other text the stream's encoding lacks as backslash escapes."""
     if not isinstance(err, UnicodeEncodeError):
         raise err
-    text = err.object[err.start : err.end]
-    escaped_bytes = all(0xDC80 <= ord(char) <= 0xDCFF for char in text)
+    escaped_bytes = all(map(_escaped_byte, err.object[err.start : err.end]))
     return codecs.lookup_error("surrogateescape" if escaped_bytes else "backslashreplace")(err)
+
+
+def _escaped_byte(char: str) -> bool:
+    """Whether `char` stands for a byte that was no text (Python's surrogateescape: U+DC80-DCFF)."""
+    return 0xDC80 <= ord(char) <= 0xDCFF
 
 
 codecs.register_error(ERRORS, _unencodable)
@@ -90,7 +94,7 @@ def undecoded_input() -> str | None:
     path would be recorded as escapes, and a config's non-ASCII path could not be opened."""
     encoding = sys.getfilesystemencoding()
     for where, text in [*(("an argument", arg) for arg in sys.argv[1:]), ("the folder", _cwd())]:
-        if not any(0xDC80 <= ord(char) <= 0xDCFF for char in text):
+        if not any(map(_escaped_byte, text)):
             continue
         if codecs.lookup(encoding).name == "utf-8":  # bytes that are no UTF-8 (another encoding)
             return f"{where} ({text}) holds bytes that are not UTF-8; give it in UTF-8"

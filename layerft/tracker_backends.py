@@ -11,6 +11,7 @@ import math
 import os
 from typing import TYPE_CHECKING, Any, Protocol
 
+from layerft.credentials import MASK
 from layerft.run_record import ERROR_KEY
 
 if TYPE_CHECKING:
@@ -123,5 +124,5 @@ def without_secrets(text: str) -> str:
     echoed one into an error."""
     for name in SECRET_VARIABLES:
         if secret := os.environ.get(name):
-            text = text.replace(secret, "***")
+            text = text.replace(secret, MASK)
     return text
