@@ -132,6 +132,11 @@ def test_yaml_options_hold_values_only() -> None:
             "unknown config key 'target_task.warmup_ratio'; did you mean "
             "'lr_schedule.warmup_ratio' or 'injection_lr_schedule.warmup_ratio'?",
         ),
+        (  # a name eight nodes have: the first three
+            "trainer.name=x",
+            "unknown config key 'trainer.name'; did you mean 'model.name' or "
+            "'injection_task.name' or 'target_task.name'?$",
+        ),
         ("target_task.nonsense=1", "unknown config key 'target_task.nonsense'"),
         ("target_task.verbose=1", "unknown config key 'target_task.verbose'$"),  # not Hydra's
         # Hydra's lexer error for letters outside ASCII (a user's review): how to quote them.

@@ -25,6 +25,7 @@ from omegaconf import OmegaConf
 from safetensors import SafetensorError
 
 from layerft import file_io, run_claim, stage1_store, sweep_launch
+from layerft.config_errors import log_file_error_line
 from layerft.config_overrides import quoted_value
 from layerft.errors import LayerftError
 from layerft.layer_split import InjectedWeights
@@ -239,10 +240,14 @@ def test_a_checkpoint_the_disk_has_no_room_for_is_one_line(tmp_path) -> None:
     assert str(refused.value) == (
         f"cannot write a checkpoint's weights in {tmp_path}: No space left on device"
     )
-    other = SafetensorError("Error while deserializing header: invalid JSON")
-    with pytest.raises(SafetensorError) as kept, file_io.run_dir_errors(tmp_path):
-        raise other
-    assert kept.value is other
+    for text in (  # reading weights: not a write, whatever the system said
+        "Error while deserializing header: invalid JSON",
+        "Error while deserializing header: I/O error: No such file or directory (os error 2)",
+    ):
+        other = SafetensorError(text)
+        with pytest.raises(SafetensorError) as kept, file_io.run_dir_errors(tmp_path):
+            raise other
+        assert kept.value is other
 
 
 def test_a_stage1_result_the_disk_has_no_room_for_is_one_line(tmp_path, monkeypatch) -> None:
@@ -291,3 +296,18 @@ def test_a_log_file_hydra_cannot_open_is_one_line(tmp_path) -> None:
         logging.config.dictConfig({"version": 1, "handlers": {"file": handler}})
     line = f"cannot write {tmp_path / 'run' / 'train.log'}: Is a directory"
     assert sweep_launch._stopped_by(refused.value) == line  # what the sweep says stopped it
+
+    # Only a handler that could not open a named file: logging's other failures keep their line.
+    def failed(message: str, cause: BaseException) -> ValueError:
+        err = ValueError(message)
+        err.__cause__ = cause
+        return err
+
+    handler_failed, named = (
+        "Unable to configure handler 'file'",
+        OSError(errno.EISDIR, "Is a directory", "x"),
+    )
+    assert log_file_error_line(failed(handler_failed, named)) == "cannot write x: Is a directory"
+    assert log_file_error_line(failed("Unable to configure formatter 'simple'", named)) is None
+    assert log_file_error_line(failed(handler_failed, ImportError("no such class"))) is None
+    assert log_file_error_line(failed(handler_failed, OSError(errno.EACCES, "denied"))) is None

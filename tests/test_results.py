@@ -26,7 +26,7 @@ from layerft import run as run_module
 from layerft.config import resolve_config
 from layerft.config_differences import config_differences
 from layerft.config_overrides import override_key
-from layerft.data_changes import changed_since
+from layerft.data_changes import changed_data, changed_since
 from layerft.errors import LayerftError
 from layerft.file_io import file_sha256, run_dir_errors, write_json_atomic
 from layerft.fingerprint import (
@@ -680,6 +680,14 @@ def test_a_result_on_a_data_file_edited_since_is_refused_naming_the_split(tmp_pa
     # A split whose file is gone is not compared (nor a result written before files were recorded).
     dev.unlink()
     assert run_folder.previous_result(run_dir, record_now(), None) is not None
+
+
+def test_changed_data_compares_only_the_splits_a_record_kept() -> None:
+    # A result written before a split's file was recorded (or before any were) is not refused for it.
+    record = {"run/data_files": {"target_task.train": "a", "target_task.validation": "b"}}
+    now = {"target_task.train": "a", "target_task.validation": "c", "target_task.test": "d"}
+    assert changed_data(record, now) == ["target_task.validation"]
+    assert changed_data({}, now) == []
 
 
 def test_config_differences_name_the_keys_a_refused_folder_differs_in() -> None:
