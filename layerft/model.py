@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
+from layerft.config_errors import CONF
 from layerft.errors import LayerftError, first_line
 from layerft.model_files import local_folder
 from layerft.model_hub import no_folder_error, unreachable_error, unreachable_hub_error
@@ -71,20 +72,30 @@ class ModelConfig:
         if len(sources) != 1:
             names = ("package", "hub_id", "converted", "tiny")
             given = [n for n in names if getattr(self, n) is not None]
-            fix = (
-                f"; model={self.name} sets {given[0]}: add model.{given[0]}=null, or write a model "
-                "option of your own (as conf/model/*.yaml)"
-                if len(given) == 2 else ""
-            )  # fmt: skip
             raise LayerftError(
                 f"model '{self.name}': set exactly one of package, hub_id, tiny, converted "
-                f"(set: {', '.join(given) or 'none'}){fix}"
+                f"(set: {', '.join(given) or 'none'}){_source_fix(self.name, given)}"
             )
         if self.converted is not None and self.converted not in CONVERTERS:
             raise LayerftError(
                 f"model '{self.name}': unknown converted source '{self.converted}' "
                 f"(known: {', '.join(sorted(CONVERTERS))})"
             )
+
+
+def _source_fix(name: str, given: list[str]) -> str:
+    """How to keep one of two sources: unset the one the shipped option `name` sets (a source
+    given on top of it, such as a local folder as `model.hub_id`, is the user's)."""
+    if len(given) != 2:
+        return ""
+    option = CONF / "model" / f"{name}.yaml"
+    own = [s for s in given if option.is_file() and OmegaConf.load(option).get(s) is not None]
+    if len(own) != 1:  # an option of one's own: which of the two it set is not known here
+        return f"; unset one: model.{given[0]}=null or model.{given[1]}=null"
+    return (
+        f"; model={name} sets {own[0]}: add model.{own[0]}=null, or write a model option of "
+        "your own (as conf/model/*.yaml)"
+    )
 
 
 def resolve_model_path(cfg: ModelConfig, cache_dir: Path | None = None) -> str:

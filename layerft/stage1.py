@@ -67,7 +67,9 @@ def obtain_stage1(
     nothing, and the first process stores the result (under the lock, unless a job stored it first).
     """
     if store is None:
-        return _kept_in_memory(train(), run_dir)
+        outcome = _kept_in_memory(train(), run_dir)
+        log.info("stage 1: %s, not stored (reuse_stage1=false)", _done(key))
+        return outcome
     found = store.load(key)
     if found is None:
         rank, world = ranks
@@ -98,7 +100,11 @@ def _kept_in_memory(trained: Trained, run_dir: Path) -> Stage1Outcome:
 def _stored(store: Stage1Store, key: Stage1Key, trained: Trained, run_dir: Path) -> Stage1Outcome:
     """Store what this job trained (the caller holds the key's lock)."""
     result = store.save(key, *trained, run_dir)
-    # epochs=0 is a control whose layers stay pre-trained: "trained" would say otherwise.
-    done = "trained" if key.task.epochs else "not trained (injection_task.epochs=0)"
-    log.info("stage 1: %s, stored as %s", done, result.path)
+    log.info("stage 1: %s, stored as %s", _done(key), result.path)
     return Stage1Outcome(result, trained=True)
+
+
+def _done(key: Stage1Key) -> str:
+    """What the log says of a stage 1 this job ran: epochs=0 is a control whose layers stay
+    pre-trained, which "trained" would deny."""
+    return "trained" if key.task.epochs else "not trained (injection_task.epochs=0)"

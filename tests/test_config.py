@@ -339,7 +339,23 @@ def test_a_group_schema_is_neither_an_option_nor_offered(override: str) -> None:
             ["tuning_mode=lora", "tuning_mode.lora.target_modules=[]"],
             "tuning_mode.lora.target_modules must name at least one module",
         ),
-        (["model=tiny", "model.hub_id=x"], "model: set exactly one of package, hub_id, tiny"),
+        # a folder given to another option (a README audit: the hint named hub_id, and following
+        # it trained the random tiny model in silence)
+        (
+            ["model=tiny", "model.hub_id=x"],
+            "model: set exactly one of package, hub_id, tiny, converted (set: hub_id, tiny); "
+            "model=tiny sets tiny: add model.tiny=null",
+        ),
+        (
+            ["model=e5_small_offline", "model.hub_id=x"],
+            "model: set exactly one of package, hub_id, tiny, converted (set: hub_id, converted); "
+            "model=e5_small_offline sets converted: add model.converted=null",
+        ),
+        (  # an option of one's own (here by name): both named
+            ["model=tiny", "model.name=mine", "model.hub_id=x"],
+            "model: set exactly one of package, hub_id, tiny, converted (set: hub_id, tiny); "
+            "unset one: model.hub_id=null or model.tiny=null",
+        ),
         # a local folder given to a package's option: the fix named
         (
             ["model=minilm", "model.hub_id=/x"],

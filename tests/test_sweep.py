@@ -1493,6 +1493,11 @@ def test_a_stage1_of_zero_epochs_is_not_logged_as_trained(tmp_path, caplog) -> N
         obtain_stage1(Stage1Store(tmp_path), Stage1Key.of(cfg, "data"), lambda: (weights, {}, []),
                       tmp_path / "run")  # fmt: skip
     assert "stage 1: not trained (injection_task.epochs=0), stored as" in caplog.text
+    with caplog.at_level(logging.INFO, logger="layerft.stage1"):  # no store: the log says so too
+        obtain_stage1(None, Stage1Key.of(cfg, "data"), lambda: (weights, {}, []), tmp_path / "r2")
+    assert "stage 1: not trained (injection_task.epochs=0), not stored (reuse_stage1=false)" in (
+        caplog.text
+    )
 
 
 def test_every_stored_file_is_on_disk_before_the_folder_is_published(tmp_path, monkeypatch) -> None:
