@@ -38,6 +38,14 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def cpu_threads() -> int | None:
+    """torch's threads where this process trains on a CPU (None with a CUDA GPU): at another
+    count, float sums run in another order and losses differ from about the 7th digit."""
+    import torch  # here: train.py calls quick_exit before torch is imported
+
+    return None if torch.cuda.is_available() else torch.get_num_threads()
+
+
 def is_main_process() -> bool:
     """Under torchrun every process runs train.py; only the first one records (files, tracker)."""
     return rank() == 0

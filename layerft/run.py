@@ -29,7 +29,7 @@ from layerft.lr_schedule import part_lr_multipliers
 from layerft.model_files import hub_entries, model_file_digests, model_folder
 from layerft.parts import layer_part
 from layerft.phase import Phase, remove_unfinished_checkpoints, run_phase
-from layerft.processes import is_main_process, rank, world_size
+from layerft.processes import cpu_threads, is_main_process, rank, world_size
 from layerft.results import (
     FAILED_FILE,
     HistoryFile,
@@ -216,6 +216,8 @@ def train_and_record(
                 claim.put_back_hydra_files()  # before they are kept beside the metrics
                 extra = {"run/stage1": stage1.entry() if stage1 else {"status": "none"}}
                 extra |= hub_entries(cfg.model)  # downloaded by now
+                if (threads := cpu_threads()) is not None:  # float sums' order on a CPU
+                    extra["run/cpu_threads"] = threads
                 keep_hydra_files(run_dir)  # first: a kept copy is never older than the metrics
                 history.publish()
                 predictions.publish(run_dir)

@@ -24,7 +24,7 @@ from layerft.fingerprint import (
 from layerft.later_keys import without_later_keys
 from layerft.layer_split import Stage1Split
 from layerft.lr_schedule import ScheduleConfig, unread_schedule_keys
-from layerft.processes import world_size
+from layerft.processes import cpu_threads, world_size
 from layerft.task import TaskConfig
 
 if TYPE_CHECKING:
@@ -60,6 +60,11 @@ class Stage1Key:
     # plan cannot always read them (a converted folder not written yet); none (a hub id, tiny):
     # left out of the key.
     model_files: tuple[tuple[str, str], ...] = ()
+    # torch's threads on a CPU (processes.cpu_threads): a stage 1 trained at another count differs
+    # from about the 7th digit, so reusing it would give a run other numbers than its own training
+    # (a local_parallel job trains at CPUs / n_jobs). Keyed with the data, as the plan runs at its
+    # own count; none on a GPU: left out of the key.
+    cpu_threads: int | None = None
 
     @classmethod
     def of(
@@ -78,6 +83,7 @@ class Stage1Key:
             content=content,
             world_size=world_size(),
             model_files=tuple(sorted((model_files or {}).items())),
+            cpu_threads=cpu_threads(),
         )
 
     def data(self) -> dict[str, Any]:
@@ -95,28 +101,33 @@ class Stage1Key:
         data["model_files"] = dict(self.model_files)
         if not self.model_files:
             del data["model_files"]
+        if self.cpu_threads is None:
+            del data["cpu_threads"]
         data["format"] = FORMAT
         return data
 
     def settings_digest(self) -> str:
-        """A stable short hash of the settings (`data()` but the data and model files): which
-        combinations of a sweep share a stage 1."""
-        settings = {k: v for k, v in self.data().items() if k not in ("content", "model_files")}
+        """A stable short hash of the settings (`data()` but the data, the model's files and the
+        CPU threads): which combinations of a sweep share a stage 1."""
+        settings = {k: v for k, v in self.data().items() if k not in _KEYED_WITH_DATA}
         return hashlib.sha256(
             json.dumps(settings, sort_keys=True, default=str).encode()
         ).hexdigest()[:16]
 
     def digest(self) -> str:
         """The result's folder name: the settings' digest, then the data's (`<settings>-<data>`),
-        which covers the model's files where it has any."""
+        which covers the model's files and the CPU threads where there are any."""
         assert self.content is not None, "a stored stage 1 is keyed by its data too"
         data = self.content
-        if self.model_files:
-            inputs = json.dumps([self.content, self.model_files]).encode()
-            data = hashlib.sha256(inputs).hexdigest()
+        if self.model_files or self.cpu_threads is not None:
+            inputs = [self.content, self.model_files]
+            inputs += [] if self.cpu_threads is None else [self.cpu_threads]
+            data = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()
         return f"{self.settings_digest()}-{data[:12]}"
 
 
+# What the key holds beside the settings: known once a job runs, not to a sweep's plan.
+_KEYED_WITH_DATA = ("content", "model_files", "cpu_threads")
 # Where each part of the key sits in the run's config.
 _CONFIG_PATHS = {
     "task": "injection_task",  # `task.` keys: keyed_task

@@ -33,7 +33,9 @@ from layerft.unread_keys import reads_pooler
 
 
 def seed_everything(seed: int) -> None:
-    """The one place the run's seed reaches torch, numpy and random (before each model is built)."""
+    """Where the run's seed reaches torch, numpy and random before each model is built. The same
+    seed also goes to the Trainer (which seeds them again before training: dropout, the sampler)
+    and to `max_*_samples`' own `random.Random` (`layerft/data.py`); nothing else draws."""
     transformers.set_seed(seed)
 
 

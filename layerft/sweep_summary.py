@@ -25,7 +25,11 @@ def print_plan(combinations: list[Combination], state: Status, force: bool) -> N
     """The dry run: combinations, distinct stage-1 trainings, which are done (`state`)."""
     stage1 = {c.stage1 for c in combinations if c.stage1}
     stored = {c.stage1 for c in combinations if c.stage1_stored}
-    kept = f" ({len(stored)} stored, reused if their data is unchanged)" if stored else ""
+    kept = (
+        f" ({len(stored)} stored: reused where the data and, on a CPU, torch's thread count are "
+        "as they were)"
+        if stored else ""
+    )  # fmt: skip
     distinct = len({c.fingerprint for c in combinations})
     runs = f" ({distinct} distinct runs)" if distinct < len(combinations) else ""
     print(f"{len(combinations)} combinations{runs}, {len(stage1)} distinct stage-1 trainings{kept}")

@@ -21,6 +21,7 @@ from itertools import combinations
 from pathlib import Path
 
 import pytest
+import torch
 from compose import CONF
 from conftest import REPO, SHRINK, run_sweep, run_train
 from hydra import compose, initialize_config_dir
@@ -204,12 +205,18 @@ def test_side_by_side_jobs_share_the_cpus_unless_omp_num_threads_is_set(monkeypa
     # run's training 3.4 s instead of 1.2 (BENCHMARKS.md, "CPU threads").
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 16)  # torch's default: one per CPU
     assert child_env(None, 2)["OMP_NUM_THREADS"] == "8"
     assert child_env(None, 3)["OMP_NUM_THREADS"] == "5"
     assert child_env(None, 32)["OMP_NUM_THREADS"] == "1"
     monkeypatch.delattr(os, "sched_getaffinity")  # macOS has no affinity: every CPU
     monkeypatch.setattr(os, "cpu_count", lambda: 6)
     assert child_env(None, 2)["OMP_NUM_THREADS"] == "3"
+    # torch's own count where it is lower (a core's, where each core is two hyperthreads): one
+    # job computes as train.py in this process does (a determinism review).
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert child_env(None, 1)["OMP_NUM_THREADS"] == "4"
+    assert child_env(None, 2)["OMP_NUM_THREADS"] == "2"
     monkeypatch.setenv("OMP_NUM_THREADS", "4")  # the user's own
     assert child_env(None, 2)["OMP_NUM_THREADS"] == "4"
 

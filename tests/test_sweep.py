@@ -29,7 +29,7 @@ import hydra
 import pytest
 import torch
 from compose import compose_config, compose_run
-from conftest import REPO, SHRINK, run_sweep, script_env, sweep_command
+from conftest import REPO, SHRINK, run_sweep, run_train, script_env, sweep_command
 from omegaconf import OmegaConf
 from wandb_records import records_by_kind, wandb_items
 
@@ -221,7 +221,7 @@ def test_dry_run_lists_combinations_stage1_trainings_and_what_is_done(tmp_path) 
     (stored / "weights.safetensors").write_bytes(b"")
     out = sweep(tmp_path, "seed=1,2", "--dry-run")
     assert "has no weights" not in out
-    assert "8 combinations, 2 distinct stage-1 trainings (1 stored, reused if their data" in out
+    assert "8 combinations, 2 distinct stage-1 trainings (1 stored: reused where the data" in out
     assert f"demo_pos,seed=1,tuning_mode=lora  (stage1 {seed1}, stored)" in out
     assert re.search(r"demo_pos,seed=2,tuning_mode=lora  \(stage1 \w+\)", out)
     out = sweep(tmp_path, "seed=1,2", "reuse_stage1=false", "--dry-run")
@@ -746,6 +746,47 @@ def test_reused_stage1_gives_the_same_results_as_training_it_in_the_run(tmp_path
     assert fresh["run/stage1"] == {"status": "trained", "stored": False}
     assert deterministic(stored) == deterministic(fresh)
     assert not (tmp_path / "fresh" / "cache" / "stage1").exists()
+
+
+@pytest.mark.slow
+def test_a_stage1_stored_at_other_cpu_threads_is_trained_again(tmp_path) -> None:
+    # The same command at 2 threads gave other numbers once a 1-thread run (a local_parallel job's
+    # share) had stored its stage 1 (a determinism review): now it trains its own.
+    args = ["model=tiny", "tracker=none", "target_task.lr=2e-3", "injection_task.lr=2e-3"]
+    cache = f"cache_dir={tmp_path / 'cache'}"
+    two = {"OMP_NUM_THREADS": "2"}
+    for name, env in (("one", None), ("two", two)):
+        done = run_train([*args, cache, f"hydra.run.dir={tmp_path / name}"], tmp_path, env)
+        assert done.returncode == 0, done.stderr
+        assert "stage 1: trained, stored as" in done.stdout + done.stderr, name
+    own = run_train([*args, f"hydra.run.dir={tmp_path / 'own'}"], tmp_path / "own", two)
+    assert own.returncode == 0, own.stderr
+    first, second, alone = (
+        json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("one", "two", "own")
+    )
+    assert (first["run/cpu_threads"], second["run/cpu_threads"]) == (1, 2)
+    assert deterministic(second) == deterministic(alone)
+    assert len(list((tmp_path / "cache" / "stage1").glob("*/result.json"))) == 2
+
+
+@pytest.mark.slow
+def test_train_py_m_with_folders_named_by_settings_resumes_a_reordered_grid(tmp_path) -> None:
+    # Numbered folders give a reordered grid's jobs other configs' folders (they fail, every
+    # time); README's way out for train.py -m: folders named by their settings, as sweep.py's.
+    named = [
+        "hydra.sweep.subdir=${hydra.job.override_dirname}",
+        "hydra.job.config.override_dirname.exclude_keys=[cache_dir]",
+        "model=tiny", "tracker=none", "injection_task=none", "target_task.epochs=1",
+    ]  # fmt: skip
+    first = run_train(["-m", *named, "tuning_mode=lora,full", "seed=42"], tmp_path)
+    assert first.returncode == 0, first.stderr
+    done = {p: p.read_bytes() for p in (tmp_path / "sweep").glob("*/metrics.json")}
+    assert len(done) == 2
+    again = run_train(["-m", *named, "tuning_mode=full,lora", "seed=42,7"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (again.stdout + again.stderr).count("already finished") == 2
+    assert len(list((tmp_path / "sweep").glob("*/metrics.json"))) == 4
+    assert {p: p.read_bytes() for p in done} == done
 
 
 # --- failures ------------------------------------------------------------------------------------
@@ -1588,6 +1629,25 @@ def test_the_process_count_keys_stage1_and_the_result_when_there_are_several(mon
     monkeypatch.setenv("WORLD_SIZE", "2")
     two = (Stage1Key.of(cfg, "a" * 24).digest(), config_fingerprint(resolved))
     assert two[0] != one[0] and two[1] != one[1]
+
+
+def test_torchs_cpu_threads_key_the_stored_stage1_not_the_plan(monkeypatch) -> None:
+    # A stage 1 trained at 1 thread (a local_parallel job's share) differs from one trained at 2
+    # from about the 7th digit: reused by a 2-thread run, that run's metrics were neither its own
+    # training's nor another's (a determinism review). On a GPU the CPU's threads key nothing.
+    cfg = compose_run(*BASE)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    one = Stage1Key.of(cfg, "a" * 24)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    two = Stage1Key.of(cfg, "a" * 24)
+    assert (one.cpu_threads, two.cpu_threads) == (1, 2) and one.data()["cpu_threads"] == 1
+    assert one.digest() != two.digest()
+    assert one.settings_digest() == two.settings_digest()  # one stage 1 in a sweep's plan
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    gpu = Stage1Key.of(cfg, "a" * 24)
+    assert gpu.cpu_threads is None and "cpu_threads" not in gpu.data()
+    assert gpu.digest() == dataclasses.replace(two, cpu_threads=None).digest() != two.digest()
 
 
 def test_the_stored_stage1_folder_is_keyed_by_settings_and_data() -> None:

@@ -13,7 +13,8 @@ class LocalParallelConf:
 
     _target_: str = "hydra_plugins.layerft_launcher.local_parallel.LocalParallelLauncher"
     # Jobs running at once. null: one per GPU in `gpus`, or 1 without GPUs (a CPU job already
-    # uses every core). Each job's torch gets CPUs / n_jobs threads unless OMP_NUM_THREADS is set.
+    # uses every core). Each job's torch gets its own thread count (at most the CPUs) / n_jobs
+    # threads unless OMP_NUM_THREADS is set.
     n_jobs: int | None = None
     # GPUs to pin jobs to, one running job per GPU (its CUDA_VISIBLE_DEVICES). null: the
     # entries of CUDA_VISIBLE_DEVICES if set, else every GPU torch sees; []: no pinning.

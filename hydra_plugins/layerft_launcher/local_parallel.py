@@ -53,6 +53,8 @@ def child_env(gpu: str | None, side_by_side: int = 1) -> dict[str, str]:
     `python train.py` imports layerft and this plugin from the script's folder (sys.path[0]); a
     `python -m` child does not see that folder unless PYTHONPATH names it.
     """
+    import torch  # here: Hydra imports every plugin at each launch, this one's launcher or not
+
     from layerft.launch_worker import LAUNCHER_PID
     from layerft.trainer_config import JOBS_PER_NODE, usable_cpus
 
@@ -66,8 +68,10 @@ def child_env(gpu: str | None, side_by_side: int = 1) -> dict[str, str]:
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu  # set before the child's torch touches CUDA
     env[JOBS_PER_NODE] = str(side_by_side)
-    if "OMP_NUM_THREADS" not in env:
-        env["OMP_NUM_THREADS"] = str(max(1, usable_cpus() // side_by_side))
+    if "OMP_NUM_THREADS" not in env:  # torch's own count, not above the CPUs: a physical core's
+        # (MKL's default) where a CPU is a hyperthread, so that n_jobs=1 computes as train.py does
+        threads = min(usable_cpus(), torch.get_num_threads())
+        env["OMP_NUM_THREADS"] = str(max(1, threads // side_by_side))
     return env
 
 
