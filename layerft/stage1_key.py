@@ -62,8 +62,9 @@ class Stage1Key:
     model_files: tuple[tuple[str, str], ...] = ()
     # torch's threads on a CPU (processes.cpu_threads): a stage 1 trained at another count differs
     # from about the 7th digit, so reusing it would give a run other numbers than its own training
-    # (a local_parallel job trains at CPUs / n_jobs). Keyed with the data, as the plan runs at its
-    # own count; none on a GPU: left out of the key.
+    # (a local_parallel job trains at CPUs / n_jobs). Keyed with the data, as the plan's process
+    # is not the job's; none on a GPU, nor under torchrun (its processes, on nodes of other core
+    # counts, would key stage 1 apart and part ways, one training while another trains stage 2).
     cpu_threads: int | None = None
 
     @classmethod
@@ -83,7 +84,7 @@ class Stage1Key:
             content=content,
             world_size=world_size(),
             model_files=tuple(sorted((model_files or {}).items())),
-            cpu_threads=cpu_threads(),
+            cpu_threads=cpu_threads() if world_size() == 1 else None,
         )
 
     def data(self) -> dict[str, Any]:

@@ -58,6 +58,11 @@ class Stage1Result:
     stored: bool = True  # False: trained in this run and kept in memory only (reuse_stage1=false)
 
 
+# A sweep's plan that cannot tell the CPU threads its jobs train at (Stage1Key.cpu_threads): a
+# launcher whose jobs run elsewhere (submitit's).
+ANY_THREADS = "any"
+
+
 class Stage1Store:
     """The stage-1 results under one cache folder."""
 
@@ -77,18 +82,24 @@ class Stage1Store:
         return complete, [folder for folder in folders if folder not in complete]
 
     def holds(
-        self, settings_digest: str, warned: set[Path], model_files: dict[str, str] | None = None
+        self,
+        settings_digest: str,
+        warned: set[Path],
+        model_files: dict[str, str] | None = None,
+        cpu_threads: int | str | None = ANY_THREADS,
     ) -> bool:
         """Whether a run with these stage-1 settings would reuse a stored result (a sweep's plan,
         before any data is read). A stored folder without its weights (which the run would stop
         on) is warned about once, not counted. With `model_files` (the model's, as the run keys
         them: none for a hub id or tiny), only one keyed by those files counts (one stored from
         other files, or before files were keyed, the run trains again); None: the plan cannot read
-        them yet (a converted folder not written). Nor does one trained from a hub snapshot that
-        the cache no longer serves for its revision."""
+        them yet (a converted folder not written). Likewise `cpu_threads`, the count the jobs
+        train at on a CPU (None on a GPU; ANY_THREADS: the plan cannot tell). Nor does one trained
+        from a hub snapshot that the cache no longer serves for its revision."""
         complete, damaged = self.stored_with_settings(settings_digest)
         for folder in sorted(set(damaged) - warned):
-            if changed_snapshot(_stored_record(folder / RESULT_FILE) or {}):
+            record = _stored_record(folder / RESULT_FILE) or {}
+            if changed_snapshot(record) or not _keyed_as(record, model_files, cpu_threads):
                 continue  # trained again, whatever it holds
             warned.add(folder)
             log.warning(
@@ -97,7 +108,7 @@ class Stage1Store:
                 folder,
                 WEIGHTS_FILE,
             )
-        return any(_reused(folder / RESULT_FILE, model_files) for folder in complete)
+        return any(_reused(folder / RESULT_FILE, model_files, cpu_threads) for folder in complete)
 
     def load(self, key: Stage1Key) -> Stage1Result | None:
         """The stored result of this key, or None if there is none (yet)."""
@@ -205,15 +216,24 @@ def _stored_record(result: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def _reused(result: Path, model_files: dict[str, str] | None) -> bool:
-    """Whether a run keyed by `model_files` (None: any) would reuse the stored stage 1 whose
-    record this is; True where the record cannot be read (the run names it, should it load it)."""
+def _reused(
+    result: Path, model_files: dict[str, str] | None, cpu_threads: int | str | None
+) -> bool:
+    """Whether a run keyed by `model_files` (None: any) and `cpu_threads` (ANY_THREADS: any) would
+    reuse the stored stage 1 whose record this is."""
     record = _stored_record(result) or {}
+    return _keyed_as(record, model_files, cpu_threads) and not changed_snapshot(record)
+
+
+def _keyed_as(record: dict[str, Any], model_files: dict[str, str] | None, cpu_threads: Any) -> bool:
+    """Whether a stored stage 1's record was keyed by these model files and CPU threads (as
+    `_reused`); True where its key cannot be read (the run names it, should it load it)."""
     key = record.get("key")
     keyed = key.get("model_files", {}) if isinstance(key, dict) else None
-    if not isinstance(keyed, dict):
+    if not isinstance(key, dict) or not isinstance(keyed, dict):
         return True
-    return model_files in (None, keyed) and not changed_snapshot(record)
+    threads = cpu_threads == ANY_THREADS or key.get("cpu_threads") == cpu_threads
+    return model_files in (None, keyed) and threads
 
 
 def _flat_tensors(injected: InjectedWeights) -> dict[str, torch.Tensor]:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from hydra_plugins.layerft_launcher.gpu_slots import job_cpu_threads
 from layerft.config_errors import CONFIG_ERRORS, composition_error_line
 from layerft.credential_overrides import credential_override_error
 from layerft.errors import LayerftError
@@ -113,7 +114,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     """Check the grid and its overrides, then list it (--dry-run) or run what is left of it."""
     check_grid(args.grid, args.overrides)
     check_hydra_overrides(args.overrides)
-    check_launcher(args.grid, args.overrides)
+    launcher = check_launcher(args.grid, args.overrides)
     if refused := credential_override_error(args.overrides):
         raise LayerftError(refused)
     sweep_dir = args.dir or OUTPUTS / args.grid
@@ -125,7 +126,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         raise LayerftError(f"--dir {ascii(str(sweep_dir))}: not a UTF-8 path") from None
     if "${" in str(sweep_dir):  # Hydra resolves the job folders it joins to it
         raise LayerftError(f"--dir {sweep_dir}: Hydra would read its '${{' as an interpolation")
-    combinations = expand(args.grid, args.overrides, sweep_dir)
+    combinations = expand(args.grid, args.overrides, sweep_dir, job_cpu_threads(launcher))
     check_table_options(args.baseline, args.heatmap, combinations, sweep_dir)
     warn_repeated_values(combinations)
     if args.dry_run:

@@ -21,12 +21,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from layerft.config import (
-    check_data_files,
-    data_files,
-    resolve_config,
-    to_run_config,
-)
+from layerft.config import check_data_files, data_files, resolve_config, to_run_config
 from layerft.config_errors import CONF
 from layerft.config_overrides import check_overrides
 from layerft.errors import LayerftError
@@ -190,10 +185,12 @@ def grid_jobs(grid: str, overrides: Sequence[str]) -> tuple[list[list[str]], set
     return jobs, swept
 
 
-def expand(grid: str, overrides: Sequence[str], sweep_dir: Path | None = None) -> list[Combination]:
+def expand(
+    grid: str, overrides: Sequence[str], sweep_dir: Path | None = None, cpu_threads: Any = "any"
+) -> list[Combination]:
     """Every combination the grid (narrowed or extended by `overrides`) runs into `sweep_dir`
     (default multirun_outputs/<grid>, where a `${hydra:...}` value naming a folder points), in
-    Hydra's order."""
+    Hydra's order; `cpu_threads`: what its jobs train at (gpu_slots.job_cpu_threads)."""
     from hydra.core.global_hydra import GlobalHydra
 
     combinations = []
@@ -207,12 +204,14 @@ def expand(grid: str, overrides: Sequence[str], sweep_dir: Path | None = None) -
             for job in jobs:
                 cfg = composer.compose(job)
                 with job_hydra_config(cfg, [f"sweep={grid}", *job], launch):
-                    combinations.append(plan_job(cfg, job, swept, warned))
+                    combinations.append(plan_job(cfg, job, swept, warned, cpu_threads))
     GlobalHydra.instance().clear()
     return combinations
 
 
-def plan_job(cfg: DictConfig, job: list[str], swept: set[str], warned: set[Path]) -> Combination:
+def plan_job(
+    cfg: DictConfig, job: list[str], swept: set[str], warned: set[Path], cpu_threads: Any
+) -> Combination:
     """A job of the grid, from its composed config: what expand() plans it as."""
     from layerft.data_check import record_error
     from layerft.model_hub import hub_model_error
@@ -229,9 +228,8 @@ def plan_job(cfg: DictConfig, job: list[str], swept: set[str], warned: set[Path]
     # A converted or package model without its folder yet (converted on first use; a package not
     # installed stops the run): the plan cannot tell the run's key, and counts by settings alone.
     known = model is not None or (run_cfg.model.converted or run_cfg.model.package) is None
-    stored = bool(
-        stage1 and run_cfg.reuse_stage1 and store.holds(stage1, warned, files if known else None)
-    )
+    reused = stage1 if run_cfg.reuse_stage1 else None
+    stored = bool(reused and store.holds(reused, warned, files if known else None, cpu_threads))
     # As Hydra's override_dirname (the lines sorted) through job_dirname: the folder's name.
     swept_lines = sorted(o for o in job if o.split("=", 1)[0] in swept)
     label = job_dirname(",".join(swept_lines)) if swept_lines else ""

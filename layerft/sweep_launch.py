@@ -157,12 +157,14 @@ def check_hydra_overrides(overrides: Sequence[str]) -> None:
             raise LayerftError(SWEEPER_CHOSEN.format(where="hydra/sweeper"))
 
 
-def check_launcher(grid: str, overrides: Sequence[str]) -> None:
+def check_launcher(grid: str, overrides: Sequence[str]) -> DictConfig:
     """Refuse the launcher settings its launch would refuse (local_parallel's `n_jobs` and `gpus`),
-    before the grid is planned: a dry run that passes is a run whose launcher starts."""
+    before the grid is planned: a dry run that passes is a run whose launcher starts. Returns
+    the launcher's node."""
     launcher = grid_config(grid, overrides).hydra.launcher
     if launcher.get("_target_") == LocalParallelConf._target_:
         planned_slots(launcher.n_jobs, launcher.gpus)
+    return launcher
 
 
 def hydra_args(grid: str, overrides: Sequence[str], sweep_dir: Path, force: bool) -> list[str]:

@@ -140,7 +140,7 @@ def test_a_plans_labels_stored_stage1_and_input_errors(tmp_path: Path, monkeypat
     # `run_cfg.reuse_stage1` from `stored`, and a hub model error replacing a data-file error.
     asked: list[object] = []
     monkeypatch.setattr(
-        Stage1Store, "holds", lambda self, key, warned, files=None: asked.append(files) or True
+        Stage1Store, "holds", lambda self, key, warned, files, threads: asked.append(files) or True
     )
     monkeypatch.setattr(model_hub, "hub_model_error", lambda cfg: LayerftError("model gone"))
     missing = "injection_task.data_files.train=/no/such.jsonl"
@@ -163,7 +163,7 @@ def test_a_converted_model_not_yet_converted_plans_its_stage1_by_settings_alone(
     # run's model files, so the store must not be asked to match an empty set of them.
     asked: list[object] = []
     monkeypatch.setattr(
-        Stage1Store, "holds", lambda self, key, warned, files=None: asked.append(files) or True
+        Stage1Store, "holds", lambda self, key, warned, files, threads: asked.append(files) or True
     )
     overrides = ["model=e5_small_offline", "tracker=none", f"cache_dir={tmp_path}", "seed=1"]
     plan = expand("demo", [*overrides, "tuning_mode=full"], tmp_path / "sweep")

@@ -205,7 +205,7 @@ def test_side_by_side_jobs_share_the_cpus_unless_omp_num_threads_is_set(monkeypa
     # run's training 3.4 s instead of 1.2 (BENCHMARKS.md, "CPU threads").
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 16)  # torch's default: one per CPU
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 16)  # a core per CPU: torch takes all
     assert child_env(None, 2)["OMP_NUM_THREADS"] == "8"
     assert child_env(None, 3)["OMP_NUM_THREADS"] == "5"
     assert child_env(None, 32)["OMP_NUM_THREADS"] == "1"

@@ -33,6 +33,8 @@ from conftest import REPO, SHRINK, run_sweep, run_train, script_env, sweep_comma
 from omegaconf import OmegaConf
 from wandb_records import records_by_kind, wandb_items
 
+from hydra_plugins.layerft_launcher.config import LocalParallelConf
+from hydra_plugins.layerft_launcher.gpu_slots import BASIC_LAUNCHER, job_cpu_threads
 from layerft import (
     stage1_store,
     sweep_compose,
@@ -64,7 +66,7 @@ from layerft.run_record import (
 )
 from layerft.stage1 import obtain_stage1
 from layerft.stage1_key import Stage1Key
-from layerft.stage1_store import Stage1Store
+from layerft.stage1_store import ANY_THREADS, WEIGHTS_FILE, Stage1Store
 from layerft.sweep_grid import Combination, expand, job_dirname
 from layerft.sweep_hydra import grid_names
 from layerft.sweep_job import read_job
@@ -771,11 +773,11 @@ def test_a_stage1_stored_at_other_cpu_threads_is_trained_again(tmp_path) -> None
 
 @pytest.mark.slow
 def test_train_py_m_with_folders_named_by_settings_resumes_a_reordered_grid(tmp_path) -> None:
-    # Numbered folders give a reordered grid's jobs other configs' folders (they fail, every
-    # time); README's way out for train.py -m: folders named by their settings, as sweep.py's.
+    # Numbered folders give an extended grid's new configs other configs' folders (they fail,
+    # every time); README's way out for train.py -m: sweep.py's folder names, by settings (a path
+    # value such as cache_dir's is one folder name).
     named = [
-        "hydra.sweep.subdir=${hydra.job.override_dirname}",
-        "hydra.job.config.override_dirname.exclude_keys=[cache_dir]",
+        'hydra.sweep.subdir="${layerft_dirname:${hydra.job.override_dirname}}"',
         "model=tiny", "tracker=none", "injection_task=none", "target_task.epochs=1",
     ]  # fmt: skip
     first = run_train(["-m", *named, "tuning_mode=lora,full", "seed=42"], tmp_path)
@@ -1648,6 +1650,49 @@ def test_torchs_cpu_threads_key_the_stored_stage1_not_the_plan(monkeypatch) -> N
     gpu = Stage1Key.of(cfg, "a" * 24)
     assert gpu.cpu_threads is None and "cpu_threads" not in gpu.data()
     assert gpu.digest() == dataclasses.replace(two, cpu_threads=None).digest() != two.digest()
+
+
+def test_the_plan_counts_a_stage1_stored_at_its_jobs_cpu_threads_only(tmp_path, caplog) -> None:
+    # The dry run said "stored" for a stage 1 its jobs then trained again, at another thread count
+    # (a diff review): the plan looks up the count its launcher gives the jobs.
+    args = ["model=tiny", "injection_task=demo_pos", "seed=1", "tuning_mode=full"]
+    args.append(f"cache_dir={tmp_path}")
+    key = dataclasses.replace(Stage1Key.of(compose_run(*args), "a" * 24), cpu_threads=1)
+    weights = InjectedWeights(layers=[{"w": torch.zeros(2)}], embeddings=None)
+    store = Stage1Store(tmp_path)
+    store.save(key, weights, {}, [], tmp_path / "run")
+
+    def stored(threads: int | str | None) -> bool:
+        [combination] = expand("demo", args, tmp_path / "sweep", threads)
+        return combination.stage1_stored
+
+    assert stored(1) and stored(ANY_THREADS)
+    assert not stored(2) and not stored(None)  # another count; a GPU's key has none
+    (store.folder(key) / WEIGHTS_FILE).unlink()  # damaged: warned of where a job would load it
+    with caplog.at_level(logging.WARNING):
+        assert not stored(2)
+    assert "has no" not in caplog.text
+    with caplog.at_level(logging.WARNING):
+        assert not stored(1)
+    assert f"stored stage-1 result {store.folder(key)} has no {WEIGHTS_FILE}" in caplog.text
+
+
+def test_the_plan_takes_its_jobs_cpu_threads_from_the_launcher(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    basic = OmegaConf.create({"_target_": BASIC_LAUNCHER})
+    parallel = OmegaConf.create({"_target_": LocalParallelConf._target_, "n_jobs": 2, "gpus": []})
+    elsewhere = OmegaConf.create({"_target_": "hydra_plugins.hydra_submitit_launcher.x"})
+    assert [job_cpu_threads(c) for c in (basic, parallel, elsewhere)] == [4, 2, ANY_THREADS]
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's, every job's
+    assert job_cpu_threads(parallel) == 3
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # no CPU count keys stage 1
+    assert job_cpu_threads(basic) is None and job_cpu_threads(parallel) is None
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun: the processes must agree; none keys it
+    assert Stage1Key.of(compose_run(*BASE), "a" * 24).cpu_threads is None
 
 
 def test_the_stored_stage1_folder_is_keyed_by_settings_and_data() -> None:

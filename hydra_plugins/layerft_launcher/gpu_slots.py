@@ -7,11 +7,30 @@ import os
 import queue
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from hydra_plugins.layerft_launcher.config import LocalParallelConf
 from layerft.errors import LayerftError
 
 R = TypeVar("R")
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"  # jobs in this process
+
+
+def job_cpu_threads(launcher: Any) -> int | str | None:
+    """The torch threads the jobs of a multirun with this `hydra.launcher` node train at on a CPU
+    (`Stage1Key.cpu_threads`; None on a GPU), as the sweep's plan looks up their stored stage 1:
+    this process's for Hydra's basic launcher, which runs them here, local_parallel's share of
+    the CPUs, and ANY_THREADS for a launcher whose jobs run elsewhere (submitit's)."""
+    from layerft.processes import cpu_threads
+    from layerft.stage1_store import ANY_THREADS
+
+    target = launcher.get("_target_")
+    if target == LocalParallelConf._target_ and cpu_threads() is not None:
+        from hydra_plugins.layerft_launcher.local_parallel import child_env  # it imports this
+
+        slots, _ = planned_slots(launcher.n_jobs, launcher.gpus)
+        return int(child_env(None, slots)["OMP_NUM_THREADS"])
+    return cpu_threads() if target in (BASIC_LAUNCHER, LocalParallelConf._target_) else ANY_THREADS
 
 
 def visible_gpus() -> list[str]:
