@@ -89,10 +89,12 @@ def compare(
         return Comparison(all_failed(len(combo.failed), "job"))
     if base is combo:
         return Comparison("baseline" if compared else "baseline of no row")
-    if base is None or base.selection_metric != combo.selection_metric:
+    if base is None:
         return Comparison("no baseline")
-    if not base.finished:
+    if not base.finished:  # before its metric: a job refused before its config was checked has ""
         return Comparison(all_failed(len(base.failed), "baseline job"))
+    if base.selection_metric != combo.selection_metric:
+        return Comparison("no baseline")
     if metric == combo.selection_metric:  # a row of its own selection metric: compared above
         return Comparison("")
     key = metric or combo.selection_metric

@@ -1580,6 +1580,55 @@ def test_heatmap_marks_a_cell_missing_a_value_of_an_averaged_setting() -> None:
     assert set(texts.values()) == {"0.550"}, texts
 
 
+def test_heatmap_cell_is_the_mean_of_its_combination_means() -> None:
+    # Kills: cell_mean as the median of the combination means (0.200 where the mean is 0.300).
+    rows = [
+        plot_row([score], injection_task=inj, tuning_mode="full", lr=lr)
+        for inj in ("demo_pos", "none")
+        for lr, score in (("1", 0.1), ("2", 0.2), ("3", 0.6))
+    ]
+    axes, varied = ("injection_task", "tuning_mode"), ["injection_task", "tuning_mode", "lr"]
+    texts = heatmap_texts(heatmap_figure(rows, axes, varied, ACC))
+    assert texts == {("demo_pos", "full"): "0.300", ("none", "full"): "0.300"}
+
+
+def test_heatmap_counts_a_missing_value_beside_one_only_its_cell_has() -> None:
+    # Kills: `len(expected - present)` -> `len(expected) - len(present)` in grid_counts: the cell
+    # lacking lr=2 but alone in having lr=3 read complete (2 expected, 2 present).
+    rows = [
+        plot_row([score, score], injection_task=inj, tuning_mode=mode, lr=lr)
+        for inj in ("demo_pos", "none")
+        for mode in ("full", "lora")
+        for lr, score in (("1", 0.7), ("2", 0.5))
+        if (inj, mode, lr) != ("demo_pos", "full", "2")
+    ]
+    rows.append(plot_row([0.9, 0.9], injection_task="demo_pos", tuning_mode="full", lr="3"))
+    axes, varied = ("injection_task", "tuning_mode"), ["injection_task", "tuning_mode", "lr"]
+    texts = heatmap_texts(heatmap_figure(rows, axes, varied, ACC))
+    assert texts == {
+        ("demo_pos", "full"): "0.800\n2/3 combos\n4/6 runs",
+        ("demo_pos", "lora"): "0.600",
+        ("none", "full"): "0.600",
+        ("none", "lora"): "0.600",
+    }
+
+
+def test_heatmap_expects_a_missing_combination_to_have_its_kinds_most_runs() -> None:
+    # Kills: `max(row.runs ...)` -> `min(...)` in grid_counts: lr=2 ran 3 seeds wherever it ran,
+    # yet the cell missing it expected 2 more runs (its kind's fewest), "2/4 runs" for 2/5.
+    rows = [
+        plot_row([score] * (2 if lr == "1" else 3), injection_task=inj, tuning_mode=mode, lr=lr)
+        for inj in ("demo_pos", "none")
+        for mode in ("full", "lora")
+        for lr, score in (("1", 0.7), ("2", 0.5))
+        if (inj, mode, lr) != ("demo_pos", "full", "2")
+    ]
+    axes, varied = ("injection_task", "tuning_mode"), ["injection_task", "tuning_mode", "lr"]
+    texts = heatmap_texts(heatmap_figure(rows, axes, varied, ACC))
+    assert texts["demo_pos", "full"] == "0.700\n1/2 combos\n2/5 runs"
+    assert texts["none", "lora"] == "0.600"
+
+
 def test_bars_reach_the_lowest_whisker_and_name_each_rows_metric_when_they_differ() -> None:
     pearson = "target/eval_pearsonr"
     rows = [

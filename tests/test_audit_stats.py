@@ -3,11 +3,19 @@ end-to-end tests in test_aggregate.py left unguarded (each test names the mistak
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+import pytest
+
+from layerft import sweep_stats
+from layerft.metrics import METRICS, MetricSpec
 from layerft.sweep_baseline import ComposedConfigs, baselines
+from layerft.sweep_diffs import format_diff, other_scores_lines
 from layerft.sweep_job import Job
-from layerft.sweep_stats import compare, costs, score_is_higher
+from layerft.sweep_notes import notes
+from layerft.sweep_stats import compare, costs, paired_t_interval, score_is_higher, t_975
 from layerft.sweep_table import TableRow, build_table, combine, varied_settings
 
 ACC = "target/eval_accuracy"
@@ -195,3 +203,224 @@ def test_the_finished_config_wins_over_the_one_a_skipped_rerun_rewrote(tmp_path:
     assert not ComposedConfigs().hold(jobs, {"target_task.lr": "1e-3"})
     (run_dir / ".hydra" / "finished" / "config.yaml").unlink()  # none finished: `.hydra/`'s
     assert ComposedConfigs().hold(jobs, {"target_task.lr": "1e-3"})
+
+
+# --- the mutation audit's survivors (each test names the mutant it kills) ------------------------
+
+
+def test_every_t_quantile_is_students_to_4_decimals() -> None:
+    # Kills: a transposed digit in T_975 (2.2622 -> 2.2262 at 9 degrees of freedom: the interval of
+    # 10 seeds 1.6% too narrow); the end-to-end tests check only df 1, 2, 4, 29 and 30.
+    stats = pytest.importorskip("scipy.stats")
+    for df in [*range(1, 31), 31, 40, 60, 100, 1000]:
+        assert t_975(df) == pytest.approx(float(stats.t.ppf(0.975, df)), abs=1e-4), df
+
+
+def test_a_row_on_other_seeds_than_its_baseline_has_no_mean_difference() -> None:
+    # Kills: `if self.diffs` -> `if self.diffs is not None` in Comparison.cells: no seed in common
+    # gave a mean difference of NaN ("+nan (0)") beside "too few seeds (n=0)".
+    base = row({"injection_task": "none"}, {1: 0.5, 2: 0.6, 3: 0.7})
+    combo = row({"injection_task": "demo_pos"}, {4: 0.8, 5: 0.85, 6: 0.9})
+    cells = compare(combo, base, compared=False).cells()
+    assert cells == {"diff_mean": None, "diff_ci_low": None, "diff_ci_high": None, "diff_n": 0,
+                     "verdict": "too few seeds (n=0)"}  # fmt: skip
+    assert format_diff(cells) == "-"
+
+
+def test_differences_that_vary_by_less_than_a_millionth_still_get_an_interval() -> None:
+    # Kills: no_spread's tolerance 1e-9 -> 1e-6: a spread far above float rounding (2e-7) read "same
+    # difference at every seed: no interval".
+    stats = pytest.importorskip("scipy.stats")
+    base = row({"injection_task": "none"}, {1: 0.5, 2: 0.6, 3: 0.7})
+    combo = row({"injection_task": "demo_pos"}, {1: 0.5001, 2: 0.6001001, 3: 0.7001002})
+    comparison = compare(combo, base, compared=False)
+    diffs = np.array([0.5001 - 0.5, 0.6001001 - 0.6, 0.7001002 - 0.7])
+    half = stats.t.ppf(0.975, 2) * np.std(diffs, ddof=1) / np.sqrt(3)
+    assert comparison.verdict == "better"
+    assert comparison.ci == pytest.approx((diffs.mean() - half, diffs.mean() + half), abs=1e-9)
+
+
+def test_trainable_params_are_the_rounded_mean() -> None:
+    # Kills: round -> int in costs (1000.67 shown as 1,000).
+    combo = row({"injection_task": "demo_pos"}, {1: 0.8, 2: 0.8, 3: 0.8})
+    for j, params in zip(combo.finished, (1000.0, 1001.0, 1001.0), strict=True):
+        j.metrics.update({"target/trainable_params": params, "target/total_params": 4000.0})
+    found = costs(combo)
+    assert found["trainable_params"] == 1001
+    assert found["trainable_share"] == pytest.approx((1000 + 1001 + 1001) / 3 / 4000)
+
+
+def test_a_lower_is_better_score_of_a_further_dev_set_is_judged_lower_is_better(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Kills: `partition("/eval_")[2]` -> `[0]` in score_is_higher (no name matched, every score
+    # counted as higher-is-better); unseen while every registered metric is higher-is-better.
+    wer = MetricSpec(
+        keys=("wer",), reads=next(iter(METRICS.values())).reads, higher_is_better=False
+    )
+    monkeypatch.setattr(sweep_stats, "METRICS", {**METRICS, "wer": wer})
+    assert score_is_higher("target/eval_wer") is False
+    assert score_is_higher("target/eval_mismatched_wer") is False
+    assert score_is_higher("target/eval_power") is True  # ends in "wer", not "_wer"
+    assert score_is_higher(ACC) is True
+
+
+def test_a_rows_direction_is_its_finished_jobs_not_a_failure_before_its_config_validated() -> None:
+    # Kills: TableRow.higher_is_better read from a failed job first: one refused before its config
+    # validated records higher-is-better (no metric yet), and flipped a loss row's verdict.
+    loss = "target/eval_loss"
+    base = row({"injection_task": "none"}, {1: 0.60, 2: 0.50, 3: 0.55}, metric=loss)
+    combo = row({"injection_task": "demo_pos"}, {1: 0.50, 2: 0.41, 3: 0.44}, metric=loss)
+    for loss_row in (base, combo):
+        loss_row.finished = [replace(j, higher_is_better=False) for j in loss_row.finished]
+    refused = replace(job(4, error="LayerftError: refused"), selection_metric="")
+    combo.failed = [refused]
+    assert (combo.selection_metric, combo.higher_is_better) == (loss, False)
+    assert compare(combo, base, compared=False).verdict == "better"  # the loss went down
+
+
+def test_a_failed_job_of_a_seed_the_row_averages_is_a_failure_unless_a_later_attempt() -> None:
+    # Kills: dropping `job.later_attempt` in TableRow.later_failed_seeds: another folder's failed
+    # run of the same settings and seed (no later attempt of the result kept) was no failure and
+    # read "later attempt failed".
+    combo = row({"injection_task": "demo_pos"}, {1: 0.8, 2: 0.82})
+    combo.failed = [job(2, error="RuntimeError: boom")]
+    assert combo.later_failed_seeds() == []
+    assert costs(combo)["failed"] == 1
+    assert notes(combo, None, "row") == []
+
+
+def test_an_older_layerfts_failure_is_no_older_result() -> None:
+    # Kills: TableRow.older_seeds over the failed jobs too: a failure an older layerft recorded has
+    # no result in the row, yet the row read "older layerft: seed 3".
+    combo = row({"injection_task": "demo_pos"}, {1: 0.8, 2: 0.82})
+    combo.failed = [replace(job(3, error="RuntimeError: boom"), results_version=1)]
+    assert combo.older_seeds() == []
+    assert notes(combo, None, "row") == []
+
+
+# --- sweep_notes ---------------------------------------------------------------------------------
+
+
+def test_a_row_with_a_seed_its_baseline_lacks_says_so() -> None:
+    # Kills: the seeds note only where the row lacks a baseline seed (`theirs - mine`): its mean
+    # over seeds 1-4 beside the baseline's 1-3 went unsaid.
+    base = row({"injection_task": "none"}, {1: 0.5, 2: 0.6, 3: 0.7})
+    combo = row({"injection_task": "demo_pos"}, {1: 0.6, 2: 0.7, 3: 0.8, 4: 0.2})
+    assert notes(combo, base, "row") == ["seeds differ from baseline: 1 2 3 4 vs 1 2 3"]
+
+
+def test_a_row_whose_jobs_all_failed_has_no_seeds_note() -> None:
+    # Kills: `if mine and theirs` -> `if mine or theirs` in notes: a row of failed jobs read
+    # "seeds differ from baseline:  vs 1 2 3" beside its verdict "all 2 jobs failed".
+    base = row({"injection_task": "none"}, {1: 0.5, 2: 0.6, 3: 0.7})
+    combo = TableRow({"injection_task": "demo_pos"}, [], [job(s, error="OOM") for s in (1, 2)])
+    assert notes(combo, base, "row") == []
+    assert notes(base, combo, "row") == []  # nor a row whose baseline's did
+
+
+def test_a_baseline_on_another_selection_metric_gets_no_seeds_note() -> None:
+    # Kills: dropping `base.selection_metric == metric` in notes: a row without a baseline (another
+    # selection metric) was told its seeds differ from the baseline's, on the baseline's accuracy.
+    base = row({"injection_task": "none"}, {1: 0.5, 2: 0.6}, metric="target/eval_macro_f1")
+    for j in base.finished:
+        j.metrics[ACC] = 0.5
+    combo = row({"injection_task": "demo_pos"}, {1: 0.6, 2: 0.7, 3: 0.8})
+    assert notes(combo, base, "row") == []
+
+
+# --- sweep_diffs ---------------------------------------------------------------------------------
+
+
+def test_the_other_scores_table_is_a_markdown_table_of_the_scores_compared() -> None:
+    # Kills: a separator row one `---|` short in other_scores_lines (the header and separator had
+    # different cell counts: markdown rendered the table as text); and dropping its filter of
+    # scores no row has a difference on (a stage-1 score beside a row without stage 1: a column
+    # of "not in both"; test_aggregate checks the header as a substring only).
+    f1, stage1 = "target/eval_macro_f1", "injection/eval_token_accuracy"
+    base = row({"injection_task": "none"}, {1: 0.5, 2: 0.6, 3: 0.7})
+    combo = row({"injection_task": "demo_pos"}, {1: 0.6, 2: 0.65, 3: 0.8})
+    for combo_row, scores in ((base, (0.40, 0.50, 0.45)), (combo, (0.44, 0.55, 0.48))):
+        for j, value in zip(combo_row.finished, scores, strict=True):
+            j.metrics[f1] = value
+            if combo_row is combo:
+                j.metrics[stage1] = 0.9
+    table = build_table([base, combo], ["injection_task"], {}, [base, base], extra=[])
+    assert table.metrics == [f1, stage1] and table.rows[1][f"{stage1}_verdict"] == "not in both"
+    lines = other_scores_lines(table)
+    assert lines[5:7] == [f"| injection_task | {f1} |", "|---|---|"]
+    diffs = np.array([0.04, 0.05, 0.03])
+    low, high = paired_t_interval(diffs)
+    assert lines[7:] == [
+        "| none | baseline |",
+        f"| demo_pos | +0.0400 [{low:+.4f}, {high:+.4f}] (3) better |",
+    ]
+
+
+# --- sweep_baseline ------------------------------------------------------------------------------
+
+
+def test_a_baseline_whose_jobs_all_failed_pairs_by_their_configs(tmp_path: Path) -> None:
+    # Kills: reading only the finished jobs' configs in at_same_values: a baseline whose every job
+    # failed (Hydra wrote their configs) lost its row, "no baseline" where the row's verdict is
+    # "all 3 baseline jobs failed".
+    settings = {"injection_task": "none"}
+    failed = []
+    for seed in (1, 2, 3):
+        run_dir = tmp_path / "none" / str(seed)
+        (run_dir / ".hydra").mkdir(parents=True)
+        (run_dir / ".hydra" / "config.yaml").write_text(LR_DEFAULT)
+        failed.append(job(seed, settings=settings, run_dir=run_dir, error="RuntimeError: OOM"))
+    base = TableRow(settings, [], failed)
+    combo = row({"injection_task": "demo_pos", "target_task.lr": "5e-5"}, {1: 0.6, 2: 0.7, 3: 0.8},
+                root=tmp_path, config=LR_DEFAULT)  # fmt: skip
+    assert baselines([base, combo], {"injection_task": "none"}) == [base, base]
+    assert compare(combo, base, compared=False).verdict == "all 3 baseline jobs failed"
+
+
+def test_a_config_without_the_key_does_not_hold_its_value(tmp_path: Path) -> None:
+    # Kills: `found is None or ...` -> `found is not None and ...` in ComposedConfigs.hold: a config
+    # that has no such key at all held any value of it.
+    run_dir = tmp_path / "job"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text(LR_DEFAULT)
+    jobs = [job(1, 0.5, run_dir=run_dir)]
+    assert not ComposedConfigs().hold(jobs, {"target_task.warmup_ratio": "0.1"})
+    assert ComposedConfigs().hold(jobs, {"target_task.lr": "5e-5"})
+
+
+def test_an_unreadable_config_is_skipped_and_the_readable_ones_decide(tmp_path: Path) -> None:
+    # Kills: an unreadable config (none written, or not a mapping) answering False in
+    # ComposedConfigs.hold, and a YAML list read as a config: README, "at least one job's config is
+    # readable, and each readable one holds every value".
+    jobs = []
+    for seed, text in ((1, LR_DEFAULT), (2, None), (3, "- 1\n- 2\n")):
+        run_dir = tmp_path / str(seed)
+        (run_dir / ".hydra").mkdir(parents=True)
+        if text is not None:
+            (run_dir / ".hydra" / "config.yaml").write_text(text)
+        jobs.append(job(seed, 0.5, run_dir=run_dir))
+    assert ComposedConfigs().hold(jobs, {"target_task.lr": "5e-5"})
+    assert not ComposedConfigs().hold(jobs[1:], {"target_task.lr": "5e-5"})  # none readable
+
+
+def test_a_boolean_in_a_config_holds_the_override_spelling(tmp_path: Path) -> None:
+    # Kills: a config's boolean as Python spells it (`True`) in _text: `trainer.fp16=true` beside a
+    # baseline whose config has fp16 true never paired.
+    run_dir = tmp_path / "job"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text("trainer:\n  fp16: true\n")
+    jobs = [job(1, 0.5, run_dir=run_dir)]
+    assert ComposedConfigs().hold(jobs, {"trainer.fp16": "true"})
+    assert not ComposedConfigs().hold(jobs, {"trainer.fp16": "false"})
+
+
+def test_a_baseline_refused_before_its_config_validated_says_its_jobs_failed() -> None:
+    # Its jobs record no selection metric (""): the rows beside it said "no baseline", where
+    # failures of validated jobs say "all 3 baseline jobs failed" (the mutation audit found it).
+    refused = [
+        replace(job(s, error="LayerftError: refused"), selection_metric="") for s in (1, 2, 3)
+    ]
+    base = TableRow({"injection_task": "none"}, [], refused)
+    combo = row({"injection_task": "demo_pos"}, {1: 0.8, 2: 0.81, 3: 0.83})
+    assert compare(combo, base, compared=False).verdict == "all 3 baseline jobs failed"
