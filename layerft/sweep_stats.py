@@ -105,6 +105,8 @@ def compare(
     diffs = np.array([mine[s] - theirs[s] for s in sorted(mine.keys() & theirs.keys())])
     if len(diffs) < MIN_PAIRS:
         return Comparison(f"too few seeds (n={len(diffs)})", tuple(diffs.tolist()))
+    if not np.isfinite(diffs).all():  # a record not written by layerft (it refuses NaN)
+        return Comparison("a score is not finite", tuple(diffs.tolist()))
     if no_spread(diffs):  # a zero-width interval said "better" of, e.g., a seed-independent eval
         return Comparison(NO_SPREAD, tuple(diffs.tolist()))
     low, high = paired_t_interval(diffs)

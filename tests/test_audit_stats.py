@@ -424,3 +424,12 @@ def test_a_baseline_refused_before_its_config_validated_says_its_jobs_failed() -
     base = TableRow({"injection_task": "none"}, [], refused)
     combo = row({"injection_task": "demo_pos"}, {1: 0.8, 2: 0.81, 3: 0.83})
     assert compare(combo, base, compared=False).verdict == "all 3 baseline jobs failed"
+
+
+def test_a_score_that_is_not_finite_gets_no_verdict() -> None:
+    # layerft never writes NaN, but json reads one a record was edited to hold: its interval was
+    # (nan, nan), and `nan <= 0 <= nan` being false, the verdict "worse".
+    base = row({"injection_task": "none"}, {1: 0.5, 2: 0.6, 3: 0.7})
+    combo = row({"injection_task": "demo_pos"}, {1: 0.8, 2: float("nan"), 3: 0.83})
+    comparison = compare(combo, base, compared=False)
+    assert comparison.verdict == "a score is not finite" and comparison.ci is None
