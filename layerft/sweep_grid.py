@@ -190,7 +190,8 @@ def expand(
 ) -> list[Combination]:
     """Every combination the grid (narrowed or extended by `overrides`) runs into `sweep_dir`
     (default multirun_outputs/<grid>, where a `${hydra:...}` value naming a folder points), in
-    Hydra's order; `cpu_threads`: what its jobs train at (gpu_slots.job_cpu_threads)."""
+    Hydra's order; `cpu_threads`: what its jobs train at (gpu_slots.job_cpu_threads; "any":
+    stage1_store.ANY_THREADS)."""
     from hydra.core.global_hydra import GlobalHydra
 
     combinations = []
