@@ -1547,18 +1547,29 @@ def test_heatmap_counts_only_the_rows_its_grid_has_in_a_cell() -> None:
     assert sorted(texts.values()) == ["0.550\n2/3 runs"] * 3 + ["0.600"]
 
 
-def test_heatmap_marks_a_cell_missing_a_value_of_an_averaged_setting() -> None:
-    # A sweep stopped before full/demo_pos/lr=2 ran: that cell averaged lr=1 alone, unmarked,
-    # beside cells averaging both rates (its column and its row have lr=2).
-    rows = [
-        plot_row([score, score], injection_task=inj, tuning_mode=mode, lr=lr)
+def stopped_before_one_job(seeds: dict[str, int] | None = None) -> list[Any]:
+    """injection_task x tuning_mode x lr=1,2 (scores 0.7 and 0.5), stopped before
+    demo_pos/full/lr=2 ran; `seeds`: how many each rate ran (default 2)."""
+    return [
+        plot_row([score] * (seeds or {}).get(lr, 2), injection_task=inj, tuning_mode=mode, lr=lr)
         for inj in ("demo_pos", "none")
         for mode in ("full", "lora")
         for lr, score in (("1", 0.7), ("2", 0.5))
         if (inj, mode, lr) != ("demo_pos", "full", "2")
     ]
-    axes, varied = ("injection_task", "tuning_mode"), ["injection_task", "tuning_mode", "lr"]
-    texts = heatmap_texts(heatmap_figure(rows, axes, varied, ACC))
+
+
+def lr_heatmap_texts(rows: list[Any]) -> dict[tuple[str, str], str]:
+    """The heatmap of injection_task x tuning_mode over rows that vary lr too: each cell's text."""
+    varied = ["injection_task", "tuning_mode", "lr"]
+    return heatmap_texts(heatmap_figure(rows, ("injection_task", "tuning_mode"), varied, ACC))
+
+
+def test_heatmap_marks_a_cell_missing_a_value_of_an_averaged_setting() -> None:
+    # A sweep stopped before full/demo_pos/lr=2 ran: that cell averaged lr=1 alone, unmarked,
+    # beside cells averaging both rates (its column and its row have lr=2).
+    rows = stopped_before_one_job()
+    texts = lr_heatmap_texts(rows)
     assert texts == {
         ("demo_pos", "full"): "0.700\n1/2 combos\n2/4 runs",
         ("demo_pos", "lora"): "0.600",
@@ -1567,7 +1578,7 @@ def test_heatmap_marks_a_cell_missing_a_value_of_an_averaged_setting() -> None:
     }
     # A value one cell alone has (lr=3, demo_pos/lora) is expected of no other cell.
     rows.append(plot_row([0.9, 0.9], injection_task="demo_pos", tuning_mode="lora", lr="3"))
-    texts = heatmap_texts(heatmap_figure(rows, axes, varied, ACC))
+    texts = lr_heatmap_texts(rows)
     assert texts["demo_pos", "lora"] == "0.700" and texts["none", "lora"] == "0.600"
     assert texts["demo_pos", "full"] == "0.700\n1/2 combos\n2/4 runs"
     # A rate per pair of values (chosen per mode and task), every job run: none is missing.
@@ -1587,24 +1598,16 @@ def test_heatmap_cell_is_the_mean_of_its_combination_means() -> None:
         for inj in ("demo_pos", "none")
         for lr, score in (("1", 0.1), ("2", 0.2), ("3", 0.6))
     ]
-    axes, varied = ("injection_task", "tuning_mode"), ["injection_task", "tuning_mode", "lr"]
-    texts = heatmap_texts(heatmap_figure(rows, axes, varied, ACC))
+    texts = lr_heatmap_texts(rows)
     assert texts == {("demo_pos", "full"): "0.300", ("none", "full"): "0.300"}
 
 
 def test_heatmap_counts_a_missing_value_beside_one_only_its_cell_has() -> None:
     # Kills: `len(expected - present)` -> `len(expected) - len(present)` in grid_counts: the cell
     # lacking lr=2 but alone in having lr=3 read complete (2 expected, 2 present).
-    rows = [
-        plot_row([score, score], injection_task=inj, tuning_mode=mode, lr=lr)
-        for inj in ("demo_pos", "none")
-        for mode in ("full", "lora")
-        for lr, score in (("1", 0.7), ("2", 0.5))
-        if (inj, mode, lr) != ("demo_pos", "full", "2")
-    ]
+    rows = stopped_before_one_job()
     rows.append(plot_row([0.9, 0.9], injection_task="demo_pos", tuning_mode="full", lr="3"))
-    axes, varied = ("injection_task", "tuning_mode"), ["injection_task", "tuning_mode", "lr"]
-    texts = heatmap_texts(heatmap_figure(rows, axes, varied, ACC))
+    texts = lr_heatmap_texts(rows)
     assert texts == {
         ("demo_pos", "full"): "0.800\n2/3 combos\n4/6 runs",
         ("demo_pos", "lora"): "0.600",
@@ -1616,15 +1619,8 @@ def test_heatmap_counts_a_missing_value_beside_one_only_its_cell_has() -> None:
 def test_heatmap_expects_a_missing_combination_to_have_its_kinds_most_runs() -> None:
     # Kills: `max(row.runs ...)` -> `min(...)` in grid_counts: lr=2 ran 3 seeds wherever it ran,
     # yet the cell missing it expected 2 more runs (its kind's fewest), "2/4 runs" for 2/5.
-    rows = [
-        plot_row([score] * (2 if lr == "1" else 3), injection_task=inj, tuning_mode=mode, lr=lr)
-        for inj in ("demo_pos", "none")
-        for mode in ("full", "lora")
-        for lr, score in (("1", 0.7), ("2", 0.5))
-        if (inj, mode, lr) != ("demo_pos", "full", "2")
-    ]
-    axes, varied = ("injection_task", "tuning_mode"), ["injection_task", "tuning_mode", "lr"]
-    texts = heatmap_texts(heatmap_figure(rows, axes, varied, ACC))
+    rows = stopped_before_one_job(seeds={"1": 2, "2": 3})
+    texts = lr_heatmap_texts(rows)
     assert texts["demo_pos", "full"] == "0.700\n1/2 combos\n2/5 runs"
     assert texts["none", "lora"] == "0.600"
 
