@@ -24,13 +24,13 @@ def job_cpu_threads(launcher: Any) -> int | str | None:
     from layerft.processes import cpu_threads
     from layerft.stage1_store import ANY_THREADS
 
-    target = launcher.get("_target_")
-    if target == LocalParallelConf._target_ and cpu_threads() is not None:
+    target, here = launcher.get("_target_"), cpu_threads()
+    if target == LocalParallelConf._target_ and here is not None:
         from hydra_plugins.layerft_launcher.local_parallel import child_env  # it imports this
 
         slots, _ = planned_slots(launcher.n_jobs, launcher.gpus)
         return int(child_env(None, slots)["OMP_NUM_THREADS"])
-    return cpu_threads() if target in (BASIC_LAUNCHER, LocalParallelConf._target_) else ANY_THREADS
+    return here if target in (BASIC_LAUNCHER, LocalParallelConf._target_) else ANY_THREADS
 
 
 def visible_gpus() -> list[str]:
