@@ -47,7 +47,7 @@ from layerft.run_folder import (
     new_folder_hint,
     previous_result,
 )
-from layerft.run_record import RunRecord
+from layerft.run_record import CPU_THREADS_KEY, RunRecord
 from layerft.run_tracker import open_tracker
 from layerft.stage1 import Stage1Outcome, obtain_stage1
 from layerft.stage1_key import Stage1Key
@@ -217,7 +217,7 @@ def train_and_record(
                 extra = {"run/stage1": stage1.entry() if stage1 else {"status": "none"}}
                 extra |= hub_entries(cfg.model)  # downloaded by now
                 if (threads := cpu_threads()) is not None:  # float sums' order on a CPU
-                    extra["run/cpu_threads"] = threads
+                    extra[CPU_THREADS_KEY] = threads
                 keep_hydra_files(run_dir)  # first: a kept copy is never older than the metrics
                 history.publish()
                 predictions.publish(run_dir)

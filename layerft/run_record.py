@@ -47,6 +47,9 @@ RESULTS_VERSION_KEY = "run/results_version"  # absent from the records of versio
 FINGERPRINT_SCHEME_KEY = "run/fingerprint_scheme"  # absent from the records of scheme 1
 UNREAD_KEY = "run/unread_settings"  # RunRecord.unread (absent before scheme 3)
 FILE_SETTINGS_KEY = "run/file_settings"  # RunRecord.file_settings (absent from older records)
+# torch's threads a run on a CPU computed at (processes.cpu_threads; absent on a GPU and from older
+# records): float sums' order, so a run at another count gives other numbers
+CPU_THREADS_KEY = "run/cpu_threads"
 # A failed job's failed.json: its error's type and first line (errors.error_line), and its type.
 ERROR_KEY = "run/error"
 ERROR_TYPE_KEY = "run/error_type"

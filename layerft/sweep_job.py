@@ -20,6 +20,7 @@ from layerft.model_files import model_changed_since, on_other
 from layerft.record_migration import migrated_fingerprints
 from layerft.results import FAILED_FILE, METRICS_FILE
 from layerft.run_record import (
+    CPU_THREADS_KEY,
     ERROR_KEY,
     ERROR_TYPE_KEY,
     FILE_SETTINGS_KEY,
@@ -77,6 +78,10 @@ class Job:
     # The keys its grid or experiment file set, with their values (RunRecord.file_settings; None:
     # an older record, which does not say): not in `settings`, which name what was chosen.
     file_settings: dict[str, str] | None = None
+    # torch's CPU threads a finished job computed at (run_record.CPU_THREADS_KEY; None: on a GPU, or
+    # an older record): a job at another count than its baseline's pair differs in float sums' order
+    # and, with stage 1, started from another stored stage 1 (sweep_notes).
+    cpu_threads: int | None = None
 
     @property
     def changed(self) -> tuple[str, ...]:
@@ -150,6 +155,9 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
     unread = tuple(data.get(UNREAD_KEY, ()))
     if not isinstance(file_settings := data.get(FILE_SETTINGS_KEY), dict | None):
         raise TypeError(f"{FILE_SETTINGS_KEY} is not a JSON object")
+    threads = data.get(CPU_THREADS_KEY)
+    if isinstance(threads, bool) or not isinstance(threads, int | None):
+        raise TypeError(f"{CPU_THREADS_KEY} is not a whole number")
     if (migrated := migrated_fingerprints(run_dir, data)) is not None:
         # as this scheme keys it, from the config kept beside it
         fingerprint, seedless, unread = migrated
@@ -175,4 +183,5 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
         file_settings=None
         if file_settings is None
         else {str(k): str(v) for k, v in file_settings.items()},
+        cpu_threads=threads if finished else None,
     )

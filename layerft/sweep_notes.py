@@ -1,6 +1,7 @@
 """The notes of a sweep table's row: what its numbers hide (seeds that ran different configs, a
-mean over other seeds than its baseline's, a failed later attempt, older results, a best
-checkpoint that predicts one label or is the model as given).
+mean over other seeds than its baseline's, seeds run at other CPU thread counts than its
+baseline's, a failed later attempt, older results, a best checkpoint that predicts one label or
+is the model as given).
 
 Serves no config group: `layerft/sweep_table.py`'s build_table writes them into each row.
 """
@@ -26,8 +27,9 @@ FLAGS = ((PREDICTED_CLASSES, "predicts one label on dev"),
 def notes(combo: TableRow, base: TableRow | None, row_label: str) -> list[str]:
     """What a row's numbers hide: seeds that ran different configs (a YAML or code default changed
     between them; the settings name only the command line), logged as a warning too; a mean over
-    other seeds than its baseline's (the gap between the two means is partly the seeds'); a later
-    attempt that failed beside a result the row keeps; results an older layerft computed; FLAGS.
+    other seeds than its baseline's (the gap between the two means is partly the seeds'); seeds it
+    and its baseline ran at other CPU thread counts (_other_threads); a later attempt that failed
+    beside a result the row keeps; results an older layerft computed; FLAGS.
     `row_label` names the row in the warning."""
     found = []
     metric = combo.selection_metric
@@ -35,6 +37,8 @@ def notes(combo: TableRow, base: TableRow | None, row_label: str) -> list[str]:
         mine, theirs = combo.values(metric), base.values(metric)
         if mine and theirs and mine.keys() != theirs.keys():
             found.append(f"seeds differ from baseline: {_seeds(mine)} vs {_seeds(theirs)}")
+        if threads := _other_threads(combo, base):
+            found.append(f"CPU threads differ from baseline: {threads}")
     if later := combo.later_failed_seeds():
         found.append(f"later attempt failed: seed {' '.join(map(str, later))} (result kept)")
     if older := combo.older_seeds():
@@ -53,6 +57,15 @@ def notes(combo: TableRow, base: TableRow | None, row_label: str) -> list[str]:
             seeds,
         )
     return found
+
+
+def _other_threads(combo: TableRow, base: TableRow) -> str:
+    """The seeds a row and its baseline ran at other CPU thread counts, `seed 2 (1 vs 2)` each:
+    their pair's difference holds float sums in another order, and where stage 1 was stored, a
+    stage 1 trained apart (a sweep resumed at another count, `stage1_key.Stage1Key.cpu_threads`)."""
+    mine, theirs = combo.cpu_threads(), base.cpu_threads()
+    seeds = sorted(seed for seed in mine.keys() & theirs.keys() if mine[seed] != theirs[seed])
+    return ", ".join(f"seed {seed} ({mine[seed]} vs {theirs[seed]})" for seed in seeds)
 
 
 def _seeds(values: dict[int, float]) -> str:

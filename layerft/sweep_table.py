@@ -73,6 +73,10 @@ class TableRow:
         """Seeds whose result an older layerft computed (run_record.RESULTS_VERSION)."""
         return sorted(job.seed for job in self.finished if job.older)
 
+    def cpu_threads(self) -> dict[int, int]:
+        """seed -> the CPU threads its finished job computed at, for those that record one."""
+        return {job.seed: job.cpu_threads for job in self.finished if job.cpu_threads is not None}
+
     def values(self, key: str) -> dict[int, float]:
         """seed -> the metric, for the finished jobs that report it."""
         return {job.seed: job.metrics[key] for job in self.finished if key in job.metrics}

@@ -71,6 +71,7 @@ def write_job(
     scheme: int | None = FINGERPRINT_SCHEME,
     unread: tuple[str, ...] | None = None,
     file_settings: dict[str, str] | None = None,
+    threads: Any = None,
     **choices: str,
 ) -> Path:
     """A job folder as a sweep leaves it: metrics.json (or failed.json with `error`: a message, or
@@ -78,7 +79,8 @@ def write_job(
     given are CHOICES'; each given one is also an override. `config`: the seedless fingerprint
     (None: a record written before it existed; by default one per choices and overrides). `data`: `<group>.<split>` -> the data file it read.
     `version`: the results version of the layerft that wrote it (None: before versions were
-    recorded); `scheme` its fingerprint scheme (None: before schemes were recorded)."""
+    recorded); `scheme` its fingerprint scheme (None: before schemes were recorded); `threads` the
+    CPU threads it ran at (None: on a GPU, or an older record)."""
     path.mkdir(parents=True, exist_ok=True)
     if config == "":
         config = json.dumps([sorted(choices.items()), sorted(overrides)])
@@ -99,6 +101,8 @@ def write_job(
         record["run/unread_settings"] = list(unread)
     if file_settings is not None:  # what its grid file set (run_record.RunRecord.file_settings)
         record["run/file_settings"] = file_settings
+    if threads is not None:
+        record["run/cpu_threads"] = threads
     if data is not None:
         record["run/data_files"] = {k: file_io.file_sha256(f) for k, f in data.items()}
         record["run/data_paths"] = {k: str(f) for k, f in data.items()}
@@ -420,6 +424,26 @@ def test_difference_pairs_by_seed_and_ignores_an_unpaired_one(tmp_path: Path) ->
     assert "| demo_pos | 0.8850 ± 0.0854 (4) | +0.1000 [+0.0752, +0.1248] (3) | better |" in (
         result.markdown
     )
+
+
+def test_a_seed_run_at_other_cpu_threads_than_its_baselines_says_so(tmp_path: Path) -> None:
+    # A sweep resumed at another thread count: its new jobs' numbers hold float sums in another
+    # order, and trained their own stage 1; the pair's difference said nothing of it.
+    write_seeds(tmp_path, {1: 0.6, 2: 0.5, 3: 0.6}, injection_task="none", threads=2)
+    write_seeds(tmp_path, {1: 0.7, 2: 0.6}, injection_task="demo_pos", threads=2)
+    write_job(tmp_path / "demo_pos-3", 3, 0.7, injection_task="demo_pos", threads=1)
+    write_seeds(tmp_path, {1: 0.6, 2: 0.5, 3: 0.6}, injection_task="none", tuning_mode="lora")
+    write_seeds(tmp_path, {1: 0.6, 2: 0.5}, injection_task="demo_pos", tuning_mode="lora")
+    write_job(tmp_path / "lora-3", 3, 0.6, injection_task="demo_pos", tuning_mode="lora", threads=1)
+    result = aggregate(tmp_path)
+    row = row_of(result, injection_task="demo_pos", tuning_mode="full")
+    assert row["notes"] == "CPU threads differ from baseline: seed 3 (1 vs 2)"
+    assert "| 1 2 3 | 0 | CPU threads differ from baseline: seed 3 (1 vs 2) |" in result.markdown
+    # A baseline on a GPU (no count recorded) is no other count: the lora rows have no note.
+    assert [r["notes"] for r in result.rows if r is not row] == ["", "", ""]
+    write_job(tmp_path / "demo_pos-3", 3, 0.7, injection_task="demo_pos", threads="1")
+    with pytest.raises(LayerftError, match=r"demo_pos-3/metrics.json: run/cpu_threads is not a "):
+        read_job(tmp_path / "demo_pos-3")
 
 
 def test_a_mean_over_other_seeds_than_its_baselines_says_so(tmp_path: Path) -> None:

@@ -329,6 +329,20 @@ def test_a_baseline_on_another_selection_metric_gets_no_seeds_note() -> None:
     assert notes(combo, base, "row") == []
 
 
+def test_cpu_threads_are_compared_with_a_baseline_on_the_same_selection_metric_only() -> None:
+    # A baseline on another selection metric is no baseline: no note on its thread counts either.
+    base = row({"injection_task": "none"}, {1: 0.5, 2: 0.6}, metric="target/eval_macro_f1")
+    combo = row({"injection_task": "demo_pos"}, {1: 0.6, 2: 0.7})
+    base.finished = [replace(j, cpu_threads=2) for j in base.finished]
+    combo.finished = [replace(j, cpu_threads=1) for j in combo.finished]
+    assert notes(combo, base, "row") == []
+    base.finished = [replace(j, selection_metric=ACC) for j in base.finished]
+    assert notes(combo, base, "row") == [
+        "CPU threads differ from baseline: seed 1 (1 vs 2), seed 2 (1 vs 2)"
+    ]
+    assert notes(combo, combo, "row") == []  # a baseline row itself
+
+
 # --- sweep_diffs ---------------------------------------------------------------------------------
 
 
