@@ -2,7 +2,8 @@
 `results.csv`, `results.md` and the plots (`layerft/plots.py`, `plots_heatmap.py`).
 
 Serves no config group: `sweep.py` and benchmarks call `aggregate()`. It reads only what each run
-writes (`metrics.json`, `failed.json`, `history.jsonl`), never `.hydra/` or a tracker.
+writes (`metrics.json`, `failed.json`, `history.jsonl`), never a tracker; `.hydra/`'s composed
+config only to pair a row with its baseline (`sweep_baseline.py`: a key's value no record names).
 """
 
 from __future__ import annotations

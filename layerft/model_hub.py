@@ -71,6 +71,8 @@ def unreachable_hub_error(cfg: ModelConfig) -> LayerftError | None:
 
 
 def unreachable_error(cfg: ModelConfig, reason: str) -> LayerftError:
+    """The one line a model the hub could not give says: `reason`, a mistyped folder's hint, the
+    offline alternatives."""
     # `models/minilmm` where `models/` holds model folders: most likely a mistyped folder, not a
     # hub id (a `klue/` data folder beside `klue/bert-base` is no hint).
     parent = Path(cfg.hub_id).expanduser().parent if cfg.hub_id else Path()

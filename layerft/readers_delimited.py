@@ -202,6 +202,9 @@ def _rows_of(text: str, delimiter: str) -> Any:
 
 
 def delimited_record_line(delimiter: str) -> Callable[[str, int], int | None]:
+    """A function giving the line of a CSV or TSV text's `number`th record (1: the first after the
+    header), None past its last."""
+
     def line_of(text: str, number: int) -> int | None:
         reader = _rows_of(text, delimiter)
         rows, start = -1, 1  # the header is row 0

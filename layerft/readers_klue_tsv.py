@@ -212,6 +212,7 @@ def hub_dp(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def block_record_line(text: str, number: int) -> int | None:
+    """The line of the `number`th sentence header (1: the first) of a block file, None past its last."""
     lines = enumerate(text_lines(text), 1)
     headers = (n for n, line in lines if _SENTENCE_HEADER.fullmatch(line))
     return next((n for i, n in enumerate(headers, 1) if i == number), None)

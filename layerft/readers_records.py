@@ -133,6 +133,8 @@ def read_parquet(path: Path) -> list[dict[str, Any]]:
 
 
 def json_record_line(text: str, number: int) -> int | None:
+    """The line of the `number`th record (1: the first) of a JSON array or JSON-lines text, None
+    past its last."""
     if text.lstrip().startswith("["):
         return array_element_line(text, number - 1)
     filled = (n for n, line in enumerate(text.split("\n"), 1) if line and not line.isspace())

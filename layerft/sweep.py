@@ -47,6 +47,7 @@ LOCK_FILE = ".sweep.lock"  # held by the sweep.py running the folder's grid
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """sweep.py's arguments: a grid and its overrides, or `aggregate <dir>`, and the options."""
     parser = argparse.ArgumentParser(
         prog="sweep.py",
         usage="%(prog)s [options] grid [overrides ...]",
@@ -77,6 +78,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str]) -> int:
+    """Run sweep.py with `argv`; its exit status."""
     logging.basicConfig(
         level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
     )

@@ -2,8 +2,7 @@
 or `[pkg://<package>]`: found by `layerft/sweep_hydra.py`) as its combinations: each job's
 overrides, composed config, fingerprint and stage-1 key, without running anything (`sweep.py
 --dry-run` and the plan of a sweep that runs). Job folders are named here (`job_dirname`, the
-`layerft_dirname` resolver); each job's config is composed, and its stored stage 1 looked up, by
-`layerft/sweep_compose.py`.
+`layerft_dirname` resolver); `layerft/sweep_compose.py` composes each job's config.
 
 Serves the `sweep` config group (conf/sweep/<grid>.yaml: `hydra.sweeper.params`).
 """
@@ -65,6 +64,7 @@ def job_folder(combination: Combination) -> str:
 
 
 def register_resolvers() -> None:
+    """Register `${layerft_dirname:...}` (job_dirname), which job folder names are built with."""
     if not OmegaConf.has_resolver("layerft_dirname"):
         OmegaConf.register_new_resolver("layerft_dirname", job_dirname)
 

@@ -99,6 +99,8 @@ def _on_changed(stale: list[Stale], files: bool = False) -> str:
 
 
 def print_summary(state: Status) -> None:
+    """Print what a folder holds of its grid: counts, then each job failed, on changed files,
+    unfinished or not run."""
     stale = f", {len(state.stale)} on changed {_on_changed(state.stale)}" if state.stale else ""
     killed = f", {len(state.unfinished)} unfinished" if state.unfinished else ""
     not_run = len(state.missing) - len(state.unfinished)

@@ -104,6 +104,7 @@ def combine(jobs: list[Job]) -> list[TableRow]:
 
 
 def setting(settings: dict[str, str], key: str) -> str:
+    """A job's value of setting `key`, MISSING where it has none."""
     return settings.get(key, MISSING)
 
 

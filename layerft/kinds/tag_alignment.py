@@ -217,6 +217,7 @@ NO_SUBWORD_FIX = "replace the characters the tokenizer removes (control, format,
 
 @functools.cache  # once per task and count, not at every evaluation
 def warn_untagged(task: str, what: str, fix: str) -> None:
+    """Warn once that `what` of `task`'s words get no tag, how each metric scores them, and `fix`."""
     log.warning(
         "%s: %s and are not tagged: conlleval scores each as an \"O\" prediction against its gold "
         "tag, token_f1 and klue_ner leave them out (as KLUE-baseline); %s", task, what, fix,
