@@ -4,12 +4,13 @@ Each tuning mode of the grid runs in its own process (`-m sweep=adapter_study tu
 so peak memory is not inflated by what an earlier job left in the allocator.
 
     python benchmarks/adapter_study.py --sweep-dir multirun_outputs/adapter_study \
-        -- model=minilm target_task=snli seed=42 \
+        -- model=minilm target_task=snli seed=42 target_task.lr=5e-5 \
            target_task.data_files.train=../shared/data/snli/train.jsonl \
            target_task.data_files.validation=../shared/data/snli/validation.jsonl
 
 Everything after `--` is passed to `train.py -m sweep=adapter_study` (the grid also sweeps three
-tasks and three seeds: name one of each to measure the five modes once). Finished jobs in the sweep
+tasks, three learning rates and three seeds: name one of each, e.g. `target_task.lr=5e-5`, to
+measure the five modes once; with several rates each row pairs with full fine-tuning at its own). Finished jobs in the sweep
 directory are not rerun. With `--table-only` it only reads an existing sweep directory. The table
 is `layerft.aggregate`'s (results.csv, results.md and plots in the sweep directory), with the
 speed and memory metrics below as extra columns.
