@@ -20,6 +20,7 @@ import pytest
 import torch
 from compose import compose_run
 from datasets import Dataset
+from test_audit_training import TARGET_ONLY, _train_target  # model=tiny, the target stage alone
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from layerft import interrupts, phase, predictions, tokenized
@@ -27,17 +28,10 @@ from layerft.callbacks import ForwardLogs, PauseClock
 from layerft.errors import LayerftError
 from layerft.metrics import MetricInput
 from layerft.phase_trainer import PhaseSteps, build_phase_trainer, training_arguments
-from layerft.run import train_stages
 from layerft.stage1 import Stage1Outcome
 from layerft.stage1_store import Stage1Result
 from layerft.stage_data import load_stage_data
 from layerft.stage_models import build_target_model
-
-# Target stage alone on model=tiny: 40 examples at batch 16 (3 steps, the last of 8), as
-# tests/test_audit_training.py trains it.
-TARGET_ONLY = ("model=tiny", "tracker=none", "injection_task=none",
-               "target_task.generator_sizes.train=40", "target_task.generator_sizes.validation=16",
-               "target_task.batch_size=16")  # fmt: skip
 
 
 def _phase_trainer(folder: Path, *overrides: str) -> Any:
@@ -89,19 +83,8 @@ def test_the_phase_trainer_draws_random_batches_unless_grouped_by_length(tmp_pat
 # --- a trained phase's metrics ------------------------------------------------------------------
 
 
-def _train_target(folder: Path, *overrides: str) -> tuple[dict[str, float], list[Any]]:
-    cfg = compose_run(*TARGET_ONLY, f"cache_dir={folder / 'cache'}", *overrides)
-    logs: list[Any] = []
-    run_dir = folder / "run"
-    run_dir.mkdir(parents=True)
-    metrics, _ = train_stages(
-        cfg, load_stage_data(cfg), run_dir, lambda n, step: logs.append((step, n))
-    )
-    return metrics, logs
-
-
 @pytest.fixture(scope="module")
-def once(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, float], list[Any]]:
+def once(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, float], list[Any], Path]:
     # one dev evaluation an epoch: at step 3, the last
     return _train_target(
         tmp_path_factory.mktemp("once"), "target_task.epochs=1", "target_task.evals_per_epoch=1"
@@ -109,7 +92,7 @@ def once(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, float], li
 
 
 def test_a_trained_phase_logs_its_training_loss_at_each_evaluation_only(once) -> None:
-    _, logs = once
+    _, logs, _ = once
     assert [step for step, numbers in logs if "target/loss" in numbers] == [3]
     assert [step for step, numbers in logs if "target/eval_loss" in numbers] == [3]
 
@@ -123,7 +106,7 @@ COUNTS = {"total_params": 418818.0, "trainable_params": 418818.0,
 
 
 def test_a_trained_phase_reports_its_parameter_counts_and_memory(once) -> None:
-    metrics, _ = once
+    metrics, _, _ = once
     counts = {k.removeprefix("target/"): v for k, v in metrics.items() if "_params" in k}
     assert counts == COUNTS
     assert all(type(v) is float for v in counts.values())
