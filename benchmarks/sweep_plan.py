@@ -22,7 +22,7 @@ from config_errors import compare  # benchmarks/, this script's folder
 COMMANDS = {
     "demo (12 combinations)": ["demo"],
     "klue_paper (36)": ["klue_paper"],
-    "adapter_study (45)": ["adapter_study"],
+    "adapter_study (135)": ["adapter_study"],
     "demo, 5 seeds x 3 rates (60)": ["demo", "seed=1,2,3,4,5", "target_task.lr=1e-5,3e-5,1e-4"],
 }
 

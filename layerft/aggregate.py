@@ -2,8 +2,9 @@
 `results.csv`, `results.md` and the plots (`layerft/plots.py`, `plots_heatmap.py`).
 
 Serves no config group: `sweep.py` and benchmarks call `aggregate()`. It reads only what each run
-writes (`metrics.json`, `failed.json`, `history.jsonl`), never a tracker; `.hydra/`'s composed
-config only to pair a row with its baseline (`sweep_baseline.py`: a key's value no record names).
+writes (`metrics.json`, `failed.json`, `history.jsonl`), never a tracker; `.hydra/` only to tell
+a started job (its folder), to pair a row with its baseline and to migrate an older record's
+fingerprints (the composed config: `sweep_baseline.py`, `record_migration.py`).
 """
 
 from __future__ import annotations

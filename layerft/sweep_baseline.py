@@ -27,7 +27,8 @@ DEFAULT_BASELINE = {"injection_task": "none"}  # a row's baseline: the same sett
 
 def check_baseline(baseline: dict[str, str] | None, jobs: list[Job]) -> dict[str, str]:
     """The settings replaced to find a row's baseline; a user's key=value must be a job's setting
-    (a typo in the value would leave every row without a baseline, and without a word)."""
+    (a typo in the value would leave every row without a baseline, and without a word), or the
+    value that every job leaving it unset holds in its composed config (then `-`)."""
     if baseline is None:
         return DEFAULT_BASELINE
     known = {key for job in jobs for key in job.settings}
@@ -39,7 +40,12 @@ def check_baseline(baseline: dict[str, str] | None, jobs: list[Job]) -> dict[str
     spec = {key: spelled_as_in(jobs, key, str(value)) for key, value in baseline.items()}
     for key, value in spec.items():
         values = {setting(job.settings, key) for job in jobs}
-        if value not in values:
+        unset = [job for job in jobs if setting(job.settings, key) == MISSING]
+        if value not in values and unset and ComposedConfigs().hold(unset, {key: value}):
+            # the value the jobs that leave it unset hold (a grid given the key later, in a
+            # folder of its earlier results: `target_task.lr=5e-5`, the task's own)
+            spec[key] = MISSING
+        elif value not in values:
             unset = f", or {MISSING} (not set: its options' value)" if MISSING in values else ""
             raise LayerftError(
                 f"baseline {key}={baseline[key]} is in no job; give one of the values the jobs "

@@ -156,8 +156,8 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
     if not isinstance(file_settings := data.get(FILE_SETTINGS_KEY), dict | None):
         raise TypeError(f"{FILE_SETTINGS_KEY} is not a JSON object")
     threads = data.get(CPU_THREADS_KEY)
-    if isinstance(threads, bool) or not isinstance(threads, int | None):
-        raise TypeError(f"{CPU_THREADS_KEY} is not a whole number")
+    if threads is not None and (type(threads) is not int or threads < 1):
+        raise TypeError(f"{CPU_THREADS_KEY} is not a positive whole number")
     if (migrated := migrated_fingerprints(run_dir, data)) is not None:
         # as this scheme keys it, from the config kept beside it
         fingerprint, seedless, unread = migrated

@@ -441,9 +441,10 @@ def test_a_seed_run_at_other_cpu_threads_than_its_baselines_says_so(tmp_path: Pa
     assert "| 1 2 3 | 0 | CPU threads differ from baseline: seed 3 (1 vs 2) |" in result.markdown
     # A baseline on a GPU (no count recorded) is no other count: the lora rows have no note.
     assert [r["notes"] for r in result.rows if r is not row] == ["", "", ""]
-    write_job(tmp_path / "demo_pos-3", 3, 0.7, injection_task="demo_pos", threads="1")
-    with pytest.raises(LayerftError, match=r"demo_pos-3/metrics.json: run/cpu_threads is not a "):
-        read_job(tmp_path / "demo_pos-3")
+    for bad in ("1", 0, 2.0):
+        write_job(tmp_path / "demo_pos-3", 3, 0.7, injection_task="demo_pos", threads=bad)
+        with pytest.raises(LayerftError, match=r"-3/metrics.json: run/cpu_threads is not a posit"):
+            read_job(tmp_path / "demo_pos-3")
 
 
 def test_a_mean_over_other_seeds_than_its_baselines_says_so(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from layerft import sweep_stats
+from layerft.errors import LayerftError
 from layerft.metrics import METRICS, MetricSpec
-from layerft.sweep_baseline import ComposedConfigs, baselines
+from layerft.sweep_baseline import ComposedConfigs, baselines, check_baseline
 from layerft.sweep_diffs import format_diff, other_scores_lines
 from layerft.sweep_job import Job
 from layerft.sweep_notes import notes
@@ -341,6 +342,21 @@ def test_cpu_threads_are_compared_with_a_baseline_on_the_same_selection_metric_o
         "CPU threads differ from baseline: seed 1 (1 vs 2), seed 2 (1 vs 2)"
     ]
     assert notes(combo, combo, "row") == []  # a baseline row itself
+
+
+def test_a_baseline_value_the_rows_leaving_it_unset_hold_names_those_rows(tmp_path: Path) -> None:
+    # adapter_study given a rate axis in a folder of its earlier results: those leave
+    # target_task.lr unset (the task's own 5e-5), and `--baseline target_task.lr=5e-5` was refused
+    # after every job had run (a diff review).
+    old = tmp_path / "old"
+    (old / ".hydra").mkdir(parents=True)
+    (old / ".hydra" / "config.yaml").write_text("target_task:\n  lr: 5.0e-05\n")
+    jobs = [job(1, 0.5, settings={"tuning_mode": "full"}, run_dir=old),
+            job(1, 0.6, settings={"tuning_mode": "lora", "target_task.lr": "0.001"})]  # fmt: skip
+    spec = check_baseline({"tuning_mode": "full", "target_task.lr": "5e-5"}, jobs)
+    assert spec == {"tuning_mode": "full", "target_task.lr": "-"}
+    with pytest.raises(LayerftError, match=r"baseline target_task.lr=3e-5 is in no job; give one "):
+        check_baseline({"target_task.lr": "3e-5"}, jobs)
 
 
 # --- sweep_diffs ---------------------------------------------------------------------------------

@@ -109,8 +109,8 @@ def sweep(tmp: Path, *args: str, expect: int = 0) -> str:
 
 def test_the_adapter_study_runs_every_mode_at_the_same_three_learning_rates() -> None:
     # At full fine-tuning's 5e-5 alone the parameter-efficient modes barely trained (BENCHMARKS.md,
-    # "Adapter study on one H100 GPU, MiniLM"): a comparison of the modes at one rate was no
-    # comparison of the methods (a DESIGN review).
+    # "The adapter study on MiniLM (pre-trained) on the H200"): a comparison of the modes at one
+    # rate was no comparison of the methods (a DESIGN review).
     jobs, _ = sweep_grid.grid_jobs("adapter_study", [])
     rates: dict[str, set[float]] = {}
     for job in jobs:

@@ -97,6 +97,7 @@ for i in "${!steps[@]}"; do
         study=/tmp/layerft_gpu_study
         timeout "$left" python -u benchmarks/adapter_study.py --sweep-dir "$study" -- \
             "${minilm[@]}" "${data[@]}" "target_task.generator_sizes.train=$STUDY_TRAIN" seed=42 \
+            target_task.lr=5e-5 \
             target_task.generator_sizes.validation=1000 \
             target_task.epochs=1 target_task.evals_per_epoch=1 trainer.precision=bf16 \
             2>&1 | grep --line-buffered -v "it/s\]" | tail -40
