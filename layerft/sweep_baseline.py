@@ -40,8 +40,8 @@ def check_baseline(baseline: dict[str, str] | None, jobs: list[Job]) -> dict[str
     spec = {key: spelled_as_in(jobs, key, str(value)) for key, value in baseline.items()}
     for key, value in spec.items():
         values = {setting(job.settings, key) for job in jobs}
-        unset = [job for job in jobs if setting(job.settings, key) == MISSING]
-        if value not in values and unset and ComposedConfigs().hold(unset, {key: value}):
+        leaving = [job for job in jobs if setting(job.settings, key) == MISSING]
+        if value not in values and leaving and ComposedConfigs().hold(leaving, {key: value}):
             # the value the jobs that leave it unset hold (a grid given the key later, in a
             # folder of its earlier results: `target_task.lr=5e-5`, the task's own)
             spec[key] = MISSING
