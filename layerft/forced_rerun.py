@@ -218,8 +218,12 @@ def main(argv: list[str]) -> int:
         return 2
     failed = False
     for folder in map(Path, argv):
-        if not (folder / NOTE_FILE).is_file():
+        note = folder / NOTE_FILE
+        if not note.is_file():
             print(f"{folder}: no forced rerun's note: nothing to tidy")
+        elif note.stat().st_size == 0:  # a rerun stopped before it set anything aside
+            note.unlink(missing_ok=True)
+            print(f"{folder}: its rerun's note was empty (it had set nothing aside); tidied")
         elif tidy_finished(folder, folder / HYDRA_SUBDIR, any_host=True):
             print(f"{folder}: tidied")
         elif (folder / NOTE_FILE).is_file():

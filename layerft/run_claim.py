@@ -69,6 +69,9 @@ def claimed_folder(
             except OSError as err:  # flock's own
                 if err.errno not in NO_LOCKS:
                     raise file_error("write", path, err) from err
+                # held_lock made the file before flock failed: no lock file outlives the run, which
+                # a later run would read as a killed run's
+                stack.callback(path.unlink, missing_ok=True)
                 log.warning(
                     "%s: no file locks (%s); a second run there is not stopped", run_dir, err
                 )
