@@ -221,18 +221,21 @@ def main(argv: list[str]) -> int:
         note = folder / NOTE_FILE
         if not note.is_file():
             print(f"{folder}: no forced rerun's note: nothing to tidy")
-        elif note.stat().st_size == 0:  # a rerun stopped before it set anything aside
-            note.unlink(missing_ok=True)
-            print(f"{folder}: its rerun's note was empty (it had set nothing aside); tidied")
-        elif tidy_finished(folder, folder / HYDRA_SUBDIR, any_host=True):
+            continue
+        # Read before remove_dead_rerun, which removes an empty note (a rerun that stopped before
+        # it set anything aside) as it removes a finished replacement's: they are told apart here.
+        empty = note.stat().st_size == 0
+        if tidy_finished(folder, folder / HYDRA_SUBDIR, any_host=True):
             print(f"{folder}: tidied")
-        elif (folder / NOTE_FILE).is_file():
+        elif note.is_file():
             failed = True
             print(
                 f"{folder}: left as it is: its rerun still runs on this host, its note is "
                 "unreadable, or a file could not be removed (see above)",
                 file=sys.stderr,
             )
+        elif empty:
+            print(f"{folder}: its rerun's note was empty (it had set nothing aside); tidied")
         else:
             print(f"{folder}: its rerun had replaced the result; tidied")
     return 1 if failed else 0

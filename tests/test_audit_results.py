@@ -369,6 +369,11 @@ def test_tidying_an_empty_note_says_the_rerun_set_nothing_aside(tmp_path: Path, 
     # the result; tidied" (the audit's bug 2): it replaced nothing.
     (tmp_path / "metrics.json").write_text("{}")
     (tmp_path / forced_rerun.NOTE_FILE).write_text("")
+    with (tmp_path / forced_rerun.NOTE_FILE).open() as held:  # its rerun still runs: left alone
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert forced_rerun.main([str(tmp_path)]) == 1
+    assert (tmp_path / forced_rerun.NOTE_FILE).exists()
+    capsys.readouterr()
     assert forced_rerun.main([str(tmp_path)]) == 0
     assert capsys.readouterr().out == (
         f"{tmp_path}: its rerun's note was empty (it had set nothing aside); tidied\n"
