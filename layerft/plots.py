@@ -67,14 +67,14 @@ def bars_figure(rows: list[PlotRow], metric: str) -> Figure:
     ax.barh(place, np.nan_to_num(means), xerr=spread, color=colors, capsize=3)
     labels = [row.label + (" (baseline)" if row.is_baseline else "") for row in rows]
     ax.set_yticks(place, labels, fontsize="small")
-    reach = max([abs(row.mean) + row.std for row in rows if row.scores], default=1.0)
+    # Limits from finite scores only: a NaN in a record layerft did not write failed the figure
+    finite = [row for row in rows if row.scores and np.isfinite([row.mean, row.std]).all()]
+    reach = max([abs(row.mean) + row.std for row in finite], default=1.0)
     for y, row in zip(place, rows, strict=True):
         text = f" {row.mean:.3f} (n={len(row.scores)})" if row.scores else " no finished run"
-        ax.text(
-            max(row.mean + row.std, 0) if row.scores else 0, y, text, va="center", fontsize="small"
-        )
+        ax.text(max(row.mean + row.std, 0) if row in finite else 0, y, text, va="center", fontsize="small")  # fmt: skip
     # From the lowest whisker: a negative score (pearsonr, matthews) or a wide spread reaches below 0.
-    low = min([row.mean - row.std for row in rows if row.scores], default=0.0)
+    low = min([row.mean - row.std for row in finite], default=0.0)
     ax.set_xlim(min(0.0, low * 1.1), reach * 1.35)
     ax.set_xlabel(f"{metric} (mean ± sample std over seeds)")
     ax.set_ylim(-0.6, len(rows) - 0.4)

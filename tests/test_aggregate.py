@@ -1670,6 +1670,15 @@ def test_bars_reach_the_lowest_whisker_and_name_each_rows_metric_when_they_diffe
     assert labels == ["target_task=sent", "target_task=x"]
 
 
+def test_bars_draw_beside_a_score_that_is_not_finite() -> None:
+    # A NaN in a record layerft did not write (it refuses them) failed the whole aggregation:
+    # matplotlib refuses NaN axis limits
+    rows = [plot_row([float("nan")], target_task="a"), plot_row([0.9, 0.8], target_task="b")]
+    ax = draw(rows, ["target_task"], ACC, None)["bars.png"].axes[0]
+    assert ax.get_xlim() == pytest.approx((0.0, (0.85 + np.std([0.9, 0.8], ddof=1)) * 1.35))
+    assert [t.get_text() for t in ax.texts][0] == " nan (n=1)"
+
+
 def test_a_bar_of_one_seed_draws_no_whisker() -> None:
     rows = [plot_row([0.9, 0.8], target_task="a"), plot_row([0.7], target_task="b")]
     ax = draw(rows, ["target_task"], ACC, None)["bars.png"].axes[0]
