@@ -20,19 +20,18 @@ from typing import Any
 from layerft import plots
 from layerft.errors import LayerftError
 from layerft.file_io import write_all_atomic
-from layerft.plots_common import PlotRow, natural_key
+from layerft.plot_rows import plot_row
+from layerft.plots_common import natural_key
 from layerft.plots_heatmap import heatmap_axes
-from layerft.results import read_history
 from layerft.run_record import older_results
 from layerft.sweep_baseline import baselines, check_baseline
+from layerft.sweep_best import BEST_FILES, best_table, best_writers
 from layerft.sweep_job import Job, changed_files
 from layerft.sweep_records import holds_record, read_sweep, unfinished_dirs
 from layerft.sweep_report import SweepFolder, csv_text, older_versions, render_markdown
 from layerft.sweep_table import (
     Failure,
     Table,
-    TableRow,
-    applies,
     build_table,
     combine,
     label,
@@ -42,7 +41,7 @@ from layerft.sweep_table import (
 
 log = logging.getLogger(__name__)
 
-OUTPUTS = ("results.csv", "results.md", "failures.csv", *plots.FIGURES)
+OUTPUTS = ("results.csv", "results.md", "failures.csv", *BEST_FILES, *plots.FIGURES)
 # The job folders of the grid's combinations the folder's last sweep did not run (sweep.py aggregate)
 NOT_RUN_FILE = ".not_run.json"
 
@@ -65,6 +64,8 @@ class Aggregate:
     baseline: dict[str, str]  # each row's baseline: its settings with these replaced
     heatmap: tuple[str, str] | None  # the heatmap's two settings, if one could be drawn
     not_run: list[str]  # job folders of the grid's combinations not run (listed in results.md)
+    best_of: list[str]  # the settings best.csv chose over (none: no best.csv)
+    best: Table | None  # best.csv's table
     # The folders of the jobs it tabled or listed (on changed data, replaced), at any depth
     job_dirs: list[Path]
 
@@ -75,6 +76,7 @@ def aggregate(
     heatmap: tuple[str, str] | None = None,
     extra_metrics: Sequence[str] = (),
     not_run: Sequence[str] | None = None,
+    best_of: Sequence[str] = (),
 ) -> Aggregate:
     """Fold the jobs under `sweep_dir` into one row per combination; write the tables and plots.
 
@@ -82,7 +84,8 @@ def aggregate(
     `heatmap` names its two settings; `extra_metrics` are metrics.json keys to summarise too;
     `not_run` names the job folders of the grid's combinations a sweep did not run (results.md
     lists and counts those whose folder holds no record and is not listed as unfinished); None:
-    those the folder's last sweep named (NOT_RUN_FILE), as `sweep.py aggregate` does.
+    those the folder's last sweep named (NOT_RUN_FILE), as `sweep.py aggregate` does;
+    `best_of` names the settings best.csv and best.md choose each row's best value of.
     """
     started = time.time()
     planned = _last_not_run(sweep_dir) if not_run is None else list(not_run)
@@ -100,8 +103,12 @@ def aggregate(
         for c in combos
         for job in c.failed
     ]
+    best_of = list(dict.fromkeys(best_of))
+    best = best_table(combos, varied, spec, best_of, list(extra_metrics)) if best_of else None
     markdown = render_markdown(folder, table, failures)
     written = _table_writers(table, markdown, failures)
+    if best is not None:
+        written |= best_writers(best, best_of)
     metric = table.selection if table.uniform else "selection metric (per row)"
     for name, figure in plots.draw(plot_rows, varied, metric, axes).items():
         written[name] = lambda p, fig=figure: fig.savefig(p, format="png", dpi=120)
@@ -112,7 +119,7 @@ def aggregate(
     log.info("sweep results: %s", ", ".join(str(p) for p in paths))
     return Aggregate(
         table.rows, table.columns, varied, failures, paths, markdown, folder.unfinished,
-        table.spec, axes, folder.not_run, folder.job_dirs(),
+        table.spec, axes, folder.not_run, best_of, best, folder.job_dirs(),
     )  # fmt: skip
 
 
@@ -218,35 +225,3 @@ def remove_outputs(sweep_dir: Path, started: float, keep: tuple[str, ...]) -> No
         for leftover in sweep_dir.glob(f".{name}.*.tmp"):
             if leftover.stat().st_mtime < started:
                 leftover.unlink(missing_ok=True)
-
-
-def plot_row(combo: TableRow, varied: list[str], is_baseline: bool) -> PlotRow:
-    """What the plots need of a combination: its scores and stage-2 dev curves, one per seed."""
-    curves = [dev_curve(job) for job in combo.finished]
-    return PlotRow(
-        label(combo.settings, varied),
-        {k: setting(combo.settings, k) for k in varied},
-        list(combo.values(combo.selection_metric).values()),
-        [c for c in curves if c],
-        combo.selection_metric,
-        is_baseline,
-        frozenset(k for k in varied if not applies(combo, k)),
-        len({job.seed for job in combo.finished + combo.failed}),
-    )
-
-
-def dev_curve(job: Job) -> list[tuple[int, float]]:
-    """(step, dev selection metric) of stage 2's evaluations. They come before the line holding
-    `target/train_runtime`; the evaluation after it re-scores the best checkpoint."""
-    try:
-        lines = read_history(job.run_dir)
-    except (OSError, ValueError) as err:  # a job killed mid-line
-        log.warning("%s: no dev curve, its history is unreadable (%s)", job.run_dir, err)
-        return []
-    curve = []
-    for line in lines:
-        if "target/train_runtime" in line:
-            break
-        if job.selection_metric in line:
-            curve.append((int(line["step"]), float(line[job.selection_metric])))
-    return curve

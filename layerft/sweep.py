@@ -71,6 +71,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="the baseline row's key=value settings, after the overrides (injection_task=none)",
     )
     parser.add_argument("--heatmap", nargs=2, default=None, help="the two settings of the heatmap")
+    parser.add_argument(
+        "--best-of",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="KEY",
+        help="best.csv / best.md: each row at its best value of these settings (target_task.lr)",
+    )
     args = parser.parse_intermixed_args(argv)  # overrides may follow options
     if args.grid is None:
         parser.error("the following argument is required: grid")
@@ -105,10 +113,11 @@ def aggregate_only(args: argparse.Namespace) -> int:
     if len(args.overrides) != 1 or args.dry_run or args.force or args.dir:
         raise LayerftError(
             "usage: python sweep.py aggregate <sweep folder> [--baseline ...] "
-            "[--heatmap a b] (no --dry-run, --force or --dir)"
+            "[--heatmap a b] [--best-of key ...] (no --dry-run, --force or --dir)"
         )
     sweep_dir = Path(args.overrides[0])
-    relog_results_table(sweep_dir, aggregate_dir(sweep_dir, args.baseline, args.heatmap))
+    result = aggregate_dir(sweep_dir, args.baseline, args.heatmap, best_of=args.best_of)
+    relog_results_table(sweep_dir, result)
     return 0
 
 
@@ -129,7 +138,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     if "${" in str(sweep_dir):  # Hydra resolves the job folders it joins to it
         raise LayerftError(f"--dir {sweep_dir}: Hydra would read its '${{' as an interpolation")
     combinations = expand(args.grid, args.overrides, sweep_dir, job_cpu_threads(launcher))
-    check_table_options(args.baseline, args.heatmap, combinations, sweep_dir)
+    check_table_options(args.baseline, args.heatmap, combinations, sweep_dir, args.best_of)
     warn_repeated_values(combinations)
     if args.dry_run:
         state = status(combinations, sweep_dir)
@@ -165,9 +174,10 @@ def launch(args: argparse.Namespace, combinations: list[Combination], sweep_dir:
         not_run = [job_folder(combination) for combination in state.missing]  # named in results.md
         options = (args.baseline, args.heatmap)
         with untabled_said(sweep_dir):
-            refused = tabled(args.grid, args.overrides, sweep_dir, *options, not_run)
+            refused = tabled(args.grid, args.overrides, sweep_dir, *options, not_run, args.best_of)
         if refused:
-            print(f"error: {refused}; the tables have the default baseline and heatmap", file=sys.stderr)  # fmt: skip
+            lost = ", and no best.csv" if args.best_of else ""
+            print(f"error: {refused}; the tables have the default baseline and heatmap{lost}", file=sys.stderr)  # fmt: skip
     if stopped in STOPS.values():
         return stopped_code()  # as a shell reports a command a signal stopped
     if refused:

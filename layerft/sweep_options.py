@@ -1,5 +1,5 @@
 """A sweep folder's tables (`aggregate_dir`, and `tabled` after a sweep), and their options,
-`--baseline key=value ...` and `--heatmap a b`, checked against the grid before a job runs: a
+`--baseline key=value ...`, `--heatmap a b` and `--best-of key ...`, checked against the grid before a job runs: a
 typo, or a Hydra override written after `--baseline` (which takes every `key=value` after it),
 would be found only once the whole grid had trained. One the plan cannot judge (a group's
 default choice is no override) and the tables refuse still leaves tables, with the defaults.
@@ -28,7 +28,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MISPLACED = "Hydra overrides go before --baseline and --heatmap, which take every value after them"
+MISPLACED = (
+    "Hydra overrides go before --baseline, --heatmap and --best-of, which take every value after "
+    "them"
+)
 
 
 def baseline_pairs(baseline: Sequence[str] | None) -> dict[str, str] | None:
@@ -44,8 +47,9 @@ def check_table_options(
     heatmap: Sequence[str] | None,
     combinations: Sequence[Combination],
     sweep_dir: Path,
+    best_of: Sequence[str] | None = None,
 ) -> None:
-    """Each key `--baseline` and `--heatmap` name is a setting of a planned combination or of a
+    """Each key `--baseline`, `--heatmap` and `--best-of` name is a setting of a planned combination or of a
     record in `sweep_dir` (a group's choice always is; the seed never: rows fold it), and each
     baseline value of a key every combination sets on its command line is one of theirs or a
     record's (`-`: where one leaves it unset)."""
@@ -53,7 +57,8 @@ def check_table_options(
     recorded = _recorded_settings(sweep_dir)
     known = {*GROUP_OF_KEY, *(key for settings in planned + recorded for key in settings)}
     pairs = baseline_pairs(baseline) or {}
-    for option, key in [*(("--baseline", k) for k in pairs), *(("--heatmap", k) for k in heatmap or ())]:  # fmt: skip
+    named = [*(("--baseline", k) for k in pairs), *(("--heatmap", k) for k in heatmap or ())]
+    for option, key in [*named, *(("--best-of", k) for k in best_of or ())]:
         if key not in known:
             rows = "a row folds its seeds" if key == "seed" else "no job of the grid sets it"
             raise LayerftError(f"{option} {key}: {rows}; {MISPLACED}")
@@ -85,13 +90,16 @@ def aggregate_dir(
     baseline: list[str] | None,
     heatmap: list[str] | None,
     not_run: Sequence[str] | None = None,
+    best_of: Sequence[str] | None = None,
 ) -> Aggregate:
-    """Write results.csv / results.md / plots for a sweep folder (layerft/aggregate.py); with
-    `not_run` None, its last sweep's combinations not run are listed."""
+    """Write results.csv / results.md / plots (and best.csv, best.md `best_of` settings) for a
+    sweep folder (layerft/aggregate.py); with `not_run` None, its last sweep's combinations not
+    run are listed."""
     from layerft.aggregate import aggregate
 
     pairs = baseline_pairs(baseline)
-    result = aggregate(sweep_dir, pairs, tuple(heatmap) if heatmap else None, not_run=not_run)
+    heat = tuple(heatmap) if heatmap else None
+    result = aggregate(sweep_dir, pairs, heat, not_run=not_run, best_of=best_of or ())
     for path in result.paths:
         print(f"wrote {path}")
     return result
@@ -104,19 +112,24 @@ def tabled(
     baseline: list[str] | None,
     heatmap: list[str] | None,
     not_run: Sequence[str] = (),
+    best_of: Sequence[str] | None = None,
 ) -> str | None:
     """A sweep's tables and their W&B run after it ran (`not_run`: the job folders of the grid's
     combinations with no record, listed in results.md); with no result to table (each on changed
     data, which the summary lists) a warning: the exit code stays the sweep's. Where the tables
-    refuse `baseline` or `heatmap`, they are written with the defaults, and the refusal returned
-    (the grid's results are not left without tables, nor with stale ones)."""
+    refuse `baseline`, `heatmap` or `best_of`, they are written with the defaults (no best.csv),
+    and the refusal returned (the grid's results are not left without tables, nor with stale
+    ones)."""
     from layerft.aggregate import NothingToTable
 
     try:
         try:
-            result, refused = aggregate_dir(sweep_dir, baseline, heatmap, not_run), None
+            result = aggregate_dir(sweep_dir, baseline, heatmap, not_run, best_of)
+            refused = None
         except LayerftError as err:
-            if isinstance(err, NothingToTable) or (baseline is None and heatmap is None):
+            if isinstance(err, NothingToTable) or all(
+                option is None for option in (baseline, heatmap, best_of)
+            ):
                 raise
             result, refused = aggregate_dir(sweep_dir, None, None, not_run), str(err)
     except NothingToTable as err:

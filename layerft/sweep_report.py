@@ -79,7 +79,7 @@ def render_markdown(folder: SweepFolder, table: Table, failures: list[Failure]) 
             + ", ".join(f"`{k}={v}`" for k, v in table.applying.items())
         )
     lines += file_settings_lines([job for combo in table.combos for job in combo.finished])
-    lines += _table_lines(table)
+    lines += table_lines(table)
     lines += other_scores_lines(table)
     lines += _left_out_lines(folder, table, failures)
     # A sweep stopped early (a blocked folder holds a record): rows leave these out
@@ -111,7 +111,7 @@ def _job_counts(folder: SweepFolder, failures: list[Failure]) -> tuple[int, str]
     return total, counts
 
 
-def _table_lines(table: Table) -> list[str]:
+def table_lines(table: Table) -> list[str]:
     """The table itself: a note on unset settings where a row has one, then header and rows."""
     lines: list[str] = []
     names = table.varied or ["combination"]

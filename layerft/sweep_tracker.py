@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
@@ -119,15 +119,20 @@ def publish_results_table(
         "baseline": result.baseline,
         "heatmap": list(result.heatmap) if result.heatmap else None,
         "not_run": result.not_run,
+        "best_of": result.best_of or None,
     }
     earlier = wandb_runs(sweep_dir)
     run_id = "results-" + hashlib.sha256(str(sweep_dir.resolve()).encode()).hexdigest()[:16]
     tracked = TrackedRun(f"{grid} results", config, group=grid, job_type="aggregate", run_id=run_id)
     tracker = start_tracker(tracker_cfg, sweep_dir, tracked)
-    table = wandb.Table(
-        columns=result.columns, data=[[row.get(c) for c in result.columns] for row in result.rows]
-    )
-    images = {f"plots/{p.stem}": wandb.Image(str(p)) for p in result.paths if p.suffix == ".png"}
-    tracker.run.log({"results": table, **images})  # type: ignore[attr-defined]
+    tables = {"results": (result.columns, result.rows)}
+    if result.best is not None:  # best.csv
+        tables["best"] = (result.best.columns, result.best.rows)
+    logged: dict[str, Any] = {
+        name: wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])
+        for name, (columns, rows) in tables.items()
+    }
+    logged |= {f"plots/{p.stem}": wandb.Image(str(p)) for p in result.paths if p.suffix == ".png"}
+    tracker.run.log(logged)  # type: ignore[attr-defined]
     tracker.finish()
     remove_stale_runs(sweep_dir, earlier, whose="earlier aggregations")

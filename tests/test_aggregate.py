@@ -23,9 +23,10 @@ from matplotlib.figure import Figure
 
 from layerft import file_io, plots, run_folder, sweep_baseline
 from layerft import sweep as sweep_module
-from layerft.aggregate import aggregate, dev_curve
+from layerft.aggregate import aggregate
 from layerft.errors import LayerftError
 from layerft.fingerprint import FINGERPRINT_SCHEME
+from layerft.plot_rows import dev_curve
 from layerft.plots import curves_figure, draw
 from layerft.plots_common import PlotRow
 from layerft.plots_heatmap import heatmap_axes, heatmap_figure
@@ -1823,7 +1824,8 @@ def test_the_wandb_results_run_names_the_combinations_not_run(tmp_path, monkeypa
         raise StopIteration  # the table itself is not needed
 
     monkeypatch.setattr(tracker, "start_tracker", start)
-    result = SimpleNamespace(baseline={}, heatmap=None, not_run=["seed=2"])
+    result = SimpleNamespace(baseline={}, heatmap=None, not_run=["seed=2"], best_of=["lr"])
     with pytest.raises(StopIteration):
         sweep_tracker.log_results_table("demo", ["tracker=wandb"], tmp_path, result)  # type: ignore[arg-type]
     assert configs[0]["not_run"] == ["seed=2"]
+    assert configs[0]["best_of"] == ["lr"]

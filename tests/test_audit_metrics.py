@@ -23,7 +23,7 @@ from test_aggregate import write_job
 from transformers import EvalPrediction
 
 from layerft import aggregate as aggregate_module
-from layerft.aggregate import NOT_RUN_FILE, aggregate, dev_curve, plot_row, remove_outputs
+from layerft.aggregate import NOT_RUN_FILE, aggregate, remove_outputs
 from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
 from layerft.metrics import METRICS, MetricInput, MetricSpec, _registry, load_metric
@@ -32,6 +32,7 @@ from layerft.metrics.conll import chunk_scores, chunks
 from layerft.metrics.glue import pearson_spearman
 from layerft.metrics.klue import dp_attachment_scores, mrc_rouge_w, mrc_scores
 from layerft.metrics.squad_official import v2_scores
+from layerft.plot_rows import dev_curve, plot_row
 from layerft.speed import NonFiniteLossGuard, TokenCounter, device_peak_flops
 from layerft.sweep_job import Job
 from layerft.sweep_table import TableRow

@@ -1801,12 +1801,22 @@ def test_wandb_runs_of_a_sweep_carry_group_job_type_summary_and_stage1_lineage(t
     # `sweep.py aggregate` with another baseline updates that run's table, as the grid logged it.
     record = json.loads((sweep_dir / ".results_run.json").read_text())
     assert record["grid"] == "demo" and record["tracker"]["mode"] == "offline"
-    done = run_sweep(["aggregate", str(sweep_dir), "--baseline", "tuning_mode=lora"], tmp_path)
+    # With --best-of, best.csv is a table of that run too (here the one best mode).
+    options = ["--baseline", "tuning_mode=lora", "--best-of", "tuning_mode"]
+    done = run_sweep(["aggregate", str(sweep_dir), *options], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     [third] = (sweep_dir / "wandb").glob("offline-run-*/run-*.wandb")
     assert third != again and third.stem == again.stem
-    [run] = records_by_kind(third)["run"]
-    assert wandb_items(run.config.update)["baseline"] == {"tuning_mode": "lora"}
+    records = records_by_kind(third)
+    [run] = records["run"]
+    config = wandb_items(run.config.update)
+    assert config["baseline"] == {"tuning_mode": "lora"} and config["best_of"] == ["tuning_mode"]
+    logged = {
+        tuple(item.nested_key): json.loads(item.value_json)
+        for h in records["history"]
+        for item in h.item
+    }
+    assert logged[("best", "_type")] == "table-file" and logged[("best", "nrows")] == 1
     # A forced rerun replaces each job's W&B run; the one in the folder that trained stage 1 logs
     # it as its output again (its stage 1 reused now): the lineage keeps a producer.
     sweep(tmp_path, "seed=1", "injection_task=demo_pos", "tuning_mode=full,lora",

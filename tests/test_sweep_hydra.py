@@ -244,13 +244,16 @@ def test_table_options_are_checked_before_a_job_runs(tmp_path: Path, capsys) -> 
         ("--baseline", "tuning_mode=ful"): "--baseline tuning_mode=ful: no job has it (the grid's: full, lora)",
         ("--heatmap", "tuning_mode", "lr_schedul"): "--heatmap lr_schedul: no job of the grid sets it",
         ("--baseline", "tuning_mode"): "--baseline takes key=value settings, got 'tuning_mode'",
+        ("--best-of", "target_task.l"): "--best-of target_task.l: no job of the grid sets it",
+        ("--best-of", "seed"): "--best-of seed: a row folds its seeds",
     }  # fmt: skip
     for options, message in refused.items():
         assert sweep_module.main([*args, *options]) == 2, options
         assert capsys.readouterr().err.startswith(f"error: {message}"), options
     assert not out.exists()  # nothing ran
     line = sweep_module.main([*args, "--baseline", "seed=1"]) and capsys.readouterr().err
-    assert line.strip().endswith("Hydra overrides go before --baseline and --heatmap, which take every value after them")  # fmt: skip
+    assert line.strip().endswith("Hydra overrides go before --baseline, --heatmap and --best-of, which take every value after them")  # fmt: skip
+    assert sweep_module.main([*args, "--dry-run", "--best-of", "tuning_mode"]) == 0
     # Given twice, --baseline keeps both; right ones plan.
     options = ["--baseline", "tuning_mode=full", "--heatmap", "tuning_mode", "seed", "--baseline", "injection_task=demo_pos"]  # fmt: skip
     assert sweep_module.parse_args([*args, *options]).baseline == ["tuning_mode=full", "injection_task=demo_pos"]  # fmt: skip

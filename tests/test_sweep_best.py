@@ -1,0 +1,139 @@
+"""`--best-of`: best.csv and best.md, each row at its best value of the named settings."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+from test_aggregate import ACC, spread, write_job
+
+from layerft import sweep as sweep_module
+from layerft.aggregate import aggregate
+from layerft.errors import LayerftError
+
+# The adapter study's question: each mode at its own best rate. Full fine-tuning is best at 5e-5,
+# LoRA at 1e-3, where full fine-tuning is worse than LoRA: a comparison at one rate misleads.
+SCORES = {
+    ("full", "5e-5"): 0.80,
+    ("full", "1e-3"): 0.60,
+    ("lora", "5e-5"): 0.55,
+    ("lora", "1e-3"): 0.75,
+}
+
+
+def write_grid(root: Path, scores: dict[tuple[str, str], float] = SCORES, **kwargs) -> None:
+    """Three seeds of each (mode, rate), each seed's score off the mean by spread(seed) times the
+    rate's index (the differences vary by seed, so they get a verdict)."""
+    for (mode, lr), score in scores.items():
+        for seed in (1, 2, 3):
+            value = score + spread(seed) * (1 + (lr == "1e-3"))
+            path = root / f"{mode}-{lr}" / str(seed)
+            overrides = (f"target_task.lr={lr}",)
+            write_job(path, seed, value, tuning_mode=mode, overrides=overrides, **kwargs)
+
+
+def best_rows(root: Path) -> list[dict[str, str]]:
+    with (root / "best.csv").open(encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+def test_each_row_is_at_its_best_value_and_compared_with_the_baselines_best(tmp_path) -> None:
+    write_grid(tmp_path)
+    result = aggregate(tmp_path, baseline={"tuning_mode": "full"}, best_of=["target_task.lr"])
+    rows = best_rows(tmp_path)
+    assert [(r["tuning_mode"], r["target_task.lr"]) for r in rows] == [
+        ("full", "5e-5"),
+        ("lora", "1e-3"),
+    ]
+    full, lora = rows
+    assert float(full[f"{ACC}_mean"]) == pytest.approx(0.80)
+    assert float(lora[f"{ACC}_mean"]) == pytest.approx(0.75)
+    # LoRA at its best (1e-3) against full fine-tuning at its best (5e-5), not at 1e-3 (+0.15)
+    assert float(lora["diff_mean"]) == pytest.approx(-0.05)
+    assert lora["verdict"] == "worse" and full["verdict"] == "baseline"
+    assert lora["candidates"] == "5e-5: 0.5500 (3); 1e-3: 0.7500 (3)"
+    # The baseline's rate given too (as the adapter study's README line does): the same pairing
+    aggregate(tmp_path, {"tuning_mode": "full", "target_task.lr": "5e-5"}, best_of=["target_task.lr"])  # fmt: skip
+    assert float(best_rows(tmp_path)[1]["diff_mean"]) == pytest.approx(-0.05)
+    # results.csv keeps every row, each compared at its own rate
+    assert (
+        len(result.rows) == 4 and result.best is not None and result.best_of == ["target_task.lr"]
+    )
+    markdown = (tmp_path / "best.md").read_text()
+    assert markdown.startswith("# Best of target_task.lr\n")
+    assert "chosen on these same dev scores, so a row's score overstates" in markdown
+    assert "same settings but tuning_mode=full" in markdown
+    assert "| tuning_mode=lora,target_task.lr=1e-3 | 5e-5: 0.5500 (3); 1e-3: 0.7500 (3) |" in markdown  # fmt: skip
+
+
+def test_a_lower_is_better_metric_chooses_the_lowest(tmp_path) -> None:
+    loss = "target/eval_loss_rmse"
+    write_grid(tmp_path, metric=loss, higher_is_better=False)
+    aggregate(tmp_path, baseline={"tuning_mode": "full"}, best_of=["target_task.lr"])
+    assert [(r["tuning_mode"], r["target_task.lr"]) for r in best_rows(tmp_path)] == [
+        ("full", "1e-3"),
+        ("lora", "5e-5"),
+    ]
+
+
+def test_a_tie_goes_to_the_first_value_and_a_failed_one_is_never_chosen(tmp_path) -> None:
+    scores = {("full", "5e-5"): 0.7, ("full", "1e-3"): 0.7, ("lora", "5e-5"): 0.5}
+    write_grid(tmp_path, scores)
+    for seed in (1, 2, 3):  # LoRA at 1e-3 failed before its config was checked: no metric
+        path = tmp_path / "lora-1e-3" / str(seed)
+        overrides = ("target_task.lr=1e-3",)
+        write_job(path, seed, error="boom", metric="", tuning_mode="lora", overrides=overrides)
+    # A NaN (no layerft record holds one) first in table order, a worse finite score after it
+    write_job(tmp_path / "nan" / "1", 1, math.nan, tuning_mode="bitfit", overrides=("target_task.lr=1e-4",))  # fmt: skip
+    write_job(tmp_path / "low" / "1", 1, 0.1, tuning_mode="bitfit", overrides=("target_task.lr=1e-3",))  # fmt: skip
+    aggregate(tmp_path, best_of=["target_task.lr"])
+    rows = {r["tuning_mode"]: r for r in best_rows(tmp_path)}
+    # 5e-5 and 1e-3 tie at 0.7 on average (their spreads cancel): the first in table order
+    assert rows["full"]["target_task.lr"] == "5e-5"
+    assert rows["lora"]["target_task.lr"] == "5e-5"
+    assert rows["lora"]["candidates"] == "5e-5: 0.5000 (3); 1e-3: failed"
+    assert rows["bitfit"]["target_task.lr"] == "1e-3"
+    assert rows["bitfit"]["candidates"] == "1e-4: nan (1); 1e-3: 0.1000 (1)"
+
+
+def test_a_group_of_failed_rows_is_shown_failed(tmp_path) -> None:
+    write_grid(tmp_path, {("full", "5e-5"): 0.7})
+    write_job(tmp_path / "lora" / "1", 1, error="boom", tuning_mode="lora", overrides=("target_task.lr=5e-5",))  # fmt: skip
+    aggregate(tmp_path, best_of=["target_task.lr"])
+    lora = {r["tuning_mode"]: r for r in best_rows(tmp_path)}["lora"]
+    assert lora["verdict"] == "its 1 job failed" and lora["candidates"] == "5e-5: failed"
+
+
+def test_no_best_of_a_setting_no_job_has_nor_over_settings_that_change_the_task(tmp_path) -> None:
+    write_grid(tmp_path)
+    with pytest.raises(
+        LayerftError, match=r"--best-of target_task\.l: no job sets it \(settings: "
+    ):
+        aggregate(tmp_path, best_of=["target_task.l"])
+    assert not (tmp_path / "best.csv").exists() and not (tmp_path / "results.csv").exists()
+    for seed in (1, 2, 3):  # another task, another selection metric: no best of the two
+        write_job(tmp_path / "sts" / str(seed), seed, 0.5, metric="target/eval_pearsonr",
+                  target_task="klue_sts", overrides=("target_task.lr=5e-5",))  # fmt: skip
+    with pytest.raises(LayerftError, match="choose on different metrics"):
+        aggregate(tmp_path, best_of=["target_task"])
+    # After a sweep, a refused --best-of leaves the default tables, and no stale best.csv
+    aggregate(tmp_path, best_of=["target_task.lr"])
+    refused = sweep_module.tabled("demo", [], tmp_path, None, None, (), ["target_task"])
+    assert refused is not None and "choose on different metrics" in refused
+    assert (tmp_path / "results.csv").exists() and not (tmp_path / "best.csv").exists()
+
+
+def test_sweep_py_aggregate_writes_best_csv_and_a_later_one_without_it_removes_it(
+    tmp_path, capsys
+) -> None:
+    write_grid(tmp_path)
+    folder = str(tmp_path)
+    assert sweep_module.main(["aggregate", folder, "--best-of", "target_task.lr"]) == 0
+    assert f"wrote {tmp_path / 'best.md'}" in capsys.readouterr().out
+    assert len(best_rows(tmp_path)) == 2
+    # The default baseline (injection_task=none) is no row here: every row says so
+    assert {r["verdict"] for r in best_rows(tmp_path)} == {"no baseline"}
+    assert sweep_module.main(["aggregate", folder]) == 0
+    assert not (tmp_path / "best.csv").exists() and not (tmp_path / "best.md").exists()
