@@ -46,6 +46,18 @@ def cpu_threads() -> int | None:
     return None if torch.cuda.is_available() else torch.get_num_threads()
 
 
+def device_name() -> str:
+    """What this process trains on, as run records name it (run_record.DEVICE_KEY): the CUDA GPU's
+    name, `mps` or `cpu`, after the process count under torchrun (`2x NVIDIA H100 80GB HBM3`)."""
+    import torch
+
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name()
+    else:
+        name = "mps" if torch.backends.mps.is_available() else "cpu"
+    return name if world_size() == 1 else f"{world_size()}x {name}"
+
+
 def is_main_process() -> bool:
     """Under torchrun every process runs train.py; only the first one records (files, tracker)."""
     return rank() == 0

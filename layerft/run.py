@@ -29,7 +29,7 @@ from layerft.lr_schedule import part_lr_multipliers
 from layerft.model_files import hub_entries, model_file_digests, model_folder
 from layerft.parts import layer_part
 from layerft.phase import Phase, remove_unfinished_checkpoints, run_phase
-from layerft.processes import cpu_threads, is_main_process, rank, world_size
+from layerft.processes import cpu_threads, device_name, is_main_process, rank, world_size
 from layerft.results import (
     FAILED_FILE,
     HistoryFile,
@@ -47,7 +47,7 @@ from layerft.run_folder import (
     new_folder_hint,
     previous_result,
 )
-from layerft.run_record import CPU_THREADS_KEY, RunRecord
+from layerft.run_record import CPU_THREADS_KEY, DEVICE_KEY, RunRecord
 from layerft.run_tracker import open_tracker
 from layerft.stage1 import Stage1Outcome, obtain_stage1
 from layerft.stage1_key import Stage1Key
@@ -216,6 +216,7 @@ def train_and_record(
                 claim.put_back_hydra_files()  # before they are kept beside the metrics
                 extra = {"run/stage1": stage1.entry() if stage1 else {"status": "none"}}
                 extra |= hub_entries(cfg.model)  # downloaded by now
+                extra[DEVICE_KEY] = device_name()
                 if (threads := cpu_threads()) is not None:  # float sums' order on a CPU
                     extra[CPU_THREADS_KEY] = threads
                 keep_hydra_files(run_dir)  # first: a kept copy is never older than the metrics

@@ -50,6 +50,9 @@ FILE_SETTINGS_KEY = "run/file_settings"  # RunRecord.file_settings (absent from 
 # torch's threads a run on a CPU computed at (processes.cpu_threads; absent on a GPU and from older
 # records): float sums' order, so a run at another count gives other numbers
 CPU_THREADS_KEY = "run/cpu_threads"
+# What it trained on (processes.device_name; absent from older records): bf16 kernels, padding to
+# multiples of 8 and float sums differ between a CPU and a GPU, and between GPU models
+DEVICE_KEY = "run/device"
 # A failed job's failed.json: its error's type and first line (errors.error_line), and its type.
 ERROR_KEY = "run/error"
 ERROR_TYPE_KEY = "run/error_type"

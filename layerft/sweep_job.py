@@ -21,6 +21,7 @@ from layerft.record_migration import migrated_fingerprints
 from layerft.results import FAILED_FILE, METRICS_FILE
 from layerft.run_record import (
     CPU_THREADS_KEY,
+    DEVICE_KEY,
     ERROR_KEY,
     ERROR_TYPE_KEY,
     FILE_SETTINGS_KEY,
@@ -82,6 +83,9 @@ class Job:
     # an older record): a job at another count than its baseline's pair differs in float sums' order
     # and, with stage 1, started from another stored stage 1 (sweep_notes).
     cpu_threads: int | None = None
+    # What a finished job trained on (run_record.DEVICE_KEY; None: an older record): `cpu` for an
+    # older one that records CPU threads, which only a CPU's run does.
+    device: str | None = None
 
     @property
     def changed(self) -> tuple[str, ...]:
@@ -158,6 +162,9 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
     threads = data.get(CPU_THREADS_KEY)
     if threads is not None and (type(threads) is not int or threads < 1):
         raise TypeError(f"{CPU_THREADS_KEY} is not a positive whole number")
+    device = data.get(DEVICE_KEY, None if threads is None else "cpu")
+    if device is not None and (not isinstance(device, str) or not device.strip()):
+        raise TypeError(f"{DEVICE_KEY} is not a device's name")
     if (migrated := migrated_fingerprints(run_dir, data)) is not None:
         # as this scheme keys it, from the config kept beside it
         fingerprint, seedless, unread = migrated
@@ -184,4 +191,5 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
         if file_settings is None
         else {str(k): str(v) for k, v in file_settings.items()},
         cpu_threads=threads if finished else None,
+        device=device if finished else None,
     )

@@ -77,6 +77,10 @@ class TableRow:
         """seed -> the CPU threads its finished job computed at, for those that record one."""
         return {job.seed: job.cpu_threads for job in self.finished if job.cpu_threads is not None}
 
+    def devices(self) -> dict[int, str]:
+        """seed -> what its finished job trained on, for those that record it."""
+        return {job.seed: job.device for job in self.finished if job.device is not None}
+
     def values(self, key: str) -> dict[int, float]:
         """seed -> the metric, for the finished jobs that report it."""
         return {job.seed: job.metrics[key] for job in self.finished if key in job.metrics}

@@ -73,6 +73,7 @@ def write_job(
     unread: tuple[str, ...] | None = None,
     file_settings: dict[str, str] | None = None,
     threads: Any = None,
+    device: Any = None,
     **choices: str,
 ) -> Path:
     """A job folder as a sweep leaves it: metrics.json (or failed.json with `error`: a message, or
@@ -81,7 +82,8 @@ def write_job(
     (None: a record written before it existed; by default one per choices and overrides). `data`: `<group>.<split>` -> the data file it read.
     `version`: the results version of the layerft that wrote it (None: before versions were
     recorded); `scheme` its fingerprint scheme (None: before schemes were recorded); `threads` the
-    CPU threads it ran at (None: on a GPU, or an older record)."""
+    CPU threads it ran at (None: on a GPU, or an older record); `device` what it trained on (None:
+    an older record)."""
     path.mkdir(parents=True, exist_ok=True)
     if config == "":
         config = json.dumps([sorted(choices.items()), sorted(overrides)])
@@ -104,6 +106,8 @@ def write_job(
         record["run/file_settings"] = file_settings
     if threads is not None:
         record["run/cpu_threads"] = threads
+    if device is not None:
+        record["run/device"] = device
     if data is not None:
         record["run/data_files"] = {k: file_io.file_sha256(f) for k, f in data.items()}
         record["run/data_paths"] = {k: str(f) for k, f in data.items()}
@@ -445,6 +449,38 @@ def test_a_seed_run_at_other_cpu_threads_than_its_baselines_says_so(tmp_path: Pa
     for bad in ("1", 0, 2.0):
         write_job(tmp_path / "demo_pos-3", 3, 0.7, injection_task="demo_pos", threads=bad)
         with pytest.raises(LayerftError, match=r"-3/metrics.json: run/cpu_threads is not a posit"):
+            read_job(tmp_path / "demo_pos-3")
+
+
+def test_a_seed_run_on_another_device_than_its_baselines_says_so(tmp_path: Path) -> None:
+    # A baseline run on a CPU, a row's seed resumed on a GPU: bf16 kernels, padding to multiples
+    # of 8 and float sums differ, and its difference from the baseline is partly the machine's.
+    h100, a100 = "NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-40GB"
+    write_seeds(tmp_path, {1: 0.6, 2: 0.5, 3: 0.6}, injection_task="none", device="cpu", threads=2)
+    write_seeds(tmp_path, {1: 0.7, 2: 0.6}, injection_task="demo_pos", device="cpu", threads=2)
+    write_job(tmp_path / "demo_pos-3", 3, 0.7, injection_task="demo_pos", device=h100)
+    # An older CPU record (threads, no device) is a CPU's; a GPU model is a device of its own
+    lora = {"injection_task": "demo_pos", "tuning_mode": "lora"}
+    write_seeds(tmp_path, {1: 0.6, 2: 0.5, 3: 0.6}, injection_task="none", tuning_mode="lora", threads=2)  # fmt: skip
+    write_job(tmp_path / "lora-1", 1, 0.6, **lora, device=h100)
+    write_job(tmp_path / "lora-2", 2, 0.6, **lora, device="cpu", threads=2)
+    write_job(tmp_path / "lora-3", 3, 0.6, **lora)  # an older GPU record: no word of its device
+    write_seeds(tmp_path, {1: 0.6, 2: 0.5, 3: 0.6}, injection_task="none", tuning_mode="bitfit", device=a100)  # fmt: skip
+    write_seeds(tmp_path, {1: 0.6, 2: 0.5, 3: 0.6}, injection_task="demo_pos", tuning_mode="bitfit", device=h100)  # fmt: skip
+    result = aggregate(tmp_path)
+    notes = {(r["injection_task"], r["tuning_mode"]): r["notes"] for r in result.rows}
+    assert notes[("demo_pos", "full")] == f"device differs from baseline: seed 3 ({h100} vs cpu)"
+    assert notes[("demo_pos", "lora")] == f"device differs from baseline: seed 1 ({h100} vs cpu)"
+    assert notes[("demo_pos", "bitfit")] == (
+        f"device differs from baseline: seed 1 ({h100} vs {a100}), seed 2 ({h100} vs {a100}), "
+        f"seed 3 ({h100} vs {a100})"
+    )
+    assert {notes[("none", mode)] for mode in ("full", "lora", "bitfit")} == {""}
+    for bad in ("", " ", 5, None):
+        write_job(tmp_path / "demo_pos-3", 3, 0.7, injection_task="demo_pos", device=bad)
+        if bad is None:
+            continue
+        with pytest.raises(LayerftError, match=r"-3/metrics.json: run/device is not a device's"):
             read_job(tmp_path / "demo_pos-3")
 
 

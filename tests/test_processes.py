@@ -19,6 +19,22 @@ TINY = ["model=tiny", "tracker=none", "injection_task=none", "target_task.epochs
         "target_task.generator_sizes.train=64", "target_task.generator_sizes.validation=32"]  # fmt: skip
 
 
+def test_the_device_name_says_what_a_run_trained_on_and_how_many_processes(monkeypatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda: "NVIDIA H100 80GB HBM3")
+    assert processes.device_name() == "NVIDIA H100 80GB HBM3"
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun's
+    assert processes.device_name() == "2x NVIDIA H100 80GB HBM3"
+    monkeypatch.delenv("WORLD_SIZE")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert processes.device_name() == "cpu"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert processes.device_name() == "mps"
+
+
 def long_folder(tmp_path: Path, length: int = 90, letter: str = "t") -> Path:
     """A folder under `tmp_path` whose path has about `length` bytes (a cluster's job scratch)."""
     room = max(1, length - len(os.fsencode(tmp_path)) - 1) // len(letter.encode())

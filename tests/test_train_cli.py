@@ -425,6 +425,7 @@ def test_default_run_writes_expected_metrics_and_run_files(runs) -> None:
     cuda_only = {"injection/peak_cuda_mb", "target/peak_cuda_mb"}
     # On a CPU, torch's threads (float sums' order; the tests run at OMP_NUM_THREADS=1).
     assert metrics.pop("run/cpu_threads", None) == (None if "target/peak_cuda_mb" in metrics else 1)
+    assert (metrics.pop("run/device") == "cpu") is ("target/peak_cuda_mb" not in metrics)
     assert set(metrics) - cuda_only == {
         *stage(
             "injection",
