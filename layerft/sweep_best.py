@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from layerft.errors import LayerftError
-from layerft.sweep_baseline import baselines
+from layerft.sweep_baseline import ComposedConfigs, baselines
 from layerft.sweep_diffs import md_line, other_scores_lines
 from layerft.sweep_job import SettingsKey, settings_key
 from layerft.sweep_report import csv_text, table_lines
-from layerft.sweep_table import MISSING, Table, TableRow, build_table, label, setting
+from layerft.sweep_table import Table, TableRow, applies, build_table, label, setting
 
 BEST_FILES = ("best.csv", "best.md")
 CANDIDATES = "candidates"  # best.csv's column: each value tried, its mean and seeds
@@ -36,6 +36,8 @@ def best_table(
     selection metric over the values of `keys` it ran (the first in table order on a tie; one
     without a finished job only where none has one), beside its baseline row's best (`spec`,
     without `keys`: the baseline is another row's best, not a value of theirs)."""
+    if "seed" in keys:
+        raise LayerftError("--best-of seed: a row folds its seeds")
     if unknown := [k for k in keys if not any(k in c.settings for c in combos)]:
         known = sorted({k for c in combos for k in c.settings})
         raise LayerftError(f"--best-of {unknown[0]}: no job sets it (settings: {', '.join(known)})")
@@ -45,7 +47,10 @@ def best_table(
     bare = [replace(c, settings=_without(c.settings, keys)) for c in chosen]
     by_bare = {id(b): c for b, c in zip(bare, chosen, strict=True)}
     rest = {k: v for k, v in spec.items() if k not in keys}
-    bases = [by_bare[id(b)] if b is not None else None for b in baselines(bare, rest)]
+    # No setting left to replace: each row would be its own baseline ("baseline of no row"),
+    # where best.md says there is none
+    paired = baselines(bare, rest) if rest else [None] * len(bare)
+    bases = [by_bare[id(b)] if b is not None else None for b in paired]
     columns = [k for k in varied if k not in keys] + [k for k in keys if k in varied]
     table = build_table(chosen, columns, rest, bases, extra)
     for row, rows in zip(table.rows, groups, strict=True):
@@ -54,11 +59,42 @@ def best_table(
 
 
 def _groups(combos: list[TableRow], keys: list[str]) -> list[list[TableRow]]:
-    """The rows by their settings other than `keys`, in table order."""
-    groups: dict[SettingsKey, list[TableRow]] = {}
+    """The rows by their settings other than `keys`, in table order. Two sets of those that
+    differ only where one leaves a setting at the value the other spells out, as the job
+    folders' configs say, are one group (a grid extended later: `target_task.lr=5e-5` beside a
+    row that left the task's own 5e-5), as `sweep_baseline.at_same_values` pairs such rows."""
+    exact: dict[SettingsKey, list[TableRow]] = {}
     for combo in combos:
-        groups.setdefault(settings_key(_without(combo.settings, keys)), []).append(combo)
-    return list(groups.values())
+        exact.setdefault(settings_key(_without(combo.settings, keys)), []).append(combo)
+    configs = ComposedConfigs()
+    groups: list[list[TableRow]] = []
+    for group in exact.values():
+        into = next((g for g in groups if _same_values(g, group, keys, configs)), None)
+        if into is not None:
+            into.extend(group)
+        else:
+            groups.append(group)
+    order = {id(combo): n for n, combo in enumerate(combos)}
+    return [sorted(group, key=lambda c: order[id(c)]) for group in groups]
+
+
+def _same_values(
+    one: list[TableRow], other: list[TableRow], keys: list[str], configs: ComposedConfigs
+) -> bool:
+    """Whether two groups' settings (but `keys`) differ only in ones that one group leaves unset
+    where they apply to it (not `layer_split` under injection_task=none: no value of its options)
+    and its jobs' configs hold at the other's value."""
+    mine, theirs = _without(one[0].settings, keys), _without(other[0].settings, keys)
+    if any(theirs[k] != v for k, v in mine.items() if k in theirs):
+        return False
+    only_mine = {k: v for k, v in mine.items() if k not in theirs}
+    only_theirs = {k: v for k, v in theirs.items() if k not in mine}
+    if not all(applies(other[0], k) for k in only_mine) or not all(
+        applies(one[0], k) for k in only_theirs
+    ):
+        return False
+    jobs = [[job for row in group for job in row.finished + row.failed] for group in (one, other)]
+    return configs.hold(jobs[1], only_mine) and configs.hold(jobs[0], only_theirs)
 
 
 def _without(settings: dict[str, str], keys: list[str]) -> dict[str, str]:
@@ -71,11 +107,13 @@ def _best(rows: list[TableRow], keys: list[str]) -> TableRow:
     ran = [row for row in rows if row.finished]
     if not ran:
         return rows[0]
-    if len(metrics := sorted({row.selection_metric for row in ran})) > 1:
+    first = ran[0].selection_metric
+    other = next((row for row in ran if row.selection_metric != first), None)
+    if other is not None:  # named by two rows that differ in it (the second may share the first's)
         raise LayerftError(
             f"--best-of {' '.join(keys)}: the rows of {label(ran[0].settings, keys)} and "
-            f"{label(ran[1].settings, keys)} choose on different metrics ({', '.join(metrics)}): "
-            "name settings that leave the task as it is"
+            f"{label(other.settings, keys)} choose on different metrics ({first}, "
+            f"{other.selection_metric}): name settings that leave the task as it is"
         )
     return max(ran, key=_score)  # max keeps the first of equals
 
@@ -89,11 +127,13 @@ def _score(row: TableRow) -> float:
 
 
 def _candidates(rows: list[TableRow], keys: list[str]) -> str:
-    """`key=value: mean (n)` of each row of a group (`failed` for one without a result)."""
+    """`value: mean (n)` of each row of a group, `(n, k failed)` where seeds failed (a mean over
+    the few that finished is a lucky draw's more often), `failed` for one without a result."""
     cells = []
     for row in rows:
         values = list(row.values(row.selection_metric).values()) if row.finished else []
-        score = f"{np.mean(values):.4f} ({len(values)})" if values else "failed"
+        failed = f", {row.failed_count()} failed" if row.failed_count() else ""
+        score = f"{np.mean(values):.4f} ({len(values)}{failed})" if values else "failed"
         cells.append(f"{','.join(setting(row.settings, k) for k in keys)}: {score}")
     return "; ".join(cells)
 
@@ -111,11 +151,13 @@ def render_best(table: Table, keys: list[str]) -> str:
     """best.md: what was chosen and how, the table, and the other scores' differences."""
     names = ", ".join(f"`{k}`" for k in keys)
     spec = ", ".join(f"{k}={v}" for k, v in table.spec.items())
+    # Rows of several tasks each choose on their own metric (the table's `selection_metric`)
+    metric = f"`{table.selection}`" if table.uniform else "of its own selection metric"
     lines = [
         f"# Best of {', '.join(keys)}",
         "",
         f"Each row is one combination of the other settings at the value of {names} with the "
-        f"best mean `{table.selection}` over its seeds (`{CANDIDATES}`: each value's mean and "
+        f"best mean {metric} over its seeds (`{CANDIDATES}`: each value's mean and "
         "seeds; a tie goes to the first listed). The value was chosen on these same dev scores, "
         "so a row's score overstates what that setting would score on new data (more, the more "
         "values it was chosen from); an extra dev set (`extra_eval_splits`, a test split say) "
@@ -123,10 +165,11 @@ def render_best(table: Table, keys: list[str]) -> str:
         f"vs baseline: this row minus the best row of the same settings but {spec}, paired by "
         "seed as in results.md."
         if table.spec
-        else f"vs baseline: no baseline (every `--baseline` setting is one of {names}).",
+        else "vs baseline: no baseline (each setting of the baseline, `--baseline`'s or the "
+        f"default injection_task=none, is one of {names}).",
     ]
-    if any(row.get(k) == MISSING for row in table.rows for k in keys):
-        lines.append(f"`{MISSING}` in {names}: the value its options give.")
+    # `-` in a key's column: table_lines says what it means (unset, or a setting that does not
+    # apply: `layer_split` under injection_task=none has no value of its options)
     lines += table_lines(table)
     lines += ["", md_line(["row", CANDIDATES]), "|---|---|"]
     lines += [

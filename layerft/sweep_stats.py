@@ -181,7 +181,7 @@ def costs(combo: TableRow) -> dict[str, Any]:
         "trainable_share": _mean([params[s] / totals[s] for s in params if totals.get(s)]),
         "seeds": " ".join(str(job.seed) for job in combo.finished),
         # A later attempt's failure whose seed the row averages is in the notes, not a failure.
-        "failed": len(combo.failed) - len(combo.later_failed_seeds()),
+        "failed": combo.failed_count(),
     }
 
 

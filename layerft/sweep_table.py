@@ -69,6 +69,10 @@ class TableRow:
         finished = {job.seed for job in self.finished}
         return sorted(job.seed for job in self.failed if job.later_attempt and job.seed in finished)
 
+    def failed_count(self) -> int:
+        """Its failed jobs, less later attempts whose seed it averages an earlier result of."""
+        return len(self.failed) - len(self.later_failed_seeds())
+
     def older_seeds(self) -> list[int]:
         """Seeds whose result an older layerft computed (run_record.RESULTS_VERSION)."""
         return sorted(job.seed for job in self.finished if job.older)

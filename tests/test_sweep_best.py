@@ -86,12 +86,15 @@ def test_a_tie_goes_to_the_first_value_and_a_failed_one_is_never_chosen(tmp_path
         overrides = ("target_task.lr=1e-3",)
         write_job(path, seed, error="boom", metric="", tuning_mode="lora", overrides=overrides)
     # A NaN (no layerft record holds one) first in table order, a worse finite score after it
+    # A value most of whose seeds failed is chosen on those that finished, and says so
+    write_job(tmp_path / "full-1e-3" / "4", 4, error="OOM", tuning_mode="full", overrides=("target_task.lr=1e-3",))  # fmt: skip
     write_job(tmp_path / "nan" / "1", 1, math.nan, tuning_mode="bitfit", overrides=("target_task.lr=1e-4",))  # fmt: skip
     write_job(tmp_path / "low" / "1", 1, 0.1, tuning_mode="bitfit", overrides=("target_task.lr=1e-3",))  # fmt: skip
     aggregate(tmp_path, best_of=["target_task.lr"])
     rows = {r["tuning_mode"]: r for r in best_rows(tmp_path)}
     # 5e-5 and 1e-3 tie at 0.7 on average (their spreads cancel): the first in table order
     assert rows["full"]["target_task.lr"] == "5e-5"
+    assert rows["full"]["candidates"] == "5e-5: 0.7000 (3); 1e-3: 0.7000 (3, 1 failed)"
     assert rows["lora"]["target_task.lr"] == "5e-5"
     assert rows["lora"]["candidates"] == "5e-5: 0.5000 (3); 1e-3: failed"
     assert rows["bitfit"]["target_task.lr"] == "1e-3"
@@ -112,6 +115,8 @@ def test_no_best_of_a_setting_no_job_has_nor_over_settings_that_change_the_task(
         LayerftError, match=r"--best-of target_task\.l: no job sets it \(settings: "
     ):
         aggregate(tmp_path, best_of=["target_task.l"])
+    with pytest.raises(LayerftError, match="^--best-of seed: a row folds its seeds$"):
+        aggregate(tmp_path, best_of=["target_task.lr", "seed"])
     assert not (tmp_path / "best.csv").exists() and not (tmp_path / "results.csv").exists()
     for seed in (1, 2, 3):  # another task, another selection metric: no best of the two
         write_job(tmp_path / "sts" / str(seed), seed, 0.5, metric="target/eval_pearsonr",
@@ -137,3 +142,101 @@ def test_sweep_py_aggregate_writes_best_csv_and_a_later_one_without_it_removes_i
     assert {r["verdict"] for r in best_rows(tmp_path)} == {"no baseline"}
     assert sweep_module.main(["aggregate", folder]) == 0
     assert not (tmp_path / "best.csv").exists() and not (tmp_path / "best.md").exists()
+
+
+# --- a review's cases: a grid extended later, settings that do not apply, an empty baseline,
+# rows choosing on different metrics
+
+LR = "target_task.lr"
+
+
+def with_lr(run_dirs: list[Path], lr: str) -> None:
+    """The composed config Hydra writes in each job folder (its rate at `lr`)."""
+    for run_dir in run_dirs:
+        (run_dir / ".hydra").mkdir(exist_ok=True)
+        (run_dir / ".hydra" / "config.yaml").write_text(f"target_task:\n  lr: {lr}\n")
+
+
+def write_rows(root: Path, rows: dict[tuple[str, str | None], float], **kwargs) -> None:
+    """Three seeds of each (mode, rate); rate None: left unset (the task's own, 5e-5)."""
+    for (mode, lr), score in rows.items():
+        overrides = (f"{LR}={lr}",) if lr else ()
+        dirs = [
+            write_job(root / f"{mode}-{lr}" / str(seed), seed, score + spread(seed) * (1 + (mode == "lora")),
+                      tuning_mode=mode, overrides=overrides, **kwargs)
+            for seed in (1, 2, 3)
+        ]  # fmt: skip
+        with_lr(dirs, "5.0e-05" if lr in (None, "5e-5") else lr)
+
+
+def test_a_group_joins_the_row_that_leaves_its_setting_at_the_value_another_spells_out(
+    tmp_path,
+) -> None:
+    # A grid extended later: full fine-tuning ran at the task's own rate (lr unset), its
+    # spelled-out repeat skipped as finished; LoRA ran at 5e-5 spelled out. Both are at 5e-5:
+    # the best mode at 5e-5 is one row of the two, not two rows of one candidate each.
+    scores = {("full", None): 0.80, ("lora", "5e-5"): 0.85, ("full", "1e-3"): 0.6, ("lora", "1e-3"): 0.7}  # fmt: skip
+    write_rows(tmp_path, scores, injection_task="none")
+    aggregate(tmp_path, best_of=["tuning_mode"])
+    rows = {r[LR]: r for r in best_rows(tmp_path)}
+    assert len(rows) == 2, [r["candidates"] for r in rows.values()]
+    at_default = rows.get("5e-5") or rows["-"]
+    assert at_default["tuning_mode"] == "lora"
+    assert at_default["candidates"] == "full: 0.8000 (3); lora: 0.8500 (3)"
+    # Without a config to read, nothing says the two are one value: two groups
+    for config in tmp_path.rglob("config.yaml"):
+        config.unlink()
+    aggregate(tmp_path, best_of=["tuning_mode"])
+    assert len(best_rows(tmp_path)) == 3
+
+
+def test_a_baseline_of_only_best_of_keys_gives_no_row_a_baseline(tmp_path) -> None:
+    # best.md says "no baseline"; each row read "baseline of no row", as if it were one.
+    write_rows(tmp_path, {("full", "5e-5"): 0.8, ("full", "1e-3"): 0.6, ("lora", "1e-3"): 0.7})
+    aggregate(tmp_path, baseline={LR: "5e-5"}, best_of=[LR])
+    assert {r["verdict"] for r in best_rows(tmp_path)} == {"no baseline"}
+    markdown = (tmp_path / "best.md").read_text()
+    assert "vs baseline: no baseline" in markdown
+    # The default baseline (injection_task=none) is no `--baseline` the user gave
+    aggregate(tmp_path, best_of=["injection_task"])
+    assert {r["verdict"] for r in best_rows(tmp_path)} == {"no baseline"}
+    assert "every `--baseline` setting" not in (tmp_path / "best.md").read_text()
+
+
+def test_best_md_says_no_dash_is_an_options_value_where_the_setting_does_not_apply(
+    tmp_path,
+) -> None:
+    # layer_split under injection_task=none never applies: `-` there is no value of its options
+    for task, split, score in [("none", None, 0.7), ("demo_pos", "lower1", 0.75), ("demo_pos", "upper1", 0.8)]:  # fmt: skip
+        for seed in (1, 2, 3):
+            choices = {"layer_split": split} if split else {}
+            write_job(tmp_path / f"{task}-{split}" / str(seed), seed, score + spread(seed),
+                      injection_task=task, **choices)  # fmt: skip
+    aggregate(tmp_path, best_of=["layer_split"])
+    rows = {r["injection_task"]: r for r in best_rows(tmp_path)}
+    assert rows["none"]["layer_split"] == "-" and rows["demo_pos"]["layer_split"] == "upper1"
+    markdown = (tmp_path / "best.md").read_text()
+    assert "`-` in `layer_split`: the value its options give." not in markdown
+    assert "(or the setting does not apply to it)" in markdown  # results.md's own note
+
+
+def test_rows_choosing_on_different_metrics_are_named_by_the_two_metrics(tmp_path) -> None:
+    # Three tasks, two on accuracy: the message named the two accuracy tasks
+    for task, metric in [("demo_sentiment", ACC), ("klue_nli", ACC), ("klue_sts", "target/eval_pearsonr")]:  # fmt: skip
+        for seed in (1, 2):
+            write_job(tmp_path / task / str(seed), seed, 0.5, metric=metric, target_task=task)
+    with pytest.raises(LayerftError) as caught:
+        aggregate(tmp_path, best_of=["target_task"])
+    assert "target_task=demo_sentiment and target_task=klue_sts choose on" in str(caught.value)
+
+
+def test_best_md_names_each_rows_own_selection_metric_where_they_differ(tmp_path) -> None:
+    for task, metric in [("demo_sentiment", ACC), ("klue_sts", "target/eval_pearsonr")]:
+        for lr in ("5e-5", "1e-3"):
+            for seed in (1, 2):
+                write_job(tmp_path / f"{task}-{lr}" / str(seed), seed, 0.5, metric=metric,
+                          target_task=task, overrides=(f"{LR}={lr}",))  # fmt: skip
+    aggregate(tmp_path, best_of=[LR])
+    markdown = (tmp_path / "best.md").read_text()
+    assert "best mean `selection`" not in markdown
+    assert "best mean of its own selection metric" in markdown
