@@ -22,7 +22,7 @@ from layerft.sweep_report import csv_text, table_lines
 from layerft.sweep_table import Table, TableRow, applies, build_table, label, setting
 
 BEST_FILES = ("best.csv", "best.md")
-CANDIDATES = "candidates"  # best.csv's column: each value tried, its mean and seeds
+CANDIDATES = "candidates"  # best.csv's column: each value tried, its mean, seeds and failures
 
 
 def best_table(
@@ -157,8 +157,8 @@ def render_best(table: Table, keys: list[str]) -> str:
         f"# Best of {', '.join(keys)}",
         "",
         f"Each row is one combination of the other settings at the value of {names} with the "
-        f"best mean {metric} over its seeds (`{CANDIDATES}`: each value's mean and "
-        "seeds; a tie goes to the first listed). The value was chosen on these same dev scores, "
+        f"best mean {metric} over its seeds (`{CANDIDATES}`: each value's mean, seeds and "
+        "failed seeds; a tie goes to the first listed). The value was chosen on these same dev scores, "
         "so a row's score overstates what that setting would score on new data (more, the more "
         "values it was chosen from); an extra dev set (`extra_eval_splits`, a test split say) "
         "in the columns was not used to choose.",
