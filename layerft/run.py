@@ -19,6 +19,7 @@ from layerft import predictions
 from layerft.callbacks import MetricSink
 from layerft.config import RunConfig
 from layerft.data import TaskData
+from layerft.data_changes import hub_data_entries
 from layerft.errors import LayerftError, error_line
 from layerft.file_io import run_dir_error, run_dir_errors
 from layerft.forced_rerun import noted_forced_rerun
@@ -217,6 +218,8 @@ def train_and_record(
                 extra = {"run/stage1": stage1.entry() if stage1 else {"status": "none"}}
                 extra |= hub_entries(cfg.model)  # downloaded by now
                 extra[DEVICE_KEY] = device_name()
+                tasks = {"injection_task": cfg.injection_task, "target_task": cfg.target_task}
+                extra |= hub_data_entries(tasks)  # read as `hub_entries`: after the download
                 if (threads := cpu_threads()) is not None:  # float sums' order on a CPU
                     extra[CPU_THREADS_KEY] = threads
                 keep_hydra_files(run_dir)  # first: a kept copy is never older than the metrics

@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 
 from layerft.config import resolve_config
 from layerft.config_differences import config_differences
-from layerft.data_changes import changed_data
+from layerft.data_changes import changed_data, changed_hub_data
 from layerft.errors import LayerftError
 from layerft.file_lock import lock_unless_done
 from layerft.forced_rerun import remove_dead_rerun
@@ -154,6 +154,11 @@ def check_same_data(folder: Path, record: RunRecord, hint: str) -> None:
         raise LayerftError(
             f"{folder / METRICS_FILE} {ON_OTHER_DATA}: the file of "
             f"{', '.join(changed)} changed since (its bytes' sha256); {redo}"
+        )
+    if changed := changed_hub_data(stored):
+        raise LayerftError(
+            f"{folder / METRICS_FILE} {ON_OTHER_DATA}: the Hugging Face cache serves "
+            f"{changed[0]}; {redo}"
         )
     if changed := changed_model_files(stored, record.model_folder, record.model_files):
         raise LayerftError(

@@ -25,6 +25,8 @@ from layerft.model_files import model_entries, model_file_digests
 FINGERPRINT_KEY = "run/config_fingerprint"
 DATA_FILES_KEY = "run/data_files"  # `<group>.<split>` -> sha256 of the file it read
 DATA_PATHS_KEY = "run/data_paths"  # `<group>.<split>` -> that file's resolved path
+# `<group>` -> {"hub_id", "commit"}: the snapshot of a hub data set the local cache served
+DATA_COMMITS_KEY = "run/data_commits"
 
 # The same without the seed: equal across the seeds of one config, so a sweep table can tell a row
 # of seeds from a row whose seeds ran different configs (a YAML default changed between them).

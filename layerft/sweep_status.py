@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from layerft.data_changes import changed_data
+from layerft.data_changes import changed_data, changed_hub_data
 from layerft.model_files import changed_model_files, changed_snapshot, on_other
 from layerft.results import (
     FAILED_FILE,
@@ -101,7 +101,7 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
         own = {results[f] for f in combination.fingerprints if f in results}  # also replaced ones
         if (folder := _first_of(combination.fingerprints, finished)) is not None:
             record = read_record(folder)
-            data = changed_data(record, combination.data_files)
+            data = changed_data(record, combination.data_files) + changed_hub_data(record)
             model = changed_model_files(record, combination.model_folder, combination.model_files)
             model += changed_snapshot(record)
             if data or model:

@@ -1,0 +1,155 @@
+"""A result on a hub data set names the snapshot commit the local Hugging Face cache served for its
+`main` (`run/data_commits`); once the cache serves another commit (a later download of a new
+version of the data set), the run folder, a sweep's plan and its tables treat the result as on
+changed data, as they treat one on an edited local file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from compose import compose_run
+from test_aggregate import write_job
+
+from layerft import run_folder
+from layerft.aggregate import aggregate
+from layerft.data_changes import changed_hub_data, hub_data_commit, hub_data_entries
+from layerft.errors import LayerftError
+from layerft.sweep_records import read_sweep
+
+SNLI = "stanfordnlp/snli"
+THEN, NOW = "1" * 40, "2" * 40
+CHANGED = f"target_task: {SNLI}@main (commit {THEN[:12]} then, {NOW[:12]} now)"
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Hugging Face hub cache, the one huggingface_hub reads."""
+    from huggingface_hub import constants
+
+    root = tmp_path / "hub"
+    root.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(root))
+    return root
+
+
+def serve(cache: Path, hub_id: str, commit: str) -> None:
+    """The cache as datasets leaves it after an online load: `refs/main` names the commit read."""
+    refs = cache / f"datasets--{hub_id.replace('/', '--')}" / "refs"
+    refs.mkdir(parents=True, exist_ok=True)
+    (refs / "main").write_text(commit)
+
+
+def on_hub_data(run_dir: Path, seed: int = 1) -> Path:
+    """A finished job's folder whose record names the SNLI commit THEN, and a local file for its
+    stage 1 (as a KLUE-DP release file beside a hub target task)."""
+    local = run_dir.parent / "pos.jsonl"
+    local.parent.mkdir(parents=True, exist_ok=True)
+    local.write_text("{}\n")
+    metrics = write_job(run_dir, seed, 0.8, data={"injection_task.train": local}) / "metrics.json"
+    commits = {"target_task": {"hub_id": SNLI, "commit": THEN}}
+    metrics.write_text(json.dumps(json.loads(metrics.read_text()) | {"run/data_commits": commits}))
+    return run_dir
+
+
+def test_the_commit_is_the_one_the_caches_main_names(cache: Path) -> None:
+    assert hub_data_commit(SNLI) is None  # never loaded online
+    serve(cache, SNLI, THEN + "\n")
+    assert hub_data_commit(SNLI) == THEN
+    assert hub_data_commit("stanfordnlp/other") is None
+    serve(cache, SNLI, "not a commit")
+    assert hub_data_commit(SNLI) is None
+
+
+def test_only_tasks_read_from_the_hub_record_their_commit(cache: Path) -> None:
+    serve(cache, SNLI, THEN)
+    cfg = compose_run("target_task=snli", "injection_task=demo_pos")
+    tasks = {"injection_task": cfg.injection_task, "target_task": cfg.target_task}
+    assert hub_data_entries(tasks) == {
+        "run/data_commits": {"target_task": {"hub_id": SNLI, "commit": THEN}}
+    }
+    local = compose_run("target_task=snli", "target_task.data_files.train=/x.jsonl",
+                        "target_task.data_files.validation=/y.jsonl")  # fmt: skip
+    assert hub_data_entries({"target_task": local.target_task, "injection_task": None}) == {}
+
+
+def test_a_result_on_a_commit_the_cache_no_longer_serves_is_on_changed_data(
+    cache: Path, tmp_path: Path
+) -> None:
+    serve(cache, SNLI, THEN)
+    sweep = tmp_path / "sweep"
+    folder = on_hub_data(sweep / "a")
+    write_job(sweep / "b", 2, 0.7)  # on local data: a row to table
+    record = json.loads((folder / "metrics.json").read_text())
+    assert changed_hub_data(record) == [] and [j.changed for j in read_sweep(sweep)[0]] == [(), ()]
+    same = SimpleNamespace(data_files={}, model_folder=None, model_files={})
+    run_folder.check_same_data(folder, same, "a hint")  # type: ignore[arg-type]
+    serve(cache, SNLI, NOW)  # a later online load read a new version
+    assert changed_hub_data(record) == [CHANGED]
+    # A table leaves it out, listed on changed data
+    [job, _], _ = read_sweep(sweep)
+    assert job.changed_data == (CHANGED,)
+    result = aggregate(sweep)
+    assert "## On changed data (left out of the table)" in result.markdown
+    assert f"| a | all | 1 | {CHANGED} | - |" in result.markdown
+    # A run of its config refuses to report it as its own, or overwrite it
+    with pytest.raises(LayerftError) as refused:
+        run_folder.check_same_data(folder, same, "a hint")  # type: ignore[arg-type]
+    assert str(refused.value) == (
+        f"{folder / 'metrics.json'} is this config's result on other data: the Hugging Face "
+        f"cache serves {CHANGED}; replace it with force_rerun=true (sweep.py --force), or run in "
+        "a new folder (a hint)"
+    )
+    # Not compared: a data set the cache no longer names, a record without its commit
+    (cache / "datasets--stanfordnlp--snli" / "refs" / "main").unlink()
+    assert changed_hub_data(record) == []
+    serve(cache, SNLI, NOW)
+    assert changed_hub_data({"run/data_commits": {"target_task": {"hub_id": SNLI}}}) == []
+    assert changed_hub_data({"run/data_commits": "x"}) == []
+
+
+def test_a_run_on_a_hub_data_set_records_the_commit_the_cache_serves(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from compose import compose_config
+
+    from layerft import run as run_module
+    from layerft.config import resolve_config
+    from layerft.run_record import RunRecord
+
+    serve(cache, SNLI, THEN)
+    overrides = ["model=tiny", "tracker=none", "injection_task=none", "target_task=snli"]
+    cfg = compose_run(*overrides, f"cache_dir={tmp_path / 'cache'}")
+    resolved = resolve_config(compose_config(*overrides))
+    record = RunRecord.of(resolved, {}, overrides, ("target/eval_accuracy", True))
+    # Neither the data (offline here) nor a training is needed to write the record
+    monkeypatch.setattr(run_module, "load_stage_data", lambda cfg: None)
+    monkeypatch.setattr(
+        run_module, "train_stages", lambda *args: ({"target/eval_accuracy": 0.5}, None)
+    )
+    (run_dir := tmp_path / "run").mkdir()
+    run_module.train_and_record(cfg, run_dir, resolved, record, replacing=False)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["run/data_commits"] == {"target_task": {"hub_id": SNLI, "commit": THEN}}
+
+
+def test_a_sweeps_plan_reruns_a_result_on_a_commit_the_cache_no_longer_serves(
+    cache: Path, tmp_path: Path
+) -> None:
+    from layerft import sweep_status
+    from layerft.run_record import FINGERPRINT_KEY, RESULTS_VERSION, RESULTS_VERSION_KEY
+    from layerft.sweep_grid import expand
+
+    serve(cache, SNLI, THEN)
+    [combination] = expand("demo", ["model=tiny", "injection_task=none", "tuning_mode=full",
+                                    "seed=1", "target_task=snli"])  # fmt: skip
+    job = on_hub_data(tmp_path / "sweep" / "job") / "metrics.json"
+    job.write_text(json.dumps(json.loads(job.read_text()) | {
+        FINGERPRINT_KEY: combination.fingerprint, RESULTS_VERSION_KEY: RESULTS_VERSION}))  # fmt: skip
+    state = sweep_status.status([combination], tmp_path / "sweep")
+    assert len(state.done) == 1 and not state.stale
+    serve(cache, SNLI, NOW)
+    state = sweep_status.status([combination], tmp_path / "sweep")
+    assert not state.done and [stale.data for stale in state.stale] == [[CHANGED]]
