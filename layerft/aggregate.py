@@ -136,7 +136,7 @@ def _read_folder(sweep_dir: Path, planned: list[str], started: float) -> SweepFo
     _warn_left_out(unfinished, on_other_data, older_versions(jobs))
     if not jobs:
         remove_outputs(sweep_dir, started, keep=())
-        changed = "every one is on a data file (or a model file) changed since"
+        changed = "every one is on a data file (or a model file, or a hub snapshot) changed since"
         why = f"{changed} (sweep.py --force reruns them)" if on_other_data else "none is readable"
         raise NothingToTable(f"no result to table in {sweep_dir}: {why}")
     return SweepFolder(sweep_dir, jobs, unfinished, on_other_data, replaced, not_run)

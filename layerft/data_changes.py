@@ -51,9 +51,11 @@ def changed_since(record: dict[str, Any]) -> list[str]:
 
 def hub_data_commit(hub_id: str) -> str | None:
     """The commit the local Hugging Face cache serves for a hub data set's `main` (datasets 5
-    fetches its card there at each online load, moving `refs/main` to the commit it reads; an
-    offline load reads datasets' own cache of that commit), or None where the cache names none
-    (cleared, or another cache folder than this process's)."""
+    fetches its card there at each online load, of any of its configs, moving `refs/main` to the
+    commit it reads), or None where the cache names none (cleared, or another cache folder than
+    this process's). An offline load reads the newest of datasets' own prepared copies of the
+    config instead (HF_DATASETS_CACHE), which is this commit's unless `refs/main` moved on since
+    without that config being prepared (another config of the repo loaded online)."""
     from huggingface_hub import constants
     from huggingface_hub.file_download import repo_folder_name
 
@@ -67,7 +69,8 @@ def hub_data_commit(hub_id: str) -> str | None:
 
 def hub_data_entries(tasks: dict[str, TaskConfig | None]) -> dict[str, Any]:
     """A record's `run/data_commits`, by config group, for the tasks read from the hub whose
-    commit the cache names (read as the result is written: a first run downloads as it starts)."""
+    commit the cache names (read right after the run loads its data: later, another job's online
+    load of the data set may have moved it on)."""
     commits = {
         group: {"hub_id": task.hub_id, "commit": commit}
         for group, task in tasks.items()

@@ -29,7 +29,7 @@ from layerft.evaluation import build_compute_metrics
 from layerft.heads import TaskModel
 from layerft.kinds import kind_of
 from layerft.lr_schedule import total_steps
-from layerft.processes import world_size
+from layerft.processes import cpu_over_mps
 from layerft.speed import (
     NonFiniteLossGuard,
     TokenCounter,
@@ -135,8 +135,9 @@ def training_arguments(
         # of every batch, gradients all-reduced); without it each process would train on the same
         # batches alone. bf16 without CUDA is the CPU's bf16 autocast (the Trainer refuses it on
         # any other device). Else one process keeps the Trainer's own device (a Mac's MPS).
+        # processes.cpu_over_mps decides, so that run/device names the device trained on.
         use_cpu=not torch.cuda.is_available()
-        and (world_size() > 1 or trainer_cfg.precision == Precision.bf16),
+        and cpu_over_mps(trainer_cfg.precision == Precision.bf16),
         disable_tqdm=not trainer_cfg.resolved_progress_bar(),
         remove_unused_columns=False,  # tokenized sets hold model inputs + `length` (see DropKeysCollator)
     )

@@ -46,15 +46,24 @@ def cpu_threads() -> int | None:
     return None if torch.cuda.is_available() else torch.get_num_threads()
 
 
-def device_name() -> str:
+def cpu_over_mps(bf16: bool) -> bool:
+    """Without CUDA, whether the Trainer is told to train on the CPU (`use_cpu`) though a Mac's MPS
+    is there: several processes (accelerate's gloo DDP) or bf16 (the CPU's autocast; the Trainer
+    refuses bf16 on MPS). One process without bf16 keeps the Trainer's own device."""
+    return world_size() > 1 or bf16
+
+
+def device_name(bf16: bool = False) -> str:
     """What this process trains on, as run records name it (run_record.DEVICE_KEY): the CUDA GPU's
-    name, `mps` or `cpu`, after the process count under torchrun (`2x NVIDIA H100 80GB HBM3`)."""
+    name, `mps` or `cpu`, after the process count under torchrun (`2x NVIDIA H100 80GB HBM3`).
+    `bf16`: the run's precision is bf16, which trains on the CPU rather than MPS (cpu_over_mps)."""
     import torch
 
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name()
     else:
-        name = "mps" if torch.backends.mps.is_available() else "cpu"
+        mps = torch.backends.mps.is_available() and not cpu_over_mps(bf16)
+        name = "mps" if mps else "cpu"
     return name if world_size() == 1 else f"{world_size()}x {name}"
 
 

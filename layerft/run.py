@@ -56,6 +56,7 @@ from layerft.stage1_store import Stage1Store
 from layerft.stage_data import StageData, load_stage_data
 from layerft.stage_models import build_injection_model, build_target_model
 from layerft.tracker import remove_stale_runs, wandb_runs
+from layerft.trainer_config import Precision
 
 log = logging.getLogger(__name__)
 # The stages' names: Phase.stage, their metrics' prefix, their checkpoint folders.
@@ -197,6 +198,11 @@ def train_and_record(
     claim = claim or Claim(run_dir, new_folder_hint(None))
     cfg.trainer.check_device()  # before minutes of data loading and model building
     data = load_stage_data(cfg)
+    # The commit of each hub data set as just read: a job of another config or sweep that loads
+    # the data set online while this one trains would move the cache's `refs/main` on
+    data_commits = hub_data_entries(
+        {"injection_task": cfg.injection_task, "target_task": cfg.target_task}
+    )
     with run_dir_errors(run_dir):  # a read-only or full disk, a file in the way: one line
         if not replacing and is_main_process():
             remove_unfinished_checkpoints(run_dir, STAGES)
@@ -217,9 +223,8 @@ def train_and_record(
                 claim.put_back_hydra_files()  # before they are kept beside the metrics
                 extra = {"run/stage1": stage1.entry() if stage1 else {"status": "none"}}
                 extra |= hub_entries(cfg.model)  # downloaded by now
-                extra[DEVICE_KEY] = device_name()
-                tasks = {"injection_task": cfg.injection_task, "target_task": cfg.target_task}
-                extra |= hub_data_entries(tasks)  # read as `hub_entries`: after the download
+                extra[DEVICE_KEY] = device_name(cfg.trainer.precision == Precision.bf16)
+                extra |= data_commits
                 if (threads := cpu_threads()) is not None:  # float sums' order on a CPU
                     extra[CPU_THREADS_KEY] = threads
                 keep_hydra_files(run_dir)  # first: a kept copy is never older than the metrics

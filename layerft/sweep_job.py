@@ -83,8 +83,8 @@ class Job:
     # an older record): a job at another count than its baseline's pair differs in float sums' order
     # and, with stage 1, started from another stored stage 1 (sweep_notes).
     cpu_threads: int | None = None
-    # What a finished job trained on (run_record.DEVICE_KEY; None: an older record): `cpu` for an
-    # older one that records CPU threads, which only a CPU's run does.
+    # What a finished job trained on (run_record.DEVICE_KEY; None: an older record, whose CPU
+    # threads say no more: a Mac's MPS run and a torchrun one recorded them too).
     device: str | None = None
 
     @property
@@ -162,7 +162,7 @@ def _job(run_dir: Path, path: Path, data: Any) -> Job:
     threads = data.get(CPU_THREADS_KEY)
     if threads is not None and (type(threads) is not int or threads < 1):
         raise TypeError(f"{CPU_THREADS_KEY} is not a positive whole number")
-    device = data.get(DEVICE_KEY, None if threads is None else "cpu")
+    device = data.get(DEVICE_KEY)
     if device is not None and (not isinstance(device, str) or not device.strip()):
         raise TypeError(f"{DEVICE_KEY} is not a device's name")
     if (migrated := migrated_fingerprints(run_dir, data)) is not None:

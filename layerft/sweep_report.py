@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,9 +165,13 @@ def _left_out_lines(folder: SweepFolder, table: Table, failures: list[Failure]) 
     if on_other_data:
         what = changed_files(on_other_data)
         lines += ["", f"## On changed {what} (left out of the table)", ""]
+        # A hub data set or model is no file at a path: its change is the cache's commit
+        hub = any(_HUB_SNAPSHOT.search(change) for job in on_other_data for change in job.changed)
         lines.append(
             f"Finished on {_A_FILE.get(what, 'a data or model file')} that holds other bytes now "
-            "(sha256 of the file at the path the job read); `sweep.py --force` reruns them:"
+            "(sha256 of the file at the path the job read)"
+            + (", or a hub snapshot the Hugging Face cache no longer serves" if hub else "")
+            + "; `sweep.py --force` reruns them:"
         )
         header = ["job", "settings", "seed", "changed", "later attempt"]
         lines += [md_line(header), "|---|---|---|---|---|"]
@@ -188,6 +193,8 @@ def _left_out_lines(folder: SweepFolder, table: Table, failures: list[Failure]) 
 
 
 _A_FILE = {"data": "a data file", "model files": "a model file"}  # by changed_files
+# How data_changes.changed_hub_data and model_files.changed_snapshot name a moved hub snapshot
+_HUB_SNAPSHOT = re.compile(r"@\S+ \(commit [0-9a-f]+ then, [0-9a-f]+ now\)$")
 
 
 def older_versions(jobs: list[Job]) -> list[int]:

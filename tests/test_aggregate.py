@@ -459,12 +459,14 @@ def test_a_seed_run_on_another_device_than_its_baselines_says_so(tmp_path: Path)
     write_seeds(tmp_path, {1: 0.6, 2: 0.5, 3: 0.6}, injection_task="none", device="cpu", threads=2)
     write_seeds(tmp_path, {1: 0.7, 2: 0.6}, injection_task="demo_pos", device="cpu", threads=2)
     write_job(tmp_path / "demo_pos-3", 3, 0.7, injection_task="demo_pos", device=h100)
-    # An older CPU record (threads, no device) is a CPU's; a GPU model is a device of its own
+    # An older record (no device) is noted against none, its CPU threads though it records (a
+    # Mac's MPS run and a torchrun one recorded them too); a GPU model is a device of its own
     lora = {"injection_task": "demo_pos", "tuning_mode": "lora"}
-    write_seeds(tmp_path, {1: 0.6, 2: 0.5, 3: 0.6}, injection_task="none", tuning_mode="lora", threads=2)  # fmt: skip
+    write_seeds(tmp_path, {1: 0.6, 2: 0.5}, injection_task="none", tuning_mode="lora", device="cpu", threads=2)  # fmt: skip
+    write_job(tmp_path / "lora-none-3", 3, 0.6, injection_task="none", tuning_mode="lora", threads=2)  # fmt: skip
     write_job(tmp_path / "lora-1", 1, 0.6, **lora, device=h100)
     write_job(tmp_path / "lora-2", 2, 0.6, **lora, device="cpu", threads=2)
-    write_job(tmp_path / "lora-3", 3, 0.6, **lora)  # an older GPU record: no word of its device
+    write_job(tmp_path / "lora-3", 3, 0.6, **lora, device=h100)  # beside the older record
     write_seeds(tmp_path, {1: 0.6, 2: 0.5, 3: 0.6}, injection_task="none", tuning_mode="bitfit", device=a100)  # fmt: skip
     write_seeds(tmp_path, {1: 0.6, 2: 0.5, 3: 0.6}, injection_task="demo_pos", tuning_mode="bitfit", device=h100)  # fmt: skip
     result = aggregate(tmp_path)

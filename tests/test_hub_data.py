@@ -153,3 +153,50 @@ def test_a_sweeps_plan_reruns_a_result_on_a_commit_the_cache_no_longer_serves(
     serve(cache, SNLI, NOW)
     state = sweep_status.status([combination], tmp_path / "sweep")
     assert not state.done and [stale.data for stale in state.stale] == [[CHANGED]]
+
+
+def test_the_commit_recorded_is_the_one_the_run_read_not_one_a_later_load_moved_to(
+    cache: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from compose import compose_config
+
+    from layerft import run as run_module
+    from layerft.config import resolve_config
+    from layerft.run_record import RunRecord
+
+    overrides = ["model=tiny", "tracker=none", "injection_task=none", "target_task=snli"]
+    cfg = compose_run(*overrides, f"cache_dir={tmp_path / 'cache'}")
+    resolved = resolve_config(compose_config(*overrides))
+    record = RunRecord.of(resolved, {}, overrides, ("target/eval_accuracy", True))
+    # The run reads commit THEN; while it trains, another job's online load moves `main` on
+    monkeypatch.setattr(run_module, "load_stage_data", lambda cfg: serve(cache, SNLI, THEN))
+
+    def train(*args: object) -> tuple[dict[str, float], None]:
+        serve(cache, SNLI, NOW)
+        return {"target/eval_accuracy": 0.5}, None
+
+    monkeypatch.setattr(run_module, "train_stages", train)
+    (run_dir := tmp_path / "run").mkdir()
+    run_module.train_and_record(cfg, run_dir, resolved, record, replacing=False)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["run/data_commits"] == {"target_task": {"hub_id": SNLI, "commit": THEN}}
+
+
+def test_results_md_does_not_call_a_moved_hub_snapshot_a_changed_file(
+    cache: Path,
+    tmp_path: Path,
+) -> None:
+    serve(cache, SNLI, THEN)
+    sweep = tmp_path / "sweep"
+    on_hub_data(sweep / "a")
+    write_job(sweep / "b", 2, 0.7)
+    serve(cache, SNLI, NOW)
+    markdown = aggregate(sweep).markdown
+    assert f"| a | all | 1 | {CHANGED} | - |" in markdown
+    assert (
+        "Finished on a data file that holds other bytes now (sha256 of the file at the path the "
+        "job read), or a hub snapshot the Hugging Face cache no longer serves; `sweep.py --force` "
+        "reruns them:"
+    ) in markdown

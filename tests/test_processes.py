@@ -35,6 +35,38 @@ def test_the_device_name_says_what_a_run_trained_on_and_how_many_processes(monke
     assert processes.device_name() == "mps"
 
 
+def test_a_mac_run_the_trainer_puts_on_the_cpu_is_recorded_on_the_cpu(monkeypatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert processes.device_name() == "mps"
+    assert processes.device_name(bf16=True) == "cpu"  # the CPU's bf16 autocast: use_cpu
+    monkeypatch.setenv("WORLD_SIZE", "2")  # gloo DDP on the CPU: use_cpu
+    assert processes.device_name() == "2x cpu"
+
+
+@pytest.mark.parametrize(("world", "precision", "cpu"), [("1", "fp32", False), ("1", "bf16", True), ("2", "fp32", True)])  # fmt: skip
+def test_the_trainer_trains_where_the_record_says(monkeypatch, world: str, precision: str, cpu: bool) -> None:  # fmt: skip
+    # Without CUDA, on a Mac: the Trainer's use_cpu and run/device follow one rule
+    import torch
+    from compose import compose_run
+
+    from layerft.phase_trainer import PhaseSteps, training_arguments
+
+    cfg = compose_run("model=tiny", "injection_task=none", f"trainer.precision={precision}")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setenv("WORLD_SIZE", world)
+    monkeypatch.setattr("layerft.phase_trainer.TrainingArguments", dict)
+    args = training_arguments(
+        cfg.target_task, cfg.trainer, 1, Path("/tmp/unused"), PhaseSteps(10, 2, 5, 10, 5)
+    )
+    device = processes.device_name(bf16=precision == "bf16")
+    assert args["use_cpu"] is cpu and device.endswith("cpu" if cpu else "mps")
+
+
 def long_folder(tmp_path: Path, length: int = 90, letter: str = "t") -> Path:
     """A folder under `tmp_path` whose path has about `length` bytes (a cluster's job scratch)."""
     room = max(1, length - len(os.fsencode(tmp_path)) - 1) // len(letter.encode())
