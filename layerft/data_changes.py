@@ -1,7 +1,6 @@
 """Whether a finished result was computed on the data files there now: by the sha256 of each
 split's file its record keeps (`run/data_files`) and the path the run read (`run/data_paths`);
-for a hub data set, by the snapshot commit the local Hugging Face cache serves for its `main`
-(`run/data_commits`: a later download may have moved it to a new version of the data set).
+for a hub data set, by the snapshot the local Hugging Face cache serves (`layerft/hub_data.py`).
 
 Serves the `injection_task` and `target_task` config groups (their data), for a run's
 folder check (`layerft/run_folder.py`), a sweep's plan (`layerft/sweep_status.py`) and its tables
@@ -10,15 +9,12 @@ folder check (`layerft/run_folder.py`), a sweep's plan (`layerft/sweep_status.py
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from layerft.file_io import file_sha256
-from layerft.run_record import DATA_COMMITS_KEY, DATA_FILES_KEY, DATA_PATHS_KEY
-
-if TYPE_CHECKING:
-    from layerft.task import TaskConfig
+from layerft.hub_data import changed_hub_data
+from layerft.run_record import DATA_FILES_KEY, DATA_PATHS_KEY
 
 
 def changed_data(record: dict[str, Any], data_files: dict[str, str]) -> list[str]:
@@ -47,49 +43,3 @@ def changed_since(record: dict[str, Any]) -> list[str]:
         except OSError:  # unreadable now: not compared, as a missing file
             continue
     return sorted(changed) + changed_hub_data(record)
-
-
-def hub_data_commit(hub_id: str) -> str | None:
-    """The commit the local Hugging Face cache serves for a hub data set's `main` (datasets 5
-    fetches its card there at each online load, of any of its configs, moving `refs/main` to the
-    commit it reads), or None where the cache names none (cleared, or another cache folder than
-    this process's). An offline load reads the newest of datasets' own prepared copies of the
-    config instead (HF_DATASETS_CACHE), which is this commit's unless `refs/main` moved on since
-    without that config being prepared (another config of the repo loaded online)."""
-    from huggingface_hub import constants
-    from huggingface_hub.file_download import repo_folder_name
-
-    folder = repo_folder_name(repo_id=hub_id, repo_type="dataset")
-    try:
-        commit = (Path(constants.HF_HUB_CACHE) / folder / "refs" / "main").read_text().strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return commit if re.fullmatch(r"[0-9a-f]{40}", commit) else None
-
-
-def hub_data_entries(tasks: dict[str, TaskConfig | None]) -> dict[str, Any]:
-    """A record's `run/data_commits`, by config group, for the tasks read from the hub whose
-    commit the cache names (read right after the run loads its data: later, another job's online
-    load of the data set may have moved it on)."""
-    commits = {
-        group: {"hub_id": task.hub_id, "commit": commit}
-        for group, task in tasks.items()
-        if task is not None and task.hub_id and task.source == "hub"
-        if (commit := hub_data_commit(task.hub_id)) is not None
-    }
-    return {DATA_COMMITS_KEY: commits} if commits else {}
-
-
-def changed_hub_data(record: dict[str, Any]) -> list[str]:
-    """A finished result's hub data sets whose `main` the cache serves from another commit now:
-    `<group>: <id>@main (commit ... then, ... now)`. Not compared: a result recorded without its
-    commit, or a data set the cache no longer names."""
-    stored = record.get(DATA_COMMITS_KEY)
-    changed = []
-    for group, entry in sorted(stored.items()) if isinstance(stored, dict) else []:
-        hub_id, then = (entry.get(k) for k in ("hub_id", "commit")) if isinstance(entry, dict) else (None, None)  # fmt: skip
-        if not (isinstance(hub_id, str) and isinstance(then, str)):
-            continue
-        if (now := hub_data_commit(hub_id)) is not None and now != then:
-            changed.append(f"{group}: {hub_id}@main (commit {then[:12]} then, {now[:12]} now)")
-    return changed

@@ -19,11 +19,11 @@ from layerft import predictions
 from layerft.callbacks import MetricSink
 from layerft.config import RunConfig
 from layerft.data import TaskData
-from layerft.data_changes import hub_data_entries
 from layerft.errors import LayerftError, error_line
 from layerft.file_io import run_dir_error, run_dir_errors
 from layerft.forced_rerun import noted_forced_rerun
 from layerft.heads import encoder_layers
+from layerft.hub_data import hub_data_entries
 from layerft.interrupts import interrupted, stopped_how
 from layerft.layer_split import InjectedWeights, extract_injected
 from layerft.lr_schedule import part_lr_multipliers

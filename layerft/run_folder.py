@@ -21,10 +21,11 @@ from omegaconf import OmegaConf
 
 from layerft.config import resolve_config
 from layerft.config_differences import config_differences
-from layerft.data_changes import changed_data, changed_hub_data
+from layerft.data_changes import changed_data
 from layerft.errors import LayerftError
 from layerft.file_lock import lock_unless_done
 from layerft.forced_rerun import remove_dead_rerun
+from layerft.hub_data import changed_hub_data
 from layerft.model_files import ON_OTHER_MODEL, changed_model_files, changed_snapshot
 from layerft.processes import is_main_process, world_size
 from layerft.results import (

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from layerft.data_changes import changed_data, changed_hub_data
+from layerft.data_changes import changed_data
+from layerft.hub_data import changed_hub_data
 from layerft.model_files import changed_model_files, changed_snapshot, on_other
 from layerft.results import (
     FAILED_FILE,

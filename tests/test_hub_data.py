@@ -5,7 +5,9 @@ changed data, as they treat one on an edited local file."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,8 +17,8 @@ from test_aggregate import write_job
 
 from layerft import run_folder
 from layerft.aggregate import aggregate
-from layerft.data_changes import changed_hub_data, hub_data_commit, hub_data_entries
 from layerft.errors import LayerftError
+from layerft.hub_data import changed_hub_data, hub_data_commit, hub_data_entries
 from layerft.sweep_records import read_sweep
 
 SNLI = "stanfordnlp/snli"
@@ -68,7 +70,7 @@ def test_only_tasks_read_from_the_hub_record_their_commit(cache: Path) -> None:
     cfg = compose_run("target_task=snli", "injection_task=demo_pos")
     tasks = {"injection_task": cfg.injection_task, "target_task": cfg.target_task}
     assert hub_data_entries(tasks) == {
-        "run/data_commits": {"target_task": {"hub_id": SNLI, "commit": THEN}}
+        "run/data_commits": {"target_task": {"hub_id": SNLI, "commit": THEN, "files": {}}}
     }
     local = compose_run("target_task=snli", "target_task.data_files.train=/x.jsonl",
                         "target_task.data_files.validation=/y.jsonl")  # fmt: skip
@@ -132,7 +134,9 @@ def test_a_run_on_a_hub_data_set_records_the_commit_the_cache_serves(
     (run_dir := tmp_path / "run").mkdir()
     run_module.train_and_record(cfg, run_dir, resolved, record, replacing=False)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["run/data_commits"] == {"target_task": {"hub_id": SNLI, "commit": THEN}}
+    assert metrics["run/data_commits"] == {
+        "target_task": {"hub_id": SNLI, "commit": THEN, "files": {}}
+    }
 
 
 def test_a_sweeps_plan_reruns_a_result_on_a_commit_the_cache_no_longer_serves(
@@ -181,7 +185,9 @@ def test_the_commit_recorded_is_the_one_the_run_read_not_one_a_later_load_moved_
     (run_dir := tmp_path / "run").mkdir()
     run_module.train_and_record(cfg, run_dir, resolved, record, replacing=False)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["run/data_commits"] == {"target_task": {"hub_id": SNLI, "commit": THEN}}
+    assert metrics["run/data_commits"] == {
+        "target_task": {"hub_id": SNLI, "commit": THEN, "files": {}}
+    }
 
 
 def test_results_md_does_not_call_a_moved_hub_snapshot_a_changed_file(
@@ -200,3 +206,40 @@ def test_results_md_does_not_call_a_moved_hub_snapshot_a_changed_file(
         "job read), or a hub snapshot the Hugging Face cache no longer serves; `sweep.py --force` "
         "reruns them:"
     ) in markdown
+
+
+def snapshot(cache: Path, commit: str, files: dict[str, str]) -> dict[str, str]:
+    """SNLI's snapshot at `commit` as huggingface_hub leaves it: each file a link to its
+    content's blob; refs/main names the commit. Returns path -> blob of its data files."""
+    repo = cache / "datasets--stanfordnlp--snli"
+    for name, text in files.items():
+        blob = hashlib.sha256(text.encode()).hexdigest()
+        (repo / "blobs").mkdir(parents=True, exist_ok=True)
+        (repo / "blobs" / blob).write_text(text)
+        link = repo / "snapshots" / commit / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(repo / "blobs" / blob, link.parent))
+    serve(cache, SNLI, commit)
+    return {n: hashlib.sha256(t.encode()).hexdigest() for n, t in files.items() if n != "README.md"}
+
+
+def test_a_new_commit_is_new_data_only_where_the_data_files_blobs_differ(cache: Path) -> None:
+    train, dev = "plain_text/train-00000-of-00001.parquet", "plain_text/validation-00000-of-00001.parquet"  # fmt: skip
+    blobs = snapshot(cache, THEN, {"README.md": "card", train: "rows", dev: "dev rows"})
+    cfg = compose_run("target_task=snli", "injection_task=none")
+    record = hub_data_entries({"target_task": cfg.target_task})
+    assert record["run/data_commits"]["target_task"]["files"] == blobs  # the card left out
+    # The card edited: a new commit, the same data
+    snapshot(cache, NOW, {"README.md": "a new card", train: "rows", dev: "dev rows"})
+    assert changed_hub_data(record) == []
+    # Only another config's files fetched at the new commit: nothing says this one's changed
+    later = "3" * 40
+    snapshot(cache, later, {"README.md": "card", "other/train.parquet": "x"})
+    assert changed_hub_data(record) == []
+    # New rows in a file, or a shard replaced: new data
+    changed = f"target_task: {SNLI}@main (commit {THEN[:12]} then, {later[:12]} now)"
+    snapshot(cache, later, {dev: "dev rows", train: "new rows"})
+    assert changed_hub_data(record) == [changed]
+    fourth = "4" * 40
+    snapshot(cache, fourth, {dev: "dev rows", "plain_text/train-00000-of-00002.parquet": "rows"})
+    assert changed_hub_data(record) == [changed.replace(later[:12], fourth[:12])]
