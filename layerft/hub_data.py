@@ -69,16 +69,23 @@ def hub_data_entries(tasks: dict[str, TaskConfig | None]) -> dict[str, Any]:
     commit the cache names: its id, commit and data files (read right after the run loads its
     data: later, another job's online load of the data set may move `main` on)."""
     commits = {
-        group: {
-            "hub_id": task.hub_id,
-            "commit": commit,
-            "files": snapshot_files(task.hub_id, commit),
-        }  # fmt: skip
+        group: {"hub_id": task.hub_id, "commit": commit, "files": _own_files(task, commit)}
         for group, task in tasks.items()
         if task is not None and task.hub_id and task.source == "hub"
         if (commit := hub_data_commit(task.hub_id)) is not None
     }
     return {DATA_COMMITS_KEY: commits} if commits else {}
+
+
+def _own_files(task: TaskConfig, commit: str) -> dict[str, str]:
+    """The snapshot's data files of the task's config: those in its folder where the repository
+    keeps one per config (`nli/` of klue/klue, `mnli/` of nyu-mll/glue), else all (another
+    config's files fetched at the same commit are kept then, and a change to them counts)."""
+    assert task.hub_id is not None
+    files = snapshot_files(task.hub_id, commit)
+    config = task.hub_config
+    own = {k: v for k, v in files.items() if config and k.startswith(f"{config}/")}
+    return own or files
 
 
 def changed_hub_data(record: dict[str, Any]) -> list[str]:

@@ -243,3 +243,17 @@ def test_a_new_commit_is_new_data_only_where_the_data_files_blobs_differ(cache: 
     fourth = "4" * 40
     snapshot(cache, fourth, {dev: "dev rows", "plain_text/train-00000-of-00002.parquet": "rows"})
     assert changed_hub_data(record) == [changed.replace(later[:12], fourth[:12])]
+
+
+def test_a_repository_with_a_folder_per_config_records_that_configs_files(cache: Path) -> None:
+    repo = cache / "datasets--klue--klue"
+    for name in ("nli/train.parquet", "sts/train.parquet"):
+        (repo / "blobs").mkdir(parents=True, exist_ok=True)
+        (repo / "blobs" / name.replace("/", "-")).write_text(name)
+        link = repo / "snapshots" / THEN / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(repo / "blobs" / name.replace("/", "-"), link.parent))
+    serve(cache, "klue/klue", THEN)
+    task = compose_run("target_task=klue_nli", "injection_task=none").target_task
+    [entry] = hub_data_entries({"target_task": task})["run/data_commits"].values()
+    assert entry["files"] == {"nli/train.parquet": "nli-train.parquet"}
