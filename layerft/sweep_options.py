@@ -57,6 +57,8 @@ def check_table_options(
     recorded = _recorded_settings(sweep_dir)
     known = {*GROUP_OF_KEY, *(key for settings in planned + recorded for key in settings)}
     pairs = baseline_pairs(baseline) or {}
+    if heatmap and heatmap[0] == heatmap[1]:  # else refused once the whole grid had trained
+        raise LayerftError(f"--heatmap {heatmap[0]} {heatmap[1]}: name two different settings")
     named = [*(("--baseline", k) for k in pairs), *(("--heatmap", k) for k in heatmap or ())]
     for option, key in [*named, *(("--best-of", k) for k in best_of or ())]:
         if key not in known:
@@ -68,7 +70,8 @@ def check_table_options(
         values = {settings.get(key, MISSING) for settings in planned + recorded}
         if value not in values and setting_value(value) not in {setting_value(v) for v in values}:
             raise LayerftError(
-                f"--baseline {key}={value}: no job has it (the grid's: {', '.join(sorted(values))})"
+                f"--baseline {key}={value}: no job has it (the grid's and the folder's: "
+                f"{', '.join(sorted(values))})"
             )
 
 

@@ -121,7 +121,7 @@ def print_summary(state: Status) -> None:
     for combination in state.missing:
         if (folder := unfinished.get(id(combination))) is not None:
             print(
-                f"  UNFINISHED {combination.label}: {folder} holds no record (killed, or running)"
+                f"  UNFINISHED {combination.label}: {folder} holds no record (stopped, killed, or running)"
             )
             continue
         folder = blocked.get(id(combination))

@@ -322,7 +322,7 @@ def test_the_summary_counts_a_killed_job_as_unfinished_as_results_md_does(tmp_pa
     assert capsys.readouterr().out.splitlines() == [
         "sweep: 0 finished, 0 failed, 1 not run, 1 unfinished",
         "  NOT RUN seed=1",
-        f"  UNFINISHED seed=2: {tmp_path / 'seed=2'} holds no record (killed, or running)",
+        f"  UNFINISHED seed=2: {tmp_path / 'seed=2'} holds no record (stopped, killed, or running)",
     ]
     (tmp_path / "seed=2" / "failed.json").write_text(json.dumps({FINGERPRINT_KEY: "x" * 16}))
     assert not sweep_status.status(jobs, tmp_path).unfinished  # another config's failure

@@ -241,11 +241,12 @@ def test_table_options_are_checked_before_a_job_runs(tmp_path: Path, capsys) -> 
     args = ["demo", "model=tiny", "tracker=none", "seed=1,2", "--dir", str(out)]
     refused = {
         ("--baseline", "tuning_mode=full", "seed=1"): "--baseline seed: a row folds its seeds",
-        ("--baseline", "tuning_mode=ful"): "--baseline tuning_mode=ful: no job has it (the grid's: full, lora)",
+        ("--baseline", "tuning_mode=ful"): "--baseline tuning_mode=ful: no job has it (the grid's and the folder's: full, lora)",
         ("--heatmap", "tuning_mode", "lr_schedul"): "--heatmap lr_schedul: no job of the grid sets it",
         ("--baseline", "tuning_mode"): "--baseline takes key=value settings, got 'tuning_mode'",
         ("--best-of", "target_task.l"): "--best-of target_task.l: no job of the grid sets it",
         ("--best-of", "seed"): "--best-of seed: a row folds its seeds",
+        ("--heatmap", "tuning_mode", "tuning_mode"): "--heatmap tuning_mode tuning_mode: name two different settings",
     }  # fmt: skip
     for options, message in refused.items():
         assert sweep_module.main([*args, *options]) == 2, options
@@ -269,7 +270,7 @@ def test_table_options_are_checked_before_a_job_runs(tmp_path: Path, capsys) -> 
     assert sweep_module.main([*swept, "--baseline", "target_task.lr=0.0001"]) == 0  # as 1e-4
     assert sweep_module.main([*swept, "--baseline", "target_task.lr=2e-5"]) == 2
     assert (
-        "error: --baseline target_task.lr=2e-5: no job has it (the grid's: -, 0.0001, 3e-05)"
+        "error: --baseline target_task.lr=2e-5: no job has it (the grid's and the folder's: -, 0.0001, 3e-05)"
         in capsys.readouterr().err
     )
 
