@@ -23,7 +23,7 @@ from omegaconf import MISSING
 from layerft.credentials import is_credential
 from layerft.errors import error_line
 from layerft.network import unreachable
-from layerft.run_record import RESULTS_VERSION
+from layerft.run_record import ERROR_KEY, RESULTS_VERSION
 from layerft.tracker_backends import NoTracker, Tracker, WandbTracker, without_secrets
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,9 @@ def start_tracker(cfg: TrackerConfig, run_dir: Path, tracked: TrackedRun) -> Tra
     before = set(wandb_runs(run_dir))
     try:
         run = _init(cfg, run_dir, tracked, mode)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (interrupts) inside wandb.init
+        _close_started_run()
+        raise
     except Exception as err:  # W&B raises its own errors and plain ones (bad key, timeout)
         if mode != "online":
             raise
@@ -151,6 +154,18 @@ def start_tracker(cfg: TrackerConfig, run_dir: Path, tracked: TrackedRun) -> Tra
         run = _init(cfg, run_dir, tracked, mode)
     log.info("W&B run %s (%s) in %s", run.id, mode, run.dir)
     return WandbTracker(run, tracked.selection)
+
+
+def _close_started_run() -> None:
+    """The run a stop left half-started inside wandb.init, closed as failed saying how it stopped:
+    W&B's own exit hook closed it as finished (exit code 0), a stopped job's run looking done."""
+    import wandb
+
+    from layerft.interrupts import stopped_how
+
+    if (run := wandb.run) is not None:
+        run.summary[ERROR_KEY] = stopped_how()
+        run.finish(exit_code=1)
 
 
 def _init(cfg: TrackerConfig, run_dir: Path, tracked: TrackedRun, mode: str) -> Any:

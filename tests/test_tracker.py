@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import threading
 import time
@@ -174,6 +175,41 @@ def test_selection_metrics_follow_their_stage_step_and_a_failed_run_says_why(
     assert summary["run/error"] == "CommError: *** refused"
     [exit_record] = records["exit"]
     assert exit_record.exit_code == 1
+
+
+def test_a_stop_inside_wandb_init_closes_its_run_as_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A sweep's SIGTERM (a KeyboardInterrupt by layerft.interrupts) that landed while W&B started
+    # the job's run: W&B's exit hook closed the run as finished, exit code 0, no run/error.
+    import wandb
+    from wandb_records import records_by_kind, wandb_items
+
+    from layerft import interrupts
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    started = wandb.init
+
+    def stopped_while_starting(**kwargs: Any) -> Any:
+        started(**kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(wandb, "init", stopped_while_starting)
+    monkeypatch.setattr(interrupts, "_received", signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        start_tracker(wandb_cfg(TrackerMode.offline), tmp_path, TrackedRun("a run", {}))
+    assert wandb.run is None
+    [run_file] = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
+    for _ in range(100):  # W&B's core process may still be writing the file after finish()
+        if "exit" in (records := records_by_kind(run_file)):
+            break
+        time.sleep(0.1)
+    [exit_record] = records["exit"]
+    summary: dict[str, Any] = {}
+    for update in records["summary"]:
+        summary |= wandb_items(update.update)
+    assert exit_record.exit_code == 1 and summary["run/error"] == "terminated (SIGTERM)"
 
 
 def test_stale_run_folders_and_latest_link_are_removed_with_one_info_line(
