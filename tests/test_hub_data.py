@@ -112,33 +112,6 @@ def test_a_result_on_a_commit_the_cache_no_longer_serves_is_on_changed_data(
     assert changed_hub_data({"run/data_commits": "x"}) == []
 
 
-def test_a_run_on_a_hub_data_set_records_the_commit_the_cache_serves(
-    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from compose import compose_config
-
-    from layerft import run as run_module
-    from layerft.config import resolve_config
-    from layerft.run_record import RunRecord
-
-    serve(cache, SNLI, THEN)
-    overrides = ["model=tiny", "tracker=none", "injection_task=none", "target_task=snli"]
-    cfg = compose_run(*overrides, f"cache_dir={tmp_path / 'cache'}")
-    resolved = resolve_config(compose_config(*overrides))
-    record = RunRecord.of(resolved, {}, overrides, ("target/eval_accuracy", True))
-    # Neither the data (offline here) nor a training is needed to write the record
-    monkeypatch.setattr(run_module, "load_stage_data", lambda cfg: None)
-    monkeypatch.setattr(
-        run_module, "train_stages", lambda *args: ({"target/eval_accuracy": 0.5}, None)
-    )
-    (run_dir := tmp_path / "run").mkdir()
-    run_module.train_and_record(cfg, run_dir, resolved, record, replacing=False)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["run/data_commits"] == {
-        "target_task": {"hub_id": SNLI, "commit": THEN, "files": {}}
-    }
-
-
 def test_a_sweeps_plan_reruns_a_result_on_a_commit_the_cache_no_longer_serves(
     cache: Path, tmp_path: Path
 ) -> None:
