@@ -33,6 +33,7 @@ from layerft.sweep_table import (
     Failure,
     Table,
     build_table,
+    check_settings,
     combine,
     label,
     setting,
@@ -97,6 +98,7 @@ def aggregate(
     spec = check_baseline(baseline, jobs)
     table = build_table(combos, varied, spec, baselines(combos, spec), list(extra_metrics))
     plot_rows = [plot_row(c, varied, b) for c, b in zip(combos, table.is_baseline, strict=True)]
+    check_settings("--heatmap", heatmap or (), combos)  # sweep.py aggregate's: no plan checked it
     axes = heatmap_axes(plot_rows, varied, heatmap)  # a wrong name fails before any write
     failures = [
         Failure(job.run_dir, label(c.settings, varied), job.seed, job.error or "")

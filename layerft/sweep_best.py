@@ -19,7 +19,15 @@ from layerft.sweep_baseline import ComposedConfigs, baselines
 from layerft.sweep_diffs import md_line, other_scores_lines
 from layerft.sweep_job import SettingsKey, settings_key
 from layerft.sweep_report import csv_text, table_lines
-from layerft.sweep_table import Table, TableRow, applies, build_table, label, setting
+from layerft.sweep_table import (
+    Table,
+    TableRow,
+    applies,
+    build_table,
+    check_settings,
+    label,
+    setting,
+)
 
 BEST_FILES = ("best.csv", "best.md")
 CANDIDATES = "candidates"  # best.csv's column: each value tried, its mean, seeds and failures
@@ -38,9 +46,7 @@ def best_table(
     without `keys`: the baseline is another row's best, not a value of theirs)."""
     if "seed" in keys:
         raise LayerftError("--best-of seed: a row folds its seeds")
-    if unknown := [k for k in keys if not any(k in c.settings for c in combos)]:
-        known = sorted({k for c in combos for k in c.settings})
-        raise LayerftError(f"--best-of {unknown[0]}: no job sets it (settings: {', '.join(known)})")
+    check_settings("--best-of", keys, combos)
     groups = _groups(combos, keys)
     chosen = [_best(rows, keys) for rows in groups]
     # Paired as results.csv pairs rows, on the settings without `keys`

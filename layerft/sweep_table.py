@@ -6,10 +6,12 @@ Serves no config group: `layerft/aggregate.py` builds it, `layerft/sweep_report.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from layerft.errors import LayerftError
 from layerft.metrics import METRICS, PREDICTED_CLASSES
 from layerft.sweep_job import Job, SettingsKey, settings_key
 from layerft.sweep_notes import notes
@@ -109,6 +111,13 @@ def combine(jobs: list[Job]) -> list[TableRow]:
         combo.unread = tuple(dict.fromkeys([*combo.unread, *job.unread]))
         (combo.finished if job.error is None else combo.failed).append(job)
     return list(groups.values())
+
+
+def check_settings(option: str, keys: Sequence[str], combos: list[TableRow]) -> None:
+    """Each of an option's `keys` is a setting of some row (a typo would draw or choose nothing)."""
+    if unknown := [k for k in keys if not any(k in c.settings for c in combos)]:
+        known = sorted({k for c in combos for k in c.settings})
+        raise LayerftError(f"{option} {unknown[0]}: no job sets it (settings: {', '.join(known)})")
 
 
 def setting(settings: dict[str, str], key: str) -> str:

@@ -1795,6 +1795,9 @@ def test_one_varied_setting_draws_no_heatmap_and_no_history_no_curves(tmp_path: 
     assert tmp_path / "bars.png" in result.paths
     with pytest.raises(LayerftError, match="heatmap needs two different varied settings"):
         aggregate(tmp_path, heatmap=("tuning_mode", "model"))
+    # A typo (sweep.py aggregate checks no plan first) is named as such, not as unvaried
+    with pytest.raises(LayerftError, match=r"^--heatmap tuning_mod: no job sets it \(settings: "):
+        aggregate(tmp_path, heatmap=("tuning_mod", "model"))
 
 
 def test_adapter_benchmark_table_only_reads_its_sweep(tmp_path: Path) -> None:
