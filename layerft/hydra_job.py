@@ -207,3 +207,16 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
+
+
+def close_job_logs(how: str) -> str:
+    """The log files a stopped job left on the root logger, closed with a line saying how it
+    stopped (`how`, returned): Hydra's launcher detaches a job's handlers only once the job
+    returns, so after a Ctrl-C or SIGTERM the sweep's own summary and tables went on into the
+    stopped job's log, which said nothing of the stop."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+        handler.handle(root.makeRecord(__name__, logging.WARNING, __file__, 0, "job stopped: %s", (how,), None))  # fmt: skip
+        root.removeHandler(handler)
+        handler.close()
+    return how

@@ -29,6 +29,7 @@ from layerft.config import register_configs
 from layerft.config_errors import log_file_error_line
 from layerft.errors import LayerftError, error_line, hydra_raises, traceback_wanted
 from layerft.file_io import file_error
+from layerft.hydra_job import close_job_logs
 from layerft.interrupts import interrupted, remembered_interrupts, stopped_how
 from layerft.results import FAILED_FILE
 from layerft.sweep_grid import (
@@ -198,13 +199,13 @@ def run_grid(
             if interrupted():  # lost where it landed, after the last job had started
                 return stopped_how()
     except KeyboardInterrupt:  # the launcher has stopped the running jobs
-        return stopped_how()
+        return close_job_logs(stopped_how())
     except LayerftError:  # the launcher refused its settings (gpu_slots), before any job: bad
         raise  # input, exit 2; a job records its own errors (run_from_hydra)
     # SystemExit: a sys.exit in Hydra or in a job (code 0 is no error)
     except (Exception, SystemExit) as err:
         # after a stop: what it set off (a data-loader worker the same SIGTERM ended)
-        return stopped_how() if interrupted() else _stopped_by(err)
+        return close_job_logs(stopped_how() if interrupted() else _stopped_by(err))
     finally:
         sys.argv = argv
     return None

@@ -1018,6 +1018,27 @@ def test_ctrl_c_gives_the_summary_and_exit_130_not_a_traceback(tmp_path, monkeyp
     assert err.strip().splitlines()[-1] == "error: the sweep stopped early: interrupted (Ctrl-C)"
 
 
+def test_a_stopped_jobs_log_says_so_and_takes_none_of_the_sweeps_own_lines(
+    tmp_path, monkeypatch
+) -> None:
+    # Hydra's launcher detaches a job's log file only once the job returns: after a SIGTERM the
+    # sweep's summary and tables went on into the stopped job's sweep.log (a README walkthrough)
+    job_log = tmp_path / "job" / "sweep.log"
+    job_log.parent.mkdir()
+
+    def stopped_in_a_job(*args: Any, **kwargs: Any) -> None:
+        logging.getLogger().addHandler(logging.FileHandler(job_log))  # as Hydra's job logging
+        logging.getLogger("layerft.run").warning("training")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hydra, "main", lambda **kwargs: lambda task: stopped_in_a_job)
+    args = ["demo", *TINY_GRID, "seed=1", "injection_task=none", "tuning_mode=full"]
+    assert sweep_module.main([*args, "--dir", str(tmp_path / "sweep")]) == 130
+    logging.getLogger("layerft.aggregate").warning("a line of the sweep's own")
+    assert job_log.read_text().splitlines() == ["training", "job stopped: interrupted (Ctrl-C)"]
+    assert not [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+
+
 def test_a_sweep_stopped_early_names_its_unrun_combinations_in_results_md(
     tmp_path, monkeypatch, capsys
 ) -> None:
