@@ -34,8 +34,10 @@ def config_differences(stored: dict[str, Any], resolved: dict[str, Any], limit: 
 _ABSENT = "absent"
 
 
-def _stage_name(task: dict[str, Any] | None) -> str | None:
-    return None if task is None else str(task["name"])
+def _stage_name(task: dict[str, Any] | None) -> str:
+    """A stage's task by its option's name; none as the command line chooses it
+    (`injection_task=none`), not the config's null."""
+    return "none" if task is None else str(task["name"])
 
 
 def _spelled(value: Any) -> str:

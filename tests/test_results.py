@@ -703,9 +703,9 @@ def test_config_differences_name_the_keys_a_refused_folder_differs_in() -> None:
         "lr_schedule.warmup_ratio: absent -> 0.1; and 2 more"
     )
     assert config_differences(now, now) == ""  # e.g. only the process count differs
-    # A stage switched on is one entry, not one per field of its task; null as configs spell it.
+    # A stage switched on is one entry, not one per field of its task; `none` as one chooses it
     assert config_differences(resolved("injection_task=none"), resolved()) == (
-        "injection_task: null -> demo_pos"
+        "injection_task: none -> demo_pos"
     )
 
 
