@@ -48,7 +48,12 @@ def best_table(
         raise LayerftError("--best-of seed: a row folds its seeds")
     check_settings("--best-of", keys, combos)
     groups = _groups(combos, keys)
-    chosen = [_best(rows, keys) for rows in groups]
+    # Each best row under its group's settings (a row serving several groups, in each of them)
+    chosen = [
+        replace(best, settings={**own, **{k: v for k, v in best.settings.items() if k in keys}})
+        for own, rows in groups
+        for best in [_best(rows, keys)]
+    ]
     # Paired as results.csv pairs rows, on the settings without `keys`
     bare = [replace(c, settings=_without(c.settings, keys)) for c in chosen]
     by_bare = {id(b): c for b, c in zip(bare, chosen, strict=True)}
@@ -59,13 +64,14 @@ def best_table(
     bases = [by_bare[id(b)] if b is not None else None for b in paired]
     columns = [k for k in varied if k not in keys] + [k for k in keys if k in varied]
     table = build_table(chosen, columns, rest, bases, extra)
-    for row, rows in zip(table.rows, groups, strict=True):
+    for row, (_, rows) in zip(table.rows, groups, strict=True):
         row[CANDIDATES] = _candidates(rows, keys)
     return replace(table, columns=[*table.columns, CANDIDATES])
 
 
-def _groups(combos: list[TableRow], keys: list[str]) -> list[list[TableRow]]:
-    """The rows by their settings other than `keys`, in table order. Two sets of those that
+def _groups(combos: list[TableRow], keys: list[str]) -> list[tuple[dict[str, str], list[TableRow]]]:
+    """The rows by their settings other than `keys` (each group's, and its rows in table order).
+    Two sets of those that
     differ only where one leaves a setting at the value the other spells out, as the job
     folders' configs say, are one group (a grid extended later: `target_task.lr=5e-5` beside a
     row that left the task's own 5e-5), as `sweep_baseline.at_same_values` pairs such rows."""
@@ -80,8 +86,33 @@ def _groups(combos: list[TableRow], keys: list[str]) -> list[list[TableRow]]:
             into.extend(group)
         else:
             groups.append(group)
+    groups = _with_serving_rows(groups, keys)  # each group's own rows first
     order = {id(combo): n for n, combo in enumerate(combos)}
-    return [sorted(group, key=lambda c: order[id(c)]) for group in groups]
+    return [
+        (_without(group[0].settings, keys), sorted(group, key=lambda c: order[id(c)]))
+        for group in groups
+    ]
+
+
+def _with_serving_rows(groups: list[list[TableRow]], keys: list[str]) -> list[list[TableRow]]:
+    """A group whose runs never read a setting other groups have (`injection_task=none` under
+    `layer_split`, `--best-of injection_task`) is a candidate of each of those groups it agrees
+    with elsewhere, as its one run serves every value of that setting, not a group of its own."""
+    kept = []
+    for group in groups:
+        mine = _without(group[0].settings, keys)
+        served = [
+            other
+            for other in groups
+            if (theirs := _without(other[0].settings, keys)).keys() > mine.keys()
+            and all(theirs[k] == v for k, v in mine.items())
+            and not any(applies(group[0], k) for k in theirs.keys() - mine.keys())
+        ]
+        for other in served:
+            other.extend(group)
+        if not served:
+            kept.append(group)
+    return kept
 
 
 def _same_values(

@@ -240,3 +240,19 @@ def test_best_md_names_each_rows_own_selection_metric_where_they_differ(tmp_path
     markdown = (tmp_path / "best.md").read_text()
     assert "best mean `selection`" not in markdown
     assert "best mean of its own selection metric" in markdown
+
+
+def test_a_row_that_never_reads_a_setting_is_a_candidate_of_each_of_its_values(tmp_path) -> None:
+    # `--best-of injection_task` over layer_split: the row without stage 1 has no split, its one
+    # run serves every split; it was a group of its own, and no split's row weighed it
+    for task, split, score in [("none", None, 0.78), ("demo_pos", "lower1", 0.75), ("demo_pos", "upper1", 0.8)]:  # fmt: skip
+        for seed in (1, 2, 3):
+            choices = {"layer_split": split} if split else {}
+            write_job(tmp_path / f"{task}-{split}" / str(seed), seed, score + spread(seed),
+                      injection_task=task, **choices)  # fmt: skip
+    aggregate(tmp_path, best_of=["injection_task"])
+    rows = {r["layer_split"]: r for r in best_rows(tmp_path)}
+    assert sorted(rows) == ["lower1", "upper1"]  # each split once, none a row of its own
+    assert rows["lower1"]["injection_task"] == "none"  # 0.78 over demo_pos's 0.75
+    assert rows["upper1"]["injection_task"] == "demo_pos"
+    assert rows["lower1"]["candidates"] == "demo_pos: 0.7500 (3); none: 0.7800 (3)"
