@@ -203,15 +203,21 @@ def test_a_baseline_of_only_best_of_keys_gives_no_row_a_baseline(tmp_path) -> No
     assert "every `--baseline` setting" not in (tmp_path / "best.md").read_text()
 
 
+def write_splits(root: Path, none: float) -> None:
+    """Three seeds of stage 1 under lower1 (0.75) and upper1 (0.8), and of no stage 1 (`none`):
+    a row that never reads layer_split."""
+    for task, split, score in [("none", None, none), ("demo_pos", "lower1", 0.75), ("demo_pos", "upper1", 0.8)]:  # fmt: skip
+        for seed in (1, 2, 3):
+            choices = {"layer_split": split} if split else {}
+            write_job(root / f"{task}-{split}" / str(seed), seed, score + spread(seed),
+                      injection_task=task, **choices)  # fmt: skip
+
+
 def test_best_md_says_no_dash_is_an_options_value_where_the_setting_does_not_apply(
     tmp_path,
 ) -> None:
     # layer_split under injection_task=none never applies: `-` there is no value of its options
-    for task, split, score in [("none", None, 0.7), ("demo_pos", "lower1", 0.75), ("demo_pos", "upper1", 0.8)]:  # fmt: skip
-        for seed in (1, 2, 3):
-            choices = {"layer_split": split} if split else {}
-            write_job(tmp_path / f"{task}-{split}" / str(seed), seed, score + spread(seed),
-                      injection_task=task, **choices)  # fmt: skip
+    write_splits(tmp_path, none=0.7)
     aggregate(tmp_path, best_of=["layer_split"])
     rows = {r["injection_task"]: r for r in best_rows(tmp_path)}
     assert rows["none"]["layer_split"] == "-" and rows["demo_pos"]["layer_split"] == "upper1"
@@ -245,11 +251,7 @@ def test_best_md_names_each_rows_own_selection_metric_where_they_differ(tmp_path
 def test_a_row_that_never_reads_a_setting_is_a_candidate_of_each_of_its_values(tmp_path) -> None:
     # `--best-of injection_task` over layer_split: the row without stage 1 has no split, its one
     # run serves every split; it was a group of its own, and no split's row weighed it
-    for task, split, score in [("none", None, 0.78), ("demo_pos", "lower1", 0.75), ("demo_pos", "upper1", 0.8)]:  # fmt: skip
-        for seed in (1, 2, 3):
-            choices = {"layer_split": split} if split else {}
-            write_job(tmp_path / f"{task}-{split}" / str(seed), seed, score + spread(seed),
-                      injection_task=task, **choices)  # fmt: skip
+    write_splits(tmp_path, none=0.78)
     aggregate(tmp_path, best_of=["injection_task"])
     rows = {r["layer_split"]: r for r in best_rows(tmp_path)}
     assert sorted(rows) == ["lower1", "upper1"]  # each split once, none a row of its own
