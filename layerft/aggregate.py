@@ -25,7 +25,7 @@ from layerft.plots_common import natural_key
 from layerft.plots_heatmap import heatmap_axes
 from layerft.run_record import older_results
 from layerft.sweep_baseline import baselines, check_baseline
-from layerft.sweep_best import BEST_FILES, best_table, best_writers
+from layerft.sweep_best import BEST_FILES, best_table, render_best
 from layerft.sweep_job import Job, changed_files
 from layerft.sweep_records import holds_record, read_sweep, unfinished_dirs
 from layerft.sweep_report import SweepFolder, csv_text, older_versions, render_markdown
@@ -110,7 +110,7 @@ def aggregate(
     markdown = render_markdown(folder, table, failures)
     written = _table_writers(table, markdown, failures)
     if best is not None:
-        written |= best_writers(best, best_of)
+        written |= _table_writers(best, render_best(best, best_of), [], BEST_FILES)
     metric = table.selection if table.uniform else "selection metric (per row)"
     for name, figure in plots.draw(plot_rows, varied, metric, axes).items():
         written[name] = lambda p, fig=figure: fig.savefig(p, format="png", dpi=120)
@@ -197,15 +197,16 @@ def _warn_left_out(unfinished: list[Path], on_other_data: list[Job], older: list
 
 
 def _table_writers(
-    table: Table, markdown: str, failures: list[Failure]
+    table: Table,
+    markdown: str,
+    failures: list[Failure],
+    names: tuple[str, str] = ("results.csv", "results.md"),
 ) -> dict[str, Callable[[Path], Any]]:
-    """The table files by name, each a writer of its path: results.csv, results.md and, with
-    failures, failures.csv."""
+    """The table files by name, each a writer of its path: results.csv and results.md (or
+    best.csv and best.md: `names`) and, with failures, failures.csv."""
     written: dict[str, Callable[[Path], Any]] = {
-        "results.csv": lambda p: p.write_text(
-            csv_text(table.columns, table.rows), encoding="utf-8"
-        ),
-        "results.md": lambda p: p.write_text(markdown, encoding="utf-8"),
+        names[0]: lambda p: p.write_text(csv_text(table.columns, table.rows), encoding="utf-8"),
+        names[1]: lambda p: p.write_text(markdown, encoding="utf-8"),
     }
     if failures:
         rows = [

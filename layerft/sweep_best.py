@@ -8,9 +8,7 @@ baseline pairing and the cells are results.csv's own (`layerft/sweep_table.py`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
@@ -18,7 +16,7 @@ from layerft.errors import LayerftError
 from layerft.sweep_baseline import ComposedConfigs, baselines
 from layerft.sweep_diffs import md_line, other_scores_lines
 from layerft.sweep_job import SettingsKey, settings_key
-from layerft.sweep_report import csv_text, table_lines
+from layerft.sweep_report import table_lines
 from layerft.sweep_table import (
     Table,
     TableRow,
@@ -173,15 +171,6 @@ def _candidates(rows: list[TableRow], keys: list[str]) -> str:
         score = f"{np.mean(values):.4f} ({len(values)}{failed})" if values else "failed"
         cells.append(f"{','.join(setting(row.settings, k) for k in keys)}: {score}")
     return "; ".join(cells)
-
-
-def best_writers(table: Table, keys: list[str]) -> dict[str, Callable[[Path], object]]:
-    """best.csv and best.md by name, each a writer of its path."""
-    markdown = render_best(table, keys)
-    return {
-        "best.csv": lambda p: p.write_text(csv_text(table.columns, table.rows), encoding="utf-8"),
-        "best.md": lambda p: p.write_text(markdown, encoding="utf-8"),
-    }
 
 
 def render_best(table: Table, keys: list[str]) -> str:

@@ -1,8 +1,9 @@
 """A sweep folder's tables (`aggregate_dir`, and `tabled` after a sweep), and their options,
-`--baseline key=value ...`, `--heatmap a b` and `--best-of key ...`, checked against the grid before a job runs: a
-typo, or a Hydra override written after `--baseline` (which takes every `key=value` after it),
-would be found only once the whole grid had trained. One the plan cannot judge (a group's
-default choice is no override) and the tables refuse still leaves tables, with the defaults.
+`--baseline key=value ...`, `--heatmap a b` and `--best-of key ...`, checked against the grid
+before a job runs: a typo, or a Hydra override written after `--baseline` (which takes every
+`key=value` after it), would be found only once the whole grid had trained. One the plan cannot
+judge (a group's default choice is no override) and the tables refuse still leaves tables, with
+the defaults.
 
 Serves the `sweep` config group's runs: `layerft/sweep.py` calls these; `layerft/aggregate.py`
 checks the options again on the records it tables.
@@ -49,10 +50,10 @@ def check_table_options(
     sweep_dir: Path,
     best_of: Sequence[str] | None = None,
 ) -> None:
-    """Each key `--baseline`, `--heatmap` and `--best-of` name is a setting of a planned combination or of a
-    record in `sweep_dir` (a group's choice always is; the seed never: rows fold it), and each
-    baseline value of a key every combination sets on its command line is one of theirs or a
-    record's (`-`: where one leaves it unset)."""
+    """Each key `--baseline`, `--heatmap` and `--best-of` name is a setting of a planned
+    combination or of a record in `sweep_dir` (a group's choice always is; the seed never: rows
+    fold it), and each baseline value of a key every combination sets on its command line is one
+    of theirs or a record's (`-`: where one leaves it unset)."""
     planned = [job_settings({}, combination.overrides) for combination in combinations]
     recorded = _recorded_settings(sweep_dir)
     known = {*GROUP_OF_KEY, *(key for settings in planned + recorded for key in settings)}

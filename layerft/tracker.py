@@ -23,7 +23,7 @@ from omegaconf import MISSING
 from layerft.credentials import is_credential
 from layerft.errors import error_line
 from layerft.network import unreachable
-from layerft.run_record import ERROR_KEY, RESULTS_VERSION
+from layerft.run_record import RESULTS_VERSION
 from layerft.tracker_backends import NoTracker, Tracker, WandbTracker, without_secrets
 
 log = logging.getLogger(__name__)
@@ -163,9 +163,8 @@ def _close_started_run() -> None:
 
     from layerft.interrupts import stopped_how
 
-    if (run := wandb.run) is not None:
-        run.summary[ERROR_KEY] = stopped_how()
-        run.finish(exit_code=1)
+    if wandb.run is not None:
+        WandbTracker(wandb.run).finish(stopped_how())
 
 
 def _init(cfg: TrackerConfig, run_dir: Path, tracked: TrackedRun, mode: str) -> Any:
