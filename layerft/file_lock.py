@@ -13,15 +13,18 @@ import contextlib
 import fcntl
 import math
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TypeVar
 
+from layerft.errors import LayerftError
 from layerft.file_io import file_error
 
 T = TypeVar("T")
 WAIT_LOG_SECONDS = 600.0  # lock_unless_done: how often a long wait is logged again
+SWEEP_LOCK = ".sweep.lock"  # held by the sweep.py running the folder's grid
 
 
 @contextlib.contextmanager
@@ -147,3 +150,37 @@ def _take_or_find(
         if (result := done()) is not None:
             return False, result
         time.sleep(poll_seconds)
+
+
+@contextlib.contextmanager
+def sweep_lock(sweep_dir: Path) -> Iterator[None]:
+    """Hold the sweep folder's lock while its grid runs: a second sweep.py on the same folder would
+    run the same jobs at once, each removing the other's checkpoints and W&B folders. A sweep
+    refused before its first job (a data file it would read is missing) leaves no folder behind
+    that it made only to hold the lock."""
+    path = sweep_dir / SWEEP_LOCK
+    made = [folder for folder in (sweep_dir, *sweep_dir.parents) if not folder.exists()]
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        path.touch()  # an existing file's time: it succeeds in a folder that takes no new file
+        tempfile.TemporaryFile(dir=sweep_dir).close()  # so the job folders can be made
+    except OSError as err:
+        raise LayerftError(
+            f"--dir {sweep_dir}: cannot use it as the sweep folder ({err.strerror or err})"
+        ) from None
+
+    def refuse(holder: str) -> None:
+        raise LayerftError(
+            f"{sweep_dir} is in use by another sweep.py ({holder or 'another process'}); wait for "
+            "it to end or choose another --dir"
+        )
+
+    with held_lock(path, refuse):
+        try:
+            yield
+        finally:
+            if made and [entry.name for entry in sweep_dir.iterdir()] == [SWEEP_LOCK]:
+                path.unlink()  # while locked: a sweep.py waiting on it locks a new file
+                with contextlib.suppress(OSError):  # one made meanwhile by another sweep.py
+                    for folder in made:
+                        folder.rmdir()

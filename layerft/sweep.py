@@ -18,7 +18,6 @@ import contextlib
 import logging
 import shlex
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ from hydra_plugins.layerft_launcher.gpu_slots import job_cpu_threads
 from layerft.config_errors import CONFIG_ERRORS, composition_error_line
 from layerft.credential_overrides import credential_override_error
 from layerft.errors import LayerftError
-from layerft.file_lock import held_lock
+from layerft.file_lock import sweep_lock
 from layerft.interrupts import STOPS, remembered_interrupts, stopped_code, stopped_line
 from layerft.results import FAILED_FILE, METRICS_FILE, job_records, read_failure
 from layerft.run_folder import tidy_finished
@@ -42,8 +41,6 @@ from layerft.sweep_summary import blocked_note, print_plan, print_summary, warn_
 from layerft.sweep_tracker import relog_results_table
 
 log = logging.getLogger(__name__)
-
-LOCK_FILE = ".sweep.lock"  # held by the sweep.py running the folder's grid
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -221,25 +218,3 @@ def remove_refusal(combination: Combination, folder: Path) -> None:
             "removed %s: an earlier refusal of %s, blocked there",
             folder / FAILED_FILE, combination.label,
         )  # fmt: skip
-
-
-def sweep_lock(sweep_dir: Path) -> contextlib.AbstractContextManager[None]:
-    """Hold the sweep folder's lock while its grid runs: a second sweep.py on the same folder would
-    run the same jobs at once, each removing the other's checkpoints and W&B folders."""
-    path = sweep_dir / LOCK_FILE
-    try:
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        path.touch()  # an existing file's time: it succeeds in a folder that takes no new file
-        tempfile.TemporaryFile(dir=sweep_dir).close()  # so the job folders can be made
-    except OSError as err:
-        raise LayerftError(
-            f"--dir {sweep_dir}: cannot use it as the sweep folder ({err.strerror or err})"
-        ) from None
-
-    def refuse(holder: str) -> None:
-        raise LayerftError(
-            f"{sweep_dir} is in use by another sweep.py ({holder or 'another process'}); wait for "
-            "it to end or choose another --dir"
-        )
-
-    return held_lock(path, refuse)

@@ -841,7 +841,7 @@ def test_a_launch_that_stops_still_gives_the_summary_and_table_and_one_line(tmp_
 def test_a_missing_data_file_stops_the_sweep_before_any_job_runs(tmp_path, capsys) -> None:
     # The dry run listed 12 to run; the sweep trained the six jobs without stage 1, then each job
     # that reads the file failed on it (train.py refuses such a run at once).
-    sweep_dir = tmp_path / "sweep"
+    sweep_dir = tmp_path / "outputs" / "sweep"
     missing = "injection_task.data_files.train=/no/such.jsonl"
     for dry_run in (["--dry-run"], []):
         args = ["demo", *TINY_GRID, missing, "--dir", str(sweep_dir), *dry_run]
@@ -852,7 +852,11 @@ def test_a_missing_data_file_stops_the_sweep_before_any_job_runs(tmp_path, capsy
             r"/no/such.jsonl",
             line,
         ), line
-    assert not [path for path in sweep_dir.iterdir() if path.is_dir()]  # no job started
+    # no job started; the folders made only to hold the sweep's lock are gone (one was left)
+    assert not (tmp_path / "outputs").exists()
+    sweep_dir.mkdir(parents=True)  # the user's own folder stays
+    assert sweep_module.main(["demo", *TINY_GRID, missing, "--dir", str(sweep_dir)]) == 2
+    assert [path.name for path in sweep_dir.iterdir()] == [".sweep.lock"]
 
 
 def test_a_bad_record_stops_the_sweep_before_any_job_runs(tmp_path, capsys) -> None:
@@ -873,7 +877,7 @@ def test_a_bad_record_stops_the_sweep_before_any_job_runs(tmp_path, capsys) -> N
             f"{tmp_path / 'train.jsonl'}:9: record 9: label 'neutral' is not in "
             "target_task.label_names (2 labels: negative, positive)"
         ), line
-    assert not [path for path in sweep_dir.iterdir() if path.is_dir()]  # no job started
+    assert not sweep_dir.exists()  # no job started, no folder made only to hold the lock
     (tmp_path / "train.jsonl").write_text(good)  # fixed: it plans
     assert (
         sweep_module.main(["demo", *TINY_GRID, *files, "--dir", str(sweep_dir), "--dry-run"]) == 0
@@ -911,7 +915,7 @@ def test_offline_a_hub_dataset_the_cache_lacks_stops_the_sweep_and_a_cached_one_
             in line
         )
         assert "offline, set target_task.data_files.train=..." in line
-    assert not [path for path in (tmp_path / "sweep").iterdir() if path.is_dir()]  # no job started
+    assert not (tmp_path / "sweep").exists()  # no job started, no folder made for the lock
     # The cache as `load_dataset` leaves it (the run reads it from there): the grid plans.
     rows = tmp_path / "snli.jsonl"
     rows.write_text('{"premise": "a", "hypothesis": "b", "label": 0}\n')
@@ -1922,8 +1926,8 @@ def test_a_sweep_folder_that_takes_no_new_file_is_refused_before_any_job(
         raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
 
     monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
-    with pytest.raises(LayerftError) as caught:
-        sweep_module.sweep_lock(folder)
+    with pytest.raises(LayerftError) as caught, sweep_module.sweep_lock(folder):
+        pass
     assert str(caught.value) == (
         f"--dir {folder}: cannot use it as the sweep folder (Operation not permitted)"
     )
