@@ -141,17 +141,18 @@ def start_tracker(cfg: TrackerConfig, run_dir: Path, tracked: TrackedRun) -> Tra
         mode = "offline"
     before = set(wandb_runs(run_dir))
     try:
-        run = _init(cfg, run_dir, tracked, mode)
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (interrupts) inside wandb.init
+        try:
+            run = _init(cfg, run_dir, tracked, mode)
+        except Exception as err:  # W&B raises its own errors and plain ones (bad key, timeout)
+            if mode != "online":
+                raise
+            _warn_offline(f"online start failed ({_first_line(err)})")
+            remove_stale_runs(run_dir, [p for p in wandb_runs(run_dir) if p not in before])
+            mode = "offline"
+            run = _init(cfg, run_dir, tracked, mode)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (interrupts) inside either wandb.init
         _close_started_run()
         raise
-    except Exception as err:  # W&B raises its own errors and plain ones (bad key, timeout)
-        if mode != "online":
-            raise
-        _warn_offline(f"online start failed ({_first_line(err)})")
-        remove_stale_runs(run_dir, [p for p in wandb_runs(run_dir) if p not in before])
-        mode = "offline"
-        run = _init(cfg, run_dir, tracked, mode)
     log.info("W&B run %s (%s) in %s", run.id, mode, run.dir)
     return WandbTracker(run, tracked.selection)
 

@@ -177,28 +177,34 @@ def test_selection_metrics_follow_their_stage_step_and_a_failed_run_says_why(
     assert exit_record.exit_code == 1
 
 
+@pytest.mark.parametrize("mode", [TrackerMode.offline, TrackerMode.online])
 def test_a_stop_inside_wandb_init_closes_its_run_as_failed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mode: TrackerMode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A sweep's SIGTERM (a KeyboardInterrupt by layerft.interrupts) that landed while W&B started
-    # the job's run: W&B's exit hook closed the run as finished, exit code 0, no run/error.
+    # the job's run: W&B's exit hook closed the run as finished, exit code 0, no run/error. Online:
+    # the start failed and the stop landed in the offline start after it (it had gone unclosed).
     import wandb
     from wandb_records import records_by_kind, wandb_items
 
     from layerft import interrupts
 
     monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("WANDB_API_KEY", KEY)
     monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setattr(tracker, "unreachable", lambda url: None)
     started = wandb.init
 
     def stopped_while_starting(**kwargs: Any) -> Any:
+        if kwargs["mode"] == "online":
+            raise wandb.errors.CommError("server said no")
         started(**kwargs)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(wandb, "init", stopped_while_starting)
     monkeypatch.setattr(interrupts, "_received", signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt):
-        start_tracker(wandb_cfg(TrackerMode.offline), tmp_path, TrackedRun("a run", {}))
+        start_tracker(wandb_cfg(mode), tmp_path, TrackedRun("a run", {}))
     assert wandb.run is None
     [run_file] = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
     for _ in range(100):  # W&B's core process may still be writing the file after finish()
