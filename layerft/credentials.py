@@ -26,6 +26,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 MASK = "***"
+# what a library may echo into an error, masked there (without_secrets)
+SECRET_VARIABLES = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 # A whole word of the key's last part, so `tokenizer` and `tokens_column` are not credentials;
 # in camelCase too (`accessToken`, `apiKey`).
 _CREDENTIAL_WORD = re.compile(
@@ -53,6 +55,15 @@ def names_credential_key(override: str) -> bool:
 def names_credential(name: str) -> bool:
     """Whether a key's name (`WANDB_API_KEY`, an `env_set` variable) is a credential's."""
     return bool(_CREDENTIAL_WORD.search(name) or _CREDENTIAL_CAMEL_WORD.search(name))
+
+
+def without_secrets(text: str) -> str:
+    """`text` with the W&B key and a hub token from the environment masked, should a library have
+    echoed one into an error."""
+    for name in SECRET_VARIABLES:
+        if secret := os.environ.get(name):
+            text = text.replace(secret, MASK)
+    return text
 
 
 def mask_credentials(overrides: Iterable[str]) -> list[str]:

@@ -18,6 +18,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from layerft.credentials import without_secrets
 from layerft.errors import LayerftError, error_line, first_line, traceback_wanted
 from layerft.file_io import file_error, sync_to_disk, write_json_atomic
 from layerft.record_migration import migrated_fingerprints
@@ -199,13 +200,14 @@ def record_failure(run_dir: Path, entries: dict[str, Any], err: BaseException) -
     first = first_line(err)
     user_error = isinstance(err, LayerftError) and not traceback_wanted()
     trace = "" if user_error else "\n" + "".join(traceback.format_exception(err)).rstrip()
-    log.error("job failed (%s): %s%s", run_dir, first, trace)
+    # masked as the W&B run's `run/error` is, should a library have echoed a key into the error
+    log.error("job failed (%s): %s", run_dir, without_secrets(first + trace))
     try:
         write_json_atomic(
             run_dir / FAILED_FILE,
             {
                 **entries,
-                ERROR_KEY: error_line(err),
+                ERROR_KEY: without_secrets(error_line(err)),
                 ERROR_TYPE_KEY: type(err).__name__,
             },
         )

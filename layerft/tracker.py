@@ -20,11 +20,11 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from layerft.credentials import is_credential
+from layerft.credentials import is_credential, without_secrets
 from layerft.errors import error_line
 from layerft.network import unreachable
 from layerft.run_record import RESULTS_VERSION
-from layerft.tracker_backends import NoTracker, Tracker, WandbTracker, without_secrets
+from layerft.tracker_backends import NoTracker, Tracker, WandbTracker
 
 log = logging.getLogger(__name__)
 

@@ -8,17 +8,13 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import os
 from typing import TYPE_CHECKING, Any, Protocol
 
-from layerft.credentials import MASK
+from layerft.credentials import without_secrets
 from layerft.run_record import ERROR_KEY
 
 if TYPE_CHECKING:
     from layerft.stage1 import Stage1Outcome
-
-
-SECRET_VARIABLES = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 
 class Tracker(Protocol):
@@ -117,12 +113,3 @@ class WandbTracker:
         if error is not None:
             self.run.summary[ERROR_KEY] = without_secrets(error)
         self.run.finish(exit_code=0 if error is None else 1)
-
-
-def without_secrets(text: str) -> str:
-    """`text` with the W&B key and a hub token from the environment masked, should a library have
-    echoed one into an error."""
-    for name in SECRET_VARIABLES:
-        if secret := os.environ.get(name):
-            text = text.replace(secret, MASK)
-    return text
