@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import sys
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from layerft.config import (
     to_run_config,
 )
 from layerft.config_overrides import check_overrides, override_key
-from layerft.credentials import mask_credentials
+from layerft.credentials import mask_credentials, without_secrets
 from layerft.errors import user_errors_exit
 from layerft.file_settings import file_settings, shadowed_options
 from layerft.interrupts import interrupted
@@ -185,13 +187,23 @@ def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str,
         if interrupted():  # set off by the stop: a data-loader worker the same SIGTERM ended
             raise KeyboardInterrupt from err
         if not isolate_failures:
-            raise
+            _raise_masked(err)
         if is_main_process():
             record_failure(run_dir, entries, err)
         return None
     if is_main_process():
         print(f"results: {result_dir / METRICS_FILE}")  # another job folder's, when found there
     return metrics
+
+
+def _raise_masked(err: Exception) -> None:
+    """Re-raise a single run's error for Hydra to print, unless its text holds a W&B key or hub
+    token from the environment (a library echoed one): then print it masked, exit code 1."""
+    text = "".join(traceback.format_exception(err)).rstrip()
+    if without_secrets(text) == text:
+        raise err
+    print(without_secrets(text), file=sys.stderr)
+    raise SystemExit(1) from None
 
 
 def quiet_libraries() -> None:

@@ -127,6 +127,37 @@ def test_a_refused_credential_override_is_masked_in_failed_json(tmp_path: Path) 
     assert "+tracker.api_key=***" in json.loads(text)["run/overrides"]
 
 
+def test_a_single_runs_error_that_echoes_a_key_is_printed_masked(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    # A library's error holding the key went to stderr in clear (Hydra's traceback), which a
+    # cluster's job log keeps; a multirun's failed.json and log were masked.
+    from layerft import run as run_module
+
+    def echoing(*args: Any) -> Any:
+        raise RuntimeError(f"401 Unauthorized: {FAKE}")
+
+    monkeypatch.setattr(run_module, "run", echoing)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=["model=tiny", "tracker=none"], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    try:
+        with pytest.raises(RuntimeError):  # no key in it: raised for Hydra to print, as before
+            run_from_hydra(cfg)
+        monkeypatch.setenv("WANDB_API_KEY", FAKE)
+        with pytest.raises(SystemExit) as stopped:
+            run_from_hydra(cfg)
+    finally:
+        HydraConfig.instance().cfg = None  # other tests see no Hydra run
+    err = capsys.readouterr().err
+    assert stopped.value.code == 1 and FAKE not in err
+    assert err.rstrip().endswith("RuntimeError: 401 Unauthorized: ***") and "Traceback" in err
+
+
 def test_the_sweep_results_run_config_masks_a_credential(tmp_path: Path, monkeypatch) -> None:
     configs: list[dict[str, Any]] = []
 
