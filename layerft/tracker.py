@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from omegaconf import MISSING
 
@@ -55,15 +56,21 @@ class TrackerConfig:
     tags: list[str] = field(default_factory=list)
 
 
-def has_wandb_credentials() -> bool:
-    """Whether W&B could log in without asking: a key in the environment or in ~/.netrc."""
+def has_wandb_credentials(url: str) -> bool:
+    """Whether W&B could log in to `url` without asking: a key in the environment, or one for its
+    host in the netrc file W&B reads ($NETRC, else ~/.netrc, else ~/_netrc), as W&B reads it (a
+    file others may read too, which Python's default netrc refuses, included)."""
     if os.environ.get("WANDB_API_KEY"):
         return True
-    try:
-        hosts = netrc.netrc().hosts
-    except (FileNotFoundError, netrc.NetrcParseError):
+    home = Path("~").expanduser()
+    named = os.environ.get("NETRC")
+    files = [Path(named).expanduser()] if named else [home / ".netrc", home / "_netrc"]
+    path = next((file for file in files if file.exists()), None)
+    try:  # a file named: no permission check
+        found = path and netrc.netrc(str(path)).authenticators(urlsplit(url).netloc)
+    except (OSError, netrc.NetrcParseError):
         return False
-    return any("wandb" in host for host in hosts)
+    return bool(found and found[2])
 
 
 def resolve_mode(cfg: TrackerConfig) -> str:
@@ -72,7 +79,12 @@ def resolve_mode(cfg: TrackerConfig) -> str:
         return cfg.mode.value
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
-    return "online" if has_wandb_credentials() else "offline"
+    return "online" if has_wandb_credentials(wandb_url()) else "offline"
+
+
+def wandb_url() -> str:
+    """The W&B host a run talks to."""
+    return os.environ.get("WANDB_BASE_URL") or WANDB_URL
 
 
 def wandb_runs(run_dir: Path) -> list[Path]:
@@ -135,7 +147,7 @@ def start_tracker(cfg: TrackerConfig, run_dir: Path, tracked: TrackedRun) -> Tra
     if cfg.backend == TrackerBackend.none:
         return NoTracker()
     mode = resolve_mode(cfg)
-    url = os.environ.get("WANDB_BASE_URL") or WANDB_URL
+    url = wandb_url()
     if mode == "online" and (reason := unreachable(url)):
         _warn_offline(f"{url} unreachable ({reason})")
         mode = "offline"

@@ -412,3 +412,31 @@ def test_a_stage1_artifact_is_logged_without_wandbs_checksum_note(tmp_path: Path
     assert artifact.name == "stage1-abc-def"
     assert list(artifact.manifest.entries) == ["stage1/weights.safetensors"]
     assert capsys.readouterr().err == ""
+
+
+def test_auto_mode_finds_the_key_in_the_netrc_file_wandb_reads_for_its_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `auto` went offline where W&B would have logged in: a ~/.netrc others may read (Python's
+    # default netrc refuses it, W&B names the file and reads it), a $NETRC file, ~/_netrc; and
+    # online with a key for api.wandb.ai though the runs talk to WANDB_BASE_URL's host.
+    for name in ("WANDB_API_KEY", "WANDB_MODE", "NETRC", "WANDB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    auto = wandb_cfg(TrackerMode.auto)
+    login = f"machine api.wandb.ai\n  login user\n  password {KEY}\n"
+    (tmp_path / ".netrc").write_text(login)
+    (tmp_path / ".netrc").chmod(0o644)
+    assert tracker.resolve_mode(auto) == "online"
+    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.org:8443")
+    assert tracker.resolve_mode(auto) == "offline"  # W&B would ask for that host's key
+    (tmp_path / ".netrc").write_text(login.replace("api.wandb.ai", "wandb.example.org:8443"))
+    assert tracker.resolve_mode(auto) == "online"
+    (tmp_path / ".netrc").rename(tmp_path / "_netrc")
+    assert tracker.resolve_mode(auto) == "online"
+    monkeypatch.setenv("NETRC", str(tmp_path / "elsewhere"))
+    assert tracker.resolve_mode(auto) == "offline"  # W&B reads only the file NETRC names
+    (tmp_path / "_netrc").rename(tmp_path / "elsewhere")
+    assert tracker.resolve_mode(auto) == "online"
+    (tmp_path / "elsewhere").write_text("machine wandb.example.org:8443 login user\n")
+    assert tracker.resolve_mode(auto) == "offline"  # an entry with no key
