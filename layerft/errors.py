@@ -25,6 +25,12 @@ def quoted(value: Any, limit: int = 60) -> str:
     return cut(json.dumps(value, ensure_ascii=False, default=repr), limit)
 
 
+def shown(value: Any, limit: int = 80) -> str:
+    """`value` as Python writes it (`repr`), cut to `limit` characters, for a one-line message: a
+    record's field may be a whole column (pandas' `to_json()` writes one object of columns)."""
+    return cut(repr(value), limit)
+
+
 def cut(text: str, limit: int = 60) -> str:
     """`text` cut to `limit` characters, its end marked `...`, for a one-line message."""
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from layerft.errors import LayerftError, quoted
+from layerft.errors import LayerftError, quoted, shown
 
 
 class RecordFault(Exception):
@@ -60,7 +60,8 @@ def answer_spans(
         found = context[start : start + len(text)] if start >= 0 else ""
         if check_offsets and found != text:
             raise RecordFault(
-                f"{label} {text!r} does not match the context at answer_start {start} ({found!r})"
+                f"{label} {shown(text)} does not match the context at answer_start {start} "
+                f"({shown(found)})"
             )
         spans.append({"text": text, "answer_start": start})
     return spans

@@ -30,7 +30,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, shown
 from layerft.text_files import read_lines, text_lines
 
 _COLA_COLUMNS = ("source", "label", "original_label", "sentence")
@@ -121,13 +121,15 @@ def _label(layout: GlueLayout, value: str, where: str) -> int | float:
         low, high = _STSB_RANGE
         if not low <= score <= high:  # also rejects nan
             raise LayerftError(
-                f"{where}: {layout.label} {value!r} is not a score in {low:g}..{high:g}"
+                f"{where}: {layout.label} {shown(value)} is not a score in {low:g}..{high:g}"
             )
         return score
     names = layout.label_names
     allowed = [str(i) for i in range(len(names))] if layout.coded else list(names)
     if value not in allowed:
-        raise LayerftError(f"{where}: {layout.label} {value!r} is not one of {', '.join(allowed)}")
+        raise LayerftError(
+            f"{where}: {layout.label} {shown(value)} is not one of {', '.join(allowed)}"
+        )
     return allowed.index(value)
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, shown
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -100,7 +100,7 @@ def text_of(record: Record, column: str, where: str, blank_ok: bool = False) -> 
     train as [CLS] [SEP] without a word)."""
     text = field_of(record, column, where)
     if not isinstance(text, str):
-        raise LayerftError(f"{where}: column '{column}' is not text: {text!r}")
+        raise LayerftError(f"{where}: column '{column}' is not text: {shown(text)}")
     if not blank_ok and blank(text):
         raise LayerftError(
             f"{where}: column '{column}' is {blank_kind(text)}; fix or remove the record"
@@ -129,7 +129,7 @@ def list_of(record: Record, column: str, kind: type, where: str) -> list[Any]:
     for index, value in enumerate(values, 1):
         if isinstance(value, bool) or not isinstance(value, kind):
             raise LayerftError(
-                f"{where}: '{column}' word {index} is {value!r}, not {kind.__name__}"
+                f"{where}: '{column}' word {index} is {shown(value)}, not {kind.__name__}"
             )
         if isinstance(value, str) and not value.strip():
             raise LayerftError(f"{where}: '{column}' word {index} is {blank_kind(value)}")

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING, Any
 
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, shown
 
 if TYPE_CHECKING:
     from layerft.task import TaskConfig
@@ -49,7 +49,7 @@ def label_id(value: Any, task: TaskConfig, group: str, where: str) -> int:
         return integer
     booleans = {"True", "False"} & set(names)
     raise LayerftError(
-        f"{where}: label {value!r} is not in {group}.label_names "
+        f"{where}: label {shown(value)} is not in {group}.label_names "
         f"({len(names)} labels: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''})"
         + (": YAML reads unquoted yes, no, on, off as booleans; quote them" if booleans else "")
     )

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, shown
 from layerft.kinds.base import (
     Batch,
     DropKeysCollator,
@@ -112,13 +112,13 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
         if not (isinstance(text, str) and text.strip() and type(start) is int):
             raise LayerftError(
                 f"{where}: an answer needs a non-blank text and an integer answer_start, got "
-                f"{text!r} at {start!r}"
+                f"{shown(text)} at {shown(start)}"
             )
         found = context[start : start + len(text)] if start >= 0 else None
         if found != text:
             raise LayerftError(
-                f"{where}: answer {text!r} does not match {context_column}[{start}:"
-                f"{start + len(text)}] ({found!r})"
+                f"{where}: answer {shown(text)} does not match {context_column}[{start}:"
+                f"{start + len(text)}] ({shown(found)})"
             )
     if record.get("is_impossible") is True and texts:
         raise LayerftError(f"{where}: is_impossible is true but it has {len(texts)} answers")
