@@ -74,12 +74,12 @@ def read_json(path: Path) -> list[dict[str, Any]]:
     if not text.lstrip().startswith("["):
         hint = " (a .json file holds a JSON array of objects or one JSON object per line)"
         try:
-            return _parse_json_lines(path, text, hint)
+            return _not_columns(path, _parse_json_lines(path, text, hint))
         except LayerftError:
             # One object over several lines (KLUE-MRC's and SQuAD's releases): one record, as on
             # one line, whose missing columns the record checks name with the file's way out
             if isinstance(whole := _whole_object(path, text), dict):
-                return [whole]
+                return _not_columns(path, [whole])
             raise
     records = parse_json_file(path, text)
     guids: set[str] = set()  # KLUE's arrays (NLI, YNAT) name each record by a guid
@@ -90,6 +90,22 @@ def read_json(path: Path) -> list[dict[str, Any]]:
             raise LayerftError(f"{path}:{line}: record {number} is not an object (got {kind})")
         check_new_guid(path, text, record.get("guid"), guids)
     return nonempty(path, records)
+
+
+def _not_columns(path: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records, unless they are one object of columns, each a dict of rows under the same row
+    names (pandas' `df.to_json(path)`): refused, saying how to write records."""
+    [first, *more] = records
+    rows = [set(value) for value in first.values() if isinstance(value, dict)]
+    if more or len(rows) < max(2, len(first)) or any(r != rows[0] for r in rows):
+        return records  # one record of one dict field (a translation pair) is a record
+    columns = ", ".join(list(first)[:4]) + (", ..." if len(first) > 4 else "")
+    held = f"{len(rows[0])} row{'s' if len(rows[0]) != 1 else ''}"
+    raise LayerftError(
+        f"{path}: one object of columns ({columns}), each holding {held}, as pandas' "
+        "df.to_json(path) writes; write one object per record: "
+        "df.to_json(path, orient='records', lines=True)"
+    )
 
 
 def _whole_object(path: Path, text: str) -> Any:

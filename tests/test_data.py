@@ -126,6 +126,36 @@ def test_bad_records_name_file_and_record(tmp_path, record: dict, message: str) 
         load_task_data(task, "target_task", build_tiny_tokenizer(), tmp_path / "cache", seed=0)
 
 
+def test_a_file_of_columns_is_refused_in_one_short_line(tmp_path: Path) -> None:
+    # pandas' `df.to_json(path)` writes one object of columns ({"premise": {"0": ..., ...}}),
+    # read as one record: its error printed the whole column, megabytes on one "line".
+    path = tmp_path / "columns.json"
+    rows = [row(i % 3) for i in range(5000)]
+    columns = {
+        k: {str(i): r[k] for i, r in enumerate(rows)} for k in ("premise", "hypothesis", "label")
+    }
+    path.write_text(json.dumps(columns))
+    with pytest.raises(LayerftError) as err:
+        read_records(path)
+    assert str(err.value) == (
+        f"{path}: one object of columns (premise, hypothesis, label), each holding 5000 rows, as "
+        "pandas' df.to_json(path) writes; write one object per record: "
+        "df.to_json(path, orient='records', lines=True)"
+    )
+    pair = tmp_path / "pair.json"  # one record whose one field is a dict: a record
+    pair.write_text('{"translation": {"en": "a", "de": "b"}}')
+    assert read_records(pair) == [{"translation": {"en": "a", "de": "b"}}]
+    task = compose_run("model=tiny", "target_task=snli").target_task
+    column = {"premise": columns["premise"], "hypothesis": "h", "label": "neutral"}  # one record
+    with pytest.raises(LayerftError, match="record 1: column 'premise' is not text: {'0'") as err:
+        normalise_records(task, "target_task", [column], path.name)
+    assert len(str(err.value)) < 200
+    long_label = row("neutral " * 10_000)
+    with pytest.raises(LayerftError, match="record 1: label 'neutral neutral ") as err:
+        normalise_records(task, "target_task", [long_label], path.name)
+    assert len(str(err.value)) < 300
+
+
 def test_one_file_for_train_and_validation_is_warned(tmp_path, caplog) -> None:
     train = [row(i % 3, premise=f"p{i}") for i in range(6)]
     task = snli_task(tmp_path, train)
