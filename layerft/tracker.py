@@ -8,6 +8,8 @@ command line) is off when the command line sets a credential (`hydra.job.env_set
 
 from __future__ import annotations
 
+import configparser
+import contextlib
 import logging
 import netrc
 import os
@@ -57,20 +59,25 @@ class TrackerConfig:
 
 
 def has_wandb_credentials(url: str) -> bool:
-    """Whether W&B could log in to `url` without asking: a key in the environment, or one for its
-    host in the netrc file W&B reads ($NETRC, else ~/.netrc, else ~/_netrc), as W&B reads it (a
-    file others may read too, which Python's default netrc refuses, included)."""
-    if os.environ.get("WANDB_API_KEY"):
+    """Whether W&B could log in without asking, as far as its files tell: a key (or a token file)
+    in the environment, or a key in the netrc file W&B reads ($NETRC, else ~/.netrc, else
+    ~/_netrc; read as W&B reads it, one others may read too included) for `url`'s host, a W&B
+    host (named wandb or coreweave, which newer W&B versions talk to) or any (`default`). A key W&B
+    then does not use costs an online start, which goes offline with a warning."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
         return True
-    home = Path("~").expanduser()
     named = os.environ.get("NETRC")
-    files = [Path(named).expanduser()] if named else [home / ".netrc", home / "_netrc"]
+    files = [Path(named).expanduser()] if named else [Path.home() / n for n in (".netrc", "_netrc")]
     path = next((file for file in files if file.exists()), None)
     try:  # a file named: no permission check
-        found = path and netrc.netrc(str(path)).authenticators(urlsplit(url).netloc)
-    except (OSError, netrc.NetrcParseError):
+        hosts = netrc.netrc(str(path)).hosts if path else {}
+    except (OSError, UnicodeError, netrc.NetrcParseError):
         return False
-    return bool(found and found[2])
+    ours = urlsplit(url).netloc
+    return any(
+        password and (host in (ours, "default") or "wandb" in host or "coreweave" in host)
+        for host, (_, _, password) in hosts.items()
+    )
 
 
 def resolve_mode(cfg: TrackerConfig) -> str:
@@ -83,8 +90,15 @@ def resolve_mode(cfg: TrackerConfig) -> str:
 
 
 def wandb_url() -> str:
-    """The W&B host a run talks to."""
-    return os.environ.get("WANDB_BASE_URL") or WANDB_URL
+    """The W&B host a run talks to: WANDB_BASE_URL, else the `base_url` that `wandb login --host`
+    saved in W&B's settings file ($WANDB_CONFIG_DIR/settings, else ~/.config/wandb/settings)."""
+    if url := os.environ.get("WANDB_BASE_URL"):
+        return url
+    folder = os.environ.get("WANDB_CONFIG_DIR") or Path.home() / ".config" / "wandb"
+    parser = configparser.ConfigParser(interpolation=None)
+    with contextlib.suppress(OSError, UnicodeError, configparser.Error):
+        parser.read(Path(folder) / "settings", encoding="utf-8")
+    return parser.get("default", "base_url", fallback=None) or WANDB_URL
 
 
 def wandb_runs(run_dir: Path) -> list[Path]:

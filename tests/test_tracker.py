@@ -418,25 +418,53 @@ def test_auto_mode_finds_the_key_in_the_netrc_file_wandb_reads_for_its_host(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # `auto` went offline where W&B would have logged in: a ~/.netrc others may read (Python's
-    # default netrc refuses it, W&B names the file and reads it), a $NETRC file, ~/_netrc; and
-    # online with a key for api.wandb.ai though the runs talk to WANDB_BASE_URL's host.
-    for name in ("WANDB_API_KEY", "WANDB_MODE", "NETRC", "WANDB_BASE_URL"):
+    # default netrc refuses it; W&B names the file), a $NETRC file, ~/_netrc, the host newer W&B
+    # versions save a key for (api.forge.coreweave.com), a server of one's own (WANDB_BASE_URL or
+    # the base_url `wandb login --host` saves) and a netrc `default` entry.
+    for name in (
+        "WANDB_API_KEY",
+        "WANDB_MODE",
+        "NETRC",
+        "WANDB_BASE_URL",
+        "WANDB_CONFIG_DIR",
+        "WANDB_IDENTITY_TOKEN_FILE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     auto = wandb_cfg(TrackerMode.auto)
-    login = f"machine api.wandb.ai\n  login user\n  password {KEY}\n"
-    (tmp_path / ".netrc").write_text(login)
-    (tmp_path / ".netrc").chmod(0o644)
+
+    def netrc_holds(host: str, file: str = ".netrc", password: str = KEY) -> None:
+        (tmp_path / file).write_text(f"machine {host}\n  login user\n  password {password}\n")
+        (tmp_path / file).chmod(0o644)
+
+    assert tracker.resolve_mode(auto) == "offline"
+    monkeypatch.setenv("WANDB_IDENTITY_TOKEN_FILE", str(tmp_path / "token"))  # W&B's other way
     assert tracker.resolve_mode(auto) == "online"
-    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.org:8443")
-    assert tracker.resolve_mode(auto) == "offline"  # W&B would ask for that host's key
-    (tmp_path / ".netrc").write_text(login.replace("api.wandb.ai", "wandb.example.org:8443"))
+    monkeypatch.delenv("WANDB_IDENTITY_TOKEN_FILE")
+    netrc_holds("api.wandb.ai")
     assert tracker.resolve_mode(auto) == "online"
-    (tmp_path / ".netrc").rename(tmp_path / "_netrc")
+    netrc_holds("api.forge.coreweave.com")
     assert tracker.resolve_mode(auto) == "online"
-    monkeypatch.setenv("NETRC", str(tmp_path / "elsewhere"))
-    assert tracker.resolve_mode(auto) == "offline"  # W&B reads only the file NETRC names
-    (tmp_path / "_netrc").rename(tmp_path / "elsewhere")
+    netrc_holds("ml.example.org:8443")
+    assert tracker.resolve_mode(auto) == "offline"  # no W&B host
+    monkeypatch.setenv("WANDB_BASE_URL", "https://ml.example.org:8443")
     assert tracker.resolve_mode(auto) == "online"
-    (tmp_path / "elsewhere").write_text("machine wandb.example.org:8443 login user\n")
+    monkeypatch.delenv("WANDB_BASE_URL")
+    (tmp_path / ".config" / "wandb").mkdir(parents=True)
+    (tmp_path / ".config" / "wandb" / "settings").write_text(
+        "[default]\nbase_url = https://ml.example.org:8443\n"
+    )
+    assert tracker.resolve_mode(auto) == "online"
+    netrc_holds("ml.example.org:8443", password="")
     assert tracker.resolve_mode(auto) == "offline"  # an entry with no key
+    (tmp_path / ".netrc").write_text(f"default login user password {KEY}\n")
+    assert tracker.resolve_mode(auto) == "online"
+    netrc_holds("github.com")
+    netrc_holds("api.wandb.ai", "_netrc")
+    assert tracker.resolve_mode(auto) == "offline"  # W&B reads ~/.netrc, which is there
+    (tmp_path / ".netrc").unlink()
+    assert tracker.resolve_mode(auto) == "online"  # then ~/_netrc
+    monkeypatch.setenv("NETRC", str(tmp_path / "elsewhere"))
+    assert tracker.resolve_mode(auto) == "offline"  # only the file NETRC names
+    netrc_holds("api.wandb.ai", "elsewhere")
+    assert tracker.resolve_mode(auto) == "online"
