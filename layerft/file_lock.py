@@ -56,11 +56,24 @@ def held_lock(path: Path, when_busy: Callable[[str], None]) -> Iterator[None]:
 
 def _opened(path: Path) -> IO[str]:
     """The lock file at `path`, made (with its folder) if need be."""
-    try:
+
+    def made() -> IO[str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path.open("a+")
+
+    try:
+        return _made_again(made)
     except OSError as err:
         raise file_error("write", path, err) from err
+
+
+def _made_again(make: Callable[[], T]) -> T:
+    """`make()`, tried twice more where a folder it made was removed meanwhile: by a sweep.py
+    refused before its first job, which removes the folder it made for its lock (sweep_lock)."""
+    for _ in range(2):
+        with contextlib.suppress(FileNotFoundError):
+            return make()
+    return make()
 
 
 def _still_at(handle: IO[str], path: Path) -> bool:
@@ -160,10 +173,14 @@ def sweep_lock(sweep_dir: Path) -> Iterator[None]:
     that it made only to hold the lock."""
     path = sweep_dir / SWEEP_LOCK
     made = [folder for folder in (sweep_dir, *sweep_dir.parents) if not folder.exists()]
-    try:
+
+    def usable() -> None:
         sweep_dir.mkdir(parents=True, exist_ok=True)
         path.touch()  # an existing file's time: it succeeds in a folder that takes no new file
         tempfile.TemporaryFile(dir=sweep_dir).close()  # so the job folders can be made
+
+    try:
+        _made_again(usable)
     except OSError as err:
         raise LayerftError(
             f"--dir {sweep_dir}: cannot use it as the sweep folder ({err.strerror or err})"
@@ -179,8 +196,8 @@ def sweep_lock(sweep_dir: Path) -> Iterator[None]:
         try:
             yield
         finally:
-            if made and [entry.name for entry in sweep_dir.iterdir()] == [SWEEP_LOCK]:
-                path.unlink()  # while locked: a sweep.py waiting on it locks a new file
-                with contextlib.suppress(OSError):  # one made meanwhile by another sweep.py
+            with contextlib.suppress(OSError):  # the folder gone, or one made by another sweep.py
+                if made and [entry.name for entry in sweep_dir.iterdir()] == [SWEEP_LOCK]:
+                    path.unlink()  # while locked: a sweep.py waiting on it locks a new file
                     for folder in made:
                         folder.rmdir()

@@ -1933,6 +1933,37 @@ def test_a_sweep_folder_that_takes_no_new_file_is_refused_before_any_job(
     )
 
 
+@pytest.mark.parametrize("step", ["touch", "open"])
+def test_a_sweep_starting_as_another_removes_the_folder_it_made_still_runs(
+    step: str, tmp_path: Path, monkeypatch
+) -> None:
+    # Sweep A, refused before its first job, removed the folder it made just after sweep B (a
+    # valid grid on the same --dir) had found it there: B was refused, "cannot use it as the
+    # sweep folder (No such file or directory)", or could not open its lock file.
+    folder = tmp_path / "outputs" / "sweep"
+    first = [sweep_module.sweep_lock(folder)]
+    first[0].__enter__()
+    real = getattr(Path, step)
+
+    def first_ends_now(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if first and self.name == ".sweep.lock":
+            first.pop().__exit__(None, None, None)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, step, first_ends_now)
+    with sweep_module.sweep_lock(folder):
+        assert not first and (folder / ".sweep.lock").exists()
+
+
+def test_a_sweep_folder_removed_while_its_lock_is_held_ends_the_lock_quietly(tmp_path) -> None:
+    # The lock's tidying listed the folder it had made: FileNotFoundError in place of the sweep's
+    # own exit code or error.
+    folder = tmp_path / "made"
+    with sweep_module.sweep_lock(folder):
+        shutil.rmtree(folder)
+    assert not folder.exists()
+
+
 def test_force_reruns_in_the_job_folders_it_would_skip() -> None:
     args = hydra_args("demo", ["seed=1"], Path("x"), force=True)
     [exclude] = [a for a in args if a.startswith("hydra.job.config.override_dirname.exclude_keys")]
