@@ -112,6 +112,32 @@ class InjectedWeights:
     layers: list[dict[str, torch.Tensor]]
     embeddings: dict[str, torch.Tensor] | None  # None: stage 1 left them as pre-trained
 
+    def flat(self) -> dict[str, torch.Tensor]:
+        """The weights under the names a stored stage 1's weights file holds them by:
+        `layer.<i>.<name>` and `embeddings.<name>`."""
+        tensors = {
+            f"layer.{i}.{name}": tensor.contiguous()
+            for i, state in enumerate(self.layers)
+            for name, tensor in state.items()
+        }
+        for name, tensor in (self.embeddings or {}).items():
+            tensors[f"embeddings.{name}"] = tensor.contiguous()
+        return tensors
+
+    @classmethod
+    def from_flat(cls, tensors: dict[str, torch.Tensor], num_lower: int) -> InjectedWeights:
+        """The weights `flat()` named, of `num_lower` layers."""
+        layers: list[dict[str, torch.Tensor]] = [{} for _ in range(num_lower)]
+        embeddings: dict[str, torch.Tensor] = {}
+        for name, tensor in tensors.items():
+            part, rest = name.split(".", 1)
+            if part == "embeddings":
+                embeddings[rest] = tensor
+            else:
+                index, param = rest.split(".", 1)
+                layers[int(index)][param] = tensor
+        return cls(layers=layers, embeddings=embeddings or None)
+
 
 def extract_injected(model: TaskModel, cfg: Stage1Split, num_lower: int) -> InjectedWeights:
     """Copy the injected weights out of a trained stage-1 model (the embeddings if it trained them)."""

@@ -28,11 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, error_line
 from layerft.file_io import file_error, sync_to_disk, unwritten_weights
 from layerft.file_lock import held_lock
 from layerft.layer_split import InjectedWeights
@@ -44,6 +43,8 @@ log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
 WEIGHTS_FILE = "weights.safetensors"
+# ValueError: bad JSON; the last three: a record or tensor names of another shape (edited)
+_UNREADABLE = (OSError, ValueError, SafetensorError, LookupError, TypeError, AttributeError)
 
 
 @dataclass(frozen=True)
@@ -127,24 +128,16 @@ class Stage1Store:
                     )  # fmt: skip
                 return None
             tensors = load_file(str(folder / WEIGHTS_FILE))
-        except (OSError, ValueError, SafetensorError) as err:  # ValueError: bad JSON
+            injected = InjectedWeights.from_flat(tensors, int(record["num_lower"]))
+            metrics = {k: float(v) for k, v in record["metrics"].items()}
+            trained_by = str(record["trained_by"])
+        except _UNREADABLE as err:
             raise LayerftError(
-                f"cannot read the stored stage-1 result in {folder} ({err}); remove that folder "
-                "to train it again, or run with reuse_stage1=false"
+                f"cannot read the stored stage-1 result in {folder} ({error_line(err)}); remove "
+                "that folder to train it again, or run with reuse_stage1=false"
             ) from err
-        layers: list[dict[str, Any]] = [{} for _ in range(int(record["num_lower"]))]
-        embeddings: dict[str, Any] = {}
-        for name, tensor in tensors.items():
-            part, rest = name.split(".", 1)
-            if part == "embeddings":
-                embeddings[rest] = tensor
-            else:
-                index, param = rest.split(".", 1)
-                layers[int(index)][param] = tensor
-        injected = InjectedWeights(layers=layers, embeddings=embeddings or None)
-        metrics = {k: float(v) for k, v in record["metrics"].items()}
         history = read_history(folder)
-        return Stage1Result(injected, metrics, history, folder, record["trained_by"])
+        return Stage1Result(injected, metrics, history, folder, trained_by)
 
     def save(
         self,
@@ -163,7 +156,7 @@ class Stage1Store:
             shutil.rmtree(leftover, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{folder.name}."))
         try:
-            save_file(_flat_tensors(injected), str(tmp / WEIGHTS_FILE))
+            save_file(injected.flat(), str(tmp / WEIGHTS_FILE))
             (tmp / "history.jsonl").write_text(
                 "".join(json.dumps(h) + "\n" for h in history), encoding="utf-8"
             )
@@ -234,16 +227,3 @@ def _keyed_as(record: dict[str, Any], model_files: dict[str, str] | None, cpu_th
         return True
     threads = cpu_threads == ANY_THREADS or key.get("cpu_threads") == cpu_threads
     return model_files in (None, keyed) and threads
-
-
-def _flat_tensors(injected: InjectedWeights) -> dict[str, torch.Tensor]:
-    """The injected weights under the names `Stage1Store.load` reads back: `layer.<i>.<name>`
-    and `embeddings.<name>`."""
-    tensors = {
-        f"layer.{i}.{name}": tensor.contiguous()
-        for i, state in enumerate(injected.layers)
-        for name, tensor in state.items()
-    }
-    for name, tensor in (injected.embeddings or {}).items():
-        tensors[f"embeddings.{name}"] = tensor.contiguous()
-    return tensors

@@ -1504,13 +1504,20 @@ def test_storing_a_stage1_removes_what_a_killed_store_of_that_key_left(tmp_path)
     )
 
 
-@pytest.mark.parametrize(("name", "damage"), [("weights.safetensors", 100), ("result.json", 5)])
+@pytest.mark.parametrize(
+    ("name", "damage"),
+    [("weights.safetensors", 100), ("result.json", 5), ("result.json", '{"metrics": {}}'),
+     ("result.json", "[]")],  # edited to another shape: a KeyError, an AttributeError
+)  # fmt: skip
 def test_a_damaged_stored_stage1_is_one_error_naming_its_folder(tmp_path, name, damage) -> None:
     key = Stage1Key.of(compose_run("model=tiny", "injection_task=demo_pos"), "data")
     injected = InjectedWeights(layers=[{"w": torch.randn(3, 4)}], embeddings=None)
     store = Stage1Store(tmp_path)
     store.save(key, injected, {}, [{"step": 1}], tmp_path / "run")
-    os.truncate(store.folder(key) / name, damage)
+    if isinstance(damage, int):
+        os.truncate(store.folder(key) / name, damage)
+    else:
+        (store.folder(key) / name).write_text(damage)
     with pytest.raises(LayerftError) as caught:
         store.load(key)
     message = str(caught.value)
