@@ -79,8 +79,11 @@ def user_errors_exit(reraise: bool = False) -> Iterator[None]:
             raise
         if traceback_wanted():
             traceback.print_exc()  # the exit code stays that of bad input
-        log_to_files(logging.ERROR, str(err))
-        print(f"error: {err}", file=sys.stderr)
+        from layerft.credentials import without_secrets  # here: the error path alone needs Hydra
+
+        message = without_secrets(str(err))  # a library's error line it quotes may echo a key
+        log_to_files(logging.ERROR, message)
+        print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

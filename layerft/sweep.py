@@ -25,6 +25,7 @@ from pathlib import Path
 from hydra_plugins.layerft_launcher.gpu_slots import job_cpu_threads
 from layerft.config_errors import CONFIG_ERRORS, composition_error_line
 from layerft.credential_overrides import credential_override_error
+from layerft.credentials import without_secrets
 from layerft.errors import LayerftError
 from layerft.file_lock import sweep_lock
 from layerft.interrupts import STOPS, remembered_interrupts, stopped_code, stopped_line
@@ -92,7 +93,7 @@ def main(argv: Sequence[str]) -> int:
         with remembered_interrupts():  # SIGTERM too, while planning or tabling as while launching
             return aggregate_only(args) if args.grid == "aggregate" else run_sweep(args)
     except LayerftError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {without_secrets(str(err))}", file=sys.stderr)  # as train.py says it
         return 2
     except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM outside the jobs: nothing half-written
         print(stopped_line() + (f"; {stop}" if str(stop) else ""), file=sys.stderr)

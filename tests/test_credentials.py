@@ -22,6 +22,7 @@ from omegaconf import open_dict
 from layerft import sweep_tracker, tracker
 from layerft.credential_overrides import credential_override_error
 from layerft.credentials import mask_credentials, scrub_config_file
+from layerft.errors import LayerftError
 from layerft.hydra_job import run_from_hydra
 from layerft.tracker import (
     TrackedRun,
@@ -156,6 +157,30 @@ def test_a_single_runs_error_that_echoes_a_key_is_printed_masked(
     err = capsys.readouterr().err
     assert stopped.value.code == 1 and FAKE not in err
     assert err.rstrip().endswith("RuntimeError: 401 Unauthorized: ***") and "Traceback" in err
+
+
+def test_a_user_error_quoting_a_library_line_with_a_key_says_it_masked(monkeypatch, capsys) -> None:
+    # A one-line error quoting a library's first line (model.py, model_hub.py, records.py) went
+    # to stderr and train.log in clear under train.py, and to stderr under sweep.py.
+    from layerft import sweep as sweep_module
+    from layerft.errors import user_errors_exit
+
+    monkeypatch.setenv("HF_TOKEN", FAKE)
+    error = LayerftError(f"model 'x': could not load 'acme/m' (401: token {FAKE} refused)")
+    with pytest.raises(SystemExit) as stopped, user_errors_exit():
+        raise error
+    assert stopped.value.code == 2
+    assert (
+        capsys.readouterr().err
+        == "error: model 'x': could not load 'acme/m' (401: token *** refused)\n"
+    )
+
+    def refused(args: Any) -> int:
+        raise error
+
+    monkeypatch.setattr(sweep_module, "run_sweep", refused)
+    assert sweep_module.main(["demo"]) == 2
+    assert capsys.readouterr().err.endswith("(401: token *** refused)\n")
 
 
 def test_the_sweep_results_run_config_masks_a_credential(tmp_path: Path, monkeypatch) -> None:
