@@ -59,9 +59,10 @@ def names_credential(name: str) -> bool:
 
 def without_secrets(text: str) -> str:
     """`text` with the W&B key and a hub token from the environment masked, should a library have
-    echoed one into an error."""
+    echoed one into an error; a value under 8 characters (no real key) masks nothing, where it
+    would have masked every `a` of the text."""
     for name in SECRET_VARIABLES:
-        if secret := os.environ.get(name):
+        if len(secret := os.environ.get(name, "").strip()) >= 8:
             text = text.replace(secret, MASK)
     return text
 

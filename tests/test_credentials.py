@@ -183,6 +183,15 @@ def test_a_user_error_quoting_a_library_line_with_a_key_says_it_masked(monkeypat
     assert capsys.readouterr().err.endswith("(401: token *** refused)\n")
 
 
+def test_a_key_too_short_to_be_one_masks_nothing(monkeypatch) -> None:
+    # WANDB_API_KEY=x (a placeholder) masked every x of every error and traceback.
+    from layerft.credentials import without_secrets
+
+    monkeypatch.setenv("WANDB_API_KEY", " x ")
+    monkeypatch.setenv("HF_TOKEN", f" {FAKE}\n")
+    assert without_secrets(f"max_length x: {FAKE}") == "max_length x: ***"
+
+
 def test_the_sweep_results_run_config_masks_a_credential(tmp_path: Path, monkeypatch) -> None:
     configs: list[dict[str, Any]] = []
 
