@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from layerft.errors import quoted
+from layerft.errors import quoted, shown
 from layerft.readers_fields import RecordFault, record_field
 from layerft.readers_klue import read_release_array
 
@@ -57,7 +57,7 @@ def _entity(row: Mapping[str, Any], key: str, sentence: str) -> dict[str, Any]:
     found = sentence[start : end + 1] if 0 <= start <= end < len(sentence) else ""
     if found != word:
         raise RecordFault(
-            f"{key}.word {word!r} does not match sentence[{start}:{end}+1] ({found!r}; "
+            f"{key}.word {shown(word)} does not match sentence[{start}:{end}+1] ({shown(found)}; "
             "end_idx is inclusive)"
         )
     kind = record_field(entity, "type", str, f"{key}.type")

@@ -264,6 +264,13 @@ MALFORMED: list[tuple[Path, Mutation, Callable[[Path], Any], str | None, str]] =
         "hw-re_dev_005",
         "object_entity.word '제주' does not match sentence[6:11+1] ('본사를 제주'",
     ),
+    (  # a long field is cut in the message (it had been quoted whole)
+        RE_DIR / "klue-re-v1.1_dev.json",
+        _set("5/object_entity/word", "제주" * 5000),
+        read_klue_re,
+        "hw-re_dev_005",
+        "object_entity.word '" + "제주" * 38 + "... does not match sentence[",
+    ),
     (
         RE_DIR / "klue-re-v1.1_dev.json",
         _set("2/label", "per:employer"),

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from layerft.errors import LayerftError
+from layerft.errors import LayerftError, shown
 from layerft.kinds.base import (
     Batch,
     DropKeysCollator,
@@ -138,7 +138,7 @@ def pos_ids(
         last = tag.split("+")[-1]
         if last not in tags:
             raise LayerftError(
-                f"{where}, word {index} ({word!r}): POS {last!r} is not in {group}.parsing.pos_tags "
+                f"{where}, word {index} ({shown(word)}): POS {shown(last)} is not in {group}.parsing.pos_tags "
                 f"({len(tags)} tags: {', '.join(tags[:8])}{', ...' if len(tags) > 8 else ''})"
             )
         ids.append(tags.index(last))

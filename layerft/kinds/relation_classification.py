@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from layerft.errors import LayerftError, quoted
+from layerft.errors import LayerftError, quoted, shown
 from layerft.kinds import sequence_classification as classification
 from layerft.kinds.base import (
     Batch,
@@ -80,8 +80,8 @@ def _entity(record: Record, column: str, sentence: str, where: str) -> dict[str,
         raise LayerftError(f"{where}: '{column}' span {start}..{end} is outside the sentence")
     if sentence[start : end + 1] != entity["word"]:
         raise LayerftError(
-            f"{where}: '{column}' word {entity['word']!r} is not sentence[{start}:{end}+1] "
-            f"({sentence[start : end + 1]!r})"
+            f"{where}: '{column}' word {shown(entity['word'])} is not sentence[{start}:{end}+1] "
+            f"({shown(sentence[start : end + 1])})"
         )
     return entity
 

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from layerft.errors import LayerftError, quoted
+from layerft.errors import LayerftError, quoted, shown
 from layerft.kinds.base import Batch, Record, list_of
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def words_of(column: str, record: Record, characters: list[str], where: str) -> 
     words = list_of(record, column, str, where)
     if long := next((t for t in characters if len(t) != 1), None):
         raise LayerftError(
-            f"{where}: tagging.words_column: tokens must be single characters, got {long!r}"
+            f"{where}: tagging.words_column: tokens must be single characters, got {shown(long)}"
         )
     if "".join(words) != "".join(characters) or not all(words):
         raise LayerftError(
@@ -201,7 +201,7 @@ class Untagged:
         if not self.first:  # its sentence, not its row: the rows are those kept, maybe sampled
             sentence = " ".join(row.get("words") or row["tokens"])
             self.first = (
-                f"{self.unit} {word + 1} {row['tokens'][word]!r} of the {self.split} sentence "
+                f"{self.unit} {word + 1} {shown(row['tokens'][word])} of the {self.split} sentence "
                 f"{quoted(sentence, 50)}"
             )
 
