@@ -74,12 +74,12 @@ def read_json(path: Path) -> list[dict[str, Any]]:
     if not text.lstrip().startswith("["):
         hint = " (a .json file holds a JSON array of objects or one JSON object per line)"
         try:
-            return _not_columns(path, _parse_json_lines(path, text, hint))
+            return _not_a_table(path, _parse_json_lines(path, text, hint))
         except LayerftError:
             # One object over several lines (KLUE-MRC's and SQuAD's releases): one record, as on
             # one line, whose missing columns the record checks name with the file's way out
             if isinstance(whole := _whole_object(path, text), dict):
-                return _not_columns(path, [whole])
+                return _not_a_table(path, [whole])
             raise
     records = parse_json_file(path, text)
     guids: set[str] = set()  # KLUE's arrays (NLI, YNAT) name each record by a guid
@@ -92,19 +92,19 @@ def read_json(path: Path) -> list[dict[str, Any]]:
     return nonempty(path, records)
 
 
-def _not_columns(path: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The records, unless they are one object of columns, each a dict of rows under the same row
-    names (pandas' `df.to_json(path)`): refused, saying how to write records."""
+def _not_a_table(path: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records, unless they are one object of objects of the same keys: a table by columns
+    (pandas' `df.to_json(path)`) or by rows (`orient='index'`), refused saying how to write
+    records."""
     [first, *more] = records
-    rows = [set(value) for value in first.values() if isinstance(value, dict)]
-    if more or len(rows) < max(2, len(first)) or any(r != rows[0] for r in rows):
+    keys = [set(value) for value in first.values() if isinstance(value, dict)]
+    if more or len(keys) < max(2, len(first)) or any(k != keys[0] for k in keys):
         return records  # one record of one dict field (a translation pair) is a record
-    columns = ", ".join(list(first)[:4]) + (", ..." if len(first) > 4 else "")
-    held = f"{len(rows[0])} row{'s' if len(rows[0]) != 1 else ''}"
+    fields = ", ".join(list(first)[:4]) + (", ..." if len(first) > 4 else "")
     raise LayerftError(
-        f"{path}: one object of columns ({columns}), each holding {held}, as pandas' "
-        "df.to_json(path) writes; write one object per record: "
-        "df.to_json(path, orient='records', lines=True)"
+        f"{path}: a table in one object ({fields}: {len(first)} objects of the same "
+        f"{len(keys[0])} keys), as pandas' df.to_json(path) writes one; write one object per "
+        "record: df.to_json(path, orient='records', lines=True)"
     )
 
 

@@ -138,8 +138,8 @@ def test_a_file_of_columns_is_refused_in_one_short_line(tmp_path: Path) -> None:
     with pytest.raises(LayerftError) as err:
         read_records(path)
     assert str(err.value) == (
-        f"{path}: one object of columns (premise, hypothesis, label), each holding 5000 rows, as "
-        "pandas' df.to_json(path) writes; write one object per record: "
+        f"{path}: a table in one object (premise, hypothesis, label: 3 objects of the same 5000 "
+        "keys), as pandas' df.to_json(path) writes one; write one object per record: "
         "df.to_json(path, orient='records', lines=True)"
     )
     pair = tmp_path / "pair.json"  # one record whose one field is a dict: a record
