@@ -111,16 +111,22 @@ def test_a_multiruns_credentials_leave_its_config_for_the_environment_and_the_re
 # --- the scrubber's corner cases --------------------------------------------------------------
 
 
+def _scrubbed(tmp_path: Path, text: str) -> Any:
+    """The `hydra` node of a dump holding `text` after scrub_config_file, which must change it."""
+    dump = tmp_path / "hydra.yaml"
+    dump.write_text(text)
+    assert scrub_config_file(dump)
+    return yaml.safe_load(dump.read_text())["hydra"]
+
+
 def test_a_credential_anywhere_in_an_override_dirname_is_masked(tmp_path: Path) -> None:
     """Kills: masking a comma-joined `override_dirname` only when its first part is a credential
     (Hydra sorts its parts; a deletion `~key=` sorts last)."""
-    dump = tmp_path / "hydra.yaml"
-    dump.write_text(
+    scrubbed = _scrubbed(
+        tmp_path,
         f"hydra:\n  job:\n    override_dirname: seed=1,~tracker.secret={FAKE}\n"
-        f"  overrides:\n    task:\n    - seed=1\n    - ~tracker.secret={FAKE}\n"
+        f"  overrides:\n    task:\n    - seed=1\n    - ~tracker.secret={FAKE}\n",
     )
-    assert scrub_config_file(dump)
-    scrubbed = yaml.safe_load(dump.read_text())["hydra"]
     assert scrubbed["job"]["override_dirname"] == "seed=1,~tracker.secret=***"
     assert scrubbed["overrides"]["task"] == ["seed=1", "~tracker.secret=***"]
 
@@ -129,13 +135,11 @@ def test_a_quoted_env_set_credential_is_masked_in_the_env_set_it_sets(tmp_path: 
     """Kills: not collecting the values of `hydra.job.env_set`'s credentials. Quoted on the command
     line (`...WANDB_API_KEY='<key>'`), the override's value is the key with its quotes, so the
     unquoted key in `env_set` equals no override's value."""
-    dump = tmp_path / "hydra.yaml"
-    dump.write_text(
+    scrubbed = _scrubbed(
+        tmp_path,
         f"hydra:\n  job:\n    env_set:\n      WANDB_API_KEY: {FAKE}\n  overrides:\n    hydra:\n"
-        f"    - hydra.job.env_set.WANDB_API_KEY='{FAKE}'\n"
+        f"    - hydra.job.env_set.WANDB_API_KEY='{FAKE}'\n",
     )
-    assert scrub_config_file(dump)
-    scrubbed = yaml.safe_load(dump.read_text())["hydra"]
     assert scrubbed["job"]["env_set"] == {"WANDB_API_KEY": "***"}
     assert scrubbed["overrides"]["hydra"] == ["hydra.job.env_set.WANDB_API_KEY=***"]
 
@@ -143,13 +147,11 @@ def test_a_quoted_env_set_credential_is_masked_in_the_env_set_it_sets(tmp_path: 
 def test_an_empty_credential_masks_no_empty_value(tmp_path: Path) -> None:
     """Kills: dropping `secrets.discard("")`: an empty credential override (`+tracker.api_key=`)
     turned every empty string of the dump into `***`."""
-    dump = tmp_path / "hydra.yaml"
-    dump.write_text(
+    scrubbed = _scrubbed(
+        tmp_path,
         "hydra:\n  job:\n    name: ''\n  overrides:\n    task:\n    - +tracker.api_key=\n"
-        f"    - hydra.job.env_set.HF_TOKEN={HF_FAKE}\n"
+        f"    - hydra.job.env_set.HF_TOKEN={HF_FAKE}\n",
     )
-    assert scrub_config_file(dump)
-    scrubbed = yaml.safe_load(dump.read_text())["hydra"]
     assert scrubbed["job"]["name"] == ""
     assert scrubbed["overrides"]["task"] == [
         "+tracker.api_key=***",
