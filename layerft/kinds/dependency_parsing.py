@@ -138,7 +138,8 @@ def pos_ids(
         last = tag.split("+")[-1]
         if last not in tags:
             raise LayerftError(
-                f"{where}, word {index} ({shown(word)}): POS {shown(last)} is not in {group}.parsing.pos_tags "
+                f"{where}, word {index} ({shown(word)}): POS {shown(last)} is not in "
+                f"{group}.parsing.pos_tags "
                 f"({len(tags)} tags: {', '.join(tags[:8])}{', ...' if len(tags) > 8 else ''})"
             )
         ids.append(tags.index(last))
