@@ -166,3 +166,14 @@ def assert_a_new_member_stops_the_import(
     with pytest.raises(LayerftError) as caught:
         exec(compile(source, str(path), "exec"), edited.__dict__)
     assert str(caught.value) == message
+
+
+@pytest.fixture
+def hub_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Hugging Face hub cache, the one huggingface_hub reads."""
+    from huggingface_hub import constants
+
+    root = tmp_path / "hub"
+    root.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(root))
+    return root

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 from unittest.mock import ANY
 
-import pytest
 from compose import compose_run
 from test_audit_stats import job, row
 from test_hub_data import NOW, SNLI, THEN, serve, snapshot
@@ -77,82 +76,71 @@ def test_a_serving_rows_candidates_and_ties_follow_table_order() -> None:
 # --- hub_data ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty Hugging Face hub cache, the one huggingface_hub reads."""
-    from huggingface_hub import constants
-
-    root = tmp_path / "hub"
-    root.mkdir()
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(root))
-    return root
-
-
-def link(cache: Path, hub_id: str, commit: str, names: list[str]) -> None:
+def link(hub_cache_dir: Path, hub_id: str, commit: str, names: list[str]) -> None:
     """`names` in the snapshot at `commit`, each a link to a blob named after it."""
-    repo = cache / f"datasets--{hub_id.replace('/', '--')}"
+    repo = hub_cache_dir / f"datasets--{hub_id.replace('/', '--')}"
     for name in names:
         (repo / "blobs").mkdir(parents=True, exist_ok=True)
         (repo / "blobs" / name.replace("/", "-")).write_text(name)
         path = repo / "snapshots" / commit / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.symlink_to(os.path.relpath(repo / "blobs" / name.replace("/", "-"), path.parent))
-    serve(cache, hub_id, commit)
+    serve(hub_cache_dir, hub_id, commit)
 
 
-def test_a_config_folder_is_matched_whole_not_by_its_names_prefix(cache: Path) -> None:
+def test_a_config_folder_is_matched_whole_not_by_its_names_prefix(hub_cache_dir: Path) -> None:
     """Kills: `k.startswith(f"{config}/")` -> `k.startswith(config)` in _own_files: GLUE's `mnli`
     took `mnli_matched/`'s files as its own, so a new commit of those read as mnli's data
     changed."""
     names = ["mnli/train.parquet", "mnli_matched/validation.parquet"]
-    link(cache, "nyu-mll/glue", THEN, names)
+    link(hub_cache_dir, "nyu-mll/glue", THEN, names)
     task = compose_run("target_task=glue_mnli", "injection_task=none").target_task
     [entry] = hub_data_entries({"target_task": task})["run/data_commits"].values()
     assert entry["files"] == {"mnli/train.parquet": "mnli-train.parquet"}
 
 
 def test_a_result_whose_snapshot_held_no_data_files_is_compared_by_its_commit(
-    cache: Path,
+    hub_cache_dir: Path,
 ) -> None:
     """Kills: dropping `and files` in changed_hub_data: a record whose snapshot held no data files
     (`files: {}`, the hub cache cleared since datasets prepared its copy) compared no blobs, and
     a moved `main` was never a change."""
-    serve(cache, SNLI, THEN)
+    serve(hub_cache_dir, SNLI, THEN)
     task = compose_run("target_task=snli", "injection_task=none").target_task
     record = hub_data_entries({"target_task": task})
     assert record["run/data_commits"]["target_task"]["files"] == {}
-    serve(cache, SNLI, NOW)
+    serve(hub_cache_dir, SNLI, NOW)
     assert changed_hub_data(record) == [
         f"target_task: {SNLI}@main (commit {THEN[:12]} then, {NOW[:12]} now)"
     ]
 
 
-def test_a_main_ref_longer_than_a_commit_names_none(cache: Path) -> None:
+def test_a_main_ref_longer_than_a_commit_names_none(hub_cache_dir: Path) -> None:
     """Kills: `re.fullmatch` -> `re.match` in hub_data_commit: a ref of 40 hex digits and more (a
     sha256, a truncated write's junk) passed as a commit."""
-    serve(cache, SNLI, "a" * 64)
+    serve(hub_cache_dir, SNLI, "a" * 64)
     assert hub_data_commit(SNLI) is None
 
 
-def test_a_loading_script_edited_at_a_new_commit_is_no_new_data(cache: Path) -> None:
+def test_a_loading_script_edited_at_a_new_commit_is_no_new_data(hub_cache_dir: Path) -> None:
     """Kills: dropping `[^/]*\\.py` from METADATA: a new commit that edits only the data set's
     loading script read as the result's data changed."""
     train = "plain_text/train.parquet"
-    snapshot(cache, THEN, {"snli.py": "script", train: "rows"})
+    snapshot(hub_cache_dir, THEN, {"snli.py": "script", train: "rows"})
     record = hub_data_entries({"target_task": compose_run("target_task=snli").target_task})
     assert record["run/data_commits"]["target_task"]["files"] == {train: ANY}
-    snapshot(cache, NOW, {"snli.py": "a new script", train: "rows"})
+    snapshot(hub_cache_dir, NOW, {"snli.py": "a new script", train: "rows"})
     assert changed_hub_data(record) == []
 
 
 # --- data_changes --------------------------------------------------------------------------------
 
 
-def test_a_record_without_data_files_still_compares_its_hub_commits(cache: Path) -> None:
+def test_a_record_without_data_files_still_compares_its_hub_commits(hub_cache_dir: Path) -> None:
     """Kills: `return changed_hub_data(record)` -> `return []` in changed_since: a record that
     keeps no local files (none read, or a result from before they were recorded) had its moved
     hub snapshot ignored."""
-    serve(cache, SNLI, NOW)
+    serve(hub_cache_dir, SNLI, NOW)
     record = {"run/data_commits": {"target_task": {"hub_id": SNLI, "commit": THEN}}}
     assert changed_since(record) == [
         f"target_task: {SNLI}@main (commit {THEN[:12]} then, {NOW[:12]} now)"

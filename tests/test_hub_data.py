@@ -26,20 +26,9 @@ THEN, NOW = "1" * 40, "2" * 40
 CHANGED = f"target_task: {SNLI}@main (commit {THEN[:12]} then, {NOW[:12]} now)"
 
 
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty Hugging Face hub cache, the one huggingface_hub reads."""
-    from huggingface_hub import constants
-
-    root = tmp_path / "hub"
-    root.mkdir()
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(root))
-    return root
-
-
-def serve(cache: Path, hub_id: str, commit: str) -> None:
+def serve(hub_cache_dir: Path, hub_id: str, commit: str) -> None:
     """The cache as datasets leaves it after an online load: `refs/main` names the commit read."""
-    refs = cache / f"datasets--{hub_id.replace('/', '--')}" / "refs"
+    refs = hub_cache_dir / f"datasets--{hub_id.replace('/', '--')}" / "refs"
     refs.mkdir(parents=True, exist_ok=True)
     (refs / "main").write_text(commit)
 
@@ -56,17 +45,17 @@ def on_hub_data(run_dir: Path, seed: int = 1) -> Path:
     return run_dir
 
 
-def test_the_commit_is_the_one_the_caches_main_names(cache: Path) -> None:
+def test_the_commit_is_the_one_the_caches_main_names(hub_cache_dir: Path) -> None:
     assert hub_data_commit(SNLI) is None  # never loaded online
-    serve(cache, SNLI, THEN + "\n")
+    serve(hub_cache_dir, SNLI, THEN + "\n")
     assert hub_data_commit(SNLI) == THEN
     assert hub_data_commit("stanfordnlp/other") is None
-    serve(cache, SNLI, "not a commit")
+    serve(hub_cache_dir, SNLI, "not a commit")
     assert hub_data_commit(SNLI) is None
 
 
-def test_only_tasks_read_from_the_hub_record_their_commit(cache: Path) -> None:
-    serve(cache, SNLI, THEN)
+def test_only_tasks_read_from_the_hub_record_their_commit(hub_cache_dir: Path) -> None:
+    serve(hub_cache_dir, SNLI, THEN)
     cfg = compose_run("target_task=snli", "injection_task=demo_pos")
     tasks = {"injection_task": cfg.injection_task, "target_task": cfg.target_task}
     assert hub_data_entries(tasks) == {
@@ -78,9 +67,9 @@ def test_only_tasks_read_from_the_hub_record_their_commit(cache: Path) -> None:
 
 
 def test_a_result_on_a_commit_the_cache_no_longer_serves_is_on_changed_data(
-    cache: Path, tmp_path: Path
+    hub_cache_dir: Path, tmp_path: Path
 ) -> None:
-    serve(cache, SNLI, THEN)
+    serve(hub_cache_dir, SNLI, THEN)
     sweep = tmp_path / "sweep"
     folder = on_hub_data(sweep / "a")
     write_job(sweep / "b", 2, 0.7)  # on local data: a row to table
@@ -88,7 +77,7 @@ def test_a_result_on_a_commit_the_cache_no_longer_serves_is_on_changed_data(
     assert changed_hub_data(record) == [] and [j.changed for j in read_sweep(sweep)[0]] == [(), ()]
     same = SimpleNamespace(data_files={}, model_folder=None, model_files={})
     run_folder.check_same_data(folder, same, "a hint")  # type: ignore[arg-type]
-    serve(cache, SNLI, NOW)  # a later online load read a new version
+    serve(hub_cache_dir, SNLI, NOW)  # a later online load read a new version
     assert changed_hub_data(record) == [CHANGED]
     # A table leaves it out, listed on changed data
     [job, _], _ = read_sweep(sweep)
@@ -105,21 +94,21 @@ def test_a_result_on_a_commit_the_cache_no_longer_serves_is_on_changed_data(
         "a new folder (a hint)"
     )
     # Not compared: a data set the cache no longer names, a record without its commit
-    (cache / "datasets--stanfordnlp--snli" / "refs" / "main").unlink()
+    (hub_cache_dir / "datasets--stanfordnlp--snli" / "refs" / "main").unlink()
     assert changed_hub_data(record) == []
-    serve(cache, SNLI, NOW)
+    serve(hub_cache_dir, SNLI, NOW)
     assert changed_hub_data({"run/data_commits": {"target_task": {"hub_id": SNLI}}}) == []
     assert changed_hub_data({"run/data_commits": "x"}) == []
 
 
 def test_a_sweeps_plan_reruns_a_result_on_a_commit_the_cache_no_longer_serves(
-    cache: Path, tmp_path: Path
+    hub_cache_dir: Path, tmp_path: Path
 ) -> None:
     from layerft import sweep_status
     from layerft.run_record import FINGERPRINT_KEY, RESULTS_VERSION, RESULTS_VERSION_KEY
     from layerft.sweep_grid import expand
 
-    serve(cache, SNLI, THEN)
+    serve(hub_cache_dir, SNLI, THEN)
     [combination] = expand("demo", ["model=tiny", "injection_task=none", "tuning_mode=full",
                                     "seed=1", "target_task=snli"])  # fmt: skip
     job = on_hub_data(tmp_path / "sweep" / "job") / "metrics.json"
@@ -127,13 +116,13 @@ def test_a_sweeps_plan_reruns_a_result_on_a_commit_the_cache_no_longer_serves(
         FINGERPRINT_KEY: combination.fingerprint, RESULTS_VERSION_KEY: RESULTS_VERSION}))  # fmt: skip
     state = sweep_status.status([combination], tmp_path / "sweep")
     assert len(state.done) == 1 and not state.stale
-    serve(cache, SNLI, NOW)
+    serve(hub_cache_dir, SNLI, NOW)
     state = sweep_status.status([combination], tmp_path / "sweep")
     assert not state.done and [stale.data for stale in state.stale] == [[CHANGED]]
 
 
 def test_the_commit_recorded_is_the_one_the_run_read_not_one_a_later_load_moved_to(
-    cache: Path,
+    hub_cache_dir: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -148,10 +137,10 @@ def test_the_commit_recorded_is_the_one_the_run_read_not_one_a_later_load_moved_
     resolved = resolve_config(compose_config(*overrides))
     record = RunRecord.of(resolved, {}, overrides, ("target/eval_accuracy", True))
     # The run reads commit THEN; while it trains, another job's online load moves `main` on
-    monkeypatch.setattr(run_module, "load_stage_data", lambda cfg: serve(cache, SNLI, THEN))
+    monkeypatch.setattr(run_module, "load_stage_data", lambda cfg: serve(hub_cache_dir, SNLI, THEN))
 
     def train(*args: object) -> tuple[dict[str, float], None]:
-        serve(cache, SNLI, NOW)
+        serve(hub_cache_dir, SNLI, NOW)
         return {"target/eval_accuracy": 0.5}, None
 
     monkeypatch.setattr(run_module, "train_stages", train)
@@ -164,14 +153,14 @@ def test_the_commit_recorded_is_the_one_the_run_read_not_one_a_later_load_moved_
 
 
 def test_results_md_does_not_call_a_moved_hub_snapshot_a_changed_file(
-    cache: Path,
+    hub_cache_dir: Path,
     tmp_path: Path,
 ) -> None:
-    serve(cache, SNLI, THEN)
+    serve(hub_cache_dir, SNLI, THEN)
     sweep = tmp_path / "sweep"
     on_hub_data(sweep / "a")
     write_job(sweep / "b", 2, 0.7)
-    serve(cache, SNLI, NOW)
+    serve(hub_cache_dir, SNLI, NOW)
     markdown = aggregate(sweep).markdown
     assert f"| a | all | 1 | {CHANGED} | - |" in markdown
     assert (
@@ -181,10 +170,10 @@ def test_results_md_does_not_call_a_moved_hub_snapshot_a_changed_file(
     ) in markdown
 
 
-def snapshot(cache: Path, commit: str, files: dict[str, str]) -> dict[str, str]:
+def snapshot(hub_cache_dir: Path, commit: str, files: dict[str, str]) -> dict[str, str]:
     """SNLI's snapshot at `commit` as huggingface_hub leaves it: each file a link to its
     content's blob; refs/main names the commit. Returns path -> blob of its data files."""
-    repo = cache / "datasets--stanfordnlp--snli"
+    repo = hub_cache_dir / "datasets--stanfordnlp--snli"
     for name, text in files.items():
         blob = hashlib.sha256(text.encode()).hexdigest()
         (repo / "blobs").mkdir(parents=True, exist_ok=True)
@@ -192,41 +181,47 @@ def snapshot(cache: Path, commit: str, files: dict[str, str]) -> dict[str, str]:
         link = repo / "snapshots" / commit / name
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(os.path.relpath(repo / "blobs" / blob, link.parent))
-    serve(cache, SNLI, commit)
+    serve(hub_cache_dir, SNLI, commit)
     return {n: hashlib.sha256(t.encode()).hexdigest() for n, t in files.items() if n != "README.md"}
 
 
-def test_a_new_commit_is_new_data_only_where_the_data_files_blobs_differ(cache: Path) -> None:
+def test_a_new_commit_is_new_data_only_where_the_data_files_blobs_differ(
+    hub_cache_dir: Path,
+) -> None:
     train, dev = "plain_text/train-00000-of-00001.parquet", "plain_text/validation-00000-of-00001.parquet"  # fmt: skip
-    blobs = snapshot(cache, THEN, {"README.md": "card", train: "rows", dev: "dev rows"})
+    blobs = snapshot(hub_cache_dir, THEN, {"README.md": "card", train: "rows", dev: "dev rows"})
     cfg = compose_run("target_task=snli", "injection_task=none")
     record = hub_data_entries({"target_task": cfg.target_task})
     assert record["run/data_commits"]["target_task"]["files"] == blobs  # the card left out
     # The card edited: a new commit, the same data
-    snapshot(cache, NOW, {"README.md": "a new card", train: "rows", dev: "dev rows"})
+    snapshot(hub_cache_dir, NOW, {"README.md": "a new card", train: "rows", dev: "dev rows"})
     assert changed_hub_data(record) == []
     # Only another config's files fetched at the new commit: nothing says this one's changed
     later = "3" * 40
-    snapshot(cache, later, {"README.md": "card", "other/train.parquet": "x"})
+    snapshot(hub_cache_dir, later, {"README.md": "card", "other/train.parquet": "x"})
     assert changed_hub_data(record) == []
     # New rows in a file, or a shard replaced: new data
     changed = f"target_task: {SNLI}@main (commit {THEN[:12]} then, {later[:12]} now)"
-    snapshot(cache, later, {dev: "dev rows", train: "new rows"})
+    snapshot(hub_cache_dir, later, {dev: "dev rows", train: "new rows"})
     assert changed_hub_data(record) == [changed]
     fourth = "4" * 40
-    snapshot(cache, fourth, {dev: "dev rows", "plain_text/train-00000-of-00002.parquet": "rows"})
+    snapshot(
+        hub_cache_dir, fourth, {dev: "dev rows", "plain_text/train-00000-of-00002.parquet": "rows"}
+    )
     assert changed_hub_data(record) == [changed.replace(later[:12], fourth[:12])]
 
 
-def test_a_repository_with_a_folder_per_config_records_that_configs_files(cache: Path) -> None:
-    repo = cache / "datasets--klue--klue"
+def test_a_repository_with_a_folder_per_config_records_that_configs_files(
+    hub_cache_dir: Path,
+) -> None:
+    repo = hub_cache_dir / "datasets--klue--klue"
     for name in ("nli/train.parquet", "sts/train.parquet"):
         (repo / "blobs").mkdir(parents=True, exist_ok=True)
         (repo / "blobs" / name.replace("/", "-")).write_text(name)
         link = repo / "snapshots" / THEN / name
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(os.path.relpath(repo / "blobs" / name.replace("/", "-"), link.parent))
-    serve(cache, "klue/klue", THEN)
+    serve(hub_cache_dir, "klue/klue", THEN)
     task = compose_run("target_task=klue_nli", "injection_task=none").target_task
     [entry] = hub_data_entries({"target_task": task})["run/data_commits"].values()
     assert entry["files"] == {"nli/train.parquet": "nli-train.parquet"}
