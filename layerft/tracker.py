@@ -81,24 +81,41 @@ def has_wandb_credentials(url: str) -> bool:
 
 
 def resolve_mode(cfg: TrackerConfig) -> str:
-    """The W&B mode to use; WANDB_MODE in the environment wins over `auto`."""
+    """The W&B mode to use; under `auto`, WANDB_MODE in the environment, else the `mode` that
+    `wandb offline` / `wandb online` saved in W&B's settings files, else whether a key is there."""
     if cfg.mode != TrackerMode.auto:
         return cfg.mode.value
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
+    if (saved := _SAVED_MODES.get(wandb_settings().get("mode", ""))) is not None:
+        return saved
     return "online" if has_wandb_credentials(wandb_url()) else "offline"
+
+
+# what `mode` in W&B's settings files says (dryrun and run: its older words)
+_SAVED_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline",
+                "disabled": "disabled"}  # fmt: skip
 
 
 def wandb_url() -> str:
     """The W&B host a run talks to: WANDB_BASE_URL, else the `base_url` that `wandb login --host`
-    saved in W&B's settings file ($WANDB_CONFIG_DIR/settings, else ~/.config/wandb/settings)."""
-    if url := os.environ.get("WANDB_BASE_URL"):
-        return url
+    saved in W&B's settings files."""
+    return os.environ.get("WANDB_BASE_URL") or wandb_settings().get("base_url") or WANDB_URL
+
+
+def wandb_settings() -> dict[str, str]:
+    """W&B's settings files as W&B reads them: the global one ($WANDB_CONFIG_DIR/settings, else
+    ~/.config/wandb/settings), then the workspace's (wandb/settings in $WANDB_DIR, else here),
+    whose keys win; unreadable ones are empty."""
     folder = os.environ.get("WANDB_CONFIG_DIR") or Path.home() / ".config" / "wandb"
-    parser = configparser.ConfigParser(interpolation=None)
-    with contextlib.suppress(OSError, UnicodeError, configparser.Error):
-        parser.read(Path(folder) / "settings", encoding="utf-8")
-    return parser.get("default", "base_url", fallback=None) or WANDB_URL
+    workspace = Path(os.environ.get("WANDB_DIR") or ".") / "wandb" / "settings"
+    settings: dict[str, str] = {}
+    for path in (Path(folder) / "settings", workspace):
+        parser = configparser.ConfigParser(interpolation=None)
+        with contextlib.suppress(OSError, UnicodeError, configparser.Error):
+            parser.read(path, encoding="utf-8")
+            settings |= dict(parser.items("default")) if parser.has_section("default") else {}
+    return settings
 
 
 def wandb_runs(run_dir: Path) -> list[Path]:

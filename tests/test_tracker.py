@@ -468,3 +468,33 @@ def test_auto_mode_finds_the_key_in_the_netrc_file_wandb_reads_for_its_host(
     assert tracker.resolve_mode(auto) == "offline"  # only the file NETRC names
     netrc_holds("api.wandb.ai", "elsewhere")
     assert tracker.resolve_mode(auto) == "online"
+
+
+def test_auto_mode_follows_the_mode_wandb_offline_saved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `wandb offline` (saved in the workspace's wandb/settings) was ignored: a key sent the runs
+    # online all the same.
+    for name in ("WANDB_MODE", "WANDB_DIR", "WANDB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("WANDB_API_KEY", KEY)
+    monkeypatch.chdir(tmp_path)
+    auto = wandb_cfg(TrackerMode.auto)
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "settings").write_text("[default]\nmode = offline\n")
+    assert tracker.resolve_mode(auto) == "offline"
+    (tmp_path / "wandb").mkdir()
+    (tmp_path / "wandb" / "settings").write_text("[default]\nmode = online\n")
+    assert tracker.resolve_mode(auto) == "online"  # the workspace's wins
+    (tmp_path / "wandb" / "settings").write_text("[default]\nmode = dryrun\n")
+    assert tracker.resolve_mode(auto) == "offline"
+    monkeypatch.setenv("WANDB_MODE", "online")
+    assert tracker.resolve_mode(auto) == "online"  # the environment wins over both files
+    assert tracker.resolve_mode(wandb_cfg(TrackerMode.offline)) == "offline"  # the config over all
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "elsewhere"))  # its workspace: no settings
+    assert tracker.resolve_mode(auto) == "offline"  # the global file's
+    (tmp_path / "config" / "settings").write_text("[default]\nmode = sideways\n")
+    assert tracker.resolve_mode(auto) == "online"  # no mode W&B knows: the key decides
