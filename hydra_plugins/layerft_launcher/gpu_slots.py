@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import queue
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from hydra_plugins.layerft_launcher.config import LocalParallelConf
@@ -95,8 +95,10 @@ def run_pooled(
             free.put(gpu)
 
     with ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="local_parallel") as pool:
-        futures = [pool.submit(run, job) for job in jobs]
-        try:
+        futures: list[Future[R]] = []
+        try:  # a Ctrl-C while the jobs are submitted too: those submitted are stopped
+            for job in jobs:
+                futures.append(pool.submit(run, job))
             return [future.result() for future in futures]
         except BaseException:
             for future in futures:
