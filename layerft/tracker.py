@@ -31,9 +31,6 @@ from layerft.tracker_backends import NoTracker, Tracker, WandbTracker
 
 log = logging.getLogger(__name__)
 
-WANDB_URL = "https://api.wandb.ai"  # W&B's own default; WANDB_BASE_URL points elsewhere
-
-
 class TrackerBackend(str, Enum):
     none = "none"
     wandb = "wandb"
@@ -100,7 +97,16 @@ _SAVED_MODES = {"online": "online", "run": "online", "offline": "offline", "dryr
 def wandb_url() -> str:
     """The W&B host a run talks to: WANDB_BASE_URL, else the `base_url` that `wandb login --host`
     saved in W&B's settings files."""
-    return os.environ.get("WANDB_BASE_URL") or wandb_settings().get("base_url") or WANDB_URL
+    return os.environ.get("WANDB_BASE_URL") or wandb_settings().get("base_url") or _default_url()
+
+
+def _default_url() -> str:
+    """The host the installed W&B talks to by default (0.31 moved it to api.forge.coreweave.com)."""
+    try:
+        from wandb.sdk.lib.urls import DEFAULT_BASE_URL
+    except ImportError:  # W&B before 0.31, or not installed
+        return "https://api.wandb.ai"
+    return DEFAULT_BASE_URL
 
 
 def wandb_settings() -> dict[str, str]:

@@ -128,6 +128,23 @@ def test_unreachable_host_skips_the_online_attempt(
     assert "http://wandb.example:8080 unreachable" in warning and "offline" in warning
 
 
+def test_the_probe_asks_the_host_the_installed_wandb_talks_to(
+    tmp_path: Path, fake_init: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The probe asked api.wandb.ai while W&B 0.31 talks to api.forge.coreweave.com by default: a
+    # machine reaching only the latter (a firewall's allow list) ran offline for nothing.
+    from wandb.sdk.lib.urls import DEFAULT_BASE_URL
+
+    for name in ("WANDB_BASE_URL", "WANDB_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "no-config"))
+    monkeypatch.chdir(tmp_path)
+    asked: list[str] = []
+    monkeypatch.setattr(tracker, "unreachable", lambda url: asked.append(url))
+    start(tmp_path, TrackerMode.online)
+    assert asked == [DEFAULT_BASE_URL] and fake_init[0] == "online"
+
+
 def test_offline_start_failure_is_not_hidden(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
