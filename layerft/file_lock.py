@@ -172,7 +172,11 @@ def sweep_lock(sweep_dir: Path) -> Iterator[None]:
     refused before its first job (a data file it would read is missing) leaves no folder behind
     that it made only to hold the lock."""
     path = sweep_dir / SWEEP_LOCK
-    made = [folder for folder in (sweep_dir, *sweep_dir.parents) if not folder.exists()]
+    made = [  # a/../b: `a` and `b` (a/.. cannot be removed)
+        folder
+        for folder in (sweep_dir, *sweep_dir.parents)
+        if folder.name not in ("..", ".", "") and not folder.exists()
+    ]
 
     def usable() -> None:
         sweep_dir.mkdir(parents=True, exist_ok=True)

@@ -1971,6 +1971,14 @@ def test_a_sweep_folder_removed_while_its_lock_is_held_ends_the_lock_quietly(tmp
     assert not folder.exists()
 
 
+def test_a_refused_sweep_removes_every_folder_a_dotted_dir_made(tmp_path) -> None:
+    # `--dir a/../b` made `a` and `b`; a sweep refused before its first job removed `b` alone (its
+    # lexical parent `a/..` cannot be removed, and that error ended the tidying).
+    with sweep_module.sweep_lock(tmp_path / "a" / "x" / ".." / ".." / "b"):
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_force_reruns_in_the_job_folders_it_would_skip() -> None:
     args = hydra_args("demo", ["seed=1"], Path("x"), force=True)
     [exclude] = [a for a in args if a.startswith("hydra.job.config.override_dirname.exclude_keys")]
