@@ -38,6 +38,27 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def every_process(holds: bool, question: str) -> bool:
+    """Whether `holds` is true in every process of this torchrun job, asked through torchrun's own
+    store (what one process reads from a file another job may write in between can differ from
+    what the next one reads, and processes that part ways hang at their first collective). One
+    process, or a launcher without torchrun's store, has only its own answer."""
+    world = world_size()
+    if world == 1 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return holds
+    from datetime import timedelta
+
+    from torch.distributed import TCPStore
+
+    store = TCPStore(
+        os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+        timeout=timedelta(minutes=30),  # NCCL's own: a process may load its data for long
+    )  # fmt: skip
+    asked = f"layerft/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{question}"
+    store.set(f"{asked}/{rank()}", "1" if holds else "0")
+    return all(store.get(f"{asked}/{other}") == b"1" for other in range(world))
+
+
 def cpu_threads() -> int | None:
     """torch's threads where this process trains on a CPU (None with a CUDA GPU): at another
     count, float sums run in another order and losses differ from about the 7th digit."""

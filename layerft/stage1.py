@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from layerft.layer_split import InjectedWeights
+from layerft.processes import every_process
 from layerft.stage1_key import Stage1Key
 from layerft.stage1_store import Stage1Result, Stage1Store
 
@@ -63,25 +64,26 @@ def obtain_stage1(
 
     Without a store (reuse_stage1=false) stage 1 is trained and kept in memory only. Under
     torchrun (`ranks` = (rank, world size) with more than one process) every process must train
-    together, so none waits on the lock to train: all read the store, all train if it has
-    nothing, and the first process stores the result (under the lock, unless a job stored it first).
+    together, so none waits on the lock to train: all read the store, all train unless every one
+    found the result there, and the first process stores the result (under the lock, unless a job
+    stored it first).
     """
     if store is None:
         outcome = _kept_in_memory(train(), run_dir)
         log.info("stage 1: %s, not stored (reuse_stage1=false)", _done(key))
         return outcome
     found = store.load(key)
-    if found is None:
-        rank, world = ranks
-        if world > 1:
-            trained = train()
-            if rank != 0:
-                return _kept_in_memory(trained, run_dir)
-            with store.lock(key):
-                if store.load(key) is None:
-                    return _stored(store, key, trained, run_dir)
-            log.info("stage 1: trained; another job stored the same key meanwhile, kept as it is")
+    rank, world = ranks
+    if world > 1 and not every_process(found is not None, "stage1-stored"):
+        trained = train()  # by all, a process that found it (stored an instant ago) included
+        if rank != 0:
             return _kept_in_memory(trained, run_dir)
+        with store.lock(key):
+            if store.load(key) is None:
+                return _stored(store, key, trained, run_dir)
+        log.info("stage 1: trained; another job stored the same key meanwhile, kept as it is")
+        return _kept_in_memory(trained, run_dir)
+    if found is None:
         with store.lock(key):
             found = store.load(key)  # trained by the job we waited for
             if found is None:

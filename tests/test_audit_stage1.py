@@ -85,6 +85,28 @@ def test_a_stage1_kept_in_memory_is_this_runs_own_training(tmp_path: Path, reuse
     assert got.entry() == {"status": "trained", "stored": False}
 
 
+def test_a_torchrun_process_that_alone_found_the_stored_stage1_trains_with_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another job stored the key between two processes' reads: the later process reused it while
+    # the first trained, and the job hung at the first collective of stage 2.
+    from layerft import stage1
+
+    key = Stage1Key.of(compose_run(*TINY, "injection_task=demo_pos"), "data")
+    store = Stage1Store(tmp_path / "cache")
+    stored = InjectedWeights(layers=[{"w": torch.zeros(2)}], embeddings=None)
+    store.save(key, stored, {}, [], tmp_path / "other")
+    asked: list[tuple[bool, str]] = []
+    monkeypatch.setattr(stage1, "every_process", lambda holds, q: asked.append((holds, q)))
+    mine = InjectedWeights(layers=[{"w": torch.ones(2)}], embeddings=None)
+    got = obtain_stage1(store, key, lambda: (mine, {}, [{"step": 1}]), tmp_path / "run", (1, 2))
+    assert asked == [(True, "stage1-stored")] and got.trained
+    assert got.result.injected.layers[0]["w"][0].item() == 1.0
+    monkeypatch.setattr(stage1, "every_process", lambda holds, q: holds)  # all found it
+    got = obtain_stage1(store, key, lambda: (mine, {}, []), tmp_path / "run", (1, 2))
+    assert not got.trained and got.result.injected.layers[0]["w"][0].item() == 0.0
+
+
 # --- stage1_store --------------------------------------------------------------------------------
 
 

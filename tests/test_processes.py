@@ -35,6 +35,39 @@ def test_the_device_name_says_what_a_run_trained_on_and_how_many_processes(monke
     assert processes.device_name() == "mps"
 
 
+def test_every_process_of_a_torchrun_job_gets_one_answer(tmp_path: Path, monkeypatch) -> None:
+    # Each process read the stage-1 store alone: one that found a result another job had stored an
+    # instant after the first process looked reused it while the first trained, and both hung.
+    import subprocess
+    import sys
+    from datetime import timedelta
+
+    from torch.distributed import TCPStore
+
+    agent = TCPStore("127.0.0.1", 0, is_master=True, timeout=timedelta(seconds=60))  # torchrun's
+    ask = "import sys; from layerft.processes import every_process as e; print(e(sys.argv[1] == 'found', 'q'))"  # fmt: skip
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(agent.port),
+           "TORCHELASTIC_USE_AGENT_STORE": "True", "WORLD_SIZE": "2"}  # fmt: skip
+
+    def answers(*found: str, restart: str = "0") -> list[str]:
+        asked = [
+            subprocess.Popen(
+                [sys.executable, "-c", ask, said],
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**env, "RANK": str(rank), "TORCHELASTIC_RESTART_COUNT": restart},
+            )  # fmt: skip
+            for rank, said in enumerate(found)
+        ]
+        return [process.communicate(timeout=60)[0].strip() for process in asked]
+
+    assert answers("found", "missing") == ["False", "False"]
+    assert answers("found", "found", restart="1") == ["True", "True"]  # a restart asks anew
+    monkeypatch.setenv("WORLD_SIZE", "2")  # another launcher: no store to ask, its own answer
+    monkeypatch.delenv("TORCHELASTIC_USE_AGENT_STORE", raising=False)
+    assert processes.every_process(True, "q") and not processes.every_process(False, "q")
+
+
 def test_a_mac_run_the_trainer_puts_on_the_cpu_is_recorded_on_the_cpu(monkeypatch) -> None:
     import torch
 
