@@ -31,6 +31,7 @@ from layerft.tracker_backends import NoTracker, Tracker, WandbTracker
 
 log = logging.getLogger(__name__)
 
+
 class TrackerBackend(str, Enum):
     none = "none"
     wandb = "wandb"

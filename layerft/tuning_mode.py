@@ -51,6 +51,10 @@ class LoraSettings:
     def __post_init__(self) -> None:
         if self.rank < 1:
             raise LayerftError(f"tuning_mode.lora: rank must be >= 1, got {self.rank}")
+        if self.alpha <= 0:  # alpha 0 scales every update to nothing: LoRA would never train
+            raise LayerftError(f"tuning_mode.lora: alpha must be > 0, got {self.alpha}")
+        if not 0 <= self.dropout < 1:  # else peft refused it at stage 2, after stage 1 trained
+            raise LayerftError(f"tuning_mode.lora: dropout must be in [0, 1), got {self.dropout}")
         if not self.target_modules:
             raise LayerftError("tuning_mode.lora: target_modules must name at least one module")
 
