@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import itertools
 import logging
 import multiprocessing.util
 import os
@@ -38,6 +39,9 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+_ASKED = itertools.count()  # every process asks the same questions in the same order
+
+
 def every_process(holds: bool, question: str) -> bool:
     """Whether `holds` is true in every process of this torchrun job, asked through torchrun's own
     store (what one process reads from a file another job may write in between can differ from
@@ -54,7 +58,8 @@ def every_process(holds: bool, question: str) -> bool:
         os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
         timeout=timedelta(minutes=30),  # NCCL's own: a process may load its data for long
     )  # fmt: skip
-    asked = f"layerft/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{question}"
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    asked = f"layerft/{restart}/{next(_ASKED)}/{question}"  # each job of a `-m` run asks anew
     store.set(f"{asked}/{rank()}", "1" if holds else "0")
     return all(store.get(f"{asked}/{other}") == b"1" for other in range(world))
 

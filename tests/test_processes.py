@@ -45,24 +45,27 @@ def test_every_process_of_a_torchrun_job_gets_one_answer(tmp_path: Path, monkeyp
     from torch.distributed import TCPStore
 
     agent = TCPStore("127.0.0.1", 0, is_master=True, timeout=timedelta(seconds=60))  # torchrun's
-    ask = "import sys; from layerft.processes import every_process as e; print(e(sys.argv[1] == 'found', 'q'))"  # fmt: skip
+    ask = (  # then a second question, as the next job of a `train.py -m` asks, a second later
+        "import sys, time; from layerft.processes import every_process as e; "
+        "print(e(sys.argv[1] == 'found', 'q')); time.sleep(int(sys.argv[2])); print(e(True, 'q'))"
+    )
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(agent.port),
            "TORCHELASTIC_USE_AGENT_STORE": "True", "WORLD_SIZE": "2"}  # fmt: skip
 
-    def answers(*found: str, restart: str = "0") -> list[str]:
+    def answers(*found: str, restart: str = "0") -> list[list[str]]:
         asked = [
             subprocess.Popen(
-                [sys.executable, "-c", ask, said],
+                [sys.executable, "-c", ask, said, str(rank)],
                 stdout=subprocess.PIPE,
                 text=True,
                 env={**env, "RANK": str(rank), "TORCHELASTIC_RESTART_COUNT": restart},
             )  # fmt: skip
             for rank, said in enumerate(found)
         ]
-        return [process.communicate(timeout=60)[0].strip() for process in asked]
+        return [process.communicate(timeout=60)[0].split() for process in asked]
 
-    assert answers("found", "missing") == ["False", "False"]
-    assert answers("found", "found", restart="1") == ["True", "True"]  # a restart asks anew
+    assert answers("found", "missing") == [["False", "True"]] * 2  # not the first's stale answer
+    assert answers("found", "found", restart="1") == [["True", "True"]] * 2  # a restart anew
     monkeypatch.setenv("WORLD_SIZE", "2")  # another launcher: no store to ask, its own answer
     monkeypatch.delenv("TORCHELASTIC_USE_AGENT_STORE", raising=False)
     assert processes.every_process(True, "q") and not processes.every_process(False, "q")
