@@ -119,7 +119,8 @@ def launch_overrides(sweep_dir: Path, overrides: Sequence[str], swept: Iterable[
     """The hydra settings sweep.py launches each job of a grid with, and plans it with: the sweep
     folder, and one folder per job named after its swept settings."""
     _, fixed = split_overrides(overrides)
-    excluded = sorted({"sweep", "force_rerun", *(o.get_key_element() for o in fixed)} - set(swept))
+    # Hydra matches an override's key alone (key_or_group, not `++key`) against exclude_keys
+    excluded = sorted({"sweep", "force_rerun", *(o.key_or_group for o in fixed)} - set(swept))
     return [
         f"hydra.sweep.dir={quoted_value(str(sweep_dir))}",  # --dir /data/a=b,c (데이터)
         "hydra.job.name=sweep",  # each job's log is sweep.log, whichever module calls Hydra

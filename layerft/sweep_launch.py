@@ -147,14 +147,16 @@ def check_hydra_overrides(overrides: Sequence[str]) -> None:
     runs the grid with its own sweeper, which another one would be replaced by without a word."""
     parsed, _ = split_overrides(overrides)
     for override in parsed:
-        key = override.get_key_element()
+        # the key it sets, without the `+`, `++` or `~` that get_key_element() keeps (the
+        # refusals let `++hydra.sweep.subdir=x` through)
+        key = override.key_or_group
         if why := next((w for k, w in JOB_FOLDER_KEYS.items() if overlaps(key, k)), None):
             raise LayerftError(f"{key}: {why}")
         if key == "hydra.job.chdir" and (
             override.is_sweep_override() or override.value() not in (False, None)
         ):  # null: Hydra 1.2+ reads it as false
             raise LayerftError(CHDIR)
-        if key in {"hydra/sweeper", "hydra.sweeper._target_"}:
+        if key == "hydra/sweeper" or overlaps(key, "hydra.sweeper._target_"):
             raise LayerftError(SWEEPER_CHOSEN.format(where="hydra/sweeper"))
 
 
