@@ -78,27 +78,27 @@ def has_wandb_credentials(url: str) -> bool:
     )
 
 
-def resolve_mode(cfg: TrackerConfig) -> str:
-    """The W&B mode to use; under `auto`, WANDB_MODE in the environment, else the `mode` that
-    `wandb offline` / `wandb online` saved in W&B's settings files, else whether a key is there."""
+def resolve_mode(cfg: TrackerConfig, settings: dict[str, str] | None = None) -> str:
+    """The W&B mode: under `auto`, WANDB_MODE, else the `mode` `wandb offline` / `wandb online`
+    saved in W&B's settings files (`settings`, read here if None), else whether a key is there."""
     if cfg.mode != TrackerMode.auto:
         return cfg.mode.value
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
-    if (saved := _SAVED_MODES.get(wandb_settings().get("mode", ""))) is not None:
+    settings = wandb_settings() if settings is None else settings
+    if (saved := _SAVED_MODES.get(settings.get("mode", ""))) is not None:
         return saved
-    return "online" if has_wandb_credentials(wandb_url()) else "offline"
+    return "online" if has_wandb_credentials(wandb_url(settings)) else "offline"
 
 
-# what `mode` in W&B's settings files says (dryrun and run: its older words)
 _SAVED_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline",
-                "disabled": "disabled"}  # fmt: skip
+                "disabled": "disabled"}  # what `mode` may say (run, dryrun: older words)  # fmt: skip
 
 
-def wandb_url() -> str:
+def wandb_url(settings: dict[str, str]) -> str:
     """The W&B host a run talks to: WANDB_BASE_URL, else the `base_url` that `wandb login --host`
-    saved in W&B's settings files."""
-    return os.environ.get("WANDB_BASE_URL") or wandb_settings().get("base_url") or _default_url()
+    saved in W&B's settings files (`settings`: wandb_settings())."""
+    return os.environ.get("WANDB_BASE_URL") or settings.get("base_url") or _default_url()
 
 
 def _default_url() -> str:
@@ -184,8 +184,9 @@ def start_tracker(cfg: TrackerConfig, run_dir: Path, tracked: TrackedRun) -> Tra
     """
     if cfg.backend == TrackerBackend.none:
         return NoTracker()
-    mode = resolve_mode(cfg)
-    url = wandb_url()
+    settings = wandb_settings()  # read once: both the mode and the host may come from them
+    mode = resolve_mode(cfg, settings)
+    url = wandb_url(settings)
     if mode == "online" and (reason := unreachable(url)):
         _warn_offline(f"{url} unreachable ({reason})")
         mode = "offline"

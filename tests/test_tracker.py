@@ -145,6 +145,18 @@ def test_the_probe_asks_the_host_the_installed_wandb_talks_to(
     assert asked == [DEFAULT_BASE_URL] and fake_init[0] == "online"
 
 
+def test_a_run_start_reads_wandbs_settings_files_once(
+    tmp_path: Path, fake_init: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The mode and the host each read them, and the mode's key check read them again: three times.
+    monkeypatch.delenv("WANDB_BASE_URL", raising=False)
+    monkeypatch.setattr(tracker, "unreachable", lambda url: None)
+    reads: list[dict[str, str]] = []
+    monkeypatch.setattr(tracker, "wandb_settings", lambda: reads.append({}) or reads[-1])
+    start(tmp_path, TrackerMode.auto)
+    assert len(reads) == 1 and fake_init[0] == "online"
+
+
 def test_offline_start_failure_is_not_hidden(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
