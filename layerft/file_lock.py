@@ -175,7 +175,7 @@ def sweep_lock(sweep_dir: Path) -> Iterator[None]:
     made = [  # a/../b: `a` and `b` (a/.. cannot be removed)
         folder
         for folder in (sweep_dir, *sweep_dir.parents)
-        if folder.name not in ("..", ".", "") and not folder.exists()
+        if folder.name not in ("..", "") and not folder.exists()  # "": the root, or "."
     ]
 
     def usable() -> None:
