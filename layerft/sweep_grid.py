@@ -35,6 +35,7 @@ from layerft.sweep_hydra import (
     launch_overrides,
     named_in_grid,
     split_overrides,
+    swept_params,
 )
 
 MAX_DIRNAME = 120
@@ -85,9 +86,8 @@ class Combination:
     force_rerun: bool = False  # its config redoes a finished result (run.run)
     # What earlier fingerprint schemes called its config (RunRecord.earlier_fingerprints)
     earlier_fingerprints: tuple[str, ...] = ()
-    # Why its run would stop on what it reads (an unset or missing local file, the check train.py
-    # makes first; a bad record, data_check.record_error; a hub data set or model its run cannot
-    # load: offline not in the local cache, online the hub unreachable), or None: sweep.py refuses to launch it (check_launched_inputs)
+    # Why its run would stop on what it reads (an unset or missing local file; a bad record; a hub
+    # data set or model it cannot load), or None: sweep.py refuses to launch it (check_launched_inputs)
     input_error: str | None = None
     # Its config, resolved (what its fingerprint hashes): what a blocked one differs in
     resolved: dict[str, Any] | None = field(default=None, repr=False, compare=False)
@@ -160,7 +160,7 @@ def grid_config(grid: str, overrides: Sequence[str]) -> DictConfig:
 def grid_params(grid: str, overrides: Sequence[str]) -> dict[str, str]:
     """The grid file's sweeper params (key -> comma list), composed with the fixed overrides."""
     base = grid_config(grid, overrides)
-    return {str(k): str(v) for k, v in (base.hydra.sweeper.params or {}).items()}
+    return swept_params(grid, base.hydra.sweeper.params or {}, overrides)
 
 
 def swept_keys(grid: str, overrides: Sequence[str]) -> set[str]:

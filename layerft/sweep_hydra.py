@@ -14,7 +14,7 @@ import contextlib
 import difflib
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,20 @@ def split_overrides(overrides: Sequence[str]) -> tuple[list[Override], list[Over
     """Parsed command-line overrides, and those of them that are fixed (not swept)."""
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     return parsed, [o for o in parsed if not o.is_sweep_override()]
+
+
+def swept_params(grid: str, params: Mapping[Any, Any], overrides: Sequence[str]) -> dict[str, str]:
+    """A grid's sweeper params (key -> comma list). Refuses an override of a key it sweeps spelled
+    otherwise (`++seed=1`): Hydra's sweeper would cross the two (each job ran seed 1, in folders
+    named seed=2, seed=3), where plain `seed=1` narrows the grid."""
+    spelled_as = {str(key).lstrip("+~"): str(key) for key in params}
+    for override in split_overrides(overrides)[0]:
+        key = override.get_key_element()
+        if (swept := spelled_as.get(key.lstrip("+~"), key)) != key:
+            raise LayerftError(
+                f"{override.input_line}: grid {grid} sweeps {swept}; narrow it with {swept}=..."
+            )
+    return {str(k): str(v) for k, v in params.items()}
 
 
 def searchpath(overrides: Sequence[str]) -> list[str]:

@@ -186,9 +186,24 @@ def test_a_bad_value_in_a_grid_is_the_error_hydra_gives() -> None:
     assert line == config_error_line(composed.value) and "seed=abc" in line
     # two bad overrides: the one Hydra reports (review S: the plan named the other)
     with pytest.raises(hydra.errors.ConfigCompositionException) as planned:
-        expand("demo", ["nonexistent=1,2", "+seed=3,4"])
+        expand("demo", ["nonexistent=1,2", "+target_task.lr=3,4"])
     line = config_error_line(planned.value)
     assert line == "unknown config key 'nonexistent'", line
+
+
+@pytest.mark.parametrize("override", ["++seed=1", "+seed=3,4", "~seed"])
+def test_a_swept_key_spelled_otherwise_than_the_grid_is_refused(override: str) -> None:
+    # Hydra's sweeper keeps `++seed` apart from the grid's `seed` and crossed the two: the demo
+    # grid's 12 jobs all ran seed 1, 8 of them planned as "served by another job's run", in
+    # folders named seed=2 and seed=3
+    line = f"{override}: grid demo sweeps seed; narrow it with seed=..."
+    with pytest.raises(LayerftError, match=f"^{re.escape(line)}$"):
+        expand("demo", [override])
+    with pytest.raises(LayerftError, match=f"^{re.escape(line)}$"):
+        hydra_args("demo", [override], Path("out"), False)  # the launch's keys too
+    # plain `seed=1` narrows the grid; a prefixed key the grid does not sweep is taken
+    assert {c.label.split(",")[1] for c in expand("demo", ["seed=1"])} == {"seed=1"}
+    assert len(expand("demo", ["++target_task.lr=0.001"])) == 12
 
 
 def test_a_group_the_composer_did_not_recognise_is_composed_by_hydra() -> None:
