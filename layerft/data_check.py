@@ -68,7 +68,8 @@ def _hub_error(task: TaskConfig, group: str) -> str | None:
     cache = Path(datasets.config.HF_DATASETS_CACHE)  # a data set it gains changes its time
     changed = cache.stat().st_mtime_ns if cache.is_dir() else None
     offline = bool(datasets.config.HF_HUB_OFFLINE)
-    key = json.dumps(["hub", group, task.name, task.hub_id, task.hub_config, str(cache), changed, offline])  # fmt: skip
+    # release_files: the error's hint names them (group.data_dir=<folder with ...>)
+    key = json.dumps(["hub", group, task.name, task.hub_id, task.hub_config, task.release_files, str(cache), changed, offline])  # fmt: skip
     if key not in _CHECKED:
         with _errors_only():  # "Using the latest cached version": the run's to say
             error = hub_data_error(task, group)

@@ -237,6 +237,19 @@ def test_a_hub_dataset_is_named_for_the_stage_that_reads_it(hub_check, tmp_path)
     assert record_error(run) == "injection_task 'snli': unreachable"
 
 
+def test_a_hub_dataset_is_checked_again_for_other_release_files(tmp_path, monkeypatch) -> None:
+    """The hub key without release_files: the refusal of a run's offline hub dataset, whose hint
+    names the files a data_dir holds, was given again to a run expecting other files."""
+    (tmp_path / "datasets").mkdir()
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets, "load_dataset_builder", lambda *args: {}["not cached"])
+    sst2 = ("model=tiny", "injection_task=none", "target_task=glue_sst2")
+    own = compose_run(*sst2, "target_task.release_files.train=own_train.tsv")
+    assert "<folder with train.tsv, dev.tsv" in str(record_error(compose_run(*sst2)))
+    assert "<folder with own_train.tsv, dev.tsv" in str(record_error(own))
+
+
 def test_the_hub_check_says_no_warning_the_run_says_itself(hub_check, caplog) -> None:
     """Kills `_errors_only()` dropped around hub_data_error: "Using the latest cached version",
     once per dataset, the run's to say."""
