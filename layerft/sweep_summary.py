@@ -33,13 +33,16 @@ def print_plan(combinations: list[Combination], state: Status, force: bool) -> N
     distinct = len({c.fingerprint for c in combinations})
     runs = f" ({distinct} distinct runs)" if distinct < len(combinations) else ""
     print(f"{len(combinations)} combinations{runs}, {len(stage1)} distinct stage-1 trainings{kept}")
+    left = left_out(combinations, state, force)
+    # Done and not launched: unless forced (--force, or force_rerun=true in its config)
+    finished = {id(combination) for combination in left.finished}
     # Marks by combination: repeats of one config share a fingerprint, not a folder.
-    marks = {} if force else {id(c): "done" for c, _ in state.done}
+    marks = {id(c): "done" for c, _ in state.done if id(c) in finished}
     for combination, _ in state.blocked:
         marks[id(combination)] = "blocked: its folder holds another config's result"
-    for combination, _, version in [] if force else state.older:
-        marks[id(combination)] = f"done by results version {version}"
-    left = left_out(combinations, state, force)
+    for combination, _, version in state.older:
+        if id(combination) in finished:
+            marks[id(combination)] = f"done by results version {version}"
     not_launched = {id(combination) for combination in left.stale}  # force_rerun=true: launched
     stale = [s for s in state.stale if id(s.combination) in not_launched]
     for one in stale:
@@ -51,7 +54,7 @@ def print_plan(combinations: list[Combination], state: Status, force: bool) -> N
         if (run := served_by.get(id(combination))) is not None:  # not launched: one run serves both
             s1 += f"; the run of {run.label}"
         print(f"  [{marks.get(id(combination), 'todo')}] {combination.label}  ({s1})")
-    done = 0 if force else len(state.done)
+    done = len(finished)
     # Neither stale nor blocked jobs count as to run: neither is launched (both noted below); a
     # blocked repeat is counted once, as served.
     todo = len(combinations) - done - len(stale) - len(served_by)
