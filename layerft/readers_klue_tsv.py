@@ -41,9 +41,11 @@ def read_blocks(path: Path, columns: tuple[str, ...]) -> list[Block]:
     """Split a KLUE release TSV into sentences, checking every row's column count."""
     blocks: list[Block] = []
     current: Block | None = None
+    comment = 0  # the line number of the last '##' line read as a comment
     for number, line in enumerate(read_lines(path), 1):
         if line.startswith("##"):
             header = _SENTENCE_HEADER.fullmatch(line)
+            comment = 0 if header else number
             if header:
                 current = Block(header[1], header[2], number)
                 blocks.append(current)
@@ -57,6 +59,11 @@ def read_blocks(path: Path, columns: tuple[str, ...]) -> list[Block]:
         if "\t" not in line and not line.strip():
             current = None
             continue
+        if current is None and comment == number - 1:  # a header with a space for its tab
+            raise LayerftError(
+                f"{path}:{comment}: rows follow a '##' line that is no '## <guid>\\t<sentence>' "
+                "header (a tab must follow the guid)"
+            )
         if current is None:
             raise LayerftError(
                 f"{path}:{number}: row outside a sentence "

@@ -433,6 +433,12 @@ MALFORMED: list[tuple[str, str, Reader, str]] = [
         read_klue_dp,
         "dp.tsv:8: a '##' line inside a sentence: no '## <guid>\\t<sentence>' header (a tab",
     ),
+    (  # the same after a blank line: named as the header it was meant to be, not its first row
+        "dp.tsv",
+        _dp_rows("1\t가\t가\tNNG\t0\tNP", "", "## s2 나", "1\t나\t나\tNNG\t0\tNP"),
+        read_klue_dp,
+        "dp.tsv:9: rows follow a '##' line that is no '## <guid>\\t<sentence>' header (a tab",
+    ),
     (
         "dp.tsv",
         DP_HEADER + "## s1\t가\n\n## s2\t나\n",
