@@ -59,8 +59,8 @@ def swept_params(grid: str, params: Mapping[Any, Any], overrides: Sequence[str])
     named seed=2, seed=3), where plain `seed=1` narrows the grid."""
     spelled_as = {str(key).lstrip("+~"): str(key) for key in params}
     for override in split_overrides(overrides)[0]:
-        key = override.get_key_element()
-        if (swept := spelled_as.get(key.lstrip("+~"), key)) != key:
+        key = override.get_key_element()  # (a deletion is check_overrides' to refuse)
+        if not override.is_delete() and (swept := spelled_as.get(key.lstrip("+~"), key)) != key:
             raise LayerftError(
                 f"{override.input_line}: grid {grid} sweeps {swept}; narrow it with {swept}=..."
             )
