@@ -23,6 +23,7 @@ from layerft.kinds import biencoder_regression as biencoder
 from layerft.kinds import relation_classification as relation
 from layerft.kinds import sequence_classification as classification
 from layerft.kinds import sequence_regression as regression
+from layerft.kinds.base import blank, head_output, logits_of
 from layerft.metrics import MetricInput
 from layerft.records import normalise_records
 from layerft.task import TaskConfig
@@ -391,3 +392,28 @@ def test_regression_metric_inputs_hold_predicted_and_gold_scores() -> None:
     assert regression.metric_inputs(task, prediction, None, []) == {
         MetricInput.scores: {"predictions": [1.5, 2.0], "references": [1.0, 3.0]}
     }
+
+
+# --- kinds/base.py: the shared helpers ------------------------------------------------------------
+
+
+def test_a_head_without_labels_returns_no_loss_entry() -> None:
+    # Kills `{"loss": loss} | predictions` whatever the loss: the Trainer's prediction step reads
+    # every entry of a labelless output as a prediction, None among them.
+    logits = torch.zeros(2, 3)
+    assert list(head_output(None, logits=logits)) == ["logits"]
+    assert list(head_output(torch.tensor(0.5), logits=logits)) == ["loss", "logits"]
+
+
+def test_the_logits_of_several_prediction_arrays_are_the_first() -> None:
+    # Kills `return predictions` for a tuple: a head returning (logits, extra) gave the metric both.
+    logits, extra = np.array([[0.1, 0.9]]), np.array([[7.0]])
+    assert logits_of(EvalPrediction(predictions=(logits, extra), label_ids=None)) is logits
+    assert logits_of(EvalPrediction(predictions=logits, label_ids=None)) is logits
+
+
+def test_a_text_of_combining_marks_alone_is_blank() -> None:
+    # Kills "C" for "CM" in blank(): a text of a lone combining accent (U+0301) and a zero-width
+    # space (U+200B, a format character) would train as a sentence; an accented letter is text.
+    assert blank("\u0301 \u200b") and blank("")
+    assert not blank("e\u0301")
