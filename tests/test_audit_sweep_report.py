@@ -10,12 +10,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from compose import compose_config
+from omegaconf import OmegaConf
 from test_aggregate import ACC, write_job
 from test_audit_stats import job as stats_job
 from test_audit_stats import row as stats_row
 
 from layerft import sweep_options, sweep_summary
 from layerft.aggregate import aggregate
+from layerft.config import resolve_config
 from layerft.errors import LayerftError
 from layerft.run_record import older_results
 from layerft.sweep_diffs import other_scores_lines
@@ -113,6 +116,19 @@ def test_the_blocked_note_lists_three_folders_then_dots(count: int, listed: str)
     blocked = [(combination(f"F{i}", f"f{i}"), Path(f"F{i}")) for i in range(1, count + 1)]
     assert sweep_summary.blocked_note(blocked).startswith(f"{count} blocked: ")
     assert sweep_summary.blocked_note(blocked).endswith(f"folders to redo them ({listed})")
+
+
+def test_the_blocked_note_says_what_the_first_differs_in(tmp_path: Path) -> None:
+    """Kills dropping the `; <label> differs from its folder's in ...` tail of blocked_note: the
+    one line that says which setting sent another config's result into the folder."""
+    kept = tmp_path / "F1" / ".hydra" / "finished"
+    kept.mkdir(parents=True)
+    (kept / "config.yaml").write_text(OmegaConf.to_yaml(compose_config("model=tiny")))
+    first = replace(
+        combination("F1", "f1"), resolved=resolve_config(compose_config("model=tiny", "seed=2"))
+    )
+    note = sweep_summary.blocked_note([(first, tmp_path / "F1")])
+    assert note.endswith(f"({tmp_path / 'F1'}); F1 differs from its folder's in seed: 42 -> 2")
 
 
 def test_the_summary_names_each_job_by_its_fate(tmp_path: Path, capsys) -> None:
@@ -256,6 +272,15 @@ def test_a_group_no_combination_chooses_is_a_known_setting(tmp_path: Path) -> No
     combinations = planned(["tuning_mode=full"], ["tuning_mode=lora"])
     check_table_options(None, ["tuning_mode", "lr_schedule"], combinations, tmp_path / "none")
     check_table_options(None, None, combinations, tmp_path / "none", best_of=["lr_schedule"])
+
+
+def test_a_best_of_key_no_job_sets_is_refused_before_the_grid_runs(tmp_path: Path) -> None:
+    """Kills dropping the `--best-of` keys from check_table_options: a misspelt key was found only
+    by the tables, once the whole grid had trained."""
+    combinations = planned(["tuning_mode=full", "target_task.lr=1e-4"], ["tuning_mode=lora"])
+    check_table_options(None, None, combinations, tmp_path / "none", best_of=["target_task.lr"])
+    with pytest.raises(LayerftError, match=r"^--best-of target_task.rl: no job of the grid sets"):
+        check_table_options(None, None, combinations, tmp_path / "none", best_of=["target_task.rl"])
 
 
 def test_a_damaged_record_in_the_folder_leaves_the_options_checked_on_the_others(
