@@ -33,8 +33,8 @@ from layerft.stage_data import load_stage_data
 from layerft.stage_models import build_target_model
 
 
-def _phase_trainer(folder: Path, *overrides: str) -> Any:
-    """The target stage's PhaseTrainer as run_phase builds it, not trained."""
+def _phase_trainer(folder: Path, *overrides: str, stage: str = "target") -> Any:
+    """The target task's PhaseTrainer as run_phase builds it for `stage`, not trained."""
     cfg = compose_run(*TARGET_ONLY, f"cache_dir={folder / 'cache'}", *overrides)
     data, task = load_stage_data(cfg).target, cfg.target_task
     model, _ = build_target_model(cfg, None)
@@ -42,9 +42,9 @@ def _phase_trainer(folder: Path, *overrides: str) -> Any:
     args = training_arguments(task, cfg.trainer, cfg.seed, folder / "checkpoints", steps)
     optimizer = torch.optim.SGD(model.parameters(), lr=task.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    forward = ForwardLogs("target", lambda numbers, step: None, task.lr)
+    forward = ForwardLogs(stage, lambda numbers, step: None, task.lr)
     return build_phase_trainer(
-        "target", model, args, data, task, (optimizer, scheduler), forward, PauseClock()
+        stage, model, args, data, task, (optimizer, scheduler), forward, PauseClock()
     )
 
 

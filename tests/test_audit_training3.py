@@ -17,6 +17,7 @@ import torch
 from compose import compose_run
 from datasets import Dataset
 from test_audit_training import TARGET_ONLY, trained  # noqa: F401 - a fixture, trained once here
+from test_audit_training2 import _phase_trainer
 from transformers import EvalPrediction
 
 from layerft import callbacks, memory, phase_trainer
@@ -25,9 +26,8 @@ from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
 from layerft.memory import PeakMemory
 from layerft.metrics import metric_spec
-from layerft.phase_trainer import PhaseSteps, build_phase_trainer, phase_speed, training_arguments
+from layerft.phase_trainer import PhaseSteps, phase_speed, training_arguments
 from layerft.stage_data import load_stage_data
-from layerft.stage_models import build_target_model
 
 MIB = 2**20
 
@@ -79,17 +79,7 @@ def test_the_phase_trainer_names_its_stage_and_scores_with_the_dev_records_sourc
 ) -> None:
     """Mutations: StageProgress labelled "target" whatever the stage; build_compute_metrics
     without data.validation_sources (dev predictions then name no record)."""
-    cfg = compose_run(*TARGET_ONLY, f"cache_dir={tmp_path / 'cache'}", "trainer.progress_bar=true")
-    data, task = load_stage_data(cfg).target, cfg.target_task
-    model, _ = build_target_model(cfg, None)
-    steps = PhaseSteps.of(len(data.train), task, 1)
-    args = training_arguments(task, cfg.trainer, cfg.seed, tmp_path / "checkpoints", steps)
-    optimizer = torch.optim.SGD(model.parameters(), lr=task.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    forward = ForwardLogs("injection", lambda numbers, step: None, task.lr)
-    trainer = build_phase_trainer(
-        "injection", model, args, data, task, (optimizer, scheduler), forward, PauseClock()
-    )
+    trainer = _phase_trainer(tmp_path, "trainer.progress_bar=true", stage="injection")
     [bar] = [c for c in trainer.callback_handler.callbacks if isinstance(c, StageProgress)]
     assert bar.stage == "injection" and trainer.guard.stage == "injection"
     # 16 dev records, numbered from 1 in file order
@@ -248,21 +238,6 @@ def test_a_best_metric_its_metrics_did_not_return_is_refused_naming_what_they_di
 
 
 # --- peak memory --------------------------------------------------------------------------------
-
-STATUS = "Name:\tpython\nVmPeak:\t  9999 kB\nVmHWM:\t    2048 kB\nVmRSS:\t    1024 kB\n"
-
-
-def test_the_kernel_peak_is_vmhwm_in_kibibytes(tmp_path: Path, monkeypatch) -> None:
-    """Mutations: `* 1024` -> `* 1000`; VmRSS read for VmHWM; the regex without re.MULTILINE (the
-    line is not the file's first); an unreadable status giving 0 instead of None."""
-    status = tmp_path / "status"
-    status.write_text(STATUS)
-    monkeypatch.setattr(memory, "_STATUS", status)
-    assert memory.kernel_peak_rss() == 2048 * 1024
-    status.write_text("Name:\tpython\n")
-    assert memory.kernel_peak_rss() is None
-    monkeypatch.setattr(memory, "_STATUS", tmp_path / "absent")
-    assert memory.kernel_peak_rss() is None
 
 
 def test_no_resettable_peak_where_clear_refs_is_refused_or_vmhwm_absent(
