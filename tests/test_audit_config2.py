@@ -4,6 +4,7 @@ kills)."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import io
 import json
@@ -12,10 +13,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from compose import compose_config, compose_run
+from compose import compose_run
 from omegaconf import OmegaConf
+from test_audit_fingerprint import resolved
 
-from layerft.config import resolve_config
 from layerft.config_differences import config_differences
 from layerft.config_hints import (
     choice_hint,
@@ -212,15 +213,11 @@ def test_a_later_key_at_its_old_value_goes_with_the_node_it_leaves_empty() -> No
 # --- config_differences ---------------------------------------------------------------------------
 
 
-def _resolved(*overrides: str) -> dict[str, Any]:
-    return resolve_config(compose_config("model=tiny", *overrides))
-
-
 def test_four_differences_are_shown_in_order_and_none_said_to_be_more() -> None:
     # Kills limit 4 -> 3, `len(keys) > limit` -> `>=` ("; and 0 more"), sorted() dropped, and
     # `_spelled` without its bool case (`False -> True`, not as the command line writes it).
-    stored = _resolved()
-    now = _resolved("seed=7", "target_task.lr=1e-4", "target_task.epochs=2", "trainer.compile=true")
+    stored = resolved()
+    now = resolved("seed=7", "target_task.lr=1e-4", "target_task.epochs=2", "trainer.compile=true")
     assert config_differences(stored, now) == (
         "seed: 42 -> 7; target_task.epochs: 3.0 -> 2.0; target_task.lr: 5e-05 -> 0.0001; "
         "trainer.compile: false -> true"
@@ -230,7 +227,7 @@ def test_four_differences_are_shown_in_order_and_none_said_to_be_more() -> None:
 def test_a_stage_switched_off_is_one_entry() -> None:
     # Kills `(old is None) != (new is None)` -> only old None: stage 1 dropped listed every key
     # of its task and stage-1 groups as `-> absent`.
-    assert config_differences(_resolved(), _resolved("injection_task=none")) == (
+    assert config_differences(resolved(), resolved("injection_task=none")) == (
         "injection_task: demo_pos -> none"
     )
 
@@ -239,12 +236,12 @@ def test_an_enum_differs_by_its_yaml_name_and_an_empty_node_is_a_value() -> None
     # Kills `value.name` -> `value.value`: a kept config reads back `reduce_overhead` (OmegaConf
     # saves an enum by name), so its own config differed from itself; and `and value` dropped
     # in _dotted (an empty release_rename left no key, so adding one read as absent -> value).
-    now = _resolved("trainer.compile_mode=reduce_overhead")
-    kept = _resolved("trainer.compile_mode=reduce_overhead")
+    now = resolved("trainer.compile_mode=reduce_overhead")
+    kept = copy.deepcopy(resolved("trainer.compile_mode=reduce_overhead"))  # cached: a copy
     kept["trainer"]["compile_mode"] = "reduce_overhead"
     assert config_differences(kept, now) == ""
-    renamed = _resolved("+target_task.release_rename.gold=label")
-    assert config_differences(_resolved(), renamed) == (
+    renamed = resolved("+target_task.release_rename.gold=label")
+    assert config_differences(resolved(), renamed) == (
         "target_task.release_rename: {} -> absent; target_task.release_rename.gold: absent -> label"
     )
 

@@ -23,6 +23,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.basecontainer import BaseContainer
 from test_aggregate import lr_heatmap_texts, stopped_before_one_job
+from test_demo_data import pos_records  # noqa: F401 - a fixture, generated once here
 
 from layerft import launch_worker
 from layerft.demo_data import (
@@ -156,18 +157,15 @@ def test_a_cells_missing_combination_is_marked_whatever_the_rows_order() -> None
 PLURAL_NOUNS = {plural for _, plural in _NOUNS}
 
 
-@pytest.fixture(scope="module")
-def pos_records() -> list[dict[str, list[str]]]:
-    return generate_demo_pos(2000, seed=0)
-
-
 def clause_starts(tokens: list[str], tags: list[str]) -> list[int]:
     """Where each clause of a demo_pos sentence starts: first, after a conjunction or a comma."""
     return [0] + [i + 1 for i, (w, t) in enumerate(zip(tokens, tags, strict=True))
                   if t in ("CCONJ", "SCONJ") or w == ","]  # fmt: skip
 
 
-def test_demo_pos_subjects_agree_with_was_and_were(pos_records) -> None:
+def test_demo_pos_subjects_agree_with_was_and_were(
+    pos_records,  # noqa: F811 - the fixture imported above
+) -> None:
     """Kills: a subject pronoun's number dropped ("we was"), a numeral's phrase singular ("two
     dogs was"), was/were swapped, and a singular noun after a numeral ("two dog")."""
     seen = Counter()
@@ -188,7 +186,9 @@ def test_demo_pos_subjects_agree_with_was_and_were(pos_records) -> None:
     assert set(seen) == {("was", False), ("were", True)}
 
 
-def test_demo_pos_possessives_are_pronouns_and_like_can_sit_in_a_noun_phrase(pos_records) -> None:
+def test_demo_pos_possessives_are_pronouns_and_like_can_sit_in_a_noun_phrase(
+    pos_records,  # noqa: F811 - the fixture imported above
+) -> None:
     """Kills: possessives tagged DET (UD English: "my" is PRON); "a city like paris" never made
     (`kind > 0.92` never true), leaving only "ran like ..." for "like" as ADP."""
     tags_of = Counter()
@@ -204,7 +204,9 @@ def test_demo_pos_possessives_are_pronouns_and_like_can_sit_in_a_noun_phrase(pos
     assert inside_np > 100  # 492 in these records
 
 
-def test_demo_pos_embeds_one_clause_deep_and_reaches_its_word_limit(pos_records) -> None:
+def test_demo_pos_embeds_one_clause_deep_and_reaches_its_word_limit(
+    pos_records,  # noqa: F811 - the fixture imported above
+) -> None:
     """Kills: `or nested` dropped (a nested clause saying "that ..." again), a relative clause in
     a nested clause, a fronted subordinate clause built as a main one; and `<` for `<=`
     _MAX_WORDS (no sentence of 24 words: 2 of these 2000 have exactly 24)."""

@@ -151,8 +151,9 @@ def test_the_loss_guards_hint_names_clipping_as_the_task_sets_it(norm: float, hi
 
 
 def _state(**kwargs: Any) -> SimpleNamespace:
-    return SimpleNamespace(is_world_process_zero=True, global_step=4, best_global_step=2,
-                           max_steps=10, **kwargs)  # fmt: skip
+    """A TrainerState stand-in: rank 0, step 4 of 10, best at 2 (`kwargs` set or replace)."""
+    return SimpleNamespace(**{"is_world_process_zero": True, "global_step": 4,
+                              "best_global_step": 2, "max_steps": 10, **kwargs})  # fmt: skip
 
 
 def test_forward_logs_send_every_number_with_the_tasks_scheduled_lr() -> None:

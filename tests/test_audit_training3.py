@@ -16,7 +16,11 @@ import pytest
 import torch
 from compose import compose_run
 from datasets import Dataset
-from test_audit_training import TARGET_ONLY, trained  # noqa: F401 - a fixture, trained once here
+from test_audit_training import (  # noqa: F401 - trained: a fixture, trained once here
+    TARGET_ONLY,
+    _state,
+    trained,
+)
 from test_audit_training2 import _phase_trainer
 from transformers import EvalPrediction
 
@@ -121,11 +125,6 @@ def test_phase_speed_reports_mfu_on_a_gpu_it_knows(monkeypatch: pytest.MonkeyPat
 
 
 # --- the callbacks ------------------------------------------------------------------------------
-
-
-def _state(**kwargs: Any) -> SimpleNamespace:
-    return SimpleNamespace(**{"is_world_process_zero": True, "global_step": 4,
-                              "best_global_step": 2, "max_steps": 10, **kwargs})  # fmt: skip
 
 
 def test_forward_logs_send_nothing_from_another_process_or_for_no_logs() -> None:
