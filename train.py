@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from layerft.config import check_data_files, register_configs, to_run_config
 from layerft.config_errors import config_errors_exit
-from layerft.config_overrides import check_overrides
+from layerft.config_overrides import check_overrides, deletion_error
 from layerft.console import console_checked, guard_console, undecoded_input
 from layerft.credential_overrides import credential_override_error
 from layerft.errors import user_errors_exit
@@ -53,7 +53,9 @@ def check_before_loading(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     quick_exit()
     guard_console()
-    if refused := undecoded_input() or credential_override_error(sys.argv[1:]):  # before Hydra
+    arguments = sys.argv[1:]
+    refused = undecoded_input() or credential_override_error(arguments) or deletion_error(arguments)
+    if refused:  # before Hydra
         print(f"error: {refused}", file=sys.stderr)
         sys.exit(2)
     with console_checked():

@@ -68,11 +68,16 @@ def keys_named(node: object, name: str) -> list[str]:
         for key, value in branch.items_ex(resolve=False):
             if str(key) == name:
                 found.append(f"{prefix}{key}")
-            elif isinstance(value, DictConfig) and not value._is_none() and key != "hydra":
+            elif isinstance(value, DictConfig) and key != "hydra" and _holds_keys(value):
                 walk(value, f"{prefix}{key}.")
 
     walk(root, "")
     return found[:3]
+
+
+def _holds_keys(node: DictConfig) -> bool:
+    """Whether `node` can be walked: neither null nor missing (`~tracker` leaves `???`)."""
+    return not (node._is_none() or node._is_missing())
 
 
 def groups_of(schema: str) -> list[str]:

@@ -3,6 +3,7 @@ the root config (`layerft/config.py`) for train.py, multirun jobs and sweep.py's
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 
@@ -11,8 +12,9 @@ from hydra.core.override_parser.types import Override
 from omegaconf import BooleanNode, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from layerft.config import GROUP_OF_KEY
+from layerft.config import GROUP_OF_KEY, RunConfig
 from layerft.config_errors import has_none_option
+from layerft.credential_overrides import app_overrides
 from layerft.errors import LayerftError
 
 
@@ -21,6 +23,26 @@ def override_key(override: str) -> str:
     group's `@package` prefix (`lr_schedule@injection_lr_schedule=cosine` sets
     injection_lr_schedule)."""
     return override.lstrip("+~").split("=", 1)[0].split("@")[-1]
+
+
+# The root's settings that are no group (a deleted group is check_group_override's to refuse).
+ROOT_SETTINGS = frozenset(f.name for f in dataclasses.fields(RunConfig)) - set(GROUP_OF_KEY)
+
+
+def deletion_error(arguments: Sequence[str]) -> str | None:
+    """The error for a command-line deletion of a setting every run reads (`~seed`, `~trainer`), or
+    None: Hydra takes it, and the run crashed reading the key (a grid sweeping it, on Hydra's
+    `Key 'seed' not in 'RunConfig'`). Checked before Hydra composes anything, as credentials are."""
+    for argument in app_overrides(arguments):
+        key = override_key(argument)
+        if argument.startswith("~") and key in ROOT_SETTINGS:
+            value = "<key>=<value>" if key == "trainer" else "<value>"
+            sep = "." if key == "trainer" else "="
+            return (
+                f"{argument}: every run reads {key}, so it cannot be deleted; "
+                f"set {key}{sep}{value} instead"
+            )
+    return None
 
 
 def quoted_value(text: str) -> str:

@@ -8,16 +8,27 @@ credential.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from layerft.credentials import names_credential, names_credential_key, parsed_override
 
 # Hydra's flags whose value is the next argument (`-cd <folder>`), which is no override.
-_FLAGS_WITH_VALUE = frozenset(
+FLAGS_WITH_VALUE = frozenset(
     {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "-c", "--cfg",
      "-p", "--package", "--experimental-rerun"}
 )  # fmt: skip
+
+
+def app_overrides(arguments: Sequence[str]) -> Iterator[str]:
+    """The overrides among a script's arguments: neither Hydra's flags (nor their values) nor
+    `hydra.` keys."""
+    flag_value = False
+    for argument in arguments:
+        if flag_value or argument.startswith("-"):
+            flag_value = argument in FLAGS_WITH_VALUE
+        elif not argument.partition("=")[0].lstrip("+~").startswith("hydra."):
+            yield argument
 
 
 def credential_override_error(arguments: Sequence[str]) -> str | None:
@@ -26,14 +37,8 @@ def credential_override_error(arguments: Sequence[str]) -> str | None:
     takes one, so it could only fail as an unknown key, but Hydra writes its value into
     `.hydra/*.yaml` and prints it in a multirun's launch lines before layerft could refuse it.
     Hydra's own `hydra.job.env_set.<NAME>=` is the way in on the command line."""
-    flag_value = False
-    for argument in arguments:
-        if flag_value or argument.startswith("-"):
-            flag_value = argument in _FLAGS_WITH_VALUE
-            continue
+    for argument in app_overrides(arguments):
         key = argument.partition("=")[0]
-        if key.lstrip("+~").startswith("hydra."):
-            continue
         if names_credential_key(argument) or _holds_credential_key(argument):
             return (
                 f"{key}: no layerft setting takes a credential; set it in the environment "

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from hydra_plugins.layerft_launcher.gpu_slots import job_cpu_threads
 from layerft.config_errors import CONFIG_ERRORS, composition_error_line
+from layerft.config_overrides import deletion_error
 from layerft.credential_overrides import credential_override_error
 from layerft.credentials import without_secrets
 from layerft.errors import LayerftError
@@ -121,6 +122,8 @@ def aggregate_only(args: argparse.Namespace) -> int:
 
 def run_sweep(args: argparse.Namespace) -> int:
     """Check the grid and its overrides, then list it (--dry-run) or run what is left of it."""
+    if refused := deletion_error(args.overrides):  # before the grid composes: a crash there
+        raise LayerftError(refused)
     check_grid(args.grid, args.overrides)
     check_hydra_overrides(args.overrides)
     launcher = check_launcher(args.grid, args.overrides)

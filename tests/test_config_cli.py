@@ -41,6 +41,39 @@ def test_hydra_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "Traceback" in proc.stderr, proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("script", "args"),
+    [
+        ("train.py", ["model=tiny", "~seed"]),  # a KeyError's traceback from the fingerprint
+        ("train.py", ["-m", "model=tiny", "tracker=none", "~reuse_stage1", "seed=1,2"]),
+        ("train.py", ["--cfg", "job", "~trainer"]),  # a KeyError's traceback composing
+        ("sweep.py", ["demo", "model=tiny", "~seed", "--dry-run"]),  # Hydra's `Key 'seed' not in`
+        ("sweep.py", ["demo", "model=tiny", "~cache_dir=x", "--dry-run"]),  # a traceback
+    ],
+)
+def test_deleting_a_setting_every_run_reads_is_one_line_and_exit_2(tmp_path, script, args) -> None:
+    proc = run_train(args, tmp_path) if script == "train.py" else run_sweep(args, tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    [deleted] = [arg for arg in args if arg.startswith("~")]
+    key = deleted.lstrip("~").split("=")[0]
+    value = "trainer.<key>=<value>" if key == "trainer" else f"{key}=<value>"
+    assert error_lines(proc.stderr) == [proc.stderr.strip()], proc.stderr[-2000:]
+    assert proc.stderr.strip() == (
+        f"error: {deleted}: every run reads {key}, so it cannot be deleted; set {value} instead"
+    )
+    assert not list(tmp_path.glob("**/.hydra"))  # refused before Hydra wrote a thing
+
+
+def test_an_unknown_key_beside_a_deleted_group_is_one_line(tmp_path: Path) -> None:
+    # The hint's search for keys of that name walked into the deleted group's `???`: a traceback.
+    proc = run_train(["model=tiny", "~tracker", "trainer.epochs=1"], tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip() == (
+        "error: unknown config key 'trainer.epochs'; "
+        "did you mean 'injection_task.epochs' or 'target_task.epochs'?"
+    )
+
+
 def test_an_option_missing_from_ones_own_folder_names_the_folders_looked_in(tmp_path) -> None:
     # It said only "no such option" for a folder mistyped, or given as the group's own folder.
     (tmp_path / "conf" / "target_task").mkdir(parents=True)
