@@ -16,7 +16,7 @@ from layerft.errors import LayerftError
 from layerft.sweep_baseline import ComposedConfigs, baselines
 from layerft.sweep_diffs import md_line, other_scores_lines
 from layerft.sweep_job import SettingsKey, settings_key
-from layerft.sweep_report import table_lines
+from layerft.sweep_report import COST_NOTES, shared_settings_lines, table_lines
 from layerft.sweep_table import (
     Table,
     TableRow,
@@ -179,6 +179,8 @@ def render_best(table: Table, keys: list[str]) -> str:
     spec = ", ".join(f"{k}={v}" for k, v in table.spec.items())
     # Rows of several tasks each choose on their own metric (the table's `selection_metric`)
     metric = f"`{table.selection}`" if table.uniform else "of its own selection metric"
+    higher = table.combos[0].higher_is_better if table.uniform else None
+    better = {True: "; higher is better", False: "; lower is better", None: ""}[higher]
     lines = [
         f"# Best of {', '.join(keys)}",
         "",
@@ -193,6 +195,9 @@ def render_best(table: Table, keys: list[str]) -> str:
         if table.spec
         else "vs baseline: no baseline (each setting of the baseline, `--baseline`'s or the "
         f"default injection_task=none, is one of {names}).",
+        f"A cell is mean ± sample std (n seeds; ddof=1){better}.",
+        *COST_NOTES,
+        *shared_settings_lines(table),
     ]
     # `-` in a key's column: table_lines says what it means (unset, or a setting that does not
     # apply: `layer_split` under injection_task=none has no value of its options)

@@ -39,6 +39,31 @@ class SweepFolder:
         return sorted({job.run_dir for job in (*self.jobs, *self.on_other_data, *self.replaced)})
 
 
+# How to read a row's costs and scores (results.md, best.md)
+COST_NOTES = (
+    "runtime: stage 1 + stage 2 training seconds (a reused stage 1 counts its original time).",
+    "Scores: each stage's dev set (`validation`) at its best dev checkpoint (each metric of a "
+    "stage from that one checkpoint), so a row's selection metric is the best of its dev "
+    "evaluations, not a held-out estimate. trainable params: stage 2's, mean over seeds; "
+    "share: of stage 2's parameters.",
+)
+
+
+def shared_settings_lines(table: Table) -> list[str]:
+    """The settings every job of the table shares (where they apply), one line each."""
+    lines = []
+    if table.constant:
+        lines.append(
+            "Same in every job: " + ", ".join(f"`{k}={v}`" for k, v in table.constant.items())
+        )
+    if table.applying:
+        lines.append(
+            "Same in every job where it applies: "
+            + ", ".join(f"`{k}={v}`" for k, v in table.applying.items())
+        )
+    return lines
+
+
 def render_markdown(folder: SweepFolder, table: Table, failures: list[Failure]) -> str:
     """results.md: what was aggregated, the table (mean ± std (n)), then the failed jobs, the
     unfinished ones, the results on data changed since, those another config's record replaced
@@ -59,26 +84,14 @@ def render_markdown(folder: SweepFolder, table: Table, failures: list[Failure]) 
         f"vs baseline: this row minus its baseline (same settings but {spec}) on the selection "
         f"metric, paired by seed, with a 95% paired t interval; a verdict needs {MIN_PAIRS} pairs "
         "that differ by seed, and each row's is its own (no correction for the rows compared).",
-        "runtime: stage 1 + stage 2 training seconds (a reused stage 1 counts its original time).",
-        "Scores: each stage's dev set (`validation`) at its best dev checkpoint (each metric of a "
-        "stage from that one checkpoint), so a row's selection metric is the best of its dev "
-        "evaluations, not a held-out estimate. trainable params: stage 2's, mean over seeds; "
-        "share: of stage 2's parameters.",
+        *COST_NOTES,
     ]
     if older := older_versions(folder.jobs):
         lines.append(
             f"{len(older)} result(s) by an older layerft ({older_results(min(older))}): in the "
             "table, `older layerft` in their rows' notes; `sweep.py --force` reruns them."
         )
-    if table.constant:
-        lines.append(
-            "Same in every job: " + ", ".join(f"`{k}={v}`" for k, v in table.constant.items())
-        )
-    if table.applying:
-        lines.append(
-            "Same in every job where it applies: "
-            + ", ".join(f"`{k}={v}`" for k, v in table.applying.items())
-        )
+    lines += shared_settings_lines(table)
     lines += file_settings_lines([job for combo in table.combos for job in combo.finished])
     lines += table_lines(table)
     lines += other_scores_lines(table)
@@ -219,7 +232,9 @@ def _md_summary(row: dict[str, Any], name: str) -> str:
     if not n:
         return "-"
     digits = 1 if abs(mean) >= 100 else 4  # run times and memory in MiB; scores in [0, 1]
-    text = f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
+    # A spread 4 decimals would show as ± 0.0000 in significant digits (as format_diff does)
+    spread = None if std is None else f"{std:.2g}" if 0 < std < 5e-5 else f"{std:.{digits}f}"
+    text = f"{mean:.{digits}f}" + ("" if spread is None else f" ± {spread}")
     return f"{text} ({n})"
 
 

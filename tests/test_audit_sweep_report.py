@@ -355,6 +355,15 @@ def test_a_mean_of_a_hundred_or_more_shows_one_decimal() -> None:
     assert _md_summary(row, "l") == "-99.5000 (1)"
 
 
+def test_a_spread_below_the_fourth_decimal_shows_its_significant_digits() -> None:
+    """Seeds at 0.70000, 0.70002 and 0.70004 read `0.7000 ± 0.0000 (3)`: no spread at all."""
+    row = {"m_mean": 0.70002, "m_std": 2e-5, "m_n": 3, "z_mean": 0.5, "z_std": 0.0, "z_n": 3}
+    assert _md_summary(row, "m") == "0.7000 ± 2e-05 (3)"
+    assert _md_summary(row, "z") == "0.5000 ± 0.0000 (3)"  # a spread of none stays as it is
+    row.update(m_std=5e-5)
+    assert _md_summary(row, "m") == "0.7000 ± 0.0001 (3)"  # (5e-5 rounds up)
+
+
 def test_csv_text_ends_its_lines_with_a_newline_and_leaves_none_empty() -> None:
     """Kills: the csv module's own `\\r\\n` line ends in csv_text (results.csv and best.csv)."""
     assert csv_text(["a", "b"], [{"a": 1, "b": None}, {"a": "x,y", "b": 2}]) == 'a,b\n1,\n"x,y",2\n'

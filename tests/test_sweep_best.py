@@ -76,6 +76,25 @@ def test_a_lower_is_better_metric_chooses_the_lowest(tmp_path) -> None:
         ("full", "1e-3"),
         ("lora", "5e-5"),
     ]
+    assert (
+        "\nA cell is mean ± sample std (n seeds; ddof=1); lower is better.\n"
+        in (tmp_path / "best.md").read_text()
+    )
+
+
+def test_best_md_says_how_to_read_its_cells_and_what_every_job_shares(tmp_path) -> None:
+    # It said neither what a cell holds nor the model and task every row is of: read alone (it
+    # is the adapter study's answer), its numbers belonged to no stated model or task.
+    write_grid(tmp_path)
+    aggregate(tmp_path, best_of=["target_task.lr"])
+    results, best = (
+        (tmp_path / name).read_text().splitlines() for name in ("results.md", "best.md")
+    )
+    shared = [line for line in results if line.startswith(("runtime: ", "Scores: ", "Same in"))]
+    assert [line.split(":")[0] for line in shared] == ["runtime", "Scores", "Same in every job"]
+    assert "`target_task=demo_sentiment`" in shared[2]
+    start = best.index("A cell is mean ± sample std (n seeds; ddof=1); higher is better.")
+    assert best[start + 1 : start + 4] == shared
 
 
 def test_a_tie_goes_to_the_first_value_and_a_failed_one_is_never_chosen(tmp_path) -> None:
