@@ -28,6 +28,7 @@ def plot_row(combo: TableRow, varied: list[str], is_baseline: bool) -> PlotRow:
         is_baseline,
         frozenset(k for k in varied if not applies(combo, k)),
         len({job.seed for job in combo.finished + combo.failed}),
+        combo.higher_is_better,
     )
 
 

@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from layerft.plots_common import CHARS_PER_INCH, PlotRow, new_figure
+from layerft.plots_common import CHARS_PER_INCH, PlotRow, better_note, new_figure
 from layerft.plots_heatmap import heatmap_figure, mixed_metric_cell
 
 log = logging.getLogger(__name__)
@@ -71,12 +71,15 @@ def bars_figure(rows: list[PlotRow], metric: str) -> Figure:
     finite = [row for row in rows if row.scores and np.isfinite([row.mean, row.std]).all()]
     reach = max([abs(row.mean) + row.std for row in finite], default=1.0)
     for y, row in zip(place, rows, strict=True):
-        text = f" {row.mean:.3f} (n={len(row.scores)})" if row.scores else " no finished run"
+        failed = f", {row.runs - len(row.scores)} failed" if row.runs > len(row.scores) else ""
+        text = (
+            f" {row.mean:.3f} (n={len(row.scores)}{failed})" if row.scores else " no finished run"
+        )
         ax.text(max(row.mean + row.std, 0) if row in finite else 0, y, text, va="center", fontsize="small")  # fmt: skip
     # From the lowest whisker: a negative score (pearsonr, matthews) or a wide spread reaches below 0.
     low = min([row.mean - row.std for row in finite], default=0.0)
     ax.set_xlim(min(0.0, low * 1.1), reach * 1.35)
-    ax.set_xlabel(f"{metric} (mean ± sample std over seeds)")
+    ax.set_xlabel(f"{metric} (mean ± sample std over seeds){better_note(rows)}")
     ax.set_ylim(-0.6, len(rows) - 0.4)
     return figure
 

@@ -29,6 +29,7 @@ class PlotRow:
     # Varied settings its runs never read (sweep_table.applies): one run serves every value of each.
     unread: frozenset[str] = frozenset()
     jobs: int = 0  # its seeds run, finished or failed (0: as many as it has scores)
+    higher_is_better: bool = True  # of its selection metric
 
     @property
     def runs(self) -> int:
@@ -42,6 +43,12 @@ class PlotRow:
     @property
     def std(self) -> float:
         return float(np.std(self.scores, ddof=1)) if len(self.scores) > 1 else 0.0
+
+
+def better_note(rows: list[PlotRow]) -> str:
+    """` (higher is better)` or ` (lower is better)` where the rows agree on it, else nothing."""
+    ways = {row.higher_is_better for row in rows}
+    return "" if len(ways) != 1 else " (higher is better)" if ways.pop() else " (lower is better)"
 
 
 def natural_key(value: str) -> tuple[int, float, str]:

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from layerft.errors import LayerftError
 from layerft.plots_cells import cell_mean, cell_rows, cell_shortfall, grid_counts, served_cells
-from layerft.plots_common import CHARS_PER_INCH, PlotRow, natural_key, new_figure
+from layerft.plots_common import CHARS_PER_INCH, PlotRow, better_note, natural_key, new_figure
 
 TASK = "target_task"  # its values are data sets: never averaged in a cell, coloured apart
 
@@ -122,10 +122,10 @@ def heatmap_figure(
     ax.set_ylabel(y)
     ax.set_title(title, fontsize="medium")
     if within:
-        bar = figure.colorbar(image, ax=ax, label=within, ticks=[0, 1])
+        bar = figure.colorbar(image, ax=ax, label=within + better_note(rows), ticks=[0, 1])
         bar.ax.set_yticklabels(["lowest", "highest"])
     else:
-        figure.colorbar(image, ax=ax, label=metric)
+        figure.colorbar(image, ax=ax, label=metric + better_note(rows))
     return figure
 
 

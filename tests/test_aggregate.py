@@ -1530,7 +1530,7 @@ def test_heatmap_colours_cells_within_their_own_metric() -> None:
     assert [t.get_text() for t in ax.get_yticklabels()] == ["sent\n(accuracy)", "sts\n(pearsonr)"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["bitfit", "full", "lora"]
     assert heatmap_texts(figure)["lora", "sts\n(pearsonr)"] == "0.200"  # the value, not its shade
-    assert bar.get_ylabel() == "within each target_task"
+    assert bar.get_ylabel() == "within each target_task (higher is better)"
     # it said 'per row'; sts/lora's second seed marks no other cell short (most rows have one)
     assert ax.get_title() == "mean selection metric (each target_task's own)"
     # One cell per metric: every shade is 0.5, and the bar still reads lowest..highest.
@@ -1539,7 +1539,7 @@ def test_heatmap_colours_cells_within_their_own_metric() -> None:
     # One metric: the values are the colours, on the metric's own scale.
     same = heatmap_figure(rows[:2], axes, list(axes), ACC)
     np.testing.assert_allclose(np.ma.filled(same.axes[0].images[0].get_array()), [[0.9, 0.8]])
-    assert same.axes[1].get_ylabel() == ACC
+    assert same.axes[1].get_ylabel() == f"{ACC} (higher is better)"
 
 
 def test_heatmap_colours_each_data_set_apart_and_never_averages_two() -> None:
@@ -1557,7 +1557,7 @@ def test_heatmap_colours_each_data_set_apart_and_never_averages_two() -> None:
     ax, bar = figure.axes
     shade = np.ma.filled(ax.images[0].get_array(), np.nan)
     np.testing.assert_allclose(shade, [[0.0, 1.0], [0.0, 1.0]])  # y: ag_news, snli; x: full, lora
-    assert bar.get_ylabel() == "within each target_task"
+    assert bar.get_ylabel() == "within each target_task (higher is better)"
     assert ax.get_title().startswith(
         f"mean {ACC} (colour: within each target_task)\naveraged over lr_schedule"
     )

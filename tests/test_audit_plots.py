@@ -59,6 +59,9 @@ def test_a_failed_seeds_history_is_no_dev_curve_of_its_row(tmp_path: Path) -> No
     row = plot_rows.plot_row(TableRow({}, [done], [failed]), [], is_baseline=False)
     assert row.curves == [[(10, pytest.approx(0.5)), (20, 0.7)]]
     assert (row.scores, row.runs) == ([0.7], 2)
+    assert row.higher_is_better
+    loss = read_job(write_job(tmp_path / "3", 1, 0.2, metric="target/eval_loss", higher_is_better=False))  # fmt: skip
+    assert not plot_rows.plot_row(TableRow({}, [loss], []), [], is_baseline=False).higher_is_better
 
 
 def test_a_row_lacking_a_varied_setting_plots_it_as_a_dash(tmp_path: Path) -> None:
@@ -108,12 +111,32 @@ def test_each_bar_shows_its_own_rows_mean_sample_std_and_finished_seeds() -> Non
     assert lora["whisker"] == pytest.approx((0.5 - 0.02**0.5, 0.5 + 0.02**0.5))
     assert "whisker" not in bitfit
     assert [full["text"], lora["text"], bitfit["text"]] == [
-        " 0.800 (n=3)", " 0.500 (n=2)", " no finished run"
+        " 0.800 (n=3)", " 0.500 (n=2, 1 failed)", " no finished run"
     ]  # fmt: skip
     # the first row at the top
     ys = {t.get_text(): y for y, t in zip(ax.get_yticks(), ax.get_yticklabels(), strict=True)}
     assert ys["tuning_mode=full (baseline)"] > ys["tuning_mode=lora"] > ys["tuning_mode=bitfit"]
-    assert ax.get_xlabel() == f"{PER_ROW} (mean ± sample std over seeds)"
+    assert ax.get_xlabel() == f"{PER_ROW} (mean ± sample std over seeds) (higher is better)"
+
+
+def test_the_bars_and_the_heatmap_say_which_way_is_better_where_the_rows_agree() -> None:
+    """A loss's heatmap coloured its worst cell brightest with nothing to say so, and a bar's
+    `(n=2)` hid a third seed that failed."""
+    both = [
+        plot_row([score], metric="target/eval_loss", tuning_mode=mode, lr=lr)
+        for mode, lr, score in (("full", "1", 0.3), ("full", "2", 0.4), ("lora", "1", 0.5), ("lora", "2", 0.6))
+    ]  # fmt: skip
+    loss = [replace(row, higher_is_better=False) for row in both]
+    assert (
+        bars_figure(loss, "target/eval_loss")
+        .axes[0]
+        .get_xlabel()
+        .endswith("over seeds) (lower is better)")
+    )
+    figure = heatmap_figure(loss, ("tuning_mode", "lr"), ["tuning_mode", "lr"], "target/eval_loss")
+    assert figure.axes[1].get_ylabel() == "target/eval_loss (lower is better)"
+    mixed = [*loss[:2], *both[2:]]  # rows of two directions: none to name
+    assert bars_figure(mixed, PER_ROW).axes[0].get_xlabel().endswith("over seeds)")
 
 
 def test_a_single_seed_has_no_spread_and_its_bar_sets_the_axis() -> None:
