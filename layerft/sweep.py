@@ -34,7 +34,7 @@ from layerft.results import FAILED_FILE, METRICS_FILE, job_records, read_failure
 from layerft.run_folder import tidy_finished
 from layerft.run_record import FINGERPRINT_KEY
 from layerft.sweep_grid import OUTPUTS, Combination, check_grid, expand, job_folder
-from layerft.sweep_hydra import grid_names
+from layerft.sweep_hydra import grid_names, split_overrides
 from layerft.sweep_launch import check_hydra_overrides, check_launcher, run_grid
 from layerft.sweep_options import aggregate_dir, check_table_options, tabled
 from layerft.sweep_records import HYDRA_SUBDIR
@@ -139,6 +139,13 @@ def run_sweep(args: argparse.Namespace) -> int:
     if "${" in str(sweep_dir):  # Hydra resolves the job folders it joins to it
         raise LayerftError(f"--dir {sweep_dir}: Hydra would read its '${{' as an interpolation")
     combinations = expand(args.grid, args.overrides, sweep_dir, job_cpu_threads(launcher))
+    if not combinations:  # it ran nothing, wrote no table, and exited 0
+        swept = [o.input_line for o in split_overrides(args.overrides)[0] if o.is_sweep_override()]
+        raise LayerftError(
+            f"grid {args.grid} has no combination to run"
+            + (f" with {' '.join(swept)}" if swept else "")
+            + ": a sweep of no value (a glob() that matches no option, an empty range())"
+        )
     check_table_options(args.baseline, args.heatmap, combinations, sweep_dir, args.best_of)
     warn_repeated_values(combinations)
     if args.dry_run:

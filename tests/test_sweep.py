@@ -206,6 +206,20 @@ def test_a_swept_key_spelled_otherwise_than_the_grid_is_refused(override: str) -
     assert len(expand("demo", ["++target_task.lr=0.001"])) == 12
 
 
+@pytest.mark.parametrize("override", ["tuning_mode=glob(zz*)", "seed=range(1,1)"])
+def test_a_grid_of_no_combination_is_refused(tmp_path: Path, capsys, override: str) -> None:
+    # A glob() that matched no option planned 0 combinations, ran nothing and exited 0.
+    for dry_run in (["--dry-run"], []):
+        argv = ["demo", "model=tiny", override, "--dir", str(tmp_path / "out"), *dry_run]
+        assert sweep_module.main(argv) == 2
+        assert capsys.readouterr().err == (
+            f"error: grid demo has no combination to run with {override}: a sweep of no value "
+            "(a glob() that matches no option, an empty range())\n"
+        )
+    assert not (tmp_path / "out").exists()
+    assert len(expand("demo", ["model=tiny", "tuning_mode=glob(f*)"])) == 12  # frozen, full
+
+
 def test_a_group_the_composer_did_not_recognise_is_composed_by_hydra() -> None:
     # e.g. a group from a search path the config adds: Hydra's choices show it; no value applied
     from hydra import initialize_config_dir
