@@ -62,6 +62,12 @@ def check_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
         if override.is_sweep_override():
             continue
         check_group_override(override)
+        group, _, leaf = override.key_or_group.rpartition(".")
+        if leaf == "name" and group in GROUP_OF_KEY:  # as check_option_names, named for the line
+            raise LayerftError(
+                f"{override.input_line}: an option's name is its file's (messages, stage-1 keys "
+                f"and results name it by that); choose another with {chosen_as(group)}=<option>"
+            )
         value = override.value()
         if override.is_delete() or isinstance(value, bool) or not isinstance(value, int):
             continue
@@ -75,6 +81,11 @@ def check_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
             continue  # not a config key (a Hydra group@package): Hydra itself checked it
         if isinstance(node, DictConfig) and isinstance(node._get_node(name), BooleanNode):
             raise LayerftError(f"{key} is true or false, got {value}")
+
+
+def chosen_as(key: str) -> str:
+    """How the command line chooses the option of a group's node: `lr_schedule@injection_lr_schedule`."""
+    return key if GROUP_OF_KEY[key] == key else f"{GROUP_OF_KEY[key]}@{key}"
 
 
 def check_group_override(override: Override) -> None:

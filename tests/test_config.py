@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from compose import CONF, compose_run
+from compose import CONF, compose_config, compose_run
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
 from omegaconf import OmegaConf
@@ -684,6 +684,24 @@ def test_an_option_named_other_than_its_file_fails_naming_both(tmp_path: Path) -
         for overrides in ([], ["lr_schedule@injection_lr_schedule=cosine", "injection_task=none"]):
             cfg = compose("config", overrides=overrides, return_hydra_config=True)
             check_option_names(cfg, dict(cfg.hydra.runtime.choices))
+
+
+@pytest.mark.parametrize(
+    ("override", "chosen"),
+    [("target_task.name=foo", "target_task"),
+     ("injection_lr_schedule.name=x", "lr_schedule@injection_lr_schedule")],
+)  # fmt: skip
+def test_an_options_name_set_on_the_command_line_is_refused_as_such(override, chosen) -> None:
+    # Refused by check_option_names as "its file sets name: foo" (the file did not); and sweep.py's
+    # plan took it, so that each of the grid's jobs failed on it.
+    line = (
+        f"{override}: an option's name is its file's (messages, stage-1 keys and results name it "
+        f"by that); choose another with {chosen}=<option>"
+    )
+    with pytest.raises(LayerftError, match=f"^{re.escape(line)}$"):
+        check_overrides(compose_config("model=tiny", override), ["model=tiny", override])
+    with pytest.raises(LayerftError, match=f"^{re.escape(line)}$"):
+        expand("demo", ["model=tiny", override])
 
 
 def test_every_shipped_option_is_named_as_its_file() -> None:
