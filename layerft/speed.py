@@ -26,13 +26,16 @@ DEVICE_PEAK_FLOPS: tuple[tuple[str, float], ...] = (
     ("H200 NVL", 835e12),
     ("GH200", 989e12),  # before "H200", which its name holds
     ("H200", 989e12),  # SXM
+    ("GB200", 2500e12),  # before "B200": 360 PFLOP/s with sparsity over an NVL72's 72 GPUs
     ("B200", 2250e12),
     ("A100", 312e12),
     ("L40S", 362e12),
     ("L40", 181e12),
     ("L4", 121e12),
     ("RTX 4090", 165e12),
-    ("V100", 125e12),  # fp16 only
+    ("V100-PCIE", 112e12),  # fp16 only, as every V100
+    ("V100S", 130e12),  # PCIe
+    ("V100", 125e12),  # SXM2
 )
 
 
