@@ -37,9 +37,19 @@ def keep_config(run_dir: Path, *overrides: str) -> dict:
     return resolve_config(compose_config(*overrides))
 
 
-def this_schemes(config: dict) -> tuple[str, str, tuple[str, ...]]:
-    """What migrated_fingerprints gives for a record of `config`: this scheme's keys."""
-    return config_fingerprint(config), seedless_fingerprint(config), unhashed_settings(config)
+def assert_migrated(run_dir: Path, overrides: list[str], scheme: int) -> None:
+    """A record of `overrides` written under fingerprint `scheme`, its config kept beside it, is
+    found under this scheme's keys (which differ from that scheme's there)."""
+    config = keep_config(run_dir, *overrides)
+    choices = {"injection_task": overrides[0].split("=")[1]}
+    record = {FINGERPRINT_KEY: config_fingerprint(config, scheme=scheme),
+              FINGERPRINT_SCHEME_KEY: scheme, "run/choices": choices, "run/overrides": overrides}  # fmt: skip
+    assert record[FINGERPRINT_KEY] != config_fingerprint(config)  # the schemes differ here
+    assert migrated_fingerprints(run_dir, record) == (
+        config_fingerprint(config),
+        seedless_fingerprint(config),
+        unhashed_settings(config),
+    )
 
 
 def test_a_scheme_2_record_that_set_stage_1s_scaling_is_migrated(tmp_path: Path) -> None:
@@ -51,11 +61,7 @@ def test_a_scheme_2_record_that_set_stage_1s_scaling_is_migrated(tmp_path: Path)
         "lr_schedule@injection_lr_schedule=layerwise_decay",
         "injection_lr_schedule.scaling=uniform",
     ]
-    config = keep_config(tmp_path, *overrides)
-    record = {FINGERPRINT_KEY: config_fingerprint(config, scheme=2), FINGERPRINT_SCHEME_KEY: 2,
-              "run/choices": {"injection_task": "demo_pos"}, "run/overrides": overrides}  # fmt: skip
-    assert record[FINGERPRINT_KEY] != config_fingerprint(config)  # the schemes differ here
-    assert migrated_fingerprints(tmp_path, record) == this_schemes(config)
+    assert_migrated(tmp_path, overrides, scheme=2)
 
 
 @pytest.mark.parametrize(
@@ -77,11 +83,7 @@ def test_a_scheme_3_record_that_set_stage_1s_data_path_otherwise_is_migrated(
     kept its old fingerprint, and its result was never found (the job ran again)."""
     overrides = ["injection_task=ud_dp", "injection_task.data_dir=./ud//ewt"]
     assert record_migration._respelt_path(overrides[1]) is True
-    config = keep_config(tmp_path, *overrides)
-    record = {FINGERPRINT_KEY: config_fingerprint(config, scheme=3), FINGERPRINT_SCHEME_KEY: 3,
-              "run/choices": {"injection_task": "ud_dp"}, "run/overrides": overrides}  # fmt: skip
-    assert record[FINGERPRINT_KEY] != config_fingerprint(config)  # the schemes differ here
-    assert migrated_fingerprints(tmp_path, record) == this_schemes(config)
+    assert_migrated(tmp_path, overrides, scheme=3)
 
 
 @pytest.mark.parametrize(
@@ -94,11 +96,7 @@ def test_a_scheme_4_record_setting_another_kinds_node_any_way_is_migrated(
     classification record that set a span setting with `++`, or the node above it, kept its old
     fingerprint (scheme 4 hashed the span setting), and its result was never found."""
     overrides = ["injection_task=none", "tuning_mode=full", span]
-    config = keep_config(tmp_path, *overrides)
-    record = {FINGERPRINT_KEY: config_fingerprint(config, scheme=4), FINGERPRINT_SCHEME_KEY: 4,
-              "run/choices": {"injection_task": "none"}, "run/overrides": overrides}  # fmt: skip
-    assert record[FINGERPRINT_KEY] != config_fingerprint(config)  # the schemes differ here
-    assert migrated_fingerprints(tmp_path, record) == this_schemes(config)
+    assert_migrated(tmp_path, overrides, scheme=4)
 
 
 def test_a_kept_config_that_cannot_be_reached_is_no_migration(tmp_path: Path) -> None:
