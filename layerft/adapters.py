@@ -51,10 +51,13 @@ class AdapterConfig:
     def __post_init__(self) -> None:
         if self.bottleneck is not None and self.bottleneck < 1:
             raise LayerftError(f"adapter: bottleneck must be >= 1 or null, got {self.bottleneck}")
-        if self.reduction_factor <= 0:
+        if self.reduction_factor < 1:  # (1e-308 overflowed int() building the model)
             raise LayerftError(
-                f"adapter: reduction_factor must be > 0, got {self.reduction_factor}"
+                f"adapter: reduction_factor must be >= 1 (width = hidden size / factor, a "
+                f"bottleneck; adapter.bottleneck sets any width), got {self.reduction_factor}"
             )
+        if self.init_std < 0:  # torch's RuntimeError building the model, after stage 1
+            raise LayerftError(f"adapter: init_std must be >= 0, got {self.init_std}")
 
     def width(self, hidden_size: int) -> int:
         """The bottleneck width for a model of `hidden_size`."""

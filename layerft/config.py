@@ -49,6 +49,8 @@ class RunConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.seed < 2**32:  # numpy's range, which transformers.set_seed feeds
             raise LayerftError(f"seed must be in [0, 2**32), got {self.seed}")
+        if not self.cache_dir.strip():  # read as the folder the run started in
+            raise LayerftError("cache_dir is empty; give a folder (default ~/.cache/layerft)")
 
 
 GROUP_SCHEMAS = {

@@ -31,16 +31,15 @@ ROOT_SETTINGS = frozenset(f.name for f in dataclasses.fields(RunConfig)) - set(G
 
 def deletion_error(arguments: Sequence[str]) -> str | None:
     """The error for a command-line deletion of a setting every run reads (`~seed`, `~trainer`), or
-    None: Hydra takes it, and the run crashed reading the key (a grid sweeping it, on Hydra's
-    `Key 'seed' not in 'RunConfig'`). Checked before Hydra composes anything, as credentials are."""
+    None. Checked before Hydra composes anything, as credentials are: Hydra takes such a deletion,
+    and the run crashed reading the key (a grid sweeping it, on Hydra's `Key 'seed' not in
+    'RunConfig'`)."""
     for argument in app_overrides(arguments):
         key = override_key(argument)
         if argument.startswith("~") and key in ROOT_SETTINGS:
-            value = "<key>=<value>" if key == "trainer" else "<value>"
-            sep = "." if key == "trainer" else "="
+            setting = f"{key}.<key>=<value>" if key == "trainer" else f"{key}=<value>"
             return (
-                f"{argument}: every run reads {key}, so it cannot be deleted; "
-                f"set {key}{sep}{value} instead"
+                f"{argument}: every run reads {key}, so it cannot be deleted; set {setting} instead"
             )
     return None
 

@@ -175,9 +175,10 @@ def run_from_hydra(cfg: DictConfig, isolate_failures: bool = False) -> dict[str,
         log.warning("%s", line)
     try:
         with user_errors_exit(reraise=isolate_failures):
-            check_option_names(cfg, hydra.runtime.choices)
             run_cfg = to_run_config(cfg)
+            # Before the files' names: `target_task.name=foo` is the line's, not the file's
             check_overrides(cfg, overrides)
+            check_option_names(cfg, hydra.runtime.choices)
             resolved = resolve_config(cfg)
             warn_inert_overrides(run_cfg, overrides)
             record = build_run_record(run_cfg, resolved, entries)

@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from layerft.errors import LayerftError
 from layerft.model import ModelConfig, from_pretrained
 from layerft.model_files import TOKENIZER_FILES, files_folder
 from layerft.task import TaskConfig
+from layerft.tuning_mode import TuningMethod
+
+if TYPE_CHECKING:
+    from layerft.config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,24 @@ def encoder_depth(cfg: ModelConfig, config: Any | None) -> int:
     return int(config.num_hidden_layers)
 
 
+def warn_wide_mode(cfg: RunConfig, config: Any | None) -> None:
+    """Say so when a LoRA rank or an adapter bottleneck is as wide as the layers it adapts (the
+    model's hidden size): the run is then no low-rank update, or no bottleneck (and slow)."""
+    mode = cfg.tuning_mode
+    hidden = cfg.model.tiny.hidden_size if cfg.model.tiny is not None else config.hidden_size
+    if mode.method == TuningMethod.lora and mode.lora.rank >= hidden:
+        width, key, what = mode.lora.rank, "lora.rank", "a low-rank update"
+    elif mode.method == TuningMethod.adapter and mode.adapter.width(hidden) >= hidden:
+        width, what = mode.adapter.width(hidden), "a bottleneck"
+        key = "adapter.bottleneck" if mode.adapter.bottleneck else "adapter.reduction_factor"
+    else:
+        return
+    log.warning(
+        "tuning_mode.%s gives a width of %d, at least the model's hidden size %d (model '%s'): "
+        "it is no longer %s", key, width, hidden, cfg.model.name, what,
+    )  # fmt: skip
+
+
 def check_tokenizer_fits(
     cfg: ModelConfig, tokenizer: Any, config: Any | None, cache_dir: Path | None = None
 ) -> None:
@@ -88,14 +110,22 @@ def check_tokenizer_fits(
     )
 
 
-def check_max_length(cfg: ModelConfig, task: TaskConfig, group: str, config: Any | None) -> None:
-    """Fail before any data loads when `task.max_length` needs more positions than the model has
-    (`config`: backbone_config's)."""
+def check_max_length(
+    cfg: ModelConfig, task: TaskConfig, group: str, config: Any | None, pad_multiple: int | None
+) -> None:
+    """Fail before any data loads when `task.max_length`, or a batch padded to `pad_multiple`,
+    needs more positions than the model has (`config`: backbone_config's)."""
     limit = _positions(cfg, config)
     if task.max_length > limit:
         raise LayerftError(
             f"{group}.max_length={task.max_length} exceeds the model's {limit} positions "
             f"(model '{cfg.name}')"
+        )
+    padded = -(-task.max_length // pad_multiple) * pad_multiple if pad_multiple else 0
+    if padded > limit:  # a RuntimeError in the position embeddings at the first such batch
+        raise LayerftError(
+            f"trainer.pad_to_multiple_of={pad_multiple} pads {group}.max_length={task.max_length} "
+            f"to {padded} tokens, past the model's {limit} positions (model '{cfg.name}')"
         )
 
 

@@ -46,8 +46,9 @@ class PlotRow:
 
 
 def better_note(rows: list[PlotRow]) -> str:
-    """` (higher is better)` or ` (lower is better)` where the rows agree on it, else nothing."""
-    ways = {row.higher_is_better for row in rows}
+    """` (higher is better)` or ` (lower is better)` where the rows agree on it, else nothing (a
+    row with no finished run may have failed before its metric was known)."""
+    ways = {row.higher_is_better for row in rows if row.scores}
     return "" if len(ways) != 1 else " (higher is better)" if ways.pop() else " (lower is better)"
 
 

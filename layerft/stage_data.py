@@ -20,6 +20,7 @@ from layerft.model_limits import (
     check_room_for_text,
     check_tokenizer_fits,
     warn_unrun_code,
+    warn_wide_mode,
 )
 from layerft.stage_models import check_mode_fits_split
 from layerft.task import TaskConfig
@@ -39,10 +40,11 @@ def load_stage_data(cfg: RunConfig) -> StageData:
     cache_dir = Path(cfg.cache_dir).expanduser()
     config = backbone_config(cfg.model, cache_dir)  # read once for the checks (None: tiny)
     check_mode_fits_split(cfg, config)
+    warn_wide_mode(cfg, config)
     both = ((cfg.target_task, "target_task"), (cfg.injection_task, "injection_task"))
     tasks = [(task, group) for task, group in both if task is not None]
     for task, group in tasks:
-        check_max_length(cfg.model, task, group, config)
+        check_max_length(cfg.model, task, group, config, cfg.trainer.resolved_pad_multiple())
     tokenizer = load_tokenizer(cfg.model, cache_dir)
     check_tokenizer_fits(cfg.model, tokenizer, config, cache_dir)
     warn_unrun_code(cfg.model, config)

@@ -179,8 +179,9 @@ def render_best(table: Table, keys: list[str]) -> str:
     spec = ", ".join(f"{k}={v}" for k, v in table.spec.items())
     # Rows of several tasks each choose on their own metric (the table's `selection_metric`)
     metric = f"`{table.selection}`" if table.uniform else "of its own selection metric"
-    higher = table.combos[0].higher_is_better if table.uniform else None
-    better = {True: "; higher is better", False: "; lower is better", None: ""}[higher]
+    better = {True: "; higher is better", False: "; lower is better", None: ""}[
+        table.higher_is_better
+    ]
     lines = [
         f"# Best of {', '.join(keys)}",
         "",

@@ -69,8 +69,7 @@ def render_markdown(folder: SweepFolder, table: Table, failures: list[Failure]) 
     unfinished ones, the results on data changed since, those another config's record replaced
     and the grid's combinations not run."""
     # The title, the job counts, how to read the cells, and the settings every job shares.
-    first = table.combos[0]
-    better = "higher" if first.higher_is_better else "lower"
+    better = "higher" if table.higher_is_better else "lower"
     spec = ", ".join(f"{k}={v}" for k, v in table.spec.items())
     total, counts = _job_counts(folder, failures)
     lines = [
@@ -233,7 +232,8 @@ def _md_summary(row: dict[str, Any], name: str) -> str:
         return "-"
     digits = 1 if abs(mean) >= 100 else 4  # run times and memory in MiB; scores in [0, 1]
     # A spread 4 decimals would show as ± 0.0000 in significant digits (as format_diff does)
-    spread = None if std is None else f"{std:.2g}" if 0 < std < 5e-5 else f"{std:.{digits}f}"
+    spread = None if std is None else f"{std:.{digits}f}"
+    spread = f"{std:.2g}" if std and 0 < std < 0.5 * 10**-digits else spread
     text = f"{mean:.{digits}f}" + ("" if spread is None else f" ± {spread}")
     return f"{text} ({n})"
 

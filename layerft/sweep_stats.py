@@ -159,9 +159,13 @@ def t_975(df: int) -> float:
 def summary(name: str, values: list[float]) -> dict[str, Any]:
     """`<name>_mean`, `_std` (sample std; None for one value) and `_n`."""
     n = len(values)
+    std = float(np.std(values, ddof=1)) if n > 1 else None
+    # Equal scores: np.std's rounding (1.4e-16 for three 0.7s) is no spread for results.md to show
+    if std and all(v == values[0] for v in values):
+        std = 0.0
     return {
         f"{name}_mean": float(np.mean(values)) if n else None,
-        f"{name}_std": float(np.std(values, ddof=1)) if n > 1 else None,
+        f"{name}_std": std,
         f"{name}_n": n,
     }
 

@@ -185,6 +185,14 @@ class Table:
     rows: list[dict[str, Any]]
     columns: list[str]
 
+    @property
+    def higher_is_better(self) -> bool | None:
+        """Of the rows' one selection metric, None where they differ (a row whose jobs all failed
+        before their config validated has none to say)."""
+        if not self.uniform:
+            return None
+        return next((c.higher_is_better for c in self.combos if c.selection_metric), True)
+
 
 def build_table(
     combos: list[TableRow],

@@ -24,7 +24,7 @@ from layerft.kinds.sequence_regression import RegressionConfig
 from layerft.kinds.span_extraction import SpanConfig
 from layerft.kinds.token_tagging import TaggingConfig
 from layerft.metrics import metric_spec
-from layerft.task_names import DEFAULT_BEST_METRIC, check_registered_names
+from layerft.task_names import DEFAULT_BEST_METRIC, check_lists, check_registered_names
 
 __all__ = ["TaskConfig", "TaskKind"]
 
@@ -100,16 +100,13 @@ class TaskConfig:
 
     def __post_init__(self) -> None:
         where = f"task '{self.name}'"
+        check_lists(self, where)
         kind_of(self).check(self, where)
         check_registered_names(self, where)
         for key in ("lr", "batch_size", "max_length", "evals_per_epoch"):
             if getattr(self, key) <= 0:
                 raise LayerftError(f"{where}: {key} must be > 0, got {getattr(self, key)}")
-        for key in (
-            "epochs",
-            "weight_decay",
-            "max_grad_norm",
-        ):  # epochs 0: the stage only evaluates
+        for key in ("epochs", "weight_decay", "max_grad_norm"):  # epochs 0: the stage evaluates
             if getattr(self, key) < 0:
                 raise LayerftError(f"{where}: {key} must be >= 0, got {getattr(self, key)}")
         if not 0 <= self.head_dropout < 1:

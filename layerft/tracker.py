@@ -27,7 +27,7 @@ from layerft.credentials import is_credential, without_secrets
 from layerft.errors import error_line
 from layerft.network import unreachable
 from layerft.run_record import RESULTS_VERSION
-from layerft.tracker_backends import NoTracker, Tracker, WandbTracker
+from layerft.tracker_backends import NoTracker, Tracker, WandbTracker, check_wandb_names
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +55,15 @@ class TrackerConfig:
     group: str | None = None
     tags: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        check_wandb_names(self.project, self.tags)
+
 
 def has_wandb_credentials(url: str) -> bool:
     """Whether W&B could log in without asking, as far as its files tell: a key (or a token file)
-    in the environment, or a key in the netrc file W&B reads ($NETRC, else ~/.netrc, else
-    ~/_netrc; read as W&B reads it, one others may read too included) for `url`'s host, a W&B
-    host (named wandb or coreweave, which newer W&B versions talk to) or any (`default`). A key W&B
-    then does not use costs an online start, which goes offline with a warning."""
+    in the environment, or a key in the netrc file W&B reads ($NETRC, else ~/.netrc, else ~/_netrc)
+    for `url`'s host, a W&B host (named wandb or coreweave) or any (`default`). A key W&B then
+    does not use costs an online start, which goes offline with a warning."""
     if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
         return True
     named = os.environ.get("NETRC")
@@ -151,11 +153,6 @@ def remove_stale_runs(
     log.info("removed %d W&B run folder(s) of %s in %s", len(stale), whose, folder)
 
 
-def _first_line(err: Exception) -> str:
-    """The error's type and first line, the API key masked should a library echo it."""
-    return without_secrets(error_line(err))
-
-
 def _warn_offline(reason: str) -> None:
     log.warning("W&B: %s; logging offline instead (wandb sync the run later)", reason)
 
@@ -197,7 +194,8 @@ def start_tracker(cfg: TrackerConfig, run_dir: Path, tracked: TrackedRun) -> Tra
         except Exception as err:  # W&B raises its own errors and plain ones (bad key, timeout)
             if mode != "online":
                 raise
-            _warn_offline(f"online start failed ({_first_line(err)})")
+            # its type and first line, the API key masked should a library echo it
+            _warn_offline(f"online start failed ({without_secrets(error_line(err))})")
             remove_stale_runs(run_dir, [p for p in wandb_runs(run_dir) if p not in before])
             mode = "offline"
             run = _init(cfg, run_dir, tracked, mode)

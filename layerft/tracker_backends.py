@@ -11,6 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any, Protocol
 
 from layerft.credentials import without_secrets
+from layerft.errors import LayerftError
 from layerft.run_record import ERROR_KEY
 
 if TYPE_CHECKING:
@@ -113,3 +114,16 @@ class WandbTracker:
         if error is not None:
             self.run.summary[ERROR_KEY] = without_secrets(error)
         self.run.finish(exit_code=0 if error is None else 1)
+
+
+def check_wandb_names(project: str, tags: list[str]) -> None:
+    """Refuse a project name or tag that wandb.init would refuse with a traceback, after stage 1
+    (W&B's own rules: a project of at most 128 characters, none of `/\\#?%:`; tags of 1 to 64)."""
+    if len(project) > 128 or (bad := sorted(set(project) & set("/\\#?%:"))):
+        why = "is over 128 characters" if len(project) > 128 else f"holds {''.join(bad)!r}"
+        raise LayerftError(f"tracker: project {project!r} {why}, which W&B refuses")
+    for tag in tags:
+        if not 1 <= len(tag) <= 64:
+            raise LayerftError(
+                f"tracker: tags hold {tag[:70]!r}, of {len(tag)} characters; W&B takes 1 to 64"
+            )

@@ -406,7 +406,17 @@ def test_a_precompiled_charsmap_maps_characters_sharing_utf8_prefixes() -> None:
             build_precompiled_charsmap(bad)
 
 
-def test_an_adapter_reduction_factor_of_zero_is_refused() -> None:
-    # Kills `reduction_factor <= 0` -> `< 0`: zero divided the hidden size by zero at build time.
-    with pytest.raises(LayerftError, match=r"^adapter: reduction_factor must be > 0, got 0.0$"):
-        AdapterConfig(reduction_factor=0.0)
+@pytest.mark.parametrize("factor", [0.0, 1e-308, 0.99])
+def test_an_adapter_reduction_factor_below_one_is_refused(factor: float) -> None:
+    # Zero divided the hidden size by zero at build time, 1e-308 overflowed int() (after stage 1),
+    # and below 1 the "bottleneck" is wider than the layer.
+    with pytest.raises(LayerftError) as info:
+        AdapterConfig(reduction_factor=factor)
+    assert str(info.value) == (
+        "adapter: reduction_factor must be >= 1 (width = hidden size / factor, a bottleneck; "
+        f"adapter.bottleneck sets any width), got {factor}"
+    )
+    assert AdapterConfig(reduction_factor=1.0).width(32) == 32
+    with pytest.raises(LayerftError, match=r"^adapter: init_std must be >= 0, got -0.001$"):
+        AdapterConfig(init_std=-1e-3)
+    assert AdapterConfig(init_std=0.0).init_std == 0.0

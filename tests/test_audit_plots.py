@@ -137,6 +137,10 @@ def test_the_bars_and_the_heatmap_say_which_way_is_better_where_the_rows_agree()
     assert figure.axes[1].get_ylabel() == "target/eval_loss (lower is better)"
     mixed = [*loss[:2], *both[2:]]  # rows of two directions: none to name
     assert bars_figure(mixed, PER_ROW).axes[0].get_xlabel().endswith("over seeds)")
+    # A row with no finished run (its jobs may have failed before the metric was known) says none
+    failed = replace(both[0], scores=[], jobs=2)
+    label = bars_figure([failed, *loss[1:]], PER_ROW).axes[0].get_xlabel()
+    assert label.endswith("(lower is better)")
 
 
 def test_a_single_seed_has_no_spread_and_its_bar_sets_the_axis() -> None:

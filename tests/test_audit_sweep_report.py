@@ -26,6 +26,7 @@ from layerft.sweep_grid import Combination
 from layerft.sweep_options import aggregate_dir, baseline_pairs, check_table_options, tabled
 from layerft.sweep_report import SweepFolder, _md_summary, csv_text
 from layerft.sweep_settings import effective_settings, job_settings, setting_value
+from layerft.sweep_stats import summary
 from layerft.sweep_status import Stale, Status, left_out
 from layerft.sweep_table import build_table
 
@@ -362,6 +363,13 @@ def test_a_spread_below_the_fourth_decimal_shows_its_significant_digits() -> Non
     assert _md_summary(row, "z") == "0.5000 ± 0.0000 (3)"  # a spread of none stays as it is
     row.update(m_std=5e-5)
     assert _md_summary(row, "m") == "0.7000 ± 0.0001 (3)"  # (5e-5 rounds up)
+    # A run time's cell, to one decimal: a spread of 0.01 s read `± 0.0`
+    row.update(m_mean=150.0, m_std=0.01)
+    assert _md_summary(row, "m") == "150.0 ± 0.01 (3)"
+    row.update(m_std=0.05)
+    assert _md_summary(row, "m") == "150.0 ± 0.1 (3)"
+    # Equal seeds: np.std's rounding (1.4e-16 for three 0.7s) is no spread to show
+    assert summary("m", [0.7, 0.7, 0.7]) == {"m_mean": pytest.approx(0.7), "m_std": 0.0, "m_n": 3}
 
 
 def test_csv_text_ends_its_lines_with_a_newline_and_leaves_none_empty() -> None:

@@ -64,6 +64,17 @@ def test_deleting_a_setting_every_run_reads_is_one_line_and_exit_2(tmp_path, scr
     assert not list(tmp_path.glob("**/.hydra"))  # refused before Hydra wrote a thing
 
 
+def test_an_options_name_set_for_a_multirun_job_is_refused_as_the_lines(tmp_path: Path) -> None:
+    # A job checked the option's file first: "its file sets name: foo", which it did not.
+    proc = run_train(["-m", "model=tiny", "tracker=none", "target_task.name=foo"], tmp_path)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    failure = json.loads((tmp_path / "sweep" / "0" / "failed.json").read_text())
+    assert failure["run/error"] == (
+        "LayerftError: target_task.name=foo: an option's name is its file's (messages, stage-1 "
+        "keys and results name it by that); choose another with target_task=<option>"
+    )
+
+
 def test_an_unknown_key_beside_a_deleted_group_is_one_line(tmp_path: Path) -> None:
     # The hint's search for keys of that name walked into the deleted group's `???`: a traceback.
     proc = run_train(["model=tiny", "~tracker", "trainer.epochs=1"], tmp_path)

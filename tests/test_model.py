@@ -61,17 +61,25 @@ def test_roberta_positions_start_after_the_padding_index(roberta_dir: Path) -> N
 def test_max_length_beyond_the_positions_fails_naming_the_key(roberta_dir: Path) -> None:
     cfg = compose_run("model=tiny", "target_task.max_length=600")
     with pytest.raises(LayerftError) as info:
-        check_max_length(cfg.model, cfg.target_task, "target_task", backbone_config(cfg.model))
+        check_max_length(cfg.model, cfg.target_task, "target_task", None, None)
     assert str(info.value) == (
         "target_task.max_length=600 exceeds the model's 512 positions (model 'tiny')"
     )
-    check_max_length(
-        cfg.model, compose_run("model=tiny").target_task, "target_task", backbone_config(cfg.model)
-    )  # 64 fits
+    task = compose_run("model=tiny").target_task
+    check_max_length(cfg.model, task, "target_task", None, None)  # 64 fits
     roberta = ModelConfig(name="roberta", hub_id=str(roberta_dir))
     task = compose_run("target_task.max_length=65").target_task
     with pytest.raises(LayerftError, match=r"max_length=65 exceeds the model's 64 positions"):
-        check_max_length(roberta, task, "target_task", backbone_config(roberta))
+        check_max_length(roberta, task, "target_task", backbone_config(roberta), None)
+    # A batch padded to a multiple past the positions: a RuntimeError at the first such batch
+    task = compose_run("target_task.max_length=60").target_task
+    check_max_length(roberta, task, "target_task", backbone_config(roberta), 16)  # 64 fits
+    with pytest.raises(LayerftError) as info:
+        check_max_length(roberta, task, "target_task", backbone_config(roberta), 13)
+    assert str(info.value) == (
+        "trainer.pad_to_multiple_of=13 pads target_task.max_length=60 to 65 tokens, past the "
+        "model's 64 positions (model 'roberta')"
+    )
 
 
 @pytest.mark.parametrize("group", ["target_task", "injection_task"])

@@ -82,6 +82,19 @@ def test_a_lower_is_better_metric_chooses_the_lowest(tmp_path) -> None:
     )
 
 
+def test_a_first_row_that_failed_before_its_metric_was_known_names_no_direction(tmp_path) -> None:
+    # best.md and results.md took the direction of the first row, whose jobs, failed before the
+    # config validated, default to higher: a loss grid read "higher is better".
+    write_grid(tmp_path, metric="target/eval_loss", higher_is_better=False)
+    for seed in (1, 2):
+        path = tmp_path / "bitfit" / str(seed)  # first in table order
+        write_job(path, seed, error="boom", metric="", tuning_mode="bitfit", overrides=(f"{LR}=5e-5",))  # fmt: skip
+    aggregate(tmp_path, best_of=[LR])
+    best, results = ((tmp_path / name).read_text() for name in ("best.md", "results.md"))
+    assert "\nA cell is mean ± sample std (n seeds; ddof=1); lower is better.\n" in best
+    assert "\nSelection metric: `target/eval_loss` (lower is better).\n" in results
+
+
 def test_best_md_says_how_to_read_its_cells_and_what_every_job_shares(tmp_path) -> None:
     # It said neither what a cell holds nor the model and task every row is of: read alone (it
     # is the adapter study's answer), its numbers belonged to no stated model or task.

@@ -1,0 +1,184 @@
+"""Command-line overrides a fuzzing pass (285 of them) found mishandled: each is one `error:` line
+naming the key at fault and exit 2, before anything trains, or a warning naming it; the gaps still
+open are strict xfails, marked slow (run with -m "slow or not slow")."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import SHRINK, run_sweep, run_train
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error: ")]
+
+
+def assert_refused(proc: subprocess.CompletedProcess[str], key: str) -> None:
+    """Exit 2 with a single `error:` line (and nothing else on stderr) that names `key`."""
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert error_lines(proc.stderr) == [proc.stderr.strip()], proc.stderr[-2000:]
+    assert key in proc.stderr, proc.stderr[-2000:]
+
+
+def test_a_padding_multiple_past_the_models_positions_is_refused(tmp_path: Path) -> None:
+    """It padded every batch past the model's 512 positions: a RuntimeError traceback from the
+    position embeddings, after stage 1 ran."""
+    proc = run_train([*SHRINK, "trainer.pad_to_multiple_of=1000"], tmp_path)
+    assert_refused(proc, "trainer.pad_to_multiple_of")
+
+
+@pytest.mark.parametrize("size", ["-1", "0"])
+def test_a_generated_split_of_no_examples_names_its_size_key(tmp_path: Path, size: str) -> None:
+    """A generated split's size below 1 was not checked: the error blamed the data
+    ('demo_sentiment:train has no labelled records'), not target_task.generator_sizes.train."""
+    proc = run_train([*SHRINK, f"target_task.generator_sizes.train={size}"], tmp_path)
+    assert_refused(proc, "target_task.generator_sizes.train")
+
+
+def test_an_empty_list_of_metrics_is_blamed_on_metrics(tmp_path: Path) -> None:
+    """target_task.metrics=[] was blamed on best_metric ('is not one of  (the default ...)'), not
+    on the empty list of metrics."""
+    proc = run_train([*SHRINK, "target_task.metrics=[]"], tmp_path)
+    assert_refused(proc, "target_task.metrics")
+    assert "best_metric" not in proc.stderr, proc.stderr
+
+
+def test_a_text_column_named_twice_is_refused(tmp_path: Path) -> None:
+    """text_columns=[text,text] trained a pair task on each text paired with itself, exit 0 and
+    no word (label_names and extra_eval_splits refuse duplicates)."""
+    proc = run_train([*SHRINK, "target_task.text_columns=[text,text]"], tmp_path)
+    assert_refused(proc, "target_task.text_columns")
+
+
+def test_an_empty_cache_dir_is_refused(tmp_path: Path) -> None:
+    """cache_dir='' was read as the folder the run started in: stage1/ and tokenized/ landed there
+    (a checkout, when run from one), exit 0 and no word."""
+    proc = run_train([*SHRINK, "cache_dir=''"], tmp_path)
+    assert_refused(proc, "cache_dir")
+    assert not (tmp_path / "stage1").exists() and not (tmp_path / "tokenized").exists()
+
+
+@pytest.mark.parametrize(
+    ("mode", "key"),
+    [("lora", "tuning_mode.lora.rank"), ("layerwise_adapter", "tuning_mode.adapter.bottleneck")],
+)
+def test_a_width_past_the_layers_is_refused_or_warned(tmp_path: Path, mode: str, key: str) -> None:
+    """A LoRA rank or an adapter bottleneck wider than the layers (64 on tiny's 32; 100000 took
+    51 s) is no low-rank update nor a bottleneck: it ran, exit 0, with no word of it."""
+    proc = run_train([*SHRINK, f"tuning_mode={mode}", f"{key}=64"], tmp_path)
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    # A refusal (exit 2) or a warning: either names the key.
+    said = [
+        line
+        for line in (proc.stderr + proc.stdout).splitlines()
+        if key in line and (line.startswith("error: ") or "WARNING" in line)
+    ]
+    assert said, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("value", "crash"),
+    [
+        ("tuning_mode.adapter.init_std=-1", "RuntimeError: normal expects std >= 0.0"),
+        ("tuning_mode.adapter.reduction_factor=1e-308", "OverflowError: cannot convert float"),
+    ],
+)
+def test_adapter_settings_torch_cannot_build_are_refused(tmp_path: Path, value, crash) -> None:
+    """adapter.init_std was never checked (a negative one is torch's RuntimeError) and
+    reduction_factor only for > 0 (hidden / 1e-308 is inf: int() raises OverflowError); both
+    a traceback, exit 1, after stage 1 ran."""
+    proc = run_train([*SHRINK, "tuning_mode=layerwise_adapter", value], tmp_path)
+    assert crash not in proc.stderr, proc.stderr[-2000:]
+    assert_refused(proc, value.split("=")[0])
+
+
+# Enough steps past the warmup (whose first step is at lr 0) for a setting to reach the weights.
+STEPS = [
+    "target_task.generator_sizes.train=128",
+    "target_task.batch_size=8",
+    "target_task.epochs=2",
+]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tuning_mode=lora", "tuning_mode.lora.alpha=1e308"],
+        ["tuning_mode=layerwise_adapter", "tuning_mode.adapter.init_std=1e308"],
+        [*STEPS, "target_task.weight_decay=1e308"],
+    ],
+)
+@pytest.mark.slow  # a known gap: not in CI's time
+@pytest.mark.xfail(
+    strict=True,
+    reason="a finite but overflowing lora.alpha, adapter.init_std or weight_decay passes the config "
+    "check; stage 2's NaN loss is blamed on target_task.lr (at its default 5e-05) and "
+    "max_grad_norm, never on the key set",
+)
+def test_an_overflowing_setting_is_blamed_on_its_key(tmp_path: Path, args: list[str]) -> None:
+    proc = run_train([*SHRINK, *args], tmp_path)
+    assert_refused(proc, args[-1].split("=")[0])
+
+
+@pytest.mark.parametrize(
+    ("value", "crash"),
+    [
+        ("tracker.tags=['']", "Tag at index 0 is empty"),
+        ("tracker.tags=['" + "x" * 65 + "']", "Tags must be between 1 and 64 characters"),
+        ("tracker.project='a/b'", "Invalid project name 'a/b'"),
+    ],
+)
+def test_names_wandb_refuses_are_refused_first(tmp_path: Path, value: str, crash: str) -> None:
+    """A W&B tag that is empty or past 64 characters, or a project name with '/', passed the
+    config check; wandb.init refused it with a traceback (pydantic's ValidationError, wandb's
+    UsageError), exit 1, after stage 1."""
+    proc = run_train([*SHRINK, "tracker=wandb", "tracker.mode=offline", value], tmp_path)
+    assert crash not in proc.stderr or "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert_refused(proc, value.split("=")[0])
+
+
+@pytest.mark.slow  # a known gap: not in CI's time (45 s)
+@pytest.mark.xfail(
+    strict=True,
+    reason="target_task.epochs=1e308 passes (only < 0 is refused): a warmup of 1e307 steps keeps "
+    "the lr near 1e-309 and the run never ends (still training at step 537 after 120 s), no word",
+)
+def test_an_epoch_count_no_run_can_finish_is_refused(tmp_path: Path) -> None:
+    # Today it trains until the timeout (TimeoutExpired); refused, it takes seconds.
+    proc = run_train([*SHRINK, "target_task.epochs=1e308"], tmp_path, timeout=45)
+    assert_refused(proc, "target_task.epochs")
+
+
+def test_a_generated_size_for_a_split_never_made_is_refused_or_warned(tmp_path: Path) -> None:
+    """+target_task.generator_sizes.test=5 adds a size for a split a generated task never makes:
+    it was unread, exit 0, with none of the 'changes nothing' warnings other unread keys get."""
+    proc = run_train([*SHRINK, "+target_task.generator_sizes.test=5"], tmp_path)
+    said = [
+        line
+        for line in (proc.stderr + proc.stdout).splitlines()
+        if "generator_sizes.test" in line and (line.startswith("error: ") or "WARNING" in line)
+    ]
+    assert said, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "target_task.generator_sizes.train=-1",
+        pytest.param(
+            "layer_split.stage1.num_lower=100",
+            marks=[
+                pytest.mark.slow,  # a known gap: the plan does not read the model's depth
+                pytest.mark.xfail(strict=True, reason="more injected layers than tiny's 4"),
+            ],
+        ),
+    ],
+)
+def test_a_dry_run_refuses_a_value_every_job_would_fail_on(tmp_path: Path, value: str) -> None:
+    """sweep.py --dry-run planned all 12 jobs of the demo grid (exit 0) with a value each job then
+    refuses."""
+    proc = run_sweep(["demo", "model=tiny", "tracker=none", value, "--dry-run"], tmp_path)
+    assert_refused(proc, value.split("=")[0])
