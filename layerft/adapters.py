@@ -53,8 +53,8 @@ class AdapterConfig:
             raise LayerftError(f"adapter: bottleneck must be >= 1 or null, got {self.bottleneck}")
         if self.reduction_factor < 1:  # (1e-308 overflowed int() building the model)
             raise LayerftError(
-                f"adapter: reduction_factor must be >= 1 (width = hidden size / factor, a "
-                f"bottleneck; adapter.bottleneck sets any width), got {self.reduction_factor}"
+                "adapter: reduction_factor must be >= 1 (the width is hidden size / factor; "
+                f"tuning_mode.adapter.bottleneck sets any width), got {self.reduction_factor}"
             )
         if self.init_std < 0:  # torch's RuntimeError building the model, after stage 1
             raise LayerftError(f"adapter: init_std must be >= 0, got {self.init_std}")

@@ -13,6 +13,7 @@ from layerft.errors import LayerftError
 from layerft.model import ModelConfig, from_pretrained
 from layerft.model_files import TOKENIZER_FILES, files_folder
 from layerft.task import TaskConfig
+from layerft.trainer_config import TrainerConfig
 from layerft.tuning_mode import TuningMethod
 
 if TYPE_CHECKING:
@@ -111,21 +112,28 @@ def check_tokenizer_fits(
 
 
 def check_max_length(
-    cfg: ModelConfig, task: TaskConfig, group: str, config: Any | None, pad_multiple: int | None
+    cfg: ModelConfig, task: TaskConfig, group: str, config: Any | None, trainer: TrainerConfig
 ) -> None:
-    """Fail before any data loads when `task.max_length`, or a batch padded to `pad_multiple`,
-    needs more positions than the model has (`config`: backbone_config's)."""
+    """Fail before any data loads when `task.max_length`, or a batch padded to the trainer's
+    multiple, needs more positions than the model has (`config`: backbone_config's)."""
     limit = _positions(cfg, config)
     if task.max_length > limit:
         raise LayerftError(
             f"{group}.max_length={task.max_length} exceeds the model's {limit} positions "
             f"(model '{cfg.name}')"
         )
-    padded = -(-task.max_length // pad_multiple) * pad_multiple if pad_multiple else 0
-    if padded > limit:  # a RuntimeError in the position embeddings at the first such batch
+    multiple = trainer.resolved_pad_multiple()
+    padded = -(-task.max_length // multiple) * multiple if multiple else 0
+    # A RuntimeError in the position embeddings at the first such batch; a RoBERTa-style model
+    # puts padding at its padding index, so only its whole table bounds a padded batch.
+    if cfg.tiny is None and config.model_type in POSITIONS_AFTER_PADDING:
+        limit = config.max_position_embeddings
+    if padded > limit:
+        given = "" if trainer.pad_to_multiple_of else " (null: 8 on a GPU)"
         raise LayerftError(
-            f"trainer.pad_to_multiple_of={pad_multiple} pads {group}.max_length={task.max_length} "
-            f"to {padded} tokens, past the model's {limit} positions (model '{cfg.name}')"
+            f"trainer.pad_to_multiple_of={multiple}{given} pads {group}.max_length="
+            f"{task.max_length} to {padded} tokens, past the model's {limit} positions "
+            f"(model '{cfg.name}'); set trainer.pad_to_multiple_of=1, or another max_length"
         )
 
 

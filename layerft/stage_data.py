@@ -44,7 +44,7 @@ def load_stage_data(cfg: RunConfig) -> StageData:
     both = ((cfg.target_task, "target_task"), (cfg.injection_task, "injection_task"))
     tasks = [(task, group) for task, group in both if task is not None]
     for task, group in tasks:
-        check_max_length(cfg.model, task, group, config, cfg.trainer.resolved_pad_multiple())
+        check_max_length(cfg.model, task, group, config, cfg.trainer)
     tokenizer = load_tokenizer(cfg.model, cache_dir)
     check_tokenizer_fits(cfg.model, tokenizer, config, cache_dir)
     warn_unrun_code(cfg.model, config)

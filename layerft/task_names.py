@@ -24,18 +24,23 @@ _IOB_TAG = re.compile(r"O|[BI]-.+")
 
 def check_lists(task: TaskConfig, where: str) -> None:
     """Lists no run can mean: no metric (blamed on best_metric, "not one of" nothing), a text
-    column twice (a text paired with itself), a generated split of no examples or one never
-    generated (a negative size was blamed on the data)."""
+    column twice (a text paired with itself), a generated split of no examples, missing (a
+    KeyError) or never generated (a negative size was blamed on the data)."""
     if not task.metrics:
         raise LayerftError(f"{where}: metrics must name at least one metric")
     if len(set(task.text_columns)) != len(task.text_columns):
         raise LayerftError(f"{where}: text_columns names a column twice: {task.text_columns}")
-    for split, size in task.generator_sizes.items():
-        if split not in ("train", "validation") or size < 1:
-            raise LayerftError(
-                f"{where}: generator_sizes.{split}: a generator makes train and validation, "
-                f"each of >= 1 examples; got {size}"
-            )
+    if not task.generator:
+        return  # (its sizes unread)
+    sizes = task.generator_sizes
+    if other := sorted(set(sizes) ^ {"train", "validation"}):
+        raise LayerftError(
+            f"{where}: generator_sizes.{other[0]}: a generator makes a train and a validation "
+            f"split, sized by generator_sizes.train and .validation (got {sorted(sizes)})"
+        )
+    for split, size in sizes.items():
+        if size < 1:
+            raise LayerftError(f"{where}: generator_sizes.{split} must be >= 1, got {size}")
 
 
 def check_registered_names(task: TaskConfig, where: str) -> None:

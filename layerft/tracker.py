@@ -56,7 +56,8 @@ class TrackerConfig:
     tags: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        check_wandb_names(self.project, self.tags)
+        if self.backend == TrackerBackend.wandb:  # (unread by tracker=none)
+            check_wandb_names(self.project, self.tags)
 
 
 def has_wandb_credentials(url: str) -> bool:

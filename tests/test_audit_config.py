@@ -413,8 +413,8 @@ def test_an_adapter_reduction_factor_below_one_is_refused(factor: float) -> None
     with pytest.raises(LayerftError) as info:
         AdapterConfig(reduction_factor=factor)
     assert str(info.value) == (
-        "adapter: reduction_factor must be >= 1 (width = hidden size / factor, a bottleneck; "
-        f"adapter.bottleneck sets any width), got {factor}"
+        "adapter: reduction_factor must be >= 1 (the width is hidden size / factor; "
+        f"tuning_mode.adapter.bottleneck sets any width), got {factor}"
     )
     assert AdapterConfig(reduction_factor=1.0).width(32) == 32
     with pytest.raises(LayerftError, match=r"^adapter: init_std must be >= 0, got -0.001$"):

@@ -704,6 +704,33 @@ def test_an_options_name_set_on_the_command_line_is_refused_as_such(override, ch
         expand("demo", ["model=tiny", override])
 
 
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        ("~target_task.generator_sizes.validation",  # a KeyError's traceback at data load
+         "target_task.generator_sizes.validation: a generator makes a train and a validation "
+         "split, sized by generator_sizes.train and .validation (got ['train'])"),
+        ("+target_task.generator_sizes.test=5",  # unread, with no word of it
+         "target_task.generator_sizes.test: a generator makes a train and a validation split, "
+         "sized by generator_sizes.train and .validation (got ['test', 'train', 'validation'])"),
+        ("target_task.generator_sizes.validation=0", "target_task.generator_sizes.validation "
+         "must be >= 1, got 0"),
+    ],
+)  # fmt: skip
+def test_a_generated_task_sizes_its_two_splits_and_no_other(override: str, line: str) -> None:
+    with pytest.raises(LayerftError) as info:
+        compose_run("model=tiny", override)
+    assert str(info.value) == f"{line} (target_task=demo_sentiment)"
+    # A task with no generator never reads them
+    compose_run("target_task=snli", override)
+
+
+def test_wandb_names_are_checked_only_for_wandb() -> None:
+    with pytest.raises(LayerftError, match=r"^tracker.project 'a/b' holds '/', which W&B refuses"):
+        compose_run("tracker=wandb", "tracker.project=a/b")
+    assert compose_run("tracker=none", "tracker.project=a/b").tracker.project == "a/b"
+
+
 def test_every_shipped_option_is_named_as_its_file() -> None:
     for path in sorted(CONF.glob("*/*.yaml")):
         name = OmegaConf.load(path).get("name")

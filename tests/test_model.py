@@ -26,6 +26,7 @@ from layerft.model_limits import (
     warn_unrun_code,
 )
 from layerft.stage_data import load_stage_data
+from layerft.trainer_config import TrainerConfig
 
 
 @pytest.fixture(scope="module")
@@ -60,26 +61,46 @@ def test_roberta_positions_start_after_the_padding_index(roberta_dir: Path) -> N
 
 def test_max_length_beyond_the_positions_fails_naming_the_key(roberta_dir: Path) -> None:
     cfg = compose_run("model=tiny", "target_task.max_length=600")
+    unpadded = TrainerConfig()  # (on a CPU: no multiple)
     with pytest.raises(LayerftError) as info:
-        check_max_length(cfg.model, cfg.target_task, "target_task", None, None)
+        check_max_length(cfg.model, cfg.target_task, "target_task", None, unpadded)
     assert str(info.value) == (
         "target_task.max_length=600 exceeds the model's 512 positions (model 'tiny')"
     )
     task = compose_run("model=tiny").target_task
-    check_max_length(cfg.model, task, "target_task", None, None)  # 64 fits
+    check_max_length(cfg.model, task, "target_task", None, unpadded)  # 64 fits
     roberta = ModelConfig(name="roberta", hub_id=str(roberta_dir))
     task = compose_run("target_task.max_length=65").target_task
     with pytest.raises(LayerftError, match=r"max_length=65 exceeds the model's 64 positions"):
-        check_max_length(roberta, task, "target_task", backbone_config(roberta), None)
-    # A batch padded to a multiple past the positions: a RuntimeError at the first such batch
-    task = compose_run("target_task.max_length=60").target_task
-    check_max_length(roberta, task, "target_task", backbone_config(roberta), 16)  # 64 fits
+        check_max_length(roberta, task, "target_task", backbone_config(roberta), unpadded)
+
+
+def test_a_batch_padded_past_the_positions_fails_naming_the_multiple(
+    roberta_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A BERT-style model: a RuntimeError in the position embeddings at the first such batch
+    cfg = compose_run("model=tiny", "model.tiny.max_position_embeddings=64", "target_task.max_length=60")  # fmt: skip
+    check_max_length(cfg.model, cfg.target_task, "target_task", None, TrainerConfig(pad_to_multiple_of=16))  # fmt: skip
     with pytest.raises(LayerftError) as info:
-        check_max_length(roberta, task, "target_task", backbone_config(roberta), 13)
+        check_max_length(cfg.model, cfg.target_task, "target_task", None, TrainerConfig(pad_to_multiple_of=13))  # fmt: skip
     assert str(info.value) == (
         "trainer.pad_to_multiple_of=13 pads target_task.max_length=60 to 65 tokens, past the "
-        "model's 64 positions (model 'roberta')"
+        "model's 64 positions (model 'tiny'); set trainer.pad_to_multiple_of=1, or another "
+        "max_length"
     )
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # null pads to 8 on a GPU
+    cfg = compose_run("model=tiny", "model.tiny.max_position_embeddings=62", "target_task.max_length=60")  # fmt: skip
+    with pytest.raises(
+        LayerftError, match=r"^trainer.pad_to_multiple_of=8 \(null: 8 on a GPU\) pads"
+    ):
+        check_max_length(cfg.model, cfg.target_task, "target_task", None, TrainerConfig())
+    # A RoBERTa-style model pads at its padding index: only its whole table (66) bounds a batch
+    roberta = ModelConfig(name="roberta", hub_id=str(roberta_dir))
+    config = backbone_config(roberta)
+    task = compose_run("target_task.max_length=60").target_task
+    check_max_length(roberta, task, "target_task", config, TrainerConfig(pad_to_multiple_of=13))
+    with pytest.raises(LayerftError, match=r"to 67 tokens, past the model's 66 positions"):
+        check_max_length(roberta, task, "target_task", config, TrainerConfig(pad_to_multiple_of=67))
 
 
 @pytest.mark.parametrize("group", ["target_task", "injection_task"])
