@@ -7,14 +7,16 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from layerft.errors import LayerftError
+from layerft.layer_split import frozen_injected_layers, resolve_num_lower
 from layerft.model import ModelConfig, from_pretrained
 from layerft.model_files import TOKENIZER_FILES, files_folder
 from layerft.task import TaskConfig
 from layerft.trainer_config import TrainerConfig
-from layerft.tuning_mode import TuningMethod
+from layerft.tuning_mode import TuningMethod, adapted_layers
 
 if TYPE_CHECKING:
     from layerft.config import RunConfig
@@ -58,6 +60,32 @@ def encoder_depth(cfg: ModelConfig, config: Any | None) -> int:
     if cfg.tiny is not None:
         return cfg.tiny.num_layers
     return int(config.num_hidden_layers)
+
+
+def check_mode_fits_split(cfg: RunConfig, config: Any | None) -> None:
+    """An adapter or LoRA mode whose every layer the split freezes (`layer_split=all` with
+    `stage2.policy=freeze` and `tuning_mode=top_adapter`) fails here, not after stage 1."""
+    if cfg.injection_task is None or not cfg.tuning_mode.method.reads_layers:
+        return
+    depth = encoder_depth(cfg.model, config)  # `config`: backbone_config's
+    injected = resolve_num_lower(cfg.layer_split.stage1, depth)
+    adapted_layers(cfg.tuning_mode, depth, frozen_injected_layers(cfg.layer_split.stage2, injected))
+
+
+def check_planned_split(cfg: RunConfig, folder: Path | None) -> None:
+    """The split's layers against the model's depth as a sweep's plan can read it, loading nothing
+    (tiny's, or `folder`'s config.json; else no check): every job of such a config would fail."""
+    config = None
+    if cfg.injection_task is None or (cfg.model.tiny is None and folder is None):
+        return
+    if cfg.model.tiny is None:
+        try:
+            depth = json.loads((folder / "config.json").read_text())["num_hidden_layers"]
+        except (TypeError, OSError, ValueError, KeyError):
+            return
+        config = SimpleNamespace(num_hidden_layers=depth)
+    resolve_num_lower(cfg.layer_split.stage1, encoder_depth(cfg.model, config))
+    check_mode_fits_split(cfg, config)
 
 
 def warn_wide_mode(cfg: RunConfig, config: Any | None) -> None:

@@ -17,12 +17,12 @@ from layerft.model import load_tokenizer
 from layerft.model_limits import (
     backbone_config,
     check_max_length,
+    check_mode_fits_split,
     check_room_for_text,
     check_tokenizer_fits,
     warn_unrun_code,
     warn_wide_mode,
 )
-from layerft.stage_models import check_mode_fits_split
 from layerft.task import TaskConfig
 
 

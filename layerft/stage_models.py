@@ -8,7 +8,6 @@ schedule groups meet here."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import transformers
 
@@ -25,10 +24,9 @@ from layerft.layer_split import (
 )
 from layerft.lr_schedule import combine_multipliers, part_lr_multipliers
 from layerft.model import load_backbone
-from layerft.model_limits import encoder_depth
 from layerft.parts import set_trainable
 from layerft.task import TaskConfig
-from layerft.tuning_mode import adapted_layers, apply_tuning_mode
+from layerft.tuning_mode import apply_tuning_mode
 from layerft.unread_keys import reads_pooler
 
 
@@ -37,16 +35,6 @@ def seed_everything(seed: int) -> None:
     seed also goes to the Trainer (which seeds them again before training: dropout, the sampler)
     and to `max_*_samples`' own `random.Random` (`layerft/data.py`); nothing else draws."""
     transformers.set_seed(seed)
-
-
-def check_mode_fits_split(cfg: RunConfig, config: Any | None) -> None:
-    """An adapter or LoRA mode whose every layer the split freezes (`layer_split=all` with
-    `stage2.policy=freeze` and `tuning_mode=top_adapter`) fails here, not after stage 1."""
-    if cfg.injection_task is None or not cfg.tuning_mode.method.reads_layers:
-        return
-    depth = encoder_depth(cfg.model, config)  # `config`: backbone_config's
-    injected = resolve_num_lower(cfg.layer_split.stage1, depth)
-    adapted_layers(cfg.tuning_mode, depth, frozen_injected_layers(cfg.layer_split.stage2, injected))
 
 
 def fresh_model(cfg: RunConfig, task: TaskConfig) -> TaskModel:

@@ -27,6 +27,7 @@ from layerft.errors import LayerftError
 from layerft.file_io import file_sha256
 from layerft.fingerprint import config_fingerprint, earlier_fingerprints
 from layerft.model_files import model_file_digests, planned_model_folder
+from layerft.model_limits import check_planned_split
 from layerft.sweep_compose import JobComposer
 from layerft.sweep_hydra import (
     find_grid,
@@ -223,13 +224,11 @@ def plan_job(
     check_overrides(cfg, job)
     stage1 = Stage1Key.of(run_cfg).settings_digest() if run_cfg.injection_task else None
     cache_dir = Path(run_cfg.cache_dir).expanduser()
-    store = Stage1Store(cache_dir)
     model = planned_model_folder(run_cfg.model, cache_dir)
     files = model_file_digests(model)
-    # A converted or package model without its folder yet (converted on first use; a package not
-    # installed stops the run): the plan cannot tell the run's key, and counts by settings alone.
+    # No folder yet (converted on first use; a package not installed stops the run): no key known
     known = model is not None or (run_cfg.model.converted or run_cfg.model.package) is None
-    reused = stage1 if run_cfg.reuse_stage1 else None
+    store, reused = Stage1Store(cache_dir), stage1 if run_cfg.reuse_stage1 else None
     stored = bool(reused and store.holds(reused, warned, files if known else None, cpu_threads))
     # As Hydra's override_dirname (the lines sorted) through job_dirname: the folder's name.
     swept_lines = sorted(o for o in job if o.split("=", 1)[0] in swept)
@@ -237,6 +236,7 @@ def plan_job(
     resolved = resolve_config(cfg)
     digests = {split: file_sha256(path) for split, path in data_files(run_cfg).items()}
     try:
+        check_planned_split(run_cfg, model)  # (the model's depth as the plan can read it)
         check_data_files(run_cfg)
         input_error = record_error(run_cfg)  # a bad record would fail every job reading it
     except LayerftError as err:

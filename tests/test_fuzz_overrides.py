@@ -168,13 +168,7 @@ def test_a_generated_size_for_a_split_never_made_is_refused_or_warned(tmp_path: 
     "value",
     [
         "target_task.generator_sizes.train=-1",
-        pytest.param(
-            "layer_split.stage1.num_lower=100",
-            marks=[
-                pytest.mark.slow,  # a known gap: the plan does not read the model's depth
-                pytest.mark.xfail(strict=True, reason="more injected layers than tiny's 4"),
-            ],
-        ),
+        "layer_split.stage1.num_lower=100",  # more injected layers than tiny's 4
     ],
 )
 def test_a_dry_run_refuses_a_value_every_job_would_fail_on(tmp_path: Path, value: str) -> None:

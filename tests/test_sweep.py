@@ -220,6 +220,23 @@ def test_a_grid_of_no_combination_is_refused(tmp_path: Path, capsys, override: s
     assert len(expand("demo", ["model=tiny", "tuning_mode=glob(f*)"])) == 12  # frozen, full
 
 
+@pytest.mark.parametrize(("model", "layers"), [("tiny", 4), ("minilm", 6)])
+def test_a_split_deeper_than_the_model_stops_the_plan(tmp_path, capsys, model, layers) -> None:
+    # Planned, every job with stage 1 then failed on it; the depth is read as the plan can without
+    # loading the model (tiny's config, MiniLM's package folder's config.json).
+    argv = ["demo", f"model={model}", "--dry-run", "--dir", str(tmp_path / "out")]
+    assert sweep_module.main([*argv, f"layer_split.stage1.num_lower={layers + 1}"]) == 2
+    assert capsys.readouterr().err == (
+        "error: injection_task=demo_pos,seed=1,tuning_mode=full: layer_split.stage1.num_lower="
+        f"{layers + 1} exceeds the model's {layers} layers\n"
+    )
+    # all of them: taken under full fine-tuning; LoRA would adapt none (every layer frozen)
+    assert sweep_module.main([*argv, f"layer_split.stage1.num_lower={layers}", "seed=1"]) == 2
+    assert "tuning_mode=lora: every layer it would adapt" in capsys.readouterr().err
+    argv += [f"layer_split.stage1.num_lower={layers}", "seed=1", "tuning_mode=full"]
+    assert sweep_module.main(argv) == 0
+
+
 def test_a_group_the_composer_did_not_recognise_is_composed_by_hydra() -> None:
     # e.g. a group from a search path the config adds: Hydra's choices show it; no value applied
     from hydra import initialize_config_dir

@@ -12,9 +12,10 @@ from layerft.adapters import AdapterConfig, BottleneckAdapter
 from layerft.config import resolve_config
 from layerft.errors import LayerftError
 from layerft.layer_split import extract_injected
+from layerft.model_limits import check_mode_fits_split
 from layerft.parts import count_parameters, parameter_parts
 from layerft.stage_data import load_stage_data
-from layerft.stage_models import build_injection_model, build_target_model, check_mode_fits_split
+from layerft.stage_models import build_injection_model, build_target_model
 from layerft.tuning_mode import TuningMethod
 from layerft.unread_keys import unread_settings
 
