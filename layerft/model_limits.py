@@ -1,6 +1,7 @@
 """What the backbone of the `model` config group can hold, read from its config without loading
-weights: its positions and depth, and the checks a task's `max_length` must pass before any data
-loads. Loading is `layerft/model.py`'s."""
+weights: its positions, depth and width, and the checks a task's `max_length`, the layer split and
+the tuning mode must pass before any data loads (a sweep's plan runs the split's too). Loading is
+`layerft/model.py`'s."""
 
 from __future__ import annotations
 
