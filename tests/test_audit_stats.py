@@ -132,15 +132,23 @@ def test_varied_settings_list_groups_before_dotted_keys() -> None:
     assert varied_settings(combos) == ["tuning_mode", "target_task.lr"]
 
 
+def baseline_pair(
+    metric: str, base_values: tuple[float, ...], combo_values: tuple[float, ...]
+) -> tuple[TableRow, TableRow]:
+    """A row without stage 1 and one with it, seeds 1-3, each job also holding `metric`."""
+    base = row({"injection_task": "none"}, {1: 0.5, 2: 0.6, 3: 0.7})
+    combo = row({"injection_task": "demo_pos"}, {1: 0.6, 2: 0.65, 3: 0.8})
+    for combo_row, values in ((base, base_values), (combo, combo_values)):
+        for j, value in zip(combo_row.finished, values, strict=True):
+            j.metrics[metric] = value
+    return base, combo
+
+
 def test_only_scores_get_a_paired_difference_column() -> None:
     # Kills: `if is_score(key)` -> always in build_table: an extra metric that is no score (a
     # loss, a run time) got `_diff_mean` ... `_verdict` columns it has no verdict for.
     loss = "target/eval_loss"
-    base = row({"injection_task": "none"}, {1: 0.5, 2: 0.6, 3: 0.7})
-    combo = row({"injection_task": "demo_pos"}, {1: 0.6, 2: 0.65, 3: 0.8})
-    for combo_row, losses in ((base, (0.9, 0.8, 0.7)), (combo, (0.5, 0.6, 0.4))):
-        for j, value in zip(combo_row.finished, losses, strict=True):
-            j.metrics[loss] = value
+    base, combo = baseline_pair(loss, (0.9, 0.8, 0.7), (0.5, 0.6, 0.4))
     table = build_table([base, combo], ["injection_task"], {}, [base, base], extra=[loss])
     assert table.metrics == [loss]
     assert f"{loss}_mean" in table.columns

@@ -13,8 +13,8 @@ import pytest
 from compose import compose_config
 from omegaconf import OmegaConf
 from test_aggregate import ACC, write_job
+from test_audit_stats import baseline_pair
 from test_audit_stats import job as stats_job
-from test_audit_stats import row as stats_row
 
 from layerft import sweep_options, sweep_summary
 from layerft.aggregate import aggregate
@@ -315,11 +315,7 @@ def test_the_other_scores_table_of_rows_without_a_varied_setting_names_them_all(
     """Kills: `names = table.varied` in other_scores_lines (without `or ["combination"]`, rows
     that vary in no setting column got a header one cell short of the table's own)."""
     f1 = "target/eval_macro_f1"
-    base = stats_row({"injection_task": "none"}, {1: 0.5, 2: 0.6, 3: 0.7})
-    combo = stats_row({"injection_task": "demo_pos"}, {1: 0.6, 2: 0.65, 3: 0.8})
-    for combo_row, scores in ((base, (0.40, 0.50, 0.45)), (combo, (0.44, 0.55, 0.48))):
-        for j, value in zip(combo_row.finished, scores, strict=True):
-            j.metrics[f1] = value
+    base, combo = baseline_pair(f1, (0.40, 0.50, 0.45), (0.44, 0.55, 0.48))
     table = build_table([base, combo], [], {}, [base, base], extra=[])
     lines = other_scores_lines(table)
     assert lines[5:7] == [f"| combination | {f1} |", "|---|---|"]
