@@ -153,21 +153,32 @@ def to_run_config(cfg: DictConfig) -> RunConfig:
     return run_cfg
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def check_finite(cfg: DictConfig) -> None:
     """No setting is NaN, and no single number infinite: a schema check such as `lr > 0` is false
     for NaN without failing, so NaN would pass every check and surface later as a crash or as a
     NaN loss blamed on the learning rate (and `max_grad_norm=nan` would silently turn clipping
-    off); `epochs=inf` crashed. In a list an infinity is a bound (`regression.score_range`)."""
+    off); `epochs=inf` crashed. In a list an infinity is a bound (`regression.score_range`).
+    Nor past float32's largest number: training computes in float32 (or bfloat16, as wide), where
+    `lora.alpha=1e308` is infinite and the NaN loss it causes was blamed on the learning rate."""
     try:
         plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     except OmegaConfBaseException:
         return  # an interpolation that does not resolve: _to_object reports it at its key
 
     def walk(value: Any, key: str, option: str = "", in_list: bool = False) -> None:
-        if isinstance(value, float) and (math.isnan(value) or (math.isinf(value) and not in_list)):
+        if isinstance(value, float) and (math.isnan(value) or not in_list):
             # worded and placed as the schema checks' messages (_to_object)
             where = f" ({option})" if option else ""
-            raise LayerftError(f"{key} must be a finite number, got {value}{where}")
+            if not math.isfinite(value):
+                raise LayerftError(f"{key} must be a finite number, got {value}{where}")
+            if abs(value) > FLOAT32_MAX:
+                raise LayerftError(
+                    f"{key} must be at most {FLOAT32_MAX:.4g} in size (float32's largest number; "
+                    f"training computes in float32, where it is infinite), got {value:g}{where}"
+                )
         if isinstance(value, dict):
             if key in GROUP_OF_KEY and "name" in value:
                 option = f"{key}={value['name']}"

@@ -82,7 +82,7 @@ def run_phase(phase: Phase, model: TaskModel, data: TaskData) -> dict[str, float
     counts = count_parameters(model, parts_of)
     _log_counts(stage, counts)
     phase.trainer.check_device()
-    steps = PhaseSteps.of(len(data.train), task, world)
+    steps = PhaseSteps.of(len(data.train), task, world, stage)
     checkpoints = phase.output_dir / CHECKPOINTS_DIR / stage
     args = training_arguments(task, phase.trainer, phase.seed, checkpoints, steps)
     if args.dataloader_num_workers:

@@ -25,6 +25,7 @@ from layerft.callbacks import (
     StopOnInterrupt,
 )
 from layerft.data import TaskData
+from layerft.errors import LayerftError
 from layerft.evaluation import build_compute_metrics
 from layerft.heads import TaskModel
 from layerft.kinds import kind_of
@@ -36,7 +37,7 @@ from layerft.speed import (
     device_peak_flops,
     model_flops_utilization,
 )
-from layerft.task import TaskConfig
+from layerft.task import MAX_STEPS, TaskConfig
 from layerft.trainer_config import Precision, TrainerConfig
 
 FUSED_ADAMW_DEVICES = frozenset({"cuda", "cpu"})  # one kernel per step instead of one per tensor
@@ -53,14 +54,20 @@ class PhaseSteps:
     eval_steps: int  # between dev evaluations (and checkpoints)
 
     @classmethod
-    def of(cls, num_examples: int, task: TaskConfig, world: int) -> PhaseSteps:
+    def of(cls, num_examples: int, task: TaskConfig, world: int, stage: str) -> PhaseSteps:
         global_batch = task.batch_size * world
         steps_per_epoch = math.ceil(num_examples / global_batch)
+        num_steps = total_steps(num_examples, task.batch_size, task.epochs, world)
+        if num_steps > MAX_STEPS:
+            raise LayerftError(
+                f"{stage}_task.epochs={task.epochs:g} over {num_examples} examples, {global_batch} a "
+                f"step, is {num_steps:.3g} optimizer steps, more than {MAX_STEPS:.0e} (no run's length)"
+            )
         return cls(
             num_examples=num_examples,
             global_batch=global_batch,
             steps_per_epoch=steps_per_epoch,
-            num_steps=total_steps(num_examples, task.batch_size, task.epochs, world),
+            num_steps=num_steps,
             eval_steps=max(1, steps_per_epoch // task.evals_per_epoch),
         )
 

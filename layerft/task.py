@@ -30,6 +30,8 @@ __all__ = ["TaskConfig", "TaskKind"]
 
 SPLITS = ("train", "validation")  # every task's; `extra_eval_splits` adds dev sets
 _SPLIT_NAME = re.compile(r"[a-z][a-z0-9_]*")  # it becomes part of metric keys
+# More optimizer steps than a run can finish: over 100 days at 100 steps a second.
+MAX_STEPS = 10**9
 
 
 def _splits() -> dict[str, str | None]:
@@ -109,6 +111,16 @@ class TaskConfig:
         for key in ("epochs", "weight_decay", "max_grad_norm"):  # epochs 0: the stage evaluates
             if getattr(self, key) < 0:
                 raise LayerftError(f"{where}: {key} must be >= 0, got {getattr(self, key)}")
+        if self.epochs > MAX_STEPS:  # an epoch is at least one step
+            raise LayerftError(
+                f"{where}: epochs must be at most {MAX_STEPS:.0e} (an epoch is at "
+                f"least one step; {MAX_STEPS:.0e} steps is no run's length), got {self.epochs:g}"
+            )
+        if self.lr * self.weight_decay >= 1:  # AdamW's decoupled decay: w *= 1 - lr * weight_decay
+            raise LayerftError(
+                f"{where}: weight_decay times lr must be < 1, got {self.weight_decay:g} x "
+                f"{self.lr:g}: each step would scale the weights by 1 - lr x weight_decay <= 0"
+            )
         if not 0 <= self.head_dropout < 1:
             raise LayerftError(f"{where}: head_dropout must be in [0, 1), got {self.head_dropout}")
         for name in self.extra_eval_splits:
