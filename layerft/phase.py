@@ -73,6 +73,7 @@ class Phase:
     seed: int
     output_dir: Path
     sink: MetricSink
+    mode_scale: str = ""  # the tuning mode's setting scaling what its modules add (a NaN's error)
 
 
 def run_phase(phase: Phase, model: TaskModel, data: TaskData) -> dict[str, float]:
@@ -98,7 +99,7 @@ def run_phase(phase: Phase, model: TaskModel, data: TaskData) -> dict[str, float
     scheduler = build_scheduler(phase.schedule, optimizer, steps.num_steps)
     forward, pauses = ForwardLogs(stage, phase.sink, task.lr), PauseClock()
     trainer = build_phase_trainer(
-        stage, model, args, data, task, (optimizer, scheduler), forward, pauses
+        stage, model, args, data, task, (optimizer, scheduler), forward, pauses, phase.mode_scale
     )
     completed = False
     try:

@@ -186,10 +186,12 @@ def build_phase_trainer(
     optimizers: tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler],
     forward: ForwardLogs,
     pauses: PauseClock,
+    mode_scale: str = "",
 ) -> PhaseTrainer:
     """The stage's Trainer: its dev metrics, optimizer and schedule, layerft's callbacks in place
-    of the Trainer's printing (`forward` logs, `pauses` times evaluations and saves)."""
-    guard = _loss_guard(stage, task)
+    of the Trainer's printing (`forward` logs, `pauses` times evaluations and saves; `mode_scale`
+    for its loss guard's errors)."""
+    guard = _loss_guard(stage, task, mode_scale)
     trainer = PhaseTrainer(
         model=model,
         args=args,
@@ -209,12 +211,18 @@ def build_phase_trainer(
     return trainer
 
 
-def _loss_guard(stage: str, task: TaskConfig) -> NonFiniteLossGuard:
-    """The stage's guard against a NaN or infinite loss, its error naming the settings to change."""
+def _loss_guard(stage: str, task: TaskConfig, mode_scale: str = "") -> NonFiniteLossGuard:
+    """The stage's guard against a NaN or infinite loss, its error naming the settings to change
+    (`mode_scale`: the tuning mode's setting that scales what its modules add, if any)."""
     group = f"{stage}_task"
     clipping = (
         f"or clip gradients: {group}.max_grad_norm is 0 (off); 1.0 is usual"
         if task.max_grad_norm == 0
         else f"or {group}.max_grad_norm={task.max_grad_norm:g} (the norm gradients are clipped to)"
     )
-    return NonFiniteLossGuard(stage, f"lower {group}.lr={task.lr:g}, {clipping}")
+    scaled = f", or {mode_scale}" if mode_scale else ""
+    return NonFiniteLossGuard(
+        stage,
+        f"lower {group}.lr={task.lr:g}, {clipping}{scaled}",
+        f"not {group}.lr: the model as built gives it; check {mode_scale or 'its weights'}",
+    )

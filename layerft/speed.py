@@ -96,8 +96,10 @@ class NonFiniteLossGuard:
 
     RING = 64  # pending copies; the GPU is never that many steps behind the CPU
 
-    def __init__(self, stage: str, hint: str) -> None:
-        self.stage, self.hint = stage, hint
+    def __init__(self, stage: str, hint: str, unchanged_hint: str = "") -> None:
+        # `hint`: what to change when updates broke the weights; `unchanged_hint`: when the
+        # model as built already gives a non-finite loss (step 1's, before any update)
+        self.stage, self.hint, self.unchanged_hint = stage, hint, unchanged_hint or hint
         self._host: torch.Tensor | None = None
         self._pending: deque[tuple[int, int, Any]] = deque()
         self._next_slot = 0
@@ -124,6 +126,11 @@ class NonFiniteLossGuard:
         """Stop when a dev evaluation's loss is not finite: the last update broke the weights,
         even if no training step has run on them yet."""
         if not math.isfinite(loss):
+            if step == 0:  # evaluated before training (epochs=0)
+                raise LayerftError(
+                    f"{self.stage} stage: dev loss is {loss} before any update; stopped "
+                    f"({self.unchanged_hint})"
+                )
             raise LayerftError(
                 f"{self.stage} stage: dev loss is {loss} after step {step}: the weights diverged; "
                 f"stopped ({self.hint})"
@@ -144,6 +151,11 @@ class NonFiniteLossGuard:
     def _check(self, step: int, value: float) -> None:
         if not math.isfinite(value):
             self._pending.clear()
+            if step == 1:  # the loss of the weights as built: no update, no learning rate, yet
+                raise LayerftError(
+                    f"{self.stage} stage: training loss is {value} at step 1, before any update; "
+                    f"stopped ({self.unchanged_hint})"
+                )
             raise LayerftError(
                 f"{self.stage} stage: training loss is {value} at step {step}; stopped ({self.hint})"
             )

@@ -69,6 +69,16 @@ class TuningModeConfig:
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     lora: LoraSettings = field(default_factory=LoraSettings)
 
+    def scale_setting(self) -> str:
+        """The setting scaling what the mode's modules add to a layer's output, as an error about
+        a non-finite loss names it ("" for a mode that adds none)."""
+        if self.method == TuningMethod.lora:
+            alpha, rank = self.lora.alpha, self.lora.rank
+            return f"tuning_mode.lora.alpha={alpha:g} (LoRA's output is scaled by alpha / rank = {alpha / rank:g})"
+        if self.method == TuningMethod.adapter:
+            return f"tuning_mode.adapter.init_std={self.adapter.init_std:g} (the adapters' initial weights' std)"
+        return ""
+
 
 def _layer_indices(model: TaskModel, cfg: TuningModeConfig, frozen: set[int]) -> list[int]:
     if not cfg.method.reads_layers:  # else a grid over `layers` would merge its runs as one

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 import wandb
 from compose import compose_config, compose_run
 from datasets import Dataset
@@ -111,10 +112,12 @@ def test_phase_steps_count_batches_over_every_process() -> None:
     # 40 examples at batch 16 in each of 2 processes: 32 a step, 2 steps an epoch (the second
     # short), one evaluation a step when 4 are asked of a 2-step epoch.
     task = SimpleNamespace(batch_size=16, epochs=1.5, evals_per_epoch=4)
-    assert PhaseSteps.of(40, task, world=2) == PhaseSteps(
+    assert PhaseSteps.of(40, task, world=2, stage="target") == PhaseSteps(
         num_examples=40, global_batch=32, steps_per_epoch=2, num_steps=3, eval_steps=1
     )
-    assert PhaseSteps.of(40, SimpleNamespace(batch_size=4, epochs=1, evals_per_epoch=2), 1) == (
+    assert PhaseSteps.of(
+        40, SimpleNamespace(batch_size=4, epochs=1, evals_per_epoch=2), 1, "target"
+    ) == (
         PhaseSteps(num_examples=40, global_batch=4, steps_per_epoch=10, num_steps=10, eval_steps=5)
     )
 
@@ -148,6 +151,43 @@ def test_phase_speed_counts_the_examples_seen_and_real_tokens_over_training_time
 )  # fmt: skip
 def test_the_loss_guards_hint_names_clipping_as_the_task_sets_it(norm: float, hint: str) -> None:
     assert _loss_guard("target", SimpleNamespace(max_grad_norm=norm, lr=1e-3)).hint == hint
+
+
+def test_a_non_finite_loss_before_any_update_is_not_blamed_on_the_learning_rate() -> None:
+    """Step 1's loss, and a dev loss before training, are the weights as built: a NaN there (an
+    adapter init_std of 1e30) was blamed on lr and max_grad_norm, which had not acted yet.
+    Mutations: `step == 1` -> `step <= 2`, the unchanged hint unused, the mode's scale unnamed."""
+    scale = "tuning_mode.adapter.init_std=1e+30 (the adapters' initial weights' std)"
+    guard = _loss_guard("target", SimpleNamespace(max_grad_norm=1.0, lr=1e-3), scale)
+    nan = torch.tensor(float("nan"))
+    with pytest.raises(LayerftError) as first:
+        guard.record(nan, 1)
+    assert str(first.value) == (
+        "target stage: training loss is nan at step 1, before any update; stopped (not "
+        f"target_task.lr: the model as built gives it; check {scale})"
+    )
+    with pytest.raises(LayerftError) as later:
+        guard.record(nan, 2)
+    assert str(later.value) == (
+        "target stage: training loss is nan at step 2; stopped (lower target_task.lr=0.001, or "
+        f"target_task.max_grad_norm=1 (the norm gradients are clipped to), or {scale})"
+    )
+    with pytest.raises(LayerftError, match=r"^target stage: dev loss is nan before any update; "):
+        guard.check_dev_loss(float("nan"), 0)
+    with pytest.raises(LayerftError, match=r"^target stage: dev loss is nan after step 1: "):
+        guard.check_dev_loss(float("nan"), 1)
+
+
+@pytest.mark.parametrize(
+    ("mode", "scale"),
+    [
+        ("lora", "tuning_mode.lora.alpha=16 (LoRA's output is scaled by alpha / rank = 2)"),
+        ("layerwise_adapter", "tuning_mode.adapter.init_std=0.001 (the adapters' initial weights' std)"),
+        ("full", ""),
+    ],
+)  # fmt: skip
+def test_a_tuning_mode_names_the_setting_scaling_its_modules(mode: str, scale: str) -> None:
+    assert compose_run("model=tiny", f"tuning_mode={mode}").tuning_mode.scale_setting() == scale
 
 
 def _state(**kwargs: Any) -> SimpleNamespace:

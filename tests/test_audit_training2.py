@@ -38,7 +38,7 @@ def _phase_trainer(folder: Path, *overrides: str, stage: str = "target") -> Any:
     cfg = compose_run(*TARGET_ONLY, f"cache_dir={folder / 'cache'}", *overrides)
     data, task = load_stage_data(cfg).target, cfg.target_task
     model, _ = build_target_model(cfg, None)
-    steps = PhaseSteps.of(len(data.train), task, 1)
+    steps = PhaseSteps.of(len(data.train), task, 1, "target")
     args = training_arguments(task, cfg.trainer, cfg.seed, folder / "checkpoints", steps)
     optimizer = torch.optim.SGD(model.parameters(), lr=task.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)

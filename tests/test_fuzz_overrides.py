@@ -140,6 +140,22 @@ def test_names_wandb_refuses_are_refused_first(tmp_path: Path, value: str, crash
     assert_refused(proc, value.split("=")[0])
 
 
+def test_a_nan_loss_of_the_model_as_built_names_the_modes_setting(tmp_path: Path) -> None:
+    """adapter.init_std=1e30 (in float32) gives a NaN loss at step 1, before any update: it was
+    blamed on target_task.lr and max_grad_norm."""
+    args = [
+        "injection_task=none",
+        "tuning_mode=layerwise_adapter",
+        "tuning_mode.adapter.init_std=1e30",
+    ]
+    proc = run_train([*SHRINK, *args], tmp_path)
+    assert proc.returncode != 0, proc.stderr[-2000:]
+    error = error_lines(proc.stderr)
+    assert len(error) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "at step 1, before any update" in error[0] and "init_std=1e+30" in error[0], error
+    assert "lower target_task.lr" not in error[0], error
+
+
 @pytest.mark.parametrize("epochs", ["1e308", "1e12"])
 def test_an_epoch_count_no_run_can_finish_is_refused(tmp_path: Path, epochs: str) -> None:
     """target_task.epochs=1e308 passed (only < 0 was refused): a warmup of 1e307 steps kept the
