@@ -17,7 +17,7 @@ from typing import Any
 
 from layerft.errors import LayerftError
 from layerft.readers_conll import nonempty_sentences
-from layerft.text_files import read_lines
+from layerft.text_files import check_first_line, read_lines
 
 # CoNLL-U: https://universaldependencies.org/format.html
 CONLLU_COLUMNS = ("ID", "FORM", "LEMMA", "UPOS", "XPOS", "FEATS", "HEAD", "DEPREL", "DEPS", "MISC")
@@ -104,8 +104,11 @@ def read_conllu(path: Path) -> list[dict[str, Any]]:
     """
     path = Path(path)
     records: list[dict[str, Any]] = []
+    first: dict[str, int] = {}  # a sent_id -> the line its sentence starts on
     for block in _sentence_blocks(path):
         guid, text, words = _conllu_sentence(path, block)
+        if guid:  # UD's sent_ids are unique in a treebank: a repeat is a bad merge
+            check_first_line(first, guid, block[0][0], path, f"sent_id {guid}", "sentence")
         records.append(_conllu_record(guid or f"{path.stem}-{len(records) + 1}", text, words))
     return nonempty_sentences(path, records)
 

@@ -47,6 +47,10 @@ KLUE_RE_RELATIONS: tuple[str, ...] = (
     "per:title",
 )
 
+# KLUE-RE's six entity types (person, organisation, location, date, other proper noun, other
+# number): the model reads an entity's type in its markers ('@ * PER * ... @'), so no other is read.
+KLUE_RE_ENTITY_TYPES: tuple[str, ...] = ("PER", "ORG", "LOC", "DAT", "POH", "NOH")
+
 
 def _entity(row: Mapping[str, Any], key: str, sentence: str) -> dict[str, Any]:
     """A KLUE-RE entity {word, start_idx, end_idx (inclusive), type} checked against `sentence`."""
@@ -61,6 +65,11 @@ def _entity(row: Mapping[str, Any], key: str, sentence: str) -> dict[str, Any]:
             "end_idx is inclusive)"
         )
     kind = record_field(entity, "type", str, f"{key}.type")
+    if kind not in KLUE_RE_ENTITY_TYPES:
+        raise RecordFault(
+            f"{key}.type {quoted(kind)} is not one of KLUE-RE's entity types "
+            f"({', '.join(KLUE_RE_ENTITY_TYPES)})"
+        )
     return {"word": word, "start": start, "end": end, "type": kind}
 
 

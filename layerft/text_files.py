@@ -32,8 +32,9 @@ def require_file(path: Path) -> None:
 
 
 def read_text(path: Path) -> str:
-    """Return the file's UTF-8 text (a BOM is dropped); fail on bytes that are not UTF-8 and on a
-    file with nothing but whitespace."""
+    """Return the file's UTF-8 text (a BOM is dropped); fail on bytes that are not UTF-8, on a
+    file with nothing but whitespace, on a NUL byte (which decodes, and would be read as text) and
+    on a line after the first that opens with a BOM."""
     require_file(path)
     data = path.read_bytes()
     try:
@@ -44,6 +45,18 @@ def read_text(path: Path) -> str:
         raise LayerftError(f"{path}:{line}: not UTF-8 text (byte {at})") from err
     if not text.strip():
         raise LayerftError(f"{path}: empty file")
+    if (at := text.find("\0")) >= 0:  # valid UTF-8, but no data set writes one: a damaged file
+        line, column = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+        raise LayerftError(
+            f"{path}:{line}: a NUL byte (character {column} of the line): the file is damaged "
+            "(a write cut short leaves them) or UTF-16, not UTF-8 text"
+        )
+    if (at := text.find("\n\ufeff")) >= 0:  # invisible: each reader would blame what follows
+        line = text.count("\n", 0, at) + 2
+        raise LayerftError(
+            f"{path}:{line}: the line opens with a byte-order mark (U+FEFF, invisible): files "
+            "joined with cat keep theirs; remove it"
+        )
     return text
 
 
