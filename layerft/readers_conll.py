@@ -54,7 +54,7 @@ def read_conll2003(path: Path) -> list[dict[str, Any]]:
     path = Path(path)
     records: list[dict[str, Any]] = []
     rows: list[list[str]] = []
-    document, sentence = 0, 0
+    document, sentence, blank = 0, 0, False
 
     def close() -> None:
         nonlocal rows, sentence
@@ -72,9 +72,11 @@ def read_conll2003(path: Path) -> list[dict[str, Any]]:
             )
         rows = []
 
-    for number, line in enumerate(read_lines(path), 1):
+    lines = read_lines(path)
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             close()
+            blank = blank or number < len(lines)  # the "" after a final line end is no blank line
             continue
         fields = line.split()
         if fields[0] == _DOCSTART:
@@ -92,4 +94,17 @@ def read_conll2003(path: Path) -> list[dict[str, Any]]:
                 raise LayerftError(f"{where}: {name} tag {tag!r} is not O, B-<type> or I-<type>")
         rows.append(fields)
     close()
+    if not blank:
+        _check_sentence_ends(path, records)
     return nonempty_sentences(path, records)
+
+
+def _check_sentence_ends(path: Path, records: list[dict[str, Any]]) -> None:
+    """A file of no blank line is read as one sentence per document: refused when a sentence holds
+    a sentence end ('.' tagged '.') before its last token (`grep -v '^$'` of a release file)."""
+    for record in records:
+        if "." in record["pos_tags"][:-1]:
+            raise LayerftError(
+                f"{path}: no blank line ends a sentence, and sentence {record['guid']} holds a "
+                "sentence end before its last token: did the file lose its blank lines?"
+            )

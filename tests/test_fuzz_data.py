@@ -175,22 +175,17 @@ def test_a_bom_inside_a_text_is_text(tmp_path: Path) -> None:
     assert read_records(path)[0]["text"] == "\ufeffa"
 
 
-# --- left open --------------------------------------------------------------------------------
+# --- lost blank lines ------------------------------------------------------------------------
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="a CoNLL-2003 file that lost its blank lines reads each "
-    "document as one sentence; the reader tolerates a -DOCSTART- line without "
-    "blank lines around it (test_conll), so nothing tells the two apart yet",
-)
 def test_a_conll2003_file_that_lost_its_blank_lines_is_named(tmp_path: Path) -> None:
     # `grep -v '^$'` of eng.train: 120 sentences in 12 documents read as 12 'sentences' of up to
-    # ~100 tokens, and trained without a word. A check might be a sentence holding a sentence end
-    # ('.' tagged '.' then a capitalised token) or a -DOCSTART- followed by a token line.
+    # ~100 tokens, and trained without a word.
     source = Path(__file__).parent / "data" / "conll2003" / "eng.train"
     path = tmp_path / "eng.train"
-    path.write_text(source.read_text(encoding="utf-8").replace("\n\n", "\n"), "utf-8")
-    with pytest.raises(LayerftError):
-        read_conll2003(path)
+    lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(line for line in lines if line.strip()), "utf-8")
+    assert _error(read_conll2003, path) == (
+        f"{path}: no blank line ends a sentence, and sentence 1-1 holds a sentence end before its "
+        "last token: did the file lose its blank lines?"
+    )
