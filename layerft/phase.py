@@ -74,6 +74,7 @@ class Phase:
     output_dir: Path
     sink: MetricSink
     mode_scale: str = ""  # the tuning mode's setting scaling what its modules add (a NaN's error)
+    mode_init: str = ""  # the one the model as built depends on (a NaN before any update)
 
 
 def run_phase(phase: Phase, model: TaskModel, data: TaskData) -> dict[str, float]:
@@ -98,8 +99,9 @@ def run_phase(phase: Phase, model: TaskModel, data: TaskData) -> dict[str, float
         model.backbone.compile(mode=phase.trainer.compile_mode.value)
     scheduler = build_scheduler(phase.schedule, optimizer, steps.num_steps)
     forward, pauses = ForwardLogs(stage, phase.sink, task.lr), PauseClock()
+    modes = (phase.mode_scale, phase.mode_init)  # the tuning mode's settings a NaN's error names
     trainer = build_phase_trainer(
-        stage, model, args, data, task, (optimizer, scheduler), forward, pauses, phase.mode_scale
+        stage, model, args, data, task, (optimizer, scheduler), forward, pauses, modes
     )
     completed = False
     try:

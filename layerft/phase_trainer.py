@@ -37,7 +37,8 @@ from layerft.speed import (
     device_peak_flops,
     model_flops_utilization,
 )
-from layerft.task import MAX_STEPS, TaskConfig
+from layerft.task import TaskConfig
+from layerft.task_names import MAX_STEPS
 from layerft.trainer_config import Precision, TrainerConfig
 
 FUSED_ADAMW_DEVICES = frozenset({"cuda", "cpu"})  # one kernel per step instead of one per tensor
@@ -186,12 +187,14 @@ def build_phase_trainer(
     optimizers: tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler],
     forward: ForwardLogs,
     pauses: PauseClock,
-    mode_scale: str = "",
+    mode_settings: tuple[str, str] = ("", ""),
 ) -> PhaseTrainer:
     """The stage's Trainer: its dev metrics, optimizer and schedule, layerft's callbacks in place
-    of the Trainer's printing (`forward` logs, `pauses` times evaluations and saves; `mode_scale`
-    for its loss guard's errors)."""
-    guard = _loss_guard(stage, task, mode_scale)
+    of the Trainer's printing (`forward` logs, `pauses` times evaluations and saves; the tuning
+    mode's scale and init settings for its loss guard's errors)."""
+    guard = _loss_guard(stage, task, *mode_settings)
+    if not any(optimizers[1].get_last_lr()):  # step 1's lr: 0 at warmup's start, a nil update
+        guard.unchanged_steps = 2
     trainer = PhaseTrainer(
         model=model,
         args=args,
@@ -211,9 +214,12 @@ def build_phase_trainer(
     return trainer
 
 
-def _loss_guard(stage: str, task: TaskConfig, mode_scale: str = "") -> NonFiniteLossGuard:
+def _loss_guard(
+    stage: str, task: TaskConfig, mode_scale: str = "", mode_init: str = ""
+) -> NonFiniteLossGuard:
     """The stage's guard against a NaN or infinite loss, its error naming the settings to change
-    (`mode_scale`: the tuning mode's setting that scales what its modules add, if any)."""
+    (`mode_scale`: the tuning mode's setting that scales what its modules add, if any; `mode_init`:
+    the one the model as built depends on, named for a non-finite loss before any update)."""
     group = f"{stage}_task"
     clipping = (
         f"or clip gradients: {group}.max_grad_norm is 0 (off); 1.0 is usual"
@@ -224,5 +230,5 @@ def _loss_guard(stage: str, task: TaskConfig, mode_scale: str = "") -> NonFinite
     return NonFiniteLossGuard(
         stage,
         f"lower {group}.lr={task.lr:g}, {clipping}{scaled}",
-        f"not {group}.lr: the model as built gives it; check {mode_scale or 'its weights'}",
+        f"not {group}.lr: the model as built gives it; check {mode_init or 'its weights'}",
     )

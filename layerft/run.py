@@ -143,6 +143,7 @@ def run_target(
         stage="target", task=cfg.target_task, schedule=cfg.lr_schedule,
         lr_multipliers=lr_multipliers, trainer=cfg.trainer, seed=cfg.seed, output_dir=run_dir,
         sink=sink, mode_scale=cfg.tuning_mode.scale_setting(),
+        mode_init=cfg.tuning_mode.init_setting(),
     )  # fmt: skip
     metrics = run_phase(phase, model, data)
     metrics["target/stage_seconds"] = time.perf_counter() - started  # build, train, evaluate

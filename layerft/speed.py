@@ -100,6 +100,7 @@ class NonFiniteLossGuard:
         # `hint`: what to change when updates broke the weights; `unchanged_hint`: when the
         # model as built already gives a non-finite loss (step 1's, before any update)
         self.stage, self.hint, self.unchanged_hint = stage, hint, unchanged_hint or hint
+        self.unchanged_steps = 1  # whose loss is the model as built's: 2 when step 1 is at lr 0
         self._host: torch.Tensor | None = None
         self._pending: deque[tuple[int, int, Any]] = deque()
         self._next_slot = 0
@@ -126,15 +127,20 @@ class NonFiniteLossGuard:
         """Stop when a dev evaluation's loss is not finite: the last update broke the weights,
         even if no training step has run on them yet."""
         if not math.isfinite(loss):
-            if step == 0:  # evaluated before training (epochs=0)
+            if step < self.unchanged_steps:  # before training (epochs=0), or after a step at lr 0
                 raise LayerftError(
-                    f"{self.stage} stage: dev loss is {loss} before any update; stopped "
-                    f"({self.unchanged_hint})"
+                    f"{self.stage} stage: dev loss is {loss} before any update{self._lr_0(step)}; "
+                    f"stopped ({self.unchanged_hint})"
                 )
             raise LayerftError(
                 f"{self.stage} stage: dev loss is {loss} after step {step}: the weights diverged; "
                 f"stopped ({self.hint})"
             )
+
+    @staticmethod
+    def _lr_0(done: int) -> str:
+        """Why no update has acted after `done` steps: the first runs at lr 0 (warmup's start)."""
+        return " (step 1 ran at lr 0, warmup's start)" if done else ""
 
     def drain(self) -> None:
         """Check every loss still in flight (one synchronisation)."""
@@ -151,10 +157,10 @@ class NonFiniteLossGuard:
     def _check(self, step: int, value: float) -> None:
         if not math.isfinite(value):
             self._pending.clear()
-            if step == 1:  # the loss of the weights as built: no update, no learning rate, yet
+            if step <= self.unchanged_steps:  # of the weights as built: no update has acted yet
                 raise LayerftError(
-                    f"{self.stage} stage: training loss is {value} at step 1, before any update; "
-                    f"stopped ({self.unchanged_hint})"
+                    f"{self.stage} stage: training loss is {value} at step {step}, before any "
+                    f"update{self._lr_0(step - 1)}; stopped ({self.unchanged_hint})"
                 )
             raise LayerftError(
                 f"{self.stage} stage: training loss is {value} at step {step}; stopped ({self.hint})"

@@ -24,14 +24,17 @@ from layerft.kinds.sequence_regression import RegressionConfig
 from layerft.kinds.span_extraction import SpanConfig
 from layerft.kinds.token_tagging import TaggingConfig
 from layerft.metrics import metric_spec
-from layerft.task_names import DEFAULT_BEST_METRIC, check_lists, check_registered_names
+from layerft.task_names import (
+    DEFAULT_BEST_METRIC,
+    check_lists,
+    check_recipe,
+    check_registered_names,
+)
 
 __all__ = ["TaskConfig", "TaskKind"]
 
 SPLITS = ("train", "validation")  # every task's; `extra_eval_splits` adds dev sets
 _SPLIT_NAME = re.compile(r"[a-z][a-z0-9_]*")  # it becomes part of metric keys
-# More optimizer steps than a run can finish: over 100 days at 100 steps a second.
-MAX_STEPS = 10**9
 
 
 def _splits() -> dict[str, str | None]:
@@ -105,24 +108,7 @@ class TaskConfig:
         check_lists(self, where)
         kind_of(self).check(self, where)
         check_registered_names(self, where)
-        for key in ("lr", "batch_size", "max_length", "evals_per_epoch"):
-            if getattr(self, key) <= 0:
-                raise LayerftError(f"{where}: {key} must be > 0, got {getattr(self, key)}")
-        for key in ("epochs", "weight_decay", "max_grad_norm"):  # epochs 0: the stage evaluates
-            if getattr(self, key) < 0:
-                raise LayerftError(f"{where}: {key} must be >= 0, got {getattr(self, key)}")
-        if self.epochs > MAX_STEPS:  # an epoch is at least one step
-            raise LayerftError(
-                f"{where}: epochs must be at most {MAX_STEPS:.0e} (an epoch is at "
-                f"least one step; {MAX_STEPS:.0e} steps is no run's length), got {self.epochs:g}"
-            )
-        if self.lr * self.weight_decay >= 1:  # AdamW's decoupled decay: w *= 1 - lr * weight_decay
-            raise LayerftError(
-                f"{where}: weight_decay times lr must be < 1, got {self.weight_decay:g} x "
-                f"{self.lr:g}: each step would scale the weights by 1 - lr x weight_decay <= 0"
-            )
-        if not 0 <= self.head_dropout < 1:
-            raise LayerftError(f"{where}: head_dropout must be in [0, 1), got {self.head_dropout}")
+        check_recipe(self, where)
         for name in self.extra_eval_splits:
             if not _SPLIT_NAME.fullmatch(name) or name in ("train", "validation"):
                 raise LayerftError(

@@ -1,6 +1,6 @@
 """The names a task option of the `injection_task` / `target_task` groups resolves through a
-registry (its metrics, release format and generator), checked when the config is built
-(`TaskConfig.__post_init__`, `layerft/task.py`), not when data loads."""
+registry (its metrics, release format and generator), its lists and its recipe's numbers, checked
+when the config is built (`TaskConfig.__post_init__`, `layerft/task.py`), not when data loads."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ DEFAULT_BEST_METRIC = "accuracy"  # TaskConfig.best_metric's
 if TYPE_CHECKING:
     from layerft.task import TaskConfig
 
+# More optimizer steps than a run can finish: over 100 days at 100 steps a second.
+MAX_STEPS = 10**9
 IOB_METRICS = ("conlleval", "klue_ner")  # entity scores: they read tags as IOB2 chunks
 _IOB_TAG = re.compile(r"O|[BI]-.+")
 
@@ -94,3 +96,26 @@ def check_registered_names(task: TaskConfig, where: str) -> None:
             f"{where}: generator '{task.generator}' unknown; use one of "
             f"{', '.join(DEMO_GENERATORS)}"
         )
+
+
+def check_recipe(task: TaskConfig, where: str) -> None:
+    """The recipe's numbers: positive sizes and rates, no run that never ends (more optimizer
+    steps than a run can finish) and no weight decay that zeroes or flips the weights."""
+    for key in ("lr", "batch_size", "max_length", "evals_per_epoch"):
+        if getattr(task, key) <= 0:
+            raise LayerftError(f"{where}: {key} must be > 0, got {getattr(task, key)}")
+    for key in ("epochs", "weight_decay", "max_grad_norm"):  # epochs 0: the stage evaluates
+        if getattr(task, key) < 0:
+            raise LayerftError(f"{where}: {key} must be >= 0, got {getattr(task, key)}")
+    if task.epochs > MAX_STEPS:  # an epoch is at least one step
+        raise LayerftError(
+            f"{where}: epochs must be at most {MAX_STEPS:.0e} (an epoch is at "
+            f"least one step; {MAX_STEPS:.0e} steps is no run's length), got {task.epochs:g}"
+        )
+    if task.lr * task.weight_decay >= 1:  # AdamW's decoupled decay: w *= 1 - lr * weight_decay
+        raise LayerftError(
+            f"{where}: weight_decay times lr must be < 1, got {task.weight_decay:g} x "
+            f"{task.lr:g}: each step would scale the weights by 1 - lr x weight_decay <= 0"
+        )
+    if not 0 <= task.head_dropout < 1:
+        raise LayerftError(f"{where}: head_dropout must be in [0, 1), got {task.head_dropout}")

@@ -79,6 +79,12 @@ class TuningModeConfig:
             return f"tuning_mode.adapter.init_std={self.adapter.init_std:g} (the adapters' initial weights' std)"
         return ""
 
+    def init_setting(self) -> str:
+        """The mode's setting that the model as built already depends on, as an error about a
+        non-finite loss before any update names it: none for LoRA, whose B matrices start at zero
+        (peft's default), so it adds nothing there whatever its alpha."""
+        return self.scale_setting() if self.method == TuningMethod.adapter else ""
+
 
 def _layer_indices(model: TaskModel, cfg: TuningModeConfig, frozen: set[int]) -> list[int]:
     if not cfg.method.reads_layers:  # else a grid over `layers` would merge its runs as one

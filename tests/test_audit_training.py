@@ -156,9 +156,10 @@ def test_the_loss_guards_hint_names_clipping_as_the_task_sets_it(norm: float, hi
 def test_a_non_finite_loss_before_any_update_is_not_blamed_on_the_learning_rate() -> None:
     """Step 1's loss, and a dev loss before training, are the weights as built: a NaN there (an
     adapter init_std of 1e30) was blamed on lr and max_grad_norm, which had not acted yet.
-    Mutations: `step == 1` -> `step <= 2`, the unchanged hint unused, the mode's scale unnamed."""
+    Mutations: `step <= unchanged_steps` -> `step <= 2`, the unchanged hint unused, the mode's
+    scale unnamed."""
     scale = "tuning_mode.adapter.init_std=1e+30 (the adapters' initial weights' std)"
-    guard = _loss_guard("target", SimpleNamespace(max_grad_norm=1.0, lr=1e-3), scale)
+    guard = _loss_guard("target", SimpleNamespace(max_grad_norm=1.0, lr=1e-3), scale, scale)
     nan = torch.tensor(float("nan"))
     with pytest.raises(LayerftError) as first:
         guard.record(nan, 1)
@@ -176,6 +177,19 @@ def test_a_non_finite_loss_before_any_update_is_not_blamed_on_the_learning_rate(
         guard.check_dev_loss(float("nan"), 0)
     with pytest.raises(LayerftError, match=r"^target stage: dev loss is nan after step 1: "):
         guard.check_dev_loss(float("nan"), 1)
+    guard.unchanged_steps = 2  # step 1 ran at lr 0 (warmup's start): step 2's loss is unchanged
+    with pytest.raises(LayerftError) as warmup:
+        guard.record(nan, 2)
+    assert str(warmup.value) == (
+        "target stage: training loss is nan at step 2, before any update (step 1 ran at lr 0, "
+        f"warmup's start); stopped (not target_task.lr: the model as built gives it; check {scale})"
+    )
+    with pytest.raises(
+        LayerftError, match=r"^target stage: dev loss is nan before any update \(step 1 ran"
+    ):
+        guard.check_dev_loss(float("nan"), 1)
+    with pytest.raises(LayerftError, match=r"^target stage: training loss is nan at step 3; "):
+        guard.record(nan, 3)
 
 
 @pytest.mark.parametrize(
@@ -188,6 +202,31 @@ def test_a_non_finite_loss_before_any_update_is_not_blamed_on_the_learning_rate(
 )  # fmt: skip
 def test_a_tuning_mode_names_the_setting_scaling_its_modules(mode: str, scale: str) -> None:
     assert compose_run("model=tiny", f"tuning_mode={mode}").tuning_mode.scale_setting() == scale
+
+
+@pytest.mark.parametrize(
+    ("mode", "checked"),
+    [
+        ("lora", "its weights"),  # not lora.alpha: peft starts B at zero, LoRA adds nothing yet
+        ("layerwise_adapter", "tuning_mode.adapter.init_std=0.001 (the adapters' initial weights' std)"),
+        ("full", "its weights"),
+    ],
+)  # fmt: skip
+def test_a_nan_before_any_update_names_only_a_setting_the_built_model_depends_on(
+    mode: str, checked: str
+) -> None:
+    """A LoRA model as built is its backbone (B = 0), whatever alpha: step 1's NaN named
+    tuning_mode.lora.alpha, which changes nothing there. Later NaNs still name it."""
+    cfg = compose_run("model=tiny", f"tuning_mode={mode}")
+    modes = (cfg.tuning_mode.scale_setting(), cfg.tuning_mode.init_setting())
+    guard = _loss_guard("target", SimpleNamespace(max_grad_norm=1.0, lr=1e-3), *modes)
+    nan = torch.tensor(float("nan"))
+    with pytest.raises(LayerftError) as first:
+        guard.record(nan, 1)
+    assert str(first.value).endswith(f"the model as built gives it; check {checked})")
+    with pytest.raises(LayerftError) as later:
+        guard.record(nan, 2)
+    assert str(later.value).endswith(f", or {modes[0]})" if modes[0] else "clipped to))")
 
 
 def _state(**kwargs: Any) -> SimpleNamespace:

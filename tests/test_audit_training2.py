@@ -33,15 +33,18 @@ from layerft.stage_data import load_stage_data
 from layerft.stage_models import build_target_model
 
 
-def _phase_trainer(folder: Path, *overrides: str, stage: str = "target") -> Any:
-    """The target task's PhaseTrainer as run_phase builds it for `stage`, not trained."""
+def _phase_trainer(
+    folder: Path, *overrides: str, stage: str = "target", first_lr: float = 1.0
+) -> Any:
+    """The target task's PhaseTrainer as run_phase builds it for `stage`, not trained (its
+    schedule's first step at `first_lr` times the task's lr, every later one at 1 times)."""
     cfg = compose_run(*TARGET_ONLY, f"cache_dir={folder / 'cache'}", *overrides)
     data, task = load_stage_data(cfg).target, cfg.target_task
     model, _ = build_target_model(cfg, None)
     steps = PhaseSteps.of(len(data.train), task, 1, "target")
     args = training_arguments(task, cfg.trainer, cfg.seed, folder / "checkpoints", steps)
     optimizer = torch.optim.SGD(model.parameters(), lr=task.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 if step else first_lr)
     forward = ForwardLogs(stage, lambda numbers, step: None, task.lr)
     return build_phase_trainer(
         stage, model, args, data, task, (optimizer, scheduler), forward, PauseClock()
@@ -49,6 +52,16 @@ def _phase_trainer(folder: Path, *overrides: str, stage: str = "target") -> Any:
 
 
 # --- the phase trainer --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("first_lr", "unchanged"), [(0.0, 2), (1.0, 1)])
+def test_a_first_step_at_lr_0_leaves_step_2s_loss_the_model_as_builts(
+    tmp_path: Path, first_lr: float, unchanged: int
+) -> None:
+    """Warmup's first step runs at lr 0: a NaN at step 2 is still the model as built's, not the
+    learning rate's. Mutation: `unchanged_steps` not set from the schedule's first lr."""
+    trainer = _phase_trainer(tmp_path, first_lr=first_lr)
+    assert trainer.guard.unchanged_steps == unchanged
 
 
 @pytest.mark.parametrize("bar", [False, True])
