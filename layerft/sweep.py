@@ -33,10 +33,16 @@ from layerft.interrupts import STOPS, remembered_interrupts, stopped_code, stopp
 from layerft.results import FAILED_FILE, METRICS_FILE, job_records, read_failure
 from layerft.run_folder import tidy_finished
 from layerft.run_record import FINGERPRINT_KEY
+from layerft.sweep_checks import (
+    check_grid_name,
+    check_grid_overrides,
+    check_sweep_dir,
+    folder_argument,
+)
 from layerft.sweep_grid import OUTPUTS, Combination, check_grid, expand, job_folder
 from layerft.sweep_hydra import grid_names, split_overrides
 from layerft.sweep_launch import check_hydra_overrides, check_launcher, run_grid
-from layerft.sweep_options import aggregate_dir, check_table_options, tabled
+from layerft.sweep_options import MISPLACED, aggregate_dir, check_table_options, tabled
 from layerft.sweep_records import HYDRA_SUBDIR
 from layerft.sweep_status import LeftOut, left_out, status
 from layerft.sweep_summary import blocked_note, print_plan, print_summary, warn_repeated_values
@@ -60,7 +66,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="list combinations, run nothing")
     parser.add_argument("--force", action="store_true", help="rerun finished combinations too")
     parser.add_argument(
-        "--dir", type=Path, help="the sweep folder (default multirun_outputs/<grid>)"
+        "--dir", type=folder_argument, help="the sweep folder (default multirun_outputs/<grid>)"
     )
     parser.add_argument(
         "--baseline",
@@ -91,6 +97,8 @@ def main(argv: Sequence[str]) -> int:
     )
     args = parse_args(argv)
     try:
+        if args.baseline == []:  # `--baseline` alone had been the default baseline, without a word
+            raise LayerftError(f"--baseline takes key=value settings, got none; {MISPLACED}")
         with remembered_interrupts():  # SIGTERM too, while planning or tabling as while launching
             return aggregate_only(args) if args.grid == "aggregate" else run_sweep(args)
     except LayerftError as err:
@@ -114,6 +122,8 @@ def aggregate_only(args: argparse.Namespace) -> int:
             "usage: python sweep.py aggregate <sweep folder> [--baseline ...] "
             "[--heatmap a b] [--best-of key ...] (no --dry-run, --force or --dir)"
         )
+    if not args.overrides[0]:  # Path(""): every record under the current folder, tabled there
+        raise LayerftError("aggregate '': an empty path; name the sweep folder ('.' for this one)")
     sweep_dir = Path(args.overrides[0])
     result = aggregate_dir(sweep_dir, args.baseline, args.heatmap, best_of=args.best_of)
     relog_results_table(sweep_dir, result)
@@ -124,20 +134,15 @@ def run_sweep(args: argparse.Namespace) -> int:
     """Check the grid and its overrides, then list it (--dry-run) or run what is left of it."""
     if refused := deletion_error(args.overrides):  # before the grid composes: a crash there
         raise LayerftError(refused)
+    check_grid_name(args.grid)
     check_grid(args.grid, args.overrides)
     check_hydra_overrides(args.overrides)
+    check_grid_overrides(args.grid, args.overrides)
     launcher = check_launcher(args.grid, args.overrides)
     if refused := credential_override_error(args.overrides):
         raise LayerftError(refused)
     sweep_dir = args.dir or OUTPUTS / args.grid
-    if sweep_dir.exists() and not sweep_dir.is_dir():
-        raise LayerftError(f"--dir {sweep_dir}: not a folder")
-    try:  # bytes that are no UTF-8 (surrogate escapes): safetensors and the tables refuse them
-        str(sweep_dir).encode("utf-8")
-    except UnicodeEncodeError:
-        raise LayerftError(f"--dir {ascii(str(sweep_dir))}: not a UTF-8 path") from None
-    if "${" in str(sweep_dir):  # Hydra resolves the job folders it joins to it
-        raise LayerftError(f"--dir {sweep_dir}: Hydra would read its '${{' as an interpolation")
+    check_sweep_dir(sweep_dir)
     combinations = expand(args.grid, args.overrides, sweep_dir, job_cpu_threads(launcher))
     if not combinations:  # it ran nothing, wrote no table, and exited 0
         swept = [o.input_line for o in split_overrides(args.overrides)[0] if o.is_sweep_override()]

@@ -111,8 +111,8 @@ def check_grid(grid: str, overrides: Sequence[str] = ()) -> None:
     sweeper = data.get("hydra") if isinstance(data, dict) else None
     sweeper = sweeper.get("sweeper") if isinstance(sweeper, dict) else None
     if loaded.header.get("package") != "_global_" or not (
-        isinstance(sweeper, dict) and "params" in sweeper
-    ):
+        isinstance(sweeper, dict) and isinstance(sweeper.get("params", ()), dict | None)
+    ):  # params a list or a string: an AttributeError traceback below
         raise LayerftError(
             f"{path}: a grid starts with '# @package _global_' and sets hydra.sweeper.params "
             "(key: comma list); see conf/sweep/demo.yaml"

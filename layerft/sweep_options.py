@@ -37,10 +37,21 @@ MISPLACED = (
 
 def baseline_pairs(baseline: Sequence[str] | None) -> dict[str, str] | None:
     """`--baseline`'s settings as key -> value (None: the default baseline)."""
-    bad = [item for item in baseline or [] if "=" not in item]
+    bad = [item for item in baseline or [] if "=" not in item or item.startswith("=")]
     if bad:
         raise LayerftError(f"--baseline takes key=value settings, got '{bad[0]}'; {MISPLACED}")
-    return dict(item.split("=", 1) for item in baseline) if baseline else None
+    pairs: dict[str, str] = {}
+    for key, value in (item.split("=", 1) for item in baseline or []):
+        if pairs.setdefault(key, value) != value:  # the last had won without a word
+            raise LayerftError(f"--baseline {key}: given twice ({pairs[key]}, {value}); give one")
+    return pairs or None
+
+
+def check_best_of_once(best_of: Sequence[str] | None) -> None:
+    """`--best-of` names each setting once (best.csv had taken a key named twice as one)."""
+    named = list(best_of or ())
+    if twice := next((key for i, key in enumerate(named) if key in named[:i]), None):
+        raise LayerftError(f"--best-of {twice}: named twice; name each setting once")
 
 
 def check_table_options(
@@ -52,12 +63,14 @@ def check_table_options(
 ) -> None:
     """Each key `--baseline`, `--heatmap` and `--best-of` name is a setting of a planned
     combination or of a record in `sweep_dir` (a group's choice always is; the seed never: rows
-    fold it), and each baseline value of a key every combination sets on its command line is one
-    of theirs or a record's (`-`: where one leaves it unset)."""
+    fold it); a heatmap setting every combination sets on its command line takes two values there
+    or in a record; and each baseline value of a key every combination sets on its command line
+    is one of theirs or a record's (`-`: where one leaves it unset)."""
     planned = [job_settings({}, combination.overrides) for combination in combinations]
     recorded = _recorded_settings(sweep_dir)
     known = {*GROUP_OF_KEY, *(key for settings in planned + recorded for key in settings)}
     pairs = baseline_pairs(baseline) or {}
+    check_best_of_once(best_of)
     if heatmap and heatmap[0] == heatmap[1]:  # else refused once the whole grid had trained
         raise LayerftError(f"--heatmap {heatmap[0]} {heatmap[1]}: name two different settings")
     named = [*(("--baseline", k) for k in pairs), *(("--heatmap", k) for k in heatmap or ())]
@@ -65,6 +78,12 @@ def check_table_options(
         if key not in known:
             rows = "a row folds its seeds" if key == "seed" else "no job of the grid sets it"
             raise LayerftError(f"{option} {key}: {rows}; {MISPLACED}")
+    for key in heatmap or ():  # one value in every job and record: refused once the grid trained
+        values = {settings.get(key, MISSING) for settings in planned + recorded}
+        if len(values) == 1 and all(key in settings for settings in planned):
+            raise LayerftError(
+                f"--heatmap {key}: every job has {key}={values.pop()}; name a setting that varies"
+            )
     for key, value in pairs.items():
         if not all(key in settings for settings in planned):
             continue  # a default the plan does not know (a group's choice): the tables judge it
@@ -102,6 +121,7 @@ def aggregate_dir(
     from layerft.aggregate import aggregate
 
     pairs = baseline_pairs(baseline)
+    check_best_of_once(best_of)
     heat = tuple(heatmap) if heatmap else None
     result = aggregate(sweep_dir, pairs, heat, not_run=not_run, best_of=best_of or ())
     for path in result.paths:
