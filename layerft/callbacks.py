@@ -97,8 +97,8 @@ class StageProgress(ProgressCallback):
 
 
 class GuardCheckpoints(TrainerCallback):
-    """Settle every pending loss check before the Trainer logs, evaluates or saves, and check
-    each dev loss before its checkpoint can be saved."""
+    """Settle every pending loss check before the Trainer logs, evaluates or saves, check the
+    logged gradient norm, and each dev loss before its checkpoint can be saved."""
 
     def __init__(self, guard: NonFiniteLossGuard) -> None:
         self.guard = guard
@@ -111,6 +111,10 @@ class GuardCheckpoints(TrainerCallback):
             or state.global_step >= state.max_steps
         ):
             self.guard.drain()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 - Trainer's hook
+        if not args.fp16:  # fp16's loss scaler skips a step of infinite gradients, and goes on
+            self.guard.check_grad_norm((logs or {}).get("grad_norm"), state.global_step)
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001 - Trainer's hook
         self.guard.check_dev_loss(float((metrics or {}).get("eval_loss", 0.0)), state.global_step)

@@ -137,6 +137,16 @@ class NonFiniteLossGuard:
                 f"stopped ({self.hint})"
             )
 
+    def check_grad_norm(self, norm: Any, step: int) -> None:
+        """Stop when a logged gradient norm is not finite: clipping scales such a gradient to
+        zeros (or NaN), so the step trains nothing; the loss may stay finite, the run learning
+        nothing without a word (a `lora.alpha` of 1e30)."""
+        if isinstance(norm, (int, float)) and not math.isfinite(norm):
+            raise LayerftError(
+                f"{self.stage} stage: gradient norm is {norm} at step {step}: clipping turns the "
+                f"gradient into zeros or NaN; stopped ({self.hint})"
+            )
+
     @staticmethod
     def _lr_0(done: int) -> str:
         """Why no update has acted after `done` steps: the first runs at lr 0 (warmup's start)."""

@@ -156,6 +156,16 @@ def test_a_nan_loss_of_the_model_as_built_names_the_modes_setting(tmp_path: Path
     assert "lower target_task.lr" not in error[0], error
 
 
+def test_a_lora_alpha_that_leaves_no_update_stops_the_run_naming_it(tmp_path: Path) -> None:
+    """lora.alpha=1e30 (in float32) gave grad_norm=inf at every step: clipping zeroed each
+    gradient, the loss stayed finite and the run exited 0 having learned nothing."""
+    args = ["injection_task=none", *STEPS, "tuning_mode=lora", "tuning_mode.lora.alpha=1e30"]
+    proc = run_train([*SHRINK, *args], tmp_path)
+    error = error_lines(proc.stderr)
+    assert proc.returncode != 0 and len(error) == 1, proc.stderr[-2000:]
+    assert "gradient norm is inf" in error[0] and "tuning_mode.lora.alpha=1e+30" in error[0], error
+
+
 @pytest.mark.parametrize("epochs", ["1e308", "1e12"])
 def test_an_epoch_count_no_run_can_finish_is_refused(tmp_path: Path, epochs: str) -> None:
     """target_task.epochs=1e308 passed (only < 0 was refused): a warmup of 1e307 steps kept the
