@@ -94,7 +94,8 @@ def _source_fix(name: str, given: list[str]) -> str:
         return f"; unset one: model.{given[0]}=null or model.{given[1]}=null"
     return (
         f"; model={name} sets {own[0]}: add model.{own[0]}=null, or write a model option of "
-        "your own (as conf/model/*.yaml)"
+        "your own (conf/model/<name>.yaml, or <dir>/model/<name>.yaml read with "
+        "'hydra.searchpath=[file://<dir>]')"
     )
 
 
