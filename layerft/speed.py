@@ -137,14 +137,16 @@ class NonFiniteLossGuard:
                 f"stopped ({self.hint})"
             )
 
-    def check_grad_norm(self, norm: Any, step: int) -> None:
+    def check_grad_norm(self, norm: Any, step: int, clipped: bool) -> None:
         """Stop when a logged gradient norm is not finite: clipping scales such a gradient to
-        zeros (or NaN), so the step trains nothing; the loss may stay finite, the run learning
-        nothing without a word (a `lora.alpha` of 1e30)."""
+        zeros (or NaN), and unclipped (`max_grad_norm=0`, whose norm the Trainer logs too) AdamW's
+        second moment overflows, its update zero (or NaN); so the step trains nothing, the loss
+        may stay finite, the run learning nothing without a word (a `lora.alpha` of 1e30)."""
         if isinstance(norm, (int, float)) and not math.isfinite(norm):
+            why = "clipping turns the gradient" if clipped else "unclipped, AdamW turns its update"
             raise LayerftError(
-                f"{self.stage} stage: gradient norm is {norm} at step {step}: clipping turns the "
-                f"gradient into zeros or NaN; stopped ({self.hint})"
+                f"{self.stage} stage: gradient norm is {norm} at step {step}: {why} into zeros "
+                f"or NaN; stopped ({self.hint})"
             )
 
     @staticmethod

@@ -32,13 +32,15 @@ def check_grid_name(grid: str) -> None:
         )
     try:
         [override] = split_overrides([f"sweep={grid}"])[0]
-        swept = override.is_sweep_override()
-    except HydraException:
-        swept = True
-    if swept:
+        # `1`, `true`, `null` read as a number, a bool, no choice: refused naming `sweep=` alone
+        unread = override.is_sweep_override() or not isinstance(override.value(), str)
+    except HydraException:  # `a=b`, `a~b`, letters outside ASCII
+        unread = True
+    if unread:
         raise LayerftError(
             f"grid '{grid}': Hydra cannot read that name as one option (sweep={grid}); "
-            "rename its file without '=', ',', brackets, quotes or '$'"
+            "rename its file with ASCII letters, digits, '-', '_' and '.' (not a number, true "
+            "or null)"
         )
 
 

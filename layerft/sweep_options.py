@@ -42,7 +42,8 @@ def baseline_pairs(baseline: Sequence[str] | None) -> dict[str, str] | None:
         raise LayerftError(f"--baseline takes key=value settings, got '{bad[0]}'; {MISPLACED}")
     pairs: dict[str, str] = {}
     for key, value in (item.split("=", 1) for item in baseline or []):
-        if pairs.setdefault(key, value) != value:  # the last had won without a word
+        # the last had won without a word; `1e-4` and `0.0001` are one value
+        if setting_value(pairs.setdefault(key, value)) != setting_value(value):
             raise LayerftError(f"--baseline {key}: given twice ({pairs[key]}, {value}); give one")
     return pairs or None
 

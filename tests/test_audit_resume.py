@@ -60,16 +60,20 @@ def test_a_lock_waited_for_is_held_only_once_its_holder_lets_go(tmp_path: Path) 
         with held_lock(path, lambda who: events.append("waiting")):
             events.append("locked")
 
-    thread = threading.Thread(target=waiter)
-    thread.start()
-    for _ in range(500):  # up to 10 s for the thread to start
-        if events:
-            break
-        time.sleep(0.02)
-    time.sleep(0.3)
-    assert events == ["waiting"]  # still blocked on the holder's lock
-    fcntl.flock(holder, fcntl.LOCK_UN)
-    holder.close()
+    # A daemon, the holder let go whatever happens: a failed assertion had left the waiter
+    # blocked on the lock, and pytest hung at exit after reporting it
+    thread = threading.Thread(target=waiter, daemon=True)
+    try:
+        thread.start()
+        for _ in range(500):  # up to 10 s for the thread to start
+            if events:
+                break
+            time.sleep(0.02)
+        time.sleep(0.3)
+        assert events == ["waiting"]  # still blocked on the holder's lock
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        holder.close()
     thread.join(10)
     assert events == ["waiting", "locked"]
 

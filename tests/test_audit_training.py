@@ -201,18 +201,35 @@ def test_a_logged_infinite_gradient_norm_stops_the_stage_unless_fp16_scales_the_
     loss scaler skips such a step and goes on. Mutations: no on_log check, fp16 not exempted."""
     guard = _loss_guard("target", SimpleNamespace(max_grad_norm=1.0, lr=1e-3), "x.alpha=1e+30")
     callback, state = GuardCheckpoints(guard), SimpleNamespace(global_step=4)
-    logs = {"loss": 0.69, "grad_norm": float("inf")}
+    args, logs = (
+        SimpleNamespace(fp16=fp16, max_grad_norm=1.0),
+        {"loss": 0.69, "grad_norm": float("inf")},
+    )
     if not stops:
-        callback.on_log(SimpleNamespace(fp16=fp16), state, None, logs=logs)
+        callback.on_log(args, state, None, logs=logs)
         return
     with pytest.raises(LayerftError) as caught:
-        callback.on_log(SimpleNamespace(fp16=fp16), state, None, logs=logs)
+        callback.on_log(args, state, None, logs=logs)
     assert str(caught.value) == (
         "target stage: gradient norm is inf at step 4: clipping turns the gradient into zeros or "
         "NaN; stopped (lower target_task.lr=0.001, or target_task.max_grad_norm=1 (the norm "
         "gradients are clipped to), or x.alpha=1e+30)"
     )
-    callback.on_log(SimpleNamespace(fp16=fp16), state, None, logs={"grad_norm": 3.5})  # finite
+    callback.on_log(args, state, None, logs={"grad_norm": 3.5})  # finite
+
+
+def test_an_infinite_gradient_norm_unclipped_is_not_blamed_on_clipping() -> None:
+    """With max_grad_norm=0 the Trainer still logs the norm, and lora.alpha=1e30 trained nothing
+    as well (AdamW's second moment overflows); the stop had said clipping zeroed the gradient."""
+    guard = _loss_guard("target", SimpleNamespace(max_grad_norm=0, lr=1e-3), "x.alpha=1e+30")
+    callback, state = GuardCheckpoints(guard), SimpleNamespace(global_step=4)
+    with pytest.raises(LayerftError) as caught:
+        callback.on_log(SimpleNamespace(fp16=False, max_grad_norm=0), state, None,
+                        logs={"grad_norm": float("inf")})  # fmt: skip
+    assert str(caught.value).startswith(
+        "target stage: gradient norm is inf at step 4: unclipped, AdamW turns its update into "
+        "zeros or NaN; stopped"
+    ), caught.value
 
 
 @pytest.mark.parametrize(

@@ -172,3 +172,29 @@ def test_a_table_option_naming_a_key_twice_or_none_is_refused(
     (tmp_path / "empty").mkdir()
     line = refusal(capsys, ["aggregate", str(tmp_path / "empty"), *options])
     assert line.startswith(f"error: {message}"), line
+
+
+@pytest.mark.parametrize("name", ["1", "true", "ünï"])
+def test_a_grid_name_hydra_reads_as_no_option_name_says_how_to_rename_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """`1` and `true` were refused as 'sweep=1: a config group takes an option's name; ~sweep
+    chooses none', an override the command never gave; `ünï` was told to rename its file without
+    '=', ',', brackets, quotes or '$', none of which it holds."""
+    grid = grid_file(tmp_path / "mine", name, "\n      seed: 1,2")
+    line = refusal(capsys, [name, grid, *PLAN, "--dir", str(tmp_path / "out")])
+    assert line == (
+        f"error: grid '{name}': Hydra cannot read that name as one option (sweep={name}); rename "
+        "its file with ASCII letters, digits, '-', '_' and '.' (not a number, true or null)"
+    )
+
+
+def test_a_baseline_value_given_twice_in_two_spellings_is_one_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--baseline target_task.lr=0.0001 target_task.lr=1e-4` was refused as given twice,
+    though every table reads both spellings as one value."""
+    swept = ["target_task.lr=1e-4,2e-4", "seed=1"]
+    options = ["--baseline", "target_task.lr=0.0001", "target_task.lr=1e-4"]
+    assert sweep_module.main(["demo", *PLAN, *swept, "--dir", str(tmp_path / "out"), *options]) == 0
+    assert "error" not in capsys.readouterr().err
