@@ -166,7 +166,7 @@ def _take_or_find(
 
 
 @contextlib.contextmanager
-def sweep_lock(sweep_dir: Path) -> Iterator[None]:
+def sweep_lock(sweep_dir: Path, option: str = "--dir") -> Iterator[None]:
     """Hold the sweep folder's lock while its grid runs: a second sweep.py on the same folder would
     run the same jobs at once, each removing the other's checkpoints and W&B folders. A sweep
     refused before its first job (a data file it would read is missing) leaves no folder behind
@@ -187,7 +187,7 @@ def sweep_lock(sweep_dir: Path) -> Iterator[None]:
         _made_again(usable)
     except OSError as err:
         raise LayerftError(
-            f"--dir {sweep_dir}: cannot use it as the sweep folder ({err.strerror or err})"
+            f"{option} {sweep_dir}: cannot use it as the sweep folder ({err.strerror or err})"
         ) from None
 
     def refuse(holder: str) -> None:

@@ -142,7 +142,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     if refused := credential_override_error(args.overrides):
         raise LayerftError(refused)
     sweep_dir = args.dir or OUTPUTS / args.grid
-    check_sweep_dir(sweep_dir)
+    option = "--dir" if args.dir else "the sweep folder"  # as the user named it, or not
+    check_sweep_dir(sweep_dir, option)
     combinations = expand(args.grid, args.overrides, sweep_dir, job_cpu_threads(launcher))
     if not combinations:  # it ran nothing, wrote no table, and exited 0
         swept = [o.input_line for o in split_overrides(args.overrides)[0] if o.is_sweep_override()]
@@ -158,7 +159,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         check_launched_inputs(combinations, left_out(combinations, state, args.force))
         print_plan(combinations, state, args.force)
         return 0
-    with sweep_lock(sweep_dir):
+    with sweep_lock(sweep_dir, option):
         return launch(args, combinations, sweep_dir)
 
 

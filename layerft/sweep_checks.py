@@ -70,18 +70,18 @@ def folder_argument(text: str) -> Path:
     return Path(text)
 
 
-def check_sweep_dir(sweep_dir: Path) -> None:
+def check_sweep_dir(sweep_dir: Path, option: str = "--dir") -> None:
     """`--dir` is a folder, or one that can be made: a UTF-8 path without `${`, whose nearest
     existing path above it is a writable folder (a dry run had passed a folder inside a file,
-    which the run refused)."""
+    which the run refused). `option`: how the messages name it (`--dir`, or "the sweep folder" where sweep.py chose it)."""
     if sweep_dir.exists() and not sweep_dir.is_dir():
-        raise LayerftError(f"--dir {sweep_dir}: not a folder")
+        raise LayerftError(f"{option} {sweep_dir}: not a folder")
     try:  # bytes that are no UTF-8 (surrogate escapes): safetensors and the tables refuse them
         str(sweep_dir).encode("utf-8")
     except UnicodeEncodeError:
-        raise LayerftError(f"--dir {ascii(str(sweep_dir))}: not a UTF-8 path") from None
+        raise LayerftError(f"{option} {ascii(str(sweep_dir))}: not a UTF-8 path") from None
     if "${" in str(sweep_dir):  # Hydra resolves the job folders it joins to it
-        raise LayerftError(f"--dir {sweep_dir}: Hydra would read its '${{' as an interpolation")
+        raise LayerftError(f"{option} {sweep_dir}: Hydra would read its '${{' as an interpolation")
     above = sweep_dir.absolute()
     while not above.exists() and above != above.parent:
         above = above.parent
@@ -89,4 +89,6 @@ def check_sweep_dir(sweep_dir: Path) -> None:
         return
     if not above.is_dir() or not os.access(above, os.W_OK | os.X_OK):
         why = "is not a folder" if not above.is_dir() else "is not writable"
-        raise LayerftError(f"--dir {sweep_dir}: cannot use it as the sweep folder ({above} {why})")
+        raise LayerftError(
+            f"{option} {sweep_dir}: cannot use it as the sweep folder ({above} {why})"
+        )

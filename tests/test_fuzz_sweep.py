@@ -92,6 +92,17 @@ def test_a_dir_inside_a_file_is_refused_by_the_dry_run(
     )
 
 
+def test_the_default_sweep_folder_is_not_named_as_a_dir_never_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --dir, a file where multirun_outputs/demo belongs was refused as `--dir ...`."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "multirun_outputs").mkdir()
+    (tmp_path / "multirun_outputs" / "demo").write_text("")
+    line = refusal(capsys, ["demo", *PLAN])
+    assert line == "error: the sweep folder multirun_outputs/demo: not a folder"
+
+
 def test_baseline_with_no_setting_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
