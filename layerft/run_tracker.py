@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
+from omegaconf import OmegaConf
 
 from layerft.config import RunConfig
 from layerft.config_overrides import override_key
@@ -79,12 +82,28 @@ MAX_RUN_NAME = 128  # W&B refuses a longer run name
 
 
 def sweep_fixed_keys() -> frozenset[str]:
-    """The settings sweep.py gives every job of its grid alike (its jobs' folder names leave them
-    out); none outside a sweep.py job."""
+    """The settings a multirun gives every job alike, which a run's name lists after those it
+    sweeps: under sweep.py, the keys its jobs' folder names leave out; under `train.py -m`, its
+    command line's overrides that sweep nothing; none outside a multirun."""
     if not HydraConfig.initialized():
         return frozenset()
-    excluded = HydraConfig.get().job.config.override_dirname.exclude_keys  # Hydra's keys: `+a.b`
-    return frozenset(override_key(key) for key in excluded)
+    hydra = HydraConfig.get()
+    excluded = hydra.job.config.override_dirname.exclude_keys  # Hydra's keys: `+a.b`
+    if excluded or hydra.mode != RunMode.MULTIRUN:
+        return frozenset(override_key(key) for key in excluded)
+    return unswept_keys(Path(hydra.sweep.dir) / "multirun.yaml")
+
+
+def unswept_keys(multirun_yaml: Path) -> frozenset[str]:
+    """The keys a `train.py -m` command line sets to one value, read from the `multirun.yaml` its
+    sweeper wrote before launching the jobs (a job's own overrides hold one value of each swept
+    key, so they cannot tell: two learning rates under long fixed settings were one run name,
+    the rate counted in "+N more"). None where the file is missing."""
+    if not multirun_yaml.is_file():
+        return frozenset()
+    overrides = list(OmegaConf.load(multirun_yaml).hydra.overrides.task)
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return frozenset(override_key(o.input_line) for o in parsed if not o.is_sweep_override())
 
 
 def run_name(record: RunRecord, fixed: frozenset[str] = frozenset()) -> str:
