@@ -26,17 +26,52 @@ SOCKET_PATH_MAX = 104 if sys.platform == "darwin" or "bsd" in sys.platform else 
 SOCKET_NAME = len("/listener-XXXXXXXX")
 # Where a socket's folder goes when TMPDIR's is too long: what CPython 3.13 falls back to.
 SHORT_FOLDERS = ("/tmp", "/var/tmp", "/usr/tmp")
+# What torchrun (and accelerate launch) tell each process of where it stands.
+TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
 
 
 def rank() -> int:
     """This process's rank among all processes (0 without torchrun)."""
-    return int(os.environ.get("RANK", "0"))
+    return _env_number("RANK", 0)
 
 
 def world_size() -> int:
     """How many processes train together (1 without torchrun); `batch_size` is per process, so
     this sets the global batch and the number of optimizer steps."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    return _env_number("WORLD_SIZE", 1)
+
+
+def _env_number(name: str, unset: int) -> int:
+    """The whole number >= 0 that torchrun puts in the variable `name`; `unset` without it."""
+    value = os.environ.get(name)
+    if value is None:
+        return unset
+    if not value.strip().isdigit():
+        raise LayerftError(f"{name}={value!r} is no process number; torchrun sets it, unset it")
+    return int(value)
+
+
+def check_torchrun_env() -> None:
+    """Refuse torchrun's variables set as no torchrun sets them (by hand, or left from another
+    launch): torch.distributed raised its traceback only once the first stage began to train."""
+    given = [name for name in TORCHRUN_VARS if name in os.environ]
+    if not given:
+        return
+    values = {name: _env_number(name, 0) for name in given}
+    values["RANK"], values["WORLD_SIZE"] = rank(), world_size()
+    distributed = "LOCAL_RANK" in given or values["WORLD_SIZE"] > 1  # torch.distributed starts
+    needed = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if distributed else ()
+    if missing := [name for name in needed if name not in os.environ]:
+        raise LayerftError(
+            f"{given[0]} is set but not {', '.join(missing)}: torchrun sets them together; "
+            f"start the run with torchrun, or unset {', '.join(given)}"
+        )
+    for index, count in (("RANK", "WORLD_SIZE"), ("LOCAL_RANK", "LOCAL_WORLD_SIZE")):
+        if index in values and count in values and values[index] >= values[count]:
+            raise LayerftError(
+                f"{index}={values[index]} is not below {count}={values[count]}: no torchrun "
+                f"process has it; start the run with torchrun, or unset {', '.join(given)}"
+            )
 
 
 _ASKED = itertools.count()  # every process asks the same questions in the same order

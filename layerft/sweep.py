@@ -36,6 +36,7 @@ from layerft.run_record import FINGERPRINT_KEY
 from layerft.sweep_checks import (
     check_grid_name,
     check_grid_overrides,
+    check_slurm_here,
     check_sweep_dir,
     folder_argument,
 )
@@ -139,6 +140,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     check_hydra_overrides(args.overrides)
     check_grid_overrides(args.grid, args.overrides)
     launcher = check_launcher(args.grid, args.overrides)
+    check_slurm_here(launcher)
     if refused := credential_override_error(args.overrides):
         raise LayerftError(refused)
     sweep_dir = args.dir or OUTPUTS / args.grid

@@ -27,7 +27,7 @@ from layerft.credentials import is_credential, without_secrets
 from layerft.errors import error_line
 from layerft.network import unreachable
 from layerft.run_record import RESULTS_VERSION
-from layerft.tracker_backends import NoTracker, Tracker, WandbTracker, check_wandb_names
+from layerft.tracker_backends import NoTracker, Tracker, WandbTracker, check_wandb_settings
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class TrackerConfig:
 
     def __post_init__(self) -> None:
         if self.backend == TrackerBackend.wandb:  # (unread by tracker=none)
-            check_wandb_names(self.project, self.tags)
+            check_wandb_settings(self.project, self.tags)
 
 
 def has_wandb_credentials(url: str) -> bool:

@@ -8,11 +8,15 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
 from typing import TYPE_CHECKING, Any, Protocol
 
 from layerft.credentials import without_secrets
 from layerft.errors import LayerftError
 from layerft.run_record import ERROR_KEY
+
+# What wandb.init takes as its mode, from WANDB_MODE too (run, dryrun: older words).
+WANDB_MODES = ("online", "offline", "disabled", "shared", "run", "dryrun")
 
 if TYPE_CHECKING:
     from layerft.stage1 import Stage1Outcome
@@ -116,9 +120,14 @@ class WandbTracker:
         self.run.finish(exit_code=0 if error is None else 1)
 
 
-def check_wandb_names(project: str, tags: list[str]) -> None:
+def check_wandb_settings(project: str, tags: list[str]) -> None:
     """Refuse a project name or tag that wandb.init would refuse with a traceback, after stage 1
-    (W&B's own rules: a project of at most 128 characters, none of `/\\#?%:`; tags of 1 to 64)."""
+    (W&B's own rules: a project of at most 128 characters, none of `/\\#?%:`; tags of 1 to 64),
+    and a WANDB_MODE it refuses (W&B reads it whatever the tracker's `mode` says)."""
+    if (mode := os.environ.get("WANDB_MODE")) and mode not in WANDB_MODES:
+        raise LayerftError(
+            f"WANDB_MODE={mode!r} is no W&B mode ({', '.join(WANDB_MODES)}); set one, or unset it"
+        )
     if len(project) > 128 or (bad := sorted(set(project) & set("/\\#?%:"))):
         why = "is over 128 characters" if len(project) > 128 else f"holds {''.join(bad)!r}"
         raise LayerftError(f"tracker: project {project!r} {why}, which W&B refuses")

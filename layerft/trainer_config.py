@@ -11,9 +11,13 @@ from enum import Enum
 import torch
 
 from layerft.errors import LayerftError
+from layerft.processes import check_torchrun_env
 
 # Set by hydra/launcher=local_parallel in its jobs' environment: how many run side by side.
 JOBS_PER_NODE = "LAYERFT_JOBS_PER_NODE"
+# More data-loader workers than this per CPU only wait for a core; a typo's 100000 forked until
+# the run hung.
+WORKERS_PER_CPU = 4
 
 
 def usable_cpus() -> int:
@@ -69,7 +73,16 @@ class TrainerConfig:
             )
 
     def check_device(self) -> None:
-        """Fail on a setting this machine cannot honour (the Trainer would ignore it silently)."""
+        """Fail on a setting this machine cannot honour (the Trainer would ignore it silently, or
+        hang on it), or a torchrun environment torch.distributed cannot start from."""
+        check_torchrun_env()
+        most = WORKERS_PER_CPU * usable_cpus()
+        if self.dataloader_workers is not None and self.dataloader_workers > most:
+            raise LayerftError(
+                f"trainer.dataloader_workers={self.dataloader_workers}: each is a process of its "
+                f"own, more than {WORKERS_PER_CPU} per CPU this process may use "
+                f"({usable_cpus()}); use at most {most}"
+            )
         if self.precision == Precision.fp16 and not torch.cuda.is_available():
             raise LayerftError(
                 "trainer.precision=fp16 needs a CUDA GPU; on a CPU use bf16 (autocast) or fp32"

@@ -50,6 +50,11 @@ def visible_gpus() -> list[str]:
 
 def plan_slots(n_jobs: int | None, gpus: Sequence[str]) -> int:
     """How many jobs run at once: `n_jobs`, or one per GPU, or 1 without GPUs; checked against `gpus`."""
+    if negative := [gpu for gpu in gpus if gpu.strip().startswith("-")]:
+        raise LayerftError(
+            f"hydra.launcher.gpus lists {negative[0]}, no GPU: CUDA would hide every GPU from "
+            "its jobs; list GPU indices >= 0, or gpus=[] to not pin"
+        )
     if len(set(gpus)) != len(gpus):
         raise LayerftError(f"hydra.launcher.gpus lists a GPU twice: {list(gpus)}")
     if n_jobs is None:

@@ -33,6 +33,7 @@ from omegaconf import DictConfig, open_dict
 
 from hydra_plugins.layerft_launcher.dead_job import job_return, record_dead_job, task_config
 from hydra_plugins.layerft_launcher.gpu_slots import planned_slots, run_pooled
+from layerft.errors import LayerftError
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,12 @@ def child_env(gpu: str | None, side_by_side: int = 1) -> dict[str, str]:
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu  # set before the child's torch touches CUDA
     env[JOBS_PER_NODE] = str(side_by_side)
+    omp = env.get("OMP_NUM_THREADS", "1").strip()
+    if not omp.isdigit() or int(omp) < 1:  # torch ignores it: the plan's count is no job's
+        raise LayerftError(
+            f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']!r} is no thread count; set a whole number "
+            ">= 1, or unset it for each job's share of the CPUs"
+        )
     if "OMP_NUM_THREADS" not in env:  # torch's own count, not above the CPUs: a physical core's
         # (MKL's default) where a CPU is a hyperthread, so that n_jobs=1 computes as train.py does
         threads = min(usable_cpus(), torch.get_num_threads())
