@@ -175,6 +175,13 @@ def build_optimizer(
         raise LayerftError(
             "nothing to train: the tuning mode and layer split froze every parameter"
         )
+    for (part_lr, decay), group in groups.items():  # the config checked the task's lr alone
+        if part_lr * decay >= 1:
+            raise LayerftError(
+                f"weight_decay={decay:g} at {group['parts'][0]}'s lr {part_lr:g} (the task's lr "
+                f"{lr:g} times its multiplier): their product must be < 1, else AdamW zeroes or "
+                "flips its weights each step; lower weight_decay or that part's lr multiplier"
+            )
     return torch.optim.AdamW(list(groups.values()), lr=lr, fused=fused)
 
 

@@ -11,6 +11,7 @@ from conftest import assert_a_new_member_stops_the_import
 from torch import nn
 
 from layerft import lr_schedule
+from layerft.errors import LayerftError
 from layerft.layer_split import extract_injected
 from layerft.lr_schedule import (
     ScheduleConfig,
@@ -207,3 +208,16 @@ def test_a_shape_without_a_transformers_scheduler_stops_the_import(monkeypatch) 
         "transformers scheduler (get_scheduler's name) behind each"
     )
     assert_a_new_member_stops_the_import(lr_schedule, member, added, message, monkeypatch)
+
+
+def test_a_parts_lr_whose_weight_decay_would_flip_its_weights_is_refused() -> None:
+    """The config checks the task's lr x weight_decay < 1; a part's multiplier (the head's 10
+    under discriminative scaling) could still make AdamW's decoupled decay, w *= 1 - lr x wd,
+    zero or flip that part's weights each step. Mutation: the per-group check dropped."""
+    cfg = compose_run("model=tiny", "tracker=none", "injection_task=none")
+    model, _ = build_target_model(cfg, None)
+    parts = parameter_parts(model)
+    build_optimizer(model, parts, 0.01, 9.0, {"head": 10.0})  # 0.1 x 9 < 1
+    with pytest.raises(LayerftError) as caught:
+        build_optimizer(model, parts, 0.01, 10.0, {"head": 10.0})
+    assert str(caught.value).startswith("weight_decay=10 at head's lr 0.1 (the task's lr 0.01 ")
