@@ -57,8 +57,7 @@ def check_torchrun_env() -> None:
     given = [name for name in TORCHRUN_VARS if name in os.environ]
     if not given:
         return
-    values = {name: _env_number(name, 0) for name in given}
-    values["RANK"], values["WORLD_SIZE"] = rank(), world_size()
+    values = {"RANK": 0, "WORLD_SIZE": 1} | {name: _env_number(name, 0) for name in given}
     distributed = "LOCAL_RANK" in given or values["WORLD_SIZE"] > 1  # torch.distributed starts
     needed = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if distributed else ()
     if missing := [name for name in needed if name not in os.environ]:

@@ -77,7 +77,8 @@ def folder_argument(text: str) -> Path:
 def check_sweep_dir(sweep_dir: Path, option: str = "--dir") -> None:
     """`--dir` is a folder, or one that can be made: a UTF-8 path without `${`, whose nearest
     existing path above it is a writable folder (a dry run had passed a folder inside a file,
-    which the run refused). `option`: how the messages name it (`--dir`, or "the sweep folder" where sweep.py chose it)."""
+    which the run refused). `option`: how the messages name it (`--dir`, or "the sweep folder"
+    where sweep.py chose it)."""
     if sweep_dir.exists() and not sweep_dir.is_dir():
         raise LayerftError(f"{option} {sweep_dir}: not a folder")
     try:  # bytes that are no UTF-8 (surrogate escapes): safetensors and the tables refuse them
