@@ -30,13 +30,13 @@ from layerft.credentials import without_secrets
 from layerft.errors import LayerftError
 from layerft.file_lock import sweep_lock
 from layerft.interrupts import STOPS, remembered_interrupts, stopped_code, stopped_line
+from layerft.launcher_checks import check_launcher_here
 from layerft.results import FAILED_FILE, METRICS_FILE, job_records, read_failure
 from layerft.run_folder import tidy_finished
 from layerft.run_record import FINGERPRINT_KEY
 from layerft.sweep_checks import (
     check_grid_name,
     check_grid_overrides,
-    check_slurm_here,
     check_sweep_dir,
     folder_argument,
 )
@@ -140,7 +140,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     check_hydra_overrides(args.overrides)
     check_grid_overrides(args.grid, args.overrides)
     launcher = check_launcher(args.grid, args.overrides)
-    check_slurm_here(launcher)
+    check_launcher_here(launcher)
     if refused := credential_override_error(args.overrides):
         raise LayerftError(refused)
     sweep_dir = args.dir or OUTPUTS / args.grid

@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 from hydra.errors import HydraException
-from omegaconf import DictConfig
 
 from layerft.errors import LayerftError
 from layerft.sweep_hydra import overlaps, split_overrides
-
-SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
 
 
 def check_grid_name(grid: str) -> None:
@@ -96,14 +92,4 @@ def check_sweep_dir(sweep_dir: Path, option: str = "--dir") -> None:
         why = "is not a folder" if not above.is_dir() else "is not writable"
         raise LayerftError(
             f"{option} {sweep_dir}: cannot use it as the sweep folder ({above} {why})"
-        )
-
-
-def check_slurm_here(launcher: DictConfig) -> None:
-    """Refuse `hydra/launcher=slurm` where SLURM's `srun` is not on the PATH (no cluster's node):
-    submitit refused at the launch, after a dry run that passed, and every job was NOT RUN."""
-    if launcher.get("_target_") == SLURM_LAUNCHER and shutil.which("srun") is None:
-        raise LayerftError(
-            "hydra/launcher=slurm: no SLURM here (`srun` is not on the PATH); run the sweep on "
-            "the cluster's login node, or hydra/launcher=submitit_local to run its jobs here"
         )

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from hydra_plugins.layerft_launcher.gpu_slots import plan_slots
 from hydra_plugins.layerft_launcher.local_parallel import child_env
-from layerft import sweep_checks, trainer_config
+from layerft import launcher_checks, trainer_config
 from layerft.errors import LayerftError
 from layerft.tracker import TrackerBackend, TrackerConfig
 from layerft.trainer_config import TrainerConfig
@@ -120,10 +120,12 @@ def test_omp_num_threads_no_count_is_refused_under_local_parallel(monkeypatch, t
 def test_slurm_off_a_cluster_is_refused(monkeypatch) -> None:
     # sweep.py's dry run passed; the sweep then stopped on submitit's `Could not detect "srun"`,
     # exit 1, every job NOT RUN.
-    monkeypatch.setattr(sweep_checks.shutil, "which", lambda name: None)
+    monkeypatch.setattr(launcher_checks.shutil, "which", lambda name: None)
     with pytest.raises(LayerftError, match="hydra/launcher=slurm: no SLURM here"):
-        sweep_checks.check_slurm_here(OmegaConf.create({"_target_": SLURM_LAUNCHER}))
-    sweep_checks.check_slurm_here(OmegaConf.create({"_target_": "elsewhere.SubmititLocalLauncher"}))
+        launcher_checks.check_launcher_here(OmegaConf.create({"_target_": SLURM_LAUNCHER}))
+    launcher_checks.check_launcher_here(
+        OmegaConf.create({"_target_": "elsewhere.SubmititLocalLauncher"})
+    )
 
 
 @pytest.mark.skipif(not NO_SLURM_HERE, reason="needs submitit installed and no srun on the PATH")
@@ -136,25 +138,43 @@ def test_a_slurm_sweep_off_a_cluster_is_one_line_and_exit_2(tmp_path: Path, dry_
     assert "NOT RUN" not in proc.stdout
 
 
-# --- left open -----------------------------------------------------------------------------
-
-
-@pytest.mark.slow
 @pytest.mark.skipif(not NO_SLURM_HERE, reason="needs submitit installed and no srun on the PATH")
-@pytest.mark.xfail(strict=True, reason="train.py -m hydra/launcher=slurm off a cluster: submitit's "
-                   "RuntimeError traceback, exit 1 (the launcher is built inside Hydra's main)")  # fmt: skip
 def test_train_py_multirun_on_slurm_off_a_cluster_is_one_line(tmp_path: Path) -> None:
+    # submitit's RuntimeError traceback, exit 1: Hydra builds the launcher inside its main.
     proc = run_train(["-m", *SHRINK, "seed=1,2", "hydra/launcher=slurm"], tmp_path, timeout=120)
-    assert proc.returncode == 2
+    assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: hydra/launcher=slurm: no SLURM")
+    assert not (tmp_path / "multirun").exists()  # refused before the sweep folder is written
 
 
-@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("count", "gpus", "absent"), [(0, [0], "GPU 0, but torch sees no GPU"),
+                                  (2, [1, 2], "GPU 2, but torch sees GPUs 0-1"),
+                                  (1, [0, 1], "GPU 1, but torch sees GPU 0")],
+)  # fmt: skip
+def test_pinning_jobs_to_a_gpu_that_is_not_here_is_refused(monkeypatch, count, gpus, absent):
+    # Each job pinned to it (CUDA_VISIBLE_DEVICES) saw no GPU, trained on the CPU and exited 0.
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    launcher = OmegaConf.create({"_target_": launcher_checks.LOCAL_PARALLEL, "gpus": gpus})
+    with pytest.raises(LayerftError, match=f"hydra.launcher.gpus lists {absent}"):
+        launcher_checks.check_launcher_here(launcher)
+    launcher.gpus = gpus[:-1]  # the ones that are here, or none
+    launcher_checks.check_launcher_here(launcher)
+    launcher.gpus = gpus
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")  # ids are the mask's to know: not refused
+    launcher_checks.check_launcher_here(launcher)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a machine without a CUDA GPU")
-@pytest.mark.xfail(strict=True, reason="hydra.launcher.gpus=[0] where torch sees no GPU pins each "
-                   "job to a GPU that is not there: it trains on the CPU, exit 0 (the launcher's "
-                   "own tests pin fake GPUs: a check needs a layerft-only place)")  # fmt: skip
-def test_pinning_jobs_to_gpus_on_a_machine_without_one_is_refused(tmp_path: Path) -> None:
-    args = [*DRY_RUN, "hydra/launcher=local_parallel", "hydra.launcher.gpus=[0]", "--dir", "out"]
-    proc = run_sweep(args, tmp_path, timeout=120)
-    assert proc.returncode == 2
+@pytest.mark.parametrize("script", ["sweep.py", "train.py -m"])
+def test_pinning_jobs_to_gpus_on_a_machine_without_one_is_one_line(tmp_path: Path, script):
+    pinned = ["hydra/launcher=local_parallel", "hydra.launcher.gpus=[0]"]
+    if script == "sweep.py":
+        proc = run_sweep([*DRY_RUN, *pinned, "--dir", "out"], tmp_path, timeout=120)
+    else:
+        proc = run_train(["-m", *SHRINK, "seed=1,2", *pinned], tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: hydra.launcher.gpus lists GPU 0, but torch sees no GPU"), last
