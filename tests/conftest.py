@@ -10,9 +10,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
-from script_fork import forks, run_forked
+from script_fork import Forked, forks, run_forked, start_forked
 
 REPO = Path(__file__).resolve().parents[1]
 # Real-format samples of public data sets beside the checkout (CI has them; a user's clone does not).
@@ -125,6 +126,31 @@ def run_sweep(
     )
 
 
+def run_python(
+    args: Sequence[str], cwd: Path, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`python ARGS` (`-m module ...`, `-c code ...`) in `cwd`, in a script's environment
+    (script_env: its home and temp folders land in `cwd`), as `run_train` runs train.py."""
+    env = script_env(cwd)
+    if forks(None):
+        return run_forked(args[0], args[1:], cwd, env, timeout)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def start_sweep(args: Sequence[str], cwd: Path) -> subprocess.Popen[bytes] | Forked:
+    """Start `python sweep.py ARGS` in `cwd` without waiting for it, its output discarded, as the
+    leader of a process group of its own (`os.killpg(started.pid, ...)` ends it and its jobs)."""
+    env = script_env(cwd)
+    if forks(None):
+        return start_forked(REPO / "sweep.py", args, cwd, env)
+    return subprocess.Popen(
+        sweep_command(args), cwd=cwd, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 def dev_examples(log: str, group: str) -> int:
     """How many dev examples a run's log says `group` (target_task, injection_task) scored on."""
     found = re.findall(rf"{group} validation: (\d+) examples from ", log)
@@ -141,6 +167,26 @@ def assert_counts_of(fraction: float, total: int) -> None:
 def shrink() -> list[str]:
     """Overrides that make the default two-stage run tiny (drop `injection_task.*` for `=none`)."""
     return list(SHRINK)
+
+
+@pytest.fixture
+def plans_once(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
+    """`layerft.sweep.main` plans a grid once for calls with the same arguments (grid, overrides,
+    folder, threads: what the plan reads; not --dry-run, --baseline and the like), for a test
+    whose calls change nothing the plan reads; every call runs the rest of main() whole. The
+    plans by their arguments' repr."""
+    from layerft import sweep as sweep_module
+    from layerft.sweep_grid import expand
+
+    plans: dict[str, list] = {}
+
+    def planned_once(*args: Any) -> list:
+        if repr(args) not in plans:
+            plans[repr(args)] = expand(*args)
+        return plans[repr(args)]
+
+    monkeypatch.setattr(sweep_module, "expand", planned_once)
+    return plans
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ imports on each of the suite's 150-odd calls.
 
 What an import reads from the environment is read once, in the server: the Hugging Face, torch and
 thread variables, which `conftest.script_env` sets alike for every call. So a call whose
-`env_extra` sets any variable but W&B's and layerft's own, and a call through a launcher prefix
-(torchrun), runs in a fresh interpreter; so does every call when LAYERFT_TESTS_FRESH_PROCESSES=1,
-which is how to check that a test does not depend on this.
+`env_extra` sets any variable but W&B's, layerft's own and HYDRA_FULL_ERROR (`READ_AT_RUN`), and
+a call through a launcher prefix (torchrun), runs in a fresh interpreter; so does every call when
+LAYERFT_TESTS_FRESH_PROCESSES=1, which is how to check that a test does not depend on this.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ import subprocess
 import sys
 import tempfile
 import traceback
+import warnings
 from collections.abc import Mapping, Sequence
 from multiprocessing.context import ForkServerContext
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 # What a train.py run imports before its first step: the server imports them once. Not wandb:
@@ -37,7 +39,8 @@ PRELOAD = [
     "fork_server_warmup",
 ]
 # Variables read when a run reads them, not when a module is imported: a call may set its own.
-READ_AT_RUN = ("WANDB_", "LAYERFT_")
+# (HYDRA_FULL_ERROR: Hydra's run_and_report and layerft.errors read it as the run fails.)
+READ_AT_RUN = ("WANDB_", "LAYERFT_", "HYDRA_FULL_ERROR")
 # Per call, set by conftest.script_env: the server gets its own.
 PER_CALL = ("HOME", "TMPDIR")
 
@@ -52,25 +55,57 @@ def forks(env_extra: Mapping[str, str] | None) -> bool:
 
 
 def run_forked(
-    script: Path, args: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: float
+    script: Path | str, args: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: float
 ) -> subprocess.CompletedProcess[str]:
     """What `subprocess.run([python, script, *args], cwd=cwd, env=env, capture_output=True,
-    text=True, timeout=timeout)` returns, from a fork of the server."""
+    text=True, timeout=timeout)` returns, from a fork of the server. `script` may be `-m` or `-c`,
+    as for the interpreter: `run_forked("-m", ["layerft.forced_rerun", folder], ...)`."""
     command = [sys.executable, str(script), *args]
     with tempfile.TemporaryDirectory() as folder:
         out, err = Path(folder) / "stdout", Path(folder) / "stderr"
-        process = _server_for(env).Process(
-            target=_become, args=(str(script), list(args), str(cwd), dict(env), str(out), str(err))
-        )
-        process.start()
-        process.join(timeout)
-        if process.exitcode is None:
+        process = start_forked(script, args, cwd, env, out, err)
+        code = process.wait(timeout)
+        if code is None:
             os.killpg(process.pid, 9)  # it and whatever it started, as a fresh process group
-            process.join()
+            process.wait()
             raise subprocess.TimeoutExpired(command, timeout)
-        return subprocess.CompletedProcess(
-            command, process.exitcode, out.read_text(), err.read_text()
-        )
+        return subprocess.CompletedProcess(command, code, out.read_text(), err.read_text())
+
+
+class Forked:
+    """A forked `python SCRIPT ARGS` started by `start_forked`, with the `subprocess.Popen` calls a
+    test makes of one: `pid` (the leader of its own process group), `poll()` and `wait()`."""
+
+    def __init__(self, process: BaseProcess) -> None:
+        self._process = process
+        self.pid = process.pid
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        self._process.join(timeout)
+        return self._process.exitcode
+
+
+def start_forked(
+    script: Path | str,
+    args: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    out: Path | str = os.devnull,
+    err: Path | str = os.devnull,
+) -> Forked:
+    """Start `python SCRIPT ARGS` (`script` may be `-m` or `-c`) in `cwd` with `env` from a fork
+    of the server, without waiting for it, its stdout and stderr written to the files `out` and
+    `err` (or discarded): what `subprocess.Popen(..., start_new_session=True)` starts, minus the
+    interpreter's imports."""
+    argv = [str(script), *args]
+    process = _server_for(env).Process(
+        target=_become, args=(argv, str(cwd), dict(env), str(out), str(err))
+    )
+    process.start()
+    return Forked(process)
 
 
 def _server_for(env: Mapping[str, str]) -> ForkServerContext:
@@ -99,10 +134,8 @@ def _server_for(env: Mapping[str, str]) -> ForkServerContext:
     return _server
 
 
-def _become(
-    script: str, args: list[str], cwd: str, env: dict[str, str], out: str, err: str
-) -> None:
-    """In the forked child: run as `python SCRIPT ARGS` would in `cwd` with `env`, and exit so."""
+def _become(argv: list[str], cwd: str, env: dict[str, str], out: str, err: str) -> None:
+    """In the forked child: run as `python ARGV` would in `cwd` with `env`, and exit so."""
     os.setsid()  # its own process group, as the session of a fresh process: a timeout ends it all
     os.chdir(cwd)
     os.environ.clear()
@@ -112,11 +145,9 @@ def _become(
         handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(handle, fd)
         os.close(handle)
-    sys.argv = [script, *args]
-    sys.path[0] = os.path.dirname(script)
     code = 0
     try:
-        runpy.run_path(script, run_name="__main__")
+        _run_main(argv, cwd)
     except SystemExit as stop:
         code = _exit_code(stop.code)
     except BaseException:
@@ -126,6 +157,22 @@ def _become(
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _run_main(argv: list[str], cwd: str) -> None:
+    """Run `python ARGV`'s main module, with its `sys.argv` and `sys.path[0]`: a script, `-m
+    module` or `-c code`."""
+    if argv[0] == "-c":
+        sys.argv, sys.path[0] = ["-c", *argv[2:]], ""
+        exec(compile(argv[1], "<string>", "exec"), {"__name__": "__main__"})
+    elif argv[0] == "-m":
+        sys.argv, sys.path[0] = argv[1:], cwd  # run_module puts the module's file in argv[0]
+        with warnings.catch_warnings():  # the server imported it already, as its package
+            warnings.filterwarnings("ignore", "'.*' found in sys.modules", RuntimeWarning)
+            runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+    else:
+        sys.argv, sys.path[0] = argv, os.path.dirname(argv[0])
+        runpy.run_path(argv[0], run_name="__main__")
 
 
 def _exit_code(code: object) -> int:

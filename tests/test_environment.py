@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 from compose import compose_run
-from conftest import REPO, run_train, script_env
+from conftest import REPO, run_python, run_train, script_env
 from datasets import Dataset
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
@@ -219,10 +219,7 @@ def test_a_run_puts_back_the_hydra_files_its_job_started_with(tmp_path) -> None:
     args = ["model=tiny", "tracker=none", "injection_task=none", "target_task.epochs=1",
             "target_task.generator_sizes.train=16", "target_task.generator_sizes.validation=8",
             f"hydra.run.dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}"]  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args], cwd=tmp_path, env=script_env(tmp_path),
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    done = run_python(["-c", script, *args], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     overrides = (tmp_path / "run" / ".hydra" / "overrides.yaml").read_text()
     assert "seed=2" not in overrides and "target_task.epochs=1" in overrides

@@ -8,13 +8,11 @@ import fcntl
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, SHRINK, run_train
+from conftest import REPO, SHRINK, run_python, run_train
 
 from layerft import forced_rerun, replaced_result
 from layerft.errors import LayerftError
@@ -204,8 +202,14 @@ def killed_in_rerun(run_dir: Path, *lines: str, before_set_aside: bool = False) 
         "    os._exit(9)",
     ])  # fmt: skip
     when = "early" if before_set_aside else "late"
-    args = [sys.executable, "-c", script, str(run_dir), when, ARGV]
-    return subprocess.run(args, check=False, timeout=300).returncode
+    done = run_python(["-c", script, str(run_dir), when, ARGV], beside(run_dir))
+    print(done.stdout, done.stderr)  # shown if the test fails
+    return done.returncode
+
+
+def beside(run_dir: Path) -> Path:
+    """A folder beside `run_dir` for a process's working folder (its home and temp folders)."""
+    return run_dir.with_name(f"{run_dir.name}-cwd")
 
 
 def killed_rerun(run_dir: Path, before_set_aside: bool = False) -> int:
@@ -465,12 +469,12 @@ def test_a_dead_rerun_of_another_host_is_tidied_when_asked(tmp_path: Path) -> No
     edit_note(tmp_path, host="a-compute-node")
     tidy_finished(tmp_path, result["hydra"])
     assert (tmp_path / NOTE_FILE).exists() and not kept.exists()  # left alone
-    command = [sys.executable, "-m", "layerft.forced_rerun", str(tmp_path)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
+    command = ["-m", "layerft.forced_rerun", str(tmp_path)]
+    done = run_python(command, beside(tmp_path))
     assert (done.returncode, done.stdout) == (0, f"{tmp_path}: tidied\n"), done.stderr
     result_checkpoints_are_back(tmp_path, kept)
     assert not (tmp_path / NOTE_FILE).exists()
-    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
+    done = run_python(command, beside(tmp_path))
     assert (done.returncode, done.stdout) == (
         0,
         f"{tmp_path}: no forced rerun's note: nothing to tidy\n",

@@ -129,14 +129,22 @@ def test_train_without_offline_mode_fails_fast(tmp_path: Path, args: list[str], 
 
 
 def test_a_sweep_with_hub_data_or_a_hub_model_stops_at_once_when_the_hub_is_down(
-    tmp_path: Path, hub_down: None, capsys
+    tmp_path: Path, hub_down: None, capsys, plans_once
 ) -> None:
     # Each job had failed on it in turn (fast, but one after another); --dry-run had passed.
+    # A run and its --dry-run plan the grid once (plans_once): the plan finds the hub down.
     from conftest import SHRINK
 
     from layerft import sweep as sweep_module
 
-    grid = ["demo", *(a for a in SHRINK if a != "model=tiny"), "--dir", str(tmp_path / "s")]
+    # seed=1: the grid's 4 jobs of one seed (each main() plans them all)
+    grid = [
+        "demo",
+        *(a for a in SHRINK if a != "model=tiny"),
+        "seed=1",
+        "--dir",
+        str(tmp_path / "s"),
+    ]
     for choice, name in (("target_task=snli", "stanfordnlp/snli"),
                          ("model=bert_base_uncased", "google-bert/bert-base-uncased")):  # fmt: skip
         model = [] if choice.startswith("model=") else ["model=tiny"]
@@ -145,6 +153,7 @@ def test_a_sweep_with_hub_data_or_a_hub_model_stops_at_once_when_the_hub_is_down
             [line] = capsys.readouterr().err.strip().splitlines()
             assert name in line and f"{CLOSED_PORT} does not answer" in line, line
     assert not (tmp_path / "s").exists()  # no job started, no folder made for the lock
+    assert len(plans_once) == 2
 
 
 def test_the_hub_settings_read_in_a_process_that_imported_nothing_else() -> None:

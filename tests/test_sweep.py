@@ -29,7 +29,7 @@ import hydra
 import pytest
 import torch
 from compose import compose_config, compose_run
-from conftest import REPO, SHRINK, run_sweep, run_train, script_env, sweep_command
+from conftest import REPO, SHRINK, run_sweep, run_train, script_env, start_sweep, sweep_command
 from omegaconf import OmegaConf
 from wandb_records import records_by_kind, wandb_items
 
@@ -1404,10 +1404,7 @@ def test_kill_9_in_the_second_job_then_rerun_matches_an_uninterrupted_sweep(tmp_
     grid = [*TINY_GRID, "injection_task=demo_pos", "tuning_mode=full", "seed=1,2,3"]
     killed = tmp_path / "killed"
     args = ["demo", *grid, f"cache_dir={killed / 'cache'}"]
-    process = subprocess.Popen(
-        sweep_command(args), cwd=killed, env=script_env(killed), start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    process = start_sweep(args, killed)
     sweep_dir = killed / "multirun_outputs" / "demo"
     first = sweep_dir / "injection_task=demo_pos,seed=1,tuning_mode=full"
     second = sweep_dir / "injection_task=demo_pos,seed=2,tuning_mode=full"

@@ -234,11 +234,14 @@ def test_the_keys_a_grid_file_sets_are_recorded_less_overridden_ones_and_credent
     assert file_settings(cfg, hydra) == {}
 
 
-def test_table_options_are_checked_before_a_job_runs(tmp_path: Path, capsys) -> None:
+def test_table_options_are_checked_before_a_job_runs(tmp_path: Path, capsys, plans_once) -> None:
     # `--baseline tuning_mode=full seed=1` took seed=1 (meant to narrow the grid) as a baseline
     # setting: every job trained, then the table was refused. A typo waited as long.
+    # Every main() below runs whole, but plans a grid (same overrides, same folder) once: the
+    # plan reads no table option, and nothing here changes what it reads.
     out = tmp_path / "out"
-    args = ["demo", "model=tiny", "tracker=none", "seed=1,2", "--dir", str(out)]
+    # seed=1: the grid's 4 jobs of one seed
+    args = ["demo", "model=tiny", "tracker=none", "seed=1", "--dir", str(out)]
     refused = {
         ("--baseline", "tuning_mode=full", "seed=1"): "--baseline seed: a row folds its seeds",
         ("--baseline", "tuning_mode=ful"): "--baseline tuning_mode=ful: no job has it (the grid's and the folder's: full, lora)",
@@ -273,6 +276,7 @@ def test_table_options_are_checked_before_a_job_runs(tmp_path: Path, capsys) -> 
         "error: --baseline target_task.lr=2e-5: no job has it (the grid's and the folder's: -, 0.0001, 3e-05)"
         in capsys.readouterr().err
     )
+    assert len(plans_once) == 2  # the grid, and the grid with its learning rates
 
 
 def test_an_option_of_ones_own_that_a_shipped_one_shadows_is_named(tmp_path: Path) -> None:
