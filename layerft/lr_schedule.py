@@ -7,7 +7,7 @@ layer.<i>, adapters, head); the scheduler then scales every group by the same cu
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from fractions import Fraction
@@ -84,19 +84,55 @@ class ScheduleConfig:
                 raise LayerftError(f"{where}: multipliers.{part} must be > 0, got {value}")
 
 
+def _discriminative(cfg: ScheduleConfig, layers: list[str], injected: set[str]) -> dict[str, float]:
+    m = cfg.multipliers
+    scales = {EMBEDDINGS: m.embeddings, ADAPTERS: m.adapters, HEAD: m.head}
+    return {**scales, **{p: m.injected if p in injected else m.encoder for p in layers}}
+
+
+def _layerwise_decay(
+    cfg: ScheduleConfig, layers: list[str], injected: set[str]
+) -> dict[str, float]:
+    # The top layer is one step below the head; the embeddings one below layer 0.
+    scales = {p: cfg.layer_decay ** (len(layers) - i) for i, p in enumerate(layers)}
+    return {**scales, EMBEDDINGS: cfg.layer_decay ** (len(layers) + 1)}
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """A part scaling: each part's lr multiplier (from the schedule, the `layer.<i>` parts bottom
+    up, the injected ones; a part left out gets 1) and the ScheduleConfig keys it reads: unread
+    under other scalings (`unread_schedule_keys`; a new key: README, "A key added to the config")."""
+
+    multipliers: Callable[[ScheduleConfig, list[str], set[str]], dict[str, float]]
+    reads: tuple[str, ...] = ()
+
+
+PART_SCALINGS: Mapping[PartScaling, Scaling] = MappingProxyType(
+    {
+        PartScaling.uniform: Scaling(lambda cfg, layers, injected: {}),
+        PartScaling.discriminative: Scaling(_discriminative, reads=("multipliers",)),
+        PartScaling.layerwise_decay: Scaling(_layerwise_decay, reads=("layer_decay",)),
+    }
+)
+# A new scaling without its entry here would pass config validation and train at uniform rates.
+if set(PART_SCALINGS) != set(PartScaling):
+    raise LayerftError(
+        "layerft/lr_schedule.py: PART_SCALINGS has no entry for scaling(s) "
+        + ", ".join(sorted(s.value for s in set(PartScaling) - set(PART_SCALINGS)))
+        + "; add its Scaling: the function giving each part's lr multiplier, and the keys it reads"
+    )
+
+
 def unread_schedule_keys(schedule: Mapping[str, Any]) -> dict[str, str]:
-    """The ScheduleConfig fields a schedule (resolved, as a dict) never reads, each with why:
-    `multipliers` but under discriminative scaling, `layer_decay` but under layerwise_decay
-    (part_lr_multipliers). The one list both the result key (`unread_settings`) and the stage-1
-    key (`Stage1Key`) read: a shape's own parameter that other shapes ignore is added here."""
+    """The ScheduleConfig fields a schedule (resolved, as a dict) never reads, each with why: the
+    keys other scalings read (`multipliers`, `layer_decay`: their PART_SCALINGS entries) that its
+    own does not. The one list both the result key (`unread_settings`) and the stage-1 key
+    (`Stage1Key`) read: a shape's own parameter that other shapes ignore is added here."""
     scaling = PartScaling(schedule["scaling"])
-    readers = {
-        "multipliers": PartScaling.discriminative,
-        "layer_decay": PartScaling.layerwise_decay,
-    }
-    return {
-        key: f"scales by {scaling.value}" for key, reader in readers.items() if scaling != reader
-    }
+    own = PART_SCALINGS[scaling].reads
+    keys = dict.fromkeys(key for entry in PART_SCALINGS.values() for key in entry.reads)
+    return {key: f"scales by {scaling.value}" for key in keys if key not in own}
 
 
 def part_lr_multipliers(
@@ -104,16 +140,7 @@ def part_lr_multipliers(
 ) -> dict[str, float]:
     """The lr multiplier of each part under the schedule's scaling (parts not listed get 1)."""
     layers = [layer_part(i) for i in range(num_layers)]
-    if cfg.scaling == PartScaling.discriminative:
-        m, injected_set = cfg.multipliers, set(injected)
-        scales = {EMBEDDINGS: m.embeddings, ADAPTERS: m.adapters, HEAD: m.head}
-        scales.update({p: m.injected if p in injected_set else m.encoder for p in layers})
-        return scales
-    if cfg.scaling == PartScaling.layerwise_decay:
-        # The top layer is one step below the head; the embeddings one below layer 0.
-        scales = {p: cfg.layer_decay ** (num_layers - i) for i, p in enumerate(layers)}
-        return {**scales, EMBEDDINGS: cfg.layer_decay ** (num_layers + 1)}
-    return {}
+    return PART_SCALINGS[cfg.scaling].multipliers(cfg, layers, set(injected))
 
 
 def combine_multipliers(*multipliers: Mapping[str, float]) -> dict[str, float]:

@@ -7,7 +7,8 @@ Serves no config group: `layerft/layer_split.py`, `layerft/tuning_mode.py` and
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
 
 from torch import nn
 
@@ -19,6 +20,7 @@ EMBEDDINGS = "embeddings"
 ADAPTERS = "adapters"  # Houlsby adapters and LoRA matrices, wherever they sit
 HEAD = "head"
 OTHER = "other"
+T = TypeVar("T")
 
 
 def layer_part(index: int) -> str:
@@ -113,3 +115,16 @@ def count_parameters(model: nn.Module, parts_of: dict[str, str]) -> dict[str, in
     for part in [EMBEDDINGS, *layers, ADAPTERS, HEAD, *extra]:
         counts[f"trainable_params/{part}"] = per_part[part]
     return counts
+
+
+def bottom_up(values: Mapping[str, T]) -> dict[str, T]:
+    """`values` keyed by part (`layer.0.adapters` too) in the order parts are counted: embeddings,
+    the layers bottom up (each layer's scaled adapters after it), adapters, head, other."""
+
+    def rank(part: str) -> tuple[int, int, str]:
+        base = part.removesuffix(f".{ADAPTERS}")
+        if base.startswith("layer.") and base[6:].isdigit():
+            return (1, int(base[6:]), part)
+        return ({EMBEDDINGS: 0, ADAPTERS: 2, HEAD: 3}.get(base, 4), 0, part)
+
+    return dict(sorted(values.items(), key=lambda item: rank(item[0])))

@@ -36,7 +36,7 @@ from layerft.lr_schedule import (
 )
 from layerft.memory import PeakMemory
 from layerft.metrics import PREDICTED_CLASSES
-from layerft.parts import count_parameters, parameter_parts
+from layerft.parts import bottom_up, count_parameters, parameter_parts
 from layerft.phase_trainer import (
     FUSED_ADAMW_DEVICES,
     PhaseSteps,
@@ -93,7 +93,7 @@ def run_phase(phase: Phase, model: TaskModel, data: TaskData) -> dict[str, float
         model, parts_of, task.lr, task.weight_decay, phase.lr_multipliers,
         fused=args.device.type in FUSED_ADAMW_DEVICES,
     )  # fmt: skip
-    part_lrs = {part.split("/")[0]: lr for part, lr in part_learning_rates(optimizer).items()}
+    part_lrs = bottom_up({p.split("/")[0]: lr for p, lr in part_learning_rates(optimizer).items()})
     log.info("%s: lr per part: %s", stage, ", ".join(f"{p}={v:.3g}" for p, v in part_lrs.items()))
     if phase.trainer.compile:
         model.backbone.compile(mode=phase.trainer.compile_mode.value)

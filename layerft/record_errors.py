@@ -48,7 +48,11 @@ def placed(
                 f"{group}.data_dir={Path(origin).parent}"
             )
         elif others := release_file_of(name, group):
-            message += f"; {name} is a release file of {', '.join(others)}, not of '{task.name}'"
+            # A hint, not a verdict: a file of one's own may share a generic name (`train.tsv`).
+            message += (
+                f"; a release file of {', '.join(others)} is also named {name}: if this is one, "
+                f"choose that task, not '{task.name}'"
+            )
     return LayerftError(message)
 
 

@@ -7,6 +7,8 @@ schedule groups meet here."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import transformers
@@ -22,12 +24,19 @@ from layerft.layer_split import (
     resolve_num_lower,
     transplant,
 )
-from layerft.lr_schedule import combine_multipliers, part_lr_multipliers
+from layerft.lr_schedule import (
+    PartScaling,
+    ScheduleConfig,
+    combine_multipliers,
+    part_lr_multipliers,
+)
 from layerft.model import load_backbone
-from layerft.parts import set_trainable
+from layerft.parts import bottom_up, parameter_parts, set_trainable
 from layerft.task import TaskConfig
 from layerft.tuning_mode import apply_tuning_mode
 from layerft.unread_keys import reads_pooler
+
+log = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int) -> None:
@@ -64,10 +73,30 @@ def build_target_model(
     depth = len(encoder_layers(model.backbone))
     if injected is None:
         apply_tuning_mode(model, cfg.tuning_mode, frozen_layers=set())
-        return model, part_lr_multipliers(cfg.lr_schedule, depth, injected=[])
+        scales = part_lr_multipliers(cfg.lr_schedule, depth, injected=[])
+        warn_if_inert(model, cfg.lr_schedule, scales, cfg.tuning_mode.name)
+        return model, scales
     split = cfg.layer_split.stage2
     transplant(model, injected, split)
     apply_tuning_mode(model, cfg.tuning_mode, frozen_injected_layers(split, len(injected.layers)))
     parts = injected_parts(split, injected)
     policy = apply_injected_policy(model, split, parts)
-    return model, combine_multipliers(part_lr_multipliers(cfg.lr_schedule, depth, parts), policy)
+    scales = part_lr_multipliers(cfg.lr_schedule, depth, parts)
+    warn_if_inert(model, cfg.lr_schedule, scales, cfg.tuning_mode.name)
+    return model, combine_multipliers(scales, policy)
+
+
+def warn_if_inert(
+    model: TaskModel, schedule: ScheduleConfig, scales: Mapping[str, float], mode: str
+) -> None:
+    """A warning when a scaling other than uniform leaves every part stage 2 trains at 1
+    (`layerwise_decay` under LoRA: adapters and head at the full lr), so that the run trains as
+    under `uniform`, and a grid crossing the two trains it twice."""
+    names = parameter_parts(model)
+    trained = {names[n]: 1 for n, p in model.named_parameters() if p.requires_grad}
+    if schedule.scaling != PartScaling.uniform and all(scales.get(p, 1) == 1 for p in trained):
+        log.warning(
+            "target: lr_schedule=%s scales no part that tuning_mode=%s trains (%s): every part trains at "
+            "the task's lr, as under a uniform schedule",
+            schedule.name, mode, ", ".join(bottom_up(trained)),
+        )  # fmt: skip

@@ -33,6 +33,11 @@ class TuningMethod(str, Enum):
         """Whether the method reads `tuning_mode.layers` (its entry in TUNING_METHODS says)."""
         return TUNING_METHODS[self].reads_layers
 
+    @property
+    def settings(self) -> frozenset[str]:
+        """The settings nodes of TuningModeConfig it reads (`lora`, `adapter`; its entry says)."""
+        return TUNING_METHODS[self].settings
+
 
 class LayerScope(str, Enum):
     all = "all"  # every encoder layer
@@ -159,21 +164,30 @@ def _bitfit(model: TaskModel, cfg: TuningModeConfig, frozen: set[int]) -> None:
 
 @dataclass(frozen=True)
 class Method:
-    """A tuning method: the function that adds its modules and sets which parameters train, and
-    whether that reads `tuning_mode.layers` (through `adapted_layers`). A method that does not is
-    one run whatever `layers` says: a grid over it trains once, and the split is not checked
-    against it."""
+    """A tuning method: the function that adds its modules and sets which parameters train,
+    whether that reads `tuning_mode.layers` (through `adapted_layers`), and which settings nodes
+    (SETTINGS_NODES) it reads. A method that does not read `layers` is one run whatever `layers`
+    says: a grid over it trains once, and the split is not checked against it; a node it does not
+    read is an unread setting (`layerft/unread_keys.py`): warned about, and no part of the result
+    key, so a grid over `lora.rank` trains it once."""
 
     apply: Callable[[TaskModel, TuningModeConfig, set[int]], None]
     reads_layers: bool = False
+    settings: frozenset[str] = frozenset()
+
+
+# TuningModeConfig's per-method settings nodes, each with what it configures (as warnings say).
+# A new node is also a line in LATER_KEYS and in AT_DEFAULT_WHEN_UNREAD (README: "A key added
+# to the config", "Schedules").
+SETTINGS_NODES: Mapping[str, str] = MappingProxyType({"lora": "LoRA", "adapter": "adapter"})
 
 
 TUNING_METHODS: Mapping[TuningMethod, Method] = MappingProxyType(
     {
         TuningMethod.full: Method(_full),
         TuningMethod.frozen: Method(_frozen),
-        TuningMethod.adapter: Method(_adapter, reads_layers=True),
-        TuningMethod.lora: Method(_lora, reads_layers=True),
+        TuningMethod.adapter: Method(_adapter, reads_layers=True, settings=frozenset({"adapter"})),
+        TuningMethod.lora: Method(_lora, reads_layers=True, settings=frozenset({"lora"})),
         TuningMethod.bitfit: Method(_bitfit),
     }
 )
@@ -182,8 +196,14 @@ if set(TUNING_METHODS) != set(TuningMethod):
     raise LayerftError(
         "layerft/tuning_mode.py: TUNING_METHODS has no entry for method(s) "
         + ", ".join(sorted(m.value for m in set(TuningMethod) - set(TUNING_METHODS)))
-        + "; add its Method: the function that sets which parameters train, and whether it "
-        "reads tuning_mode.layers"
+        + "; add its Method: the function that sets which parameters train, whether it "
+        "reads tuning_mode.layers, and the settings nodes (lora, adapter) it reads"
+    )
+if unknown := {n for m in TUNING_METHODS.values() for n in m.settings} - set(SETTINGS_NODES):
+    raise LayerftError(
+        f"layerft/tuning_mode.py: a TUNING_METHODS entry reads settings {sorted(unknown)}, which "
+        f"are not in SETTINGS_NODES ({', '.join(SETTINGS_NODES)}); add a new node there and as a "
+        "field of TuningModeConfig"
     )
 
 

@@ -27,7 +27,7 @@ def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
     # Here: they import torch (this module does not).
     from layerft.layer_split import InjectedPolicy
     from layerft.lr_schedule import unread_schedule_keys
-    from layerft.tuning_mode import TuningMethod
+    from layerft.tuning_mode import SETTINGS_NODES, TuningMethod
 
     mode, split = resolved["tuning_mode"], resolved["layer_split"]
     method, policy = TuningMethod(mode["method"]), InjectedPolicy(_text(split["stage2"]["policy"]))
@@ -38,10 +38,9 @@ def unread_settings(resolved: dict[str, Any]) -> list[tuple[str, str]]:
     elif method == TuningMethod.frozen:  # the injected layers are frozen whatever the policy
         for key in ("layer_split.stage2.policy", "layer_split.stage2.lr_multiplier"):
             unread.append((key, "tuning_mode=frozen trains the head alone"))
-    if method != TuningMethod.lora:
-        unread.append(("tuning_mode.lora.", f"tuning_mode={mode['name']} adds no LoRA"))
-    if method != TuningMethod.adapter:
-        unread.append(("tuning_mode.adapter.", f"tuning_mode={mode['name']} adds no adapter"))
+    for node, what in SETTINGS_NODES.items():  # each method's entry names the nodes it reads
+        if node not in method.settings:
+            unread.append((f"tuning_mode.{node}.", f"tuning_mode={mode['name']} adds no {what}"))
     if not method.reads_layers:
         unread.append(("tuning_mode.layers", f"tuning_mode={mode['name']} chooses no layers"))
     for group in ("lr_schedule", "injection_lr_schedule"):

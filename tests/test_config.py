@@ -296,9 +296,10 @@ def test_a_group_schema_is_neither_an_option_nor_offered(override: str) -> None:
             "target_task.lr must be > 0, got -1.0 (target_task=demo_sentiment)",
         ),
         (["target_task.epochs=-1"], "target_task.epochs must be >= 0, got -1.0"),
-        (
+        (  # lr=0 is what a user tries for an untrained control: the error names epochs=0
             ["injection_task.lr=0"],
-            "injection_task.lr must be > 0, got 0.0 (injection_task=demo_pos)",
+            "injection_task.lr must be > 0, got 0.0; to only evaluate the model as given, set its "
+            "epochs=0 (injection_task=demo_pos)",
         ),
         (["target_task.batch_size=0"], "target_task.batch_size must be > 0"),
         (["target_task.max_length=0"], "target_task.max_length must be > 0"),

@@ -774,6 +774,6 @@ def test_another_tasks_release_file_given_as_data_files_is_named_as_its(shared_d
                       f"target_task.data_files.validation={sts / 'klue-sts-v1.1_dev.json'}")  # fmt: skip
     error = record_error(run)
     assert error is not None and error.endswith(
-        "; klue-sts-v1.1_train.json is a release file of 'klue_sts', 'klue_sts_biencoder', not of "
-        "'klue_nli'"
+        "; a release file of 'klue_sts', 'klue_sts_biencoder' is also named "
+        "klue-sts-v1.1_train.json: if this is one, choose that task, not 'klue_nli'"
     ), error

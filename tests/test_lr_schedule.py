@@ -221,3 +221,79 @@ def test_a_parts_lr_whose_weight_decay_would_flip_its_weights_is_refused() -> No
     with pytest.raises(LayerftError) as caught:
         build_optimizer(model, parts, 0.01, 10.0, {"head": 10.0})
     assert str(caught.value).startswith("weight_decay=10 at head's lr 0.1 (the task's lr 0.01 ")
+
+
+def test_a_scaling_without_its_entry_stops_the_import(monkeypatch) -> None:
+    # part_lr_multipliers fell through to `return {}`: a new PartScaling member without its branch
+    # passed config validation and trained every part at the task's lr (an extension audit).
+    member = '    layerwise_decay = "layerwise_decay"  # decay ** (depth from the top); head and adapters at 1\n'  # fmt: skip
+    added = '    zigzag = "zigzag"\n'
+    message = (
+        "layerft/lr_schedule.py: PART_SCALINGS has no entry for scaling(s) zigzag; add its "
+        "Scaling: the function giving each part's lr multiplier, and the keys it reads"
+    )
+    assert_a_new_member_stops_the_import(lr_schedule, member, added, message, monkeypatch)
+
+
+def test_the_keys_a_scaling_reads_are_its_registry_entrys_word(monkeypatch) -> None:
+    # Hard-coded readers decided it: a new scaling reading `layer_decay` had it unread, hashed at
+    # its default (a grid over it one run), and warned about as changing nothing.
+    from layerft.lr_schedule import PART_SCALINGS, PartScaling, Scaling, unread_schedule_keys
+
+    def unread(scaling: str) -> set[str]:
+        return set(unread_schedule_keys({"scaling": scaling}))
+
+    assert unread("uniform") == {"multipliers", "layer_decay"}
+    assert unread("layerwise_decay") == {"multipliers"}
+    assert unread("discriminative") == {"layer_decay"}
+    both = Scaling(PART_SCALINGS[PartScaling.discriminative].multipliers, reads=("multipliers", "layer_decay"))  # fmt: skip
+    monkeypatch.setattr(lr_schedule, "PART_SCALINGS", {**PART_SCALINGS, PartScaling.discriminative: both})  # fmt: skip
+    assert unread("discriminative") == set()
+    assert unread("uniform") == {"multipliers", "layer_decay"}
+
+
+def test_the_logged_lr_per_part_reads_bottom_up() -> None:
+    # Logged in optimizer-group order, LLRD's rates read "layer.0=1.64e-05, layer.0.adapters=...,
+    # layer.1=..., adapters=..., head=..., layer.2=..., layer.3=..." (an extension audit).
+    from layerft.parts import bottom_up
+
+    seen = {"layer.0": 1, "layer.0.adapters": 2, "layer.1": 3, "adapters": 4, "head": 5}
+    seen |= {"layer.2": 6, "layer.10": 7, "embeddings": 8, "other": 9}
+    assert list(bottom_up(seen)) == [
+        "embeddings", "layer.0", "layer.0.adapters", "layer.1", "layer.2", "layer.10",
+        "adapters", "head", "other",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("overrides", "warned"),
+    [
+        (("tuning_mode=lora", "lr_schedule=layerwise_decay"), "lora trains (adapters, head)"),
+        (("tuning_mode=frozen", "lr_schedule=discriminative"), "frozen trains (head)"),
+        (
+            (
+                "tuning_mode=lora",
+                "lr_schedule=discriminative",
+                "lr_schedule.multipliers.adapters=2",
+            ),
+            "",
+        ),  # fmt: skip
+        (("tuning_mode=bitfit", "lr_schedule=layerwise_decay"), ""),
+        (("tuning_mode=lora", "lr_schedule=linear"), ""),
+    ],
+)
+def test_a_scaling_that_scales_no_trained_part_is_warned_about(overrides, warned, caplog) -> None:
+    # A grid of tuning_mode=full,bitfit,lora x lr_schedule=linear,layerwise_decay trained LoRA
+    # twice to the same score, without a word: LLRD leaves adapters and head at the full lr.
+    cfg = compose_run("model=tiny", "tracker=none", "injection_task=none", *overrides)
+    with caplog.at_level("WARNING", logger="layerft.stage_models"):
+        build_target_model(cfg, None)
+    messages = [r.getMessage() for r in caplog.records if r.name == "layerft.stage_models"]
+    if not warned:
+        assert messages == []
+    else:
+        name = cfg.lr_schedule.name
+        assert messages == [
+            f"target: lr_schedule={name} scales no part that tuning_mode={warned}: every part "
+            "trains at the task's lr, as under a uniform schedule"
+        ]

@@ -226,8 +226,8 @@ def test_a_method_without_its_function_stops_the_import(monkeypatch) -> None:
     member, added = '    bitfit = "bitfit"  # biases (+ head)\n', '    zigzag = "zigzag"\n'
     message = (
         "layerft/tuning_mode.py: TUNING_METHODS has no entry for method(s) zigzag; add its "
-        "Method: the function that sets which parameters train, and whether it reads "
-        "tuning_mode.layers"
+        "Method: the function that sets which parameters train, whether it reads "
+        "tuning_mode.layers, and the settings nodes (lora, adapter) it reads"
     )
     assert_a_new_member_stops_the_import(tuning_mode, member, added, message, monkeypatch)
 
@@ -255,3 +255,20 @@ def test_whether_a_method_reads_layers_is_its_registry_entrys_word(monkeypatch) 
         match="^layerft/tuning_mode.py: method lora reads tuning_mode.layers; set reads_layers=True in its TUNING_METHODS entry$",
     ):
         build("lora", inject=False)
+
+
+def test_the_settings_a_method_reads_are_its_registry_entrys_word(monkeypatch) -> None:
+    # unread_keys hard-coded lora's node to method lora (adapter's to adapter): a new method that
+    # reads `tuning_mode.lora` had it unread, hashed at its defaults, so a grid over lora.rank was
+    # one run of it, and train.py warned that lora.rank=4 changed nothing (an extension audit).
+    def keys(*overrides: str) -> set[str]:
+        return {k for k, _ in unread_settings(resolve_config(compose_config(*TINY, *overrides)))}
+
+    assert {"tuning_mode.lora.", "tuning_mode.adapter."} <= keys("tuning_mode=bitfit")
+    assert "tuning_mode.lora." not in keys("tuning_mode=lora")
+    assert "tuning_mode.adapter." in keys("tuning_mode=lora")
+    entries = dict(tuning_mode.TUNING_METHODS)
+    lora_bitfit = tuning_mode.Method(tuning_mode._bitfit, settings=frozenset({"lora"}))
+    monkeypatch.setattr(tuning_mode, "TUNING_METHODS", {**entries, TuningMethod.bitfit: lora_bitfit})  # fmt: skip
+    unread = keys("tuning_mode=bitfit", "tuning_mode.lora.rank=4")
+    assert "tuning_mode.lora." not in unread and "tuning_mode.adapter." in unread

@@ -46,3 +46,27 @@ def test_a_model_and_a_task_of_ones_own_compose_through_the_search_path(tmp_path
         ["claim", "reply"],
         "stance",
     )
+
+
+def test_a_file_of_ones_own_named_like_a_release_file_is_not_called_one(tmp_path: Path) -> None:
+    # A user's own train.tsv with a misspelt column was told "train.tsv is a release file of
+    # 'glue_cola', ..., 'glue_wnli', not of 'my_sts'": any GLUE file shares that name.
+    from layerft.data_check import record_error
+
+    for split in ("train", "dev"):
+        (tmp_path / f"{split}.tsv").write_text("s1\ts2\tscore\na b\tb c\t2.5\nc d\td e\t1.0\n")
+    (tmp_path / "target_task").mkdir()
+    (tmp_path / "target_task" / "my_sts.yaml").write_text(
+        "defaults: [/base_target_task, _self_]\nname: my_sts\nkind: sequence_regression\n"
+        f"data_files: {{train: {tmp_path}/train.tsv, validation: {tmp_path}/dev.tsv}}\n"
+        "text_columns: [s1, s2]\nlabel_column: scor\nmetrics: [pearson_spearman]\nbest_metric: pearson\n"
+    )
+    run = compose_run(
+        f"hydra.searchpath=[file://{tmp_path}]", "target_task=my_sts", "injection_task=none"
+    )
+    error = record_error(run)
+    assert error is not None and "no column 'scor' (has s1, s2, score)" in error, error
+    assert "is a release file of" not in error
+    assert error.endswith("; a release file of 'glue_cola', 'glue_mnli', 'glue_mrpc', 'glue_qnli', "
+                          "'glue_qqp', 'glue_rte', 'glue_sst2', 'glue_stsb', 'glue_wnli' is also "
+                          "named train.tsv: if this is one, choose that task, not 'my_sts'"), error  # fmt: skip
