@@ -81,7 +81,19 @@ def bars_figure(rows: list[PlotRow], metric: str) -> Figure:
     ax.set_xlim(min(0.0, low * 1.1), reach * 1.35)
     ax.set_xlabel(f"{metric} (mean ± sample std over seeds){better_note(rows)}")
     ax.set_ylim(-0.6, len(rows) - 0.4)
+    _fit_xlabel(figure, ax)
     return figure
+
+
+def _fit_xlabel(figure: Figure, ax: Axes) -> None:
+    """Widen the figure until its axis label fits: a width from short row labels alone cut the
+    label's end, `(higher is better)`, off the right edge (the label is centred on the axes, so
+    the figure grows by twice what sticks out)."""
+    figure.draw_without_rendering()
+    label, edge = ax.xaxis.label.get_window_extent(), figure.bbox
+    over = max(0.0, label.x1 - edge.x1, edge.x0 - label.x0)
+    if over:
+        figure.set_figwidth(figure.get_figwidth() + (2 * over + 20) / figure.dpi)
 
 
 def curves_figure(rows: list[PlotRow], metric: str) -> Figure:

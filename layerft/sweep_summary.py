@@ -107,12 +107,24 @@ def print_summary(state: Status) -> None:
     stale = f", {len(state.stale)} on changed {_on_changed(state.stale)}" if state.stale else ""
     killed = f", {len(state.unfinished)} unfinished" if state.unfinished else ""
     not_run = len(state.missing) - len(state.unfinished)
+    # Combinations, not runs: a repeat (another layer split beside injection_task=none) is served
+    # by its first job's folder, which results.md counts once
+    runs = {folder for _, folder in state.done} | {folder for _, folder, _ in state.failed}
+    shared = len(state.done) + len(state.failed) - len(runs)
+    repeats = (
+        f" ({len(runs)} distinct runs: {shared} served by another combination's run)"
+        if shared
+        else ""
+    )
     print(
         f"sweep: {len(state.done)} finished, {len(state.failed)} failed, {not_run} not run"
-        f"{killed}{stale}"
+        f"{killed}{stale}{repeats}"
     )
     for combination, folder, error in state.failed:
-        print(f"  FAILED {combination.label}: {error} ({folder / FAILED_FILE})")
+        # A --force rerun that failed beside its result (a failure beside another config's is
+        # blocked, not failed): results.md averages that result, and this line says so
+        kept = "; its earlier result is kept" if (folder / METRICS_FILE).is_file() else ""
+        print(f"  FAILED {combination.label}: {error} ({folder / FAILED_FILE}{kept})")
     for stale in state.stale:
         what, names = stale.changed()
         print(

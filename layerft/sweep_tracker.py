@@ -119,6 +119,8 @@ def publish_results_table(
         "baseline": result.baseline,
         "heatmap": list(result.heatmap) if result.heatmap else None,
         "not_run": result.not_run,
+        # Started, no record (killed, still running): in no row, and not in not_run either
+        "unfinished": [_under(path, sweep_dir) for path in result.unfinished],
         "best_of": result.best_of or None,
     }
     earlier = wandb_runs(sweep_dir)
@@ -136,3 +138,8 @@ def publish_results_table(
     tracker.run.log(logged)  # type: ignore[attr-defined]
     tracker.finish()
     remove_stale_runs(sweep_dir, earlier, whose="earlier aggregations")
+
+
+def _under(path: Path, sweep_dir: Path) -> str:
+    """A job folder as results.md names it: relative to the sweep folder."""
+    return str(path.relative_to(sweep_dir)) if path.is_relative_to(sweep_dir) else str(path)

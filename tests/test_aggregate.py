@@ -1865,8 +1865,12 @@ def test_the_wandb_results_run_names_the_combinations_not_run(tmp_path, monkeypa
         raise StopIteration  # the table itself is not needed
 
     monkeypatch.setattr(tracker, "start_tracker", start)
-    result = SimpleNamespace(baseline={}, heatmap=None, not_run=["seed=2"], best_of=["lr"])
+    result = SimpleNamespace(
+        baseline={}, heatmap=None, not_run=["seed=2"], best_of=["lr"], unfinished=[tmp_path / "s3"]
+    )
     with pytest.raises(StopIteration):
         sweep_tracker.log_results_table("demo", ["tracker=wandb"], tmp_path, result)  # type: ignore[arg-type]
     assert configs[0]["not_run"] == ["seed=2"]
+    # A job killed mid-run is in no row and not in not_run: the results run named it nowhere
+    assert configs[0]["unfinished"] == ["s3"]
     assert configs[0]["best_of"] == ["lr"]

@@ -315,3 +315,17 @@ def test_each_figure_is_saved_under_its_own_name_through_a_temporary_file(
         (path,) = [p for f, p in saved if f is figure]
         assert path.parent == tmp_path and path.name.startswith(f".{name}.")
         assert path.suffix == ".tmp" and (tmp_path / name).exists() and not path.exists()
+
+
+def test_the_bars_axis_label_fits_beside_short_row_labels() -> None:
+    """The figure's width came from its row labels alone: `injection_task=none (baseline)` left
+    `target/eval_accuracy (mean ± sample std over seeds) (higher is better)` cut at `(higher is
+    bette` on the right edge of bars.png."""
+    rows = [
+        replace(plot_row([0.56], injection_task="none"), is_baseline=True),
+        plot_row([0.69], injection_task="demo_pos"),
+    ]
+    figure = bars_figure(rows, "target/eval_accuracy")
+    figure.draw_without_rendering()
+    label = figure.axes[0].xaxis.label.get_window_extent()
+    assert figure.bbox.x0 <= label.x0 and label.x1 <= figure.bbox.x1

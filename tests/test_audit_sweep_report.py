@@ -162,6 +162,37 @@ def test_the_summary_names_each_job_by_its_fate(tmp_path: Path, capsys) -> None:
     ]
 
 
+def test_the_summary_counts_a_repeat_served_by_another_jobs_run_once(
+    tmp_path: Path, capsys
+) -> None:
+    """`injection_task=none` under two layer splits is one run in one folder: the summary said
+    `2 finished, 2 failed` where results.md said `2 jobs (1 finished, 1 failed)`, with no word
+    that two of the four combinations are the other two's runs."""
+    none1, none2 = combination("none,lower1", "n"), combination("none,lower_half", "n")
+    bad1, bad2 = combination("none,lower1,lr", "b"), combination("none,lower_half,lr", "b")
+    state = Status(
+        done=[(none1, tmp_path / "N"), (none2, tmp_path / "N")],
+        failed=[(bad1, tmp_path / "B", "nan"), (bad2, tmp_path / "B", "nan")],
+        missing=[],
+    )
+    sweep_summary.print_summary(state)
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "sweep: 2 finished, 2 failed, 0 not run (2 distinct runs: 2 served by another combination's run)"
+    )
+
+
+def test_a_failed_forced_rerun_says_its_earlier_result_is_kept(tmp_path: Path, capsys) -> None:
+    """`sweep.py --force` whose rerun failed printed `0 finished, 1 failed` and a bare FAILED line
+    while results.md averaged the kept result (`later attempt failed: seed 1 (result kept)`)."""
+    (tmp_path / "A").mkdir()
+    (tmp_path / "A" / "metrics.json").write_text("{}")
+    state = Status(done=[], failed=[(combination("A", "a"), tmp_path / "A", "E: x")], missing=[])
+    sweep_summary.print_summary(state)
+    assert capsys.readouterr().out.splitlines()[1] == (
+        f"  FAILED A: E: x ({tmp_path / 'A' / 'failed.json'}; its earlier result is kept)"
+    )
+
+
 def test_a_repeated_value_is_named_once_per_repeated_job(caplog) -> None:
     """Kills: `times.get` for `times.pop` (a job listed three times was named three times, and
     counted so) and the list cut after three names dropped."""
