@@ -129,7 +129,8 @@ def _read_folder(sweep_dir: Path, planned: list[str], started: float) -> SweepFo
     """The folder's jobs by fate, with one warning per kind the table leaves out or notes; no
     tabled job (every result on data changed since, or none readable) is NothingToTable, and
     removes an earlier aggregation's files."""
-    jobs, damaged = read_sweep(sweep_dir)
+    duplicates: list[Job] = []
+    jobs, damaged = read_sweep(sweep_dir, duplicates)
     on_other_data = [job for job in jobs if job.changed]
     replaced = [job for job in jobs if job.replaced_by is not None]
     jobs = [job for job in jobs if not job.changed and job.replaced_by is None]
@@ -141,7 +142,7 @@ def _read_folder(sweep_dir: Path, planned: list[str], started: float) -> SweepFo
         changed = "every one is on a data file (or a model file, or a hub snapshot) changed since"
         why = f"{changed} (sweep.py --force reruns them)" if on_other_data else "none is readable"
         raise NothingToTable(f"no result to table in {sweep_dir}: {why}")
-    return SweepFolder(sweep_dir, jobs, unfinished, on_other_data, replaced, not_run)
+    return SweepFolder(sweep_dir, jobs, unfinished, on_other_data, replaced, not_run, duplicates)
 
 
 def _without_record(sweep_dir: Path, names: list[str], unfinished: list[Path]) -> list[str]:

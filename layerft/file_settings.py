@@ -132,8 +132,11 @@ def file_settings_lines(jobs: list[Job]) -> list[str]:
             f"Set by the grid or experiment file in some jobs, or to other values: {cells}."
         )
     if values and len(said) < len(jobs):
-        lines.append(
-            f"{len(jobs) - len(said)} result(s) by an older layerft do not record what their grid "
-            "or experiment file set."
+        older = len(jobs) - len(said)
+        which = (
+            "1 result by an older layerft does"
+            if older == 1
+            else f"{older} results by an older layerft do"
         )
+        lines.append(f"{which} not record what their grid or experiment file set.")
     return lines

@@ -72,8 +72,11 @@ def bars_figure(rows: list[PlotRow], metric: str) -> Figure:
     reach = max([abs(row.mean) + row.std for row in finite], default=1.0)
     for y, row in zip(place, rows, strict=True):
         failed = f", {row.runs - len(row.scores)} failed" if row.runs > len(row.scores) else ""
+        digits = 1 if abs(row.mean) >= 100 else 4  # as results.md's cells (sweep_diffs.md_summary)
         text = (
-            f" {row.mean:.3f} (n={len(row.scores)}{failed})" if row.scores else " no finished run"
+            f" {row.mean:.{digits}f} (n={len(row.scores)}{failed})"
+            if row.scores
+            else " no finished run"
         )
         ax.text(max(row.mean + row.std, 0) if row in finite else 0, y, text, va="center", fontsize="small")  # fmt: skip
     # From the lowest whisker: a negative score (pearsonr, matthews) or a wide spread reaches below 0.

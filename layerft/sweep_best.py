@@ -14,10 +14,11 @@ import numpy as np
 
 from layerft.errors import LayerftError
 from layerft.sweep_baseline import ComposedConfigs, baselines
-from layerft.sweep_diffs import md_line, other_scores_lines
+from layerft.sweep_diffs import md_line, other_scores_lines, shared_settings_lines, spec_text
 from layerft.sweep_job import SettingsKey, settings_key
-from layerft.sweep_report import COST_NOTES, shared_settings_lines, table_lines
+from layerft.sweep_report import COST_NOTES, table_lines
 from layerft.sweep_table import (
+    MISSING,
     Table,
     TableRow,
     applies,
@@ -39,18 +40,18 @@ def best_table(
     extra: list[str],
 ) -> Table:
     """One row per combination of the settings other than `keys`: its row with the best mean
-    selection metric over the values of `keys` it ran (the first in table order on a tie; one
-    without a finished job only where none has one), beside its baseline row's best (`spec`,
+    selection metric over the values of `keys` it ran (on a tie, `_best`'s; one without a
+    finished job only where none has one), beside its baseline row's best (`spec`,
     without `keys`: the baseline is another row's best, not a value of theirs)."""
     if "seed" in keys:
         raise LayerftError("--best-of seed: a row folds its seeds")
     check_settings("--best-of", keys, combos)
     groups = _groups(combos, keys)
     # Each best row under its group's settings (a row serving several groups, in each of them)
+    bests = [_best(rows, keys) for _, rows in groups]
     chosen = [
         replace(best, settings={**own, **{k: v for k, v in best.settings.items() if k in keys}})
-        for own, rows in groups
-        for best in [_best(rows, keys)]
+        for (own, _), (best, _) in zip(groups, bests, strict=True)
     ]
     # Paired as results.csv pairs rows, on the settings without `keys`
     bare = [replace(c, settings=_without(c.settings, keys)) for c in chosen]
@@ -62,8 +63,13 @@ def best_table(
     bases = [by_bare[id(b)] if b is not None else None for b in paired]
     columns = [k for k in varied if k not in keys] + [k for k in keys if k in varied]
     table = build_table(chosen, columns, rest, bases, extra)
-    for row, (_, rows) in zip(table.rows, groups, strict=True):
+    for row, (_, rows), (_, tied) in zip(table.rows, groups, bests, strict=True):
         row[CANDIDATES] = _candidates(rows, keys)
+        if len(tied) > 1:  # said beside the row's other notes
+            tie = "tie: " + " vs ".join(
+                ",".join(setting(r.settings, k) for k in keys) for r in tied
+            )
+            row["notes"] = "; ".join(note for note in (tie, row["notes"]) if note)
     return replace(table, columns=[*table.columns, CANDIDATES])
 
 
@@ -136,12 +142,14 @@ def _without(settings: dict[str, str], keys: list[str]) -> dict[str, str]:
     return {k: v for k, v in settings.items() if k not in keys}
 
 
-def _best(rows: list[TableRow], keys: list[str]) -> TableRow:
-    """The row with the best seed-mean selection metric; rows choosing on different metrics (a
+def _best(rows: list[TableRow], keys: list[str]) -> tuple[TableRow, list[TableRow]]:
+    """The row with the best seed-mean selection metric, and the rows tied at it (one: no tie).
+    On a tie the row leaving the most of `keys` unset (`-`: its options' own value, the one a
+    user changes from) wins, then the first in table order; rows choosing on different metrics (a
     key that changes the task) have no best."""
     ran = [row for row in rows if row.finished]
     if not ran:
-        return rows[0]
+        return rows[0], [rows[0]]
     first = ran[0].selection_metric
     other = next((row for row in ran if row.selection_metric != first), None)
     if other is not None:  # named by two rows that differ in it (the second may share the first's)
@@ -150,7 +158,10 @@ def _best(rows: list[TableRow], keys: list[str]) -> TableRow:
             f"{label(other.settings, keys)} choose on different metrics ({first}, "
             f"{other.selection_metric}): name settings that leave the task as it is"
         )
-    return max(ran, key=_score)  # max keeps the first of equals
+    best = max(_score(row) for row in ran)
+    tied = [row for row in ran if _score(row) == best] if np.isfinite(best) else ran[:1]
+    unset = [sum(setting(row.settings, k) == MISSING for k in keys) for row in tied]
+    return tied[unset.index(max(unset))], tied  # index: the first of equals
 
 
 def _score(row: TableRow) -> float:
@@ -176,7 +187,7 @@ def _candidates(rows: list[TableRow], keys: list[str]) -> str:
 def render_best(table: Table, keys: list[str]) -> str:
     """best.md: what was chosen and how, the table, and the other scores' differences."""
     names = ", ".join(f"`{k}`" for k in keys)
-    spec = ", ".join(f"{k}={v}" for k, v in table.spec.items())
+    spec = spec_text(table.spec)
     # Rows of several tasks each choose on their own metric (the table's `selection_metric`)
     metric = f"`{table.selection}`" if table.uniform else "of its own selection metric"
     better = {True: "; higher is better", False: "; lower is better", None: ""}[
@@ -187,10 +198,12 @@ def render_best(table: Table, keys: list[str]) -> str:
         "",
         f"Each row is one combination of the other settings at the value of {names} with the "
         f"best mean {metric} over its seeds (`{CANDIDATES}`: each value's mean, seeds and "
-        "failed seeds; a tie goes to the first listed). The value was chosen on these same dev scores, "
-        "so a row's score overstates what that setting would score on new data (more, the more "
-        "values it was chosen from); an extra dev set (`extra_eval_splits`, a test split say) "
-        "in the columns was not used to choose.",
+        "failed seeds). On a tie, `tie:` in its notes names the values tied, and the row is the "
+        f"one leaving most of {names} unset (`{MISSING}`: its options' own value), else the first "
+        "listed. The value was chosen on these same dev scores, so a row's score overstates what "
+        "that setting would score on new data (more, the more values it was chosen from); an "
+        "extra dev set (`extra_eval_splits`, a test split say) in the columns was not used to "
+        "choose.",
         f"vs baseline: this row minus the best row of the same settings but {spec}, paired by "
         "seed as in results.md."
         if table.spec

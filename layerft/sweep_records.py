@@ -38,20 +38,24 @@ log = logging.getLogger(__name__)
 HYDRA_SUBDIR = ".hydra"  # Hydra's `output_subdir`, written into a job's folder before it starts
 
 
-def read_sweep(sweep_dir: Path) -> tuple[list[Job], list[Path]]:
+def read_sweep(
+    sweep_dir: Path, duplicates: list[Job] | None = None
+) -> tuple[list[Job], list[Path]]:
     """Every job under `sweep_dir` at any depth, one per config and per (settings, seed): a finished
     record before a failed one, then the newer. A result on data changed since (`changed_data`)
     is listed too, and keeps no (settings, seed) from another job; so is a record of another
     config that lost its (settings, seed) to the one kept (`replaced_by`). So is a result on model
     files changed since, as one on changed data (`Job.changed`). Then the folders whose record
-    cannot be read (warned about; unfinished_dirs lists them)."""
+    cannot be read (warned about; unfinished_dirs lists them). `duplicates` gets the results left
+    out as another result of the same run (a sweep folder copied into the one read, say)."""
     if not sweep_dir.is_dir():
         raise LayerftError(f"no sweep folder {sweep_dir}")
     dirs = record_dirs(sweep_dir)
     if not dirs:
         raise LayerftError(f"no job in {sweep_dir}: no {METRICS_FILE} or {FAILED_FILE} under it")
     readable = {d: job for d in dirs if (job := _readable_job(d))}
-    records = _latest(list(readable.values()), lambda job: job.fingerprint)
+    duplicates = [] if duplicates is None else duplicates
+    records = _latest(list(readable.values()), lambda job: job.fingerprint, duplicates)
     records = [_with_later_error(job) if job.changed else job for job in records]
     stale = {job.run_dir for job in records if job.changed}
     # A failure newer than the result beside it (a failed --force rerun, or another config refused
@@ -76,7 +80,7 @@ def read_sweep(sweep_dir: Path) -> tuple[list[Job], list[Path]]:
     def slot(job: Job) -> tuple[SettingsKey, int]:  # a row and a seed
         return settings_key(job.settings), job.seed
 
-    kept = _latest(current, slot)
+    kept = _latest(current, slot, duplicates)
     winners = {slot(job): job for job in kept}
     replaced = []  # another config's record won its row and seed: listed, never silently dropped
     for job in current:
@@ -211,11 +215,12 @@ def _failed_after_finishing(run_dir: Path) -> bool:
     )
 
 
-def _latest(jobs: list[Job], same: Callable[[Job], Any]) -> list[Job]:
+def _latest(jobs: list[Job], same: Callable[[Job], Any], duplicates: list[Job]) -> list[Job]:
     kept: dict[Any, Job] = {}
     for job in sorted(jobs, key=lambda j: (j.error is None, j.mtime)):
         old = kept.get(same(job))
         if old is not None and same_run(old, job):
+            duplicates += [old] if old.error is None else []  # a failure before it is no result
             metric = job.selection_metric
             ours, theirs = old.metrics.get(metric), job.metrics.get(metric)
             # two results (a rerun on a GPU, or a copied folder): which one counts is said; a

@@ -9,13 +9,21 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from layerft.file_settings import file_settings_lines
 from layerft.run_record import older_results
-from layerft.sweep_diffs import format_diff, md_line, other_scores_lines
+from layerft.sweep_diffs import (
+    counted,
+    format_diff,
+    md_line,
+    md_summary,
+    other_scores_lines,
+    shared_settings_lines,
+    spec_text,
+)
 from layerft.sweep_job import Job, changed_files
 from layerft.sweep_stats import MIN_PAIRS
 from layerft.sweep_table import MISSING, Failure, Table, label
@@ -24,8 +32,9 @@ from layerft.sweep_table import MISSING, Failure, Table, label
 @dataclass(frozen=True)
 class SweepFolder:
     """What a sweep folder holds: the jobs tabled (finished and failed), the job folders with no
-    readable record (`unfinished`), the results on data changed since and those another config's
-    record replaced (both left out), and the grid's combinations not run (their job folders)."""
+    readable record (`unfinished`), the results on data changed since, those another config's
+    record replaced and a tabled run's other records (all left out), and the grid's combinations
+    not run (their job folders)."""
 
     path: Path
     jobs: list[Job]
@@ -33,6 +42,7 @@ class SweepFolder:
     on_other_data: list[Job]
     replaced: list[Job]
     not_run: list[str]
+    duplicates: list[Job] = field(default_factory=list)  # another record of a tabled run's
 
     def job_dirs(self) -> list[Path]:
         """The folders of the jobs tabled or listed: finished, failed, on changed data, replaced."""
@@ -49,34 +59,19 @@ COST_NOTES = (
 )
 
 
-def shared_settings_lines(table: Table) -> list[str]:
-    """The settings every job of the table shares (where they apply), one line each."""
-    lines = []
-    if table.constant:
-        lines.append(
-            "Same in every job: " + ", ".join(f"`{k}={v}`" for k, v in table.constant.items())
-        )
-    if table.applying:
-        lines.append(
-            "Same in every job where it applies: "
-            + ", ".join(f"`{k}={v}`" for k, v in table.applying.items())
-        )
-    return lines
-
-
 def render_markdown(folder: SweepFolder, table: Table, failures: list[Failure]) -> str:
     """results.md: what was aggregated, the table (mean ± std (n)), then the failed jobs, the
     unfinished ones, the results on data changed since, those another config's record replaced
     and the grid's combinations not run."""
     # The title, the job counts, how to read the cells, and the settings every job shares.
     better = "higher" if table.higher_is_better else "lower"
-    spec = ", ".join(f"{k}={v}" for k, v in table.spec.items())
+    spec = spec_text(table.spec)
     total, counts = _job_counts(folder, failures)
     lines = [
         f"# Sweep results: {folder.path}",
         "",
-        f"{total} jobs ({counts}) in {len(table.rows)} combinations; a cell is mean ± sample std "
-        "(n seeds; ddof=1).",
+        f"{counted(total, 'job')} ({counts}) in {counted(len(table.rows), 'combination')}; a cell "
+        "is mean ± sample std (n seeds; ddof=1).",
         f"Selection metric: `{table.selection}` ({better} is better)."
         if table.uniform
         else "Selection metric: each row's own (column `selection metric`).",
@@ -87,8 +82,14 @@ def render_markdown(folder: SweepFolder, table: Table, failures: list[Failure]) 
     ]
     if older := older_versions(folder.jobs):
         lines.append(
-            f"{len(older)} result(s) by an older layerft ({older_results(min(older))}): in the "
-            "table, `older layerft` in their rows' notes; `sweep.py --force` reruns them."
+            f"{counted(len(older), 'result')} by an older layerft ({older_results(min(older))}): "
+            "in the table, `older layerft` in their rows' notes; `sweep.py --force` reruns them."
+        )
+    if folder.duplicates:  # a sweep folder copied into the one aggregated, say
+        lines.append(
+            f"{counted(len(folder.duplicates), 'record')} of a run another record in the table "
+            "also holds, left out (the newer counts): "
+            + ", ".join(_relative(job.run_dir, folder.path) for job in folder.duplicates)
         )
     lines += shared_settings_lines(table)
     lines += file_settings_lines([job for combo in table.combos for job in combo.finished])
@@ -119,7 +120,8 @@ def _job_counts(folder: SweepFolder, failures: list[Failure]) -> tuple[int, str]
         f", {len(on_other_data)} on changed {changed_files(on_other_data)}" if on_other_data else ""
     )
     counts += f", {len(replaced)} replaced by another config's" if replaced else ""
-    counts += f"; {later} later attempt(s) failed, their earlier results kept" if later else ""
+    kept = "its earlier result" if later == 1 else "their earlier results"
+    counts += f"; {counted(later, 'later attempt')} failed, {kept} kept" if later else ""
     total = len(jobs) - later + len(unfinished) + len(on_other_data) + len(replaced) + len(not_run)
     return total, counts
 
@@ -142,8 +144,8 @@ def table_lines(table: Table) -> list[str]:
     for row in table.rows:
         cells = [row.get(k, "all") for k in names]
         cells += [row["selection_metric"]] if not table.uniform else []
-        cells += [_md_summary(row, table.selection), format_diff(row), row["verdict"]]
-        cells += [_md_summary(row, key) for key in table.metrics]
+        cells += [md_summary(row, table.selection), format_diff(row), row["verdict"]]
+        cells += [md_summary(row, key) for key in table.metrics]
         cells += [
             "-" if row["runtime_s"] is None else f"{row['runtime_s']:.1f}",
             "-" if row["trainable_params"] is None else f"{row['trainable_params']:,}",
@@ -224,18 +226,6 @@ def _own_label(job: Job, table: Table) -> str:
 
 def _relative(path: Path, sweep_dir: Path) -> str:
     return str(path.relative_to(sweep_dir)) if path != sweep_dir else "."
-
-
-def _md_summary(row: dict[str, Any], name: str) -> str:
-    mean, std, n = row[f"{name}_mean"], row[f"{name}_std"], row[f"{name}_n"]
-    if not n:
-        return "-"
-    digits = 1 if abs(mean) >= 100 else 4  # run times and memory in MiB; scores in [0, 1]
-    # A spread 4 decimals would show as ± 0.0000 in significant digits (as format_diff does)
-    spread = None if std is None else f"{std:.{digits}f}"
-    spread = f"{std:.2g}" if std and 0 < std < 0.5 * 10**-digits else spread
-    text = f"{mean:.{digits}f}" + ("" if spread is None else f" ± {spread}")
-    return f"{text} ({n})"
 
 
 def csv_text(columns: list[str], rows: list[dict[str, Any]]) -> str:

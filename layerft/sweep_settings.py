@@ -9,6 +9,7 @@ settings, `layerft/run_tracker.py` names a run by them.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -90,17 +91,33 @@ def _override_parser() -> OverridesParser:
 
 
 def same_spelling(jobs: list[Job]) -> list[Job]:
-    """The jobs with each setting's number spelled one way: the shortest spelling among the jobs,
-    then the first in text order (`1e-4` over `0.0001`, `1E-4` over `1e-4`), so the job order changes no row's name."""
+    """The jobs with each setting's number spelled one way: the shortest spelling among the jobs
+    and its exponent form (`compact`), then the first in text order (`1e-4` over `0.0001`, `1E-4`
+    over `1e-4`), so the job order changes no row's name."""
     spellings: dict[tuple[str, Any], str] = {}
     for job in jobs:
         for key, text in job.settings.items():
             slot = (key, setting_value(text))
-            spellings[slot] = min(spellings.get(slot, text), text, key=lambda t: (len(t), t))
+            spellings[slot] = min(
+                spellings.get(slot, text), compact(text), key=lambda t: (len(t), t)
+            )
     return [
         replace(job, settings={k: spellings[k, setting_value(v)] for k, v in job.settings.items()})
         for job in jobs
     ]
+
+
+def compact(text: str) -> str:
+    """A float's text in exponent form where that is shorter and its exponent 3 or more either
+    way (`10000.0`, `5e-05` as Hydra's sweeper writes a grid's `1e4`, `5e-5`: `1e4`, `5e-5`),
+    else as it is (`0.1`, `100.0`, an int, a name)."""
+    value = setting_value(text)
+    if not isinstance(value, float) or not math.isfinite(value) or value == 0:
+        return text
+    digits = next(n for n in range(17) if float(f"{value:.{n}e}") == value)
+    mantissa, exponent = f"{value:.{digits}e}".split("e")
+    short = f"{mantissa}e{int(exponent)}"
+    return short if abs(int(exponent)) >= 3 and len(short) < len(text) else text
 
 
 def same_settings_per_config(jobs: list[Job]) -> list[Job]:

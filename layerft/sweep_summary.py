@@ -14,6 +14,7 @@ from layerft.model_files import on_other
 from layerft.results import FAILED_FILE, METRICS_FILE
 from layerft.run_folder import differences_from_result
 from layerft.run_record import older_results
+from layerft.sweep_diffs import counted
 from layerft.sweep_grid import Combination
 from layerft.sweep_records import HYDRA_SUBDIR
 from layerft.sweep_status import Stale, Status, left_out
@@ -31,8 +32,9 @@ def print_plan(combinations: list[Combination], state: Status, force: bool) -> N
         if stored else ""
     )  # fmt: skip
     distinct = len({c.fingerprint for c in combinations})
-    runs = f" ({distinct} distinct runs)" if distinct < len(combinations) else ""
-    print(f"{len(combinations)} combinations{runs}, {len(stage1)} distinct stage-1 trainings{kept}")
+    runs = f" ({counted(distinct, 'distinct run')})" if distinct < len(combinations) else ""
+    trainings = counted(len(stage1), "distinct stage-1 training")
+    print(f"{counted(len(combinations), 'combination')}{runs}, {trainings}{kept}")
     left = left_out(combinations, state, force)
     # Done and not launched: unless forced (--force, or force_rerun=true in its config)
     finished = {id(combination) for combination in left.finished}
@@ -112,7 +114,7 @@ def print_summary(state: Status) -> None:
     runs = {folder for _, folder in state.done} | {folder for _, folder, _ in state.failed}
     shared = len(state.done) + len(state.failed) - len(runs)
     repeats = (
-        f" ({len(runs)} distinct runs: {shared} served by another combination's run)"
+        f" ({counted(len(runs), 'distinct run')}: {shared} served by another combination's run)"
         if shared
         else ""
     )

@@ -274,7 +274,7 @@ def test_results_md_names_the_keys_the_grid_file_set(tmp_path: Path) -> None:
     markdown = aggregate(tmp_path).markdown
     assert "in every job that records them: `target_task.max_length=48`." in markdown
     assert "other values: `a.b` (1, 2; not by the file in some)." in markdown
-    assert "1 result(s) by an older layerft do not record what their grid" in markdown
+    assert "1 result by an older layerft does not record what their grid" in markdown
     # None set anything: no such line.
     assert "grid or experiment file" not in aggregate(tmp_path / "old").markdown
 
@@ -517,7 +517,7 @@ def test_results_an_older_layerft_computed_are_tabled_with_a_note(tmp_path: Path
     assert row_of(result, injection_task="demo_pos")["notes"] == "older layerft: seed 1 2"
     assert row_of(result, injection_task="none")["notes"] == ""
     assert (
-        f"2 result(s) by an older layerft (results version 1, now {RESULTS_VERSION}; changed "
+        f"2 results by an older layerft (results version 1, now {RESULTS_VERSION}; changed "
         "since: adapters sit after"
     ) in result.markdown
     assert "2 result(s) computed by an older layerft (results version 1" in caplog.text
@@ -765,6 +765,22 @@ def test_a_baseline_of_a_setting_left_unset_is_chosen_as_key_dash(tmp_path: Path
     assert lower["verdict"] == "worse"
 
 
+def test_results_md_says_what_a_baseline_of_key_dash_means(tmp_path: Path) -> None:
+    # `--baseline target_task.lr=5e-5`, the task's own, names the row leaving lr unset: the header
+    # read `same settings but target_task.lr=-`, a value the user never gave, with no word on it.
+    write_seeds(tmp_path / "default", {1: 0.80, 2: 0.82, 3: 0.84}, injection_task="none")
+    with_config(tmp_path / "default", "5.0e-05")
+    write_seeds(tmp_path / "lr", {1: 0.70, 2: 0.71, 3: 0.75}, injection_task="none",
+                overrides=("target_task.lr=1e-3",))  # fmt: skip
+    result = aggregate(tmp_path, baseline={"target_task.lr": "5e-5"})
+    assert result.baseline == {"target_task.lr": "-"}
+    assert row_of(result, **{"target_task.lr": "1e-3"})["diff_n"] == 3
+    assert (
+        "(same settings but target_task.lr=- (not set: its options' value)) on the selection "
+        "metric" in result.markdown
+    )
+
+
 def with_config(root: Path, lr: str) -> None:
     """Each job folder under `root` with the composed config Hydra writes (its rate at `lr`)."""
     for metrics in root.rglob("metrics.json"):
@@ -787,9 +803,7 @@ def test_a_row_pairs_with_a_baseline_that_leaves_its_setting_at_the_same_value(
     write_seeds(tmp_path / "other", scores, injection_task="demo_pos", overrides=(f"{LR}=1e-4",))
     with_config(tmp_path / "other", "0.0001")
     result = aggregate(tmp_path)
-    row = row_of(
-        result, injection_task="demo_pos", **{LR: "0.00005" if spells["demo_pos"] else "-"}
-    )
+    row = row_of(result, injection_task="demo_pos", **{LR: "5e-5" if spells["demo_pos"] else "-"})
     assert (row["verdict"], row["diff_n"], row["diff_mean"]) == ("better", 3, pytest.approx(0.05))
     assert row_of(result, injection_task="none")["verdict"] == "baseline"
     assert row_of(result, **{LR: "1e-4"})["verdict"] == "no baseline"  # none ran at 1e-4
@@ -995,13 +1009,27 @@ def test_records_without_a_seedless_fingerprint_still_aggregate(tmp_path: Path) 
 
 
 def test_a_spelling_only_a_superseded_record_used_names_no_row(tmp_path: Path) -> None:
-    write_job(tmp_path / "old", 1, 0.5, overrides=(f"{LR}=1e-4",), fingerprint="f", mtime=1_000_000)
-    write_job(
-        tmp_path / "new", 1, 0.9, overrides=(f"{LR}=0.0001",), fingerprint="f", mtime=2_000_000
-    )
+    write_job(tmp_path / "old", 1, 0.5, overrides=(f"{LR}=0.5",), fingerprint="f", mtime=1_000_000)
+    write_job(tmp_path / "new", 1, 0.9, overrides=(f"{LR}=0.50",), fingerprint="f", mtime=2_000_000)
     result = aggregate(tmp_path)
     assert result.rows[0][f"{ACC}_mean"] == 0.9
-    assert f"`{LR}=0.0001`" in result.markdown  # the spelling of the record that counts
+    assert f"`{LR}=0.50`" in result.markdown  # the spelling of the record that counts
+
+
+def test_a_float_hydra_spelled_out_shows_in_its_exponent_form(tmp_path: Path) -> None:
+    # Hydra's sweeper writes a grid's `1e4` as `10000.0` and `5e-5` as `5e-05`: rows, labels and
+    # best.md read `10000.0`; results.csv's `1e4` is the same number to a CSV reader.
+    for name, lr, score in (("a", "10000.0", 0.5), ("b", "5e-05", 0.7), ("c", "0.1", 0.6)):
+        write_job(tmp_path / name, 1, score, overrides=(f"{LR}={lr}",))
+    write_job(tmp_path / "d", 1, error="boom", overrides=(f"{LR}=0.0001",))
+    result = aggregate(tmp_path, baseline={LR: "5e-5"}, best_of=["injection_task"])
+    assert [row[LR] for row in result.rows] == ["5e-5", "1e-4", "0.1", "1e4"]
+    with (tmp_path / "results.csv").open() as handle:
+        assert [float(r[LR]) for r in csv.DictReader(handle)] == [5e-5, 1e-4, 0.1, 1e4]
+    assert "| 1e4 | 0.5000 (1) |" in result.markdown
+    assert [failure.settings for failure in result.failures] == [f"{LR}=1e-4"]
+    assert f"| {LR}=1e4 | demo_pos: 0.5000 (1) |" in (tmp_path / "best.md").read_text()
+    assert "same settings but target_task.lr=5e-5)" in result.markdown
 
 
 # --- which jobs count -----------------------------------------------------------------------------
@@ -1012,6 +1040,23 @@ def test_a_config_run_twice_counts_once_the_newer(tmp_path: Path) -> None:
     write_job(tmp_path / "new", 1, 0.9, fingerprint="same", mtime=2_000_000)
     (row,) = aggregate(tmp_path).rows
     assert (row[f"{ACC}_mean"], row[f"{ACC}_n"]) == (0.9, 1)
+
+
+def test_results_md_counts_and_names_the_records_of_a_run_left_out(tmp_path: Path) -> None:
+    # `sweep.py aggregate` over a folder holding a copy of a sweep: only the log said so, and
+    # results.md a lower job count than the folders it read.
+    write_job(tmp_path / "copy" / "old", 1, 0.5, fingerprint="same", mtime=1_000_000)
+    write_job(tmp_path / "new", 1, 0.9, fingerprint="same", mtime=2_000_000)
+    write_job(
+        tmp_path / "retried", 2, error="CUDA out of memory", fingerprint="two", mtime=1_000_000
+    )
+    write_job(tmp_path / "retried", 2, 0.7, fingerprint="two", mtime=2_000_000)  # no duplicate
+    markdown = aggregate(tmp_path).markdown
+    assert "2 jobs (2 finished, 0 failed) in 1 combination;" in markdown
+    assert (
+        "\n1 record of a run another record in the table also holds, left out (the newer "
+        "counts): copy/old\n" in markdown
+    )
 
 
 def test_a_folder_that_failed_then_finished_counts_as_finished(tmp_path: Path) -> None:
@@ -1060,9 +1105,8 @@ def test_a_failure_after_a_result_in_its_folder_is_listed_and_the_result_kept(
     (failure,) = result.failures
     assert failure.seed == 2 and failure.run_dir == tmp_path / "base" / "2"
     assert "CUDA out of memory (a later attempt; the earlier result is kept)" in failure.error
-    assert (
-        "3 jobs (3 finished, 0 failed; 1 later attempt(s) failed, their earlier results kept)"
-        in (result.markdown)
+    assert "3 jobs (3 finished, 0 failed; 1 later attempt failed, its earlier result kept)" in (
+        result.markdown
     )
     assert (tmp_path / "failures.csv").exists()
 
@@ -1187,7 +1231,7 @@ def test_an_unfinished_job_is_listed_and_counted_but_in_no_row(tmp_path: Path, c
     result = aggregate(tmp_path)
     assert result.unfinished == [killed]
     assert (result.rows[0][f"{ACC}_n"], result.rows[0]["seeds"]) == (2, "1 2")
-    assert "3 jobs (2 finished, 0 failed, 1 unfinished) in 1 combinations" in result.markdown
+    assert "3 jobs (2 finished, 0 failed, 1 unfinished) in 1 combination" in result.markdown
     assert result.markdown.endswith(
         "## Unfinished (killed, still running, or its record unreadable)\n\n"
         "Job folders with no readable metrics.json or failed.json, in no row of the table:\n"

@@ -111,7 +111,7 @@ def test_each_bar_shows_its_own_rows_mean_sample_std_and_finished_seeds() -> Non
     assert lora["whisker"] == pytest.approx((0.5 - 0.02**0.5, 0.5 + 0.02**0.5))
     assert "whisker" not in bitfit
     assert [full["text"], lora["text"], bitfit["text"]] == [
-        " 0.800 (n=3)", " 0.500 (n=2, 1 failed)", " no finished run"
+        " 0.8000 (n=3)", " 0.5000 (n=2, 1 failed)", " no finished run"
     ]  # fmt: skip
     # the first row at the top
     ys = {t.get_text(): y for y, t in zip(ax.get_yticks(), ax.get_yticklabels(), strict=True)}
@@ -141,6 +141,14 @@ def test_the_bars_and_the_heatmap_say_which_way_is_better_where_the_rows_agree()
     failed = replace(both[0], scores=[], jobs=2)
     label = bars_figure([failed, *loss[1:]], PER_ROW).axes[0].get_xlabel()
     assert label.endswith("(lower is better)")
+
+
+def test_a_bars_mean_has_results_mds_decimals() -> None:
+    """bars.png wrote 0.562 where results.md wrote 0.5625 (3 decimals against 4); a run time
+    in seconds, 1 decimal in both."""
+    rows = [plot_row([0.5625], tuning_mode="full"), plot_row([123.45], tuning_mode="lora")]
+    texts = [text.get_text() for text in bars_figure(rows, PER_ROW).axes[0].texts]
+    assert texts == [" 0.5625 (n=1)", " 123.5 (n=1)"]
 
 
 def test_a_single_seed_has_no_spread_and_its_bar_sets_the_axis() -> None:

@@ -21,10 +21,10 @@ from layerft.aggregate import aggregate
 from layerft.config import resolve_config
 from layerft.errors import LayerftError
 from layerft.run_record import older_results
-from layerft.sweep_diffs import other_scores_lines
+from layerft.sweep_diffs import md_summary, other_scores_lines
 from layerft.sweep_grid import Combination
 from layerft.sweep_options import aggregate_dir, baseline_pairs, check_table_options, tabled
-from layerft.sweep_report import SweepFolder, _md_summary, csv_text
+from layerft.sweep_report import SweepFolder, csv_text
 from layerft.sweep_settings import effective_settings, job_settings, setting_value
 from layerft.sweep_stats import summary
 from layerft.sweep_status import Stale, Status, left_out
@@ -160,6 +160,25 @@ def test_the_summary_names_each_job_by_its_fate(tmp_path: Path, capsys) -> None:
         f"1 done by an older layerft ({older_results(1)}): reused as they are; --force reruns "
         "them (overrides can narrow the grid to them)",
     ]
+
+
+def test_a_count_of_one_takes_its_noun_in_the_singular(tmp_path: Path, capsys) -> None:
+    """results.md said `1 jobs (...) in 1 combinations`, the plan `1 combinations, 1 distinct
+    stage-1 trainings`, a later attempt `1 later attempt failed, its earlier result kept`."""
+    one = combination("A", "a")
+    sweep_summary.print_plan([one], Status([], [], [one]), False)
+    assert capsys.readouterr().out.splitlines()[0] == "1 combination, 0 distinct stage-1 trainings"
+    repeat = combination("B", "a", "k")
+    sweep_summary.print_plan([one, repeat], Status([], [], [one, repeat]), False)
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == "2 combinations (1 distinct run), 1 distinct stage-1 training"
+    write_job(tmp_path / "a", 1, 0.7, fingerprint="f", mtime=1_000_000)
+    write_job(tmp_path / "a", 1, error="boom", fingerprint="f", mtime=2_000_000)
+    markdown = aggregate(tmp_path).markdown
+    assert (
+        "1 job (1 finished, 0 failed; 1 later attempt failed, its earlier result kept) in 1 "
+        "combination;" in markdown
+    )
 
 
 def test_the_summary_counts_a_repeat_served_by_another_jobs_run_once(
@@ -373,28 +392,28 @@ def test_an_older_layerfts_failure_is_no_older_result(tmp_path: Path) -> None:
     write_job(tmp_path / "b", 1, error="boom", version=1, tuning_mode="lora")
     assert "older layerft" not in aggregate(tmp_path).markdown
     write_job(tmp_path / "c", 1, 0.6, version=1, tuning_mode="frozen")
-    assert f"1 result(s) by an older layerft ({older_results(1)})" in aggregate(tmp_path).markdown
+    assert f"1 result by an older layerft ({older_results(1)})" in aggregate(tmp_path).markdown
 
 
 def test_a_mean_of_a_hundred_or_more_shows_one_decimal() -> None:
-    """Kills: `abs(mean) > 100` for `>= 100` in _md_summary (a run time of 100 s showed 4)."""
+    """Kills: `abs(mean) > 100` for `>= 100` in md_summary (a run time of 100 s showed 4)."""
     row = {"m_mean": 100.0, "m_std": 2.5, "m_n": 2, "l_mean": -99.5, "l_std": None, "l_n": 1}
-    assert _md_summary(row, "m") == "100.0 ± 2.5 (2)"
-    assert _md_summary(row, "l") == "-99.5000 (1)"
+    assert md_summary(row, "m") == "100.0 ± 2.5 (2)"
+    assert md_summary(row, "l") == "-99.5000 (1)"
 
 
 def test_a_spread_below_the_fourth_decimal_shows_its_significant_digits() -> None:
     """Seeds at 0.70000, 0.70002 and 0.70004 read `0.7000 ± 0.0000 (3)`: no spread at all."""
     row = {"m_mean": 0.70002, "m_std": 2e-5, "m_n": 3, "z_mean": 0.5, "z_std": 0.0, "z_n": 3}
-    assert _md_summary(row, "m") == "0.7000 ± 2e-05 (3)"
-    assert _md_summary(row, "z") == "0.5000 ± 0.0000 (3)"  # a spread of none stays as it is
+    assert md_summary(row, "m") == "0.7000 ± 2e-05 (3)"
+    assert md_summary(row, "z") == "0.5000 ± 0.0000 (3)"  # a spread of none stays as it is
     row.update(m_std=5e-5)
-    assert _md_summary(row, "m") == "0.7000 ± 0.0001 (3)"  # (5e-5 rounds up)
+    assert md_summary(row, "m") == "0.7000 ± 0.0001 (3)"  # (5e-5 rounds up)
     # A run time's cell, to one decimal: a spread of 0.01 s read `± 0.0`
     row.update(m_mean=150.0, m_std=0.01)
-    assert _md_summary(row, "m") == "150.0 ± 0.01 (3)"
+    assert md_summary(row, "m") == "150.0 ± 0.01 (3)"
     row.update(m_std=0.05)
-    assert _md_summary(row, "m") == "150.0 ± 0.1 (3)"
+    assert md_summary(row, "m") == "150.0 ± 0.1 (3)"
     # Equal seeds: np.std's rounding (1.4e-16 for three 0.7s) is no spread to show
     assert summary("m", [0.7, 0.7, 0.7]) == {"m_mean": pytest.approx(0.7), "m_std": 0.0, "m_n": 3}
 
@@ -468,7 +487,7 @@ def test_results_md_lists_every_unfinished_job(tmp_path: Path) -> None:
     for name in ("killed1", "killed2"):  # Hydra started them; no record came
         (tmp_path / name / ".hydra").mkdir(parents=True)
     markdown = aggregate(tmp_path).markdown
-    assert "3 jobs (1 finished, 0 failed, 2 unfinished) in 1 combinations" in markdown
+    assert "3 jobs (1 finished, 0 failed, 2 unfinished) in 1 combination;" in markdown
     assert markdown.endswith("in no row of the table:\n- killed1\n- killed2\n")
 
 
@@ -491,7 +510,7 @@ def test_a_finished_job_whose_config_forces_a_rerun_is_planned_as_to_run(tmp_pat
 
 
 def test_each_metric_column_of_results_md_shows_that_metrics_values(tmp_path: Path) -> None:
-    """Kills: `_md_summary(row, table.selection)` for `_md_summary(row, key)` in table_lines
+    """Kills: `md_summary(row, table.selection)` for `md_summary(row, key)` in table_lines
     (every other score's column repeated the selection metric's cell)."""
     f1 = "target/eval_macro_f1"
     write_job(tmp_path / "1", 1, 0.8, metrics={f1: 0.6})

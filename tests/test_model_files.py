@@ -123,7 +123,7 @@ def test_a_sweep_plan_marks_a_result_on_changed_model_files(tmp_path: Path, caps
     sweep_summary.print_summary(state)
     weights = folder.resolve() / "model.safetensors"
     assert capsys.readouterr().out.splitlines() == [
-        "1 combinations, 0 distinct stage-1 trainings",
+        "1 combination, 0 distinct stage-1 trainings",
         f"  [done on other model files: {weights} changed] {edited.label}  (no stage 1)",
         "0 done, 0 to run",
         "1 done on model files changed since: not launched; rerun them with --force "

@@ -569,7 +569,7 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
     assert failure.read_bytes() == failed_rerun
     # The table keeps the result in that folder, and the failed forced rerun beside it.
     assert (
-        "9 jobs (9 finished, 0 failed; 1 later attempt(s) failed, their earlier result"
+        "9 jobs (9 finished, 0 failed; 1 later attempt failed, its earlier result"
         in (sweep_dir / "results.md").read_text()
     )
     # A grid whose every job fails (a non-finite loss) still rewrites the folder's tables, now
@@ -577,7 +577,7 @@ def test_a_grid_runs_shares_stage1_and_a_rerun_skips_every_finished_job(tmp_path
     sweep(tmp_path, "seed=1", "tuning_mode=lora", "injection_task=none",
           "target_task.lr=1e+30,1e+31", expect=1)  # fmt: skip
     assert (
-        "11 jobs (9 finished, 2 failed; 1 later attempt(s) failed"
+        "11 jobs (9 finished, 2 failed; 1 later attempt failed"
         in (sweep_dir / "results.md").read_text()
     )
 
@@ -723,7 +723,7 @@ def test_a_scheme_4_record_with_another_kinds_setting_serves_every_value_of_it(t
     # found, through the config kept beside it, by the run under another value, and a grid
     # sweeping the setting over classification is one run per combination.
     job = ("seed=1", "tuning_mode=full", "injection_task=none")
-    assert "2 combinations (1 distinct runs)" in sweep(
+    assert "2 combinations (1 distinct run)" in sweep(
         tmp_path, *job, "target_task.spans.doc_stride=64,128", "--dry-run"
     )
     sweep(tmp_path, *job, "target_task.spans.doc_stride=64")
@@ -1104,7 +1104,7 @@ def test_a_sweep_stopped_early_names_its_unrun_combinations_in_results_md(
     args = ["demo", *TINY_GRID, "seed=1", "injection_task=none", "tuning_mode=full,frozen"]
     assert sweep_module.main([*args, "--dir", str(sweep_dir)]) == 130
     markdown = (sweep_dir / "results.md").read_text()
-    assert "2 jobs (1 finished, 0 failed, 1 not run) in 1 combinations" in markdown
+    assert "2 jobs (1 finished, 0 failed, 1 not run) in 1 combination" in markdown
     assert markdown.endswith(
         "## Not run (in the grid, no result)\n\nCombinations of the grid this sweep did not run (it "
         "stopped early), in no row of the table:\n"
@@ -2265,7 +2265,7 @@ def test_a_sweep_whose_every_job_failed_writes_its_failures(tmp_path: Path) -> N
     job = ("seed=1", "tuning_mode=full", "injection_task=none")
     done = run_sweep(["demo", *TINY_GRID, f"cache_dir={tmp_path / 'a_file'}", *job, "--dir", "s"], tmp_path)  # fmt: skip
     assert done.returncode == 1 and "sweep: 0 finished, 1 failed" in done.stdout, done.stderr
-    assert "1 jobs (0 finished, 1 failed)" in (tmp_path / "s" / "results.md").read_text()
+    assert "1 job (0 finished, 1 failed)" in (tmp_path / "s" / "results.md").read_text()
     (failure,) = list(csv.DictReader((tmp_path / "s" / "failures.csv").open()))
     assert failure["seed"] == "1" and "a_file" in failure["error"]
 

@@ -290,3 +290,15 @@ def test_a_row_that_never_reads_a_setting_is_a_candidate_of_each_of_its_values(t
     assert rows["lower1"]["injection_task"] == "none"  # 0.78 over demo_pos's 0.75
     assert rows["upper1"]["injection_task"] == "demo_pos"
     assert rows["lower1"]["candidates"] == "demo_pos: 0.7500 (3); none: 0.7800 (3)"
+
+
+def test_a_tie_goes_to_the_value_left_unset_and_the_notes_name_the_tied(tmp_path) -> None:
+    # Numbers sort before `-`: a tie went to lr=1e4, first in table order, over the task's own rate.
+    write_rows(tmp_path, {("full", None): 0.7, ("full", "1e4"): 0.7}, injection_task="none")
+    aggregate(tmp_path, best_of=[LR])
+    [row] = best_rows(tmp_path)
+    assert (row[LR], row["candidates"]) == ("-", "1e4: 0.7000 (3); -: 0.7000 (3)")
+    assert row["notes"] == "tie: 1e4 vs -"
+    assert (
+        "On a tie, `tie:` in its notes names the values tied" in (tmp_path / "best.md").read_text()
+    )
