@@ -30,6 +30,7 @@ from layerft.run_record import (
     RUN_PREFIX,
     RunRecord,
     older_results,
+    record_problem,
     results_version,
 )
 
@@ -123,17 +124,20 @@ def read_finished(
     except json.JSONDecodeError as err:
         data = err
     if not isinstance(data, dict) or not data:  # one holding metrics is someone's: refused
-        kept = path.with_name(f"{METRICS_FILE}.corrupt")
-        with contextlib.suppress(FileNotFoundError):  # another process of the run moved it
-            os.replace(path, kept)
         problem = (
             f"not JSON ({data})" if isinstance(data, Exception)
             else "not a JSON object" if not isinstance(data, dict)
             else "not a result (an empty JSON object)"
         )  # fmt: skip
-        log.warning("%s is %s: kept as %s; the run is redone", path, problem, kept.name)
-        return None
+        return _set_aside(path, problem)
     assert not isinstance(fingerprints, str), "a tuple of fingerprints, not one"
+    if (problem := record_problem(data, finished=True)) is not None:
+        if data.get(FINGERPRINT_KEY) in fingerprints:  # this config's own, damaged: redone
+            return _set_aside(path, f"a damaged run record ({problem})")
+        raise LayerftError(
+            f"{path} is a damaged run record ({problem}) that is not this config's, which is never "
+            f"overwritten: run this one in a new folder ({new_folder}) or delete {path} to redo it"
+        )
     if not _of_config(run_dir, data, fingerprints):
         raise LayerftError(
             f"{run_dir} holds the result of another config ({path}), which is never overwritten; "
@@ -149,6 +153,14 @@ def read_finished(
     return {key: value for key, value in data.items() if not key.startswith(RUN_PREFIX)}
 
 
+def _set_aside(path: Path, problem: str) -> None:
+    """Set a damaged metrics.json aside as `metrics.json.corrupt`, warned about: the run is redone."""
+    kept = path.with_name(f"{METRICS_FILE}.corrupt")
+    with contextlib.suppress(FileNotFoundError):  # another process of the run moved it
+        os.replace(path, kept)
+    log.warning("%s is %s: kept as %s; the run is redone", path, problem, kept.name)
+
+
 def check_still_ours(run_dir: Path, record: RunRecord, hint: str) -> None:
     """Before a trained run writes its result in `run_dir`: another config's result that
     appeared there while it trained (a second train.py given the same folder that finished
@@ -159,6 +171,8 @@ def check_still_ours(run_dir: Path, record: RunRecord, hint: str) -> None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
+    if record_problem(data, finished=True) is not None:
+        return  # damaged: read_finished set a record of this config aside; none of another's
     if isinstance(data, dict) and not _of_config(run_dir, data, record.fingerprints):
         raise LayerftError(
             f"{run_dir} came to hold the result of another config ({path}) while this run "
@@ -224,6 +238,8 @@ def job_records(sweep_dir: Path, name: str) -> dict[str, Path]:
             fingerprint = record.get(FINGERPRINT_KEY)
         except (OSError, ValueError, AttributeError):
             continue  # a corrupt file counts as not finished; the job reruns and replaces it
+        if record_problem(record, finished=name == METRICS_FILE) is not None:
+            continue  # damaged: not finished; its config's rerun sets it aside (read_finished)
         if isinstance(fingerprint, str):
             found[fingerprint] = path.parent
             if (migrated := migrated_fingerprints(path.parent, record)) is not None:

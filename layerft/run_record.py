@@ -8,6 +8,7 @@ Serves no config group: `layerft/results.py` writes and finds these records.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,55 @@ class RunRecord:
             **model_entries(self.model_folder, self.model_files),
             FILE_SETTINGS_KEY: dict(self.file_settings),
         }
+
+
+def _whole(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+# A record's `run/*` entries layerft reads back, each with the test its value passes as written.
+_RECORD_SHAPES: dict[str, tuple[str, Any]] = {
+    FINGERPRINT_KEY: ("a fingerprint", lambda v: isinstance(v, str) and bool(v)),
+    f"{RUN_PREFIX}choices": (
+        "a JSON object of options",
+        lambda v: isinstance(v, dict) and all(isinstance(o, str | None) for o in v.values()),
+    ),
+    f"{RUN_PREFIX}overrides": (
+        "a list of overrides",
+        lambda v: isinstance(v, list) and all(isinstance(o, str) for o in v),
+    ),
+    f"{RUN_PREFIX}seed": ("a whole number", _whole),
+    f"{RUN_PREFIX}selection_metric": ("a metric's name", lambda v: isinstance(v, str) and bool(v)),
+    f"{RUN_PREFIX}higher_is_better": ("true or false", lambda v: isinstance(v, bool)),
+    RESULTS_VERSION_KEY: ("a whole number", lambda v: _whole(v) and v >= 1),
+    FINGERPRINT_SCHEME_KEY: ("a whole number", lambda v: _whole(v) and v >= 1),
+    UNREAD_KEY: ("a list of keys", lambda v: isinstance(v, list)),
+}
+
+
+def record_problem(record: Any, finished: bool) -> str | None:
+    """What makes a `metrics.json` (`finished`) or `failed.json` no record layerft wrote (a hand
+    edit, a copy cut short, another tool's file), or None: a `run/*` entry of another type, a
+    metric that is no finite number (layerft writes none: json's NaN and Infinity are refused),
+    a result without its fingerprint or its selection metric."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for key, (shape, passes) in _RECORD_SHAPES.items():
+        if key in record and not passes(record[key]):
+            return f"{key} is {record[key]!r}, not {shape}"
+    for key, value in record.items():
+        if key.startswith(RUN_PREFIX):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{key} is not a number"
+        if not math.isfinite(value):
+            return f"{key} is not a finite number ({value}: layerft writes no such score)"
+    if finished and FINGERPRINT_KEY not in record:
+        return f"it has no {FINGERPRINT_KEY}"
+    metric = record.get(f"{RUN_PREFIX}selection_metric")
+    if finished and isinstance(metric, str) and metric not in record:
+        return f"it has no score of its selection metric {metric}"
+    return None
 
 
 def fingerprint_scheme(record: dict[str, Any]) -> int:

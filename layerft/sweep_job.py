@@ -31,6 +31,7 @@ from layerft.run_record import (
     SEEDLESS_FINGERPRINT_KEY,
     UNREAD_KEY,
     fingerprint_scheme,
+    record_problem,
     results_version,
 )
 from layerft.sweep_settings import job_settings
@@ -134,23 +135,22 @@ def read_job(run_dir: Path, name: str | None = None) -> Job:
         raise LayerftError(f"corrupt run record {path}: not JSON ({err})") from None
     try:
         return _job(run_dir, path, data)
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise LayerftError(f"corrupt run record {path}: {err}") from None
 
 
 def _job(run_dir: Path, path: Path, data: Any) -> Job:
+    finished = path.name == METRICS_FILE
     if not isinstance(data, dict):
         raise TypeError("not a JSON object")
     run = {key: data[RUN_PREFIX + key] for key in ("choices", "seed", "overrides")}
-    finished = path.name == METRICS_FILE
     if finished or FINGERPRINT_KEY in data:
         run |= {key: data[RUN_PREFIX + key] for key in ("selection_metric", "higher_is_better")}
     else:  # failed before its config validated: no fingerprint, no selection metric
         run |= {"selection_metric": "", "higher_is_better": True}
+    if (problem := record_problem(data, finished)) is not None:
+        raise ValueError(problem)
     metrics = {k: v for k, v in data.items() if not k.startswith(RUN_PREFIX)}
-    bad = [k for k, v in metrics.items() if isinstance(v, bool) or not isinstance(v, int | float)]
-    if bad:
-        raise ValueError(f"{bad[0]} is not a number")
     error, kind = str(data.get(ERROR_KEY, "(no message)")), data.get(ERROR_TYPE_KEY)
     # error_line writes "<type>: <first line>", or the type alone for an error without a message
     if kind and error != kind and not error.startswith(f"{kind}:"):

@@ -29,7 +29,7 @@ from layerft.model_files import (
     model_changed_since,
 )
 from layerft.results import FAILED_FILE, METRICS_FILE, ON_OTHER_DATA, read_failure
-from layerft.run_record import DATA_FILES_KEY, DATA_PATHS_KEY
+from layerft.run_record import DATA_FILES_KEY, DATA_PATHS_KEY, FINGERPRINT_KEY
 from layerft.sweep_job import UNVALIDATED, Job, SettingsKey, read_job, same_run, settings_key
 from layerft.sweep_settings import same_settings_per_config, same_spelling
 
@@ -102,8 +102,10 @@ def unfinished_dirs(sweep_dir: Path, damaged: Sequence[Path] = ()) -> list[Path]
 
 
 def record_dirs(sweep_dir: Path) -> list[Path]:
-    """The folders under `sweep_dir` that hold a record (metrics.json, failed.json)."""
-    return sorted({p.parent for name in (METRICS_FILE, FAILED_FILE) for p in sweep_dir.rglob(name)})
+    """The folders under `sweep_dir` that hold a record (metrics.json, failed.json); a job folder
+    linked into it too (rglob follows no link; a resume finds it: results.job_records)."""
+    names = (METRICS_FILE, FAILED_FILE)  # `*/` follows a link, `**/` (rglob's) none
+    return sorted({p.parent for n in names for at in ("*/", "**/") for p in sweep_dir.glob(at + n)})
 
 
 def _readable_job(run_dir: Path) -> Job | None:
@@ -118,17 +120,17 @@ def _readable_job(run_dir: Path) -> Job | None:
 
 def _redo(run_dir: Path) -> str:
     """How an unreadable record's job is redone: a rerun sets aside what is no JSON object or an
-    empty one (results.read_finished); any other a rerun takes for a result, its config's or
-    another's (never overwritten), whichever this table cannot tell."""
+    empty one, and a damaged record of its own config (results.read_finished); any other a rerun
+    takes for another config's result (never overwritten)."""
     try:
         record = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        record = None
+    if not isinstance(record, dict) or not record:
         return "a rerun redoes it"
-    return (
-        "a rerun redoes it"
-        if not isinstance(record, dict) or not record
-        else "delete it to redo it"
-    )
+    if isinstance(record.get(FINGERPRINT_KEY), str):  # results.read_finished
+        return "a rerun of its config sets it aside and redoes it"
+    return "delete it to redo it"
 
 
 def is_unfinished(folder: Path) -> bool:
@@ -182,10 +184,8 @@ def _attempt_of(result: Job, failure: Job) -> bool:
     """Whether `failure` was an attempt at `result`'s config: the same one, or, for a failure
     before its config validated (no fingerprint), the same settings and seed."""
     if failure.fingerprint.startswith(UNVALIDATED):
-        return (settings_key(failure.settings), failure.seed) == (
-            settings_key(result.settings),
-            result.seed,
-        )
+        same_row = settings_key(failure.settings) == settings_key(result.settings)
+        return same_row and failure.seed == result.seed
     return same_run(result, failure)
 
 

@@ -22,7 +22,13 @@ from layerft.results import (
     read_failure,
     read_record,
 )
-from layerft.run_record import ERROR_KEY, FINGERPRINT_KEY, RESULTS_VERSION, results_version
+from layerft.run_record import (
+    ERROR_KEY,
+    FINGERPRINT_KEY,
+    RESULTS_VERSION,
+    record_problem,
+    results_version,
+)
 from layerft.sweep_grid import Combination, job_folder
 from layerft.sweep_records import is_unfinished
 
@@ -144,7 +150,10 @@ def another_config_result(folder: Path) -> bool:
         record = read_record(folder)
     except (OSError, ValueError):
         return False
-    return isinstance(record, dict) and FINGERPRINT_KEY in record
+    # a damaged one (run_record.record_problem): its config's rerun sets it aside, another's stops
+    return (
+        isinstance(record, dict) and FINGERPRINT_KEY in record and not record_problem(record, True)
+    )
 
 
 class LeftOut(NamedTuple):
