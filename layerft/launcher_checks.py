@@ -44,7 +44,7 @@ def check_gpus_here(gpus: list[str]) -> None:
     import torch  # here: sweep.py's plan and Hydra's callbacks load this module on every run
 
     count = torch.cuda.device_count()
-    absent = [gpu for gpu in gpus if gpu.strip().isdigit() and int(gpu) >= count]
+    absent = [gpu for gpu in gpus if gpu.strip().isdecimal() and int(gpu) >= count]
     if not absent:
         return
     here = f"GPUs 0-{count - 1}" if count > 1 else "GPU 0" if count else "no GPU"

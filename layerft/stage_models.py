@@ -96,7 +96,7 @@ def warn_if_inert(
     trained = {names[n]: 1 for n, p in model.named_parameters() if p.requires_grad}
     if schedule.scaling != PartScaling.uniform and all(scales.get(p, 1) == 1 for p in trained):
         log.warning(
-            "target: lr_schedule=%s scales no part that tuning_mode=%s trains (%s): every part trains at "
-            "the task's lr, as under a uniform schedule",
+            "target: lr_schedule=%s scales no part that tuning_mode=%s trains (%s): the run "
+            "trains as under a uniform schedule",
             schedule.name, mode, ", ".join(bottom_up(trained)),
         )  # fmt: skip

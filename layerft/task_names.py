@@ -103,11 +103,13 @@ def check_recipe(task: TaskConfig, where: str) -> None:
     steps than a run can finish) and no weight decay that zeroes or flips the weights."""
     for key in ("lr", "batch_size", "max_length", "evals_per_epoch"):
         if getattr(task, key) <= 0:
-            hint = (
-                "; to only evaluate the model as given, set its epochs=0"
-                if key == "lr" and task.lr == 0
-                else ""
-            )
+            hint = ""
+            if key == "lr" and task.lr == 0:  # epochs=0 is the untrained control, at any lr > 0
+                hint = (
+                    "; epochs=0 already trains nothing: leave its lr > 0"
+                    if task.epochs == 0
+                    else "; to only evaluate the model as given, set its epochs=0"
+                )
             raise LayerftError(f"{where}: {key} must be > 0, got {getattr(task, key)}{hint}")
     for key in ("epochs", "weight_decay", "max_grad_norm"):  # epochs 0: the stage evaluates
         if getattr(task, key) < 0:

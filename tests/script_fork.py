@@ -16,10 +16,13 @@ import atexit
 import multiprocessing
 import os
 import runpy
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
+import types
 import warnings
 from collections.abc import Mapping, Sequence
 from multiprocessing.context import ForkServerContext
@@ -64,11 +67,12 @@ def run_forked(
     with tempfile.TemporaryDirectory() as folder:
         out, err = Path(folder) / "stdout", Path(folder) / "stderr"
         process = start_forked(script, args, cwd, env, out, err)
-        code = process.wait(timeout)
-        if code is None:
+        try:
+            code = process.wait(timeout)
+        except subprocess.TimeoutExpired:
             os.killpg(process.pid, 9)  # it and whatever it started, as a fresh process group
             process.wait()
-            raise subprocess.TimeoutExpired(command, timeout)
+            raise
         return subprocess.CompletedProcess(command, code, out.read_text(), err.read_text())
 
 
@@ -76,15 +80,18 @@ class Forked:
     """A forked `python SCRIPT ARGS` started by `start_forked`, with the `subprocess.Popen` calls a
     test makes of one: `pid` (the leader of its own process group), `poll()` and `wait()`."""
 
-    def __init__(self, process: BaseProcess) -> None:
-        self._process = process
+    def __init__(self, process: BaseProcess, command: list[str]) -> None:
+        self._process, self._command = process, command
         self.pid = process.pid
 
     def poll(self) -> int | None:
         return self._process.exitcode
 
-    def wait(self, timeout: float | None = None) -> int | None:
+    def wait(self, timeout: float | None = None) -> int:
+        """Its exit code; as Popen.wait, subprocess.TimeoutExpired if it runs past `timeout`."""
         self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired(self._command, timeout or 0)
         return self._process.exitcode
 
 
@@ -105,7 +112,7 @@ def start_forked(
         target=_become, args=(argv, str(cwd), dict(env), str(out), str(err))
     )
     process.start()
-    return Forked(process)
+    return Forked(process, [sys.executable, *argv])
 
 
 def _server_for(env: Mapping[str, str]) -> ForkServerContext:
@@ -145,17 +152,24 @@ def _become(argv: list[str], cwd: str, env: dict[str, str], out: str, err: str) 
         handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(handle, fd)
         os.close(handle)
-    code = 0
+    code, interrupted = 0, False
     try:
         _run_main(argv, cwd)
     except SystemExit as stop:
         code = _exit_code(stop.code)
-    except BaseException:
+    except BaseException as error:
         traceback.print_exc()
-        code = 1
-    atexit._run_exitfuncs()  # an interpreter's exit would; multiprocessing's os._exit does not
+        code, interrupted = 1, isinstance(error, KeyboardInterrupt)
+    # As an interpreter's exit: wait for the threads left running, then the atexit functions
+    # (multiprocessing's os._exit does neither); a KeyboardInterrupt nothing caught ends the
+    # process by SIGINT (returncode -2), as CPython's does.
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
+    if interrupted:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
     os._exit(code)
 
 
@@ -164,7 +178,8 @@ def _run_main(argv: list[str], cwd: str) -> None:
     module` or `-c code`."""
     if argv[0] == "-c":
         sys.argv, sys.path[0] = ["-c", *argv[2:]], ""
-        exec(compile(argv[1], "<string>", "exec"), {"__name__": "__main__"})
+        main = sys.modules["__main__"] = types.ModuleType("__main__")  # `import __main__` is it
+        exec(compile(argv[1], "<string>", "exec"), main.__dict__)
     elif argv[0] == "-m":
         sys.argv, sys.path[0] = argv[1:], cwd  # run_module puts the module's file in argv[0]
         with warnings.catch_warnings():  # the server imported it already, as its package

@@ -301,6 +301,11 @@ def test_a_group_schema_is_neither_an_option_nor_offered(override: str) -> None:
             "injection_task.lr must be > 0, got 0.0; to only evaluate the model as given, set its "
             "epochs=0 (injection_task=demo_pos)",
         ),
+        (  # epochs=0 given already: the hint sent the user to set what was set
+            ["target_task.lr=0", "target_task.epochs=0"],
+            "target_task.lr must be > 0, got 0.0; epochs=0 already trains nothing: leave its "
+            "lr > 0 (target_task=demo_sentiment)",
+        ),
         (["target_task.batch_size=0"], "target_task.batch_size must be > 0"),
         (["target_task.max_length=0"], "target_task.max_length must be > 0"),
         (["target_task.evals_per_epoch=0"], "target_task.evals_per_epoch must be > 0"),

@@ -294,6 +294,6 @@ def test_a_scaling_that_scales_no_trained_part_is_warned_about(overrides, warned
     else:
         name = cfg.lr_schedule.name
         assert messages == [
-            f"target: lr_schedule={name} scales no part that tuning_mode={warned}: every part "
-            "trains at the task's lr, as under a uniform schedule"
+            f"target: lr_schedule={name} scales no part that tuning_mode={warned}: the run "
+            "trains as under a uniform schedule"
         ]
