@@ -158,7 +158,8 @@ _RECORD_SHAPES: dict[str, tuple[str, Any]] = {
         lambda v: isinstance(v, list) and all(isinstance(o, str) for o in v),
     ),
     f"{RUN_PREFIX}seed": ("a whole number", _whole),
-    f"{RUN_PREFIX}selection_metric": ("a metric's name", lambda v: isinstance(v, str) and bool(v)),
+    # '' in a failure before its config was checked; a result's is in its metrics (below)
+    f"{RUN_PREFIX}selection_metric": ("a metric's name", lambda v: isinstance(v, str)),
     f"{RUN_PREFIX}higher_is_better": ("true or false", lambda v: isinstance(v, bool)),
     RESULTS_VERSION_KEY: ("a whole number", lambda v: _whole(v) and v >= 1),
     FINGERPRINT_SCHEME_KEY: ("a whole number", lambda v: _whole(v) and v >= 1),

@@ -331,7 +331,7 @@ def test_the_results_run_record_keeps_the_overrides_masked_and_a_relog_publishes
         published.append(overrides)
 
     monkeypatch.setattr(sweep_tracker, "publish_results_table", publish)
-    result = SimpleNamespace(baseline={}, heatmap=None, not_run=[], best_of=[])
+    result = SimpleNamespace(baseline={}, heatmap=None, not_run=[], unfinished=[], best_of=[])
     overrides = ["tracker=wandb", "seed=1", f"+hydra.job.env_set.WANDB_API_KEY={FAKE}"]
     sweep_tracker.log_results_table("demo", overrides, tmp_path, result)  # type: ignore[arg-type]
     record = (tmp_path / sweep_tracker.RESULTS_RUN_FILE).read_text()

@@ -200,7 +200,7 @@ def test_the_sweep_results_run_config_masks_a_credential(tmp_path: Path, monkeyp
         raise StopIteration  # the results table itself is not needed
 
     monkeypatch.setattr(tracker, "start_tracker", start)
-    result = SimpleNamespace(baseline={}, heatmap=None, not_run=[], best_of=[])
+    result = SimpleNamespace(baseline={}, heatmap=None, not_run=[], unfinished=[], best_of=[])
     overrides = ["tracker=wandb", "seed=1", f"+hydra.job.env_set.WANDB_API_KEY={FAKE}"]
     with pytest.raises(StopIteration):
         sweep_tracker.log_results_table("demo", overrides, tmp_path, result)  # type: ignore[arg-type]

@@ -117,7 +117,8 @@ def test_a_tie_goes_to_the_first_value_and_a_failed_one_is_never_chosen(tmp_path
         path = tmp_path / "lora-1e-3" / str(seed)
         overrides = ("target_task.lr=1e-3",)
         write_job(path, seed, error="boom", metric="", tuning_mode="lora", overrides=overrides)
-    # A NaN (no layerft record holds one) first in table order, a worse finite score after it
+    # A NaN (no layerft record holds one: refused as damaged, run_record.record_problem) first
+    # in table order, a worse finite score after it: the finite one is the only candidate
     # A value most of whose seeds failed is chosen on those that finished, and says so
     write_job(tmp_path / "full-1e-3" / "4", 4, error="OOM", tuning_mode="full", overrides=("target_task.lr=1e-3",))  # fmt: skip
     write_job(tmp_path / "nan" / "1", 1, math.nan, tuning_mode="bitfit", overrides=("target_task.lr=1e-4",))  # fmt: skip
@@ -130,7 +131,7 @@ def test_a_tie_goes_to_the_first_value_and_a_failed_one_is_never_chosen(tmp_path
     assert rows["lora"]["target_task.lr"] == "5e-5"
     assert rows["lora"]["candidates"] == "5e-5: 0.5000 (3); 1e-3: failed"
     assert rows["bitfit"]["target_task.lr"] == "1e-3"
-    assert rows["bitfit"]["candidates"] == "1e-4: nan (1); 1e-3: 0.1000 (1)"
+    assert rows["bitfit"]["candidates"] == "1e-3: 0.1000 (1)"
 
 
 def test_a_group_of_failed_rows_is_shown_failed(tmp_path) -> None:
