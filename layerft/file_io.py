@@ -115,3 +115,12 @@ def sync_to_disk(path: Path) -> None:
     crash the published name never holds blocks the disk did not yet have (zeros, on ext4)."""
     with path.open("rb") as handle:
         os.fsync(handle.fileno())
+
+
+def mtime_or_zero(path: Path) -> float:
+    """A file's modification time; 0 where it is gone since it was listed (a damaged record
+    another job of the sweep set aside meanwhile: results.read_finished)."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0

@@ -20,7 +20,7 @@ from typing import Any
 
 from layerft.credentials import without_secrets
 from layerft.errors import LayerftError, error_line, first_line, traceback_wanted
-from layerft.file_io import file_error, sync_to_disk, write_json_atomic
+from layerft.file_io import file_error, mtime_or_zero, sync_to_disk, write_json_atomic
 from layerft.record_migration import migrated_fingerprints
 from layerft.run_record import (
     ERROR_KEY,
@@ -171,9 +171,9 @@ def check_still_ours(run_dir: Path, record: RunRecord, hint: str) -> None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
-    if record_problem(data, finished=True) is not None:
-        return  # damaged: read_finished set a record of this config aside; none of another's
-    if isinstance(data, dict) and not _of_config(run_dir, data, record.fingerprints):
+    if not isinstance(data, dict) or not data or data.get(FINGERPRINT_KEY) in record.fingerprints:
+        return  # no one's result, or this config's own (a damaged one: read_finished's to set aside)
+    if record_problem(data, True) or not _of_config(run_dir, data, record.fingerprints):
         raise LayerftError(
             f"{run_dir} came to hold the result of another config ({path}) while this run "
             f"trained: it is kept, and this run's result is not written; run this one in a new "
@@ -232,7 +232,7 @@ def record_failure(run_dir: Path, entries: dict[str, Any], err: BaseException) -
 def job_records(sweep_dir: Path, name: str) -> dict[str, Path]:
     """fingerprint -> job folder, for every `name` file (metrics.json, failed.json) in the sweep."""
     found: dict[str, Path] = {}
-    for path in sorted(sweep_dir.glob(f"*/{name}"), key=lambda p: p.stat().st_mtime):
+    for path in sorted(sweep_dir.glob(f"*/{name}"), key=mtime_or_zero):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
             fingerprint = record.get(FINGERPRINT_KEY)

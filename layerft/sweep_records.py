@@ -103,9 +103,10 @@ def unfinished_dirs(sweep_dir: Path, damaged: Sequence[Path] = ()) -> list[Path]
 
 def record_dirs(sweep_dir: Path) -> list[Path]:
     """The folders under `sweep_dir` that hold a record (metrics.json, failed.json); a job folder
-    linked into it too (rglob follows no link; a resume finds it: results.job_records)."""
-    names = (METRICS_FILE, FAILED_FILE)  # `*/` follows a link, `**/` (rglob's) none
-    return sorted({p.parent for n in names for at in ("*/", "**/") for p in sweep_dir.glob(at + n)})
+    linked into it too (`*/` follows a link, rglob's `**/` none; as results.job_records finds it)."""
+    names = (METRICS_FILE, FAILED_FILE)  # each once: a folder, not a link to it, where both are
+    found = {p.parent for n in names for at in ("*/", "**/") for p in sweep_dir.glob(at + n)}
+    return sorted({d.resolve(): d for d in sorted(found, key=Path.is_symlink)[::-1]}.values())
 
 
 def _readable_job(run_dir: Path) -> Job | None:

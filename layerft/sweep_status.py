@@ -119,13 +119,13 @@ def status(combinations: list[Combination], sweep_dir: Path, since_ns: int | Non
                     older.append((combination, folder, version))
         # A failure beside another config's result is a refusal to overwrite it: blocked.
         elif (folder := _first_of(combination.fingerprints, failures)) is not None and not (
-            _holds_other_config(folder, own)
+            _holds_other_config(folder, own, combination.fingerprints)
         ):
             failed.append((combination, folder, failed_error(folder)))
         else:
             missing.append(combination)
             folder = sweep_dir / job_folder(combination)
-            if _holds_other_config(folder, own):
+            if _holds_other_config(folder, own, combination.fingerprints):
                 blocked.append((combination, folder))
             elif is_unfinished(folder):
                 unfinished.append((combination, folder))
@@ -137,23 +137,23 @@ def _first_of(fingerprints: tuple[str, ...], folders: dict[str, Path]) -> Path |
     return next((folders[f] for f in fingerprints if f in folders), None)
 
 
-def _holds_other_config(folder: Path, own: set[Path]) -> bool:
+def _holds_other_config(folder: Path, own: set[Path], fingerprints: tuple[str, ...]) -> bool:
     """Whether `folder` holds a result that is not one of the combination's (`own`: the folders of
-    its results, one a --force sweep is replacing too)."""
-    return folder not in own and another_config_result(folder)
+    its results, one a --force sweep is replacing too; `fingerprints`: its config's)."""
+    return folder not in own and another_config_result(folder, fingerprints)
 
 
-def another_config_result(folder: Path) -> bool:
+def another_config_result(folder: Path, fingerprints: tuple[str, ...] = ()) -> bool:
     """Whether `folder` holds a readable result (of another config, where its combination is not
-    finished): a damaged metrics.json is set aside and redone, not blocking."""
+    finished): a damaged metrics.json of its own config (`fingerprints`) is set aside and redone,
+    not blocking; another config's, damaged or not, is never overwritten (results.read_finished)."""
     try:
         record = read_record(folder)
     except (OSError, ValueError):
         return False
-    # a damaged one (run_record.record_problem): its config's rerun sets it aside, another's stops
-    return (
-        isinstance(record, dict) and FINGERPRINT_KEY in record and not record_problem(record, True)
-    )
+    if not isinstance(record, dict) or FINGERPRINT_KEY not in record:
+        return False
+    return not record_problem(record, True) or record[FINGERPRINT_KEY] not in fingerprints
 
 
 class LeftOut(NamedTuple):

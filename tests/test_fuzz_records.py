@@ -13,7 +13,8 @@ from test_aggregate import ACC, write_job
 
 from layerft.aggregate import aggregate
 from layerft.errors import LayerftError
-from layerft.results import METRICS_FILE, job_records, read_finished
+from layerft.results import METRICS_FILE, check_still_ours, job_records, read_finished
+from layerft.run_record import RunRecord
 from layerft.sweep_records import read_sweep
 from layerft.sweep_status import another_config_result
 
@@ -90,7 +91,10 @@ def test_a_damaged_record_of_this_config_is_set_aside_and_redone_of_another_refu
     # The resume counted it finished (dry-run "8 done"), while the table left it out: redone never.
     folder = write_job(tmp_path / "a", 1, 0.5, fingerprint=FINGERPRINT)
     _edit(folder, "NaN", **{ACC.replace("/", "__"): "@"})
-    assert not another_config_result(folder)  # not blocking its own config's rerun
+    assert not another_config_result(folder, (FINGERPRINT,))  # not blocking its own config's rerun
+    # another config's: its job would stop at read_finished's refusal, so the plan blocks it (it
+    # had launched it, to fail)
+    assert another_config_result(folder, ("fedcba9876543210",))
     with pytest.raises(LayerftError, match=r"a\/metrics.json is a damaged run record .* not this"):
         read_finished(folder, ("fedcba9876543210",), "--dir <new folder>")
     assert (folder / METRICS_FILE).exists()  # another config's: never overwritten
@@ -100,6 +104,35 @@ def test_a_damaged_record_of_this_config_is_set_aside_and_redone_of_another_refu
     assert "is a damaged run record" in caplog.text
 
 
+def test_a_damaged_record_of_another_config_that_appears_while_training_is_not_overwritten(
+    tmp_path,
+) -> None:
+    # check_still_ours returned for any damaged record, so a trained run overwrote another
+    # config's result (all its other scores) that read_finished refuses to overwrite.
+    folder = write_job(tmp_path / "a", 1, 0.5, fingerprint="fedcba9876543210")
+    _edit(folder, "NaN", **{ACC.replace("/", "__"): "@"})
+    ours = RunRecord(FINGERPRINT, "seedless", {}, 1, [], ACC, True)
+    with pytest.raises(LayerftError, match="came to hold the result of another config"):
+        check_still_ours(folder, ours, "--dir <new folder>")
+    _edit(folder, "", run__config_fingerprint=FINGERPRINT)  # this config's own: replaced
+    check_still_ours(folder, ours, "--dir <new folder>")
+    (folder / METRICS_FILE).write_text("{}")  # no one's result
+    check_still_ours(folder, ours, "--dir <new folder>")
+
+
+def test_a_record_set_aside_while_a_resume_lists_the_sweep_is_no_traceback(
+    tmp_path, monkeypatch
+) -> None:
+    # Another job's read_finished setting its damaged record aside between the listing and the
+    # sort by mtime was a FileNotFoundError: this job failed instead of running.
+    write_job(tmp_path / "a", 1, 0.5)
+    write_job(tmp_path / "b", 2, 0.7)
+    listed = sorted(tmp_path.glob(f"*/{METRICS_FILE}"))
+    (tmp_path / "b" / METRICS_FILE).rename(tmp_path / "b" / "metrics.json.corrupt")
+    monkeypatch.setattr(Path, "glob", lambda self, pattern: iter(listed))
+    assert list(job_records(tmp_path, METRICS_FILE).values()) == [tmp_path / "a"]
+
+
 def test_a_job_folder_linked_into_the_sweep_is_tabled_as_the_resume_counts_it(tmp_path) -> None:
     # rglob follows no link: the table silently had one seed fewer while the resume said done.
     write_job(tmp_path / "s" / "a", 1, 0.5)
@@ -107,6 +140,17 @@ def test_a_job_folder_linked_into_the_sweep_is_tabled_as_the_resume_counts_it(tm
     (tmp_path / "s" / "b").symlink_to(tmp_path / "elsewhere")
     assert len(job_records(tmp_path / "s", METRICS_FILE)) == 2
     assert aggregate(tmp_path / "s").rows[0][f"{ACC}_mean"] == pytest.approx(0.6)
+
+
+def test_a_link_to_a_job_folder_of_the_sweep_is_no_second_record(tmp_path) -> None:
+    # `*/` followed the link: results.md named it a duplicate record left out, and where the
+    # link sorted after the folder, the table named the link as the run's folder.
+    write_job(tmp_path / "a", 1, 0.5)
+    (tmp_path / "z").symlink_to(tmp_path / "a")
+    (tmp_path / "0").symlink_to(tmp_path / "a")
+    duplicates: list = []
+    jobs, damaged = read_sweep(tmp_path, duplicates)
+    assert [job.run_dir for job in jobs] == [tmp_path / "a"] and not duplicates and not damaged
 
 
 @pytest.mark.xfail(
