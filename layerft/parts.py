@@ -109,10 +109,8 @@ def count_parameters(model: nn.Module, parts_of: dict[str, str]) -> dict[str, in
             counts["trainable_params"] += param.numel()
             per_part[parts_of.get(name, OTHER)] += param.numel()
     # Every run reports the same part keys (adapters 0 when a mode adds none), bottom to top.
-    present = set(parts_of.values())
-    layers = sorted((p for p in present if p.startswith("layer.")), key=lambda p: int(p[6:]))
-    extra = [OTHER] if OTHER in present else []
-    for part in [EMBEDDINGS, *layers, ADAPTERS, HEAD, *extra]:
+    present = dict.fromkeys([EMBEDDINGS, ADAPTERS, HEAD, *parts_of.values()])
+    for part in bottom_up(present):
         counts[f"trainable_params/{part}"] = per_part[part]
     return counts
 

@@ -99,10 +99,10 @@ def run_phase(phase: Phase, model: TaskModel, data: TaskData) -> dict[str, float
         model.backbone.compile(mode=phase.trainer.compile_mode.value)
     scheduler = build_scheduler(phase.schedule, optimizer, steps.num_steps)
     forward, pauses = ForwardLogs(stage, phase.sink, task.lr), PauseClock()
-    modes = (phase.mode_scale, phase.mode_init)  # the tuning mode's settings a NaN's error names
     trainer = build_phase_trainer(
-        stage, model, args, data, task, (optimizer, scheduler), forward, pauses, modes
-    )
+        stage, model, args, data, task, (optimizer, scheduler), forward, pauses,
+        mode_scale=phase.mode_scale, mode_init=phase.mode_init,
+    )  # fmt: skip
     completed = False
     try:
         with PeakMemory() as memory:

@@ -187,14 +187,15 @@ def build_phase_trainer(
     optimizers: tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler],
     forward: ForwardLogs,
     pauses: PauseClock,
-    mode_settings: tuple[str, str] = ("", ""),
+    mode_scale: str = "",
+    mode_init: str = "",
 ) -> PhaseTrainer:
     """The stage's Trainer: its dev metrics, optimizer and schedule, layerft's callbacks in place
     of the Trainer's printing (`forward` logs, `pauses` times evaluations and saves; the tuning
     mode's scale and init settings for its loss guard's errors)."""
-    guard = _loss_guard(stage, task, *mode_settings)
-    if not any(optimizers[1].get_last_lr()):  # step 1's lr: 0 at warmup's start, a nil update
-        guard.unchanged_steps = 2
+    # Step 1's lr is 0 at warmup's start: a nil update, so step 2's loss is the model as built's
+    unchanged_steps = 1 if any(optimizers[1].get_last_lr()) else 2
+    guard = _loss_guard(stage, task, mode_scale, mode_init, unchanged_steps)
     trainer = PhaseTrainer(
         model=model,
         args=args,
@@ -215,7 +216,11 @@ def build_phase_trainer(
 
 
 def _loss_guard(
-    stage: str, task: TaskConfig, mode_scale: str = "", mode_init: str = ""
+    stage: str,
+    task: TaskConfig,
+    mode_scale: str = "",
+    mode_init: str = "",
+    unchanged_steps: int = 1,
 ) -> NonFiniteLossGuard:
     """The stage's guard against a NaN or infinite loss, its error naming the settings to change
     (`mode_scale`: the tuning mode's setting that scales what its modules add, if any; `mode_init`:
@@ -231,4 +236,5 @@ def _loss_guard(
         stage,
         f"lower {group}.lr={task.lr:g}, {clipping}{scaled}",
         f"not {group}.lr: the model as built gives it; check {mode_init or 'its weights'}",
+        unchanged_steps,
     )

@@ -96,11 +96,14 @@ class NonFiniteLossGuard:
 
     RING = 64  # pending copies; the GPU is never that many steps behind the CPU
 
-    def __init__(self, stage: str, hint: str, unchanged_hint: str = "") -> None:
+    def __init__(
+        self, stage: str, hint: str, unchanged_hint: str = "", unchanged_steps: int = 1
+    ) -> None:
         # `hint`: what to change when updates broke the weights; `unchanged_hint`: when the
-        # model as built already gives a non-finite loss (step 1's, before any update)
+        # model as built already gives a non-finite loss (before any update); `unchanged_steps`:
+        # the steps whose loss is the model as built's (2 when step 1 runs at lr 0)
         self.stage, self.hint, self.unchanged_hint = stage, hint, unchanged_hint or hint
-        self.unchanged_steps = 1  # whose loss is the model as built's: 2 when step 1 is at lr 0
+        self.unchanged_steps = unchanged_steps
         self._host: torch.Tensor | None = None
         self._pending: deque[tuple[int, int, Any]] = deque()
         self._next_slot = 0
