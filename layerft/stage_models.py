@@ -71,16 +71,17 @@ def build_target_model(
     and its per-part lr multipliers (the schedule's times the split's)."""
     model = fresh_model(cfg, cfg.target_task)
     depth = len(encoder_layers(model.backbone))
+    parts: list[str] = []  # the injected ones
+    policy: dict[str, float] = {}  # the split's multipliers on them
     if injected is None:
         apply_tuning_mode(model, cfg.tuning_mode, frozen_layers=set())
-        scales = part_lr_multipliers(cfg.lr_schedule, depth, injected=[])
-        warn_if_inert(model, cfg.lr_schedule, scales, cfg.tuning_mode.name)
-        return model, scales
-    split = cfg.layer_split.stage2
-    transplant(model, injected, split)
-    apply_tuning_mode(model, cfg.tuning_mode, frozen_injected_layers(split, len(injected.layers)))
-    parts = injected_parts(split, injected)
-    policy = apply_injected_policy(model, split, parts)
+    else:
+        split = cfg.layer_split.stage2
+        transplant(model, injected, split)
+        frozen = frozen_injected_layers(split, len(injected.layers))
+        apply_tuning_mode(model, cfg.tuning_mode, frozen)
+        parts = injected_parts(split, injected)
+        policy = apply_injected_policy(model, split, parts)
     scales = part_lr_multipliers(cfg.lr_schedule, depth, parts)
     warn_if_inert(model, cfg.lr_schedule, scales, cfg.tuning_mode.name)
     return model, combine_multipliers(scales, policy)
