@@ -11,6 +11,7 @@ Serves no config group; `layerft/run_record.py` says what a record holds besides
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -112,7 +113,7 @@ def read_finished(
     Another config's result there is never overwritten: that is a LayerftError telling the user to
     pick a new folder as `new_folder` says (`hydra.run.dir=<new folder>`, ...). A file
     that is no result at all (not a JSON object, or an empty one: damaged, as layerft writes it
-    atomically) is set aside as `metrics.json.corrupt` with a warning, and the run is redone.
+    atomically) is set aside as `metrics.json.corrupt[.N]` with a warning, and the run is redone.
     """
     path = run_dir / METRICS_FILE
     try:
@@ -154,8 +155,10 @@ def read_finished(
 
 
 def _set_aside(path: Path, problem: str) -> None:
-    """Set a damaged metrics.json aside as `metrics.json.corrupt`, warned about: the run is redone."""
-    kept = path.with_name(f"{METRICS_FILE}.corrupt")
+    """Set a damaged metrics.json aside as `metrics.json.corrupt` (`.corrupt.1`, ... where one is
+    there already: every damaged copy is kept), warned about: the run is redone."""
+    names = (f"{METRICS_FILE}.corrupt" + (f".{n}" if n else "") for n in itertools.count())
+    kept = next(p for p in map(path.with_name, names) if not (p.exists() or p.is_symlink()))
     with contextlib.suppress(FileNotFoundError):  # another process of the run moved it
         os.replace(path, kept)
     log.warning("%s is %s: kept as %s; the run is redone", path, problem, kept.name)

@@ -21,6 +21,7 @@ from layerft.fingerprint import (
     seedless_fingerprint,
     unhashed_settings,
 )
+from layerft.metrics import RANGE_SLACK, metric_range
 from layerft.model_files import model_entries, model_file_digests
 
 FINGERPRINT_KEY = "run/config_fingerprint"
@@ -170,8 +171,9 @@ _RECORD_SHAPES: dict[str, tuple[str, Any]] = {
 def record_problem(record: Any, finished: bool) -> str | None:
     """What makes a `metrics.json` (`finished`) or `failed.json` no record layerft wrote (a hand
     edit, a copy cut short, another tool's file), or None: a `run/*` entry of another type, a
-    metric that is no finite number (layerft writes none: json's NaN and Infinity are refused),
-    a result without its fingerprint or its selection metric."""
+    metric that is no finite number (layerft writes none: json's NaN and Infinity are refused) or
+    lies outside the range its metric declares (metrics.metric_range), a result without its
+    fingerprint or its selection metric."""
     if not isinstance(record, dict):
         return "not a JSON object"
     for key, (shape, passes) in _RECORD_SHAPES.items():
@@ -184,6 +186,9 @@ def record_problem(record: Any, finished: bool) -> str | None:
             return f"{key} is not a number"
         if not math.isfinite(value):
             return f"{key} is not a finite number ({value}: layerft writes no such score)"
+        bounds = metric_range(key)
+        if bounds is not None and not bounds[0] - RANGE_SLACK <= value <= bounds[1] + RANGE_SLACK:
+            return f"{key} is {value}, outside its metric's range [{bounds[0]}, {bounds[1]}]"
     if finished and FINGERPRINT_KEY not in record:
         return f"it has no {FINGERPRINT_KEY}"
     metric = record.get(f"{RUN_PREFIX}selection_metric")

@@ -1847,7 +1847,7 @@ def test_one_varied_setting_draws_no_heatmap_and_no_history_no_curves(tmp_path: 
 def test_adapter_benchmark_table_only_reads_its_sweep(tmp_path: Path) -> None:
     for n, mode in enumerate(("full", "lora")):
         metrics = {"target/peak_rss_mb": 900.0 + n, "target/train_samples_per_second": 50.0}
-        write_job(tmp_path / mode / "0", 42, 0.3 + n, metrics=metrics, injection_task="none", tuning_mode=mode)  # fmt: skip
+        write_job(tmp_path / mode / "0", 42, 0.3 + n / 10, metrics=metrics, injection_task="none", tuning_mode=mode)  # fmt: skip
     script = REPO / "benchmarks" / "adapter_study.py"
     done = subprocess.run(
         [sys.executable, str(script), "--table-only", "--sweep-dir", str(tmp_path)],

@@ -33,6 +33,7 @@ from layerft.metrics.glue import pearson_spearman
 from layerft.metrics.klue import dp_attachment_scores, mrc_rouge_w, mrc_scores
 from layerft.metrics.squad_official import v2_scores
 from layerft.plot_rows import dev_curve, plot_row
+from layerft.run_record import record_problem
 from layerft.speed import NonFiniteLossGuard, TokenCounter, device_peak_flops
 from layerft.sweep_job import Job
 from layerft.sweep_table import TableRow
@@ -293,6 +294,25 @@ def test_the_registry_refuses_a_key_two_metrics_return() -> None:
         LayerftError, match=r"^metric key 'accuracy' is returned by both accuracy and macro_f1$"
     ):
         _registry(accuracy=spec, macro_f1=spec)
+
+
+def test_the_registry_refuses_a_range_of_a_key_the_metric_never_returns() -> None:
+    """Mutation: _registry's check of declared ranges dropped (a misspelt key: its range unused)."""
+    spec = MetricSpec(("accuracy",), MetricInput.class_ids, ranges={"acuracy": (0.0, 1.0)})
+    with pytest.raises(
+        LayerftError, match=r"^metric 'accuracy' declares a range of \['acuracy'\], keys it never"
+    ):
+        _registry(accuracy=spec)
+
+
+def test_a_score_past_its_range_by_float_rounding_only_is_no_damage() -> None:
+    """Mutation: no slack (an unclipped correlation of 1 + 2e-16 refused, its run redone forever)."""
+    record = {"run/config_fingerprint": "f", "target/eval_mm_matthews_correlation": -1 - 2e-16}
+    assert record_problem(record, finished=True) is None
+    record["target/eval_mm_matthews_correlation"] = -1.000001
+    assert record_problem(record, finished=True) == (
+        "target/eval_mm_matthews_correlation is -1.000001, outside its metric's range [-1.0, 1.0]"
+    )
 
 
 def test_metrics_keep_their_inputs_in_memory() -> None:

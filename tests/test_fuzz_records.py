@@ -11,10 +11,18 @@ from pathlib import Path
 import pytest
 from test_aggregate import ACC, write_job
 
+from layerft import metrics
 from layerft.aggregate import aggregate
 from layerft.errors import LayerftError
-from layerft.results import METRICS_FILE, check_still_ours, job_records, read_finished
-from layerft.run_record import RunRecord
+from layerft.metrics import MetricInput, MetricSpec
+from layerft.results import (
+    METRICS_FILE,
+    check_still_ours,
+    job_records,
+    read_finished,
+    read_record,
+)
+from layerft.run_record import RunRecord, record_problem
 from layerft.sweep_records import read_sweep
 from layerft.sweep_status import another_config_result
 
@@ -153,12 +161,53 @@ def test_a_link_to_a_job_folder_of_the_sweep_is_no_second_record(tmp_path) -> No
     assert [job.run_dir for job in jobs] == [tmp_path / "a"] and not duplicates and not damaged
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no metric's range is known (the registry says none; KLUE's and SQuAD's scores are in "
-    "0-100): an accuracy hand-edited to -0.3 or 7.5 is averaged in",
-)
-def test_an_accuracy_outside_0_to_1_is_refused_not_averaged(tmp_path) -> None:
+@pytest.mark.parametrize("score", [7.5, -0.3])
+def test_an_accuracy_outside_0_to_1_is_refused_not_averaged(tmp_path, caplog, score) -> None:
+    # The accuracy module returns fractions: a hand-edited 7.5 had made the row "4.0000 ± 4.9 (2)".
     write_job(tmp_path / "a", 1, 0.5)
-    write_job(tmp_path / "b", 2, 7.5)
-    assert aggregate(tmp_path).unfinished == [tmp_path / "b"]
+    write_job(tmp_path / "b", 2, score)
+    result = aggregate(tmp_path)
+    assert result.rows[0][f"{ACC}_mean"] == 0.5 and result.unfinished == [tmp_path / "b"]
+    said = (
+        f"corrupt run record {tmp_path / 'b' / METRICS_FILE}: {ACC} is {score}, outside its "
+        "metric's range [0.0, 1.0]; left out of the table, listed as unfinished (a rerun of its "
+        "config sets it aside and redoes it)"
+    )
+    assert [r.message for r in caplog.records if "corrupt" in r.message] == [said]
+    assert list(job_records(tmp_path, METRICS_FILE).values()) == [tmp_path / "a"]  # redone
+
+
+def test_a_score_of_a_0_to_100_metric_is_checked_against_its_declared_range(
+    tmp_path, monkeypatch
+) -> None:
+    # Every packaged metric returns fractions (KLUE's and SQuAD's scripts print x100, their
+    # modules here do not); one declaring 0-100 has 87.5 tabled and 187.5 refused.
+    percent = MetricSpec(("percent_acc",), MetricInput.class_ids, ranges={"percent_acc": (0, 100)})
+    monkeypatch.setattr(metrics, "METRICS", {**metrics.METRICS, "percent": percent})
+    score = "target/eval_percent_acc"
+    write_job(tmp_path / "a", 1, 87.5, metric=score)
+    write_job(tmp_path / "b", 2, 187.5, metric=score)
+    result = aggregate(tmp_path)
+    assert result.rows[0][f"{score}_mean"] == 87.5 and result.unfinished == [tmp_path / "b"]
+    assert record_problem(read_record(tmp_path / "b"), finished=True) == (
+        f"{score} is 187.5, outside its metric's range [0, 100]"
+    )
+
+
+def test_a_score_whose_range_is_unknown_is_not_range_checked(tmp_path, monkeypatch) -> None:
+    # A loss, a speed figure, squad_v2's threshold and a metric that declares no range: any
+    # finite number is theirs.
+    unranged = MetricSpec(("own_score",), MetricInput.class_ids)
+    monkeypatch.setattr(metrics, "METRICS", {**metrics.METRICS, "own": unranged})
+    odd = {
+        "target/eval_loss": 1e6,
+        "target/eval_samples_per_second": 1e6,
+        "target/train_runtime": -5.0,
+        "target/eval_squad_v2_best_f1_thresh": -40.0,
+        "target/eval_own_score": 250.0,
+    }
+    write_job(tmp_path / "a", 1, 0.5, metrics=odd)
+    assert record_problem(read_record(tmp_path / "a"), finished=True) is None
+    result = aggregate(tmp_path)
+    assert result.rows[0][f"{ACC}_mean"] == 0.5 and not result.unfinished
+    assert list(job_records(tmp_path, METRICS_FILE).values()) == [tmp_path / "a"]

@@ -14,6 +14,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from layerft.errors import LayerftError
 from layerft.metrics import METRICS, METRICS_DIR, MetricInput, load_metric
 from layerft.metrics.module import build_metric
+from layerft.run_record import record_problem
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,6 +88,50 @@ def test_every_metric_reads_its_input_type(name: str) -> None:
     result = metric.compute(**inputs)
     assert set(result) == set(spec.keys)
     assert all(isinstance(value, float) for value in result.values())
+
+
+# Each input type's extremes: every prediction right, and (where a metric can go below 0) every one
+# inverted, so each declared range is met at its bounds too.
+EXTREME_INPUTS: dict[MetricInput, list[dict[str, object]]] = {
+    MetricInput.class_ids: [
+        {"predictions": [0, 1, 0], "references": [0, 1, 0]},
+        {"predictions": [1, 0, 1], "references": [0, 1, 0]},
+    ],
+    MetricInput.scores: [
+        {"predictions": [0.1, 2.2, 4.7], "references": [0.1, 2.2, 4.7]},
+        {"predictions": [4.7, 2.2, 0.1], "references": [0.1, 2.2, 4.7]},
+    ],
+    MetricInput.class_probabilities: [
+        {"predictions": [0, 1], "references": [0, 1], "probabilities": [[1.0, 0.0], [0.0, 1.0]]}
+    ],
+    MetricInput.arcs: [{**TINY_INPUTS[MetricInput.arcs], "predicted_relations": [[1, 2], [4]]}],
+    MetricInput.answers: [{"predictions": ["cat", "a dog"], "references": [["cat"], ["a dog"]]}],
+    MetricInput.scored_answers: [
+        {"predictions": ["cat", ""], "references": [["cat"], []], "null_score_diffs": [-1.0, 2.0]}
+    ],
+}
+for _tags in (MetricInput.tag_sequences, MetricInput.every_word_tags):
+    _gold = TINY_INPUTS[_tags]["references"]
+    EXTREME_INPUTS[_tags] = [{"predictions": _gold, "references": _gold}]
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_every_metric_returns_each_score_within_the_range_it_declares(name: str) -> None:
+    # record_problem refuses a record's score outside its declared range: a real one must pass.
+    spec = METRICS[name]
+    assert set(spec.ranges) == set(spec.keys) - set(spec.not_scores)  # each score's, once
+    for inputs in (TINY_INPUTS[spec.reads], *EXTREME_INPUTS[spec.reads]):
+        result = load_metric(name).compute(**inputs)
+        for key, value in result.items():
+            record = {f"target/eval_{key}": value, "run/config_fingerprint": "f"}
+            assert record_problem(record, finished=True) is None, (key, value)
+            if key in spec.ranges:
+                low, high = spec.ranges[key]
+                assert low <= value <= high, (key, value)
+    perfect = load_metric(name).compute(**EXTREME_INPUTS[spec.reads][0])
+    assert {key: perfect[key] for key in spec.ranges} == {
+        key: pytest.approx(high) for key, (_, high) in spec.ranges.items()
+    }
 
 
 def test_compute_errors_name_the_metric_class() -> None:

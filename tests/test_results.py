@@ -915,6 +915,22 @@ def test_a_damaged_metrics_json_is_set_aside_and_the_run_redone(
     assert f"{tmp_path / 'metrics.json'} is not " in caplog.text and "redone" in caplog.text
 
 
+def test_a_second_damaged_metrics_json_is_kept_beside_the_first(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The second set-aside had replaced the first metrics.json.corrupt: a damaged copy was lost.
+    for content in ("[1]", "{}", '{"target/eval_acc'):
+        (tmp_path / "metrics.json").write_text(content)
+        with caplog.at_level(logging.WARNING, logger="layerft.results"):
+            assert read_finished(tmp_path, ("0123456789abcdef",), "hydra.run.dir=<new>") is None
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
+        "metrics.json.corrupt": "[1]",
+        "metrics.json.corrupt.1": "{}",
+        "metrics.json.corrupt.2": '{"target/eval_acc',
+    }
+    assert caplog.messages[-1].endswith(": kept as metrics.json.corrupt.2; the run is redone")
+
+
 def test_an_unreadable_metrics_json_is_one_error(tmp_path: Path) -> None:
     (tmp_path / "metrics.json").mkdir()
     with pytest.raises(LayerftError, match="cannot read .*metrics.json: Is a directory"):
