@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from layerft.errors import LayerftError, cut
 from layerft.readers_records import nonempty
-from layerft.text_files import INTEGER, NUMBER, read_text
+from layerft.text_files import INTEGER, NUMBER, check_first_line, read_text
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +104,13 @@ def read_delimited(
         else _convert_column([row[i] for row in rows])
         for i, name in enumerate(header)
     ]
-    return nonempty(
-        path, [dict(zip(header, values, strict=True)) for values in zip(*columns, strict=True)]
-    )
+    records = [dict(zip(header, values, strict=True)) for values in zip(*columns, strict=True)]
+    first: dict[str, int] = {}  # a guid (KLUE's key) repeats no earlier record's, as in JSON
+    for record, line in zip(records, table.lines, strict=True):
+        guid = record.get("guid")  # digits only: read as a number
+        if isinstance(guid, str) or type(guid) is int:
+            check_first_line(first, str(guid), line, path, f"guid {guid}")
+    return nonempty(path, records)
 
 
 class _Table(NamedTuple):

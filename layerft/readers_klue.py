@@ -99,8 +99,23 @@ def _mrc_record(title: str, context: str, qa: Mapping[str, Any]) -> dict[str, An
         "plausible_answers": answer_spans(
             qa.get("plausible_answers", []), context, "plausible_answers"
         ),
-        "question_type": record_field(qa, "question_type", int),
+        "question_type": _question_type(qa),
     }
+
+
+QUESTION_TYPES = {1: "paraphrase", 2: "multi-sentence reasoning", 3: "unanswerable"}
+"""KLUE-MRC's question types (the KLUE paper, section 3.7)."""
+
+
+def _question_type(qa: Mapping[str, Any]) -> int:
+    """A question's question_type, one of QUESTION_TYPES (another value: not KLUE-MRC's file).
+    Whether type 3 is exactly the impossible questions is not checked: no release file here to
+    confirm it on, and layerft reads the type for nothing else."""
+    value = record_field(qa, "question_type", int)
+    if value not in QUESTION_TYPES:
+        named = ", ".join(f"{k} ({v})" for k, v in QUESTION_TYPES.items())
+        raise RecordFault(f"question_type {value} is not one of {named}")
+    return value
 
 
 def _title(article: Mapping[str, Any], name: str) -> str:

@@ -29,7 +29,7 @@ from layerft.text_files import check_first_time, line_of, read_json_text
 
 def _record(title: str, context: str, qa: Mapping[str, Any], v2: bool) -> dict[str, Any]:
     """One question of either version -> {id, title, context, question, answers[, v2 keys]}."""
-    answers = answer_spans(qa.get("answers"), context, "answers")
+    answers = answer_spans(record_field(qa, "answers", list), context, "answers")
     record = {
         "id": qa["id"],
         "title": title,

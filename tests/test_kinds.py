@@ -429,6 +429,55 @@ def test_words_that_do_not_spell_the_characters_fail_naming_the_record(record, m
         normalise_records(character_task(), "target_task", [record], "train")
 
 
+def word_ner_task(tmp_path: Path, *overrides: str):  # noqa: ANN201 - a TaskConfig
+    """KLUE-NER's labels and metrics over words of a user's own file (no character layout)."""
+    path = tmp_path / "train.jsonl"
+    files = [f"target_task.data_files.{split}={path}" for split in ("train", "validation")]
+    words = "target_task.tagging.words_column=null"
+    return compose_run("target_task=klue_ner", words, *files, *overrides).target_task
+
+
+STRICT = (
+    "'klue_ner' scores strict IOB2, where only B-{0} opens one; IOB1 tags? convert them to IOB2"
+)
+
+
+@pytest.mark.parametrize(
+    ("tags", "fault"),
+    [
+        (["I-PS", "I-PS", "O", "O"], "token 1 ('John'): I-PS opens an entity (previous tag O)"),
+        (["B-PS", "I-PS", "O", "I-LC"], "token 4 ('Seoul'): I-LC opens an entity (previous tag O)"),
+        (["B-PS", "I-OG", "O", "O"], "token 2 ('Smith'): I-OG opens an entity (previous tag B-PS)"),
+    ],
+)
+def test_iob1_gold_tags_are_refused_where_klue_ner_scores_them(tmp_path, tags, fault) -> None:
+    # Strict IOB2 reads no entity at an opening I-: the gold would be scored as another sentence.
+    record = {"tokens": ["John", "Smith", "visited", "Seoul"], "ner_tags": tags}
+    with pytest.raises(LayerftError) as caught:
+        normalise_records(word_ner_task(tmp_path), "target_task", [record], "train")
+    kind = fault.split(": ")[1].split()[0][2:]
+    assert str(caught.value) == f"train: record 1: {fault}, but " + STRICT.format(kind)
+    # conlleval reads IOB1 as meant (layerft/metrics/conlleval/conlleval.py), and IOB2 passes.
+    conll = word_ner_task(
+        tmp_path, "target_task.metrics=[conlleval]", "target_task.best_metric=conll_f1"
+    )
+    assert (
+        normalise_records(conll, "target_task", [record], "train")[0]["tokens"] == record["tokens"]
+    )
+    iob2 = {**record, "ner_tags": ["B-PS", "I-PS", "O", "B-LC"]}
+    assert len(normalise_records(word_ner_task(tmp_path), "target_task", [iob2], "train")) == 1
+
+
+def test_the_real_klue_ner_sample_passes_as_words(shared_data: Path) -> None:
+    folder = shared_data / "klue" / "klue-ner-v1.1"
+    task = compose_run(
+        "target_task=klue_ner", "target_task.tagging.words_column=null",
+        f"target_task.data_dir={folder}",
+    ).target_task  # fmt: skip
+    records, origin = read_split(task, "target_task", "validation")
+    assert len(normalise_records(task, "target_task", records, origin)) == 100
+
+
 @pytest.mark.parametrize(
     ("tokens", "tags", "words"),
     [

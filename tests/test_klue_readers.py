@@ -236,6 +236,14 @@ MALFORMED: list[tuple[Path, Mutation, Callable[[Path], Any], str | None, str]] =
     ),
     (
         MRC / "klue-mrc-v1.1_dev.json",
+        _set("data/0/paragraphs/0/qas/0/question_type", 4),
+        read_klue_mrc,
+        "hw-mrc_dev_000",
+        "question_type 4 is not one of 1 (paraphrase), 2 (multi-sentence reasoning), "
+        "3 (unanswerable)",
+    ),
+    (
+        MRC / "klue-mrc-v1.1_dev.json",
         _set("data/2/paragraphs/0/context", None),
         read_klue_mrc,
         None,

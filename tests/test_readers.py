@@ -528,6 +528,19 @@ MALFORMED: list[tuple[str, str, Reader, str]] = [
         read_records,
         "nli.json:3: guid n-1 repeats the record on line 2; remove one of them",
     ),
+    # A guid (KLUE's key) repeats in no format: CSV and TSV as JSON (a number when all digits).
+    (
+        "own.csv",
+        'guid,text,label\n9,a,0\n\n10,b,1\n11,"c\nd",0\n10,e,1\n',
+        read_records,
+        "own.csv:7: guid 10 repeats the record on line 4; remove one of them",
+    ),
+    (
+        "own.tsv",
+        "guid\ttext\ng-1\ta\ng-1\tb\n",
+        read_records,
+        "own.tsv:3: guid g-1 repeats the record on line 2; remove one of them",
+    ),
     (
         "snli.jsonl",
         '{"label": 1}\n{"label": 1, "text": "a", "label": 2}\n',
@@ -670,3 +683,16 @@ def test_shared_klue_ner(shared_data: Path, split: str, count: int) -> None:
         assert set(sentence["tags"]) <= {"O"} | {
             f"{bio}-{kind}" for bio in "BI" for kind in ("PS", "LC", "OG", "DT", "TI", "QT")
         }
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("own.jsonl", '{"id": "d1", "q": "a"}\n{"id": "d1", "q": "b"}\n'),
+        ("own.json", '[{"id": 5, "q": "a"},\n {"id": 5, "q": "b"}]'),
+        ("own.csv", "id,q\nd1,a\nd1,b\n"),
+    ],
+)
+def test_a_repeated_id_is_read(tmp_path: Path, name: str, text: str) -> None:
+    # Only a guid is a record's own key: an id may name a document several records share (README).
+    assert [r["q"] for r in read_records(_write(tmp_path, name, text))] == ["a", "b"]

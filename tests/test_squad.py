@@ -453,6 +453,35 @@ def test_squad_from_data_files_refuses_a_question_without_answers(tmp_path) -> N
     assert len(normalise_records(v2, "target_task", records, origin)) == 18
 
 
+def test_squad_v2_from_data_files_refuses_null_answers(tmp_path) -> None:
+    # Unanswerable is [] (the hub: empty lists) in every release; null is neither, and was
+    # dropped as an unlabelled record.
+    rows = _hub_rows(read_squad_v2(SAMPLES / "dev-v2.0.json"))
+    rows[2]["answers"] = None
+    path = tmp_path / "dev.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    files = [f"target_task.data_files.{split}={path}" for split in ("train", "validation")]
+    task = compose_run("model=tiny", "target_task=squad_v2", *files).target_task
+    records, origin = read_split(task, "target_task", "train")
+    with pytest.raises(LayerftError) as caught:
+        normalise_records(task, "target_task", records, origin)
+    assert str(caught.value) == (
+        f"{origin}:3: record 3 (hw2d0003): column 'answers' is null; an unanswerable question "
+        "has no answers: [] (the hub's layout: empty text and answer_start lists)"
+    )
+
+
+def test_a_release_question_without_answers_is_named(tmp_path) -> None:
+    doc = json.loads((SAMPLES / "dev-v2.0.json").read_text())
+    del doc["data"][0]["paragraphs"][0]["qas"][0]["answers"]
+    path = tmp_path / "dev-v2.0.json"
+    path.write_text(json.dumps(doc))
+    qid = json.loads((SAMPLES / "dev-v2.0.json").read_text())["data"][0]["paragraphs"][0]["qas"][0]
+    with pytest.raises(LayerftError) as caught:
+        read_squad_v2(path)
+    assert str(caught.value) == f"{path}:1: {qid['id']}: answers is missing"
+
+
 # --- the tasks --------------------------------------------------------------------------------
 
 

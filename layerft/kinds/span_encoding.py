@@ -26,6 +26,11 @@ MODEL_INPUTS = frozenset({"input_ids", "token_type_ids", "attention_mask"})
 
 def answer_lists(answers: Any, where: str, column: str) -> tuple[list[Any], list[Any]]:
     """Texts and starts of [{"text", "answer_start"}] (release) or {"text": [], ...} (SQuAD hub)."""
+    if answers is None:  # SQuAD v2.0 and KLUE-MRC write [] (the hub: empty lists), never null
+        raise LayerftError(
+            f"{where}: column '{column}' is null; an unanswerable question has no answers: [] "
+            "(the hub's layout: empty text and answer_start lists)"
+        )
     if isinstance(answers, dict) and {"text", "answer_start"} <= answers.keys():
         texts, starts = answers["text"], answers["answer_start"]
         if isinstance(texts, list) and isinstance(starts, list) and len(texts) == len(starts):

@@ -93,12 +93,10 @@ def check(task: TaskConfig, where: str) -> None:
         )
 
 
-def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Record | None:
+def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Record:
     """{"question", "context", "answer_texts", "answer_starts"}; no answers: unanswerable."""
     question_column, context_column = task.text_columns
     answers = field_of(record, task.label_column, where)
-    if answers is None:
-        return None
     # SQuAD has a few one-space questions (readers_squad reads them too).
     question = text_of(record, question_column, where, blank_ok=True)
     context = text_of(record, context_column, where)

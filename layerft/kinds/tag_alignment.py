@@ -168,6 +168,32 @@ def check_inside_tags(characters: list[str], tags: list[str], words: list[str], 
             )
 
 
+STRICT_IOB2_METRICS = ("klue_ner",)  # seqeval's strict IOB2: only a B- tag opens an entity
+
+
+def check_tag_order(
+    task: TaskConfig, tokens: list[str], tags: list[str], words: list[str] | None, where: str
+) -> None:
+    """Characters with words: `check_inside_tags`. Otherwise, where a strict IOB2 metric scores
+    the gold tags, fail on an I- that opens a chunk (IOB1): that metric would score no entity
+    where the file means one (conlleval reads IOB1 as meant). KLUE-NER's release and hub rows are
+    left to their reader, which keeps KLUE's I- after a dropped B- space."""
+    if words is not None:
+        check_inside_tags(tokens, tags, words, where)
+        return
+    strict = next((name for name in task.metrics if name in STRICT_IOB2_METRICS), None)
+    if strict is None or (task.release_format == "klue_ner" and task.source != "data_files"):
+        return
+    for index, tag in enumerate(tags):
+        before = tags[index - 1] if index else "O"
+        if tag.startswith("I-") and before[2:] != tag[2:]:
+            raise LayerftError(
+                f"{where}: token {index + 1} ({shown(tokens[index])}): {tag} opens an entity "
+                f"(previous tag {before}), but '{strict}' scores strict IOB2, where only "
+                f"B-{tag[2:]} opens one; IOB1 tags? convert them to IOB2"
+            )
+
+
 def untagged(
     task: TaskConfig, rows: list[Record], features: Dataset, split: str
 ) -> tuple[Untagged, Untagged]:

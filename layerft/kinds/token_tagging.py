@@ -36,7 +36,7 @@ from layerft.kinds.tag_alignment import (
     NO_SUBWORD_FIX,
     character_encoder,
     character_tags,
-    check_inside_tags,
+    check_tag_order,
     untagged,
     warn_untagged,
     word_encoder,
@@ -108,10 +108,10 @@ def normalise(task: TaskConfig, group: str, record: Record, where: str) -> Recor
             f"{where}: '{task.tokens_column}' and '{task.tags_column}' must be lists of equal length"
         )
     normalised = {"tokens": tokens, "tags": [label_id(t, task, group, where) for t in tags]}
+    names = [task.label_names[tag] for tag in normalised["tags"]]
     if task.tagging.words_column is not None:
         normalised["words"] = words_of(task.tagging.words_column, record, tokens, where)
-        names = [task.label_names[tag] for tag in normalised["tags"]]
-        check_inside_tags(tokens, names, normalised["words"], where)
+    check_tag_order(task, tokens, names, normalised.get("words"), where)
     return normalised
 
 
