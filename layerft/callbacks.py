@@ -13,6 +13,7 @@ from collections.abc import Callable
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
+from layerft.errors import LayerftError
 from layerft.interrupts import stop_if_interrupted
 from layerft.speed import NonFiniteLossGuard
 
@@ -97,13 +98,25 @@ class StageProgress(ProgressCallback):
 
 
 class GuardCheckpoints(TrainerCallback):
-    """Settle every pending loss check before the Trainer logs, evaluates or saves, check the
-    logged gradient norm, and each dev loss before its checkpoint can be saved."""
+    """Settle every pending loss and gradient-norm check before the Trainer logs, evaluates or
+    saves, check each dev loss before its checkpoint can be saved, and under fp16 count the
+    steps its loss scaler skipped."""
+
+    # fp16's scaler halves its scale at each skipped step: 32 in a row take 2**16 to 2**-16, past
+    # any overflow a finite gradient's scaling explains (its usual start skips a handful)
+    MAX_SKIPPED = 32
 
     def __init__(self, guard: NonFiniteLossGuard) -> None:
         self.guard = guard
+        # whether fp16's scaler skipped the step just taken: the Trainer's accelerator knows; the
+        # hooks' `optimizer` is the one given to the Trainer, not accelerate's wrapper of it
+        self.step_was_skipped: Callable[[], bool] = lambda: False
+        self.skipped = 0  # optimizer steps fp16's loss scaler skipped in a row
+        self.taken = False  # whether any step of the phase updated the weights
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer's hook
+        if args.fp16:  # its scaler synced already to decide: reading its verdict costs nothing
+            self._count_skips(state, self.step_was_skipped())
         if (
             control.should_log
             or control.should_evaluate
@@ -111,6 +124,20 @@ class GuardCheckpoints(TrainerCallback):
             or state.global_step >= state.max_steps
         ):
             self.guard.drain()
+
+    def _count_skips(self, state, skipped: bool) -> None:  # noqa: ANN001 - the TrainerState
+        """Stop when fp16's loss scaler skipped MAX_SKIPPED steps in a row, or every step of the
+        phase: the gradients overflow at any scale, and the weights have not changed since."""
+        self.skipped = self.skipped + 1 if skipped else 0
+        self.taken = self.taken or not skipped
+        step, last = state.global_step, state.global_step >= state.max_steps
+        if self.skipped >= self.MAX_SKIPPED or (last and not self.taken):
+            stage, first = self.guard.stage, step - self.skipped + 1
+            raise LayerftError(
+                f"{stage} stage: fp16's loss scaler skipped steps {first} to {step} (infinite or "
+                f"NaN gradients at every scale), the weights unchanged since; stopped (use "
+                f"trainer.precision=bf16 or fp32, or {self.guard.hint})"
+            )
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 - Trainer's hook
         if not args.fp16:  # fp16's loss scaler skips a step of infinite gradients, and goes on

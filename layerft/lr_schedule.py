@@ -20,6 +20,7 @@ from torch import nn
 
 from layerft.errors import LayerftError
 from layerft.parts import ADAPTERS, EMBEDDINGS, HEAD, adapter_layers, layer_part
+from layerft.task_names import check_part_decay
 
 
 class ScheduleShape(str, Enum):
@@ -203,12 +204,7 @@ def build_optimizer(
             "nothing to train: the tuning mode and layer split froze every parameter"
         )
     for (part_lr, decay), group in groups.items():  # the config checked the task's lr alone
-        if part_lr * decay >= 1:
-            raise LayerftError(
-                f"weight_decay={decay:g} at {group['parts'][0]}'s lr {part_lr:g} (the task's lr "
-                f"{lr:g} times its multiplier): their product must be < 1, else AdamW zeroes or "
-                "flips its weights each step; lower weight_decay or that part's lr multiplier"
-            )
+        check_part_decay(group["parts"][0], part_lr, decay, lr)
     return torch.optim.AdamW(list(groups.values()), lr=lr, fused=fused)
 
 

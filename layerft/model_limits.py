@@ -15,6 +15,7 @@ from layerft.errors import LayerftError
 from layerft.layer_split import frozen_injected_layers, resolve_num_lower
 from layerft.model import ModelConfig, from_pretrained
 from layerft.model_files import TOKENIZER_FILES, files_folder
+from layerft.part_decay import check_part_weight_decay
 from layerft.task import TaskConfig
 from layerft.trainer_config import TrainerConfig
 from layerft.tuning_mode import TuningMethod, adapted_layers
@@ -74,10 +75,11 @@ def check_mode_fits_split(cfg: RunConfig, config: Any | None) -> None:
 
 
 def check_planned_split(cfg: RunConfig, folder: Path | None) -> None:
-    """The split's layers against the model's depth as a sweep's plan can read it, loading nothing
-    (tiny's, or `folder`'s config.json; else no check): every job of such a config would fail."""
+    """The split's layers, and each part's lr x weight_decay, against the model's depth as a
+    sweep's plan can read it, loading nothing (tiny's, or `folder`'s config.json; else no check):
+    every job of such a config would fail."""
     config = None
-    if cfg.injection_task is None or (cfg.model.tiny is None and folder is None):
+    if cfg.model.tiny is None and folder is None:
         return
     if cfg.model.tiny is None:
         try:
@@ -85,8 +87,10 @@ def check_planned_split(cfg: RunConfig, folder: Path | None) -> None:
         except (TypeError, OSError, ValueError, KeyError):
             return
         config = SimpleNamespace(num_hidden_layers=depth)
-    resolve_num_lower(cfg.layer_split.stage1, encoder_depth(cfg.model, config))
-    check_mode_fits_split(cfg, config)
+    if cfg.injection_task is not None:
+        resolve_num_lower(cfg.layer_split.stage1, encoder_depth(cfg.model, config))
+        check_mode_fits_split(cfg, config)
+    check_part_weight_decay(cfg, encoder_depth(cfg.model, config))
 
 
 def warn_wide_mode(cfg: RunConfig, config: Any | None) -> None:

@@ -87,6 +87,14 @@ class PhaseTrainer(Trainer):
         self.guard.record(loss, self.state.global_step + 1)
         return loss
 
+    def _get_grad_norm(self, model, grad_norm=None):  # noqa: ANN001, ANN202 - Trainer's hook
+        # Every step's norm through the loss's ring (the Trainer reads a logged step's); not fp16's,
+        # whose scaler skips a step of infinite gradients (GuardCheckpoints counts the skips)
+        grad_norm, step = super()._get_grad_norm(model, grad_norm), self.state.global_step + 1
+        if grad_norm is not None and not self.args.fp16:
+            self.guard.record_grad_norm(grad_norm, step, self.args.max_grad_norm > 0)
+        return grad_norm
+
     def _get_eval_sampler(self, eval_dataset: Dataset) -> Sampler | None:
         """Dev sets in their order: each kind pairs predictions with its records by position, and
         the Trainer sorts dev sets by length too under group_by_length (tagging then crashed and
@@ -196,6 +204,7 @@ def build_phase_trainer(
     # Step 1's lr is 0 at warmup's start: a nil update, so step 2's loss is the model as built's
     unchanged_steps = 1 if any(optimizers[1].get_last_lr()) else 2
     guard = _loss_guard(stage, task, mode_scale, mode_init, unchanged_steps)
+    checks = GuardCheckpoints(guard)
     trainer = PhaseTrainer(
         model=model,
         args=args,
@@ -206,9 +215,10 @@ def build_phase_trainer(
             task, data.validation, data.validation_rows, data.validation_sources
         ),
         optimizers=optimizers,
-        callbacks=[forward, pauses, GuardCheckpoints(guard), StopOnInterrupt()],
+        callbacks=[forward, pauses, checks, StopOnInterrupt()],
         guard=guard,
     )
+    checks.step_was_skipped = lambda: trainer.accelerator.optimizer_step_was_skipped
     trainer.remove_callback(PrinterCallback)  # ForwardLogs logs instead of raw dict prints
     if trainer.pop_callback(ProgressCallback) is not None:
         trainer.add_callback(StageProgress(stage))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -85,6 +85,10 @@ class TokenCounter:
         return int(real), int(padded)
 
 
+# A copy in flight: (step, ring slot, its event, the check of the value copied into that slot)
+Pending = tuple[int, int, Any, Callable[[int, float], None]]
+
+
 class NonFiniteLossGuard:
     """Stops a phase at the first non-finite training loss, naming the stage and step.
 
@@ -105,13 +109,24 @@ class NonFiniteLossGuard:
         self.stage, self.hint, self.unchanged_hint = stage, hint, unchanged_hint or hint
         self.unchanged_steps = unchanged_steps
         self._host: torch.Tensor | None = None
-        self._pending: deque[tuple[int, int, Any]] = deque()
+        self._pending: deque[Pending] = deque()
         self._next_slot = 0
 
     def record(self, loss: torch.Tensor, step: int) -> None:
         """Note the loss of optimizer step `step` (1-based); raise if it is known to be non-finite."""
-        if loss.device.type != "cuda":
-            self._check(step, float(loss))
+        self._record(loss, step, self._check)
+
+    def record_grad_norm(self, norm: torch.Tensor | float, step: int, clipped: bool) -> None:
+        """Note the gradient norm of optimizer step `step`, through the loss's ring: every step's,
+        not only a logged one's, without a host sync either."""
+        if isinstance(norm, (int, float)):  # DeepSpeed's, already a float
+            self.check_grad_norm(norm, step, clipped)
+            return
+        self._record(norm, step, lambda at, value: self.check_grad_norm(value, at, clipped))
+
+    def _record(self, value: torch.Tensor, step: int, check: Callable[[int, float], None]) -> None:
+        if value.device.type != "cuda":
+            check(step, float(value))
             return
         if self._host is None:
             self._host = torch.empty(self.RING, dtype=torch.float32, pin_memory=True)
@@ -119,10 +134,10 @@ class NonFiniteLossGuard:
             self._settle(self._pending.popleft(), wait=True)
         slot = self._next_slot % self.RING
         self._next_slot += 1
-        self._host[slot].copy_(loss.detach().float(), non_blocking=True)
+        self._host[slot].copy_(value.detach().float(), non_blocking=True)
         event = torch.cuda.Event()
         event.record()
-        self._pending.append((step, slot, event))
+        self._pending.append((step, slot, event, check))
         while self._pending and self._pending[0][2].query():
             self._settle(self._pending.popleft(), wait=False)
 
@@ -141,11 +156,12 @@ class NonFiniteLossGuard:
             )
 
     def check_grad_norm(self, norm: Any, step: int, clipped: bool) -> None:
-        """Stop when a logged gradient norm is not finite: clipping scales such a gradient to
+        """Stop when a step's gradient norm is not finite: clipping scales such a gradient to
         zeros (or NaN), and unclipped (`max_grad_norm=0`, whose norm the Trainer logs too) AdamW's
         second moment overflows, its update zero (or NaN); so the step trains nothing, the loss
         may stay finite, the run learning nothing without a word (a `lora.alpha` of 1e30)."""
         if isinstance(norm, (int, float)) and not math.isfinite(norm):
+            self._pending.clear()
             why = "clipping turns the gradient" if clipped else "unclipped, AdamW turns its update"
             raise LayerftError(
                 f"{self.stage} stage: gradient norm is {norm} at step {step}: {why} into zeros "
@@ -162,12 +178,12 @@ class NonFiniteLossGuard:
         while self._pending:
             self._settle(self._pending.popleft(), wait=True)
 
-    def _settle(self, pending: tuple[int, int, Any], wait: bool) -> None:
-        step, slot, event = pending
+    def _settle(self, pending: Pending, wait: bool) -> None:
+        step, slot, event, check = pending
         if wait:
             event.synchronize()
         assert self._host is not None
-        self._check(step, float(self._host[slot]))
+        check(step, float(self._host[slot]))
 
     def _check(self, step: int, value: float) -> None:
         if not math.isfinite(value):

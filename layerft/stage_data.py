@@ -20,9 +20,11 @@ from layerft.model_limits import (
     check_mode_fits_split,
     check_room_for_text,
     check_tokenizer_fits,
+    encoder_depth,
     warn_unrun_code,
     warn_wide_mode,
 )
+from layerft.part_decay import check_part_weight_decay
 from layerft.task import TaskConfig
 
 
@@ -40,6 +42,7 @@ def load_stage_data(cfg: RunConfig) -> StageData:
     cache_dir = Path(cfg.cache_dir).expanduser()
     config = backbone_config(cfg.model, cache_dir)  # read once for the checks (None: tiny)
     check_mode_fits_split(cfg, config)
+    check_part_weight_decay(cfg, encoder_depth(cfg.model, config))  # else stage 2 fails late
     warn_wide_mode(cfg, config)
     both = ((cfg.target_task, "target_task"), (cfg.injection_task, "injection_task"))
     tasks = [(task, group) for task, group in both if task is not None]

@@ -126,3 +126,14 @@ def check_recipe(task: TaskConfig, where: str) -> None:
         )
     if not 0 <= task.head_dropout < 1:
         raise LayerftError(f"{where}: head_dropout must be in [0, 1), got {task.head_dropout}")
+
+
+def check_part_decay(part: str, part_lr: float, decay: float, lr: float, where: str = "") -> None:
+    """Refuse a part whose lr (the task's times its multiplier) times weight decay is >= 1: the
+    task's own check (check_recipe) does not see a part's multiplier (`where`: its group, `x.`)."""
+    if part_lr * decay >= 1:
+        raise LayerftError(
+            f"{where}weight_decay={decay:g} at {part}'s lr {part_lr:g} (the task's lr {lr:g} "
+            "times its multiplier): their product must be < 1, else AdamW zeroes or flips its "
+            "weights each step; lower weight_decay or that part's lr multiplier"
+        )

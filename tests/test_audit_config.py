@@ -156,6 +156,25 @@ def test_a_plans_labels_stored_stage1_and_input_errors(tmp_path: Path, monkeypat
     assert asked == [{}, {}]  # model=tiny: its (empty) files key the stored stage 1
 
 
+def test_a_plan_refuses_a_parts_weight_decay_in_either_stage(tmp_path: Path) -> None:
+    """A part's lr x weight_decay >= 1 failed as its stage began (stage 2's after stage 1 had
+    trained); the plan passed it. Mutation: check_planned_split not checking it, or only with
+    an injection stage."""
+    overrides = ["model=tiny", "tracker=none", f"cache_dir={tmp_path}", "tuning_mode=full",
+                 "lr_schedule=discriminative", "lr_schedule.multipliers.head=1e5",
+                 "target_task.weight_decay=1"]  # fmt: skip
+    plan = expand("demo", overrides, tmp_path / "sweep")
+    assert {c.label.split(",")[0] for c in plan} == {
+        "injection_task=none",
+        "injection_task=demo_pos",
+    }
+    assert {c.input_error for c in plan} == {
+        "target_task.weight_decay=1 at head's lr 5 (the task's lr 5e-05 times its multiplier): "
+        "their product must be < 1, else AdamW zeroes or flips its weights each step; lower "
+        "weight_decay or that part's lr multiplier"
+    }
+
+
 def test_a_converted_model_not_yet_converted_plans_its_stage1_by_settings_alone(
     tmp_path: Path, monkeypatch
 ) -> None:

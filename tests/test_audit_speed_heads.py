@@ -166,6 +166,26 @@ def test_a_full_ring_settles_its_oldest_loss_before_reusing_its_slot(
         record(guard, [0.5], first_step=ring + 1)
 
 
+def test_a_gradient_norm_shares_the_loss_ring_and_is_read_only_once_landed(gpu: FakeGPU) -> None:
+    """Every step's gradient norm goes through the loss's ring (no host sync per step) and is
+    named as a norm at its own step. Mutations: the norm read at once (a slot not landed holds
+    0.0: nothing raised at step 2's record), its check swapped for the loss's, step off by one."""
+    guard = NonFiniteLossGuard("target", "lower target_task.lr")
+    guard.record(CudaLoss(0.5), 1)  # type: ignore[arg-type]
+    guard.record_grad_norm(CudaLoss(3.0), 1, clipped=True)  # type: ignore[arg-type]
+    guard.record(CudaLoss(0.5), 2)  # type: ignore[arg-type]
+    guard.record_grad_norm(CudaLoss(float("inf")), 2, clipped=False)  # type: ignore[arg-type]
+    assert len(guard._pending) == 4  # nothing landed, nothing waited for
+    gpu.catch_up()
+    with pytest.raises(LayerftError) as caught:
+        guard.record(CudaLoss(0.5), 3)  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "target stage: gradient norm is inf at step 2: unclipped, AdamW turns its update into "
+        "zeros or NaN; stopped (lower target_task.lr)"
+    )
+    assert not guard._pending
+
+
 def test_a_large_finite_loss_is_read_exactly_not_as_an_overflow(gpu: FakeGPU) -> None:
     """Mutation: a float16 host buffer (70,000 is above float16's largest finite value, 65,504,
     and would read as inf and stop a healthy phase, e.g. an MSE loss on unscaled targets)."""

@@ -218,6 +218,45 @@ def test_a_logged_infinite_gradient_norm_stops_the_stage_unless_fp16_scales_the_
     callback.on_log(args, state, None, logs={"grad_norm": 3.5})  # finite
 
 
+def _fp16_steps(skips: list[bool], max_steps: int = 100, fp16: bool = True) -> None:
+    """Optimizer steps 1.. under fp16, each skipped by the loss scaler or not, as the Trainer
+    ends them (fp16 needs CUDA: torch's GradScaler cannot run here, so its verdict is faked)."""
+    guard = _loss_guard("target", SimpleNamespace(max_grad_norm=1.0, lr=1e-3))
+    checks, verdicts = GuardCheckpoints(guard), iter(skips)
+    checks.step_was_skipped = lambda: next(verdicts)
+    args = SimpleNamespace(fp16=fp16, max_grad_norm=1.0)
+    control = SimpleNamespace(should_log=False, should_evaluate=False, should_save=False)
+    for step in range(1, len(skips) + 1):
+        checks.on_step_end(args, SimpleNamespace(global_step=step, max_steps=max_steps), control)
+
+
+FP16_HINT = (
+    "(infinite or NaN gradients at every scale), the weights unchanged since; stopped (use "
+    "trainer.precision=bf16 or fp32, or lower target_task.lr=0.001, or target_task.max_grad_norm=1 "
+    "(the norm gradients are clipped to))"
+)
+
+
+def test_fp16_stops_after_32_skipped_steps_in_a_row() -> None:
+    """Every step overflowing under fp16 trained nothing, and the phase finished without a word.
+    Mutations: no count, `>=` -> `>`, the count not reset by a step taken."""
+    _fp16_steps([False] + [True] * 31 + [False] + [True] * 31)  # 31 in a row: a scaler's start
+    _fp16_steps([True] * 40, fp16=False)  # not counted without fp16
+    with pytest.raises(LayerftError) as caught:
+        _fp16_steps([False] * 3 + [True] * 32 + [False])
+    assert (
+        str(caught.value) == f"target stage: fp16's loss scaler skipped steps 4 to 35 {FP16_HINT}"
+    )
+
+
+def test_fp16_stops_at_the_end_of_a_phase_whose_every_step_was_skipped() -> None:
+    """A phase shorter than 32 steps, all skipped. Mutation: no end-of-phase rule."""
+    _fp16_steps([True, False, True], max_steps=3)  # one update: it trained
+    with pytest.raises(LayerftError) as caught:
+        _fp16_steps([True] * 3, max_steps=3)
+    assert str(caught.value) == f"target stage: fp16's loss scaler skipped steps 1 to 3 {FP16_HINT}"
+
+
 def test_an_infinite_gradient_norm_unclipped_is_not_blamed_on_clipping() -> None:
     """With max_grad_norm=0 the Trainer still logs the norm, and lora.alpha=1e30 trained nothing
     as well (AdamW's second moment overflows); the stop had said clipping zeroed the gradient."""
@@ -320,9 +359,10 @@ def test_loss_checks_are_settled_at_the_last_step_even_when_nothing_logs() -> No
     guard = SimpleNamespace(drain=lambda: drained.append(1))
     control = SimpleNamespace(should_log=False, should_evaluate=False, should_save=False)
     checks = GuardCheckpoints(guard)
-    checks.on_step_end(None, _state(), control)
+    args = SimpleNamespace(fp16=False)  # no skipped steps to count
+    checks.on_step_end(args, _state(), control)
     assert drained == []
-    checks.on_step_end(None, SimpleNamespace(global_step=10, max_steps=10), control)
+    checks.on_step_end(args, SimpleNamespace(global_step=10, max_steps=10), control)
     assert drained == [1]
 
 

@@ -23,7 +23,7 @@ from datasets import Dataset
 from test_audit_training import TARGET_ONLY, _train_target  # model=tiny, the target stage alone
 
 from layerft import interrupts, phase, predictions, tokenized
-from layerft.callbacks import ForwardLogs, PauseClock
+from layerft.callbacks import ForwardLogs, GuardCheckpoints, PauseClock
 from layerft.errors import LayerftError
 from layerft.metrics import MetricInput
 from layerft.phase_trainer import PhaseSteps, build_phase_trainer, training_arguments
@@ -137,6 +137,36 @@ def test_a_non_finite_training_loss_names_the_step_that_computed_it(tmp_path: Pa
             "target_task.evals_per_epoch=1", "target_task.lr=1e30", "target_task.max_grad_norm=0",
         )  # fmt: skip
     assert str(caught.value).startswith("target stage: training loss is nan at step 3; stopped (")
+
+
+def test_the_guard_reads_whether_fp16_skipped_a_step_from_the_trainers_accelerator(
+    tmp_path: Path,
+) -> None:
+    """The hooks' `optimizer` is the raw AdamW, which never says a step was skipped. Mutation:
+    `step_was_skipped` left at its default (every skip unseen)."""
+    trainer = _phase_trainer(tmp_path)
+    checks = next(c for c in trainer.callback_handler.callbacks if isinstance(c, GuardCheckpoints))
+    assert checks.step_was_skipped() is False
+    trainer.accelerator._optimizers = [SimpleNamespace(step_was_skipped=True)]
+    assert checks.step_was_skipped() is True
+
+
+def test_an_infinite_gradient_norm_between_two_logs_stops_at_its_step(tmp_path: Path) -> None:
+    """4 steps, logged at step 4 only: step 2's gradients (finite, 1e30 times too large) square
+    to an infinite norm, clipping zeroes them, and the loss stays finite; only the logged norm
+    was checked, so the phase finished. Mutation: no per-step check in `_get_grad_norm`."""
+    trainer = _phase_trainer(
+        tmp_path, "target_task.generator_sizes.train=64", "target_task.epochs=1",
+        "target_task.evals_per_epoch=1", "target_task.max_grad_norm=1.0",
+    )  # fmt: skip
+    weight = [p for p in trainer.model.parameters() if p.requires_grad][-1]  # the head's
+    weight.register_hook(lambda grad: grad * 1e30 if trainer.state.global_step == 1 else grad)
+    with pytest.raises(LayerftError) as caught:
+        trainer.train()
+    assert str(caught.value).startswith(
+        "target stage: gradient norm is inf at step 2: clipping turns the gradient into zeros or "
+        "NaN; stopped (lower target_task.lr="
+    ), caught.value
 
 
 @pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])

@@ -185,7 +185,7 @@ def test_loss_checks_are_settled_before_each_log_evaluation_or_save(flag: str) -
     control = SimpleNamespace(should_log=False, should_evaluate=False, should_save=False)
     setattr(control, flag, True)
     GuardCheckpoints(SimpleNamespace(drain=lambda: drained.append(1))).on_step_end(
-        None, _state(), control
+        SimpleNamespace(fp16=False), _state(), control
     )
     assert drained == [1]
 

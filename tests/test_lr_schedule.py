@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from torch import nn
 
 from layerft import lr_schedule
 from layerft.errors import LayerftError
+from layerft.heads import encoder_layers
 from layerft.layer_split import extract_injected
 from layerft.lr_schedule import (
     ScheduleConfig,
@@ -19,10 +21,14 @@ from layerft.lr_schedule import (
     build_optimizer,
     build_scheduler,
     part_learning_rates,
+    part_lr_multipliers,
     total_steps,
 )
-from layerft.parts import parameter_parts
+from layerft.part_decay import check_part_weight_decay, stage_multipliers
+from layerft.parts import layer_part, parameter_parts
+from layerft.stage_data import load_stage_data
 from layerft.stage_models import build_injection_model, build_target_model
+from layerft.task_names import check_part_decay
 
 LR = 1e-3
 STEPS, WARMUP = 10, 2  # warmup_ratio 0.2 of 10 steps
@@ -223,6 +229,106 @@ def test_a_parts_lr_whose_weight_decay_would_flip_its_weights_is_refused() -> No
     assert str(caught.value).startswith("weight_decay=10 at head's lr 0.1 (the task's lr 0.01 ")
 
 
+def _optimizer_refusals(cfg: Any) -> list[str]:
+    """What build_optimizer says of each stage's model, built as run.py builds it ("": none)."""
+    said = []
+
+    def refusal(model: nn.Module, task: Any, multipliers: dict[str, float], group: str) -> None:
+        try:
+            build_optimizer(model, parameter_parts(model), task.lr, task.weight_decay, multipliers)
+            said.append("")
+        except LayerftError as err:
+            said.append(f"{group}.{err}")
+
+    injected = None
+    if cfg.injection_task is not None:
+        model, num_lower = build_injection_model(cfg)
+        lower = [layer_part(i) for i in range(num_lower)]
+        depth = len(encoder_layers(model.backbone))
+        multipliers = part_lr_multipliers(cfg.injection_lr_schedule, depth, lower)
+        refusal(model, cfg.injection_task, multipliers, "injection_task")
+        injected = extract_injected(model, cfg.layer_split.stage1, num_lower)
+    model, multipliers = build_target_model(cfg, injected)
+    refusal(model, cfg.target_task, multipliers, "target_task")
+    return said
+
+
+def _early_refusals(cfg: Any) -> list[str]:
+    """What check_part_weight_decay says of each stage, from the config and the depth alone."""
+    said = []
+    for group, task, multipliers in stage_multipliers(cfg, cfg.model.tiny.num_layers):
+        try:
+            for part, multiplier in multipliers.items():
+                check_part_decay(
+                    part, task.lr * multiplier, task.weight_decay, task.lr, f"{group}."
+                )
+            said.append("")
+        except LayerftError as err:
+            said.append(str(err))
+    return said
+
+
+DECAYS = ["target_task.weight_decay=1", "injection_task.weight_decay=1"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "refused"),
+    [
+        (["injection_task=none", "lr_schedule=discriminative", "lr_schedule.multipliers.head=1e5"],
+         ["target_task.weight_decay=1 at head's lr 5 "]),
+        (["lr_schedule@injection_lr_schedule=discriminative",
+          "injection_lr_schedule.multipliers.injected=1e5"],
+         ["injection_task.weight_decay=1 at layer.0's lr 5 ", ""]),
+        (["lr_schedule@injection_lr_schedule=discriminative",  # stage 1 trains no upper layer
+          "injection_lr_schedule.multipliers.encoder=1e5"], ["", ""]),
+        (["layer_split=lower_half", "layer_split.stage2.policy=scale",  # 0.8**3 x 4e4 x 5e-5 > 1 > 0.8**4 x ...
+          "layer_split.stage2.lr_multiplier=4e4", "lr_schedule=layerwise_decay"],
+         ["", "target_task.weight_decay=1 at layer.1's lr 1.024 "]),
+        (["tuning_mode=lora", "lr_schedule=discriminative", "lr_schedule.multipliers.adapters=1e5"],
+         ["", "target_task.weight_decay=1 at adapters's lr 5 "]),
+        (["lr_schedule=discriminative", "lr_schedule.multipliers.adapters=1e5"], ["", ""]),  # none
+        (["lr_schedule=discriminative", "lr_schedule.multipliers.injected=1e5"],  # lower1 freezes
+         ["", ""]),
+        (["tuning_mode=bitfit", "lr_schedule=discriminative", "lr_schedule.multipliers.encoder=1e5"],
+         ["", ""]),  # biases: no weight decay
+        (["tuning_mode=lora", "layer_split.stage2.policy=scale", "layer_split.stage2.lr_multiplier=1e5"],
+         ["", "target_task.weight_decay=1 at layer.0.adapters's lr 5 "]),
+    ],
+)  # fmt: skip
+def test_both_stages_part_weight_decay_is_refused_before_either_trains(
+    tmp_path, overrides: list[str], refused: list[str]
+) -> None:
+    """build_optimizer refused a part's lr x weight_decay >= 1 only as its stage began: stage 2's
+    after stage 1 had trained. The early check reads the config (and the model's depth) and says
+    what build_optimizer would of each stage, no more: parts a stage does not train, or trains
+    without decay, pass. Mutations: a stage left out, the policy's scale dropped, the depth off
+    by one, every part counted as trained, frozen injected layers counted, adapters not scaled
+    with their layer."""
+    cfg = compose_run("model=tiny", "tracker=none", f"cache_dir={tmp_path}", *overrides, *DECAYS)
+    early = _early_refusals(cfg)
+    assert early == _optimizer_refusals(cfg)
+    assert [said[: len(start)] for said, start in zip(early, refused, strict=True)] == refused
+    if any(refused):
+        with pytest.raises(LayerftError) as caught:
+            check_part_weight_decay(cfg, cfg.model.tiny.num_layers)
+        assert str(caught.value) == next(said for said in early if said)
+    else:
+        check_part_weight_decay(cfg, cfg.model.tiny.num_layers)
+
+
+def test_a_run_refuses_stage_2s_part_weight_decay_before_loading_data(tmp_path) -> None:
+    """The run's early checks (before data loads, long before stage 1 trains) include it; the
+    data file named does not exist, so reaching the data fails differently. Mutation: no call."""
+    cfg = compose_run(
+        "model=tiny", "tracker=none", f"cache_dir={tmp_path}", "lr_schedule=discriminative",
+        "lr_schedule.multipliers.head=1e5", "target_task.weight_decay=1",
+        "injection_task.data_files.train=/no/such.jsonl",
+    )  # fmt: skip
+    with pytest.raises(LayerftError) as caught:
+        load_stage_data(cfg)
+    assert str(caught.value).startswith("target_task.weight_decay=1 at head's lr 5 (the task's")
+
+
 def test_a_scaling_without_its_entry_stops_the_import(monkeypatch) -> None:
     # part_lr_multipliers fell through to `return {}`: a new PartScaling member without its branch
     # passed config validation and trained every part at the task's lr (an extension audit).
@@ -297,3 +403,76 @@ def test_a_scaling_that_scales_no_trained_part_is_warned_about(overrides, warned
             f"target: lr_schedule={name} scales no part that tuning_mode={warned}: the run "
             "trains as under a uniform schedule"
         ]
+
+
+def _optimizer_decayed(cfg: Any) -> list[dict[str, float]]:
+    """Each stage's decayed parts and their lr multipliers, as build_optimizer groups the models
+    run.py builds."""
+    stages = []
+
+    def decayed(model: nn.Module, task: Any, multipliers: dict[str, float]) -> None:
+        optimizer = build_optimizer(
+            model, parameter_parts(model), task.lr, task.weight_decay, multipliers
+        )
+        stages.append(
+            {
+                part: group["lr"] / task.lr
+                for group in optimizer.param_groups
+                for part in group["parts"]
+                if group["weight_decay"] > 0
+            }
+        )
+
+    injected = None
+    if cfg.injection_task is not None:
+        model, num_lower = build_injection_model(cfg)
+        lower = [layer_part(i) for i in range(num_lower)]
+        depth = len(encoder_layers(model.backbone))
+        scales = part_lr_multipliers(cfg.injection_lr_schedule, depth, lower)
+        decayed(model, cfg.injection_task, scales)
+        injected = extract_injected(model, cfg.layer_split.stage1, num_lower)
+    model, multipliers = build_target_model(cfg, injected)
+    decayed(model, cfg.target_task, multipliers)
+    return stages
+
+
+DISCRIMINATIVE = [
+    "lr_schedule=discriminative",
+    "lr_schedule.multipliers.adapters=3",
+    "lr_schedule@injection_lr_schedule=discriminative",
+]
+DECAYING = ["lr_schedule=layerwise_decay", "lr_schedule@injection_lr_schedule=layerwise_decay"]
+
+
+@pytest.mark.parametrize(
+    "mode", ["full", "frozen", "bitfit", "top_adapter", "layerwise_adapter", "lora"]
+)
+@pytest.mark.parametrize(
+    "split",
+    [
+        ["injection_task=none", *DISCRIMINATIVE],
+        ["layer_split=lower1", "layer_split.stage2.policy=freeze", *DECAYING],
+        ["layer_split=lower_half", "layer_split.stage2.policy=scale", "layer_split.stage1.head=split",
+         *DECAYING],
+        ["layer_split=lower_half", "layer_split.stage2.policy=scale",
+         "layer_split.stage1.train_embeddings=true", *DISCRIMINATIVE],
+        ["layer_split=all", "layer_split.stage2.policy=train", "layer_split.stage1.head=split",
+         *DECAYING],
+    ],
+)  # fmt: skip
+def test_the_early_check_sees_the_decayed_parts_the_optimizer_builds(
+    tmp_path, mode: str, split: list[str]
+) -> None:
+    """part_decay re-derives from the config which parts each stage trains with weight decay and
+    at what multiplier; over every tuning mode, split shape, stage-2 policy and scaling it must
+    name exactly the optimizer's decayed groups, or a refusal would be missed or made up."""
+    cfg = compose_run(
+        "model=tiny", "tracker=none", f"cache_dir={tmp_path}", f"tuning_mode={mode}", *split,
+        "layer_split.stage2.lr_multiplier=0.3", "target_task.weight_decay=0.01",
+        "injection_task.weight_decay=0.01",
+    )  # fmt: skip
+    early = [m for _, _, m in stage_multipliers(cfg, cfg.model.tiny.num_layers)]
+    built = _optimizer_decayed(cfg)
+    assert [sorted(m) for m in early] == [sorted(m) for m in built]
+    for said, made in zip(early, built, strict=True):
+        assert said == pytest.approx(made)
