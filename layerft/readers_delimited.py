@@ -106,10 +106,11 @@ def read_delimited(
     ]
     records = [dict(zip(header, values, strict=True)) for values in zip(*columns, strict=True)]
     first: dict[str, int] = {}  # a guid (KLUE's key) repeats no earlier record's, as in JSON
-    for record, line in zip(records, table.lines, strict=True):
-        guid = record.get("guid")  # digits only: read as a number
-        if isinstance(guid, str) or type(guid) is int:
-            check_first_line(first, str(guid), line, path, f"guid {guid}")
+    if "guid" in header:  # its cell as written: `007` and `7` are two guids, though both read 7
+        at = header.index("guid")
+        for row, line in zip(rows, table.lines, strict=True):
+            if guid := row[at]:  # an empty cell names no record
+                check_first_line(first, guid, line, path, f"guid {guid}")
     return nonempty(path, records)
 
 

@@ -159,9 +159,9 @@ def _set_aside(path: Path, problem: str) -> None:
     there already: every damaged copy is kept), warned about: the run is redone."""
     names = (f"{METRICS_FILE}.corrupt" + (f".{n}" if n else "") for n in itertools.count())
     kept = next(p for p in map(path.with_name, names) if not (p.exists() or p.is_symlink()))
-    with contextlib.suppress(FileNotFoundError):  # another process of the run moved it
+    with contextlib.suppress(FileNotFoundError):  # another process set it aside, and says so
         os.replace(path, kept)
-    log.warning("%s is %s: kept as %s; the run is redone", path, problem, kept.name)
+        log.warning("%s is %s: kept as %s; the run is redone", path, problem, kept.name)
 
 
 def check_still_ours(run_dir: Path, record: RunRecord, hint: str) -> None:

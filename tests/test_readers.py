@@ -696,3 +696,19 @@ def test_shared_klue_ner(shared_data: Path, split: str, count: int) -> None:
 def test_a_repeated_id_is_read(tmp_path: Path, name: str, text: str) -> None:
     # Only a guid is a record's own key: an id may name a document several records share (README).
     assert [r["q"] for r in read_records(_write(tmp_path, name, text))] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "read"),
+    [
+        ("own.csv", "guid,q\n7,a\n007,b\n", ["a", "b"]),
+        ("own.tsv", "guid\tq\n7\ta\n007\tb\n", ["a", "b"]),
+        ("own.csv", "guid,q\n,a\n,b\nx,c\n", ["a", "b", "c"]),
+    ],
+)
+def test_guids_that_read_as_one_number_are_two_guids(
+    tmp_path: Path, name: str, text: str, read: list[str]
+) -> None:
+    # The guid check read the cell as a number: `007` repeated `7` (a legal file refused, its
+    # message naming `guid 7` at the line of 007); an empty cell names no record.
+    assert [r["q"] for r in read_records(_write(tmp_path, name, text))] == read

@@ -931,6 +931,27 @@ def test_a_second_damaged_metrics_json_is_kept_beside_the_first(
     assert caplog.messages[-1].endswith(": kept as metrics.json.corrupt.2; the run is redone")
 
 
+def test_a_metrics_json_another_process_set_aside_is_not_said_to_be_kept_twice(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two processes of the run read one damaged file; the other sets it aside first. This one's
+    # move found nothing, yet it warned "kept as metrics.json.corrupt.1", a file never written.
+    read_text = Path.read_text
+
+    def raced(self: Path, *args: Any, **kwargs: Any) -> str:
+        text = read_text(self, *args, **kwargs)
+        if self.name == "metrics.json":
+            os.replace(self, self.with_name("metrics.json.corrupt"))
+        return text
+
+    (tmp_path / "metrics.json").write_text("[1]")
+    monkeypatch.setattr(Path, "read_text", raced)
+    with caplog.at_level(logging.WARNING, logger="layerft.results"):
+        assert read_finished(tmp_path, ("0123456789abcdef",), "hydra.run.dir=<new>") is None
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json.corrupt"]
+    assert caplog.messages == []
+
+
 def test_an_unreadable_metrics_json_is_one_error(tmp_path: Path) -> None:
     (tmp_path / "metrics.json").mkdir()
     with pytest.raises(LayerftError, match="cannot read .*metrics.json: Is a directory"):
