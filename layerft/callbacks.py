@@ -133,10 +133,18 @@ class GuardCheckpoints(TrainerCallback):
         step, last = state.global_step, state.global_step >= state.max_steps
         if self.skipped >= self.MAX_SKIPPED or (last and not self.taken):
             stage, first = self.guard.stage, step - self.skipped + 1
+            # Fewer than MAX_SKIPPED: the scale may only have been too high still (it starts
+            # at 2**16 and halves per skip), not the gradients infinite at every scale
+            why = (
+                "infinite or NaN gradients at every scale"
+                if self.skipped >= self.MAX_SKIPPED
+                else "gradients overflowing at each scale tried; it starts at 2**16 and halves "
+                "at each skip, so a phase this short may end before a scale that fits"
+            )
             raise LayerftError(
-                f"{stage} stage: fp16's loss scaler skipped steps {first} to {step} (infinite or "
-                f"NaN gradients at every scale), the weights unchanged since; stopped (use "
-                f"trainer.precision=bf16 or fp32, or {self.guard.hint})"
+                f"{stage} stage: fp16's loss scaler skipped steps {first} to {step} ({why}), the "
+                f"weights unchanged since; stopped (use trainer.precision=bf16 or fp32, or "
+                f"{self.guard.hint})"
             )
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 - Trainer's hook
