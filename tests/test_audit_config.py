@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from compose import compose_config
+from compose import compose_config, compose_run
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 from tokenizers import normalizers
@@ -26,6 +26,7 @@ from layerft.config_overrides import check_overrides, override_key
 from layerft.errors import LayerftError
 from layerft.heads import TaskModel, encoder_layers, truncate_encoder
 from layerft.layer_split import Stage1Split
+from layerft.model_limits import check_planned_split
 from layerft.parts import adapter_layers, count_parameters, parameter_parts, set_trainable
 from layerft.stage1_store import Stage1Store
 from layerft.sweep_grid import check_grid, expand, job_dirname
@@ -173,6 +174,16 @@ def test_a_plan_refuses_a_parts_weight_decay_in_either_stage(tmp_path: Path) -> 
         "their product must be < 1, else AdamW zeroes or flips its weights each step; lower "
         "weight_decay or that part's lr multiplier"
     }
+
+
+def test_a_target_only_plan_ignores_its_unused_stage1_split(tmp_path: Path) -> None:
+    """Mutation: check_planned_split checking stage 1's split without an injection stage."""
+    overrides = ["model=tiny", "tracker=none", f"cache_dir={tmp_path}",
+                 "layer_split.stage1.num_lower=99"]  # fmt: skip
+    check_planned_split(compose_run(*overrides, "injection_task=none"), None)
+    with pytest.raises(LayerftError) as caught:
+        check_planned_split(compose_run(*overrides), None)
+    assert str(caught.value) == "layer_split.stage1.num_lower=99 exceeds the model's 4 layers"
 
 
 def test_a_converted_model_not_yet_converted_plans_its_stage1_by_settings_alone(

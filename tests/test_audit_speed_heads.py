@@ -186,6 +186,20 @@ def test_a_gradient_norm_shares_the_loss_ring_and_is_read_only_once_landed(gpu: 
     assert not guard._pending
 
 
+def test_a_gradient_norm_given_as_a_float_is_checked_at_once() -> None:
+    """DeepSpeed hands `_get_grad_norm` a float, no tensor to copy. Mutations: its check dropped,
+    or the float sent on to the ring (a float has no device)."""
+    guard = NonFiniteLossGuard("target", "lower target_task.lr")
+    guard.record_grad_norm(2.5, 1, clipped=True)
+    assert not guard._pending
+    with pytest.raises(LayerftError) as caught:
+        guard.record_grad_norm(float("nan"), 2, clipped=True)
+    assert str(caught.value) == (
+        "target stage: gradient norm is nan at step 2: clipping turns the gradient into zeros or "
+        "NaN; stopped (lower target_task.lr)"
+    )
+
+
 def test_a_large_finite_loss_is_read_exactly_not_as_an_overflow(gpu: FakeGPU) -> None:
     """Mutation: a float16 host buffer (70,000 is above float16's largest finite value, 65,504,
     and would read as inf and stop a healthy phase, e.g. an MSE loss on unscaled targets)."""

@@ -21,12 +21,14 @@ import torch
 from compose import compose_run
 from datasets import Dataset
 from test_audit_training import TARGET_ONLY, _train_target  # model=tiny, the target stage alone
+from transformers import Trainer
 
 from layerft import interrupts, phase, predictions, tokenized
 from layerft.callbacks import ForwardLogs, GuardCheckpoints, PauseClock
 from layerft.errors import LayerftError
 from layerft.metrics import MetricInput
-from layerft.phase_trainer import PhaseSteps, build_phase_trainer, training_arguments
+from layerft.phase_trainer import PhaseSteps, PhaseTrainer, build_phase_trainer, training_arguments
+from layerft.speed import NonFiniteLossGuard
 from layerft.stage1 import Stage1Outcome
 from layerft.stage1_store import Stage1Result
 from layerft.stage_data import load_stage_data
@@ -167,6 +169,32 @@ def test_an_infinite_gradient_norm_between_two_logs_stops_at_its_step(tmp_path: 
         "target stage: gradient norm is inf at step 2: clipping turns the gradient into zeros or "
         "NaN; stopped (lower target_task.lr="
     ), caught.value
+
+
+@pytest.mark.parametrize(
+    ("fp16", "max_grad_norm", "why"),
+    [
+        (True, 1.0, None),  # fp16's scaler skips the step (GuardCheckpoints counts the skips)
+        (False, 1.0, "clipping turns the gradient into zeros or NaN"),
+        (False, 0.0, "unclipped, AdamW turns its update into zeros or NaN"),
+    ],
+)
+def test_each_steps_gradient_norm_is_checked_but_fp16s(
+    monkeypatch, fp16, max_grad_norm, why
+) -> None:
+    """Mutations: fp16's norm checked too (a skipped step stopped the phase), `> 0` -> `>= 0`."""
+    inf = torch.tensor(float("inf"))
+    monkeypatch.setattr(Trainer, "_get_grad_norm", lambda self, model, grad_norm=None: inf)
+    trainer = PhaseTrainer.__new__(PhaseTrainer)  # the hook alone: no model, no data
+    trainer.args = SimpleNamespace(fp16=fp16, max_grad_norm=max_grad_norm)
+    trainer.state = SimpleNamespace(global_step=4)
+    trainer.guard = NonFiniteLossGuard("target", "x")
+    if why is None:
+        assert trainer._get_grad_norm(None) is inf
+        return
+    with pytest.raises(LayerftError) as caught:
+        trainer._get_grad_norm(None)
+    assert str(caught.value) == f"target stage: gradient norm is inf at step 5: {why}; stopped (x)"
 
 
 @pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])

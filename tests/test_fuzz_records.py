@@ -194,6 +194,15 @@ def test_a_score_of_a_0_to_100_metric_is_checked_against_its_declared_range(
     )
 
 
+def test_a_key_two_metrics_may_name_is_checked_against_their_widest_range(monkeypatch) -> None:
+    # `eval_mm_accuracy`: accuracy on a dev set `mm` (0 to 1), or a metric's own `mm_accuracy`
+    # (here -1 to 100): the widest bounds stand, so neither one's legal score is refused.
+    wide = MetricSpec(("mm_accuracy",), MetricInput.class_ids, ranges={"mm_accuracy": (-1, 100)})
+    monkeypatch.setattr(metrics, "METRICS", {**metrics.METRICS, "wide": wide})
+    assert metrics.metric_range("target/eval_mm_accuracy") == (-1, 100)
+    assert metrics.metric_range("target/eval_accuracy") == (0.0, 1.0)
+
+
 def test_a_score_whose_range_is_unknown_is_not_range_checked(tmp_path, monkeypatch) -> None:
     # A loss, a speed figure, squad_v2's threshold and a metric that declares no range: any
     # finite number is theirs.

@@ -448,6 +448,8 @@ STRICT = (
         (["I-PS", "I-PS", "O", "O"], "token 1 ('John'): I-PS opens an entity (previous tag O)"),
         (["B-PS", "I-PS", "O", "I-LC"], "token 4 ('Seoul'): I-LC opens an entity (previous tag O)"),
         (["B-PS", "I-OG", "O", "O"], "token 2 ('Smith'): I-OG opens an entity (previous tag B-PS)"),
+        # the first token's previous tag is O, never the last token's
+        (["I-PS", "O", "O", "B-PS"], "token 1 ('John'): I-PS opens an entity (previous tag O)"),
     ],
 )
 def test_iob1_gold_tags_are_refused_where_klue_ner_scores_them(tmp_path, tags, fault) -> None:
@@ -478,6 +480,17 @@ def test_the_real_klue_ner_sample_passes_as_words(shared_data: Path) -> None:
     assert len(normalise_records(task, "target_task", records, origin)) == 100
 
 
+def test_klue_ners_own_rows_keep_an_i_tag_after_a_dropped_space_as_words() -> None:
+    # KLUE's gold opens '24살' with I-QT (its space's B-QT dropped): its reader keeps that, so the
+    # strict IOB2 check leaves the release's and hub's rows alone; only a user's data_files is checked.
+    task = compose_run("target_task=klue_ner", "target_task.tagging.words_column=null").target_task
+    assert task.source != "data_files"
+    tags = ["O", "O", "I-QT", "I-QT", "I-QT"]
+    record = {"tokens": list("최근24살"), "ner_tags": tags}
+    [row] = normalise_records(task, "target_task", [record], "train")
+    assert [task.label_names[tag] for tag in row["tags"]] == tags
+
+
 @pytest.mark.parametrize(
     ("tokens", "tags", "words"),
     [
@@ -491,6 +504,18 @@ def test_the_real_klue_ner_sample_passes_as_words(shared_data: Path) -> None:
 def test_an_i_tag_after_a_space_is_kept_as_klue_keeps_it(tokens, tags, words) -> None:
     task = character_task()
     record = {"tokens": tokens, "ner_tags": tags, "words": words}
+    [row] = normalise_records(task, "target_task", [record], "train")
+    assert [task.label_names[tag] for tag in row["tags"]] == tags
+
+
+def test_an_i_tag_after_a_space_is_kept_in_a_users_jsonl_with_words(tmp_path: Path) -> None:
+    # With words, only check_inside_tags judges: KLUE's I- after a dropped B- space is kept in a
+    # user's data_files too (the strict IOB2 check, which exempts only the release, is not run).
+    path = tmp_path / "train.jsonl"
+    files = [f"target_task.data_files.{split}={path}" for split in ("train", "validation")]
+    task = compose_run("target_task=klue_ner", *files).target_task
+    tags = ["O", "O", "I-QT", "I-QT", "I-QT", "O"]
+    record = {"tokens": list("최근24살이"), "ner_tags": tags, "words": ["최근", "24살이"]}
     [row] = normalise_records(task, "target_task", [record], "train")
     assert [task.label_names[tag] for tag in row["tags"]] == tags
 

@@ -456,6 +456,10 @@ DECAYING = ["lr_schedule=layerwise_decay", "lr_schedule@injection_lr_schedule=la
          *DECAYING],
         ["layer_split=lower_half", "layer_split.stage2.policy=scale",
          "layer_split.stage1.train_embeddings=true", *DISCRIMINATIVE],
+        # transplanting stage 1's embeddings, untrained there: the pre-trained ones, not scaled
+        ["layer_split=lower_half", "layer_split.stage2.policy=scale",
+         "layer_split.stage1.train_embeddings=false", "layer_split.stage2.transplant_embeddings=true",
+         *DISCRIMINATIVE],
         ["layer_split=all", "layer_split.stage2.policy=train", "layer_split.stage1.head=split",
          *DECAYING],
     ],

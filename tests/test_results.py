@@ -952,6 +952,19 @@ def test_a_metrics_json_another_process_set_aside_is_not_said_to_be_kept_twice(
     assert caplog.messages == []
 
 
+def test_a_damaged_metrics_json_never_replaces_a_dangling_corrupt_link(tmp_path: Path) -> None:
+    # exists() is False for a link to nothing: the set-aside replaced the link, not kept beside it.
+    (tmp_path / "metrics.json.corrupt").symlink_to(tmp_path / "gone")
+    (tmp_path / "metrics.json").write_text("[1]")
+    assert read_finished(tmp_path, ("0123456789abcdef",), "hydra.run.dir=<new>") is None
+    assert (tmp_path / "metrics.json.corrupt").readlink() == tmp_path / "gone"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "metrics.json.corrupt",
+        "metrics.json.corrupt.1",
+    ]
+    assert (tmp_path / "metrics.json.corrupt.1").read_text() == "[1]"
+
+
 def test_an_unreadable_metrics_json_is_one_error(tmp_path: Path) -> None:
     (tmp_path / "metrics.json").mkdir()
     with pytest.raises(LayerftError, match="cannot read .*metrics.json: Is a directory"):
