@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -229,27 +230,29 @@ def test_a_parts_lr_whose_weight_decay_would_flip_its_weights_is_refused() -> No
     assert str(caught.value).startswith("weight_decay=10 at head's lr 0.1 (the task's lr 0.01 ")
 
 
-def _optimizer_refusals(cfg: Any) -> list[str]:
-    """What build_optimizer says of each stage's model, built as run.py builds it ("": none)."""
-    said = []
-
-    def refusal(model: nn.Module, task: Any, multipliers: dict[str, float], group: str) -> None:
-        try:
-            build_optimizer(model, parameter_parts(model), task.lr, task.weight_decay, multipliers)
-            said.append("")
-        except LayerftError as err:
-            said.append(f"{group}.{err}")
-
+def _stage_models(cfg: Any) -> Iterator[tuple[str, Any, nn.Module, dict[str, float]]]:
+    """Each stage's group, task, model and part lr multipliers, built as run.py builds them."""
     injected = None
     if cfg.injection_task is not None:
         model, num_lower = build_injection_model(cfg)
         lower = [layer_part(i) for i in range(num_lower)]
         depth = len(encoder_layers(model.backbone))
-        multipliers = part_lr_multipliers(cfg.injection_lr_schedule, depth, lower)
-        refusal(model, cfg.injection_task, multipliers, "injection_task")
+        scales = part_lr_multipliers(cfg.injection_lr_schedule, depth, lower)
+        yield "injection_task", cfg.injection_task, model, scales
         injected = extract_injected(model, cfg.layer_split.stage1, num_lower)
     model, multipliers = build_target_model(cfg, injected)
-    refusal(model, cfg.target_task, multipliers, "target_task")
+    yield "target_task", cfg.target_task, model, multipliers
+
+
+def _optimizer_refusals(cfg: Any) -> list[str]:
+    """What build_optimizer says of each stage's model ("": none)."""
+    said = []
+    for group, task, model, multipliers in _stage_models(cfg):
+        try:
+            build_optimizer(model, parameter_parts(model), task.lr, task.weight_decay, multipliers)
+            said.append("")
+        except LayerftError as err:
+            said.append(f"{group}.{err}")
     return said
 
 
@@ -406,14 +409,11 @@ def test_a_scaling_that_scales_no_trained_part_is_warned_about(overrides, warned
 
 
 def _optimizer_decayed(cfg: Any) -> list[dict[str, float]]:
-    """Each stage's decayed parts and their lr multipliers, as build_optimizer groups the models
-    run.py builds."""
+    """Each stage's decayed parts and their lr multipliers, as build_optimizer groups them."""
     stages = []
-
-    def decayed(model: nn.Module, task: Any, multipliers: dict[str, float]) -> None:
-        optimizer = build_optimizer(
-            model, parameter_parts(model), task.lr, task.weight_decay, multipliers
-        )
+    for _, task, model, multipliers in _stage_models(cfg):
+        parts = parameter_parts(model)
+        optimizer = build_optimizer(model, parts, task.lr, task.weight_decay, multipliers)
         stages.append(
             {
                 part: group["lr"] / task.lr
@@ -422,17 +422,6 @@ def _optimizer_decayed(cfg: Any) -> list[dict[str, float]]:
                 if group["weight_decay"] > 0
             }
         )
-
-    injected = None
-    if cfg.injection_task is not None:
-        model, num_lower = build_injection_model(cfg)
-        lower = [layer_part(i) for i in range(num_lower)]
-        depth = len(encoder_layers(model.backbone))
-        scales = part_lr_multipliers(cfg.injection_lr_schedule, depth, lower)
-        decayed(model, cfg.injection_task, scales)
-        injected = extract_injected(model, cfg.layer_split.stage1, num_lower)
-    model, multipliers = build_target_model(cfg, injected)
-    decayed(model, cfg.target_task, multipliers)
     return stages
 
 
