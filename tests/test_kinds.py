@@ -438,7 +438,8 @@ def word_ner_task(tmp_path: Path, *overrides: str):  # noqa: ANN201 - a TaskConf
 
 
 STRICT = (
-    "'klue_ner' scores strict IOB2, where only B-{0} opens one; IOB1 tags? convert them to IOB2"
+    "'klue_ner' scores strict IOB2, where only B-{0} opens one; IOB1 tags? convert them to IOB2 "
+    "(KLUE-NER's own, whose B- fell on a space: name its words column, tagging.words_column)"
 )
 
 

@@ -1,8 +1,8 @@
 """How a tagging task's tags meet subword tokens: a word's tag on its first subword, or (KLUE-NER's
 layout, `tagging.words_column`) a character's on the first token that starts there and back again;
 and which words or characters get no token (cut by max_length, or with no subword) for the
-warnings that say so. A record of the character layout is checked here too: its words spell its
-characters, and an I- tag within a word continues an entity.
+warnings that say so. Gold tags are checked here too: a character record's words spell its
+characters and an I- within a word continues an entity; under strict IOB2 no I- opens one.
 
 Serves the `token_tagging` task kind (`layerft/kinds/token_tagging.py`).
 """
@@ -175,9 +175,8 @@ def check_tag_order(
     task: TaskConfig, tokens: list[str], tags: list[str], words: list[str] | None, where: str
 ) -> None:
     """Characters with words: `check_inside_tags`. Otherwise, where a strict IOB2 metric scores
-    the gold tags, fail on an I- that opens a chunk (IOB1): that metric would score no entity
-    where the file means one (conlleval reads IOB1 as meant). KLUE-NER's release and hub rows are
-    left to their reader, which keeps KLUE's I- after a dropped B- space."""
+    the gold tags, fail on an I- that opens a chunk (IOB1): it would score no entity where the
+    file means one (conlleval reads IOB1 as meant). KLUE-NER's release and hub rows pass."""
     if words is not None:
         check_inside_tags(tokens, tags, words, where)
         return
@@ -190,7 +189,8 @@ def check_tag_order(
             raise LayerftError(
                 f"{where}: token {index + 1} ({shown(tokens[index])}): {tag} opens an entity "
                 f"(previous tag {before}), but '{strict}' scores strict IOB2, where only "
-                f"B-{tag[2:]} opens one; IOB1 tags? convert them to IOB2"
+                f"B-{tag[2:]} opens one; IOB1 tags? convert them to IOB2 (KLUE-NER's own, whose "
+                "B- fell on a space: name its words column, tagging.words_column)"
             )
 
 
