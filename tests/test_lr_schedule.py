@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import torch
-from compose import compose_run
+from compose import CONF, compose_run
 from conftest import assert_a_new_member_stops_the_import
 from torch import nn
 
@@ -433,8 +433,9 @@ DISCRIMINATIVE = [
 DECAYING = ["lr_schedule=layerwise_decay", "lr_schedule@injection_lr_schedule=layerwise_decay"]
 
 
+# Every tuning mode conf/ has: a new one enters this comparison by its file alone.
 @pytest.mark.parametrize(
-    "mode", ["full", "frozen", "bitfit", "top_adapter", "layerwise_adapter", "lora"]
+    "mode", sorted(path.stem for path in (CONF / "tuning_mode").glob("*.yaml"))
 )
 @pytest.mark.parametrize(
     "split",
