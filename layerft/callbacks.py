@@ -147,11 +147,6 @@ class GuardCheckpoints(TrainerCallback):
                 f"{self.guard.hint})"
             )
 
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001 - Trainer's hook
-        if not args.fp16:  # fp16's loss scaler skips a step of infinite gradients, and goes on
-            norm = (logs or {}).get("grad_norm")
-            self.guard.check_grad_norm(norm, state.global_step, clipped=args.max_grad_norm > 0)
-
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001 - Trainer's hook
         self.guard.check_dev_loss(float((metrics or {}).get("eval_loss", 0.0)), state.global_step)
 

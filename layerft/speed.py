@@ -157,7 +157,7 @@ class NonFiniteLossGuard:
 
     def check_grad_norm(self, norm: Any, step: int, clipped: bool) -> None:
         """Stop when a step's gradient norm is not finite: clipping scales such a gradient to
-        zeros (or NaN), and unclipped (`max_grad_norm=0`, whose norm the Trainer logs too) AdamW's
+        zeros (or NaN), and unclipped (`max_grad_norm=0`, whose norm the Trainer computes too) AdamW's
         second moment overflows, its update zero (or NaN); so the step trains nothing, the loss
         may stay finite, the run learning nothing without a word (a `lora.alpha` of 1e30)."""
         if isinstance(norm, (int, float)) and not math.isfinite(norm):
