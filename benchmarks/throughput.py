@@ -181,11 +181,14 @@ def plain_trainer_pipeline(
 
     def run(batch_size: int) -> dict[str, float]:
         task, data = cfg.target_task, data_for(batch_size)
+        bf16 = cfg.trainer.precision.value == "bf16"
         with tempfile.TemporaryDirectory() as out:
             args = TrainingArguments(
                 output_dir=out, per_device_train_batch_size=batch_size, num_train_epochs=1,
-                learning_rate=task.lr, bf16=cfg.trainer.precision.value == "bf16",
-                fp16=cfg.trainer.precision.value == "fp16", eval_strategy="no",
+                learning_rate=task.lr, bf16=bf16, fp16=cfg.trainer.precision.value == "fp16",
+                # Without CUDA the Trainer refuses bf16 unless told to train on the CPU (its
+                # autocast there), as layerft's phase runner tells it.
+                use_cpu=bf16 and not torch.cuda.is_available(), eval_strategy="no",
                 save_strategy="no", report_to="none", seed=cfg.seed, disable_tqdm=True,
                 # TaskModel.forward takes **batch, so the Trainer cannot tell its inputs from the
                 # signature; data.collator (DataCollatorWithPadding) drops the `length` column.
@@ -322,6 +325,9 @@ def device_busy_us(averages: Iterable[Any]) -> float:
     )
 
 
+PROFILE_MIN_STEPS = 7  # profile_run records steps 5 to n-2: one at least
+
+
 def profile_run(pipeline: Pipeline, batch_size: int, steps: int) -> tuple[dict[str, float], str]:
     """One more run of `pipeline` under torch.profiler, recording optimizer steps 5 to n-2 (the
     first ones start the data loader and compile, the last one ends the run): per step, its wall
@@ -329,9 +335,11 @@ def profile_run(pipeline: Pipeline, batch_size: int, steps: int) -> tuple[dict[s
     op tables (by the device's self time, then the CPU's) as text."""
     from torch.profiler import ProfilerActivity, profile, schedule
 
-    active = steps - 6
+    active = steps - PROFILE_MIN_STEPS + 1
     if active < 1:
-        raise ValueError(f"--profile needs runs of at least 7 steps, these have {steps}")
+        raise ValueError(
+            f"--profile needs runs of at least {PROFILE_MIN_STEPS} steps, these have {steps}"
+        )
     activities = [ProfilerActivity.CPU]
     if torch.cuda.is_available():
         activities.append(ProfilerActivity.CUDA)
@@ -511,6 +519,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.steps is not None and args.steps < 1:
         parser.error(f"--steps must be at least 1, got {args.steps}")
+    # Found only after every timed run otherwise: a GPU call's minutes spent for a traceback.
+    if args.profile is not None and args.steps is not None and args.steps < PROFILE_MIN_STEPS:
+        parser.error(f"--profile needs --steps {PROFILE_MIN_STEPS} or more, got {args.steps}")
 
     quiet_libraries()
     cfg = compose_config(args.overrides, args.precision, args.pad_to)

@@ -95,3 +95,20 @@ def test_the_profiled_gpu_busy_time_counts_kernels_not_the_spans_of_annotations(
         event("Memcpy HtoD (Pinned -> Device)", 5),
     ]
     assert device_busy_us(averages) == 223
+
+
+def test_throughput_refuses_profiling_runs_too_short_before_measuring(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Else profile_run raised only after every timed run: a GPU call's minutes for a traceback.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import throughput
+
+    monkeypatch.setattr(sys, "argv", ["throughput.py", "--steps", "6", "--profile", "p.txt"])
+    monkeypatch.setattr(throughput, "compose_config", lambda *a: pytest.fail("measured"))
+    with pytest.raises(SystemExit) as exit_:
+        throughput.main()
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "throughput.py: error: --profile needs --steps 7 or more, got 6"
+    )
