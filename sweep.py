@@ -7,8 +7,13 @@ python sweep.py aggregate <sweep folder> [--baseline key=value ...] [--heatmap a
 import sys
 
 from layerft.console import console_checked, guard_console, undecoded_input
+from layerft.interrupts import interrupted_exit
 from layerft.processes import quick_exit
-from layerft.sweep import main
+
+# Ctrl-C or SIGTERM while the training stack loads (its first seconds) is the same one line as
+# later, not a traceback through torch's imports (nor, for SIGTERM, a silent end)
+with interrupted_exit():
+    from layerft.sweep import main
 
 if __name__ == "__main__":
     quick_exit()

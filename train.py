@@ -3,22 +3,26 @@
 import sys
 from pathlib import Path
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig
-
-from layerft.config import check_data_files, register_configs, to_run_config
-from layerft.config_errors import config_errors_exit
-from layerft.config_overrides import check_overrides, deletion_error
-from layerft.console import console_checked, guard_console, undecoded_input
-from layerft.credential_overrides import credential_override_error
-from layerft.errors import user_errors_exit
 from layerft.interrupts import interrupted_exit
-from layerft.processes import quick_exit
-from layerft.results import METRICS_FILE
-from layerft.sweep_launch import FailedJobs, job
-from layerft.task import selection_key
+
+# Ctrl-C or SIGTERM while the training stack loads (its first seconds) is the same one line as in
+# the run, not a traceback through torch's imports (nor, for SIGTERM, a silent end)
+with interrupted_exit():
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import DictConfig
+
+    from layerft.config import check_data_files, register_configs, to_run_config
+    from layerft.config_errors import config_errors_exit
+    from layerft.config_overrides import check_overrides, deletion_error
+    from layerft.console import console_checked, guard_console, undecoded_input
+    from layerft.credential_overrides import credential_override_error
+    from layerft.errors import user_errors_exit
+    from layerft.processes import quick_exit
+    from layerft.results import METRICS_FILE
+    from layerft.sweep_launch import FailedJobs, job
+    from layerft.task import selection_key
 
 register_configs()
 

@@ -25,6 +25,7 @@ from layerft.errors import LayerftError, error_line
 from layerft.file_io import write_json_atomic
 from layerft.sweep_grid import CONF, register_resolvers
 from layerft.sweep_hydra import hydra_config_set, launch_overrides, split_overrides
+from layerft.tracker_backends import import_wandb
 
 if TYPE_CHECKING:
     from layerft.aggregate import Aggregate
@@ -107,8 +108,6 @@ def publish_results_table(
     grid: str, overrides: list[str], tracker_cfg: TrackerConfig, sweep_dir: Path, result: Aggregate
 ) -> None:
     """Log the table and plots into the folder's W&B results run (`overrides` masked)."""
-    import wandb
-
     from layerft.tracker import TrackedRun, remove_stale_runs, start_tracker, wandb_runs
 
     # What the table's difference columns compare with, and the grid's combinations it lacks (not
@@ -123,6 +122,7 @@ def publish_results_table(
         "unfinished": [_under(path, sweep_dir) for path in result.unfinished],
         "best_of": result.best_of or None,
     }
+    wandb = import_wandb()
     earlier = wandb_runs(sweep_dir)
     run_id = "results-" + hashlib.sha256(str(sweep_dir.resolve()).encode()).hexdigest()[:16]
     tracked = TrackedRun(f"{grid} results", config, group=grid, job_type="aggregate", run_id=run_id)

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from omegaconf import MISSING
 
+from layerft import tracker_backends
 from layerft.credentials import is_credential, without_secrets
 from layerft.errors import error_line
 from layerft.network import unreachable
@@ -107,10 +108,9 @@ def wandb_url(settings: dict[str, str]) -> str:
 def _default_url() -> str:
     """The host the installed W&B talks to by default (0.31 moved it to api.forge.coreweave.com)."""
     try:
-        from wandb.sdk.lib.urls import DEFAULT_BASE_URL
+        return tracker_backends.import_wandb("wandb.sdk.lib.urls").DEFAULT_BASE_URL
     except ImportError:  # W&B before 0.31, or not installed
         return "https://api.wandb.ai"
-    return DEFAULT_BASE_URL
 
 
 def wandb_settings() -> dict[str, str]:
@@ -210,17 +210,16 @@ def start_tracker(cfg: TrackerConfig, run_dir: Path, tracked: TrackedRun) -> Tra
 def _close_started_run() -> None:
     """The run a stop left half-started inside wandb.init, closed as failed saying how it stopped:
     W&B's own exit hook closed it as finished (exit code 0), a stopped job's run looking done."""
-    import wandb
-
     from layerft.interrupts import stopped_how
 
-    if wandb.run is not None:
+    wandb = sys.modules.get("wandb")  # None: the stop came before it was imported, no run started
+    if wandb is not None and wandb.run is not None:
         WandbTracker(wandb.run).finish(stopped_how())
 
 
 def _init(cfg: TrackerConfig, run_dir: Path, tracked: TrackedRun, mode: str) -> Any:
     """`wandb.init` of `tracked` in `mode`."""
-    import wandb  # only a W&B run pays for importing it
+    wandb = tracker_backends.import_wandb()  # only a W&B run pays for importing it
 
     choices = sorted(tracked.choices.items())
     # W&B's metadata records the command line: off when that holds a credential.

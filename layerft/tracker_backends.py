@@ -6,9 +6,12 @@ it: `NoTracker` (tracker=none, files only) and `WandbTracker` (one W&B run).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import math
 import os
+import sys
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from layerft.credentials import without_secrets
@@ -20,6 +23,21 @@ WANDB_MODES = ("online", "offline", "disabled", "shared", "run", "dryrun")
 
 if TYPE_CHECKING:
     from layerft.stage1 import Stage1Outcome
+
+
+def import_wandb(module: str = "wandb") -> ModuleType:
+    """`import wandb` (or one of its modules), leaving none of its modules behind where a Ctrl-C or
+    SIGTERM cuts the package's import short: Python keeps the submodules loaded so far, and every
+    later import of it in the process (the stopped job's run closed, the sweep's results run)
+    failed on them, "partially initialized module 'wandb' has no attribute 'errors'": a traceback
+    and exit code 1 instead of the stop's line."""
+    try:
+        return importlib.import_module(module)
+    except BaseException:
+        if "wandb" not in sys.modules:  # the package's own import failed, not only `module`'s
+            for name in [name for name in sys.modules if name.split(".")[0] == "wandb"]:
+                del sys.modules[name]
+        raise
 
 
 class Tracker(Protocol):
@@ -90,7 +108,7 @@ class WandbTracker:
         `use_after_commit`, which is what `use_artifact` does online with a draft, and `wandb sync`
         links it to the same version (same files, same digest).
         """
-        import wandb
+        wandb = import_wandb()
 
         result = outcome.result
         if not result.stored:  # reuse_stage1=false: nothing on disk to link

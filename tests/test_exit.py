@@ -4,12 +4,13 @@ final garbage collections (`processes.quick_exit`), which took 3-5 s at the end 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, script_env
 
 # Loaded at start-up (sitecustomize): a cycle that only a garbage collection frees, reachable
 # until the interpreter clears its modules at exit; its __del__ says whether a final collection
@@ -57,3 +58,49 @@ def test_the_probe_sees_a_final_collection(tmp_path: Path) -> None:
 )
 def test_layerft_processes_exit_without_the_final_collections(args, tmp_path: Path) -> None:
     assert not final_collection_ran(args, tmp_path)
+
+
+# Sends the signal to itself as the script first imports Hydra or torch (the seconds before a
+# run's or a sweep's own handling starts), then runs the script as `python <script>` would.
+SIGNAL_WHILE_IMPORTING = """
+import os, runpy, signal, sys
+
+script, sig, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+
+
+class Finder:
+    def find_spec(self, name, path=None, target=None):
+        if name in ("hydra", "torch"):
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), sig)
+        return None
+
+
+sys.meta_path.insert(0, Finder())
+sys.argv = [script, *args]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("script", ["train.py", "sweep.py"])
+@pytest.mark.parametrize(
+    ("sig", "code", "said"),
+    [
+        (signal.SIGINT, 130, "error: interrupted (Ctrl-C); finished results are kept"),
+        (signal.SIGTERM, 143, "error: terminated (SIGTERM); finished results are kept"),
+    ],
+)
+def test_a_stop_while_the_script_loads_is_one_line(
+    tmp_path: Path, script: str, sig: int, code: int, said: str
+) -> None:
+    # A Ctrl-C in the first seconds of train.py or sweep.py (torch's imports) printed some 40
+    # lines of KeyboardInterrupt traceback through torch; a SIGTERM there ended it silently.
+    args = ["model=tiny", f"hydra.run.dir={tmp_path / 'run'}"]
+    if script == "sweep.py":
+        args = ["demo", "model=tiny", "--dir", str(tmp_path / "sweep")]
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNAL_WHILE_IMPORTING, str(REPO / script), str(int(sig)), *args],
+        cwd=tmp_path, env=script_env(tmp_path), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout, done.stderr) == (code, "", said + "\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"]  # nothing ran (script_env's)

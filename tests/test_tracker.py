@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 import wandb
+from conftest import script_env
 
 from layerft import tracker
 from layerft.network import unreachable
@@ -527,3 +530,46 @@ def test_auto_mode_follows_the_mode_wandb_offline_saved(
     assert tracker.resolve_mode(auto) == "offline"  # the global file's
     (tmp_path / "config" / "settings").write_text("[default]\nmode = sideways\n")
     assert tracker.resolve_mode(auto) == "online"  # no mode W&B knows: the key decides
+
+
+# A stop (Ctrl-C, SIGTERM) landing while `import wandb` runs, as it did at a job's tracker start,
+# then the tracker started again in the same process (as the sweep's results run is, after a stop).
+STOP_IN_WANDB_IMPORT = """
+import sys
+from pathlib import Path
+
+from layerft.tracker import TrackedRun, TrackerBackend, TrackerConfig, TrackerMode, start_tracker
+
+
+class Stop:
+    seen = 0
+
+    def find_spec(self, name, path=None, target=None):
+        self.seen += name.startswith("wandb.")
+        if self.seen == 60:  # partway: wandb 0.31 imports some 240 of its modules
+            sys.meta_path.remove(self)
+            raise KeyboardInterrupt
+        return None
+
+
+sys.meta_path.insert(0, Stop())
+cfg = TrackerConfig(name="wandb", backend=TrackerBackend.wandb, mode=TrackerMode.offline)
+try:
+    start_tracker(cfg, Path("first"), TrackedRun("a run", {}))
+except KeyboardInterrupt:
+    print("stopped")
+start_tracker(cfg, Path("second"), TrackedRun("a run", {})).finish()
+print("started again")
+"""
+
+
+def test_a_stop_inside_the_wandb_import_leaves_a_later_start_working(tmp_path: Path) -> None:
+    # Python keeps the submodules an interrupted import loaded: the next `import wandb` raised
+    # "partially initialized module 'wandb' has no attribute 'errors'" (the stopped job's run
+    # closed, then the sweep's results run: a traceback, exit code 1 instead of 130).
+    done = subprocess.run(
+        [sys.executable, "-c", STOP_IN_WANDB_IMPORT], cwd=tmp_path, env=script_env(tmp_path),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (0, "stopped\nstarted again\n"), done.stderr[-2000:]
+    assert len(list((tmp_path / "second" / "wandb").glob("offline-run-*"))) == 1
