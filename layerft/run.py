@@ -215,6 +215,7 @@ def train_and_record(
             history.log(metrics, step)
             tracker.log(metrics, step)
 
+        recorded = False  # metrics.json written: the result is finished whatever stops it now
         try:
             metrics, stage1 = train_stages(cfg, data, run_dir, sink)
             if stage1 is not None:
@@ -232,11 +233,16 @@ def train_and_record(
                 history.publish()
                 predictions.publish(run_dir)
                 log.info("results: %s", write_metrics(run_dir, metrics, record, extra))
+                recorded = True
                 (run_dir / FAILED_FILE).unlink(missing_ok=True)  # an earlier attempt's failure
                 remove_stale_runs(run_dir, earlier_runs, "the result this run replaced")
             tracker.summarize(metrics)
         except BaseException as err:
             stopped = isinstance(err, KeyboardInterrupt) or interrupted()  # or what it set off
+            if recorded and stopped:  # its rerun reuses it, logging no W&B run: this one is it
+                tracker.summarize(metrics)
+                tracker.finish()
+                raise
             why = stopped_how() if stopped else error_line(run_dir_error(run_dir, err))
             tracker.finish(why)  # closed even when a stage crashes, saying why as failed.json will
             raise

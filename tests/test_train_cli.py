@@ -787,6 +787,49 @@ def test_ctrl_c_in_a_run_is_one_line_and_exit_130_and_the_rerun_finishes(
     assert (tmp_path / "run" / "metrics.json").exists()
 
 
+# In train.py's process: SIGTERM once metrics.json is written, before W&B's run is closed.
+STOP_AFTER_RESULT = """
+import os, runpy, signal, sys
+import layerft.run
+tidy = layerft.run.remove_stale_runs  # its first call after metrics.json is written
+def tidy_then_stop(*args, **kwargs):
+    if os.path.exists(os.path.join(args[0], "metrics.json")):
+        os.kill(os.getpid(), signal.SIGTERM)
+    return tidy(*args, **kwargs)
+layerft.run.remove_stale_runs = tidy_then_stop
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_stop_after_the_result_is_written_closes_its_wandb_run_as_finished(
+    tmp_path: Path, shrink: list[str]
+) -> None:
+    # It closed the run as failed (exit code 1, `run/error`, no final summary when the stop came
+    # before it): the rerun reuses the result and logs no W&B run, so none in W&B said finished.
+    args = [*target_only(shrink), "injection_task=none", f"cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={tmp_path / 'run'}", "tracker=wandb", "tracker.mode=offline"]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", STOP_AFTER_RESULT, str(REPO / "train.py"), *args],
+        cwd=tmp_path, env=script_env(tmp_path), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 143, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines() == [
+        "error: terminated (SIGTERM); finished results are kept"
+    ]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    [run_file] = (tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb")
+    records = read_wandb_records(run_file)
+    exits = [r.exit for r in records if r.WhichOneof("record_type") == "exit"]
+    assert [record.exit_code for record in exits] == [0]
+    summary: dict[str, Any] = {}
+    for record in records:
+        if record.WhichOneof("record_type") == "summary":
+            summary |= wandb_items(record.summary.update)
+    assert "run/error" not in summary
+    assert summary["target/train_loss"] == metrics["target/train_loss"]
+
+
 def test_a_file_in_the_way_of_the_checkpoints_folder_is_one_error_line(runs) -> None:
     done = runs["checkpoints_blocked"].result()
     assert done.proc.returncode == 2, done.describe()
