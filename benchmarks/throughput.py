@@ -540,6 +540,13 @@ def main() -> None:
             f"--steps {args.steps} at batch {max(args.batch_sizes)} needs "
             f"{args.steps * max(args.batch_sizes)} training examples; the set has {len(data.train)}"
         )
+    # One epoch (no --steps) at the largest batch is the shortest run --profile gets: as above.
+    epoch = math.ceil(len(data.train) / max(args.batch_sizes))
+    if args.profile is not None and args.steps is None and epoch < PROFILE_MIN_STEPS:
+        parser.error(
+            f"--profile needs runs of {PROFILE_MIN_STEPS} steps or more; one epoch of "
+            f"{len(data.train)} examples at batch {max(args.batch_sizes)} is {epoch} (set --steps)"
+        )
 
     def data_for(batch_size: int) -> TaskData:
         if args.steps is None:

@@ -109,7 +109,7 @@ def _default_url() -> str:
     """The host the installed W&B talks to by default (0.31 moved it to api.forge.coreweave.com)."""
     try:
         return tracker_backends.import_wandb("wandb.sdk.lib.urls").DEFAULT_BASE_URL
-    except ImportError:  # W&B before 0.31, or not installed
+    except (ImportError, AttributeError):  # W&B before 0.31 (0.23-0.30: no such name), or none
         return "https://api.wandb.ai"
 
 

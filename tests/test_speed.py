@@ -112,3 +112,33 @@ def test_throughput_refuses_profiling_runs_too_short_before_measuring(
     assert capsys.readouterr().err.splitlines()[-1] == (
         "throughput.py: error: --profile needs --steps 7 or more, got 6"
     )
+
+
+def test_throughput_refuses_profiling_an_epoch_too_short_before_measuring(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Without --steps a run is one epoch: 20 examples at batch 4 are 5 steps, which profile_run
+    # refused only after every timed run.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import throughput
+
+    cfg = SimpleNamespace(
+        cache_dir="cache", model=None, target_task=None, seed=0,
+        trainer=SimpleNamespace(resolved_pad_multiple=lambda: None),
+    )  # fmt: skip
+    argv = ["throughput.py", "--batch-sizes", "2", "4", "--profile", "p.txt"]
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setattr(throughput, "quiet_libraries", lambda: None)
+    monkeypatch.setattr(throughput, "compose_config", lambda *a: cfg)
+    monkeypatch.setattr(throughput, "load_tokenizer", lambda model: None)
+    monkeypatch.setattr(
+        throughput, "load_task_data", lambda *a, **k: SimpleNamespace(train=[0] * 20)
+    )
+    monkeypatch.setattr(throughput, "_pipelines", lambda *a: pytest.fail("measured"))
+    with pytest.raises(SystemExit) as exit_:
+        throughput.main()
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "throughput.py: error: --profile needs runs of 7 steps or more; one epoch of 20 examples "
+        "at batch 4 is 5 (set --steps)"
+    )

@@ -148,6 +148,25 @@ def test_the_probe_asks_the_host_the_installed_wandb_talks_to(
     assert asked == [DEFAULT_BASE_URL] and fake_init[0] == "online"
 
 
+def test_the_probe_asks_api_wandb_ai_where_wandb_urls_has_no_default_host(
+    tmp_path: Path, fake_init: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # W&B 0.23 to 0.30 have wandb/sdk/lib/urls.py without DEFAULT_BASE_URL: reading it as an
+    # attribute raised AttributeError (not the ImportError the import of the name raised), and
+    # every tracker=wandb run stopped with a traceback at its tracker's start.
+    import wandb.sdk.lib.urls
+
+    monkeypatch.delattr(wandb.sdk.lib.urls, "DEFAULT_BASE_URL")
+    for name in ("WANDB_BASE_URL", "WANDB_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "no-config"))
+    monkeypatch.chdir(tmp_path)
+    asked: list[str] = []
+    monkeypatch.setattr(tracker, "unreachable", lambda url: asked.append(url))
+    start(tmp_path, TrackerMode.online)
+    assert asked == ["https://api.wandb.ai"] and fake_init[0] == "online"
+
+
 def test_a_run_start_reads_wandbs_settings_files_once(
     tmp_path: Path, fake_init: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
