@@ -131,13 +131,8 @@ def test_unreachable_host_skips_the_online_attempt(
     assert "http://wandb.example:8080 unreachable" in warning and "offline" in warning
 
 
-def test_the_probe_asks_the_host_the_installed_wandb_talks_to(
-    tmp_path: Path, fake_init: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The probe asked api.wandb.ai while W&B 0.31 talks to api.forge.coreweave.com by default: a
-    # machine reaching only the latter (a firewall's allow list) ran offline for nothing.
-    from wandb.sdk.lib.urls import DEFAULT_BASE_URL
-
+def probed_host(tmp_path: Path, fake_init: list[str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """The host a tracker=wandb start probes with no base URL set anywhere (it then runs online)."""
     for name in ("WANDB_BASE_URL", "WANDB_DIR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "no-config"))
@@ -145,7 +140,19 @@ def test_the_probe_asks_the_host_the_installed_wandb_talks_to(
     asked: list[str] = []
     monkeypatch.setattr(tracker, "unreachable", lambda url: asked.append(url))
     start(tmp_path, TrackerMode.online)
-    assert asked == [DEFAULT_BASE_URL] and fake_init[0] == "online"
+    assert fake_init[0] == "online"
+    (host,) = asked
+    return host
+
+
+def test_the_probe_asks_the_host_the_installed_wandb_talks_to(
+    tmp_path: Path, fake_init: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The probe asked api.wandb.ai while W&B 0.31 talks to api.forge.coreweave.com by default: a
+    # machine reaching only the latter (a firewall's allow list) ran offline for nothing.
+    from wandb.sdk.lib.urls import DEFAULT_BASE_URL
+
+    assert probed_host(tmp_path, fake_init, monkeypatch) == DEFAULT_BASE_URL
 
 
 def test_the_probe_asks_api_wandb_ai_where_wandb_urls_has_no_default_host(
@@ -157,14 +164,7 @@ def test_the_probe_asks_api_wandb_ai_where_wandb_urls_has_no_default_host(
     import wandb.sdk.lib.urls
 
     monkeypatch.delattr(wandb.sdk.lib.urls, "DEFAULT_BASE_URL")
-    for name in ("WANDB_BASE_URL", "WANDB_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "no-config"))
-    monkeypatch.chdir(tmp_path)
-    asked: list[str] = []
-    monkeypatch.setattr(tracker, "unreachable", lambda url: asked.append(url))
-    start(tmp_path, TrackerMode.online)
-    assert asked == ["https://api.wandb.ai"] and fake_init[0] == "online"
+    assert probed_host(tmp_path, fake_init, monkeypatch) == "https://api.wandb.ai"
 
 
 def test_a_run_start_reads_wandbs_settings_files_once(
