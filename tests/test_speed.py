@@ -97,6 +97,18 @@ def test_the_profiled_gpu_busy_time_counts_kernels_not_the_spans_of_annotations(
     assert device_busy_us(averages) == 223
 
 
+def throughput_refusal(monkeypatch: pytest.MonkeyPatch, capsys: Any, *argv: str) -> str:
+    """The one line benchmarks/throughput.py exits 2 with, run with `argv` (measuring fails)."""
+    import throughput
+
+    monkeypatch.setattr(sys, "argv", ["throughput.py", *argv])
+    monkeypatch.setattr(throughput, "_pipelines", lambda *a: pytest.fail("measured"))
+    with pytest.raises(SystemExit) as exit_:
+        throughput.main()
+    assert exit_.value.code == 2
+    return capsys.readouterr().err.splitlines()[-1]
+
+
 def test_throughput_refuses_profiling_runs_too_short_before_measuring(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -104,12 +116,8 @@ def test_throughput_refuses_profiling_runs_too_short_before_measuring(
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import throughput
 
-    monkeypatch.setattr(sys, "argv", ["throughput.py", "--steps", "6", "--profile", "p.txt"])
-    monkeypatch.setattr(throughput, "compose_config", lambda *a: pytest.fail("measured"))
-    with pytest.raises(SystemExit) as exit_:
-        throughput.main()
-    assert exit_.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == (
+    monkeypatch.setattr(throughput, "compose_config", lambda *a: pytest.fail("composed"))
+    assert throughput_refusal(monkeypatch, capsys, "--steps", "6", "--profile", "p.txt") == (
         "throughput.py: error: --profile needs --steps 7 or more, got 6"
     )
 
@@ -126,19 +134,14 @@ def test_throughput_refuses_profiling_an_epoch_too_short_before_measuring(
         cache_dir="cache", model=None, target_task=None, seed=0,
         trainer=SimpleNamespace(resolved_pad_multiple=lambda: None),
     )  # fmt: skip
-    argv = ["throughput.py", "--batch-sizes", "2", "4", "--profile", "p.txt"]
-    monkeypatch.setattr(sys, "argv", argv)
     monkeypatch.setattr(throughput, "quiet_libraries", lambda: None)
     monkeypatch.setattr(throughput, "compose_config", lambda *a: cfg)
     monkeypatch.setattr(throughput, "load_tokenizer", lambda model: None)
     monkeypatch.setattr(
         throughput, "load_task_data", lambda *a, **k: SimpleNamespace(train=[0] * 20)
     )
-    monkeypatch.setattr(throughput, "_pipelines", lambda *a: pytest.fail("measured"))
-    with pytest.raises(SystemExit) as exit_:
-        throughput.main()
-    assert exit_.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == (
+    argv = ("--batch-sizes", "2", "4", "--profile", "p.txt")
+    assert throughput_refusal(monkeypatch, capsys, *argv) == (
         "throughput.py: error: --profile needs runs of 7 steps or more; one epoch of 20 examples "
         "at batch 4 is 5 (set --steps)"
     )
